@@ -1,0 +1,154 @@
+"""The one place that maps error names to MySQL error numbers, SQLSTATEs and texts.
+
+Every error the proxy sends a client is built here, so a driver sees exactly the number and
+SQLSTATE it would get from MySQL (or, for concepts only PolarDB-X has, the PolarDB-X code in the
+format ``ERR-CODE: [TDDL-<code>][<KEY>] <text>`` with SQLSTATE HY000).
+
+This module is pure: no I/O, importable from ``auth`` and ``proxy`` alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class ErrorCode(Enum):
+    """name -> (errno, SQLSTATE)."""
+
+    # MySQL server errors
+    CON_COUNT = (1040, "08004")
+    HANDSHAKE = (1043, "08S01")
+    DBACCESS_DENIED = (1044, "42000")
+    ACCESS_DENIED = (1045, "28000")
+    NO_DB = (1046, "3D000")
+    UNKNOWN_COM = (1047, "08S01")
+    BAD_DB = (1049, "42000")
+    PARSE = (1064, "42000")
+    EMPTY_QUERY = (1065, "42000")
+    NO_SUCH_THREAD = (1094, "HY000")
+    KILL_DENIED = (1095, "HY000")
+    PASSWORD_NO_MATCH = (1133, "28000")
+    NONEXISTING_GRANT = (1141, "42000")
+    TABLEACCESS_DENIED = (1142, "42000")
+    NONEXISTING_TABLE_GRANT = (1147, "42000")
+    NO_SUCH_TABLE = (1146, "42S02")
+    NET_PACKET_TOO_LARGE = (1153, "08S01")
+    NET_READ_ERROR = (1158, "08S01")
+    NET_READ_INTERRUPTED = (1159, "08S01")
+    NOT_SUPPORTED_YET = (1235, "42000")
+    UNKNOWN_STMT_HANDLER = (1243, "HY000")
+    CANNOT_USER = (1396, "HY000")
+    SPECIFIC_ACCESS_DENIED = (1227, "42000")
+    QUERY_INTERRUPTED = (1317, "70100")
+    USER_ALREADY_EXISTS = (3163, "HY000")  # used as a note
+    USER_DOES_NOT_EXIST = (3162, "HY000")  # used as a note
+    SECURE_TRANSPORT_REQUIRED = (3159, "HY000")
+    # Client-side style errors the proxy sends when the backend is gone
+    SERVER_GONE = (2006, "HY000")
+    SERVER_LOST = (2013, "HY000")
+    # PolarDB-X (TDDL) errors: errno = code, SQLSTATE HY000
+    TDDL_UNSUPPORTED_PRIVILEGE = (5101, "HY000")
+    TDDL_USER_NOT_EXISTS = (5104, "HY000")
+    TDDL_NO_ACCESS_TO_DATABASE = (5106, "HY000")
+    TDDL_OPERATION_NOT_ALLOWED = (5107, "HY000")
+    TDDL_INVALID_HOST = (5109, "HY000")
+    TDDL_INVALID_USERNAME = (5202, "HY000")
+    TDDL_INVALID_PASSWORD = (5203, "HY000")
+
+    @property
+    def errno(self) -> int:
+        return self.value[0]
+
+    @property
+    def sqlstate(self) -> str:
+        return self.value[1]
+
+
+_TDDL_KEYS = {
+    ErrorCode.TDDL_UNSUPPORTED_PRIVILEGE: "ERR_UNSUPPORTED_PRIVILEGE",
+    ErrorCode.TDDL_USER_NOT_EXISTS: "ERR_USER_NOT_EXISTS",
+    ErrorCode.TDDL_NO_ACCESS_TO_DATABASE: "ERR_NO_ACCESS_TO_DATABASE",
+    ErrorCode.TDDL_OPERATION_NOT_ALLOWED: "ERR_OPERATION_NOT_ALLOWED",
+    ErrorCode.TDDL_INVALID_HOST: "ERR_INVALID_HOST",
+    ErrorCode.TDDL_INVALID_USERNAME: "ERR_INVALID_USERNAME",
+    ErrorCode.TDDL_INVALID_PASSWORD: "ERR_INVALID_PASSWORD",
+}
+
+
+@dataclass(frozen=True)
+class SqlError(Exception):
+    """An error destined for a client: errno, SQLSTATE and message text."""
+
+    errno: int
+    sqlstate: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"({self.errno}, {self.sqlstate}) {self.message}"
+
+
+def sql_error(code: ErrorCode, message: str) -> SqlError:
+    """Build an error; PolarDB-X codes get the ``ERR-CODE: [TDDL-n][KEY]`` prefix."""
+    key = _TDDL_KEYS.get(code)
+    if key is not None:
+        message = f"ERR-CODE: [TDDL-{code.errno}][{key}] {message}"
+    return SqlError(code.errno, code.sqlstate, message)
+
+
+# Frequently used texts, so every caller spells them identically.
+
+
+def access_denied(user: str, client_ip: str, using_password: bool) -> SqlError:
+    yes_no = "YES" if using_password else "NO"
+    return sql_error(
+        ErrorCode.ACCESS_DENIED,
+        f"Access denied for user '{user}'@'{client_ip}' (using password: {yes_no})",
+    )
+
+
+def db_access_denied(user: str, host: str, db: str) -> SqlError:
+    return sql_error(
+        ErrorCode.DBACCESS_DENIED, f"Access denied for user '{user}'@'{host}' to database '{db}'"
+    )
+
+
+def unknown_database(db: str) -> SqlError:
+    return sql_error(ErrorCode.BAD_DB, f"Unknown database '{db}'")
+
+
+def no_database_selected() -> SqlError:
+    return sql_error(ErrorCode.NO_DB, "No database selected")
+
+
+def table_access_denied(priv: str, user: str, client_ip: str, table: str) -> SqlError:
+    return sql_error(
+        ErrorCode.TABLEACCESS_DENIED,
+        f"{priv} command denied to user '{user}'@'{client_ip}' for table '{table}'",
+    )
+
+
+def cross_database(db: str) -> SqlError:
+    return sql_error(
+        ErrorCode.NOT_SUPPORTED_YET,
+        f"Cross-database queries are not supported; USE {db} first",
+    )
+
+
+def parse_error(near: str, line: int = 1) -> SqlError:
+    return sql_error(
+        ErrorCode.PARSE,
+        "You have an error in your SQL syntax; check the manual that corresponds to your "
+        f"MySQL server version for the right syntax to use near '{near[:80]}' at line {line}",
+    )
+
+
+def not_supported(what: str) -> SqlError:
+    return sql_error(ErrorCode.NOT_SUPPORTED_YET, f"This version of shardgate doesn't yet support '{what}'")
+
+
+def restricted_to_admin() -> SqlError:
+    return sql_error(
+        ErrorCode.TDDL_OPERATION_NOT_ALLOWED,
+        "The authorization operations is restricted to administrator only.",
+    )
