@@ -144,7 +144,9 @@ def parse_error(near: str, line: int = 1) -> SqlError:
 
 
 def not_supported(what: str) -> SqlError:
-    return sql_error(ErrorCode.NOT_SUPPORTED_YET, f"This version of shardgate doesn't yet support '{what}'")
+    return sql_error(
+        ErrorCode.NOT_SUPPORTED_YET, f"This version of shardgate doesn't yet support '{what}'"
+    )
 
 
 def restricted_to_admin() -> SqlError:

@@ -1,0 +1,827 @@
+"""The account catalog: durable storage, and the immutable snapshot every check reads.
+
+``Catalog`` owns the store (SQLite today, see ``auth.sqlite_store``) and a cached
+``CatalogSnapshot``. Every change is one transaction that also bumps the catalog version,
+records which accounts it touched (so readers reload only those) and appends an audit row.
+Passwords are hashed here, before the transaction; they are never stored, audited or shown in
+an error in plaintext.
+
+Rules about *who* may change *what* belong to the statement layer; the catalog keeps only
+integrity: accounts and databases that changes name exist, (user, host) is unique, built-in
+accounts exist exactly while their database does and their privileges are fixed, and the
+built-in user names stay reserved to them.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from operator import attrgetter
+from pathlib import Path
+from typing import cast
+
+from auth.hosts import choose_account
+from auth.model import (
+    Account,
+    AccountGrants,
+    AccountRef,
+    AuditRecord,
+    Builtin,
+    Change,
+    CreateAccount,
+    Database,
+    DropAccount,
+    SetPassword,
+    SetPrivileges,
+    UserHost,
+    account_name,
+)
+from auth.passwords import hash_password, native_hash
+from auth.privileges import ALL_PRIVILEGES, NO_PRIVILEGES, Priv, format_privs
+from auth.sqlite_store import SqliteCatalogStore
+from auth.store import (
+    CATALOG_VERSION,
+    CHANGE_LOG_HORIZON,
+    NEXT_ACCOUNT_ID,
+    AccountRow,
+    CatalogStore,
+    DatabaseRow,
+    DbGrantRow,
+    StoreError,
+    StoreIntegrityError,
+    TableGrantRow,
+)
+
+__all__ = [
+    "AccountExistsError",
+    "Catalog",
+    "CatalogConflictError",
+    "CatalogError",
+    "CatalogSnapshot",
+    "Change",
+    "CreateAccount",
+    "DatabaseExistsError",
+    "DropAccount",
+    "ProtectedAccountError",
+    "SetPassword",
+    "SetPrivileges",
+    "UnknownAccountError",
+    "UnknownDatabaseError",
+    "UserHost",
+    "sqlite_path",
+]
+
+OPERATOR = "operator"
+RO_SUFFIX = "_RO"
+# Versions of change log kept for readers catching up incrementally.
+CHANGE_LOG_RETENTION = 10_000
+# Above this many changed accounts a reader reloads everything instead.
+INCREMENTAL_RELOAD_LIMIT = 5_000
+
+# Priv values by bit pattern: building an IntFlag per row would dominate loading time.
+_PRIVS: tuple[Priv, ...] = tuple(Priv(bits) for bits in range(256))
+_BUILTIN_PRIVS: dict[str, Priv] = {"admin": ALL_PRIVILEGES, "ro": Priv.SELECT}
+
+
+class CatalogError(Exception):
+    """An operator-level catalog error (not a MySQL error)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class DatabaseExistsError(CatalogError):
+    pass
+
+
+class UnknownDatabaseError(CatalogError):
+    pass
+
+
+class AccountExistsError(CatalogError):
+    pass
+
+
+class UnknownAccountError(CatalogError):
+    pass
+
+
+class ProtectedAccountError(CatalogError):
+    """A built-in account (or its reserved user name) was the target of a change."""
+
+
+class CatalogConflictError(CatalogError):
+    """``apply(expected_version=...)``: the catalog changed since that version."""
+
+
+def sqlite_path(url: str, base_dir: Path) -> Path:
+    """``sqlite:////abs/path.db`` -> /abs/path.db; ``sqlite:///rel/path.db`` -> base_dir/rel/..."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        raise CatalogError(f"unsupported catalog URL {url!r}: expected sqlite:///<path>")
+    rest = url[len(prefix) :]
+    if rest in ("", "/"):
+        raise CatalogError(f"catalog URL {url!r} names no file")
+    path = Path(rest)
+    return path if path.is_absolute() else base_dir / path
+
+
+# --- The snapshot ---
+
+
+def _account_from_row(row: AccountRow) -> Account:
+    account_id, user, host, native, password_hash, owner_db, builtin, created_seq = row
+    return Account(
+        id=account_id,
+        user=user,
+        host=host,
+        native_hash=bytes(native),
+        password_hash=password_hash,
+        owner_db=owner_db,
+        builtin=cast("Builtin | None", builtin),
+        created_seq=created_seq,
+    )
+
+
+_creation_order = attrgetter("created_seq")
+
+
+def _database_from_row(row: DatabaseRow) -> Database:
+    return Database(*row)
+
+
+def _grants_of(account: Account, rows: _GrantRows) -> AccountGrants | None:
+    """The account's grants, with a built-in's implicit grant on its database; None if none."""
+    db_privs = rows.db_privs.get(account.id)
+    table_privs = rows.table_privs.get(account.id)
+    if account.builtin is not None and account.owner_db is not None:
+        key = account.owner_db.lower()
+        db_privs = dict(db_privs or {})
+        db_privs[key] = db_privs.get(key, NO_PRIVILEGES) | _BUILTIN_PRIVS[account.builtin]
+    if not db_privs and not table_privs:
+        return None
+    return AccountGrants.of(
+        account.id, db_privs or {}, table_privs or {}, rows.table_databases.get(account.id)
+    )
+
+
+@dataclass(slots=True)
+class _GrantRows:
+    """Grant rows grouped per account, as plain dicts (before freezing)."""
+
+    db_privs: dict[int, dict[str, Priv]]
+    table_privs: dict[int, dict[tuple[str, str], Priv]]
+    table_databases: dict[int, set[str]]  # databases named by each account's table grants
+
+
+def _collect(db_rows: Iterable[DbGrantRow], table_rows: Iterable[TableGrantRow]) -> _GrantRows:
+    """Group grant rows per account. Any row order works; rows sorted by account and database
+    (as the store returns them) take the fast path. This is the hot loop of a full load."""
+    privs = _PRIVS
+    names: dict[str, str] = {}  # one string object per database name
+    by_db: dict[int, dict[str, Priv]] = {}
+    for account_id, db, bits in db_rows:
+        per_account = by_db.get(account_id)
+        if per_account is None:
+            per_account = by_db[account_id] = {}
+        per_account[names.setdefault(db, db)] = privs[bits]
+    by_table: dict[int, dict[tuple[str, str], Priv]] = {}
+    databases: dict[int, set[str]] = {}
+    current_id = None
+    current: dict[tuple[str, str], Priv] = {}
+    current_databases: set[str] = set()
+    last_db = ""  # database names are never empty
+    for account_id, db, table, bits in table_rows:
+        if account_id != current_id:
+            current_id = account_id
+            found = by_table.get(account_id)
+            if found is None:
+                current = by_table[account_id] = {}
+                current_databases = databases[account_id] = set()
+            else:
+                current, current_databases = found, databases[account_id]
+            last_db = ""
+        if db != last_db:
+            last_db = names.setdefault(db, db)
+            current_databases.add(last_db)
+        current[(last_db, table)] = privs[bits]
+    return _GrantRows(by_db, by_table, databases)
+
+
+class CatalogSnapshot:
+    """One catalog version, immutable, with every lookup a dict access.
+
+    Database and table names are compared case-insensitively; user names and host patterns
+    exactly.
+    """
+
+    __slots__ = ("_accounts", "_by_user", "_by_user_host", "_databases", "_grants", "_version")
+
+    def __init__(
+        self,
+        version: int,
+        databases: dict[str, Database],
+        accounts: dict[int, Account],
+        by_user: dict[str, tuple[Account, ...]],
+        by_user_host: dict[tuple[str, str], Account],
+        grants: dict[int, AccountGrants],
+    ) -> None:
+        """Internal: use ``build`` (or ``empty``); the dicts become the snapshot's own."""
+        self._version = version
+        self._databases = databases
+        self._accounts = accounts
+        self._by_user = by_user
+        self._by_user_host = by_user_host
+        self._grants = grants
+
+    @property
+    def version(self) -> int:
+        """The catalog version this snapshot shows."""
+        return self._version
+
+    @classmethod
+    def empty(cls) -> CatalogSnapshot:
+        return cls(0, {}, {}, {}, {}, {})
+
+    @classmethod
+    def build(
+        cls,
+        version: int,
+        database_rows: Iterable[DatabaseRow],
+        account_rows: Iterable[AccountRow],
+        db_grant_rows: Iterable[DbGrantRow],
+        table_grant_rows: Iterable[TableGrantRow],
+    ) -> CatalogSnapshot:
+        databases = {db.key: db for db in map(_database_from_row, database_rows)}
+        accounts = {a.id: a for a in map(_account_from_row, account_rows)}
+        rows = _collect(db_grant_rows, table_grant_rows)
+        grants: dict[int, AccountGrants] = {}
+        by_user_lists: dict[str, list[Account]] = {}
+        by_user_host: dict[tuple[str, str], Account] = {}
+        # In creation order, so each user's accounts come out sorted (linear on sorted input).
+        for account in sorted(accounts.values(), key=_creation_order):
+            held = _grants_of(account, rows)
+            if held is not None:
+                grants[account.id] = held
+            same = by_user_lists.get(account.user)
+            if same is None:
+                by_user_lists[account.user] = [account]
+            else:
+                same.append(account)
+            by_user_host[(account.user, account.host)] = account
+        by_user = {user: tuple(same) for user, same in by_user_lists.items()}
+        return cls(version, databases, accounts, by_user, by_user_host, grants)
+
+    def updated(
+        self,
+        version: int,
+        database_rows: Iterable[DatabaseRow] | None,
+        changed_ids: Collection[int],
+        account_rows: Iterable[AccountRow],
+        db_grant_rows: Iterable[DbGrantRow],
+        table_grant_rows: Iterable[TableGrantRow],
+    ) -> CatalogSnapshot:
+        """A new snapshot: this one with ``changed_ids`` replaced by the given rows (an id
+        without a row was dropped) and, if given, the databases replaced."""
+        databases = (
+            self._databases
+            if database_rows is None
+            else {db.key: db for db in map(_database_from_row, database_rows)}
+        )
+        changed = set(changed_ids)
+        accounts = dict(self._accounts)
+        by_user_host = dict(self._by_user_host)
+        grants = dict(self._grants)
+        users: set[str] = set()
+        for account_id in changed:
+            old = accounts.pop(account_id, None)
+            grants.pop(account_id, None)
+            if old is not None:
+                users.add(old.user)
+                del by_user_host[(old.user, old.host)]
+        rows = _collect(db_grant_rows, table_grant_rows)
+        fresh_by_user: dict[str, list[Account]] = {}
+        for account in map(_account_from_row, account_rows):
+            accounts[account.id] = account
+            by_user_host[(account.user, account.host)] = account
+            users.add(account.user)
+            fresh_by_user.setdefault(account.user, []).append(account)
+            held = _grants_of(account, rows)
+            if held is not None:
+                grants[account.id] = held
+        by_user = dict(self._by_user)
+        for user in users:
+            same = [a for a in by_user.get(user, ()) if a.id not in changed]
+            same.extend(fresh_by_user.get(user, ()))
+            if same:
+                by_user[user] = tuple(sorted(same, key=_creation_order))
+            else:
+                del by_user[user]
+        return CatalogSnapshot(version, databases, accounts, by_user, by_user_host, grants)
+
+    # --- databases ---
+
+    def database(self, name: str) -> Database | None:
+        return self._databases.get(name.lower())
+
+    def databases(self) -> list[Database]:
+        """All logical databases, sorted by name."""
+        return sorted(self._databases.values(), key=lambda d: d.name)
+
+    # --- accounts ---
+
+    def account(self, account_id: int) -> Account | None:
+        return self._accounts.get(account_id)
+
+    def accounts(self) -> list[Account]:
+        """Every account, in creation order (O(n): for listings, not for checks)."""
+        return sorted(self._accounts.values(), key=_creation_order)
+
+    def accounts_named(self, user: str) -> tuple[Account, ...]:
+        """Accounts with exactly this (case-sensitive) user name, in creation order."""
+        return self._by_user.get(user, ())
+
+    def find_account(self, user: str, host: str) -> Account | None:
+        """The account ``user@host`` with exactly this host pattern."""
+        return self._by_user_host.get((user, host))
+
+    def login_account(self, user: str, ip: str) -> Account | None:
+        """The account a login by ``user`` from ``ip`` binds to (see ``choose_account``)."""
+        return choose_account(self._by_user.get(user, ()), ip)
+
+    # --- privileges ---
+
+    def grants_of(self, account_id: int) -> AccountGrants:
+        """What the account holds (empty for an unknown account)."""
+        held = self._grants.get(account_id)
+        return held if held is not None else AccountGrants(account_id)
+
+    def privileges(self, account_id: int, db: str, table: str | None = None) -> Priv:
+        """Privileges held on ``db`` (database level), plus on ``db.table`` if a table is given."""
+        held = self._grants.get(account_id)
+        if held is None:
+            return NO_PRIVILEGES
+        key = db.lower()
+        on_db = held.db_privs.get(key)
+        if table is None:
+            return NO_PRIVILEGES if on_db is None else on_db
+        on_table = held.table_privs.get((key, table.lower()))
+        if on_table is None:
+            return NO_PRIVILEGES if on_db is None else on_db
+        return on_table if on_db is None else _PRIVS[on_db | on_table]
+
+    def usable_databases(self, account_id: int) -> list[str]:
+        """Names (sorted) of existing databases where the account holds any privilege."""
+        held = self._grants.get(account_id)
+        if held is None:
+            return []
+        return sorted(
+            self._databases[key].name for key in held.database_keys if key in self._databases
+        )
+
+    def is_admin_of(self, account_id: int, db: str) -> bool:
+        account = self._accounts.get(account_id)
+        return (
+            account is not None
+            and account.builtin == "admin"
+            and account.owner_db is not None
+            and account.owner_db.lower() == db.lower()
+        )
+
+    def __len__(self) -> int:
+        return len(self._accounts)
+
+
+# --- The catalog ---
+
+
+@dataclass(frozen=True, slots=True)
+class _Hashes:
+    native: bytes
+    slow: str
+
+
+def _hashes(password: str) -> _Hashes:
+    return _Hashes(native_hash(password), hash_password(password))
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: a full load allocates millions of objects (none in
+    cycles), and collections triggered along the way cost a third of the load time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, "<redacted>")
+    return text
+
+
+def _target(db: str, table: str | None) -> str:
+    return f"`{db}`.*" if table is None else f"`{db}`.`{table}`"
+
+
+class Catalog:
+    """The durable catalog and its current snapshot. Thread-safe; every method blocks (run it
+    in a worker thread from asyncio)."""
+
+    def __init__(self, store: CatalogStore) -> None:
+        self._store = store
+        self._lock = threading.RLock()
+        self._snapshot = self._load(None)
+
+    @classmethod
+    def open(cls, url: str, base_dir: Path) -> Catalog:
+        """Open a ``sqlite:///`` catalog, creating the file and schema if missing."""
+        path = sqlite_path(url, base_dir)
+        try:
+            return cls(SqliteCatalogStore.open(path))
+        except StoreError as error:
+            raise CatalogError(f"cannot open the catalog {path}: {error}") from error
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- snapshots ---
+
+    def snapshot(self) -> CatalogSnapshot:
+        """The cached snapshot (call ``refresh()`` to pick up other processes' changes)."""
+        return self._snapshot
+
+    def refresh(self) -> bool:
+        """Reload if the catalog version moved (one indexed query when it did not)."""
+        with self._lock:
+            if self._store.current_version() == self._snapshot.version:
+                return False
+            self._snapshot = self._load(self._snapshot)
+            return True
+
+    def _load(self, current: CatalogSnapshot | None) -> CatalogSnapshot:
+        """Read a consistent snapshot: only the changed accounts if the change log covers the
+        gap since ``current``, everything otherwise."""
+        store = self._store
+        with store.reading():
+            version = store.counter(CATALOG_VERSION)
+            if current is not None:
+                if version == current.version:
+                    return current
+                if store.counter(CHANGE_LOG_HORIZON) <= current.version < version:
+                    ids, databases_changed = store.changes_since(current.version)
+                    if len(ids) <= INCREMENTAL_RELOAD_LIMIT:
+                        return current.updated(
+                            version,
+                            store.database_rows() if databases_changed else None,
+                            ids,
+                            store.account_rows(ids),
+                            store.db_grant_rows(ids),
+                            store.table_grant_rows(ids),
+                        )
+            with _gc_paused():
+                return CatalogSnapshot.build(
+                    version,
+                    store.database_rows(),
+                    store.account_rows(None),
+                    store.db_grant_rows(None),
+                    store.table_grant_rows(None),
+                )
+
+    def _commit_version(
+        self,
+        touched: Iterable[int],
+        databases_changed: bool,
+        actor: str,
+        client: str,
+        action: str,
+        details: Sequence[str],
+    ) -> None:
+        """Inside a write: bump the version, log what changed, append the audit row."""
+        store = self._store
+        version = store.counter(CATALOG_VERSION) + 1
+        store.set_counter(CATALOG_VERSION, version)
+        store.log_changes(version, touched, databases_changed)
+        horizon = version - CHANGE_LOG_RETENTION
+        if horizon > store.counter(CHANGE_LOG_HORIZON):
+            store.prune_change_log(horizon)
+            store.set_counter(CHANGE_LOG_HORIZON, horizon)
+        store.insert_audit(_now(), actor, client, action, "\n".join(details), version)
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One store transaction under the catalog's lock; once it commits, the snapshot
+        catches up with the store."""
+        with self._lock:
+            try:
+                with self._store.writing():
+                    yield
+            except StoreIntegrityError as error:
+                raise CatalogError(f"catalog integrity: {error}") from error
+            self._snapshot = self._load(self._snapshot)
+
+    # --- audit ---
+
+    def audit(self, limit: int | None = None) -> list[AuditRecord]:
+        """Audit records, oldest first (the newest ``limit`` if given)."""
+        with self._lock, self._store.reading():
+            return [AuditRecord(*row) for row in self._store.audit_rows(limit)]
+
+    # --- operator changes ---
+
+    def create_database(
+        self,
+        name: str,
+        shard: str,
+        physical_name: str,
+        backend_user: str,
+        admin_password: str,
+        ro_password: str,
+        actor: str = OPERATOR,
+        client: str = "",
+    ) -> Database:
+        """Register a logical database with its protected built-ins ``name@'%'`` (administrator)
+        and ``name_RO@'%'`` (read-only)."""
+        if not name:
+            raise CatalogError("a database needs a name")
+        admin_hashes, ro_hashes = _hashes(admin_password), _hashes(ro_password)
+        key = name.lower()
+        builtins = ((name, "admin", admin_hashes), (name + RO_SUFFIX, "ro", ro_hashes))
+        store = self._store
+        with self._write():
+            if store.database_row(key) is not None:
+                raise DatabaseExistsError(f"database {name!r} already exists")
+            for user, _, _ in builtins:
+                if store.account_ids_named(user):
+                    raise AccountExistsError(
+                        f"accounts named {user!r} exist; the built-in account name is taken"
+                    )
+            store.insert_database(key, (name, shard, physical_name, backend_user))
+            touched = []
+            for user, kind, hashes in builtins:
+                account_id = self._next_account_id()
+                store.insert_account(
+                    (account_id, user, "%", hashes.native, hashes.slow, name, kind, account_id)
+                )
+                touched.append(account_id)
+            self._commit_version(
+                touched,
+                True,
+                actor,
+                client,
+                f"CREATE DATABASE {name}",
+                [
+                    f"create database `{name}` on shard {shard} as {physical_name}"
+                    f" (backend user {backend_user})",
+                    *(
+                        f"create built-in {kind} account {account_name(u, '%')}"
+                        for u, kind, _ in builtins
+                    ),
+                ],
+            )
+        database = self._snapshot.database(name)
+        assert database is not None
+        return database
+
+    def drop_database(self, name: str, actor: str = OPERATOR, client: str = "") -> None:
+        """Remove a database, its built-ins, every grant on it, and the accounts it owns."""
+        store = self._store
+        with self._write():
+            row = store.database_row(name.lower())
+            if row is None:
+                raise UnknownDatabaseError(f"unknown database {name!r}")
+            canonical = row[0]
+            owned = store.account_ids_owned_by(canonical)
+            granted = store.account_ids_with_grants_on(canonical.lower())
+            store.delete_grants_on(canonical.lower())
+            for account_id in owned:
+                store.delete_account(account_id)
+            store.delete_database(canonical.lower())
+            self._commit_version(
+                set(owned) | set(granted),
+                True,
+                actor,
+                client,
+                f"DROP DATABASE {canonical}",
+                [
+                    f"drop database `{canonical}` with {len(owned)} accounts it owns"
+                    f" and the grants on it of {len(granted)} accounts"
+                ],
+            )
+
+    def reset_builtin_password(
+        self,
+        db: str,
+        read_only: bool,
+        new_password: str,
+        actor: str = OPERATOR,
+        client: str = "",
+    ) -> None:
+        """The operator's reset of a built-in account's password."""
+        hashes = _hashes(new_password)
+        kind = "ro" if read_only else "admin"
+        store = self._store
+        with self._write():
+            row = store.database_row(db.lower())
+            if row is None:
+                raise UnknownDatabaseError(f"unknown database {db!r}")
+            account_id = store.builtin_account_id(row[0], kind)
+            account = None if account_id is None else store.account_row(account_id)
+            if account_id is None or account is None:
+                raise UnknownAccountError(f"database {row[0]!r} has no built-in {kind} account")
+            store.update_password(account_id, hashes.native, hashes.slow)
+            name = account_name(account[1], account[2])
+            self._commit_version(
+                [account_id],
+                False,
+                actor,
+                client,
+                f"RESET PASSWORD {name}",
+                [f"set password of built-in {kind} account {name}"],
+            )
+
+    # --- account changes ---
+
+    def create_account(
+        self, user: str, host: str, password: str, owner_db: str | None, actor: str, client: str
+    ) -> Account:
+        (account_id,) = self.apply(
+            [CreateAccount(user, host, password, owner_db)],
+            actor,
+            client,
+            f"CREATE ACCOUNT {account_name(user, host)}",
+        )
+        account = self._snapshot.account(account_id)
+        assert account is not None
+        return account
+
+    def drop_account(self, account_id: int, actor: str, client: str) -> None:
+        self.apply([DropAccount(account_id)], actor, client, f"DROP ACCOUNT #{account_id}")
+
+    def set_password(self, account_id: int, password: str, actor: str, client: str) -> None:
+        self.apply(
+            [SetPassword(account_id, password)], actor, client, f"SET PASSWORD #{account_id}"
+        )
+
+    def set_privileges(
+        self,
+        account_id: int,
+        db: str,
+        table: str | None,
+        privs: Priv,
+        actor: str,
+        client: str,
+    ) -> None:
+        self.apply(
+            [SetPrivileges(account_id, db, table, privs)],
+            actor,
+            client,
+            f"SET PRIVILEGES #{account_id} ON {_target(db, table)}",
+        )
+
+    def apply(
+        self,
+        changes: Sequence[Change],
+        actor: str,
+        client: str,
+        action: str,
+        *,
+        expected_version: int | None = None,
+    ) -> tuple[int, ...]:
+        """Run ``changes`` in order in ONE transaction: all of them or none.
+
+        Returns the ids of the accounts created, in order. ``action`` (the statement, say) is
+        audited with any password of the changes blanked out. With ``expected_version``, raises
+        CatalogConflictError if the catalog is no longer at that version (so a caller that
+        validated against a snapshot can refresh and validate again). An empty list changes
+        nothing and records nothing.
+        """
+        if not changes:
+            return ()
+        # Hash outside the transaction: slow hashing must not hold the write lock.
+        hashes: list[_Hashes | None] = [
+            _hashes(c.password) if isinstance(c, CreateAccount | SetPassword) else None
+            for c in changes
+        ]
+        passwords = [c.password for c in changes if isinstance(c, CreateAccount | SetPassword)]
+        created: list[int] = []
+        touched: set[int] = set()
+        details: list[str] = []
+        with self._write():
+            if expected_version is not None:
+                current = self._store.counter(CATALOG_VERSION)
+                if current != expected_version:
+                    raise CatalogConflictError(
+                        f"the catalog changed (version {current}, expected {expected_version})"
+                    )
+            for change, change_hashes in zip(changes, hashes, strict=True):
+                account_id = self._apply_one(change, change_hashes, details)
+                touched.add(account_id)
+                if isinstance(change, CreateAccount):
+                    created.append(account_id)
+            self._commit_version(touched, False, actor, client, _redact(action, passwords), details)
+        return tuple(created)
+
+    def _next_account_id(self) -> int:
+        account_id = self._store.counter(NEXT_ACCOUNT_ID)
+        self._store.set_counter(NEXT_ACCOUNT_ID, account_id + 1)
+        return account_id
+
+    def _resolve(self, ref: AccountRef) -> AccountRow:
+        if isinstance(ref, UserHost):
+            row = self._store.account_row_by_name(ref.user, ref.host)
+            if row is None:
+                raise UnknownAccountError(f"unknown account {ref}")
+        else:
+            row = self._store.account_row(ref)
+            if row is None:
+                raise UnknownAccountError(f"unknown account #{ref}")
+        return row
+
+    def _apply_one(self, change: Change, hashes: _Hashes | None, details: list[str]) -> int:
+        """One change inside the write transaction; returns the account id it touched."""
+        store = self._store
+        if isinstance(change, CreateAccount):
+            assert hashes is not None
+            name = account_name(change.user, change.host)
+            if not change.user or not change.host:
+                raise CatalogError("an account needs a user name and a host")
+            if store.builtin_user_exists(change.user):
+                raise ProtectedAccountError(f"{change.user!r} is a built-in account name")
+            if store.account_row_by_name(change.user, change.host) is not None:
+                raise AccountExistsError(f"account {name} already exists")
+            owner = None
+            if change.owner_db is not None:
+                owner_row = store.database_row(change.owner_db.lower())
+                if owner_row is None:
+                    raise UnknownDatabaseError(f"unknown database {change.owner_db!r}")
+                owner = owner_row[0]
+            account_id = self._next_account_id()
+            store.insert_account(
+                (
+                    account_id,
+                    change.user,
+                    change.host,
+                    hashes.native,
+                    hashes.slow,
+                    owner,
+                    None,
+                    account_id,
+                )
+            )
+            details.append(f"create account {name} owned by {owner or '(none)'}")
+            return account_id
+        row = self._resolve(change.account)
+        account_id, name, builtin = row[0], account_name(row[1], row[2]), row[6]
+        if isinstance(change, DropAccount):
+            if builtin is not None:
+                raise ProtectedAccountError(
+                    f"built-in account {name} is dropped only with its database"
+                )
+            store.delete_account(account_id)
+            details.append(f"drop account {name}")
+        elif isinstance(change, SetPassword):
+            assert hashes is not None
+            store.update_password(account_id, hashes.native, hashes.slow)
+            details.append(f"set password of {name}")
+        else:
+            if builtin is not None:
+                raise ProtectedAccountError(f"privileges of built-in account {name} are fixed")
+            bits = int(change.privs)
+            if bits & ~int(ALL_PRIVILEGES) or bits < 0:
+                raise CatalogError(f"not a privilege set: {bits}")
+            db_row = store.database_row(change.db.lower())
+            if db_row is None:
+                raise UnknownDatabaseError(f"unknown database {change.db!r}")
+            db = change.db.lower()
+            if change.table is None:
+                store.set_db_privs(account_id, db, bits)
+            elif not change.table:
+                raise CatalogError("a table grant needs a table name")
+            else:
+                store.set_table_privs(account_id, db, change.table.lower(), bits)
+            shown = format_privs(_PRIVS[bits]) if bits else "nothing"
+            details.append(
+                f"set privileges of {name} on {_target(db, change.table and change.table.lower())}"
+                f" to {shown}"
+            )
+        return account_id

@@ -1,0 +1,105 @@
+"""The storage interface the catalog runs on, so a second backend can slot in beside SQLite.
+
+A store only moves rows: every rule (what may change, what a change means, versioning) lives
+in ``auth.catalog``. All reads and writes happen inside ``reading()`` or ``writing()``; a
+``writing()`` block is one transaction that commits on normal exit and rolls back on an
+exception. Names of databases and tables reaching the grant tables are already lower-case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+# Counter names.
+CATALOG_VERSION = "catalog_version"
+NEXT_ACCOUNT_ID = "next_account_id"
+# Change-log rows with version <= this have been pruned.
+CHANGE_LOG_HORIZON = "change_log_horizon"
+
+# (name, shard, physical_name, backend_user)
+DatabaseRow = tuple[str, str, str, str]
+# (id, user, host, native_hash, password_hash, owner_db, builtin, created_seq)
+AccountRow = tuple[int, str, str, bytes, str, str | None, str | None, int]
+# (account_id, db, privs)
+DbGrantRow = tuple[int, str, int]
+# (account_id, db, table, privs)
+TableGrantRow = tuple[int, str, str, int]
+# (id, at, actor, client, action, details, catalog_version)
+AuditRow = tuple[int, str, str, str, str, str, int]
+
+
+class StoreError(Exception):
+    """The store cannot be used (unreadable file, schema from a newer version, ...)."""
+
+
+class StoreIntegrityError(StoreError):
+    """A write broke a constraint of the store (unique key, foreign key, check)."""
+
+
+class CatalogStore(Protocol):
+    def close(self) -> None: ...
+
+    def current_version(self) -> int:
+        """The catalog version, read on its own (cheap; outside any transaction)."""
+        ...
+
+    def reading(self) -> AbstractContextManager[None]:
+        """A read transaction: everything read inside sees one consistent state."""
+        ...
+
+    def writing(self) -> AbstractContextManager[None]:
+        """A write transaction holding the store's write lock; all or nothing."""
+        ...
+
+    # Reads.
+    def counter(self, name: str) -> int: ...
+    def changes_since(self, version: int) -> tuple[set[int], bool]:
+        """Account ids changed after ``version``, and whether the databases changed."""
+        ...
+
+    def database_rows(self) -> list[DatabaseRow]: ...
+    def database_row(self, key: str) -> DatabaseRow | None: ...
+    def account_rows(self, ids: Collection[int] | None) -> Iterable[AccountRow]:
+        """Rows of these accounts (those that exist), or of all accounts."""
+        ...
+
+    def db_grant_rows(self, ids: Collection[int] | None) -> Iterable[DbGrantRow]: ...
+    def table_grant_rows(self, ids: Collection[int] | None) -> Iterable[TableGrantRow]: ...
+    def account_row(self, account_id: int) -> AccountRow | None: ...
+    def account_row_by_name(self, user: str, host: str) -> AccountRow | None: ...
+    def account_ids_named(self, user: str) -> list[int]: ...
+    def builtin_user_exists(self, user: str) -> bool: ...
+    def account_ids_owned_by(self, owner_db: str) -> list[int]: ...
+    def account_ids_with_grants_on(self, db: str) -> list[int]: ...
+    def builtin_account_id(self, owner_db: str, builtin: str) -> int | None: ...
+    def audit_rows(self, limit: int | None) -> list[AuditRow]: ...
+
+    # Writes.
+    def set_counter(self, name: str, value: int) -> None: ...
+    def insert_database(self, key: str, row: DatabaseRow) -> None: ...
+    def delete_database(self, key: str) -> None: ...
+    def insert_account(self, row: AccountRow) -> None: ...
+    def delete_account(self, account_id: int) -> None:
+        """The account and all its grants."""
+        ...
+
+    def update_password(self, account_id: int, native_hash: bytes, password_hash: str) -> None: ...
+    def set_db_privs(self, account_id: int, db: str, privs: int) -> None:
+        """Replace the set (0 removes the row)."""
+        ...
+
+    def set_table_privs(self, account_id: int, db: str, table: str, privs: int) -> None:
+        """Replace the set (0 removes the row)."""
+        ...
+
+    def delete_grants_on(self, db: str) -> None:
+        """Every grant, at either level, on database ``db``."""
+        ...
+
+    def log_changes(self, version: int, account_ids: Iterable[int], databases: bool) -> None: ...
+    def prune_change_log(self, through_version: int) -> None: ...
+    def insert_audit(
+        self, at: str, actor: str, client: str, action: str, details: str, version: int
+    ) -> None: ...

@@ -1,0 +1,750 @@
+"""The catalog: storage, snapshots, transactions, audit, durability under kill -9, and scale."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import auth.catalog as catalog_module
+from auth.catalog import (
+    AccountExistsError,
+    Catalog,
+    CatalogConflictError,
+    CatalogError,
+    CatalogSnapshot,
+    CreateAccount,
+    DatabaseExistsError,
+    DropAccount,
+    ProtectedAccountError,
+    SetPassword,
+    SetPrivileges,
+    UnknownAccountError,
+    UnknownDatabaseError,
+    UserHost,
+    sqlite_path,
+)
+from auth.model import Account
+from auth.passwords import native_hash, verify_password
+from auth.privileges import ALL_PRIVILEGES, NO_PRIVILEGES, Priv
+from auth.sqlite_store import SCHEMA_VERSION
+
+ROOT = Path(__file__).resolve().parents[2]
+SEL = Priv.SELECT
+INS = Priv.INSERT
+URL = "sqlite:///data/catalog.db"
+
+
+def _path(base: Path) -> Path:
+    return base / "data" / "catalog.db"
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Iterator[Catalog]:
+    opened = Catalog.open(URL, tmp_path)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def easydb(catalog: Catalog) -> Catalog:
+    catalog.create_database("easydb", "shard1", "easydb_0001", "sg_easydb", "Admin#pw1", "Ro#pw12")
+    return catalog
+
+
+def _raw(base: Path) -> sqlite3.Connection:
+    return sqlite3.connect(_path(base))
+
+
+def _count(base: Path, table: str) -> int:
+    with _raw(base) as connection:
+        return int(connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+def _user(catalog: Catalog, user: str, host: str = "%") -> Account:
+    account = catalog.snapshot().find_account(user, host)
+    assert account is not None
+    return account
+
+
+# --- opening ---
+
+
+def test_open_creates_directories_schema_and_wal(tmp_path: Path) -> None:
+    with Catalog.open(URL, tmp_path) as catalog:
+        assert catalog.snapshot().version == 0
+        assert catalog.snapshot().databases() == []
+    assert _path(tmp_path).exists()
+    with _raw(tmp_path) as connection:
+        assert connection.execute("SELECT version FROM schema_version").fetchall() == [
+            (SCHEMA_VERSION,)
+        ]
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # Opening again keeps everything and does not migrate twice.
+    with Catalog.open(f"sqlite:///{_path(tmp_path)}", Path("/nowhere")) as again:
+        assert again.snapshot().version == 0
+
+
+def test_sqlite_urls(tmp_path: Path) -> None:
+    assert sqlite_path("sqlite:////abs/cat.db", tmp_path) == Path("/abs/cat.db")
+    assert sqlite_path("sqlite:///rel/cat.db", tmp_path) == tmp_path / "rel" / "cat.db"
+    for bad in ("mysql://host/db", "sqlite://cat.db", "sqlite:///", "catalog.db"):
+        with pytest.raises(CatalogError):
+            sqlite_path(bad, tmp_path)
+
+
+def test_refuses_newer_schema(tmp_path: Path) -> None:
+    Catalog.open(URL, tmp_path).close()
+    with _raw(tmp_path) as connection:
+        connection.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    with pytest.raises(CatalogError, match="newer"):
+        Catalog.open(URL, tmp_path)
+
+
+def test_refuses_a_file_that_is_not_a_catalog(tmp_path: Path) -> None:
+    _path(tmp_path).parent.mkdir(parents=True)
+    _path(tmp_path).write_bytes(b"this is not a database" * 100)
+    with pytest.raises(CatalogError, match="cannot open"):
+        Catalog.open(URL, tmp_path)
+
+
+# --- databases and built-ins ---
+
+
+def test_create_database_makes_protected_builtins(easydb: Catalog, tmp_path: Path) -> None:
+    snapshot = easydb.snapshot()
+    database = snapshot.database("EasyDB")
+    assert database is not None
+    assert (database.name, database.shard, database.physical_name, database.backend_user) == (
+        "easydb",
+        "shard1",
+        "easydb_0001",
+        "sg_easydb",
+    )
+    admin, ro = _user(easydb, "easydb"), _user(easydb, "easydb_RO")
+    assert (admin.builtin, admin.owner_db, admin.protected) == ("admin", "easydb", True)
+    assert (ro.builtin, ro.owner_db, ro.protected) == ("ro", "easydb", True)
+    assert admin.native_hash == native_hash("Admin#pw1")
+    assert verify_password(admin.password_hash, "Admin#pw1")
+    assert verify_password(ro.password_hash, "Ro#pw12")
+    # Privileges come from being the built-in, not from grant rows.
+    assert _count(tmp_path, "db_grants") == 0
+    assert snapshot.privileges(admin.id, "easydb") == ALL_PRIVILEGES
+    assert snapshot.privileges(admin.id, "EASYDB", "Employees") == ALL_PRIVILEGES
+    assert snapshot.privileges(ro.id, "easydb") == SEL
+    assert snapshot.privileges(ro.id, "easydb", "emp") == SEL
+    assert snapshot.privileges(admin.id, "otherdb") == NO_PRIVILEGES
+    assert snapshot.grants_of(admin.id).db_privs == {"easydb": ALL_PRIVILEGES}
+    assert snapshot.usable_databases(admin.id) == ["easydb"]
+    assert snapshot.usable_databases(ro.id) == ["easydb"]
+    assert snapshot.is_admin_of(admin.id, "EasyDB")
+    assert not snapshot.is_admin_of(ro.id, "easydb")
+    assert not snapshot.is_admin_of(admin.id, "otherdb")
+
+
+def test_database_names_are_case_insensitive(easydb: Catalog) -> None:
+    with pytest.raises(DatabaseExistsError):
+        easydb.create_database("EASYDB", "shard1", "x", "y", "", "")
+    easydb.create_database("Alpha", "shard2", "alpha_0001", "sg_alpha", "", "")
+    snapshot = easydb.snapshot()
+    assert [d.name for d in snapshot.databases()] == ["Alpha", "easydb"]
+    alpha = snapshot.database("ALPHA")
+    assert alpha is not None and alpha.name == "Alpha"
+    assert snapshot.find_account("Alpha", "%") is not None
+    assert snapshot.find_account("Alpha_RO", "%") is not None
+    assert snapshot.usable_databases(_user(easydb, "Alpha").id) == ["Alpha"]
+
+
+def test_builtin_names_are_reserved(easydb: Catalog) -> None:
+    # A database cannot be created over accounts already using its built-in names ...
+    easydb.create_account("otherdb", "10.%", "", "easydb", "easydb@'%'", "10.0.0.9")
+    with pytest.raises(AccountExistsError):
+        easydb.create_database("otherdb", "shard1", "o", "o", "", "")
+    assert easydb.snapshot().database("otherdb") is None
+    # ... and no account may take a built-in's name on another host.
+    with pytest.raises(ProtectedAccountError):
+        easydb.create_account("easydb", "10.0.0.1", "", "easydb", "operator", "")
+    with pytest.raises(ProtectedAccountError):
+        easydb.create_account("easydb_RO", "%", "", None, "operator", "")
+
+
+def test_builtins_cannot_be_dropped_or_regranted(easydb: Catalog) -> None:
+    admin = _user(easydb, "easydb")
+    version = easydb.snapshot().version
+    with pytest.raises(ProtectedAccountError):
+        easydb.drop_account(admin.id, "operator", "")
+    with pytest.raises(ProtectedAccountError):
+        easydb.set_privileges(admin.id, "easydb", None, SEL, "operator", "")
+    assert easydb.snapshot().version == version
+
+
+def test_reset_builtin_password(easydb: Catalog) -> None:
+    easydb.reset_builtin_password("EASYDB", read_only=True, new_password="New#ro99")
+    ro = _user(easydb, "easydb_RO")
+    assert verify_password(ro.password_hash, "New#ro99")
+    assert ro.native_hash == native_hash("New#ro99")
+    assert verify_password(_user(easydb, "easydb").password_hash, "Admin#pw1")
+    with pytest.raises(UnknownDatabaseError):
+        easydb.reset_builtin_password("nodb", read_only=False, new_password="x")
+
+
+def test_drop_database(easydb: Catalog, tmp_path: Path) -> None:
+    easydb.create_database("shop", "shard2", "shop_0001", "sg_shop", "", "")
+    owned = easydb.create_account("owned", "%", "", "easydb", "easydb@'%'", "")
+    shared = easydb.create_account("shared", "%", "", "shop", "shop@'%'", "")
+    easydb.set_privileges(owned.id, "easydb", None, SEL, "easydb@'%'", "")
+    easydb.set_privileges(shared.id, "easydb", "emp", SEL, "easydb@'%'", "")
+    easydb.set_privileges(shared.id, "shop", None, INS, "shop@'%'", "")
+    easydb.drop_database("EasyDB")
+    snapshot = easydb.snapshot()
+    assert snapshot.database("easydb") is None
+    assert snapshot.find_account("easydb", "%") is None
+    assert snapshot.find_account("easydb_RO", "%") is None
+    assert snapshot.account(owned.id) is None  # owned by the dropped database
+    assert snapshot.account(shared.id) is not None
+    assert snapshot.privileges(shared.id, "easydb", "emp") == NO_PRIVILEGES
+    assert snapshot.privileges(shared.id, "shop") == INS
+    assert snapshot.usable_databases(shared.id) == ["shop"]
+    # Re-creating the database does not bring old grants back.
+    easydb.create_database("easydb", "shard1", "easydb_0002", "sg_easydb", "", "")
+    assert easydb.snapshot().privileges(shared.id, "easydb", "emp") == NO_PRIVILEGES
+    with _raw(tmp_path) as connection:
+        rows = connection.execute("SELECT COUNT(*) FROM table_grants WHERE db = 'easydb'")
+        assert rows.fetchone()[0] == 0
+    with pytest.raises(UnknownDatabaseError):
+        easydb.drop_database("nodb")
+
+
+# --- accounts and lookups ---
+
+
+def test_snapshot_lookups(easydb: Catalog) -> None:
+    lily1 = easydb.create_account("lily", "30.9.73.96", "123456", "easydb", "easydb@'%'", "")
+    lily2 = easydb.create_account("lily", "30.9.73.100", "654321", "easydb", "easydb@'%'", "")
+    lily_any = easydb.create_account("lily", "%", "", "easydb", "easydb@'%'", "")
+    upper = easydb.create_account("Lily", "%", "", "easydb", "easydb@'%'", "")
+    snapshot = easydb.snapshot()
+    assert snapshot.account(lily1.id) == lily1
+    assert snapshot.account(999_999) is None
+    assert snapshot.accounts_named("lily") == (lily1, lily2, lily_any)
+    assert snapshot.accounts_named("Lily") == (upper,)
+    assert snapshot.accounts_named("LILY") == ()
+    assert snapshot.find_account("lily", "30.9.73.96") == lily1
+    assert snapshot.find_account("lily", "30.9.73.%") is None
+    assert snapshot.login_account("lily", "30.9.73.96") == lily1
+    assert snapshot.login_account("lily", "30.9.73.100") == lily2
+    assert snapshot.login_account("lily", "1.2.3.4") == lily_any
+    assert snapshot.login_account("Lily", "30.9.73.96") == upper
+    assert snapshot.login_account("nobody", "30.9.73.96") is None
+    # Passwords are stored hashed, each account its own.
+    assert lily1.native_hash == native_hash("123456")
+    assert verify_password(lily2.password_hash, "654321")
+    assert (lily_any.native_hash, lily_any.password_hash) == (b"", "")
+    assert lily1.created_seq < lily2.created_seq < lily_any.created_seq
+    assert lily1.owner_db == "easydb" and not lily1.protected
+
+
+def test_seed_precedence_example_through_the_catalog(easydb: Catalog) -> None:
+    later = easydb.create_account("david", "30.9.1%.234", "", "easydb", "easydb@'%'", "")
+    first = easydb.create_account("david", "30.9.12_.%", "", "easydb", "easydb@'%'", "")
+    assert later.created_seq < first.created_seq
+    assert easydb.snapshot().login_account("david", "30.9.127.234") == first
+
+
+def test_duplicate_and_unknown_accounts(easydb: Catalog) -> None:
+    easydb.create_account("lily", "%", "", "easydb", "easydb@'%'", "")
+    with pytest.raises(AccountExistsError):
+        easydb.create_account("lily", "%", "", "easydb", "easydb@'%'", "")
+    with pytest.raises(UnknownAccountError):
+        easydb.drop_account(424242, "operator", "")
+    with pytest.raises(UnknownAccountError):
+        easydb.apply([SetPassword(UserHost("ghost", "%"), "x")], "operator", "", "x")
+    with pytest.raises(UnknownDatabaseError):
+        easydb.create_account("lily", "10.%", "", "nodb", "operator", "")
+
+
+def test_account_ids_are_never_reused(easydb: Catalog, tmp_path: Path) -> None:
+    first = easydb.create_account("lily", "%", "", "easydb", "easydb@'%'", "")
+    easydb.drop_account(first.id, "easydb@'%'", "")
+    second = easydb.create_account("lily", "%", "", "easydb", "easydb@'%'", "")
+    assert second.id > first.id
+    easydb.close()
+    with Catalog.open(URL, tmp_path) as reopened:
+        third = reopened.create_account("lily2", "%", "", "easydb", "easydb@'%'", "")
+        assert third.id > second.id
+
+
+def test_set_password(easydb: Catalog) -> None:
+    lily = easydb.create_account("lily", "%", "old#pass1", "easydb", "easydb@'%'", "")
+    easydb.set_password(lily.id, "new#pass2", "lily@'%'", "10.0.0.1")
+    changed = _user(easydb, "lily")
+    assert changed.native_hash == native_hash("new#pass2")
+    assert verify_password(changed.password_hash, "new#pass2")
+    assert not verify_password(changed.password_hash, "old#pass1")
+    easydb.set_password(lily.id, "", "lily@'%'", "10.0.0.1")
+    assert (_user(easydb, "lily").native_hash, _user(easydb, "lily").password_hash) == (b"", "")
+
+
+# --- privileges ---
+
+
+def test_privileges_levels_and_case(easydb: Catalog, tmp_path: Path) -> None:
+    easydb.create_database("shop", "shard2", "shop_0001", "sg_shop", "", "")
+    hanson = easydb.create_account("hanson", "%", "", "easydb", "easydb@'%'", "")
+    easydb.set_privileges(hanson.id, "EasyDB", "Emp", SEL | INS, "easydb@'%'", "")
+    easydb.set_privileges(hanson.id, "easydb", None, Priv.UPDATE, "easydb@'%'", "")
+    snapshot = easydb.snapshot()
+    assert snapshot.privileges(hanson.id, "easydb", "emp") == SEL | INS | Priv.UPDATE
+    assert snapshot.privileges(hanson.id, "EASYDB", "EMP") == SEL | INS | Priv.UPDATE
+    assert snapshot.privileges(hanson.id, "easydb", "other") == Priv.UPDATE
+    assert snapshot.privileges(hanson.id, "easydb") == Priv.UPDATE
+    assert snapshot.privileges(hanson.id, "shop", "emp") == NO_PRIVILEGES
+    assert snapshot.privileges(424242, "easydb", "emp") == NO_PRIVILEGES
+    grants = snapshot.grants_of(hanson.id)
+    assert grants.db_privs == {"easydb": Priv.UPDATE}
+    assert grants.table_privs == {("easydb", "emp"): SEL | INS}
+    assert snapshot.usable_databases(hanson.id) == ["easydb"]
+    assert snapshot.grants_of(424242).empty
+    # Replace, not add; an empty set removes the row.
+    easydb.set_privileges(hanson.id, "easydb", "EMP", SEL, "easydb@'%'", "")
+    assert easydb.snapshot().grants_of(hanson.id).table_privs == {("easydb", "emp"): SEL}
+    easydb.set_privileges(hanson.id, "easydb", "emp", NO_PRIVILEGES, "easydb@'%'", "")
+    easydb.set_privileges(hanson.id, "easydb", None, NO_PRIVILEGES, "easydb@'%'", "")
+    assert easydb.snapshot().grants_of(hanson.id).empty
+    assert easydb.snapshot().usable_databases(hanson.id) == []
+    assert _count(tmp_path, "table_grants") == 0
+    assert _count(tmp_path, "db_grants") == 0
+
+
+def test_usable_databases_table_level_only_and_several(easydb: Catalog) -> None:
+    easydb.create_database("shop", "shard2", "shop_0001", "sg_shop", "", "")
+    easydb.create_database("blog", "shard2", "blog_0001", "sg_blog", "", "")
+    user = easydb.create_account("multi", "%", "", "easydb", "easydb@'%'", "")
+    easydb.set_privileges(user.id, "shop", "orders", SEL, "shop@'%'", "")
+    easydb.set_privileges(user.id, "easydb", None, SEL, "easydb@'%'", "")
+    assert easydb.snapshot().usable_databases(user.id) == ["easydb", "shop"]
+    with pytest.raises(UnknownDatabaseError):
+        easydb.set_privileges(user.id, "nodb", None, SEL, "operator", "")
+
+
+def test_deleting_an_account_deletes_its_grants(easydb: Catalog, tmp_path: Path) -> None:
+    user = easydb.create_account("gone", "%", "", "easydb", "easydb@'%'", "")
+    easydb.set_privileges(user.id, "easydb", "t", SEL, "easydb@'%'", "")
+    easydb.set_privileges(user.id, "easydb", None, SEL, "easydb@'%'", "")
+    easydb.drop_account(user.id, "easydb@'%'", "")
+    assert easydb.snapshot().account(user.id) is None
+    assert easydb.snapshot().grants_of(user.id).empty
+    assert _count(tmp_path, "table_grants") == 0 and _count(tmp_path, "db_grants") == 0
+
+
+# --- apply: all or nothing ---
+
+
+def test_apply_creates_and_refers_by_name(easydb: Catalog) -> None:
+    ids = easydb.apply(
+        [
+            CreateAccount("lily", "30.9.%.%", "pw#123", "easydb"),
+            SetPrivileges(UserHost("lily", "30.9.%.%"), "easydb", None, SEL),
+            CreateAccount("david", "%", "", "easydb"),
+            SetPrivileges(UserHost("david", "%"), "easydb", "emp", INS),
+        ],
+        "easydb@'%'",
+        "10.0.0.1",
+        "GRANT ...",
+    )
+    snapshot = easydb.snapshot()
+    lily, david = snapshot.account(ids[0]), snapshot.account(ids[1])
+    assert lily is not None and lily.user == "lily"
+    assert david is not None and david.user == "david"
+    assert snapshot.privileges(lily.id, "easydb", "x") == SEL
+    assert snapshot.privileges(david.id, "easydb", "emp") == INS
+
+
+@pytest.mark.parametrize(
+    "failing",
+    [
+        SetPrivileges(UserHost("lily", "%"), "nodb", None, SEL),  # unknown database
+        CreateAccount("lily", "%", "", "easydb"),  # duplicate of the first change
+        DropAccount(UserHost("ghost", "%")),  # unknown account
+        DropAccount(UserHost("easydb", "%")),  # protected
+        SetPrivileges(UserHost("easydb_RO", "%"), "easydb", None, ALL_PRIVILEGES),  # protected
+    ],
+)
+def test_apply_is_all_or_nothing(easydb: Catalog, tmp_path: Path, failing: object) -> None:
+    existing = easydb.create_account("kept", "%", "Kept#pw1", "easydb", "easydb@'%'", "")
+    easydb.set_privileges(existing.id, "easydb", None, SEL, "easydb@'%'", "")
+    before = easydb.snapshot()
+    audit_before = len(easydb.audit())
+    with pytest.raises(CatalogError):
+        easydb.apply(
+            [
+                CreateAccount("lily", "%", "Lily#pw1", "easydb"),
+                SetPrivileges(UserHost("lily", "%"), "easydb", "emp", SEL),
+                SetPassword(existing.id, "Changed#1"),
+                SetPrivileges(existing.id, "easydb", None, NO_PRIVILEGES),
+                DropAccount(existing.id),
+                failing,  # type: ignore[list-item]
+                CreateAccount("after", "%", "", "easydb"),
+            ],
+            "easydb@'%'",
+            "10.0.0.1",
+            "multi-account statement",
+        )
+    # Nothing happened: not in the snapshot, not in the file, not in the audit.
+    assert easydb.snapshot() is before
+    assert easydb.snapshot().find_account("lily", "%") is None
+    assert len(easydb.audit()) == audit_before
+    with Catalog.open(URL, tmp_path) as fresh:
+        snapshot = fresh.snapshot()
+        assert snapshot.version == before.version
+        assert snapshot.find_account("lily", "%") is None
+        assert snapshot.find_account("after", "%") is None
+        kept = snapshot.find_account("kept", "%")
+        assert kept is not None and verify_password(kept.password_hash, "Kept#pw1")
+        assert snapshot.privileges(kept.id, "easydb") == SEL
+
+
+def test_apply_empty_changes_nothing(easydb: Catalog) -> None:
+    version = easydb.snapshot().version
+    assert easydb.apply([], "x", "y", "nothing") == ()
+    assert easydb.snapshot().version == version
+
+
+def test_apply_expected_version(easydb: Catalog) -> None:
+    version = easydb.snapshot().version
+    easydb.apply(
+        [CreateAccount("first", "%", "", "easydb")], "a", "", "x", expected_version=version
+    )
+    with pytest.raises(CatalogConflictError):
+        easydb.apply(
+            [CreateAccount("second", "%", "", "easydb")], "a", "", "x", expected_version=version
+        )
+    assert easydb.snapshot().find_account("second", "%") is None
+
+
+def test_every_change_bumps_the_version_once(easydb: Catalog) -> None:
+    version = easydb.snapshot().version
+    easydb.apply(
+        [CreateAccount(f"user{i}", "%", "", "easydb") for i in range(5)], "a", "", "five at once"
+    )
+    assert easydb.snapshot().version == version + 1
+    assert easydb.audit()[-1].catalog_version == version + 1
+
+
+# --- several processes: refresh ---
+
+
+def _same(left: CatalogSnapshot, right: CatalogSnapshot) -> None:
+    """Two snapshots describe the same catalog."""
+    assert left.version == right.version
+    assert left.databases() == right.databases()
+    assert left.accounts() == right.accounts()
+    for account in left.accounts():
+        assert left.grants_of(account.id) == right.grants_of(account.id)
+        assert left.accounts_named(account.user) == right.accounts_named(account.user)
+        assert left.usable_databases(account.id) == right.usable_databases(account.id)
+
+
+def test_second_catalog_sees_changes_after_refresh(easydb: Catalog, tmp_path: Path) -> None:
+    with Catalog.open(URL, tmp_path) as other:
+        assert not other.refresh()
+        lily = easydb.create_account("lily", "%", "", "easydb", "easydb@'%'", "")
+        assert other.snapshot().find_account("lily", "%") is None
+        assert other.refresh()
+        assert other.snapshot().find_account("lily", "%") == lily
+        assert not other.refresh()
+        # And the other way round.
+        other.set_privileges(lily.id, "easydb", "emp", SEL, "easydb@'%'", "")
+        assert easydb.refresh()
+        assert easydb.snapshot().privileges(lily.id, "easydb", "emp") == SEL
+
+
+def test_incremental_refresh_matches_a_full_load(easydb: Catalog, tmp_path: Path) -> None:
+    rng = random.Random(7)
+    easydb.create_database("shop", "shard2", "shop_0001", "sg_shop", "", "")
+    with Catalog.open(URL, tmp_path) as follower:
+        for step in range(150):
+            snapshot = easydb.snapshot()
+            plain = [a for a in snapshot.accounts() if not a.protected]
+            choice = rng.random()
+            if choice < 0.3 or not plain:
+                user = rng.choice(["ann", "bob", "cy", "dee"]) + str(rng.randrange(6))
+                host = rng.choice(["%", "10.%", "10.0.0.1"])
+                if snapshot.find_account(user, host) is None:
+                    easydb.create_account(user, host, "", "easydb", "a", "")
+            elif choice < 0.4:
+                easydb.drop_account(rng.choice(plain).id, "a", "")
+            elif choice < 0.45:
+                easydb.set_password(rng.choice(plain).id, "", "a", "")
+            else:
+                target = rng.choice(plain)
+                db = rng.choice(["easydb", "SHOP"])
+                table = rng.choice([None, "t1", "T2"])
+                easydb.set_privileges(target.id, db, table, Priv(rng.randrange(256)), "a", "")
+            if step % 10 == 0:
+                follower.refresh()
+        follower.refresh()
+        with Catalog.open(URL, tmp_path) as fresh:
+            _same(easydb.snapshot(), fresh.snapshot())
+            _same(follower.snapshot(), fresh.snapshot())
+
+
+def test_refresh_falls_back_to_a_full_load(
+    easydb: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(catalog_module, "CHANGE_LOG_RETENTION", 2)
+    builds = []
+    original = CatalogSnapshot.build.__func__  # type: ignore[attr-defined]
+
+    def counting_build(cls: type[CatalogSnapshot], *args: object) -> CatalogSnapshot:
+        builds.append(1)
+        return original(cls, *args)  # type: ignore[no-any-return]
+
+    with Catalog.open(URL, tmp_path) as follower:
+        monkeypatch.setattr(CatalogSnapshot, "build", classmethod(counting_build))
+        for i in range(5):
+            easydb.create_account(f"user{i}", "%", "", "easydb", "a", "")
+        assert not builds  # the writer itself catches up incrementally
+        assert follower.refresh()
+        assert builds  # the follower fell behind the pruned log
+        _same(follower.snapshot(), easydb.snapshot())
+
+
+# --- audit ---
+
+
+def test_audit_records_and_never_a_password(easydb: Catalog, tmp_path: Path) -> None:
+    secrets = ["Admin#pw1", "Ro#pw12", "Lily#Secret1", "Other#Secret2", "Reset#Secret3"]
+    lily = easydb.create_account("lily", "%", secrets[2], "easydb", "easydb@'%'", "10.1.2.3")
+    easydb.apply(
+        [SetPassword(lily.id, secrets[3])],
+        "lily@'%'",
+        "10.1.2.4",
+        f"SET PASSWORD = PASSWORD('{secrets[3]}')",
+    )
+    easydb.reset_builtin_password("easydb", read_only=False, new_password=secrets[4])
+    records = easydb.audit()
+    assert [r.catalog_version for r in records] == [1, 2, 3, 4]
+    assert records[0].actor == "operator" and "easydb" in records[0].action
+    assert (records[1].actor, records[1].client) == ("easydb@'%'", "10.1.2.3")
+    assert "'lily'@'%'" in records[1].details
+    assert records[2].action == "SET PASSWORD = PASSWORD('<redacted>')"
+    assert records[-1].at.endswith("+00:00")
+    assert easydb.audit(limit=2) == records[-2:]
+    for record in records:
+        for field in (record.actor, record.client, record.action, record.details):
+            for secret in secrets:
+                assert secret not in field
+    # Nor anywhere in the files on disk.
+    easydb.close()
+    for file in _path(tmp_path).parent.iterdir():
+        content = file.read_bytes()
+        for secret in secrets:
+            assert secret.encode() not in content, file.name
+
+
+# --- durability: kill -9 at random moments ---
+
+GRANTS_PER_STEP = 40
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    from auth.catalog import Catalog, CreateAccount, DropAccount, SetPrivileges, UserHost
+    from auth.privileges import Priv
+
+    catalog = Catalog.open("sqlite:///" + sys.argv[1], Path("/"))
+    base, grants = int(sys.argv[2]), int(sys.argv[3])
+    print("ready", flush=True)
+    while True:
+        step = catalog.snapshot().version - base
+        name = UserHost(f"u{step}", "%")
+        changes = [CreateAccount(name.user, name.host, "", "db1")]
+        changes += [
+            SetPrivileges(name, "db1", f"t{j}", Priv(j % 255 + 1)) for j in range(grants)
+        ]
+        if step % 2 == 1:
+            changes.append(DropAccount(UserHost(f"u{step - 1}", "%")))
+        catalog.apply(changes, "operator", "", f"step {step}")
+    """
+)
+
+
+def _check_consistent(path: Path, base: int) -> int:
+    """The file holds exactly the effect of its first N steps; returns N."""
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with Catalog.open(f"sqlite:///{path}", Path("/")) as catalog:
+        snapshot = catalog.snapshot()
+        steps = snapshot.version - base
+        expected = {f"u{j}" for j in range(steps) if not (j % 2 == 0 and j + 1 < steps)}
+        plain = [a for a in snapshot.accounts() if not a.protected]
+        assert {a.user for a in plain} == expected
+        for account in plain:
+            grants = snapshot.grants_of(account.id)
+            assert grants.table_privs == {
+                ("db1", f"t{j}"): Priv(j % 255 + 1) for j in range(GRANTS_PER_STEP)
+            }
+        assert len(catalog.audit()) == snapshot.version
+        assert [r.action for r in catalog.audit()][base:] == [f"step {j}" for j in range(steps)]
+    return steps
+
+
+def test_kill_9_never_leaves_a_half_applied_change(tmp_path: Path) -> None:
+    path = tmp_path / "killed" / "catalog.db"
+    with Catalog.open(f"sqlite:///{path}", Path("/")) as setup:
+        setup.create_database("db1", "shard1", "db1_0001", "sg_db1", "", "")
+        base = setup.snapshot().version
+    rng = random.Random(int.from_bytes(os.urandom(4), "big"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    steps = 0
+    for _ in range(8):
+        child = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(path), str(base), str(GRANTS_PER_STEP)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+        )
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline() == b"ready\n"
+            time.sleep(rng.uniform(0.02, 0.4))
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+            if child.stdout is not None:
+                child.stdout.close()
+        assert child.returncode == -signal.SIGKILL
+        new_steps = _check_consistent(path, base)
+        assert new_steps >= steps
+        steps = new_steps
+    assert steps >= 10  # the writers did make progress
+
+
+# --- scale ---
+
+SCALE_ACCOUNTS = 100_000
+SCALE_TABLE_GRANTS = 1_000_000
+SCALE_DATABASES = 10
+
+
+def _bulk_insert(path: Path, accounts: int, table_grants: int, databases: int) -> None:
+    """Write accounts and grants straight into the file with executemany (test helper)."""
+    per_account = table_grants // accounts
+    with sqlite3.connect(path) as connection:
+        counters = dict(connection.execute("SELECT name, value FROM counters").fetchall())
+        first_id = counters["next_account_id"]
+        ids = range(first_id, first_id + accounts)
+        connection.executemany(
+            "INSERT INTO accounts (id, user_name, host_pattern, native_hash, password_hash,"
+            " owner_db, builtin, created_seq) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
+            (
+                (
+                    i,
+                    # Two accounts per user name: user@'%' and user@'10.<n>.%'.
+                    f"user{(i - first_id) % (accounts // 2)}",
+                    "%" if i - first_id < accounts // 2 else f"10.{i % 250}.%",
+                    native_hash(""),
+                    "",
+                    f"db{i % databases}",
+                    i,
+                )
+                for i in ids
+            ),
+        )
+        connection.executemany(
+            "INSERT INTO db_grants (account_id, db, privs) VALUES (?, ?, ?)",
+            ((i, f"db{(i + 1) % databases}", 1) for i in ids if i % 3 == 0),
+        )
+        connection.executemany(
+            "INSERT INTO table_grants (account_id, db, tbl, privs) VALUES (?, ?, ?, ?)",
+            (
+                (i, f"db{i % databases}", f"table_{(i * 7 + j) % 5000}_{j}", (i + j) % 255 + 1)
+                for i in ids
+                for j in range(per_account)
+            ),
+        )
+        version = counters["catalog_version"] + 1
+        connection.executemany(
+            "UPDATE counters SET value = ? WHERE name = ?",
+            [
+                (version, "catalog_version"),
+                (first_id + accounts, "next_account_id"),
+                # No change-log rows were written: readers must reload everything.
+                (version, "change_log_horizon"),
+            ],
+        )
+
+
+@pytest.mark.slow
+def test_scale_100k_accounts_1m_table_grants(tmp_path: Path) -> None:
+    catalog = Catalog.open(URL, tmp_path)
+    for k in range(SCALE_DATABASES):
+        catalog.create_database(f"db{k}", "shard1", f"db{k}_0001", f"sg_db{k}", "", "")
+    started = time.perf_counter()
+    _bulk_insert(_path(tmp_path), SCALE_ACCOUNTS, SCALE_TABLE_GRANTS, SCALE_DATABASES)
+    inserted = time.perf_counter()
+
+    with Catalog.open(URL, tmp_path) as fresh:
+        loaded = time.perf_counter()
+        snapshot = fresh.snapshot()
+        assert len(snapshot) == SCALE_ACCOUNTS + 2 * SCALE_DATABASES
+
+        assert catalog.refresh()  # the first catalog reloads everything too
+        refreshed = time.perf_counter()
+
+        rng = random.Random(1)
+        ids = [a.id for a in snapshot.accounts() if not a.protected]
+        sample = [rng.choice(ids) for _ in range(100_000)]
+        lookup_start = time.perf_counter()
+        held = 0
+        for account_id in sample:
+            account = snapshot.account(account_id)
+            assert account is not None
+            held += bool(snapshot.privileges(account_id, "DB3", "table_1_1"))
+            held += bool(snapshot.privileges(account_id, f"db{account_id % 10}"))
+        lookups = time.perf_counter() - lookup_start
+        users = [a.user for a in map(snapshot.account, sample[:20_000]) if a is not None]
+        logins_start = time.perf_counter()
+        for user, account_id in zip(users, sample, strict=False):
+            assert snapshot.login_account(user, "10.5.0.1") is not None
+            snapshot.usable_databases(account_id)
+        logins = time.perf_counter() - logins_start
+        some = snapshot.account(sample[0])
+        assert some is not None
+        grants = snapshot.grants_of(some.id)
+        assert len(grants.table_privs) == SCALE_TABLE_GRANTS // SCALE_ACCOUNTS
+        db, table = next(iter(grants.table_privs))
+        assert snapshot.privileges(some.id, db.upper(), table.upper()) != NO_PRIVILEGES
+
+        # A change at this scale is applied and picked up without reloading everything.
+        change_start = time.perf_counter()
+        catalog.set_privileges(some.id, "db0", "new_table", SEL, "operator", "")
+        change = time.perf_counter() - change_start
+        follow_start = time.perf_counter()
+        assert fresh.refresh()
+        follow = time.perf_counter() - follow_start
+        assert fresh.snapshot().privileges(some.id, "db0", "new_table") & SEL
+
+    catalog.close()
+    report = (
+        f"scale: insert {inserted - started:.1f}s, load {loaded - inserted:.1f}s, "
+        f"refresh (full) {refreshed - loaded:.1f}s, 200k privilege checks {lookups:.2f}s, "
+        f"20k logins+usable_databases {logins:.2f}s, one change {change * 1000:.0f}ms, "
+        f"follower refresh {follow * 1000:.0f}ms"
+    )
+    print(report)
+    assert loaded - inserted < 60
+    assert lookups < 5
+    assert change < 5 and follow < 5
