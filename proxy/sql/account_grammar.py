@@ -1,0 +1,844 @@
+"""Parser for the MySQL account statements shardgate answers itself (PolarDB-X 1.0 semantics).
+
+``parse_account_statement(sql)`` turns the text of one CREATE USER, DROP USER, SET PASSWORD,
+GRANT, REVOKE or SHOW GRANTS statement into a frozen value. It is a hand-written recursive-descent
+parser over its own small tokenizer (sqlglot only sees these statements as opaque commands). It is
+pure: no I/O, no catalog access; names, hosts, passwords and privileges are returned as written and
+validated by the caller.
+
+Accepted syntax (MySQL 8, plus the MySQL 5.7 ``GRANT ... IDENTIFIED BY`` the PolarDB-X seed uses)::
+
+    CREATE USER [IF NOT EXISTS] user_spec [, user_spec] ...
+    DROP USER [IF EXISTS] user [, user] ...
+    SET PASSWORD [FOR user | FOR CURRENT_USER[()]] {= | :=} {PASSWORD('auth') | 'auth'}
+    GRANT priv [, priv] ... ON [TABLE | PROCEDURE | FUNCTION] level
+        TO user_spec [, user_spec] ... [WITH GRANT OPTION [GRANT OPTION] ...]
+    REVOKE priv [, priv] ... ON [TABLE | PROCEDURE | FUNCTION] level FROM user [, user] ...
+    REVOKE ALL [PRIVILEGES], GRANT OPTION FROM user [, user] ...
+    SHOW GRANTS [FOR user | FOR CURRENT_USER[()]]
+
+    user:       name [@ host]         (no host means '%')
+    name:       bare identifier | `backquoted` | 'single' | "double"
+    host:       'quoted' | "quoted" | `quoted` | unquoted run of [0-9A-Za-z._:%-]
+    user_spec:  user [IDENTIFIED BY 'auth']
+    priv:       ALL [PRIVILEGES] (alone) | word [word] [(column [, column] ...)]
+    level:      * | *.* | db.* | db.tbl | tbl
+
+Lexical rules: keywords in any letter case; whitespace anywhere; ``/* */``, ``# ...`` and
+``-- ...`` comments are skipped; the content of MySQL executable comments ``/*! ... */`` and
+``/*!NNNNN ... */`` is code when NNNNN <= ``SERVER_VERSION_ID`` (otherwise the whole comment is
+skipped, as MySQL 8.0.35 would) and the content of MariaDB's ``/*M! ... */`` is always code.
+Quoted strings use backslash escapes (``NO_BACKSLASH_ESCAPES`` is not modelled) and doubled quotes;
+double quotes are strings (``ANSI_QUOTES`` is not modelled). Bare names may not be MySQL reserved
+words or all digits. One trailing ``;`` is allowed; anything after it is an error.
+
+Errors (all ``auth.errors.SqlError``):
+
+* 1064 (``parse_error``) for anything not recognised. Its ``near`` text is the raw input from the
+  first character of the token where parsing stopped to the end of the input (``''`` at the end
+  of input), cut to 80 characters by ``parse_error``; ``line`` is the 1-based line of that token.
+  For an unterminated string, backquoted name or comment the token is the opening quote or ``/*``.
+* 1235 (``not_supported``) for recognised MySQL syntax this proxy does not implement:
+  ``IDENTIFIED WITH``, ``IDENTIFIED BY PASSWORD``, ``IDENTIFIED BY RANDOM PASSWORD``, CREATE USER
+  options (``DEFAULT ROLE``, ``REQUIRE ...``, ``WITH MAX_...``, ``PASSWORD EXPIRE``, ``ACCOUNT
+  LOCK``, ...), GRANT's ``REQUIRE``/``WITH MAX_...``/``AS``, ``SET PASSWORD ... TO RANDOM`` /
+  ``REPLACE`` / ``RETAIN CURRENT PASSWORD``, and ``CURRENT_USER()`` as the account of CREATE USER,
+  DROP USER, GRANT or REVOKE. These are raised as soon as the construct is seen.
+
+Statements recognised but not implemented come back as ``UnsupportedAccountStatement(verb)`` for
+the caller to refuse: ``RENAME USER``, ``ALTER USER``, ``CREATE ROLE``, ``DROP ROLE``,
+``SET DEFAULT ROLE``, ``SET ROLE``, ``SHOW CREATE USER`` (recognised by their leading keywords,
+the rest is only tokenized), and ``GRANT ROLE`` / ``REVOKE ROLE`` (``GRANT r [, r] TO user ...
+[WITH ADMIN OPTION]``, ``REVOKE r [, r] FROM user ...``) and ``GRANT PROXY`` / ``REVOKE PROXY``
+(``GRANT PROXY ON user TO user ...``), which are parsed in full.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, NoReturn, TypeAlias
+
+from auth.errors import SqlError, not_supported, parse_error
+
+__all__ = [
+    "SERVER_VERSION_ID",
+    "AccountStatement",
+    "CreateUser",
+    "CurrentUser",
+    "DropUser",
+    "Grant",
+    "PrivItem",
+    "PrivLevel",
+    "Revoke",
+    "RevokeAll",
+    "SetPassword",
+    "ShowGrants",
+    "UnsupportedAccountStatement",
+    "UserRef",
+    "UserSpec",
+    "parse_account_statement",
+]
+
+# Version compared with ``/*!NNNNN ... */``: the proxy presents itself as MySQL 8.0.35.
+SERVER_VERSION_ID: Final = 80035
+
+
+# --------------------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True, slots=True)
+class UserRef:
+    """An account ``user@'host'``; a name without ``@host`` means host ``'%'``."""
+
+    user: str
+    host: str
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentUser:
+    """``CURRENT_USER`` or ``CURRENT_USER()``."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserSpec:
+    """An account with an optional ``IDENTIFIED BY 'password'``."""
+
+    user: UserRef
+    password: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PrivLevel:
+    """``db.*`` -> (db, None); ``db.t`` -> (db, t); ``t`` -> (None, t);
+    ``*`` -> (None, None) meaning the current database; ``*.*`` -> (None, None, is_global=True).
+
+    Names are as written (case preserved, quotes removed). For a routine level
+    (``Grant.routine``), ``table`` is the routine name.
+    """
+
+    db: str | None
+    table: str | None
+    is_global: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PrivItem:
+    """A privilege: upper-cased words joined by one space (``SELECT``, ``CREATE VIEW``,
+    ``GRANT OPTION``, ``ALL`` for ``ALL [PRIVILEGES]``, or any other single word, e.g. a MySQL
+    dynamic privilege); ``columns`` as written for column-level ``SELECT (a, b)``."""
+
+    name: str
+    columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CreateUser:
+    users: tuple[UserSpec, ...]
+    if_not_exists: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DropUser:
+    users: tuple[UserRef, ...]
+    if_exists: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SetPassword:
+    """``user`` is None for one's own password (no ``FOR``, or ``FOR CURRENT_USER()``)."""
+
+    user: UserRef | None
+    password: str
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    privileges: tuple[PrivItem, ...]
+    level: PrivLevel
+    users: tuple[UserSpec, ...]
+    with_grant_option: bool
+    routine: bool  # ON PROCEDURE x / ON FUNCTION x
+
+
+@dataclass(frozen=True, slots=True)
+class Revoke:
+    privileges: tuple[PrivItem, ...]
+    level: PrivLevel
+    users: tuple[UserRef, ...]
+    routine: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeAll:
+    """``REVOKE ALL [PRIVILEGES], GRANT OPTION FROM user [, user] ...``."""
+
+    users: tuple[UserRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ShowGrants:
+    """``user`` is None for a bare ``SHOW GRANTS``."""
+
+    user: UserRef | CurrentUser | None
+
+
+@dataclass(frozen=True, slots=True)
+class UnsupportedAccountStatement:
+    """A recognised account statement the proxy refuses; ``verb`` such as ``'RENAME USER'``."""
+
+    verb: str
+
+
+AccountStatement: TypeAlias = (
+    CreateUser
+    | DropUser
+    | SetPassword
+    | Grant
+    | Revoke
+    | RevokeAll
+    | ShowGrants
+    | UnsupportedAccountStatement
+)
+
+
+def parse_account_statement(sql: str) -> AccountStatement:
+    """Parse one account statement; raise ``SqlError`` (1064, or 1235) if it is not one."""
+    return _Parser(sql, _Lexer(sql).tokenize()).statement()
+
+
+# --------------------------------------------------------------------------------------- tokens
+
+_WORD: Final = "word"  # bare identifier or keyword
+_QIDENT: Final = "qident"  # `backquoted`
+_STRING: Final = "string"  # 'single' or "double"
+_HOST: Final = "host"  # unquoted host right after '@'
+_PUNCT: Final = "punct"  # one character (or ':=')
+_EOF: Final = "eof"
+
+_WHITESPACE: Final = frozenset(" \t\n\r\f\v")
+_ASCII_IDENT: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
+_HOST_CHARS: Final = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:%-"
+)
+_DIGITS: Final = frozenset("0123456789")
+# Backslash escapes in quoted strings; \% and \_ keep their backslash (as MySQL does).
+_ESCAPES: Final = {
+    "0": "\0",
+    "b": "\b",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "Z": "\x1a",
+    "%": "\\%",
+    "_": "\\_",
+}
+
+
+def _is_ident_char(ch: str) -> bool:
+    # MySQL allows U+0080 .. U+FFFF in unquoted identifiers.
+    return ch in _ASCII_IDENT or 0x80 <= ord(ch) <= 0xFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    kind: str
+    value: str  # decoded text for strings and quoted names; raw text otherwise
+    start: int  # offset of the token's first character in the input
+    kw: str = ""  # upper-cased value for ASCII bare words, else ''
+
+
+def _error_at(sql: str, pos: int) -> SqlError:
+    return parse_error(sql[pos:], sql.count("\n", 0, pos) + 1)
+
+
+class _Lexer:
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+        self.pos = 0
+        self.in_exec_comment = False
+
+    def tokenize(self) -> list[_Token]:
+        sql = self.sql
+        tokens: list[_Token] = []
+        after_at = False
+        while True:
+            self._skip_blanks()
+            if self.pos >= len(sql):
+                break
+            start = self.pos
+            ch = sql[start]
+            if after_at and ch in _HOST_CHARS:
+                tokens.append(self._host())
+            elif ch in "'\"":
+                tokens.append(_Token(_STRING, self._quoted(ch, escapes=True), start))
+            elif ch == "`":
+                tokens.append(_Token(_QIDENT, self._quoted(ch, escapes=False), start))
+            elif _is_ident_char(ch):
+                end = start + 1
+                while end < len(sql) and _is_ident_char(sql[end]):
+                    end += 1
+                text = sql[start:end]
+                self.pos = end
+                tokens.append(_Token(_WORD, text, start, text.upper() if text.isascii() else ""))
+            elif sql.startswith(":=", start):
+                self.pos += 2
+                tokens.append(_Token(_PUNCT, ":=", start))
+            else:
+                self.pos += 1
+                tokens.append(_Token(_PUNCT, ch, start))
+            after_at = ch == "@"
+        if self.in_exec_comment:
+            raise _error_at(sql, len(sql))
+        tokens.append(_Token(_EOF, "", len(sql)))
+        return tokens
+
+    def _is_dash_comment(self, pos: int) -> bool:
+        # '--' starts a comment only when followed by whitespace, a control character or the end.
+        sql = self.sql
+        if not sql.startswith("--", pos):
+            return False
+        return pos + 2 >= len(sql) or sql[pos + 2] in _WHITESPACE or ord(sql[pos + 2]) < 32
+
+    def _skip_blanks(self) -> None:
+        sql = self.sql
+        n = len(sql)
+        while self.pos < n:
+            pos = self.pos
+            ch = sql[pos]
+            if ch in _WHITESPACE:
+                self.pos += 1
+            elif ch == "#" or self._is_dash_comment(pos):
+                newline = sql.find("\n", pos)
+                self.pos = n if newline < 0 else newline + 1
+            elif sql.startswith("/*!", pos) or sql.startswith("/*M!", pos):
+                if self.in_exec_comment:  # MySQL does not nest executable comments
+                    raise _error_at(sql, pos)
+                mysql = sql[pos + 2] == "!"
+                body = pos + (3 if mysql else 4)
+                digits = 0
+                while digits < 6 and body + digits < n and sql[body + digits] in _DIGITS:
+                    digits += 1
+                version: int | None = None
+                if digits >= 5:
+                    version = int(sql[body : body + digits])
+                    body += digits
+                if mysql and version is not None and version > SERVER_VERSION_ID:
+                    self._skip_block_comment(pos)
+                else:
+                    self.in_exec_comment = True
+                    self.pos = body
+            elif sql.startswith("/*", pos):
+                self._skip_block_comment(pos)
+            elif self.in_exec_comment and sql.startswith("*/", pos):
+                self.in_exec_comment = False
+                self.pos += 2
+            else:
+                return
+
+    def _skip_block_comment(self, pos: int) -> None:
+        end = self.sql.find("*/", pos + 2)
+        if end < 0:
+            raise _error_at(self.sql, pos)
+        self.pos = end + 2
+
+    def _host(self) -> _Token:
+        sql = self.sql
+        start = end = self.pos
+        while end < len(sql) and sql[end] in _HOST_CHARS and not self._is_dash_comment(end):
+            end += 1
+        self.pos = end
+        return _Token(_HOST, sql[start:end], start)
+
+    def _quoted(self, quote: str, *, escapes: bool) -> str:
+        sql = self.sql
+        start = self.pos
+        pos = start + 1
+        out: list[str] = []
+        while True:
+            if pos >= len(sql):
+                raise _error_at(sql, start)
+            ch = sql[pos]
+            if ch == quote:
+                if sql.startswith(quote, pos + 1):
+                    out.append(quote)
+                    pos += 2
+                    continue
+                self.pos = pos + 1
+                return "".join(out)
+            if ch == "\\" and escapes:
+                if pos + 1 >= len(sql):
+                    raise _error_at(sql, start)
+                escaped = sql[pos + 1]
+                out.append(_ESCAPES.get(escaped, escaped))
+                pos += 2
+                continue
+            out.append(ch)
+            pos += 1
+
+
+# --------------------------------------------------------------------------------------- grammar
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# MySQL 8.0 reserved words: not accepted as bare (unquoted) names.
+_RESERVED: Final = _words(
+    """
+    ACCESSIBLE ADD ALL ALTER ANALYZE AND AS ASC ASENSITIVE BEFORE BETWEEN BIGINT BINARY BLOB BOTH
+    BY CALL CASCADE CASE CHANGE CHAR CHARACTER CHECK COLLATE COLUMN CONDITION CONSTRAINT CONTINUE
+    CONVERT CREATE CROSS CUBE CUME_DIST CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP CURRENT_USER
+    CURSOR DATABASE DATABASES DAY_HOUR DAY_MICROSECOND DAY_MINUTE DAY_SECOND DEC DECIMAL DECLARE
+    DEFAULT DELAYED DELETE DENSE_RANK DESC DESCRIBE DETERMINISTIC DISTINCT DISTINCTROW DIV DOUBLE
+    DROP DUAL EACH ELSE ELSEIF EMPTY ENCLOSED ESCAPED EXCEPT EXISTS EXIT EXPLAIN FALSE FETCH
+    FIRST_VALUE FLOAT FLOAT4 FLOAT8 FOR FORCE FOREIGN FROM FULLTEXT FUNCTION GENERATED GET GRANT
+    GROUP GROUPING GROUPS HAVING HIGH_PRIORITY HOUR_MICROSECOND HOUR_MINUTE HOUR_SECOND IF IGNORE
+    IN INDEX INFILE INNER INOUT INSENSITIVE INSERT INT INT1 INT2 INT3 INT4 INT8 INTEGER INTERSECT
+    INTERVAL INTO IO_AFTER_GTIDS IO_BEFORE_GTIDS IS ITERATE JOIN JSON_TABLE KEY KEYS KILL LAG
+    LAST_VALUE LATERAL LEAD LEADING LEAVE LEFT LIKE LIMIT LINEAR LINES LOAD LOCALTIME
+    LOCALTIMESTAMP LOCK LONG LONGBLOB LONGTEXT LOOP LOW_PRIORITY MASTER_BIND
+    MASTER_SSL_VERIFY_SERVER_CERT MATCH MAXVALUE MEDIUMBLOB MEDIUMINT MEDIUMTEXT MIDDLEINT
+    MINUTE_MICROSECOND MINUTE_SECOND MOD MODIFIES NATURAL NOT NO_WRITE_TO_BINLOG NTH_VALUE NTILE
+    NULL NUMERIC OF ON OPTIMIZE OPTIMIZER_COSTS OPTION OPTIONALLY OR ORDER OUT OUTER OUTFILE OVER
+    PARTITION PERCENT_RANK PRECISION PRIMARY PROCEDURE PURGE RANGE RANK READ READS READ_WRITE REAL
+    RECURSIVE REFERENCES REGEXP RELEASE RENAME REPEAT REPLACE REQUIRE RESIGNAL RESTRICT RETURN
+    REVOKE RIGHT RLIKE ROW ROWS ROW_NUMBER SCHEMA SCHEMAS SECOND_MICROSECOND SELECT SENSITIVE
+    SEPARATOR SET SHOW SIGNAL SMALLINT SPATIAL SPECIFIC SQL SQLEXCEPTION SQLSTATE SQLWARNING
+    SQL_BIG_RESULT SQL_CALC_FOUND_ROWS SQL_SMALL_RESULT SSL STARTING STORED STRAIGHT_JOIN SYSTEM
+    TABLE TERMINATED THEN TINYBLOB TINYINT TINYTEXT TO TRAILING TRIGGER TRUE UNDO UNION UNIQUE
+    UNLOCK UNSIGNED UPDATE USAGE USE USING UTC_DATE UTC_TIME UTC_TIMESTAMP VALUES VARBINARY VARCHAR
+    VARCHARACTER VARYING VIRTUAL WHEN WHERE WHILE WINDOW WITH WRITE XOR YEAR_MONTH ZEROFILL
+    """
+)
+
+# Privilege keywords (MySQL's fixed privilege names). Any other non-reserved word is accepted as a
+# single-word privilege (MySQL's dynamic privileges) or, before TO/FROM, as a role name.
+# head -> (allowed second words, second word required)
+_MULTI_WORD: Final[dict[str, tuple[frozenset[str], bool]]] = {
+    "CREATE": (frozenset({"VIEW", "ROUTINE", "TABLESPACE", "USER", "ROLE"}), False),
+    "ALTER": (frozenset({"ROUTINE"}), False),
+    "DROP": (frozenset({"ROLE"}), False),
+    "GRANT": (frozenset({"OPTION"}), True),
+    "SHOW": (frozenset({"DATABASES", "VIEW"}), True),
+    "LOCK": (frozenset({"TABLES"}), True),
+    "REPLICATION": (frozenset({"SLAVE", "CLIENT", "REPLICA"}), True),
+}
+_SINGLE_WORD_PRIVS: Final = _words(
+    """SELECT INSERT UPDATE REFERENCES DELETE USAGE INDEX EXECUTE RELOAD SHUTDOWN PROCESS FILE
+    SUPER EVENT TRIGGER PROXY"""
+)
+_COLUMN_PRIVS: Final = frozenset({"SELECT", "INSERT", "UPDATE", "REFERENCES"})
+
+_CREATE_USER_OPTIONS: Final = _words(
+    """DEFAULT REQUIRE WITH PASSWORD FAILED_LOGIN_ATTEMPTS PASSWORD_LOCK_TIME ACCOUNT COMMENT
+    ATTRIBUTE"""
+)
+_OPTIONS_NAMED_WITH_NEXT_WORD: Final = frozenset(
+    {"DEFAULT", "REQUIRE", "WITH", "PASSWORD", "ACCOUNT"}
+)
+
+# Statements recognised by their leading keywords only.
+_UNSUPPORTED_VERBS: Final[tuple[tuple[str, ...], ...]] = (
+    ("RENAME", "USER"),
+    ("ALTER", "USER"),
+    ("CREATE", "ROLE"),
+    ("DROP", "ROLE"),
+    ("SET", "DEFAULT", "ROLE"),
+    ("SET", "ROLE"),
+    ("SHOW", "CREATE", "USER"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """One entry of a GRANT/REVOKE list before it is known to be privileges or roles."""
+
+    token: _Token
+    priv: PrivItem | None  # None: only a role can look like this ('quoted' or name@host)
+    role: bool  # could be a role name
+
+
+class _Parser:
+    def __init__(self, sql: str, tokens: list[_Token]) -> None:
+        self.sql = sql
+        self.tokens = tokens
+        self.i = 0
+
+    # ------------------------------------------------------------------ token helpers
+
+    def peek(self, ahead: int = 0) -> _Token:
+        return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
+
+    def advance(self) -> _Token:
+        token = self.peek()
+        if token.kind != _EOF:
+            self.i += 1
+        return token
+
+    def fail(self, token: _Token | None = None) -> NoReturn:
+        raise _error_at(self.sql, (token or self.peek()).start)
+
+    def is_kw(self, *words: str, ahead: int = 0) -> bool:
+        token = self.peek(ahead)
+        return token.kind == _WORD and token.kw in words
+
+    def accept_kw(self, word: str) -> bool:
+        if self.is_kw(word):
+            self.i += 1
+            return True
+        return False
+
+    def expect_kw(self, word: str) -> None:
+        if not self.accept_kw(word):
+            self.fail()
+
+    def is_punct(self, char: str) -> bool:
+        token = self.peek()
+        return token.kind == _PUNCT and token.value == char
+
+    def accept_punct(self, char: str) -> bool:
+        if self.is_punct(char):
+            self.i += 1
+            return True
+        return False
+
+    def expect_punct(self, char: str) -> None:
+        if not self.accept_punct(char):
+            self.fail()
+
+    def string(self) -> str:
+        token = self.peek()
+        if token.kind != _STRING:
+            self.fail(token)
+        self.i += 1
+        return token.value
+
+    @staticmethod
+    def bare_name_ok(token: _Token) -> bool:
+        return (
+            token.kind == _WORD
+            and token.kw not in _RESERVED
+            and not all(ch in _DIGITS for ch in token.value)
+        )
+
+    # ------------------------------------------------------------------ statements
+
+    def statement(self) -> AccountStatement:
+        for verb in _UNSUPPORTED_VERBS:
+            if all(self.is_kw(word, ahead=k) for k, word in enumerate(verb)):
+                return UnsupportedAccountStatement(" ".join(verb))
+        result: AccountStatement
+        if self.is_kw("CREATE") and self.is_kw("USER", ahead=1):
+            result = self.create_user()
+        elif self.is_kw("DROP") and self.is_kw("USER", ahead=1):
+            result = self.drop_user()
+        elif self.is_kw("SET") and self.is_kw("PASSWORD", ahead=1):
+            result = self.set_password()
+        elif self.is_kw("GRANT"):
+            result = self.grant()
+        elif self.is_kw("REVOKE"):
+            result = self.revoke()
+        elif self.is_kw("SHOW") and self.is_kw("GRANTS", ahead=1):
+            result = self.show_grants()
+        elif self.is_kw("CREATE", "DROP", "SET", "SHOW"):
+            self.fail(self.peek(1))
+        else:
+            self.fail()
+        self.accept_punct(";")
+        if self.peek().kind != _EOF:
+            self.fail()
+        return result
+
+    def create_user(self) -> CreateUser:
+        self.i += 2  # CREATE USER
+        if_not_exists = False
+        if self.accept_kw("IF"):
+            self.expect_kw("NOT")
+            self.expect_kw("EXISTS")
+            if_not_exists = True
+        users = self.user_specs()
+        token = self.peek()
+        if token.kind == _WORD and token.kw in _CREATE_USER_OPTIONS:
+            name = token.kw
+            following = self.peek(1)
+            if name in _OPTIONS_NAMED_WITH_NEXT_WORD and following.kind == _WORD and following.kw:
+                name = f"{name} {following.kw}"
+            raise not_supported(f"CREATE USER ... {name}")
+        return CreateUser(users, if_not_exists)
+
+    def drop_user(self) -> DropUser:
+        self.i += 2  # DROP USER
+        if_exists = False
+        if self.accept_kw("IF"):
+            self.expect_kw("EXISTS")
+            if_exists = True
+        return DropUser(self.user_refs(), if_exists)
+
+    def set_password(self) -> SetPassword:
+        self.i += 2  # SET PASSWORD
+        user: UserRef | None = None
+        if self.accept_kw("FOR") and self.current_user() is None:
+            user = self.user_ref()
+        if self.is_kw("TO") and self.is_kw("RANDOM", ahead=1):
+            raise not_supported("SET PASSWORD ... TO RANDOM")
+        if not self.accept_punct(":="):
+            self.expect_punct("=")
+        if self.accept_kw("PASSWORD"):
+            self.expect_punct("(")
+            password = self.string()
+            self.expect_punct(")")
+        else:
+            password = self.string()
+        if self.is_kw("REPLACE"):
+            raise not_supported("SET PASSWORD ... REPLACE")
+        if self.is_kw("RETAIN"):
+            raise not_supported("SET PASSWORD ... RETAIN CURRENT PASSWORD")
+        return SetPassword(user, password)
+
+    def grant(self) -> Grant | UnsupportedAccountStatement:
+        self.i += 1  # GRANT
+        items = self.priv_items()
+        if self.is_kw("ON"):
+            if self.is_proxy(items):
+                self.i += 1  # ON
+                self.user_ref()
+                self.expect_kw("TO")
+                self.user_refs()
+                self.grant_tail()
+                return UnsupportedAccountStatement("GRANT PROXY")
+            privileges = self.privileges_of(items)
+            self.i += 1  # ON
+            routine, level = self.priv_level()
+            self.expect_kw("TO")
+            users = self.user_specs()
+            return Grant(privileges, level, users, self.grant_tail(), routine)
+        if self.is_kw("TO"):
+            self.roles_of(items)
+            self.i += 1  # TO
+            self.user_refs()
+            if self.accept_kw("WITH"):
+                self.expect_kw("ADMIN")
+                self.expect_kw("OPTION")
+            return UnsupportedAccountStatement("GRANT ROLE")
+        self.fail()
+
+    def grant_tail(self) -> bool:
+        """``[REQUIRE ...] [WITH {GRANT OPTION | MAX_...} ...] [AS ...]``; True for GRANT OPTION."""
+        if self.is_kw("REQUIRE"):
+            raise not_supported("GRANT ... REQUIRE")
+        with_grant_option = False
+        if self.accept_kw("WITH"):
+            while True:
+                token = self.peek()
+                if token.kind == _WORD and token.kw.startswith("MAX_"):
+                    raise not_supported(f"GRANT ... WITH {token.kw}")
+                self.expect_kw("GRANT")
+                self.expect_kw("OPTION")
+                with_grant_option = True
+                if not self.is_kw("GRANT") and not self.peek().kw.startswith("MAX_"):
+                    break
+        if self.is_kw("AS"):
+            raise not_supported("GRANT ... AS")
+        return with_grant_option
+
+    def revoke(self) -> Revoke | RevokeAll | UnsupportedAccountStatement:
+        self.i += 1  # REVOKE
+        items = self.priv_items()
+        if len(items) == 1 and items[0].priv == PrivItem("ALL") and self.accept_punct(","):
+            self.expect_kw("GRANT")
+            self.expect_kw("OPTION")
+            self.expect_kw("FROM")
+            return RevokeAll(self.user_refs())
+        if self.is_kw("ON"):
+            if self.is_proxy(items):
+                self.i += 1  # ON
+                self.user_ref()
+                self.expect_kw("FROM")
+                self.user_refs()
+                return UnsupportedAccountStatement("REVOKE PROXY")
+            privileges = self.privileges_of(items)
+            self.i += 1  # ON
+            routine, level = self.priv_level()
+            self.expect_kw("FROM")
+            return Revoke(privileges, level, self.user_refs(), routine)
+        if self.is_kw("FROM"):
+            self.roles_of(items)
+            self.i += 1  # FROM
+            self.user_refs()
+            return UnsupportedAccountStatement("REVOKE ROLE")
+        self.fail()
+
+    def show_grants(self) -> ShowGrants:
+        self.i += 2  # SHOW GRANTS
+        if not self.accept_kw("FOR"):
+            return ShowGrants(None)
+        current = self.current_user()
+        return ShowGrants(current if current is not None else self.user_ref())
+
+    # ------------------------------------------------------------------ accounts
+
+    def current_user(self) -> CurrentUser | None:
+        """``CURRENT_USER`` or ``CURRENT_USER()`` if it is next."""
+        if not self.accept_kw("CURRENT_USER"):
+            return None
+        if self.accept_punct("("):
+            self.expect_punct(")")
+        return CurrentUser()
+
+    def user_ref(self) -> UserRef:
+        token = self.peek()
+        if token.kind in (_QIDENT, _STRING):
+            user = token.value
+        elif self.is_kw("CURRENT_USER"):
+            raise not_supported("CURRENT_USER() as an account name here")
+        elif self.bare_name_ok(token):
+            user = token.value
+        else:
+            self.fail(token)
+        self.i += 1
+        if not self.accept_punct("@"):
+            return UserRef(user, "%")
+        host = self.peek()
+        if host.kind not in (_HOST, _QIDENT, _STRING):
+            self.fail(host)
+        self.i += 1
+        return UserRef(user, host.value)
+
+    def user_refs(self) -> tuple[UserRef, ...]:
+        users = [self.user_ref()]
+        while self.accept_punct(","):
+            users.append(self.user_ref())
+        return tuple(users)
+
+    def user_spec(self) -> UserSpec:
+        user = self.user_ref()
+        if not self.accept_kw("IDENTIFIED"):
+            return UserSpec(user, None)
+        if self.is_kw("WITH"):
+            raise not_supported("IDENTIFIED WITH")
+        self.expect_kw("BY")
+        if self.is_kw("PASSWORD"):
+            raise not_supported("IDENTIFIED BY PASSWORD")
+        if self.is_kw("RANDOM"):
+            raise not_supported("IDENTIFIED BY RANDOM PASSWORD")
+        return UserSpec(user, self.string())
+
+    def user_specs(self) -> tuple[UserSpec, ...]:
+        users = [self.user_spec()]
+        while self.accept_punct(","):
+            users.append(self.user_spec())
+        return tuple(users)
+
+    # ------------------------------------------------------------------ privileges
+
+    def priv_items(self) -> list[_Item]:
+        """``ALL [PRIVILEGES]`` alone, or a comma-separated list of privileges or roles."""
+        if self.is_kw("ALL"):
+            token = self.advance()
+            self.accept_kw("PRIVILEGES")
+            return [_Item(token, PrivItem("ALL"), role=False)]
+        items = [self.priv_item()]
+        while self.accept_punct(","):
+            items.append(self.priv_item())
+        return items
+
+    def priv_item(self) -> _Item:
+        token = self.peek()
+        if token.kind in (_QIDENT, _STRING):
+            self.i += 1
+            if self.accept_punct("@"):
+                self.role_host()
+            return _Item(token, None, role=True)
+        if token.kind != _WORD:
+            self.fail(token)
+        head = token.kw
+        if head in _MULTI_WORD or head in _SINGLE_WORD_PRIVS:
+            self.i += 1
+            name = head
+            if head == "CREATE" and self.accept_kw("TEMPORARY"):
+                self.expect_kw("TABLES")
+                name = "CREATE TEMPORARY TABLES"
+            elif head in _MULTI_WORD:
+                seconds, required = _MULTI_WORD[head]
+                following = self.peek()
+                if following.kind == _WORD and following.kw in seconds:
+                    self.i += 1
+                    name = f"{head} {following.kw}"
+                elif required:
+                    self.fail(following)
+            columns: tuple[str, ...] = ()
+            if head in _COLUMN_PRIVS and self.is_punct("("):
+                columns = self.column_list()
+            return _Item(token, PrivItem(name, columns), role=False)
+        # Any other word: a dynamic privilege, or a role name.
+        if not self.bare_name_ok(token):
+            self.fail(token)
+        self.i += 1
+        name = head or token.value
+        if self.accept_punct("@"):
+            self.role_host()
+            return _Item(token, None, role=True)
+        if self.is_punct("("):
+            return _Item(token, PrivItem(name, self.column_list()), role=False)
+        return _Item(token, PrivItem(name), role=True)
+
+    def role_host(self) -> None:
+        if self.peek().kind not in (_HOST, _QIDENT, _STRING):
+            self.fail()
+        self.i += 1
+
+    def column_list(self) -> tuple[str, ...]:
+        self.expect_punct("(")
+        columns = [self.identifier()]
+        while self.accept_punct(","):
+            columns.append(self.identifier())
+        self.expect_punct(")")
+        return tuple(columns)
+
+    def privileges_of(self, items: list[_Item]) -> tuple[PrivItem, ...]:
+        privileges: list[PrivItem] = []
+        for item in items:
+            if item.priv is None or item.priv.name == "PROXY":
+                self.fail(item.token)
+            privileges.append(item.priv)
+        return tuple(privileges)
+
+    def roles_of(self, items: list[_Item]) -> None:
+        """Before TO/FROM every item must be a role name; else fail at the TO/FROM (as MySQL)."""
+        if not all(item.role for item in items):
+            self.fail()
+
+    @staticmethod
+    def is_proxy(items: list[_Item]) -> bool:
+        return len(items) == 1 and items[0].priv == PrivItem("PROXY")
+
+    def identifier(self, *, after_dot: bool = False) -> str:
+        """A database, table or column name: bare, or backquoted (not empty)."""
+        token = self.peek()
+        quoted_ok = token.kind == _QIDENT and token.value != ""
+        bare_ok = token.kind == _WORD and (after_dot or self.bare_name_ok(token))
+        if not (quoted_ok or bare_ok):
+            self.fail(token)
+        self.i += 1
+        return token.value
+
+    def priv_level(self) -> tuple[bool, PrivLevel]:
+        """``[TABLE | PROCEDURE | FUNCTION] level`` -> (routine, level)."""
+        routine = False
+        if self.is_kw("PROCEDURE", "FUNCTION"):
+            self.i += 1
+            routine = True
+        else:
+            self.accept_kw("TABLE")
+        if self.accept_punct("*"):
+            if self.accept_punct("."):
+                self.expect_punct("*")
+                return routine, PrivLevel(None, None, is_global=True)
+            return routine, PrivLevel(None, None)
+        first = self.identifier()
+        if not self.accept_punct("."):
+            return routine, PrivLevel(None, first)
+        if self.accept_punct("*"):
+            return routine, PrivLevel(first, None)
+        return routine, PrivLevel(first, self.identifier(after_dot=True))
