@@ -1,0 +1,2158 @@
+"""Statement classification: what each client statement is and which privileges it needs.
+
+``analyze(sql, current_db, mode)`` lexes ``sql`` (see :mod:`proxy.sql.lexer`) and returns one
+:class:`Statement` per statement. It FAILS CLOSED: whatever it cannot classify with certainty is
+``Kind.REFUSED`` with the MySQL error to send, never forwarded.
+
+How a statement is analysed
+---------------------------
+* The leading keywords (after executable comments are unwrapped, in any letter case) pick the
+  statement type. Session statements (``SET``, transactions), ``USE``, ``KILL``, ``SHOW
+  DATABASES``/``PROCESSLIST`` and the account statements are read from the tokens with their
+  values; they are never cached.
+* Everything else is analysed from the statement's **shape key alone** (the tokens with every
+  literal replaced by ``?``/``'?'``; see the lexer): queries and DML are parsed by sqlglot
+  (dialect ``mysql``) from the key text itself -- so sqlglot sees exactly the tokens the lexer
+  saw, quoting and comments already resolved -- and DDL by a small token grammar (sqlglot falls
+  back to an opaque ``Command`` for much MariaDB DDL, e.g. ``CREATE UNIQUE INDEX``). Because the
+  result is a function of (shape key, current database), it is cached by that key
+  (:func:`analyze`) and provably equal to the uncached analysis (:func:`analyze_uncached`).
+* The cache (bounded LRU, ``CACHE_SIZE`` entries, statements with shape keys up to 4 KiB) is
+  keyed by (shape key, current database, lexer mode) and stores only cacheable results (QUERY,
+  and REFUSED from the shape analysis). A second LRU in front of it is keyed by the text itself
+  with integer, decimal and simple string literals replaced, for single statements in a small
+  alphabet (words, backquoted plain names, numbers, strings without quotes or backslashes
+  inside, operators; no comments, ``@``, ``"``, ``;``) on which one regular expression
+  tokenizes exactly like the lexer: equal fast keys imply equal shape keys, so a fast hit skips
+  the lexer. Both return the cached decision with the new statement's own text.
+* sqlglot trees are checked against an allow-list of node types; anything else (``Command``,
+  ``Into``, table samples, unknown table functions, ...) is refused. Every ``Table`` node is a
+  table read unless it is a CTE name in scope (exact, case-sensitive match, so an unsure case
+  costs a privilege rather than skipping one), ``DUAL``, ``JSON_TABLE`` or a write target.
+  Unquoted table names or aliases that are reserved words mean sqlglot misread the statement:
+  refused.
+
+Decisions where the specification is silent
+-------------------------------------------
+* Table qualifiers compare with the current database case-insensitively; ``information_schema``
+  needs no privilege (``reads_information_schema`` is set), every other database -- ``mysql``,
+  ``performance_schema``, ``sys`` included -- is 1235. A qualified name with no database
+  selected is 1235 too (``USE <db> first``).
+* ``Requirement.db`` is the current database for unqualified names and the qualifier as written
+  otherwise; ``Requirement.table`` is the name as written.
+* Multi-table UPDATE: a table is written when a SET target's qualifier names it or its alias
+  (case-insensitively); an unqualified SET target in a multi-table UPDATE, or a qualifier that
+  names nothing, counts as writing every table of the UPDATE (over-asking, never under-asking).
+  Multi-table DELETE likewise. ``RETURNING`` adds SELECT on the target.
+* Sequences: ``NEXTVAL(s)`` / ``NEXT VALUE FOR s`` and ``SETVAL(s, ...)`` need INSERT + SELECT on
+  ``s`` (they write the sequence table); ``LASTVAL(s)`` / ``PREVIOUS VALUE FOR s`` need SELECT.
+* ``CREATE OR REPLACE TABLE|SEQUENCE`` adds DROP. ``CREATE TABLE ... [AS] SELECT`` needs CREATE +
+  INSERT on the new table (+ DELETE with ``REPLACE``) and SELECT on the sources; ``CREATE TABLE
+  ... LIKE s`` needs SELECT on ``s``; a ``FOREIGN KEY ... REFERENCES p`` needs SELECT on ``p``
+  (it lets the new table probe ``p``'s keys). Storage engines other than InnoDB, MyISAM, Aria,
+  MEMORY, CSV, ARCHIVE and BLACKHOLE (CONNECT, FEDERATED, SPIDER, MERGE, ...), ``DATA|INDEX
+  DIRECTORY``, ``CONNECTION``, ``UNION`` and ``TABLESPACE`` options are refused.
+* ``ALTER TABLE`` needs ALTER; ``DROP|TRUNCATE PARTITION`` adds DROP; ``RENAME TO`` is treated
+  like ``RENAME TABLE``; ``EXCHANGE PARTITION``, ``CONVERT PARTITION|TABLE`` and ``DISCARD|IMPORT
+  TABLESPACE`` are refused.
+* ``ANALYZE|OPTIMIZE|REPAIR TABLE``: SELECT + INSERT on each table (MySQL's rule); ``CHECK |
+  CHECKSUM TABLE``: SELECT. ``ANALYZE <statement>`` (MariaDB, it executes the statement) and
+  ``EXPLAIN <statement>`` need what the statement needs.
+* ``SHOW TABLES``, ``SHOW TABLE STATUS``, ``SHOW CREATE DATABASE`` (of the current database),
+  ``SHOW WARNINGS|ERRORS|VARIABLES|[SESSION] STATUS|COLLATION|CHARACTER SET|ENGINES|PRIVILEGES``
+  are QUERY without requirements; ``SHOW COLUMNS|INDEX|CREATE TABLE|VIEW|SEQUENCE`` need SELECT.
+  A ``WHERE`` in a SHOW is analysed like a query condition. ``SHOW DATABASES ... WHERE`` and all
+  other SHOW forms are refused.
+* ``SELECT ... INTO @var`` is a query; any other ``INTO`` in a SELECT is refused, ``INTO
+  OUTFILE|DUMPFILE`` and ``LOAD_FILE()`` with 1227 (FILE). Known-dangerous functions
+  (``sys_exec``-like UDFs, replication waits) are refused wherever they appear, quoted or not.
+* ``LOCK TABLES`` is refused; ``UNLOCK TABLES`` is a harmless SESSION statement. ``COMMIT|ROLLBACK
+  ... RELEASE`` (it closes the backend connection) and ``BEGIN NOT ATOMIC`` are refused.
+* ``SET``: only session scope; system variables from an allow-list, with literal values only;
+  ``sql_mode`` returns the new :class:`LexMode` (``ANSI`` implies ``ANSI_QUOTES``; ``ORACLE``,
+  ``MSSQL``, ``DB2``, ``POSTGRESQL``, ``MAXDB`` are refused; ``DEFAULT`` means the server default,
+  assumed to have neither flag). Character sets: only those whose multi-byte characters never
+  contain ASCII bytes; ``Statement.charset`` carries the new client character set.
+* In a multi-statement text, statements after one that changes ``sql_mode`` or the character set
+  are refused (the server would read them under the new rules).
+* ``Statement.text`` is the executable text: executable comments unwrapped, ordinary comments
+  replaced by a space, no surrounding whitespace or ``;``. An empty request gives ``[]``; text
+  the lexer rejects gives one REFUSED statement (1064) for the whole request.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from auth.errors import (
+    ErrorCode,
+    SqlError,
+    cross_database,
+    no_database_selected,
+    not_supported,
+    parse_error,
+    sql_error,
+)
+from auth.privileges import Priv, Requirement
+from proxy.sql.lexer import (
+    DEFAULT_MODE,
+    RESERVED_WORDS,
+    LexedStatement,
+    LexError,
+    LexMode,
+    Token,
+    TokenKind,
+    lex,
+    shapes,
+)
+
+__all__ = [
+    "CACHE_SIZE",
+    "Kind",
+    "LexMode",
+    "Statement",
+    "analyze",
+    "analyze_uncached",
+    "cache_clear",
+    "cache_info",
+]
+
+
+class Kind(enum.Enum):
+    QUERY = "query"  # relay after checking requirements
+    USE = "use"
+    SHOW_DATABASES = "show_databases"
+    SHOW_PROCESSLIST = "show_processlist"
+    KILL = "kill"
+    ACCOUNT = "account"  # answered by the proxy's account grammar
+    SESSION = "session"  # relay (after checking requirements); may change the lexer mode
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    kind: Kind
+    text: str  # executable text to forward (QUERY/SESSION), or the account statement (ACCOUNT)
+    requirements: tuple[Requirement, ...] = ()
+    error: SqlError | None = None  # set iff kind is REFUSED
+    target_db: str | None = None  # USE
+    kill_id: int | None = None  # KILL [QUERY|CONNECTION] n
+    kill_query: bool = False
+    full: bool = False  # SHOW FULL PROCESSLIST
+    lex_mode: LexMode | None = None  # SESSION: the new lexer mode when sql_mode changes
+    reads_information_schema: bool = False
+    charset: str | None = None  # SESSION: the new client character set (SET NAMES etc.)
+
+
+CACHE_SIZE: Final = 10_000
+
+# --------------------------------------------------------------------------------------------
+# Errors
+
+
+class _Refuse(Exception):
+    def __init__(self, error: SqlError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+# Stands for "1064 near the statement's own text"; replaced by the caller, which knows the text.
+_PARSE: Final = SqlError(ErrorCode.PARSE.errno, ErrorCode.PARSE.sqlstate, "<parse error>")
+
+
+def _parse_error() -> _Refuse:
+    return _Refuse(_PARSE)
+
+
+def _need(priv: str) -> _Refuse:
+    return _Refuse(
+        sql_error(
+            ErrorCode.SPECIFIC_ACCESS_DENIED,
+            f"Access denied; you need (at least one of) the {priv} privilege(s) for this operation",
+        )
+    )
+
+
+def _unsupported(what: str) -> _Refuse:
+    return _Refuse(not_supported(what))
+
+
+# --------------------------------------------------------------------------------------------
+# Vocabulary
+
+_DANGEROUS_FUNCTIONS: Final = frozenset(
+    {
+        "SYS_EXEC",
+        "SYS_EVAL",
+        "SYS_GET",
+        "SYS_SET",
+        "SYS_BINEVAL",
+        "LIB_MYSQLUDF_SYS_INFO",
+        "MASTER_POS_WAIT",
+        "MASTER_GTID_WAIT",
+        "SOURCE_POS_WAIT",
+        "WAIT_FOR_EXECUTED_GTID_SET",
+        "WAIT_UNTIL_SQL_THREAD_AFTER_GTIDS",
+    }
+)
+_FILE_FUNCTIONS: Final = frozenset({"LOAD_FILE"})
+_SEQUENCE_FUNCTIONS: Final = {
+    "NEXTVAL": (Priv.INSERT, Priv.SELECT),
+    "SETVAL": (Priv.INSERT, Priv.SELECT),
+    "LASTVAL": (Priv.SELECT,),
+}
+_ENGINES_OK: Final = frozenset(
+    {"INNODB", "XTRADB", "MYISAM", "ARIA", "MEMORY", "HEAP", "CSV", "ARCHIVE", "BLACKHOLE"}
+)
+# Words that may follow an unquoted column named ENGINE or TYPE (so it is not the table option).
+_DATA_TYPES: Final = frozenset(
+    """
+    BIT TINYINT SMALLINT MEDIUMINT INT INTEGER BIGINT INT1 INT2 INT3 INT4 INT8 DECIMAL DEC
+    NUMERIC FIXED FLOAT DOUBLE REAL BOOL BOOLEAN SERIAL DATE DATETIME TIMESTAMP TIME YEAR CHAR
+    VARCHAR NCHAR NVARCHAR NATIONAL BINARY VARBINARY TINYBLOB BLOB MEDIUMBLOB LONGBLOB TINYTEXT
+    TEXT MEDIUMTEXT LONGTEXT LONG ENUM SET JSON GEOMETRY POINT LINESTRING POLYGON MULTIPOINT
+    MULTILINESTRING MULTIPOLYGON GEOMETRYCOLLECTION INET4 INET6 UUID VECTOR
+    """.split()  # noqa: SIM905
+)
+_INFORMATION_SCHEMA: Final = "information_schema"
+
+# Character sets whose multi-byte characters never contain a byte below 0x80, so that quotes,
+# backslashes and comment markers are found at the same places whatever the proxy decodes.
+_SAFE_CHARSETS: Final = frozenset(
+    """
+    utf8 utf8mb3 utf8mb4 latin1 latin2 latin5 latin7 ascii binary cp1250 cp1251 cp1256 cp1257
+    cp850 cp852 cp866 dec8 greek hebrew hp8 keybcs2 koi8r koi8u macce macroman swe7 tis620
+    armscii8 geostd8 ujis eucjpms euckr
+    """.split()  # noqa: SIM905
+)
+
+# Session variables a client may set (literal values only).
+_SESSION_VARIABLES: Final = frozenset(
+    """
+    autocommit time_zone sql_select_limit max_statement_time max_execution_time
+    group_concat_max_len transaction_isolation tx_isolation transaction_read_only tx_read_only
+    sql_safe_updates sql_auto_is_null foreign_key_checks unique_checks wait_timeout
+    interactive_timeout net_read_timeout net_write_timeout lc_time_names lc_messages
+    div_precision_increment sql_big_selects max_join_size sql_quote_show_create sql_notes
+    sql_warnings big_tables sql_buffer_result last_insert_id insert_id identity timestamp
+    auto_increment_increment auto_increment_offset innodb_lock_wait_timeout lock_wait_timeout
+    profiling profiling_history_size optimizer_search_depth optimizer_prune_level
+    optimizer_switch join_cache_level max_sort_length eq_range_index_dive_limit sort_buffer_size
+    join_buffer_size tmp_table_size max_heap_table_size read_buffer_size read_rnd_buffer_size
+    max_error_count explicit_defaults_for_timestamp default_week_format
+    updatable_views_with_limit query_cache_type max_recursive_iterations
+    in_predicate_conversion_threshold check_constraint_checks sql_if_exists
+    cte_max_recursion_depth
+    """.split()  # noqa: SIM905
+)
+_CHARSET_VARIABLES: Final = frozenset(
+    {"character_set_client", "character_set_connection", "character_set_results"}
+)
+_SQL_MODES_REFUSED: Final = frozenset({"ORACLE", "MSSQL", "DB2", "POSTGRESQL", "MAXDB"})
+
+# Statement openers, for REFUSED errors of statements the proxy recognises but does not relay.
+_UNSUPPORTED_OPENERS: Final = {
+    "HANDLER": "HANDLER",
+    "CALL": "CALL",
+    "DO": "DO",
+    "PREPARE": "PREPARE",
+    "EXECUTE": "EXECUTE",
+    "DEALLOCATE": "DEALLOCATE PREPARE",
+    "XA": "XA transactions",
+    "LOCK": "LOCK TABLES",
+    "CACHE": "CACHE INDEX",
+    "HELP": "HELP",
+    "SIGNAL": "SIGNAL",
+    "RESIGNAL": "RESIGNAL",
+    "GET": "GET DIAGNOSTICS",
+    "DECLARE": "DECLARE",
+    "VALUES": "VALUES as a statement",
+    "TABLE": "TABLE as a statement",
+    "BACKUP": "BACKUP",
+    "IMPORT": "IMPORT TABLE",
+}
+_GLOBAL_PRIVILEGE_OPENERS: Final = {
+    "FLUSH": "RELOAD",
+    "RESET": "RELOAD",
+    "PURGE": "SUPER",
+    "CHANGE": "SUPER",
+    "STOP": "SUPER",
+    "BINLOG": "SUPER",
+    "SHUTDOWN": "SHUTDOWN",
+    "RESTART": "SHUTDOWN",
+    "INSTALL": "SUPER",
+    "UNINSTALL": "SUPER",
+}
+_ACCOUNT_OBJECTS: Final = frozenset({"USER", "ROLE"})
+
+
+# --------------------------------------------------------------------------------------------
+# Images (the shape-key tokens): their kind is known from their first character.
+
+
+def _is_word(image: str) -> bool:
+    c = image[0]
+    return c.isalpha() or c == "_"
+
+
+def _kw(image: str) -> str:
+    return image.upper() if _is_word(image) else image
+
+
+def _ident(image: str) -> str | None:
+    """The name an image stands for, if it can be an identifier."""
+    if image[0] == "`":
+        return image[1:-1].replace("``", "`")
+    if _is_word(image) and image.upper() not in RESERVED_WORDS:
+        return image
+    return None
+
+
+def _fn_name(image: str) -> str | None:
+    """The upper-cased name if the image is a word or quoted name (a possible function name)."""
+    if image[0] == "`":
+        return image[1:-1].replace("``", "`").upper()
+    if _is_word(image):
+        return image.upper()
+    return None
+
+
+class _Cursor:
+    """A cursor over a statement's images, with keyword helpers."""
+
+    __slots__ = ("i", "imgs", "kws")
+
+    def __init__(self, imgs: Sequence[str], start: int = 0) -> None:
+        self.imgs = imgs
+        self.kws = [_kw(i) for i in imgs]
+        self.i = start
+
+    def peek(self, k: int = 0) -> str:
+        j = self.i + k
+        return self.kws[j] if j < len(self.kws) else ""
+
+    def at_end(self) -> bool:
+        return self.i >= len(self.imgs)
+
+    def accept(self, *words: str) -> bool:
+        """Consume the keyword sequence ``words`` if it comes next."""
+        n = len(words)
+        if self.kws[self.i : self.i + n] == list(words):
+            self.i += n
+            return True
+        return False
+
+    def expect(self, *words: str) -> None:
+        if not self.accept(*words):
+            raise _parse_error()
+
+    def name(self) -> str:
+        if self.at_end():
+            raise _parse_error()
+        name = _ident(self.imgs[self.i])
+        if name is None or name == "":
+            raise _parse_error()
+        self.i += 1
+        return name
+
+    def table_ref(self) -> tuple[str | None, str]:
+        """``name`` or ``db.name``."""
+        first = self.name()
+        if self.peek() == ".":
+            self.i += 1
+            return first, self.name()
+        return None, first
+
+    def skip_wait(self) -> None:
+        """``WAIT n`` / ``NOWAIT``."""
+        if self.accept("NOWAIT"):
+            return
+        if self.peek() == "WAIT" and self.peek(1) == "?":
+            self.i += 2
+
+    def rest(self) -> list[str]:
+        return list(self.imgs[self.i :])
+
+
+# --------------------------------------------------------------------------------------------
+# Requirements
+
+
+class _Reqs:
+    """Requirements collected for one statement, in first-seen order."""
+
+    __slots__ = ("db", "items", "reads_is")
+
+    def __init__(self, current_db: str | None) -> None:
+        self.db = current_db
+        self.items: dict[Requirement, None] = {}
+        self.reads_is = False
+
+    def resolve(self, db: str | None, name: str) -> str | None:
+        """The database a table name lives in, or None for information_schema; refuses others."""
+        if name == "":
+            raise _parse_error()
+        if db is None:
+            if self.db is None:
+                raise _Refuse(no_database_selected())
+            if self.db.lower() == _INFORMATION_SCHEMA:
+                self.reads_is = True
+                return None
+            return self.db
+        if db.lower() == _INFORMATION_SCHEMA:
+            self.reads_is = True
+            return None
+        if self.db is None or db.lower() != self.db.lower():
+            raise _Refuse(cross_database(db))
+        return db
+
+    def table(self, db: str | None, name: str, *privs: Priv) -> None:
+        resolved = self.resolve(db, name)
+        if resolved is None:
+            if any(p is not Priv.SELECT for p in privs):
+                raise _Refuse(not_supported("writing to information_schema"))
+            return
+        for p in privs:
+            self.items[Requirement(p, resolved, name)] = None
+
+    def database(self, db: str | None, priv: Priv) -> None:
+        """A database-level requirement (sequences) on ``db`` or the current database."""
+        resolved = self.resolve(db, "?")
+        if resolved is None:
+            raise _Refuse(not_supported("sequences in information_schema"))
+        self.items[Requirement(priv, resolved, None)] = None
+
+    def merge(self, other: _Reqs) -> None:
+        self.items.update(other.items)
+        self.reads_is = self.reads_is or other.reads_is
+
+    def result(self) -> tuple[Requirement, ...]:
+        return tuple(self.items)
+
+
+# --------------------------------------------------------------------------------------------
+# sqlglot
+
+
+class _QuietSqlglot(logging.Filter):
+    """Silence sqlglot's warnings (Command fallbacks, JSON paths) while the analyser parses."""
+
+    active = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _QuietSqlglot.active == 0
+
+
+logging.getLogger("sqlglot").addFilter(_QuietSqlglot())
+log = logging.getLogger(__name__)
+_DIALECT: Final = sqlglot.Dialect.get_or_raise("mysql")
+
+
+def _parse_one(text: str) -> exp.Expression:
+    _QuietSqlglot.active += 1
+    try:
+        trees = _DIALECT.parse(text)
+    except SqlglotError:
+        raise _parse_error() from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
+        # sqlglot is not expected to raise these, but never let them escape as a crash.
+        raise _parse_error() from None
+    finally:
+        _QuietSqlglot.active -= 1
+    if len(trees) != 1 or trees[0] is None:
+        raise _parse_error()
+    tree = trees[0]
+    assert isinstance(tree, exp.Expression)
+    return tree
+
+
+_ALLOWED_NODES: Final[frozenset[type[Any]]] = frozenset(
+    {
+        exp.Select,
+        exp.Union,
+        exp.Except,
+        exp.Intersect,
+        exp.Subquery,
+        exp.From,
+        exp.Join,
+        exp.Where,
+        exp.Group,
+        exp.Having,
+        exp.Order,
+        exp.Ordered,
+        exp.Limit,
+        exp.Offset,
+        exp.Distinct,
+        exp.With,
+        exp.CTE,
+        exp.TableAlias,
+        exp.Table,
+        exp.Alias,
+        exp.Aliases,
+        exp.Column,
+        exp.Identifier,
+        exp.Star,
+        exp.Literal,
+        exp.Null,
+        exp.Boolean,
+        exp.Placeholder,
+        exp.Parameter,
+        exp.SessionParameter,
+        exp.Var,
+        exp.Tuple,
+        exp.Values,
+        exp.Introducer,
+        exp.National,
+        exp.HexString,
+        exp.BitString,
+        exp.Interval,
+        exp.IntervalSpan,
+        exp.DataType,
+        exp.DataTypeParam,
+        exp.CharacterSet,
+        exp.Window,
+        exp.WindowSpec,
+        exp.Lock,
+        exp.IndexTableHint,
+        exp.Insert,
+        exp.Update,
+        exp.Delete,
+        exp.Schema,
+        exp.OnConflict,
+        exp.Returning,
+        exp.Rollup,
+        exp.Cube,
+        exp.Lateral,
+        exp.Partition,
+        exp.JSONSchema,
+        exp.JSONColumnDef,
+        exp.JSONPath,
+        exp.JSONPathRoot,
+        exp.JSONPathKey,
+        exp.JSONPathSubscript,
+        exp.JSONPathWildcard,
+        exp.JSONPathSlice,
+        exp.JSONPathRecursive,
+        exp.JSONPathSelector,
+        exp.JSONPathUnion,
+        exp.JSONPathFilter,
+        exp.JSONPathScript,
+        exp.JSONPathPart,
+        exp.JSONKeyValue,
+        exp.JSONValue,
+        exp.FormatJson,
+        exp.IgnoreNulls,
+        exp.RespectNulls,
+        exp.When,
+        exp.Whens,
+    }
+)
+_ALLOWED_BASES: Final = (exp.Func, exp.Binary, exp.Unary, exp.Predicate)
+_QUERY_ROOTS: Final = (exp.Select, exp.Union, exp.Except, exp.Intersect, exp.Subquery)
+_BARE_QUERIES: Final = (exp.Select, exp.Union, exp.Except, exp.Intersect)
+
+
+def _children(node: exp.Expression) -> Iterator[exp.Expression]:
+    for value in node.args.values():
+        if isinstance(value, exp.Expression):
+            yield value
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, exp.Expression):
+                    yield item
+
+
+def _ident_name(node: Any) -> str | None:
+    if node is None:
+        return None
+    if isinstance(node, exp.Identifier):
+        name = node.this
+        return name if isinstance(name, str) else None
+    raise _parse_error()
+
+
+def _table_parts(node: exp.Table) -> tuple[str | None, str] | None:
+    """``(db, name)`` of a table reference; None for DUAL and JSON_TABLE."""
+    this = node.this
+    if not isinstance(this, exp.Identifier):
+        if isinstance(this, exp.JSONTable):
+            return None
+        raise _unsupported("table functions")
+    if node.args.get("catalog") is not None:
+        raise _parse_error()
+    name = this.this
+    if not isinstance(name, str):
+        raise _parse_error()
+    db = _ident_name(node.args.get("db"))
+    if name == "?" or db == "?":
+        # sqlglot accepts a string as a table name where MySQL does not (the shape key writes
+        # every string as '?'); no real table is named "?"
+        raise _parse_error()
+    if not this.quoted:
+        if db is None and name.upper() == "DUAL":
+            return None
+        if name.upper() in RESERVED_WORDS:
+            raise _parse_error()  # sqlglot took a keyword for a name
+    return db, name
+
+
+def _alias_of(node: exp.Expression) -> str | None:
+    alias = node.args.get("alias")
+    if alias is None:
+        return None
+    if not isinstance(alias, exp.TableAlias):
+        raise _parse_error()
+    ident = alias.this
+    if not isinstance(ident, exp.Identifier):
+        raise _parse_error()
+    name = str(ident.this)
+    if name == "?" or (not ident.quoted and name.upper() in RESERVED_WORDS):
+        raise _parse_error()
+    return name
+
+
+def _function_name(node: exp.Expression) -> str:
+    if isinstance(node, exp.Anonymous):
+        return str(node.this).upper()
+    return ""
+
+
+class _TreeWalker:
+    """Validates a sqlglot tree and collects its table reads into ``reqs``."""
+
+    def __init__(self, reqs: _Reqs, skip: set[int]) -> None:
+        self.reqs = reqs
+        self.skip = skip  # ids of Table nodes already accounted for (write targets)
+
+    def walk(self, node: exp.Expression, ctes: frozenset[str]) -> None:
+        t = type(node)
+        if t not in _ALLOWED_NODES and not isinstance(node, _ALLOWED_BASES):
+            raise _unsupported(f"SQL construct {t.__name__}")
+        if t is exp.Table:
+            assert isinstance(node, exp.Table)
+            self._table(node, ctes)
+        elif t is exp.Anonymous:
+            self._function(node)
+        elif t is exp.Dot:
+            self._dot(node)
+        elif (t is exp.From or t is exp.Join or t is exp.Lateral) and isinstance(
+            node.this, _BARE_QUERIES
+        ):
+            raise _parse_error()  # sqlglot read "FROM SELECT ..." that MySQL rejects
+        with_ = node.args.get("with_")
+        if isinstance(with_, exp.With):
+            ctes = self._with(with_, ctes)
+        for child in _children(node):
+            if child is not with_:
+                self.walk(child, ctes)
+
+    def _with(self, with_: exp.With, ctes: frozenset[str]) -> frozenset[str]:
+        recursive = bool(with_.args.get("recursive"))
+        names = set(ctes)
+        for cte in with_.expressions:
+            if not isinstance(cte, exp.CTE):
+                raise _parse_error()
+            name = _alias_of(cte)
+            if name is None:
+                raise _parse_error()
+            alias = cte.args.get("alias")
+            assert isinstance(alias, exp.TableAlias)
+            for col in alias.args.get("columns") or ():
+                self.walk(col, frozenset(names))
+            body_scope = (names | {name}) if recursive else set(names)
+            self.walk(cte.this, frozenset(body_scope))
+            names.add(name)
+        return frozenset(names)
+
+    def _table(self, node: exp.Table, ctes: frozenset[str]) -> None:
+        parts = _table_parts(node)
+        _alias_of(node)
+        if parts is None or id(node) in self.skip:
+            return
+        db, name = parts
+        if db is None and name in ctes:
+            return  # a CTE in scope
+        self.reqs.table(db, name, Priv.SELECT)
+
+    def _function(self, node: exp.Expression) -> None:
+        name = _function_name(node)
+        if name in _FILE_FUNCTIONS:
+            raise _need("FILE")
+        if name in _DANGEROUS_FUNCTIONS or name.startswith("INTERNAL_"):
+            raise _unsupported(f"function {name}")
+        privs = _SEQUENCE_FUNCTIONS.get(name)
+        if privs is not None:
+            args = node.expressions
+            if not args or not isinstance(args[0], exp.Column):
+                raise _parse_error()
+            col = args[0]
+            if col.args.get("db") is not None or col.args.get("catalog") is not None:
+                raise _parse_error()
+            seq = _ident_name(col.args.get("this"))
+            if seq is None:
+                raise _parse_error()
+            self.reqs.table(_ident_name(col.args.get("table")), seq, *privs)
+
+    def _dot(self, node: exp.Expression) -> None:
+        """``db.function(...)``: a stored function; only in the current database."""
+        left = node.this
+        right = node.args.get("expression")
+        if not isinstance(left, exp.Identifier) or not isinstance(right, exp.Func):
+            raise _unsupported("qualified names of this form")
+        db = str(left.this)
+        if self.reqs.db is None or db.lower() != self.reqs.db.lower():
+            raise _Refuse(cross_database(db))
+
+
+def _flatten_table_refs(node: exp.Expression | None, out: list[exp.Table]) -> None:
+    """Every Table of a table-reference tree (joins, parenthesised joins), not derived tables."""
+    if node is None:
+        return
+    if isinstance(node, exp.Table):
+        out.append(node)
+        for join in node.args.get("joins") or ():
+            _flatten_table_refs(join.this, out)
+    elif isinstance(node, exp.Subquery) and isinstance(node.this, exp.Table | exp.Subquery):
+        _flatten_table_refs(node.this, out)
+        for join in node.args.get("joins") or ():
+            _flatten_table_refs(join.this, out)
+
+
+def _matching(entries: list[exp.Table], qualifier: str, qdb: str | None) -> list[exp.Table]:
+    """Entries a ``qualifier`` (alias or table name) may denote, case-insensitively."""
+    q = qualifier.lower()
+    found: list[exp.Table] = []
+    for entry in entries:
+        parts = _table_parts(entry)
+        if parts is None:
+            continue
+        db, name = parts
+        alias = _alias_of(entry)
+        if (qdb is None and alias is not None and alias.lower() == q) or (
+            name.lower() == q and (qdb is None or db is None or db.lower() == qdb.lower())
+        ):
+            found.append(entry)
+    return found
+
+
+def _write(reqs: _Reqs, table: exp.Table, *privs: Priv) -> None:
+    parts = _table_parts(table)
+    if parts is None:
+        raise _parse_error()
+    reqs.table(parts[0], parts[1], *privs)
+
+
+def _dml_requirements(tree: exp.Expression, reqs: _Reqs, replace: bool) -> None:
+    skip: set[int] = set()
+    if isinstance(tree, exp.Insert):
+        target = tree.this
+        if isinstance(target, exp.Schema):
+            target = target.this
+        if not isinstance(target, exp.Table):
+            raise _parse_error()
+        if tree.args.get("alternative") or tree.args.get("overwrite"):
+            raise _parse_error()
+        privs = [Priv.INSERT]
+        if replace:
+            privs.append(Priv.DELETE)
+        conflict = tree.args.get("conflict")
+        if conflict is not None:
+            if not isinstance(conflict, exp.OnConflict) or not conflict.args.get("duplicate"):
+                raise _parse_error()
+            privs.append(Priv.UPDATE)
+        if tree.args.get("returning") is not None:
+            privs.append(Priv.SELECT)
+        _write(reqs, target, *privs)
+        skip.add(id(target))
+    elif isinstance(tree, exp.Update):
+        if tree.args.get("from_") is not None:
+            raise _parse_error()
+        entries: list[exp.Table] = []
+        _flatten_table_refs(tree.this, entries)
+        if not entries:
+            raise _parse_error()
+        written: dict[int, exp.Table] = {}
+        for assignment in tree.expressions:
+            if not isinstance(assignment, exp.EQ) or not isinstance(assignment.this, exp.Column):
+                raise _parse_error()
+            col = assignment.this
+            if col.args.get("catalog") is not None:
+                raise _parse_error()
+            qualifier = _ident_name(col.args.get("table"))
+            qdb = _ident_name(col.args.get("db"))
+            cands = entries
+            if qualifier is not None:
+                if qdb is not None:
+                    reqs.resolve(qdb, qualifier)  # another database: refused
+                cands = _matching(entries, qualifier, qdb) or entries
+            for entry in cands:
+                written[id(entry)] = entry
+        privs = [Priv.UPDATE]
+        if tree.args.get("returning") is not None:
+            privs.append(Priv.SELECT)
+        for entry in written.values():
+            _write(reqs, entry, *privs)
+            skip.add(id(entry))
+    elif isinstance(tree, exp.Delete):
+        targets: list[exp.Table]
+        listed = tree.args.get("tables")
+        using = tree.args.get("using")
+        privs = [Priv.DELETE]
+        if tree.args.get("returning") is not None:
+            privs.append(Priv.SELECT)
+        if listed or using:
+            entries = list(listed) if listed else []
+            sources: list[exp.Table] = []
+            if listed:
+                _flatten_table_refs(tree.this, sources)
+            else:
+                _flatten_table_refs(tree.this, entries)
+                for u in using or ():
+                    _flatten_table_refs(u, sources)
+            for entry in entries:
+                if not isinstance(entry, exp.Table):
+                    raise _parse_error()
+                parts = _table_parts(entry)
+                if parts is None:
+                    raise _parse_error()
+                if parts[0] is not None:
+                    reqs.resolve(parts[0], parts[1])  # another database: refused
+                skip.add(id(entry))
+                targets = _matching(sources, parts[1], parts[0])
+                if not targets:
+                    _write(reqs, entry, *privs)
+                for target in targets:
+                    _write(reqs, target, *privs)
+                    skip.add(id(target))
+        else:
+            if not isinstance(tree.this, exp.Table):
+                raise _parse_error()
+            _write(reqs, tree.this, *privs)
+            skip.add(id(tree.this))
+    elif not isinstance(tree, _QUERY_ROOTS):
+        raise _unsupported(f"statement {type(tree).__name__}")
+    _TreeWalker(reqs, skip).walk(tree, frozenset())
+
+
+# --------------------------------------------------------------------------------------------
+# Token-level checks and rewrites of the shape images before sqlglot sees them
+
+
+def _check_images(imgs: Sequence[str]) -> None:
+    """Refusals that hold wherever the words appear."""
+    n = len(imgs)
+    for i, img in enumerate(imgs):
+        c = img[0]
+        if c == "`" or c.isalpha() or c == "_":
+            up = _fn_name(img) or ""
+            if c != "`" and up in ("OUTFILE", "DUMPFILE"):
+                raise _need("FILE")
+            if i + 1 < n and imgs[i + 1] == "(":
+                if up in _FILE_FUNCTIONS:
+                    raise _need("FILE")
+                if up in _DANGEROUS_FUNCTIONS or up.startswith("INTERNAL_"):
+                    raise _unsupported(f"function {up}")
+
+
+_VERB_MODIFIERS: Final = {
+    "INSERT": ("LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY"),
+    "REPLACE": ("LOW_PRIORITY", "DELAYED"),
+    "UPDATE": ("LOW_PRIORITY", "IGNORE"),
+    "DELETE": ("LOW_PRIORITY", "QUICK", "IGNORE"),
+    "SELECT": (),
+}
+
+
+def _sqlglot_text(imgs: Sequence[str], verb: str, verb_at: int) -> str:
+    """Rewrite the images into text sqlglot parses like the server does (same tables).
+
+    REPLACE becomes INSERT (the caller adds DELETE); modifiers sqlglot does not know are
+    dropped; ``NEXT VALUE FOR s`` / ``PREVIOUS VALUE FOR s`` become ``NEXTVAL(s)`` /
+    ``LASTVAL(s)``; ``SELECT ... INTO @a, @b`` loses its INTO clause; ``DELETE t.* FROM``
+    becomes ``DELETE t FROM``; MariaDB's ``ROWS EXAMINED n`` and ``WAIT n`` after ``FOR
+    UPDATE`` are dropped.
+    """
+    kws = [_kw(i) for i in imgs]
+    n = len(imgs)
+    out: list[str] = []
+    into_at = -1  # where INSERT/REPLACE's own INTO may be
+    depth = 0
+    i = 0
+    while i < n:
+        k = kws[i]
+        if i == verb_at:
+            out.append("INSERT" if verb == "REPLACE" else k)
+            i += 1
+            while i < n and kws[i] in _VERB_MODIFIERS[verb]:
+                i += 1
+            if verb in ("INSERT", "REPLACE"):
+                into_at = i + 1 if i < n and kws[i] == "IGNORE" else i
+            continue
+        if k == "(":
+            depth += 1
+        elif k == ")":
+            depth -= 1
+        elif k in ("NEXT", "PREVIOUS") and kws[i + 1 : i + 3] == ["VALUE", "FOR"]:
+            j = i + 3
+            parts = [imgs[j]] if j < n else []
+            if j + 2 < n and kws[j + 1] == ".":
+                parts += [".", imgs[j + 2]]
+            if not parts or any(_ident(p) is None for p in parts[::2]):
+                raise _parse_error()
+            out += ["NEXTVAL" if k == "NEXT" else "LASTVAL", "(", *parts, ")"]
+            i = j + len(parts)
+            continue
+        elif k == "INTO":
+            if i == into_at:
+                out.append(k)
+                i += 1
+                continue
+            if verb != "SELECT":
+                raise _unsupported(f"INTO in this {verb} statement")
+            j = i + 1
+            while j < n and imgs[j][0] == "@" and imgs[j][:2] != "@@":
+                j += 1
+                if j < n and kws[j] == ",":
+                    j += 1
+                    continue
+                break
+            if j == i + 1 or kws[j - 1] == ",":
+                raise _unsupported("SELECT ... INTO other than user variables")
+            i = j
+            continue
+        elif verb == "DELETE" and depth == 0 and k == "." and i + 1 < n and kws[i + 1] == "*":
+            i += 2  # DELETE t.* FROM ...: the entry is the table t
+            continue
+        elif k == "ROWS" and kws[i + 1 : i + 3] == ["EXAMINED", "?"]:
+            i += 3
+            continue
+        elif (
+            k == "WAIT"
+            and kws[i + 1 : i + 2] == ["?"]
+            and i > 0
+            and kws[i - 1] in ("UPDATE", "MODE")
+        ):
+            i += 2
+            continue
+        out.append(imgs[i])
+        i += 1
+    return " ".join(out)
+
+
+_DML_VERBS: Final = ("SELECT", "INSERT", "REPLACE", "UPDATE", "DELETE")
+
+
+def _query_requirements(imgs: Sequence[str], reqs: _Reqs) -> None:
+    """A SELECT/WITH/(/INSERT/REPLACE/UPDATE/DELETE statement given as images."""
+    tree, verb = _query_tree(imgs)
+    _dml_requirements(tree, reqs, replace=verb == "REPLACE")
+
+
+def _query_tree(imgs: Sequence[str]) -> tuple[exp.Expression, str]:
+    """sqlglot's tree of a query or DML statement given as images, and its verb."""
+    kws = [_kw(i) for i in imgs]
+    k0 = kws[0]
+    verb = "SELECT"
+    verb_at = -1
+    if k0 in _DML_VERBS:
+        verb, verb_at = k0, 0
+    elif k0 == "WITH":
+        # WITH ... {SELECT | UPDATE | DELETE}: the first verb at depth 0 after the CTEs
+        depth = 0
+        for j, k in enumerate(kws):
+            if k == "(":
+                depth += 1
+            elif k == ")":
+                depth -= 1
+            elif depth == 0 and k in _DML_VERBS:
+                verb, verb_at = k, j
+                break
+        if verb in ("INSERT", "REPLACE"):
+            raise _unsupported("WITH ... INSERT")
+    elif k0 != "(":
+        raise _parse_error()
+    tree = _parse_one(_sqlglot_text(imgs, verb, verb_at))
+    expected: tuple[type[exp.Expression], ...]
+    if verb in ("INSERT", "REPLACE"):
+        expected = (exp.Insert,)
+    elif verb == "UPDATE":
+        expected = (exp.Update,)
+    elif verb == "DELETE":
+        expected = (exp.Delete,)
+    else:
+        expected = _QUERY_ROOTS
+    if not isinstance(tree, expected):
+        raise _parse_error()
+    return tree, verb
+
+
+def _condition_requirements(imgs: Sequence[str], reqs: _Reqs) -> None:
+    """A WHERE condition of a SHOW statement: its subqueries read tables."""
+    tree = _parse_one("SELECT 1 WHERE " + " ".join(imgs))
+    if not isinstance(tree, exp.Select):
+        raise _parse_error()
+    _TreeWalker(reqs, set()).walk(tree, frozenset())
+
+
+def _expression_requirements(imgs: Sequence[str], reqs: _Reqs) -> None:
+    """An expression (SET @x = expr): its subqueries read tables."""
+    _check_images(imgs)
+    tree = _parse_one("SELECT " + " ".join(imgs))
+    if not isinstance(tree, exp.Select) or len(tree.expressions) != 1:
+        raise _parse_error()
+    _TreeWalker(reqs, set()).walk(tree, frozenset())
+
+
+# --------------------------------------------------------------------------------------------
+# DDL (token grammar over the images)
+
+
+def _scan_ddl_body(imgs: Sequence[str], reqs: _Reqs) -> None:
+    """Column/index definitions and table or partition options: refuse the dangerous ones,
+    account for referenced tables and sequences."""
+    kws = [_kw(i) for i in imgs]
+    n = len(kws)
+    depth = 0
+    i = 0
+    while i < n:
+        k = kws[i]
+        if k == "(":
+            depth += 1
+        elif k == ")":
+            depth -= 1
+        if k in ("SELECT", "TABLE") or (k == "VALUES" and depth == 0):
+            # a query or another table where only definitions and options belong
+            raise _unsupported(f"{k} in a table definition")
+        if k == "REFERENCES":
+            cur = _Cursor(imgs, i + 1)
+            db, name = cur.table_ref()
+            reqs.table(db, name, Priv.SELECT)
+            i = cur.i
+            continue
+        if k in ("ENGINE", "TYPE", "STORAGE") and i + 1 < n:
+            j = i + 1
+            if k == "STORAGE" and kws[j] != "ENGINE":
+                i += 1
+                continue
+            if k == "STORAGE":
+                j += 1
+            if j < n and kws[j] == "=":
+                j += 1
+                engine = _ident(imgs[j]) if j < n else None
+                if engine is None or engine.upper() not in _ENGINES_OK:
+                    raise _unsupported(f"storage engine {engine or ''}".strip())
+            elif j < n and (_is_word(imgs[j]) or imgs[j][0] in "`'"):
+                # ENGINE name / TYPE {BTREE|HASH|RTREE}; or a column named engine or type
+                # followed by its data type
+                engine = _ident(imgs[j]) or kws[j]
+                if (
+                    engine.upper() not in _ENGINES_OK
+                    and kws[j] not in _DATA_TYPES
+                    and not (k == "TYPE" and kws[j] in ("BTREE", "HASH", "RTREE"))
+                ):
+                    raise _unsupported(f"storage engine {engine}")
+            i = j + 1
+            continue
+        if k == "DIRECTORY":
+            raise _need("FILE")
+        if k in ("CONNECTION", "UNION", "TABLESPACE"):
+            raise _unsupported(f"table option {k}")
+        if k in _SEQUENCE_FUNCTIONS and i + 1 < n and kws[i + 1] == "(":
+            cur = _Cursor(imgs, i + 2)
+            db, name = cur.table_ref()
+            reqs.table(db, name, *_SEQUENCE_FUNCTIONS[k])
+            i = cur.i
+            continue
+        if k in ("NEXT", "PREVIOUS") and kws[i + 1 : i + 3] == ["VALUE", "FOR"]:
+            cur = _Cursor(imgs, i + 3)
+            db, name = cur.table_ref()
+            reqs.table(db, name, *_SEQUENCE_FUNCTIONS["NEXTVAL" if k == "NEXT" else "LASTVAL"])
+            i = cur.i
+            continue
+        i += 1
+
+
+def _query_start(kws: Sequence[str], start: int) -> int:
+    """Index where the query of CREATE TABLE ... [AS] SELECT begins (or len)."""
+    depth = 0
+    for j in range(start, len(kws)):
+        k = kws[j]
+        if k == "(":
+            if depth == 0 and j + 1 < len(kws) and kws[j + 1] in ("SELECT", "WITH", "("):
+                # "(SELECT" at depth 0 after the definitions, or a parenthesised query
+                return j
+            depth += 1
+        elif k == ")":
+            depth -= 1
+        elif (depth == 0 and k in ("SELECT", "AS", "IGNORE", "REPLACE")) or (
+            depth == 0 and k == "WITH" and j + 1 < len(kws) and kws[j + 1] != "SYSTEM"
+        ):
+            return j
+    return len(kws)
+
+
+def _create_table(cur: _Cursor, reqs: _Reqs, or_replace: bool) -> None:
+    cur.accept("IF", "NOT", "EXISTS")
+    db, name = cur.table_ref()
+    reqs.table(db, name, Priv.CREATE)
+    if or_replace:
+        reqs.table(db, name, Priv.DROP)
+    like = cur.accept("LIKE")
+    paren = not like and cur.accept("(", "LIKE")
+    if like or paren:
+        sdb, sname = cur.table_ref()
+        if paren:
+            cur.expect(")")
+        if not cur.at_end():
+            raise _parse_error()
+        reqs.table(sdb, sname, Priv.SELECT)
+        return
+    rest = cur.rest()
+    kws = [_kw(i) for i in rest]
+    q = _query_start(kws, 0)
+    _scan_ddl_body(rest[:q], reqs)
+    if q == len(rest):
+        return
+    query = rest[q:]
+    qk = kws[q:]
+    privs = [Priv.INSERT]
+    j = 0
+    if qk[j] in ("IGNORE", "REPLACE"):
+        if qk[j] == "REPLACE":
+            privs.append(Priv.DELETE)
+        j += 1
+    if j < len(qk) and qk[j] == "AS":
+        j += 1
+    if j >= len(qk) or qk[j] not in ("SELECT", "WITH", "("):
+        raise _unsupported("CREATE TABLE ... AS with this query")
+    reqs.table(db, name, *privs)
+    _check_images(query[j:])
+    _query_requirements(query[j:], reqs)
+
+
+def _create(cur: _Cursor, reqs: _Reqs) -> None:
+    or_replace = cur.accept("OR", "REPLACE")
+    temporary = cur.accept("TEMPORARY")
+    k = cur.peek()
+    if k == "TABLE":
+        cur.i += 1
+        _create_table(cur, reqs, or_replace)
+        return
+    if k == "SEQUENCE":
+        cur.i += 1
+        cur.accept("IF", "NOT", "EXISTS")
+        db, _name = cur.table_ref()
+        reqs.database(db, Priv.CREATE)
+        if or_replace:
+            reqs.database(db, Priv.DROP)
+        _scan_ddl_body(cur.rest(), reqs)
+        return
+    if temporary:
+        raise _parse_error()
+    if not cur.accept("ONLINE"):
+        cur.accept("OFFLINE")
+    if not (cur.accept("UNIQUE") or cur.accept("FULLTEXT")):
+        cur.accept("SPATIAL")
+    if cur.accept("INDEX") or cur.accept("KEY"):
+        cur.accept("IF", "NOT", "EXISTS")
+        cur.name()
+        while not cur.at_end() and cur.peek() != "ON":
+            if cur.peek() not in ("USING", "TYPE", "BTREE", "HASH", "RTREE"):
+                raise _parse_error()
+            cur.i += 1
+        cur.expect("ON")
+        db, name = cur.table_ref()
+        reqs.table(db, name, Priv.INDEX)
+        _scan_ddl_body(cur.rest(), reqs)
+        return
+    obj = cur.peek()
+    if obj in ("DATABASE", "SCHEMA"):
+        raise _unsupported("CREATE DATABASE")
+    if obj in ("AGGREGATE", "FUNCTION") and "SONAME" in cur.kws:
+        raise _need("SUPER")
+    if obj in ("SERVER", "TABLESPACE", "LOGFILE"):
+        raise _need("SUPER")
+    raise _unsupported(f"CREATE {obj}".strip() if obj.isalpha() else "CREATE of this object")
+
+
+def _drop(cur: _Cursor, reqs: _Reqs) -> None:
+    temporary = cur.accept("TEMPORARY")
+    k = cur.peek()
+    if k in ("TABLE", "TABLES"):
+        cur.i += 1
+        cur.accept("IF", "EXISTS")
+        while True:
+            db, name = cur.table_ref()
+            reqs.table(db, name, Priv.DROP)
+            if not cur.accept(","):
+                break
+        cur.skip_wait()
+        if not cur.accept("RESTRICT"):
+            cur.accept("CASCADE")
+        if not cur.at_end():
+            raise _parse_error()
+        return
+    if k == "SEQUENCE":
+        cur.i += 1
+        cur.accept("IF", "EXISTS")
+        while True:
+            db, _name = cur.table_ref()
+            reqs.database(db, Priv.DROP)
+            if not cur.accept(","):
+                break
+        if not cur.at_end():
+            raise _parse_error()
+        return
+    if temporary:
+        raise _parse_error()
+    if cur.accept("INDEX") or cur.accept("KEY"):
+        cur.accept("IF", "EXISTS")
+        cur.name()
+        cur.expect("ON")
+        db, name = cur.table_ref()
+        reqs.table(db, name, Priv.INDEX)
+        while not cur.at_end():
+            if cur.peek() not in ("ALGORITHM", "LOCK", "=", "WAIT", "NOWAIT", "?") and not _is_word(
+                cur.imgs[cur.i]
+            ):
+                raise _parse_error()
+            cur.i += 1
+        return
+    if k in ("DATABASE", "SCHEMA"):
+        raise _unsupported("DROP DATABASE")
+    raise _unsupported(f"DROP {k}".strip() if k.isalpha() else "DROP of this object")
+
+
+def _rename_pair(reqs: _Reqs, old: tuple[str | None, str], new: tuple[str | None, str]) -> None:
+    reqs.table(old[0], old[1], Priv.ALTER, Priv.DROP)
+    reqs.table(new[0], new[1], Priv.CREATE, Priv.INSERT)
+
+
+def _alter(cur: _Cursor, reqs: _Reqs) -> None:
+    cur.accept("ONLINE")
+    cur.accept("IGNORE")
+    k = cur.peek()
+    if k == "TABLE":
+        cur.i += 1
+        cur.accept("IF", "EXISTS")
+        db, name = cur.table_ref()
+        reqs.table(db, name, Priv.ALTER)
+        cur.skip_wait()
+        rest = cur.rest()
+        kws = [_kw(i) for i in rest]
+        depth = 0
+        spec_start = True
+        j = 0
+        while j < len(kws):
+            k = kws[j]
+            if k == "(":
+                depth += 1
+            elif k == ")":
+                depth -= 1
+            elif depth == 0 and k == ",":
+                spec_start = True
+                j += 1
+                continue
+            elif depth == 0 and spec_start:
+                spec_start = False
+                if k == "RENAME":
+                    nxt = kws[j + 1] if j + 1 < len(kws) else ""
+                    if nxt not in ("COLUMN", "INDEX", "KEY", "CONSTRAINT"):
+                        c2 = _Cursor(rest, j + 1)
+                        if not (c2.accept("TO") or c2.accept("AS")):
+                            c2.accept("=")
+                        new = c2.table_ref()
+                        _rename_pair(reqs, (db, name), new)
+                        j = c2.i
+                        continue
+                elif k in ("DISCARD", "IMPORT"):
+                    raise _unsupported(f"ALTER TABLE ... {k} TABLESPACE")
+                elif k == "EXCHANGE":
+                    raise _unsupported("ALTER TABLE ... EXCHANGE PARTITION")
+                elif k == "CONVERT" and j + 1 < len(kws) and kws[j + 1] in ("PARTITION", "TABLE"):
+                    raise _unsupported(f"ALTER TABLE ... CONVERT {kws[j + 1]}")
+                elif k in ("DROP", "TRUNCATE") and j + 1 < len(kws) and kws[j + 1] == "PARTITION":
+                    reqs.table(db, name, Priv.DROP)
+            j += 1
+        _scan_ddl_body(rest, reqs)
+        return
+    if k == "SEQUENCE":
+        cur.i += 1
+        cur.accept("IF", "EXISTS")
+        db, _name = cur.table_ref()
+        reqs.database(db, Priv.ALTER)
+        _scan_ddl_body(cur.rest(), reqs)
+        return
+    if k in ("DATABASE", "SCHEMA"):
+        raise _unsupported("ALTER DATABASE")
+    raise _unsupported(f"ALTER {k}".strip() if k.isalpha() else "ALTER of this object")
+
+
+def _rename(cur: _Cursor, reqs: _Reqs) -> None:
+    if not (cur.accept("TABLE") or cur.accept("TABLES")):
+        raise _unsupported(f"RENAME {cur.peek()}".strip())
+    cur.accept("IF", "EXISTS")
+    while True:
+        old = cur.table_ref()
+        cur.skip_wait()
+        cur.expect("TO")
+        new = cur.table_ref()
+        _rename_pair(reqs, old, new)
+        if not cur.accept(","):
+            break
+    if not cur.at_end():
+        raise _parse_error()
+
+
+def _truncate(cur: _Cursor, reqs: _Reqs) -> None:
+    cur.accept("TABLE")
+    db, name = cur.table_ref()
+    reqs.table(db, name, Priv.DROP)
+    cur.skip_wait()
+    if not cur.at_end():
+        raise _parse_error()
+
+
+def _maintenance(cur: _Cursor, reqs: _Reqs, verb: str) -> None:
+    """ANALYZE|OPTIMIZE|REPAIR|CHECK|CHECKSUM TABLE t[, t2] [options]."""
+    if not cur.accept("NO_WRITE_TO_BINLOG"):
+        cur.accept("LOCAL")
+    if not (cur.accept("TABLE") or cur.accept("TABLES")):
+        raise _parse_error()
+    privs = (Priv.SELECT,) if verb in ("CHECK", "CHECKSUM") else (Priv.SELECT, Priv.INSERT)
+    while True:
+        db, name = cur.table_ref()
+        reqs.table(db, name, *privs)
+        if not cur.accept(","):
+            break
+    # options: words, names and parenthesised name lists (ANALYZE ... PERSISTENT FOR ...)
+    for img in cur.rest():
+        if not (_is_word(img) or img[0] == "`" or img in ("(", ")", ",", "?")):
+            raise _parse_error()
+        if _kw(img) in ("SELECT", "FROM", "TABLE"):
+            raise _parse_error()
+
+
+_EXPLAINABLE: Final = frozenset({"SELECT", "WITH", "(", "INSERT", "REPLACE", "UPDATE", "DELETE"})
+
+
+def _explain(cur: _Cursor, reqs: _Reqs, verb: str) -> None:
+    """DESCRIBE|DESC|EXPLAIN [options] {table [column] | statement}; ANALYZE statement."""
+    while True:
+        if cur.accept("EXTENDED") or cur.accept("PARTITIONS") or cur.accept("ANALYZE"):
+            continue
+        if cur.peek() == "FORMAT" and cur.peek(1) == "=":
+            cur.i += 3
+            continue
+        break
+    if cur.peek() == "FOR":
+        raise _unsupported("EXPLAIN FOR CONNECTION")
+    if cur.peek() in _EXPLAINABLE:
+        inner = cur.rest()
+        _check_images(inner)
+        _query_requirements(inner, reqs)
+        return
+    if verb == "ANALYZE":
+        raise _parse_error()
+    db, name = cur.table_ref()
+    reqs.table(db, name, Priv.SELECT)
+    if not cur.at_end():
+        nxt = cur.imgs[cur.i]
+        if not (_ident(nxt) is not None or nxt == "'?'"):
+            raise _parse_error()
+        cur.i += 1
+    if not cur.at_end():
+        raise _parse_error()
+
+
+def _show_filter(cur: _Cursor, reqs: _Reqs, where_ok: bool = True) -> None:
+    """[LIKE 'pattern' | WHERE condition] at the end of a SHOW."""
+    if cur.at_end():
+        return
+    if cur.accept("LIKE"):
+        if cur.peek() != "'?'":
+            raise _parse_error()
+        cur.i += 1
+        if not cur.at_end():
+            raise _parse_error()
+        return
+    if where_ok and cur.accept("WHERE"):
+        if cur.at_end():
+            raise _parse_error()
+        _condition_requirements(cur.rest(), reqs)
+        return
+    raise _parse_error()
+
+
+def _show_from_db(cur: _Cursor, reqs: _Reqs) -> None:
+    if cur.accept("FROM") or cur.accept("IN"):
+        db = cur.name()
+        reqs.resolve(db, "?")
+    else:
+        reqs.resolve(None, "?")
+
+
+def _show(cur: _Cursor, reqs: _Reqs) -> None:
+    """The SHOW forms analysed from the shape (SHOW DATABASES etc. are handled elsewhere)."""
+    full = cur.accept("FULL")
+    k = cur.peek()
+    if k == "TABLES":
+        cur.i += 1
+        _show_from_db(cur, reqs)
+        _show_filter(cur, reqs)
+        return
+    if k in ("COLUMNS", "FIELDS", "INDEX", "INDEXES", "KEYS"):
+        cur.i += 1
+        if not (cur.accept("FROM") or cur.accept("IN")):
+            raise _parse_error()
+        db, name = cur.table_ref()
+        if cur.accept("FROM") or cur.accept("IN"):
+            if db is not None:
+                raise _parse_error()
+            db = cur.name()
+        reqs.table(db, name, Priv.SELECT)
+        _show_filter(cur, reqs, where_ok=True)
+        return
+    if full:
+        raise _unsupported("SHOW FULL of this kind")
+    if cur.accept("TABLE", "STATUS"):
+        _show_from_db(cur, reqs)
+        _show_filter(cur, reqs)
+        return
+    if cur.accept("CREATE"):
+        obj = cur.peek()
+        if obj in ("TABLE", "VIEW", "SEQUENCE"):
+            cur.i += 1
+            db, name = cur.table_ref()
+            reqs.table(db, name, Priv.SELECT)
+            if not cur.at_end():
+                raise _parse_error()
+            return
+        if obj in ("DATABASE", "SCHEMA"):
+            cur.i += 1
+            cur.accept("IF", "NOT", "EXISTS")
+            reqs.resolve(cur.name(), "?")
+            if not cur.at_end():
+                raise _parse_error()
+            return
+        raise _unsupported(f"SHOW CREATE {obj}".strip() if obj.isalpha() else "SHOW CREATE")
+    if k in ("WARNINGS", "ERRORS"):
+        cur.i += 1
+        if cur.accept("LIMIT"):
+            for img in cur.rest():
+                if img not in ("?", ","):
+                    raise _parse_error()
+            return
+        if not cur.at_end():
+            raise _parse_error()
+        return
+    if k == "COUNT" and cur.kws[cur.i : cur.i + 5] in (
+        ["COUNT", "(", "*", ")", "WARNINGS"],
+        ["COUNT", "(", "*", ")", "ERRORS"],
+    ):
+        cur.i += 5
+        if not cur.at_end():
+            raise _parse_error()
+        return
+    scope = ""
+    if k in ("GLOBAL", "SESSION", "LOCAL"):
+        scope = k
+        cur.i += 1
+        k = cur.peek()
+    if k == "VARIABLES":
+        cur.i += 1
+        _show_filter(cur, reqs)
+        return
+    if k == "STATUS":
+        if scope == "GLOBAL":
+            raise _unsupported("SHOW GLOBAL STATUS")
+        cur.i += 1
+        _show_filter(cur, reqs)
+        return
+    if scope:
+        raise _parse_error()
+    if cur.accept("COLLATION") or cur.accept("CHARSET") or cur.accept("CHARACTER", "SET"):
+        _show_filter(cur, reqs)
+        return
+    if cur.accept("ENGINES") or cur.accept("STORAGE", "ENGINES") or cur.accept("PRIVILEGES"):
+        if not cur.at_end():
+            raise _parse_error()
+        return
+    raise _unsupported(f"SHOW {k}".strip() if k.isalpha() else "SHOW of this kind")
+
+
+def _load(cur: _Cursor) -> None:
+    k = cur.peek()
+    if k in ("DATA", "XML"):
+        if "LOCAL" in cur.kws[cur.i : cur.i + 4]:
+            raise _unsupported("LOAD DATA LOCAL")
+        raise _need("FILE")
+    if k == "INDEX":
+        raise _unsupported("LOAD INDEX INTO CACHE")
+    raise _parse_error()
+
+
+def _analyze_shape(imgs: Sequence[str], current_db: str | None) -> Statement:
+    """Everything whose decision depends on the shape key alone (cacheable)."""
+    reqs = _Reqs(current_db)
+    try:
+        _check_images(imgs)
+        cur = _Cursor(imgs)
+        k = cur.peek()
+        if k in ("SELECT", "WITH", "(", "INSERT", "REPLACE", "UPDATE", "DELETE"):
+            _query_requirements(imgs, reqs)
+        else:
+            cur.i = 1
+            if k == "CREATE":
+                _create(cur, reqs)
+            elif k == "DROP":
+                _drop(cur, reqs)
+            elif k == "ALTER":
+                _alter(cur, reqs)
+            elif k == "RENAME":
+                _rename(cur, reqs)
+            elif k == "TRUNCATE":
+                _truncate(cur, reqs)
+            elif k in ("DESCRIBE", "DESC", "EXPLAIN"):
+                _explain(cur, reqs, k)
+            elif k == "ANALYZE":
+                if cur.peek() in ("TABLE", "TABLES", "NO_WRITE_TO_BINLOG", "LOCAL"):
+                    _maintenance(cur, reqs, k)
+                else:
+                    _explain(cur, reqs, k)
+            elif k in ("OPTIMIZE", "REPAIR", "CHECK", "CHECKSUM"):
+                _maintenance(cur, reqs, k)
+            elif k == "SHOW":
+                _show(cur, reqs)
+            elif k == "LOAD":
+                _load(cur)
+            elif k in _UNSUPPORTED_OPENERS:
+                raise _unsupported(_UNSUPPORTED_OPENERS[k])
+            elif k in _GLOBAL_PRIVILEGE_OPENERS:
+                raise _need(_GLOBAL_PRIVILEGE_OPENERS[k])
+            else:
+                raise _parse_error()
+    except _Refuse as refusal:
+        return Statement(Kind.REFUSED, "", error=refusal.error)
+    return Statement(
+        Kind.QUERY, "", requirements=reqs.result(), reads_information_schema=reqs.reads_is
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Statements read with their values (never cached)
+
+
+def _value_name(tok: Token) -> str | None:
+    """A name given as a word, quoted name or string (SET NAMES 'utf8', SET NAMES binary)."""
+    if tok.kind in (TokenKind.WORD, TokenKind.IDENT, TokenKind.STRING):
+        return tok.value
+    return None
+
+
+def _charset_ok(name: str) -> str:
+    cs = name.lower()
+    if cs not in _SAFE_CHARSETS:
+        raise _Refuse(
+            sql_error(
+                ErrorCode.NOT_SUPPORTED_YET,
+                f"Character set '{name}' is not supported by the proxy: only character sets "
+                "whose multi-byte characters never contain ASCII bytes (such as utf8mb4 and "
+                "latin1) can be checked safely",
+            )
+        )
+    return cs
+
+
+def _split_commas(tokens: Sequence[Token]) -> list[list[Token]]:
+    items: list[list[Token]] = [[]]
+    depth = 0
+    for tok in tokens:
+        if tok.kind is TokenKind.OP:
+            if tok.value == "(":
+                depth += 1
+            elif tok.value == ")":
+                depth -= 1
+            elif tok.value == "," and depth == 0:
+                items.append([])
+                continue
+        items[-1].append(tok)
+    return items
+
+
+def _sql_mode(value: str) -> LexMode:
+    modes = {m.strip().upper() for m in value.split(",") if m.strip()}
+    refused = modes & _SQL_MODES_REFUSED
+    if refused:
+        raise _unsupported(f"sql_mode {sorted(refused)[0]}")
+    return LexMode(
+        ansi_quotes="ANSI_QUOTES" in modes or "ANSI" in modes,
+        no_backslash_escapes="NO_BACKSLASH_ESCAPES" in modes,
+    )
+
+
+def _literal_value(value: list[Token]) -> Token:
+    """The one literal (or bare word) a system variable is set to."""
+    if (
+        len(value) == 2
+        and value[0].kind is TokenKind.OP
+        and value[0].value in ("-", "+")
+        and value[1].kind is TokenKind.NUMBER
+    ):
+        return value[1]
+    if len(value) == 1:
+        tok = value[0]
+        if tok.kind in (
+            TokenKind.STRING,
+            TokenKind.NUMBER,
+            TokenKind.HEX,
+            TokenKind.BIT,
+            TokenKind.WORD,
+            TokenKind.IDENT,
+        ):
+            return tok
+    raise _unsupported("SET of a system variable to anything but a literal value")
+
+
+class _SetResult:
+    __slots__ = ("charset", "lex_mode")
+
+    def __init__(self) -> None:
+        self.lex_mode: LexMode | None = None
+        self.charset: str | None = None
+
+
+def _set_item(item: list[Token], reqs: _Reqs, out: _SetResult) -> None:
+    if not item:
+        raise _parse_error()
+    first = item[0]
+    up = first.value.upper() if first.kind is TokenKind.WORD else ""
+    # scope keywords
+    if up in ("GLOBAL", "PERSIST", "PERSIST_ONLY"):
+        raise _need("SUPER")
+    if up in ("SESSION", "LOCAL"):
+        item = item[1:]
+        if not item:
+            raise _parse_error()
+        first = item[0]
+        up = first.value.upper() if first.kind is TokenKind.WORD else ""
+    if up == "NAMES":
+        if len(item) < 2:
+            raise _parse_error()
+        cs_tok = item[1]
+        if cs_tok.kind is TokenKind.WORD and cs_tok.value.upper() == "DEFAULT":
+            cs = None
+        else:
+            name = _value_name(cs_tok)
+            if name is None:
+                raise _parse_error()
+            cs = _charset_ok(name)
+        rest = item[2:]
+        if rest:
+            if len(rest) != 2 or rest[0].value.upper() != "COLLATE":
+                raise _parse_error()
+            coll = _value_name(rest[1])
+            if coll is None and rest[1].value.upper() != "DEFAULT":
+                raise _parse_error()
+            if coll is not None:
+                _charset_ok(coll.split("_", 1)[0])
+        out.charset = cs or "default"
+        return
+    if up in ("CHARACTER", "CHARSET"):
+        rest = item[1:]
+        if up == "CHARACTER":
+            if not rest or rest[0].value.upper() != "SET":
+                raise _parse_error()
+            rest = rest[1:]
+        if len(rest) != 1:
+            raise _parse_error()
+        if rest[0].kind is TokenKind.WORD and rest[0].value.upper() == "DEFAULT":
+            out.charset = "default"
+            return
+        name = _value_name(rest[0])
+        if name is None:
+            raise _parse_error()
+        out.charset = _charset_ok(name)
+        return
+    if first.kind is TokenKind.USER_VAR:
+        if len(item) < 3 or item[1].value not in ("=", ":="):
+            raise _parse_error()
+        _expression_requirements([t.image for t in item[2:]], reqs)
+        return
+    # a system variable
+    if first.kind is TokenKind.SYS_VAR:
+        var = first.value
+        scope, dot, rest_name = var.partition(".")
+        if dot:
+            if scope in ("global", "persist", "persist_only"):
+                raise _need("SUPER")
+            if scope not in ("session", "local"):
+                raise _unsupported(f"SET of variable {var}")
+            var = rest_name
+        value = item[1:]
+    elif first.kind in (TokenKind.WORD, TokenKind.IDENT):
+        var = first.value.lower()
+        value = item[1:]
+    else:
+        raise _parse_error()
+    if not value or value[0].kind is not TokenKind.OP or value[0].value not in ("=", ":="):
+        raise _parse_error()
+    tok = _literal_value(value[1:])
+    is_word = tok.kind in (TokenKind.WORD, TokenKind.IDENT)
+    if var == "sql_mode":
+        if is_word and tok.value.upper() == "DEFAULT":
+            out.lex_mode = LexMode()
+        elif tok.kind is TokenKind.STRING or (
+            is_word and tok.value.upper() not in ("NULL", "ON", "OFF")
+        ):
+            out.lex_mode = _sql_mode(tok.value)
+        else:
+            raise _unsupported("sql_mode given as a number")
+        return
+    if var in _CHARSET_VARIABLES or var == "collation_connection":
+        word = tok.value.upper() if is_word else ""
+        if word == "DEFAULT" or (word == "NULL" and var == "character_set_results"):
+            if var == "character_set_client":
+                out.charset = "default"
+            return
+        if tok.kind not in (TokenKind.STRING, TokenKind.WORD, TokenKind.IDENT):
+            raise _parse_error()
+        name = tok.value
+        cs = _charset_ok(name.split("_", 1)[0] if var == "collation_connection" else name)
+        if var == "character_set_client":
+            out.charset = cs
+        return
+    if var not in _SESSION_VARIABLES:
+        raise _unsupported(f"SET of variable {var}")
+
+
+def _set(tokens: Sequence[Token], reqs: _Reqs) -> Statement:
+    kws = [t.value.upper() if t.kind is TokenKind.WORD else t.value for t in tokens]
+    i = 1
+    if kws[i : i + 1] == ["PASSWORD"]:
+        return Statement(Kind.ACCOUNT, "")
+    if kws[i : i + 1] == ["ROLE"] or kws[i : i + 2] == ["DEFAULT", "ROLE"]:
+        raise _unsupported("SET ROLE")
+    if kws[i : i + 1] == ["STATEMENT"]:
+        raise _unsupported("SET STATEMENT")
+    scope = kws[i] if i < len(kws) and kws[i] in ("GLOBAL", "SESSION", "LOCAL") else ""
+    if kws[i + (1 if scope else 0) : i + (2 if scope else 1)] == ["TRANSACTION"]:
+        if scope == "GLOBAL":
+            raise _need("SUPER")
+        _transaction_characteristics(kws[i + (2 if scope else 1) :])
+        return Statement(Kind.SESSION, "")
+    out = _SetResult()
+    for item in _split_commas(tokens[1:]):
+        _set_item(item, reqs, out)
+    return Statement(
+        Kind.SESSION,
+        "",
+        requirements=reqs.result(),
+        lex_mode=out.lex_mode,
+        reads_information_schema=reqs.reads_is,
+        charset=out.charset,
+    )
+
+
+_ISOLATION_LEVELS: Final = (
+    ["READ", "UNCOMMITTED"],
+    ["READ", "COMMITTED"],
+    ["REPEATABLE", "READ"],
+    ["SERIALIZABLE"],
+)
+
+
+def _transaction_characteristics(kws: list[str]) -> None:
+    if not kws:
+        raise _parse_error()
+    for part in " ".join(kws).split(" , "):
+        words = part.split()
+        if words in (["READ", "ONLY"], ["READ", "WRITE"]):
+            continue
+        if words[:2] == ["ISOLATION", "LEVEL"] and words[2:] in _ISOLATION_LEVELS:
+            continue
+        raise _parse_error()
+
+
+def _transaction(kws: list[str]) -> Statement:
+    """BEGIN, START TRANSACTION, COMMIT, ROLLBACK, SAVEPOINT, RELEASE SAVEPOINT."""
+    k = kws[0]
+    rest = kws[1:]
+    if k == "BEGIN":
+        if rest not in ([], ["WORK"]):
+            raise _unsupported("BEGIN NOT ATOMIC (compound statements)")
+    elif k == "START":
+        if rest[:1] != ["TRANSACTION"]:
+            if rest[:1] in (["SLAVE"], ["REPLICA"], ["ALL"], ["SLAVES"], ["REPLICAS"]):
+                raise _need("SUPER")
+            raise _parse_error()
+        modes = rest[1:]
+        if modes:
+            for part in " ".join(modes).split(" , "):
+                if part.split() not in (
+                    ["READ", "ONLY"],
+                    ["READ", "WRITE"],
+                    ["WITH", "CONSISTENT", "SNAPSHOT"],
+                ):
+                    raise _parse_error()
+    elif k in ("COMMIT", "ROLLBACK"):
+        if rest[:1] == ["WORK"]:
+            rest = rest[1:]
+        if k == "ROLLBACK" and rest[:1] == ["TO"]:
+            rest = rest[1:]
+            if rest[:1] == ["SAVEPOINT"]:
+                rest = rest[1:]
+            if len(rest) != 1:
+                raise _parse_error()
+            return Statement(Kind.SESSION, "")
+        if rest[:3] == ["AND", "NO", "CHAIN"]:
+            rest = rest[3:]
+        elif rest[:2] == ["AND", "CHAIN"]:
+            rest = rest[2:]
+        if rest == ["RELEASE"]:
+            raise _unsupported(f"{k} ... RELEASE")
+        if rest not in ([], ["NO", "RELEASE"]):
+            raise _parse_error()
+    elif k == "SAVEPOINT":
+        if len(rest) != 1:
+            raise _parse_error()
+    elif k == "RELEASE":
+        if rest[:1] != ["SAVEPOINT"] or len(rest) != 2:
+            raise _parse_error()
+    elif k == "UNLOCK" and rest not in (["TABLES"], ["TABLE"]):
+        raise _parse_error()
+    return Statement(Kind.SESSION, "")
+
+
+def _kill(tokens: Sequence[Token]) -> Statement:
+    kws = [t.value.upper() if t.kind is TokenKind.WORD else t.value for t in tokens]
+    i = 1
+    if i < len(kws) and kws[i] in ("HARD", "SOFT"):
+        i += 1
+    query = False
+    if i < len(kws) and kws[i] == "CONNECTION":
+        i += 1
+    elif i < len(kws) and kws[i] == "QUERY":
+        query = True
+        i += 1
+        if i < len(kws) and kws[i] == "ID":
+            raise _unsupported("KILL QUERY ID")
+    elif i < len(kws) and kws[i] == "USER":
+        raise _unsupported("KILL USER")
+    if i != len(tokens) - 1:
+        raise _parse_error()
+    tok = tokens[i]
+    if tok.kind is not TokenKind.NUMBER or not tok.raw.isdigit():
+        raise _parse_error()
+    return Statement(Kind.KILL, "", kill_id=int(tok.raw), kill_query=query)
+
+
+def _use(tokens: Sequence[Token]) -> Statement:
+    if len(tokens) != 2:
+        raise _parse_error()
+    tok = tokens[1]
+    if (
+        tok.kind is TokenKind.WORD and tok.value.upper() not in RESERVED_WORDS
+    ) or tok.kind is TokenKind.IDENT:
+        name = tok.value
+    else:
+        raise _parse_error()
+    if name == "":
+        raise _parse_error()
+    return Statement(Kind.USE, "", target_db=name)
+
+
+def _show_values(tokens: Sequence[Token]) -> Statement:
+    kws = [t.value.upper() if t.kind is TokenKind.WORD else t.value for t in tokens]
+    if kws[1] in ("DATABASES", "SCHEMAS"):
+        rest = tokens[2:]
+        if rest:
+            if kws[2] == "WHERE":
+                raise _unsupported("SHOW DATABASES ... WHERE")
+            if len(rest) != 2 or kws[2] != "LIKE" or rest[1].kind is not TokenKind.STRING:
+                raise _parse_error()
+        return Statement(Kind.SHOW_DATABASES, "")
+    full = kws[1] == "FULL"
+    if kws[1 + full :] != ["PROCESSLIST"]:
+        raise _parse_error()
+    return Statement(Kind.SHOW_PROCESSLIST, "", full=full)
+
+
+# --------------------------------------------------------------------------------------------
+# Dispatch
+
+
+def _opener(imgs: Sequence[str]) -> str:
+    """Which analysis a statement takes, from its images only.
+
+    ``"shape"`` (cacheable) or one of ``"set"``, ``"use"``, ``"kill"``, ``"show"``,
+    ``"account"``, ``"transaction"``.
+    """
+    k0 = _kw(imgs[0])
+    k1 = _kw(imgs[1]) if len(imgs) > 1 else ""
+    k2 = _kw(imgs[2]) if len(imgs) > 2 else ""
+    if k0 == "SET":
+        return "set"
+    if k0 == "USE":
+        return "use"
+    if k0 == "KILL":
+        return "kill"
+    if k0 in ("GRANT", "REVOKE"):
+        return "account"
+    if k0 == "SHOW":
+        if k1 == "GRANTS":
+            return "account"
+        if k1 in ("DATABASES", "SCHEMAS", "PROCESSLIST") or (k1, k2) == ("FULL", "PROCESSLIST"):
+            return "show"
+        return "shape"
+    if k0 in ("CREATE", "DROP", "ALTER", "RENAME"):
+        obj = k1
+        if (k0, k1, k2) == ("CREATE", "OR", "REPLACE"):
+            obj = _kw(imgs[3]) if len(imgs) > 3 else ""
+        if obj in _ACCOUNT_OBJECTS:
+            return "account"
+    if k0 in ("BEGIN", "START", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"):
+        return "transaction"
+    if k0 == "UNLOCK":
+        return "transaction"
+    return "shape"
+
+
+def _analyze_values(lexed: LexedStatement, opener: str, current_db: str | None) -> Statement:
+    tokens = lexed.tokens
+    reqs = _Reqs(current_db)
+    try:
+        if opener == "account":
+            return Statement(Kind.ACCOUNT, lexed.text)
+        if opener == "set":
+            st = _set(tokens, reqs)
+        elif opener == "use":
+            st = _use(tokens)
+        elif opener == "kill":
+            st = _kill(tokens)
+        elif opener == "show":
+            st = _show_values(tokens)
+        else:
+            st = _transaction([_kw(t.image) for t in tokens])
+    except _Refuse as refusal:
+        return _with_text(Statement(Kind.REFUSED, "", error=refusal.error), lexed.text)
+    return _with_text(st, lexed.text)
+
+
+_object_new = object.__new__
+_object_setattr = object.__setattr__
+
+
+def _with_text(st: Statement, text: str) -> Statement:
+    """``st`` with this statement's own text (and a 1064 naming it)."""
+    error = st.error
+    if error is None:
+        if st.text == text:
+            return st
+        # The frozen dataclass __init__ costs a few microseconds; this is the cache-hit path.
+        clone: Statement = _object_new(Statement)
+        _object_setattr(clone, "kind", st.kind)
+        _object_setattr(clone, "text", text)
+        _object_setattr(clone, "requirements", st.requirements)
+        _object_setattr(clone, "error", None)
+        _object_setattr(clone, "target_db", st.target_db)
+        _object_setattr(clone, "kill_id", st.kill_id)
+        _object_setattr(clone, "kill_query", st.kill_query)
+        _object_setattr(clone, "full", st.full)
+        _object_setattr(clone, "lex_mode", st.lex_mode)
+        _object_setattr(clone, "reads_information_schema", st.reads_information_schema)
+        _object_setattr(clone, "charset", st.charset)
+        return clone
+    if error is _PARSE or error.errno == ErrorCode.PARSE.errno:
+        error = parse_error(text)
+    return Statement(
+        st.kind,
+        text,
+        st.requirements,
+        error,
+        st.target_db,
+        st.kill_id,
+        st.kill_query,
+        st.full,
+        st.lex_mode,
+        st.reads_information_schema,
+        st.charset,
+    )
+
+
+def _analyze_one(lexed: LexedStatement, current_db: str | None) -> tuple[Statement, bool]:
+    """One statement: ``(statement, cacheable)``."""
+    imgs = [t.image for t in lexed.tokens]
+    opener = _opener(imgs)
+    try:
+        if opener == "shape":
+            return _with_text(_analyze_shape(imgs, current_db), lexed.text), True
+        return _analyze_values(lexed, opener, current_db), False
+    except RecursionError:
+        error = not_supported("statements nested this deeply")
+    except Exception:  # fail closed: a bug here must refuse the statement, not crash the session
+        # the shape key, never the text: it has no literals (passwords) in it
+        log.exception("statement analysis failed for shape %.300r", lexed.key)
+        error = not_supported("this statement (the proxy could not analyse it)")
+    return Statement(Kind.REFUSED, lexed.text, error=error), False
+
+
+def _changes_lexing(st: Statement) -> bool:
+    return st.kind is Kind.SESSION and (st.lex_mode is not None or st.charset is not None)
+
+
+def _after_change(text: str) -> Statement:
+    return Statement(
+        Kind.REFUSED,
+        text,
+        error=not_supported(
+            "statements after a change of sql_mode or character set in the same request"
+        ),
+    )
+
+
+def _lex_refusal(err: LexError, sql: str) -> list[Statement]:
+    return [Statement(Kind.REFUSED, sql, error=err.error)]
+
+
+def analyze_uncached(
+    sql: str, current_db: str | None, mode: LexMode = DEFAULT_MODE
+) -> list[Statement]:
+    """Analyse every statement of ``sql`` from scratch ([] for an empty request)."""
+    try:
+        statements = lex(sql, mode)
+    except LexError as err:
+        return _lex_refusal(err, sql)
+    out: list[Statement] = []
+    changed = False
+    for lexed in statements:
+        if changed:
+            out.append(_after_change(lexed.text))
+            continue
+        st, _cacheable = _analyze_one(lexed, current_db)
+        out.append(st)
+        changed = _changes_lexing(st)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The shape cache
+
+_CacheKey = tuple[str, str | None, LexMode]
+_CACHE: OrderedDict[_CacheKey, Statement] = OrderedDict()
+# A second, cheaper key for the commonest requests: the text itself with integer and simple
+# string literals replaced, usable when the text is in a small alphabet on which a regular
+# expression tokenizes exactly like the lexer (so equal fast keys imply equal shape keys).
+_FAST: OrderedDict[tuple[str, str | None], Statement] = OrderedDict()
+_stats = {"hits": 0, "fast_hits": 0, "misses": 0}
+
+_FAST_WORD = r"[A-Za-z_][A-Za-z0-9_]*+(?![$'`\"\u0080-\U0010ffff])"
+_FAST_NUM = r"(?<![.])[0-9]++(?:\.[0-9]++)?+(?![A-Za-z0-9_$.'`\"\u0080-\U0010ffff])"
+_FAST_STR = r"'[^'\\\x00]*+'(?!')"
+_FAST_BQ = r"`[A-Za-z0-9_$]++`"
+_FAST_OP = (
+    r"<=>|<=|>=|<>|!=|:=|[=<>!,()*+%.|&^~]|/(?!\*)|-(?!-)"
+    r"|\?(?![A-Za-z0-9_$\u0080-\U0010ffff])"
+)
+_FAST_TOKEN = "|".join((_FAST_WORD, _FAST_NUM, _FAST_STR, _FAST_BQ, _FAST_OP))
+# atomic tokens, possessive repetition: linear time, no backtracking
+_fast_ok = re.compile(r"[ \t\r\n]*+(?:(?>" + _FAST_TOKEN + r")[ \t\r\n]*+)++").fullmatch
+_sub_strings = re.compile(r"'[^']*'").sub
+_sub_numbers = re.compile(r"(?<![A-Za-z0-9_$`.])[0-9]+(?:\.[0-9]+)?").sub
+_FAST_MAX = 4096
+
+
+def _fast_key(sql: str) -> str | None:
+    """The fast key of a single simple statement, or None."""
+    if len(sql) > _FAST_MAX or _fast_ok(sql) is None:
+        return None
+    if "'" in sql:
+        sql = _sub_strings("'?'", sql)
+    return _sub_numbers("?", sql)
+
+
+_CACHE_MAX_KEY = 4096  # longer statements are analysed every time (bounds the cache's memory)
+
+
+def _remember(cache: OrderedDict[Any, Statement], key: Any, st: Statement) -> None:
+    """Store ``st`` without its text (a hit gets the new statement's own text)."""
+    if len(key[0]) > _CACHE_MAX_KEY:
+        return
+    cache[key] = Statement(
+        st.kind,
+        "",
+        st.requirements,
+        st.error,
+        reads_information_schema=st.reads_information_schema,
+    )
+    if len(cache) > CACHE_SIZE:
+        cache.popitem(last=False)
+
+
+def analyze(sql: str, current_db: str | None, mode: LexMode = DEFAULT_MODE) -> list[Statement]:
+    """Like :func:`analyze_uncached`, with decisions cached by shape key (see module doc)."""
+    fast = _fast_key(sql)
+    if fast is not None:
+        # The fast language lexes identically in every mode, so the mode is not part of the key.
+        fkey = (fast, current_db)
+        hit = _FAST.get(fkey)
+        if hit is not None:
+            try:
+                _FAST.move_to_end(fkey)
+            except KeyError:  # evicted meanwhile (only if called from several threads)
+                pass
+            _stats["fast_hits"] += 1
+            return [_with_text(hit, sql.strip(" \t\r\n"))]
+    try:
+        raw = shapes(sql, mode)
+    except LexError as err:
+        return _lex_refusal(err, sql)
+    out: list[Statement] = []
+    lexed: list[LexedStatement] | None = None
+    changed = False
+    for index, (key, text, _end) in enumerate(raw):
+        if changed:
+            out.append(_after_change(text))
+            continue
+        ckey = (key, current_db, mode)
+        hit = _CACHE.get(ckey)
+        if hit is not None:
+            try:
+                _CACHE.move_to_end(ckey)
+            except KeyError:
+                pass
+            _stats["hits"] += 1
+            out.append(_with_text(hit, text))
+            continue
+        _stats["misses"] += 1
+        if lexed is None:
+            lexed = lex(sql, mode)
+        st, cacheable = _analyze_one(lexed[index], current_db)
+        if cacheable:
+            _remember(_CACHE, ckey, st)
+            if fast is not None and len(raw) == 1:
+                _remember(_FAST, (fast, current_db), st)
+        out.append(st)
+        changed = _changes_lexing(st)
+    return out
+
+
+def cache_clear() -> None:
+    _CACHE.clear()
+    _FAST.clear()
+    for k in _stats:
+        _stats[k] = 0
+
+
+def cache_info() -> dict[str, int]:
+    return {**_stats, "size": len(_CACHE), "fast_size": len(_FAST)}

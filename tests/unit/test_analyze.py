@@ -1,0 +1,716 @@
+"""Statement classification: the case table, hostile inputs, and the shape cache's equivalence."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlglot
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlglot import exp
+
+from auth.privileges import Priv, Requirement
+from proxy.sql import analyze as analyze_module
+from proxy.sql.analyze import Kind, Statement, analyze, analyze_uncached, cache_clear, cache_info
+from proxy.sql.lexer import LexMode, lex
+
+CASES_FILE = Path(__file__).with_name("analyze_cases.txt")
+DEFAULT_DB = "app"
+MODES = {
+    "default": LexMode(),
+    "ansi": LexMode(ansi_quotes=True),
+    "nobs": LexMode(no_backslash_escapes=True),
+    "ansi+nobs": LexMode(ansi_quotes=True, no_backslash_escapes=True),
+}
+
+
+# --- the case table ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expected:
+    kind: Kind
+    requirements: frozenset[Requirement] = frozenset()
+    errno: int | None = None
+    target_db: str | None = None
+    kill_id: int | None = None
+    kill_query: bool = False
+    full: bool = False
+    lex_mode: LexMode | None = None
+    charset: str | None = None
+    reads_is: bool = False
+
+
+def _parse_expectation(text: str, db: str | None) -> Expected:
+    words = text.split()
+    kind = Kind[words[0]]
+    rest = words[1:]
+    if kind is Kind.REFUSED:
+        return Expected(kind, errno=int(rest[0]))
+    if kind is Kind.USE:
+        return Expected(kind, target_db=text.split(None, 1)[1])
+    if kind is Kind.KILL:
+        return Expected(kind, kill_id=int(rest[0]), kill_query="query" in rest[1:])
+    if kind is Kind.SHOW_PROCESSLIST:
+        return Expected(kind, full="full" in rest)
+    requirements: set[Requirement] = set()
+    lex_mode = None
+    charset = None
+    reads_is = False
+    # requirement tokens may contain spaces (quoted names): re-split on PRIV: markers
+    for item in re.split(r"\s+(?=(?:[A-Z]+:|IS\b|mode=|cs=))", " ".join(rest)):
+        if not item:
+            continue
+        if item == "IS":
+            reads_is = True
+        elif item.startswith("mode="):
+            lex_mode = MODES[item[5:]]
+        elif item.startswith("cs="):
+            charset = item[3:]
+        else:
+            priv, _, target = item.partition(":")
+            if "/" in target:
+                tdb, _, table = target.partition("/")
+                requirements.add(Requirement(Priv[priv], tdb, table or None))
+            else:
+                assert db is not None
+                requirements.add(Requirement(Priv[priv], db, target))
+    return Expected(
+        kind, frozenset(requirements), None, None, None, False, False, lex_mode, charset, reads_is
+    )
+
+
+def _load_cases() -> list[tuple[str, str | None, list[Expected]]]:
+    cases = []
+    for lineno, line in enumerate(CASES_FILE.read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        sql, sep, expectation = line.partition("==>")
+        assert sep, f"{CASES_FILE.name}:{lineno}: no ==>"
+        sql = sql.strip()
+        db: str | None = DEFAULT_DB
+        if sql.startswith("@"):
+            prefix, sql = sql.split(None, 1)
+            db = None if prefix == "@-" else prefix[1:]
+        expected = [_parse_expectation(e.strip(), db) for e in expectation.split(";;")]
+        cases.append((sql, db, expected))
+    return cases
+
+
+CASES = _load_cases()
+
+
+def _check(statement: Statement, expected: Expected, sql: str) -> None:
+    where = f"{sql!r} -> {statement}"
+    assert statement.kind is expected.kind, where
+    if expected.kind is Kind.REFUSED:
+        assert statement.error is not None, where
+        assert statement.error.errno == expected.errno, where
+        assert statement.requirements == (), where
+        return
+    assert statement.error is None, where
+    assert frozenset(statement.requirements) == expected.requirements, where
+    assert len(set(statement.requirements)) == len(statement.requirements), where
+    assert statement.target_db == expected.target_db, where
+    assert statement.kill_id == expected.kill_id, where
+    assert statement.kill_query == expected.kill_query, where
+    assert statement.full == expected.full, where
+    assert statement.lex_mode == expected.lex_mode, where
+    assert statement.charset == expected.charset, where
+    assert statement.reads_information_schema == expected.reads_is, where
+
+
+@pytest.mark.parametrize(("sql", "db", "expected"), CASES, ids=[c[0][:60] for c in CASES])
+def test_case_table(sql: str, db: str | None, expected: list[Expected]) -> None:
+    uncached = analyze_uncached(sql, db)
+    assert len(uncached) == len(expected), uncached
+    for statement, exp_ in zip(uncached, expected, strict=True):
+        _check(statement, exp_, sql)
+    # the cached path, cold and warm, decides the same
+    cache_clear()
+    assert analyze(sql, db) == uncached
+    assert analyze(sql, db) == uncached
+
+
+def test_case_table_is_big_enough() -> None:
+    assert len(CASES) > 350
+
+
+# --- details the table does not show -------------------------------------------------------------
+
+
+def test_forwarded_text_is_the_unwrapped_executable_text() -> None:
+    [st1] = analyze_uncached("/*!50001 SELECT */ a /* c */ FROM t -- x", "app")
+    assert st1.text == "SELECT   a   FROM t"
+    [st2, st3] = analyze_uncached("SELECT 1 /*! ; DROP TABLE t */", "app")
+    assert (st2.text, st3.text) == ("SELECT 1", "DROP TABLE t")
+
+
+def test_account_statement_text() -> None:
+    [statement] = analyze_uncached("/*!40101 GRANT SELECT ON app.* TO 'u'@'%' */", "app")
+    assert statement.kind is Kind.ACCOUNT
+    assert statement.text == "GRANT SELECT ON app.* TO 'u'@'%'"
+
+
+def test_requirement_spelling() -> None:
+    [statement] = analyze_uncached("SELECT * FROM MyTable JOIN APP.Other", "app")
+    assert statement.requirements == (
+        Requirement(Priv.SELECT, "app", "MyTable"),
+        Requirement(Priv.SELECT, "APP", "Other"),
+    )
+
+
+def test_errors_carry_mysql_numbers_and_texts() -> None:
+    [cross] = analyze_uncached("SELECT * FROM otherdb.t", "app")
+    assert cross.error is not None
+    assert (cross.error.errno, cross.error.sqlstate) == (1235, "42000")
+    assert cross.error.message == "Cross-database queries are not supported; USE otherdb first"
+    [nodb] = analyze_uncached("SELECT * FROM t", None)
+    assert nodb.error is not None
+    assert (nodb.error.errno, nodb.error.sqlstate, nodb.error.message) == (
+        1046,
+        "3D000",
+        "No database selected",
+    )
+    [file_priv] = analyze_uncached("SELECT LOAD_FILE('/etc/passwd')", "app")
+    assert file_priv.error is not None
+    assert (file_priv.error.errno, file_priv.error.sqlstate) == (1227, "42000")
+    assert file_priv.error.message == (
+        "Access denied; you need (at least one of) the FILE privilege(s) for this operation"
+    )
+    [charset] = analyze_uncached("SET NAMES gbk", "app")
+    assert charset.error is not None
+    assert "gbk" in charset.error.message and "not supported" in charset.error.message
+    [garbage] = analyze_uncached("frobnicate 'x'", "app")
+    assert garbage.error is not None
+    assert garbage.error.message.startswith("You have an error in your SQL syntax")
+    assert "near 'frobnicate 'x''" in garbage.error.message
+
+
+def test_lexer_errors_refuse_the_whole_request() -> None:
+    statements = analyze_uncached("SELECT 1; SELECT 'unterminated", "app")
+    assert len(statements) == 1
+    assert statements[0].kind is Kind.REFUSED
+    assert statements[0].error is not None and statements[0].error.errno == 1064
+
+
+def test_empty_request() -> None:
+    assert analyze_uncached("", "app") == []
+    assert analyze(" -- nothing\n ; ", "app") == []
+
+
+def test_modes_change_lexing() -> None:
+    ansi = LexMode(ansi_quotes=True)
+    [statement] = analyze_uncached('SELECT "a" FROM "t"', "app", ansi)
+    assert statement.requirements == (Requirement(Priv.SELECT, "app", "t"),)
+    [statement] = analyze_uncached('SELECT "a" FROM t', "app")
+    assert statement.requirements == (Requirement(Priv.SELECT, "app", "t"),)
+    # under NO_BACKSLASH_ESCAPES the backslash does not hide the quote
+    nobs = LexMode(no_backslash_escapes=True)
+    sql = "SELECT 'a\\' , (SELECT b FROM secret) -- '"
+    [with_nobs] = analyze_uncached(sql, "app", nobs)
+    assert with_nobs.requirements == (Requirement(Priv.SELECT, "app", "secret"),)
+    [with_bs] = analyze_uncached(sql, "app")
+    assert with_bs.kind is Kind.QUERY  # with backslash escapes it is all one string
+    assert with_bs.requirements == ()
+
+
+def test_sqlglot_never_sees_a_command() -> None:
+    # REPLACE and others that sqlglot turns into Command are rewritten before it parses them
+    [statement] = analyze_uncached("REPLACE INTO t SELECT * FROM s", "app")
+    assert statement.kind is Kind.QUERY
+
+
+# --- the shape cache -----------------------------------------------------------------------------
+
+
+def test_cache_hit_returns_own_text() -> None:
+    cache_clear()
+    a = analyze("SELECT c FROM sbtest1 WHERE id=1", "app")
+    b = analyze("SELECT c FROM sbtest1 WHERE id=2", "app")
+    c = analyze("SELECT c FROM sbtest1 WHERE id=3 /* via the lexer */", "app")
+    assert [s.text for s in a + b + c] == [
+        "SELECT c FROM sbtest1 WHERE id=1",
+        "SELECT c FROM sbtest1 WHERE id=2",
+        "SELECT c FROM sbtest1 WHERE id=3",
+    ]
+    assert a[0].requirements == b[0].requirements == c[0].requirements
+    info = cache_info()
+    assert info["fast_hits"] == 1
+    assert info["hits"] == 1
+
+
+def test_cache_keys_on_database_and_mode() -> None:
+    cache_clear()
+    [a] = analyze("SELECT * FROM t", "app")
+    [b] = analyze("SELECT * FROM t", "other")
+    [c] = analyze("SELECT * FROM t", None)
+    assert a.requirements[0].db == "app"
+    assert b.requirements[0].db == "other"
+    assert c.kind is Kind.REFUSED
+    [d] = analyze('SELECT "x" FROM t', "app")
+    [e] = analyze('SELECT "x" FROM t', "app", LexMode(ansi_quotes=True))
+    assert d.requirements == e.requirements
+    [f] = analyze('SELECT * FROM "x"', "app")
+    [g] = analyze('SELECT * FROM "x"', "app", LexMode(ansi_quotes=True))
+    assert f.kind is Kind.REFUSED and g.requirements == (Requirement(Priv.SELECT, "app", "x"),)
+
+
+def test_session_statements_are_not_cached() -> None:
+    cache_clear()
+    [a] = analyze("SET sql_mode = 'ANSI_QUOTES'", "app")
+    [b] = analyze("SET sql_mode = 'TRADITIONAL'", "app")
+    assert a.lex_mode == LexMode(ansi_quotes=True)
+    assert b.lex_mode == LexMode()
+    [k1] = analyze("KILL 5", "app")
+    [k2] = analyze("KILL 6", "app")
+    assert (k1.kill_id, k2.kill_id) == (5, 6)
+    [u1] = analyze("USE a", "app")
+    [u2] = analyze("USE b", "app")
+    assert (u1.target_db, u2.target_db) == ("a", "b")
+    assert cache_info()["size"] == 0
+
+
+def test_cache_is_bounded() -> None:
+    cache_clear()
+    for i in range(analyze_module.CACHE_SIZE + 50):
+        analyze(f"SELECT c{i} FROM t WHERE id = 1", "app")
+    info = cache_info()
+    assert info["size"] <= analyze_module.CACHE_SIZE
+    assert info["fast_size"] <= analyze_module.CACHE_SIZE
+    cache_clear()
+
+
+def test_parse_error_of_a_cached_shape_names_its_own_text() -> None:
+    cache_clear()
+    [a] = analyze("SELECT 1 FROM WHERE 1", "app")
+    [b] = analyze("SELECT 2 FROM WHERE 2", "app")
+    assert a.error is not None and b.error is not None
+    assert "SELECT 1" in a.error.message and "SELECT 2" in b.error.message
+
+
+# --- property: analyze() == analyze_uncached() ---------------------------------------------------
+
+_IDENT_CHARS = st.sampled_from(
+    [
+        "t",
+        "t2",
+        "secret",
+        "a.b",
+        "x`y",
+        "q'r",
+        "c -- d",
+        "e/*f*/",
+        "#g",
+        "select",
+        "sbtest1",
+        "information_schema",
+        "otherdb",
+        "app",
+        "T",
+    ]
+)
+_DBS = st.sampled_from(["app", "APP", "otherdb", "information_schema", "mysql"])
+
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+@st.composite
+def _table(draw: st.DrawFn) -> str:
+    name = draw(_IDENT_CHARS)
+    quoted = draw(st.booleans()) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)
+    text = _quote(name) if quoted else name
+    if draw(st.integers(0, 3)) == 0:
+        text = f"{draw(_DBS)}.{text}"
+    return text
+
+
+@st.composite
+def _literal(draw: st.DrawFn) -> str:
+    choice = draw(st.integers(0, 6))
+    if choice == 0:
+        return str(draw(st.integers(-(10**6), 10**12)))
+    if choice == 1:
+        return draw(
+            st.sampled_from(
+                ["1.5", ".5", "1e5", "3.25E-2", "0x1F", "X'4142'", "b'101'", "NULL", "TRUE"]
+            )
+        )
+    text = "".join(
+        draw(st.lists(st.sampled_from([*"ab ;'\"\\`-#/*!\n%_?", "é", "*/", "/*!"]), max_size=8))
+    )
+    if choice <= 4:
+        return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+    if choice == 5:
+        return '"' + text.replace("\\", "\\\\").replace('"', '""') + '"'
+    return "'" + text.replace("'", "\\'").replace("\\\\'", "\\'") + "'"
+
+
+_COMMENTS = st.sampled_from(
+    ["", " ", " /* c */ ", " -- c\n", " # c\n", "/*!*/", " /*!50001 */ ", "\n", " /*+ hint */ "]
+)
+
+
+def _template(draw: st.DrawFn) -> tuple[str, int]:
+    """A statement template with {} holes for literals, and the number of holes."""
+    t1, t2 = draw(_table()), draw(_table())
+    c = draw(_COMMENTS)
+    templates = [
+        f"SELECT a,{c}{{}} FROM {t1} WHERE b = {{}}",
+        f"SELECT * FROM {t1} JOIN {t2} ON {t1}.x = {{}}{c}LIMIT {{}}",
+        f"SELECT {{}} INTO OUTFILE {{}} FROM {t1}",
+        f"SELECT {{}}{c}, 'INTO OUTFILE' FROM {t1} WHERE z = {{}}",
+        f"SELECT LOAD_FILE({{}}){c}FROM {t1} WHERE 1 = {{}}",
+        f"INSERT INTO {t1} VALUES ({{}}, {{}}) ON DUPLICATE KEY UPDATE a = {{}}",
+        f"REPLACE INTO {t1} SELECT {{}}, x FROM {t2} WHERE y = {{}}",
+        f"UPDATE {t1} SET a = {{}}{c}WHERE b IN (SELECT b FROM {t2} WHERE c = {{}})",
+        f"DELETE FROM {t1} WHERE a = {{}} OR b = {{}}",
+        f"WITH {t1.split('.')[-1]} AS (SELECT {{}}) SELECT * FROM {t1} WHERE x = {{}}",
+        f"CREATE TABLE {t1} (a INT DEFAULT {{}} COMMENT {{}}) ENGINE=InnoDB",
+        f"CREATE TABLE {t1} AS SELECT {{}} AS a, b FROM {t2} WHERE c = {{}}",
+        f"DROP TABLE IF EXISTS {t1}{c}, {t2} /* {{}} {{}} */",
+        f"SHOW COLUMNS FROM {t1} LIKE {{}}{c}",
+        f"SELECT {{}}; SELECT * FROM {t2} WHERE a = {{}}",
+        f"SELECT {{}} /*! , (SELECT a FROM {t2}) */ FROM DUAL WHERE {{}}",
+        f"/*!{{}} DROP TABLE {t1} */",
+        f"SELECT a FROM {t1} WHERE b = {{}} LOCK IN SHARE MODE{c}-- {{}}",
+        f"SET @v = (SELECT {{}} FROM {t1} WHERE a = {{}})",
+        "SET sql_mode = {}, @x = {}",
+        f"KILL {{}}{c}",
+        f"SELECT NEXTVAL({t1}), {{}} FROM {t2} WHERE {{}}",
+        f"DESCRIBE {t1} {{}}",
+        f"EXPLAIN SELECT {{}} FROM {t1}, {t2} WHERE {{}}",
+        f"select {{}} from {t1} where a = {{}} and `b` = 'x\\'y' -- {{}}",
+    ]
+    template = draw(st.sampled_from(templates))
+    return template, template.count("{}")
+
+
+@st.composite
+def _same_shape_pair(draw: st.DrawFn) -> tuple[str, list[str]]:
+    template, holes = _template(draw)
+    first = template.format(*[draw(_literal()) for _ in range(holes)])
+    others = [template.format(*[draw(_literal()) for _ in range(holes)]) for _ in range(3)]
+    return first, others
+
+
+def _decision(
+    statements: list[Statement],
+) -> list[tuple[Kind, tuple[Requirement, ...], int | None]]:
+    return [(s.kind, s.requirements, s.error.errno if s.error else None) for s in statements]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pair=_same_shape_pair(),
+    db=st.sampled_from(["app", None, "information_schema"]),
+    mode=st.sampled_from(list(MODES.values())),
+)
+def test_cached_analysis_equals_uncached(
+    pair: tuple[str, list[str]], db: str | None, mode: LexMode
+) -> None:
+    first, others = pair
+    cache_clear()
+    for sql in [first, *others, first]:
+        cached = analyze(sql, db, mode)
+        uncached = analyze_uncached(sql, db, mode)
+        assert _decision(cached) == _decision(uncached), sql
+        assert cached == uncached, sql
+
+
+@settings(max_examples=300, deadline=None)
+@given(pair=_same_shape_pair())
+def test_same_shape_same_decision(pair: tuple[str, list[str]]) -> None:
+    """Statements with equal shape keys get equal decisions, even analysed from scratch
+    (for the statements analysed from their shape; SET, KILL, USE... read their values)."""
+    first, others = pair
+    for other in others:
+        try:
+            lexed_a, lexed_b = lex(first), lex(other)
+        except Exception:
+            continue
+        if not all(analyze_module._opener([t.image for t in s.tokens]) == "shape" for s in lexed_a):
+            continue
+        if [s.key for s in lexed_a] == [s.key for s in lexed_b]:
+            assert _decision(analyze_uncached(first, "app")) == _decision(
+                analyze_uncached(other, "app")
+            ), (first, other)
+
+
+# The fast cache key must refine the shape key: equal fast keys imply equal shape keys and the
+# text forwarded on a fast hit is the lexer's executable text.
+_FAST_PIECES = st.sampled_from(
+    [
+        "SELECT",
+        "a",
+        "b1",
+        "`c`",
+        "`1`",
+        "t",
+        ".",
+        ",",
+        "=",
+        "(",
+        ")",
+        "*",
+        "-",
+        "+",
+        "?",
+        "<=",
+        "!=",
+        "1",
+        "12",
+        "3.5",
+        "'x'",
+        "'1 2'",
+        "'é'",
+        "''",
+        "FROM",
+        "WHERE",
+        "IN",
+        "x1",
+        "_",
+        "`a$b`",
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    pieces=st.lists(_FAST_PIECES, min_size=1, max_size=12),
+    seps=st.lists(st.sampled_from(["", " ", "  ", "\n", "\t"]), min_size=13, max_size=13),
+    digits=st.lists(st.integers(0, 999), min_size=12, max_size=12),
+)
+def test_fast_key_refines_shape_key(pieces: list[str], seps: list[str], digits: list[int]) -> None:
+    sql = "".join(s + p for s, p in zip(seps, pieces, strict=False)) + seps[-1]
+    variant = re.sub(
+        r"(?<![A-Za-z0-9_$`.'])[0-9]+", lambda m: str(digits[len(m.group()) % 12]), sql
+    )
+    variant = re.sub(r"'[^']*'", "'zz 9'", variant)
+    fast_a = analyze_module._fast_key(sql)
+    fast_b = analyze_module._fast_key(variant)
+    if fast_a is None:
+        return
+    try:
+        lexed = lex(sql)
+    except Exception:
+        return
+    assert len(lexed) == 1
+    assert lexed[0].text == sql.strip(" \t\r\n")
+    if fast_a == fast_b:
+        assert [s.key for s in lex(variant)] == [lexed[0].key]
+
+
+# --- fuzz: never raise, garbage is refused -------------------------------------------------------
+
+_SQLISH = st.sampled_from(
+    [
+        "SELECT",
+        "FROM",
+        "WHERE",
+        "t",
+        "`t`",
+        "'s'",
+        '"d"',
+        "1",
+        "(",
+        ")",
+        ",",
+        ";",
+        "--",
+        "-- ",
+        "#",
+        "/*",
+        "*/",
+        "/*!",
+        "/*!50001",
+        "*",
+        ".",
+        "@",
+        "@@x",
+        "?",
+        "INTO",
+        "OUTFILE",
+        "UNION",
+        "JOIN",
+        "ON",
+        "=",
+        "DROP",
+        "TABLE",
+        "INSERT",
+        "VALUES",
+        "UPDATE",
+        "SET",
+        "DELETE",
+        "WITH",
+        "AS",
+        "CREATE",
+        "ALTER",
+        "SHOW",
+        "TABLES",
+        "USE",
+        "KILL",
+        "GRANT",
+        "LOAD_FILE",
+        "\\",
+        "\n",
+        "otherdb.t",
+        "information_schema.tables",
+        "NEXT",
+        "VALUE",
+        "FOR",
+        "é",
+        "\x00",
+        "{",
+        "`a.b`",
+    ]
+)
+
+
+def _assert_sane(statements: list[Statement], db: str | None) -> None:
+    assert isinstance(statements, list)
+    for s in statements:
+        assert isinstance(s, Statement)
+        assert (s.kind is Kind.REFUSED) == (s.error is not None)
+        if s.kind is Kind.REFUSED:
+            assert s.requirements == ()
+            continue
+        for r in s.requirements:
+            assert isinstance(r.priv, Priv) and r.db
+            assert db is not None and r.db.lower() == db.lower()
+        if s.kind is Kind.QUERY:
+            # whatever is relayed lexes back to itself
+            again = lex(s.text)
+            assert len(again) == 1
+            opener = again[0].tokens[0].image.upper()
+            if opener in ("SELECT", "WITH", "(", "INSERT", "REPLACE", "UPDATE", "DELETE"):
+                # a query sqlglot reads (after the analyser's rewrites) without a Command
+                tree, _verb = analyze_module._query_tree([t.image for t in again[0].tokens])
+                assert not any(isinstance(n, exp.Command) for n in tree.walk())
+            if not s.requirements and not s.reads_information_schema:
+                assert opener in (
+                    "SELECT",
+                    "(",
+                    "WITH",
+                    "SHOW",
+                    "EXPLAIN",
+                    "DESCRIBE",
+                    "DESC",
+                    "ANALYZE",
+                ), s
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    text=st.one_of(
+        st.text(max_size=80),
+        st.lists(_SQLISH, max_size=14).map(" ".join),
+        st.lists(_SQLISH, max_size=14).map("".join),
+        st.binary(max_size=60).map(lambda b: b.decode("latin1")),
+    ),
+    db=st.sampled_from(["app", None]),
+)
+def test_fuzz_never_raises(text: str, db: str | None) -> None:
+    cached = analyze(text, db)
+    uncached = analyze_uncached(text, db)
+    assert cached == uncached
+    _assert_sane(uncached, db)
+    for mode in MODES.values():
+        _assert_sane(analyze_uncached(text, db, mode), db)
+
+
+# --- fuzz: mutations of real statements, checked against an independent table oracle -------------
+
+_BASES = [sql for sql, db, expected in CASES if db == DEFAULT_DB and len(expected) == 1]
+_FRAGMENTS = [
+    "secret",
+    "otherdb.secret",
+    "`sec ret`",
+    ",",
+    "(",
+    ")",
+    "SELECT",
+    "FROM",
+    "JOIN",
+    "WHERE",
+    "INTO",
+    "@x",
+    "AS",
+    "c",
+    "UNION",
+    "WITH",
+    "/*!",
+    "*/",
+    "--",
+    "'",
+    "`",
+    "information_schema.t",
+    "NEXT VALUE FOR",
+    "dual",
+    ";",
+    "t2",
+    "=",
+    "1",
+    "?",
+]
+
+
+@st.composite
+def _mutated(draw: st.DrawFn) -> str:
+    words = draw(st.sampled_from(_BASES)).split()
+    for _ in range(draw(st.integers(1, 3))):
+        op = draw(st.integers(0, 3))
+        at = draw(st.integers(0, len(words)))
+        if op == 0 and words:
+            del words[min(at, len(words) - 1)]
+        elif op == 1:
+            words.insert(at, draw(st.sampled_from(_FRAGMENTS)))
+        elif op == 2 and len(words) > 1:
+            j = draw(st.integers(0, len(words) - 1))
+            i = min(at, len(words) - 1)
+            words[i], words[j] = words[j], words[i]
+        elif words:
+            words.insert(at, words[min(at, len(words) - 1)])
+    return " ".join(words)
+
+
+def _oracle_tables(key: str) -> set[tuple[str | None, str]]:
+    """Tables sqlglot itself finds in a query's shape, treating every CTE name as shadowing."""
+    try:
+        tree = sqlglot.parse_one(key, read="mysql")
+    except Exception:
+        return set()
+    ctes = {cte.alias for cte in tree.find_all(exp.CTE)}
+    found = set()
+    for table in tree.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            continue
+        name, db = table.name, table.db or None
+        if (db is None and name in ctes) or (db is None and name.upper() == "DUAL"):
+            continue
+        found.add((db.lower() if db else None, name.lower()))
+    return found
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sql=_mutated())
+def test_fuzz_mutations(sql: str) -> None:
+    statements = analyze_uncached(sql, DEFAULT_DB)
+    assert analyze(sql, DEFAULT_DB) == statements
+    _assert_sane(statements, DEFAULT_DB)
+    for statement in statements:
+        if statement.kind is not Kind.QUERY:
+            continue
+        [lexed] = lex(statement.text)
+        if lexed.tokens[0].image.upper() not in ("SELECT", "WITH", "("):
+            continue
+        have = {(r.db.lower(), (r.table or "").lower()) for r in statement.requirements}
+        for db, name in _oracle_tables(lexed.key):
+            if db == "information_schema" or name == "?":
+                continue
+            assert ((db or DEFAULT_DB), name) in have, (sql, statement)
