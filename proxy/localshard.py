@@ -448,6 +448,12 @@ class LocalMariaDB:
             self._log_fh = None
         _live.discard(self)
 
+    def _tmp_dir(self) -> Path:
+        # Private temporary files: servers sharing /tmp can collide on temp-table names.
+        path = self.base_dir / "tmp"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     def _server_user_args(self) -> list[str]:
         # mariadbd refuses to run as root unless told to.
         return ["--user=root"] if os.geteuid() == 0 else []
@@ -472,6 +478,7 @@ class LocalMariaDB:
             f"--datadir={self.data_path}",
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
+            f"--tmpdir={self._tmp_dir()}",
             *self._server_user_args(),
             *_SERVER_TUNING,
         ]
@@ -508,6 +515,7 @@ class LocalMariaDB:
             f"--log-error={self.error_log}",
             f"--port={port}",
             f"--bind-address={LOCAL_HOST}",
+            f"--tmpdir={self._tmp_dir()}",
             *self._server_user_args(),
             *_SERVER_TUNING,
             *_SERVER_ONLY,

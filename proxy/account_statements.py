@@ -1,0 +1,136 @@
+"""Account statements answered by the proxy itself, never forwarded to a shard.
+
+Parsed by ``proxy.sql.account_grammar``, carried out by ``auth.accounts.AccountManager`` (the
+same operations the CLI and dashboard use), answered with an OK (plus notes) or a result set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from auth.accounts import AccountManager, AccountName, Actor, Outcome
+from auth.errors import not_supported
+from proxy.sql.account_grammar import (
+    CreateUser,
+    CurrentUser,
+    DropUser,
+    Grant,
+    Revoke,
+    RevokeAll,
+    SetPassword,
+    ShowGrants,
+    UnsupportedAccountStatement,
+    UserRef,
+    UserSpec,
+    parse_account_statement,
+)
+
+TableExists = Callable[[str, str], Awaitable[bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class OkReply:
+    notes: tuple[tuple[int, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ResultReply:
+    column: str
+    rows: tuple[str, ...]
+
+
+AccountReply = OkReply | ResultReply
+
+
+def _name(ref: UserRef) -> AccountName:
+    return AccountName(ref.user, ref.host)
+
+
+def _spec(spec: UserSpec) -> tuple[AccountName, str | None]:
+    return (_name(spec.user), spec.password)
+
+
+def _administers(actor: Actor, db: str) -> bool:
+    account = actor.account
+    if account is None:
+        return True  # the operator
+    return (
+        account.builtin == "admin"
+        and account.owner_db is not None
+        and account.owner_db.lower() == db.lower()
+    )
+
+
+def _ok(outcome: Outcome) -> OkReply:
+    return OkReply(outcome.notes)
+
+
+async def execute_account_statement(
+    manager: AccountManager, text: str, actor: Actor, table_exists: TableExists
+) -> AccountReply:
+    """Run one account statement; raises SqlError with the exact MySQL/PolarDB-X error."""
+    statement = parse_account_statement(text)
+    run = asyncio.to_thread
+    if isinstance(statement, CreateUser):
+        specs = [_spec(s) for s in statement.users]
+        return _ok(await run(manager.create_users, actor, specs, statement.if_not_exists))
+    if isinstance(statement, DropUser):
+        names = [_name(u) for u in statement.users]
+        return _ok(await run(manager.drop_users, actor, names, statement.if_exists))
+    if isinstance(statement, SetPassword):
+        target = None if statement.user is None else _name(statement.user)
+        return _ok(await run(manager.set_password, actor, target, statement.password))
+    if isinstance(statement, Grant):
+        level = statement.level
+        privileges = [(p.name, p.columns) for p in statement.privileges]
+        exists: bool | None = None
+        if level.table is not None and not level.is_global and not statement.routine:
+            db = level.db or actor.current_db
+            # Ask a shard only about the caller's own database: the manager refuses every
+            # other case (5107 / 5106) before it looks at table existence.
+            exists = (
+                await table_exists(db, level.table) if db and _administers(actor, db) else False
+            )
+        return _ok(
+            await run(
+                manager.grant,
+                actor,
+                privileges,
+                level.db,
+                level.table,
+                level.is_global,
+                statement.routine,
+                [_spec(s) for s in statement.users],
+                statement.with_grant_option,
+                exists,
+            )
+        )
+    if isinstance(statement, Revoke):
+        level = statement.level
+        return _ok(
+            await run(
+                manager.revoke,
+                actor,
+                [(p.name, p.columns) for p in statement.privileges],
+                level.db,
+                level.table,
+                level.is_global,
+                statement.routine,
+                [_name(u) for u in statement.users],
+            )
+        )
+    if isinstance(statement, RevokeAll):
+        return _ok(await run(manager.revoke_all, actor, [_name(u) for u in statement.users]))
+    if isinstance(statement, ShowGrants):
+        target = (
+            None
+            if statement.user is None or isinstance(statement.user, CurrentUser)
+            else (_name(statement.user))
+        )
+        header, rows = await run(manager.show_grants, actor, target)
+        return ResultReply(header, tuple(rows))
+    if isinstance(statement, UnsupportedAccountStatement):
+        raise not_supported(statement.verb)
+    raise AssertionError(statement)  # pragma: no cover

@@ -1,0 +1,238 @@
+"""Configuration: a TOML file read with stdlib ``tomllib`` into frozen dataclasses.
+
+Every key is validated; unknown keys are rejected with the dotted path of the offender, so a
+typo never silently falls back to a default. The result is one immutable snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 3307
+    # Version string shown to clients. Empty: the first shard's own version (plus
+    # "-shardgate"), so drivers pick collations and SQL the backend really understands.
+    server_version: str = ""
+    # mysql_native_password or caching_sha2_password: what the handshake proposes.
+    auth_plugin: Literal["mysql_native_password", "caching_sha2_password"] = (
+        "mysql_native_password"
+    )
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    require_tls: bool = False
+    handshake_timeout: float = 10.0
+    # Largest packet accepted before authentication (the handshake response is small).
+    max_handshake_packet: int = 16384
+    max_packet: int = 64 * 1024 * 1024
+    backend_connect_timeout: float = 5.0
+    policy: Literal["polardbx", "managed"] = "polardbx"
+    drain_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    url: str = "sqlite:///catalog.db"
+    # A secret from which each database's backend account password is derived; read from
+    # this environment variable, else from ``secret_file`` (created on first use, mode 0600).
+    secret_env: str | None = None
+    secret_file: Path = Path("shardgate.secret")
+
+
+@dataclass(frozen=True)
+class ShardConfig:
+    name: str
+    host: str
+    port: int
+    user: str
+    password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig
+    catalog: CatalogConfig
+    shards: tuple[ShardConfig, ...]
+    base_dir: Path
+
+    def shard(self, name: str) -> ShardConfig:
+        for shard in self.shards:
+            if shard.name == name:
+                return shard
+        known = ", ".join(s.name for s in self.shards) or "none"
+        raise ConfigError(f"unknown shard {name!r} (configured: {known})")
+
+    def catalog_secret(self) -> bytes:
+        """The backend-password secret: from the environment, else a private file."""
+        if self.catalog.secret_env:
+            value = os.environ.get(self.catalog.secret_env)
+            if not value:
+                raise ConfigError(
+                    f"catalog.secret_env: environment variable {self.catalog.secret_env} is not set"
+                )
+            return value.encode()
+        path = self.catalog.secret_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(os.urandom(32).hex())
+        return path.read_text().strip().encode()
+
+
+_TOP_LEVEL = {"server", "catalog", "shards"}
+
+
+def _check_keys(section: str, data: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        where = f"[{section}]" if section else "top level"
+        raise ConfigError(
+            f"unknown key{'s' if len(unknown) > 1 else ''} in {where}: {', '.join(unknown)}"
+        )
+
+
+def _typed(section: str, key: str, value: Any, expected: type | tuple[type, ...]) -> Any:
+    # bool is an int subclass; never accept it where a number is meant.
+    if isinstance(value, bool) and expected is not bool:
+        raise ConfigError(f"{section}.{key}: expected {_type_name(expected)}, got a boolean")
+    if not isinstance(value, expected):
+        raise ConfigError(
+            f"{section}.{key}: expected {_type_name(expected)}, got {type(value).__name__}"
+        )
+    return value
+
+
+def _type_name(expected: type | tuple[type, ...]) -> str:
+    if isinstance(expected, tuple):
+        return " or ".join(t.__name__ for t in expected)
+    return expected.__name__
+
+
+def _resolve(base_dir: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base_dir / path)
+
+
+def _server(data: dict[str, Any], base_dir: Path) -> ServerConfig:
+    names = {f.name for f in fields(ServerConfig)}
+    _check_keys("server", data, names)
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in ("host", "server_version"):
+            kwargs[key] = _typed("server", key, value, str)
+        elif key in ("port", "max_handshake_packet", "max_packet"):
+            kwargs[key] = _typed("server", key, value, int)
+        elif key in ("handshake_timeout", "backend_connect_timeout", "drain_timeout"):
+            kwargs[key] = float(_typed("server", key, value, (int, float)))
+        elif key == "require_tls":
+            kwargs[key] = _typed("server", key, value, bool)
+        elif key in ("tls_cert", "tls_key"):
+            kwargs[key] = _resolve(base_dir, _typed("server", key, value, str))
+        elif key == "auth_plugin":
+            if value not in ("mysql_native_password", "caching_sha2_password"):
+                raise ConfigError(
+                    "server.auth_plugin: must be mysql_native_password or caching_sha2_password"
+                )
+            kwargs[key] = value
+        elif key == "policy":
+            if value not in ("polardbx", "managed"):
+                raise ConfigError("server.policy: must be polardbx or managed")
+            kwargs[key] = value
+    server = ServerConfig(**kwargs)
+    if not 0 <= server.port <= 65535:
+        raise ConfigError(f"server.port: {server.port} is not a TCP port")
+    if (server.tls_cert is None) != (server.tls_key is None):
+        raise ConfigError("server.tls_cert and server.tls_key must be given together")
+    if server.require_tls and server.tls_cert is None:
+        raise ConfigError("server.require_tls needs server.tls_cert and server.tls_key")
+    return server
+
+
+def _catalog(data: dict[str, Any], base_dir: Path) -> CatalogConfig:
+    _check_keys("catalog", data, {"url", "secret_env", "secret_file"})
+    url = _typed("catalog", "url", data.get("url", "sqlite:///catalog.db"), str)
+    if not url.startswith("sqlite:///"):
+        raise ConfigError("catalog.url: only sqlite:/// URLs are supported")
+    secret_env = data.get("secret_env")
+    if secret_env is not None:
+        _typed("catalog", "secret_env", secret_env, str)
+    secret_file = _resolve(
+        base_dir, _typed("catalog", "secret_file", data.get("secret_file", "shardgate.secret"), str)
+    )
+    return CatalogConfig(url=url, secret_env=secret_env, secret_file=secret_file)
+
+
+def _shard(index: int, data: Any) -> ShardConfig:
+    section = f"shards[{index}]"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{section}: expected a table")
+    _check_keys(section, data, {"name", "host", "port", "user", "password", "password_env"})
+    for required in ("name", "host", "port", "user"):
+        if required not in data:
+            raise ConfigError(f"{section}.{required}: missing")
+    if "password" in data and "password_env" in data:
+        raise ConfigError(f"{section}: give password or password_env, not both")
+    password = ""
+    if "password" in data:
+        password = _typed(section, "password", data["password"], str)
+    elif "password_env" in data:
+        env = _typed(section, "password_env", data["password_env"], str)
+        if env not in os.environ:
+            raise ConfigError(f"{section}.password_env: environment variable {env} is not set")
+        password = os.environ[env]
+    port = _typed(section, "port", data["port"], int)
+    if not 0 < port <= 65535:
+        raise ConfigError(f"{section}.port: {port} is not a TCP port")
+    return ShardConfig(
+        name=_typed(section, "name", data["name"], str),
+        host=_typed(section, "host", data["host"], str),
+        port=port,
+        user=_typed(section, "user", data["user"], str),
+        password=password,
+    )
+
+
+def parse_config(data: dict[str, Any], base_dir: Path) -> Config:
+    _check_keys("", data, _TOP_LEVEL)
+    server_data = data.get("server", {})
+    catalog_data = data.get("catalog", {})
+    shards_data = data.get("shards", [])
+    if not isinstance(server_data, dict):
+        raise ConfigError("server: expected a table")
+    if not isinstance(catalog_data, dict):
+        raise ConfigError("catalog: expected a table")
+    if not isinstance(shards_data, list):
+        raise ConfigError("shards: expected an array of tables ([[shards]])")
+    shards = tuple(_shard(i, s) for i, s in enumerate(shards_data))
+    names = [s.name for s in shards]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"shards: duplicate name {', '.join(duplicates)}")
+    return Config(
+        server=_server(server_data, base_dir),
+        catalog=_catalog(catalog_data, base_dir),
+        shards=shards,
+        base_dir=base_dir,
+    )
+
+
+def load_config(path: Path) -> Config:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return parse_config(data, path.resolve().parent)

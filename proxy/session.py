@@ -1,0 +1,936 @@
+"""One client connection: handshake, authentication, then the command loop.
+
+Linear ``async def`` code. Fatal conditions (failed login, protocol violations, a client that
+goes away) are raised as exceptions and turned into an ERR packet plus close in exactly one
+place, ``Session.run``. Per-statement refusals are ordinary ERR replies and the session goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from auth.accounts import Actor
+from auth.catalog import CatalogSnapshot
+from auth.errors import ErrorCode, SqlError, access_denied, sql_error
+from auth.model import Account
+from auth.privileges import Requirement
+from proxy.account_statements import ResultReply, execute_account_statement
+from proxy.authn import CACHING_SHA2, SUPPORTED_PLUGINS, AuthContext, run_plugin
+from proxy.authorize import (
+    AccountStatement,
+    Allow,
+    Caller,
+    Decision,
+    Deny,
+    KillSession,
+    ShowDatabases,
+    ShowProcesslist,
+    UseDatabase,
+    check_requirements,
+    decide,
+    default_database,
+    resolve_database,
+)
+from proxy.backend import (
+    BackendConnection,
+    BackendError,
+    BackendQueryError,
+    BackendTarget,
+    backend_password,
+    quote_string,
+)
+from proxy.sql.analyze import Kind, Statement, analyze
+from proxy.sql.lexer import LexMode
+from proxy.wire.packets import (
+    FIELD_TYPE_LONGLONG,
+    FIELD_TYPE_VAR_STRING,
+    Capability,
+    Command,
+    ProtocolError,
+    ServerStatus,
+    build_auth_switch_request,
+    build_err,
+    build_handshake_v10,
+    build_ok,
+    build_text_resultset,
+    is_ssl_request,
+    parse_change_user,
+    parse_handshake_response,
+)
+from proxy.wire.stream import (
+    ConnectionLost,
+    PacketStream,
+    PacketTooLarge,
+    ResponseKind,
+    ResponseScanner,
+)
+from proxy.wire.tls import TlsStream
+
+if TYPE_CHECKING:
+    from proxy.server import ServerContext
+
+log = logging.getLogger("shardgate.session")
+
+# What the proxy advertises. Compression, LOCAL INFILE, DEPRECATE_EOF, session tracking and
+# query attributes are deliberately absent: the proxy does not relay them faithfully.
+SERVER_CAPABILITIES = (
+    Capability.LONG_PASSWORD
+    | Capability.FOUND_ROWS
+    | Capability.LONG_FLAG
+    | Capability.CONNECT_WITH_DB
+    | Capability.NO_SCHEMA
+    | Capability.ODBC
+    | Capability.IGNORE_SPACE
+    | Capability.PROTOCOL_41
+    | Capability.INTERACTIVE
+    | Capability.IGNORE_SIGPIPE
+    | Capability.TRANSACTIONS
+    | Capability.SECURE_CONNECTION
+    | Capability.MULTI_STATEMENTS
+    | Capability.MULTI_RESULTS
+    | Capability.PS_MULTI_RESULTS
+    | Capability.PLUGIN_AUTH
+    | Capability.CONNECT_ATTRS
+    | Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA
+)
+
+UTF8MB4_GENERAL_CI = 45
+# Character sets whose multi-byte sequences never contain ASCII bytes, so the proxy's lexer
+# sees the same quotes and backslashes as the server. Clients asking for others at login are
+# served in utf8mb4.
+_SAFE_CHARSET_IDS = {8, 11, 33, 45, 46, 47, 48, 63, 83, 192, 224, 255}
+_STATUS_AUTOCOMMIT = int(ServerStatus.AUTOCOMMIT)
+_SHOW_WARNINGS = re.compile(r"\s*SHOW\s+WARNINGS\s*;?\s*$", re.IGNORECASE)
+
+
+class FatalError(Exception):
+    """Ends the session: the error (if any) is sent, then the connection is closed."""
+
+    def __init__(self, error: SqlError | None, log_message: str = "") -> None:
+        super().__init__(log_message or (error.message if error else "connection closed"))
+        self.error = error
+
+
+@dataclass
+class Activity:
+    """What SHOW PROCESSLIST shows of a session."""
+
+    command: str = "Sleep"
+    since: float = 0.0
+    info: str | None = None
+
+
+class Session:
+    def __init__(
+        self,
+        ctx: ServerContext,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        connection_id: int,
+    ) -> None:
+        self.ctx = ctx
+        self.client = PacketStream(reader, writer)
+        self.connection_id = connection_id
+        peer = writer.get_extra_info("peername") or ("0.0.0.0", 0)
+        ip = str(peer[0])
+        if ip.startswith("::ffff:") and "." in ip:
+            ip = ip[7:]
+        self.client_ip = ip
+        self.client_port = int(peer[1])
+        self.account: Account | None = None
+        self.user = ""
+        self.current_db: str | None = None
+        self.capabilities = 0
+        self.charset = UTF8MB4_GENERAL_CI
+        self.tls = False
+        self.lex_mode = LexMode()
+        self.backend: BackendConnection | None = None
+        self.prepared: dict[int, tuple[Requirement, ...]] = {}
+        self.notes: list[tuple[int, str]] = []
+        self.activity = Activity(since=time.monotonic())
+        self.killed = False
+        self.started = time.time()
+
+    # -- the one place fatal errors are handled ------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            await asyncio.wait_for(self.login(), self.ctx.config.server.handshake_timeout)
+            await self.command_loop()
+        except FatalError as exc:
+            if exc.error is not None:
+                self._send_error_quietly(exc.error)
+            log.info("connection %d closed: %s", self.connection_id, exc)
+        except TimeoutError:
+            log.info("connection %d: handshake timeout", self.connection_id)
+        except (ConnectionLost, ConnectionError):
+            pass
+        except PacketTooLarge:
+            self._send_error_quietly(
+                sql_error(ErrorCode.NET_PACKET_TOO_LARGE, "Got a packet bigger than allowed")
+            )
+        except ProtocolError:
+            self._send_error_quietly(sql_error(ErrorCode.HANDSHAKE, "Bad handshake"))
+        finally:
+            await self.close()
+
+    def _send_error_quietly(self, error: SqlError, seq: int | None = None) -> None:
+        try:
+            self.client.write(self._next_seq if seq is None else seq, self._err(error))
+        except Exception:  # the client may already be gone
+            pass
+
+    async def close(self) -> None:
+        backend, self.backend = self.backend, None
+        if backend is not None:
+            await backend.quit()
+        try:
+            if not self.client.writer.is_closing():
+                await asyncio.wait_for(self.client.writer.drain(), 1)
+        except (ConnectionError, TimeoutError):
+            pass
+        self.client.close()
+        self.ctx.sessions.pop(self.connection_id, None)
+
+    # -- handshake and authentication ------------------------------------------------------------
+
+    _next_seq = 0
+
+    def _err(self, error: SqlError) -> bytes:
+        return build_err(
+            errno=error.errno,
+            sqlstate=error.sqlstate,
+            message=error.message,
+            capabilities=self.capabilities or Capability.PROTOCOL_41,
+        )
+
+    async def _read_login_packet(self) -> bytes:
+        seq, payload = await self.client.read(self.ctx.config.server.max_handshake_packet)
+        self._next_seq = (seq + 1) & 0xFF
+        return payload
+
+    def _write(self, payload: bytes) -> None:
+        self._next_seq = self.client.write(self._next_seq, payload)
+
+    async def login(self) -> None:
+        server = self.ctx.config.server
+        scramble = _make_scramble()
+        capabilities = SERVER_CAPABILITIES
+        if self.ctx.ssl_context is not None:
+            capabilities |= Capability.SSL
+        self._write(
+            build_handshake_v10(
+                connection_id=self.connection_id,
+                server_version=self.ctx.server_version,
+                scramble=scramble,
+                capabilities=capabilities,
+                charset=UTF8MB4_GENERAL_CI,
+                status=_STATUS_AUTOCOMMIT,
+                auth_plugin=server.auth_plugin,
+            )
+        )
+        await self.client.drain()
+        payload = await self._read_login_packet()
+        if is_ssl_request(payload):
+            if self.ctx.ssl_context is None:
+                raise FatalError(sql_error(ErrorCode.HANDSHAKE, "Bad handshake"), "SSL not offered")
+            await self._start_tls(self.ctx.ssl_context)
+            payload = await self._read_login_packet()
+        response = parse_handshake_response(payload)
+        if not response.capabilities & Capability.PROTOCOL_41:
+            raise FatalError(sql_error(ErrorCode.HANDSHAKE, "Bad handshake"), "pre-4.1 client")
+        self.capabilities = response.capabilities & capabilities
+        self.charset = response.charset if response.charset in _SAFE_CHARSET_IDS else 45
+        if server.require_tls and not self.tls:
+            raise FatalError(
+                sql_error(
+                    ErrorCode.SECURE_TRANSPORT_REQUIRED,
+                    "Connections using insecure transport are prohibited while "
+                    "--require_secure_transport=ON.",
+                )
+            )
+        database = response.database if self.capabilities & Capability.CONNECT_WITH_DB else None
+        await self._authenticate(
+            response.username,
+            response.auth_response,
+            response.auth_plugin or server.auth_plugin,
+            scramble,
+        )
+        self._enter_database(database)
+        self._write(build_ok(capabilities=self.capabilities, status=_STATUS_AUTOCOMMIT))
+        await self.client.drain()
+        self.ctx.sessions[self.connection_id] = self
+        log.info(
+            "login ok: connection %d %s@'%s' from %s",
+            self.connection_id,
+            self.user,
+            self.account.host if self.account else "?",
+            self.client_ip,
+        )
+
+    async def _start_tls(self, context: ssl.SSLContext) -> None:
+        reader, writer = self.client.reader, self.client.writer
+        assert isinstance(reader, asyncio.StreamReader)
+        assert isinstance(writer, asyncio.StreamWriter)
+        tls = TlsStream(reader, writer, context)
+        try:
+            await tls.handshake()
+        except (ssl.SSLError, OSError) as exc:
+            raise FatalError(None, f"TLS handshake failed: {exc}") from None
+        self.client = PacketStream(tls, tls)
+        self.tls = True
+
+    async def _authenticate(
+        self, username: str, auth_response: bytes, plugin: str, scramble: bytes
+    ) -> None:
+        """Bind the session to the matching account, or raise 1045 (and close)."""
+        snapshot = self.ctx.snapshot()
+        account = snapshot.login_account(username, self.client_ip)
+        using_password = bool(auth_response) and auth_response != b"\x00"
+        denied = FatalError(
+            access_denied(username, self.client_ip, using_password),
+            f"access denied for {username!r} from {self.client_ip}",
+        )
+        if plugin not in SUPPORTED_PLUGINS:
+            # Ask the client to use the server's default plugin instead, with the same scramble.
+            plugin = self.ctx.config.server.auth_plugin
+            self._write(build_auth_switch_request(plugin, scramble))
+            await self.client.drain()
+            auth_response = await self._read_login_packet()
+            using_password = bool(auth_response)
+            denied = FatalError(
+                access_denied(username, self.client_ip, using_password), denied.args[0]
+            )
+        if account is None:
+            raise denied
+        if (
+            plugin == CACHING_SHA2
+            and self.ctx.sha2_cache.get(account) is None
+            and not (self.tls or self.ctx.config.server.auth_plugin == CACHING_SHA2)
+        ):
+            # No cached digest and full authentication not offered: switch to native.
+            plugin = "mysql_native_password"
+            self._write(build_auth_switch_request(plugin, scramble))
+            await self.client.drain()
+            auth_response = await self._read_login_packet()
+        auth_ctx = AuthContext(
+            scramble=scramble, tls=self.tls, keys=self.ctx.rsa_keys, sha2_cache=self.ctx.sha2_cache
+        )
+        run = run_plugin(plugin, account, auth_response, auth_ctx)
+        try:
+            step = next(run)
+            while True:
+                self._write(step.payload)
+                await self.client.drain()
+                reply = await self._read_login_packet() if step.reply else b""
+                step = run.send(reply)
+        except StopIteration as done:
+            if not done.value:
+                raise denied from None
+        self.account = account
+        self.user = username
+
+    def _enter_database(self, requested: str | None) -> None:
+        """The login database: as named (1044 before 1049), else the only usable one."""
+        assert self.account is not None
+        snapshot = self.ctx.snapshot()
+        if requested:
+            resolved = resolve_database(snapshot, self._caller(), requested)
+            if isinstance(resolved, SqlError):
+                raise FatalError(resolved)
+            self.current_db = resolved
+        else:
+            self.current_db = default_database(snapshot, self.account)
+
+    def _caller(self) -> Caller:
+        assert self.account is not None
+        return Caller(self.account, self.client_ip, self.current_db)
+
+    # -- the command loop ------------------------------------------------------------------------
+
+    async def command_loop(self) -> None:
+        max_packet = self.ctx.config.server.max_packet
+        while True:
+            self.activity = Activity("Sleep", time.monotonic())
+            seq, payload = await self.client.read(max_packet)
+            if self.killed:
+                raise FatalError(None, "killed")
+            self._next_seq = (seq + 1) & 0xFF
+            if not payload:
+                raise FatalError(sql_error(ErrorCode.NET_READ_ERROR, "Empty packet"))
+            command = payload[0]
+            if command == Command.COM_QUIT:
+                return
+            # The account may have been dropped, or its grants changed, since the last command.
+            snapshot = self.ctx.snapshot()
+            assert self.account is not None
+            current = snapshot.account(self.account.id)
+            if current is None:
+                raise FatalError(
+                    sql_error(ErrorCode.ACCESS_DENIED, "Your account has been dropped"),
+                    "account dropped",
+                )
+            self.account = current
+            handler = self._handlers.get(command)
+            if handler is None:
+                self._reply_error(sql_error(ErrorCode.UNKNOWN_COM, "Unknown command"))
+            else:
+                await handler(self, payload, snapshot)
+            await self.client.drain()
+            if self.ctx.draining:
+                raise FatalError(None, "server shutting down")
+
+    def _reply_error(self, error: SqlError) -> None:
+        self._write(self._err(error))
+
+    def _reply_ok(self) -> None:
+        status = self.backend.status if self.backend is not None else _STATUS_AUTOCOMMIT
+        self._write(build_ok(capabilities=self.capabilities, status=status))
+
+    # COM_QUERY ------------------------------------------------------------------------------
+
+    async def _com_query(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
+        raw = payload[1:]
+        sql = _decode(raw)
+        self.activity = Activity("Query", time.monotonic(), sql)
+        # Notes of the proxy's own statements (3162 / 3163) are shown by the next SHOW WARNINGS.
+        notes, self.notes = self.notes, []
+        if notes and _SHOW_WARNINGS.match(sql):
+            self.notes = notes
+            self._show_local_warnings()
+            return
+        statements = analyze(sql, self.current_db, self.lex_mode)
+        if not statements:
+            self._reply_error(sql_error(ErrorCode.EMPTY_QUERY, "Query was empty"))
+            return
+        caller = self._caller()
+        if len(statements) == 1:
+            decision = decide(statements[0], snapshot, caller)
+            if isinstance(decision, Allow):
+                text = (
+                    raw
+                    if statements[0].text == sql
+                    else statements[0].text.encode("utf-8", "surrogateescape")
+                )
+                await self._relay_query(text, statements[0])
+            else:
+                await self._local(decision, statements[0], snapshot)
+            return
+        # A multi-statement packet is authorized whole, or refused whole.
+        for statement in statements:
+            if statement.kind not in (Kind.QUERY, Kind.SESSION, Kind.REFUSED) or (
+                statement.lex_mode is not None
+            ):
+                self._reply_error(
+                    sql_error(
+                        ErrorCode.NOT_SUPPORTED_YET,
+                        "This statement cannot be combined with others in one packet: "
+                        f"{statement.text[:60]}",
+                    )
+                )
+                return
+            decision = decide(statement, snapshot, caller)
+            if isinstance(decision, Deny):
+                self._reply_error(decision.error)
+                return
+        text = ";\n".join(s.text for s in statements).encode("utf-8", "surrogateescape")
+        await self._relay_query(text, None)
+
+    async def _relay_query(self, text: bytes, statement: Statement | None) -> None:
+        backend = await self._backend_or_error()
+        if backend is None:
+            return
+        backend.send(b"\x03" + text)
+        scanner = await self._relay(backend, ResponseKind.QUERY)
+        if (
+            scanner is not None
+            and not scanner.error
+            and statement is not None
+            and statement.lex_mode is not None
+        ):
+            self.lex_mode = statement.lex_mode
+
+    async def _relay(
+        self, backend: BackendConnection, kind: ResponseKind
+    ) -> ResponseScanner | None:
+        try:
+            return await backend.relay(self.client.writer, kind)
+        except BackendError as exc:
+            self.backend = None
+            log.warning("connection %d: %s", self.connection_id, exc)
+            self._reply_error(
+                sql_error(ErrorCode.SERVER_LOST, f"Lost connection to backend: {exc}")
+            )
+            return None
+
+    async def _backend_or_error(self) -> BackendConnection | None:
+        """The current database's backend connection, connecting if needed.
+
+        A session with no current database still needs a backend for statements that touch
+        no table (``SELECT 1``, ``SELECT DATABASE()``): it uses the backend account of the
+        first database it may use, with no default database on the shard.
+        """
+        if self.backend is not None and not self.backend.broken:
+            return self.backend
+        logical = self.current_db
+        if logical is None:
+            assert self.account is not None
+            usable = self.ctx.snapshot().usable_databases(self.account.id)
+            if not usable:
+                self._reply_error(sql_error(ErrorCode.NO_DB, "No database selected"))
+                return None
+            logical = usable[0]
+        try:
+            self.backend = await self._connect_backend(logical, self.current_db is not None)
+        except BackendError as exc:
+            log.warning("connection %d: %s", self.connection_id, exc)
+            self._reply_error(sql_error(ErrorCode.SERVER_GONE, f"Backend unavailable: {exc}"))
+            return None
+        return self.backend
+
+    async def _connect_backend(self, logical_db: str, select_database: bool) -> BackendConnection:
+        snapshot = self.ctx.snapshot()
+        database = snapshot.database(logical_db)
+        if database is None:
+            raise BackendError(f"database '{logical_db}' no longer exists")
+        shard = self.ctx.config.shard(database.shard)
+        target = BackendTarget(
+            shard=shard.name,
+            host=shard.host,
+            port=shard.port,
+            user=database.backend_user,
+            password=backend_password(self.ctx.secret, shard.name, database.physical_name),
+            database=database.physical_name if select_database else None,
+        )
+        return await BackendConnection.connect(
+            target,
+            client_capabilities=self.capabilities,
+            charset=self.charset,
+            timeout=self.ctx.config.server.backend_connect_timeout,
+        )
+
+    # Local actions ---------------------------------------------------------------------------
+
+    async def _local(
+        self, decision: Decision, statement: Statement, snapshot: CatalogSnapshot
+    ) -> None:
+        if isinstance(decision, Deny):
+            self._reply_error(decision.error)
+        elif isinstance(decision, UseDatabase):
+            await self._use(decision.name)
+        elif isinstance(decision, ShowDatabases):
+            self._show_databases(decision.names, statement.text)
+        elif isinstance(decision, ShowProcesslist):
+            self._show_processlist(decision.full)
+        elif isinstance(decision, KillSession):
+            await self._kill(decision.connection_id, decision.query_only)
+        elif isinstance(decision, AccountStatement):
+            await self._account_statement(decision.text)
+        else:  # pragma: no cover - Allow is handled by the caller
+            raise AssertionError(decision)
+
+    async def _account_statement(self, text: str) -> None:
+        assert self.account is not None
+        actor = Actor(self.account, self.client_ip, self.current_db)
+        try:
+            reply = await execute_account_statement(
+                self.ctx.accounts, text, actor, self._table_exists
+            )
+        except SqlError as error:
+            self._reply_error(error)
+            return
+        if isinstance(reply, ResultReply):
+            self._write_resultset([reply.column], [[row] for row in reply.rows])
+            return
+        self.notes = list(reply.notes)
+        status = self.backend.status if self.backend is not None else _STATUS_AUTOCOMMIT
+        self._write(
+            build_ok(capabilities=self.capabilities, status=status, warnings=len(self.notes))
+        )
+
+    async def _table_exists(self, logical_db: str, table: str) -> bool:
+        """Ask the database's shard, through its own backend account."""
+        database = self.ctx.snapshot().database(logical_db)
+        if database is None:
+            return False
+        try:
+            backend = await self._connect_backend(logical_db, select_database=False)
+        except BackendError as exc:
+            raise sql_error(ErrorCode.SERVER_GONE, f"Backend unavailable: {exc}") from None
+        try:
+            result = await backend.query(
+                "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+                f"{quote_string(database.physical_name)} AND TABLE_NAME = {quote_string(table)}"
+            )
+            return bool(result.rows)
+        except (BackendError, BackendQueryError) as exc:
+            raise sql_error(ErrorCode.SERVER_GONE, f"Backend unavailable: {exc}") from None
+        finally:
+            await backend.quit()
+
+    def _show_local_warnings(self) -> None:
+        rows: list[list[str | None]] = [
+            ["Note", str(code), message] for code, message in self.notes
+        ]
+        self._write_resultset(["Level", "Code", "Message"], rows)
+
+    async def _use(self, name: str) -> None:
+        """Switch database: same shard -> COM_INIT_DB on the backend; else reconnect lazily."""
+        snapshot = self.ctx.snapshot()
+        database = snapshot.database(name)
+        assert database is not None
+        backend = self.backend
+        if backend is not None and not backend.broken:
+            if (
+                backend.target.shard == database.shard
+                and backend.target.user == database.backend_user
+            ):
+                backend.send(b"\x02" + database.physical_name.encode())
+                scanner = await self._relay(backend, ResponseKind.SINGLE)
+                if scanner is not None and not scanner.error:
+                    self.current_db = name
+                return
+            # Another tenant's database: never reuse this backend account for it.
+            self.backend = None
+            self.prepared.clear()
+            await backend.quit()
+        self.current_db = name
+        self._reply_ok()
+
+    def _show_databases(self, names: tuple[str, ...], text: str) -> None:
+        pattern = _like_pattern(text)
+        shown = ["information_schema", *names]
+        if pattern is not None:
+            shown = [n for n in shown if pattern(n)]
+        self._write_resultset(["Database"], [[n] for n in shown])
+
+    def _write_resultset(self, columns: list[str], rows: list[list[str | None]]) -> None:
+        types = [
+            FIELD_TYPE_LONGLONG if c in ("Id", "Time", "Code") else FIELD_TYPE_VAR_STRING
+            for c in columns
+        ]
+        status = self.backend.status if self.backend is not None else _STATUS_AUTOCOMMIT
+        self._next_seq = self.client.write_many(
+            self._next_seq,
+            build_text_resultset(
+                columns=list(zip(columns, types, strict=True)),
+                rows=rows,
+                capabilities=self.capabilities,
+                status=status,
+            ),
+        )
+
+    def _visible_sessions(self) -> list[Session]:
+        """Own sessions; an administrator also sees every session in its database."""
+        assert self.account is not None
+        me = self.account
+        visible = []
+        for other in list(self.ctx.sessions.values()):
+            if other.account is None:
+                continue
+            if other.account.id == me.id or (
+                me.builtin == "admin"
+                and me.owner_db is not None
+                and other.current_db is not None
+                and other.current_db.lower() == me.owner_db.lower()
+            ):
+                visible.append(other)
+        return visible
+
+    def _show_processlist(self, full: bool) -> None:
+        now = time.monotonic()
+        rows: list[list[str | None]] = []
+        for other in sorted(self._visible_sessions(), key=lambda s: s.connection_id):
+            info = other.activity.info
+            if info is not None and not full:
+                info = info[:100]
+            if other is self:
+                info = "SHOW FULL PROCESSLIST" if full else "SHOW PROCESSLIST"
+            rows.append(
+                [
+                    str(other.connection_id),
+                    other.user,
+                    f"{other.client_ip}:{other.client_port}",
+                    other.current_db,
+                    "Query" if other is self else other.activity.command,
+                    str(int(now - other.activity.since)),
+                    "" if other.activity.command == "Sleep" and other is not self else "executing",
+                    info if other.activity.command != "Sleep" or other is self else None,
+                ]
+            )
+        self._write_resultset(
+            ["Id", "User", "Host", "db", "Command", "Time", "State", "Info"], rows
+        )
+
+    async def _kill(self, connection_id: int, query_only: bool) -> None:
+        target = self.ctx.sessions.get(connection_id)
+        if target is None:
+            self._reply_error(
+                sql_error(ErrorCode.NO_SUCH_THREAD, f"Unknown thread id: {connection_id}")
+            )
+            return
+        if target not in self._visible_sessions():
+            self._reply_error(
+                sql_error(ErrorCode.KILL_DENIED, f"You are not owner of thread {connection_id}")
+            )
+            return
+        if query_only:
+            await target.cancel_query()
+            self._reply_ok()
+            return
+        self._reply_ok()
+        if target is self:
+            # MySQL answers a self-KILL with an error as the connection goes away.
+            raise FatalError(
+                sql_error(ErrorCode.QUERY_INTERRUPTED, "Query execution was interrupted"), "killed"
+            )
+        target.kill()
+
+    async def cancel_query(self) -> None:
+        """KILL QUERY: ask the backend to interrupt this session's running statement."""
+        backend = self.backend
+        if backend is None or self.activity.command == "Sleep":
+            return
+        try:
+            killer = await BackendConnection.connect(
+                backend.target, timeout=self.ctx.config.server.backend_connect_timeout
+            )
+        except BackendError as exc:
+            log.warning("KILL QUERY for connection %d failed: %s", self.connection_id, exc)
+            return
+        try:
+            await killer.command(b"\x03" + f"KILL QUERY {backend.thread_id}".encode())
+        except BackendError:
+            pass
+        finally:
+            await killer.quit()
+
+    def kill(self) -> None:
+        """KILL CONNECTION from another session: close both sides now."""
+        self.killed = True
+        if self.backend is not None:
+            self.backend.close()
+        self.client.close()
+
+    # Other commands ----------------------------------------------------------------------------
+
+    async def _com_init_db(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
+        name = _decode(payload[1:])
+        resolved = resolve_database(snapshot, self._caller(), name)
+        if isinstance(resolved, SqlError):
+            self._reply_error(resolved)
+        else:
+            await self._use(resolved)
+
+    async def _com_ping(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
+        self._reply_ok()
+
+    async def _forward_single(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
+        """Commands answered with one packet (COM_SET_OPTION, COM_STATISTICS, COM_STMT_RESET)."""
+        backend = await self._backend_or_error()
+        if backend is None:
+            return
+        backend.send(payload)
+        await self._relay(backend, ResponseKind.SINGLE)
+
+    async def _com_stmt_prepare(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
+        sql = _decode(payload[1:])
+        self.activity = Activity("Prepare", time.monotonic(), sql)
+        statements = analyze(sql, self.current_db, self.lex_mode)
+        if len(statements) != 1:
+            self._reply_error(
+                sql_error(ErrorCode.PARSE, "Prepared statements take exactly one statement")
+            )
+            return
+        statement = statements[0]
+        if statement.kind not in (Kind.QUERY, Kind.REFUSED) or statement.lex_mode is not None:
+            self._reply_error(
+                sql_error(
+                    ErrorCode.NOT_SUPPORTED_YET,
+                    "This command is not supported in the prepared statement protocol yet",
+                )
+            )
+            return
+        decision = decide(statement, snapshot, self._caller())
+        if isinstance(decision, Deny):
+            self._reply_error(decision.error)
+            return
+        backend = await self._backend_or_error()
+        if backend is None:
+            return
+        text = (
+            payload[1:]
+            if statement.text == sql
+            else statement.text.encode("utf-8", "surrogateescape")
+        )
+        backend.send(b"\x16" + text)
+        scanner = await self._relay(backend, ResponseKind.PREPARE)
+        if scanner is not None and scanner.statement_id is not None:
+            self.prepared[scanner.statement_id] = statement.requirements
+
+    def _prepared_requirements(
+        self, payload: bytes, name: str
+    ) -> tuple[int, tuple[Requirement, ...] | None]:
+        statement_id = int.from_bytes(payload[1:5], "little")
+        requirements = self.prepared.get(statement_id)
+        if requirements is None:
+            self._reply_error(
+                sql_error(
+                    ErrorCode.UNKNOWN_STMT_HANDLER,
+                    f"Unknown prepared statement handler ({statement_id}) given to {name}",
+                )
+            )
+        return statement_id, requirements
+
+    async def _com_stmt_execute(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
+        _, requirements = self._prepared_requirements(payload, "mysqld_stmt_execute")
+        if requirements is None:
+            return
+        # Grants may have changed since PREPARE: check again on every execution.
+        error = check_requirements(requirements, snapshot, self._caller())
+        if error is not None:
+            self._reply_error(error)
+            return
+        backend = self.backend
+        if backend is None or backend.broken:
+            self._reply_error(sql_error(ErrorCode.SERVER_LOST, "Lost connection to backend"))
+            return
+        self.activity = Activity("Execute", time.monotonic(), self.activity.info)
+        backend.send(payload)
+        await self._relay(backend, ResponseKind.QUERY)
+
+    async def _com_stmt_fetch(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
+        _, requirements = self._prepared_requirements(payload, "mysqld_stmt_fetch")
+        if requirements is None:
+            return
+        error = check_requirements(requirements, snapshot, self._caller())
+        if error is not None:
+            self._reply_error(error)
+            return
+        backend = self.backend
+        if backend is None or backend.broken:
+            self._reply_error(sql_error(ErrorCode.SERVER_LOST, "Lost connection to backend"))
+            return
+        backend.send(payload)
+        await self._relay(backend, ResponseKind.FETCH)
+
+    async def _com_stmt_reset(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
+        _, requirements = self._prepared_requirements(payload, "mysqld_stmt_reset")
+        if requirements is not None:
+            await self._forward_single(payload, snapshot)
+
+    async def _com_stmt_no_reply(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
+        """COM_STMT_CLOSE and COM_STMT_SEND_LONG_DATA: no response, ever."""
+        statement_id = int.from_bytes(payload[1:5], "little")
+        if statement_id not in self.prepared:
+            return
+        if payload[0] == Command.COM_STMT_CLOSE:
+            del self.prepared[statement_id]
+        if self.backend is not None and not self.backend.broken:
+            self.backend.send(payload)
+
+    async def _com_field_list(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
+        table = _decode(payload[1:].split(b"\x00", 1)[0])
+        if self.current_db is None:
+            self._reply_error(sql_error(ErrorCode.NO_DB, "No database selected"))
+            return
+        assert self.account is not None
+        if not snapshot.privileges(self.account.id, self.current_db, table):
+            self._reply_error(
+                sql_error(
+                    ErrorCode.TABLEACCESS_DENIED,
+                    f"SELECT command denied to user '{self.account.user}'@'{self.client_ip}' "
+                    f"for table '{table}'",
+                )
+            )
+            return
+        backend = await self._backend_or_error()
+        if backend is None:
+            return
+        backend.send(payload)
+        await self._relay(backend, ResponseKind.FIELD_LIST)
+
+    async def _com_reset_connection(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
+        self.prepared.clear()
+        self.lex_mode = LexMode()
+        if self.backend is not None and not self.backend.broken:
+            await self._forward_single(payload, snapshot)
+        else:
+            self._reply_ok()
+
+    async def _com_change_user(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
+        request = parse_change_user(payload, self.capabilities)
+        backend, self.backend = self.backend, None
+        if backend is not None:
+            await backend.quit()
+        self.prepared.clear()
+        self.lex_mode = LexMode()
+        self.account = None
+        self.current_db = None
+        if request.charset is not None and request.charset in _SAFE_CHARSET_IDS:
+            self.charset = request.charset
+        # Full re-authentication with a fresh scramble; failure closes the connection.
+        scramble = _make_scramble()
+        plugin = request.auth_plugin or "mysql_native_password"
+        if plugin not in SUPPORTED_PLUGINS:
+            plugin = self.ctx.config.server.auth_plugin
+        self._write(build_auth_switch_request(plugin, scramble))
+        await self.client.drain()
+        response = await self._read_login_packet()
+        await self._authenticate(request.username, response, plugin, scramble)
+        self._enter_database(request.database)
+        self._reply_ok()
+
+    async def _com_process_kill(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
+        await self._kill(int.from_bytes(payload[1:5], "little"), query_only=False)
+
+    _handlers: dict[int, Callable[[Session, bytes, CatalogSnapshot], Awaitable[None]]] = {}
+
+
+Session._handlers = {
+    Command.COM_QUERY: Session._com_query,
+    Command.COM_INIT_DB: Session._com_init_db,
+    Command.COM_PING: Session._com_ping,
+    Command.COM_STMT_PREPARE: Session._com_stmt_prepare,
+    Command.COM_STMT_EXECUTE: Session._com_stmt_execute,
+    Command.COM_STMT_FETCH: Session._com_stmt_fetch,
+    Command.COM_STMT_RESET: Session._com_stmt_reset,
+    Command.COM_STMT_CLOSE: Session._com_stmt_no_reply,
+    Command.COM_STMT_SEND_LONG_DATA: Session._com_stmt_no_reply,
+    Command.COM_FIELD_LIST: Session._com_field_list,
+    Command.COM_SET_OPTION: Session._forward_single,
+    Command.COM_STATISTICS: Session._forward_single,
+    Command.COM_RESET_CONNECTION: Session._com_reset_connection,
+    Command.COM_CHANGE_USER: Session._com_change_user,
+    Command.COM_PROCESS_KILL: Session._com_process_kill,
+}
+
+
+def _make_scramble() -> bytes:
+    # 20 bytes, none of them NUL (some clients treat the scramble as a C string).
+    raw = bytearray(os.urandom(20))
+    for i, b in enumerate(raw):
+        raw[i] = (b % 94) + 33
+    return bytes(raw)
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _like_pattern(text: str) -> Callable[[str], bool] | None:
+    match = re.search(r"\blike\s+'((?:[^'\\]|\\.|'')*)'", text, re.IGNORECASE)
+    if match is None:
+        return None
+    pattern = match.group(1).replace("''", "'")
+    regex = "".join(".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in pattern)
+    compiled = re.compile(f"^{regex}$", re.IGNORECASE | re.DOTALL)
+    return lambda name: compiled.match(name) is not None

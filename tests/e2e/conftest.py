@@ -1,0 +1,181 @@
+"""A real shardgate proxy in front of the two throwaway MariaDB shards.
+
+The proxy runs in a background thread with its own event loop, so both blocking clients
+(PyMySQL, mysql-connector, the mariadb CLI) and asyncio clients (aiomysql, asyncmy) can talk
+to it from tests. Tests change the catalog the way the CLI does: through their own Catalog
+object on the same SQLite file; the proxy picks the change up by polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+from auth.catalog import Catalog
+from proxy.config import Config, load_config
+from proxy.localshard import ShardEndpoint, free_port
+from proxy.provision import create_database
+from proxy.server import ProxyServer
+
+PASSWORDS = {
+    "easydb": "Admin#pass1",
+    "easydb_RO": "ReadOnly#1",
+    "otherdb": "Other#pass1",
+    "otherdb_RO": "OtherRO#1",
+}
+
+
+@dataclass
+class ProxyEnv:
+    host: str
+    port: int
+    config: Config
+    config_path: Path
+    shards: list[ShardEndpoint]
+    server: ProxyServer
+    loop: asyncio.AbstractEventLoop
+
+    def catalog(self) -> Catalog:
+        """A separate catalog handle, as the CLI or another process would have."""
+        return Catalog.open(self.config.catalog.url, self.config.base_dir)
+
+    def connect(
+        self,
+        user: str = "easydb",
+        password: str | None = None,
+        database: str | None = "easydb",
+        **kwargs: Any,
+    ) -> pymysql.connections.Connection:
+        kwargs.setdefault("autocommit", True)
+        kwargs.setdefault("connect_timeout", 10)
+        kwargs.setdefault("read_timeout", 60)
+        return pymysql.connect(
+            host=kwargs.pop("host", self.host),
+            port=self.port,
+            user=user,
+            password=PASSWORDS.get(user, "") if password is None else password,
+            database=database,
+            **kwargs,
+        )
+
+
+def write_config(path: Path, shards: list[ShardEndpoint], port: int, extra: str = "") -> None:
+    lines = [
+        "[server]",
+        'host = "127.0.0.1"',
+        f"port = {port}",
+        "handshake_timeout = 5.0",
+        extra,
+        "[catalog]",
+        'url = "sqlite:///catalog.db"',
+    ]
+    for index, shard in enumerate(shards):
+        lines += [
+            "[[shards]]",
+            f'name = "s{index}"',
+            f'host = "{shard.host}"',
+            f"port = {shard.port}",
+            f'user = "{shard.user}"',
+            f'password = "{shard.password}"',
+        ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+class ProxyThread:
+    """Runs a ProxyServer on its own loop in a daemon thread."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.loop = asyncio.new_event_loop()
+        self.started = threading.Event()
+        self.server: ProxyServer | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            catalog = Catalog.open(self.config.catalog.url, self.config.base_dir)
+            self.server = ProxyServer(self.config, catalog)
+            self.loop.run_until_complete(self.server.start())
+        except BaseException as exc:
+            self.error = exc
+            self.started.set()
+            return
+        self.started.set()
+        self.loop.run_forever()
+
+    def start(self) -> ProxyServer:
+        self.thread.start()
+        self.started.wait(30)
+        if self.error is not None:
+            raise self.error
+        assert self.server is not None
+        return self.server
+
+    def stop(self) -> None:
+        if self.server is not None:
+            fut = asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop)
+            fut.result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def proxy(
+    shards: list[ShardEndpoint], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxyEnv]:
+    base = tmp_path_factory.mktemp("proxy")
+    config_path = base / "shardgate.toml"
+    write_config(config_path, shards, free_port())
+    config = load_config(config_path)
+    catalog = Catalog.open(config.catalog.url, config.base_dir)
+    for name, shard in (("easydb", "s0"), ("otherdb", "s1")):
+        asyncio.run(
+            create_database(config, catalog, name, shard, PASSWORDS[name], PASSWORDS[f"{name}_RO"])
+        )
+    runner = ProxyThread(config)
+    server = runner.start()
+    env = ProxyEnv(
+        host="127.0.0.1",
+        port=server.port,
+        config=config,
+        config_path=config_path,
+        shards=shards,
+        server=server,
+        loop=runner.loop,
+    )
+    try:
+        yield env
+    finally:
+        runner.stop()
+
+
+@pytest.fixture
+def admin(proxy: ProxyEnv) -> Iterator[pymysql.connections.Connection]:
+    """The easydb administrator, connected through the proxy."""
+    conn = proxy.connect()
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def fresh_table(admin: pymysql.connections.Connection) -> Callable[[str, str], str]:
+    """Create (or recreate) a table in easydb through the proxy; returns its name."""
+
+    def make(name: str, columns: str) -> str:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS `{name}`")
+            cur.execute(f"CREATE TABLE `{name}` ({columns})")
+        return name
+
+    return make
