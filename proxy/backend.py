@@ -26,6 +26,7 @@ from proxy.wire.stream import (
     ByteWriter,
     ConnectionLost,
     PacketStream,
+    PacketTooLarge,
     ProtocolViolation,
     ResponseKind,
     ResponseScanner,
@@ -255,6 +256,28 @@ class BackendConnection:
                 if client_writer.transport.get_write_buffer_size() > CHUNK:
                     await client_writer.drain()
         except (ConnectionLost, ConnectionError, ProtocolViolation) as exc:
+            self.broken = True
+            self.close()
+            raise BackendError(f"lost connection to shard '{self.target.shard}': {exc}") from None
+
+    async def collect(self, kind: ResponseKind, limit: int) -> list[bytes]:
+        """Read one whole response into memory (for the proxy's filtered metadata results)."""
+        scanner = ResponseScanner(kind, self.capabilities)
+        payloads: list[bytes] = []
+        total = 0
+        try:
+            await self.stream.drain()
+            while True:
+                _, payload = await self.stream.read(limit)
+                total += len(payload)
+                if total > limit:
+                    raise ProtocolViolation(f"metadata result larger than {limit} bytes")
+                payloads.append(payload)
+                if scanner.frame(payload, 0, len(payload)):
+                    if scanner.status is not None:
+                        self.status = scanner.status
+                    return payloads
+        except (ConnectionLost, ConnectionError, ProtocolViolation, PacketTooLarge) as exc:
             self.broken = True
             self.close()
             raise BackendError(f"lost connection to shard '{self.target.shard}': {exc}") from None

@@ -47,6 +47,7 @@ from proxy.backend import (
     backend_password,
     quote_string,
 )
+from proxy.metadata import SHOW_TABLES, Unfilterable, filter_tables
 from proxy.sql.analyze import Kind, Statement, analyze
 from proxy.sql.lexer import LexMode
 from proxy.wire.packets import (
@@ -108,6 +109,17 @@ UTF8MB4_GENERAL_CI = 45
 # served in utf8mb4.
 _SAFE_CHARSET_IDS = {8, 11, 33, 45, 46, 47, 48, 63, 83, 192, 224, 255}
 _STATUS_AUTOCOMMIT = int(ServerStatus.AUTOCOMMIT)
+METADATA_LIMIT = 16 * 1024 * 1024
+_METADATA_ALONE = sql_error(
+    ErrorCode.NOT_SUPPORTED_YET,
+    "With table-level privileges only, send SHOW TABLES and information_schema queries "
+    "as single text statements",
+)
+_METADATA_UNFILTERABLE = sql_error(
+    ErrorCode.SPECIFIC_ACCESS_DENIED,
+    "Access denied; with table-level privileges only, an information_schema query must "
+    "return a TABLE_NAME column",
+)
 _SHOW_WARNINGS = re.compile(r"\s*SHOW\s+WARNINGS\s*;?\s*$", re.IGNORECASE)
 
 
@@ -414,7 +426,9 @@ class Session:
         caller = self._caller()
         if len(statements) == 1:
             decision = decide(statements[0], snapshot, caller)
-            if isinstance(decision, Allow):
+            if isinstance(decision, Allow) and self._hides_tables(statements[0], snapshot):
+                await self._relay_metadata(statements[0])
+            elif isinstance(decision, Allow):
                 text = (
                     raw
                     if statements[0].text == sql
@@ -441,8 +455,46 @@ class Session:
             if isinstance(decision, Deny):
                 self._reply_error(decision.error)
                 return
+            if self._hides_tables(statement, snapshot):
+                self._reply_error(_METADATA_ALONE)
+                return
         text = ";\n".join(s.text for s in statements).encode("utf-8", "surrogateescape")
         await self._relay_query(text, None)
+
+    def _hides_tables(self, statement: Statement, snapshot: CatalogSnapshot) -> bool:
+        """A metadata statement by an account that may not see every table of the database."""
+        if not (statement.reads_information_schema or SHOW_TABLES.match(statement.text)):
+            return False
+        assert self.account is not None
+        if self.current_db is None:
+            return True
+        return not snapshot.privileges(self.account.id, self.current_db, None)
+
+    async def _relay_metadata(self, statement: Statement) -> None:
+        """Run a metadata query and send only the rows naming tables the account may see."""
+        backend = await self._backend_or_error()
+        if backend is None:
+            return
+        assert self.account is not None and self.current_db is not None
+        account_id, db = self.account.id, self.current_db
+        backend.send(b"\x03" + statement.text.encode("utf-8", "surrogateescape"))
+        try:
+            payloads = await backend.collect(ResponseKind.QUERY, METADATA_LIMIT)
+        except BackendError as exc:
+            self.backend = None
+            self._reply_error(_backend_lost(exc))
+            return
+        snapshot = self.ctx.snapshot()
+        try:
+            shown = filter_tables(
+                payloads,
+                lambda table: bool(snapshot.privileges(account_id, db, table)),
+                first_column=not statement.reads_information_schema,
+            )
+        except Unfilterable:
+            self._reply_error(_METADATA_UNFILTERABLE)
+            return
+        self._next_seq = self.client.write_many(self._next_seq, shown)
 
     async def _relay_query(self, text: bytes, statement: Statement | None) -> None:
         backend = await self._backend_or_error()
@@ -466,9 +518,7 @@ class Session:
         except BackendError as exc:
             self.backend = None
             log.warning("connection %d: %s", self.connection_id, exc)
-            self._reply_error(
-                sql_error(ErrorCode.SERVER_LOST, f"Lost connection to backend: {exc}")
-            )
+            self._reply_error(_backend_lost(exc))
             return None
 
     async def _backend_or_error(self) -> BackendConnection | None:
@@ -751,6 +801,9 @@ class Session:
             )
             return
         statement = statements[0]
+        if self._hides_tables(statement, snapshot):
+            self._reply_error(_METADATA_ALONE)
+            return
         if statement.kind not in (Kind.QUERY, Kind.REFUSED) or statement.lex_mode is not None:
             self._reply_error(
                 sql_error(
@@ -912,6 +965,10 @@ Session._handlers = {
     Command.COM_CHANGE_USER: Session._com_change_user,
     Command.COM_PROCESS_KILL: Session._com_process_kill,
 }
+
+
+def _backend_lost(exc: BackendError) -> SqlError:
+    return sql_error(ErrorCode.SERVER_LOST, f"Lost connection to backend: {exc}")
 
 
 def _make_scramble() -> bytes:
