@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 from auth.accounts import AccountManager
 from auth.catalog import Catalog, CatalogSnapshot
-from auth.policy import profile_by_name
-from auth.errors import ErrorCode, sql_error
 from auth.passwords import generate_rsa_keypair
+from auth.policy import profile_by_name
 from proxy.authn import Sha2Cache
 from proxy.config import Config
 from proxy.wire.packets import ProtocolError, parse_handshake_v10
