@@ -71,7 +71,7 @@ def write_config(path: Path, shards: list[ShardEndpoint], port: int, extra: str 
         "[server]",
         'host = "127.0.0.1"',
         f"port = {port}",
-        "handshake_timeout = 5.0",
+        "" if "handshake_timeout" in extra else "handshake_timeout = 5.0",
         extra,
         "[catalog]",
         'url = "sqlite:///catalog.db"',
