@@ -11,6 +11,11 @@ their parsed statements into plain values). Every operation
    set to the validated snapshot's version, retrying from step 1 if another writer got there
    first (``CatalogConflictError``).
 
+Steps 1-3 of every changing operation run under one lock per ``Catalog`` object, so writers in
+the same process (the proxy's sessions) take turns instead of invalidating each other's
+snapshots: many concurrent, unrelated statements all succeed. Only writers in other processes
+(the CLI on the same catalog file) can still cause a retry.
+
 The catalog audits each applied change (actor ``'user'@'host'`` or ``operator``, the caller's IP,
 and an action text built from names only, never from a password).
 
@@ -66,6 +71,8 @@ Decisions where the semantics page is silent (each has a test):
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -447,6 +454,18 @@ class _Level:
 
 # --------------------------------------------------------------------------------------- manager
 
+# One writer lock per Catalog object, shared by every AccountManager over it.
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Catalog, threading.Lock] = weakref.WeakKeyDictionary()
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(catalog: Catalog) -> threading.Lock:
+    with _WRITE_LOCKS_GUARD:
+        lock = _WRITE_LOCKS.get(catalog)
+        if lock is None:
+            lock = _WRITE_LOCKS[catalog] = threading.Lock()
+        return lock
+
 
 class AccountManager:
     """Account operations over one catalog, under one policy profile. Thread-safe (stateless
@@ -456,6 +475,7 @@ class AccountManager:
     def __init__(self, catalog: Catalog, policy: PolicyProfile) -> None:
         self._catalog = catalog
         self._policy = policy
+        self._write_lock = _write_lock(catalog)
 
     @property
     def policy(self) -> PolicyProfile:
@@ -471,7 +491,15 @@ class AccountManager:
         self, actor: Actor, planner: Callable[[CatalogSnapshot], _Plan]
     ) -> tuple[_Plan, int | None]:
         """Validate against a fresh snapshot and apply all changes at once; retry on conflict.
-        Returns the plan and the catalog version it produced (None if nothing changed)."""
+        Returns the plan and the catalog version it produced (None if nothing changed).
+
+        Serialized with the other writers of this process (see the module docstring)."""
+        with self._write_lock:
+            return self._run_locked(actor, planner)
+
+    def _run_locked(
+        self, actor: Actor, planner: Callable[[CatalogSnapshot], _Plan]
+    ) -> tuple[_Plan, int | None]:
         for _ in range(MAX_ATTEMPTS):
             snapshot = self._snapshot()
             plan = planner(snapshot)
