@@ -13,6 +13,7 @@ import hmac
 from dataclasses import dataclass
 
 from auth.passwords import scramble_native
+from proxy.config import ShardConfig
 from proxy.wire.packets import (
     Capability,
     build_handshake_response,
@@ -91,6 +92,22 @@ def backend_password(secret: bytes, shard: str, database: str) -> str:
 def quote_string(value: str) -> str:
     """A single-quoted SQL string literal (default sql_mode escaping)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+USAGE_USER = "sg_usage"
+
+
+def usage_target(shard: ShardConfig, secret: bytes) -> BackendTarget:
+    """The shard's privilege-less account, for sessions whose account may use no database:
+    enough for SET NAMES, SELECT 1 or SELECT @@version, and nothing else."""
+    return BackendTarget(
+        shard=shard.name,
+        host=shard.host,
+        port=shard.port,
+        user=USAGE_USER,
+        password=backend_password(secret, shard.name, "*usage*"),
+        database=None,
+    )
 
 
 def backend_user(database: str) -> str:

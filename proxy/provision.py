@@ -13,6 +13,7 @@ from proxy.backend import (
     backend_password,
     backend_user,
     quote_string,
+    usage_target,
 )
 from proxy.config import Config, ShardConfig
 
@@ -72,6 +73,13 @@ async def provision_database(config: Config, name: str, shard_name: str) -> tupl
         # Re-assert the password in case the account survived from an earlier attempt.
         await admin.query(f"ALTER USER '{user}'@'%' IDENTIFIED BY {quote_string(password)}")
         await admin.query(f"GRANT {BACKEND_GRANTS} ON `{physical}`.* TO '{user}'@'%'")
+        # The shard's usage account: no privileges at all (see backend.usage_target).
+        usage = usage_target(shard, config.catalog_secret())
+        usage_password = quote_string(usage.password)
+        await admin.query(
+            f"CREATE USER IF NOT EXISTS '{usage.user}'@'%' IDENTIFIED BY {usage_password}"
+        )
+        await admin.query(f"ALTER USER '{usage.user}'@'%' IDENTIFIED BY {usage_password}")
     finally:
         await admin.quit()
     return physical, user

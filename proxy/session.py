@@ -46,6 +46,7 @@ from proxy.backend import (
     BackendTarget,
     backend_password,
     quote_string,
+    usage_target,
 )
 from proxy.metadata import SHOW_TABLES, Unfilterable, filter_tables
 from proxy.sql.analyze import Kind, Statement, analyze
@@ -110,6 +111,8 @@ UTF8MB4_GENERAL_CI = 45
 _SAFE_CHARSET_IDS = {8, 11, 33, 45, 46, 47, 48, 63, 83, 192, 224, 255}
 _STATUS_AUTOCOMMIT = int(ServerStatus.AUTOCOMMIT)
 METADATA_LIMIT = 16 * 1024 * 1024
+MAX_REMEMBERED_SETTINGS = 64
+_SET = re.compile(r"\s*SET\b", re.IGNORECASE)
 _METADATA_ALONE = sql_error(
     ErrorCode.NOT_SUPPORTED_YET,
     "With table-level privileges only, send SHOW TABLES and information_schema queries "
@@ -167,6 +170,7 @@ class Session:
         self.backend: BackendConnection | None = None
         self.prepared: dict[int, tuple[Requirement, ...]] = {}
         self.notes: list[tuple[int, str]] = []
+        self.settings: list[bytes] = []
         self.activity = Activity(since=time.monotonic())
         self.killed = False
         self.started = time.time()
@@ -502,13 +506,21 @@ class Session:
             return
         backend.send(b"\x03" + text)
         scanner = await self._relay(backend, ResponseKind.QUERY)
-        if (
-            scanner is not None
-            and not scanner.error
-            and statement is not None
-            and statement.lex_mode is not None
-        ):
+        if scanner is None or scanner.error or statement is None:
+            return
+        if statement.lex_mode is not None:
             self.lex_mode = statement.lex_mode
+        if statement.kind is Kind.SESSION and _SET.match(statement.text):
+            self._remember_setting(text)
+
+    def _remember_setting(self, text: bytes) -> None:
+        """Session settings are replayed on every new backend connection (another tenant's
+        shard after USE, or a reconnect), so the session keeps its character set, sql_mode
+        and variables, and the proxy's lexer mode always matches the shard's."""
+        if text in self.settings:
+            self.settings.remove(text)
+        self.settings.append(text)
+        del self.settings[:-MAX_REMEMBERED_SETTINGS]
 
     async def _relay(
         self, backend: BackendConnection, kind: ResponseKind
@@ -525,8 +537,9 @@ class Session:
         """The current database's backend connection, connecting if needed.
 
         A session with no current database still needs a backend for statements that touch
-        no table (``SELECT 1``, ``SELECT DATABASE()``): it uses the backend account of the
-        first database it may use, with no default database on the shard.
+        no table (``SET NAMES``, ``SELECT 1``, ``SELECT DATABASE()``): it uses the backend
+        account of the first database it may use, or, for an account that may use none, the
+        shard's privilege-less usage account; either way with no default database.
         """
         if self.backend is not None and not self.backend.broken:
             return self.backend
@@ -534,32 +547,45 @@ class Session:
         if logical is None:
             assert self.account is not None
             usable = self.ctx.snapshot().usable_databases(self.account.id)
-            if not usable:
-                self._reply_error(sql_error(ErrorCode.NO_DB, "No database selected"))
-                return None
-            logical = usable[0]
+            logical = usable[0] if usable else None
         try:
-            self.backend = await self._connect_backend(logical, self.current_db is not None)
+            backend = await self._connect_backend(logical, self.current_db is not None)
+            for setting in self.settings:
+                try:
+                    await backend.query(setting.decode("utf-8", "surrogateescape"))
+                except BackendQueryError as exc:
+                    log.info(
+                        "connection %d: replaying a setting failed: %s", self.connection_id, exc
+                    )
         except BackendError as exc:
             log.warning("connection %d: %s", self.connection_id, exc)
             self._reply_error(sql_error(ErrorCode.SERVER_GONE, f"Backend unavailable: {exc}"))
             return None
-        return self.backend
+        self.backend = backend
+        return backend
 
-    async def _connect_backend(self, logical_db: str, select_database: bool) -> BackendConnection:
-        snapshot = self.ctx.snapshot()
-        database = snapshot.database(logical_db)
-        if database is None:
-            raise BackendError(f"database '{logical_db}' no longer exists")
-        shard = self.ctx.config.shard(database.shard)
-        target = BackendTarget(
-            shard=shard.name,
-            host=shard.host,
-            port=shard.port,
-            user=database.backend_user,
-            password=backend_password(self.ctx.secret, shard.name, database.physical_name),
-            database=database.physical_name if select_database else None,
-        )
+    async def _connect_backend(
+        self, logical_db: str | None, select_database: bool
+    ) -> BackendConnection:
+        if logical_db is None:
+            # Any shard that holds a database has the usage account (provision.py).
+            databases = self.ctx.snapshot().databases()
+            if not databases:
+                raise BackendError("no database exists yet")
+            target = usage_target(self.ctx.config.shard(databases[0].shard), self.ctx.secret)
+        else:
+            database = self.ctx.snapshot().database(logical_db)
+            if database is None:
+                raise BackendError(f"database '{logical_db}' no longer exists")
+            shard = self.ctx.config.shard(database.shard)
+            target = BackendTarget(
+                shard=shard.name,
+                host=shard.host,
+                port=shard.port,
+                user=database.backend_user,
+                password=backend_password(self.ctx.secret, shard.name, database.physical_name),
+                database=database.physical_name if select_database else None,
+            )
         return await BackendConnection.connect(
             target,
             client_capabilities=self.capabilities,
@@ -913,6 +939,7 @@ class Session:
 
     async def _com_reset_connection(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
         self.prepared.clear()
+        self.settings.clear()
         self.lex_mode = LexMode()
         if self.backend is not None and not self.backend.broken:
             await self._forward_single(payload, snapshot)
@@ -925,6 +952,7 @@ class Session:
         if backend is not None:
             await backend.quit()
         self.prepared.clear()
+        self.settings.clear()
         self.lex_mode = LexMode()
         self.account = None
         self.current_db = None
