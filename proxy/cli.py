@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
+from auth.accounts import AccountManager, Actor
 from auth.catalog import Catalog, CatalogError
 from auth.errors import SqlError
 from auth.policy import profile_by_name
+from proxy.admin.users import UserAdmin, UserAdminError, display_name, reset_builtin_password
 from proxy.config import Config, ConfigError, load_config
 from proxy.provision import ProvisionError, create_database
 
@@ -118,6 +122,215 @@ def database_create(
     click.echo(f"Database {name!r} created on shard {shard_name!r}.")
     for user, password in generated:
         click.echo(f'Account "{user}" created with password "{password}".')
+
+
+@database.command("reset-password")
+@click.argument("name")
+@click.option("--read-only", is_flag=True, help="Reset NAME_RO (the read-only account) instead.")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the new password (one line) from standard input."
+)
+@click.pass_obj
+def database_reset_password(
+    state: CliState, name: str, read_only: bool, password_stdin: bool
+) -> None:
+    """Reset the password of a protected built-in account of database NAME.
+
+    Without --password-stdin (or with an empty line) a password is generated and printed once.
+    """
+    policy = profile_by_name(state.config.server.policy)
+    password = _read_password_line("new") if password_stdin else ""
+    catalog = _open_catalog(state)
+    try:
+        user, generated = reset_builtin_password(catalog, policy, name, read_only, password or None)
+    except UserAdminError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        catalog.close()
+    if generated is None:
+        click.echo(f'Account "{user}" updated.')
+    else:
+        click.echo(f'Account "{user}" updated with password "{generated}".')
+
+
+# --- users: user management of one logical database (the same operations as SQL) ---
+
+
+def _open_catalog(state: CliState) -> Catalog:
+    try:
+        return state.catalog()
+    except CatalogError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+class _Users:
+    """The operator's user management over the configured catalog."""
+
+    def __init__(self, state: CliState) -> None:
+        policy = profile_by_name(state.config.server.policy)
+        self.catalog = _open_catalog(state)
+        self.admin = UserAdmin(AccountManager(self.catalog, policy))
+        self.actor = Actor.operator()
+
+    def __enter__(self) -> _Users:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.catalog.close()
+
+
+def _refuse(exc: UserAdminError) -> click.ClickException:
+    return click.ClickException(exc.message)
+
+
+def _ask_password(password_stdin: bool) -> str | None:
+    """The chosen password, or None to generate one (an empty answer)."""
+    if password_stdin:
+        value = _read_password_line("new")
+    else:
+        value = click.prompt(
+            "Password (leave empty to generate one)",
+            default="",
+            show_default=False,
+            hide_input=True,
+            confirmation_prompt="Repeat for confirmation",
+            err=True,
+        )
+    return value or None
+
+
+def _centred(text: str, width: int) -> str:
+    left = (width - len(text)) // 2
+    return " " * left + text + " " * (width - len(text) - left)
+
+
+def _format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """``+---+`` bordered table: headers centred, values left-aligned."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    border = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    header = "|".join(_centred(h, w + 2) for h, w in zip(headers, widths, strict=True))
+    lines = [border, f"|{header}|", border]
+    for row in rows:
+        cells = "|".join(f" {v.ljust(w)} " for v, w in zip(row, widths, strict=True))
+        lines.append(f"|{cells}|")
+    lines.append(border)
+    return "\n".join(lines)
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+_database_option = click.option(
+    "--database", "database", required=True, help="The logical database whose users to manage."
+)
+_host_option = click.option(
+    "--host", default="%", show_default=True, help="The account's host pattern (IP addresses)."
+)
+_password_stdin_option = click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password (one line) from standard input; an empty line generates one.",
+)
+
+
+@main.group()
+def users() -> None:
+    """Users of a logical database (the same rules as the SQL account statements)."""
+
+
+@users.command("list")
+@_database_option
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.pass_obj
+def users_list(state: CliState, database: str, output_format: str) -> None:
+    """List the users of a database."""
+    with _Users(state) as ops:
+        try:
+            rows = ops.admin.list_users(ops.actor, database)
+        except UserAdminError as exc:
+            raise _refuse(exc) from None
+    if output_format == "json":
+        click.echo(json.dumps([row.as_json() for row in rows], indent=2))
+        return
+    click.echo(
+        _format_table(
+            ("USERNAME", "HOST", "READ-ONLY", "PROTECTED"),
+            [(r.username, r.host, _flag(r.read_only), _flag(r.protected)) for r in rows],
+        )
+    )
+
+
+@users.command("create")
+@click.argument("username")
+@_database_option
+@click.option("--read-only", is_flag=True, help="SELECT only (default: all eight privileges).")
+@_host_option
+@_password_stdin_option
+@click.pass_obj
+def users_create(
+    state: CliState, username: str, database: str, read_only: bool, host: str, password_stdin: bool
+) -> None:
+    """Create USERNAME in a database; an empty password generates one, printed once."""
+    with _Users(state) as ops:
+        try:
+            ops.admin.list_users(ops.actor, database)  # unknown database: before any prompt
+            password = _ask_password(password_stdin)
+            _, generated = ops.admin.create_user(
+                ops.actor, database, username, host, password, read_only
+            )
+        except UserAdminError as exc:
+            raise _refuse(exc) from None
+    name = display_name(username, host)
+    if generated is None:
+        click.echo(f'User "{name}" created.')
+    else:
+        click.echo(f'User "{name}" created with password "{generated}".')
+
+
+@users.command("update-password")
+@click.argument("username")
+@_database_option
+@_host_option
+@_password_stdin_option
+@click.pass_obj
+def users_update_password(
+    state: CliState, username: str, database: str, host: str, password_stdin: bool
+) -> None:
+    """Set the password of USERNAME; an empty password generates one, printed once."""
+    with _Users(state) as ops:
+        try:
+            ops.admin.list_users(ops.actor, database)  # unknown database: before any prompt
+            password = _ask_password(password_stdin)
+            generated = ops.admin.update_password(ops.actor, database, username, host, password)
+        except UserAdminError as exc:
+            raise _refuse(exc) from None
+    name = display_name(username, host)
+    if generated is None:
+        click.echo(f'User "{name}" updated.')
+    else:
+        click.echo(f'User "{name}" updated with password "{generated}".')
+
+
+@users.command("delete")
+@click.argument("username")
+@_database_option
+@_host_option
+@click.pass_obj
+def users_delete(state: CliState, username: str, database: str, host: str) -> None:
+    """Delete USERNAME from a database."""
+    with _Users(state) as ops:
+        try:
+            ops.admin.delete_user(ops.actor, database, username, host)
+        except UserAdminError as exc:
+            raise _refuse(exc) from None
+    click.echo(f'User "{display_name(username, host)}" deleted.')
 
 
 @main.command()

@@ -59,11 +59,33 @@ class ShardConfig:
 
 
 @dataclass(frozen=True)
+class AdminConfig:
+    """``[admin]``: the user-management dashboard and JSON API (``proxy.admin``)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # HTTPS: give both (the session cookie is then also marked Secure).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # The secret signing session cookies: read from this environment variable; when unset,
+    # derived from the catalog secret (Config.catalog_secret()).
+    session_secret_env: str | None = None
+    # Seconds a dashboard sign-in stays valid.
+    session_max_age: int = 8 * 3600
+    # Failed sign-ins allowed per client address, and per account, within login_window seconds;
+    # further attempts are refused (HTTP 429) until the window has moved on.
+    login_max_failures: int = 5
+    login_window: float = 300.0
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig
     catalog: CatalogConfig
     shards: tuple[ShardConfig, ...]
     base_dir: Path
+    admin: AdminConfig = field(default_factory=AdminConfig)
 
     def shard(self, name: str) -> ShardConfig:
         for shard in self.shards:
@@ -90,7 +112,7 @@ class Config:
         return path.read_text().strip().encode()
 
 
-_TOP_LEVEL = {"server", "catalog", "shards"}
+_TOP_LEVEL = {"server", "catalog", "shards", "admin"}
 
 
 def _check_keys(section: str, data: dict[str, Any], allowed: set[str]) -> None:
@@ -203,11 +225,43 @@ def _shard(index: int, data: Any) -> ShardConfig:
     )
 
 
+def _admin(data: dict[str, Any], base_dir: Path) -> AdminConfig:
+    names = {f.name for f in fields(AdminConfig)}
+    _check_keys("admin", data, names)
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "enabled":
+            kwargs[key] = _typed("admin", key, value, bool)
+        elif key in ("host", "session_secret_env"):
+            kwargs[key] = _typed("admin", key, value, str)
+        elif key in ("port", "session_max_age", "login_max_failures"):
+            kwargs[key] = _typed("admin", key, value, int)
+        elif key == "login_window":
+            kwargs[key] = float(_typed("admin", key, value, (int, float)))
+        elif key in ("tls_cert", "tls_key"):
+            kwargs[key] = _resolve(base_dir, _typed("admin", key, value, str))
+    admin = AdminConfig(**kwargs)
+    if not 0 <= admin.port <= 65535:
+        raise ConfigError(f"admin.port: {admin.port} is not a TCP port")
+    if (admin.tls_cert is None) != (admin.tls_key is None):
+        raise ConfigError("admin.tls_cert and admin.tls_key must be given together")
+    if admin.session_max_age <= 0:
+        raise ConfigError("admin.session_max_age: must be positive")
+    if admin.login_max_failures <= 0:
+        raise ConfigError("admin.login_max_failures: must be positive")
+    if admin.login_window <= 0:
+        raise ConfigError("admin.login_window: must be positive")
+    return admin
+
+
 def parse_config(data: dict[str, Any], base_dir: Path) -> Config:
     _check_keys("", data, _TOP_LEVEL)
     server_data = data.get("server", {})
     catalog_data = data.get("catalog", {})
     shards_data = data.get("shards", [])
+    admin_data = data.get("admin", {})
+    if not isinstance(admin_data, dict):
+        raise ConfigError("admin: expected a table")
     if not isinstance(server_data, dict):
         raise ConfigError("server: expected a table")
     if not isinstance(catalog_data, dict):
@@ -224,6 +278,7 @@ def parse_config(data: dict[str, Any], base_dir: Path) -> Config:
         catalog=_catalog(catalog_data, base_dir),
         shards=shards,
         base_dir=base_dir,
+        admin=_admin(admin_data, base_dir),
     )
 
 

@@ -9,6 +9,7 @@ import logging
 import signal
 import ssl
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from auth.accounts import AccountManager
 from auth.catalog import Catalog, CatalogSnapshot
@@ -18,6 +19,9 @@ from proxy.authn import Sha2Cache
 from proxy.config import Config
 from proxy.wire.packets import ProtocolError, parse_handshake_v10
 from proxy.wire.stream import ConnectionLost, PacketStream, PacketTooLarge
+
+if TYPE_CHECKING:  # admin HTTP server hook
+    from proxy.admin.server import AdminServer
 
 log = logging.getLogger("shardgate.server")
 
@@ -94,6 +98,8 @@ class ProxyServer:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        # --- admin HTTP server hook (proxy/admin): started/stopped with the proxy ---
+        self.admin: AdminServer | None = None
 
     @property
     def port(self) -> int:
@@ -105,6 +111,15 @@ class ProxyServer:
         self.ctx.server_version = server.server_version or await _backend_version(
             self.ctx.config
         )
+        # --- admin HTTP server hook: [admin] enabled = true (see proxy/admin/server.py) ---
+        if self.ctx.config.admin.enabled:
+            from proxy.admin.server import AdminServer
+
+            self.admin = AdminServer(
+                self.ctx.config.admin, self.ctx.accounts, self.ctx.catalog, self.ctx.secret
+            )
+            await self.admin.start()
+        # --- end of admin hook ---
         self._server = await asyncio.start_server(
             self._accept, server.host, server.port, limit=256 * 1024, backlog=1024
         )
@@ -151,6 +166,8 @@ class ProxyServer:
 
     async def stop(self) -> None:
         """Drain: stop accepting, let sessions finish (bounded), then close the rest."""
+        if self.admin is not None:  # admin HTTP server hook
+            await self.admin.stop()
         if self._server is not None:
             self._server.close()
         self._poller.cancel()
