@@ -40,6 +40,7 @@ from proxy.authorize import (
     resolve_database,
 )
 from proxy.backend import (
+    RELAYED_CAPABILITIES,
     BackendConnection,
     BackendError,
     BackendQueryError,
@@ -83,26 +84,7 @@ log = logging.getLogger("shardgate.session")
 
 # What the proxy advertises. Compression, LOCAL INFILE, DEPRECATE_EOF, session tracking and
 # query attributes are deliberately absent: the proxy does not relay them faithfully.
-SERVER_CAPABILITIES = (
-    Capability.LONG_PASSWORD
-    | Capability.FOUND_ROWS
-    | Capability.LONG_FLAG
-    | Capability.CONNECT_WITH_DB
-    | Capability.NO_SCHEMA
-    | Capability.ODBC
-    | Capability.IGNORE_SPACE
-    | Capability.PROTOCOL_41
-    | Capability.INTERACTIVE
-    | Capability.IGNORE_SIGPIPE
-    | Capability.TRANSACTIONS
-    | Capability.SECURE_CONNECTION
-    | Capability.MULTI_STATEMENTS
-    | Capability.MULTI_RESULTS
-    | Capability.PS_MULTI_RESULTS
-    | Capability.PLUGIN_AUTH
-    | Capability.CONNECT_ATTRS
-    | Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA
-)
+SERVER_CAPABILITIES = RELAYED_CAPABILITIES | Capability.IGNORE_SPACE | Capability.CONNECT_ATTRS
 
 UTF8MB4_GENERAL_CI = 45
 # Character sets whose multi-byte sequences never contain ASCII bytes, so the proxy's lexer
@@ -870,26 +852,19 @@ class Session:
         return statement_id, requirements
 
     async def _com_stmt_execute(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
-        _, requirements = self._prepared_requirements(payload, "mysqld_stmt_execute")
-        if requirements is None:
-            return
-        # Grants may have changed since PREPARE: check again on every execution.
-        error = check_requirements(requirements, snapshot, self._caller())
-        if error is not None:
-            self._reply_error(error)
-            return
-        backend = self.backend
-        if backend is None or backend.broken:
-            self._reply_error(sql_error(ErrorCode.SERVER_LOST, "Lost connection to backend"))
-            return
         self.activity = Activity("Execute", time.monotonic(), self.activity.info)
-        backend.send(payload)
-        await self._relay(backend, ResponseKind.QUERY)
+        await self._relay_prepared(payload, snapshot, "mysqld_stmt_execute", ResponseKind.QUERY)
 
     async def _com_stmt_fetch(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
-        _, requirements = self._prepared_requirements(payload, "mysqld_stmt_fetch")
+        await self._relay_prepared(payload, snapshot, "mysqld_stmt_fetch", ResponseKind.FETCH)
+
+    async def _relay_prepared(
+        self, payload: bytes, snapshot: CatalogSnapshot, name: str, kind: ResponseKind
+    ) -> None:
+        _, requirements = self._prepared_requirements(payload, name)
         if requirements is None:
             return
+        # Grants may have changed since PREPARE: check again on every execution and fetch.
         error = check_requirements(requirements, snapshot, self._caller())
         if error is not None:
             self._reply_error(error)
@@ -899,7 +874,7 @@ class Session:
             self._reply_error(sql_error(ErrorCode.SERVER_LOST, "Lost connection to backend"))
             return
         backend.send(payload)
-        await self._relay(backend, ResponseKind.FETCH)
+        await self._relay(backend, kind)
 
     async def _com_stmt_reset(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
         _, requirements = self._prepared_requirements(payload, "mysqld_stmt_reset")
