@@ -274,3 +274,29 @@ def test_large_result_streamed(proxy: ProxyEnv) -> None:
         assert total == 100_000 * 100_001 // 2
     finally:
         conn.close()
+
+
+def test_prepared_long_data(proxy: ProxyEnv) -> None:
+    """COM_STMT_SEND_LONG_DATA: a file-like parameter is streamed in chunks."""
+    import io
+
+    conn = mysql.connector.connect(
+        host=proxy.host,
+        port=proxy.port,
+        user="easydb",
+        password=PASSWORDS["easydb"],
+        database="easydb",
+        use_pure=True,
+        autocommit=True,
+    )
+    try:
+        cur = conn.cursor(prepared=True)
+        cur.execute("CREATE TABLE IF NOT EXISTS t_long (id INT PRIMARY KEY, data LONGBLOB)")
+        cur.execute("DELETE FROM t_long")
+        blob = bytes(range(256)) * 4096  # 1 MiB, sent in COM_STMT_SEND_LONG_DATA chunks
+        cur.execute("INSERT INTO t_long VALUES (?, ?)", (1, io.BytesIO(blob)))
+        cur.execute("SELECT data FROM t_long WHERE id = ?", (1,))
+        assert bytes(cur.fetchone()[0]) == blob
+        cur.close()
+    finally:
+        conn.close()

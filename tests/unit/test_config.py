@@ -1,0 +1,84 @@
+"""Configuration: every key validated, unknown keys refused with the offending key's name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from proxy.config import ConfigError, load_config, parse_config
+
+BASE = Path("/etc/shardgate")
+SHARD = {"name": "s0", "host": "127.0.0.1", "port": 3306, "user": "root", "password": "pw"}
+
+
+def test_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHARD_S0_PASSWORD", "from-env")
+    example = Path(__file__).parents[2] / "conf" / "shardgate.example.toml"
+    config = load_config(example)
+    assert config.server.port == 3307
+    assert config.shards[0].password == "from-env"
+    assert config.catalog.url == "sqlite:////var/lib/shardgate/catalog.db"
+    assert config.admin.enabled is False
+
+
+def test_relative_paths_resolve_against_the_config_file() -> None:
+    config = parse_config(
+        {"catalog": {"url": "sqlite:///cat.db", "secret_file": "secret"}, "shards": [SHARD]},
+        BASE,
+    )
+    assert config.catalog.secret_file == BASE / "secret"
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"srever": {}}, "unknown key in top level: srever"),
+        ({"server": {"prot": 1}}, "unknown key in [server]: prot"),
+        ({"server": {"port": "3307"}}, "server.port: expected int, got str"),
+        ({"server": {"port": True}}, "server.port: expected int, got a boolean"),
+        ({"server": {"port": 70000}}, "server.port: 70000 is not a TCP port"),
+        ({"server": {"auth_plugin": "dialog"}}, "server.auth_plugin: must be"),
+        ({"server": {"policy": "lax"}}, "server.policy: must be polardbx or managed"),
+        ({"server": {"tls_cert": "a.pem"}}, "must be given together"),
+        ({"server": {"require_tls": True}}, "require_tls needs"),
+        ({"catalog": {"url": "postgres://x"}}, "catalog.url: only sqlite"),
+        ({"catalog": {"uri": "x"}}, "unknown key in [catalog]: uri"),
+        ({"shards": [{"name": "s0"}]}, "shards[0].host: missing"),
+        ({"shards": [{**SHARD, "pasword": "x"}]}, "unknown key in [shards[0]]: pasword"),
+        ({"shards": [{**SHARD, "password_env": "X"}]}, "give password or password_env"),
+        ({"shards": [SHARD, SHARD]}, "duplicate name s0"),
+        ({"shards": [{**SHARD, "port": 0}]}, "shards[0].port: 0 is not a TCP port"),
+    ],
+)
+def test_bad_configs_are_refused_with_the_key(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, BASE)
+    assert message in str(info.value)
+
+
+def test_password_env_must_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_SUCH_VAR_X", raising=False)
+    shard = {k: v for k, v in SHARD.items() if k != "password"}
+    with pytest.raises(ConfigError, match="NO_SUCH_VAR_X is not set"):
+        parse_config({"shards": [{**shard, "password_env": "NO_SUCH_VAR_X"}]}, BASE)
+
+
+def test_unknown_shard_names_known_ones() -> None:
+    config = parse_config({"shards": [SHARD]}, BASE)
+    with pytest.raises(ConfigError, match="unknown shard 'nope' \\(configured: s0\\)"):
+        config.shard("nope")
+
+
+def test_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[server\nport = 1\n")
+    with pytest.raises(ConfigError, match=str(path)):
+        load_config(path)
+
+
+def test_secret_file_created_private(tmp_path: Path) -> None:
+    config = parse_config({"catalog": {"secret_file": "s/secret"}, "shards": [SHARD]}, tmp_path)
+    first = config.catalog_secret()
+    assert (tmp_path / "s" / "secret").stat().st_mode & 0o777 == 0o600
+    assert config.catalog_secret() == first
