@@ -280,3 +280,83 @@ def test_mariadb_cli(proxy: ProxyEnv) -> None:
         "ERROR 1045 (28000): Access denied for user 'easydb'@'127.0.0.1' (using password: YES)"
         in bad.stderr
     )
+
+
+def test_server_cursor_execute_then_fetch(proxy: ProxyEnv) -> None:
+    """COM_STMT_EXECUTE opening a read-only cursor, then COM_STMT_FETCH, on the raw wire."""
+    import socket
+
+    from auth.passwords import scramble_native
+    from proxy.wire.packets import (
+        Capability,
+        ServerStatus,
+        build_handshake_response,
+        parse_eof,
+        parse_handshake_v10,
+        parse_stmt_prepare_ok,
+    )
+
+    with proxy.connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS t_fetch (id INT PRIMARY KEY)")
+        cur.execute("DELETE FROM t_fetch")
+        cur.execute("INSERT INTO t_fetch VALUES (1), (2), (3)")
+
+    sock = socket.create_connection((proxy.host, proxy.port), timeout=10)
+
+    def read() -> bytes:
+        header = sock.recv(4, socket.MSG_WAITALL)
+        return sock.recv(int.from_bytes(header[:3], "little"), socket.MSG_WAITALL)
+
+    def send(seq: int, payload: bytes) -> None:
+        sock.sendall(len(payload).to_bytes(3, "little") + bytes([seq]) + payload)
+
+    def until_eof() -> list[bytes]:
+        packets = []
+        while True:
+            packet = read()
+            packets.append(packet)
+            if packet[:1] == b"\xfe" and len(packet) < 9:
+                return packets
+
+    try:
+        handshake = parse_handshake_v10(read())
+        caps = int(
+            Capability.PROTOCOL_41
+            | Capability.SECURE_CONNECTION
+            | Capability.PLUGIN_AUTH
+            | Capability.TRANSACTIONS
+        )
+        send(
+            1,
+            build_handshake_response(
+                capabilities=caps,
+                max_packet_size=1 << 24,
+                charset=45,
+                username="easydb",
+                auth_response=scramble_native(PASSWORDS["easydb"], handshake.scramble[:20]),
+                database="easydb",
+                auth_plugin="mysql_native_password",
+            ),
+        )
+        assert read()[:1] == b"\x00"
+        send(0, b"\x16SELECT id FROM t_fetch ORDER BY id")
+        prepared = parse_stmt_prepare_ok(read())
+        until_eof()  # the column definitions
+        statement_id = prepared.statement_id.to_bytes(4, "little")
+        # flags 0x01 = CURSOR_TYPE_READ_ONLY, iteration count 1, no parameters.
+        send(0, b"\x17" + statement_id + b"\x01" + (1).to_bytes(4, "little"))
+        assert read() == b"\x01"  # one column
+        metadata_end = until_eof()[-1]
+        assert parse_eof(metadata_end)[1] & ServerStatus.CURSOR_EXISTS
+        send(0, b"\x1c" + statement_id + (2).to_bytes(4, "little"))
+        first = until_eof()
+        assert len(first) == 3  # two binary rows, then EOF
+        send(0, b"\x1c" + statement_id + (2).to_bytes(4, "little"))
+        second = until_eof()
+        assert len(second) == 2  # the last row, then EOF
+        assert parse_eof(second[-1])[1] & ServerStatus.LAST_ROW_SENT
+        # The session is still in step: a text query after the cursor.
+        send(0, b"\x03SELECT 42")
+        assert read() == b"\x01"
+    finally:
+        sock.close()
