@@ -812,7 +812,14 @@ class Session:
         if self._hides_tables(statement, snapshot):
             self._reply_error(_METADATA_ALONE)
             return
-        if statement.kind not in (Kind.QUERY, Kind.REFUSED) or statement.lex_mode is not None:
+        # Queries and transaction/session statements (sysbench prepares BEGIN and COMMIT);
+        # not those the proxy answers itself, nor changes of sql_mode or character set,
+        # which the proxy must see as text to keep its lexer in step.
+        if (
+            statement.kind not in (Kind.QUERY, Kind.SESSION, Kind.REFUSED)
+            or statement.lex_mode is not None
+            or statement.charset is not None
+        ):
             self._reply_error(
                 sql_error(
                     ErrorCode.NOT_SUPPORTED_YET,

@@ -300,3 +300,27 @@ def test_prepared_long_data(proxy: ProxyEnv) -> None:
         cur.close()
     finally:
         conn.close()
+
+
+def test_prepared_transaction_statements(proxy: ProxyEnv) -> None:
+    """BEGIN / COMMIT and SET prepared server-side, as sysbench's oltp_read_only does."""
+    conn = mysql.connector.connect(
+        host=proxy.host,
+        port=proxy.port,
+        user="easydb_RO",
+        password=PASSWORDS["easydb_RO"],
+        database="easydb",
+        use_pure=True,
+    )
+    try:
+        cur = conn.cursor(prepared=True)
+        cur.execute("BEGIN")
+        cur.execute("SELECT 1")
+        assert cur.fetchall() == [(1,)]
+        cur.execute("COMMIT")
+        cur.execute("SET @x = 5")
+        with pytest.raises(mysql.connector.Error) as info:
+            cur.execute("SET NAMES latin1")
+        assert info.value.errno == 1235
+    finally:
+        conn.close()
