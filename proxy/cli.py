@@ -112,9 +112,7 @@ def database_create(
     try:
         config.shard(shard_name)
         catalog = state.catalog()
-        asyncio.run(
-            create_database(config, catalog, name, shard_name, admin_password, ro_password)
-        )
+        asyncio.run(create_database(config, catalog, name, shard_name, admin_password, ro_password))
     except (ConfigError, ProvisionError, CatalogError) as exc:
         raise click.ClickException(str(exc)) from None
     except Exception as exc:  # backend errors: say which, never a password

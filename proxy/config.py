@@ -25,9 +25,7 @@ class ServerConfig:
     # "-shardgate"), so drivers pick collations and SQL the backend really understands.
     server_version: str = ""
     # mysql_native_password or caching_sha2_password: what the handshake proposes.
-    auth_plugin: Literal["mysql_native_password", "caching_sha2_password"] = (
-        "mysql_native_password"
-    )
+    auth_plugin: Literal["mysql_native_password", "caching_sha2_password"] = "mysql_native_password"
     tls_cert: Path | None = None
     tls_key: Path | None = None
     require_tls: bool = False

@@ -81,6 +81,9 @@ _SERVER_TUNING: tuple[str, ...] = (
     "--skip-log-bin",
     "--character-set-server=utf8mb4",
     "--collation-server=utf8mb4_general_ci",
+    # shardgate compares database and table names case-insensitively (PolarDB-X semantics);
+    # the shard must too, or a grant on t would not cover the distinct table T.
+    "--lower-case-table-names=1",
 )
 _SERVER_ONLY: tuple[str, ...] = (
     "--max-connections=2000",

@@ -22,7 +22,7 @@ SHOW_TABLES = re.compile(r"^\s*SHOW\s+(?:FULL\s+)?TABLES\b|^\s*SHOW\s+TABLE\s+ST
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    name: str
+    org_table: str
     org_name: str
 
 
@@ -32,7 +32,27 @@ def _column(payload: bytes) -> Column:
     for _ in range(6):  # catalog, schema, table, org_table, name, org_name
         value, pos = read_lenenc_str(payload, pos)
         fields.append(value or b"")
-    return Column(fields[4].decode("utf-8", "replace"), fields[5].decode("utf-8", "replace"))
+    return Column(fields[3].decode("utf-8", "replace"), fields[5].decode("utf-8", "replace"))
+
+
+_SELECT_WORD = re.compile(r"\bSELECT\b", re.I)
+_JOINING = re.compile(r"\b(?:JOIN|UNION|EXCEPT|INTERSECT|STRAIGHT_JOIN)\b", re.I)
+_FROM_LIST = re.compile(
+    r"\bFROM\b(.*?)(?:\bWHERE\b|\bGROUP\b|\bORDER\b|\bLIMIT\b|\bHAVING\b|$)", re.I | re.S
+)
+
+
+def metadata_query_is_simple(text: str, show: bool) -> bool:
+    """Only shapes whose visible rows are all they reveal can be filtered: one SELECT over one
+    table, no subquery, join or union (a condition on a hidden table would otherwise show
+    through whether rows come back). SHOW statements must not embed a SELECT at all."""
+    selects = len(_SELECT_WORD.findall(text))
+    if show:
+        return selects == 0
+    if selects != 1 or _JOINING.search(text):
+        return False
+    from_list = _FROM_LIST.search(text)
+    return from_list is not None and "," not in from_list.group(1)
 
 
 def _is_eof(payload: bytes) -> bool:
@@ -49,8 +69,9 @@ def _row_values(payload: bytes, count: int) -> list[bytes | None]:
 
 
 def _find(columns: list[Column], wanted: str) -> int | None:
+    # The original column name, never the alias: `'t' AS TABLE_NAME` must not pass for it.
     for index, column in enumerate(columns):
-        if wanted in (column.org_name.upper(), column.name.upper()):
+        if column.org_name.upper() == wanted:
             return index
     return None
 
@@ -91,6 +112,10 @@ def filter_tables(
         table_index: int | None = 0
         schema_index = None
     else:
+        # Every column must be a plain column of the table read: an expression or aggregate
+        # (GROUP_CONCAT(TABLE_NAME), a literal) could carry any row's data under a visible name.
+        if any(not column.org_table or not column.org_name for column in columns):
+            raise Unfilterable("a computed column")
         table_index = _find(columns, "TABLE_NAME")
         schema_index = _find(columns, "TABLE_SCHEMA")
     if table_index is None:

@@ -66,6 +66,12 @@ async def provision_database(config: Config, name: str, shard_name: str) -> tupl
     password = backend_password(config.catalog_secret(), shard.name, physical)
     admin = await shard_admin(shard)
     try:
+        case = await admin.query("SELECT @@lower_case_table_names")
+        if case.rows and case.rows[0][0] == b"0":
+            raise ProvisionError(
+                f"shard '{shard.name}' runs with lower_case_table_names=0: shardgate compares "
+                "table names case-insensitively, so every shard needs lower_case_table_names=1"
+            )
         await admin.query(f"CREATE DATABASE IF NOT EXISTS `{physical}`")
         await admin.query(
             f"CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY {quote_string(password)}"

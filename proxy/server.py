@@ -108,9 +108,7 @@ class ProxyServer:
 
     async def start(self) -> None:
         server = self.ctx.config.server
-        self.ctx.server_version = server.server_version or await _backend_version(
-            self.ctx.config
-        )
+        self.ctx.server_version = server.server_version or await _backend_version(self.ctx.config)
         # --- admin HTTP server hook: [admin] enabled = true (see proxy/admin/server.py) ---
         if self.ctx.config.admin.enabled:
             from proxy.admin.server import AdminServer

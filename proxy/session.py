@@ -49,7 +49,12 @@ from proxy.backend import (
     quote_string,
     usage_target,
 )
-from proxy.metadata import SHOW_TABLES, Unfilterable, filter_tables
+from proxy.metadata import (
+    SHOW_TABLES,
+    Unfilterable,
+    filter_tables,
+    metadata_query_is_simple,
+)
 from proxy.sql.analyze import Kind, Statement, analyze
 from proxy.sql.lexer import LexMode
 from proxy.wire.packets import (
@@ -102,8 +107,8 @@ _METADATA_ALONE = sql_error(
 )
 _METADATA_UNFILTERABLE = sql_error(
     ErrorCode.SPECIFIC_ACCESS_DENIED,
-    "Access denied; with table-level privileges only, an information_schema query must "
-    "return a TABLE_NAME column",
+    "Access denied; with table-level privileges only, an information_schema query must be a "
+    "single SELECT of plain columns from one table, including TABLE_NAME",
 )
 _SHOW_WARNINGS = re.compile(r"\s*SHOW\s+WARNINGS\s*;?\s*$", re.IGNORECASE)
 
@@ -458,10 +463,17 @@ class Session:
 
     async def _relay_metadata(self, statement: Statement) -> None:
         """Run a metadata query and send only the rows naming tables the account may see."""
+        if self.current_db is None:
+            self._reply_error(sql_error(ErrorCode.NO_DB, "No database selected"))
+            return
+        show = SHOW_TABLES.match(statement.text) is not None
+        if not metadata_query_is_simple(statement.text, show):
+            self._reply_error(_METADATA_UNFILTERABLE)
+            return
         backend = await self._backend_or_error()
         if backend is None:
             return
-        assert self.account is not None and self.current_db is not None
+        assert self.account is not None
         account_id, db = self.account.id, self.current_db
         backend.send(b"\x03" + statement.text.encode("utf-8", "surrogateescape"))
         try:
@@ -475,7 +487,7 @@ class Session:
             shown = filter_tables(
                 payloads,
                 lambda table: bool(snapshot.privileges(account_id, db, table)),
-                first_column=not statement.reads_information_schema,
+                first_column=show,
             )
         except Unfilterable:
             self._reply_error(_METADATA_UNFILTERABLE)
@@ -492,7 +504,13 @@ class Session:
             return
         if statement.lex_mode is not None:
             self.lex_mode = statement.lex_mode
-        if statement.kind is Kind.SESSION and _SET.match(statement.text):
+        # Only settings that read no table are replayed: a replay is not authorized again.
+        if (
+            statement.kind is Kind.SESSION
+            and _SET.match(statement.text)
+            and not statement.requirements
+            and not statement.reads_information_schema
+        ):
             self._remember_setting(text)
 
     def _remember_setting(self, text: bytes) -> None:

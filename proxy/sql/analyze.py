@@ -37,7 +37,10 @@ Decisions where the specification is silent
 * Table qualifiers compare with the current database case-insensitively; ``information_schema``
   needs no privilege (``reads_information_schema`` is set), every other database -- ``mysql``,
   ``performance_schema``, ``sys`` included -- is 1235. A qualified name with no database
-  selected is 1235 too (``USE <db> first``).
+  selected is 1235 too (``USE <db> first``). Exception: ``information_schema.PROCESSLIST`` is
+  refused (1227, PROCESS): every session of a database shares one backend account on the shard,
+  so its rows would show other accounts' statements (``SHOW PROCESSLIST`` is answered by the
+  proxy, which shows only what the account may see).
 * ``Requirement.db`` is the current database for unqualified names and the qualifier as written
   otherwise; ``Requirement.table`` is the name as written.
 * Multi-table UPDATE: a table is written when a SET target's qualifier names it or its alias
@@ -225,6 +228,8 @@ _DATA_TYPES: Final = frozenset(
     """.split()  # noqa: SIM905
 )
 _INFORMATION_SCHEMA: Final = "information_schema"
+# information_schema tables whose rows show other sessions of the (shared) backend account.
+_IS_OTHER_SESSIONS: Final = frozenset({"PROCESSLIST"})
 
 # Character sets whose multi-byte characters never contain a byte below 0x80, so that quotes,
 # backslashes and comment markers are found at the same places whatever the proxy decodes.
@@ -419,6 +424,8 @@ class _Reqs:
     def table(self, db: str | None, name: str, *privs: Priv) -> None:
         resolved = self.resolve(db, name)
         if resolved is None:
+            if name.upper() in _IS_OTHER_SESSIONS:
+                raise _need("PROCESS")
             if any(p is not Priv.SELECT for p in privs):
                 raise _Refuse(not_supported("writing to information_schema"))
             return

@@ -99,7 +99,10 @@ def test_failed_login_closes_the_connection(proxy: ProxyEnv) -> None:
             sock.sendall(b"\x09\x00\x00\x00\x03SELECT 1")
         except OSError:
             pass
-        assert sock.recv(100) == b""
+        try:
+            assert sock.recv(100) == b""
+        except ConnectionResetError:
+            pass  # closed with unread data in flight: a reset is a close too
     finally:
         sock.close()
 

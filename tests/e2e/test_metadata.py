@@ -73,3 +73,24 @@ def test_metadata_in_multi_statement_packet_refused(proxy: ProxyEnv, narrow: str
         with pytest.raises(pymysql.err.NotSupportedError) as info, conn.cursor() as cur:
             cur.execute("SELECT 1; SHOW TABLES")
         assert info.value.args[0] == 1235
+
+
+def test_information_schema_shapes_that_could_leak_are_refused(
+    proxy: ProxyEnv, narrow: str
+) -> None:
+    """Joins, subqueries and computed columns could reveal hidden tables through which rows
+    come back, so an account with table-level grants only may not send them."""
+    with proxy.connect(user="metauser", password=narrow) as conn:
+        for sql in (
+            "SELECT c.TABLE_NAME FROM information_schema.COLUMNS AS c "
+            "JOIN meta_visible ON 1 = 1 WHERE c.TABLE_SCHEMA = 'easydb'",
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_NAME = 'meta_visible' "
+            "AND EXISTS (SELECT 1 FROM information_schema.TABLES WHERE TABLE_NAME = 'meta_hidden')",
+            "SELECT a.TABLE_NAME FROM information_schema.TABLES a, information_schema.TABLES b "
+            "WHERE b.TABLE_NAME = 'meta_hidden'",
+            "SELECT UPPER(TABLE_NAME) AS TABLE_NAME FROM information_schema.TABLES",
+            "SHOW TABLES WHERE EXISTS (SELECT 1 FROM information_schema.TABLES)",
+        ):
+            with pytest.raises(pymysql.err.OperationalError) as info, conn.cursor() as cur:
+                cur.execute(sql)
+            assert info.value.args[0] == 1227, sql
