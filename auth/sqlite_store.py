@@ -109,29 +109,48 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
+def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    # check_same_thread stays off only so close() can close every thread's connection.
+    db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA foreign_keys=ON")
+    return db
+
+
 class SqliteCatalogStore:
     """Implements ``auth.store.CatalogStore`` over one SQLite file."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
-        self._db = connection
+    def __init__(self, connection: sqlite3.Connection, path: Path, busy_timeout: float) -> None:
+        # One SQLite connection per thread: sqlite3 objects shared between threads can be
+        # finalised by the garbage collector in one thread while another uses the connection.
         self.path = path
+        self._busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._local.db = connection
+        self._connections = [connection]
         self._lock = threading.RLock()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = _connect(self.path, self._busy_timeout)
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        return db
 
     @classmethod
     def open(cls, path: Path, *, busy_timeout: float = 30.0) -> SqliteCatalogStore:
         """Open (creating the parent directories and the schema if needed) and migrate."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(
-                path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
+            connection = _connect(path, busy_timeout)
         except (OSError, sqlite3.Error) as error:
             raise StoreError(str(error)) from error
         try:
             connection.execute("PRAGMA journal_mode=WAL").fetchone()
-            connection.execute("PRAGMA synchronous=FULL")
-            connection.execute("PRAGMA foreign_keys=ON")
-            store = cls(connection, path)
+            store = cls(connection, path, busy_timeout)
             store._migrate()
         except sqlite3.Error as error:
             connection.close()
@@ -163,7 +182,9 @@ class SqliteCatalogStore:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
 
     def schema_version(self) -> int:
         row = self._db.execute("SELECT version FROM schema_version").fetchone()
