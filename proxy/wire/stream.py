@@ -16,7 +16,7 @@ from proxy.wire.packets import (
     ServerStatus,
     frame,
     parse_eof,
-    parse_ok,
+    parse_ok_status,
     parse_stmt_prepare_ok,
 )
 
@@ -42,6 +42,11 @@ class ByteWriter(Protocol):
     def is_closing(self) -> bool: ...
 
     def close(self) -> None: ...
+
+
+# Plain ints on the hot path: IntFlag arithmetic costs microseconds per packet.
+_MORE_RESULTS_EXISTS = int(ServerStatus.MORE_RESULTS_EXISTS)
+_CURSOR_EXISTS = int(ServerStatus.CURSOR_EXISTS)
 
 
 class ConnectionLost(Exception):
@@ -174,12 +179,12 @@ class ResponseScanner:
         return self._packet(buf, start, end, buf[start])
 
     def _terminal_ok(self, payload: bytes) -> bool:
-        self.status = parse_ok(payload, self._capabilities).status
-        return not self.status & ServerStatus.MORE_RESULTS_EXISTS
+        self.status = parse_ok_status(payload, self._capabilities)
+        return not self.status & _MORE_RESULTS_EXISTS
 
     def _terminal_eof(self, payload: bytes) -> bool:
         self.status = parse_eof(payload)[1]
-        return not self.status & ServerStatus.MORE_RESULTS_EXISTS
+        return not self.status & _MORE_RESULTS_EXISTS
 
     def _packet(self, buf: bytes | bytearray, start: int, end: int, first: int) -> bool:
         state = self._state
@@ -202,7 +207,7 @@ class ResponseScanner:
                 if first == 0xFE and length < 9:
                     self.status = parse_eof(bytes(buf[start:end]))[1]
                 elif first == 0x00:
-                    self.status = parse_ok(bytes(buf[start:end]), self._capabilities).status
+                    self.status = parse_ok_status(bytes(buf[start:end]), self._capabilities)
                 return True
             if self._kind is ResponseKind.PREPARE:
                 if first != 0x00:
@@ -246,7 +251,7 @@ class ResponseScanner:
                 if self._kind is ResponseKind.FIELD_LIST:
                     self.status = status
                     return True
-                if status & ServerStatus.CURSOR_EXISTS:
+                if status & _CURSOR_EXISTS:
                     # COM_STMT_EXECUTE opened a cursor: rows come with COM_STMT_FETCH.
                     self.status = status
                     return True
