@@ -1,0 +1,591 @@
+"""The benchmark's environment: one throwaway MariaDB shard, HAProxy in TCP mode in front of it,
+and shardgate (a subprocess, like HAProxy) with a non-administrator account holding table-level
+grants, so every statement really goes through the privilege check.
+
+Everything listens on 127.0.0.1 only and every process is stopped by :meth:`Stack.close`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from auth.catalog import Catalog, sqlite_path
+from auth.model import CreateAccount, SetPrivileges, UserHost
+from auth.passwords import native_hash
+from auth.privileges import Priv
+from proxy.backend import backend_password, backend_user
+from proxy.config import Config, load_config
+from proxy.localshard import LocalMariaDB, ShardEndpoint, find_mariadb_client, free_port
+from proxy.provision import create_database
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+DATABASE = "sbtest"
+SHARD = "s0"
+ADMIN_PASSWORD = "Bench#Admin1"
+RO_PASSWORD = "Bench#ReadOnly1"
+BENCH_USER = "benchuser"
+BENCH_PASSWORD = "Bench#User1"
+STREAM_TABLE = "stream1m"
+Log = Callable[[str], None]
+
+# The small catalog has exactly this many accounts (sbtest, sbtest_RO, benchuser + fillers).
+SMALL_CATALOG_ACCOUNTS = 10
+
+
+class BenchSetupError(RuntimeError):
+    """The environment could not be set up; the message says what to do."""
+
+
+def missing_tools() -> list[str]:
+    """What is not installed, each with the command that installs it."""
+    problems = []
+    if shutil.which("sysbench") is None:
+        problems.append("sysbench is missing: apt-get install -y sysbench")
+    if _find("haproxy") is None:
+        problems.append("haproxy is missing: apt-get install -y haproxy")
+    if _find("mariadbd") is None or _find("mariadb") is None:
+        problems.append(
+            "MariaDB is missing: apt-get install -y --no-install-recommends "
+            "mariadb-server mariadb-client (or run bash .ci/setup)"
+        )
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        problems.append(f"matplotlib is missing: {sys.executable} -m pip install matplotlib")
+    return problems
+
+
+def _find(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    for directory in ("/usr/sbin", "/usr/bin", "/usr/local/sbin"):
+        candidate = Path(directory) / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+def tool_versions() -> dict[str, str]:
+    def first_line(cmd: list[str]) -> str:
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return "?"
+        return (
+            (out.stdout or out.stderr).strip().splitlines()[0]
+            if (out.stdout or out.stderr)
+            else "?"
+        )
+
+    return {
+        "sysbench": first_line(["sysbench", "--version"]),
+        "haproxy": first_line([_find("haproxy") or "haproxy", "-v"]),
+        "mariadbd": first_line([_find("mariadbd") or "mariadbd", "--version"]),
+        "python": sys.version.split()[0],
+    }
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a client connects and as whom."""
+
+    name: str
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str = DATABASE
+
+
+# --- /proc helpers --------------------------------------------------------------------------
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of ``pid`` in KiB (VmRSS from /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` (all its threads) so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all CPUs of the machine have spent busy so far (from /proc/stat)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / _CLK_TCK
+
+
+def fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def wait_for_greeting(port: int, timeout: float, proc: subprocess.Popen[bytes] | None) -> None:
+    """Wait until ``HOST:port`` answers with a MySQL greeting (protocol 10)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise BenchSetupError(f"process exited with code {proc.returncode} during start-up")
+        try:
+            with socket.create_connection((HOST, port), timeout=1) as s:
+                header = s.recv(5)
+                if len(header) == 5 and header[4] == 0x0A:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise BenchSetupError(f"nothing answered on {HOST}:{port} within {timeout:.0f}s")
+        time.sleep(0.05)
+
+
+@dataclass
+class Managed:
+    """A child process with its log file."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes] = field(repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM, wait, SIGKILL if needed; returns the exit code."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
+                self.proc.wait(10)
+        self.log_file.close()
+        return self.proc.returncode
+
+
+def _spawn(
+    name: str, cmd: list[str], log_path: Path, cwd: Path, env: dict[str, str] | None = None
+) -> Managed:
+    log_file = log_path.open("ab")
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # a Ctrl-C of the harness is handled by the harness
+    )
+    return Managed(name, proc, log_path, log_file)
+
+
+CODE_PACKAGES = ("proxy", "auth")
+
+
+def code_digest(root: Path) -> str:
+    """A short digest of the proxy's Python sources under ``root`` (proxy/ and auth/)."""
+    h = hashlib.sha256()
+    for package in CODE_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
+def snapshot_code(dest: Path) -> Path:
+    """Copy proxy/ and auth/ as they are now, so one run measures one version of the code
+    (other people may be editing the work tree meanwhile)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for package in CODE_PACKAGES:
+        shutil.copytree(
+            ROOT / package, dest / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    return dest
+
+
+def shardgate_command(config_path: Path, log_level: str, code_dir: Path | None) -> list[str]:
+    """``shardgate --config FILE serve``: from the code snapshot (python -m proxy.cli, which is
+    the shardgate entry point), else the installed script."""
+    script = Path(sys.executable).with_name("shardgate")
+    if code_dir is None and script.exists():
+        base = [str(script)]
+    else:
+        base = [sys.executable, "-m", "proxy.cli"]
+    return [*base, "--config", str(config_path), "--log-level", log_level, "serve"]
+
+
+class Stack:
+    """MariaDB + HAProxy + shardgate on loopback, for one benchmark run."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        tables: int,
+        table_size: int,
+        stream_rows: int,
+        proxy_log_level: str,
+        haproxy_threads: int | None,
+        snapshot: bool = True,
+    ) -> None:
+        self.workdir = workdir
+        self.tables = tables
+        self.table_size = table_size
+        self.stream_rows = stream_rows
+        self.proxy_log_level = proxy_log_level
+        self.haproxy_threads = haproxy_threads
+        self.shard = LocalMariaDB(workdir / "shard")
+        self.shard_endpoint: ShardEndpoint | None = None
+        self.config_path = workdir / "shardgate.toml"
+        self.config: Config | None = None
+        self.proxy_port = free_port()
+        self.haproxy_port = free_port()
+        self.proxy: Managed | None = None
+        self.haproxy: Managed | None = None
+        self.backend_password = ""
+        self.proxy_start_seconds: list[float] = []
+        # Run the proxy from a copy of proxy/ and auth/ taken at start() (see snapshot_code).
+        self.code_dir: Path | None = workdir / "code" if snapshot else None
+        # The digest of the code each proxy start ran.
+        self.proxy_code: list[str] = []
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    @property
+    def shard_port(self) -> int:
+        assert self.shard_endpoint is not None
+        return self.shard_endpoint.port
+
+    @property
+    def mariadb_pid(self) -> int:
+        pid = self.shard.pid
+        assert pid is not None
+        return pid
+
+    def endpoints(self) -> dict[str, Endpoint]:
+        """direct and haproxy log in as the database's backend account (the same MariaDB
+        account shardgate itself uses); shardgate as the non-admin bench account."""
+        user = backend_user(DATABASE)
+        return {
+            "direct": Endpoint("direct", HOST, self.shard_port, user, self.backend_password),
+            "haproxy": Endpoint("haproxy", HOST, self.haproxy_port, user, self.backend_password),
+            "shardgate": Endpoint("shardgate", HOST, self.proxy_port, BENCH_USER, BENCH_PASSWORD),
+        }
+
+    def pids(self) -> dict[str, int]:
+        out = {"mariadbd": self.mariadb_pid}
+        if self.proxy is not None and self.proxy.alive():
+            out["shardgate"] = self.proxy.pid
+        if self.haproxy is not None and self.haproxy.alive():
+            out["haproxy"] = self.haproxy.pid
+        return out
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    def start(self, log: Log) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.code_dir is not None:
+            snapshot_code(self.code_dir)
+            log(f"proxy code snapshot {code_digest(self.code_dir)} in {self.code_dir}")
+        log("starting a throwaway MariaDB shard")
+        self.shard_endpoint = self.shard.start(timeout=120)
+        self._write_config()
+        self.config = load_config(self.config_path)
+        catalog = Catalog.open(self.config.catalog.url, self.config.base_dir)
+        try:
+            log("creating logical database sbtest on s0")
+            asyncio.run(
+                create_database(self.config, catalog, DATABASE, SHARD, ADMIN_PASSWORD, RO_PASSWORD)
+            )
+            self.backend_password = backend_password(self.config.catalog_secret(), SHARD, DATABASE)
+            log(f"sysbench prepare: {self.tables} tables x {self.table_size} rows")
+            self._sysbench_prepare()
+            if self.stream_rows:
+                log(f"filling {STREAM_TABLE} with {self.stream_rows:,} rows")
+                self._fill_stream_table()
+            self._create_bench_account(catalog)
+        finally:
+            catalog.close()
+        self.start_proxy(log)
+        self.start_haproxy(log)
+
+    def _write_config(self) -> None:
+        assert self.shard_endpoint is not None
+        shard = self.shard_endpoint
+        self.config_path.write_text(
+            "\n".join(
+                [
+                    "[server]",
+                    f'host = "{HOST}"',
+                    f"port = {self.proxy_port}",
+                    'auth_plugin = "mysql_native_password"',
+                    "handshake_timeout = 10.0",
+                    "drain_timeout = 5.0",
+                    "[catalog]",
+                    'url = "sqlite:///catalog.db"',
+                    'secret_file = "shardgate.secret"',
+                    "[[shards]]",
+                    f'name = "{SHARD}"',
+                    f'host = "{shard.host}"',
+                    f"port = {shard.port}",
+                    f'user = "{shard.user}"',
+                    f'password = "{shard.password}"',
+                    "",
+                ]
+            )
+        )
+
+    def root_env(self) -> dict[str, str]:
+        assert self.shard_endpoint is not None
+        env = {k: v for k, v in os.environ.items() if k not in ("MYSQL_PWD", "MYSQL_HOST")}
+        env["MYSQL_PWD"] = self.shard_endpoint.password
+        return env
+
+    def _sysbench_prepare(self) -> None:
+        assert self.shard_endpoint is not None
+        cmd = [
+            "sysbench",
+            "oltp_read_only",
+            "--db-driver=mysql",
+            f"--mysql-host={HOST}",
+            f"--mysql-port={self.shard_port}",
+            f"--mysql-user={self.shard_endpoint.user}",
+            f"--mysql-password={self.shard_endpoint.password}",
+            f"--mysql-db={DATABASE}",
+            "--mysql-ssl=off",
+            f"--tables={self.tables}",
+            f"--table-size={self.table_size}",
+            "prepare",
+        ]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+        if res.returncode != 0:
+            raise BenchSetupError(f"sysbench prepare failed:\n{res.stdout[-2000:]}{res.stderr}")
+
+    def mariadb_root(self, sql: str, timeout: float = 600) -> str:
+        """Run SQL on the shard as root with the mariadb command-line client."""
+        cmd = [
+            str(find_mariadb_client()),
+            "--no-defaults",
+            "--protocol=TCP",
+            f"--host={HOST}",
+            f"--port={self.shard_port}",
+            "--user=root",
+            "--skip-ssl",
+            "--batch",
+            "--skip-column-names",
+        ]
+        res = subprocess.run(
+            cmd,
+            input=sql,
+            capture_output=True,
+            text=True,
+            env=self.root_env(),
+            timeout=timeout,
+            check=False,
+        )
+        if res.returncode != 0:
+            raise BenchSetupError(f"mariadb client failed: {res.stderr.strip()}")
+        return res.stdout
+
+    def _fill_stream_table(self) -> None:
+        self.mariadb_root(
+            f"""
+            CREATE TABLE {DATABASE}.{STREAM_TABLE} (
+                id INT NOT NULL PRIMARY KEY, k INT NOT NULL, c CHAR(64) NOT NULL
+            ) ENGINE=InnoDB;
+            SET SESSION max_recursive_iterations = {self.stream_rows + 10};
+            INSERT INTO {DATABASE}.{STREAM_TABLE}
+              WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s
+                                      WHERE n < {self.stream_rows})
+              SELECT n, (n * 7919) % 100000, CONCAT(MD5(n), MD5(n + 1)) FROM s;
+            """
+        )
+
+    def _create_bench_account(self, catalog: Catalog) -> None:
+        bench = UserHost(BENCH_USER, "%")
+        tables = [f"sbtest{i}" for i in range(1, self.tables + 1)]
+        if self.stream_rows:
+            tables.append(STREAM_TABLE)
+        changes: list[CreateAccount | SetPrivileges] = [
+            CreateAccount(BENCH_USER, "%", BENCH_PASSWORD, DATABASE)
+        ]
+        changes += [SetPrivileges(bench, DATABASE, table, Priv.SELECT) for table in tables]
+        # Fill up to SMALL_CATALOG_ACCOUNTS accounts (the two built-ins are already there).
+        for i in range(SMALL_CATALOG_ACCOUNTS - 3):
+            filler = UserHost(f"filler{i + 1}", "%")
+            changes.append(CreateAccount(filler.user, "%", f"Filler#pass{i + 1}", DATABASE))
+            changes.append(SetPrivileges(filler, DATABASE, "sbtest1", Priv.SELECT))
+        catalog.apply(changes, actor="operator", client="", action="bench set-up")
+        assert len(catalog.snapshot()) == SMALL_CATALOG_ACCOUNTS
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def start_proxy(self, log: Log) -> None:
+        log(f"starting shardgate on {HOST}:{self.proxy_port}")
+        env = None
+        if self.code_dir is not None:
+            env = dict(os.environ)
+            env["PYTHONPATH"] = str(self.code_dir)
+        self.proxy_code.append(code_digest(self.code_dir or ROOT))
+        started = time.monotonic()
+        self.proxy = _spawn(
+            "shardgate",
+            shardgate_command(self.config_path, self.proxy_log_level, self.code_dir),
+            self.workdir / "shardgate.log",
+            self.code_dir or ROOT,
+            env,
+        )
+        try:
+            wait_for_greeting(self.proxy_port, 600, self.proxy.proc)
+        except BenchSetupError as exc:
+            raise BenchSetupError(
+                f"shardgate did not start: {exc}; see {self.proxy.log_path}:\n"
+                + _tail(self.proxy.log_path)
+            ) from None
+        self.proxy_start_seconds.append(time.monotonic() - started)
+
+    def stop_proxy(self) -> int | None:
+        if self.proxy is None:
+            return None
+        code = self.proxy.stop()
+        self.proxy = None
+        return code
+
+    def start_haproxy(self, log: Log) -> None:
+        haproxy = _find("haproxy")
+        assert haproxy is not None
+        cfg = self.workdir / "haproxy.cfg"
+        threads = f"    nbthread {self.haproxy_threads}\n" if self.haproxy_threads else ""
+        cfg.write_text(
+            "global\n"
+            "    maxconn 9000\n"
+            f"{threads}"
+            "defaults\n"
+            "    mode tcp\n"
+            "    timeout connect 5s\n"
+            "    timeout client 30m\n"
+            "    timeout server 30m\n"
+            "listen mysql\n"
+            f"    bind {HOST}:{self.haproxy_port}\n"
+            f"    server s0 {HOST}:{self.shard_port}\n"
+        )
+        check = subprocess.run(
+            [haproxy, "-c", "-f", str(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if check.returncode != 0:
+            raise BenchSetupError(f"haproxy config check failed: {check.stdout}{check.stderr}")
+        log(f"starting HAProxy (TCP mode) on {HOST}:{self.haproxy_port}")
+        self.haproxy = _spawn(
+            "haproxy", [haproxy, "-db", "-f", str(cfg)], self.workdir / "haproxy.log", ROOT
+        )
+        try:
+            wait_for_greeting(self.haproxy_port, 30, self.haproxy.proc)
+        except BenchSetupError as exc:
+            raise BenchSetupError(
+                f"haproxy did not start: {exc}\n{_tail(self.haproxy.log_path)}"
+            ) from None
+
+    def close(self) -> None:
+        for managed in (self.haproxy, self.proxy):
+            if managed is not None:
+                with contextlib.suppress(Exception):
+                    managed.stop()
+        self.haproxy = None
+        self.proxy = None
+        with contextlib.suppress(Exception):
+            self.shard.stop(timeout=30)
+
+    # -- the big catalog ---------------------------------------------------------------------
+
+    def fill_big_catalog(self, accounts: int, table_grants: int, databases: int) -> None:
+        """Add ``accounts`` accounts and ``table_grants`` table grants straight into the SQLite
+        file, the way tests/unit/test_catalog.py's scale test does (the proxy must be stopped:
+        it reloads everything when it starts)."""
+        assert self.config is not None
+        with Catalog.open(self.config.catalog.url, self.config.base_dir) as catalog:
+            for k in range(databases):
+                catalog.create_database(f"db{k}", SHARD, f"db{k}", f"sg_db{k}", "", "")
+        path = sqlite_path(self.config.catalog.url, self.config.base_dir)
+        per_account = table_grants // accounts
+        with sqlite3.connect(path) as connection:
+            counters = dict(connection.execute("SELECT name, value FROM counters").fetchall())
+            first_id = counters["next_account_id"]
+            ids = range(first_id, first_id + accounts)
+            empty = native_hash("")
+            connection.executemany(
+                "INSERT INTO accounts (id, user_name, host_pattern, native_hash, password_hash,"
+                " owner_db, builtin, created_seq) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
+                (
+                    (
+                        i,
+                        f"user{(i - first_id) % (accounts // 2)}",
+                        "%" if i - first_id < accounts // 2 else f"10.{i % 250}.%",
+                        empty,
+                        "",
+                        f"db{i % databases}",
+                        i,
+                    )
+                    for i in ids
+                ),
+            )
+            connection.executemany(
+                "INSERT INTO db_grants (account_id, db, privs) VALUES (?, ?, ?)",
+                ((i, f"db{(i + 1) % databases}", 1) for i in ids if i % 3 == 0),
+            )
+            connection.executemany(
+                "INSERT INTO table_grants (account_id, db, tbl, privs) VALUES (?, ?, ?, ?)",
+                (
+                    (i, f"db{i % databases}", f"table_{(i * 7 + j) % 5000}_{j}", (i + j) % 255 + 1)
+                    for i in ids
+                    for j in range(per_account)
+                ),
+            )
+            version = counters["catalog_version"] + 1
+            connection.executemany(
+                "UPDATE counters SET value = ? WHERE name = ?",
+                [
+                    (version, "catalog_version"),
+                    (first_id + accounts, "next_account_id"),
+                    (version, "change_log_horizon"),  # readers must reload everything
+                ],
+            )
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
