@@ -10,7 +10,6 @@ of one test does not reach another.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import itertools
 import logging
 import re
@@ -24,10 +23,6 @@ import httpx
 import pymysql
 import pytest
 from click.testing import CliRunner
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from auth.accounts import AccountManager, Actor
 from auth.catalog import Catalog
@@ -41,7 +36,7 @@ from proxy.config import AdminConfig, Config, ConfigError, load_config, parse_co
 from proxy.localshard import ShardEndpoint, free_port
 from proxy.provision import create_database
 from proxy.server import ProxyServer
-from tests.e2e.conftest import ProxyThread, write_config
+from tests.e2e.conftest import ProxyThread, self_signed_cert, write_config
 
 PASSWORDS = {
     "apidb": "ApiAdmin#1",
@@ -1022,29 +1017,7 @@ def test_session_secret(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "admin.pem", directory / "admin.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+    return self_signed_cert(directory, "admin")
 
 
 def test_https_and_secure_cookie(shards: list[ShardEndpoint], tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ and a shard that dies and comes back while clients of another shard carry on."""
 from __future__ import annotations
 
 import asyncio
-import datetime
 import ssl
 import time
 from collections.abc import Iterator
@@ -13,46 +12,19 @@ from pathlib import Path
 import mysql.connector
 import pymysql
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from auth.catalog import Catalog
 from proxy.config import load_config
 from proxy.localshard import LocalMariaDB, ShardEndpoint, free_port
 from proxy.provision import create_database
-from tests.e2e.conftest import ProxyThread, write_config
+from tests.e2e.conftest import ProxyThread, self_signed_cert, write_config
 
 ADMIN_PASSWORD = "Tls#admin1"
 RO_PASSWORD = "Tls#ro12345"
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shardgate-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path = directory / "server.pem"
-    key_path = directory / "server.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+    return self_signed_cert(directory, "server")
 
 
 def _start_proxy(

@@ -115,6 +115,31 @@ def test_mysql_connector(proxy: ProxyEnv, use_pure: bool) -> None:
         conn.close()
 
 
+async def _run_async(conn: Any, table: str) -> None:
+    """The same work for the asyncio drivers, whose APIs match."""
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(f"DROP TABLE IF EXISTS {table}")
+            await cur.execute(f"CREATE TABLE {table} ({COLUMNS})")
+            await cur.execute(
+                f"INSERT INTO {table} (label, amount, at, payload, doc, maybe) "
+                "VALUES (%s,%s,%s,%s,%s,%s)",
+                (TEXT, Decimal("12345678.1234"), WHEN, BLOB, json.dumps(DOC), None),
+            )
+            assert cur.rowcount == 1
+            assert cur.lastrowid == 1
+            await cur.execute(f"SELECT label, amount, at, payload, doc, maybe FROM {table}")
+            _check_row(await cur.fetchone())
+            await conn.begin()
+            await cur.execute(f"DELETE FROM {table}")
+            await conn.rollback()
+            await cur.execute(f"SELECT COUNT(*) FROM {table}")
+            assert (await cur.fetchone())[0] == 1
+            await cur.execute(f"DROP TABLE {table}")
+    finally:
+        conn.close()
+
+
 async def test_aiomysql(proxy: ProxyEnv) -> None:
     conn = await aiomysql.connect(
         host=proxy.host,
@@ -124,27 +149,7 @@ async def test_aiomysql(proxy: ProxyEnv) -> None:
         db="easydb",
         autocommit=True,
     )
-    try:
-        async with conn.cursor() as cur:
-            await cur.execute("DROP TABLE IF EXISTS t_aiomysql")
-            await cur.execute(f"CREATE TABLE t_aiomysql ({COLUMNS})")
-            await cur.execute(
-                "INSERT INTO t_aiomysql (label, amount, at, payload, doc, maybe) "
-                "VALUES (%s,%s,%s,%s,%s,%s)",
-                (TEXT, Decimal("12345678.1234"), WHEN, BLOB, json.dumps(DOC), None),
-            )
-            assert cur.rowcount == 1
-            assert cur.lastrowid == 1
-            await cur.execute("SELECT label, amount, at, payload, doc, maybe FROM t_aiomysql")
-            _check_row(await cur.fetchone())
-            await conn.begin()
-            await cur.execute("DELETE FROM t_aiomysql")
-            await conn.rollback()
-            await cur.execute("SELECT COUNT(*) FROM t_aiomysql")
-            assert (await cur.fetchone())[0] == 1
-            await cur.execute("DROP TABLE t_aiomysql")
-    finally:
-        conn.close()
+    await _run_async(conn, "t_aiomysql")
 
 
 async def test_asyncmy(proxy: ProxyEnv) -> None:
@@ -156,27 +161,7 @@ async def test_asyncmy(proxy: ProxyEnv) -> None:
         database="easydb",
         autocommit=True,
     )
-    try:
-        async with conn.cursor() as cur:
-            await cur.execute("DROP TABLE IF EXISTS t_asyncmy")
-            await cur.execute(f"CREATE TABLE t_asyncmy ({COLUMNS})")
-            await cur.execute(
-                "INSERT INTO t_asyncmy (label, amount, at, payload, doc, maybe) "
-                "VALUES (%s,%s,%s,%s,%s,%s)",
-                (TEXT, Decimal("12345678.1234"), WHEN, BLOB, json.dumps(DOC), None),
-            )
-            assert cur.rowcount == 1
-            assert cur.lastrowid == 1
-            await cur.execute("SELECT label, amount, at, payload, doc, maybe FROM t_asyncmy")
-            _check_row(await cur.fetchone())
-            await conn.begin()
-            await cur.execute("DELETE FROM t_asyncmy")
-            await conn.rollback()
-            await cur.execute("SELECT COUNT(*) FROM t_asyncmy")
-            assert (await cur.fetchone())[0] == 1
-            await cur.execute("DROP TABLE t_asyncmy")
-    finally:
-        conn.close()
+    await _run_async(conn, "t_asyncmy")
 
 
 def _description(conn: Any, sql: str) -> list[tuple[Any, ...]]:
