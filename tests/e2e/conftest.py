@@ -46,6 +46,26 @@ class ProxyEnv:
         """A separate catalog handle, as the CLI or another process would have."""
         return Catalog.open(self.config.catalog.url, self.config.base_dir)
 
+    def connector(
+        self,
+        user: str = "easydb",
+        password: str | None = None,
+        database: str | None = "easydb",
+        **kwargs: Any,
+    ) -> Any:
+        """A mysql-connector-python connection (pure Python unless use_pure=False)."""
+        import mysql.connector
+
+        kwargs.setdefault("use_pure", True)
+        return mysql.connector.connect(
+            host=self.host,
+            port=self.port,
+            user=user,
+            password=PASSWORDS.get(user, "") if password is None else password,
+            database=database,
+            **kwargs,
+        )
+
     def connect(
         self,
         user: str = "easydb",

@@ -82,15 +82,7 @@ def test_pymysql(proxy: ProxyEnv) -> None:
 
 @pytest.mark.parametrize("use_pure", [True, False], ids=["pure", "c-ext"])
 def test_mysql_connector(proxy: ProxyEnv, use_pure: bool) -> None:
-    conn = mysql.connector.connect(
-        host=proxy.host,
-        port=proxy.port,
-        user="easydb",
-        password=PASSWORDS["easydb"],
-        database="easydb",
-        use_pure=use_pure,
-        autocommit=True,
-    )
+    conn = proxy.connector(use_pure=use_pure, autocommit=True)
     try:
         _run_sync(conn, f"t_connector_{'pure' if use_pure else 'c'}")
         # Server-side prepared statements (COM_STMT_PREPARE / EXECUTE).
@@ -265,15 +257,7 @@ def test_prepared_long_data(proxy: ProxyEnv) -> None:
     """COM_STMT_SEND_LONG_DATA: a file-like parameter is streamed in chunks."""
     import io
 
-    conn = mysql.connector.connect(
-        host=proxy.host,
-        port=proxy.port,
-        user="easydb",
-        password=PASSWORDS["easydb"],
-        database="easydb",
-        use_pure=True,
-        autocommit=True,
-    )
+    conn = proxy.connector(autocommit=True)
     try:
         cur = conn.cursor(prepared=True)
         cur.execute("CREATE TABLE IF NOT EXISTS t_long (id INT PRIMARY KEY, data LONGBLOB)")
@@ -289,14 +273,7 @@ def test_prepared_long_data(proxy: ProxyEnv) -> None:
 
 def test_prepared_transaction_statements(proxy: ProxyEnv) -> None:
     """BEGIN / COMMIT and SET prepared server-side, as sysbench's oltp_read_only does."""
-    conn = mysql.connector.connect(
-        host=proxy.host,
-        port=proxy.port,
-        user="easydb_RO",
-        password=PASSWORDS["easydb_RO"],
-        database="easydb",
-        use_pure=True,
-    )
+    conn = proxy.connector(user="easydb_RO")
     try:
         cur = conn.cursor(prepared=True)
         cur.execute("BEGIN")

@@ -148,15 +148,7 @@ def test_processlist_and_kill(proxy: ProxyEnv) -> None:
 
 
 def test_change_user_reset_and_ping(proxy: ProxyEnv) -> None:
-    conn = mysql.connector.connect(
-        host=proxy.host,
-        port=proxy.port,
-        user="easydb",
-        password=PASSWORDS["easydb"],
-        database="easydb",
-        use_pure=True,
-        autocommit=True,
-    )
+    conn = proxy.connector(autocommit=True)
     try:
         conn.ping()
         cur = conn.cursor()
@@ -207,14 +199,7 @@ def test_prepared_statement_rechecked_after_revoke(proxy: ProxyEnv) -> None:
         action="grant",
     )
     proxy.server.ctx.catalog.refresh()
-    conn = mysql.connector.connect(
-        host=proxy.host,
-        port=proxy.port,
-        user="prepuser",
-        password="Prep#pass1",
-        database="easydb",
-        use_pure=True,
-    )
+    conn = proxy.connector(user="prepuser", password="Prep#pass1")
     try:
         cur = conn.cursor(prepared=True)
         cur.execute("SELECT COUNT(*) FROM prep_t WHERE id > ?", (0,))
