@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -25,12 +24,12 @@ from typing import IO
 
 from auth.catalog import Catalog, sqlite_path
 from auth.model import CreateAccount, SetPrivileges, UserHost
-from auth.passwords import native_hash
 from auth.privileges import Priv
 from proxy.backend import backend_password, backend_user
 from proxy.config import Config, load_config
 from proxy.localshard import LocalMariaDB, ShardEndpoint, find_mariadb_client, free_port
 from proxy.provision import create_database
+from tests.catalog_fill import bulk_insert
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -538,50 +537,12 @@ class Stack:
         with Catalog.open(self.config.catalog.url, self.config.base_dir) as catalog:
             for k in range(databases):
                 catalog.create_database(f"db{k}", SHARD, f"db{k}", f"sg_db{k}", "", "")
-        path = sqlite_path(self.config.catalog.url, self.config.base_dir)
-        per_account = table_grants // accounts
-        with sqlite3.connect(path) as connection:
-            counters = dict(connection.execute("SELECT name, value FROM counters").fetchall())
-            first_id = counters["next_account_id"]
-            ids = range(first_id, first_id + accounts)
-            empty = native_hash("")
-            connection.executemany(
-                "INSERT INTO accounts (id, user_name, host_pattern, native_hash, password_hash,"
-                " owner_db, builtin, created_seq) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
-                (
-                    (
-                        i,
-                        f"user{(i - first_id) % (accounts // 2)}",
-                        "%" if i - first_id < accounts // 2 else f"10.{i % 250}.%",
-                        empty,
-                        "",
-                        f"db{i % databases}",
-                        i,
-                    )
-                    for i in ids
-                ),
-            )
-            connection.executemany(
-                "INSERT INTO db_grants (account_id, db, privs) VALUES (?, ?, ?)",
-                ((i, f"db{(i + 1) % databases}", 1) for i in ids if i % 3 == 0),
-            )
-            connection.executemany(
-                "INSERT INTO table_grants (account_id, db, tbl, privs) VALUES (?, ?, ?, ?)",
-                (
-                    (i, f"db{i % databases}", f"table_{(i * 7 + j) % 5000}_{j}", (i + j) % 255 + 1)
-                    for i in ids
-                    for j in range(per_account)
-                ),
-            )
-            version = counters["catalog_version"] + 1
-            connection.executemany(
-                "UPDATE counters SET value = ? WHERE name = ?",
-                [
-                    (version, "catalog_version"),
-                    (first_id + accounts, "next_account_id"),
-                    (version, "change_log_horizon"),  # readers must reload everything
-                ],
-            )
+        bulk_insert(
+            sqlite_path(self.config.catalog.url, self.config.base_dir),
+            accounts,
+            table_grants,
+            databases,
+        )
 
 
 def _tail(path: Path, lines: int = 30) -> str:

@@ -37,6 +37,7 @@ from auth.model import Account
 from auth.passwords import native_hash, verify_password
 from auth.privileges import ALL_PRIVILEGES, NO_PRIVILEGES, Priv
 from auth.sqlite_store import SCHEMA_VERSION
+from tests.catalog_fill import bulk_insert
 
 ROOT = Path(__file__).resolve().parents[2]
 SEL = Priv.SELECT
@@ -639,61 +640,13 @@ SCALE_TABLE_GRANTS = 1_000_000
 SCALE_DATABASES = 10
 
 
-def _bulk_insert(path: Path, accounts: int, table_grants: int, databases: int) -> None:
-    """Write accounts and grants straight into the file with executemany (test helper)."""
-    per_account = table_grants // accounts
-    with sqlite3.connect(path) as connection:
-        counters = dict(connection.execute("SELECT name, value FROM counters").fetchall())
-        first_id = counters["next_account_id"]
-        ids = range(first_id, first_id + accounts)
-        connection.executemany(
-            "INSERT INTO accounts (id, user_name, host_pattern, native_hash, password_hash,"
-            " owner_db, builtin, created_seq) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
-            (
-                (
-                    i,
-                    # Two accounts per user name: user@'%' and user@'10.<n>.%'.
-                    f"user{(i - first_id) % (accounts // 2)}",
-                    "%" if i - first_id < accounts // 2 else f"10.{i % 250}.%",
-                    native_hash(""),
-                    "",
-                    f"db{i % databases}",
-                    i,
-                )
-                for i in ids
-            ),
-        )
-        connection.executemany(
-            "INSERT INTO db_grants (account_id, db, privs) VALUES (?, ?, ?)",
-            ((i, f"db{(i + 1) % databases}", 1) for i in ids if i % 3 == 0),
-        )
-        connection.executemany(
-            "INSERT INTO table_grants (account_id, db, tbl, privs) VALUES (?, ?, ?, ?)",
-            (
-                (i, f"db{i % databases}", f"table_{(i * 7 + j) % 5000}_{j}", (i + j) % 255 + 1)
-                for i in ids
-                for j in range(per_account)
-            ),
-        )
-        version = counters["catalog_version"] + 1
-        connection.executemany(
-            "UPDATE counters SET value = ? WHERE name = ?",
-            [
-                (version, "catalog_version"),
-                (first_id + accounts, "next_account_id"),
-                # No change-log rows were written: readers must reload everything.
-                (version, "change_log_horizon"),
-            ],
-        )
-
-
 @pytest.mark.slow
 def test_scale_100k_accounts_1m_table_grants(tmp_path: Path) -> None:
     catalog = Catalog.open(URL, tmp_path)
     for k in range(SCALE_DATABASES):
         catalog.create_database(f"db{k}", "shard1", f"db{k}_0001", f"sg_db{k}", "", "")
     started = time.perf_counter()
-    _bulk_insert(_path(tmp_path), SCALE_ACCOUNTS, SCALE_TABLE_GRANTS, SCALE_DATABASES)
+    bulk_insert(_path(tmp_path), SCALE_ACCOUNTS, SCALE_TABLE_GRANTS, SCALE_DATABASES)
     inserted = time.perf_counter()
 
     with Catalog.open(URL, tmp_path) as fresh:
