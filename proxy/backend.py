@@ -1,8 +1,8 @@
 """Connections from the proxy to a backend MySQL/MariaDB shard.
 
 The proxy logs in as the per-database backend account and then relays client commands. The
-backend's answers are copied to the client verbatim, in chunks, with a ResponseScanner deciding
-where each response ends; rows are never decoded on the way through.
+backend's answers are copied to the client verbatim, chunk by chunk as they arrive, with a
+ResponseScanner deciding where each response ends; rows are never decoded on the way through.
 """
 
 from __future__ import annotations
@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from auth.passwords import scramble_native
 from proxy.config import ShardConfig
 from proxy.wire.packets import (
     Capability,
+    ProtocolError,
     build_handshake_response,
     parse_err,
     parse_handshake_v10,
@@ -24,9 +27,8 @@ from proxy.wire.packets import (
     read_lenenc_str,
 )
 from proxy.wire.stream import (
-    ByteWriter,
     ConnectionLost,
-    PacketStream,
+    PacketConnection,
     PacketTooLarge,
     ProtocolViolation,
     ResponseKind,
@@ -63,7 +65,6 @@ REQUIRED_CAPABILITIES = (
     | Capability.PS_MULTI_RESULTS
 )
 
-CHUNK = 256 * 1024
 MAX_BACKEND_PACKET = 1 << 30
 
 
@@ -123,24 +124,33 @@ class QueryResult:
     affected_rows: int = 0
 
 
-class BackendConnection:
-    """One logged-in connection to a shard."""
+RelayDone = Callable[[ResponseScanner, "BackendError | None"], None]
 
-    def __init__(
-        self,
-        target: BackendTarget,
-        stream: PacketStream,
-        capabilities: int,
-        thread_id: int,
-        server_version: str,
-    ) -> None:
+
+class BackendConnection(PacketConnection):
+    """One logged-in connection to a shard (an asyncio Protocol).
+
+    Between commands it reads packets like any PacketConnection (the proxy's own queries,
+    login). ``start_relay`` switches it to relay mode for one response: every chunk the shard
+    sends is fed to a ResponseScanner and written to the client as it is, from
+    ``data_received``, with no task involved; ``on_done`` is called once with the scanner, or
+    with a BackendError if the shard went away or broke the protocol mid-response.
+    """
+
+    def __init__(self, target: BackendTarget) -> None:
+        super().__init__()
         self.target = target
-        self.stream = stream
-        self.capabilities = capabilities
-        self.thread_id = thread_id
-        self.server_version = server_version
+        self.capabilities = 0
+        self.thread_id = 0
+        self.server_version = ""
         self.broken = False
         self.status = 2
+        self._scanner: ResponseScanner | None = None
+        self._client: PacketConnection | None = None
+        self._on_done: RelayDone | None = None
+        # time.monotonic() of the last bytes from the shard while a response is awaited;
+        # 0.0 when none is (the stall watchdog reads it).
+        self.waiting_since = 0.0
 
     @classmethod
     async def connect(
@@ -151,35 +161,32 @@ class BackendConnection:
         charset: int = 45,
         timeout: float = 5.0,
     ) -> BackendConnection:
+        loop = asyncio.get_running_loop()
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(target.host, target.port, limit=CHUNK), timeout
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(lambda: cls(target), target.host, target.port), timeout
             )
         except (OSError, TimeoutError) as exc:
             raise BackendError(
                 f"cannot connect to shard '{target.shard}' at {target.host}:{target.port}: "
                 f"{exc.__class__.__name__}"
             ) from None
-        stream = PacketStream(reader, writer)
         try:
-            return await asyncio.wait_for(
-                cls._login(target, stream, client_capabilities, charset), timeout
-            )
+            await asyncio.wait_for(conn._login(client_capabilities, charset), timeout)
         except TimeoutError:
-            stream.close()
+            conn.close()
             raise BackendError(f"shard '{target.shard}' did not answer the login in time") from None
-        except (ConnectionLost, ProtocolViolation, ValueError) as exc:
-            stream.close()
+        except (ConnectionLost, ProtocolError, PacketTooLarge, ValueError) as exc:
+            conn.close()
             raise BackendError(f"login to shard '{target.shard}' failed: {exc}") from None
         except BackendError:
-            stream.close()
+            conn.close()
             raise
+        return conn
 
-    @classmethod
-    async def _login(
-        cls, target: BackendTarget, stream: PacketStream, client_capabilities: int, charset: int
-    ) -> BackendConnection:
-        _, greeting = await stream.read(MAX_BACKEND_PACKET)
+    async def _login(self, client_capabilities: int, charset: int) -> None:
+        target = self.target
+        _, greeting = await self.read(MAX_BACKEND_PACKET)
         if greeting[:1] == b"\xff":
             err = parse_err(greeting, Capability.PROTOCOL_41)
             raise BackendError(f"shard '{target.shard}' refused the connection: {err.message}")
@@ -202,10 +209,9 @@ class BackendConnection:
             database=target.database,
             auth_plugin=plugin,
         )
-        seq = stream.write(1, response)
-        await stream.drain()
+        seq = self.write(1, response)
         while True:
-            seq, packet = await stream.read(MAX_BACKEND_PACKET)
+            seq, packet = await self.read(MAX_BACKEND_PACKET)
             first = packet[:1]
             if first == b"\x00":
                 break
@@ -219,73 +225,125 @@ class BackendConnection:
                 if name != "mysql_native_password":
                     raise BackendError(f"shard '{target.shard}' wants auth plugin {name}")
                 scramble = packet[name_end + 1 : name_end + 21]
-                stream.write(seq + 1, scramble_native(target.password, scramble))
-                await stream.drain()
+                self.write(seq + 1, scramble_native(target.password, scramble))
                 continue
             raise BackendError(f"shard '{target.shard}' sent an unexpected login packet")
-        return cls(target, stream, capabilities, handshake.connection_id, handshake.server_version)
+        self.capabilities = capabilities
+        self.thread_id = handshake.connection_id
+        self.server_version = handshake.server_version
 
     # -- relaying -----------------------------------------------------------------------------
 
     def send(self, payload: bytes) -> None:
         """Send a command packet (sequence 0)."""
-        self.stream.write(0, payload)
+        self.write(0, payload)
 
-    async def relay(self, client_writer: ByteWriter, kind: ResponseKind) -> ResponseScanner:
-        """Copy one response to the client verbatim and return the scanner that followed it.
+    def start_relay(self, client: PacketConnection, kind: ResponseKind, on_done: RelayDone) -> None:
+        """Relay the response to the command just sent, verbatim, onto ``client``."""
+        self._scanner = ResponseScanner(kind, self.capabilities)
+        self._client = client
+        self._on_done = on_done
+        self.waiting_since = time.monotonic()
+        client.feeder = self
+        if client.write_paused:
+            self.pause_reading()
+        else:
+            self.resume_reading()
+        if self._buf:  # pragma: no cover - a shard does not speak before it is asked
+            data = bytes(self._buf)
+            self._buf.clear()
+            self._relay_data(data)
+        elif self._lost is not None:
+            self._finish(self._lost_error())
 
-        Raises BackendError if the backend goes away mid-response (the connection is then
-        marked broken).
-        """
-        scanner = ResponseScanner(kind, self.capabilities)
-        reader = self.stream.reader
-        buf = bytearray()
+    async def relay(self, client: PacketConnection, kind: ResponseKind) -> ResponseScanner:
+        """Relay one response and wait for its end (raises BackendError; then broken)."""
+        future: asyncio.Future[ResponseScanner] = asyncio.get_running_loop().create_future()
+
+        def done(scanner: ResponseScanner, error: BackendError | None) -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(scanner)
+
+        self.start_relay(client, kind, done)
+        return await future
+
+    def data_received(self, data: bytes) -> None:
+        if self._scanner is None:
+            self._buf += data
+            self._wake()
+        else:
+            self._relay_data(data)
+
+    def _relay_data(self, data: bytes) -> None:
+        scanner = self._scanner
+        client = self._client
+        assert scanner is not None and client is not None
+        self.waiting_since = time.monotonic()
         try:
-            await self.stream.drain()
-            while True:
-                data = await reader.read(CHUNK)
-                if not data:
-                    raise ConnectionLost("backend closed the connection")
-                buf += data
-                pos = 0
-                size = len(buf)
-                done = False
-                while size - pos >= 4:
-                    length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
-                    end = pos + 4 + length
-                    if end > size:
-                        break
-                    done = scanner.frame(buf, pos + 4, end)
-                    pos = end
-                    if done:
-                        break
-                if pos:
-                    client_writer.write(bytes(buf[:pos]) if pos < size else bytes(buf))
-                    del buf[:pos]
-                if done:
-                    if buf:
-                        raise ProtocolViolation("backend sent data after the end of a response")
-                    if scanner.status is not None:
-                        self.status = scanner.status
-                    if client_writer.transport.get_write_buffer_size() > CHUNK:
-                        await client_writer.drain()
-                    return scanner
-                if client_writer.transport.get_write_buffer_size() > CHUNK:
-                    await client_writer.drain()
-        except (ConnectionLost, ConnectionError, ProtocolViolation) as exc:
+            end = scanner.feed(data)
+        except ProtocolViolation as exc:
+            self._break(f"lost connection to shard '{self.target.shard}': {exc}")
+            return
+        if end < 0:
+            client.write_raw(data)
+            return
+        if end == len(data):
+            client.write_raw(data)
+            self._finish(None)
+            return
+        # The response is complete, but the shard sent more: deliver the response, then drop
+        # this connection, which is out of step.
+        client.write_raw(data[:end])
+        self._finish(None)
+        self.broken = True
+        self.abort()
+
+    def _lost_error(self) -> BackendError:
+        return BackendError(f"lost connection to shard '{self.target.shard}': {self._lost}")
+
+    def _break(self, message: str) -> None:
+        self.broken = True
+        self.abort()
+        self._finish(BackendError(message))
+
+    def _finish(self, error: BackendError | None) -> None:
+        scanner, on_done, client = self._scanner, self._on_done, self._client
+        self._scanner = self._on_done = self._client = None
+        self.waiting_since = 0.0
+        if client is not None and client.feeder is self:
+            client.feeder = None
+        assert scanner is not None and on_done is not None
+        if error is None and scanner.status is not None:
+            self.status = scanner.status
+        on_done(scanner, error)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.broken = True
+        if self._scanner is not None:
+            self._finish(self._lost_error())
+
+    def stall(self, seconds: float) -> None:
+        """The watchdog's verdict: no answer for ``seconds``; give up on this connection."""
+        if self._scanner is not None:
+            self._break(f"shard '{self.target.shard}' sent nothing for {seconds:g} s")
+        else:
             self.broken = True
-            self.close()
-            raise BackendError(f"lost connection to shard '{self.target.shard}': {exc}") from None
+            self.abort()
 
     async def collect(self, kind: ResponseKind, limit: int) -> list[bytes]:
         """Read one whole response into memory (for the proxy's filtered metadata results)."""
         scanner = ResponseScanner(kind, self.capabilities)
         payloads: list[bytes] = []
         total = 0
+        self.waiting_since = time.monotonic()
         try:
-            await self.stream.drain()
             while True:
-                _, payload = await self.stream.read(limit)
+                _, payload = await self.read(limit)
                 total += len(payload)
                 if total > limit:
                     raise ProtocolViolation(f"metadata result larger than {limit} bytes")
@@ -294,18 +352,19 @@ class BackendConnection:
                     if scanner.status is not None:
                         self.status = scanner.status
                     return payloads
-        except (ConnectionLost, ConnectionError, ProtocolViolation, PacketTooLarge) as exc:
+        except (ConnectionLost, ProtocolViolation, PacketTooLarge) as exc:
             self.broken = True
             self.close()
             raise BackendError(f"lost connection to shard '{self.target.shard}': {exc}") from None
+        finally:
+            self.waiting_since = 0.0
 
     async def command(self, payload: bytes) -> bytes:
         """Send a command whose answer is one packet, and return that packet."""
         try:
             self.send(payload)
-            await self.stream.drain()
-            _, packet = await self.stream.read(MAX_BACKEND_PACKET)
-        except (ConnectionLost, ConnectionError) as exc:
+            _, packet = await self.read(MAX_BACKEND_PACKET)
+        except (ConnectionLost, PacketTooLarge) as exc:
             self.broken = True
             self.close()
             raise BackendError(f"lost connection to shard '{self.target.shard}': {exc}") from None
@@ -315,15 +374,14 @@ class BackendConnection:
         """Run a statement for the proxy itself and decode its (small, text) result."""
         try:
             self.send(b"\x03" + sql.encode())
-            await self.stream.drain()
             return await self._read_text_result()
-        except (ConnectionLost, ConnectionError) as exc:
+        except (ConnectionLost, PacketTooLarge) as exc:
             self.broken = True
             self.close()
             raise BackendError(f"lost connection to shard '{self.target.shard}': {exc}") from None
 
     async def _read_text_result(self) -> QueryResult:
-        _, first = await self.stream.read(MAX_BACKEND_PACKET)
+        _, first = await self.read(MAX_BACKEND_PACKET)
         if first[:1] == b"\xff":
             err = parse_err(first, self.capabilities)
             raise BackendQueryError(err.errno, err.sqlstate, err.message)
@@ -333,17 +391,17 @@ class BackendConnection:
         count, _ = read_lenenc_int(first, 0)
         columns: list[str] = []
         for _ in range(count or 0):
-            _, coldef = await self.stream.read(MAX_BACKEND_PACKET)
+            _, coldef = await self.read(MAX_BACKEND_PACKET)
             pos = 0
             fields: list[bytes] = []
             for _ in range(5):  # catalog, schema, table, org_table, name
                 value, pos = read_lenenc_str(coldef, pos)
                 fields.append(value or b"")
             columns.append(fields[4].decode())
-        await self.stream.read(MAX_BACKEND_PACKET)  # the EOF after the column definitions
+        await self.read(MAX_BACKEND_PACKET)  # the EOF after the column definitions
         rows: list[list[bytes | None]] = []
         while True:
-            _, packet = await self.stream.read(MAX_BACKEND_PACKET)
+            _, packet = await self.read(MAX_BACKEND_PACKET)
             if packet[:1] == b"\xfe" and len(packet) < 9:
                 return QueryResult(columns, rows)
             if packet[:1] == b"\xff":
@@ -356,15 +414,12 @@ class BackendConnection:
                 row.append(value)
             rows.append(row)
 
-    def close(self) -> None:
-        self.stream.close()
-
     async def quit(self) -> None:
         try:
-            if not self.broken and not self.stream.writer.is_closing():
+            if not self.broken and not self.is_closing():
                 self.send(b"\x01")
-                await asyncio.wait_for(self.stream.drain(), 1)
-        except (ConnectionLost, ConnectionError, TimeoutError):
+                await asyncio.wait_for(self.drain(), 1)
+        except (ConnectionLost, TimeoutError):
             pass
         self.close()
 

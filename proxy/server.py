@@ -18,7 +18,7 @@ from auth.policy import profile_by_name
 from proxy.authn import Sha2Cache
 from proxy.config import Config
 from proxy.wire.packets import ProtocolError, parse_handshake_v10
-from proxy.wire.stream import ConnectionLost, PacketStream, PacketTooLarge
+from proxy.wire.stream import ClientConnection, ConnectionLost, PacketConnection, PacketTooLarge
 
 if TYPE_CHECKING:  # admin HTTP server hook
     from proxy.admin.server import AdminServer
@@ -65,20 +65,21 @@ FALLBACK_SERVER_VERSION = "5.5.5-10.11.0-MariaDB-shardgate"
 
 async def _backend_version(config: Config) -> str:
     """The first reachable shard's greeting version, which the proxy presents as its own."""
+    loop = asyncio.get_running_loop()
     for shard in config.shards:
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(shard.host, shard.port), 3
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(PacketConnection, shard.host, shard.port), 3
             )
         except (OSError, TimeoutError):
             continue
         try:
-            _, greeting = await asyncio.wait_for(PacketStream(reader, writer).read(1 << 16), 3)
+            _, greeting = await asyncio.wait_for(conn.read(1 << 16), 3)
             return f"{parse_handshake_v10(greeting).server_version}-shardgate"
         except (ConnectionLost, ProtocolError, TimeoutError, PacketTooLarge):
             continue
         finally:
-            writer.close()
+            conn.close()
     return FALLBACK_SERVER_VERSION
 
 
@@ -118,29 +119,22 @@ class ProxyServer:
             )
             await self.admin.start()
         # --- end of admin hook ---
-        self._server = await asyncio.start_server(
-            self._accept, server.host, server.port, limit=256 * 1024, backlog=1024
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: ClientConnection(self._accept), server.host, server.port, backlog=1024
         )
         self._poller = asyncio.create_task(self._poll_catalog())
         log.info("shardgate listening on %s:%d", server.host, self.port)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _accept(self, client: ClientConnection) -> None:
+        """A client connected (called from connection_made): start its session."""
         from proxy.session import Session
 
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            import socket
-
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        session = Session(self.ctx, reader, writer, self.ctx.next_connection_id())
-        task = asyncio.current_task()
-        assert task is not None
+        # TCP_NODELAY is on already: asyncio and uvloop set it on every TCP transport.
+        session = Session(self.ctx, client, self.ctx.next_connection_id())
+        task = asyncio.get_running_loop().create_task(session.run())
         self._tasks.add(task)
-        try:
-            await session.run()
-        finally:
-            self._tasks.discard(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _poll_catalog(self) -> None:
         """Changes made by another process (the CLI, another node) reach open sessions."""

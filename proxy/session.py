@@ -15,7 +15,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from auth.accounts import Actor
 from auth.catalog import CatalogSnapshot
@@ -74,13 +74,12 @@ from proxy.wire.packets import (
     parse_handshake_response,
 )
 from proxy.wire.stream import (
+    ClientConnection,
     ConnectionLost,
-    PacketStream,
     PacketTooLarge,
     ResponseKind,
     ResponseScanner,
 )
-from proxy.wire.tls import TlsStream
 
 if TYPE_CHECKING:
     from proxy.server import ServerContext
@@ -97,6 +96,8 @@ UTF8MB4_GENERAL_CI = 45
 # served in utf8mb4.
 _SAFE_CHARSET_IDS = {8, 11, 33, 45, 46, 47, 48, 63, 83, 192, 224, 255}
 _STATUS_AUTOCOMMIT = int(ServerStatus.AUTOCOMMIT)
+_COM_QUERY = int(Command.COM_QUERY)
+_COM_STMT_EXECUTE = int(Command.COM_STMT_EXECUTE)
 METADATA_LIMIT = 16 * 1024 * 1024
 MAX_REMEMBERED_SETTINGS = 64
 _SET = re.compile(r"\s*SET\b", re.IGNORECASE)
@@ -131,17 +132,11 @@ class Activity:
 
 
 class Session:
-    def __init__(
-        self,
-        ctx: ServerContext,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        connection_id: int,
-    ) -> None:
+    def __init__(self, ctx: ServerContext, client: ClientConnection, connection_id: int) -> None:
         self.ctx = ctx
-        self.client = PacketStream(reader, writer)
+        self.client = client
         self.connection_id = connection_id
-        peer = writer.get_extra_info("peername") or ("0.0.0.0", 0)
+        peer: Any = client.get_extra_info("peername") or ("0.0.0.0", 0)
         ip = str(peer[0])
         if ip.startswith("::ffff:") and "." in ip:
             ip = ip[7:]
@@ -161,6 +156,12 @@ class Session:
         self.activity = Activity(since=time.monotonic())
         self.killed = False
         self.started = time.time()
+        # The snapshot the account was last checked against (see command_loop and _fast).
+        self._checked_snapshot: CatalogSnapshot | None = None
+        # Requirement tuples (by identity) already found satisfied, valid for one
+        # (snapshot, account, current database); the tuple is kept so its id stays unique.
+        self._allowed_cache: dict[int, tuple[Requirement, ...]] = {}
+        self._allowed_for: tuple[object, object, str | None] = (None, None, None)
 
     # -- the one place fatal errors are handled ------------------------------------------------
 
@@ -196,9 +197,9 @@ class Session:
         if backend is not None:
             await backend.quit()
         try:
-            if not self.client.writer.is_closing():
-                await asyncio.wait_for(self.client.writer.drain(), 1)
-        except (ConnectionError, TimeoutError):
+            if not self.client.is_closing():
+                await asyncio.wait_for(self.client.drain(), 1)
+        except (ConnectionLost, TimeoutError):
             pass
         self.client.close()
         self.ctx.sessions.pop(self.connection_id, None)
@@ -280,15 +281,10 @@ class Session:
         )
 
     async def _start_tls(self, context: ssl.SSLContext) -> None:
-        reader, writer = self.client.reader, self.client.writer
-        assert isinstance(reader, asyncio.StreamReader)
-        assert isinstance(writer, asyncio.StreamWriter)
-        tls = TlsStream(reader, writer, context)
         try:
-            await tls.handshake()
-        except (ssl.SSLError, OSError) as exc:
+            await self.client.start_tls(context)
+        except (ssl.SSLError, OSError, ConnectionLost) as exc:
             raise FatalError(None, f"TLS handshake failed: {exc}") from None
-        self.client = PacketStream(tls, tls)
         self.tls = True
 
     async def _authenticate(
@@ -361,9 +357,15 @@ class Session:
 
     async def command_loop(self) -> None:
         max_packet = self.ctx.config.server.max_packet
+        client = self.client
         while True:
             self.activity = Activity("Sleep", time.monotonic())
-            seq, payload = await self.client.read(max_packet)
+            # While the task waits, simple commands are served from the fast hook.
+            client.fast = self._fast
+            try:
+                seq, payload = await client.read(max_packet)
+            finally:
+                client.fast = None
             if self.killed:
                 raise FatalError(None, "killed")
             self._next_seq = (seq + 1) & 0xFF
@@ -382,6 +384,7 @@ class Session:
                     "account dropped",
                 )
             self.account = current
+            self._checked_snapshot = snapshot
             handler = self._handlers.get(command)
             if handler is None:
                 self._reply_error(sql_error(ErrorCode.UNKNOWN_COM, "Unknown command"))
@@ -390,6 +393,98 @@ class Session:
             await self.client.drain()
             if self.ctx.draining:
                 raise FatalError(None, "server shutting down")
+
+    # -- the fast path ---------------------------------------------------------------------------
+
+    def _fast(self, packet: bytes) -> bool:
+        """The fast hook (see ClientConnection): serve a command without waking the task.
+
+        Only a COM_QUERY whose one statement is a plain query or transaction statement, or a
+        COM_STMT_EXECUTE, whose privileges were already checked against the current snapshot
+        (the same check, cached by requirement tuple), on a live backend connection. It makes
+        exactly the decision the command loop would make; anything else returns False and
+        the command loop handles the packet.
+        """
+        backend = self.backend
+        if (
+            backend is None
+            or backend.broken
+            or packet[3] != 0
+            or self.notes
+            or self.killed
+            or self.ctx.draining
+        ):
+            return False
+        snapshot = self.ctx.snapshot()
+        if snapshot is not self._checked_snapshot:
+            return False  # the command loop checks the account against the new snapshot
+        command = packet[4]
+        if command == _COM_STMT_EXECUTE:
+            requirements = self.prepared.get(int.from_bytes(packet[5:9], "little"))
+            if requirements is None:
+                return False
+            self.activity = Activity("Execute", time.monotonic(), self.activity.info)
+        elif command == _COM_QUERY:
+            sql = packet[5:].decode("utf-8", "surrogateescape")
+            statements = analyze(sql, self.current_db, self.lex_mode)
+            if len(statements) != 1:
+                return False
+            statement = statements[0]
+            if statement.text != sql:
+                return False
+            kind = statement.kind
+            if kind is Kind.QUERY:
+                if self._hides_tables(statement, snapshot):
+                    return False
+            elif (
+                kind is not Kind.SESSION
+                or statement.lex_mode is not None
+                or statement.charset is not None
+                or _SET.match(sql)
+            ):
+                return False
+            requirements = statement.requirements
+            self.activity = Activity("Query", time.monotonic(), sql)
+        else:
+            return False
+        if requirements and not self._allowed(requirements, snapshot):
+            return False
+        backend.write_raw(packet)
+        self.client.hold = True
+        backend.start_relay(self.client, ResponseKind.QUERY, self._fast_done)
+        return True
+
+    def _allowed(self, requirements: tuple[Requirement, ...], snapshot: CatalogSnapshot) -> bool:
+        """check_requirements, remembered per requirement tuple for this grant view."""
+        cache = self._allowed_cache
+        seen_snapshot, seen_account, seen_db = self._allowed_for
+        if (
+            seen_snapshot is not snapshot
+            or seen_account is not self.account
+            or seen_db != self.current_db
+        ):
+            cache.clear()
+            self._allowed_for = (snapshot, self.account, self.current_db)
+        held = cache.get(id(requirements))
+        if held is requirements:
+            return True
+        if check_requirements(requirements, snapshot, self._caller()) is not None:
+            return False
+        if len(cache) >= 1024:
+            cache.clear()
+        cache[id(requirements)] = requirements
+        return True
+
+    def _fast_done(self, scanner: ResponseScanner, error: BackendError | None) -> None:
+        self.activity = Activity("Sleep", time.monotonic())
+        if error is not None:
+            self.backend = None
+            log.warning("connection %d: %s", self.connection_id, error)
+            self._next_seq = 1
+            self._reply_error(_backend_lost(error))
+        if self.ctx.draining:
+            self.client.close()  # the command loop sees the connection end and cleans up
+        self.client.release()
 
     def _reply_error(self, error: SqlError) -> None:
         self._write(self._err(error))
@@ -526,7 +621,7 @@ class Session:
         self, backend: BackendConnection, kind: ResponseKind
     ) -> ResponseScanner | None:
         try:
-            return await backend.relay(self.client.writer, kind)
+            return await backend.relay(self.client, kind)
         except BackendError as exc:
             self.backend = None
             log.warning("connection %d: %s", self.connection_id, exc)

@@ -1,52 +1,39 @@
-"""Packet framing over asyncio streams, and the response scanner used to relay backend answers.
+"""MySQL packet connections as asyncio Protocols, and the scanner that relays responses.
 
-The scanner is pure: it is fed packet payloads one at a time and says when a response is
-complete. The relay uses it to forward whole chunks of backend bytes verbatim, decoding nothing
-but the first bytes of each packet and the status flags of terminal OK/EOF packets.
+``PacketConnection`` is an ``asyncio.Protocol``: bytes land in one buffer and ``read()`` awaits
+only when no whole packet is buffered, so there is no StreamReader and no per-packet await on
+the way. ``ClientConnection`` adds server-side TLS (memory BIOs) and the *fast hook*: while a
+session is idle, a command that arrives as one whole packet is offered to a synchronous
+callback first, which may authorize and forward it without waking the session's task.
+
+The scanner is pure: fed the backend's bytes as they come, it says where a response ends, so
+the relay forwards whole chunks verbatim, decoding only the packets that end a response.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-from typing import Protocol
+import ssl
+from collections.abc import Callable
+from typing import cast
 
 from proxy.wire.packets import (
     MAX_PAYLOAD,
+    ProtocolError,
     ServerStatus,
     frame,
     parse_eof,
     parse_ok_status,
     parse_stmt_prepare_ok,
 )
-
-
-class ByteReader(Protocol):
-    """What PacketStream reads from: an asyncio.StreamReader or a TLS wrapper of one."""
-
-    async def readexactly(self, n: int) -> bytes: ...
-
-    async def read(self, n: int = -1) -> bytes: ...
-
-
-class ByteWriter(Protocol):
-    """What PacketStream and the relay write to: an asyncio.StreamWriter or a TLS wrapper."""
-
-    @property
-    def transport(self) -> asyncio.WriteTransport: ...
-
-    def write(self, data: bytes | bytearray | memoryview) -> None: ...
-
-    async def drain(self) -> None: ...
-
-    def is_closing(self) -> bool: ...
-
-    def close(self) -> None: ...
-
+from proxy.wire.tls import TlsLayer
 
 # Plain ints on the hot path: IntFlag arithmetic costs microseconds per packet.
 _MORE_RESULTS_EXISTS = int(ServerStatus.MORE_RESULTS_EXISTS)
 _CURSOR_EXISTS = int(ServerStatus.CURSOR_EXISTS)
+# Pause the peer that feeds a connection once this much is waiting to be sent on it.
+WRITE_HIGH_WATER = 256 * 1024
 
 
 class ConnectionLost(Exception):
@@ -57,39 +44,126 @@ class PacketTooLarge(Exception):
     """A packet larger than the configured limit arrived."""
 
 
-class PacketStream:
-    """Reads and writes MySQL packets (joining multi-frame payloads) on a stream pair."""
+class PacketConnection(asyncio.Protocol):
+    """One TCP connection carrying MySQL packets; ``read()`` joins multi-frame payloads."""
 
-    __slots__ = ("reader", "writer")
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._buf = bytearray()
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._eof = False
+        self._lost: BaseException | None = None
+        self.write_paused = False
+        self.reading_paused = False
+        # The connection whose bytes are being relayed onto this one: paused with our writes.
+        self.feeder: PacketConnection | None = None
 
-    def __init__(self, reader: ByteReader, writer: ByteWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(WRITE_HIGH_WATER)
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        self._lost = exc if exc is not None else ConnectionLost("connection closed")
+        self._wake()
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.feeder is not None:
+            self.feeder.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.feeder is not None:
+            self.feeder.resume_reading()
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def pause_reading(self) -> None:
+        if not self.reading_paused and self.transport is not None and not self.is_closing():
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.reading_paused and self.transport is not None and not self.is_closing():
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def read(self, max_size: int) -> tuple[int, bytes]:
         """One logical packet: (sequence id of its last frame, payload)."""
-        parts: list[bytes] = []
-        total = 0
         while True:
+            packet = self._take(max_size)
+            if packet is not None:
+                return packet
+            if self._eof:
+                raise ConnectionLost("connection closed")
+            self._waiter = asyncio.get_running_loop().create_future()
             try:
-                header = await self.reader.readexactly(4)
-                length = header[0] | header[1] << 8 | header[2] << 16
-                total += length
-                if total > max_size:
-                    raise PacketTooLarge(total)
-                payload = await self.reader.readexactly(length) if length else b""
-            except (asyncio.IncompleteReadError, ConnectionError) as exc:
-                raise ConnectionLost(str(exc)) from None
-            if length < MAX_PAYLOAD and not parts:
-                return header[3], payload
-            parts.append(payload)
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def _take(self, max_size: int) -> tuple[int, bytes] | None:
+        buf = self._buf
+        n = len(buf)
+        pos = 0
+        total = 0
+        parts: list[bytes] = []
+        while True:
+            if n - pos < 4:
+                return None
+            length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+            total += length
+            if total > max_size:
+                raise PacketTooLarge(total)
+            end = pos + 4 + length
+            if end > n:
+                return None
+            seq = buf[pos + 3]
+            parts.append(bytes(buf[pos + 4 : end]))
+            pos = end
             if length < MAX_PAYLOAD:
-                return header[3], b"".join(parts)
+                del buf[:pos]
+                return seq, parts[0] if len(parts) == 1 else b"".join(parts)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet read."""
+        return len(self._buf)
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def write_raw(self, data: bytes | bytearray) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
 
     def write(self, seq: int, payload: bytes) -> int:
         """Queue a packet; returns the next sequence id."""
-        data = frame(seq, payload)
-        self.writer.write(data)
+        self.write_raw(frame(seq, payload))
         # frame() splits at 16 MiB; each frame consumed one sequence id.
         return (seq + len(payload) // MAX_PAYLOAD + 1) & 0xFF
 
@@ -99,14 +173,114 @@ class PacketStream:
         return seq
 
     async def drain(self) -> None:
-        try:
-            await self.writer.drain()
-        except ConnectionError as exc:
-            raise ConnectionLost(str(exc)) from None
+        if self._lost is not None:
+            raise ConnectionLost(str(self._lost))
+        if not self.write_paused:
+            return
+        self._drain_waiter = asyncio.get_running_loop().create_future()
+        await self._drain_waiter
+        if self._lost is not None:
+            raise ConnectionLost(str(self._lost))
+
+    def is_closing(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
 
     def close(self) -> None:
-        if not self.writer.is_closing():
-            self.writer.close()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        if self.transport is None:
+            return default
+        return self.transport.get_extra_info(name, default)
+
+
+FastHook = Callable[[bytes], bool]
+
+
+class ClientConnection(PacketConnection):
+    """A client's connection to the proxy: optional TLS, and the fast hook.
+
+    ``fast`` (set by the session while it waits for a command) is offered each command that
+    arrives as exactly one whole packet; if it returns True the packet is consumed. While
+    ``hold`` is set (a fast command's response is still being relayed), arriving bytes are
+    buffered without waking the reader.
+    """
+
+    def __init__(self, on_made: Callable[[ClientConnection], None]) -> None:
+        super().__init__()
+        self._on_made = on_made
+        self.tls: TlsLayer | None = None
+        self.fast: FastHook | None = None
+        self.hold = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._on_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.tls is not None:
+            try:
+                data = self.tls.receive(data)
+            except ssl.SSLError as exc:
+                self._lost = exc
+                self.abort()
+                return
+            if not data:
+                if self.tls.closed:
+                    self.eof_received()
+                else:
+                    self._wake()  # the handshake may have completed
+                return
+        fast = self.fast
+        if fast is not None and not self._buf:
+            n = len(data)
+            if n > 4:
+                length = data[0] | data[1] << 8 | data[2] << 16
+                if length + 4 == n and length < MAX_PAYLOAD and fast(data):
+                    return
+        self._buf += data
+        if not self.hold:
+            self._wake()
+
+    def release(self) -> None:
+        """A fast command is complete: commands that arrived meanwhile go to the reader."""
+        self.hold = False
+        if self._buf or self._eof:
+            self._wake()
+
+    async def start_tls(self, context: ssl.SSLContext) -> None:
+        """Switch to TLS; bytes already buffered past the SSLRequest are the ClientHello."""
+        assert self.transport is not None
+        leftover = bytes(self._buf)
+        self._buf.clear()
+        self.tls = TlsLayer(context, self.transport)
+        plain = self.tls.receive(leftover)
+        if plain:  # pragma: no cover - nothing can follow a ClientHello before our answer
+            self._buf += plain
+        while not self.tls.handshake_done:
+            if self._lost is not None or self._eof:
+                raise ConnectionLost("connection closed during the TLS handshake")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def write_raw(self, data: bytes | bytearray) -> None:
+        if self.tls is not None:
+            self.tls.send(data)
+        elif self.transport is not None:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.tls is not None and not self.is_closing():
+            self.tls.shutdown()
+        super().close()
 
 
 class ResponseKind(enum.Enum):
@@ -133,21 +307,29 @@ class ProtocolViolation(Exception):
 
 
 class ResponseScanner:
-    """Follows one command's response, packet by packet, to find where it ends.
+    """Follows one command's response through the byte stream to find where it ends.
 
-    ``packet()`` returns True on the packet that completes the response. The scanner records
-    the status flags of the final OK/EOF and, for COM_STMT_PREPARE, the statement id.
+    ``feed(chunk)`` takes the backend's bytes exactly as they arrive (packets may straddle
+    chunks) and returns -1 while the response goes on, or the offset in ``chunk`` just past
+    its last packet. Row and column-definition packets are skipped by their length without
+    being copied; only the packets that can end or shape a response (OK, ERR, EOF, the column
+    count, PREPARE_OK) are looked at whole, and those are small. ``frame()`` is the same
+    machine fed one wire frame at a time. The scanner records the status flags of the final
+    OK/EOF, the number of rows, and for COM_STMT_PREPARE the statement id.
     """
 
     __slots__ = (
         "_capabilities",
         "_continuation",
         "_kind",
+        "_pending",
         "_remaining",
+        "_skip",
         "_state",
         "error",
         "prepared_columns",
         "prepared_params",
+        "rows",
         "statement_id",
         "status",
     )
@@ -160,11 +342,82 @@ class ResponseScanner:
             self._state = _State.COLUMNS_EOF
         self._remaining = 0
         self._continuation = False
+        # Bytes of a packet that must be seen whole but has not fully arrived yet.
+        self._pending = b""
+        # Bytes still to come of a packet that is skipped unread.
+        self._skip = 0
         self.status: int | None = None
         self.error = False
+        self.rows = 0
         self.statement_id: int | None = None
         self.prepared_params = 0
         self.prepared_columns = 0
+
+    def feed(self, data: bytes) -> int:
+        """Consume the next chunk of the response; -1, or the offset just past its end."""
+        n = len(data)
+        pos = 0
+        base = 0
+        skip = self._skip
+        if skip:
+            if skip >= n:
+                self._skip = skip - n
+                return -1
+            pos = skip
+            self._skip = 0
+        elif self._pending:
+            base = len(self._pending)
+            data = self._pending + data
+            n += base
+            self._pending = b""
+        rows_state = _State.ROWS
+        columns_state = _State.COLUMNS
+        while True:
+            avail = n - pos
+            if avail < 4:
+                if avail:
+                    self._pending = data[pos:]
+                return -1
+            length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
+            end = pos + 4 + length
+            if self._continuation:
+                # The tail of a packet larger than 16 MiB: never looked at.
+                self._continuation = length == MAX_PAYLOAD
+                if end > n:
+                    self._skip = end - n
+                    return -1
+                pos = end
+                continue
+            if length == 0:
+                raise ProtocolViolation("empty packet")
+            if avail < 5:
+                self._pending = data[pos:]
+                return -1
+            first = data[pos + 4]
+            state = self._state
+            if (
+                state is rows_state and first != 0xFF and (first != 0xFE or length >= 9)
+            ) or state is columns_state:
+                if state is rows_state:
+                    self.rows += 1
+                else:
+                    self._remaining -= 1
+                    if self._remaining == 0:
+                        self._state = _State.COLUMNS_EOF
+                self._continuation = length == MAX_PAYLOAD
+                if end > n:
+                    self._skip = end - n
+                    return -1
+                pos = end
+                continue
+            if end > n:
+                self._pending = data[pos:]
+                return -1
+            self._continuation = length == MAX_PAYLOAD
+            done = self._packet(data, pos + 4, end, first)
+            pos = end
+            if done:
+                return pos - base
 
     def frame(self, buf: bytes | bytearray, start: int, end: int) -> bool:
         """Feed one wire frame's payload (``buf[start:end]``). True when the response is done."""
@@ -176,14 +429,18 @@ class ResponseScanner:
         self._continuation = length == MAX_PAYLOAD
         if length == 0:
             raise ProtocolViolation("empty packet")
-        return self._packet(buf, start, end, buf[start])
+        first = buf[start]
+        if self._state is _State.ROWS and first != 0xFF and (first != 0xFE or length >= 9):
+            self.rows += 1
+            return False
+        return self._packet(buf, start, end, first)
 
     def _terminal_ok(self, payload: bytes) -> bool:
-        self.status = parse_ok_status(payload, self._capabilities)
+        self.status = _ok_status(payload, self._capabilities)
         return not self.status & _MORE_RESULTS_EXISTS
 
     def _terminal_eof(self, payload: bytes) -> bool:
-        self.status = parse_eof(payload)[1]
+        self.status = _eof_status(payload)
         return not self.status & _MORE_RESULTS_EXISTS
 
     def _packet(self, buf: bytes | bytearray, start: int, end: int, first: int) -> bool:
@@ -198,6 +455,7 @@ class ResponseScanner:
             if first == 0xFF:
                 self.error = True
                 return True
+            self.rows += 1
             return False
         if state is _State.FIRST:
             if first == 0xFF:
@@ -205,14 +463,17 @@ class ResponseScanner:
                 return True
             if self._kind is ResponseKind.SINGLE:
                 if first == 0xFE and length < 9:
-                    self.status = parse_eof(bytes(buf[start:end]))[1]
+                    self.status = _eof_status(bytes(buf[start:end]))
                 elif first == 0x00:
-                    self.status = parse_ok_status(bytes(buf[start:end]), self._capabilities)
+                    self.status = _ok_status(bytes(buf[start:end]), self._capabilities)
                 return True
             if self._kind is ResponseKind.PREPARE:
                 if first != 0x00:
                     raise ProtocolViolation("unexpected COM_STMT_PREPARE response")
-                ok = parse_stmt_prepare_ok(bytes(buf[start:end]))
+                try:
+                    ok = parse_stmt_prepare_ok(bytes(buf[start:end]))
+                except ProtocolError as exc:
+                    raise ProtocolViolation(str(exc)) from None
                 self.statement_id = ok.statement_id
                 self.prepared_params = ok.num_params
                 self.prepared_columns = ok.num_columns
@@ -226,8 +487,7 @@ class ResponseScanner:
                     return False
                 return True
             if first == 0x00:
-                done = self._terminal_ok(bytes(buf[start:end]))
-                return done
+                return self._terminal_ok(bytes(buf[start:end]))
             if first == 0xFB:
                 # LOCAL INFILE request: never advertised, never relayed.
                 raise ProtocolViolation("backend asked for LOCAL INFILE")
@@ -247,7 +507,7 @@ class ResponseScanner:
                 self.error = True
                 return True
             if first == 0xFE and length < 9:
-                status = parse_eof(bytes(buf[start:end]))[1]
+                status = _eof_status(bytes(buf[start:end]))
                 if self._kind is ResponseKind.FIELD_LIST:
                     self.status = status
                     return True
@@ -276,6 +536,20 @@ class ResponseScanner:
             self._remaining -= 1
             return False
         raise AssertionError(state)
+
+
+def _ok_status(payload: bytes, capabilities: int) -> int:
+    try:
+        return parse_ok_status(payload, capabilities)
+    except ProtocolError as exc:
+        raise ProtocolViolation(str(exc)) from None
+
+
+def _eof_status(payload: bytes) -> int:
+    try:
+        return parse_eof(payload)[1]
+    except ProtocolError as exc:
+        raise ProtocolViolation(str(exc)) from None
 
 
 def _lenenc_at(buf: bytes | bytearray, pos: int) -> int:
