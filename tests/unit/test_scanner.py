@@ -8,6 +8,7 @@ on where the response ends, its status flags, its row count and the prepared sta
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import pytest
@@ -44,9 +45,7 @@ def wire(payloads: list[bytes]) -> bytes:
 
 
 def resultset(rows: list[bytes], status: int = AUTOCOMMIT, columns: int = 2) -> list[bytes]:
-    defs = [
-        build_column_definition(name=f"c{i}", type_code=253, table="t") for i in range(columns)
-    ]
+    defs = [build_column_definition(name=f"c{i}", type_code=253, table="t") for i in range(columns)]
     return [build_column_count(columns), *defs, build_eof(), *rows, build_eof(status=status)]
 
 
@@ -85,7 +84,7 @@ CASES: list[tuple[str, ResponseKind, list[bytes], int, int, int | None]] = [
     (
         "cursor",
         ResponseKind.QUERY,
-        resultset([])[:-1][:-1] + [build_eof(status=AUTOCOMMIT | CURSOR)],
+        [*resultset([])[:-1][:-1], build_eof(status=AUTOCOMMIT | CURSOR)],
         AUTOCOMMIT | CURSOR,
         0,
         None,
@@ -155,7 +154,7 @@ def test_any_chunking_finds_the_same_end(
     points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
     scanner = ResponseScanner(kind, CAPS)
     consumed = 0
-    for start, end in zip(points, points[1:], strict=False):
+    for start, end in itertools.pairwise(points):
         result = scanner.feed(data[start:end])
         if end < len(data):
             assert result == -1
