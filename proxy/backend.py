@@ -247,7 +247,7 @@ class BackendConnection(PacketConnection):
         client.feeder = self
         if client.write_paused:
             self.pause_reading()
-        else:
+        elif self.reading_paused:
             self.resume_reading()
         if self._buf:  # pragma: no cover - a shard does not speak before it is asked
             data = bytes(self._buf)

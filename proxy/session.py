@@ -55,7 +55,7 @@ from proxy.metadata import (
     filter_tables,
     metadata_query_is_simple,
 )
-from proxy.sql.analyze import Kind, Statement, analyze
+from proxy.sql.analyze import Kind, Statement, analyze, cached_shape
 from proxy.sql.lexer import LexMode
 from proxy.wire.packets import (
     FIELD_TYPE_LONGLONG,
@@ -423,18 +423,22 @@ class Session:
             requirements = self.prepared.get(int.from_bytes(packet[5:9], "little"))
             if requirements is None:
                 return False
-            self.activity = Activity("Execute", time.monotonic(), self.activity.info)
+            activity = self.activity
+            activity.command = "Execute"
+            activity.since = time.monotonic()
         elif command == _COM_QUERY:
             sql = packet[5:].decode("utf-8", "surrogateescape")
-            statements = analyze(sql, self.current_db, self.lex_mode)
-            if len(statements) != 1:
-                return False
-            statement = statements[0]
-            if statement.text != sql:
-                return False
+            statement = cached_shape(sql, self.current_db)
+            if statement is None:
+                statements = analyze(sql, self.current_db, self.lex_mode)
+                if len(statements) != 1 or statements[0].text != sql:
+                    return False
+                statement = statements[0]
+            elif len(sql.strip(" \t\r\n")) != len(sql):
+                return False  # the relayed text would differ from what the client sent
             kind = statement.kind
             if kind is Kind.QUERY:
-                if self._hides_tables(statement, snapshot):
+                if self._hides_tables(statement, snapshot, sql):
                     return False
             elif (
                 kind is not Kind.SESSION
@@ -444,7 +448,10 @@ class Session:
             ):
                 return False
             requirements = statement.requirements
-            self.activity = Activity("Query", time.monotonic(), sql)
+            activity = self.activity
+            activity.command = "Query"
+            activity.since = time.monotonic()
+            activity.info = sql
         else:
             return False
         if requirements and not self._allowed(requirements, snapshot):
@@ -476,7 +483,10 @@ class Session:
         return True
 
     def _fast_done(self, scanner: ResponseScanner, error: BackendError | None) -> None:
-        self.activity = Activity("Sleep", time.monotonic())
+        activity = self.activity
+        activity.command = "Sleep"
+        activity.since = time.monotonic()
+        activity.info = None
         if error is not None:
             self.backend = None
             log.warning("connection %d: %s", self.connection_id, error)
@@ -547,9 +557,16 @@ class Session:
         text = ";\n".join(s.text for s in statements).encode("utf-8", "surrogateescape")
         await self._relay_query(text, None)
 
-    def _hides_tables(self, statement: Statement, snapshot: CatalogSnapshot) -> bool:
-        """A metadata statement by an account that may not see every table of the database."""
-        if not (statement.reads_information_schema or SHOW_TABLES.match(statement.text)):
+    def _hides_tables(
+        self, statement: Statement, snapshot: CatalogSnapshot, text: str | None = None
+    ) -> bool:
+        """A metadata statement by an account that may not see every table of the database.
+
+        ``text`` is the statement's text when ``statement`` is a cache entry without one."""
+        if not (
+            statement.reads_information_schema
+            or SHOW_TABLES.match(statement.text if text is None else text)
+        ):
             return False
         assert self.account is not None
         if self.current_db is None:

@@ -128,6 +128,7 @@ __all__ = [
     "analyze_uncached",
     "cache_clear",
     "cache_info",
+    "cached_shape",
 ]
 
 
@@ -2104,6 +2105,22 @@ def _remember(cache: OrderedDict[Any, Statement], key: Any, st: Statement) -> No
     )
     if len(cache) > CACHE_SIZE:
         cache.popitem(last=False)
+
+
+def cached_shape(sql: str, current_db: str | None) -> Statement | None:
+    """The cached analysis of ``sql`` if its fast key is cached (any lexer mode), else None.
+
+    The hot path's shortcut into :func:`analyze`: the statement returned is the cache entry
+    itself, whose ``text`` is empty; everything else is what ``analyze`` would return for the
+    single statement of ``sql`` (whose text is ``sql`` without surrounding whitespace).
+    """
+    fast = _fast_key(sql)
+    if fast is None:
+        return None
+    hit = _FAST.get((fast, current_db))
+    if hit is not None:
+        _stats["fast_hits"] += 1
+    return hit
 
 
 def analyze(sql: str, current_db: str | None, mode: LexMode = DEFAULT_MODE) -> list[Statement]:

@@ -395,15 +395,32 @@ class ResponseScanner:
                 return -1
             first = data[pos + 4]
             state = self._state
-            if (
-                state is rows_state and first != 0xFF and (first != 0xFE or length >= 9)
-            ) or state is columns_state:
-                if state is rows_state:
-                    self.rows += 1
+            if state is rows_state and first != 0xFF and (first != 0xFE or length >= 9):
+                # Rows: walk the packet headers in a tight loop (the hot loop of a relay).
+                rows = 1
+                while end + 5 <= n and length < MAX_PAYLOAD:
+                    length = data[end] | data[end + 1] << 8 | data[end + 2] << 16
+                    first = data[end + 4]
+                    if first == 0xFF or (first == 0xFE and length < 9):
+                        break
+                    end += 4 + length
+                    rows += 1
                 else:
-                    self._remaining -= 1
-                    if self._remaining == 0:
-                        self._state = _State.COLUMNS_EOF
+                    self._continuation = length == MAX_PAYLOAD
+                    self.rows += rows
+                    if end > n:
+                        self._skip = end - n
+                        return -1
+                    pos = end
+                    continue
+                # A terminal candidate follows at ``end``: the outer loop looks at it whole.
+                self.rows += rows
+                pos = end
+                continue
+            if state is columns_state:
+                self._remaining -= 1
+                if self._remaining == 0:
+                    self._state = _State.COLUMNS_EOF
                 self._continuation = length == MAX_PAYLOAD
                 if end > n:
                     self._skip = end - n

@@ -18,7 +18,7 @@ from proxy.wire.packets import (
     parse_err,
     parse_handshake_v10,
 )
-from proxy.wire.stream import PacketStream
+from proxy.wire.stream import PacketConnection
 
 MAX_PACKET = 1 << 24
 NATIVE = "mysql_native_password"
@@ -51,16 +51,18 @@ class Target:
 class WireClient:
     """One logged-in connection."""
 
-    def __init__(self, stream: PacketStream, capabilities: int) -> None:
+    def __init__(self, stream: PacketConnection, capabilities: int) -> None:
         self.stream = stream
         self.capabilities = capabilities
 
     @classmethod
     async def connect(cls, target: Target, timeout: float = 10.0) -> WireClient:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(target.host, target.port), timeout
+        _, stream = await asyncio.wait_for(
+            asyncio.get_running_loop().create_connection(
+                PacketConnection, target.host, target.port
+            ),
+            timeout,
         )
-        stream = PacketStream(reader, writer)
         try:
             capabilities = await asyncio.wait_for(cls._login(stream, target), timeout)
         except BaseException:
@@ -69,7 +71,7 @@ class WireClient:
         return cls(stream, capabilities)
 
     @staticmethod
-    async def _login(stream: PacketStream, target: Target) -> int:
+    async def _login(stream: PacketConnection, target: Target) -> int:
         seq, greeting = await stream.read(MAX_PACKET)
         if greeting[:1] == b"\xff":
             raise WireError(parse_err(greeting, Capability.PROTOCOL_41).message)
@@ -131,10 +133,6 @@ class WireClient:
         except Exception:
             pass
         self.stream.close()
-        try:
-            await self.stream.writer.wait_closed()  # type: ignore[attr-defined]
-        except Exception:
-            pass
 
     def abort(self) -> None:
         self.stream.close()

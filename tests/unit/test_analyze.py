@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,15 @@ from sqlglot import exp
 
 from auth.privileges import Priv, Requirement
 from proxy.sql import analyze as analyze_module
-from proxy.sql.analyze import Kind, Statement, analyze, analyze_uncached, cache_clear, cache_info
+from proxy.sql.analyze import (
+    Kind,
+    Statement,
+    analyze,
+    analyze_uncached,
+    cache_clear,
+    cache_info,
+    cached_shape,
+)
 from proxy.sql.lexer import LexMode, lex
 
 CASES_FILE = Path(__file__).with_name("analyze_cases.txt")
@@ -417,10 +425,16 @@ def test_cached_analysis_equals_uncached(
     first, others = pair
     cache_clear()
     for sql in [first, *others, first]:
+        shortcut = cached_shape(sql, db)  # the proxy's hot path, before analyze()
         cached = analyze(sql, db, mode)
         uncached = analyze_uncached(sql, db, mode)
         assert _decision(cached) == _decision(uncached), sql
         assert cached == uncached, sql
+        if shortcut is not None:
+            # The entry carries the first text's 1064 message; errno and all else must agree.
+            [full] = uncached
+            assert replace(shortcut, text=full.text, error=full.error) == full, sql
+            assert _decision([shortcut]) == _decision(uncached), sql
 
 
 @settings(max_examples=300, deadline=None)
