@@ -14,6 +14,7 @@ from auth.errors import (
     ErrorCode,
     SqlError,
     db_access_denied,
+    no_database_selected,
     sql_error,
     table_access_denied,
     unknown_database,
@@ -58,6 +59,11 @@ class ShowProcesslist:
 
 
 @dataclass(frozen=True, slots=True)
+class ShowDigest:
+    database: str
+
+
+@dataclass(frozen=True, slots=True)
 class KillSession:
     connection_id: int
     query_only: bool
@@ -69,7 +75,14 @@ class AccountStatement:
 
 
 Decision = (
-    Allow | Deny | UseDatabase | ShowDatabases | ShowProcesslist | KillSession | AccountStatement
+    Allow
+    | Deny
+    | UseDatabase
+    | ShowDatabases
+    | ShowProcesslist
+    | ShowDigest
+    | KillSession
+    | AccountStatement
 )
 ALLOW = Allow()
 
@@ -130,6 +143,21 @@ def decide(statement: Statement, snapshot: CatalogSnapshot, caller: Caller) -> D
         return ShowDatabases(tuple(snapshot.usable_databases(caller.account.id)))
     if kind is Kind.SHOW_PROCESSLIST:
         return ShowProcesslist(statement.full)
+    if kind is Kind.SHOW_DIGEST:
+        # The digest shows every account's statements in the database: its administrator's.
+        account = caller.account
+        if caller.current_db is None:
+            return Deny(no_database_selected())
+        if account.builtin != "admin" or (account.owner_db or "").lower() != (
+            caller.current_db.lower()
+        ):
+            return Deny(
+                sql_error(
+                    ErrorCode.SPECIFIC_ACCESS_DENIED,
+                    "Access denied; you need to be the database's administrator for this operation",
+                )
+            )
+        return ShowDigest(caller.current_db)
     if kind is Kind.KILL:
         assert statement.kill_id is not None
         return KillSession(statement.kill_id, statement.kill_query)

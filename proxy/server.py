@@ -17,6 +17,7 @@ from auth.passwords import generate_rsa_keypair
 from auth.policy import profile_by_name
 from proxy.authn import Sha2Cache
 from proxy.config import Config
+from proxy.digest import QueryDigest
 from proxy.wire.packets import ProtocolError, parse_handshake_v10
 from proxy.wire.stream import ClientConnection, ConnectionLost, PacketConnection, PacketTooLarge
 
@@ -45,6 +46,7 @@ class ServerContext:
         self.accounts = AccountManager(catalog, profile_by_name(config.server.policy))
         self.secret = config.catalog_secret()
         self.sessions: dict[int, Session] = {}
+        self.digest = QueryDigest()
         self.sha2_cache = Sha2Cache()
         private_pem, public_pem = generate_rsa_keypair()
         self.rsa_keys = RsaKeys(private_pem, public_pem)

@@ -32,6 +32,7 @@ from proxy.authorize import (
     Deny,
     KillSession,
     ShowDatabases,
+    ShowDigest,
     ShowProcesslist,
     UseDatabase,
     check_requirements,
@@ -49,13 +50,14 @@ from proxy.backend import (
     quote_string,
     usage_target,
 )
+from proxy.digest import DIGEST_COLUMNS, digest_table
 from proxy.metadata import (
     SHOW_TABLES,
     Unfilterable,
     filter_tables,
     metadata_query_is_simple,
 )
-from proxy.sql.analyze import Kind, Statement, analyze, cached_shape
+from proxy.sql.analyze import Kind, Statement, analyze, cached_shape, digest_text
 from proxy.sql.lexer import LexMode
 from proxy.wire.packets import (
     FIELD_TYPE_LONGLONG,
@@ -114,6 +116,12 @@ _METADATA_UNFILTERABLE = sql_error(
 _SHOW_WARNINGS = re.compile(r"\s*SHOW\s+WARNINGS\s*;?\s*$", re.IGNORECASE)
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedStatement:
+    requirements: tuple[Requirement, ...]
+    digest: str  # the SQL text as the query digest shows it
+
+
 class FatalError(Exception):
     """Ends the session: the error (if any) is sent, then the connection is closed."""
 
@@ -150,7 +158,7 @@ class Session:
         self.tls = False
         self.lex_mode = LexMode()
         self.backend: BackendConnection | None = None
-        self.prepared: dict[int, tuple[Requirement, ...]] = {}
+        self.prepared: dict[int, PreparedStatement] = {}
         self.notes: list[tuple[int, str]] = []
         self.settings: list[bytes] = []
         self.activity = Activity(since=time.monotonic())
@@ -162,6 +170,9 @@ class Session:
         # (snapshot, account, current database); the tuple is kept so its id stays unique.
         self._allowed_cache: dict[int, tuple[Requirement, ...]] = {}
         self._allowed_for: tuple[object, object, str | None] = (None, None, None)
+        # The fast command in flight: its digest text and when it was sent.
+        self._digest = ""
+        self._started = 0.0
 
     # -- the one place fatal errors are handled ------------------------------------------------
 
@@ -420,22 +431,27 @@ class Session:
             return False  # the command loop checks the account against the new snapshot
         command = packet[4]
         if command == _COM_STMT_EXECUTE:
-            requirements = self.prepared.get(int.from_bytes(packet[5:9], "little"))
-            if requirements is None:
+            prepared = self.prepared.get(int.from_bytes(packet[5:9], "little"))
+            if prepared is None:
                 return False
+            requirements = prepared.requirements
+            digest = prepared.digest
             activity = self.activity
             activity.command = "Execute"
             activity.since = time.monotonic()
         elif command == _COM_QUERY:
             sql = packet[5:].decode("utf-8", "surrogateescape")
-            statement = cached_shape(sql, self.current_db)
-            if statement is None:
+            shortcut = cached_shape(sql, self.current_db)
+            if shortcut is None:
                 statements = analyze(sql, self.current_db, self.lex_mode)
                 if len(statements) != 1 or statements[0].text != sql:
                     return False
                 statement = statements[0]
+                digest = digest_text(sql, self.lex_mode)
             elif len(sql.strip(" \t\r\n")) != len(sql):
                 return False  # the relayed text would differ from what the client sent
+            else:
+                digest, statement = shortcut
             kind = statement.kind
             if kind is Kind.QUERY:
                 if self._hides_tables(statement, snapshot, sql):
@@ -458,6 +474,8 @@ class Session:
             return False
         backend.write_raw(packet)
         self.client.hold = True
+        self._digest = digest
+        self._started = time.perf_counter()
         backend.start_relay(self.client, ResponseKind.QUERY, self._fast_done)
         return True
 
@@ -487,6 +505,9 @@ class Session:
         activity.command = "Sleep"
         activity.since = time.monotonic()
         activity.info = None
+        self.ctx.digest.record(
+            self.current_db, self._digest, time.perf_counter() - self._started, scanner.rows
+        )
         if error is not None:
             self.backend = None
             log.warning("connection %d: %s", self.connection_id, error)
@@ -611,7 +632,15 @@ class Session:
         if backend is None:
             return
         backend.send(b"\x03" + text)
+        started = time.perf_counter()
         scanner = await self._relay(backend, ResponseKind.QUERY)
+        if scanner is not None:
+            self.ctx.digest.record(
+                self.current_db,
+                digest_text(text.decode("utf-8", "surrogateescape"), self.lex_mode),
+                time.perf_counter() - started,
+                scanner.rows,
+            )
         if scanner is None or scanner.error or statement is None:
             return
         if statement.lex_mode is not None:
@@ -718,6 +747,10 @@ class Session:
             self._show_databases(decision.names, statement.text)
         elif isinstance(decision, ShowProcesslist):
             self._show_processlist(decision.full)
+        elif isinstance(decision, ShowDigest):
+            self._write_resultset(
+                list(DIGEST_COLUMNS), digest_table(decision.database, self.ctx.digest)
+            )
         elif isinstance(decision, KillSession):
             await self._kill(decision.connection_id, decision.query_only)
         elif isinstance(decision, AccountStatement):
@@ -972,13 +1005,16 @@ class Session:
         backend.send(b"\x16" + text)
         scanner = await self._relay(backend, ResponseKind.PREPARE)
         if scanner is not None and scanner.statement_id is not None:
-            self.prepared[scanner.statement_id] = statement.requirements
+            self.prepared[scanner.statement_id] = PreparedStatement(
+                statement.requirements, digest_text(sql, self.lex_mode)
+            )
 
     def _prepared_requirements(
         self, payload: bytes, name: str
     ) -> tuple[int, tuple[Requirement, ...] | None]:
         statement_id = int.from_bytes(payload[1:5], "little")
-        requirements = self.prepared.get(statement_id)
+        prepared = self.prepared.get(statement_id)
+        requirements = None if prepared is None else prepared.requirements
         if requirements is None:
             self._reply_error(
                 sql_error(
@@ -998,7 +1034,7 @@ class Session:
     async def _relay_prepared(
         self, payload: bytes, snapshot: CatalogSnapshot, name: str, kind: ResponseKind
     ) -> None:
-        _, requirements = self._prepared_requirements(payload, name)
+        statement_id, requirements = self._prepared_requirements(payload, name)
         if requirements is None:
             return
         # Grants may have changed since PREPARE: check again on every execution and fetch.
@@ -1011,7 +1047,15 @@ class Session:
             self._reply_error(sql_error(ErrorCode.SERVER_LOST, "Lost connection to backend"))
             return
         backend.send(payload)
-        await self._relay(backend, kind)
+        started = time.perf_counter()
+        scanner = await self._relay(backend, kind)
+        if scanner is not None and kind is ResponseKind.QUERY:
+            self.ctx.digest.record(
+                self.current_db,
+                self.prepared[statement_id].digest,
+                time.perf_counter() - started,
+                scanner.rows,
+            )
 
     async def _com_stmt_reset(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
         _, requirements = self._prepared_requirements(payload, "mysqld_stmt_reset")

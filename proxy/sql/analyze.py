@@ -129,6 +129,7 @@ __all__ = [
     "cache_clear",
     "cache_info",
     "cached_shape",
+    "digest_text",
 ]
 
 
@@ -137,6 +138,7 @@ class Kind(enum.Enum):
     USE = "use"
     SHOW_DATABASES = "show_databases"
     SHOW_PROCESSLIST = "show_processlist"
+    SHOW_DIGEST = "show_digest"  # SHOW QUERY_DIGEST, answered by the proxy
     KILL = "kill"
     ACCOUNT = "account"  # answered by the proxy's account grammar
     SESSION = "session"  # relay (after checking requirements); may change the lexer mode
@@ -1890,6 +1892,10 @@ def _show_values(tokens: Sequence[Token]) -> Statement:
             if len(rest) != 2 or kws[2] != "LIKE" or rest[1].kind is not TokenKind.STRING:
                 raise _parse_error()
         return Statement(Kind.SHOW_DATABASES, "")
+    if kws[1] == "QUERY_DIGEST":
+        if len(kws) != 2:
+            raise _parse_error()
+        return Statement(Kind.SHOW_DIGEST, "")
     full = kws[1] == "FULL"
     if kws[1 + full :] != ["PROCESSLIST"]:
         raise _parse_error()
@@ -1920,7 +1926,10 @@ def _opener(imgs: Sequence[str]) -> str:
     if k0 == "SHOW":
         if k1 == "GRANTS":
             return "account"
-        if k1 in ("DATABASES", "SCHEMAS", "PROCESSLIST") or (k1, k2) == ("FULL", "PROCESSLIST"):
+        if k1 in ("DATABASES", "SCHEMAS", "PROCESSLIST", "QUERY_DIGEST") or (k1, k2) == (
+            "FULL",
+            "PROCESSLIST",
+        ):
             return "show"
         return "shape"
     if k0 in ("CREATE", "DROP", "ALTER", "RENAME"):
@@ -2107,20 +2116,35 @@ def _remember(cache: OrderedDict[Any, Statement], key: Any, st: Statement) -> No
         cache.popitem(last=False)
 
 
-def cached_shape(sql: str, current_db: str | None) -> Statement | None:
-    """The cached analysis of ``sql`` if its fast key is cached (any lexer mode), else None.
+def cached_shape(sql: str, current_db: str | None) -> tuple[str, Statement] | None:
+    """``(digest text, cached analysis)`` of ``sql`` if its fast key is cached, else None.
 
-    The hot path's shortcut into :func:`analyze`: the statement returned is the cache entry
-    itself, whose ``text`` is empty; everything else is what ``analyze`` would return for the
-    single statement of ``sql`` (whose text is ``sql`` without surrounding whitespace).
+    The hot path's shortcut into :func:`analyze` (valid in any lexer mode): the statement
+    returned is the cache entry itself, whose ``text`` is empty; everything else is what
+    ``analyze`` would return for the single statement of ``sql`` (whose text is ``sql``
+    without surrounding whitespace). The digest text is the fast key.
     """
     fast = _fast_key(sql)
     if fast is None:
         return None
     hit = _FAST.get((fast, current_db))
-    if hit is not None:
-        _stats["fast_hits"] += 1
-    return hit
+    if hit is None:
+        return None
+    _stats["fast_hits"] += 1
+    return fast, hit
+
+
+def digest_text(sql: str, mode: LexMode = DEFAULT_MODE) -> str:
+    """The statement with its literals replaced by ``?`` / ``'?'``: how the query digest
+    groups statements (the fast key where there is one, else the lexer's shape key)."""
+    fast = _fast_key(sql)
+    if fast is not None:
+        return fast.strip(" \t\r\n")
+    try:
+        raw = shapes(sql, mode)
+    except LexError:
+        return sql.strip()
+    return ";".join(key for key, _text, _end in raw)
 
 
 def analyze(sql: str, current_db: str | None, mode: LexMode = DEFAULT_MODE) -> list[Statement]:

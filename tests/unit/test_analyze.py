@@ -22,6 +22,7 @@ from proxy.sql.analyze import (
     cache_clear,
     cache_info,
     cached_shape,
+    digest_text,
 )
 from proxy.sql.lexer import LexMode, lex
 
@@ -432,9 +433,11 @@ def test_cached_analysis_equals_uncached(
         assert cached == uncached, sql
         if shortcut is not None:
             # The entry carries the first text's 1064 message; errno and all else must agree.
+            digest, entry = shortcut
             [full] = uncached
-            assert replace(shortcut, text=full.text, error=full.error) == full, sql
-            assert _decision([shortcut]) == _decision(uncached), sql
+            assert replace(entry, text=full.text, error=full.error) == full, sql
+            assert _decision([entry]) == _decision(uncached), sql
+            assert digest == digest_text(sql, mode), sql
 
 
 @settings(max_examples=300, deadline=None)

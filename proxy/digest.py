@@ -1,0 +1,119 @@
+"""The query digest: per statement shape, how often it ran, how long it took, rows it sent.
+
+Like ProxySQL's ``stats_mysql_query_digest``: the proxy records every statement it relays
+under its database and its *digest text* (the statement with literals replaced by ``?``, as
+the classifier's cache keys it), and a database's administrator reads its own database's rows
+with ``SHOW QUERY_DIGEST``. Kept in memory per proxy process, bounded: once ``max_entries``
+shapes are known, new shapes of a database are counted under ``(other shapes)``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+OTHER_SHAPES = "(other shapes)"
+MAX_DIGEST_TEXT = 1024
+
+
+@dataclass(slots=True)
+class DigestEntry:
+    count: int
+    total: float
+    min: float
+    max: float
+    rows: int
+    first_seen: float
+    last_seen: float
+
+
+class QueryDigest:
+    def __init__(self, max_entries: int = 5000) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[tuple[str | None, str], DigestEntry] = {}
+
+    def record(self, database: str | None, text: str, seconds: float, rows: int) -> None:
+        """One statement finished (the hot path: a dict lookup and a few adds)."""
+        key = (database, text)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._new(key)
+        entry.count += 1
+        entry.total += seconds
+        if seconds < entry.min:
+            entry.min = seconds
+        if seconds > entry.max:
+            entry.max = seconds
+        entry.rows += rows
+        entry.last_seen = time.time()
+
+    def _new(self, key: tuple[str | None, str]) -> DigestEntry:
+        database, text = key
+        if len(self._entries) >= self.max_entries:
+            key = (database, OTHER_SHAPES)
+            entry = self._entries.get(key)
+            if entry is not None:
+                return entry
+        elif len(text) > MAX_DIGEST_TEXT:
+            key = (database, text[:MAX_DIGEST_TEXT] + "...")
+            entry = self._entries.get(key)
+            if entry is not None:
+                return entry
+        now = time.time()
+        entry = DigestEntry(0, 0.0, float("inf"), 0.0, 0, now, now)
+        self._entries[key] = entry
+        return entry
+
+    def rows_for(self, database: str) -> list[tuple[str, DigestEntry]]:
+        """The database's shapes, most total time first."""
+        wanted = database.lower()
+        found = [
+            (text, entry)
+            for (db, text), entry in self._entries.items()
+            if db is not None and db.lower() == wanted
+        ]
+        found.sort(key=lambda item: item[1].total, reverse=True)
+        return found
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+DIGEST_COLUMNS = (
+    "schema_name",
+    "digest_text",
+    "count_star",
+    "sum_time_us",
+    "min_time_us",
+    "max_time_us",
+    "avg_time_us",
+    "sum_rows_sent",
+    "first_seen",
+    "last_seen",
+)
+
+
+def digest_table(database: str, digest: QueryDigest) -> list[list[str | None]]:
+    """The rows of SHOW QUERY_DIGEST for ``database``, as text."""
+
+    def micros(seconds: float) -> str:
+        return str(round(seconds * 1_000_000))
+
+    def stamp(at: float) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+
+    return [
+        [
+            database,
+            text,
+            str(entry.count),
+            micros(entry.total),
+            micros(entry.min),
+            micros(entry.max),
+            micros(entry.total / entry.count),
+            str(entry.rows),
+            stamp(entry.first_seen),
+            stamp(entry.last_seen),
+        ]
+        for text, entry in digest.rows_for(database)
+    ]
