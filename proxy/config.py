@@ -78,12 +78,34 @@ class AdminConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """``[metrics]``: Prometheus ``GET /metrics`` on the admin HTTP listener (``[admin]`` host,
+    port and TLS). With ``[admin] enabled = false`` that listener then serves /metrics only."""
+
+    enabled: bool = False
+    # Require ``Authorization: Bearer <token>``, the token read from this environment variable
+    # (unset: no authentication; fine while the listener binds 127.0.0.1).
+    token_env: str | None = None
+
+    def token(self) -> str | None:
+        if not self.token_env:
+            return None
+        value = os.environ.get(self.token_env)
+        if not value:
+            raise ConfigError(
+                f"metrics.token_env: environment variable {self.token_env} is not set"
+            )
+        return value
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig
     catalog: CatalogConfig
     shards: tuple[ShardConfig, ...]
     base_dir: Path
     admin: AdminConfig = field(default_factory=AdminConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def shard(self, name: str) -> ShardConfig:
         for shard in self.shards:
@@ -110,7 +132,7 @@ class Config:
         return path.read_text().strip().encode()
 
 
-_TOP_LEVEL = {"server", "catalog", "shards", "admin"}
+_TOP_LEVEL = {"server", "catalog", "shards", "admin", "metrics"}
 
 
 def _check_keys(section: str, data: dict[str, Any], allowed: set[str]) -> None:
@@ -252,6 +274,17 @@ def _admin(data: dict[str, Any], base_dir: Path) -> AdminConfig:
     return admin
 
 
+def _metrics(data: Any) -> MetricsConfig:
+    if not isinstance(data, dict):
+        raise ConfigError("metrics: expected a table")
+    _check_keys("metrics", data, {"enabled", "token_env"})
+    enabled = _typed("metrics", "enabled", data.get("enabled", False), bool)
+    token_env = data.get("token_env")
+    if token_env is not None and not _typed("metrics", "token_env", token_env, str):
+        raise ConfigError("metrics.token_env: must not be empty")
+    return MetricsConfig(enabled=enabled, token_env=token_env)
+
+
 def parse_config(data: dict[str, Any], base_dir: Path) -> Config:
     _check_keys("", data, _TOP_LEVEL)
     server_data = data.get("server", {})
@@ -277,6 +310,7 @@ def parse_config(data: dict[str, Any], base_dir: Path) -> Config:
         shards=shards,
         base_dir=base_dir,
         admin=_admin(admin_data, base_dir),
+        metrics=_metrics(data.get("metrics", {})),
     )
 
 

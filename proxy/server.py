@@ -17,6 +17,7 @@ from auth.passwords import generate_rsa_keypair
 from auth.policy import profile_by_name
 from proxy.authn import Sha2Cache
 from proxy.config import Config
+from proxy.metrics import Metrics
 from proxy.wire.packets import ProtocolError, parse_handshake_v10
 from proxy.wire.stream import ConnectionLost, PacketStream, PacketTooLarge
 
@@ -52,6 +53,8 @@ class ServerContext:
         self._ids = itertools.count(1)
         self.draining = False
         self.server_version = config.server.server_version or FALLBACK_SERVER_VERSION
+        # Prometheus metrics (proxy/metrics.py lists the calls sessions make).
+        self.metrics = Metrics(catalog_version=lambda: self.catalog.snapshot().version)
 
     def next_connection_id(self) -> int:
         return next(self._ids)
@@ -110,11 +113,19 @@ class ProxyServer:
         server = self.ctx.config.server
         self.ctx.server_version = server.server_version or await _backend_version(self.ctx.config)
         # --- admin HTTP server hook: [admin] enabled = true (see proxy/admin/server.py) ---
-        if self.ctx.config.admin.enabled:
+        # [metrics] enabled = true also serves GET /metrics there (alone if [admin] is off).
+        config = self.ctx.config
+        if config.admin.enabled or config.metrics.enabled:
             from proxy.admin.server import AdminServer
 
             self.admin = AdminServer(
-                self.ctx.config.admin, self.ctx.accounts, self.ctx.catalog, self.ctx.secret
+                config.admin,
+                self.ctx.accounts,
+                self.ctx.catalog,
+                self.ctx.secret,
+                dashboard=config.admin.enabled,
+                metrics=self.ctx.metrics if config.metrics.enabled else None,
+                metrics_token=config.metrics.token(),
             )
             await self.admin.start()
         # --- end of admin hook ---
@@ -137,9 +148,11 @@ class ProxyServer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self.ctx.metrics.connection_opened()
         try:
             await session.run()
         finally:
+            self.ctx.metrics.connection_closed()
             self._tasks.discard(task)
 
     async def _poll_catalog(self) -> None:
@@ -149,6 +162,7 @@ class ProxyServer:
             try:
                 await asyncio.to_thread(self.ctx.catalog.refresh)
             except Exception:  # keep serving on the last good snapshot
+                self.ctx.metrics.catalog_refresh_failures.inc()
                 log.exception("catalog refresh failed")
 
     async def serve_until_stopped(self) -> None:
