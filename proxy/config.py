@@ -77,6 +77,19 @@ class AdminConfig:
     login_window: float = 300.0
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """``[log]``: how ``shardgate serve`` logs (``proxy.logs``); reloaded on SIGHUP."""
+
+    format: Literal["text", "json"] = "text"
+    level: str = "INFO"
+    # Append to this file (reopened when rotated away); unset: standard error.
+    file: Path | None = None
+
+
 @dataclass(frozen=True)
 class MetricsConfig:
     """``[metrics]``: Prometheus ``GET /metrics`` on the admin HTTP listener (``[admin]`` host,
@@ -106,6 +119,7 @@ class Config:
     base_dir: Path
     admin: AdminConfig = field(default_factory=AdminConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     def shard(self, name: str) -> ShardConfig:
         for shard in self.shards:
@@ -132,7 +146,7 @@ class Config:
         return path.read_text().strip().encode()
 
 
-_TOP_LEVEL = {"server", "catalog", "shards", "admin", "metrics"}
+_TOP_LEVEL = {"server", "catalog", "shards", "admin", "metrics", "log"}
 
 
 def _check_keys(section: str, data: dict[str, Any], allowed: set[str]) -> None:
@@ -285,6 +299,21 @@ def _metrics(data: Any) -> MetricsConfig:
     return MetricsConfig(enabled=enabled, token_env=token_env)
 
 
+def _log(data: Any, base_dir: Path) -> LogConfig:
+    if not isinstance(data, dict):
+        raise ConfigError("log: expected a table")
+    _check_keys("log", data, {"format", "level", "file"})
+    log_format = data.get("format", "text")
+    if log_format not in ("text", "json"):
+        raise ConfigError("log.format: must be text or json")
+    level = _typed("log", "level", data.get("level", "INFO"), str).upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"log.level: must be one of {', '.join(LOG_LEVELS)}")
+    file = data.get("file")
+    path = _resolve(base_dir, _typed("log", "file", file, str)) if file is not None else None
+    return LogConfig(format=log_format, level=level, file=path)
+
+
 def parse_config(data: dict[str, Any], base_dir: Path) -> Config:
     _check_keys("", data, _TOP_LEVEL)
     server_data = data.get("server", {})
@@ -311,6 +340,7 @@ def parse_config(data: dict[str, Any], base_dir: Path) -> Config:
         base_dir=base_dir,
         admin=_admin(admin_data, base_dir),
         metrics=_metrics(data.get("metrics", {})),
+        log=_log(data.get("log", {}), base_dir),
     )
 
 

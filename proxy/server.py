@@ -17,6 +17,7 @@ from auth.passwords import generate_rsa_keypair
 from auth.policy import profile_by_name
 from proxy.authn import Sha2Cache
 from proxy.config import Config
+from proxy.logs import bind_connection
 from proxy.metrics import Metrics
 from proxy.wire.packets import ProtocolError, parse_handshake_v10
 from proxy.wire.stream import ConnectionLost, PacketStream, PacketTooLarge
@@ -144,7 +145,10 @@ class ProxyServer:
 
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        session = Session(self.ctx, reader, writer, self.ctx.next_connection_id())
+        connection_id = self.ctx.next_connection_id()
+        peer = writer.get_extra_info("peername")
+        bind_connection(connection_id, str(peer[0]) if peer else "?")  # log context (proxy/logs)
+        session = Session(self.ctx, reader, writer, connection_id)
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
