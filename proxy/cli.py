@@ -72,7 +72,7 @@ def serve(state: CliState) -> None:
         configure_logging(config.log, state.log_level)
     except OSError as exc:  # the log file's directory cannot be written
         raise click.ClickException(f"log.file: {exc.strerror}: {config.log.file}") from None
-    run_server(config)
+    run_server(config, state.config_path, state.log_level)
 
 
 @main.group()
