@@ -229,15 +229,18 @@ def _catalog(data: dict[str, Any], base_dir: Path) -> CatalogConfig:
     return CatalogConfig(url=url, secret_env=secret_env, secret_file=secret_file)
 
 
-def _shard(index: int, data: Any) -> ShardConfig:
+def _shard(index: int, data: Any, base_dir: Path) -> ShardConfig:
     section = f"shards[{index}]"
     if not isinstance(data, dict):
         raise ConfigError(f"{section}: expected a table")
-    _check_keys(section, data, {"name", "host", "port", "user", "password", "password_env"})
+    _check_keys(
+        section, data, {"name", "host", "port", "user", "password", "password_env", "password_file"}
+    )
     for required in ("name", "host", "port", "user"):
         if required not in data:
             raise ConfigError(f"{section}.{required}: missing")
-    if "password" in data and "password_env" in data:
+    sources = [key for key in ("password", "password_env", "password_file") if key in data]
+    if len(sources) > 1:
         raise ConfigError(f"{section}: give password or password_env, not both")
     password = ""
     if "password" in data:
@@ -247,6 +250,13 @@ def _shard(index: int, data: Any) -> ShardConfig:
         if env not in os.environ:
             raise ConfigError(f"{section}.password_env: environment variable {env} is not set")
         password = os.environ[env]
+    elif "password_file" in data:
+        # A file holding the password (a Docker/Kubernetes secret); one trailing newline ignored.
+        path = _resolve(base_dir, _typed(section, "password_file", data["password_file"], str))
+        try:
+            password = path.read_text().removesuffix("\n")
+        except OSError as exc:
+            raise ConfigError(f"{section}.password_file: {exc.strerror}: {path}") from None
     port = _typed(section, "port", data["port"], int)
     if not 0 < port <= 65535:
         raise ConfigError(f"{section}.port: {port} is not a TCP port")
@@ -328,7 +338,7 @@ def parse_config(data: dict[str, Any], base_dir: Path) -> Config:
         raise ConfigError("catalog: expected a table")
     if not isinstance(shards_data, list):
         raise ConfigError("shards: expected an array of tables ([[shards]])")
-    shards = tuple(_shard(i, s) for i, s in enumerate(shards_data))
+    shards = tuple(_shard(i, s, base_dir) for i, s in enumerate(shards_data))
     names = [s.name for s in shards]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

@@ -36,3 +36,16 @@ def test_bad_ops_configs_are_refused_with_the_key(data: dict[str, object], messa
     with pytest.raises(ConfigError) as info:
         parse_config(data, BASE)
     assert message in str(info.value)
+
+
+def test_shard_password_file(tmp_path: Path) -> None:
+    secret = tmp_path / "s0_password"
+    secret.write_text("Sh@rd pw\n")
+    shard = {"name": "s0", "host": "db", "port": 3306, "user": "root"}
+    config = parse_config({"shards": [{**shard, "password_file": "s0_password"}]}, tmp_path)
+    assert config.shards[0].password == "Sh@rd pw"
+    assert "Sh@rd" not in repr(config)
+    with pytest.raises(ConfigError, match=r"shards\[0\].password_file: No such file"):
+        parse_config({"shards": [{**shard, "password_file": "missing"}]}, tmp_path)
+    with pytest.raises(ConfigError, match="not both"):
+        parse_config({"shards": [{**shard, "password_file": "x", "password": "y"}]}, tmp_path)
