@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +15,8 @@ from auth.catalog import Catalog, CatalogError
 from auth.errors import SqlError
 from auth.policy import profile_by_name
 from proxy.admin.users import UserAdmin, UserAdminError, display_name, reset_builtin_password
-from proxy.config import Config, ConfigError, load_config
+from proxy.config import LOG_LEVELS, Config, ConfigError, LogConfig, load_config
+from proxy.logs import configure_logging
 from proxy.provision import ProvisionError, create_database
 
 
@@ -24,6 +24,7 @@ class CliState:
     def __init__(self, config_path: Path | None) -> None:
         self.config_path = config_path
         self._config: Config | None = None
+        self.log_level: str | None = None  # --log-level, overriding [log] level
 
     @property
     def config(self) -> Config:
@@ -47,16 +48,17 @@ class CliState:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The shardgate TOML configuration file.",
 )
-@click.option("--log-level", default="INFO", show_default=True, help="Logging level.")
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    help="Logging level (default: [log] level for serve, else INFO).",
+)
 @click.pass_context
-def main(ctx: click.Context, config_path: Path | None, log_level: str) -> None:
+def main(ctx: click.Context, config_path: Path | None, log_level: str | None) -> None:
     """shardgate: an account-enforcing MySQL proxy."""
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(LogConfig(), log_level)
     ctx.obj = CliState(config_path)
+    ctx.obj.log_level = log_level
 
 
 @main.command()
@@ -66,7 +68,11 @@ def serve(state: CliState) -> None:
     from proxy.server import run_server
 
     config = state.config
-    run_server(config)
+    try:
+        configure_logging(config.log, state.log_level)
+    except OSError as exc:  # the log file's directory cannot be written
+        raise click.ClickException(f"log.file: {exc.strerror}: {config.log.file}") from None
+    run_server(config, state.config_path, state.log_level)
 
 
 @main.group()

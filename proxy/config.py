@@ -77,6 +77,40 @@ class AdminConfig:
     login_window: float = 300.0
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """``[log]``: how ``shardgate serve`` logs (``proxy.logs``); reloaded on SIGHUP."""
+
+    format: Literal["text", "json"] = "text"
+    level: str = "INFO"
+    # Append to this file (reopened when rotated away); unset: standard error.
+    file: Path | None = None
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """``[metrics]``: Prometheus ``GET /metrics`` on the admin HTTP listener (``[admin]`` host,
+    port and TLS). With ``[admin] enabled = false`` that listener then serves /metrics only."""
+
+    enabled: bool = False
+    # Require ``Authorization: Bearer <token>``, the token read from this environment variable
+    # (unset: no authentication; fine while the listener binds 127.0.0.1).
+    token_env: str | None = None
+
+    def token(self) -> str | None:
+        if not self.token_env:
+            return None
+        value = os.environ.get(self.token_env)
+        if not value:
+            raise ConfigError(
+                f"metrics.token_env: environment variable {self.token_env} is not set"
+            )
+        return value
+
+
 @dataclass(frozen=True)
 class Config:
     server: ServerConfig
@@ -84,6 +118,8 @@ class Config:
     shards: tuple[ShardConfig, ...]
     base_dir: Path
     admin: AdminConfig = field(default_factory=AdminConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     def shard(self, name: str) -> ShardConfig:
         for shard in self.shards:
@@ -110,7 +146,7 @@ class Config:
         return path.read_text().strip().encode()
 
 
-_TOP_LEVEL = {"server", "catalog", "shards", "admin"}
+_TOP_LEVEL = {"server", "catalog", "shards", "admin", "metrics", "log"}
 
 
 def _check_keys(section: str, data: dict[str, Any], allowed: set[str]) -> None:
@@ -193,15 +229,18 @@ def _catalog(data: dict[str, Any], base_dir: Path) -> CatalogConfig:
     return CatalogConfig(url=url, secret_env=secret_env, secret_file=secret_file)
 
 
-def _shard(index: int, data: Any) -> ShardConfig:
+def _shard(index: int, data: Any, base_dir: Path) -> ShardConfig:
     section = f"shards[{index}]"
     if not isinstance(data, dict):
         raise ConfigError(f"{section}: expected a table")
-    _check_keys(section, data, {"name", "host", "port", "user", "password", "password_env"})
+    _check_keys(
+        section, data, {"name", "host", "port", "user", "password", "password_env", "password_file"}
+    )
     for required in ("name", "host", "port", "user"):
         if required not in data:
             raise ConfigError(f"{section}.{required}: missing")
-    if "password" in data and "password_env" in data:
+    sources = [key for key in ("password", "password_env", "password_file") if key in data]
+    if len(sources) > 1:
         raise ConfigError(f"{section}: give password or password_env, not both")
     password = ""
     if "password" in data:
@@ -211,6 +250,13 @@ def _shard(index: int, data: Any) -> ShardConfig:
         if env not in os.environ:
             raise ConfigError(f"{section}.password_env: environment variable {env} is not set")
         password = os.environ[env]
+    elif "password_file" in data:
+        # A file holding the password (a Docker/Kubernetes secret); one trailing newline ignored.
+        path = _resolve(base_dir, _typed(section, "password_file", data["password_file"], str))
+        try:
+            password = path.read_text().removesuffix("\n")
+        except OSError as exc:
+            raise ConfigError(f"{section}.password_file: {exc.strerror}: {path}") from None
     port = _typed(section, "port", data["port"], int)
     if not 0 < port <= 65535:
         raise ConfigError(f"{section}.port: {port} is not a TCP port")
@@ -252,6 +298,32 @@ def _admin(data: dict[str, Any], base_dir: Path) -> AdminConfig:
     return admin
 
 
+def _metrics(data: Any) -> MetricsConfig:
+    if not isinstance(data, dict):
+        raise ConfigError("metrics: expected a table")
+    _check_keys("metrics", data, {"enabled", "token_env"})
+    enabled = _typed("metrics", "enabled", data.get("enabled", False), bool)
+    token_env = data.get("token_env")
+    if token_env is not None and not _typed("metrics", "token_env", token_env, str):
+        raise ConfigError("metrics.token_env: must not be empty")
+    return MetricsConfig(enabled=enabled, token_env=token_env)
+
+
+def _log(data: Any, base_dir: Path) -> LogConfig:
+    if not isinstance(data, dict):
+        raise ConfigError("log: expected a table")
+    _check_keys("log", data, {"format", "level", "file"})
+    log_format = data.get("format", "text")
+    if log_format not in ("text", "json"):
+        raise ConfigError("log.format: must be text or json")
+    level = _typed("log", "level", data.get("level", "INFO"), str).upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"log.level: must be one of {', '.join(LOG_LEVELS)}")
+    file = data.get("file")
+    path = _resolve(base_dir, _typed("log", "file", file, str)) if file is not None else None
+    return LogConfig(format=log_format, level=level, file=path)
+
+
 def parse_config(data: dict[str, Any], base_dir: Path) -> Config:
     _check_keys("", data, _TOP_LEVEL)
     server_data = data.get("server", {})
@@ -266,7 +338,7 @@ def parse_config(data: dict[str, Any], base_dir: Path) -> Config:
         raise ConfigError("catalog: expected a table")
     if not isinstance(shards_data, list):
         raise ConfigError("shards: expected an array of tables ([[shards]])")
-    shards = tuple(_shard(i, s) for i, s in enumerate(shards_data))
+    shards = tuple(_shard(i, s, base_dir) for i, s in enumerate(shards_data))
     names = [s.name for s in shards]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -277,6 +349,8 @@ def parse_config(data: dict[str, Any], base_dir: Path) -> Config:
         shards=shards,
         base_dir=base_dir,
         admin=_admin(admin_data, base_dir),
+        metrics=_metrics(data.get("metrics", {})),
+        log=_log(data.get("log", {}), base_dir),
     )
 
 

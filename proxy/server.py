@@ -8,7 +8,9 @@ import itertools
 import logging
 import signal
 import ssl
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from auth.accounts import AccountManager
@@ -16,13 +18,16 @@ from auth.catalog import Catalog, CatalogSnapshot
 from auth.passwords import generate_rsa_keypair
 from auth.policy import profile_by_name
 from proxy.authn import Sha2Cache
-from proxy.config import Config
+from proxy.config import Config, ConfigError, load_config
 from proxy.digest import QueryDigest
+from proxy.logs import bind_connection, configure_logging
+from proxy.metrics import Metrics
 from proxy.wire.packets import ProtocolError, parse_handshake_v10
 from proxy.wire.stream import ClientConnection, ConnectionLost, PacketConnection, PacketTooLarge
 
-if TYPE_CHECKING:  # admin HTTP server hook
-    from proxy.admin.server import AdminServer
+if TYPE_CHECKING:
+    from proxy.admin.server import AdminServer  # admin HTTP server hook
+    from proxy.session import Session
 
 log = logging.getLogger("shardgate.server")
 
@@ -54,6 +59,8 @@ class ServerContext:
         self._ids = itertools.count(1)
         self.draining = False
         self.server_version = config.server.server_version or FALLBACK_SERVER_VERSION
+        # Prometheus metrics (proxy/metrics.py lists the calls sessions make).
+        self.metrics = Metrics(catalog_version=lambda: self.catalog.snapshot().version)
 
     def next_connection_id(self) -> int:
         return next(self._ids)
@@ -96,8 +103,24 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
 
 
 class ProxyServer:
-    def __init__(self, config: Config, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        config: Config,
+        catalog: Catalog,
+        config_path: Path | None = None,
+        *,
+        manage_logging: bool = False,
+        log_level_override: str | None = None,
+    ) -> None:
+        """``config_path``: the file SIGHUP re-reads (``reload()``); ``manage_logging``: this
+        process's logging follows ``[log]`` on reload (``shardgate serve``), with
+        ``log_level_override`` (``--log-level``) winning over ``[log] level``."""
         self.ctx = ServerContext(config, catalog)
+        self.config_path = config_path
+        self.manage_logging = manage_logging
+        self.log_level_override = log_level_override
+        self._reload_lock = asyncio.Lock()
+        self._reloads: set[asyncio.Task[bool]] = set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -113,11 +136,19 @@ class ProxyServer:
         server = self.ctx.config.server
         self.ctx.server_version = server.server_version or await _backend_version(self.ctx.config)
         # --- admin HTTP server hook: [admin] enabled = true (see proxy/admin/server.py) ---
-        if self.ctx.config.admin.enabled:
+        # [metrics] enabled = true also serves GET /metrics there (alone if [admin] is off).
+        config = self.ctx.config
+        if config.admin.enabled or config.metrics.enabled:
             from proxy.admin.server import AdminServer
 
             self.admin = AdminServer(
-                self.ctx.config.admin, self.ctx.accounts, self.ctx.catalog, self.ctx.secret
+                config.admin,
+                self.ctx.accounts,
+                self.ctx.catalog,
+                self.ctx.secret,
+                dashboard=config.admin.enabled,
+                metrics=self.ctx.metrics if config.metrics.enabled else None,
+                metrics_token=config.metrics.token(),
             )
             await self.admin.start()
         # --- end of admin hook ---
@@ -134,9 +165,18 @@ class ProxyServer:
 
         # TCP_NODELAY is on already: asyncio and uvloop set it on every TCP transport.
         session = Session(self.ctx, client, self.ctx.next_connection_id())
-        task = asyncio.get_running_loop().create_task(session.run())
+        task = asyncio.get_running_loop().create_task(self._serve(session))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, session: Session) -> None:
+        # The task's own context: log records of this session carry its id and address.
+        bind_connection(session.connection_id, session.client_ip)
+        self.ctx.metrics.connection_opened()
+        try:
+            await session.run()
+        finally:
+            self.ctx.metrics.connection_closed()
 
     async def _poll_catalog(self) -> None:
         """Changes made by another process (the CLI, another node) reach open sessions."""
@@ -145,6 +185,7 @@ class ProxyServer:
             try:
                 await asyncio.to_thread(self.ctx.catalog.refresh)
             except Exception:  # keep serving on the last good snapshot
+                self.ctx.metrics.catalog_refresh_failures.inc()
                 log.exception("catalog refresh failed")
 
     async def serve_until_stopped(self) -> None:
@@ -152,11 +193,90 @@ class ProxyServer:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._stopping.set)
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # SIGHUP: reload()
+            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         await self._stopping.wait()
         await self.stop()
 
     def request_stop(self) -> None:
         self._stopping.set()
+
+    # --- SIGHUP: configuration reload ---------------------------------------------------------
+
+    def _on_sighup(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def reload(self) -> bool:
+        """Re-read the configuration file and apply what can change while serving.
+
+        Live: shards added, a shard's host/port/user/password (new backend connections use
+        them), the client TLS certificate and key (re-read even at the same paths; new
+        handshakes use them, open sessions keep theirs), ``require_tls``, ``auth_plugin``,
+        timeouts and packet limits, ``[log]``, ``[metrics] token_env``. Refused as a whole
+        (logged as an error; the running configuration stays): an invalid file, and any
+        change to the listen address, ``policy``, ``server_version``, ``[catalog]``,
+        ``[admin]``, ``[metrics] enabled``, or a shard's removal or renaming -- these need a
+        restart. Returns whether the new configuration was applied.
+        """
+        async with self._reload_lock:
+            try:
+                applied = await self._reload()
+            except Exception:  # never let a reload take the proxy down
+                log.exception("configuration reload failed; keeping the running configuration")
+                applied = False
+            metrics = self.ctx.metrics
+            if applied:
+                metrics.config_reloads_ok.inc()
+                metrics.config_reload_time.set(time.time())
+            else:
+                metrics.config_reloads_failed.inc()
+            return applied
+
+    async def _reload(self) -> bool:
+        if self.config_path is None:
+            log.error("SIGHUP: this proxy was started without a configuration file to re-read")
+            return False
+        old = self.ctx.config
+        try:
+            new = await asyncio.to_thread(load_config, self.config_path)
+        except ConfigError as exc:
+            log.error("configuration reload refused: %s; keeping the running configuration", exc)
+            return False
+        fixed = _fixed_changes(old, new)
+        if fixed:
+            log.error(
+                "configuration reload refused: %s cannot change while serving (restart to "
+                "apply); keeping the running configuration",
+                ", ".join(fixed),
+            )
+            return False
+        try:
+            ssl_context = await asyncio.to_thread(_ssl_context, new)
+            token = new.metrics.token()
+        except (OSError, ssl.SSLError, ConfigError) as exc:
+            log.error("configuration reload refused: %s; keeping the running configuration", exc)
+            return False
+        if self.manage_logging and new.log != old.log:
+            try:
+                configure_logging(new.log, self.log_level_override)
+            except (OSError, ValueError) as exc:
+                log.error(
+                    "configuration reload refused: log: %s; keeping the running configuration",
+                    exc,
+                )
+                return False
+        # One assignment each, with no await in between: a handshake sees the old pair or
+        # the new pair. Sessions already open keep their TLS state and backend connections.
+        self.ctx.config = new
+        self.ctx.ssl_context = ssl_context
+        if self.admin is not None:
+            self.admin.endpoint.set_token(token)
+        log.info(
+            "configuration reloaded from %s: %s", self.config_path, _describe_changes(old, new)
+        )
+        return True
 
     async def stop(self) -> None:
         """Drain: stop accepting, let sessions finish (bounded), then close the rest."""
@@ -185,12 +305,74 @@ class ProxyServer:
         log.info("shardgate stopped")
 
 
-def run_server(config: Config) -> None:
-    """Run the proxy in the foreground until SIGTERM/SIGINT; used by ``shardgate serve``."""
+# What cannot change while serving: (section, key) pairs compared between old and new.
+_FIXED_SERVER_KEYS = ("host", "port", "policy", "server_version")
+
+
+def _fixed_changes(old: Config, new: Config) -> list[str]:
+    changed = [
+        f"server.{key}"
+        for key in _FIXED_SERVER_KEYS
+        if getattr(old.server, key) != getattr(new.server, key)
+    ]
+    if old.catalog != new.catalog:
+        changed.append("[catalog]")
+    if old.admin != new.admin:
+        changed.append("[admin]")
+    if old.metrics.enabled != new.metrics.enabled:
+        changed.append("metrics.enabled")
+    kept = {shard.name for shard in new.shards}
+    changed += [f"shard {s.name!r} removed" for s in old.shards if s.name not in kept]
+    return changed
+
+
+def _describe_changes(old: Config, new: Config) -> str:
+    before = {shard.name: shard for shard in old.shards}
+    notes = [f"shard {s.name!r} added" for s in new.shards if s.name not in before]
+    notes += [
+        f"shard {s.name!r} changed" for s in new.shards if s.name in before and before[s.name] != s
+    ]
+    if new.server.tls_cert is not None:
+        notes.append("TLS certificate loaded")
+    elif old.server.tls_cert is not None:
+        notes.append("TLS turned off")
+    other = [
+        f"server.{key}"
+        for key in (
+            "auth_plugin",
+            "require_tls",
+            "handshake_timeout",
+            "max_handshake_packet",
+            "max_packet",
+            "backend_connect_timeout",
+            "drain_timeout",
+        )
+        if getattr(old.server, key) != getattr(new.server, key)
+    ]
+    if old.log != new.log:
+        other.append("[log]")
+    if old.metrics != new.metrics:
+        other.append("metrics.token_env")
+    if other:
+        notes.append("changed " + ", ".join(other))
+    return "; ".join(notes) or "no changes"
+
+
+def run_server(
+    config: Config, config_path: Path | None = None, log_level_override: str | None = None
+) -> None:
+    """Run the proxy in the foreground until SIGTERM/SIGINT; used by ``shardgate serve``.
+    SIGHUP re-reads ``config_path`` (``ProxyServer.reload``)."""
     catalog = Catalog.open(config.catalog.url, config.base_dir)
 
     async def main() -> None:
-        server = ProxyServer(config, catalog)
+        server = ProxyServer(
+            config,
+            catalog,
+            config_path,
+            manage_logging=True,
+            log_level_override=log_level_override,
+        )
         await server.start()
         await server.serve_until_stopped()
 

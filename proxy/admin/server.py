@@ -5,6 +5,10 @@ binds its own socket first (so a busy port fails the proxy's start at once, and 
 known even for port 0), never installs signal handlers (the proxy owns SIGTERM / SIGINT), never
 reconfigures logging, ignores ``X-Forwarded-*`` headers (client addresses feed the sign-in rate
 limit) and writes no uvicorn access log (``proxy.admin.app`` logs method, path and status).
+
+The same listener serves Prometheus ``GET /metrics`` (``proxy.admin.metrics``) when
+``[metrics] enabled = true``; with ``dashboard=False`` (``[admin] enabled = false``) it serves
+/metrics only.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ import uvicorn
 from auth.accounts import AccountManager
 from auth.catalog import Catalog
 from proxy.admin.app import AdminApp, create_app
+from proxy.admin.metrics import MetricsEndpoint
 from proxy.config import AdminConfig, ConfigError
+from proxy.metrics import Metrics
 
 __all__ = ["AdminServer", "session_secret"]
 
@@ -78,10 +84,21 @@ class AdminServer:
         accounts: AccountManager,
         catalog: Catalog,
         catalog_secret: bytes,
+        *,
+        dashboard: bool = True,
+        metrics: Metrics | None = None,
+        metrics_token: str | None = None,
     ) -> None:
+        """``dashboard``: serve the dashboard and its API; ``metrics``: serve /metrics (with
+        ``metrics_token``: only to ``Authorization: Bearer <token>``)."""
         self.config = config
-        self.app: AdminApp = create_app(
-            accounts, catalog, config, session_secret(config, catalog_secret)
+        self.app: AdminApp | None = (
+            create_app(accounts, catalog, config, session_secret(config, catalog_secret))
+            if dashboard
+            else None
+        )
+        self.endpoint = MetricsEndpoint(
+            self.app.app if self.app is not None else None, metrics, metrics_token
         )
         self._server: _EmbeddedUvicorn | None = None
         self._task: asyncio.Task[None] | None = None
@@ -101,7 +118,7 @@ class AdminServer:
         sock = _listen(self.config.host, self.config.port)
         self._port = int(sock.getsockname()[1])
         uv_config = uvicorn.Config(
-            self.app.app,
+            self.endpoint,
             log_config=None,
             access_log=False,
             proxy_headers=False,
@@ -126,7 +143,15 @@ class AdminServer:
                 raise RuntimeError(f"the admin server did not start on port {self._port}")
             await asyncio.sleep(0.01)
         self._server, self._task = server, task
-        log.info("admin dashboard listening on %s", self.url)
+        served = [
+            name
+            for name, on in (
+                ("dashboard", self.app is not None),
+                ("metrics", self.endpoint.metrics is not None),
+            )
+            if on
+        ]
+        log.info("admin HTTP listening on %s (%s)", self.url, ", ".join(served))
 
     async def stop(self) -> None:
         server, task = self._server, self._task
@@ -143,4 +168,4 @@ class AdminServer:
                 await task
         except Exception:
             log.exception("admin server stopped with an error")
-        log.info("admin dashboard stopped")
+        log.info("admin HTTP stopped")
