@@ -44,7 +44,6 @@ class ServerContext:
     """Everything sessions share: configuration, the catalog, keys and the session table."""
 
     def __init__(self, config: Config, catalog: Catalog) -> None:
-        from proxy.session import Session
 
         self.config = config
         self.catalog = catalog

@@ -2131,7 +2131,7 @@ def cached_shape(sql: str, current_db: str | None) -> tuple[str, Statement] | No
     if hit is None:
         return None
     _stats["fast_hits"] += 1
-    return fast, hit
+    return fast.strip(" \t\r\n"), hit
 
 
 def digest_text(sql: str, mode: LexMode = DEFAULT_MODE) -> str:

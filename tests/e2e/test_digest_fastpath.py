@@ -74,9 +74,13 @@ def test_only_the_database_administrator_reads_the_digest(proxy: ProxyEnv) -> No
     with proxy.connect(user="otherdb", database="otherdb") as conn, conn.cursor() as cur:
         cur.execute("SHOW QUERY_DIGEST")
         assert all(row[0] == "otherdb" for row in cur.fetchall())
+    # Usable databases: two, so the login selects none.
     with proxy.connect() as admin, admin.cursor() as cur:
         cur.execute("DROP USER IF EXISTS dgnone")
         cur.execute("CREATE USER dgnone IDENTIFIED BY 'Dgnone12345'")
+        cur.execute("GRANT SELECT ON easydb.* TO dgnone")
+    with proxy.connect(user="otherdb", database="otherdb") as other, other.cursor() as cur:
+        cur.execute("GRANT SELECT ON otherdb.* TO dgnone")
     with proxy.connect(user="dgnone", password="Dgnone12345", database=None) as conn:
         with conn.cursor() as cur, pytest.raises(pymysql.err.OperationalError) as info:
             cur.execute("SHOW QUERY_DIGEST")
