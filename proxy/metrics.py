@@ -98,6 +98,7 @@ STATEMENT_KINDS: Final = (
     "use",
     "show_databases",
     "show_processlist",
+    "show_digest",
     "kill",
     "account",
     "refused",

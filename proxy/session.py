@@ -51,6 +51,7 @@ from proxy.backend import (
     usage_target,
 )
 from proxy.digest import DIGEST_COLUMNS, digest_table
+from proxy.logs import audit_login, bind_account
 from proxy.metadata import (
     SHOW_TABLES,
     Unfilterable,
@@ -173,12 +174,18 @@ class Session:
         # The fast command in flight: its digest text and when it was sent.
         self._digest = ""
         self._started = 0.0
+        self.attempted_user = ""  # the user name of the login in progress, for the audit log
 
     # -- the one place fatal errors are handled ------------------------------------------------
 
     async def run(self) -> None:
         try:
-            await asyncio.wait_for(self.login(), self.ctx.config.server.handshake_timeout)
+            try:
+                await asyncio.wait_for(self.login(), self.ctx.config.server.handshake_timeout)
+            except FatalError as exc:
+                self._login_failed(exc)
+                raise
+            self._login_ok()
             await self.command_loop()
         except FatalError as exc:
             if exc.error is not None:
@@ -196,6 +203,19 @@ class Session:
             self._send_error_quietly(sql_error(ErrorCode.HANDSHAKE, "Bad handshake"))
         finally:
             await self.close()
+
+    def _login_ok(self) -> None:
+        assert self.account is not None
+        self.ctx.metrics.logins_ok.inc()
+        account = f"{self.user}@'{self.account.host}'"
+        bind_account(account)
+        audit_login(True, account, self.client_ip)
+
+    def _login_failed(self, exc: FatalError) -> None:
+        self.ctx.metrics.logins_failed.inc()
+        if exc.error is not None:
+            self.ctx.metrics.denied(exc.error.errno)
+        audit_login(False, repr(self.attempted_user), self.client_ip, str(exc))
 
     def _send_error_quietly(self, error: SqlError, seq: int | None = None) -> None:
         try:
@@ -302,6 +322,7 @@ class Session:
         self, username: str, auth_response: bytes, plugin: str, scramble: bytes
     ) -> None:
         """Bind the session to the matching account, or raise 1045 (and close)."""
+        self.attempted_user = username
         snapshot = self.ctx.snapshot()
         account = snapshot.login_account(username, self.client_ip)
         using_password = bool(auth_response) and auth_response != b"\x00"
@@ -436,6 +457,7 @@ class Session:
                 return False
             requirements = prepared.requirements
             digest = prepared.digest
+            kind_name = "execute"
             activity = self.activity
             activity.command = "Execute"
             activity.since = time.monotonic()
@@ -453,6 +475,7 @@ class Session:
             else:
                 digest, statement = shortcut
             kind = statement.kind
+            kind_name = kind.value
             if kind is Kind.QUERY:
                 if self._hides_tables(statement, snapshot, sql):
                     return False
@@ -472,6 +495,7 @@ class Session:
             return False
         if requirements and not self._allowed(requirements, snapshot):
             return False
+        self.ctx.metrics.statement(kind_name)
         backend.write_raw(packet)
         self.client.hold = True
         self._digest = digest
@@ -505,19 +529,22 @@ class Session:
         activity.command = "Sleep"
         activity.since = time.monotonic()
         activity.info = None
-        self.ctx.digest.record(
-            self.current_db, self._digest, time.perf_counter() - self._started, scanner.rows
-        )
+        backend = self.backend
         if error is not None:
             self.backend = None
+            if backend is not None:
+                self.ctx.metrics.backend_error(backend.target.shard)
             log.warning("connection %d: %s", self.connection_id, error)
             self._next_seq = 1
             self._reply_error(_backend_lost(error))
+        elif backend is not None:
+            self._record(backend, self._digest, self._started, scanner)
         if self.ctx.draining:
             self.client.close()  # the command loop sees the connection end and cleans up
         self.client.release()
 
     def _reply_error(self, error: SqlError) -> None:
+        self.ctx.metrics.denied(error.errno)
         self._write(self._err(error))
 
     def _reply_ok(self) -> None:
@@ -540,6 +567,8 @@ class Session:
         if not statements:
             self._reply_error(sql_error(ErrorCode.EMPTY_QUERY, "Query was empty"))
             return
+        for statement in statements:
+            self.ctx.metrics.statement(statement.kind.value)
         caller = self._caller()
         if len(statements) == 1:
             decision = decide(statements[0], snapshot, caller)
@@ -633,14 +662,11 @@ class Session:
             return
         backend.send(b"\x03" + text)
         started = time.perf_counter()
+        mode = self.lex_mode
         scanner = await self._relay(backend, ResponseKind.QUERY)
         if scanner is not None:
-            self.ctx.digest.record(
-                self.current_db,
-                digest_text(text.decode("utf-8", "surrogateescape"), self.lex_mode),
-                time.perf_counter() - started,
-                scanner.rows,
-            )
+            digest = digest_text(text.decode("utf-8", "surrogateescape"), mode)
+            self._record(backend, digest, started, scanner)
         if scanner is None or scanner.error or statement is None:
             return
         if statement.lex_mode is not None:
@@ -653,6 +679,14 @@ class Session:
             and not statement.reads_information_schema
         ):
             self._remember_setting(text)
+
+    def _record(
+        self, backend: BackendConnection, digest: str, started: float, scanner: ResponseScanner
+    ) -> None:
+        """A relayed statement is complete: the query digest and the shard's latency."""
+        seconds = time.perf_counter() - started
+        self.ctx.digest.record(self.current_db, digest, seconds, scanner.rows)
+        self.ctx.metrics.shard(backend.target.shard).latency.observe(seconds)
 
     def _remember_setting(self, text: bytes) -> None:
         """Session settings are replayed on every new backend connection (another tenant's
@@ -669,6 +703,7 @@ class Session:
         try:
             return await backend.relay(self.client, kind)
         except BackendError as exc:
+            self.ctx.metrics.backend_error(backend.target.shard)
             self.backend = None
             log.warning("connection %d: %s", self.connection_id, exc)
             self._reply_error(_backend_lost(exc))
@@ -727,12 +762,16 @@ class Session:
                 password=backend_password(self.ctx.secret, shard.name, database.physical_name),
                 database=database.physical_name if select_database else None,
             )
-        return await BackendConnection.connect(
-            target,
-            client_capabilities=self.capabilities,
-            charset=self.charset,
-            timeout=self.ctx.config.server.backend_connect_timeout,
-        )
+        try:
+            return await BackendConnection.connect(
+                target,
+                client_capabilities=self.capabilities,
+                charset=self.charset,
+                timeout=self.ctx.config.server.backend_connect_timeout,
+            )
+        except BackendError:
+            self.ctx.metrics.backend_error(target.shard)
+            raise
 
     # Local actions ---------------------------------------------------------------------------
 
@@ -965,6 +1004,7 @@ class Session:
     async def _com_stmt_prepare(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
         sql = _decode(payload[1:])
         self.activity = Activity("Prepare", time.monotonic(), sql)
+        self.ctx.metrics.statement("prepare")
         statements = analyze(sql, self.current_db, self.lex_mode)
         if len(statements) != 1:
             self._reply_error(
@@ -1026,6 +1066,7 @@ class Session:
 
     async def _com_stmt_execute(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
         self.activity = Activity("Execute", time.monotonic(), self.activity.info)
+        self.ctx.metrics.statement("execute")
         await self._relay_prepared(payload, snapshot, "mysqld_stmt_execute", ResponseKind.QUERY)
 
     async def _com_stmt_fetch(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
@@ -1050,12 +1091,7 @@ class Session:
         started = time.perf_counter()
         scanner = await self._relay(backend, kind)
         if scanner is not None and kind is ResponseKind.QUERY:
-            self.ctx.digest.record(
-                self.current_db,
-                self.prepared[statement_id].digest,
-                time.perf_counter() - started,
-                scanner.rows,
-            )
+            self._record(backend, self.prepared[statement_id].digest, started, scanner)
 
     async def _com_stmt_reset(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
         _, requirements = self._prepared_requirements(payload, "mysqld_stmt_reset")

@@ -91,15 +91,31 @@ def test_metrics_only_listener_with_a_bearer_token(metrics_only: ProxyServer) ->
     )  # fmt: skip
     with conn.cursor() as cur:
         cur.execute("SELECT 1")
+        cur.execute("CREATE TABLE IF NOT EXISTS m_t (id INT PRIMARY KEY)")
+        for _ in range(3):
+            cur.execute("SELECT id FROM m_t WHERE id = 1")  # the fast path after the first
+        with pytest.raises(pymysql.err.NotSupportedError) as denied:
+            cur.execute("SELECT * FROM mysql.user")
+        assert denied.value.args[0] == 1235
     during = _samples(server)
+    query = ("shardgate_statements_total", (("kind", "query"),))
+    assert during[query] - before.get(query, 0) == 5  # SELECT 1, CREATE, 3 SELECTs
+    refused = ("shardgate_denials_total", (("code", "1235"),))
+    assert during[refused] - before.get(refused, 0) == 1
+    relayed = ("shardgate_statement_duration_seconds_count", (("shard", "s0"),))
+    assert during[relayed] - before.get(relayed, 0) >= 5  # SET autocommit, SELECT 1, ...
+    logins = ("shardgate_logins_total", (("result", "ok"),))
+    assert during[logins] - before.get(logins, 0) == 1
     assert during[("shardgate_connections_active", ())] == 1
-    with pytest.raises(pymysql.err.OperationalError) as refused:
+    with pytest.raises(pymysql.err.OperationalError) as bad_login:
         pymysql.connect(
             host="127.0.0.1", port=server.port, user="metricsdb", password="wrong",
             connect_timeout=10,
         )  # fmt: skip
-    assert refused.value.args[0] == 1045
+    assert bad_login.value.args[0] == 1045
     conn.close()
+    failed = ("shardgate_logins_total", (("result", "failed"),))
+    assert _samples(server)[failed] - before.get(failed, 0) == 1
 
     deadline = time.monotonic() + 10
     after = _samples(server)
