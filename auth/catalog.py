@@ -67,6 +67,7 @@ __all__ = [
     "DatabaseExistsError",
     "DropAccount",
     "ProtectedAccountError",
+    "SchemaVersionError",
     "SetPassword",
     "SetPrivileges",
     "UnknownAccountError",
@@ -119,11 +120,31 @@ class CatalogConflictError(CatalogError):
     """``apply(expected_version=...)``: the catalog changed since that version."""
 
 
+class SchemaVersionError(CatalogError):
+    """The catalog's schema is older or newer than this code's."""
+
+
+def open_store(url: str, base_dir: Path) -> CatalogStore:
+    """The store a catalog URL names, connected but not checked or migrated."""
+    if url.startswith("mysql://"):
+        from auth.mysql_store import MysqlCatalogStore
+
+        try:
+            return MysqlCatalogStore.open(url)
+        except StoreError as error:
+            raise CatalogError(f"cannot open the catalog: {error}") from error
+    path = sqlite_path(url, base_dir)
+    try:
+        return SqliteCatalogStore.open(path)
+    except StoreError as error:
+        raise CatalogError(f"cannot open the catalog {path}: {error}") from error
+
+
 def sqlite_path(url: str, base_dir: Path) -> Path:
     """``sqlite:////abs/path.db`` -> /abs/path.db; ``sqlite:///rel/path.db`` -> base_dir/rel/..."""
     prefix = "sqlite:///"
     if not url.startswith(prefix):
-        raise CatalogError(f"unsupported catalog URL {url!r}: expected sqlite:///<path>")
+        raise CatalogError("unsupported catalog URL: expected sqlite:///<path> or mysql://...")
     rest = url[len(prefix) :]
     if rest in ("", "/"):
         raise CatalogError(f"catalog URL {url!r} names no file")
@@ -448,12 +469,48 @@ class Catalog:
 
     @classmethod
     def open(cls, url: str, base_dir: Path) -> Catalog:
-        """Open a ``sqlite:///`` catalog, creating the file and schema if missing."""
-        path = sqlite_path(url, base_dir)
+        """Open the catalog at ``url`` (``sqlite:///...`` or ``mysql://...``).
+
+        The schema must be exactly this code's version (``SchemaVersionError`` otherwise,
+        telling the user to run ``shardgate catalog migrate``), with one exception: a new, empty
+        SQLite catalog is created at the current version, so the embedded default needs no
+        set-up step. A MySQL catalog is always set up and upgraded explicitly, because several
+        nodes share it and none may change its schema behind the others' backs.
+        """
+        store = open_store(url, base_dir)
         try:
-            return cls(SqliteCatalogStore.open(path))
+            found, expected = store.schema_version(), store.code_schema_version
+            if found == 0 and isinstance(store, SqliteCatalogStore):
+                store.migrate()
+            elif found < expected:
+                raise SchemaVersionError(
+                    f"the catalog schema is at version {found} but this shardgate needs "
+                    f"version {expected}: run `shardgate --config FILE catalog migrate`"
+                    + (" (it sets up a new catalog database)" if found == 0 else "")
+                )
+            elif found > expected:
+                raise SchemaVersionError(
+                    f"the catalog schema version {found} is newer than this shardgate "
+                    f"({expected}): upgrade shardgate"
+                )
+            return cls(store)
         except StoreError as error:
-            raise CatalogError(f"cannot open the catalog {path}: {error}") from error
+            store.close()
+            raise CatalogError(f"cannot open the catalog: {error}") from error
+        except BaseException:
+            store.close()
+            raise
+
+    @staticmethod
+    def migrate(url: str, base_dir: Path) -> tuple[int, int]:
+        """Bring the catalog at ``url`` to this code's schema version: (from, to)."""
+        store = open_store(url, base_dir)
+        try:
+            return store.migrate()
+        except StoreError as error:
+            raise CatalogError(f"cannot migrate the catalog: {error}") from error
+        finally:
+            store.close()
 
     def close(self) -> None:
         self._store.close()
@@ -537,6 +594,8 @@ class Catalog:
                     yield
             except StoreIntegrityError as error:
                 raise CatalogError(f"catalog integrity: {error}") from error
+            except StoreError as error:
+                raise CatalogError(f"catalog unavailable: {error}") from error
             self._snapshot = self._load(self._snapshot)
 
     # --- audit ---

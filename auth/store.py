@@ -39,7 +39,18 @@ class StoreIntegrityError(StoreError):
 
 
 class CatalogStore(Protocol):
+    # The schema version this code reads and writes (the length of its migration list).
+    code_schema_version: int
+
     def close(self) -> None: ...
+
+    def schema_version(self) -> int:
+        """The version of the schema in the store (0: none yet)."""
+        ...
+
+    def migrate(self) -> tuple[int, int]:
+        """Apply the missing migrations in order; returns (from, to). Refuses a newer schema."""
+        ...
 
     def current_version(self) -> int:
         """The catalog version, read on its own (cheap; outside any transaction)."""
