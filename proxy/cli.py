@@ -66,7 +66,33 @@ def serve(state: CliState) -> None:
     from proxy.server import run_server
 
     config = state.config
+    # Refuse, with one clear line, a catalog that cannot be opened or whose schema is older
+    # or newer than this code's (run `catalog migrate`), before binding any port.
+    _open_catalog(state).close()
     run_server(config)
+
+
+@main.group()
+def catalog() -> None:
+    """The account catalog itself."""
+
+
+@catalog.command("migrate")
+@click.pass_obj
+def catalog_migrate(state: CliState) -> None:
+    """Create or upgrade the catalog schema to this version of shardgate.
+
+    Safe to run on a catalog in use and from several nodes at once: migrations are applied in
+    order, each once. Upgrade the code on every node after migrating.
+    """
+    try:
+        before, after = Catalog.migrate(state.config.catalog.url, state.config.base_dir)
+    except CatalogError as exc:
+        raise click.ClickException(exc.message) from None
+    if before == after:
+        click.echo(f"Catalog schema is up to date (version {after}).")
+    else:
+        click.echo(f"Catalog schema migrated from version {before} to {after}.")
 
 
 @main.group()
