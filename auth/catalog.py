@@ -34,6 +34,7 @@ from auth.model import (
     Change,
     CreateAccount,
     Database,
+    DiscardOldPassword,
     DropAccount,
     SetPassword,
     SetPrivileges,
@@ -65,6 +66,7 @@ __all__ = [
     "Change",
     "CreateAccount",
     "DatabaseExistsError",
+    "DiscardOldPassword",
     "DropAccount",
     "ProtectedAccountError",
     "SchemaVersionError",
@@ -156,7 +158,18 @@ def sqlite_path(url: str, base_dir: Path) -> Path:
 
 
 def _account_from_row(row: AccountRow) -> Account:
-    account_id, user, host, native, password_hash, owner_db, builtin, created_seq = row
+    (
+        account_id,
+        user,
+        host,
+        native,
+        password_hash,
+        owner_db,
+        builtin,
+        created_seq,
+        retained_native,
+        retained_hash,
+    ) = row
     return Account(
         id=account_id,
         user=user,
@@ -166,6 +179,8 @@ def _account_from_row(row: AccountRow) -> Account:
         owner_db=owner_db,
         builtin=cast("Builtin | None", builtin),
         created_seq=created_seq,
+        retained_native_hash=None if retained_native is None else bytes(retained_native),
+        retained_password_hash=retained_hash,
     )
 
 
@@ -639,7 +654,18 @@ class Catalog:
             for user, kind, hashes in builtins:
                 account_id = self._next_account_id()
                 store.insert_account(
-                    (account_id, user, "%", hashes.native, hashes.slow, name, kind, account_id)
+                    (
+                        account_id,
+                        user,
+                        "%",
+                        hashes.native,
+                        hashes.slow,
+                        name,
+                        kind,
+                        account_id,
+                        None,
+                        None,
+                    )
                 )
                 touched.append(account_id)
             self._commit_version(
@@ -707,7 +733,7 @@ class Catalog:
             account = None if account_id is None else store.account_row(account_id)
             if account_id is None or account is None:
                 raise UnknownAccountError(f"database {row[0]!r} has no built-in {kind} account")
-            store.update_password(account_id, hashes.native, hashes.slow)
+            store.update_password(account_id, hashes.native, hashes.slow, None)
             name = account_name(account[1], account[2])
             self._commit_version(
                 [account_id],
@@ -845,6 +871,8 @@ class Catalog:
                     owner,
                     None,
                     account_id,
+                    None,
+                    None,
                 )
             )
             details.append(f"create account {name} owned by {owner or '(none)'}")
@@ -860,8 +888,24 @@ class Catalog:
             details.append(f"drop account {name}")
         elif isinstance(change, SetPassword):
             assert hashes is not None
-            store.update_password(account_id, hashes.native, hashes.slow)
-            details.append(f"set password of {name}")
+            native, slow, retained_native, retained_slow = row[3], row[4], row[8], row[9]
+            retained: tuple[bytes, str] | None
+            if change.retain_current:
+                if not slow or not change.password:
+                    raise CatalogError(f"an empty password cannot be retained for {name}")
+                retained = (bytes(native), slow)
+            elif not change.password or retained_native is None or retained_slow is None:
+                retained = None
+            else:
+                retained = (bytes(retained_native), retained_slow)
+            store.update_password(account_id, hashes.native, hashes.slow, retained)
+            details.append(
+                f"set password of {name}"
+                + (", retaining the current one" if change.retain_current else "")
+            )
+        elif isinstance(change, DiscardOldPassword):
+            store.update_password(account_id, bytes(row[3]), row[4], None)
+            details.append(f"discard the old password of {name}")
         else:
             if builtin is not None:
                 raise ProtectedAccountError(f"privileges of built-in account {name} are fixed")

@@ -122,13 +122,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             catalog_version BIGINT NOT NULL
         ) {_TABLE_OPTIONS}""",
     ),
+    # 2: dual passwords (SET PASSWORD ... RETAIN CURRENT PASSWORD): the secondary's hashes.
+    # One ALTER, so it applies whole or not at all.
+    (
+        """ALTER TABLE accounts
+            ADD COLUMN retained_native_hash VARBINARY(64) NULL,
+            ADD COLUMN retained_password_hash VARCHAR(512) NULL""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _MIGRATION_LOCK = "shardgate_catalog_migrate"
 _CHUNK = 500
 _ACCOUNT_COLUMNS = (
-    "id, user_name, host_pattern, native_hash, password_hash, owner_db, builtin, created_seq"
+    "id, user_name, host_pattern, native_hash, password_hash, owner_db, builtin, created_seq,"
+    " retained_native_hash, retained_password_hash"
 )
 # Client error codes meaning the connection is gone (server gone away, lost, broken pipe).
 _LOST = {2003, 2006, 2013, 2055}
@@ -611,10 +619,18 @@ class MysqlCatalogStore:
         self._execute("DELETE FROM db_grants WHERE account_id = %s", (account_id,))
         self._execute("DELETE FROM accounts WHERE id = %s", (account_id,))
 
-    def update_password(self, account_id: int, native_hash: bytes, password_hash: str) -> None:
+    def update_password(
+        self,
+        account_id: int,
+        native_hash: bytes,
+        password_hash: str,
+        retained: tuple[bytes, str] | None,
+    ) -> None:
+        old_native, old_hash = retained if retained is not None else (None, None)
         self._execute(
-            "UPDATE accounts SET native_hash = %s, password_hash = %s WHERE id = %s",
-            (native_hash, password_hash, account_id),
+            "UPDATE accounts SET native_hash = %s, password_hash = %s, retained_native_hash = %s,"
+            " retained_password_hash = %s WHERE id = %s",
+            (native_hash, password_hash, old_native, old_hash, account_id),
         )
 
     def set_db_privs(self, account_id: int, db: str, privs: int) -> None:

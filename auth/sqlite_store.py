@@ -88,6 +88,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             catalog_version INTEGER NOT NULL
         )""",
     ),
+    # 2: dual passwords (SET PASSWORD ... RETAIN CURRENT PASSWORD): the secondary's hashes.
+    (
+        "ALTER TABLE accounts ADD COLUMN retained_native_hash BLOB",
+        "ALTER TABLE accounts ADD COLUMN retained_password_hash TEXT",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -95,7 +100,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 _CHUNK = 500
 
 _ACCOUNT_COLUMNS = (
-    "id, user_name, host_pattern, native_hash, password_hash, owner_db, builtin, created_seq"
+    "id, user_name, host_pattern, native_hash, password_hash, owner_db, builtin, created_seq,"
+    " retained_native_hash, retained_password_hash"
 )
 
 
@@ -380,7 +386,7 @@ class SqliteCatalogStore:
 
     def insert_account(self, row: AccountRow) -> None:
         self._db.execute(
-            f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row
+            f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) VALUES ({_marks(len(row))})", row
         )
 
     def delete_account(self, account_id: int) -> None:
@@ -388,10 +394,18 @@ class SqliteCatalogStore:
         self._db.execute("DELETE FROM db_grants WHERE account_id = ?", (account_id,))
         self._db.execute("DELETE FROM accounts WHERE id = ?", (account_id,))
 
-    def update_password(self, account_id: int, native_hash: bytes, password_hash: str) -> None:
+    def update_password(
+        self,
+        account_id: int,
+        native_hash: bytes,
+        password_hash: str,
+        retained: tuple[bytes, str] | None,
+    ) -> None:
+        old_native, old_hash = retained if retained is not None else (None, None)
         self._db.execute(
-            "UPDATE accounts SET native_hash = ?, password_hash = ? WHERE id = ?",
-            (native_hash, password_hash, account_id),
+            "UPDATE accounts SET native_hash = ?, password_hash = ?, retained_native_hash = ?,"
+            " retained_password_hash = ? WHERE id = ?",
+            (native_hash, password_hash, old_native, old_hash, account_id),
         )
 
     def set_db_privs(self, account_id: int, db: str, privs: int) -> None:

@@ -15,7 +15,13 @@ from auth.accounts import AccountManager, Actor
 from auth.catalog import Catalog, CatalogError
 from auth.errors import SqlError
 from auth.policy import profile_by_name
-from proxy.admin.users import UserAdmin, UserAdminError, display_name, reset_builtin_password
+from proxy.admin.users import (
+    UserAdmin,
+    UserAdminError,
+    display_name,
+    explain,
+    reset_builtin_password,
+)
 from proxy.config import Config, ConfigError, load_config
 from proxy.provision import ProvisionError, create_database
 
@@ -193,7 +199,8 @@ class _Users:
     def __init__(self, state: CliState) -> None:
         policy = profile_by_name(state.config.server.policy)
         self.catalog = _open_catalog(state)
-        self.admin = UserAdmin(AccountManager(self.catalog, policy))
+        self.accounts = AccountManager(self.catalog, policy)
+        self.admin = UserAdmin(self.accounts)
         self.actor = Actor.operator()
 
     def __enter__(self) -> _Users:
@@ -323,16 +330,34 @@ def users_create(
 @_database_option
 @_host_option
 @_password_stdin_option
+@click.option(
+    "--retain-current",
+    is_flag=True,
+    help="Keep the current password valid too (for rotation) until discard-old-password.",
+)
 @click.pass_obj
 def users_update_password(
-    state: CliState, username: str, database: str, host: str, password_stdin: bool
+    state: CliState,
+    username: str,
+    database: str,
+    host: str,
+    password_stdin: bool,
+    retain_current: bool,
 ) -> None:
     """Set the password of USERNAME; an empty password generates one, printed once."""
     with _Users(state) as ops:
         try:
             ops.admin.list_users(ops.actor, database)  # unknown database: before any prompt
             password = _ask_password(password_stdin)
-            generated = ops.admin.update_password(ops.actor, database, username, host, password)
+            if retain_current:
+                try:
+                    generated = ops.accounts.update_password(
+                        ops.actor, database, username, host, password, retain_current=True
+                    )
+                except SqlError as error:
+                    raise explain(error, "update-password", database, username, host) from None
+            else:
+                generated = ops.admin.update_password(ops.actor, database, username, host, password)
         except UserAdminError as exc:
             raise _refuse(exc) from None
     name = display_name(username, host)
@@ -340,6 +365,25 @@ def users_update_password(
         click.echo(f'User "{name}" updated.')
     else:
         click.echo(f'User "{name}" updated with password "{generated}".')
+
+
+@users.command("discard-old-password")
+@click.argument("username")
+@_database_option
+@_host_option
+@click.pass_obj
+def users_discard_old_password(state: CliState, username: str, database: str, host: str) -> None:
+    """Stop accepting the password USERNAME had before update-password --retain-current."""
+    with _Users(state) as ops:
+        try:
+            ops.admin.list_users(ops.actor, database)
+            try:
+                ops.accounts.discard_old_password_of(ops.actor, database, username, host)
+            except SqlError as error:
+                raise explain(error, "update-password", database, username, host) from None
+        except UserAdminError as exc:
+            raise _refuse(exc) from None
+    click.echo(f'User "{display_name(username, host)}" now has only its current password.')
 
 
 @users.command("delete")

@@ -33,6 +33,7 @@ from auth.catalog import (
     CatalogSnapshot,
     CreateAccount,
     DatabaseExistsError,
+    DiscardOldPassword,
     DropAccount,
     ProtectedAccountError,
     SchemaVersionError,
@@ -173,16 +174,21 @@ def test_refuses_a_file_that_is_not_a_catalog(tmp_path: Path) -> None:
 
 
 def test_an_older_schema_is_refused_until_migrated(backend: Backend) -> None:
-    if SCHEMA_VERSION < 2:
-        pytest.skip("no older non-empty schema yet")
-    backend.open().close()
-    backend.rows("UPDATE schema_version SET version = ?", (SCHEMA_VERSION - 1,))
+    with backend.open() as catalog:
+        catalog.create_database("easydb", "s1", "easydb", "sg_easydb", "Admin#pw1", "")
+    # Turn it back into a version-1 catalog (before dual passwords), with data in it.
+    backend.rows("ALTER TABLE accounts DROP COLUMN retained_native_hash")
+    backend.rows("ALTER TABLE accounts DROP COLUMN retained_password_hash")
+    backend.rows("UPDATE schema_version SET version = ?", (1,))
     with pytest.raises(SchemaVersionError, match="catalog migrate"):
         backend.open()
     # The migrations of the missing versions are idempotent; migrate says from and to.
-    assert Catalog.migrate(backend.url, backend.base) == (SCHEMA_VERSION - 1, SCHEMA_VERSION)
+    assert Catalog.migrate(backend.url, backend.base) == (1, SCHEMA_VERSION)
     assert Catalog.migrate(backend.url, backend.base) == (SCHEMA_VERSION, SCHEMA_VERSION)
-    backend.open().close()
+    with backend.open() as catalog:
+        admin = _user(catalog, "easydb")
+        assert verify_password(admin.password_hash, "Admin#pw1")
+        assert not admin.has_retained_password
 
 
 def test_both_backends_have_the_same_schema_versions() -> None:
@@ -905,3 +911,30 @@ def test_scale_100k_accounts_1m_table_grants(tmp_path: Path) -> None:
     assert loaded - inserted < 60
     assert lookups < 5
     assert change < 5 and follow < 5
+
+
+# --- dual passwords ---
+
+
+def test_retained_password_lifecycle(easydb: Catalog, backend: Backend) -> None:
+    lily = easydb.create_account("lily", "%", "Old#pass1", "easydb", "easydb@'%'", "")
+    easydb.apply([SetPassword(lily.id, "New#pass2", retain_current=True)], "a", "", "rotate")
+    rotated = _user(easydb, "lily")
+    assert verify_password(rotated.password_hash, "New#pass2")
+    assert rotated.retained_password_hash is not None
+    assert verify_password(rotated.retained_password_hash, "Old#pass1")
+    assert rotated.retained_native_hash == native_hash("Old#pass1")
+    # Another node sees the same; a plain change keeps the retained one (as MySQL does).
+    with backend.open() as other:
+        assert other.snapshot().find_account("lily", "%") == rotated
+    easydb.set_password(lily.id, "Third#pass3", "a", "")
+    assert _user(easydb, "lily").retained_native_hash == native_hash("Old#pass1")
+    easydb.apply([DiscardOldPassword(lily.id)], "a", "", "discard")
+    done = _user(easydb, "lily")
+    assert not done.has_retained_password and done.native_hash == native_hash("Third#pass3")
+    # Nothing to retain when the current password is empty; an empty new one drops it.
+    easydb.apply([SetPassword(lily.id, "Four#pass4", retain_current=True)], "a", "", "x")
+    easydb.set_password(lily.id, "", "a", "")
+    assert not _user(easydb, "lily").has_retained_password
+    with pytest.raises(CatalogError, match="empty password cannot be retained"):
+        easydb.apply([SetPassword(lily.id, "Five#pass5", retain_current=True)], "a", "", "x")
