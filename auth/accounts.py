@@ -56,6 +56,14 @@ Decisions where the semantics page is silent (each has a test):
   → TDDL-5101 naming the first privilege.
 * Hosts are validated (TDDL-5109) wherever an account is named, and stored and looked up in the
   form ``normalize_host_pattern`` gives; messages show that form.
+* Dual passwords (MySQL 8): ``SET PASSWORD ... RETAIN CURRENT PASSWORD`` makes the current
+  password the secondary (replacing any earlier one); a change without it keeps an existing
+  secondary (as MySQL does); retaining an empty password (or setting an empty one while
+  retaining) → 3878 ``Empty password can not be retained as second password for user
+  'u'@'h'.``; an empty new password drops the secondary. ``ALTER USER u DISCARD OLD PASSWORD``
+  has exactly the permissions of ``SET PASSWORD FOR u`` (self, or the owning administrator; a
+  protected account → TDDL-5107, someone else's → 1133) and succeeds when nothing is retained.
+  The operator's reset of a built-in's password drops any secondary.
 * SHOW GRANTS FOR / SET PASSWORD FOR the caller's own account (same user, same host pattern)
   are the caller's own, allowed to anyone.
 * The operator (``Actor.account is None``) may do everything on any database (unknown ones →
