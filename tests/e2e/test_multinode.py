@@ -114,9 +114,7 @@ def _wait_listening(port: int, proc: subprocess.Popen[str]) -> None:
 
 @pytest.fixture(scope="module")
 def cluster(
-    catalog_server: LocalMariaDB,
-    shards: list[ShardEndpoint],
-    tmp_path_factory: pytest.TempPathFactory,
+    catalog_server: LocalMariaDB, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
     base = tmp_path_factory.mktemp("multinode")
     endpoint = catalog_server.endpoint
@@ -132,7 +130,10 @@ def cluster(
     ports = (free_port(), free_port())
     configs = [base / "node_a.toml", base / "node_b.toml"]
     for config, port in zip(configs, ports, strict=True):
-        _config(config, url, port, shards[0])
+        # The catalog server doubles as this cluster's shard: `database create` resets the
+        # shard's shared sg_usage account from this cluster's secret, which must not touch the
+        # session shards other tests' proxy derives its own from.
+        _config(config, url, port, endpoint)
     assert "migrated from version 0" in _run(configs[0], "catalog", "migrate")
     _run(
         configs[0],
