@@ -12,7 +12,7 @@ from tests.e2e.conftest import ProxyEnv
 
 def _login(proxy: ProxyEnv, user: str, password: str, **kwargs: object) -> bool:
     try:
-        proxy.connect(user, password, None, **kwargs).close()
+        proxy.connect(user, password, "easydb", **kwargs).close()
     except pymysql.err.OperationalError as error:
         assert error.args[0] == 1045
         return False
@@ -23,7 +23,7 @@ def _login_sha2(proxy: ProxyEnv, user: str, password: str) -> bool:
     import mysql.connector
 
     try:
-        proxy.connector(user, password, None, auth_plugin="caching_sha2_password").close()
+        proxy.connector(user, password, "easydb", auth_plugin="caching_sha2_password").close()
     except mysql.connector.Error as error:
         assert error.errno == 1045
         return False
@@ -34,13 +34,16 @@ def test_retain_then_discard(proxy: ProxyEnv, admin: pymysql.connections.Connect
     with admin.cursor() as cur:
         cur.execute("DROP USER IF EXISTS dualuser1")
         cur.execute("CREATE USER dualuser1 IDENTIFIED BY 'Old#pass1'")
+        # Logins name a database: other tests' provisioning may reset the shard's shared
+        # usage account, which a login without one would run on.
+        cur.execute("GRANT SELECT ON easydb.* TO dualuser1")
         cur.execute("SET PASSWORD FOR dualuser1 = 'New#pass2' RETAIN CURRENT PASSWORD")
     for check in (_login, _login_sha2):
         assert check(proxy, "dualuser1", "New#pass2")
         assert check(proxy, "dualuser1", "Old#pass1")  # still valid: rotation in progress
         assert not check(proxy, "dualuser1", "Wrong#pass3")
     # The user finishes the rotation itself, logged in with the new password.
-    user = proxy.connect("dualuser1", "New#pass2", None)
+    user = proxy.connect("dualuser1", "New#pass2", "easydb")
     with user.cursor() as cur:
         cur.execute("ALTER USER CURRENT_USER() DISCARD OLD PASSWORD")
     user.close()
@@ -61,6 +64,7 @@ def test_an_empty_password_cannot_be_retained(
     with admin.cursor() as cur:
         cur.execute("DROP USER IF EXISTS dualuser2")
         cur.execute("CREATE USER dualuser2")
+        cur.execute("GRANT SELECT ON easydb.* TO dualuser2")
         with pytest.raises(pymysql.err.OperationalError) as caught:
             cur.execute("SET PASSWORD FOR dualuser2 = 'New#pass2' RETAIN CURRENT PASSWORD")
     assert caught.value.args == (
