@@ -56,6 +56,14 @@ Decisions where the semantics page is silent (each has a test):
   → TDDL-5101 naming the first privilege.
 * Hosts are validated (TDDL-5109) wherever an account is named, and stored and looked up in the
   form ``normalize_host_pattern`` gives; messages show that form.
+* Dual passwords (MySQL 8): ``SET PASSWORD ... RETAIN CURRENT PASSWORD`` makes the current
+  password the secondary (replacing any earlier one); a change without it keeps an existing
+  secondary (as MySQL does); retaining an empty password (or setting an empty one while
+  retaining) → 3878 ``Empty password can not be retained as second password for user
+  'u'@'h'.``; an empty new password drops the secondary. ``ALTER USER u DISCARD OLD PASSWORD``
+  has exactly the permissions of ``SET PASSWORD FOR u`` (self, or the owning administrator; a
+  protected account → TDDL-5107, someone else's → 1133) and succeeds when nothing is retained.
+  The operator's reset of a built-in's password drops any secondary.
 * SHOW GRANTS FOR / SET PASSWORD FOR the caller's own account (same user, same host pattern)
   are the caller's own, allowed to anyone.
 * The operator (``Actor.account is None``) may do everything on any database (unknown ones →
@@ -93,6 +101,7 @@ from auth.model import (
     Change,
     CreateAccount,
     Database,
+    DiscardOldPassword,
     DropAccount,
     SetPassword,
     SetPrivileges,
@@ -197,6 +206,13 @@ NOTE_USER_DOES_NOT_EXIST = ErrorCode.USER_DOES_NOT_EXIST.errno  # 3162
 
 def _cannot_user(operation: str, names: Sequence[str]) -> SqlError:
     return sql_error(ErrorCode.CANNOT_USER, f"Operation {operation} failed for {','.join(names)}")
+
+
+def _empty_not_retained(user: str, host: str) -> SqlError:
+    return sql_error(
+        ErrorCode.SECOND_PASSWORD_CANNOT_BE_EMPTY,
+        f"Empty password can not be retained as second password for user '{user}'@'{host}'.",
+    )
 
 
 def _password_no_match() -> SqlError:
@@ -386,8 +402,15 @@ class _Work:
         self.changes.append(DropAccount(state.ref))
         self._states[(state.user, state.host)] = None
 
-    def set_password(self, state: _State, password: str) -> None:
-        self.changes.append(SetPassword(state.ref, password))
+    def set_password(self, state: _State, password: str, retain_current: bool = False) -> None:
+        if retain_current:
+            account = self.snapshot.find_account(state.user, state.host)
+            if account is None or not account.has_password or not password:
+                raise _empty_not_retained(state.user, state.host)
+        self.changes.append(SetPassword(state.ref, password, retain_current))
+
+    def discard_old_password(self, state: _State) -> None:
+        self.changes.append(DiscardOldPassword(state.ref))
 
     def set_db_privs(self, state: _State, db: str, privs: Priv) -> None:
         if state.db_privs.get(db, NO_PRIVILEGES) == privs:
@@ -698,9 +721,38 @@ class AccountManager:
 
     # ------------------------------------------------------------------ SET PASSWORD
 
-    def set_password(self, actor: Actor, target: AccountName | None, password: str) -> Outcome:
-        """``SET PASSWORD [FOR u] = ...``; ``target`` None (or the caller's own account) is the
-        caller's own password."""
+    def set_password(
+        self,
+        actor: Actor,
+        target: AccountName | None,
+        password: str,
+        retain_current: bool = False,
+    ) -> Outcome:
+        """``SET PASSWORD [FOR u] = ... [RETAIN CURRENT PASSWORD]``; ``target`` None (or the
+        caller's own account) is the caller's own password."""
+        return self._password_change(actor, target, password, retain_current)
+
+    def discard_old_password(self, actor: Actor, target: AccountName | None) -> Outcome:
+        """``ALTER USER u DISCARD OLD PASSWORD``: the same permission as SET PASSWORD FOR u;
+        succeeds (changing nothing) when no old password is retained."""
+        return self._password_change(actor, target, None, False)
+
+    def _password_change(
+        self,
+        actor: Actor,
+        target: AccountName | None,
+        password: str | None,
+        retain_current: bool,
+    ) -> Outcome:
+        """SET PASSWORD (``password`` given) or DISCARD OLD PASSWORD (``password`` None)."""
+
+        def change(work: _Work, state: _State) -> None:
+            if password is None:
+                work.discard_old_password(state)
+            else:
+                work.set_password(state, password, retain_current)
+
+        verb = "SET PASSWORD" if password is not None else "ALTER USER"
 
         def plan(snapshot: CatalogSnapshot) -> _Plan:
             work = _Work(snapshot)
@@ -712,21 +764,25 @@ class AccountManager:
                     raise _password_no_match()
                 if me.protected:
                     raise _system_change(me.user)
-                self._policy.validate_password(password)
+                if password is not None:
+                    self._policy.validate_password(password)
                 state = work.lookup(me.user, me.host)
                 assert state is not None
-                work.set_password(state, password)
-                return _Plan(work, "SET PASSWORD")
+                change(work, state)
+                return _Plan(work, verb if password is not None else f"{verb} {state.name}")
             caller = self._caller(snapshot, actor)
             if _builtin_named(snapshot, target.user):
                 raise _system_change(target.user)
             host = _host(target.host)
-            self._policy.validate_password(password)
+            if password is not None:
+                self._policy.validate_password(password)
             state = work.lookup(target.user, host)
             if state is None or not caller.owns(state):
                 raise _password_no_match()
-            work.set_password(state, password)
-            return _Plan(work, f"SET PASSWORD FOR {state.name}")
+            change(work, state)
+            return _Plan(
+                work, f"{verb} FOR {state.name}" if password is not None else f"{verb} {state.name}"
+            )
 
         return self._outcome(actor, plan)
 
@@ -1005,10 +1061,17 @@ class AccountManager:
         return account, generated
 
     def update_password(
-        self, actor: Actor, database: str, user: str, host: str = "%", password: str | None = None
+        self,
+        actor: Actor,
+        database: str,
+        user: str,
+        host: str = "%",
+        password: str | None = None,
+        retain_current: bool = False,
     ) -> str | None:
         """Set the password of an account ``database`` owns; generate one when None (returned,
-        shown once)."""
+        shown once). ``retain_current``: the current password stays valid as the secondary
+        until ``discard_old_password_of``."""
 
         def plan(snapshot: CatalogSnapshot) -> _Plan:
             self._manager_of(snapshot, actor, database)
@@ -1026,11 +1089,30 @@ class AccountManager:
             if new is None:
                 new = self._policy.generate_password()
                 result.generated.append((AccountName(user, checked_host), new))
-            work.set_password(state, new)
+            work.set_password(state, new, retain_current)
             return result
 
         plan_done, _ = self._run(actor, plan)
         return plan_done.generated[0][1] if plan_done.generated else None
+
+    def discard_old_password_of(
+        self, actor: Actor, database: str, user: str, host: str = "%"
+    ) -> None:
+        """Forget the retained (old) password of an account ``database`` owns."""
+
+        def plan(snapshot: CatalogSnapshot) -> _Plan:
+            self._manager_of(snapshot, actor, database)
+            if _builtin_named(snapshot, user):
+                raise _system_change(user)
+            checked_host = _host(host)
+            work = _Work(snapshot)
+            state = work.lookup(user, checked_host)
+            if state is None or not _same_db(state.owner_db, database):
+                raise _password_no_match()
+            work.discard_old_password(state)
+            return _Plan(work, f"ALTER USER {state.name} DISCARD OLD PASSWORD")
+
+        self._run(actor, plan)
 
     def delete_user(self, actor: Actor, database: str, user: str, host: str = "%") -> None:
         """Drop an account ``database`` owns."""

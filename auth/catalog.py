@@ -34,6 +34,7 @@ from auth.model import (
     Change,
     CreateAccount,
     Database,
+    DiscardOldPassword,
     DropAccount,
     SetPassword,
     SetPrivileges,
@@ -65,8 +66,10 @@ __all__ = [
     "Change",
     "CreateAccount",
     "DatabaseExistsError",
+    "DiscardOldPassword",
     "DropAccount",
     "ProtectedAccountError",
+    "SchemaVersionError",
     "SetPassword",
     "SetPrivileges",
     "UnknownAccountError",
@@ -119,11 +122,31 @@ class CatalogConflictError(CatalogError):
     """``apply(expected_version=...)``: the catalog changed since that version."""
 
 
+class SchemaVersionError(CatalogError):
+    """The catalog's schema is older or newer than this code's."""
+
+
+def open_store(url: str, base_dir: Path) -> CatalogStore:
+    """The store a catalog URL names, connected but not checked or migrated."""
+    if url.startswith("mysql://"):
+        from auth.mysql_store import MysqlCatalogStore
+
+        try:
+            return MysqlCatalogStore.open(url)
+        except StoreError as error:
+            raise CatalogError(f"cannot open the catalog: {error}") from error
+    path = sqlite_path(url, base_dir)
+    try:
+        return SqliteCatalogStore.open(path)
+    except StoreError as error:
+        raise CatalogError(f"cannot open the catalog {path}: {error}") from error
+
+
 def sqlite_path(url: str, base_dir: Path) -> Path:
     """``sqlite:////abs/path.db`` -> /abs/path.db; ``sqlite:///rel/path.db`` -> base_dir/rel/..."""
     prefix = "sqlite:///"
     if not url.startswith(prefix):
-        raise CatalogError(f"unsupported catalog URL {url!r}: expected sqlite:///<path>")
+        raise CatalogError("unsupported catalog URL: expected sqlite:///<path> or mysql://...")
     rest = url[len(prefix) :]
     if rest in ("", "/"):
         raise CatalogError(f"catalog URL {url!r} names no file")
@@ -135,7 +158,18 @@ def sqlite_path(url: str, base_dir: Path) -> Path:
 
 
 def _account_from_row(row: AccountRow) -> Account:
-    account_id, user, host, native, password_hash, owner_db, builtin, created_seq = row
+    (
+        account_id,
+        user,
+        host,
+        native,
+        password_hash,
+        owner_db,
+        builtin,
+        created_seq,
+        retained_native,
+        retained_hash,
+    ) = row
     return Account(
         id=account_id,
         user=user,
@@ -145,6 +179,8 @@ def _account_from_row(row: AccountRow) -> Account:
         owner_db=owner_db,
         builtin=cast("Builtin | None", builtin),
         created_seq=created_seq,
+        retained_native_hash=None if retained_native is None else bytes(retained_native),
+        retained_password_hash=retained_hash,
     )
 
 
@@ -448,12 +484,48 @@ class Catalog:
 
     @classmethod
     def open(cls, url: str, base_dir: Path) -> Catalog:
-        """Open a ``sqlite:///`` catalog, creating the file and schema if missing."""
-        path = sqlite_path(url, base_dir)
+        """Open the catalog at ``url`` (``sqlite:///...`` or ``mysql://...``).
+
+        The schema must be exactly this code's version (``SchemaVersionError`` otherwise,
+        telling the user to run ``shardgate catalog migrate``), with one exception: a new, empty
+        SQLite catalog is created at the current version, so the embedded default needs no
+        set-up step. A MySQL catalog is always set up and upgraded explicitly, because several
+        nodes share it and none may change its schema behind the others' backs.
+        """
+        store = open_store(url, base_dir)
         try:
-            return cls(SqliteCatalogStore.open(path))
+            found, expected = store.schema_version(), store.code_schema_version
+            if found == 0 and isinstance(store, SqliteCatalogStore):
+                store.migrate()
+            elif found < expected:
+                raise SchemaVersionError(
+                    f"the catalog schema is at version {found} but this shardgate needs "
+                    f"version {expected}: run `shardgate --config FILE catalog migrate`"
+                    + (" (it sets up a new catalog database)" if found == 0 else "")
+                )
+            elif found > expected:
+                raise SchemaVersionError(
+                    f"the catalog schema version {found} is newer than this shardgate "
+                    f"({expected}): upgrade shardgate"
+                )
+            return cls(store)
         except StoreError as error:
-            raise CatalogError(f"cannot open the catalog {path}: {error}") from error
+            store.close()
+            raise CatalogError(f"cannot open the catalog: {error}") from error
+        except BaseException:
+            store.close()
+            raise
+
+    @staticmethod
+    def migrate(url: str, base_dir: Path) -> tuple[int, int]:
+        """Bring the catalog at ``url`` to this code's schema version: (from, to)."""
+        store = open_store(url, base_dir)
+        try:
+            return store.migrate()
+        except StoreError as error:
+            raise CatalogError(f"cannot migrate the catalog: {error}") from error
+        finally:
+            store.close()
 
     def close(self) -> None:
         self._store.close()
@@ -537,6 +609,8 @@ class Catalog:
                     yield
             except StoreIntegrityError as error:
                 raise CatalogError(f"catalog integrity: {error}") from error
+            except StoreError as error:
+                raise CatalogError(f"catalog unavailable: {error}") from error
             self._snapshot = self._load(self._snapshot)
 
     # --- audit ---
@@ -580,7 +654,18 @@ class Catalog:
             for user, kind, hashes in builtins:
                 account_id = self._next_account_id()
                 store.insert_account(
-                    (account_id, user, "%", hashes.native, hashes.slow, name, kind, account_id)
+                    (
+                        account_id,
+                        user,
+                        "%",
+                        hashes.native,
+                        hashes.slow,
+                        name,
+                        kind,
+                        account_id,
+                        None,
+                        None,
+                    )
                 )
                 touched.append(account_id)
             self._commit_version(
@@ -648,7 +733,7 @@ class Catalog:
             account = None if account_id is None else store.account_row(account_id)
             if account_id is None or account is None:
                 raise UnknownAccountError(f"database {row[0]!r} has no built-in {kind} account")
-            store.update_password(account_id, hashes.native, hashes.slow)
+            store.update_password(account_id, hashes.native, hashes.slow, None)
             name = account_name(account[1], account[2])
             self._commit_version(
                 [account_id],
@@ -786,6 +871,8 @@ class Catalog:
                     owner,
                     None,
                     account_id,
+                    None,
+                    None,
                 )
             )
             details.append(f"create account {name} owned by {owner or '(none)'}")
@@ -801,8 +888,24 @@ class Catalog:
             details.append(f"drop account {name}")
         elif isinstance(change, SetPassword):
             assert hashes is not None
-            store.update_password(account_id, hashes.native, hashes.slow)
-            details.append(f"set password of {name}")
+            native, slow, retained_native, retained_slow = row[3], row[4], row[8], row[9]
+            retained: tuple[bytes, str] | None
+            if change.retain_current:
+                if not slow or not change.password:
+                    raise CatalogError(f"an empty password cannot be retained for {name}")
+                retained = (bytes(native), slow)
+            elif not change.password or retained_native is None or retained_slow is None:
+                retained = None
+            else:
+                retained = (bytes(retained_native), retained_slow)
+            store.update_password(account_id, hashes.native, hashes.slow, retained)
+            details.append(
+                f"set password of {name}"
+                + (", retaining the current one" if change.retain_current else "")
+            )
+        elif isinstance(change, DiscardOldPassword):
+            store.update_password(account_id, bytes(row[3]), row[4], None)
+            details.append(f"discard the old password of {name}")
         else:
             if builtin is not None:
                 raise ProtectedAccountError(f"privileges of built-in account {name} are fixed")

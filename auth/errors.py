@@ -44,6 +44,7 @@ class ErrorCode(Enum):
     USER_ALREADY_EXISTS = (3163, "HY000")  # used as a note
     USER_DOES_NOT_EXIST = (3162, "HY000")  # used as a note
     SECURE_TRANSPORT_REQUIRED = (3159, "HY000")
+    SECOND_PASSWORD_CANNOT_BE_EMPTY = (3878, "HY000")
     # Client-side style errors the proxy sends when the backend is gone
     SERVER_GONE = (2006, "HY000")
     SERVER_LOST = (2013, "HY000")

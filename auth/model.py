@@ -36,6 +36,10 @@ class Account:
     builtin: Builtin | None
     # Creation order (never reused); login precedence ties go to the lowest.
     created_seq: int
+    # The secondary password kept by SET PASSWORD ... RETAIN CURRENT PASSWORD (both None when
+    # there is none): logins accept it as well as the primary until it is discarded.
+    retained_native_hash: bytes | None = field(default=None, repr=False)
+    retained_password_hash: str | None = field(default=None, repr=False)
 
     @property
     def protected(self) -> bool:
@@ -49,6 +53,10 @@ class Account:
     @property
     def name(self) -> str:
         return account_name(self.user, self.host)
+
+    @property
+    def has_retained_password(self) -> bool:
+        return self.retained_password_hash is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +162,20 @@ class DropAccount:
 
 @dataclass(frozen=True, slots=True)
 class SetPassword:
+    """A new primary password. ``retain_current``: the current one becomes the secondary
+    (replacing any secondary); otherwise an existing secondary stays, except that an empty new
+    password discards it."""
+
     account: AccountRef
     password: str = field(repr=False)
+    retain_current: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DiscardOldPassword:
+    """Forget the secondary password (ALTER USER ... DISCARD OLD PASSWORD)."""
+
+    account: AccountRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,4 +189,4 @@ class SetPrivileges:
     privs: Priv
 
 
-Change = CreateAccount | DropAccount | SetPassword | SetPrivileges
+Change = CreateAccount | DropAccount | SetPassword | SetPrivileges | DiscardOldPassword

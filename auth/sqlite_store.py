@@ -88,6 +88,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             catalog_version INTEGER NOT NULL
         )""",
     ),
+    # 2: dual passwords (SET PASSWORD ... RETAIN CURRENT PASSWORD): the secondary's hashes.
+    (
+        "ALTER TABLE accounts ADD COLUMN retained_native_hash BLOB",
+        "ALTER TABLE accounts ADD COLUMN retained_password_hash TEXT",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -95,7 +100,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 _CHUNK = 500
 
 _ACCOUNT_COLUMNS = (
-    "id, user_name, host_pattern, native_hash, password_hash, owner_db, builtin, created_seq"
+    "id, user_name, host_pattern, native_hash, password_hash, owner_db, builtin, created_seq,"
+    " retained_native_hash, retained_password_hash"
 )
 
 
@@ -140,9 +146,12 @@ class SqliteCatalogStore:
                 self._connections.append(db)
         return db
 
+    code_schema_version = SCHEMA_VERSION
+
     @classmethod
     def open(cls, path: Path, *, busy_timeout: float = 30.0) -> SqliteCatalogStore:
-        """Open (creating the parent directories and the schema if needed) and migrate."""
+        """Open (creating the parent directories and an empty file if needed); the schema is
+        ``migrate()``'s business."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             connection = _connect(path, busy_timeout)
@@ -151,7 +160,7 @@ class SqliteCatalogStore:
         try:
             connection.execute("PRAGMA journal_mode=WAL").fetchone()
             store = cls(connection, path, busy_timeout)
-            store._migrate()
+            store.schema_version()  # a file that is not a database fails here
         except sqlite3.Error as error:
             connection.close()
             raise StoreError(str(error)) from error
@@ -160,35 +169,52 @@ class SqliteCatalogStore:
             raise
         return store
 
-    def _migrate(self) -> None:
-        with self.writing():
-            self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = self._db.execute("SELECT version FROM schema_version").fetchone()
-            current = 0 if row is None else int(row[0])
-            if current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"catalog schema version {current} is newer than this shardgate "
-                    f"({SCHEMA_VERSION})"
+    def schema_version(self) -> int:
+        """The schema version of the file (0: no catalog schema yet)."""
+        with self._lock:
+            try:
+                row = self._db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+                ).fetchone()
+                if row is None:
+                    return 0
+                row = self._db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            except sqlite3.Error as error:
+                raise StoreError(str(error)) from error
+            return 0 if row is None or row[0] is None else int(row[0])
+
+    def migrate(self) -> tuple[int, int]:
+        """Apply the missing migrations in one transaction; returns (from, to)."""
+        try:
+            with self.writing():
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
                 )
-            for statements in MIGRATIONS[current:]:
-                for statement in statements:
-                    self._db.execute(statement)
-            if row is None:
+                row = self._db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+                current = 0 if row is None or row[0] is None else int(row[0])
+                if current > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"catalog schema version {current} is newer than this shardgate "
+                        f"({SCHEMA_VERSION})"
+                    )
+                for statements in MIGRATIONS[current:]:
+                    for statement in statements:
+                        self._db.execute(statement)
+                self._db.execute("DELETE FROM schema_version")
                 self._db.execute(
                     "INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,)
                 )
-            elif current != SCHEMA_VERSION:
-                self._db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+        except StoreIntegrityError:
+            raise
+        except sqlite3.Error as error:
+            raise StoreError(f"migration failed: {error}") from error
+        return current, SCHEMA_VERSION
 
     def close(self) -> None:
         with self._lock:
             for db in self._connections:
                 db.close()
             self._connections.clear()
-
-    def schema_version(self) -> int:
-        row = self._db.execute("SELECT version FROM schema_version").fetchone()
-        return int(row[0])
 
     def current_version(self) -> int:
         with self._lock:
@@ -360,7 +386,7 @@ class SqliteCatalogStore:
 
     def insert_account(self, row: AccountRow) -> None:
         self._db.execute(
-            f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row
+            f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) VALUES ({_marks(len(row))})", row
         )
 
     def delete_account(self, account_id: int) -> None:
@@ -368,10 +394,18 @@ class SqliteCatalogStore:
         self._db.execute("DELETE FROM db_grants WHERE account_id = ?", (account_id,))
         self._db.execute("DELETE FROM accounts WHERE id = ?", (account_id,))
 
-    def update_password(self, account_id: int, native_hash: bytes, password_hash: str) -> None:
+    def update_password(
+        self,
+        account_id: int,
+        native_hash: bytes,
+        password_hash: str,
+        retained: tuple[bytes, str] | None,
+    ) -> None:
+        old_native, old_hash = retained if retained is not None else (None, None)
         self._db.execute(
-            "UPDATE accounts SET native_hash = ?, password_hash = ? WHERE id = ?",
-            (native_hash, password_hash, account_id),
+            "UPDATE accounts SET native_hash = ?, password_hash = ?, retained_native_hash = ?,"
+            " retained_password_hash = ? WHERE id = ?",
+            (native_hash, password_hash, old_native, old_hash, account_id),
         )
 
     def set_db_privs(self, account_id: int, db: str, privs: int) -> None:

@@ -20,8 +20,10 @@ CHANGE_LOG_HORIZON = "change_log_horizon"
 
 # (name, shard, physical_name, backend_user)
 DatabaseRow = tuple[str, str, str, str]
-# (id, user, host, native_hash, password_hash, owner_db, builtin, created_seq)
-AccountRow = tuple[int, str, str, bytes, str, str | None, str | None, int]
+# (id, user, host, native_hash, password_hash, owner_db, builtin, created_seq,
+#  retained_native_hash, retained_password_hash): the retained pair is the secondary password
+#  kept by SET PASSWORD ... RETAIN CURRENT PASSWORD (both None when there is none).
+AccountRow = tuple[int, str, str, bytes, str, str | None, str | None, int, bytes | None, str | None]
 # (account_id, db, privs)
 DbGrantRow = tuple[int, str, int]
 # (account_id, db, table, privs)
@@ -39,7 +41,18 @@ class StoreIntegrityError(StoreError):
 
 
 class CatalogStore(Protocol):
+    # The schema version this code reads and writes (the length of its migration list).
+    code_schema_version: int
+
     def close(self) -> None: ...
+
+    def schema_version(self) -> int:
+        """The version of the schema in the store (0: none yet)."""
+        ...
+
+    def migrate(self) -> tuple[int, int]:
+        """Apply the missing migrations in order; returns (from, to). Refuses a newer schema."""
+        ...
 
     def current_version(self) -> int:
         """The catalog version, read on its own (cheap; outside any transaction)."""
@@ -85,7 +98,16 @@ class CatalogStore(Protocol):
         """The account and all its grants."""
         ...
 
-    def update_password(self, account_id: int, native_hash: bytes, password_hash: str) -> None: ...
+    def update_password(
+        self,
+        account_id: int,
+        native_hash: bytes,
+        password_hash: str,
+        retained: tuple[bytes, str] | None,
+    ) -> None:
+        """Set the primary password's hashes and the retained (secondary) pair, or clear it."""
+        ...
+
     def set_db_privs(self, account_id: int, db: str, privs: int) -> None:
         """Replace the set (0 removes the row)."""
         ...

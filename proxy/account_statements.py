@@ -15,6 +15,7 @@ from auth.errors import not_supported
 from proxy.sql.account_grammar import (
     CreateUser,
     CurrentUser,
+    DiscardOldPassword,
     DropUser,
     Grant,
     Revoke,
@@ -81,7 +82,14 @@ async def execute_account_statement(
         return _ok(await run(manager.drop_users, actor, names, statement.if_exists))
     if isinstance(statement, SetPassword):
         target = None if statement.user is None else _name(statement.user)
-        return _ok(await run(manager.set_password, actor, target, statement.password))
+        return _ok(
+            await run(
+                manager.set_password, actor, target, statement.password, statement.retain_current
+            )
+        )
+    if isinstance(statement, DiscardOldPassword):
+        target = None if statement.user is None else _name(statement.user)
+        return _ok(await run(manager.discard_old_password, actor, target))
     if isinstance(statement, Grant):
         level = statement.level
         privileges = [(p.name, p.columns) for p in statement.privileges]

@@ -47,16 +47,36 @@ class Sha2Cache:
     """The caching_sha2 fast-path cache: SHA256(SHA256(password)) per account, in memory only.
 
     Keyed by account id and stored password hash, so a password change invalidates the entry.
+    An account with a retained (secondary) password has an entry per password.
     """
 
     def __init__(self) -> None:
         self._entries: dict[tuple[int, str], bytes] = {}
 
     def get(self, account: Account) -> bytes | None:
+        """The primary password's cached digest."""
         return self._entries.get((account.id, account.password_hash))
 
-    def put(self, account: Account, password: str) -> None:
-        self._entries[(account.id, account.password_hash)] = sha2_digest(password)
+    def digests(self, account: Account) -> tuple[list[bytes], bool]:
+        """The cached digests of the account's passwords, and whether every one is cached."""
+        found = []
+        for stored in _password_hashes(account):
+            digest = self._entries.get((account.id, stored))
+            if digest is not None:
+                found.append(digest)
+        return found, len(found) == len(_password_hashes(account))
+
+    def put(self, account: Account, password: str, stored: str | None = None) -> None:
+        """Cache ``password``, which matched ``stored`` (default: the primary's hash)."""
+        key = (account.id, account.password_hash if stored is None else stored)
+        self._entries[key] = sha2_digest(password)
+
+
+def _password_hashes(account: Account) -> tuple[str, ...]:
+    """The slow hashes a login may match: the primary, then a retained secondary."""
+    if account.retained_password_hash is not None:
+        return (account.password_hash, account.retained_password_hash)
+    return (account.password_hash,)
 
 
 class Keys(Protocol):
@@ -85,7 +105,11 @@ def run_plugin(plugin: str, account: Account, first_response: bytes, ctx: AuthCo
 
 
 def native_password(account: Account, response: bytes, ctx: AuthContext) -> PluginRun:
-    return verify_native(account.native_hash, ctx.scramble[:20], response)
+    # Either password while a retained one exists (SET PASSWORD ... RETAIN CURRENT PASSWORD).
+    if verify_native(account.native_hash, ctx.scramble[:20], response):
+        return True
+    retained = account.retained_native_hash
+    return retained is not None and verify_native(retained, ctx.scramble[:20], response)
     yield  # pragma: no cover - makes this a generator
 
 
@@ -93,12 +117,13 @@ def caching_sha2_password(account: Account, response: bytes, ctx: AuthContext) -
     if not account.password_hash or response in (b"", b"\x00"):
         # Only an account without a password accepts an empty scramble.
         return not account.password_hash and response in (b"", b"\x00")
-    digest = ctx.sha2_cache.get(account)
-    if digest is not None:
-        if not verify_caching_sha2_fast(digest, ctx.scramble[:20], response):
-            return False
+    digests, all_cached = ctx.sha2_cache.digests(account)
+    if any(verify_caching_sha2_fast(d, ctx.scramble[:20], response) for d in digests):
         yield Send(build_auth_more_data(bytes([FAST_AUTH_SUCCESS])), reply=False)
         return True
+    if digests and all_cached:
+        return False
+    # Nothing cached for some password the client may be using: full authentication.
     reply = yield Send(build_auth_more_data(bytes([PERFORM_FULL_AUTHENTICATION])), reply=True)
     if ctx.tls:
         password = reply.rstrip(b"\x00").decode("utf-8", "replace")
@@ -111,7 +136,8 @@ def caching_sha2_password(account: Account, response: bytes, ctx: AuthContext) -
             password = rsa_decrypt_password(ctx.keys.private_pem, encrypted, ctx.scramble[:20])
         except ValueError:
             return False
-    if not verify_password(account.password_hash, password):
-        return False
-    ctx.sha2_cache.put(account, password)
-    return True
+    for stored in _password_hashes(account):
+        if verify_password(stored, password):
+            ctx.sha2_cache.put(account, password, stored)
+            return True
+    return False

@@ -14,7 +14,13 @@ from auth.accounts import AccountManager, Actor
 from auth.catalog import Catalog, CatalogError
 from auth.errors import SqlError
 from auth.policy import profile_by_name
-from proxy.admin.users import UserAdmin, UserAdminError, display_name, reset_builtin_password
+from proxy.admin.users import (
+    UserAdmin,
+    UserAdminError,
+    display_name,
+    explain,
+    reset_builtin_password,
+)
 from proxy.config import LOG_LEVELS, Config, ConfigError, LogConfig, load_config
 from proxy.logs import configure_logging
 from proxy.provision import ProvisionError, create_database
@@ -68,11 +74,37 @@ def serve(state: CliState) -> None:
     from proxy.server import run_server
 
     config = state.config
+    # Refuse, with one clear line, a catalog that cannot be opened or whose schema is older
+    # or newer than this code's (run `catalog migrate`), before binding any port.
+    _open_catalog(state).close()
     try:
         configure_logging(config.log, state.log_level)
     except OSError as exc:  # the log file's directory cannot be written
         raise click.ClickException(f"log.file: {exc.strerror}: {config.log.file}") from None
     run_server(config, state.config_path, state.log_level)
+
+
+@main.group()
+def catalog() -> None:
+    """The account catalog itself."""
+
+
+@catalog.command("migrate")
+@click.pass_obj
+def catalog_migrate(state: CliState) -> None:
+    """Create or upgrade the catalog schema to this version of shardgate.
+
+    Safe to run on a catalog in use and from several nodes at once: migrations are applied in
+    order, each once. Upgrade the code on every node after migrating.
+    """
+    try:
+        before, after = Catalog.migrate(state.config.catalog.url, state.config.base_dir)
+    except CatalogError as exc:
+        raise click.ClickException(exc.message) from None
+    if before == after:
+        click.echo(f"Catalog schema is up to date (version {after}).")
+    else:
+        click.echo(f"Catalog schema migrated from version {before} to {after}.")
 
 
 @main.group()
@@ -173,7 +205,8 @@ class _Users:
     def __init__(self, state: CliState) -> None:
         policy = profile_by_name(state.config.server.policy)
         self.catalog = _open_catalog(state)
-        self.admin = UserAdmin(AccountManager(self.catalog, policy))
+        self.accounts = AccountManager(self.catalog, policy)
+        self.admin = UserAdmin(self.accounts)
         self.actor = Actor.operator()
 
     def __enter__(self) -> _Users:
@@ -303,16 +336,34 @@ def users_create(
 @_database_option
 @_host_option
 @_password_stdin_option
+@click.option(
+    "--retain-current",
+    is_flag=True,
+    help="Keep the current password valid too (for rotation) until discard-old-password.",
+)
 @click.pass_obj
 def users_update_password(
-    state: CliState, username: str, database: str, host: str, password_stdin: bool
+    state: CliState,
+    username: str,
+    database: str,
+    host: str,
+    password_stdin: bool,
+    retain_current: bool,
 ) -> None:
     """Set the password of USERNAME; an empty password generates one, printed once."""
     with _Users(state) as ops:
         try:
             ops.admin.list_users(ops.actor, database)  # unknown database: before any prompt
             password = _ask_password(password_stdin)
-            generated = ops.admin.update_password(ops.actor, database, username, host, password)
+            if retain_current:
+                try:
+                    generated = ops.accounts.update_password(
+                        ops.actor, database, username, host, password, retain_current=True
+                    )
+                except SqlError as error:
+                    raise explain(error, "update-password", database, username, host) from None
+            else:
+                generated = ops.admin.update_password(ops.actor, database, username, host, password)
         except UserAdminError as exc:
             raise _refuse(exc) from None
     name = display_name(username, host)
@@ -320,6 +371,25 @@ def users_update_password(
         click.echo(f'User "{name}" updated.')
     else:
         click.echo(f'User "{name}" updated with password "{generated}".')
+
+
+@users.command("discard-old-password")
+@click.argument("username")
+@_database_option
+@_host_option
+@click.pass_obj
+def users_discard_old_password(state: CliState, username: str, database: str, host: str) -> None:
+    """Stop accepting the password USERNAME had before update-password --retain-current."""
+    with _Users(state) as ops:
+        try:
+            ops.admin.list_users(ops.actor, database)
+            try:
+                ops.accounts.discard_old_password_of(ops.actor, database, username, host)
+            except SqlError as error:
+                raise explain(error, "update-password", database, username, host) from None
+        except UserAdminError as exc:
+            raise _refuse(exc) from None
+    click.echo(f'User "{display_name(username, host)}" now has only its current password.')
 
 
 @users.command("delete")

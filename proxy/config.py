@@ -40,11 +40,17 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class CatalogConfig:
+    # sqlite:///path, or mysql://user@host:port/dbname. For MySQL, the URL kept here carries
+    # the password's source (password_env / password_file as query parameters), never the
+    # password itself, so ``Catalog.open(url, base_dir)`` works wherever it is called.
     url: str = "sqlite:///catalog.db"
     # A secret from which each database's backend account password is derived; read from
     # this environment variable, else from ``secret_file`` (created on first use, mode 0600).
     secret_env: str | None = None
     secret_file: Path = Path("shardgate.secret")
+    # The MySQL catalog account's password: from this environment variable, or this file.
+    password_env: str | None = None
+    password_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -216,17 +222,68 @@ def _server(data: dict[str, Any], base_dir: Path) -> ServerConfig:
 
 
 def _catalog(data: dict[str, Any], base_dir: Path) -> CatalogConfig:
-    _check_keys("catalog", data, {"url", "secret_env", "secret_file"})
+    _check_keys(
+        "catalog", data, {"url", "secret_env", "secret_file", "password_env", "password_file"}
+    )
     url = _typed("catalog", "url", data.get("url", "sqlite:///catalog.db"), str)
-    if not url.startswith("sqlite:///"):
-        raise ConfigError("catalog.url: only sqlite:/// URLs are supported")
+    password_env = data.get("password_env")
+    if password_env is not None:
+        _typed("catalog", "password_env", password_env, str)
+    password_file = None
+    if "password_file" in data:
+        password_file = _resolve(
+            base_dir, _typed("catalog", "password_file", data["password_file"], str)
+        )
+    if url.startswith("mysql://"):
+        url = _mysql_catalog_url(url, password_env, password_file)
+    elif url.startswith("sqlite:///"):
+        if password_env is not None or password_file is not None:
+            raise ConfigError(
+                "catalog.password_env / password_file: only for a mysql:// catalog URL"
+            )
+    else:
+        raise ConfigError("catalog.url: expected sqlite:///<path> or mysql://user@host/dbname")
     secret_env = data.get("secret_env")
     if secret_env is not None:
         _typed("catalog", "secret_env", secret_env, str)
     secret_file = _resolve(
         base_dir, _typed("catalog", "secret_file", data.get("secret_file", "shardgate.secret"), str)
     )
-    return CatalogConfig(url=url, secret_env=secret_env, secret_file=secret_file)
+    return CatalogConfig(
+        url=url,
+        secret_env=secret_env,
+        secret_file=secret_file,
+        password_env=password_env,
+        password_file=password_file,
+    )
+
+
+def _mysql_catalog_url(url: str, password_env: str | None, password_file: Path | None) -> str:
+    """Check a mysql:// URL (never echoing it: it could hold a password) and append where the
+    password comes from."""
+    from urllib.parse import urlencode, urlsplit
+
+    from auth.mysql_store import parse_mysql_url
+    from auth.store import StoreError
+
+    if password_env is not None and password_file is not None:
+        raise ConfigError("catalog: give password_env or password_file, not both")
+    try:
+        if urlsplit(url).query:
+            raise ConfigError(
+                "catalog.url: no query parameters; use the password_env / password_file keys"
+            )
+    except ValueError:
+        raise ConfigError("catalog.url: not a valid URL") from None
+    try:
+        parse_mysql_url(url)
+    except StoreError as error:
+        raise ConfigError(f"catalog.url: {error}") from None
+    if password_env is not None:
+        return f"{url}?{urlencode({'password_env': password_env})}"
+    if password_file is not None:
+        return f"{url}?{urlencode({'password_file': str(password_file)})}"
+    return url
 
 
 def _shard(index: int, data: Any, base_dir: Path) -> ShardConfig:

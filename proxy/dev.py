@@ -68,6 +68,8 @@ def _write_config(path: Path, host: str, port: int, shards: list[ShardEndpoint])
 async def _load_demo(config_path: Path) -> dict[str, str]:
     """Create the demo databases once; reset the demo passwords every run (printed once)."""
     config = load_config(config_path)
+    # A state directory from an older shardgate: bring its catalog up to date.
+    Catalog.migrate(config.catalog.url, config.base_dir)
     catalog = Catalog.open(config.catalog.url, config.base_dir)
     passwords: dict[str, str] = {}
     for name, shard_name in DEMO_DATABASES:

@@ -14,8 +14,10 @@ from __future__ import annotations
 # LocalMariaDB(tmp_path / "x") for fault tests.
 # ---------------------------------------------------------------------------
 import asyncio
+import itertools
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pymysql
@@ -88,3 +90,75 @@ def pytest_asyncio_loop_factories(
     """The in-process proxies run on uvloop, as `shardgate serve` does (its transports are
     not asyncio's classes, and its flow control differs: test what ships)."""
     return {"uvloop": uvloop.new_event_loop}
+
+
+# ---------------------------------------------------------------------------
+# A MySQL/MariaDB catalog (auth/mysql_store.py)
+#
+#   catalog_server     session  LocalMariaDB: one throwaway server for catalog databases
+#   mysql_catalog_url  function factory: mysql_catalog_url() -> a migrated, empty catalog
+#                               database of its own, as "mysql://...?password_env=..."
+# ---------------------------------------------------------------------------
+
+CATALOG_PASSWORD_ENV = "SHARDGATE_TEST_CATALOG_PASSWORD"
+CATALOG_USER = "sgcatalog"
+_catalog_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def catalog_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMariaDB]:
+    import os
+    import secrets
+
+    server = LocalMariaDB(tmp_path_factory.mktemp("catalogdb") / "mariadb")
+    endpoint = server.start()
+    password = secrets.token_urlsafe(18)
+    os.environ[CATALOG_PASSWORD_ENV] = password
+    conn = connect_admin(endpoint)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                f"CREATE USER IF NOT EXISTS '{CATALOG_USER}'@'127.0.0.1' IDENTIFIED BY %s",
+                (password,),
+            )
+            cur.execute(f"GRANT ALL PRIVILEGES ON `sgcat\\_%`.* TO '{CATALOG_USER}'@'127.0.0.1'")
+        yield server
+    finally:
+        conn.close()
+        server.stop()
+
+
+@pytest.fixture
+def mysql_catalog_url(catalog_server: LocalMariaDB) -> Iterator[Callable[..., str]]:
+    """Each call: a new catalog database on the catalog server, migrated unless told not to."""
+    from auth.catalog import Catalog
+
+    endpoint = catalog_server.endpoint
+    made: list[str] = []
+
+    def factory(migrate: bool = True) -> str:
+        name = f"sgcat_{next(_catalog_numbers)}"
+        conn = connect_admin(endpoint)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+                cur.execute(f"CREATE DATABASE `{name}`")
+        finally:
+            conn.close()
+        made.append(name)
+        url = (
+            f"mysql://{CATALOG_USER}@{endpoint.host}:{endpoint.port}/{name}"
+            f"?password_env={CATALOG_PASSWORD_ENV}"
+        )
+        if migrate:
+            Catalog.migrate(url, Path("/"))
+        return url
+
+    yield factory
+    conn = connect_admin(endpoint)
+    try:
+        with conn.cursor() as cur:
+            for name in made:
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        conn.close()

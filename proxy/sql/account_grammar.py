@@ -11,6 +11,8 @@ Accepted syntax (MySQL 8, plus the MySQL 5.7 ``GRANT ... IDENTIFIED BY`` the Pol
     CREATE USER [IF NOT EXISTS] user_spec [, user_spec] ...
     DROP USER [IF EXISTS] user [, user] ...
     SET PASSWORD [FOR user | FOR CURRENT_USER[()]] {= | :=} {PASSWORD('auth') | 'auth'}
+        [RETAIN CURRENT PASSWORD]
+    ALTER USER {user | CURRENT_USER[()]} DISCARD OLD PASSWORD
     GRANT priv [, priv] ... ON [TABLE | PROCEDURE | FUNCTION] level
         TO user_spec [, user_spec] ... [WITH GRANT OPTION [GRANT OPTION] ...]
     REVOKE priv [, priv] ... ON [TABLE | PROCEDURE | FUNCTION] level FROM user [, user] ...
@@ -42,7 +44,7 @@ Errors (all ``auth.errors.SqlError``):
   ``IDENTIFIED WITH``, ``IDENTIFIED BY PASSWORD``, ``IDENTIFIED BY RANDOM PASSWORD``, CREATE USER
   options (``DEFAULT ROLE``, ``REQUIRE ...``, ``WITH MAX_...``, ``PASSWORD EXPIRE``, ``ACCOUNT
   LOCK``, ...), GRANT's ``REQUIRE``/``WITH MAX_...``/``AS``, ``SET PASSWORD ... TO RANDOM`` /
-  ``REPLACE`` / ``RETAIN CURRENT PASSWORD``, and ``CURRENT_USER()`` as the account of CREATE USER,
+  ``REPLACE``, every other ALTER USER, and ``CURRENT_USER()`` as the account of CREATE USER,
   DROP USER, GRANT or REVOKE. These are raised as soon as the construct is seen.
 
 Statements recognised but not implemented come back as ``UnsupportedAccountStatement(verb)`` for
@@ -65,6 +67,7 @@ __all__ = [
     "AccountStatement",
     "CreateUser",
     "CurrentUser",
+    "DiscardOldPassword",
     "DropUser",
     "Grant",
     "PrivItem",
@@ -149,6 +152,14 @@ class SetPassword:
 
     user: UserRef | None
     password: str
+    retain_current: bool = False  # RETAIN CURRENT PASSWORD
+
+
+@dataclass(frozen=True, slots=True)
+class DiscardOldPassword:
+    """``ALTER USER u DISCARD OLD PASSWORD``; ``user`` None for ``CURRENT_USER()``."""
+
+    user: UserRef | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +204,7 @@ AccountStatement: TypeAlias = (
     CreateUser
     | DropUser
     | SetPassword
+    | DiscardOldPassword
     | Grant
     | Revoke
     | RevokeAll
@@ -525,6 +537,13 @@ class _Parser:
     # ------------------------------------------------------------------ statements
 
     def statement(self) -> AccountStatement:
+        if self.is_kw("ALTER") and self.is_kw("USER", ahead=1):
+            discard = self.discard_old_password()
+            if discard is not None:
+                self.accept_punct(";")
+                if self.peek().kind != _EOF:
+                    self.fail()
+                return discard
         for verb in _UNSUPPORTED_VERBS:
             if all(self.is_kw(word, ahead=k) for k, word in enumerate(verb)):
                 return UnsupportedAccountStatement(" ".join(verb))
@@ -592,9 +611,40 @@ class _Parser:
             password = self.string()
         if self.is_kw("REPLACE"):
             raise not_supported("SET PASSWORD ... REPLACE")
-        if self.is_kw("RETAIN"):
-            raise not_supported("SET PASSWORD ... RETAIN CURRENT PASSWORD")
-        return SetPassword(user, password)
+        retain = False
+        if self.accept_kw("RETAIN"):
+            self.expect_kw("CURRENT")
+            self.expect_kw("PASSWORD")
+            retain = True
+        return SetPassword(user, password, retain)
+
+    def discard_old_password(self) -> DiscardOldPassword | None:
+        """``ALTER USER {u | CURRENT_USER[()]} DISCARD OLD PASSWORD`` if that is what follows
+        (every other ALTER USER stays unsupported); the position is kept otherwise."""
+        start = self.i
+        self.i += 2  # ALTER USER
+        if self.accept_kw("IF"):
+            self.i = start
+            return None
+        token = self.peek()
+        if token.kind == _WORD and token.kw == "USER" and self.peek(1).kind == _PUNCT:
+            self.i = start  # USER(): unsupported as before
+            return None
+        user: UserRef | None
+        if self.current_user() is not None:
+            user = None
+        elif token.kind in (_QIDENT, _STRING) or self.bare_name_ok(token):
+            user = self.user_ref()
+        else:
+            self.i = start
+            return None
+        if not (
+            self.is_kw("DISCARD") and self.is_kw("OLD", ahead=1) and self.is_kw("PASSWORD", ahead=2)
+        ):
+            self.i = start
+            return None
+        self.i += 3
+        return DiscardOldPassword(user)
 
     def grant(self) -> Grant | UnsupportedAccountStatement:
         self.i += 1  # GRANT

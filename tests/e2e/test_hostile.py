@@ -500,10 +500,8 @@ def test_set_password_variants_are_never_forwarded(world: World) -> None:
             ("SET PASSWORD FOR root@localhost = PASSWORD('Abcdef1')", RESTRICTED_TO_ADMIN),
             (f"SET PASSWORD FOR '{world.backend_account}'@'%' = 'Abcdef1'", RESTRICTED_TO_ADMIN),
             ("SET PASSWORD TO RANDOM", not_supported("SET PASSWORD ... TO RANDOM")),
-            (
-                "SET PASSWORD = 'Abcdef1' RETAIN CURRENT PASSWORD",
-                not_supported("SET PASSWORD ... RETAIN CURRENT PASSWORD"),
-            ),
+            ("SET PASSWORD = 'Abcdef1' RETAIN OLD PASSWORD", 1064),
+            (f"ALTER USER {user} DISCARD OLD PASSWORD, IDENTIFIED BY 'Abcdef1'", 1064),
             ("SET @@password = 'Abcdef1'", not_supported("SET of variable password")),
             ("SET SESSION password = 'Abcdef1'", not_supported("SET of variable password")),
             ("SET @a = 1, PASSWORD = 'Abcdef1'", not_supported("SET of variable password")),

@@ -21,6 +21,7 @@ from proxy.sql.account_grammar import (
     AccountStatement,
     CreateUser,
     CurrentUser,
+    DiscardOldPassword,
     DropUser,
     Grant,
     PrivItem,
@@ -479,7 +480,6 @@ NOT_SUPPORTED: list[tuple[str, str]] = [
     ("GRANT SELECT ON db.* TO u AS v", "AS"),
     ("SET PASSWORD FOR u TO RANDOM", "TO RANDOM"),
     ("SET PASSWORD = 'x' REPLACE 'y'", "REPLACE"),
-    ("SET PASSWORD = 'x' RETAIN CURRENT PASSWORD", "RETAIN CURRENT PASSWORD"),
     ("DROP USER CURRENT_USER()", "CURRENT_USER"),
     ("CREATE USER CURRENT_USER", "CURRENT_USER"),
     ("GRANT SELECT ON db.* TO CURRENT_USER", "CURRENT_USER"),
@@ -1075,3 +1075,52 @@ def render(stmt: AccountStatement, rnd: random.Random) -> str:
 def test_generated_statements_round_trip(stmt: AccountStatement, rnd: random.Random) -> None:
     sql = render(stmt, rnd)
     assert parse_account_statement(sql) == stmt, sql
+
+
+# --- dual passwords ---
+
+
+@pytest.mark.parametrize(
+    "sql, expected",
+    [
+        ("SET PASSWORD = 'New#pw1' RETAIN CURRENT PASSWORD", SetPassword(None, "New#pw1", True)),
+        (
+            "set password for lily@'10.%' = PASSWORD('New#pw1') retain current password;",
+            SetPassword(UserRef("lily", "10.%"), "New#pw1", True),
+        ),
+        ("SET PASSWORD FOR lily = 'New#pw1'", SetPassword(UserRef("lily", "%"), "New#pw1")),
+        ("ALTER USER lily DISCARD OLD PASSWORD", DiscardOldPassword(UserRef("lily", "%"))),
+        (
+            "alter user 'lily'@'10.0.0.1' discard old password ;",
+            DiscardOldPassword(UserRef("lily", "10.0.0.1")),
+        ),
+        ("ALTER USER CURRENT_USER() DISCARD OLD PASSWORD", DiscardOldPassword(None)),
+    ],
+)
+def test_dual_password_statements(sql: str, expected: object) -> None:
+    assert parse_account_statement(sql) == expected
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SET PASSWORD = 'x' RETAIN CURRENT",
+        "SET PASSWORD = 'x' RETAIN OLD PASSWORD",
+        "ALTER USER lily DISCARD OLD PASSWORD extra",
+    ],
+)
+def test_dual_password_syntax_errors(sql: str) -> None:
+    with pytest.raises(SqlError) as caught:
+        parse_account_statement(sql)
+    assert caught.value.errno in (1064, 1235)
+
+
+def test_other_alter_user_forms_stay_unsupported() -> None:
+    for sql in (
+        "ALTER USER lily IDENTIFIED BY 'x'",
+        "ALTER USER IF EXISTS lily DISCARD OLD PASSWORD",
+        "ALTER USER lily DISCARD OLD",
+        "ALTER USER USER() IDENTIFIED BY 'x'",
+    ):
+        statement = parse_account_statement(sql)
+        assert statement == UnsupportedAccountStatement("ALTER USER")

@@ -1,5 +1,6 @@
-"""Account operations (auth.accounts) against a real SQLite catalog: every rule of
-shared/docs/account-semantics.md with its exact errno, SQLSTATE and message."""
+"""Account operations (auth.accounts) against a real catalog: every rule of
+shared/docs/account-semantics.md with its exact errno, SQLSTATE and message. Each test runs on
+the SQLite store and on the MySQL/MariaDB store (a throwaway server, one database per test)."""
 
 from __future__ import annotations
 
@@ -250,9 +251,17 @@ def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+@pytest.fixture(params=["sqlite", "mysql"])
+def catalog_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "sqlite":
+        return URL
+    factory: Callable[..., str] = request.getfixturevalue("mysql_catalog_url")
+    return factory()
+
+
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
-    catalog = Catalog.open(URL, tmp_path)
+def env(tmp_path: Path, catalog_url: str) -> Iterator[Env]:
+    catalog = Catalog.open(catalog_url, tmp_path)
     catalog.create_database("easydb", "s0", "easydb", "sg_easydb", "Admin#pw1", "Ro#pw12")
     catalog.create_database("otherdb", "s1", "otherdb", "sg_otherdb", "Admin#pw2", "Ro#pw34")
     snapshot = catalog.snapshot()
@@ -1273,11 +1282,11 @@ def test_audit_of_revoke_and_drop(hanson: Env) -> None:
 
 
 def test_conflict_is_retried_against_the_new_catalog(
-    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    env: Env, tmp_path: Path, catalog_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another process changes the catalog between validation and apply: the operation is
     validated again against the new state."""
-    other = Catalog.open(URL, tmp_path)
+    other = Catalog.open(catalog_url, tmp_path)
     real_apply = env.catalog.apply
     calls = 0
 
@@ -1301,9 +1310,9 @@ def test_conflict_is_retried_against_the_new_catalog(
 
 
 def test_persistent_conflict_is_1213(
-    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    env: Env, tmp_path: Path, catalog_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    other = Catalog.open(URL, tmp_path)
+    other = Catalog.open(catalog_url, tmp_path)
     real_apply = env.catalog.apply
     calls = 0
 

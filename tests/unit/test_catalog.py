@@ -1,4 +1,9 @@
-"""The catalog: storage, snapshots, transactions, audit, durability under kill -9, and scale."""
+"""The catalog: storage, snapshots, transactions, audit, durability under kill -9, and scale.
+
+Every test taking the ``backend`` fixture (directly, or through ``catalog`` / ``easydb``) runs
+twice: on the embedded SQLite store and on a MySQL/MariaDB store (a database of its own on a
+throwaway MariaDB server). Tests about SQLite files only (WAL, kill -9, scale) run on SQLite.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,16 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
+import pymysql
 import pytest
 
 import auth.catalog as catalog_module
+from auth import mysql_store
 from auth.catalog import (
     AccountExistsError,
     Catalog,
@@ -24,8 +33,10 @@ from auth.catalog import (
     CatalogSnapshot,
     CreateAccount,
     DatabaseExistsError,
+    DiscardOldPassword,
     DropAccount,
     ProtectedAccountError,
+    SchemaVersionError,
     SetPassword,
     SetPrivileges,
     UnknownAccountError,
@@ -34,10 +45,13 @@ from auth.catalog import (
     sqlite_path,
 )
 from auth.model import Account
+from auth.mysql_store import MysqlCatalogStore, parse_mysql_url
 from auth.passwords import native_hash, verify_password
 from auth.privileges import ALL_PRIVILEGES, NO_PRIVILEGES, Priv
 from auth.sqlite_store import SCHEMA_VERSION
+from auth.store import StoreError
 from tests.catalog_fill import bulk_insert
+from tests.conftest import CATALOG_PASSWORD_ENV, CATALOG_USER
 
 ROOT = Path(__file__).resolve().parents[2]
 SEL = Priv.SELECT
@@ -49,9 +63,56 @@ def _path(base: Path) -> Path:
     return base / "data" / "catalog.db"
 
 
+@dataclass
+class Backend:
+    """One catalog store under test: how to open it again, and raw access to its tables."""
+
+    kind: str
+    url: str
+    base: Path
+
+    def open(self) -> Catalog:
+        """Another handle on the same catalog, as another process or node would have."""
+        return Catalog.open(self.url, self.base)
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run raw SQL (``?`` placeholders) on the store, outside the catalog."""
+        if self.kind == "sqlite":
+            with sqlite3.connect(_path(self.base)) as connection:
+                return list(connection.execute(sql, params).fetchall())
+        parts = self.url.split("?")[0][len("mysql://") :]
+        user_host, database = parts.split("/")
+        host, port = user_host.split("@")[1].split(":")
+        conn = pymysql.connect(
+            host=host,
+            port=int(port),
+            user=CATALOG_USER,
+            password=os.environ[CATALOG_PASSWORD_ENV],
+            database=database,
+            autocommit=True,
+        )
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql.replace("?", "%s"), params)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+
+    def count(self, table: str) -> int:
+        return int(self.rows(f"SELECT COUNT(*) FROM {table}")[0][0])
+
+
+@pytest.fixture(params=["sqlite", "mysql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "sqlite":
+        return Backend("sqlite", URL, tmp_path)
+    factory: Callable[..., str] = request.getfixturevalue("mysql_catalog_url")
+    return Backend("mysql", factory(), tmp_path)
+
+
 @pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    opened = Catalog.open(URL, tmp_path)
+def catalog(backend: Backend) -> Iterator[Catalog]:
+    opened = backend.open()
     yield opened
     opened.close()
 
@@ -64,11 +125,6 @@ def easydb(catalog: Catalog) -> Catalog:
 
 def _raw(base: Path) -> sqlite3.Connection:
     return sqlite3.connect(_path(base))
-
-
-def _count(base: Path, table: str) -> int:
-    with _raw(base) as connection:
-        return int(connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
 def _user(catalog: Catalog, user: str, host: str = "%") -> Account:
@@ -103,12 +159,11 @@ def test_sqlite_urls(tmp_path: Path) -> None:
             sqlite_path(bad, tmp_path)
 
 
-def test_refuses_newer_schema(tmp_path: Path) -> None:
-    Catalog.open(URL, tmp_path).close()
-    with _raw(tmp_path) as connection:
-        connection.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+def test_refuses_newer_schema(backend: Backend) -> None:
+    backend.open().close()
+    backend.rows("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
     with pytest.raises(CatalogError, match="newer"):
-        Catalog.open(URL, tmp_path)
+        backend.open()
 
 
 def test_refuses_a_file_that_is_not_a_catalog(tmp_path: Path) -> None:
@@ -118,10 +173,159 @@ def test_refuses_a_file_that_is_not_a_catalog(tmp_path: Path) -> None:
         Catalog.open(URL, tmp_path)
 
 
+def test_an_older_schema_is_refused_until_migrated(backend: Backend) -> None:
+    with backend.open() as catalog:
+        catalog.create_database("easydb", "s1", "easydb", "sg_easydb", "Admin#pw1", "")
+    # Turn it back into a version-1 catalog (before dual passwords), with data in it.
+    backend.rows("ALTER TABLE accounts DROP COLUMN retained_native_hash")
+    backend.rows("ALTER TABLE accounts DROP COLUMN retained_password_hash")
+    backend.rows("UPDATE schema_version SET version = ?", (1,))
+    with pytest.raises(SchemaVersionError, match="catalog migrate"):
+        backend.open()
+    # The migrations of the missing versions are idempotent; migrate says from and to.
+    assert Catalog.migrate(backend.url, backend.base) == (1, SCHEMA_VERSION)
+    assert Catalog.migrate(backend.url, backend.base) == (SCHEMA_VERSION, SCHEMA_VERSION)
+    with backend.open() as catalog:
+        admin = _user(catalog, "easydb")
+        assert verify_password(admin.password_hash, "Admin#pw1")
+        assert not admin.has_retained_password
+
+
+def test_both_backends_have_the_same_schema_versions() -> None:
+    assert mysql_store.SCHEMA_VERSION == SCHEMA_VERSION
+
+
+def test_a_new_mysql_catalog_needs_migrate(mysql_catalog_url: Callable[..., str]) -> None:
+    url = mysql_catalog_url(migrate=False)
+    with pytest.raises(SchemaVersionError, match=r"version 0 .* catalog migrate"):
+        Catalog.open(url, Path("/"))
+    assert Catalog.migrate(url, Path("/")) == (0, SCHEMA_VERSION)
+    with Catalog.open(url, Path("/")) as catalog:
+        assert catalog.snapshot().version == 0
+
+
+def test_mysql_urls_never_carry_a_password() -> None:
+    with pytest.raises(StoreError, match="must not contain a password") as caught:
+        parse_mysql_url("mysql://cat:Sekrit#1@db.internal:3306/catalog")
+    assert "Sekrit" not in str(caught.value)
+    parsed = parse_mysql_url("mysql://cat@db.internal:3307/catalog?password_env=CAT_PW")
+    assert (parsed.user, parsed.host, parsed.port, parsed.database) == (
+        "cat",
+        "db.internal",
+        3307,
+        "catalog",
+    )
+    assert parsed.password_env == "CAT_PW" and "CAT_PW" not in repr(parsed.display())
+    for bad in (
+        "mysql://db.internal/catalog",  # no user
+        "mysql://cat@db.internal/",  # no database
+        "mysql://cat@db.internal/catalog?password=x",  # unknown parameter
+        "mysql://cat@db.internal/catalog?password_file=relative.txt",
+        "mysql://cat@db.internal:port/catalog",
+    ):
+        with pytest.raises(StoreError):
+            parse_mysql_url(bad)
+
+
+def test_mysql_store_reconnects_after_a_lost_connection(
+    mysql_catalog_url: Callable[..., str], catalog_server: Any
+) -> None:
+    url = mysql_catalog_url()
+    with Catalog.open(url, Path("/")) as catalog, Catalog.open(url, Path("/")) as other:
+        catalog.create_database("easydb", "s1", "easydb", "sg_easydb", "", "")
+        store = cast(MysqlCatalogStore, catalog._store)
+        assert store._conn is not None
+        thread_id = store._conn.thread_id()
+        killer = pymysql.connect(
+            host=catalog_server.endpoint.host,
+            port=catalog_server.endpoint.port,
+            user=catalog_server.endpoint.user,
+            password=catalog_server.endpoint.password,
+            autocommit=True,
+        )
+        with killer.cursor() as cur:
+            cur.execute(f"KILL CONNECTION {int(thread_id)}")
+        killer.close()
+        # The next poll and the next change simply work on a new connection.
+        other.create_account("lily", "%", "", "easydb", "easydb@'%'", "")
+        assert catalog.refresh()
+        catalog.create_account("rose", "%", "", "easydb", "easydb@'%'", "")
+        assert other.refresh() and other.snapshot().find_account("rose", "%") is not None
+
+
+def test_concurrent_conflicting_writers_stay_consistent(backend: Backend) -> None:
+    """Two catalog handles (two nodes) racing to create, grant, and drop the same accounts:
+    every change applies whole and in some order; both converge on the store's state."""
+    import threading
+
+    with backend.open() as setup:
+        setup.create_database("easydb", "s1", "easydb", "sg_easydb", "", "")
+    nodes = [backend.open(), backend.open()]
+    errors: list[BaseException] = []
+
+    def work(node: Catalog, seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            for _ in range(60):
+                user = f"user{rng.randrange(4)}"
+                node.refresh()
+                existing = node.snapshot().find_account(user, "%")
+                try:
+                    if existing is None or rng.random() < 0.2:
+                        node.apply(
+                            [
+                                CreateAccount(user, "%", "", "easydb"),
+                                SetPrivileges(UserHost(user, "%"), "easydb", None, SEL),
+                            ],
+                            "a",
+                            "",
+                            "create",
+                        )
+                    elif rng.random() < 0.3:
+                        node.apply([DropAccount(UserHost(user, "%"))], "a", "", "drop")
+                    else:
+                        node.apply(
+                            [
+                                SetPrivileges(
+                                    UserHost(user, "%"), "easydb", "t", Priv(1 + rng.randrange(255))
+                                )
+                            ],
+                            "a",
+                            "",
+                            "grant",
+                        )
+                except (AccountExistsError, UnknownAccountError):
+                    pass  # the other node got there first: refused whole
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(n, i)) for i, n in enumerate(nodes)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors
+    try:
+        with backend.open() as fresh:
+            truth = fresh.snapshot()
+            for node in nodes:
+                node.refresh()
+                _same(node.snapshot(), truth)
+            # Every created account got its SELECT in the same change; versions never skip.
+            for account in truth.accounts():
+                if not account.protected:
+                    assert truth.privileges(account.id, "easydb") & SEL
+            versions = [r.catalog_version for r in fresh.audit()]
+            assert versions == list(range(1, truth.version + 1))
+    finally:
+        for node in nodes:
+            node.close()
+
+
 # --- databases and built-ins ---
 
 
-def test_create_database_makes_protected_builtins(easydb: Catalog, tmp_path: Path) -> None:
+def test_create_database_makes_protected_builtins(easydb: Catalog, backend: Backend) -> None:
     snapshot = easydb.snapshot()
     database = snapshot.database("EasyDB")
     assert database is not None
@@ -138,7 +342,7 @@ def test_create_database_makes_protected_builtins(easydb: Catalog, tmp_path: Pat
     assert verify_password(admin.password_hash, "Admin#pw1")
     assert verify_password(ro.password_hash, "Ro#pw12")
     # Privileges come from being the built-in, not from grant rows.
-    assert _count(tmp_path, "db_grants") == 0
+    assert backend.count("db_grants") == 0
     assert snapshot.privileges(admin.id, "easydb") == ALL_PRIVILEGES
     assert snapshot.privileges(admin.id, "EASYDB", "Employees") == ALL_PRIVILEGES
     assert snapshot.privileges(ro.id, "easydb") == SEL
@@ -198,7 +402,7 @@ def test_reset_builtin_password(easydb: Catalog) -> None:
         easydb.reset_builtin_password("nodb", read_only=False, new_password="x")
 
 
-def test_drop_database(easydb: Catalog, tmp_path: Path) -> None:
+def test_drop_database(easydb: Catalog, backend: Backend) -> None:
     easydb.create_database("shop", "shard2", "shop_0001", "sg_shop", "", "")
     owned = easydb.create_account("owned", "%", "", "easydb", "easydb@'%'", "")
     shared = easydb.create_account("shared", "%", "", "shop", "shop@'%'", "")
@@ -218,9 +422,7 @@ def test_drop_database(easydb: Catalog, tmp_path: Path) -> None:
     # Re-creating the database does not bring old grants back.
     easydb.create_database("easydb", "shard1", "easydb_0002", "sg_easydb", "", "")
     assert easydb.snapshot().privileges(shared.id, "easydb", "emp") == NO_PRIVILEGES
-    with _raw(tmp_path) as connection:
-        rows = connection.execute("SELECT COUNT(*) FROM table_grants WHERE db = 'easydb'")
-        assert rows.fetchone()[0] == 0
+    assert backend.rows("SELECT COUNT(*) FROM table_grants WHERE db = 'easydb'") == [(0,)]
     with pytest.raises(UnknownDatabaseError):
         easydb.drop_database("nodb")
 
@@ -273,13 +475,13 @@ def test_duplicate_and_unknown_accounts(easydb: Catalog) -> None:
         easydb.create_account("lily", "10.%", "", "nodb", "operator", "")
 
 
-def test_account_ids_are_never_reused(easydb: Catalog, tmp_path: Path) -> None:
+def test_account_ids_are_never_reused(easydb: Catalog, backend: Backend) -> None:
     first = easydb.create_account("lily", "%", "", "easydb", "easydb@'%'", "")
     easydb.drop_account(first.id, "easydb@'%'", "")
     second = easydb.create_account("lily", "%", "", "easydb", "easydb@'%'", "")
     assert second.id > first.id
     easydb.close()
-    with Catalog.open(URL, tmp_path) as reopened:
+    with backend.open() as reopened:
         third = reopened.create_account("lily2", "%", "", "easydb", "easydb@'%'", "")
         assert third.id > second.id
 
@@ -298,7 +500,7 @@ def test_set_password(easydb: Catalog) -> None:
 # --- privileges ---
 
 
-def test_privileges_levels_and_case(easydb: Catalog, tmp_path: Path) -> None:
+def test_privileges_levels_and_case(easydb: Catalog, backend: Backend) -> None:
     easydb.create_database("shop", "shard2", "shop_0001", "sg_shop", "", "")
     hanson = easydb.create_account("hanson", "%", "", "easydb", "easydb@'%'", "")
     easydb.set_privileges(hanson.id, "EasyDB", "Emp", SEL | INS, "easydb@'%'", "")
@@ -322,8 +524,8 @@ def test_privileges_levels_and_case(easydb: Catalog, tmp_path: Path) -> None:
     easydb.set_privileges(hanson.id, "easydb", None, NO_PRIVILEGES, "easydb@'%'", "")
     assert easydb.snapshot().grants_of(hanson.id).empty
     assert easydb.snapshot().usable_databases(hanson.id) == []
-    assert _count(tmp_path, "table_grants") == 0
-    assert _count(tmp_path, "db_grants") == 0
+    assert backend.count("table_grants") == 0
+    assert backend.count("db_grants") == 0
 
 
 def test_usable_databases_table_level_only_and_several(easydb: Catalog) -> None:
@@ -337,14 +539,14 @@ def test_usable_databases_table_level_only_and_several(easydb: Catalog) -> None:
         easydb.set_privileges(user.id, "nodb", None, SEL, "operator", "")
 
 
-def test_deleting_an_account_deletes_its_grants(easydb: Catalog, tmp_path: Path) -> None:
+def test_deleting_an_account_deletes_its_grants(easydb: Catalog, backend: Backend) -> None:
     user = easydb.create_account("gone", "%", "", "easydb", "easydb@'%'", "")
     easydb.set_privileges(user.id, "easydb", "t", SEL, "easydb@'%'", "")
     easydb.set_privileges(user.id, "easydb", None, SEL, "easydb@'%'", "")
     easydb.drop_account(user.id, "easydb@'%'", "")
     assert easydb.snapshot().account(user.id) is None
     assert easydb.snapshot().grants_of(user.id).empty
-    assert _count(tmp_path, "table_grants") == 0 and _count(tmp_path, "db_grants") == 0
+    assert backend.count("table_grants") == 0 and backend.count("db_grants") == 0
 
 
 # --- apply: all or nothing ---
@@ -380,7 +582,7 @@ def test_apply_creates_and_refers_by_name(easydb: Catalog) -> None:
         SetPrivileges(UserHost("easydb_RO", "%"), "easydb", None, ALL_PRIVILEGES),  # protected
     ],
 )
-def test_apply_is_all_or_nothing(easydb: Catalog, tmp_path: Path, failing: object) -> None:
+def test_apply_is_all_or_nothing(easydb: Catalog, backend: Backend, failing: object) -> None:
     existing = easydb.create_account("kept", "%", "Kept#pw1", "easydb", "easydb@'%'", "")
     easydb.set_privileges(existing.id, "easydb", None, SEL, "easydb@'%'", "")
     before = easydb.snapshot()
@@ -404,7 +606,7 @@ def test_apply_is_all_or_nothing(easydb: Catalog, tmp_path: Path, failing: objec
     assert easydb.snapshot() is before
     assert easydb.snapshot().find_account("lily", "%") is None
     assert len(easydb.audit()) == audit_before
-    with Catalog.open(URL, tmp_path) as fresh:
+    with backend.open() as fresh:
         snapshot = fresh.snapshot()
         assert snapshot.version == before.version
         assert snapshot.find_account("lily", "%") is None
@@ -455,8 +657,8 @@ def _same(left: CatalogSnapshot, right: CatalogSnapshot) -> None:
         assert left.usable_databases(account.id) == right.usable_databases(account.id)
 
 
-def test_second_catalog_sees_changes_after_refresh(easydb: Catalog, tmp_path: Path) -> None:
-    with Catalog.open(URL, tmp_path) as other:
+def test_second_catalog_sees_changes_after_refresh(easydb: Catalog, backend: Backend) -> None:
+    with backend.open() as other:
         assert not other.refresh()
         lily = easydb.create_account("lily", "%", "", "easydb", "easydb@'%'", "")
         assert other.snapshot().find_account("lily", "%") is None
@@ -469,10 +671,10 @@ def test_second_catalog_sees_changes_after_refresh(easydb: Catalog, tmp_path: Pa
         assert easydb.snapshot().privileges(lily.id, "easydb", "emp") == SEL
 
 
-def test_incremental_refresh_matches_a_full_load(easydb: Catalog, tmp_path: Path) -> None:
+def test_incremental_refresh_matches_a_full_load(easydb: Catalog, backend: Backend) -> None:
     rng = random.Random(7)
     easydb.create_database("shop", "shard2", "shop_0001", "sg_shop", "", "")
-    with Catalog.open(URL, tmp_path) as follower:
+    with backend.open() as follower:
         for step in range(150):
             snapshot = easydb.snapshot()
             plain = [a for a in snapshot.accounts() if not a.protected]
@@ -494,13 +696,13 @@ def test_incremental_refresh_matches_a_full_load(easydb: Catalog, tmp_path: Path
             if step % 10 == 0:
                 follower.refresh()
         follower.refresh()
-        with Catalog.open(URL, tmp_path) as fresh:
+        with backend.open() as fresh:
             _same(easydb.snapshot(), fresh.snapshot())
             _same(follower.snapshot(), fresh.snapshot())
 
 
 def test_refresh_falls_back_to_a_full_load(
-    easydb: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    easydb: Catalog, backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(catalog_module, "CHANGE_LOG_RETENTION", 2)
     builds = []
@@ -510,7 +712,7 @@ def test_refresh_falls_back_to_a_full_load(
         builds.append(1)
         return original(cls, *args)  # type: ignore[no-any-return]
 
-    with Catalog.open(URL, tmp_path) as follower:
+    with backend.open() as follower:
         monkeypatch.setattr(CatalogSnapshot, "build", classmethod(counting_build))
         for i in range(5):
             easydb.create_account(f"user{i}", "%", "", "easydb", "a", "")
@@ -523,7 +725,7 @@ def test_refresh_falls_back_to_a_full_load(
 # --- audit ---
 
 
-def test_audit_records_and_never_a_password(easydb: Catalog, tmp_path: Path) -> None:
+def test_audit_records_and_never_a_password(easydb: Catalog, backend: Backend) -> None:
     secrets = ["Admin#pw1", "Ro#pw12", "Lily#Secret1", "Other#Secret2", "Reset#Secret3"]
     lily = easydb.create_account("lily", "%", secrets[2], "easydb", "easydb@'%'", "10.1.2.3")
     easydb.apply(
@@ -545,12 +747,20 @@ def test_audit_records_and_never_a_password(easydb: Catalog, tmp_path: Path) -> 
         for field in (record.actor, record.client, record.action, record.details):
             for secret in secrets:
                 assert secret not in field
-    # Nor anywhere in the files on disk.
+    # Nor anywhere in the store: the files on disk, or every row of every table.
     easydb.close()
-    for file in _path(tmp_path).parent.iterdir():
-        content = file.read_bytes()
-        for secret in secrets:
-            assert secret.encode() not in content, file.name
+    if backend.kind == "sqlite":
+        for file in _path(backend.base).parent.iterdir():
+            content = file.read_bytes()
+            for secret in secrets:
+                assert secret.encode() not in content, file.name
+    else:
+        tables = [t for (t,) in backend.rows("SHOW TABLES")]
+        assert "accounts" in tables and "audit" in tables
+        for table in tables:
+            dump = repr(backend.rows(f"SELECT * FROM {table}"))
+            for secret in secrets:
+                assert secret not in dump, table
 
 
 # --- durability: kill -9 at random moments ---
@@ -701,3 +911,30 @@ def test_scale_100k_accounts_1m_table_grants(tmp_path: Path) -> None:
     assert loaded - inserted < 60
     assert lookups < 5
     assert change < 5 and follow < 5
+
+
+# --- dual passwords ---
+
+
+def test_retained_password_lifecycle(easydb: Catalog, backend: Backend) -> None:
+    lily = easydb.create_account("lily", "%", "Old#pass1", "easydb", "easydb@'%'", "")
+    easydb.apply([SetPassword(lily.id, "New#pass2", retain_current=True)], "a", "", "rotate")
+    rotated = _user(easydb, "lily")
+    assert verify_password(rotated.password_hash, "New#pass2")
+    assert rotated.retained_password_hash is not None
+    assert verify_password(rotated.retained_password_hash, "Old#pass1")
+    assert rotated.retained_native_hash == native_hash("Old#pass1")
+    # Another node sees the same; a plain change keeps the retained one (as MySQL does).
+    with backend.open() as other:
+        assert other.snapshot().find_account("lily", "%") == rotated
+    easydb.set_password(lily.id, "Third#pass3", "a", "")
+    assert _user(easydb, "lily").retained_native_hash == native_hash("Old#pass1")
+    easydb.apply([DiscardOldPassword(lily.id)], "a", "", "discard")
+    done = _user(easydb, "lily")
+    assert not done.has_retained_password and done.native_hash == native_hash("Third#pass3")
+    # Nothing to retain when the current password is empty; an empty new one drops it.
+    easydb.apply([SetPassword(lily.id, "Four#pass4", retain_current=True)], "a", "", "x")
+    easydb.set_password(lily.id, "", "a", "")
+    assert not _user(easydb, "lily").has_retained_password
+    with pytest.raises(CatalogError, match="empty password cannot be retained"):
+        easydb.apply([SetPassword(lily.id, "Five#pass5", retain_current=True)], "a", "", "x")

@@ -773,3 +773,31 @@ def test_database_create_then_manage_users(shards: list[ShardEndpoint], tmp_path
     refused(
         run("database", "create", "clidb2", "--shard", "s9"), "unknown shard 's9' (configured: s0)"
     )
+
+
+def test_update_password_retain_current_then_discard(run: Run, config_path: Path) -> None:
+    create(run, "rotating", "Old#pass1")
+    out = ok(
+        run(
+            "users",
+            "update-password",
+            "--database",
+            "easydb",
+            "--password-stdin",
+            "--retain-current",
+            "rotating",
+            input="New#pass2\n",
+        )
+    )
+    assert out == 'User "rotating" updated.\n'
+    found = account(config_path, "rotating")
+    assert found is not None and found.retained_password_hash is not None
+    assert verify_password(found.password_hash, "New#pass2")
+    assert verify_password(found.retained_password_hash, "Old#pass1")
+    out = ok(run("users", "discard-old-password", "--database", "easydb", "rotating"))
+    assert out == 'User "rotating" now has only its current password.\n'
+    found = account(config_path, "rotating")
+    assert found is not None and not found.has_retained_password
+    missing = run("users", "discard-old-password", "--database", "easydb", "nobody1")
+    assert missing.exit_code == 1 and missing.stdout == ""
+    assert "nobody1" in missing.stderr

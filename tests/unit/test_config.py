@@ -42,7 +42,19 @@ def test_relative_paths_resolve_against_the_config_file() -> None:
         ({"server": {"policy": "lax"}}, "server.policy: must be polardbx or managed"),
         ({"server": {"tls_cert": "a.pem"}}, "must be given together"),
         ({"server": {"require_tls": True}}, "require_tls needs"),
-        ({"catalog": {"url": "postgres://x"}}, "catalog.url: only sqlite"),
+        ({"catalog": {"url": "postgres://x"}}, "catalog.url: expected sqlite:///"),
+        (
+            {"catalog": {"url": "mysql://cat:Pw#secret1@db/cat"}},
+            "catalog.url: the catalog URL must not contain a password",
+        ),
+        ({"catalog": {"url": "mysql://cat@db/cat?password=x"}}, "no query parameters"),
+        ({"catalog": {"url": "mysql://db/cat"}}, "catalog.url: catalog URL: name the user"),
+        (
+            {"catalog": {"url": "mysql://c@db/cat", "password_env": "A", "password_file": "f"}},
+            "password_env or password_file, not both",
+        ),
+        ({"catalog": {"password_env": "A"}}, "only for a mysql:// catalog URL"),
+        ({"catalog": {"url": "mysql://c@db/cat", "password_env": 1}}, "expected str"),
         ({"catalog": {"uri": "x"}}, "unknown key in [catalog]: uri"),
         ({"shards": [{"name": "s0"}]}, "shards[0].host: missing"),
         ({"shards": [{**SHARD, "pasword": "x"}]}, "unknown key in [shards[0]]: pasword"),
@@ -82,3 +94,26 @@ def test_secret_file_created_private(tmp_path: Path) -> None:
     first = config.catalog_secret()
     assert (tmp_path / "s" / "secret").stat().st_mode & 0o777 == 0o600
     assert config.catalog_secret() == first
+
+
+def test_mysql_catalog_url_carries_the_password_source_never_the_password() -> None:
+    config = parse_config(
+        {"catalog": {"url": "mysql://cat@db.internal:3306/shardgate", "password_env": "CAT_PW"}},
+        BASE,
+    )
+    assert config.catalog.url == "mysql://cat@db.internal:3306/shardgate?password_env=CAT_PW"
+    assert config.catalog.password_env == "CAT_PW"
+    config = parse_config(
+        {"catalog": {"url": "mysql://cat@db/shardgate", "password_file": "catalog.pw"}}, BASE
+    )
+    assert config.catalog.password_file == BASE / "catalog.pw"
+    assert (
+        config.catalog.url
+        == "mysql://cat@db/shardgate?password_file=%2Fetc%2Fshardgate%2Fcatalog.pw"
+    )
+
+
+def test_a_refused_catalog_url_is_never_echoed() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"catalog": {"url": "mysql://cat:Hunter#2pw@db/cat"}}, BASE)
+    assert "Hunter" not in str(info.value)

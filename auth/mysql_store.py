@@ -1,0 +1,695 @@
+"""The catalog on a MySQL/MariaDB database (PyMySQL), for several proxy nodes sharing one.
+
+URL: ``mysql://user@host:port/dbname``. The password is never part of the URL: it comes from an
+environment variable or a file, named by the query parameters ``password_env=NAME`` or
+``password_file=/abs/path`` (``proxy.config`` writes them from ``[catalog] password_env`` /
+``password_file``). A URL that carries a password is refused, and no error ever repeats it.
+
+Transactions (InnoDB):
+
+- ``writing()`` is READ COMMITTED and starts by locking the ``catalog_version`` counter row
+  (``SELECT ... FOR UPDATE``). Every writer on every node takes that same row lock first, so
+  writers are serialized across nodes, never deadlock with each other, and each one reads the
+  newest committed state once it holds the lock: two nodes' conflicting changes apply one after
+  the other, each validated against the other's result.
+- ``reading()`` is ``START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY`` at REPEATABLE
+  READ: every read inside sees one committed state.
+- Outside transactions the connection autocommits, so ``current_version()`` always sees the
+  newest committed version (the poll every node runs).
+
+One connection per store, used under a lock (the catalog calls it from worker threads). A lost
+connection is reopened when the next transaction or poll starts; a connection lost inside a
+transaction fails that transaction (``StoreError``), never half-applies it.
+
+Schema migrations are DDL, which MySQL commits statement by statement: they run under a named
+lock (``GET_LOCK``) so two nodes never migrate at once, each migration is written so that
+re-running it after an interruption is safe, and ``schema_version`` is bumped after each one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, cast
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pymysql
+import pymysql.err
+
+from auth.store import (
+    CATALOG_VERSION,
+    CHANGE_LOG_HORIZON,
+    NEXT_ACCOUNT_ID,
+    AccountRow,
+    AuditRow,
+    DatabaseRow,
+    DbGrantRow,
+    StoreError,
+    StoreIntegrityError,
+    TableGrantRow,
+)
+
+_T = TypeVar("_T")
+
+_TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+
+# Each entry migrates the schema from version i to i + 1 (the same numbering as
+# ``auth.sqlite_store.MIGRATIONS``: version N is the same logical schema on both backends).
+# Statements are idempotent (IF NOT EXISTS, INSERT IGNORE) so an interrupted run can resume.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        f"""CREATE TABLE IF NOT EXISTS counters (
+            name VARCHAR(64) NOT NULL PRIMARY KEY,
+            value BIGINT NOT NULL
+        ) {_TABLE_OPTIONS}""",
+        f"""INSERT IGNORE INTO counters (name, value) VALUES
+            ('{CATALOG_VERSION}', 0), ('{NEXT_ACCOUNT_ID}', 1), ('{CHANGE_LOG_HORIZON}', 0)""",
+        f"""CREATE TABLE IF NOT EXISTS logical_databases (
+            name_key VARCHAR(255) NOT NULL PRIMARY KEY,
+            name VARCHAR(255) NOT NULL,
+            shard VARCHAR(255) NOT NULL,
+            physical_name VARCHAR(255) NOT NULL,
+            backend_user VARCHAR(255) NOT NULL
+        ) {_TABLE_OPTIONS}""",
+        f"""CREATE TABLE IF NOT EXISTS accounts (
+            id BIGINT NOT NULL PRIMARY KEY,
+            user_name VARCHAR(255) NOT NULL,
+            host_pattern VARCHAR(255) NOT NULL,
+            native_hash VARBINARY(64) NOT NULL,
+            password_hash VARCHAR(512) NOT NULL,
+            owner_db VARCHAR(255) NULL,
+            builtin VARCHAR(8) NULL CHECK (builtin IN ('admin', 'ro')),
+            created_seq BIGINT NOT NULL,
+            UNIQUE KEY accounts_user_host (user_name, host_pattern),
+            KEY accounts_owner_db (owner_db)
+        ) {_TABLE_OPTIONS}""",
+        f"""CREATE TABLE IF NOT EXISTS db_grants (
+            account_id BIGINT NOT NULL,
+            db VARCHAR(255) NOT NULL,
+            privs INT NOT NULL CHECK (privs BETWEEN 1 AND 255),
+            PRIMARY KEY (account_id, db),
+            KEY db_grants_db (db),
+            CONSTRAINT db_grants_account FOREIGN KEY (account_id) REFERENCES accounts (id)
+                ON DELETE CASCADE
+        ) {_TABLE_OPTIONS}""",
+        f"""CREATE TABLE IF NOT EXISTS table_grants (
+            account_id BIGINT NOT NULL,
+            db VARCHAR(255) NOT NULL,
+            tbl VARCHAR(255) NOT NULL,
+            privs INT NOT NULL CHECK (privs BETWEEN 1 AND 255),
+            PRIMARY KEY (account_id, db, tbl),
+            KEY table_grants_db (db),
+            CONSTRAINT table_grants_account FOREIGN KEY (account_id) REFERENCES accounts (id)
+                ON DELETE CASCADE
+        ) {_TABLE_OPTIONS}""",
+        f"""CREATE TABLE IF NOT EXISTS change_log (
+            id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            version BIGINT NOT NULL,
+            account_id BIGINT NULL,
+            KEY change_log_version (version)
+        ) {_TABLE_OPTIONS}""",
+        f"""CREATE TABLE IF NOT EXISTS audit (
+            id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            at VARCHAR(40) NOT NULL,
+            actor TEXT NOT NULL,
+            client VARCHAR(255) NOT NULL,
+            action MEDIUMTEXT NOT NULL,
+            details MEDIUMTEXT NOT NULL,
+            catalog_version BIGINT NOT NULL
+        ) {_TABLE_OPTIONS}""",
+    ),
+    # 2: dual passwords (SET PASSWORD ... RETAIN CURRENT PASSWORD): the secondary's hashes.
+    # One ALTER, so it applies whole or not at all.
+    (
+        """ALTER TABLE accounts
+            ADD COLUMN retained_native_hash VARBINARY(64) NULL,
+            ADD COLUMN retained_password_hash VARCHAR(512) NULL""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_MIGRATION_LOCK = "shardgate_catalog_migrate"
+_CHUNK = 500
+_ACCOUNT_COLUMNS = (
+    "id, user_name, host_pattern, native_hash, password_hash, owner_db, builtin, created_seq,"
+    " retained_native_hash, retained_password_hash"
+)
+# Client error codes meaning the connection is gone (server gone away, lost, broken pipe).
+_LOST = {2003, 2006, 2013, 2055}
+
+
+@dataclass(frozen=True)
+class MysqlUrl:
+    """A parsed ``mysql://user@host:port/dbname`` catalog URL (never holding a password)."""
+
+    user: str
+    host: str
+    port: int
+    database: str
+    password_env: str | None = None
+    password_file: Path | None = None
+    _password: str | None = field(default=None, repr=False, compare=False)
+
+    def password(self) -> str:
+        """The password from the environment variable or the file ("" if neither is named)."""
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise StoreError(
+                    f"catalog password: environment variable {self.password_env} is not set"
+                )
+            return value
+        if self.password_file is not None:
+            try:
+                return self.password_file.read_text().rstrip("\r\n")
+            except OSError as error:
+                raise StoreError(
+                    f"catalog password: cannot read {self.password_file}: {error.strerror}"
+                ) from None
+        return ""
+
+    def display(self) -> str:
+        return f"mysql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+
+def is_mysql_url(url: str) -> bool:
+    return url.startswith("mysql://")
+
+
+def parse_mysql_url(url: str) -> MysqlUrl:
+    """Parse a catalog URL; refuses (without repeating it) one that carries a password."""
+    if not is_mysql_url(url):
+        raise StoreError("a MySQL catalog URL starts with mysql://")
+    # ``user:secret@host``: never echo the URL, it holds a password. Checked on the raw text:
+    # a password may hold '#', '/' or '?', which would fool a URL parser.
+    rest = url[len("mysql://") :]
+    if "@" in rest and ":" in rest.split("@", 1)[0]:
+        raise StoreError(
+            "the catalog URL must not contain a password: give it with [catalog] "
+            "password_env or password_file"
+        )
+    parts = urlsplit(url)
+    if not parts.username:
+        raise StoreError("catalog URL: name the user, as in mysql://user@host:3306/dbname")
+    if not parts.hostname:
+        raise StoreError("catalog URL: name the host, as in mysql://user@host:3306/dbname")
+    try:
+        port = parts.port or 3306
+    except ValueError:
+        raise StoreError("catalog URL: the port is not a number") from None
+    database = unquote(parts.path.lstrip("/"))
+    if not database or "/" in database:
+        raise StoreError("catalog URL: name the database, as in mysql://user@host:3306/dbname")
+    if parts.fragment:
+        raise StoreError("catalog URL: unexpected '#' part")
+    query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=False)
+    unknown = sorted(set(query) - {"password_env", "password_file"})
+    if unknown:
+        raise StoreError(f"catalog URL: unknown parameter {', '.join(unknown)}")
+    if any(len(values) != 1 for values in query.values()):
+        raise StoreError("catalog URL: a parameter is given twice")
+    if "password_env" in query and "password_file" in query:
+        raise StoreError("catalog URL: give password_env or password_file, not both")
+    env = query.get("password_env", [None])[0]
+    file = query.get("password_file", [None])[0]
+    if file is not None and not Path(file).is_absolute():
+        raise StoreError("catalog URL: password_file must be an absolute path")
+    return MysqlUrl(
+        user=unquote(parts.username),
+        host=parts.hostname,
+        port=port,
+        database=database,
+        password_env=env or None,
+        password_file=Path(file) if file else None,
+    )
+
+
+def _chunks(ids: Collection[int]) -> Iterator[list[int]]:
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), _CHUNK):
+        yield ordered[start : start + _CHUNK]
+
+
+def _marks(count: int) -> str:
+    return ", ".join(["%s"] * count)
+
+
+def _is_lost(error: BaseException) -> bool:
+    if isinstance(error, pymysql.err.InterfaceError):
+        return True
+    return (
+        isinstance(error, pymysql.err.OperationalError)
+        and bool(error.args)
+        and error.args[0] in _LOST
+    )
+
+
+def _describe(error: pymysql.err.MySQLError) -> str:
+    if len(error.args) >= 2:
+        return f"({error.args[0]}) {error.args[1]}"
+    return str(error) or type(error).__name__
+
+
+class MysqlCatalogStore:
+    """Implements ``auth.store.CatalogStore`` over one MySQL/MariaDB database."""
+
+    code_schema_version = SCHEMA_VERSION
+
+    def __init__(self, url: MysqlUrl, connect_timeout: float = 10.0) -> None:
+        self.url = url
+        self._connect_timeout = connect_timeout
+        self._lock = threading.RLock()
+        self._conn: pymysql.connections.Connection[Any] | None = None
+        self._in_transaction = False
+
+    @classmethod
+    def open(cls, url: str, *, connect_timeout: float = 10.0) -> MysqlCatalogStore:
+        store = cls(parse_mysql_url(url), connect_timeout)
+        store._connection()  # fail now, not at the first read
+        return store
+
+    # --- connection ---
+
+    def _connect(self) -> pymysql.connections.Connection[Any]:
+        url = self.url
+        try:
+            return pymysql.connect(
+                host=url.host,
+                port=url.port,
+                user=url.user,
+                password=url.password(),
+                database=url.database,
+                charset="utf8mb4",
+                autocommit=True,
+                connect_timeout=self._connect_timeout,
+                read_timeout=120,
+                write_timeout=120,
+            )
+        except pymysql.err.MySQLError as error:
+            raise StoreError(f"cannot connect to {url.display()}: {_describe(error)}") from None
+
+    def _connection(self) -> pymysql.connections.Connection[Any]:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    def _retrying(self, action: Callable[[pymysql.connections.Connection[Any]], _T]) -> _T:
+        """Run ``action`` (outside a transaction); on a lost connection reconnect once."""
+        try:
+            return action(self._connection())
+        except pymysql.err.MySQLError as error:
+            if not _is_lost(error):
+                raise StoreError(_describe(error)) from None
+        self._drop_connection()
+        try:
+            return action(self._connection())
+        except pymysql.err.MySQLError as error:
+            self._drop_connection()
+            raise StoreError(_describe(error)) from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_connection()
+
+    # --- schema ---
+
+    def schema_version(self) -> int:
+        """The schema version of the database (0: no catalog schema yet)."""
+        with self._lock:
+            return self._retrying(_read_schema_version)
+
+    def migrate(self) -> tuple[int, int]:
+        """Apply the missing migrations; returns (from, to). Serialized across nodes."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT GET_LOCK(%s, 60)", (_MIGRATION_LOCK,))
+                    row = cur.fetchone()
+                    if row is None or row[0] != 1:
+                        raise StoreError("another node is migrating the catalog; try again")
+                    try:
+                        cur.execute(
+                            "CREATE TABLE IF NOT EXISTS schema_version"
+                            f" (version INT NOT NULL) {_TABLE_OPTIONS}"
+                        )
+                        current = _read_schema_version(conn)
+                        if current > SCHEMA_VERSION:
+                            raise StoreError(
+                                f"catalog schema version {current} is newer than this "
+                                f"shardgate ({SCHEMA_VERSION})"
+                            )
+                        for version in range(current, SCHEMA_VERSION):
+                            for statement in MIGRATIONS[version]:
+                                cur.execute(statement)
+                            cur.execute("DELETE FROM schema_version")
+                            cur.execute(
+                                "INSERT INTO schema_version (version) VALUES (%s)", (version + 1,)
+                            )
+                    finally:
+                        cur.execute("SELECT RELEASE_LOCK(%s)", (_MIGRATION_LOCK,))
+            except pymysql.err.MySQLError as error:
+                self._drop_connection()
+                raise StoreError(f"migration failed: {_describe(error)}") from None
+            return current, SCHEMA_VERSION
+
+    # --- transactions ---
+
+    def current_version(self) -> int:
+        with self._lock:
+
+            def read(conn: pymysql.connections.Connection[Any]) -> int:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT value FROM counters WHERE name = %s", (CATALOG_VERSION,))
+                    row = cur.fetchone()
+                return int(row[0])
+
+            return self._retrying(read)
+
+    def _begin(self, *statements: str) -> None:
+        def begin(conn: pymysql.connections.Connection[Any]) -> None:
+            with conn.cursor() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+
+        self._retrying(begin)
+        self._in_transaction = True
+
+    def _end(self, statement: str) -> None:
+        self._in_transaction = False
+        conn = self._conn
+        if conn is None:
+            raise StoreError("lost the catalog connection inside a transaction")
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement)
+        except pymysql.err.MySQLError as error:
+            self._drop_connection()
+            raise StoreError(f"{statement} failed: {_describe(error)}") from None
+
+    def _abort(self) -> None:
+        self._in_transaction = False
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            with conn.cursor() as cur:
+                cur.execute("ROLLBACK")
+        except pymysql.err.MySQLError:
+            self._drop_connection()
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._lock:
+            self._begin(
+                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+                "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+            )
+            try:
+                yield
+            except BaseException:
+                self._abort()
+                raise
+            self._end("COMMIT")
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._lock:
+            self._begin("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", "START TRANSACTION")
+            try:
+                # The cross-node write lock: every writer locks this row first.
+                self._rows(
+                    "SELECT value FROM counters WHERE name = %s FOR UPDATE", (CATALOG_VERSION,)
+                )
+                yield
+            except StoreIntegrityError:
+                self._abort()
+                raise
+            except pymysql.err.IntegrityError as error:
+                self._abort()
+                raise StoreIntegrityError(_describe(error)) from None
+            except BaseException:
+                self._abort()
+                raise
+            self._end("COMMIT")
+
+    # --- statements ---
+
+    def _cursor_run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        conn = self._conn
+        if conn is None or not self._in_transaction:
+            raise StoreError("catalog store used outside a transaction")
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+                return list(cur.fetchall())
+        except pymysql.err.IntegrityError as error:
+            raise StoreIntegrityError(_describe(error)) from None
+        except pymysql.err.MySQLError as error:
+            if _is_lost(error):
+                self._drop_connection()
+            raise StoreError(_describe(error)) from None
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._cursor_run(sql, params)
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = self._cursor_run(sql, params)
+        return rows[0] if rows else None
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cursor_run(sql, params)
+
+    # --- reads ---
+
+    def counter(self, name: str) -> int:
+        row = self._one("SELECT value FROM counters WHERE name = %s", (name,))
+        return int(row[0])
+
+    def changes_since(self, version: int) -> tuple[set[int], bool]:
+        ids: set[int] = set()
+        databases = False
+        for (account_id,) in self._rows(
+            "SELECT DISTINCT account_id FROM change_log WHERE version > %s", (version,)
+        ):
+            if account_id is None:
+                databases = True
+            else:
+                ids.add(int(account_id))
+        return ids, databases
+
+    def database_rows(self) -> list[DatabaseRow]:
+        return cast(
+            list[DatabaseRow],
+            self._rows("SELECT name, shard, physical_name, backend_user FROM logical_databases"),
+        )
+
+    def database_row(self, key: str) -> DatabaseRow | None:
+        return cast(
+            DatabaseRow | None,
+            self._one(
+                "SELECT name, shard, physical_name, backend_user FROM logical_databases"
+                " WHERE name_key = %s",
+                (key,),
+            ),
+        )
+
+    def _rows_for(
+        self, select: str, order: str, ids: Collection[int] | None
+    ) -> list[tuple[Any, ...]]:
+        """Rows of the given accounts, or of all (ordered by ``order``, whose first column is
+        the account id)."""
+        if ids is None:
+            return self._rows(f"{select} ORDER BY {order}")
+        column = order.split(",")[0]
+        rows: list[tuple[Any, ...]] = []
+        for chunk in _chunks(ids):
+            rows.extend(self._rows(f"{select} WHERE {column} IN ({_marks(len(chunk))})", chunk))
+        return rows
+
+    def account_rows(self, ids: Collection[int] | None) -> Iterable[AccountRow]:
+        return cast(
+            Iterable[AccountRow],
+            self._rows_for(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts", "id", ids),
+        )
+
+    def db_grant_rows(self, ids: Collection[int] | None) -> Iterable[DbGrantRow]:
+        return cast(
+            Iterable[DbGrantRow],
+            self._rows_for("SELECT account_id, db, privs FROM db_grants", "account_id, db", ids),
+        )
+
+    def table_grant_rows(self, ids: Collection[int] | None) -> Iterable[TableGrantRow]:
+        return cast(
+            Iterable[TableGrantRow],
+            self._rows_for(
+                "SELECT account_id, db, tbl, privs FROM table_grants", "account_id, db", ids
+            ),
+        )
+
+    def account_row(self, account_id: int) -> AccountRow | None:
+        return cast(
+            AccountRow | None,
+            self._one(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id = %s", (account_id,)),
+        )
+
+    def account_row_by_name(self, user: str, host: str) -> AccountRow | None:
+        return cast(
+            AccountRow | None,
+            self._one(
+                f"SELECT {_ACCOUNT_COLUMNS} FROM accounts"
+                " WHERE user_name = %s AND host_pattern = %s",
+                (user, host),
+            ),
+        )
+
+    def account_ids_named(self, user: str) -> list[int]:
+        return [
+            int(r[0]) for r in self._rows("SELECT id FROM accounts WHERE user_name = %s", (user,))
+        ]
+
+    def builtin_user_exists(self, user: str) -> bool:
+        row = self._one(
+            "SELECT 1 FROM accounts WHERE user_name = %s AND builtin IS NOT NULL LIMIT 1", (user,)
+        )
+        return row is not None
+
+    def account_ids_owned_by(self, owner_db: str) -> list[int]:
+        rows = self._rows("SELECT id FROM accounts WHERE owner_db = %s", (owner_db,))
+        return [int(r[0]) for r in rows]
+
+    def account_ids_with_grants_on(self, db: str) -> list[int]:
+        rows = self._rows(
+            "SELECT account_id FROM db_grants WHERE db = %s"
+            " UNION SELECT account_id FROM table_grants WHERE db = %s",
+            (db, db),
+        )
+        return [int(r[0]) for r in rows]
+
+    def builtin_account_id(self, owner_db: str, builtin: str) -> int | None:
+        row = self._one(
+            "SELECT id FROM accounts WHERE owner_db = %s AND builtin = %s", (owner_db, builtin)
+        )
+        return None if row is None else int(row[0])
+
+    def audit_rows(self, limit: int | None) -> list[AuditRow]:
+        columns = "id, at, actor, client, action, details, catalog_version"
+        if limit is None:
+            rows = self._rows(f"SELECT {columns} FROM audit ORDER BY id")
+        else:
+            rows = self._rows(
+                f"SELECT {columns} FROM (SELECT {columns} FROM audit ORDER BY id DESC LIMIT %s)"
+                " AS recent ORDER BY id",
+                (limit,),
+            )
+        return cast(list[AuditRow], rows)
+
+    # --- writes ---
+
+    def set_counter(self, name: str, value: int) -> None:
+        self._execute("UPDATE counters SET value = %s WHERE name = %s", (value, name))
+
+    def insert_database(self, key: str, row: DatabaseRow) -> None:
+        self._execute(
+            "INSERT INTO logical_databases (name_key, name, shard, physical_name, backend_user)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (key, *row),
+        )
+
+    def delete_database(self, key: str) -> None:
+        self._execute("DELETE FROM logical_databases WHERE name_key = %s", (key,))
+
+    def insert_account(self, row: AccountRow) -> None:
+        self._execute(f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) VALUES ({_marks(len(row))})", row)
+
+    def delete_account(self, account_id: int) -> None:
+        self._execute("DELETE FROM table_grants WHERE account_id = %s", (account_id,))
+        self._execute("DELETE FROM db_grants WHERE account_id = %s", (account_id,))
+        self._execute("DELETE FROM accounts WHERE id = %s", (account_id,))
+
+    def update_password(
+        self,
+        account_id: int,
+        native_hash: bytes,
+        password_hash: str,
+        retained: tuple[bytes, str] | None,
+    ) -> None:
+        old_native, old_hash = retained if retained is not None else (None, None)
+        self._execute(
+            "UPDATE accounts SET native_hash = %s, password_hash = %s, retained_native_hash = %s,"
+            " retained_password_hash = %s WHERE id = %s",
+            (native_hash, password_hash, old_native, old_hash, account_id),
+        )
+
+    def set_db_privs(self, account_id: int, db: str, privs: int) -> None:
+        self._execute("DELETE FROM db_grants WHERE account_id = %s AND db = %s", (account_id, db))
+        if privs:
+            self._execute(
+                "INSERT INTO db_grants (account_id, db, privs) VALUES (%s, %s, %s)",
+                (account_id, db, privs),
+            )
+
+    def set_table_privs(self, account_id: int, db: str, table: str, privs: int) -> None:
+        self._execute(
+            "DELETE FROM table_grants WHERE account_id = %s AND db = %s AND tbl = %s",
+            (account_id, db, table),
+        )
+        if privs:
+            self._execute(
+                "INSERT INTO table_grants (account_id, db, tbl, privs) VALUES (%s, %s, %s, %s)",
+                (account_id, db, table, privs),
+            )
+
+    def delete_grants_on(self, db: str) -> None:
+        self._execute("DELETE FROM table_grants WHERE db = %s", (db,))
+        self._execute("DELETE FROM db_grants WHERE db = %s", (db,))
+
+    def log_changes(self, version: int, account_ids: Iterable[int], databases: bool) -> None:
+        rows: list[tuple[int, int | None]] = [(version, i) for i in account_ids]
+        if databases:
+            rows.append((version, None))
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            self._execute(
+                "INSERT INTO change_log (version, account_id) VALUES "
+                + ", ".join(["(%s, %s)"] * len(chunk)),
+                [value for row in chunk for value in row],
+            )
+
+    def prune_change_log(self, through_version: int) -> None:
+        self._execute("DELETE FROM change_log WHERE version <= %s", (through_version,))
+
+    def insert_audit(
+        self, at: str, actor: str, client: str, action: str, details: str, version: int
+    ) -> None:
+        self._execute(
+            "INSERT INTO audit (at, actor, client, action, details, catalog_version)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            (at, actor, client, action, details, version),
+        )
+
+
+def _read_schema_version(conn: pymysql.connections.Connection[Any]) -> int:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'schema_version'"
+        )
+        row = cur.fetchone()
+        if row is None or int(row[0]) == 0:
+            return 0
+        cur.execute("SELECT MAX(version) FROM schema_version")
+        row = cur.fetchone()
+    return 0 if row is None or row[0] is None else int(row[0])

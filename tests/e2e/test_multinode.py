@@ -1,0 +1,364 @@
+"""Two `shardgate serve` processes sharing one MariaDB-backed catalog behave as one system.
+
+A change made through node A (SQL) is enforced by node B within one second, on sessions
+already open on B; concurrent conflicting changes through both nodes leave the catalog
+consistent, and both nodes converge on the store's state.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+from auth.catalog import Catalog
+from auth.privileges import Priv
+from proxy.localshard import LocalMariaDB, ShardEndpoint, free_port
+from tests.conftest import CATALOG_PASSWORD_ENV, CATALOG_USER, connect_admin
+
+ADMIN_PW = "Multi#pass1"
+RO_PW = "MultiRO#1"
+DEADLINE = 1.0  # seconds a change may take to reach the other node
+
+
+def _bin() -> str:
+    return str(Path(sys.executable).with_name("shardgate"))
+
+
+@dataclass
+class Cluster:
+    url: str
+    base: Path
+    ports: tuple[int, int]
+    procs: list[subprocess.Popen[str]]
+
+    def connect(self, node: int, user: str, password: str, database: str | None = None) -> Any:
+        return pymysql.connect(
+            host="127.0.0.1",
+            port=self.ports[node],
+            user=user,
+            password=password,
+            database=database,
+            autocommit=True,
+            connect_timeout=10,
+            read_timeout=30,
+        )
+
+    def admin(self, node: int) -> Any:
+        return self.connect(node, "multidb", ADMIN_PW, "multidb")
+
+    def catalog(self) -> Catalog:
+        return Catalog.open(self.url, self.base)
+
+
+def _config(path: Path, url: str, port: int, shard: ShardEndpoint) -> None:
+    base, _, _ = url.partition("?")
+    path.write_text(
+        "\n".join(
+            [
+                "[server]",
+                'host = "127.0.0.1"',
+                f"port = {port}",
+                "handshake_timeout = 5.0",
+                "[catalog]",
+                f'url = "{base}"',
+                f'password_env = "{CATALOG_PASSWORD_ENV}"',
+                'secret_file = "shared.secret"',  # both nodes derive the same backend passwords
+                "[[shards]]",
+                'name = "s0"',
+                f'host = "{shard.host}"',
+                f"port = {shard.port}",
+                f'user = "{shard.user}"',
+                f'password = "{shard.password}"',
+            ]
+        )
+        + "\n"
+    )
+
+
+def _run(config: Path, *args: str, stdin: str = "") -> str:
+    done = subprocess.run(
+        [_bin(), "--config", str(config), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[0]
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"node on port {port} did not start")
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    catalog_server: LocalMariaDB, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    base = tmp_path_factory.mktemp("multinode")
+    endpoint = catalog_server.endpoint
+    admin = connect_admin(endpoint)
+    with admin.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS sgcat_multinode")
+        cur.execute("CREATE DATABASE sgcat_multinode")
+    admin.close()
+    url = (
+        f"mysql://{CATALOG_USER}@{endpoint.host}:{endpoint.port}/sgcat_multinode"
+        f"?password_env={CATALOG_PASSWORD_ENV}"
+    )
+    ports = (free_port(), free_port())
+    configs = [base / "node_a.toml", base / "node_b.toml"]
+    for config, port in zip(configs, ports, strict=True):
+        # The catalog server doubles as this cluster's shard: `database create` resets the
+        # shard's shared sg_usage account from this cluster's secret, which must not touch the
+        # session shards other tests' proxy derives its own from.
+        _config(config, url, port, endpoint)
+    assert "migrated from version 0" in _run(configs[0], "catalog", "migrate")
+    _run(
+        configs[0],
+        "database",
+        "create",
+        "multidb",
+        "--shard",
+        "s0",
+        "--admin-password-stdin",
+        "--ro-password-stdin",
+        stdin=f"{ADMIN_PW}\n{RO_PW}\n",
+    )
+    procs = [
+        subprocess.Popen(
+            [_bin(), "--config", str(config), "serve"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for config in configs
+    ]
+    try:
+        for port, proc in zip(ports, procs, strict=True):
+            _wait_listening(port, proc)
+        env = Cluster(url, base, ports, procs)
+        with env.admin(0) as conn, conn.cursor() as cur:
+            for table in ("t1", "t2"):
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
+                cur.execute(f"CREATE TABLE {table} (id INT PRIMARY KEY)")
+                cur.execute(f"INSERT INTO {table} VALUES (1)")
+        yield env
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            out, _ = proc.communicate(timeout=60)
+            assert proc.returncode == 0, out
+            assert ADMIN_PW not in out
+
+
+def _until(check: Callable[[], bool], deadline: float = DEADLINE) -> float:
+    """Poll ``check`` until it holds; returns the seconds it took (fails after 3 x deadline,
+    then the caller's assertion on the time reports the real delay)."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < 3 * deadline, "the change never arrived"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def _select(conn: Any, sql: str) -> int | None:
+    """The errno of ``sql`` on ``conn`` (None: allowed)."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            cur.fetchall()
+    except pymysql.err.MySQLError as error:
+        return int(error.args[0])
+    return None
+
+
+def _sql(conn: Any, sql: str) -> None:
+    with conn.cursor() as cur:
+        cur.execute(sql)
+
+
+def _login_ok(cluster: Cluster, node: int, user: str, password: str) -> bool:
+    try:
+        cluster.connect(node, user, password).close()
+    except pymysql.err.OperationalError as error:
+        assert error.args[0] == 1045
+        return False
+    return True
+
+
+def test_grant_and_revoke_on_a_reach_an_open_session_on_b(cluster: Cluster) -> None:
+    a = cluster.admin(0)
+    _sql(a, "CREATE USER mnuser1@'%' IDENTIFIED BY 'Mnuser#1'")
+    _sql(a, "GRANT SELECT ON multidb.t1 TO mnuser1@'%'")
+    took = _until(lambda: _login_ok(cluster, 1, "mnuser1", "Mnuser#1"))
+    assert took < DEADLINE
+    b = cluster.connect(1, "mnuser1", "Mnuser#1", "multidb")
+    assert _select(b, "SELECT id FROM t1") is None
+    assert _select(b, "SELECT id FROM t2") == 1142
+    _sql(a, "GRANT SELECT ON multidb.t2 TO mnuser1@'%'")
+    took = _until(lambda: _select(b, "SELECT id FROM t2") is None)
+    assert took < DEADLINE, f"GRANT reached node B after {took:.2f}s"
+    _sql(a, "REVOKE SELECT ON multidb.t2 FROM mnuser1@'%'")
+    took = _until(lambda: _select(b, "SELECT id FROM t2") == 1142)
+    assert took < DEADLINE, f"REVOKE reached node B after {took:.2f}s"
+    assert _select(b, "SELECT id FROM t1") is None  # the same session, still open
+    b.close()
+    a.close()
+
+
+def test_drop_user_on_a_ends_access_of_an_open_session_on_b(cluster: Cluster) -> None:
+    a = cluster.admin(0)
+    _sql(a, "CREATE USER mnuser2@'%' IDENTIFIED BY 'Mnuser#2'")
+    _sql(a, "GRANT SELECT ON multidb.* TO mnuser2@'%'")
+    _until(lambda: _login_ok(cluster, 1, "mnuser2", "Mnuser#2"))
+    b = cluster.connect(1, "mnuser2", "Mnuser#2", "multidb")
+    assert _select(b, "SELECT id FROM t1") is None
+    _sql(a, "DROP USER mnuser2@'%'")
+    took = _until(lambda: _select(b, "SELECT id FROM t1") is not None)
+    assert took < DEADLINE, f"DROP USER reached node B after {took:.2f}s"
+    # The session is over: nothing more is served on it, and no new login works.
+    assert _select(b, "SELECT 1") is not None
+    assert not _login_ok(cluster, 1, "mnuser2", "Mnuser#2")
+    a.close()
+
+
+def test_set_password_on_a_is_enforced_by_b(cluster: Cluster) -> None:
+    a = cluster.admin(0)
+    _sql(a, "CREATE USER mnuser3@'%' IDENTIFIED BY 'Mnuser#3'")
+    _until(lambda: _login_ok(cluster, 1, "mnuser3", "Mnuser#3"))
+    _sql(a, "SET PASSWORD FOR mnuser3@'%' = 'Changed#3'")
+    took = _until(lambda: _login_ok(cluster, 1, "mnuser3", "Changed#3"))
+    assert took < DEADLINE, f"the new password worked on node B after {took:.2f}s"
+    assert not _login_ok(cluster, 1, "mnuser3", "Mnuser#3")
+    # And the other way round: a change through B, enforced by A.
+    b = cluster.admin(1)
+    _sql(b, "SET PASSWORD FOR mnuser3@'%' = 'Again#333'")
+    took = _until(lambda: _login_ok(cluster, 0, "mnuser3", "Again#333"))
+    assert took < DEADLINE
+    assert not _login_ok(cluster, 0, "mnuser3", "Changed#3")
+    a.close()
+    b.close()
+
+
+def _grants(conn: Any, user: str) -> list[str] | None:
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SHOW GRANTS FOR {user}@'%'")
+            return [row[0] for row in cur.fetchall()]
+    except pymysql.err.MySQLError as error:
+        assert error.args[0] == 1141, error
+        return None
+
+
+def test_concurrent_conflicting_changes_from_both_nodes(cluster: Cluster) -> None:
+    names = [f"race{i}" for i in range(5)]
+    failures: list[BaseException] = []
+    counts = {"ok": 0, "refused": 0}
+    lock = threading.Lock()
+
+    def worker(node: int, seed: int) -> None:
+        rng = random.Random(seed)
+        conn = cluster.admin(node)
+        try:
+            for _ in range(40):
+                user = rng.choice(names)
+                statement = rng.choice(
+                    [
+                        f"CREATE USER {user}@'%' IDENTIFIED BY 'Race#pass1'",
+                        f"DROP USER {user}@'%'",
+                        f"GRANT SELECT, INSERT ON multidb.* TO {user}@'%'",
+                        f"GRANT UPDATE ON multidb.t1 TO {user}@'%'",
+                        f"REVOKE INSERT ON multidb.* FROM {user}@'%'",
+                        f"REVOKE ALL PRIVILEGES, GRANT OPTION FROM {user}@'%'",
+                        f"SET PASSWORD FOR {user}@'%' = 'Race#pass2'",
+                    ]
+                )
+                try:
+                    _sql(conn, statement)
+                    outcome = "ok"
+                except pymysql.err.MySQLError as error:
+                    # Lost races are refused with the statement's own error, never half-done.
+                    assert error.args[0] in (1396, 1141, 1133, 5104, 1213), error
+                    outcome = "refused"
+                with lock:
+                    counts[outcome] += 1
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, args=(i % 2, i)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    assert not failures, failures
+    assert counts["ok"] > 10 and counts["refused"] > 0, counts
+
+    with cluster.catalog() as catalog:
+        truth = catalog.snapshot()
+        # Invariants of the store: versions contiguous, one audit row per version.
+        versions = [r.catalog_version for r in catalog.audit()]
+        assert versions == list(range(1, truth.version + 1))
+        for account in truth.accounts():
+            assert truth.usable_databases(account.id) in ([], ["multidb"])
+    # Both nodes converge on the store's state within the deadline.
+    a, b = cluster.admin(0), cluster.admin(1)
+
+    def converged() -> bool:
+        for user in names:
+            account = truth.find_account(user, "%")
+            on_a, on_b = _grants(a, user), _grants(b, user)
+            if (on_a is None) != (account is None) or on_a != on_b:
+                return False
+        return True
+
+    took = _until(converged)
+    assert took < DEADLINE
+    for user in names:
+        account = truth.find_account(user, "%")
+        if account is not None:
+            held = truth.privileges(account.id, "multidb", "t1")
+            shown = _grants(a, user)
+            assert shown is not None
+            assert ("SELECT" in " ".join(shown)) == bool(held & Priv.SELECT)
+    a.close()
+    b.close()
+    # Raw store check: no grant row without its account.
+    conn = pymysql.connect(
+        host=cluster.url.split("@")[1].split(":")[0],
+        port=int(cluster.url.split(":")[2].split("/")[0]),
+        user=CATALOG_USER,
+        password=os.environ[CATALOG_PASSWORD_ENV],
+        database="sgcat_multinode",
+    )
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT COUNT(*) FROM db_grants g LEFT JOIN accounts a ON a.id = g.account_id"
+            " WHERE a.id IS NULL"
+        )
+        assert cur.fetchone()[0] == 0
+    conn.close()
