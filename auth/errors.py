@@ -41,6 +41,8 @@ class ErrorCode(Enum):
     CANNOT_USER = (1396, "HY000")
     SPECIFIC_ACCESS_DENIED = (1227, "42000")
     QUERY_INTERRUPTED = (1317, "70100")
+    # MySQL 8.0.24+: a connection closed after wait_timeout seconds of inactivity.
+    CLIENT_INTERACTION_TIMEOUT = (4031, "HY000")
     USER_ALREADY_EXISTS = (3163, "HY000")  # used as a note
     USER_DOES_NOT_EXIST = (3162, "HY000")  # used as a note
     SECURE_TRANSPORT_REQUIRED = (3159, "HY000")

@@ -327,10 +327,10 @@ class BackendConnection(PacketConnection):
         if self._scanner is not None:
             self._finish(self._lost_error())
 
-    def stall(self, seconds: float) -> None:
-        """The watchdog's verdict: no answer for ``seconds``; give up on this connection."""
+    def stall(self, reason: str) -> None:
+        """The watchdog's verdict: the shard is not answering; give up on this connection."""
         if self._scanner is not None:
-            self._break(f"shard '{self.target.shard}' sent nothing for {seconds:g} s")
+            self._break(reason)
         else:
             self.broken = True
             self.abort()

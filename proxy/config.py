@@ -36,6 +36,16 @@ class ServerConfig:
     backend_connect_timeout: float = 5.0
     policy: Literal["polardbx", "managed"] = "polardbx"
     drain_timeout: float = 30.0
+    # Client connections at once (0: no limit); one more gets 1040 "Too many connections".
+    max_connections: int = 0
+    # A logged-in client silent for this long is disconnected with 4031 (0: never).
+    idle_timeout: float = 28800.0
+    # A statement still running after this long is interrupted (0: no limit).
+    query_timeout: float = 0.0
+    # A shard that has not answered a waiting statement for this long is health-checked
+    # (a fresh connection must get its greeting within backend_connect_timeout); if the check
+    # fails, every statement waiting on that shard gets an error at once (0: never check).
+    shard_check_after: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -193,9 +203,16 @@ def _server(data: dict[str, Any], base_dir: Path) -> ServerConfig:
     for key, value in data.items():
         if key in ("host", "server_version"):
             kwargs[key] = _typed("server", key, value, str)
-        elif key in ("port", "max_handshake_packet", "max_packet"):
+        elif key in ("port", "max_handshake_packet", "max_packet", "max_connections"):
             kwargs[key] = _typed("server", key, value, int)
-        elif key in ("handshake_timeout", "backend_connect_timeout", "drain_timeout"):
+        elif key in (
+            "handshake_timeout",
+            "backend_connect_timeout",
+            "drain_timeout",
+            "idle_timeout",
+            "query_timeout",
+            "shard_check_after",
+        ):
             kwargs[key] = float(_typed("server", key, value, (int, float)))
         elif key == "require_tls":
             kwargs[key] = _typed("server", key, value, bool)
@@ -212,6 +229,9 @@ def _server(data: dict[str, Any], base_dir: Path) -> ServerConfig:
                 raise ConfigError("server.policy: must be polardbx or managed")
             kwargs[key] = value
     server = ServerConfig(**kwargs)
+    for name in ("max_connections", "idle_timeout", "query_timeout", "shard_check_after"):
+        if getattr(server, name) < 0:
+            raise ConfigError(f"server.{name}: must not be negative (0 turns it off)")
     if not 0 <= server.port <= 65535:
         raise ConfigError(f"server.port: {server.port} is not a TCP port")
     if (server.tls_cert is None) != (server.tls_key is None):

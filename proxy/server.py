@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import signal
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from auth.accounts import AccountManager
 from auth.catalog import Catalog, CatalogSnapshot
+from auth.errors import ErrorCode, sql_error
 from auth.passwords import generate_rsa_keypair
 from auth.policy import profile_by_name
 from proxy.authn import Sha2Cache
@@ -22,7 +24,7 @@ from proxy.config import Config, ConfigError, load_config
 from proxy.digest import QueryDigest
 from proxy.logs import bind_connection, configure_logging
 from proxy.metrics import Metrics
-from proxy.wire.packets import ProtocolError, parse_handshake_v10
+from proxy.wire.packets import Capability, ProtocolError, build_err, parse_handshake_v10
 from proxy.wire.stream import ClientConnection, ConnectionLost, PacketConnection, PacketTooLarge
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("shardgate.server")
 
 CATALOG_POLL_SECONDS = 0.25
+WATCH_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,27 @@ class ServerContext:
 
 
 FALLBACK_SERVER_VERSION = "5.5.5-10.11.0-MariaDB-shardgate"
+
+
+def _forget(tasks: dict[str, asyncio.Task[None]], name: str, _: object) -> None:
+    tasks.pop(name, None)
+
+
+async def _greets(host: str, port: int, timeout: float) -> bool:
+    """Whether a MySQL server at host:port sends its greeting within ``timeout``."""
+    conn: PacketConnection | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            _, conn = await asyncio.get_running_loop().create_connection(
+                PacketConnection, host, port
+            )
+            await conn.read(1 << 16)
+        return True
+    except (OSError, TimeoutError, ConnectionLost, PacketTooLarge):
+        return False
+    finally:
+        if conn is not None:
+            conn.close()
 
 
 async def _backend_version(config: Config) -> str:
@@ -122,6 +146,7 @@ class ProxyServer:
         self._reloads: set[asyncio.Task[bool]] = set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         # --- admin HTTP server hook (proxy/admin): started/stopped with the proxy ---
         self.admin: AdminServer | None = None
@@ -156,6 +181,7 @@ class ProxyServer:
             lambda: ClientConnection(self._accept), server.host, server.port, backlog=1024
         )
         self._poller = asyncio.create_task(self._poll_catalog())
+        self._watchdog = asyncio.create_task(self._watch())
         log.info("shardgate listening on %s:%d", server.host, self.port)
 
     def _accept(self, client: ClientConnection) -> None:
@@ -163,6 +189,22 @@ class ProxyServer:
         from proxy.session import Session
 
         # TCP_NODELAY is on already: asyncio and uvloop set it on every TCP transport.
+        limit = self.ctx.config.server.max_connections
+        if limit and len(self._tasks) >= limit:
+            # MySQL answers with this error instead of its greeting.
+            error = sql_error(ErrorCode.CON_COUNT, "Too many connections")
+            client.write(
+                0,
+                build_err(
+                    errno=error.errno,
+                    sqlstate=error.sqlstate,
+                    message=error.message,
+                    capabilities=Capability.PROTOCOL_41,
+                ),
+            )
+            client.close()
+            self.ctx.metrics.denied(error.errno)
+            return
         session = Session(self.ctx, client, self.ctx.next_connection_id())
         task = asyncio.get_running_loop().create_task(self._serve(session))
         self._tasks.add(task)
@@ -176,6 +218,59 @@ class ProxyServer:
             await session.run()
         finally:
             self.ctx.metrics.connection_closed()
+
+    async def _watch(self) -> None:
+        """Once a second: idle clients, statements over the time limit, stalled shards."""
+        probing: dict[str, asyncio.Task[None]] = {}
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            settings = self.ctx.config.server
+            now = time.monotonic()
+            waiting: dict[str, list[Session]] = {}
+            for session in list(self.ctx.sessions.values()):
+                activity = session.activity
+                if activity.command == "Sleep":
+                    if settings.idle_timeout and now - activity.since > settings.idle_timeout:
+                        session.disconnect_idle()
+                    continue
+                if (
+                    settings.query_timeout
+                    and now - activity.since > settings.query_timeout
+                    and session.cancelled_at != activity.since
+                ):
+                    session.cancelled_at = activity.since
+                    task = asyncio.create_task(session.cancel_query())
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
+                backend = session.backend
+                if (
+                    backend is not None
+                    and backend.waiting_since
+                    and settings.shard_check_after
+                    and now - backend.waiting_since > settings.shard_check_after
+                ):
+                    waiting.setdefault(backend.target.shard, []).append(session)
+            for shard, sessions in waiting.items():
+                if shard not in probing:
+                    task = asyncio.create_task(self._check_shard(shard, sessions))
+                    probing[shard] = task
+                    task.add_done_callback(functools.partial(_forget, probing, shard))
+
+    async def _check_shard(self, name: str, sessions: list[Session]) -> None:
+        """A statement has waited on this shard for long: is the shard answering at all?"""
+        config = self.ctx.config
+        timeout = config.server.backend_connect_timeout
+        try:
+            shard = config.shard(name)
+        except ConfigError:  # removed by a reload meanwhile
+            return
+        if await _greets(shard.host, shard.port, timeout):
+            return
+        log.warning("shard '%s' did not greet a health check within %g s", name, timeout)
+        for session in sessions:
+            backend = session.backend
+            if backend is not None and backend.waiting_since:
+                backend.stall(f"shard '{name}' is not answering (health check failed)")
 
     async def _poll_catalog(self) -> None:
         """Changes made by another process (the CLI, another node) reach open sessions."""
@@ -284,6 +379,7 @@ class ProxyServer:
         if self._server is not None:
             self._server.close()
         self._poller.cancel()
+        self._watchdog.cancel()
         self.ctx.draining = True
         # Idle sessions go now; busy ones finish their statement (bounded by drain_timeout).
         for session in list(self.ctx.sessions.values()):

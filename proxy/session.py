@@ -175,6 +175,7 @@ class Session:
         self._digest = ""
         self._started = 0.0
         self.attempted_user = ""  # the user name of the login in progress, for the audit log
+        self.cancelled_at = 0.0  # activity.since of the statement query_timeout interrupted
 
     # -- the one place fatal errors are handled ------------------------------------------------
 
@@ -972,6 +973,19 @@ class Session:
             pass
         finally:
             await killer.quit()
+
+    def disconnect_idle(self) -> None:
+        """idle_timeout: tell the client why (MySQL 8's 4031), then close both sides."""
+        self._send_error_quietly(
+            sql_error(
+                ErrorCode.CLIENT_INTERACTION_TIMEOUT,
+                "The client was disconnected by the server because of inactivity. See "
+                "wait_timeout and interactive_timeout for configuring this behavior.",
+            ),
+            seq=0,
+        )
+        log.info("connection %d: idle for too long, disconnected", self.connection_id)
+        self.kill()
 
     def kill(self) -> None:
         """KILL CONNECTION from another session: close both sides now."""

@@ -182,6 +182,29 @@ class ProxyThread:
         self.thread.join(10)
 
 
+def start_proxy(
+    base: Path,
+    shards: list[ShardEndpoint],
+    extra: str,
+    databases: list[tuple[str, str]],
+    admin_password: str,
+    ro_password: str,
+) -> ProxyThread:
+    """A proxy of its own (``extra``: lines for [server]) with these databases on these
+    shards, their built-in accounts having these passwords. Stop it with ``.stop()``."""
+    config_path = base / "shardgate.toml"
+    write_config(config_path, shards, free_port(), extra)
+    config = load_config(config_path)
+    catalog = Catalog.open(config.catalog.url, config.base_dir)
+    for name, shard in databases:
+        if catalog.snapshot().database(name) is None:
+            asyncio.run(create_database(config, catalog, name, shard, admin_password, ro_password))
+    catalog.close()
+    runner = ProxyThread(config)
+    runner.start()
+    return runner
+
+
 @pytest.fixture(scope="session")
 def proxy(
     shards: list[ShardEndpoint], tmp_path_factory: pytest.TempPathFactory

@@ -3,7 +3,6 @@ and a shard that dies and comes back while clients of another shard carry on."""
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import time
 from collections.abc import Iterator
@@ -13,11 +12,8 @@ import mysql.connector
 import pymysql
 import pytest
 
-from auth.catalog import Catalog
-from proxy.config import load_config
-from proxy.localshard import LocalMariaDB, ShardEndpoint, free_port
-from proxy.provision import create_database
-from tests.e2e.conftest import ProxyThread, self_signed_cert, write_config
+from proxy.localshard import LocalMariaDB, ShardEndpoint
+from tests.e2e.conftest import ProxyThread, self_signed_cert, start_proxy
 
 ADMIN_PASSWORD = "Tls#admin1"
 RO_PASSWORD = "Tls#ro12345"
@@ -30,16 +26,7 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
 def _start_proxy(
     base: Path, shards: list[ShardEndpoint], extra: str, databases: list[tuple[str, str]]
 ) -> ProxyThread:
-    config_path = base / "shardgate.toml"
-    write_config(config_path, shards, free_port(), extra)
-    config = load_config(config_path)
-    catalog = Catalog.open(config.catalog.url, config.base_dir)
-    for name, shard in databases:
-        if catalog.snapshot().database(name) is None:
-            asyncio.run(create_database(config, catalog, name, shard, ADMIN_PASSWORD, RO_PASSWORD))
-    runner = ProxyThread(config)
-    runner.start()
-    return runner
+    return start_proxy(base, shards, extra, databases, ADMIN_PASSWORD, RO_PASSWORD)
 
 
 @pytest.fixture
