@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,10 +69,14 @@ def main(ctx: click.Context, config_path: Path | None, log_level: str | None) ->
 
 
 @main.command()
+@click.option("--worker", "worker_slot", hidden=True, help="I/N: run as worker I of N.")
 @click.pass_obj
-def serve(state: CliState) -> None:
-    """Run the proxy in the foreground; SIGTERM drains and exits 0."""
+def serve(state: CliState, worker_slot: str | None) -> None:
+    """Run the proxy in the foreground; SIGTERM drains and exits 0.
+
+    With [server] workers = N > 1, runs N worker processes on the same port."""
     from proxy.server import run_server
+    from proxy.workers import RUNTIME_ENV, WorkerSlot, run_supervisor
 
     config = state.config
     # Refuse, with one clear line, a catalog that cannot be opened or whose schema is older
@@ -81,7 +86,22 @@ def serve(state: CliState) -> None:
         configure_logging(config.log, state.log_level)
     except OSError as exc:  # the log file's directory cannot be written
         raise click.ClickException(f"log.file: {exc.strerror}: {config.log.file}") from None
-    run_server(config, state.config_path, state.log_level)
+    workers = config.server.workers
+    if workers > 1 and worker_slot is None:
+        assert state.config_path is not None  # state.config needed it
+        sys.exit(
+            run_supervisor(state.config_path, workers, state.log_level, config.server.drain_timeout)
+        )
+    slot = None
+    if worker_slot is not None:
+        runtime = os.environ.get(RUNTIME_ENV)
+        if runtime is None:
+            raise click.ClickException(f"--worker needs {RUNTIME_ENV} (set by the supervisor)")
+        try:
+            slot = WorkerSlot.parse(worker_slot, Path(runtime))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    run_server(config, state.config_path, state.log_level, slot)
 
 
 @main.group()

@@ -46,6 +46,8 @@ class ServerConfig:
     # (a fresh connection must get its greeting within backend_connect_timeout); if the check
     # fails, every statement waiting on that shard gets an error at once (0: never check).
     shard_check_after: float = 5.0
+    # Worker processes serving the port together (SO_REUSEPORT; proxy/workers.py).
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,7 @@ def _server(data: dict[str, Any], base_dir: Path) -> ServerConfig:
     for key, value in data.items():
         if key in ("host", "server_version"):
             kwargs[key] = _typed("server", key, value, str)
-        elif key in ("port", "max_handshake_packet", "max_packet", "max_connections"):
+        elif key in ("port", "max_handshake_packet", "max_packet", "max_connections", "workers"):
             kwargs[key] = _typed("server", key, value, int)
         elif key in (
             "handshake_timeout",
@@ -229,6 +231,10 @@ def _server(data: dict[str, Any], base_dir: Path) -> ServerConfig:
                 raise ConfigError("server.policy: must be polardbx or managed")
             kwargs[key] = value
     server = ServerConfig(**kwargs)
+    if not 1 <= server.workers <= 256:
+        raise ConfigError("server.workers: must be between 1 and 256")
+    if server.workers > 1 and server.port == 0:
+        raise ConfigError("server.workers: several workers need a fixed server.port")
     for name in ("max_connections", "idle_timeout", "query_timeout", "shard_check_after"):
         if getattr(server, name) < 0:
             raise ConfigError(f"server.{name}: must not be negative (0 turns it off)")

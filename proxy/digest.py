@@ -64,16 +64,9 @@ class QueryDigest:
         self._entries[key] = entry
         return entry
 
-    def rows_for(self, database: str) -> list[tuple[str, DigestEntry]]:
-        """The database's shapes, most total time first."""
-        wanted = database.lower()
-        found = [
-            (text, entry)
-            for (db, text), entry in self._entries.items()
-            if db is not None and db.lower() == wanted
-        ]
-        found.sort(key=lambda item: item[1].total, reverse=True)
-        return found
+    @property
+    def entries(self) -> dict[tuple[str | None, str], DigestEntry]:
+        return self._entries
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -93,7 +86,41 @@ DIGEST_COLUMNS = (
 )
 
 
-def digest_table(database: str, digest: QueryDigest) -> list[list[str | None]]:
+Entries = dict[tuple[str | None, str], DigestEntry]
+
+
+def rows_for(database: str, sources: list[Entries]) -> list[tuple[str, DigestEntry]]:
+    """The database's shapes over several digests (worker processes), most total time first."""
+    wanted = database.lower()
+    merged: dict[str, DigestEntry] = {}
+    for entries in sources:
+        for (db, text), entry in entries.items():
+            if db is None or db.lower() != wanted:
+                continue
+            seen = merged.get(text)
+            if seen is None:
+                merged[text] = DigestEntry(
+                    entry.count,
+                    entry.total,
+                    entry.min,
+                    entry.max,
+                    entry.rows,
+                    entry.first_seen,
+                    entry.last_seen,
+                )
+                continue
+            seen.count += entry.count
+            seen.total += entry.total
+            seen.min = min(seen.min, entry.min)
+            seen.max = max(seen.max, entry.max)
+            seen.rows += entry.rows
+            seen.first_seen = min(seen.first_seen, entry.first_seen)
+            seen.last_seen = max(seen.last_seen, entry.last_seen)
+    found = sorted(merged.items(), key=lambda item: item[1].total, reverse=True)
+    return found
+
+
+def digest_table(database: str, sources: list[Entries]) -> list[list[str | None]]:
     """The rows of SHOW QUERY_DIGEST for ``database``, as text."""
 
     def micros(seconds: float) -> str:
@@ -115,5 +142,5 @@ def digest_table(database: str, digest: QueryDigest) -> list[list[str | None]]:
             stamp(entry.first_seen),
             stamp(entry.last_seen),
         ]
-        for text, entry in digest.rows_for(database)
+        for text, entry in rows_for(database, sources)
     ]

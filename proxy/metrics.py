@@ -612,7 +612,25 @@ class Metrics:
     def backend_error(self, shard: str) -> None:
         self.shard(shard).errors.value += 1
 
+    def serve_for_workers(self, index: int, peers: Callable[[], list[str]]) -> None:
+        """With several worker processes: label this worker's samples, and render the
+        union of every worker's (``peers`` returns the others' labelled expositions)."""
+        self._worker = index
+        self._peers = peers
+
+    _worker: int | None = None
+    _peers: Callable[[], list[str]] | None = None
+
     def render(self) -> str:
+        """The exposition; with workers, every worker's samples labelled ``worker``."""
+        own = self.registry.render()
+        if self._worker is None or self._peers is None:
+            return own
+        from proxy.workers import labelled, merge_expositions
+
+        return merge_expositions([labelled(own, self._worker), *self._peers()])
+
+    def render_own(self) -> str:
         return self.registry.render()
 
 

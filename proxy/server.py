@@ -26,6 +26,7 @@ from proxy.logs import bind_connection, configure_logging
 from proxy.metrics import Metrics
 from proxy.wire.packets import Capability, ProtocolError, build_err, parse_handshake_v10
 from proxy.wire.stream import ClientConnection, ConnectionLost, PacketConnection, PacketTooLarge
+from proxy.workers import PUBLISH_SECONDS, WorkerSlot
 
 if TYPE_CHECKING:
     from proxy.admin.server import AdminServer  # admin HTTP server hook
@@ -46,9 +47,9 @@ class RsaKeys:
 class ServerContext:
     """Everything sessions share: configuration, the catalog, keys and the session table."""
 
-    def __init__(self, config: Config, catalog: Catalog) -> None:
-
+    def __init__(self, config: Config, catalog: Catalog, worker: WorkerSlot | None = None) -> None:
         self.config = config
+        self.worker = worker
         self.catalog = catalog
         self.accounts = AccountManager(catalog, profile_by_name(config.server.policy))
         self.secret = config.catalog_secret()
@@ -65,7 +66,8 @@ class ServerContext:
         self.metrics = Metrics(catalog_version=lambda: self.catalog.snapshot().version)
 
     def next_connection_id(self) -> int:
-        return next(self._ids)
+        sequence = next(self._ids)
+        return sequence if self.worker is None else self.worker.connection_id(sequence)
 
     def snapshot(self) -> CatalogSnapshot:
         return self.catalog.snapshot()
@@ -134,11 +136,13 @@ class ProxyServer:
         *,
         manage_logging: bool = False,
         log_level_override: str | None = None,
+        worker: WorkerSlot | None = None,
     ) -> None:
         """``config_path``: the file SIGHUP re-reads (``reload()``); ``manage_logging``: this
         process's logging follows ``[log]`` on reload (``shardgate serve``), with
-        ``log_level_override`` (``--log-level``) winning over ``[log] level``."""
-        self.ctx = ServerContext(config, catalog)
+        ``log_level_override`` (``--log-level``) winning over ``[log] level``; ``worker``:
+        this process is one of several on the same port (proxy/workers.py)."""
+        self.ctx = ServerContext(config, catalog, worker)
         self.config_path = config_path
         self.manage_logging = manage_logging
         self.log_level_override = log_level_override
@@ -162,7 +166,13 @@ class ProxyServer:
         # --- admin HTTP server hook: [admin] enabled = true (see proxy/admin/server.py) ---
         # [metrics] enabled = true also serves GET /metrics there (alone if [admin] is off).
         config = self.ctx.config
-        if config.admin.enabled or config.metrics.enabled:
+        worker = self.ctx.worker
+        if worker is not None:
+            self.ctx.metrics.serve_for_workers(worker.index, worker.peer_metrics)
+        # With several workers, worker 0 alone runs the admin listener.
+        if (config.admin.enabled or config.metrics.enabled) and (
+            worker is None or worker.index == 0
+        ):
             from proxy.admin.server import AdminServer
 
             self.admin = AdminServer(
@@ -178,9 +188,15 @@ class ProxyServer:
         # --- end of admin hook ---
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: ClientConnection(self._accept), server.host, server.port, backlog=1024
+            lambda: ClientConnection(self._accept),
+            server.host,
+            server.port,
+            backlog=1024,
+            reuse_port=worker is not None,
         )
         self._poller = asyncio.create_task(self._poll_catalog())
+        if worker is not None:
+            self._publisher = asyncio.create_task(self._publish(worker))
         self._watchdog = asyncio.create_task(self._watch())
         log.info("shardgate listening on %s:%d", server.host, self.port)
 
@@ -271,6 +287,15 @@ class ProxyServer:
             backend = session.backend
             if backend is not None and backend.waiting_since:
                 backend.stall(f"shard '{name}' is not answering (health check failed)")
+
+    async def _publish(self, worker: WorkerSlot) -> None:
+        """Share this worker's metrics and digest with worker 0 and the others."""
+        while True:
+            try:
+                worker.publish(self.ctx.metrics.render_own(), self.ctx.digest.entries)
+            except OSError:
+                log.exception("worker %d: publishing metrics failed", worker.index)
+            await asyncio.sleep(PUBLISH_SECONDS)
 
     async def _poll_catalog(self) -> None:
         """Changes made by another process (the CLI, another node) reach open sessions."""
@@ -379,6 +404,8 @@ class ProxyServer:
         if self._server is not None:
             self._server.close()
         self._poller.cancel()
+        if self.ctx.worker is not None:
+            self._publisher.cancel()
         self._watchdog.cancel()
         self.ctx.draining = True
         # Idle sessions go now; busy ones finish their statement (bounded by drain_timeout).
@@ -454,7 +481,10 @@ def _describe_changes(old: Config, new: Config) -> str:
 
 
 def run_server(
-    config: Config, config_path: Path | None = None, log_level_override: str | None = None
+    config: Config,
+    config_path: Path | None = None,
+    log_level_override: str | None = None,
+    worker: WorkerSlot | None = None,
 ) -> None:
     """Run the proxy in the foreground until SIGTERM/SIGINT; used by ``shardgate serve``.
     SIGHUP re-reads ``config_path`` (``ProxyServer.reload``)."""
@@ -467,6 +497,7 @@ def run_server(
             config_path,
             manage_logging=True,
             log_level_override=log_level_override,
+            worker=worker,
         )
         await server.start()
         await server.serve_until_stopped()

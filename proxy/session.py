@@ -788,9 +788,10 @@ class Session:
         elif isinstance(decision, ShowProcesslist):
             self._show_processlist(decision.full)
         elif isinstance(decision, ShowDigest):
-            self._write_resultset(
-                list(DIGEST_COLUMNS), digest_table(decision.database, self.ctx.digest)
-            )
+            sources = [self.ctx.digest.entries]
+            if self.ctx.worker is not None:  # the other worker processes' digests too
+                sources += self.ctx.worker.peer_digests()
+            self._write_resultset(list(DIGEST_COLUMNS), digest_table(decision.database, sources))
         elif isinstance(decision, KillSession):
             await self._kill(decision.connection_id, decision.query_only)
         elif isinstance(decision, AccountStatement):

@@ -42,6 +42,11 @@ def test_relative_paths_resolve_against_the_config_file() -> None:
         ({"server": {"policy": "lax"}}, "server.policy: must be polardbx or managed"),
         ({"server": {"tls_cert": "a.pem"}}, "must be given together"),
         ({"server": {"require_tls": True}}, "require_tls needs"),
+        ({"server": {"workers": 0}}, "server.workers: must be between 1 and 256"),
+        ({"server": {"workers": 2, "port": 0}}, "several workers need a fixed server.port"),
+        ({"server": {"idle_timeout": -1}}, "server.idle_timeout: must not be negative"),
+        ({"server": {"max_connections": -5}}, "server.max_connections: must not be negative"),
+        ({"server": {"query_timeout": "1s"}}, "server.query_timeout: expected"),
         ({"catalog": {"url": "postgres://x"}}, "catalog.url: expected sqlite:///"),
         (
             {"catalog": {"url": "mysql://cat:Pw#secret1@db/cat"}},
