@@ -13,16 +13,14 @@ from __future__ import annotations
 # Do not kill()/stop() the session servers in a test; start your own
 # LocalMariaDB(tmp_path / "x") for fault tests.
 # ---------------------------------------------------------------------------
-import asyncio
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pymysql
 import pytest
-import uvloop
 from pymysql.connections import Connection
 
 from proxy.localshard import LocalMariaDB, ShardEndpoint
@@ -82,14 +80,6 @@ def shard_admin() -> Iterator[Callable[..., Connection]]:
 # ---------------------------------------------------------------------------
 # (other fixtures below)
 # ---------------------------------------------------------------------------
-
-
-def pytest_asyncio_loop_factories(
-    config: pytest.Config, item: pytest.Item
-) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """The in-process proxies run on uvloop, as `shardgate serve` does (its transports are
-    not asyncio's classes, and its flow control differs: test what ships)."""
-    return {"uvloop": uvloop.new_event_loop}
 
 
 # ---------------------------------------------------------------------------

@@ -117,6 +117,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="shardgate's --log-level (default INFO, as `shardgate serve` runs)",
     )
     p.add_argument(
+        "--proxy-workers",
+        type=int,
+        default=1,
+        help="shardgate [server] workers: worker processes on the port (default 1)",
+    )
+    p.add_argument(
         "--haproxy-threads",
         type=int,
         default=None,
@@ -513,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         proxy_log_level=args.proxy_log_level,
         haproxy_threads=args.haproxy_threads,
         snapshot=not args.live_code,
+        proxy_workers=args.proxy_workers,
     )
     log(f"scratch directory {workdir}")
     if args.wait_quiet:

@@ -117,19 +117,43 @@ class Endpoint:
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (shardgate with workers is a supervisor and N children)."""
+    tree = [pid]
+    for member in tree:
+        try:
+            children = Path(f"/proc/{member}/task/{member}/children").read_text().split()
+        except OSError:
+            continue
+        tree += [int(child) for child in children]
+    return tree
+
+
 def rss_kib(pid: int) -> int:
-    """Resident set size of ``pid`` in KiB (VmRSS from /proc/PID/status)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    """Resident set size of ``pid`` and its descendants in KiB (VmRSS, /proc/PID/status)."""
+    total = 0
+    for member in _process_tree(pid):
+        try:
+            lines = Path(f"/proc/{member}/status").read_text().splitlines()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in lines if line.startswith("VmRSS:")), 0)
+    if not total:
+        raise RuntimeError(f"no VmRSS for pid {pid}")
+    return total
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` (all its threads) so far."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    """User + system CPU time of ``pid`` and its live descendants (all threads) so far."""
+    total = 0
+    for member in _process_tree(pid):
+        try:
+            stat = Path(f"/proc/{member}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / _CLK_TCK
 
 
 def machine_busy_seconds() -> float:
@@ -255,7 +279,9 @@ class Stack:
         proxy_log_level: str,
         haproxy_threads: int | None,
         snapshot: bool = True,
+        proxy_workers: int = 1,
     ) -> None:
+        self.proxy_workers = proxy_workers
         self.workdir = workdir
         self.tables = tables
         self.table_size = table_size
@@ -349,6 +375,7 @@ class Stack:
                     'auth_plugin = "mysql_native_password"',
                     "handshake_timeout = 10.0",
                     "drain_timeout = 5.0",
+                    f"workers = {self.proxy_workers}",
                     "[catalog]",
                     'url = "sqlite:///catalog.db"',
                     'secret_file = "shardgate.secret"',

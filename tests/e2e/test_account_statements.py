@@ -23,7 +23,7 @@ import pytest
 
 from auth.catalog import sqlite_path
 from auth.privileges import Priv
-from tests.e2e.conftest import PASSWORDS, ProxyEnv
+from tests.e2e.conftest import CONNECTOR_IMPLEMENTATIONS, PASSWORDS, ProxyEnv, run_isolated
 
 Conn: TypeAlias = pymysql.connections.Connection
 
@@ -1225,8 +1225,15 @@ def test_audit_log_records_who_from_where_what_and_never_a_password(
 # -------------------------------------------------------------------- other clients: SQLSTATE
 
 
-@pytest.mark.parametrize("use_pure", [True, False], ids=["pure", "c-ext"])
+@pytest.mark.parametrize("use_pure", CONNECTOR_IMPLEMENTATIONS)
 def test_errno_sqlstate_and_notes_through_mysql_connector(proxy: ProxyEnv, use_pure: bool) -> None:
+    if use_pure:
+        _errno_sqlstate_scenario(proxy, use_pure)
+    else:
+        run_isolated(_errno_sqlstate_scenario, proxy, use_pure)
+
+
+def _errno_sqlstate_scenario(proxy: ProxyEnv, use_pure: bool) -> None:
     tag = "p" if use_pure else "c"
 
     def connect(user: str, database: str | None = "easydb", **kw: object):  # type: ignore[no-untyped-def]

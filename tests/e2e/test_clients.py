@@ -18,7 +18,7 @@ import mysql.connector
 import pymysql
 import pytest
 
-from tests.e2e.conftest import PASSWORDS, ProxyEnv
+from tests.e2e.conftest import CONNECTOR_IMPLEMENTATIONS, PASSWORDS, ProxyEnv, run_isolated
 
 BLOB = bytes(range(256)) * 4
 TEXT = "Grüße, 世界 🐬"
@@ -80,8 +80,15 @@ def test_pymysql(proxy: ProxyEnv) -> None:
         conn.close()
 
 
-@pytest.mark.parametrize("use_pure", [True, False], ids=["pure", "c-ext"])
+@pytest.mark.parametrize("use_pure", CONNECTOR_IMPLEMENTATIONS)
 def test_mysql_connector(proxy: ProxyEnv, use_pure: bool) -> None:
+    if use_pure:
+        _connector_scenario(proxy, use_pure)
+    else:
+        run_isolated(_connector_scenario, proxy, use_pure)
+
+
+def _connector_scenario(proxy: ProxyEnv, use_pure: bool) -> None:
     conn = proxy.connector(use_pure=use_pure, autocommit=True)
     try:
         _run_sync(conn, f"t_connector_{'pure' if use_pure else 'c'}")
