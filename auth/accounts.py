@@ -73,6 +73,12 @@ Decisions where the semantics page is silent (each has a test):
   FOR shows every database.
 * The 1133 error uses MySQL's SQLSTATE 42000 (ER_PASSWORD_NO_MATCH); ``auth.errors`` lists
   28000 for it.
+* ``ALTER USER u, ... [WITH MAX_USER_CONNECTIONS n] [ACCOUNT UNLOCK]`` (issue #7): only the
+  administrator of the database owning each account; a built-in → TDDL-5107 ``Changes to system
+  account ...``; a missing account or another database's → 1396 ``Operation ALTER USER failed
+  for ...`` (MySQL's error for ALTER USER). ``GRANT ... WITH MAX_USER_CONNECTIONS n`` on an
+  account another database owns → 1133, as GRANT ... IDENTIFIED BY. The operator's CLI unlock
+  also unlocks built-ins. Every password change also unlocks (``auth.catalog``).
 * Conflicts that persist after ``MAX_ATTEMPTS`` → 1213 (SQLSTATE 40001) "Deadlock found when
   trying to get lock; try restarting transaction".
 """
@@ -80,6 +86,7 @@ Decisions where the semantics page is silent (each has a test):
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -103,8 +110,10 @@ from auth.model import (
     Database,
     DiscardOldPassword,
     DropAccount,
+    SetMaxUserConnections,
     SetPassword,
     SetPrivileges,
+    UnlockAccount,
     UserHost,
     account_name,
 )
@@ -412,6 +421,12 @@ class _Work:
     def discard_old_password(self, state: _State) -> None:
         self.changes.append(DiscardOldPassword(state.ref))
 
+    def unlock(self, state: _State) -> None:
+        self.changes.append(UnlockAccount(state.ref))
+
+    def set_max_user_connections(self, state: _State, limit: int) -> None:
+        self.changes.append(SetMaxUserConnections(state.ref, limit))
+
     def set_db_privs(self, state: _State, db: str, privs: Priv) -> None:
         if state.db_privs.get(db, NO_PRIVILEGES) == privs:
             return
@@ -628,9 +643,14 @@ class AccountManager:
     # ------------------------------------------------------------------ CREATE USER
 
     def create_users(
-        self, actor: Actor, users: Sequence[UserSpec], if_not_exists: bool = False
+        self,
+        actor: Actor,
+        users: Sequence[UserSpec],
+        if_not_exists: bool = False,
+        max_user_connections: int | None = None,
     ) -> Outcome:
-        """``CREATE USER [IF NOT EXISTS] u [IDENTIFIED BY 'p'], ...``."""
+        """``CREATE USER [IF NOT EXISTS] u [IDENTIFIED BY 'p'], ... [WITH MAX_USER_CONNECTIONS
+        n]`` (the limit applies to every account created; an existing one is left as it is)."""
 
         def plan(snapshot: CatalogSnapshot) -> _Plan:
             caller = self._caller(snapshot, actor)
@@ -655,9 +675,13 @@ class AccountManager:
                     else:
                         password = self._policy.generate_password()
                         result.generated.append((AccountName(user, host), password))
-                work.create(user, host, password, owner)
+                state = work.create(user, host, password, owner)
+                if max_user_connections:
+                    work.set_max_user_connections(state, max_user_connections)
             if failed:
                 raise _cannot_user("CREATE USER", failed)
+            if max_user_connections is not None:
+                result.action += f" WITH MAX_USER_CONNECTIONS {max_user_connections}"
             return result
 
         return self._outcome(actor, plan)
@@ -786,6 +810,52 @@ class AccountManager:
 
         return self._outcome(actor, plan)
 
+    # ------------------------------------------------------------------ ALTER USER
+
+    def alter_users(
+        self,
+        actor: Actor,
+        users: Sequence[AccountName],
+        max_user_connections: int | None = None,
+        unlock: bool = False,
+    ) -> Outcome:
+        """``ALTER USER u [, u] ... [WITH MAX_USER_CONNECTIONS n] [ACCOUNT UNLOCK]``.
+
+        Who: the administrator of the database that owns each account (as DROP USER); anyone
+        else → TDDL-5107 restricted; a built-in account → TDDL-5107 ``Changes to system account
+        ...`` (the operator unlocks built-ins with the CLI, or a password reset unlocks them); a
+        missing account or one another database owns → 1396 ``Operation ALTER USER failed for
+        ...`` (MySQL's error for ALTER USER on a missing account), all named at once.
+        """
+
+        def plan(snapshot: CatalogSnapshot) -> _Plan:
+            caller = self._caller(snapshot, actor)
+            specs = self._change_checks(snapshot, users)
+            work = _Work(snapshot)
+            failed: list[str] = []
+            states: list[_State] = []
+            for user, host in specs:
+                state = work.lookup(user, host)
+                if state is None or not caller.owns(state):
+                    failed.append(account_name(user, host))
+                else:
+                    states.append(state)
+            if failed:
+                raise _cannot_user("ALTER USER", failed)
+            for state in states:
+                if max_user_connections is not None:
+                    work.set_max_user_connections(state, max_user_connections)
+                if unlock:
+                    work.unlock(state)
+            action = "ALTER USER " + ", ".join(account_name(u, h) for u, h in specs)
+            if max_user_connections is not None:
+                action += f" WITH MAX_USER_CONNECTIONS {max_user_connections}"
+            if unlock:
+                action += " ACCOUNT UNLOCK"
+            return _Plan(work, action)
+
+        return self._outcome(actor, plan)
+
     # ------------------------------------------------------------------ GRANT
 
     def grant(
@@ -799,6 +869,7 @@ class AccountManager:
         users: Sequence[UserSpec],
         with_grant_option: bool = False,
         table_exists: bool | None = None,
+        max_user_connections: int | None = None,
     ) -> Outcome:
         """``GRANT privs ON level TO u [IDENTIFIED BY 'p'], ... [WITH GRANT OPTION]``.
 
@@ -842,10 +913,20 @@ class AccountManager:
                     raise ValueError("a table-level GRANT needs table_exists")
                 if not table_exists:
                     raise _no_such_table(level.db, level.table)
+            if max_user_connections is not None:
+                # A property of the account, like its password: only of accounts one owns.
+                for state in targets:
+                    if not caller.owns(state):
+                        raise _password_no_match()
             for state in targets:
                 self._add(work, state, level, privs)
+                if max_user_connections is not None:
+                    work.set_max_user_connections(state, max_user_connections)
             names = ", ".join(account_name(u, h) for u, h, _ in specs)
-            return _Plan(work, f"GRANT {self._privs_text(privileges)} ON {level.target} TO {names}")
+            action = f"GRANT {self._privs_text(privileges)} ON {level.target} TO {names}"
+            if max_user_connections is not None:
+                action += f" WITH MAX_USER_CONNECTIONS {max_user_connections}"
+            return _Plan(work, action)
 
         return self._outcome(actor, plan)
 
@@ -985,7 +1066,11 @@ class AccountManager:
             database = snapshot.database(key)
             return _quote(key if database is None else database.name)
 
-        rows = [f"GRANT USAGE ON *.* TO {to}"]
+        usage = f"GRANT USAGE ON *.* TO {to}"
+        if account.max_user_connections:
+            # As MySQL 5.7 / MariaDB show an account's resource limit.
+            usage += f" WITH MAX_USER_CONNECTIONS {account.max_user_connections}"
+        rows = [usage]
         for key in sorted(held.db_privs):
             if scope is None or key == scope:
                 privs = format_privs(held.db_privs[key])
@@ -1026,6 +1111,7 @@ class AccountManager:
         host: str = "%",
         password: str | None = None,
         read_only: bool = False,
+        max_user_connections: int = 0,
     ) -> tuple[Account, str | None]:
         """Create ``user@host`` owned by ``database`` with SELECT (read-only) or the eight
         privileges on ``database.*``. Returns the account and the generated password (when
@@ -1050,6 +1136,9 @@ class AccountManager:
                 result.generated.append((AccountName(checked_user, checked_host), given))
             state = work.create(checked_user, checked_host, given, target.name)
             work.set_db_privs(state, target.key, Priv.SELECT if read_only else ALL_PRIVILEGES)
+            if max_user_connections:
+                work.set_max_user_connections(state, max_user_connections)
+                result.action += f" WITH MAX_USER_CONNECTIONS {max_user_connections}"
             return result
 
         plan_done, _ = self._run(actor, plan)
@@ -1111,6 +1200,51 @@ class AccountManager:
                 raise _password_no_match()
             work.discard_old_password(state)
             return _Plan(work, f"ALTER USER {state.name} DISCARD OLD PASSWORD")
+
+        self._run(actor, plan)
+
+    def unlock_user(self, actor: Actor, database: str, user: str, host: str = "%") -> bool:
+        """End the lock after failed logins of an account ``database`` owns (built-ins
+        included: unlocking changes nothing the account is, and a locked administrator could
+        not log in to do it). Returns whether it was locked."""
+        locked = False
+
+        def plan(snapshot: CatalogSnapshot) -> _Plan:
+            nonlocal locked
+            self._manager_of(snapshot, actor, database)
+            checked_host = _host(host)
+            account = snapshot.find_account(user, checked_host)
+            if account is None or not _same_db(account.owner_db, database):
+                raise _cannot_user("ALTER USER", [account_name(user, checked_host)])
+            locked = account.locked_at(time.time())
+            work = _Work(snapshot)
+            state = work.lookup(user, checked_host)
+            assert state is not None
+            work.unlock(state)
+            return _Plan(work, f"ALTER USER {state.name} ACCOUNT UNLOCK")
+
+        self._run(actor, plan)
+        return locked
+
+    def set_user_limit(
+        self, actor: Actor, database: str, user: str, limit: int, host: str = "%"
+    ) -> None:
+        """Set ``MAX_USER_CONNECTIONS`` of an account ``database`` owns (0: the server's
+        default); built-ins are refused as for every other change."""
+        if limit < 0:
+            raise ValueError("a connection limit is not negative")
+
+        def plan(snapshot: CatalogSnapshot) -> _Plan:
+            self._manager_of(snapshot, actor, database)
+            if _builtin_named(snapshot, user):
+                raise _system_change(user)
+            checked_host = _host(host)
+            work = _Work(snapshot)
+            state = work.lookup(user, checked_host)
+            if state is None or not _same_db(state.owner_db, database):
+                raise _cannot_user("ALTER USER", [account_name(user, checked_host)])
+            work.set_max_user_connections(state, limit)
+            return _Plan(work, f"ALTER USER {state.name} WITH MAX_USER_CONNECTIONS {limit}")
 
         self._run(actor, plan)
 

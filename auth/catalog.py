@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,8 +37,10 @@ from auth.model import (
     Database,
     DiscardOldPassword,
     DropAccount,
+    SetMaxUserConnections,
     SetPassword,
     SetPrivileges,
+    UnlockAccount,
     UserHost,
     account_name,
 )
@@ -68,12 +71,15 @@ __all__ = [
     "DatabaseExistsError",
     "DiscardOldPassword",
     "DropAccount",
+    "LoginLock",
     "ProtectedAccountError",
     "SchemaVersionError",
+    "SetMaxUserConnections",
     "SetPassword",
     "SetPrivileges",
     "UnknownAccountError",
     "UnknownDatabaseError",
+    "UnlockAccount",
     "UserHost",
     "sqlite_path",
 ]
@@ -169,6 +175,9 @@ def _account_from_row(row: AccountRow) -> Account:
         created_seq,
         retained_native,
         retained_hash,
+        max_user_connections,
+        failed_logins,
+        locked_until,
     ) = row
     return Account(
         id=account_id,
@@ -181,6 +190,9 @@ def _account_from_row(row: AccountRow) -> Account:
         created_seq=created_seq,
         retained_native_hash=None if retained_native is None else bytes(retained_native),
         retained_password_hash=retained_hash,
+        max_user_connections=int(max_user_connections),
+        failed_logins=int(failed_logins),
+        locked_until=None if locked_until is None else float(locked_until),
     )
 
 
@@ -469,6 +481,20 @@ def _redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def _locked_row(row: AccountRow) -> bool:
+    """Whether the stored row is locked after failed logins now."""
+    locked_until = row[12]
+    return locked_until is not None and time.time() < locked_until
+
+
+@dataclass(frozen=True, slots=True)
+class LoginLock:
+    """An account locked after failed logins: until when (Unix time), for how long."""
+
+    locked_until: float
+    lock_seconds: float
+
+
 def _target(db: str, table: str | None) -> str:
     return f"`{db}`.*" if table is None else f"`{db}`.`{table}`"
 
@@ -599,6 +625,92 @@ class Catalog:
             store.set_counter(CHANGE_LOG_HORIZON, horizon)
         store.insert_audit(_now(), actor, client, action, "\n".join(details), version)
 
+    def _bump_version(self, touched: Iterable[int]) -> None:
+        """Inside a write: a new version that readers reload ``touched`` for, with no audit row
+        (login bookkeeping; the changes an administrator or a lock makes are audited)."""
+        store = self._store
+        version = store.counter(CATALOG_VERSION) + 1
+        store.set_counter(CATALOG_VERSION, version)
+        store.log_changes(version, touched, False)
+
+    # --- failed logins (the lockout of issue #7) ---
+
+    def record_login_failure(
+        self,
+        account_id: int,
+        max_failures: int,
+        lock_seconds: float,
+        client: str,
+        *,
+        now: float | None = None,
+    ) -> LoginLock | None:
+        """Count one failed login of an account whose host pattern matched the client (a wrong
+        password); after ``max_failures`` consecutive ones, lock it for ``lock_seconds``.
+
+        Returns the lock if the account is locked now (by this failure, or already, e.g. by
+        another node whose lock this node's snapshot does not show yet; such an attempt is not
+        counted), else None. The count and the lock are in the catalog, so every node sharing
+        it shares them. Cheap on purpose: one short write transaction; the version moves (so
+        every node reloads this one account, incrementally) only when the count leaves zero and
+        when the lock starts, not on every failure. A lock is audited (never a password).
+        """
+        if max_failures <= 0:
+            return None
+        at = time.time() if now is None else now
+        store = self._store
+        with self._write():
+            state = store.login_state(account_id)
+            if state is None:
+                return None
+            failures, locked_until = state
+            clean = failures == 0 and locked_until is None
+            if locked_until is not None:
+                if at < locked_until:
+                    return LoginLock(locked_until, lock_seconds)
+                failures = 0  # the lock has expired: counting starts again
+            failures += 1
+            if failures < max_failures:
+                store.set_login_state(account_id, failures, None)
+                if clean:
+                    self._bump_version([account_id])
+                return None
+            until = at + lock_seconds
+            store.set_login_state(account_id, failures, until)
+            row = store.account_row(account_id)
+            name = account_name(row[1], row[2]) if row is not None else f"#{account_id}"
+            self._commit_version(
+                [account_id],
+                False,
+                name,
+                client,
+                f"LOCK ACCOUNT {name}",
+                [
+                    f"lock account {name} for {lock_seconds:g} seconds after {failures}"
+                    " consecutive failed logins"
+                ],
+            )
+            return LoginLock(until, lock_seconds)
+
+    def login_succeeded(
+        self, account_id: int, lock_seconds: float, *, now: float | None = None
+    ) -> LoginLock | None:
+        """A right password: reset the failed-login count (call it only when the snapshot
+        shows failures or a lock, so a normal login writes nothing). Returns the lock instead,
+        changing nothing, if the catalog has the account locked (by another node, not yet in
+        this node's snapshot)."""
+        at = time.time() if now is None else now
+        store = self._store
+        with self._write():
+            state = store.login_state(account_id)
+            if state is None or state == (0, None):
+                return None
+            locked_until = state[1]
+            if locked_until is not None and at < locked_until:
+                return LoginLock(locked_until, lock_seconds)
+            store.set_login_state(account_id, 0, None)
+            self._bump_version([account_id])
+            return None
+
     @contextmanager
     def _write(self) -> Iterator[None]:
         """One store transaction under the catalog's lock; once it commits, the snapshot
@@ -664,6 +776,9 @@ class Catalog:
                         kind,
                         account_id,
                         None,
+                        None,
+                        0,
+                        0,
                         None,
                     )
                 )
@@ -734,6 +849,7 @@ class Catalog:
             if account_id is None or account is None:
                 raise UnknownAccountError(f"database {row[0]!r} has no built-in {kind} account")
             store.update_password(account_id, hashes.native, hashes.slow, None)
+            store.set_login_state(account_id, 0, None)  # a password reset also unlocks
             name = account_name(account[1], account[2])
             self._commit_version(
                 [account_id],
@@ -873,6 +989,9 @@ class Catalog:
                     account_id,
                     None,
                     None,
+                    0,
+                    0,
+                    None,
                 )
             )
             details.append(f"create account {name} owned by {owner or '(none)'}")
@@ -899,13 +1018,26 @@ class Catalog:
             else:
                 retained = (bytes(retained_native), retained_slow)
             store.update_password(account_id, hashes.native, hashes.slow, retained)
+            # A new password also ends a lock after failed logins and resets the count.
+            store.set_login_state(account_id, 0, None)
             details.append(
                 f"set password of {name}"
                 + (", retaining the current one" if change.retain_current else "")
+                + (", unlocking it" if _locked_row(row) else "")
             )
         elif isinstance(change, DiscardOldPassword):
             store.update_password(account_id, bytes(row[3]), row[4], None)
             details.append(f"discard the old password of {name}")
+        elif isinstance(change, UnlockAccount):
+            was = "locked" if _locked_row(row) else "not locked"
+            store.set_login_state(account_id, 0, None)
+            details.append(f"unlock account {name} ({was}; failed logins were {row[11]})")
+        elif isinstance(change, SetMaxUserConnections):
+            if change.limit < 0:
+                raise CatalogError(f"not a connection limit: {change.limit}")
+            store.set_max_user_connections(account_id, change.limit)
+            shown = str(change.limit) if change.limit else "the server default"
+            details.append(f"set max_user_connections of {name} to {shown}")
         else:
             if builtin is not None:
                 raise ProtectedAccountError(f"privileges of built-in account {name} are fixed")

@@ -9,6 +9,7 @@ This module is pure: no I/O, importable from ``auth`` and ``proxy`` alike.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import Enum
 
@@ -40,6 +41,9 @@ class ErrorCode(Enum):
     UNKNOWN_STMT_HANDLER = (1243, "HY000")
     CANNOT_USER = (1396, "HY000")
     SPECIFIC_ACCESS_DENIED = (1227, "42000")
+    USER_LIMIT_REACHED = (1226, "42000")  # ER_USER_LIMIT_REACHED
+    # ER_USER_ACCESS_DENIED_FOR_USER_ACCOUNT_BLOCKED_BY_PASSWORD_LOCK (MySQL 8.0.19+)
+    ACCOUNT_BLOCKED = (3955, "HY000")
     QUERY_INTERRUPTED = (1317, "70100")
     # MySQL 8.0.24+: a connection closed after wait_timeout seconds of inactivity.
     CLIENT_INTERACTION_TIMEOUT = (4031, "HY000")
@@ -156,4 +160,26 @@ def restricted_to_admin() -> SqlError:
     return sql_error(
         ErrorCode.TDDL_OPERATION_NOT_ALLOWED,
         "The authorization operations is restricted to administrator only.",
+    )
+
+
+def account_blocked(
+    user: str, client_ip: str, lock_seconds: float, remaining: float, failures: int
+) -> SqlError:
+    """MySQL 8's error for an account locked after failed logins (3955, HY000). MySQL counts
+    the lock in days; shardgate's lock is configured in seconds, so the text says seconds
+    (rounded up) in MySQL's sentence. Drivers go by the number, which is MySQL's."""
+    return sql_error(
+        ErrorCode.ACCOUNT_BLOCKED,
+        f"Access denied for user '{user}'@'{client_ip}'. Account is blocked for "
+        f"{math.ceil(lock_seconds)} second(s) ({math.ceil(max(remaining, 0.0))} second(s) "
+        f"remaining) due to {failures} consecutive failed logins.",
+    )
+
+
+def user_limit_reached(user: str, limit: int) -> SqlError:
+    """1226: one connection more than the account's ``max_user_connections``."""
+    return sql_error(
+        ErrorCode.USER_LIMIT_REACHED,
+        f"User '{user}' has exceeded the 'max_user_connections' resource (current value: {limit})",
     )

@@ -40,6 +40,16 @@ class Account:
     # there is none): logins accept it as well as the primary until it is discarded.
     retained_native_hash: bytes | None = field(default=None, repr=False)
     retained_password_hash: str | None = field(default=None, repr=False)
+    # The account's own connection limit per proxy node (MAX_USER_CONNECTIONS); 0: the
+    # server's ``max_user_connections`` applies (as in MySQL).
+    max_user_connections: int = 0
+    # Consecutive failed logins as of the last reload. Exact only as zero / non-zero: the first
+    # failure and every reset bump the catalog version, later failures do not (see
+    # ``Catalog.record_login_failure``).
+    failed_logins: int = 0
+    # Unix time at which the lock after too many failed logins ends (None: never locked, or
+    # unlocked). A time in the past means the lock has expired.
+    locked_until: float | None = None
 
     @property
     def protected(self) -> bool:
@@ -57,6 +67,10 @@ class Account:
     @property
     def has_retained_password(self) -> bool:
         return self.retained_password_hash is not None
+
+    def locked_at(self, now: float) -> bool:
+        """Whether logins are refused at Unix time ``now`` because of failed logins."""
+        return self.locked_until is not None and now < self.locked_until
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +193,21 @@ class DiscardOldPassword:
 
 
 @dataclass(frozen=True, slots=True)
+class UnlockAccount:
+    """End a lock after failed logins and reset the count (ALTER USER ... ACCOUNT UNLOCK)."""
+
+    account: AccountRef
+
+
+@dataclass(frozen=True, slots=True)
+class SetMaxUserConnections:
+    """The account's own connection limit per proxy node (0: the server's default)."""
+
+    account: AccountRef
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
 class SetPrivileges:
     """Replace the set held at one level: on ``db.*`` when ``table`` is None, else on
     ``db.table``. An empty set removes the grant."""
@@ -189,4 +218,12 @@ class SetPrivileges:
     privs: Priv
 
 
-Change = CreateAccount | DropAccount | SetPassword | SetPrivileges | DiscardOldPassword
+Change = (
+    CreateAccount
+    | DropAccount
+    | SetPassword
+    | SetPrivileges
+    | DiscardOldPassword
+    | UnlockAccount
+    | SetMaxUserConnections
+)

@@ -48,6 +48,7 @@ from auth.store import (
     AuditRow,
     DatabaseRow,
     DbGrantRow,
+    LoginStateRow,
     StoreError,
     StoreIntegrityError,
     TableGrantRow,
@@ -129,6 +130,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             ADD COLUMN retained_native_hash VARBINARY(64) NULL,
             ADD COLUMN retained_password_hash VARCHAR(512) NULL""",
     ),
+    # 3: account protections (issue #7): a per-account connection limit (0: the server's
+    # default), and the consecutive failed logins and lock end (Unix time) of the lockout,
+    # kept here so that every node sharing the catalog shares the lock. One ALTER.
+    (
+        """ALTER TABLE accounts
+            ADD COLUMN max_user_connections BIGINT NOT NULL DEFAULT 0
+                CHECK (max_user_connections >= 0),
+            ADD COLUMN failed_logins INT NOT NULL DEFAULT 0,
+            ADD COLUMN locked_until DOUBLE NULL""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -136,7 +147,8 @@ _MIGRATION_LOCK = "shardgate_catalog_migrate"
 _CHUNK = 500
 _ACCOUNT_COLUMNS = (
     "id, user_name, host_pattern, native_hash, password_hash, owner_db, builtin, created_seq,"
-    " retained_native_hash, retained_password_hash"
+    " retained_native_hash, retained_password_hash, max_user_connections, failed_logins,"
+    " locked_until"
 )
 # Client error codes meaning the connection is gone (server gone away, lost, broken pipe).
 _LOST = {2003, 2006, 2013, 2055}
@@ -560,6 +572,12 @@ class MysqlCatalogStore:
             int(r[0]) for r in self._rows("SELECT id FROM accounts WHERE user_name = %s", (user,))
         ]
 
+    def login_state(self, account_id: int) -> LoginStateRow | None:
+        row = self._one(
+            "SELECT failed_logins, locked_until FROM accounts WHERE id = %s", (account_id,)
+        )
+        return None if row is None else (int(row[0]), None if row[1] is None else float(row[1]))
+
     def builtin_user_exists(self, user: str) -> bool:
         row = self._one(
             "SELECT 1 FROM accounts WHERE user_name = %s AND builtin IS NOT NULL LIMIT 1", (user,)
@@ -631,6 +649,19 @@ class MysqlCatalogStore:
             "UPDATE accounts SET native_hash = %s, password_hash = %s, retained_native_hash = %s,"
             " retained_password_hash = %s WHERE id = %s",
             (native_hash, password_hash, old_native, old_hash, account_id),
+        )
+
+    def set_login_state(
+        self, account_id: int, failed_logins: int, locked_until: float | None
+    ) -> None:
+        self._execute(
+            "UPDATE accounts SET failed_logins = %s, locked_until = %s WHERE id = %s",
+            (failed_logins, locked_until, account_id),
+        )
+
+    def set_max_user_connections(self, account_id: int, limit: int) -> None:
+        self._execute(
+            "UPDATE accounts SET max_user_connections = %s WHERE id = %s", (limit, account_id)
         )
 
     def set_db_privs(self, account_id: int, db: str, privs: int) -> None:

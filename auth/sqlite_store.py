@@ -23,6 +23,7 @@ from auth.store import (
     AuditRow,
     DatabaseRow,
     DbGrantRow,
+    LoginStateRow,
     StoreError,
     StoreIntegrityError,
     TableGrantRow,
@@ -93,6 +94,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE accounts ADD COLUMN retained_native_hash BLOB",
         "ALTER TABLE accounts ADD COLUMN retained_password_hash TEXT",
     ),
+    # 3: account protections (issue #7): a per-account connection limit (0: the server's
+    # default), and the consecutive failed logins and lock end (Unix time) of the lockout,
+    # kept here so that every node sharing the catalog shares the lock.
+    (
+        "ALTER TABLE accounts ADD COLUMN max_user_connections INTEGER NOT NULL DEFAULT 0"
+        " CHECK (max_user_connections >= 0)",
+        "ALTER TABLE accounts ADD COLUMN failed_logins INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE accounts ADD COLUMN locked_until REAL",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -101,7 +111,8 @@ _CHUNK = 500
 
 _ACCOUNT_COLUMNS = (
     "id, user_name, host_pattern, native_hash, password_hash, owner_db, builtin, created_seq,"
-    " retained_native_hash, retained_password_hash"
+    " retained_native_hash, retained_password_hash, max_user_connections, failed_logins,"
+    " locked_until"
 )
 
 
@@ -333,6 +344,12 @@ class SqliteCatalogStore:
         rows = self._db.execute("SELECT id FROM accounts WHERE user_name = ?", (user,))
         return [int(r[0]) for r in rows]
 
+    def login_state(self, account_id: int) -> LoginStateRow | None:
+        row = self._one(
+            "SELECT failed_logins, locked_until FROM accounts WHERE id = ?", (account_id,)
+        )
+        return None if row is None else (int(row[0]), None if row[1] is None else float(row[1]))
+
     def builtin_user_exists(self, user: str) -> bool:
         row = self._one(
             "SELECT 1 FROM accounts WHERE user_name = ? AND builtin IS NOT NULL LIMIT 1", (user,)
@@ -406,6 +423,19 @@ class SqliteCatalogStore:
             "UPDATE accounts SET native_hash = ?, password_hash = ?, retained_native_hash = ?,"
             " retained_password_hash = ? WHERE id = ?",
             (native_hash, password_hash, old_native, old_hash, account_id),
+        )
+
+    def set_login_state(
+        self, account_id: int, failed_logins: int, locked_until: float | None
+    ) -> None:
+        self._db.execute(
+            "UPDATE accounts SET failed_logins = ?, locked_until = ? WHERE id = ?",
+            (failed_logins, locked_until, account_id),
+        )
+
+    def set_max_user_connections(self, account_id: int, limit: int) -> None:
+        self._db.execute(
+            "UPDATE accounts SET max_user_connections = ? WHERE id = ?", (limit, account_id)
         )
 
     def set_db_privs(self, account_id: int, db: str, privs: int) -> None:

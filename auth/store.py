@@ -21,9 +21,28 @@ CHANGE_LOG_HORIZON = "change_log_horizon"
 # (name, shard, physical_name, backend_user)
 DatabaseRow = tuple[str, str, str, str]
 # (id, user, host, native_hash, password_hash, owner_db, builtin, created_seq,
-#  retained_native_hash, retained_password_hash): the retained pair is the secondary password
-#  kept by SET PASSWORD ... RETAIN CURRENT PASSWORD (both None when there is none).
-AccountRow = tuple[int, str, str, bytes, str, str | None, str | None, int, bytes | None, str | None]
+#  retained_native_hash, retained_password_hash, max_user_connections, failed_logins,
+#  locked_until): the retained pair is the secondary password kept by SET PASSWORD ... RETAIN
+#  CURRENT PASSWORD (both None when there is none); max_user_connections 0 means the server's
+#  default; failed_logins counts consecutive failed logins and locked_until (Unix time, None
+#  when not locked) ends a lock (schema version 3).
+AccountRow = tuple[
+    int,
+    str,
+    str,
+    bytes,
+    str,
+    str | None,
+    str | None,
+    int,
+    bytes | None,
+    str | None,
+    int,
+    int,
+    float | None,
+]
+# (failed_logins, locked_until) of one account.
+LoginStateRow = tuple[int, float | None]
 # (account_id, db, privs)
 DbGrantRow = tuple[int, str, int]
 # (account_id, db, table, privs)
@@ -83,6 +102,10 @@ class CatalogStore(Protocol):
     def account_row(self, account_id: int) -> AccountRow | None: ...
     def account_row_by_name(self, user: str, host: str) -> AccountRow | None: ...
     def account_ids_named(self, user: str) -> list[int]: ...
+    def login_state(self, account_id: int) -> LoginStateRow | None:
+        """The account's failed-login count and lock end (None: no such account)."""
+        ...
+
     def builtin_user_exists(self, user: str) -> bool: ...
     def account_ids_owned_by(self, owner_db: str) -> list[int]: ...
     def account_ids_with_grants_on(self, db: str) -> list[int]: ...
@@ -106,6 +129,16 @@ class CatalogStore(Protocol):
         retained: tuple[bytes, str] | None,
     ) -> None:
         """Set the primary password's hashes and the retained (secondary) pair, or clear it."""
+        ...
+
+    def set_login_state(
+        self, account_id: int, failed_logins: int, locked_until: float | None
+    ) -> None:
+        """Set the failed-login count and the lock end (None: not locked)."""
+        ...
+
+    def set_max_user_connections(self, account_id: int, limit: int) -> None:
+        """The account's own connection limit per proxy node (0: the server's default)."""
         ...
 
     def set_db_privs(self, account_id: int, db: str, privs: int) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from auth.accounts import AccountManager, AccountName, Actor, Outcome
 from auth.errors import not_supported
 from proxy.sql.account_grammar import (
+    AlterUser,
     CreateUser,
     CurrentUser,
     DiscardOldPassword,
@@ -76,7 +77,15 @@ async def execute_account_statement(
     run = asyncio.to_thread
     if isinstance(statement, CreateUser):
         specs = [_spec(s) for s in statement.users]
-        return _ok(await run(manager.create_users, actor, specs, statement.if_not_exists))
+        return _ok(
+            await run(
+                manager.create_users,
+                actor,
+                specs,
+                statement.if_not_exists,
+                statement.max_user_connections,
+            )
+        )
     if isinstance(statement, DropUser):
         names = [_name(u) for u in statement.users]
         return _ok(await run(manager.drop_users, actor, names, statement.if_exists))
@@ -90,6 +99,17 @@ async def execute_account_statement(
     if isinstance(statement, DiscardOldPassword):
         target = None if statement.user is None else _name(statement.user)
         return _ok(await run(manager.discard_old_password, actor, target))
+    if isinstance(statement, AlterUser):
+        names = [_name(u) for u in statement.users]
+        return _ok(
+            await run(
+                manager.alter_users,
+                actor,
+                names,
+                statement.max_user_connections,
+                statement.unlock,
+            )
+        )
     if isinstance(statement, Grant):
         level = statement.level
         privileges = [(p.name, p.columns) for p in statement.privileges]
@@ -113,6 +133,7 @@ async def execute_account_statement(
                 [_spec(s) for s in statement.users],
                 statement.with_grant_option,
                 exists,
+                statement.max_user_connections,
             )
         )
     if isinstance(statement, Revoke):

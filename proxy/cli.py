@@ -330,9 +330,23 @@ def users_list(state: CliState, database: str, output_format: str) -> None:
 @click.option("--read-only", is_flag=True, help="SELECT only (default: all eight privileges).")
 @_host_option
 @_password_stdin_option
+@click.option(
+    "--max-connections",
+    "max_connections",
+    type=click.IntRange(0, 4294967295),
+    default=0,
+    show_default=True,
+    help="MAX_USER_CONNECTIONS: connections at once per proxy node (0: the server default).",
+)
 @click.pass_obj
 def users_create(
-    state: CliState, username: str, database: str, read_only: bool, host: str, password_stdin: bool
+    state: CliState,
+    username: str,
+    database: str,
+    read_only: bool,
+    host: str,
+    password_stdin: bool,
+    max_connections: int,
 ) -> None:
     """Create USERNAME in a database; an empty password generates one, printed once."""
     with _Users(state) as ops:
@@ -340,7 +354,7 @@ def users_create(
             ops.admin.list_users(ops.actor, database)  # unknown database: before any prompt
             password = _ask_password(password_stdin)
             _, generated = ops.admin.create_user(
-                ops.actor, database, username, host, password, read_only
+                ops.actor, database, username, host, password, read_only, max_connections
             )
         except UserAdminError as exc:
             raise _refuse(exc) from None
@@ -410,6 +424,44 @@ def users_discard_old_password(state: CliState, username: str, database: str, ho
         except UserAdminError as exc:
             raise _refuse(exc) from None
     click.echo(f'User "{display_name(username, host)}" now has only its current password.')
+
+
+@users.command("unlock")
+@click.argument("username")
+@_database_option
+@_host_option
+@click.pass_obj
+def users_unlock(state: CliState, username: str, database: str, host: str) -> None:
+    """End the lock of USERNAME after failed logins (built-in accounts too)."""
+    with _Users(state) as ops:
+        try:
+            was_locked = ops.admin.unlock_user(ops.actor, database, username, host)
+        except UserAdminError as exc:
+            raise _refuse(exc) from None
+    name = display_name(username, host)
+    if was_locked:
+        click.echo(f'User "{name}" unlocked.')
+    else:
+        click.echo(f'User "{name}" was not locked.')
+
+
+@users.command("set-limit")
+@click.argument("username")
+@click.argument("max_connections", type=click.IntRange(0, 4294967295))
+@_database_option
+@_host_option
+@click.pass_obj
+def users_set_limit(
+    state: CliState, username: str, max_connections: int, database: str, host: str
+) -> None:
+    """Set USERNAME's MAX_USER_CONNECTIONS (per proxy node; 0: the server default)."""
+    with _Users(state) as ops:
+        try:
+            ops.admin.set_user_limit(ops.actor, database, username, max_connections, host)
+        except UserAdminError as exc:
+            raise _refuse(exc) from None
+    shown = str(max_connections) if max_connections else "the server default"
+    click.echo(f'User "{display_name(username, host)}" now has max_user_connections {shown}.')
 
 
 @users.command("delete")

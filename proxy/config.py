@@ -48,6 +48,15 @@ class ServerConfig:
     shard_check_after: float = 5.0
     # Worker processes serving the port together (SO_REUSEPORT; proxy/workers.py).
     workers: int = 1
+    # Lock an account after this many consecutive failed logins (wrong password from an
+    # address its host pattern matches) for login_lock_seconds; 0: never (the default, as in
+    # MySQL: with the usual user@'%' accounts anyone who can reach the port and knows a name
+    # could lock it, so this is the operator's choice, not a surprise).
+    login_max_failures: int = 0
+    login_lock_seconds: float = 300.0
+    # Connections at once per account on this node for accounts without their own
+    # MAX_USER_CONNECTIONS (0: no limit); one more gets 1226.
+    max_user_connections: int = 0
 
 
 @dataclass(frozen=True)
@@ -205,7 +214,15 @@ def _server(data: dict[str, Any], base_dir: Path) -> ServerConfig:
     for key, value in data.items():
         if key in ("host", "server_version"):
             kwargs[key] = _typed("server", key, value, str)
-        elif key in ("port", "max_handshake_packet", "max_packet", "max_connections", "workers"):
+        elif key in (
+            "port",
+            "max_handshake_packet",
+            "max_packet",
+            "max_connections",
+            "login_max_failures",
+            "max_user_connections",
+            "workers",
+        ):
             kwargs[key] = _typed("server", key, value, int)
         elif key in (
             "handshake_timeout",
@@ -214,6 +231,7 @@ def _server(data: dict[str, Any], base_dir: Path) -> ServerConfig:
             "idle_timeout",
             "query_timeout",
             "shard_check_after",
+            "login_lock_seconds",
         ):
             kwargs[key] = float(_typed("server", key, value, (int, float)))
         elif key == "require_tls":
@@ -235,9 +253,18 @@ def _server(data: dict[str, Any], base_dir: Path) -> ServerConfig:
         raise ConfigError("server.workers: must be between 1 and 256")
     if server.workers > 1 and server.port == 0:
         raise ConfigError("server.workers: several workers need a fixed server.port")
-    for name in ("max_connections", "idle_timeout", "query_timeout", "shard_check_after"):
+    for name in (
+        "max_connections",
+        "idle_timeout",
+        "query_timeout",
+        "shard_check_after",
+        "login_max_failures",
+        "max_user_connections",
+    ):
         if getattr(server, name) < 0:
             raise ConfigError(f"server.{name}: must not be negative (0 turns it off)")
+    if not server.login_lock_seconds > 0:
+        raise ConfigError("server.login_lock_seconds: must be positive")
     if not 0 <= server.port <= 65535:
         raise ConfigError(f"server.port: {server.port} is not a TCP port")
     if (server.tls_cert is None) != (server.tls_key is None):

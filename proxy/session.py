@@ -18,8 +18,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from auth.accounts import Actor
-from auth.catalog import CatalogSnapshot
-from auth.errors import ErrorCode, SqlError, access_denied, sql_error
+from auth.catalog import CatalogError, CatalogSnapshot, LoginLock
+from auth.errors import (
+    ErrorCode,
+    SqlError,
+    access_denied,
+    account_blocked,
+    sql_error,
+    user_limit_reached,
+)
 from auth.model import Account
 from auth.privileges import Requirement
 from proxy.account_statements import ResultReply, execute_account_statement
@@ -301,16 +308,13 @@ class Session:
             scramble,
         )
         self._enter_database(database)
+        # Check the account's connection limit and take the slot with no await in between, so
+        # concurrent logins of one account cannot both pass the check.
+        self._check_user_limit()
+        self.ctx.sessions[self.connection_id] = self
         self._write(build_ok(capabilities=self.capabilities, status=_STATUS_AUTOCOMMIT))
         await self.client.drain()
-        self.ctx.sessions[self.connection_id] = self
-        log.info(
-            "login ok: connection %d %s@'%s' from %s",
-            self.connection_id,
-            self.user,
-            self.account.host if self.account else "?",
-            self.client_ip,
-        )
+        # The login itself is logged once, on the audit logger (_login_ok).
 
     async def _start_tls(self, context: ssl.SSLContext) -> None:
         try:
@@ -343,6 +347,11 @@ class Session:
             )
         if account is None:
             raise denied
+        # A locked account is refused before its password is even looked at (so a lock also
+        # stops guessing), whatever the password.
+        if account.locked_at(time.time()):
+            assert account.locked_until is not None
+            raise self._blocked(username, account, account.locked_until)
         if (
             plugin == CACHING_SHA2
             and self.ctx.sha2_cache.get(account) is None
@@ -357,6 +366,7 @@ class Session:
             scramble=scramble, tls=self.tls, keys=self.ctx.rsa_keys, sha2_cache=self.ctx.sha2_cache
         )
         run = run_plugin(plugin, account, auth_response, auth_ctx)
+        accepted = False
         try:
             step = next(run)
             while True:
@@ -365,10 +375,85 @@ class Session:
                 reply = await self._read_login_packet() if step.reply else b""
                 step = run.send(reply)
         except StopIteration as done:
-            if not done.value:
-                raise denied from None
+            accepted = bool(done.value)
+        if not accepted:
+            # The address matched this account and the password was wrong: the only failure
+            # that counts towards a lock (an unknown user or address locks nothing).
+            await self._count_login_failure(username, account)
+            raise denied
+        if account.failed_logins or account.locked_until is not None:
+            # Only then: a normal login writes nothing to the catalog.
+            lock = await self._catalog_login_call(
+                self.ctx.catalog.login_succeeded,
+                account.id,
+                self.ctx.config.server.login_lock_seconds,
+            )
+            if lock is not None:
+                raise self._blocked(username, account, lock.locked_until)
         self.account = account
         self.user = username
+
+    def _blocked(self, username: str, account: Account, locked_until: float) -> FatalError:
+        # MySQL 8's 3955 rather than 1045: it tells the account's real user why the right
+        # password fails and what to ask for, and drivers know the number. It reveals that the
+        # account exists only to a client whose address matches it and that named it, and only
+        # after that client (or someone like it) made it fail N times -- which the audit log
+        # records. Used for every refusal of a locked account, on login and COM_CHANGE_USER.
+        server = self.ctx.config.server
+        return FatalError(
+            account_blocked(
+                username,
+                self.client_ip,
+                server.login_lock_seconds,
+                locked_until - time.time(),
+                server.login_max_failures or account.failed_logins,
+            ),
+            f"account {account.name} is locked after failed logins",
+        )
+
+    async def _count_login_failure(self, username: str, account: Account) -> None:
+        """Record a wrong password in the catalog; raise 3955 if the account is locked now."""
+        server = self.ctx.config.server
+        if not server.login_max_failures:
+            return
+        lock = await self._catalog_login_call(
+            self.ctx.catalog.record_login_failure,
+            account.id,
+            server.login_max_failures,
+            server.login_lock_seconds,
+            self.client_ip,
+        )
+        if lock is not None:
+            raise self._blocked(username, account, lock.locked_until)
+
+    async def _catalog_login_call(
+        self, call: Callable[..., LoginLock | None], *args: Any
+    ) -> LoginLock | None:
+        """A login bookkeeping write, off the event loop. An unreachable catalog does not
+        stop logins (nodes keep serving on their snapshot); it is logged."""
+        try:
+            return await asyncio.to_thread(call, *args)
+        except CatalogError as error:
+            log.warning("connection %d: login bookkeeping failed: %s", self.connection_id, error)
+            return None
+
+    def _check_user_limit(self) -> None:
+        """1226 if the account already has its max_user_connections sessions on this node."""
+        account = self.account
+        assert account is not None
+        limit = account.max_user_connections or self.ctx.config.server.max_user_connections
+        if not limit:
+            return
+        open_now = sum(
+            1
+            for other in self.ctx.sessions.values()
+            if other is not self and other.account is not None and other.account.id == account.id
+        )
+        if open_now >= limit:
+            raise FatalError(
+                user_limit_reached(self.user, limit),
+                f"{account.name} has {open_now} connections (max_user_connections {limit})",
+            )
 
     def _enter_database(self, requested: str | None) -> None:
         """The login database: as named (1044 before 1049), else the only usable one."""
@@ -1175,6 +1260,7 @@ class Session:
         response = await self._read_login_packet()
         await self._authenticate(request.username, response, plugin, scramble)
         self._enter_database(request.database)
+        self._check_user_limit()
         self._reply_ok()
 
     async def _com_process_kill(self, payload: bytes, snapshot: CatalogSnapshot) -> None:

@@ -31,7 +31,7 @@ __all__ = [
     "reset_builtin_password",
 ]
 
-Operation = Literal["list", "create", "update-password", "delete", "reset"]
+Operation = Literal["list", "create", "update-password", "delete", "reset", "unlock", "set-limit"]
 
 _TDDL_PREFIX = re.compile(r"^ERR-CODE: \[TDDL-\d+\]\[\w+\] ")
 
@@ -91,6 +91,8 @@ def explain(
                 text = f'"{user}" is the name of a protected account; choose another name.'
             elif operation == "delete":
                 text = f'User "{user}" is protected and cannot be deleted.'
+            elif operation == "set-limit":
+                text = f'User "{user}" is protected: its connection limit is not changed.'
             else:
                 text = (
                     f'User "{user}" is protected: only the operator can reset its password '
@@ -140,11 +142,12 @@ class UserAdmin:
         host: str = "%",
         password: str | None = None,
         read_only: bool = False,
+        max_user_connections: int = 0,
     ) -> tuple[UserRow, str | None]:
         """The new user's row and its generated password (when ``password`` is None)."""
         try:
             account, generated = self._accounts.create_user_for_database(
-                actor, database, user, host, password, read_only
+                actor, database, user, host, password, read_only, max_user_connections
             )
         except SqlError as error:
             raise explain(error, "create", database, user, host) from None
@@ -158,6 +161,21 @@ class UserAdmin:
             return self._accounts.update_password(actor, database, user, host, password)
         except SqlError as error:
             raise explain(error, "update-password", database, user, host) from None
+
+    def unlock_user(self, actor: Actor, database: str, user: str, host: str = "%") -> bool:
+        """End a lock after failed logins; whether the account was locked (or had failures)."""
+        try:
+            return self._accounts.unlock_user(actor, database, user, host)
+        except SqlError as error:
+            raise explain(error, "unlock", database, user, host) from None
+
+    def set_user_limit(
+        self, actor: Actor, database: str, user: str, limit: int, host: str = "%"
+    ) -> None:
+        try:
+            self._accounts.set_user_limit(actor, database, user, limit, host)
+        except SqlError as error:
+            raise explain(error, "set-limit", database, user, host) from None
 
     def delete_user(self, actor: Actor, database: str, user: str, host: str = "%") -> None:
         try:

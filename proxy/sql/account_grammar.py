@@ -8,13 +8,14 @@ validated by the caller.
 
 Accepted syntax (MySQL 8, plus the MySQL 5.7 ``GRANT ... IDENTIFIED BY`` the PolarDB-X seed uses)::
 
-    CREATE USER [IF NOT EXISTS] user_spec [, user_spec] ...
+    CREATE USER [IF NOT EXISTS] user_spec [, user_spec] ... [WITH MAX_USER_CONNECTIONS n]
     DROP USER [IF EXISTS] user [, user] ...
     SET PASSWORD [FOR user | FOR CURRENT_USER[()]] {= | :=} {PASSWORD('auth') | 'auth'}
         [RETAIN CURRENT PASSWORD]
     ALTER USER {user | CURRENT_USER[()]} DISCARD OLD PASSWORD
+    ALTER USER user [, user] ... {[WITH MAX_USER_CONNECTIONS n] [ACCOUNT UNLOCK]}  (one or both)
     GRANT priv [, priv] ... ON [TABLE | PROCEDURE | FUNCTION] level
-        TO user_spec [, user_spec] ... [WITH GRANT OPTION [GRANT OPTION] ...]
+        TO user_spec [, user_spec] ... [WITH {GRANT OPTION | MAX_USER_CONNECTIONS n} ...]
     REVOKE priv [, priv] ... ON [TABLE | PROCEDURE | FUNCTION] level FROM user [, user] ...
     REVOKE ALL [PRIVILEGES], GRANT OPTION FROM user [, user] ...
     SHOW GRANTS [FOR user | FOR CURRENT_USER[()]]
@@ -25,6 +26,7 @@ Accepted syntax (MySQL 8, plus the MySQL 5.7 ``GRANT ... IDENTIFIED BY`` the Pol
     user_spec:  user [IDENTIFIED BY 'auth']
     priv:       ALL [PRIVILEGES] (alone) | word [word] [(column [, column] ...)]
     level:      * | *.* | db.* | db.tbl | tbl
+    n:          unsigned integer, 0 .. 4294967295 (0: the server's default limit, as in MySQL)
 
 Lexical rules: keywords in any letter case; whitespace anywhere; ``/* */``, ``# ...`` and
 ``-- ...`` comments are skipped; the content of MySQL executable comments ``/*! ... */`` and
@@ -42,10 +44,13 @@ Errors (all ``auth.errors.SqlError``):
   For an unterminated string, backquoted name or comment the token is the opening quote or ``/*``.
 * 1235 (``not_supported``) for recognised MySQL syntax this proxy does not implement:
   ``IDENTIFIED WITH``, ``IDENTIFIED BY PASSWORD``, ``IDENTIFIED BY RANDOM PASSWORD``, CREATE USER
-  options (``DEFAULT ROLE``, ``REQUIRE ...``, ``WITH MAX_...``, ``PASSWORD EXPIRE``, ``ACCOUNT
-  LOCK``, ...), GRANT's ``REQUIRE``/``WITH MAX_...``/``AS``, ``SET PASSWORD ... TO RANDOM`` /
-  ``REPLACE``, every other ALTER USER, and ``CURRENT_USER()`` as the account of CREATE USER,
-  DROP USER, GRANT or REVOKE. These are raised as soon as the construct is seen.
+  options (``DEFAULT ROLE``, ``REQUIRE ...``, ``WITH MAX_...`` other than
+  ``MAX_USER_CONNECTIONS``, ``PASSWORD EXPIRE``, ``ACCOUNT LOCK``, ...), GRANT's
+  ``REQUIRE``/``WITH MAX_...`` (other than ``MAX_USER_CONNECTIONS``)/``AS``, ALTER USER's other
+  resource limits and ``ACCOUNT LOCK``, ``SET PASSWORD ... TO RANDOM`` / ``REPLACE``, and
+  ``CURRENT_USER()`` as the account of CREATE USER, DROP USER, GRANT or REVOKE. These are
+  raised as soon as the construct is seen. Every other ALTER USER is
+  ``UnsupportedAccountStatement('ALTER USER')``.
 
 Statements recognised but not implemented come back as ``UnsupportedAccountStatement(verb)`` for
 the caller to refuse: ``RENAME USER``, ``ALTER USER``, ``CREATE ROLE``, ``DROP ROLE``,
@@ -65,6 +70,7 @@ from auth.errors import SqlError, not_supported, parse_error
 __all__ = [
     "SERVER_VERSION_ID",
     "AccountStatement",
+    "AlterUser",
     "CreateUser",
     "CurrentUser",
     "DiscardOldPassword",
@@ -138,6 +144,7 @@ class PrivItem:
 class CreateUser:
     users: tuple[UserSpec, ...]
     if_not_exists: bool
+    max_user_connections: int | None = None  # WITH MAX_USER_CONNECTIONS n
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,12 +170,23 @@ class DiscardOldPassword:
 
 
 @dataclass(frozen=True, slots=True)
+class AlterUser:
+    """``ALTER USER u [, u] ... [WITH MAX_USER_CONNECTIONS n] [ACCOUNT UNLOCK]`` (at least one
+    of the two)."""
+
+    users: tuple[UserRef, ...]
+    max_user_connections: int | None
+    unlock: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Grant:
     privileges: tuple[PrivItem, ...]
     level: PrivLevel
     users: tuple[UserSpec, ...]
     with_grant_option: bool
     routine: bool  # ON PROCEDURE x / ON FUNCTION x
+    max_user_connections: int | None = None  # WITH MAX_USER_CONNECTIONS n
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +223,7 @@ AccountStatement: TypeAlias = (
     | DropUser
     | SetPassword
     | DiscardOldPassword
+    | AlterUser
     | Grant
     | Revoke
     | RevokeAll
@@ -450,6 +469,9 @@ _OPTIONS_NAMED_WITH_NEXT_WORD: Final = frozenset(
     {"DEFAULT", "REQUIRE", "WITH", "PASSWORD", "ACCOUNT"}
 )
 
+# The largest MAX_USER_CONNECTIONS (MySQL's column is an unsigned 32-bit integer).
+_MAX_RESOURCE_LIMIT: Final = 4294967295
+
 # Statements recognised by their leading keywords only.
 _UNSUPPORTED_VERBS: Final[tuple[tuple[str, ...], ...]] = (
     ("RENAME", "USER"),
@@ -544,6 +566,9 @@ class _Parser:
                 if self.peek().kind != _EOF:
                     self.fail()
                 return discard
+            altered = self.alter_user()
+            if altered is not None:
+                return altered
         for verb in _UNSUPPORTED_VERBS:
             if all(self.is_kw(word, ahead=k) for k, word in enumerate(verb)):
                 return UnsupportedAccountStatement(" ".join(verb))
@@ -577,6 +602,10 @@ class _Parser:
             self.expect_kw("EXISTS")
             if_not_exists = True
         users = self.user_specs()
+        limit: int | None = None
+        if self.is_kw("WITH"):
+            self.i += 1
+            limit = self.resource_options("CREATE USER")
         token = self.peek()
         if token.kind == _WORD and token.kw in _CREATE_USER_OPTIONS:
             name = token.kw
@@ -584,7 +613,7 @@ class _Parser:
             if name in _OPTIONS_NAMED_WITH_NEXT_WORD and following.kind == _WORD and following.kw:
                 name = f"{name} {following.kw}"
             raise not_supported(f"CREATE USER ... {name}")
-        return CreateUser(users, if_not_exists)
+        return CreateUser(users, if_not_exists, limit)
 
     def drop_user(self) -> DropUser:
         self.i += 2  # DROP USER
@@ -662,7 +691,8 @@ class _Parser:
             routine, level = self.priv_level()
             self.expect_kw("TO")
             users = self.user_specs()
-            return Grant(privileges, level, users, self.grant_tail(), routine)
+            with_grant_option, limit = self.grant_tail()
+            return Grant(privileges, level, users, with_grant_option, routine, limit)
         if self.is_kw("TO"):
             self.roles_of(items)
             self.i += 1  # TO
@@ -673,24 +703,81 @@ class _Parser:
             return UnsupportedAccountStatement("GRANT ROLE")
         self.fail()
 
-    def grant_tail(self) -> bool:
-        """``[REQUIRE ...] [WITH {GRANT OPTION | MAX_...} ...] [AS ...]``; True for GRANT OPTION."""
+    def grant_tail(self) -> tuple[bool, int | None]:
+        """``[REQUIRE ...] [WITH {GRANT OPTION | MAX_...} ...] [AS ...]``: whether GRANT OPTION
+        was named, and the MAX_USER_CONNECTIONS given (None if none)."""
         if self.is_kw("REQUIRE"):
             raise not_supported("GRANT ... REQUIRE")
         with_grant_option = False
+        limit: int | None = None
         if self.accept_kw("WITH"):
             while True:
                 token = self.peek()
                 if token.kind == _WORD and token.kw.startswith("MAX_"):
-                    raise not_supported(f"GRANT ... WITH {token.kw}")
-                self.expect_kw("GRANT")
-                self.expect_kw("OPTION")
-                with_grant_option = True
+                    limit = self.resource_option("GRANT")
+                else:
+                    self.expect_kw("GRANT")
+                    self.expect_kw("OPTION")
+                    with_grant_option = True
                 if not self.is_kw("GRANT") and not self.peek().kw.startswith("MAX_"):
                     break
         if self.is_kw("AS"):
             raise not_supported("GRANT ... AS")
-        return with_grant_option
+        return with_grant_option, limit
+
+    def resource_options(self, verb: str) -> int:
+        """After ``WITH``: one or more resource options; the MAX_USER_CONNECTIONS given."""
+        limit = self.resource_option(verb)
+        while self.peek().kind == _WORD and self.peek().kw.startswith("MAX_"):
+            limit = self.resource_option(verb)
+        return limit
+
+    def resource_option(self, verb: str) -> int:
+        """``MAX_USER_CONNECTIONS n`` (1235 for MySQL's other resource limits)."""
+        token = self.peek()
+        if token.kind != _WORD or not token.kw.startswith("MAX_"):
+            self.fail(token)
+        if token.kw != "MAX_USER_CONNECTIONS":
+            raise not_supported(f"{verb} ... WITH {token.kw}")
+        self.i += 1
+        number = self.peek()
+        if (
+            number.kind != _WORD
+            or not number.value.isascii()
+            or not number.value.isdigit()
+            or int(number.value) > _MAX_RESOURCE_LIMIT
+        ):
+            self.fail(number)
+        self.i += 1
+        return int(number.value)
+
+    def alter_user(self) -> AlterUser | None:
+        """``ALTER USER u [, u] ... [WITH MAX_USER_CONNECTIONS n] [ACCOUNT UNLOCK]`` if that
+        is the whole statement; the position is kept otherwise (unsupported ALTER USER)."""
+        start = self.i
+        self.i += 2  # ALTER USER
+        token = self.peek()
+        if self.is_kw("IF") or not (token.kind in (_QIDENT, _STRING) or self.bare_name_ok(token)):
+            self.i = start
+            return None
+        if token.kind == _WORD and token.kw == "USER" and self.peek(1).kind == _PUNCT:
+            self.i = start  # USER(): unsupported as before
+            return None
+        users = self.user_refs()
+        limit: int | None = None
+        unlock = False
+        if self.accept_kw("WITH"):
+            limit = self.resource_options("ALTER USER")
+        if self.is_kw("ACCOUNT") and self.is_kw("LOCK", ahead=1):
+            raise not_supported("ALTER USER ... ACCOUNT LOCK")
+        if self.is_kw("ACCOUNT") and self.is_kw("UNLOCK", ahead=1):
+            self.i += 2
+            unlock = True
+        self.accept_punct(";")
+        if (limit is None and not unlock) or self.peek().kind != _EOF:
+            self.i = start
+            return None
+        return AlterUser(users, limit, unlock)
 
     def revoke(self) -> Revoke | RevokeAll | UnsupportedAccountStatement:
         self.i += 1  # REVOKE

@@ -63,6 +63,7 @@ def test_json_log_file_never_holds_a_password(shards: list[ShardEndpoint], tmp_p
     assert len(logins) == 2
     for login in logins:
         assert login["client"] == "127.0.0.1" and isinstance(login["conn_id"], int)
+        assert login["logger"] == "shardgate.audit" and str(login["account"]).endswith("@'%'")
     assert len({login["conn_id"] for login in logins}) == 2
     for secret in SECRETS:
         assert secret not in text

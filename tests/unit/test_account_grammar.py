@@ -19,6 +19,7 @@ from auth.errors import SqlError
 from proxy.sql.account_grammar import (
     SERVER_VERSION_ID,
     AccountStatement,
+    AlterUser,
     CreateUser,
     CurrentUser,
     DiscardOldPassword,
@@ -475,8 +476,11 @@ NOT_SUPPORTED: list[tuple[str, str]] = [
     ("GRANT SELECT ON db.* TO u IDENTIFIED WITH p", "IDENTIFIED WITH"),
     ("GRANT SELECT ON db.* TO u IDENTIFIED BY PASSWORD '*AB'", "IDENTIFIED BY PASSWORD"),
     ("GRANT SELECT ON db.* TO u REQUIRE SSL", "REQUIRE"),
-    ("GRANT SELECT ON db.* TO u WITH MAX_USER_CONNECTIONS 2", "WITH MAX_USER_CONNECTIONS"),
-    ("GRANT SELECT ON db.* TO u WITH GRANT OPTION MAX_USER_CONNECTIONS 2", "MAX_USER_CONNECTIONS"),
+    ("GRANT SELECT ON db.* TO u WITH MAX_QUERIES_PER_HOUR 2", "WITH MAX_QUERIES_PER_HOUR"),
+    ("GRANT SELECT ON db.* TO u WITH GRANT OPTION MAX_UPDATES_PER_HOUR 2", "MAX_UPDATES_PER_HOUR"),
+    ("CREATE USER u WITH MAX_USER_CONNECTIONS 2 MAX_CONNECTIONS_PER_HOUR 1", "PER_HOUR"),
+    ("ALTER USER u ACCOUNT LOCK", "ACCOUNT LOCK"),
+    ("ALTER USER u WITH MAX_QUERIES_PER_HOUR 3", "WITH MAX_QUERIES_PER_HOUR"),
     ("GRANT SELECT ON db.* TO u AS v", "AS"),
     ("SET PASSWORD FOR u TO RANDOM", "TO RANDOM"),
     ("SET PASSWORD = 'x' REPLACE 'y'", "REPLACE"),
@@ -1124,3 +1128,70 @@ def test_other_alter_user_forms_stay_unsupported() -> None:
     ):
         statement = parse_account_statement(sql)
         assert statement == UnsupportedAccountStatement("ALTER USER")
+
+
+# --- issue #7: MAX_USER_CONNECTIONS and ACCOUNT UNLOCK ---
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("ALTER USER lily ACCOUNT UNLOCK", AlterUser((U("lily"),), None, True)),
+        (
+            "alter user lily@'10.%', `bob` with max_user_connections 3 account unlock;",
+            AlterUser((U("lily", "10.%"), U("bob")), 3, True),
+        ),
+        ("ALTER USER lily WITH MAX_USER_CONNECTIONS 0", AlterUser((U("lily"),), 0, False)),
+        (
+            "CREATE USER lily IDENTIFIED BY 'p' WITH MAX_USER_CONNECTIONS 5",
+            CreateUser((S("lily", password="p"),), False, 5),
+        ),
+        (
+            "CREATE USER IF NOT EXISTS a, b WITH MAX_USER_CONNECTIONS 4294967295",
+            CreateUser((S("a"), S("b")), True, 4294967295),
+        ),
+    ],
+)
+def test_limits_and_unlock(sql: str, expected: AccountStatement) -> None:
+    assert parse_account_statement(sql) == expected
+
+
+def test_grant_with_max_user_connections() -> None:
+    statement = parse_account_statement(
+        "GRANT SELECT ON db.* TO u WITH GRANT OPTION MAX_USER_CONNECTIONS 2"
+    )
+    assert isinstance(statement, Grant)
+    assert (statement.with_grant_option, statement.max_user_connections) == (True, 2)
+    plain = parse_account_statement("GRANT SELECT ON db.* TO u WITH MAX_USER_CONNECTIONS 7")
+    assert isinstance(plain, Grant)
+    assert (plain.with_grant_option, plain.max_user_connections) == (False, 7)
+    assert parse_account_statement("GRANT SELECT ON db.* TO u") == grant(
+        P("SELECT"), db("db"), S("u")
+    )
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE USER u WITH MAX_USER_CONNECTIONS",
+        "CREATE USER u WITH MAX_USER_CONNECTIONS -1",
+        "CREATE USER u WITH MAX_USER_CONNECTIONS 4294967296",
+        "ALTER USER u WITH MAX_USER_CONNECTIONS x",
+        "GRANT SELECT ON db.* TO u WITH MAX_USER_CONNECTIONS 'a'",
+    ],
+)
+def test_bad_limits_are_syntax_errors(sql: str) -> None:
+    assert_parse_error(sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "ALTER USER lily",
+        "ALTER USER lily ACCOUNT UNLOCK PASSWORD EXPIRE",
+        "ALTER USER CURRENT_USER() ACCOUNT UNLOCK",
+        "ALTER USER IF EXISTS lily ACCOUNT UNLOCK",
+    ],
+)
+def test_alter_user_with_other_options_stays_unsupported(sql: str) -> None:
+    assert parse_account_statement(sql) == UnsupportedAccountStatement("ALTER USER")

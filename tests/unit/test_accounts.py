@@ -1338,3 +1338,68 @@ def test_stale_actor_account_is_reread(hanson: Env) -> None:
     env.mgr.drop_users(env.easy, [A("hanson")], False)
     assert raised(lambda: env.mgr.set_password(me, None, PW2)) == PASSWORD_NO_MATCH
     assert raised(lambda: env.mgr.show_grants(me, None)) == no_grant("hanson")
+
+
+# --- issue #7: ALTER USER ... WITH MAX_USER_CONNECTIONS / ACCOUNT UNLOCK ---
+
+
+def test_alter_user_limits_and_unlocks_only_owned_accounts(env: Env) -> None:
+    env.create(env.easy, ("lily", "Lily#pw1"))
+    env.create(env.other, ("otto", "Otto#pw1"))
+    lily = env.account("lily")
+    assert env.catalog.record_login_failure(lily.id, 1, 600.0, "10.0.0.1") is not None
+    version = env.version
+    outcome = env.mgr.alter_users(env.easy, [A("lily")], 5, unlock=True)
+    assert outcome.catalog_version == version + 1
+    lily = env.account("lily")
+    assert (lily.max_user_connections, lily.locked_until, lily.failed_logins) == (5, None, 0)
+    # Someone else's account, or a missing one: 1396, all named, nothing changed.
+    assert raised(lambda: env.mgr.alter_users(env.easy, [A("otto"), A("nobody1")], 3)) == cannot(
+        "ALTER USER", "'otto'@'%'", "'nobody1'@'%'"
+    )
+    assert raised(lambda: env.mgr.alter_users(env.easy, [A("lily"), A("otto")], 3)) == cannot(
+        "ALTER USER", "'otto'@'%'"
+    )
+    assert env.account("lily").max_user_connections == 5
+    # Built-ins: TDDL-5107; non-administrators: restricted.
+    assert raised(lambda: env.mgr.alter_users(env.easy, [A("easydb_RO")], None, True)) == (
+        change_system("easydb_RO")
+    )
+    assert raised(lambda: env.mgr.alter_users(env.ro, [A("lily")], None, True)) == RESTRICTED
+    audit = env.catalog.audit(limit=1)[0]
+    assert audit.action == "ALTER USER 'lily'@'%' WITH MAX_USER_CONNECTIONS 5 ACCOUNT UNLOCK"
+
+
+def test_create_and_grant_with_max_user_connections(env: Env) -> None:
+    env.mgr.create_users(env.easy, [(A("lily"), "Lily#pw1")], max_user_connections=3)
+    assert env.account("lily").max_user_connections == 3
+    env.mgr.grant(
+        env.easy,
+        parse_privs("SELECT"),
+        "easydb",
+        None,
+        False,
+        False,
+        [(A("lily"), None)],
+        max_user_connections=8,
+    )
+    assert env.account("lily").max_user_connections == 8
+    _header, rows = env.mgr.show_grants(env.easy, A("lily"))
+    assert rows[0] == "GRANT USAGE ON *.* TO 'lily'@'%' WITH MAX_USER_CONNECTIONS 8"
+    # otherdb's administrator may grant on otherdb to lily, but not change her limit.
+    assert (
+        raised(
+            lambda: env.mgr.grant(
+                env.other,
+                parse_privs("SELECT"),
+                "otherdb",
+                None,
+                False,
+                False,
+                [(A("lily"), None)],
+                max_user_connections=1,
+            )
+        )
+        == PASSWORD_NO_MATCH
+    )
+    assert env.account("lily").max_user_connections == 8

@@ -37,10 +37,12 @@ from auth.catalog import (
     DropAccount,
     ProtectedAccountError,
     SchemaVersionError,
+    SetMaxUserConnections,
     SetPassword,
     SetPrivileges,
     UnknownAccountError,
     UnknownDatabaseError,
+    UnlockAccount,
     UserHost,
     sqlite_path,
 )
@@ -177,6 +179,8 @@ def test_an_older_schema_is_refused_until_migrated(backend: Backend) -> None:
     with backend.open() as catalog:
         catalog.create_database("easydb", "s1", "easydb", "sg_easydb", "Admin#pw1", "")
     # Turn it back into a version-1 catalog (before dual passwords), with data in it.
+    for column in ("max_user_connections", "failed_logins", "locked_until"):
+        backend.rows(f"ALTER TABLE accounts DROP COLUMN {column}")
     backend.rows("ALTER TABLE accounts DROP COLUMN retained_native_hash")
     backend.rows("ALTER TABLE accounts DROP COLUMN retained_password_hash")
     backend.rows("UPDATE schema_version SET version = ?", (1,))
@@ -189,6 +193,21 @@ def test_an_older_schema_is_refused_until_migrated(backend: Backend) -> None:
         admin = _user(catalog, "easydb")
         assert verify_password(admin.password_hash, "Admin#pw1")
         assert not admin.has_retained_password
+
+
+def test_migration_3_adds_the_account_protections(backend: Backend) -> None:
+    with backend.open() as catalog:
+        catalog.create_database("easydb", "s1", "easydb", "sg_easydb", "Admin#pw1", "")
+    for column in ("max_user_connections", "failed_logins", "locked_until"):
+        backend.rows(f"ALTER TABLE accounts DROP COLUMN {column}")
+    backend.rows("UPDATE schema_version SET version = ?", (2,))
+    with pytest.raises(SchemaVersionError, match="catalog migrate"):
+        backend.open()
+    assert Catalog.migrate(backend.url, backend.base) == (2, SCHEMA_VERSION)
+    with backend.open() as catalog:
+        admin = _user(catalog, "easydb")
+        assert (admin.max_user_connections, admin.failed_logins, admin.locked_until) == (0, 0, None)
+        assert verify_password(admin.password_hash, "Admin#pw1")
 
 
 def test_both_backends_have_the_same_schema_versions() -> None:
@@ -938,3 +957,97 @@ def test_retained_password_lifecycle(easydb: Catalog, backend: Backend) -> None:
     assert not _user(easydb, "lily").has_retained_password
     with pytest.raises(CatalogError, match="empty password cannot be retained"):
         easydb.apply([SetPassword(lily.id, "Five#pass5", retain_current=True)], "a", "", "x")
+
+
+# --- account protections (issue #7): lockout after failed logins, max_user_connections ---
+
+
+def test_failed_logins_lock_the_account_for_every_node(easydb: Catalog, backend: Backend) -> None:
+    lily = easydb.create_account("lily", "10.1.%", "Lily#pw1", "easydb", "operator", "")
+    other_node = backend.open()
+    try:
+        start = easydb.snapshot().version
+        now = 1_000_000.0
+        # The first failure moves the version (every node learns there are failures, so its
+        # next successful login resets them); the second does not; the third locks.
+        assert easydb.record_login_failure(lily.id, 3, 60.0, "10.1.0.7", now=now) is None
+        assert easydb.snapshot().version == start + 1
+        assert _user(easydb, "lily", "10.1.%").failed_logins == 1
+        assert easydb.record_login_failure(lily.id, 3, 60.0, "10.1.0.7", now=now + 1) is None
+        assert easydb.snapshot().version == start + 1
+        lock = easydb.record_login_failure(lily.id, 3, 60.0, "10.1.0.7", now=now + 2)
+        assert lock is not None and lock.locked_until == now + 62.0
+        assert easydb.snapshot().version == start + 2
+        assert _user(easydb, "lily", "10.1.%").locked_at(now + 61.9)
+        assert not _user(easydb, "lily", "10.1.%").locked_at(now + 62.0)
+        # The other node shares the lock after its next poll (one account reloaded).
+        assert other_node.refresh()
+        assert _user(other_node, "lily", "10.1.%").locked_until == now + 62.0
+        # While locked, failures are not counted and the lock is reported as it is.
+        again = other_node.record_login_failure(lily.id, 3, 60.0, "10.1.0.8", now=now + 30)
+        assert again is not None and again.locked_until == now + 62.0
+        # A right password during the lock changes nothing and reports the lock.
+        assert other_node.login_succeeded(lily.id, 60.0, now=now + 31) is not None
+        # The lock, and only the lock, is audited: actor the account, client the address.
+        record = easydb.audit(limit=1)[0]
+        assert record.action == "LOCK ACCOUNT 'lily'@'10.1.%'"
+        assert (record.actor, record.client) == ("'lily'@'10.1.%'", "10.1.0.7")
+        assert "3 consecutive failed logins" in record.details
+        assert "Lily#pw1" not in record.details + record.action
+    finally:
+        other_node.close()
+
+
+def test_a_successful_login_resets_and_an_expired_lock_counts_again(easydb: Catalog) -> None:
+    lily = easydb.create_account("lily", "%", "Lily#pw1", "easydb", "operator", "")
+    now = 2_000_000.0
+    easydb.record_login_failure(lily.id, 2, 10.0, "10.0.0.1", now=now)
+    version = easydb.snapshot().version
+    assert easydb.login_succeeded(lily.id, 10.0, now=now + 1) is None
+    assert easydb.snapshot().version == version + 1
+    assert _user(easydb, "lily").failed_logins == 0
+    # Nothing to reset: no write, no new version.
+    assert easydb.login_succeeded(lily.id, 10.0, now=now + 2) is None
+    assert easydb.snapshot().version == version + 1
+    easydb.record_login_failure(lily.id, 2, 10.0, "10.0.0.1", now=now + 3)
+    assert easydb.record_login_failure(lily.id, 2, 10.0, "10.0.0.1", now=now + 4) is not None
+    # After the lock has expired, counting starts again from one.
+    assert easydb.record_login_failure(lily.id, 2, 10.0, "10.0.0.1", now=now + 20) is None
+    assert not _user(easydb, "lily").locked_at(now + 20)
+    assert easydb.record_login_failure(lily.id, 2, 10.0, "10.0.0.1", now=now + 21) is not None
+    # Off (0) counts nothing.
+    assert easydb.record_login_failure(lily.id, 0, 10.0, "10.0.0.1") is None
+
+
+def test_unlock_and_a_new_password_end_the_lock(easydb: Catalog) -> None:
+    lily = easydb.create_account("lily", "%", "Lily#pw1", "easydb", "operator", "")
+    assert easydb.record_login_failure(lily.id, 1, 3600.0, "10.0.0.1") is not None
+    assert _user(easydb, "lily").locked_at(time.time())
+    easydb.apply(
+        [UnlockAccount(lily.id)], "easydb@'%'", "10.0.0.2", "ALTER USER lily ACCOUNT UNLOCK"
+    )
+    unlocked = _user(easydb, "lily")
+    assert (unlocked.failed_logins, unlocked.locked_until) == (0, None)
+    record = easydb.audit(limit=1)[0]
+    assert record.action == "ALTER USER lily ACCOUNT UNLOCK"
+    assert "unlock account 'lily'@'%' (locked; failed logins were 1)" in record.details
+    assert easydb.record_login_failure(lily.id, 1, 3600.0, "10.0.0.1") is not None
+    easydb.apply([SetPassword(lily.id, "Lily#pw2")], "easydb@'%'", "", "SET PASSWORD FOR lily")
+    assert _user(easydb, "lily").locked_until is None
+    assert "unlocking it" in easydb.audit(limit=1)[0].details
+    # The operator's reset of a built-in's password unlocks it too.
+    admin = _user(easydb, "easydb")
+    assert easydb.record_login_failure(admin.id, 1, 3600.0, "10.0.0.1") is not None
+    easydb.reset_builtin_password("easydb", read_only=False, new_password="Admin#pw2")
+    assert _user(easydb, "easydb").locked_until is None
+
+
+def test_max_user_connections_is_stored(easydb: Catalog, backend: Backend) -> None:
+    lily = easydb.create_account("lily", "%", "Lily#pw1", "easydb", "operator", "")
+    assert lily.max_user_connections == 0
+    easydb.apply([SetMaxUserConnections(lily.id, 7)], "operator", "", "ALTER USER lily")
+    assert _user(easydb, "lily").max_user_connections == 7
+    with backend.open() as other:
+        assert _user(other, "lily").max_user_connections == 7
+    with pytest.raises(CatalogError, match="not a connection limit"):
+        easydb.apply([SetMaxUserConnections(lily.id, -1)], "operator", "", "x")

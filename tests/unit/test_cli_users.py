@@ -801,3 +801,56 @@ def test_update_password_retain_current_then_discard(run: Run, config_path: Path
     missing = run("users", "discard-old-password", "--database", "easydb", "nobody1")
     assert missing.exit_code == 1 and missing.stdout == ""
     assert "nobody1" in missing.stderr
+
+
+# --------------------------------------------------------------------------- issue #7
+
+
+def test_create_with_max_connections_and_set_limit(run: Run, config_path: Path) -> None:
+    create(run, "pooled", "Pooled#pass1", "--max-connections", "4")
+    found = account(config_path, "pooled")
+    assert found is not None and found.max_user_connections == 4
+    out = ok(run("users", "set-limit", "--database", "easydb", "pooled", "9"))
+    assert out == 'User "pooled" now has max_user_connections 9.\n'
+    found = account(config_path, "pooled")
+    assert found is not None and found.max_user_connections == 9
+    out = ok(run("users", "set-limit", "--database", "easydb", "pooled", "0"))
+    assert out == 'User "pooled" now has max_user_connections the server default.\n'
+    refused(
+        run("users", "set-limit", "--database", "easydb", "easydb_RO", "3"),
+        'User "easydb_RO" is protected: its connection limit is not changed.',
+    )
+    refused(
+        run("users", "set-limit", "--database", "otherdb", "pooled", "3"),
+        'No user "pooled" in database "otherdb".',
+    )
+    assert run("users", "set-limit", "--database", "easydb", "pooled", "-1").exit_code != 0
+
+
+def test_unlock(run: Run, config_path: Path) -> None:
+    create(run, "locked1", "Locked#pass1")
+    found = account(config_path, "locked1")
+    assert found is not None
+    out = ok(run("users", "unlock", "--database", "easydb", "locked1"))
+    assert out == 'User "locked1" was not locked.\n'
+    with open_catalog(config_path.parent) as catalog:
+        assert catalog.record_login_failure(found.id, 1, 600.0, "10.0.0.1") is not None
+        admin = catalog.snapshot().find_account("easydb", "%")
+        assert admin is not None
+        assert catalog.record_login_failure(admin.id, 1, 600.0, "10.0.0.1") is not None
+    version = catalog_version(config_path)
+    assert ok(run("users", "unlock", "--database", "easydb", "locked1")) == (
+        'User "locked1" unlocked.\n'
+    )
+    assert catalog_version(config_path) == version + 1
+    # The operator unlocks a built-in too (a locked administrator cannot log in to do it).
+    assert ok(run("users", "unlock", "--database", "easydb", "easydb")) == (
+        'User "easydb" unlocked.\n'
+    )
+    for user in ("locked1", "easydb"):
+        again = account(config_path, user)
+        assert again is not None and again.locked_until is None and again.failed_logins == 0
+    refused(
+        run("users", "unlock", "--database", "easydb", "nobody1"),
+        'No user "nobody1" in database "easydb".',
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,33 @@ def test_a_refused_catalog_url_is_never_echoed() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config({"catalog": {"url": "mysql://cat:Hunter#2pw@db/cat"}}, BASE)
     assert "Hunter" not in str(info.value)
+
+
+def test_account_protection_keys(tmp_path: Path) -> None:
+    default = parse_config({}, tmp_path).server
+    assert (default.login_max_failures, default.login_lock_seconds) == (0, 300.0)
+    assert default.max_user_connections == 0
+    server = parse_config(
+        {
+            "server": {
+                "login_max_failures": 5,
+                "login_lock_seconds": 60,
+                "max_user_connections": 10,
+            }
+        },
+        tmp_path,
+    ).server
+    assert (server.login_max_failures, server.login_lock_seconds) == (5, 60.0)
+    assert server.max_user_connections == 10
+    for key, value, message in (
+        ("login_max_failures", -1, "server.login_max_failures: must not be negative"),
+        ("max_user_connections", -2, "server.max_user_connections: must not be negative"),
+        ("login_lock_seconds", 0, "server.login_lock_seconds: must be positive"),
+        ("login_max_failures", True, "server.login_max_failures: expected int, got a boolean"),
+        ("max_user_connections", 1.5, "server.max_user_connections: expected int, got float"),
+        ("login_lock_seconds", "5m", "server.login_lock_seconds: expected int or float, got str"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            parse_config({"server": {key: value}}, tmp_path)
+    with pytest.raises(ConfigError, match="unknown key in \\[server\\]: login_lock_time"):
+        parse_config({"server": {"login_lock_time": 5}}, tmp_path)
