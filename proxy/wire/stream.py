@@ -121,11 +121,15 @@ class PacketConnection(asyncio.Protocol):
                 return packet
             if self._eof:
                 raise ConnectionLost("connection closed")
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._wait()
+
+    async def _wait(self) -> None:
+        """Until more bytes arrive, or the connection ends."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
     def _take(self, max_size: int) -> tuple[int, bytes] | None:
         buf = self._buf
@@ -265,11 +269,7 @@ class ClientConnection(PacketConnection):
         while not self.tls.handshake_done:
             if self._lost is not None or self._eof:
                 raise ConnectionLost("connection closed during the TLS handshake")
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            await self._wait()
 
     def write_raw(self, data: bytes | bytearray) -> None:
         if self.tls is not None:
