@@ -30,28 +30,23 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pymysql
 import pymysql.err
 
+from auth.sql_store import SqlCatalogStore
 from auth.store import (
     CATALOG_VERSION,
     CHANGE_LOG_HORIZON,
     NEXT_ACCOUNT_ID,
-    AccountRow,
-    AuditRow,
-    DatabaseRow,
-    DbGrantRow,
-    LoginStateRow,
     StoreError,
     StoreIntegrityError,
-    TableGrantRow,
 )
 
 _T = TypeVar("_T")
@@ -144,12 +139,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _MIGRATION_LOCK = "shardgate_catalog_migrate"
-_CHUNK = 500
-_ACCOUNT_COLUMNS = (
-    "id, user_name, host_pattern, native_hash, password_hash, owner_db, builtin, created_seq,"
-    " retained_native_hash, retained_password_hash, max_user_connections, failed_logins,"
-    " locked_until"
-)
 # Client error codes meaning the connection is gone (server gone away, lost, broken pipe).
 _LOST = {2003, 2006, 2013, 2055}
 
@@ -240,16 +229,6 @@ def parse_mysql_url(url: str) -> MysqlUrl:
     )
 
 
-def _chunks(ids: Collection[int]) -> Iterator[list[int]]:
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), _CHUNK):
-        yield ordered[start : start + _CHUNK]
-
-
-def _marks(count: int) -> str:
-    return ", ".join(["%s"] * count)
-
-
 def _is_lost(error: BaseException) -> bool:
     if isinstance(error, pymysql.err.InterfaceError):
         return True
@@ -266,7 +245,7 @@ def _describe(error: pymysql.err.MySQLError) -> str:
     return str(error) or type(error).__name__
 
 
-class MysqlCatalogStore:
+class MysqlCatalogStore(SqlCatalogStore):
     """Implements ``auth.store.CatalogStore`` over one MySQL/MariaDB database."""
 
     code_schema_version = SCHEMA_VERSION
@@ -443,7 +422,7 @@ class MysqlCatalogStore:
             try:
                 # The cross-node write lock: every writer locks this row first.
                 self._rows(
-                    "SELECT value FROM counters WHERE name = %s FOR UPDATE", (CATALOG_VERSION,)
+                    "SELECT value FROM counters WHERE name = ? FOR UPDATE", (CATALOG_VERSION,)
                 )
                 yield
             except StoreIntegrityError:
@@ -457,7 +436,7 @@ class MysqlCatalogStore:
                 raise
             self._end("COMMIT")
 
-    # --- statements ---
+    # --- statements (the reads and writes are ``SqlCatalogStore``'s) ---
 
     def _cursor_run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         conn = self._conn
@@ -465,7 +444,9 @@ class MysqlCatalogStore:
             raise StoreError("catalog store used outside a transaction")
         try:
             with conn.cursor() as cur:
-                cur.execute(sql, params)
+                # Our statements are written with ``?`` (and hold no literal one): PyMySQL's
+                # placeholder is ``%s``.
+                cur.execute(sql.replace("?", "%s"), params)
                 return list(cur.fetchall())
         except pymysql.err.IntegrityError as error:
             raise StoreIntegrityError(_describe(error)) from None
@@ -483,233 +464,6 @@ class MysqlCatalogStore:
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._cursor_run(sql, params)
-
-    # --- reads ---
-
-    def counter(self, name: str) -> int:
-        row = self._one("SELECT value FROM counters WHERE name = %s", (name,))
-        return int(row[0])
-
-    def changes_since(self, version: int) -> tuple[set[int], bool]:
-        ids: set[int] = set()
-        databases = False
-        for (account_id,) in self._rows(
-            "SELECT DISTINCT account_id FROM change_log WHERE version > %s", (version,)
-        ):
-            if account_id is None:
-                databases = True
-            else:
-                ids.add(int(account_id))
-        return ids, databases
-
-    def database_rows(self) -> list[DatabaseRow]:
-        return cast(
-            list[DatabaseRow],
-            self._rows("SELECT name, shard, physical_name, backend_user FROM logical_databases"),
-        )
-
-    def database_row(self, key: str) -> DatabaseRow | None:
-        return cast(
-            DatabaseRow | None,
-            self._one(
-                "SELECT name, shard, physical_name, backend_user FROM logical_databases"
-                " WHERE name_key = %s",
-                (key,),
-            ),
-        )
-
-    def _rows_for(
-        self, select: str, order: str, ids: Collection[int] | None
-    ) -> list[tuple[Any, ...]]:
-        """Rows of the given accounts, or of all (ordered by ``order``, whose first column is
-        the account id)."""
-        if ids is None:
-            return self._rows(f"{select} ORDER BY {order}")
-        column = order.split(",")[0]
-        rows: list[tuple[Any, ...]] = []
-        for chunk in _chunks(ids):
-            rows.extend(self._rows(f"{select} WHERE {column} IN ({_marks(len(chunk))})", chunk))
-        return rows
-
-    def account_rows(self, ids: Collection[int] | None) -> Iterable[AccountRow]:
-        return cast(
-            Iterable[AccountRow],
-            self._rows_for(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts", "id", ids),
-        )
-
-    def db_grant_rows(self, ids: Collection[int] | None) -> Iterable[DbGrantRow]:
-        return cast(
-            Iterable[DbGrantRow],
-            self._rows_for("SELECT account_id, db, privs FROM db_grants", "account_id, db", ids),
-        )
-
-    def table_grant_rows(self, ids: Collection[int] | None) -> Iterable[TableGrantRow]:
-        return cast(
-            Iterable[TableGrantRow],
-            self._rows_for(
-                "SELECT account_id, db, tbl, privs FROM table_grants", "account_id, db", ids
-            ),
-        )
-
-    def account_row(self, account_id: int) -> AccountRow | None:
-        return cast(
-            AccountRow | None,
-            self._one(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id = %s", (account_id,)),
-        )
-
-    def account_row_by_name(self, user: str, host: str) -> AccountRow | None:
-        return cast(
-            AccountRow | None,
-            self._one(
-                f"SELECT {_ACCOUNT_COLUMNS} FROM accounts"
-                " WHERE user_name = %s AND host_pattern = %s",
-                (user, host),
-            ),
-        )
-
-    def account_ids_named(self, user: str) -> list[int]:
-        return [
-            int(r[0]) for r in self._rows("SELECT id FROM accounts WHERE user_name = %s", (user,))
-        ]
-
-    def login_state(self, account_id: int) -> LoginStateRow | None:
-        row = self._one(
-            "SELECT failed_logins, locked_until FROM accounts WHERE id = %s", (account_id,)
-        )
-        return None if row is None else (int(row[0]), None if row[1] is None else float(row[1]))
-
-    def builtin_user_exists(self, user: str) -> bool:
-        row = self._one(
-            "SELECT 1 FROM accounts WHERE user_name = %s AND builtin IS NOT NULL LIMIT 1", (user,)
-        )
-        return row is not None
-
-    def account_ids_owned_by(self, owner_db: str) -> list[int]:
-        rows = self._rows("SELECT id FROM accounts WHERE owner_db = %s", (owner_db,))
-        return [int(r[0]) for r in rows]
-
-    def account_ids_with_grants_on(self, db: str) -> list[int]:
-        rows = self._rows(
-            "SELECT account_id FROM db_grants WHERE db = %s"
-            " UNION SELECT account_id FROM table_grants WHERE db = %s",
-            (db, db),
-        )
-        return [int(r[0]) for r in rows]
-
-    def builtin_account_id(self, owner_db: str, builtin: str) -> int | None:
-        row = self._one(
-            "SELECT id FROM accounts WHERE owner_db = %s AND builtin = %s", (owner_db, builtin)
-        )
-        return None if row is None else int(row[0])
-
-    def audit_rows(self, limit: int | None) -> list[AuditRow]:
-        columns = "id, at, actor, client, action, details, catalog_version"
-        if limit is None:
-            rows = self._rows(f"SELECT {columns} FROM audit ORDER BY id")
-        else:
-            rows = self._rows(
-                f"SELECT {columns} FROM (SELECT {columns} FROM audit ORDER BY id DESC LIMIT %s)"
-                " AS recent ORDER BY id",
-                (limit,),
-            )
-        return cast(list[AuditRow], rows)
-
-    # --- writes ---
-
-    def set_counter(self, name: str, value: int) -> None:
-        self._execute("UPDATE counters SET value = %s WHERE name = %s", (value, name))
-
-    def insert_database(self, key: str, row: DatabaseRow) -> None:
-        self._execute(
-            "INSERT INTO logical_databases (name_key, name, shard, physical_name, backend_user)"
-            " VALUES (%s, %s, %s, %s, %s)",
-            (key, *row),
-        )
-
-    def delete_database(self, key: str) -> None:
-        self._execute("DELETE FROM logical_databases WHERE name_key = %s", (key,))
-
-    def insert_account(self, row: AccountRow) -> None:
-        self._execute(f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) VALUES ({_marks(len(row))})", row)
-
-    def delete_account(self, account_id: int) -> None:
-        self._execute("DELETE FROM table_grants WHERE account_id = %s", (account_id,))
-        self._execute("DELETE FROM db_grants WHERE account_id = %s", (account_id,))
-        self._execute("DELETE FROM accounts WHERE id = %s", (account_id,))
-
-    def update_password(
-        self,
-        account_id: int,
-        native_hash: bytes,
-        password_hash: str,
-        retained: tuple[bytes, str] | None,
-    ) -> None:
-        old_native, old_hash = retained if retained is not None else (None, None)
-        self._execute(
-            "UPDATE accounts SET native_hash = %s, password_hash = %s, retained_native_hash = %s,"
-            " retained_password_hash = %s WHERE id = %s",
-            (native_hash, password_hash, old_native, old_hash, account_id),
-        )
-
-    def set_login_state(
-        self, account_id: int, failed_logins: int, locked_until: float | None
-    ) -> None:
-        self._execute(
-            "UPDATE accounts SET failed_logins = %s, locked_until = %s WHERE id = %s",
-            (failed_logins, locked_until, account_id),
-        )
-
-    def set_max_user_connections(self, account_id: int, limit: int) -> None:
-        self._execute(
-            "UPDATE accounts SET max_user_connections = %s WHERE id = %s", (limit, account_id)
-        )
-
-    def set_db_privs(self, account_id: int, db: str, privs: int) -> None:
-        self._execute("DELETE FROM db_grants WHERE account_id = %s AND db = %s", (account_id, db))
-        if privs:
-            self._execute(
-                "INSERT INTO db_grants (account_id, db, privs) VALUES (%s, %s, %s)",
-                (account_id, db, privs),
-            )
-
-    def set_table_privs(self, account_id: int, db: str, table: str, privs: int) -> None:
-        self._execute(
-            "DELETE FROM table_grants WHERE account_id = %s AND db = %s AND tbl = %s",
-            (account_id, db, table),
-        )
-        if privs:
-            self._execute(
-                "INSERT INTO table_grants (account_id, db, tbl, privs) VALUES (%s, %s, %s, %s)",
-                (account_id, db, table, privs),
-            )
-
-    def delete_grants_on(self, db: str) -> None:
-        self._execute("DELETE FROM table_grants WHERE db = %s", (db,))
-        self._execute("DELETE FROM db_grants WHERE db = %s", (db,))
-
-    def log_changes(self, version: int, account_ids: Iterable[int], databases: bool) -> None:
-        rows: list[tuple[int, int | None]] = [(version, i) for i in account_ids]
-        if databases:
-            rows.append((version, None))
-        for start in range(0, len(rows), _CHUNK):
-            chunk = rows[start : start + _CHUNK]
-            self._execute(
-                "INSERT INTO change_log (version, account_id) VALUES "
-                + ", ".join(["(%s, %s)"] * len(chunk)),
-                [value for row in chunk for value in row],
-            )
-
-    def prune_change_log(self, through_version: int) -> None:
-        self._execute("DELETE FROM change_log WHERE version <= %s", (through_version,))
-
-    def insert_audit(
-        self, at: str, actor: str, client: str, action: str, details: str, version: int
-    ) -> None:
-        self._execute(
-            "INSERT INTO audit (at, actor, client, action, details, catalog_version)"
-            " VALUES (%s, %s, %s, %s, %s, %s)",
-            (at, actor, client, action, details, version),
-        )
 
 
 def _read_schema_version(conn: pymysql.connections.Connection[Any]) -> int:
