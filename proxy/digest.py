@@ -31,6 +31,12 @@ class QueryDigest:
     def __init__(self, max_entries: int = 5000) -> None:
         self.max_entries = max_entries
         self._entries: dict[tuple[str | None, str], DigestEntry] = {}
+        # last_seen has a one-second grain: a clock read per statement is not worth it.
+        self.now = time.time()
+
+    def tick(self) -> None:
+        """Advance the coarse clock (the server's watchdog calls this every second)."""
+        self.now = time.time()
 
     def record(self, database: str | None, text: str, seconds: float, rows: int) -> None:
         """One statement finished (the hot path: a dict lookup and a few adds)."""
@@ -45,7 +51,7 @@ class QueryDigest:
         if seconds > entry.max:
             entry.max = seconds
         entry.rows += rows
-        entry.last_seen = time.time()
+        entry.last_seen = self.now
 
     def _new(self, key: tuple[str | None, str]) -> DigestEntry:
         database, text = key
@@ -59,8 +65,7 @@ class QueryDigest:
             entry = self._entries.get(key)
             if entry is not None:
                 return entry
-        now = time.time()
-        entry = DigestEntry(0, 0.0, float("inf"), 0.0, 0, now, now)
+        entry = DigestEntry(0, 0.0, float("inf"), 0.0, 0, self.now, self.now)
         self._entries[key] = entry
         return entry
 

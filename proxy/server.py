@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import itertools
 import logging
 import signal
@@ -195,6 +196,10 @@ class ProxyServer:
             reuse_port=worker is not None,
         )
         self._poller = asyncio.create_task(self._poll_catalog())
+        # Everything allocated so far (the catalog snapshot: with 100,000 accounts, millions of
+        # objects) lives as long as the process: keep it out of the garbage collector's
+        # generations, which the hot path's short-lived objects would otherwise make it walk.
+        gc.freeze()
         if worker is not None:
             self._publisher = asyncio.create_task(self._publish(worker))
         self._watchdog = asyncio.create_task(self._watch())
@@ -240,6 +245,7 @@ class ProxyServer:
         probing: dict[str, asyncio.Task[None]] = {}
         while True:
             await asyncio.sleep(WATCH_SECONDS)
+            self.ctx.digest.tick()
             settings = self.ctx.config.server
             now = time.monotonic()
             waiting: dict[str, list[Session]] = {}

@@ -319,7 +319,14 @@ def _strip_line(frame: str) -> str:
     return frame
 
 
-_IO_FRAMES = ("StreamWriter.write ", "Runner.run ")
+# Frames whose self time is C code under uvloop: the transport's send() (write_raw calls
+# transport.write, which sends at once), and the event loop itself (recv, epoll, callbacks).
+_IO_FRAMES = (
+    "PacketConnection.write_raw ",
+    "ClientConnection.write_raw ",
+    "StreamWriter.write ",
+    "Runner.run ",
+)
 
 
 def summarize_raw(raw: str, rate: int, seconds: float, top: int = 25) -> str:
