@@ -15,6 +15,7 @@ built-in user names stay reserved to them.
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -83,6 +84,9 @@ __all__ = [
     "UserHost",
     "sqlite_path",
 ]
+
+# The audit logger (proxy/logs.py formats it; the name is shared, not the module).
+_audit_log = logging.getLogger("shardgate.audit")
 
 OPERATOR = "operator"
 RO_SUFFIX = "_RO"
@@ -506,6 +510,8 @@ class Catalog:
     def __init__(self, store: CatalogStore) -> None:
         self._store = store
         self._lock = threading.RLock()
+        # Audit rows of the write in progress, logged once it commits.
+        self._audited: list[tuple[str, str, str]] = []
         self._snapshot = self._load(None)
 
     @classmethod
@@ -624,6 +630,7 @@ class Catalog:
             store.prune_change_log(horizon)
             store.set_counter(CHANGE_LOG_HORIZON, horizon)
         store.insert_audit(_now(), actor, client, action, "\n".join(details), version)
+        self._audited.append((actor, client, action))
 
     def _bump_version(self, touched: Iterable[int]) -> None:
         """Inside a write: a new version that readers reload ``touched`` for, with no audit row
@@ -716,14 +723,30 @@ class Catalog:
         """One store transaction under the catalog's lock; once it commits, the snapshot
         catches up with the store."""
         with self._lock:
+            first = len(self._audited)
             try:
                 with self._store.writing():
                     yield
             except StoreIntegrityError as error:
+                del self._audited[first:]
                 raise CatalogError(f"catalog integrity: {error}") from error
             except StoreError as error:
+                del self._audited[first:]
                 raise CatalogError(f"catalog unavailable: {error}") from error
+            except BaseException:
+                del self._audited[first:]  # rolled back: nothing to report
+                raise
             self._snapshot = self._load(self._snapshot)
+            # Committed: echo the audit rows to the log (already free of passwords).
+            committed, self._audited[first:] = self._audited[first:], []
+            for actor, client, action in committed:
+                _audit_log.info(
+                    "account change by %s from %s: %s",
+                    actor,
+                    client,
+                    action,
+                    extra={"event": "account_change", "result": "ok"},
+                )
 
     # --- audit ---
 

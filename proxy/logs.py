@@ -32,7 +32,8 @@ Connection context -- what the session must call (the lead wires this into proxy
 
 Audit: logins are logged on the ``shardgate.audit`` logger (``event="login"``); account
 changes are recorded in the catalog's audit table (who, from where, what; ``Catalog.audit()``)
-and the session may echo them with ``audit_account_change(actor, client, action)``.
+and, once committed, echoed on the same logger by the catalog (``event="account_change"``),
+whichever way they were made (SQL, CLI, dashboard).
 
 Redaction safety net: every record passes ``redact()`` before it is written: the quoted
 string after ``IDENTIFIED [WITH plugin] BY|AS [PASSWORD]``, inside ``PASSWORD(...)``, and the
@@ -57,7 +58,6 @@ from proxy.config import LOG_LEVELS, LogConfig
 __all__ = [
     "AUDIT_LOGGER",
     "ConnectionLog",
-    "audit_account_change",
     "audit_login",
     "bind_account",
     "bind_connection",
@@ -164,17 +164,6 @@ def audit_login(ok: bool, user: str, client: str, reason: str = "") -> None:
             f" ({reason})" if reason else "",
             extra={"event": "login", "result": "failed"},
         )
-
-
-def audit_account_change(actor: str, client: str, action: str) -> None:
-    """An account change (``action``: the statement or operation, passed through ``redact``)."""
-    _audit.info(
-        "account change by %s from %s: %s",
-        actor,
-        client,
-        redact(action),
-        extra={"event": "account_change", "result": "ok"},
-    )
 
 
 # ---------------------------------------------------------------------------- handler

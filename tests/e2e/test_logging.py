@@ -65,5 +65,11 @@ def test_json_log_file_never_holds_a_password(shards: list[ShardEndpoint], tmp_p
         assert login["client"] == "127.0.0.1" and isinstance(login["conn_id"], int)
         assert login["logger"] == "shardgate.audit" and str(login["account"]).endswith("@'%'")
     assert len({login["conn_id"] for login in logins}) == 2
+    changes = [line for line in lines if line.get("event") == "account_change"]
+    assert [str(c["message"]).split(": ", 1)[1][:22] for c in changes] == [
+        "CREATE USER 'logu'@'%'",
+        "SET PASSWORD FOR 'logu",
+    ]
+    assert all(c["logger"] == "shardgate.audit" and c["conn_id"] for c in changes)
     for secret in SECRETS:
         assert secret not in text

@@ -100,10 +100,12 @@ def test_hadolint() -> None:
 
 def test_container_config_parses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = tomllib.loads((DOCKER / "shardgate.toml").read_text())
-    catalog = data.pop("catalog")
+    catalog = data["catalog"]
     # mysql://user@host:port/db: the password is never in the URL.
     assert re.fullmatch(r"mysql://\w+@catalog:3306/\w+", catalog["url"])
     assert catalog["password_file"] == "/run/secrets/catalog_password"
+    catalog["password_file"] = str(tmp_path / "catalog_password")
+    catalog["secret_file"] = str(tmp_path / "shardgate_secret")
     for shard in data["shards"]:
         name = Path(shard["password_file"]).name
         (tmp_path / name).write_text("pw\n")
@@ -113,3 +115,4 @@ def test_container_config_parses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert [s.host for s in config.shards] == ["shard0", "shard1"]
     assert config.server.port == 3307 and config.metrics.token() == "t"
     assert config.log.format == "json"
+    assert config.catalog.url.startswith("mysql://shardgate@catalog:3306/shardgate")
