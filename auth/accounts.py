@@ -338,6 +338,14 @@ def _host(host: str) -> str:
     return normalize_host_pattern(host)
 
 
+def _owned_by(work: _Work, user: str, host: str, database: str, not_owned: SqlError) -> _State:
+    """The account ``user@host`` in ``work``, which ``database`` must own; else ``not_owned``."""
+    state = work.lookup(user, host)
+    if state is None or not _same_db(state.owner_db, database):
+        raise not_owned
+    return state
+
+
 def _same_db(left: str | None, right: str | None) -> bool:
     return left is not None and right is not None and left.lower() == right.lower()
 
@@ -1170,9 +1178,7 @@ class AccountManager:
             if password is not None:
                 self._policy.validate_password(password)
             work = _Work(snapshot)
-            state = work.lookup(user, checked_host)
-            if state is None or not _same_db(state.owner_db, database):
-                raise _password_no_match()
+            state = _owned_by(work, user, checked_host, database, _password_no_match())
             result = _Plan(work, f"SET PASSWORD FOR {state.name}")
             new = password
             if new is None:
@@ -1195,9 +1201,7 @@ class AccountManager:
                 raise _system_change(user)
             checked_host = _host(host)
             work = _Work(snapshot)
-            state = work.lookup(user, checked_host)
-            if state is None or not _same_db(state.owner_db, database):
-                raise _password_no_match()
+            state = _owned_by(work, user, checked_host, database, _password_no_match())
             work.discard_old_password(state)
             return _Plan(work, f"ALTER USER {state.name} DISCARD OLD PASSWORD")
 
@@ -1240,9 +1244,8 @@ class AccountManager:
                 raise _system_change(user)
             checked_host = _host(host)
             work = _Work(snapshot)
-            state = work.lookup(user, checked_host)
-            if state is None or not _same_db(state.owner_db, database):
-                raise _cannot_user("ALTER USER", [account_name(user, checked_host)])
+            not_owned = _cannot_user("ALTER USER", [account_name(user, checked_host)])
+            state = _owned_by(work, user, checked_host, database, not_owned)
             work.set_max_user_connections(state, limit)
             return _Plan(work, f"ALTER USER {state.name} WITH MAX_USER_CONNECTIONS {limit}")
 
@@ -1257,10 +1260,8 @@ class AccountManager:
                 raise _system_create_drop(user)
             checked_host = _host(host)
             work = _Work(snapshot)
-            state = work.lookup(user, checked_host)
             name = account_name(user, checked_host)
-            if state is None or not _same_db(state.owner_db, database):
-                raise _cannot_user("DROP USER", [name])
+            state = _owned_by(work, user, checked_host, database, _cannot_user("DROP USER", [name]))
             work.drop(state)
             return _Plan(work, f"DROP USER {name}")
 
