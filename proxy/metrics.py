@@ -264,6 +264,14 @@ class _Family:
         with self._lock:
             return sorted(self._children.items())
 
+    def _value_samples(self) -> list[str]:
+        """One sample per child, for families whose children hold a single ``value``."""
+        return [
+            f"{self.name}{_label_text(self.labelnames, values)} {format_value(child.value)}"
+            for values, child in self._sorted_children()
+            if isinstance(child, (CounterChild, GaugeChild))
+        ]
+
     def render(self) -> str:
         lines = [f"# HELP {self.name} {escape_help(self.help)}", f"# TYPE {self.name} {self.TYPE}"]
         lines += self.samples()
@@ -299,11 +307,7 @@ class Counter(_Family):
         self._single.value += amount
 
     def samples(self) -> list[str]:
-        return [
-            f"{self.name}{_label_text(self.labelnames, values)} {format_value(child.value)}"
-            for values, child in self._sorted_children()
-            if isinstance(child, CounterChild)
-        ]
+        return self._value_samples()
 
 
 class Gauge(_Family):
@@ -357,11 +361,7 @@ class Gauge(_Family):
             except Exception:  # a broken probe must not break the scrape
                 return []
             return [f"{self.name} {format_value(value)}"]
-        return [
-            f"{self.name}{_label_text(self.labelnames, values)} {format_value(child.value)}"
-            for values, child in self._sorted_children()
-            if isinstance(child, GaugeChild)
-        ]
+        return self._value_samples()
 
 
 class Histogram(_Family):
