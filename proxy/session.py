@@ -65,7 +65,7 @@ from proxy.metadata import (
     filter_tables,
     metadata_query_is_simple,
 )
-from proxy.sql.analyze import Kind, Statement, analyze, cached_shape, digest_text
+from proxy.sql.analyze import Kind, Statement, analyze_with_digest, cached_shape
 from proxy.sql.lexer import LexMode
 from proxy.wire.packets import (
     FIELD_TYPE_LONGLONG,
@@ -551,11 +551,10 @@ class Session:
             sql = packet[5:].decode("utf-8", "surrogateescape")
             shortcut = cached_shape(sql, self.current_db)
             if shortcut is None:
-                statements = analyze(sql, self.current_db, self.lex_mode)
+                statements, digest = analyze_with_digest(sql, self.current_db, self.lex_mode)
                 if len(statements) != 1 or statements[0].text != sql:
                     return False
                 statement = statements[0]
-                digest = digest_text(sql, self.lex_mode)
             elif len(sql.strip(" \t\r\n")) != len(sql):
                 return False  # the relayed text would differ from what the client sent
             else:
@@ -649,7 +648,7 @@ class Session:
             self.notes = notes
             self._show_local_warnings()
             return
-        statements = analyze(sql, self.current_db, self.lex_mode)
+        statements, digest = analyze_with_digest(sql, self.current_db, self.lex_mode)
         if not statements:
             self._reply_error(sql_error(ErrorCode.EMPTY_QUERY, "Query was empty"))
             return
@@ -666,7 +665,7 @@ class Session:
                     if statements[0].text == sql
                     else statements[0].text.encode("utf-8", "surrogateescape")
                 )
-                await self._relay_query(text, statements[0])
+                await self._relay_query(text, statements[0], digest)
             else:
                 await self._local(decision, statements[0], snapshot)
             return
@@ -691,7 +690,7 @@ class Session:
                 self._reply_error(_METADATA_ALONE)
                 return
         text = ";\n".join(s.text for s in statements).encode("utf-8", "surrogateescape")
-        await self._relay_query(text, None)
+        await self._relay_query(text, None, digest)
 
     def _hides_tables(
         self, statement: Statement, snapshot: CatalogSnapshot, text: str | None = None
@@ -742,16 +741,14 @@ class Session:
             return
         self._next_seq = self.client.write_many(self._next_seq, shown)
 
-    async def _relay_query(self, text: bytes, statement: Statement | None) -> None:
+    async def _relay_query(self, text: bytes, statement: Statement | None, digest: str) -> None:
         backend = await self._backend_or_error()
         if backend is None:
             return
         backend.send(b"\x03" + text)
         started = time.perf_counter()
-        mode = self.lex_mode
         scanner = await self._relay(backend, ResponseKind.QUERY)
         if scanner is not None:
-            digest = digest_text(text.decode("utf-8", "surrogateescape"), mode)
             self._record(backend, digest, started, scanner)
         if scanner is None or scanner.error or statement is None:
             return
@@ -1105,7 +1102,7 @@ class Session:
         sql = _decode(payload[1:])
         self.activity = Activity("Prepare", time.monotonic(), sql)
         self.ctx.metrics.statement("prepare")
-        statements = analyze(sql, self.current_db, self.lex_mode)
+        statements, digest = analyze_with_digest(sql, self.current_db, self.lex_mode)
         if len(statements) != 1:
             self._reply_error(
                 sql_error(ErrorCode.PARSE, "Prepared statements take exactly one statement")
@@ -1145,9 +1142,7 @@ class Session:
         backend.send(b"\x16" + text)
         scanner = await self._relay(backend, ResponseKind.PREPARE)
         if scanner is not None and scanner.statement_id is not None:
-            self.prepared[scanner.statement_id] = PreparedStatement(
-                statement.requirements, digest_text(sql, self.lex_mode)
-            )
+            self.prepared[scanner.statement_id] = PreparedStatement(statement.requirements, digest)
 
     def _prepared_requirements(
         self, payload: bytes, name: str

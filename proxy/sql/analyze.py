@@ -130,10 +130,10 @@ __all__ = [
     "Statement",
     "analyze",
     "analyze_uncached",
+    "analyze_with_digest",
     "cache_clear",
     "cache_info",
     "cached_shape",
-    "digest_text",
 ]
 
 
@@ -2138,22 +2138,19 @@ def cached_shape(sql: str, current_db: str | None) -> tuple[str, Statement] | No
     return fast.strip(" \t\r\n"), hit
 
 
-def digest_text(sql: str, mode: LexMode = DEFAULT_MODE) -> str:
-    """The statement with its literals replaced by ``?`` / ``'?'``: how the query digest
-    groups statements (the fast key where there is one, else the lexer's shape key)."""
-    fast = _fast_key(sql)
-    if fast is not None:
-        return fast.strip(" \t\r\n")
-    try:
-        raw = shapes(sql, mode)
-    except LexError:
-        return sql.strip()
-    return ";".join(key for key, _text, _end in raw)
-
-
 def analyze(sql: str, current_db: str | None, mode: LexMode = DEFAULT_MODE) -> list[Statement]:
     """Like :func:`analyze_uncached`, with decisions cached by shape key (see module doc)."""
+    return analyze_with_digest(sql, current_db, mode)[0]
+
+
+def analyze_with_digest(
+    sql: str, current_db: str | None, mode: LexMode = DEFAULT_MODE
+) -> tuple[list[Statement], str]:
+    """:func:`analyze`, and the request's *digest text*: its literals replaced by ``?`` /
+    ``'?'``, how the query digest groups statements -- the fast key where there is one (as
+    :func:`cached_shape` gives it), else the shape keys the analysis lexed anyway."""
     fast = _fast_key(sql)
+    digest = "" if fast is None else fast.strip(" \t\r\n")
     if fast is not None:
         # The fast language lexes identically in every mode, so the mode is not part of the key.
         fkey = (fast, current_db)
@@ -2164,11 +2161,13 @@ def analyze(sql: str, current_db: str | None, mode: LexMode = DEFAULT_MODE) -> l
             except KeyError:  # evicted meanwhile (only if called from several threads)
                 pass
             _stats["fast_hits"] += 1
-            return [_with_text(hit, sql.strip(" \t\r\n"))]
+            return [_with_text(hit, sql.strip(" \t\r\n"))], digest
     try:
         raw = shapes(sql, mode)
     except LexError as err:
-        return _lex_refusal(err, sql)
+        return _lex_refusal(err, sql), digest or sql.strip()
+    if fast is None:
+        digest = ";".join(key for key, _text, _end in raw)
     out: list[Statement] = []
     lexed: list[LexedStatement] | None = None
     changed = False
@@ -2196,7 +2195,7 @@ def analyze(sql: str, current_db: str | None, mode: LexMode = DEFAULT_MODE) -> l
                 _remember(_FAST, (fast, current_db), st)
         out.append(st)
         changed = _changes_lexing(st)
-    return out
+    return out, digest
 
 
 def cache_clear() -> None:

@@ -19,10 +19,10 @@ from proxy.sql.analyze import (
     Statement,
     analyze,
     analyze_uncached,
+    analyze_with_digest,
     cache_clear,
     cache_info,
     cached_shape,
-    digest_text,
 )
 from proxy.sql.lexer import LexMode, lex
 
@@ -437,7 +437,7 @@ def test_cached_analysis_equals_uncached(
             [full] = uncached
             assert replace(entry, text=full.text, error=full.error) == full, sql
             assert _decision([entry]) == _decision(uncached), sql
-            assert digest == digest_text(sql, mode), sql
+            assert digest == analyze_with_digest(sql, db, mode)[1], sql
 
 
 @settings(max_examples=300, deadline=None)
