@@ -286,7 +286,7 @@ class BackendConnection(PacketConnection):
         try:
             end = scanner.feed(data)
         except ProtocolViolation as exc:
-            self._break(f"lost connection to shard '{self.target.shard}': {exc}")
+            self._break(self._lost_error(exc))
             return
         if end < 0:
             client.write_raw(data)
@@ -302,13 +302,20 @@ class BackendConnection(PacketConnection):
         self.broken = True
         self.abort()
 
-    def _lost_error(self) -> BackendError:
-        return BackendError(f"lost connection to shard '{self.target.shard}': {self._lost}")
+    def _lost_error(self, cause: object = None) -> BackendError:
+        why = self._lost if cause is None else cause
+        return BackendError(f"lost connection to shard '{self.target.shard}': {why}")
 
-    def _break(self, message: str) -> None:
+    def _given_up(self, cause: Exception) -> BackendError:
+        """The proxy's own exchange failed: this connection is out of step; close it."""
+        self.broken = True
+        self.close()
+        return self._lost_error(cause)
+
+    def _break(self, error: BackendError) -> None:
         self.broken = True
         self.abort()
-        self._finish(BackendError(message))
+        self._finish(error)
 
     def _finish(self, error: BackendError | None) -> None:
         scanner, on_done, client = self._scanner, self._on_done, self._client
@@ -330,7 +337,7 @@ class BackendConnection(PacketConnection):
     def stall(self, reason: str) -> None:
         """The watchdog's verdict: the shard is not answering; give up on this connection."""
         if self._scanner is not None:
-            self._break(reason)
+            self._break(BackendError(reason))
         else:
             self.broken = True
             self.abort()
@@ -353,9 +360,7 @@ class BackendConnection(PacketConnection):
                         self.status = scanner.status
                     return payloads
         except (ConnectionLost, ProtocolViolation, PacketTooLarge) as exc:
-            self.broken = True
-            self.close()
-            raise BackendError(f"lost connection to shard '{self.target.shard}': {exc}") from None
+            raise self._given_up(exc) from None
         finally:
             self.waiting_since = 0.0
 
@@ -365,9 +370,7 @@ class BackendConnection(PacketConnection):
             self.send(payload)
             _, packet = await self.read(MAX_BACKEND_PACKET)
         except (ConnectionLost, PacketTooLarge) as exc:
-            self.broken = True
-            self.close()
-            raise BackendError(f"lost connection to shard '{self.target.shard}': {exc}") from None
+            raise self._given_up(exc) from None
         return packet
 
     async def query(self, sql: str) -> QueryResult:
@@ -376,9 +379,7 @@ class BackendConnection(PacketConnection):
             self.send(b"\x03" + sql.encode())
             return await self._read_text_result()
         except (ConnectionLost, PacketTooLarge) as exc:
-            self.broken = True
-            self.close()
-            raise BackendError(f"lost connection to shard '{self.target.shard}': {exc}") from None
+            raise self._given_up(exc) from None
 
     async def _read_text_result(self) -> QueryResult:
         _, first = await self.read(MAX_BACKEND_PACKET)
