@@ -154,11 +154,6 @@ class PacketConnection(asyncio.Protocol):
                 del buf[:pos]
                 return seq, parts[0] if len(parts) == 1 else b"".join(parts)
 
-    @property
-    def buffered(self) -> int:
-        """Bytes received and not yet read."""
-        return len(self._buf)
-
     # -- writing -----------------------------------------------------------------------------
 
     def write_raw(self, data: bytes | bytearray) -> None:
