@@ -85,7 +85,7 @@ __all__ = [
     "sqlite_path",
 ]
 
-# The audit logger (proxy/logs.py formats it; the name is shared, not the module).
+# The audit logger (proxy/ops/logs.py formats it; the name is shared, not the module).
 _audit_log = logging.getLogger("shardgate.audit")
 
 OPERATOR = "operator"

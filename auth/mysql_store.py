@@ -2,7 +2,7 @@
 
 URL: ``mysql://user@host:port/dbname``. The password is never part of the URL: it comes from an
 environment variable or a file, named by the query parameters ``password_env=NAME`` or
-``password_file=/abs/path`` (``proxy.config`` writes them from ``[catalog] password_env`` /
+``password_file=/abs/path`` (``proxy.ops.config`` writes them from ``[catalog] password_env`` /
 ``password_file``). A URL that carries a password is refused, and no error ever repeats it.
 
 Transactions (InnoDB):

@@ -20,18 +20,18 @@ from auth.catalog import Catalog, CatalogSnapshot
 from auth.errors import ErrorCode, sql_error
 from auth.passwords import generate_rsa_keypair
 from auth.policy import profile_by_name
-from proxy.authn import Sha2Cache
-from proxy.config import Config, ConfigError, load_config
-from proxy.digest import QueryDigest
-from proxy.logs import bind_connection, configure_logging
-from proxy.metrics import Metrics
+from proxy.ops.config import Config, ConfigError, load_config
+from proxy.ops.digest import QueryDigest
+from proxy.ops.logs import bind_connection, configure_logging
+from proxy.ops.metrics import Metrics
+from proxy.ops.workers import PUBLISH_SECONDS, WorkerSlot
+from proxy.session.authn import Sha2Cache
 from proxy.wire.packets import Capability, ProtocolError, build_err, parse_handshake_v10
 from proxy.wire.stream import ClientConnection, ConnectionLost, PacketConnection, PacketTooLarge
-from proxy.workers import PUBLISH_SECONDS, WorkerSlot
 
 if TYPE_CHECKING:
-    from proxy.admin.server import AdminServer  # admin HTTP server hook
-    from proxy.session import Session
+    from proxy.manage.admin.server import AdminServer  # admin HTTP server hook
+    from proxy.session.session import Session
 
 log = logging.getLogger("shardgate.server")
 
@@ -63,7 +63,7 @@ class ServerContext:
         self._ids = itertools.count(1)
         self.draining = False
         self.server_version = config.server.server_version or FALLBACK_SERVER_VERSION
-        # Prometheus metrics (proxy/metrics.py lists the calls sessions make).
+        # Prometheus metrics (proxy/ops/metrics.py lists the calls sessions make).
         self.metrics = Metrics(catalog_version=lambda: self.catalog.snapshot().version)
 
     def next_connection_id(self) -> int:
@@ -142,7 +142,7 @@ class ProxyServer:
         """``config_path``: the file SIGHUP re-reads (``reload()``); ``manage_logging``: this
         process's logging follows ``[log]`` on reload (``shardgate serve``), with
         ``log_level_override`` (``--log-level``) winning over ``[log] level``; ``worker``:
-        this process is one of several on the same port (proxy/workers.py)."""
+        this process is one of several on the same port (proxy/ops/workers.py)."""
         self.ctx = ServerContext(config, catalog, worker)
         self.config_path = config_path
         self.manage_logging = manage_logging
@@ -164,7 +164,7 @@ class ProxyServer:
     async def start(self) -> None:
         server = self.ctx.config.server
         self.ctx.server_version = server.server_version or await _backend_version(self.ctx.config)
-        # --- admin HTTP server hook: [admin] enabled = true (see proxy/admin/server.py) ---
+        # --- admin HTTP server hook: [admin] enabled = true (see proxy/manage/admin/server.py) ---
         # [metrics] enabled = true also serves GET /metrics there (alone if [admin] is off).
         config = self.ctx.config
         worker = self.ctx.worker
@@ -174,7 +174,7 @@ class ProxyServer:
         if (config.admin.enabled or config.metrics.enabled) and (
             worker is None or worker.index == 0
         ):
-            from proxy.admin.server import AdminServer
+            from proxy.manage.admin.server import AdminServer
 
             self.admin = AdminServer(
                 config.admin,
@@ -207,7 +207,7 @@ class ProxyServer:
 
     def _accept(self, client: ClientConnection) -> None:
         """A client connected (called from connection_made): start its session."""
-        from proxy.session import Session
+        from proxy.session.session import Session
 
         # TCP_NODELAY is on already: asyncio and uvloop set it on every TCP transport.
         limit = self.ctx.config.server.max_connections

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # ---------------------------------------------------------------------------
-# Local MariaDB shards (proxy/localshard.py)
+# Local MariaDB shards (proxy/dev/localshard.py)
 #
 #   shard_servers  session  list[LocalMariaDB]: two throwaway servers in a temp dir
 #   shards         session  list[ShardEndpoint]: their admin endpoints (127.0.0.1)
@@ -14,6 +14,7 @@ from __future__ import annotations
 # LocalMariaDB(tmp_path / "x") for fault tests.
 # ---------------------------------------------------------------------------
 import itertools
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +24,15 @@ import pymysql
 import pytest
 from pymysql.connections import Connection
 
-from proxy.localshard import LocalMariaDB, ShardEndpoint
+from proxy.dev.localshard import LocalMariaDB, ShardEndpoint
+
+# Subprocesses the tests start (the ``shardgate`` console script, ``python -m ...``) import this
+# checkout's code, not whatever tree the virtualenv's editable install points at (a second
+# git worktree shares one .venv).
+_ROOT = str(Path(__file__).resolve().parents[1])
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_ROOT, *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != _ROOT]]
+)
 
 SHARD_COUNT = 2
 

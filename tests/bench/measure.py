@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from proxy.localshard import find_mariadb_client
+from proxy.dev.localshard import find_mariadb_client
 from tests.bench.stack import ROOT, STREAM_TABLE, Endpoint, cpu_seconds, fd_count, rss_kib
 from tests.bench.wireclient import Target, WireClient, WireError
 
@@ -308,7 +308,7 @@ def py_spy() -> str | None:
 
 
 def _strip_line(frame: str) -> str:
-    """'handler (proxy/session.py:123)' -> 'handler (proxy/session.py)'."""
+    """'handler (proxy/session/session.py:123)' -> 'handler (proxy/session/session.py)'."""
     if frame.endswith(")") and " (" in frame:
         name, _, where = frame[:-1].rpartition(" (")
         path = where.rsplit(":", 1)[0]

@@ -25,10 +25,10 @@ from typing import IO
 from auth.catalog import Catalog, sqlite_path
 from auth.model import CreateAccount, SetPrivileges, UserHost
 from auth.privileges import Priv
-from proxy.backend import backend_password, backend_user
-from proxy.config import Config, load_config
-from proxy.localshard import LocalMariaDB, ShardEndpoint, find_mariadb_client, free_port
-from proxy.provision import create_database
+from proxy.backend.connection import backend_password, backend_user
+from proxy.dev.localshard import LocalMariaDB, ShardEndpoint, find_mariadb_client, free_port
+from proxy.manage.provision import create_database
+from proxy.ops.config import Config, load_config
 from tests.catalog_fill import bulk_insert
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -256,13 +256,13 @@ def snapshot_code(dest: Path) -> Path:
 
 
 def shardgate_command(config_path: Path, log_level: str, code_dir: Path | None) -> list[str]:
-    """``shardgate --config FILE serve``: from the code snapshot (python -m proxy.cli, which is
-    the shardgate entry point), else the installed script."""
+    """``shardgate --config FILE serve``: from the code snapshot (``python -m
+    proxy.manage.cli``, the shardgate entry point), else the installed script."""
     script = Path(sys.executable).with_name("shardgate")
     if code_dir is None and script.exists():
         base = [str(script)]
     else:
-        base = [sys.executable, "-m", "proxy.cli"]
+        base = [sys.executable, "-m", "proxy.manage.cli"]
     return [*base, "--config", str(config_path), "--log-level", log_level, "serve"]
 
 

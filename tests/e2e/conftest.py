@@ -20,9 +20,9 @@ import pytest
 import uvloop
 
 from auth.catalog import Catalog
-from proxy.config import Config, load_config
-from proxy.localshard import ShardEndpoint, free_port
-from proxy.provision import create_database
+from proxy.dev.localshard import ShardEndpoint, free_port
+from proxy.manage.provision import create_database
+from proxy.ops.config import Config, load_config
 from proxy.server import ProxyServer
 
 PASSWORDS = {

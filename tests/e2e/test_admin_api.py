@@ -29,12 +29,12 @@ from auth.catalog import Catalog
 from auth.passwords import verify_password
 from auth.policy import profile_by_name
 from auth.privileges import ALL_PRIVILEGES, Priv
-from proxy.admin.ratelimit import LoginLimiter
-from proxy.admin.server import session_secret
-from proxy.cli import main
-from proxy.config import AdminConfig, Config, ConfigError, load_config, parse_config
-from proxy.localshard import ShardEndpoint, free_port
-from proxy.provision import create_database
+from proxy.dev.localshard import ShardEndpoint, free_port
+from proxy.manage.admin.ratelimit import LoginLimiter
+from proxy.manage.admin.server import session_secret
+from proxy.manage.cli import main
+from proxy.manage.provision import create_database
+from proxy.ops.config import AdminConfig, Config, ConfigError, load_config, parse_config
 from proxy.server import ProxyServer
 from tests.e2e.conftest import ProxyThread, self_signed_cert, write_config
 

@@ -12,7 +12,7 @@ import mysql.connector
 import pymysql
 import pytest
 
-from proxy.localshard import LocalMariaDB, ShardEndpoint
+from proxy.dev.localshard import LocalMariaDB, ShardEndpoint
 from tests.e2e.conftest import ProxyThread, self_signed_cert, start_proxy
 
 ADMIN_PASSWORD = "Tls#admin1"

@@ -26,9 +26,9 @@ from auth.catalog import Catalog, sqlite_path
 from auth.model import Account
 from auth.passwords import verify_password
 from auth.privileges import ALL_PRIVILEGES, Priv
-from proxy.config import load_config
-from proxy.localshard import ShardEndpoint, free_port
-from proxy.provision import create_database
+from proxy.dev.localshard import ShardEndpoint, free_port
+from proxy.manage.provision import create_database
+from proxy.ops.config import load_config
 from tests.e2e.conftest import ProxyThread, write_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ import pymysql
 import pytest
 
 from auth.accounts import Actor
-from proxy.localshard import ShardEndpoint
+from proxy.dev.localshard import ShardEndpoint
 from tests.e2e.test_admin_api import AdminProxy, start_admin_proxy
 
 CHROMIUM = Path("/usr/bin/chromium")

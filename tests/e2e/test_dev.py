@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pymysql
 
-from proxy.localshard import free_port
+from proxy.dev.localshard import free_port
 
 
 def _shardgate() -> str:

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auth.privileges import Priv
-from proxy.backend import backend_user
+from proxy.backend.connection import backend_user
 from proxy.sql.analyze import Kind, Statement, analyze
 from proxy.sql.lexer import DEFAULT_MODE, LexMode
 from tests.e2e.conftest import PASSWORDS, ProxyEnv

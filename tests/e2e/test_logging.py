@@ -9,7 +9,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from proxy.localshard import ShardEndpoint, free_port
+from proxy.dev.localshard import ShardEndpoint, free_port
 from tests.e2e.conftest import write_config
 from tests.e2e.served import create_database, serve, stop
 

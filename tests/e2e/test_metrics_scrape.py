@@ -13,9 +13,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from auth.catalog import Catalog
-from proxy.config import load_config
-from proxy.localshard import ShardEndpoint, free_port
-from proxy.provision import create_database
+from proxy.dev.localshard import ShardEndpoint, free_port
+from proxy.manage.provision import create_database
+from proxy.ops.config import load_config
 from proxy.server import ProxyServer
 from tests.e2e.conftest import ProxyThread, write_config
 from tests.metrics_text import Samples, parse_exposition

@@ -25,7 +25,7 @@ import pytest
 
 from auth.catalog import Catalog
 from auth.privileges import Priv
-from proxy.localshard import LocalMariaDB, ShardEndpoint, free_port
+from proxy.dev.localshard import LocalMariaDB, ShardEndpoint, free_port
 from tests.conftest import CATALOG_PASSWORD_ENV, CATALOG_USER, connect_admin
 
 ADMIN_PW = "Multi#pass1"

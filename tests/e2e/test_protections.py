@@ -16,8 +16,8 @@ import pymysql
 import pytest
 
 from auth.catalog import Catalog
-from proxy.config import load_config
-from proxy.localshard import ShardEndpoint, free_port
+from proxy.dev.localshard import ShardEndpoint, free_port
+from proxy.ops.config import load_config
 from tests.e2e.conftest import ProxyThread, start_proxy, write_config
 
 DB = "protdb"

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pymysql
 
-from proxy.localshard import ShardEndpoint, free_port
+from proxy.dev.localshard import ShardEndpoint, free_port
 from tests.e2e.conftest import self_signed_cert, write_config
 from tests.e2e.served import create_database, serve, stop
 from tests.metrics_text import parse_exposition

@@ -13,7 +13,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from proxy.localshard import ShardEndpoint, free_port
+from proxy.dev.localshard import ShardEndpoint, free_port
 from proxy.wire.packets import Capability, parse_err
 from tests.e2e.conftest import write_config
 

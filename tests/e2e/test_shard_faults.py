@@ -14,7 +14,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from proxy.localshard import LocalMariaDB, ShardEndpoint
+from proxy.dev.localshard import LocalMariaDB, ShardEndpoint
 from tests.e2e.conftest import ProxyThread, start_proxy
 
 ADMIN = "Fault#admin1"

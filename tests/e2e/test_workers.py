@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pymysql
 
-from proxy.localshard import ShardEndpoint, free_port
+from proxy.dev.localshard import ShardEndpoint, free_port
 from tests.e2e.conftest import write_config
 from tests.e2e.served import create_database, serve, stop, wait_for_port
 from tests.metrics_text import parse_exposition

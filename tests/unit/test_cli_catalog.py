@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from auth.catalog import Catalog
 from auth.sqlite_store import SCHEMA_VERSION
-from proxy.cli import main
+from proxy.manage.cli import main
 from tests.conftest import CATALOG_PASSWORD_ENV
 
 

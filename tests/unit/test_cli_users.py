@@ -20,8 +20,8 @@ from auth.model import Account
 from auth.passwords import verify_password
 from auth.policy import profile_by_name
 from auth.privileges import ALL_PRIVILEGES, Priv
-from proxy.cli import main
-from proxy.localshard import ShardEndpoint
+from proxy.dev.localshard import ShardEndpoint
+from proxy.manage.cli import main
 
 PASSWORDS = {
     "easydb": "Admin#pass1",

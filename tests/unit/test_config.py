@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.config import ConfigError, load_config, parse_config
+from proxy.ops.config import ConfigError, load_config, parse_config
 
 BASE = Path("/etc/shardgate")
 SHARD = {"name": "s0", "host": "127.0.0.1", "port": 3306, "user": "root", "password": "pw"}

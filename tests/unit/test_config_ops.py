@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.config import ConfigError, parse_config
+from proxy.ops.config import ConfigError, parse_config
 
 BASE = Path("/etc/shardgate")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.config import parse_config
+from proxy.ops.config import parse_config
 
 DOCKER = Path(__file__).parents[2] / "docker"
 SERVICES = {"catalog", "shard0", "shard1", "migrate", "proxy"}

@@ -1,4 +1,4 @@
-"""Tests for proxy/localshard.py: throwaway local MariaDB servers."""
+"""Tests for proxy/dev/localshard.py: throwaway local MariaDB servers."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 import pymysql
 import pytest
 
-from proxy import localshard
-from proxy.localshard import (
+from proxy.dev import localshard
+from proxy.dev.localshard import (
     LocalMariaDB,
     LocalMariaDBError,
     MariaDBNotInstalledError,

@@ -1,4 +1,4 @@
-"""proxy.logs: JSON and text lines with connection context, audit lines, redaction."""
+"""proxy.ops.logs: JSON and text lines with connection context, audit lines, redaction."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy.config import ConfigError, LogConfig, parse_config
-from proxy.logs import (
+from proxy.ops.config import ConfigError, LogConfig, parse_config
+from proxy.ops.logs import (
     audit_login,
     bind_account,
     bind_connection,

@@ -1,4 +1,4 @@
-"""proxy.metrics: the Prometheus text exposition format 0.0.4, byte for byte."""
+"""proxy.ops.metrics: the Prometheus text exposition format 0.0.4, byte for byte."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.metrics import (
+from proxy.ops.metrics import (
     Counter,
     Gauge,
     Histogram,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from proxy.config import Config, parse_config
+from proxy.ops.config import Config, parse_config
 from proxy.server import _describe_changes, _fixed_changes
 
 BASE = Path("/etc/shardgate")

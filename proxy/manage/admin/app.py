@@ -63,9 +63,9 @@ from auth.accounts import AccountManager, Actor
 from auth.catalog import Catalog
 from auth.model import Account
 from auth.passwords import hash_password, verify_password
-from proxy.admin.ratelimit import LoginLimiter
-from proxy.admin.users import UserAdmin, UserAdminError
-from proxy.config import AdminConfig
+from proxy.manage.admin.ratelimit import LoginLimiter
+from proxy.manage.admin.users import UserAdmin, UserAdminError
+from proxy.ops.config import AdminConfig
 
 __all__ = ["CSRF_FIELD", "CSRF_HEADER", "SESSION_COOKIE", "AdminApp", "create_app"]
 

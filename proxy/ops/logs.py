@@ -1,6 +1,6 @@
 """Logging for ``shardgate serve``/``dev``: text or JSON lines, connection context, redaction.
 
-Configuration (``[log]``, see ``proxy.config.LogConfig``): ``format = "text" | "json"``,
+Configuration (``[log]``, see ``proxy.ops.config.LogConfig``): ``format = "text" | "json"``,
 ``level`` (DEBUG, INFO, WARNING, ERROR), optional ``file`` (appended to; reopened when
 logrotate moves it, ``WatchedFileHandler``), else standard error. ``configure_logging()``
 installs one handler on the root logger and can be called again (SIGHUP) to switch format,
@@ -15,7 +15,7 @@ A JSON line::
 ``event``/``result``/``database``/``shard`` when a record sets them (the audit lines do).
 Text lines end with ``[conn=7 client=10.0.0.5 account=app@'%']`` when known.
 
-Connection context -- what the session must call (the lead wires this into proxy/session.py):
+Connection context -- what the session must call:
 
 * The accept wrapper in ``proxy/server.py`` already calls ``bind_connection(conn_id, client_ip)``
   at the start of each connection's task, so every record logged from that task (and from
@@ -53,7 +53,7 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any, Final
 
-from proxy.config import LOG_LEVELS, LogConfig
+from proxy.ops.config import LOG_LEVELS, LogConfig
 
 __all__ = [
     "AUDIT_LOGGER",

@@ -15,16 +15,16 @@ from auth.accounts import AccountManager, Actor
 from auth.catalog import Catalog, CatalogError
 from auth.errors import SqlError
 from auth.policy import profile_by_name
-from proxy.admin.users import (
+from proxy.manage.admin.users import (
     UserAdmin,
     UserAdminError,
     display_name,
     explain,
     reset_builtin_password,
 )
-from proxy.config import LOG_LEVELS, Config, ConfigError, LogConfig, load_config
-from proxy.logs import configure_logging
-from proxy.provision import ProvisionError, create_database
+from proxy.manage.provision import ProvisionError, create_database
+from proxy.ops.config import LOG_LEVELS, Config, ConfigError, LogConfig, load_config
+from proxy.ops.logs import configure_logging
 
 
 class CliState:
@@ -75,8 +75,8 @@ def serve(state: CliState, worker_slot: str | None) -> None:
     """Run the proxy in the foreground; SIGTERM drains and exits 0.
 
     With [server] workers = N > 1, runs N worker processes on the same port."""
+    from proxy.ops.workers import RUNTIME_ENV, WorkerSlot, run_supervisor
     from proxy.server import run_server
-    from proxy.workers import RUNTIME_ENV, WorkerSlot, run_supervisor
 
     config = state.config
     # Refuse, with one clear line, a catalog that cannot be opened or whose schema is older
@@ -491,7 +491,7 @@ def users_delete(state: CliState, username: str, database: str, host: str) -> No
 @click.option("--host", default="127.0.0.1", show_default=True, help="The proxy's address.")
 def dev(state_dir: Path, port: int, host: str) -> None:
     """Start two local MariaDB shards, a demo database and the proxy (Ctrl-C stops all)."""
-    from proxy.dev import run_dev
+    from proxy.dev.dev import run_dev
 
     run_dev(state_dir, host, port)
 

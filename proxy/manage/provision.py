@@ -7,7 +7,7 @@ import re
 
 from auth.catalog import Catalog
 from auth.model import Database
-from proxy.backend import (
+from proxy.backend.connection import (
     BackendConnection,
     BackendTarget,
     backend_password,
@@ -15,7 +15,7 @@ from proxy.backend import (
     quote_string,
     usage_target,
 )
-from proxy.config import Config, ShardConfig
+from proxy.ops.config import Config, ShardConfig
 
 # Logical database names: they become physical database and account names on the shard.
 _DATABASE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")

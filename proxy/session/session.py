@@ -29,9 +29,19 @@ from auth.errors import (
 )
 from auth.model import Account
 from auth.privileges import Requirement
-from proxy.account_statements import ResultReply, execute_account_statement
-from proxy.authn import CACHING_SHA2, SUPPORTED_PLUGINS, AuthContext, run_plugin
-from proxy.authorize import (
+from proxy.backend.connection import (
+    RELAYED_CAPABILITIES,
+    BackendConnection,
+    BackendError,
+    BackendQueryError,
+    BackendTarget,
+    backend_password,
+    quote_string,
+    usage_target,
+)
+from proxy.ops.digest import DIGEST_COLUMNS, digest_table
+from proxy.ops.logs import audit_login, bind_account
+from proxy.plan.authorize import (
     AccountStatement,
     Allow,
     Caller,
@@ -47,19 +57,9 @@ from proxy.authorize import (
     default_database,
     resolve_database,
 )
-from proxy.backend import (
-    RELAYED_CAPABILITIES,
-    BackendConnection,
-    BackendError,
-    BackendQueryError,
-    BackendTarget,
-    backend_password,
-    quote_string,
-    usage_target,
-)
-from proxy.digest import DIGEST_COLUMNS, digest_table
-from proxy.logs import audit_login, bind_account
-from proxy.metadata import (
+from proxy.session.account_statements import ResultReply, execute_account_statement
+from proxy.session.authn import CACHING_SHA2, SUPPORTED_PLUGINS, AuthContext, run_plugin
+from proxy.session.metadata import (
     SHOW_TABLES,
     Unfilterable,
     filter_tables,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from auth.passwords import scramble_native
-from proxy.config import ShardConfig
+from proxy.ops.config import ShardConfig
 from proxy.wire.packets import (
     Capability,
     ProtocolError,

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from proxy.digest import DigestEntry
+from proxy.ops.digest import DigestEntry
 
 log = logging.getLogger("shardgate.workers")
 
@@ -152,7 +152,7 @@ def run_supervisor(config_path: Path, count: int, log_level: str | None, drain: 
     env = {**os.environ, RUNTIME_ENV: str(runtime_dir)}
 
     def spawn(index: int) -> subprocess.Popen[bytes]:
-        argv = [sys.executable, "-m", "proxy.cli", "--config", str(config_path)]
+        argv = [sys.executable, "-m", "proxy.manage.cli", "--config", str(config_path)]
         if log_level:
             argv += ["--log-level", log_level]
         argv += ["serve", "--worker", f"{index}/{count}"]

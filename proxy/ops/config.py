@@ -46,7 +46,7 @@ class ServerConfig:
     # (a fresh connection must get its greeting within backend_connect_timeout); if the check
     # fails, every statement waiting on that shard gets an error at once (0: never check).
     shard_check_after: float = 5.0
-    # Worker processes serving the port together (SO_REUSEPORT; proxy/workers.py).
+    # Worker processes serving the port together (SO_REUSEPORT; proxy/ops/workers.py).
     workers: int = 1
     # Lock an account after this many consecutive failed logins (wrong password from an
     # address its host pattern matches) for login_lock_seconds; 0: never (the default, as in
@@ -85,7 +85,7 @@ class ShardConfig:
 
 @dataclass(frozen=True)
 class AdminConfig:
-    """``[admin]``: the user-management dashboard and JSON API (``proxy.admin``)."""
+    """``[admin]``: the user-management dashboard and JSON API (``proxy.manage.admin``)."""
 
     enabled: bool = False
     host: str = "127.0.0.1"
@@ -109,7 +109,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 @dataclass(frozen=True)
 class LogConfig:
-    """``[log]``: how ``shardgate serve`` logs (``proxy.logs``); reloaded on SIGHUP."""
+    """``[log]``: how ``shardgate serve`` logs (``proxy.ops.logs``); reloaded on SIGHUP."""
 
     format: Literal["text", "json"] = "text"
     level: str = "INFO"

@@ -1,12 +1,12 @@
-"""The admin HTTP server: uvicorn serving ``proxy.admin.app`` inside the proxy's event loop.
+"""The admin HTTP server: uvicorn serving ``proxy.manage.admin.app`` inside the proxy's event loop.
 
 ``ProxyServer.start()`` starts it when ``[admin] enabled = true`` and ``stop()`` stops it. It
 binds its own socket first (so a busy port fails the proxy's start at once, and ``port`` is
 known even for port 0), never installs signal handlers (the proxy owns SIGTERM / SIGINT), never
 reconfigures logging, ignores ``X-Forwarded-*`` headers (client addresses feed the sign-in rate
-limit) and writes no uvicorn access log (``proxy.admin.app`` logs method, path and status).
+limit) and writes no uvicorn access log (``proxy.manage.admin.app`` logs method, path and status).
 
-The same listener serves Prometheus ``GET /metrics`` (``proxy.admin.metrics``) when
+The same listener serves Prometheus ``GET /metrics`` (``proxy.manage.admin.metrics``) when
 ``[metrics] enabled = true``; with ``dashboard=False`` (``[admin] enabled = false``) it serves
 /metrics only.
 """
@@ -26,10 +26,10 @@ import uvicorn
 
 from auth.accounts import AccountManager
 from auth.catalog import Catalog
-from proxy.admin.app import AdminApp, create_app
-from proxy.admin.metrics import MetricsEndpoint
-from proxy.config import AdminConfig, ConfigError
-from proxy.metrics import Metrics
+from proxy.manage.admin.app import AdminApp, create_app
+from proxy.manage.admin.metrics import MetricsEndpoint
+from proxy.ops.config import AdminConfig, ConfigError
+from proxy.ops.metrics import Metrics
 
 __all__ = ["AdminServer", "session_secret"]
 

@@ -1,4 +1,4 @@
-"""``GET /metrics`` on the admin HTTP listener: the Prometheus exposition of ``proxy.metrics``.
+"""``GET /metrics`` on the admin HTTP listener: the Prometheus exposition of ``proxy.ops.metrics``.
 
 A small ASGI wrapper in front of the dashboard application (or of nothing, when ``[admin]
 enabled = false`` and only ``[metrics] enabled = true``): requests for ``/metrics`` are answered
@@ -20,7 +20,7 @@ import logging
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from proxy.metrics import CONTENT_TYPE, Metrics
+from proxy.ops.metrics import CONTENT_TYPE, Metrics
 
 __all__ = ["MetricsEndpoint"]
 

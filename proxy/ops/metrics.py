@@ -20,7 +20,7 @@ attribute is atomic, but ``x += 1`` from two threads at once on the *same* child
 increment. The event loop is one thread, so children touched only from the loop (all the
 session hot path) are exact; code running in worker threads uses ``inc_locked()``.
 
-Cost (``python -m proxy.metrics`` runs ``_bench()``: ``timeit``, best of 5 x 1,000,000;
+Cost (``python -m proxy.ops.metrics`` runs ``_bench()``: ``timeit``, best of 5 x 1,000,000;
 CPython 3.11.7 on this 2-core machine shared with other jobs)::
 
     counter child .inc()                        ~  34 ns
@@ -29,7 +29,7 @@ CPython 3.11.7 on this 2-core machine shared with other jobs)::
     Metrics.statement("query")  (dict lookup)   ~  56 ns
     render() of the whole set, 2 shards         ~  88 µs (per scrape, not per query)
 
-What the session must call (the lead wires these into ``proxy/session.py``; all on
+What the session must call (the lead wires these into ``proxy/session/session.py``; all on
 ``ctx.metrics``, a ``Metrics``):
 
 * after a successful login:           ``metrics.logins_ok.inc()``
@@ -626,7 +626,7 @@ class Metrics:
         own = self.registry.render()
         if self._worker is None or self._peers is None:
             return own
-        from proxy.workers import labelled, merge_expositions
+        from proxy.ops.workers import labelled, merge_expositions
 
         return merge_expositions([labelled(own, self._worker), *self._peers()])
 
