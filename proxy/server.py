@@ -18,20 +18,30 @@ from typing import TYPE_CHECKING
 from auth.accounts import AccountManager
 from auth.catalog import Catalog, CatalogSnapshot
 from auth.errors import ErrorCode, sql_error
+from auth.model import Account
 from auth.passwords import generate_rsa_keypair
 from auth.policy import profile_by_name
+from proxy.backend.connection import (
+    BackendConnection,
+    BackendError,
+    BackendQueryError,
+    BackendTarget,
+    backend_password,
+    quote_string,
+    usage_target,
+)
 from proxy.ops.config import Config, ConfigError, load_config
-from proxy.ops.digest import QueryDigest
+from proxy.ops.digest import DigestEntry, QueryDigest
 from proxy.ops.logs import bind_connection, configure_logging
 from proxy.ops.metrics import Metrics
 from proxy.ops.workers import PUBLISH_SECONDS, WorkerSlot
 from proxy.session.authn import Sha2Cache
+from proxy.session.session import Session
 from proxy.wire.packets import Capability, ProtocolError, build_err, parse_handshake_v10
 from proxy.wire.stream import ClientConnection, ConnectionLost, PacketConnection, PacketTooLarge
 
 if TYPE_CHECKING:
     from proxy.manage.admin.server import AdminServer  # admin HTTP server hook
-    from proxy.session.session import Session
 
 log = logging.getLogger("shardgate.server")
 
@@ -72,6 +82,71 @@ class ServerContext:
 
     def snapshot(self) -> CatalogSnapshot:
         return self.catalog.snapshot()
+
+    def peer_digests(self) -> list[dict[tuple[str | None, str], DigestEntry]]:
+        return [] if self.worker is None else self.worker.peer_digests()
+
+    async def backend_target(self, account: Account, database: str | None) -> BackendTarget:
+        """A session in a database reaches it through that database's backend account; a
+        session in none through the shard's privilege-less usage account (enough for SET NAMES
+        and SELECT 1), on the shard of the first database it may use."""
+        snapshot = self.snapshot()
+        if database is None:
+            usable = snapshot.usable_databases(account.id)
+            found = snapshot.database(usable[0]) if usable else None
+            databases = [found] if found is not None else snapshot.databases()
+            if not databases:
+                raise BackendError("no database exists yet")
+            return usage_target(self.config.shard(databases[0].shard), self.secret)
+        found = snapshot.database(database)
+        if found is None:
+            raise BackendError(f"database '{database}' no longer exists")
+        shard = self.config.shard(found.shard)
+        return BackendTarget(
+            shard=shard.name,
+            host=shard.host,
+            port=shard.port,
+            user=found.backend_user,
+            password=backend_password(self.secret, shard.name, found.physical_name),
+            database=found.physical_name,
+        )
+
+    async def table_exists(self, database: str, table: str) -> bool:
+        """Ask the database's shard, through the database's own backend account."""
+        found = self.snapshot().database(database)
+        if found is None:
+            return False
+        target = await self.backend_target_for_admin(database)
+        try:
+            backend = await BackendConnection.connect(
+                target, timeout=self.config.server.backend_connect_timeout
+            )
+        except BackendError as exc:
+            raise sql_error(ErrorCode.SERVER_GONE, f"Backend unavailable: {exc}") from None
+        try:
+            result = await backend.query(
+                "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+                f"{quote_string(found.physical_name)} AND TABLE_NAME = {quote_string(table)}"
+            )
+            return bool(result.rows)
+        except (BackendError, BackendQueryError) as exc:
+            raise sql_error(ErrorCode.SERVER_GONE, f"Backend unavailable: {exc}") from None
+        finally:
+            await backend.quit()
+
+    async def backend_target_for_admin(self, database: str) -> BackendTarget:
+        """The login that sees every table of ``database`` (for the proxy's own questions)."""
+        found = self.snapshot().database(database)
+        assert found is not None
+        shard = self.config.shard(found.shard)
+        return BackendTarget(
+            shard=shard.name,
+            host=shard.host,
+            port=shard.port,
+            user=found.backend_user,
+            password=backend_password(self.secret, shard.name, found.physical_name),
+            database=None,
+        )
 
 
 FALLBACK_SERVER_VERSION = "5.5.5-10.11.0-MariaDB-shardgate"
@@ -207,8 +282,6 @@ class ProxyServer:
 
     def _accept(self, client: ClientConnection) -> None:
         """A client connected (called from connection_made): start its session."""
-        from proxy.session.session import Session
-
         # TCP_NODELAY is on already: asyncio and uvloop set it on every TCP transport.
         limit = self.ctx.config.server.max_connections
         if limit and len(self._tasks) >= limit:

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from auth.passwords import scramble_native
 from proxy.ops.config import ShardConfig
@@ -95,17 +95,16 @@ def quote_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-USAGE_USER = "sg_usage"
-
-
 def usage_target(shard: ShardConfig, secret: bytes) -> BackendTarget:
-    """The shard's privilege-less account, for sessions whose account may use no database:
-    enough for SET NAMES, SELECT 1 or SELECT @@version, and nothing else."""
+    """The shard's privilege-less account, for sessions in no database: enough for SET NAMES,
+    SELECT 1 or SELECT @@version, and nothing else. Its name is derived from the catalog secret
+    too, so proxies with different catalogs sharing a shard never overwrite each other's."""
+    tag = hmac.new(secret, b"shardgate-usage-account", hashlib.sha256).hexdigest()[:12]
     return BackendTarget(
         shard=shard.name,
         host=shard.host,
         port=shard.port,
-        user=USAGE_USER,
+        user=f"sgu_{tag}",
         password=backend_password(secret, shard.name, "*usage*"),
         database=None,
     )
@@ -122,6 +121,7 @@ class QueryResult:
     columns: list[str]
     rows: list[list[bytes | None]]
     affected_rows: int = 0
+    types: list[int] = field(default_factory=list)  # each column's MYSQL_TYPE_* code
 
 
 RelayDone = Callable[[ResponseScanner, "BackendError | None"], None]
@@ -145,6 +145,9 @@ class BackendConnection(PacketConnection):
         self.server_version = ""
         self.broken = False
         self.status = 2
+        # Whether any byte of the response being relayed reached the client (a loss then
+        # cannot be answered with an error packet: the client is mid-response).
+        self.relayed_any = False
         self._scanner: ResponseScanner | None = None
         self._client: PacketConnection | None = None
         self._on_done: RelayDone | None = None
@@ -243,6 +246,7 @@ class BackendConnection(PacketConnection):
         self._scanner = ResponseScanner(kind, self.capabilities)
         self._client = client
         self._on_done = on_done
+        self.relayed_any = False
         self.waiting_since = time.monotonic()
         client.feeder = self
         if client.write_paused:
@@ -288,6 +292,7 @@ class BackendConnection(PacketConnection):
         except ProtocolViolation as exc:
             self._break(self._lost_error(exc))
             return
+        self.relayed_any = True
         if end < 0:
             client.write_raw(data)
             return
@@ -391,20 +396,23 @@ class BackendConnection(PacketConnection):
             return QueryResult([], [], ok.affected_rows)
         count, _ = read_lenenc_int(first, 0)
         columns: list[str] = []
+        types: list[int] = []
         for _ in range(count or 0):
             _, coldef = await self.read(MAX_BACKEND_PACKET)
             pos = 0
             fields: list[bytes] = []
-            for _ in range(5):  # catalog, schema, table, org_table, name
+            for _ in range(6):  # catalog, schema, table, org_table, name, org_name
                 value, pos = read_lenenc_str(coldef, pos)
                 fields.append(value or b"")
             columns.append(fields[4].decode())
+            # then: length of the fixed fields (0x0c), charset (2), column length (4), type
+            types.append(coldef[pos + 7] if pos + 7 < len(coldef) else 0)
         await self.read(MAX_BACKEND_PACKET)  # the EOF after the column definitions
         rows: list[list[bytes | None]] = []
         while True:
             _, packet = await self.read(MAX_BACKEND_PACKET)
             if packet[:1] == b"\xfe" and len(packet) < 9:
-                return QueryResult(columns, rows)
+                return QueryResult(columns, rows, types=types)
             if packet[:1] == b"\xff":
                 err = parse_err(packet, self.capabilities)
                 raise BackendQueryError(err.errno, err.sqlstate, err.message)

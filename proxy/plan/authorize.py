@@ -1,8 +1,7 @@
-"""Authorization and routing decisions, as values.
+"""Grant checks: pure functions of the catalog snapshot and the caller.
 
-``decide()`` is a pure function of the analysed statement, the catalog snapshot and the caller:
-it returns Allow (relay to the backend), Deny (send this error) or a local action the session
-carries out itself. It never performs I/O, so it is tested from tables of cases.
+Used by :func:`proxy.plan.plan.plan` (every statement's requirements, USE) and by the login
+(the login database). They never perform I/O.
 """
 
 from __future__ import annotations
@@ -11,17 +10,13 @@ from dataclasses import dataclass
 
 from auth.catalog import CatalogSnapshot
 from auth.errors import (
-    ErrorCode,
     SqlError,
     db_access_denied,
-    no_database_selected,
-    sql_error,
     table_access_denied,
     unknown_database,
 )
 from auth.model import Account
 from auth.privileges import Requirement, priv_names
-from proxy.sql.analyze import Kind, Statement
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,60 +26,6 @@ class Caller:
     account: Account
     client_ip: str
     current_db: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Allow:
-    """Relay the statement to the current database's shard."""
-
-
-@dataclass(frozen=True, slots=True)
-class Deny:
-    error: SqlError
-
-
-@dataclass(frozen=True, slots=True)
-class UseDatabase:
-    name: str  # the catalog's spelling
-
-
-@dataclass(frozen=True, slots=True)
-class ShowDatabases:
-    names: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ShowProcesslist:
-    full: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ShowDigest:
-    database: str
-
-
-@dataclass(frozen=True, slots=True)
-class KillSession:
-    connection_id: int
-    query_only: bool
-
-
-@dataclass(frozen=True, slots=True)
-class AccountStatement:
-    text: str
-
-
-Decision = (
-    Allow
-    | Deny
-    | UseDatabase
-    | ShowDatabases
-    | ShowProcesslist
-    | ShowDigest
-    | KillSession
-    | AccountStatement
-)
-ALLOW = Allow()
 
 
 def check_requirements(
@@ -125,42 +66,3 @@ def default_database(snapshot: CatalogSnapshot, account: Account) -> str | None:
     """With no database named at login: the only usable one, if there is exactly one."""
     usable = snapshot.usable_databases(account.id)
     return usable[0] if len(usable) == 1 else None
-
-
-def decide(statement: Statement, snapshot: CatalogSnapshot, caller: Caller) -> Decision:
-    kind = statement.kind
-    if kind is Kind.QUERY or kind is Kind.SESSION:
-        error = check_requirements(statement.requirements, snapshot, caller)
-        return ALLOW if error is None else Deny(error)
-    if kind is Kind.REFUSED:
-        assert statement.error is not None
-        return Deny(statement.error)
-    if kind is Kind.USE:
-        assert statement.target_db is not None
-        resolved = resolve_database(snapshot, caller, statement.target_db)
-        return Deny(resolved) if isinstance(resolved, SqlError) else UseDatabase(resolved)
-    if kind is Kind.SHOW_DATABASES:
-        return ShowDatabases(tuple(snapshot.usable_databases(caller.account.id)))
-    if kind is Kind.SHOW_PROCESSLIST:
-        return ShowProcesslist(statement.full)
-    if kind is Kind.SHOW_DIGEST:
-        # The digest shows every account's statements in the database: its administrator's.
-        account = caller.account
-        if caller.current_db is None:
-            return Deny(no_database_selected())
-        if account.builtin != "admin" or (account.owner_db or "").lower() != (
-            caller.current_db.lower()
-        ):
-            return Deny(
-                sql_error(
-                    ErrorCode.SPECIFIC_ACCESS_DENIED,
-                    "Access denied; you need to be the database's administrator for this operation",
-                )
-            )
-        return ShowDigest(caller.current_db)
-    if kind is Kind.KILL:
-        assert statement.kill_id is not None
-        return KillSession(statement.kill_id, statement.kill_query)
-    if kind is Kind.ACCOUNT:
-        return AccountStatement(statement.text)
-    return Deny(sql_error(ErrorCode.NOT_SUPPORTED_YET, "Statement not supported by the proxy"))

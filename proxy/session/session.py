@@ -1,8 +1,22 @@
-"""One client connection: handshake, authentication, then the command loop.
+"""One client connection: login, then the command loop.
 
-Linear ``async def`` code. Fatal conditions (failed login, protocol violations, a client that
-goes away) are raised as exceptions and turned into an ERR packet plus close in exactly one
-place, ``Session.run``. Per-statement refusals are ordinary ERR replies and the session goes on.
+Each command goes through the same three steps, whichever way it arrives:
+
+1. **read** -- the packet becomes a :data:`~proxy.plan.plan.Command` value (SQL is analysed by
+   the classifier, off the event loop when it is long or not cached yet);
+2. **decide** -- :func:`proxy.plan.plan.plan` says what it means, against one catalog snapshot;
+3. **carry out** -- :meth:`Session._execute` does what the plan says: relay the client's bytes to
+   the shard through the session's :class:`~proxy.session.link.BackendLink`, answer locally, or
+   refuse.
+
+The *fast path* (:meth:`Session._fast`) serves a command that arrives as one packet straight from
+the connection's ``data_received`` when the memoized plan for its statement shape is a plain relay;
+it is the same decision, cached, not a second decision procedure.
+
+Errors: per-command refusals are ERR replies and the session goes on. Anything that ends the
+session -- a failed login, a protocol violation, a backend lost with session state on it, and
+any unexpected exception -- is turned into one ERR packet plus close in exactly one place,
+:meth:`Session.run`.
 """
 
 from __future__ import annotations
@@ -10,12 +24,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from auth.accounts import Actor
 from auth.catalog import CatalogError, CatalogSnapshot, LoginLock
@@ -28,57 +41,75 @@ from auth.errors import (
     user_limit_reached,
 )
 from auth.model import Account
-from auth.privileges import Requirement
 from proxy.backend.connection import (
     RELAYED_CAPABILITIES,
     BackendConnection,
     BackendError,
-    BackendQueryError,
     BackendTarget,
-    backend_password,
-    quote_string,
-    usage_target,
 )
 from proxy.ops.digest import DIGEST_COLUMNS, digest_table
 from proxy.ops.logs import audit_login, bind_account
-from proxy.plan.authorize import (
-    AccountStatement,
-    Allow,
-    Caller,
-    Decision,
+from proxy.plan.authorize import Caller, default_database, resolve_database
+from proxy.plan.plan import (
+    COM_STMT_CLOSE,
+    COM_STMT_EXECUTE,
+    COM_STMT_FETCH,
+    COM_STMT_RESET,
+    COM_STMT_SEND_LONG_DATA,
+    NO_EFFECTS,
+    Command,
     Deny,
-    KillSession,
+    FieldList,
+    Forward,
+    InitDb,
+    Kill,
+    NoReply,
+    Ok,
+    Plan,
+    Prepare,
+    Prepared,
+    ProcessKill,
+    Query,
+    Quit,
+    Reauthenticate,
+    Relay,
+    RunAccountStatement,
+    SessionView,
     ShowDatabases,
     ShowDigest,
+    ShowNotes,
     ShowProcesslist,
+    Simple,
+    StatementCommand,
     UseDatabase,
-    check_requirements,
-    decide,
-    default_database,
-    resolve_database,
+    plan,
+    relayed_statement,
 )
 from proxy.session.account_statements import ResultReply, execute_account_statement
 from proxy.session.authn import CACHING_SHA2, SUPPORTED_PLUGINS, AuthContext, run_plugin
-from proxy.session.metadata import (
-    SHOW_TABLES,
-    Unfilterable,
-    filter_tables,
-    metadata_query_is_simple,
+from proxy.session.host import SessionHost
+from proxy.session.link import BackendLink, BackendUnavailable, SessionLost, lost_error
+from proxy.session.local import (
+    NOTE_COLUMNS,
+    PROCESSLIST_COLUMNS,
+    PROCESSLIST_NUMERIC,
+    Row,
+    SessionInfo,
+    notes_rows,
+    processlist_rows,
+    result_set,
+    visible,
 )
-from proxy.sql.analyze import Kind, Statement, analyze_with_digest, cached_shape
+from proxy.sql.analyze import NeedsParse, Statement, analyze_with_digest, cached_shape
 from proxy.sql.lexer import LexMode
 from proxy.wire.packets import (
-    FIELD_TYPE_LONGLONG,
-    FIELD_TYPE_VAR_STRING,
     Capability,
-    Command,
     ProtocolError,
     ServerStatus,
     build_auth_switch_request,
     build_err,
     build_handshake_v10,
     build_ok,
-    build_text_resultset,
     is_ssl_request,
     parse_change_user,
     parse_handshake_response,
@@ -90,9 +121,6 @@ from proxy.wire.stream import (
     ResponseKind,
     ResponseScanner,
 )
-
-if TYPE_CHECKING:
-    from proxy.server import ServerContext
 
 log = logging.getLogger("shardgate.session")
 
@@ -106,28 +134,22 @@ UTF8MB4_GENERAL_CI = 45
 # served in utf8mb4.
 _SAFE_CHARSET_IDS = {8, 11, 33, 45, 46, 47, 48, 63, 83, 192, 224, 255}
 _STATUS_AUTOCOMMIT = int(ServerStatus.AUTOCOMMIT)
-_COM_QUERY = int(Command.COM_QUERY)
-_COM_STMT_EXECUTE = int(Command.COM_STMT_EXECUTE)
-METADATA_LIMIT = 16 * 1024 * 1024
-MAX_REMEMBERED_SETTINGS = 64
-_SET = re.compile(r"\s*SET\b", re.IGNORECASE)
-_METADATA_ALONE = sql_error(
-    ErrorCode.NOT_SUPPORTED_YET,
-    "With table-level privileges only, send SHOW TABLES and information_schema queries "
-    "as single text statements",
+_COM_QUERY = 0x03
+_COM_INIT_DB = 0x02
+_COM_STMT_PREPARE = 0x16
+_COM_FIELD_LIST = 0x04
+_COM_PROCESS_KILL = 0x0C
+_COM_QUIT = 0x01
+_STATEMENT_COMMANDS = frozenset(
+    {COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_RESET, COM_STMT_CLOSE, COM_STMT_SEND_LONG_DATA}
 )
-_METADATA_UNFILTERABLE = sql_error(
-    ErrorCode.SPECIFIC_ACCESS_DENIED,
-    "Access denied; with table-level privileges only, an information_schema query must be a "
-    "single SELECT of plain columns from one table, including TABLE_NAME",
-)
-_SHOW_WARNINGS = re.compile(r"\s*SHOW\s+WARNINGS\s*;?\s*$", re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedStatement:
-    requirements: tuple[Requirement, ...]
-    digest: str  # the SQL text as the query digest shows it
+# Statements up to this many bytes are analysed on the event loop when their analysis is cached
+# (no sqlglot parse); longer ones, and every cache miss, are analysed in a worker thread.
+INLINE_ANALYSIS_LIMIT = 16 * 1024
+# A response held back until the session state it leaves is checked (a SET from an expression).
+HOLD_LIMIT = 1024 * 1024
+# Plans the fast path remembers per grant view (by statement shape).
+_MEMO_SIZE = 1024
 
 
 class FatalError(Exception):
@@ -136,6 +158,10 @@ class FatalError(Exception):
     def __init__(self, error: SqlError | None, log_message: str = "") -> None:
         super().__init__(log_message or (error.message if error else "connection closed"))
         self.error = error
+
+
+class _Quit(Exception):
+    """COM_QUIT: the client is done."""
 
 
 @dataclass
@@ -148,11 +174,12 @@ class Activity:
 
 
 class Session:
-    def __init__(self, ctx: ServerContext, client: ClientConnection, connection_id: int) -> None:
+    def __init__(self, ctx: SessionHost, client: ClientConnection, connection_id: int) -> None:
         self.ctx = ctx
         self.client = client
         self.connection_id = connection_id
-        peer: Any = client.get_extra_info("peername") or ("0.0.0.0", 0)
+        peer = client.get_extra_info("peername") or ("0.0.0.0", 0)
+        assert isinstance(peer, tuple)
         ip = str(peer[0])
         if ip.startswith("::ffff:") and "." in ip:
             ip = ip[7:]
@@ -164,27 +191,30 @@ class Session:
         self.capabilities = 0
         self.charset = UTF8MB4_GENERAL_CI
         self.tls = False
-        self.lex_mode = LexMode()
-        self.backend: BackendConnection | None = None
-        self.prepared: dict[int, PreparedStatement] = {}
+        self.link = BackendLink(ctx.config.server.backend_connect_timeout)
+        self.prepared: dict[int, Prepared] = {}
         self.notes: list[tuple[int, str]] = []
-        self.settings: list[bytes] = []
         self.activity = Activity(since=time.monotonic())
         self.killed = False
         self.started = time.time()
+        self._next_seq = 0
         # The snapshot the account was last checked against (see command_loop and _fast).
         self._checked_snapshot: CatalogSnapshot | None = None
-        # Requirement tuples (by identity) already found satisfied, valid for one
-        # (snapshot, account, current database); the tuple is kept so its id stays unique.
-        self._allowed_cache: dict[int, tuple[Requirement, ...]] = {}
-        self._allowed_for: tuple[object, object, str | None] = (None, None, None)
+        # The fast path's memoized plans, by statement object, for one grant view.
+        self._memo: dict[int, tuple[Statement, Plan]] = {}
+        self._memo_view: tuple[object, object, str | None] = (None, None, None)
         # The fast command in flight: its digest text and when it was sent.
         self._digest = ""
         self._started = 0.0
         self.attempted_user = ""  # the user name of the login in progress, for the audit log
         self.cancelled_at = 0.0  # activity.since of the statement query_timeout interrupted
 
-    # -- the one place fatal errors are handled ------------------------------------------------
+    @property
+    def backend(self) -> BackendConnection | None:
+        """The backend connection (the server's watchdog looks at it)."""
+        return self.link.conn
+
+    # -- the one place that ends a session ----------------------------------------------------
 
     async def run(self) -> None:
         try:
@@ -199,6 +229,11 @@ class Session:
             if exc.error is not None:
                 self._send_error_quietly(exc.error)
             log.info("connection %d closed: %s", self.connection_id, exc)
+        except SessionLost as exc:
+            self._send_error_quietly(exc.error)
+            log.warning("connection %d closed: %s", self.connection_id, exc)
+        except _Quit:
+            pass
         except TimeoutError:
             log.info("connection %d: handshake timeout", self.connection_id)
         except (ConnectionLost, ConnectionError):
@@ -209,6 +244,12 @@ class Session:
             )
         except ProtocolError:
             self._send_error_quietly(sql_error(ErrorCode.HANDSHAKE, "Bad handshake"))
+        except Exception:
+            # A bug must not leave the client hanging or see a traceback: one error, then close.
+            log.exception("connection %d: unexpected error", self.connection_id)
+            self._send_error_quietly(
+                sql_error(ErrorCode.UNKNOWN_ERROR, "Internal error in the proxy; see its log")
+            )
         finally:
             await self.close()
 
@@ -232,20 +273,15 @@ class Session:
             pass
 
     async def close(self) -> None:
-        backend, self.backend = self.backend, None
-        if backend is not None:
-            await backend.quit()
+        # The session stops counting (max_user_connections, the processlist) at once.
+        self.ctx.sessions.pop(self.connection_id, None)
+        await self.link.close()
         try:
             if not self.client.is_closing():
                 await asyncio.wait_for(self.client.drain(), 1)
         except (ConnectionLost, TimeoutError):
             pass
         self.client.close()
-        self.ctx.sessions.pop(self.connection_id, None)
-
-    # -- handshake and authentication ------------------------------------------------------------
-
-    _next_seq = 0
 
     def _err(self, error: SqlError) -> bytes:
         return build_err(
@@ -262,6 +298,8 @@ class Session:
 
     def _write(self, payload: bytes) -> None:
         self._next_seq = self.client.write(self._next_seq, payload)
+
+    # -- login --------------------------------------------------------------------------------
 
     async def login(self) -> None:
         server = self.ctx.config.server
@@ -471,17 +509,16 @@ class Session:
         assert self.account is not None
         return Caller(self.account, self.client_ip, self.current_db)
 
-    # -- the command loop ------------------------------------------------------------------------
+    # -- the command loop ---------------------------------------------------------------------
 
     async def command_loop(self) -> None:
-        max_packet = self.ctx.config.server.max_packet
         client = self.client
         while True:
             self.activity = Activity("Sleep", time.monotonic())
             # While the task waits, simple commands are served from the fast hook.
             client.fast = self._fast
             try:
-                seq, payload = await client.read(max_packet)
+                seq, payload = await client.read(self.ctx.config.server.max_packet)
             finally:
                 client.fast = None
             if self.killed:
@@ -489,10 +526,8 @@ class Session:
             self._next_seq = (seq + 1) & 0xFF
             if not payload:
                 raise FatalError(sql_error(ErrorCode.NET_READ_ERROR, "Empty packet"))
-            command = payload[0]
-            if command == Command.COM_QUIT:
-                return
-            # The account may have been dropped, or its grants changed, since the last command.
+            # One catalog snapshot for the whole command: the account may have been dropped,
+            # or its grants changed, since the last one.
             snapshot = self.ctx.snapshot()
             assert self.account is not None
             current = snapshot.account(self.account.id)
@@ -503,30 +538,230 @@ class Session:
                 )
             self.account = current
             self._checked_snapshot = snapshot
-            handler = self._handlers.get(command)
-            if handler is None:
-                self._reply_error(sql_error(ErrorCode.UNKNOWN_COM, "Unknown command"))
-            else:
-                await handler(self, payload, snapshot)
-            await self.client.drain()
+            command = await self._read_command(payload)
+            if command is not None:
+                await self._execute(plan(command, self._view(), snapshot), command, payload)
+            await client.drain()
             if self.ctx.draining:
                 raise FatalError(None, "server shutting down")
 
-    # -- the fast path ---------------------------------------------------------------------------
+    def _view(self) -> SessionView:
+        assert self.account is not None
+        return SessionView(
+            self.account,
+            self.client_ip,
+            self.current_db,
+            has_notes=bool(self.notes),
+            bound=self.link.bound(len(self.prepared)),
+        )
+
+    async def _read_command(self, payload: bytes) -> Command | None:
+        """The packet as a Command (None: an error was already sent)."""
+        code = payload[0]
+        if code in (_COM_QUERY, _COM_STMT_PREPARE):
+            sql = _decode(payload[1:]) if len(payload) <= INLINE_ANALYSIS_LIMIT else None
+            prepare = code == _COM_STMT_PREPARE
+            self.activity = Activity("Prepare" if prepare else "Query", time.monotonic(), sql)
+            analysed = await self._analyze(payload, sql)
+            if analysed is None:
+                return None
+            statements, digest, sql = analysed
+            self.activity.info = sql
+            # Notes of the proxy's own statements (3162 / 3163) last until the next query.
+            notes, self.notes = self.notes, []
+            if prepare:
+                self.ctx.metrics.statement("prepare")
+                return Prepare(tuple(statements), digest)
+            for statement in statements:
+                self.ctx.metrics.statement(statement.kind.value)
+            if len(statements) == 1 and statements[0].shows_warnings:
+                self.notes = notes  # SHOW WARNINGS shows them
+            return Query(tuple(statements), digest)
+        if code in _STATEMENT_COMMANDS:
+            statement_id = int.from_bytes(payload[1:5], "little")
+            if code == COM_STMT_EXECUTE:
+                self.activity = Activity("Execute", time.monotonic(), self.activity.info)
+                self.ctx.metrics.statement("execute")
+            return StatementCommand(code, statement_id, self.prepared.get(statement_id))
+        if code == _COM_INIT_DB:
+            return InitDb(_decode(payload[1:]))
+        if code == _COM_FIELD_LIST:
+            return FieldList(_decode(payload[1:].split(b"\x00", 1)[0]))
+        if code == _COM_PROCESS_KILL:
+            return ProcessKill(int.from_bytes(payload[1:5], "little"))
+        return Simple(code)
+
+    async def _analyze(
+        self, payload: bytes, sql: str | None
+    ) -> tuple[list[Statement], str, str] | None:
+        """Classify the packet's SQL: on the event loop only when short and cached."""
+        # The shard's sql_mode and character set are read back before the first statement is
+        # lexed: the proxy never assumes them.
+        if not self.link.state.known and await self._connection() is None:
+            return None
+        db, mode = self.current_db, self.link.state.lex_mode
+        if sql is not None:
+            try:
+                statements, digest = analyze_with_digest(sql, db, mode, parse=False)
+                return statements, digest, sql
+            except NeedsParse:
+                pass
+        return await asyncio.get_running_loop().run_in_executor(
+            None, _analyze_payload, payload, db, mode
+        )
+
+    # -- carrying a plan out --------------------------------------------------------------------
+
+    async def _execute(self, decided: Plan, command: Command, payload: bytes) -> None:
+        if isinstance(decided, Relay):
+            await self._relay(decided, command, payload)
+        elif isinstance(decided, Deny):
+            self._reply_error(decided.error)
+        elif isinstance(decided, Forward):
+            conn = self.link.live()
+            if conn is not None:
+                conn.send(payload)
+            if decided.closes is not None:
+                self.prepared.pop(decided.closes, None)
+        elif isinstance(decided, UseDatabase):
+            await self._use(decided.name)
+        elif isinstance(decided, ShowDatabases):
+            self._write_resultset(["Database"], [[n] for n in decided.names])
+        elif isinstance(decided, ShowProcesslist):
+            self._show_processlist(decided.full)
+        elif isinstance(decided, ShowDigest):
+            sources = [self.ctx.digest.entries, *self.ctx.peer_digests()]
+            self._write_resultset(list(DIGEST_COLUMNS), digest_table(decided.database, sources))
+        elif isinstance(decided, ShowNotes):
+            self._write_resultset(list(NOTE_COLUMNS), notes_rows(self.notes), frozenset({"Code"}))
+        elif isinstance(decided, Kill):
+            await self._kill(decided.connection_id, decided.query_only)
+        elif isinstance(decided, RunAccountStatement):
+            await self._account_statement(decided.text)
+        elif isinstance(decided, Ok):
+            self._reply_ok()
+        elif isinstance(decided, Reauthenticate):
+            await self._change_user(payload)
+        elif isinstance(decided, Quit):
+            raise _Quit
+        else:
+            assert isinstance(decided, NoReply)
+
+    async def _connection(self) -> BackendConnection | None:
+        """The session's live backend connection (None: an error was sent). Raises
+        SessionLost when the old one died with session state on it."""
+        try:
+            return await self.link.connection(
+                self._target, self.capabilities, self.charset, len(self.prepared)
+            )
+        except BackendUnavailable as exc:
+            log.warning("connection %d: %s", self.connection_id, exc)
+            self._reply_error(exc.error)
+            return None
+
+    async def _target(self) -> BackendTarget:
+        assert self.account is not None
+        return await self.ctx.backend_target(self.account, self.current_db)
+
+    async def _relay(self, relay: Relay, command: Command, payload: bytes) -> None:
+        effects = relay.effects
+        if effects.resets and self.link.live() is None:
+            # COM_RESET_CONNECTION with nothing on the shard: reset here.
+            self.link.reset()
+            self.prepared.clear()
+            self._reply_ok()
+            return
+        conn = await self._connection()
+        if conn is None:
+            return
+        conn.send(payload)  # the client's bytes, unchanged
+        started = time.perf_counter()
+        scanner: ResponseScanner | None = None
+        try:
+            if effects.hold:
+                await self._relay_held(conn, relay)
+            else:
+                scanner = await conn.relay(self.client, relay.response)
+        except BackendError as exc:
+            self._backend_lost(conn, exc)
+            return
+        if scanner is not None and relay.digest is not None:
+            self._record(conn, relay.digest, started, scanner)
+        if effects is NO_EFFECTS:
+            return
+        # What the command left on the connection (kept even if it failed: over-binding can
+        # only end a session that lost its connection; it never hides a loss).
+        self.link.binds |= effects.binds
+        self.link.state.add_replay(effects.replay)
+        try:
+            if effects.readback and not effects.hold:
+                try:
+                    self.link.state.lex_mode = await self.link.read_back(conn, effects.readback)
+                except SqlError as error:
+                    # The shard accepted a state the proxy cannot lex in: it must not go on.
+                    raise FatalError(error, f"unsupported session state: {error.message}") from None
+            registered = scanner is not None and scanner.statement_id is not None
+            if effects.prepares is not None and registered and scanner and not scanner.error:
+                assert isinstance(command, Prepare) and scanner.statement_id is not None
+                self.prepared[scanner.statement_id] = Prepared(effects.prepares, command.digest)
+            if effects.resets and scanner is not None and not scanner.error:
+                self.prepared.clear()
+                self.link.reset()
+                self.link.state.lex_mode = await self.link.read_back(conn, ())
+                self.link.state.known = True
+        except BackendError as exc:
+            self._backend_lost(conn, exc, replied=True)
+
+    async def _relay_held(self, conn: BackendConnection, relay: Relay) -> None:
+        """Relay a response only once the session state it leaves is known to be one the
+        proxy can lex in; otherwise undo the change and refuse the statement."""
+        payloads = await conn.collect(relay.response, HOLD_LIMIT)
+        state = self.link.state
+        previous = dict(state.variables)
+        try:
+            state.lex_mode = await self.link.read_back(conn, relay.effects.readback)
+        except SqlError as error:
+            await self.link.restore(conn, previous)
+            self._reply_error(error)
+            return
+        self._next_seq = self.client.write_many(self._next_seq, payloads)
+
+    def _backend_lost(
+        self, conn: BackendConnection, exc: BackendError, replied: bool = False
+    ) -> None:
+        """One way to handle a backend connection lost under a command: 2013 to the client,
+        and the session ends if anything was on the connection or the answer was cut."""
+        reasons = self.link.bound_reasons(len(self.prepared))
+        self.ctx.metrics.backend_error(conn.target.shard)
+        log.warning("connection %d: %s", self.connection_id, exc)
+        self.link.drop()
+        self.prepared.clear()
+        if reasons or replied or conn.relayed_any:
+            raise SessionLost(lost_error(reasons, exc))
+        self._reply_error(lost_error([], exc))
+
+    def _record(
+        self, conn: BackendConnection, digest: str, started: float, scanner: ResponseScanner
+    ) -> None:
+        """A relayed statement is complete: the query digest and the shard's latency."""
+        seconds = time.perf_counter() - started
+        self.ctx.digest.record(self.current_db, digest, seconds, scanner.rows)
+        self.ctx.metrics.shard(conn.target.shard).latency.observe(seconds)
+
+    # -- the fast path --------------------------------------------------------------------------
 
     def _fast(self, packet: bytes) -> bool:
         """The fast hook (see ClientConnection): serve a command without waking the task.
 
-        Only a COM_QUERY whose one statement is a plain query or transaction statement, or a
-        COM_STMT_EXECUTE, whose privileges were already checked against the current snapshot
-        (the same check, cached by requirement tuple), on a live backend connection. It makes
-        exactly the decision the command loop would make; anything else returns False and
-        the command loop handles the packet.
+        A COM_QUERY whose statement's analysis is cached (the fast key), or a COM_STMT_EXECUTE,
+        whose plan -- :func:`relayed_statement`, memoized per statement for the current grant
+        view -- is a relay with no effect on the session, on a live backend connection. Anything
+        else returns False and the command loop handles the packet with the same decision.
         """
-        backend = self.backend
+        conn = self.link.conn
         if (
-            backend is None
-            or backend.broken
+            conn is None
+            or conn.broken
             or packet[3] != 0
             or self.notes
             or self.killed
@@ -536,494 +771,156 @@ class Session:
         snapshot = self.ctx.snapshot()
         if snapshot is not self._checked_snapshot:
             return False  # the command loop checks the account against the new snapshot
-        command = packet[4]
-        if command == _COM_STMT_EXECUTE:
+        code = packet[4]
+        if code == COM_STMT_EXECUTE:
             prepared = self.prepared.get(int.from_bytes(packet[5:9], "little"))
             if prepared is None:
                 return False
-            requirements = prepared.requirements
+            statement = prepared.statement
             digest = prepared.digest
-            kind_name = "execute"
-            activity = self.activity
-            activity.command = "Execute"
-            activity.since = time.monotonic()
-        elif command == _COM_QUERY:
+            label = "execute"
+            info = self.activity.info
+            command_name = "Execute"
+        elif code == _COM_QUERY:
             sql = packet[5:].decode("utf-8", "surrogateescape")
-            shortcut = cached_shape(sql, self.current_db)
-            if shortcut is None:
-                statements, digest = analyze_with_digest(sql, self.current_db, self.lex_mode)
-                if len(statements) != 1 or statements[0].text != sql:
-                    return False
-                statement = statements[0]
-            elif len(sql.strip(" \t\r\n")) != len(sql):
-                return False  # the relayed text would differ from what the client sent
-            else:
-                digest, statement = shortcut
-            kind = statement.kind
-            kind_name = kind.value
-            if kind is Kind.QUERY:
-                if self._hides_tables(statement, snapshot, sql):
-                    return False
-            elif (
-                kind is not Kind.SESSION
-                or statement.lex_mode is not None
-                or statement.charset is not None
-                or _SET.match(sql)
-            ):
+            hit = cached_shape(sql, self.current_db)
+            if hit is None:
                 return False
-            requirements = statement.requirements
-            activity = self.activity
-            activity.command = "Query"
-            activity.since = time.monotonic()
-            activity.info = sql
+            digest, statement = hit
+            label = statement.kind.value
+            info = sql
+            command_name = "Query"
         else:
             return False
-        if requirements and not self._allowed(requirements, snapshot):
+        decided = self._memoized(statement, snapshot)
+        if not isinstance(decided, Relay) or decided.effects is not NO_EFFECTS:
             return False
-        self.ctx.metrics.statement(kind_name)
-        backend.write_raw(packet)
+        self.ctx.metrics.statement(label)
+        activity = self.activity
+        activity.command = command_name
+        activity.since = time.monotonic()
+        activity.info = info
+        conn.write_raw(packet)  # the client's bytes, unchanged
         self.client.hold = True
         self._digest = digest
         self._started = time.perf_counter()
-        backend.start_relay(self.client, ResponseKind.QUERY, self._fast_done)
+        conn.start_relay(self.client, ResponseKind.QUERY, self._fast_done)
         return True
 
-    def _allowed(self, requirements: tuple[Requirement, ...], snapshot: CatalogSnapshot) -> bool:
-        """check_requirements, remembered per requirement tuple for this grant view."""
-        cache = self._allowed_cache
-        seen_snapshot, seen_account, seen_db = self._allowed_for
+    def _memoized(self, statement: Statement, snapshot: CatalogSnapshot) -> Plan:
+        """relayed_statement(statement, view, snapshot), remembered for this grant view."""
+        view_key = (snapshot, self.account, self.current_db)
+        seen_snapshot, seen_account, seen_db = self._memo_view
         if (
             seen_snapshot is not snapshot
             or seen_account is not self.account
             or seen_db != self.current_db
         ):
-            cache.clear()
-            self._allowed_for = (snapshot, self.account, self.current_db)
-        held = cache.get(id(requirements))
-        if held is requirements:
-            return True
-        if check_requirements(requirements, snapshot, self._caller()) is not None:
-            return False
-        if len(cache) >= 1024:
-            cache.clear()
-        cache[id(requirements)] = requirements
-        return True
+            self._memo.clear()
+            self._memo_view = view_key
+        entry = self._memo.get(id(statement))
+        if entry is not None and entry[0] is statement:
+            return entry[1]
+        decided = relayed_statement(statement, self._view(), snapshot)
+        if len(self._memo) >= _MEMO_SIZE:
+            self._memo.clear()
+        self._memo[id(statement)] = (statement, decided)
+        return decided
 
     def _fast_done(self, scanner: ResponseScanner, error: BackendError | None) -> None:
         activity = self.activity
         activity.command = "Sleep"
         activity.since = time.monotonic()
         activity.info = None
-        backend = self.backend
+        conn = self.link.conn
         if error is not None:
-            self.backend = None
-            if backend is not None:
-                self.ctx.metrics.backend_error(backend.target.shard)
+            assert conn is not None
+            reasons = self.link.bound_reasons(len(self.prepared))
+            self.ctx.metrics.backend_error(conn.target.shard)
             log.warning("connection %d: %s", self.connection_id, error)
+            cut = conn.relayed_any
+            self.link.drop()
+            self.prepared.clear()
             self._next_seq = 1
-            self._reply_error(_backend_lost(error))
-        elif backend is not None:
-            self._record(backend, self._digest, self._started, scanner)
+            if not cut:
+                self._reply_error(lost_error(reasons, error))
+            if reasons or cut:
+                self.kill()  # the command loop sees the connection end and cleans up
+        elif conn is not None:
+            self._record(conn, self._digest, self._started, scanner)
         if self.ctx.draining:
             self.client.close()  # the command loop sees the connection end and cleans up
         self.client.release()
+
+    # -- replies --------------------------------------------------------------------------------
 
     def _reply_error(self, error: SqlError) -> None:
         self.ctx.metrics.denied(error.errno)
         self._write(self._err(error))
 
-    def _reply_ok(self) -> None:
-        status = self.backend.status if self.backend is not None else _STATUS_AUTOCOMMIT
-        self._write(build_ok(capabilities=self.capabilities, status=status))
+    def _status(self) -> int:
+        conn = self.link.conn
+        return conn.status if conn is not None else _STATUS_AUTOCOMMIT
 
-    # COM_QUERY ------------------------------------------------------------------------------
-
-    async def _com_query(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
-        raw = payload[1:]
-        sql = _decode(raw)
-        self.activity = Activity("Query", time.monotonic(), sql)
-        # Notes of the proxy's own statements (3162 / 3163) are shown by the next SHOW WARNINGS.
-        notes, self.notes = self.notes, []
-        if notes and _SHOW_WARNINGS.match(sql):
-            self.notes = notes
-            self._show_local_warnings()
-            return
-        statements, digest = analyze_with_digest(sql, self.current_db, self.lex_mode)
-        if not statements:
-            self._reply_error(sql_error(ErrorCode.EMPTY_QUERY, "Query was empty"))
-            return
-        for statement in statements:
-            self.ctx.metrics.statement(statement.kind.value)
-        caller = self._caller()
-        if len(statements) == 1:
-            decision = decide(statements[0], snapshot, caller)
-            if isinstance(decision, Allow) and self._hides_tables(statements[0], snapshot):
-                await self._relay_metadata(statements[0])
-            elif isinstance(decision, Allow):
-                text = (
-                    raw
-                    if statements[0].text == sql
-                    else statements[0].text.encode("utf-8", "surrogateescape")
-                )
-                await self._relay_query(text, statements[0], digest)
-            else:
-                await self._local(decision, statements[0], snapshot)
-            return
-        # A multi-statement packet is authorized whole, or refused whole.
-        for statement in statements:
-            if statement.kind not in (Kind.QUERY, Kind.SESSION, Kind.REFUSED) or (
-                statement.lex_mode is not None
-            ):
-                self._reply_error(
-                    sql_error(
-                        ErrorCode.NOT_SUPPORTED_YET,
-                        "This statement cannot be combined with others in one packet: "
-                        f"{statement.text[:60]}",
-                    )
-                )
-                return
-            decision = decide(statement, snapshot, caller)
-            if isinstance(decision, Deny):
-                self._reply_error(decision.error)
-                return
-            if self._hides_tables(statement, snapshot):
-                self._reply_error(_METADATA_ALONE)
-                return
-        text = ";\n".join(s.text for s in statements).encode("utf-8", "surrogateescape")
-        await self._relay_query(text, None, digest)
-
-    def _hides_tables(
-        self, statement: Statement, snapshot: CatalogSnapshot, text: str | None = None
-    ) -> bool:
-        """A metadata statement by an account that may not see every table of the database.
-
-        ``text`` is the statement's text when ``statement`` is a cache entry without one."""
-        if not (
-            statement.reads_information_schema
-            or SHOW_TABLES.match(statement.text if text is None else text)
-        ):
-            return False
-        assert self.account is not None
-        if self.current_db is None:
-            return True
-        return not snapshot.privileges(self.account.id, self.current_db, None)
-
-    async def _relay_metadata(self, statement: Statement) -> None:
-        """Run a metadata query and send only the rows naming tables the account may see."""
-        if self.current_db is None:
-            self._reply_error(sql_error(ErrorCode.NO_DB, "No database selected"))
-            return
-        show = SHOW_TABLES.match(statement.text) is not None
-        if not metadata_query_is_simple(statement.text, show):
-            self._reply_error(_METADATA_UNFILTERABLE)
-            return
-        backend = await self._backend_or_error()
-        if backend is None:
-            return
-        assert self.account is not None
-        account_id, db = self.account.id, self.current_db
-        backend.send(b"\x03" + statement.text.encode("utf-8", "surrogateescape"))
-        try:
-            payloads = await backend.collect(ResponseKind.QUERY, METADATA_LIMIT)
-        except BackendError as exc:
-            self.backend = None
-            self._reply_error(_backend_lost(exc))
-            return
-        snapshot = self.ctx.snapshot()
-        try:
-            shown = filter_tables(
-                payloads,
-                lambda table: bool(snapshot.privileges(account_id, db, table)),
-                first_column=show,
-            )
-        except Unfilterable:
-            self._reply_error(_METADATA_UNFILTERABLE)
-            return
-        self._next_seq = self.client.write_many(self._next_seq, shown)
-
-    async def _relay_query(self, text: bytes, statement: Statement | None, digest: str) -> None:
-        backend = await self._backend_or_error()
-        if backend is None:
-            return
-        backend.send(b"\x03" + text)
-        started = time.perf_counter()
-        scanner = await self._relay(backend, ResponseKind.QUERY)
-        if scanner is not None:
-            self._record(backend, digest, started, scanner)
-        if scanner is None or scanner.error or statement is None:
-            return
-        if statement.lex_mode is not None:
-            self.lex_mode = statement.lex_mode
-        # Only settings that read no table are replayed: a replay is not authorized again.
-        if (
-            statement.kind is Kind.SESSION
-            and _SET.match(statement.text)
-            and not statement.requirements
-            and not statement.reads_information_schema
-        ):
-            self._remember_setting(text)
-
-    def _record(
-        self, backend: BackendConnection, digest: str, started: float, scanner: ResponseScanner
-    ) -> None:
-        """A relayed statement is complete: the query digest and the shard's latency."""
-        seconds = time.perf_counter() - started
-        self.ctx.digest.record(self.current_db, digest, seconds, scanner.rows)
-        self.ctx.metrics.shard(backend.target.shard).latency.observe(seconds)
-
-    def _remember_setting(self, text: bytes) -> None:
-        """Session settings are replayed on every new backend connection (another tenant's
-        shard after USE, or a reconnect), so the session keeps its character set, sql_mode
-        and variables, and the proxy's lexer mode always matches the shard's."""
-        if text in self.settings:
-            self.settings.remove(text)
-        self.settings.append(text)
-        del self.settings[:-MAX_REMEMBERED_SETTINGS]
-
-    async def _relay(
-        self, backend: BackendConnection, kind: ResponseKind
-    ) -> ResponseScanner | None:
-        try:
-            return await backend.relay(self.client, kind)
-        except BackendError as exc:
-            self.ctx.metrics.backend_error(backend.target.shard)
-            self.backend = None
-            log.warning("connection %d: %s", self.connection_id, exc)
-            self._reply_error(_backend_lost(exc))
-            return None
-
-    async def _backend_or_error(self) -> BackendConnection | None:
-        """The current database's backend connection, connecting if needed.
-
-        A session with no current database still needs a backend for statements that touch
-        no table (``SET NAMES``, ``SELECT 1``, ``SELECT DATABASE()``): it uses the backend
-        account of the first database it may use, or, for an account that may use none, the
-        shard's privilege-less usage account; either way with no default database.
-        """
-        if self.backend is not None and not self.backend.broken:
-            return self.backend
-        logical = self.current_db
-        if logical is None:
-            assert self.account is not None
-            usable = self.ctx.snapshot().usable_databases(self.account.id)
-            logical = usable[0] if usable else None
-        try:
-            backend = await self._connect_backend(logical, self.current_db is not None)
-            for setting in self.settings:
-                try:
-                    await backend.query(setting.decode("utf-8", "surrogateescape"))
-                except BackendQueryError as exc:
-                    log.info(
-                        "connection %d: replaying a setting failed: %s", self.connection_id, exc
-                    )
-        except BackendError as exc:
-            log.warning("connection %d: %s", self.connection_id, exc)
-            self._reply_error(sql_error(ErrorCode.SERVER_GONE, f"Backend unavailable: {exc}"))
-            return None
-        self.backend = backend
-        return backend
-
-    async def _connect_backend(
-        self, logical_db: str | None, select_database: bool
-    ) -> BackendConnection:
-        if logical_db is None:
-            # Any shard that holds a database has the usage account (provision.py).
-            databases = self.ctx.snapshot().databases()
-            if not databases:
-                raise BackendError("no database exists yet")
-            target = usage_target(self.ctx.config.shard(databases[0].shard), self.ctx.secret)
-        else:
-            database = self.ctx.snapshot().database(logical_db)
-            if database is None:
-                raise BackendError(f"database '{logical_db}' no longer exists")
-            shard = self.ctx.config.shard(database.shard)
-            target = BackendTarget(
-                shard=shard.name,
-                host=shard.host,
-                port=shard.port,
-                user=database.backend_user,
-                password=backend_password(self.ctx.secret, shard.name, database.physical_name),
-                database=database.physical_name if select_database else None,
-            )
-        try:
-            return await BackendConnection.connect(
-                target,
-                client_capabilities=self.capabilities,
-                charset=self.charset,
-                timeout=self.ctx.config.server.backend_connect_timeout,
-            )
-        except BackendError:
-            self.ctx.metrics.backend_error(target.shard)
-            raise
-
-    # Local actions ---------------------------------------------------------------------------
-
-    async def _local(
-        self, decision: Decision, statement: Statement, snapshot: CatalogSnapshot
-    ) -> None:
-        if isinstance(decision, Deny):
-            self._reply_error(decision.error)
-        elif isinstance(decision, UseDatabase):
-            await self._use(decision.name)
-        elif isinstance(decision, ShowDatabases):
-            self._show_databases(decision.names, statement.text)
-        elif isinstance(decision, ShowProcesslist):
-            self._show_processlist(decision.full)
-        elif isinstance(decision, ShowDigest):
-            sources = [self.ctx.digest.entries]
-            if self.ctx.worker is not None:  # the other worker processes' digests too
-                sources += self.ctx.worker.peer_digests()
-            self._write_resultset(list(DIGEST_COLUMNS), digest_table(decision.database, sources))
-        elif isinstance(decision, KillSession):
-            await self._kill(decision.connection_id, decision.query_only)
-        elif isinstance(decision, AccountStatement):
-            await self._account_statement(decision.text)
-        else:  # pragma: no cover - Allow is handled by the caller
-            raise AssertionError(decision)
-
-    async def _account_statement(self, text: str) -> None:
-        assert self.account is not None
-        actor = Actor(self.account, self.client_ip, self.current_db)
-        try:
-            reply = await execute_account_statement(
-                self.ctx.accounts, text, actor, self._table_exists
-            )
-        except SqlError as error:
-            self._reply_error(error)
-            return
-        if isinstance(reply, ResultReply):
-            self._write_resultset([reply.column], [[row] for row in reply.rows])
-            return
-        self.notes = list(reply.notes)
-        status = self.backend.status if self.backend is not None else _STATUS_AUTOCOMMIT
+    def _reply_ok(self, warnings: int = 0) -> None:
         self._write(
-            build_ok(capabilities=self.capabilities, status=status, warnings=len(self.notes))
+            build_ok(capabilities=self.capabilities, status=self._status(), warnings=warnings)
         )
 
-    async def _table_exists(self, logical_db: str, table: str) -> bool:
-        """Ask the database's shard, through its own backend account."""
-        database = self.ctx.snapshot().database(logical_db)
-        if database is None:
-            return False
-        try:
-            backend = await self._connect_backend(logical_db, select_database=False)
-        except BackendError as exc:
-            raise sql_error(ErrorCode.SERVER_GONE, f"Backend unavailable: {exc}") from None
-        try:
-            result = await backend.query(
-                "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
-                f"{quote_string(database.physical_name)} AND TABLE_NAME = {quote_string(table)}"
-            )
-            return bool(result.rows)
-        except (BackendError, BackendQueryError) as exc:
-            raise sql_error(ErrorCode.SERVER_GONE, f"Backend unavailable: {exc}") from None
-        finally:
-            await backend.quit()
+    def _write_resultset(
+        self, columns: list[str], rows: Iterable[Row], numeric: frozenset[str] = frozenset()
+    ) -> None:
+        self._next_seq = self.client.write_many(
+            self._next_seq, result_set(columns, rows, self.capabilities, self._status(), numeric)
+        )
 
-    def _show_local_warnings(self) -> None:
-        rows: list[list[str | None]] = [
-            ["Note", str(code), message] for code, message in self.notes
-        ]
-        self._write_resultset(["Level", "Code", "Message"], rows)
+    # -- local answers --------------------------------------------------------------------------
 
     async def _use(self, name: str) -> None:
-        """Switch database: same shard -> COM_INIT_DB on the backend; else reconnect lazily."""
-        snapshot = self.ctx.snapshot()
-        database = snapshot.database(name)
-        assert database is not None
-        backend = self.backend
-        if backend is not None and not backend.broken:
-            if (
-                backend.target.shard == database.shard
-                and backend.target.user == database.backend_user
-            ):
-                backend.send(b"\x02" + database.physical_name.encode())
-                scanner = await self._relay(backend, ResponseKind.SINGLE)
-                if scanner is not None and not scanner.error:
-                    self.current_db = name
-                return
-            # Another tenant's database: never reuse this backend account for it.
-            self.backend = None
+        """Switch database: each database has its own backend login, so a new connection."""
+        if name != self.current_db:
+            await self.link.close()
+            self.link.binds.clear()
             self.prepared.clear()
-            await backend.quit()
-        self.current_db = name
+            self.current_db = name
         self._reply_ok()
 
-    def _show_databases(self, names: tuple[str, ...], text: str) -> None:
-        pattern = _like_pattern(text)
-        shown = ["information_schema", *names]
-        if pattern is not None:
-            shown = [n for n in shown if pattern(n)]
-        self._write_resultset(["Database"], [[n] for n in shown])
-
-    def _write_resultset(self, columns: list[str], rows: list[list[str | None]]) -> None:
-        types = [
-            FIELD_TYPE_LONGLONG if c in ("Id", "Time", "Code") else FIELD_TYPE_VAR_STRING
-            for c in columns
-        ]
-        status = self.backend.status if self.backend is not None else _STATUS_AUTOCOMMIT
-        self._next_seq = self.client.write_many(
-            self._next_seq,
-            build_text_resultset(
-                columns=list(zip(columns, types, strict=True)),
-                rows=rows,
-                capabilities=self.capabilities,
-                status=status,
-            ),
+    def info(self, now: float) -> SessionInfo | None:
+        """What SHOW PROCESSLIST shows of this session (None before login)."""
+        if self.account is None:
+            return None
+        activity = self.activity
+        return SessionInfo(
+            self.connection_id,
+            self.account,
+            self.user,
+            f"{self.client_ip}:{self.client_port}",
+            self.current_db,
+            activity.command,
+            int(now - activity.since),
+            activity.info,
         )
 
-    def _visible_sessions(self) -> list[Session]:
-        """Own sessions; an administrator also sees every session in its database."""
+    def _visible_sessions(self) -> dict[int, SessionInfo]:
         assert self.account is not None
-        me = self.account
-        visible = []
-        for other in list(self.ctx.sessions.values()):
-            if other.account is None:
-                continue
-            if other.account.id == me.id or (
-                me.builtin == "admin"
-                and me.owner_db is not None
-                and other.current_db is not None
-                and other.current_db.lower() == me.owner_db.lower()
-            ):
-                visible.append(other)
-        return visible
+        now = time.monotonic()
+        shown: dict[int, SessionInfo] = {}
+        for session in list(self.ctx.sessions.values()):
+            info = session.info(now)
+            if info is not None and visible(self.account, info):
+                shown[info.connection_id] = info
+        return shown
 
     def _show_processlist(self, full: bool) -> None:
-        now = time.monotonic()
-        rows: list[list[str | None]] = []
-        for other in sorted(self._visible_sessions(), key=lambda s: s.connection_id):
-            info = other.activity.info
-            if info is not None and not full:
-                info = info[:100]
-            if other is self:
-                info = "SHOW FULL PROCESSLIST" if full else "SHOW PROCESSLIST"
-            rows.append(
-                [
-                    str(other.connection_id),
-                    other.user,
-                    f"{other.client_ip}:{other.client_port}",
-                    other.current_db,
-                    "Query" if other is self else other.activity.command,
-                    str(int(now - other.activity.since)),
-                    "" if other.activity.command == "Sleep" and other is not self else "executing",
-                    info if other.activity.command != "Sleep" or other is self else None,
-                ]
-            )
-        self._write_resultset(
-            ["Id", "User", "Host", "db", "Command", "Time", "State", "Info"], rows
-        )
+        rows = processlist_rows(self._visible_sessions().values(), self.connection_id, full)
+        self._write_resultset(list(PROCESSLIST_COLUMNS), rows, PROCESSLIST_NUMERIC)
 
     async def _kill(self, connection_id: int, query_only: bool) -> None:
+        # A session the caller may not see is answered exactly like one that does not exist.
         target = self.ctx.sessions.get(connection_id)
-        if target is None:
+        if target is None or connection_id not in self._visible_sessions():
             self._reply_error(
                 sql_error(ErrorCode.NO_SUCH_THREAD, f"Unknown thread id: {connection_id}")
-            )
-            return
-        if target not in self._visible_sessions():
-            self._reply_error(
-                sql_error(ErrorCode.KILL_DENIED, f"You are not owner of thread {connection_id}")
             )
             return
         if query_only:
@@ -1040,18 +937,18 @@ class Session:
 
     async def cancel_query(self) -> None:
         """KILL QUERY: ask the backend to interrupt this session's running statement."""
-        backend = self.backend
-        if backend is None or self.activity.command == "Sleep":
+        conn = self.link.conn
+        if conn is None or self.activity.command == "Sleep":
             return
         try:
             killer = await BackendConnection.connect(
-                backend.target, timeout=self.ctx.config.server.backend_connect_timeout
+                conn.target, timeout=self.ctx.config.server.backend_connect_timeout
             )
         except BackendError as exc:
             log.warning("KILL QUERY for connection %d failed: %s", self.connection_id, exc)
             return
         try:
-            await killer.command(b"\x03" + f"KILL QUERY {backend.thread_id}".encode())
+            await killer.command(b"\x03" + f"KILL QUERY {conn.thread_id}".encode())
         except BackendError:
             pass
         finally:
@@ -1073,174 +970,30 @@ class Session:
     def kill(self) -> None:
         """KILL CONNECTION from another session: close both sides now."""
         self.killed = True
-        if self.backend is not None:
-            self.backend.close()
+        self.link.drop()
         self.client.close()
 
-    # Other commands ----------------------------------------------------------------------------
-
-    async def _com_init_db(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
-        name = _decode(payload[1:])
-        resolved = resolve_database(snapshot, self._caller(), name)
-        if isinstance(resolved, SqlError):
-            self._reply_error(resolved)
-        else:
-            await self._use(resolved)
-
-    async def _com_ping(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
-        self._reply_ok()
-
-    async def _forward_single(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
-        """Commands answered with one packet (COM_SET_OPTION, COM_STATISTICS, COM_STMT_RESET)."""
-        backend = await self._backend_or_error()
-        if backend is None:
-            return
-        backend.send(payload)
-        await self._relay(backend, ResponseKind.SINGLE)
-
-    async def _com_stmt_prepare(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
-        sql = _decode(payload[1:])
-        self.activity = Activity("Prepare", time.monotonic(), sql)
-        self.ctx.metrics.statement("prepare")
-        statements, digest = analyze_with_digest(sql, self.current_db, self.lex_mode)
-        if len(statements) != 1:
-            self._reply_error(
-                sql_error(ErrorCode.PARSE, "Prepared statements take exactly one statement")
+    async def _account_statement(self, text: str) -> None:
+        assert self.account is not None
+        actor = Actor(self.account, self.client_ip, self.current_db)
+        try:
+            reply = await execute_account_statement(
+                self.ctx.accounts, text, actor, self.ctx.table_exists
             )
-            return
-        statement = statements[0]
-        if self._hides_tables(statement, snapshot):
-            self._reply_error(_METADATA_ALONE)
-            return
-        # Queries and transaction/session statements (sysbench prepares BEGIN and COMMIT);
-        # not those the proxy answers itself, nor changes of sql_mode or character set,
-        # which the proxy must see as text to keep its lexer in step.
-        if (
-            statement.kind not in (Kind.QUERY, Kind.SESSION, Kind.REFUSED)
-            or statement.lex_mode is not None
-            or statement.charset is not None
-        ):
-            self._reply_error(
-                sql_error(
-                    ErrorCode.NOT_SUPPORTED_YET,
-                    "This command is not supported in the prepared statement protocol yet",
-                )
-            )
-            return
-        decision = decide(statement, snapshot, self._caller())
-        if isinstance(decision, Deny):
-            self._reply_error(decision.error)
-            return
-        backend = await self._backend_or_error()
-        if backend is None:
-            return
-        text = (
-            payload[1:]
-            if statement.text == sql
-            else statement.text.encode("utf-8", "surrogateescape")
-        )
-        backend.send(b"\x16" + text)
-        scanner = await self._relay(backend, ResponseKind.PREPARE)
-        if scanner is not None and scanner.statement_id is not None:
-            self.prepared[scanner.statement_id] = PreparedStatement(statement.requirements, digest)
-
-    def _prepared_requirements(
-        self, payload: bytes, name: str
-    ) -> tuple[int, tuple[Requirement, ...] | None]:
-        statement_id = int.from_bytes(payload[1:5], "little")
-        prepared = self.prepared.get(statement_id)
-        requirements = None if prepared is None else prepared.requirements
-        if requirements is None:
-            self._reply_error(
-                sql_error(
-                    ErrorCode.UNKNOWN_STMT_HANDLER,
-                    f"Unknown prepared statement handler ({statement_id}) given to {name}",
-                )
-            )
-        return statement_id, requirements
-
-    async def _com_stmt_execute(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
-        self.activity = Activity("Execute", time.monotonic(), self.activity.info)
-        self.ctx.metrics.statement("execute")
-        await self._relay_prepared(payload, snapshot, "mysqld_stmt_execute", ResponseKind.QUERY)
-
-    async def _com_stmt_fetch(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
-        await self._relay_prepared(payload, snapshot, "mysqld_stmt_fetch", ResponseKind.FETCH)
-
-    async def _relay_prepared(
-        self, payload: bytes, snapshot: CatalogSnapshot, name: str, kind: ResponseKind
-    ) -> None:
-        statement_id, requirements = self._prepared_requirements(payload, name)
-        if requirements is None:
-            return
-        # Grants may have changed since PREPARE: check again on every execution and fetch.
-        error = check_requirements(requirements, snapshot, self._caller())
-        if error is not None:
+        except SqlError as error:
             self._reply_error(error)
             return
-        backend = self.backend
-        if backend is None or backend.broken:
-            self._reply_error(sql_error(ErrorCode.SERVER_LOST, "Lost connection to backend"))
+        if isinstance(reply, ResultReply):
+            self._write_resultset([reply.column], [[row] for row in reply.rows])
             return
-        backend.send(payload)
-        started = time.perf_counter()
-        scanner = await self._relay(backend, kind)
-        if scanner is not None and kind is ResponseKind.QUERY:
-            self._record(backend, self.prepared[statement_id].digest, started, scanner)
+        self.notes = list(reply.notes)
+        self._reply_ok(warnings=len(self.notes))
 
-    async def _com_stmt_reset(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
-        _, requirements = self._prepared_requirements(payload, "mysqld_stmt_reset")
-        if requirements is not None:
-            await self._forward_single(payload, snapshot)
-
-    async def _com_stmt_no_reply(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
-        """COM_STMT_CLOSE and COM_STMT_SEND_LONG_DATA: no response, ever."""
-        statement_id = int.from_bytes(payload[1:5], "little")
-        if statement_id not in self.prepared:
-            return
-        if payload[0] == Command.COM_STMT_CLOSE:
-            del self.prepared[statement_id]
-        if self.backend is not None and not self.backend.broken:
-            self.backend.send(payload)
-
-    async def _com_field_list(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
-        table = _decode(payload[1:].split(b"\x00", 1)[0])
-        if self.current_db is None:
-            self._reply_error(sql_error(ErrorCode.NO_DB, "No database selected"))
-            return
-        assert self.account is not None
-        if not snapshot.privileges(self.account.id, self.current_db, table):
-            self._reply_error(
-                sql_error(
-                    ErrorCode.TABLEACCESS_DENIED,
-                    f"SELECT command denied to user '{self.account.user}'@'{self.client_ip}' "
-                    f"for table '{table}'",
-                )
-            )
-            return
-        backend = await self._backend_or_error()
-        if backend is None:
-            return
-        backend.send(payload)
-        await self._relay(backend, ResponseKind.FIELD_LIST)
-
-    async def _com_reset_connection(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
-        self.prepared.clear()
-        self.settings.clear()
-        self.lex_mode = LexMode()
-        if self.backend is not None and not self.backend.broken:
-            await self._forward_single(payload, snapshot)
-        else:
-            self._reply_ok()
-
-    async def _com_change_user(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
+    async def _change_user(self, payload: bytes) -> None:
         request = parse_change_user(payload, self.capabilities)
-        backend, self.backend = self.backend, None
-        if backend is not None:
-            await backend.quit()
+        await self.link.close()
+        self.link.reset()
         self.prepared.clear()
-        self.settings.clear()
-        self.lex_mode = LexMode()
         self.account = None
         self.current_db = None
         if request.charset is not None and request.charset in _SAFE_CHARSET_IDS:
@@ -1258,33 +1011,14 @@ class Session:
         self._check_user_limit()
         self._reply_ok()
 
-    async def _com_process_kill(self, payload: bytes, snapshot: CatalogSnapshot) -> None:
-        await self._kill(int.from_bytes(payload[1:5], "little"), query_only=False)
 
-    _handlers: dict[int, Callable[[Session, bytes, CatalogSnapshot], Awaitable[None]]] = {}
-
-
-Session._handlers = {
-    Command.COM_QUERY: Session._com_query,
-    Command.COM_INIT_DB: Session._com_init_db,
-    Command.COM_PING: Session._com_ping,
-    Command.COM_STMT_PREPARE: Session._com_stmt_prepare,
-    Command.COM_STMT_EXECUTE: Session._com_stmt_execute,
-    Command.COM_STMT_FETCH: Session._com_stmt_fetch,
-    Command.COM_STMT_RESET: Session._com_stmt_reset,
-    Command.COM_STMT_CLOSE: Session._com_stmt_no_reply,
-    Command.COM_STMT_SEND_LONG_DATA: Session._com_stmt_no_reply,
-    Command.COM_FIELD_LIST: Session._com_field_list,
-    Command.COM_SET_OPTION: Session._forward_single,
-    Command.COM_STATISTICS: Session._forward_single,
-    Command.COM_RESET_CONNECTION: Session._com_reset_connection,
-    Command.COM_CHANGE_USER: Session._com_change_user,
-    Command.COM_PROCESS_KILL: Session._com_process_kill,
-}
-
-
-def _backend_lost(exc: BackendError) -> SqlError:
-    return sql_error(ErrorCode.SERVER_LOST, f"Lost connection to backend: {exc}")
+def _analyze_payload(
+    payload: bytes, db: str | None, mode: LexMode
+) -> tuple[list[Statement], str, str]:
+    """Decode and classify a packet's SQL (run in a worker thread)."""
+    sql = _decode(payload[1:])
+    statements, digest = analyze_with_digest(sql, db, mode)
+    return statements, digest, sql
 
 
 def _make_scramble() -> bytes:
@@ -1297,13 +1031,3 @@ def _make_scramble() -> bytes:
 
 def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
-
-
-def _like_pattern(text: str) -> Callable[[str], bool] | None:
-    match = re.search(r"\blike\s+'((?:[^'\\]|\\.|'')*)'", text, re.IGNORECASE)
-    if match is None:
-        return None
-    pattern = match.group(1).replace("''", "'")
-    regex = "".join(".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in pattern)
-    compiled = re.compile(f"^{regex}$", re.IGNORECASE | re.DOTALL)
-    return lambda name: compiled.match(name) is not None

@@ -92,6 +92,7 @@ from __future__ import annotations
 import enum
 import logging
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -124,9 +125,16 @@ from proxy.sql.lexer import (
 )
 
 __all__ = [
+    "BIND_NAMED_LOCK",
+    "BIND_ONE_SHOT_SETTING",
+    "BIND_TABLE_LOCK",
+    "BIND_TEMPORARY_TABLE",
+    "BIND_USER_VARIABLE",
     "CACHE_SIZE",
+    "LEXING_VARIABLES",
     "Kind",
     "LexMode",
+    "NeedsParse",
     "Statement",
     "analyze",
     "analyze_uncached",
@@ -134,6 +142,7 @@ __all__ = [
     "cache_clear",
     "cache_info",
     "cached_shape",
+    "lexing_state",
 ]
 
 
@@ -162,9 +171,38 @@ class Statement:
     lex_mode: LexMode | None = None  # SESSION: the new lexer mode when sql_mode changes
     reads_information_schema: bool = False
     charset: str | None = None  # SESSION: the new client character set (SET NAMES etc.)
+    # Session state the statement leaves on the backend connection that a new connection would
+    # not have (BIND_* reasons): a lost connection then cannot be replaced silently.
+    binds: frozenset[str] = frozenset()
+    # System variables the statement sets: the session reads their values back from the shard
+    # afterwards and replays them on any new backend connection.
+    readback: tuple[str, ...] = ()
+    # SET [SESSION] TRANSACTION characteristics, replayed as written (words only, so the text
+    # means the same under every sql_mode).
+    replay: tuple[str, ...] = ()
+    # A variable that decides how statements are lexed (LEXING_VARIABLES) is set from an
+    # expression: the proxy learns its value only by reading it back.
+    lexing_unknown: bool = False
+    like: str | None = None  # SHOW DATABASES LIKE 'pattern': the pattern's value
+    shows_warnings: bool = False  # SHOW WARNINGS [LIMIT ...] / SHOW COUNT(*) WARNINGS
 
 
 CACHE_SIZE: Final = 10_000
+
+# Why a statement ties the session to its backend connection (Statement.binds).
+BIND_USER_VARIABLE: Final = "user variable"
+BIND_TEMPORARY_TABLE: Final = "temporary table"
+BIND_NAMED_LOCK: Final = "named lock"
+BIND_TABLE_LOCK: Final = "table lock"
+BIND_ONE_SHOT_SETTING: Final = "one-shot setting"
+# Variables that shape how the proxy must lex the session's next statements.
+LEXING_VARIABLES: Final = (
+    "sql_mode",
+    "character_set_client",
+    "character_set_connection",
+    "character_set_results",
+    "collation_connection",
+)
 
 # --------------------------------------------------------------------------------------------
 # Errors
@@ -472,7 +510,16 @@ log = logging.getLogger(__name__)
 _DIALECT: Final = sqlglot.Dialect.get_or_raise("mysql")
 
 
+class NeedsParse(Exception):
+    """:func:`analyze_with_digest` with ``parse=False`` met a statement that needs sqlglot."""
+
+
+_parsing = threading.local()  # .forbidden: set while an analysis must not parse
+
+
 def _parse_one(text: str) -> exp.Expression:
+    if getattr(_parsing, "forbidden", False):
+        raise NeedsParse
     _QuietSqlglot.active += 1
     try:
         trees = _DIALECT.parse(text)
@@ -1516,6 +1563,23 @@ def _load(cur: _Cursor) -> None:
     raise _parse_error()
 
 
+def _shape_binds(imgs: Sequence[str]) -> frozenset[str]:
+    """What a statement leaves on its backend connection, from its images: user variables
+    assigned (``@x := ...``, ``INTO @x``), named locks (``GET_LOCK(...)``), temporary tables."""
+    binds: set[str] = set()
+    n = len(imgs)
+    for i, img in enumerate(imgs):
+        nxt = imgs[i + 1] if i + 1 < n else ""
+        assigns = img[0] == "@" and img[:2] != "@@" and nxt == ":="
+        if assigns or (nxt[:1] == "@" and nxt[:2] != "@@" and _kw(img) == "INTO"):
+            binds.add(BIND_USER_VARIABLE)
+        elif nxt == "(" and _fn_name(img) == "GET_LOCK":
+            binds.add(BIND_NAMED_LOCK)
+    if _kw(imgs[0]) == "CREATE" and "TEMPORARY" in (_kw(i) for i in imgs[1:4]):
+        binds.add(BIND_TEMPORARY_TABLE)
+    return frozenset(binds)
+
+
 def _analyze_shape(imgs: Sequence[str], current_db: str | None) -> Statement:
     """Everything whose decision depends on the shape key alone (cacheable)."""
     reqs = _Reqs(current_db)
@@ -1559,7 +1623,12 @@ def _analyze_shape(imgs: Sequence[str], current_db: str | None) -> Statement:
     except _Refuse as refusal:
         return Statement(Kind.REFUSED, "", error=refusal.error)
     return Statement(
-        Kind.QUERY, "", requirements=reqs.result(), reads_information_schema=reqs.reads_is
+        Kind.QUERY,
+        "",
+        requirements=reqs.result(),
+        reads_information_schema=reqs.reads_is,
+        binds=_shape_binds(imgs),
+        shows_warnings=_kw(imgs[0]) == "SHOW" and _kw(imgs[1]) in ("WARNINGS", "COUNT"),
     )
 
 
@@ -1638,12 +1707,45 @@ def _literal_value(value: list[Token]) -> Token:
     raise _unsupported("SET of a system variable to anything but a literal value")
 
 
+# Setting these changes what a later statement (an INSERT, LAST_INSERT_ID()) sees once, so a
+# replay on a new connection could be wrong (and a read-back of ``timestamp`` cannot tell a
+# fixed value from the running clock): they bind the session to its connection instead.
+_ONE_SHOT_VARIABLES: Final = frozenset({"insert_id", "last_insert_id", "identity", "timestamp"})
+
+
+def lexing_state(sql_mode: str, character_set_client: str) -> LexMode:
+    """The lexer mode for a session whose shard reports these values (read back from it).
+
+    Raises :class:`SqlError` when the proxy cannot lex the session's statements the way the
+    shard will: an ``sql_mode`` with a parser mode of another database (ORACLE, MSSQL, ...) or a
+    client character set whose multi-byte characters can contain ASCII quotes or backslashes.
+    """
+    try:
+        mode = _sql_mode(sql_mode)
+        _charset_ok(character_set_client)
+    except _Refuse as refusal:
+        raise refusal.error from None
+    return mode
+
+
 class _SetResult:
-    __slots__ = ("charset", "lex_mode")
+    __slots__ = ("binds", "charset", "lex_mode", "lexing_unknown", "readback")
 
     def __init__(self) -> None:
         self.lex_mode: LexMode | None = None
         self.charset: str | None = None
+        self.binds: set[str] = set()
+        self.readback: dict[str, None] = {}
+        self.lexing_unknown = False
+
+
+def _expression_value(value: list[Token]) -> bool:
+    """Whether a system variable's value is an expression rather than one literal."""
+    try:
+        _literal_value(value)
+    except _Refuse:
+        return True
+    return False
 
 
 def _set_item(item: list[Token], reqs: _Reqs, out: _SetResult) -> None:
@@ -1681,6 +1783,7 @@ def _set_item(item: list[Token], reqs: _Reqs, out: _SetResult) -> None:
             if coll is not None:
                 _charset_ok(coll.split("_", 1)[0])
         out.charset = cs or "default"
+        out.readback.update(dict.fromkeys(LEXING_VARIABLES[1:]))
         return
     if up in ("CHARACTER", "CHARSET"):
         rest = item[1:]
@@ -1690,6 +1793,7 @@ def _set_item(item: list[Token], reqs: _Reqs, out: _SetResult) -> None:
             rest = rest[1:]
         if len(rest) != 1:
             raise _parse_error()
+        out.readback.update(dict.fromkeys(LEXING_VARIABLES[1:]))
         if rest[0].kind is TokenKind.WORD and rest[0].value.upper() == "DEFAULT":
             out.charset = "default"
             return
@@ -1702,6 +1806,7 @@ def _set_item(item: list[Token], reqs: _Reqs, out: _SetResult) -> None:
         if len(item) < 3 or item[1].value not in ("=", ":="):
             raise _parse_error()
         _expression_requirements([t.image for t in item[2:]], reqs)
+        out.binds.add(BIND_USER_VARIABLE)
         return
     # a system variable
     if first.kind is TokenKind.SYS_VAR:
@@ -1721,17 +1826,38 @@ def _set_item(item: list[Token], reqs: _Reqs, out: _SetResult) -> None:
         raise _parse_error()
     if not value or value[0].kind is not TokenKind.OP or value[0].value not in ("=", ":="):
         raise _parse_error()
+    if (
+        var != "sql_mode"
+        and var not in _CHARSET_VARIABLES
+        and var != "collation_connection"
+        and var not in _SESSION_VARIABLES
+    ):
+        raise _unsupported(f"SET of variable {var}")
+    if _expression_value(value[1:]):
+        # From an expression (SET sql_mode = @old, SET x = (SELECT ...)): tables it reads need
+        # SELECT, and the shard's resulting value is read back after the statement.
+        _expression_requirements([t.image for t in value[1:]], reqs)
+        if var in _ONE_SHOT_VARIABLES:
+            out.binds.add(BIND_ONE_SHOT_SETTING)
+        else:
+            out.readback[var] = None
+            if var in LEXING_VARIABLES:
+                out.lexing_unknown = True
+        return
+    if var in _ONE_SHOT_VARIABLES:
+        out.binds.add(BIND_ONE_SHOT_SETTING)
+    else:
+        out.readback[var] = None
     tok = _literal_value(value[1:])
     is_word = tok.kind in (TokenKind.WORD, TokenKind.IDENT)
     if var == "sql_mode":
-        if is_word and tok.value.upper() == "DEFAULT":
-            out.lex_mode = LexMode()
-        elif tok.kind is TokenKind.STRING or (
-            is_word and tok.value.upper() not in ("NULL", "ON", "OFF")
+        if tok.kind is TokenKind.STRING or (
+            is_word and tok.value.upper() not in ("NULL", "ON", "OFF", "DEFAULT")
         ):
             out.lex_mode = _sql_mode(tok.value)
         else:
-            raise _unsupported("sql_mode given as a number")
+            # DEFAULT (the server's global value) or a bit mask: known once read back.
+            out.lexing_unknown = True
         return
     if var in _CHARSET_VARIABLES or var == "collation_connection":
         word = tok.value.upper() if is_word else ""
@@ -1746,8 +1872,6 @@ def _set_item(item: list[Token], reqs: _Reqs, out: _SetResult) -> None:
         if var == "character_set_client":
             out.charset = cs
         return
-    if var not in _SESSION_VARIABLES:
-        raise _unsupported(f"SET of variable {var}")
 
 
 def _set(tokens: Sequence[Token], reqs: _Reqs) -> Statement:
@@ -1758,13 +1882,16 @@ def _set(tokens: Sequence[Token], reqs: _Reqs) -> Statement:
     if kws[i : i + 1] == ["ROLE"] or kws[i : i + 2] == ["DEFAULT", "ROLE"]:
         raise _unsupported("SET ROLE")
     if kws[i : i + 1] == ["STATEMENT"]:
-        raise _unsupported("SET STATEMENT")
+        return _set_statement(tokens, reqs)
     scope = kws[i] if i < len(kws) and kws[i] in ("GLOBAL", "SESSION", "LOCAL") else ""
     if kws[i + (1 if scope else 0) : i + (2 if scope else 1)] == ["TRANSACTION"]:
         if scope == "GLOBAL":
             raise _need("SUPER")
         _transaction_characteristics(kws[i + (2 if scope else 1) :])
-        return Statement(Kind.SESSION, "")
+        if scope:  # the session's characteristics: replayed as written
+            return Statement(Kind.SESSION, "", replay=(" ".join(kws[1:]),))
+        # The next transaction's only: consumed by it, so not replayable.
+        return Statement(Kind.SESSION, "", binds=frozenset({BIND_ONE_SHOT_SETTING}))
     out = _SetResult()
     for item in _split_commas(tokens[1:]):
         _set_item(item, reqs, out)
@@ -1775,6 +1902,48 @@ def _set(tokens: Sequence[Token], reqs: _Reqs) -> Statement:
         lex_mode=out.lex_mode,
         reads_information_schema=reqs.reads_is,
         charset=out.charset,
+        binds=frozenset(out.binds),
+        readback=tuple(out.readback),
+        lexing_unknown=out.lexing_unknown,
+    )
+
+
+def _set_statement(tokens: Sequence[Token], reqs: _Reqs) -> Statement:
+    """``SET STATEMENT var = value [, ...] FOR statement``: each variable follows the rules of
+    SET, the statement needs what it needs. The variables last for the statement only, and the
+    statement is lexed under the session's current sql_mode (MariaDB parses it before setting
+    them), so nothing about the session's state changes."""
+    depth = 0
+    for_at = -1
+    for j in range(2, len(tokens)):
+        tok = tokens[j]
+        if tok.kind is TokenKind.OP and tok.value in ("(", ")"):
+            depth += 1 if tok.value == "(" else -1
+        elif depth == 0 and tok.kind is TokenKind.WORD and tok.value.upper() == "FOR":
+            for_at = j
+            break
+    if for_at in (-1, 2, len(tokens) - 1):
+        raise _parse_error()
+    scratch = _SetResult()
+    for item in _split_commas(tokens[2:for_at]):
+        if item and item[0].kind is TokenKind.USER_VAR:
+            raise _parse_error()  # system variables only
+        _set_item(item, reqs, scratch)
+    imgs = [t.image for t in tokens[for_at + 1 :]]
+    if _opener(imgs) != "shape":
+        raise _unsupported("SET STATEMENT ... FOR this statement")
+    inner = _analyze_shape(imgs, reqs.db)
+    if inner.kind is Kind.REFUSED:
+        assert inner.error is not None
+        raise _Refuse(inner.error)
+    reqs.items.update(dict.fromkeys(inner.requirements))
+    reqs.reads_is = reqs.reads_is or inner.reads_information_schema
+    return Statement(
+        Kind.QUERY,
+        "",
+        requirements=reqs.result(),
+        reads_information_schema=reqs.reads_is,
+        binds=inner.binds,
     )
 
 
@@ -1895,6 +2064,7 @@ def _show_values(tokens: Sequence[Token]) -> Statement:
                 raise _unsupported("SHOW DATABASES ... WHERE")
             if len(rest) != 2 or kws[2] != "LIKE" or rest[1].kind is not TokenKind.STRING:
                 raise _parse_error()
+            return Statement(Kind.SHOW_DATABASES, "", like=rest[1].value)
         return Statement(Kind.SHOW_DATABASES, "")
     if kws[1] == "QUERY_DIGEST":
         if len(kws) != 2:
@@ -1993,6 +2163,12 @@ def _with_text(st: Statement, text: str) -> Statement:
         _object_setattr(clone, "lex_mode", st.lex_mode)
         _object_setattr(clone, "reads_information_schema", st.reads_information_schema)
         _object_setattr(clone, "charset", st.charset)
+        _object_setattr(clone, "binds", st.binds)
+        _object_setattr(clone, "readback", st.readback)
+        _object_setattr(clone, "replay", st.replay)
+        _object_setattr(clone, "lexing_unknown", st.lexing_unknown)
+        _object_setattr(clone, "like", st.like)
+        _object_setattr(clone, "shows_warnings", st.shows_warnings)
         return clone
     if error is _PARSE or error.errno == ErrorCode.PARSE.errno:
         error = parse_error(text)
@@ -2008,6 +2184,12 @@ def _with_text(st: Statement, text: str) -> Statement:
         st.lex_mode,
         st.reads_information_schema,
         st.charset,
+        st.binds,
+        st.readback,
+        st.replay,
+        st.lexing_unknown,
+        st.like,
+        st.shows_warnings,
     )
 
 
@@ -2019,6 +2201,8 @@ def _analyze_one(lexed: LexedStatement, current_db: str | None) -> tuple[Stateme
         if opener == "shape":
             return _with_text(_analyze_shape(imgs, current_db), lexed.text), True
         return _analyze_values(lexed, opener, current_db), False
+    except NeedsParse:
+        raise
     except RecursionError:
         error = not_supported("statements nested this deeply")
     except Exception:  # fail closed: a bug here must refuse the statement, not crash the session
@@ -2029,7 +2213,9 @@ def _analyze_one(lexed: LexedStatement, current_db: str | None) -> tuple[Stateme
 
 
 def _changes_lexing(st: Statement) -> bool:
-    return st.kind is Kind.SESSION and (st.lex_mode is not None or st.charset is not None)
+    return st.kind is Kind.SESSION and (
+        st.lex_mode is not None or st.charset is not None or st.lexing_unknown
+    )
 
 
 def _after_change(text: str) -> Statement:
@@ -2115,6 +2301,8 @@ def _remember(cache: OrderedDict[Any, Statement], key: Any, st: Statement) -> No
         st.requirements,
         st.error,
         reads_information_schema=st.reads_information_schema,
+        binds=st.binds,
+        shows_warnings=st.shows_warnings,
     )
     if len(cache) > CACHE_SIZE:
         cache.popitem(last=False)
@@ -2144,11 +2332,21 @@ def analyze(sql: str, current_db: str | None, mode: LexMode = DEFAULT_MODE) -> l
 
 
 def analyze_with_digest(
-    sql: str, current_db: str | None, mode: LexMode = DEFAULT_MODE
+    sql: str, current_db: str | None, mode: LexMode = DEFAULT_MODE, *, parse: bool = True
 ) -> tuple[list[Statement], str]:
     """:func:`analyze`, and the request's *digest text*: its literals replaced by ``?`` /
     ``'?'``, how the query digest groups statements -- the fast key where there is one (as
-    :func:`cached_shape` gives it), else the shape keys the analysis lexed anyway."""
+    :func:`cached_shape` gives it), else the shape keys the analysis lexed anyway.
+
+    With ``parse=False`` it raises :class:`NeedsParse` instead of running sqlglot (a shape not
+    cached yet, a SET from an expression): the caller then runs it again off its event loop.
+    """
+    if not parse:
+        _parsing.forbidden = True
+        try:
+            return analyze_with_digest(sql, current_db, mode)
+        finally:
+            _parsing.forbidden = False
     fast = _fast_key(sql)
     digest = "" if fast is None else fast.strip(" \t\r\n")
     if fast is not None:

@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 
 from auth.privileges import Priv
 from proxy.backend.connection import backend_user
-from proxy.sql.analyze import Kind, Statement, analyze
+from proxy.session.link import OWN_STATEMENT
+from proxy.sql.analyze import Kind, Statement, analyze, lexing_state
 from proxy.sql.lexer import DEFAULT_MODE, LexMode
 from tests.e2e.conftest import PASSWORDS, ProxyEnv
 from tests.e2e.test_enforcement import (
@@ -57,6 +58,11 @@ CHARSET_REFUSED = (
     "characters never contain ASCII bytes (such as utf8mb4 and latin1) can be checked safely"
 )
 NOT_COMBINED = "This statement cannot be combined with others in one packet: {}"
+NOT_SUPPORTED_SWITCH = (
+    "This version of shardgate doesn't yet support 'Switching databases while the session "
+    "holds a transaction, temporary tables, locks, user variables or prepared statements on "
+    "the current one'"
+)
 METADATA_ALONE = (
     1235,
     "With table-level privileges only, send SHOW TABLES and information_schema queries as "
@@ -107,7 +113,8 @@ class World(Env):
 
     def relayed(self, since: Any) -> list[str]:
         """Statements the easydb backend account sent to the shard since ``since`` (but for
-        the ``SET NAMES utf8mb4`` every new PyMySQL connection sends)."""
+        the ``SET NAMES utf8mb4`` every new PyMySQL connection sends, and the proxy's own
+        reading and applying of the session's state, marked ``/* shardgate */``)."""
         found = rows(
             self.shard,
             "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log "
@@ -115,7 +122,11 @@ class World(Env):
             "AND command_type IN ('Query', 'Prepare', 'Execute') ORDER BY event_time",
             (since, self.backend_account + "[%"),
         )
-        return [r[0] for r in found if r[0] != "SET NAMES utf8mb4"]
+        return [
+            r[0]
+            for r in found
+            if r[0] != "SET NAMES utf8mb4" and not r[0].startswith(OWN_STATEMENT)
+        ]
 
     def state(self) -> Any:
         return (
@@ -233,8 +244,8 @@ def test_multi_statement_packets(world: World) -> None:
             ("SELECT * FROM otherdb.t", cross_db("otherdb")),
             ("SELEC 1", classifier_error("SELEC 1")),
             (
-                "SET sql_mode = 'ANSI_QUOTES'",
-                (1235, NOT_COMBINED.format("SET sql_mode = 'ANSI_QUOTES'")),
+                "SET sql_mode = @m",  # the new mode is known only once read back
+                (1235, NOT_COMBINED.format("SET sql_mode = @m")),
             ),
             ("USE easydb", (1235, NOT_COMBINED.format("USE easydb"))),
             (
@@ -243,8 +254,6 @@ def test_multi_statement_packets(world: World) -> None:
             ),
             ("SHOW DATABASES", (1235, NOT_COMBINED.format("SHOW DATABASES"))),
             ("KILL 1", (1235, NOT_COMBINED.format("KILL 1"))),
-            ("SHOW TABLES", METADATA_ALONE),
-            ("SELECT TABLE_NAME FROM information_schema.TABLES", METADATA_ALONE),
             ("LOAD DATA INFILE '/etc/passwd' INTO TABLE hxms", need_global("FILE")),
             ("PREPARE s FROM 'DELETE FROM hxsec'", not_supported("PREPARE")),
             ("SELECT 1 /*!; DELETE FROM hxsec */", table_denied("DELETE", me, "hxsec")),
@@ -509,7 +518,7 @@ def test_set_password_variants_are_never_forwarded(world: World) -> None:
             (f"ALTER USER {user} IDENTIFIED BY 'Abcdef1'", not_supported("ALTER USER")),
             (
                 "SET STATEMENT max_statement_time = 1 FOR SET PASSWORD = 'Abcdef1'",
-                not_supported("SET STATEMENT"),
+                not_supported("SET STATEMENT ... FOR this statement"),
             ),
         ]:
             if isinstance(expected, int):
@@ -735,30 +744,33 @@ def test_ansi_quotes_is_tracked(world: World) -> None:
             assert rows(conn, 'SELECT "v" FROM "hxpub"') == [("public",)]
             rows(conn, "SET sql_mode = DEFAULT")
             assert rows(conn, 'SELECT "v" FROM hxpub') == [("v",)]
+        # changes from expressions, numbers or DEFAULT: the proxy reads the new mode back
+        rows(conn, "SET @m = 'ANSI_QUOTES'")
+        for sql in (
+            "SET sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')",
+            "SET sql_mode = @m",
+            "SET sql_mode = 0x414E53495F51554F544553",
+            "SET sql_mode = 4",  # ANSI_QUOTES as a bit mask
+            "SET @@session.sql_mode = (SELECT 'ANSI_QUOTES')",
+        ):
+            rows(conn, sql)
+            assert "ANSI_QUOTES" in rows(conn, "SELECT @@session.sql_mode")[0][0], sql
+            world.refused(conn, ANSI_PAYLOAD, table_denied("SELECT", user, "hxsec"))
+            rows(conn, "SET sql_mode = DEFAULT")
+            assert rows(conn, ANSI_PAYLOAD) == [(1,)], sql
+        # SET STATEMENT lexes its statement under the session's mode, and leaves it alone
+        assert rows(conn, "SET STATEMENT sql_mode = 'ANSI_QUOTES' FOR SELECT \"v\"") == [("v",)]
+        assert rows(conn, ANSI_PAYLOAD) == [(1,)]
         # changes the proxy cannot follow are refused, and the mode stays as it was
+        rows(conn, "SET @oracle = 'ORACLE'")
         for sql, expected in [
             ("SET sql_mode = 'ORACLE'", not_supported("sql_mode ORACLE")),
             ("SET sql_mode = 'MSSQL,ANSI_QUOTES'", not_supported("sql_mode MSSQL")),
-            (
-                "SET sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')",
-                not_supported("SET of a system variable to anything but a literal value"),
-            ),
-            (
-                "SET sql_mode = @m",
-                not_supported("SET of a system variable to anything but a literal value"),
-            ),
-            (
-                "SET sql_mode = 0x414E53495F51554F544553",
-                not_supported("sql_mode given as a number"),
-            ),
-            ("SET sql_mode = 4", not_supported("sql_mode given as a number")),
-            (
-                "SET STATEMENT sql_mode = 'ANSI_QUOTES' FOR SELECT 1",
-                not_supported("SET STATEMENT"),
-            ),
+            ("SET sql_mode = @oracle", not_supported("sql_mode ORACLE")),
             ("SET GLOBAL sql_mode = 'ANSI_QUOTES'", need_global("SUPER")),
         ]:
-            world.refused(conn, sql, expected)
+            assert error_of(conn, sql) == expected, sql
+            assert "ORACLE" not in rows(conn, "SELECT @@session.sql_mode")[0][0], sql
             assert "ANSI_QUOTES" not in rows(conn, "SELECT @@session.sql_mode")[0][0], sql
             assert rows(conn, ANSI_PAYLOAD) == [(1,)], sql
 
@@ -1051,15 +1063,9 @@ def test_prepared_statements_hostile(world: World) -> None:
                 (1,),
                 (1064, "Prepared statements take exactly one statement"),
             ),
-            (
-                "SET sql_mode = 'ANSI_QUOTES'",
-                (),
-                (1235, "This command is not supported in the prepared statement protocol yet"),
-            ),
             ("CALL hxproc()", (), not_supported("CALL")),
             ("SELECT LOAD_FILE(?)", ("/etc/passwd",), need_global("FILE")),
             ("SELECT * FROM mysql.user WHERE User = ?", ("root",), cross_db("mysql")),
-            ("SHOW TABLES", (), METADATA_ALONE),
             ("SELECT * FROM information_schema.PROCESSLIST", (), need_global("PROCESS")),
             ("PREPARE s FROM ?", ("DELETE FROM hxsec",), not_supported("PREPARE")),
             ("SELEC ?", (1,), classifier_error("SELEC ?")),
@@ -1074,6 +1080,15 @@ def test_prepared_statements_hostile(world: World) -> None:
         cur.execute("SELECT v FROM hxpub WHERE id = ?", (1,))
         assert cur.fetchall() == [("public",)]
         cur.close()
+        # a prepared SET of sql_mode is relayed, and the proxy follows it
+        cur = conn.cursor(prepared=True)
+        cur.execute("SET sql_mode = ?", ("ANSI_QUOTES",))
+        cur.close()
+        text = conn.cursor()
+        with pytest.raises(mysql.connector.Error) as info:
+            text.execute('SELECT "v" FROM hxsec')
+        assert (info.value.errno, info.value.msg) == table_denied("SELECT", user, "hxsec")
+        text.close()
         assert world.state() == (PUBLIC, SECRET)
     finally:
         conn.close()
@@ -1135,26 +1150,30 @@ def test_lexer_mode_survives_use_of_another_database(world: World) -> None:
         world.refused(conn, 'SELECT "v" FROM hxosec', table_denied("SELECT", user, "hxosec"))
 
 
-def test_replayed_settings_do_not_read_another_database(world: World) -> None:
+def test_user_variables_never_cross_databases(world: World) -> None:
+    """User variables live on the backend connection of one database's login: USE of another
+    database is refused while they exist (it would need a new connection and lose them)."""
     user = world.create_account([("SELECT", "hxpub")], prefix="h")
     world.shard_exec("DROP TABLE IF EXISTS hxsame")
     world.shard_exec("CREATE TABLE hxsame (v VARCHAR(20))")
     world.shard_exec("INSERT INTO hxsame VALUES ('easy')")
     world.grant(user, "SELECT", "hxsame")
-    world.shard_exec("DROP TABLE IF EXISTS hxsame, hxopub", 1)
-    world.shard_exec("CREATE TABLE hxsame (v VARCHAR(20))", 1)
-    world.shard_exec("INSERT INTO hxsame VALUES ('OTHERSECRET')", 1)
+    world.shard_exec("DROP TABLE IF EXISTS hxopub", 1)
     world.shard_exec("CREATE TABLE hxopub (id INT)", 1)
     world.grant(user, "SELECT", "hxopub", db="otherdb")
     with world.connect(user) as conn:
         rows(conn, "SET @x = (SELECT v FROM hxsame)")  # easydb.hxsame: allowed
         assert rows(conn, "SELECT @x") == [("easy",)]
-        rows(conn, "USE otherdb")
-        world.refused(conn, "SELECT v FROM hxsame", table_denied("SELECT", user, "hxsame"))
-        assert rows(conn, "SELECT @x") != [("OTHERSECRET",)]
+        assert error_of(conn, "USE otherdb") == (1235, NOT_SUPPORTED_SWITCH)
+        assert rows(conn, "SELECT DATABASE(), @x") == [("easydb", "easy")]
+    with world.connect(user) as conn:
+        rows(conn, "USE otherdb")  # nothing bound: fine
+        assert rows(conn, "SELECT DATABASE()") == [("otherdb",)]
 
 
-def test_replayed_settings_do_not_read_after_revoke(world: World) -> None:
+def test_a_lost_backend_with_user_variables_ends_the_session(world: World) -> None:
+    """A user variable is not replayed on a new backend connection (its expression would be
+    read again, after a REVOKE too): losing the connection ends the session with 2013."""
     user = world.create_account([("SELECT", "hxpub")], prefix="h")
     world.shard_exec("DROP TABLE IF EXISTS hxrev")
     world.shard_exec("CREATE TABLE hxrev (v VARCHAR(20))")
@@ -1165,8 +1184,14 @@ def test_replayed_settings_do_not_read_after_revoke(world: World) -> None:
         world.revoke(user, "SELECT", "hxrev")
         world.shard_exec("UPDATE hxrev SET v = 'AFTERREVOKE'")
         world.refused(conn, "SELECT v FROM hxrev", table_denied("SELECT", user, "hxrev"))
-        _replace_backend(world, conn)
-        assert rows(conn, "SELECT @x") != [("AFTERREVOKE",)]
+        [(thread,)] = rows(conn, "SELECT CONNECTION_ID()")
+        world.shard_exec(f"KILL {thread}")
+        with pytest.raises(pymysql.err.OperationalError) as info:
+            rows(conn, "SELECT @x")
+        assert info.value.args[0] == 2013
+        assert "user variable" in info.value.args[1]
+        with pytest.raises(pymysql.err.MySQLError):
+            rows(conn, "SELECT 1")  # the proxy closed the session
 
 
 def test_table_name_case_is_one_table_on_the_shard(world: World) -> None:
@@ -1430,12 +1455,6 @@ def _missing(statement: Statement, user: str) -> tuple[int, str] | None:
     return None
 
 
-def _metadata(statement: Statement) -> bool:
-    return statement.reads_information_schema or statement.text.upper().lstrip().startswith(
-        ("SHOW TABLES", "SHOW FULL TABLES", "SHOW TABLE STATUS")
-    )
-
-
 def _expectation(sql: str, mode: LexMode, user: str) -> tuple[str, Any]:
     """('error', errno) when the proxy must refuse, ('relay', text) when it must forward the
     text as analysed, ('any', text or None) when the outcome depends on more than the
@@ -1452,21 +1471,18 @@ def _expectation(sql: str, mode: LexMode, user: str) -> tuple[str, Any]:
             missing = _missing(st_, user)
             if missing is not None:
                 return "error", missing[0]
-            # metadata results are filtered: relayed as analysed, answered as the proxy sees fit
-            return ("any", st_.text) if _metadata(st_) else ("relay", st_.text)
+            return "relay", sql  # the client's text, unchanged
         return "any", None  # handled by the proxy itself
     for st_ in statements:
-        if st_.kind not in (Kind.QUERY, Kind.SESSION, Kind.REFUSED) or st_.lex_mode is not None:
-            return "error", 1235
         if st_.kind is Kind.REFUSED:
             assert st_.error is not None
             return "error", st_.error.errno
+        if st_.kind not in (Kind.QUERY, Kind.SESSION) or st_.lexing_unknown:
+            return "error", 1235
         missing = _missing(st_, user)
         if missing is not None:
             return "error", missing[0]
-        if _metadata(st_):
-            return "error", 1235
-    return "relay", ";\n".join(s.text for s in statements)
+    return "relay", sql
 
 
 def test_fuzz_never_crashes_and_never_relays_a_refused_statement(world: World) -> None:
@@ -1479,7 +1495,11 @@ def test_fuzz_never_crashes_and_never_relays_a_refused_statement(world: World) -
     flags = pymysql.constants.CLIENT.MULTI_STATEMENTS
     conn = world.connect(user, client_flag=flags, read_timeout=20)
     mode = [LexMode()]
-    relayable: set[str] = {"SELECT CONNECTION_ID()", "SET NAMES utf8mb4"}
+    relayable: set[str] = {
+        "SELECT CONNECTION_ID()",
+        "SET NAMES utf8mb4",
+        "SELECT @@session.sql_mode",
+    }
     threads: set[int] = set()
     threads.add(rows(conn, "SELECT CONNECTION_ID()")[0][0])
 
@@ -1511,10 +1531,9 @@ def test_fuzz_never_crashes_and_never_relays_a_refused_statement(world: World) -
             assert error is not None and error[0] == detail, (sql, error, detail)
         else:
             assert error is None or error[0] not in (2006, 2013, 2014), (sql, error)
-        if error is None:
-            [statement, *rest] = analyze(sql, "easydb", mode[0]) or [None]
-            if statement is not None and not rest and statement.lex_mode is not None:
-                mode[0] = statement.lex_mode
+        if error is None and "SQL_MODE" in sql.upper():
+            [(sql_mode,)] = rows(conn, "SELECT @@session.sql_mode")
+            mode[0] = lexing_state(sql_mode, "utf8mb4")
         # the session carries on
         thread = rows(conn, "SELECT CONNECTION_ID()")
         threads.add(thread[0][0])
@@ -1530,7 +1549,11 @@ def test_fuzz_never_crashes_and_never_relays_a_refused_statement(world: World) -
             f"WHERE command_type = 'Query' AND thread_id IN ({ids}) AND user_host LIKE %s",
             (world.backend_account + "[%",),
         )
-        unexpected = [text for (text,) in logged if text not in relayable]
+        unexpected = [
+            text
+            for (text,) in logged
+            if text not in relayable and not text.startswith(OWN_STATEMENT)
+        ]
         assert unexpected == []
         assert len(logged) > 300  # the probes, at least: the log did see this session
         assert world.on_shard("SELECT v FROM hxsec") == [("TOPSECRET",)]

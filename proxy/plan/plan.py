@@ -1,0 +1,477 @@
+"""What a client command means, decided in one pure function: ``plan(command, view, snapshot)``.
+
+The session turns each packet into a :data:`Command` value (after the classifier has analysed any
+SQL in it), asks :func:`plan` what to do, and carries the returned :data:`Plan` out in one place
+(``proxy.session.executor``). ``plan`` never performs I/O and reads nothing but its arguments:
+the command, the session as the decision sees it (:class:`SessionView`) and one catalog snapshot.
+It is tested from a table of cases (``tests/unit/plan_cases.txt``) and the fast path memoizes it,
+so both paths make the same decision by construction.
+
+Plans:
+
+* :class:`Relay` -- forward the client's packet verbatim to the session's backend connection and
+  relay the answer; :class:`Effects` says what the command leaves on that connection.
+* :class:`Forward` -- forward a packet that has no answer (COM_STMT_CLOSE, SEND_LONG_DATA).
+* :class:`Deny` -- answer with this error; nothing reaches a shard.
+* Local answers: :class:`UseDatabase`, :class:`ShowDatabases`, :class:`ShowProcesslist`,
+  :class:`ShowDigest`, :class:`ShowNotes`, :class:`Kill`, :class:`RunAccountStatement`,
+  :class:`Ok`, :class:`NoReply`, :class:`Reauthenticate`, :class:`Quit`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from auth.catalog import CatalogSnapshot
+from auth.errors import ErrorCode, SqlError, no_database_selected, not_supported, sql_error
+from auth.model import Account
+from auth.privileges import Priv, Requirement
+from proxy.plan.authorize import Caller, check_requirements, resolve_database
+from proxy.sql.analyze import Kind, Statement
+from proxy.sql.like import like_match
+from proxy.wire.stream import ResponseKind
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    """The session as decisions see it."""
+
+    account: Account
+    client_ip: str
+    current_db: str | None
+    has_notes: bool = False  # notes of the proxy's own last statement wait for SHOW WARNINGS
+    # Something lives on the session's backend connection that another connection would not
+    # have (a transaction, temporary tables, locks, user variables, prepared statements).
+    bound: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A statement prepared on the session's backend connection."""
+
+    statement: Statement
+    digest: str  # how the query digest shows it
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """COM_QUERY: one statement or several (a multi-statement packet)."""
+
+    statements: tuple[Statement, ...]
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class InitDb:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Prepare:
+    statements: tuple[Statement, ...]
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatementCommand:
+    """COM_STMT_EXECUTE / FETCH / RESET / CLOSE / SEND_LONG_DATA on a prepared statement."""
+
+    code: int
+    statement_id: int
+    prepared: Prepared | None
+
+
+@dataclass(frozen=True, slots=True)
+class FieldList:
+    table: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessKill:
+    connection_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Simple:
+    """A command with no argument the decision needs (PING, STATISTICS, QUIT, ...)."""
+
+    code: int
+
+
+Command = Query | InitDb | Prepare | StatementCommand | FieldList | ProcessKill | Simple
+
+# Command codes (the wire's Command enum, as plain ints).
+COM_QUIT = 0x01
+COM_FIELD_LIST = 0x04
+COM_STATISTICS = 0x09
+COM_PING = 0x0E
+COM_CHANGE_USER = 0x11
+COM_STMT_EXECUTE = 0x17
+COM_STMT_SEND_LONG_DATA = 0x18
+COM_STMT_CLOSE = 0x19
+COM_STMT_RESET = 0x1A
+COM_SET_OPTION = 0x1B
+COM_STMT_FETCH = 0x1C
+COM_RESET_CONNECTION = 0x1F
+
+# --------------------------------------------------------------------------------------------
+# Plans
+
+
+@dataclass(frozen=True, slots=True)
+class Effects:
+    """What a relayed command leaves on the session's backend connection."""
+
+    binds: frozenset[str] = frozenset()  # state a new connection would not have
+    readback: tuple[str, ...] = ()  # system variables to read back (and replay) afterwards
+    replay: tuple[str, ...] = ()  # SET fragments replayed as written on a new connection
+    # The new lexing state is known only once read back: hold the answer until then, so that
+    # a state the proxy cannot lex in is undone and refused instead of acknowledged.
+    hold: bool = False
+    prepares: Statement | None = None  # COM_STMT_PREPARE: what a PREPARE_OK registers
+    resets: bool = False  # COM_RESET_CONNECTION: the connection's session state is cleared
+
+
+NO_EFFECTS = Effects()
+
+
+@dataclass(frozen=True, slots=True)
+class Relay:
+    """Forward the client's packet verbatim; relay the shard's answer verbatim."""
+
+    response: ResponseKind
+    digest: str | None  # the query digest text to record it under (None: not recorded)
+    effects: Effects = NO_EFFECTS
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Forward the packet; the shard sends no answer (COM_STMT_CLOSE, SEND_LONG_DATA)."""
+
+    closes: int | None  # the statement id COM_STMT_CLOSE forgets
+
+
+@dataclass(frozen=True, slots=True)
+class Deny:
+    error: SqlError
+
+
+@dataclass(frozen=True, slots=True)
+class UseDatabase:
+    name: str  # the catalog's spelling
+
+
+@dataclass(frozen=True, slots=True)
+class ShowDatabases:
+    names: tuple[str, ...]  # already filtered by the LIKE pattern
+
+
+@dataclass(frozen=True, slots=True)
+class ShowProcesslist:
+    full: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ShowDigest:
+    database: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShowNotes:
+    """SHOW WARNINGS after one of the proxy's own statements left notes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Kill:
+    connection_id: int
+    query_only: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunAccountStatement:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ok:
+    """Answer OK, do nothing (COM_PING)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NoReply:
+    """Do nothing and answer nothing (COM_STMT_CLOSE of an unknown statement)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reauthenticate:
+    """COM_CHANGE_USER: the login path runs again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Quit:
+    """COM_QUIT: close the connection."""
+
+
+Plan = (
+    Relay
+    | Forward
+    | Deny
+    | UseDatabase
+    | ShowDatabases
+    | ShowProcesslist
+    | ShowDigest
+    | ShowNotes
+    | Kill
+    | RunAccountStatement
+    | Ok
+    | NoReply
+    | Reauthenticate
+    | Quit
+)
+
+# --------------------------------------------------------------------------------------------
+# Errors
+
+
+def _empty_query() -> SqlError:
+    return sql_error(ErrorCode.EMPTY_QUERY, "Query was empty")
+
+
+def _not_combinable(statement: Statement) -> SqlError:
+    return sql_error(
+        ErrorCode.NOT_SUPPORTED_YET,
+        f"This statement cannot be combined with others in one packet: {statement.text[:60]}",
+    )
+
+
+def _not_relayable() -> SqlError:
+    return sql_error(ErrorCode.NOT_SUPPORTED_YET, "Statement not supported by the proxy")
+
+
+def _unknown_statement(statement_id: int, name: str) -> SqlError:
+    return sql_error(
+        ErrorCode.UNKNOWN_STMT_HANDLER,
+        f"Unknown prepared statement handler ({statement_id}) given to {name}",
+    )
+
+
+_STATEMENT_COMMAND_NAMES = {
+    COM_STMT_EXECUTE: "mysqld_stmt_execute",
+    COM_STMT_FETCH: "mysqld_stmt_fetch",
+    COM_STMT_RESET: "mysqld_stmt_reset",
+}
+
+# --------------------------------------------------------------------------------------------
+# The decision
+
+
+def plan(command: Command, view: SessionView, snapshot: CatalogSnapshot) -> Plan:
+    """What ``command`` means for this session, against this catalog snapshot."""
+    if isinstance(command, Query):
+        return _query(command, view, snapshot)
+    if isinstance(command, StatementCommand):
+        return _statement_command(command, view, snapshot)
+    if isinstance(command, Prepare):
+        return _prepare(command, view, snapshot)
+    if isinstance(command, InitDb):
+        return _use(command.name, view, snapshot)
+    if isinstance(command, FieldList):
+        if view.current_db is None:
+            return Deny(no_database_selected())
+        # COM_FIELD_LIST is SHOW COLUMNS: it needs SELECT on the table.
+        requirement = Requirement(Priv.SELECT, view.current_db, command.table)
+        error = check_requirements((requirement,), snapshot, _caller(view))
+        return Deny(error) if error is not None else Relay(ResponseKind.FIELD_LIST, None)
+    if isinstance(command, ProcessKill):
+        return Kill(command.connection_id, query_only=False)
+    return _simple(command.code)
+
+
+def _caller(view: SessionView) -> Caller:
+    return Caller(view.account, view.client_ip, view.current_db)
+
+
+def _simple(code: int) -> Plan:
+    if code == COM_PING:
+        return Ok()
+    if code == COM_QUIT:
+        return Quit()
+    if code == COM_CHANGE_USER:
+        return Reauthenticate()
+    if code == COM_RESET_CONNECTION:
+        return Relay(ResponseKind.SINGLE, None, Effects(resets=True))
+    if code in (COM_STATISTICS, COM_SET_OPTION):
+        return Relay(ResponseKind.SINGLE, None)
+    return Deny(sql_error(ErrorCode.UNKNOWN_COM, "Unknown command"))
+
+
+def statement_effects(statement: Statement) -> Effects:
+    """The effects of relaying one analysed statement."""
+    if not statement.binds and not statement.readback and not statement.replay:
+        return NO_EFFECTS
+    return Effects(
+        binds=statement.binds,
+        readback=statement.readback,
+        replay=statement.replay,
+        hold=statement.lexing_unknown,
+    )
+
+
+def relayed_statement(statement: Statement, view: SessionView, snapshot: CatalogSnapshot) -> Plan:
+    """A statement the shard runs (QUERY or SESSION): relayed if the caller holds what it
+    needs; any other kind is denied here (the statements the proxy answers itself never come
+    this way). This is the decision the fast path memoizes per statement and grant view."""
+    if statement.kind is Kind.REFUSED:
+        assert statement.error is not None
+        return Deny(statement.error)
+    if statement.kind is not Kind.QUERY and statement.kind is not Kind.SESSION:
+        return Deny(_not_relayable())
+    error = check_requirements(statement.requirements, snapshot, _caller(view))
+    if error is not None:
+        return Deny(error)
+    return Relay(ResponseKind.QUERY, "", statement_effects(statement))
+
+
+def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan:
+    statements = command.statements
+    if not statements:
+        return Deny(_empty_query())
+    if len(statements) == 1:
+        return _one_statement(statements[0], command.digest, view, snapshot)
+    # A multi-statement packet is authorized whole, or refused whole: every statement is one the
+    # shard runs, whose new session state (if any) is known without asking the shard.
+    binds: set[str] = set()
+    readback: dict[str, None] = {}
+    replay: list[str] = []
+    for statement in statements:
+        if statement.kind is Kind.REFUSED:
+            assert statement.error is not None
+            return Deny(statement.error)
+        if statement.kind not in (Kind.QUERY, Kind.SESSION) or statement.lexing_unknown:
+            return Deny(_not_combinable(statement))
+        decided = relayed_statement(statement, view, snapshot)
+        if isinstance(decided, Deny):
+            return decided
+        binds |= statement.binds
+        readback.update(dict.fromkeys(statement.readback))
+        replay += statement.replay
+    effects = Effects(frozenset(binds), tuple(readback), tuple(replay))
+    return Relay(
+        ResponseKind.QUERY, command.digest, NO_EFFECTS if effects == NO_EFFECTS else effects
+    )
+
+
+def _one_statement(
+    statement: Statement, digest: str, view: SessionView, snapshot: CatalogSnapshot
+) -> Plan:
+    kind = statement.kind
+    if kind is Kind.QUERY or kind is Kind.SESSION:
+        if statement.shows_warnings and view.has_notes:
+            return ShowNotes()
+        decided = relayed_statement(statement, view, snapshot)
+        if isinstance(decided, Relay):
+            return Relay(decided.response, digest, decided.effects)
+        return decided
+    if kind is Kind.REFUSED:
+        assert statement.error is not None
+        return Deny(statement.error)
+    if kind is Kind.USE:
+        assert statement.target_db is not None
+        return _use(statement.target_db, view, snapshot)
+    if kind is Kind.SHOW_DATABASES:
+        names = ("information_schema", *snapshot.usable_databases(view.account.id))
+        pattern = statement.like
+        if pattern is not None:
+            names = tuple(n for n in names if like_match(pattern, n))
+        return ShowDatabases(tuple(names))
+    if kind is Kind.SHOW_PROCESSLIST:
+        return ShowProcesslist(statement.full)
+    if kind is Kind.SHOW_DIGEST:
+        return _show_digest(view)
+    if kind is Kind.KILL:
+        assert statement.kill_id is not None
+        return Kill(statement.kill_id, statement.kill_query)
+    if kind is Kind.ACCOUNT:
+        return RunAccountStatement(statement.text)
+    return Deny(_not_relayable())
+
+
+def _use(name: str, view: SessionView, snapshot: CatalogSnapshot) -> Plan:
+    """USE / COM_INIT_DB: 1044 before 1049 (no other tenant's name leaks). Each database is
+    reached through its own backend login, so switching needs a new backend connection: refused
+    while the session has state on the current one, which the switch would silently lose."""
+    resolved = resolve_database(snapshot, _caller(view), name)
+    if isinstance(resolved, SqlError):
+        return Deny(resolved)
+    if view.bound and resolved != view.current_db:
+        return Deny(
+            not_supported(
+                "Switching databases while the session holds a transaction, temporary tables, "
+                "locks, user variables or prepared statements on the current one"
+            )
+        )
+    return UseDatabase(resolved)
+
+
+def _show_digest(view: SessionView) -> Plan:
+    """The digest shows every account's statements in the database: its administrator's."""
+    if view.current_db is None:
+        return Deny(no_database_selected())
+    account = view.account
+    if account.builtin != "admin" or (account.owner_db or "").lower() != view.current_db.lower():
+        return Deny(
+            sql_error(
+                ErrorCode.SPECIFIC_ACCESS_DENIED,
+                "Access denied; you need to be the database's administrator for this operation",
+            )
+        )
+    return ShowDigest(view.current_db)
+
+
+def _prepare(command: Prepare, view: SessionView, snapshot: CatalogSnapshot) -> Plan:
+    if len(command.statements) != 1:
+        if not command.statements:
+            return Deny(_empty_query())
+        return Deny(sql_error(ErrorCode.PARSE, "Prepared statements take exactly one statement"))
+    statement = command.statements[0]
+    if statement.kind is Kind.REFUSED:
+        assert statement.error is not None
+        return Deny(statement.error)
+    if statement.kind not in (Kind.QUERY, Kind.SESSION):
+        # Statements the proxy answers itself cannot be prepared on a shard.
+        return Deny(
+            sql_error(
+                ErrorCode.NOT_SUPPORTED_YET,
+                "This command is not supported in the prepared statement protocol yet",
+            )
+        )
+    decided = relayed_statement(statement, view, snapshot)
+    if isinstance(decided, Deny):
+        return decided
+    return Relay(ResponseKind.PREPARE, None, Effects(prepares=statement))
+
+
+def _statement_command(
+    command: StatementCommand, view: SessionView, snapshot: CatalogSnapshot
+) -> Plan:
+    code = command.code
+    prepared = command.prepared
+    if code in (COM_STMT_CLOSE, COM_STMT_SEND_LONG_DATA):
+        if prepared is None:
+            return NoReply()
+        return Forward(command.statement_id if code == COM_STMT_CLOSE else None)
+    if prepared is None:
+        name = _STATEMENT_COMMAND_NAMES.get(code, "mysqld_stmt_execute")
+        return Deny(_unknown_statement(command.statement_id, name))
+    if code == COM_STMT_RESET:
+        return Relay(ResponseKind.SINGLE, None)
+    # Grants may have changed since PREPARE: authorized again at every execution and fetch.
+    decided = relayed_statement(prepared.statement, view, snapshot)
+    if not isinstance(decided, Relay):
+        return decided
+    if code == COM_STMT_FETCH:
+        return Relay(ResponseKind.FETCH, None)
+    return Relay(ResponseKind.QUERY, prepared.digest, decided.effects)
