@@ -128,8 +128,10 @@ class Effects:
     binds: frozenset[str] = frozenset()  # state a new connection would not have
     readback: tuple[str, ...] = ()  # system variables to read back (and replay) afterwards
     replay: tuple[str, ...] = ()  # SET fragments replayed as written on a new connection
-    # The new lexing state is known only once read back: hold the answer until then, so that
-    # a state the proxy cannot lex in is undone and refused instead of acknowledged.
+    # Hold the answer until the read-back is done: the client's next command never races the
+    # proxy's reading of the new state, and a state the proxy cannot lex in (known only once
+    # read back) is undone and refused instead of acknowledged. (Multi-statement packets stream
+    # and are read back after; the statements whose new state is unknown cannot be in one.)
     hold: bool = False
     prepares: Statement | None = None  # COM_STMT_PREPARE: what a PREPARE_OK registers
     resets: bool = False  # COM_RESET_CONNECTION: the connection's session state is cleared
@@ -316,7 +318,7 @@ def statement_effects(statement: Statement) -> Effects:
         binds=statement.binds,
         readback=statement.readback,
         replay=statement.replay,
-        hold=statement.lexing_unknown,
+        hold=bool(statement.readback),
     )
 
 

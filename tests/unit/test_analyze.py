@@ -51,6 +51,8 @@ class Expected:
     lex_mode: LexMode | None = None
     charset: str | None = None
     reads_is: bool = False
+    lexing_unknown: bool = False  # mode=? : the new lexer mode is known once read back
+    binds: frozenset[str] = frozenset()  # bind=NAME: what it leaves on the connection
 
 
 def _parse_expectation(text: str, db: str | None) -> Expected:
@@ -67,16 +69,22 @@ def _parse_expectation(text: str, db: str | None) -> Expected:
         return Expected(kind, full="full" in rest)
     requirements: set[Requirement] = set()
     lex_mode = None
+    lexing_unknown = False
     charset = None
     reads_is = False
+    binds: set[str] = set()
     # requirement tokens may contain spaces (quoted names): re-split on PRIV: markers
-    for item in re.split(r"\s+(?=(?:[A-Z]+:|IS\b|mode=|cs=))", " ".join(rest)):
+    for item in re.split(r"\s+(?=(?:[A-Z]+:|IS\b|mode=|cs=|bind=))", " ".join(rest)):
         if not item:
             continue
         if item == "IS":
             reads_is = True
+        elif item == "mode=?":
+            lexing_unknown = True
         elif item.startswith("mode="):
             lex_mode = MODES[item[5:]]
+        elif item.startswith("bind="):
+            binds.add(item[5:].replace("_", " "))
         elif item.startswith("cs="):
             charset = item[3:]
         else:
@@ -88,7 +96,13 @@ def _parse_expectation(text: str, db: str | None) -> Expected:
                 assert db is not None
                 requirements.add(Requirement(Priv[priv], db, target))
     return Expected(
-        kind, frozenset(requirements), None, None, None, False, False, lex_mode, charset, reads_is
+        kind,
+        frozenset(requirements),
+        lex_mode=lex_mode,
+        charset=charset,
+        reads_is=reads_is,
+        lexing_unknown=lexing_unknown,
+        binds=frozenset(binds),
     )
 
 
@@ -130,6 +144,8 @@ def _check(statement: Statement, expected: Expected, sql: str) -> None:
     assert statement.lex_mode == expected.lex_mode, where
     assert statement.charset == expected.charset, where
     assert statement.reads_information_schema == expected.reads_is, where
+    assert statement.lexing_unknown == expected.lexing_unknown, where
+    assert statement.binds == expected.binds, where
 
 
 @pytest.mark.parametrize(("sql", "db", "expected"), CASES, ids=[c[0][:60] for c in CASES])
