@@ -1,8 +1,10 @@
-"""One client connection: handshake, authentication, then the command loop.
+"""One client connection: the login (``proxy.session.login``), then the command loop.
 
-Linear ``async def`` code. Fatal conditions (failed login, protocol violations, a client that
-goes away) are raised as exceptions and turned into an ERR packet plus close in exactly one
-place, ``Session.run``. Per-statement refusals are ordinary ERR replies and the session goes on.
+Linear ``async def`` code. Fatal conditions (protocol violations, a client that goes away) are
+raised as exceptions and turned into an ERR packet plus close in exactly one place,
+``Session.run``; a failed login (first or COM_CHANGE_USER) has been answered by the login path
+already and only closes there. Per-statement refusals are ordinary ERR replies and the session
+goes on.
 """
 
 from __future__ import annotations
