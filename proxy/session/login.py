@@ -188,7 +188,7 @@ async def handshake(services: LoginServices, seat: Seat) -> None:
     TimeoutError (``handshake_timeout``, extended by any throttle delay) or ConnectionLost."""
     async with asyncio.timeout(services.config.server.handshake_timeout) as deadline:
         login = _Login(services, seat, deadline, seq=0, capabilities=0, tls=False)
-        await login.conclude(login.first(seat.connection_id))
+        await login.conclude(login.first())
 
 
 async def change_user(services: LoginServices, seat: Seat, payload: bytes, seq: int) -> None:
@@ -425,7 +425,7 @@ class _Login:
 
     # The steps.
 
-    async def first(self, connection_id: int) -> LoginResult:
+    async def first(self) -> LoginResult:
         services = self.services
         server = services.config.server
         ssl_context = services.ssl_context  # one read: a reload may replace it meanwhile
@@ -433,7 +433,7 @@ class _Login:
         scramble = make_scramble()
         await self.send(
             build_handshake_v10(
-                connection_id=connection_id,
+                connection_id=self.seat.connection_id,
                 server_version=services.server_version,
                 scramble=scramble,
                 capabilities=offered,
