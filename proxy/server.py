@@ -36,6 +36,7 @@ from proxy.ops.logs import bind_connection, configure_logging
 from proxy.ops.metrics import Metrics
 from proxy.ops.workers import PUBLISH_SECONDS, WorkerSlot
 from proxy.session.authn import Sha2Cache
+from proxy.session.login import LoginGuard
 from proxy.session.session import Session
 from proxy.wire.packets import Capability, ProtocolError, build_err, parse_handshake_v10
 from proxy.wire.stream import ClientConnection, ConnectionLost, PacketConnection, PacketTooLarge
@@ -67,6 +68,8 @@ class ServerContext:
         self.sessions: dict[int, Session] = {}
         self.digest = QueryDigest()
         self.sha2_cache = Sha2Cache()
+        # The decoy account, per-address throttle and crypto pool of logins (session/login.py).
+        self.login_guard = LoginGuard()
         private_pem, public_pem = generate_rsa_keypair()
         self.rsa_keys = RsaKeys(private_pem, public_pem)
         self.ssl_context = _ssl_context(config)

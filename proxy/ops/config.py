@@ -6,6 +6,7 @@ typo never silently falls back to a default. The result is one immutable snapsho
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -57,6 +58,15 @@ class ServerConfig:
     # Connections at once per account on this node for accounts without their own
     # MAX_USER_CONNECTIONS (0: no limit); one more gets 1226.
     max_user_connections: int = 0
+    # After this many failed logins from one client address (an IPv6 client: its /64), each
+    # further attempt from it -- any user, right password or not -- first waits
+    # login_throttle_delay seconds per failure beyond this number, at most
+    # login_throttle_max_delay; the count is forgotten after login_throttle_window seconds
+    # without a failure from the address (0: off). It never locks an account.
+    login_throttle_failures: int = 5
+    login_throttle_window: float = 300.0
+    login_throttle_delay: float = 1.0
+    login_throttle_max_delay: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -221,6 +231,7 @@ def _server(data: dict[str, Any], base_dir: Path) -> ServerConfig:
             "max_connections",
             "login_max_failures",
             "max_user_connections",
+            "login_throttle_failures",
             "workers",
         ):
             kwargs[key] = _typed("server", key, value, int)
@@ -232,6 +243,9 @@ def _server(data: dict[str, Any], base_dir: Path) -> ServerConfig:
             "query_timeout",
             "shard_check_after",
             "login_lock_seconds",
+            "login_throttle_window",
+            "login_throttle_delay",
+            "login_throttle_max_delay",
         ):
             kwargs[key] = float(_typed("server", key, value, (int, float)))
         elif key == "require_tls":
@@ -260,11 +274,17 @@ def _server(data: dict[str, Any], base_dir: Path) -> ServerConfig:
         "shard_check_after",
         "login_max_failures",
         "max_user_connections",
+        "login_throttle_failures",
     ):
         if getattr(server, name) < 0:
             raise ConfigError(f"server.{name}: must not be negative (0 turns it off)")
-    if not server.login_lock_seconds > 0:
-        raise ConfigError("server.login_lock_seconds: must be positive")
+    for name in ("login_lock_seconds", "login_throttle_window", "login_throttle_delay"):
+        if not getattr(server, name) > 0:
+            raise ConfigError(f"server.{name}: must be positive")
+    if not server.login_throttle_delay <= server.login_throttle_max_delay < math.inf:
+        raise ConfigError(
+            "server.login_throttle_max_delay: must be finite and not below login_throttle_delay"
+        )
     if not 0 <= server.port <= 65535:
         raise ConfigError(f"server.port: {server.port} is not a TCP port")
     if (server.tls_cert is None) != (server.tls_key is None):

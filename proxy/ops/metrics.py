@@ -34,6 +34,7 @@ What the session must call (the lead wires these into ``proxy/session/session.py
 
 * after a successful login:           ``metrics.logins_ok.inc()``
 * after a refused login (1045, ...):  ``metrics.logins_failed.inc()``
+* per login attempt the throttle delays: ``metrics.logins_throttled.inc()``
 * per statement, after classifying:   ``metrics.statement(kind)`` with ``Statement.kind.value``
   (``"query"``, ``"use"``, ``"session"``, ...) or ``"prepare"`` / ``"execute"`` for
   COM_STMT_PREPARE / COM_STMT_EXECUTE
@@ -503,6 +504,11 @@ class Metrics:
         )
         self.logins_ok = self.logins_total.labels("ok")
         self.logins_failed = self.logins_total.labels("failed")
+        self.logins_throttled = Counter(
+            registry,
+            "shardgate_logins_throttled_total",
+            "Login attempts delayed because their client address failed too often lately.",
+        )
         self.statements_total = Counter(
             registry,
             "shardgate_statements_total",

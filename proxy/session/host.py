@@ -2,45 +2,35 @@
 
 The server (``proxy/server.py``) implements :class:`SessionHost`; the session package never
 imports the server, so the dependency runs one way: server -> session -> plan -> sql -> wire.
+What the login needs is :class:`~proxy.session.login.LoginServices`; the rest is here.
 """
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from auth.accounts import AccountManager
-from auth.catalog import Catalog, CatalogSnapshot
 from auth.model import Account
 from proxy.backend.connection import BackendTarget
-from proxy.ops.config import Config
 from proxy.ops.digest import DigestEntry, QueryDigest
-from proxy.ops.metrics import Metrics
-from proxy.session.authn import Keys, Sha2Cache
+from proxy.session.login import LoginServices
 
 if TYPE_CHECKING:
     from proxy.session.session import Session
 
 
-class SessionHost(Protocol):
+class SessionHost(LoginServices, Protocol):
     """The server as its sessions see it."""
 
-    config: Config  # replaced as a whole by a reload: read it at the point of use
-    catalog: Catalog
-    accounts: AccountManager
-    metrics: Metrics
-    digest: QueryDigest
-    sha2_cache: Sha2Cache
-    ssl_context: ssl.SSLContext | None
-    server_version: str
-    draining: bool
-    sessions: dict[int, Session]
-
     @property
-    def rsa_keys(self) -> Keys: ...
-
-    def snapshot(self) -> CatalogSnapshot: ...
+    def accounts(self) -> AccountManager: ...
+    @property
+    def digest(self) -> QueryDigest: ...
+    @property
+    def draining(self) -> bool: ...
+    @property
+    def sessions(self) -> dict[int, Session]: ...
 
     async def backend_target(self, account: Account, database: str | None) -> BackendTarget:
         """Where and as whom a session of ``account`` reaches ``database`` (None: no database,

@@ -23,33 +23,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from auth.accounts import Actor
-from auth.catalog import CatalogError, CatalogSnapshot, LoginLock
+from auth.catalog import CatalogSnapshot
 from auth.errors import (
     ErrorCode,
     SqlError,
-    access_denied,
-    account_blocked,
     sql_error,
-    user_limit_reached,
 )
 from auth.model import Account
 from proxy.backend.connection import (
-    RELAYED_CAPABILITIES,
     BackendConnection,
     BackendError,
     BackendTarget,
 )
 from proxy.ops.digest import DIGEST_COLUMNS, digest_table
-from proxy.ops.logs import audit_login, bind_account
-from proxy.plan.authorize import Caller, default_database, resolve_database
+from proxy.plan.authorize import Caller
 from proxy.plan.plan import (
     COM_STMT_CLOSE,
     COM_STMT_EXECUTE,
@@ -86,7 +78,6 @@ from proxy.plan.plan import (
     relayed_statement,
 )
 from proxy.session.account_statements import ResultReply, execute_account_statement
-from proxy.session.authn import CACHING_SHA2, SUPPORTED_PLUGINS, AuthContext, run_plugin
 from proxy.session.host import SessionHost
 from proxy.session.link import BackendLink, BackendUnavailable, SessionLost, lost_error
 from proxy.session.local import (
@@ -100,19 +91,21 @@ from proxy.session.local import (
     result_set,
     visible,
 )
+from proxy.session.login import (
+    UTF8MB4_GENERAL_CI,
+    LoginRefused,
+    LoginResult,
+    change_user,
+    handshake,
+)
 from proxy.sql.analyze import NeedsParse, Statement, analyze_with_digest, cached_shape
 from proxy.sql.lexer import LexMode
 from proxy.wire.packets import (
     Capability,
     ProtocolError,
     ServerStatus,
-    build_auth_switch_request,
     build_err,
-    build_handshake_v10,
     build_ok,
-    is_ssl_request,
-    parse_change_user,
-    parse_handshake_response,
 )
 from proxy.wire.stream import (
     ClientConnection,
@@ -124,15 +117,6 @@ from proxy.wire.stream import (
 
 log = logging.getLogger("shardgate.session")
 
-# What the proxy advertises. Compression, LOCAL INFILE, DEPRECATE_EOF, session tracking and
-# query attributes are deliberately absent: the proxy does not relay them faithfully.
-SERVER_CAPABILITIES = RELAYED_CAPABILITIES | Capability.IGNORE_SPACE | Capability.CONNECT_ATTRS
-
-UTF8MB4_GENERAL_CI = 45
-# Character sets whose multi-byte sequences never contain ASCII bytes, so the proxy's lexer
-# sees the same quotes and backslashes as the server. Clients asking for others at login are
-# served in utf8mb4.
-_SAFE_CHARSET_IDS = {8, 11, 33, 45, 46, 47, 48, 63, 83, 192, 224, 255}
 _STATUS_AUTOCOMMIT = int(ServerStatus.AUTOCOMMIT)
 _COM_QUERY = 0x03
 _COM_INIT_DB = 0x02
@@ -206,7 +190,6 @@ class Session:
         # The fast command in flight: its digest text and when it was sent.
         self._digest = ""
         self._started = 0.0
-        self.attempted_user = ""  # the user name of the login in progress, for the audit log
         self.cancelled_at = 0.0  # activity.since of the statement query_timeout interrupted
 
     @property
@@ -218,13 +201,10 @@ class Session:
 
     async def run(self) -> None:
         try:
-            try:
-                await asyncio.wait_for(self.login(), self.ctx.config.server.handshake_timeout)
-            except FatalError as exc:
-                self._login_failed(exc)
-                raise
-            self._login_ok()
+            await handshake(self.ctx, self)
             await self.command_loop()
+        except LoginRefused as exc:
+            log.info("connection %d closed: %s", self.connection_id, exc)
         except FatalError as exc:
             if exc.error is not None:
                 self._send_error_quietly(exc.error)
@@ -253,18 +233,16 @@ class Session:
         finally:
             await self.close()
 
-    def _login_ok(self) -> None:
-        assert self.account is not None
-        self.ctx.metrics.logins_ok.inc()
-        account = f"{self.user}@'{self.account.host}'"
-        bind_account(account)
-        audit_login(True, account, self.client_ip)
-
-    def _login_failed(self, exc: FatalError) -> None:
-        self.ctx.metrics.logins_failed.inc()
-        if exc.error is not None:
-            self.ctx.metrics.denied(exc.error.errno)
-        audit_login(False, repr(self.attempted_user), self.client_ip, str(exc))
+    def admit(self, login: LoginResult) -> None:
+        """Take on an accepted login (first or COM_CHANGE_USER) and enter the session table;
+        login.py calls it right after the connection-limit check, before the OK."""
+        self.account = login.account
+        self.user = login.user
+        self.current_db = login.database
+        self.capabilities = login.capabilities
+        self.charset = login.charset
+        self.tls = login.tls
+        self.ctx.sessions[self.connection_id] = self
 
     def _send_error_quietly(self, error: SqlError, seq: int | None = None) -> None:
         try:
@@ -291,219 +269,8 @@ class Session:
             capabilities=self.capabilities or Capability.PROTOCOL_41,
         )
 
-    async def _read_login_packet(self) -> bytes:
-        seq, payload = await self.client.read(self.ctx.config.server.max_handshake_packet)
-        self._next_seq = (seq + 1) & 0xFF
-        return payload
-
     def _write(self, payload: bytes) -> None:
         self._next_seq = self.client.write(self._next_seq, payload)
-
-    # -- login --------------------------------------------------------------------------------
-
-    async def login(self) -> None:
-        server = self.ctx.config.server
-        scramble = _make_scramble()
-        capabilities = SERVER_CAPABILITIES
-        if self.ctx.ssl_context is not None:
-            capabilities |= Capability.SSL
-        self._write(
-            build_handshake_v10(
-                connection_id=self.connection_id,
-                server_version=self.ctx.server_version,
-                scramble=scramble,
-                capabilities=capabilities,
-                charset=UTF8MB4_GENERAL_CI,
-                status=_STATUS_AUTOCOMMIT,
-                auth_plugin=server.auth_plugin,
-            )
-        )
-        await self.client.drain()
-        payload = await self._read_login_packet()
-        if is_ssl_request(payload):
-            if self.ctx.ssl_context is None:
-                raise FatalError(sql_error(ErrorCode.HANDSHAKE, "Bad handshake"), "SSL not offered")
-            await self._start_tls(self.ctx.ssl_context)
-            payload = await self._read_login_packet()
-        response = parse_handshake_response(payload)
-        if not response.capabilities & Capability.PROTOCOL_41:
-            raise FatalError(sql_error(ErrorCode.HANDSHAKE, "Bad handshake"), "pre-4.1 client")
-        self.capabilities = response.capabilities & capabilities
-        self.charset = response.charset if response.charset in _SAFE_CHARSET_IDS else 45
-        if server.require_tls and not self.tls:
-            raise FatalError(
-                sql_error(
-                    ErrorCode.SECURE_TRANSPORT_REQUIRED,
-                    "Connections using insecure transport are prohibited while "
-                    "--require_secure_transport=ON.",
-                )
-            )
-        database = response.database if self.capabilities & Capability.CONNECT_WITH_DB else None
-        await self._authenticate(
-            response.username,
-            response.auth_response,
-            response.auth_plugin or server.auth_plugin,
-            scramble,
-        )
-        self._enter_database(database)
-        # Check the account's connection limit and take the slot with no await in between, so
-        # concurrent logins of one account cannot both pass the check.
-        self._check_user_limit()
-        self.ctx.sessions[self.connection_id] = self
-        self._write(build_ok(capabilities=self.capabilities, status=_STATUS_AUTOCOMMIT))
-        await self.client.drain()
-        # The login itself is logged once, on the audit logger (_login_ok).
-
-    async def _start_tls(self, context: ssl.SSLContext) -> None:
-        try:
-            await self.client.start_tls(context)
-        except (ssl.SSLError, OSError, ConnectionLost) as exc:
-            raise FatalError(None, f"TLS handshake failed: {exc}") from None
-        self.tls = True
-
-    async def _authenticate(
-        self, username: str, auth_response: bytes, plugin: str, scramble: bytes
-    ) -> None:
-        """Bind the session to the matching account, or raise 1045 (and close)."""
-        self.attempted_user = username
-        snapshot = self.ctx.snapshot()
-        account = snapshot.login_account(username, self.client_ip)
-        using_password = bool(auth_response) and auth_response != b"\x00"
-        denied = FatalError(
-            access_denied(username, self.client_ip, using_password),
-            f"access denied for {username!r} from {self.client_ip}",
-        )
-        if plugin not in SUPPORTED_PLUGINS:
-            # Ask the client to use the server's default plugin instead, with the same scramble.
-            plugin = self.ctx.config.server.auth_plugin
-            self._write(build_auth_switch_request(plugin, scramble))
-            await self.client.drain()
-            auth_response = await self._read_login_packet()
-            using_password = bool(auth_response)
-            denied = FatalError(
-                access_denied(username, self.client_ip, using_password), denied.args[0]
-            )
-        if account is None:
-            raise denied
-        # A locked account is refused before its password is even looked at (so a lock also
-        # stops guessing), whatever the password.
-        if account.locked_at(time.time()):
-            assert account.locked_until is not None
-            raise self._blocked(username, account, account.locked_until)
-        if (
-            plugin == CACHING_SHA2
-            and self.ctx.sha2_cache.get(account) is None
-            and not (self.tls or self.ctx.config.server.auth_plugin == CACHING_SHA2)
-        ):
-            # No cached digest and full authentication not offered: switch to native.
-            plugin = "mysql_native_password"
-            self._write(build_auth_switch_request(plugin, scramble))
-            await self.client.drain()
-            auth_response = await self._read_login_packet()
-        auth_ctx = AuthContext(
-            scramble=scramble, tls=self.tls, keys=self.ctx.rsa_keys, sha2_cache=self.ctx.sha2_cache
-        )
-        run = run_plugin(plugin, account, auth_response, auth_ctx)
-        accepted = False
-        try:
-            step = next(run)
-            while True:
-                self._write(step.payload)
-                await self.client.drain()
-                reply = await self._read_login_packet() if step.reply else b""
-                step = run.send(reply)
-        except StopIteration as done:
-            accepted = bool(done.value)
-        if not accepted:
-            # The address matched this account and the password was wrong: the only failure
-            # that counts towards a lock (an unknown user or address locks nothing).
-            await self._count_login_failure(username, account)
-            raise denied
-        if account.failed_logins or account.locked_until is not None:
-            # Only then: a normal login writes nothing to the catalog.
-            lock = await self._catalog_login_call(
-                self.ctx.catalog.login_succeeded,
-                account.id,
-                self.ctx.config.server.login_lock_seconds,
-            )
-            if lock is not None:
-                raise self._blocked(username, account, lock.locked_until)
-        self.account = account
-        self.user = username
-
-    def _blocked(self, username: str, account: Account, locked_until: float) -> FatalError:
-        # MySQL 8's 3955 rather than 1045: it tells the account's real user why the right
-        # password fails and what to ask for, and drivers know the number. It reveals that the
-        # account exists only to a client whose address matches it and that named it, and only
-        # after that client (or someone like it) made it fail N times -- which the audit log
-        # records. Used for every refusal of a locked account, on login and COM_CHANGE_USER.
-        server = self.ctx.config.server
-        return FatalError(
-            account_blocked(
-                username,
-                self.client_ip,
-                server.login_lock_seconds,
-                locked_until - time.time(),
-                server.login_max_failures or account.failed_logins,
-            ),
-            f"account {account.name} is locked after failed logins",
-        )
-
-    async def _count_login_failure(self, username: str, account: Account) -> None:
-        """Record a wrong password in the catalog; raise 3955 if the account is locked now."""
-        server = self.ctx.config.server
-        if not server.login_max_failures:
-            return
-        lock = await self._catalog_login_call(
-            self.ctx.catalog.record_login_failure,
-            account.id,
-            server.login_max_failures,
-            server.login_lock_seconds,
-            self.client_ip,
-        )
-        if lock is not None:
-            raise self._blocked(username, account, lock.locked_until)
-
-    async def _catalog_login_call(
-        self, call: Callable[..., LoginLock | None], *args: Any
-    ) -> LoginLock | None:
-        """A login bookkeeping write, off the event loop. An unreachable catalog does not
-        stop logins (nodes keep serving on their snapshot); it is logged."""
-        try:
-            return await asyncio.to_thread(call, *args)
-        except CatalogError as error:
-            log.warning("connection %d: login bookkeeping failed: %s", self.connection_id, error)
-            return None
-
-    def _check_user_limit(self) -> None:
-        """1226 if the account already has its max_user_connections sessions on this node."""
-        account = self.account
-        assert account is not None
-        limit = account.max_user_connections or self.ctx.config.server.max_user_connections
-        if not limit:
-            return
-        open_now = sum(
-            1
-            for other in self.ctx.sessions.values()
-            if other is not self and other.account is not None and other.account.id == account.id
-        )
-        if open_now >= limit:
-            raise FatalError(
-                user_limit_reached(self.user, limit),
-                f"{account.name} has {open_now} connections (max_user_connections {limit})",
-            )
-
-    def _enter_database(self, requested: str | None) -> None:
-        """The login database: as named (1044 before 1049), else the only usable one."""
-        assert self.account is not None
-        snapshot = self.ctx.snapshot()
-        if requested:
-            resolved = resolve_database(snapshot, self._caller(), requested)
-            if isinstance(resolved, SqlError):
-                raise FatalError(resolved)
-            self.current_db = resolved
-        else:
-            self.current_db = default_database(snapshot, self.account)
 
     def _caller(self) -> Caller:
         assert self.account is not None
@@ -990,26 +757,15 @@ class Session:
         self._reply_ok(warnings=len(self.notes))
 
     async def _change_user(self, payload: bytes) -> None:
-        request = parse_change_user(payload, self.capabilities)
+        """COM_CHANGE_USER: a new session on this connection, through the login path again
+        (login.py: audit, metrics, lockout, throttle); a failure closes the connection."""
         await self.link.close()
         self.link.reset()
         self.prepared.clear()
+        self.notes = []
         self.account = None
         self.current_db = None
-        if request.charset is not None and request.charset in _SAFE_CHARSET_IDS:
-            self.charset = request.charset
-        # Full re-authentication with a fresh scramble; failure closes the connection.
-        scramble = _make_scramble()
-        plugin = request.auth_plugin or "mysql_native_password"
-        if plugin not in SUPPORTED_PLUGINS:
-            plugin = self.ctx.config.server.auth_plugin
-        self._write(build_auth_switch_request(plugin, scramble))
-        await self.client.drain()
-        response = await self._read_login_packet()
-        await self._authenticate(request.username, response, plugin, scramble)
-        self._enter_database(request.database)
-        self._check_user_limit()
-        self._reply_ok()
+        await change_user(self.ctx, self, payload, self._next_seq)
 
 
 def _analyze_payload(
@@ -1019,14 +775,6 @@ def _analyze_payload(
     sql = _decode(payload[1:])
     statements, digest = analyze_with_digest(sql, db, mode)
     return statements, digest, sql
-
-
-def _make_scramble() -> bytes:
-    # 20 bytes, none of them NUL (some clients treat the scramble as a C string).
-    raw = bytearray(os.urandom(20))
-    for i, b in enumerate(raw):
-        raw[i] = (b % 94) + 33
-    return bytes(raw)
 
 
 def _decode(raw: bytes) -> str:

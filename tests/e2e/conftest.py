@@ -174,6 +174,9 @@ def write_config(path: Path, shards: list[ShardEndpoint], port: int, extra: str 
         'host = "127.0.0.1"',
         f"port = {port}",
         "" if "handshake_timeout" in extra else "handshake_timeout = 5.0",
+        # Every test logs in from 127.0.0.1, many of them with wrong passwords on purpose: the
+        # per-address throttle would slow everything after; its own tests turn it on.
+        "" if "login_throttle_failures" in extra else "login_throttle_failures = 0",
         extra,
         "[catalog]",
         'url = "sqlite:///catalog.db"',

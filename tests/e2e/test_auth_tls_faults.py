@@ -204,3 +204,43 @@ def test_shard_down_and_back(shards: list[ShardEndpoint], tmp_path: Path) -> Non
     finally:
         runner.stop()
         fault.stop()
+
+
+def test_caching_sha2_without_tls_on_a_native_proxy_is_always_switched_to_native(
+    shards: list[ShardEndpoint], tmp_path: Path
+) -> None:
+    """Whether a client asking for caching_sha2 is switched depends on TLS and auth_plugin
+    only. (It used to be switched to native only when its account existed and had no cached
+    digest, which told both to anyone.) Real clients follow the switch."""
+    cert, key = _self_signed(tmp_path)
+    extra = f'tls_cert = "{cert}"\ntls_key = "{key}"\n'
+    runner = _start_proxy(tmp_path, shards, extra, [("switchdb", "s0")])
+
+    def connect(password: str, tls: bool) -> mysql.connector.MySQLConnection:
+        return mysql.connector.connect(
+            host="127.0.0.1",
+            port=_port(runner),
+            user="switchdb",
+            password=password,
+            database="switchdb",
+            auth_plugin="caching_sha2_password",
+            ssl_disabled=not tls,
+            ssl_verify_cert=False,
+            use_pure=True,
+        )
+
+    try:
+        # Over TLS: caching_sha2 itself (full authentication, which caches the digest), ...
+        for tls in (True, False):  # ... and without TLS, switched to native, cached or not.
+            conn = connect(ADMIN_PASSWORD, tls)
+            try:
+                cur = conn.cursor()
+                cur.execute("SELECT 8")
+                assert cur.fetchone() == (8,)
+            finally:
+                conn.close()
+        with pytest.raises(mysql.connector.Error) as info:
+            connect("Wrong#pass1", tls=False)
+        assert info.value.errno == 1045
+    finally:
+        runner.stop()

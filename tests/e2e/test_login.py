@@ -3,20 +3,28 @@ the connection, the default database, USE / COM_INIT_DB, SHOW DATABASES."""
 
 from __future__ import annotations
 
+import math
+import random
 import socket
+import statistics
+import time
+from collections.abc import Iterator
 
 import pymysql
 import pytest
 
+from auth.catalog import Catalog
 from auth.model import CreateAccount, SetPrivileges, UserHost
 from auth.privileges import Priv
+from proxy.dev.localshard import ShardEndpoint
 from proxy.wire.packets import (
     Capability,
     build_handshake_response,
     parse_err,
     parse_handshake_v10,
 )
-from tests.e2e.conftest import ProxyEnv
+from tests.e2e import rawlogin
+from tests.e2e.conftest import ProxyEnv, ProxyThread, self_signed_cert, start_proxy
 
 
 def _make_accounts(proxy: ProxyEnv, *accounts: tuple[str, str, str], db: str = "easydb") -> None:
@@ -217,3 +225,159 @@ def test_show_databases_lists_only_usable(proxy: ProxyEnv) -> None:
         assert cur.fetchall() == (("information_schema",), ("easydb",))
         cur.execute("SHOW DATABASES LIKE 'easy%'")
         assert cur.fetchall() == (("easydb",),)
+
+
+# --- Before login, the same for everyone -------------------------------------------------------
+
+SAME_DB = "samedb"
+KNOWN_PASSWORD = "Known#pass1"
+WRONG_PASSWORD = "Wrong#pass1"
+
+
+@pytest.fixture(scope="module")
+def same_proxies(
+    shards: list[ShardEndpoint], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, ProxyThread]]:
+    """A proxy proposing each plugin, both offering TLS, with the same accounts: ``known1`` and
+    ``cache1`` (whose caching_sha2 digest the test caches), and ``nomat1``, which only
+    127.0.0.2 matches. User names of one length, so the 1045 texts are the same length."""
+    runners: dict[str, ProxyThread] = {}
+    try:
+        for plugin in (rawlogin.NATIVE, rawlogin.CACHING_SHA2):
+            base = tmp_path_factory.mktemp(plugin)
+            cert, key = self_signed_cert(base)
+            extra = f'auth_plugin = "{plugin}"\ntls_cert = "{cert}"\ntls_key = "{key}"\n'
+            runner = start_proxy(base, shards, extra, [(SAME_DB, "s0")], "Same#admin1", "SameRO#1")
+            runners[plugin] = runner
+            with Catalog.open(runner.config.catalog.url, runner.config.base_dir) as catalog:
+                changes: list[object] = []
+                for user, host in (("known1", "%"), ("cache1", "%"), ("nomat1", "127.0.0.2")):
+                    changes.append(CreateAccount(user, host, KNOWN_PASSWORD, SAME_DB))
+                    changes.append(SetPrivileges(UserHost(user, host), SAME_DB, None, Priv.SELECT))
+                catalog.apply(changes, actor="operator", client="", action="test set-up")  # type: ignore[arg-type]
+            assert runner.server is not None
+            runner.server.ctx.catalog.refresh()
+        yield runners
+    finally:
+        for runner in runners.values():
+            runner.stop()
+
+
+def _kinds(exchange: rawlogin.Exchange) -> list[str]:
+    names = {b"\x0a": "greeting", b"\xfe": "switch", b"\x01": "more", b"\xff": "err", b"\x00": "ok"}
+    return [names[payload[:1]] for _, payload in exchange.packets]
+
+
+# What each client is told before the verdict, by the plugin the server proposes, the plugin
+# the client asks for and TLS -- never by the account: caching_sha2 always goes to full
+# authentication (0x04) when the cache cannot prove the scramble, as MySQL does, and without
+# TLS a server proposing native always switches caching_sha2 clients to native.
+EXPECTED_KINDS = {
+    (rawlogin.NATIVE, rawlogin.NATIVE, False): ["greeting", "err"],
+    (rawlogin.NATIVE, rawlogin.NATIVE, True): ["greeting", "err"],
+    (rawlogin.NATIVE, rawlogin.CACHING_SHA2, False): ["greeting", "switch", "err"],
+    (rawlogin.NATIVE, rawlogin.CACHING_SHA2, True): ["greeting", "more", "err"],
+    (rawlogin.CACHING_SHA2, rawlogin.NATIVE, False): ["greeting", "err"],
+    (rawlogin.CACHING_SHA2, rawlogin.NATIVE, True): ["greeting", "err"],
+    (rawlogin.CACHING_SHA2, rawlogin.CACHING_SHA2, False): ["greeting", "more", "more", "err"],
+    (rawlogin.CACHING_SHA2, rawlogin.CACHING_SHA2, True): ["greeting", "more", "err"],
+}
+
+
+@pytest.mark.parametrize("server_plugin", [rawlogin.NATIVE, rawlogin.CACHING_SHA2])
+def test_an_unknown_user_gets_exactly_the_exchange_a_known_one_gets(
+    same_proxies: dict[str, ProxyThread], server_plugin: str
+) -> None:
+    runner = same_proxies[server_plugin]
+    assert runner.server is not None
+    port = runner.server.port
+    # cache1 logs in once with caching_sha2 over TLS (full authentication), which caches its
+    # digest: the next login takes the fast path.
+    for expected in ([b"\x01\x04"], [b"\x01\x03"]):
+        done = rawlogin.login(port, "cache1", KNOWN_PASSWORD, rawlogin.CACHING_SHA2, tls=True)
+        assert done.errno is None
+        assert [p for _, p in done.packets if p[:1] == b"\x01"] == expected
+    for plugin in (rawlogin.NATIVE, rawlogin.CACHING_SHA2):
+        for tls in (False, True):
+            for password in (WRONG_PASSWORD, ""):
+                exchanges = {
+                    "unknown user": rawlogin.login(port, "ghost1", password, plugin, tls=tls),
+                    "wrong password": rawlogin.login(port, "known1", password, plugin, tls=tls),
+                    "wrong password, digest cached": rawlogin.login(
+                        port, "cache1", password, plugin, tls=tls
+                    ),
+                    # The right password, from an address the account does not match.
+                    "no account for the address": rawlogin.login(
+                        port, "nomat1", KNOWN_PASSWORD if password else "", plugin, tls=tls
+                    ),
+                }
+                case = (server_plugin, plugin, tls, bool(password))
+                reference = exchanges["unknown user"]
+                kinds = EXPECTED_KINDS[server_plugin, plugin, tls]
+                if not password and "more" in kinds:
+                    kinds = ["greeting", "err"]  # an empty scramble is refused at once
+                assert _kinds(reference) == kinds, case
+                yes_no = "YES" if password else "NO"
+                assert reference.outcome == (
+                    b"\xff\x15\x04#28000Access denied for user '<user>'@'127.0.0.1' "
+                    + f"(using password: {yes_no})".encode()
+                ), case
+                for name, exchange in exchanges.items():
+                    # Every byte, every sequence number; then the connection is closed.
+                    assert exchange.packets == reference.packets, (case, name)
+                    assert exchange.closed, (case, name)
+    # The wrong passwords did not disturb the cache: still the fast path.
+    done = rawlogin.login(port, "cache1", KNOWN_PASSWORD, rawlogin.CACHING_SHA2, tls=True)
+    assert done.errno is None and (3, b"\x01\x03") in done.packets
+
+
+def _rank_z(first: list[float], second: list[float]) -> float:
+    """The Mann-Whitney U statistic of two samples as a z-score (normal approximation, ties
+    ranked by their average): near 0 when neither tends to be larger than the other."""
+    pooled = sorted([(value, 0) for value in first] + [(value, 1) for value in second])
+    ranks_first = 0.0
+    i = 0
+    while i < len(pooled):
+        j = i
+        while j + 1 < len(pooled) and pooled[j + 1][0] == pooled[i][0]:
+            j += 1
+        average = (i + j) / 2 + 1
+        ranks_first += average * sum(1 for k in range(i, j + 1) if pooled[k][1] == 0)
+        i = j + 1
+    n1, n2 = len(first), len(second)
+    u = ranks_first - n1 * (n1 + 1) / 2
+    return (u - n1 * n2 / 2) / math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12)
+
+
+def test_no_timing_oracle_between_an_unknown_user_and_a_wrong_password(
+    same_proxies: dict[str, ProxyThread],
+) -> None:
+    """1,000 logins of each, interleaved in random order: the time from the handshake response
+    to the 1045 has the same distribution for both (medians within 10%, and a rank test that
+    cannot tell them apart at the 0.1% level)."""
+    runner = same_proxies[rawlogin.NATIVE]
+    assert runner.server is not None
+    port = runner.server.port
+    for _ in range(50):  # warm up both paths
+        rawlogin.login(port, "ghost1", WRONG_PASSWORD, rawlogin.NATIVE)
+        rawlogin.login(port, "known1", WRONG_PASSWORD, rawlogin.NATIVE)
+    times: dict[str, list[float]] = {"ghost1": [], "known1": []}
+    order = random.Random(11)
+    started = time.monotonic()
+    for _ in range(1000):
+        pair = ["ghost1", "known1"]
+        order.shuffle(pair)
+        for user in pair:
+            exchange = rawlogin.login(port, user, WRONG_PASSWORD, rawlogin.NATIVE)
+            assert exchange.errno == 1045
+            times[user].append(exchange.auth_seconds)
+    took = time.monotonic() - started
+    unknown, known = times["ghost1"], times["known1"]
+    median_unknown, median_known = statistics.median(unknown), statistics.median(known)
+    z = _rank_z(unknown, known)
+    print(
+        f"\n2,000 logins in {took:.1f} s; medians: unknown {median_unknown * 1e6:.0f} us, "
+        f"wrong password {median_known * 1e6:.0f} us; rank test z = {z:.2f}"
+    )
+    assert abs(median_unknown - median_known) <= 0.1 * min(median_unknown, median_known)
+    assert abs(z) < 3.29  # two-sided p > 0.001

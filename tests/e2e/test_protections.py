@@ -4,6 +4,7 @@ per-account max_user_connections (from SQL and from the configuration's default)
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import sys
@@ -11,7 +12,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import mysql.connector
 import pymysql
 import pytest
 
@@ -19,6 +22,7 @@ from auth.catalog import Catalog
 from proxy.dev.localshard import ShardEndpoint, free_port
 from proxy.ops.config import load_config
 from tests.e2e.conftest import ProxyThread, start_proxy, write_config
+from tests.metrics_text import parse_exposition
 
 DB = "protdb"
 ADMIN_PASSWORD = "Prot#admin1"
@@ -313,3 +317,120 @@ def test_max_user_connections_default_from_the_configuration(
         assert _eventually(lambda: node.refused("limited2", "Limit#pw2") is None)
     finally:
         held.close()
+
+
+# --- COM_CHANGE_USER is a login like any other ---
+
+
+def _connector(port: int, user: str, password: str, database: str = DB) -> Any:
+    return mysql.connector.connect(
+        host="127.0.0.1",
+        port=port,
+        user=user,
+        password=password,
+        database=database,
+        use_pure=True,
+        connection_timeout=10,
+    )
+
+
+def test_change_user_counts_towards_the_lock(
+    cluster: Cluster, admin: pymysql.connections.Connection
+) -> None:
+    _make_user(admin, "lockme7", "127.0.0.1", "Right#pw7")
+    conn = _connector(cluster.a.port, "lockme7", "Right#pw7")
+    try:
+        denied = (1045, "Access denied for user 'lockme7'@'127.0.0.1' (using password: YES)")
+        assert cluster.a.refused("lockme7", "Wrong#pw1") == denied
+        assert cluster.a.refused("lockme7", "Wrong#pw2") == denied
+        # The third consecutive failure, a COM_CHANGE_USER, locks the account.
+        with pytest.raises(mysql.connector.Error) as info:
+            conn.cmd_change_user(username="lockme7", password="Wrong#pw3")
+        assert _blocked("lockme7")((info.value.errno, info.value.msg))
+    finally:
+        try:
+            conn.close()
+        except mysql.connector.Error:
+            pass  # closed by the proxy after its failed COM_CHANGE_USER
+    assert _blocked("lockme7")(cluster.a.refused("lockme7", "Right#pw7"))
+
+
+# --- the per-address throttle of failed logins ---
+
+THROTTLE = (
+    "login_throttle_failures = 2\n"
+    "login_throttle_window = 60.0\n"
+    "login_throttle_delay = 0.6\n"
+    "login_throttle_max_delay = 1.2\n"
+    "handshake_timeout = 1.0\n"  # shorter than the longest wait, which does not count
+)
+THROTTLE_DB = "throtdb"
+THROTTLE_PASSWORD = "Throt#admin1"
+
+
+def _timed_login(port: int, user: str, password: str, bind: str) -> tuple[float, int | None]:
+    """How long a login took, and its error number (None: logged in)."""
+    started = time.monotonic()
+    try:
+        pymysql.connect(
+            host="127.0.0.1",
+            port=port,
+            user=user,
+            password=password,
+            bind_address=bind,
+            autocommit=None,  # no statement after the login
+            connect_timeout=10,
+        ).close()
+        code = None
+    except pymysql.err.OperationalError as error:
+        code = int(error.args[0])
+    return time.monotonic() - started, code
+
+
+def test_failed_logins_from_one_address_slow_down_its_later_attempts_only(
+    shards: list[ShardEndpoint], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="shardgate.audit")
+    runner = start_proxy(
+        tmp_path, shards, THROTTLE, [(THROTTLE_DB, "s1")], THROTTLE_PASSWORD, "ThrotRO#1"
+    )
+    assert runner.server is not None
+    port = runner.server.port
+    first = _connector(port, THROTTLE_DB, THROTTLE_PASSWORD, THROTTLE_DB)
+    second = _connector(port, THROTTLE_DB, THROTTLE_PASSWORD, THROTTLE_DB)
+    try:
+        # Two failures from 127.0.0.1, a COM_CHANGE_USER and a login: neither is slowed down.
+        started = time.monotonic()
+        with pytest.raises(mysql.connector.Error) as info:
+            first.cmd_change_user(username=THROTTLE_DB, password="Wrong#pass1")
+        assert info.value.errno == 1045 and time.monotonic() - started < 0.5
+        took, code = _timed_login(port, "nobody1", "Wrong#pass1", "127.0.0.1")
+        assert code == 1045 and took < 0.5
+        # Now every attempt from 127.0.0.1 waits first, whatever the user and the password:
+        # 0.6 s, then 1.2 s (the cap, longer than the handshake timeout, which it extends) ...
+        took, code = _timed_login(port, "nobody1", "Wrong#pass1", "127.0.0.1")
+        assert code == 1045 and took >= 0.6
+        started = time.monotonic()
+        second.cmd_change_user(username=THROTTLE_DB, password=THROTTLE_PASSWORD)
+        assert time.monotonic() - started >= 1.2
+        # ... a wrong password still ends in the same 1045 ...
+        took, code = _timed_login(port, THROTTLE_DB, "Wrong#pass1", "127.0.0.1")
+        assert code == 1045 and took >= 1.2
+        # ... and another address is not slowed down; nothing is locked.
+        took, code = _timed_login(port, THROTTLE_DB, THROTTLE_PASSWORD, "127.0.0.2")
+        assert code is None and took < 0.5
+        samples = parse_exposition(runner.server.ctx.metrics.registry.render())
+        assert samples[("shardgate_logins_throttled_total", ())] == 3
+        # The COM_CHANGE_USERs are logins like the others: counted and audited.
+        assert samples[("shardgate_logins_total", (("result", "failed"),))] == 4
+        assert samples[("shardgate_logins_total", (("result", "ok"),))] == 4
+        audit = [r.getMessage() for r in caplog.records if r.name == "shardgate.audit"]
+        assert audit.count(f"login failed: '{THROTTLE_DB}' from 127.0.0.1 (wrong password)") == 2
+        assert audit.count(f"login ok: {THROTTLE_DB}@'%' from 127.0.0.1") == 3
+    finally:
+        for conn in (first, second):
+            try:
+                conn.close()
+            except mysql.connector.Error:
+                pass  # closed by the proxy after its failed COM_CHANGE_USER
+        runner.stop()

@@ -153,3 +153,53 @@ def test_account_protection_keys(tmp_path: Path) -> None:
             parse_config({"server": {key: value}}, tmp_path)
     with pytest.raises(ConfigError, match="unknown key in \\[server\\]: login_lock_time"):
         parse_config({"server": {"login_lock_time": 5}}, tmp_path)
+
+
+def test_login_throttle_keys(tmp_path: Path) -> None:
+    default = parse_config({}, tmp_path).server
+    assert (
+        default.login_throttle_failures,
+        default.login_throttle_window,
+        default.login_throttle_delay,
+        default.login_throttle_max_delay,
+    ) == (5, 300.0, 1.0, 10.0)
+    server = parse_config(
+        {
+            "server": {
+                "login_throttle_failures": 0,
+                "login_throttle_window": 60,
+                "login_throttle_delay": 0.5,
+                "login_throttle_max_delay": 0.5,
+            }
+        },
+        tmp_path,
+    ).server
+    assert (
+        server.login_throttle_failures,
+        server.login_throttle_window,
+        server.login_throttle_delay,
+        server.login_throttle_max_delay,
+    ) == (0, 60.0, 0.5, 0.5)
+    for settings, message in (
+        ({"login_throttle_failures": -1}, "server.login_throttle_failures: must not be negative"),
+        (
+            {"login_throttle_failures": 2.0},
+            "server.login_throttle_failures: expected int, got float",
+        ),
+        ({"login_throttle_window": 0}, "server.login_throttle_window: must be positive"),
+        ({"login_throttle_delay": -1.0}, "server.login_throttle_delay: must be positive"),
+        ({"login_throttle_delay": float("nan")}, "server.login_throttle_delay: must be positive"),
+        (
+            {"login_throttle_delay": 2.0, "login_throttle_max_delay": 1.0},
+            "server.login_throttle_max_delay: must be finite and not below login_throttle_delay",
+        ),
+        (
+            {"login_throttle_max_delay": float("inf")},
+            "server.login_throttle_max_delay: must be finite and not below login_throttle_delay",
+        ),
+        ({"login_throttle_window": "1m"}, "expected int or float, got str"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            parse_config({"server": settings}, tmp_path)
+    with pytest.raises(ConfigError, match="unknown key in \\[server\\]: login_throttle"):
+        parse_config({"server": {"login_throttle": 5}}, tmp_path)
