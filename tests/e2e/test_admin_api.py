@@ -697,6 +697,13 @@ def test_create_with_host(env: AdminProxy, api: Api) -> None:
         ({"username": "apidb_RO"}, 403, '"apidb_RO" is the name of a protected account'),
         ({"username": "apiother"}, 403, '"apiother" is the name of a protected account'),
         ({"username": "plainuser"}, 409, 'User "plainuser" already exists.'),
+        # apiother owns the name "otheruser": at any host, as if it existed.
+        (
+            {"username": "otheruser", "host": "127.0.0.1"},
+            409,
+            'User "otheruser@127.0.0.1" already exists.',
+        ),
+        ({"username": "otheruser", "host": "1%"}, 409, 'User "otheruser@1%" already exists.'),
         (
             {"username": "badhost", "host": "localhost"},
             400,
