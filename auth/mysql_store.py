@@ -40,6 +40,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pymysql
 import pymysql.err
 
+from auth.files import exposure
 from auth.sql_store import SqlCatalogStore
 from auth.store import (
     CATALOG_VERSION,
@@ -165,6 +166,9 @@ class MysqlUrl:
                 )
             return value
         if self.password_file is not None:
+            problem = exposure([self.password_file])
+            if problem is not None:
+                raise StoreError(f"catalog password file: {problem}")
             try:
                 return self.password_file.read_text().rstrip("\r\n")
             except OSError as error:

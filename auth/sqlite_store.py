@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from auth.files import create_private_file, exposure, make_private_dirs
 from auth.sql_store import SqlCatalogStore
 from auth.store import (
     CATALOG_VERSION,
@@ -100,6 +101,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+# The database file and the side files SQLite keeps beside it (same mode as the database).
+SIDE_FILES = ("", "-wal", "-shm", "-journal")
 
 
 def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
@@ -137,12 +140,21 @@ class SqliteCatalogStore(SqlCatalogStore):
 
     @classmethod
     def open(cls, path: Path, *, busy_timeout: float = 30.0) -> SqliteCatalogStore:
-        """Open (creating the parent directories and an empty file if needed); the schema is
-        ``migrate()``'s business."""
+        """Open (creating the parent directories 0700 and an empty file 0600 if needed, see
+        ``auth.files``); the schema is ``migrate()``'s business. The file and its side files
+        must be private (``StoreError`` naming the ``chmod`` otherwise): they hold password
+        hashes."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(path.parent)
+            create_private_file(path)
+        except OSError as error:
+            raise StoreError(str(error)) from error
+        problem = exposure(path.with_name(path.name + suffix) for suffix in SIDE_FILES)
+        if problem is not None:
+            raise StoreError(problem)
+        try:
             connection = _connect(path, busy_timeout)
-        except (OSError, sqlite3.Error) as error:
+        except sqlite3.Error as error:
             raise StoreError(str(error)) from error
         try:
             connection.execute("PRAGMA journal_mode=WAL").fetchone()
