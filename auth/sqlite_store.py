@@ -99,6 +99,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE accounts ADD COLUMN failed_logins INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE accounts ADD COLUMN locked_until REAL",
     ),
+    # 4: dashboard sessions ended server-side (sign-out), shared by every node: the SHA-256 of
+    # the session id, kept until the session would have expired anyway.
+    (
+        """CREATE TABLE IF NOT EXISTS revoked_sessions (
+            session_hash TEXT PRIMARY KEY,
+            expires_at REAL NOT NULL
+        ) WITHOUT ROWID""",
+        "CREATE INDEX IF NOT EXISTS revoked_sessions_expiry ON revoked_sessions (expires_at)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # The database file and the side files SQLite keeps beside it (same mode as the database).
@@ -219,24 +228,40 @@ class SqliteCatalogStore(SqlCatalogStore):
         with self._lock:
             return self.counter(CATALOG_VERSION)
 
+    def limit_thread_write_wait(self, seconds: float) -> None:
+        """Writes from the calling thread wait at most ``seconds`` for another connection's
+        write lock (this thread's connection's busy timeout) before failing with StoreError."""
+        self._db.execute(f"PRAGMA busy_timeout = {max(0, int(seconds * 1000))}")
+
     @contextmanager
     def reading(self) -> Iterator[None]:
         with self._lock:
-            self._db.execute("BEGIN")
+            try:
+                self._db.execute("BEGIN")
+            except sqlite3.Error as error:
+                raise StoreError(str(error)) from error
             try:
                 yield
+            except sqlite3.Error as error:
+                raise StoreError(str(error)) from error
             finally:
                 self._db.execute("COMMIT")
 
     @contextmanager
     def writing(self) -> Iterator[None]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as error:  # "database is locked": another writer held it
+                raise StoreError(str(error)) from error
             try:
                 yield
             except sqlite3.IntegrityError as exc:
                 self._db.execute("ROLLBACK")
                 raise StoreIntegrityError(str(exc)) from exc
+            except sqlite3.Error as error:
+                self._db.execute("ROLLBACK")
+                raise StoreError(str(error)) from error
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
