@@ -297,6 +297,41 @@ def test_migration_3_adds_the_account_protections(backend: Backend) -> None:
         assert verify_password(admin.password_hash, "Admin#pw1")
 
 
+def test_migration_4_adds_revoked_sessions(backend: Backend) -> None:
+    with backend.open() as catalog:
+        catalog.create_database("easydb", "s1", "easydb", "sg_easydb", "Admin#pw1", "")
+    backend.rows("DROP TABLE revoked_sessions")
+    backend.rows("UPDATE schema_version SET version = ?", (3,))
+    with pytest.raises(SchemaVersionError, match="catalog migrate"):
+        backend.open()
+    assert Catalog.migrate(backend.url, backend.base) == (3, SCHEMA_VERSION)
+    with backend.open() as catalog:
+        assert not catalog.session_revoked("a" * 64)
+        catalog.revoke_session("a" * 64, time.time() + 60)
+        assert catalog.session_revoked("a" * 64)
+        assert verify_password(_user(catalog, "easydb").password_hash, "Admin#pw1")
+
+
+def test_revoked_sessions_are_shared_and_pruned_once_expired(backend: Backend) -> None:
+    with backend.open() as one, backend.open() as other:
+        version = one.snapshot().version
+        one.revoke_session("a" * 64, 1000.0, now=900.0)
+        one.revoke_session("a" * 64, 1100.0, now=900.0)  # again: one record, the later expiry
+        other.revoke_session("b" * 64, 2000.0, now=900.0)
+        assert one.session_revoked("b" * 64) and other.session_revoked("a" * 64)
+        assert backend.rows("SELECT session_hash, expires_at FROM revoked_sessions ORDER BY 1") == [
+            ("a" * 64, 1100.0),
+            ("b" * 64, 2000.0),
+        ]
+        # A later revocation forgets those that would have expired by then.
+        other.revoke_session("c" * 64, 3000.0, now=1500.0)
+        assert not one.session_revoked("a" * 64)
+        assert one.session_revoked("b" * 64) and one.session_revoked("c" * 64)
+        # Not a change of accounts: the version (and so every node's snapshot) stays.
+        one.refresh()
+        assert one.snapshot().version == version
+
+
 def test_both_backends_have_the_same_schema_versions() -> None:
     assert mysql_store.SCHEMA_VERSION == SCHEMA_VERSION
 
