@@ -122,9 +122,10 @@ def start_admin_proxy(
     databases: dict[str, str],
     passwords: dict[str, str],
     admin_extra: str = "",
+    server_extra: str = "",
 ) -> AdminProxy:
     config_path = base / "shardgate.toml"
-    write_config(config_path, shards, free_port())
+    write_config(config_path, shards, free_port(), server_extra)
     with config_path.open("a") as out:
         out.write(
             f'[admin]\nenabled = true\nhost = "127.0.0.1"\nport = {free_port()}\n{admin_extra}\n'
