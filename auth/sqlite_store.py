@@ -226,7 +226,10 @@ class SqliteCatalogStore(SqlCatalogStore):
 
     def current_version(self) -> int:
         with self._lock:
-            return self.counter(CATALOG_VERSION)
+            try:
+                return self.counter(CATALOG_VERSION)
+            except sqlite3.Error as error:
+                raise StoreError(str(error)) from error
 
     def limit_thread_write_wait(self, seconds: float) -> None:
         """Writes from the calling thread wait at most ``seconds`` for another connection's

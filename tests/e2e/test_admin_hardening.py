@@ -9,11 +9,14 @@ Two proxies (nodes A and B) share one SQLite catalog and the catalog secret, wit
 
 from __future__ import annotations
 
+import asyncio
 import json
+import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -26,9 +29,11 @@ from hypothesis import strategies as st
 from auth.accounts import AccountManager, Actor
 from auth.catalog import Catalog, sqlite_path
 from auth.policy import profile_by_name
-from proxy.dev.localshard import ShardEndpoint, free_port
+from proxy.dev.localshard import LocalMariaDB, ShardEndpoint, free_port
+from proxy.manage.provision import create_database
 from proxy.ops.config import load_config
-from tests.e2e.conftest import ProxyThread
+from tests.conftest import connect_admin
+from tests.e2e.conftest import ProxyThread, write_config
 from tests.e2e.test_admin_api import AdminProxy, Api, error_of, start_admin_proxy
 
 PASSWORDS = {"lockdb": "LockAdm#1", "lockdb_RO": "LockRo#1"}
@@ -522,3 +527,75 @@ def test_fuzzed_api_requests_never_fail_the_server(
     assert response.status_code < 500, (method, path, body[:100], response.text[:200])
     if response.status_code >= 400 and path.startswith("/api/"):
         assert isinstance(response.json()["error"], str)
+
+
+# --------------------------------------------------------------------------- a MySQL catalog
+
+
+def test_a_mysql_catalog_stopped_briefly(
+    shards: list[ShardEndpoint], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dashboard on a MySQL catalog whose server is killed and restarted: requests that
+    need the catalog get a clean 503, failed sign-ins are answered at once and counted once
+    the catalog is back, and the session carries on."""
+    server = LocalMariaDB(tmp_path / "catalogdb", port=free_port())
+    endpoint = server.start()
+    proxy: AdminProxy | None = None
+    try:
+        password = secrets.token_urlsafe(18)
+        monkeypatch.setenv("SG_TEST_DASH_CATALOG_PW", password)
+        conn = connect_admin(endpoint)
+        with conn.cursor() as cur:
+            cur.execute("CREATE DATABASE sgcat_dash")
+            cur.execute("CREATE USER 'sgdash'@'127.0.0.1' IDENTIFIED BY %s", (password,))
+            cur.execute("GRANT ALL PRIVILEGES ON sgcat_dash.* TO 'sgdash'@'127.0.0.1'")
+        conn.close()
+        url = f"mysql://sgdash@{endpoint.host}:{endpoint.port}/sgcat_dash"
+        config_path = tmp_path / "shardgate.toml"
+        write_config(config_path, shards, free_port(), SERVER_EXTRA)
+        text = config_path.read_text().replace(
+            'url = "sqlite:///catalog.db"',
+            f'url = "{url}"\npassword_env = "SG_TEST_DASH_CATALOG_PW"',
+        )
+        config_path.write_text(
+            text + f"[admin]\nenabled = true\nport = {free_port()}\n{ADMIN_EXTRA}\n"
+        )
+        config = load_config(config_path)
+        Catalog.migrate(config.catalog.url, config.base_dir)
+        with Catalog.open(config.catalog.url, config.base_dir) as catalog:
+            asyncio.run(
+                create_database(config, catalog, "mydashdb", "s0", "MyDash#adm1", "MyDash#ro1")
+            )
+        runner = ProxyThread(config)
+        proxy = AdminProxy(config, config_path, runner, runner.start())
+        api = Api(proxy)
+        try:
+            assert api.login("mydashdb", "MyDash#adm1").status_code == 200
+            assert api.list("mydashdb").status_code == 200
+            server.kill()
+            listed = api.list("mydashdb")
+            assert listed.status_code == 503
+            assert (
+                error_of(listed) == "The account catalog is unavailable; please try again shortly."
+            )
+            other = Api(proxy)
+            try:
+                for _ in range(2):
+                    started = time.monotonic()
+                    assert other.login("mydashdb", "Wrong#pass1").status_code == 401
+                    assert time.monotonic() - started < 3.0
+            finally:
+                other.close()
+            assert proxy.server.ctx.bookkeeping.pending == 2
+            server.start()
+            assert proxy.server.ctx.bookkeeping.flush(30)
+            with Catalog.open(config.catalog.url, config.base_dir) as catalog:
+                account = catalog.snapshot().find_account("mydashdb", "%")
+                assert account is not None and account.failed_logins == 2
+            assert api.list("mydashdb").status_code == 200  # the same session, still valid
+        finally:
+            api.close()
+    finally:
+        if proxy is not None:
+            proxy.runner.stop()
+        server.stop()
