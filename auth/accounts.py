@@ -31,7 +31,8 @@ Order of checks (the first failing one is reported), the same in every operation
    (built-in) user name → TDDL-5107; the name rule when the statement always creates (CREATE
    USER) → TDDL-5202; the host rule → TDDL-5109; the password rule when a password is given →
    TDDL-5203;
-5. each account in the order written, against the catalog: existence, ownership, grants held
+5. each account in the order written, against the catalog: existence, ownership (of the
+   account, and of its user name when it would be created), grants held
    (1396 / 3162 / 3163 / 1133 / 1141 / 1147 / TDDL-5104; a GRANT that creates an account checks
    the name rule, TDDL-5202, here);
 6. table existence for a table-level GRANT → 1146.
@@ -79,6 +80,18 @@ Decisions where the semantics page is silent (each has a test):
   for ...`` (MySQL's error for ALTER USER). ``GRANT ... WITH MAX_USER_CONNECTIONS n`` on an
   account another database owns → 1133, as GRANT ... IDENTIFIED BY. The operator's CLI unlock
   also unlocks built-ins. Every password change also unlocks (``auth.catalog``).
+* **A user name belongs to one database** (account-semantics.md): the database whose
+  administrator first created an account with that name (or whose built-in account it is).
+  Creating an account with a name another database owns (or that an account owned by no
+  database holds), at any host, fails as if that account existed: CREATE USER → 1396
+  ``Operation CREATE USER failed for 'u'@'h'`` (named with the statement's other failing
+  accounts; all or nothing); CREATE USER IF NOT EXISTS → OK with note 3163 ``Authorization ID
+  'u'@'h' already exists.`` and nothing created (MySQL's answer for an existing account);
+  GRANT ... IDENTIFIED BY that would create it → 1133 (what GRANT ... IDENTIFIED BY gives for an
+  existing account another database owns); the CLI / dashboard creation →
+  1396 (shown as "already exists"). The operator is held to the same rule (the new account's
+  owning database decides). GRANT without IDENTIFIED BY to existing accounts of other databases
+  is unchanged (the seed's multi-database accounts).
 * Conflicts that persist after ``MAX_ATTEMPTS`` → 1213 (SQLSTATE 40001) "Deadlock found when
   trying to get lock; try restarting transaction".
 """
@@ -330,6 +343,26 @@ def _parse_privileges(privileges: Sequence[PrivilegeSpec], *, granting: bool) ->
 def _builtin_named(snapshot: CatalogSnapshot, user: str) -> bool:
     """Whether ``user`` is the (reserved) name of a built-in account."""
     return any(a.builtin is not None for a in snapshot.accounts_named(user))
+
+
+def _name_taken(snapshot: CatalogSnapshot, user: str, owner: str | None) -> bool:
+    """Whether the user name ``user`` belongs to another database than ``owner``: some account
+    with that name (any host) is owned by another database, or by none.
+
+    A user name belongs to the database whose administrator first created an account with it
+    (or whose built-in account it is); since only that database may add accounts with the name
+    afterwards, "every account with the name is owned by ``owner``" is the same rule, and it
+    also refuses a name whose accounts a catalog from before the rule split between databases.
+    Without it one tenant could capture another's logins through the host-precedence rule
+    (``bobby@'127.0.0.1'`` is chosen over ``bobby@'%'`` for a login from 127.0.0.1).
+    """
+    for account in snapshot.accounts_named(user):
+        if account.owner_db is None or owner is None:
+            if account.owner_db != owner:
+                return True
+        elif not _same_db(account.owner_db, owner):
+            return True
+    return False
 
 
 def _host(host: str) -> str:
@@ -669,7 +702,8 @@ class AccountManager:
             failed: list[str] = []
             for user, host, password in specs:
                 name = account_name(user, host)
-                if work.lookup(user, host) is not None:
+                # A name another database owns fails as if the account existed.
+                if work.lookup(user, host) is not None or _name_taken(snapshot, user, owner):
                     if not if_not_exists:
                         failed.append(name)
                     else:
@@ -910,6 +944,9 @@ class AccountManager:
                     if password is None:
                         raise _user_not_exists(user)
                     self._policy.validate_username(user)
+                    if _name_taken(snapshot, user, owner):
+                        # As if the account existed, owned by another database.
+                        raise _password_no_match()
                     state = work.create(user, host, password, owner)
                 elif password is not None:
                     if not caller.owns(state):
@@ -1132,7 +1169,9 @@ class AccountManager:
             )
             work = _Work(snapshot)
             name = account_name(checked_user, checked_host)
-            if work.lookup(checked_user, checked_host) is not None:
+            if work.lookup(checked_user, checked_host) is not None or _name_taken(
+                snapshot, checked_user, target.name
+            ):
                 raise _cannot_user("CREATE USER", [name])
             result = _Plan(
                 work,

@@ -67,6 +67,7 @@ __all__ = [
     "CatalogConflictError",
     "CatalogError",
     "CatalogSnapshot",
+    "CatalogUnavailableError",
     "Change",
     "CreateAccount",
     "DatabaseExistsError",
@@ -126,6 +127,11 @@ class UnknownAccountError(CatalogError):
 
 class ProtectedAccountError(CatalogError):
     """A built-in account (or its reserved user name) was the target of a change."""
+
+
+class CatalogUnavailableError(CatalogError):
+    """The store could not be used just now (SQLite locked by another writer for longer than
+    the wait, MySQL unreachable): trying again later may succeed."""
 
 
 class CatalogConflictError(CatalogError):
@@ -575,11 +581,15 @@ class Catalog:
         return self._snapshot
 
     def refresh(self) -> bool:
-        """Reload if the catalog version moved (one indexed query when it did not)."""
+        """Reload if the catalog version moved (one indexed query when it did not).
+        CatalogUnavailableError (the snapshot stays as it was) if the store cannot be read."""
         with self._lock:
-            if self._store.current_version() == self._snapshot.version:
-                return False
-            self._snapshot = self._load(self._snapshot)
+            try:
+                if self._store.current_version() == self._snapshot.version:
+                    return False
+                self._snapshot = self._load(self._snapshot)
+            except StoreError as error:
+                raise CatalogUnavailableError(f"catalog unavailable: {error}") from error
             return True
 
     def _load(self, current: CatalogSnapshot | None) -> CatalogSnapshot:
@@ -718,6 +728,34 @@ class Catalog:
             self._bump_version([account_id])
             return None
 
+    # --- dashboard sessions ended server-side (schema version 4) ---
+
+    def revoke_session(
+        self, session_hash: str, expires_at: float, *, now: float | None = None
+    ) -> None:
+        """Record that the dashboard session whose id hashes to ``session_hash`` (SHA-256, hex)
+        has ended, until ``expires_at`` (when its cookie would stop working anyway); every
+        node sharing the catalog then refuses it. Records past their expiry are pruned here."""
+        at = time.time() if now is None else now
+        with self._write():
+            self._store.revoke_session(session_hash, expires_at)
+            self._store.prune_revoked_sessions(at)
+
+    def session_revoked(self, session_hash: str) -> bool:
+        """Whether that dashboard session was ended (one indexed read)."""
+        try:
+            with self._lock, self._store.reading():
+                return self._store.session_revoked(session_hash)
+        except StoreError as error:
+            raise CatalogUnavailableError(f"catalog unavailable: {error}") from error
+
+    def limit_thread_write_wait(self, seconds: float) -> None:
+        """Writes from the calling thread give up (CatalogUnavailableError) after waiting
+        ``seconds`` for another writer of a SQLite catalog (for a retrying background writer
+        that must not sit on the catalog's lock while another process holds the file's)."""
+        with self._lock:
+            self._store.limit_thread_write_wait(seconds)
+
     @contextmanager
     def _write(self) -> Iterator[None]:
         """One store transaction under the catalog's lock; once it commits, the snapshot
@@ -732,7 +770,7 @@ class Catalog:
                 raise CatalogError(f"catalog integrity: {error}") from error
             except StoreError as error:
                 del self._audited[first:]
-                raise CatalogError(f"catalog unavailable: {error}") from error
+                raise CatalogUnavailableError(f"catalog unavailable: {error}") from error
             except BaseException:
                 del self._audited[first:]  # rolled back: nothing to report
                 raise

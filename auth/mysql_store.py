@@ -40,6 +40,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pymysql
 import pymysql.err
 
+from auth.files import exposure
 from auth.sql_store import SqlCatalogStore
 from auth.store import (
     CATALOG_VERSION,
@@ -135,6 +136,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             ADD COLUMN failed_logins INT NOT NULL DEFAULT 0,
             ADD COLUMN locked_until DOUBLE NULL""",
     ),
+    # 4: dashboard sessions ended server-side (sign-out), shared by every node: the SHA-256 of
+    # the session id, kept until the session would have expired anyway.
+    (
+        f"""CREATE TABLE IF NOT EXISTS revoked_sessions (
+            session_hash CHAR(64) NOT NULL PRIMARY KEY,
+            expires_at DOUBLE NOT NULL,
+            KEY revoked_sessions_expiry (expires_at)
+        ) {_TABLE_OPTIONS}""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -165,6 +175,9 @@ class MysqlUrl:
                 )
             return value
         if self.password_file is not None:
+            problem = exposure([self.password_file])
+            if problem is not None:
+                raise StoreError(f"catalog password file: {problem}")
             try:
                 return self.password_file.read_text().rstrip("\r\n")
             except OSError as error:
@@ -357,6 +370,10 @@ class MysqlCatalogStore(SqlCatalogStore):
             return current, SCHEMA_VERSION
 
     # --- transactions ---
+
+    def limit_thread_write_wait(self, seconds: float) -> None:
+        """Nothing to do: one connection serves every thread, and a writer waits only for
+        another node's short transaction (a stopped server fails at once)."""
 
     def current_version(self) -> int:
         with self._lock:

@@ -182,6 +182,10 @@ class SqlCatalogStore(ABC):
             )
         return cast(list[AuditRow], rows)
 
+    def session_revoked(self, session_hash: str) -> bool:
+        row = self._one("SELECT 1 FROM revoked_sessions WHERE session_hash = ?", (session_hash,))
+        return row is not None
+
     # --- writes ---
 
     def set_counter(self, name: str, value: int) -> None:
@@ -280,3 +284,14 @@ class SqlCatalogStore(ABC):
             " VALUES (?, ?, ?, ?, ?, ?)",
             (at, actor, client, action, details, version),
         )
+
+    def revoke_session(self, session_hash: str, expires_at: float) -> None:
+        # Delete and insert: the same on both dialects (no upsert syntax in common).
+        self._execute("DELETE FROM revoked_sessions WHERE session_hash = ?", (session_hash,))
+        self._execute(
+            "INSERT INTO revoked_sessions (session_hash, expires_at) VALUES (?, ?)",
+            (session_hash, expires_at),
+        )
+
+    def prune_revoked_sessions(self, now: float) -> None:
+        self._execute("DELETE FROM revoked_sessions WHERE expires_at < ?", (now,))

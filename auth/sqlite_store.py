@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from auth.files import create_private_file, exposure, make_private_dirs
 from auth.sql_store import SqlCatalogStore
 from auth.store import (
     CATALOG_VERSION,
@@ -98,8 +99,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE accounts ADD COLUMN failed_logins INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE accounts ADD COLUMN locked_until REAL",
     ),
+    # 4: dashboard sessions ended server-side (sign-out), shared by every node: the SHA-256 of
+    # the session id, kept until the session would have expired anyway.
+    (
+        """CREATE TABLE IF NOT EXISTS revoked_sessions (
+            session_hash TEXT PRIMARY KEY,
+            expires_at REAL NOT NULL
+        ) WITHOUT ROWID""",
+        "CREATE INDEX IF NOT EXISTS revoked_sessions_expiry ON revoked_sessions (expires_at)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+# The database file and the side files SQLite keeps beside it (same mode as the database).
+SIDE_FILES = ("", "-wal", "-shm", "-journal")
 
 
 def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
@@ -137,12 +149,21 @@ class SqliteCatalogStore(SqlCatalogStore):
 
     @classmethod
     def open(cls, path: Path, *, busy_timeout: float = 30.0) -> SqliteCatalogStore:
-        """Open (creating the parent directories and an empty file if needed); the schema is
-        ``migrate()``'s business."""
+        """Open (creating the parent directories 0700 and an empty file 0600 if needed, see
+        ``auth.files``); the schema is ``migrate()``'s business. The file and its side files
+        must be private (``StoreError`` naming the ``chmod`` otherwise): they hold password
+        hashes."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(path.parent)
+            create_private_file(path)
+        except OSError as error:
+            raise StoreError(str(error)) from error
+        problem = exposure(path.with_name(path.name + suffix) for suffix in SIDE_FILES)
+        if problem is not None:
+            raise StoreError(problem)
+        try:
             connection = _connect(path, busy_timeout)
-        except (OSError, sqlite3.Error) as error:
+        except sqlite3.Error as error:
             raise StoreError(str(error)) from error
         try:
             connection.execute("PRAGMA journal_mode=WAL").fetchone()
@@ -205,26 +226,45 @@ class SqliteCatalogStore(SqlCatalogStore):
 
     def current_version(self) -> int:
         with self._lock:
-            return self.counter(CATALOG_VERSION)
+            try:
+                return self.counter(CATALOG_VERSION)
+            except sqlite3.Error as error:
+                raise StoreError(str(error)) from error
+
+    def limit_thread_write_wait(self, seconds: float) -> None:
+        """Writes from the calling thread wait at most ``seconds`` for another connection's
+        write lock (this thread's connection's busy timeout) before failing with StoreError."""
+        self._db.execute(f"PRAGMA busy_timeout = {max(0, int(seconds * 1000))}")
 
     @contextmanager
     def reading(self) -> Iterator[None]:
         with self._lock:
-            self._db.execute("BEGIN")
+            try:
+                self._db.execute("BEGIN")
+            except sqlite3.Error as error:
+                raise StoreError(str(error)) from error
             try:
                 yield
+            except sqlite3.Error as error:
+                raise StoreError(str(error)) from error
             finally:
                 self._db.execute("COMMIT")
 
     @contextmanager
     def writing(self) -> Iterator[None]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as error:  # "database is locked": another writer held it
+                raise StoreError(str(error)) from error
             try:
                 yield
             except sqlite3.IntegrityError as exc:
                 self._db.execute("ROLLBACK")
                 raise StoreIntegrityError(str(exc)) from exc
+            except sqlite3.Error as error:
+                self._db.execute("ROLLBACK")
+                raise StoreError(str(error)) from error
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise

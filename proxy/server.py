@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from auth.accounts import AccountManager
+from auth.bookkeeping import LoginBookkeeping
 from auth.catalog import Catalog, CatalogSnapshot
 from auth.errors import ErrorCode, sql_error
 from auth.model import Account
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("shardgate.server")
 
 CATALOG_POLL_SECONDS = 0.25
+BOOKKEEPING_CLOSE_SECONDS = 5.0
 WATCH_SECONDS = 1.0
 
 
@@ -64,6 +66,10 @@ class ServerContext:
         self.worker = worker
         self.catalog = catalog
         self.accounts = AccountManager(catalog, profile_by_name(config.server.policy))
+        # Failed / successful logins (MySQL port and dashboard) and dashboard sign-outs go to
+        # the catalog through this queue, so a busy or unreachable catalog neither loses them
+        # nor holds the client (auth/bookkeeping.py). One queue: one order for both doors.
+        self.bookkeeping = LoginBookkeeping(catalog)
         self.secret = config.catalog_secret()
         self.sessions: dict[int, Session] = {}
         self.digest = QueryDigest()
@@ -254,11 +260,14 @@ class ProxyServer:
         ):
             from proxy.manage.admin.server import AdminServer
 
+            ctx = self.ctx
             self.admin = AdminServer(
                 config.admin,
-                self.ctx.accounts,
-                self.ctx.catalog,
-                self.ctx.secret,
+                ctx.accounts,
+                ctx.catalog,
+                ctx.secret,
+                lambda: ctx.config.server,
+                ctx.bookkeeping,
                 dashboard=config.admin.enabled,
                 metrics=self.ctx.metrics if config.metrics.enabled else None,
                 metrics_token=config.metrics.token(),
@@ -506,6 +515,8 @@ class ProxyServer:
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
+        # Login records still queued for a busy catalog: a last try (bounded).
+        await asyncio.to_thread(self.ctx.bookkeeping.close, BOOKKEEPING_CLOSE_SECONDS)
         log.info("shardgate stopped")
 
 

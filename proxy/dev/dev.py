@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from auth.catalog import Catalog
+from auth.files import make_private_dirs
 from auth.policy import POLARDBX
 from proxy.dev.localshard import LocalMariaDB, ShardEndpoint
 from proxy.manage.provision import create_database, shard_admin
@@ -94,12 +95,18 @@ async def _load_demo(config_path: Path) -> dict[str, str]:
 
 def run_dev(state_dir: Path, host: str, port: int) -> None:
     state_dir = state_dir.resolve()
-    state_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(state_dir)
+    config_path = state_dir / "shardgate.toml"
+    if config_path.exists():
+        # A second run: refuse a catalog or secret file open to others before starting
+        # anything (CatalogError / ConfigError naming the chmod to run).
+        previous = load_config(config_path)
+        Catalog.migrate(previous.catalog.url, previous.base_dir)
+        previous.catalog_secret()
     shards = [LocalMariaDB(state_dir / f"s{i}") for i in range(2)]
     click.echo(f"Starting two local MariaDB shards under {state_dir} ...")
     try:
         endpoints = [shard.start() for shard in shards]
-        config_path = state_dir / "shardgate.toml"
         _write_config(config_path, host, port, endpoints)
         passwords = asyncio.run(_load_demo(config_path))
         config = load_config(config_path)

@@ -79,9 +79,14 @@ def serve(state: CliState, worker_slot: str | None) -> None:
     from proxy.server import run_server
 
     config = state.config
-    # Refuse, with one clear line, a catalog that cannot be opened or whose schema is older
-    # or newer than this code's (run `catalog migrate`), before binding any port.
+    # Refuse, with one clear line, a catalog that cannot be opened, whose schema is older or
+    # newer than this code's (run `catalog migrate`), or whose file, secret file or password
+    # file is open to others (run chmod), before binding any port.
     _open_catalog(state).close()
+    try:
+        config.catalog_secret()
+    except ConfigError as exc:
+        raise click.ClickException(f"config: {exc}") from None
     try:
         configure_logging(config.log, state.log_level)
     except OSError as exc:  # the log file's directory cannot be written
@@ -493,7 +498,10 @@ def dev(state_dir: Path, port: int, host: str) -> None:
     """Start two local MariaDB shards, a demo database and the proxy (Ctrl-C stops all)."""
     from proxy.dev.dev import run_dev
 
-    run_dev(state_dir, host, port)
+    try:
+        run_dev(state_dir, host, port)
+    except (CatalogError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from auth.files import PRIVATE_FILE_MODE, exposure, make_private_dirs
+
 
 class ConfigError(Exception):
     """A configuration file that cannot be used; the message names the key."""
@@ -176,10 +178,13 @@ class Config:
             return value.encode()
         path = self.catalog.secret_file
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            make_private_dirs(path.parent)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
             with os.fdopen(fd, "w") as out:
                 out.write(os.urandom(32).hex())
+        problem = exposure([path])
+        if problem is not None:
+            raise ConfigError(f"catalog.secret_file: {problem}")
         return path.read_text().strip().encode()
 
 

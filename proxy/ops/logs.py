@@ -1,8 +1,9 @@
 """Logging for ``shardgate serve``/``dev``: text or JSON lines, connection context, redaction.
 
 Configuration (``[log]``, see ``proxy.ops.config.LogConfig``): ``format = "text" | "json"``,
-``level`` (DEBUG, INFO, WARNING, ERROR), optional ``file`` (appended to; reopened when
-logrotate moves it, ``WatchedFileHandler``), else standard error. ``configure_logging()``
+``level`` (DEBUG, INFO, WARNING, ERROR), optional ``file`` (appended to, created 0600 in
+directories created 0700; reopened when logrotate moves it, ``WatchedFileHandler``), else
+standard error. ``configure_logging()``
 installs one handler on the root logger and can be called again (SIGHUP) to switch format,
 level or file; it leaves handlers it did not install (pytest's, for example) alone.
 
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime
+import io
 import json
 import logging
 import logging.handlers
@@ -53,6 +55,7 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any, Final
 
+from auth.files import make_private_dirs, open_private_append
 from proxy.ops.config import LOG_LEVELS, LogConfig
 
 __all__ = [
@@ -227,11 +230,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class _PrivateFileHandler(logging.handlers.WatchedFileHandler):
+    """A ``WatchedFileHandler`` whose file, when it creates one (at start, or after the file
+    was rotated away), is created mode 0600: logs name accounts and client addresses."""
+
+    def _open(self) -> io.TextIOWrapper:
+        return open_private_append(self.baseFilename, self.encoding)
+
+
 def _handler(settings: LogConfig) -> logging.Handler:
     handler: logging.Handler
     if settings.file is not None:
-        settings.file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.WatchedFileHandler(settings.file, encoding="utf-8")
+        make_private_dirs(settings.file.parent)
+        handler = _PrivateFileHandler(settings.file, encoding="utf-8")
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())

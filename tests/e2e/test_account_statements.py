@@ -422,6 +422,62 @@ def test_administrator_manages_only_accounts_its_database_owns(
     assert not exists(proxy, "ownea1")
 
 
+def test_a_user_name_belongs_to_one_database(
+    proxy: ProxyEnv, admin: Conn, otheradmin: Conn
+) -> None:
+    """otherdb owns capt1: easydb's administrator cannot add capt1 at a more specific host,
+    which would capture capt1@'%''s logins by host precedence (ten patterns 0%...9% would cover
+    every IPv4 address)."""
+    ok(otheradmin, "CREATE USER capt1@'%' IDENTIFIED BY 'Capt#pass1'")
+    ok(otheradmin, "GRANT SELECT ON otherdb.* TO capt1")
+    before = version(proxy)
+    for host in ("127.0.0.1", "127.0.0.%", "127.%", "1%"):
+        assert err(admin, f"CREATE USER capt1@'{host}' IDENTIFIED BY 'Evil#pass1'") == (
+            1396,
+            f"Operation CREATE USER failed for 'capt1'@'{host}'",
+        )
+    digits = ", ".join(f"capt1@'{d}%' IDENTIFIED BY 'Evil#pass1'" for d in range(10))
+    assert err(admin, f"CREATE USER {digits}") == (
+        1396,
+        "Operation CREATE USER failed for " + ",".join(f"'capt1'@'{d}%'" for d in range(10)),
+    )
+    # All or nothing: a free name in the same statement is not created either.
+    assert err(admin, "CREATE USER captfree1, capt1@'127.0.0.2'") == (
+        1396,
+        "Operation CREATE USER failed for 'capt1'@'127.0.0.2'",
+    )
+    assert not exists(proxy, "captfree1")
+    assert (
+        err(admin, "GRANT SELECT ON easydb.* TO capt1@'127.0.0.3' IDENTIFIED BY 'Evil#pass1'")
+        == NO_PASSWORD_ROW
+    )
+    with admin.cursor() as cur:
+        cur.execute("CREATE USER IF NOT EXISTS capt1@'127.0.0.4' IDENTIFIED BY 'Evil#pass1'")
+        assert cur.warning_count == 1
+        cur.execute("SHOW WARNINGS")
+        assert cur.fetchall() == (
+            ("Note", 3163, "Authorization ID 'capt1'@'127.0.0.4' already exists."),
+        )
+    assert version(proxy) == before
+    assert [a.host for a in proxy.server.ctx.catalog.snapshot().accounts_named("capt1")] == ["%"]
+    # capt1 logs in as capt1@'%' from every address, the easydb administrator's password is no
+    # use, and granting on easydb to the existing account is still allowed.
+    ok(admin, "GRANT SELECT ON easydb.* TO capt1")
+    for ip in ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"):
+        assert login_error(
+            proxy, user="capt1", password="Evil#pass1", database=None, bind_address=ip
+        ) == access_denied("capt1", ip)
+        with _bound(proxy, "capt1", "Capt#pass1", ip) as conn:
+            assert show_grants(conn, "SHOW GRANTS")[0] == "Grants for capt1@%"
+    # The owner still adds hosts to its own name.
+    ok(otheradmin, "CREATE USER capt1@'127.0.0.5' IDENTIFIED BY 'Capt#pass5'")
+    with proxy.connect(
+        user="capt1", password="Capt#pass5", database=None, bind_address="127.0.0.5"
+    ) as conn:
+        assert show_grants(conn, "SHOW GRANTS")[0] == "Grants for capt1@127.0.0.5"
+    ok(otheradmin, "DROP USER capt1, capt1@'127.0.0.5'")
+
+
 def test_granting_on_another_database_5106(proxy: ProxyEnv, admin: Conn, otheradmin: Conn) -> None:
     ok(admin, "CREATE USER IF NOT EXISTS nodb1 IDENTIFIED BY 'Nodb#pass1'")
     ok(otheradmin, "CREATE TABLE IF NOT EXISTS nodb_t (id INT)")

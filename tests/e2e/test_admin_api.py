@@ -122,9 +122,10 @@ def start_admin_proxy(
     databases: dict[str, str],
     passwords: dict[str, str],
     admin_extra: str = "",
+    server_extra: str = "",
 ) -> AdminProxy:
     config_path = base / "shardgate.toml"
-    write_config(config_path, shards, free_port())
+    write_config(config_path, shards, free_port(), server_extra)
     with config_path.open("a") as out:
         out.write(
             f'[admin]\nenabled = true\nhost = "127.0.0.1"\nport = {free_port()}\n{admin_extra}\n'
@@ -697,6 +698,13 @@ def test_create_with_host(env: AdminProxy, api: Api) -> None:
         ({"username": "apidb_RO"}, 403, '"apidb_RO" is the name of a protected account'),
         ({"username": "apiother"}, 403, '"apiother" is the name of a protected account'),
         ({"username": "plainuser"}, 409, 'User "plainuser" already exists.'),
+        # apiother owns the name "otheruser": at any host, as if it existed.
+        (
+            {"username": "otheruser", "host": "127.0.0.1"},
+            409,
+            'User "otheruser@127.0.0.1" already exists.',
+        ),
+        ({"username": "otheruser", "host": "1%"}, 409, 'User "otheruser@1%" already exists.'),
         (
             {"username": "badhost", "host": "localhost"},
             400,

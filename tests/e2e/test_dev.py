@@ -70,6 +70,12 @@ def test_dev_starts_serves_and_stops_then_reuses_state(tmp_path: Path) -> None:
     finally:
         tail = _stop(proc)
     assert "shardgate dev stopped." in tail
+    # The state is private: its directory, the catalog (password hashes) and the secret.
+    assert state_dir.stat().st_mode & 0o777 == 0o700
+    for name in ("catalog.db", "catalog.db-wal", "catalog.db-shm", "shardgate.secret"):
+        path = state_dir / name
+        assert not path.exists() or path.stat().st_mode & 0o777 == 0o600, name
+    assert (state_dir / "catalog.db").exists()
     # Both shard servers are gone.
     for shard in ("s0", "s1"):
         pid_file = state_dir / shard / "mysqld.pid"

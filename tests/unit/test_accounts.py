@@ -23,6 +23,7 @@ from auth.accounts import (
 )
 from auth.catalog import Catalog
 from auth.errors import SqlError
+from auth.hosts import normalize_host_pattern
 from auth.model import Account
 from auth.passwords import hash_password, verify_password
 from auth.policy import MANAGED, POLARDBX, PolicyProfile
@@ -461,6 +462,121 @@ def test_operator_creates_users_owned_by_its_current_database(env: Env) -> None:
         "42000",
         "Unknown database 'nodb'",
     )
+
+
+# --- a user name belongs to one database ---
+
+
+# Host patterns another database's administrator might try, to capture bobby@'%''s logins by
+# host precedence: every one is more specific than '%'.
+CAPTURING_HOSTS = ["127.0.0.1", "127.0.0.%", "127.%", "0%", "9%", "1%", "::ffff:127.0.0.2", "_%"]
+
+
+@pytest.mark.parametrize("host", CAPTURING_HOSTS)
+def test_another_databases_user_name_cannot_be_created_at_any_host(env: Env, host: str) -> None:
+    env.mgr.create_users(env.other, [(A("bobby"), PW)], False)
+    stored = env.account("bobby").host
+    version = env.version
+    name = f"'bobby'@'{normalize_host_pattern(host)}'"
+    assert raised(lambda: env.mgr.create_users(env.easy, [(A("bobby", host), PW)], False)) == (
+        cannot("CREATE USER", name)
+    )
+    # As for an existing account: IF NOT EXISTS notes 3163 and creates nothing.
+    outcome = env.mgr.create_users(env.easy, [(A("bobby", host), PW)], True)
+    assert outcome.notes == ((3163, f"Authorization ID {name} already exists."),)
+    # GRANT ... IDENTIFIED BY that would create it: 1133, as for another database's account.
+    assert raised(lambda: env.grant(env.easy, "SELECT", "easydb.*", (A("bobby", host), PW))) == (
+        PASSWORD_NO_MATCH
+    )
+    # The CLI / dashboard path, even for the operator working on easydb.
+    for actor in (env.easy, env.op):
+        assert raised(
+            lambda actor=actor: env.mgr.create_user_for_database(actor, "easydb", "bobby", host)
+        ) == cannot("CREATE USER", name)
+    assert env.version == version
+    assert [a.host for a in env.catalog.snapshot().accounts_named("bobby")] == [stored]
+
+
+def test_the_owning_database_adds_hosts_to_its_user_name(env: Env) -> None:
+    env.mgr.create_users(env.other, [(A("bobby"), PW)], False)
+    env.mgr.create_users(env.other, [(A("bobby", "127.0.0.1"), PW2)], False)
+    env.grant(env.other, "SELECT", "otherdb.*", (A("bobby", "10.%"), PW))
+    env.mgr.create_user_for_database(env.op, "otherdb", "bobby", "10.1.%")
+    assert {a.host: a.owner_db for a in env.catalog.snapshot().accounts_named("bobby")} == {
+        "%": "otherdb",
+        "127.0.0.1": "otherdb",
+        "10.%": "otherdb",
+        "10.1.%": "otherdb",
+    }
+
+
+def test_a_taken_user_name_fails_the_whole_statement(env: Env) -> None:
+    env.mgr.create_users(env.other, [(A("bobby"), PW)], False)
+    env.create(env.easy, "david")
+    version = env.version
+    assert raised(
+        lambda: env.mgr.create_users(
+            env.easy,
+            [(A("lily"), PW), (A("bobby", "127.0.0.1"), PW), (A("david"), PW)],
+            False,
+        )
+    ) == cannot("CREATE USER", "'bobby'@'127.0.0.1'", "'david'@'%'")
+    assert env.version == version and env.find("lily") is None
+    # IF NOT EXISTS: the others are created, each taken one is a note.
+    outcome = env.mgr.create_users(env.easy, [(A("lily"), PW), (A("bobby", "127.0.0.1"), PW)], True)
+    assert outcome.notes == ((3163, "Authorization ID 'bobby'@'127.0.0.1' already exists."),)
+    assert env.account("lily").owner_db == "easydb"
+    assert env.find("bobby", "127.0.0.1") is None
+    # GRANT ... IDENTIFIED BY to several accounts: all or nothing too.
+    version = env.version
+    assert (
+        raised(
+            lambda: env.grant(
+                env.easy, "SELECT", "easydb.*", (A("newbie"), PW), (A("bobby", "127.0.0.%"), PW)
+            )
+        )
+        == PASSWORD_NO_MATCH
+    )
+    assert env.version == version and env.find("newbie") is None
+
+
+def test_another_database_still_grants_to_an_existing_account(env: Env) -> None:
+    # The seed's multi-database accounts: a GRANT (without IDENTIFIED BY) on one's own database
+    # to another database's account is allowed; it does not move the name.
+    env.mgr.create_users(env.other, [(A("bobby"), PW)], False)
+    env.grant(env.easy, "SELECT", "easydb.*", A("bobby"))
+    assert env.db_privs("bobby") == {"easydb": SEL}
+    assert env.account("bobby").owner_db == "otherdb"
+    assert raised(lambda: env.mgr.create_users(env.easy, [(A("bobby", "1%"), PW)], False)) == (
+        cannot("CREATE USER", "'bobby'@'1%'")
+    )
+
+
+def test_a_user_name_is_free_again_once_its_accounts_are_dropped(env: Env) -> None:
+    env.mgr.create_users(env.other, [(A("bobby"), PW), (A("bobby", "10.%"), PW)], False)
+    env.mgr.drop_users(env.other, [A("bobby")], False)
+    assert raised(lambda: env.create(env.easy, ("bobby", PW))) == cannot(
+        "CREATE USER", "'bobby'@'%'"
+    )
+    env.mgr.drop_users(env.other, [A("bobby", "10.%")], False)
+    env.create(env.easy, ("bobby", PW))
+    assert env.account("bobby").owner_db == "easydb"
+
+
+def test_user_names_of_the_rule_are_case_sensitive(env: Env) -> None:
+    env.mgr.create_users(env.other, [(A("bobby"), PW)], False)
+    env.create(env.easy, ("Bobby", PW))
+    assert env.account("Bobby").owner_db == "easydb"
+
+
+def test_a_name_held_by_an_account_of_no_database_is_taken(env: Env) -> None:
+    env.create(env.op, ("lonely", PW))
+    assert env.account("lonely").owner_db is None
+    assert raised(lambda: env.create(env.easy, ("lonely", PW))) == cannot(
+        "CREATE USER", "'lonely'@'%'"
+    )
+    env.mgr.create_users(env.op, [(A("lonely", "10.%"), PW)], False)
+    assert env.account("lonely", "10.%").owner_db is None
 
 
 # --- the managed profile ---

@@ -153,6 +153,93 @@ def test_open_creates_directories_schema_and_wal(tmp_path: Path) -> None:
         assert again.snapshot().version == 0
 
 
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_a_new_catalog_and_its_side_files_are_private(tmp_path: Path) -> None:
+    # Under the usual umask 022, which would make them world-readable.
+    old = os.umask(0o022)
+    try:
+        with Catalog.open("sqlite:///new/deeper/catalog.db", tmp_path) as catalog:
+            catalog.create_database("easydb", "s1", "easydb", "sg_easydb", "Admin#pw1", "")
+            db = tmp_path / "new" / "deeper" / "catalog.db"
+            side = [db.with_name(db.name + suffix) for suffix in ("-wal", "-shm")]
+            assert all(path.exists() for path in side)
+            assert [_mode(path) for path in (db, *side)] == [0o600, 0o600, 0o600]
+            assert _mode(tmp_path / "new") == _mode(tmp_path / "new" / "deeper") == 0o700
+        # A rollback journal (another journal mode) would follow the database's mode too.
+        raw = sqlite3.connect(db, isolation_level=None)
+        try:
+            raw.execute("PRAGMA journal_mode=DELETE")
+            raw.execute("BEGIN")
+            raw.execute("INSERT INTO counters (name, value) VALUES ('journal_test', 1)")
+            assert _mode(db.with_name("catalog.db-journal")) == 0o600
+            raw.execute("ROLLBACK")
+        finally:
+            raw.close()
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("suffix", ["", "-wal", "-shm", "-journal"])
+def test_a_catalog_file_open_to_others_is_refused(tmp_path: Path, suffix: str) -> None:
+    Catalog.open(URL, tmp_path).close()
+    target = _path(tmp_path).with_name("catalog.db" + suffix)
+    target.touch()
+    os.chmod(target, 0o644)
+    with pytest.raises(CatalogError) as refused:
+        Catalog.open(URL, tmp_path)
+    assert refused.value.message == (
+        f"cannot open the catalog {_path(tmp_path)}: {target} is open to group or others "
+        f"(mode 0644); run `chmod 600 {target}`"
+    )
+    assert "\n" not in refused.value.message
+    os.chmod(target, 0o600)
+    Catalog.open(URL, tmp_path).close()
+
+
+def test_every_exposed_catalog_file_is_named_once(tmp_path: Path) -> None:
+    Catalog.open(URL, tmp_path).close()
+    db = _path(tmp_path)
+    wal = db.with_name("catalog.db-wal")
+    wal.touch()
+    os.chmod(db, 0o640)
+    os.chmod(wal, 0o604)
+    with pytest.raises(CatalogError, match="chmod") as refused:
+        Catalog.open(URL, tmp_path)
+    assert refused.value.message.endswith(
+        f"{db} (mode 0640), {wal} (mode 0604) are open to group or others; "
+        f"run `chmod 600 {db} {wal}`"
+    )
+
+
+def test_a_catalog_file_of_another_user_is_that_users_business(tmp_path: Path) -> None:
+    # As OpenSSH treats key files: only a file this user owns (and could chmod) is refused.
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the file to another user")
+    Catalog.open(URL, tmp_path).close()
+    os.chmod(_path(tmp_path), 0o666)
+    os.chown(_path(tmp_path), 12345, 12345)
+    Catalog.open(URL, tmp_path).close()
+
+
+def test_a_catalog_password_file_open_to_others_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "catalog pw"
+    secret.write_text("not-used\n")
+    os.chmod(secret, 0o644)
+    url = f"mysql://cat@127.0.0.1:1/catalog?password_file={secret}"
+    with pytest.raises(CatalogError) as refused:
+        Catalog.open(url, tmp_path)
+    assert refused.value.message == (
+        f"cannot open the catalog: catalog password file: {secret} is open to group or others "
+        f"(mode 0644); run `chmod 600 '{secret}'`"
+    )
+    os.chmod(secret, 0o600)
+    with pytest.raises(CatalogError, match="cannot connect"):  # read, then no server on port 1
+        Catalog.open(url, tmp_path)
+
+
 def test_sqlite_urls(tmp_path: Path) -> None:
     assert sqlite_path("sqlite:////abs/cat.db", tmp_path) == Path("/abs/cat.db")
     assert sqlite_path("sqlite:///rel/cat.db", tmp_path) == tmp_path / "rel" / "cat.db"
@@ -208,6 +295,41 @@ def test_migration_3_adds_the_account_protections(backend: Backend) -> None:
         admin = _user(catalog, "easydb")
         assert (admin.max_user_connections, admin.failed_logins, admin.locked_until) == (0, 0, None)
         assert verify_password(admin.password_hash, "Admin#pw1")
+
+
+def test_migration_4_adds_revoked_sessions(backend: Backend) -> None:
+    with backend.open() as catalog:
+        catalog.create_database("easydb", "s1", "easydb", "sg_easydb", "Admin#pw1", "")
+    backend.rows("DROP TABLE revoked_sessions")
+    backend.rows("UPDATE schema_version SET version = ?", (3,))
+    with pytest.raises(SchemaVersionError, match="catalog migrate"):
+        backend.open()
+    assert Catalog.migrate(backend.url, backend.base) == (3, SCHEMA_VERSION)
+    with backend.open() as catalog:
+        assert not catalog.session_revoked("a" * 64)
+        catalog.revoke_session("a" * 64, time.time() + 60)
+        assert catalog.session_revoked("a" * 64)
+        assert verify_password(_user(catalog, "easydb").password_hash, "Admin#pw1")
+
+
+def test_revoked_sessions_are_shared_and_pruned_once_expired(backend: Backend) -> None:
+    with backend.open() as one, backend.open() as other:
+        version = one.snapshot().version
+        one.revoke_session("a" * 64, 1000.0, now=900.0)
+        one.revoke_session("a" * 64, 1100.0, now=900.0)  # again: one record, the later expiry
+        other.revoke_session("b" * 64, 2000.0, now=900.0)
+        assert one.session_revoked("b" * 64) and other.session_revoked("a" * 64)
+        assert backend.rows("SELECT session_hash, expires_at FROM revoked_sessions ORDER BY 1") == [
+            ("a" * 64, 1100.0),
+            ("b" * 64, 2000.0),
+        ]
+        # A later revocation forgets those that would have expired by then.
+        other.revoke_session("c" * 64, 3000.0, now=1500.0)
+        assert not one.session_revoked("a" * 64)
+        assert one.session_revoked("b" * 64) and one.session_revoked("c" * 64)
+        # Not a change of accounts: the version (and so every node's snapshot) stays.
+        one.refresh()
+        assert one.snapshot().version == version
 
 
 def test_both_backends_have_the_same_schema_versions() -> None:

@@ -417,6 +417,40 @@ def test_create_existing_user(run: Run, config_path: Path) -> None:
     assert found is not None and verify_password(found.password_hash, "Alice#pass1")
 
 
+def test_create_a_user_name_another_database_owns(run: Run, config_path: Path) -> None:
+    # otherdb owns "bobby": no account of that name, at any host, for easydb (a more specific
+    # host would capture otherdb's bobby's logins).
+    ok(
+        run(
+            "users",
+            "create",
+            "--database",
+            "otherdb",
+            "--password-stdin",
+            "bobby",
+            input="Bobby#pass1\n",
+        )
+    )
+    before = catalog_version(config_path)
+    for host in ("127.0.0.1", "1%", "%"):
+        refused(
+            run(
+                "users",
+                "create",
+                "--database",
+                "easydb",
+                "--password-stdin",
+                "--host",
+                host,
+                "bobby",
+                input="Other#pass1\n",
+            ),
+            f'User "{"bobby" if host == "%" else "bobby@" + host}" already exists.',
+        )
+    assert catalog_version(config_path) == before
+    assert account(config_path, "bobby", "127.0.0.1") is None
+
+
 def test_create_unknown_database_refused_before_the_prompt(run: Run) -> None:
     result = run("users", "create", "--database", "nodb", "alice", input="Alice#pass1\n" * 2)
     refused(result, 'Unknown database "nodb".')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -99,6 +100,28 @@ def test_secret_file_created_private(tmp_path: Path) -> None:
     config = parse_config({"catalog": {"secret_file": "s/secret"}, "shards": [SHARD]}, tmp_path)
     first = config.catalog_secret()
     assert (tmp_path / "s" / "secret").stat().st_mode & 0o777 == 0o600
+    assert config.catalog_secret() == first
+
+
+def test_secret_file_in_new_directories_is_private(tmp_path: Path) -> None:
+    config = parse_config({"catalog": {"secret_file": "a/b/secret"}, "shards": [SHARD]}, tmp_path)
+    config.catalog_secret()
+    assert (tmp_path / "a").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "a" / "b").stat().st_mode & 0o777 == 0o700
+
+
+def test_secret_file_open_to_others_is_refused(tmp_path: Path) -> None:
+    config = parse_config({"catalog": {"secret_file": "secret"}, "shards": [SHARD]}, tmp_path)
+    first = config.catalog_secret()
+    path = tmp_path / "secret"
+    os.chmod(path, 0o640)
+    with pytest.raises(ConfigError) as refused:
+        config.catalog_secret()
+    assert str(refused.value) == (
+        f"catalog.secret_file: {path} is open to group or others (mode 0640); "
+        f"run `chmod 600 {path}`"
+    )
+    os.chmod(path, 0o600)
     assert config.catalog_secret() == first
 
 

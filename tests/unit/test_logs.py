@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,6 +141,27 @@ def test_text_format_and_level(tmp_path: Path) -> None:
     assert len(lines) == 2
     assert lines[0].endswith("WARNING shardgate.test: pw PASSWORD('***') [conn=3 client=127.0.0.1]")
     assert lines[1].endswith("ERROR shardgate.test: written once")
+
+
+def test_log_file_and_its_directory_are_private_also_after_rotation(tmp_path: Path) -> None:
+    level = logging.getLogger().level
+    old_umask = os.umask(0o022)
+    path = tmp_path / "logs" / "deep" / "shardgate.log"
+    configure_logging(LogConfig(format="text", level="INFO", file=path))
+    try:
+        logging.getLogger("shardgate.test").warning("first")
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert (tmp_path / "logs").stat().st_mode & 0o777 == 0o700
+        assert (tmp_path / "logs" / "deep").stat().st_mode & 0o777 == 0o700
+        # logrotate moves the file away: the handler's new file is private too.
+        path.rename(path.with_name("shardgate.log.1"))
+        logging.getLogger("shardgate.test").warning("second")
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert "second" in path.read_text() and "first" not in path.read_text()
+    finally:
+        os.umask(old_umask)
+        remove_logging()
+        logging.getLogger().setLevel(level)
 
 
 def test_log_config() -> None:

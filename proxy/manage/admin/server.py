@@ -20,15 +20,16 @@ import hmac
 import logging
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import uvicorn
 
 from auth.accounts import AccountManager
+from auth.bookkeeping import LoginBookkeeping
 from auth.catalog import Catalog
 from proxy.manage.admin.app import AdminApp, create_app
 from proxy.manage.admin.metrics import MetricsEndpoint
-from proxy.ops.config import AdminConfig, ConfigError
+from proxy.ops.config import AdminConfig, ConfigError, ServerConfig
 from proxy.ops.metrics import Metrics
 
 __all__ = ["AdminServer", "session_secret"]
@@ -84,6 +85,8 @@ class AdminServer:
         accounts: AccountManager,
         catalog: Catalog,
         catalog_secret: bytes,
+        server_config: Callable[[], ServerConfig],
+        bookkeeping: LoginBookkeeping,
         *,
         dashboard: bool = True,
         metrics: Metrics | None = None,
@@ -93,7 +96,14 @@ class AdminServer:
         ``metrics_token``: only to ``Authorization: Bearer <token>``)."""
         self.config = config
         self.app: AdminApp | None = (
-            create_app(accounts, catalog, config, session_secret(config, catalog_secret))
+            create_app(
+                accounts,
+                catalog,
+                config,
+                session_secret(config, catalog_secret),
+                server_config,
+                bookkeeping,
+            )
             if dashboard
             else None
         )
