@@ -34,6 +34,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from auth.bookkeeping import LoginBookkeeping
 from auth.catalog import Catalog, CatalogError, CatalogSnapshot, LoginLock
 from auth.errors import (
     ErrorCode,
@@ -127,6 +128,10 @@ class LoginServices(Protocol):
     def sessions(self) -> Mapping[int, Seated]: ...
     @property
     def login_guard(self) -> LoginGuard: ...
+    @property
+    def bookkeeping(self) -> LoginBookkeeping:
+        """Failed-login counting and locks, queued when the catalog is busy."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,7 +532,7 @@ class _Login:
         if found.failed_logins or found.locked_until is not None:
             # Only then: a normal login writes nothing to the catalog.
             lock = await _catalog_login_call(
-                services.catalog.login_succeeded, found.id, server.login_lock_seconds
+                services.bookkeeping.login_succeeded, found.id, server.login_lock_seconds
             )
             if lock is not None:
                 raise self.blocked(found, lock.locked_until)
@@ -570,7 +575,7 @@ class _Login:
         if account is None or not server.login_max_failures:
             return
         lock = await _catalog_login_call(
-            self.services.catalog.record_login_failure,
+            self.services.bookkeeping.record_login_failure,
             account.id,
             server.login_max_failures,
             server.login_lock_seconds,
