@@ -348,7 +348,8 @@ class BackendConnection(PacketConnection):
             self.abort()
 
     async def collect(self, kind: ResponseKind, limit: int) -> list[bytes]:
-        """Read one whole response into memory (for the proxy's filtered metadata results)."""
+        """Read one whole (small) response into memory: a held answer the session relays only
+        once it has checked what the statement did."""
         scanner = ResponseScanner(kind, self.capabilities)
         payloads: list[bytes] = []
         total = 0
@@ -358,7 +359,7 @@ class BackendConnection(PacketConnection):
                 _, payload = await self.read(limit)
                 total += len(payload)
                 if total > limit:
-                    raise ProtocolViolation(f"metadata result larger than {limit} bytes")
+                    raise ProtocolViolation(f"held response larger than {limit} bytes")
                 payloads.append(payload)
                 if scanner.frame(payload, 0, len(payload)):
                     if scanner.status is not None:
@@ -379,11 +380,14 @@ class BackendConnection(PacketConnection):
         return packet
 
     async def query(self, sql: str) -> QueryResult:
-        """Run a statement for the proxy itself and decode its (small, text) result."""
+        """Run a statement for the proxy itself and decode its (small, text) result.
+
+        Raises BackendQueryError for the shard's error answer, BackendError (and the connection
+        is closed) if it went away or answered something malformed."""
         try:
             self.send(b"\x03" + sql.encode())
             return await self._read_text_result()
-        except (ConnectionLost, PacketTooLarge) as exc:
+        except (ConnectionLost, PacketTooLarge, ProtocolError, ValueError, IndexError) as exc:
             raise self._given_up(exc) from None
 
     async def _read_text_result(self) -> QueryResult:
