@@ -182,6 +182,30 @@ def test_account_statement_text() -> None:
     assert statement.text == "GRANT SELECT ON app.* TO 'u'@'%'"
 
 
+@pytest.mark.parametrize(
+    ("sql", "mode", "pattern"),
+    [
+        ("SHOW DATABASES", LexMode(), None),
+        ("SHOW DATABASES LIKE 'e%'", LexMode(), "e%"),
+        ('show schemas like "e%"', LexMode(), "e%"),
+        ("SHOW DATABASES LIKE 'it''s\\_%'", LexMode(), "it's\\_%"),
+        ("SHOW DATABASES LIKE 'a\\\\b\\n'", LexMode(), "a\\b\n"),
+        ("SHOW DATABASES LIKE 'a\\\\b\\n'", LexMode(no_backslash_escapes=True), "a\\\\b\\n"),
+    ],
+)
+def test_show_databases_like_pattern_is_the_literal_value(
+    sql: str, mode: LexMode, pattern: str | None
+) -> None:
+    [statement] = analyze_uncached(sql, "app", mode)
+    assert statement.kind is Kind.SHOW_DATABASES
+    assert statement.like_pattern == pattern
+
+
+def test_show_databases_like_an_identifier_is_refused() -> None:
+    [statement] = analyze_uncached('SHOW DATABASES LIKE "e%"', "app", LexMode(ansi_quotes=True))
+    assert statement.error is not None and statement.error.errno == 1064
+
+
 def test_requirement_spelling() -> None:
     [statement] = analyze_uncached("SELECT * FROM MyTable JOIN APP.Other", "app")
     assert statement.requirements == (
