@@ -36,14 +36,15 @@ It is deliberately stricter than the server where the server's rules are subtle,
 (error 1064) rather than guess: a number running into identifier characters (``1abc``, ``0x1g``,
 ``1e5x``), a number right after ``.``, a ``.`` right after a number, any comment inside the code
 of an executable comment (MariaDB would read one; a nested executable comment there even ends
-the outer one), a ``;`` inside the code of an executable comment (MariaDB refuses the statement,
-whatever follows), ``\\N`` and other backslashes outside strings, ``{ } [ ] :``, control
-characters outside strings (NUL inside a string literal is data, as the server reads it;
-anywhere else -- comments, quoted names -- it is refused), a lone ``@`` or one followed by a
-non-ASCII character, and Unicode spaces or control characters in unquoted names. Unterminated
-strings, quoted identifiers and comments are errors too (the server reads an unterminated
-backquoted name to the end of the input; the proxy refuses it). On MySQL 9 and later a word
-starting with ``$`` is refused (it may open a dollar-quoted string there).
+the outer one), a ``;`` inside the code of an executable comment (what MariaDB does depends on
+the client: with multi-statements it ends the statement there and fails on the rest, without
+them it reads on to the comment's end), ``\\N`` and other backslashes outside strings,
+``{ } [ ] :``, control characters outside strings (NUL inside a string literal is data, as the
+server reads it; anywhere else -- comments, quoted names -- it is refused), a lone ``@`` or one
+followed by a non-ASCII character, and Unicode spaces or control characters in unquoted names.
+Unterminated strings, quoted identifiers and comments are errors too (the server reads an
+unterminated backquoted name to the end of the input; the proxy refuses it). On MySQL 9 and
+later a word starting with ``$`` is refused (it may open a dollar-quoted string there).
 
 Shape keys
 ----------
