@@ -102,6 +102,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import operator
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -2147,13 +2148,19 @@ _FW = r"[ \t\r\n]*+"
 _FAST_ELEM = rf"(?:[-+]{_FW}\?|\?|'\?'|(?i:NULL|TRUE|FALSE)(?![A-Za-z0-9_$]))"
 _FAST_MORE = rf"(?:{_FW},{_FW}{_FAST_ELEM})"
 _FAST_ROW = rf"\({_FW}{_FAST_ELEM}{_FAST_MORE}*+{_FW}\)"
-_NOT_AFTER = r"(?<![A-Za-z0-9_$`.])"
-_collapse_in = re.compile(
-    rf"{_NOT_AFTER}([iI][nN]{_FW}\({_FW}{_FAST_ELEM}){_FAST_MORE}++(?={_FW}\))"
-).sub
-_collapse_rows = re.compile(
-    rf"{_NOT_AFTER}((?i:VALUES?){_FW}{_FAST_ROW})(?:{_FW},{_FW}{_FAST_ROW})++"
-).sub
+_IN_LIST = re.compile(
+    rf"([iI](?<![A-Za-z0-9_$`.][iI])[nN]{_FW}\({_FW}{_FAST_ELEM}){_FAST_MORE}++(?={_FW}\))"
+)
+_VALUES_ROWS = re.compile(
+    rf"([vV](?<![A-Za-z0-9_$`.][vV])(?i:ALUES?){_FW}{_FAST_ROW})(?:{_FW},{_FW}{_FAST_ROW})++"
+)
+_first_group = operator.methodcaller("group", 1)
+# What the lists need, as literal-prefixed patterns (quick to search for) on the upper-cased
+# text: most statements have no such list and pay next to nothing.
+_NEEDS: Final = (
+    (re.compile(r"IN[ \t\r\n]*\(").search, _IN_LIST),
+    (re.compile(r"\)[ \t\r\n]*,[ \t\r\n]*\(").search, _VALUES_ROWS),
+)
 _FAST_MAX = 4096
 
 
@@ -2164,8 +2171,11 @@ def _fast_key(sql: str) -> str | None:
     if "'" in sql:
         sql = _sub_strings("'?'", sql)
     sql = _sub_numbers("?", sql)
-    if "," in sql:
-        sql = _collapse_rows(r"\1", _collapse_in(r"\1", sql))
+    if "," in sql and "(" in sql:
+        upper = sql.upper()
+        for needs, lists in _NEEDS:
+            if needs(upper) is not None and lists.search(sql) is not None:
+                sql = lists.sub(_first_group, sql)
     return sql
 
 

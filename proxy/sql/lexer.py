@@ -493,8 +493,6 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
         value: str
         if g == _G_WORD:
             raw = sql[ts:te]
-            if dollar_quotes and raw[0] == "$":
-                raise _error(sql, ts, "a word starting with $ (dollar quoting)")
             if (prev_image == "." and prev_end == ts) or (
                 te + 1 < n
                 and sql[te] == "."
@@ -504,6 +502,8 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
                 image = _quote_ident(raw)
             elif raw.isascii():
                 if "$" in raw:
+                    if dollar_quotes and raw[0] == "$":
+                        raise _error(sql, ts, "a word starting with $ (dollar quoting)")
                     kind = TokenKind.IDENT
                     image = _quote_ident(raw)
                 else:
@@ -649,65 +649,74 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
             first = ts
             seg_start = ts
             parts_at_last = 0
-        keep = True  # whether the image goes into the key
-        if list_at >= 0:
-            if expect == _ELEMENT:
-                if image in _LITERAL_IMAGES:
-                    expect = _AFTER
-                elif image == "-" or image == "+":
-                    expect = _SIGNED
-                else:
-                    list_at = rows_anchor = -1
-            elif expect == _SIGNED:
-                if image == "?":
-                    expect = _AFTER
-                else:
-                    list_at = rows_anchor = -1
-            elif image == ",":
-                expect = _ELEMENT
-                if list_in and keep_to < 0:
-                    keep_to = len(images)
-            elif image == ")":
-                list_at = -1
-                if list_in:
-                    if keep_to >= 0:
-                        del images[keep_to:]
-                elif rows_anchor >= 0:
-                    del images[rows_anchor:]  # a further row: dropped with its comma
-                    keep = False
-                else:
-                    rows_anchor = len(images) + 1  # the first row: kept
-            else:
-                list_at = rows_anchor = -1
-        elif image == "(":
-            if prev_image == "IN" or prev_image == "VALUES":
-                list_at, list_in, expect, keep_to = len(images), prev_image == "IN", _ELEMENT, -1
-                rows_anchor = -1
-            elif prev_kind is TokenKind.WORD and prev_image.upper() == "VALUE":
-                list_at, list_in, expect, keep_to = len(images), False, _ELEMENT, -1
-                rows_anchor = -1
-            elif rows_anchor >= 0 and len(images) == rows_anchor + 1:
-                list_at, list_in, expect, keep_to = len(images), False, _ELEMENT, -1
-            else:
-                rows_anchor = -1
-        elif rows_anchor >= 0 and not (image == "," and len(images) == rows_anchor):
-            rows_anchor = -1
-        if keep:
-            images.append(image)
         if tokens is not None:
             tokens.append(Token(kind, raw, value, image, ts))
-        if bulk_in is not None and bulk_rows is not None:
-            if list_at >= 0 and list_in and expect == _AFTER and keep_to < 0:
-                more = bulk_in.match(sql, te)
-                if more is not None:
-                    keep_to = len(images)
-                    te = more.end()
-            elif list_at < 0 and rows_anchor == len(images):
-                more = bulk_rows.match(sql, te)
-                if more is not None:
-                    te = more.end()
-                    kind = TokenKind.OP
-                    image = ")"
+        if list_at < 0 and rows_anchor < 0 and image != "(":
+            images.append(image)  # the common case: no literal list here
+        else:
+            keep = True  # whether the image goes into the key
+            if list_at >= 0:
+                if expect == _ELEMENT:
+                    if image in _LITERAL_IMAGES:
+                        expect = _AFTER
+                    elif image == "-" or image == "+":
+                        expect = _SIGNED
+                    else:
+                        list_at = rows_anchor = -1
+                elif expect == _SIGNED:
+                    if image == "?":
+                        expect = _AFTER
+                    else:
+                        list_at = rows_anchor = -1
+                elif image == ",":
+                    expect = _ELEMENT
+                    if list_in and keep_to < 0:
+                        keep_to = len(images)
+                elif image == ")":
+                    list_at = -1
+                    if list_in:
+                        if keep_to >= 0:
+                            del images[keep_to:]
+                    elif rows_anchor >= 0:
+                        del images[rows_anchor:]  # a further row: dropped with its comma
+                        keep = False
+                    else:
+                        rows_anchor = len(images) + 1  # the first row: kept
+                else:
+                    list_at = rows_anchor = -1
+            elif image == "(":
+                if prev_image == "IN" or prev_image == "VALUES":
+                    list_at, list_in, expect, keep_to = (
+                        len(images),
+                        prev_image == "IN",
+                        _ELEMENT,
+                        -1,
+                    )
+                    rows_anchor = -1
+                elif prev_kind is TokenKind.WORD and prev_image.upper() == "VALUE":
+                    list_at, list_in, expect, keep_to = len(images), False, _ELEMENT, -1
+                    rows_anchor = -1
+                elif rows_anchor >= 0 and len(images) == rows_anchor + 1:
+                    list_at, list_in, expect, keep_to = len(images), False, _ELEMENT, -1
+                else:
+                    rows_anchor = -1
+            elif rows_anchor >= 0 and not (image == "," and len(images) == rows_anchor):
+                rows_anchor = -1
+            if keep:
+                images.append(image)
+            if bulk_in is not None and bulk_rows is not None:
+                if list_at >= 0:
+                    if list_in and expect == _AFTER and keep_to < 0:
+                        more = bulk_in.match(sql, te)
+                        if more is not None:
+                            keep_to = len(images)
+                            te = more.end()
+                elif rows_anchor == len(images):
+                    more = bulk_rows.match(sql, te)
+                    if more is not None:
+                        te = more.end()
+                        kind = TokenKind.OP
+                        image = ")"
         last_end = te
         if parts:
             parts_at_last = len(parts)
