@@ -162,22 +162,10 @@ def user_conn(world: World) -> Iterator[Any]:
 
 EXEC_COMMENTS = [
     ("/*! DROP TABLE hxpub */", "DROP", "hxpub"),
-    ("/*!50000 DROP TABLE hxpub */", "DROP", "hxpub"),
-    ("/*M! DROP TABLE hxpub */", "DROP", "hxpub"),
-    ("/*M!100000 DROP TABLE hxpub */", "DROP", "hxpub"),
-    # a version the server would skip is still analysed (and forwarded unwrapped)
-    ("/*!999999 DROP TABLE hxpub */", "DROP", "hxpub"),
     ("SELECT id /*!, (SELECT v FROM hxsec) */ FROM hxpub", "SELECT", "hxsec"),
-    ("SELECT id FROM hxpub /*!50000 UNION SELECT v FROM hxsec */", "SELECT", "hxsec"),
-    (
-        "SELECT id FROM hxpub WHERE id = 2 /*M! OR id IN (SELECT id FROM hxsec) */",
-        "SELECT",
-        "hxsec",
-    ),
     ("/*!INSERT*/ INTO hxsec VALUES (2, 'x')", "INSERT", "hxsec"),
     ("INSERT INTO hxpub /*! SELECT id + 5, v FROM hxsec */", "SELECT", "hxsec"),
     ("/*!DELETE FROM*/ hxsec", "DELETE", "hxsec"),
-    ("SELECT 1 /*!; DROP TABLE hxpub */", "DROP", "hxpub"),
 ]
 
 
@@ -190,19 +178,45 @@ def test_executable_comments_are_code(
 
 
 def test_executable_comments_run_as_analysed(world: World, user_conn: Any) -> None:
-    # the comment is code for the proxy and the shard alike, whatever the version number
-    assert rows(user_conn, "SELECT /*!999999 v, */ id FROM hxpub") == [("public", 1)]
-    assert rows(user_conn, "SELECT /*M! v, */ id FROM hxpub") == [("public", 1)]
+    # an executable comment without a version is code for the proxy and every server
+    assert rows(user_conn, "SELECT /*! v, */ id FROM hxpub") == [("public", 1)]
     assert rows(user_conn, "SELECT /* v, */ id FROM hxpub") == [(1,)]
     assert rows(user_conn, "SELECT id FROM hxpub -- , v FROM hxsec") == [(1,)]
     assert rows(user_conn, "SELECT id FROM hxpub # , v FROM hxsec") == [(1,)]
-    # nested or malformed executable comments are parse errors
+    # comments or a ';' inside executable code, unterminated ones: refused
     for sql in (
         "SELECT 1 /*! /* x */ */",
         "SELECT 1 /*!1234 , v */ FROM hxsec",
         "SELECT 1 /*! , 2",
+        "SELECT 1 /*!; DROP TABLE hxpub */",
     ):
         world.refused(user_conn, sql, classifier_error(sql))
+
+
+# Whether these are code depends on the shard's version (proxy.sql.lexer.ServerFlavor), which
+# the session does not give the analyser yet: refused, nothing relayed. Once it does, each is
+# read as the shard reads it (tests/e2e/test_lexer_vs_mariadb.py): on MariaDB 10.11 the
+# 50000, M! and M!100000 ones are code (1142 here), the 999999 one a comment.
+VERSIONED_EXEC_COMMENTS = [
+    "/*!50000 DROP TABLE hxpub */",
+    "/*M! DROP TABLE hxpub */",
+    "/*M!100000 DROP TABLE hxpub */",
+    "/*!999999 DROP TABLE hxpub */",
+    "SELECT id FROM hxpub /*!50000 UNION SELECT v FROM hxsec */",
+    "SELECT id FROM hxpub WHERE id = 2 /*M! OR id IN (SELECT id FROM hxsec) */",
+    "SELECT /*!999999 v, */ id FROM hxpub",
+    "/*!50000 GRANT SELECT ON *.* TO hxnobody */",
+]
+
+
+@pytest.mark.parametrize("sql", VERSIONED_EXEC_COMMENTS)
+def test_versioned_executable_comments_need_the_shards_version(
+    world: World, user_conn: Any, sql: str
+) -> None:
+    expected = classifier_error(sql)
+    assert expected[0] == 1064
+    world.refused(user_conn, sql, expected)
+    assert world.table_exists("hxpub")
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,7 +261,7 @@ def test_multi_statement_packets(world: World) -> None:
             ("SELECT TABLE_NAME FROM information_schema.TABLES", METADATA_ALONE),
             ("LOAD DATA INFILE '/etc/passwd' INTO TABLE hxms", need_global("FILE")),
             ("PREPARE s FROM 'DELETE FROM hxsec'", not_supported("PREPARE")),
-            ("SELECT 1 /*!; DELETE FROM hxsec */", table_denied("DELETE", me, "hxsec")),
+            ("SELECT 1 /*!; DELETE FROM hxsec */", 1064),  # MariaDB's reading depends on the client
             ("SELECT 1 --; DELETE FROM hxsec", 1064),
         ]
         for second, expected in cases:
@@ -567,9 +581,9 @@ def test_account_statements_in_odd_spellings(world: World) -> None:
             (f"/*!GRANT*/ SELECT ON easydb.* TO {user}", RESTRICTED_TO_ADMIN),
             (f"grant all on easydb.hxsec to {user}", RESTRICTED_TO_ADMIN),
             (f"GRANT/**/SELECT ON easydb.hxsec TO {user}", RESTRICTED_TO_ADMIN),
-            (f"/*!50000 GRANT SELECT ON *.* TO {user} */", RESTRICTED_TO_ADMIN),
+            (f"/*! GRANT SELECT ON *.* TO {user} */", RESTRICTED_TO_ADMIN),
             (
-                f"/*M!100000 gRaNt SELECT ON `easydb`.`hxsec` TO '{user}'@'%' */",
+                f"/*!gRaNt SELECT ON `easydb`.`hxsec` TO '{user}'@'%' */",
                 RESTRICTED_TO_ADMIN,
             ),
             (f"CREATE /*!USER*/ {new} IDENTIFIED BY 'Abcdef1'", RESTRICTED_TO_ADMIN),
