@@ -583,3 +583,56 @@ def test_lexer_never_crashes(text: str) -> None:
             assert s.key == " ".join(s.images)
             # the executable text lexes to the same shape: forwarding it loses nothing
             assert [x.key for x in lex(s.text, mode)] == [s.key]
+
+
+# shapes() skips over literal list elements and VALUES rows with one regular expression; it must
+# cut exactly where lex() cuts, and refuse exactly what lex() refuses.
+_LIST_PIECES = st.sampled_from(
+    [
+        "IN", "in", "VALUES", "value", "(", ")", ",", ", ", " ,", "1", "-", "+", "- ", "2.5",
+        ".5", "1e3", "1e", "0x1F", "0x", "X'41'", "x'4'", "b'10'", "N'n'", "'s'", "'a''b'",
+        "'c\\\\'d'", "'e\\\\'", '"d"', "?", "NULL", "null.x", "TRUE", "a", "`q`", "@v", "/* c */",
+        "-- c\n", "#c\n", "/*!", "*/", ";", " ", "\n", "SELECT", "é", "1a", "'",
+    ]
+)  # fmt: skip
+
+
+_ELEMENTS = st.sampled_from(
+    ["1", "-2", "+ 3", "4.5", "'s'", "'a''b'", "'c\\'d'", '"d"', "NULL", "?", "0x1F", "X'41'",
+     "b'1'", "N'n'", "a", "1a", "x'4'", "'", "/* c */ 1", "- - 1", "NULL.x", "-- c\n1", "(1)"]
+)  # fmt: skip
+_SEPARATORS = st.sampled_from([",", ", ", " ,", ",\n", " , ", ",/**/", ";", ""])
+
+
+@st.composite
+def _literal_list(draw: st.DrawFn) -> str:
+    elements = draw(st.lists(_ELEMENTS, min_size=1, max_size=6))
+    seps = draw(st.lists(_SEPARATORS, min_size=len(elements), max_size=len(elements)))
+    return "(" + "".join(e + sep for e, sep in zip(elements, seps, strict=True))[:-1] + ")"
+
+
+@st.composite
+def _list_chunk(draw: st.DrawFn) -> str:
+    keyword = draw(st.sampled_from(["IN ", "in", "VALUES ", "value", " ", "f"]))
+    rows = draw(st.lists(_literal_list(), min_size=1, max_size=5))
+    joiners = draw(st.lists(_SEPARATORS, min_size=len(rows), max_size=len(rows)))
+    return keyword + "".join(r + j for r, j in zip(rows, joiners, strict=True))
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    pieces=st.lists(st.one_of(_LIST_PIECES, _list_chunk()), max_size=12),
+    mode=st.sampled_from([DEFAULT, NOBS, ANSI, BOTH]),
+)
+def test_shapes_cut_like_lex_around_literal_lists(pieces: list[str], mode: LexMode) -> None:
+    sql = "".join(pieces)
+    try:
+        statements = lex(sql, mode)
+    except LexError as err:
+        with pytest.raises(LexError) as info:
+            shapes(sql, mode)
+        assert info.value.pos == err.pos
+        return
+    assert [(s.key, s.images, s.text, s.start, s.end) for s in statements] == [
+        (k, tuple(i), t, s, e) for k, i, t, s, e in shapes(sql, mode)
+    ]
