@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxy.sql import like as like_module
-from proxy.sql.like import LikePattern
+from proxy.sql.like import LikePattern, shows_database
 
 # (pattern value, name, matches) -- each checked on MariaDB 10.11 with lower_case_table_names=1
 EXAMPLES = [
@@ -108,3 +108,12 @@ def test_general_ci_folds_case_and_accents_only() -> None:
     assert all(weights[c] == c.upper() for c in "abcdefghijklmnopqrstuvwxyz")
     assert all(c not in weights for c in "ABCXYZ0123456789_%\\ $")
     assert like_module._weights("Straße😀") == "STRASE\ufffd"
+
+
+def test_show_databases_like_an_empty_pattern_lists_all_but_information_schema() -> None:
+    # checked on MariaDB 10.11 (lower_case_table_names=1): LIKE '' lists every database
+    # directory, and information_schema does not match ''
+    names = ["information_schema", "app", "mysql", ""]
+    assert [n for n in names if shows_database("")(n)] == ["app", "mysql", ""]
+    assert [n for n in names if shows_database("%")(n)] == names
+    assert [n for n in names if shows_database("INFO%")(n)] == ["information_schema"]
