@@ -94,8 +94,8 @@ Decisions where the specification is silent
   byte offsets). An empty request gives ``[]``; text the lexer rejects gives one REFUSED
   statement (1064) for the whole request, spanning it.
 * ``SHOW DATABASES LIKE 'pattern'``: ``Statement.like_pattern`` is the pattern's value as the
-  server reads it in the session's mode (``\\%`` and ``\\_`` keep their backslash); match it
-  with :mod:`proxy.sql.like`.
+  server reads it in the session's mode (``\\%`` and ``\\_`` keep their backslash); filter the
+  names with :func:`proxy.sql.like.shows_database`.
 """
 
 from __future__ import annotations
