@@ -28,7 +28,7 @@ from auth.model import Account
 from auth.privileges import Priv, Requirement
 from proxy.plan.authorize import Caller, check_requirements, resolve_database
 from proxy.sql.analyze import Kind, Statement
-from proxy.sql.like import like_match
+from proxy.sql.like import shows_database
 from proxy.wire.stream import ResponseKind
 
 # --------------------------------------------------------------------------------------------
@@ -384,10 +384,13 @@ def _one_statement(
         assert statement.target_db is not None
         return _use(statement.target_db, view, snapshot)
     if kind is Kind.SHOW_DATABASES:
-        names = ("information_schema", *snapshot.usable_databases(view.account.id))
-        pattern = statement.like
-        if pattern is not None:
-            names = tuple(n for n in names if like_match(pattern, n))
+        # The databases the account may use, sorted as MariaDB lists them.
+        names = sorted(
+            ("information_schema", *snapshot.usable_databases(view.account.id)), key=str.lower
+        )
+        if statement.like_pattern is not None:
+            shown = shows_database(statement.like_pattern)
+            names = [n for n in names if shown(n)]
         return ShowDatabases(tuple(names))
     if kind is Kind.SHOW_PROCESSLIST:
         return ShowProcesslist(statement.full)

@@ -28,6 +28,7 @@ from proxy.sql.account_grammar import (
     UserSpec,
     parse_account_statement,
 )
+from proxy.sql.lexer import DEFAULT_MODE, LexMode
 
 TableExists = Callable[[str, str], Awaitable[bool]]
 
@@ -70,10 +71,16 @@ def _ok(outcome: Outcome) -> OkReply:
 
 
 async def execute_account_statement(
-    manager: AccountManager, text: str, actor: Actor, table_exists: TableExists
+    manager: AccountManager,
+    text: str,
+    actor: Actor,
+    table_exists: TableExists,
+    mode: LexMode = DEFAULT_MODE,
 ) -> AccountReply:
-    """Run one account statement; raises SqlError with the exact MySQL/PolarDB-X error."""
-    statement = parse_account_statement(text)
+    """Run one account statement (``text``: the analyser's executable text, read in the
+    session's lexer ``mode``, so passwords are what MariaDB would read); raises SqlError with
+    the exact MySQL/PolarDB-X error."""
+    statement = parse_account_statement(text, mode)
     run = asyncio.to_thread
     if isinstance(statement, CreateUser):
         specs = [_spec(s) for s in statement.users]

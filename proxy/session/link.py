@@ -35,7 +35,7 @@ from proxy.backend.connection import (
     BackendTarget,
 )
 from proxy.sql.analyze import LEXING_VARIABLES, lexing_state
-from proxy.sql.lexer import DEFAULT_MODE, LexMode
+from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor
 from proxy.wire.packets import ServerStatus
 
 log = logging.getLogger("shardgate.session")
@@ -85,6 +85,8 @@ class SessionState:
     replay: dict[str, None] = field(default_factory=dict)
     lex_mode: LexMode = DEFAULT_MODE
     known: bool = False  # the lexing variables have been read back from a shard
+    # The server the session's statements are meant for (how executable comments read).
+    flavor: ServerFlavor | None = None
 
     def statements(self) -> list[str]:
         """What a new backend connection runs before any client statement."""
@@ -180,6 +182,13 @@ class BackendLink:
 
     async def _prepare(self, conn: BackendConnection) -> None:
         """Apply the session state to a new connection, then read the lexing state back."""
+        try:
+            self.state.flavor = ServerFlavor.parse(conn.server_version)
+        except ValueError:
+            raise sql_error(
+                ErrorCode.SERVER_GONE,
+                f"Backend unavailable: unknown server version {conn.server_version!r}",
+            ) from None
         for statement in self.state.statements():
             await conn.query(statement)
         expected = self.state.variables if self.state.known else None
@@ -226,7 +235,7 @@ class BackendLink:
 
     def reset(self) -> None:
         """COM_RESET_CONNECTION / COM_CHANGE_USER: the shard forgot the session's state."""
-        self.state = SessionState()
+        self.state = SessionState(flavor=self.state.flavor)
         self.binds.clear()
 
     # -- losing the connection ------------------------------------------------------------------

@@ -99,7 +99,7 @@ from proxy.session.login import (
     handshake,
 )
 from proxy.sql.analyze import NeedsParse, Statement, analyze_with_digest, cached_shape
-from proxy.sql.lexer import LexMode
+from proxy.sql.lexer import LexMode, ServerFlavor
 from proxy.wire.packets import (
     Capability,
     ProtocolError,
@@ -366,15 +366,16 @@ class Session:
         # lexed: the proxy never assumes them.
         if not self.link.state.known and await self._connection() is None:
             return None
-        db, mode = self.current_db, self.link.state.lex_mode
+        state = self.link.state
+        db, mode, flavor = self.current_db, state.lex_mode, state.flavor
         if sql is not None:
             try:
-                statements, digest = analyze_with_digest(sql, db, mode, parse=False)
+                statements, digest = analyze_with_digest(sql, db, mode, flavor, parse=False)
                 return statements, digest, sql
             except NeedsParse:
                 pass
         return await asyncio.get_running_loop().run_in_executor(
-            None, _analyze_payload, payload, db, mode
+            None, _analyze_payload, payload, db, mode, flavor
         )
 
     # -- carrying a plan out --------------------------------------------------------------------
@@ -745,7 +746,7 @@ class Session:
         actor = Actor(self.account, self.client_ip, self.current_db)
         try:
             reply = await execute_account_statement(
-                self.ctx.accounts, text, actor, self.ctx.table_exists
+                self.ctx.accounts, text, actor, self.ctx.table_exists, self.link.state.lex_mode
             )
         except SqlError as error:
             self._reply_error(error)
@@ -769,11 +770,11 @@ class Session:
 
 
 def _analyze_payload(
-    payload: bytes, db: str | None, mode: LexMode
+    payload: bytes, db: str | None, mode: LexMode, flavor: ServerFlavor | None
 ) -> tuple[list[Statement], str, str]:
     """Decode and classify a packet's SQL (run in a worker thread)."""
     sql = _decode(payload[1:])
-    statements, digest = analyze_with_digest(sql, db, mode)
+    statements, digest = analyze_with_digest(sql, db, mode, flavor)
     return statements, digest, sql
 
 

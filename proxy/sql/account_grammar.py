@@ -1,10 +1,12 @@
 """Parser for the MySQL account statements shardgate answers itself (PolarDB-X 1.0 semantics).
 
-``parse_account_statement(sql)`` turns the text of one CREATE USER, DROP USER, SET PASSWORD,
-GRANT, REVOKE or SHOW GRANTS statement into a frozen value. It is a hand-written recursive-descent
-parser over its own small tokenizer (sqlglot only sees these statements as opaque commands). It is
-pure: no I/O, no catalog access; names, hosts, passwords and privileges are returned as written and
-validated by the caller.
+``parse_account_statement(sql, mode, flavor)`` turns the text of one CREATE USER, DROP USER, SET
+PASSWORD, GRANT, REVOKE or SHOW GRANTS statement into a frozen value. It is a hand-written
+recursive-descent parser over the tokens of :mod:`proxy.sql.lexer` -- the one lexer, so names,
+strings and passwords are read exactly as the analyser and MariaDB read them in the session's
+``sql_mode`` (sqlglot only sees these statements as opaque commands). It is pure: no I/O, no
+catalog access; names, hosts, passwords and privileges are returned as written and validated by
+the caller.
 
 Accepted syntax (MySQL 8, plus the MySQL 5.7 ``GRANT ... IDENTIFIED BY`` the PolarDB-X seed uses)::
 
@@ -20,28 +22,31 @@ Accepted syntax (MySQL 8, plus the MySQL 5.7 ``GRANT ... IDENTIFIED BY`` the Pol
     REVOKE ALL [PRIVILEGES], GRANT OPTION FROM user [, user] ...
     SHOW GRANTS [FOR user | FOR CURRENT_USER[()]]
 
-    user:       name [@ host]         (no host means '%')
+    user:       name [@host]          (no host means '%')
     name:       bare identifier | `backquoted` | 'single' | "double"
-    host:       'quoted' | "quoted" | `quoted` | unquoted run of [0-9A-Za-z._:%-]
+    host:       'quoted' | "quoted" | `quoted` | unquoted run of [0-9A-Za-z._$]
     user_spec:  user [IDENTIFIED BY 'auth']
     priv:       ALL [PRIVILEGES] (alone) | word [word] [(column [, column] ...)]
     level:      * | *.* | db.* | db.tbl | tbl
     n:          unsigned integer, 0 .. 4294967295 (0: the server's default limit, as in MySQL)
 
-Lexical rules: keywords in any letter case; whitespace anywhere; ``/* */``, ``# ...`` and
-``-- ...`` comments are skipped; the content of MySQL executable comments ``/*! ... */`` and
-``/*!NNNNN ... */`` is code when NNNNN <= ``SERVER_VERSION_ID`` (otherwise the whole comment is
-skipped, as MySQL 8.0.35 would) and the content of MariaDB's ``/*M! ... */`` is always code.
-Quoted strings use backslash escapes (``NO_BACKSLASH_ESCAPES`` is not modelled) and doubled quotes;
-double quotes are strings (``ANSI_QUOTES`` is not modelled). Bare names may not be MySQL reserved
-words or all digits. One trailing ``;`` is allowed; anything after it is an error.
+Lexical rules are the lexer's, in the given ``LexMode`` and for the given server flavor
+(executable comments; ``None``: those whose reading depends on the server are refused): keywords
+in any letter case; comments skipped; strings with doubled quotes and, unless
+``NO_BACKSLASH_ESCAPES``, backslash escapes (a password is the string's value as MariaDB reads
+it); ``"..."`` is a string, or a quoted name under ``ANSI_QUOTES``; ``N'...'`` is not a string
+here (MariaDB's grammar wants a plain one). The host follows the ``@`` immediately (``u @h`` is
+fine, ``u@ h`` is not: MariaDB reads the host name right after the ``@``). Bare names may not be
+MySQL reserved words (nor numbers: ``123`` is a number). A trailing ``;`` (and empty statements
+after it) is allowed; another statement after it is an error.
 
 Errors (all ``auth.errors.SqlError``):
 
 * 1064 (``parse_error``) for anything not recognised. Its ``near`` text is the raw input from the
   first character of the token where parsing stopped to the end of the input (``''`` at the end
   of input), cut to 80 characters by ``parse_error``; ``line`` is the 1-based line of that token.
-  For an unterminated string, backquoted name or comment the token is the opening quote or ``/*``.
+  Text the lexer refuses is its 1064 (for an unterminated string, backquoted name or comment,
+  near the opening quote or ``/*``).
 * 1235 (``not_supported``) for recognised MySQL syntax this proxy does not implement:
   ``IDENTIFIED WITH``, ``IDENTIFIED BY PASSWORD``, ``IDENTIFIED BY RANDOM PASSWORD``, CREATE USER
   options (``DEFAULT ROLE``, ``REQUIRE ...``, ``WITH MAX_...`` other than
@@ -66,9 +71,9 @@ from dataclasses import dataclass
 from typing import Final, NoReturn, TypeAlias
 
 from auth.errors import SqlError, not_supported, parse_error
+from proxy.sql.lexer import DEFAULT_MODE, LexError, LexMode, ServerFlavor, Token, TokenKind, lex
 
 __all__ = [
-    "SERVER_VERSION_ID",
     "AccountStatement",
     "AlterUser",
     "CreateUser",
@@ -87,10 +92,6 @@ __all__ = [
     "UserSpec",
     "parse_account_statement",
 ]
-
-# Version compared with ``/*!NNNNN ... */``: the proxy presents itself as MySQL 8.0.35.
-SERVER_VERSION_ID: Final = 80035
-
 
 # --------------------------------------------------------------------------------------- values
 
@@ -232,48 +233,38 @@ AccountStatement: TypeAlias = (
 )
 
 
-def parse_account_statement(sql: str) -> AccountStatement:
-    """Parse one account statement; raise ``SqlError`` (1064, or 1235) if it is not one."""
-    return _Parser(sql, _Lexer(sql).tokenize()).statement()
+def parse_account_statement(
+    sql: str, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None
+) -> AccountStatement:
+    """Parse one account statement as read in ``mode`` by a ``flavor`` server (see the lexer);
+    raise ``SqlError`` (1064, or 1235) if it is not one."""
+    return _Parser(sql, _tokens(sql, mode, flavor)).statement()
 
 
 # --------------------------------------------------------------------------------------- tokens
 
 _WORD: Final = "word"  # bare identifier or keyword
-_QIDENT: Final = "qident"  # `backquoted`
+_QIDENT: Final = "qident"  # `backquoted` (or "double" under ANSI_QUOTES)
 _STRING: Final = "string"  # 'single' or "double"
-_HOST: Final = "host"  # unquoted host right after '@'
-_PUNCT: Final = "punct"  # one character (or ':=')
+_NUMBER: Final = "number"  # digits and other numbers
+_HOST: Final = "host"  # @host, @'host', @"host", @`host`: value is the host
+_PUNCT: Final = "punct"  # an operator or punctuation ('(', ',', '*', ':=', ...)
+_OTHER: Final = "other"  # anything else: never what the grammar wants
 _EOF: Final = "eof"
 
-_WHITESPACE: Final = frozenset(" \t\n\r\f\v")
-_ASCII_IDENT: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
-_HOST_CHARS: Final = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:%-"
-)
-_DIGITS: Final = frozenset("0123456789")
-# Backslash escapes in quoted strings; \% and \_ keep their backslash (as MySQL does).
-_ESCAPES: Final = {
-    "0": "\0",
-    "b": "\b",
-    "n": "\n",
-    "r": "\r",
-    "t": "\t",
-    "Z": "\x1a",
-    "%": "\\%",
-    "_": "\\_",
+_KINDS: Final = {
+    TokenKind.WORD: _WORD,
+    TokenKind.STRING: _STRING,
+    TokenKind.NUMBER: _NUMBER,
+    TokenKind.USER_VAR: _HOST,
+    TokenKind.OP: _PUNCT,
 }
-
-
-def _is_ident_char(ch: str) -> bool:
-    # MySQL allows U+0080 .. U+FFFF in unquoted identifiers.
-    return ch in _ASCII_IDENT or 0x80 <= ord(ch) <= 0xFFFF
 
 
 @dataclass(frozen=True, slots=True)
 class _Token:
     kind: str
-    value: str  # decoded text for strings and quoted names; raw text otherwise
+    value: str  # the lexer's value: decoded for strings, quoted names and hosts
     start: int  # offset of the token's first character in the input
     kw: str = ""  # upper-cased value for ASCII bare words, else ''
 
@@ -282,129 +273,30 @@ def _error_at(sql: str, pos: int) -> SqlError:
     return parse_error(sql[pos:], sql.count("\n", 0, pos) + 1)
 
 
-class _Lexer:
-    def __init__(self, sql: str) -> None:
-        self.sql = sql
-        self.pos = 0
-        self.in_exec_comment = False
+def _token(token: Token) -> _Token:
+    if token.kind is TokenKind.IDENT:
+        kind = _QIDENT if token.raw[0] in '`"' else _WORD  # a word that must be a name
+    elif token.kind is TokenKind.STRING and token.raw[0] in "nN":
+        kind = _OTHER  # N'...': not TEXT_STRING in MariaDB's grammar
+    else:
+        kind = _KINDS.get(token.kind, _OTHER)
+    value = token.value
+    kw = value.upper() if kind == _WORD and value.isascii() else ""
+    return _Token(kind, value, token.pos, kw)
 
-    def tokenize(self) -> list[_Token]:
-        sql = self.sql
-        tokens: list[_Token] = []
-        after_at = False
-        while True:
-            self._skip_blanks()
-            if self.pos >= len(sql):
-                break
-            start = self.pos
-            ch = sql[start]
-            if after_at and ch in _HOST_CHARS:
-                tokens.append(self._host())
-            elif ch in "'\"":
-                tokens.append(_Token(_STRING, self._quoted(ch, escapes=True), start))
-            elif ch == "`":
-                tokens.append(_Token(_QIDENT, self._quoted(ch, escapes=False), start))
-            elif _is_ident_char(ch):
-                end = start + 1
-                while end < len(sql) and _is_ident_char(sql[end]):
-                    end += 1
-                text = sql[start:end]
-                self.pos = end
-                tokens.append(_Token(_WORD, text, start, text.upper() if text.isascii() else ""))
-            elif sql.startswith(":=", start):
-                self.pos += 2
-                tokens.append(_Token(_PUNCT, ":=", start))
-            else:
-                self.pos += 1
-                tokens.append(_Token(_PUNCT, ch, start))
-            after_at = ch == "@"
-        if self.in_exec_comment:
-            raise _error_at(sql, len(sql))
-        tokens.append(_Token(_EOF, "", len(sql)))
-        return tokens
 
-    def _is_dash_comment(self, pos: int) -> bool:
-        # '--' starts a comment only when followed by whitespace, a control character or the end.
-        sql = self.sql
-        if not sql.startswith("--", pos):
-            return False
-        return pos + 2 >= len(sql) or sql[pos + 2] in _WHITESPACE or ord(sql[pos + 2]) < 32
-
-    def _skip_blanks(self) -> None:
-        sql = self.sql
-        n = len(sql)
-        while self.pos < n:
-            pos = self.pos
-            ch = sql[pos]
-            if ch in _WHITESPACE:
-                self.pos += 1
-            elif ch == "#" or self._is_dash_comment(pos):
-                newline = sql.find("\n", pos)
-                self.pos = n if newline < 0 else newline + 1
-            elif sql.startswith("/*!", pos) or sql.startswith("/*M!", pos):
-                if self.in_exec_comment:  # MySQL does not nest executable comments
-                    raise _error_at(sql, pos)
-                mysql = sql[pos + 2] == "!"
-                body = pos + (3 if mysql else 4)
-                digits = 0
-                while digits < 6 and body + digits < n and sql[body + digits] in _DIGITS:
-                    digits += 1
-                version: int | None = None
-                if digits >= 5:
-                    version = int(sql[body : body + digits])
-                    body += digits
-                if mysql and version is not None and version > SERVER_VERSION_ID:
-                    self._skip_block_comment(pos)
-                else:
-                    self.in_exec_comment = True
-                    self.pos = body
-            elif sql.startswith("/*", pos):
-                self._skip_block_comment(pos)
-            elif self.in_exec_comment and sql.startswith("*/", pos):
-                self.in_exec_comment = False
-                self.pos += 2
-            else:
-                return
-
-    def _skip_block_comment(self, pos: int) -> None:
-        end = self.sql.find("*/", pos + 2)
-        if end < 0:
-            raise _error_at(self.sql, pos)
-        self.pos = end + 2
-
-    def _host(self) -> _Token:
-        sql = self.sql
-        start = end = self.pos
-        while end < len(sql) and sql[end] in _HOST_CHARS and not self._is_dash_comment(end):
-            end += 1
-        self.pos = end
-        return _Token(_HOST, sql[start:end], start)
-
-    def _quoted(self, quote: str, *, escapes: bool) -> str:
-        sql = self.sql
-        start = self.pos
-        pos = start + 1
-        out: list[str] = []
-        while True:
-            if pos >= len(sql):
-                raise _error_at(sql, start)
-            ch = sql[pos]
-            if ch == quote:
-                if sql.startswith(quote, pos + 1):
-                    out.append(quote)
-                    pos += 2
-                    continue
-                self.pos = pos + 1
-                return "".join(out)
-            if ch == "\\" and escapes:
-                if pos + 1 >= len(sql):
-                    raise _error_at(sql, start)
-                escaped = sql[pos + 1]
-                out.append(_ESCAPES.get(escaped, escaped))
-                pos += 2
-                continue
-            out.append(ch)
-            pos += 1
+def _tokens(sql: str, mode: LexMode, flavor: ServerFlavor | None) -> list[_Token]:
+    """The first statement's tokens; a token the grammar never accepts where a second
+    statement starts; the end of the input."""
+    try:
+        statements = lex(sql, mode, flavor)
+    except LexError as err:
+        raise err.error from None
+    tokens = [_token(t) for t in statements[0].tokens] if statements else []
+    if len(statements) > 1:
+        tokens.append(_Token(_OTHER, "", statements[1].tokens[0].pos))
+    tokens.append(_Token(_EOF, "", len(sql)))
+    return tokens
 
 
 # --------------------------------------------------------------------------------------- grammar
@@ -550,11 +442,15 @@ class _Parser:
 
     @staticmethod
     def bare_name_ok(token: _Token) -> bool:
-        return (
-            token.kind == _WORD
-            and token.kw not in _RESERVED
-            and not all(ch in _DIGITS for ch in token.value)
-        )
+        return token.kind == _WORD and token.kw not in _RESERVED
+
+    def accept_host(self) -> str | None:
+        """The host of ``@host`` if it is next."""
+        token = self.peek()
+        if token.kind != _HOST:
+            return None
+        self.i += 1
+        return token.value
 
     # ------------------------------------------------------------------ statements
 
@@ -562,7 +458,6 @@ class _Parser:
         if self.is_kw("ALTER") and self.is_kw("USER", ahead=1):
             discard = self.discard_old_password()
             if discard is not None:
-                self.accept_punct(";")
                 if self.peek().kind != _EOF:
                     self.fail()
                 return discard
@@ -589,7 +484,6 @@ class _Parser:
             self.fail(self.peek(1))
         else:
             self.fail()
-        self.accept_punct(";")
         if self.peek().kind != _EOF:
             self.fail()
         return result
@@ -742,8 +636,7 @@ class _Parser:
         self.i += 1
         number = self.peek()
         if (
-            number.kind != _WORD
-            or not number.value.isascii()
+            number.kind != _NUMBER
             or not number.value.isdigit()
             or int(number.value) > _MAX_RESOURCE_LIMIT
         ):
@@ -773,7 +666,6 @@ class _Parser:
         if self.is_kw("ACCOUNT") and self.is_kw("UNLOCK", ahead=1):
             self.i += 2
             unlock = True
-        self.accept_punct(";")
         if (limit is None and not unlock) or self.peek().kind != _EOF:
             self.i = start
             return None
@@ -834,13 +726,8 @@ class _Parser:
         else:
             self.fail(token)
         self.i += 1
-        if not self.accept_punct("@"):
-            return UserRef(user, "%")
-        host = self.peek()
-        if host.kind not in (_HOST, _QIDENT, _STRING):
-            self.fail(host)
-        self.i += 1
-        return UserRef(user, host.value)
+        host = self.accept_host()
+        return UserRef(user, "%" if host is None else host)
 
     def user_refs(self) -> tuple[UserRef, ...]:
         users = [self.user_ref()]
@@ -884,8 +771,7 @@ class _Parser:
         token = self.peek()
         if token.kind in (_QIDENT, _STRING):
             self.i += 1
-            if self.accept_punct("@"):
-                self.role_host()
+            self.accept_host()
             return _Item(token, None, role=True)
         if token.kind != _WORD:
             self.fail(token)
@@ -913,17 +799,11 @@ class _Parser:
             self.fail(token)
         self.i += 1
         name = head or token.value
-        if self.accept_punct("@"):
-            self.role_host()
+        if self.accept_host() is not None:
             return _Item(token, None, role=True)
         if self.is_punct("("):
             return _Item(token, PrivItem(name, self.column_list()), role=False)
         return _Item(token, PrivItem(name), role=True)
-
-    def role_host(self) -> None:
-        if self.peek().kind not in (_HOST, _QIDENT, _STRING):
-            self.fail()
-        self.i += 1
 
     def column_list(self) -> tuple[str, ...]:
         self.expect_punct("(")

@@ -1,17 +1,20 @@
 """Statement classification: what each client statement is and which privileges it needs.
 
-``analyze(sql, current_db, mode)`` lexes ``sql`` (see :mod:`proxy.sql.lexer`) and returns one
-:class:`Statement` per statement. It FAILS CLOSED: whatever it cannot classify with certainty is
+``analyze(sql, current_db, mode, flavor)`` lexes ``sql`` as a ``flavor`` server in ``mode`` reads
+it (see :mod:`proxy.sql.lexer`; executable comments are judged by the server's version, and with
+no flavor the ones that depend on it are refused) and returns one :class:`Statement` per
+statement. It FAILS CLOSED: whatever it cannot classify with certainty is
 ``Kind.REFUSED`` with the MySQL error to send, never forwarded.
 
 How a statement is analysed
 ---------------------------
-* The leading keywords (after executable comments are unwrapped, in any letter case) pick the
+* The leading keywords (executable comments resolved, in any letter case) pick the
   statement type. Session statements (``SET``, transactions), ``USE``, ``KILL``, ``SHOW
   DATABASES``/``PROCESSLIST`` and the account statements are read from the tokens with their
   values; they are never cached.
 * Everything else is analysed from the statement's **shape key alone** (the tokens with every
-  literal replaced by ``?``/``'?'``; see the lexer): queries and DML are parsed by sqlglot
+  literal replaced by ``?``/``'?'`` and all-literal ``IN`` lists and ``VALUES`` rows collapsed to
+  their first element; see the lexer): queries and DML are parsed by sqlglot
   (dialect ``mysql``) from the key text itself -- so sqlglot sees exactly the tokens the lexer
   saw, quoting and comments already resolved -- and DDL by a small token grammar (sqlglot falls
   back to an opaque ``Command`` for much MariaDB DDL, e.g. ``CREATE UNIQUE INDEX``). Because the
@@ -24,7 +27,8 @@ How a statement is analysed
   alphabet (words, backquoted plain names, numbers, strings without quotes or backslashes
   inside, operators; no comments, ``@``, ``"``, ``;``) on which one regular expression
   tokenizes exactly like the lexer: equal fast keys imply equal shape keys, so a fast hit skips
-  the lexer. Both return the cached decision with the new statement's own text.
+  the lexer; it collapses literal lists where the lexer does. Both return the cached decision
+  with the new statement's own text and offsets.
 * sqlglot runs as pure Python: its compiled build (``sqlglotc``, mypyc) corrupted the heap
   when the garbage collector cleared cyclic parse trees (``Identifier`` tp_clear, seen under
   gdb as crashes far from the cause). Parsing happens only on a shape-cache miss, so the
@@ -82,20 +86,29 @@ Decisions where the specification is silent
   contain ASCII bytes; ``Statement.charset`` carries the new client character set.
 * In a multi-statement text, statements after one that changes ``sql_mode`` or the character set
   are refused (the server would read them under the new rules).
-* ``Statement.text`` is the executable text: executable comments unwrapped, ordinary comments
-  replaced by a space, no surrounding whitespace or ``;``. An empty request gives ``[]``; text
-  the lexer rejects gives one REFUSED statement (1064) for the whole request.
+* ``Statement.text`` is the executable text: executable comments resolved (the code kept, the
+  markers and skipped comments replaced by a space), ordinary comments replaced by a space, no
+  surrounding whitespace or ``;`` -- for the digest, the processlist and the account grammar.
+  What is relayed is the client's own text: ``Statement.start`` / ``end`` are the statement's
+  offsets in ``sql`` (the statements partition it; :func:`proxy.sql.lexer.utf8_offsets` gives
+  byte offsets). An empty request gives ``[]``; text the lexer rejects gives one REFUSED
+  statement (1064) for the whole request, spanning it.
+* ``SHOW DATABASES LIKE 'pattern'``: ``Statement.like_pattern`` is the pattern's value as the
+  server reads it in the session's mode (``\\%`` and ``\\_`` keep their backslash); filter the
+  names with :func:`proxy.sql.like.shows_database`.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import operator
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 import sqlglot
@@ -118,6 +131,7 @@ from proxy.sql.lexer import (
     LexedStatement,
     LexError,
     LexMode,
+    ServerFlavor,
     Token,
     TokenKind,
     lex,
@@ -135,6 +149,7 @@ __all__ = [
     "Kind",
     "LexMode",
     "NeedsParse",
+    "ServerFlavor",
     "Statement",
     "analyze",
     "analyze_uncached",
@@ -161,7 +176,8 @@ class Kind(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class Statement:
     kind: Kind
-    text: str  # executable text to forward (QUERY/SESSION), or the account statement (ACCOUNT)
+    text: str  # executable text (comments removed, executable comments resolved): for the
+    #            digest, the processlist and the account grammar (ACCOUNT)
     requirements: tuple[Requirement, ...] = ()
     error: SqlError | None = None  # set iff kind is REFUSED
     target_db: str | None = None  # USE
@@ -183,8 +199,10 @@ class Statement:
     # A variable that decides how statements are lexed (LEXING_VARIABLES) is set from an
     # expression: the proxy learns its value only by reading it back.
     lexing_unknown: bool = False
-    like: str | None = None  # SHOW DATABASES LIKE 'pattern': the pattern's value
     shows_warnings: bool = False  # SHOW WARNINGS [LIMIT ...] / SHOW COUNT(*) WARNINGS
+    like_pattern: str | None = None  # SHOW DATABASES LIKE: the pattern's value (proxy.sql.like)
+    start: int = 0  # the statement's original text is sql[start:end] (proxy.sql.lexer)
+    end: int = 0
 
 
 CACHE_SIZE: Final = 10_000
@@ -2059,13 +2077,20 @@ def _show_values(tokens: Sequence[Token]) -> Statement:
     kws = [t.value.upper() if t.kind is TokenKind.WORD else t.value for t in tokens]
     if kws[1] in ("DATABASES", "SCHEMAS"):
         rest = tokens[2:]
-        if rest:
-            if kws[2] == "WHERE":
-                raise _unsupported("SHOW DATABASES ... WHERE")
-            if len(rest) != 2 or kws[2] != "LIKE" or rest[1].kind is not TokenKind.STRING:
-                raise _parse_error()
-            return Statement(Kind.SHOW_DATABASES, "", like=rest[1].value)
-        return Statement(Kind.SHOW_DATABASES, "")
+        if not rest:
+            return Statement(Kind.SHOW_DATABASES, "")
+        if kws[2] == "WHERE":
+            raise _unsupported("SHOW DATABASES ... WHERE")
+        # LIKE and one plain string literal (MariaDB's TEXT_STRING_sys: not N'...', no
+        # concatenation, no ESCAPE clause)
+        if (
+            len(rest) != 2
+            or kws[2] != "LIKE"
+            or rest[1].kind is not TokenKind.STRING
+            or rest[1].raw[0] in "nN"
+        ):
+            raise _parse_error()
+        return Statement(Kind.SHOW_DATABASES, "", like_pattern=rest[1].value)
     if kws[1] == "QUERY_DIGEST":
         if len(kws) != 2:
             raise _parse_error()
@@ -2126,29 +2151,27 @@ def _analyze_values(lexed: LexedStatement, opener: str, current_db: str | None) 
         if opener == "account":
             return Statement(Kind.ACCOUNT, lexed.text)
         if opener == "set":
-            st = _set(tokens, reqs)
-        elif opener == "use":
-            st = _use(tokens)
-        elif opener == "kill":
-            st = _kill(tokens)
-        elif opener == "show":
-            st = _show_values(tokens)
-        else:
-            st = _transaction([_kw(t.image) for t in tokens])
+            return _set(tokens, reqs)
+        if opener == "use":
+            return _use(tokens)
+        if opener == "kill":
+            return _kill(tokens)
+        if opener == "show":
+            return _show_values(tokens)
+        return _transaction([_kw(t.image) for t in tokens])
     except _Refuse as refusal:
-        return _with_text(Statement(Kind.REFUSED, "", error=refusal.error), lexed.text)
-    return _with_text(st, lexed.text)
+        return Statement(Kind.REFUSED, "", error=refusal.error)
 
 
 _object_new = object.__new__
 _object_setattr = object.__setattr__
 
 
-def _with_text(st: Statement, text: str) -> Statement:
-    """``st`` with this statement's own text (and a 1064 naming it)."""
+def _placed(st: Statement, text: str, start: int, end: int) -> Statement:
+    """``st`` with this statement's own text and offsets (and a 1064 naming its text)."""
     error = st.error
     if error is None:
-        if st.text == text:
+        if st.text == text and st.start == start and st.end == end:
             return st
         # The frozen dataclass __init__ costs a few microseconds; this is the cache-hit path.
         clone: Statement = _object_new(Statement)
@@ -2167,8 +2190,10 @@ def _with_text(st: Statement, text: str) -> Statement:
         _object_setattr(clone, "readback", st.readback)
         _object_setattr(clone, "replay", st.replay)
         _object_setattr(clone, "lexing_unknown", st.lexing_unknown)
-        _object_setattr(clone, "like", st.like)
         _object_setattr(clone, "shows_warnings", st.shows_warnings)
+        _object_setattr(clone, "like_pattern", st.like_pattern)
+        _object_setattr(clone, "start", start)
+        _object_setattr(clone, "end", end)
         return clone
     if error is _PARSE or error.errno == ErrorCode.PARSE.errno:
         error = parse_error(text)
@@ -2188,28 +2213,37 @@ def _with_text(st: Statement, text: str) -> Statement:
         st.readback,
         st.replay,
         st.lexing_unknown,
-        st.like,
         st.shows_warnings,
+        st.like_pattern,
+        start,
+        end,
     )
 
 
-def _analyze_one(lexed: LexedStatement, current_db: str | None) -> tuple[Statement, bool]:
-    """One statement: ``(statement, cacheable)``."""
-    imgs = [t.image for t in lexed.tokens]
-    opener = _opener(imgs)
+def _analyze_one(
+    images: Sequence[str],
+    text: str,
+    start: int,
+    end: int,
+    lexed: Callable[[], LexedStatement],
+    current_db: str | None,
+) -> tuple[Statement, bool]:
+    """One statement: ``(statement, cacheable)``. Statements analysed from their shape need
+    only its ``images``; the others read their tokens, which ``lexed()`` gives."""
+    opener = _opener(images)
     try:
         if opener == "shape":
-            return _with_text(_analyze_shape(imgs, current_db), lexed.text), True
-        return _analyze_values(lexed, opener, current_db), False
+            return _placed(_analyze_shape(images, current_db), text, start, end), True
+        return _placed(_analyze_values(lexed(), opener, current_db), text, start, end), False
     except NeedsParse:
         raise
     except RecursionError:
         error = not_supported("statements nested this deeply")
     except Exception:  # fail closed: a bug here must refuse the statement, not crash the session
         # the shape key, never the text: it has no literals (passwords) in it
-        log.exception("statement analysis failed for shape %.300r", lexed.key)
+        log.exception("statement analysis failed for shape %.300r", " ".join(images))
         error = not_supported("this statement (the proxy could not analyse it)")
-    return Statement(Kind.REFUSED, lexed.text, error=error), False
+    return Statement(Kind.REFUSED, text, error=error, start=start, end=end), False
 
 
 def _changes_lexing(st: Statement) -> bool:
@@ -2218,35 +2252,47 @@ def _changes_lexing(st: Statement) -> bool:
     )
 
 
-def _after_change(text: str) -> Statement:
+def _after_change(text: str, start: int, end: int) -> Statement:
     return Statement(
         Kind.REFUSED,
         text,
         error=not_supported(
             "statements after a change of sql_mode or character set in the same request"
         ),
+        start=start,
+        end=end,
     )
 
 
 def _lex_refusal(err: LexError, sql: str) -> list[Statement]:
-    return [Statement(Kind.REFUSED, sql, error=err.error)]
+    return [Statement(Kind.REFUSED, sql, error=err.error, start=0, end=len(sql))]
+
+
+def _same(lexed: LexedStatement) -> LexedStatement:
+    return lexed
 
 
 def analyze_uncached(
-    sql: str, current_db: str | None, mode: LexMode = DEFAULT_MODE
+    sql: str,
+    current_db: str | None,
+    mode: LexMode = DEFAULT_MODE,
+    flavor: ServerFlavor | None = None,
 ) -> list[Statement]:
-    """Analyse every statement of ``sql`` from scratch ([] for an empty request)."""
+    """Analyse every statement of ``sql`` from scratch ([] for an empty request), read as a
+    ``flavor`` server reads it (``None``: unknown, see :mod:`proxy.sql.lexer`)."""
     try:
-        statements = lex(sql, mode)
+        statements = lex(sql, mode, flavor)
     except LexError as err:
         return _lex_refusal(err, sql)
     out: list[Statement] = []
     changed = False
     for lexed in statements:
         if changed:
-            out.append(_after_change(lexed.text))
+            out.append(_after_change(lexed.text, lexed.start, lexed.end))
             continue
-        st, _cacheable = _analyze_one(lexed, current_db)
+        st, _cacheable = _analyze_one(
+            lexed.images, lexed.text, lexed.start, lexed.end, partial(_same, lexed), current_db
+        )
         out.append(st)
         changed = _changes_lexing(st)
     return out
@@ -2276,6 +2322,27 @@ _FAST_TOKEN = "|".join((_FAST_WORD, _FAST_NUM, _FAST_STR, _FAST_BQ, _FAST_OP))
 _fast_ok = re.compile(r"[ \t\r\n]*+(?:(?>" + _FAST_TOKEN + r")[ \t\r\n]*+)++").fullmatch
 _sub_strings = re.compile(r"'[^']*'").sub
 _sub_numbers = re.compile(r"(?<![A-Za-z0-9_$`.])[0-9]+(?:\.[0-9]+)?").sub
+# The lexer's literal-list collapsing (proxy.sql.lexer) on the fast key, where the literals are
+# already ? and '?': an IN list keeps its first element, a run of VALUES rows its first row.
+# Only where the lexer collapses too (the keyword is a whole word, not right after a dot or a
+# backquote), so equal fast keys still imply equal shape keys. Possessive: linear time.
+_FW = r"[ \t\r\n]*+"
+_FAST_ELEM = rf"(?:[-+]{_FW}\?|\?|'\?'|(?i:NULL|TRUE|FALSE)(?![A-Za-z0-9_$]))"
+_FAST_MORE = rf"(?:{_FW},{_FW}{_FAST_ELEM})"
+_FAST_ROW = rf"\({_FW}{_FAST_ELEM}{_FAST_MORE}*+{_FW}\)"
+_IN_LIST = re.compile(
+    rf"([iI](?<![A-Za-z0-9_$`.][iI])[nN]{_FW}\({_FW}{_FAST_ELEM}){_FAST_MORE}++(?={_FW}\))"
+)
+_VALUES_ROWS = re.compile(
+    rf"([vV](?<![A-Za-z0-9_$`.][vV])(?i:ALUES?){_FW}{_FAST_ROW})(?:{_FW},{_FW}{_FAST_ROW})++"
+)
+_first_group = operator.methodcaller("group", 1)
+# What the lists need, as literal-prefixed patterns (quick to search for) on the upper-cased
+# text: most statements have no such list and pay next to nothing.
+_NEEDS: Final = (
+    (re.compile(r"IN[ \t\r\n]*\(").search, _IN_LIST),
+    (re.compile(r"\)[ \t\r\n]*,[ \t\r\n]*\(").search, _VALUES_ROWS),
+)
 _FAST_MAX = 4096
 
 
@@ -2285,14 +2352,20 @@ def _fast_key(sql: str) -> str | None:
         return None
     if "'" in sql:
         sql = _sub_strings("'?'", sql)
-    return _sub_numbers("?", sql)
+    sql = _sub_numbers("?", sql)
+    if "," in sql and "(" in sql:
+        upper = sql.upper()
+        for needs, lists in _NEEDS:
+            if needs(upper) is not None and lists.search(sql) is not None:
+                sql = lists.sub(_first_group, sql)
+    return sql
 
 
 _CACHE_MAX_KEY = 4096  # longer statements are analysed every time (bounds the cache's memory)
 
 
 def _remember(cache: OrderedDict[Any, Statement], key: Any, st: Statement) -> None:
-    """Store ``st`` without its text (a hit gets the new statement's own text)."""
+    """Store ``st`` without its text and offsets (a hit gets the new statement's own)."""
     if len(key[0]) > _CACHE_MAX_KEY:
         return
     cache[key] = Statement(
@@ -2311,10 +2384,12 @@ def _remember(cache: OrderedDict[Any, Statement], key: Any, st: Statement) -> No
 def cached_shape(sql: str, current_db: str | None) -> tuple[str, Statement] | None:
     """``(digest text, cached analysis)`` of ``sql`` if its fast key is cached, else None.
 
-    The hot path's shortcut into :func:`analyze` (valid in any lexer mode): the statement
-    returned is the cache entry itself, whose ``text`` is empty; everything else is what
+    The hot path's shortcut into :func:`analyze` (valid in any lexer mode and for any server
+    flavor: the fast key's alphabet has no comments): the statement returned is the cache
+    entry itself, whose ``text`` is empty and whose offsets are 0; everything else is what
     ``analyze`` would return for the single statement of ``sql`` (whose text is ``sql``
-    without surrounding whitespace). The digest text is the fast key.
+    without surrounding whitespace, and whose offsets are 0 and ``len(sql)``). The digest
+    text is the fast key.
     """
     fast = _fast_key(sql)
     if fast is None:
@@ -2326,17 +2401,28 @@ def cached_shape(sql: str, current_db: str | None) -> tuple[str, Statement] | No
     return fast.strip(" \t\r\n"), hit
 
 
-def analyze(sql: str, current_db: str | None, mode: LexMode = DEFAULT_MODE) -> list[Statement]:
+def analyze(
+    sql: str,
+    current_db: str | None,
+    mode: LexMode = DEFAULT_MODE,
+    flavor: ServerFlavor | None = None,
+) -> list[Statement]:
     """Like :func:`analyze_uncached`, with decisions cached by shape key (see module doc)."""
-    return analyze_with_digest(sql, current_db, mode)[0]
+    return analyze_with_digest(sql, current_db, mode, flavor)[0]
 
 
 def analyze_with_digest(
-    sql: str, current_db: str | None, mode: LexMode = DEFAULT_MODE, *, parse: bool = True
+    sql: str,
+    current_db: str | None,
+    mode: LexMode = DEFAULT_MODE,
+    flavor: ServerFlavor | None = None,
+    *,
+    parse: bool = True,
 ) -> tuple[list[Statement], str]:
     """:func:`analyze`, and the request's *digest text*: its literals replaced by ``?`` /
-    ``'?'``, how the query digest groups statements -- the fast key where there is one (as
-    :func:`cached_shape` gives it), else the shape keys the analysis lexed anyway.
+    ``'?'`` and its literal lists collapsed, how the query digest groups statements -- the
+    fast key where there is one (as :func:`cached_shape` gives it), else the shape keys the
+    analysis lexed anyway.
 
     With ``parse=False`` it raises :class:`NeedsParse` instead of running sqlglot (a shape not
     cached yet, a SET from an expression): the caller then runs it again off its event loop.
@@ -2344,7 +2430,7 @@ def analyze_with_digest(
     if not parse:
         _parsing.forbidden = True
         try:
-            return analyze_with_digest(sql, current_db, mode)
+            return analyze_with_digest(sql, current_db, mode, flavor)
         finally:
             _parsing.forbidden = False
     fast = _fast_key(sql)
@@ -2359,19 +2445,19 @@ def analyze_with_digest(
             except KeyError:  # evicted meanwhile (only if called from several threads)
                 pass
             _stats["fast_hits"] += 1
-            return [_with_text(hit, sql.strip(" \t\r\n"))], digest
+            return [_placed(hit, sql.strip(" \t\r\n"), 0, len(sql))], digest
     try:
-        raw = shapes(sql, mode)
+        raw = shapes(sql, mode, flavor)
     except LexError as err:
         return _lex_refusal(err, sql), digest or sql.strip()
     if fast is None:
-        digest = ";".join(key for key, _text, _end in raw)
+        digest = ";".join(shape.key for shape in raw)
     out: list[Statement] = []
-    lexed: list[LexedStatement] | None = None
+    lexed: list[LexedStatement] = []
     changed = False
-    for index, (key, text, _end) in enumerate(raw):
+    for index, (key, images, text, start, end) in enumerate(raw):
         if changed:
-            out.append(_after_change(text))
+            out.append(_after_change(text, start, end))
             continue
         ckey = (key, current_db, mode)
         hit = _CACHE.get(ckey)
@@ -2381,12 +2467,16 @@ def analyze_with_digest(
             except KeyError:
                 pass
             _stats["hits"] += 1
-            out.append(_with_text(hit, text))
+            out.append(_placed(hit, text, start, end))
             continue
         _stats["misses"] += 1
-        if lexed is None:
-            lexed = lex(sql, mode)
-        st, cacheable = _analyze_one(lexed[index], current_db)
+
+        def tokens(index: int = index) -> LexedStatement:
+            if not lexed:
+                lexed.extend(lex(sql, mode, flavor))
+            return lexed[index]
+
+        st, cacheable = _analyze_one(images, text, start, end, tokens, current_db)
         if cacheable:
             _remember(_CACHE, ckey, st)
             if fast is not None and len(raw) == 1:

@@ -9,35 +9,73 @@ decides token boundaries:
   ``ANSI_QUOTES``; backquoted identifiers with doubled backquotes;
 * comments ``# ...``, ``-- ...`` (only when the second dash is followed by a space, a control
   character or the end of the input: ``--x`` is two minus signs) and ``/* ... */`` (not nested);
-* executable comments ``/*! ... */``, ``/*!NNNNN ... */``, ``/*M! ... */`` and
-  ``/*M!NNNNNN ... */`` (5 or 6 version digits): their content is code. The lexer *unwraps* them
-  -- the opening marker with its digits and the closing ``*/`` are dropped -- and the executable
-  text of a statement is this unwrapped form with every ordinary comment replaced by one space.
-  That text is what the proxy forwards, so the server executes exactly what was analysed,
-  whatever its version (a versioned comment the server would have skipped is executed too);
+* executable comments, judged as the target server judges them (:class:`ServerFlavor`, see
+  below): their content is either code or a comment, and the statement's tokens, shape key and
+  executable text are what that server reads;
 * a word immediately after ``.``, or immediately followed by ``.`` and an identifier character,
   is an identifier even if it is a reserved word (MariaDB's ``MY_LEX_IDENT_SEP``).
 
+Executable comments
+-------------------
+``/*!`` followed by 5 ASCII digits is *versioned*; on MariaDB a sixth digit, if there is one, is
+part of the version (``/*!1000007`` is version 100000 followed by the code ``7``); on MySQL 8.1
+and later the sixth digit counts only when a whitespace character follows it, before 8.1 never
+(MySQL's ``lex_one_token``; "Are you ready for MySQL 10?", MySQL blog, 2023). On MariaDB a
+versioned comment is code iff ``version <= server version`` and (``version < 50700`` or
+``version > 99999`` or it was written ``/*M!``); on MySQL iff ``version <= server version``.
+Otherwise the whole comment is skipped as a comment, where -- exactly as the servers'
+``consume_comment(1)`` -- one level of ``/* ... */`` may be nested inside it. ``/*!`` with fewer
+than 5 digits is not versioned: its content, digits included, is code. ``/*M!`` is MariaDB's: on
+MySQL it is an ordinary comment. Without a flavor (``None``: the server is not known) every
+comment whose reading depends on the server -- versioned, or ``/*M!`` -- is refused. MariaDB
+built with Galera executes ``/*!99997 ...*/``; that version is refused on MariaDB.
+
+What the lexer refuses
+----------------------
 It is deliberately stricter than the server where the server's rules are subtle, and refuses
 (error 1064) rather than guess: a number running into identifier characters (``1abc``, ``0x1g``,
-``1e5x``), a number right after ``.``, a ``.`` right after a number, comments nested in an
-executable comment, a version number of other than 5 or 6 digits, ``\\N`` and other backslashes
-outside strings, ``{ } [ ] :``, control characters outside strings (NUL inside a string literal
-is data, as the server reads it; anywhere else -- comments, quoted names -- it is refused), a
-lone ``@``, and Unicode spaces or control characters in unquoted names. Unterminated strings, quoted
-identifiers and comments are errors too (the server reads an unterminated backquoted name to
-the end of the input; the proxy refuses it).
+``1e5x``), a number right after ``.``, a ``.`` right after a number, any comment inside the code
+of an executable comment (MariaDB would read one; a nested executable comment there even ends
+the outer one), a ``;`` inside the code of an executable comment (what MariaDB does depends on
+the client: with multi-statements it ends the statement there and fails on the rest, without
+them it reads on to the comment's end), ``\\N`` and other backslashes outside strings,
+``{ } [ ] :``, control characters outside strings (NUL inside a string literal is data, as the
+server reads it; anywhere else -- comments, quoted names -- it is refused), a lone ``@`` or one
+followed by a non-ASCII character, and Unicode spaces or control characters in unquoted names.
+Unterminated strings, quoted identifiers and comments are errors too (the server reads an
+unterminated backquoted name to the end of the input; the proxy refuses it). On MySQL 9 and
+later a word starting with ``$`` is refused (it may open a dollar-quoted string there).
 
+Shape keys
+----------
 Every statement also gets a *shape key*: its tokens with every literal replaced by ``?``
 (numbers, hexadecimal and bit literals, ``?`` parameter markers) or ``'?'`` (character strings),
 reserved words upper-cased, quoted identifiers (and words that must be identifiers) in one
 canonical backquoted form, user variables as ``@name``, system variables lower-cased, joined by
-single spaces, without comments. The key is itself valid SQL for the analyser; two statements
-with the same key differ only in literal values. ``?`` (a prepared-statement parameter marker) is
-a literal too.
+single spaces, without comments. ``images`` are those key tokens as a list.
+
+Literal lists collapse, so a long ``IN`` list or a bulk ``INSERT`` has one shape whatever its
+length: a list right after ``IN`` whose elements are all literals (a number, string, hexadecimal
+or bit literal, ``?``, ``NULL``, ``TRUE``, ``FALSE``, or a sign and a numeric literal) keeps
+only its first element (``IN (1, 2, 3)`` has the key ``IN ( ? )``), and after ``VALUES`` or
+``VALUE`` a run of such all-literal rows keeps only its first row (``VALUES (1, 'a'), (2,
+'b')`` has the key ``VALUES ( ? , '?' )``). A list with anything else in it -- a name, a
+function, a subquery, a variable, an expression -- is kept whole. The key is itself valid SQL
+for the analyser; two statements with the same key differ only in literal values and in how
+many elements such lists have, which decides no privilege. Tokens are never collapsed.
+
+Offsets
+-------
+Statements partition the input: a statement's ``start`` is where the previous one ended (0 for
+the first), its ``end`` is just after its terminating ``;``, or the end of the input for the
+last statement (which then includes any trailing comments, whitespace and empty statements), so
+``sql[start:end]`` is the statement's original text. Offsets are in characters of ``sql``;
+:func:`utf8_offsets` converts them into byte offsets of its UTF-8 (``surrogateescape``) encoding.
 
 ``lex()`` returns tokens, executable text, key and offsets per statement; ``shapes()`` is the
-same scan without building tokens (the cache-hit path). Both raise :class:`LexError` (1064).
+same scan without building tokens (the cache-hit path; it also skips over runs of literal rows
+and list elements that the key drops with one regular expression). Both raise
+:class:`LexError` (1064).
 """
 
 from __future__ import annotations
@@ -45,8 +83,9 @@ from __future__ import annotations
 import enum
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from auth.errors import SqlError, parse_error
 
@@ -56,10 +95,14 @@ __all__ = [
     "LexError",
     "LexMode",
     "LexedStatement",
+    "ServerFlavor",
+    "Shape",
     "Token",
     "TokenKind",
     "lex",
     "shapes",
+    "unescape_string",
+    "utf8_offsets",
 ]
 
 
@@ -72,6 +115,36 @@ class LexMode:
 
 
 DEFAULT_MODE: Final = LexMode()
+
+_FLAVOR_VERSION = re.compile(r"([0-9]{1,3})\.([0-9]{1,2})\.([0-9]{1,2})(?![0-9])")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFlavor:
+    """The server a text is meant for, as far as executable comments care.
+
+    ``version`` is the server's ``MYSQL_VERSION_ID`` (major * 10000 + minor * 100 + patch:
+    101119 for MariaDB 10.11.19, 80403 for MySQL 8.4.3); ``mariadb`` tells MariaDB's rules from
+    MySQL's.
+    """
+
+    version: int
+    mariadb: bool
+
+    @classmethod
+    def parse(cls, server_version: str) -> ServerFlavor:
+        """The flavor of a handshake's server version string (``10.11.19-MariaDB-0+deb12u1``,
+        ``5.5.5-10.11.19-MariaDB-log``, ``8.4.3``, ``8.0.36-log``); ``ValueError`` if it has
+        no ``major.minor.patch`` version."""
+        mariadb = "mariadb" in server_version.lower()
+        text = server_version
+        if mariadb and text.startswith("5.5.5-"):
+            text = text[6:]  # MariaDB 10+ prefixes 5.5.5- for old replication clients
+        match = _FLAVOR_VERSION.match(text)
+        if match is None:
+            raise ValueError(f"not a server version: {server_version!r}")
+        major, minor, patch = (int(g) for g in match.groups())
+        return cls(major * 10000 + minor * 100 + patch, mariadb)
 
 
 class TokenKind(enum.Enum):
@@ -99,11 +172,22 @@ class Token:
 
 @dataclass(frozen=True, slots=True)
 class LexedStatement:
-    tokens: tuple[Token, ...]
-    text: str  # executable text: comments removed, executable comments unwrapped
-    key: str  # shape key
-    start: int  # offset of the first token in the input
-    end: int  # offset just after the statement's terminating ';' (or the end of the input)
+    tokens: tuple[Token, ...]  # every token, literal lists not collapsed
+    images: tuple[str, ...]  # the shape key's tokens (literal lists collapsed)
+    text: str  # executable text: comments removed, executable comments resolved
+    key: str  # shape key: " ".join(images)
+    start: int  # where the statement's text starts in the input (see module doc)
+    end: int  # just after its ';' (the end of the input for the last statement)
+
+
+class Shape(NamedTuple):
+    """One statement as :func:`shapes` gives it (a :class:`LexedStatement` without tokens)."""
+
+    key: str
+    images: list[str]
+    text: str
+    start: int
+    end: int
 
 
 class LexError(Exception):
@@ -152,6 +236,10 @@ _SQ_NOBS = r"'(?:[^']++|'')*+'"
 _DQ_BS = r'"(?:[^"\\]++|\\[\s\S]|"")*+"'
 _DQ_NOBS = r'"(?:[^"]++|"")*+"'
 _BQ = r"`(?:[^`]++|``)*+`"
+_NUM = (
+    r"(?>0x[0-9A-Fa-f]+|0b[01]+|[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?"
+    r"|\.[0-9]+(?:[eE][-+]?[0-9]+)?)" + _NOT_IDENT
+)
 
 # Group numbers of the master pattern (each alternative is one capturing group, nothing inside
 # captures, so ``match.lastindex`` names the alternative that matched).
@@ -179,25 +267,30 @@ _G_BAD = 20
 _WS = "[ \t\n\r\x0b\x0c]*"
 
 
-def _master(mode: LexMode) -> re.Pattern[str]:
+def _strings(mode: LexMode) -> tuple[str, str]:
+    """The single-quoted and (if it is one) double-quoted string patterns of ``mode``."""
     sq = _SQ_NOBS if mode.no_backslash_escapes else _SQ_BS
-    dq_string = _DQ_NOBS if mode.no_backslash_escapes else _DQ_BS
+    dq = _DQ_NOBS if mode.no_backslash_escapes else _DQ_BS
+    return sq, dq
+
+
+def _master(mode: LexMode) -> re.Pattern[str]:
+    sq, dq_string = _strings(mode)
     dq = _DQ_NOBS if mode.ansi_quotes else dq_string
     alternatives = [
         r"[xX]'[^']*'",  # 1 X'...'
         r"[bB]'[^']*'",  # 2 B'...'
         r"[nN]" + sq,  # 3 N'...'
         rf"[A-Za-z_$\u0080-\U0010ffff][{_IDENT_CHARS}]*",  # 4 word
-        r"(?>0x[0-9A-Fa-f]+|0b[01]+|[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?"
-        r"|\.[0-9]+(?:[eE][-+]?[0-9]+)?)" + _NOT_IDENT,  # 5 number
+        _NUM,  # 5 number
         sq,  # 6
         dq,  # 7
         _BQ,  # 8
-        r"@@[0-9A-Za-z_$]+(?:\.[0-9A-Za-z_$]+)?(?![" + _IDENT_CHARS + r".`'\"@])",  # 9
-        r"@(?:[0-9A-Za-z_$.]+(?![\u0080-\U0010ffff])|" + sq + "|" + dq + "|" + _BQ + ")",  # 10
+        r"@@[0-9A-Za-z_$]++(?:\.[0-9A-Za-z_$]++)?+(?![" + _IDENT_CHARS + r".`'\"@])",  # 9
+        r"@(?:[0-9A-Za-z_$.]++(?![\u0080-\U0010ffff])|" + sq + "|" + dq + "|" + _BQ + ")",  # 10
         r"\#[^\n]*",  # 11
         r"--(?=[\x00-\x20\x7f]|\Z)[^\n]*",  # 12
-        r"/\*M?![0-9]*",  # 13
+        r"/\*M?!",  # 13 (the version digits, if any, are read by _scan)
         r"/\*[\s\S]*?\*/",  # 14
         r"/\*",  # 15
         r"\*/",  # 16
@@ -209,9 +302,31 @@ def _master(mode: LexMode) -> re.Pattern[str]:
     return re.compile(_WS + "(?:" + "|".join(f"({a})" for a in alternatives) + ")")
 
 
-_PATTERNS: dict[LexMode, re.Pattern[str]] = {
-    LexMode(a, b): _master(LexMode(a, b)) for a in (False, True) for b in (False, True)
-}
+def _element(mode: LexMode) -> str:
+    """One element of a collapsible literal list, exactly as the master pattern lexes it."""
+    sq, dq = _strings(mode)
+    numeric = rf"(?:{_NUM}|[xX]'(?:[0-9A-Fa-f]{{2}})*+'|[bB]'[01]*+'|\?{_NOT_IDENT})"
+    strings = rf"[nN]?{sq}" if mode.ansi_quotes else rf"[nN]?{sq}|{dq}"
+    return rf"(?:(?:[-+]{_WS})?{numeric}|{strings}|(?i:NULL|TRUE|FALSE){_NOT_IDENT})"
+
+
+def _bulk(mode: LexMode) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """``shapes()``'s shortcuts: the further elements of an all-literal ``IN`` list up to its
+    closing parenthesis, and a run of further all-literal ``VALUES`` rows -- what the key drops.
+    Possessive throughout: linear time."""
+    elem = _element(mode)
+    more = rf"(?:{_WS},{_WS}{elem})"
+    in_rest = re.compile(rf"{more}++(?={_WS}\))")
+    rows = re.compile(rf"(?:{_WS},{_WS}\({_WS}{elem}{more}*+{_WS}\))++")
+    return in_rest, rows
+
+
+_MODES = [LexMode(a, b) for a in (False, True) for b in (False, True)]
+_PATTERNS: dict[LexMode, re.Pattern[str]] = {m: _master(m) for m in _MODES}
+_BULK: dict[LexMode, tuple[re.Pattern[str], re.Pattern[str]]] = {m: _bulk(m) for m in _MODES}
+_NESTING = re.compile(r"/\*|\*/")
+_MYSQL_SPACE = frozenset(" \t\n\r\x0b\x0c")
+_DIGITS = frozenset("0123456789")
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "0": "\0", "Z": "\x1a"}
 
@@ -241,6 +356,21 @@ def unescape_string(body: str, quote: str, backslash_escapes: bool) -> str:
     return "".join(out)
 
 
+def utf8_offsets(sql: str, offsets: Iterable[int]) -> list[int]:
+    """Byte offsets, in ``sql.encode("utf-8", "surrogateescape")``, of ascending character
+    offsets into ``sql`` (such as statements' ``start`` and ``end``); linear in ``len(sql)``."""
+    if sql.isascii():
+        return list(offsets)
+    out: list[int] = []
+    done_chars = 0
+    done_bytes = 0
+    for offset in offsets:
+        done_bytes += len(sql[done_chars:offset].encode("utf-8", "surrogateescape"))
+        done_chars = offset
+        out.append(done_bytes)
+    return out
+
+
 def _quote_ident(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
@@ -255,18 +385,84 @@ def _bad_word(word: str) -> bool:
     return any(ord(c) >= 0x80 and unicodedata.category(c)[0] in "ZC" for c in word)
 
 
-# Statement under construction: a mutable record kept as local variables in ``_scan`` for speed.
-_Raw = tuple[str, str, int, int, list[Token] | None]  # key, text, start, end, tokens
+def _end_of_skipped(sql: str, pos: int) -> int:
+    """Where a skipped versioned comment whose body starts at ``pos`` ends (just after its
+    ``*/``): the servers' ``consume_comment(1)``, which lets ``/* ... */`` nest once inside."""
+    while True:
+        mark = _NESTING.search(sql, pos)
+        if mark is None:
+            return -1
+        if mark.group() == "*/":
+            return mark.end()
+        inner = sql.find("*/", mark.end())
+        if inner < 0:
+            return -1
+        pos = inner + 2
 
 
-def _scan(sql: str, mode: LexMode, with_tokens: bool) -> list[_Raw]:
+def _executable(sql: str, ts: int, te: int, flavor: ServerFlavor | None) -> tuple[bool, int]:
+    """An executable-comment marker ``sql[ts:te]`` (``/*!`` or ``/*M!``) as ``flavor`` reads
+    it: ``(True, where the code starts)`` or ``(False, just after the skipped comment)``."""
+    mariadb_marker = te - ts == 4
+    if flavor is not None and mariadb_marker and not flavor.mariadb:
+        end = sql.find("*/", ts + 2)  # MySQL: an ordinary comment
+        if end < 0:
+            raise _error(sql, ts, "unterminated comment")
+        return False, end + 2
+    digits = 0
+    while digits < 6 and te + digits < len(sql) and sql[te + digits] in _DIGITS:
+        digits += 1
+    if digits < 5:
+        if flavor is None and mariadb_marker:
+            raise _error(sql, ts, "a MariaDB executable comment for an unknown server")
+        return True, te
+    if flavor is None:
+        raise _error(sql, ts, "a versioned executable comment for an unknown server")
+    if flavor.mariadb:
+        length = 6 if digits >= 6 else 5
+    else:
+        six = flavor.version >= 80100 and digits == 6 and sql[te + 6 : te + 7] in _MYSQL_SPACE
+        length = 6 if six else 5
+    version = int(sql[te : te + length])
+    if flavor.mariadb and not mariadb_marker and version == 99997:
+        raise _error(sql, ts, "a Galera consistency-check comment")
+    code = version <= flavor.version and (
+        not flavor.mariadb or version < 50700 or version > 99999 or mariadb_marker
+    )
+    if code:
+        return True, te + length
+    end = _end_of_skipped(sql, te)
+    if end < 0:
+        raise _error(sql, ts, "unterminated comment")
+    return False, end
+
+
+_NUMERIC = (TokenKind.NUMBER, TokenKind.HEX, TokenKind.BIT)
+_LITERAL_IMAGES: Final = frozenset({"?", "'?'", "NULL", "TRUE", "FALSE"})
+
+# Where a collapsible list stands (``expect``): before an element, after its sign, after it.
+_ELEMENT = 0
+_SIGNED = 1
+_AFTER = 2
+
+# A statement as _scan gives it: images, executable text, start, end, tokens.
+_Raw = tuple[list[str], str, int, int, list[Token] | None]
+
+
+def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: bool) -> list[_Raw]:
     nul = "\x00" in sql  # allowed in string literals only; checked where it may hide
     match = _PATTERNS[mode].match
+    bulk_in: re.Pattern[str] | None = None
+    bulk_rows: re.Pattern[str] | None = None
+    if not with_tokens:
+        bulk_in, bulk_rows = _BULK[mode]
     backslash = not mode.no_backslash_escapes
+    dollar_quotes = flavor is not None and not flavor.mariadb and flavor.version >= 90000
     n = len(sql)
     out: list[_Raw] = []
     pos = 0
     in_exec = False
+    stmt_start = 0
     # per statement
     images: list[str] = []
     tokens: list[Token] | None = [] if with_tokens else None
@@ -279,6 +475,12 @@ def _scan(sql: str, mode: LexMode, with_tokens: bool) -> list[_Raw]:
     prev_kind: TokenKind | None = None
     prev_image = ""
     prev_end = -1
+    # literal-list collapsing (module doc): the list being read, if any
+    list_at = -1  # index in images of its "(", or -1
+    list_in = False  # an IN list (else a VALUES row)
+    expect = _ELEMENT
+    keep_to = -1  # IN list: images from here on are dropped when it closes
+    rows_anchor = -1  # after an all-literal VALUES row: len(images) just after it, or -1
 
     while True:
         m = match(sql, pos)
@@ -300,6 +502,8 @@ def _scan(sql: str, mode: LexMode, with_tokens: bool) -> list[_Raw]:
                 image = _quote_ident(raw)
             elif raw.isascii():
                 if "$" in raw:
+                    if dollar_quotes and raw[0] == "$":
+                        raise _error(sql, ts, "a word starting with $ (dollar quoting)")
                     kind = TokenKind.IDENT
                     image = _quote_ident(raw)
                 else:
@@ -315,12 +519,15 @@ def _scan(sql: str, mode: LexMode, with_tokens: bool) -> list[_Raw]:
         elif g == _G_OP:
             raw = sql[ts:te]
             if raw == ";":
+                if in_exec:
+                    raise _error(sql, ts, "a ';' inside an executable comment")
                 if first >= 0:
                     if parts_at_last:
                         text = "".join(parts[:parts_at_last]) + sql[seg_at_last:last_end]
                     else:
                         text = sql[first:last_end]
-                    out.append((" ".join(images), text, first, te, tokens))
+                    out.append((images, text, stmt_start, te, tokens))
+                    stmt_start = te
                 images = []
                 tokens = [] if with_tokens else None
                 first = -1
@@ -328,6 +535,7 @@ def _scan(sql: str, mode: LexMode, with_tokens: bool) -> list[_Raw]:
                 prev_kind = None
                 prev_image = ""
                 prev_end = -1
+                list_at = rows_anchor = -1
                 pos = te
                 continue
             if raw == "." and prev_end == ts and prev_kind in _NUMERIC:
@@ -368,15 +576,12 @@ def _scan(sql: str, mode: LexMode, with_tokens: bool) -> list[_Raw]:
         elif g == _G_EOF:
             break
         elif g in (_G_HASH, _G_DASH, _G_COMMENT, _G_EXEC_OPEN):
-            if nul and "\x00" in sql[ts:te]:
-                raise _error(sql, ts, "NUL character in a comment")
             if in_exec:
                 raise _error(sql, ts, "comment inside an executable comment")
             if g == _G_EXEC_OPEN:
-                digits = te - ts - (4 if sql[ts + 2] == "M" else 3)
-                if digits not in (0, 5, 6):
-                    raise _error(sql, ts, "executable comment version must have 5 or 6 digits")
-                in_exec = True
+                in_exec, te = _executable(sql, ts, te, flavor)
+            if nul and not in_exec and "\x00" in sql[ts:te]:
+                raise _error(sql, ts, "NUL character in a comment")
             if first >= 0:
                 parts.append(sql[seg_start:ts])
                 parts.append(" ")
@@ -444,9 +649,74 @@ def _scan(sql: str, mode: LexMode, with_tokens: bool) -> list[_Raw]:
             first = ts
             seg_start = ts
             parts_at_last = 0
-        images.append(image)
         if tokens is not None:
             tokens.append(Token(kind, raw, value, image, ts))
+        if list_at < 0 and rows_anchor < 0 and image != "(":
+            images.append(image)  # the common case: no literal list here
+        else:
+            keep = True  # whether the image goes into the key
+            if list_at >= 0:
+                if expect == _ELEMENT:
+                    if image in _LITERAL_IMAGES:
+                        expect = _AFTER
+                    elif image == "-" or image == "+":
+                        expect = _SIGNED
+                    else:
+                        list_at = rows_anchor = -1
+                elif expect == _SIGNED:
+                    if image == "?":
+                        expect = _AFTER
+                    else:
+                        list_at = rows_anchor = -1
+                elif image == ",":
+                    expect = _ELEMENT
+                    if list_in and keep_to < 0:
+                        keep_to = len(images)
+                elif image == ")":
+                    list_at = -1
+                    if list_in:
+                        if keep_to >= 0:
+                            del images[keep_to:]
+                    elif rows_anchor >= 0:
+                        del images[rows_anchor:]  # a further row: dropped with its comma
+                        keep = False
+                    else:
+                        rows_anchor = len(images) + 1  # the first row: kept
+                else:
+                    list_at = rows_anchor = -1
+            elif image == "(":
+                if prev_image == "IN" or prev_image == "VALUES":
+                    list_at, list_in, expect, keep_to = (
+                        len(images),
+                        prev_image == "IN",
+                        _ELEMENT,
+                        -1,
+                    )
+                    rows_anchor = -1
+                elif prev_kind is TokenKind.WORD and prev_image.upper() == "VALUE":
+                    list_at, list_in, expect, keep_to = len(images), False, _ELEMENT, -1
+                    rows_anchor = -1
+                elif rows_anchor >= 0 and len(images) == rows_anchor + 1:
+                    list_at, list_in, expect, keep_to = len(images), False, _ELEMENT, -1
+                else:
+                    rows_anchor = -1
+            elif rows_anchor >= 0 and not (image == "," and len(images) == rows_anchor):
+                rows_anchor = -1
+            if keep:
+                images.append(image)
+            if bulk_in is not None and bulk_rows is not None:
+                if list_at >= 0:
+                    if list_in and expect == _AFTER and keep_to < 0:
+                        more = bulk_in.match(sql, te)
+                        if more is not None:
+                            keep_to = len(images)
+                            te = more.end()
+                elif rows_anchor == len(images):
+                    more = bulk_rows.match(sql, te)
+                    if more is not None:
+                        te = more.end()
+                        kind = TokenKind.OP
+                        image = ")"
         last_end = te
         if parts:
             parts_at_last = len(parts)
@@ -463,21 +733,30 @@ def _scan(sql: str, mode: LexMode, with_tokens: bool) -> list[_Raw]:
             text = "".join(parts[:parts_at_last]) + sql[seg_at_last:last_end]
         else:
             text = sql[first:last_end]
-        out.append((" ".join(images), text, first, n, tokens))
+        out.append((images, text, stmt_start, n, tokens))
+    elif out:
+        # trailing comments, whitespace or empty statements belong to the last statement
+        images, text, start, _end, tokens = out[-1]
+        out[-1] = (images, text, start, n, tokens)
     return out
 
 
-_NUMERIC = (TokenKind.NUMBER, TokenKind.HEX, TokenKind.BIT)
-
-
-def lex(sql: str, mode: LexMode = DEFAULT_MODE) -> list[LexedStatement]:
-    """Split ``sql`` into its non-empty statements; raises :class:`LexError` (1064)."""
+def lex(
+    sql: str, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None
+) -> list[LexedStatement]:
+    """Split ``sql`` into its non-empty statements as a ``flavor`` server reads them in
+    ``mode``; raises :class:`LexError` (1064)."""
     return [
-        LexedStatement(tuple(tokens or ()), text, key, start, end)
-        for key, text, start, end, tokens in _scan(sql, mode, True)
+        LexedStatement(tuple(tokens or ()), tuple(images), text, " ".join(images), start, end)
+        for images, text, start, end, tokens in _scan(sql, mode, flavor, True)
     ]
 
 
-def shapes(sql: str, mode: LexMode = DEFAULT_MODE) -> list[tuple[str, str, int]]:
-    """``(shape key, executable text, end offset)`` per statement, without building tokens."""
-    return [(key, text, end) for key, text, _start, end, _tokens in _scan(sql, mode, False)]
+def shapes(
+    sql: str, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None
+) -> list[Shape]:
+    """:func:`lex` without tokens: one :class:`Shape` per statement."""
+    return [
+        Shape(" ".join(images), images, text, start, end)
+        for images, text, start, end, _tokens in _scan(sql, mode, flavor, False)
+    ]

@@ -24,10 +24,11 @@ from proxy.sql.analyze import (
     cache_info,
     cached_shape,
 )
-from proxy.sql.lexer import LexMode, lex
+from proxy.sql.lexer import LexMode, ServerFlavor, lex
 
 CASES_FILE = Path(__file__).with_name("analyze_cases.txt")
 DEFAULT_DB = "app"
+MARIADB = ServerFlavor(101119, True)  # the case table's server: MariaDB 10.11.19
 MODES = {
     "default": LexMode(),
     "ansi": LexMode(ansi_quotes=True),
@@ -150,14 +151,14 @@ def _check(statement: Statement, expected: Expected, sql: str) -> None:
 
 @pytest.mark.parametrize(("sql", "db", "expected"), CASES, ids=[c[0][:60] for c in CASES])
 def test_case_table(sql: str, db: str | None, expected: list[Expected]) -> None:
-    uncached = analyze_uncached(sql, db)
+    uncached = analyze_uncached(sql, db, flavor=MARIADB)
     assert len(uncached) == len(expected), uncached
     for statement, exp_ in zip(uncached, expected, strict=True):
         _check(statement, exp_, sql)
     # the cached path, cold and warm, decides the same
     cache_clear()
-    assert analyze(sql, db) == uncached
-    assert analyze(sql, db) == uncached
+    assert analyze(sql, db, flavor=MARIADB) == uncached
+    assert analyze(sql, db, flavor=MARIADB) == uncached
 
 
 def test_case_table_is_big_enough() -> None:
@@ -167,17 +168,58 @@ def test_case_table_is_big_enough() -> None:
 # --- details the table does not show -------------------------------------------------------------
 
 
-def test_forwarded_text_is_the_unwrapped_executable_text() -> None:
-    [st1] = analyze_uncached("/*!50001 SELECT */ a /* c */ FROM t -- x", "app")
+def test_statement_text_is_the_executable_text_and_offsets_its_source() -> None:
+    sql = "/*!50001 SELECT */ a /* c */ FROM t -- x"
+    [st1] = analyze_uncached(sql, "app", flavor=MARIADB)
     assert st1.text == "SELECT   a   FROM t"
-    [st2, st3] = analyze_uncached("SELECT 1 /*! ; DROP TABLE t */", "app")
-    assert (st2.text, st3.text) == ("SELECT 1", "DROP TABLE t")
+    assert (st1.start, st1.end) == (0, len(sql))
+    sql = "SELECT 1; /*!50001 SELECT 2 */ ; -- end"
+    for statements in (
+        analyze_uncached(sql, "app", flavor=MARIADB),
+        analyze(sql, "app", flavor=MARIADB),
+        analyze(sql, "app", flavor=MARIADB),
+    ):
+        a, b = statements
+        assert (a.text, b.text) == ("SELECT 1", "SELECT 2")
+        assert (sql[a.start : a.end], sql[b.start : b.end]) == (
+            "SELECT 1;",
+            " /*!50001 SELECT 2 */ ; -- end",
+        )
+    # a ; inside the code of an executable comment: its reading depends on the client
+    [refused] = analyze_uncached("SELECT 1 /*! ; DROP TABLE t */", "app", flavor=MARIADB)
+    assert refused.error is not None and refused.error.errno == 1064
 
 
 def test_account_statement_text() -> None:
-    [statement] = analyze_uncached("/*!40101 GRANT SELECT ON app.* TO 'u'@'%' */", "app")
+    [statement] = analyze_uncached(
+        "/*!40101 GRANT SELECT ON app.* TO 'u'@'%' */", "app", flavor=MARIADB
+    )
     assert statement.kind is Kind.ACCOUNT
     assert statement.text == "GRANT SELECT ON app.* TO 'u'@'%'"
+
+
+@pytest.mark.parametrize(
+    ("sql", "mode", "pattern"),
+    [
+        ("SHOW DATABASES", LexMode(), None),
+        ("SHOW DATABASES LIKE 'e%'", LexMode(), "e%"),
+        ('show schemas like "e%"', LexMode(), "e%"),
+        ("SHOW DATABASES LIKE 'it''s\\_%'", LexMode(), "it's\\_%"),
+        ("SHOW DATABASES LIKE 'a\\\\b\\n'", LexMode(), "a\\b\n"),
+        ("SHOW DATABASES LIKE 'a\\\\b\\n'", LexMode(no_backslash_escapes=True), "a\\\\b\\n"),
+    ],
+)
+def test_show_databases_like_pattern_is_the_literal_value(
+    sql: str, mode: LexMode, pattern: str | None
+) -> None:
+    [statement] = analyze_uncached(sql, "app", mode)
+    assert statement.kind is Kind.SHOW_DATABASES
+    assert statement.like_pattern == pattern
+
+
+def test_show_databases_like_an_identifier_is_refused() -> None:
+    [statement] = analyze_uncached('SHOW DATABASES LIKE "e%"', "app", LexMode(ansi_quotes=True))
+    assert statement.error is not None and statement.error.errno == 1064
 
 
 def test_requirement_spelling() -> None:
@@ -430,30 +472,36 @@ def _decision(
     return [(s.kind, s.requirements, s.error.errno if s.error else None) for s in statements]
 
 
+FLAVORS = [None, MARIADB, ServerFlavor(80403, False)]
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     pair=_same_shape_pair(),
     db=st.sampled_from(["app", None, "information_schema"]),
     mode=st.sampled_from(list(MODES.values())),
+    flavor=st.sampled_from(FLAVORS),
 )
 def test_cached_analysis_equals_uncached(
-    pair: tuple[str, list[str]], db: str | None, mode: LexMode
+    pair: tuple[str, list[str]], db: str | None, mode: LexMode, flavor: ServerFlavor | None
 ) -> None:
     first, others = pair
     cache_clear()
     for sql in [first, *others, first]:
         shortcut = cached_shape(sql, db)  # the proxy's hot path, before analyze()
-        cached = analyze(sql, db, mode)
-        uncached = analyze_uncached(sql, db, mode)
+        cached = analyze(sql, db, mode, flavor)
+        uncached = analyze_uncached(sql, db, mode, flavor)
         assert _decision(cached) == _decision(uncached), sql
         assert cached == uncached, sql
         if shortcut is not None:
             # The entry carries the first text's 1064 message; errno and all else must agree.
+            # Its offsets are 0 (the statement is the whole of sql).
             digest, entry = shortcut
             [full] = uncached
-            assert replace(entry, text=full.text, error=full.error) == full, sql
+            assert (full.start, full.end) == (0, len(sql))
+            assert replace(entry, text=full.text, error=full.error, end=len(sql)) == full, sql
             assert _decision([entry]) == _decision(uncached), sql
-            assert digest == analyze_with_digest(sql, db, mode)[1], sql
+            assert digest == analyze_with_digest(sql, db, mode, flavor)[1], sql
 
 
 @settings(max_examples=300, deadline=None)
@@ -506,6 +554,10 @@ _FAST_PIECES = st.sampled_from(
         "FROM",
         "WHERE",
         "IN",
+        "in",
+        "VALUES",
+        "value",
+        "NULL",
         "x1",
         "_",
         "`a$b`",
@@ -537,6 +589,122 @@ def test_fast_key_refines_shape_key(pieces: list[str], seps: list[str], digits: 
     assert lexed[0].text == sql.strip(" \t\r\n")
     if fast_a == fast_b:
         assert [s.key for s in lex(variant)] == [lexed[0].key]
+
+
+# Literal lists collapse in the shape key (proxy.sql.lexer): the analysis of the collapsed key
+# must be the analysis of the full statement, and the fast key may collapse only where the
+# lexer does.
+_LIST_LITERALS = [
+    "1", "-2", "+ 3", "4.5", "-.5", "1e3", "'a'", "'b''c'", "'x\\'y'", "NULL", "true", "FALSE",
+    "?", "0x1F", "X'41'", "b'1'", "N'n'", '"d"',
+]  # fmt: skip
+_NOT_LITERALS = [
+    "a", "t.a", "NOW()", "(SELECT b FROM s)", "@v", "1 + 2", "(1)", "- a", "- - 1", "DEFAULT",
+    "LOAD_FILE('x')", "(SELECT c FROM secret)", "'a' 'b'", "`NULL`", "x'41' + 1", "NULL.a",
+]  # fmt: skip
+_LIST_TEMPLATES = [
+    "SELECT * FROM t WHERE a IN ({l})",
+    "SELECT * FROM t WHERE a NOT IN ({l}) AND b in({l})",
+    "SELECT a IN ({l}), b FROM t",
+    "SELECT * FROM t WHERE a IN ({l}) LOCK IN SHARE MODE",
+    "DELETE FROM t WHERE (a IN ({l})) OR b = 1",
+    "UPDATE t SET a = 1 WHERE b IN ({l}) LIMIT 1",
+    "SELECT f({l}) FROM t",
+    "SELECT * FROM t WHERE t.IN ({l})",
+    "SELECT * FROM t WHERE `x`IN ({l})",
+    "INSERT INTO t (a, b) VALUES {r}",
+    "INSERT INTO t VALUES {r} ON DUPLICATE KEY UPDATE a = VALUES(a)",
+    "REPLACE INTO t value {r}",
+    "INSERT INTO t SELECT * FROM (VALUES {r}) AS v",
+    "INSERT INTO t VALUES {r}, ((SELECT a FROM s))",
+    "SELECT value ({l}), ({l}) FROM t",
+    "CREATE TABLE t (a INT) PARTITION BY LIST (a) (PARTITION p VALUES IN ({l}))",
+]
+
+
+@st.composite
+def _element_list(draw: st.DrawFn) -> str:
+    items = draw(st.lists(st.sampled_from(_LIST_LITERALS), min_size=1, max_size=12))
+    if draw(st.integers(0, 3)) == 0:
+        items.insert(draw(st.integers(0, len(items))), draw(st.sampled_from(_NOT_LITERALS)))
+    seps = draw(
+        st.lists(
+            st.sampled_from([",", ", ", " ,", " , ", ",\n"]),
+            min_size=len(items) - 1,
+            max_size=len(items) - 1,
+        )
+    )
+    return "".join(sep + item for sep, item in zip(["", *seps], items, strict=True))
+
+
+@st.composite
+def _list_statement(draw: st.DrawFn) -> str:
+    template = draw(st.sampled_from(_LIST_TEMPLATES))
+    rows = draw(st.lists(_element_list(), min_size=1, max_size=6))
+    return template.replace("{r}", ", ".join(f"({r})" for r in rows)).replace(
+        "{l}", draw(_element_list())
+    )
+
+
+def _full_decision(sql: str) -> list[tuple[Kind, tuple[Requirement, ...], int | None]]:
+    """The analysis of every statement of ``sql`` from its tokens' images, not collapsed."""
+    decisions = []
+    for lexed in lex(sql):
+        images = [t.image for t in lexed.tokens]
+        assert analyze_module._opener(images) == "shape"
+        decisions += _decision([analyze_module._analyze_shape(images, "app")])
+    return decisions
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sql=_list_statement(), other=_list_statement())
+def test_collapsed_lists_decide_like_the_full_statement(sql: str, other: str) -> None:
+    cache_clear()
+    [lexed] = lex(sql)
+    assert len(lexed.key) <= len(" ".join(t.image for t in lexed.tokens))
+    assert _decision(analyze_uncached(sql, "app")) == _full_decision(sql), lexed.key
+    assert _decision(analyze(sql, "app")) == _full_decision(sql), lexed.key
+    # a statement with the same key (another list length) gets the cached decision
+    assert _decision(analyze(other, "app")) == _full_decision(other), other
+    fast, fast_other = analyze_module._fast_key(sql), analyze_module._fast_key(other)
+    if fast is not None and fast == fast_other:
+        assert [s.key for s in lex(other)] == [lexed.key], (sql, other)
+
+
+def test_literal_lists_collapse_in_key_and_digest() -> None:
+    cache_clear()
+    keys = set()
+    for n in (1, 2, 50):
+        values = ", ".join(str(i) for i in range(n))
+        rows = ", ".join(f"({i}, 'r{i}', NULL)" for i in range(n))
+        [in_list] = lex(f"SELECT * FROM t WHERE id IN ({values})")
+        [insert] = lex(f"INSERT INTO t VALUES {rows}")
+        keys.add((in_list.key, insert.key))
+        statements, digest = analyze_with_digest(f"SELECT * FROM t WHERE id IN ({values})", "app")
+        assert digest == "SELECT * FROM t WHERE id IN (?)"
+        assert statements[0].requirements == (Requirement(Priv.SELECT, "app", "t"),)
+    assert keys == {
+        ("SELECT * FROM t WHERE id IN ( ? )", "INSERT INTO t VALUES ( ? , '?' , NULL )")
+    }
+    # one analysis for all three list lengths: the first was a miss, the rest fast hits
+    assert cache_info()["misses"] == 1
+    assert cache_info()["fast_hits"] == 2
+
+
+def test_long_in_list_hits_the_fast_cache() -> None:
+    cache_clear()
+    analyze("SELECT * FROM t WHERE id IN (1, 2, 3)", "app")
+    sql = "SELECT * FROM t WHERE id IN (" + ", ".join(str(i) for i in range(500)) + ")"
+    assert cached_shape(sql, "app") is not None
+
+
+def test_a_list_with_anything_but_literals_is_kept_whole() -> None:
+    [statement] = lex("SELECT * FROM t WHERE id IN (1, a, 2) AND b IN (1, (SELECT c FROM s))")
+    assert statement.key == (
+        "SELECT * FROM t WHERE id IN ( ? , a , ? ) AND b IN ( ? , ( SELECT c FROM s ) )"
+    )
+    [insert] = lex("INSERT INTO t VALUES (1), (2), (NOW()), (3), (4)")
+    assert insert.key == "INSERT INTO t VALUES ( ? ) , ( NOW ( ) ) , ( ? ) , ( ? )"
 
 
 # --- fuzz: never raise, garbage is refused -------------------------------------------------------
