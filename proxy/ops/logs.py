@@ -84,7 +84,9 @@ _SECRET_PATTERNS: Final = (
         re.IGNORECASE,
     ),
     re.compile(r"(\bPASSWORD\s*\(\s*)" + _QUOTED, re.IGNORECASE),
-    re.compile(r"(\bSET\s+PASSWORD\b[^=\n]*=\s*)" + _QUOTED, re.IGNORECASE),
+    # (the FOR clause between PASSWORD and = is bounded: an unbounded [^=]* made a line of
+    # many "SET PASSWORD"s without "=" quadratic to scan)
+    re.compile(r"(\bSET\s+PASSWORD\b[^=\n]{0,512}=\s*)" + _QUOTED, re.IGNORECASE),
 )
 
 

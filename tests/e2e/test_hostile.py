@@ -28,7 +28,7 @@ from auth.privileges import Priv
 from proxy.backend.connection import backend_user
 from proxy.session.link import OWN_STATEMENT
 from proxy.sql.analyze import Kind, Statement, analyze, lexing_state
-from proxy.sql.lexer import DEFAULT_MODE, LexMode
+from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor
 from tests.e2e.conftest import PASSWORDS, ProxyEnv
 from tests.e2e.test_enforcement import (
     Env,
@@ -70,9 +70,13 @@ METADATA_ALONE = (
 )
 
 
+# The test shards' server, as the proxy reads executable comments for it (set by World).
+SHARD: list[ServerFlavor] = []
+
+
 def classifier_error(sql: str, mode: LexMode = DEFAULT_MODE) -> tuple[int, str]:
     """The error the classifier gives the first refused statement of ``sql``."""
-    for statement in analyze(sql, "easydb", mode):
+    for statement in analyze(sql, "easydb", mode, SHARD[0] if SHARD else None):
         if statement.kind is Kind.REFUSED:
             assert statement.error is not None
             return statement.error.errno, statement.error.message
@@ -85,6 +89,8 @@ class World(Env):
     def __init__(self, proxy: ProxyEnv) -> None:
         super().__init__(proxy)
         self.backend_account = backend_user("easydb")
+        if not SHARD:
+            SHARD.append(ServerFlavor.parse(self.shard.get_server_info()))
         for statement in (
             "DROP TABLE IF EXISTS hxpub, hxsec, hxms",
             "CREATE TABLE hxpub (id INT PRIMARY KEY, v VARCHAR(40))",
@@ -1488,7 +1494,7 @@ def _expectation(sql: str, mode: LexMode, user: str) -> tuple[str, Any]:
     """('error', errno) when the proxy must refuse, ('relay', text) when it must forward the
     text as analysed, ('any', text or None) when the outcome depends on more than the
     classifier (text: what it may forward)."""
-    statements = analyze(sql, "easydb", mode)
+    statements = analyze(sql, "easydb", mode, SHARD[0])
     if not statements:
         return "error", 1065
     if len(statements) == 1:

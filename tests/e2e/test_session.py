@@ -252,9 +252,9 @@ def test_mariadb_cli(proxy: ProxyEnv) -> None:
         "id\tname",
         "1\tone",
         "2\tNULL",
-        "Database",
-        "information_schema",
+        "Database",  # sorted, as MariaDB lists them
         "easydb",
+        "information_schema",
     ]
     bad = subprocess.run(
         [*base[:7], "-pwrong#pass", "--batch", "--skip-ssl", "-e", "SELECT 1"],
