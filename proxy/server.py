@@ -253,7 +253,7 @@ class ProxyServer:
         config = self.ctx.config
         worker = self.ctx.worker
         if worker is not None:
-            self.ctx.metrics.serve_for_workers(worker.index, worker.peer_metrics)
+            self.ctx.metrics.serve_merged(worker.merged_metrics)
         # With several workers, worker 0 alone runs the admin listener.
         if (config.admin.enabled or config.metrics.enabled) and (
             worker is None or worker.index == 0
