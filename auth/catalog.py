@@ -1,6 +1,6 @@
 """The account catalog: durable storage, and the immutable snapshot every check reads.
 
-``Catalog`` owns the store (SQLite today, see ``auth.sqlite_store``) and a cached
+``Catalog`` owns the store (SQLite or MySQL, opened by ``auth.stores``) and a cached
 ``CatalogSnapshot``. Every change is one transaction that also bumps the catalog version,
 records which accounts it touched (so readers reload only those) and appends an audit row.
 Passwords are hashed here, before the transaction; they are never stored, audited or shown in
@@ -47,7 +47,6 @@ from auth.model import (
 )
 from auth.passwords import hash_password, native_hash
 from auth.privileges import ALL_PRIVILEGES, NO_PRIVILEGES, Priv, format_privs
-from auth.sqlite_store import SqliteCatalogStore
 from auth.store import (
     CATALOG_VERSION,
     CHANGE_LOG_HORIZON,
@@ -60,6 +59,7 @@ from auth.store import (
     StoreIntegrityError,
     TableGrantRow,
 )
+from auth.stores import open_store
 
 __all__ = [
     "AccountExistsError",
@@ -83,7 +83,6 @@ __all__ = [
     "UnknownDatabaseError",
     "UnlockAccount",
     "UserHost",
-    "sqlite_path",
 ]
 
 # The audit logger (proxy/ops/logs.py formats it; the name is shared, not the module).
@@ -142,32 +141,11 @@ class SchemaVersionError(CatalogError):
     """The catalog's schema is older or newer than this code's."""
 
 
-def open_store(url: str, base_dir: Path) -> CatalogStore:
-    """The store a catalog URL names, connected but not checked or migrated."""
-    if url.startswith("mysql://"):
-        from auth.mysql_store import MysqlCatalogStore
-
-        try:
-            return MysqlCatalogStore.open(url)
-        except StoreError as error:
-            raise CatalogError(f"cannot open the catalog: {error}") from error
-    path = sqlite_path(url, base_dir)
+def _open_store(url: str, base_dir: Path) -> CatalogStore:
     try:
-        return SqliteCatalogStore.open(path)
+        return open_store(url, base_dir)
     except StoreError as error:
-        raise CatalogError(f"cannot open the catalog {path}: {error}") from error
-
-
-def sqlite_path(url: str, base_dir: Path) -> Path:
-    """``sqlite:////abs/path.db`` -> /abs/path.db; ``sqlite:///rel/path.db`` -> base_dir/rel/..."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix):
-        raise CatalogError("unsupported catalog URL: expected sqlite:///<path> or mysql://...")
-    rest = url[len(prefix) :]
-    if rest in ("", "/"):
-        raise CatalogError(f"catalog URL {url!r} names no file")
-    path = Path(rest)
-    return path if path.is_absolute() else base_dir / path
+        raise CatalogError(str(error)) from error
 
 
 # --- The snapshot ---
@@ -530,10 +508,10 @@ class Catalog:
         set-up step. A MySQL catalog is always set up and upgraded explicitly, because several
         nodes share it and none may change its schema behind the others' backs.
         """
-        store = open_store(url, base_dir)
+        store = _open_store(url, base_dir)
         try:
             found, expected = store.schema_version(), store.code_schema_version
-            if found == 0 and isinstance(store, SqliteCatalogStore):
+            if found == 0 and store.set_up_when_empty:
                 store.migrate()
             elif found < expected:
                 raise SchemaVersionError(
@@ -557,7 +535,7 @@ class Catalog:
     @staticmethod
     def migrate(url: str, base_dir: Path) -> tuple[int, int]:
         """Bring the catalog at ``url`` to this code's schema version: (from, to)."""
-        store = open_store(url, base_dir)
+        store = _open_store(url, base_dir)
         try:
             return store.migrate()
         except StoreError as error:

@@ -62,6 +62,10 @@ class StoreIntegrityError(StoreError):
 class CatalogStore(Protocol):
     # The schema version this code reads and writes (the length of its migration list).
     code_schema_version: int
+    # Whether opening the catalog on an empty store of this kind sets its schema up (SQLite's
+    # embedded default needs no set-up step); a MySQL catalog, which several nodes share, is
+    # always set up and upgraded explicitly (``shardgate catalog migrate``).
+    set_up_when_empty: bool
 
     def close(self) -> None: ...
 

@@ -27,8 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auth.accounts import AccountManager, Actor
-from auth.catalog import Catalog, sqlite_path
+from auth.catalog import Catalog
 from auth.policy import profile_by_name
+from auth.urls import sqlite_path
 from proxy.dev.localshard import LocalMariaDB, ShardEndpoint, free_port
 from proxy.manage.provision import create_database
 from proxy.ops.config import load_config
