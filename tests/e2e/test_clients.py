@@ -14,7 +14,6 @@ from typing import Any
 
 import aiomysql
 import asyncmy
-import mysql.connector
 import pymysql
 import pytest
 
