@@ -467,7 +467,7 @@ _bodies = st.one_of(
 )
 # Path segments as a client sends them: any text (or bytes, not UTF-8), percent-encoded.
 _segments = st.one_of(
-    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30),
+    st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=30),
     st.binary(min_size=1, max_size=20),
 ).map(lambda segment: quote(segment, safe=""))
 _paths = st.one_of(

@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.sql.lexer import LexError, LexMode, TokenKind, lex, shapes, unescape_string
+from proxy.sql.lexer import (
+    LexedStatement,
+    LexError,
+    LexMode,
+    TokenKind,
+    lex,
+    shapes,
+    unescape_string,
+)
 
 DEFAULT = LexMode()
 ANSI = LexMode(ansi_quotes=True)
@@ -14,7 +22,7 @@ NOBS = LexMode(no_backslash_escapes=True)
 BOTH = LexMode(ansi_quotes=True, no_backslash_escapes=True)
 
 
-def one(sql: str, mode: LexMode = DEFAULT):
+def one(sql: str, mode: LexMode = DEFAULT) -> LexedStatement:
     statements = lex(sql, mode)
     assert len(statements) == 1, statements
     return statements[0]
@@ -407,7 +415,7 @@ _numbers = st.one_of(
     st.decimals(min_value=0, max_value=10**6, allow_nan=False, places=3).map(str),
     st.sampled_from(["1e5", ".5", "0x1F", "X'4142'", "b'1'"]),
 )
-_strings = st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=12)
+_strings = st.text(alphabet=st.characters(exclude_characters="\x00"), max_size=12)
 
 
 @settings(max_examples=200, deadline=None)
