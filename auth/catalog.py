@@ -152,35 +152,48 @@ def _open_store(url: str, base_dir: Path) -> CatalogStore:
 
 
 def _account_from_row(row: AccountRow) -> Account:
-    (
-        account_id,
-        user,
-        host,
-        native,
-        password_hash,
-        owner_db,
-        builtin,
-        created_seq,
-        retained_native,
-        retained_hash,
-        max_user_connections,
-        failed_logins,
-        locked_until,
-    ) = row
+    retained_native, locked_until = row.retained_native_hash, row.locked_until
     return Account(
+        id=row.id,
+        user=row.user,
+        host=row.host,
+        native_hash=bytes(row.native_hash),
+        password_hash=row.password_hash,
+        owner_db=row.owner_db,
+        builtin=cast("Builtin | None", row.builtin),
+        created_seq=row.created_seq,
+        retained_native_hash=None if retained_native is None else bytes(retained_native),
+        retained_password_hash=row.retained_password_hash,
+        max_user_connections=int(row.max_user_connections),
+        failed_logins=int(row.failed_logins),
+        locked_until=None if locked_until is None else float(locked_until),
+    )
+
+
+def _new_account_row(
+    account_id: int,
+    user: str,
+    host: str,
+    hashes: _Hashes,
+    *,
+    owner_db: str | None,
+    builtin: str | None = None,
+) -> AccountRow:
+    """A new account's row: no retained password, the default connection limit, unlocked."""
+    return AccountRow(
         id=account_id,
         user=user,
         host=host,
-        native_hash=bytes(native),
-        password_hash=password_hash,
+        native_hash=hashes.native,
+        password_hash=hashes.slow,
         owner_db=owner_db,
-        builtin=cast("Builtin | None", builtin),
-        created_seq=created_seq,
-        retained_native_hash=None if retained_native is None else bytes(retained_native),
-        retained_password_hash=retained_hash,
-        max_user_connections=int(max_user_connections),
-        failed_logins=int(failed_logins),
-        locked_until=None if locked_until is None else float(locked_until),
+        builtin=builtin,
+        created_seq=account_id,
+        retained_native_hash=None,
+        retained_password_hash=None,
+        max_user_connections=0,
+        failed_logins=0,
+        locked_until=None,
     )
 
 
@@ -471,7 +484,7 @@ def _redact(text: str, secrets: Iterable[str]) -> str:
 
 def _locked_row(row: AccountRow) -> bool:
     """Whether the stored row is locked after failed logins now."""
-    locked_until = row[12]
+    locked_until = row.locked_until
     return locked_until is not None and time.time() < locked_until
 
 
@@ -672,7 +685,7 @@ class Catalog:
             until = at + lock_seconds
             store.set_login_state(account_id, failures, until)
             row = store.account_row(account_id)
-            name = account_name(row[1], row[2]) if row is not None else f"#{account_id}"
+            name = account_name(row.user, row.host) if row is not None else f"#{account_id}"
             self._commit_version(
                 [account_id],
                 False,
@@ -805,21 +818,7 @@ class Catalog:
             for user, kind, hashes in builtins:
                 account_id = self._next_account_id()
                 store.insert_account(
-                    (
-                        account_id,
-                        user,
-                        "%",
-                        hashes.native,
-                        hashes.slow,
-                        name,
-                        kind,
-                        account_id,
-                        None,
-                        None,
-                        0,
-                        0,
-                        None,
-                    )
+                    _new_account_row(account_id, user, "%", hashes, owner_db=name, builtin=kind)
                 )
                 touched.append(account_id)
             self._commit_version(
@@ -889,7 +888,7 @@ class Catalog:
                 raise UnknownAccountError(f"database {row[0]!r} has no built-in {kind} account")
             store.update_password(account_id, hashes.native, hashes.slow, None)
             store.set_login_state(account_id, 0, None)  # a password reset also unlocks
-            name = account_name(account[1], account[2])
+            name = account_name(account.user, account.host)
             self._commit_version(
                 [account_id],
                 False,
@@ -1017,26 +1016,12 @@ class Catalog:
                 owner = owner_row[0]
             account_id = self._next_account_id()
             store.insert_account(
-                (
-                    account_id,
-                    change.user,
-                    change.host,
-                    hashes.native,
-                    hashes.slow,
-                    owner,
-                    None,
-                    account_id,
-                    None,
-                    None,
-                    0,
-                    0,
-                    None,
-                )
+                _new_account_row(account_id, change.user, change.host, hashes, owner_db=owner)
             )
             details.append(f"create account {name} owned by {owner or '(none)'}")
             return account_id
         row = self._resolve(change.account)
-        account_id, name, builtin = row[0], account_name(row[1], row[2]), row[6]
+        account_id, name, builtin = row.id, account_name(row.user, row.host), row.builtin
         if isinstance(change, DropAccount):
             if builtin is not None:
                 raise ProtectedAccountError(
@@ -1046,12 +1031,12 @@ class Catalog:
             details.append(f"drop account {name}")
         elif isinstance(change, SetPassword):
             assert hashes is not None
-            native, slow, retained_native, retained_slow = row[3], row[4], row[8], row[9]
+            retained_native, retained_slow = row.retained_native_hash, row.retained_password_hash
             retained: tuple[bytes, str] | None
             if change.retain_current:
-                if not slow or not change.password:
+                if not row.password_hash or not change.password:
                     raise CatalogError(f"an empty password cannot be retained for {name}")
-                retained = (bytes(native), slow)
+                retained = (bytes(row.native_hash), row.password_hash)
             elif not change.password or retained_native is None or retained_slow is None:
                 retained = None
             else:
@@ -1065,12 +1050,12 @@ class Catalog:
                 + (", unlocking it" if _locked_row(row) else "")
             )
         elif isinstance(change, DiscardOldPassword):
-            store.update_password(account_id, bytes(row[3]), row[4], None)
+            store.update_password(account_id, bytes(row.native_hash), row.password_hash, None)
             details.append(f"discard the old password of {name}")
         elif isinstance(change, UnlockAccount):
             was = "locked" if _locked_row(row) else "not locked"
             store.set_login_state(account_id, 0, None)
-            details.append(f"unlock account {name} ({was}; failed logins were {row[11]})")
+            details.append(f"unlock account {name} ({was}; failed logins were {row.failed_logins})")
         elif isinstance(change, SetMaxUserConnections):
             if change.limit < 0:
                 raise CatalogError(f"not a connection limit: {change.limit}")
