@@ -433,15 +433,6 @@ class CatalogSnapshot:
             self._databases[key].name for key in held.database_keys if key in self._databases
         )
 
-    def is_admin_of(self, account_id: int, db: str) -> bool:
-        account = self._accounts.get(account_id)
-        return (
-            account is not None
-            and account.builtin == "admin"
-            and account.owner_db is not None
-            and account.owner_db.lower() == db.lower()
-        )
-
     def __len__(self) -> int:
         return len(self._accounts)
 

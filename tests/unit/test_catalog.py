@@ -494,9 +494,9 @@ def test_create_database_makes_protected_builtins(easydb: Catalog, backend: Back
     assert snapshot.grants_of(admin.id).db_privs == {"easydb": ALL_PRIVILEGES}
     assert snapshot.usable_databases(admin.id) == ["easydb"]
     assert snapshot.usable_databases(ro.id) == ["easydb"]
-    assert snapshot.is_admin_of(admin.id, "EasyDB")
-    assert not snapshot.is_admin_of(ro.id, "easydb")
-    assert not snapshot.is_admin_of(admin.id, "otherdb")
+    assert admin.is_admin_of("EasyDB") and admin.administered_database == "easydb"
+    assert not ro.is_admin_of("easydb") and ro.administered_database is None
+    assert not admin.is_admin_of("otherdb")
 
 
 def test_database_names_are_case_insensitive(easydb: Catalog) -> None:
