@@ -1,10 +1,12 @@
 """The code's layers depend one way, read from the import graph of ``proxy/`` and ``auth/``.
 
 Every ``import`` counts: at module level, inside functions and under ``TYPE_CHECKING`` (a
-type-only import still ties the two modules together). The intended direction, bottom up::
+type-only import still ties the two modules together). The intended direction (``LAYERS``;
+``a <- b``: b may import a)::
 
-    auth  <-  ops  <-  sql <- plan <- session <- server <- manage, dev
-    wire  <-  sql,  backend <- session
+    wire <- sql <- plan <- session <- server <- manage, dev
+    wire <- backend <- session
+    auth <- ops <- sql, backend (and so everything above them)
 
 ``wire`` (the MySQL codec) stands on nothing of ours; ``auth`` (accounts, catalog, stores) never
 imports ``proxy``; ``ops`` (configuration, metrics, logs) serves every layer above ``wire``;
