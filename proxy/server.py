@@ -212,9 +212,10 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
 
 class AdminListener(Protocol):
     """The admin HTTP listener (dashboard, ``/metrics``) a proxy process runs beside its MySQL
-    port, started and stopped with it. ``proxy.manage.admin.server`` builds it; whoever
-    composes the process (``shardgate serve``, ``shardgate dev``, the tests) hands that
-    factory to ``ProxyServer``, so the server does not depend on the management layer."""
+    port, started and stopped with it (``proxy.manage.admin.server.AdminServer``). Whoever
+    composes the process (``shardgate serve``, ``shardgate dev``, the tests) hands its factory
+    (``proxy.manage.admin.listener.admin_listener``) to ``ProxyServer``, so the server does not
+    depend on the management layer."""
 
     @property
     def url(self) -> str: ...
@@ -245,7 +246,7 @@ class ProxyServer:
         process's logging follows ``[log]`` on reload (``shardgate serve``), with
         ``log_level_override`` (``--log-level``) winning over ``[log] level``; ``worker``:
         this process is one of several on the same port (proxy/ops/workers.py); ``admin``:
-        builds the admin HTTP listener (``proxy.manage.admin.server.admin_listener``)."""
+        builds the admin HTTP listener (``proxy.manage.admin.listener.admin_listener``)."""
         self.ctx = ServerContext(config, catalog, worker)
         self.config_path = config_path
         self.manage_logging = manage_logging
