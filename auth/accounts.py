@@ -620,10 +620,11 @@ class AccountManager:
         if actor.account is None:
             return _Caller(None, None)
         me = self._me(snapshot, actor)
-        if me is None or me.builtin != "admin" or me.owner_db is None:
+        administered = None if me is None else me.administered_database
+        if me is None or administered is None:
             raise restricted_to_admin()
-        database = snapshot.database(me.owner_db)
-        return _Caller(me, database.name if database is not None else me.owner_db)
+        database = snapshot.database(administered)
+        return _Caller(me, database.name if database is not None else administered)
 
     def _is_self(self, snapshot: CatalogSnapshot, actor: Actor, target: AccountName) -> bool:
         me = self._me(snapshot, actor)

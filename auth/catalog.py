@@ -1,6 +1,6 @@
 """The account catalog: durable storage, and the immutable snapshot every check reads.
 
-``Catalog`` owns the store (SQLite today, see ``auth.sqlite_store``) and a cached
+``Catalog`` owns the store (SQLite or MySQL, opened by ``auth.stores``) and a cached
 ``CatalogSnapshot``. Every change is one transaction that also bumps the catalog version,
 records which accounts it touched (so readers reload only those) and appends an audit row.
 Passwords are hashed here, before the transaction; they are never stored, audited or shown in
@@ -47,7 +47,6 @@ from auth.model import (
 )
 from auth.passwords import hash_password, native_hash
 from auth.privileges import ALL_PRIVILEGES, NO_PRIVILEGES, Priv, format_privs
-from auth.sqlite_store import SqliteCatalogStore
 from auth.store import (
     CATALOG_VERSION,
     CHANGE_LOG_HORIZON,
@@ -60,6 +59,7 @@ from auth.store import (
     StoreIntegrityError,
     TableGrantRow,
 )
+from auth.stores import open_store
 
 __all__ = [
     "AccountExistsError",
@@ -83,7 +83,6 @@ __all__ = [
     "UnknownDatabaseError",
     "UnlockAccount",
     "UserHost",
-    "sqlite_path",
 ]
 
 # The audit logger (proxy/ops/logs.py formats it; the name is shared, not the module).
@@ -142,67 +141,59 @@ class SchemaVersionError(CatalogError):
     """The catalog's schema is older or newer than this code's."""
 
 
-def open_store(url: str, base_dir: Path) -> CatalogStore:
-    """The store a catalog URL names, connected but not checked or migrated."""
-    if url.startswith("mysql://"):
-        from auth.mysql_store import MysqlCatalogStore
-
-        try:
-            return MysqlCatalogStore.open(url)
-        except StoreError as error:
-            raise CatalogError(f"cannot open the catalog: {error}") from error
-    path = sqlite_path(url, base_dir)
+def _open_store(url: str, base_dir: Path) -> CatalogStore:
     try:
-        return SqliteCatalogStore.open(path)
+        return open_store(url, base_dir)
     except StoreError as error:
-        raise CatalogError(f"cannot open the catalog {path}: {error}") from error
-
-
-def sqlite_path(url: str, base_dir: Path) -> Path:
-    """``sqlite:////abs/path.db`` -> /abs/path.db; ``sqlite:///rel/path.db`` -> base_dir/rel/..."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix):
-        raise CatalogError("unsupported catalog URL: expected sqlite:///<path> or mysql://...")
-    rest = url[len(prefix) :]
-    if rest in ("", "/"):
-        raise CatalogError(f"catalog URL {url!r} names no file")
-    path = Path(rest)
-    return path if path.is_absolute() else base_dir / path
+        raise CatalogError(str(error)) from error
 
 
 # --- The snapshot ---
 
 
 def _account_from_row(row: AccountRow) -> Account:
-    (
-        account_id,
-        user,
-        host,
-        native,
-        password_hash,
-        owner_db,
-        builtin,
-        created_seq,
-        retained_native,
-        retained_hash,
-        max_user_connections,
-        failed_logins,
-        locked_until,
-    ) = row
+    retained_native, locked_until = row.retained_native_hash, row.locked_until
     return Account(
+        id=row.id,
+        user=row.user,
+        host=row.host,
+        native_hash=bytes(row.native_hash),
+        password_hash=row.password_hash,
+        owner_db=row.owner_db,
+        builtin=cast("Builtin | None", row.builtin),
+        created_seq=row.created_seq,
+        retained_native_hash=None if retained_native is None else bytes(retained_native),
+        retained_password_hash=row.retained_password_hash,
+        max_user_connections=int(row.max_user_connections),
+        failed_logins=int(row.failed_logins),
+        locked_until=None if locked_until is None else float(locked_until),
+    )
+
+
+def _new_account_row(
+    account_id: int,
+    user: str,
+    host: str,
+    hashes: _Hashes,
+    *,
+    owner_db: str | None,
+    builtin: str | None = None,
+) -> AccountRow:
+    """A new account's row: no retained password, the default connection limit, unlocked."""
+    return AccountRow(
         id=account_id,
         user=user,
         host=host,
-        native_hash=bytes(native),
-        password_hash=password_hash,
+        native_hash=hashes.native,
+        password_hash=hashes.slow,
         owner_db=owner_db,
-        builtin=cast("Builtin | None", builtin),
-        created_seq=created_seq,
-        retained_native_hash=None if retained_native is None else bytes(retained_native),
-        retained_password_hash=retained_hash,
-        max_user_connections=int(max_user_connections),
-        failed_logins=int(failed_logins),
-        locked_until=None if locked_until is None else float(locked_until),
+        builtin=builtin,
+        created_seq=account_id,
+        retained_native_hash=None,
+        retained_password_hash=None,
+        max_user_connections=0,
+        failed_logins=0,
+        locked_until=None,
     )
 
 
@@ -442,15 +433,6 @@ class CatalogSnapshot:
             self._databases[key].name for key in held.database_keys if key in self._databases
         )
 
-    def is_admin_of(self, account_id: int, db: str) -> bool:
-        account = self._accounts.get(account_id)
-        return (
-            account is not None
-            and account.builtin == "admin"
-            and account.owner_db is not None
-            and account.owner_db.lower() == db.lower()
-        )
-
     def __len__(self) -> int:
         return len(self._accounts)
 
@@ -493,7 +475,7 @@ def _redact(text: str, secrets: Iterable[str]) -> str:
 
 def _locked_row(row: AccountRow) -> bool:
     """Whether the stored row is locked after failed logins now."""
-    locked_until = row[12]
+    locked_until = row.locked_until
     return locked_until is not None and time.time() < locked_until
 
 
@@ -530,10 +512,10 @@ class Catalog:
         set-up step. A MySQL catalog is always set up and upgraded explicitly, because several
         nodes share it and none may change its schema behind the others' backs.
         """
-        store = open_store(url, base_dir)
+        store = _open_store(url, base_dir)
         try:
             found, expected = store.schema_version(), store.code_schema_version
-            if found == 0 and isinstance(store, SqliteCatalogStore):
+            if found == 0 and store.set_up_when_empty:
                 store.migrate()
             elif found < expected:
                 raise SchemaVersionError(
@@ -557,7 +539,7 @@ class Catalog:
     @staticmethod
     def migrate(url: str, base_dir: Path) -> tuple[int, int]:
         """Bring the catalog at ``url`` to this code's schema version: (from, to)."""
-        store = open_store(url, base_dir)
+        store = _open_store(url, base_dir)
         try:
             return store.migrate()
         except StoreError as error:
@@ -694,7 +676,7 @@ class Catalog:
             until = at + lock_seconds
             store.set_login_state(account_id, failures, until)
             row = store.account_row(account_id)
-            name = account_name(row[1], row[2]) if row is not None else f"#{account_id}"
+            name = account_name(row.user, row.host) if row is not None else f"#{account_id}"
             self._commit_version(
                 [account_id],
                 False,
@@ -827,21 +809,7 @@ class Catalog:
             for user, kind, hashes in builtins:
                 account_id = self._next_account_id()
                 store.insert_account(
-                    (
-                        account_id,
-                        user,
-                        "%",
-                        hashes.native,
-                        hashes.slow,
-                        name,
-                        kind,
-                        account_id,
-                        None,
-                        None,
-                        0,
-                        0,
-                        None,
-                    )
+                    _new_account_row(account_id, user, "%", hashes, owner_db=name, builtin=kind)
                 )
                 touched.append(account_id)
             self._commit_version(
@@ -911,7 +879,7 @@ class Catalog:
                 raise UnknownAccountError(f"database {row[0]!r} has no built-in {kind} account")
             store.update_password(account_id, hashes.native, hashes.slow, None)
             store.set_login_state(account_id, 0, None)  # a password reset also unlocks
-            name = account_name(account[1], account[2])
+            name = account_name(account.user, account.host)
             self._commit_version(
                 [account_id],
                 False,
@@ -1039,26 +1007,12 @@ class Catalog:
                 owner = owner_row[0]
             account_id = self._next_account_id()
             store.insert_account(
-                (
-                    account_id,
-                    change.user,
-                    change.host,
-                    hashes.native,
-                    hashes.slow,
-                    owner,
-                    None,
-                    account_id,
-                    None,
-                    None,
-                    0,
-                    0,
-                    None,
-                )
+                _new_account_row(account_id, change.user, change.host, hashes, owner_db=owner)
             )
             details.append(f"create account {name} owned by {owner or '(none)'}")
             return account_id
         row = self._resolve(change.account)
-        account_id, name, builtin = row[0], account_name(row[1], row[2]), row[6]
+        account_id, name, builtin = row.id, account_name(row.user, row.host), row.builtin
         if isinstance(change, DropAccount):
             if builtin is not None:
                 raise ProtectedAccountError(
@@ -1068,12 +1022,12 @@ class Catalog:
             details.append(f"drop account {name}")
         elif isinstance(change, SetPassword):
             assert hashes is not None
-            native, slow, retained_native, retained_slow = row[3], row[4], row[8], row[9]
+            retained_native, retained_slow = row.retained_native_hash, row.retained_password_hash
             retained: tuple[bytes, str] | None
             if change.retain_current:
-                if not slow or not change.password:
+                if not row.password_hash or not change.password:
                     raise CatalogError(f"an empty password cannot be retained for {name}")
-                retained = (bytes(native), slow)
+                retained = (bytes(row.native_hash), row.password_hash)
             elif not change.password or retained_native is None or retained_slow is None:
                 retained = None
             else:
@@ -1087,12 +1041,12 @@ class Catalog:
                 + (", unlocking it" if _locked_row(row) else "")
             )
         elif isinstance(change, DiscardOldPassword):
-            store.update_password(account_id, bytes(row[3]), row[4], None)
+            store.update_password(account_id, bytes(row.native_hash), row.password_hash, None)
             details.append(f"discard the old password of {name}")
         elif isinstance(change, UnlockAccount):
             was = "locked" if _locked_row(row) else "not locked"
             store.set_login_state(account_id, 0, None)
-            details.append(f"unlock account {name} ({was}; failed logins were {row[11]})")
+            details.append(f"unlock account {name} ({was}; failed logins were {row.failed_logins})")
         elif isinstance(change, SetMaxUserConnections):
             if change.limit < 0:
                 raise CatalogError(f"not a connection limit: {change.limit}")

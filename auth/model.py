@@ -68,6 +68,17 @@ class Account:
     def has_retained_password(self) -> bool:
         return self.retained_password_hash is not None
 
+    @property
+    def administered_database(self) -> str | None:
+        """The database this account is the built-in administrator of (None: not one)."""
+        return self.owner_db if self.builtin == "admin" else None
+
+    def is_admin_of(self, db: str) -> bool:
+        """Whether this is the built-in administrator of ``db`` (database names compare
+        case-insensitively)."""
+        administered = self.administered_database
+        return administered is not None and administered.lower() == db.lower()
+
     def locked_at(self, now: float) -> bool:
         """Whether logins are refused at Unix time ``now`` because of failed logins."""
         return self.locked_until is not None and now < self.locked_until

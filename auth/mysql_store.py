@@ -1,8 +1,8 @@
 """The catalog on a MySQL/MariaDB database (PyMySQL), for several proxy nodes sharing one.
 
-URL: ``mysql://user@host:port/dbname``. The password is never part of the URL: it comes from an
-environment variable or a file, named by the query parameters ``password_env=NAME`` or
-``password_file=/abs/path`` (``proxy.ops.config`` writes them from ``[catalog] password_env`` /
+URL: ``mysql://user@host:port/dbname`` (``auth.urls``). The password is never part of the URL: it
+comes from an environment variable or a file, named by the query parameters ``password_env=NAME``
+or ``password_file=/abs/path`` (``proxy.ops.config`` writes them from ``[catalog] password_env`` /
 ``password_file``). A URL that carries a password is refused, and no error ever repeats it.
 
 Transactions (InnoDB):
@@ -28,19 +28,14 @@ re-running it after an interruption is safe, and ``schema_version`` is bumped af
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import pymysql
 import pymysql.err
 
-from auth.files import exposure
 from auth.sql_store import SqlCatalogStore
 from auth.store import (
     CATALOG_VERSION,
@@ -49,6 +44,7 @@ from auth.store import (
     StoreError,
     StoreIntegrityError,
 )
+from auth.urls import MysqlUrl, parse_mysql_url
 
 _T = TypeVar("_T")
 
@@ -153,95 +149,6 @@ _MIGRATION_LOCK = "shardgate_catalog_migrate"
 _LOST = {2003, 2006, 2013, 2055}
 
 
-@dataclass(frozen=True)
-class MysqlUrl:
-    """A parsed ``mysql://user@host:port/dbname`` catalog URL (never holding a password)."""
-
-    user: str
-    host: str
-    port: int
-    database: str
-    password_env: str | None = None
-    password_file: Path | None = None
-    _password: str | None = field(default=None, repr=False, compare=False)
-
-    def password(self) -> str:
-        """The password from the environment variable or the file ("" if neither is named)."""
-        if self.password_env is not None:
-            value = os.environ.get(self.password_env)
-            if value is None:
-                raise StoreError(
-                    f"catalog password: environment variable {self.password_env} is not set"
-                )
-            return value
-        if self.password_file is not None:
-            problem = exposure([self.password_file])
-            if problem is not None:
-                raise StoreError(f"catalog password file: {problem}")
-            try:
-                return self.password_file.read_text().rstrip("\r\n")
-            except OSError as error:
-                raise StoreError(
-                    f"catalog password: cannot read {self.password_file}: {error.strerror}"
-                ) from None
-        return ""
-
-    def display(self) -> str:
-        return f"mysql://{self.user}@{self.host}:{self.port}/{self.database}"
-
-
-def is_mysql_url(url: str) -> bool:
-    return url.startswith("mysql://")
-
-
-def parse_mysql_url(url: str) -> MysqlUrl:
-    """Parse a catalog URL; refuses (without repeating it) one that carries a password."""
-    if not is_mysql_url(url):
-        raise StoreError("a MySQL catalog URL starts with mysql://")
-    # ``user:secret@host``: never echo the URL, it holds a password. Checked on the raw text:
-    # a password may hold '#', '/' or '?', which would fool a URL parser.
-    rest = url[len("mysql://") :]
-    if "@" in rest and ":" in rest.split("@", 1)[0]:
-        raise StoreError(
-            "the catalog URL must not contain a password: give it with [catalog] "
-            "password_env or password_file"
-        )
-    parts = urlsplit(url)
-    if not parts.username:
-        raise StoreError("catalog URL: name the user, as in mysql://user@host:3306/dbname")
-    if not parts.hostname:
-        raise StoreError("catalog URL: name the host, as in mysql://user@host:3306/dbname")
-    try:
-        port = parts.port or 3306
-    except ValueError:
-        raise StoreError("catalog URL: the port is not a number") from None
-    database = unquote(parts.path.lstrip("/"))
-    if not database or "/" in database:
-        raise StoreError("catalog URL: name the database, as in mysql://user@host:3306/dbname")
-    if parts.fragment:
-        raise StoreError("catalog URL: unexpected '#' part")
-    query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=False)
-    unknown = sorted(set(query) - {"password_env", "password_file"})
-    if unknown:
-        raise StoreError(f"catalog URL: unknown parameter {', '.join(unknown)}")
-    if any(len(values) != 1 for values in query.values()):
-        raise StoreError("catalog URL: a parameter is given twice")
-    if "password_env" in query and "password_file" in query:
-        raise StoreError("catalog URL: give password_env or password_file, not both")
-    env = query.get("password_env", [None])[0]
-    file = query.get("password_file", [None])[0]
-    if file is not None and not Path(file).is_absolute():
-        raise StoreError("catalog URL: password_file must be an absolute path")
-    return MysqlUrl(
-        user=unquote(parts.username),
-        host=parts.hostname,
-        port=port,
-        database=database,
-        password_env=env or None,
-        password_file=Path(file) if file else None,
-    )
-
-
 def _is_lost(error: BaseException) -> bool:
     if isinstance(error, pymysql.err.InterfaceError):
         return True
@@ -262,6 +169,7 @@ class MysqlCatalogStore(SqlCatalogStore):
     """Implements ``auth.store.CatalogStore`` over one MySQL/MariaDB database."""
 
     code_schema_version = SCHEMA_VERSION
+    set_up_when_empty = False
 
     def __init__(self, url: MysqlUrl, connect_timeout: float = 10.0) -> None:
         self.url = url

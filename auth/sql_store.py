@@ -101,10 +101,8 @@ class SqlCatalogStore(ABC):
         return rows
 
     def account_rows(self, ids: Collection[int] | None) -> Iterable[AccountRow]:
-        return cast(
-            Iterable[AccountRow],
-            self._rows_for(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts", "id", ids),
-        )
+        rows = self._rows_for(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts", "id", ids)
+        return map(AccountRow._make, rows)
 
     def db_grant_rows(self, ids: Collection[int] | None) -> Iterable[DbGrantRow]:
         return cast(
@@ -121,19 +119,15 @@ class SqlCatalogStore(ABC):
         )
 
     def account_row(self, account_id: int) -> AccountRow | None:
-        return cast(
-            AccountRow | None,
-            self._one(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,)),
-        )
+        row = self._one(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id = ?", (account_id,))
+        return None if row is None else AccountRow._make(row)
 
     def account_row_by_name(self, user: str, host: str) -> AccountRow | None:
-        return cast(
-            AccountRow | None,
-            self._one(
-                f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE user_name = ? AND host_pattern = ?",
-                (user, host),
-            ),
+        row = self._one(
+            f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE user_name = ? AND host_pattern = ?",
+            (user, host),
         )
+        return None if row is None else AccountRow._make(row)
 
     def account_ids_named(self, user: str) -> list[int]:
         rows = self._rows("SELECT id FROM accounts WHERE user_name = ?", (user,))

@@ -146,6 +146,7 @@ class SqliteCatalogStore(SqlCatalogStore):
         return db
 
     code_schema_version = SCHEMA_VERSION
+    set_up_when_empty = True
 
     @classmethod
     def open(cls, path: Path, *, busy_timeout: float = 30.0) -> SqliteCatalogStore:

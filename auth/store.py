@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 # Counter names.
 CATALOG_VERSION = "catalog_version"
@@ -20,27 +20,6 @@ CHANGE_LOG_HORIZON = "change_log_horizon"
 
 # (name, shard, physical_name, backend_user)
 DatabaseRow = tuple[str, str, str, str]
-# (id, user, host, native_hash, password_hash, owner_db, builtin, created_seq,
-#  retained_native_hash, retained_password_hash, max_user_connections, failed_logins,
-#  locked_until): the retained pair is the secondary password kept by SET PASSWORD ... RETAIN
-#  CURRENT PASSWORD (both None when there is none); max_user_connections 0 means the server's
-#  default; failed_logins counts consecutive failed logins and locked_until (Unix time, None
-#  when not locked) ends a lock (schema version 3).
-AccountRow = tuple[
-    int,
-    str,
-    str,
-    bytes,
-    str,
-    str | None,
-    str | None,
-    int,
-    bytes | None,
-    str | None,
-    int,
-    int,
-    float | None,
-]
 # (failed_logins, locked_until) of one account.
 LoginStateRow = tuple[int, float | None]
 # (account_id, db, privs)
@@ -49,6 +28,26 @@ DbGrantRow = tuple[int, str, int]
 TableGrantRow = tuple[int, str, str, int]
 # (id, at, actor, client, action, details, catalog_version)
 AuditRow = tuple[int, str, str, str, str, str, int]
+
+
+class AccountRow(NamedTuple):
+    """One row of the accounts table, its columns in order (``auth.sql_store``)."""
+
+    id: int
+    user: str
+    host: str
+    native_hash: bytes
+    password_hash: str
+    owner_db: str | None
+    builtin: str | None  # "admin" / "ro" for a database's built-in accounts
+    created_seq: int
+    # The secondary password kept by SET PASSWORD ... RETAIN CURRENT PASSWORD (both None when
+    # there is none).
+    retained_native_hash: bytes | None
+    retained_password_hash: str | None
+    max_user_connections: int  # 0: the server's default
+    failed_logins: int  # consecutive failed logins
+    locked_until: float | None  # Unix time a lock after failed logins ends; None: not locked
 
 
 class StoreError(Exception):
@@ -62,6 +61,10 @@ class StoreIntegrityError(StoreError):
 class CatalogStore(Protocol):
     # The schema version this code reads and writes (the length of its migration list).
     code_schema_version: int
+    # Whether opening the catalog on an empty store of this kind sets its schema up (SQLite's
+    # embedded default needs no set-up step); a MySQL catalog, which several nodes share, is
+    # always set up and upgraded explicitly (``shardgate catalog migrate``).
+    set_up_when_empty: bool
 
     def close(self) -> None: ...
 

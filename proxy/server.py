@@ -11,9 +11,10 @@ import logging
 import signal
 import ssl
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from auth.accounts import AccountManager
 from auth.bookkeeping import LoginBookkeeping
@@ -41,9 +42,6 @@ from proxy.session.login import LoginGuard
 from proxy.session.session import Session
 from proxy.wire.packets import Capability, ProtocolError, build_err, parse_handshake_v10
 from proxy.wire.stream import ClientConnection, ConnectionLost, PacketConnection, PacketTooLarge
-
-if TYPE_CHECKING:
-    from proxy.manage.admin.server import AdminServer  # admin HTTP server hook
 
 log = logging.getLogger("shardgate.server")
 
@@ -212,6 +210,26 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
     return context
 
 
+class AdminListener(Protocol):
+    """The admin HTTP listener (dashboard, ``/metrics``) a proxy process runs beside its MySQL
+    port, started and stopped with it (``proxy.manage.admin.server.AdminServer``). Whoever
+    composes the process (``shardgate serve``, ``shardgate dev``, the tests) hands its factory
+    (``proxy.manage.admin.listener.admin_listener``) to ``ProxyServer``, so the server does not
+    depend on the management layer."""
+
+    @property
+    def url(self) -> str: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def set_metrics_token(self, token: str | None) -> None:
+        """``[metrics] token_env`` changed on reload."""
+        ...
+
+
+# The admin listener for a server's context (None: neither [admin] nor [metrics] is on).
+AdminFactory = Callable[[ServerContext], AdminListener | None]
+
+
 class ProxyServer:
     def __init__(
         self,
@@ -222,11 +240,13 @@ class ProxyServer:
         manage_logging: bool = False,
         log_level_override: str | None = None,
         worker: WorkerSlot | None = None,
+        admin: AdminFactory | None = None,
     ) -> None:
         """``config_path``: the file SIGHUP re-reads (``reload()``); ``manage_logging``: this
         process's logging follows ``[log]`` on reload (``shardgate serve``), with
         ``log_level_override`` (``--log-level``) winning over ``[log] level``; ``worker``:
-        this process is one of several on the same port (proxy/ops/workers.py)."""
+        this process is one of several on the same port (proxy/ops/workers.py); ``admin``:
+        builds the admin HTTP listener (``proxy.manage.admin.listener.admin_listener``)."""
         self.ctx = ServerContext(config, catalog, worker)
         self.config_path = config_path
         self.manage_logging = manage_logging
@@ -237,8 +257,8 @@ class ProxyServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
-        # --- admin HTTP server hook (proxy/admin): started/stopped with the proxy ---
-        self.admin: AdminServer | None = None
+        self._admin_factory = admin
+        self.admin: AdminListener | None = None
 
     @property
     def port(self) -> int:
@@ -248,32 +268,14 @@ class ProxyServer:
     async def start(self) -> None:
         server = self.ctx.config.server
         self.ctx.server_version = server.server_version or await _backend_version(self.ctx.config)
-        # --- admin HTTP server hook: [admin] enabled = true (see proxy/manage/admin/server.py) ---
-        # [metrics] enabled = true also serves GET /metrics there (alone if [admin] is off).
-        config = self.ctx.config
         worker = self.ctx.worker
         if worker is not None:
-            self.ctx.metrics.serve_for_workers(worker.index, worker.peer_metrics)
+            self.ctx.metrics.serve_merged(worker.merged_metrics)
         # With several workers, worker 0 alone runs the admin listener.
-        if (config.admin.enabled or config.metrics.enabled) and (
-            worker is None or worker.index == 0
-        ):
-            from proxy.manage.admin.server import AdminServer
-
-            ctx = self.ctx
-            self.admin = AdminServer(
-                config.admin,
-                ctx.accounts,
-                ctx.catalog,
-                ctx.secret,
-                lambda: ctx.config.server,
-                ctx.bookkeeping,
-                dashboard=config.admin.enabled,
-                metrics=self.ctx.metrics if config.metrics.enabled else None,
-                metrics_token=config.metrics.token(),
-            )
-            await self.admin.start()
-        # --- end of admin hook ---
+        if self._admin_factory is not None and (worker is None or worker.index == 0):
+            self.admin = self._admin_factory(self.ctx)
+            if self.admin is not None:
+                await self.admin.start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: ClientConnection(self._accept),
@@ -482,7 +484,7 @@ class ProxyServer:
         self.ctx.config = new
         self.ctx.ssl_context = ssl_context
         if self.admin is not None:
-            self.admin.endpoint.set_token(token)
+            self.admin.set_metrics_token(token)
         log.info(
             "configuration reloaded from %s: %s", self.config_path, _describe_changes(old, new)
         )
@@ -490,7 +492,7 @@ class ProxyServer:
 
     async def stop(self) -> None:
         """Drain: stop accepting, let sessions finish (bounded), then close the rest."""
-        if self.admin is not None:  # admin HTTP server hook
+        if self.admin is not None:
             await self.admin.stop()
         if self._server is not None:
             self._server.close()
@@ -578,6 +580,7 @@ def run_server(
     config_path: Path | None = None,
     log_level_override: str | None = None,
     worker: WorkerSlot | None = None,
+    admin: AdminFactory | None = None,
 ) -> None:
     """Run the proxy in the foreground until SIGTERM/SIGINT; used by ``shardgate serve``.
     SIGHUP re-reads ``config_path`` (``ProxyServer.reload``)."""
@@ -591,17 +594,19 @@ def run_server(
             manage_logging=True,
             log_level_override=log_level_override,
             worker=worker,
+            admin=admin,
         )
         await server.start()
         await server.serve_until_stopped()
 
-    _run(main())
+    run_loop(main())
 
 
-def _run(coro: object) -> None:
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` to completion on uvloop (asyncio's own loop where uvloop is missing)."""
     try:
         import uvloop
 
-        uvloop.run(coro)  # type: ignore[arg-type]
+        uvloop.run(main)
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        asyncio.run(coro)  # type: ignore[arg-type]
+        asyncio.run(main)

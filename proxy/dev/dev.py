@@ -111,11 +111,12 @@ def run_dev(state_dir: Path, host: str, port: int) -> None:
         passwords = asyncio.run(_load_demo(config_path))
         config = load_config(config_path)
 
-        from proxy.server import ProxyServer, _run
+        from proxy.manage.admin.listener import admin_listener
+        from proxy.server import ProxyServer, run_loop
 
         async def main() -> None:
             catalog = Catalog.open(config.catalog.url, config.base_dir)
-            server = ProxyServer(config, catalog)
+            server = ProxyServer(config, catalog, admin=admin_listener)
             await server.start()
             click.echo(
                 "\nshardgate dev is running.\n"
@@ -131,7 +132,7 @@ def run_dev(state_dir: Path, host: str, port: int) -> None:
             )
             await server.serve_until_stopped()
 
-        _run(main())
+        run_loop(main())
     finally:
         for shard in shards:
             with contextlib.suppress(Exception):

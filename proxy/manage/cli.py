@@ -75,6 +75,7 @@ def serve(state: CliState, worker_slot: str | None) -> None:
     """Run the proxy in the foreground; SIGTERM drains and exits 0.
 
     With [server] workers = N > 1, runs N worker processes on the same port."""
+    from proxy.manage.admin.listener import admin_listener
     from proxy.ops.workers import RUNTIME_ENV, WorkerSlot, run_supervisor
     from proxy.server import run_server
 
@@ -106,7 +107,7 @@ def serve(state: CliState, worker_slot: str | None) -> None:
             slot = WorkerSlot.parse(worker_slot, Path(runtime))
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
-    run_server(config, state.config_path, state.log_level, slot)
+    run_server(config, state.config_path, state.log_level, slot, admin_listener)
 
 
 @main.group()

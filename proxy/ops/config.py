@@ -12,8 +12,11 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from auth.files import PRIVATE_FILE_MODE, exposure, make_private_dirs
+from auth.store import StoreError
+from auth.urls import parse_mysql_url, with_password_source
 
 
 class ConfigError(Exception):
@@ -339,11 +342,6 @@ def _catalog(data: dict[str, Any], base_dir: Path) -> CatalogConfig:
 def _mysql_catalog_url(url: str, password_env: str | None, password_file: Path | None) -> str:
     """Check a mysql:// URL (never echoing it: it could hold a password) and append where the
     password comes from."""
-    from urllib.parse import urlencode, urlsplit
-
-    from auth.mysql_store import parse_mysql_url
-    from auth.store import StoreError
-
     if password_env is not None and password_file is not None:
         raise ConfigError("catalog: give password_env or password_file, not both")
     try:
@@ -357,11 +355,7 @@ def _mysql_catalog_url(url: str, password_env: str | None, password_file: Path |
         parse_mysql_url(url)
     except StoreError as error:
         raise ConfigError(f"catalog.url: {error}") from None
-    if password_env is not None:
-        return f"{url}?{urlencode({'password_env': password_env})}"
-    if password_file is not None:
-        return f"{url}?{urlencode({'password_file': str(password_file)})}"
-    return url
+    return with_password_source(url, password_env, password_file)
 
 
 def _shard(index: int, data: Any, base_dir: Path) -> ShardConfig:

@@ -618,23 +618,18 @@ class Metrics:
     def backend_error(self, shard: str) -> None:
         self.shard(shard).errors.value += 1
 
-    def serve_for_workers(self, index: int, peers: Callable[[], list[str]]) -> None:
-        """With several worker processes: label this worker's samples, and render the
-        union of every worker's (``peers`` returns the others' labelled expositions)."""
-        self._worker = index
-        self._peers = peers
+    def serve_merged(self, merge: Callable[[str], str]) -> None:
+        """Serve ``merge(own exposition)`` from ``render()`` instead of this process's own
+        samples alone: with several worker processes the server hands in the union of every
+        worker's (``WorkerSlot.merged_metrics`` in proxy/ops/workers.py)."""
+        self._merge = merge
 
-    _worker: int | None = None
-    _peers: Callable[[], list[str]] | None = None
+    _merge: Callable[[str], str] | None = None
 
     def render(self) -> str:
-        """The exposition; with workers, every worker's samples labelled ``worker``."""
+        """The exposition ``GET /metrics`` serves (see ``serve_merged``)."""
         own = self.registry.render()
-        if self._worker is None or self._peers is None:
-            return own
-        from proxy.ops.workers import labelled, merge_expositions
-
-        return merge_expositions([labelled(own, self._worker), *self._peers()])
+        return own if self._merge is None else self._merge(own)
 
     def render_own(self) -> str:
         return self.registry.render()

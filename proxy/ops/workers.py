@@ -82,6 +82,11 @@ class WorkerSlot:
                 texts.append(self._path(index, "prom").read_text())
         return texts
 
+    def merged_metrics(self, own: str) -> str:
+        """This worker's exposition ``own`` with the others' last published ones, every
+        sample labelled with its worker (what worker 0 serves on ``/metrics``)."""
+        return merge_expositions([labelled(own, self.index), *self.peer_metrics()])
+
     def peer_digests(self) -> list[dict[tuple[str | None, str], DigestEntry]]:
         """The other workers' last published digests."""
         digests = []

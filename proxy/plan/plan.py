@@ -426,7 +426,7 @@ def _show_digest(view: SessionView) -> Plan:
     if view.current_db is None:
         return Deny(no_database_selected())
     account = view.account
-    if account.builtin != "admin" or (account.owner_db or "").lower() != view.current_db.lower():
+    if not account.is_admin_of(view.current_db):
         return Deny(
             sql_error(
                 ErrorCode.SPECIFIC_ACCESS_DENIED,

@@ -59,11 +59,7 @@ def _administers(actor: Actor, db: str) -> bool:
     account = actor.account
     if account is None:
         return True  # the operator
-    return (
-        account.builtin == "admin"
-        and account.owner_db is not None
-        and account.owner_db.lower() == db.lower()
-    )
+    return account.is_admin_of(db)
 
 
 def _ok(outcome: Outcome) -> OkReply:

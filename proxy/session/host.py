@@ -2,26 +2,27 @@
 
 The server (``proxy/server.py``) implements :class:`SessionHost`; the session package never
 imports the server, so the dependency runs one way: server -> session -> plan -> sql -> wire.
-What the login needs is :class:`~proxy.session.login.LoginServices`; the rest is here.
+What the login needs is :class:`~proxy.session.login.LoginServices`; the rest is here. The
+session table's type is a parameter (``SessionHost[Session]``), so this module need not import
+the session it serves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol, TypeVar
 
 from auth.accounts import AccountManager
 from auth.model import Account
 from proxy.backend.connection import BackendTarget
 from proxy.ops.digest import DigestEntry, QueryDigest
-from proxy.session.login import LoginServices
+from proxy.session.login import LoginServices, Seated
 
-if TYPE_CHECKING:
-    from proxy.session.session import Session
+S = TypeVar("S", bound=Seated)
 
 
-class SessionHost(LoginServices, Protocol):
-    """The server as its sessions see it."""
+class SessionHost(LoginServices, Protocol[S]):
+    """The server as its sessions (of type ``S``) see it."""
 
     @property
     def accounts(self) -> AccountManager: ...
@@ -30,7 +31,7 @@ class SessionHost(LoginServices, Protocol):
     @property
     def draining(self) -> bool: ...
     @property
-    def sessions(self) -> dict[int, Session]: ...
+    def sessions(self) -> dict[int, S]: ...
 
     async def backend_target(self, account: Account, database: str | None) -> BackendTarget:
         """Where and as whom a session of ``account`` reaches ``database`` (None: no database,

@@ -52,12 +52,7 @@ def visible(me: Account, other: SessionInfo) -> bool:
     """Own sessions; a database's administrator also sees every session in its database."""
     if other.account.id == me.id:
         return True
-    return (
-        me.builtin == "admin"
-        and me.owner_db is not None
-        and other.db is not None
-        and other.db.lower() == me.owner_db.lower()
-    )
+    return other.db is not None and me.is_admin_of(other.db)
 
 
 PROCESSLIST_COLUMNS = ("Id", "User", "Host", "db", "Command", "Time", "State", "Info", "Progress")

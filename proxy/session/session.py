@@ -158,7 +158,9 @@ class Activity:
 
 
 class Session:
-    def __init__(self, ctx: SessionHost, client: ClientConnection, connection_id: int) -> None:
+    def __init__(
+        self, ctx: SessionHost[Session], client: ClientConnection, connection_id: int
+    ) -> None:
         self.ctx = ctx
         self.client = client
         self.connection_id = connection_id

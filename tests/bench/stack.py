@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from auth.catalog import Catalog, sqlite_path
+from auth.catalog import Catalog
 from auth.model import CreateAccount, SetPrivileges, UserHost
 from auth.privileges import Priv
+from auth.urls import sqlite_path
 from proxy.backend.connection import backend_password, backend_user
 from proxy.dev.localshard import LocalMariaDB, ShardEndpoint, find_mariadb_client, free_port
 from proxy.manage.provision import create_database

@@ -21,6 +21,7 @@ import uvloop
 
 from auth.catalog import Catalog
 from proxy.dev.localshard import ShardEndpoint, free_port
+from proxy.manage.admin.listener import admin_listener
 from proxy.manage.provision import create_database
 from proxy.ops.config import Config, load_config
 from proxy.server import ProxyServer
@@ -209,7 +210,7 @@ class ProxyThread:
         asyncio.set_event_loop(self.loop)
         try:
             catalog = Catalog.open(self.config.catalog.url, self.config.base_dir)
-            self.server = ProxyServer(self.config, catalog)
+            self.server = ProxyServer(self.config, catalog, admin=admin_listener)
             self.loop.run_until_complete(self.server.start())
         except BaseException as exc:
             self.error = exc

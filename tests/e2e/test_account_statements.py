@@ -21,8 +21,8 @@ import mysql.connector
 import pymysql
 import pytest
 
-from auth.catalog import sqlite_path
 from auth.privileges import Priv
+from auth.urls import sqlite_path
 from tests.e2e.conftest import CONNECTOR_IMPLEMENTATIONS, PASSWORDS, ProxyEnv, run_isolated
 
 Conn: TypeAlias = pymysql.connections.Connection

@@ -31,7 +31,7 @@ from auth.policy import profile_by_name
 from auth.privileges import ALL_PRIVILEGES, Priv
 from proxy.dev.localshard import ShardEndpoint, free_port
 from proxy.manage.admin.ratelimit import LoginLimiter
-from proxy.manage.admin.server import session_secret
+from proxy.manage.admin.server import AdminServer, session_secret
 from proxy.manage.cli import main
 from proxy.manage.provision import create_database
 from proxy.ops.config import AdminConfig, Config, ConfigError, load_config, parse_config
@@ -108,10 +108,11 @@ class AdminProxy:
 
     def clear_rate_limits(self) -> None:
         admin = self.server.admin
-        assert admin is not None
+        assert isinstance(admin, AdminServer) and admin.app is not None
+        app = admin.app
 
         async def clear() -> None:
-            admin.app.limiter.clear()
+            app.limiter.clear()
 
         asyncio.run_coroutine_threadsafe(clear(), self.runner.loop).result(10)
 

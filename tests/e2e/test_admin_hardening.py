@@ -27,8 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auth.accounts import AccountManager, Actor
-from auth.catalog import Catalog, sqlite_path
+from auth.catalog import Catalog
 from auth.policy import profile_by_name
+from auth.urls import sqlite_path
 from proxy.dev.localshard import LocalMariaDB, ShardEndpoint, free_port
 from proxy.manage.provision import create_database
 from proxy.ops.config import load_config
@@ -466,7 +467,7 @@ _bodies = st.one_of(
 )
 # Path segments as a client sends them: any text (or bytes, not UTF-8), percent-encoded.
 _segments = st.one_of(
-    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30),
+    st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=1, max_size=30),
     st.binary(min_size=1, max_size=20),
 ).map(lambda segment: quote(segment, safe=""))
 _paths = st.one_of(

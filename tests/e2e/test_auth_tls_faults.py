@@ -11,6 +11,8 @@ from pathlib import Path
 import mysql.connector
 import pymysql
 import pytest
+from mysql.connector.abstracts import MySQLConnectionAbstract
+from mysql.connector.pooling import PooledMySQLConnection
 
 from proxy.dev.localshard import LocalMariaDB, ShardEndpoint
 from tests.e2e.conftest import ProxyThread, self_signed_cert, start_proxy
@@ -216,7 +218,7 @@ def test_caching_sha2_without_tls_on_a_native_proxy_is_always_switched_to_native
     extra = f'tls_cert = "{cert}"\ntls_key = "{key}"\n'
     runner = _start_proxy(tmp_path, shards, extra, [("switchdb", "s0")])
 
-    def connect(password: str, tls: bool) -> mysql.connector.MySQLConnection:
+    def connect(password: str, tls: bool) -> MySQLConnectionAbstract | PooledMySQLConnection:
         return mysql.connector.connect(
             host="127.0.0.1",
             port=_port(runner),

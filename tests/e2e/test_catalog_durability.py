@@ -22,10 +22,11 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from auth.catalog import Catalog, sqlite_path
+from auth.catalog import Catalog
 from auth.model import Account
 from auth.passwords import verify_password
 from auth.privileges import ALL_PRIVILEGES, Priv
+from auth.urls import sqlite_path
 from proxy.dev.localshard import ShardEndpoint, free_port
 from proxy.manage.provision import create_database
 from proxy.ops.config import load_config

@@ -137,7 +137,7 @@ def test_pipelined_commands_keep_their_order(proxy: ProxyEnv) -> None:
         cur.execute("DELETE FROM pl_t")
     conn = proxy.connect()
     try:
-        sock: socket.socket = conn._sock  # type: ignore[attr-defined]
+        sock: socket.socket = conn._sock
         packets = b""
         for i in range(5):
             payload = b"\x03" + f"INSERT INTO pl_t VALUES ({i})".encode()

@@ -14,7 +14,7 @@ import pymysql
 import pytest
 
 from auth.catalog import Catalog
-from auth.model import CreateAccount, SetPrivileges, UserHost
+from auth.model import Change, CreateAccount, SetPrivileges, UserHost
 from auth.privileges import Priv
 from proxy.dev.localshard import ShardEndpoint
 from proxy.wire.packets import (
@@ -31,7 +31,7 @@ def _make_accounts(proxy: ProxyEnv, *accounts: tuple[str, str, str], db: str = "
     """Create accounts (user, host, password) with SELECT on ``db``, skipping existing ones."""
     catalog = proxy.catalog()
     snapshot = catalog.snapshot()
-    changes = []
+    changes: list[Change] = []
     for user, host, password in accounts:
         if snapshot.find_account(user, host) is None:
             changes.append(CreateAccount(user, host, password, db))

@@ -342,9 +342,9 @@ def test_concurrent_conflicting_changes_from_both_nodes(cluster: Cluster) -> Non
     took = _until(converged)
     assert took < DEADLINE
     for user in names:
-        account = truth.find_account(user, "%")
-        if account is not None:
-            held = truth.privileges(account.id, "multidb", "t1")
+        found = truth.find_account(user, "%")
+        if found is not None:
+            held = truth.privileges(found.id, "multidb", "t1")
             shown = _grants(a, user)
             assert shown is not None
             assert ("SELECT" in " ".join(shown)) == bool(held & Priv.SELECT)

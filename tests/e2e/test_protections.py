@@ -45,7 +45,7 @@ class Node:
             autocommit=True,
             connect_timeout=10,
             read_timeout=30,
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
 
     def refused(self, user: str, password: str, **kwargs: object) -> tuple[int, str] | None:
@@ -346,7 +346,9 @@ def test_change_user_counts_towards_the_lock(
         # The third consecutive failure, a COM_CHANGE_USER, locks the account.
         with pytest.raises(mysql.connector.Error) as info:
             conn.cmd_change_user(username="lockme7", password="Wrong#pw3")
-        assert _blocked("lockme7")((info.value.errno, info.value.msg))
+        error = info.value
+        assert error.msg is not None
+        assert _blocked("lockme7")((error.errno, error.msg))
     finally:
         try:
             conn.close()

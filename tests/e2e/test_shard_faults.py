@@ -26,7 +26,7 @@ def _port(runner: ProxyThread) -> int:
     return runner.server.port
 
 
-def _connect(runner: ProxyThread, database: str, **kwargs: object) -> pymysql.Connection:  # type: ignore[type-arg]
+def _connect(runner: ProxyThread, database: str, **kwargs: object) -> pymysql.Connection:
     return pymysql.connect(
         host="127.0.0.1",
         port=_port(runner),
@@ -36,7 +36,7 @@ def _connect(runner: ProxyThread, database: str, **kwargs: object) -> pymysql.Co
         autocommit=True,
         connect_timeout=10,
         read_timeout=60,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
 
 
@@ -106,7 +106,7 @@ def test_shard_killed_and_restarted_under_load(
     results: dict[str, list[tuple[float, int | None]]] = {"calm": [], "shaky": []}
 
     def load(database: str) -> None:
-        conn: pymysql.Connection | None = None  # type: ignore[type-arg]
+        conn: pymysql.Connection | None = None
         while not stop.is_set():
             try:
                 if conn is None:
@@ -155,7 +155,7 @@ def test_idle_clients_are_disconnected_with_4031(
     runner = start_proxy(tmp_path, shards, "idle_timeout = 1.0\n", [("idler", "s0")], ADMIN, RO)
     try:
         conn = _connect(runner, "idler")
-        sock = conn._sock  # type: ignore[attr-defined]
+        sock = conn._sock
         assert isinstance(sock, socket.socket)
         sock.settimeout(10)
         data = b""

@@ -19,7 +19,7 @@ ADMIN = "Workers#adm1"
 RO = "Workers#ro12"
 
 
-def _connect(port: int) -> pymysql.Connection:  # type: ignore[type-arg]
+def _connect(port: int) -> pymysql.Connection:
     return pymysql.connect(
         host="127.0.0.1", port=port, user="wdb", password=ADMIN, database="wdb",
         autocommit=True, connect_timeout=10, read_timeout=30,

@@ -490,9 +490,8 @@ def test_another_databases_user_name_cannot_be_created_at_any_host(env: Env, hos
     )
     # The CLI / dashboard path, even for the operator working on easydb.
     for actor in (env.easy, env.op):
-        assert raised(
-            lambda actor=actor: env.mgr.create_user_for_database(actor, "easydb", "bobby", host)
-        ) == cannot("CREATE USER", name)
+        create = functools.partial(env.mgr.create_user_for_database, actor, "easydb", "bobby", host)
+        assert raised(create) == cannot("CREATE USER", name)
     assert env.version == version
     assert [a.host for a in env.catalog.snapshot().accounts_named("bobby")] == [stored]
 

@@ -44,14 +44,14 @@ from auth.catalog import (
     UnknownDatabaseError,
     UnlockAccount,
     UserHost,
-    sqlite_path,
 )
 from auth.model import Account
-from auth.mysql_store import MysqlCatalogStore, parse_mysql_url
+from auth.mysql_store import MysqlCatalogStore
 from auth.passwords import native_hash, verify_password
 from auth.privileges import ALL_PRIVILEGES, NO_PRIVILEGES, Priv
 from auth.sqlite_store import SCHEMA_VERSION
 from auth.store import StoreError
+from auth.urls import parse_mysql_url, sqlite_path
 from tests.catalog_fill import bulk_insert
 from tests.conftest import CATALOG_PASSWORD_ENV, CATALOG_USER
 
@@ -244,8 +244,10 @@ def test_sqlite_urls(tmp_path: Path) -> None:
     assert sqlite_path("sqlite:////abs/cat.db", tmp_path) == Path("/abs/cat.db")
     assert sqlite_path("sqlite:///rel/cat.db", tmp_path) == tmp_path / "rel" / "cat.db"
     for bad in ("mysql://host/db", "sqlite://cat.db", "sqlite:///", "catalog.db"):
-        with pytest.raises(CatalogError):
+        with pytest.raises(StoreError):
             sqlite_path(bad, tmp_path)
+    with pytest.raises(CatalogError, match=r"^unsupported catalog URL: expected sqlite:///"):
+        Catalog.open("catalog.db", tmp_path)
 
 
 def test_refuses_newer_schema(backend: Backend) -> None:
@@ -492,9 +494,9 @@ def test_create_database_makes_protected_builtins(easydb: Catalog, backend: Back
     assert snapshot.grants_of(admin.id).db_privs == {"easydb": ALL_PRIVILEGES}
     assert snapshot.usable_databases(admin.id) == ["easydb"]
     assert snapshot.usable_databases(ro.id) == ["easydb"]
-    assert snapshot.is_admin_of(admin.id, "EasyDB")
-    assert not snapshot.is_admin_of(ro.id, "easydb")
-    assert not snapshot.is_admin_of(admin.id, "otherdb")
+    assert admin.is_admin_of("EasyDB") and admin.administered_database == "easydb"
+    assert not ro.is_admin_of("easydb") and ro.administered_database is None
+    assert not admin.is_admin_of("otherdb")
 
 
 def test_database_names_are_case_insensitive(easydb: Catalog) -> None:

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxy.sql.lexer import (
+    LexedStatement,
     LexError,
     LexMode,
     ServerFlavor,
@@ -28,7 +29,7 @@ MYSQL80 = ServerFlavor(80035, False)  # MySQL 8.0.35: 5-digit versions only
 MYSQL84 = ServerFlavor(80403, False)  # MySQL 8.4.3: 6 digits when a space follows
 
 
-def one(sql: str, mode: LexMode = DEFAULT):
+def one(sql: str, mode: LexMode = DEFAULT) -> LexedStatement:
     statements = lex(sql, mode)
     assert len(statements) == 1, statements
     return statements[0]
@@ -537,7 +538,7 @@ _numbers = st.one_of(
     st.decimals(min_value=0, max_value=10**6, allow_nan=False, places=3).map(str),
     st.sampled_from(["1e5", ".5", "0x1F", "X'4142'", "b'1'"]),
 )
-_strings = st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=12)
+_strings = st.text(alphabet=st.characters(exclude_characters="\x00"), max_size=12)
 
 
 @settings(max_examples=200, deadline=None)

@@ -271,8 +271,7 @@ class AdminApp:
         if (
             revoked
             or account is None
-            or account.builtin != "admin"
-            or account.owner_db is None
+            or account.administered_database is None
             or account.user != session.get("user")
             or not isinstance(fingerprint, str)
             or not hmac.compare_digest(fingerprint, self._fingerprint(account))
@@ -347,7 +346,7 @@ class AdminApp:
             lock = self.bookkeeping.login_succeeded(account.id, server.login_lock_seconds)
             if lock is not None:
                 return "locked", account, lock.locked_until
-        if account.builtin != "admin" or account.owner_db is None:
+        if account.administered_database is None:
             return "not_admin", account, None
         return "ok", account, None
 

@@ -1,6 +1,7 @@
 """The admin HTTP server: uvicorn serving ``proxy.manage.admin.app`` inside the proxy's event loop.
 
-``ProxyServer.start()`` starts it when ``[admin] enabled = true`` and ``stop()`` stops it. It
+``ProxyServer.start()`` starts it when ``[admin] enabled = true`` and ``stop()`` stops it (through
+``proxy.manage.admin.listener``, the factory the entry points hand to ``ProxyServer``). It
 binds its own socket first (so a busy port fails the proxy's start at once, and ``port`` is
 known even for port 0), never installs signal handlers (the proxy owns SIGTERM / SIGINT), never
 reconfigures logging, ignores ``X-Forwarded-*`` headers (client addresses feed the sign-in rate
@@ -123,6 +124,10 @@ class AdminServer:
         scheme = "https" if self.config.tls_cert is not None else "http"
         host = self.config.host
         return f"{scheme}://{f'[{host}]' if ':' in host else host}:{self._port}"
+
+    def set_metrics_token(self, token: str | None) -> None:
+        """The bearer token ``GET /metrics`` requires from now on (None: none)."""
+        self.endpoint.set_token(token)
 
     async def start(self) -> None:
         sock = _listen(self.config.host, self.config.port)

@@ -1,0 +1,31 @@
+"""The store a catalog URL names, opened: the one place that picks a concrete store.
+
+``auth.catalog`` opens its store here and works on the ``auth.store.CatalogStore`` interface
+alone; the URL grammar is ``auth.urls``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from auth.sqlite_store import SqliteCatalogStore
+from auth.store import CatalogStore, StoreError
+from auth.urls import is_mysql_url, sqlite_path
+
+
+def open_store(url: str, base_dir: Path) -> CatalogStore:
+    """The store ``url`` names (a relative SQLite path is under ``base_dir``), connected but
+    not checked or migrated. StoreError, its text saying which catalog, if it cannot be."""
+    if is_mysql_url(url):
+        # PyMySQL is imported only by a process whose catalog is on MySQL.
+        from auth.mysql_store import MysqlCatalogStore
+
+        try:
+            return MysqlCatalogStore.open(url)
+        except StoreError as error:
+            raise StoreError(f"cannot open the catalog: {error}") from error
+    path = sqlite_path(url, base_dir)
+    try:
+        return SqliteCatalogStore.open(path)
+    except StoreError as error:
+        raise StoreError(f"cannot open the catalog {path}: {error}") from error
