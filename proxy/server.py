@@ -10,8 +10,10 @@ import itertools
 import logging
 import signal
 import ssl
+import sys
 import time
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -82,6 +84,10 @@ class ServerContext:
         self.server_version = config.server.server_version or FALLBACK_SERVER_VERSION
         # Prometheus metrics (proxy/ops/metrics.py lists the calls sessions make).
         self.metrics = Metrics(catalog_version=lambda: self.catalog.snapshot().version)
+        # Statements too long to analyse on the event loop, or not analysed before (a sqlglot
+        # parse), are analysed here; two threads, so one tenant's huge statements queue
+        # behind each other, not in front of everyone's catalog calls (the default executor).
+        self.analysis_pool = ThreadPoolExecutor(2, thread_name_prefix="shardgate-analysis")
 
     def next_connection_id(self) -> int:
         sequence = next(self._ids)
@@ -266,6 +272,10 @@ class ProxyServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
+        # A long analysis in a worker thread holds the interpreter lock in turns: hand it back
+        # to the event loop every millisecond (the default is five), so other tenants' relays
+        # wait at most that long for it.
+        sys.setswitchinterval(0.001)
         server = self.ctx.config.server
         self.ctx.server_version = server.server_version or await _backend_version(self.ctx.config)
         worker = self.ctx.worker
@@ -519,6 +529,7 @@ class ProxyServer:
                 await asyncio.wait_for(self._server.wait_closed(), 2)
         # Login records still queued for a busy catalog: a last try (bounded).
         await asyncio.to_thread(self.ctx.bookkeeping.close, BOOKKEEPING_CLOSE_SECONDS)
+        self.ctx.analysis_pool.shutdown(wait=False, cancel_futures=True)
         log.info("shardgate stopped")
 
 

@@ -10,6 +10,7 @@ the session it serves.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import Executor
 from typing import Protocol, TypeVar
 
 from auth.accounts import AccountManager
@@ -32,6 +33,10 @@ class SessionHost(LoginServices, Protocol[S]):
     def draining(self) -> bool: ...
     @property
     def sessions(self) -> dict[int, S]: ...
+    @property
+    def analysis_pool(self) -> Executor:
+        """Where statements are analysed when that is too slow for the event loop."""
+        ...
 
     async def backend_target(self, account: Account, database: str | None) -> BackendTarget:
         """Where and as whom a session of ``account`` reaches ``database`` (None: no database,

@@ -377,7 +377,7 @@ class Session:
             except NeedsParse:
                 pass
         return await asyncio.get_running_loop().run_in_executor(
-            None, _analyze_payload, payload, db, mode, flavor
+            self.ctx.analysis_pool, _analyze_payload, payload, db, mode, flavor
         )
 
     # -- carrying a plan out --------------------------------------------------------------------

@@ -311,14 +311,36 @@ def _element(mode: LexMode) -> str:
 
 
 def _bulk(mode: LexMode) -> tuple[re.Pattern[str], re.Pattern[str]]:
-    """``shapes()``'s shortcuts: the further elements of an all-literal ``IN`` list up to its
-    closing parenthesis, and a run of further all-literal ``VALUES`` rows -- what the key drops.
-    Possessive throughout: linear time."""
+    """``shapes()``'s shortcuts: the further elements of an all-literal ``IN`` list, and a run
+    of further all-literal ``VALUES`` rows -- what the key drops. Possessive throughout: linear
+    time. Applied in slices (:func:`_skip`), so that no single regular-expression call, which
+    holds the interpreter lock, runs long on a huge statement."""
     elem = _element(mode)
     more = rf"(?:{_WS},{_WS}{elem})"
-    in_rest = re.compile(rf"{more}++(?={_WS}\))")
-    rows = re.compile(rf"(?:{_WS},{_WS}\({_WS}{elem}{more}*+{_WS}\))++")
+    # Each unit must be followed by the delimiter of the next (or the list's end), which a
+    # slice's end cuts off: a unit the slice cuts never matches short.
+    in_rest = re.compile(rf"(?:{more}(?={_WS}[,)]))++")
+    rows = re.compile(rf"(?:{_WS},{_WS}\({_WS}{elem}{more}*+{_WS}\)(?={_WS},))++")
     return in_rest, rows
+
+
+_LIST_END = re.compile(_WS + r"\)")
+# How much one call of a bulk pattern may scan (~10 ms): another thread, the event loop's,
+# gets the interpreter lock between calls.
+_SKIP_SLICE = 256 * 1024
+
+
+def _skip(pattern: re.Pattern[str], sql: str, pos: int) -> int:
+    """How far ``pattern``'s units repeat from ``pos`` (``pos`` if not at all), matched one
+    slice of the text at a time: a unit cut by a slice's end is matched whole by the next."""
+    n = len(sql)
+    end = pos
+    while end < n:
+        more = pattern.match(sql, end, min(n, end + _SKIP_SLICE))
+        if more is None or more.end() == end:
+            break
+        end = more.end()
+    return end
 
 
 _MODES = [LexMode(a, b) for a in (False, True) for b in (False, True)]
@@ -707,14 +729,15 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
             if bulk_in is not None and bulk_rows is not None:
                 if list_at >= 0:
                     if list_in and expect == _AFTER and keep_to < 0:
-                        more = bulk_in.match(sql, te)
-                        if more is not None:
+                        # only when the list's literals run to its closing parenthesis
+                        skipped = _skip(bulk_in, sql, te)
+                        if skipped > te and _LIST_END.match(sql, skipped) is not None:
                             keep_to = len(images)
-                            te = more.end()
+                            te = skipped
                 elif rows_anchor == len(images):
-                    more = bulk_rows.match(sql, te)
-                    if more is not None:
-                        te = more.end()
+                    skipped = _skip(bulk_rows, sql, te)
+                    if skipped > te:
+                        te = skipped
                         kind = TokenKind.OP
                         image = ")"
         last_end = te

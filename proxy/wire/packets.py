@@ -218,18 +218,25 @@ def frame(seq: int, payload: bytes) -> bytes:
     n = len(payload)
     if n < MAX_PAYLOAD:
         return _U32.pack(n | (seq & 0xFF) << 24) + payload
-    parts: list[bytes] = []
+    return b"".join(frame_parts(seq, payload))
+
+
+def frame_parts(seq: int, payload: bytes) -> list[bytes | memoryview]:
+    """:func:`frame` as a list of pieces -- headers, and views of ``payload`` not copied -- for
+    a vectored write of a large payload."""
+    parts: list[bytes | memoryview] = []
     view = memoryview(payload)
     pos = 0
+    n = len(payload)
     while True:
-        chunk = view[pos : pos + MAX_PAYLOAD]
-        size = len(chunk)
+        size = min(MAX_PAYLOAD, n - pos)
         parts.append(_U32.pack(size | (seq & 0xFF) << 24))
-        parts.append(bytes(chunk))
+        if size:
+            parts.append(view[pos : pos + size])
         seq += 1
         pos += size
         if size < MAX_PAYLOAD:
-            return b"".join(parts)
+            return parts
 
 
 def frame_count(payload_len: int) -> int:

@@ -23,6 +23,7 @@ from proxy.wire.packets import (
     ProtocolError,
     ServerStatus,
     frame,
+    frame_parts,
     parse_eof,
     parse_ok_status,
     parse_stmt_prepare_ok,
@@ -34,6 +35,8 @@ _MORE_RESULTS_EXISTS = int(ServerStatus.MORE_RESULTS_EXISTS)
 _CURSOR_EXISTS = int(ServerStatus.CURSOR_EXISTS)
 # Pause the peer that feeds a connection once this much is waiting to be sent on it.
 WRITE_HIGH_WATER = 256 * 1024
+# Payloads from this size on are written as pieces (frame headers and views), not copied whole.
+LARGE_WRITE = 1024 * 1024
 
 
 class ConnectionLost(Exception):
@@ -136,7 +139,7 @@ class PacketConnection(asyncio.Protocol):
         n = len(buf)
         pos = 0
         total = 0
-        parts: list[bytes] = []
+        spans: list[tuple[int, int]] = []
         while True:
             if n - pos < 4:
                 return None
@@ -148,11 +151,17 @@ class PacketConnection(asyncio.Protocol):
             if end > n:
                 return None
             seq = buf[pos + 3]
-            parts.append(bytes(buf[pos + 4 : end]))
+            spans.append((pos + 4, end))
             pos = end
             if length < MAX_PAYLOAD:
+                if len(spans) == 1:
+                    payload = bytes(buf[spans[0][0] : end])
+                else:
+                    # one copy of a large packet: views of the buffer, joined
+                    with memoryview(buf) as view:
+                        payload = b"".join([view[a:b] for a, b in spans])
                 del buf[:pos]
-                return seq, parts[0] if len(parts) == 1 else b"".join(parts)
+                return seq, payload
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -162,9 +171,17 @@ class PacketConnection(asyncio.Protocol):
 
     def write(self, seq: int, payload: bytes) -> int:
         """Queue a packet; returns the next sequence id."""
-        self.write_raw(frame(seq, payload))
+        if len(payload) < LARGE_WRITE:
+            self.write_raw(frame(seq, payload))
+        else:
+            self.write_parts(frame_parts(seq, payload))
         # frame() splits at 16 MiB; each frame consumed one sequence id.
         return (seq + len(payload) // MAX_PAYLOAD + 1) & 0xFF
+
+    def write_parts(self, parts: list[bytes | memoryview]) -> None:
+        """A vectored write: a large payload is not copied into one buffer first."""
+        if self.transport is not None:
+            self.transport.writelines(parts)
 
     def write_many(self, seq: int, payloads: list[bytes]) -> int:
         for payload in payloads:
@@ -271,6 +288,12 @@ class ClientConnection(PacketConnection):
             self.tls.send(data)
         elif self.transport is not None:
             self.transport.write(data)
+
+    def write_parts(self, parts: list[bytes | memoryview]) -> None:
+        if self.tls is not None:
+            self.tls.send(b"".join(parts))
+        elif self.transport is not None:
+            self.transport.writelines(parts)
 
     def close(self) -> None:
         if self.tls is not None and not self.is_closing():

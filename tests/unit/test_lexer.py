@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import proxy.sql.lexer as lexer_module
 from proxy.sql.lexer import (
     LexedStatement,
     LexError,
@@ -636,4 +637,33 @@ def test_shapes_cut_like_lex_around_literal_lists(pieces: list[str], mode: LexMo
         return
     assert [(s.key, s.images, s.text, s.start, s.end) for s in statements] == [
         (k, tuple(i), t, s, e) for k, i, t, s, e in shapes(sql, mode)
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pieces=st.lists(st.one_of(_LIST_PIECES, _list_chunk()), max_size=12),
+    mode=st.sampled_from([DEFAULT, NOBS, ANSI, BOTH]),
+    slice_=st.integers(1, 12),
+)
+def test_shapes_skip_literal_lists_in_slices_like_whole(
+    pieces: list[str], mode: LexMode, slice_: int
+) -> None:
+    """shapes() matches its bulk patterns one slice of the text at a time (so no regex call
+    holds the interpreter lock for long): tiny slices, which cut units anywhere, cut the text
+    exactly as lex() does."""
+    sql = "".join(pieces)
+    saved = lexer_module._SKIP_SLICE
+    lexer_module._SKIP_SLICE = slice_
+    try:
+        sliced = shapes(sql, mode)
+    except LexError as err:
+        with pytest.raises(LexError) as info:
+            lex(sql, mode)
+        assert info.value.pos == err.pos
+        return
+    finally:
+        lexer_module._SKIP_SLICE = saved
+    assert [(s.key, s.images, s.text, s.start, s.end) for s in lex(sql, mode)] == [
+        (k, tuple(i), t, s, e) for k, i, t, s, e in sliced
     ]
