@@ -20,6 +20,7 @@ from auth.catalog import Catalog, CatalogSnapshot
 from auth.errors import ErrorCode, sql_error
 from auth.passwords import generate_rsa_keypair
 from auth.policy import profile_by_name
+from proxy.backend.mirror import MirrorManager
 from proxy.ops.config import Config, ConfigError, load_config
 from proxy.ops.digest import QueryDigest
 from proxy.ops.logs import bind_connection, configure_logging
@@ -65,6 +66,8 @@ class ServerContext:
         self.server_version = config.server.server_version or FALLBACK_SERVER_VERSION
         # Prometheus metrics (proxy/ops/metrics.py lists the calls sessions make).
         self.metrics = Metrics(catalog_version=lambda: self.catalog.snapshot().version)
+        # The mirrored backend accounts sessions connect as (proxy/backend/mirror.py).
+        self.mirrors = MirrorManager(lambda: self.config, catalog)
 
     def next_connection_id(self) -> int:
         sequence = next(self._ids)
@@ -181,6 +184,7 @@ class ProxyServer:
                 self.ctx.accounts,
                 self.ctx.catalog,
                 self.ctx.secret,
+                self.ctx.mirrors,
                 dashboard=config.admin.enabled,
                 metrics=self.ctx.metrics if config.metrics.enabled else None,
                 metrics_token=config.metrics.token(),
@@ -196,6 +200,9 @@ class ProxyServer:
             reuse_port=worker is not None,
         )
         self._poller = asyncio.create_task(self._poll_catalog())
+        # Mirrors: reconciled now and every RECONCILE_SECONDS, in the background (a session
+        # whose mirror is not verified yet syncs it on demand).
+        self._reconciler = asyncio.create_task(self.ctx.mirrors.run())
         # Everything allocated so far (the catalog snapshot: with 100,000 accounts, millions of
         # objects) lives as long as the process: keep it out of the garbage collector's
         # generations, which the hot path's short-lived objects would otherwise make it walk.
@@ -307,11 +314,15 @@ class ProxyServer:
         """Changes made by another process (the CLI, another node) reach open sessions."""
         while True:
             await asyncio.sleep(CATALOG_POLL_SECONDS)
+            before = self.ctx.snapshot()
             try:
-                await asyncio.to_thread(self.ctx.catalog.refresh)
+                changed = await asyncio.to_thread(self.ctx.catalog.refresh)
             except Exception:  # keep serving on the last good snapshot
                 self.ctx.metrics.catalog_refresh_failures.inc()
                 log.exception("catalog refresh failed")
+                continue
+            if changed:  # the mirrors of the accounts that changed follow, in the background
+                self.ctx.mirrors.catalog_moved(before)
 
     async def serve_until_stopped(self) -> None:
         loop = asyncio.get_running_loop()
@@ -410,6 +421,8 @@ class ProxyServer:
         if self._server is not None:
             self._server.close()
         self._poller.cancel()
+        self._reconciler.cancel()
+        await self.ctx.mirrors.stop()
         if self.ctx.worker is not None:
             self._publisher.cancel()
         self._watchdog.cancel()

@@ -34,11 +34,9 @@ from proxy.backend.connection import (
     BackendConnection,
     BackendError,
     BackendQueryError,
-    BackendTarget,
-    backend_password,
     quote_string,
-    usage_target,
 )
+from proxy.backend.mirror import SHARD_REFUSALS, mirror_user, shard_refused
 from proxy.ops.digest import DIGEST_COLUMNS, digest_table
 from proxy.ops.logs import audit_login, bind_account
 from proxy.plan.authorize import (
@@ -502,6 +500,8 @@ class Session:
                     "account dropped",
                 )
             self.account = current
+            if snapshot is not self._checked_snapshot and self.backend is not None:
+                await self.ctx.mirrors.follow(self.backend, snapshot, current, self.current_db)
             self._checked_snapshot = snapshot
             handler = self._handlers.get(command)
             if handler is None:
@@ -769,6 +769,8 @@ class Session:
         """A relayed statement is complete: the query digest and the shard's latency."""
         seconds = time.perf_counter() - started
         self.ctx.digest.record(self.current_db, digest, seconds, scanner.rows)
+        if scanner.error and scanner.errno in SHARD_REFUSALS:
+            shard_refused(self.ctx.metrics, scanner.errno, self.current_db, digest)
         self.ctx.metrics.shard(backend.target.shard).latency.observe(seconds)
 
     def _remember_setting(self, text: bytes) -> None:
@@ -826,25 +828,10 @@ class Session:
     async def _connect_backend(
         self, logical_db: str | None, select_database: bool
     ) -> BackendConnection:
-        if logical_db is None:
-            # Any shard that holds a database has the usage account (provision.py).
-            databases = self.ctx.snapshot().databases()
-            if not databases:
-                raise BackendError("no database exists yet")
-            target = usage_target(self.ctx.config.shard(databases[0].shard), self.ctx.secret)
-        else:
-            database = self.ctx.snapshot().database(logical_db)
-            if database is None:
-                raise BackendError(f"database '{logical_db}' no longer exists")
-            shard = self.ctx.config.shard(database.shard)
-            target = BackendTarget(
-                shard=shard.name,
-                host=shard.host,
-                port=shard.port,
-                user=database.backend_user,
-                password=backend_password(self.ctx.secret, shard.name, database.physical_name),
-                database=database.physical_name if select_database else None,
-            )
+        assert self.account is not None
+        target = await self.ctx.mirrors.target_for(
+            self.ctx.snapshot(), self.account, logical_db, select_database
+        )
         try:
             return await BackendConnection.connect(
                 target,
@@ -886,7 +873,7 @@ class Session:
         actor = Actor(self.account, self.client_ip, self.current_db)
         try:
             reply = await execute_account_statement(
-                self.ctx.accounts, text, actor, self._table_exists
+                self.ctx.accounts, text, actor, self._table_exists, self.ctx.mirrors
             )
         except SqlError as error:
             self._reply_error(error)
@@ -933,9 +920,9 @@ class Session:
         assert database is not None
         backend = self.backend
         if backend is not None and not backend.broken:
-            if (
-                backend.target.shard == database.shard
-                and backend.target.user == database.backend_user
+            assert self.account is not None
+            if backend.target.shard == database.shard and backend.target.user == mirror_user(
+                self.ctx.secret, self.account.id, database.physical_name
             ):
                 backend.send(b"\x02" + database.physical_name.encode())
                 scanner = await self._relay(backend, ResponseKind.SINGLE)

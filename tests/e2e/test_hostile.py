@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auth.privileges import Priv
-from proxy.backend.connection import backend_user
+from proxy.backend.mirror import mirror_suffix, mirror_user
 from proxy.sql.analyze import Kind, Statement, analyze
 from proxy.sql.lexer import DEFAULT_MODE, LexMode
 from tests.e2e.conftest import PASSWORDS, ProxyEnv
@@ -78,7 +78,10 @@ class World(Env):
 
     def __init__(self, proxy: ProxyEnv) -> None:
         super().__init__(proxy)
-        self.backend_account = backend_user("easydb")
+        secret = proxy.config.catalog_secret()
+        # The general log's user_host of any mirrored account on easydb (sgm_<id>_<suffix>).
+        suffix = mirror_suffix(secret, "easydb").replace("_", "\\_")
+        self.backend_accounts = f"sgm\\_%{suffix}[%"
         for statement in (
             "DROP TABLE IF EXISTS hxpub, hxsec, hxms",
             "CREATE TABLE hxpub (id INT PRIMARY KEY, v VARCHAR(40))",
@@ -93,6 +96,10 @@ class World(Env):
             self.shard_exec(statement)
         # SELECT and INSERT on hxpub, nothing else
         self.user = self.create_account([("SELECT, INSERT", "hxpub")], prefix="h")
+        account = proxy.server.ctx.snapshot().find_account(self.user, "%")
+        assert account is not None
+        # The shard account this user's sessions run as.
+        self.backend_account = mirror_user(secret, account.id, "easydb")
 
     def close(self) -> None:
         try:
@@ -106,14 +113,14 @@ class World(Env):
         return rows(self.shard, "SELECT NOW(6)")[0][0]
 
     def relayed(self, since: Any) -> list[str]:
-        """Statements the easydb backend account sent to the shard since ``since`` (but for
+        """Statements the easydb backend accounts sent to the shard since ``since`` (but for
         the ``SET NAMES utf8mb4`` every new PyMySQL connection sends)."""
         found = rows(
             self.shard,
             "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log "
             "WHERE event_time >= %s AND user_host LIKE %s "
             "AND command_type IN ('Query', 'Prepare', 'Execute') ORDER BY event_time",
-            (since, self.backend_account + "[%"),
+            (since, self.backend_accounts),
         )
         return [r[0] for r in found if r[0] != "SET NAMES utf8mb4"]
 
@@ -1528,7 +1535,7 @@ def test_fuzz_never_crashes_and_never_relays_a_refused_statement(world: World) -
             world.shard,
             "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log "
             f"WHERE command_type = 'Query' AND thread_id IN ({ids}) AND user_host LIKE %s",
-            (world.backend_account + "[%",),
+            (world.backend_accounts,),
         )
         unexpected = [text for (text,) in logged if text not in relayable]
         assert unexpected == []

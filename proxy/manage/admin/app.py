@@ -63,6 +63,7 @@ from auth.accounts import AccountManager, Actor
 from auth.catalog import Catalog
 from auth.model import Account
 from auth.passwords import hash_password, verify_password
+from proxy.backend.mirror import MirrorManager
 from proxy.manage.admin.ratelimit import LoginLimiter
 from proxy.manage.admin.users import UserAdmin, UserAdminError
 from proxy.ops.config import AdminConfig
@@ -120,10 +121,16 @@ class AdminApp:
     """The application's state and handlers (one per admin server)."""
 
     def __init__(
-        self, accounts: AccountManager, catalog: Catalog, config: AdminConfig, session_secret: str
+        self,
+        accounts: AccountManager,
+        catalog: Catalog,
+        mirrors: MirrorManager,
+        config: AdminConfig,
+        session_secret: str,
     ) -> None:
         self.users = UserAdmin(accounts)
         self.catalog = catalog
+        self.mirrors = mirrors
         self.config = config
         self.limiter = LoginLimiter(config.login_max_failures, config.login_window)
         self._fingerprint_key = hashlib.sha256(
@@ -457,9 +464,11 @@ class AdminApp:
         host = self._text(data, "host", "%")
         read_only = self._flag(data, "read_only", True)
         actor = Actor(account, _client_ip(request))
+        before = self.catalog.snapshot()
         row, password = await self._call(
             self.users.create_user, actor, database, username, host, None, read_only
         )
+        await self.mirrors.catalog_changed(before)
         return JSONResponse({"user": row.as_json(), "password": password}, 201)
 
     async def api_reset(self, request: Request) -> Response:
@@ -479,7 +488,9 @@ class AdminApp:
         self._confirm(data, user)
         host = self._text(data, "host", "%")
         actor = Actor(account, _client_ip(request))
+        before = self.catalog.snapshot()
         await self._call(self.users.delete_user, actor, database, user, host)
+        await self.mirrors.catalog_changed(before)
         return JSONResponse({"deleted": {"username": user, "host": host}})
 
 
@@ -520,6 +531,10 @@ class _SecurityHeaders:
 
 
 def create_app(
-    accounts: AccountManager, catalog: Catalog, config: AdminConfig, session_secret: str
+    accounts: AccountManager,
+    catalog: Catalog,
+    mirrors: MirrorManager,
+    config: AdminConfig,
+    session_secret: str,
 ) -> AdminApp:
-    return AdminApp(accounts, catalog, config, session_secret)
+    return AdminApp(accounts, catalog, mirrors, config, session_secret)

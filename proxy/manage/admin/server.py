@@ -26,6 +26,7 @@ import uvicorn
 
 from auth.accounts import AccountManager
 from auth.catalog import Catalog
+from proxy.backend.mirror import MirrorManager
 from proxy.manage.admin.app import AdminApp, create_app
 from proxy.manage.admin.metrics import MetricsEndpoint
 from proxy.ops.config import AdminConfig, ConfigError
@@ -84,6 +85,7 @@ class AdminServer:
         accounts: AccountManager,
         catalog: Catalog,
         catalog_secret: bytes,
+        mirrors: MirrorManager,
         *,
         dashboard: bool = True,
         metrics: Metrics | None = None,
@@ -93,7 +95,7 @@ class AdminServer:
         ``metrics_token``: only to ``Authorization: Bearer <token>``)."""
         self.config = config
         self.app: AdminApp | None = (
-            create_app(accounts, catalog, config, session_secret(config, catalog_secret))
+            create_app(accounts, catalog, mirrors, config, session_secret(config, catalog_secret))
             if dashboard
             else None
         )
