@@ -373,28 +373,6 @@ class BackendConnection(PacketConnection):
             self.broken = True
             self.abort()
 
-    async def collect(self, kind: ResponseKind, limit: int) -> list[bytes]:
-        """Read one whole response into memory (for the proxy's filtered metadata results)."""
-        scanner = ResponseScanner(kind, self.capabilities)
-        payloads: list[bytes] = []
-        total = 0
-        self.waiting_since = time.monotonic()
-        try:
-            while True:
-                _, payload = await self.read(limit)
-                total += len(payload)
-                if total > limit:
-                    raise ProtocolViolation(f"metadata result larger than {limit} bytes")
-                payloads.append(payload)
-                if scanner.frame(payload, 0, len(payload)):
-                    if scanner.status is not None:
-                        self.status = scanner.status
-                    return payloads
-        except (ConnectionLost, ProtocolViolation, PacketTooLarge) as exc:
-            raise self._given_up(exc) from None
-        finally:
-            self.waiting_since = 0.0
-
     async def command(self, payload: bytes) -> bytes:
         """Send a command whose answer is one packet, and return that packet."""
         try:

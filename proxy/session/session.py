@@ -57,12 +57,6 @@ from proxy.plan.authorize import (
 )
 from proxy.session.account_statements import ResultReply, execute_account_statement
 from proxy.session.authn import CACHING_SHA2, SUPPORTED_PLUGINS, AuthContext, run_plugin
-from proxy.session.metadata import (
-    SHOW_TABLES,
-    Unfilterable,
-    filter_tables,
-    metadata_query_is_simple,
-)
 from proxy.sql.analyze import Kind, Statement, analyze_with_digest, cached_shape
 from proxy.sql.lexer import LexMode
 from proxy.wire.packets import (
@@ -106,19 +100,8 @@ _SAFE_CHARSET_IDS = {8, 11, 33, 45, 46, 47, 48, 63, 83, 192, 224, 255}
 _STATUS_AUTOCOMMIT = int(ServerStatus.AUTOCOMMIT)
 _COM_QUERY = int(Command.COM_QUERY)
 _COM_STMT_EXECUTE = int(Command.COM_STMT_EXECUTE)
-METADATA_LIMIT = 16 * 1024 * 1024
 MAX_REMEMBERED_SETTINGS = 64
 _SET = re.compile(r"\s*SET\b", re.IGNORECASE)
-_METADATA_ALONE = sql_error(
-    ErrorCode.NOT_SUPPORTED_YET,
-    "With table-level privileges only, send SHOW TABLES and information_schema queries "
-    "as single text statements",
-)
-_METADATA_UNFILTERABLE = sql_error(
-    ErrorCode.SPECIFIC_ACCESS_DENIED,
-    "Access denied; with table-level privileges only, an information_schema query must be a "
-    "single SELECT of plain columns from one table, including TABLE_NAME",
-)
 _SHOW_WARNINGS = re.compile(r"\s*SHOW\s+WARNINGS\s*;?\s*$", re.IGNORECASE)
 
 
@@ -561,10 +544,7 @@ class Session:
                 digest, statement = shortcut
             kind = statement.kind
             kind_name = kind.value
-            if kind is Kind.QUERY:
-                if self._hides_tables(statement, snapshot, sql):
-                    return False
-            elif (
+            if kind is not Kind.QUERY and (
                 kind is not Kind.SESSION
                 or statement.lex_mode is not None
                 or statement.charset is not None
@@ -657,9 +637,7 @@ class Session:
         caller = self._caller()
         if len(statements) == 1:
             decision = decide(statements[0], snapshot, caller)
-            if isinstance(decision, Allow) and self._hides_tables(statements[0], snapshot):
-                await self._relay_metadata(statements[0])
-            elif isinstance(decision, Allow):
+            if isinstance(decision, Allow):
                 text = (
                     raw
                     if statements[0].text == sql
@@ -686,60 +664,8 @@ class Session:
             if isinstance(decision, Deny):
                 self._reply_error(decision.error)
                 return
-            if self._hides_tables(statement, snapshot):
-                self._reply_error(_METADATA_ALONE)
-                return
         text = ";\n".join(s.text for s in statements).encode("utf-8", "surrogateescape")
         await self._relay_query(text, None, digest)
-
-    def _hides_tables(
-        self, statement: Statement, snapshot: CatalogSnapshot, text: str | None = None
-    ) -> bool:
-        """A metadata statement by an account that may not see every table of the database.
-
-        ``text`` is the statement's text when ``statement`` is a cache entry without one."""
-        if not (
-            statement.reads_information_schema
-            or SHOW_TABLES.match(statement.text if text is None else text)
-        ):
-            return False
-        assert self.account is not None
-        if self.current_db is None:
-            return True
-        return not snapshot.privileges(self.account.id, self.current_db, None)
-
-    async def _relay_metadata(self, statement: Statement) -> None:
-        """Run a metadata query and send only the rows naming tables the account may see."""
-        if self.current_db is None:
-            self._reply_error(sql_error(ErrorCode.NO_DB, "No database selected"))
-            return
-        show = SHOW_TABLES.match(statement.text) is not None
-        if not metadata_query_is_simple(statement.text, show):
-            self._reply_error(_METADATA_UNFILTERABLE)
-            return
-        backend = await self._backend_or_error()
-        if backend is None:
-            return
-        assert self.account is not None
-        account_id, db = self.account.id, self.current_db
-        backend.send(b"\x03" + statement.text.encode("utf-8", "surrogateescape"))
-        try:
-            payloads = await backend.collect(ResponseKind.QUERY, METADATA_LIMIT)
-        except BackendError as exc:
-            self.backend = None
-            self._reply_error(_backend_lost(exc))
-            return
-        snapshot = self.ctx.snapshot()
-        try:
-            shown = filter_tables(
-                payloads,
-                lambda table: bool(snapshot.privileges(account_id, db, table)),
-                first_column=show,
-            )
-        except Unfilterable:
-            self._reply_error(_METADATA_UNFILTERABLE)
-            return
-        self._next_seq = self.client.write_many(self._next_seq, shown)
 
     async def _relay_query(self, text: bytes, statement: Statement | None, digest: str) -> None:
         backend = await self._backend_or_error()
@@ -1096,9 +1022,6 @@ class Session:
             )
             return
         statement = statements[0]
-        if self._hides_tables(statement, snapshot):
-            self._reply_error(_METADATA_ALONE)
-            return
         # Queries and transaction/session statements (sysbench prepares BEGIN and COMMIT);
         # not those the proxy answers itself, nor changes of sql_mode or character set,
         # which the proxy must see as text to keep its lexer in step.
