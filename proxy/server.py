@@ -67,7 +67,7 @@ class ServerContext:
         # Prometheus metrics (proxy/ops/metrics.py lists the calls sessions make).
         self.metrics = Metrics(catalog_version=lambda: self.catalog.snapshot().version)
         # The mirrored backend accounts sessions connect as (proxy/backend/mirror.py).
-        self.mirrors = MirrorManager(lambda: self.config, catalog)
+        self.mirrors = MirrorManager(lambda: self.config, catalog, self.metrics)
 
     def next_connection_id(self) -> int:
         sequence = next(self._ids)

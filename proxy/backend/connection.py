@@ -74,7 +74,13 @@ MAX_BACKEND_PACKET = 1 << 30
 
 
 class BackendError(Exception):
-    """The backend is unreachable, refused the proxy's login, or broke the protocol."""
+    """The backend is unreachable, refused the proxy's login, or broke the protocol.
+
+    ``errno``: the shard's error number when it refused the login (else 0)."""
+
+    def __init__(self, message: str, errno: int = 0) -> None:
+        super().__init__(message)
+        self.errno = errno
 
 
 @dataclass(frozen=True)
@@ -248,7 +254,9 @@ class BackendConnection(PacketConnection):
                 break
             if first == b"\xff":
                 err = parse_err(packet, capabilities)
-                raise BackendError(f"shard '{target.shard}' refused login: {err.message}")
+                raise BackendError(
+                    f"shard '{target.shard}' refused login: {err.message}", err.errno
+                )
             if first == b"\xfe":
                 # Auth switch: only mysql_native_password is used on the backend hop.
                 name_end = packet.index(b"\x00", 1)

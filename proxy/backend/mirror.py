@@ -79,6 +79,7 @@ LOCK_WAIT = 10  # seconds GET_LOCK waits for another node's round on the shard
 ROUND_TIMEOUT = 60.0  # one round on one shard, connect to unlock
 _IDS_PER_ROUND = 500  # account ids named in one round's queries
 _NO_SUCH_TABLE = 1146
+_ACCESS_DENIED = 1045
 
 # Errors a shard answers when its own privilege checks refuse a statement: in the answer to a
 # statement the proxy allowed, a classifier miss (or a grant change racing the statement).
@@ -561,9 +562,14 @@ class MirrorManager:
     ``config`` returns the current configuration (reloads change shard addresses and
     credentials). The verified state is per process."""
 
-    def __init__(self, config: Callable[[], Config], catalog: Catalog) -> None:
+    def __init__(
+        self, config: Callable[[], Config], catalog: Catalog, metrics: Metrics | None = None
+    ) -> None:
+        """``metrics``: where sessions' backend connection failures are counted (``connect``;
+        the CLI has none)."""
         self._config = config
         self._catalog = catalog
+        self._metrics = metrics
         self._secret = config().catalog_secret()
         # (shard, account id) -> physical database -> the grants verified on the shard.
         self._verified: dict[tuple[_ShardKey, int], dict[str, MirrorGrants]] = {}
@@ -645,6 +651,45 @@ class MirrorManager:
             database=found.physical_name if select_database else None,
             grants=desired,
         )
+
+    async def connect(
+        self,
+        snapshot: CatalogSnapshot,
+        account: Account,
+        database: str | None,
+        select_database: bool,
+        client_capabilities: int,
+        charset: int,
+    ) -> BackendConnection:
+        """A session's backend connection, through ``target_for``. A mirror's login the
+        shard refuses (dropped or changed behind this process's back, e.g. by another node
+        or the CLI for an account this snapshot still shows) loses its verification and is
+        tried once more after a sync. Failures count as backend errors of the shard."""
+        timeout = self._config().server.backend_connect_timeout
+        target = await self.target_for(snapshot, account, database, select_database)
+        for attempt in range(2):
+            try:
+                return await BackendConnection.connect(
+                    target,
+                    client_capabilities=client_capabilities,
+                    charset=charset,
+                    timeout=timeout,
+                )
+            except BackendError as exc:
+                if self._metrics is not None:
+                    self._metrics.backend_error(target.shard)
+                if attempt or exc.errno != _ACCESS_DENIED or target.grants is None:
+                    raise
+                self._forget(target, target.grants)
+                target = await self.target_for(
+                    self._catalog.snapshot(), account, database, select_database
+                )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _forget(self, target: BackendTarget, grants: MirrorGrants) -> None:
+        held = self._verified.get(((target.shard, target.host, target.port), grants.account_id))
+        if held is not None:
+            held.pop(grants.database, None)
 
     async def _verified_grants(
         self, snapshot: CatalogSnapshot, account: Account, database: str
@@ -747,6 +792,8 @@ class MirrorManager:
         shards = self._shards_holding(self._catalog.snapshot(), ids)
         if before is not None:
             shards |= self._shards_holding(before, ids)
+        # A database on a shard this configuration lacks is served by nobody here.
+        shards &= {shard.name for shard in self._config().shards}
         if shards:
             await asyncio.gather(*(self._request(name, ids) for name in sorted(shards)))
 

@@ -755,19 +755,14 @@ class Session:
         self, logical_db: str | None, select_database: bool
     ) -> BackendConnection:
         assert self.account is not None
-        target = await self.ctx.mirrors.target_for(
-            self.ctx.snapshot(), self.account, logical_db, select_database
+        return await self.ctx.mirrors.connect(
+            self.ctx.snapshot(),
+            self.account,
+            logical_db,
+            select_database,
+            self.capabilities,
+            self.charset,
         )
-        try:
-            return await BackendConnection.connect(
-                target,
-                client_capabilities=self.capabilities,
-                charset=self.charset,
-                timeout=self.ctx.config.server.backend_connect_timeout,
-            )
-        except BackendError:
-            self.ctx.metrics.backend_error(target.shard)
-            raise
 
     # Local actions ---------------------------------------------------------------------------
 
