@@ -312,17 +312,20 @@ class ProxyServer:
 
     async def _poll_catalog(self) -> None:
         """Changes made by another process (the CLI, another node) reach open sessions."""
+        seen = self.ctx.snapshot()
         while True:
             await asyncio.sleep(CATALOG_POLL_SECONDS)
-            before = self.ctx.snapshot()
             try:
-                changed = await asyncio.to_thread(self.ctx.catalog.refresh)
+                await asyncio.to_thread(self.ctx.catalog.refresh)
             except Exception:  # keep serving on the last good snapshot
                 self.ctx.metrics.catalog_refresh_failures.inc()
                 log.exception("catalog refresh failed")
                 continue
-            if changed:  # the mirrors of the accounts that changed follow, in the background
-                self.ctx.mirrors.catalog_moved(before)
+            # Every version change since the last poll (whoever refreshed): the mirrors of the
+            # accounts that changed follow, in the background.
+            if self.ctx.snapshot().version != seen.version:
+                self.ctx.mirrors.catalog_moved(seen)
+                seen = self.ctx.snapshot()
 
     async def serve_until_stopped(self) -> None:
         loop = asyncio.get_running_loop()

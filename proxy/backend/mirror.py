@@ -760,25 +760,56 @@ class MirrorManager:
     # -- changes ------------------------------------------------------------------------------
 
     async def catalog_changed(self, before: CatalogSnapshot) -> None:
-        """The catalog moved on from ``before`` (this process's change, or another's seen by
-        the poller): sync the accounts whose grants changed. Never raises; failures are logged
-        and left to the reconciler."""
+        """This process changed the catalog since ``before``: sync the accounts whose grants
+        changed. Never raises; failures are logged and left to the reconciler."""
+        ids = await self._changed(before)
+        if ids is None:
+            await self.reconcile()
+        elif ids:
+            await self.sync(ids, before)
+
+    def catalog_moved(self, before: CatalogSnapshot) -> None:
+        """The catalog poller saw the catalog move on from ``before`` (changes by other
+        processes, and this one's): in the background, sync the accounts whose grants changed
+        and whose mirrors this process has not already seen in step."""
+
+        async def work() -> None:
+            ids = await self._changed(before)
+            if ids is None:
+                await self.reconcile()
+                return
+            snapshot = self._catalog.snapshot()
+            await self.sync([i for i in ids if not self._in_step(snapshot, i)], before)
+
+        self._spawn(work())
+
+    async def _changed(self, before: CatalogSnapshot) -> list[int] | None:
+        """Accounts whose grants differ between ``before`` and now (None: the change log no
+        longer reaches back to ``before``, or cannot be read)."""
         try:
             changed = await asyncio.to_thread(self._catalog.changed_since, before.version)
         except Exception as exc:  # the catalog is unreachable: the reconciler catches up
             log.warning("mirror sync skipped: reading the catalog's change log failed: %s", exc)
-            return
+            return []
         if changed is None:
-            await self.reconcile()
-            return
+            return None
         after = self._catalog.snapshot()
-        ids = [i for i in changed if before.grants_of(i) != after.grants_of(i)]
-        if ids:
-            await self.sync(ids, before)
+        return [i for i in sorted(changed) if before.grants_of(i) != after.grants_of(i)]
 
-    def catalog_moved(self, before: CatalogSnapshot) -> None:
-        """``catalog_changed(before)`` in the background (for the catalog poller)."""
-        self._spawn(self.catalog_changed(before))
+    def _in_step(self, snapshot: CatalogSnapshot, account_id: int) -> bool:
+        """Whether this process has seen the account's mirrors on every configured shard
+        holding exactly what ``snapshot`` says (and no others)."""
+        wanted: dict[str, dict[str, MirrorGrants]] = {}
+        for key in snapshot.grants_of(account_id).database_keys:
+            database = snapshot.database(key)
+            if database is not None:
+                found = self.desired(snapshot, account_id, database)
+                if found is not None:
+                    wanted.setdefault(database.shard, {})[found.database] = found
+        return all(
+            self._verified.get((_shard_key(shard), account_id), {}) == wanted.get(shard.name, {})
+            for shard in self._config().shards
+        )
 
     async def sync(
         self, account_ids: Collection[int], before: CatalogSnapshot | None = None
@@ -918,8 +949,10 @@ class MirrorManager:
                 | self._dirty.get(shard.name, set())
                 | {account_id for (k, account_id) in self._verified if k == key}
             )
-        desired = desired_on_shard(snapshot, self._secret, shard.name, ids)
-        steps = plan(desired, actual, self._hasher(shard.name))
+        # Pure, and proportional to the mirrors in the round: off the event loop.
+        desired, steps = await asyncio.to_thread(
+            self._desired_steps, snapshot, shard.name, ids, actual
+        )
         steps += [DropUser(user, host) for user, host in sorted(found) if user in legacy]
         for step in steps:
             await _apply(admin, step)
@@ -936,8 +969,18 @@ class MirrorManager:
                 "; ".join(_describe(step) for step in steps[:20]),
             )
 
-    def _hasher(self, shard: str) -> Callable[[str], str]:
-        return lambda user: native_password_hash(mirror_password(self._secret, shard, user))
+    def _desired_steps(
+        self,
+        snapshot: CatalogSnapshot,
+        shard: str,
+        ids: Iterable[int],
+        actual: Mapping[tuple[str, str], ShardAccount],
+    ) -> tuple[dict[str, MirrorGrants], list[Step]]:
+        def password_hash(user: str) -> str:
+            return native_password_hash(mirror_password(self._secret, shard, user))
+
+        desired = desired_on_shard(snapshot, self._secret, shard, ids)
+        return desired, plan(desired, actual, password_hash)
 
 
 def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
