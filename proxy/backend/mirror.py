@@ -665,26 +665,30 @@ class MirrorManager:
         shard refuses (dropped or changed behind this process's back, e.g. by another node
         or the CLI for an account this snapshot still shows) loses its verification and is
         tried once more after a sync. Failures count as backend errors of the shard."""
-        timeout = self._config().server.backend_connect_timeout
         target = await self.target_for(snapshot, account, database, select_database)
-        for attempt in range(2):
-            try:
-                return await BackendConnection.connect(
-                    target,
-                    client_capabilities=client_capabilities,
-                    charset=charset,
-                    timeout=timeout,
-                )
-            except BackendError as exc:
-                if self._metrics is not None:
-                    self._metrics.backend_error(target.shard)
-                if attempt or exc.errno != _ACCESS_DENIED or target.grants is None:
-                    raise
-                self._forget(target, target.grants)
-                target = await self.target_for(
-                    self._catalog.snapshot(), account, database, select_database
-                )
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return await self._connect(target, client_capabilities, charset)
+        except BackendError as exc:
+            if exc.errno != _ACCESS_DENIED or target.grants is None:
+                raise
+            self._forget(target, target.grants)
+        target = await self.target_for(self._catalog.snapshot(), account, database, select_database)
+        return await self._connect(target, client_capabilities, charset)
+
+    async def _connect(
+        self, target: BackendTarget, client_capabilities: int, charset: int
+    ) -> BackendConnection:
+        try:
+            return await BackendConnection.connect(
+                target,
+                client_capabilities=client_capabilities,
+                charset=charset,
+                timeout=self._config().server.backend_connect_timeout,
+            )
+        except BackendError:
+            if self._metrics is not None:
+                self._metrics.backend_error(target.shard)
+            raise
 
     def _forget(self, target: BackendTarget, grants: MirrorGrants) -> None:
         held = self._verified.get(((target.shard, target.host, target.port), grants.account_id))
@@ -826,14 +830,14 @@ class MirrorManager:
         # A database on a shard this configuration lacks is served by nobody here.
         shards &= {shard.name for shard in self._config().shards}
         if shards:
-            await asyncio.gather(*(self._request(name, ids) for name in sorted(shards)))
+            await _all(self._request(name, ids) for name in sorted(shards))
 
     async def reconcile(self) -> None:
         """Check every mirror of this catalog on every shard holding its databases (and
         retry failed syncs); never raises."""
         configured = {shard.name for shard in self._config().shards}
         shards = {db.shard for db in self._catalog.snapshot().databases()} | set(self._dirty)
-        await asyncio.gather(*(self._request(name, None) for name in sorted(shards & configured)))
+        await _all(self._request(name, None) for name in sorted(shards & configured))
 
     async def run(self) -> None:
         """Reconcile at start-up and every RECONCILE_SECONDS (a task of the server)."""
@@ -893,7 +897,7 @@ class MirrorManager:
                 for chunk in _chunks(sorted(ids), _IDS_PER_ROUND):
                     await asyncio.wait_for(self._round(shard, frozenset(chunk)), ROUND_TIMEOUT)
             except asyncio.CancelledError:
-                waiter.set_result("cancelled")
+                _resolve(waiter, "cancelled")
                 raise
             except (BackendError, BackendQueryError, MirrorError, ConfigError, TimeoutError) as exc:
                 error = f"{exc.__class__.__name__}: {exc}"
@@ -903,7 +907,7 @@ class MirrorManager:
             if error is not None:
                 self._dirty.setdefault(shard, set()).update(ids)
                 log.warning("mirror sync on shard '%s' failed: %s", shard, error)
-            waiter.set_result(error)
+            _resolve(waiter, error)
 
     async def _round(self, name: str, ids: frozenset[int] | None) -> None:
         """One round on one shard, under its lock: ``ids``' mirrors, or (None) all of them."""
@@ -954,12 +958,14 @@ class MirrorManager:
             self._desired_steps, snapshot, shard.name, ids, actual
         )
         steps += [DropUser(user, host) for user, host in sorted(found) if user in legacy]
+        # Mirrors read in step are verified now; those being changed once every step applied.
+        changing = {i for step in steps if (i := mirror_account_id(step.user)) is not None}
+        self._record(key, [i for i in ids if i not in changing], desired)
+        for account_id in changing:
+            self._verified.pop((key, account_id), None)
         for step in steps:
             await _apply(admin, step)
-        for account_id in ids:
-            self._verified.pop((key, account_id), None)
-        for want in desired.values():
-            self._verified.setdefault((key, want.account_id), {})[want.database] = want
+        self._record(key, [i for i in ids if i in changing], desired)
         self._dirty.get(shard.name, set()).difference_update(ids)
         if steps:
             log.info(
@@ -968,6 +974,19 @@ class MirrorManager:
                 len(steps),
                 "; ".join(_describe(step) for step in steps[:20]),
             )
+
+    def _record(
+        self, key: _ShardKey, account_ids: Iterable[int], desired: Mapping[str, MirrorGrants]
+    ) -> None:
+        """The accounts' mirrors on the shard ``key`` are ``desired`` (theirs among them)."""
+        held: dict[int, dict[str, MirrorGrants]] = {}
+        for want in desired.values():
+            held.setdefault(want.account_id, {})[want.database] = want
+        for account_id in account_ids:
+            if account_id in held:
+                self._verified[(key, account_id)] = held[account_id]
+            else:
+                self._verified.pop((key, account_id), None)
 
     def _desired_steps(
         self,
@@ -981,6 +1000,16 @@ class MirrorManager:
 
         desired = desired_on_shard(snapshot, self._secret, shard, ids)
         return desired, plan(desired, actual, password_hash)
+
+
+def _resolve(waiter: asyncio.Future[str | None], error: str | None) -> None:
+    if not waiter.done():
+        waiter.set_result(error)
+
+
+async def _all(waiters: Iterable[asyncio.Future[str | None]]) -> None:
+    """Wait for rounds; a caller cancelled meanwhile does not cancel them for the others."""
+    await asyncio.gather(*(asyncio.shield(waiter) for waiter in waiters))
 
 
 def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
