@@ -724,8 +724,8 @@ class Session:
         """The current database's backend connection, connecting if needed.
 
         A session with no current database still needs a backend for statements that touch
-        no table (``SET NAMES``, ``SELECT 1``, ``SELECT DATABASE()``): it uses the backend
-        account of the first database it may use, or, for an account that may use none, the
+        no table (``SET NAMES``, ``SELECT 1``, ``SELECT DATABASE()``): it uses its mirrored
+        account on the first database it may use, or, for an account that may use none, the
         shard's privilege-less usage account; either way with no default database.
         """
         if self.backend is not None and not self.backend.broken:
