@@ -27,7 +27,7 @@ from proxy.dev.localshard import ShardEndpoint
 from proxy.manage.cli import main
 from tests.conftest import connect_admin
 from tests.e2e.conftest import PASSWORDS, ProxyEnv, ProxyThread, start_proxy
-from tests.metrics_text import parse_exposition
+from tests.e2e.test_enforcement import classifier_misses, counted_miss
 
 PASSWORD = "Mirror#pass1"
 Grants = set[tuple[str, frozenset[str]]]
@@ -91,11 +91,6 @@ def grants_on_shard(shard: Any, user: str) -> Grants:
 
 def on_loop(proxy: ProxyEnv, work: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run_coroutine_threadsafe(work, proxy.loop).result(60)
-
-
-def misses(proxy: ProxyEnv) -> float:
-    samples = parse_exposition(proxy.server.ctx.metrics.render())
-    return sum(v for (name, _), v in samples.items() if name == "shardgate_classifier_misses_total")
 
 
 SELECTING = frozenset({"SELECT", "REFERENCES", "SHOW VIEW"})
@@ -237,12 +232,12 @@ def test_shard_refusal_is_relayed_and_counted(proxy: ProxyEnv, admin: Any, shard
         with proxy.connect(user="mirfour", password=PASSWORD) as conn:
             assert sql(conn, "SELECT v FROM mir_a WHERE id = 1") == [(10,)]
             sql(shard, f"REVOKE SELECT ON easydb.mir_a FROM '{mirror}'@'%'")
-            before = misses(proxy)
+            before = classifier_misses(proxy)
             with pytest.raises(pymysql.err.OperationalError) as info:
                 sql(conn, "SELECT v FROM mir_a WHERE id = 1")
             assert info.value.args[0] == 1142
             assert info.value.args[1].startswith(f"SELECT command denied to user '{mirror}'@")
-            assert misses(proxy) == before + 1
+            assert counted_miss(proxy, before)
             on_loop(proxy, proxy.server.ctx.mirrors.reconcile())
             assert sql(conn, "SELECT v FROM mir_a WHERE id = 1") == [(10,)]
     finally:
