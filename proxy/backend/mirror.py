@@ -742,7 +742,7 @@ class MirrorManager:
             return
         held = backend.target.grants
         desired = self.desired(snapshot, account.id, found)
-        if desired == held and (desired is None or self._is_verified(found, desired)):
+        if desired == held and (desired is None or self.verified(snapshot, account.id, database)):
             return
         now: MirrorGrants | None = None
         if desired is not None:

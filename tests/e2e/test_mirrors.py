@@ -132,6 +132,11 @@ def test_account_statements_are_on_the_shard_when_they_answer(
         }
         sql(admin, "REVOKE SELECT ON easydb.mir_a FROM mirone")
         assert grants_on_shard(shard, mirror) == {("`easydb`.*", frozenset({"INSERT"}))}
+        # ... and this node knows it: a session needs no sync before using it.
+        snapshot = proxy.server.ctx.snapshot()
+        account = snapshot.find_account("mirone", "%")
+        assert account is not None
+        assert proxy.server.ctx.mirrors.verified(snapshot, account.id, "easydb")
         sql(admin, "REVOKE INSERT ON easydb.* FROM mirone")
         assert not exists(shard, mirror)  # holds nothing in easydb: no mirror
         sql(admin, "GRANT UPDATE, CREATE ON easydb.mir_b TO mirone")
