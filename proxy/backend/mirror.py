@@ -49,7 +49,7 @@ from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from auth.catalog import Catalog, CatalogSnapshot
+from auth.catalog import Catalog, CatalogError, CatalogSnapshot
 from auth.model import Account, AccountGrants, Database
 from auth.passwords import native_hash
 from auth.privileges import NO_PRIVILEGES, Priv, priv_names
@@ -899,7 +899,14 @@ class MirrorManager:
             except asyncio.CancelledError:
                 _resolve(waiter, "cancelled")
                 raise
-            except (BackendError, BackendQueryError, MirrorError, ConfigError, TimeoutError) as exc:
+            except (
+                BackendError,
+                BackendQueryError,
+                MirrorError,
+                ConfigError,
+                CatalogError,
+                TimeoutError,
+            ) as exc:
                 error = f"{exc.__class__.__name__}: {exc}"
             except Exception as exc:  # a bug must not leave waiters hanging
                 log.exception("mirror round on shard '%s' failed", shard)
