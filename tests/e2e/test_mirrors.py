@@ -333,13 +333,15 @@ def test_unverifiable_mirror_refuses_the_session(
 ) -> None:
     """A proxy whose shard administrator credentials are wrong cannot verify any mirror: its
     sessions are refused with a clear error, never served."""
-    first = start_proxy(tmp_path, shards, "", [("mirbad", "s0")], "Mirbad#adm1", "Mirbad#ro1")
+    # On s1: provisioning resets the shard's shared sg_usage account from this proxy's secret,
+    # and the session proxy's sessions without a database use s0's.
+    first = start_proxy(tmp_path, shards, "", [("mirbad", "s1")], "Mirbad#adm1", "Mirbad#ro1")
     config = first.config
     first.stop()
     broken = dataclasses.replace(
         config,
         shards=[
-            dataclasses.replace(shard, password="wrong") if shard.name == "s0" else shard
+            dataclasses.replace(shard, password="wrong") if shard.name == "s1" else shard
             for shard in config.shards
         ],
     )
