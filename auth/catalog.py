@@ -574,6 +574,16 @@ class Catalog:
                 raise CatalogUnavailableError(f"catalog unavailable: {error}") from error
             return True
 
+    def changed_since(self, version: int) -> frozenset[int] | None:
+        """Ids of the accounts changed after ``version`` (dropped ones included), from the
+        change log; None when the log no longer reaches back that far."""
+        store = self._store
+        with self._lock, store.reading():
+            if store.counter(CHANGE_LOG_HORIZON) > version:
+                return None
+            ids, _ = store.changes_since(version)
+            return frozenset(ids)
+
     def _load(self, current: CatalogSnapshot | None) -> CatalogSnapshot:
         """Read a consistent snapshot: only the changed accounts if the change log covers the
         gap since ``current``, everything otherwise."""

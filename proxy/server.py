@@ -27,13 +27,8 @@ from auth.passwords import generate_rsa_keypair
 from auth.policy import profile_by_name
 from proxy.backend.connection import (
     BackendConnection,
-    BackendError,
-    BackendQueryError,
-    BackendTarget,
-    backend_password,
-    quote_string,
-    usage_target,
 )
+from proxy.backend.mirror import MirrorManager, shard_refused
 from proxy.ops.config import Config, ConfigError, load_config
 from proxy.ops.digest import DigestEntry, QueryDigest
 from proxy.ops.logs import bind_connection, configure_logging
@@ -88,6 +83,8 @@ class ServerContext:
         # parse), are analysed here; two threads, so one tenant's huge statements queue
         # behind each other, not in front of everyone's catalog calls (the default executor).
         self.analysis_pool = ThreadPoolExecutor(2, thread_name_prefix="shardgate-analysis")
+        # The mirrored backend accounts sessions connect as (proxy/backend/mirror.py).
+        self.mirrors = MirrorManager(lambda: self.config, catalog, self.metrics)
 
     def next_connection_id(self) -> int:
         sequence = next(self._ids)
@@ -99,67 +96,26 @@ class ServerContext:
     def peer_digests(self) -> list[dict[tuple[str | None, str], DigestEntry]]:
         return [] if self.worker is None else self.worker.peer_digests()
 
-    async def backend_target(self, account: Account, database: str | None) -> BackendTarget:
-        """A session in a database reaches it through that database's backend account; a
-        session in none through the shard's privilege-less usage account (enough for SET NAMES
-        and SELECT 1), on the shard of the first database it may use."""
-        snapshot = self.snapshot()
-        if database is None:
-            usable = snapshot.usable_databases(account.id)
-            found = snapshot.database(usable[0]) if usable else None
-            databases = [found] if found is not None else snapshot.databases()
-            if not databases:
-                raise BackendError("no database exists yet")
-            return usage_target(self.config.shard(databases[0].shard), self.secret)
-        found = snapshot.database(database)
-        if found is None:
-            raise BackendError(f"database '{database}' no longer exists")
-        shard = self.config.shard(found.shard)
-        return BackendTarget(
-            shard=shard.name,
-            host=shard.host,
-            port=shard.port,
-            user=found.backend_user,
-            password=backend_password(self.secret, shard.name, found.physical_name),
-            database=found.physical_name,
+    async def backend_connection(
+        self, account: Account, database: str | None, capabilities: int, charset: int
+    ) -> BackendConnection:
+        """A new backend connection for a session of ``account`` in ``database``: as the
+        account's mirror there, verified for the newest catalog (proxy/backend/mirror.py), or,
+        in no database, as the shard's privilege-less usage account. Raises BackendError."""
+        return await self.mirrors.connect(
+            self.snapshot(), account, database, database is not None, capabilities, charset
         )
 
-    async def table_exists(self, database: str, table: str) -> bool:
-        """Ask the database's shard, through the database's own backend account."""
-        found = self.snapshot().database(database)
-        if found is None:
-            return False
-        target = await self.backend_target_for_admin(database)
-        try:
-            backend = await BackendConnection.connect(
-                target, timeout=self.config.server.backend_connect_timeout
-            )
-        except BackendError as exc:
-            raise sql_error(ErrorCode.SERVER_GONE, f"Backend unavailable: {exc}") from None
-        try:
-            result = await backend.query(
-                "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
-                f"{quote_string(found.physical_name)} AND TABLE_NAME = {quote_string(table)}"
-            )
-            return bool(result.rows)
-        except (BackendError, BackendQueryError) as exc:
-            raise sql_error(ErrorCode.SERVER_GONE, f"Backend unavailable: {exc}") from None
-        finally:
-            await backend.quit()
+    async def follow_grants(
+        self, conn: BackendConnection, account: Account, database: str | None
+    ) -> None:
+        """The catalog moved while ``conn`` (a session's, idle) is open: make it hold what the
+        newest snapshot says (``MirrorManager.follow``)."""
+        await self.mirrors.follow(conn, self.snapshot(), account, database)
 
-    async def backend_target_for_admin(self, database: str) -> BackendTarget:
-        """The login that sees every table of ``database`` (for the proxy's own questions)."""
-        found = self.snapshot().database(database)
-        assert found is not None
-        shard = self.config.shard(found.shard)
-        return BackendTarget(
-            shard=shard.name,
-            host=shard.host,
-            port=shard.port,
-            user=found.backend_user,
-            password=backend_password(self.secret, shard.name, found.physical_name),
-            database=None,
-        )
+    def shard_refused(self, errno: int, database: str | None, digest: str) -> None:
+        """The shard refused a statement the proxy allowed: a classifier miss."""
+        shard_refused(self.metrics, errno, database, digest)
 
 
 FALLBACK_SERVER_VERSION = "5.5.5-10.11.0-MariaDB-shardgate"
@@ -295,6 +251,9 @@ class ProxyServer:
             reuse_port=worker is not None,
         )
         self._poller = asyncio.create_task(self._poll_catalog())
+        # Mirrors: reconciled now and every RECONCILE_SECONDS, in the background (a session
+        # whose mirror is not verified yet syncs it on demand).
+        self._reconciler = asyncio.create_task(self.ctx.mirrors.run())
         # Everything allocated so far (the catalog snapshot: with 100,000 accounts, millions of
         # objects) lives as long as the process: keep it out of the garbage collector's
         # generations, which the hot path's short-lived objects would otherwise make it walk.
@@ -402,6 +361,7 @@ class ProxyServer:
 
     async def _poll_catalog(self) -> None:
         """Changes made by another process (the CLI, another node) reach open sessions."""
+        seen = self.ctx.snapshot()
         while True:
             await asyncio.sleep(CATALOG_POLL_SECONDS)
             try:
@@ -409,6 +369,12 @@ class ProxyServer:
             except Exception:  # keep serving on the last good snapshot
                 self.ctx.metrics.catalog_refresh_failures.inc()
                 log.exception("catalog refresh failed")
+                continue
+            # Every version change since the last poll (whoever refreshed): the mirrors of the
+            # accounts that changed follow, in the background.
+            if self.ctx.snapshot().version != seen.version:
+                self.ctx.mirrors.catalog_moved(seen)
+                seen = self.ctx.snapshot()
 
     async def serve_until_stopped(self) -> None:
         loop = asyncio.get_running_loop()
@@ -507,6 +473,8 @@ class ProxyServer:
         if self._server is not None:
             self._server.close()
         self._poller.cancel()
+        self._reconciler.cancel()
+        await self.ctx.mirrors.stop()
         if self.ctx.worker is not None:
             self._publisher.cancel()
         self._watchdog.cancel()

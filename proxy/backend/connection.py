@@ -1,6 +1,7 @@
 """Connections from the proxy to a backend MySQL/MariaDB shard.
 
-The proxy logs in as the per-database backend account and then relays client commands. The
+The proxy logs in as the session's mirrored account (``proxy.backend.mirror``) and then relays
+client commands. The
 backend's answers are copied to the client verbatim, chunk by chunk as they arrive, with a
 ResponseScanner deciding where each response ends; rows are never decoded on the way through.
 """
@@ -13,6 +14,7 @@ import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from auth.passwords import scramble_native
 from proxy.ops.config import ShardConfig
@@ -65,11 +67,20 @@ REQUIRED_CAPABILITIES = (
     | Capability.PS_MULTI_RESULTS
 )
 
+if TYPE_CHECKING:
+    from proxy.backend.mirror import MirrorGrants
+
 MAX_BACKEND_PACKET = 1 << 30
 
 
 class BackendError(Exception):
-    """The backend is unreachable, refused the proxy's login, or broke the protocol."""
+    """The backend is unreachable, refused the proxy's login, or broke the protocol.
+
+    ``errno``: the shard's error number when it refused the login (else 0)."""
+
+    def __init__(self, message: str, errno: int = 0) -> None:
+        super().__init__(message)
+        self.errno = errno
 
 
 @dataclass(frozen=True)
@@ -82,10 +93,13 @@ class BackendTarget:
     user: str
     password: str
     database: str | None
+    # What the account holds on the shard when it is a mirror (None: the usage account).
+    grants: MirrorGrants | None = None
 
 
 def backend_password(secret: bytes, shard: str, database: str) -> str:
-    """The per-database backend account password, derived so it is never stored."""
+    """A backend account's password, derived from the catalog secret so it is never stored
+    (``database``: the physical database, or a label with a ``*``, which no database name has)."""
     digest = hmac.new(secret, f"shardgate-backend:{shard}:{database}".encode(), hashlib.sha256)
     return digest.hexdigest()[:32]
 
@@ -93,6 +107,11 @@ def backend_password(secret: bytes, shard: str, database: str) -> str:
 def quote_string(value: str) -> str:
     """A single-quoted SQL string literal (default sql_mode escaping)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def quote_name(name: str) -> str:
+    """A backquoted SQL identifier."""
+    return "`" + name.replace("`", "``") + "`"
 
 
 def usage_target(shard: ShardConfig, secret: bytes) -> BackendTarget:
@@ -111,7 +130,25 @@ def usage_target(shard: ShardConfig, secret: bytes) -> BackendTarget:
 
 
 def backend_user(database: str) -> str:
+    """The all-privileges account older versions made per database (see the README): the
+    catalog still records the name, the reconciler drops the account."""
     return f"sg_{database}"[:80]
+
+
+async def shard_admin(shard: ShardConfig, timeout: float = 10.0) -> BackendConnection:
+    """A connection as the shard's administrator (``[[shards]] user``), for provisioning and
+    mirror management; never for a session."""
+    return await BackendConnection.connect(
+        BackendTarget(
+            shard=shard.name,
+            host=shard.host,
+            port=shard.port,
+            user=shard.user,
+            password=shard.password,
+            database=None,
+        ),
+        timeout=timeout,
+    )
 
 
 @dataclass
@@ -220,7 +257,9 @@ class BackendConnection(PacketConnection):
                 break
             if first == b"\xff":
                 err = parse_err(packet, capabilities)
-                raise BackendError(f"shard '{target.shard}' refused login: {err.message}")
+                raise BackendError(
+                    f"shard '{target.shard}' refused login: {err.message}", err.errno
+                )
             if first == b"\xfe":
                 # Auth switch: only mysql_native_password is used on the backend hop.
                 name_end = packet.index(b"\x00", 1)

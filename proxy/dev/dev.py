@@ -12,8 +12,9 @@ import click
 from auth.catalog import Catalog
 from auth.files import make_private_dirs
 from auth.policy import POLARDBX
+from proxy.backend.connection import shard_admin
 from proxy.dev.localshard import LocalMariaDB, ShardEndpoint
-from proxy.manage.provision import create_database, shard_admin
+from proxy.manage.provision import create_database
 from proxy.ops.config import load_config
 
 DEMO_DATABASES = (("demo", "s0"), ("shop", "s1"))

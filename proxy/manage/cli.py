@@ -12,9 +12,10 @@ from pathlib import Path
 import click
 
 from auth.accounts import AccountManager, Actor
-from auth.catalog import Catalog, CatalogError
+from auth.catalog import Catalog, CatalogError, CatalogSnapshot
 from auth.errors import SqlError
 from auth.policy import profile_by_name
+from proxy.backend.mirror import MirrorManager
 from proxy.manage.admin.users import (
     UserAdmin,
     UserAdminError,
@@ -22,7 +23,7 @@ from proxy.manage.admin.users import (
     explain,
     reset_builtin_password,
 )
-from proxy.manage.provision import ProvisionError, create_database
+from proxy.manage.provision import ProvisionError, builtin_ids, create_database
 from proxy.ops.config import LOG_LEVELS, Config, ConfigError, LogConfig, load_config
 from proxy.ops.logs import configure_logging
 
@@ -199,12 +200,17 @@ def database_reset_password(
     """Reset the password of a protected built-in account of database NAME.
 
     Without --password-stdin (or with an empty line) a password is generated and printed once.
+    It also makes sure the built-in accounts' mirrors on the shard hold what they should
+    (e.g. for a database created by an older shardgate).
     """
     policy = profile_by_name(state.config.server.policy)
     password = _read_password_line("new") if password_stdin else ""
     catalog = _open_catalog(state)
     try:
         user, generated = reset_builtin_password(catalog, policy, name, read_only, password or None)
+        found = catalog.snapshot().database(name)
+        if found is not None:
+            asyncio.run(_mirrors(state, catalog).sync(builtin_ids(catalog, found)))
     except UserAdminError as exc:
         raise click.ClickException(exc.message) from None
     finally:
@@ -225,6 +231,13 @@ def _open_catalog(state: CliState) -> Catalog:
         raise click.ClickException(exc.message) from None
 
 
+def _mirrors(state: CliState, catalog: Catalog) -> MirrorManager:
+    """The mirrored accounts of ``catalog``'s accounts (a sync failure is logged and left to
+    the proxies' reconcilers; the change itself stays applied)."""
+    config = state.config
+    return MirrorManager(lambda: config, catalog)
+
+
 class _Users:
     """The operator's user management over the configured catalog."""
 
@@ -234,6 +247,11 @@ class _Users:
         self.accounts = AccountManager(self.catalog, policy)
         self.admin = UserAdmin(self.accounts)
         self.actor = Actor.operator()
+        self.mirrors = _mirrors(state, self.catalog)
+
+    def sync_mirrors(self, before: CatalogSnapshot) -> None:
+        """The accounts whose grants changed since ``before``: their mirrors follow."""
+        asyncio.run(self.mirrors.catalog_changed(before))
 
     def __enter__(self) -> _Users:
         return self
@@ -359,9 +377,11 @@ def users_create(
         try:
             ops.admin.list_users(ops.actor, database)  # unknown database: before any prompt
             password = _ask_password(password_stdin)
+            before = ops.catalog.snapshot()
             _, generated = ops.admin.create_user(
                 ops.actor, database, username, host, password, read_only, max_connections
             )
+            ops.sync_mirrors(before)
         except UserAdminError as exc:
             raise _refuse(exc) from None
     name = display_name(username, host)
@@ -479,7 +499,9 @@ def users_delete(state: CliState, username: str, database: str, host: str) -> No
     """Delete USERNAME from a database."""
     with _Users(state) as ops:
         try:
+            before = ops.catalog.snapshot()
             ops.admin.delete_user(ops.actor, database, username, host)
+            ops.sync_mirrors(before)
         except UserAdminError as exc:
             raise _refuse(exc) from None
     click.echo(f'User "{display_name(username, host)}" deleted.')

@@ -1,32 +1,18 @@
-"""Creating a logical database: the physical database and its dedicated backend account on the
-shard, then the catalog entry with the protected built-in accounts."""
+"""Creating a logical database: the physical database on the shard, the catalog entry with the
+protected built-in accounts, and the built-ins' mirrored accounts on the shard."""
 
 from __future__ import annotations
 
 import re
 
-from auth.catalog import Catalog
+from auth.catalog import RO_SUFFIX, Catalog
 from auth.model import Database
-from proxy.backend.connection import (
-    BackendConnection,
-    BackendTarget,
-    backend_password,
-    backend_user,
-    quote_string,
-    usage_target,
-)
-from proxy.ops.config import Config, ShardConfig
+from proxy.backend.connection import backend_user, quote_string, shard_admin, usage_target
+from proxy.backend.mirror import MirrorManager
+from proxy.ops.config import Config
 
-# Logical database names: they become physical database and account names on the shard.
+# Logical database names: they become physical database names on the shard.
 _DATABASE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
-
-# The backend account gets what the eight proxy privileges need on its own database, plus
-# what ordinary sessions use (temporary tables, LOCK TABLES, views). Nothing global, and no
-# routines, triggers or events: they would run with this account's rights.
-BACKEND_GRANTS = (
-    "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, "
-    "CREATE TEMPORARY TABLES, LOCK TABLES, CREATE VIEW, SHOW VIEW, REFERENCES"
-)
 
 
 class ProvisionError(Exception):
@@ -43,27 +29,14 @@ def validate_database_name(name: str) -> None:
         raise ProvisionError(f"database name {name!r} is reserved")
 
 
-async def shard_admin(shard: ShardConfig, timeout: float = 10.0) -> BackendConnection:
-    return await BackendConnection.connect(
-        BackendTarget(
-            shard=shard.name,
-            host=shard.host,
-            port=shard.port,
-            user=shard.user,
-            password=shard.password,
-            database=None,
-        ),
-        timeout=timeout,
-    )
+async def provision_database(config: Config, name: str, shard_name: str) -> str:
+    """Create the physical database and the shard's usage account; returns the physical name.
 
-
-async def provision_database(config: Config, name: str, shard_name: str) -> tuple[str, str]:
-    """Create the physical database and backend account; returns (physical name, user)."""
+    No account with privileges on the database is made here: sessions reach it only through
+    mirrored accounts (``proxy.backend.mirror``), created once the catalog has the accounts."""
     validate_database_name(name)
     shard = config.shard(shard_name)
     physical = name
-    user = backend_user(name)
-    password = backend_password(config.catalog_secret(), shard.name, physical)
     admin = await shard_admin(shard)
     try:
         case = await admin.query("SELECT @@lower_case_table_names")
@@ -73,12 +46,6 @@ async def provision_database(config: Config, name: str, shard_name: str) -> tupl
                 "table names case-insensitively, so every shard needs lower_case_table_names=1"
             )
         await admin.query(f"CREATE DATABASE IF NOT EXISTS `{physical}`")
-        await admin.query(
-            f"CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY {quote_string(password)}"
-        )
-        # Re-assert the password in case the account survived from an earlier attempt.
-        await admin.query(f"ALTER USER '{user}'@'%' IDENTIFIED BY {quote_string(password)}")
-        await admin.query(f"GRANT {BACKEND_GRANTS} ON `{physical}`.* TO '{user}'@'%'")
         # The shard's usage account: no privileges at all (see backend.usage_target).
         usage = usage_target(shard, config.catalog_secret())
         usage_password = quote_string(usage.password)
@@ -88,7 +55,7 @@ async def provision_database(config: Config, name: str, shard_name: str) -> tupl
         await admin.query(f"ALTER USER '{usage.user}'@'%' IDENTIFIED BY {usage_password}")
     finally:
         await admin.quit()
-    return physical, user
+    return physical
 
 
 async def create_database(
@@ -99,15 +66,29 @@ async def create_database(
     admin_password: str,
     ro_password: str,
 ) -> Database:
+    """Provision the database, register it with its built-in accounts, and create their
+    mirrors (a failure there is logged: the first session of each creates its own)."""
     catalog.refresh()
     if catalog.snapshot().database(name) is not None:
         raise ProvisionError(f"database {name!r} already exists")
-    physical, user = await provision_database(config, name, shard_name)
-    return catalog.create_database(
+    physical = await provision_database(config, name, shard_name)
+    database = catalog.create_database(
         name,
         shard=shard_name,
         physical_name=physical,
-        backend_user=user,
+        backend_user=backend_user(name),
         admin_password=admin_password,
         ro_password=ro_password,
     )
+    await MirrorManager(lambda: config, catalog).sync(builtin_ids(catalog, database))
+    return database
+
+
+def builtin_ids(catalog: Catalog, database: Database) -> list[int]:
+    """The ids of the database's built-in accounts (``<db>`` and ``<db>_RO``)."""
+    snapshot = catalog.snapshot()
+    found = (
+        snapshot.find_account(database.name, "%"),
+        snapshot.find_account(database.name + RO_SUFFIX, "%"),
+    )
+    return [account.id for account in found if account is not None]

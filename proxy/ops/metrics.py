@@ -44,6 +44,8 @@ What the session must call (the lead wires these into ``proxy/session/session.py
   of its answer, ``time.perf_counter()`` deltas) and ``shard.errors.inc()`` when the backend
   cannot be reached, drops the connection or times out (not for ordinary SQL errors the
   shard returns to the client)
+* when the shard refuses a relayed statement on privileges: ``metrics.classifier_miss(errno)``
+  (through ``proxy.backend.mirror.shard_refused``, which also logs it)
 
 ``ProxyServer`` already counts connections (``connection_opened()`` / ``connection_closed()``
 in its accept wrapper), catalog refresh failures, config reloads and the catalog version.
@@ -538,6 +540,14 @@ class Metrics:
             ("shard",),
         )
         self._shards: dict[str, ShardMetrics] = {}
+        self.classifier_misses_total = Counter(
+            registry,
+            "shardgate_classifier_misses_total",
+            "Statements the proxy allowed that the shard refused on privileges (its account "
+            "mirrors the caller's grants), by MySQL error number.",
+            ("code",),
+            max_children=8,
+        )
         self.catalog_refresh_failures = Counter(
             registry,
             "shardgate_catalog_refresh_failures_total",
@@ -617,6 +627,9 @@ class Metrics:
 
     def backend_error(self, shard: str) -> None:
         self.shard(shard).errors.value += 1
+
+    def classifier_miss(self, code: int) -> None:
+        self.classifier_misses_total.labels(str(code)).inc()
 
     def serve_merged(self, merge: Callable[[str], str]) -> None:
         """Serve ``merge(own exposition)`` from ``render()`` instead of this process's own

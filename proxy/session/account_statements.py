@@ -2,6 +2,8 @@
 
 Parsed by ``proxy.sql.account_grammar``, carried out by ``auth.accounts.AccountManager`` (the
 same operations the CLI and dashboard use), answered with an OK (plus notes) or a result set.
+A statement that changed grants answers once the mirrored accounts on the shards follow
+(``proxy.backend.mirror``): a REVOKE is in force on the shard before the client hears OK.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 
 from auth.accounts import AccountManager, AccountName, Actor, Outcome
 from auth.errors import not_supported
+from proxy.backend.mirror import MirrorManager
 from proxy.sql.account_grammar import (
     AlterUser,
     CreateUser,
@@ -62,56 +65,62 @@ def _administers(actor: Actor, db: str) -> bool:
     return account.is_admin_of(db)
 
 
-def _ok(outcome: Outcome) -> OkReply:
-    return OkReply(outcome.notes)
-
-
 async def execute_account_statement(
     manager: AccountManager,
     text: str,
     actor: Actor,
     table_exists: TableExists,
+    mirrors: MirrorManager,
     mode: LexMode = DEFAULT_MODE,
 ) -> AccountReply:
     """Run one account statement (``text``: the analyser's executable text, read in the
     session's lexer ``mode``, so passwords are what MariaDB would read); raises SqlError with
-    the exact MySQL/PolarDB-X error."""
+    the exact MySQL/PolarDB-X error.
+
+    After a change, the mirrors of the accounts whose grants changed are synced before the
+    reply (a sync failure is logged and left to the reconciler: the change stays applied)."""
+    before = mirrors.snapshot()
+    result = await _execute(manager, text, actor, table_exists, mode)
+    if isinstance(result, ResultReply):
+        return result
+    if result.catalog_version is not None:
+        await mirrors.catalog_changed(before)
+    return OkReply(result.notes)
+
+
+async def _execute(
+    manager: AccountManager, text: str, actor: Actor, table_exists: TableExists, mode: LexMode
+) -> Outcome | ResultReply:
     statement = parse_account_statement(text, mode)
     run = asyncio.to_thread
     if isinstance(statement, CreateUser):
         specs = [_spec(s) for s in statement.users]
-        return _ok(
-            await run(
-                manager.create_users,
-                actor,
-                specs,
-                statement.if_not_exists,
-                statement.max_user_connections,
-            )
+        return await run(
+            manager.create_users,
+            actor,
+            specs,
+            statement.if_not_exists,
+            statement.max_user_connections,
         )
     if isinstance(statement, DropUser):
         names = [_name(u) for u in statement.users]
-        return _ok(await run(manager.drop_users, actor, names, statement.if_exists))
+        return await run(manager.drop_users, actor, names, statement.if_exists)
     if isinstance(statement, SetPassword):
         target = None if statement.user is None else _name(statement.user)
-        return _ok(
-            await run(
-                manager.set_password, actor, target, statement.password, statement.retain_current
-            )
+        return await run(
+            manager.set_password, actor, target, statement.password, statement.retain_current
         )
     if isinstance(statement, DiscardOldPassword):
         target = None if statement.user is None else _name(statement.user)
-        return _ok(await run(manager.discard_old_password, actor, target))
+        return await run(manager.discard_old_password, actor, target)
     if isinstance(statement, AlterUser):
         names = [_name(u) for u in statement.users]
-        return _ok(
-            await run(
-                manager.alter_users,
-                actor,
-                names,
-                statement.max_user_connections,
-                statement.unlock,
-            )
+        return await run(
+            manager.alter_users,
+            actor,
+            names,
+            statement.max_user_connections,
+            statement.unlock,
         )
     if isinstance(statement, Grant):
         level = statement.level
@@ -124,37 +133,33 @@ async def execute_account_statement(
             exists = (
                 await table_exists(db, level.table) if db and _administers(actor, db) else False
             )
-        return _ok(
-            await run(
-                manager.grant,
-                actor,
-                privileges,
-                level.db,
-                level.table,
-                level.is_global,
-                statement.routine,
-                [_spec(s) for s in statement.users],
-                statement.with_grant_option,
-                exists,
-                statement.max_user_connections,
-            )
+        return await run(
+            manager.grant,
+            actor,
+            privileges,
+            level.db,
+            level.table,
+            level.is_global,
+            statement.routine,
+            [_spec(s) for s in statement.users],
+            statement.with_grant_option,
+            exists,
+            statement.max_user_connections,
         )
     if isinstance(statement, Revoke):
         level = statement.level
-        return _ok(
-            await run(
-                manager.revoke,
-                actor,
-                [(p.name, p.columns) for p in statement.privileges],
-                level.db,
-                level.table,
-                level.is_global,
-                statement.routine,
-                [_name(u) for u in statement.users],
-            )
+        return await run(
+            manager.revoke,
+            actor,
+            [(p.name, p.columns) for p in statement.privileges],
+            level.db,
+            level.table,
+            level.is_global,
+            statement.routine,
+            [_name(u) for u in statement.users],
         )
     if isinstance(statement, RevokeAll):
-        return _ok(await run(manager.revoke_all, actor, [_name(u) for u in statement.users]))
+        return await run(manager.revoke_all, actor, [_name(u) for u in statement.users])
     if isinstance(statement, ShowGrants):
         target = (
             None

@@ -15,7 +15,8 @@ from typing import Protocol, TypeVar
 
 from auth.accounts import AccountManager
 from auth.model import Account
-from proxy.backend.connection import BackendTarget
+from proxy.backend.connection import BackendConnection
+from proxy.backend.mirror import MirrorManager
 from proxy.ops.digest import DigestEntry, QueryDigest
 from proxy.session.login import LoginServices, Seated
 
@@ -34,17 +35,32 @@ class SessionHost(LoginServices, Protocol[S]):
     @property
     def sessions(self) -> dict[int, S]: ...
     @property
+    def mirrors(self) -> MirrorManager:
+        """The mirrored backend accounts (account statements sync them before answering)."""
+        ...
+
+    @property
     def analysis_pool(self) -> Executor:
         """Where statements are analysed when that is too slow for the event loop."""
         ...
 
-    async def backend_target(self, account: Account, database: str | None) -> BackendTarget:
-        """Where and as whom a session of ``account`` reaches ``database`` (None: no database,
-        the shard's privilege-less usage account). Raises BackendError."""
+    async def backend_connection(
+        self, account: Account, database: str | None, capabilities: int, charset: int
+    ) -> BackendConnection:
+        """A new backend connection for a session of ``account`` in ``database`` (None: no
+        database), logged in as the account's mirrored backend account there. Raises
+        BackendError."""
         ...
 
-    async def table_exists(self, database: str, table: str) -> bool:
-        """Whether ``table`` exists in the logical ``database`` (asked of its shard)."""
+    async def follow_grants(
+        self, conn: BackendConnection, account: Account, database: str | None
+    ) -> None:
+        """The catalog moved: make the session's idle connection hold the newest grants (it
+        may be closed instead)."""
+        ...
+
+    def shard_refused(self, errno: int, database: str | None, digest: str) -> None:
+        """The shard refused a statement the proxy allowed (a classifier miss)."""
         ...
 
     def peer_digests(self) -> Iterable[dict[tuple[str | None, str], DigestEntry]]:

@@ -28,12 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from auth.errors import ErrorCode, SqlError, sql_error
-from proxy.backend.connection import (
-    BackendConnection,
-    BackendError,
-    BackendQueryError,
-    BackendTarget,
-)
+from proxy.backend.connection import BackendConnection, BackendError, BackendQueryError
 from proxy.sql.analyze import LEXING_VARIABLES, lexing_state
 from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor
 from proxy.wire.packets import ServerStatus
@@ -110,17 +105,18 @@ class SessionState:
             self.replay[fragment] = None
 
 
-TargetFor = Callable[[], Awaitable[BackendTarget]]
+# Makes a new backend connection for the session (the host's, with the session's account,
+# database, capabilities and character set).
+Connect = Callable[[], Awaitable[BackendConnection]]
 
 
 class BackendLink:
     """The session's backend connection and everything that ties the session to it."""
 
-    def __init__(self, connect_timeout: float) -> None:
+    def __init__(self) -> None:
         self.conn: BackendConnection | None = None
         self.state = SessionState()
         self.binds: set[str] = set()
-        self.connect_timeout = connect_timeout
 
     # -- what is on the connection --------------------------------------------------------------
 
@@ -143,9 +139,7 @@ class BackendLink:
 
     # -- getting a connection -------------------------------------------------------------------
 
-    async def connection(
-        self, target_for: TargetFor, capabilities: int, charset: int, prepared_statements: int
-    ) -> BackendConnection:
+    async def connection(self, connect: Connect, prepared_statements: int) -> BackendConnection:
         """The live backend connection, making a new one (with the session state) if needed.
 
         Raises SessionLost if the old one died with session state on it, BackendUnavailable if
@@ -156,13 +150,7 @@ class BackendLink:
         if conn is not None:
             self.lost_idle(prepared_statements)
         try:
-            target = await target_for()
-            conn = await BackendConnection.connect(
-                target,
-                client_capabilities=capabilities,
-                charset=charset,
-                timeout=self.connect_timeout,
-            )
+            conn = await connect()
         except BackendError as exc:
             raise BackendUnavailable(
                 sql_error(ErrorCode.SERVER_GONE, f"Backend unavailable: {exc}")

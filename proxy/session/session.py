@@ -38,8 +38,10 @@ from auth.model import Account
 from proxy.backend.connection import (
     BackendConnection,
     BackendError,
-    BackendTarget,
+    BackendQueryError,
+    quote_string,
 )
+from proxy.backend.mirror import SHARD_REFUSALS
 from proxy.ops.digest import DIGEST_COLUMNS, digest_table
 from proxy.plan.authorize import Caller
 from proxy.plan.plan import (
@@ -79,7 +81,13 @@ from proxy.plan.plan import (
 )
 from proxy.session.account_statements import ResultReply, execute_account_statement
 from proxy.session.host import SessionHost
-from proxy.session.link import BackendLink, BackendUnavailable, SessionLost, lost_error
+from proxy.session.link import (
+    OWN_STATEMENT,
+    BackendLink,
+    BackendUnavailable,
+    SessionLost,
+    lost_error,
+)
 from proxy.session.local import (
     NOTE_COLUMNS,
     PROCESSLIST_COLUMNS,
@@ -177,7 +185,7 @@ class Session:
         self.capabilities = 0
         self.charset = UTF8MB4_GENERAL_CI
         self.tls = False
-        self.link = BackendLink(ctx.config.server.backend_connect_timeout)
+        self.link = BackendLink()
         self.prepared: dict[int, Prepared] = {}
         self.notes: list[tuple[int, str]] = []
         self.activity = Activity(since=time.monotonic())
@@ -306,6 +314,12 @@ class Session:
                     "account dropped",
                 )
             self.account = current
+            if snapshot is not self._checked_snapshot:
+                conn = self.link.live()
+                if conn is not None:
+                    # MariaDB keeps a connection's database privileges from when it selected
+                    # the database: the connection follows the new grants first.
+                    await self.ctx.follow_grants(conn, current, self.current_db)
             self._checked_snapshot = snapshot
             command = await self._read_command(payload)
             if command is not None:
@@ -421,17 +435,19 @@ class Session:
         """The session's live backend connection (None: an error was sent). Raises
         SessionLost when the old one died with session state on it."""
         try:
-            return await self.link.connection(
-                self._target, self.capabilities, self.charset, len(self.prepared)
-            )
+            return await self.link.connection(self._connect, len(self.prepared))
         except BackendUnavailable as exc:
             log.warning("connection %d: %s", self.connection_id, exc)
             self._reply_error(exc.error)
             return None
 
-    async def _target(self) -> BackendTarget:
+    async def _connect(self, database: str | None = None) -> BackendConnection:
+        """A new backend connection of the session's account, in ``database`` (by default the
+        current one)."""
         assert self.account is not None
-        return await self.ctx.backend_target(self.account, self.current_db)
+        return await self.ctx.backend_connection(
+            self.account, database or self.current_db, self.capabilities, self.charset
+        )
 
     async def _relay(self, relay: Relay, command: Command, payload: bytes) -> None:
         effects = relay.effects
@@ -517,6 +533,8 @@ class Session:
         seconds = time.perf_counter() - started
         self.ctx.digest.record(self.current_db, digest, seconds, scanner.rows)
         self.ctx.metrics.shard(conn.target.shard).latency.observe(seconds)
+        if scanner.error and scanner.errno in SHARD_REFUSALS:
+            self.ctx.shard_refused(scanner.errno, self.current_db, digest)
 
     # -- the fast path --------------------------------------------------------------------------
 
@@ -748,7 +766,12 @@ class Session:
         actor = Actor(self.account, self.client_ip, self.current_db)
         try:
             reply = await execute_account_statement(
-                self.ctx.accounts, text, actor, self.ctx.table_exists, self.link.state.lex_mode
+                self.ctx.accounts,
+                text,
+                actor,
+                self._table_exists,
+                self.ctx.mirrors,
+                self.link.state.lex_mode,
             )
         except SqlError as error:
             self._reply_error(error)
@@ -758,6 +781,27 @@ class Session:
             return
         self.notes = list(reply.notes)
         self._reply_ok(warnings=len(self.notes))
+
+    async def _table_exists(self, database: str, table: str) -> bool:
+        """GRANT on a table: ask the database's shard, through the caller's own backend login
+        there (the caller is that database's administrator, whose mirror sees every table)."""
+        found = self.ctx.snapshot().database(database)
+        if found is None:
+            return False
+        try:
+            conn = await self._connect(database)
+        except BackendError as exc:
+            raise sql_error(ErrorCode.SERVER_GONE, f"Backend unavailable: {exc}") from None
+        try:
+            result = await conn.query(
+                f"{OWN_STATEMENT}SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+                f"{quote_string(found.physical_name)} AND TABLE_NAME = {quote_string(table)}"
+            )
+            return bool(result.rows)
+        except (BackendError, BackendQueryError) as exc:
+            raise sql_error(ErrorCode.SERVER_GONE, f"Backend unavailable: {exc}") from None
+        finally:
+            await conn.quit()
 
     async def _change_user(self, payload: bytes) -> None:
         """COM_CHANGE_USER: a new session on this connection, through the login path again

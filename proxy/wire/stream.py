@@ -333,7 +333,8 @@ class ResponseScanner:
     being copied; only the packets that can end or shape a response (OK, ERR, EOF, the column
     count, PREPARE_OK) are looked at whole, and those are small. ``frame()`` is the same
     machine fed one wire frame at a time. The scanner records the status flags of the final
-    OK/EOF, the number of rows, and for COM_STMT_PREPARE the statement id.
+    OK/EOF, the error number of an ERR that ends it, the number of rows, and for
+    COM_STMT_PREPARE the statement id.
     """
 
     __slots__ = (
@@ -344,6 +345,7 @@ class ResponseScanner:
         "_remaining",
         "_skip",
         "_state",
+        "errno",
         "error",
         "prepared_columns",
         "prepared_params",
@@ -366,6 +368,7 @@ class ResponseScanner:
         self._skip = 0
         self.status: int | None = None
         self.error = False
+        self.errno = 0  # of the ERR that ended the response
         self.rows = 0
         self.statement_id: int | None = None
         self.prepared_params = 0
@@ -470,6 +473,12 @@ class ResponseScanner:
             return False
         return self._packet(buf, start, end, first)
 
+    def _error(self, buf: bytes | bytearray, start: int, length: int) -> bool:
+        self.error = True
+        if length >= 3:
+            self.errno = buf[start + 1] | buf[start + 2] << 8
+        return True
+
     def _terminal_ok(self, payload: bytes) -> bool:
         self.status = _ok_status(payload, self._capabilities)
         return not self.status & _MORE_RESULTS_EXISTS
@@ -488,14 +497,12 @@ class ResponseScanner:
                     self._state = _State.FIRST
                 return done
             if first == 0xFF:
-                self.error = True
-                return True
+                return self._error(buf, start, length)
             self.rows += 1
             return False
         if state is _State.FIRST:
             if first == 0xFF:
-                self.error = True
-                return True
+                return self._error(buf, start, length)
             if self._kind is ResponseKind.SINGLE:
                 if first == 0xFE and length < 9:
                     self.status = _eof_status(bytes(buf[start:end]))
@@ -539,8 +546,7 @@ class ResponseScanner:
             return False
         if state is _State.COLUMNS_EOF:
             if first == 0xFF:
-                self.error = True
-                return True
+                return self._error(buf, start, length)
             if first == 0xFE and length < 9:
                 status = _eof_status(bytes(buf[start:end]))
                 if self._kind is ResponseKind.FIELD_LIST:

@@ -29,6 +29,7 @@ from auth.catalog import Catalog
 from auth.passwords import verify_password
 from auth.policy import profile_by_name
 from auth.privileges import ALL_PRIVILEGES, Priv
+from proxy.backend.mirror import mirror_user
 from proxy.dev.localshard import ShardEndpoint, free_port
 from proxy.manage.admin.ratelimit import LoginLimiter
 from proxy.manage.admin.server import AdminServer, session_secret
@@ -105,6 +106,29 @@ class AdminProxy:
             assert time.monotonic() - start < seconds, f"{user} still cannot log in"
             time.sleep(0.05)
         return time.monotonic() - start
+
+    def mirror_of(self, user: str, database: str = "apidb") -> str:
+        """The name of ``user``'s mirrored account on ``database``'s shard."""
+        with self.catalog() as catalog:
+            account = catalog.snapshot().find_account(user, "%")
+        assert account is not None
+        return mirror_user(self.config.catalog_secret(), account.id, database)
+
+    def mirror_grants(self, mirror: str, database: str = "apidb") -> list[str] | None:
+        """SHOW GRANTS of the mirrored account ``mirror`` but its USAGE line (None: there is
+        no such account), read as the shard's administrator."""
+        shard = self.config.shard(DATABASES[database])
+        with (
+            pymysql.connect(
+                host=shard.host, port=shard.port, user=shard.user, password=shard.password
+            ) as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute("SELECT 1 FROM mysql.user WHERE User = %s", (mirror,))
+            if not cur.fetchall():
+                return None
+            cur.execute(f"SHOW GRANTS FOR '{mirror}'@'%'")
+            return [row[0].split(" TO ")[0] for row in cur.fetchall()][1:]
 
     def clear_rate_limits(self) -> None:
         admin = self.server.admin
@@ -646,6 +670,10 @@ def test_create_read_only_by_default_and_usable_at_once(env: AdminProxy, api: Ap
     password = data["password"]
     assert len(password) == 20
     POLICY.validate_password(password)
+    # Its mirrored account is on the shard when the API answers.
+    assert env.mirror_grants(env.mirror_of("apireader")) == [
+        "GRANT SELECT, REFERENCES, LOCK TABLES, SHOW VIEW ON `apidb`.*"
+    ]
     assert env.login_within("apireader", password, "apidb", 1.0) < 1.0
     with env.connect("apireader", password, "apidb") as conn, conn.cursor() as cur:
         cur.execute("SELECT 1")
@@ -837,11 +865,14 @@ def test_reset_csrf(env: AdminProxy, api: Api) -> None:
 def test_delete(env: AdminProxy, api: Api) -> None:
     password = api.create({"username": "apidelete"}).json()["password"]
     env.login_within("apidelete", password, "apidb", 1.0)
+    mirror = env.mirror_of("apidelete")
+    assert env.mirror_grants(mirror) is not None
     wrong = api.delete("apidelete", body={"confirm": "APIDELETE"})
     assert wrong.status_code == 400
     response = api.delete("apidelete")
     assert response.status_code == 200
     assert response.json() == {"deleted": {"username": "apidelete", "host": "%"}}
+    assert env.mirror_grants(mirror) is None  # its mirrored account went with it
     assert "apidelete" not in names(api.list())
     assert not env.can_login("apidelete", password, "apidb")
     again = api.delete("apidelete")

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auth.privileges import Priv
-from proxy.backend.connection import backend_user
+from proxy.backend.mirror import mirror_suffix
 from proxy.session.link import OWN_STATEMENT
 from proxy.sql.analyze import Kind, Statement, analyze, lexing_state
 from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor
@@ -63,11 +63,6 @@ NOT_SUPPORTED_SWITCH = (
     "holds a transaction, temporary tables, locks, user variables or prepared statements on "
     "the current one'"
 )
-METADATA_ALONE = (
-    1235,
-    "With table-level privileges only, send SHOW TABLES and information_schema queries as "
-    "single text statements",
-)
 
 
 # The test shards' server, as the proxy reads executable comments for it (set by World).
@@ -88,7 +83,10 @@ class World(Env):
 
     def __init__(self, proxy: ProxyEnv) -> None:
         super().__init__(proxy)
-        self.backend_account = backend_user("easydb")
+        secret = proxy.config.catalog_secret()
+        # The general log's user_host of any mirrored account on easydb (sgm_<id>_<suffix>).
+        suffix = mirror_suffix(secret, "easydb").replace("_", "\\_")
+        self.backend_accounts = f"sgm\\_%{suffix}[%"
         if not SHARD:
             SHARD.append(ServerFlavor.parse(self.shard.get_server_info()))
         for statement in (
@@ -105,6 +103,10 @@ class World(Env):
             self.shard_exec(statement)
         # SELECT and INSERT on hxpub, nothing else
         self.user = self.create_account([("SELECT, INSERT", "hxpub")], prefix="h")
+        account = proxy.server.ctx.snapshot().find_account(self.user, "%")
+        assert account is not None
+        # The shard account this user's sessions run as.
+        self.backend_account = mirror_user(secret, account.id, "easydb")
 
     def close(self) -> None:
         try:
@@ -118,7 +120,7 @@ class World(Env):
         return rows(self.shard, "SELECT NOW(6)")[0][0]
 
     def relayed(self, since: Any) -> list[str]:
-        """Statements the easydb backend account sent to the shard since ``since`` (but for
+        """Statements the easydb backend accounts sent to the shard since ``since`` (but for
         the ``SET NAMES utf8mb4`` every new PyMySQL connection sends, and the proxy's own
         reading and applying of the session's state, marked ``/* shardgate */``)."""
         found = rows(
@@ -126,7 +128,7 @@ class World(Env):
             "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log "
             "WHERE event_time >= %s AND user_host LIKE %s "
             "AND command_type IN ('Query', 'Prepare', 'Execute') ORDER BY event_time",
-            (since, self.backend_account + "[%"),
+            (since, self.backend_accounts),
         )
         return [
             r[0]
@@ -1124,6 +1126,11 @@ def test_prepared_statements_hostile(world: World) -> None:
             text.execute('SELECT "v" FROM hxsec')
         assert (info.value.errno, info.value.msg) == table_denied("SELECT", user, "hxsec")
         text.close()
+        # Metadata, prepared: the shard shows the mirrored account only its tables.
+        cur = conn.cursor(prepared=True)
+        cur.execute("SHOW TABLES LIKE 'hx%'")
+        assert [tuple(r) for r in cur.fetchall()] == [("hxpub",)]
+        cur.close()
         assert world.state() == (PUBLIC, SECRET)
     finally:
         conn.close()
@@ -1582,7 +1589,7 @@ def test_fuzz_never_crashes_and_never_relays_a_refused_statement(world: World) -
             world.shard,
             "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log "
             f"WHERE command_type = 'Query' AND thread_id IN ({ids}) AND user_host LIKE %s",
-            (world.backend_account + "[%",),
+            (world.backend_accounts,),
         )
         unexpected = [
             text

@@ -25,6 +25,7 @@ import pytest
 
 from auth.catalog import Catalog
 from auth.privileges import Priv
+from proxy.backend.mirror import desired_on_shard, mirror_suffix
 from proxy.dev.localshard import LocalMariaDB, ShardEndpoint, free_port
 from tests.conftest import CATALOG_PASSWORD_ENV, CATALOG_USER, connect_admin
 
@@ -276,7 +277,23 @@ def _grants(conn: Any, user: str) -> list[str] | None:
         return None
 
 
-def test_concurrent_conflicting_changes_from_both_nodes(cluster: Cluster) -> None:
+def _shard_grants(shard: Any, user: str) -> set[tuple[str, frozenset[str]]]:
+    """What ``user``@'%' holds on the shard, per level, but its USAGE line."""
+    with shard.cursor() as cur:
+        cur.execute(f"SHOW GRANTS FOR '{user}'@'%'")
+        lines = [row[0] for row in cur.fetchall()]
+    held = set()
+    for line in lines:
+        privileges, _, rest = line.removeprefix("GRANT ").partition(" ON ")
+        level = rest.split(" TO ")[0]
+        if level != "*.*":
+            held.add((level, frozenset(privileges.split(", "))))
+    return held
+
+
+def test_concurrent_conflicting_changes_from_both_nodes(
+    cluster: Cluster, catalog_server: LocalMariaDB
+) -> None:
     names = [f"race{i}" for i in range(5)]
     failures: list[BaseException] = []
     counts = {"ok": 0, "refused": 0}
@@ -350,6 +367,24 @@ def test_concurrent_conflicting_changes_from_both_nodes(cluster: Cluster) -> Non
             assert ("SELECT" in " ".join(shown)) == bool(held & Priv.SELECT)
     a.close()
     b.close()
+    # On the shard (no reconcile run): every statement answered once its mirrors were synced,
+    # each sync under the shard's lock with the catalog re-read, so the mirrors are exactly
+    # what the final catalog says -- the last node to apply applied the newest state.
+    secret = (cluster.base / "shared.secret").read_text().strip().encode()
+    desired = desired_on_shard(truth, secret, "s0", [a.id for a in truth.accounts()])
+    suffix = mirror_suffix(secret, "multidb")
+    shard = connect_admin(catalog_server.endpoint)
+    try:
+        with shard.cursor() as cur:
+            cur.execute("SELECT User FROM mysql.user WHERE User LIKE %s", (f"sgm\\_%{suffix}",))
+            assert {row[0] for row in cur.fetchall()} == set(desired)
+        for user, want in desired.items():
+            expected = {(f"`multidb`.`{t}`", privs) for t, privs in want.table_privs}
+            if want.db_privs:
+                expected.add(("`multidb`.*", want.db_privs))
+            assert _shard_grants(shard, user) == expected, user
+    finally:
+        shard.close()
     # Raw store check: no grant row without its account.
     conn = pymysql.connect(
         host=cluster.url.split("@")[1].split(":")[0],

@@ -82,6 +82,14 @@ CASES: list[tuple[str, ResponseKind, list[bytes], int, int, int | None]] = [
     ),
     ("error mid rows", ResponseKind.QUERY, [*resultset(ROWS[:5])[:-1], err()], -1, 5, None),
     (
+        "error after a result",
+        ResponseKind.QUERY,
+        [*resultset(ROWS[:3], AUTOCOMMIT | MORE), err()],
+        -1,
+        3,
+        None,
+    ),
+    (
         "cursor",
         ResponseKind.QUERY,
         [*resultset([])[:-1][:-1], build_eof(status=AUTOCOMMIT | CURSOR)],
@@ -118,6 +126,7 @@ def expected_status(status: int) -> int | None:
 
 def check(scanner: ResponseScanner, status: int, rows: int, statement_id: int | None) -> None:
     assert scanner.error == (status == -1)
+    assert scanner.errno == (1146 if status == -1 else 0)  # the ERR that ended it
     if status != -1:
         assert scanner.status == expected_status(status)
     assert scanner.rows == rows

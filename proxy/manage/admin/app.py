@@ -84,6 +84,7 @@ from auth.catalog import Catalog, CatalogError, CatalogUnavailableError
 from auth.errors import account_blocked
 from auth.model import Account
 from auth.passwords import hash_password, verify_password
+from proxy.backend.mirror import MirrorManager
 from proxy.manage.admin.ratelimit import LoginLimiter
 from proxy.manage.admin.users import UserAdmin, UserAdminError
 from proxy.ops.config import AdminConfig, ServerConfig
@@ -165,6 +166,7 @@ class AdminApp:
         self,
         accounts: AccountManager,
         catalog: Catalog,
+        mirrors: MirrorManager,
         config: AdminConfig,
         session_secret: str,
         server_config: Callable[[], ServerConfig],
@@ -175,6 +177,7 @@ class AdminApp:
         queue the MySQL port's logins use too."""
         self.users = UserAdmin(accounts)
         self.catalog = catalog
+        self.mirrors = mirrors
         self.config = config
         self.server_config = server_config
         self.bookkeeping = bookkeeping
@@ -650,9 +653,11 @@ class AdminApp:
         host = self._text(data, "host", "%")
         read_only = self._flag(data, "read_only", True)
         actor = Actor(account, _client_ip(request))
+        before = self.catalog.snapshot()
         row, password = await self._call(
             self.users.create_user, actor, database, username, host, None, read_only
         )
+        await self.mirrors.catalog_changed(before)
         return JSONResponse({"user": row.as_json(), "password": password}, 201)
 
     async def api_reset(self, request: Request) -> Response:
@@ -672,7 +677,9 @@ class AdminApp:
         self._confirm(data, user)
         host = self._text(data, "host", "%")
         actor = Actor(account, _client_ip(request))
+        before = self.catalog.snapshot()
         await self._call(self.users.delete_user, actor, database, user, host)
+        await self.mirrors.catalog_changed(before)
         return JSONResponse({"deleted": {"username": user, "host": host}})
 
 
@@ -715,9 +722,10 @@ class _SecurityHeaders:
 def create_app(
     accounts: AccountManager,
     catalog: Catalog,
+    mirrors: MirrorManager,
     config: AdminConfig,
     session_secret: str,
     server_config: Callable[[], ServerConfig],
     bookkeeping: LoginBookkeeping,
 ) -> AdminApp:
-    return AdminApp(accounts, catalog, config, session_secret, server_config, bookkeeping)
+    return AdminApp(accounts, catalog, mirrors, config, session_secret, server_config, bookkeeping)

@@ -24,6 +24,7 @@ def admin_listener(ctx: ServerContext) -> AdminListener | None:
         ctx.accounts,
         ctx.catalog,
         ctx.secret,
+        ctx.mirrors,
         lambda: ctx.config.server,
         ctx.bookkeeping,
         dashboard=config.admin.enabled,

@@ -28,6 +28,7 @@ import uvicorn
 from auth.accounts import AccountManager
 from auth.bookkeeping import LoginBookkeeping
 from auth.catalog import Catalog
+from proxy.backend.mirror import MirrorManager
 from proxy.manage.admin.app import AdminApp, create_app
 from proxy.manage.admin.metrics import MetricsEndpoint
 from proxy.ops.config import AdminConfig, ConfigError, ServerConfig
@@ -86,6 +87,7 @@ class AdminServer:
         accounts: AccountManager,
         catalog: Catalog,
         catalog_secret: bytes,
+        mirrors: MirrorManager,
         server_config: Callable[[], ServerConfig],
         bookkeeping: LoginBookkeeping,
         *,
@@ -100,6 +102,7 @@ class AdminServer:
             create_app(
                 accounts,
                 catalog,
+                mirrors,
                 config,
                 session_secret(config, catalog_secret),
                 server_config,

@@ -1,0 +1,1119 @@
+"""Mirrored backend accounts: the shard itself enforces each caller's grants.
+
+A session reaches its database's shard through a *mirror*: a MariaDB account made for one
+(proxy account, logical database) pair that holds, on that database, exactly the caller's
+privileges there plus the few that using them needs (``shard_privileges``, ``mirror_grants``)
+-- nothing global, no routines, triggers, events or views, no GRANT OPTION, no roles. A
+statement the proxy wrongly allows therefore reaches no further than the caller's own grants:
+the shard refuses the rest, and the session counts it (``shard_refused``).
+
+Pure parts (no I/O, unit-tested): the mirror's name and password (``mirror_user``,
+``mirror_password``), its desired grants (``mirror_grants``), the shard's grant tables as
+values (``ShardAccount``, ``shard_accounts``) and the statements that turn what the shard has
+into what is desired (``plan``).
+
+``MirrorManager`` (asyncio, one per process) does the I/O, as the shard's administrator
+(``[[shards]] user``):
+
+* ``sync(ids)`` / ``catalog_changed(before)`` after an account change (SQL, CLI, dashboard,
+  another node's change seen by the catalog poller): creates, re-grants (REVOKE what is extra,
+  GRANT what is missing) and drops mirrors.
+* ``reconcile()`` at start-up and every ``RECONCILE_SECONDS``: compares every mirror of this
+  catalog on each shard with the catalog and fixes the differences, drops mirrors of accounts
+  that no longer hold anything there, retries failed syncs, and drops the all-privileges
+  ``sg_<db>`` accounts older versions made.
+* ``target_for`` (sessions connect only through a mirror verified for the current catalog
+  snapshot; otherwise they wait for a sync, bounded by ``VERIFY_WAIT``, and are refused if it
+  fails), ``verified`` (the cheap check) and ``follow`` (an open backend connection follows a
+  grant change).
+
+Concurrency across nodes: every change on a shard happens while holding that shard's named
+lock (``GET_LOCK``) and after re-reading the catalog inside the lock, so whichever node applies
+last applies the newest catalog state; an old snapshot can never re-grant something revoked.
+The lock's name is derived from the catalog secret: ``GET_LOCK`` is open to every tenant, who
+must not be able to take it. Work per shard is queued and coalesced: a burst of requests (many
+first logins after a restart) becomes a few rounds.
+
+Names carry a keyed hash of the physical database (``sgm_<account id>_<8 hex>``), so two
+clusters (catalogs with their own secrets) sharing a shard never touch each other's mirrors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from auth.catalog import Catalog, CatalogError, CatalogSnapshot
+from auth.model import Account, AccountGrants, Database
+from auth.passwords import native_hash
+from auth.privileges import NO_PRIVILEGES, Priv, priv_names
+from proxy.backend.connection import (
+    BackendConnection,
+    BackendError,
+    BackendQueryError,
+    BackendTarget,
+    QueryResult,
+    backend_password,
+    quote_name,
+    quote_string,
+    shard_admin,
+    usage_target,
+)
+from proxy.ops.config import Config, ConfigError, ShardConfig
+from proxy.ops.metrics import Metrics
+from proxy.wire.packets import ProtocolError, parse_ok_status
+
+log = logging.getLogger("shardgate.mirror")
+
+MIRROR_PREFIX = "sgm_"
+RECONCILE_SECONDS = 45.0
+VERIFY_WAIT = 3.0  # how long a session waits for its mirror to be verified
+LOCK_WAIT = 10  # seconds GET_LOCK waits for another node's round on the shard
+ROUND_TIMEOUT = 60.0  # one round on one shard, connect to unlock
+_IDS_PER_ROUND = 500  # account ids named in one round's queries
+_NO_SUCH_TABLE = 1146
+_ACCESS_DENIED = 1045
+
+# Errors a shard answers when its own privilege checks refuse a statement: in the answer to a
+# statement the proxy allowed, a classifier miss (or a grant change racing the statement).
+SHARD_REFUSALS = frozenset({1044, 1045, 1142, 1143, 1227, 1370})
+
+LOCK_TABLES = "LOCK TABLES"
+CREATE_TEMPORARY_TABLES = "CREATE TEMPORARY TABLES"
+SHOW_VIEW = "SHOW VIEW"
+REFERENCES = "REFERENCES"
+_NATIVE = "mysql_native_password"
+
+
+# --- names and passwords ---------------------------------------------------------------------
+
+
+def mirror_suffix(secret: bytes, physical: str) -> str:
+    """``_`` and 8 hex digits of a keyed hash of the physical database name."""
+    digest = hmac.new(
+        secret, f"shardgate-mirror-db:{physical.lower()}".encode(), hashlib.sha256
+    ).hexdigest()
+    return "_" + digest[:8]
+
+
+def mirror_user(secret: bytes, account_id: int, physical: str) -> str:
+    """The mirror of one account on one physical database: ``sgm_<id>_<8 hex>``, at most 32
+    characters (MySQL 8's limit) for any 64-bit account id."""
+    return f"{MIRROR_PREFIX}{account_id}{mirror_suffix(secret, physical)}"
+
+
+def mirror_account_id(user: str) -> int | None:
+    """The account id in a mirror's name (None: not a mirror's name)."""
+    if not user.startswith(MIRROR_PREFIX):
+        return None
+    number, sep, suffix = user[len(MIRROR_PREFIX) :].partition("_")
+    if not sep or not number.isdigit() or len(suffix) != 8:
+        return None
+    return int(number)
+
+
+def mirror_password(secret: bytes, shard: str, user: str) -> str:
+    """The mirror's password on ``shard``, derived from the catalog secret (never stored)."""
+    return backend_password(secret, shard, f"*mirror*{user}")
+
+
+def native_password_hash(password: str) -> str:
+    """The ``mysql_native_password`` hash as the shard stores it (``*`` and 40 hex digits):
+    mirrors are created with it, so the password never appears in the shard's processlist."""
+    return "*" + native_hash(password).hex().upper()
+
+
+# --- what a mirror should hold ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorGrants:
+    """What one account's mirror holds on one database: MariaDB privilege names at the
+    database level and per table (tables sorted, lower-case; no empty set)."""
+
+    account_id: int
+    user: str
+    database: str  # the physical database, lower-case
+    db_privs: frozenset[str]
+    table_privs: tuple[tuple[str, frozenset[str]], ...]
+
+
+def shard_privileges(privs: Priv) -> frozenset[str]:
+    """The shard privileges standing for ``privs`` at one level (a database or a table).
+
+    The eight proxy privileges map 1:1. With SELECT, at the same level (so they widen no
+    table's visibility, which MariaDB grants for any table-level privilege):
+
+    * ``SHOW VIEW``: ``SHOW CREATE VIEW`` and ``SHOW CREATE TABLE`` of a view, which the proxy
+      allows with SELECT, need it on the shard (mariadb-dump reads views this way).
+    * ``REFERENCES``: a ``FOREIGN KEY ... REFERENCES p``, which the proxy allows with SELECT on
+      ``p``, needs it on a MySQL 8 shard (MariaDB does not check it).
+    """
+    names = set(priv_names(privs))
+    if Priv.SELECT in privs:
+        names.update((SHOW_VIEW, REFERENCES))
+    return frozenset(names)
+
+
+def mirror_grants(
+    account_id: int, user: str, database: Database, grants: AccountGrants
+) -> MirrorGrants | None:
+    """The mirror ``user`` of an account holding ``grants``, on ``database``; None when the
+    account holds nothing there (it has no mirror there).
+
+    Besides ``shard_privileges`` at each level, at the database level (the only level MariaDB
+    has for them):
+
+    * ``LOCK TABLES`` when SELECT is held anywhere in the database: MySQL 8 needs it (or UPDATE
+      or DELETE) for ``SELECT ... FOR UPDATE``, which the proxy allows with SELECT. The proxy
+      refuses ``LOCK TABLES`` itself, and the shard would require SELECT on each locked table.
+    * ``CREATE TEMPORARY TABLES`` when CREATE is held anywhere in the database: the proxy allows
+      ``CREATE TEMPORARY TABLE t`` with CREATE on ``t``; the shard needs this privilege, and a
+      temporary table is private to its connection.
+    """
+    key = database.key
+    on_db = grants.db_privs.get(key, NO_PRIVILEGES)
+    on_tables = sorted(
+        (table, privs) for (db, table), privs in grants.table_privs.items() if db == key and privs
+    )
+    if not on_db and not on_tables:
+        return None
+    anywhere = on_db
+    for _, privs in on_tables:
+        anywhere |= privs
+    db_level = set(shard_privileges(on_db))
+    if Priv.SELECT in anywhere:
+        db_level.add(LOCK_TABLES)
+    if Priv.CREATE in anywhere:
+        db_level.add(CREATE_TEMPORARY_TABLES)
+    return MirrorGrants(
+        account_id,
+        user,
+        database.physical_name.lower(),
+        frozenset(db_level),
+        tuple((table, shard_privileges(privs)) for table, privs in on_tables),
+    )
+
+
+def desired_on_shard(
+    snapshot: CatalogSnapshot, secret: bytes, shard: str, account_ids: Iterable[int]
+) -> dict[str, MirrorGrants]:
+    """The mirrors ``account_ids`` should have on ``shard``, by user name."""
+    desired: dict[str, MirrorGrants] = {}
+    clashes: set[str] = set()
+    for account_id in account_ids:
+        grants = snapshot.grants_of(account_id)
+        for key in grants.database_keys:
+            database = snapshot.database(key)
+            if database is None or database.shard != shard:
+                continue
+            user = mirror_user(secret, account_id, database.physical_name)
+            wanted = mirror_grants(account_id, user, database, grants)
+            if wanted is None:
+                continue
+            if user in desired:  # two databases whose 32-bit hashes collide: serve neither
+                clashes.add(user)
+            desired[user] = wanted
+    for user in clashes:
+        log.error("mirror name %s stands for two databases on shard '%s'", user, shard)
+        del desired[user]
+    return desired
+
+
+# --- what the shard has ----------------------------------------------------------------------
+
+# mysql.db columns and tables_priv.Table_priv values, as privilege names GRANT/REVOKE take.
+_DB_COLUMNS = {
+    "SELECT_PRIV": "SELECT",
+    "INSERT_PRIV": "INSERT",
+    "UPDATE_PRIV": "UPDATE",
+    "DELETE_PRIV": "DELETE",
+    "CREATE_PRIV": "CREATE",
+    "DROP_PRIV": "DROP",
+    "GRANT_PRIV": "GRANT OPTION",
+    "REFERENCES_PRIV": REFERENCES,
+    "INDEX_PRIV": "INDEX",
+    "ALTER_PRIV": "ALTER",
+    "CREATE_TMP_TABLE_PRIV": CREATE_TEMPORARY_TABLES,
+    "LOCK_TABLES_PRIV": LOCK_TABLES,
+    "CREATE_VIEW_PRIV": "CREATE VIEW",
+    "SHOW_VIEW_PRIV": SHOW_VIEW,
+    "CREATE_ROUTINE_PRIV": "CREATE ROUTINE",
+    "ALTER_ROUTINE_PRIV": "ALTER ROUTINE",
+    "EXECUTE_PRIV": "EXECUTE",
+    "EVENT_PRIV": "EVENT",
+    "TRIGGER_PRIV": "TRIGGER",
+    "DELETE_HISTORY_PRIV": "DELETE HISTORY",
+}
+_TABLE_PRIVS = {
+    "GRANT": "GRANT OPTION",
+    "DELETE VERSIONING ROWS": "DELETE HISTORY",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ShardAccount:
+    """One account as the shard's grant tables show it.
+
+    ``anomalies`` names what a mirror never has and plain REVOKEs do not undo one by one
+    (global, column, routine or proxy privileges, roles, a privilege this code does not know):
+    such an account is dropped and made again."""
+
+    user: str
+    host: str
+    plugin: str = _NATIVE
+    authentication: str = field(default="", repr=False)
+    db_privs: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    table_privs: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    anomalies: frozenset[str] = frozenset()
+
+
+def _text(value: bytes | None) -> str:
+    return "" if value is None else value.decode("utf-8", "replace")
+
+
+def _named(result: QueryResult) -> list[dict[str, str]]:
+    upper = [name.upper() for name in result.columns]
+    return [dict(zip(upper, map(_text, row), strict=True)) for row in result.rows]
+
+
+def shard_accounts(
+    users: QueryResult, dbs: QueryResult, tables: QueryResult, others: QueryResult
+) -> dict[tuple[str, str], ShardAccount]:
+    """The accounts of ``mysql.user`` rows (``SELECT *``), with their ``mysql.db`` rows
+    (``SELECT *``), ``mysql.tables_priv`` rows (at least Db, User, Host, Table_name,
+    Table_priv, Column_priv) and ``others``: (User, Host, what) rows naming any other grant
+    they have. Database and table names lower-case."""
+    found: dict[tuple[str, str], ShardAccount] = {}
+    for row in _named(users):
+        anomalies = {
+            f"global {name[:-5].replace('_', ' ')}"
+            for name, value in row.items()
+            if name.endswith("_PRIV") and value.upper() == "Y"
+        }
+        if row.get("DEFAULT_ROLE"):
+            anomalies.add("a default role")
+        if row.get("IS_ROLE", "N").upper() == "Y":
+            anomalies.add("it is a role")
+        found[(row["USER"], row["HOST"])] = ShardAccount(
+            row["USER"],
+            row["HOST"],
+            row.get("PLUGIN") or _NATIVE,
+            row.get("AUTHENTICATION_STRING") or row.get("PASSWORD", ""),
+            {},
+            {},
+            frozenset(anomalies),
+        )
+    db_privs: dict[tuple[str, str], dict[str, frozenset[str]]] = {}
+    extra: dict[tuple[str, str], set[str]] = {}
+    for row in _named(dbs):
+        key = (row["USER"], row["HOST"])
+        held = set()
+        for name, value in row.items():
+            if name.endswith("_PRIV") and value.upper() == "Y":
+                known = _DB_COLUMNS.get(name)
+                if known is None:
+                    extra.setdefault(key, set()).add(f"database {name[:-5].replace('_', ' ')}")
+                else:
+                    held.add(known)
+        if held:
+            db_privs.setdefault(key, {})[row["DB"].lower()] = frozenset(held)
+    table_privs: dict[tuple[str, str], dict[tuple[str, str], frozenset[str]]] = {}
+    for row in _named(tables):
+        key = (row["USER"], row["HOST"])
+        names = {
+            _TABLE_PRIVS.get(value.strip().upper(), value.strip().upper())
+            for value in row["TABLE_PRIV"].split(",")
+            if value.strip()
+        }
+        if row.get("COLUMN_PRIV"):
+            extra.setdefault(key, set()).add("column privileges")
+        if names:
+            table_privs.setdefault(key, {})[(row["DB"].lower(), row["TABLE_NAME"].lower())] = (
+                frozenset(names)
+            )
+    for values in others.rows:
+        user, host, what = (_text(value) for value in values[:3])
+        extra.setdefault((user, host), set()).add(what)
+    for key, account in list(found.items()):
+        found[key] = replace(
+            account,
+            db_privs=db_privs.get(key, {}),
+            table_privs=table_privs.get(key, {}),
+            anomalies=account.anomalies | frozenset(extra.get(key, ())),
+        )
+    return found
+
+
+# --- from what the shard has to what is desired ----------------------------------------------
+
+# Privileges in the order statements list them (others after, alphabetically).
+_ORDER = {
+    name: index
+    for index, name in enumerate(
+        (
+            "SELECT",
+            "INSERT",
+            "UPDATE",
+            "DELETE",
+            "CREATE",
+            "DROP",
+            REFERENCES,
+            "INDEX",
+            "ALTER",
+            CREATE_TEMPORARY_TABLES,
+            LOCK_TABLES,
+            SHOW_VIEW,
+        )
+    )
+}
+
+
+def _privilege_list(privs: Collection[str]) -> str:
+    return ", ".join(sorted(privs, key=lambda name: (_ORDER.get(name, len(_ORDER)), name)))
+
+
+def _level(database: str, table: str | None) -> str:
+    return f"{quote_name(database)}.{'*' if table is None else quote_name(table)}"
+
+
+def _account(user: str, host: str = "%") -> str:
+    return f"{quote_string(user)}@{quote_string(host)}"
+
+
+@dataclass(frozen=True, slots=True)
+class CreateUser:
+    user: str
+    password_hash: str = field(repr=False)
+
+    @property
+    def sql(self) -> str:
+        return (
+            f"CREATE USER {_account(self.user)} IDENTIFIED WITH {_NATIVE} "
+            f"AS {quote_string(self.password_hash)}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SetPassword:
+    user: str
+    password_hash: str = field(repr=False)
+
+    @property
+    def sql(self) -> str:
+        return (
+            f"ALTER USER {_account(self.user)} IDENTIFIED WITH {_NATIVE} "
+            f"AS {quote_string(self.password_hash)}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DropUser:
+    user: str
+    host: str = "%"
+
+    @property
+    def sql(self) -> str:
+        return f"DROP USER IF EXISTS {_account(self.user, self.host)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    user: str
+    database: str
+    table: str | None
+    privileges: frozenset[str]
+
+    @property
+    def sql(self) -> str:
+        level = _level(self.database, self.table)
+        return f"GRANT {_privilege_list(self.privileges)} ON {level} TO {_account(self.user)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Revoke:
+    user: str
+    database: str
+    table: str | None
+    privileges: frozenset[str]
+
+    @property
+    def sql(self) -> str:
+        level = _level(self.database, self.table)
+        return f"REVOKE {_privilege_list(self.privileges)} ON {level} FROM {_account(self.user)}"
+
+
+Step = CreateUser | SetPassword | DropUser | Grant | Revoke
+
+
+def _grants(want: MirrorGrants) -> list[Step]:
+    steps: list[Step] = []
+    if want.db_privs:
+        steps.append(Grant(want.user, want.database, None, want.db_privs))
+    steps += [Grant(want.user, want.database, t, privs) for t, privs in want.table_privs]
+    return steps
+
+
+def plan(
+    desired: Mapping[str, MirrorGrants],
+    actual: Mapping[tuple[str, str], ShardAccount],
+    password_hash: Callable[[str], str],
+) -> list[Step]:
+    """The statements that make the shard's mirrors (``actual``, every account the round
+    looked at) exactly ``desired``: accounts nothing desires (or at a host other than ``%``)
+    are dropped, missing ones created, and for the others the extra privileges revoked before
+    the missing ones are granted. ``password_hash(user)``: the mirror's password hash."""
+    steps: list[Step] = [
+        DropUser(user, host)
+        for (user, host) in sorted(actual)
+        if host != "%" or user not in desired
+    ]
+    for user, want in sorted(desired.items()):
+        expected_hash = password_hash(user)
+        have = actual.get((user, "%"))
+        if have is not None and have.anomalies:
+            steps.append(DropUser(user))
+            have = None
+        if have is None:
+            steps.append(CreateUser(user, expected_hash))
+            steps += _grants(want)
+            continue
+        if have.plugin != _NATIVE or have.authentication.upper() != expected_hash:
+            steps.append(SetPassword(user, expected_hash))
+        wanted_tables = dict(want.table_privs)
+        revokes: list[Step] = []
+        grants: list[Step] = []
+        for db, privs in sorted(have.db_privs.items()):
+            wanted = want.db_privs if db == want.database else frozenset()
+            if privs - wanted:
+                revokes.append(Revoke(user, db, None, privs - wanted))
+        for (db, table), privs in sorted(have.table_privs.items()):
+            wanted = wanted_tables.get(table, frozenset()) if db == want.database else frozenset()
+            if privs - wanted:
+                revokes.append(Revoke(user, db, table, privs - wanted))
+        missing = want.db_privs - have.db_privs.get(want.database, frozenset())
+        if missing:
+            grants.append(Grant(user, want.database, None, missing))
+        for table, privs in want.table_privs:
+            missing = privs - have.table_privs.get((want.database, table), frozenset())
+            if missing:
+                grants.append(Grant(user, want.database, table, missing))
+        steps += revokes + grants
+    return steps
+
+
+# --- classifier misses -----------------------------------------------------------------------
+
+
+def shard_refused(metrics: Metrics, errno: int, database: str | None, digest: str) -> None:
+    """The shard refused (``errno`` in SHARD_REFUSALS) a statement the proxy allowed and
+    relayed: the answer went to the client unchanged; count it and log the statement's shape
+    (its digest text: literals replaced, so never a value or password)."""
+    metrics.classifier_miss(errno)
+    log.warning(
+        "classifier miss: the shard refused with error %d a statement the proxy allowed "
+        "(database %s): %s",
+        errno,
+        database,
+        digest[:500],
+    )
+
+
+# --- the manager -----------------------------------------------------------------------------
+
+
+class MirrorError(Exception):
+    """A round of mirror changes on a shard could not be carried out."""
+
+
+class MirrorUnavailable(BackendError):
+    """A session's mirror could not be verified for the current catalog: the session is
+    refused (its error is what the client sees), never served through another account."""
+
+
+_ShardKey = tuple[str, str, int]  # name, host, port: a shard moved by a reload is another one
+
+
+def _shard_key(shard: ShardConfig) -> _ShardKey:
+    return (shard.name, shard.host, shard.port)
+
+
+class _Queue:
+    """The work waiting for one shard: account ids (or everything), and the future the next
+    round resolves with its error (None: done)."""
+
+    def __init__(self) -> None:
+        self.ids: set[int] = set()
+        self.everything = False
+        self.waiter: asyncio.Future[str | None] | None = None
+        self.task: asyncio.Task[None] | None = None
+
+
+class MirrorManager:
+    """Mirrors of one catalog's accounts on the configured shards (see the module docstring).
+
+    ``config`` returns the current configuration (reloads change shard addresses and
+    credentials). The verified state is per process."""
+
+    def __init__(
+        self, config: Callable[[], Config], catalog: Catalog, metrics: Metrics | None = None
+    ) -> None:
+        """``metrics``: where sessions' backend connection failures are counted (``connect``;
+        the CLI has none)."""
+        self._config = config
+        self._catalog = catalog
+        self._metrics = metrics
+        self._secret = config().catalog_secret()
+        # (shard, account id) -> physical database -> the grants verified on the shard.
+        self._verified: dict[tuple[_ShardKey, int], dict[str, MirrorGrants]] = {}
+        # Shard name -> accounts whose last sync failed (the reconciler retries them).
+        self._dirty: dict[str, set[int]] = {}
+        self._queues: dict[str, _Queue] = {}
+        self._desired: dict[tuple[int, str], tuple[AccountGrants, Database, MirrorGrants | None]]
+        self._desired = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def snapshot(self) -> CatalogSnapshot:
+        return self._catalog.snapshot()
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def desired(
+        self, snapshot: CatalogSnapshot, account_id: int, database: Database
+    ) -> MirrorGrants | None:
+        """``mirror_grants`` for the account on ``database`` in ``snapshot`` (cached while the
+        account's grants object and the database stay the same)."""
+        grants = snapshot.grants_of(account_id)
+        key = (account_id, database.key)
+        hit = self._desired.get(key)
+        if hit is not None and hit[0] is grants and hit[1] == database:
+            return hit[2]
+        user = mirror_user(self._secret, account_id, database.physical_name)
+        value = mirror_grants(account_id, user, database, grants)
+        if len(self._desired) >= 100_000:
+            self._desired.clear()
+        self._desired[key] = (grants, database, value)
+        return value
+
+    def verified(self, snapshot: CatalogSnapshot, account_id: int, database: str) -> bool:
+        """Whether the account's mirror on ``database`` holds, as far as this process has
+        seen on the shard, exactly what ``snapshot`` says."""
+        found = snapshot.database(database)
+        if found is None:
+            return False
+        desired = self.desired(snapshot, account_id, found)
+        return desired is not None and self._is_verified(found, desired)
+
+    def _is_verified(self, database: Database, desired: MirrorGrants) -> bool:
+        try:
+            shard = self._config().shard(database.shard)
+        except ConfigError:
+            return False
+        held = self._verified.get((_shard_key(shard), desired.account_id))
+        return held is not None and held.get(desired.database) == desired
+
+    async def target_for(
+        self,
+        snapshot: CatalogSnapshot,
+        account: Account,
+        database: str | None,
+        select_database: bool = True,
+    ) -> BackendTarget:
+        """Where and as whom a session of ``account`` in ``database`` connects: its mirror
+        there, verified for the newest catalog snapshot (a sync is triggered and awaited, at
+        most VERIFY_WAIT, when it is not); the shard's privilege-less usage account when the
+        account holds nothing there, or for no database (the first database's shard).
+
+        Raises MirrorUnavailable (a BackendError) when the mirror cannot be verified."""
+        config = self._config()
+        if database is None:
+            databases = snapshot.databases()
+            if not databases:
+                raise BackendError("no database exists yet")
+            return usage_target(config.shard(databases[0].shard), self._secret)
+        found, desired = await self._verified_grants(snapshot, account, database)
+        shard = config.shard(found.shard)
+        if desired is None:
+            return usage_target(shard, self._secret)
+        return BackendTarget(
+            shard=shard.name,
+            host=shard.host,
+            port=shard.port,
+            user=desired.user,
+            password=mirror_password(self._secret, shard.name, desired.user),
+            database=found.physical_name if select_database else None,
+            grants=desired,
+        )
+
+    async def connect(
+        self,
+        snapshot: CatalogSnapshot,
+        account: Account,
+        database: str | None,
+        select_database: bool,
+        client_capabilities: int,
+        charset: int,
+    ) -> BackendConnection:
+        """A session's backend connection, through ``target_for``. A mirror's login the
+        shard refuses (dropped or changed behind this process's back, e.g. by another node
+        or the CLI for an account this snapshot still shows) loses its verification and is
+        tried once more after a sync. Failures count as backend errors of the shard."""
+        target = await self.target_for(snapshot, account, database, select_database)
+        try:
+            return await self._connect(target, client_capabilities, charset)
+        except BackendError as exc:
+            if exc.errno != _ACCESS_DENIED or target.grants is None:
+                raise
+            self._forget(target, target.grants)
+        target = await self.target_for(self._catalog.snapshot(), account, database, select_database)
+        return await self._connect(target, client_capabilities, charset)
+
+    async def _connect(
+        self, target: BackendTarget, client_capabilities: int, charset: int
+    ) -> BackendConnection:
+        try:
+            return await BackendConnection.connect(
+                target,
+                client_capabilities=client_capabilities,
+                charset=charset,
+                timeout=self._config().server.backend_connect_timeout,
+            )
+        except BackendError:
+            if self._metrics is not None:
+                self._metrics.backend_error(target.shard)
+            raise
+
+    def _forget(self, target: BackendTarget, grants: MirrorGrants) -> None:
+        held = self._verified.get(((target.shard, target.host, target.port), grants.account_id))
+        if held is not None:
+            held.pop(grants.database, None)
+
+    async def _verified_grants(
+        self, snapshot: CatalogSnapshot, account: Account, database: str
+    ) -> tuple[Database, MirrorGrants | None]:
+        """The account's verified mirror on ``database`` (None: it holds nothing there)."""
+        for attempt in range(2):
+            found = snapshot.database(database)
+            if found is None:
+                raise BackendError(f"database '{database}' no longer exists")
+            desired = self.desired(snapshot, account.id, found)
+            if desired is None or self._is_verified(found, desired):
+                return found, desired
+            if attempt == 0:
+                waiter = self._request(found.shard, frozenset({account.id}))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(waiter), VERIFY_WAIT)
+                snapshot = self._catalog.snapshot()  # the round re-read the catalog
+        raise MirrorUnavailable(
+            f"the shard account serving {account.name} on database '{database}' could not be "
+            "verified; try again later"
+        )
+
+    async def follow(
+        self,
+        backend: BackendConnection,
+        snapshot: CatalogSnapshot,
+        account: Account,
+        database: str | None,
+    ) -> None:
+        """The session's catalog snapshot changed while ``backend`` (its connection, idle) is
+        open in ``database``: make the connection hold what the new snapshot says.
+
+        Table privileges take effect on the shard at once, but MariaDB keeps a connection's
+        privileges on its current database from the moment it selected it (even once the
+        account is dropped), so after a change at the database level the database is selected
+        again (COM_INIT_DB, one round trip). When the account holds nothing in the database
+        any more, the connection selects ``information_schema`` instead: it keeps its
+        transaction, prepared statements and settings, and holds nothing. A connection that
+        cannot follow -- its mirror cannot be verified, or it ran on the usage account and
+        the account now has a mirror -- is closed; the session's next statement connects again
+        through ``target_for``."""
+        if database is None or backend.broken:
+            return
+        found = snapshot.database(database)
+        if found is None:
+            return
+        held = backend.target.grants
+        desired = self.desired(snapshot, account.id, found)
+        if desired == held and (desired is None or self.verified(snapshot, account.id, database)):
+            return
+        now: MirrorGrants | None = None
+        if desired is not None:
+            try:
+                found, now = await self._verified_grants(snapshot, account, database)
+            except BackendError as exc:
+                log.warning("closing a backend connection of %s: %s", account.name, exc)
+                await _retire(backend)
+                return
+        if now is None:
+            await _select(backend, "information_schema", None)
+        elif backend.target.user != now.user:
+            await _retire(backend)
+        elif held is None or now.db_privs != held.db_privs:
+            await _select(backend, found.physical_name, now)
+        else:
+            backend.target = replace(backend.target, grants=now)
+
+    # -- changes ------------------------------------------------------------------------------
+
+    async def catalog_changed(self, before: CatalogSnapshot) -> None:
+        """This process changed the catalog since ``before``: sync the accounts whose grants
+        changed. Never raises; failures are logged and left to the reconciler."""
+        ids = await self._changed(before)
+        if ids is None:
+            await self.reconcile()
+        elif ids:
+            await self.sync(ids, before)
+
+    def catalog_moved(self, before: CatalogSnapshot) -> None:
+        """The catalog poller saw the catalog move on from ``before`` (changes by other
+        processes, and this one's): in the background, sync the accounts whose grants changed
+        and whose mirrors this process has not already seen in step."""
+
+        async def work() -> None:
+            ids = await self._changed(before)
+            if ids is None:
+                await self.reconcile()
+                return
+            snapshot = self._catalog.snapshot()
+            await self.sync([i for i in ids if not self._in_step(snapshot, i)], before)
+
+        self._spawn(work())
+
+    async def _changed(self, before: CatalogSnapshot) -> list[int] | None:
+        """Accounts whose grants differ between ``before`` and now (None: the change log no
+        longer reaches back to ``before``, or cannot be read)."""
+        try:
+            changed = await asyncio.to_thread(self._catalog.changed_since, before.version)
+        except Exception as exc:  # the catalog is unreachable: the reconciler catches up
+            log.warning("mirror sync skipped: reading the catalog's change log failed: %s", exc)
+            return []
+        if changed is None:
+            return None
+        after = self._catalog.snapshot()
+        return [i for i in sorted(changed) if before.grants_of(i) != after.grants_of(i)]
+
+    def _in_step(self, snapshot: CatalogSnapshot, account_id: int) -> bool:
+        """Whether this process has seen the account's mirrors on every configured shard
+        holding exactly what ``snapshot`` says (and no others)."""
+        wanted: dict[str, dict[str, MirrorGrants]] = {}
+        for key in snapshot.grants_of(account_id).database_keys:
+            database = snapshot.database(key)
+            if database is not None:
+                found = self.desired(snapshot, account_id, database)
+                if found is not None:
+                    wanted.setdefault(database.shard, {})[found.database] = found
+        return all(
+            self._verified.get((_shard_key(shard), account_id), {}) == wanted.get(shard.name, {})
+            for shard in self._config().shards
+        )
+
+    async def sync(
+        self, account_ids: Collection[int], before: CatalogSnapshot | None = None
+    ) -> None:
+        """Make the mirrors of ``account_ids`` match the catalog on every shard where they
+        hold anything now (or held anything in ``before``). Returns once done; never raises:
+        a failure is logged and the accounts are left to the reconciler."""
+        ids = frozenset(account_ids)
+        if not ids:
+            return
+        shards = self._shards_holding(self._catalog.snapshot(), ids)
+        if before is not None:
+            shards |= self._shards_holding(before, ids)
+        # A database on a shard this configuration lacks is served by nobody here.
+        shards &= {shard.name for shard in self._config().shards}
+        if shards:
+            await _all(self._request(name, ids) for name in sorted(shards))
+
+    async def reconcile(self) -> None:
+        """Check every mirror of this catalog on every shard holding its databases (and
+        retry failed syncs); never raises."""
+        configured = {shard.name for shard in self._config().shards}
+        shards = {db.shard for db in self._catalog.snapshot().databases()} | set(self._dirty)
+        await _all(self._request(name, None) for name in sorted(shards & configured))
+
+    async def run(self) -> None:
+        """Reconcile at start-up and every RECONCILE_SECONDS (a task of the server)."""
+        while True:
+            await self.reconcile()
+            await asyncio.sleep(RECONCILE_SECONDS)
+
+    async def stop(self) -> None:
+        """Cancel rounds and background syncs in progress (the server is stopping)."""
+        tasks = list(self._tasks) + [q.task for q in self._queues.values() if q.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _shards_holding(self, snapshot: CatalogSnapshot, ids: Iterable[int]) -> set[str]:
+        shards = set()
+        for account_id in ids:
+            for key in snapshot.grants_of(account_id).database_keys:
+                database = snapshot.database(key)
+                if database is not None:
+                    shards.add(database.shard)
+        return shards
+
+    # -- rounds -------------------------------------------------------------------------------
+
+    def _request(self, shard: str, ids: frozenset[int] | None) -> asyncio.Future[str | None]:
+        """Queue ``ids`` (None: everything) for ``shard``; the future resolves when a round
+        covering them is over, with its error (None: done)."""
+        queue = self._queues.get(shard)
+        if queue is None:
+            queue = self._queues[shard] = _Queue()
+        if ids is None:
+            queue.everything = True
+        else:
+            queue.ids |= ids
+        if queue.waiter is None:
+            queue.waiter = asyncio.get_running_loop().create_future()
+        waiter = queue.waiter
+        if queue.task is None or queue.task.done():
+            queue.task = asyncio.get_running_loop().create_task(self._drain(shard, queue))
+        return waiter
+
+    async def _drain(self, shard: str, queue: _Queue) -> None:
+        while queue.waiter is not None:
+            waiter, queue.waiter = queue.waiter, None
+            everything, queue.everything = queue.everything, False
+            ids, queue.ids = frozenset(queue.ids), set()
+            error: str | None = None
+            try:
+                if everything:
+                    await asyncio.wait_for(self._round(shard, None), ROUND_TIMEOUT)
+                for chunk in _chunks(sorted(ids), _IDS_PER_ROUND):
+                    await asyncio.wait_for(self._round(shard, frozenset(chunk)), ROUND_TIMEOUT)
+            except asyncio.CancelledError:
+                _resolve(waiter, "cancelled")
+                raise
+            except (
+                BackendError,
+                BackendQueryError,
+                MirrorError,
+                ConfigError,
+                CatalogError,
+                TimeoutError,
+            ) as exc:
+                error = f"{exc.__class__.__name__}: {exc}"
+            except Exception as exc:  # a bug must not leave waiters hanging
+                log.exception("mirror round on shard '%s' failed", shard)
+                error = f"{exc.__class__.__name__}: {exc}"
+            if error is not None:
+                self._dirty.setdefault(shard, set()).update(ids)
+                log.warning("mirror sync on shard '%s' failed: %s", shard, error)
+            _resolve(waiter, error)
+
+    async def _round(self, name: str, ids: frozenset[int] | None) -> None:
+        """One round on one shard, under its lock: ``ids``' mirrors, or (None) all of them."""
+        config = self._config()
+        shard = config.shard(name)
+        admin = await shard_admin(shard, config.server.backend_connect_timeout)
+        try:
+            lock = quote_string(self._lock_name(shard.name))
+            got = await admin.query(f"SELECT GET_LOCK({lock}, {LOCK_WAIT})")
+            if not got.rows or got.rows[0][0] != b"1":
+                raise MirrorError(f"another node held the mirror lock for {LOCK_WAIT} s")
+            try:
+                await self._apply_round(admin, shard, ids)
+            finally:
+                with contextlib.suppress(BackendError, BackendQueryError):
+                    await admin.query(f"SELECT RELEASE_LOCK({lock})")
+        finally:
+            await admin.quit()
+
+    def _lock_name(self, shard: str) -> str:
+        digest = hmac.new(self._secret, f"shardgate-mirror-lock:{shard}".encode(), "sha256")
+        return "shardgate-mirrors-" + digest.hexdigest()[:24]
+
+    async def _apply_round(
+        self, admin: BackendConnection, shard: ShardConfig, ids: frozenset[int] | None
+    ) -> None:
+        # Inside the lock: the newest catalog, so the last node to apply applies it.
+        await asyncio.to_thread(self._catalog.refresh)
+        snapshot = self._catalog.snapshot()
+        databases = [db for db in snapshot.databases() if db.shard == shard.name]
+        suffixes = sorted({mirror_suffix(self._secret, db.physical_name) for db in databases})
+        legacy = sorted({db.backend_user for db in databases} if ids is None else set())
+        found = await _read_accounts(admin, suffixes, ids, legacy)
+        actual = {key: account for key, account in found.items() if key[0] not in legacy}
+        key = _shard_key(shard)
+        if ids is None:
+            ids = frozenset(
+                {i for user, _ in actual if (i := mirror_account_id(user)) is not None}
+                | self._dirty.get(shard.name, set())
+                | {account_id for (k, account_id) in self._verified if k == key}
+            )
+        # Pure, and proportional to the mirrors in the round: off the event loop.
+        desired, steps = await asyncio.to_thread(
+            self._desired_steps, snapshot, shard.name, ids, actual
+        )
+        steps += [DropUser(user, host) for user, host in sorted(found) if user in legacy]
+        # Mirrors read in step are verified now; those being changed once every step applied.
+        changing = {i for step in steps if (i := mirror_account_id(step.user)) is not None}
+        self._record(key, [i for i in ids if i not in changing], desired)
+        for account_id in changing:
+            self._verified.pop((key, account_id), None)
+        for step in steps:
+            await _apply(admin, step)
+        self._record(key, [i for i in ids if i in changing], desired)
+        self._dirty.get(shard.name, set()).difference_update(ids)
+        if steps:
+            log.info(
+                "shard '%s': %d mirror change(s): %s",
+                shard.name,
+                len(steps),
+                "; ".join(_describe(step) for step in steps[:20]),
+            )
+
+    def _record(
+        self, key: _ShardKey, account_ids: Iterable[int], desired: Mapping[str, MirrorGrants]
+    ) -> None:
+        """The accounts' mirrors on the shard ``key`` are ``desired`` (theirs among them)."""
+        held: dict[int, dict[str, MirrorGrants]] = {}
+        for want in desired.values():
+            held.setdefault(want.account_id, {})[want.database] = want
+        for account_id in account_ids:
+            if account_id in held:
+                self._verified[(key, account_id)] = held[account_id]
+            else:
+                self._verified.pop((key, account_id), None)
+
+    def _desired_steps(
+        self,
+        snapshot: CatalogSnapshot,
+        shard: str,
+        ids: Iterable[int],
+        actual: Mapping[tuple[str, str], ShardAccount],
+    ) -> tuple[dict[str, MirrorGrants], list[Step]]:
+        def password_hash(user: str) -> str:
+            return native_password_hash(mirror_password(self._secret, shard, user))
+
+        desired = desired_on_shard(snapshot, self._secret, shard, ids)
+        return desired, plan(desired, actual, password_hash)
+
+
+def _resolve(waiter: asyncio.Future[str | None], error: str | None) -> None:
+    if not waiter.done():
+        waiter.set_result(error)
+
+
+async def _all(waiters: Iterable[asyncio.Future[str | None]]) -> None:
+    """Wait for rounds; a caller cancelled meanwhile does not cancel them for the others."""
+    await asyncio.gather(*(asyncio.shield(waiter) for waiter in waiters))
+
+
+def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _describe(step: Step) -> str:
+    """A step for the log: never a password hash."""
+    if isinstance(step, CreateUser | SetPassword):
+        return f"{step.__class__.__name__} {step.user}"
+    return step.sql
+
+
+async def _retire(backend: BackendConnection) -> None:
+    await backend.quit()
+    backend.broken = True
+
+
+async def _select(backend: BackendConnection, database: str, grants: MirrorGrants | None) -> None:
+    """COM_INIT_DB ``database`` on ``backend``, which then holds ``grants``; if the shard
+    refuses, the connection is closed (it may still hold the privileges it had)."""
+    try:
+        answer = await backend.command(b"\x02" + database.encode())
+        backend.status = parse_ok_status(answer, backend.capabilities)
+    except (BackendError, ProtocolError):  # ProtocolError: an ERR, not an OK
+        await _retire(backend)
+        return
+    backend.target = replace(backend.target, grants=grants)
+
+
+async def _apply(admin: BackendConnection, step: Step) -> None:
+    try:
+        await admin.query(step.sql)
+    except BackendQueryError as exc:
+        if not (isinstance(step, Grant) and step.table is not None and exc.errno == _NO_SUCH_TABLE):
+            raise
+        # The table was dropped since it was granted (its grant outlives it, as in MySQL) and
+        # the mirror is being made again. MariaDB grants on a missing table only together with
+        # CREATE: grant with it, then take it back (the mirror holds it only in between, within
+        # this lock, for a table that does not exist).
+        await admin.query(replace(step, privileges=step.privileges | {"CREATE"}).sql)
+        if "CREATE" not in step.privileges:
+            await admin.query(
+                Revoke(step.user, step.database, step.table, frozenset({"CREATE"})).sql
+            )
+
+
+def _user_filter(
+    column: str, suffixes: Collection[str], ids: frozenset[int] | None, legacy: Collection[str]
+) -> str:
+    """SQL: ``column`` names a mirror of this catalog (of ``ids`` only, unless None) or one of
+    the ``legacy`` users."""
+    terms = []
+    if suffixes:
+        term = (
+            f"(LEFT({column}, {len(MIRROR_PREFIX)}) = {quote_string(MIRROR_PREFIX)} "
+            f"AND RIGHT({column}, 9) IN ({', '.join(map(quote_string, suffixes))})"
+        )
+        if ids is not None:
+            prefixes = ", ".join(quote_string(f"{MIRROR_PREFIX}{i}") for i in sorted(ids))
+            term += f" AND SUBSTRING_INDEX({column}, '_', 2) IN ({prefixes})"
+        terms.append(term + ")")
+    if legacy:
+        terms.append(f"{column} IN ({', '.join(map(quote_string, legacy))})")
+    return " OR ".join(terms) or "FALSE"
+
+
+async def _read_accounts(
+    admin: BackendConnection,
+    suffixes: Collection[str],
+    ids: frozenset[int] | None,
+    legacy: Collection[str],
+) -> dict[tuple[str, str], ShardAccount]:
+    """The shard's accounts that ``_user_filter`` selects, with all their grants: four
+    queries whatever their number."""
+
+    def where(column: str = "User") -> str:
+        return _user_filter(column, suffixes, ids, legacy)
+
+    users = await admin.query(f"SELECT * FROM mysql.user WHERE {where()}")
+    if not users.rows:
+        empty = QueryResult([], [])
+        return shard_accounts(users, empty, empty, empty)
+    dbs = await admin.query(f"SELECT * FROM mysql.db WHERE {where()}")
+    tables = await admin.query(
+        "SELECT Db, User, Host, Table_name, Table_priv, Column_priv FROM mysql.tables_priv "
+        f"WHERE {where()}"
+    )
+    others = [
+        f"SELECT User, Host, 'column privileges' FROM mysql.columns_priv WHERE {where()}",
+        f"SELECT User, Host, 'routine privileges' FROM mysql.procs_priv WHERE {where()}",
+        f"SELECT User, Host, 'proxy privileges' FROM mysql.proxies_priv WHERE {where()}",
+    ]
+    if "mariadb" in admin.server_version.lower():
+        others.append(f"SELECT User, Host, 'roles' FROM mysql.roles_mapping WHERE {where()}")
+    else:  # MySQL 8
+        others += [
+            f"SELECT TO_USER, TO_HOST, 'roles' FROM mysql.role_edges WHERE {where('TO_USER')}",
+            f"SELECT USER, HOST, 'dynamic privileges' FROM mysql.global_grants "
+            f"WHERE {where('USER')}",
+            f"SELECT USER, HOST, 'default roles' FROM mysql.default_roles WHERE {where('USER')}",
+        ]
+    other = await admin.query(" UNION ALL ".join(others))
+    return shard_accounts(users, dbs, tables, other)
