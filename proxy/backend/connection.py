@@ -14,9 +14,9 @@ import hmac
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from auth.passwords import scramble_native
+from proxy.backend.grants import MirrorGrants
 from proxy.ops.config import ShardConfig
 from proxy.wire.packets import (
     Capability,
@@ -66,9 +66,6 @@ REQUIRED_CAPABILITIES = (
     | Capability.MULTI_RESULTS
     | Capability.PS_MULTI_RESULTS
 )
-
-if TYPE_CHECKING:
-    from proxy.backend.mirror import MirrorGrants
 
 MAX_BACKEND_PACKET = 1 << 30
 

@@ -65,6 +65,7 @@ from proxy.backend.connection import (
     shard_admin,
     usage_target,
 )
+from proxy.backend.grants import MirrorGrants
 from proxy.ops.config import Config, ConfigError, ShardConfig
 from proxy.ops.metrics import Metrics
 from proxy.wire.packets import ProtocolError, parse_ok_status
@@ -130,18 +131,6 @@ def native_password_hash(password: str) -> str:
 
 
 # --- what a mirror should hold ---------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class MirrorGrants:
-    """What one account's mirror holds on one database: MariaDB privilege names at the
-    database level and per table (tables sorted, lower-case; no empty set)."""
-
-    account_id: int
-    user: str
-    database: str  # the physical database, lower-case
-    db_privs: frozenset[str]
-    table_privs: tuple[tuple[str, frozenset[str]], ...]
 
 
 def shard_privileges(privs: Priv) -> frozenset[str]:

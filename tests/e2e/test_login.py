@@ -209,7 +209,7 @@ def test_multi_database_account_switches_shards(proxy: ProxyEnv) -> None:
             cur.execute("SELECT DATABASE()")
             assert cur.fetchone() == (None,)  # two usable databases: none chosen
             cur.execute("SHOW DATABASES")
-            assert [r[0] for r in cur.fetchall()] == ["information_schema", "easydb", "otherdb"]
+            assert [r[0] for r in cur.fetchall()] == ["easydb", "information_schema", "otherdb"]
             cur.execute("USE otherdb")
             cur.execute("CREATE TABLE IF NOT EXISTS on_s1 (id INT)")
             cur.execute("SELECT @@port")
@@ -222,7 +222,7 @@ def test_multi_database_account_switches_shards(proxy: ProxyEnv) -> None:
 def test_show_databases_lists_only_usable(proxy: ProxyEnv) -> None:
     with proxy.connect() as conn, conn.cursor() as cur:
         cur.execute("SHOW DATABASES")
-        assert cur.fetchall() == (("information_schema",), ("easydb",))
+        assert cur.fetchall() == (("easydb",), ("information_schema",))
         cur.execute("SHOW DATABASES LIKE 'easy%'")
         assert cur.fetchall() == (("easydb",),)
 

@@ -340,10 +340,10 @@ def test_unverifiable_mirror_refuses_the_session(
     first.stop()
     broken = dataclasses.replace(
         config,
-        shards=[
+        shards=tuple(
             dataclasses.replace(shard, password="wrong") if shard.name == "s1" else shard
             for shard in config.shards
-        ],
+        ),
     )
     runner = ProxyThread(broken)
     server = runner.start()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,11 +14,11 @@ from auth.catalog import Catalog
 from auth.model import AccountGrants, Database
 from auth.privileges import ALL_PRIVILEGES, Priv
 from proxy.backend.connection import QueryResult
+from proxy.backend.grants import MirrorGrants
 from proxy.backend.mirror import (
     CreateUser,
     DropUser,
     Grant,
-    MirrorGrants,
     Revoke,
     SetPassword,
     ShardAccount,
@@ -294,7 +295,7 @@ WANT = MirrorGrants(
 )
 
 
-def _have(**changes: object) -> ShardAccount:
+def _have(**changes: Any) -> ShardAccount:
     base = ShardAccount(
         "sgm_7_x",
         "%",
