@@ -599,6 +599,9 @@ _ALLOWED_NODES: Final[frozenset[type[Any]]] = frozenset(
 _ALLOWED_BASES: Final = (exp.Func, exp.Binary, exp.Unary, exp.Predicate)
 _QUERY_ROOTS: Final = (exp.Select, exp.Union, exp.Except, exp.Intersect, exp.Subquery)
 _BARE_QUERIES: Final = (exp.Select, exp.Union, exp.Except, exp.Intersect)
+# What MariaDB has after FROM and JOIN: a table (or JSON_TABLE, DUAL), a parenthesised query
+# or join, a table value constructor.
+_TABLE_SOURCES: Final = (exp.Table, exp.Subquery, exp.Values)
 
 # The arguments each node type may have set, and the values of its keyword arguments: what
 # MariaDB's grammar has. sqlglot reads clauses of other dialects into further arguments of
@@ -778,8 +781,10 @@ class _TreeWalker:
             self._function(node)
         elif t is exp.Dot:
             self._dot(node)
-        elif (t is exp.From or t is exp.Join) and isinstance(node.this, _BARE_QUERIES):
-            raise _parse_error()  # sqlglot read "FROM SELECT ..." that MySQL rejects
+        elif (t is exp.From or t is exp.Join) and not isinstance(node.this, _TABLE_SOURCES):
+            if isinstance(node.this, _BARE_QUERIES):
+                raise _parse_error()  # sqlglot read "FROM SELECT ..." that MySQL rejects
+            raise _unsupported("table functions")  # FROM UNNEST(...) and the like
         allowed = _ALLOWED_ARGS.get(t)
         if allowed is not None:
             _check_args(node, allowed)
