@@ -1,36 +1,48 @@
 """Differential testing of the analyser's reading of statements against MariaDB's.
 
 Every word MariaDB knows (``information_schema.KEYWORDS`` and ``SQL_FUNCTIONS``, shipped as
-:mod:`proxy.sql.mariadb_words`) is put, unquoted and backquoted, into every statement position
-the analyser handles (:data:`TEMPLATES`) as a table name, a table alias, a column name, a
-column alias or an index name. For each statement the proxy's analysis
+:mod:`proxy.sql.mariadb_words`) and every word sqlglot's MySQL parser treats as syntax (its
+tokenizer's keywords and the words its parser matches as text) is put, unquoted and
+backquoted, into the statement positions the analyser handles (:data:`TEMPLATES`: SELECT lists,
+FROM/JOIN/ON/USING, WHERE, subqueries, derived tables, CTEs, UNION; INSERT/REPLACE in all
+forms, UPDATE and DELETE single- and multi-table, SHOW, DESCRIBE, EXPLAIN, CREATE/ALTER/
+RENAME/DROP/TRUNCATE TABLE, CREATE/DROP INDEX) as a table name, a table alias, a column name,
+a column alias or an index name. For each statement the proxy's analysis
 (:func:`~proxy.sql.analyze.analyze_uncached`) is compared with what MariaDB does with it:
 
 * **Full run.** A plain MariaDB account holding exactly the privileges the proxy says the
   statement needs runs it. An access error (1142, 1143, 1044, 1227, 1370, ...) means MariaDB
-  needs something the proxy did not count: a *disagreement*. One exception is told apart: a
-  SELECT denied on a table the proxy lists with a write privilege is MariaDB's column-read rule
-  (``UPDATE t SET a = b`` needs SELECT on ``t``), which the analyser does not model; the
-  statement is then run again with SELECT added on its written tables, so that the rule
-  cannot hide a table the proxy missed.
+  needs something the proxy did not count: a *disagreement* (``table`` if MariaDB names a
+  table the proxy did not list, ``privilege`` if another privilege on a listed one). One
+  exception is told apart: a SELECT denied on a table the proxy lists with a write privilege
+  is MariaDB's column-read rule (``UPDATE t SET a = b`` needs SELECT on ``t``), which the
+  analyser does not model; the statement is then run again with SELECT added on its written
+  tables, so that the rule cannot hide a table the proxy missed.
 * **Leave-one-out.** When the full run got past MariaDB's privilege checks (it succeeded, or
-  failed on something that is checked later: a lock wait, an existing table, an unknown
-  column), it is run once more per table the proxy listed, with every privilege on that table
-  withdrawn. MariaDB must then refuse access to it; if it does not, the proxy counted a table
-  MariaDB does not read -- its table set differs, another disagreement.
+  failed on something checked later: a lock wait, an existing table, an unknown column), it
+  is run once more per table the proxy listed, with every privilege on that table withdrawn.
+  MariaDB must then deny access; if it does not (and the statement does not fail the same way
+  with no privileges at all), the proxy counted a table MariaDB does not read: ``over-ask``.
 
-Statements the proxy refuses are not run (a refusal is always safe). MariaDB's own syntax
-errors (1064) after a proxy "allow" are fine: the shard refuses them.
+Statements the proxy refuses are not run (a refusal is always safe; ``--refusals`` counts
+those MariaDB would accept). MariaDB's own syntax errors (1064) after a proxy "allow" are fine:
+the shard refuses them.
 
-The test database holds a table named by every word (created quoted), ``t1`` and ``t2`` with a
-column named by every word, all BLACKHOLE (nothing is ever stored), and a second connection
-holds a metadata lock on every table for the whole run (``lock_wait_timeout = 0`` for the
-account), so that DDL passes its privilege checks and then fails before changing anything.
-The account's grants change only between runs that need different grants: runs are sorted by
-grant set, and one multi-statement request moves from one set to the next.
+The default run tries every word unquoted at least once in every *position* (a group of
+templates: "table after FROM in a SELECT", "column in an UPDATE", ...) and quoted at least once
+in every role, about 32,000 statements; the exhaustive run every word in both forms in every
+template, sqlglot's function names included (about 650,000; 25 minutes).
 
-``python -m tests.parse_differential [--exhaustive]`` runs it against a throwaway MariaDB and
-prints the report; ``tests/e2e/test_parse_differential.py`` runs it in the test suite.
+The test database holds a table named by every word (created quoted), narrow tables ``t1``,
+``t2`` and wide ones ``c1``, ``c2`` with a column named by every word, all BLACKHOLE (writes
+store nothing). Another connection holds a metadata lock on every table (see
+:meth:`DiffDatabase.lock_for`; the account has ``lock_wait_timeout = 0``), so that DDL passes
+its privilege checks and then fails before changing anything. The account's privileges are
+rows of ``mysql.tables_priv`` written directly (:class:`Grants`); statements are sorted so that
+they change rarely.
+
+``python -m tests.parse_differential [--exhaustive] [--refusals]`` runs it against a throwaway
+MariaDB and prints the report; ``tests/e2e/test_parse_differential.py`` runs it in the suite.
 """
 
 from __future__ import annotations

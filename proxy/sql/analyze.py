@@ -38,28 +38,29 @@ How a statement is analysed
   match, so an unsure case costs a privilege rather than skipping one), ``DUAL``,
   ``JSON_TABLE`` or a write target. Unquoted table names or aliases that are reserved words
   mean sqlglot misread the statement: refused.
-* **The structural check** (:mod:`proxy.sql.names`), part of the shape analysis and so cached
-  with it: every token MariaDB can only read as a name -- a quoted identifier, or an unquoted
-  word that is neither a MariaDB 10.11 keyword nor a built-in function name
-  (:mod:`proxy.sql.mariadb_words`, generated from the server's ``information_schema.KEYWORDS``
-  and ``SQL_FUNCTIONS``) -- must be a name in sqlglot's tree (an identifier, a function name,
-  a character set introducer or a bare word such as a collation), each name in the tree
-  standing for one token; a name followed by ``(`` that sqlglot knows as a function is a
-  function call for both. Otherwise the statement is refused (1235, naming the word: a name
-  sqlglot reads as a keyword can be backquoted). *What it guarantees*: sqlglot consumed no word
-  as syntax that MariaDB does not know as a keyword or function (``SELECT * FROM lateral x``:
-  a ``LATERAL`` clause for sqlglot, the table ``lateral`` for MariaDB), and dropped no quoted
-  name. *What it does not*: (a) a MariaDB keyword is not checked, reserved or not -- MariaDB
-  reads many keywords as names in some positions, so a keyword sqlglot takes as syntax where
-  MariaDB takes a name goes unnoticed; (b) it counts names, not their roles: a table read as an
-  alias or a column (or the reverse) passes; (c) it covers what sqlglot parses (queries, DML,
-  the query of ``CREATE TABLE ... SELECT``, ``EXPLAIN``'s statement, conditions of ``SHOW ...
-  WHERE`` and expressions of ``SET @v = ...``); the token grammars (DDL, SHOW, DESCRIBE)
-  consume their names at fixed places, but the column definitions and options of ``CREATE``/
-  ``ALTER TABLE`` are scanned for the keywords that bring in other tables (``REFERENCES``,
-  ``SELECT``, ``TABLE``, ``UNION``, ...), not name by name. ``tests/parse_differential.py``
-  covers (a) and (b) for the positions it tries, by running every keyword in every position
-  on MariaDB with exactly the privileges the proxy asks for.
+* **The structural check** (:mod:`proxy.sql.names`), part of the shape analysis and so cached with
+  it: every token MariaDB can only read as a name -- a quoted identifier, or an unquoted word that
+  is neither a MariaDB 10.11 keyword nor a built-in function name (:mod:`proxy.sql.mariadb_words`,
+  generated from the server's ``information_schema.KEYWORDS`` and ``SQL_FUNCTIONS``) -- must be a
+  name in sqlglot's tree, spelt and quoted alike (an identifier, a function name, a character set
+  introducer or a bare word such as a collation), each name in the tree standing for one token; a
+  name followed by ``(`` that sqlglot knows as a function is a function call for both. Otherwise
+  the statement is refused (1235, naming the word: a name sqlglot reads as a keyword can be
+  backquoted). *What it guarantees*: sqlglot consumed no word as syntax that MariaDB does not know
+  as a keyword or function (``SELECT * FROM lateral x``: a ``LATERAL`` clause for sqlglot, the
+  table ``lateral`` for MariaDB), and dropped no quoted name. *What it does not*: (a) a MariaDB
+  keyword is not checked, reserved or not -- MariaDB reads many keywords as names in some
+  positions, so a keyword sqlglot takes as syntax where MariaDB takes a name goes unnoticed by
+  this check (``t1 full JOIN t2``, ``t1`` aliased ``full`` for MariaDB, is caught by the argument
+  allow-list: no FULL joins); (b) it counts names, not their roles: a table read as an alias or a
+  column (or the reverse) passes; (c) it covers what sqlglot parses (queries, DML, the query of
+  ``CREATE TABLE ... SELECT``, ``EXPLAIN``'s statement, conditions of ``SHOW ... WHERE`` and
+  expressions of ``SET @v = ...``); the token grammars (DDL, SHOW, DESCRIBE) consume their names
+  at fixed places, but the column definitions and options of ``CREATE``/``ALTER TABLE`` are
+  scanned for the keywords that bring in other tables (``REFERENCES``, ``SELECT``, ``TABLE``,
+  ``UNION``, ...), not name by name. ``tests/parse_differential.py`` covers (a) and (b) for the
+  positions it tries, by running every keyword in every position on MariaDB with exactly the
+  privileges the proxy asks for.
 
 Decisions where the specification is silent
 -------------------------------------------
@@ -571,7 +572,6 @@ _ALLOWED_NODES: Final[frozenset[type[Any]]] = frozenset(
         exp.OnConflict,
         exp.Returning,
         exp.Rollup,
-        exp.Cube,
         exp.Partition,
         exp.JSONSchema,
         exp.JSONColumnDef,

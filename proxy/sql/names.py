@@ -7,12 +7,14 @@ statements, and the table MariaDB reads may get no privilege check. :func:`unacc
 compares the statement's tokens with the tree:
 
 * every token that can only be a name for MariaDB -- a quoted identifier, or an unquoted word
-  that is neither a MariaDB keyword nor a built-in function name (:mod:`~proxy.sql.
-  mariadb_words`) -- must appear, with the same spelling, as a name in sqlglot's tree: an
-  identifier (table, alias, column, CTE, index, window), a function name, a character set
-  introducer or a bare word (``Var``: collations, character sets, interval units). Each name
-  in the tree accounts for one token (a multiset), so a name elsewhere in the statement
-  cannot cover for a word sqlglot consumed as a keyword;
+  that is neither a MariaDB keyword nor a built-in function name
+  (:mod:`~proxy.sql.mariadb_words`) -- must appear, with the same spelling and quoting, as a
+  name in sqlglot's tree: an identifier (table, alias, column, CTE, index, window), a function
+  name, a character set introducer or a bare word (``Var``: collations, character sets,
+  interval units). Each name in the tree accounts for one token (a multiset), so a name
+  elsewhere in the statement cannot cover for a word sqlglot consumed as a keyword (the lexer
+  quotes a word written before a dot: in ``t1 lateral WHERE lateral.a = 1`` the qualifier is
+  the quoted name, and the alias a word sqlglot read as a keyword);
 * a name followed by ``(`` that sqlglot knows as a function name is accounted for by itself:
   both parsers read a function call there (sqlglot does not keep the name of the functions it
   knows).
@@ -49,9 +51,9 @@ _NAMED: Final = (exp.Identifier, exp.Var, exp.Anonymous, exp.Introducer)
 _VARIABLES: Final = (exp.Parameter, exp.SessionParameter)
 
 
-def tree_names(tree: exp.Expression) -> Counter[str]:
-    """How many times each name occurs in ``tree``."""
-    names: Counter[str] = Counter()
+def tree_names(tree: exp.Expression) -> Counter[tuple[str, bool]]:
+    """How many times each ``(name, quoted)`` occurs in ``tree``."""
+    names: Counter[tuple[str, bool]] = Counter()
     stack = [tree]
     while stack:
         node = stack.pop()
@@ -60,7 +62,7 @@ def tree_names(tree: exp.Expression) -> Counter[str]:
         if isinstance(node, _NAMED):
             this = node.this
             if isinstance(this, str):
-                names[this] += 1
+                names[this, isinstance(node, exp.Identifier) and bool(node.args.get("quoted"))] += 1
         for value in node.args.values():
             if isinstance(value, exp.Expression):
                 stack.append(value)
@@ -69,8 +71,8 @@ def tree_names(tree: exp.Expression) -> Counter[str]:
     return names
 
 
-def _must_be_name(images: Sequence[str], i: int) -> str | None:
-    """The name image ``i`` stands for if MariaDB can only read it as a name, else None."""
+def _must_be_name(images: Sequence[str], i: int) -> tuple[str, bool] | None:
+    """``(name, quoted)`` of image ``i`` if MariaDB can only read it as a name, else None."""
     image = images[i]
     c = image[0]
     if c == "`":
@@ -83,7 +85,7 @@ def _must_be_name(images: Sequence[str], i: int) -> str | None:
         return None  # literal, operator, variable
     if name.upper() in _SQLGLOT_FUNCTIONS and i + 1 < len(images) and images[i + 1] == "(":
         return None
-    return name
+    return name, c == "`"
 
 
 def unaccounted(images: Sequence[str], tree: exp.Expression) -> str | None:
@@ -94,10 +96,10 @@ def unaccounted(images: Sequence[str], tree: exp.Expression) -> str | None:
     """
     names = tree_names(tree)
     for i, image in enumerate(images):
-        name = _must_be_name(images, i)
-        if name is None:
+        key = _must_be_name(images, i)
+        if key is None:
             continue
-        if names[name] <= 0:
+        if names[key] <= 0:
             return image
-        names[name] -= 1
+        names[key] -= 1
     return None
