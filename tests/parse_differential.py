@@ -573,6 +573,8 @@ class DiffDatabase:
         self.close()
 
     def setup(self) -> None:
+        """Create the database, its tables and the account (on a throwaway server: this also
+        installs BLACKHOLE if needed and enlarges the table caches)."""
         with self.admin.cursor() as cur:
             cur.execute("SELECT @@lower_case_table_names")
             (lctn,) = cur.fetchone()
@@ -665,17 +667,16 @@ class DiffDatabase:
             return
         where = f"Host = '{HOST}' AND User = '{USER}' AND Db = '{DB}'"
         sql: list[str] = []
-        changed = {t for t, _ in old.exact} | {t for t, _ in grants.exact}
-        if grants.broadcast != old.broadcast:
+        bulk = grants.broadcast != old.broadcast
+        if bulk:  # every word table, then the exceptions again
             keep = ", ".join(_sql_str(t) for t in sorted(self.fixed | {ANCHOR}))
             sql.append(
                 f"UPDATE mysql.tables_priv SET Table_priv = '{','.join(grants.broadcast)}'"
                 f" WHERE {where} AND Table_name NOT IN ({keep})"
             )
-            changed |= self.words & {t for t, _ in old.exact}
-        for table in sorted(changed):
+        for table in sorted({t for t, _ in old.exact} | {t for t, _ in grants.exact}):
             privs = grants.of(table, self.words)
-            if privs != old.of(table, self.words) or grants.broadcast != old.broadcast:
+            if bulk or privs != old.of(table, self.words):
                 sql.append(
                     f"UPDATE mysql.tables_priv SET Table_priv = '{','.join(privs)}'"
                     f" WHERE {where} AND Table_name = {_sql_str(table)}"
