@@ -33,12 +33,38 @@ How a statement is analysed
   when the garbage collector cleared cyclic parse trees (``Identifier`` tp_clear, seen under
   gdb as crashes far from the cause). Parsing happens only on a shape-cache miss, so the
   slower parse (~130 µs against ~40 µs for a point select) is paid once per shape.
-* sqlglot trees are checked against an allow-list of node types; anything else (``Command``,
-  ``Into``, table samples, unknown table functions, ...) is refused. Every ``Table`` node is a
-  table read unless it is a CTE name in scope (exact, case-sensitive match, so an unsure case
-  costs a privilege rather than skipping one), ``DUAL``, ``JSON_TABLE`` or a write target.
-  Unquoted table names or aliases that are reserved words mean sqlglot misread the statement:
-  refused.
+* sqlglot trees are checked against an allow-list of node types, and, for the nodes that make
+  up the statement's structure (queries, joins, tables, DML), of the arguments each may carry
+  and of the values of its keyword arguments (join kinds, index hints): what MariaDB 10.11's
+  grammar has. Anything else (``Command``, ``Into``, ``LATERAL``, ``SEMI``/``ASOF`` joins,
+  ``FROM ONLY``, ``DISTINCT ON``, table samples, unknown table functions, ...) is refused.
+  Every ``Table`` node is a table read unless it is a CTE name in scope (exact, case-sensitive
+  match, so an unsure case costs a privilege rather than skipping one), ``DUAL``,
+  ``JSON_TABLE`` or a write target. Unquoted table names or aliases that are reserved words
+  mean sqlglot misread the statement: refused.
+* **The structural check** (:mod:`proxy.sql.names`), part of the shape analysis and so cached with
+  it: every token MariaDB can only read as a name -- a quoted identifier, or an unquoted word that
+  is neither a MariaDB 10.11 keyword nor a built-in function name (:mod:`proxy.sql.mariadb_words`,
+  generated from the server's ``information_schema.KEYWORDS`` and ``SQL_FUNCTIONS``) -- must be a
+  name in sqlglot's tree, spelt and quoted alike (an identifier, a function name, a character set
+  introducer or a bare word such as a collation), each name in the tree standing for one token; a
+  name followed by ``(`` that sqlglot knows as a function is a function call for both. Otherwise
+  the statement is refused (1235, naming the word: a name sqlglot reads as a keyword can be
+  backquoted). *What it guarantees*: sqlglot consumed no word as syntax that MariaDB does not know
+  as a keyword or function (``SELECT * FROM lateral x``: a ``LATERAL`` clause for sqlglot, the
+  table ``lateral`` for MariaDB), and dropped no quoted name. *What it does not*: (a) a MariaDB
+  keyword is not checked, reserved or not -- MariaDB reads many keywords as names in some
+  positions, so a keyword sqlglot takes as syntax where MariaDB takes a name goes unnoticed by
+  this check (``t1 full JOIN t2``, ``t1`` aliased ``full`` for MariaDB, is caught by the argument
+  allow-list: no FULL joins); (b) it counts names, not their roles: a table read as an alias or a
+  column (or the reverse) passes; (c) it covers what sqlglot parses (queries, DML, the query of
+  ``CREATE TABLE ... SELECT``, ``EXPLAIN``'s statement, conditions of ``SHOW ... WHERE`` and
+  expressions of ``SET @v = ...``); the token grammars (DDL, SHOW, DESCRIBE) consume their names
+  at fixed places, but the column definitions and options of ``CREATE``/``ALTER TABLE`` are
+  scanned for the keywords that bring in other tables (``REFERENCES``, ``SELECT``, ``TABLE``,
+  ``UNION``, ...), not name by name. ``tests/parse_differential.py`` covers (a) and (b) for the
+  positions it tries, by running every keyword in every position on MariaDB with exactly the
+  privileges the proxy asks for.
 
 Decisions where the specification is silent
 -------------------------------------------
@@ -137,6 +163,7 @@ from proxy.sql.lexer import (
     lex,
     shapes,
 )
+from proxy.sql.names import unaccounted
 
 __all__ = [
     "BIND_NAMED_LOCK",
@@ -610,8 +637,6 @@ _ALLOWED_NODES: Final[frozenset[type[Any]]] = frozenset(
         exp.OnConflict,
         exp.Returning,
         exp.Rollup,
-        exp.Cube,
-        exp.Lateral,
         exp.Partition,
         exp.JSONSchema,
         exp.JSONColumnDef,
@@ -639,6 +664,103 @@ _ALLOWED_NODES: Final[frozenset[type[Any]]] = frozenset(
 _ALLOWED_BASES: Final = (exp.Func, exp.Binary, exp.Unary, exp.Predicate)
 _QUERY_ROOTS: Final = (exp.Select, exp.Union, exp.Except, exp.Intersect, exp.Subquery)
 _BARE_QUERIES: Final = (exp.Select, exp.Union, exp.Except, exp.Intersect)
+# What MariaDB has after FROM and JOIN: a table (or JSON_TABLE, DUAL), a parenthesised query
+# or join, a table value constructor.
+_TABLE_SOURCES: Final = (exp.Table, exp.Subquery, exp.Values)
+
+# The arguments each node type may have set, and the values of its keyword arguments: what
+# MariaDB's grammar has. sqlglot reads clauses of other dialects into further arguments of
+# the same node types (``t1 SEMI JOIN t2``, ``FROM ONLY t``, ``DISTINCT ON``, ``GROUP BY
+# CUBE``, ...): a statement with one is refused like an unknown node type.
+_SET_OPERATION_ARGS: Final = frozenset(
+    {"with_", "this", "expression", "distinct", "order", "limit", "offset"}
+)
+_ALLOWED_ARGS: Final[dict[type[Any], frozenset[str]]] = {
+    exp.Select: frozenset(
+        {
+            "with_",
+            "expressions",
+            "distinct",
+            "operation_modifiers",
+            "from_",
+            "joins",
+            "where",
+            "group",
+            "having",
+            "windows",
+            "order",
+            "limit",
+            "offset",
+            "locks",
+        }
+    ),
+    exp.Union: _SET_OPERATION_ARGS,
+    exp.Except: _SET_OPERATION_ARGS,
+    exp.Intersect: _SET_OPERATION_ARGS,
+    exp.Subquery: frozenset({"this", "alias", "with_", "joins", "order", "limit", "offset"}),
+    exp.From: frozenset({"this"}),
+    exp.Join: frozenset({"this", "on", "using", "side", "kind", "method"}),
+    exp.Table: frozenset({"this", "alias", "db", "catalog", "joins", "hints", "partition"}),
+    exp.TableAlias: frozenset({"this", "columns"}),
+    exp.Column: frozenset({"this", "table", "db", "catalog"}),
+    exp.Identifier: frozenset({"this", "quoted"}),
+    exp.Insert: frozenset(
+        {"this", "expression", "conflict", "returning", "ignore", "partition", "with_"}
+    ),
+    exp.Update: frozenset({"with_", "this", "expressions", "where", "order", "limit", "returning"}),
+    exp.Delete: frozenset(
+        {"with_", "this", "using", "where", "returning", "order", "limit", "tables"}
+    ),
+    exp.With: frozenset({"expressions", "recursive"}),
+    exp.CTE: frozenset({"this", "alias"}),
+    exp.Lock: frozenset({"update", "wait"}),
+    exp.Limit: frozenset({"this", "expression", "offset"}),
+    exp.Offset: frozenset({"this", "expression"}),
+    exp.Order: frozenset({"this", "expressions"}),
+    exp.Ordered: frozenset({"this", "desc", "nulls_first"}),
+    exp.Group: frozenset({"expressions", "rollup"}),
+    exp.Window: frozenset({"this", "partition_by", "order", "spec", "alias", "over"}),
+    exp.Values: frozenset({"expressions", "alias"}),
+    exp.Alias: frozenset({"this", "alias"}),
+    exp.Star: frozenset(),
+    exp.Distinct: frozenset({"expressions"}),
+    exp.Partition: frozenset({"expressions"}),
+    exp.IndexTableHint: frozenset({"this", "expressions", "target"}),
+    exp.OnConflict: frozenset({"duplicate", "expressions", "action"}),
+    exp.Returning: frozenset({"expressions"}),
+}
+_ARG_VALUES: Final[dict[tuple[type[Any], str], frozenset[str]]] = {
+    (exp.Join, "side"): frozenset({"LEFT", "RIGHT"}),
+    (exp.Join, "kind"): frozenset({"INNER", "CROSS", "OUTER", "STRAIGHT_JOIN"}),
+    (exp.Join, "method"): frozenset({"NATURAL"}),
+    (exp.IndexTableHint, "this"): frozenset({"USE", "FORCE", "IGNORE"}),
+}
+
+
+def _check_args(node: exp.Expression, allowed: frozenset[str]) -> None:
+    t = type(node)
+    for key, value in node.args.items():
+        if value is None or value is False or (isinstance(value, list | str) and not value):
+            continue
+        if key not in allowed:
+            raise _unsupported(f"SQL construct {t.__name__} {key}")
+        values = _ARG_VALUES.get((t, key))
+        if values is not None and (not isinstance(value, str) or value.upper() not in values):
+            raise _unsupported(f"SQL construct {t.__name__} {key} {value}")
+
+
+def _check_names(imgs: Sequence[str], tree: exp.Expression) -> None:
+    """The structural check (:mod:`proxy.sql.names`): every token that can only be a name for
+    MariaDB is a name in sqlglot's tree, else the two parsers read different statements."""
+    image = unaccounted(imgs, tree)
+    if image is None:
+        return
+    if image[0] == "`":
+        raise _unsupported(f"the name {image} in this position")
+    raise _unsupported(
+        f"the unquoted word {image} in this position (the proxy's parser reads it as a keyword;"
+        " a name needs backticks here)"
+    )
 
 
 def _children(node: exp.Expression) -> Iterator[exp.Expression]:
@@ -724,10 +846,13 @@ class _TreeWalker:
             self._function(node)
         elif t is exp.Dot:
             self._dot(node)
-        elif (t is exp.From or t is exp.Join or t is exp.Lateral) and isinstance(
-            node.this, _BARE_QUERIES
-        ):
-            raise _parse_error()  # sqlglot read "FROM SELECT ..." that MySQL rejects
+        elif (t is exp.From or t is exp.Join) and not isinstance(node.this, _TABLE_SOURCES):
+            if isinstance(node.this, _BARE_QUERIES):
+                raise _parse_error()  # sqlglot read "FROM SELECT ..." that MySQL rejects
+            raise _unsupported("table functions")  # FROM UNNEST(...) and the like
+        allowed = _ALLOWED_ARGS.get(t)
+        if allowed is not None:
+            _check_args(node, allowed)
         with_ = node.args.get("with_")
         if isinstance(with_, exp.With):
             ctes = self._with(with_, ctes)
@@ -1061,6 +1186,7 @@ def _query_tree(imgs: Sequence[str]) -> tuple[exp.Expression, str]:
     elif k0 != "(":
         raise _parse_error()
     tree = _parse_one(_sqlglot_text(imgs, verb, verb_at))
+    _check_names(imgs, tree)
     expected: tuple[type[exp.Expression], ...]
     if verb in ("INSERT", "REPLACE"):
         expected = (exp.Insert,)
@@ -1080,6 +1206,7 @@ def _condition_requirements(imgs: Sequence[str], reqs: _Reqs) -> None:
     tree = _parse_one("SELECT 1 WHERE " + " ".join(imgs))
     if not isinstance(tree, exp.Select):
         raise _parse_error()
+    _check_names(imgs, tree)
     _TreeWalker(reqs, set()).walk(tree, frozenset())
 
 
@@ -1089,6 +1216,7 @@ def _expression_requirements(imgs: Sequence[str], reqs: _Reqs) -> None:
     tree = _parse_one("SELECT " + " ".join(imgs))
     if not isinstance(tree, exp.Select) or len(tree.expressions) != 1:
         raise _parse_error()
+    _check_names(imgs, tree)
     _TreeWalker(reqs, set()).walk(tree, frozenset())
 
 
@@ -1426,7 +1554,11 @@ _EXPLAINABLE: Final = frozenset({"SELECT", "WITH", "(", "INSERT", "REPLACE", "UP
 
 
 def _explain(cur: _Cursor, reqs: _Reqs, verb: str) -> None:
-    """DESCRIBE|DESC|EXPLAIN [options] {table [column] | statement}; ANALYZE statement."""
+    """DESCRIBE|DESC|EXPLAIN [options] {table [column] | statement}; ANALYZE statement.
+
+    The options only introduce a statement: MariaDB reads ``DESCRIBE extended t`` and ``DESC
+    partitions c`` as the table ``extended`` (or ``partitions``) and a column pattern."""
+    start = cur.i
     while True:
         if cur.accept("EXTENDED") or cur.accept("PARTITIONS") or cur.accept("ANALYZE"):
             continue
@@ -1443,6 +1575,7 @@ def _explain(cur: _Cursor, reqs: _Reqs, verb: str) -> None:
         return
     if verb == "ANALYZE":
         raise _parse_error()
+    cur.i = start
     db, name = cur.table_ref()
     reqs.table(db, name, Priv.SELECT)
     if not cur.at_end():

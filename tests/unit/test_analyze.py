@@ -291,6 +291,42 @@ def test_sqlglot_never_sees_a_command() -> None:
     assert statement.kind is Kind.QUERY
 
 
+# --- the structural check (proxy/sql/names.py) ---------------------------------------------------
+
+
+def _refusal(sql: str) -> str:
+    [statement] = analyze_uncached(sql, "app")
+    assert statement.kind is Kind.REFUSED and statement.error is not None, statement
+    assert statement.error.errno == 1235, statement.error
+    return statement.error.message
+
+
+def test_a_word_sqlglot_takes_as_syntax_is_refused_and_named() -> None:
+    message = _refusal("SELECT a FROM t ORDER BY a NULLS FIRST")
+    assert "unquoted word NULLS" in message and "backticks" in message
+
+
+def test_each_name_in_the_tree_accounts_for_one_token() -> None:
+    # the column NULLS is one name; the second NULLS is still sqlglot's keyword
+    _refusal("SELECT NULLS FROM t ORDER BY a NULLS FIRST")
+    # a variable's name is no name of the statement
+    _refusal("SELECT @NULLS FROM t ORDER BY a NULLS FIRST")
+
+
+def test_names_and_function_calls_sqlglot_knows_are_accounted_for() -> None:
+    for sql, tables in [
+        ("SELECT ARRAY_AGG(a), `status`, status FROM t", ["t"]),  # a stored function for MariaDB
+        ("SELECT _utf8mb4'x' COLLATE utf8mb4_bin, CONVERT(a USING latin1) FROM t", ["t"]),
+        (
+            "SELECT * FROM `lateral` AS `window` WHERE `window`.a IN (SELECT a FROM s)",
+            ["lateral", "s"],
+        ),
+    ]:
+        [statement] = analyze_uncached(sql, "app")
+        assert statement.kind is Kind.QUERY, statement
+        assert [r.table for r in statement.requirements] == tables
+
+
 # --- the shape cache -----------------------------------------------------------------------------
 
 
