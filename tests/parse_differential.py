@@ -763,12 +763,13 @@ def _grants(db: DiffDatabase, case: Case, reqs: Sequence[Requirement], plus: boo
     by_table: dict[str, set[str]] = defaultdict(set)
     for r in reqs:
         assert r.table is not None
+        assert r.priv.name is not None  # one privilege per requirement
         by_table[db.name(r.table)].add(r.priv.name.capitalize())
         if plus and r.priv in _WRITES:
             by_table[db.name(r.table)].add("Select")
     # Word tables other than the case's own that the statement names keep exact privileges.
     named = {db.name(a.replace("``", "`") if a else b) for a, b in _NAME_TOKEN.findall(case.sql)}
-    exact = {t: () for t in (named & db.words) - {word}}
+    exact: dict[str, tuple[str, ...]] = {t: () for t in (named & db.words) - {word}}
     for table, privs in by_table.items():
         if table in db.tables and table != word:
             exact[table] = tuple(sorted(privs))
