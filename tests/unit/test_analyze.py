@@ -101,9 +101,11 @@ def _parse_expectation(text: str, db: str | None) -> Expected:
         else:
             # WRITELOCK:t is what LOCK TABLES t WRITE needs besides SELECT
             name, _, target = item.partition(":")
-            priv, one_of = Priv.INSERT | Priv.UPDATE | Priv.DELETE, "LOCK TABLES"
-            if name != "WRITELOCK":
-                priv, one_of = Priv[name], None
+            one_of: str | None = None
+            if name == "WRITELOCK":
+                priv, one_of = Priv.INSERT | Priv.UPDATE | Priv.DELETE, "LOCK TABLES"
+            else:
+                priv = Priv[name]
             if "/" in target:
                 tdb, _, table = target.partition("/")
                 requirements.add(Requirement(priv, tdb, table or None, one_of))
