@@ -55,6 +55,14 @@ Decisions where the specification is silent
   (case-insensitively); an unqualified SET target in a multi-table UPDATE, or a qualifier that
   names nothing, counts as writing every table of the UPDATE (over-asking, never under-asking).
   Multi-table DELETE likewise. ``RETURNING`` adds SELECT on the target.
+* Reading a column needs SELECT, whatever the statement: an UPDATE or DELETE needs SELECT on
+  each of its tables whose column it reads anywhere but in a SET target (WHERE, ORDER BY, the
+  values, join conditions, subqueries). A qualified column reads the table its qualifier names;
+  an unqualified one may read any table of the statement, also from inside a subquery (which may
+  be correlated), so ``UPDATE t SET a = (SELECT MAX(b) FROM s)`` needs SELECT on ``t``
+  (over-asking). Unquoted reserved words sqlglot takes for columns (``DEFAULT``, ``UTC_DATE``)
+  and CTE bodies do not count. As MariaDB checks it: ``ON DUPLICATE KEY UPDATE`` and the
+  targets of a multi-table DELETE always need SELECT; an INSERT's own VALUES do not.
 * Sequences: ``NEXTVAL(s)`` / ``NEXT VALUE FOR s`` and ``SETVAL(s, ...)`` need INSERT + SELECT on
   ``s`` (they write the sequence table); ``LASTVAL(s)`` / ``PREVIOUS VALUE FOR s`` need SELECT.
 * ``CREATE OR REPLACE TABLE|SEQUENCE`` adds DROP. ``CREATE TABLE ... [AS] SELECT`` needs CREATE +
@@ -70,15 +78,38 @@ Decisions where the specification is silent
   CHECKSUM TABLE``: SELECT. ``ANALYZE <statement>`` (MariaDB, it executes the statement) and
   ``EXPLAIN <statement>`` need what the statement needs.
 * ``SHOW TABLES``, ``SHOW TABLE STATUS``, ``SHOW CREATE DATABASE`` (of the current database),
-  ``SHOW WARNINGS|ERRORS|VARIABLES|[SESSION] STATUS|COLLATION|CHARACTER SET|ENGINES|PRIVILEGES``
-  are QUERY without requirements; ``SHOW COLUMNS|INDEX|CREATE TABLE|VIEW|SEQUENCE`` need SELECT.
-  A ``WHERE`` in a SHOW is analysed like a query condition. ``SHOW DATABASES ... WHERE`` and all
-  other SHOW forms are refused.
+  ``SHOW WARNINGS|ERRORS|VARIABLES|[SESSION] STATUS|COLLATION|CHARACTER SET|ENGINES|PRIVILEGES``,
+  ``SHOW TRIGGERS`` (of the current database), ``SHOW PROCEDURE|FUNCTION|PACKAGE [BODY] STATUS``
+  and ``SHOW PLUGINS`` (not ``SONAME``: the shard's plugin directory) are QUERY without
+  requirements -- the mirror holds no routine, trigger or event privilege, so the shard shows
+  it only what it may see; ``SHOW COLUMNS|INDEX|CREATE TABLE|VIEW|SEQUENCE`` need SELECT.
+  ``SHOW EVENTS`` (of the current database) is SHOW_EVENTS, answered by the proxy with no rows
+  (the shard would refuse the mirror, which holds no EVENT privilege). A ``WHERE`` in a SHOW is
+  analysed like a query condition. ``SHOW DATABASES ... WHERE`` and all other SHOW forms
+  (``SHOW CREATE PROCEDURE|TRIGGER|EVENT`` among them) are refused.
 * ``SELECT ... INTO @var`` is a query; any other ``INTO`` in a SELECT is refused, ``INTO
   OUTFILE|DUMPFILE`` and ``LOAD_FILE()`` with 1227 (FILE). Known-dangerous functions
   (``sys_exec``-like UDFs, replication waits) are refused wherever they appear, quoted or not.
-* ``LOCK TABLES`` is refused; ``UNLOCK TABLES`` is a harmless SESSION statement. ``COMMIT|ROLLBACK
-  ... RELEASE`` (it closes the backend connection) and ``BEGIN NOT ATOMIC`` are refused.
+* ``LOCK TABLES``: SELECT on each table; a WRITE lock also INSERT, UPDATE or DELETE (a
+  ``Requirement`` with ``one_of``): it blocks everyone else's reads. It binds the session to its
+  backend connection (``BIND_TABLE_LOCK``); ``UNLOCK TABLES`` (SESSION) releases that bind when
+  it succeeds -- the only table locks are LOCK TABLES' (FLUSH ... WITH READ LOCK and BACKUP
+  STAGE are refused) and it ends all of them; named locks are a bind of their own.
+  ``COMMIT|ROLLBACK ... RELEASE`` (it closes the backend connection) and ``BEGIN NOT ATOMIC``
+  are refused.
+* ``CREATE [OR REPLACE] DATABASE|SCHEMA``, ``ALTER DATABASE`` (character set, collation,
+  comment) and ``DROP DATABASE`` are DATABASE with a :class:`DatabaseStatement`: whether they
+  are allowed depends on whose database the session is in, which the plan decides.
+* Views: ``CREATE [OR REPLACE] [ALGORITHM = a] [DEFINER = account] [SQL SECURITY s] VIEW v
+  [(columns)] AS query [WITH ... CHECK OPTION]`` needs CREATE on ``v`` (DROP too with OR
+  REPLACE) and what the query needs; ``DROP VIEW`` needs DROP; ``ALTER VIEW`` is refused. The
+  view is made on the shard by the session's mirror, whose grants are the caller's: the
+  DEFINER clause's account, whatever it names (mariadb-dump writes the source's definer), is
+  replaced by ``CURRENT_USER`` in what is relayed (``Statement.definer`` gives its offsets), so
+  a view's definer is always its creator's mirror and a view never runs with more than its
+  creator's current grants. (The mirror, holding no SUPER or SET USER, could not make a view
+  for another definer anyway; without the replacement a dump would not load elsewhere.) Other
+  objects with a DEFINER or SQL SECURITY clause (routines, triggers, events) stay refused.
 * ``SET``: only session scope; system variables from an allow-list, with literal values only;
   ``sql_mode`` returns the new :class:`LexMode` (``ANSI`` implies ``ANSI_QUOTES``; ``ORACLE``,
   ``MSSQL``, ``DB2``, ``POSTGRESQL``, ``MAXDB`` are refused; ``DEFAULT`` means the server default,

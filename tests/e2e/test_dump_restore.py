@@ -462,6 +462,13 @@ def test_a_view_never_runs_with_more_than_its_creators_grants(proxy: ProxyEnv, e
                 "/*!50001 VIEW vw_one AS SELECT id FROM lk_a */",
             )
             assert definer_on_shard(env, "vw_one") == f"{mirror}@%"
+            rows(
+                conn,
+                "/* ünï 😀 */ CREATE OR REPLACE DEFINER = 'bob'@'%' VIEW vw_one "
+                "AS SELECT v AS `wért ü` FROM lk_a WHERE 'ä' <> '😀'",
+            )
+            assert definer_on_shard(env, "vw_one") == f"{mirror}@%"
+            assert rows(conn, "SELECT `wért ü` FROM vw_one") == [(10,)]
             rows(conn, "CREATE OR REPLACE DEFINER = CURRENT_USER VIEW vw_one AS SELECT v FROM lk_a")
             assert definer_on_shard(env, "vw_one") == f"{mirror}@%"
             # the account that made it reads it; so does the administrator

@@ -934,3 +934,42 @@ def test_fuzz_mutations(sql: str) -> None:
             if db == "information_schema" or name == "?":
                 continue
             assert ((db or DEFAULT_DB), name) in have, (sql, statement)
+
+
+@pytest.mark.parametrize(
+    ("sql", "account"),
+    [
+        ("CREATE DEFINER=`root`@`localhost` VIEW v AS SELECT 1", "`root`@`localhost`"),
+        ("/* é 😀 */ CREATE DEFINER = 'u'@'%' VIEW v AS SELECT 'ü'", "'u'@'%'"),
+        (
+            "/*!50001 CREATE ALGORITHM=UNDEFINED */\n/*!50013 DEFINER=`sgm_1_0a1b2c3d`@`%` SQL "
+            "SECURITY DEFINER */\n/*!50001 VIEW `v` AS select 1 AS `1` */",
+            "`sgm_1_0a1b2c3d`@`%`",
+        ),
+        ('CREATE OR REPLACE DEFINER="u"@"h" VIEW v AS SELECT 1', '"u"@"h"'),
+        ("CREATE DEFINER=u VIEW v AS SELECT 1", "u"),
+        ("CREATE DEFINER=CURRENT_ROLE VIEW v AS SELECT 1", "CURRENT_ROLE"),
+        ("CREATE DEFINER=CURRENT_USER() VIEW v AS SELECT 1", None),
+        ("CREATE DEFINER = current_user VIEW v AS SELECT 1", None),
+        ("CREATE VIEW v AS SELECT 1", None),
+    ],
+)
+def test_create_view_definer_is_the_accounts_offsets(sql: str, account: str | None) -> None:
+    """What the session replaces by CURRENT_USER: exactly the DEFINER clause's account, as
+    character offsets into the request (the statement may be in executable comments)."""
+    for statements in (
+        analyze_uncached(sql, "app", flavor=MARIADB),
+        analyze(sql, "app", flavor=MARIADB),
+    ):
+        [statement] = statements
+        assert statement.kind is Kind.QUERY, statement
+        span = statement.definer
+        assert (None if span is None else sql[span[0] : span[1]]) == account
+
+
+def test_create_view_definer_offsets_in_a_multi_statement_request() -> None:
+    sql = "SELECT 'ä'; CREATE DEFINER=x@y VIEW v AS SELECT 1"
+    first, second = analyze_uncached(sql, "app", flavor=MARIADB)
+    assert first.definer is None
+    assert second.definer is not None
+    assert sql[second.definer[0] : second.definer[1]] == "x@y"
