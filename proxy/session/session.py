@@ -427,8 +427,9 @@ class Session:
         elif isinstance(decided, RunAccountStatement):
             await self._account_statement(decided.text)
         elif isinstance(decided, Ok):
-            self.notes = list(decided.notes)
-            self._reply_ok(warnings=len(self.notes))
+            if decided.notes:  # (a COM_PING leaves the notes there are)
+                self.notes = list(decided.notes)
+            self._reply_ok(warnings=len(decided.notes))
         elif isinstance(decided, Reauthenticate):
             await self._change_user(payload)
         elif isinstance(decided, Quit):
@@ -835,10 +836,11 @@ def _analyze_payload(
 
 def _definer_replaced(payload: bytes, span: tuple[int, int]) -> bytes:
     """A COM_QUERY ``payload`` whose text has CURRENT_USER at character offsets ``span`` (the
-    account of a CREATE VIEW's DEFINER clause; see Relay.definer)."""
+    account of a CREATE VIEW's DEFINER clause; see Relay.definer), between spaces so that it
+    stays one word whatever touches the account (``DEFINER='u'@'h'VIEW`` is valid SQL)."""
     sql = _decode(payload[1:])
     start, end = span
-    text = sql[:start] + "CURRENT_USER" + sql[end:]
+    text = sql[:start] + " CURRENT_USER " + sql[end:]
     return payload[:1] + text.encode("utf-8", "surrogateescape")
 
 

@@ -534,3 +534,13 @@ def test_the_shard_refuses_a_definer_it_was_not_sent(proxy: ProxyEnv) -> None:
     finally:
         rows(shard, "DROP USER IF EXISTS 'dr_plain'@'%'")
         shard.close()
+
+
+def test_view_definer_replaced_whatever_touches_it(proxy: ProxyEnv, env: Env) -> None:
+    """The account is replaced by a word of its own: text written right against it stays
+    apart (MariaDB reads ``DEFINER='u'@'h'VIEW`` as DEFINER then VIEW)."""
+    try:
+        rows(env.admin, "CREATE DEFINER='bob'@'%'VIEW vw_four AS SELECT 1 AS one")
+        assert definer_on_shard(env, "vw_four") == f"{mirror_of(proxy, 'easydb', 'easydb')}@%"
+    finally:
+        env.shard_exec("DROP VIEW IF EXISTS vw_four")
