@@ -15,12 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.e2e.conftest import ProxyEnv
 from tests.e2e.tools import TOOL_TIMEOUT, new_database
-
-pytest.importorskip("django")
 
 ROOT = Path(__file__).resolve().parents[2]
 MANAGE = ROOT / "tests" / "djangoapp" / "manage.py"
