@@ -27,6 +27,7 @@ class ErrorCode(Enum):
     BAD_DB = (1049, "42000")
     PARSE = (1064, "42000")
     EMPTY_QUERY = (1065, "42000")
+    DB_CREATE_EXISTS = (1007, "HY000")
     NO_SUCH_THREAD = (1094, "HY000")
     KILL_DENIED = (1095, "HY000")
     UNKNOWN_ERROR = (1105, "HY000")
@@ -121,6 +122,10 @@ def db_access_denied(user: str, host: str, db: str) -> SqlError:
     return sql_error(
         ErrorCode.DBACCESS_DENIED, f"Access denied for user '{user}'@'{host}' to database '{db}'"
     )
+
+
+def database_exists(db: str) -> SqlError:
+    return sql_error(ErrorCode.DB_CREATE_EXISTS, f"Can't create database '{db}'; database exists")
 
 
 def unknown_database(db: str) -> SqlError:

@@ -73,9 +73,12 @@ class Requirement:
     """A privilege a statement needs: on a table (``table`` set) or on the database itself.
 
     ``db`` and ``table`` are as written by the client (case is preserved for error texts);
-    the catalog compares them case-insensitively.
+    the catalog compares them case-insensitively. Every privilege in ``priv`` is needed, unless
+    ``one_of`` names a command: then any one of them suffices, and holding none is a 1142 for
+    that command (``LOCK TABLES t WRITE`` needs INSERT, UPDATE or DELETE on ``t``).
     """
 
     priv: Priv
     db: str
     table: str | None = None
+    one_of: str | None = None

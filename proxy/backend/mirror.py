@@ -3,7 +3,7 @@
 A session reaches its database's shard through a *mirror*: a MariaDB account made for one
 (proxy account, logical database) pair that holds, on that database, exactly the caller's
 privileges there plus the few that using them needs (``shard_privileges``, ``mirror_grants``)
--- nothing global, no routines, triggers, events or views, no GRANT OPTION, no roles. A
+-- nothing global, no routines, triggers or events, no GRANT OPTION, no roles. A
 statement the proxy wrongly allows therefore reaches no further than the caller's own grants:
 the shard refuses the rest, and the session counts it (``shard_refused``).
 
@@ -88,6 +88,7 @@ SHARD_REFUSALS = frozenset({1044, 1045, 1142, 1143, 1227, 1370})
 LOCK_TABLES = "LOCK TABLES"
 CREATE_TEMPORARY_TABLES = "CREATE TEMPORARY TABLES"
 SHOW_VIEW = "SHOW VIEW"
+CREATE_VIEW = "CREATE VIEW"
 REFERENCES = "REFERENCES"
 _NATIVE = "mysql_native_password"
 
@@ -143,10 +144,16 @@ def shard_privileges(privs: Priv) -> frozenset[str]:
       allows with SELECT, need it on the shard (mariadb-dump reads views this way).
     * ``REFERENCES``: a ``FOREIGN KEY ... REFERENCES p``, which the proxy allows with SELECT on
       ``p``, needs it on a MySQL 8 shard (MariaDB does not check it).
+
+    With CREATE, at the same level, ``CREATE VIEW``: the proxy allows ``CREATE VIEW v`` with
+    CREATE on ``v`` and SELECT on what it reads, and has the mirror made the view's definer
+    (``DEFINER = CURRENT_USER``), so a view runs with at most its creator's grants.
     """
     names = set(priv_names(privs))
     if Priv.SELECT in privs:
         names.update((SHOW_VIEW, REFERENCES))
+    if Priv.CREATE in privs:
+        names.add(CREATE_VIEW)
     return frozenset(names)
 
 
@@ -160,8 +167,9 @@ def mirror_grants(
     has for them):
 
     * ``LOCK TABLES`` when SELECT is held anywhere in the database: MySQL 8 needs it (or UPDATE
-      or DELETE) for ``SELECT ... FOR UPDATE``, which the proxy allows with SELECT. The proxy
-      refuses ``LOCK TABLES`` itself, and the shard would require SELECT on each locked table.
+      or DELETE) for ``SELECT ... FOR UPDATE``, which the proxy allows with SELECT, and
+      ``LOCK TABLES`` needs it (the proxy requires SELECT on each table locked, and INSERT,
+      UPDATE or DELETE for a WRITE lock; the shard requires SELECT on each table too).
     * ``CREATE TEMPORARY TABLES`` when CREATE is held anywhere in the database: the proxy allows
       ``CREATE TEMPORARY TABLE t`` with CREATE on ``t``; the shard needs this privilege, and a
       temporary table is private to its connection.
@@ -231,7 +239,7 @@ _DB_COLUMNS = {
     "ALTER_PRIV": "ALTER",
     "CREATE_TMP_TABLE_PRIV": CREATE_TEMPORARY_TABLES,
     "LOCK_TABLES_PRIV": LOCK_TABLES,
-    "CREATE_VIEW_PRIV": "CREATE VIEW",
+    "CREATE_VIEW_PRIV": CREATE_VIEW,
     "SHOW_VIEW_PRIV": SHOW_VIEW,
     "CREATE_ROUTINE_PRIV": "CREATE ROUTINE",
     "ALTER_ROUTINE_PRIV": "ALTER ROUTINE",
@@ -358,6 +366,7 @@ _ORDER = {
             "ALTER",
             CREATE_TEMPORARY_TABLES,
             LOCK_TABLES,
+            CREATE_VIEW,
             SHOW_VIEW,
         )
     )

@@ -35,14 +35,12 @@ def check_requirements(
     account = caller.account
     for req in requirements:
         held = snapshot.privileges(account.id, req.db, req.table)
-        if req.priv & held == req.priv:
+        if req.priv & held == req.priv or (req.one_of is not None and req.priv & held):
             continue
-        missing = req.priv & ~held
         if req.table is None:
             return db_access_denied(account.user, caller.client_ip, req.db)
-        return table_access_denied(
-            priv_names(missing)[0], account.user, caller.client_ip, req.table
-        )
+        command = req.one_of or priv_names(req.priv & ~held)[0]
+        return table_access_denied(command, account.user, caller.client_ip, req.table)
     return None
 
 

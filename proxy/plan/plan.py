@@ -10,12 +10,15 @@ so both paths make the same decision by construction.
 Plans:
 
 * :class:`Relay` -- forward the client's packet verbatim to the session's backend connection and
-  relay the answer; :class:`Effects` says what the command leaves on that connection.
+  relay the answer; :class:`Effects` says what the command leaves on that connection. The one
+  change a relay ever makes to the client's bytes: a ``CREATE VIEW``'s DEFINER account becomes
+  ``CURRENT_USER`` (``Relay.definer``), so that a view's definer is always its creator.
 * :class:`Forward` -- forward a packet that has no answer (COM_STMT_CLOSE, SEND_LONG_DATA).
 * :class:`Deny` -- answer with this error; nothing reaches a shard.
 * Local answers: :class:`UseDatabase`, :class:`ShowDatabases`, :class:`ShowProcesslist`,
-  :class:`ShowDigest`, :class:`ShowNotes`, :class:`Kill`, :class:`RunAccountStatement`,
-  :class:`Ok`, :class:`NoReply`, :class:`Reauthenticate`, :class:`Quit`.
+  :class:`ShowDigest`, :class:`ShowNotes`, :class:`ShowEvents`, :class:`Kill`,
+  :class:`RunAccountStatement`, :class:`Ok` (with notes: ``CREATE DATABASE IF NOT EXISTS`` of
+  the current database), :class:`NoReply`, :class:`Reauthenticate`, :class:`Quit`.
 """
 
 from __future__ import annotations
@@ -23,11 +26,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from auth.catalog import CatalogSnapshot
-from auth.errors import ErrorCode, SqlError, no_database_selected, not_supported, sql_error
+from auth.errors import (
+    ErrorCode,
+    SqlError,
+    database_exists,
+    db_access_denied,
+    no_database_selected,
+    not_supported,
+    sql_error,
+)
 from auth.model import Account
 from auth.privileges import Priv, Requirement
 from proxy.plan.authorize import Caller, check_requirements, resolve_database
-from proxy.sql.analyze import Kind, Statement
+from proxy.sql.analyze import DatabaseStatement, Kind, Statement
 from proxy.sql.like import shows_database
 from proxy.wire.stream import ResponseKind
 
@@ -126,6 +137,7 @@ class Effects:
     """What a relayed command leaves on the session's backend connection."""
 
     binds: frozenset[str] = frozenset()  # state a new connection would not have
+    releases: frozenset[str] = frozenset()  # binds that end if the command succeeds
     readback: tuple[str, ...] = ()  # system variables to read back (and replay) afterwards
     replay: tuple[str, ...] = ()  # SET fragments replayed as written on a new connection
     # Hold the answer until the read-back is done: the client's next command never races the
@@ -147,6 +159,9 @@ class Relay:
     response: ResponseKind
     digest: str | None  # the query digest text to record it under (None: not recorded)
     effects: Effects = NO_EFFECTS
+    # CREATE VIEW ... DEFINER = account: the account's character offsets in the request's text,
+    # replaced by CURRENT_USER in what is relayed (Statement.definer).
+    definer: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +202,11 @@ class ShowNotes:
 
 
 @dataclass(frozen=True, slots=True)
+class ShowEvents:
+    """SHOW EVENTS: none (tenants cannot make events; the mirror may not list them)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Kill:
     connection_id: int
     query_only: bool
@@ -199,7 +219,9 @@ class RunAccountStatement:
 
 @dataclass(frozen=True, slots=True)
 class Ok:
-    """Answer OK, do nothing (COM_PING)."""
+    """Answer OK, do nothing (COM_PING); ``notes`` (code, message) wait for SHOW WARNINGS."""
+
+    notes: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +248,7 @@ Plan = (
     | ShowProcesslist
     | ShowDigest
     | ShowNotes
+    | ShowEvents
     | Kill
     | RunAccountStatement
     | Ok
@@ -312,10 +335,16 @@ def _simple(code: int) -> Plan:
 
 def statement_effects(statement: Statement) -> Effects:
     """The effects of relaying one analysed statement."""
-    if not statement.binds and not statement.readback and not statement.replay:
+    if (
+        not statement.binds
+        and not statement.readback
+        and not statement.replay
+        and not statement.releases
+    ):
         return NO_EFFECTS
     return Effects(
         binds=statement.binds,
+        releases=statement.releases,
         readback=statement.readback,
         replay=statement.replay,
         hold=bool(statement.readback),
@@ -344,7 +373,8 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
     if len(statements) == 1:
         return _one_statement(statements[0], command.digest, view, snapshot)
     # A multi-statement packet is authorized whole, or refused whole: every statement is one the
-    # shard runs, whose new session state (if any) is known without asking the shard.
+    # shard runs, whose new session state (if any) is known without asking the shard, relayed
+    # as written. (No bind is released: a statement after a failed one does not run.)
     binds: set[str] = set()
     readback: dict[str, None] = {}
     replay: list[str] = []
@@ -352,7 +382,11 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
         if statement.kind is Kind.REFUSED:
             assert statement.error is not None
             return Deny(statement.error)
-        if statement.kind not in (Kind.QUERY, Kind.SESSION) or statement.lexing_unknown:
+        if (
+            statement.kind not in (Kind.QUERY, Kind.SESSION)
+            or statement.lexing_unknown
+            or statement.definer is not None
+        ):
             return Deny(_not_combinable(statement))
         decided = relayed_statement(statement, view, snapshot)
         if isinstance(decided, Deny):
@@ -360,7 +394,7 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
         binds |= statement.binds
         readback.update(dict.fromkeys(statement.readback))
         replay += statement.replay
-    effects = Effects(frozenset(binds), tuple(readback), tuple(replay))
+    effects = Effects(binds=frozenset(binds), readback=tuple(readback), replay=tuple(replay))
     return Relay(
         ResponseKind.QUERY, command.digest, NO_EFFECTS if effects == NO_EFFECTS else effects
     )
@@ -375,8 +409,14 @@ def _one_statement(
             return ShowNotes()
         decided = relayed_statement(statement, view, snapshot)
         if isinstance(decided, Relay):
-            return Relay(decided.response, digest, decided.effects)
+            return Relay(decided.response, digest, decided.effects, statement.definer)
         return decided
+    if kind is Kind.DATABASE:
+        assert statement.database is not None
+        return _database(statement.database, digest, view)
+    if kind is Kind.SHOW_EVENTS:
+        error = check_requirements(statement.requirements, snapshot, _caller(view))
+        return Deny(error) if error is not None else ShowEvents()
     if kind is Kind.REFUSED:
         assert statement.error is not None
         return Deny(statement.error)
@@ -421,6 +461,28 @@ def _use(name: str, view: SessionView, snapshot: CatalogSnapshot) -> Plan:
     return UseDatabase(resolved)
 
 
+def _database(statement: DatabaseStatement, digest: str, view: SessionView) -> Plan:
+    """CREATE / ALTER / DROP DATABASE. Databases are made and dropped by the operator
+    (``shardgate database create``): CREATE of the current database by its administrator is
+    MySQL's 1007 (a note with IF NOT EXISTS), ALTER of it (character set, collation, comment)
+    is relayed for its administrator; everything else is 1044, whether the database exists or
+    not (no other tenant's name leaks)."""
+    account = view.account
+    name = statement.name if statement.name is not None else view.current_db
+    if name is None:
+        return Deny(no_database_selected())
+    current = view.current_db
+    own = current is not None and name.lower() == current.lower() and account.is_admin_of(current)
+    if own and statement.verb == "CREATE":
+        exists = database_exists(name)
+        if statement.if_not_exists:
+            return Ok(notes=((exists.errno, exists.message),))
+        return Deny(exists)
+    if own and statement.verb == "ALTER":
+        return Relay(ResponseKind.QUERY, digest)
+    return Deny(db_access_denied(account.user, view.client_ip, name))
+
+
 def _show_digest(view: SessionView) -> Plan:
     """The digest shows every account's statements in the database: its administrator's."""
     if view.current_db is None:
@@ -453,6 +515,9 @@ def _prepare(command: Prepare, view: SessionView, snapshot: CatalogSnapshot) -> 
                 "This command is not supported in the prepared statement protocol yet",
             )
         )
+    if statement.definer is not None:
+        # The DEFINER account is replaced in a COM_QUERY's text only.
+        return Deny(not_supported("CREATE VIEW ... DEFINER = account as a prepared statement"))
     decided = relayed_statement(statement, view, snapshot)
     if isinstance(decided, Deny):
         return decided

@@ -2,7 +2,8 @@
 
 SHOW PROCESSLIST (the sessions the caller may see, passwords redacted from their statements),
 SHOW DATABASES, SHOW QUERY_DIGEST, the notes of the proxy's own last statement (SHOW WARNINGS),
-SHOW GRANTS. Each returns the packets of one text result set; the session writes them.
+SHOW GRANTS, SHOW EVENTS (no rows). Each returns the packets of one text result set; the session
+writes them.
 """
 
 from __future__ import annotations
@@ -93,6 +94,24 @@ def processlist_rows(sessions: Iterable[SessionInfo], self_id: int, full: bool) 
 
 
 NOTE_COLUMNS = ("Level", "Code", "Message")
+# SHOW EVENTS, as MariaDB names its columns (the proxy's answer has no rows).
+EVENTS_COLUMNS = (
+    "Db",
+    "Name",
+    "Definer",
+    "Time zone",
+    "Type",
+    "Execute at",
+    "Interval value",
+    "Interval field",
+    "Starts",
+    "Ends",
+    "Status",
+    "Originator",
+    "character_set_client",
+    "collation_connection",
+    "Database Collation",
+)
 
 
 def notes_rows(notes: Iterable[tuple[int, str]]) -> list[Row]:

@@ -71,6 +71,7 @@ from proxy.plan.plan import (
     SessionView,
     ShowDatabases,
     ShowDigest,
+    ShowEvents,
     ShowNotes,
     ShowProcesslist,
     Simple,
@@ -89,6 +90,7 @@ from proxy.session.link import (
     lost_error,
 )
 from proxy.session.local import (
+    EVENTS_COLUMNS,
     NOTE_COLUMNS,
     PROCESSLIST_COLUMNS,
     PROCESSLIST_NUMERIC,
@@ -418,12 +420,16 @@ class Session:
             self._write_resultset(list(DIGEST_COLUMNS), digest_table(decided.database, sources))
         elif isinstance(decided, ShowNotes):
             self._write_resultset(list(NOTE_COLUMNS), notes_rows(self.notes), frozenset({"Code"}))
+        elif isinstance(decided, ShowEvents):
+            self._write_resultset(list(EVENTS_COLUMNS), [])
         elif isinstance(decided, Kill):
             await self._kill(decided.connection_id, decided.query_only)
         elif isinstance(decided, RunAccountStatement):
             await self._account_statement(decided.text)
         elif isinstance(decided, Ok):
-            self._reply_ok()
+            if decided.notes:  # (a COM_PING leaves the notes there are)
+                self.notes = list(decided.notes)
+            self._reply_ok(warnings=len(decided.notes))
         elif isinstance(decided, Reauthenticate):
             await self._change_user(payload)
         elif isinstance(decided, Quit):
@@ -460,7 +466,9 @@ class Session:
         conn = await self._connection()
         if conn is None:
             return
-        conn.send(payload)  # the client's bytes, unchanged
+        if relay.definer is not None:
+            payload = _definer_replaced(payload, relay.definer)
+        conn.send(payload)  # the client's bytes, unchanged (but a view's DEFINER)
         started = time.perf_counter()
         scanner: ResponseScanner | None = None
         try:
@@ -478,6 +486,8 @@ class Session:
         # What the command left on the connection (kept even if it failed: over-binding can
         # only end a session that lost its connection; it never hides a loss).
         self.link.binds |= effects.binds
+        if effects.releases and scanner is not None and not scanner.error:
+            self.link.binds -= effects.releases
         self.link.state.add_replay(effects.replay)
         try:
             if effects.readback and not effects.hold:
@@ -822,6 +832,16 @@ def _analyze_payload(
     sql = _decode(payload[1:])
     statements, digest = analyze_with_digest(sql, db, mode, flavor)
     return statements, digest, sql
+
+
+def _definer_replaced(payload: bytes, span: tuple[int, int]) -> bytes:
+    """A COM_QUERY ``payload`` whose text has CURRENT_USER at character offsets ``span`` (the
+    account of a CREATE VIEW's DEFINER clause; see Relay.definer), between spaces so that it
+    stays one word whatever touches the account (``DEFINER='u'@'h'VIEW`` is valid SQL)."""
+    sql = _decode(payload[1:])
+    start, end = span
+    text = sql[:start] + " CURRENT_USER " + sql[end:]
+    return payload[:1] + text.encode("utf-8", "surrogateescape")
 
 
 def _decode(raw: bytes) -> str:

@@ -81,6 +81,14 @@ Decisions where the specification is silent
   (case-insensitively); an unqualified SET target in a multi-table UPDATE, or a qualifier that
   names nothing, counts as writing every table of the UPDATE (over-asking, never under-asking).
   Multi-table DELETE likewise. ``RETURNING`` adds SELECT on the target.
+* Reading a column needs SELECT, whatever the statement: an UPDATE or DELETE needs SELECT on
+  each of its tables whose column it reads anywhere but in a SET target (WHERE, ORDER BY, the
+  values, join conditions, subqueries). A qualified column reads the table its qualifier names;
+  an unqualified one may read any table of the statement, also from inside a subquery (which may
+  be correlated), so ``UPDATE t SET a = (SELECT MAX(b) FROM s)`` needs SELECT on ``t``
+  (over-asking). Unquoted reserved words sqlglot takes for columns (``DEFAULT``, ``UTC_DATE``)
+  and CTE bodies do not count. As MariaDB checks it: ``ON DUPLICATE KEY UPDATE`` and the
+  targets of a multi-table DELETE always need SELECT; an INSERT's own VALUES do not.
 * Sequences: ``NEXTVAL(s)`` / ``NEXT VALUE FOR s`` and ``SETVAL(s, ...)`` need INSERT + SELECT on
   ``s`` (they write the sequence table); ``LASTVAL(s)`` / ``PREVIOUS VALUE FOR s`` need SELECT.
 * ``CREATE OR REPLACE TABLE|SEQUENCE`` adds DROP. ``CREATE TABLE ... [AS] SELECT`` needs CREATE +
@@ -96,15 +104,38 @@ Decisions where the specification is silent
   CHECKSUM TABLE``: SELECT. ``ANALYZE <statement>`` (MariaDB, it executes the statement) and
   ``EXPLAIN <statement>`` need what the statement needs.
 * ``SHOW TABLES``, ``SHOW TABLE STATUS``, ``SHOW CREATE DATABASE`` (of the current database),
-  ``SHOW WARNINGS|ERRORS|VARIABLES|[SESSION] STATUS|COLLATION|CHARACTER SET|ENGINES|PRIVILEGES``
-  are QUERY without requirements; ``SHOW COLUMNS|INDEX|CREATE TABLE|VIEW|SEQUENCE`` need SELECT.
-  A ``WHERE`` in a SHOW is analysed like a query condition. ``SHOW DATABASES ... WHERE`` and all
-  other SHOW forms are refused.
+  ``SHOW WARNINGS|ERRORS|VARIABLES|[SESSION] STATUS|COLLATION|CHARACTER SET|ENGINES|PRIVILEGES``,
+  ``SHOW TRIGGERS`` (of the current database), ``SHOW PROCEDURE|FUNCTION|PACKAGE [BODY] STATUS``
+  and ``SHOW PLUGINS`` (not ``SONAME``: the shard's plugin directory) are QUERY without
+  requirements -- the mirror holds no routine, trigger or event privilege, so the shard shows
+  it only what it may see; ``SHOW COLUMNS|INDEX|CREATE TABLE|VIEW|SEQUENCE`` need SELECT.
+  ``SHOW EVENTS`` (of the current database) is SHOW_EVENTS, answered by the proxy with no rows
+  (the shard would refuse the mirror, which holds no EVENT privilege). A ``WHERE`` in a SHOW is
+  analysed like a query condition. ``SHOW DATABASES ... WHERE`` and all other SHOW forms
+  (``SHOW CREATE PROCEDURE|TRIGGER|EVENT`` among them) are refused.
 * ``SELECT ... INTO @var`` is a query; any other ``INTO`` in a SELECT is refused, ``INTO
   OUTFILE|DUMPFILE`` and ``LOAD_FILE()`` with 1227 (FILE). Known-dangerous functions
   (``sys_exec``-like UDFs, replication waits) are refused wherever they appear, quoted or not.
-* ``LOCK TABLES`` is refused; ``UNLOCK TABLES`` is a harmless SESSION statement. ``COMMIT|ROLLBACK
-  ... RELEASE`` (it closes the backend connection) and ``BEGIN NOT ATOMIC`` are refused.
+* ``LOCK TABLES``: SELECT on each table; a WRITE lock also INSERT, UPDATE or DELETE (a
+  ``Requirement`` with ``one_of``): it blocks everyone else's reads. It binds the session to its
+  backend connection (``BIND_TABLE_LOCK``); ``UNLOCK TABLES`` (SESSION) releases that bind when
+  it succeeds -- the only table locks are LOCK TABLES' (FLUSH ... WITH READ LOCK and BACKUP
+  STAGE are refused) and it ends all of them; named locks are a bind of their own.
+  ``COMMIT|ROLLBACK ... RELEASE`` (it closes the backend connection) and ``BEGIN NOT ATOMIC``
+  are refused.
+* ``CREATE [OR REPLACE] DATABASE|SCHEMA``, ``ALTER DATABASE`` (character set, collation,
+  comment) and ``DROP DATABASE`` are DATABASE with a :class:`DatabaseStatement`: whether they
+  are allowed depends on whose database the session is in, which the plan decides.
+* Views: ``CREATE [OR REPLACE] [ALGORITHM = a] [DEFINER = account] [SQL SECURITY s] VIEW v
+  [(columns)] AS query [WITH ... CHECK OPTION]`` needs CREATE on ``v`` (DROP too with OR
+  REPLACE) and what the query needs; ``DROP VIEW`` needs DROP; ``ALTER VIEW`` is refused. The
+  view is made on the shard by the session's mirror, whose grants are the caller's: the
+  DEFINER clause's account, whatever it names (mariadb-dump writes the source's definer), is
+  replaced by ``CURRENT_USER`` in what is relayed (``Statement.definer`` gives its offsets), so
+  a view's definer is always its creator's mirror and a view never runs with more than its
+  creator's current grants. (The mirror, holding no SUPER or SET USER, could not make a view
+  for another definer anyway; without the replacement a dump would not load elsewhere.) Other
+  objects with a DEFINER or SQL SECURITY clause (routines, triggers, events) stay refused.
 * ``SET``: only session scope; system variables from an allow-list, with literal values only;
   ``sql_mode`` returns the new :class:`LexMode` (``ANSI`` implies ``ANSI_QUOTES``; ``ORACLE``,
   ``MSSQL``, ``DB2``, ``POSTGRESQL``, ``MAXDB`` are refused; ``DEFAULT`` means the server default,
@@ -173,6 +204,7 @@ __all__ = [
     "BIND_USER_VARIABLE",
     "CACHE_SIZE",
     "LEXING_VARIABLES",
+    "DatabaseStatement",
     "Kind",
     "LexMode",
     "NeedsParse",
@@ -197,7 +229,19 @@ class Kind(enum.Enum):
     KILL = "kill"
     ACCOUNT = "account"  # answered by the proxy's account grammar
     SESSION = "session"  # relay (after checking requirements); may change the lexer mode
+    DATABASE = "database"  # CREATE / ALTER / DROP DATABASE: decided by the plan
+    SHOW_EVENTS = "show_events"  # answered by the proxy (empty: tenants have no events)
     REFUSED = "refused"
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseStatement:
+    """CREATE / ALTER / DROP DATABASE (or SCHEMA). Whether it is allowed depends on whose
+    database the session is in, which the plan knows (``proxy.plan.plan``)."""
+
+    verb: str  # "CREATE", "CREATE OR REPLACE", "ALTER" or "DROP"
+    name: str | None  # as written; None: ALTER DATABASE of the current database
+    if_not_exists: bool = False  # CREATE ... IF NOT EXISTS: an existing database is a note
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +272,12 @@ class Statement:
     lexing_unknown: bool = False
     shows_warnings: bool = False  # SHOW WARNINGS [LIMIT ...] / SHOW COUNT(*) WARNINGS
     like_pattern: str | None = None  # SHOW DATABASES LIKE: the pattern's value (proxy.sql.like)
+    database: DatabaseStatement | None = None  # set iff kind is DATABASE
+    # BIND_* reasons the statement ends on the backend connection when it succeeds.
+    releases: frozenset[str] = frozenset()
+    # CREATE VIEW ... DEFINER = account: the account's offsets in the request's text, which the
+    # session replaces with CURRENT_USER before relaying (a view's definer is its creator).
+    definer: tuple[int, int] | None = None
     start: int = 0  # the statement's original text is sql[start:end] (proxy.sql.lexer)
     end: int = 0
 
@@ -364,7 +414,6 @@ _UNSUPPORTED_OPENERS: Final = {
     "EXECUTE": "EXECUTE",
     "DEALLOCATE": "DEALLOCATE PREPARE",
     "XA": "XA transactions",
-    "LOCK": "LOCK TABLES",
     "CACHE": "CACHE INDEX",
     "HELP": "HELP",
     "SIGNAL": "SIGNAL",
@@ -956,7 +1005,64 @@ def _write(reqs: _Reqs, table: exp.Table, *privs: Priv) -> None:
     reqs.table(parts[0], parts[1], *privs)
 
 
+def _read_columns(tree: exp.Expression, targets: set[int]) -> Iterator[exp.Column]:
+    """The Column nodes of a DML tree that read a column: not the SET targets (ids in
+    ``targets``), not inside a WITH clause (a CTE cannot see the statement's own tables), not an
+    unquoted reserved word sqlglot took for a column (``SET a = DEFAULT``, ``UTC_DATE``)."""
+    stack: list[exp.Expression] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, exp.With):
+            continue
+        if isinstance(node, exp.Column):
+            ident = node.this
+            if id(node) in targets or (
+                node.args.get("table") is None
+                and isinstance(ident, exp.Identifier)
+                and not ident.quoted
+                and str(ident.this).upper() in RESERVED_WORDS
+            ):
+                continue
+            yield node
+            continue
+        stack.extend(_children(node))
+
+
+def _column_reads(
+    tree: exp.Expression, entries: list[exp.Table], targets: set[int]
+) -> list[exp.Table]:
+    """The tables of an UPDATE or DELETE (``entries``) whose columns it reads, which needs
+    SELECT on them (MariaDB checks it per column). A column qualified with an entry's name or
+    alias reads that entry; an unqualified one may read any entry -- also inside a subquery,
+    which may be correlated (over-asking, never under-asking). CTE names are not tables."""
+    ctes: set[str] = set()
+    with_ = tree.args.get("with_")
+    if isinstance(with_, exp.With):
+        ctes = {name for cte in with_.expressions if (name := _alias_of(cte)) is not None}
+    tables = []
+    for entry in entries:
+        parts = _table_parts(entry)
+        if parts is not None and not (parts[0] is None and parts[1] in ctes):
+            tables.append(entry)
+    read: dict[int, exp.Table] = {}
+    for col in _read_columns(tree, targets):
+        qualifier = _ident_name(col.args.get("table"))
+        cands = (
+            tables
+            if qualifier is None
+            else _matching(tables, qualifier, _ident_name(col.args.get("db")))
+        )
+        for entry in cands:
+            read[id(entry)] = entry
+    return list(read.values())
+
+
 def _dml_requirements(tree: exp.Expression, reqs: _Reqs, replace: bool) -> None:
+    """What an INSERT, REPLACE, UPDATE, DELETE or query needs. Besides the write privileges
+    (and SELECT on every table read): reading a column of a written table needs SELECT on it
+    (UPDATE and DELETE, see ``_column_reads``); ``ON DUPLICATE KEY UPDATE`` and the targets of
+    a multi-table DELETE always need SELECT too (MariaDB checks it even when no column is
+    read: it reads the duplicate row and the joined rows)."""
     skip: set[int] = set()
     if isinstance(tree, exp.Insert):
         target = tree.this
@@ -973,7 +1079,7 @@ def _dml_requirements(tree: exp.Expression, reqs: _Reqs, replace: bool) -> None:
         if conflict is not None:
             if not isinstance(conflict, exp.OnConflict) or not conflict.args.get("duplicate"):
                 raise _parse_error()
-            privs.append(Priv.UPDATE)
+            privs += (Priv.UPDATE, Priv.SELECT)
         if tree.args.get("returning") is not None:
             privs.append(Priv.SELECT)
         _write(reqs, target, *privs)
@@ -986,10 +1092,12 @@ def _dml_requirements(tree: exp.Expression, reqs: _Reqs, replace: bool) -> None:
         if not entries:
             raise _parse_error()
         written: dict[int, exp.Table] = {}
+        set_targets: set[int] = set()
         for assignment in tree.expressions:
             if not isinstance(assignment, exp.EQ) or not isinstance(assignment.this, exp.Column):
                 raise _parse_error()
             col = assignment.this
+            set_targets.add(id(col))
             if col.args.get("catalog") is not None:
                 raise _parse_error()
             qualifier = _ident_name(col.args.get("table"))
@@ -1007,6 +1115,8 @@ def _dml_requirements(tree: exp.Expression, reqs: _Reqs, replace: bool) -> None:
         for entry in written.values():
             _write(reqs, entry, *privs)
             skip.add(id(entry))
+        for entry in _column_reads(tree, entries, set_targets):
+            _write(reqs, entry, Priv.SELECT)
     elif isinstance(tree, exp.Delete):
         targets: list[exp.Table]
         listed = tree.args.get("tables")
@@ -1015,6 +1125,7 @@ def _dml_requirements(tree: exp.Expression, reqs: _Reqs, replace: bool) -> None:
         if tree.args.get("returning") is not None:
             privs.append(Priv.SELECT)
         if listed or using:
+            privs.append(Priv.SELECT)
             entries = list(listed) if listed else []
             sources: list[exp.Table] = []
             if listed:
@@ -1043,6 +1154,8 @@ def _dml_requirements(tree: exp.Expression, reqs: _Reqs, replace: bool) -> None:
                 raise _parse_error()
             _write(reqs, tree.this, *privs)
             skip.add(id(tree.this))
+            if _column_reads(tree, [tree.this], set()):
+                _write(reqs, tree.this, Priv.SELECT)
     elif not isinstance(tree, _QUERY_ROOTS):
         raise _unsupported(f"statement {type(tree).__name__}")
     _TreeWalker(reqs, skip).walk(tree, frozenset())
@@ -1383,8 +1496,6 @@ def _create(cur: _Cursor, reqs: _Reqs) -> None:
         _scan_ddl_body(cur.rest(), reqs)
         return
     obj = cur.peek()
-    if obj in ("DATABASE", "SCHEMA"):
-        raise _unsupported("CREATE DATABASE")
     if obj in ("AGGREGATE", "FUNCTION") and "SONAME" in cur.kws:
         raise _need("SUPER")
     if obj in ("SERVER", "TABLESPACE", "LOGFILE"):
@@ -1422,6 +1533,18 @@ def _drop(cur: _Cursor, reqs: _Reqs) -> None:
         return
     if temporary:
         raise _parse_error()
+    if cur.accept("VIEW"):
+        cur.accept("IF", "EXISTS")
+        while True:
+            db, name = cur.table_ref()
+            reqs.table(db, name, Priv.DROP)
+            if not cur.accept(","):
+                break
+        if not cur.accept("RESTRICT"):
+            cur.accept("CASCADE")
+        if not cur.at_end():
+            raise _parse_error()
+        return
     if cur.accept("INDEX") or cur.accept("KEY"):
         cur.accept("IF", "EXISTS")
         cur.name()
@@ -1435,8 +1558,6 @@ def _drop(cur: _Cursor, reqs: _Reqs) -> None:
                 raise _parse_error()
             cur.i += 1
         return
-    if k in ("DATABASE", "SCHEMA"):
-        raise _unsupported("DROP DATABASE")
     raise _unsupported(f"DROP {k}".strip() if k.isalpha() else "DROP of this object")
 
 
@@ -1500,8 +1621,6 @@ def _alter(cur: _Cursor, reqs: _Reqs) -> None:
         reqs.database(db, Priv.ALTER)
         _scan_ddl_body(cur.rest(), reqs)
         return
-    if k in ("DATABASE", "SCHEMA"):
-        raise _unsupported("ALTER DATABASE")
     raise _unsupported(f"ALTER {k}".strip() if k.isalpha() else "ALTER of this object")
 
 
@@ -1637,9 +1756,24 @@ def _show(cur: _Cursor, reqs: _Reqs) -> None:
         return
     if full:
         raise _unsupported("SHOW FULL of this kind")
-    if cur.accept("TABLE", "STATUS"):
+    if cur.accept("TABLE", "STATUS") or cur.accept("TRIGGERS"):
         _show_from_db(cur, reqs)
         _show_filter(cur, reqs)
+        return
+    if (
+        cur.accept("PROCEDURE", "STATUS")
+        or cur.accept("FUNCTION", "STATUS")
+        or cur.accept("PACKAGE", "STATUS")
+        or cur.accept("PACKAGE", "BODY", "STATUS")
+    ):
+        # The routines the session's mirror may see (it holds no routine privilege: none,
+        # unless the shard's operator gave it some).
+        _show_filter(cur, reqs)
+        return
+    if cur.accept("PLUGINS"):
+        # SHOW PLUGINS SONAME lists the shard's plugin directory: not for tenants.
+        if not cur.at_end():
+            raise _unsupported("SHOW PLUGINS SONAME")
         return
     if cur.accept("CREATE"):
         obj = cur.peek()
@@ -1703,6 +1837,38 @@ def _show(cur: _Cursor, reqs: _Reqs) -> None:
     raise _unsupported(f"SHOW {k}".strip() if k.isalpha() else "SHOW of this kind")
 
 
+_WRITES: Final = Priv.INSERT | Priv.UPDATE | Priv.DELETE
+
+
+def _lock_tables(cur: _Cursor, reqs: _Reqs) -> None:
+    """``LOCK {TABLE|TABLES} t [[AS] alias] lock_type [, ...] [WAIT n | NOWAIT]``: SELECT on
+    each table; a WRITE lock also needs INSERT, UPDATE or DELETE on it (any one)."""
+    if not (cur.accept("TABLES") or cur.accept("TABLE")):
+        raise _parse_error()
+    while True:
+        db, name = cur.table_ref()
+        if cur.accept("AS"):
+            cur.name()
+        elif cur.peek() not in ("READ", "WRITE", "LOW_PRIORITY"):
+            cur.name()  # an alias
+        reqs.table(db, name, Priv.SELECT)
+        if cur.accept("READ"):
+            cur.accept("LOCAL")
+        else:
+            cur.accept("LOW_PRIORITY")
+            cur.expect("WRITE")
+            cur.accept("CONCURRENT")
+            resolved = reqs.resolve(db, name)
+            if resolved is None:
+                raise _unsupported("writing to information_schema")
+            reqs.items[Requirement(_WRITES, resolved, name, one_of="LOCK TABLES")] = None
+        if not cur.accept(","):
+            break
+    cur.skip_wait()
+    if not cur.at_end():
+        raise _parse_error()
+
+
 def _load(cur: _Cursor) -> None:
     k = cur.peek()
     if k in ("DATA", "XML"):
@@ -1728,6 +1894,8 @@ def _shape_binds(imgs: Sequence[str]) -> frozenset[str]:
             binds.add(BIND_NAMED_LOCK)
     if _kw(imgs[0]) == "CREATE" and "TEMPORARY" in (_kw(i) for i in imgs[1:4]):
         binds.add(BIND_TEMPORARY_TABLE)
+    if _kw(imgs[0]) == "LOCK":
+        binds.add(BIND_TABLE_LOCK)
     return frozenset(binds)
 
 
@@ -1765,6 +1933,8 @@ def _analyze_shape(imgs: Sequence[str], current_db: str | None) -> Statement:
                 _show(cur, reqs)
             elif k == "LOAD":
                 _load(cur)
+            elif k == "LOCK":
+                _lock_tables(cur, reqs)
             elif k in _UNSUPPORTED_OPENERS:
                 raise _unsupported(_UNSUPPORTED_OPENERS[k])
             elif k in _GLOBAL_PRIVILEGE_OPENERS:
@@ -2163,8 +2333,12 @@ def _transaction(kws: list[str]) -> Statement:
     elif k == "RELEASE":
         if rest[:1] != ["SAVEPOINT"] or len(rest) != 2:
             raise _parse_error()
-    elif k == "UNLOCK" and rest not in (["TABLES"], ["TABLE"]):
-        raise _parse_error()
+    elif k == "UNLOCK":
+        if rest not in (["TABLES"], ["TABLE"]):
+            raise _parse_error()
+        # Table locks are the only locks UNLOCK TABLES ends, and it ends all of them (FLUSH
+        # TABLES ... WITH READ LOCK and BACKUP STAGE are refused; named locks are separate).
+        return Statement(Kind.SESSION, "", releases=frozenset({BIND_TABLE_LOCK}))
     return Statement(Kind.SESSION, "")
 
 
@@ -2191,6 +2365,160 @@ def _kill(tokens: Sequence[Token]) -> Statement:
     return Statement(Kind.KILL, "", kill_id=int(tok.raw), kill_query=query)
 
 
+def _words(tokens: Sequence[Token]) -> list[str]:
+    return [t.value.upper() if t.kind is TokenKind.WORD else t.value for t in tokens]
+
+
+_NAME_TOKENS: Final = (TokenKind.WORD, TokenKind.IDENT, TokenKind.STRING)
+
+
+def _database_options(tokens: Sequence[Token], i: int) -> int:
+    """``[DEFAULT] {CHARACTER SET | CHARSET | COLLATE} [=] name | COMMENT [=] 'text'`` ...
+    from ``tokens[i]``; returns how many were read."""
+    kws = _words(tokens)
+    n = len(kws)
+    count = 0
+    while i < n:
+        if kws[i] == "DEFAULT":
+            i += 1
+        if kws[i : i + 2] == ["CHARACTER", "SET"]:
+            i += 2
+            kind: tuple[TokenKind, ...] = _NAME_TOKENS
+        elif i < n and kws[i] in ("CHARSET", "COLLATE"):
+            i += 1
+            kind = _NAME_TOKENS
+        elif i < n and kws[i] == "COMMENT":
+            i += 1
+            kind = (TokenKind.STRING,)
+        else:
+            raise _parse_error()
+        if i < n and kws[i] == "=":
+            i += 1
+        if i >= n or tokens[i].kind not in kind:
+            raise _parse_error()
+        i += 1
+        count += 1
+    return count
+
+
+def _database(tokens: Sequence[Token]) -> Statement:
+    """``CREATE [OR REPLACE] {DATABASE|SCHEMA} [IF NOT EXISTS] name [options]``, ``ALTER
+    {DATABASE|SCHEMA} [name] options`` and ``DROP {DATABASE|SCHEMA} [IF EXISTS] name``."""
+    kws = _words(tokens)
+    verb = kws[0]
+    i = 1
+    if kws[1:3] == ["OR", "REPLACE"]:
+        verb, i = "CREATE OR REPLACE", 3
+    i += 1  # DATABASE | SCHEMA
+    if_not_exists = False
+    if verb.startswith("CREATE") and kws[i : i + 3] == ["IF", "NOT", "EXISTS"]:
+        if_not_exists, i = True, i + 3
+    elif verb == "DROP" and kws[i : i + 2] == ["IF", "EXISTS"]:
+        i += 2
+    name: str | None = None
+    if i < len(tokens) and not (
+        verb == "ALTER" and kws[i] in ("DEFAULT", "CHARACTER", "CHARSET", "COLLATE", "COMMENT")
+    ):
+        name = _ident(tokens[i].image) if tokens[i].kind is not TokenKind.STRING else None
+        if not name:
+            raise _parse_error()
+        i += 1
+    if name is None and verb != "ALTER":
+        raise _parse_error()
+    if verb == "DROP":
+        if i != len(tokens):
+            raise _parse_error()
+    elif verb == "ALTER" and kws[i : i + 1] == ["UPGRADE"]:
+        raise _unsupported("ALTER DATABASE ... UPGRADE DATA DIRECTORY NAME")
+    elif _database_options(tokens, i) == 0 and verb == "ALTER":
+        raise _parse_error()
+    return Statement(Kind.DATABASE, "", database=DatabaseStatement(verb, name, if_not_exists))
+
+
+# CREATE [OR REPLACE] then one of these: a view (or another object with a DEFINER clause).
+_VIEW_OPENERS: Final = frozenset({"VIEW", "ALGORITHM", "DEFINER", "SQL"})
+
+
+def _definer(tokens: Sequence[Token], i: int) -> tuple[int, tuple[int, int] | None]:
+    """``DEFINER = account`` from ``tokens[i]`` (just after ``=``): the index after it and,
+    unless the account is CURRENT_USER, its offsets in the request's text."""
+    kws = _words(tokens)
+    if kws[i : i + 1] == ["CURRENT_USER"]:
+        return (i + 3 if kws[i + 1 : i + 3] == ["(", ")"] else i + 1), None
+    if i >= len(tokens):
+        raise _parse_error()
+    first = tokens[i]
+    if kws[i] != "CURRENT_ROLE" and not (
+        first.kind in (TokenKind.IDENT, TokenKind.STRING)
+        or (first.kind is TokenKind.WORD and _ident(first.image) is not None)
+    ):
+        raise _parse_error()
+    last = first
+    if i + 1 < len(tokens) and tokens[i + 1].kind is TokenKind.USER_VAR:
+        last = tokens[i + 1]
+        i += 1
+    return i + 1, (first.pos, last.pos + len(last.raw))
+
+
+def _create_view(tokens: Sequence[Token], reqs: _Reqs) -> Statement:
+    """``CREATE [OR REPLACE] [ALGORITHM = a] [DEFINER = account] [SQL SECURITY {DEFINER |
+    INVOKER}] VIEW [IF NOT EXISTS] v [(columns)] AS query [WITH [CASCADED | LOCAL] CHECK
+    OPTION]``: CREATE on ``v`` (and DROP with OR REPLACE), and what the query needs. The
+    session's mirror becomes the view's definer whatever the DEFINER clause names
+    (``Statement.definer``): a view never runs with more than its creator's grants."""
+    kws = _words(tokens)
+    or_replace = kws[1:3] == ["OR", "REPLACE"]
+    i = 3 if or_replace else 1
+    if kws[i : i + 2] == ["ALGORITHM", "="]:
+        if kws[i + 2 : i + 3] not in (["UNDEFINED"], ["MERGE"], ["TEMPTABLE"]):
+            raise _parse_error()
+        i += 3
+    definer = None
+    if kws[i : i + 2] == ["DEFINER", "="]:
+        i, definer = _definer(tokens, i + 2)
+    if kws[i : i + 2] == ["SQL", "SECURITY"]:
+        if kws[i + 2 : i + 3] not in (["DEFINER"], ["INVOKER"]):
+            raise _parse_error()
+        i += 3
+    if kws[i : i + 1] != ["VIEW"]:
+        obj = kws[i] if i < len(kws) and kws[i].isalpha() else ""
+        raise _unsupported(f"CREATE {obj}".strip() if obj else "CREATE of this object")
+    cur = _Cursor([t.image for t in tokens], i + 1)
+    if not or_replace:
+        cur.accept("IF", "NOT", "EXISTS")
+    db, name = cur.table_ref()
+    reqs.table(db, name, Priv.CREATE)
+    if or_replace:
+        reqs.table(db, name, Priv.DROP)
+    if cur.accept("("):
+        while True:
+            cur.name()
+            if not cur.accept(","):
+                break
+        cur.expect(")")
+    cur.expect("AS")
+    query = cur.rest()
+    qk = [_kw(img) for img in query]
+    if qk[-2:] == ["CHECK", "OPTION"]:
+        if qk[-3:-2] == ["WITH"]:
+            query = query[:-3]
+        elif qk[-4:-2] in (["WITH", "CASCADED"], ["WITH", "LOCAL"]):
+            query = query[:-4]
+        else:
+            raise _parse_error()
+    if not query or _kw(query[0]) not in ("SELECT", "WITH", "("):
+        raise _parse_error()
+    _check_images(query)
+    _query_requirements(query, reqs)
+    return Statement(
+        Kind.QUERY,
+        "",
+        requirements=reqs.result(),
+        reads_information_schema=reqs.reads_is,
+        definer=definer,
+    )
+
+
 def _use(tokens: Sequence[Token]) -> Statement:
     if len(tokens) != 2:
         raise _parse_error()
@@ -2206,8 +2534,20 @@ def _use(tokens: Sequence[Token]) -> Statement:
     return Statement(Kind.USE, "", target_db=name)
 
 
-def _show_values(tokens: Sequence[Token]) -> Statement:
+def _show_values(tokens: Sequence[Token], reqs: _Reqs) -> Statement:
     kws = [t.value.upper() if t.kind is TokenKind.WORD else t.value for t in tokens]
+    if kws[1] == "EVENTS":
+        # SHOW EVENTS [FROM db] [LIKE | WHERE]: the proxy answers (tenants cannot make events,
+        # and the shard would refuse the mirror, which holds no EVENT privilege).
+        cur = _Cursor([t.image for t in tokens], 2)
+        _show_from_db(cur, reqs)
+        _show_filter(cur, reqs)
+        return Statement(
+            Kind.SHOW_EVENTS,
+            "",
+            requirements=reqs.result(),
+            reads_information_schema=reqs.reads_is,
+        )
     if kws[1] in ("DATABASES", "SCHEMAS"):
         rest = tokens[2:]
         if not rest:
@@ -2258,10 +2598,10 @@ def _opener(imgs: Sequence[str]) -> str:
     if k0 == "SHOW":
         if k1 == "GRANTS":
             return "account"
-        if k1 in ("DATABASES", "SCHEMAS", "PROCESSLIST", "QUERY_DIGEST") or (k1, k2) == (
-            "FULL",
-            "PROCESSLIST",
-        ):
+        if k1 in ("DATABASES", "SCHEMAS", "PROCESSLIST", "QUERY_DIGEST", "EVENTS") or (
+            k1,
+            k2,
+        ) == ("FULL", "PROCESSLIST"):
             return "show"
         return "shape"
     if k0 in ("CREATE", "DROP", "ALTER", "RENAME"):
@@ -2270,6 +2610,10 @@ def _opener(imgs: Sequence[str]) -> str:
             obj = _kw(imgs[3]) if len(imgs) > 3 else ""
         if obj in _ACCOUNT_OBJECTS:
             return "account"
+        if obj in ("DATABASE", "SCHEMA") and k0 != "RENAME":
+            return "database"
+        if k0 == "CREATE" and obj in _VIEW_OPENERS:
+            return "view"
     if k0 in ("BEGIN", "START", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"):
         return "transaction"
     if k0 == "UNLOCK":
@@ -2290,7 +2634,11 @@ def _analyze_values(lexed: LexedStatement, opener: str, current_db: str | None) 
         if opener == "kill":
             return _kill(tokens)
         if opener == "show":
-            return _show_values(tokens)
+            return _show_values(tokens, reqs)
+        if opener == "database":
+            return _database(tokens)
+        if opener == "view":
+            return _create_view(tokens, reqs)
         return _transaction([_kw(t.image) for t in tokens])
     except _Refuse as refusal:
         return Statement(Kind.REFUSED, "", error=refusal.error)
@@ -2325,6 +2673,9 @@ def _placed(st: Statement, text: str, start: int, end: int) -> Statement:
         _object_setattr(clone, "lexing_unknown", st.lexing_unknown)
         _object_setattr(clone, "shows_warnings", st.shows_warnings)
         _object_setattr(clone, "like_pattern", st.like_pattern)
+        _object_setattr(clone, "database", st.database)
+        _object_setattr(clone, "releases", st.releases)
+        _object_setattr(clone, "definer", st.definer)
         _object_setattr(clone, "start", start)
         _object_setattr(clone, "end", end)
         return clone
@@ -2348,6 +2699,9 @@ def _placed(st: Statement, text: str, start: int, end: int) -> Statement:
         st.lexing_unknown,
         st.shows_warnings,
         st.like_pattern,
+        st.database,
+        st.releases,
+        st.definer,
         start,
         end,
     )

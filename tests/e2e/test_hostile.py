@@ -340,7 +340,6 @@ def test_dynamic_sql_routines_handler_do(world: World, user_conn: Any) -> None:
         ("DO SLEEP(0)", "DO"),
         ("BEGIN NOT ATOMIC DELETE FROM hxsec; END", "BEGIN NOT ATOMIC (compound statements)"),
         ("XA START 'x'", "XA transactions"),
-        ("LOCK TABLES hxsec READ", "LOCK TABLES"),
     ]:
         world.refused(user_conn, sql, not_supported(what))
     assert world.on_shard("SELECT v FROM hxsec") == [("TOPSECRET",)]
@@ -371,8 +370,13 @@ def _routines(world: World) -> Any:
 
 STORED_DDL = [
     ("CREATE PROCEDURE hxp2() DELETE FROM hxsec", not_supported("CREATE PROCEDURE")),
-    ("CREATE DEFINER = CURRENT_USER PROCEDURE hxp2() SELECT 1", not_supported("CREATE DEFINER")),
-    ("CREATE DEFINER=root@localhost PROCEDURE hxp2() SELECT 1", not_supported("CREATE DEFINER")),
+    ("CREATE DEFINER = CURRENT_USER PROCEDURE hxp2() SELECT 1", not_supported("CREATE PROCEDURE")),
+    ("CREATE DEFINER=root@localhost PROCEDURE hxp2() SELECT 1", not_supported("CREATE PROCEDURE")),
+    (
+        "CREATE DEFINER=root@localhost TRIGGER hxtr BEFORE INSERT ON hxpub FOR EACH ROW SET @a = 1",
+        not_supported("CREATE TRIGGER"),
+    ),
+    ("CREATE SQL SECURITY INVOKER FUNCTION hxf2() RETURNS INT RETURN 1", 1235),
     ("CREATE FUNCTION hxf2() RETURNS INT RETURN 1", not_supported("CREATE FUNCTION")),
     ("CREATE OR REPLACE FUNCTION hxf2() RETURNS INT RETURN 1", not_supported("CREATE FUNCTION")),
     (
@@ -387,11 +391,8 @@ STORED_DDL = [
         "CREATE EVENT hxev ON SCHEDULE EVERY 1 SECOND DO DELETE FROM hxsec",
         not_supported("CREATE EVENT"),
     ),
-    ("CREATE VIEW hxview AS SELECT * FROM hxsec", not_supported("CREATE VIEW")),
-    ("CREATE OR REPLACE VIEW hxview AS SELECT 1", not_supported("CREATE VIEW")),
-    ("CREATE ALGORITHM=MERGE VIEW hxview AS SELECT 1", not_supported("CREATE ALGORITHM")),
-    ("CREATE SQL SECURITY INVOKER VIEW hxview AS SELECT 1", not_supported("CREATE SQL")),
     ("ALTER VIEW hxview AS SELECT 1", not_supported("ALTER VIEW")),
+    ("ALTER DEFINER=root@localhost VIEW hxview AS SELECT 1", not_supported("ALTER DEFINER")),
     ("ALTER PROCEDURE hxproc COMMENT 'x'", not_supported("ALTER PROCEDURE")),
     ("ALTER FUNCTION hxfunc COMMENT 'x'", not_supported("ALTER FUNCTION")),
     ("ALTER EVENT hxev DISABLE", not_supported("ALTER EVENT")),
@@ -400,9 +401,10 @@ STORED_DDL = [
     ("DROP FUNCTION hxfunc", not_supported("DROP FUNCTION")),
     ("DROP TRIGGER hxtr", not_supported("DROP TRIGGER")),
     ("DROP EVENT hxev", not_supported("DROP EVENT")),
-    ("DROP VIEW hxview", not_supported("DROP VIEW")),
-    ("CREATE DATABASE hxdb", not_supported("CREATE DATABASE")),
-    ("DROP DATABASE easydb", not_supported("DROP DATABASE")),
+    ("CREATE DATABASE hxdb", db_denied("easydb", "hxdb")),
+    ("DROP DATABASE easydb", db_denied("easydb", "easydb")),
+    ("DROP DATABASE IF EXISTS otherdb", db_denied("easydb", "otherdb")),
+    ("CREATE OR REPLACE DATABASE easydb", db_denied("easydb", "easydb")),
     # tables that would read or write elsewhere
     ("CREATE TABLE hxcon (a INT) ENGINE=CONNECT TABLE_TYPE=CSV FILE_NAME='/etc/passwd'", 1235),
     ("CREATE TABLE hxfed (a INT) ENGINE=FEDERATED CONNECTION='mysql://u@h/db/t'", 1235),
@@ -419,6 +421,37 @@ def test_routine_trigger_event_view_ddl_refused_even_for_the_administrator(
     before = _routines(world)
     world.refused(world.admin, sql, expected)
     assert _routines(world) == before
+
+
+def test_view_ddl_needs_the_callers_own_privileges(world: World, user_conn: Any) -> None:
+    """CREATE VIEW needs CREATE on the view and SELECT on what it reads, DROP VIEW needs DROP:
+    the table-level account (SELECT, INSERT on hxpub) can make none, whatever it writes."""
+    user = world.user
+    for sql, expected in [
+        ("CREATE VIEW hxview AS SELECT * FROM hxpub", table_denied("CREATE", user, "hxview")),
+        ("CREATE VIEW hxpub AS SELECT 1", table_denied("CREATE", user, "hxpub")),
+        ("CREATE OR REPLACE VIEW hxpub AS SELECT 1", table_denied("CREATE", user, "hxpub")),
+        (
+            "CREATE DEFINER=`root`@`localhost` VIEW hxview AS SELECT v FROM hxsec",
+            table_denied("CREATE", user, "hxview"),
+        ),
+        ("/*!50001 DROP VIEW IF EXISTS `hxpub`*/", table_denied("DROP", user, "hxpub")),
+        ("CREATE VIEW otherdb.hxview AS SELECT 1", cross_db("otherdb")),
+    ]:
+        world.refused(user_conn, sql, expected)
+    # With CREATE on the view, what the query reads still needs SELECT.
+    creator = world.create_account([("SELECT", "hxpub"), ("CREATE", "hxview")], prefix="h")
+    with world.connect(creator) as conn:
+        for sql in (
+            "CREATE VIEW hxview AS SELECT v FROM hxsec",
+            "CREATE VIEW hxview AS SELECT v FROM hxpub WHERE id IN (SELECT id FROM hxsec)",
+            "CREATE VIEW hxview AS SELECT (SELECT v FROM hxsec) AS v",
+            "CREATE VIEW hxview AS SELECT v FROM hxpub /*!UNION SELECT v FROM hxsec */",
+            "CREATE SQL SECURITY INVOKER VIEW hxview AS WITH c AS (SELECT v FROM hxsec) "
+            "SELECT * FROM c",
+        ):
+            world.refused(conn, sql, table_denied("SELECT", creator, "hxsec"))
+    assert world.on_shard("SHOW TABLES LIKE 'hxview'") == []
 
 
 def test_a_view_made_on_the_shard_needs_select_on_the_view(world: World) -> None:
@@ -438,6 +471,28 @@ def test_a_view_made_on_the_shard_needs_select_on_the_view(world: World) -> None
 
 # --------------------------------------------------------------------------------------------
 # Files, global state, plugins
+
+
+def test_lock_tables_refused_without_the_privileges(world: World, user_conn: Any) -> None:
+    user = world.user  # SELECT, INSERT on hxpub
+    for sql, expected in [
+        ("LOCK TABLES hxsec READ", table_denied("SELECT", user, "hxsec")),
+        ("LOCK TABLES hxpub READ, hxsec WRITE", table_denied("SELECT", user, "hxsec")),
+        ("LOCK TABLES hxsec AS hxpub READ", table_denied("SELECT", user, "hxsec")),
+        ("LOCK TABLE `hxsec` READ /*!32311 LOCAL */", table_denied("SELECT", user, "hxsec")),
+        ("/*!LOCK TABLES hxsec WRITE */", table_denied("SELECT", user, "hxsec")),
+        ("LOCK TABLES easydb.hxsec LOW_PRIORITY WRITE", table_denied("SELECT", user, "hxsec")),
+        ("LOCK TABLES mysql.user READ", cross_db("mysql")),
+        (
+            "LOCK TABLES information_schema.TABLES WRITE",
+            not_supported("writing to information_schema"),
+        ),
+    ]:
+        world.refused(user_conn, sql, expected)
+    # A WRITE lock blocks everyone else's reads: it needs a write privilege.
+    reader = world.create_account([("SELECT", "hxpub")], prefix="h")
+    with world.connect(reader) as conn:
+        world.refused(conn, "LOCK TABLES hxpub WRITE", table_denied("LOCK TABLES", reader, "hxpub"))
 
 
 def test_file_access_refused(world: World, tmp_path: Path) -> None:

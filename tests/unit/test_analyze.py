@@ -15,6 +15,7 @@ from sqlglot import exp
 from auth.privileges import Priv, Requirement
 from proxy.sql import analyze as analyze_module
 from proxy.sql.analyze import (
+    DatabaseStatement,
     Kind,
     Statement,
     analyze,
@@ -54,6 +55,8 @@ class Expected:
     reads_is: bool = False
     lexing_unknown: bool = False  # mode=? : the new lexer mode is known once read back
     binds: frozenset[str] = frozenset()  # bind=NAME: what it leaves on the connection
+    releases: frozenset[str] = frozenset()  # release=NAME: what it ends if it succeeds
+    database: DatabaseStatement | None = None  # DATABASE VERB NAME|- [if_not_exists]
 
 
 def _parse_expectation(text: str, db: str | None) -> Expected:
@@ -68,14 +71,19 @@ def _parse_expectation(text: str, db: str | None) -> Expected:
         return Expected(kind, kill_id=int(rest[0]), kill_query="query" in rest[1:])
     if kind is Kind.SHOW_PROCESSLIST:
         return Expected(kind, full="full" in rest)
+    if kind is Kind.DATABASE:
+        verb, name = rest[0].replace("_", " "), rest[1]
+        database = DatabaseStatement(verb, None if name == "-" else name, "if_not_exists" in rest)
+        return Expected(kind, database=database)
     requirements: set[Requirement] = set()
     lex_mode = None
     lexing_unknown = False
     charset = None
     reads_is = False
     binds: set[str] = set()
+    releases: set[str] = set()
     # requirement tokens may contain spaces (quoted names): re-split on PRIV: markers
-    for item in re.split(r"\s+(?=(?:[A-Z]+:|IS\b|mode=|cs=|bind=))", " ".join(rest)):
+    for item in re.split(r"\s+(?=(?:[A-Z]+:|IS\b|mode=|cs=|bind=|release=))", " ".join(rest)):
         if not item:
             continue
         if item == "IS":
@@ -86,16 +94,24 @@ def _parse_expectation(text: str, db: str | None) -> Expected:
             lex_mode = MODES[item[5:]]
         elif item.startswith("bind="):
             binds.add(item[5:].replace("_", " "))
+        elif item.startswith("release="):
+            releases.add(item[8:].replace("_", " "))
         elif item.startswith("cs="):
             charset = item[3:]
         else:
-            priv, _, target = item.partition(":")
+            # WRITELOCK:t is what LOCK TABLES t WRITE needs besides SELECT
+            name, _, target = item.partition(":")
+            one_of: str | None = None
+            if name == "WRITELOCK":
+                priv, one_of = Priv.INSERT | Priv.UPDATE | Priv.DELETE, "LOCK TABLES"
+            else:
+                priv = Priv[name]
             if "/" in target:
                 tdb, _, table = target.partition("/")
-                requirements.add(Requirement(Priv[priv], tdb, table or None))
+                requirements.add(Requirement(priv, tdb, table or None, one_of))
             else:
                 assert db is not None
-                requirements.add(Requirement(Priv[priv], db, target))
+                requirements.add(Requirement(priv, db, target, one_of))
     return Expected(
         kind,
         frozenset(requirements),
@@ -104,6 +120,7 @@ def _parse_expectation(text: str, db: str | None) -> Expected:
         reads_is=reads_is,
         lexing_unknown=lexing_unknown,
         binds=frozenset(binds),
+        releases=frozenset(releases),
     )
 
 
@@ -147,6 +164,8 @@ def _check(statement: Statement, expected: Expected, sql: str) -> None:
     assert statement.reads_information_schema == expected.reads_is, where
     assert statement.lexing_unknown == expected.lexing_unknown, where
     assert statement.binds == expected.binds, where
+    assert statement.releases == expected.releases, where
+    assert statement.database == expected.database, where
 
 
 @pytest.mark.parametrize(("sql", "db", "expected"), CASES, ids=[c[0][:60] for c in CASES])
@@ -951,3 +970,42 @@ def test_fuzz_mutations(sql: str) -> None:
             if db == "information_schema" or name == "?":
                 continue
             assert ((db or DEFAULT_DB), name) in have, (sql, statement)
+
+
+@pytest.mark.parametrize(
+    ("sql", "account"),
+    [
+        ("CREATE DEFINER=`root`@`localhost` VIEW v AS SELECT 1", "`root`@`localhost`"),
+        ("/* é 😀 */ CREATE DEFINER = 'u'@'%' VIEW v AS SELECT 'ü'", "'u'@'%'"),
+        (
+            "/*!50001 CREATE ALGORITHM=UNDEFINED */\n/*!50013 DEFINER=`sgm_1_0a1b2c3d`@`%` SQL "
+            "SECURITY DEFINER */\n/*!50001 VIEW `v` AS select 1 AS `1` */",
+            "`sgm_1_0a1b2c3d`@`%`",
+        ),
+        ('CREATE OR REPLACE DEFINER="u"@"h" VIEW v AS SELECT 1', '"u"@"h"'),
+        ("CREATE DEFINER=u VIEW v AS SELECT 1", "u"),
+        ("CREATE DEFINER=CURRENT_ROLE VIEW v AS SELECT 1", "CURRENT_ROLE"),
+        ("CREATE DEFINER=CURRENT_USER() VIEW v AS SELECT 1", None),
+        ("CREATE DEFINER = current_user VIEW v AS SELECT 1", None),
+        ("CREATE VIEW v AS SELECT 1", None),
+    ],
+)
+def test_create_view_definer_is_the_accounts_offsets(sql: str, account: str | None) -> None:
+    """What the session replaces by CURRENT_USER: exactly the DEFINER clause's account, as
+    character offsets into the request (the statement may be in executable comments)."""
+    for statements in (
+        analyze_uncached(sql, "app", flavor=MARIADB),
+        analyze(sql, "app", flavor=MARIADB),
+    ):
+        [statement] = statements
+        assert statement.kind is Kind.QUERY, statement
+        span = statement.definer
+        assert (None if span is None else sql[span[0] : span[1]]) == account
+
+
+def test_create_view_definer_offsets_in_a_multi_statement_request() -> None:
+    sql = "SELECT 'ä'; CREATE DEFINER=x@y VIEW v AS SELECT 1"
+    first, second = analyze_uncached(sql, "app", flavor=MARIADB)
+    assert first.definer is None
+    assert second.definer is not None
+    assert sql[second.definer[0] : second.definer[1]] == "x@y"

@@ -47,6 +47,7 @@ from proxy.plan.plan import (
     SessionView,
     ShowDatabases,
     ShowDigest,
+    ShowEvents,
     ShowNotes,
     ShowProcesslist,
     Simple,
@@ -175,6 +176,10 @@ def _describe(decided: Plan) -> str:
         words = ["Relay", decided.response.name]
         if effects.binds:
             words.append("bind=" + ",".join(sorted(b.replace(" ", "_") for b in effects.binds)))
+        if effects.releases:
+            words.append(
+                "release=" + ",".join(sorted(b.replace(" ", "_") for b in effects.releases))
+            )
         if effects.readback:
             words.append("readback=" + ",".join(effects.readback))
         if effects.replay:
@@ -185,6 +190,8 @@ def _describe(decided: Plan) -> str:
             words.append("resets")
         if effects.prepares is not None:
             words.append("prepares")
+        if decided.definer is not None:
+            words.append("definer")
         return " ".join(words)
     if isinstance(decided, Deny):
         return f"Deny {decided.error.errno}"
@@ -200,7 +207,9 @@ def _describe(decided: Plan) -> str:
         return f"ShowDigest {decided.database}"
     if isinstance(decided, Kill):
         return f"Kill {decided.connection_id}" + (" query" if decided.query_only else "")
-    for kind in (ShowNotes, RunAccountStatement, Ok, NoReply, Reauthenticate, Quit):
+    if isinstance(decided, Ok) and decided.notes:
+        return "Ok note=" + ",".join(str(code) for code, _ in decided.notes)
+    for kind in (ShowNotes, ShowEvents, RunAccountStatement, Ok, NoReply, Reauthenticate, Quit):
         if isinstance(decided, kind):
             return kind.__name__
     raise AssertionError(decided)
@@ -234,6 +243,7 @@ def test_the_table_covers_every_plan() -> None:
         "ShowProcesslist",
         "ShowDigest",
         "ShowNotes",
+        "ShowEvents",
         "Kill",
         "RunAccountStatement",
         "Ok",
@@ -274,6 +284,10 @@ _STATEMENTS = st.sampled_from(
         "COMMIT",
         "SHOW WARNINGS",
         "SELECT * FROM information_schema.TABLES WHERE TABLE_ROWS > {n}",
+        "LOCK TABLES t1 READ, t2 WRITE",
+        "UNLOCK TABLES",
+        "UPDATE t3 SET a = a + {n}",
+        "DELETE FROM t2 LIMIT {n}",
     ]
 )
 _GRANTS = st.lists(

@@ -1,0 +1,1 @@
+"""A one-model Django app: books on a shelf."""
