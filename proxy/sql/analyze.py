@@ -895,6 +895,8 @@ class _TreeWalker:
             self._function(node)
         elif t is exp.Dot:
             self._dot(node)
+        elif t is exp.Select and not node.expressions:
+            raise _parse_error()  # "SELECT" alone, or "SELECT FROM t": MariaDB wants an item
         elif (t is exp.From or t is exp.Join) and not isinstance(node.this, _TABLE_SOURCES):
             if isinstance(node.this, _BARE_QUERIES):
                 raise _parse_error()  # sqlglot read "FROM SELECT ..." that MySQL rejects
