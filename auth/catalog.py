@@ -653,13 +653,11 @@ class Catalog:
             except StoreIntegrityError:
                 self._last = _Outcome(time.monotonic(), None)  # the store answered
                 raise
-            except (StoreError, CatalogUnavailableError) as error:
-                unknown = isinstance(error, StoreOutcomeUnknown | CatalogOutcomeUnknownError)
+            except StoreError as error:
+                unknown = isinstance(error, StoreOutcomeUnknown)
                 reason = f"catalog {'outcome unknown' if unknown else 'unavailable'}: {error}"
                 if not getattr(self._impatient, "on", False):
                     self._last = _Outcome(time.monotonic(), reason)
-                if isinstance(error, CatalogUnavailableError):
-                    raise
                 if unknown:
                     raise CatalogOutcomeUnknownError(reason) from error
                 raise CatalogUnavailableError(reason) from error

@@ -232,8 +232,7 @@ class Session:
         except _Quit:
             pass
         except _ShuttingDown:
-            self._send_error_quietly(SHUTDOWN, seq=1)
-            log.debug("connection %d closed: server shutting down", self.connection_id)
+            self.shut_down()
         except TimeoutError:
             log.info("connection %d: handshake timeout", self.connection_id)
         except (ConnectionLost, ConnectionError):
@@ -803,10 +802,13 @@ class Session:
 
     def shut_down(self) -> None:
         """End the session with 1053, sent as the answer to the client's next command
-        (sequence id 1: the client reads it when it next asks), and close both sides."""
+        (sequence id 1: the client reads it when it next asks), and close the client's
+        connection; the task then closes the backend connection with COM_QUIT (the shard
+        rolls back whatever was still open)."""
         self._send_error_quietly(SHUTDOWN, seq=1)
         log.debug("connection %d closed: server shutting down", self.connection_id)
-        self.kill()
+        self.killed = True
+        self.client.close()
 
     def kill(self) -> None:
         """KILL CONNECTION from another session: close both sides now."""

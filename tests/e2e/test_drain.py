@@ -73,22 +73,21 @@ def _errno(conn: Any, sql: str) -> int | None:
 
 
 def _setup(
-    tmp_path: Path, shards: list[ShardEndpoint], extra: str
+    tmp_path: Path, shards: list[ShardEndpoint], extra: str, databases: dict[str, str]
 ) -> tuple[Path, int, dict[str, str]]:
-    """A configuration with databases drain0 (s0) and drain1 (s1), each with table t; their
-    physical names."""
+    """A configuration with ``databases`` (name -> shard); their physical names."""
     port = free_port()
     config = tmp_path / "shardgate.toml"
     write_config(config, shards, port, f"drain_timeout = {DRAIN_TIMEOUT}\n{extra}")
-    physical = {}
-    for index in (0, 1):
-        create_database(config, f"drain{index}", f"s{index}", ADMIN, RO)
+    for name, shard in databases.items():
+        create_database(config, name, shard, ADMIN, RO)
     loaded = load_config(config)
+    physical = {}
     with Catalog.open(loaded.catalog.url, loaded.base_dir) as catalog:
-        for index in (0, 1):
-            found = catalog.snapshot().database(f"drain{index}")
+        for name in databases:
+            found = catalog.snapshot().database(name)
             assert found is not None
-            physical[found.name] = found.physical_name
+            physical[name] = found.physical_name
     return config, port, physical
 
 
@@ -141,7 +140,7 @@ def _shutdown_error_waiting(conn: pymysql.Connection, within: float) -> bytes:
 def test_sigterm_drains_open_transactions_and_nothing_else(
     shards: list[ShardEndpoint], tmp_path: Path
 ) -> None:
-    config, port, physical = _setup(tmp_path, shards, "")
+    config, port, physical = _setup(tmp_path, shards, "", {"drain0": "s0", "drain1": "s1"})
     proc = serve(config, port)
     try:
         for db in ("drain0", "drain1"):
@@ -230,14 +229,14 @@ def test_sigterm_drains_open_transactions_and_nothing_else(
 
 
 def test_workers_drain_the_same_way(shards: list[ShardEndpoint], tmp_path: Path) -> None:
-    config, port, physical = _setup(tmp_path, shards, "workers = 2\n")
+    config, port, physical = _setup(tmp_path, shards, "workers = 2\n", {"drainw": "s0"})
     proc = serve(config, port)
     try:
-        with _py(port, "drain0") as conn:
+        with _py(port, "drainw") as conn:
             _run(conn, "CREATE TABLE t (id INT PRIMARY KEY, who VARCHAR(20))")
         # Enough connections that the kernel hands some to each worker.
-        idle = [_py(port, "drain0") for _ in range(4)]
-        open_ = [_py(port, "drain0") for _ in range(4)]
+        idle = [_py(port, "drainw") for _ in range(4)]
+        open_ = [_py(port, "drainw") for _ in range(4)]
         for n, conn in enumerate(open_, start=1):
             _run(conn, "BEGIN")
             _run(conn, f"INSERT INTO t (id, who) VALUES ({n}, 'worker')")
@@ -253,4 +252,4 @@ def test_workers_drain_the_same_way(shards: list[ShardEndpoint], tmp_path: Path)
         output = stop(proc)
     assert proc.returncode == 0, output
     assert "Traceback" not in output, output
-    assert sorted(_rows(shards[0], physical["drain0"])) == [1, 2, 3, 4]
+    assert sorted(_rows(shards[0], physical["drainw"])) == [1, 2, 3, 4]
