@@ -1,6 +1,7 @@
 """A load balancer's TCP health check against a real `shardgate serve`: connect, read the
 greeting (or not), close (FIN or RST) -- counted in ``shardgate_connections_aborted_total
-{stage="handshake"}``, never logged at INFO or above."""
+{stage="handshake"}``, never logged at INFO or above. A logged-in client that goes away without
+COM_QUIT counts as ``stage="session"``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from proxy.dev.localshard import ShardEndpoint, free_port
-from tests.e2e.conftest import write_config
+from tests.e2e.conftest import ProxyEnv, write_config
 from tests.e2e.served import serve, stop
 from tests.metrics_text import parse_exposition
 
@@ -73,3 +74,23 @@ def test_tcp_health_checks_are_counted_not_logged(
         if " INFO " not in line or not any(f" {name}: " in line for name in LIFECYCLE)
     ]
     assert unexpected == [], "\n".join(lines)
+
+
+def test_a_client_gone_without_quit_after_login_is_counted(proxy: ProxyEnv) -> None:
+    aborted = proxy.server.ctx.metrics.aborted_session
+
+    def settled(expected: float) -> bool:
+        deadline = time.monotonic() + 5
+        while aborted.value != expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return aborted.value == expected
+
+    before = aborted.value
+    proxy.connect().close()  # COM_QUIT: a goodbye
+    gone = proxy.connect()
+    assert gone._sock is not None
+    gone._sock.shutdown(socket.SHUT_RDWR)  # no goodbye
+    assert settled(before + 1)
+    time.sleep(0.3)
+    assert aborted.value == before + 1  # the one that said goodbye is not counted
+    gone.close()
