@@ -94,6 +94,10 @@ Decisions where the semantics page is silent (each has a test):
   is unchanged (the seed's multi-database accounts).
 * Conflicts that persist after ``MAX_ATTEMPTS`` → 1213 (SQLSTATE 40001) "Deadlock found when
   trying to get lock; try restarting transaction".
+* While the catalog cannot be reached, every change fails with ``CatalogUnavailableError``
+  (nothing changed; ``CatalogOutcomeUnknownError`` when COMMIT went unconfirmed), and SHOW GRANTS
+  and the user listing answer from the last snapshot -- the one logins and statements are
+  checked against meanwhile.
 """
 
 from __future__ import annotations
@@ -104,7 +108,13 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from auth.catalog import Catalog, CatalogConflictError, CatalogSnapshot
+from auth.catalog import (
+    Catalog,
+    CatalogConflictError,
+    CatalogError,
+    CatalogSnapshot,
+    CatalogUnavailableError,
+)
 from auth.errors import (
     ErrorCode,
     SqlError,
@@ -566,14 +576,27 @@ class AccountManager:
         self._catalog.refresh()
         return self._catalog.snapshot()
 
+    def _readable_snapshot(self) -> CatalogSnapshot:
+        """For answers that change nothing: the newest snapshot, or while the catalog cannot
+        be read the last one -- the one the proxy checks logins and statements against."""
+        try:
+            self._catalog.refresh()
+        except CatalogUnavailableError:
+            pass
+        return self._catalog.snapshot()
+
     def _run(
         self, actor: Actor, planner: Callable[[CatalogSnapshot], _Plan]
     ) -> tuple[_Plan, int | None]:
         """Validate against a fresh snapshot and apply all changes at once; retry on conflict.
         Returns the plan and the catalog version it produced (None if nothing changed).
 
-        Serialized with the other writers of this process (see the module docstring)."""
+        Serialized with the other writers of this process (see the module docstring); one
+        that waited while the catalog failed the writer ahead of it fails the same way at once
+        (``Catalog.check_available_since``)."""
+        started = time.monotonic()
         with self._write_lock:
+            self._catalog.check_available_since(started)
             return self._run_locked(actor, planner)
 
     def _run_locked(
@@ -1085,7 +1108,7 @@ class AccountManager:
         """(column header ``Grants for u@h``, rows). ``target`` None (``FOR CURRENT_USER()``)
         or the caller's own account: the caller's grants everywhere. Another account: only an
         administrator (its database only) or the operator (everything)."""
-        snapshot = self._snapshot()
+        snapshot = self._readable_snapshot()
         if target is None or self._is_self(snapshot, actor, target):
             if actor.account is None:
                 raise ValueError("the operator has no grants of its own")
@@ -1131,7 +1154,7 @@ class AccountManager:
 
     def list_users(self, actor: Actor, database: str) -> list[UserInfo]:
         """Accounts owned by or holding privileges on ``database``, in creation order."""
-        snapshot = self._snapshot()
+        snapshot = self._readable_snapshot()
         key = self._manager_of(snapshot, actor, database).key
         users: list[UserInfo] = []
         for account in snapshot.accounts():
@@ -1193,7 +1216,11 @@ class AccountManager:
         created = plan_done.work.changes[0]
         assert isinstance(created, CreateAccount)
         account = self._catalog.snapshot().find_account(created.user, created.host)
-        assert account is not None
+        if account is None:  # created, but the catalog became unreadable right after
+            raise CatalogError(
+                f"{account_name(created.user, created.host)} was created, but the catalog "
+                "could not be read back; it shows once it can be"
+            )
         generated = plan_done.generated[0][1] if plan_done.generated else None
         return account, generated
 

@@ -12,7 +12,8 @@ they were made, on one background thread: a caller waits at most ``wait`` second
 record to be written (so a lock it causes is reported at once, as before) and otherwise goes
 on (its record stays queued; the result is then None, as when the catalog failed before). A
 write the catalog cannot do now (``CatalogUnavailableError``) is retried, the same record
-first, with a growing pause (``min_backoff`` .. ``max_backoff``), until it succeeds; each
+first, with a growing pause (``min_backoff`` .. ``max_backoff``), until it succeeds (but not one
+whose COMMIT went unconfirmed, ``CatalogOutcomeUnknownError``: it may be written already); each
 record keeps the time it happened (``now=``), so a late write counts it, and starts a lock,
 as of then. The queue is bounded (``max_pending``): past that, new records are dropped and
 logged (never the event loop's memory). The worker's writes wait at most ``attempt_wait`` for
@@ -30,7 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from auth.catalog import Catalog, CatalogUnavailableError, LoginLock
+from auth.catalog import Catalog, CatalogOutcomeUnknownError, CatalogUnavailableError, LoginLock
 
 __all__ = ["LoginBookkeeping"]
 
@@ -193,6 +194,10 @@ class LoginBookkeeping:
                 record = self._queue[0]
             try:
                 result = record.write()
+            except CatalogOutcomeUnknownError as error:
+                # Perhaps written: writing it again could count one failed login twice.
+                log.warning("login record perhaps not written: %s (%s)", record.what, error.message)
+                result = None
             except CatalogUnavailableError as error:
                 with self._cond:
                     if self._closing and time.monotonic() >= self._stop_by:

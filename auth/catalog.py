@@ -10,6 +10,14 @@ Rules about *who* may change *what* belong to the statement layer; the catalog k
 integrity: accounts and databases that changes name exist, (user, host) is unique, built-in
 accounts exist exactly while their database does and their privileges are fixed, and the
 built-in user names stay reserved to them.
+
+**Outages.** Every store request is bounded by the catalog's ``timeout`` (``auth.stores``). A
+request that cannot be served raises ``CatalogUnavailableError`` -- nothing was changed -- or,
+when the connection was lost after COMMIT was sent, ``CatalogOutcomeUnknownError`` (logged on
+the audit logger with ``result="unknown"`` and counted in ``outcomes_unknown``; the catalog's
+own audit table has the change exactly when it was applied). Requests queue for the one store
+connection; one that waited while the request ahead of it failed fails the same way at once
+instead of waiting out the same outage again, so a caller waits about one ``timeout`` at most.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import cast
 
+from auth.errors import ErrorCode, SqlError, sql_error
 from auth.hosts import choose_account
 from auth.model import (
     Account,
@@ -57,6 +66,7 @@ from auth.store import (
     DbGrantRow,
     StoreError,
     StoreIntegrityError,
+    StoreOutcomeUnknown,
     TableGrantRow,
 )
 from auth.stores import open_store
@@ -66,6 +76,7 @@ __all__ = [
     "Catalog",
     "CatalogConflictError",
     "CatalogError",
+    "CatalogOutcomeUnknownError",
     "CatalogSnapshot",
     "CatalogUnavailableError",
     "Change",
@@ -87,6 +98,7 @@ __all__ = [
 
 # The audit logger (proxy/ops/logs.py formats it; the name is shared, not the module).
 _audit_log = logging.getLogger("shardgate.audit")
+log = logging.getLogger("shardgate.catalog")
 
 OPERATOR = "operator"
 RO_SUFFIX = "_RO"
@@ -94,6 +106,11 @@ RO_SUFFIX = "_RO"
 CHANGE_LOG_RETENTION = 10_000
 # Above this many changed accounts a reader reloads everything instead.
 INCREMENTAL_RELOAD_LIMIT = 5_000
+# Seconds one store request may take (connecting, an answer, a lock held by another client) when
+# the caller does not say (the proxy's is ``[catalog] timeout``).
+DEFAULT_TIMEOUT = 5.0
+# Migrations: DDL on a large catalog, and another node's migration to wait for.
+MIGRATION_TIMEOUT = 120.0
 
 # Priv values by bit pattern: building an IntFlag per row would dominate loading time.
 _PRIVS: tuple[Priv, ...] = tuple(Priv(bits) for bits in range(256))
@@ -130,7 +147,27 @@ class ProtectedAccountError(CatalogError):
 
 class CatalogUnavailableError(CatalogError):
     """The store could not be used just now (SQLite locked by another writer for longer than
-    the wait, MySQL unreachable): trying again later may succeed."""
+    the wait, MySQL unreachable, frozen or its tables locked): nothing was changed, and trying
+    again later may succeed. ``message`` is for the operator (it may name the catalog server);
+    ``client_error()`` is what a client is told."""
+
+    def client_error(self) -> SqlError:
+        return sql_error(
+            ErrorCode.UNKNOWN_ERROR,
+            "The account catalog is unavailable: nothing was changed. Try again later.",
+        )
+
+
+class CatalogOutcomeUnknownError(CatalogUnavailableError):
+    """The connection to the catalog was lost after COMMIT was sent: the change may or may not
+    have been applied (the catalog's audit table has it exactly when it was)."""
+
+    def client_error(self) -> SqlError:
+        return sql_error(
+            ErrorCode.ERROR_DURING_COMMIT,
+            'Got error 2013 "Lost connection to the account catalog" during COMMIT: the change '
+            "may or may not have been applied. Check (SHOW GRANTS) before trying again.",
+        )
 
 
 class CatalogConflictError(CatalogError):
@@ -141,9 +178,9 @@ class SchemaVersionError(CatalogError):
     """The catalog's schema is older or newer than this code's."""
 
 
-def _open_store(url: str, base_dir: Path) -> CatalogStore:
+def _open_store(url: str, base_dir: Path, timeout: float) -> CatalogStore:
     try:
-        return open_store(url, base_dir)
+        return open_store(url, base_dir, timeout)
     except StoreError as error:
         raise CatalogError(str(error)) from error
 
@@ -480,11 +517,24 @@ def _locked_row(row: AccountRow) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class _Outcome:
+    """How the latest store request ended: when (``time.monotonic()``), and why it failed (None:
+    it did not)."""
+
+    at: float
+    failure: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class LoginLock:
     """An account locked after failed logins: until when (Unix time), for how long."""
 
     locked_until: float
     lock_seconds: float
+
+
+# A change committed while the catalog then became unreadable (``Catalog._write``).
+_NOT_REREAD = "{} was created, but the catalog could not be read back; it shows once it can be"
 
 
 def _target(db: str, table: str | None) -> str:
@@ -500,11 +550,18 @@ class Catalog:
         self._lock = threading.RLock()
         # Audit rows of the write in progress, logged once it commits.
         self._audited: list[tuple[str, str, str]] = []
+        self._last: _Outcome | None = None
+        # Threads that chose to give up early on a busy store (limit_thread_write_wait): their
+        # failures say nothing about the catalog.
+        self._impatient = threading.local()
+        # Writes whose COMMIT was sent but not confirmed (a metric).
+        self.outcomes_unknown = 0
         self._snapshot = self._load(None)
 
     @classmethod
-    def open(cls, url: str, base_dir: Path) -> Catalog:
-        """Open the catalog at ``url`` (``sqlite:///...`` or ``mysql://...``).
+    def open(cls, url: str, base_dir: Path, *, timeout: float = DEFAULT_TIMEOUT) -> Catalog:
+        """Open the catalog at ``url`` (``sqlite:///...`` or ``mysql://...``); each store request
+        waits at most ``timeout`` seconds (see ``auth.stores.open_store``).
 
         The schema must be exactly this code's version (``SchemaVersionError`` otherwise,
         telling the user to run ``shardgate catalog migrate``), with one exception: a new, empty
@@ -512,7 +569,7 @@ class Catalog:
         set-up step. A MySQL catalog is always set up and upgraded explicitly, because several
         nodes share it and none may change its schema behind the others' backs.
         """
-        store = _open_store(url, base_dir)
+        store = _open_store(url, base_dir, timeout)
         try:
             found, expected = store.schema_version(), store.code_schema_version
             if found == 0 and store.set_up_when_empty:
@@ -539,7 +596,7 @@ class Catalog:
     @staticmethod
     def migrate(url: str, base_dir: Path) -> tuple[int, int]:
         """Bring the catalog at ``url`` to this code's schema version: (from, to)."""
-        store = _open_store(url, base_dir)
+        store = _open_store(url, base_dir, MIGRATION_TIMEOUT)
         try:
             return store.migrate()
         except StoreError as error:
@@ -565,24 +622,57 @@ class Catalog:
     def refresh(self) -> bool:
         """Reload if the catalog version moved (one indexed query when it did not).
         CatalogUnavailableError (the snapshot stays as it was) if the store cannot be read."""
-        with self._lock:
-            try:
-                if self._store.current_version() == self._snapshot.version:
-                    return False
-                self._snapshot = self._load(self._snapshot)
-            except StoreError as error:
-                raise CatalogUnavailableError(f"catalog unavailable: {error}") from error
+        with self._request():
+            if self._store.current_version() == self._snapshot.version:
+                return False
+            self._snapshot = self._load(self._snapshot)
             return True
 
     def changed_since(self, version: int) -> frozenset[int] | None:
         """Ids of the accounts changed after ``version`` (dropped ones included), from the
         change log; None when the log no longer reaches back that far."""
         store = self._store
-        with self._lock, store.reading():
+        with self._request(), store.reading():
             if store.counter(CHANGE_LOG_HORIZON) > version:
                 return None
             ids, _ = store.changes_since(version)
             return frozenset(ids)
+
+    # --- outages ---
+
+    @contextmanager
+    def _request(self) -> Iterator[None]:
+        """One use of the store, under the catalog's lock; a StoreError becomes
+        CatalogUnavailableError. A request that waited for the lock while the one ahead of it
+        failed fails the same way at once, and each outcome is recorded for those behind."""
+        started = time.monotonic()
+        with self._lock:
+            self.check_available_since(started)
+            try:
+                yield
+            except StoreIntegrityError:
+                self._last = _Outcome(time.monotonic(), None)  # the store answered
+                raise
+            except StoreError as error:
+                unknown = isinstance(error, StoreOutcomeUnknown)
+                reason = f"catalog {'outcome unknown' if unknown else 'unavailable'}: {error}"
+                if not getattr(self._impatient, "on", False):
+                    self._last = _Outcome(time.monotonic(), reason)
+                if unknown:
+                    raise CatalogOutcomeUnknownError(reason) from error
+                raise CatalogUnavailableError(reason) from error
+            except BaseException:
+                self._last = _Outcome(time.monotonic(), None)
+                raise
+            self._last = _Outcome(time.monotonic(), None)
+
+    def check_available_since(self, started: float) -> None:
+        """CatalogUnavailableError if the latest store request failed after ``started`` (a
+        ``time.monotonic()`` reading): a caller that waited meanwhile shares that outcome
+        rather than waiting out the same outage again."""
+        last = self._last
+        if last is not None and last.failure is not None and last.at >= started:
+            raise CatalogUnavailableError(last.failure)
 
     def _load(self, current: CatalogSnapshot | None) -> CatalogSnapshot:
         """Read a consistent snapshot: only the changed accounts if the change log covers the
@@ -735,24 +825,23 @@ class Catalog:
 
     def session_revoked(self, session_hash: str) -> bool:
         """Whether that dashboard session was ended (one indexed read)."""
-        try:
-            with self._lock, self._store.reading():
-                return self._store.session_revoked(session_hash)
-        except StoreError as error:
-            raise CatalogUnavailableError(f"catalog unavailable: {error}") from error
+        with self._request(), self._store.reading():
+            return self._store.session_revoked(session_hash)
 
     def limit_thread_write_wait(self, seconds: float) -> None:
         """Writes from the calling thread give up (CatalogUnavailableError) after waiting
         ``seconds`` for another writer of a SQLite catalog (for a retrying background writer
-        that must not sit on the catalog's lock while another process holds the file's)."""
+        that must not sit on the catalog's lock while another process holds the file's). Its
+        failures are then its own: they do not fail the requests queued behind it."""
         with self._lock:
             self._store.limit_thread_write_wait(seconds)
+        self._impatient.on = True
 
     @contextmanager
     def _write(self) -> Iterator[None]:
         """One store transaction under the catalog's lock; once it commits, the snapshot
         catches up with the store."""
-        with self._lock:
+        with self._request():
             first = len(self._audited)
             try:
                 with self._store.writing():
@@ -760,13 +849,18 @@ class Catalog:
             except StoreIntegrityError as error:
                 del self._audited[first:]
                 raise CatalogError(f"catalog integrity: {error}") from error
-            except StoreError as error:
+            except StoreOutcomeUnknown as error:
+                self._outcome_unknown(self._audited[first:], error)
                 del self._audited[first:]
-                raise CatalogUnavailableError(f"catalog unavailable: {error}") from error
+                raise
             except BaseException:
                 del self._audited[first:]  # rolled back: nothing to report
                 raise
-            self._snapshot = self._load(self._snapshot)
+            try:
+                self._snapshot = self._load(self._snapshot)
+            except StoreError as error:
+                # Committed: the change stands; the next refresh brings it into the snapshot.
+                log.warning("catalog change committed; re-reading the catalog failed: %s", error)
             # Committed: echo the audit rows to the log (already free of passwords).
             committed, self._audited[first:] = self._audited[first:], []
             for actor, client, action in committed:
@@ -778,11 +872,32 @@ class Catalog:
                     extra={"event": "account_change", "result": "ok"},
                 )
 
+    def _outcome_unknown(self, audited: list[tuple[str, str, str]], error: StoreError) -> None:
+        """A write whose COMMIT was not confirmed: count it, and say so where the operator
+        reads account changes (the audit log)."""
+        self.outcomes_unknown += 1
+        for actor, client, action in audited:
+            _audit_log.warning(
+                "account change by %s from %s: %s -- outcome unknown (%s); the catalog's audit "
+                "table has it only if it was applied",
+                actor,
+                client,
+                action,
+                error,
+                extra={"event": "account_change", "result": "unknown"},
+            )
+        if not audited:
+            _audit_log.warning(
+                "catalog write (login bookkeeping) -- outcome unknown (%s)",
+                error,
+                extra={"event": "catalog_write", "result": "unknown"},
+            )
+
     # --- audit ---
 
     def audit(self, limit: int | None = None) -> list[AuditRecord]:
         """Audit records, oldest first (the newest ``limit`` if given)."""
-        with self._lock, self._store.reading():
+        with self._request(), self._store.reading():
             return [AuditRecord(*row) for row in self._store.audit_rows(limit)]
 
     # --- operator changes ---
@@ -838,7 +953,8 @@ class Catalog:
                 ],
             )
         database = self._snapshot.database(name)
-        assert database is not None
+        if database is None:
+            raise CatalogError(_NOT_REREAD.format(f"database {name!r}"))
         return database
 
     def drop_database(self, name: str, actor: str = OPERATOR, client: str = "") -> None:
@@ -911,7 +1027,8 @@ class Catalog:
             f"CREATE ACCOUNT {account_name(user, host)}",
         )
         account = self._snapshot.account(account_id)
-        assert account is not None
+        if account is None:
+            raise CatalogError(_NOT_REREAD.format(account_name(user, host)))
         return account
 
     def drop_account(self, account_id: int, actor: str, client: str) -> None:

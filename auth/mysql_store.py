@@ -19,7 +19,16 @@ Transactions (InnoDB):
 
 One connection per store, used under a lock (the catalog calls it from worker threads). A lost
 connection is reopened when the next transaction or poll starts; a connection lost inside a
-transaction fails that transaction (``StoreError``), never half-applies it.
+transaction fails that transaction (``StoreError``), never half-applies it -- except when it
+is lost after COMMIT was sent, when nobody here can tell whether it was applied
+(``StoreOutcomeUnknown``).
+
+Every request is bounded by ``timeout`` (``[catalog] timeout``): connecting, each read and write
+on the socket, and the catalog server's own lock waits (``lock_wait_timeout`` for a table
+another client locked, ``innodb_lock_wait_timeout`` for a row), so a stopped, frozen or locked
+catalog fails a request within that time instead of holding it (PyMySQL's socket timeouts and
+the server's lock waits would otherwise be minutes to days). A request that timed out is not
+retried on a new connection.
 
 Schema migrations are DDL, which MySQL commits statement by statement: they run under a named
 lock (``GET_LOCK``) so two nodes never migrate at once, each migration is written so that
@@ -28,6 +37,7 @@ re-running it after an interruption is safe, and ``schema_version`` is bumped af
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -43,6 +53,7 @@ from auth.store import (
     NEXT_ACCOUNT_ID,
     StoreError,
     StoreIntegrityError,
+    StoreOutcomeUnknown,
 )
 from auth.urls import MysqlUrl, parse_mysql_url
 
@@ -159,6 +170,13 @@ def _is_lost(error: BaseException) -> bool:
     )
 
 
+def _timed_out(error: BaseException) -> bool:
+    """Whether PyMySQL gave up waiting (a socket timeout) rather than seeing the connection
+    end: the server may be frozen, so trying again at once would only wait again."""
+    cause = getattr(error, "original_exception", None) or error.__context__
+    return isinstance(cause, TimeoutError)
+
+
 def _describe(error: pymysql.err.MySQLError) -> str:
     if len(error.args) >= 2:
         return f"({error.args[0]}) {error.args[1]}"
@@ -171,16 +189,18 @@ class MysqlCatalogStore(SqlCatalogStore):
     code_schema_version = SCHEMA_VERSION
     set_up_when_empty = False
 
-    def __init__(self, url: MysqlUrl, connect_timeout: float = 10.0) -> None:
+    def __init__(self, url: MysqlUrl, timeout: float) -> None:
+        if not timeout > 0:
+            raise ValueError("the catalog timeout must be positive")
         self.url = url
-        self._connect_timeout = connect_timeout
+        self._timeout = timeout
         self._lock = threading.RLock()
         self._conn: pymysql.connections.Connection[Any] | None = None
         self._in_transaction = False
 
     @classmethod
-    def open(cls, url: str, *, connect_timeout: float = 10.0) -> MysqlCatalogStore:
-        store = cls(parse_mysql_url(url), connect_timeout)
+    def open(cls, url: str, *, timeout: float) -> MysqlCatalogStore:
+        store = cls(parse_mysql_url(url), timeout)
         store._connection()  # fail now, not at the first read
         return store
 
@@ -188,6 +208,8 @@ class MysqlCatalogStore(SqlCatalogStore):
 
     def _connect(self) -> pymysql.connections.Connection[Any]:
         url = self.url
+        # The server's lock waits are whole seconds.
+        lock_wait = max(1, math.ceil(self._timeout))
         try:
             return pymysql.connect(
                 host=url.host,
@@ -197,9 +219,13 @@ class MysqlCatalogStore(SqlCatalogStore):
                 database=url.database,
                 charset="utf8mb4",
                 autocommit=True,
-                connect_timeout=self._connect_timeout,
-                read_timeout=120,
-                write_timeout=120,
+                connect_timeout=self._timeout,
+                read_timeout=self._timeout,
+                write_timeout=self._timeout,
+                init_command=(
+                    f"SET SESSION lock_wait_timeout = {lock_wait},"
+                    f" innodb_lock_wait_timeout = {lock_wait}"
+                ),
             )
         except pymysql.err.MySQLError as error:
             raise StoreError(f"cannot connect to {url.display()}: {_describe(error)}") from None
@@ -218,11 +244,14 @@ class MysqlCatalogStore(SqlCatalogStore):
                 pass
 
     def _retrying(self, action: Callable[[pymysql.connections.Connection[Any]], _T]) -> _T:
-        """Run ``action`` (outside a transaction); on a lost connection reconnect once."""
+        """Run ``action`` (outside a transaction); on a connection found lost (not one that
+        timed out) reconnect once."""
         try:
             return action(self._connection())
         except pymysql.err.MySQLError as error:
-            if not _is_lost(error):
+            if not _is_lost(error) or _timed_out(error):
+                if _is_lost(error):
+                    self._drop_connection()
                 raise StoreError(_describe(error)) from None
         self._drop_connection()
         try:
@@ -303,7 +332,9 @@ class MysqlCatalogStore(SqlCatalogStore):
         self._retrying(begin)
         self._in_transaction = True
 
-    def _end(self, statement: str) -> None:
+    def _end(self, statement: str, *, writes: bool = False) -> None:
+        """COMMIT / ROLLBACK the transaction; ``writes``: it changed something, so a connection
+        lost after COMMIT was sent leaves its outcome unknown."""
         self._in_transaction = False
         conn = self._conn
         if conn is None:
@@ -313,6 +344,11 @@ class MysqlCatalogStore(SqlCatalogStore):
                 cur.execute(statement)
         except pymysql.err.MySQLError as error:
             self._drop_connection()
+            if writes and _is_lost(error):
+                # Sent, perhaps received and applied: only the catalog knows.
+                raise StoreOutcomeUnknown(
+                    f"the connection was lost after COMMIT was sent: {_describe(error)}"
+                ) from None
             raise StoreError(f"{statement} failed: {_describe(error)}") from None
 
     def _abort(self) -> None:
@@ -359,7 +395,7 @@ class MysqlCatalogStore(SqlCatalogStore):
             except BaseException:
                 self._abort()
                 raise
-            self._end("COMMIT")
+            self._end("COMMIT", writes=True)
 
     # --- statements (the reads and writes are ``SqlCatalogStore``'s) ---
 

@@ -58,6 +58,11 @@ class StoreIntegrityError(StoreError):
     """A write broke a constraint of the store (unique key, foreign key, check)."""
 
 
+class StoreOutcomeUnknown(StoreError):
+    """The connection was lost after COMMIT was sent: the transaction may or may not have been
+    applied (only the store itself can tell, once it is reachable again)."""
+
+
 class CatalogStore(Protocol):
     # The schema version this code reads and writes (the length of its migration list).
     code_schema_version: int

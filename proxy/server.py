@@ -1,4 +1,18 @@
-"""The asyncio server: accepts connections, owns shared state, drains on SIGTERM."""
+"""The asyncio server: accepts connections, owns shared state, drains on SIGTERM.
+
+**Draining** (``stop``, on SIGTERM): the listener closes at once; a session waiting for a
+command with nothing open on its backend connection (no transaction, nothing bound) ends at
+once with 1053 ``Server shutdown in progress``; any other session goes on -- its statements
+answered as usual -- until it has nothing open (a COMMIT or ROLLBACK is answered, then the
+session ends with 1053 before its next command), for at most ``drain_timeout`` seconds. Then
+the rest are cut: one waiting for a command ends with 1053 at once (what it had open is rolled
+back by the shard when the backend connection closes); one running a statement has it
+interrupted on its shard (``KILL QUERY``), the shard's answer (1317, or the statement's result
+if it finished first) is relayed, and the session ends with 1053. Whatever has not ended
+``DRAIN_GRACE`` seconds later is closed without a word. 1053 is sent as the answer to the
+client's next command (sequence id 1) and the connection closed behind it: a client reads it
+when it next sends a command, which PyMySQL and mysql-connector report as error 1053.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +34,7 @@ from typing import Any, Protocol
 
 from auth.accounts import AccountManager
 from auth.bookkeeping import LoginBookkeeping
-from auth.catalog import Catalog, CatalogSnapshot
+from auth.catalog import Catalog, CatalogError, CatalogSnapshot
 from auth.errors import ErrorCode, sql_error
 from auth.model import Account
 from auth.passwords import generate_rsa_keypair
@@ -45,6 +59,8 @@ log = logging.getLogger("shardgate.server")
 CATALOG_POLL_SECONDS = 0.25
 BOOKKEEPING_CLOSE_SECONDS = 5.0
 WATCH_SECONDS = 1.0
+# After drain_timeout: how long interrupted statements get to answer before the rest is closed.
+DRAIN_GRACE = 5.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +94,10 @@ class ServerContext:
         self.draining = False
         self.server_version = config.server.server_version or FALLBACK_SERVER_VERSION
         # Prometheus metrics (proxy/ops/metrics.py lists the calls sessions make).
-        self.metrics = Metrics(catalog_version=lambda: self.catalog.snapshot().version)
+        self.metrics = Metrics(
+            catalog_version=lambda: self.catalog.snapshot().version,
+            catalog_outcomes_unknown=lambda: self.catalog.outcomes_unknown,
+        )
         # Statements too long to analyse on the event loop, or not analysed before (a sqlglot
         # parse), are analysed here; two threads, so one tenant's huge statements queue
         # behind each other, not in front of everyone's catalog calls (the default executor).
@@ -360,16 +379,40 @@ class ProxyServer:
             await asyncio.sleep(PUBLISH_SECONDS)
 
     async def _poll_catalog(self) -> None:
-        """Changes made by another process (the CLI, another node) reach open sessions."""
+        """Changes made by another process (the CLI, another node) reach open sessions.
+
+        Each poll waits at most ``[catalog] timeout`` (the store's bound). A failed poll is
+        counted (``shardgate_catalog_refresh_failures_total``) and the proxy goes on with the
+        last good snapshot; the log gets one line when the catalog becomes unavailable and one
+        when it is back, not one per poll."""
         seen = self.ctx.snapshot()
+        down_since: float | None = None
+        failed_polls = 0
         while True:
             await asyncio.sleep(CATALOG_POLL_SECONDS)
             try:
                 await asyncio.to_thread(self.ctx.catalog.refresh)
-            except Exception:  # keep serving on the last good snapshot
+            except Exception as exc:  # keep serving on the last good snapshot
                 self.ctx.metrics.catalog_refresh_failures.inc()
-                log.exception("catalog refresh failed")
+                failed_polls += 1
+                if down_since is None:
+                    down_since = time.monotonic()
+                    if not isinstance(exc, CatalogError):
+                        log.exception("catalog refresh failed")  # a bug: its traceback, once
+                    log.warning(
+                        "%s; logins and sessions go on with catalog version %d, account "
+                        "changes fail until it is back",
+                        exc.message if isinstance(exc, CatalogError) else exc,
+                        self.ctx.snapshot().version,
+                    )
                 continue
+            if down_since is not None:
+                log.warning(
+                    "catalog available again after %.1f s (%d failed polls)",
+                    time.monotonic() - down_since,
+                    failed_polls,
+                )
+                down_since, failed_polls = None, 0
             # Every version change since the last poll (whoever refreshed): the mirrors of the
             # accounts that changed follow, in the background.
             if self.ctx.snapshot().version != seen.version:
@@ -388,6 +431,32 @@ class ProxyServer:
 
     def request_stop(self) -> None:
         self._stopping.set()
+
+    async def _drain(self) -> None:
+        self.ctx.draining = True
+        held = 0
+        for session in list(self.ctx.sessions.values()):
+            session.drain()
+            held += not session.killed
+        if not self._tasks:
+            return
+        timeout = self.ctx.config.server.drain_timeout
+        log.info(
+            "draining: %d sessions have a transaction or a statement open (waiting up to %g s)",
+            held,
+            timeout,
+        )
+        _, pending = await asyncio.wait(list(self._tasks), timeout=timeout)
+        if not pending:
+            return
+        log.warning("drain_timeout passed: cutting %d connections", len(pending))
+        interrupts = [asyncio.create_task(s.cut_off()) for s in list(self.ctx.sessions.values())]
+        _, pending = await asyncio.wait(pending, timeout=DRAIN_GRACE)
+        for task in [*pending, *interrupts]:
+            task.cancel()
+        if pending:
+            log.warning("closing %d connections that did not end in time", len(pending))
+            await asyncio.wait(pending, timeout=2)
 
     # --- SIGHUP: configuration reload ---------------------------------------------------------
 
@@ -467,31 +536,21 @@ class ProxyServer:
         return True
 
     async def stop(self) -> None:
-        """Drain: stop accepting, let sessions finish (bounded), then close the rest."""
+        """Drain (the module docstring): stop accepting, end idle sessions at once, let the
+        ones with something open finish it within drain_timeout, then cut the rest."""
         if self.admin is not None:
             await self.admin.stop()
         if self._server is not None:
             self._server.close()
+        # The catalog poller, the mirrors and the watchdog go on while sessions drain: a
+        # REVOKE still reaches them, query_timeout still holds.
+        await self._drain()
         self._poller.cancel()
         self._reconciler.cancel()
         await self.ctx.mirrors.stop()
         if self.ctx.worker is not None:
             self._publisher.cancel()
         self._watchdog.cancel()
-        self.ctx.draining = True
-        # Idle sessions go now; busy ones finish their statement (bounded by drain_timeout).
-        for session in list(self.ctx.sessions.values()):
-            if session.activity.command == "Sleep":
-                session.kill()
-        if self._tasks:
-            log.info("draining %d connections", len(self._tasks))
-            _, pending = await asyncio.wait(
-                list(self._tasks), timeout=self.ctx.config.server.drain_timeout
-            )
-            for session in list(self.ctx.sessions.values()):
-                session.kill()
-            for task in pending:
-                task.cancel()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
@@ -563,7 +622,7 @@ def run_server(
 ) -> None:
     """Run the proxy in the foreground until SIGTERM/SIGINT; used by ``shardgate serve``.
     SIGHUP re-reads ``config_path`` (``ProxyServer.reload``)."""
-    catalog = Catalog.open(config.catalog.url, config.base_dir)
+    catalog = Catalog.open(config.catalog.url, config.base_dir, timeout=config.catalog.timeout)
 
     async def main() -> None:
         server = ProxyServer(

@@ -72,7 +72,7 @@ async def _load_demo(config_path: Path) -> dict[str, str]:
     config = load_config(config_path)
     # A state directory from an older shardgate: bring its catalog up to date.
     Catalog.migrate(config.catalog.url, config.base_dir)
-    catalog = Catalog.open(config.catalog.url, config.base_dir)
+    catalog = Catalog.open(config.catalog.url, config.base_dir, timeout=config.catalog.timeout)
     passwords: dict[str, str] = {}
     for name, shard_name in DEMO_DATABASES:
         admin_password = POLARDBX.generate_password()
@@ -116,7 +116,9 @@ def run_dev(state_dir: Path, host: str, port: int) -> None:
         from proxy.server import ProxyServer, run_loop
 
         async def main() -> None:
-            catalog = Catalog.open(config.catalog.url, config.base_dir)
+            catalog = Catalog.open(
+                config.catalog.url, config.base_dir, timeout=config.catalog.timeout
+            )
             server = ProxyServer(config, catalog, admin=admin_listener)
             await server.start()
             click.echo(

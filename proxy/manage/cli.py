@@ -20,7 +20,7 @@ from proxy.manage.admin.users import (
     UserAdmin,
     UserAdminError,
     display_name,
-    explain,
+    refusals,
     reset_builtin_password,
 )
 from proxy.manage.provision import ProvisionError, builtin_ids, create_database
@@ -46,7 +46,8 @@ class CliState:
         return self._config
 
     def catalog(self) -> Catalog:
-        return Catalog.open(self.config.catalog.url, self.config.base_dir)
+        config = self.config
+        return Catalog.open(config.catalog.url, config.base_dir, timeout=config.catalog.timeout)
 
 
 @click.group()
@@ -212,7 +213,7 @@ def database_reset_password(
         if found is not None:
             asyncio.run(_mirrors(state, catalog).sync(builtin_ids(catalog, found)))
     except UserAdminError as exc:
-        raise click.ClickException(exc.message) from None
+        raise _refuse(exc) from None
     finally:
         catalog.close()
     if generated is None:
@@ -261,7 +262,7 @@ class _Users:
 
 
 def _refuse(exc: UserAdminError) -> click.ClickException:
-    return click.ClickException(exc.message)
+    return click.ClickException(f"{exc.message} ({exc.detail})" if exc.detail else exc.message)
 
 
 def _ask_password(password_stdin: bool) -> str | None:
@@ -416,12 +417,10 @@ def users_update_password(
             ops.admin.list_users(ops.actor, database)  # unknown database: before any prompt
             password = _ask_password(password_stdin)
             if retain_current:
-                try:
+                with refusals("update-password", database, username, host):
                     generated = ops.accounts.update_password(
                         ops.actor, database, username, host, password, retain_current=True
                     )
-                except SqlError as error:
-                    raise explain(error, "update-password", database, username, host) from None
             else:
                 generated = ops.admin.update_password(ops.actor, database, username, host, password)
         except UserAdminError as exc:
@@ -443,10 +442,8 @@ def users_discard_old_password(state: CliState, username: str, database: str, ho
     with _Users(state) as ops:
         try:
             ops.admin.list_users(ops.actor, database)
-            try:
+            with refusals("update-password", database, username, host):
                 ops.accounts.discard_old_password_of(ops.actor, database, username, host)
-            except SqlError as error:
-                raise explain(error, "update-password", database, username, host) from None
         except UserAdminError as exc:
             raise _refuse(exc) from None
     click.echo(f'User "{display_name(username, host)}" now has only its current password.')

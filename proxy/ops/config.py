@@ -87,6 +87,10 @@ class CatalogConfig:
     # The MySQL catalog account's password: from this environment variable, or this file.
     password_env: str | None = None
     password_file: Path | None = None
+    # Seconds one catalog request may take: connecting, an answer, a lock another client holds
+    # on catalog tables (MySQL), another writer's lock (SQLite). An account statement that cannot
+    # reach the catalog fails after about this long with an error saying nothing was changed.
+    timeout: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -304,7 +308,9 @@ def _server(data: dict[str, Any], base_dir: Path) -> ServerConfig:
 
 def _catalog(data: dict[str, Any], base_dir: Path) -> CatalogConfig:
     _check_keys(
-        "catalog", data, {"url", "secret_env", "secret_file", "password_env", "password_file"}
+        "catalog",
+        data,
+        {"url", "secret_env", "secret_file", "password_env", "password_file", "timeout"},
     )
     url = _typed("catalog", "url", data.get("url", "sqlite:///catalog.db"), str)
     password_env = data.get("password_env")
@@ -330,12 +336,16 @@ def _catalog(data: dict[str, Any], base_dir: Path) -> CatalogConfig:
     secret_file = _resolve(
         base_dir, _typed("catalog", "secret_file", data.get("secret_file", "shardgate.secret"), str)
     )
+    timeout = float(_typed("catalog", "timeout", data.get("timeout", 5.0), (int, float)))
+    if not 0 < timeout < math.inf:
+        raise ConfigError("catalog.timeout: must be a positive number of seconds")
     return CatalogConfig(
         url=url,
         secret_env=secret_env,
         secret_file=secret_file,
         password_env=password_env,
         password_file=password_file,
+        timeout=timeout,
     )
 
 

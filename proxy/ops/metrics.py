@@ -48,7 +48,9 @@ What the session must call (the lead wires these into ``proxy/session/session.py
   (through ``proxy.backend.mirror.shard_refused``, which also logs it)
 
 ``ProxyServer`` already counts connections (``connection_opened()`` / ``connection_closed()``
-in its accept wrapper), catalog refresh failures, config reloads and the catalog version.
+in its accept wrapper), catalog refresh failures, config reloads and the catalog version; the
+session counts connections that end without a goodbye (``aborted_handshake`` /
+``aborted_session``); the catalog counts changes whose outcome is unknown.
 """
 
 from __future__ import annotations
@@ -489,7 +491,13 @@ class ShardMetrics:
 class Metrics:
     """shardgate's metric set. One per process, on ``ServerContext.metrics``."""
 
-    def __init__(self, catalog_version: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        catalog_version: Callable[[], float] | None = None,
+        catalog_outcomes_unknown: Callable[[], float] | None = None,
+    ) -> None:
+        """``catalog_version`` / ``catalog_outcomes_unknown``: read at scrape time from the
+        process's catalog (``Catalog.snapshot().version``, ``Catalog.outcomes_unknown``)."""
         self.registry = registry = Registry()
         self.connections_active = Gauge(
             registry, "shardgate_connections_active", "Client connections open now."
@@ -497,6 +505,16 @@ class Metrics:
         self.connections_total = Counter(
             registry, "shardgate_connections_total", "Client connections accepted."
         )
+        self.connections_aborted = Counter(
+            registry,
+            "shardgate_connections_aborted_total",
+            "Client connections that ended without a goodbye: before logging in (stage "
+            '"handshake": TCP health checks, scanners) or after, without COM_QUIT ("session").',
+            ("stage",),
+            max_children=2,
+        )
+        self.aborted_handshake = self.connections_aborted.labels("handshake")
+        self.aborted_session = self.connections_aborted.labels("session")
         self.logins_total = Counter(
             registry,
             "shardgate_logins_total",
@@ -558,6 +576,13 @@ class Metrics:
             "shardgate_catalog_version",
             "The catalog version this process serves.",
             function=catalog_version,
+        )
+        _FunctionCounter(
+            registry,
+            "shardgate_catalog_outcome_unknown_total",
+            "Catalog changes whose COMMIT was sent but never confirmed (connection lost): they "
+            "may or may not have been applied; the catalog's audit table tells.",
+            catalog_outcomes_unknown or (lambda: 0),
         )
         self.config_reloads_total = Counter(
             registry,

@@ -37,6 +37,9 @@ log = logging.getLogger("shardgate.workers")
 RUNTIME_ENV = "SHARDGATE_WORKER_DIR"
 PUBLISH_SECONDS = 1.0
 RESTART_DELAY = 1.0
+# Beyond drain_timeout, how long a stopping worker may take before it is killed: the grace of
+# statements interrupted at drain_timeout, then writing out queued login records.
+STOP_MARGIN = 20.0
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,8 @@ def run_supervisor(config_path: Path, count: int, log_level: str | None, drain: 
                 time.sleep(RESTART_DELAY)
                 workers[index] = spawn(index)
                 started[index] = time.monotonic()
-        deadline = time.monotonic() + drain + 10
+        # Each worker drains as a single process does (proxy/server.py).
+        deadline = time.monotonic() + drain + STOP_MARGIN
         for worker in workers:
             try:
                 worker.wait(max(0.1, deadline - time.monotonic()))

@@ -4,15 +4,22 @@ Parsed by ``proxy.sql.account_grammar``, carried out by ``auth.accounts.AccountM
 same operations the CLI and dashboard use), answered with an OK (plus notes) or a result set.
 A statement that changed grants answers once the mirrored accounts on the shards follow
 (``proxy.backend.mirror``): a REVOKE is in force on the shard before the client hears OK.
+
+A catalog that cannot be reached, answers too slowly or has its tables locked fails the
+statement within ``[catalog] timeout`` with 1105 saying nothing was changed; a connection lost
+after COMMIT was sent fails it with 1180 saying the outcome is unknown. Either way the session
+goes on; the operator finds the cause in the log (the client is not told where the catalog is).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from auth.accounts import AccountManager, AccountName, Actor, Outcome
+from auth.catalog import CatalogOutcomeUnknownError, CatalogUnavailableError
 from auth.errors import not_supported
 from proxy.backend.mirror import MirrorManager
 from proxy.sql.account_grammar import (
@@ -32,6 +39,8 @@ from proxy.sql.account_grammar import (
     parse_account_statement,
 )
 from proxy.sql.lexer import DEFAULT_MODE, LexMode
+
+log = logging.getLogger("shardgate.session")
 
 TableExists = Callable[[str, str], Awaitable[bool]]
 
@@ -80,7 +89,14 @@ async def execute_account_statement(
     After a change, the mirrors of the accounts whose grants changed are synced before the
     reply (a sync failure is logged and left to the reconciler: the change stays applied)."""
     before = mirrors.snapshot()
-    result = await _execute(manager, text, actor, table_exists, mode)
+    try:
+        result = await _execute(manager, text, actor, table_exists, mode)
+    except CatalogUnavailableError as error:
+        if isinstance(error, CatalogOutcomeUnknownError):
+            log.error("account statement of %s: %s", actor.audit_name, error.message)
+        else:
+            log.warning("account statement of %s not applied: %s", actor.audit_name, error.message)
+        raise error.client_error() from None
     if isinstance(result, ResultReply):
         return result
     if result.catalog_version is not None:

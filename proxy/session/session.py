@@ -144,6 +144,8 @@ INLINE_ANALYSIS_LIMIT = 16 * 1024
 HOLD_LIMIT = 1024 * 1024
 # Plans the fast path remembers per grant view (by statement shape).
 _MEMO_SIZE = 1024
+# The server is draining (proxy/server.py): sent as the answer to the client's next command.
+SHUTDOWN = sql_error(ErrorCode.SERVER_SHUTDOWN, "Server shutdown in progress")
 
 
 class FatalError(Exception):
@@ -156,6 +158,10 @@ class FatalError(Exception):
 
 class _Quit(Exception):
     """COM_QUIT: the client is done."""
+
+
+class _ShuttingDown(Exception):
+    """The server is draining and the session has nothing open (or was cut off): it ends."""
 
 
 @dataclass
@@ -203,6 +209,7 @@ class Session:
         self._digest = ""
         self._started = 0.0
         self.cancelled_at = 0.0  # activity.since of the statement query_timeout interrupted
+        self.cut = False  # drain_timeout passed: end before the next command, whatever is open
 
     @property
     def backend(self) -> BackendConnection | None:
@@ -226,10 +233,20 @@ class Session:
             log.warning("connection %d closed: %s", self.connection_id, exc)
         except _Quit:
             pass
+        except _ShuttingDown:
+            self.shut_down()
         except TimeoutError:
             log.info("connection %d: handshake timeout", self.connection_id)
         except (ConnectionLost, ConnectionError):
-            pass
+            # Gone without a goodbye: before login, typically a TCP health check (connect,
+            # read the greeting, close) -- counted, never logged above DEBUG.
+            if not self.killed:
+                metrics = self.ctx.metrics
+                if self.account is None:
+                    metrics.aborted_handshake.inc()
+                else:
+                    metrics.aborted_session.inc()
+                log.debug("connection %d: the client went away", self.connection_id)
         except PacketTooLarge:
             self._send_error_quietly(
                 sql_error(ErrorCode.NET_PACKET_TOO_LARGE, "Got a packet bigger than allowed")
@@ -293,6 +310,8 @@ class Session:
     async def command_loop(self) -> None:
         client = self.client
         while True:
+            if self.ctx.draining and (self.cut or not self._holds_anything()):
+                raise _ShuttingDown
             self.activity = Activity("Sleep", time.monotonic())
             # While the task waits, simple commands are served from the fast hook.
             client.fast = self._fast
@@ -327,8 +346,6 @@ class Session:
             if command is not None:
                 await self._execute(plan(command, self._view(), snapshot), command, payload)
             await client.drain()
-            if self.ctx.draining:
-                raise FatalError(None, "server shutting down")
 
     def _view(self) -> SessionView:
         assert self.account is not None
@@ -646,8 +663,8 @@ class Session:
                 self.kill()  # the command loop sees the connection end and cleans up
         elif conn is not None:
             self._record(conn, self._digest, self._started, scanner)
-        if self.ctx.draining:
-            self.client.close()  # the command loop sees the connection end and cleans up
+        if self.ctx.draining and (self.cut or not self._holds_anything()) and not self.killed:
+            self.shut_down()  # the command loop sees the connection end and cleans up
         self.client.release()
 
     # -- replies --------------------------------------------------------------------------------
@@ -764,6 +781,44 @@ class Session:
         )
         log.info("connection %d: idle for too long, disconnected", self.connection_id)
         self.kill()
+
+    # -- draining (proxy/server.py) -------------------------------------------------------------
+
+    def _holds_anything(self) -> bool:
+        """Whether the backend connection has anything of the session's on it (a
+        transaction, locks, temporary tables, variables, prepared statements)."""
+        return self.link.bound(len(self.prepared))
+
+    def _waiting(self) -> bool:
+        """Logged in and waiting for the client's next command (nothing of its own running)."""
+        return self.client.fast is not None and not self.client.hold
+
+    def drain(self) -> None:
+        """The server is draining: waiting for a command with nothing open, the session ends
+        now; otherwise it goes on until it has nothing open (the command loop checks before
+        each command) or is cut off."""
+        if self._waiting() and not self._holds_anything():
+            self.shut_down()
+
+    async def cut_off(self) -> None:
+        """drain_timeout has passed: waiting for a command, the session ends now (the shard
+        rolls back what it had open); running a statement, the statement is interrupted on its
+        shard and the session ends once that is answered."""
+        self.cut = True
+        if self._waiting():
+            self.shut_down()
+        elif self.activity.command != "Sleep":
+            await self.cancel_query()
+
+    def shut_down(self) -> None:
+        """End the session with 1053, sent as the answer to the client's next command
+        (sequence id 1: the client reads it when it next asks), and close the client's
+        connection; the task then closes the backend connection with COM_QUIT (the shard
+        rolls back whatever was still open)."""
+        self._send_error_quietly(SHUTDOWN, seq=1)
+        log.debug("connection %d closed: server shutting down", self.connection_id)
+        self.killed = True
+        self.client.close()
 
     def kill(self) -> None:
         """KILL CONNECTION from another session: close both sides now."""

@@ -209,7 +209,10 @@ class ProxyThread:
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            catalog = Catalog.open(self.config.catalog.url, self.config.base_dir)
+            config = self.config
+            catalog = Catalog.open(
+                config.catalog.url, config.base_dir, timeout=config.catalog.timeout
+            )
             self.server = ProxyServer(self.config, catalog, admin=admin_listener)
             self.loop.run_until_complete(self.server.start())
         except BaseException as exc:

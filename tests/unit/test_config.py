@@ -24,6 +24,13 @@ def test_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.admin.enabled is False
 
 
+def test_catalog_timeout() -> None:
+    shards = {"shards": [SHARD]}
+    assert parse_config(shards, BASE).catalog.timeout == 5.0
+    assert parse_config({**shards, "catalog": {"timeout": 2}}, BASE).catalog.timeout == 2.0
+    assert parse_config({**shards, "catalog": {"timeout": 0.5}}, BASE).catalog.timeout == 0.5
+
+
 def test_relative_paths_resolve_against_the_config_file() -> None:
     config = parse_config(
         {"catalog": {"url": "sqlite:///cat.db", "secret_file": "secret"}, "shards": [SHARD]},
@@ -63,6 +70,11 @@ def test_relative_paths_resolve_against_the_config_file() -> None:
         ({"catalog": {"password_env": "A"}}, "only for a mysql:// catalog URL"),
         ({"catalog": {"url": "mysql://c@db/cat", "password_env": 1}}, "expected str"),
         ({"catalog": {"uri": "x"}}, "unknown key in [catalog]: uri"),
+        ({"catalog": {"timeout": 0}}, "catalog.timeout: must be a positive number of seconds"),
+        ({"catalog": {"timeout": -2.5}}, "catalog.timeout: must be a positive"),
+        ({"catalog": {"timeout": float("inf")}}, "catalog.timeout: must be a positive"),
+        ({"catalog": {"timeout": "5s"}}, "catalog.timeout: expected int or float, got str"),
+        ({"catalog": {"timeout": True}}, "catalog.timeout: expected int or float, got a boolean"),
         ({"shards": [{"name": "s0"}]}, "shards[0].host: missing"),
         ({"shards": [{**SHARD, "pasword": "x"}]}, "unknown key in [shards[0]]: pasword"),
         ({"shards": [{**SHARD, "password_env": "X"}]}, "give password or password_env"),

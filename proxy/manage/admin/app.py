@@ -636,6 +636,8 @@ class AdminApp:
         try:
             return await run_in_threadpool(function, *args)
         except UserAdminError as error:
+            if error.detail:
+                log.warning("dashboard request refused: %s", error.detail)
             raise ApiError(error.status, error.message) from None
 
     async def api_list(self, request: Request) -> Response:

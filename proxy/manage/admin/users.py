@@ -2,13 +2,16 @@
 
 Thin wrappers over ``AccountManager``'s CLI / dashboard operations (and the catalog's reset of
 a built-in password) that turn every refusal into ``UserAdminError``: one plain sentence, plus
-the HTTP status the API answers with. Blocking (the catalog): call from a worker thread in
-asyncio code. No password ever appears in an error.
+the HTTP status the API answers with. A catalog that cannot be reached is 503 and says whether
+anything changed (nothing, or unknown when COMMIT went unconfirmed). Blocking (the catalog): call
+from a worker thread in asyncio code. No password ever appears in an error.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,6 +20,7 @@ from auth.catalog import (
     RO_SUFFIX,
     Catalog,
     CatalogError,
+    CatalogUnavailableError,
     UnknownAccountError,
     UnknownDatabaseError,
 )
@@ -28,6 +32,7 @@ __all__ = [
     "UserAdminError",
     "UserRow",
     "display_name",
+    "refusals",
     "reset_builtin_password",
 ]
 
@@ -37,12 +42,19 @@ _TDDL_PREFIX = re.compile(r"^ERR-CODE: \[TDDL-\d+\]\[\w+\] ")
 
 
 class UserAdminError(Exception):
-    """A refused request: ``message`` is one sentence for a person, ``status`` an HTTP code."""
+    """A refused request: ``message`` is one sentence for a person, ``status`` an HTTP code;
+    ``detail`` what the operator may also see (the CLI shows it; the dashboard does not)."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, detail: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.detail = detail
+
+
+def unavailable(error: CatalogUnavailableError) -> UserAdminError:
+    """The catalog could not be used: 503, saying whether anything changed."""
+    return UserAdminError(plain(error.client_error()), 503, error.message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +129,17 @@ def explain(
     return UserAdminError(plain(error), 400)
 
 
+@contextmanager
+def refusals(operation: Operation, database: str, user: str, host: str) -> Iterator[None]:
+    """Every refusal of ``AccountManager`` as ``UserAdminError``."""
+    try:
+        yield
+    except SqlError as error:
+        raise explain(error, operation, database, user, host) from None
+    except CatalogUnavailableError as error:
+        raise unavailable(error) from None
+
+
 class UserAdmin:
     """The user-management operations, as the platform offers them."""
 
@@ -128,10 +151,8 @@ class UserAdmin:
         return self._accounts.policy
 
     def list_users(self, actor: Actor, database: str) -> list[UserRow]:
-        try:
+        with refusals("list", database, "", "%"):
             users = self._accounts.list_users(actor, database)
-        except SqlError as error:
-            raise explain(error, "list", database, "", "%") from None
         return [UserRow(u.user, u.host, u.read_only, u.protected) for u in users]
 
     def create_user(
@@ -145,43 +166,33 @@ class UserAdmin:
         max_user_connections: int = 0,
     ) -> tuple[UserRow, str | None]:
         """The new user's row and its generated password (when ``password`` is None)."""
-        try:
+        with refusals("create", database, user, host):
             account, generated = self._accounts.create_user_for_database(
                 actor, database, user, host, password, read_only, max_user_connections
             )
-        except SqlError as error:
-            raise explain(error, "create", database, user, host) from None
         return UserRow(account.user, account.host, read_only, account.protected), generated
 
     def update_password(
         self, actor: Actor, database: str, user: str, host: str = "%", password: str | None = None
     ) -> str | None:
         """The generated password when ``password`` is None."""
-        try:
+        with refusals("update-password", database, user, host):
             return self._accounts.update_password(actor, database, user, host, password)
-        except SqlError as error:
-            raise explain(error, "update-password", database, user, host) from None
 
     def unlock_user(self, actor: Actor, database: str, user: str, host: str = "%") -> bool:
         """End a lock after failed logins; whether the account was locked (or had failures)."""
-        try:
+        with refusals("unlock", database, user, host):
             return self._accounts.unlock_user(actor, database, user, host)
-        except SqlError as error:
-            raise explain(error, "unlock", database, user, host) from None
 
     def set_user_limit(
         self, actor: Actor, database: str, user: str, limit: int, host: str = "%"
     ) -> None:
-        try:
+        with refusals("set-limit", database, user, host):
             self._accounts.set_user_limit(actor, database, user, limit, host)
-        except SqlError as error:
-            raise explain(error, "set-limit", database, user, host) from None
 
     def delete_user(self, actor: Actor, database: str, user: str, host: str = "%") -> None:
-        try:
+        with refusals("delete", database, user, host):
             self._accounts.delete_user(actor, database, user, host)
-        except SqlError as error:
-            raise explain(error, "delete", database, user, host) from None
 
 
 def reset_builtin_password(
@@ -206,6 +217,8 @@ def reset_builtin_password(
         raise UserAdminError(f'Unknown database "{database}".', 404) from None
     except UnknownAccountError as error:
         raise UserAdminError(error.message, 404) from None
+    except CatalogUnavailableError as error:
+        raise unavailable(error) from None
     except CatalogError as error:
         raise UserAdminError(error.message, 500) from None
     found = catalog.snapshot().database(database)
