@@ -40,6 +40,24 @@ def _connect(runner: ProxyThread, database: str, **kwargs: object) -> pymysql.Co
     )
 
 
+def _wait_stopped(pid: int) -> None:
+    """Until every thread of ``pid`` is stopped (a signal reaches a busy process's threads a
+    moment after kill() returns: under load, a statement sent at once could still be served)."""
+    deadline = time.monotonic() + 10
+    tasks = Path(f"/proc/{pid}/task")
+    while time.monotonic() < deadline:
+        states = []
+        for task in tasks.iterdir():
+            try:
+                states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+            except (OSError, IndexError):
+                continue
+        if states and all(state in ("T", "t") for state in states):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not stop")
+
+
 @pytest.fixture
 def fragile(tmp_path: Path) -> Iterator[LocalMariaDB]:
     server = LocalMariaDB(tmp_path / "fragile")
@@ -70,6 +88,7 @@ def test_a_stalled_shard_fails_fast_and_recovers(
             cur.execute("SELECT 1")
         assert fragile.pid is not None
         os.kill(fragile.pid, signal.SIGSTOP)  # the process freezes; its sockets stay open
+        _wait_stopped(fragile.pid)
         started = time.monotonic()
         with pytest.raises(pymysql.err.OperationalError) as info, stalled.cursor() as cur:
             cur.execute("SELECT 2")
