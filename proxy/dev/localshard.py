@@ -438,6 +438,33 @@ class LocalMariaDB:
             proc.wait()
         self._reap()
 
+    def freeze(self, timeout: float = 10) -> None:
+        """SIGSTOP the server (for fault tests: its sockets stay open, nothing answers) and
+        wait until every one of its threads is stopped -- a signal reaches a busy process's
+        threads a moment after kill() returns, and until then it may still serve a request."""
+        pid = self.pid
+        if pid is None:
+            raise LocalMariaDBError("the server is not running")
+        os.kill(pid, signal.SIGSTOP)
+        deadline = time.monotonic() + timeout
+        tasks = Path(f"/proc/{pid}/task")
+        while time.monotonic() < deadline:
+            states = []
+            for task in tasks.iterdir():
+                with contextlib.suppress(OSError, IndexError):
+                    states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+            if states and all(state in ("T", "t") for state in states):
+                return
+            time.sleep(0.01)
+        raise LocalMariaDBError(f"MariaDB (pid {pid}) did not stop within {timeout}s")
+
+    def thaw(self) -> None:
+        """SIGCONT a server freeze() stopped."""
+        pid = self.pid
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
     # -------------------------------------------------------------- internals
 
     def _reap(self) -> None:

@@ -3,8 +3,6 @@ idle clients, too many connections, statements over the time limit."""
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import threading
 import time
@@ -40,24 +38,6 @@ def _connect(runner: ProxyThread, database: str, **kwargs: object) -> pymysql.Co
     )
 
 
-def _wait_stopped(pid: int) -> None:
-    """Until every thread of ``pid`` is stopped (a signal reaches a busy process's threads a
-    moment after kill() returns: under load, a statement sent at once could still be served)."""
-    deadline = time.monotonic() + 10
-    tasks = Path(f"/proc/{pid}/task")
-    while time.monotonic() < deadline:
-        states = []
-        for task in tasks.iterdir():
-            try:
-                states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
-            except (OSError, IndexError):
-                continue
-        if states and all(state in ("T", "t") for state in states):
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"process {pid} did not stop")
-
-
 @pytest.fixture
 def fragile(tmp_path: Path) -> Iterator[LocalMariaDB]:
     server = LocalMariaDB(tmp_path / "fragile")
@@ -65,8 +45,7 @@ def fragile(tmp_path: Path) -> Iterator[LocalMariaDB]:
     try:
         yield server
     finally:
-        if server.pid is not None:
-            os.kill(server.pid, signal.SIGCONT)
+        server.thaw()
         server.stop()
 
 
@@ -86,9 +65,7 @@ def test_a_stalled_shard_fails_fast_and_recovers(
         steady = _connect(runner, "steady")
         with stalled.cursor() as cur:
             cur.execute("SELECT 1")
-        assert fragile.pid is not None
-        os.kill(fragile.pid, signal.SIGSTOP)  # the process freezes; its sockets stay open
-        _wait_stopped(fragile.pid)
+        fragile.freeze()  # the process freezes; its sockets stay open
         started = time.monotonic()
         with pytest.raises(pymysql.err.OperationalError) as info, stalled.cursor() as cur:
             cur.execute("SELECT 2")
@@ -100,7 +77,7 @@ def test_a_stalled_shard_fails_fast_and_recovers(
         with steady.cursor() as cur:  # the other shard's clients never noticed
             cur.execute("SELECT 3")
             assert cur.fetchone() == (3,)
-        os.kill(fragile.pid, signal.SIGCONT)
+        fragile.thaw()
         with stalled.cursor() as cur:  # the same session reconnects on its own
             cur.execute("SELECT 4")
             assert cur.fetchone() == (4,)
