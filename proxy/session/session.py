@@ -100,13 +100,13 @@ from proxy.session.local import (
     visible,
 )
 from proxy.session.login import (
-    UTF8MB4_GENERAL_CI,
     LoginRefused,
     LoginResult,
     change_user,
     handshake,
 )
 from proxy.sql.analyze import NeedsParse, Statement, analyze_with_digest, cached_shape
+from proxy.sql.charsets import UTF8MB4_GENERAL_CI
 from proxy.sql.lexer import LexMode, ServerFlavor
 from proxy.wire.packets import (
     Capability,
@@ -114,6 +114,7 @@ from proxy.wire.packets import (
     ServerStatus,
     build_err,
     build_ok,
+    session_track_schema,
 )
 from proxy.wire.stream import (
     ClientConnection,
@@ -126,6 +127,12 @@ from proxy.wire.stream import (
 log = logging.getLogger("shardgate.session")
 
 _STATUS_AUTOCOMMIT = int(ServerStatus.AUTOCOMMIT)
+_SESSION_STATUS = int(
+    ServerStatus.IN_TRANS
+    | ServerStatus.AUTOCOMMIT
+    | ServerStatus.NO_BACKSLASH_ESCAPES
+    | ServerStatus.IN_TRANS_READONLY
+)
 _COM_QUERY = 0x03
 _COM_INIT_DB = 0x02
 _COM_STMT_PREPARE = 0x16
@@ -647,12 +654,20 @@ class Session:
         self._write(self._err(error))
 
     def _status(self) -> int:
+        """The status flags of the proxy's own answers: the session's state as the shard's last
+        answer left it (transaction, autocommit, ...), never flags that describe that answer
+        (session-state data, cursors, more results, slow query, ...)."""
         conn = self.link.conn
-        return conn.status if conn is not None else _STATUS_AUTOCOMMIT
+        return conn.status & _SESSION_STATUS if conn is not None else _STATUS_AUTOCOMMIT
 
-    def _reply_ok(self, warnings: int = 0) -> None:
+    def _reply_ok(self, warnings: int = 0, session_state: bytes = b"") -> None:
         self._write(
-            build_ok(capabilities=self.capabilities, status=self._status(), warnings=warnings)
+            build_ok(
+                capabilities=self.capabilities,
+                status=self._status(),
+                warnings=warnings,
+                session_state=session_state,
+            )
         )
 
     def _write_resultset(
@@ -671,7 +686,8 @@ class Session:
             self.link.binds.clear()
             self.prepared.clear()
             self.current_db = name
-        self._reply_ok()
+        # With CLIENT_SESSION_TRACK, MariaDB reports the new current database in the OK.
+        self._reply_ok(session_state=session_track_schema(name))
 
     def info(self, now: float) -> SessionInfo | None:
         """What SHOW PROCESSLIST shows of this session (None before login)."""

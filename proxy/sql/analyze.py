@@ -125,6 +125,7 @@ from auth.errors import (
     sql_error,
 )
 from auth.privileges import Priv, Requirement
+from proxy.sql.charsets import SAFE_CHARSETS, unsupported_charset
 from proxy.sql.lexer import (
     DEFAULT_MODE,
     RESERVED_WORDS,
@@ -294,15 +295,8 @@ _INFORMATION_SCHEMA: Final = "information_schema"
 # information_schema tables whose rows show other sessions of the (shared) backend account.
 _IS_OTHER_SESSIONS: Final = frozenset({"PROCESSLIST"})
 
-# Character sets whose multi-byte characters never contain a byte below 0x80, so that quotes,
-# backslashes and comment markers are found at the same places whatever the proxy decodes.
-_SAFE_CHARSETS: Final = frozenset(
-    """
-    utf8 utf8mb3 utf8mb4 latin1 latin2 latin5 latin7 ascii binary cp1250 cp1251 cp1256 cp1257
-    cp850 cp852 cp866 dec8 greek hebrew hp8 keybcs2 koi8r koi8u macce macroman swe7 tis620
-    armscii8 geostd8 ujis eucjpms euckr
-    """.split()  # noqa: SIM905
-)
+# Character sets whose multi-byte characters never contain a byte below 0x80 (proxy.sql.charsets).
+_SAFE_CHARSETS: Final = SAFE_CHARSETS
 
 # Session variables a client may set (literal values only).
 _SESSION_VARIABLES: Final = frozenset(
@@ -1664,14 +1658,7 @@ def _value_name(tok: Token) -> str | None:
 def _charset_ok(name: str) -> str:
     cs = name.lower()
     if cs not in _SAFE_CHARSETS:
-        raise _Refuse(
-            sql_error(
-                ErrorCode.NOT_SUPPORTED_YET,
-                f"Character set '{name}' is not supported by the proxy: only character sets "
-                "whose multi-byte characters never contain ASCII bytes (such as utf8mb4 and "
-                "latin1) can be checked safely",
-            )
-        )
+        raise _Refuse(unsupported_charset(name))
     return cs
 
 
