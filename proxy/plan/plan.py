@@ -10,7 +10,9 @@ so both paths make the same decision by construction.
 Plans:
 
 * :class:`Relay` -- forward the client's packet verbatim to the session's backend connection and
-  relay the answer; :class:`Effects` says what the command leaves on that connection.
+  relay the answer; :class:`Effects` says what the command leaves on that connection. Its
+  ``rewrite`` (:mod:`proxy.plan.rewrite`) is the one exception to "verbatim": identity functions
+  and shard-internal variables, answered by the proxy, replaced at their token positions.
 * :class:`Forward` -- forward a packet that has no answer (COM_STMT_CLOSE, SEND_LONG_DATA).
 * :class:`Deny` -- answer with this error; nothing reaches a shard.
 * Local answers: :class:`UseDatabase`, :class:`ShowDatabases`, :class:`ShowProcesslist`,
@@ -27,6 +29,7 @@ from auth.errors import ErrorCode, SqlError, no_database_selected, not_supported
 from auth.model import Account
 from auth.privileges import Priv, Requirement
 from proxy.plan.authorize import Caller, check_requirements, resolve_database
+from proxy.plan.rewrite import IdentityValues, Splice, identity_splices
 from proxy.sql.analyze import Kind, Statement
 from proxy.sql.like import shows_database
 from proxy.wire.stream import ResponseKind
@@ -46,6 +49,8 @@ class SessionView:
     # Something lives on the session's backend connection that another connection would not
     # have (a transaction, temporary tables, locks, user variables, prepared statements).
     bound: bool = False
+    # What identity functions and shard-internal variables answer (None: left to the shard).
+    identity: IdentityValues | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +152,8 @@ class Relay:
     response: ResponseKind
     digest: str | None  # the query digest text to record it under (None: not recorded)
     effects: Effects = NO_EFFECTS
+    # Replacements in the packet's statement text, in order (proxy.plan.rewrite).
+    rewrite: tuple[Splice, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,7 +369,10 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
         replay += statement.replay
     effects = Effects(frozenset(binds), tuple(readback), tuple(replay))
     return Relay(
-        ResponseKind.QUERY, command.digest, NO_EFFECTS if effects == NO_EFFECTS else effects
+        ResponseKind.QUERY,
+        command.digest,
+        NO_EFFECTS if effects == NO_EFFECTS else effects,
+        _rewrite(statements, view),
     )
 
 
@@ -375,7 +385,7 @@ def _one_statement(
             return ShowNotes()
         decided = relayed_statement(statement, view, snapshot)
         if isinstance(decided, Relay):
-            return Relay(decided.response, digest, decided.effects)
+            return Relay(decided.response, digest, decided.effects, _rewrite((statement,), view))
         return decided
     if kind is Kind.REFUSED:
         assert statement.error is not None
@@ -402,6 +412,13 @@ def _one_statement(
     if kind is Kind.ACCOUNT:
         return RunAccountStatement(statement.text)
     return Deny(_not_relayable())
+
+
+def _rewrite(statements: tuple[Statement, ...], view: SessionView) -> tuple[Splice, ...]:
+    """The identity calls of relayed statements, answered with the session's values."""
+    if view.identity is None:
+        return ()
+    return identity_splices(statements, view.identity)
 
 
 def _use(name: str, view: SessionView, snapshot: CatalogSnapshot) -> Plan:
@@ -456,7 +473,9 @@ def _prepare(command: Prepare, view: SessionView, snapshot: CatalogSnapshot) -> 
     decided = relayed_statement(statement, view, snapshot)
     if isinstance(decided, Deny):
         return decided
-    return Relay(ResponseKind.PREPARE, None, Effects(prepares=statement))
+    return Relay(
+        ResponseKind.PREPARE, None, Effects(prepares=statement), _rewrite((statement,), view)
+    )
 
 
 def _statement_command(

@@ -125,6 +125,7 @@ class LoginServices(Protocol):
     def shard_capabilities(self) -> int:
         """The shards' greeting capabilities (what the proxy may offer beyond its own)."""
         ...
+
     @property
     def sessions(self) -> Mapping[int, Seated]: ...
     @property

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -79,6 +81,7 @@ from proxy.plan.plan import (
     plan,
     relayed_statement,
 )
+from proxy.plan.rewrite import IdentityValues, apply_splices
 from proxy.session.account_statements import ResultReply, execute_account_statement
 from proxy.session.host import SessionHost
 from proxy.session.link import (
@@ -125,6 +128,7 @@ from proxy.wire.stream import (
 )
 
 log = logging.getLogger("shardgate.session")
+_HOSTNAME = socket.gethostname()
 
 _STATUS_AUTOCOMMIT = int(ServerStatus.AUTOCOMMIT)
 _SESSION_STATUS = int(
@@ -192,6 +196,8 @@ class Session:
         self.capabilities = 0
         self.charset = UTF8MB4_GENERAL_CI
         self.tls = False
+        # What identity functions and shard-internal variables answer (set at login).
+        self.identity: IdentityValues | None = None
         self.link = BackendLink()
         self.prepared: dict[int, Prepared] = {}
         self.notes: list[tuple[int, str]] = []
@@ -259,6 +265,16 @@ class Session:
         self.capabilities = login.capabilities
         self.charset = login.charset
         self.tls = login.tls
+        sockname = self.client.get_extra_info("sockname")
+        self.identity = IdentityValues(
+            current_user=f"{login.account.user}@{login.account.host}",
+            user=f"{login.user}@{self.client_ip}",
+            connection_id=self.connection_id,
+            hostname=_HOSTNAME,
+            port=int(sockname[1]) if isinstance(sockname, tuple) else self.ctx.config.server.port,
+            datadir=f"{self.ctx.config.base_dir}{os.sep}",
+            socket="",
+        )
         self.ctx.sessions[self.connection_id] = self
 
     def _send_error_quietly(self, error: SqlError, seq: int | None = None) -> None:
@@ -343,6 +359,7 @@ class Session:
             self.current_db,
             has_notes=bool(self.notes),
             bound=self.link.bound(len(self.prepared)),
+            identity=self.identity,
         )
 
     async def _read_command(self, payload: bytes) -> Command | None:
@@ -467,7 +484,10 @@ class Session:
         conn = await self._connection()
         if conn is None:
             return
-        conn.send(payload)  # the client's bytes, unchanged
+        if relay.rewrite:
+            # Identity calls answered by the proxy: the one change to the client's bytes.
+            payload = apply_splices(payload, relay.rewrite, base=1)
+        conn.send(payload)  # the client's bytes, unchanged (but for the rewrite above)
         started = time.perf_counter()
         scanner: ResponseScanner | None = None
         try:
@@ -582,6 +602,8 @@ class Session:
             if hit is None:
                 return False
             digest, statement = hit
+            if statement.identity:
+                return False  # rewritten at positions the command loop's analysis finds
             label = statement.kind.value
             info = sql
             command_name = "Query"

@@ -100,6 +100,7 @@ Decisions where the specification is silent
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import operator
@@ -137,6 +138,7 @@ from proxy.sql.lexer import (
     TokenKind,
     lex,
     shapes,
+    utf8_offsets,
 )
 
 __all__ = [
@@ -147,6 +149,8 @@ __all__ = [
     "BIND_USER_VARIABLE",
     "CACHE_SIZE",
     "LEXING_VARIABLES",
+    "Identity",
+    "IdentityCall",
     "Kind",
     "LexMode",
     "NeedsParse",
@@ -172,6 +176,34 @@ class Kind(enum.Enum):
     ACCOUNT = "account"  # answered by the proxy's account grammar
     SESSION = "session"  # relay (after checking requirements); may change the lexer mode
     REFUSED = "refused"
+
+
+class Identity(enum.Enum):
+    """What an identity function or shard-internal variable asks for; the proxy answers it."""
+
+    CURRENT_USER = "current_user"  # CURRENT_USER(), CURRENT_USER: the matched account
+    USER = "user"  # USER(), SESSION_USER(), SYSTEM_USER(): the user at the client's address
+    CONNECTION_ID = "connection_id"  # the proxy's connection id
+    HOSTNAME = "hostname"  # @@hostname, @@global.hostname: the proxy's
+    DATADIR = "datadir"
+    PORT = "port"
+    SOCKET = "socket"
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityCall:
+    """One identity function call or shard-internal variable in a statement: the proxy replaces
+    it, before relaying, by the value it stands for (see ``proxy.plan.rewrite``).
+
+    In a cached analysis (a shape's fact) ``start`` and ``end`` are -1; the statements
+    :func:`analyze` returns carry the call's byte offsets in the request's UTF-8
+    (``surrogateescape``) encoding, and ``text``, the call as written."""
+
+    identity: Identity
+    select_item: bool  # a select item of its own without an alias: its column gets ``text``
+    start: int = -1
+    end: int = -1
+    text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +236,9 @@ class Statement:
     like_pattern: str | None = None  # SHOW DATABASES LIKE: the pattern's value (proxy.sql.like)
     start: int = 0  # the statement's original text is sql[start:end] (proxy.sql.lexer)
     end: int = 0
+    # QUERY / SESSION: identity function calls and shard-internal variables the proxy answers
+    # (replaced in the relayed text at these positions).
+    identity: tuple[IdentityCall, ...] = ()
 
 
 CACHE_SIZE: Final = 10_000
@@ -2089,6 +2124,126 @@ def _show_values(tokens: Sequence[Token]) -> Statement:
 
 
 # --------------------------------------------------------------------------------------------
+# Identity functions and shard-internal variables (answered by the proxy: proxy.plan.rewrite)
+
+_IDENTITY_FUNCTIONS: Final = {
+    "CURRENT_USER": Identity.CURRENT_USER,
+    "USER": Identity.USER,
+    "SESSION_USER": Identity.USER,
+    "SYSTEM_USER": Identity.USER,
+    "CONNECTION_ID": Identity.CONNECTION_ID,
+}
+_IDENTITY_VARIABLES: Final = {
+    f"@@{scope}{name}": identity
+    for name, identity in (
+        ("hostname", Identity.HOSTNAME),
+        ("datadir", Identity.DATADIR),
+        ("port", Identity.PORT),
+        ("socket", Identity.SOCKET),
+    )
+    for scope in ("", "global.")
+}
+_SELECT_MODIFIERS: Final = frozenset(
+    """
+    SELECT ALL DISTINCT DISTINCTROW HIGH_PRIORITY STRAIGHT_JOIN SQL_SMALL_RESULT SQL_BIG_RESULT
+    SQL_BUFFER_RESULT SQL_CACHE SQL_NO_CACHE SQL_CALC_FOUND_ROWS
+    """.split()  # noqa: SIM905
+)
+# What ends a select list (at its own parenthesis depth).
+_SELECT_LIST_ENDS: Final = frozenset(
+    """
+    FROM INTO WHERE GROUP HAVING ORDER LIMIT UNION EXCEPT INTERSECT WINDOW FOR LOCK PROCEDURE
+    """.split()  # noqa: SIM905
+)
+# Statements whose identity calls are left alone: DDL stores expressions (DEFAULT CURRENT_USER()),
+# which must stay calls.
+_IDENTITY_UNTOUCHED: Final = frozenset({"CREATE", "ALTER"})
+
+
+def _identity_spans(images: Sequence[str]) -> list[tuple[int, int, Identity, bool]]:
+    """``(first, end, identity, select_item)`` of each identity call in ``images`` (the call is
+    ``images[first:end]``): an unquoted ``CURRENT_USER`` with or without ``()``, ``USER()``,
+    ``SESSION_USER()``, ``SYSTEM_USER()``, ``CONNECTION_ID()``, and ``@@[global.]hostname |
+    datadir | port | socket``. ``select_item``: the call is a whole item of a select list,
+    without an alias. The same function reads a shape key's images (the cached fact) and a
+    statement's tokens' images (the positions): literal-list collapsing never touches a call
+    nor its neighbours, so both find the same calls."""
+    out: list[tuple[int, int, Identity, bool]] = []
+    in_list = [False]  # per parenthesis depth: inside a select list
+    n = len(images)
+    i = 0
+    while i < n:
+        img = images[i]
+        identity: Identity | None = None
+        end = i + 1
+        if img[0] == "@":
+            identity = _IDENTITY_VARIABLES.get(img)
+        elif _is_word(img):
+            identity = _IDENTITY_FUNCTIONS.get(img.upper())
+            if identity is not None:
+                call = i + 2 < n and images[i + 1] == "(" and images[i + 2] == ")"
+                if call:
+                    end = i + 3
+                elif identity is not Identity.CURRENT_USER or (i + 1 < n and images[i + 1] == "("):
+                    identity = None
+        if identity is not None:
+            before = _kw(images[i - 1]) if i else ""
+            after = _kw(images[end]) if end < n else ""
+            item = (
+                in_list[-1]
+                and (before in _SELECT_MODIFIERS or before == ",")
+                and (after in ("", ",", ")") or after in _SELECT_LIST_ENDS)
+            )
+            out.append((i, end, identity, item))
+            i = end
+            continue
+        if img == "(":
+            in_list.append(False)
+        elif img == ")":
+            if len(in_list) > 1:
+                in_list.pop()
+        else:
+            kw = _kw(img)
+            if kw == "SELECT":
+                in_list[-1] = True
+            elif kw in _SELECT_LIST_ENDS:
+                in_list[-1] = False
+        i += 1
+    return out
+
+
+def _with_identity_fact(st: Statement, images: Sequence[str]) -> Statement:
+    """``st`` with the identity calls its images hold (positions not resolved), for a statement
+    the shard runs; the cached fact of its shape."""
+    if st.kind not in (Kind.QUERY, Kind.SESSION) or _kw(images[0]) in _IDENTITY_UNTOUCHED:
+        return st
+    spans = _identity_spans(images)
+    if not spans:
+        return st
+    facts = tuple(IdentityCall(identity, item) for _, _, identity, item in spans)
+    return dataclasses.replace(st, identity=facts)
+
+
+def _resolve_identity(st: Statement, lexed: LexedStatement, sql: str) -> Statement:
+    """``st`` (with an identity fact) with each call's byte offsets in ``sql`` and its text,
+    found in the statement's tokens."""
+    tokens = lexed.tokens
+    spans = _identity_spans([t.image for t in tokens])
+    chars: list[int] = []
+    for first, end, _, _ in spans:
+        last = tokens[end - 1]
+        chars += (tokens[first].pos, last.pos + len(last.raw))
+    offsets = utf8_offsets(sql, chars)
+    calls = tuple(
+        IdentityCall(identity, item, offsets[2 * k], offsets[2 * k + 1], sql[a:b])
+        for k, ((_, _, identity, item), a, b) in enumerate(
+            zip(spans, chars[::2], chars[1::2], strict=True)
+        )
+    )
+    return dataclasses.replace(st, identity=calls)
+
+
+# --------------------------------------------------------------------------------------------
 # Dispatch
 
 
@@ -2181,6 +2336,7 @@ def _placed(st: Statement, text: str, start: int, end: int) -> Statement:
         _object_setattr(clone, "like_pattern", st.like_pattern)
         _object_setattr(clone, "start", start)
         _object_setattr(clone, "end", end)
+        _object_setattr(clone, "identity", st.identity)
         return clone
     if error is _PARSE or error.errno == ErrorCode.PARSE.errno:
         error = parse_error(text)
@@ -2204,6 +2360,7 @@ def _placed(st: Statement, text: str, start: int, end: int) -> Statement:
         st.like_pattern,
         start,
         end,
+        st.identity,
     )
 
 
@@ -2220,8 +2377,10 @@ def _analyze_one(
     opener = _opener(images)
     try:
         if opener == "shape":
-            return _placed(_analyze_shape(images, current_db), text, start, end), True
-        return _placed(_analyze_values(lexed(), opener, current_db), text, start, end), False
+            st = _with_identity_fact(_analyze_shape(images, current_db), images)
+            return _placed(st, text, start, end), True
+        st = _with_identity_fact(_analyze_values(lexed(), opener, current_db), images)
+        return _placed(st, text, start, end), False
     except NeedsParse:
         raise
     except RecursionError:
@@ -2280,7 +2439,7 @@ def analyze_uncached(
         st, _cacheable = _analyze_one(
             lexed.images, lexed.text, lexed.start, lexed.end, partial(_same, lexed), current_db
         )
-        out.append(st)
+        out.append(_resolve_identity(st, lexed, sql) if st.identity else st)
         changed = _changes_lexing(st)
     return out
 
@@ -2363,6 +2522,7 @@ def _remember(cache: OrderedDict[Any, Statement], key: Any, st: Statement) -> No
         reads_information_schema=st.reads_information_schema,
         binds=st.binds,
         shows_warnings=st.shows_warnings,
+        identity=st.identity,
     )
     if len(cache) > CACHE_SIZE:
         cache.popitem(last=False)
@@ -2432,7 +2592,10 @@ def analyze_with_digest(
             except KeyError:  # evicted meanwhile (only if called from several threads)
                 pass
             _stats["fast_hits"] += 1
-            return [_placed(hit, sql.strip(" \t\r\n"), 0, len(sql))], digest
+            st = _placed(hit, sql.strip(" \t\r\n"), 0, len(sql))
+            if st.identity:
+                st = _resolve_identity(st, lex(sql, mode, flavor)[0], sql)
+            return [st], digest
     try:
         raw = shapes(sql, mode, flavor)
     except LexError as err:
@@ -2441,6 +2604,13 @@ def analyze_with_digest(
         digest = ";".join(shape.key for shape in raw)
     out: list[Statement] = []
     lexed: list[LexedStatement] = []
+
+    def tokens(index: int) -> LexedStatement:
+        """The statement's tokens (the request is lexed with tokens once, when first needed)."""
+        if not lexed:
+            lexed.extend(lex(sql, mode, flavor))
+        return lexed[index]
+
     changed = False
     for index, (key, images, text, start, end) in enumerate(raw):
         if changed:
@@ -2454,21 +2624,17 @@ def analyze_with_digest(
             except KeyError:
                 pass
             _stats["hits"] += 1
-            out.append(_placed(hit, text, start, end))
+            st = _placed(hit, text, start, end)
+            out.append(_resolve_identity(st, tokens(index), sql) if st.identity else st)
             continue
         _stats["misses"] += 1
 
-        def tokens(index: int = index) -> LexedStatement:
-            if not lexed:
-                lexed.extend(lex(sql, mode, flavor))
-            return lexed[index]
-
-        st, cacheable = _analyze_one(images, text, start, end, tokens, current_db)
+        st, cacheable = _analyze_one(images, text, start, end, partial(tokens, index), current_db)
         if cacheable:
             _remember(_CACHE, ckey, st)
             if fast is not None and len(raw) == 1:
                 _remember(_FAST, (fast, current_db), st)
-        out.append(st)
+        out.append(_resolve_identity(st, tokens(index), sql) if st.identity else st)
         changed = _changes_lexing(st)
     return out, digest
 

@@ -57,8 +57,17 @@ def running_stack(
 def main() -> None:
     base = Path(sys.argv[1] if len(sys.argv) > 1 else ".shardgate/drivers")
     with running_stack(base.resolve()) as stack:
-        print(json.dumps({"host": stack.host, "port": stack.port, "password": PASSWORD,
-                          "shards": [s.__dict__ for s in stack.shards]}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "host": stack.host,
+                    "port": stack.port,
+                    "password": PASSWORD,
+                    "shards": [s.__dict__ for s in stack.shards],
+                }
+            ),
+            flush=True,
+        )
         try:
             import time
 
