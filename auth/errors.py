@@ -145,11 +145,19 @@ def cross_database(db: str) -> SqlError:
     )
 
 
-def parse_error(near: str, line: int = 1) -> SqlError:
+def parse_error(near: str, line: int = 1, server: str = "MySQL") -> SqlError:
+    """1064 as the server says it (``server``: "MySQL", or "MariaDB" for a MariaDB shard)."""
     return sql_error(
         ErrorCode.PARSE,
         "You have an error in your SQL syntax; check the manual that corresponds to your "
-        f"MySQL server version for the right syntax to use near '{near[:80]}' at line {line}",
+        f"{server} server version for the right syntax to use near '{near[:80]}' at line {line}",
+    )
+
+
+def packet_too_large() -> SqlError:
+    """1153, as MariaDB and MySQL answer a packet over ``max_allowed_packet`` (then closing)."""
+    return sql_error(
+        ErrorCode.NET_PACKET_TOO_LARGE, "Got a packet bigger than 'max_allowed_packet' bytes"
     )
 
 

@@ -146,6 +146,18 @@ NO_EFFECTS = Effects()
 
 
 @dataclass(frozen=True, slots=True)
+class PacketKill:
+    """A ``KILL [QUERY] id`` inside a multi-statement packet; ``start``/``end``: its statement's
+    character offsets in the packet's text (``Statement.start`` / ``end``)."""
+
+    connection_id: int
+    query_only: bool
+    start: int
+    end: int
+    last: bool  # the packet's last statement (its text has no ';' to keep)
+
+
+@dataclass(frozen=True, slots=True)
 class Relay:
     """Forward the client's packet verbatim; relay the shard's answer verbatim."""
 
@@ -154,6 +166,9 @@ class Relay:
     effects: Effects = NO_EFFECTS
     # Replacements in the packet's statement text, in order (proxy.plan.rewrite).
     rewrite: tuple[Splice, ...] = ()
+    # KILL statements of a multi-statement packet: the proxy carries them out (they name its
+    # connection ids) before relaying, and the shard runs a stand-in for each at its place.
+    kills: tuple[PacketKill, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,10 +370,21 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
     binds: set[str] = set()
     readback: dict[str, None] = {}
     replay: list[str] = []
+    kills: list[PacketKill] = []
     for statement in statements:
         if statement.kind is Kind.REFUSED:
             assert statement.error is not None
             return Deny(statement.error)
+        if statement.kind is Kind.KILL:
+            # MariaDB runs a KILL in a multi-statement packet (mysql2's tests do this).
+            assert statement.kill_id is not None
+            last = statement is statements[-1]
+            kills.append(
+                PacketKill(
+                    statement.kill_id, statement.kill_query, statement.start, statement.end, last
+                )
+            )
+            continue
         if statement.kind not in (Kind.QUERY, Kind.SESSION) or statement.lexing_unknown:
             return Deny(_not_combinable(statement))
         decided = relayed_statement(statement, view, snapshot)
@@ -373,6 +399,7 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
         command.digest,
         NO_EFFECTS if effects == NO_EFFECTS else effects,
         _rewrite(statements, view),
+        tuple(kills),
     )
 
 

@@ -41,6 +41,7 @@ from auth.errors import (
     SqlError,
     access_denied,
     account_blocked,
+    packet_too_large,
     sql_error,
     user_limit_reached,
 )
@@ -410,10 +411,9 @@ class _Login:
         except ProtocolError as exc:
             self.send_error_quietly(_BAD_HANDSHAKE)
             raise LoginRefused(f"bad handshake: {exc}") from None
-        except PacketTooLarge:
-            self.send_error_quietly(
-                sql_error(ErrorCode.NET_PACKET_TOO_LARGE, "Got a packet bigger than allowed")
-            )
+        except PacketTooLarge as exc:
+            self.seq = exc.next_seq
+            self.send_error_quietly(packet_too_large())
             raise LoginRefused("login packet too large") from None
         metrics = self.services.metrics
         metrics.logins_ok.inc()

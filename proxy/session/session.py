@@ -34,6 +34,7 @@ from auth.catalog import CatalogSnapshot
 from auth.errors import (
     ErrorCode,
     SqlError,
+    packet_too_large,
     sql_error,
 )
 from auth.model import Account
@@ -81,7 +82,7 @@ from proxy.plan.plan import (
     plan,
     relayed_statement,
 )
-from proxy.plan.rewrite import IdentityValues, apply_splices
+from proxy.plan.rewrite import IdentityValues, Splice, apply_splices, sql_string
 from proxy.session.account_statements import ResultReply, execute_account_statement
 from proxy.session.host import SessionHost
 from proxy.session.link import (
@@ -110,7 +111,7 @@ from proxy.session.login import (
 )
 from proxy.sql.analyze import NeedsParse, Statement, analyze_with_digest, cached_shape
 from proxy.sql.charsets import UTF8MB4_GENERAL_CI
-from proxy.sql.lexer import LexMode, ServerFlavor
+from proxy.sql.lexer import LexMode, ServerFlavor, utf8_offsets
 from proxy.wire.packets import (
     Capability,
     ProtocolError,
@@ -241,10 +242,8 @@ class Session:
             log.info("connection %d: handshake timeout", self.connection_id)
         except (ConnectionLost, ConnectionError):
             pass
-        except PacketTooLarge:
-            self._send_error_quietly(
-                sql_error(ErrorCode.NET_PACKET_TOO_LARGE, "Got a packet bigger than allowed")
-            )
+        except PacketTooLarge as exc:
+            self._send_error_quietly(packet_too_large(), seq=exc.next_seq)
         except ProtocolError:
             self._send_error_quietly(sql_error(ErrorCode.HANDSHAKE, "Bad handshake"))
         except Exception:
@@ -484,10 +483,13 @@ class Session:
         conn = await self._connection()
         if conn is None:
             return
-        if relay.rewrite:
+        killed_self = False
+        if relay.kills:
+            payload, killed_self = await self._packet_kills(payload, relay)
+        elif relay.rewrite:
             # Identity calls answered by the proxy: the one change to the client's bytes.
             payload = apply_splices(payload, relay.rewrite, base=1)
-        conn.send(payload)  # the client's bytes, unchanged (but for the rewrite above)
+        conn.send(payload)  # the client's bytes, unchanged (but for the rewrites above)
         started = time.perf_counter()
         scanner: ResponseScanner | None = None
         try:
@@ -500,6 +502,8 @@ class Session:
             return
         if scanner is not None and relay.digest is not None:
             self._record(conn, relay.digest, started, scanner)
+        if killed_self:
+            raise _self_killed()
         if effects is NO_EFFECTS:
             return
         # What the command left on the connection (kept even if it failed: over-binding can
@@ -741,13 +745,18 @@ class Session:
         rows = processlist_rows(self._visible_sessions().values(), self.connection_id, full)
         self._write_resultset(list(PROCESSLIST_COLUMNS), rows, PROCESSLIST_NUMERIC)
 
-    async def _kill(self, connection_id: int, query_only: bool) -> None:
-        # A session the caller may not see is answered exactly like one that does not exist.
+    def _kill_target(self, connection_id: int) -> Session | SqlError:
+        """The session ``KILL connection_id`` ends; a session the caller may not see is
+        answered exactly like one that does not exist (1094)."""
         target = self.ctx.sessions.get(connection_id)
         if target is None or connection_id not in self._visible_sessions():
-            self._reply_error(
-                sql_error(ErrorCode.NO_SUCH_THREAD, f"Unknown thread id: {connection_id}")
-            )
+            return sql_error(ErrorCode.NO_SUCH_THREAD, f"Unknown thread id: {connection_id}")
+        return target
+
+    async def _kill(self, connection_id: int, query_only: bool) -> None:
+        target = self._kill_target(connection_id)
+        if isinstance(target, SqlError):
+            self._reply_error(target)
             return
         if query_only:
             await target.cancel_query()
@@ -755,11 +764,40 @@ class Session:
             return
         self._reply_ok()
         if target is self:
-            # MySQL answers a self-KILL with an error as the connection goes away.
-            raise FatalError(
-                sql_error(ErrorCode.QUERY_INTERRUPTED, "Query execution was interrupted"), "killed"
-            )
+            raise _self_killed()
         target.kill()
+
+    async def _packet_kills(self, payload: bytes, relay: Relay) -> tuple[bytes, bool]:
+        """Carry out the KILL statements of a multi-statement packet, in order, and put a
+        stand-in for each in the packet: ``DO 0`` (an OK, as KILL answers) when it succeeded,
+        a ``SIGNAL`` of its error (1094) when not -- which also stops the shard there, as a
+        failed KILL stops MariaDB; the kills after it are not carried out. Returns the packet
+        (identity rewrites applied too) and whether the session killed itself (it ends once
+        the answer is relayed). The kills happen before the packet reaches the shard."""
+        sql = payload[1:].decode("utf-8", "surrogateescape")
+        offsets = utf8_offsets(sql, [at for kill in relay.kills for at in (kill.start, kill.end)])
+        splices = list(relay.rewrite)
+        killed_self = failed = False
+        for index, kill in enumerate(relay.kills):
+            standin = b"DO 0"
+            target = self._kill_target(kill.connection_id) if not failed else None
+            if isinstance(target, SqlError):
+                failed = True
+                standin = b"SIGNAL SQLSTATE '%s' SET MYSQL_ERRNO = %d, MESSAGE_TEXT = %s" % (
+                    target.sqlstate.encode(),
+                    target.errno,
+                    sql_string(target.message),
+                )
+            elif target is self:
+                killed_self = killed_self or not kill.query_only
+            elif target is not None and kill.query_only:
+                await target.cancel_query()
+            elif target is not None:
+                target.kill()
+            text = standin if kill.last else standin + b";"
+            splices.append(Splice(offsets[2 * index], offsets[2 * index + 1], text))
+        splices.sort(key=lambda splice: splice.start)
+        return apply_splices(payload, tuple(splices), base=1), killed_self
 
     async def cancel_query(self) -> None:
         """KILL QUERY: ask the backend to interrupt this session's running statement."""
@@ -851,6 +889,13 @@ class Session:
         self.account = None
         self.current_db = None
         await change_user(self.ctx, self, payload, self._next_seq)
+
+
+def _self_killed() -> FatalError:
+    """A session's KILL of itself: MySQL answers with an error as the connection goes away."""
+    return FatalError(
+        sql_error(ErrorCode.QUERY_INTERRUPTED, "Query execution was interrupted"), "killed"
+    )
 
 
 def _analyze_payload(

@@ -137,6 +137,7 @@ from proxy.sql.lexer import (
     Token,
     TokenKind,
     lex,
+    server_name,
     shapes,
     utf8_offsets,
 )
@@ -2309,8 +2310,9 @@ _object_new = object.__new__
 _object_setattr = object.__setattr__
 
 
-def _placed(st: Statement, text: str, start: int, end: int) -> Statement:
-    """``st`` with this statement's own text and offsets (and a 1064 naming its text)."""
+def _placed(st: Statement, text: str, start: int, end: int, server: str = "MySQL") -> Statement:
+    """``st`` with this statement's own text and offsets (and a 1064 naming its text, worded
+    as ``server`` words it: :func:`proxy.sql.lexer.server_name`)."""
     error = st.error
     if error is None:
         if st.text == text and st.start == start and st.end == end:
@@ -2339,7 +2341,7 @@ def _placed(st: Statement, text: str, start: int, end: int) -> Statement:
         _object_setattr(clone, "identity", st.identity)
         return clone
     if error is _PARSE or error.errno == ErrorCode.PARSE.errno:
-        error = parse_error(text)
+        error = parse_error(text, 1, server)
     return Statement(
         st.kind,
         text,
@@ -2371,6 +2373,7 @@ def _analyze_one(
     end: int,
     lexed: Callable[[], LexedStatement],
     current_db: str | None,
+    server: str = "MySQL",
 ) -> tuple[Statement, bool]:
     """One statement: ``(statement, cacheable)``. Statements analysed from their shape need
     only its ``images``; the others read their tokens, which ``lexed()`` gives."""
@@ -2378,9 +2381,9 @@ def _analyze_one(
     try:
         if opener == "shape":
             st = _with_identity_fact(_analyze_shape(images, current_db), images)
-            return _placed(st, text, start, end), True
+            return _placed(st, text, start, end, server), True
         st = _with_identity_fact(_analyze_values(lexed(), opener, current_db), images)
-        return _placed(st, text, start, end), False
+        return _placed(st, text, start, end, server), False
     except NeedsParse:
         raise
     except RecursionError:
@@ -2437,7 +2440,13 @@ def analyze_uncached(
             out.append(_after_change(lexed.text, lexed.start, lexed.end))
             continue
         st, _cacheable = _analyze_one(
-            lexed.images, lexed.text, lexed.start, lexed.end, partial(_same, lexed), current_db
+            lexed.images,
+            lexed.text,
+            lexed.start,
+            lexed.end,
+            partial(_same, lexed),
+            current_db,
+            server_name(flavor),
         )
         out.append(_resolve_identity(st, lexed, sql) if st.identity else st)
         changed = _changes_lexing(st)
@@ -2592,7 +2601,7 @@ def analyze_with_digest(
             except KeyError:  # evicted meanwhile (only if called from several threads)
                 pass
             _stats["fast_hits"] += 1
-            st = _placed(hit, sql.strip(" \t\r\n"), 0, len(sql))
+            st = _placed(hit, sql.strip(" \t\r\n"), 0, len(sql), server_name(flavor))
             if st.identity:
                 st = _resolve_identity(st, lex(sql, mode, flavor)[0], sql)
             return [st], digest
@@ -2624,12 +2633,14 @@ def analyze_with_digest(
             except KeyError:
                 pass
             _stats["hits"] += 1
-            st = _placed(hit, text, start, end)
+            st = _placed(hit, text, start, end, server_name(flavor))
             out.append(_resolve_identity(st, tokens(index), sql) if st.identity else st)
             continue
         _stats["misses"] += 1
 
-        st, cacheable = _analyze_one(images, text, start, end, partial(tokens, index), current_db)
+        st, cacheable = _analyze_one(
+            images, text, start, end, partial(tokens, index), current_db, server_name(flavor)
+        )
         if cacheable:
             _remember(_CACHE, ckey, st)
             if fast is not None and len(raw) == 1:

@@ -46,7 +46,13 @@ class ConnectionLost(Exception):
 
 
 class PacketTooLarge(Exception):
-    """A packet larger than the configured limit arrived."""
+    """A packet larger than the configured limit arrived. ``next_seq``: the sequence number an
+    answer to it carries (after the frame whose length crossed the limit, as MariaDB counts)."""
+
+    def __init__(self, total: int, next_seq: int) -> None:
+        super().__init__(f"packet of at least {total} bytes")
+        self.total = total
+        self.next_seq = next_seq
 
 
 class PacketConnection(asyncio.Protocol):
@@ -148,7 +154,7 @@ class PacketConnection(asyncio.Protocol):
             length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
             total += length
             if total > max_size:
-                raise PacketTooLarge(total)
+                raise PacketTooLarge(total, (buf[pos + 3] + 1) & 0xFF)
             end = pos + 4 + length
             if end > n:
                 return None
