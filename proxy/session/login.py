@@ -459,6 +459,7 @@ class _Login:
             payload = await self.read()
         response = parse_handshake_response(payload)
         self.capabilities = response.capabilities & offered
+        self.user = response.username
         charset = client_collation(response.charset)
         if isinstance(charset, SqlError):
             raise _Refusal(charset, "unsupported character set")

@@ -44,6 +44,7 @@ def running_stack(
         with ThreadPoolExecutor(len(servers)) as pool:
             endpoints = list(pool.map(lambda s: s.start(), servers))
         placement = [(name, f"s{i}") for i, name in enumerate(databases)]
+        (base / "proxy").mkdir(exist_ok=True)
         proxy = start_proxy(base / "proxy", endpoints, extra, placement, PASSWORD, RO_PASSWORD)
         assert proxy.server is not None
         yield Stack(HOST, proxy.server.port, endpoints)

@@ -39,7 +39,6 @@ from proxy.wire.packets import (
     build_ok,
     build_text_resultset,
     build_text_row,
-    session_track_schema,
     frame,
     frame_all,
     is_eof_packet,
@@ -62,6 +61,7 @@ from proxy.wire.packets import (
     read_lenenc_int,
     read_lenenc_str,
     read_nul_str,
+    session_track_schema,
 )
 
 H = bytes.fromhex
