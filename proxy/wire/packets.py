@@ -480,7 +480,8 @@ def build_err(*, errno: int, sqlstate: str, message: str, capabilities: int) -> 
             raise ValueError("sqlstate must be 5 ASCII characters")
         parts.append(b"#")
         parts.append(state)
-    parts.append(message.encode("utf-8"))
+    # surrogateescape: a message quoting client text gives the client its own bytes back
+    parts.append(message.encode("utf-8", "surrogateescape"))
     return b"".join(parts)
 
 

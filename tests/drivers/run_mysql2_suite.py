@@ -8,7 +8,7 @@ Usage::
     .venv/bin/python -m tests.drivers.run_mysql2_suite /tmp/mysql2 [poku args...]
 
 It starts two throwaway MariaDB shards and a proxy (``tests.drivers.stack``) with the database
-``test`` (administrator ``test``), points the suite at it the way its CI does (``MYSQL_HOST``,
+``mysql2test`` (administrator ``mysql2test``; ``test`` is a reserved name), points the suite at it the way its CI does (``MYSQL_HOST``,
 ``MYSQL_PORT``, ``MYSQL_USER``, ``MYSQL_PASSWORD``, ``MYSQL_DATABASE``, ``CI``), and runs
 ``npx poku`` in the checkout. The suite's "global" tests need ``SET GLOBAL`` and skip
 themselves for an account without SUPER, as every proxy account is. Prints poku's summary
@@ -60,15 +60,15 @@ def main() -> int:
         print(f"run `npm ci` in {checkout} first", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="mysql2-suite-") as base:
-        with running_stack(Path(base), databases=("test", "test2")) as stack:
+        with running_stack(Path(base), databases=("mysql2test", "mysql2other")) as stack:
             env = {
                 **os.environ,
                 "CI": "true",
                 "MYSQL_HOST": stack.host,
                 "MYSQL_PORT": str(stack.port),
-                "MYSQL_USER": "test",
+                "MYSQL_USER": "mysql2test",
                 "MYSQL_PASSWORD": PASSWORD,
-                "MYSQL_DATABASE": "test",
+                "MYSQL_DATABASE": "mysql2test",
             }
             run = subprocess.run(
                 ["npx", "poku", *sys.argv[2:]],

@@ -351,3 +351,14 @@ def test_kill_in_a_multi_statement_packet(proxy: ProxyEnv) -> None:
     assert killed["error"] is None and killed["rows"][1] == [{"seven": 7}]
     assert unknown["error"] == [1094, "Unknown thread id: 987654"]
     assert after["rows"] == [{"nine": 9}]
+
+
+def test_error_quoting_8bit_client_text(proxy: ProxyEnv) -> None:
+    """A 1064 quotes the statement as the client sent it: a latin1 client's bytes come back as
+    they were (they are not UTF-8), and the session goes on."""
+    with proxy.connect(charset="latin1") as conn, conn.cursor() as cur:
+        with pytest.raises(pymysql.err.ProgrammingError) as info:
+            cur.execute("SELEC 'café'")
+        assert info.value.args[0] == 1064
+        cur.execute("SELECT 'café'")
+        assert cur.fetchall() == (("café",),)

@@ -743,6 +743,13 @@ def test_ok_never_claims_session_state_it_does_not_carry(caps: int, info: bytes)
     assert ok.info == info
 
 
+def test_err_message_quoting_client_bytes() -> None:
+    """Client text is decoded with surrogateescape; an error quoting it gives the bytes back."""
+    text = b"near '\xe9'".decode("utf-8", "surrogateescape")
+    out = build_err(errno=1064, sqlstate="42000", message=text, capabilities=P41)
+    assert out.endswith(b"near '\xe9'")
+
+
 def test_ok_with_session_state_matches_mariadb() -> None:
     """MariaDB 10.11's OK to COM_INIT_DB with CLIENT_SESSION_TRACK (captured)."""
     captured = H("0000000240000000080106056d7973716c")
