@@ -315,7 +315,8 @@ class ProxyServer:
             for session in list(self.ctx.sessions.values()):
                 activity = session.activity
                 if activity.command == "Sleep":
-                    if settings.idle_timeout and now - activity.since > settings.idle_timeout:
+                    idle_limit = session.idle_limit(settings.idle_timeout)
+                    if idle_limit and now - activity.since > idle_limit:
                         session.disconnect_idle()
                     continue
                 if (

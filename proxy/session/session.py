@@ -818,6 +818,20 @@ class Session:
         finally:
             await killer.quit()
 
+    def idle_limit(self, configured: float) -> float:
+        """How long the session may sit idle before it is disconnected: the configured
+        ``idle_timeout``, or the session's ``wait_timeout`` when the client set a shorter one
+        (MariaDB closes such a session itself; the shard closing only the backend connection
+        would go unnoticed). 0: no limit."""
+        literal = self.link.state.variables.get("wait_timeout")
+        try:
+            wait = float(literal) if literal is not None else 0.0
+        except ValueError:
+            wait = 0.0
+        if wait > 0 and (not configured or wait < configured):
+            return wait
+        return configured
+
     def disconnect_idle(self) -> None:
         """idle_timeout: tell the client why (MySQL 8's 4031), then close both sides."""
         self._send_error_quietly(

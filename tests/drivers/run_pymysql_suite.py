@@ -62,7 +62,7 @@ def main() -> int:
         print(f"{tests_dir} not found: check out PyMySQL v1.1.2 there first", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="pymysql-suite-") as base:
-        with running_stack(Path(base)) as stack:
+        with running_stack(Path(base), extra="drain_timeout = 1.0") as stack:
             common = {"host": stack.host, "port": stack.port, "password": PASSWORD}
             databases = [
                 {**common, "user": "test1", "database": "test1", "use_unicode": True},

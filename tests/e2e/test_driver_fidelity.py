@@ -11,6 +11,7 @@ import json
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -362,3 +363,15 @@ def test_error_quoting_8bit_client_text(proxy: ProxyEnv) -> None:
         assert info.value.args[0] == 1064
         cur.execute("SELECT 'café'")
         assert cur.fetchall() == (("café",),)
+
+
+def test_session_wait_timeout_closes_the_client_connection(proxy: ProxyEnv) -> None:
+    """A session's own ``wait_timeout`` ends it after that long idle, as MariaDB does (mysql2's
+    suite checks it): not only its backend connection, which the proxy would replace."""
+    with proxy.connect() as conn:
+        with conn.cursor() as cur:
+            cur.execute("SET wait_timeout = 1")
+        time.sleep(3)
+        with pytest.raises(pymysql.err.OperationalError) as info, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+        assert info.value.args[0] in (4031, 2013)
