@@ -75,7 +75,7 @@ def main() -> int:
     output = _ANSI.sub("", run.stdout + run.stderr)
     (Path(tempfile.gettempdir()) / "mysql2-suite.log").write_text(output)
     failed = sorted(set(re.findall(r"FAIL\s+(\S+\.test\.mts)", output)))
-    summary = [line for line in output.splitlines() if re.search(r"PASS ›|Files ›", line)]
+    summary = [line for line in output.splitlines() if re.search(r"PASS \u203a|Files \u203a", line)]
     print("\n".join(summary[-2:]))
     real = []
     for name in failed:
