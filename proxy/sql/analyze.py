@@ -93,6 +93,12 @@ Decisions where the specification is silent
   offsets in ``sql`` (the statements partition it; :func:`proxy.sql.lexer.utf8_offsets` gives
   byte offsets). An empty request gives ``[]``; text the lexer rejects gives one REFUSED
   statement (1064) for the whole request, spanning it.
+* Identity functions (``CURRENT_USER[()]``, ``USER()``, ``SESSION_USER()``, ``SYSTEM_USER()``,
+  ``CONNECTION_ID()``) and shard-internal variables (``@@[global.]hostname|datadir|port|socket``)
+  in a statement the shard runs (not DDL, whose defaults must stay calls) are listed in
+  ``Statement.identity``: a fact of the shape (cached, without positions), resolved into byte
+  offsets of the request for every statement returned; ``proxy.plan.rewrite`` answers them.
+* A 1064 names the server as the shard's flavor does ("MySQL" or "MariaDB").
 * ``SHOW DATABASES LIKE 'pattern'``: ``Statement.like_pattern`` is the pattern's value as the
   server reads it in the session's mode (``\\%`` and ``\\_`` keep their backslash); filter the
   names with :func:`proxy.sql.like.shows_database`.
