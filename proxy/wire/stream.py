@@ -295,7 +295,12 @@ class ClientConnection(PacketConnection):
         if self.tls is not None:
             self.tls.send(data)
         elif self.transport is not None:
-            self.transport.write(data)
+            try:
+                self.transport.write(data)
+            except RuntimeError:
+                # uvloop: the client's connection was closed (a KILL, the client went away)
+                # while a response was being relayed to it; the session sees it end.
+                pass
 
     def write_parts(self, parts: list[bytes | memoryview]) -> None:
         if self.tls is not None:
