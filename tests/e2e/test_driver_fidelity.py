@@ -182,8 +182,10 @@ def test_mariadb_connector_extended_type_info_and_cached_metadata(
 def test_proxy_ok_packets_never_claim_session_state(proxy: ProxyEnv) -> None:
     """After the shard's OK carried session-state data, the proxy's own answers (a local OK,
     a local result set) must not copy its SERVER_SESSION_STATE_CHANGED flag: mysql-connector
-    (which negotiates session tracking) reads them cleanly."""
-    conn = proxy.connector(autocommit=True)
+    (asked to track session state) reads them cleanly."""
+    from mysql.connector.constants import ClientFlag
+
+    conn = proxy.connector(autocommit=True, client_flags=[ClientFlag.SESSION_TRACK])
     try:
         cur = conn.cursor()
         cur.execute("SET NAMES utf8mb4")  # the shard's OK tracks the character set variables
