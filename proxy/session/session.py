@@ -36,6 +36,7 @@ from auth.errors import (
     SqlError,
     packet_too_large,
     sql_error,
+    worded_for,
 )
 from auth.model import Account
 from proxy.backend.connection import (
@@ -111,7 +112,7 @@ from proxy.session.login import (
 )
 from proxy.sql.analyze import NeedsParse, Statement, analyze_with_digest, cached_shape
 from proxy.sql.charsets import UTF8MB4_GENERAL_CI
-from proxy.sql.lexer import LexMode, ServerFlavor, utf8_offsets
+from proxy.sql.lexer import LexMode, ServerFlavor, server_name, utf8_offsets
 from proxy.wire.packets import (
     Capability,
     ProtocolError,
@@ -864,7 +865,8 @@ class Session:
                 self.link.state.lex_mode,
             )
         except SqlError as error:
-            self._reply_error(error)
+            # a 1064 names the shard's server, as the analysis's do
+            self._reply_error(worded_for(error, server_name(self.link.state.flavor)))
             return
         if isinstance(reply, ResultReply):
             self._write_resultset([reply.column], [[row] for row in reply.rows])

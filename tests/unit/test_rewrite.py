@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auth.errors import SqlError
+from auth.errors import SqlError, parse_error, worded_for
 from proxy.plan.rewrite import (
     IdentityValues,
     Splice,
@@ -207,3 +207,11 @@ def test_scanner_follows_the_metadata_follows_byte() -> None:
         scanner = ResponseScanner(ResponseKind.QUERY, caps)
         assert scanner.feed(data) == len(data)
         assert scanner.rows == rows
+
+
+def test_the_account_grammars_1064_reworded_for_the_shard() -> None:
+    error = parse_error("x", 2)
+    assert worded_for(error, "MySQL") is error
+    assert worded_for(error, "MariaDB") == parse_error("x", 2, "MariaDB")
+    other = SqlError(1235, "42000", "not supported")
+    assert worded_for(other, "MariaDB") is other
