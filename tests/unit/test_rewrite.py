@@ -35,6 +35,7 @@ from proxy.wire.packets import (
     build_eof,
     build_text_row,
     frame,
+    parse_ok,
 )
 from proxy.wire.stream import ResponseKind, ResponseScanner
 
@@ -215,3 +216,20 @@ def test_the_account_grammars_1064_reworded_for_the_shard() -> None:
     assert worded_for(error, "MariaDB") == parse_error("x", 2, "MariaDB")
     other = SqlError(1235, "42000", "not supported")
     assert worded_for(other, "MariaDB") is other
+
+
+def test_scanner_and_parse_ok_read_an_ok_with_session_state() -> None:
+    """MariaDB 10.11's OK to ``SET NAMES latin1`` with CLIENT_SESSION_TRACK (captured): the
+    scanner ends the response there with its status, the proxy's own parser reads it whole."""
+    captured = bytes.fromhex(
+        "00000002400000005f0020186368617261637465725f7365745f636f6e6e656374696f6e066c6174696e"
+        "31001d156368617261637465725f7365745f726573756c7473066c6174696e31001c1463686172616374"
+        "65725f7365745f636c69656e74066c6174696e31"
+    )
+    caps = int(Capability.PROTOCOL_41 | Capability.SESSION_TRACK)
+    scanner = ResponseScanner(ResponseKind.QUERY, caps)
+    data = frame(1, captured)
+    assert scanner.feed(data) == len(data)
+    assert scanner.status == 0x4002
+    ok = parse_ok(captured, caps)
+    assert (ok.status, ok.info) == (0x4002, b"")
