@@ -152,11 +152,35 @@ def cross_database(db: str) -> SqlError:
     )
 
 
-def parse_error(near: str, line: int = 1) -> SqlError:
+_PARSE_PREFIX = (
+    "You have an error in your SQL syntax; check the manual that corresponds to your MySQL "
+)
+
+
+def parse_error(near: str, line: int = 1, server: str = "MySQL") -> SqlError:
+    """1064 as the server says it (``server``: "MySQL", or "MariaDB" for a MariaDB shard)."""
     return sql_error(
         ErrorCode.PARSE,
         "You have an error in your SQL syntax; check the manual that corresponds to your "
-        f"MySQL server version for the right syntax to use near '{near[:80]}' at line {line}",
+        f"{server} server version for the right syntax to use near '{near[:80]}' at line {line}",
+    )
+
+
+def worded_for(error: SqlError, server: str) -> SqlError:
+    """``error``, a 1064 of :func:`parse_error` worded for ``server`` instead of MySQL (the
+    account grammar's, which does not know the shard); any other error as it is."""
+    if server == "MySQL" or error.errno != ErrorCode.PARSE.errno:
+        return error
+    if not error.message.startswith(_PARSE_PREFIX):
+        return error
+    rest = error.message[len(_PARSE_PREFIX) :]
+    return SqlError(error.errno, error.sqlstate, _PARSE_PREFIX[:-6] + server + " " + rest)
+
+
+def packet_too_large() -> SqlError:
+    """1153, as MariaDB and MySQL answer a packet over ``max_allowed_packet`` (then closing)."""
+    return sql_error(
+        ErrorCode.NET_PACKET_TOO_LARGE, "Got a packet bigger than 'max_allowed_packet' bytes"
     )
 
 

@@ -93,6 +93,8 @@ class ServerContext:
         self._ids = itertools.count(1)
         self.draining = False
         self.server_version = config.server.server_version or FALLBACK_SERVER_VERSION
+        # The first shard's capabilities (``_backend_greeting``), as offered to clients.
+        self.shard_capabilities = 0
         # Prometheus metrics (proxy/ops/metrics.py lists the calls sessions make).
         self.metrics = Metrics(
             catalog_version=lambda: self.catalog.snapshot().version,
@@ -161,8 +163,11 @@ async def _greets(host: str, port: int, timeout: float) -> bool:
             conn.close()
 
 
-async def _backend_version(config: Config) -> str:
-    """The first reachable shard's greeting version, which the proxy presents as its own."""
+async def _backend_greeting(config: Config) -> tuple[str, int]:
+    """The first reachable shard's greeting: its version, which the proxy presents as its own,
+    and its capabilities, which decide what the proxy offers clients beyond its own (session
+    tracking, MariaDB's extended type information and metadata caching: shards are assumed to
+    be of one kind). No shard reachable: the fallback version, and none of those."""
     loop = asyncio.get_running_loop()
     for shard in config.shards:
         try:
@@ -173,12 +178,13 @@ async def _backend_version(config: Config) -> str:
             continue
         try:
             _, greeting = await asyncio.wait_for(conn.read(1 << 16), 3)
-            return f"{parse_handshake_v10(greeting).server_version}-shardgate"
+            handshake = parse_handshake_v10(greeting)
+            return f"{handshake.server_version}-shardgate", handshake.capabilities
         except (ConnectionLost, ProtocolError, TimeoutError, PacketTooLarge):
             continue
         finally:
             conn.close()
-    return FALLBACK_SERVER_VERSION
+    return FALLBACK_SERVER_VERSION, 0
 
 
 def _ssl_context(config: Config) -> ssl.SSLContext | None:
@@ -252,7 +258,8 @@ class ProxyServer:
         # wait at most that long for it.
         sys.setswitchinterval(0.001)
         server = self.ctx.config.server
-        self.ctx.server_version = server.server_version or await _backend_version(self.ctx.config)
+        version, self.ctx.shard_capabilities = await _backend_greeting(self.ctx.config)
+        self.ctx.server_version = server.server_version or version
         worker = self.ctx.worker
         if worker is not None:
             self.ctx.metrics.serve_merged(worker.merged_metrics)
@@ -327,7 +334,8 @@ class ProxyServer:
             for session in list(self.ctx.sessions.values()):
                 activity = session.activity
                 if activity.command == "Sleep":
-                    if settings.idle_timeout and now - activity.since > settings.idle_timeout:
+                    idle_limit = session.idle_limit(settings.idle_timeout)
+                    if idle_limit and now - activity.since > idle_limit:
                         session.disconnect_idle()
                     continue
                 if (

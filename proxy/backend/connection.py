@@ -38,8 +38,10 @@ from proxy.wire.stream import (
 )
 
 # What the proxy is willing to pass from the client's capabilities to the backend. Anything
-# the proxy does not relay faithfully (compression, LOCAL INFILE, DEPRECATE_EOF, session
-# tracking, query attributes, SSL on the backend hop) is left out.
+# the proxy does not relay faithfully (compression, LOCAL INFILE, DEPRECATE_EOF, query
+# attributes, MariaDB's progress reports and bulk execution, SSL on the backend hop) is left
+# out. Session tracking is relayed: the shard's OK packets reach the client verbatim, with
+# their session-state data.
 RELAYED_CAPABILITIES = (
     Capability.LONG_PASSWORD
     | Capability.FOUND_ROWS
@@ -57,7 +59,18 @@ RELAYED_CAPABILITIES = (
     | Capability.PS_MULTI_RESULTS
     | Capability.PLUGIN_AUTH
     | Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA
+    | Capability.SESSION_TRACK
+    | Capability.MARIADB_CLIENT_EXTENDED_TYPE_INFO
+    | Capability.MARIADB_CLIENT_CACHE_METADATA
 )
+# Capabilities that change the format of what the shard sends: a client that negotiated one
+# with the proxy must get it from the shard too, or it would misread every result set.
+FORMAT_CAPABILITIES = (
+    Capability.MARIADB_CLIENT_EXTENDED_TYPE_INFO | Capability.MARIADB_CLIENT_CACHE_METADATA
+)
+# The capabilities that depend on the shard: the proxy offers them to clients only when the
+# shard offers them (``offered_capabilities``).
+SHARD_CAPABILITIES = FORMAT_CAPABILITIES | Capability.SESSION_TRACK
 REQUIRED_CAPABILITIES = (
     Capability.PROTOCOL_41
     | Capability.SECURE_CONNECTION
@@ -68,6 +81,14 @@ REQUIRED_CAPABILITIES = (
 )
 
 MAX_BACKEND_PACKET = 1 << 30
+_CLIENT_MYSQL = int(Capability.LONG_PASSWORD)
+_EXTENDED_TYPE_INFO = int(Capability.MARIADB_CLIENT_EXTENDED_TYPE_INFO)
+
+
+def offered_capabilities(proxy: int, shard: int) -> int:
+    """What the proxy offers clients: its own ``proxy`` capabilities, less those that depend on
+    the shard (``SHARD_CAPABILITIES``) when the shard's greeting (``shard``) lacks them."""
+    return proxy & ~(SHARD_CAPABILITIES & ~shard)
 
 
 class BackendError(Exception):
@@ -228,10 +249,17 @@ class BackendConnection(PacketConnection):
             err = parse_err(greeting, Capability.PROTOCOL_41)
             raise BackendError(f"shard '{target.shard}' refused the connection: {err.message}")
         handshake = parse_handshake_v10(greeting)
+        missing = client_capabilities & FORMAT_CAPABILITIES & ~handshake.capabilities
+        if missing:
+            raise BackendError(
+                f"shard '{target.shard}' does not offer {Capability(missing)!r}, which the "
+                "client negotiated with the proxy"
+            )
         capabilities = (
             (client_capabilities & RELAYED_CAPABILITIES) | REQUIRED_CAPABILITIES
         ) & handshake.capabilities
-        capabilities |= Capability.LONG_PASSWORD
+        if not capabilities >> 32:
+            capabilities |= _CLIENT_MYSQL  # (with MariaDB's extensions it must stay clear)
         if target.database:
             capabilities |= Capability.CONNECT_WITH_DB
         else:
@@ -444,6 +472,8 @@ class BackendConnection(PacketConnection):
             for _ in range(6):  # catalog, schema, table, org_table, name, org_name
                 value, pos = read_lenenc_str(coldef, pos)
                 fields.append(value or b"")
+            if self.capabilities & _EXTENDED_TYPE_INFO:
+                _, pos = read_lenenc_str(coldef, pos)  # MariaDB's extended type information
             columns.append(fields[4].decode())
             # then: length of the fixed fields (0x0c), charset (2), column length (4), type
             types.append(coldef[pos + 7] if pos + 7 < len(coldef) else 0)

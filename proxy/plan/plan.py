@@ -10,9 +10,11 @@ so both paths make the same decision by construction.
 Plans:
 
 * :class:`Relay` -- forward the client's packet verbatim to the session's backend connection and
-  relay the answer; :class:`Effects` says what the command leaves on that connection. The one
-  change a relay ever makes to the client's bytes: a ``CREATE VIEW``'s DEFINER account becomes
-  ``CURRENT_USER`` (``Relay.definer``), so that a view's definer is always its creator.
+  relay the answer; :class:`Effects` says what the command leaves on that connection. Its
+  ``rewrite`` (:mod:`proxy.plan.rewrite`) is the one exception to "verbatim": identity functions
+  and shard-internal variables, answered by the proxy, replaced at their token positions, and a
+  ``CREATE VIEW``'s DEFINER account, which becomes ``CURRENT_USER`` (a view's definer is always
+  its creator).
 * :class:`Forward` -- forward a packet that has no answer (COM_STMT_CLOSE, SEND_LONG_DATA).
 * :class:`Deny` -- answer with this error; nothing reaches a shard.
 * Local answers: :class:`UseDatabase`, :class:`ShowDatabases`, :class:`ShowProcesslist`,
@@ -38,6 +40,7 @@ from auth.errors import (
 from auth.model import Account
 from auth.privileges import Priv, Requirement
 from proxy.plan.authorize import Caller, check_requirements, resolve_database
+from proxy.plan.rewrite import IdentityValues, Splice, identity_splices
 from proxy.sql.analyze import DatabaseStatement, Kind, Statement
 from proxy.sql.like import shows_database
 from proxy.wire.stream import ResponseKind
@@ -57,6 +60,8 @@ class SessionView:
     # Something lives on the session's backend connection that another connection would not
     # have (a transaction, temporary tables, locks, user variables, prepared statements).
     bound: bool = False
+    # What identity functions and shard-internal variables answer (None: left to the shard).
+    identity: IdentityValues | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,15 +158,29 @@ NO_EFFECTS = Effects()
 
 
 @dataclass(frozen=True, slots=True)
+class PacketKill:
+    """A ``KILL [QUERY] id`` inside a multi-statement packet; ``start``/``end``: its statement's
+    character offsets in the packet's text (``Statement.start`` / ``end``)."""
+
+    connection_id: int
+    query_only: bool
+    start: int
+    end: int
+    last: bool  # the packet's last statement (its text has no ';' to keep)
+
+
+@dataclass(frozen=True, slots=True)
 class Relay:
     """Forward the client's packet verbatim; relay the shard's answer verbatim."""
 
     response: ResponseKind
     digest: str | None  # the query digest text to record it under (None: not recorded)
     effects: Effects = NO_EFFECTS
-    # CREATE VIEW ... DEFINER = account: the account's character offsets in the request's text,
-    # replaced by CURRENT_USER in what is relayed (Statement.definer).
-    definer: tuple[int, int] | None = None
+    # Replacements in the packet's statement text, in order (proxy.plan.rewrite).
+    rewrite: tuple[Splice, ...] = ()
+    # KILL statements of a multi-statement packet: the proxy carries them out (they name its
+    # connection ids) before relaying, and the shard runs a stand-in for each at its place.
+    kills: tuple[PacketKill, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,15 +397,22 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
     binds: set[str] = set()
     readback: dict[str, None] = {}
     replay: list[str] = []
+    kills: list[PacketKill] = []
     for statement in statements:
         if statement.kind is Kind.REFUSED:
             assert statement.error is not None
             return Deny(statement.error)
-        if (
-            statement.kind not in (Kind.QUERY, Kind.SESSION)
-            or statement.lexing_unknown
-            or statement.definer is not None
-        ):
+        if statement.kind is Kind.KILL:
+            # MariaDB runs a KILL in a multi-statement packet (mysql2's tests do this).
+            assert statement.kill_id is not None
+            last = statement is statements[-1]
+            kills.append(
+                PacketKill(
+                    statement.kill_id, statement.kill_query, statement.start, statement.end, last
+                )
+            )
+            continue
+        if statement.kind not in (Kind.QUERY, Kind.SESSION) or statement.lexing_unknown:
             return Deny(_not_combinable(statement))
         decided = relayed_statement(statement, view, snapshot)
         if isinstance(decided, Deny):
@@ -396,7 +422,11 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
         replay += statement.replay
     effects = Effects(binds=frozenset(binds), readback=tuple(readback), replay=tuple(replay))
     return Relay(
-        ResponseKind.QUERY, command.digest, NO_EFFECTS if effects == NO_EFFECTS else effects
+        ResponseKind.QUERY,
+        command.digest,
+        NO_EFFECTS if effects == NO_EFFECTS else effects,
+        _rewrite(statements, view),
+        tuple(kills),
     )
 
 
@@ -409,7 +439,7 @@ def _one_statement(
             return ShowNotes()
         decided = relayed_statement(statement, view, snapshot)
         if isinstance(decided, Relay):
-            return Relay(decided.response, digest, decided.effects, statement.definer)
+            return Relay(decided.response, digest, decided.effects, _rewrite((statement,), view))
         return decided
     if kind is Kind.DATABASE:
         assert statement.database is not None
@@ -442,6 +472,19 @@ def _one_statement(
     if kind is Kind.ACCOUNT:
         return RunAccountStatement(statement.text)
     return Deny(_not_relayable())
+
+
+def _rewrite(statements: tuple[Statement, ...], view: SessionView) -> tuple[Splice, ...]:
+    """What the relay changes in the client's bytes: the identity calls of relayed statements,
+    answered with the session's values, and a CREATE VIEW's DEFINER account, which becomes
+    CURRENT_USER (its creator's mirror)."""
+    splices = list(identity_splices(statements, view.identity)) if view.identity else []
+    splices += [
+        Splice(st.definer[0], st.definer[1], b"CURRENT_USER")
+        for st in statements
+        if st.definer is not None
+    ]
+    return tuple(sorted(splices, key=lambda splice: splice.start))
 
 
 def _use(name: str, view: SessionView, snapshot: CatalogSnapshot) -> Plan:
@@ -521,7 +564,9 @@ def _prepare(command: Prepare, view: SessionView, snapshot: CatalogSnapshot) -> 
     decided = relayed_statement(statement, view, snapshot)
     if isinstance(decided, Deny):
         return decided
-    return Relay(ResponseKind.PREPARE, None, Effects(prepares=statement))
+    return Relay(
+        ResponseKind.PREPARE, None, Effects(prepares=statement), _rewrite((statement,), view)
+    )
 
 
 def _statement_command(

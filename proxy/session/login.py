@@ -41,13 +41,14 @@ from auth.errors import (
     SqlError,
     access_denied,
     account_blocked,
+    packet_too_large,
     sql_error,
     user_limit_reached,
 )
 from auth.hosts import choose_account
 from auth.model import Account
 from auth.passwords import hash_password
-from proxy.backend.connection import RELAYED_CAPABILITIES
+from proxy.backend.connection import RELAYED_CAPABILITIES, offered_capabilities
 from proxy.ops.config import Config, ServerConfig
 from proxy.ops.logs import audit_login, bind_account
 from proxy.ops.metrics import Metrics
@@ -62,6 +63,7 @@ from proxy.session.authn import (
     SlowCheck,
     run_plugin,
 )
+from proxy.sql.charsets import UTF8MB4_GENERAL_CI, client_collation
 from proxy.wire.packets import (
     Capability,
     ProtocolError,
@@ -78,15 +80,11 @@ from proxy.wire.stream import ClientConnection, ConnectionLost, PacketTooLarge
 
 log = logging.getLogger("shardgate.session")
 
-# What the proxy advertises. Compression, LOCAL INFILE, DEPRECATE_EOF, session tracking and
-# query attributes are deliberately absent: the proxy does not relay them faithfully.
+# What the proxy advertises (less what the shards do not offer: ``offered_capabilities``).
+# Compression, LOCAL INFILE, DEPRECATE_EOF, query attributes and MariaDB's progress reports and
+# bulk execution are deliberately absent: the proxy does not relay them faithfully.
 SERVER_CAPABILITIES = RELAYED_CAPABILITIES | Capability.IGNORE_SPACE | Capability.CONNECT_ATTRS
 
-UTF8MB4_GENERAL_CI = 45
-# Character sets whose multi-byte sequences never contain ASCII bytes, so the proxy's lexer
-# sees the same quotes and backslashes as the server. Clients asking for others at login are
-# served in utf8mb4.
-SAFE_CHARSET_IDS = frozenset({8, 11, 33, 45, 46, 47, 48, 63, 83, 192, 224, 255})
 _STATUS_AUTOCOMMIT = int(ServerStatus.AUTOCOMMIT)
 _BAD_HANDSHAKE = sql_error(ErrorCode.HANDSHAKE, "Bad handshake")
 
@@ -124,6 +122,11 @@ class LoginServices(Protocol):
     def ssl_context(self) -> ssl.SSLContext | None: ...
     @property
     def server_version(self) -> str: ...
+    @property
+    def shard_capabilities(self) -> int:
+        """The shards' greeting capabilities (what the proxy may offer beyond its own)."""
+        ...
+
     @property
     def sessions(self) -> Mapping[int, Seated]: ...
     @property
@@ -408,10 +411,9 @@ class _Login:
         except ProtocolError as exc:
             self.send_error_quietly(_BAD_HANDSHAKE)
             raise LoginRefused(f"bad handshake: {exc}") from None
-        except PacketTooLarge:
-            self.send_error_quietly(
-                sql_error(ErrorCode.NET_PACKET_TOO_LARGE, "Got a packet bigger than allowed")
-            )
+        except PacketTooLarge as exc:
+            self.seq = exc.next_seq
+            self.send_error_quietly(packet_too_large())
             raise LoginRefused("login packet too large") from None
         metrics = self.services.metrics
         metrics.logins_ok.inc()
@@ -434,7 +436,9 @@ class _Login:
         services = self.services
         server = services.config.server
         ssl_context = services.ssl_context  # one read: a reload may replace it meanwhile
-        offered = SERVER_CAPABILITIES | (Capability.SSL if ssl_context is not None else 0)
+        offered = offered_capabilities(SERVER_CAPABILITIES, services.shard_capabilities)
+        if ssl_context is not None:
+            offered |= Capability.SSL
         scramble = make_scramble()
         await self.send(
             build_handshake_v10(
@@ -455,7 +459,10 @@ class _Login:
             payload = await self.read()
         response = parse_handshake_response(payload)
         self.capabilities = response.capabilities & offered
-        charset = response.charset if response.charset in SAFE_CHARSET_IDS else UTF8MB4_GENERAL_CI
+        self.user = response.username
+        charset = client_collation(response.charset)
+        if isinstance(charset, SqlError):
+            raise _Refusal(charset, "unsupported character set")
         if server.require_tls and not self.tls:
             raise _Refusal(
                 sql_error(
@@ -483,8 +490,11 @@ class _Login:
 
     async def change(self, payload: bytes, charset: int) -> LoginResult:
         request = parse_change_user(payload, self.capabilities)
-        if request.charset is not None and request.charset in SAFE_CHARSET_IDS:
-            charset = request.charset
+        if request.charset is not None:
+            asked = client_collation(request.charset)
+            if isinstance(asked, SqlError):
+                raise _Refusal(asked, "unsupported character set")
+            charset = asked
         # The response in the packet answers the greeting's scramble: always ask again, with
         # a fresh one, so an old answer cannot be replayed.
         account = await self.authenticate(

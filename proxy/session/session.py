@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,7 +34,9 @@ from auth.catalog import CatalogSnapshot
 from auth.errors import (
     ErrorCode,
     SqlError,
+    packet_too_large,
     sql_error,
+    worded_for,
 )
 from auth.model import Account
 from proxy.backend.connection import (
@@ -80,6 +84,7 @@ from proxy.plan.plan import (
     plan,
     relayed_statement,
 )
+from proxy.plan.rewrite import IdentityValues, Splice, apply_splices, sql_string
 from proxy.session.account_statements import ResultReply, execute_account_statement
 from proxy.session.host import SessionHost
 from proxy.session.link import (
@@ -102,20 +107,21 @@ from proxy.session.local import (
     visible,
 )
 from proxy.session.login import (
-    UTF8MB4_GENERAL_CI,
     LoginRefused,
     LoginResult,
     change_user,
     handshake,
 )
 from proxy.sql.analyze import NeedsParse, Statement, analyze_with_digest, cached_shape
-from proxy.sql.lexer import LexMode, ServerFlavor
+from proxy.sql.charsets import UTF8MB4_GENERAL_CI
+from proxy.sql.lexer import LexMode, ServerFlavor, server_name, utf8_offsets
 from proxy.wire.packets import (
     Capability,
     ProtocolError,
     ServerStatus,
     build_err,
     build_ok,
+    session_track_schema,
 )
 from proxy.wire.stream import (
     ClientConnection,
@@ -126,8 +132,15 @@ from proxy.wire.stream import (
 )
 
 log = logging.getLogger("shardgate.session")
+_HOSTNAME = socket.gethostname()
 
 _STATUS_AUTOCOMMIT = int(ServerStatus.AUTOCOMMIT)
+_SESSION_STATUS = int(
+    ServerStatus.IN_TRANS
+    | ServerStatus.AUTOCOMMIT
+    | ServerStatus.NO_BACKSLASH_ESCAPES
+    | ServerStatus.IN_TRANS_READONLY
+)
 _COM_QUERY = 0x03
 _COM_INIT_DB = 0x02
 _COM_STMT_PREPARE = 0x16
@@ -193,6 +206,8 @@ class Session:
         self.capabilities = 0
         self.charset = UTF8MB4_GENERAL_CI
         self.tls = False
+        # What identity functions and shard-internal variables answer (set at login).
+        self.identity: IdentityValues | None = None
         self.link = BackendLink()
         self.prepared: dict[int, Prepared] = {}
         self.notes: list[tuple[int, str]] = []
@@ -247,10 +262,8 @@ class Session:
                 else:
                     metrics.aborted_session.inc()
                 log.debug("connection %d: the client went away", self.connection_id)
-        except PacketTooLarge:
-            self._send_error_quietly(
-                sql_error(ErrorCode.NET_PACKET_TOO_LARGE, "Got a packet bigger than allowed")
-            )
+        except PacketTooLarge as exc:
+            self._send_error_quietly(packet_too_large(), seq=exc.next_seq)
         except ProtocolError:
             self._send_error_quietly(sql_error(ErrorCode.HANDSHAKE, "Bad handshake"))
         except Exception:
@@ -271,6 +284,16 @@ class Session:
         self.capabilities = login.capabilities
         self.charset = login.charset
         self.tls = login.tls
+        sockname = self.client.get_extra_info("sockname")
+        self.identity = IdentityValues(
+            current_user=f"{login.account.user}@{login.account.host}",
+            user=f"{login.user}@{self.client_ip}",
+            connection_id=self.connection_id,
+            hostname=_HOSTNAME,
+            port=int(sockname[1]) if isinstance(sockname, tuple) else self.ctx.config.server.port,
+            datadir=f"{self.ctx.config.base_dir}{os.sep}",
+            socket="",
+        )
         self.ctx.sessions[self.connection_id] = self
 
     def _send_error_quietly(self, error: SqlError, seq: int | None = None) -> None:
@@ -355,6 +378,7 @@ class Session:
             self.current_db,
             has_notes=bool(self.notes),
             bound=self.link.bound(len(self.prepared)),
+            identity=self.identity,
         )
 
     async def _read_command(self, payload: bytes) -> Command | None:
@@ -483,9 +507,13 @@ class Session:
         conn = await self._connection()
         if conn is None:
             return
-        if relay.definer is not None:
-            payload = _definer_replaced(payload, relay.definer)
-        conn.send(payload)  # the client's bytes, unchanged (but a view's DEFINER)
+        killed_self = False
+        if relay.kills:
+            payload, killed_self = await self._packet_kills(payload, relay)
+        elif relay.rewrite:
+            # Identity calls answered by the proxy: the one change to the client's bytes.
+            payload = apply_splices(payload, relay.rewrite, base=1)
+        conn.send(payload)  # the client's bytes, unchanged (but for the rewrites above)
         started = time.perf_counter()
         scanner: ResponseScanner | None = None
         try:
@@ -498,6 +526,8 @@ class Session:
             return
         if scanner is not None and relay.digest is not None:
             self._record(conn, relay.digest, started, scanner)
+        if killed_self:
+            raise _self_killed()
         if effects is NO_EFFECTS:
             return
         # What the command left on the connection (kept even if it failed: over-binding can
@@ -602,6 +632,8 @@ class Session:
             if hit is None:
                 return False
             digest, statement = hit
+            if statement.identity:
+                return False  # rewritten at positions the command loop's analysis finds
             label = statement.kind.value
             info = sql
             command_name = "Query"
@@ -674,12 +706,20 @@ class Session:
         self._write(self._err(error))
 
     def _status(self) -> int:
+        """The status flags of the proxy's own answers: the session's state as the shard's last
+        answer left it (transaction, autocommit, ...), never flags that describe that answer
+        (session-state data, cursors, more results, slow query, ...)."""
         conn = self.link.conn
-        return conn.status if conn is not None else _STATUS_AUTOCOMMIT
+        return conn.status & _SESSION_STATUS if conn is not None else _STATUS_AUTOCOMMIT
 
-    def _reply_ok(self, warnings: int = 0) -> None:
+    def _reply_ok(self, warnings: int = 0, session_state: bytes = b"") -> None:
         self._write(
-            build_ok(capabilities=self.capabilities, status=self._status(), warnings=warnings)
+            build_ok(
+                capabilities=self.capabilities,
+                status=self._status(),
+                warnings=warnings,
+                session_state=session_state,
+            )
         )
 
     def _write_resultset(
@@ -698,7 +738,8 @@ class Session:
             self.link.binds.clear()
             self.prepared.clear()
             self.current_db = name
-        self._reply_ok()
+        # With CLIENT_SESSION_TRACK, MariaDB reports the new current database in the OK.
+        self._reply_ok(session_state=session_track_schema(name))
 
     def info(self, now: float) -> SessionInfo | None:
         """What SHOW PROCESSLIST shows of this session (None before login)."""
@@ -730,13 +771,18 @@ class Session:
         rows = processlist_rows(self._visible_sessions().values(), self.connection_id, full)
         self._write_resultset(list(PROCESSLIST_COLUMNS), rows, PROCESSLIST_NUMERIC)
 
-    async def _kill(self, connection_id: int, query_only: bool) -> None:
-        # A session the caller may not see is answered exactly like one that does not exist.
+    def _kill_target(self, connection_id: int) -> Session | SqlError:
+        """The session ``KILL connection_id`` ends; a session the caller may not see is
+        answered exactly like one that does not exist (1094)."""
         target = self.ctx.sessions.get(connection_id)
         if target is None or connection_id not in self._visible_sessions():
-            self._reply_error(
-                sql_error(ErrorCode.NO_SUCH_THREAD, f"Unknown thread id: {connection_id}")
-            )
+            return sql_error(ErrorCode.NO_SUCH_THREAD, f"Unknown thread id: {connection_id}")
+        return target
+
+    async def _kill(self, connection_id: int, query_only: bool) -> None:
+        target = self._kill_target(connection_id)
+        if isinstance(target, SqlError):
+            self._reply_error(target)
             return
         if query_only:
             await target.cancel_query()
@@ -744,11 +790,40 @@ class Session:
             return
         self._reply_ok()
         if target is self:
-            # MySQL answers a self-KILL with an error as the connection goes away.
-            raise FatalError(
-                sql_error(ErrorCode.QUERY_INTERRUPTED, "Query execution was interrupted"), "killed"
-            )
+            raise _self_killed()
         target.kill()
+
+    async def _packet_kills(self, payload: bytes, relay: Relay) -> tuple[bytes, bool]:
+        """Carry out the KILL statements of a multi-statement packet, in order, and put a
+        stand-in for each in the packet: ``DO 0`` (an OK, as KILL answers) when it succeeded,
+        a ``SIGNAL`` of its error (1094) when not -- which also stops the shard there, as a
+        failed KILL stops MariaDB; the kills after it are not carried out. Returns the packet
+        (identity rewrites applied too) and whether the session killed itself (it ends once
+        the answer is relayed). The kills happen before the packet reaches the shard."""
+        sql = payload[1:].decode("utf-8", "surrogateescape")
+        offsets = utf8_offsets(sql, [at for kill in relay.kills for at in (kill.start, kill.end)])
+        splices = list(relay.rewrite)
+        killed_self = failed = False
+        for index, kill in enumerate(relay.kills):
+            standin = b"DO 0"
+            target = self._kill_target(kill.connection_id) if not failed else None
+            if isinstance(target, SqlError):
+                failed = True
+                standin = b"SIGNAL SQLSTATE '%s' SET MYSQL_ERRNO = %d, MESSAGE_TEXT = %s" % (
+                    target.sqlstate.encode(),
+                    target.errno,
+                    sql_string(target.message),
+                )
+            elif target is self:
+                killed_self = killed_self or not kill.query_only
+            elif target is not None and kill.query_only:
+                await target.cancel_query()
+            elif target is not None:
+                target.kill()
+            text = standin if kill.last else standin + b";"
+            splices.append(Splice(offsets[2 * index], offsets[2 * index + 1], text))
+        splices.sort(key=lambda splice: splice.start)
+        return apply_splices(payload, tuple(splices), base=1), killed_self
 
     async def cancel_query(self) -> None:
         """KILL QUERY: ask the backend to interrupt this session's running statement."""
@@ -768,6 +843,20 @@ class Session:
             pass
         finally:
             await killer.quit()
+
+    def idle_limit(self, configured: float) -> float:
+        """How long the session may sit idle before it is disconnected: the configured
+        ``idle_timeout``, or the session's ``wait_timeout`` when the client set a shorter one
+        (MariaDB closes such a session itself; the shard closing only the backend connection
+        would go unnoticed). 0: no limit."""
+        literal = self.link.state.variables.get("wait_timeout")
+        try:
+            wait = float(literal) if literal is not None else 0.0
+        except ValueError:
+            wait = 0.0
+        if wait > 0 and (not configured or wait < configured):
+            return wait
+        return configured
 
     def disconnect_idle(self) -> None:
         """idle_timeout: tell the client why (MySQL 8's 4031), then close both sides."""
@@ -839,7 +928,8 @@ class Session:
                 self.link.state.lex_mode,
             )
         except SqlError as error:
-            self._reply_error(error)
+            # a 1064 names the shard's server, as the analysis's do
+            self._reply_error(worded_for(error, server_name(self.link.state.flavor)))
             return
         if isinstance(reply, ResultReply):
             self._write_resultset([reply.column], [[row] for row in reply.rows])
@@ -880,6 +970,13 @@ class Session:
         await change_user(self.ctx, self, payload, self._next_seq)
 
 
+def _self_killed() -> FatalError:
+    """A session's KILL of itself: MySQL answers with an error as the connection goes away."""
+    return FatalError(
+        sql_error(ErrorCode.QUERY_INTERRUPTED, "Query execution was interrupted"), "killed"
+    )
+
+
 def _analyze_payload(
     payload: bytes, db: str | None, mode: LexMode, flavor: ServerFlavor | None
 ) -> tuple[list[Statement], str, str]:
@@ -887,16 +984,6 @@ def _analyze_payload(
     sql = _decode(payload[1:])
     statements, digest = analyze_with_digest(sql, db, mode, flavor)
     return statements, digest, sql
-
-
-def _definer_replaced(payload: bytes, span: tuple[int, int]) -> bytes:
-    """A COM_QUERY ``payload`` whose text has CURRENT_USER at character offsets ``span`` (the
-    account of a CREATE VIEW's DEFINER clause; see Relay.definer), between spaces so that it
-    stays one word whatever touches the account (``DEFINER='u'@'h'VIEW`` is valid SQL)."""
-    sql = _decode(payload[1:])
-    start, end = span
-    text = sql[:start] + " CURRENT_USER " + sql[end:]
-    return payload[:1] + text.encode("utf-8", "surrogateescape")
 
 
 def _decode(raw: bytes) -> str:

@@ -150,6 +150,12 @@ Decisions where the specification is silent
   offsets in ``sql`` (the statements partition it; :func:`proxy.sql.lexer.utf8_offsets` gives
   byte offsets). An empty request gives ``[]``; text the lexer rejects gives one REFUSED
   statement (1064) for the whole request, spanning it.
+* Identity functions (``CURRENT_USER[()]``, ``USER()``, ``SESSION_USER()``, ``SYSTEM_USER()``,
+  ``CONNECTION_ID()``) and shard-internal variables (``@@[global.]hostname|datadir|port|socket``)
+  in a statement the shard runs (not DDL, whose defaults must stay calls) are listed in
+  ``Statement.identity``: a fact of the shape (cached, without positions), resolved into byte
+  offsets of the request for every statement returned; ``proxy.plan.rewrite`` answers them.
+* A 1064 names the server as the shard's flavor does ("MySQL" or "MariaDB").
 * ``SHOW DATABASES LIKE 'pattern'``: ``Statement.like_pattern`` is the pattern's value as the
   server reads it in the session's mode (``\\%`` and ``\\_`` keep their backslash); filter the
   names with :func:`proxy.sql.like.shows_database`.
@@ -157,6 +163,7 @@ Decisions where the specification is silent
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import operator
@@ -182,6 +189,7 @@ from auth.errors import (
     sql_error,
 )
 from auth.privileges import Priv, Requirement
+from proxy.sql.charsets import SAFE_CHARSETS, unsupported_charset
 from proxy.sql.lexer import (
     DEFAULT_MODE,
     RESERVED_WORDS,
@@ -192,7 +200,9 @@ from proxy.sql.lexer import (
     Token,
     TokenKind,
     lex,
+    server_name,
     shapes,
+    utf8_offsets,
 )
 from proxy.sql.names import unaccounted
 
@@ -205,6 +215,8 @@ __all__ = [
     "CACHE_SIZE",
     "LEXING_VARIABLES",
     "DatabaseStatement",
+    "Identity",
+    "IdentityCall",
     "Kind",
     "LexMode",
     "NeedsParse",
@@ -232,6 +244,34 @@ class Kind(enum.Enum):
     DATABASE = "database"  # CREATE / ALTER / DROP DATABASE: decided by the plan
     SHOW_EVENTS = "show_events"  # answered by the proxy (empty: tenants have no events)
     REFUSED = "refused"
+
+
+class Identity(enum.Enum):
+    """What an identity function or shard-internal variable asks for; the proxy answers it."""
+
+    CURRENT_USER = "current_user"  # CURRENT_USER(), CURRENT_USER: the matched account
+    USER = "user"  # USER(), SESSION_USER(), SYSTEM_USER(): the user at the client's address
+    CONNECTION_ID = "connection_id"  # the proxy's connection id
+    HOSTNAME = "hostname"  # @@hostname, @@global.hostname: the proxy's
+    DATADIR = "datadir"
+    PORT = "port"
+    SOCKET = "socket"
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityCall:
+    """One identity function call or shard-internal variable in a statement: the proxy replaces
+    it, before relaying, by the value it stands for (see ``proxy.plan.rewrite``).
+
+    In a cached analysis (a shape's fact) ``start`` and ``end`` are -1; the statements
+    :func:`analyze` returns carry the call's byte offsets in the request's UTF-8
+    (``surrogateescape``) encoding, and ``text``, the call as written."""
+
+    identity: Identity
+    select_item: bool  # a select item of its own without an alias: its column gets ``text``
+    start: int = -1
+    end: int = -1
+    text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,10 +316,14 @@ class Statement:
     # BIND_* reasons the statement ends on the backend connection when it succeeds.
     releases: frozenset[str] = frozenset()
     # CREATE VIEW ... DEFINER = account: the account's offsets in the request's text, which the
-    # session replaces with CURRENT_USER before relaying (a view's definer is its creator).
+    # session replaces with CURRENT_USER before relaying (a view's definer is its creator): byte
+    # offsets into the request's text, as the session encodes it (utf8, surrogateescape).
     definer: tuple[int, int] | None = None
     start: int = 0  # the statement's original text is sql[start:end] (proxy.sql.lexer)
     end: int = 0
+    # QUERY / SESSION: identity function calls and shard-internal variables the proxy answers
+    # (replaced in the relayed text at these positions).
+    identity: tuple[IdentityCall, ...] = ()
 
 
 CACHE_SIZE: Final = 10_000
@@ -371,15 +415,8 @@ _INFORMATION_SCHEMA: Final = "information_schema"
 # information_schema tables whose rows show other sessions of the (shared) backend account.
 _IS_OTHER_SESSIONS: Final = frozenset({"PROCESSLIST"})
 
-# Character sets whose multi-byte characters never contain a byte below 0x80, so that quotes,
-# backslashes and comment markers are found at the same places whatever the proxy decodes.
-_SAFE_CHARSETS: Final = frozenset(
-    """
-    utf8 utf8mb3 utf8mb4 latin1 latin2 latin5 latin7 ascii binary cp1250 cp1251 cp1256 cp1257
-    cp850 cp852 cp866 dec8 greek hebrew hp8 keybcs2 koi8r koi8u macce macroman swe7 tis620
-    armscii8 geostd8 ujis eucjpms euckr
-    """.split()  # noqa: SIM905
-)
+# Character sets whose multi-byte characters never contain a byte below 0x80 (proxy.sql.charsets).
+_SAFE_CHARSETS: Final = SAFE_CHARSETS
 
 # Session variables a client may set (literal values only).
 _SESSION_VARIABLES: Final = frozenset(
@@ -1969,14 +2006,7 @@ def _value_name(tok: Token) -> str | None:
 def _charset_ok(name: str) -> str:
     cs = name.lower()
     if cs not in _SAFE_CHARSETS:
-        raise _Refuse(
-            sql_error(
-                ErrorCode.NOT_SUPPORTED_YET,
-                f"Character set '{name}' is not supported by the proxy: only character sets "
-                "whose multi-byte characters never contain ASCII bytes (such as utf8mb4 and "
-                "latin1) can be checked safely",
-            )
-        )
+        raise _Refuse(unsupported_charset(name))
     return cs
 
 
@@ -2577,6 +2607,137 @@ def _show_values(tokens: Sequence[Token], reqs: _Reqs) -> Statement:
 
 
 # --------------------------------------------------------------------------------------------
+# Identity functions and shard-internal variables (answered by the proxy: proxy.plan.rewrite)
+
+_IDENTITY_FUNCTIONS: Final = {
+    "CURRENT_USER": Identity.CURRENT_USER,
+    "USER": Identity.USER,
+    "SESSION_USER": Identity.USER,
+    "SYSTEM_USER": Identity.USER,
+    "CONNECTION_ID": Identity.CONNECTION_ID,
+}
+_IDENTITY_VARIABLES: Final = {
+    f"@@{scope}{name}": identity
+    for name, identity in (
+        ("hostname", Identity.HOSTNAME),
+        ("datadir", Identity.DATADIR),
+        ("port", Identity.PORT),
+        ("socket", Identity.SOCKET),
+    )
+    for scope in ("", "global.")
+}
+_SELECT_MODIFIERS: Final = frozenset(
+    """
+    SELECT ALL DISTINCT DISTINCTROW HIGH_PRIORITY STRAIGHT_JOIN SQL_SMALL_RESULT SQL_BIG_RESULT
+    SQL_BUFFER_RESULT SQL_CACHE SQL_NO_CACHE SQL_CALC_FOUND_ROWS
+    """.split()  # noqa: SIM905
+)
+# What ends a select list (at its own parenthesis depth).
+_SELECT_LIST_ENDS: Final = frozenset(
+    """
+    FROM INTO WHERE GROUP HAVING ORDER LIMIT UNION EXCEPT INTERSECT WINDOW FOR LOCK PROCEDURE
+    """.split()  # noqa: SIM905
+)
+# Statements whose identity calls are left alone: DDL stores expressions (DEFAULT CURRENT_USER()),
+# which must stay calls.
+_IDENTITY_UNTOUCHED: Final = frozenset({"CREATE", "ALTER"})
+
+
+def _identity_spans(images: Sequence[str]) -> list[tuple[int, int, Identity, bool]]:
+    """``(first, end, identity, select_item)`` of each identity call in ``images`` (the call is
+    ``images[first:end]``): an unquoted ``CURRENT_USER`` with or without ``()``, ``USER()``,
+    ``SESSION_USER()``, ``SYSTEM_USER()``, ``CONNECTION_ID()``, and ``@@[global.]hostname |
+    datadir | port | socket``. ``select_item``: the call is a whole item of a select list,
+    without an alias. The same function reads a shape key's images (the cached fact) and a
+    statement's tokens' images (the positions): literal-list collapsing never touches a call
+    nor its neighbours, so both find the same calls."""
+    out: list[tuple[int, int, Identity, bool]] = []
+    in_list = [False]  # per parenthesis depth: inside a select list
+    n = len(images)
+    i = 0
+    while i < n:
+        img = images[i]
+        identity: Identity | None = None
+        end = i + 1
+        if img[0] == "@":
+            identity = _IDENTITY_VARIABLES.get(img)
+        elif _is_word(img):
+            identity = _IDENTITY_FUNCTIONS.get(img.upper())
+            if identity is not None:
+                call = i + 2 < n and images[i + 1] == "(" and images[i + 2] == ")"
+                if call:
+                    end = i + 3
+                elif identity is not Identity.CURRENT_USER or (i + 1 < n and images[i + 1] == "("):
+                    identity = None
+        if identity is not None:
+            before = _kw(images[i - 1]) if i else ""
+            after = _kw(images[end]) if end < n else ""
+            item = (
+                in_list[-1]
+                and (before in _SELECT_MODIFIERS or before == ",")
+                and (after in ("", ",", ")") or after in _SELECT_LIST_ENDS)
+            )
+            out.append((i, end, identity, item))
+            i = end
+            continue
+        if img == "(":
+            in_list.append(False)
+        elif img == ")":
+            if len(in_list) > 1:
+                in_list.pop()
+        else:
+            kw = _kw(img)
+            if kw == "SELECT":
+                in_list[-1] = True
+            elif kw in _SELECT_LIST_ENDS:
+                in_list[-1] = False
+        i += 1
+    return out
+
+
+def _with_identity_fact(st: Statement, images: Sequence[str]) -> Statement:
+    """``st`` with the identity calls its images hold (positions not resolved), for a statement
+    the shard runs; the cached fact of its shape."""
+    if st.kind not in (Kind.QUERY, Kind.SESSION) or _kw(images[0]) in _IDENTITY_UNTOUCHED:
+        return st
+    spans = _identity_spans(images)
+    if not spans:
+        return st
+    facts = tuple(IdentityCall(identity, item) for _, _, identity, item in spans)
+    return dataclasses.replace(st, identity=facts)
+
+
+def _resolve_positions(st: Statement, lexed: LexedStatement, sql: str) -> Statement:
+    """``st`` with byte offsets in ``sql`` for what the relay rewrites: its identity calls and
+    a CREATE VIEW's DEFINER account (whose ``definer`` holds character offsets until then)."""
+    if st.identity:
+        st = _resolve_identity(st, lexed, sql)
+    if st.definer is not None:
+        start, end = utf8_offsets(sql, list(st.definer))
+        st = dataclasses.replace(st, definer=(start, end))
+    return st
+
+
+def _resolve_identity(st: Statement, lexed: LexedStatement, sql: str) -> Statement:
+    """``st`` (with an identity fact) with each call's byte offsets in ``sql`` and its text,
+    found in the statement's tokens."""
+    tokens = lexed.tokens
+    spans = _identity_spans([t.image for t in tokens])
+    chars: list[int] = []
+    for first, end, _, _ in spans:
+        last = tokens[end - 1]
+        chars += (tokens[first].pos, last.pos + len(last.raw))
+    offsets = utf8_offsets(sql, chars)
+    calls = tuple(
+        IdentityCall(identity, item, offsets[2 * k], offsets[2 * k + 1], sql[a:b])
+        for k, ((_, _, identity, item), a, b) in enumerate(
+            zip(spans, chars[::2], chars[1::2], strict=True)
+        )
+    )
+    return dataclasses.replace(st, identity=calls)
+
+
+# --------------------------------------------------------------------------------------------
 # Dispatch
 
 
@@ -2650,8 +2811,9 @@ _object_new = object.__new__
 _object_setattr = object.__setattr__
 
 
-def _placed(st: Statement, text: str, start: int, end: int) -> Statement:
-    """``st`` with this statement's own text and offsets (and a 1064 naming its text)."""
+def _placed(st: Statement, text: str, start: int, end: int, server: str = "MySQL") -> Statement:
+    """``st`` with this statement's own text and offsets (and a 1064 naming its text, worded
+    as ``server`` words it: :func:`proxy.sql.lexer.server_name`)."""
     error = st.error
     if error is None:
         if st.text == text and st.start == start and st.end == end:
@@ -2680,9 +2842,10 @@ def _placed(st: Statement, text: str, start: int, end: int) -> Statement:
         _object_setattr(clone, "definer", st.definer)
         _object_setattr(clone, "start", start)
         _object_setattr(clone, "end", end)
+        _object_setattr(clone, "identity", st.identity)
         return clone
     if error is _PARSE or error.errno == ErrorCode.PARSE.errno:
-        error = parse_error(text)
+        error = parse_error(text, 1, server)
     return Statement(
         st.kind,
         text,
@@ -2706,6 +2869,7 @@ def _placed(st: Statement, text: str, start: int, end: int) -> Statement:
         st.definer,
         start,
         end,
+        st.identity,
     )
 
 
@@ -2716,14 +2880,17 @@ def _analyze_one(
     end: int,
     lexed: Callable[[], LexedStatement],
     current_db: str | None,
+    server: str = "MySQL",
 ) -> tuple[Statement, bool]:
     """One statement: ``(statement, cacheable)``. Statements analysed from their shape need
     only its ``images``; the others read their tokens, which ``lexed()`` gives."""
     opener = _opener(images)
     try:
         if opener == "shape":
-            return _placed(_analyze_shape(images, current_db), text, start, end), True
-        return _placed(_analyze_values(lexed(), opener, current_db), text, start, end), False
+            st = _with_identity_fact(_analyze_shape(images, current_db), images)
+            return _placed(st, text, start, end, server), True
+        st = _with_identity_fact(_analyze_values(lexed(), opener, current_db), images)
+        return _placed(st, text, start, end, server), False
     except NeedsParse:
         raise
     except RecursionError:
@@ -2780,9 +2947,15 @@ def analyze_uncached(
             out.append(_after_change(lexed.text, lexed.start, lexed.end))
             continue
         st, _cacheable = _analyze_one(
-            lexed.images, lexed.text, lexed.start, lexed.end, partial(_same, lexed), current_db
+            lexed.images,
+            lexed.text,
+            lexed.start,
+            lexed.end,
+            partial(_same, lexed),
+            current_db,
+            server_name(flavor),
         )
-        out.append(st)
+        out.append(_resolve_positions(st, lexed, sql))
         changed = _changes_lexing(st)
     return out
 
@@ -2865,6 +3038,7 @@ def _remember(cache: OrderedDict[Any, Statement], key: Any, st: Statement) -> No
         reads_information_schema=st.reads_information_schema,
         binds=st.binds,
         shows_warnings=st.shows_warnings,
+        identity=st.identity,
     )
     if len(cache) > CACHE_SIZE:
         cache.popitem(last=False)
@@ -2934,7 +3108,10 @@ def analyze_with_digest(
             except KeyError:  # evicted meanwhile (only if called from several threads)
                 pass
             _stats["fast_hits"] += 1
-            return [_placed(hit, sql.strip(" \t\r\n"), 0, len(sql))], digest
+            st = _placed(hit, sql.strip(" \t\r\n"), 0, len(sql), server_name(flavor))
+            if st.identity:
+                st = _resolve_identity(st, lex(sql, mode, flavor)[0], sql)
+            return [st], digest
     try:
         raw = shapes(sql, mode, flavor)
     except LexError as err:
@@ -2943,6 +3120,13 @@ def analyze_with_digest(
         digest = ";".join(shape.key for shape in raw)
     out: list[Statement] = []
     lexed: list[LexedStatement] = []
+
+    def tokens(index: int) -> LexedStatement:
+        """The statement's tokens (the request is lexed with tokens once, when first needed)."""
+        if not lexed:
+            lexed.extend(lex(sql, mode, flavor))
+        return lexed[index]
+
     changed = False
     for index, (key, images, text, start, end) in enumerate(raw):
         if changed:
@@ -2956,21 +3140,19 @@ def analyze_with_digest(
             except KeyError:
                 pass
             _stats["hits"] += 1
-            out.append(_placed(hit, text, start, end))
+            st = _placed(hit, text, start, end, server_name(flavor))
+            out.append(_resolve_positions(st, tokens(index), sql))
             continue
         _stats["misses"] += 1
 
-        def tokens(index: int = index) -> LexedStatement:
-            if not lexed:
-                lexed.extend(lex(sql, mode, flavor))
-            return lexed[index]
-
-        st, cacheable = _analyze_one(images, text, start, end, tokens, current_db)
+        st, cacheable = _analyze_one(
+            images, text, start, end, partial(tokens, index), current_db, server_name(flavor)
+        )
         if cacheable:
             _remember(_CACHE, ckey, st)
             if fast is not None and len(raw) == 1:
                 _remember(_FAST, (fast, current_db), st)
-        out.append(st)
+        out.append(_resolve_positions(st, tokens(index), sql))
         changed = _changes_lexing(st)
     return out, digest
 

@@ -100,6 +100,7 @@ __all__ = [
     "Token",
     "TokenKind",
     "lex",
+    "server_name",
     "shapes",
     "unescape_string",
     "utf8_offsets",
@@ -397,9 +398,24 @@ def _quote_ident(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def _error(sql: str, pos: int, what: str = "syntax error") -> LexError:
+def _error(sql: str, pos: int, what: str = "syntax error", server: str = "MySQL") -> LexError:
     line = sql.count("\n", 0, pos) + 1
-    return LexError(parse_error(sql[pos:], line), pos, what)
+    return LexError(parse_error(sql[pos:], line, server), pos, what)
+
+
+def server_name(flavor: ServerFlavor | None) -> str:
+    """How 1064 names the server: "MariaDB" for a MariaDB shard, else "MySQL"."""
+    return "MariaDB" if flavor is not None and flavor.mariadb else "MySQL"
+
+
+def _scan_as(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: bool) -> list[_Raw]:
+    """:func:`_scan`, its 1064 worded as the ``flavor`` server words it."""
+    try:
+        return _scan(sql, mode, flavor, with_tokens)
+    except LexError as err:
+        if flavor is None or not flavor.mariadb:
+            raise
+        raise _error(sql, err.pos, err.reason, server_name(flavor)) from None
 
 
 def _bad_word(word: str) -> bool:
@@ -771,7 +787,7 @@ def lex(
     ``mode``; raises :class:`LexError` (1064)."""
     return [
         LexedStatement(tuple(tokens or ()), tuple(images), text, " ".join(images), start, end)
-        for images, text, start, end, tokens in _scan(sql, mode, flavor, True)
+        for images, text, start, end, tokens in _scan_as(sql, mode, flavor, True)
     ]
 
 
@@ -781,5 +797,5 @@ def shapes(
     """:func:`lex` without tokens: one :class:`Shape` per statement."""
     return [
         Shape(" ".join(images), images, text, start, end)
-        for images, text, start, end, _tokens in _scan(sql, mode, flavor, False)
+        for images, text, start, end, _tokens in _scan_as(sql, mode, flavor, False)
     ]

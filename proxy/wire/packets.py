@@ -69,6 +69,7 @@ __all__ = [
     "read_lenenc_int",
     "read_lenenc_str",
     "read_nul_str",
+    "session_track_schema",
 ]
 
 Buffer = bytes | bytearray | memoryview
@@ -109,6 +110,13 @@ class Capability(enum.IntFlag):
     QUERY_ATTRIBUTES = 1 << 27
     SSL_VERIFY_SERVER_CERT = 1 << 30
     REMEMBER_OPTIONS = 1 << 31
+    # MariaDB's extended capabilities: the last 4 of the greeting's 10 reserved bytes and of
+    # the handshake response's 23 filler bytes, read only when CLIENT_MYSQL (LONG_PASSWORD)
+    # is clear. Kept here shifted by 32, so one int carries every capability.
+    MARIADB_CLIENT_PROGRESS = 1 << 32
+    MARIADB_CLIENT_STMT_BULK_OPERATIONS = 1 << 34
+    MARIADB_CLIENT_EXTENDED_TYPE_INFO = 1 << 35
+    MARIADB_CLIENT_CACHE_METADATA = 1 << 36
 
 
 class ServerStatus(enum.IntFlag):
@@ -192,13 +200,16 @@ _CAP_CONNECT_ATTRS = 1 << 20
 _CAP_LENENC_AUTH = 1 << 21
 _CAP_SESSION_TRACK = 1 << 23
 _CAP_DEPRECATE_EOF = 1 << 24
+_CAP_CLIENT_MYSQL = 1  # LONG_PASSWORD's bit: set by MySQL, clear when MariaDB's extensions count
+_CAP_EXTENDED_TYPE_INFO = 1 << 35
+_CAP_CACHE_METADATA = 1 << 36
 _STATUS_SESSION_STATE_CHANGED = 1 << 14
 
 _U32 = struct.Struct("<I")
 _U16 = struct.Struct("<H")
 _EOF = struct.Struct("<BHH")
 _ERR_HEAD = struct.Struct("<BH")
-_HS_RESP_HEAD = struct.Struct("<IIB23x")
+_HS_RESP_HEAD = struct.Struct("<IIB19xI")
 _COLDEF_TAIL = struct.Struct("<BHIBHB2x")
 _PREPARE_OK = struct.Struct("<xIHHxH")
 _NUL_SCRAMBLE_PLUGINS = frozenset({"mysql_native_password", "caching_sha2_password"})
@@ -382,10 +393,15 @@ def build_handshake_v10(
 
     ``scramble`` must be 20 bytes (sent as 8 + 12 + NUL). The auth-plugin-data
     length (21) and the plugin name are only sent with CLIENT_PLUGIN_AUTH, as
-    the protocol prescribes (otherwise the length byte is 0).
+    the protocol prescribes (otherwise the length byte is 0). MariaDB's extended
+    capabilities (``capabilities >> 32``) go in the last 4 reserved bytes, and
+    then CLIENT_MYSQL is cleared, as a MariaDB server does.
     """
     if len(scramble) != 20:
         raise ValueError("scramble must be 20 bytes")
+    extended = (capabilities >> 32) & 0xFFFFFFFF
+    if extended:
+        capabilities &= ~_CAP_CLIENT_MYSQL
     plugin_auth = bool(capabilities & _CAP_PLUGIN_AUTH)
     parts = [
         b"\x0a",
@@ -399,7 +415,8 @@ def build_handshake_v10(
         _U16.pack(status & 0xFFFF),
         _U16.pack((capabilities >> 16) & 0xFFFF),
         b"\x15" if plugin_auth else b"\x00",
-        bytes(10),
+        bytes(6),
+        _U32.pack(extended),
         scramble[8:],
         b"\x00",
     ]
@@ -418,21 +435,41 @@ def build_ok(
     warnings: int = 0,
     info: bytes = b"",
     header: int = 0x00,
+    session_state: bytes = b"",
 ) -> bytes:
     """OK packet (``header=0xFE`` for the OK-as-EOF of CLIENT_DEPRECATE_EOF).
 
     ``info`` is sent length-encoded when non-empty (what MySQL and MariaDB
-    servers actually do, with or without CLIENT_SESSION_TRACK).
+    servers actually do, with or without CLIENT_SESSION_TRACK). ``session_state``
+    (session-state change records, :func:`session_track_schema`) is sent only
+    with CLIENT_SESSION_TRACK, after the info (then always present) and with
+    SERVER_SESSION_STATE_CHANGED set; otherwise that flag is always clear, so the
+    packet never announces data it does not carry.
     """
+    status &= ~_STATUS_SESSION_STATE_CHANGED
+    tracked = bool(session_state) and bool(capabilities & _CAP_SESSION_TRACK)
+    if tracked:
+        status |= _STATUS_SESSION_STATE_CHANGED
     parts = [bytes((header,)), lenenc_int(affected_rows), lenenc_int(last_insert_id)]
     if capabilities & _CAP_PROTOCOL_41:
         parts.append(_U16.pack(status & 0xFFFF))
         parts.append(_U16.pack(warnings & 0xFFFF))
     elif capabilities & _CAP_TRANSACTIONS:
         parts.append(_U16.pack(status & 0xFFFF))
-    if info:
+    if info or tracked:
         parts.append(lenenc_str(info))
+    if tracked:
+        parts.append(lenenc_str(session_state))
     return b"".join(parts)
+
+
+SESSION_TRACK_SCHEMA = 1
+
+
+def session_track_schema(database: str) -> bytes:
+    """The session-state record of a new current database (SESSION_TRACK_SCHEMA), as MariaDB
+    sends it in the OK of ``USE`` / COM_INIT_DB."""
+    return bytes((SESSION_TRACK_SCHEMA,)) + lenenc_str(lenenc_str(database.encode("utf-8")))
 
 
 def build_err(*, errno: int, sqlstate: str, message: str, capabilities: int) -> bytes:
@@ -443,7 +480,8 @@ def build_err(*, errno: int, sqlstate: str, message: str, capabilities: int) -> 
             raise ValueError("sqlstate must be 5 ASCII characters")
         parts.append(b"#")
         parts.append(state)
-    parts.append(message.encode("utf-8"))
+    # surrogateescape: a message quoting client text gives the client its own bytes back
+    parts.append(message.encode("utf-8", "surrogateescape"))
     return b"".join(parts)
 
 
@@ -480,8 +518,10 @@ def build_column_definition(
     table: str = "",
     org_table: str = "",
     org_name: str = "",
+    capabilities: int = 0,
 ) -> bytes:
-    """ColumnDefinition41 (catalog "def")."""
+    """ColumnDefinition41 (catalog "def"); with MARIADB_CLIENT_EXTENDED_TYPE_INFO
+    negotiated, an (empty) extended type information block follows the names."""
     return b"".join(
         (
             b"\x03def",
@@ -490,6 +530,7 @@ def build_column_definition(
             lenenc_str(org_table.encode("utf-8")),
             lenenc_str(name.encode("utf-8")),
             lenenc_str(org_name.encode("utf-8")),
+            b"\x00" if capabilities & _CAP_EXTENDED_TYPE_INFO else b"",
             _COLDEF_TAIL.pack(
                 0x0C,
                 charset & 0xFFFF,
@@ -538,14 +579,21 @@ def build_text_resultset(
 
     Numeric columns are described as binary-charset (63) with BINARY_FLAG;
     everything else as utf8 (33) with column length = longest value in bytes.
+    The column count and definitions follow the negotiated capabilities (MariaDB's
+    metadata-follows byte with MARIADB_CLIENT_CACHE_METADATA, extended type info),
+    and ``status`` never claims session-state data (see :func:`build_ok`).
     """
+    status &= ~_STATUS_SESSION_STATE_CHANGED
     ncols = len(columns)
     raw_rows: list[list[bytes | None]] = []
     for row in rows:
         if len(row) != ncols:
             raise ValueError("row length does not match column count")
         raw_rows.append([v.encode("utf-8") if isinstance(v, str) else v for v in row])
-    out: list[bytes] = [lenenc_int(ncols)]
+    count = lenenc_int(ncols)
+    if capabilities & _CAP_CACHE_METADATA:
+        count += b"\x01"  # the column definitions follow
+    out: list[bytes] = [count]
     for i, (name, type_code) in enumerate(columns):
         numeric_len = _NUMERIC_TYPES.get(type_code)
         if numeric_len is not None:
@@ -556,11 +604,16 @@ def build_text_resultset(
                     charset=CHARSET_BINARY,
                     length=numeric_len,
                     flags=_BINARY_FLAG,
+                    capabilities=capabilities,
                 )
             )
         else:
             longest = max((len(v) for r in raw_rows if (v := r[i]) is not None), default=0)
-            out.append(build_column_definition(name=name, type_code=type_code, length=longest))
+            out.append(
+                build_column_definition(
+                    name=name, type_code=type_code, length=longest, capabilities=capabilities
+                )
+            )
     deprecate_eof = bool(capabilities & _CAP_DEPRECATE_EOF)
     if not deprecate_eof:
         out.append(build_eof(status=status))
@@ -598,7 +651,15 @@ def parse_ssl_request(payload: Buffer) -> tuple[int, int, int]:
     """Return ``(capabilities, max_packet_size, charset)`` of an SSLRequest."""
     if len(payload) < 32:
         raise ProtocolError("truncated SSL request")
-    caps, max_packet, charset = _HS_RESP_HEAD.unpack_from(payload, 0)
+    return _response_head(payload)
+
+
+def _response_head(buf: Buffer) -> tuple[int, int, int]:
+    """Capabilities (MariaDB's extended ones shifted in when CLIENT_MYSQL is clear), max
+    packet size and character set of a HandshakeResponse41 or SSLRequest."""
+    caps, max_packet, charset, extended = _HS_RESP_HEAD.unpack_from(buf, 0)
+    if not caps & _CAP_CLIENT_MYSQL:
+        caps |= extended << 32
     return caps, max_packet, charset
 
 
@@ -635,7 +696,7 @@ def parse_handshake_response(payload: Buffer) -> HandshakeResponse:
     buf = _as_bytes(payload)
     if len(buf) < 32:
         raise ProtocolError("truncated handshake response")
-    caps, max_packet, charset = _HS_RESP_HEAD.unpack_from(buf, 0)
+    caps, max_packet, charset = _response_head(buf)
     if not caps & _CAP_PROTOCOL_41:
         raise ProtocolError("client does not support CLIENT_PROTOCOL_41")
     raw_user, pos = read_nul_str(buf, 32)
@@ -739,8 +800,9 @@ class ServerHandshake:
 def parse_handshake_v10(payload: Buffer) -> ServerHandshake:
     """Parse the server greeting (protocol 10 only; ERR or other -> ProtocolError).
 
-    MariaDB's extended capabilities in the reserved bytes are ignored. If the
-    server does not announce a plugin, ``auth_plugin`` is "mysql_native_password".
+    MariaDB's extended capabilities (the last 4 reserved bytes, when CLIENT_MYSQL
+    is clear) are shifted into ``capabilities`` above bit 32. If the server does
+    not announce a plugin, ``auth_plugin`` is "mysql_native_password".
     """
     buf = _as_bytes(payload)
     if not buf:
@@ -764,6 +826,8 @@ def parse_handshake_v10(payload: Buffer) -> ServerHandshake:
         charset = buf[pos]
         status = buf[pos + 1] | buf[pos + 2] << 8
         caps |= (buf[pos + 3] | buf[pos + 4] << 8) << 16
+        if not caps & _CAP_CLIENT_MYSQL:
+            caps |= _U32.unpack_from(buf, pos + 12)[0] << 32
         auth_len = buf[pos + 5]
         pos += 16  # charset, status, caps upper, auth len, 10 reserved
         if caps & _CAP_SECURE_CONNECTION:
@@ -806,7 +870,9 @@ def build_handshake_response(
 
     The capabilities actually sent are ``capabilities | PROTOCOL_41 |
     PLUGIN_AUTH``, with CONNECT_WITH_DB set iff ``database`` is given and
-    CONNECT_ATTRS set iff ``attributes`` is non-empty. The auth response is
+    CONNECT_ATTRS set iff ``attributes`` is non-empty; MariaDB's extended ones
+    (``capabilities >> 32``) go in the last 4 filler bytes, with CLIENT_MYSQL
+    then cleared so that a MariaDB server reads them. The auth response is
     length-encoded with PLUGIN_AUTH_LENENC_CLIENT_DATA, else 1-byte-length
     prefixed with SECURE_CONNECTION, else NUL-terminated.
     """
@@ -819,9 +885,12 @@ def build_handshake_response(
         caps |= _CAP_CONNECT_ATTRS
     else:
         caps &= ~_CAP_CONNECT_ATTRS
+    extended = (caps >> 32) & 0xFFFFFFFF
+    if extended:
+        caps &= ~_CAP_CLIENT_MYSQL
     caps &= 0xFFFFFFFF
     parts = [
-        _HS_RESP_HEAD.pack(caps, max_packet_size & 0xFFFFFFFF, charset & 0xFF),
+        _HS_RESP_HEAD.pack(caps, max_packet_size & 0xFFFFFFFF, charset & 0xFF, extended),
         username.encode("utf-8"),
         b"\x00",
     ]

@@ -20,6 +20,7 @@ from typing import cast
 
 from proxy.wire.packets import (
     MAX_PAYLOAD,
+    Capability,
     ProtocolError,
     ServerStatus,
     frame,
@@ -33,6 +34,7 @@ from proxy.wire.tls import TlsLayer
 # Plain ints on the hot path: IntFlag arithmetic costs microseconds per packet.
 _MORE_RESULTS_EXISTS = int(ServerStatus.MORE_RESULTS_EXISTS)
 _CURSOR_EXISTS = int(ServerStatus.CURSOR_EXISTS)
+_CACHE_METADATA = int(Capability.MARIADB_CLIENT_CACHE_METADATA)
 # Pause the peer that feeds a connection once this much is waiting to be sent on it.
 WRITE_HIGH_WATER = 256 * 1024
 # Payloads from this size on are written as pieces (frame headers and views), not copied whole.
@@ -44,7 +46,13 @@ class ConnectionLost(Exception):
 
 
 class PacketTooLarge(Exception):
-    """A packet larger than the configured limit arrived."""
+    """A packet larger than the configured limit arrived. ``next_seq``: the sequence number an
+    answer to it carries (after the frame whose length crossed the limit, as MariaDB counts)."""
+
+    def __init__(self, total: int, next_seq: int) -> None:
+        super().__init__(f"packet of at least {total} bytes")
+        self.total = total
+        self.next_seq = next_seq
 
 
 class PacketConnection(asyncio.Protocol):
@@ -146,7 +154,7 @@ class PacketConnection(asyncio.Protocol):
             length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
             total += length
             if total > max_size:
-                raise PacketTooLarge(total)
+                raise PacketTooLarge(total, (buf[pos + 3] + 1) & 0xFF)
             end = pos + 4 + length
             if end > n:
                 return None
@@ -287,7 +295,12 @@ class ClientConnection(PacketConnection):
         if self.tls is not None:
             self.tls.send(data)
         elif self.transport is not None:
-            self.transport.write(data)
+            try:
+                self.transport.write(data)
+            except RuntimeError:
+                # uvloop: the client's connection was closed (a KILL, the client went away)
+                # while a response was being relayed to it; the session sees it end.
+                pass
 
     def write_parts(self, parts: list[bytes | memoryview]) -> None:
         if self.tls is not None:
@@ -535,9 +548,18 @@ class ResponseScanner:
                 raise ProtocolViolation("backend asked for LOCAL INFILE")
             if first == 0xFE:
                 raise ProtocolViolation("unexpected EOF at start of response")
-            # A column count: that many column definitions follow, then EOF.
-            self._remaining = _lenenc_at(buf, start)
-            self._state = _State.COLUMNS
+            # A column count: that many column definitions follow, then EOF -- unless, with
+            # MARIADB_CLIENT_CACHE_METADATA, its metadata-follows byte is 0 (a re-executed
+            # prepared statement whose columns the client has cached): then the EOF at once.
+            self._remaining, width = _lenenc_at(buf, start)
+            if (
+                self._capabilities & _CACHE_METADATA
+                and start + width < end
+                and buf[start + width] == 0
+            ):
+                self._state = _State.COLUMNS_EOF
+            else:
+                self._state = _State.COLUMNS
             return False
         if state is _State.COLUMNS:
             self._remaining -= 1
@@ -593,14 +615,15 @@ def _eof_status(payload: bytes) -> int:
         raise ProtocolViolation(str(exc)) from None
 
 
-def _lenenc_at(buf: bytes | bytearray, pos: int) -> int:
+def _lenenc_at(buf: bytes | bytearray, pos: int) -> tuple[int, int]:
+    """The length-encoded integer at ``pos`` and how many bytes it takes."""
     first = buf[pos]
     if first < 0xFB:
-        return first
+        return first, 1
     if first == 0xFC:
-        return buf[pos + 1] | buf[pos + 2] << 8
+        return buf[pos + 1] | buf[pos + 2] << 8, 3
     if first == 0xFD:
-        return buf[pos + 1] | buf[pos + 2] << 8 | buf[pos + 3] << 16
+        return buf[pos + 1] | buf[pos + 2] << 8 | buf[pos + 3] << 16, 4
     if first == 0xFE:
-        return int.from_bytes(buf[pos + 1 : pos + 9], "little")
+        return int.from_bytes(buf[pos + 1 : pos + 9], "little"), 9
     raise ProtocolViolation("bad length-encoded integer")

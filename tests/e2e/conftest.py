@@ -68,6 +68,14 @@ class ProxyEnv:
             **kwargs,
         )
 
+    def backend_thread(self, conn: pymysql.connections.Connection) -> tuple[str, int]:
+        """The shard and thread id of the backend connection the proxy session of ``conn`` is
+        on (``CONNECTION_ID()`` is the proxy's id, not the shard's)."""
+        session = self.server.ctx.sessions[conn.thread_id()]
+        backend = session.backend
+        assert backend is not None, "the session has no backend connection"
+        return backend.target.shard, backend.thread_id
+
     def connect(
         self,
         user: str = "easydb",

@@ -1000,10 +1000,10 @@ def test_unparseable_account_statements_1064_and_nothing_forwarded(
     proxy: ProxyEnv, admin: Conn, shard_admin: object, sql: str, near: str
 ) -> None:
     before = version(proxy)
-    # MariaDB would say "... your MariaDB server version ...": this is the proxy's own answer.
+    # The proxy's own answer, worded as the (MariaDB) shard words it.
     assert err(admin, sql) == (
         1064,
-        "You have an error in your SQL syntax; check the manual that corresponds to your MySQL "
+        "You have an error in your SQL syntax; check the manual that corresponds to your MariaDB "
         f"server version for the right syntax to use near '{near}' at line 1",
     )
     assert version(proxy) == before

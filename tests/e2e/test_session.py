@@ -84,8 +84,9 @@ def test_processlist_and_kill(proxy: ProxyEnv) -> None:
     ro = proxy.connect(user="easydb_RO")
     try:
         with a.cursor() as cur:
+            # CONNECTION_ID() is the proxy's, the id the processlist shows and KILL takes.
             cur.execute("SELECT CONNECTION_ID()")
-            # CONNECTION_ID() is the shard's; the proxy's own id is in the processlist.
+            assert cur.fetchone() == (a.thread_id(),)
             cur.execute("SHOW PROCESSLIST")
             rows = cur.fetchall()
             users = sorted(r[1] for r in rows)

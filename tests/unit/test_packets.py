@@ -61,6 +61,7 @@ from proxy.wire.packets import (
     read_lenenc_int,
     read_lenenc_str,
     read_nul_str,
+    session_track_schema,
 )
 
 H = bytes.fromhex
@@ -257,9 +258,8 @@ def test_build_handshake_v10_matches_mariadb() -> None:
         status=hs.status,
         auth_plugin=hs.auth_plugin,
     )
-    # Identical except MariaDB's extended capabilities in the reserved bytes.
-    expected = MARIADB_GREETING.replace(H("0000000000001d000000"), bytes(10))
-    assert out == expected
+    # Byte for byte, MariaDB's extended capabilities in the reserved bytes included.
+    assert out == MARIADB_GREETING
     with pytest.raises(ValueError):
         build_handshake_v10(
             connection_id=1,
@@ -545,7 +545,7 @@ def test_parse_handshake_v10_mariadb() -> None:
         server_version="5.5.5-10.11.19-MariaDB-0+deb12u1",
         connection_id=8,
         scramble=b"p*zJDU_]66IO2IZgv<gs",
-        capabilities=0x81FFF7FE,
+        capabilities=0x1D_81FFF7FE,
         charset=45,
         status=2,
         auth_plugin="mysql_native_password",
@@ -711,7 +711,7 @@ def test_parse_ok_variants() -> None:
     ("status", "warnings", "info", "caps"),
     [
         (2, 0, b"", P41),
-        (0x4003, 65535, b"x" * 300, P41),
+        (0x0003, 65535, b"x" * 300, P41),
         (8, 1, b"Rows matched: 1", P41 | int(Capability.SESSION_TRACK)),
     ],
 )
@@ -727,6 +727,77 @@ def test_ok_round_trip(status: int, warnings: int, info: bytes, caps: int) -> No
             header=header,
         )
         assert parse_ok(out, caps) == OkPacket(2**40, 251, status, warnings, info)
+
+
+SESSION_TRACK = P41 | int(Capability.SESSION_TRACK)
+
+
+@pytest.mark.parametrize("caps", [P41, SESSION_TRACK, int(Capability.TRANSACTIONS)])
+@pytest.mark.parametrize("info", [b"", b"Rows matched: 1"])
+def test_ok_never_claims_session_state_it_does_not_carry(caps: int, info: bytes) -> None:
+    """A status copied from the shard's last OK may have SERVER_SESSION_STATE_CHANGED set: the
+    proxy's own OK clears it unless it sends session-state data (and can: SESSION_TRACK)."""
+    out = build_ok(capabilities=caps, status=0x4003, info=info)
+    ok = parse_ok(out, caps)
+    assert ok.status & 0x4000 == 0
+    assert ok.info == info
+
+
+def test_err_message_quoting_client_bytes() -> None:
+    """Client text is decoded with surrogateescape; an error quoting it gives the bytes back."""
+    text = b"near '\xe9'".decode("utf-8", "surrogateescape")
+    out = build_err(errno=1064, sqlstate="42000", message=text, capabilities=P41)
+    assert out.endswith(b"near '\xe9'")
+
+
+def test_ok_with_session_state_matches_mariadb() -> None:
+    """MariaDB 10.11's OK to COM_INIT_DB with CLIENT_SESSION_TRACK (captured)."""
+    captured = H("0000000240000000080106056d7973716c")
+    built = build_ok(
+        capabilities=SESSION_TRACK, status=2, session_state=session_track_schema("mysql")
+    )
+    assert built == captured
+    assert parse_ok(built, SESSION_TRACK).status == 0x4002
+    # Without SESSION_TRACK the state is not sent, and the flag stays clear.
+    assert build_ok(capabilities=P41, status=2, session_state=b"\x01\x01\x00") == H(
+        "00000002000000"
+    )
+
+
+def test_handshake_response_mariadb_extended_capabilities() -> None:
+    """MariaDB's extended capabilities ride in the last 4 filler bytes, read only when
+    CLIENT_MYSQL is clear (mysql2 and Connector/C clear it for a MariaDB server)."""
+    extended = int(Capability.MARIADB_CLIENT_EXTENDED_TYPE_INFO)
+    out = build_handshake_response(
+        capabilities=caps_all() | extended,
+        max_packet_size=1 << 24,
+        charset=45,
+        username="u",
+        auth_response=b"",
+        database=None,
+        auth_plugin="mysql_native_password",
+    )
+    assert out[0] & 1 == 0
+    assert out[28:32] == H("08000000")
+    hr = parse_handshake_response(out)
+    assert hr.capabilities & extended
+    assert hr.capabilities & 1 == 0
+    assert parse_ssl_request(out[:32])[0] & extended
+    # A MySQL client (CLIENT_MYSQL set) has no extended capabilities, whatever the filler says.
+    mysql_client = bytes([out[0] | 1]) + out[1:]
+    assert parse_handshake_response(mysql_client).capabilities >> 32 == 0
+
+
+def test_column_definition_extended_type_info_and_cached_metadata() -> None:
+    """The proxy's own result sets follow the negotiated MariaDB format: an empty extended
+    type information block in each column definition, and the metadata-follows byte."""
+    plain = build_column_definition(name="c", type_code=253)
+    extended = build_column_definition(
+        name="c", type_code=253, capabilities=int(Capability.MARIADB_CLIENT_EXTENDED_TYPE_INFO)
+    )
+    assert extended == plain[: len(plain) - 13] + b"\x00" + plain[len(plain) - 13 :]
+    caps = P41 | int(Capability.MARIADB_CLIENT_CACHE_METADATA)
+    assert build_text_resultset(columns=[("v", 253)], rows=[], capabilities=caps)[0] == H("0101")
 
 
 def test_parse_ok_status() -> None:

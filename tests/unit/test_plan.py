@@ -56,9 +56,11 @@ from proxy.plan.plan import (
     plan,
     relayed_statement,
 )
+from proxy.plan.rewrite import IdentityValues
 from proxy.sql.analyze import analyze, analyze_uncached, cache_clear, cached_shape
 
 CASES_FILE = Path(__file__).with_name("plan_cases.txt")
+IDENTITY = IdentityValues("u@%", "u@127.0.0.1", 5, "proxyhost", 3306, "/srv/", "")
 _SIMPLE = {
     "!PING": COM_PING,
     "!QUIT": COM_QUIT,
@@ -137,6 +139,7 @@ def _view(snapshot: CatalogSnapshot, words: list[str]) -> tuple[SessionView, lis
         None if db == "@-" else db[1:],
         has_notes="notes" in flags,
         bound="bound" in flags,
+        identity=IDENTITY,
     )
     return view, rest
 
@@ -190,8 +193,10 @@ def _describe(decided: Plan) -> str:
             words.append("resets")
         if effects.prepares is not None:
             words.append("prepares")
-        if decided.definer is not None:
-            words.append("definer")
+        if decided.rewrite:
+            words.append(f"rewrite={len(decided.rewrite)}")
+        if decided.kills:
+            words.append("kills=" + ",".join(str(k.connection_id) for k in decided.kills))
         return " ".join(words)
     if isinstance(decided, Deny):
         return f"Deny {decided.error.errno}"

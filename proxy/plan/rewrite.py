@@ -1,0 +1,125 @@
+"""Rewriting a relayed statement at token positions: the one place the relay is not byte for
+byte.
+
+A :class:`Splice` replaces ``data[start:end]`` -- the bytes of whole tokens, at offsets the lexer
+found -- by other text. :func:`apply_splices` applies several to a packet. The proxy uses it to
+answer identity functions and shard-internal variables itself (``identity_splices``: the call is
+replaced by a literal, and a select item keeps the column name MySQL would show); sharding will
+use it to put physical table names in place of logical ones.
+
+Replacement text is kept a separate token whatever surrounds it: a space goes before it (unless
+the byte before is ``-``, where a space could turn ``--`` into a comment, or already a space)
+and after it (unless the byte after is a space or the end), so ``SELECT@@port`` or
+``1-@@port`` still read as they did, with the value in place of the variable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from proxy.sql.analyze import Identity, Statement
+
+__all__ = [
+    "IdentityValues",
+    "Splice",
+    "apply_splices",
+    "identity_splices",
+    "quote_identifier",
+    "sql_string",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Splice:
+    """Replace ``data[start:end]`` (byte offsets into the statement text) by ``text``."""
+
+    start: int
+    end: int
+    text: bytes
+
+
+_SPACE = frozenset(b" \t\r\n\x0b\x0c")
+_MINUS = ord("-")
+
+
+def apply_splices(data: bytes, splices: tuple[Splice, ...], base: int = 0) -> bytes:
+    """``data`` with each splice applied, its offsets counted from ``data[base]`` (1 for a
+    command packet's payload, whose first byte is the command). Splices must be in order and
+    not overlap (ValueError otherwise)."""
+    parts: list[bytes] = []
+    pos = 0
+    for splice in splices:
+        start, end = splice.start + base, splice.end + base
+        if start < pos or end < start or end > len(data):
+            raise ValueError("splices out of order, overlapping or out of range")
+        parts.append(data[pos:start])
+        if start > base and data[start - 1] != _MINUS and data[start - 1] not in _SPACE:
+            parts.append(b" ")
+        parts.append(splice.text)
+        if end < len(data) and data[end] not in _SPACE:
+            parts.append(b" ")
+        pos = end
+    parts.append(data[pos:])
+    return b"".join(parts)
+
+
+def sql_string(value: str) -> bytes:
+    """A string literal that reads as ``value`` in every ``sql_mode`` and client character set
+    the proxy serves: quoted when printable ASCII without a backslash, else a hexadecimal
+    literal converted to utf8mb4."""
+    if value.isascii() and value.isprintable() and "\\" not in value:
+        return b"'" + value.replace("'", "''").encode("ascii") + b"'"
+    return b"CONVERT(X'" + value.encode("utf-8").hex().encode("ascii") + b"' USING utf8mb4)"
+
+
+def quote_identifier(text: bytes) -> bytes:
+    """A backquoted identifier of the client's own bytes (its character set)."""
+    return b"`" + text.replace(b"`", b"``") + b"`"
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityValues:
+    """What the proxy answers, for one session, for each
+    :class:`~proxy.sql.analyze.Identity` (account-semantics.md, "Identity")."""
+
+    current_user: str  # CURRENT_USER(): the matched account, u@pattern
+    user: str  # USER(), SESSION_USER(), SYSTEM_USER(): u@<client ip>
+    connection_id: int  # the proxy's (SHOW PROCESSLIST's, KILL's)
+    hostname: str  # the proxy's host, port, data directory and socket, never the shard's
+    port: int
+    datadir: str
+    socket: str
+
+    def value(self, identity: Identity) -> str | int:
+        if identity is Identity.CURRENT_USER:
+            return self.current_user
+        if identity is Identity.USER:
+            return self.user
+        if identity is Identity.CONNECTION_ID:
+            return self.connection_id
+        if identity is Identity.HOSTNAME:
+            return self.hostname
+        if identity is Identity.PORT:
+            return self.port
+        if identity is Identity.DATADIR:
+            return self.datadir
+        return self.socket
+
+
+def identity_splices(
+    statements: tuple[Statement, ...], values: IdentityValues
+) -> tuple[Splice, ...]:
+    """The splices that answer the statements' identity calls with ``values``: each call becomes
+    a literal, and a call that is a whole select item without an alias also gets ``AS `<the
+    call as written>```, the column name MySQL shows for it."""
+    out: list[Splice] = []
+    for statement in statements:
+        for call in statement.identity:
+            if call.start < 0:
+                raise ValueError("identity call without a position (an unresolved cached fact)")
+            value = values.value(call.identity)
+            text = str(value).encode("ascii") if isinstance(value, int) else sql_string(value)
+            if call.select_item:
+                text += b" AS " + quote_identifier(call.text.encode("utf-8", "surrogateescape"))
+            out.append(Splice(call.start, call.end, text))
+    return tuple(out)

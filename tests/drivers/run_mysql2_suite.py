@@ -1,0 +1,94 @@
+"""Run node-mysql2's own test suite (unit and integration, unmodified) against shardgate (not part
+of CI).
+
+Usage::
+
+    git clone <node-mysql2's repository> /tmp/mysql2 && git -C /tmp/mysql2 checkout v3.23.4
+    (cd /tmp/mysql2 && npm ci)
+    .venv/bin/python -m tests.drivers.run_mysql2_suite /tmp/mysql2 [poku args...]
+
+It starts two throwaway MariaDB shards and a proxy (``tests.drivers.stack``) with the databases
+``mysql2test`` (administrator ``mysql2test``; ``test`` is a reserved name) and ``mysql2other``,
+points the suite at it the way its CI does (``MYSQL_HOST``, ``MYSQL_PORT``, ``MYSQL_USER``,
+``MYSQL_PASSWORD``, ``MYSQL_DATABASE``, ``CI``), and runs
+``npx poku`` in the checkout. The suite's "global" tests need ``SET GLOBAL`` and skip
+themselves for an account without SUPER, as every proxy account is. Prints poku's summary
+and the failed files, each marked by design (``BY_DESIGN``, with the reason) or a difference
+from MariaDB. Exit status: 0 when every failure is by design.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.drivers.stack import PASSWORD, running_stack
+
+# Test files that need what the proxy refuses by design, with the reason.
+BY_DESIGN: dict[str, str] = {
+    "test-binary-multiple-results": "creates and CALLs a stored procedure (refused)",
+}
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def by_design(name: str) -> str | None:
+    for prefix, reason in BY_DESIGN.items():
+        if prefix in name:
+            return reason
+    return None
+
+
+def main() -> int:
+    if len(sys.argv) < 2:
+        print(__doc__)
+        return 2
+    checkout = Path(sys.argv[1]).resolve()
+    if not (checkout / "node_modules" / ".bin" / "poku").exists():
+        print(f"run `npm ci` in {checkout} first", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="mysql2-suite-") as base:
+        databases = ("mysql2test", "mysql2other")
+        with running_stack(Path(base), databases, "drain_timeout = 1.0") as stack:
+            env = {
+                **os.environ,
+                "CI": "true",
+                "MYSQL_HOST": stack.host,
+                "MYSQL_PORT": str(stack.port),
+                "MYSQL_USER": "mysql2test",
+                "MYSQL_PASSWORD": PASSWORD,
+                "MYSQL_DATABASE": "mysql2test",
+            }
+            run = subprocess.run(
+                ["npx", "poku", *sys.argv[2:]],
+                cwd=checkout,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=3600,
+            )
+    output = _ANSI.sub("", run.stdout + run.stderr)
+    (Path(tempfile.gettempdir()) / "mysql2-suite.log").write_text(output)
+    failed = sorted(set(re.findall(r"FAIL\s+(\S+\.test\.mts)", output)))
+    summary = [line for line in output.splitlines() if re.search(r"PASS \u203a|Files \u203a", line)]
+    print("\n".join(summary[-2:]))
+    real = []
+    for name in failed:
+        reason = by_design(name)
+        print(
+            f"  {'by design' if reason else 'DIFFERENCE'}: {name}"
+            + (f" -- {reason}" if reason else "")
+        )
+        if reason is None:
+            real.append(name)
+    print(f"(full output: {Path(tempfile.gettempdir()) / 'mysql2-suite.log'})")
+    return 1 if real else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
