@@ -117,6 +117,7 @@ class BackendLink:
         self.conn: BackendConnection | None = None
         self.state = SessionState()
         self.binds: set[str] = set()
+        self.max_allowed_packet = 0  # the shard's, read with the state (0: not known)
 
     # -- what is on the connection --------------------------------------------------------------
 
@@ -180,8 +181,14 @@ class BackendLink:
         for statement in self.state.statements():
             await conn.query(statement)
         expected = self.state.variables if self.state.known else None
-        result = await conn.query(_select_variables(LEXING_VARIABLES))
-        values = result.rows[0]
+        result = await conn.query(
+            _select_variables(LEXING_VARIABLES) + ", @@global.max_allowed_packet"
+        )
+        *values, limit = result.rows[0]
+        del result.types[-1]
+        # A command over the shard's limit is answered by the proxy, as the shard would (1153)
+        # but at the client's own sequence number, and never sent.
+        self.max_allowed_packet = int(limit or 0)
         self.state.lex_mode = lexing_state(_text(values[0]), _text(values[1]))
         if expected is None:
             # The session's first connection: the shard's defaults become the explicit state.

@@ -507,6 +507,11 @@ class Session:
         conn = await self._connection()
         if conn is None:
             return
+        limit = self.link.max_allowed_packet
+        if limit and len(payload) > limit:
+            # What the shard would answer (and then close the connection), at the sequence
+            # number the client expects, without sending it tens of megabytes first.
+            raise FatalError(packet_too_large(), "command over the shard's max_allowed_packet")
         killed_self = False
         if relay.kills:
             payload, killed_self = await self._packet_kills(payload, relay)

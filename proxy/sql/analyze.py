@@ -2707,11 +2707,14 @@ def _with_identity_fact(st: Statement, images: Sequence[str]) -> Statement:
     return dataclasses.replace(st, identity=facts)
 
 
-def _resolve_positions(st: Statement, lexed: LexedStatement, sql: str) -> Statement:
+def _resolve_positions(
+    st: Statement, lexed: Callable[[], LexedStatement], sql: str
+) -> Statement:
     """``st`` with byte offsets in ``sql`` for what the relay rewrites: its identity calls and
-    a CREATE VIEW's DEFINER account (whose ``definer`` holds character offsets until then)."""
+    a CREATE VIEW's DEFINER account (whose ``definer`` holds character offsets until then).
+    ``lexed()`` gives the statement's tokens, lexed only when there is something to place."""
     if st.identity:
-        st = _resolve_identity(st, lexed, sql)
+        st = _resolve_identity(st, lexed(), sql)
     if st.definer is not None:
         start, end = utf8_offsets(sql, list(st.definer))
         st = dataclasses.replace(st, definer=(start, end))
@@ -2955,7 +2958,7 @@ def analyze_uncached(
             current_db,
             server_name(flavor),
         )
-        out.append(_resolve_positions(st, lexed, sql))
+        out.append(_resolve_positions(st, partial(_same, lexed), sql))
         changed = _changes_lexing(st)
     return out
 
@@ -3141,7 +3144,7 @@ def analyze_with_digest(
                 pass
             _stats["hits"] += 1
             st = _placed(hit, text, start, end, server_name(flavor))
-            out.append(_resolve_positions(st, tokens(index), sql))
+            out.append(_resolve_positions(st, partial(tokens, index), sql))
             continue
         _stats["misses"] += 1
 
@@ -3152,7 +3155,7 @@ def analyze_with_digest(
             _remember(_CACHE, ckey, st)
             if fast is not None and len(raw) == 1:
                 _remember(_FAST, (fast, current_db), st)
-        out.append(_resolve_positions(st, tokens(index), sql))
+        out.append(_resolve_positions(st, partial(tokens, index), sql))
         changed = _changes_lexing(st)
     return out, digest
 

@@ -348,3 +348,21 @@ def test_server_cursor_execute_then_fetch(proxy: ProxyEnv) -> None:
         assert read() == b"\x01"
     finally:
         sock.close()
+
+
+def test_a_command_over_the_shards_max_allowed_packet_gets_1153(proxy: ProxyEnv) -> None:
+    """The shard would answer 1153 and close; the proxy answers it at the client's sequence
+    number without sending it the packet (the shard's own answer would carry the sequence
+    number of the frame it stopped at, which clients reject)."""
+    conn = proxy.connect(max_allowed_packet=64 * 1024 * 1024)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@global.max_allowed_packet")
+            [(limit,)] = cur.fetchall()
+        items = ",".join(["1"] * (int(limit) // 2 + 1))
+        big = f"SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_ROWS IN ({items})"
+        with pytest.raises(pymysql.err.OperationalError) as info, conn.cursor() as cur:
+            cur.execute(big)
+        assert info.value.args == (1153, "Got a packet bigger than 'max_allowed_packet' bytes")
+    finally:
+        conn.close()
