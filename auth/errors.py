@@ -127,6 +127,13 @@ def unknown_database(db: str) -> SqlError:
     return sql_error(ErrorCode.BAD_DB, f"Unknown database '{db}'")
 
 
+def database_dropped(db: str) -> SqlError:
+    """The session's current database was dropped (``shardgate database drop``)."""
+    return sql_error(
+        ErrorCode.BAD_DB, f"Unknown database '{db}': it was dropped, and this session has ended"
+    )
+
+
 def no_database_selected() -> SqlError:
     return sql_error(ErrorCode.NO_DB, "No database selected")
 

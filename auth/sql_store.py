@@ -323,7 +323,9 @@ class SqlCatalogStore(ABC):
         self._execute("DELETE FROM catalog_settings WHERE name = ?", (name,))
         self._execute("INSERT INTO catalog_settings (name, value) VALUES (?, ?)", (name, value))
 
-    def replace_node_sessions(self, node: str, counts: Iterable[tuple[str, int]], at: float) -> None:
+    def replace_node_sessions(
+        self, node: str, counts: Iterable[tuple[str, int]], at: float
+    ) -> None:
         self._execute("DELETE FROM node_sessions WHERE node = ?", (node,))
         for db, sessions in counts:
             self._execute(

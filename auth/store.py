@@ -195,7 +195,9 @@ class CatalogStore(Protocol):
         ...
 
     def set_setting(self, name: str, value: str) -> None: ...
-    def replace_node_sessions(self, node: str, counts: Iterable[tuple[str, int]], at: float) -> None:
+    def replace_node_sessions(
+        self, node: str, counts: Iterable[tuple[str, int]], at: float
+    ) -> None:
         """The node's report: one row per database with sessions open, replacing its last."""
         ...
 

@@ -9,9 +9,11 @@ import gc
 import itertools
 import logging
 import signal
+import socket
 import ssl
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from typing import Any, Protocol
 
 from auth.accounts import AccountManager
 from auth.bookkeeping import LoginBookkeeping
-from auth.catalog import Catalog, CatalogSnapshot
+from auth.catalog import Catalog, CatalogError, CatalogSnapshot
 from auth.errors import ErrorCode, sql_error
 from auth.model import Account
 from auth.passwords import generate_rsa_keypair
@@ -45,6 +47,13 @@ log = logging.getLogger("shardgate.server")
 CATALOG_POLL_SECONDS = 0.25
 BOOKKEEPING_CLOSE_SECONDS = 5.0
 WATCH_SECONDS = 1.0
+# Each node tells the catalog its open sessions per database (``shardgate database list`` and
+# ``drop`` read them): checked this often, written when they changed and at least this often
+# (a report older than auth.catalog.NODE_REPORT_FRESH no longer counts); a write waits at most
+# REPORT_WRITE_WAIT for another writer of a SQLite catalog.
+SESSION_REPORT_SECONDS = 2.0
+SESSION_REPORT_REFRESH = 10.0
+REPORT_WRITE_WAIT = 0.25
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,16 @@ class ServerContext:
 
     def snapshot(self) -> CatalogSnapshot:
         return self.catalog.snapshot()
+
+    def session_counts(self) -> dict[str, int]:
+        """Logged-in sessions per current database (catalog lookup keys)."""
+        return dict(
+            Counter(
+                session.current_db.lower()
+                for session in self.sessions.values()
+                if session.account is not None and session.current_db is not None
+            )
+        )
 
     def peer_digests(self) -> list[dict[tuple[str | None, str], DigestEntry]]:
         return [] if self.worker is None else self.worker.peer_digests()
@@ -221,6 +240,9 @@ class ProxyServer:
         self._stopping = asyncio.Event()
         self._admin_factory = admin
         self.admin: AdminListener | None = None
+        # Session reports to the catalog, on a thread of their own (its own SQLite wait).
+        self._report_pool = ThreadPoolExecutor(1, thread_name_prefix="shardgate-report")
+        self.node = ""  # this node's name in the catalog's session reports: host:port[/wN]
 
     @property
     def port(self) -> int:
@@ -250,7 +272,11 @@ class ProxyServer:
             backlog=1024,
             reuse_port=worker is not None,
         )
+        self.node = f"{socket.gethostname()}:{self.port}" + (
+            "" if worker is None else f"/w{worker.index}"
+        )
         self._poller = asyncio.create_task(self._poll_catalog())
+        self._reporter = asyncio.create_task(self._report_sessions())
         # Mirrors: reconciled now and every RECONCILE_SECONDS, in the background (a session
         # whose mirror is not verified yet syncs it on demand).
         self._reconciler = asyncio.create_task(self.ctx.mirrors.run())
@@ -376,6 +402,34 @@ class ProxyServer:
                 self.ctx.mirrors.catalog_moved(seen)
                 seen = self.ctx.snapshot()
 
+    async def _report(self, counts: dict[str, int]) -> bool:
+        """Write this node's session report; False (logged) if the catalog is not free now."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                self._report_pool, self.ctx.catalog.publish_sessions, self.node, counts
+            )
+        except CatalogError as exc:
+            log.info("session report not written (retried later): %s", exc)
+            return False
+        return True
+
+    async def _report_sessions(self) -> None:
+        """Keep this node's report of its open sessions per database current in the catalog."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            self._report_pool, self.ctx.catalog.limit_thread_write_wait, REPORT_WRITE_WAIT
+        )
+        last: dict[str, int] | None = None
+        written = 0.0
+        while True:
+            counts = self.ctx.session_counts()
+            now = time.monotonic()
+            if (counts != last or now - written >= SESSION_REPORT_REFRESH) and await self._report(
+                counts
+            ):
+                last, written = counts, now
+            await asyncio.sleep(SESSION_REPORT_SECONDS)
+
     async def serve_until_stopped(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -473,6 +527,7 @@ class ProxyServer:
         if self._server is not None:
             self._server.close()
         self._poller.cancel()
+        self._reporter.cancel()
         self._reconciler.cancel()
         await self.ctx.mirrors.stop()
         if self.ctx.worker is not None:
@@ -497,6 +552,8 @@ class ProxyServer:
                 await asyncio.wait_for(self._server.wait_closed(), 2)
         # Login records still queued for a busy catalog: a last try (bounded).
         await asyncio.to_thread(self.ctx.bookkeeping.close, BOOKKEEPING_CLOSE_SECONDS)
+        await self._report({})  # this node has no sessions any more
+        self._report_pool.shutdown(wait=False)
         self.ctx.analysis_pool.shutdown(wait=False, cancel_futures=True)
         log.info("shardgate stopped")
 

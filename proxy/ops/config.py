@@ -88,6 +88,12 @@ class CatalogConfig:
     password_env: str | None = None
     password_file: Path | None = None
 
+    def secret_source(self) -> str:
+        """Where this process reads the catalog secret from, for messages (never the value)."""
+        if self.secret_env:
+            return f"the environment variable {self.secret_env} (catalog.secret_env)"
+        return f"{self.secret_file} (catalog.secret_file)"
+
 
 @dataclass(frozen=True)
 class ShardConfig:

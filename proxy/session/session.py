@@ -32,6 +32,7 @@ from auth.catalog import CatalogSnapshot
 from auth.errors import (
     ErrorCode,
     SqlError,
+    database_dropped,
     sql_error,
 )
 from auth.model import Account
@@ -307,6 +308,8 @@ class Session:
             # or its grants changed, since the last one.
             snapshot = self.ctx.snapshot()
             assert self.account is not None
+            if self.current_db is not None and snapshot.database(self.current_db) is None:
+                raise FatalError(database_dropped(self.current_db), "database dropped")
             current = snapshot.account(self.account.id)
             if current is None:
                 raise FatalError(

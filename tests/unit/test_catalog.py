@@ -25,9 +25,10 @@ import pymysql
 import pytest
 
 import auth.catalog as catalog_module
-from auth.catalog import NODE_REPORT_FORGET, NODE_REPORT_FRESH
 from auth import mysql_store
 from auth.catalog import (
+    NODE_REPORT_FORGET,
+    NODE_REPORT_FRESH,
     AccountExistsError,
     Catalog,
     CatalogConflictError,
