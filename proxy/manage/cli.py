@@ -678,14 +678,20 @@ def users_delete(state: CliState, username: str, database: str, host: str) -> No
 )
 @click.option("--port", default=3307, show_default=True, help="The proxy's port.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="The proxy's address.")
-def dev(state_dir: Path, port: int, host: str) -> None:
+@click.option("--admin", is_flag=True, help="Also serve the dashboard (its URL is printed).")
+@click.option("--admin-port", default=8080, show_default=True, help="The dashboard's port.")
+def dev(state_dir: Path, port: int, host: str, admin: bool, admin_port: int) -> None:
     """Start two local MariaDB shards, a demo database and the proxy (Ctrl-C stops all)."""
-    from proxy.dev.dev import run_dev
+    from proxy.dev.dev import DevError, run_dev
+    from proxy.dev.localshard import LocalMariaDBError
 
     try:
-        run_dev(state_dir, host, port)
-    except (CatalogError, ConfigError) as exc:
-        raise click.ClickException(str(exc)) from None
+        run_dev(state_dir, host, port, admin_port if admin else None)
+    except CatalogError as exc:
+        raise click.ClickException(exc.message) from None
+    except (ConfigError, DevError, LocalMariaDBError, OSError) as exc:
+        # One line: a shard's failure carries its error log's tail, which the log path names.
+        raise click.ClickException(str(exc).splitlines()[0]) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -214,7 +214,7 @@ def test_a_node_with_another_catalog_secret_refuses_to_start(
     assert result.stderr.strip() == expected
     # The node with the right secret gets past the check (to the unknown database).
     result = _run(one, "users", "list", "--database", "easydb")
-    assert _error_lines(result) == ["Error: unknown database 'easydb'"]
+    assert _error_lines(result) == ['Error: Unknown database "easydb".']
 
 
 def test_the_first_node_to_serve_records_the_secret(tmp_path: Path) -> None:
