@@ -159,10 +159,9 @@ def test_dev_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             f"Error: cannot listen on 127.0.0.1:{port} (Address already in use): stop what "
             "uses it, or choose another port with --port"
         ]
+        admin = ["--admin", "--admin-port", str(port)]
         result = CliRunner().invoke(
-            main,
-            ["dev", "--state-dir", str(tmp_path / "a"), "--port", str(free_port()), "--admin"]
-            + ["--admin-port", str(port)],
+            main, ["dev", "--state-dir", str(tmp_path / "a"), "--port", str(free_port()), *admin]
         )
         assert _error_lines(result)[0].endswith("choose another port with --admin-port")
     assert not (tmp_path / "a" / "s0").exists()
