@@ -37,7 +37,7 @@ from proxy.ops.logs import bind_connection, configure_logging
 from proxy.ops.metrics import Metrics
 from proxy.ops.workers import PUBLISH_SECONDS, WorkerSlot
 from proxy.session.authn import Sha2Cache
-from proxy.session.login import LoginGuard
+from proxy.session.login import CatalogRefresher, LoginGuard
 from proxy.session.session import Session
 from proxy.wire.packets import Capability, ProtocolError, build_err, parse_handshake_v10
 from proxy.wire.stream import ClientConnection, ConnectionLost, PacketConnection, PacketTooLarge
@@ -80,6 +80,8 @@ class ServerContext:
         self.sha2_cache = Sha2Cache()
         # The decoy account, per-address throttle and crypto pool of logins (session/login.py).
         self.login_guard = LoginGuard()
+        # The catalog re-read a failed login waits for (session/login.py).
+        self.catalog_refresher = CatalogRefresher(catalog)
         private_pem, public_pem = generate_rsa_keypair()
         self.rsa_keys = RsaKeys(private_pem, public_pem)
         self.ssl_context = _ssl_context(config)
