@@ -322,7 +322,8 @@ class ProxyServer:
         try:
             await session.run()
         finally:
-            self.ctx.metrics.connection_closed()
+            client = session.client
+            self.ctx.metrics.connection_closed(client.bytes_received, client.bytes_sent)
 
     async def _watch(self) -> None:
         """Once a second: idle clients, statements over the time limit, stalled shards."""

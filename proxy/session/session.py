@@ -74,8 +74,10 @@ from proxy.plan.plan import (
     ShowDigest,
     ShowNotes,
     ShowProcesslist,
+    ShowStatus,
     Simple,
     StatementCommand,
+    Statistics,
     UseDatabase,
     plan,
     relayed_statement,
@@ -93,11 +95,17 @@ from proxy.session.local import (
     NOTE_COLUMNS,
     PROCESSLIST_COLUMNS,
     PROCESSLIST_NUMERIC,
+    STATUS_COLUMNS,
+    OpenSession,
+    ProxyStatus,
     Row,
     SessionInfo,
     notes_rows,
     processlist_rows,
+    proxy_status,
     result_set,
+    statistics_text,
+    status_rows,
     visible,
 )
 from proxy.session.login import (
@@ -421,6 +429,13 @@ class Session:
             self._write_resultset(list(DIGEST_COLUMNS), digest_table(decided.database, sources))
         elif isinstance(decided, ShowNotes):
             self._write_resultset(list(NOTE_COLUMNS), notes_rows(self.notes), frozenset({"Code"}))
+        elif isinstance(decided, ShowStatus):
+            self._write_resultset(
+                list(STATUS_COLUMNS), status_rows(self._proxy_status(), decided.pattern)
+            )
+        elif isinstance(decided, Statistics):
+            # COM_STATISTICS is answered with the bare text, in one packet.
+            self._write(statistics_text(self._proxy_status()).encode())
         elif isinstance(decided, Kill):
             await self._kill(decided.connection_id, decided.query_only)
         elif isinstance(decided, RunAccountStatement):
@@ -701,6 +716,20 @@ class Session:
             if info is not None and visible(self.account, info):
                 shown[info.connection_id] = info
         return shown
+
+    def _proxy_status(self) -> ProxyStatus:
+        """This process's status counters (SHOW STATUS, COM_STATISTICS)."""
+        sessions = [
+            OpenSession(
+                session.activity.command != "Sleep",
+                session.client.bytes_received,
+                session.client.bytes_sent,
+            )
+            for session in list(self.ctx.sessions.values())
+        ]
+        return proxy_status(
+            self.ctx.metrics, self.ctx.digest, self.ctx.snapshot().version, sessions, time.time()
+        )
 
     def _show_processlist(self, full: bool) -> None:
         rows = processlist_rows(self._visible_sessions().values(), self.connection_id, full)

@@ -49,8 +49,10 @@ from proxy.plan.plan import (
     ShowDigest,
     ShowNotes,
     ShowProcesslist,
+    ShowStatus,
     Simple,
     StatementCommand,
+    Statistics,
     UseDatabase,
     plan,
     relayed_statement,
@@ -200,7 +202,9 @@ def _describe(decided: Plan) -> str:
         return f"ShowDigest {decided.database}"
     if isinstance(decided, Kill):
         return f"Kill {decided.connection_id}" + (" query" if decided.query_only else "")
-    for kind in (ShowNotes, RunAccountStatement, Ok, NoReply, Reauthenticate, Quit):
+    if isinstance(decided, ShowStatus):
+        return f"ShowStatus {decided.pattern}" if decided.pattern is not None else "ShowStatus"
+    for kind in (ShowNotes, Statistics, RunAccountStatement, Ok, NoReply, Reauthenticate, Quit):
         if isinstance(decided, kind):
             return kind.__name__
     raise AssertionError(decided)
@@ -234,6 +238,8 @@ def test_the_table_covers_every_plan() -> None:
         "ShowProcesslist",
         "ShowDigest",
         "ShowNotes",
+        "ShowStatus",
+        "Statistics",
         "Kill",
         "RunAccountStatement",
         "Ok",
