@@ -91,6 +91,7 @@ __all__ = [
 
 # The audit logger (proxy/ops/logs.py formats it; the name is shared, not the module).
 _audit_log = logging.getLogger("shardgate.audit")
+_log = logging.getLogger("shardgate.catalog")
 
 OPERATOR = "operator"
 RO_SUFFIX = "_RO"
@@ -821,16 +822,11 @@ class Catalog:
             with self._write():
                 stored = store.setting(SECRET_VERIFIER)
                 if stored is None:
+                    # Not an account change: no catalog version, no audit row (one per version).
                     store.set_setting(SECRET_VERIFIER, verifier)
-                    store.insert_audit(
-                        _now(),
-                        OPERATOR,
-                        "",
-                        "SET CATALOG SECRET VERIFIER",
-                        "stored the verifier of the catalog secret every node must share",
-                        store.counter(CATALOG_VERSION),
-                    )
                     stored, claimed = verifier, True
+        if claimed:
+            _log.info("catalog secret recorded: its verifier, which every node must match")
         if stored is not None and not hmac.compare_digest(stored, verifier):
             raise CatalogSecretError(
                 "this node's catalog secret is not the one the catalog was set up with: every "

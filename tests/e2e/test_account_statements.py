@@ -1,4 +1,4 @@
-"""Account statements end to end, one test per rule of ``shared/docs/account-semantics.md``:
+"""Account statements end to end, one test per rule of README.md's "Account semantics":
 exact errno, SQLSTATE and text through real clients (PyMySQL, mysql-connector, the mariadb
 CLI), notes through SHOW WARNINGS, all-or-nothing multi-account statements, and privileges
 that really take effect on new and already open connections.

@@ -1,5 +1,5 @@
-"""Privilege enforcement end to end: for every row of "What each statement needs"
-(docs/account-semantics.md), an account holding exactly the needed privileges succeeds (and the
+"""Privilege enforcement end to end: for every row of "What each statement needs" (README.md),
+an account holding exactly the needed privileges succeeds (and the
 effect is checked on the shard itself), and an account missing any one of them gets the exact
 MySQL error (1142 for a table privilege, 1044 for a database-level one) while nothing changes
 on the shard. Text statements through PyMySQL, prepared statements through mysql-connector.

@@ -89,6 +89,7 @@ def test_com_statistics(proxy: ProxyEnv) -> None:
         stats = conn.cmd_statistics()
     finally:
         conn.close()
+    assert isinstance(stats, dict)
     assert set(stats) == {
         "Uptime",
         "Threads",
