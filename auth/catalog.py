@@ -826,7 +826,7 @@ class Catalog:
                     store.set_setting(SECRET_VERIFIER, verifier)
                     stored, claimed = verifier, True
         if claimed:
-            _log.info("catalog secret recorded: its verifier, which every node must match")
+            _log.debug("catalog secret recorded: its verifier, which every node must match")
         if stored is not None and not hmac.compare_digest(stored, verifier):
             raise CatalogSecretError(
                 "this node's catalog secret is not the one the catalog was set up with: every "
