@@ -296,7 +296,9 @@ _DATA_TYPES: Final = frozenset(
 )
 _INFORMATION_SCHEMA: Final = "information_schema"
 # information_schema tables whose rows show other sessions of the (shared) backend account.
-_IS_OTHER_SESSIONS: Final = frozenset({"PROCESSLIST"})
+# information_schema tables that show other accounts' statements or the shard's own counters
+# (every tenant's): 1227 (PROCESS). SHOW PROCESSLIST and SHOW STATUS are the proxy's own.
+_IS_OTHER_SESSIONS: Final = frozenset({"PROCESSLIST", "GLOBAL_STATUS", "SESSION_STATUS"})
 
 # Character sets whose multi-byte characters never contain a byte below 0x80, so that quotes,
 # backslashes and comment markers are found at the same places whatever the proxy decodes.

@@ -63,10 +63,16 @@ def test_show_status_is_the_proxys_own(proxy: ProxyEnv) -> None:
         assert info.value.args[0] == 1235
 
 
-def test_show_engine_status_is_refused(proxy: ProxyEnv) -> None:
-    """It shows the shard's transactions and statements, every tenant's: PROCESS, as MySQL."""
+def test_the_shards_internals_are_refused(proxy: ProxyEnv) -> None:
+    """SHOW ENGINE shows the shard's transactions and statements, every tenant's (PROCESS, as
+    MySQL); information_schema's status tables, the shard's counters."""
     with proxy.connect() as conn, conn.cursor() as cur:
-        for sql in ("SHOW ENGINE INNODB STATUS", "SHOW ENGINE INNODB MUTEX"):
+        for sql in (
+            "SHOW ENGINE INNODB STATUS",
+            "SHOW ENGINE INNODB MUTEX",
+            "SELECT * FROM information_schema.GLOBAL_STATUS",
+            "SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS",
+        ):
             with pytest.raises(pymysql.err.MySQLError) as info:
                 cur.execute(sql)
             assert info.value.args == (
