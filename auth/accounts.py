@@ -1,5 +1,5 @@
 """Account operations: the ONE implementation of CREATE USER, DROP USER, SET PASSWORD, GRANT,
-REVOKE and SHOW GRANTS (PolarDB-X 1.0 semantics, see ``shared/docs/account-semantics.md``), and of
+REVOKE and SHOW GRANTS (PolarDB-X 1.0 semantics, see README.md, "Account semantics"), and of
 the CLI / dashboard user management built on the same rules.
 
 Pure logic over the catalog: no network I/O, and no dependency on ``proxy`` (callers translate
@@ -80,7 +80,7 @@ Decisions where the semantics page is silent (each has a test):
   for ...`` (MySQL's error for ALTER USER). ``GRANT ... WITH MAX_USER_CONNECTIONS n`` on an
   account another database owns → 1133, as GRANT ... IDENTIFIED BY. The operator's CLI unlock
   also unlocks built-ins. Every password change also unlocks (``auth.catalog``).
-* **A user name belongs to one database** (account-semantics.md): the database whose
+* **A user name belongs to one database** (README, "Who may do what"): the database whose
   administrator first created an account with that name (or whose built-in account it is).
   Creating an account with a name another database owns (or that an account owned by no
   database holds), at any host, fails as if that account existed: CREATE USER → 1396

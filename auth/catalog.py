@@ -23,10 +23,12 @@ instead of waiting out the same outage again, so a caller waits about one ``time
 from __future__ import annotations
 
 import gc
+import hashlib
+import hmac
 import logging
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -77,6 +79,7 @@ __all__ = [
     "CatalogConflictError",
     "CatalogError",
     "CatalogOutcomeUnknownError",
+    "CatalogSecretError",
     "CatalogSnapshot",
     "CatalogUnavailableError",
     "Change",
@@ -94,6 +97,7 @@ __all__ = [
     "UnknownDatabaseError",
     "UnlockAccount",
     "UserHost",
+    "secret_verifier",
 ]
 
 # The audit logger (proxy/ops/logs.py formats it; the name is shared, not the module).
@@ -111,6 +115,14 @@ INCREMENTAL_RELOAD_LIMIT = 5_000
 DEFAULT_TIMEOUT = 5.0
 # Migrations: DDL on a large catalog, and another node's migration to wait for.
 MIGRATION_TIMEOUT = 120.0
+
+# The setting holding the verifier of the catalog secret (schema 5).
+SECRET_VERIFIER = "secret_verifier"
+_VERIFIER_LABEL = b"shardgate catalog secret verifier v1"
+# A node's session report counts while it is this recent (nodes report every few seconds and
+# at least every NODE_REPORT_REFRESH); reports older than NODE_REPORT_FORGET are deleted.
+NODE_REPORT_FRESH = 30.0
+NODE_REPORT_FORGET = 3600.0
 
 # Priv values by bit pattern: building an IntFlag per row would dominate loading time.
 _PRIVS: tuple[Priv, ...] = tuple(Priv(bits) for bits in range(256))
@@ -143,6 +155,10 @@ class UnknownAccountError(CatalogError):
 
 class ProtectedAccountError(CatalogError):
     """A built-in account (or its reserved user name) was the target of a change."""
+
+
+class CatalogSecretError(CatalogError):
+    """This process's catalog secret is not the one the catalog was set up with."""
 
 
 class CatalogUnavailableError(CatalogError):
@@ -537,6 +553,13 @@ class LoginLock:
 _NOT_REREAD = "{} was created, but the catalog could not be read back; it shows once it can be"
 
 
+def secret_verifier(secret: bytes) -> str:
+    """What the catalog keeps to tell whether a process holds the secret it was set up with:
+    an HMAC-SHA256 of a fixed label keyed with the secret -- never the secret, and nothing it
+    can be recovered from."""
+    return hmac.new(secret, _VERIFIER_LABEL, hashlib.sha256).hexdigest()
+
+
 def _target(db: str, table: str | None) -> str:
     return f"`{db}`.*" if table is None else f"`{db}`.`{table}`"
 
@@ -893,6 +916,74 @@ class Catalog:
                 extra={"event": "catalog_write", "result": "unknown"},
             )
 
+    # --- the catalog secret's verifier (schema version 5) ---
+
+    def check_secret(self, secret: bytes, *, claim: bool) -> bool:
+        """Refuse (``CatalogSecretError``) a secret other than the one the catalog was set up
+        with: every node derives the shard accounts' passwords from it, so a node with another
+        one would lock sessions out. A catalog without a verifier yet takes this secret's when
+        ``claim`` is set (the first node to start, ``catalog migrate``, ``shardgate dev``):
+        returns True then, else False."""
+        verifier = secret_verifier(secret)
+        store = self._store
+        try:
+            with self._lock, store.reading():
+                stored = store.setting(SECRET_VERIFIER)
+        except StoreError as error:
+            raise CatalogUnavailableError(f"catalog unavailable: {error}") from error
+        claimed = False
+        if stored is None and claim:
+            with self._write():
+                stored = store.setting(SECRET_VERIFIER)
+                if stored is None:
+                    # Not an account change: no catalog version, no audit row (one per version).
+                    store.set_setting(SECRET_VERIFIER, verifier)
+                    stored, claimed = verifier, True
+        if claimed:
+            log.debug("catalog secret recorded: its verifier, which every node must match")
+        if stored is not None and not hmac.compare_digest(stored, verifier):
+            raise CatalogSecretError(
+                "this node's catalog secret is not the one the catalog was set up with: every "
+                "node sharing a catalog needs the same secret (copy it from a node that serves "
+                "this catalog)"
+            )
+        return claimed
+
+    # --- what each node reports of its sessions (schema version 5) ---
+
+    def publish_sessions(
+        self, node: str, counts: Mapping[str, int], *, now: float | None = None
+    ) -> None:
+        """Replace ``node``'s report of its open sessions per database (lookup keys); reports
+        of nodes that went away long ago are deleted on the way. No new catalog version."""
+        at = time.time() if now is None else now
+        rows = sorted((db.lower(), n) for db, n in counts.items() if n > 0)
+        with self._write():
+            self._store.replace_node_sessions(node, rows, at)
+            self._store.prune_node_sessions(at - NODE_REPORT_FORGET)
+
+    def open_sessions(self, *, now: float | None = None) -> dict[str, dict[str, int]]:
+        """Sessions open per database (lookup key), per node, as the nodes last reported them
+        (reports older than ``NODE_REPORT_FRESH`` seconds are ignored)."""
+        at = time.time() if now is None else now
+        try:
+            with self._lock, self._store.reading():
+                rows = self._store.node_session_rows(at - NODE_REPORT_FRESH)
+        except StoreError as error:
+            raise CatalogUnavailableError(f"catalog unavailable: {error}") from error
+        found: dict[str, dict[str, int]] = {}
+        for node, db, sessions, _ in rows:
+            found.setdefault(db, {})[node] = sessions
+        return found
+
+    def databases_created(self) -> dict[str, str]:
+        """When each database was created (UTC, ISO 8601), by lookup key."""
+        try:
+            with self._lock, self._store.reading():
+                return self._store.database_created_rows()
+        except StoreError as error:
+            raise CatalogUnavailableError(f"catalog unavailable: {error}") from error
+
     # --- audit ---
 
     def audit(self, limit: int | None = None) -> list[AuditRecord]:
@@ -929,7 +1020,7 @@ class Catalog:
                     raise AccountExistsError(
                         f"accounts named {user!r} exist; the built-in account name is taken"
                     )
-            store.insert_database(key, (name, shard, physical_name, backend_user))
+            store.insert_database(key, (name, shard, physical_name, backend_user), _now())
             touched = []
             for user, kind, hashes in builtins:
                 account_id = self._next_account_id()

@@ -134,6 +134,13 @@ def unknown_database(db: str) -> SqlError:
     return sql_error(ErrorCode.BAD_DB, f"Unknown database '{db}'")
 
 
+def database_dropped(db: str) -> SqlError:
+    """The session's current database was dropped (``shardgate database drop``)."""
+    return sql_error(
+        ErrorCode.BAD_DB, f"Unknown database '{db}': it was dropped, and this session has ended"
+    )
+
+
 def no_database_selected() -> SqlError:
     return sql_error(ErrorCode.NO_DB, "No database selected")
 
@@ -145,10 +152,23 @@ def table_access_denied(priv: str, user: str, client_ip: str, table: str) -> Sql
     )
 
 
+@dataclass(frozen=True)
+class CrossDatabaseError(SqlError):
+    """A statement names another database than the current one: 1235, "USE it first". The
+    database is kept so that the decision, which knows the caller, can answer 1044 instead
+    when the caller may not use it (``proxy.plan.plan``): never advice to run a USE that
+    would be refused."""
+
+    database: str = ""
+
+
 def cross_database(db: str) -> SqlError:
-    return sql_error(
-        ErrorCode.NOT_SUPPORTED_YET,
+    code = ErrorCode.NOT_SUPPORTED_YET
+    return CrossDatabaseError(
+        code.errno,
+        code.sqlstate,
         f"Cross-database queries are not supported; USE {db} first",
+        db,
     )
 
 

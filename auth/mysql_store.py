@@ -152,6 +152,31 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             KEY revoked_sessions_expiry (expires_at)
         ) {_TABLE_OPTIONS}""",
     ),
+    # 5: the operator's day (issue #13): named settings (the verifier of the catalog secret
+    # every node must share), each node's open sessions per database as it last reported them
+    # (``database list``/``drop``), and when each database was created (taken from the audit
+    # log for the databases that exist already).
+    (
+        f"""CREATE TABLE IF NOT EXISTS catalog_settings (
+            name VARCHAR(64) NOT NULL PRIMARY KEY,
+            value VARCHAR(255) NOT NULL
+        ) {_TABLE_OPTIONS}""",
+        f"""CREATE TABLE IF NOT EXISTS node_sessions (
+            node VARCHAR(255) NOT NULL,
+            db VARCHAR(255) NOT NULL,
+            sessions BIGINT NOT NULL,
+            updated_at DOUBLE NOT NULL,
+            PRIMARY KEY (node, db)
+        ) {_TABLE_OPTIONS}""",
+        f"""CREATE TABLE IF NOT EXISTS database_created (
+            name_key VARCHAR(255) NOT NULL PRIMARY KEY,
+            created_at VARCHAR(40) NOT NULL
+        ) {_TABLE_OPTIONS}""",
+        """INSERT IGNORE INTO database_created (name_key, created_at)
+            SELECT d.name_key, MAX(a.at) FROM logical_databases d
+            JOIN audit a ON a.action = CONCAT('CREATE DATABASE ', d.name)
+            GROUP BY d.name_key""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

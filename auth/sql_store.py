@@ -13,7 +13,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any, cast
 
-from auth.store import AccountRow, AuditRow, DatabaseRow, DbGrantRow, LoginStateRow, TableGrantRow
+from auth.store import (
+    AccountRow,
+    AuditRow,
+    DatabaseRow,
+    DbGrantRow,
+    LoginStateRow,
+    NodeSessionsRow,
+    TableGrantRow,
+)
 
 # Bound parameters per statement: the ids of one IN (...) list, the values of one multi-row
 # INSERT (within SQLite's oldest limit of 999).
@@ -180,20 +188,41 @@ class SqlCatalogStore(ABC):
         row = self._one("SELECT 1 FROM revoked_sessions WHERE session_hash = ?", (session_hash,))
         return row is not None
 
+    def setting(self, name: str) -> str | None:
+        row = self._one("SELECT value FROM catalog_settings WHERE name = ?", (name,))
+        return None if row is None else str(row[0])
+
+    def node_session_rows(self, since: float) -> list[NodeSessionsRow]:
+        rows = self._rows(
+            "SELECT node, db, sessions, updated_at FROM node_sessions WHERE updated_at >= ?"
+            " ORDER BY node, db",
+            (since,),
+        )
+        return [(str(n), str(d), int(c), float(u)) for n, d, c, u in rows]
+
+    def database_created_rows(self) -> dict[str, str]:
+        rows = self._rows("SELECT name_key, created_at FROM database_created")
+        return {str(key): str(at) for key, at in rows}
+
     # --- writes ---
 
     def set_counter(self, name: str, value: int) -> None:
         self._execute("UPDATE counters SET value = ? WHERE name = ?", (value, name))
 
-    def insert_database(self, key: str, row: DatabaseRow) -> None:
+    def insert_database(self, key: str, row: DatabaseRow, created_at: str) -> None:
         self._execute(
             "INSERT INTO logical_databases (name_key, name, shard, physical_name, backend_user)"
             " VALUES (?, ?, ?, ?, ?)",
             (key, *row),
         )
+        self._execute("DELETE FROM database_created WHERE name_key = ?", (key,))
+        self._execute(
+            "INSERT INTO database_created (name_key, created_at) VALUES (?, ?)", (key, created_at)
+        )
 
     def delete_database(self, key: str) -> None:
         self._execute("DELETE FROM logical_databases WHERE name_key = ?", (key,))
+        self._execute("DELETE FROM database_created WHERE name_key = ?", (key,))
 
     def insert_account(self, row: AccountRow) -> None:
         self._execute(f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) VALUES ({_marks(len(row))})", row)
@@ -289,3 +318,20 @@ class SqlCatalogStore(ABC):
 
     def prune_revoked_sessions(self, now: float) -> None:
         self._execute("DELETE FROM revoked_sessions WHERE expires_at < ?", (now,))
+
+    def set_setting(self, name: str, value: str) -> None:
+        self._execute("DELETE FROM catalog_settings WHERE name = ?", (name,))
+        self._execute("INSERT INTO catalog_settings (name, value) VALUES (?, ?)", (name, value))
+
+    def replace_node_sessions(
+        self, node: str, counts: Iterable[tuple[str, int]], at: float
+    ) -> None:
+        self._execute("DELETE FROM node_sessions WHERE node = ?", (node,))
+        for db, sessions in counts:
+            self._execute(
+                "INSERT INTO node_sessions (node, db, sessions, updated_at) VALUES (?, ?, ?, ?)",
+                (node, db, sessions, at),
+            )
+
+    def prune_node_sessions(self, before: float) -> None:
+        self._execute("DELETE FROM node_sessions WHERE updated_at < ?", (before,))

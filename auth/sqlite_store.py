@@ -108,6 +108,31 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID""",
         "CREATE INDEX IF NOT EXISTS revoked_sessions_expiry ON revoked_sessions (expires_at)",
     ),
+    # 5: the operator's day (issue #13): named settings (the verifier of the catalog secret
+    # every node must share), each node's open sessions per database as it last reported them
+    # (``database list``/``drop``), and when each database was created (taken from the audit
+    # log for the databases that exist already).
+    (
+        """CREATE TABLE IF NOT EXISTS catalog_settings (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE IF NOT EXISTS node_sessions (
+            node TEXT NOT NULL,
+            db TEXT NOT NULL,
+            sessions INTEGER NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (node, db)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE IF NOT EXISTS database_created (
+            name_key TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL
+        ) WITHOUT ROWID""",
+        """INSERT OR IGNORE INTO database_created (name_key, created_at)
+            SELECT d.name_key, MAX(a.at) FROM logical_databases d
+            JOIN audit a ON a.action = 'CREATE DATABASE ' || d.name
+            GROUP BY d.name_key""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # The database file and the side files SQLite keeps beside it (same mode as the database).

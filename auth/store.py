@@ -28,6 +28,8 @@ DbGrantRow = tuple[int, str, int]
 TableGrantRow = tuple[int, str, str, int]
 # (id, at, actor, client, action, details, catalog_version)
 AuditRow = tuple[int, str, str, str, str, str, int]
+# (node, db, sessions, updated_at): a node's open sessions in one database, as last reported
+NodeSessionsRow = tuple[str, str, int, float]
 
 
 class AccountRow(NamedTuple):
@@ -128,10 +130,25 @@ class CatalogStore(Protocol):
         """Whether this dashboard session (the SHA-256 of its id) was ended (schema 4)."""
         ...
 
+    def setting(self, name: str) -> str | None:
+        """A named setting (schema 5), None if unset."""
+        ...
+
+    def node_session_rows(self, since: float) -> list[NodeSessionsRow]:
+        """The session reports of every node updated at ``since`` or later (schema 5)."""
+        ...
+
+    def database_created_rows(self) -> dict[str, str]:
+        """When each database was created, by lookup key (schema 5)."""
+        ...
+
     # Writes.
     def set_counter(self, name: str, value: int) -> None: ...
-    def insert_database(self, key: str, row: DatabaseRow) -> None: ...
-    def delete_database(self, key: str) -> None: ...
+    def insert_database(self, key: str, row: DatabaseRow, created_at: str) -> None: ...
+    def delete_database(self, key: str) -> None:
+        """The database's row and its creation time."""
+        ...
+
     def insert_account(self, row: AccountRow) -> None: ...
     def delete_account(self, account_id: int) -> None:
         """The account and all its grants."""
@@ -180,4 +197,15 @@ class CatalogStore(Protocol):
 
     def prune_revoked_sessions(self, now: float) -> None:
         """Forget ended sessions that would have expired by ``now``."""
+        ...
+
+    def set_setting(self, name: str, value: str) -> None: ...
+    def replace_node_sessions(
+        self, node: str, counts: Iterable[tuple[str, int]], at: float
+    ) -> None:
+        """The node's report: one row per database with sessions open, replacing its last."""
+        ...
+
+    def prune_node_sessions(self, before: float) -> None:
+        """Forget reports not updated since ``before`` (nodes that went away)."""
         ...

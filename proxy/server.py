@@ -23,9 +23,11 @@ import gc
 import itertools
 import logging
 import signal
+import socket
 import ssl
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,7 +51,7 @@ from proxy.ops.logs import bind_connection, configure_logging
 from proxy.ops.metrics import Metrics
 from proxy.ops.workers import PUBLISH_SECONDS, WorkerSlot
 from proxy.session.authn import Sha2Cache
-from proxy.session.login import LoginGuard
+from proxy.session.login import CatalogRefresher, LoginGuard
 from proxy.session.session import Session
 from proxy.wire.packets import Capability, ProtocolError, build_err, parse_handshake_v10
 from proxy.wire.stream import ClientConnection, ConnectionLost, PacketConnection, PacketTooLarge
@@ -61,6 +63,13 @@ BOOKKEEPING_CLOSE_SECONDS = 5.0
 WATCH_SECONDS = 1.0
 # After drain_timeout: how long interrupted statements get to answer before the rest is closed.
 DRAIN_GRACE = 5.0
+# Each node tells the catalog its open sessions per database (``shardgate database list`` and
+# ``drop`` read them): checked this often, written when they changed and at least this often
+# (a report older than auth.catalog.NODE_REPORT_FRESH no longer counts); a write waits at most
+# REPORT_WRITE_WAIT for another writer of a SQLite catalog.
+SESSION_REPORT_SECONDS = 2.0
+SESSION_REPORT_REFRESH = 10.0
+REPORT_WRITE_WAIT = 0.25
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,8 @@ class ServerContext:
         self.sha2_cache = Sha2Cache()
         # The decoy account, per-address throttle and crypto pool of logins (session/login.py).
         self.login_guard = LoginGuard()
+        # The catalog re-read a failed login waits for (session/login.py).
+        self.catalog_refresher = CatalogRefresher(catalog)
         private_pem, public_pem = generate_rsa_keypair()
         self.rsa_keys = RsaKeys(private_pem, public_pem)
         self.ssl_context = _ssl_context(config)
@@ -113,6 +124,16 @@ class ServerContext:
 
     def snapshot(self) -> CatalogSnapshot:
         return self.catalog.snapshot()
+
+    def session_counts(self) -> dict[str, int]:
+        """Logged-in sessions per current database (catalog lookup keys)."""
+        return dict(
+            Counter(
+                session.current_db.lower()
+                for session in self.sessions.values()
+                if session.account is not None and session.current_db is not None
+            )
+        )
 
     def peer_digests(self) -> list[dict[tuple[str | None, str], DigestEntry]]:
         return [] if self.worker is None else self.worker.peer_digests()
@@ -246,6 +267,9 @@ class ProxyServer:
         self._stopping = asyncio.Event()
         self._admin_factory = admin
         self.admin: AdminListener | None = None
+        # Session reports to the catalog, on a thread of their own (its own SQLite wait).
+        self._report_pool = ThreadPoolExecutor(1, thread_name_prefix="shardgate-report")
+        self.node = ""  # this node's name in the catalog's session reports: host:port[/wN]
 
     @property
     def port(self) -> int:
@@ -276,7 +300,11 @@ class ProxyServer:
             backlog=1024,
             reuse_port=worker is not None,
         )
+        self.node = f"{socket.gethostname()}:{self.port}" + (
+            "" if worker is None else f"/w{worker.index}"
+        )
         self._poller = asyncio.create_task(self._poll_catalog())
+        self._reporter = asyncio.create_task(self._report_sessions())
         # Mirrors: reconciled now and every RECONCILE_SECONDS, in the background (a session
         # whose mirror is not verified yet syncs it on demand).
         self._reconciler = asyncio.create_task(self.ctx.mirrors.run())
@@ -320,7 +348,8 @@ class ProxyServer:
         try:
             await session.run()
         finally:
-            self.ctx.metrics.connection_closed()
+            client = session.client
+            self.ctx.metrics.connection_closed(client.bytes_received, client.bytes_sent)
 
     async def _watch(self) -> None:
         """Once a second: idle clients, statements over the time limit, stalled shards."""
@@ -426,6 +455,34 @@ class ProxyServer:
             if self.ctx.snapshot().version != seen.version:
                 self.ctx.mirrors.catalog_moved(seen)
                 seen = self.ctx.snapshot()
+
+    async def _report(self, counts: dict[str, int]) -> bool:
+        """Write this node's session report; False (logged) if the catalog is not free now."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                self._report_pool, self.ctx.catalog.publish_sessions, self.node, counts
+            )
+        except CatalogError as exc:
+            log.info("session report not written (retried later): %s", exc)
+            return False
+        return True
+
+    async def _report_sessions(self) -> None:
+        """Keep this node's report of its open sessions per database current in the catalog."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            self._report_pool, self.ctx.catalog.limit_thread_write_wait, REPORT_WRITE_WAIT
+        )
+        last: dict[str, int] | None = None
+        written = 0.0
+        while True:
+            counts = self.ctx.session_counts()
+            now = time.monotonic()
+            if (counts != last or now - written >= SESSION_REPORT_REFRESH) and await self._report(
+                counts
+            ):
+                last, written = counts, now
+            await asyncio.sleep(SESSION_REPORT_SECONDS)
 
     async def serve_until_stopped(self) -> None:
         loop = asyncio.get_running_loop()
@@ -554,6 +611,7 @@ class ProxyServer:
         # REVOKE still reaches them, query_timeout still holds.
         await self._drain()
         self._poller.cancel()
+        self._reporter.cancel()
         self._reconciler.cancel()
         await self.ctx.mirrors.stop()
         if self.ctx.worker is not None:
@@ -564,6 +622,8 @@ class ProxyServer:
                 await asyncio.wait_for(self._server.wait_closed(), 2)
         # Login records still queued for a busy catalog: a last try (bounded).
         await asyncio.to_thread(self.ctx.bookkeeping.close, BOOKKEEPING_CLOSE_SECONDS)
+        await self._report({})  # this node has no sessions any more
+        self._report_pool.shutdown(wait=False)
         self.ctx.analysis_pool.shutdown(wait=False, cancel_futures=True)
         log.info("shardgate stopped")
 

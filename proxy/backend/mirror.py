@@ -863,6 +863,47 @@ class MirrorManager:
                     shards.add(database.shard)
         return shards
 
+    async def retire_database(self, database: Database) -> list[str]:
+        """``database`` has left the catalog (``shardgate database drop``): on its shard, end
+        the connections of its mirrors (and of the all-privileges ``sg_<db>`` account older
+        versions made), then drop those accounts -- under the shard's mirror lock, so that no
+        round that began before the catalog change can make one again after. The reconciler
+        never sees these mirrors once the database is gone (their names carry its keyed hash),
+        so this is their one way out. Returns the accounts dropped; raises BackendError,
+        BackendQueryError or MirrorError."""
+        config = self._config()
+        shard = config.shard(database.shard)
+        admin = await shard_admin(shard, config.server.backend_connect_timeout)
+        try:
+            lock = quote_string(self._lock_name(shard.name))
+            got = await admin.query(f"SELECT GET_LOCK({lock}, {LOCK_WAIT})")
+            if not got.rows or got.rows[0][0] != b"1":
+                raise MirrorError(f"another node held the mirror lock for {LOCK_WAIT} s")
+            try:
+                suffixes = [mirror_suffix(self._secret, database.physical_name)]
+                legacy = [database.backend_user]
+                users = await admin.query(
+                    "SELECT User, Host FROM mysql.user WHERE "
+                    + _user_filter("User", suffixes, None, legacy)
+                )
+                accounts = sorted((_text(user), _text(host)) for user, host in users.rows)
+                threads = await admin.query(
+                    "SELECT ID FROM information_schema.PROCESSLIST WHERE "
+                    + _user_filter("USER", suffixes, None, legacy)
+                )
+                for (thread,) in threads.rows:
+                    # Gone meanwhile: 1094, fine.
+                    with contextlib.suppress(BackendQueryError):
+                        await admin.query(f"KILL CONNECTION {int(_text(thread))}")
+                for user, host in accounts:
+                    await admin.query(DropUser(user, host).sql)
+            finally:
+                with contextlib.suppress(BackendError, BackendQueryError):
+                    await admin.query(f"SELECT RELEASE_LOCK({lock})")
+        finally:
+            await admin.quit()
+        return [user for user, _ in accounts]
+
     # -- rounds -------------------------------------------------------------------------------
 
     def _request(self, shard: str, ids: frozenset[int] | None) -> asyncio.Future[str | None]:

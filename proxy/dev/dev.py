@@ -1,21 +1,34 @@
-"""``shardgate dev``: two throwaway local MariaDB shards, a demo database, and the proxy."""
+"""``shardgate dev``: two throwaway local MariaDB shards, a demo database, and the proxy.
+
+One ``shardgate dev`` per state directory: a second one on a live state is refused, saying where
+the first one runs (``dev.lock``, held with ``flock`` while it runs: a crash releases it). The
+built-in accounts' passwords are generated once and kept in ``dev-passwords.json`` (mode 0600,
+like the catalog secret; printed at every start, never logged), so a second run prints the same
+ones. Every failure is one line (``DevError`` and the errors it wraps), no traceback.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import fcntl
+import json
 import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
 from auth.catalog import Catalog
-from auth.files import make_private_dirs
+from auth.files import PRIVATE_FILE_MODE, exposure, make_private_dirs
+from auth.passwords import verify_password
 from auth.policy import POLARDBX
 from proxy.backend.connection import shard_admin
 from proxy.dev.localshard import LocalMariaDB, ShardEndpoint
 from proxy.manage.provision import create_database
-from proxy.ops.config import load_config
+from proxy.ops.config import Config, load_config
 
 DEMO_DATABASES = (("demo", "s0"), ("shop", "s1"))
 
@@ -41,7 +54,74 @@ _DEMO_SQL = {
 }
 
 
-def _write_config(path: Path, host: str, port: int, shards: list[ShardEndpoint]) -> None:
+LOCK_FILE = "dev.lock"
+PASSWORDS_FILE = "dev-passwords.json"
+
+
+class DevError(Exception):
+    """``shardgate dev`` cannot start; the message is one line saying why and what to do."""
+
+
+@contextlib.contextmanager
+def _only_instance(state_dir: Path) -> Iterator[Path]:
+    """Hold the state directory's lock while dev runs; DevError naming the pid and address of
+    the one already running there. The lock file says who holds it (``_announce``)."""
+    path = state_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                raise
+            raise DevError(
+                f"shardgate dev is already running on {state_dir} ({_holder(path)}): stop it "
+                "first (Ctrl-C in its terminal), or use another --state-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid()}).encode(), 0)
+        yield path
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _holder(path: Path) -> str:
+    try:
+        running = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        running = {}
+    pid = running.get("pid", "?")
+    if "port" not in running:
+        return f"pid {pid}, still starting"
+    return f"pid {pid}, proxy on {running.get('host')}:{running['port']}"
+
+
+def _announce(lock: Path, host: str, port: int) -> None:
+    """Record in the lock file where this dev serves (for a second one's refusal)."""
+    fd = os.open(lock, os.O_WRONLY)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": host, "port": port}).encode(), 0)
+    finally:
+        os.close(fd)
+
+
+def _check_free(host: str, port: int, option: str) -> None:
+    """DevError (before any shard starts) if ``host:port`` cannot be listened on."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise DevError(
+                f"cannot listen on {host}:{port} ({exc.strerror}): stop what uses it, or "
+                f"choose another port with {option}"
+            ) from None
+
+
+def _write_config(
+    path: Path, host: str, port: int, admin_port: int | None, shards: list[ShardEndpoint]
+) -> None:
     lines = [
         "# Written by `shardgate dev`: throwaway local shards. Not for production.",
         "[server]",
@@ -52,6 +132,8 @@ def _write_config(path: Path, host: str, port: int, shards: list[ShardEndpoint])
         'url = "sqlite:///catalog.db"',
         "",
     ]
+    if admin_port is not None:
+        lines += ["[admin]", "enabled = true", f'host = "{host}"', f"port = {admin_port}", ""]
     for index, shard in enumerate(shards):
         lines += [
             "[[shards]]",
@@ -67,50 +149,115 @@ def _write_config(path: Path, host: str, port: int, shards: list[ShardEndpoint])
         out.write("\n".join(lines))
 
 
-async def _load_demo(config_path: Path) -> dict[str, str]:
-    """Create the demo databases once; reset the demo passwords every run (printed once)."""
-    config = load_config(config_path)
+def _stored_passwords(state_dir: Path) -> dict[str, str]:
+    """The built-in passwords kept from an earlier run (none yet: empty). DevError naming the
+    chmod if the file is open to others."""
+    path = state_dir / PASSWORDS_FILE
+    problem = exposure([path])
+    if problem is not None:
+        raise DevError(problem)
+    try:
+        stored = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise DevError(f"unreadable {path}: {exc}; delete it to get new passwords") from None
+    if not isinstance(stored, dict):
+        return {}
+    return {str(k): str(v) for k, v in stored.items() if isinstance(v, str)}
+
+
+def _store_passwords(state_dir: Path, passwords: dict[str, str]) -> None:
+    """Write the passwords file (mode 0600 from its creation, replaced atomically)."""
+    path = state_dir / PASSWORDS_FILE
+    temporary = path.with_name(PASSWORDS_FILE + ".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    with os.fdopen(fd, "w") as out:
+        json.dump(passwords, out, indent=2, sort_keys=True)
+    os.replace(temporary, path)
+
+
+def _kept(catalog: Catalog, user: str, stored: dict[str, str]) -> str | None:
+    """The stored password of built-in ``user`` if it still is its password in the catalog."""
+    password = stored.get(user)
+    account = catalog.snapshot().find_account(user, "%")
+    if password is None or account is None:
+        return None
+    return password if verify_password(account.password_hash, password) else None
+
+
+async def _load_demo(config: Config, state_dir: Path) -> dict[str, str]:
+    """Create the demo databases once; their built-in passwords are generated the first time
+    (or when the stored one no longer matches, e.g. after ``database reset-password``) and
+    kept in the passwords file."""
+    stored = _stored_passwords(state_dir)
     # A state directory from an older shardgate: bring its catalog up to date.
     Catalog.migrate(config.catalog.url, config.base_dir)
     catalog = Catalog.open(config.catalog.url, config.base_dir, timeout=config.catalog.timeout)
-    passwords: dict[str, str] = {}
-    for name, shard_name in DEMO_DATABASES:
-        admin_password = POLARDBX.generate_password()
-        ro_password = POLARDBX.generate_password()
-        if catalog.snapshot().database(name) is None:
-            await create_database(config, catalog, name, shard_name, admin_password, ro_password)
-            admin = await shard_admin(config.shard(shard_name))
-            try:
-                for statement in _DEMO_SQL[name]:
-                    await admin.query(f"USE `{name}`")
-                    await admin.query(statement)
-            finally:
-                await admin.quit()
-        else:
-            catalog.reset_builtin_password(name, read_only=False, new_password=admin_password)
-            catalog.reset_builtin_password(name, read_only=True, new_password=ro_password)
-        passwords[name] = admin_password
-        passwords[f"{name}_RO"] = ro_password
+    try:
+        # dev sets its catalog up: the first run records the secret's verifier.
+        catalog.check_secret(config.catalog_secret(), claim=True)
+        passwords: dict[str, str] = {}
+        for name, shard_name in DEMO_DATABASES:
+            if catalog.snapshot().database(name) is None:
+                admin_password = POLARDBX.generate_password()
+                ro_password = POLARDBX.generate_password()
+                await create_database(
+                    config, catalog, name, shard_name, admin_password, ro_password
+                )
+                admin = await shard_admin(config.shard(shard_name))
+                try:
+                    for statement in _DEMO_SQL[name]:
+                        await admin.query(f"USE `{name}`")
+                        await admin.query(statement)
+                finally:
+                    await admin.quit()
+                passwords[name], passwords[f"{name}_RO"] = admin_password, ro_password
+                continue
+            for user, read_only in ((name, False), (f"{name}_RO", True)):
+                kept = _kept(catalog, user, stored)
+                if kept is None:
+                    kept = POLARDBX.generate_password()
+                    catalog.reset_builtin_password(name, read_only=read_only, new_password=kept)
+                passwords[user] = kept
+    finally:
+        catalog.close()
+    _store_passwords(state_dir, passwords)
     return passwords
 
 
-def run_dev(state_dir: Path, host: str, port: int) -> None:
+def run_dev(state_dir: Path, host: str, port: int, admin_port: int | None = None) -> None:
+    """Run dev in the foreground until Ctrl-C. ``admin_port``: also serve the dashboard there.
+    Raises DevError (and CatalogError, ConfigError, LocalMariaDBError) with one line first."""
     state_dir = state_dir.resolve()
     make_private_dirs(state_dir)
     config_path = state_dir / "shardgate.toml"
-    if config_path.exists():
-        # A second run: refuse a catalog or secret file open to others before starting
-        # anything (CatalogError / ConfigError naming the chmod to run).
-        previous = load_config(config_path)
-        Catalog.migrate(previous.catalog.url, previous.base_dir)
-        previous.catalog_secret()
+    with _only_instance(state_dir) as lock:
+        if config_path.exists():
+            # A second run: refuse a catalog, secret or passwords file open to others before
+            # starting anything (CatalogError / ConfigError naming the chmod to run).
+            previous = load_config(config_path)
+            Catalog.migrate(previous.catalog.url, previous.base_dir)
+            previous.catalog_secret()
+            _stored_passwords(state_dir)
+        _check_free(host, port, "--port")
+        if admin_port is not None:
+            _check_free(host, admin_port, "--admin-port")
+        _serve(state_dir, config_path, lock, host, port, admin_port)
+
+
+def _serve(
+    state_dir: Path, config_path: Path, lock: Path, host: str, port: int, admin_port: int | None
+) -> None:
     shards = [LocalMariaDB(state_dir / f"s{i}") for i in range(2)]
     click.echo(f"Starting two local MariaDB shards under {state_dir} ...")
     try:
         endpoints = [shard.start() for shard in shards]
-        _write_config(config_path, host, port, endpoints)
-        passwords = asyncio.run(_load_demo(config_path))
+        _write_config(config_path, host, port, admin_port, endpoints)
         config = load_config(config_path)
+        # A state directory from an older shardgate: bring its catalog up to date.
+        Catalog.migrate(config.catalog.url, config.base_dir)
+        passwords = asyncio.run(_load_demo(config, state_dir))
 
         from proxy.manage.admin.listener import admin_listener
         from proxy.server import ProxyServer, run_loop
@@ -120,7 +267,16 @@ def run_dev(state_dir: Path, host: str, port: int) -> None:
                 config.catalog.url, config.base_dir, timeout=config.catalog.timeout
             )
             server = ProxyServer(config, catalog, admin=admin_listener)
-            await server.start()
+            try:
+                await server.start()
+            except OSError as exc:  # the port was taken since it was checked
+                raise DevError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+            _announce(lock, host, server.port)
+            dashboard = ""
+            if server.admin is not None:
+                dashboard = (
+                    f"  dashboard: {server.admin.url}/ (sign in as demo with the password above)\n"
+                )
             click.echo(
                 "\nshardgate dev is running.\n"
                 f"  config:    {config_path}\n"
@@ -131,6 +287,9 @@ def run_dev(state_dir: Path, host: str, port: int) -> None:
                 f"-p'{passwords['demo_RO']}' demo\n"
                 f"  shop:      mariadb -h {host} -P {server.port} -u shop "
                 f"-p'{passwords['shop']}' shop\n"
+                f"{dashboard}"
+                "The passwords stay the same from run to run "
+                f"({state_dir / PASSWORDS_FILE}).\n"
                 "Press Ctrl-C to stop.",
             )
             await server.serve_until_stopped()

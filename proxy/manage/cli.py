@@ -12,9 +12,10 @@ from pathlib import Path
 import click
 
 from auth.accounts import AccountManager, Actor
-from auth.catalog import Catalog, CatalogError, CatalogSnapshot
+from auth.catalog import Catalog, CatalogError, CatalogSecretError, CatalogSnapshot
 from auth.errors import SqlError
 from auth.policy import profile_by_name
+from proxy.backend.connection import BackendError
 from proxy.backend.mirror import MirrorManager
 from proxy.manage.admin.users import (
     UserAdmin,
@@ -23,7 +24,14 @@ from proxy.manage.admin.users import (
     refusals,
     reset_builtin_password,
 )
-from proxy.manage.provision import ProvisionError, builtin_ids, create_database
+from proxy.manage.provision import (
+    ProvisionError,
+    builtin_ids,
+    create_database,
+    describe_sessions,
+    drop_database,
+    open_sessions,
+)
 from proxy.ops.config import LOG_LEVELS, Config, ConfigError, LogConfig, load_config
 from proxy.ops.logs import configure_logging
 
@@ -33,6 +41,7 @@ class CliState:
         self.config_path = config_path
         self._config: Config | None = None
         self.log_level: str | None = None  # --log-level, overriding [log] level
+        self.secret_claimed = False  # the last catalog() recorded this node's secret's verifier
 
     @property
     def config(self) -> Config:
@@ -45,9 +54,31 @@ class CliState:
                 raise click.ClickException(f"config: {exc}") from None
         return self._config
 
-    def catalog(self) -> Catalog:
+    def catalog(self, *, claim_secret: bool = False) -> Catalog:
+        """The configured catalog, once this process's catalog secret is known to be the one
+        the catalog was set up with (``claim_secret``: a catalog with no record of it yet
+        takes this one's: ``serve``, ``catalog migrate``). ClickException, one line, if not."""
         config = self.config
-        return Catalog.open(config.catalog.url, config.base_dir, timeout=config.catalog.timeout)
+        try:
+            catalog = Catalog.open(
+                config.catalog.url, config.base_dir, timeout=config.catalog.timeout
+            )
+        except CatalogError as exc:
+            raise click.ClickException(exc.message) from None
+        try:
+            self.secret_claimed = catalog.check_secret(config.catalog_secret(), claim=claim_secret)
+        except ConfigError as exc:
+            catalog.close()
+            raise click.ClickException(f"config: {exc}") from None
+        except CatalogSecretError as exc:
+            catalog.close()
+            raise click.ClickException(
+                f"{exc.message}; this node reads it from {config.catalog.secret_source()}"
+            ) from None
+        except CatalogError as exc:
+            catalog.close()
+            raise click.ClickException(exc.message) from None
+        return catalog
 
 
 @click.group()
@@ -83,13 +114,10 @@ def serve(state: CliState, worker_slot: str | None) -> None:
 
     config = state.config
     # Refuse, with one clear line, a catalog that cannot be opened, whose schema is older or
-    # newer than this code's (run `catalog migrate`), or whose file, secret file or password
-    # file is open to others (run chmod), before binding any port.
-    _open_catalog(state).close()
-    try:
-        config.catalog_secret()
-    except ConfigError as exc:
-        raise click.ClickException(f"config: {exc}") from None
+    # newer than this code's (run `catalog migrate`), whose file, secret file or password file
+    # is open to others (run chmod), or that was set up with another catalog secret, before
+    # binding any port. The first node to start records its secret's verifier.
+    state.catalog(claim_secret=True).close()
     try:
         configure_logging(config.log, state.log_level)
     except OSError as exc:  # the log file's directory cannot be written
@@ -133,6 +161,12 @@ def catalog_migrate(state: CliState) -> None:
         click.echo(f"Catalog schema is up to date (version {after}).")
     else:
         click.echo(f"Catalog schema migrated from version {before} to {after}.")
+    state.catalog(claim_secret=True).close()
+    if state.secret_claimed:
+        click.echo(
+            "Catalog secret recorded (a verifier, not the secret): every node sharing this "
+            f"catalog needs the secret of {state.config.catalog.secret_source()}."
+        )
 
 
 @main.group()
@@ -177,15 +211,131 @@ def database_create(
             raise click.ClickException(exc.message) from None
     try:
         config.shard(shard_name)
-        catalog = state.catalog()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    catalog = state.catalog()
+    try:
         asyncio.run(create_database(config, catalog, name, shard_name, admin_password, ro_password))
     except (ConfigError, ProvisionError, CatalogError) as exc:
         raise click.ClickException(str(exc)) from None
     except Exception as exc:  # backend errors: say which, never a password
         raise click.ClickException(f"could not create database {name!r}: {exc}") from None
+    finally:
+        catalog.close()
     click.echo(f"Database {name!r} created on shard {shard_name!r}.")
     for user, password in generated:
         click.echo(f'Account "{user}" created with password "{password}".')
+
+
+_format_option = click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+)
+
+
+def _created(at: str | None) -> str:
+    """An ISO 8601 UTC time as ``YYYY-MM-DD HH:MM:SS`` (``-`` when not known)."""
+    return "-" if at is None else at[:19].replace("T", " ")
+
+
+@database.command("list")
+@_format_option
+@click.pass_obj
+def database_list(state: CliState, output_format: str) -> None:
+    """List the logical databases: shard, creation time (UTC) and sessions open per node.
+
+    Sessions are what each running proxy node last reported to the catalog (every few
+    seconds, and whenever its count changes); a node that stopped reporting for 30 s counts
+    no more."""
+    catalog = state.catalog()
+    try:
+        catalog.refresh()
+        databases = catalog.snapshot().databases()
+        created = catalog.databases_created()
+        sessions = catalog.open_sessions()
+    except CatalogError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        catalog.close()
+    if output_format == "json":
+        listed = [
+            {
+                "name": db.name,
+                "shards": [db.shard],
+                "created": created.get(db.key),
+                "sessions": sum(sessions.get(db.key, {}).values()),
+                "sessions_per_node": sessions.get(db.key, {}),
+            }
+            for db in databases
+        ]
+        click.echo(json.dumps(listed, indent=2))
+        return
+    click.echo(
+        _format_table(
+            ("NAME", "SHARDS", "CREATED (UTC)", "SESSIONS (PER NODE)"),
+            [
+                (
+                    db.name,
+                    db.shard,
+                    _created(created.get(db.key)),
+                    describe_sessions(sessions.get(db.key, {})),
+                )
+                for db in databases
+            ],
+        )
+    )
+
+
+@database.command("drop")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask to type the name (for scripts).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="End the sessions open in the database (each gets an error) instead of refusing.",
+)
+@click.pass_obj
+def database_drop(state: CliState, name: str, yes: bool, force: bool) -> None:
+    """Drop database NAME: its data on the shard, its built-in accounts, the accounts it owns,
+    every grant on it, and their accounts on the shard; every proxy node sees it within a
+    second. Refused while sessions are open in it, unless --force."""
+    config = state.config
+    catalog = state.catalog()
+    try:
+        found = catalog.snapshot().database(name)
+        if found is None:
+            raise click.ClickException(f"unknown database {name!r}")
+        sessions = open_sessions(catalog, found)
+        if sessions and not force:  # before asking anything
+            raise click.ClickException(
+                f"database {found.name!r} has {describe_sessions(sessions)} session(s) open: "
+                "end them first, or use --force to end them"
+            )
+        if not yes:
+            typed = click.prompt(
+                f"This drops database {found.name!r} on shard {found.shard!r}: its data, its "
+                "accounts and every grant on it. Type its name to confirm",
+                default="",
+                show_default=False,
+                err=True,
+            )
+            if typed != found.name:
+                raise click.ClickException("the name typed does not match; nothing was dropped")
+        dropped = asyncio.run(drop_database(config, catalog, found.name, force=force))
+    except (ConfigError, ProvisionError, CatalogError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except (OSError, BackendError) as exc:  # the shard cannot be reached: nothing changed
+        raise click.ClickException(f"could not drop database {name!r}: {exc}") from None
+    finally:
+        catalog.close()
+    ended = f"; {dropped.sessions} session(s) ended" if dropped.sessions else ""
+    click.echo(
+        f"Database {dropped.name!r} dropped from shard {dropped.shard!r} "
+        f"({len(dropped.shard_accounts)} shard account(s) dropped{ended})."
+    )
 
 
 @database.command("reset-password")
@@ -206,7 +356,7 @@ def database_reset_password(
     """
     policy = profile_by_name(state.config.server.policy)
     password = _read_password_line("new") if password_stdin else ""
-    catalog = _open_catalog(state)
+    catalog = state.catalog()
     try:
         user, generated = reset_builtin_password(catalog, policy, name, read_only, password or None)
         found = catalog.snapshot().database(name)
@@ -225,13 +375,6 @@ def database_reset_password(
 # --- users: user management of one logical database (the same operations as SQL) ---
 
 
-def _open_catalog(state: CliState) -> Catalog:
-    try:
-        return state.catalog()
-    except CatalogError as exc:
-        raise click.ClickException(exc.message) from None
-
-
 def _mirrors(state: CliState, catalog: Catalog) -> MirrorManager:
     """The mirrored accounts of ``catalog``'s accounts (a sync failure is logged and left to
     the proxies' reconcilers; the change itself stays applied)."""
@@ -244,7 +387,7 @@ class _Users:
 
     def __init__(self, state: CliState) -> None:
         policy = profile_by_name(state.config.server.policy)
-        self.catalog = _open_catalog(state)
+        self.catalog = state.catalog()
         self.accounts = AccountManager(self.catalog, policy)
         self.admin = UserAdmin(self.accounts)
         self.actor = Actor.operator()
@@ -261,7 +404,27 @@ class _Users:
         self.catalog.close()
 
 
-def _refuse(exc: UserAdminError) -> click.ClickException:
+def _refuse(
+    exc: UserAdminError,
+    ops: _Users | None = None,
+    database: str = "",
+    username: str = "",
+    host: str = "%",
+) -> click.ClickException:
+    """The refusal as one line; a user that is not at ``host`` but exists at other hosts of
+    the database says which, and how to name one (``--host``)."""
+    if ops is not None and exc.status == 404 and username:
+        try:
+            rows = ops.admin.list_users(ops.actor, database)
+        except UserAdminError:
+            rows = []
+        hosts = [r.host for r in rows if r.username == username and r.host != host]
+        if hosts:
+            where = f"host {hosts[0]}" if len(hosts) == 1 else "hosts " + ", ".join(hosts)
+            return click.ClickException(
+                f'No user "{username}" at host {host} in database "{database}"; it exists at '
+                f"{where}: name {'it' if len(hosts) == 1 else 'one'} with --host {hosts[0]}"
+            )
     return click.ClickException(f"{exc.message} ({exc.detail})" if exc.detail else exc.message)
 
 
@@ -323,13 +486,7 @@ def users() -> None:
 
 @users.command("list")
 @_database_option
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-)
+@_format_option
 @click.pass_obj
 def users_list(state: CliState, database: str, output_format: str) -> None:
     """List the users of a database."""
@@ -414,7 +571,12 @@ def users_update_password(
     """Set the password of USERNAME; an empty password generates one, printed once."""
     with _Users(state) as ops:
         try:
-            ops.admin.list_users(ops.actor, database)  # unknown database: before any prompt
+            # An unknown database or user: before any prompt.
+            listed = ops.admin.list_users(ops.actor, database)
+            if not any(r.username == username and r.host == host for r in listed):
+                raise UserAdminError(
+                    f'No user "{display_name(username, host)}" in database "{database}".', 404
+                )
             password = _ask_password(password_stdin)
             if retain_current:
                 with refusals("update-password", database, username, host):
@@ -424,7 +586,7 @@ def users_update_password(
             else:
                 generated = ops.admin.update_password(ops.actor, database, username, host, password)
         except UserAdminError as exc:
-            raise _refuse(exc) from None
+            raise _refuse(exc, ops, database, username, host) from None
     name = display_name(username, host)
     if generated is None:
         click.echo(f'User "{name}" updated.')
@@ -445,7 +607,7 @@ def users_discard_old_password(state: CliState, username: str, database: str, ho
             with refusals("update-password", database, username, host):
                 ops.accounts.discard_old_password_of(ops.actor, database, username, host)
         except UserAdminError as exc:
-            raise _refuse(exc) from None
+            raise _refuse(exc, ops, database, username, host) from None
     click.echo(f'User "{display_name(username, host)}" now has only its current password.')
 
 
@@ -460,7 +622,7 @@ def users_unlock(state: CliState, username: str, database: str, host: str) -> No
         try:
             was_locked = ops.admin.unlock_user(ops.actor, database, username, host)
         except UserAdminError as exc:
-            raise _refuse(exc) from None
+            raise _refuse(exc, ops, database, username, host) from None
     name = display_name(username, host)
     if was_locked:
         click.echo(f'User "{name}" unlocked.')
@@ -482,7 +644,7 @@ def users_set_limit(
         try:
             ops.admin.set_user_limit(ops.actor, database, username, max_connections, host)
         except UserAdminError as exc:
-            raise _refuse(exc) from None
+            raise _refuse(exc, ops, database, username, host) from None
     shown = str(max_connections) if max_connections else "the server default"
     click.echo(f'User "{display_name(username, host)}" now has max_user_connections {shown}.')
 
@@ -500,7 +662,7 @@ def users_delete(state: CliState, username: str, database: str, host: str) -> No
             ops.admin.delete_user(ops.actor, database, username, host)
             ops.sync_mirrors(before)
         except UserAdminError as exc:
-            raise _refuse(exc) from None
+            raise _refuse(exc, ops, database, username, host) from None
     click.echo(f'User "{display_name(username, host)}" deleted.')
 
 
@@ -514,14 +676,20 @@ def users_delete(state: CliState, username: str, database: str, host: str) -> No
 )
 @click.option("--port", default=3307, show_default=True, help="The proxy's port.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="The proxy's address.")
-def dev(state_dir: Path, port: int, host: str) -> None:
+@click.option("--admin", is_flag=True, help="Also serve the dashboard (its URL is printed).")
+@click.option("--admin-port", default=8080, show_default=True, help="The dashboard's port.")
+def dev(state_dir: Path, port: int, host: str, admin: bool, admin_port: int) -> None:
     """Start two local MariaDB shards, a demo database and the proxy (Ctrl-C stops all)."""
-    from proxy.dev.dev import run_dev
+    from proxy.dev.dev import DevError, run_dev
+    from proxy.dev.localshard import LocalMariaDBError
 
     try:
-        run_dev(state_dir, host, port)
-    except (CatalogError, ConfigError) as exc:
-        raise click.ClickException(str(exc)) from None
+        run_dev(state_dir, host, port, admin_port if admin else None)
+    except CatalogError as exc:
+        raise click.ClickException(exc.message) from None
+    except (ConfigError, DevError, LocalMariaDBError, OSError) as exc:
+        # One line: a shard's failure carries its error log's tail, which the log path names.
+        raise click.ClickException(str(exc).splitlines()[0]) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

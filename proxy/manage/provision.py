@@ -1,15 +1,33 @@
-"""Creating a logical database: the physical database on the shard, the catalog entry with the
-protected built-in accounts, and the built-ins' mirrored accounts on the shard."""
+"""Creating and dropping a logical database: the physical database on the shard, the catalog
+entry with the protected built-in accounts, and the mirrored accounts on the shard."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-from auth.catalog import RO_SUFFIX, Catalog
+from auth.catalog import RO_SUFFIX, Catalog, CatalogError
 from auth.model import Database
-from proxy.backend.connection import backend_user, quote_string, shard_admin, usage_target
-from proxy.backend.mirror import MirrorManager
+from proxy.backend.connection import (
+    BackendError,
+    BackendQueryError,
+    backend_user,
+    quote_name,
+    quote_string,
+    shard_admin,
+    usage_target,
+)
+from proxy.backend.mirror import MirrorError, MirrorManager, mirror_suffix
 from proxy.ops.config import Config
+
+# After dropping a database with sessions open, wait this long (a few catalog polls) before
+# ending their shard connections: each session's node has seen the change by then, so the
+# session's next statement ends it with "it was dropped" rather than a lost connection.
+NODES_NOTICE_SECONDS = 0.6
+# DROP DATABASE waits at most this long for a metadata lock on one of its tables.
+DROP_LOCK_WAIT = 10
 
 # Logical database names: they become physical database names on the shard.
 _DATABASE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
@@ -92,3 +110,80 @@ def builtin_ids(catalog: Catalog, database: Database) -> list[int]:
         snapshot.find_account(database.name + RO_SUFFIX, "%"),
     )
     return [account.id for account in found if account is not None]
+
+
+@dataclass(frozen=True)
+class DroppedDatabase:
+    """What ``drop_database`` did."""
+
+    name: str
+    shard: str
+    physical_name: str
+    shard_accounts: tuple[str, ...]  # the mirrors (and any sg_<db>) dropped on the shard
+    sessions: int  # sessions the nodes reported open in it (ended: --force)
+
+
+def describe_sessions(per_node: Mapping[str, int]) -> str:
+    """``3 (node-a:3307 2, node-b:3307 1)``, or ``0``."""
+    total = sum(per_node.values())
+    if not total:
+        return "0"
+    return f"{total} (" + ", ".join(f"{n} {c}" for n, c in sorted(per_node.items())) + ")"
+
+
+def open_sessions(catalog: Catalog, database: Database) -> dict[str, int]:
+    """The sessions the nodes report open in ``database``, per node."""
+    return catalog.open_sessions().get(database.key, {})
+
+
+async def drop_database(
+    config: Config, catalog: Catalog, name: str, *, force: bool
+) -> DroppedDatabase:
+    """Drop a logical database everywhere: from the catalog (its built-in accounts, the
+    accounts it owns, every grant on it; every node sees it within a second and ends the
+    sessions in it at their next statement), then on its shard its mirrored accounts and any
+    leftover ``sg_<db>`` (their connections ended first), then the physical database.
+
+    Refused (ProvisionError) while the nodes report sessions open in it, unless ``force``.
+    The shard must be reachable before anything changes; if it fails after the catalog
+    change, the error says what is left on the shard."""
+    await asyncio.to_thread(catalog.refresh)
+    database = catalog.snapshot().database(name)
+    if database is None:
+        raise ProvisionError(f"unknown database {name!r}")
+    sessions = await asyncio.to_thread(open_sessions, catalog, database)
+    if sessions and not force:
+        raise ProvisionError(
+            f"database {database.name!r} has {describe_sessions(sessions)} session(s) open: "
+            "end them first, or use --force to end them"
+        )
+    shard = config.shard(database.shard)
+    admin = await shard_admin(shard, config.server.backend_connect_timeout)
+    try:
+        before = catalog.snapshot()
+        await asyncio.to_thread(catalog.drop_database, database.name)
+        try:
+            if sessions:
+                await asyncio.sleep(NODES_NOTICE_SECONDS)
+            mirrors = MirrorManager(lambda: config, catalog)
+            dropped = await mirrors.retire_database(database)
+            # The accounts it owned lose their mirrors on other databases too.
+            await mirrors.catalog_changed(before)
+            await admin.query(f"SET SESSION lock_wait_timeout = {DROP_LOCK_WAIT}")
+            await admin.query(f"DROP DATABASE IF EXISTS {quote_name(database.physical_name)}")
+        except (BackendError, BackendQueryError, MirrorError, CatalogError) as exc:
+            raise ProvisionError(
+                f"database {database.name!r} is dropped from the catalog, but cleaning shard "
+                f"{database.shard!r} failed ({exc}): drop its physical database "
+                f"`{database.physical_name}` and its accounts named sgm_*"
+                f"{mirror_suffix(config.catalog_secret(), database.physical_name)} there by hand"
+            ) from None
+    finally:
+        await admin.quit()
+    return DroppedDatabase(
+        database.name,
+        database.shard,
+        database.physical_name,
+        tuple(dropped),
+        sum(sessions.values()),
+    )

@@ -92,6 +92,12 @@ class CatalogConfig:
     # reach the catalog fails after about this long with an error saying nothing was changed.
     timeout: float = 5.0
 
+    def secret_source(self) -> str:
+        """Where this process reads the catalog secret from, for messages (never the value)."""
+        if self.secret_env:
+            return f"the environment variable {self.secret_env} (catalog.secret_env)"
+        return f"{self.secret_file} (catalog.secret_file)"
+
 
 @dataclass(frozen=True)
 class ShardConfig:

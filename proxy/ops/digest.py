@@ -15,6 +15,46 @@ from dataclasses import dataclass
 OTHER_SHAPES = "(other shapes)"
 MAX_DIGEST_TEXT = 1024
 
+# MySQL's Com_* status counters for the statements the proxy relays, by the leading keywords of
+# the digest text (a multi-statement packet counts as its first statement).
+_COMMANDS: dict[tuple[str, ...], str] = {
+    ("SELECT",): "Com_select",
+    ("INSERT",): "Com_insert",
+    ("UPDATE",): "Com_update",
+    ("DELETE",): "Com_delete",
+    ("REPLACE",): "Com_replace",
+    ("SET",): "Com_set_option",
+    ("BEGIN",): "Com_begin",
+    ("START", "TRANSACTION"): "Com_begin",
+    ("COMMIT",): "Com_commit",
+    ("ROLLBACK",): "Com_rollback",
+    ("CREATE", "TABLE"): "Com_create_table",
+    ("ALTER", "TABLE"): "Com_alter_table",
+    ("DROP", "TABLE"): "Com_drop_table",
+    ("CREATE", "INDEX"): "Com_create_index",
+    ("DROP", "INDEX"): "Com_drop_index",
+    ("TRUNCATE",): "Com_truncate",
+    ("RENAME", "TABLE"): "Com_rename_table",
+    ("SHOW", "TABLES"): "Com_show_tables",
+    ("SHOW", "FULL", "TABLES"): "Com_show_tables",
+    ("SHOW", "VARIABLES"): "Com_show_variables",
+    ("SHOW", "SESSION", "VARIABLES"): "Com_show_variables",
+    ("SHOW", "GLOBAL", "VARIABLES"): "Com_show_variables",
+    ("SHOW", "WARNINGS"): "Com_show_warnings",
+    ("SHOW", "CREATE", "TABLE"): "Com_show_create_table",
+}
+COMMAND_NAMES = tuple(sorted(set(_COMMANDS.values())))
+
+
+def command_of(text: str) -> str | None:
+    """The Com_* counter a digest text counts towards (None: none of ``COMMAND_NAMES``)."""
+    words = text[:40].upper().replace(";", " ").split()
+    for length in (3, 2, 1):
+        name = _COMMANDS.get(tuple(words[:length]))
+        if name is not None:
+            return name
+    return None
+
 
 @dataclass(slots=True)
 class DigestEntry:
@@ -31,6 +71,8 @@ class QueryDigest:
     def __init__(self, max_entries: int = 5000) -> None:
         self.max_entries = max_entries
         self._entries: dict[tuple[str | None, str], DigestEntry] = {}
+        # Statements counted under OTHER_SHAPES, by Com_* counter (their texts are not kept).
+        self._other_commands: dict[str, int] = {}
         # last_seen has a one-second grain: a clock read per statement is not worth it.
         self.now = time.time()
 
@@ -56,6 +98,10 @@ class QueryDigest:
     def _new(self, key: tuple[str | None, str]) -> DigestEntry:
         database, text = key
         if len(self._entries) >= self.max_entries:
+            # Called for every statement of a shape not kept (its key is never stored).
+            command = command_of(text)
+            if command is not None:
+                self._other_commands[command] = self._other_commands.get(command, 0) + 1
             key = (database, OTHER_SHAPES)
             entry = self._entries.get(key)
             if entry is not None:
@@ -72,6 +118,17 @@ class QueryDigest:
     @property
     def entries(self) -> dict[tuple[str | None, str], DigestEntry]:
         return self._entries
+
+    def command_counts(self) -> dict[str, int]:
+        """Relayed statements per Com_* counter (``COMMAND_NAMES``), over every database."""
+        counts = dict.fromkeys(COMMAND_NAMES, 0)
+        for (_, text), entry in self._entries.items():
+            command = command_of(text)
+            if command is not None:
+                counts[command] += entry.count
+        for command, count in self._other_commands.items():
+            counts[command] += count
+        return counts
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -106,6 +106,7 @@ STATEMENT_KINDS: Final = (
     "show_digest",
     "kill",
     "account",
+    "show_status",
     "refused",
     "prepare",
     "execute",
@@ -311,6 +312,12 @@ class Counter(_Family):
         assert self._single is not None, f"{self.name} has labels; use labels(...).inc()"
         self._single.value += amount
 
+    def total(self) -> float:
+        """The sum over every label combination (the one value of a family without labels)."""
+        with self._lock:
+            children = list(self._children.values())
+        return sum(child.value for child in children if isinstance(child, CounterChild))
+
     def samples(self) -> list[str]:
         return self._value_samples()
 
@@ -498,6 +505,11 @@ class Metrics:
     ) -> None:
         """``catalog_version`` / ``catalog_outcomes_unknown``: read at scrape time from the
         process's catalog (``Catalog.snapshot().version``, ``Catalog.outcomes_unknown``)."""
+        # For SHOW STATUS (not exported): the most client connections open at once, and the
+        # bytes of the client connections closed so far (open ones count their own).
+        self.max_connections_active = 0
+        self.closed_bytes_received = 0
+        self.closed_bytes_sent = 0
         self.registry = registry = Registry()
         self.connections_active = Gauge(
             registry, "shardgate_connections_active", "Client connections open now."
@@ -624,14 +636,23 @@ class Metrics:
     def connection_opened(self) -> None:
         self.connections_total.inc()
         self.connections_active.inc()
+        active = int(self.connections_active.value)
+        if active > self.max_connections_active:
+            self.max_connections_active = active
 
-    def connection_closed(self) -> None:
+    def connection_closed(self, bytes_received: int = 0, bytes_sent: int = 0) -> None:
         self.connections_active.dec()
+        self.closed_bytes_received += bytes_received
+        self.closed_bytes_sent += bytes_sent
 
     # --- the session's calls (see the module docstring) ---
 
     def statement(self, kind: str) -> None:
         self._statements.get(kind, self._statement_other).value += 1
+
+    def statement_count(self, kind: str) -> int:
+        """Statements of ``kind`` counted so far (one of ``STATEMENT_KINDS``)."""
+        return int(self._statements[kind].value)
 
     def denied(self, code: int) -> None:
         child = self._denials.get(code)

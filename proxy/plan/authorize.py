@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from auth.catalog import CatalogSnapshot
 from auth.errors import (
+    CrossDatabaseError,
     SqlError,
     db_access_denied,
     table_access_denied,
@@ -17,6 +18,9 @@ from auth.errors import (
 )
 from auth.model import Account
 from auth.privileges import Requirement, priv_names
+
+# The server's own schemas: no account may use them, whatever the catalog says.
+SYSTEM_SCHEMAS = frozenset({"mysql", "performance_schema", "sys"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +49,22 @@ def check_requirements(
 
 
 def may_use_database(snapshot: CatalogSnapshot, account: Account, name: str) -> bool:
-    """Some privilege on the database or one of its tables, or the database's built-in."""
-    return name.lower() in snapshot.grants_of(account.id).database_keys
+    """Some privilege on the database or one of its tables, or the database's built-in
+    (never a system schema)."""
+    key = name.lower()
+    return key not in SYSTEM_SCHEMAS and key in snapshot.grants_of(account.id).database_keys
+
+
+def refusal_for(error: SqlError, snapshot: CatalogSnapshot, caller: Caller) -> SqlError:
+    """A statement's refusal as this caller gets it: naming another database is 1235 ("USE it
+    first") only when the caller may use that database; otherwise -- a system schema, or a
+    database it holds nothing on -- 1044, as ``USE`` answers (whether or not it exists, so
+    no name leaks)."""
+    if isinstance(error, CrossDatabaseError) and not may_use_database(
+        snapshot, caller.account, error.database
+    ):
+        return db_access_denied(caller.account.user, caller.client_ip, error.database)
+    return error
 
 
 def resolve_database(snapshot: CatalogSnapshot, caller: Caller, name: str) -> str | SqlError:

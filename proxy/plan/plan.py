@@ -18,9 +18,10 @@ Plans:
 * :class:`Forward` -- forward a packet that has no answer (COM_STMT_CLOSE, SEND_LONG_DATA).
 * :class:`Deny` -- answer with this error; nothing reaches a shard.
 * Local answers: :class:`UseDatabase`, :class:`ShowDatabases`, :class:`ShowProcesslist`,
-  :class:`ShowDigest`, :class:`ShowNotes`, :class:`ShowEvents`, :class:`Kill`,
-  :class:`RunAccountStatement`, :class:`Ok` (with notes: ``CREATE DATABASE IF NOT EXISTS`` of
-  the current database), :class:`NoReply`, :class:`Reauthenticate`, :class:`Quit`.
+  :class:`ShowDigest`, :class:`ShowNotes`, :class:`ShowEvents`, :class:`ShowStatus`,
+  :class:`Statistics`, :class:`Kill`, :class:`RunAccountStatement`, :class:`Ok` (with notes:
+  ``CREATE DATABASE IF NOT EXISTS`` of the current database), :class:`NoReply`,
+  :class:`Reauthenticate`, :class:`Quit`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from auth.errors import (
 )
 from auth.model import Account
 from auth.privileges import Priv, Requirement
-from proxy.plan.authorize import Caller, check_requirements, resolve_database
+from proxy.plan.authorize import Caller, check_requirements, refusal_for, resolve_database
 from proxy.plan.rewrite import IdentityValues, Splice, identity_splices
 from proxy.sql.analyze import DatabaseStatement, Kind, Statement
 from proxy.sql.like import shows_database
@@ -226,6 +227,19 @@ class ShowEvents:
 
 
 @dataclass(frozen=True, slots=True)
+class ShowStatus:
+    """SHOW [GLOBAL|SESSION] STATUS [LIKE 'pattern']: the proxy's own counters, never a
+    shard's (whose counters are every tenant's)."""
+
+    pattern: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Statistics:
+    """COM_STATISTICS (``mariadb-admin status``): the proxy's one-line summary."""
+
+
+@dataclass(frozen=True, slots=True)
 class Kill:
     connection_id: int
     query_only: bool
@@ -268,6 +282,8 @@ Plan = (
     | ShowDigest
     | ShowNotes
     | ShowEvents
+    | ShowStatus
+    | Statistics
     | Kill
     | RunAccountStatement
     | Ok
@@ -347,7 +363,9 @@ def _simple(code: int) -> Plan:
         return Reauthenticate()
     if code == COM_RESET_CONNECTION:
         return Relay(ResponseKind.SINGLE, None, Effects(resets=True))
-    if code in (COM_STATISTICS, COM_SET_OPTION):
+    if code == COM_STATISTICS:
+        return Statistics()
+    if code == COM_SET_OPTION:
         return Relay(ResponseKind.SINGLE, None)
     return Deny(sql_error(ErrorCode.UNKNOWN_COM, "Unknown command"))
 
@@ -376,7 +394,7 @@ def relayed_statement(statement: Statement, view: SessionView, snapshot: Catalog
     this way). This is the decision the fast path memoizes per statement and grant view."""
     if statement.kind is Kind.REFUSED:
         assert statement.error is not None
-        return Deny(statement.error)
+        return Deny(refusal_for(statement.error, snapshot, _caller(view)))
     if statement.kind is not Kind.QUERY and statement.kind is not Kind.SESSION:
         return Deny(_not_relayable())
     error = check_requirements(statement.requirements, snapshot, _caller(view))
@@ -401,7 +419,7 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
     for statement in statements:
         if statement.kind is Kind.REFUSED:
             assert statement.error is not None
-            return Deny(statement.error)
+            return Deny(refusal_for(statement.error, snapshot, _caller(view)))
         if statement.kind is Kind.KILL:
             # MariaDB runs a KILL in a multi-statement packet (mysql2's tests do this).
             assert statement.kill_id is not None
@@ -449,7 +467,7 @@ def _one_statement(
         return Deny(error) if error is not None else ShowEvents()
     if kind is Kind.REFUSED:
         assert statement.error is not None
-        return Deny(statement.error)
+        return Deny(refusal_for(statement.error, snapshot, _caller(view)))
     if kind is Kind.USE:
         assert statement.target_db is not None
         return _use(statement.target_db, view, snapshot)
@@ -466,6 +484,8 @@ def _one_statement(
         return ShowProcesslist(statement.full)
     if kind is Kind.SHOW_DIGEST:
         return _show_digest(view)
+    if kind is Kind.SHOW_STATUS:
+        return ShowStatus(statement.like_pattern)
     if kind is Kind.KILL:
         assert statement.kill_id is not None
         return Kill(statement.kill_id, statement.kill_query)
@@ -549,7 +569,7 @@ def _prepare(command: Prepare, view: SessionView, snapshot: CatalogSnapshot) -> 
     statement = command.statements[0]
     if statement.kind is Kind.REFUSED:
         assert statement.error is not None
-        return Deny(statement.error)
+        return Deny(refusal_for(statement.error, snapshot, _caller(view)))
     if statement.kind not in (Kind.QUERY, Kind.SESSION):
         # Statements the proxy answers itself cannot be prepared on a shard.
         return Deny(

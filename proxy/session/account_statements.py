@@ -28,6 +28,7 @@ from proxy.sql.account_grammar import (
     CurrentUser,
     DiscardOldPassword,
     DropUser,
+    FlushPrivileges,
     Grant,
     Revoke,
     RevokeAll,
@@ -184,6 +185,8 @@ async def _execute(
         )
         header, rows = await run(manager.show_grants, actor, target)
         return ResultReply(header, tuple(rows))
+    if isinstance(statement, FlushPrivileges):
+        return Outcome()  # privileges are always the catalog's: nothing to reload
     if isinstance(statement, UnsupportedAccountStatement):
         raise not_supported(statement.verb)
     raise AssertionError(statement)  # pragma: no cover

@@ -2,17 +2,20 @@
 
 SHOW PROCESSLIST (the sessions the caller may see, passwords redacted from their statements),
 SHOW DATABASES, SHOW QUERY_DIGEST, the notes of the proxy's own last statement (SHOW WARNINGS),
-SHOW GRANTS, SHOW EVENTS (no rows). Each returns the packets of one text result set; the session
-writes them.
+SHOW GRANTS, SHOW EVENTS (no rows), SHOW STATUS and COM_STATISTICS (the proxy's own counters).
+Each returns the rows of one text result set (or COM_STATISTICS's line); the session writes them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from auth.model import Account
+from proxy.ops.digest import QueryDigest
 from proxy.ops.logs import redact
+from proxy.ops.metrics import Metrics
+from proxy.sql.like import LikePattern
 from proxy.wire.packets import FIELD_TYPE_LONGLONG, FIELD_TYPE_VAR_STRING, build_text_resultset
 
 Row = Sequence[str | None]
@@ -116,3 +119,106 @@ EVENTS_COLUMNS = (
 
 def notes_rows(notes: Iterable[tuple[int, str]]) -> list[Row]:
     return [["Note", str(code), message] for code, message in notes]
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyStatus:
+    """The proxy process's counters under MySQL's status variable names (like ProxySQL's
+    ``stats``): what ``SHOW STATUS`` and ``COM_STATISTICS`` answer instead of the shard's,
+    whose counters are every tenant's. ``counters`` holds the rest (Com_*, Shardgate_*)."""
+
+    uptime: int
+    threads_connected: int
+    threads_running: int
+    questions: int
+    counters: Mapping[str, int]
+
+
+STATUS_COLUMNS = ("Variable_name", "Value")
+
+# MySQL's Com_* counters for the statements the proxy answers itself, by statement kind.
+_KIND_COMMANDS = {
+    "use": "Com_change_db",
+    "show_databases": "Com_show_databases",
+    "show_processlist": "Com_show_processlist",
+    "show_status": "Com_show_status",
+    "kill": "Com_kill",
+    "prepare": "Com_stmt_prepare",
+    "execute": "Com_stmt_execute",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSession:
+    """What the status counters need of one open session."""
+
+    running: bool  # executing a command now (not "Sleep")
+    bytes_received: int
+    bytes_sent: int
+
+
+def proxy_status(
+    metrics: Metrics,
+    digest: QueryDigest,
+    catalog_version: int,
+    sessions: Sequence[OpenSession],
+    now: float,
+) -> ProxyStatus:
+    """This process's counters (``now``: Unix time): connections, logins, statements by kind
+    and the relayed ones by Com_* counter (from the query digest), bytes, and the proxy's own
+    (``Shardgate_*``: refusals, backend errors, classifier misses, the catalog version)."""
+    counters = {
+        "Aborted_connects": int(metrics.logins_failed.value),
+        "Bytes_received": metrics.closed_bytes_received + sum(s.bytes_received for s in sessions),
+        "Bytes_sent": metrics.closed_bytes_sent + sum(s.bytes_sent for s in sessions),
+        "Connections": int(metrics.connections_total.total()),
+        "Max_used_connections": metrics.max_connections_active,
+        **{name: metrics.statement_count(kind) for kind, name in _KIND_COMMANDS.items()},
+        **digest.command_counts(),
+        "Shardgate_account_statements": metrics.statement_count("account"),
+        "Shardgate_backend_errors": int(metrics.backend_errors_total.total()),
+        "Shardgate_catalog_version": catalog_version,
+        "Shardgate_classifier_misses": int(metrics.classifier_misses_total.total()),
+        "Shardgate_denials": int(metrics.denials_total.total()),
+        "Shardgate_logins_throttled": int(metrics.logins_throttled.total()),
+        "Shardgate_statements_refused": metrics.statement_count("refused"),
+    }
+    return ProxyStatus(
+        uptime=max(0, int(now - metrics.start_time.value)),
+        threads_connected=int(metrics.connections_active.value),
+        threads_running=sum(1 for s in sessions if s.running),
+        questions=int(metrics.statements_total.total()),
+        counters=counters,
+    )
+
+
+def status_rows(status: ProxyStatus, pattern: str | None) -> list[Row]:
+    """SHOW STATUS: every variable (sorted by name, as MariaDB lists them) whose name matches
+    ``LIKE pattern`` (case-insensitively, ``%`` and ``_`` as in LIKE)."""
+    values = {
+        "Uptime": status.uptime,
+        "Uptime_since_flush_status": status.uptime,
+        "Threads_connected": status.threads_connected,
+        "Threads_running": status.threads_running,
+        "Questions": status.questions,
+        "Queries": status.questions,
+        **status.counters,
+    }
+    matches = None if pattern is None else LikePattern.compile(pattern).matches
+    return [
+        [name, str(value)]
+        for name, value in sorted(values.items(), key=lambda item: item[0].lower())
+        if matches is None or matches(name)
+    ]
+
+
+def statistics_text(status: ProxyStatus) -> str:
+    """COM_STATISTICS's line, in MySQL's format (``mariadb-admin status`` prints it, and
+    ``version`` reads the uptime from it). The proxy opens no tables and has no slow-query
+    log: those are 0."""
+    per_second = status.questions / max(status.uptime, 1)
+    return (
+        f"Uptime: {status.uptime}  Threads: {status.threads_connected}  "
+        f"Questions: {status.questions}  Slow queries: 0  Opens: 0  Open tables: 0  "
+        f"Queries per second avg: {per_second:.3f}"
+    )

@@ -6,6 +6,14 @@ scramble. Both then go through the same steps: the per-address throttle, the plu
 the lock check and lockout bookkeeping, the login database, ``max_user_connections``, the
 admission into the session table, the OK, and one audit record and login metric.
 
+A login that fails against the node's snapshot -- unknown user or wrong password alike --
+re-reads the catalog once (``CatalogRefresher``: one read at a time per process, shared by the
+failures waiting for it) and, if the catalog moved, is decided again on the new snapshot from the
+same client answers (``Exchange``), without another packet. So an account created or changed a
+moment ago by the CLI or another node logs in at once, not after the next poll; and since both
+kinds of failure pay the same re-read, and the re-decision runs the same code and crypto for an
+unknown user (the decoy) as for a known one, the time still tells nothing.
+
 Before a login succeeds, everyone is treated the same. The plugin exchange is decided from the
 client's request and the server's configuration alone (``choose_plugin``), never from whether
 the account exists or has a cached digest; an unknown user (or an address no account matches)
@@ -31,7 +39,7 @@ import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from auth.bookkeeping import LoginBookkeeping
@@ -112,6 +120,11 @@ class LoginServices(Protocol):
     @property
     def catalog(self) -> Catalog: ...
     def snapshot(self) -> CatalogSnapshot: ...
+    @property
+    def catalog_refresher(self) -> CatalogRefresher:
+        """The catalog re-read a failed login waits for."""
+        ...
+
     @property
     def sha2_cache(self) -> Sha2Cache: ...
     @property
@@ -330,6 +343,54 @@ class LoginGuard:
             return await asyncio.to_thread(check)
 
 
+class CatalogRefresher:
+    """Catalog re-reads for failed logins: one at a time per process. A caller of ``fresh()``
+    gets a snapshot read after it asked: a read already under way when it asks does not count
+    (it may have started before the change the caller hopes to see), so it waits for the next
+    one, which every caller arriving meanwhile shares. A flood of failed logins thus costs the
+    catalog at most one version check at a time (on top of the throttle per address)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._asked = 0  # tickets handed out
+        self._served = 0  # every ticket up to this one has had its read
+        self._worker: asyncio.Task[None] | None = None
+        self._changed: asyncio.Condition | None = None
+
+    async def fresh(self) -> CatalogSnapshot:
+        """The catalog's snapshot, refreshed after this call began (the last good one if the
+        catalog cannot be read now)."""
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        self._asked += 1
+        ticket = self._asked
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._work(self._changed))
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._served >= ticket)
+        return self._catalog.snapshot()
+
+    async def _work(self, changed: asyncio.Condition) -> None:
+        while self._served < self._asked:
+            covered = self._asked  # every ticket handed out before this read starts
+            try:
+                await asyncio.to_thread(self._catalog.refresh)
+            except Exception as exc:  # a busy or unreachable catalog: the last snapshot
+                log.warning("catalog re-read for a failed login failed: %s", exc)
+            self._served = covered
+            async with changed:
+                changed.notify_all()
+
+
+@dataclass(slots=True)
+class Exchange:
+    """What a plugin sent and the client answered, in order: enough to run the plugin again
+    against another account without asking the client anything (``_Login.replay``)."""
+
+    sent: list[bytes] = field(default_factory=list)
+    replies: list[bytes] = field(default_factory=list)
+
+
 def _login_account(snapshot: CatalogSnapshot, user: str, ip: str, decoy: Account) -> Account | None:
     """``snapshot.login_account(user, ip)`` at the same cost for a name no account has: the
     decoy (host '%') stands in as its one candidate, so the lookup's time does not tell."""
@@ -517,13 +578,6 @@ class _Login:
         if switch or response is None:
             await self.send(build_auth_switch_request(plugin, scramble))
             response = await self.read()
-        found = _login_account(services.snapshot(), user, self.ip, guard.decoy)
-        account = guard.decoy if found is None else found
-        # A locked account is refused before its password is even looked at (so a lock also
-        # stops guessing), whatever the password.
-        if account.locked_at(time.time()):
-            assert account.locked_until is not None
-            raise self.blocked(account, account.locked_until)
         context = AuthContext(
             scramble=scramble,
             tls=self.tls,
@@ -531,7 +585,18 @@ class _Login:
             decoy=guard.decoy,
             sha2_cache=services.sha2_cache,
         )
-        proven = await self.run_plugin(plugin, account, response, context)
+        exchange = Exchange()
+        snapshot = services.snapshot()
+        found, proven = await self.check(snapshot, user, plugin, response, context, exchange)
+        if found is None or not proven:
+            # Every failure, whatever its kind, re-reads the catalog once; if the catalog
+            # moved (the account was just created, or its password just changed), the same
+            # answers are checked again on the new snapshot.
+            fresh = await services.catalog_refresher.fresh()
+            if fresh.version != snapshot.version:
+                found, proven = await self.check(
+                    fresh, user, plugin, response, context, exchange, replay=True
+                )
         if found is None or not proven:
             await self.count_failure(found)
             raise _Refusal(
@@ -547,6 +612,33 @@ class _Login:
             if lock is not None:
                 raise self.blocked(found, lock.locked_until)
         return found
+
+    async def check(
+        self,
+        snapshot: CatalogSnapshot,
+        user: str,
+        plugin: str,
+        response: bytes,
+        context: AuthContext,
+        exchange: Exchange,
+        *,
+        replay: bool = False,
+    ) -> tuple[Account | None, bool]:
+        """The account ``snapshot`` has for the client (None: none; the decoy is checked in its
+        place) and whether the client proved its password -- by talking to the client,
+        recording the ``exchange``, or (``replay``) from the recorded one."""
+        found = _login_account(snapshot, user, self.ip, self.services.login_guard.decoy)
+        account = self.services.login_guard.decoy if found is None else found
+        # A locked account is refused before its password is even looked at (so a lock also
+        # stops guessing), whatever the password.
+        if account.locked_at(time.time()):
+            assert account.locked_until is not None
+            raise self.blocked(account, account.locked_until)
+        if replay:
+            proven = await self.replay(plugin, account, response, context, exchange)
+        else:
+            proven = await self.run_plugin(plugin, account, response, context, exchange)
+        return found, proven
 
     async def throttle(self) -> None:
         """Wait first if the client's address failed too often lately (``AddressThrottle``);
@@ -564,16 +656,50 @@ class _Login:
         await asyncio.sleep(delay)
 
     async def run_plugin(
-        self, plugin: str, account: Account, response: bytes, context: AuthContext
+        self,
+        plugin: str,
+        account: Account,
+        response: bytes,
+        context: AuthContext,
+        exchange: Exchange,
     ) -> bool:
         run = run_plugin(plugin, account, response, context)
         try:
             step = next(run)
             while True:
                 await self.send(step.payload)
-                step = run.send(await self.read() if step.reply else b"")
+                reply = await self.read() if step.reply else b""
+                exchange.sent.append(step.payload)
+                exchange.replies.append(reply)
+                step = run.send(reply)
         except StopIteration as done:
             verdict: bool | SlowCheck = done.value
+        return await self.verdict(verdict)
+
+    async def replay(
+        self,
+        plugin: str,
+        account: Account,
+        response: bytes,
+        context: AuthContext,
+        exchange: Exchange,
+    ) -> bool:
+        """The plugin run against ``account`` on the recorded ``exchange``, nothing sent: not
+        proven if it would say something else to the client than it did (it would need
+        another answer)."""
+        run = run_plugin(plugin, account, response, context)
+        try:
+            step = next(run)
+            for sent, reply in zip(exchange.sent, exchange.replies, strict=True):
+                if step.payload != sent:
+                    return False
+                step = run.send(reply)
+            return False  # it asks for more than the client was asked
+        except StopIteration as done:
+            verdict: bool | SlowCheck = done.value
+        return await self.verdict(verdict)
+
+    async def verdict(self, verdict: bool | SlowCheck) -> bool:
         if isinstance(verdict, bool):
             return verdict
         return await self.services.login_guard.offload(verdict)

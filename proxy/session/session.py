@@ -34,6 +34,7 @@ from auth.catalog import CatalogSnapshot
 from auth.errors import (
     ErrorCode,
     SqlError,
+    database_dropped,
     packet_too_large,
     sql_error,
     worded_for,
@@ -78,8 +79,10 @@ from proxy.plan.plan import (
     ShowEvents,
     ShowNotes,
     ShowProcesslist,
+    ShowStatus,
     Simple,
     StatementCommand,
+    Statistics,
     UseDatabase,
     plan,
     relayed_statement,
@@ -99,11 +102,17 @@ from proxy.session.local import (
     NOTE_COLUMNS,
     PROCESSLIST_COLUMNS,
     PROCESSLIST_NUMERIC,
+    STATUS_COLUMNS,
+    OpenSession,
+    ProxyStatus,
     Row,
     SessionInfo,
     notes_rows,
     processlist_rows,
+    proxy_status,
     result_set,
+    statistics_text,
+    status_rows,
     visible,
 )
 from proxy.session.login import (
@@ -351,6 +360,8 @@ class Session:
             # or its grants changed, since the last one.
             snapshot = self.ctx.snapshot()
             assert self.account is not None
+            if self.current_db is not None and snapshot.database(self.current_db) is None:
+                raise FatalError(database_dropped(self.current_db), "database dropped")
             current = snapshot.account(self.account.id)
             if current is None:
                 raise FatalError(
@@ -463,6 +474,13 @@ class Session:
             self._write_resultset(list(NOTE_COLUMNS), notes_rows(self.notes), frozenset({"Code"}))
         elif isinstance(decided, ShowEvents):
             self._write_resultset(list(EVENTS_COLUMNS), [])
+        elif isinstance(decided, ShowStatus):
+            self._write_resultset(
+                list(STATUS_COLUMNS), status_rows(self._proxy_status(), decided.pattern)
+            )
+        elif isinstance(decided, Statistics):
+            # COM_STATISTICS is answered with the bare text, in one packet.
+            self._write(statistics_text(self._proxy_status()).encode())
         elif isinstance(decided, Kill):
             await self._kill(decided.connection_id, decided.query_only)
         elif isinstance(decided, RunAccountStatement):
@@ -771,6 +789,20 @@ class Session:
             if info is not None and visible(self.account, info):
                 shown[info.connection_id] = info
         return shown
+
+    def _proxy_status(self) -> ProxyStatus:
+        """This process's status counters (SHOW STATUS, COM_STATISTICS)."""
+        sessions = [
+            OpenSession(
+                session.activity.command != "Sleep",
+                session.client.bytes_received,
+                session.client.bytes_sent,
+            )
+            for session in list(self.ctx.sessions.values())
+        ]
+        return proxy_status(
+            self.ctx.metrics, self.ctx.digest, self.ctx.snapshot().version, sessions, time.time()
+        )
 
     def _show_processlist(self, full: bool) -> None:
         rows = processlist_rows(self._visible_sessions().values(), self.connection_id, full)

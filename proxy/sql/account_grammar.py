@@ -15,7 +15,10 @@ Accepted syntax (MySQL 8, plus the MySQL 5.7 ``GRANT ... IDENTIFIED BY`` the Pol
     SET PASSWORD [FOR user | FOR CURRENT_USER[()]] {= | :=} {PASSWORD('auth') | 'auth'}
         [RETAIN CURRENT PASSWORD]
     ALTER USER {user | CURRENT_USER[()]} DISCARD OLD PASSWORD
+    ALTER USER {user | CURRENT_USER[()]} IDENTIFIED [WITH plugin] BY 'auth'
+        [RETAIN CURRENT PASSWORD]                  (SET PASSWORD [FOR user] = 'auth' ...)
     ALTER USER user [, user] ... {[WITH MAX_USER_CONNECTIONS n] [ACCOUNT UNLOCK]}  (one or both)
+    FLUSH [NO_WRITE_TO_BINLOG | LOCAL] PRIVILEGES  (privileges are always current: no effect)
     GRANT priv [, priv] ... ON [TABLE | PROCEDURE | FUNCTION] level
         TO user_spec [, user_spec] ... [WITH {GRANT OPTION | MAX_USER_CONNECTIONS n} ...]
     REVOKE priv [, priv] ... ON [TABLE | PROCEDURE | FUNCTION] level FROM user [, user] ...
@@ -25,7 +28,9 @@ Accepted syntax (MySQL 8, plus the MySQL 5.7 ``GRANT ... IDENTIFIED BY`` the Pol
     user:       name [@host]          (no host means '%')
     name:       bare identifier | `backquoted` | 'single' | "double"
     host:       'quoted' | "quoted" | `quoted` | unquoted run of [0-9A-Za-z._$]
-    user_spec:  user [IDENTIFIED BY 'auth']
+    user_spec:  user [IDENTIFIED [WITH plugin] BY 'auth']
+    plugin:     mysql_native_password | caching_sha2_password (bare, quoted or backquoted; every
+                account can log in with both, so naming one changes nothing else)
     priv:       ALL [PRIVILEGES] (alone) | word [word] [(column [, column] ...)]
     level:      * | *.* | db.* | db.tbl | tbl
     n:          unsigned integer, 0 .. 4294967295 (0: the server's default limit, as in MySQL)
@@ -37,8 +42,10 @@ in any letter case; comments skipped; strings with doubled quotes and, unless
 it); ``"..."`` is a string, or a quoted name under ``ANSI_QUOTES``; ``N'...'`` is not a string
 here (MariaDB's grammar wants a plain one). The host follows the ``@`` immediately (``u @h`` is
 fine, ``u@ h`` is not: MariaDB reads the host name right after the ``@``). Bare names may not be
-MySQL reserved words (nor numbers: ``123`` is a number). A trailing ``;`` (and empty statements
-after it) is allowed; another statement after it is an error.
+MySQL reserved words (nor numbers: ``123`` is a number). A bare name may start with a digit
+(``1abcd``, an identifier to MySQL; the lexer refuses such tokens elsewhere, see
+``lex_with_digit_names``), so that the name rules, not the syntax, judge it. A trailing ``;``
+(and empty statements after it) is allowed; another statement after it is an error.
 
 Errors (all ``auth.errors.SqlError``):
 
@@ -48,11 +55,12 @@ Errors (all ``auth.errors.SqlError``):
   Text the lexer refuses is its 1064 (for an unterminated string, backquoted name or comment,
   near the opening quote or ``/*``).
 * 1235 (``not_supported``) for recognised MySQL syntax this proxy does not implement:
-  ``IDENTIFIED WITH``, ``IDENTIFIED BY PASSWORD``, ``IDENTIFIED BY RANDOM PASSWORD``, CREATE USER
-  options (``DEFAULT ROLE``, ``REQUIRE ...``, ``WITH MAX_...`` other than
-  ``MAX_USER_CONNECTIONS``, ``PASSWORD EXPIRE``, ``ACCOUNT LOCK``, ...), GRANT's
-  ``REQUIRE``/``WITH MAX_...`` (other than ``MAX_USER_CONNECTIONS``)/``AS``, ALTER USER's other
-  resource limits and ``ACCOUNT LOCK``, ``SET PASSWORD ... TO RANDOM`` / ``REPLACE``, and
+  ``IDENTIFIED WITH`` another plugin, or without ``BY``, ``IDENTIFIED BY PASSWORD``,
+  ``IDENTIFIED BY RANDOM PASSWORD``, CREATE USER options (``DEFAULT ROLE``, ``REQUIRE ...``,
+  ``WITH MAX_...`` other than ``MAX_USER_CONNECTIONS``, ``PASSWORD EXPIRE``, ``ACCOUNT
+  LOCK``, ...), GRANT's ``REQUIRE``/``WITH MAX_...`` (other than ``MAX_USER_CONNECTIONS``)/
+  ``AS``, ALTER USER's other resource limits and ``ACCOUNT LOCK``, ``ALTER USER ... IDENTIFIED``
+  of several accounts, ``SET PASSWORD ... TO RANDOM`` / ``REPLACE``, and
   ``CURRENT_USER()`` as the account of CREATE USER, DROP USER, GRANT or REVOKE. These are
   raised as soon as the construct is seen. Every other ALTER USER is
   ``UnsupportedAccountStatement('ALTER USER')``.
@@ -67,11 +75,21 @@ the rest is only tokenized), and ``GRANT ROLE`` / ``REVOKE ROLE`` (``GRANT r [, 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final, NoReturn, TypeAlias
 
 from auth.errors import SqlError, not_supported, parse_error
-from proxy.sql.lexer import DEFAULT_MODE, LexError, LexMode, ServerFlavor, Token, TokenKind, lex
+from proxy.sql.lexer import (
+    DEFAULT_MODE,
+    LexedStatement,
+    LexError,
+    LexMode,
+    ServerFlavor,
+    Token,
+    TokenKind,
+    lex,
+)
 
 __all__ = [
     "AccountStatement",
@@ -80,6 +98,7 @@ __all__ = [
     "CurrentUser",
     "DiscardOldPassword",
     "DropUser",
+    "FlushPrivileges",
     "Grant",
     "PrivItem",
     "PrivLevel",
@@ -90,6 +109,7 @@ __all__ = [
     "UnsupportedAccountStatement",
     "UserRef",
     "UserSpec",
+    "lex_with_digit_names",
     "parse_account_statement",
 ]
 
@@ -213,6 +233,12 @@ class ShowGrants:
 
 
 @dataclass(frozen=True, slots=True)
+class FlushPrivileges:
+    """``FLUSH [NO_WRITE_TO_BINLOG | LOCAL] PRIVILEGES``: nothing to do, the proxy's privileges
+    are always the catalog's."""
+
+
+@dataclass(frozen=True, slots=True)
 class UnsupportedAccountStatement:
     """A recognised account statement the proxy refuses; ``verb`` such as ``'RENAME USER'``."""
 
@@ -229,6 +255,7 @@ AccountStatement: TypeAlias = (
     | Revoke
     | RevokeAll
     | ShowGrants
+    | FlushPrivileges
     | UnsupportedAccountStatement
 )
 
@@ -285,14 +312,48 @@ def _token(token: Token) -> _Token:
     return _Token(kind, value, token.pos, kw)
 
 
+# A bare name starting with a digit (MySQL's identifiers may, unless all digits).
+_DIGIT_NAME: Final = re.compile(r"[0-9]+[A-Za-z_$][0-9A-Za-z_$]*")
+_MAX_DIGIT_NAMES: Final = 64
+
+
+def lex_with_digit_names(
+    sql: str, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None
+) -> tuple[list[LexedStatement], frozenset[int]]:
+    """``lex``, except that a bare word starting with a digit (``1abcd``) is read as a word:
+    the lexer refuses such tokens, whose reading elsewhere is subtle (``1e5x``, ``0x1g``), but
+    an account statement only names accounts, databases and tables there, which MySQL reads as
+    identifiers. Returns the statements -- such words lexed as if their leading digits were
+    letters (same offsets) -- and the offsets where they start; raises the lexer's LexError
+    for anything else it refuses."""
+    text = sql
+    starts: set[int] = set()
+    for _ in range(_MAX_DIGIT_NAMES):
+        try:
+            return lex(text, mode, flavor), frozenset(starts)
+        except LexError as err:
+            pos = err.pos
+            found = _DIGIT_NAME.match(sql, pos)
+            after_word = pos > 0 and (sql[pos - 1].isalnum() or sql[pos - 1] in "_$")
+            if found is None or pos in starts or after_word:
+                raise
+            digits = len(found.group()) - len(found.group().lstrip("0123456789"))
+            text = text[:pos] + "x" * digits + text[pos + digits :]
+            starts.add(pos)
+    return lex(text, mode, flavor), frozenset(starts)
+
+
 def _tokens(sql: str, mode: LexMode, flavor: ServerFlavor | None) -> list[_Token]:
     """The first statement's tokens; a token the grammar never accepts where a second
     statement starts; the end of the input."""
     try:
-        statements = lex(sql, mode, flavor)
+        statements, digit_names = lex_with_digit_names(sql, mode, flavor)
     except LexError as err:
         raise err.error from None
-    tokens = [_token(t) for t in statements[0].tokens] if statements else []
+    tokens = [
+        _Token(_WORD, sql[t.pos : t.pos + len(t.raw)], t.pos) if t.pos in digit_names else _token(t)
+        for t in (statements[0].tokens if statements else ())
+    ]
     if len(statements) > 1:
         tokens.append(_Token(_OTHER, "", statements[1].tokens[0].pos))
     tokens.append(_Token(_EOF, "", len(sql)))
@@ -360,6 +421,9 @@ _CREATE_USER_OPTIONS: Final = _words(
 _OPTIONS_NAMED_WITH_NEXT_WORD: Final = frozenset(
     {"DEFAULT", "REQUIRE", "WITH", "PASSWORD", "ACCOUNT"}
 )
+
+# The authentication plugins ``IDENTIFIED WITH`` may name (every account has both).
+_PLUGINS: Final = frozenset({"mysql_native_password", "caching_sha2_password"})
 
 # The largest MAX_USER_CONNECTIONS (MySQL's column is an unsigned 32-bit integer).
 _MAX_RESOURCE_LIMIT: Final = 4294967295
@@ -461,9 +525,20 @@ class _Parser:
                 if self.peek().kind != _EOF:
                     self.fail()
                 return discard
+            identified = self.alter_user_identified()
+            if identified is not None:
+                return identified
             altered = self.alter_user()
             if altered is not None:
                 return altered
+        if self.is_kw("FLUSH"):
+            self.i += 1
+            if not self.accept_kw("NO_WRITE_TO_BINLOG"):
+                self.accept_kw("LOCAL")
+            self.expect_kw("PRIVILEGES")
+            if self.peek().kind != _EOF:
+                self.fail()
+            return FlushPrivileges()
         for verb in _UNSUPPORTED_VERBS:
             if all(self.is_kw(word, ahead=k) for k, word in enumerate(verb)):
                 return UnsupportedAccountStatement(" ".join(verb))
@@ -568,6 +643,69 @@ class _Parser:
             return None
         self.i += 3
         return DiscardOldPassword(user)
+
+    def alter_user_identified(self) -> SetPassword | None:
+        """``ALTER USER {u | CURRENT_USER[()]} IDENTIFIED [WITH plugin] BY 'auth' [RETAIN
+        CURRENT PASSWORD]`` -- SET PASSWORD with its rules and errors -- if that is the whole
+        statement; the position is kept otherwise (other ALTER USER forms)."""
+        start = self.i
+        self.i += 2  # ALTER USER
+        token = self.peek()
+        if self.is_kw("IF") or (
+            token.kind == _WORD and token.kw == "USER" and self.peek(1).kind == _PUNCT
+        ):
+            pass  # IF EXISTS, USER(): not this form
+        elif self.current_user() is not None:
+            if self.is_kw("IDENTIFIED"):
+                return self.identified_rest(start, None)
+        elif token.kind in (_QIDENT, _STRING) or self.bare_name_ok(token):
+            user = self.user_ref()
+            if self.is_kw("IDENTIFIED"):
+                return self.identified_rest(start, user)
+        self.i = start
+        return None
+
+    def identified_rest(self, start: int, user: UserRef | None) -> SetPassword | None:
+        password = self.identified()
+        if password is None:
+            self.i = start
+            return None
+        retain = False
+        if self.is_kw("REPLACE"):
+            raise not_supported("ALTER USER ... REPLACE")
+        if self.accept_kw("RETAIN"):
+            self.expect_kw("CURRENT")
+            self.expect_kw("PASSWORD")
+            retain = True
+        if self.is_punct(","):
+            raise not_supported("ALTER USER of several accounts with IDENTIFIED BY")
+        if self.peek().kind != _EOF:
+            self.i = start  # with other options: unsupported ALTER USER
+            return None
+        return SetPassword(user, password, retain)
+
+    def identified(self) -> str | None:
+        """After the account: ``IDENTIFIED [WITH plugin] BY 'auth'``, the password (None: no
+        ``IDENTIFIED``). 1235 for what is recognised but not supported."""
+        if not self.accept_kw("IDENTIFIED"):
+            return None
+        if self.accept_kw("WITH"):
+            plugin = self.peek()
+            if plugin.kind not in (_WORD, _STRING, _QIDENT):
+                self.fail(plugin)
+            self.i += 1
+            if plugin.value.lower() not in _PLUGINS:
+                raise not_supported(f"IDENTIFIED WITH {plugin.value}")
+            if self.is_kw("AS"):
+                raise not_supported("IDENTIFIED WITH ... AS")
+            if not self.is_kw("BY"):
+                raise not_supported("IDENTIFIED WITH a plugin alone")
+        self.expect_kw("BY")
+        if self.is_kw("PASSWORD"):
+            raise not_supported("IDENTIFIED BY PASSWORD")
+        if self.is_kw("RANDOM"):
+            raise not_supported("IDENTIFIED BY RANDOM PASSWORD")
+        return self.string()
 
     def grant(self) -> Grant | UnsupportedAccountStatement:
         self.i += 1  # GRANT
@@ -737,16 +875,7 @@ class _Parser:
 
     def user_spec(self) -> UserSpec:
         user = self.user_ref()
-        if not self.accept_kw("IDENTIFIED"):
-            return UserSpec(user, None)
-        if self.is_kw("WITH"):
-            raise not_supported("IDENTIFIED WITH")
-        self.expect_kw("BY")
-        if self.is_kw("PASSWORD"):
-            raise not_supported("IDENTIFIED BY PASSWORD")
-        if self.is_kw("RANDOM"):
-            raise not_supported("IDENTIFIED BY RANDOM PASSWORD")
-        return UserSpec(user, self.string())
+        return UserSpec(user, self.identified())
 
     def user_specs(self) -> tuple[UserSpec, ...]:
         users = [self.user_spec()]

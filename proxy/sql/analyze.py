@@ -104,15 +104,18 @@ Decisions where the specification is silent
   CHECKSUM TABLE``: SELECT. ``ANALYZE <statement>`` (MariaDB, it executes the statement) and
   ``EXPLAIN <statement>`` need what the statement needs.
 * ``SHOW TABLES``, ``SHOW TABLE STATUS``, ``SHOW CREATE DATABASE`` (of the current database),
-  ``SHOW WARNINGS|ERRORS|VARIABLES|[SESSION] STATUS|COLLATION|CHARACTER SET|ENGINES|PRIVILEGES``,
+  ``SHOW WARNINGS|ERRORS|VARIABLES|COLLATION|CHARACTER SET|ENGINES|PRIVILEGES``,
   ``SHOW TRIGGERS`` (of the current database), ``SHOW PROCEDURE|FUNCTION|PACKAGE [BODY] STATUS``
   and ``SHOW PLUGINS`` (not ``SONAME``: the shard's plugin directory) are QUERY without
   requirements -- the mirror holds no routine, trigger or event privilege, so the shard shows
   it only what it may see; ``SHOW COLUMNS|INDEX|CREATE TABLE|VIEW|SEQUENCE`` need SELECT.
   ``SHOW EVENTS`` (of the current database) is SHOW_EVENTS, answered by the proxy with no rows
-  (the shard would refuse the mirror, which holds no EVENT privilege). A ``WHERE`` in a SHOW is
-  analysed like a query condition. ``SHOW DATABASES ... WHERE`` and all other SHOW forms
-  (``SHOW CREATE PROCEDURE|TRIGGER|EVENT`` among them) are refused.
+  (the shard would refuse the mirror, which holds no EVENT privilege). ``SHOW [GLOBAL|SESSION]
+  STATUS [LIKE ...]`` is SHOW_STATUS (the proxy's own counters, never the shard's); ``SHOW
+  ENGINE ...`` needs PROCESS (1227: the shard's internals). A ``WHERE`` in a SHOW is analysed
+  like a query condition. ``SHOW DATABASES|STATUS ... WHERE`` and all other SHOW forms (``SHOW
+  CREATE PROCEDURE|TRIGGER|EVENT`` among them) are refused. ``FLUSH PRIVILEGES`` is an account
+  statement (OK, no effect).
 * ``SELECT ... INTO @var`` is a query; any other ``INTO`` in a SELECT is refused, ``INTO
   OUTFILE|DUMPFILE`` and ``LOAD_FILE()`` with 1227 (FILE). Known-dangerous functions
   (``sys_exec``-like UDFs, replication waits) are refused wherever they appear, quoted or not.
@@ -189,6 +192,7 @@ from auth.errors import (
     sql_error,
 )
 from auth.privileges import Priv, Requirement
+from proxy.sql.account_grammar import lex_with_digit_names
 from proxy.sql.charsets import SAFE_CHARSETS, unsupported_charset
 from proxy.sql.lexer import (
     DEFAULT_MODE,
@@ -238,6 +242,7 @@ class Kind(enum.Enum):
     SHOW_DATABASES = "show_databases"
     SHOW_PROCESSLIST = "show_processlist"
     SHOW_DIGEST = "show_digest"  # SHOW QUERY_DIGEST, answered by the proxy
+    SHOW_STATUS = "show_status"  # SHOW [GLOBAL|SESSION] STATUS: the proxy's own counters
     KILL = "kill"
     ACCOUNT = "account"  # answered by the proxy's account grammar
     SESSION = "session"  # relay (after checking requirements); may change the lexer mode
@@ -311,7 +316,7 @@ class Statement:
     # expression: the proxy learns its value only by reading it back.
     lexing_unknown: bool = False
     shows_warnings: bool = False  # SHOW WARNINGS [LIMIT ...] / SHOW COUNT(*) WARNINGS
-    like_pattern: str | None = None  # SHOW DATABASES LIKE: the pattern's value (proxy.sql.like)
+    like_pattern: str | None = None  # SHOW DATABASES|STATUS LIKE: the pattern's value
     database: DatabaseStatement | None = None  # set iff kind is DATABASE
     # BIND_* reasons the statement ends on the backend connection when it succeeds.
     releases: frozenset[str] = frozenset()
@@ -413,7 +418,9 @@ _DATA_TYPES: Final = frozenset(
 )
 _INFORMATION_SCHEMA: Final = "information_schema"
 # information_schema tables whose rows show other sessions of the (shared) backend account.
-_IS_OTHER_SESSIONS: Final = frozenset({"PROCESSLIST"})
+# information_schema tables that show other accounts' statements or the shard's own counters
+# (every tenant's): 1227 (PROCESS). SHOW PROCESSLIST and SHOW STATUS are the proxy's own.
+_IS_OTHER_SESSIONS: Final = frozenset({"PROCESSLIST", "GLOBAL_STATUS", "SESSION_STATUS"})
 
 # Character sets whose multi-byte characters never contain a byte below 0x80 (proxy.sql.charsets).
 _SAFE_CHARSETS: Final = SAFE_CHARSETS
@@ -475,6 +482,12 @@ _GLOBAL_PRIVILEGE_OPENERS: Final = {
     "UNINSTALL": "SUPER",
 }
 _ACCOUNT_OBJECTS: Final = frozenset({"USER", "ROLE"})
+# FLUSH [NO_WRITE_TO_BINLOG | LOCAL] PRIVILEGES, after FLUSH (other FLUSH forms need RELOAD).
+_FLUSH_PRIVILEGES: Final = (
+    ["PRIVILEGES"],
+    ["NO_WRITE_TO_BINLOG", "PRIVILEGES"],
+    ["LOCAL", "PRIVILEGES"],
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1858,17 +1871,15 @@ def _show(cur: _Cursor, reqs: _Reqs) -> None:
         cur.i += 1
         _show_filter(cur, reqs)
         return
-    if k == "STATUS":
-        if scope == "GLOBAL":
-            raise _unsupported("SHOW GLOBAL STATUS")
-        cur.i += 1
-        _show_filter(cur, reqs)
-        return
     if scope:
         raise _parse_error()
     if cur.accept("COLLATION") or cur.accept("CHARSET") or cur.accept("CHARACTER", "SET"):
         _show_filter(cur, reqs)
         return
+    if k == "ENGINE":
+        # SHOW ENGINE INNODB STATUS|MUTEX: the shard's internals (every tenant's transactions
+        # and statements); MySQL asks PROCESS, a global privilege no account holds.
+        raise _need("PROCESS")
     if cur.accept("ENGINES") or cur.accept("STORAGE", "ENGINES") or cur.accept("PRIVILEGES"):
         if not cur.at_end():
             raise _parse_error()
@@ -2566,6 +2577,24 @@ def _use(tokens: Sequence[Token]) -> Statement:
     return Statement(Kind.USE, "", target_db=name)
 
 
+def _like_only(tokens: Sequence[Token], kws: Sequence[str], what: str) -> str | None:
+    """``[LIKE 'pattern']`` ending a SHOW the proxy answers: the pattern's value (None: none).
+    One plain string literal (MariaDB's TEXT_STRING_sys: not N'...', no concatenation, no
+    ESCAPE clause); ``WHERE`` is not supported."""
+    if not tokens:
+        return None
+    if kws[0] == "WHERE":
+        raise _unsupported(f"{what} ... WHERE")
+    if (
+        len(tokens) != 2
+        or kws[0] != "LIKE"
+        or tokens[1].kind is not TokenKind.STRING
+        or tokens[1].raw[0] in "nN"
+    ):
+        raise _parse_error()
+    return tokens[1].value
+
+
 def _show_values(tokens: Sequence[Token], reqs: _Reqs) -> Statement:
     kws = [t.value.upper() if t.kind is TokenKind.WORD else t.value for t in tokens]
     if kws[1] == "EVENTS":
@@ -2581,21 +2610,12 @@ def _show_values(tokens: Sequence[Token], reqs: _Reqs) -> Statement:
             reads_information_schema=reqs.reads_is,
         )
     if kws[1] in ("DATABASES", "SCHEMAS"):
-        rest = tokens[2:]
-        if not rest:
-            return Statement(Kind.SHOW_DATABASES, "")
-        if kws[2] == "WHERE":
-            raise _unsupported("SHOW DATABASES ... WHERE")
-        # LIKE and one plain string literal (MariaDB's TEXT_STRING_sys: not N'...', no
-        # concatenation, no ESCAPE clause)
-        if (
-            len(rest) != 2
-            or kws[2] != "LIKE"
-            or rest[1].kind is not TokenKind.STRING
-            or rest[1].raw[0] in "nN"
-        ):
-            raise _parse_error()
-        return Statement(Kind.SHOW_DATABASES, "", like_pattern=rest[1].value)
+        pattern = _like_only(tokens[2:], kws[2:], "SHOW DATABASES")
+        return Statement(Kind.SHOW_DATABASES, "", like_pattern=pattern)
+    if "STATUS" in kws[1:3]:  # SHOW [GLOBAL | SESSION | LOCAL] STATUS (as the opener saw)
+        rest = kws.index("STATUS") + 1
+        pattern = _like_only(tokens[rest:], kws[rest:], "SHOW STATUS")
+        return Statement(Kind.SHOW_STATUS, "", like_pattern=pattern)
     if kws[1] == "QUERY_DIGEST":
         if len(kws) != 2:
             raise _parse_error()
@@ -2764,12 +2784,19 @@ def _opener(imgs: Sequence[str]) -> str:
     if k0 == "SHOW":
         if k1 == "GRANTS":
             return "account"
-        if k1 in ("DATABASES", "SCHEMAS", "PROCESSLIST", "QUERY_DIGEST", "EVENTS") or (
+        if k1 in ("DATABASES", "SCHEMAS", "PROCESSLIST", "QUERY_DIGEST", "STATUS", "EVENTS") or (
             k1,
             k2,
-        ) == ("FULL", "PROCESSLIST"):
+        ) in (
+            ("FULL", "PROCESSLIST"),
+            ("GLOBAL", "STATUS"),
+            ("SESSION", "STATUS"),
+            ("LOCAL", "STATUS"),
+        ):
             return "show"
         return "shape"
+    if k0 == "FLUSH" and [_kw(i) for i in imgs[1:]] in _FLUSH_PRIVILEGES:
+        return "account"  # privileges are always current: the account grammar answers OK
     if k0 in ("CREATE", "DROP", "ALTER", "RENAME"):
         obj = k1
         if (k0, k1, k2) == ("CREATE", "OR", "REPLACE"):
@@ -2923,7 +2950,20 @@ def _after_change(text: str, start: int, end: int) -> Statement:
     )
 
 
-def _lex_refusal(err: LexError, sql: str) -> list[Statement]:
+def _lex_refusal(
+    err: LexError, sql: str, mode: LexMode, flavor: ServerFlavor | None
+) -> list[Statement]:
+    """The lexer refused ``sql``: one REFUSED statement spanning it -- unless it is one account
+    statement naming an account (or database) with a bare name that starts with a digit
+    (``CREATE USER 1abcd``), which the account grammar reads as MySQL does, so that the name
+    rules judge it."""
+    try:
+        lexed, _ = lex_with_digit_names(sql, mode, flavor)
+    except LexError:
+        lexed = []
+    if len(lexed) == 1 and _opener(lexed[0].images) == "account":
+        one = lexed[0]
+        return [Statement(Kind.ACCOUNT, sql[one.start : one.end], start=0, end=len(sql))]
     return [Statement(Kind.REFUSED, sql, error=err.error, start=0, end=len(sql))]
 
 
@@ -2942,7 +2982,7 @@ def analyze_uncached(
     try:
         statements = lex(sql, mode, flavor)
     except LexError as err:
-        return _lex_refusal(err, sql)
+        return _lex_refusal(err, sql, mode, flavor)
     out: list[Statement] = []
     changed = False
     for lexed in statements:
@@ -3118,7 +3158,7 @@ def analyze_with_digest(
     try:
         raw = shapes(sql, mode, flavor)
     except LexError as err:
-        return _lex_refusal(err, sql), digest or sql.strip()
+        return _lex_refusal(err, sql, mode, flavor), digest or sql.strip()
     if fast is None:
         digest = ";".join(shape.key for shape in raw)
     out: list[Statement] = []

@@ -241,6 +241,9 @@ class ClientConnection(PacketConnection):
         self.tls: TlsLayer | None = None
         self.fast: FastHook | None = None
         self.hold = False
+        # Bytes of the MySQL protocol from and to the client (TLS removed): Bytes_*.
+        self.bytes_received = 0
+        self.bytes_sent = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -260,6 +263,7 @@ class ClientConnection(PacketConnection):
                 else:
                     self._wake()  # the handshake may have completed
                 return
+        self.bytes_received += len(data)
         fast = self.fast
         if fast is not None and not self._buf:
             n = len(data)
@@ -292,6 +296,7 @@ class ClientConnection(PacketConnection):
             await self._wait()
 
     def write_raw(self, data: bytes | bytearray) -> None:
+        self.bytes_sent += len(data)
         if self.tls is not None:
             self.tls.send(data)
         elif self.transport is not None:
@@ -303,6 +308,7 @@ class ClientConnection(PacketConnection):
                 pass
 
     def write_parts(self, parts: list[bytes | memoryview]) -> None:
+        self.bytes_sent += sum(map(len, parts))
         if self.tls is not None:
             self.tls.send(b"".join(parts))
         elif self.transport is not None:

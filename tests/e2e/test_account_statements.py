@@ -1,4 +1,4 @@
-"""Account statements end to end, one test per rule of ``shared/docs/account-semantics.md``:
+"""Account statements end to end, one test per rule of README.md's "Account semantics":
 exact errno, SQLSTATE and text through real clients (PyMySQL, mysql-connector, the mariadb
 CLI), notes through SHOW WARNINGS, all-or-nothing multi-account statements, and privileges
 that really take effect on new and already open connections.
@@ -225,9 +225,8 @@ def test_hosts_are_ip_patterns_only(proxy: ProxyEnv, admin: Conn, host: str) -> 
 
 @pytest.mark.parametrize(
     "user",
-    # A bare 1abcd never gets here: the statement lexer refuses a number running into
-    # identifier characters with 1064 (proxy/sql/lexer.py, by design).
-    ["abc", "a" * 21, "'1abcd'", "`ab_cd`", "'ab-cd'", "`abcé`", "`_abcd`", "'ab cd'"],
+    # A bare 1abcd is an identifier to MySQL: the name rule judges it, as a quoted one.
+    ["abc", "a" * 21, "'1abcd'", "1abcd", "`ab_cd`", "'ab-cd'", "`abcé`", "`_abcd`", "'ab cd'"],
 )
 def test_user_name_rule_5202(proxy: ProxyEnv, admin: Conn, user: str) -> None:
     assert err(admin, f"CREATE USER {user}@'%' IDENTIFIED BY 'Name#pass1'") == INVALID_USERNAME
@@ -976,6 +975,60 @@ def test_anyone_may_set_their_own_password(proxy: ProxyEnv, admin: Conn) -> None
     proxy.connect(user="selfpwo1", password="Other#pw1", database=None).close()
 
 
+def test_alter_user_identified_by_is_set_password_for(proxy: ProxyEnv, admin: Conn) -> None:
+    """ALTER USER u IDENTIFIED [WITH plugin] BY 'p': SET PASSWORD FOR u, its rules and errors."""
+    ok(
+        admin,
+        "GRANT SELECT ON easydb.* TO altpw1 IDENTIFIED BY 'First#pw1'",
+        "GRANT SELECT ON easydb.* TO altpw2@'127.0.0.2' IDENTIFIED BY 'First#pw1'",
+    )
+    for sql, new in (
+        ("ALTER USER altpw1 IDENTIFIED BY 'Second#pw1'", "Second#pw1"),
+        ("ALTER USER altpw1@'%' IDENTIFIED WITH mysql_native_password BY 'Third#pw1'", "Third#pw1"),
+        ("ALTER USER 'altpw1' IDENTIFIED WITH caching_sha2_password BY 'Fourth#pw1'", "Fourth#pw1"),
+    ):
+        ok(admin, sql)
+        proxy.connect(user="altpw1", password=new, database=None).close()
+        assert login_error(proxy, user="altpw1", password="First#pw1", database=None) == (
+            access_denied("altpw1")
+        )
+    # SET PASSWORD FOR's errors: the password rule, a missing account, a protected one, a
+    # caller who is not the administrator, another plugin.
+    assert err(admin, "ALTER USER altpw1 IDENTIFIED BY 'short'") == INVALID_PASSWORD
+    assert err(admin, "ALTER USER altpwnone IDENTIFIED BY 'Some#pw12'") == NO_PASSWORD_ROW
+    assert err(admin, "ALTER USER altpw2 IDENTIFIED BY 'Some#pw12'") == NO_PASSWORD_ROW  # @'%'
+    assert err(admin, "ALTER USER easydb_RO IDENTIFIED BY 'Some#pw12'") == system_change(
+        "easydb_RO"
+    )
+    assert err(admin, "ALTER USER altpw1 IDENTIFIED WITH sha256_password BY 'Some#pw12'") == (
+        1235,
+        "This version of shardgate doesn't yet support 'IDENTIFIED WITH sha256_password'",
+    )
+    with proxy.connect(user="altpw1", password="Fourth#pw1", database=None) as own:
+        assert err(own, "ALTER USER altpw2@'127.0.0.2' IDENTIFIED BY 'Other#pw12'") == RESTRICTED
+        ok(own, "ALTER USER CURRENT_USER() IDENTIFIED BY 'Fifth#pw1'")
+    proxy.connect(user="altpw1", password="Fifth#pw1", database=None).close()
+    proxy.connect(
+        user="altpw2", password="First#pw1", database=None, bind_address="127.0.0.2"
+    ).close()
+
+
+def test_flush_privileges_is_ok_and_other_flush_forms_are_refused(
+    proxy: ProxyEnv, admin: Conn
+) -> None:
+    before = version(proxy)
+    with proxy.connect(user="easydb_RO", database=None) as reader:
+        for conn in (admin, reader):
+            ok(conn, "FLUSH PRIVILEGES", "flush local privileges")
+            for sql in ("FLUSH TABLES", "FLUSH PRIVILEGES, TABLES", "FLUSH STATUS"):
+                assert err(conn, sql) == (
+                    1227,
+                    "Access denied; you need (at least one of) the RELOAD privilege(s) for this "
+                    "operation",
+                ), sql
+    assert version(proxy) == before
+
+
 # ------------------------------------------------------------------------------ unparseable
 
 
@@ -1023,7 +1076,7 @@ def test_recognised_but_unsupported_account_statements_1235(proxy: ProxyEnv, adm
     ok(admin, "GRANT SELECT ON easydb.* TO unsup1 IDENTIFIED BY 'Unsup#pass1'")
     for sql, verb in (
         ("RENAME USER unsup1 TO unsup2", "RENAME USER"),
-        ("ALTER USER unsup1 IDENTIFIED BY 'Unsup#pass2'", "ALTER USER"),
+        ("ALTER USER unsup1 IDENTIFIED BY 'Unsup#pass2' PASSWORD EXPIRE", "ALTER USER"),
         ("CREATE ROLE unsuprole", "CREATE ROLE"),
     ):
         assert err(admin, sql) == (
@@ -1323,7 +1376,7 @@ def _errno_sqlstate_scenario(proxy: ProxyEnv, use_pure: bool) -> None:
         cases = [
             (rcur, "USE otherdb", 1044, "42000"),
             (rcur, "INSERT INTO sqst_t VALUES (1)", 1142, "42000"),
-            (acur, "SELECT * FROM otherdb.sqst_t", 1235, "42000"),
+            (acur, "SELECT * FROM otherdb.sqst_t", 1044, "42000"),
             (rcur, f"DROP USER {u}", 5107, "HY000"),
             (acur, f"CREATE USER {u}", 1396, "HY000"),
             (acur, f"DROP USER sqst{tag}miss", 1396, "HY000"),

@@ -1,27 +1,34 @@
-"""`shardgate dev` as a person runs it: start, connect with what it printed, stop cleanly."""
+"""`shardgate dev` as a person runs it: start, connect with what it printed, stop cleanly; one
+per state directory; the same passwords from run to run; the dashboard; one-line errors."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pymysql
+import pytest
+from click.testing import CliRunner
 
+import proxy.dev.localshard as localshard
 from proxy.dev.localshard import free_port
+from proxy.manage.cli import main
 
 
 def _shardgate() -> str:
     return str(Path(sys.executable).with_name("shardgate"))
 
 
-def _start(state_dir: Path, port: int) -> tuple[subprocess.Popen[str], str]:
+def _start(state_dir: Path, port: int, *extra: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [_shardgate(), "dev", "--state-dir", str(state_dir), "--port", str(port)],
+        [_shardgate(), "dev", "--state-dir", str(state_dir), "--port", str(port), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -39,6 +46,12 @@ def _start(state_dir: Path, port: int) -> tuple[subprocess.Popen[str], str]:
             return proc, "".join(lines)
     proc.kill()
     raise AssertionError("shardgate dev did not start:\n" + "".join(lines))
+
+
+def _passwords(output: str) -> dict[str, str]:
+    found = dict(re.findall(r"-u (\S+) -p'([^']*)'", output))
+    assert set(found) == {"demo", "demo_RO", "shop"}, output
+    return found
 
 
 def _connect_from(output: str) -> pymysql.connections.Connection:
@@ -59,7 +72,8 @@ def _stop(proc: subprocess.Popen[str]) -> str:
 
 def test_dev_starts_serves_and_stops_then_reuses_state(tmp_path: Path) -> None:
     state_dir = tmp_path / "dev"
-    proc, output = _start(state_dir, free_port())
+    port, admin_port = free_port(), free_port()
+    proc, output = _start(state_dir, port, "--admin", "--admin-port", str(admin_port))
     try:
         with _connect_from(output) as conn, conn.cursor() as cur:
             cur.execute("SELECT name FROM employees ORDER BY id LIMIT 1")
@@ -67,28 +81,98 @@ def test_dev_starts_serves_and_stops_then_reuses_state(tmp_path: Path) -> None:
             cur.execute("CREATE TABLE IF NOT EXISTS kept (v INT)")
             cur.execute("INSERT INTO kept VALUES (42)")
             conn.commit()
+        # --admin: the dashboard, at the URL printed.
+        url = f"http://127.0.0.1:{admin_port}/"
+        assert f"  dashboard: {url} (sign in as demo" in output
+        with urllib.request.urlopen(url, timeout=10) as page:
+            assert page.status == 200
+        # A second dev on the same state is refused, saying where the first one runs.
+        second = subprocess.run(
+            [_shardgate(), "dev", "--state-dir", str(state_dir), "--port", str(free_port())],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 1
+        assert second.stderr.splitlines() == [
+            f"Error: shardgate dev is already running on {state_dir} (pid {proc.pid}, proxy on "
+            f"127.0.0.1:{port}): stop it first (Ctrl-C in its terminal), or use another "
+            "--state-dir"
+        ]
     finally:
         tail = _stop(proc)
     assert "shardgate dev stopped." in tail
-    # The state is private: its directory, the catalog (password hashes) and the secret.
+    # The passwords appear where they are printed for the person, in no log line.
+    first = _passwords(output)
+    for line in (output + tail).splitlines():
+        if any(password in line for password in first.values()):
+            assert line.startswith(("  connect:", "  read-only:", "  shop:")), line
+    # The state is private: its directory, the catalog (password hashes), the secret and the
+    # kept passwords.
     assert state_dir.stat().st_mode & 0o777 == 0o700
-    for name in ("catalog.db", "catalog.db-wal", "catalog.db-shm", "shardgate.secret"):
+    for name in (
+        "catalog.db",
+        "catalog.db-wal",
+        "catalog.db-shm",
+        "shardgate.secret",
+        "dev-passwords.json",
+        "dev.lock",
+    ):
         path = state_dir / name
         assert not path.exists() or path.stat().st_mode & 0o777 == 0o600, name
-    assert (state_dir / "catalog.db").exists()
+    assert (state_dir / "catalog.db").exists() and (state_dir / "dev-passwords.json").exists()
     # Both shard servers are gone.
     for shard in ("s0", "s1"):
         pid_file = state_dir / shard / "mysqld.pid"
         assert not pid_file.exists() or not _alive(int(pid_file.read_text().strip() or 0))
 
-    # A second run reuses the state (data survives) with a freshly printed password.
+    # A second run reuses the state (data survives) and the same passwords.
     proc, output2 = _start(state_dir, free_port())
     try:
+        assert _passwords(output2) == first
+        assert "dashboard:" not in output2
         with _connect_from(output2) as conn, conn.cursor() as cur:
             cur.execute("SELECT v FROM kept")
             assert cur.fetchone() == (42,)
     finally:
         _stop(proc)
+
+
+def _error_lines(result: object) -> list[str]:
+    from click.testing import Result
+
+    assert isinstance(result, Result)
+    assert result.exit_code == 1, result.output
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+def test_dev_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The port is taken: said before any shard starts.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(
+            main, ["dev", "--state-dir", str(tmp_path / "a"), "--port", str(port)]
+        )
+        assert _error_lines(result) == [
+            f"Error: cannot listen on 127.0.0.1:{port} (Address already in use): stop what "
+            "uses it, or choose another port with --port"
+        ]
+        admin = ["--admin", "--admin-port", str(port)]
+        result = CliRunner().invoke(
+            main, ["dev", "--state-dir", str(tmp_path / "a"), "--port", str(free_port()), *admin]
+        )
+        assert _error_lines(result)[0].endswith("choose another port with --admin-port")
+    assert not (tmp_path / "a" / "s0").exists()
+    # No MariaDB binaries.
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(localshard, "_EXTRA_BIN_DIRS", ())
+    result = CliRunner().invoke(
+        main, ["dev", "--state-dir", str(tmp_path / "b"), "--port", str(free_port())]
+    )
+    [line] = _error_lines(result)
+    assert line.startswith("Error: mariadbd not found in $PATH") and "apt-get install" in line
 
 
 def _alive(pid: int) -> bool:

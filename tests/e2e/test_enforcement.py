@@ -1,5 +1,5 @@
-"""Privilege enforcement end to end: for every row of "What each statement needs"
-(docs/account-semantics.md), an account holding exactly the needed privileges succeeds (and the
+"""Privilege enforcement end to end: for every row of "What each statement needs" (README.md),
+an account holding exactly the needed privileges succeeds (and the
 effect is checked on the shard itself), and an account missing any one of them gets the exact
 MySQL error (1142 for a table privilege, 1044 for a database-level one) while nothing changes
 on the shard. Text statements through PyMySQL, prepared statements through mysql-connector.
@@ -1037,7 +1037,6 @@ CROSS_DB = [
     ("SET @v = (SELECT v FROM otherdb.{o})", "otherdb"),
     ("SELECT otherdb.f(1)", "otherdb"),
     ("SELECT NEXTVAL(otherdb.s)", "otherdb"),
-    ("SELECT * FROM mysql.user", "mysql"),
 ]
 
 
@@ -1051,6 +1050,24 @@ def test_other_database_is_refused(
     assert env.on_shard(f"SELECT id, v FROM {names['o']}", 1) == [(1, 111)]
     assert env.on_shard(f"SELECT id, v FROM {names['a']}") == [(1, 10)]
     assert not env.table_exists("enfxn") and not env.table_exists("enfxn", "otherdb")
+
+
+def test_a_database_it_may_not_use_is_1044_not_use_it_first(
+    env: Env, two_db_account: tuple[str, dict[str, str]]
+) -> None:
+    """Naming another database says "USE it first" only where USE would work: a system schema
+    or a database the account holds nothing on gets USE's own 1044 (whether it exists or not)."""
+    user, names = two_db_account
+    with env.connect(user) as conn:
+        for db, sql in (
+            ("mysql", "SELECT * FROM mysql.user"),
+            ("performance_schema", "SELECT * FROM performance_schema.threads"),
+            ("sys", "SELECT sys.version_major()"),
+            ("nosuchdb", f"SELECT * FROM nosuchdb.{names['a']}"),
+        ):
+            assert error_of(conn, sql) == db_denied(user, db), sql
+            assert error_of(conn, f"USE {db}") == db_denied(user, db)
+        assert error_of(conn, f"SELECT v FROM otherdb.{names['o']}") == cross_db("otherdb")
 
 
 def test_other_database_after_use(env: Env, two_db_account: tuple[str, dict[str, str]]) -> None:

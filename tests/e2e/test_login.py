@@ -380,3 +380,58 @@ def test_no_timing_oracle_between_an_unknown_user_and_a_wrong_password(
     )
     assert abs(median_unknown - median_known) <= 0.1 * min(median_unknown, median_known)
     assert abs(z) < 3.29  # two-sided p > 0.001
+
+
+def test_a_login_right_after_users_create_succeeds(
+    shards: list[ShardEndpoint],
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The CLI creates an account (or changes a password) and the client logs in at once: the
+    failed attempt re-reads the catalog and is decided again from the same answers. The
+    catalog poller is made to sleep for an hour, so nothing else could pick the change up."""
+    from click.testing import CliRunner
+
+    import proxy.server
+    from proxy.manage.cli import main
+
+    monkeypatch.setattr(proxy.server, "CATALOG_POLL_SECONDS", 3600.0)
+    base = tmp_path_factory.mktemp("fresh")
+    cert, key = self_signed_cert(base)
+    extra = f'tls_cert = "{cert}"\ntls_key = "{key}"\n'
+    runner = start_proxy(base, shards, extra, [("freshdb", "s0")], "Fresh#admin1", "FreshRO#1")
+    try:
+        assert runner.server is not None
+        port = runner.server.port
+
+        def cli(*args: str, password: str) -> None:
+            result = CliRunner().invoke(
+                main,
+                ["--config", str(base / "shardgate.toml"), "users", *args, "--password-stdin"],
+                input=password + "\n",
+            )
+            assert result.exit_code == 0, result.output
+
+        for user, plugin, tls in (
+            ("newnat1", rawlogin.NATIVE, False),
+            ("newsha1", rawlogin.CACHING_SHA2, True),
+            ("newrsa1", rawlogin.CACHING_SHA2, False),
+        ):
+            cli("create", "--database", "freshdb", user, password="Fresh#pass1")
+            # A wrong password is still refused, and so is the right one of another account.
+            assert rawlogin.login(port, user, "Wrong#pass1", plugin, tls=tls).errno == 1045
+            done = rawlogin.login(port, user, "Fresh#pass1", plugin, tls=tls)
+            assert done.errno is None, (user, done)
+            cli("update-password", "--database", "freshdb", user, password="Fresh#pass2")
+            assert rawlogin.login(port, user, "Fresh#pass2", plugin, tls=tls).errno is None
+            assert rawlogin.login(port, user, "Fresh#pass1", plugin, tls=tls).errno == 1045
+        # pymysql, as an application would: create, then connect straight away.
+        cli("create", "--database", "freshdb", "--read-only", "appuser1", password="App#pass123")
+        conn = pymysql.connect(
+            host="127.0.0.1", port=port, user="appuser1", password="App#pass123", database="freshdb"
+        )
+        with conn.cursor() as cur:
+            cur.execute("SELECT CURRENT_USER()")
+        conn.close()
+    finally:
+        runner.stop()

@@ -45,8 +45,8 @@ def test_read_only_account_can_read_but_not_write(proxy: ProxyEnv) -> None:
     [
         ("SELEC 1", 1064),
         ("FLUSH TABLES", 1227),
-        ("SELECT * FROM otherdb.t", 1235),
-        ("SELECT * FROM mysql.user", 1235),
+        ("SELECT * FROM otherdb.t", 1044),  # a database it may not use: as USE would say
+        ("SELECT * FROM mysql.user", 1044),
         ("SELECT 1 INTO OUTFILE '/tmp/x'", None),
         ("/*!50000 DROP TABLE ro_t */", None),
     ],

@@ -1,5 +1,5 @@
 """Account operations (auth.accounts) against a real catalog: every rule of
-shared/docs/account-semantics.md with its exact errno, SQLSTATE and message. Each test runs on
+README.md's "Account semantics" with its exact errno, SQLSTATE and message. Each test runs on
 the SQLite store and on the MySQL/MariaDB store (a throwaway server, one database per test)."""
 
 from __future__ import annotations

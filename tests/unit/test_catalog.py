@@ -17,6 +17,7 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,10 +27,13 @@ import pytest
 import auth.catalog as catalog_module
 from auth import mysql_store
 from auth.catalog import (
+    NODE_REPORT_FORGET,
+    NODE_REPORT_FRESH,
     AccountExistsError,
     Catalog,
     CatalogConflictError,
     CatalogError,
+    CatalogSecretError,
     CatalogSnapshot,
     CreateAccount,
     DatabaseExistsError,
@@ -44,6 +48,7 @@ from auth.catalog import (
     UnknownDatabaseError,
     UnlockAccount,
     UserHost,
+    secret_verifier,
 )
 from auth.model import Account
 from auth.mysql_store import MysqlCatalogStore
@@ -332,6 +337,71 @@ def test_revoked_sessions_are_shared_and_pruned_once_expired(backend: Backend) -
         # Not a change of accounts: the version (and so every node's snapshot) stays.
         one.refresh()
         assert one.snapshot().version == version
+
+
+def test_migration_5_adds_settings_session_reports_and_creation_times(backend: Backend) -> None:
+    with backend.open() as catalog:
+        catalog.create_database("easydb", "s1", "easydb", "sg_easydb", "Admin#pw1", "")
+    created = backend.rows("SELECT at FROM audit WHERE action = 'CREATE DATABASE easydb'")
+    for table in ("catalog_settings", "node_sessions", "database_created"):
+        backend.rows(f"DROP TABLE {table}")
+    backend.rows("UPDATE schema_version SET version = ?", (4,))
+    with pytest.raises(SchemaVersionError, match="catalog migrate"):
+        backend.open()
+    assert Catalog.migrate(backend.url, backend.base) == (4, SCHEMA_VERSION)
+    with backend.open() as catalog:
+        # The creation time of a database that existed before comes from the audit log.
+        assert catalog.databases_created() == {"easydb": created[0][0]}
+        assert catalog.check_secret(b"s" * 32, claim=True)
+        catalog.publish_sessions("node1", {"easydb": 2})
+        assert catalog.open_sessions() == {"easydb": {"node1": 2}}
+        assert verify_password(_user(catalog, "easydb").password_hash, "Admin#pw1")
+
+
+def test_the_catalog_secret_is_claimed_once_and_checked_after(backend: Backend) -> None:
+    with backend.open() as one, backend.open() as other:
+        version = one.snapshot().version
+        assert not one.check_secret(b"first secret", claim=False)  # nothing stored: no check
+        assert backend.rows("SELECT COUNT(*) FROM catalog_settings") == [(0,)]
+        assert one.check_secret(b"first secret", claim=True)
+        assert not other.check_secret(b"first secret", claim=True)  # already claimed: checked
+        for claim in (False, True):
+            with pytest.raises(CatalogSecretError, match="same secret") as caught:
+                other.check_secret(b"another secret", claim=claim)
+            assert "another secret" not in str(caught.value)
+        # The catalog keeps an HMAC of a label, never the secret; no new catalog version.
+        [(stored,)] = backend.rows("SELECT value FROM catalog_settings")
+        assert stored == secret_verifier(b"first secret") and b"first" not in stored.encode()
+        one.refresh()
+        assert one.snapshot().version == version and one.audit() == []
+
+
+def test_session_reports_per_node(backend: Backend) -> None:
+    with backend.open() as one, backend.open() as other:
+        one.publish_sessions("a:3307", {"EasyDB": 2, "otherdb": 1, "idle": 0}, now=1000.0)
+        other.publish_sessions("b:3307", {"easydb": 3}, now=1000.0)
+        assert one.open_sessions(now=1001.0) == {
+            "easydb": {"a:3307": 2, "b:3307": 3},
+            "otherdb": {"a:3307": 1},
+        }
+        # A new report replaces the node's last one; stale reports do not count.
+        one.publish_sessions("a:3307", {"otherdb": 4}, now=1010.0)
+        assert other.open_sessions(now=1011.0) == {
+            "easydb": {"b:3307": 3},
+            "otherdb": {"a:3307": 4},
+        }
+        assert other.open_sessions(now=1000.0 + NODE_REPORT_FRESH + 1) == {"otherdb": {"a:3307": 4}}
+        # Reports of nodes gone for long are deleted by the next report.
+        one.publish_sessions("a:3307", {}, now=1000.0 + NODE_REPORT_FORGET + 1)
+        assert backend.count("node_sessions") == 0
+
+
+def test_database_creation_times(easydb: Catalog) -> None:
+    created = easydb.databases_created()
+    assert set(created) == {"easydb"}
+    assert datetime.fromisoformat(created["easydb"]).tzinfo is not None
+    easydb.drop_database("easydb")
+    assert easydb.databases_created() == {}
 
 
 def test_both_backends_have_the_same_schema_versions() -> None:

@@ -521,6 +521,46 @@ def test_update_password_stdin_and_host(run: Run, config_path: Path) -> None:
     assert found is not None and verify_password(found.password_hash, "Office#pass2")
 
 
+def test_a_user_only_at_another_host_is_named_with_host(run: Run, config_path: Path) -> None:
+    """lily exists only at 10.0.0.%: the error says so and names --host (before any prompt)."""
+    create(run, "lily", "Lily#pass1", "--host", "10.0.0.%")
+    for args, data in (
+        (("update-password", "--database", "easydb", "lily"), None),
+        (("delete", "--database", "easydb", "lily"), None),
+        (("unlock", "--database", "easydb", "lily"), None),
+        (("set-limit", "--database", "easydb", "lily", "5"), None),
+    ):
+        refused(
+            run("users", *args, input=data),
+            'No user "lily" at host % in database "easydb"; it exists at host 10.0.0.%: '
+            "name it with --host 10.0.0.%",
+        )
+    create(run, "lily", "Lily#pass2", "--host", "10.1.%")
+    refused(
+        run("users", "update-password", "--database", "easydb", "--host", "10.2.%", "lily"),
+        'No user "lily" at host 10.2.% in database "easydb"; it exists at hosts 10.0.0.%, '
+        "10.1.%: name one with --host 10.0.0.%",
+    )
+    # Named with its host, it works; a name no host has stays the plain refusal.
+    ok(
+        run(
+            "users",
+            "update-password",
+            "--database",
+            "easydb",
+            "--host",
+            "10.1.%",
+            "--password-stdin",
+            "lily",
+            input="Lily#pass3\n",
+        )
+    )
+    refused(
+        run("users", "update-password", "--database", "easydb", "nobody"),
+        'No user "nobody" in database "easydb".',
+    )
+
+
 def test_update_password_keeps_privileges(run: Run, config_path: Path) -> None:
     create(run, "reader", "Reader#pass1", "--read-only")
     ok(
@@ -609,7 +649,8 @@ def test_delete_with_host(run: Run, config_path: Path) -> None:
     create(run, "office", "Office#pass1", "--host", "10.0.0.%")
     refused(
         run("users", "delete", "--database", "easydb", "office"),
-        'No user "office" in database "easydb".',
+        'No user "office" at host % in database "easydb"; it exists at host 10.0.0.%: '
+        "name it with --host 10.0.0.%",
     )
     output = ok(run("users", "delete", "--database", "easydb", "--host", "10.0.0.%", "office"))
     assert output == 'User "office@10.0.0.%" deleted.\n'

@@ -50,8 +50,10 @@ from proxy.plan.plan import (
     ShowEvents,
     ShowNotes,
     ShowProcesslist,
+    ShowStatus,
     Simple,
     StatementCommand,
+    Statistics,
     UseDatabase,
     plan,
     relayed_statement,
@@ -214,7 +216,18 @@ def _describe(decided: Plan) -> str:
         return f"Kill {decided.connection_id}" + (" query" if decided.query_only else "")
     if isinstance(decided, Ok) and decided.notes:
         return "Ok note=" + ",".join(str(code) for code, _ in decided.notes)
-    for kind in (ShowNotes, ShowEvents, RunAccountStatement, Ok, NoReply, Reauthenticate, Quit):
+    if isinstance(decided, ShowStatus):
+        return f"ShowStatus {decided.pattern}" if decided.pattern is not None else "ShowStatus"
+    for kind in (
+        ShowNotes,
+        ShowEvents,
+        Statistics,
+        RunAccountStatement,
+        Ok,
+        NoReply,
+        Reauthenticate,
+        Quit,
+    ):
         if isinstance(decided, kind):
             return kind.__name__
     raise AssertionError(decided)
@@ -249,6 +262,8 @@ def test_the_table_covers_every_plan() -> None:
         "ShowDigest",
         "ShowNotes",
         "ShowEvents",
+        "ShowStatus",
+        "Statistics",
         "Kill",
         "RunAccountStatement",
         "Ok",
