@@ -2727,9 +2727,7 @@ def _with_identity_fact(st: Statement, images: Sequence[str]) -> Statement:
     return dataclasses.replace(st, identity=facts)
 
 
-def _resolve_positions(
-    st: Statement, lexed: Callable[[], LexedStatement], sql: str
-) -> Statement:
+def _resolve_positions(st: Statement, lexed: Callable[[], LexedStatement], sql: str) -> Statement:
     """``st`` with byte offsets in ``sql`` for what the relay rewrites: its identity calls and
     a CREATE VIEW's DEFINER account (whose ``definer`` holds character offsets until then).
     ``lexed()`` gives the statement's tokens, lexed only when there is something to place."""
