@@ -167,21 +167,23 @@ def physical_table_privileges(
     or one not created yet) is taken to be where a single table would be, in physical database
     0; a name that is a physical table of another logical table is never granted as such."""
     count = len(database.physical_databases)
-    hidden = {
-        name.lower()
-        for table in tables.values()
-        for _, name in table.physical_tables(count)
-        if name.lower() != table.key
-    }
+    hidden: set[str] | None = None  # the physical names that are not logical ones (lazily)
     found: dict[str, Priv] = {}
     for name, privs in on_tables:
         table = tables.get(name)
         if table is not None:
             names = [n.lower() for n in table.physical_names_in(physical.index, count)]
-        elif name in hidden or physical.index != 0:
+        elif physical.index != 0:
             names = []
         else:
-            names = [name]
+            if hidden is None:
+                hidden = {
+                    n.lower()
+                    for other in tables.values()
+                    if other.rule.split_tables
+                    for _, n in other.physical_tables(count)
+                }
+            names = [] if name in hidden else [name]
         for physical_name in names:
             found[physical_name] = found.get(physical_name, NO_PRIVILEGES) | privs
     return sorted(found.items())
