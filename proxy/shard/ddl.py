@@ -660,7 +660,8 @@ def nextval_references(
             continue
         if index > 0 and tokens[index - 1].kind is TokenKind.OP and tokens[index - 1].value == ".":
             continue
-        if index + 3 < len(tokens) and tokens[index + 3].value in (".", "("):
+        after = tokens[index + 3] if index + 3 < len(tokens) else None
+        if after is not None and after.kind is TokenKind.OP and after.value in (".", "("):
             continue
         if is_sequence is None or is_sequence(name.value):
             found.append(NextvalReference(name.value, name.pos, _end(word)))

@@ -306,6 +306,8 @@ def test_nextval_references() -> None:
     assert [r.sequence for r in nextval_references(statement, lambda s: s == "s1")] == ["s1"]
     (batch,) = lex("SELECT seq.NEXTVAL FROM DUAL WHERE COUNT = 10")
     assert [r.sequence for r in nextval_references(batch)] == ["seq"]
+    (aliased,) = lex("SELECT seq.NEXTVAL '(' FROM DUAL")
+    assert [r.sequence for r in nextval_references(aliased)] == ["seq"]
 
 
 # --- the physical statements on MariaDB ---------------------------------------------------
