@@ -30,15 +30,19 @@ import threading
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from operator import attrgetter
 from pathlib import Path
+from types import MappingProxyType
 from typing import cast
 
 from auth.errors import ErrorCode, SqlError, sql_error
 from auth.hosts import choose_account
 from auth.model import (
+    DEFAULT_SEQUENCE_START,
+    MAX_NAME_LENGTH,
+    SEQUENCE_MAX,
     Account,
     AccountGrants,
     AccountRef,
@@ -49,12 +53,22 @@ from auth.model import (
     Database,
     DiscardOldPassword,
     DropAccount,
+    GroupSequence,
+    HashFunction,
+    KeyType,
+    LogicalTable,
+    PhysicalDatabase,
+    SequenceRange,
     SetMaxUserConnections,
     SetPassword,
     SetPrivileges,
+    ShardKey,
+    TableKind,
+    TableRule,
     UnlockAccount,
     UserHost,
     account_name,
+    auto_sequence_name,
 )
 from auth.passwords import hash_password, native_hash
 from auth.privileges import ALL_PRIVILEGES, NO_PRIVILEGES, Priv, format_privs
@@ -66,10 +80,13 @@ from auth.store import (
     CatalogStore,
     DatabaseRow,
     DbGrantRow,
+    LayoutRows,
+    SequenceRow,
     StoreError,
     StoreIntegrityError,
     StoreOutcomeUnknown,
     TableGrantRow,
+    TableRow,
 )
 from auth.stores import open_store
 
@@ -90,11 +107,15 @@ __all__ = [
     "LoginLock",
     "ProtectedAccountError",
     "SchemaVersionError",
+    "SequenceExistsError",
     "SetMaxUserConnections",
     "SetPassword",
     "SetPrivileges",
+    "TableExistsError",
     "UnknownAccountError",
     "UnknownDatabaseError",
+    "UnknownSequenceError",
+    "UnknownTableError",
     "UnlockAccount",
     "UserHost",
     "secret_verifier",
@@ -194,6 +215,22 @@ class SchemaVersionError(CatalogError):
     """The catalog's schema is older or newer than this code's."""
 
 
+class TableExistsError(CatalogError):
+    """A logical table of that name exists (or a physical table would take its name)."""
+
+
+class UnknownTableError(CatalogError):
+    pass
+
+
+class SequenceExistsError(CatalogError):
+    pass
+
+
+class UnknownSequenceError(CatalogError):
+    pass
+
+
 def _open_store(url: str, base_dir: Path, timeout: float) -> CatalogStore:
     try:
         return open_store(url, base_dir, timeout)
@@ -253,8 +290,86 @@ def _new_account_row(
 _creation_order = attrgetter("created_seq")
 
 
-def _database_from_row(row: DatabaseRow) -> Database:
-    return Database(*row)
+_EMPTY_TABLES: Mapping[str, LogicalTable] = MappingProxyType({})
+_EMPTY_SEQUENCES: Mapping[str, GroupSequence] = MappingProxyType({})
+_NO_LAYOUT = LayoutRows([], [], [])
+
+
+def _shard_key(function: str | None, column: str | None, key_type: str | None) -> ShardKey | None:
+    if function is None or column is None or key_type is None:
+        return None
+    return ShardKey(cast(HashFunction, function), column, KeyType.parse(key_type))
+
+
+def _table_from_row(row: TableRow) -> LogicalTable:
+    rule = TableRule(
+        cast(TableKind, row.kind),
+        _shard_key(row.db_function, row.db_column, row.db_type),
+        _shard_key(row.tb_function, row.tb_column, row.tb_type),
+        int(row.tables_per_db),
+    )
+    return LogicalTable(row.name, rule, row.definition)
+
+
+def _table_row(db_key: str, table: LogicalTable) -> TableRow:
+    rule = table.rule
+    db, tb = rule.db_key, rule.tb_key
+    return TableRow(
+        db_key=db_key,
+        name_key=table.key,
+        name=table.name,
+        kind=rule.kind,
+        db_function=None if db is None else db.function,
+        db_column=None if db is None else db.column,
+        db_type=None if db is None else str(db.type),
+        tb_function=None if tb is None else tb.function,
+        tb_column=None if tb is None else tb.column,
+        tb_type=None if tb is None else str(tb.type),
+        tables_per_db=rule.tables_per_db,
+        definition=table.definition,
+    )
+
+
+def _sequence_from_row(row: SequenceRow) -> GroupSequence:
+    return GroupSequence(row[2], row[3], row[4])
+
+
+@dataclass(frozen=True, slots=True)
+class _Layouts:
+    """The databases of a snapshot with their physical databases, tables and sequences."""
+
+    databases: dict[str, Database]
+    tables: dict[str, Mapping[str, LogicalTable]]
+    sequences: dict[str, Mapping[str, GroupSequence]]
+
+
+def _layouts(database_rows: Iterable[DatabaseRow], layout: LayoutRows) -> _Layouts:
+    partitions: dict[str, list[PhysicalDatabase]] = {}
+    for db_key, index, physical, shard in layout.partitions:
+        partitions.setdefault(db_key, []).append(PhysicalDatabase(index, physical, shard))
+    databases: dict[str, Database] = {}
+    for row in database_rows:
+        database = Database(*row)
+        parts = partitions.get(database.key)
+        if parts:
+            database = replace(database, partitions=tuple(sorted(parts, key=_by_index)))
+        databases[database.key] = database
+    tables: dict[str, dict[str, LogicalTable]] = {}
+    for table_row in layout.tables:
+        table = _table_from_row(table_row)
+        tables.setdefault(table_row.db_key, {})[table.key] = table
+    sequences: dict[str, dict[str, GroupSequence]] = {}
+    for sequence_row in layout.sequences:
+        sequence = _sequence_from_row(sequence_row)
+        sequences.setdefault(sequence_row[0], {})[sequence.key] = sequence
+    return _Layouts(
+        databases,
+        {key: MappingProxyType(found) for key, found in tables.items()},
+        {key: MappingProxyType(found) for key, found in sequences.items()},
+    )
+
+
+_by_index = attrgetter("index")
 
 
 def _grants_of(account: Account, rows: _GrantRows) -> AccountGrants | None:
@@ -322,12 +437,21 @@ class CatalogSnapshot:
     exactly.
     """
 
-    __slots__ = ("_accounts", "_by_user", "_by_user_host", "_databases", "_grants", "_version")
+    __slots__ = (
+        "_accounts",
+        "_by_user",
+        "_by_user_host",
+        "_databases",
+        "_grants",
+        "_sequences",
+        "_tables",
+        "_version",
+    )
 
     def __init__(
         self,
         version: int,
-        databases: dict[str, Database],
+        layouts: _Layouts,
         accounts: dict[int, Account],
         by_user: dict[str, tuple[Account, ...]],
         by_user_host: dict[tuple[str, str], Account],
@@ -335,7 +459,9 @@ class CatalogSnapshot:
     ) -> None:
         """Internal: use ``build`` (or ``empty``); the dicts become the snapshot's own."""
         self._version = version
-        self._databases = databases
+        self._databases = layouts.databases
+        self._tables = layouts.tables
+        self._sequences = layouts.sequences
         self._accounts = accounts
         self._by_user = by_user
         self._by_user_host = by_user_host
@@ -348,7 +474,7 @@ class CatalogSnapshot:
 
     @classmethod
     def empty(cls) -> CatalogSnapshot:
-        return cls(0, {}, {}, {}, {}, {})
+        return cls(0, _Layouts({}, {}, {}), {}, {}, {}, {})
 
     @classmethod
     def build(
@@ -358,8 +484,9 @@ class CatalogSnapshot:
         account_rows: Iterable[AccountRow],
         db_grant_rows: Iterable[DbGrantRow],
         table_grant_rows: Iterable[TableGrantRow],
+        layout_rows: LayoutRows = _NO_LAYOUT,
     ) -> CatalogSnapshot:
-        databases = {db.key: db for db in map(_database_from_row, database_rows)}
+        layouts = _layouts(database_rows, layout_rows)
         accounts = {a.id: a for a in map(_account_from_row, account_rows)}
         rows = _collect(db_grant_rows, table_grant_rows)
         grants: dict[int, AccountGrants] = {}
@@ -377,7 +504,7 @@ class CatalogSnapshot:
                 same.append(account)
             by_user_host[(account.user, account.host)] = account
         by_user = {user: tuple(same) for user, same in by_user_lists.items()}
-        return cls(version, databases, accounts, by_user, by_user_host, grants)
+        return cls(version, layouts, accounts, by_user, by_user_host, grants)
 
     def updated(
         self,
@@ -387,13 +514,15 @@ class CatalogSnapshot:
         account_rows: Iterable[AccountRow],
         db_grant_rows: Iterable[DbGrantRow],
         table_grant_rows: Iterable[TableGrantRow],
+        layout_rows: LayoutRows = _NO_LAYOUT,
     ) -> CatalogSnapshot:
         """A new snapshot: this one with ``changed_ids`` replaced by the given rows (an id
-        without a row was dropped) and, if given, the databases replaced."""
-        databases = (
-            self._databases
+        without a row was dropped) and, if given, the databases (with ``layout_rows``, their
+        physical databases, tables and sequences) replaced."""
+        layouts = (
+            _Layouts(self._databases, self._tables, self._sequences)
             if database_rows is None
-            else {db.key: db for db in map(_database_from_row, database_rows)}
+            else _layouts(database_rows, layout_rows)
         )
         changed = set(changed_ids)
         accounts = dict(self._accounts)
@@ -424,7 +553,7 @@ class CatalogSnapshot:
                 by_user[user] = tuple(sorted(same, key=_creation_order))
             else:
                 del by_user[user]
-        return CatalogSnapshot(version, databases, accounts, by_user, by_user_host, grants)
+        return CatalogSnapshot(version, layouts, accounts, by_user, by_user_host, grants)
 
     # --- databases ---
 
@@ -434,6 +563,23 @@ class CatalogSnapshot:
     def databases(self) -> list[Database]:
         """All logical databases, sorted by name."""
         return sorted(self._databases.values(), key=lambda d: d.name)
+
+    # --- sharded databases: logical tables and sequences ---
+
+    def tables(self, db: str) -> Mapping[str, LogicalTable]:
+        """The logical tables of sharded database ``db``, by lower-case name (empty for an
+        unsharded database, whose tables the catalog does not record)."""
+        return self._tables.get(db.lower(), _EMPTY_TABLES)
+
+    def table(self, db: str, name: str) -> LogicalTable | None:
+        return self.tables(db).get(name.lower())
+
+    def sequences(self, db: str) -> Mapping[str, GroupSequence]:
+        """The GROUP sequences of database ``db``, by lower-case name."""
+        return self._sequences.get(db.lower(), _EMPTY_SEQUENCES)
+
+    def sequence(self, db: str, name: str) -> GroupSequence | None:
+        return self.sequences(db).get(name.lower())
 
     # --- accounts ---
 
@@ -558,6 +704,37 @@ def secret_verifier(secret: bytes) -> str:
     an HMAC-SHA256 of a fixed label keyed with the secret -- never the secret, and nothing it
     can be recovered from."""
     return hmac.new(secret, _VERIFIER_LABEL, hashlib.sha256).hexdigest()
+
+
+def _check_partitions(
+    partitions: Sequence[PhysicalDatabase], shard: str, physical_name: str
+) -> None:
+    if not partitions:
+        return
+    if [p.index for p in partitions] != list(range(len(partitions))):
+        raise CatalogError("physical databases must be numbered 0, 1, ... in order")
+    first = partitions[0]
+    if (first.shard, first.name) != (shard, physical_name):
+        raise CatalogError("the database's shard and physical name are its physical database 0")
+    if len({p.name.lower() for p in partitions}) != len(partitions):
+        raise CatalogError("physical database names must differ")
+
+
+def _placement(
+    name: str, shard: str, physical_name: str, partitions: Sequence[PhysicalDatabase]
+) -> str:
+    if not partitions:
+        return f"create database `{name}` on shard {shard} as {physical_name}"
+    by_shard: dict[str, list[str]] = {}
+    for p in partitions:
+        by_shard.setdefault(p.shard, []).append(p.name)
+    where = "; ".join(f"{s}: {', '.join(names)}" for s, names in by_shard.items())
+    return f"create sharded database `{name}` with {len(partitions)} physical databases ({where})"
+
+
+def _check_start(start_with: int) -> None:
+    if not 1 <= start_with < SEQUENCE_MAX:
+        raise CatalogError(f"a sequence starts between 1 and {SEQUENCE_MAX - 1}")
 
 
 def _target(db: str, table: str | None) -> str:
@@ -716,6 +893,7 @@ class Catalog:
                             store.account_rows(ids),
                             store.db_grant_rows(ids),
                             store.table_grant_rows(ids),
+                            store.layout_rows() if databases_changed else _NO_LAYOUT,
                         )
             with _gc_paused():
                 return CatalogSnapshot.build(
@@ -724,6 +902,7 @@ class Catalog:
                     store.account_rows(None),
                     store.db_grant_rows(None),
                     store.table_grant_rows(None),
+                    store.layout_rows(),
                 )
 
     def _commit_version(
@@ -1003,11 +1182,18 @@ class Catalog:
         ro_password: str,
         actor: str = OPERATOR,
         client: str = "",
+        *,
+        partitions: Sequence[PhysicalDatabase] = (),
     ) -> Database:
         """Register a logical database with its protected built-ins ``name@'%'`` (administrator)
-        and ``name_RO@'%'`` (read-only)."""
+        and ``name_RO@'%'`` (read-only).
+
+        ``partitions``: a sharded database's physical databases, indexes 0 .. D-1 in order
+        (``auth.model.partition_layout``); ``shard`` and ``physical_name`` must then be those
+        of physical database 0."""
         if not name:
             raise CatalogError("a database needs a name")
+        _check_partitions(partitions, shard, physical_name)
         admin_hashes, ro_hashes = _hashes(admin_password), _hashes(ro_password)
         key = name.lower()
         builtins = ((name, "admin", admin_hashes), (name + RO_SUFFIX, "ro", ro_hashes))
@@ -1021,6 +1207,7 @@ class Catalog:
                         f"accounts named {user!r} exist; the built-in account name is taken"
                     )
             store.insert_database(key, (name, shard, physical_name, backend_user), _now())
+            store.insert_partitions((key, p.index, p.name, p.shard) for p in partitions)
             touched = []
             for user, kind, hashes in builtins:
                 account_id = self._next_account_id()
@@ -1035,8 +1222,8 @@ class Catalog:
                 client,
                 f"CREATE DATABASE {name}",
                 [
-                    f"create database `{name}` on shard {shard} as {physical_name}"
-                    f" (backend user {backend_user})",
+                    _placement(name, shard, physical_name, partitions)
+                    + f" (backend user {backend_user})",
                     *(
                         f"create built-in {kind} account {account_name(u, '%')}"
                         for u, kind, _ in builtins
@@ -1061,6 +1248,7 @@ class Catalog:
             store.delete_grants_on(canonical.lower())
             for account_id in owned:
                 store.delete_account(account_id)
+            store.delete_layout(canonical.lower())
             store.delete_database(canonical.lower())
             self._commit_version(
                 set(owned) | set(granted),
@@ -1073,6 +1261,233 @@ class Catalog:
                     f" and the grants on it of {len(granted)} accounts"
                 ],
             )
+
+    # --- sharded databases: logical tables (schema version 5) ---
+
+    def create_table(
+        self,
+        db: str,
+        table: LogicalTable,
+        *,
+        auto_sequence_start: int | None = None,
+        actor: str = OPERATOR,
+        client: str = "",
+    ) -> LogicalTable:
+        """Record a logical table of sharded database ``db``, after its physical tables were
+        created. ``auto_sequence_start``: also create the implicit GROUP sequence of its
+        AUTO_INCREMENT column (``AUTO_SEQ_<table>``), starting there, unless it exists.
+
+        Refused (TableExistsError) when the name is taken, or when a physical table name
+        of it would be another table's name or physical name (or the other way round): in
+        each physical database every name stands for exactly one logical table."""
+        store = self._store
+        with self._write():
+            database = self._sharded(db)
+            key = database.key
+            if len(table.name) > MAX_NAME_LENGTH:
+                raise CatalogError(f"table name {table.name!r} is too long")
+            if store.table_row(key, table.key) is not None:
+                raise TableExistsError(f"table {table.name!r} already exists")
+            count = len(database.physical_databases)
+            # Every name, logical or physical, stands for one logical table in the database.
+            in_use: dict[str, str] = {}
+            for other in map(_table_from_row, store.tables_of(key)):
+                in_use[other.key] = other.name
+                for _, physical in other.physical_tables(count):
+                    in_use[physical.lower()] = other.name
+            for _, physical in table.physical_tables(count):
+                if len(physical) > MAX_NAME_LENGTH:
+                    raise CatalogError(f"physical table name {physical!r} is too long")
+            for name in {table.key} | {p.lower() for _, p in table.physical_tables(count)}:
+                clash = in_use.get(name)
+                if clash is not None:
+                    raise TableExistsError(
+                        f"table {table.name!r}: the name {name!r} belongs to table {clash!r}"
+                    )
+            store.insert_table(_table_row(key, table))
+            details = [
+                f"create {table.rule.kind} table `{table.name}` in `{database.name}`"
+                + (f" ({table.rule.drds_clause()})" if table.rule.db_key else "")
+            ]
+            if auto_sequence_start is not None:
+                sequence = auto_sequence_name(table.name)
+                if store.sequence_row(key, sequence.lower()) is None:
+                    _check_start(auto_sequence_start)
+                    store.insert_sequence(
+                        (key, sequence.lower(), sequence, auto_sequence_start, 1),
+                        auto_sequence_start,
+                    )
+                    details.append(f"create sequence `{sequence}` start with {auto_sequence_start}")
+            self._commit_version(
+                store.account_ids_with_table_grants_on(key),
+                True,
+                actor,
+                client,
+                f"CREATE TABLE {database.name}.{table.name}",
+                details,
+            )
+        found = self._snapshot.table(db, table.name)
+        assert found is not None
+        return found
+
+    def drop_table(
+        self, db: str, table: str, *, actor: str = OPERATOR, client: str = ""
+    ) -> LogicalTable:
+        """Forget a logical table (after its physical tables were dropped) and its implicit
+        sequence; returns what it was."""
+        store = self._store
+        with self._write():
+            database = self._sharded(db)
+            row = store.table_row(database.key, table.lower())
+            if row is None:
+                raise UnknownTableError(f"unknown table {table!r} in {database.name!r}")
+            store.delete_table(database.key, row.name_key)
+            store.delete_sequence(database.key, auto_sequence_name(row.name).lower())
+            self._commit_version(
+                store.account_ids_with_table_grants_on(database.key),
+                True,
+                actor,
+                client,
+                f"DROP TABLE {database.name}.{row.name}",
+                [f"drop {row.kind} table `{row.name}` of `{database.name}`"],
+            )
+        return _table_from_row(row)
+
+    def set_table_definition(
+        self, db: str, table: str, definition: str, *, actor: str = OPERATOR, client: str = ""
+    ) -> None:
+        """Replace the definition SHOW CREATE TABLE shows (after an ALTER TABLE)."""
+        store = self._store
+        with self._write():
+            database = self._sharded(db)
+            row = store.table_row(database.key, table.lower())
+            if row is None:
+                raise UnknownTableError(f"unknown table {table!r} in {database.name!r}")
+            store.set_table_definition(database.key, row.name_key, definition)
+            self._commit_version(
+                (),
+                True,
+                actor,
+                client,
+                f"ALTER TABLE {database.name}.{row.name}",
+                [f"new definition of table `{row.name}` of `{database.name}`"],
+            )
+
+    def _sharded(self, db: str) -> Database:
+        """Inside a write: the sharded database ``db``, from the store."""
+        database = self._database_in_store(db)
+        if not database.sharded:
+            raise CatalogError(
+                f"database {database.name!r} is not sharded: the catalog keeps no tables of it"
+            )
+        return database
+
+    def _database_in_store(self, db: str) -> Database:
+        """Inside a write: database ``db`` as the store has it now."""
+        store = self._store
+        row = store.database_row(db.lower())
+        if row is None:
+            raise UnknownDatabaseError(f"unknown database {db!r}")
+        layout = LayoutRows(store.partitions_of(db.lower()), [], [])
+        return _layouts([row], layout).databases[db.lower()]
+
+    # --- GROUP sequences (schema version 5) ---
+
+    def create_sequence(
+        self,
+        db: str,
+        name: str,
+        start_with: int = DEFAULT_SEQUENCE_START,
+        *,
+        actor: str = OPERATOR,
+        client: str = "",
+    ) -> GroupSequence:
+        """``CREATE [GROUP] SEQUENCE name [START WITH n]`` in sharded database ``db`` (an
+        unsharded database's sequences are MariaDB's own)."""
+        _check_start(start_with)
+        if not name or len(name) > MAX_NAME_LENGTH:
+            raise CatalogError(f"invalid sequence name {name!r}")
+        store = self._store
+        with self._write():
+            database = self._sharded(db)
+            if store.sequence_row(database.key, name.lower()) is not None:
+                raise SequenceExistsError(f"sequence {name!r} already exists")
+            store.insert_sequence((database.key, name.lower(), name, start_with, 1), start_with)
+            self._commit_version(
+                (),
+                True,
+                actor,
+                client,
+                f"CREATE SEQUENCE {database.name}.{name}",
+                [f"create sequence `{name}` of `{database.name}` start with {start_with}"],
+            )
+        found = self._snapshot.sequence(db, name)
+        assert found is not None
+        return found
+
+    def alter_sequence(
+        self, db: str, name: str, start_with: int, *, actor: str = OPERATOR, client: str = ""
+    ) -> GroupSequence:
+        """``ALTER SEQUENCE name START WITH n``: the next range starts there, and the ranges
+        nodes hold of the sequence are no longer handed out (its generation moves on)."""
+        _check_start(start_with)
+        store = self._store
+        with self._write():
+            database = self._sharded(db)
+            row = store.sequence_row(database.key, name.lower())
+            if row is None:
+                raise UnknownSequenceError(f"unknown sequence {name!r}")
+            store.restart_sequence(database.key, row[1], start_with, row[4] + 1)
+            self._commit_version(
+                (),
+                True,
+                actor,
+                client,
+                f"ALTER SEQUENCE {database.name}.{row[2]}",
+                [f"restart sequence `{row[2]}` of `{database.name}` with {start_with}"],
+            )
+        found = self._snapshot.sequence(db, name)
+        assert found is not None
+        return found
+
+    def drop_sequence(self, db: str, name: str, *, actor: str = OPERATOR, client: str = "") -> None:
+        store = self._store
+        with self._write():
+            database = self._sharded(db)
+            row = store.sequence_row(database.key, name.lower())
+            if row is None:
+                raise UnknownSequenceError(f"unknown sequence {name!r}")
+            store.delete_sequence(database.key, row[1])
+            self._commit_version(
+                (),
+                True,
+                actor,
+                client,
+                f"DROP SEQUENCE {database.name}.{row[2]}",
+                [f"drop sequence `{row[2]}` of `{database.name}`"],
+            )
+
+    def reserve_sequence_range(self, db: str, name: str, count: int) -> SequenceRange:
+        """Reserve the next ``count`` values of a sequence for this node, in one catalog
+        transaction: every node sharing the catalog gets ranges of its own, so no value is
+        handed out twice. Not a change of the catalog's version (no node reloads anything).
+
+        The range may be shorter than asked at the end of the sequence's values; none left
+        (the largest value is ``SEQUENCE_MAX - 1``): CatalogError."""
+        if count < 1:
+            raise CatalogError(f"not a number of values: {count}")
+        store = self._store
+        with self._write():
+            key = db.lower()
+            found = store.sequence_next(key, name.lower())
+            if found is None:
+                raise UnknownSequenceError(f"unknown sequence {name!r}")
+            start, generation = found
+            if start >= SEQUENCE_MAX:
+                raise CatalogError(f"sequence {name!r} has no values left")
+            end = min(start + count, SEQUENCE_MAX)
+            store.set_sequence_next(key, name.lower(), end)
+        return SequenceRange(start, end, generation)
 
     def reset_builtin_password(
         self,

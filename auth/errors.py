@@ -26,6 +26,8 @@ class ErrorCode(Enum):
     NO_DB = (1046, "3D000")
     UNKNOWN_COM = (1047, "08S01")
     BAD_DB = (1049, "42000")
+    BAD_FIELD = (1054, "42S22")
+    TOO_LONG_IDENT = (1059, "42000")
     PARSE = (1064, "42000")
     EMPTY_QUERY = (1065, "42000")
     DB_CREATE_EXISTS = (1007, "HY000")

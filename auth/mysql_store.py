@@ -177,6 +177,42 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             JOIN audit a ON a.action = CONCAT('CREATE DATABASE ', d.name)
             GROUP BY d.name_key""",
     ),
+    # 6: sharded databases (issue #15, sharding.md): a database's physical databases and their
+    # shards, its logical tables with their rules and definitions, and its GROUP sequences
+    # with the next value not yet reserved by any node.
+    (
+        f"""CREATE TABLE IF NOT EXISTS database_partitions (
+            db_key VARCHAR(255) NOT NULL,
+            idx INT NOT NULL CHECK (idx >= 0),
+            physical_name VARCHAR(255) NOT NULL,
+            shard VARCHAR(255) NOT NULL,
+            PRIMARY KEY (db_key, idx)
+        ) {_TABLE_OPTIONS}""",
+        f"""CREATE TABLE IF NOT EXISTS logical_tables (
+            db_key VARCHAR(255) NOT NULL,
+            name_key VARCHAR(255) NOT NULL,
+            name VARCHAR(255) NOT NULL,
+            kind VARCHAR(16) NOT NULL CHECK (kind IN ('single', 'broadcast', 'sharded')),
+            db_function VARCHAR(16) NULL CHECK (db_function IN ('HASH', 'UNI_HASH')),
+            db_column VARCHAR(255) NULL,
+            db_type VARCHAR(64) NULL,
+            tb_function VARCHAR(16) NULL CHECK (tb_function IN ('HASH', 'UNI_HASH')),
+            tb_column VARCHAR(255) NULL,
+            tb_type VARCHAR(64) NULL,
+            tables_per_db INT NOT NULL CHECK (tables_per_db >= 1),
+            definition MEDIUMTEXT NOT NULL,
+            PRIMARY KEY (db_key, name_key)
+        ) {_TABLE_OPTIONS}""",
+        f"""CREATE TABLE IF NOT EXISTS sequences (
+            db_key VARCHAR(255) NOT NULL,
+            name_key VARCHAR(255) NOT NULL,
+            name VARCHAR(255) NOT NULL,
+            start_with BIGINT NOT NULL,
+            generation BIGINT NOT NULL,
+            next_value BIGINT NOT NULL,
+            PRIMARY KEY (db_key, name_key)
+        ) {_TABLE_OPTIONS}""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -18,9 +18,13 @@ from auth.store import (
     AuditRow,
     DatabaseRow,
     DbGrantRow,
+    LayoutRows,
     LoginStateRow,
     NodeSessionsRow,
+    PartitionRow,
+    SequenceRow,
     TableGrantRow,
+    TableRow,
 )
 
 # Bound parameters per statement: the ids of one IN (...) list, the values of one multi-row
@@ -33,6 +37,11 @@ _ACCOUNT_COLUMNS = (
     " locked_until"
 )
 _AUDIT_COLUMNS = "id, at, actor, client, action, details, catalog_version"
+_TABLE_COLUMNS = (
+    "db_key, name_key, name, kind, db_function, db_column, db_type, tb_function, tb_column,"
+    " tb_type, tables_per_db, definition"
+)
+_SEQUENCE_COLUMNS = "db_key, name_key, name, start_with, generation"
 
 
 def _chunks(ids: Collection[int]) -> Iterator[list[int]]:
@@ -204,6 +213,61 @@ class SqlCatalogStore(ABC):
         rows = self._rows("SELECT name_key, created_at FROM database_created")
         return {str(key): str(at) for key, at in rows}
 
+    def layout_rows(self) -> LayoutRows:
+        partitions = self._rows(
+            "SELECT db_key, idx, physical_name, shard FROM database_partitions ORDER BY db_key, idx"
+        )
+        tables = self._rows(f"SELECT {_TABLE_COLUMNS} FROM logical_tables")
+        sequences = self._rows(f"SELECT {_SEQUENCE_COLUMNS} FROM sequences")
+        return LayoutRows(
+            [(str(k), int(i), str(n), str(s)) for k, i, n, s in partitions],
+            [TableRow._make(row) for row in tables],
+            [(str(k), str(nk), str(n), int(st), int(g)) for k, nk, n, st, g in sequences],
+        )
+
+    def partitions_of(self, db_key: str) -> list[PartitionRow]:
+        rows = self._rows(
+            "SELECT db_key, idx, physical_name, shard FROM database_partitions WHERE db_key = ?"
+            " ORDER BY idx",
+            (db_key,),
+        )
+        return [(str(k), int(i), str(n), str(s)) for k, i, n, s in rows]
+
+    def table_row(self, db_key: str, name_key: str) -> TableRow | None:
+        row = self._one(
+            f"SELECT {_TABLE_COLUMNS} FROM logical_tables WHERE db_key = ? AND name_key = ?",
+            (db_key, name_key),
+        )
+        return None if row is None else TableRow._make(row)
+
+    def tables_of(self, db_key: str) -> list[TableRow]:
+        rows = self._rows(
+            f"SELECT {_TABLE_COLUMNS} FROM logical_tables WHERE db_key = ?", (db_key,)
+        )
+        return [TableRow._make(row) for row in rows]
+
+    def sequence_row(self, db_key: str, name_key: str) -> SequenceRow | None:
+        row = self._one(
+            f"SELECT {_SEQUENCE_COLUMNS} FROM sequences WHERE db_key = ? AND name_key = ?",
+            (db_key, name_key),
+        )
+        return (
+            None
+            if row is None
+            else (str(row[0]), str(row[1]), str(row[2]), int(row[3]), int(row[4]))
+        )
+
+    def sequence_next(self, db_key: str, name_key: str) -> tuple[int, int] | None:
+        row = self._one(
+            "SELECT next_value, generation FROM sequences WHERE db_key = ? AND name_key = ?",
+            (db_key, name_key),
+        )
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def account_ids_with_table_grants_on(self, db: str) -> list[int]:
+        rows = self._rows("SELECT DISTINCT account_id FROM table_grants WHERE db = ?", (db,))
+        return [int(r[0]) for r in rows]
+
     # --- writes ---
 
     def set_counter(self, name: str, value: int) -> None:
@@ -223,6 +287,58 @@ class SqlCatalogStore(ABC):
     def delete_database(self, key: str) -> None:
         self._execute("DELETE FROM logical_databases WHERE name_key = ?", (key,))
         self._execute("DELETE FROM database_created WHERE name_key = ?", (key,))
+
+    def insert_partitions(self, rows: Iterable[PartitionRow]) -> None:
+        for row in rows:
+            self._execute(
+                "INSERT INTO database_partitions (db_key, idx, physical_name, shard)"
+                " VALUES (?, ?, ?, ?)",
+                row,
+            )
+
+    def delete_layout(self, db_key: str) -> None:
+        for table in ("database_partitions", "logical_tables", "sequences"):
+            self._execute(f"DELETE FROM {table} WHERE db_key = ?", (db_key,))
+
+    def insert_table(self, row: TableRow) -> None:
+        self._execute(
+            f"INSERT INTO logical_tables ({_TABLE_COLUMNS}) VALUES ({_marks(len(row))})", row
+        )
+
+    def delete_table(self, db_key: str, name_key: str) -> None:
+        self._execute(
+            "DELETE FROM logical_tables WHERE db_key = ? AND name_key = ?", (db_key, name_key)
+        )
+
+    def set_table_definition(self, db_key: str, name_key: str, definition: str) -> None:
+        self._execute(
+            "UPDATE logical_tables SET definition = ? WHERE db_key = ? AND name_key = ?",
+            (definition, db_key, name_key),
+        )
+
+    def insert_sequence(self, row: SequenceRow, next_value: int) -> None:
+        self._execute(
+            f"INSERT INTO sequences ({_SEQUENCE_COLUMNS}, next_value) VALUES (?, ?, ?, ?, ?, ?)",
+            (*row, next_value),
+        )
+
+    def delete_sequence(self, db_key: str, name_key: str) -> None:
+        self._execute("DELETE FROM sequences WHERE db_key = ? AND name_key = ?", (db_key, name_key))
+
+    def restart_sequence(
+        self, db_key: str, name_key: str, start_with: int, generation: int
+    ) -> None:
+        self._execute(
+            "UPDATE sequences SET start_with = ?, generation = ?, next_value = ?"
+            " WHERE db_key = ? AND name_key = ?",
+            (start_with, generation, start_with, db_key, name_key),
+        )
+
+    def set_sequence_next(self, db_key: str, name_key: str, next_value: int) -> None:
+        self._execute(
+            "UPDATE sequences SET next_value = ? WHERE db_key = ? AND name_key = ?",
+            (next_value, db_key, name_key),
+        )
 
     def insert_account(self, row: AccountRow) -> None:
         self._execute(f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) VALUES ({_marks(len(row))})", row)

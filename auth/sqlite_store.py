@@ -133,6 +133,42 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             JOIN audit a ON a.action = 'CREATE DATABASE ' || d.name
             GROUP BY d.name_key""",
     ),
+    # 6: sharded databases (issue #15, sharding.md): a database's physical databases and their
+    # shards, its logical tables with their rules and definitions, and its GROUP sequences
+    # with the next value not yet reserved by any node.
+    (
+        """CREATE TABLE IF NOT EXISTS database_partitions (
+            db_key TEXT NOT NULL,
+            idx INTEGER NOT NULL CHECK (idx >= 0),
+            physical_name TEXT NOT NULL,
+            shard TEXT NOT NULL,
+            PRIMARY KEY (db_key, idx)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE IF NOT EXISTS logical_tables (
+            db_key TEXT NOT NULL,
+            name_key TEXT NOT NULL,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('single', 'broadcast', 'sharded')),
+            db_function TEXT CHECK (db_function IN ('HASH', 'UNI_HASH')),
+            db_column TEXT,
+            db_type TEXT,
+            tb_function TEXT CHECK (tb_function IN ('HASH', 'UNI_HASH')),
+            tb_column TEXT,
+            tb_type TEXT,
+            tables_per_db INTEGER NOT NULL CHECK (tables_per_db >= 1),
+            definition TEXT NOT NULL,
+            PRIMARY KEY (db_key, name_key)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE IF NOT EXISTS sequences (
+            db_key TEXT NOT NULL,
+            name_key TEXT NOT NULL,
+            name TEXT NOT NULL,
+            start_with INTEGER NOT NULL,
+            generation INTEGER NOT NULL,
+            next_value INTEGER NOT NULL,
+            PRIMARY KEY (db_key, name_key)
+        ) WITHOUT ROWID""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # The database file and the side files SQLite keeps beside it (same mode as the database).

@@ -20,6 +20,10 @@ CHANGE_LOG_HORIZON = "change_log_horizon"
 
 # (name, shard, physical_name, backend_user)
 DatabaseRow = tuple[str, str, str, str]
+# (db_key, index, physical_name, shard): one physical database of a sharded database
+PartitionRow = tuple[str, int, str, str]
+# (db_key, name_key, name, start_with, generation): a sequence's definition
+SequenceRow = tuple[str, str, str, int, int]
 # (failed_logins, locked_until) of one account.
 LoginStateRow = tuple[int, float | None]
 # (account_id, db, privs)
@@ -50,6 +54,33 @@ class AccountRow(NamedTuple):
     max_user_connections: int  # 0: the server's default
     failed_logins: int  # consecutive failed logins
     locked_until: float | None  # Unix time a lock after failed logins ends; None: not locked
+
+
+class TableRow(NamedTuple):
+    """One logical table of a sharded database (schema 5), its columns in order: the rule's
+    parts (``auth.model.TableRule``) and the definition SHOW CREATE TABLE shows."""
+
+    db_key: str
+    name_key: str
+    name: str
+    kind: str  # single / broadcast / sharded
+    db_function: str | None  # HASH / UNI_HASH (sharded tables)
+    db_column: str | None
+    db_type: str | None  # auth.model.KeyType as text
+    tb_function: str | None  # TBPARTITION BY (None: one table per physical database)
+    tb_column: str | None
+    tb_type: str | None
+    tables_per_db: int
+    definition: str
+
+
+class LayoutRows(NamedTuple):
+    """Everything about the sharded databases' layout a snapshot holds besides the
+    ``logical_databases`` rows (schema 5)."""
+
+    partitions: list[PartitionRow]
+    tables: list[TableRow]
+    sequences: list[SequenceRow]
 
 
 class StoreError(Exception):
@@ -142,6 +173,20 @@ class CatalogStore(Protocol):
         """When each database was created, by lookup key (schema 5)."""
         ...
 
+    def layout_rows(self) -> LayoutRows:
+        """Physical databases, logical tables and sequences of every database (schema 6)."""
+        ...
+
+    def partitions_of(self, db_key: str) -> list[PartitionRow]: ...
+    def table_row(self, db_key: str, name_key: str) -> TableRow | None: ...
+    def tables_of(self, db_key: str) -> list[TableRow]: ...
+    def sequence_row(self, db_key: str, name_key: str) -> SequenceRow | None: ...
+    def sequence_next(self, db_key: str, name_key: str) -> tuple[int, int] | None:
+        """The sequence's next unreserved value and its generation (None: no such one)."""
+        ...
+
+    def account_ids_with_table_grants_on(self, db: str) -> list[int]: ...
+
     # Writes.
     def set_counter(self, name: str, value: int) -> None: ...
     def insert_database(self, key: str, row: DatabaseRow, created_at: str) -> None: ...
@@ -149,6 +194,23 @@ class CatalogStore(Protocol):
         """The database's row and its creation time."""
         ...
 
+    def insert_partitions(self, rows: Iterable[PartitionRow]) -> None: ...
+    def delete_layout(self, db_key: str) -> None:
+        """The physical databases, logical tables and sequences of a database."""
+        ...
+
+    def insert_table(self, row: TableRow) -> None: ...
+    def delete_table(self, db_key: str, name_key: str) -> None: ...
+    def set_table_definition(self, db_key: str, name_key: str, definition: str) -> None: ...
+    def insert_sequence(self, row: SequenceRow, next_value: int) -> None: ...
+    def delete_sequence(self, db_key: str, name_key: str) -> None: ...
+    def restart_sequence(
+        self, db_key: str, name_key: str, start_with: int, generation: int
+    ) -> None:
+        """A new start and generation; the next value to reserve is the start."""
+        ...
+
+    def set_sequence_next(self, db_key: str, name_key: str, next_value: int) -> None: ...
     def insert_account(self, row: AccountRow) -> None: ...
     def delete_account(self, account_id: int) -> None:
         """The account and all its grants."""

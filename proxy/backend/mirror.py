@@ -47,10 +47,11 @@ import hmac
 import logging
 from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 from auth.catalog import Catalog, CatalogError, CatalogSnapshot
-from auth.model import Account, AccountGrants, Database
+from auth.model import Account, AccountGrants, Database, LogicalTable, PhysicalDatabase
 from auth.passwords import native_hash
 from auth.privileges import NO_PRIVILEGES, Priv, priv_names
 from proxy.backend.connection import (
@@ -71,6 +72,8 @@ from proxy.ops.metrics import Metrics
 from proxy.wire.packets import ProtocolError, parse_ok_status
 
 log = logging.getLogger("shardgate.mirror")
+
+_NO_TABLES: Mapping[str, LogicalTable] = MappingProxyType({})
 
 MIRROR_PREFIX = "sgm_"
 RECONCILE_SECONDS = 45.0
@@ -157,11 +160,58 @@ def shard_privileges(privs: Priv) -> frozenset[str]:
     return frozenset(names)
 
 
+def physical_table_privileges(
+    database: Database,
+    physical: PhysicalDatabase,
+    tables: Mapping[str, LogicalTable],
+    on_tables: Iterable[tuple[str, Priv]],
+) -> list[tuple[str, Priv]]:
+    """Table-level privileges on logical tables (lower-case names) as the physical tables of
+    ``physical`` they cover: a privilege on a logical table covers each of its physical tables
+    there (``t`` in every physical database for a broadcast table or one sharded over the
+    databases only, ``t_00`` ... for one split by TBPARTITION BY, ``t`` in physical database 0
+    for a single one). A table the catalog does not know (every table of an unsharded database,
+    or one not created yet) is taken to be where a single table would be, in physical database
+    0; a name that is a physical table of another logical table is never granted as such."""
+    count = len(database.physical_databases)
+    hidden: set[str] | None = None  # the physical names that are not logical ones (lazily)
+    found: dict[str, Priv] = {}
+    for name, privs in on_tables:
+        table = tables.get(name)
+        if table is not None:
+            names = [n.lower() for n in table.physical_names_in(physical.index, count)]
+        elif physical.index != 0:
+            names = []
+        else:
+            if hidden is None:
+                hidden = {
+                    n.lower()
+                    for other in tables.values()
+                    if other.rule.split_tables
+                    for _, n in other.physical_tables(count)
+                }
+            names = [] if name in hidden else [name]
+        for physical_name in names:
+            found[physical_name] = found.get(physical_name, NO_PRIVILEGES) | privs
+    return sorted(found.items())
+
+
 def mirror_grants(
-    account_id: int, user: str, database: Database, grants: AccountGrants
+    account_id: int,
+    user: str,
+    database: Database,
+    grants: AccountGrants,
+    physical: PhysicalDatabase | None = None,
+    tables: Mapping[str, LogicalTable] = _NO_TABLES,
 ) -> MirrorGrants | None:
-    """The mirror ``user`` of an account holding ``grants``, on ``database``; None when the
+    """The mirror ``user`` of an account holding ``grants``, on ``physical`` (one of
+    ``database``'s physical databases; by default its first, an unsharded database's only
+    one) whose logical tables are ``tables`` (``CatalogSnapshot.tables``); None when the
     account holds nothing there (it has no mirror there).
+
+    Every physical database of a logical database is that database: a privilege on the
+    database holds on each of them, one on a table on each of its physical tables
+    (``physical_table_privileges``).
 
     Besides ``shard_privileges`` at each level, at the database level (the only level MariaDB
     has for them):
@@ -175,9 +225,17 @@ def mirror_grants(
       temporary table is private to its connection.
     """
     key = database.key
+    where = database.physical_databases[0] if physical is None else physical
     on_db = grants.db_privs.get(key, NO_PRIVILEGES)
-    on_tables = sorted(
-        (table, privs) for (db, table), privs in grants.table_privs.items() if db == key and privs
+    on_tables = physical_table_privileges(
+        database,
+        where,
+        tables,
+        (
+            (table, privs)
+            for (db, table), privs in grants.table_privs.items()
+            if db == key and privs
+        ),
     )
     if not on_db and not on_tables:
         return None
@@ -192,7 +250,7 @@ def mirror_grants(
     return MirrorGrants(
         account_id,
         user,
-        database.physical_name.lower(),
+        where.name.lower(),
         frozenset(db_level),
         tuple((table, shard_privileges(privs)) for table, privs in on_tables),
     )
@@ -208,15 +266,19 @@ def desired_on_shard(
         grants = snapshot.grants_of(account_id)
         for key in grants.database_keys:
             database = snapshot.database(key)
-            if database is None or database.shard != shard:
+            if database is None:
                 continue
-            user = mirror_user(secret, account_id, database.physical_name)
-            wanted = mirror_grants(account_id, user, database, grants)
-            if wanted is None:
-                continue
-            if user in desired:  # two databases whose 32-bit hashes collide: serve neither
-                clashes.add(user)
-            desired[user] = wanted
+            tables = snapshot.tables(key)
+            for physical in database.physical_databases:
+                if physical.shard != shard:
+                    continue
+                user = mirror_user(secret, account_id, physical.name)
+                wanted = mirror_grants(account_id, user, database, grants, physical, tables)
+                if wanted is None:
+                    continue
+                if user in desired:  # two databases whose 32-bit hashes collide: serve neither
+                    clashes.add(user)
+                desired[user] = wanted
     for user in clashes:
         log.error("mirror name %s stands for two databases on shard '%s'", user, shard)
         del desired[user]
@@ -553,6 +615,10 @@ class _Queue:
         self.task: asyncio.Task[None] | None = None
 
 
+# The cache of ``MirrorManager.desired``: what it was computed from, and its value.
+_DesiredEntry = tuple[AccountGrants, Database, Mapping[str, LogicalTable], MirrorGrants | None]
+
+
 class MirrorManager:
     """Mirrors of one catalog's accounts on the configured shards (see the module docstring).
 
@@ -573,8 +639,7 @@ class MirrorManager:
         # Shard name -> accounts whose last sync failed (the reconciler retries them).
         self._dirty: dict[str, set[int]] = {}
         self._queues: dict[str, _Queue] = {}
-        self._desired: dict[tuple[int, str], tuple[AccountGrants, Database, MirrorGrants | None]]
-        self._desired = {}
+        self._desired: dict[tuple[int, str, int], _DesiredEntry] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def snapshot(self) -> CatalogSnapshot:
@@ -583,34 +648,44 @@ class MirrorManager:
     # -- sessions ---------------------------------------------------------------------------
 
     def desired(
-        self, snapshot: CatalogSnapshot, account_id: int, database: Database
+        self,
+        snapshot: CatalogSnapshot,
+        account_id: int,
+        database: Database,
+        physical: PhysicalDatabase | None = None,
     ) -> MirrorGrants | None:
-        """``mirror_grants`` for the account on ``database`` in ``snapshot`` (cached while the
-        account's grants object and the database stay the same)."""
+        """``mirror_grants`` for the account on ``physical`` (by default physical database 0:
+        an unsharded database's only one) of ``database`` in ``snapshot`` (cached while the
+        account's grants object, the database and its tables stay the same)."""
+        where = database.physical_databases[0] if physical is None else physical
         grants = snapshot.grants_of(account_id)
-        key = (account_id, database.key)
+        tables = snapshot.tables(database.key)
+        key = (account_id, database.key, where.index)
         hit = self._desired.get(key)
-        if hit is not None and hit[0] is grants and hit[1] == database:
-            return hit[2]
-        user = mirror_user(self._secret, account_id, database.physical_name)
-        value = mirror_grants(account_id, user, database, grants)
+        if hit is not None and hit[0] is grants and hit[1] == database and hit[2] is tables:
+            return hit[3]
+        user = mirror_user(self._secret, account_id, where.name)
+        value = mirror_grants(account_id, user, database, grants, where, tables)
         if len(self._desired) >= 100_000:
             self._desired.clear()
-        self._desired[key] = (grants, database, value)
+        self._desired[key] = (grants, database, tables, value)
         return value
 
-    def verified(self, snapshot: CatalogSnapshot, account_id: int, database: str) -> bool:
-        """Whether the account's mirror on ``database`` holds, as far as this process has
-        seen on the shard, exactly what ``snapshot`` says."""
+    def verified(
+        self, snapshot: CatalogSnapshot, account_id: int, database: str, partition: int = 0
+    ) -> bool:
+        """Whether the account's mirror on physical database ``partition`` of ``database``
+        holds, as far as this process has seen on the shard, exactly what ``snapshot`` says."""
         found = snapshot.database(database)
-        if found is None:
+        if found is None or not 0 <= partition < len(found.physical_databases):
             return False
-        desired = self.desired(snapshot, account_id, found)
-        return desired is not None and self._is_verified(found, desired)
+        physical = found.physical_databases[partition]
+        desired = self.desired(snapshot, account_id, found, physical)
+        return desired is not None and self._is_verified(physical.shard, desired)
 
-    def _is_verified(self, database: Database, desired: MirrorGrants) -> bool:
+    def _is_verified(self, shard_name: str, desired: MirrorGrants) -> bool:
         try:
-            shard = self._config().shard(database.shard)
+            shard = self._config().shard(shard_name)
         except ConfigError:
             return False
         held = self._verified.get((_shard_key(shard), desired.account_id))
@@ -622,11 +697,17 @@ class MirrorManager:
         account: Account,
         database: str | None,
         select_database: bool = True,
+        partition: int | None = None,
     ) -> BackendTarget:
         """Where and as whom a session of ``account`` in ``database`` connects: its mirror
         there, verified for the newest catalog snapshot (a sync is triggered and awaited, at
         most VERIFY_WAIT, when it is not); the shard's privilege-less usage account when the
         account holds nothing there, or for no database (the first database's shard).
+
+        A sharded database is reached one physical database at a time: ``partition`` says
+        which (its index). Without one, a sharded database is refused (BackendError): a
+        session that does not route statements to partitions must not write into one of them
+        as if it were the whole database.
 
         Raises MirrorUnavailable (a BackendError) when the mirror cannot be verified."""
         config = self._config()
@@ -635,8 +716,8 @@ class MirrorManager:
             if not databases:
                 raise BackendError("no database exists yet")
             return usage_target(config.shard(databases[0].shard), self._secret)
-        found, desired = await self._verified_grants(snapshot, account, database)
-        shard = config.shard(found.shard)
+        physical, desired = await self._verified_grants(snapshot, account, database, partition)
+        shard = config.shard(physical.shard)
         if desired is None:
             return usage_target(shard, self._secret)
         return BackendTarget(
@@ -645,7 +726,7 @@ class MirrorManager:
             port=shard.port,
             user=desired.user,
             password=mirror_password(self._secret, shard.name, desired.user),
-            database=found.physical_name if select_database else None,
+            database=physical.name if select_database else None,
             grants=desired,
         )
 
@@ -657,19 +738,23 @@ class MirrorManager:
         select_database: bool,
         client_capabilities: int,
         charset: int,
+        partition: int | None = None,
     ) -> BackendConnection:
-        """A session's backend connection, through ``target_for``. A mirror's login the
-        shard refuses (dropped or changed behind this process's back, e.g. by another node
-        or the CLI for an account this snapshot still shows) loses its verification and is
-        tried once more after a sync. Failures count as backend errors of the shard."""
-        target = await self.target_for(snapshot, account, database, select_database)
+        """A session's backend connection, through ``target_for`` (``partition``: which
+        physical database of a sharded database). A mirror's login the shard refuses (dropped
+        or changed behind this process's back, e.g. by another node or the CLI for an account
+        this snapshot still shows) loses its verification and is tried once more after a sync.
+        Failures count as backend errors of the shard."""
+        target = await self.target_for(snapshot, account, database, select_database, partition)
         try:
             return await self._connect(target, client_capabilities, charset)
         except BackendError as exc:
             if exc.errno != _ACCESS_DENIED or target.grants is None:
                 raise
             self._forget(target, target.grants)
-        target = await self.target_for(self._catalog.snapshot(), account, database, select_database)
+        target = await self.target_for(
+            self._catalog.snapshot(), account, database, select_database, partition
+        )
         return await self._connect(target, client_capabilities, charset)
 
     async def _connect(
@@ -693,18 +778,20 @@ class MirrorManager:
             held.pop(grants.database, None)
 
     async def _verified_grants(
-        self, snapshot: CatalogSnapshot, account: Account, database: str
-    ) -> tuple[Database, MirrorGrants | None]:
-        """The account's verified mirror on ``database`` (None: it holds nothing there)."""
+        self, snapshot: CatalogSnapshot, account: Account, database: str, partition: int | None
+    ) -> tuple[PhysicalDatabase, MirrorGrants | None]:
+        """The account's verified mirror on physical database ``partition`` of ``database``
+        (None: it holds nothing there)."""
         for attempt in range(2):
             found = snapshot.database(database)
             if found is None:
                 raise BackendError(f"database '{database}' no longer exists")
-            desired = self.desired(snapshot, account.id, found)
-            if desired is None or self._is_verified(found, desired):
-                return found, desired
+            physical = _physical(found, partition)
+            desired = self.desired(snapshot, account.id, found, physical)
+            if desired is None or self._is_verified(physical.shard, desired):
+                return physical, desired
             if attempt == 0:
-                waiter = self._request(found.shard, frozenset({account.id}))
+                waiter = self._request(physical.shard, frozenset({account.id}))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(waiter), VERIFY_WAIT)
                 snapshot = self._catalog.snapshot()  # the round re-read the catalog
@@ -738,13 +825,21 @@ class MirrorManager:
         if found is None:
             return
         held = backend.target.grants
-        desired = self.desired(snapshot, account.id, found)
-        if desired == held and (desired is None or self.verified(snapshot, account.id, database)):
+        on = held.database if held is not None else backend.target.database
+        physical = found.physical_database(on) if on is not None else None
+        if physical is None:
+            physical = found.physical_databases[0]
+        desired = self.desired(snapshot, account.id, found, physical)
+        if desired == held and (
+            desired is None or self.verified(snapshot, account.id, database, physical.index)
+        ):
             return
         now: MirrorGrants | None = None
         if desired is not None:
             try:
-                found, now = await self._verified_grants(snapshot, account, database)
+                physical, now = await self._verified_grants(
+                    snapshot, account, database, physical.index
+                )
             except BackendError as exc:
                 log.warning("closing a backend connection of %s: %s", account.name, exc)
                 await _retire(backend)
@@ -754,7 +849,7 @@ class MirrorManager:
         elif backend.target.user != now.user:
             await _retire(backend)
         elif held is None or now.db_privs != held.db_privs:
-            await _select(backend, found.physical_name, now)
+            await _select(backend, physical.name, now)
         else:
             backend.target = replace(backend.target, grants=now)
 
@@ -795,7 +890,7 @@ class MirrorManager:
         if changed is None:
             return None
         after = self._catalog.snapshot()
-        return [i for i in sorted(changed) if before.grants_of(i) != after.grants_of(i)]
+        return [i for i in sorted(changed) if _mirrors_differ(before, after, i)]
 
     def _in_step(self, snapshot: CatalogSnapshot, account_id: int) -> bool:
         """Whether this process has seen the account's mirrors on every configured shard
@@ -803,10 +898,12 @@ class MirrorManager:
         wanted: dict[str, dict[str, MirrorGrants]] = {}
         for key in snapshot.grants_of(account_id).database_keys:
             database = snapshot.database(key)
-            if database is not None:
-                found = self.desired(snapshot, account_id, database)
+            if database is None:
+                continue
+            for physical in database.physical_databases:
+                found = self.desired(snapshot, account_id, database, physical)
                 if found is not None:
-                    wanted.setdefault(database.shard, {})[found.database] = found
+                    wanted.setdefault(physical.shard, {})[found.database] = found
         return all(
             self._verified.get((_shard_key(shard), account_id), {}) == wanted.get(shard.name, {})
             for shard in self._config().shards
@@ -833,7 +930,8 @@ class MirrorManager:
         """Check every mirror of this catalog on every shard holding its databases (and
         retry failed syncs); never raises."""
         configured = {shard.name for shard in self._config().shards}
-        shards = {db.shard for db in self._catalog.snapshot().databases()} | set(self._dirty)
+        shards = {s for db in self._catalog.snapshot().databases() for s in db.shards}
+        shards |= set(self._dirty)
         await _all(self._request(name, None) for name in sorted(shards & configured))
 
     async def run(self) -> None:
@@ -855,12 +953,12 @@ class MirrorManager:
         task.add_done_callback(self._tasks.discard)
 
     def _shards_holding(self, snapshot: CatalogSnapshot, ids: Iterable[int]) -> set[str]:
-        shards = set()
+        shards: set[str] = set()
         for account_id in ids:
             for key in snapshot.grants_of(account_id).database_keys:
                 database = snapshot.database(key)
                 if database is not None:
-                    shards.add(database.shard)
+                    shards.update(database.shards)
         return shards
 
     async def retire_database(self, database: Database) -> list[str]:
@@ -982,9 +1080,21 @@ class MirrorManager:
         # Inside the lock: the newest catalog, so the last node to apply applies it.
         await asyncio.to_thread(self._catalog.refresh)
         snapshot = self._catalog.snapshot()
-        databases = [db for db in snapshot.databases() if db.shard == shard.name]
-        suffixes = sorted({mirror_suffix(self._secret, db.physical_name) for db in databases})
-        legacy = sorted({db.backend_user for db in databases} if ids is None else set())
+        databases = snapshot.databases()
+        suffixes = sorted(
+            {
+                mirror_suffix(self._secret, physical.name)
+                for db in databases
+                for physical in db.physical_databases
+                if physical.shard == shard.name
+            }
+        )
+        # The all-privileges accounts of older versions (unsharded databases only).
+        legacy = sorted(
+            {db.backend_user for db in databases if not db.sharded and db.shard == shard.name}
+            if ids is None
+            else set()
+        )
         found = await _read_accounts(admin, suffixes, ids, legacy)
         actual = {key: account for key, account in found.items() if key[0] not in legacy}
         key = _shard_key(shard)
@@ -1041,6 +1151,34 @@ class MirrorManager:
 
         desired = desired_on_shard(snapshot, self._secret, shard, ids)
         return desired, plan(desired, actual, password_hash)
+
+
+def _physical(database: Database, partition: int | None) -> PhysicalDatabase:
+    """Physical database ``partition`` of ``database``; an unsharded database's only one when
+    None. BackendError for a sharded database without a partition, or one it does not have."""
+    if partition is None:
+        if database.sharded:
+            raise BackendError(
+                f"database '{database.name}' is sharded: its physical databases are reached"
+                " one partition at a time"
+            )
+        return database.physical_databases[0]
+    if not 0 <= partition < len(database.physical_databases):
+        raise BackendError(f"database '{database.name}' has no partition {partition}")
+    return database.physical_databases[partition]
+
+
+def _mirrors_differ(before: CatalogSnapshot, after: CatalogSnapshot, account_id: int) -> bool:
+    """Whether the account's mirrors may differ between the snapshots: its grants changed, or
+    a database it holds anything in changed its physical databases or tables (a privilege on
+    a logical table covers that table's physical tables)."""
+    grants = after.grants_of(account_id)
+    if before.grants_of(account_id) != grants:
+        return True
+    return any(
+        before.database(key) != after.database(key) or before.tables(key) != after.tables(key)
+        for key in grants.database_keys
+    )
 
 
 def _resolve(waiter: asyncio.Future[str | None], error: str | None) -> None:

@@ -28,9 +28,12 @@ from proxy.manage.provision import (
     ProvisionError,
     builtin_ids,
     create_database,
+    create_sharded_database,
     describe_sessions,
     drop_database,
     open_sessions,
+    sharded_layout,
+    topology_summary,
 )
 from proxy.ops.config import LOG_LEVELS, Config, ConfigError, LogConfig, load_config
 from proxy.ops.logs import configure_logging
@@ -183,14 +186,41 @@ def _read_password_line(label: str) -> str:
 
 @database.command("create")
 @click.argument("name")
-@click.option("--shard", "shard_name", required=True, help="The shard that holds the database.")
+@click.option("--shard", "shard_name", help="The shard that holds the (unsharded) database.")
+@click.option(
+    "--shards",
+    "shard_list",
+    help="Shard the database over these shards (comma-separated, in placement order).",
+)
+@click.option(
+    "--db-partitions",
+    "db_partitions",
+    type=click.IntRange(1),
+    help="Physical databases of a sharded database (default 4 per shard; a multiple of the"
+    " number of shards).",
+)
 @click.option("--admin-password-stdin", is_flag=True, help="Read the administrator password.")
 @click.option("--ro-password-stdin", is_flag=True, help="Read the read-only account password.")
 @click.pass_obj
 def database_create(
-    state: CliState, name: str, shard_name: str, admin_password_stdin: bool, ro_password_stdin: bool
+    state: CliState,
+    name: str,
+    shard_name: str | None,
+    shard_list: str | None,
+    db_partitions: int | None,
+    admin_password_stdin: bool,
+    ro_password_stdin: bool,
 ) -> None:
-    """Create logical database NAME on SHARD with its built-in accounts."""
+    """Create logical database NAME with its built-in accounts: on one shard (--shard), or
+    sharded over several (--shards s0,s1 [--db-partitions D]) as physical databases
+    NAME_0000 ... (DRDS's layout)."""
+    if (shard_name is None) == (shard_list is None):
+        raise click.UsageError("give either --shard or --shards")
+    if db_partitions is not None and shard_list is None:
+        raise click.UsageError("--db-partitions goes with --shards")
+    shards = [s.strip() for s in shard_list.split(",")] if shard_list is not None else []
+    if shard_list is not None and not all(shards):
+        raise click.UsageError(f"--shards: a comma-separated list of shard names: {shard_list!r}")
     config = state.config
     policy = profile_by_name(config.server.policy)
     generated: list[tuple[str, str]] = []
@@ -209,20 +239,35 @@ def database_create(
             policy.validate_password(password)
         except SqlError as exc:
             raise click.ClickException(exc.message) from None
+    catalog: Catalog | None = None
     try:
-        config.shard(shard_name)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    catalog = state.catalog()
-    try:
-        asyncio.run(create_database(config, catalog, name, shard_name, admin_password, ro_password))
+        if shard_name is not None:
+            config.shard(shard_name)
+            catalog = state.catalog()
+            asyncio.run(
+                create_database(config, catalog, name, shard_name, admin_password, ro_password)
+            )
+            where = f"on shard {shard_name!r}"
+        else:
+            sharded_layout(config, name, shards, db_partitions)  # refuse before any I/O
+            catalog = state.catalog()
+            created = asyncio.run(
+                create_sharded_database(
+                    config, catalog, name, shards, db_partitions, admin_password, ro_password
+                )
+            )
+            where = (
+                f"with {len(created.physical_databases)} physical databases: "
+                + topology_summary(created)
+            )
     except (ConfigError, ProvisionError, CatalogError) as exc:
         raise click.ClickException(str(exc)) from None
     except Exception as exc:  # backend errors: say which, never a password
         raise click.ClickException(f"could not create database {name!r}: {exc}") from None
     finally:
-        catalog.close()
-    click.echo(f"Database {name!r} created on shard {shard_name!r}.")
+        if catalog is not None:
+            catalog.close()
+    click.echo(f"Database {name!r} created {where}.")
     for user, password in generated:
         click.echo(f'Account "{user}" created with password "{password}".')
 

@@ -1,16 +1,23 @@
-"""Creating and dropping a logical database: the physical database on the shard, the catalog
-entry with the protected built-in accounts, and the mirrored accounts on the shard."""
+"""Creating and dropping a logical database: the physical databases on the shards, the catalog
+entry with the protected built-in accounts, and the built-ins' mirrored accounts on the shards.
+
+An unsharded database (``--shard s0``) is one physical database ``NAME``. A sharded one
+(``--shards s0,s1 [--db-partitions D]``) is D physical databases ``NAME_0000`` ... laid
+contiguously over its shards (``auth.model.partition_layout``, ``sharding.md``); each gets the
+same protections (the mirrors of every account holding anything in the database).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from auth.catalog import RO_SUFFIX, Catalog, CatalogError
-from auth.model import Database
+from auth.model import Database, PhysicalDatabase, partition_layout
 from proxy.backend.connection import (
+    BackendConnection,
     BackendError,
     BackendQueryError,
     backend_user,
@@ -20,7 +27,7 @@ from proxy.backend.connection import (
     usage_target,
 )
 from proxy.backend.mirror import MirrorError, MirrorManager, mirror_suffix
-from proxy.ops.config import Config
+from proxy.ops.config import Config, ShardConfig
 
 # After dropping a database with sessions open, wait this long (a few catalog polls) before
 # ending their shard connections: each session's node has seen the change by then, so the
@@ -31,6 +38,10 @@ DROP_LOCK_WAIT = 10
 
 # Logical database names: they become physical database names on the shard.
 _DATABASE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
+# Physical databases per shard a sharded database gets unless told (sharding.md).
+DEFAULT_PARTITIONS_PER_SHARD = 4
+# The most physical databases one sharded database may have.
+MAX_PARTITIONS = 1024
 
 
 class ProvisionError(Exception):
@@ -47,33 +58,53 @@ def validate_database_name(name: str) -> None:
         raise ProvisionError(f"database name {name!r} is reserved")
 
 
-async def provision_database(config: Config, name: str, shard_name: str) -> str:
-    """Create the physical database and the shard's usage account; returns the physical name.
-
-    No account with privileges on the database is made here: sessions reach it only through
-    mirrored accounts (``proxy.backend.mirror``), created once the catalog has the accounts."""
-    validate_database_name(name)
-    shard = config.shard(shard_name)
-    physical = name
-    admin = await shard_admin(shard)
-    try:
-        case = await admin.query("SELECT @@lower_case_table_names")
-        if case.rows and case.rows[0][0] == b"0":
-            raise ProvisionError(
-                f"shard '{shard.name}' runs with lower_case_table_names=0: shardgate compares "
-                "table names case-insensitively, so every shard needs lower_case_table_names=1"
-            )
-        await admin.query(f"CREATE DATABASE IF NOT EXISTS `{physical}`")
-        # The shard's usage account: no privileges at all (see backend.usage_target).
-        usage = usage_target(shard, config.catalog_secret())
-        usage_password = quote_string(usage.password)
-        await admin.query(
-            f"CREATE USER IF NOT EXISTS '{usage.user}'@'%' IDENTIFIED BY {usage_password}"
+async def _prepare_shard(
+    admin: BackendConnection, config: Config, shard: ShardConfig, physical: Sequence[str]
+) -> None:
+    """On one shard: check it compares names as shardgate does, create the physical
+    databases (if missing) and the shard's usage account."""
+    case = await admin.query("SELECT @@lower_case_table_names")
+    if case.rows and case.rows[0][0] == b"0":
+        raise ProvisionError(
+            f"shard '{shard.name}' runs with lower_case_table_names=0: shardgate compares "
+            "table names case-insensitively, so every shard needs lower_case_table_names=1"
         )
-        await admin.query(f"ALTER USER '{usage.user}'@'%' IDENTIFIED BY {usage_password}")
-    finally:
-        await admin.quit()
-    return physical
+    for name in physical:
+        await admin.query(f"CREATE DATABASE IF NOT EXISTS `{name}`")
+    # The shard's usage account: no privileges at all (see backend.usage_target).
+    usage = usage_target(shard, config.catalog_secret())
+    usage_password = quote_string(usage.password)
+    await admin.query(
+        f"CREATE USER IF NOT EXISTS '{usage.user}'@'%' IDENTIFIED BY {usage_password}"
+    )
+    await admin.query(f"ALTER USER '{usage.user}'@'%' IDENTIFIED BY {usage_password}")
+
+
+async def provision_physical(config: Config, partitions: Sequence[PhysicalDatabase]) -> None:
+    """Create the physical databases on their shards (and each shard's usage account), one
+    shard after another. Idempotent: after a failure, running it again finishes the job.
+
+    No account with privileges on the databases is made here: sessions reach them only
+    through mirrored accounts (``proxy.backend.mirror``), created once the catalog has the
+    accounts."""
+    by_shard: dict[str, list[str]] = {}
+    for physical in partitions:
+        by_shard.setdefault(physical.shard, []).append(physical.name)
+    for shard_name, names in by_shard.items():
+        shard = config.shard(shard_name)
+        admin = await shard_admin(shard)
+        try:
+            await _prepare_shard(admin, config, shard, names)
+        finally:
+            await admin.quit()
+
+
+async def provision_database(config: Config, name: str, shard_name: str) -> str:
+    """Create an unsharded database's physical database (``NAME``) and the shard's usage
+    account; returns the physical name."""
+    validate_database_name(name)
+    await provision_physical(config, [PhysicalDatabase(0, name, config.shard(shard_name).name)])
+    return name
 
 
 async def create_database(
@@ -84,8 +115,8 @@ async def create_database(
     admin_password: str,
     ro_password: str,
 ) -> Database:
-    """Provision the database, register it with its built-in accounts, and create their
-    mirrors (a failure there is logged: the first session of each creates its own)."""
+    """Provision an unsharded database, register it with its built-in accounts, and create
+    their mirrors (a failure there is logged: the first session of each creates its own)."""
     catalog.refresh()
     if catalog.snapshot().database(name) is not None:
         raise ProvisionError(f"database {name!r} already exists")
@@ -97,6 +128,54 @@ async def create_database(
         backend_user=backend_user(name),
         admin_password=admin_password,
         ro_password=ro_password,
+    )
+    await MirrorManager(lambda: config, catalog).sync(builtin_ids(catalog, database))
+    return database
+
+
+def sharded_layout(
+    config: Config, name: str, shards: Sequence[str], count: int | None = None
+) -> tuple[PhysicalDatabase, ...]:
+    """The physical databases of sharded database ``name`` over ``shards`` (configured ones):
+    ``count`` (default: 4 per shard), a multiple of the number of shards."""
+    validate_database_name(name)
+    for shard in shards:
+        config.shard(shard)
+    wanted = DEFAULT_PARTITIONS_PER_SHARD * len(shards) if count is None else count
+    if wanted > MAX_PARTITIONS:
+        raise ProvisionError(f"at most {MAX_PARTITIONS} physical databases per database")
+    try:
+        return partition_layout(name, shards, wanted)
+    except ValueError as error:
+        raise ProvisionError(str(error)) from None
+
+
+async def create_sharded_database(
+    config: Config,
+    catalog: Catalog,
+    name: str,
+    shards: Sequence[str],
+    count: int | None,
+    admin_password: str,
+    ro_password: str,
+) -> Database:
+    """Provision a sharded database's physical databases on their shards, register it (its
+    topology with it) and its built-in accounts, and create their mirrors on every physical
+    database."""
+    partitions = sharded_layout(config, name, shards, count)
+    catalog.refresh()
+    if catalog.snapshot().database(name) is not None:
+        raise ProvisionError(f"database {name!r} already exists")
+    await provision_physical(config, partitions)
+    first = partitions[0]
+    database = catalog.create_database(
+        name,
+        shard=first.shard,
+        physical_name=first.name,
+        backend_user=backend_user(name),
+        admin_password=admin_password,
+        ro_password=ro_password,
+        partitions=partitions,
     )
     await MirrorManager(lambda: config, catalog).sync(builtin_ids(catalog, database))
     return database
@@ -151,6 +230,11 @@ async def drop_database(
     database = catalog.snapshot().database(name)
     if database is None:
         raise ProvisionError(f"unknown database {name!r}")
+    if database.sharded:
+        raise ProvisionError(
+            f"database {database.name!r} is sharded: dropping a sharded database is not "
+            "supported yet (drop its physical databases on their shards by hand)"
+        )
     sessions = await asyncio.to_thread(open_sessions, catalog, database)
     if sessions and not force:
         raise ProvisionError(
@@ -186,4 +270,19 @@ async def drop_database(
         database.physical_name,
         tuple(dropped),
         sum(sessions.values()),
+    )
+
+
+def topology_summary(database: Database) -> str:
+    """Where a database lives, for listings (``database list``'s shard column): ``s0`` for an
+    unsharded database, ``s0 (easydb_0000-easydb_0003), s1 (easydb_0004-easydb_0007)`` for a
+    sharded one (its contiguous ranges of physical databases per shard)."""
+    if not database.sharded:
+        return database.shard
+    ranges: dict[str, list[str]] = {}
+    for physical in database.physical_databases:
+        ranges.setdefault(physical.shard, []).append(physical.name)
+    return ", ".join(
+        f"{shard} ({names[0]})" if len(names) == 1 else f"{shard} ({names[0]}-{names[-1]})"
+        for shard, names in ranges.items()
     )

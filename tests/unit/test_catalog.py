@@ -16,7 +16,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -41,16 +41,33 @@ from auth.catalog import (
     DropAccount,
     ProtectedAccountError,
     SchemaVersionError,
+    SequenceExistsError,
     SetMaxUserConnections,
     SetPassword,
     SetPrivileges,
+    TableExistsError,
     UnknownAccountError,
     UnknownDatabaseError,
+    UnknownSequenceError,
+    UnknownTableError,
     UnlockAccount,
     UserHost,
     secret_verifier,
 )
-from auth.model import Account
+from auth.model import (
+    SEQUENCE_MAX,
+    Account,
+    Database,
+    GroupSequence,
+    KeyType,
+    LogicalTable,
+    PhysicalDatabase,
+    SequenceRange,
+    ShardKey,
+    TableKind,
+    TableRule,
+    partition_layout,
+)
 from auth.mysql_store import MysqlCatalogStore
 from auth.passwords import native_hash, verify_password
 from auth.privileges import ALL_PRIVILEGES, NO_PRIVILEGES, Priv
@@ -863,6 +880,9 @@ def _same(left: CatalogSnapshot, right: CatalogSnapshot) -> None:
     """Two snapshots describe the same catalog."""
     assert left.version == right.version
     assert left.databases() == right.databases()
+    for database in left.databases():
+        assert left.tables(database.name) == right.tables(database.name)
+        assert left.sequences(database.name) == right.sequences(database.name)
     assert left.accounts() == right.accounts()
     for account in left.accounts():
         assert left.grants_of(account.id) == right.grants_of(account.id)
@@ -1245,3 +1265,271 @@ def test_max_user_connections_is_stored(easydb: Catalog, backend: Backend) -> No
         assert _user(other, "lily").max_user_connections == 7
     with pytest.raises(CatalogError, match="not a connection limit"):
         easydb.apply([SetMaxUserConnections(lily.id, -1)], "operator", "", "x")
+
+
+# --- sharded databases: topology, logical tables, sequences (schema 5, issue #15) ---
+
+INT_KEY = KeyType("int")
+TWO_SHARDS = partition_layout("sdb", ["s0", "s1"], 4)
+
+
+def _sharded(catalog: Catalog, name: str = "sdb", count: int = 4) -> Database:
+    parts = partition_layout(name, ["s0", "s1"], count)
+    return catalog.create_database(
+        name, "s0", parts[0].name, f"sg_{name}", "Admin#pw1", "Ro#pw12", partitions=parts
+    )
+
+
+def _table(name: str, kind: str = "sharded", per_db: int = 1, column: str = "id") -> LogicalTable:
+    if kind != "sharded":
+        rule = TableRule(cast(TableKind, kind))
+    else:
+        key = ShardKey("HASH", column, INT_KEY)
+        rule = TableRule("sharded", key, key if per_db > 1 else None, per_db)
+    return LogicalTable(name, rule, f"CREATE TABLE {name} (id int)")
+
+
+def test_the_sharding_migration_adds_topology_tables_and_sequences(backend: Backend) -> None:
+    """The last migration (5 when written): an older catalog keeps its data and gains the
+    tables; its databases stay unsharded."""
+    with backend.open() as catalog:
+        catalog.create_database("easydb", "s1", "easydb", "sg_easydb", "Admin#pw1", "")
+    for table in ("database_partitions", "logical_tables", "sequences"):
+        backend.rows(f"DROP TABLE {table}")
+    backend.rows("UPDATE schema_version SET version = ?", (SCHEMA_VERSION - 1,))
+    with pytest.raises(SchemaVersionError, match="catalog migrate"):
+        backend.open()
+    assert Catalog.migrate(backend.url, backend.base) == (SCHEMA_VERSION - 1, SCHEMA_VERSION)
+    with backend.open() as catalog:
+        easydb = catalog.snapshot().database("easydb")
+        assert easydb is not None and not easydb.sharded
+        assert easydb.physical_databases == (PhysicalDatabase(0, "easydb", "s1"),)
+        assert verify_password(_user(catalog, "easydb").password_hash, "Admin#pw1")
+        assert _sharded(catalog).sharded
+
+
+def test_a_sharded_database_records_its_physical_databases(backend: Backend) -> None:
+    assert [(p.name, p.shard) for p in TWO_SHARDS] == [
+        ("sdb_0000", "s0"),
+        ("sdb_0001", "s0"),
+        ("sdb_0002", "s1"),
+        ("sdb_0003", "s1"),
+    ]
+    with backend.open() as catalog, backend.open() as other:
+        created = _sharded(catalog)
+        assert created.sharded and created.partitions == TWO_SHARDS
+        assert (created.shard, created.physical_name) == ("s0", "sdb_0000")
+        assert created.shards == ("s0", "s1")
+        assert created.physical_database("SDB_0002") == TWO_SHARDS[2]
+        assert created.physical_database("sdb") is None
+        assert other.refresh() and other.snapshot().database("SDB") == created
+        audit = catalog.audit()[-1]
+        assert audit.details.splitlines()[0] == (
+            "create sharded database `sdb` with 4 physical databases"
+            " (s0: sdb_0000, sdb_0001; s1: sdb_0002, sdb_0003) (backend user sg_sdb)"
+        )
+        catalog.drop_database("sdb")
+        assert backend.count("database_partitions") == 0
+        assert other.refresh() and other.snapshot().database("sdb") is None
+
+
+def test_partition_layouts_that_cannot_be_are_refused(catalog: Catalog) -> None:
+    for shards, count in ((["s0", "s1"], 3), (["s0", "s0"], 4), ([], 2), (["s0"], 0)):
+        with pytest.raises(ValueError):
+            partition_layout("x", shards, count)
+    parts = partition_layout("sdb", ["s0"], 2)
+    for shard, physical, given in (
+        ("s1", "sdb_0000", parts),  # not physical database 0's shard
+        ("s0", "sdb", parts),  # nor its name
+        ("s0", "sdb_0001", parts[1:]),  # not numbered from 0
+    ):
+        with pytest.raises(CatalogError):
+            catalog.create_database("sdb", shard, physical, "sg_sdb", "", "", partitions=given)
+    assert catalog.snapshot().database("sdb") is None
+
+
+def test_logical_tables_and_their_rules(backend: Backend) -> None:
+    with backend.open() as catalog, backend.open() as other:
+        _sharded(catalog)
+        version = catalog.snapshot().version
+        key = ShardKey("UNI_HASH", "Name", KeyType("varchar"))
+        orders = LogicalTable(
+            "Orders",
+            TableRule("sharded", ShardKey("HASH", "id", KeyType("bigint", True)), key, 4),
+            "CREATE TABLE Orders (...) dbpartition by hash(id)",
+        )
+        assert catalog.create_table("sdb", orders) == orders
+        catalog.create_table("SDB", _table("regions", "broadcast"))
+        catalog.create_table("sdb", _table("notes", "single"))
+        assert catalog.snapshot().version == version + 3
+        assert other.refresh()
+        tables = other.snapshot().tables("sdb")
+        assert set(tables) == {"orders", "regions", "notes"}
+        assert other.snapshot().table("sdb", "ORDERS") == orders
+        assert tables["regions"].rule == TableRule("broadcast")
+        assert other.snapshot().tables("nodb") == {}
+        # The rule as DRDS's SHOW CREATE TABLE writes it.
+        assert orders.rule.drds_clause() == (
+            "dbpartition by hash(`id`) tbpartition by uni_hash(`Name`) tbpartitions 4"
+        )
+        assert orders.physical_tables(4)[:5] == (
+            (0, "Orders_00"),
+            (0, "Orders_01"),
+            (0, "Orders_02"),
+            (0, "Orders_03"),
+            (1, "Orders_04"),
+        )
+        catalog.set_table_definition("sdb", "orders", "CREATE TABLE Orders (v2)")
+        assert other.refresh()
+        assert other.snapshot().table("sdb", "orders") == replace(
+            orders, definition="CREATE TABLE Orders (v2)"
+        )
+        assert catalog.drop_table("sdb", "ORDERS") == replace(
+            orders, definition="CREATE TABLE Orders (v2)"
+        )
+        with pytest.raises(UnknownTableError):
+            catalog.drop_table("sdb", "orders")
+        with pytest.raises(UnknownTableError):
+            catalog.set_table_definition("sdb", "orders", "x")
+        assert other.refresh() and set(other.snapshot().tables("sdb")) == {"regions", "notes"}
+        actions = [record.action for record in catalog.audit()[-3:]]
+        assert actions == [
+            "CREATE TABLE sdb.notes",
+            "ALTER TABLE sdb.Orders",
+            "DROP TABLE sdb.Orders",
+        ]
+
+
+def test_every_name_stands_for_one_logical_table(catalog: Catalog) -> None:
+    _sharded(catalog)
+    catalog.create_table("sdb", _table("t", per_db=4))  # physical t_00 .. t_15
+    for clash in (
+        _table("t", "single"),  # the same name
+        _table("T", "broadcast"),
+        _table("t_03", "single"),  # one of t's physical tables
+        _table("t_15"),
+    ):
+        with pytest.raises(TableExistsError):
+            catalog.create_table("sdb", clash)
+    catalog.create_table("sdb", _table("u_01", "single"))
+    with pytest.raises(TableExistsError, match="u_01"):
+        catalog.create_table("sdb", _table("u", per_db=2))  # u_00 .. u_07 would hide u_01
+    with pytest.raises(CatalogError, match="too long"):
+        catalog.create_table("sdb", _table("x" * 62, per_db=2))
+    assert set(catalog.snapshot().tables("sdb")) == {"t", "u_01"}
+
+
+def test_tables_are_recorded_for_sharded_databases_only(easydb: Catalog) -> None:
+    with pytest.raises(CatalogError, match="not sharded"):
+        easydb.create_table("easydb", _table("t"))
+    with pytest.raises(UnknownDatabaseError):
+        easydb.create_table("nodb", _table("t"))
+    with pytest.raises(CatalogError, match="not sharded"):
+        easydb.create_sequence("easydb", "s")
+    assert easydb.snapshot().tables("easydb") == {}
+
+
+def test_a_table_change_reloads_the_accounts_granted_on_its_tables(catalog: Catalog) -> None:
+    """Their mirrors map logical tables to physical ones: the change log names them."""
+    _sharded(catalog)
+    reader = catalog.create_account("reader", "%", "", "sdb", "a", "")
+    whole = catalog.create_account("whole", "%", "", "sdb", "a", "")
+    catalog.set_privileges(reader.id, "sdb", "t", SEL, "a", "")
+    catalog.set_privileges(whole.id, "sdb", None, SEL, "a", "")
+    before = catalog.snapshot().version
+    catalog.create_table("sdb", _table("t", per_db=2))
+    assert catalog.changed_since(before) == frozenset({reader.id})
+
+
+def test_group_sequences(backend: Backend) -> None:
+    with backend.open() as catalog, backend.open() as other:
+        _sharded(catalog)
+        seq = catalog.create_sequence("sdb", "Seq1")
+        assert seq == GroupSequence("Seq1", 100001, 1)
+        assert catalog.create_sequence("sdb", "s2", 5).start_with == 5
+        with pytest.raises(SequenceExistsError):
+            catalog.create_sequence("sdb", "SEQ1")
+        for bad in (0, SEQUENCE_MAX):
+            with pytest.raises(CatalogError):
+                catalog.create_sequence("sdb", "bad", bad)
+        assert other.refresh() and set(other.snapshot().sequences("sdb")) == {"seq1", "s2"}
+        # Ranges: consecutive on one node, never the same twice; no catalog version moves.
+        version = catalog.snapshot().version
+        first = catalog.reserve_sequence_range("sdb", "seq1", 1000)
+        second = other.reserve_sequence_range("sdb", "SEQ1", 10)
+        assert (first.start, first.end, first.generation) == (100001, 101001, 1)
+        assert (second.start, second.end, len(second)) == (101001, 101011, 10)
+        assert catalog.snapshot().version == version and not other.refresh()
+        # ALTER ... START WITH: the next range starts there, in a new generation.
+        assert catalog.alter_sequence("sdb", "seq1", 7).generation == 2
+        assert other.reserve_sequence_range("sdb", "seq1", 3) == SequenceRange(7, 10, 2)
+        other.refresh()  # (its reservation already caught up with the catalog)
+        assert other.snapshot().sequence("sdb", "SEQ1") == GroupSequence("Seq1", 7, 2)
+        # The end of the values.
+        catalog.alter_sequence("sdb", "s2", SEQUENCE_MAX - 2)
+        assert catalog.reserve_sequence_range("sdb", "s2", 100) == SequenceRange(
+            SEQUENCE_MAX - 2, SEQUENCE_MAX, 2
+        )
+        with pytest.raises(CatalogError, match="no values left"):
+            catalog.reserve_sequence_range("sdb", "s2", 1)
+        with pytest.raises(UnknownSequenceError):
+            catalog.reserve_sequence_range("sdb", "nope", 1)
+        catalog.drop_sequence("sdb", "S2")
+        with pytest.raises(UnknownSequenceError):
+            catalog.drop_sequence("sdb", "s2")
+        with pytest.raises(UnknownSequenceError):
+            catalog.alter_sequence("sdb", "s2", 5)
+        assert other.refresh() and set(other.snapshot().sequences("sdb")) == {"seq1"}
+
+
+def test_an_auto_increment_column_gets_its_implicit_sequence(catalog: Catalog) -> None:
+    _sharded(catalog)
+    catalog.create_table("sdb", _table("orders"), auto_sequence_start=100001)
+    assert catalog.snapshot().sequence("sdb", "AUTO_SEQ_orders") == GroupSequence(
+        "AUTO_SEQ_orders", 100001, 1
+    )
+    catalog.drop_table("sdb", "orders")
+    assert catalog.snapshot().sequences("sdb") == {}
+
+
+def test_two_nodes_reserving_at_once_never_share_a_value(backend: Backend) -> None:
+    import threading
+
+    with backend.open() as setup:
+        _sharded(setup)
+        setup.create_sequence("sdb", "ids", 1)
+    nodes = [backend.open(), backend.open()]
+    taken: list[list[SequenceRange]] = [[], []]
+    errors: list[BaseException] = []
+
+    def work(index: int) -> None:
+        try:
+            for _ in range(40):
+                taken[index].append(nodes[index].reserve_sequence_range("sdb", "ids", 25))
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert not errors
+        values = [v for ranges in taken for r in ranges for v in range(r.start, r.end)]
+        assert len(values) == len(set(values)) == 2 * 40 * 25
+        assert sorted(values) == list(range(1, 2001))
+    finally:
+        for node in nodes:
+            node.close()
+
+
+def test_incremental_reloads_carry_the_layout(easydb: Catalog, backend: Backend) -> None:
+    with backend.open() as follower:
+        _sharded(easydb)
+        easydb.create_table("sdb", _table("t", per_db=2))
+        easydb.create_sequence("sdb", "s")
+        follower.refresh()
+        with backend.open() as fresh:
+            _same(follower.snapshot(), fresh.snapshot())
+            assert follower.snapshot().table("sdb", "t") == _table("t", per_db=2)

@@ -5,6 +5,7 @@ type-only import still ties the two modules together). The intended direction (`
 ``a <- b``: b may import a)::
 
     wire <- sql <- plan <- session <- server <- manage, dev
+    sql <- shard <- session           (the sharded data path's pure parts, beside plan)
     wire <- backend <- session
     auth <- ops <- sql, backend (and so everything above them)
 
@@ -35,15 +36,23 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "proxy.ops": ("auth",),
     "proxy.sql": ("proxy.wire", "proxy.ops"),
     "proxy.plan": ("proxy.sql",),
+    "proxy.shard": ("proxy.sql",),
     "proxy.backend": ("proxy.wire", "proxy.ops"),
-    "proxy.session": ("proxy.plan", "proxy.backend"),
+    "proxy.session": ("proxy.plan", "proxy.shard", "proxy.backend"),
     "proxy.server": ("proxy.session",),
     "proxy.manage": ("proxy.server", "proxy.dev"),
     "proxy.dev": ("proxy.server", "proxy.manage"),
 }
 
 # The data path: one client connection's statements, from bytes to the shard and back.
-DATA_PATH = ("proxy.wire", "proxy.sql", "proxy.plan", "proxy.session", "proxy.backend")
+DATA_PATH = (
+    "proxy.wire",
+    "proxy.sql",
+    "proxy.plan",
+    "proxy.shard",
+    "proxy.session",
+    "proxy.backend",
+)
 ABOVE_THE_DATA_PATH = ("proxy.server", "proxy.manage", "proxy.dev")
 
 # The concrete catalog stores: only the store registry (``auth.stores``) picks one, so the

@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from auth.catalog import Catalog
-from auth.model import AccountGrants, Database
+from auth.model import (
+    AccountGrants,
+    Database,
+    KeyType,
+    LogicalTable,
+    ShardKey,
+    TableRule,
+    partition_layout,
+)
 from auth.privileges import ALL_PRIVILEGES, Priv
 from proxy.backend.connection import QueryResult
 from proxy.backend.grants import MirrorGrants
@@ -29,6 +37,7 @@ from proxy.backend.mirror import (
     mirror_suffix,
     mirror_user,
     native_password_hash,
+    physical_table_privileges,
     plan,
     shard_accounts,
 )
@@ -388,3 +397,95 @@ def test_statements() -> None:
     )
     assert DropUser("sgm_7_x", "10.%").sql == "DROP USER IF EXISTS 'sgm_7_x'@'10.%'"
     assert HASH not in repr(CreateUser("sgm_7_x", HASH))
+
+
+# --- sharded databases: every physical database is the database ------------------------------
+
+SDB = Database("sdb", "s0", "sdb_0000", "sg_sdb", partition_layout("sdb", ["s0", "s1"], 4))
+_KEY = ShardKey("HASH", "id", KeyType("int"))
+SDB_TABLES = {
+    "split": LogicalTable("split", TableRule("sharded", _KEY, _KEY, 2), ""),
+    "spread": LogicalTable("spread", TableRule("sharded", _KEY), ""),
+    "copies": LogicalTable("copies", TableRule("broadcast"), ""),
+    "one": LogicalTable("one", TableRule("single"), ""),
+}
+
+
+def _on(index: int, grants: AccountGrants) -> MirrorGrants | None:
+    physical = SDB.physical_databases[index]
+    return mirror_grants(7, f"u{index}", SDB, grants, physical, SDB_TABLES)
+
+
+def test_a_database_grant_holds_on_every_physical_database() -> None:
+    grants = _grants({"sdb": S | INS})
+    for index in range(4):
+        found = _on(index, grants)
+        assert found is not None and found.database == f"sdb_000{index}"
+        assert found.db_privs == {*SELECTING, "INSERT", "LOCK TABLES"}
+        assert found.table_privs == ()
+
+
+def test_a_table_grant_holds_on_the_tables_physical_tables() -> None:
+    grants = _grants(
+        tables={
+            ("sdb", name): privs
+            for name, privs in (
+                ("split", S),
+                ("spread", INS),
+                ("copies", U),
+                ("one", D),
+                ("later", C),  # not created yet: where a single table would be
+                ("split_05", DR),  # a physical table's name: never granted as such
+            )
+        }
+    )
+    held = {i: _on(i, grants) for i in range(4)}
+    tables = {
+        i: {name: set(privs) for name, privs in found.table_privs} if found else None
+        for i, found in held.items()
+    }
+    assert tables[0] == {
+        "split_00": SELECTING,
+        "split_01": SELECTING,
+        "spread": {"INSERT"},
+        "copies": {"UPDATE"},
+        "one": {"DELETE"},
+        "later": {"CREATE"},
+    }
+    assert tables[2] == {
+        "split_04": SELECTING,
+        "split_05": SELECTING,
+        "spread": {"INSERT"},
+        "copies": {"UPDATE"},
+    }
+    found = held[2]
+    assert found is not None and found.db_privs == {"LOCK TABLES"}
+    assert held[0] is not None and held[0].db_privs == {"LOCK TABLES", "CREATE TEMPORARY TABLES"}
+    # Where the account holds nothing, it has no mirror.
+    assert _on(3, _grants(tables={("sdb", "one"): S})) is None
+
+
+def test_physical_table_privileges_of_an_unsharded_database_are_its_grants() -> None:
+    privileges = physical_table_privileges(EASYDB, EASYDB.physical_databases[0], {}, [("t", S)])
+    assert privileges == [("t", S)]
+
+
+def test_desired_on_each_shard_of_a_sharded_database(tmp_path: Path) -> None:
+    catalog = Catalog.open("sqlite:///c.db", tmp_path)
+    try:
+        parts = SDB.physical_databases
+        catalog.create_database(
+            "sdb", "s0", "sdb_0000", "sg_sdb", "A#pw1", "R#pw1", partitions=parts
+        )
+        snapshot = catalog.snapshot()
+        ro = snapshot.find_account("sdb_RO", "%")
+        assert ro is not None
+        on_s1 = desired_on_shard(snapshot, SECRET, "s1", [ro.id])
+        assert set(on_s1) == {
+            mirror_user(SECRET, ro.id, "sdb_0002"),
+            mirror_user(SECRET, ro.id, "sdb_0003"),
+        }
+        assert {m.database for m in on_s1.values()} == {"sdb_0002", "sdb_0003"}
+        assert len(desired_on_shard(snapshot, SECRET, "s0", [ro.id])) == 2
+    finally:
+        catalog.close()
