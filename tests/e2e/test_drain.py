@@ -11,7 +11,7 @@ once; the process exits 0. With ``[server] workers`` each worker drains the same
 from __future__ import annotations
 
 import itertools
-import select
+import selectors
 import signal
 import socket
 import threading
@@ -131,7 +131,9 @@ def _shutdown_error_waiting(conn: pymysql.Connection, within: float) -> bytes:
     """The bytes the proxy sent an idle PyMySQL connection unasked, once it closed it."""
     sock = conn._sock
     assert sock is not None
-    readable, _, _ = select.select([sock], [], [], within)
+    with selectors.DefaultSelector() as selector:  # (select.select fails past fd 1023)
+        selector.register(sock, selectors.EVENT_READ)
+        readable = selector.select(within)
     assert readable, "the idle session was not closed at once"
     pending: bytes = sock.recv(256, socket.MSG_PEEK)
     return pending
