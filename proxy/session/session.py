@@ -26,8 +26,8 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass, replace
 
 from auth.accounts import Actor
 from auth.catalog import CatalogSnapshot
@@ -47,6 +47,7 @@ from proxy.backend.connection import (
     quote_string,
 )
 from proxy.backend.mirror import SHARD_REFUSALS
+from proxy.backend.pool import ShardPool
 from proxy.ops.digest import DIGEST_COLUMNS, digest_table
 from proxy.plan.authorize import Caller
 from proxy.plan.plan import (
@@ -94,6 +95,7 @@ from proxy.session.link import (
     OWN_STATEMENT,
     BackendLink,
     BackendUnavailable,
+    Carried,
     SessionLost,
     lost_error,
 )
@@ -219,7 +221,7 @@ class Session:
         self.identity: IdentityValues | None = None
         self.link = BackendLink()
         self.prepared: dict[int, Prepared] = {}
-        self.notes: list[tuple[int, str]] = []
+        self.notes: list[tuple[str, int, str]] = []  # (level, code, message)
         self.activity = Activity(since=time.monotonic())
         self.killed = False
         self.started = time.time()
@@ -314,7 +316,7 @@ class Session:
     async def close(self) -> None:
         # The session stops counting (max_user_connections, the processlist) at once.
         self.ctx.sessions.pop(self.connection_id, None)
-        await self.link.close()
+        await self.link.close(len(self.prepared))
         try:
             if not self.client.is_closing():
                 await asyncio.wait_for(self.client.drain(), 1)
@@ -369,6 +371,9 @@ class Session:
                     "account dropped",
                 )
             self.account = current
+            # The backend connection the session gave back after its last command, if nobody
+            # took it meanwhile; else what its next statement may ask about its last.
+            carried = await self.link.settle()
             if snapshot is not self._checked_snapshot:
                 conn = self.link.live()
                 if conn is not None:
@@ -376,24 +381,36 @@ class Session:
                     # the database: the connection follows the new grants first.
                     await self.ctx.follow_grants(conn, current, self.current_db)
             self._checked_snapshot = snapshot
-            command = await self._read_command(payload)
+            command = await self._read_command(payload, carried)
             if command is not None:
-                await self._execute(plan(command, self._view(), snapshot), command, payload)
+                await self._execute(plan(command, self._view(carried), snapshot), command, payload)
+            self.link.release(len(self.prepared))
             await client.drain()
 
-    def _view(self) -> SessionView:
+    def _view(self, carried: Carried | None = None) -> SessionView:
         assert self.account is not None
+        identity = self.identity
+        if carried is not None and identity is not None:
+            identity = replace(
+                identity,
+                found_rows=carried.found_rows,
+                row_count=carried.row_count,
+                warning_count=carried.warning_count,
+                error_count=carried.error_count,
+            )
         return SessionView(
             self.account,
             self.client_ip,
             self.current_db,
             has_notes=bool(self.notes),
             bound=self.link.bound(len(self.prepared)),
-            identity=self.identity,
+            identity=identity,
         )
 
-    async def _read_command(self, payload: bytes) -> Command | None:
-        """The packet as a Command (None: an error was already sent)."""
+    async def _read_command(self, payload: bytes, carried: Carried | None) -> Command | None:
+        """The packet as a Command (None: an error was already sent). ``carried``: the last
+        statement's warnings, when its connection went to another session (SHOW WARNINGS
+        shows them)."""
         code = payload[0]
         if code in (_COM_QUERY, _COM_STMT_PREPARE):
             sql = _decode(payload[1:]) if len(payload) <= INLINE_ANALYSIS_LIMIT else None
@@ -406,6 +423,8 @@ class Session:
             self.activity.info = sql
             # Notes of the proxy's own statements (3162 / 3163) last until the next query.
             notes, self.notes = self.notes, []
+            if carried is not None and carried.warnings:
+                notes = list(carried.warnings)
             if prepare:
                 self.ctx.metrics.statement("prepare")
                 return Prepare(tuple(statements), digest)
@@ -487,7 +506,7 @@ class Session:
             await self._account_statement(decided.text)
         elif isinstance(decided, Ok):
             if decided.notes:  # (a COM_PING leaves the notes there are)
-                self.notes = list(decided.notes)
+                self.notes = [("Note", code, text) for code, text in decided.notes]
             self._reply_ok(warnings=len(decided.notes))
         elif isinstance(decided, Reauthenticate):
             await self._change_user(payload)
@@ -500,18 +519,18 @@ class Session:
         """The session's live backend connection (None: an error was sent). Raises
         SessionLost when the old one died with session state on it."""
         try:
-            return await self.link.connection(self._connect, len(self.prepared))
+            return await self.link.connection(self._lease, len(self.prepared))
         except BackendUnavailable as exc:
             log.warning("connection %d: %s", self.connection_id, exc)
             self._reply_error(exc.error)
             return None
 
-    async def _connect(self, database: str | None = None) -> BackendConnection:
-        """A new backend connection of the session's account, in ``database`` (by default the
-        current one)."""
+    def _lease(self, link: BackendLink) -> Awaitable[tuple[BackendConnection, bool, ShardPool]]:
+        """A backend connection of the session's account in its current database, from the
+        shard's pool."""
         assert self.account is not None
-        return await self.ctx.backend_connection(
-            self.account, database or self.current_db, self.capabilities, self.charset
+        return self.ctx.backend_lease(
+            link, self.account, self.current_db, self.capabilities, self.charset
         )
 
     async def _relay(self, relay: Relay, command: Command, payload: bytes) -> None:
@@ -614,7 +633,10 @@ class Session:
         self.ctx.digest.record(self.current_db, digest, seconds, scanner.rows)
         self.ctx.metrics.shard(conn.target.shard).latency.observe(seconds)
         if scanner.error and scanner.errno in SHARD_REFUSALS:
-            self.ctx.shard_refused(scanner.errno, self.current_db, digest)
+            self.ctx.shard_refused(scanner.errno, self.current_db, digest, conn.target)
+            # Its grants may be stale: not handed on (a new one is made after the mirror is
+            # verified again), unless something session-bound is on it.
+            self.link.retire()
 
     # -- the fast path --------------------------------------------------------------------------
 
@@ -626,15 +648,10 @@ class Session:
         view -- is a relay with no effect on the session, on a live backend connection. Anything
         else returns False and the command loop handles the packet with the same decision.
         """
-        conn = self.link.conn
-        if (
-            conn is None
-            or conn.broken
-            or packet[3] != 0
-            or self.notes
-            or self.killed
-            or self.ctx.draining
-        ):
+        if packet[3] != 0 or self.notes or self.killed or self.ctx.draining:
+            return False
+        conn = self.link.reclaim()
+        if conn is None or conn.broken:
             return False
         snapshot = self.ctx.snapshot()
         if snapshot is not self._checked_snapshot:
@@ -718,6 +735,7 @@ class Session:
                 self.kill()  # the command loop sees the connection end and cleans up
         elif conn is not None:
             self._record(conn, self._digest, self._started, scanner)
+            self.link.release(len(self.prepared))
         if self.ctx.draining and (self.cut or not self._holds_anything()) and not self.killed:
             self.shut_down()  # the command loop sees the connection end and cleans up
         self.client.release()
@@ -733,7 +751,7 @@ class Session:
         answer left it (transaction, autocommit, ...), never flags that describe that answer
         (session-state data, cursors, more results, slow query, ...)."""
         conn = self.link.conn
-        return conn.status & _SESSION_STATUS if conn is not None else _STATUS_AUTOCOMMIT
+        return (conn.status if conn is not None else self.link.last_status) & _SESSION_STATUS
 
     def _reply_ok(self, warnings: int = 0, session_state: bytes = b"") -> None:
         self._write(
@@ -757,8 +775,7 @@ class Session:
     async def _use(self, name: str) -> None:
         """Switch database: each database has its own backend login, so a new connection."""
         if name != self.current_db:
-            await self.link.close()
-            self.link.binds.clear()
+            await self.link.leave(len(self.prepared))
             self.prepared.clear()
             self.current_db = name
         # With CLIENT_SESSION_TRACK, MariaDB reports the new current database in the OK.
@@ -971,7 +988,7 @@ class Session:
         if isinstance(reply, ResultReply):
             self._write_resultset([reply.column], [[row] for row in reply.rows])
             return
-        self.notes = list(reply.notes)
+        self.notes = [("Note", code, text) for code, text in reply.notes]
         self._reply_ok(warnings=len(self.notes))
 
     async def _table_exists(self, database: str, table: str) -> bool:
@@ -981,7 +998,10 @@ class Session:
         if found is None:
             return False
         try:
-            conn = await self._connect(database)
+            assert self.account is not None
+            conn = await self.ctx.mirrors.connect(
+                self.ctx.snapshot(), self.account, database, True, self.capabilities, self.charset
+            )
         except BackendError as exc:
             raise sql_error(ErrorCode.SERVER_GONE, f"Backend unavailable: {exc}") from None
         try:
@@ -998,7 +1018,7 @@ class Session:
     async def _change_user(self, payload: bytes) -> None:
         """COM_CHANGE_USER: a new session on this connection, through the login path again
         (login.py: audit, metrics, lockout, throttle); a failure closes the connection."""
-        await self.link.close()
+        await self.link.leave(len(self.prepared))
         self.link.reset()
         self.prepared.clear()
         self.notes = []
