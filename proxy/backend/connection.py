@@ -208,6 +208,9 @@ class BackendConnection(PacketConnection):
         # -> SQL literal; SET TRANSACTION fragments), recorded when a session gives the
         # connection back to its pool; and the lexing variables as the connection began with.
         self.applied: dict[str, str] = {}
+        # COM_STMT_CLOSE ids to send before the next command (statements of sessions that no
+        # longer lease this connection: proxy/session/statements.py).
+        self.pending_closes: list[int] = []
         # Called once the connection is gone (the pool frees its slot then: ``retire``).
         self.on_lost: Callable[[], None] | None = None
         self.applied_replay: tuple[str, ...] = ()

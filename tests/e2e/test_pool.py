@@ -20,6 +20,7 @@ from proxy.dev.localshard import ShardEndpoint, free_port
 from proxy.manage.provision import create_database
 from proxy.ops.config import load_config
 from tests.conftest import connect_admin
+from tests.e2e.binclient import BinaryClient
 from tests.e2e.conftest import ProxyThread, write_config
 
 ADMIN = "Pooled#adm1"
@@ -42,7 +43,7 @@ def _start(base: Path, shards: list[ShardEndpoint], pool: str, db: str) -> Proxy
 @pytest.fixture
 def small_pool(
     shards: list[ShardEndpoint], tmp_path: Path
-) -> Iterator[tuple[ProxyThread, Callable[..., pymysql.Connection]]]:
+) -> Iterator[tuple[ProxyThread, Callable[..., pymysql.Connection], str]]:
     db = f"pool{random.randrange(10**6)}"
     runner = _start(
         tmp_path, shards, "pool_size = 2\nmax_connections = 2\npool_wait_timeout = 1.0", db
@@ -60,7 +61,7 @@ def small_pool(
     with connect() as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v TINYINT, who INT)")
     try:
-        yield runner, connect
+        yield runner, connect, db
     finally:
         runner.stop()
         with connect_admin(shards[0]) as admin, admin.cursor() as cur:
@@ -81,20 +82,25 @@ def _all(conn: pymysql.Connection, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in cur.fetchall()]
 
 
-def _backend_connections(shard: ShardEndpoint) -> int:
+def _backend_connections(shard: ShardEndpoint, db: str) -> int:
+    """The shard's connections in ``db``: the pooled ones of the test's account there."""
     with connect_admin(shard) as admin, admin.cursor() as cur:
-        cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER LIKE 'sgm\\_%'")
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+            " WHERE USER LIKE 'sgm\\_%%' AND DB = %s",
+            (db,),
+        )
         row = cur.fetchone()
         assert row is not None
         return int(row[0])
 
 
 def test_what_the_last_statement_left_survives_a_hand_off(
-    small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection]],
+    small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection], str],
 ) -> None:
     """Three clients over two backend connections: each one's LAST_INSERT_ID(), FOUND_ROWS(),
     ROW_COUNT(), warnings and session variables are its own after others used its connection."""
-    runner, connect = small_pool
+    runner, connect, _ = small_pool
     assert runner.server is not None
     pool = runner.server.ctx.pools.shard("s0")
     clients = [connect() for _ in range(3)]
@@ -149,13 +155,13 @@ def test_what_the_last_statement_left_survives_a_hand_off(
 
 
 def test_session_bound_state_pins_the_connection_and_the_cap_is_a_clear_error(
-    small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection]],
+    small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection], str],
     shards: list[ShardEndpoint],
 ) -> None:
     """Open transactions, temporary tables and user variables keep their connections; with
     both of the shard's connections held, a third client waits, then gets 1040 naming the
     shard, and its session goes on once one is free."""
-    _, connect = small_pool
+    _, connect, db = small_pool
     in_tx, with_temp, third = connect(), connect(), connect()
     try:
         _all(in_tx, "BEGIN")
@@ -168,7 +174,7 @@ def test_session_bound_state_pins_the_connection_and_the_cap_is_a_clear_error(
         assert caught.value.args[0] == 1040
         assert "shard 's0'" in caught.value.args[1] and "waited" in caught.value.args[1]
         assert time.monotonic() - started >= 0.9
-        assert _backend_connections(shards[0]) <= 2
+        assert _backend_connections(shards[0], db) <= 2
         assert _all(with_temp, "SELECT x FROM tt") == [(7,)]
         _all(in_tx, "COMMIT")
         # Now one connection is free: the third client goes on, in the same session.
@@ -186,20 +192,20 @@ def test_session_bound_state_pins_the_connection_and_the_cap_is_a_clear_error(
 
 
 def test_many_clients_over_few_connections(
-    small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection]],
+    small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection], str],
     shards: list[ShardEndpoint],
 ) -> None:
     """40 clients in threads, each with its own session variables, inserts, transactions and
     temporary tables, over two backend connections: every answer is the client's own, and the
     shard never has more than two of the proxy's connections."""
-    _, connect = small_pool
+    _, connect, db = small_pool
     errors: list[str] = []
     peak = [0]
     stop = threading.Event()
 
     def watch() -> None:
         while not stop.is_set():
-            peak[0] = max(peak[0], _backend_connections(shards[0]))
+            peak[0] = max(peak[0], _backend_connections(shards[0], db))
             time.sleep(0.05)
 
     def client(who: int) -> None:
@@ -356,7 +362,7 @@ def test_five_thousand_clients_over_a_pool_of_fifty(
 
     def watch() -> None:
         while not stop_watch.is_set():
-            peak[0] = max(peak[0], _backend_connections(shards[0]))
+            peak[0] = max(peak[0], _backend_connections(shards[0], db))
             time.sleep(0.1)
 
     watcher = threading.Thread(target=watch)
@@ -392,3 +398,79 @@ def test_five_thousand_clients_over_a_pool_of_fifty(
         with connect_admin(shards[0]) as admin, admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {db}")
     assert 0 < peak[0] <= SCALE_POOL
+
+
+# -- server-side prepared statements across connections ----------------------------------------
+
+
+def test_prepared_statements_follow_the_session_across_connections(
+    small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection], str],
+    shards: list[ShardEndpoint],
+) -> None:
+    """Three binary-protocol clients over two backend connections: each statement is prepared
+    again where needed, under the id the client knows, with the parameter types of the last
+    execution that sent them; long data and cursors keep their connection; closed statements
+    are closed on the shard."""
+    runner, connect, db = small_pool
+    assert runner.server is not None
+    port = runner.server.port
+    with connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE b (id BIGINT PRIMARY KEY, who BIGINT, s VARCHAR(100))")
+
+    def prepared_count() -> int:
+        with connect_admin(shards[0]) as admin, admin.cursor() as cur:
+            cur.execute("SHOW GLOBAL STATUS LIKE 'Prepared_stmt_count'")
+            row = cur.fetchone()
+            assert row is not None
+            return int(row[1])
+
+    baseline = prepared_count()
+    clients = [BinaryClient(port, db, ADMIN, db) for _ in range(3)]
+    try:
+        inserts = [c.prepare("INSERT INTO b (id, who, s) VALUES (?, ?, ?)") for c in clients]
+        selects = [c.prepare("SELECT id, who, s FROM b WHERE who = ? ORDER BY id") for c in clients]
+        for ins, sel in zip(inserts, selects, strict=True):
+            assert ins.statement_id != sel.statement_id
+        expected: dict[int, list[tuple[int | str | None, ...]]] = {0: [], 1: [], 2: []}
+        for round_ in range(4):
+            for who, client in enumerate(clients):
+                row_id = who * 100 + round_
+                # Types sent only the first time: later executions rely on them.
+                affected = client.execute(
+                    inserts[who], [row_id, who, f"r{round_}"], send_types=round_ == 0
+                )
+                assert affected == 1
+                expected[who].append((row_id, who, f"r{round_}"))
+            for who, client in enumerate(clients):
+                rows = client.execute(selects[who], [who], send_types=round_ == 0)
+                assert rows == expected[who]
+        pool = runner.server.ctx.pools.shard("s0")
+        assert pool.handoffs > 0
+        # Long data waits on one connection: the session keeps it until the execution.
+        client = clients[0]
+        client.send_long_data(inserts[0], 2, b"long ")
+        client.send_long_data(inserts[0], 2, b"data")
+        for other_who, other in enumerate(clients[1:], start=1):
+            assert other.execute(selects[other_who], [other_who]) == expected[other_who]
+        assert client.execute(inserts[0], [999, 0, b""]) == 1
+        assert client.execute(selects[0], [0])[-1] == (999, 0, "long data")  # type: ignore[index]
+        # A cursor's rows wait on one connection too.
+        assert client.execute(selects[0], [0], cursor=True) == []
+        first = client.fetch(selects[0], 2)
+        for other_who, other in enumerate(clients[1:], start=1):
+            other.execute(selects[other_who], [other_who])
+        rest = client.fetch(selects[0], 100)
+        assert first + rest == [*expected[0], (999, 0, "long data")]
+        client.reset(selects[0])
+        # Closed statements are closed on the shard, wherever they were prepared.
+        for who, client in enumerate(clients):
+            client.close_statement(inserts[who])
+            client.close_statement(selects[who])
+            client.query("SET NAMES utf8mb4")
+    finally:
+        for client in clients:
+            client.close()
+    deadline = time.monotonic() + 10
+    while prepared_count() > baseline and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert prepared_count() <= baseline
