@@ -133,6 +133,10 @@ class Carried:
     warnings: tuple[tuple[str, int, str], ...]  # (level, code, message), as SHOW WARNINGS
 
 
+# What a new connection answers about the statement before the first.
+FRESH = Carried(0, 0, 0, 0, 0, ())
+
+
 # Leases a backend connection for the session (the host's: the session's account, database,
 # capabilities and character set) for ``owner``: the connection, whether it is new, its pool.
 Lease = Callable[["BackendLink"], Awaitable[tuple[BackendConnection, bool, ShardPool]]]
@@ -147,7 +151,9 @@ class BackendLink:
         # The connection last given back, which still has this session's state (until another
         # session takes it: ``surrender``).
         self.affine: BackendConnection | None = None
-        self.carried: Carried | None = None
+        # What the next statement may ask about the last one, when that is not on the
+        # connection the session gets next (a new session: a new connection's values).
+        self.carried: Carried | None = FRESH
         self._capture: asyncio.Future[None] | None = None  # a surrender under way
         self._retire = False  # close the connection instead of giving it back
         self.last_status = 2  # the status flags the last connection left (autocommit)
@@ -400,8 +406,10 @@ class BackendLink:
         replay = tuple(state.replay)
         if conn.applied_replay != replay and conn.applied_replay:
             assignments += ["@@session.tx_isolation = DEFAULT", "@@session.tx_read_only = DEFAULT"]
-        last_insert_id = self.carried.last_insert_id if self.carried is not None else 0
-        assignments.append(f"@@session.last_insert_id = {last_insert_id} + {_NEW_DIAGNOSTICS}")
+        carried = self.carried or FRESH
+        assignments.append(
+            f"@@session.last_insert_id = {carried.last_insert_id} + {_NEW_DIAGNOSTICS}"
+        )
         await conn.query(f"{OWN_STATEMENT}SET {', '.join(assignments)}")
         if conn.applied_replay != replay:
             for fragment in replay:
@@ -441,7 +449,7 @@ class BackendLink:
         self.state = SessionState(flavor=self.state.flavor)
         self.binds.clear()
         self.statements.clear(self.send_close, dropped_on=self.live())
-        self.carried = None
+        self.carried = FRESH
         # The connection given back holds the old state: no longer this session's to reclaim.
         affine, self.affine = self.affine, None
         if affine is not None and self.pool is not None:
@@ -527,7 +535,6 @@ _SAVE_DIAGNOSTICS = (
 )
 # An expression worth 0 that reads a (derived) table: its statement clears the diagnostics area.
 _NEW_DIAGNOSTICS = "(SELECT 0 FROM (SELECT 1) AS shardgate_x)"
-
 
 # A re-prepared statement's answer (its parameter and column definitions) is read whole.
 _REPREPARE_LIMIT = 16 * 1024 * 1024

@@ -388,7 +388,10 @@ class Session:
             self._checked_snapshot = snapshot
             command = await self._read_command(payload, carried)
             if command is not None:
-                await self._execute(plan(command, self._view(carried), snapshot), command, payload)
+                # What was saved of the last statement answers this one only: never a PREPARE's
+                # text (kept and executed later) nor an execution.
+                view = self._view(carried if isinstance(command, Query) else None)
+                await self._execute(plan(command, view, snapshot), command, payload)
             self.link.release()
             await client.drain()
 
