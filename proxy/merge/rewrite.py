@@ -622,7 +622,9 @@ def _plan(sql: str, limits: MergeLimits) -> MergePlan:
                 for k in partition_order
             )
         )
-    if push_limit and limit is not None:
+    if limit == 0:
+        parts.append("LIMIT 0")  # no rows; and the server describes the columns as for LIMIT 0
+    elif push_limit and limit is not None:
         parts.append(f"LIMIT {offset + limit}")
     if tail:
         parts.append(tail)

@@ -159,10 +159,13 @@ class ColumnDefinition:
             return Kind.NULL
         if t == T_BIT or self.charset == CHARSET_BINARY:
             return Kind.BINARY
+        # The id is the results' character set's default collation, not the column's: MariaDB
+        # marks a _bin collation with BINARY_FLAG only. Any other collation of a utf8 column is
+        # taken to be the shards' utf8mb4_general_ci (see the README).
+        if self.charset in UNICODE_BIN or (self.charset in GENERAL_CI and self.flags & BINARY_FLAG):
+            return Kind.UNICODE_BIN
         if self.charset in GENERAL_CI:
             return Kind.GENERAL_CI
-        if self.charset in UNICODE_BIN:
-            return Kind.UNICODE_BIN
         return Kind.UNSUPPORTED
 
     @property
