@@ -436,10 +436,13 @@ def _compile_having(node: exp.Expression, b: _Builder) -> Expr:
 
 def _plan(sql: str, limits: MergeLimits) -> MergePlan:
     try:
-        tree = sqlglot.parse_one(sql, dialect="mysql")
+        trees = [t for t in sqlglot.parse(sql, dialect="mysql") if t is not None]
         tokens = _outer_tokens(sql)
     except (ParseError, TokenError) as exc:
         raise _Refused(f"a statement the proxy cannot parse ({str(exc).splitlines()[0]})") from None
+    if len(trees) != 1:
+        raise _Refused("several statements in one across partitions")
+    tree = trees[0]
     if not isinstance(tree, exp.Select):
         raise _Refused("UNION or a non-SELECT statement across partitions")
     if not tokens or tokens[0].token_type != TokenType.SELECT:
