@@ -26,7 +26,13 @@ from hypothesis import strategies as st
 from proxy.backend.connection import BackendConnection, BackendTarget
 from proxy.dev.localshard import ShardEndpoint
 from proxy.merge import MergeLimits, MergePlan, Refusal, merge_text_results, plan_select
-from proxy.merge.values import ColumnDefinition, Kind, general_ci_key, parse_text_row
+from proxy.merge.values import (
+    ColumnDefinition,
+    Kind,
+    general_ci_key,
+    parse_text_row,
+    unicode_bin_key,
+)
 from proxy.wire.packets import Capability, is_eof_packet, is_err_packet, read_lenenc_int
 
 PARTITIONS = 4
@@ -42,7 +48,9 @@ CREATE TABLE t (
   sb VARCHAR(12) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
   d DATETIME NULL,
   m DECIMAL(10,2) NULL,
-  u BIGINT UNSIGNED NOT NULL
+  u BIGINT UNSIGNED NOT NULL,
+  tm TIME NULL,
+  dt DATE NULL
 )
 """
 
@@ -71,6 +79,8 @@ def _random_rows(seed: int) -> list[tuple[Any, ...]]:
                 ),
                 maybe(Decimal(rnd.randint(-20000, 20000)) / 100),
                 rnd.randint(0, 2**64 - 1) if rnd.random() < 0.3 else rnd.randint(0, 3),
+                maybe(f"{rnd.choice(['-', ''])}{rnd.randint(0, 120)}:{rnd.randint(0, 59):02}:00"),
+                maybe(f"202{rnd.randint(3, 5)}-0{rnd.randint(1, 2)}-01"),
             )
         )
     return rows
@@ -123,7 +133,7 @@ def env(shards: list[ShardEndpoint]) -> Iterator[Env]:
                 if database == PLAIN or _partition_of(r[0]) == int(database.removeprefix("mg_p"))
             ]
             if mine:
-                cur.executemany("INSERT INTO t VALUES (%s, %s, %s, %s, %s, %s, %s)", mine)
+                cur.executemany("INSERT INTO t VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", mine)
         conn.close()
     loop = asyncio.new_event_loop()
     connections = [
@@ -234,8 +244,8 @@ def assert_same(env: Env, sql: str, *, ordered: bool, grouped: bool) -> None:
 
 # ------------------------------------------------------------------------ query generator
 
-COLUMNS = ["id", "i", "s", "sb", "d", "m", "u"]
-GROUPABLE = ["i", "s", "sb", "d", "m"]
+COLUMNS = ["id", "i", "s", "sb", "d", "m", "u", "tm", "dt"]
+GROUPABLE = ["i", "s", "sb", "d", "m", "tm", "dt"]
 FILTERS = [
     "",
     "WHERE i > 0",
@@ -244,6 +254,7 @@ FILTERS = [
     "WHERE d >= '2024-02-01'",
     "WHERE id < 0",  # nothing
     "WHERE sb IS NOT NULL AND i <> 2",
+    "WHERE tm < '10:00:00' OR dt = '2024-01-01'",
 ]
 AGGREGATES = [
     "COUNT(*)",
@@ -262,6 +273,9 @@ AGGREGATES = [
     "MAX(d)",
     "MIN(m)",
     "MAX(m)",
+    "MIN(tm)",
+    "MAX(tm)",
+    "MAX(dt)",
     "AVG(i)",
     "AVG(m)",
     "AVG(u)",
@@ -407,3 +421,38 @@ def test_deprecate_eof_ends_with_ok(env: Env) -> None:
     )
     assert len(out) == 1 + 1 + 3 + 1  # count, definition, rows, OK (no EOF in between)
     assert out[-1][:1] == b"\xfe" and len(out[-1]) >= 7
+
+
+def test_string_order_matches_the_server(shards: list[ShardEndpoint]) -> None:
+    """Sorting by the proxy's keys gives the server's ORDER BY, for general_ci and _bin over
+    strings from a wide range of characters (controls, spaces, Latin, Greek, CJK, emoji)."""
+    rnd = random.Random(7)
+    pool = [chr(c) for c in [*range(1, 0x250), *range(0x370, 0x400), 0x4E00, 0xFF21, 0x1F600]]
+    pool += [" "] * 20
+    values = ["".join(rnd.choice(pool) for _ in range(rnd.randint(0, 4))) for _ in range(800)]
+    conn = pymysql.connect(
+        host=shards[0].host,
+        port=shards[0].port,
+        user=shards[0].user,
+        password=shards[0].password,
+        autocommit=True,
+        charset="utf8mb4",
+    )
+    with conn.cursor() as cur:
+        cur.execute("CREATE DATABASE IF NOT EXISTS mg_sort")
+        cur.execute("DROP TABLE IF EXISTS mg_sort.v")
+        cur.execute(
+            "CREATE TABLE mg_sort.v (id INT PRIMARY KEY, "
+            "ci VARCHAR(8) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci, "
+            "bn VARCHAR(8) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin)"
+        )
+        cur.executemany(
+            "INSERT INTO mg_sort.v VALUES (%s, %s, %s)", [(n, v, v) for n, v in enumerate(values)]
+        )
+        for col, key in (("ci", general_ci_key), ("bn", unicode_bin_key)):
+            cur.execute(f"SELECT id FROM mg_sort.v ORDER BY {col}, id")
+            server = [r[0] for r in cur.fetchall()]
+            weights = [key(v) for v in values]
+            mine = sorted(range(len(values)), key=lambda n: (weights[n], n))
+            assert mine == server, col
+    conn.close()
