@@ -15,7 +15,7 @@ import heapq
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
-from typing import Any
+from typing import Any, TypeVar
 
 from proxy.merge.rewrite import (
     DEFAULT_LIMITS,
@@ -36,6 +36,7 @@ from proxy.merge.values import (
     decode_decimal,
     general_ci_key,
     parse_text_row,
+    row_prefix_end,
     sort_key,
     unicode_bin_key,
 )
@@ -54,6 +55,7 @@ from proxy.wire.packets import (
 
 ER_NOT_SUPPORTED_YET = 1235
 Row = list[bytes | None]
+_T = TypeVar("_T")
 
 
 class MergeError(Exception):
@@ -131,6 +133,10 @@ class _Partition:
             return None
         return payload
 
+    async def payloads(self) -> AsyncIterator[bytes]:
+        while (payload := await self.row()) is not None:
+            yield payload
+
     async def rows(self) -> AsyncIterator[Row]:
         count = len(self.columns)
         while (payload := await self.row()) is not None:
@@ -156,31 +162,44 @@ def _row_key_function(
 
 
 async def _k_way(
-    partitions: Sequence[_Partition], key: Callable[[Row], tuple[Any, ...]]
-) -> AsyncIterator[Row]:
-    """The partitions' rows, each partition already sorted by ``key``, merged in order
-    (ties keep partition order: stable)."""
-    iterators = [p.rows() for p in partitions]
-    heap: list[tuple[tuple[Any, ...], int, Row]] = []
-    for i, it in enumerate(iterators):
-        row = await anext(it, None)
-        if row is not None:
-            heap.append((key(row), i, row))
+    sources: Sequence[AsyncIterator[_T]], key: Callable[[_T], tuple[Any, ...]]
+) -> AsyncIterator[_T]:
+    """The sources' items, each source already sorted by ``key``, merged in order (ties keep
+    the sources' order: stable). Holds one item per source."""
+    heap: list[tuple[tuple[Any, ...], int, _T]] = []
+    for i, it in enumerate(sources):
+        item = await anext(it, None)
+        if item is not None:
+            heap.append((key(item), i, item))
     heapq.heapify(heap)
     while heap:
-        _, i, row = heap[0]
-        yield row
-        nxt = await anext(iterators[i], None)
+        _, i, item = heap[0]
+        yield item
+        nxt = await anext(sources[i], None)
         if nxt is None:
             heapq.heappop(heap)
         else:
             heapq.heapreplace(heap, (key(nxt), i, nxt))
 
 
-async def _concatenate(partitions: Sequence[_Partition]) -> AsyncIterator[Row]:
-    for p in partitions:
-        async for row in p.rows():
-            yield row
+async def _concatenate(sources: Sequence[AsyncIterator[_T]]) -> AsyncIterator[_T]:
+    for it in sources:
+        async for item in it:
+            yield item
+
+
+def _payload_key_function(
+    order: Sequence[tuple[int, bool]], columns: Sequence[ColumnDefinition]
+) -> Callable[[bytes], tuple[Any, ...]]:
+    """The sort key of a raw text row, decoding only the columns up to the last key."""
+    parts = [(col, desc, sort_key(columns[col])) for col, desc in order]
+    upto = max(col for col, _ in order) + 1
+
+    def key(payload: bytes) -> tuple[Any, ...]:
+        row = parse_text_row(payload, upto)
+        return tuple(Descending(k(row[c])) if d else k(row[c]) for c, d, k in parts)
+
+    return key
 
 
 # ----------------------------------------------------------------------------- grouping
@@ -498,36 +517,65 @@ async def _sorted_groups(
         yield row
 
 
-async def _window(rows: AsyncIterator[Row], offset: int, limit: int | None) -> AsyncIterator[Row]:
+async def _window(items: AsyncIterator[_T], offset: int, limit: int | None) -> AsyncIterator[_T]:
     if limit == 0:
         return
     skipped = 0
     sent = 0
-    async for row in rows:
+    async for item in items:
         if skipped < offset:
             skipped += 1
             continue
-        yield row
+        yield item
         sent += 1
         if limit is not None and sent >= limit:
             return
 
 
-def _rows(plan: MergePlan, partitions: Sequence[_Partition], columns: Sequence[ColumnDefinition],
-          limits: MergeLimits) -> AsyncIterator[Row]:  # fmt: skip
-    grouped = plan.aggregate or plan.distinct
+def _row_payloads(
+    plan: MergePlan, partitions: Sequence[_Partition], columns: Sequence[ColumnDefinition]
+) -> AsyncIterator[bytes]:
+    """Rows that are not combined: the partitions' payloads as they came (a k-way merge
+    decodes only the sort keys), cut to the client's columns when hidden ones follow."""
+    sources = [p.payloads() for p in partitions]
     if plan.partition_order:
         order = [(k.column, k.descending) for k in plan.partition_order]
-        rows = _k_way(partitions, _row_key_function(order, columns))
+        rows = _k_way(sources, _payload_key_function(order, columns))
     else:
-        rows = _concatenate(partitions)
-    if grouped:
-        rows = _grouped(rows, plan, columns)
-        if plan.having is not None:
-            rows = _having(rows, plan.having, columns)
-        if plan.sort_after_merge:
-            rows = _sorted_groups(rows, plan, columns, limits)
-    return _window(rows, plan.offset, plan.limit)
+        rows = _concatenate(sources)
+    rows = _window(rows, plan.offset, plan.limit)
+    if plan.hidden:
+        return _cut(rows, plan.visible)
+    return rows
+
+
+async def _cut(rows: AsyncIterator[bytes], visible: int) -> AsyncIterator[bytes]:
+    async for payload in rows:
+        yield payload[: row_prefix_end(payload, visible)]
+
+
+async def _group_payloads(
+    plan: MergePlan,
+    partitions: Sequence[_Partition],
+    columns: Sequence[ColumnDefinition],
+    limits: MergeLimits,
+) -> AsyncIterator[bytes]:
+    """Rows combined into groups (aggregates, GROUP BY, DISTINCT), encoded anew."""
+    sources = [p.rows() for p in partitions]
+    rows: AsyncIterator[Row]
+    if plan.partition_order:
+        order = [(k.column, k.descending) for k in plan.partition_order]
+        rows = _k_way(sources, _row_key_function(order, columns))
+    else:
+        rows = _concatenate(sources)
+    rows = _grouped(rows, plan, columns)
+    if plan.having is not None:
+        rows = _having(rows, plan.having, columns)
+    if plan.sort_after_merge:
+        rows = _sorted_groups(rows, plan, columns, limits)
+    visible = plan.visible
+    async for row in _window(rows, plan.offset, plan.limit):
+        yield build_text_row(row[:visible])
 
 
 async def merge_text_results(
@@ -569,9 +617,12 @@ async def merge_text_results(
             header.append(build_eof(status=opened[0].status))
         for payload in header:
             yield payload
-        visible = plan.visible
-        async for row in _rows(plan, opened, columns, limits):
-            yield build_text_row(row[:visible] if len(row) > visible else row)
+        if plan.aggregate or plan.distinct:
+            rows = _group_payloads(plan, opened, columns, limits)
+        else:
+            rows = _row_payloads(plan, opened, columns)
+        async for row in rows:
+            yield row
         for p in opened:
             await p.drain()
         warnings = min(sum(p.warnings for p in opened), 0xFFFF)

@@ -17,7 +17,7 @@ from enum import Enum
 from typing import Any
 
 from proxy.merge.general_ci import WEIGHTS
-from proxy.wire.packets import lenenc_str, read_lenenc_str
+from proxy.wire.packets import lenenc_str, read_lenenc_int, read_lenenc_str
 
 _COLDEF_TAIL = struct.Struct("<BHIBHB2x")
 
@@ -293,3 +293,19 @@ def parse_text_row(payload: bytes, count: int) -> list[bytes | None]:
         value, pos = read_lenenc_str(payload, pos)
         values.append(value)
     return values
+
+
+def row_prefix_end(payload: bytes, count: int) -> int:
+    """The offset where a text row's ``count``-th value ends (its first ``count`` columns are
+    ``payload[:offset]``, themselves a valid row)."""
+    pos = 0
+    for _ in range(count):
+        first = payload[pos]
+        if first == 0xFB:
+            pos += 1
+        elif first < 0xFB:
+            pos += 1 + first
+        else:
+            n, pos = read_lenenc_int(payload, pos)
+            pos += n or 0
+    return pos
