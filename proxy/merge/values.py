@@ -9,6 +9,7 @@ its signed value), NULL before everything.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -185,29 +186,40 @@ class ColumnDefinition:
 NULL_KEY: tuple[int] = (0,)
 
 
-def _padded_weights(weights: list[int]) -> tuple[tuple[int, ...], ...]:
-    """A key ordering weight strings as PAD SPACE collations compare them: as if the shorter
-    were padded with spaces (0x20). Each non-space weight is coded with the run of spaces
-    before it, so a prefix compares right against characters below and above the space."""
-    out: list[tuple[int, ...]] = []
-    run = 0
-    for w in weights:
-        if w == 0x20:
-            run += 1
-            continue
-        out.append((2, -run, w) if w > 0x20 else (0, run, w))
-        run = 0
-    out.append((1,))  # the end: spaces for ever
-    return tuple(out)
+# String keys: str values whose plain comparison is the collation's PAD SPACE comparison (as
+# if the shorter string were padded with spaces). Each character becomes its weight; trailing
+# spaces are dropped and one space closes every key (the padding). Characters below the space
+# (controls) sort before the padding, so they become two characters, 0x1F and themselves, and a
+# space followed (after more spaces) by one becomes 0x1F 0x20: between the controls and the
+# space, as the padding against a control demands. str.translate does the work in C.
+_CONTROLS = {c: "\x1f" + chr(c) for c in range(0x20)}
+_GENERAL_CI_TABLE = {cp: chr(w) for cp, w in WEIGHTS.items()} | _CONTROLS
+_SUPPLEMENTARY = re.compile("[\U00010000-\U0010ffff]")
+_SPACES_BEFORE_CONTROL = re.compile(" +(?=\x1f)")
 
 
-def general_ci_key(text: str) -> tuple[tuple[int, ...], ...]:
-    get = WEIGHTS.get
-    return _padded_weights([0xFFFD if ord(c) > 0xFFFF else get(ord(c), ord(c)) for c in text])
+def _spaces_before_control(match: re.Match[str]) -> str:
+    return "\x1f " * len(match.group())
 
 
-def unicode_bin_key(text: str) -> tuple[tuple[int, ...], ...]:
-    return _padded_weights([ord(c) for c in text])
+def _pad_space_key(weights: str) -> str:
+    weights = weights.rstrip(" ")
+    if "\x1f" in weights:
+        weights = _SPACES_BEFORE_CONTROL.sub(_spaces_before_control, weights)
+    return weights + " "
+
+
+def general_ci_key(text: str) -> str:
+    """utf8mb4_general_ci: the server's weight of each character (characters above the BMP
+    all weigh U+FFFD), PAD SPACE."""
+    if not text.isascii():
+        text = _SUPPLEMENTARY.sub("\ufffd", text)
+    return _pad_space_key(text.translate(_GENERAL_CI_TABLE))
+
+
+def unicode_bin_key(text: str) -> str:
+    """utf8mb4_bin: code points, PAD SPACE."""
+    return _pad_space_key(text.translate(_CONTROLS))
 
 
 def _time_value(raw: bytes) -> int:
