@@ -195,9 +195,13 @@ def _payload_key_function(
     parts = [(col, desc, sort_key(columns[col])) for col, desc in order]
     upto = max(col for col, _ in order) + 1
 
+    if len(parts) == 1 and not parts[0][1]:
+        col, _, k = parts[0]
+        return lambda payload: (k(parse_text_row(payload, upto)[col]),)
+
     def key(payload: bytes) -> tuple[Any, ...]:
         row = parse_text_row(payload, upto)
-        return tuple(Descending(k(row[c])) if d else k(row[c]) for c, d, k in parts)
+        return tuple([Descending(k(row[c])) if d else k(row[c]) for c, d, k in parts])
 
     return key
 

@@ -298,12 +298,22 @@ class Descending:
 
 
 def parse_text_row(payload: bytes, count: int) -> list[bytes | None]:
-    """A text-protocol row's values (None for NULL)."""
+    """A text-protocol row's first ``count`` values (None for NULL)."""
     values: list[bytes | None] = []
+    append = values.append
     pos = 0
     for _ in range(count):
-        value, pos = read_lenenc_str(payload, pos)
-        values.append(value)
+        n = payload[pos]
+        if n < 0xFB:
+            pos += 1
+            append(payload[pos : pos + n])
+            pos += n
+        elif n == 0xFB:
+            append(None)
+            pos += 1
+        else:
+            value, pos = read_lenenc_str(payload, pos)
+            append(value)
     return values
 
 
