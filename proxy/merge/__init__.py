@@ -7,13 +7,14 @@ The scatter executor calls :func:`plan_select` once per statement (cached by tex
 """
 
 from proxy.merge.operators import MergeError, merge_text_results
-from proxy.merge.rewrite import MergeLimits, MergePlan, Refusal, plan_select
+from proxy.merge.rewrite import MergeLimits, MergePlan, Refusal, explain_merge, plan_select
 
 __all__ = [
     "MergeError",
     "MergeLimits",
     "MergePlan",
     "Refusal",
+    "explain_merge",
     "merge_text_results",
     "plan_select",
 ]

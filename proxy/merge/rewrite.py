@@ -655,3 +655,36 @@ def plan_select(sql: str, limits: MergeLimits = DEFAULT_LIMITS) -> MergePlan | R
         return _plan(sql, limits)
     except _Refused as refused:
         return Refusal(refused.reason)
+
+
+def explain_merge(plan: MergePlan) -> list[str]:
+    """What the proxy does with a scatter SELECT, one line per step (for EXPLAIN)."""
+
+    def keys(order: tuple[SortKey, ...]) -> str:
+        return ", ".join(f"#{k.column + 1}{' DESC' if k.descending else ''}" for k in order)
+
+    lines = [f"each partition: {plan.sql}"]
+    if plan.partition_order:
+        lines.append(f"merge: k-way on {keys(plan.partition_order)}")
+    else:
+        lines.append("merge: concatenation")
+    if plan.aggregate or plan.distinct:
+        grouped = [f"#{i + 1}" for i in plan.group_columns]
+        ops = [f"{c.op.value}(#{i + 1})" for i, c in enumerate(plan.columns) if c.op is not Op.KEY]
+        what = "distinct rows" if plan.distinct else "groups"
+        lines.append(
+            f"combine {what}"
+            + (f" on {', '.join(grouped)}" if grouped else " (one group)")
+            + (f": {', '.join(ops)}" if ops else "")
+        )
+    if plan.having is not None:
+        lines.append("HAVING after the merge")
+    if plan.sort_after_merge:
+        lines.append(f"sort the groups on {keys(plan.order)} (held in memory, capped)")
+    if plan.limit is not None or plan.offset:
+        lines.append(
+            f"skip {plan.offset} rows, send {plan.limit if plan.limit is not None else 'all'}"
+        )
+    if plan.hidden:
+        lines.append(f"drop the last {plan.hidden} (hidden) columns")
+    return lines

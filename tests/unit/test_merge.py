@@ -7,7 +7,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from proxy.merge import MergeLimits, MergePlan, Refusal, merge_text_results, plan_select
+from proxy.merge import (
+    MergeLimits,
+    MergePlan,
+    Refusal,
+    explain_merge,
+    merge_text_results,
+    plan_select,
+)
 from proxy.merge.rewrite import Binary, Column, Lit, Op, Ref, SortKey
 from proxy.merge.values import (
     BINARY_FLAG,
@@ -233,3 +240,15 @@ def test_unsortable_column_is_an_error_before_any_row() -> None:
 
     out = asyncio.run(run())
     assert len(out) == 1 and out[0][:1] == b"\xff" and b"ordering or grouping" in out[0]
+
+
+def test_explain_lists_the_steps() -> None:
+    plan = plan_select("SELECT g, COUNT(*) AS n FROM t GROUP BY g ORDER BY n DESC LIMIT 2, 3")
+    assert isinstance(plan, MergePlan)
+    assert explain_merge(plan) == [
+        "each partition: SELECT g, COUNT(*) AS n FROM t GROUP BY g ORDER BY 1",
+        "merge: k-way on #1",
+        "combine groups on #1: count(#2)",
+        "sort the groups on #2 DESC (held in memory, capped)",
+        "skip 2 rows, send 3",
+    ]
