@@ -6,7 +6,7 @@ The scatter executor calls :func:`plan_select` once per statement (cached by tex
 :func:`merge_text_results`.
 """
 
-from proxy.merge.operators import MergeError, merge_text_results
+from proxy.merge.operators import MergeError, merge_results, merge_text_results
 from proxy.merge.rewrite import MergeLimits, MergePlan, Refusal, explain_merge, plan_select
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "MergePlan",
     "Refusal",
     "explain_merge",
+    "merge_results",
     "merge_text_results",
     "plan_select",
 ]

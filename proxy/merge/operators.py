@@ -12,6 +12,7 @@ needs the finished groups holds them, under ``MergeLimits.max_groups``.
 from __future__ import annotations
 
 import heapq
+import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
@@ -29,15 +30,14 @@ from proxy.merge.rewrite import (
     Ref,
     Unary,
 )
+from proxy.merge.rows import BinaryRows, RowCodec, TextRows, sort_key_with
 from proxy.merge.values import (
     ColumnDefinition,
     Descending,
     Kind,
     decode_decimal,
     general_ci_key,
-    parse_text_row,
-    row_prefix_end,
-    sort_key,
+    time_value,
     unicode_bin_key,
 )
 from proxy.wire.packets import (
@@ -46,7 +46,6 @@ from proxy.wire.packets import (
     build_eof,
     build_err,
     build_ok,
-    build_text_row,
     is_eof_packet,
     is_err_packet,
     parse_eof,
@@ -89,6 +88,7 @@ class _Partition:
         self.status = 2
         self.done = False
         self.opened = False
+        self.codec: RowCodec | None = None
 
     async def _next(self) -> bytes:
         if self._pending is not None:
@@ -139,8 +139,10 @@ class _Partition:
 
     async def rows(self) -> AsyncIterator[Row]:
         count = len(self.columns)
+        codec = self.codec
+        assert codec is not None
         while (payload := await self.row()) is not None:
-            yield parse_text_row(payload, count)
+            yield codec.parse(payload, count)
 
     async def drain(self) -> None:
         while await self.row() is not None:
@@ -151,9 +153,9 @@ class _Partition:
 
 
 def _row_key_function(
-    order: Sequence[tuple[int, bool]], columns: Sequence[ColumnDefinition]
+    order: Sequence[tuple[int, bool]], codec: RowCodec
 ) -> Callable[[Row], tuple[Any, ...]]:
-    parts = [(col, desc, sort_key(columns[col])) for col, desc in order]
+    parts = [(col, desc, sort_key_with(codec, col)) for col, desc in order]
 
     def key(row: Row) -> tuple[Any, ...]:
         return tuple(Descending(k(row[c])) if d else k(row[c]) for c, d, k in parts)
@@ -189,18 +191,19 @@ async def _concatenate(sources: Sequence[AsyncIterator[_T]]) -> AsyncIterator[_T
 
 
 def _payload_key_function(
-    order: Sequence[tuple[int, bool]], columns: Sequence[ColumnDefinition]
+    order: Sequence[tuple[int, bool]], codec: RowCodec
 ) -> Callable[[bytes], tuple[Any, ...]]:
-    """The sort key of a raw text row, decoding only the columns up to the last key."""
-    parts = [(col, desc, sort_key(columns[col])) for col, desc in order]
+    """The sort key of a raw row, decoding only the columns up to the last key."""
+    parts = [(col, desc, sort_key_with(codec, col)) for col, desc in order]
+    parse = codec.parse
     upto = max(col for col, _ in order) + 1
 
     if len(parts) == 1 and not parts[0][1]:
         col, _, k = parts[0]
-        return lambda payload: (k(parse_text_row(payload, upto)[col]),)
+        return lambda payload: (k(parse(payload, upto)[col]),)
 
     def key(payload: bytes) -> tuple[Any, ...]:
-        row = parse_text_row(payload, upto)
+        row = parse(payload, upto)
         return tuple([Descending(k(row[c])) if d else k(row[c]) for c, d, k in parts])
 
     return key
@@ -215,24 +218,22 @@ class _Group:
     values: list[Any]  # per column: accumulated (Python values for aggregates)
 
 
-def _group_key_function(
-    columns: Sequence[ColumnDefinition], keys: Sequence[int]
-) -> Callable[[Row], tuple[Any, ...]]:
+def _group_key_function(codec: RowCodec, keys: Sequence[int]) -> Callable[[Row], tuple[Any, ...]]:
     """Equality of group keys as the server decides it (collation, numeric value)."""
-    funcs = [(c, sort_key(columns[c])) for c in keys]
+    funcs = [(c, sort_key_with(codec, c)) for c in keys]
     return lambda row: tuple(k(row[c]) for c, k in funcs)
 
 
 class _Aggregator:
-    def __init__(self, plan: MergePlan, columns: Sequence[ColumnDefinition]) -> None:
+    def __init__(self, plan: MergePlan, codec: RowCodec) -> None:
         self.plan = plan
-        self.columns = columns
+        self.codec = codec
+        self.columns = codec.columns
         self.ops = plan.columns
         self.min_max_keys = [
-            sort_key(columns[i]) if c.op in (Op.MIN, Op.MAX) else None
+            sort_key_with(codec, i) if c.op in (Op.MIN, Op.MAX) else None
             for i, c in enumerate(self.ops)
         ]
-        self.floats = [columns[i].kind is Kind.FLOAT for i in range(len(columns))]
 
     def start(self, key: tuple[Any, ...], row: Row) -> _Group:
         values: list[Any] = []
@@ -241,11 +242,14 @@ class _Aggregator:
         return _Group(key, values)
 
     def _number(self, i: int, raw: bytes) -> Decimal | float:
-        return float(raw) if self.floats[i] else decode_decimal(raw)
+        return self.codec.number(i, raw)
+
+    def _count(self, i: int, raw: bytes | None) -> int:
+        return 0 if raw is None else int(self.codec.number(i, raw))
 
     def _initial(self, i: int, c: Column, raw: bytes | None) -> Any:
         if c.op is Op.COUNT:
-            return int(raw) if raw is not None else 0
+            return self._count(i, raw)
         if c.op is Op.SUM:
             return None if raw is None else self._number(i, raw)
         return raw  # KEY, FIRST, MIN, MAX keep text; AVG is computed at the end
@@ -257,7 +261,7 @@ class _Aggregator:
             op = c.op
             if op is Op.COUNT:
                 if raw is not None:
-                    values[i] += int(raw)
+                    values[i] += self._count(i, raw)
             elif op is Op.SUM:
                 if raw is not None:
                     n = self._number(i, raw)
@@ -282,51 +286,34 @@ class _Aggregator:
             v = values[i]
             col = self.columns[i]
             if c.op is Op.COUNT:
-                out.append(str(v).encode())
+                out.append(self.codec.encode_count(i, v))
             elif c.op is Op.SUM:
-                out.append(None if v is None else _format_number(v, col))
+                out.append(None if v is None else self.codec.encode_number(i, v))
             elif c.op is Op.AVG:
                 total, count = values[c.sum_column], values[c.count_column]
                 if total is None or not count:
                     out.append(None)
                 elif isinstance(total, float) or col.kind is Kind.FLOAT:
-                    out.append(_format_number(float(total) / count, col))
+                    out.append(self.codec.encode_number(i, float(total) / count))
                 else:
                     with localcontext() as ctx:
                         ctx.prec = 200
                         avg = (total / Decimal(count)).quantize(
                             Decimal(1).scaleb(-col.decimals), rounding=ROUND_HALF_UP
                         )
-                    out.append(_format_number(avg, col))
+                    out.append(self.codec.encode_number(i, avg))
             else:
                 out.append(v)
         return out
 
 
-def _format_number(value: Decimal | float, column: ColumnDefinition) -> bytes:
-    if isinstance(value, float):
-        if column.decimals < 31:
-            return f"{value:.{column.decimals}f}".encode()
-        text = f"{value:.15g}"
-        return text.encode()
-    with localcontext() as ctx:
-        ctx.prec = 200
-        q = value.quantize(Decimal(1).scaleb(-column.decimals), rounding=ROUND_HALF_UP)
-    text = f"{q:f}"
-    if text.startswith("-") and not q:
-        text = text[1:]
-    return text.encode()
-
-
 async def _grouped(
-    rows: AsyncIterator[Row],
-    plan: MergePlan,
-    columns: Sequence[ColumnDefinition],
+    rows: AsyncIterator[Row], plan: MergePlan, codec: RowCodec
 ) -> AsyncIterator[Row]:
     """Adjacent rows with equal group keys combined (rows arrive sorted on the keys; with no
     key, every row is one group — an aggregate without GROUP BY)."""
-    agg = _Aggregator(plan, columns)
-    group_key = _group_key_function(columns, plan.group_columns)
+    agg = _Aggregator(plan, codec)
+    group_key = _group_key_function(codec, plan.group_columns)
     current: _Group | None = None
     async for row in rows:
         key = group_key(row)
@@ -349,16 +336,35 @@ class _Value:
     collation: Kind | None = None  # for strings from a column
 
 
-def _column_value(raw: bytes | None, column: ColumnDefinition) -> _Value:
+def _column_value(raw: bytes | None, index: int, codec: RowCodec) -> _Value:
     if raw is None:
         return _Value(None)
-    kind = column.kind
+    raw = codec.text(index, raw)
+    kind = codec.columns[index].kind
     if kind in (Kind.INTEGER, Kind.DECIMAL):
         return _Value(decode_decimal(raw))
     if kind is Kind.FLOAT:
         return _Value(float(raw))
     text = raw.decode("utf-8", "surrogateescape")
+    if kind in (Kind.DATETIME, Kind.TIME):
+        return _Value(text, kind)
     return _Value(text, kind if kind in (Kind.GENERAL_CI, Kind.UNICODE_BIN) else None)
+
+
+_DATETIME_TEXT = re.compile(r"\s*(\d+)-(\d+)-(\d+)(?:[ T](\d+):(\d+):(\d+)(?:\.(\d{1,6}))?)?\s*$")
+_TIME_TEXT = re.compile(r"\s*-?\d+:\d\d:\d\d(?:\.\d{1,6})?\s*$")
+
+
+def _temporal_key(text: str, kind: Kind) -> Any:
+    """A DATETIME's or TIME's value from its text (a column's, or a literal compared with
+    one, which the server converts to the column's type), or None if it is not one."""
+    if kind is Kind.TIME:
+        return time_value(text.strip().encode()) if _TIME_TEXT.match(text) else None
+    m = _DATETIME_TEXT.match(text)
+    if m is None:
+        return None
+    parts = [int(g) if g else 0 for g in m.groups()[:6]]
+    return (*parts, int((m.group(7) or "").ljust(6, "0")))
 
 
 def _as_number(v: Any) -> Decimal | float:
@@ -382,6 +388,10 @@ def _compare(a: _Value, b: _Value) -> int | None:
     x, y = a.value, b.value
     if isinstance(x, str) and isinstance(y, str):
         collation = a.collation or b.collation
+        if collation in (Kind.DATETIME, Kind.TIME):
+            tx, ty = _temporal_key(x, collation), _temporal_key(y, collation)
+            if tx is not None and ty is not None:
+                return int(tx > ty) - int(tx < ty)
         if collation is Kind.GENERAL_CI:
             kx, ky = general_ci_key(x), general_ci_key(y)
             return (kx > ky) - (kx < ky)
@@ -406,9 +416,9 @@ def _bool(b: bool | None) -> _Value:
     return _Value(None if b is None else Decimal(1 if b else 0))
 
 
-def _evaluate(expr: Expr, row: Row, columns: Sequence[ColumnDefinition]) -> _Value:
+def _evaluate(expr: Expr, row: Row, columns: RowCodec) -> _Value:
     if isinstance(expr, Ref):
-        return _column_value(row[expr.column], columns[expr.column])
+        return _column_value(row[expr.column], expr.column, columns)
     if isinstance(expr, Lit):
         return _Value(expr.value)
     if isinstance(expr, Unary):
@@ -473,9 +483,7 @@ def _evaluate(expr: Expr, row: Row, columns: Sequence[ColumnDefinition]) -> _Val
         return _Value(x / y)  # type: ignore[operator]
 
 
-async def _having(
-    rows: AsyncIterator[Row], expr: Expr, columns: Sequence[ColumnDefinition]
-) -> AsyncIterator[Row]:
+async def _having(rows: AsyncIterator[Row], expr: Expr, columns: RowCodec) -> AsyncIterator[Row]:
     async for row in rows:
         if _truth(_evaluate(expr, row, columns)):
             yield row
@@ -502,10 +510,7 @@ def _check_columns(plan: MergePlan, partitions: Sequence[_Partition]) -> list[Co
 
 
 async def _sorted_groups(
-    rows: AsyncIterator[Row],
-    plan: MergePlan,
-    columns: Sequence[ColumnDefinition],
-    limits: MergeLimits,
+    rows: AsyncIterator[Row], plan: MergePlan, codec: RowCodec, limits: MergeLimits
 ) -> AsyncIterator[Row]:
     held: list[Row] = []
     async for row in rows:
@@ -515,7 +520,7 @@ async def _sorted_groups(
                 f"a GROUP BY ordered by an aggregate across partitions with more than "
                 f"{limits.max_groups} groups (the proxy's cap)"
             )
-    key = _row_key_function([(k.column, k.descending) for k in plan.order], columns)
+    key = _row_key_function([(k.column, k.descending) for k in plan.order], codec)
     held.sort(key=key)
     for row in held:
         yield row
@@ -537,52 +542,49 @@ async def _window(items: AsyncIterator[_T], offset: int, limit: int | None) -> A
 
 
 def _row_payloads(
-    plan: MergePlan, partitions: Sequence[_Partition], columns: Sequence[ColumnDefinition]
+    plan: MergePlan, partitions: Sequence[_Partition], codec: RowCodec
 ) -> AsyncIterator[bytes]:
     """Rows that are not combined: the partitions' payloads as they came (a k-way merge
     decodes only the sort keys), cut to the client's columns when hidden ones follow."""
     sources = [p.payloads() for p in partitions]
     if plan.partition_order:
         order = [(k.column, k.descending) for k in plan.partition_order]
-        rows = _k_way(sources, _payload_key_function(order, columns))
+        rows = _k_way(sources, _payload_key_function(order, codec))
     else:
         rows = _concatenate(sources)
     rows = _window(rows, plan.offset, plan.limit)
     if plan.hidden:
-        return _cut(rows, plan.visible)
+        return _cut(rows, plan.visible, codec)
     return rows
 
 
-async def _cut(rows: AsyncIterator[bytes], visible: int) -> AsyncIterator[bytes]:
+async def _cut(rows: AsyncIterator[bytes], visible: int, codec: RowCodec) -> AsyncIterator[bytes]:
     async for payload in rows:
-        yield payload[: row_prefix_end(payload, visible)]
+        yield codec.cut(payload, visible)
 
 
 async def _group_payloads(
-    plan: MergePlan,
-    partitions: Sequence[_Partition],
-    columns: Sequence[ColumnDefinition],
-    limits: MergeLimits,
+    plan: MergePlan, partitions: Sequence[_Partition], codec: RowCodec, limits: MergeLimits
 ) -> AsyncIterator[bytes]:
     """Rows combined into groups (aggregates, GROUP BY, DISTINCT), encoded anew."""
     sources = [p.rows() for p in partitions]
     rows: AsyncIterator[Row]
     if plan.partition_order:
         order = [(k.column, k.descending) for k in plan.partition_order]
-        rows = _k_way(sources, _row_key_function(order, columns))
+        rows = _k_way(sources, _row_key_function(order, codec))
     else:
         rows = _concatenate(sources)
-    rows = _grouped(rows, plan, columns)
+    rows = _grouped(rows, plan, codec)
     if plan.having is not None:
-        rows = _having(rows, plan.having, columns)
+        rows = _having(rows, plan.having, codec)
     if plan.sort_after_merge:
-        rows = _sorted_groups(rows, plan, columns, limits)
+        rows = _sorted_groups(rows, plan, codec, limits)
     visible = plan.visible
     async for row in _window(rows, plan.offset, plan.limit):
-        yield build_text_row(row[:visible])
+        yield codec.build(row[:visible])
 
 
-async def merge_text_results(
+def merge_text_results(
     plan: MergePlan,
     partitions: Sequence[AsyncIterator[bytes]],
     *,
@@ -591,10 +593,28 @@ async def merge_text_results(
     schema: bytes | None = None,
     tables: Mapping[bytes, bytes] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The client's payloads for ``plan``, merged from the partitions' text result sets.
+    """:func:`merge_results` of text result sets (COM_QUERY)."""
+    return merge_results(
+        plan, partitions, capabilities=capabilities, limits=limits, schema=schema, tables=tables
+    )
+
+
+async def merge_results(
+    plan: MergePlan,
+    partitions: Sequence[AsyncIterator[bytes]],
+    *,
+    capabilities: int,
+    binary: bool = False,
+    limits: MergeLimits = DEFAULT_LIMITS,
+    schema: bytes | None = None,
+    tables: Mapping[bytes, bytes] | None = None,
+) -> AsyncIterator[bytes]:
+    """The client's payloads for ``plan``, merged from the partitions' result sets.
 
     ``partitions``: per partition, its answer to ``plan.sql`` as payloads (a result set, or an
-    ERR packet). ``capabilities``: the client's (DEPRECATE_EOF, CACHE_METADATA). ``schema`` and
+    ERR packet): text rows for COM_QUERY, binary rows (``binary=True``) for a COM_STMT_EXECUTE
+    of the statement prepared on each partition. ``capabilities``: the client's
+    (DEPRECATE_EOF, CACHE_METADATA). ``schema`` and
     ``tables`` rename the physical database and table names in the column definitions to the
     logical ones. A partition's ERR packet is passed on as the answer (or ends the row stream,
     as a server's error mid-result does); an error of the merge itself is sent as an ERR
@@ -606,6 +626,9 @@ async def merge_text_results(
             await p.open()
         plan = plan.bound(len(opened[0].columns))
         columns = _check_columns(plan, opened)
+        codec: RowCodec = BinaryRows(columns) if binary else TextRows(columns)
+        for p in opened:
+            p.codec = codec
         renames = {bytes(k): bytes(v) for k, v in (tables or {}).items()}
         count = build_column_count(plan.visible)
         if capabilities & Capability.MARIADB_CLIENT_CACHE_METADATA:
@@ -622,9 +645,9 @@ async def merge_text_results(
         for payload in header:
             yield payload
         if plan.aggregate or plan.distinct:
-            rows = _group_payloads(plan, opened, columns, limits)
+            rows = _group_payloads(plan, opened, codec, limits)
         else:
-            rows = _row_payloads(plan, opened, columns)
+            rows = _row_payloads(plan, opened, codec)
         async for row in rows:
             yield row
         for p in opened:

@@ -222,7 +222,7 @@ def unicode_bin_key(text: str) -> str:
     return _pad_space_key(text.translate(_CONTROLS))
 
 
-def _time_value(raw: bytes) -> int:
+def time_value(raw: bytes) -> int:
     """A TIME's text ([-]H+:MM:SS[.ffffff]) as signed microseconds."""
     text = raw.decode("ascii")
     negative = text.startswith("-")
@@ -258,7 +258,7 @@ def key_function(column: ColumnDefinition) -> Callable[[bytes], Any]:
     if kind is Kind.FLOAT:
         return lambda raw: (1, _float_key(raw))
     if kind is Kind.TIME:
-        return lambda raw: (1, _time_value(raw))
+        return lambda raw: (1, time_value(raw))
     if kind is Kind.GENERAL_CI:
         return lambda raw: (1, general_ci_key(raw.decode("utf-8", "surrogateescape")))
     if kind is Kind.UNICODE_BIN:

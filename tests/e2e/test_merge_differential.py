@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import struct
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -25,12 +26,19 @@ from hypothesis import strategies as st
 
 from proxy.backend.connection import BackendConnection, BackendTarget
 from proxy.dev.localshard import ShardEndpoint
-from proxy.merge import MergeLimits, MergePlan, Refusal, merge_text_results, plan_select
+from proxy.merge import (
+    MergeLimits,
+    MergePlan,
+    Refusal,
+    merge_results,
+    merge_text_results,
+    plan_select,
+)
+from proxy.merge.rows import BinaryRows, TextRows
 from proxy.merge.values import (
     ColumnDefinition,
     Kind,
     general_ci_key,
-    parse_text_row,
     unicode_bin_key,
 )
 from proxy.wire.packets import Capability, is_eof_packet, is_err_packet, read_lenenc_int
@@ -166,6 +174,36 @@ async def _answer(conn: BackendConnection, sql: str) -> AsyncIterator[bytes]:
             return
 
 
+async def _execute(conn: BackendConnection, sql: str) -> AsyncIterator[bytes]:
+    """The payloads of the binary result set of ``sql`` prepared and executed (or its ERR)."""
+    conn.send(b"\x16" + sql.encode())
+    _, ok = await conn.read(1 << 24)
+    if is_err_packet(ok):
+        yield ok
+        return
+    stmt_id, columns, params = struct.unpack_from("<IHH", ok, 1)
+    for n in (params, columns):
+        for _ in range(n + 1 if n else 0):  # definitions and their EOF
+            await conn.read(1 << 24)
+    conn.send(b"\x17" + struct.pack("<IBI", stmt_id, 0, 1))
+    try:
+        _, first = await conn.read(1 << 24)
+        yield first
+        if is_err_packet(first) or first[:1] == b"\x00":
+            return
+        count, _ = read_lenenc_int(first, 0)
+        for _ in range((count or 0) + 1):
+            _, payload = await conn.read(1 << 24)
+            yield payload
+        while True:
+            _, payload = await conn.read(1 << 24)
+            yield payload
+            if is_err_packet(payload) or is_eof_packet(payload):
+                return
+    finally:
+        conn.send(b"\x19" + struct.pack("<I", stmt_id))  # COM_STMT_CLOSE: no answer
+
+
 async def _collect(payloads: AsyncIterator[bytes]) -> list[bytes]:
     return [p async for p in payloads]
 
@@ -177,7 +215,7 @@ class Result:
     error: bytes | None = None
 
 
-def _decode(payloads: list[bytes]) -> Result:
+def _decode(payloads: list[bytes], binary: bool = False) -> Result:
     first = payloads[0]
     if is_err_packet(first):
         return Result([], [], first[3:])
@@ -185,7 +223,8 @@ def _decode(payloads: list[bytes]) -> Result:
     n = count or 0
     columns = [ColumnDefinition.parse(p) for p in payloads[1 : 1 + n]]
     assert is_eof_packet(payloads[1 + n])
-    rows = [parse_text_row(p, n) for p in payloads[2 + n : -1]]
+    codec = BinaryRows(columns) if binary else TextRows(columns)
+    rows = [codec.parse(p, n) for p in payloads[2 + n : -1]]
     last = payloads[-1]
     if is_err_packet(last):
         return Result(columns, rows, last[3:])
@@ -193,22 +232,28 @@ def _decode(payloads: list[bytes]) -> Result:
     return Result(columns, rows)
 
 
-def run_both(env: Env, sql: str, limits: MergeLimits = LIMITS) -> tuple[Result, Result, MergePlan]:
+def run_both(
+    env: Env, sql: str, limits: MergeLimits = LIMITS, *, binary: bool = False
+) -> tuple[Result, Result, MergePlan]:
+    """``sql`` on the plain table, and merged from the partitions (text protocol, or prepared
+    and executed with the binary protocol)."""
     plan = plan_select(sql, limits)
     assert not isinstance(plan, Refusal), (sql, plan)
-    direct = env.loop.run_until_complete(_collect(_answer(env.plain, sql)))
+    run = _execute if binary else _answer
+    direct = env.loop.run_until_complete(_collect(run(env.plain, sql)))
     merged = env.loop.run_until_complete(
         _collect(
-            merge_text_results(
+            merge_results(
                 plan,
-                [_answer(c, plan.sql) for c in env.parts],
+                [run(c, plan.sql) for c in env.parts],
                 capabilities=env.plain.capabilities,
+                binary=binary,
                 limits=limits,
                 schema=PLAIN.encode(),
             )
         )
     )
-    return _decode(direct), _decode(merged), plan
+    return _decode(direct, binary), _decode(merged, binary), plan
 
 
 def _normalize(result: Result) -> list[tuple[Any, ...]]:
@@ -228,8 +273,8 @@ def _normalize(result: Result) -> list[tuple[Any, ...]]:
     return keyed
 
 
-def assert_same(env: Env, sql: str, *, ordered: bool, grouped: bool) -> None:
-    direct, merged, plan = run_both(env, sql)
+def assert_same(env: Env, sql: str, *, ordered: bool, grouped: bool, binary: bool) -> None:
+    direct, merged, plan = run_both(env, sql, binary=binary)
     assert direct.error is None, (sql, direct.error)
     assert merged.error is None, (sql, plan.sql, merged.error)
     assert merged.columns == direct.columns, sql
@@ -287,6 +332,9 @@ HAVINGS = [
     "AVG(m) > 0 OR COUNT(*) = 1",
     "MAX(d) IS NOT NULL",
     "NOT (COUNT(i) BETWEEN 1 AND 3)",
+    "MAX(d) > '2024-02-11'",
+    "MIN(tm) < '-10:00:00' OR MAX(dt) <= '2024-01-01'",
+    "MIN(sb) IN ('a', 'B', '') OR MAX(s) = 'z'",
 ]
 direction = st.sampled_from(["", " DESC", " ASC"])
 
@@ -358,10 +406,12 @@ queries = st.one_of(plain_query(), aggregate_query(), group_query(), distinct_qu
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-@given(query=queries)
-def test_merged_results_match_one_server(env: Env, query: tuple[str, bool, bool]) -> None:
+@given(query=queries, binary=st.booleans())
+def test_merged_results_match_one_server(
+    env: Env, query: tuple[str, bool, bool], binary: bool
+) -> None:
     sql, ordered, grouped = query
-    assert_same(env, sql, ordered=ordered, grouped=grouped)
+    assert_same(env, sql, ordered=ordered, grouped=grouped, binary=binary)
 
 
 # ---------------------------------------------------------------------- fixed examples
@@ -386,13 +436,15 @@ EXAMPLES = [
 ]
 
 
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
 @pytest.mark.parametrize(("sql", "ordered", "grouped"), EXAMPLES)
-def test_examples(env: Env, sql: str, ordered: bool, grouped: bool) -> None:
-    assert_same(env, sql, ordered=ordered, grouped=grouped)
+def test_examples(env: Env, sql: str, ordered: bool, grouped: bool, binary: bool) -> None:
+    assert_same(env, sql, ordered=ordered, grouped=grouped, binary=binary)
 
 
-def test_partition_error_is_passed_on(env: Env) -> None:
-    direct, merged, _ = run_both(env, "SELECT nosuch FROM t ORDER BY id")
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
+def test_partition_error_is_passed_on(env: Env, binary: bool) -> None:
+    direct, merged, _ = run_both(env, "SELECT nosuch FROM t ORDER BY id", binary=binary)
     assert direct.error is not None and merged.error == direct.error
 
 
