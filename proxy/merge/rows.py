@@ -53,7 +53,7 @@ def format_number(value: Decimal | float | int, column: ColumnDefinition) -> str
     if isinstance(value, float):
         if column.decimals < 31:
             return f"{value:.{column.decimals}f}"
-        return f"{value:.15g}"
+        return format_double(value)
     with localcontext() as ctx:
         ctx.prec = 200
         q = value.quantize(Decimal(1).scaleb(-column.decimals), rounding=ROUND_HALF_UP)
@@ -61,6 +61,28 @@ def format_number(value: Decimal | float | int, column: ColumnDefinition) -> str
     if text.startswith("-") and not q:
         text = text[1:]
     return text
+
+
+def format_double(value: float) -> str:
+    """A DOUBLE as the server writes it without a fixed scale: the shortest digits that read
+    back as the same double, positional unless the exponent is large (``1e15``,
+    ``9.007199254740992e15``, ``0.00001``)."""
+    if value == 0 or value != value or value in (float("inf"), float("-inf")):
+        return "0" if value == 0 else repr(value)
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    text = "".join(map(str, digits))
+    point = len(text) + exponent  # digits before the decimal point
+    if point < -14 or (point > 15 and point >= len(text)):
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        out = f"{mantissa}e{point - 1}"
+    elif point <= 0:
+        out = "0." + "0" * -point + text
+    elif point >= len(text):
+        out = text + "0" * (point - len(text))
+    else:
+        out = text[:point] + "." + text[point:]
+    return ("-" if sign else "") + out
 
 
 class TextRows:

@@ -58,7 +58,9 @@ CREATE TABLE t (
   m DECIMAL(10,2) NULL,
   u BIGINT UNSIGNED NOT NULL,
   tm TIME NULL,
-  dt DATE NULL
+  dt DATE NULL,
+  f DOUBLE NULL,
+  r FLOAT NULL
 )
 """
 
@@ -89,6 +91,9 @@ def _random_rows(seed: int) -> list[tuple[Any, ...]]:
                 rnd.randint(0, 2**64 - 1) if rnd.random() < 0.3 else rnd.randint(0, 3),
                 maybe(f"{rnd.choice(['-', ''])}{rnd.randint(0, 120)}:{rnd.randint(0, 59):02}:00"),
                 maybe(f"202{rnd.randint(3, 5)}-0{rnd.randint(1, 2)}-01"),
+                # Doubles whose sums are exact in any order (SUM of doubles depends on it).
+                maybe(rnd.randint(-4000, 4000) / 4 * 10 ** rnd.choice([0, 0, 3, 9])),
+                maybe(rnd.choice([0.1, -1.5, 3.25, 1e10, 2.5e-3, 7.0])),
             )
         )
     return rows
@@ -141,7 +146,9 @@ def env(shards: list[ShardEndpoint]) -> Iterator[Env]:
                 if database == PLAIN or _partition_of(r[0]) == int(database.removeprefix("mg_p"))
             ]
             if mine:
-                cur.executemany("INSERT INTO t VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", mine)
+                cur.executemany(
+                    "INSERT INTO t VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", mine
+                )
         conn.close()
     loop = asyncio.new_event_loop()
     connections = [
@@ -289,8 +296,8 @@ def assert_same(env: Env, sql: str, *, ordered: bool, grouped: bool, binary: boo
 
 # ------------------------------------------------------------------------ query generator
 
-COLUMNS = ["id", "i", "s", "sb", "d", "m", "u", "tm", "dt"]
-GROUPABLE = ["i", "s", "sb", "d", "m", "tm", "dt"]
+COLUMNS = ["id", "i", "s", "sb", "d", "m", "u", "tm", "dt", "f", "r"]
+GROUPABLE = ["i", "s", "sb", "d", "m", "tm", "dt", "f", "r"]
 FILTERS = [
     "",
     "WHERE i > 0",
@@ -321,6 +328,10 @@ AGGREGATES = [
     "MIN(tm)",
     "MAX(tm)",
     "MAX(dt)",
+    "SUM(f)",
+    "AVG(f)",
+    "MIN(f)",
+    "MAX(r)",
     "AVG(i)",
     "AVG(m)",
     "AVG(u)",

@@ -16,6 +16,7 @@ from proxy.merge import (
     plan_select,
 )
 from proxy.merge.rewrite import Binary, Column, Lit, Op, Ref, SortKey
+from proxy.merge.rows import format_double
 from proxy.merge.values import (
     BINARY_FLAG,
     ColumnDefinition,
@@ -252,3 +253,23 @@ def test_explain_lists_the_steps() -> None:
         "sort the groups on #2 DESC (held in memory, capped)",
         "skip 2 rows, send 3",
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0.1 + 0.2, "0.30000000000000004"),
+        (1e15, "1e15"),
+        (999999999999999.0, "999999999999999"),
+        (2.0**53, "9.007199254740992e15"),
+        (-2466877265410105.5, "-2466877265410105.5"),
+        (1e-5, "0.00001"),
+        (1e-15, "0.000000000000001"),
+        (1.5e-16, "1.5e-16"),
+        (-100.0, "-100"),
+        (0.0, "0"),
+    ],
+)
+def test_doubles_are_written_as_the_server_writes_them(value: float, text: str) -> None:
+    """Checked against MariaDB 10.11 (``SELECT CAST(... AS DOUBLE)``) over 500 values."""
+    assert format_double(value) == text
