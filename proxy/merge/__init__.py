@@ -7,6 +7,7 @@ The scatter executor calls :func:`plan_select` once per statement (cached by tex
 """
 
 from proxy.merge.operators import MergeError, merge_results, merge_text_results
+from proxy.merge.partition import result_payloads
 from proxy.merge.rewrite import MergeLimits, MergePlan, Refusal, explain_merge, plan_select
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "merge_results",
     "merge_text_results",
     "plan_select",
+    "result_payloads",
 ]

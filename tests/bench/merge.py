@@ -25,8 +25,7 @@ import pymysql
 
 from proxy.backend.connection import BackendConnection, BackendTarget
 from proxy.dev.localshard import LocalMariaDB, ShardEndpoint
-from proxy.merge import MergePlan, merge_text_results, plan_select
-from proxy.wire.packets import is_eof_packet, is_err_packet, read_lenenc_int
+from proxy.merge import MergePlan, merge_text_results, plan_select, result_payloads
 
 QUERY = "SELECT id, name, amount, created FROM t ORDER BY name, id"
 
@@ -36,7 +35,7 @@ def _rss_kib() -> int:
         return int(f.read().split()[1]) * resource.getpagesize() // 1024
 
 
-def _load(endpoint: ShardEndpoint, rows: int) -> None:
+def _load(endpoint: ShardEndpoint, rows: int, skewed: bool) -> None:
     conn = pymysql.connect(
         host=endpoint.host,
         port=endpoint.port,
@@ -55,8 +54,12 @@ def _load(endpoint: ShardEndpoint, rows: int) -> None:
             cur.execute(f"CREATE DATABASE {db}")
             cur.execute(f"USE {db}")
             cur.execute(table)
+            # skewed: every name of partition 0 sorts before those of partition 1, which the
+            # merge then holds back (TCP) while it sends all of partition 0.
+            # (odd ids are partition 0's)
+            prefix = "IF(id MOD 2, 'a-', 'b-')" if skewed else "'name-'"
             cur.execute(
-                "INSERT INTO t SELECT id, CONCAT('name-', MD5(id MOD 50000)), (id MOD 997) / 7, "
+                f"INSERT INTO t SELECT id, CONCAT({prefix}, MD5(id MOD 50000)), (id MOD 997) / 7, "
                 "'2024-01-01' + INTERVAL (id MOD 100000) MINUTE FROM "
                 f"(SELECT {start} + (seq - 1) * {step} AS id FROM seq_1_to_{count}) s"
             )
@@ -65,19 +68,8 @@ def _load(endpoint: ShardEndpoint, rows: int) -> None:
 
 async def _answer(conn: BackendConnection, sql: str) -> AsyncIterator[bytes]:
     conn.send(b"\x03" + sql.encode())
-    _, first = await conn.read(1 << 24)
-    yield first
-    if is_err_packet(first):
-        return
-    count, _ = read_lenenc_int(first, 0)
-    for _ in range((count or 0) + 1):
-        _, payload = await conn.read(1 << 24)
+    async for payload in result_payloads(conn, capabilities=conn.capabilities, max_packet=1 << 24):
         yield payload
-    while True:
-        _, payload = await conn.read(1 << 24)
-        yield payload
-        if is_err_packet(payload) or is_eof_packet(payload):
-            return
 
 
 async def _run(endpoint: ShardEndpoint) -> None:
@@ -120,13 +112,16 @@ async def _run(endpoint: ShardEndpoint) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows per partition")
+    parser.add_argument(
+        "--skewed", action="store_true", help="partition 0's rows all sort before partition 1's"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="merge-bench-") as tmp:
         server = LocalMariaDB(Path(tmp) / "db")
         endpoint = server.start()
         try:
             t0 = time.perf_counter()
-            _load(endpoint, args.rows)
+            _load(endpoint, args.rows, args.skewed)
             print(
                 f"loaded 3 x {args.rows} rows in {time.perf_counter() - t0:.1f} s", file=sys.stderr
             )

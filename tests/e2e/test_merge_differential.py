@@ -33,6 +33,7 @@ from proxy.merge import (
     merge_results,
     merge_text_results,
     plan_select,
+    result_payloads,
 )
 from proxy.merge.rows import BinaryRows, TextRows
 from proxy.merge.values import (
@@ -166,19 +167,10 @@ def env(shards: list[ShardEndpoint]) -> Iterator[Env]:
 async def _answer(conn: BackendConnection, sql: str) -> AsyncIterator[bytes]:
     """The payloads of one text result set (or an ERR / OK) as the server sent them."""
     conn.send(b"\x03" + sql.encode())
-    _, first = await conn.read(1 << 24)
-    yield first
-    if is_err_packet(first) or first[:1] == b"\x00":
-        return
-    count, _ = read_lenenc_int(first, 0)
-    for _ in range((count or 0) + 1):  # definitions and their EOF
-        _, payload = await conn.read(1 << 24)
+    async for payload in result_payloads(
+        conn, capabilities=conn.capabilities, max_packet=1 << 24, buffer_limit=4096
+    ):
         yield payload
-    while True:
-        _, payload = await conn.read(1 << 24)
-        yield payload
-        if is_err_packet(payload) or is_eof_packet(payload):
-            return
 
 
 async def _execute(conn: BackendConnection, sql: str) -> AsyncIterator[bytes]:
