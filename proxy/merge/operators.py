@@ -115,7 +115,9 @@ class _Partition:
             self.raw_columns.append(raw)
             self.columns.append(ColumnDefinition.parse(raw))
         after = await self._next()
-        if not is_eof_packet(after):
+        if is_eof_packet(after):
+            self.warnings, self.status = parse_eof(after)
+        else:
             self._pending = after  # DEPRECATE_EOF: no EOF between definitions and rows
 
     async def row(self) -> bytes | None:

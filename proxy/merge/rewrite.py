@@ -462,6 +462,10 @@ def _plan(sql: str, limits: MergeLimits) -> MergePlan:
             else "GROUP_CONCAT across partitions"
         )
     group = tree.args.get("group")
+    for clause in ("group", "having", "order"):
+        part = tree.args.get(clause)
+        if part is not None and any(True for _ in part.find_all(exp.Placeholder)):
+            raise _Refused(f"a parameter (?) in {clause.upper()} across partitions")
     if group is not None and (group.args.get("rollup") or group.args.get("cube")):
         raise _Refused("GROUP BY ... WITH ROLLUP across partitions")
     if group is not None and group.args.get("grouping_sets"):

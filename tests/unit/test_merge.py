@@ -77,6 +77,7 @@ REWRITES = [
         "SELECT DISTINCT a, b FROM t ORDER BY 2 DESC, 1 LIMIT 4",
     ),
     ("SELECT a FROM t LIMIT 10, 0", "SELECT a FROM t LIMIT 0"),
+    ("SELECT a, ? FROM t WHERE b = ? ORDER BY c", "SELECT a, ?, c FROM t WHERE b = ? ORDER BY 3"),
 ]
 
 
@@ -103,6 +104,8 @@ REFUSED = [
     ("SELECT g FROM t GROUP BY g HAVING ABS(SUM(x)) > 1", "HAVING"),
     ("SELECT a FROM t; SELECT b FROM t", "several statements"),
     ("SELEC a FROM t", "cannot parse"),
+    ("SELECT g FROM t GROUP BY g HAVING COUNT(*) > ?", "parameter (?) in HAVING"),
+    ("SELECT a FROM t ORDER BY a + ?", "parameter (?) in ORDER"),
 ]
 
 
