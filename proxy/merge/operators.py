@@ -543,26 +543,51 @@ async def _window(items: AsyncIterator[_T], offset: int, limit: int | None) -> A
             return
 
 
-def _row_payloads(
+async def _row_payloads(
     plan: MergePlan, partitions: Sequence[_Partition], codec: RowCodec
 ) -> AsyncIterator[bytes]:
     """Rows that are not combined: the partitions' payloads as they came (a k-way merge
-    decodes only the sort keys), cut to the client's columns when hidden ones follow."""
-    sources = [p.payloads() for p in partitions]
-    if plan.partition_order:
-        order = [(k.column, k.descending) for k in plan.partition_order]
-        rows = _k_way(sources, _payload_key_function(order, codec))
-    else:
-        rows = _concatenate(sources)
-    rows = _window(rows, plan.offset, plan.limit)
-    if plan.hidden:
-        return _cut(rows, plan.visible, codec)
-    return rows
-
-
-async def _cut(rows: AsyncIterator[bytes], visible: int, codec: RowCodec) -> AsyncIterator[bytes]:
-    async for payload in rows:
-        yield codec.cut(payload, visible)
+    decodes only the sort keys), cut to the client's columns when hidden ones follow. One
+    loop, no generator per stage: this is the path of large results."""
+    skip = plan.offset
+    left = -1 if plan.limit is None else plan.limit
+    if left == 0:
+        return
+    cut = codec.cut if plan.hidden else None
+    visible = plan.visible
+    if not plan.partition_order:
+        for p in partitions:
+            while (payload := await p.row()) is not None:
+                if skip:
+                    skip -= 1
+                    continue
+                yield payload if cut is None else cut(payload, visible)
+                left -= 1
+                if not left:
+                    return
+        return
+    order = [(k.column, k.descending) for k in plan.partition_order]
+    key = _payload_key_function(order, codec)
+    heap: list[tuple[tuple[Any, ...], int, bytes]] = []
+    for i, p in enumerate(partitions):
+        payload = await p.row()
+        if payload is not None:
+            heap.append((key(payload), i, payload))
+    heapq.heapify(heap)
+    while heap:
+        _, i, payload = heap[0]
+        if skip:
+            skip -= 1
+        else:
+            yield payload if cut is None else cut(payload, visible)
+            left -= 1
+            if not left:
+                return
+        nxt = await partitions[i].row()
+        if nxt is None:
+            heapq.heappop(heap)
+        else:
+            heapq.heapreplace(heap, (key(nxt), i, nxt))
 
 
 async def _group_payloads(
