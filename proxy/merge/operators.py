@@ -135,10 +135,6 @@ class _Partition:
             return None
         return payload
 
-    async def payloads(self) -> AsyncIterator[bytes]:
-        while (payload := await self.row()) is not None:
-            yield payload
-
     async def rows(self) -> AsyncIterator[Row]:
         count = len(self.columns)
         codec = self.codec
