@@ -77,6 +77,19 @@ REWRITES = [
         "SELECT DISTINCT a, b FROM t ORDER BY 2 DESC, 1 LIMIT 4",
     ),
     ("SELECT a FROM t LIMIT 10, 0", "SELECT a FROM t LIMIT 0"),
+    # Joins and subqueries (routing decided they stay within a partition) pass through.
+    (
+        "SELECT t.a, u.b FROM t JOIN u ON u.id = t.id ORDER BY t.a, u.c LIMIT 3",
+        "SELECT t.a, u.b, u.c FROM t JOIN u ON u.id = t.id ORDER BY 1, 3 LIMIT 3",
+    ),
+    (
+        "SELECT x.a FROM (SELECT a FROM t ORDER BY a LIMIT 5) AS x ORDER BY x.a DESC",
+        "SELECT x.a FROM (SELECT a FROM t ORDER BY a LIMIT 5) AS x ORDER BY 1 DESC",
+    ),
+    (
+        "SELECT a, (SELECT MAX(b) FROM u WHERE u.id = t.id) AS mb FROM t ORDER BY mb",
+        "SELECT a, (SELECT MAX(b) FROM u WHERE u.id = t.id) AS mb FROM t ORDER BY 2",
+    ),
     ("SELECT a, ? FROM t WHERE b = ? ORDER BY c", "SELECT a, ?, c FROM t WHERE b = ? ORDER BY 3"),
 ]
 
