@@ -88,6 +88,11 @@ class PacketConnection(asyncio.Protocol):
             self._pause_for_limit()
         self._wake()
 
+    @property
+    def unread(self) -> int:
+        """Bytes received and not yet read as packets."""
+        return len(self._buf)
+
     def limit_reading(self, limit: int) -> None:
         """Set ``read_limit`` (0: none, and reading resumes if the limit had paused it)."""
         self.read_limit = limit

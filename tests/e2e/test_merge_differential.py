@@ -511,3 +511,44 @@ def test_string_order_matches_the_server(shards: list[ShardEndpoint]) -> None:
             mine = sorted(range(len(values)), key=lambda n: (weights[n], n))
             assert mine == server, col
     conn.close()
+
+
+def test_a_partition_the_merge_does_not_read_is_held_back(shards: list[ShardEndpoint]) -> None:
+    """While the merge takes rows from one partition only, another's unread bytes stay under
+    the limit (plus one socket read) instead of the whole result: TCP holds the rest."""
+    limit = 64 * 1024
+    sql = "SELECT seq, REPEAT('x', 100) FROM seq_1_to_20000"  # about 2.2 MB
+
+    async def scenario() -> tuple[int, int, int]:
+        a, b = [
+            await BackendConnection.connect(_target(shards[0], "mysql"), charset=45)
+            for _ in range(2)
+        ]
+        try:
+            for conn in (a, b):
+                conn.send(b"\x03" + sql.encode())
+            streams = [
+                result_payloads(
+                    c, capabilities=c.capabilities, max_packet=1 << 24, buffer_limit=limit
+                )
+                for c in (a, b)
+            ]
+            await anext(streams[1])  # b has begun (its limit is set), then is left alone
+            read_a = 0
+            held = 0
+            async for _ in streams[0]:
+                read_a += 1
+                held = max(held, b.unread)
+            read_b = 1 + len([p async for p in streams[1]])
+            return read_a, read_b, held
+        finally:
+            await a.quit()
+            await b.quit()
+
+    loop = asyncio.new_event_loop()
+    try:
+        read_a, read_b, held = loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    assert read_a == read_b == 1 + 2 + 1 + 20000 + 1  # count, definitions, EOF, rows, EOF
+    assert held <= limit + 256 * 1024, held
