@@ -16,7 +16,7 @@ exact, and is dropped where it is not.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import Enum
 
@@ -203,7 +203,7 @@ _CLAUSES = {
 
 def _key(node: exp.Expression) -> str:
     """A comparison key for two expressions written alike (names are case-insensitive)."""
-    return node.sql(dialect="mysql").lower()
+    return node.sql(dialect="mysql", comments=False).lower()
 
 
 def _walk_outer(node: exp.Expression) -> list[exp.Expression]:
@@ -261,6 +261,12 @@ class _Builder:
     aliases: list[str | None]
     hidden: list[str]  # SQL text of hidden columns
     columns: list[Column]
+    # The client's own text of expressions (by id of their node), so that a hidden column is
+    # what the client wrote rather than sqlglot's rendering of it.
+    texts: dict[int, str] = field(default_factory=dict)
+
+    def text(self, node: exp.Expression) -> str:
+        return self.texts.get(id(node)) or node.sql(dialect="mysql", comments=False)
 
     def position(self, node: exp.Expression) -> int | None:
         key = _key(node)
@@ -269,7 +275,9 @@ class _Builder:
                 return i
         return None
 
-    def add_hidden(self, node: exp.Expression, column: Column, *, force: bool = False) -> int:
+    def add_hidden(
+        self, node: exp.Expression, column: Column, *, force: bool = False, text: str = ""
+    ) -> int:
         found = self.position(node)
         if (
             found is not None
@@ -279,7 +287,7 @@ class _Builder:
             return found
         self.items.append(node)
         self.aliases.append(None)
-        self.hidden.append(node.sql(dialect="mysql"))
+        self.hidden.append(text or self.text(node))
         self.columns.append(column)
         return len(self.items) - 1
 
@@ -330,7 +338,7 @@ def _star_order_key(node: exp.Expression, b: _Builder) -> int:
             node = b.items[alias]
     if _contains_aggregate(node):
         raise _Refused("aggregate functions with * in the select list")
-    return b.add_hidden(node.copy(), Column(Op.FIRST), force=True)
+    return b.add_hidden(node.copy(), Column(Op.FIRST), force=True, text=b.text(node))
 
 
 def b_visible(b: _Builder) -> int:
@@ -348,13 +356,95 @@ def _add_aggregate(node: exp.Expression, op: Op, b: _Builder) -> int:
 
 def _avg_parts(node: exp.Expression, b: _Builder) -> tuple[int, int]:
     arg = node.this
-    sum_col = b.add_hidden(exp.Sum(this=arg.copy()), Column(Op.SUM))
-    count_col = b.add_hidden(exp.Count(this=arg.copy()), Column(Op.COUNT))
+    text = b.text(arg)
+    sum_col = b.add_hidden(exp.Sum(this=arg.copy()), Column(Op.SUM), text=f"SUM({text})")
+    count_col = b.add_hidden(exp.Count(this=arg.copy()), Column(Op.COUNT), text=f"COUNT({text})")
     return sum_col, count_col
 
 
 def _outer_tokens(sql: str) -> list[Token]:
     return list(MySQL().tokenize(sql))
+
+
+def _clause_items(tokens: list[Token], clause: TokenType) -> list[list[Token]]:
+    """The outermost SELECT's ``clause`` (select list: SELECT) split at its depth-0 commas,
+    as token lists (an ORDER BY item's ASC/DESC removed)."""
+    depth = 0
+    inside = False
+    items: list[list[Token]] = [[]]
+    for tok in tokens:
+        kind = tok.token_type
+        if depth == 0 and kind == clause and not inside:
+            inside = True
+            continue
+        if not inside:
+            if kind == TokenType.L_PAREN:
+                depth += 1
+            elif kind == TokenType.R_PAREN:
+                depth -= 1
+            continue
+        if depth == 0 and (kind in _CLAUSES or kind == TokenType.WITH):
+            break
+        if kind == TokenType.L_PAREN:
+            depth += 1
+        elif kind == TokenType.R_PAREN:
+            depth -= 1
+        if depth == 0 and kind == TokenType.COMMA:
+            items.append([])
+        else:
+            items[-1].append(tok)
+    if not inside:
+        return []
+    if clause == TokenType.ORDER_BY:
+        for item in items:
+            if item and item[-1].token_type in (TokenType.ASC, TokenType.DESC):
+                item.pop()
+    return items
+
+
+def _span(sql: str, tokens: list[Token]) -> str:
+    return sql[tokens[0].start : tokens[-1].end + 1] if tokens else ""
+
+
+def _call_argument(sql: str, tokens: list[Token]) -> str:
+    """The text inside the first parentheses of an item (an aggregate's argument)."""
+    depth = 0
+    start = -1
+    for tok in tokens:
+        if tok.token_type == TokenType.L_PAREN:
+            depth += 1
+            if depth == 1 and start < 0:
+                start = tok.end + 1
+        elif tok.token_type == TokenType.R_PAREN:
+            depth -= 1
+            if depth == 0 and start >= 0:
+                return sql[start : tok.start].strip()
+    return ""
+
+
+def _record_texts(sql: str, tokens: list[Token], tree: exp.Select, b: _Builder) -> None:
+    """The client's text of ORDER BY and GROUP BY items and of aggregates' arguments."""
+    order = tree.args.get("order")
+    group = tree.args.get("group")
+    pairs: list[tuple[list[exp.Expression], list[list[Token]]]] = [
+        (list(b.items), _clause_items(tokens, TokenType.SELECT)),
+    ]
+    if order is not None:
+        pairs.append(
+            ([o.this for o in order.expressions], _clause_items(tokens, TokenType.ORDER_BY))
+        )
+    if group is not None:
+        pairs.append((list(group.expressions), _clause_items(tokens, TokenType.GROUP_BY)))
+    for nodes, items in pairs:
+        if len(nodes) != len(items):
+            continue  # the text cannot be matched: sqlglot's rendering is used
+        for node, item in zip(nodes, items, strict=True):
+            if nodes is not pairs[0][0]:
+                b.texts[id(node)] = _span(sql, item)
+            if isinstance(node, exp.AggFunc) and node.this is not None:
+                argument = _call_argument(sql, item)
+                if argument:
+                    b.texts[id(node.this)] = argument
 
 
 def _clause_starts(tokens: list[Token]) -> dict[TokenType, int]:
@@ -482,6 +572,7 @@ def _plan(sql: str, limits: MergeLimits) -> MergePlan:
         aliases.append(alias)
         columns.append(Column(Op.FIRST))
     b = _Builder(items, aliases, [], columns)
+    _record_texts(sql, tokens, tree, b)
     visible = len(items)
 
     aggregated = group is not None

@@ -77,6 +77,17 @@ REWRITES = [
         "SELECT DISTINCT a, b FROM t ORDER BY 2 DESC, 1 LIMIT 4",
     ),
     ("SELECT a FROM t LIMIT 10, 0", "SELECT a FROM t LIMIT 0"),
+    # Hidden columns are the client's text (sqlglot would write REGEXP_LIKE, COALESCE, ...).
+    (
+        "SELECT a FROM t ORDER BY s REGEXP 'x', IFNULL(b, 0) DESC, CONVERT(s USING latin1)",
+        "SELECT a, s REGEXP 'x', IFNULL(b, 0), CONVERT(s USING latin1) FROM t "
+        "ORDER BY 2, 3 DESC, 4",
+    ),
+    (
+        "SELECT AVG( IFNULL(a, 1) ) AS q FROM t",
+        "SELECT AVG( IFNULL(a, 1) ) AS q, SUM(IFNULL(a, 1)), COUNT(IFNULL(a, 1)) FROM t",
+    ),
+    ("SELECT a FROM t ORDER BY a -- the end", "SELECT a FROM t ORDER BY 1"),
     # Joins and subqueries (routing decided they stay within a partition) pass through.
     (
         "SELECT t.a, u.b FROM t JOIN u ON u.id = t.id ORDER BY t.a, u.c LIMIT 3",
