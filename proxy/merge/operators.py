@@ -199,6 +199,14 @@ def _payload_key_function(
     if len(parts) == 1 and not parts[0][1]:
         col, _, k = parts[0]
         return lambda payload: (k(parse(payload, upto)[col]),)
+    if len(parts) == 2 and not parts[0][1] and not parts[1][1]:
+        (c0, _, k0), (c1, _, k1) = parts
+
+        def two(payload: bytes) -> tuple[Any, ...]:
+            row = parse(payload, upto)
+            return (k0(row[c0]), k1(row[c1]))
+
+        return two
 
     def key(payload: bytes) -> tuple[Any, ...]:
         row = parse(payload, upto)

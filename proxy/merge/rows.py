@@ -37,9 +37,9 @@ from proxy.merge.values import (
     ColumnDefinition,
     Kind,
     decode_decimal,
-    key_function,
     parse_text_row,
     row_prefix_end,
+    sort_key,
 )
 from proxy.wire.packets import build_text_row, lenenc_int, read_lenenc_int
 
@@ -100,8 +100,8 @@ class TextRows:
     def cut(self, payload: bytes, visible: int) -> bytes:
         return payload[: row_prefix_end(payload, visible)]
 
-    def key(self, index: int) -> Callable[[bytes], Any]:
-        return key_function(self.columns[index])
+    def key(self, index: int) -> Callable[[bytes | None], Any]:
+        return sort_key(self.columns[index])
 
     def number(self, index: int, raw: bytes) -> Decimal | float:
         if self.columns[index].kind is Kind.FLOAT:
@@ -199,21 +199,24 @@ class BinaryRows:
     def cut(self, payload: bytes, visible: int) -> bytes:
         return self.build(self.parse(payload, visible))
 
-    def key(self, index: int) -> Callable[[bytes], Any]:
+    def key(self, index: int) -> Callable[[bytes | None], Any]:
         column = self.columns[index]
         t = column.type_code
+        null = NULL_KEY
         if t in _INTS:
             signed = not column.flags & UNSIGNED_FLAG
-            return lambda raw: (1, int.from_bytes(raw, "little", signed=signed))
+            return lambda raw: (
+                null if raw is None else (1, int.from_bytes(raw, "little", signed=signed))
+            )
         if t == T_FLOAT:
-            return lambda raw: (1, _FLOAT.unpack(raw)[0])
+            return lambda raw: null if raw is None else (1, _FLOAT.unpack(raw)[0])
         if t == T_DOUBLE:
-            return lambda raw: (1, _DOUBLE.unpack(raw)[0])
+            return lambda raw: null if raw is None else (1, _DOUBLE.unpack(raw)[0])
         if t in _TIMES:
-            return lambda raw: (1, _time_micro(raw))
+            return lambda raw: null if raw is None else (1, _time_micro(raw))
         if t in _TEMPORAL:
-            return lambda raw: (1, _datetime_parts(raw))
-        return key_function(column)  # DECIMAL's text, strings
+            return lambda raw: null if raw is None else (1, _datetime_parts(raw))
+        return sort_key(column)  # DECIMAL's text, strings
 
     def number(self, index: int, raw: bytes) -> Decimal | float:
         column = self.columns[index]
@@ -268,9 +271,5 @@ RowCodec = TextRows | BinaryRows
 
 
 def sort_key_with(codec: RowCodec, index: int) -> Callable[[bytes | None], Any]:
-    inner = codec.key(index)
-
-    def key(raw: bytes | None) -> Any:
-        return NULL_KEY if raw is None else inner(raw)
-
-    return key
+    """The sort key of column ``index``'s raw values (None: NULL)."""
+    return codec.key(index)

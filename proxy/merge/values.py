@@ -248,32 +248,28 @@ def _float_key(raw: bytes) -> float:
         return 0.0
 
 
-def key_function(column: ColumnDefinition) -> Callable[[bytes], Any]:
-    """How to turn a non-NULL text value of ``column`` into its (non-NULL) sort key."""
-    kind = column.kind
-    if kind is Kind.INTEGER:
-        return lambda raw: (1, int(raw))
-    if kind is Kind.DECIMAL:
-        return lambda raw: (1, decode_decimal(raw))
-    if kind is Kind.FLOAT:
-        return lambda raw: (1, _float_key(raw))
-    if kind is Kind.TIME:
-        return lambda raw: (1, time_value(raw))
-    if kind is Kind.GENERAL_CI:
-        return lambda raw: (1, general_ci_key(raw.decode("utf-8", "surrogateescape")))
-    if kind is Kind.UNICODE_BIN:
-        return lambda raw: (1, unicode_bin_key(raw.decode("utf-8", "surrogateescape")))
-    return lambda raw: (1, raw)  # DATETIME's canonical text, binary strings
-
-
 def sort_key(column: ColumnDefinition) -> Callable[[bytes | None], Any]:
-    """The sort key of a text value of ``column`` (None: NULL, first in ascending order)."""
-    inner = key_function(column)
-
-    def key(raw: bytes | None) -> Any:
-        return NULL_KEY if raw is None else inner(raw)
-
-    return key
+    """The sort key of a text value of ``column``: NULL's (first in ascending order) or
+    ``(1, value)``. One function per kind, each a single call (it runs for every row)."""
+    kind = column.kind
+    null = NULL_KEY
+    if kind is Kind.INTEGER:
+        return lambda raw: null if raw is None else (1, int(raw))
+    if kind is Kind.DECIMAL:
+        return lambda raw: null if raw is None else (1, decode_decimal(raw))
+    if kind is Kind.FLOAT:
+        return lambda raw: null if raw is None else (1, _float_key(raw))
+    if kind is Kind.TIME:
+        return lambda raw: null if raw is None else (1, time_value(raw))
+    if kind is Kind.GENERAL_CI:
+        return lambda raw: (
+            null if raw is None else (1, general_ci_key(raw.decode("utf-8", "surrogateescape")))
+        )
+    if kind is Kind.UNICODE_BIN:
+        return lambda raw: (
+            null if raw is None else (1, unicode_bin_key(raw.decode("utf-8", "surrogateescape")))
+        )
+    return lambda raw: null if raw is None else (1, raw)  # DATETIME's text, binary strings
 
 
 class Descending:
