@@ -285,6 +285,8 @@ class _Builder:
             and (not force or found >= len(self.items) - len(self.hidden))
         ):
             return found
+        if any(True for _ in node.find_all(exp.Placeholder)):
+            raise _Refused("a parameter (?) in an expression the proxy adds to each partition")
         self.items.append(node)
         self.aliases.append(None)
         self.hidden.append(text or self.text(node))

@@ -130,6 +130,7 @@ REFUSED = [
     ("SELEC a FROM t", "cannot parse"),
     ("SELECT g FROM t GROUP BY g HAVING COUNT(*) > ?", "parameter (?) in HAVING"),
     ("SELECT a FROM t ORDER BY a + ?", "parameter (?) in ORDER"),
+    ("SELECT AVG(a + ?) FROM t", "parameter (?) in an expression the proxy adds"),
 ]
 
 
