@@ -424,6 +424,33 @@ def _call_argument(sql: str, tokens: list[Token]) -> str:
     return ""
 
 
+_AGGREGATE_NAMES = frozenset({"COUNT", "SUM", "MIN", "MAX", "AVG"})
+
+
+def _aggregate_calls(items: list[list[Token]]) -> list[list[Token]]:
+    """The tokens of each aggregate call (``SUM(...)``) in a clause, left to right."""
+    flat = [tok for item in items for tok in item]
+    calls: list[list[Token]] = []
+    i = 0
+    while i < len(flat):
+        tok = flat[i]
+        if (
+            tok.text.upper() in _AGGREGATE_NAMES
+            and i + 1 < len(flat)
+            and flat[i + 1].token_type == TokenType.L_PAREN
+        ):
+            depth = 0
+            for j in range(i + 1, len(flat)):
+                kind = flat[j].token_type
+                depth += (kind == TokenType.L_PAREN) - (kind == TokenType.R_PAREN)
+                if depth == 0:
+                    calls.append(flat[i : j + 1])
+                    i = j
+                    break
+        i += 1
+    return calls
+
+
 def _record_texts(sql: str, tokens: list[Token], tree: exp.Select, b: _Builder) -> None:
     """The client's text of ORDER BY and GROUP BY items and of aggregates' arguments."""
     order = tree.args.get("order")
@@ -437,6 +464,12 @@ def _record_texts(sql: str, tokens: list[Token], tree: exp.Select, b: _Builder) 
         )
     if group is not None:
         pairs.append((list(group.expressions), _clause_items(tokens, TokenType.GROUP_BY)))
+    having = tree.args.get("having")
+    if having is not None:
+        calls = _aggregate_calls(_clause_items(tokens, TokenType.HAVING))
+        found = [n for n in having.walk(bfs=False) if _is_aggregate(n)]
+        if len(found) == len(calls):
+            pairs.append((found, calls))
     for nodes, items in pairs:
         if len(nodes) != len(items):
             continue  # the text cannot be matched: sqlglot's rendering is used

@@ -88,6 +88,11 @@ REWRITES = [
         "SELECT AVG( IFNULL(a, 1) ) AS q, SUM(IFNULL(a, 1)), COUNT(IFNULL(a, 1)) FROM t",
     ),
     ("SELECT a FROM t ORDER BY a -- the end", "SELECT a FROM t ORDER BY 1"),
+    (
+        "SELECT g FROM t GROUP BY g HAVING MAX(s REGEXP 'x') = 1 AND AVG(IFNULL(a, 0)) > 2",
+        "SELECT g, MAX(s REGEXP 'x'), AVG(IFNULL(a, 0)), SUM(IFNULL(a, 0)), "
+        "COUNT(IFNULL(a, 0)) FROM t GROUP BY g ORDER BY 1",
+    ),
     # Joins and subqueries (routing decided they stay within a partition) pass through.
     (
         "SELECT t.a, u.b FROM t JOIN u ON u.id = t.id ORDER BY t.a, u.c LIMIT 3",
