@@ -6,8 +6,8 @@ type-only import still ties the two modules together). The intended direction (`
 
     wire <- sql <- plan <- session <- server <- manage, dev
     sql <- shard <- session           (the sharded data path's pure parts, beside plan)
-    wire <- merge <- session          (cross-partition rewriting and merging)
     wire <- backend <- session
+    wire <- merge <- session          (cross-partition rewriting and merging)
     auth <- ops <- sql, backend (and so everything above them)
 
 ``wire`` (the MySQL codec) stands on nothing of ours; ``auth`` (accounts, catalog, stores) never
@@ -38,8 +38,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "proxy.sql": ("proxy.wire", "proxy.ops"),
     "proxy.plan": ("proxy.sql",),
     "proxy.shard": ("proxy.sql",),
-    "proxy.merge": ("proxy.wire",),
     "proxy.backend": ("proxy.wire", "proxy.ops"),
+    "proxy.merge": ("proxy.wire",),
     "proxy.session": ("proxy.plan", "proxy.shard", "proxy.merge", "proxy.backend"),
     "proxy.server": ("proxy.session",),
     "proxy.manage": ("proxy.server", "proxy.dev"),
