@@ -356,8 +356,7 @@ class BackendConnection(PacketConnection):
 
     def data_received(self, data: bytes) -> None:
         if self._scanner is None:
-            self._buf += data
-            self._wake()
+            super().data_received(data)
         else:
             self._relay_data(data)
 
