@@ -97,6 +97,7 @@ class SessionState:
     known: bool = False  # the lexing variables have been read back from a shard
     # The server the session's statements are meant for (how executable comments read).
     flavor: ServerFlavor | None = None
+    version: int = 0  # bumped by every change of ``variables`` or ``replay``
 
     def statements(self) -> list[str]:
         """What a new backend connection runs before any client statement."""
@@ -113,11 +114,14 @@ class SessionState:
         for name, value, type_code in zip(names, values, types, strict=True):
             self.variables.pop(name, None)  # re-inserted last: replayed in the order set
             self.variables[name] = sql_literal(value, type_code)
+        self.version += 1
 
     def add_replay(self, fragments: tuple[str, ...]) -> None:
         for fragment in fragments:
             self.replay.pop(fragment, None)
             self.replay[fragment] = None
+        if fragments:
+            self.version += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,8 +223,11 @@ class BackendLink:
             self.drop()
             return
         self.last_status = conn.status
-        conn.applied = dict(self.state.variables)
-        conn.applied_replay = tuple(self.state.replay)
+        state = self.state
+        if conn.applied_from is not state or conn.applied_version != state.version:
+            conn.applied = dict(state.variables)
+            conn.applied_replay = tuple(state.replay)
+            conn.applied_from, conn.applied_version = state, state.version
         self.conn = None
         self.affine = conn
         pool.release(conn, self)
@@ -390,6 +397,7 @@ class BackendLink:
         state = self.state
         if not state.known:
             state.variables = dict(conn.born)
+            state.version += 1
             state.known = True
         desired = state.variables
         applied = conn.applied
@@ -443,6 +451,7 @@ class BackendLink:
         for name in LEXING_VARIABLES:
             if name in previous:
                 self.state.variables[name] = previous[name]
+        self.state.version += 1
 
     def reset(self) -> None:
         """COM_RESET_CONNECTION / COM_CHANGE_USER: the shard forgot the session's state."""
