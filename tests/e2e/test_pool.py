@@ -139,6 +139,8 @@ def test_what_the_last_statement_left_survives_a_hand_off(
             others_run(conn)
             warnings = _all(conn, "SHOW WARNINGS")
             assert [(w[0], w[1]) for w in warnings] == [("Warning", 1264), ("Warning", 1264)]
+            assert _one(conn, "SHOW COUNT(*) WARNINGS") == (2,)
+            assert _all(conn, "SHOW ERRORS") == []
         assert pool.handoffs >= 20  # the saved values were used, not the connections' own
         # A client never sees the session state another left on a shared connection.
         fresh = connect()
