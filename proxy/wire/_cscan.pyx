@@ -41,7 +41,12 @@ cdef unsigned long long CAP_CACHE_METADATA = 1ULL << 36
 # Python int, this one clamps (a column count of 2**62 packets is never sent).
 cdef long long REMAINING_CAP = 1LL << 62
 
-_KINDS = {kind: kind.value for kind in ResponseKind}
+# By identity: an Enum's hash is Python code.
+_QUERY = ResponseKind.QUERY
+_PREPARE = ResponseKind.PREPARE
+_FETCH = ResponseKind.FETCH
+_FIELD_LIST = ResponseKind.FIELD_LIST
+_SINGLE = ResponseKind.SINGLE
 
 
 def take_packet(bytearray buf, Py_ssize_t max_size):
@@ -106,7 +111,18 @@ cdef class ResponseScanner:
         return self._errno
 
     def __init__(self, kind, capabilities):
-        self._kind = _KINDS[kind]
+        if kind is _QUERY:
+            self._kind = K_QUERY
+        elif kind is _PREPARE:
+            self._kind = K_PREPARE
+        elif kind is _FETCH:
+            self._kind = K_FETCH
+        elif kind is _FIELD_LIST:
+            self._kind = K_FIELD_LIST
+        elif kind is _SINGLE:
+            self._kind = K_SINGLE
+        else:
+            raise TypeError(f"not a ResponseKind: {kind!r}")
         self._capabilities = capabilities
         if self._kind == K_FETCH:
             self._state = S_ROWS

@@ -165,8 +165,17 @@ class PacketConnection(asyncio.Protocol):
             self.transport.writelines(parts)
 
     def write_many(self, seq: int, payloads: list[bytes]) -> int:
+        """Queue several packets with one vectored write (one send() for a whole small result
+        set, not one per packet); returns the next sequence id."""
+        parts: list[bytes | memoryview] = []
         for payload in payloads:
-            seq = self.write(seq, payload)
+            if len(payload) < LARGE_WRITE:
+                parts.append(frame(seq, payload))
+            else:
+                parts += frame_parts(seq, payload)
+            seq = (seq + len(payload) // MAX_PAYLOAD + 1) & 0xFF
+        if parts:
+            self.write_parts(parts)
         return seq
 
     async def drain(self) -> None:
@@ -285,7 +294,10 @@ class ClientConnection(PacketConnection):
         if self.tls is not None:
             self.tls.send(b"".join(parts))
         elif self.transport is not None:
-            self.transport.writelines(parts)
+            try:
+                self.transport.writelines(parts)
+            except RuntimeError:
+                pass  # closed meanwhile (as in write_raw): the session sees it end
 
     def close(self) -> None:
         if self.tls is not None and not self.is_closing():

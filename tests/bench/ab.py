@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
         targets = list(endpoints)
         qps: dict[tuple[str, int, str], list[float]] = {}
+        # The proxy's CPU microseconds per query: what a query costs it, robust to other load.
+        usq: dict[tuple[str, int, str], list[float]] = {}
         for round_no in range(args.rounds):
             order = targets[round_no % 3 :] + targets[: round_no % 3]
             for wl in workloads:
@@ -141,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                         value = run.qps if run.ok else float("nan")
                         qps.setdefault((wl.key, t, target), []).append(value)
                         cpu = run.cpu.get(target, 0.0)
+                        if run.ok and run.qps:
+                            usq.setdefault((wl.key, t, target), []).append(cpu / run.qps * 1e6)
                         line.append(f"{target} {value:,.0f} (cpu {cpu:.2f})")
                     log(f"round {round_no + 1} {wl.key} {t} thr: " + ", ".join(line))
         print(f"\nA = {args.a}\nB = {args.b}\nrounds {args.rounds} x {args.seconds:.0f} s")
@@ -156,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{wl.key:8} {t:3} | {statistics.median(h):11,.0f} | "
                     f"{statistics.median(a):6,.0f} | {statistics.median(b):6,.0f} | "
-                    f"{ah:.3f} | {bh:.3f} | {ba:.3f}"
+                    f"{ah:.3f} | {bh:.3f} | {ba:.3f} | "
+                    + " ".join(
+                        f"{statistics.median(usq.get((wl.key, t, x), [0.0])):.1f}"
+                        for x in ("haproxy", "A", "B")
+                    )
                 )
     finally:
         for managed in variants.values():

@@ -381,3 +381,47 @@ def test_pure_fallback_when_the_extension_is_missing() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "pure"
+
+
+# --- coalesced writes -----------------------------------------------------------------------
+
+
+class _Recorder:
+    """The transport side of a PacketConnection: what it was asked to send, call by call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bytes]] = []
+
+    def write(self, data: bytes) -> None:
+        self.calls.append(("write", bytes(data)))
+
+    def writelines(self, parts: list[bytes | memoryview]) -> None:
+        self.calls.append(("writelines", b"".join(parts)))
+
+    def set_write_buffer_limits(self, high: int) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize(
+    "sizes", [[7, 30, 0, 120], [5], [MAX_PAYLOAD - 1, 3], [MAX_PAYLOAD, 4], [2 * MAX_PAYLOAD + 9]]
+)
+def test_write_many_is_one_vectored_write(sizes: list[int]) -> None:
+    """A whole small result set leaves in one writelines() call (one send()), with the same
+    bytes and sequence numbers as packet-by-packet framing."""
+    from proxy.wire.stream import PacketConnection
+
+    payloads = [bytes([i % 251]) * n for i, n in enumerate(sizes)]
+    conn = PacketConnection()
+    recorder = _Recorder()
+    conn.connection_made(recorder)  # type: ignore[arg-type]
+    next_seq = conn.write_many(250, payloads)
+    expected = b""
+    seq = 250
+    for payload in payloads:
+        expected += frame(seq, payload)
+        seq = (seq + len(payload) // MAX_PAYLOAD + 1) & 0xFF
+    assert recorder.calls == [("writelines", expected)]
+    assert next_seq == seq
