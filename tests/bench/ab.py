@@ -3,6 +3,7 @@
     .venv/bin/python -m tests.bench.ab --a /path/to/treeA --b /path/to/treeB \\
         [--rounds 5] [--seconds 4] [--threads 4] [--workloads ps_ps,ps_text] [--workers 1]
 
+(``--c``/``--workers-c`` add a third variant, e.g. the same tree with other ``[server] workers``.)
 Both trees are snapshotted (their proxy/ and auth/, with any compiled extension in them) and
 run as two shardgate processes on one catalog and one MariaDB shard, next to HAProxy. Each
 round runs every workload against HAProxy, A and B back to back, in an order that rotates per
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 from proxy.dev.localshard import free_port
+from tests.bench.run import _workers
 from tests.bench.stack import (
     BENCH_PASSWORD,
     BENCH_USER,
@@ -32,6 +34,7 @@ from tests.bench.stack import (
     Managed,
     Stack,
     _spawn,
+    _toml_workers,
     shardgate_command,
     wait_for_greeting,
 )
@@ -51,12 +54,16 @@ def snapshot_tree(tree: Path, dest: Path) -> Path:
     return dest
 
 
-def start_variant(stack: Stack, name: str, code: Path, workers: int) -> tuple[Managed, int]:
+def start_variant(stack: Stack, name: str, code: Path, workers: int | str) -> tuple[Managed, int]:
     """Another shardgate process on the stack's catalog and shard, from ``code``."""
     port = free_port()
     text = stack.config_path.read_text()
     text = text.replace(f"port = {stack.proxy_port}\n", f"port = {port}\n", 1)
-    text = text.replace(f"workers = {stack.proxy_workers}\n", f"workers = {workers}\n", 1)
+    text = text.replace(
+        f"workers = {_toml_workers(stack.proxy_workers)}\n",
+        f"workers = {_toml_workers(workers)}\n",
+        1,
+    )
     config = stack.workdir / f"shardgate-{name}.toml"
     config.write_text(text)
     env = dict(os.environ)
@@ -80,8 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--threads", default="4")
     p.add_argument("--workloads", default="ps_ps,ps_text")
-    p.add_argument("--workers", type=int, default=1, help="[server] workers of A and B")
-    p.add_argument("--workers-b", type=int, default=None, help="B's workers (default: --workers)")
+    p.add_argument(
+        "--workers", type=_workers, default=1, help='[server] workers of A and B (or "auto")'
+    )
+    p.add_argument(
+        "--workers-b", type=_workers, default=None, help="B's workers (default: --workers)"
+    )
+    p.add_argument("--c", type=Path, default=None, help="a third tree C (default: B's)")
+    p.add_argument(
+        "--workers-c", type=_workers, default=None, help="run a variant C with these workers"
+    )
     args = p.parse_args(argv)
     threads = [int(t) for t in args.threads.split(",")]
     keys = args.workloads.split(",")
@@ -103,7 +118,14 @@ def main(argv: list[str] | None = None) -> int:
         assert stack.haproxy is not None
         endpoints: dict[str, Endpoint] = {"haproxy": stack.endpoints()["haproxy"]}
         workers_b = args.workers if args.workers_b is None else args.workers_b
-        for name, tree, workers in (("A", args.a, args.workers), ("B", args.b, workers_b)):
+        plan: list[tuple[str, Path, int | str]] = [
+            ("A", args.a, args.workers),
+            ("B", args.b, workers_b),
+        ]
+        if args.c is not None or args.workers_c is not None:
+            workers_c = args.workers if args.workers_c is None else args.workers_c
+            plan.append(("C", args.c or args.b, workers_c))
+        for name, tree, workers in plan:
             code = snapshot_tree(tree.resolve(), workdir / f"code-{name}")
             proc, port = start_variant(stack, name, code, workers)
             variants[name] = proc
@@ -126,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         # The proxy's CPU microseconds per query: what a query costs it, robust to other load.
         usq: dict[tuple[str, int, str], list[float]] = {}
         for round_no in range(args.rounds):
-            order = targets[round_no % 3 :] + targets[: round_no % 3]
+            shift = round_no % len(targets)
+            order = targets[shift:] + targets[:shift]
             for wl in workloads:
                 for t in threads:
                     line = []
@@ -147,25 +170,28 @@ def main(argv: list[str] | None = None) -> int:
                             usq.setdefault((wl.key, t, target), []).append(cpu / run.qps * 1e6)
                         line.append(f"{target} {value:,.0f} (cpu {cpu:.2f})")
                     log(f"round {round_no + 1} {wl.key} {t} thr: " + ", ".join(line))
-        print(f"\nA = {args.a}\nB = {args.b}\nrounds {args.rounds} x {args.seconds:.0f} s")
-        print(
-            "workload thr | HAProxy q/s | A q/s  | B q/s  | A/H   | B/H   | B/A (median of rounds)"
-        )
+        names = list(variants)
+        print(f"\nrounds {args.rounds} x {args.seconds:.0f} s")
+        for name, tree, workers in plan:
+            print(f"{name} = {tree} (workers {workers})")
+        print("(q/s and CPU us/query: medians of the rounds; ratios: medians of per-round ratios)")
         for wl in workloads:
             for t in threads:
-                h, a, b = (qps[(wl.key, t, x)] for x in ("haproxy", "A", "B"))
-                ah = statistics.median(x / y for x, y in zip(a, h, strict=True))
-                bh = statistics.median(x / y for x, y in zip(b, h, strict=True))
-                ba = statistics.median(x / y for x, y in zip(b, a, strict=True))
-                print(
-                    f"{wl.key:8} {t:3} | {statistics.median(h):11,.0f} | "
-                    f"{statistics.median(a):6,.0f} | {statistics.median(b):6,.0f} | "
-                    f"{ah:.3f} | {bh:.3f} | {ba:.3f} | "
-                    + " ".join(
-                        f"{statistics.median(usq.get((wl.key, t, x), [0.0])):.1f}"
-                        for x in ("haproxy", "A", "B")
-                    )
+                h = qps[(wl.key, t, "haproxy")]
+                cells = [f"HAProxy {statistics.median(h):,.0f} q/s"]
+                for name in names:
+                    mine = qps[(wl.key, t, name)]
+                    ratio = statistics.median(x / y for x, y in zip(mine, h, strict=True))
+                    cells.append(f"{name} {statistics.median(mine):,.0f} q/s {ratio:.3f}xH")
+                for name in names[1:]:
+                    mine, base = qps[(wl.key, t, name)], qps[(wl.key, t, "A")]
+                    ratio = statistics.median(x / y for x, y in zip(mine, base, strict=True))
+                    cells.append(f"{name}/A {ratio:.3f}")
+                cpu_text = " ".join(
+                    f"{x} {statistics.median(usq.get((wl.key, t, x), [0.0])):.1f}"
+                    for x in ("haproxy", *names)
                 )
+                print(f"{wl.key} {t} thr: " + ", ".join(cells) + f"; CPU us/q: {cpu_text}")
     finally:
         for managed in variants.values():
             managed.stop()

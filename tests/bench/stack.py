@@ -280,7 +280,7 @@ class Stack:
         proxy_log_level: str,
         haproxy_threads: int | None,
         snapshot: bool = True,
-        proxy_workers: int = 1,
+        proxy_workers: int | str = 1,
     ) -> None:
         self.proxy_workers = proxy_workers
         self.workdir = workdir
@@ -426,7 +426,7 @@ class Stack:
                     'auth_plugin = "mysql_native_password"',
                     "handshake_timeout = 10.0",
                     "drain_timeout = 5.0",
-                    f"workers = {self.proxy_workers}",
+                    f"workers = {_toml_workers(self.proxy_workers)}",
                     "[catalog]",
                     'url = "sqlite:///catalog.db"',
                     'secret_file = "shardgate.secret"',
@@ -626,6 +626,11 @@ class Stack:
             table_grants,
             databases,
         )
+
+
+def _toml_workers(workers: int | str) -> str:
+    """``[server] workers`` as TOML: a number, or the string "auto"."""
+    return f'"{workers}"' if isinstance(workers, str) else str(workers)
 
 
 def _tail(path: Path, lines: int = 30) -> str:
