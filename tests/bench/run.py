@@ -560,10 +560,14 @@ def main(argv: list[str] | None = None) -> int:
         stack.close()
         results.meta["load_after"] = _loadavg()
         versions = list(dict.fromkeys(stack.proxy_code))
-        results.meta["proxy_code"] = ", ".join(versions) + (
-            " (snapshot of proxy/ and auth/ taken at the start)"
-            if not args.live_code
-            else " (live work tree)"
+        results.meta["proxy_code"] = (
+            ", ".join(versions)
+            + (
+                " (snapshot of proxy/ and auth/ taken at the start)"
+                if not args.live_code
+                else " (live work tree)"
+            )
+            + f"; hot path: {stack.hot_path}"
         )
         if len(versions) > 1:
             results.notes.append(

@@ -256,6 +256,26 @@ def snapshot_code(dest: Path) -> Path:
     return dest
 
 
+def proxy_hot_path(code_dir: Path | None) -> str:
+    """What ``proxy.server.hot_path()`` says for the code the proxy runs (compiled or pure)."""
+    env = dict(os.environ)
+    if code_dir is not None:
+        env["PYTHONPATH"] = str(code_dir)
+    try:
+        res = subprocess.run(
+            [sys.executable, "-c", "from proxy.server import hot_path; print(hot_path())"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=code_dir or ROOT,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return "?"
+    return res.stdout.strip() or "?"
+
+
 def shardgate_command(config_path: Path, log_level: str, code_dir: Path | None) -> list[str]:
     """``shardgate --config FILE serve``: from the code snapshot (``python -m
     proxy.manage.cli``, the shardgate entry point), else the installed script."""
@@ -306,6 +326,8 @@ class Stack:
         self.code_dir: Path | None = workdir / "code" if snapshot else None
         # The digest of the code each proxy start ran.
         self.proxy_code: list[str] = []
+        # Which hot path that code runs (compiled or pure Python; proxy.server.hot_path).
+        self.hot_path = "?"
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -554,6 +576,8 @@ class Stack:
                 + _tail(self.proxy.log_path)
             ) from None
         self.proxy_start_seconds.append(time.monotonic() - started)
+        self.hot_path = proxy_hot_path(self.code_dir)
+        log(f"shardgate's hot path: {self.hot_path}")
 
     def stop_proxy(self) -> int | None:
         if self.proxy is None:
