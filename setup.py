@@ -17,9 +17,13 @@ except ImportError:  # no Cython: the pure-Python hot path
     ext_modules = []
 else:
     ext_modules = cythonize(
-        [Extension(name, [source], optional=True) for name, source in EXTENSIONS],
+        [Extension(name, [source]) for name, source in EXTENSIONS],
         compiler_directives={"language_level": "3"},
         quiet=True,
     )
+    for extension in ext_modules:
+        # A failed compile (no C compiler, no Python headers) skips the extension with a
+        # warning instead of failing the install (cythonize drops the flag: set it here).
+        extension.optional = True
 
 setup(ext_modules=ext_modules)
