@@ -164,6 +164,10 @@ class PacketConnection(asyncio.Protocol):
                 raise ConnectionLost("connection closed")
             if self._limit_paused:
                 self._resume_for_limit()  # a packet larger than the limit: read it whole
+            if self.reading_paused:
+                # Paused for a relay's slow reader (a pooled connection now read by another
+                # session, its own statement): whoever waits for a packet reads again.
+                self.resume_reading()
             await self._wait()
 
     async def _wait(self) -> None:
