@@ -419,11 +419,18 @@ class BackendConnection(PacketConnection):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self.broken = True
-        if self._scanner is not None:
-            self._finish(self._lost_error())
         on_lost, self.on_lost = self.on_lost, None
-        if on_lost is not None:
-            on_lost()
+        try:
+            if self._scanner is not None:
+                self._finish(self._lost_error())
+        finally:
+            if on_lost is not None:
+                on_lost()
+
+    @property
+    def relaying(self) -> bool:
+        """A response is being relayed (``start_relay`` until its ``on_done``)."""
+        return self._scanner is not None
 
     @property
     def gone(self) -> bool:

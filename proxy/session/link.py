@@ -218,8 +218,8 @@ class BackendLink:
     def release(self) -> None:
         """After a command: give the connection back if nothing session-bound is on it."""
         conn, pool = self.conn, self.pool
-        if conn is None or pool is None or conn.broken or self.bound():
-            return
+        if conn is None or pool is None or conn.broken or conn.relaying or self.bound():
+            return  # (a response still on its way: the session ending closes the connection)
         if self._retire:
             self._retire = False
             self.last_status = conn.status

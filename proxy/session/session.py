@@ -865,7 +865,9 @@ class Session:
         activity.since = time.monotonic()
         activity.info = None
         conn = self.link.conn
-        if error is not None:
+        if error is not None and conn is None:
+            pass  # the session ended with the answer on its way: the connection was closed
+        elif error is not None:
             assert conn is not None
             reasons = self.link.bound_reasons()
             self.ctx.metrics.backend_error(conn.target.shard)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 from dataclasses import dataclass
 
 from auth.passwords import scramble_native
@@ -134,6 +135,23 @@ class BinaryClient:
         """A statement without a result set (its OK)."""
         self._send(b"\x03" + sql.encode())
         self._check(self._read()[1])
+
+    def send_only(self, sql: str) -> None:
+        """Send a statement and read nothing."""
+        self._send(b"\x03" + sql.encode())
+
+    def query_slowly(self, sql: str, pause: float) -> int:
+        """A statement whose (text) result is read only after ``pause`` seconds: its rows."""
+        self._send(b"\x03" + sql.encode())
+        time.sleep(pause)
+        count, _ = _lenenc(self._check(self._read()[1]), 0)
+        self._column_types(count)
+        rows = 0
+        while True:
+            payload = self._check(self._read()[1])
+            if payload[:1] == b"\xfe" and len(payload) < 9:
+                return rows
+            rows += 1
 
     def prepare(self, sql: str) -> Prepared:
         self._send(b"\x16" + sql.encode())

@@ -597,3 +597,51 @@ def test_property_each_client_sees_what_its_own_connection_would_show(
             conn.close()
         with connect_admin(shards[0]) as admin, admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {direct_db}")
+
+
+def test_a_connection_paused_for_a_slow_reader_serves_its_next_user(
+    small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection], str],
+) -> None:
+    """A large answer to a client that reads slowly pauses the backend connection; when the
+    last bytes go out with the pause still on, the connection goes back to the pool paused.
+    Its next user -- another session, whose first query saves the last owner's values on it --
+    must be answered, not wait forever."""
+    runner, connect, db = small_pool
+    assert runner.server is not None
+    slow = BinaryClient(runner.server.port, db, ADMIN, db)
+    others = [connect() for _ in range(2)]
+    try:
+        for _ in range(3):
+            sql = "SELECT REPEAT('x', 4000000) AS a UNION ALL SELECT REPEAT('y', 4000000)"
+            assert slow.query_slowly(sql, pause=1.0) == 2
+            # Two other clients now take the two connections, one of them the slow one's.
+            for other in others:
+                assert _one(other, "SELECT 1") == (1,)
+    finally:
+        slow.close()
+        for conn in others:
+            conn.close()
+
+
+def test_a_client_gone_mid_answer_never_hands_its_connection_on(
+    small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection], str],
+) -> None:
+    """A client that leaves while its (fast path) answer is still streaming: the backend
+    connection still has that answer on it, so it is closed, never given to the next session
+    (which would read the rest of someone else's result)."""
+    runner, connect, db = small_pool
+    assert runner.server is not None
+    sql = "SELECT REPEAT('z', 3000000) AS a UNION ALL SELECT REPEAT('w', 3000000)"
+    others = [connect() for _ in range(2)]
+    try:
+        for _ in range(3):
+            leaving = BinaryClient(runner.server.port, db, ADMIN, db)
+            assert leaving.query_slowly(sql, pause=0) == 2  # the shape is cached: fast next
+            leaving.send_only(sql)
+            leaving.sock.close()  # gone before the answer
+            for _ in range(3):
+                for other in others:
+                    assert _one(other, "SELECT 'mine'") == ("mine",)
+    finally:
+        for conn in others:
+            conn.close()
