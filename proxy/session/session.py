@@ -444,9 +444,13 @@ class Session:
                 return statements, digest, sql
             except NeedsParse:
                 pass
-        return await asyncio.get_running_loop().run_in_executor(
-            self.ctx.analysis_pool, _analyze_payload, payload, db, mode, flavor
+        account = self.account
+        tenant = (
+            f"connection {self.connection_id}"
+            if account is None
+            else (account.owner_db or f"account {account.id}")
         )
+        return await self.ctx.analysis_pool.run(tenant, _analyze_payload, payload, db, mode, flavor)
 
     # -- carrying a plan out --------------------------------------------------------------------
 

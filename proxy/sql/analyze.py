@@ -660,10 +660,23 @@ class NeedsParse(Exception):
 
 _parsing = threading.local()  # .forbidden: set while an analysis must not parse
 
+# The most text sqlglot is given for one statement (its shape: literals replaced, literal
+# lists collapsed, comments gone). sqlglot takes seconds over a few hundred kB of structure
+# (a 1 MB CASE: ~9 s), time one tenant's statement would hold an analysis thread and the
+# interpreter that every tenant shares; the bound also caps the tokens (each is at least one
+# character and a space).
+MAX_PARSED_TEXT: Final = 256 * 1024
+TOO_LONG_TO_PARSE: Final = (
+    f"statements whose structure is longer than {MAX_PARSED_TEXT} bytes (literals and lists "
+    "of literals not counted)"
+)
+
 
 def _parse_one(text: str) -> exp.Expression:
     if getattr(_parsing, "forbidden", False):
         raise NeedsParse
+    if len(text) > MAX_PARSED_TEXT:
+        raise _unsupported(TOO_LONG_TO_PARSE)
     _QuietSqlglot.active += 1
     try:
         trees = _DIALECT.parse(text)

@@ -14,13 +14,18 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 
+import pymysql
 import pytest
 
+from proxy.server import ANALYSIS_THREADS
+from proxy.sql.analyze import MAX_PARSED_TEXT, TOO_LONG_TO_PARSE
 from proxy.wire.stream import READ_HIGH_WATER
 from tests.e2e.conftest import ProxyEnv
-from tests.e2e.test_enforcement import Env, rows
+from tests.e2e.test_enforcement import Env, error_of, rows
 
 COM_QUERY = 3
 
@@ -113,3 +118,76 @@ def test_a_client_that_never_reads_is_not_buffered_without_bound(
     assert rows(conn, "SELECT 1") == [(1,)]
     assert not session.client.input_paused
     conn.close()
+
+
+# -------------------------------------------------------------------------- analysis cost
+
+
+def test_structure_too_long_to_parse_is_refused(adv: Adversary) -> None:
+    columns = ", ".join(f"c{i}" for i in range(MAX_PARSED_TEXT // 6))
+    conn = adv.connect(adv.user)
+    try:
+        assert error_of(conn, f"SELECT {columns} FROM adv_pub") == (
+            1235,
+            f"This version of shardgate doesn't yet support '{TOO_LONG_TO_PARSE}'",
+        )
+        # A bulk insert of 40,000 rows is one row to the parser: inserted.
+        values = ", ".join(f"({i}, 'v{i}')" for i in range(1000, 41000))
+        rows(conn, f"INSERT INTO adv_pub VALUES {values}")
+        assert rows(conn, "SELECT COUNT(*) FROM adv_pub") == [(40001,)]
+        rows(conn, "DELETE FROM adv_pub WHERE id >= 1000")
+    finally:
+        conn.close()
+
+
+def test_one_tenants_analyses_do_not_queue_another_tenants(proxy: ProxyEnv, adv: Adversary) -> None:
+    """easydb's administrator sends, from more connections than there are analysis threads,
+    statements whose structure takes the parser a while; otherdb's administrator,
+    meanwhile, sends statements of shapes never seen (each needs a parse in an analysis
+    thread). Each tenant analyses one statement at a time, tenants side by side: otherdb's
+    statements are all answered before easydb's first one, which a single queue would have
+    put first."""
+    pool = proxy.server.ctx.analysis_pool
+    tag = f"{time.monotonic_ns()}"
+    heavy = [
+        "SELECT " + ", ".join(f"c{n}_{i}" for i in range(12_000)) + f" FROM adv_pub AS x{tag}"
+        for n in range(ANALYSIS_THREADS + 2)
+    ]
+    assert all(len(s) < MAX_PARSED_TEXT for s in heavy)
+    attackers = [proxy.connect(read_timeout=300) for _ in heavy]
+    victim = proxy.connect(user="otherdb", database="otherdb")
+    answered: list[tuple[str, float]] = []
+    lock = threading.Lock()
+
+    def attack(conn: Any, sql: str) -> None:
+        try:
+            rows(conn, sql)
+        except pymysql.err.MySQLError:
+            pass  # unknown columns on the shard: the analysis is what this is about
+        with lock:
+            answered.append(("easydb", time.monotonic()))
+
+    threads = [
+        threading.Thread(target=attack, args=(c, s), daemon=True)
+        for c, s in zip(attackers, heavy, strict=True)
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 60
+        while pool.waiting("easydb") < len(heavy) and not answered:
+            assert time.monotonic() < deadline, "the statements never reached the analysis"
+            time.sleep(0.01)
+        assert not answered, "the parse was too quick to tell anything on this machine"
+        for k in range(5):
+            # a new shape each time: parsed in an analysis thread, not from the cache
+            assert rows(victim, f"SELECT {k} AS v{tag}_{k}") == [(k,)]
+            with lock:
+                answered.append(("otherdb", time.monotonic()))
+        for thread in threads:
+            thread.join(300)
+        order = [who for who, _ in sorted(answered, key=lambda a: a[1])]
+        assert order == ["otherdb"] * 5 + ["easydb"] * len(heavy)
+    finally:
+        for conn in (*attackers, victim):
+            conn.close()
