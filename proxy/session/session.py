@@ -782,6 +782,7 @@ class Session:
             activity.command,
             int(now - activity.since),
             activity.info,
+            self.link.state.flavor,
         )
 
     def _visible_sessions(self) -> dict[int, SessionInfo]:

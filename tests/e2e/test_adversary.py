@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import struct
 import threading
 import time
@@ -21,6 +22,7 @@ from typing import Any
 import pymysql
 import pytest
 
+from auth.urls import sqlite_path
 from proxy.server import ANALYSIS_THREADS
 from proxy.sql.analyze import MAX_PARSED_TEXT, TOO_LONG_TO_PARSE
 from proxy.wire.stream import READ_HIGH_WATER
@@ -191,3 +193,67 @@ def test_one_tenants_analyses_do_not_queue_another_tenants(proxy: ProxyEnv, adv:
     finally:
         for conn in (*attackers, victim):
             conn.close()
+
+
+# -------------------------------------------------------------------------- processlist
+
+# Account statements in the spellings MariaDB accepts, each waiting on a busy catalog long
+# enough to be seen in SHOW FULL PROCESSLIST by the database's administrator.
+PASSWORD_STATEMENTS = [
+    "CREATE USER advpw1 IDENTIFIED/**/BY 'Secret#101'",
+    "SET PASSWORD\nFOR advpw1 = 'Secret#102'",
+    "ALTER USER advpw1 /* ' */ IDENTIFIED BY 'Secret#103'",
+    "GRANT SELECT ON adv_pub TO advpw1 IDENTIFIED  BY\t'Secret#104'",
+    "SET PASSWORD FOR advpw1 = PASSWORD /**/ ('Secret#105')",
+    "SET/**/PASSWORD/**/FOR/**/advpw1/**/=/**/'Secret#106'",
+    "CREATE USER advpw2 /*!IDENTIFIED BY*/ 'Secret#107'",
+    "CREATE USER advpw3 /*M!100000 IDENTIFIED BY 'Secret#108' */",
+]
+
+
+def test_processlist_never_shows_a_password(proxy: ProxyEnv, adv: Adversary) -> None:
+    config = proxy.config
+    runner = proxy.connect()
+    watcher = proxy.connect()
+    held = sqlite3.connect(sqlite_path(config.catalog.url, config.base_dir), isolation_level=None)
+    try:
+        for sql in PASSWORD_STATEMENTS:
+            secret = sql.rsplit("'", 2)[1]
+            outcome: list[object] = []
+            held.execute("BEGIN EXCLUSIVE")
+            thread = threading.Thread(
+                target=lambda sql=sql, out=outcome: out.append(_outcome(runner, sql)),
+                daemon=True,
+            )
+            try:
+                thread.start()
+                info = None
+                deadline = time.monotonic() + 30
+                while info is None:
+                    assert time.monotonic() < deadline, f"{sql!r} never showed"
+                    for row in rows(watcher, "SHOW FULL PROCESSLIST"):
+                        if row[0] == runner.thread_id() and row[7] is not None:
+                            info = row[7]
+                assert secret not in info and "'***'" in info, info
+                (row,) = [
+                    r for r in rows(watcher, "SHOW PROCESSLIST") if r[0] == runner.thread_id()
+                ]
+                assert row[7] is not None and secret not in row[7]
+            finally:
+                held.execute("COMMIT")
+                thread.join(30)
+            assert outcome == [None], (sql, outcome)
+    finally:
+        held.close()
+        for user in ("advpw1", "advpw2", "advpw3"):
+            _outcome(runner, f"DROP USER IF EXISTS {user}")
+        runner.close()
+        watcher.close()
+
+
+def _outcome(conn: Any, sql: str) -> object:
+    try:
+        rows(conn, sql)
+        return None
+    except pymysql.err.MySQLError as exc:
+        return exc.args
