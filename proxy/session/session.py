@@ -983,7 +983,9 @@ class Session:
         """GRANT on a table: ask the database's shard, through the caller's own backend login
         there (the caller is that database's administrator, whose mirror sees every table)."""
         found = self.ctx.snapshot().database(database)
-        if found is None:
+        if found is None or not _valid_utf8(table):
+            # (a name that is not UTF-8 -- bytes the client sent, kept as surrogates -- names
+            # no table, and would not even encode into the query)
             return False
         try:
             conn = await self._connect(database)
@@ -1026,6 +1028,14 @@ def _analyze_payload(
     sql = _decode(payload[1:])
     statements, digest = analyze_with_digest(sql, db, mode, flavor)
     return statements, digest, sql
+
+
+def _valid_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _decode(raw: bytes) -> str:

@@ -22,11 +22,13 @@ from typing import Any
 import pymysql
 import pytest
 
+from auth.passwords import scramble_native
 from auth.urls import sqlite_path
 from proxy.server import ANALYSIS_THREADS
 from proxy.sql.analyze import MAX_PARSED_TEXT, TOO_LONG_TO_PARSE
+from proxy.wire.packets import Capability, parse_handshake_v10
 from proxy.wire.stream import READ_HIGH_WATER
-from tests.e2e.conftest import ProxyEnv
+from tests.e2e.conftest import PASSWORDS, ProxyEnv
 from tests.e2e.test_enforcement import Env, error_of, rows
 
 COM_QUERY = 3
@@ -257,3 +259,181 @@ def _outcome(conn: Any, sql: str) -> object:
         return None
     except pymysql.err.MySQLError as exc:
         return exc.args
+
+
+# -------------------------------------------------------------------------- not UTF-8
+
+CAPABILITIES = int(
+    Capability.PROTOCOL_41
+    | Capability.SECURE_CONNECTION
+    | Capability.PLUGIN_AUTH
+    | Capability.TRANSACTIONS
+    | Capability.MULTI_RESULTS
+)
+
+
+def _recv_packet(sock: socket.socket) -> tuple[int, bytes]:
+    def exactly(n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("closed by the proxy")
+            data += chunk
+        return data
+
+    header = exactly(4)
+    return header[3], exactly(int.from_bytes(header[:3], "little"))
+
+
+def _raw_login(
+    port: int, user: bytes, password: str, database: bytes | None
+) -> tuple[socket.socket, bytes, bytes]:
+    """Log in with raw bytes for the user and database names: (socket, its scramble, the
+    server's last answer)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    seq, greeting = _recv_packet(sock)
+    scramble = parse_handshake_v10(greeting).scramble[:20]
+    caps = CAPABILITIES | (int(Capability.CONNECT_WITH_DB) if database is not None else 0)
+    answer = scramble_native(password, scramble)
+    response = (
+        struct.pack("<IIB23x", caps, 1 << 24, 45)
+        + user
+        + b"\x00"
+        + bytes([len(answer)])
+        + answer
+        + (database + b"\x00" if database is not None else b"")
+        + b"mysql_native_password\x00"
+    )
+    sock.sendall(_packet(seq + 1, response))
+    while True:
+        seq, payload = _recv_packet(sock)
+        if payload[:1] != b"\xfe":
+            return sock, scramble, payload
+        # a switch to mysql_native_password with a new scramble
+        end = payload.index(0, 1)
+        scramble = payload[end + 1 : end + 21]
+        sock.sendall(_packet(seq + 1, scramble_native(password, scramble)))
+
+
+def _command(sock: socket.socket, payload: bytes) -> bytes:
+    """Send a command; its first answer packet, the rest of the answer read and dropped."""
+    sock.sendall(_packet(0, payload))
+    _, first = _recv_packet(sock)
+    kind = payload[:1]
+    if first[:1] == b"\xff":
+        return first
+    if kind == b"\x16":  # PREPARE_OK: parameter and column definitions, each with an EOF
+        columns, params = struct.unpack("<HH", first[5:9])
+        for count in (params, columns):
+            for _ in range(count + 1 if count else 0):
+                _recv_packet(sock)
+        return first
+    if first[:1] == b"\x00" or _is_eof(first):
+        return first
+    # a field list (definitions, EOF) or a result set (count, definitions, EOF, rows, EOF)
+    eofs = 1 if kind == b"\x04" else 2
+    while eofs:
+        _, packet = _recv_packet(sock)
+        if packet[:1] == b"\xff":
+            return packet
+        eofs -= _is_eof(packet)
+    return first
+
+
+def _is_eof(packet: bytes) -> bool:
+    return packet[:1] == b"\xfe" and len(packet) < 9
+
+
+def _errno(packet: bytes) -> int:
+    assert packet[:1] == b"\xff", packet
+    return int.from_bytes(packet[1:3], "little")
+
+
+BAD_NAMES = [b"\xff\xfe", b"t_\xc3", b"\xed\xa0\x80", b"\xc0\xaf", b"a\x80b"]
+
+
+@pytest.mark.parametrize("bad", BAD_NAMES)
+def test_names_that_are_not_utf8_get_an_error_never_a_lost_session(
+    proxy: ProxyEnv, adv: Adversary, bad: bytes
+) -> None:
+    sock, _, answer = _raw_login(proxy.port, b"easydb", PASSWORDS["easydb"], b"easydb")
+    assert answer[:1] == b"\x00"
+    try:
+        commands = [
+            b"\x02" + bad,  # COM_INIT_DB
+            b"\x04" + bad + b"\x00",  # COM_FIELD_LIST of a table
+            b"\x04adv_pub\x00" + bad,  # ... with a wildcard
+            b"\x03USE `" + bad + b"`",
+            b"\x03SELECT * FROM `" + bad + b"`",
+            b"\x03SELECT * FROM " + bad,
+            b"\x03SELECT 1 AS `" + bad + b"`",
+            b"\x03SET @`" + bad + b"` = 1",
+            b"\x03CREATE TABLE `" + bad + b"` (id INT)",
+            b"\x03GRANT SELECT ON `" + bad + b"` TO " + adv.user.encode(),
+            b"\x03REVOKE SELECT ON `" + bad + b"` FROM " + adv.user.encode(),
+            b"\x03CREATE USER `" + bad + b"` IDENTIFIED BY 'Abc#1234'",
+            b"\x03SHOW GRANTS FOR `" + bad + b"`",
+            b"\x03SHOW TABLES LIKE '" + bad + b"'",
+            b"\x03SHOW DATABASES LIKE '" + bad + b"'",
+            b"\x16SELECT * FROM `" + bad + b"`",  # COM_STMT_PREPARE
+        ]
+        for command in commands:
+            answer = _command(sock, command)
+            # an error packet, or an answer; then the session goes on
+            assert answer, command
+            if command.startswith(b"\x03GRANT"):  # no such table (it was a lost session)
+                assert _errno(answer) == 1146, answer
+            if command.startswith(b"\x03REVOKE"):
+                assert _errno(answer) == 1147, answer
+            assert _command(sock, b"\x03SELECT 1")[:1] == b"\x01", command
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("bad", BAD_NAMES)
+def test_logins_with_names_that_are_not_utf8_are_refused_cleanly(
+    proxy: ProxyEnv, bad: bytes
+) -> None:
+    # an unknown user
+    sock, _, refused = _raw_login(proxy.port, bad, "Whatever#1", None)
+    sock.close()
+    assert _errno(refused) == 1045
+    # a known user asking for a database that is not UTF-8
+    sock, _, answer = _raw_login(proxy.port, b"easydb", PASSWORDS["easydb"], bad)
+    sock.close()
+    assert _errno(answer) in (1044, 1049)
+    # the unknown user's refusal is an unknown user's, byte for byte (the name aside)
+    sock, _, unknown = _raw_login(proxy.port, b"nosuchuser", "Whatever#1", None)
+    sock.close()
+    name = bad.decode("utf-8", "replace").encode()
+    assert refused.replace(b"'" + name + b"'@", b"'?'@") == unknown.replace(
+        b"'nosuchuser'@", b"'?'@"
+    )
+    # COM_CHANGE_USER to such a user or database: an error packet, then the proxy closes
+    for user, database in ((bad, b"easydb"), (b"easydb", bad)):
+        sock, scramble, answer = _raw_login(proxy.port, b"easydb", PASSWORDS["easydb"], None)
+        try:
+            assert answer[:1] == b"\x00"
+            auth = scramble_native(PASSWORDS["easydb"], scramble)
+            change = (
+                b"\x11"
+                + user
+                + b"\x00"
+                + bytes([len(auth)])
+                + auth
+                + database
+                + b"\x00"
+                + struct.pack("<H", 45)
+                + b"mysql_native_password\x00"
+            )
+            sock.sendall(_packet(0, change))
+            _, first = _recv_packet(sock)
+            while first[:1] == b"\xfe":  # a switch: answer with the scramble it carries
+                end = first.index(0, 1)
+                salt = first[end + 1 : end + 21]
+                sock.sendall(_packet(2, scramble_native(PASSWORDS["easydb"], salt)))
+                _, first = _recv_packet(sock)
+            assert _errno(first) in (1044, 1045, 1049), first
+        finally:
+            sock.close()
