@@ -437,3 +437,191 @@ def test_logins_with_names_that_are_not_utf8_are_refused_cleanly(
             assert _errno(first) in (1044, 1045, 1049), first
         finally:
             sock.close()
+
+
+# -------------------------------------------------------------------------- parser differential
+
+# Each tries to read or change adv_sec (or the sequence adv_seq) with grants on adv_pub (and
+# on the names adv_new, adv_view) only. Every one must be refused by the proxy itself: the
+# shard's mirrored account would stop them too, but a refusal only the shard makes is a
+# classifier miss (counted), and the proxy's promise is its own.
+REFUSED = [
+    "SELECT * FROM adv_sec",
+    "SELECT 1 /*!50000 , (SELECT v FROM adv_sec) */",
+    "SELECT 1 /*M!100000 , (SELECT v FROM adv_sec) */",
+    "SELECT * FROM adv_pub /*!50000 , adv_sec */",
+    "SELECT * FROM adv_pub /*M! , adv_sec */",
+    "SELECT * FROM adv_pub /*!M , adv_sec */",
+    "SELECT * FROM adv_pub --\t\n, adv_sec",
+    "SELECT * FROM adv_pub #\n, adv_sec",
+    "SELECT * FROM adv_pub, LATERAL (SELECT v FROM adv_sec) x",
+    "SELECT * FROM lateral, adv_sec",
+    "SELECT * FROM adv_pub WINDOW w AS (ORDER BY (SELECT v FROM adv_sec))",
+    "DELETE FROM adv_pub WHERE id = 99 RETURNING (SELECT v FROM adv_sec LIMIT 1)",
+    "INSERT INTO adv_pub VALUES (99, 'x') RETURNING (SELECT v FROM adv_sec LIMIT 1)",
+    "INSERT INTO adv_pub SELECT * FROM adv_sec RETURNING id",
+    "VALUES (1), ((SELECT v FROM adv_sec))",
+    "SELECT * FROM (VALUES ((SELECT v FROM adv_sec))) x",
+    "TABLE adv_sec",
+    "SELECT * FROM adv_pub UNION TABLE adv_sec",
+    "SELECT * FROM adv_pub WHERE id IN (TABLE adv_sec)",
+    "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r WHERE n < 3) "
+    "SELECT * FROM r, adv_sec",
+    "WITH adv_pub AS (SELECT * FROM adv_sec) SELECT * FROM adv_pub",
+    "WITH x AS (SELECT * FROM adv_pub) "
+    "SELECT * FROM x, (WITH y AS (TABLE adv_sec) SELECT * FROM y) z",
+    "WITH a AS (SELECT 1), adv_sec AS (SELECT * FROM adv_sec) SELECT * FROM adv_sec",
+    "WITH x AS (SELECT * FROM adv_sec), adv_sec AS (SELECT 1 AS id, 'x' AS v) SELECT * FROM x",
+    "WITH adv_sec AS (SELECT 1) SELECT * FROM easydb.adv_sec",
+    "WITH ADV_SEC AS (SELECT 1) SELECT * FROM adv_sec",
+    "WITH adv_sec AS (SELECT 1 AS id) DELETE FROM adv_sec",
+    "WITH adv_sec AS (SELECT 1 AS id) UPDATE adv_sec SET id = 2",
+    "SELECT * FROM (WITH adv_sec AS (SELECT 1 AS id) SELECT * FROM adv_sec) a, adv_sec",
+    "INSERT INTO adv_pub (id, v) WITH x AS (SELECT * FROM adv_sec) SELECT id + 500, v FROM x",
+    "HANDLER adv_sec OPEN",
+    "HANDLER adv_sec READ FIRST",
+    "LOAD XML LOCAL INFILE '/etc/hosts' INTO TABLE adv_sec",
+    "LOAD DATA LOCAL INFILE '/etc/hosts' INTO TABLE adv_pub",
+    "ANALYZE FORMAT=JSON SELECT * FROM adv_sec",
+    "ANALYZE SELECT * FROM adv_sec",
+    "ANALYZE TABLE adv_sec",
+    "EXPLAIN FORMAT=JSON SELECT * FROM adv_sec",
+    "EXPLAIN adv_sec",
+    "DESCRIBE adv_sec",
+    "EXECUTE IMMEDIATE 'SELECT * FROM adv_sec'",
+    "EXECUTE IMMEDIATE CONCAT('SELECT * FROM ', 'adv_sec')",
+    "PREPARE p FROM @q",
+    "PREPARE p FROM 'SELECT * FROM adv_sec'",
+    "SELECT NEXTVAL(adv_seq)",
+    "SELECT NEXT VALUE FOR adv_seq",
+    "SELECT LASTVAL(adv_seq)",
+    "SELECT PREVIOUS VALUE FOR adv_seq",
+    "SELECT SETVAL(adv_seq, 100)",
+    "SELECT v INTO @v FROM adv_sec",
+    "SELECT v FROM adv_sec INTO @v",
+    "SELECT (SELECT v FROM adv_sec) INTO @v",
+    "SET @x = (SELECT v FROM adv_sec)",
+    "SET STATEMENT max_statement_time = 1 FOR SELECT * FROM adv_sec",
+    "INSERT INTO adv_pub SELECT * FROM adv_sec",
+    "INSERT INTO adv_pub (id, v) SELECT id + 100, v FROM adv_sec",
+    "INSERT INTO adv_pub VALUES (5, 'x') ON DUPLICATE KEY UPDATE v = (SELECT v FROM adv_sec)",
+    "INSERT INTO adv_pub SET id = 6, v = (SELECT v FROM adv_sec)",
+    "REPLACE INTO adv_pub SELECT id + 200, v FROM adv_sec",
+    "CREATE TABLE adv_new SELECT * FROM adv_sec",
+    "CREATE TABLE adv_new AS (SELECT * FROM adv_sec)",
+    "CREATE TABLE adv_new (id INT) IGNORE SELECT id FROM adv_sec",
+    "CREATE TABLE adv_new LIKE adv_sec",
+    "CREATE TABLE adv_new (LIKE adv_sec)",
+    "CREATE TABLE adv_new AS TABLE adv_sec",
+    "CREATE TABLE adv_new WITH x AS (SELECT * FROM adv_sec) SELECT * FROM x",
+    "CREATE TEMPORARY TABLE adv_new SELECT * FROM adv_sec",
+    "CREATE OR REPLACE TABLE adv_new SELECT * FROM adv_sec",
+    "CREATE TABLE adv_new (id INT, FOREIGN KEY (id) REFERENCES adv_sec (id))",
+    "CREATE TABLE adv_new (a INT, b INT AS ((SELECT 1 FROM adv_sec)))",
+    "CREATE TABLE adv_new (a INT DEFAULT (NEXTVAL(adv_seq)))",
+    "CREATE VIEW adv_view AS SELECT * FROM adv_sec",
+    "CREATE VIEW adv_view AS WITH x AS (SELECT * FROM adv_sec) SELECT * FROM x",
+    "CREATE DEFINER = root@localhost SQL SECURITY DEFINER VIEW adv_view AS SELECT * FROM adv_sec",
+    "CREATE TRIGGER adv_tr BEFORE INSERT ON adv_pub FOR EACH ROW "
+    "SET NEW.v = (SELECT v FROM adv_sec LIMIT 1)",
+    "CREATE DEFINER = root@localhost PROCEDURE adv_p() SQL SECURITY DEFINER SELECT * FROM adv_sec",
+    "SELECT * FROM JSON_TABLE('[1]', '$[*]' COLUMNS (a INT PATH '$')) j, adv_sec",
+    "SELECT * FROM JSON_TABLE((SELECT CONCAT('[\"', v, '\"]') FROM adv_sec), '$[*]' "
+    "COLUMNS (a TEXT PATH '$')) j",
+    "SHOW COLUMNS FROM adv_sec",
+    "SHOW COLUMNS FROM adv_sec FROM easydb",
+    "SHOW KEYS IN adv_sec IN easydb",
+    "SHOW CREATE TABLE adv_sec",
+    "SHOW TABLES FROM otherdb",
+    "SHOW TABLE STATUS FROM otherdb",
+    "SHOW COLUMNS FROM t FROM otherdb",
+    "CHECKSUM TABLE adv_sec",
+    "SELECT * FROM adv_pub WHERE id = 1 -- x\n UNION SELECT * FROM adv_sec",
+    "SELECT * FROM adv_pub WHERE v = _latin1'x' UNION SELECT * FROM adv_sec",
+    "SELECT * FROM adv_pub NATURAL JOIN adv_sec",
+    "SELECT * FROM (adv_pub, adv_sec)",
+    "SELECT * FROM adv_pub AS adv_sec JOIN adv_sec AS adv_pub",
+    "DELETE adv_sec FROM adv_sec AS adv_pub, adv_pub AS adv_sec",
+    "UPDATE adv_sec AS adv_pub SET adv_pub.v = 'y' WHERE id = 999",
+    "UPDATE adv_pub AS x, adv_sec AS adv_pub SET adv_pub.v = 'pwn'",
+    "UPDATE adv_pub, adv_sec SET adv_pub.v = adv_sec.v",
+    "DELETE FROM adv_sec USING adv_pub, adv_sec",
+    "RENAME TABLE adv_sec TO adv_new",
+    "ALTER TABLE adv_pub RENAME TO adv_new",
+    "TRUNCATE adv_sec",
+    "LOCK TABLES adv_sec READ",
+    "DO (SELECT 1 FROM adv_sec)",
+    "SELECT * FROM adv_pub FOR SYSTEM_TIME ALL",
+    "CREATE TABLE adv_new (id INT) ENGINE=CONNECT TABLE_TYPE=MYSQL "
+    "CONNECTION='mysql://root@127.0.0.1/easydb/adv_sec'",
+    "CREATE TABLE adv_new (id INT, v VARCHAR(40)) ENGINE=MERGE UNION=(adv_sec)",
+    "SELECT * FROM information_schema.PROCESSLIST",
+    "SELECT * FROM mysql.user",
+]
+
+# Read as MariaDB reads them, these do not touch adv_sec: they run, and show no secret.
+HARMLESS = [
+    "WITH adv_sec AS (SELECT 1) SELECT * FROM adv_sec",
+    "WITH `adv_sec` AS (SELECT 1) SELECT * FROM adv_sec",
+    "WITH adv_sec (id) AS (SELECT 1) SELECT * FROM (SELECT * FROM adv_sec) q",
+    "SELECT * FROM adv_pub /*!123456 , adv_sec */",
+    "SELECT * FROM adv_pub /*!99999 , adv_sec */",
+    "SELECT * FROM adv_pub /*M!999999 , adv_sec */",
+    "SELECT * FROM adv_pub /*m! , adv_sec */",
+    "SELECT * FROM adv_pub /*+ , adv_sec */",
+    "SELECT * FROM adv_pub --\x0b, adv_sec",
+    "SELECT * FROM adv_pub #\r, adv_sec",  # a # comment ends at \n only
+    "SELECT * FROM adv_pub WHERE v = 'a\\' UNION SELECT * FROM adv_sec -- '",
+    "SELECT adv_sec.v FROM adv_pub adv_sec",
+    "SELECT * FROM adv_pub AS `lateral`",
+    "SELECT * FROM adv_pub `, adv_sec`",
+    "INSERT INTO adv_pub SELECT * FROM (SELECT 1000, 'x') AS adv_sec",
+    "DELETE FROM adv_pub WHERE id = 1000",
+]
+
+
+@pytest.fixture(scope="module")
+def differential(adv: Adversary) -> Iterator[Any]:
+    adv.shard_exec("DROP SEQUENCE IF EXISTS adv_seq")
+    adv.shard_exec("CREATE SEQUENCE adv_seq")
+    for name in ("adv_new", "adv_view"):
+        adv.grant(adv.user, "SELECT, INSERT, CREATE, DROP", name)
+    adv.shard_exec("DROP TABLE IF EXISTS `lateral`")
+    adv.shard_exec("CREATE TABLE `lateral` (id INT)")
+    adv.grant(adv.user, "SELECT", "lateral")
+    conn = adv.connect(adv.user)
+    try:
+        yield conn
+    finally:
+        conn.close()
+        adv.shard_exec("DROP TABLE IF EXISTS adv_new, `lateral`")
+        adv.shard_exec("DROP VIEW IF EXISTS adv_view")
+        adv.shard_exec("DROP SEQUENCE IF EXISTS adv_seq")
+
+
+def _misses(proxy: ProxyEnv) -> float:
+    return float(proxy.server.ctx.metrics.classifier_misses_total.total())
+
+
+@pytest.mark.parametrize("sql", REFUSED)
+def test_refused_by_the_proxy_itself(
+    proxy: ProxyEnv, adv: Adversary, differential: Any, sql: str
+) -> None:
+    before = _misses(proxy)
+    with pytest.raises(pymysql.err.MySQLError) as info:
+        rows(differential, sql)
+    errno, message = info.value.args
+    assert _misses(proxy) == before, (sql, errno, message)  # not the shard's refusal
+    assert "sgm_" not in message
+    if errno == 1142:
+        assert f"'{adv.user}'@'127.0.0.1'" in message
+    assert adv.on_shard("SELECT v FROM adv_sec") == [("TOPSECRET",)]
+    assert adv.on_shard("SELECT COUNT(*) FROM adv_sec") == [(1,)]
+
+
+@pytest.mark.parametrize("sql", HARMLESS)
+def test_read_alike_and_harmless(proxy: ProxyEnv, differential: Any, sql: str) -> None:
+    before = _misses(proxy)
+    answer = rows(differential, sql)
+    assert "TOPSECRET" not in repr(answer)
+    assert _misses(proxy) == before
