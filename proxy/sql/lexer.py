@@ -87,11 +87,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
-from auth.errors import SqlError, parse_error
+from auth.errors import ErrorCode, SqlError, not_supported, parse_error
 
 __all__ = [
     "DEFAULT_MODE",
+    "MAX_STATEMENTS",
     "RESERVED_WORDS",
+    "TOO_MANY_STATEMENTS",
     "LexError",
     "LexMode",
     "LexedStatement",
@@ -403,6 +405,13 @@ def _error(sql: str, pos: int, what: str = "syntax error", server: str = "MySQL"
     return LexError(parse_error(sql[pos:], line, server), pos, what)
 
 
+# The most statements one request (a multi-statement packet) may hold. Every statement costs
+# its analysis and a few hundred bytes while the request is authorized whole: 64 MiB of
+# "SELECT 1;" would be seven million of them, gigabytes and minutes.
+MAX_STATEMENTS: Final = 16384
+TOO_MANY_STATEMENTS: Final = f"more than {MAX_STATEMENTS} statements in one request"
+
+
 def server_name(flavor: ServerFlavor | None) -> str:
     """How 1064 names the server: "MariaDB" for a MariaDB shard, else "MySQL"."""
     return "MariaDB" if flavor is not None and flavor.mariadb else "MySQL"
@@ -413,7 +422,7 @@ def _scan_as(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: 
     try:
         return _scan(sql, mode, flavor, with_tokens)
     except LexError as err:
-        if flavor is None or not flavor.mariadb:
+        if flavor is None or not flavor.mariadb or err.error.errno != ErrorCode.PARSE.errno:
             raise
         raise _error(sql, err.pos, err.reason, server_name(flavor)) from None
 
@@ -566,6 +575,8 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
                         text = sql[first:last_end]
                     out.append((images, text, stmt_start, te, tokens))
                     stmt_start = te
+                    if len(out) > MAX_STATEMENTS:
+                        raise LexError(not_supported(TOO_MANY_STATEMENTS), ts, "too many")
                 images = []
                 tokens = [] if with_tokens else None
                 first = -1
@@ -773,6 +784,8 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
         else:
             text = sql[first:last_end]
         out.append((images, text, stmt_start, n, tokens))
+        if len(out) > MAX_STATEMENTS:
+            raise LexError(not_supported(TOO_MANY_STATEMENTS), first, "too many")
     elif out:
         # trailing comments, whitespace or empty statements belong to the last statement
         images, text, start, _end, tokens = out[-1]

@@ -21,11 +21,13 @@ from typing import Any
 
 import pymysql
 import pytest
+from pymysql.constants import CLIENT
 
 from auth.passwords import scramble_native
 from auth.urls import sqlite_path
 from proxy.server import ANALYSIS_THREADS
 from proxy.sql.analyze import MAX_PARSED_TEXT, TOO_LONG_TO_PARSE
+from proxy.sql.lexer import TOO_MANY_STATEMENTS
 from proxy.wire.packets import Capability, parse_handshake_v10
 from proxy.wire.stream import READ_HIGH_WATER
 from tests.e2e.conftest import PASSWORDS, ProxyEnv
@@ -195,6 +197,24 @@ def test_one_tenants_analyses_do_not_queue_another_tenants(proxy: ProxyEnv, adv:
     finally:
         for conn in (*attackers, victim):
             conn.close()
+
+
+def test_a_request_of_too_many_statements_is_refused_whole(proxy: ProxyEnv) -> None:
+    """64 MiB of "SELECT 1;" would be millions of statements analysed and held at once."""
+    conn = proxy.connect(client_flag=CLIENT.MULTI_STATEMENTS)
+    try:
+        assert error_of(conn, "SELECT 1;" * 400_000) == (
+            1235,
+            f"This version of shardgate doesn't yet support '{TOO_MANY_STATEMENTS}'",
+        )
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1;" * 1000 + "SELECT 2")
+            answers = 1
+            while cur.nextset():
+                answers += 1
+            assert answers == 1001 and cur.fetchall() == ((2,),)
+    finally:
+        conn.close()
 
 
 # -------------------------------------------------------------------------- processlist
