@@ -1363,6 +1363,8 @@ def _query_tree(imgs: Sequence[str]) -> tuple[exp.Expression, str]:
             raise _unsupported("WITH ... INSERT")
     elif k0 != "(":
         raise _parse_error()
+    if sum(map(len, imgs)) + len(imgs) > MAX_PARSED_TEXT:  # sure to be too long: not rewritten
+        raise _unsupported(TOO_LONG_TO_PARSE)
     tree = _parse_one(_sqlglot_text(imgs, verb, verb_at))
     _check_names(imgs, tree)
     expected: tuple[type[exp.Expression], ...]
@@ -2968,6 +2970,8 @@ def _lex_refusal(
     statement naming an account (or database) with a bare name that starts with a digit
     (``CREATE USER 1abcd``), which the account grammar reads as MySQL does, so that the name
     rules judge it."""
+    if err.error.errno != ErrorCode.PARSE.errno:  # a bound (too many statements, tokens)
+        return [Statement(Kind.REFUSED, sql, error=err.error, start=0, end=len(sql))]
     try:
         lexed, _ = lex_with_digit_names(sql, mode, flavor)
     except LexError:

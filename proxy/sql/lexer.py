@@ -92,8 +92,10 @@ from auth.errors import ErrorCode, SqlError, not_supported, parse_error
 __all__ = [
     "DEFAULT_MODE",
     "MAX_STATEMENTS",
+    "MAX_TOKENS",
     "RESERVED_WORDS",
     "TOO_MANY_STATEMENTS",
+    "TOO_MANY_TOKENS",
     "LexError",
     "LexMode",
     "LexedStatement",
@@ -410,6 +412,13 @@ def _error(sql: str, pos: int, what: str = "syntax error", server: str = "MySQL"
 # "SELECT 1;" would be seven million of them, gigabytes and minutes.
 MAX_STATEMENTS: Final = 16384
 TOO_MANY_STATEMENTS: Final = f"more than {MAX_STATEMENTS} statements in one request"
+# The most tokens of one statement's shape key (literal lists collapsed, so a bulk insert or a
+# long IN list counts one row / one element): lexing and checking take microseconds a token,
+# and no statement of that much structure is analysable anyway (sqlglot reads at most 256 KiB).
+MAX_TOKENS: Final = 262144
+TOO_MANY_TOKENS: Final = (
+    f"statements of more than {MAX_TOKENS} tokens (lists of literals not counted)"
+)
 
 
 def server_name(flavor: ServerFlavor | None) -> str:
@@ -702,6 +711,8 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
             tokens.append(Token(kind, raw, value, image, ts))
         if list_at < 0 and rows_anchor < 0 and image != "(":
             images.append(image)  # the common case: no literal list here
+            if len(images) > MAX_TOKENS:
+                raise LexError(not_supported(TOO_MANY_TOKENS), ts, "too many tokens")
         else:
             keep = True  # whether the image goes into the key
             if list_at >= 0:
