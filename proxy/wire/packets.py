@@ -551,11 +551,17 @@ def build_column_definition(
     )
 
 
+def _text_bytes(v: bytes | str | None) -> bytes | None:
+    """A text value's bytes: text that came from a client (a statement in the processlist or
+    the digest) may hold bytes that are not UTF-8, kept as surrogates: sent back as they came."""
+    return v.encode("utf-8", "surrogateescape") if isinstance(v, str) else v
+
+
 def _text_value(v: bytes | str | None) -> bytes:
     if v is None:
         return b"\xfb"
     if isinstance(v, str):
-        v = v.encode("utf-8")
+        v = v.encode("utf-8", "surrogateescape")  # a client's own bytes, as it sent them
     return lenenc_int(len(v)) + v
 
 
@@ -597,7 +603,7 @@ def build_text_resultset(
     for row in rows:
         if len(row) != ncols:
             raise ValueError("row length does not match column count")
-        raw_rows.append([v.encode("utf-8") if isinstance(v, str) else v for v in row])
+        raw_rows.append([_text_bytes(v) for v in row])
     count = lenenc_int(ncols)
     if capabilities & _CAP_CACHE_METADATA:
         count += b"\x01"  # the column definitions follow

@@ -93,6 +93,10 @@ class PacketConnection(asyncio.Protocol):
         self._eof = True
         self._lost = exc if exc is not None else ConnectionLost("connection closed")
         self._wake()
+        if self.feeder is not None:
+            # What the feeder relays here is dropped now: paused, its response would never
+            # end, and the session waiting for it would never see this connection go.
+            self.feeder.resume_reading()
         waiter, self._drain_waiter = self._drain_waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -302,6 +306,10 @@ class ClientConnection(PacketConnection):
         return False
 
     def _take(self, max_size: int) -> tuple[int, bytes] | None:
+        if self.hold:
+            # A fast command's response is still being relayed: the next command waits for
+            # release() (the reader is woken meanwhile only when the connection ends).
+            return None
         packet = super()._take(max_size)
         if self.input_paused and (
             packet is None or len(self._buf) <= READ_HIGH_WATER or not self._whole_command()

@@ -126,6 +126,47 @@ def test_a_client_that_never_reads_is_not_buffered_without_bound(
     conn.close()
 
 
+def test_pipelined_point_selects_on_the_fast_path_are_bounded_too(
+    proxy: ProxyEnv, adv: Adversary
+) -> None:
+    """Small statements, pipelined: their answers, unread, pause the shard; the statements
+    behind them pause the client. Others are served meanwhile, and when the client goes, its
+    session ends (the paused shard connection is read again and its answer dropped: before,
+    the relay waited forever for a response the shard was never let to send)."""
+    conn = proxy.connect()
+    rows(conn, "SELECT REPEAT('x', 300000) FROM adv_pub WHERE id = 1")  # the shape is cached
+    session = proxy.server.ctx.sessions[conn.thread_id()]
+    statement = _packet(0, b"\x03SELECT REPEAT('x', 300000) FROM adv_pub WHERE id = 1")
+    data = statement * (16 * 1024 * 1024 // len(statement))
+    sock: socket.socket = conn._sock
+    sent = threading.Event()
+
+    def send() -> None:
+        try:
+            sock.sendall(data)
+            sent.set()
+        except OSError:
+            pass  # the connection is closed below while the sender is blocked
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    sent.wait(5)
+    assert not sent.is_set(), "the proxy read 16 MiB of statements nobody reads answers to"
+    assert session.client.input_paused
+    assert len(session.client._buf) <= READ_HIGH_WATER + 256 * 1024
+    with proxy.connect() as other:
+        assert rows(other, "SELECT v FROM adv_pub WHERE id = 1") == [("public",)]
+    conn_id = conn.thread_id()
+    # The client goes away (shutdown: a close alone waits for the send blocked in the sender).
+    sock.shutdown(socket.SHUT_RDWR)
+    conn._force_close()  # the socket and PyMySQL's file on it
+    sender.join(30)
+    deadline = time.monotonic() + 30
+    while conn_id in proxy.server.ctx.sessions:
+        assert time.monotonic() < deadline, "the session outlived its client"
+        time.sleep(0.05)
+
+
 # -------------------------------------------------------------------------- analysis cost
 
 
@@ -408,6 +449,31 @@ def test_names_that_are_not_utf8_get_an_error_never_a_lost_session(
             if command.startswith(b"\x03REVOKE"):
                 assert _errno(answer) == 1147, answer
             assert _command(sock, b"\x03SELECT 1")[:1] == b"\x01", command
+        # Those statements are in the query digest; its table shows them as they came (it
+        # answered 1105 to the database's administrator, for good, after one such statement).
+        digest = _command(sock, b"\x03SHOW QUERY_DIGEST")
+        assert digest[:1] not in (b"\xff", b"\x00"), digest
+        # ... and in SHOW FULL PROCESSLIST while one runs (1105 too).
+        sleeper, _, answer = _raw_login(proxy.port, b"easydb", PASSWORDS["easydb"], b"easydb")
+        try:
+            sleeper.sendall(_packet(0, b"\x03SELECT SLEEP(1), '" + bad + b"'"))
+            shown = b""
+            deadline = time.monotonic() + 30
+            while bad not in shown:
+                assert time.monotonic() < deadline, "the statement never showed"
+                shown = b""
+                sock.sendall(_packet(0, b"\x03SHOW FULL PROCESSLIST"))
+                _, first = _recv_packet(sock)
+                assert first[:1] != b"\xff", first
+                eofs = 2
+                while eofs:
+                    _, packet = _recv_packet(sock)
+                    eofs -= _is_eof(packet)
+                    shown += packet
+            _, first = _recv_packet(sleeper)  # the sleeper's own answer arrives
+            assert first[:1] == b"\x02"
+        finally:
+            sleeper.close()
     finally:
         sock.close()
 
