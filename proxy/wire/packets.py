@@ -552,16 +552,23 @@ def build_column_definition(
 
 
 def _text_bytes(v: bytes | str | None) -> bytes | None:
-    """A text value's bytes: text that came from a client (a statement in the processlist or
-    the digest) may hold bytes that are not UTF-8, kept as surrogates: sent back as they came."""
-    return v.encode("utf-8", "surrogateescape") if isinstance(v, str) else v
+    """A text value's UTF-8. Text that came from a client (a statement in the processlist or
+    the digest) may hold bytes that are not UTF-8, kept as surrogates: each becomes U+FFFD (as
+    MariaDB shows them, '?'), so the proxy's own answers are always valid UTF-8."""
+    if not isinstance(v, str):
+        return v
+    try:
+        return v.encode("utf-8")
+    except UnicodeEncodeError:
+        return v.encode("utf-8", "surrogateescape").decode("utf-8", "replace").encode("utf-8")
 
 
 def _text_value(v: bytes | str | None) -> bytes:
     if v is None:
         return b"\xfb"
     if isinstance(v, str):
-        v = v.encode("utf-8", "surrogateescape")  # a client's own bytes, as it sent them
+        v = _text_bytes(v)
+        assert v is not None
     return lenenc_int(len(v)) + v
 
 
