@@ -432,6 +432,8 @@ def test_names_that_are_not_utf8_get_an_error_never_a_lost_session(
             b"\x03SELECT 1 AS `" + bad + b"`",
             b"\x03SET @`" + bad + b"` = 1",
             b"\x03CREATE TABLE `" + bad + b"` (id INT)",
+            # (MariaDB takes some of these, e.g. an encoded surrogate: not left for others)
+            b"\x03DROP TABLE IF EXISTS `" + bad + b"`",
             b"\x03GRANT SELECT ON `" + bad + b"` TO " + adv.user.encode(),
             b"\x03REVOKE SELECT ON `" + bad + b"` FROM " + adv.user.encode(),
             b"\x03CREATE USER `" + bad + b"` IDENTIFIED BY 'Abc#1234'",
