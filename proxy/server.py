@@ -50,6 +50,7 @@ from proxy.ops.logs import bind_connection, configure_logging
 from proxy.ops.metrics import Metrics
 from proxy.ops.workers import PUBLISH_SECONDS, WorkerSlot
 from proxy.session.authn import Sha2Cache
+from proxy.session.fair import FairPool
 from proxy.session.login import CatalogRefresher, LoginGuard
 from proxy.session.session import Session
 from proxy.sql.analyze import FAST_BASE_MISSING
@@ -80,6 +81,8 @@ def hot_path() -> str:
 CATALOG_POLL_SECONDS = 0.25
 BOOKKEEPING_CLOSE_SECONDS = 5.0
 WATCH_SECONDS = 1.0
+# Threads for statement analysis: as many tenants analyse side by side (fair.py).
+ANALYSIS_THREADS = 8
 # After drain_timeout: how long interrupted statements get to answer before the rest is closed.
 DRAIN_GRACE = 5.0
 # Each node tells the catalog its open sessions per database (``shardgate database list`` and
@@ -131,9 +134,10 @@ class ServerContext:
             catalog_outcomes_unknown=lambda: self.catalog.outcomes_unknown,
         )
         # Statements too long to analyse on the event loop, or not analysed before (a sqlglot
-        # parse), are analysed here; two threads, so one tenant's huge statements queue
-        # behind each other, not in front of everyone's catalog calls (the default executor).
-        self.analysis_pool = ThreadPoolExecutor(2, thread_name_prefix="shardgate-analysis")
+        # parse), are analysed here, apart from everyone's catalog calls (the default
+        # executor): one analysis at a time per tenant, tenants side by side (fair.py), so one
+        # tenant's huge statements queue behind each other, not in front of other tenants'.
+        self.analysis_pool = FairPool(ANALYSIS_THREADS)
         # The mirrored backend accounts sessions connect as (proxy/backend/mirror.py).
         self.mirrors = MirrorManager(lambda: self.config, catalog, self.metrics)
         # The backend connection pools, one per shard (proxy/backend/pool.py).
@@ -700,7 +704,7 @@ class ProxyServer:
         await asyncio.to_thread(self.ctx.bookkeeping.close, BOOKKEEPING_CLOSE_SECONDS)
         await self._report({})  # this node has no sessions any more
         self._report_pool.shutdown(wait=False)
-        self.ctx.analysis_pool.shutdown(wait=False, cancel_futures=True)
+        self.ctx.analysis_pool.shutdown()
         log.info("shardgate stopped")
 
 

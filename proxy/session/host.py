@@ -10,7 +10,6 @@ the session it serves.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from concurrent.futures import Executor
 from typing import Protocol, TypeVar
 
 from auth.accounts import AccountManager
@@ -19,6 +18,7 @@ from proxy.backend.connection import BackendConnection, BackendTarget
 from proxy.backend.mirror import MirrorManager
 from proxy.backend.pool import Owner, ShardPool
 from proxy.ops.digest import DigestEntry, QueryDigest
+from proxy.session.fair import FairPool
 from proxy.session.login import LoginServices, Seated
 
 S = TypeVar("S", bound=Seated)
@@ -41,8 +41,9 @@ class SessionHost(LoginServices, Protocol[S]):
         ...
 
     @property
-    def analysis_pool(self) -> Executor:
-        """Where statements are analysed when that is too slow for the event loop."""
+    def analysis_pool(self) -> FairPool:
+        """Where statements are analysed when that is too slow for the event loop (one
+        analysis at a time per tenant)."""
         ...
 
     async def backend_lease(

@@ -8,13 +8,14 @@ Each returns the rows of one text result set (or COM_STATISTICS's line); the ses
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from auth.model import Account
 from proxy.ops.digest import QueryDigest
-from proxy.ops.logs import redact
 from proxy.ops.metrics import Metrics
+from proxy.sql.lexer import LexError, LexMode, ServerFlavor, TokenKind, lex
 from proxy.sql.like import LikePattern
 from proxy.wire.packets import FIELD_TYPE_LONGLONG, FIELD_TYPE_VAR_STRING, build_text_resultset
 
@@ -50,6 +51,52 @@ class SessionInfo:
     command: str  # "Sleep", "Query", "Execute", ...
     seconds: int
     info: str | None
+    # The session's server, as its executable comments are read (None: not known yet).
+    flavor: ServerFlavor | None = None
+
+
+_SECRET_WORD = re.compile(r"password|identified", re.IGNORECASE)
+_ALL_MODES = tuple(LexMode(a, b) for a in (False, True) for b in (False, True))
+_LITERALS = frozenset({TokenKind.STRING, TokenKind.HEX, TokenKind.BIT})
+REDACTED = "'***'"
+# Longer texts are not lexed (four times, on the event loop): cut after the first such word.
+REDACT_LEX_LIMIT = 256 * 1024
+
+
+def redact_statement(text: str, flavor: ServerFlavor | None) -> str:
+    """A statement's text with every literal replaced by ``'***'`` if it mentions a password
+    at all (the words PASSWORD or IDENTIFIED anywhere, in any letter case): a password can only
+    be a literal, and where the literals are is what the server's lexer says, not a pattern
+    (``IDENTIFIED/**/BY 'p'``, ``SET PASSWORD\nFOR u = 'p'``, ``/* ' */ ... 'p'``). The text is
+    lexed as the session's server reads it in each ``sql_mode`` that changes lexing, and the
+    literals of every reading are masked; a text some reading cannot lex, or longer than
+    REDACT_LEX_LIMIT, is cut after the first such word (a password follows its keyword)."""
+    first = _SECRET_WORD.search(text)
+    if first is None:
+        return text
+    if len(text) > REDACT_LEX_LIMIT:
+        return f"{text[: first.end()]} {REDACTED}"
+    spans: list[tuple[int, int]] = []
+    try:
+        for mode in _ALL_MODES:
+            for statement in lex(text, mode, flavor):
+                spans.extend(
+                    (t.pos, t.pos + len(t.raw)) for t in statement.tokens if t.kind in _LITERALS
+                )
+    except LexError:
+        return f"{text[: first.end()]} {REDACTED}"
+    out: list[str] = []
+    at = 0
+    for start, end in sorted(spans):
+        if end <= at:
+            continue
+        if start < at:  # overlaps the span just masked: extend it
+            at = end
+            continue
+        out += [text[at:start], REDACTED]
+        at = end
+    out.append(text[at:])
+    return "".join(out)
 
 
 def visible(me: Account, other: SessionInfo) -> bool:
@@ -66,8 +113,8 @@ PROCESSLIST_NUMERIC = frozenset({"Id", "Time"})
 def processlist_rows(sessions: Iterable[SessionInfo], self_id: int, full: bool) -> list[Row]:
     """MariaDB's SHOW [FULL] PROCESSLIST columns; the asking session shows its own statement.
 
-    ``Info`` is redacted (the quoted password of ``SET PASSWORD``, ``IDENTIFIED BY``,
-    ``PASSWORD(...)`` becomes ``'***'``) and cut to 100 characters unless FULL."""
+    ``Info`` is redacted (see :func:`redact_statement`) and cut to 100 characters unless
+    FULL."""
     rows: list[Row] = []
     for s in sorted(sessions, key=lambda s: s.connection_id):
         me = s.connection_id == self_id
@@ -77,7 +124,8 @@ def processlist_rows(sessions: Iterable[SessionInfo], self_id: int, full: bool) 
         elif sleeping or s.info is None:
             info = None
         else:
-            info = redact(s.info)
+            # Cut first (a cut literal fails to lex: cut after the word), then redacted.
+            info = redact_statement(s.info if full else s.info[:100], s.flavor)
             if not full:
                 info = info[:100]
         rows.append(

@@ -472,9 +472,13 @@ class Session:
                 return statements, digest, sql
             except NeedsParse:
                 pass
-        return await asyncio.get_running_loop().run_in_executor(
-            self.ctx.analysis_pool, _analyze_payload, payload, db, mode, flavor
+        account = self.account
+        tenant = (
+            f"connection {self.connection_id}"
+            if account is None
+            else (account.owner_db or f"account {account.id}")
         )
+        return await self.ctx.analysis_pool.run(tenant, _analyze_payload, payload, db, mode, flavor)
 
     # -- carrying a plan out --------------------------------------------------------------------
 
@@ -940,6 +944,7 @@ class Session:
             activity.command,
             int(now - activity.since),
             activity.info,
+            self.link.state.flavor,
         )
 
     def _visible_sessions(self) -> dict[int, SessionInfo]:
@@ -1140,7 +1145,9 @@ class Session:
         """GRANT on a table: ask the database's shard, through the caller's own backend login
         there (the caller is that database's administrator, whose mirror sees every table)."""
         found = self.ctx.snapshot().database(database)
-        if found is None:
+        if found is None or not _valid_utf8(table):
+            # (a name that is not UTF-8 -- bytes the client sent, kept as surrogates -- names
+            # no table, and would not even encode into the query)
             return False
         try:
             assert self.account is not None
@@ -1186,6 +1193,14 @@ def _analyze_payload(
     sql = _decode(payload[1:])
     statements, digest = analyze_with_digest(sql, db, mode, flavor)
     return statements, digest, sql
+
+
+def _valid_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _decode(raw: bytes) -> str:

@@ -666,10 +666,23 @@ class NeedsParse(Exception):
 
 _parsing = threading.local()  # .forbidden: set while an analysis must not parse
 
+# The most text sqlglot is given for one statement (its shape: literals replaced, literal
+# lists collapsed, comments gone). sqlglot takes seconds over a few hundred kB of structure
+# (a 1 MB CASE: ~9 s), time one tenant's statement would hold an analysis thread and the
+# interpreter that every tenant shares; the bound also caps the tokens (each is at least one
+# character and a space).
+MAX_PARSED_TEXT: Final = 256 * 1024
+TOO_LONG_TO_PARSE: Final = (
+    f"statements whose structure is longer than {MAX_PARSED_TEXT} bytes (literals and lists "
+    "of literals not counted)"
+)
+
 
 def _parse_one(text: str) -> exp.Expression:
     if getattr(_parsing, "forbidden", False):
         raise NeedsParse
+    if len(text) > MAX_PARSED_TEXT:
+        raise _unsupported(TOO_LONG_TO_PARSE)
     _QuietSqlglot.active += 1
     try:
         trees = _DIALECT.parse(text)
@@ -1356,6 +1369,8 @@ def _query_tree(imgs: Sequence[str]) -> tuple[exp.Expression, str]:
             raise _unsupported("WITH ... INSERT")
     elif k0 != "(":
         raise _parse_error()
+    if sum(map(len, imgs)) + len(imgs) > MAX_PARSED_TEXT:  # sure to be too long: not rewritten
+        raise _unsupported(TOO_LONG_TO_PARSE)
     tree = _parse_one(_sqlglot_text(imgs, verb, verb_at))
     _check_names(imgs, tree)
     expected: tuple[type[exp.Expression], ...]
@@ -2973,6 +2988,8 @@ def _lex_refusal(
     statement naming an account (or database) with a bare name that starts with a digit
     (``CREATE USER 1abcd``), which the account grammar reads as MySQL does, so that the name
     rules judge it."""
+    if err.error.errno != ErrorCode.PARSE.errno:  # a bound (too many statements, tokens)
+        return [Statement(Kind.REFUSED, sql, error=err.error, start=0, end=len(sql))]
     try:
         lexed, _ = lex_with_digit_names(sql, mode, flavor)
     except LexError:

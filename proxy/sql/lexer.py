@@ -87,11 +87,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
-from auth.errors import SqlError, parse_error
+from auth.errors import ErrorCode, SqlError, not_supported, parse_error
 
 __all__ = [
     "DEFAULT_MODE",
+    "MAX_STATEMENTS",
+    "MAX_TOKENS",
     "RESERVED_WORDS",
+    "TOO_MANY_STATEMENTS",
+    "TOO_MANY_TOKENS",
     "LexError",
     "LexMode",
     "LexedStatement",
@@ -403,6 +407,20 @@ def _error(sql: str, pos: int, what: str = "syntax error", server: str = "MySQL"
     return LexError(parse_error(sql[pos:], line, server), pos, what)
 
 
+# The most statements one request (a multi-statement packet) may hold. Every statement costs
+# its analysis and a few hundred bytes while the request is authorized whole: 64 MiB of
+# "SELECT 1;" would be seven million of them, gigabytes and minutes.
+MAX_STATEMENTS: Final = 16384
+TOO_MANY_STATEMENTS: Final = f"more than {MAX_STATEMENTS} statements in one request"
+# The most tokens of one statement's shape key (literal lists collapsed, so a bulk insert or a
+# long IN list counts one row / one element): lexing and checking take microseconds a token,
+# and no statement of that much structure is analysable anyway (sqlglot reads at most 256 KiB).
+MAX_TOKENS: Final = 262144
+TOO_MANY_TOKENS: Final = (
+    f"statements of more than {MAX_TOKENS} tokens (lists of literals not counted)"
+)
+
+
 def server_name(flavor: ServerFlavor | None) -> str:
     """How 1064 names the server: "MariaDB" for a MariaDB shard, else "MySQL"."""
     return "MariaDB" if flavor is not None and flavor.mariadb else "MySQL"
@@ -413,7 +431,7 @@ def _scan_as(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: 
     try:
         return _scan(sql, mode, flavor, with_tokens)
     except LexError as err:
-        if flavor is None or not flavor.mariadb:
+        if flavor is None or not flavor.mariadb or err.error.errno != ErrorCode.PARSE.errno:
             raise
         raise _error(sql, err.pos, err.reason, server_name(flavor)) from None
 
@@ -566,6 +584,8 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
                         text = sql[first:last_end]
                     out.append((images, text, stmt_start, te, tokens))
                     stmt_start = te
+                    if len(out) > MAX_STATEMENTS:
+                        raise LexError(not_supported(TOO_MANY_STATEMENTS), ts, "too many")
                 images = []
                 tokens = [] if with_tokens else None
                 first = -1
@@ -691,6 +711,8 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
             tokens.append(Token(kind, raw, value, image, ts))
         if list_at < 0 and rows_anchor < 0 and image != "(":
             images.append(image)  # the common case: no literal list here
+            if len(images) > MAX_TOKENS:
+                raise LexError(not_supported(TOO_MANY_TOKENS), ts, "too many tokens")
         else:
             keep = True  # whether the image goes into the key
             if list_at >= 0:
@@ -773,6 +795,8 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
         else:
             text = sql[first:last_end]
         out.append((images, text, stmt_start, n, tokens))
+        if len(out) > MAX_STATEMENTS:
+            raise LexError(not_supported(TOO_MANY_STATEMENTS), first, "too many")
     elif out:
         # trailing comments, whitespace or empty statements belong to the last statement
         images, text, start, _end, tokens = out[-1]

@@ -370,6 +370,14 @@ def _decode(raw: bytes, what: str) -> str:
         raise ProtocolError(f"{what} is not valid utf-8") from exc
 
 
+def _decode_name(raw: bytes) -> str:
+    """A user or database name of a login: bytes that are not UTF-8 become U+FFFD, as MariaDB
+    shows them ('?'). Such a name matches no account and no database, so the login gets the
+    same refusal (1045, or the database's 1044/1049) as any other unknown name, never a "bad
+    handshake" that would tell them apart."""
+    return raw.decode("utf-8", "replace")
+
+
 def _as_bytes(buf: Buffer) -> bytes:
     return buf if isinstance(buf, bytes) else bytes(buf)
 
@@ -543,11 +551,24 @@ def build_column_definition(
     )
 
 
+def _text_bytes(v: bytes | str | None) -> bytes | None:
+    """A text value's UTF-8. Text that came from a client (a statement in the processlist or
+    the digest) may hold bytes that are not UTF-8, kept as surrogates: each becomes U+FFFD (as
+    MariaDB shows them, '?'), so the proxy's own answers are always valid UTF-8."""
+    if not isinstance(v, str):
+        return v
+    try:
+        return v.encode("utf-8")
+    except UnicodeEncodeError:
+        return v.encode("utf-8", "surrogateescape").decode("utf-8", "replace").encode("utf-8")
+
+
 def _text_value(v: bytes | str | None) -> bytes:
     if v is None:
         return b"\xfb"
     if isinstance(v, str):
-        v = v.encode("utf-8")
+        v = _text_bytes(v)
+        assert v is not None
     return lenenc_int(len(v)) + v
 
 
@@ -589,7 +610,7 @@ def build_text_resultset(
     for row in rows:
         if len(row) != ncols:
             raise ValueError("row length does not match column count")
-        raw_rows.append([v.encode("utf-8") if isinstance(v, str) else v for v in row])
+        raw_rows.append([_text_bytes(v) for v in row])
     count = lenenc_int(ncols)
     if capabilities & _CAP_CACHE_METADATA:
         count += b"\x01"  # the column definitions follow
@@ -700,7 +721,7 @@ def parse_handshake_response(payload: Buffer) -> HandshakeResponse:
     if not caps & _CAP_PROTOCOL_41:
         raise ProtocolError("client does not support CLIENT_PROTOCOL_41")
     raw_user, pos = read_nul_str(buf, 32)
-    username = _decode(raw_user, "username")
+    username = _decode_name(raw_user)
     if caps & _CAP_LENENC_AUTH:
         auth, pos = _read_lenenc_bytes(buf, pos)
     elif caps & _CAP_SECURE_CONNECTION:
@@ -712,7 +733,7 @@ def parse_handshake_response(payload: Buffer) -> HandshakeResponse:
     database: str | None = None
     if caps & _CAP_CONNECT_WITH_DB:
         raw_db, pos = read_nul_str(buf, pos)
-        database = _decode(raw_db, "database") or None
+        database = _decode_name(raw_db) or None
     plugin: str | None = None
     if caps & _CAP_PLUGIN_AUTH:
         plugin, pos = _read_trailing_plugin(buf, pos)
@@ -750,7 +771,7 @@ def parse_change_user(payload: Buffer, capabilities: int) -> ChangeUser:
     if not buf or buf[0] != Command.COM_CHANGE_USER:
         raise ProtocolError("not a COM_CHANGE_USER packet")
     raw_user, pos = read_nul_str(buf, 1)
-    username = _decode(raw_user, "username")
+    username = _decode_name(raw_user)
     if capabilities & _CAP_SECURE_CONNECTION:
         if pos >= len(buf):
             raise ProtocolError("truncated auth response")
@@ -758,7 +779,7 @@ def parse_change_user(payload: Buffer, capabilities: int) -> ChangeUser:
     else:
         auth, pos = read_nul_str(buf, pos)
     raw_db, pos = read_nul_str(buf, pos)
-    database = _decode(raw_db, "database") or None
+    database = _decode_name(raw_db) or None
     charset: int | None = None
     plugin: str | None = None
     attrs: dict[str, str] = {}

@@ -46,6 +46,9 @@ else:
 
 # Pause the peer that feeds a connection once this much is waiting to be sent on it.
 WRITE_HIGH_WATER = 256 * 1024
+# Stop reading a client once this much of what it sent waits unread behind a whole command
+# (a client that pipelines statements and never reads the answers).
+READ_HIGH_WATER = 1024 * 1024
 # Payloads from this size on are written as pieces (frame headers and views), not copied whole.
 LARGE_WRITE = 1024 * 1024
 
@@ -118,6 +121,10 @@ class PacketConnection(asyncio.Protocol):
         self._eof = True
         self._lost = exc if exc is not None else ConnectionLost("connection closed")
         self._wake()
+        if self.feeder is not None:
+            # What the feeder relays here is dropped now: paused, its response would never
+            # end, and the session waiting for it would never see this connection go.
+            self.feeder.resume_reading()
         waiter, self._drain_waiter = self._drain_waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -263,6 +270,8 @@ class ClientConnection(PacketConnection):
         self.tls: TlsLayer | None = None
         self.fast: FastHook | None = None
         self.hold = False
+        # Reading paused because too much unread input is buffered (see READ_HIGH_WATER).
+        self.input_paused = False
         # Bytes of the MySQL protocol from and to the client (TLS removed): Bytes_*.
         self.bytes_received = 0
         self.bytes_sent = 0
@@ -294,8 +303,43 @@ class ClientConnection(PacketConnection):
                 if length + 4 == n and length < MAX_PAYLOAD and fast(data):
                     return
         self._buf += data
+        if len(self._buf) > READ_HIGH_WATER and not self.input_paused and self._whole_command():
+            # The session has a whole command to read and is busy (e.g. relaying an answer the
+            # client does not read): stop reading until it catches up, so what a client sends
+            # ahead waits in its own socket, never without bound in the proxy's memory.
+            self.input_paused = True
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.pause_reading()
         if not self.hold:
             self._wake()
+
+    def _whole_command(self) -> bool:
+        """The buffer starts with a complete logical packet (all of its frames)."""
+        buf = self._buf
+        n = len(buf)
+        pos = 0
+        while n - pos >= 4:
+            length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+            pos += 4 + length
+            if pos > n:
+                return False
+            if length < MAX_PAYLOAD:
+                return True
+        return False
+
+    def _take(self, max_size: int) -> tuple[int, bytes] | None:
+        if self.hold:
+            # A fast command's response is still being relayed: the next command waits for
+            # release() (the reader is woken meanwhile only when the connection ends).
+            return None
+        packet = super()._take(max_size)
+        if self.input_paused and (
+            packet is None or len(self._buf) <= READ_HIGH_WATER or not self._whole_command()
+        ):
+            self.input_paused = False
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
+        return packet
 
     def release(self) -> None:
         """A fast command is complete: commands that arrived meanwhile go to the reader."""

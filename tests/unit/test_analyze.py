@@ -1012,3 +1012,36 @@ def test_create_view_definer_offsets_in_a_multi_statement_request() -> None:
     assert second.definer is not None
     start, end = second.definer  # byte offsets into the request as the session encodes it
     assert sql.encode()[start:end] == b"x@y"
+
+
+def test_structure_too_long_to_parse_is_refused_before_the_parser() -> None:
+    """sqlglot takes seconds over a few hundred kB of structure: above MAX_PARSED_TEXT the
+    statement is refused (1235) without being parsed; literal lists do not count."""
+    from proxy.sql.analyze import MAX_PARSED_TEXT, TOO_LONG_TO_PARSE
+
+    columns = ", ".join(f"c{i}" for i in range(MAX_PARSED_TEXT // 6))
+    for sql in (
+        f"SELECT {columns} FROM t",
+        f"INSERT INTO t ({columns}) VALUES (1)",
+        f"UPDATE t SET a = 1 WHERE b IN (SELECT {columns} FROM s)",
+        "SELECT CASE " + " ".join(f"WHEN a = {i} THEN b{i}" for i in range(20000)) + " END FROM t",
+    ):
+        (statement,) = analyze(sql, DEFAULT_DB)
+        assert statement.kind is Kind.REFUSED
+        assert statement.error is not None
+        assert (statement.error.errno, statement.error.message) == (
+            1235,
+            f"This version of shardgate doesn't yet support '{TOO_LONG_TO_PARSE}'",
+        )
+    # A bulk insert and a long IN list are one row / one element to the parser.
+    values = ", ".join(f"({i}, 'v{i}')" for i in range(100_000))
+    (statement,) = analyze(f"INSERT INTO t (a, b) VALUES {values}", DEFAULT_DB)
+    assert statement.kind is Kind.QUERY
+    in_list = ", ".join(str(i) for i in range(100_000))
+    (statement,) = analyze(f"SELECT a FROM t WHERE a IN ({in_list})", DEFAULT_DB)
+    assert statement.kind is Kind.QUERY
+    # Structure under the bound is parsed as usual.
+    (statement,) = analyze(
+        "SELECT " + ", ".join(f"c{i}" for i in range(1000)) + " FROM t", DEFAULT_DB
+    )
+    assert statement.kind is Kind.QUERY

@@ -667,3 +667,47 @@ def test_shapes_skip_literal_lists_in_slices_like_whole(
     assert [(s.key, s.images, s.text, s.start, s.end) for s in lex(sql, mode)] == [
         (k, tuple(i), t, s, e) for k, i, t, s, e in sliced
     ]
+
+
+def test_a_request_holds_at_most_max_statements() -> None:
+    """Each statement costs analysis and memory while the request is authorized whole: more
+    than MAX_STATEMENTS in one request is refused (1235) as soon as the lexer meets the next
+    one, whatever the length of the rest."""
+    from proxy.sql.lexer import MAX_STATEMENTS, TOO_MANY_STATEMENTS, LexError, ServerFlavor
+
+    assert len(lex("SELECT 1;" * MAX_STATEMENTS)) == MAX_STATEMENTS
+    assert len(lex("SELECT 1;" * (MAX_STATEMENTS - 1) + "SELECT 2")) == MAX_STATEMENTS
+    assert len(lex("SELECT 1;" * MAX_STATEMENTS + ";;; -- trailing")) == MAX_STATEMENTS
+    for sql in ("SELECT 1;" * MAX_STATEMENTS + "SELECT 2", "DO 1;" * 10 * MAX_STATEMENTS):
+        for flavor in (None, ServerFlavor(101106, True)):
+            with pytest.raises(LexError) as info:
+                lex(sql, flavor=flavor)
+            assert (info.value.error.errno, info.value.error.message) == (
+                1235,
+                f"This version of shardgate doesn't yet support '{TOO_MANY_STATEMENTS}'",
+            )
+
+
+def test_a_statement_holds_at_most_max_tokens_of_structure() -> None:
+    """Literal lists collapse and do not count; anything else beyond MAX_TOKENS is refused
+    (1235) as soon as the lexer meets it, not after lexing 64 MiB."""
+    from proxy.sql.lexer import MAX_TOKENS, TOO_MANY_TOKENS, LexError
+
+    in_list = ", ".join(["1"] * MAX_TOKENS)
+    (statement,) = lex(f"SELECT a FROM t WHERE a IN ({in_list})")
+    assert len(statement.images) < 20
+    rows = ", ".join(["(1, 'x')"] * MAX_TOKENS)
+    assert len(shapes(f"INSERT INTO t VALUES {rows}")[0].images) < 20
+    columns = ",".join(["a"] * (MAX_TOKENS // 2 - 2))
+    assert len(lex(f"SELECT {columns} FROM t")[0].images) <= MAX_TOKENS
+    for sql in (
+        "SELECT " + ",".join(["a"] * (MAX_TOKENS // 2 + 1)) + " FROM t",
+        "SELECT " + "+".join(["1"] * 10 * MAX_TOKENS),
+    ):
+        for scan in (lex, shapes):
+            with pytest.raises(LexError) as info:
+                scan(sql)
+            assert (info.value.error.errno, info.value.error.message) == (
+                1235,
+                f"This version of shardgate doesn't yet support '{TOO_MANY_TOKENS}'",
+            )

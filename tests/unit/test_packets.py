@@ -473,12 +473,19 @@ def test_parse_handshake_response_nul_auth_and_lenient_tail() -> None:
         H("00022000") + bytes(28) + b"u\x00\xfd\x01",  # lenenc auth truncated
         H("00021000") + bytes(28) + b"u\x00\x00\x05\x01a",  # attrs truncated
         H("00021000") + bytes(28) + b"u\x00\x00\x03\x01a\x05",  # attr value too long
-        H("00020000") + bytes(28) + b"\xff\xfe\x00\x00",  # bad utf-8 username
     ],
 )
 def test_parse_handshake_response_malformed(payload: bytes) -> None:
     with pytest.raises(ProtocolError):
         parse_handshake_response(payload)
+
+
+def test_names_that_are_not_utf8_are_names_that_match_nothing() -> None:
+    """Not a bad handshake (which would tell them from unknown names): U+FFFD, as MariaDB
+    shows them."""
+    head = H("08020000") + bytes(28)
+    hr = parse_handshake_response(head + b"\xff\xfe\x00\x00db\xc3\x00")
+    assert (hr.username, hr.database) == ("\ufffd\ufffd", "db\ufffd")
 
 
 def test_ssl_request() -> None:
