@@ -218,7 +218,11 @@ class ShowDigest:
 
 @dataclass(frozen=True, slots=True)
 class ShowNotes:
-    """SHOW WARNINGS after one of the proxy's own statements left notes."""
+    """SHOW WARNINGS|ERRORS [LIMIT ...] / SHOW COUNT(*) WARNINGS|ERRORS after one of the proxy's
+    own statements left notes, or after the last statement's connection went to another
+    session (its warnings were saved): ``text`` is the statement's."""
+
+    text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,7 +458,7 @@ def _one_statement(
     kind = statement.kind
     if kind is Kind.QUERY or kind is Kind.SESSION:
         if statement.shows_warnings and view.has_notes:
-            return ShowNotes()
+            return ShowNotes(statement.text)
         decided = relayed_statement(statement, view, snapshot)
         if isinstance(decided, Relay):
             return Relay(decided.response, digest, decided.effects, _rewrite((statement,), view))

@@ -110,11 +110,47 @@ class SessionState:
         for name, value, type_code in zip(names, values, types, strict=True):
             self.variables.pop(name, None)  # re-inserted last: replayed in the order set
             self.variables[name] = sql_literal(value, type_code)
+            # The variable now says what an earlier SET SESSION TRANSACTION said (replayed
+            # after the variables, it would win): that characteristic is no longer replayed.
+            characteristic = _TRANSACTION_VARIABLES.get(name)
+            if characteristic is not None:
+                for fragment in [f for f in self.replay if _characteristic(f) == characteristic]:
+                    del self.replay[fragment]
 
     def add_replay(self, fragments: tuple[str, ...]) -> None:
         for fragment in fragments:
-            self.replay.pop(fragment, None)
-            self.replay[fragment] = None
+            for one in _split_characteristics(fragment):
+                # One fragment per characteristic, the latest: an earlier one of the same
+                # characteristic, or a variable that sets it, no longer holds.
+                characteristic = _characteristic(one)
+                for old in [f for f in self.replay if _characteristic(f) == characteristic]:
+                    del self.replay[old]
+                for name, which in _TRANSACTION_VARIABLES.items():
+                    if which == characteristic:
+                        self.variables.pop(name, None)
+                self.replay[one] = None
+
+
+# The system variables that hold a SET SESSION TRANSACTION characteristic.
+_TRANSACTION_VARIABLES: dict[str, str] = {
+    "tx_isolation": "isolation",
+    "transaction_isolation": "isolation",
+    "tx_read_only": "access",
+    "transaction_read_only": "access",
+}
+
+
+def _split_characteristics(fragment: str) -> list[str]:
+    """``SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED , READ ONLY`` (words as the
+    analyzer writes them) as one fragment per characteristic."""
+    head, found, rest = fragment.partition("TRANSACTION ")
+    if not found:
+        return [fragment]
+    return [f"{head}TRANSACTION {part.strip()}" for part in rest.split(",") if part.strip()]
+
+
+def _characteristic(fragment: str) -> str:
+    return "isolation" if "ISOLATION" in fragment else "access"
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,19 +393,23 @@ class BackendLink:
             state.known = True
         desired = state.variables
         applied = conn.applied
+        replay = tuple(state.replay)
+        # Undo first what the last user set and this session did not: the variables, then
+        # its SET SESSION TRANSACTION (assignments take effect from left to right, and this
+        # session's own values, set after, must win).
         assignments = [
-            f"@@session.{name} = {value}"
-            for name, value in desired.items()
-            if applied.get(name) != value
-        ]
-        assignments += [
             f"@@session.{name} = {conn.born.get(name, 'DEFAULT')}"
             for name in applied
             if name not in desired
         ]
-        replay = tuple(state.replay)
-        if conn.applied_replay != replay and conn.applied_replay:
-            assignments += ["@@session.tx_isolation = DEFAULT", "@@session.tx_read_only = DEFAULT"]
+        undo_replay = bool(conn.applied_replay) and conn.applied_replay != replay
+        if undo_replay:
+            assignments += [f"@@session.{name} = DEFAULT" for name in _transaction_names(conn)]
+        assignments += [
+            f"@@session.{name} = {value}"
+            for name, value in desired.items()
+            if applied.get(name) != value or (undo_replay and name in _TRANSACTION_VARIABLES)
+        ]
         last_insert_id = self.carried.last_insert_id if self.carried is not None else 0
         assignments.append(f"@@session.last_insert_id = {last_insert_id} + {_NEW_DIAGNOSTICS}")
         await conn.query(f"{OWN_STATEMENT}SET {', '.join(assignments)}")
@@ -493,6 +533,17 @@ _SAVE_DIAGNOSTICS = (
 )
 # An expression worth 0 that reads a (derived) table: its statement clears the diagnostics area.
 _NEW_DIAGNOSTICS = "(SELECT 0 FROM (SELECT 1) AS shardgate_x)"
+
+
+def _transaction_names(conn: BackendConnection) -> tuple[str, str]:
+    """The server's names of the session's isolation level and access mode variables."""
+    try:
+        flavor = ServerFlavor.parse(conn.server_version)
+    except ValueError:
+        return ("tx_isolation", "tx_read_only")
+    if flavor.mariadb and flavor.version < 110100:
+        return ("tx_isolation", "tx_read_only")
+    return ("transaction_isolation", "transaction_read_only")
 
 
 def _literal_text(literal: str) -> str:

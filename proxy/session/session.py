@@ -109,7 +109,7 @@ from proxy.session.local import (
     ProxyStatus,
     Row,
     SessionInfo,
-    notes_rows,
+    diagnostics_answer,
     processlist_rows,
     proxy_status,
     result_set,
@@ -490,7 +490,9 @@ class Session:
             sources = [self.ctx.digest.entries, *self.ctx.peer_digests()]
             self._write_resultset(list(DIGEST_COLUMNS), digest_table(decided.database, sources))
         elif isinstance(decided, ShowNotes):
-            self._write_resultset(list(NOTE_COLUMNS), notes_rows(self.notes), frozenset({"Code"}))
+            columns, rows = diagnostics_answer(decided.text, self.notes)
+            numeric = frozenset({"Code"} if columns == list(NOTE_COLUMNS) else columns)
+            self._write_resultset(columns, rows, numeric)
         elif isinstance(decided, ShowEvents):
             self._write_resultset(list(EVENTS_COLUMNS), [])
         elif isinstance(decided, ShowStatus):

@@ -1,0 +1,152 @@
+"""The backend connection pool attacked: with one pooled connection per account and database,
+every statement of a client may run on the connection another client just used. Whatever one
+client leaves on a connection must stay its own (never seen by the next user of the
+connection, never lost by its owner), as on a connection of its own."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+from proxy.dev.localshard import ShardEndpoint
+from tests.conftest import connect_admin
+from tests.e2e.conftest import ProxyThread
+from tests.e2e.test_pool import ADMIN, _all, _one, _start
+
+Connect = Callable[..., pymysql.Connection]
+
+
+def _proxy(
+    shards: list[ShardEndpoint], base: Path, pool_size: int
+) -> Iterator[tuple[ProxyThread, Connect]]:
+    db = f"pooladv{random.randrange(10**6)}"
+    runner = _start(
+        base,
+        shards,
+        f"pool_size = {pool_size}\nmax_connections = {pool_size}\npool_wait_timeout = 1.0",
+        db,
+    )
+    assert runner.server is not None
+    port = runner.server.port
+
+    def connect(**kwargs: Any) -> pymysql.Connection:
+        kwargs.setdefault("autocommit", True)
+        return pymysql.connect(
+            host="127.0.0.1", port=port, user=db, password=ADMIN, database=db,
+            connect_timeout=10, read_timeout=30, **kwargs,
+        )  # fmt: skip
+
+    with connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v TINYINT)")
+        cur.execute("CREATE SEQUENCE s")
+    try:
+        yield runner, connect
+    finally:
+        runner.stop()
+        with connect_admin(shards[0]) as admin, admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {db}")
+
+
+@pytest.fixture
+def one_conn(shards: list[ShardEndpoint], tmp_path: Path) -> Iterator[tuple[ProxyThread, Connect]]:
+    """A proxy with a single backend connection per account and database: every statement
+    of a client runs on the connection the client before it used."""
+    yield from _proxy(shards, tmp_path, 1)
+
+
+@pytest.fixture
+def two_conns(shards: list[ShardEndpoint], tmp_path: Path) -> Iterator[tuple[ProxyThread, Connect]]:
+    yield from _proxy(shards, tmp_path, 2)
+
+
+def _try(conn: pymysql.Connection, sql: str) -> list[tuple[Any, ...]] | int:
+    """The rows, or the error number."""
+    try:
+        return _all(conn, sql)
+    except pymysql.MySQLError as exc:
+        return int(exc.args[0])
+
+
+def test_a_sequence_value_stays_with_its_session(two_conns: tuple[ProxyThread, Connect]) -> None:
+    """NEXTVAL(s) leaves LASTVAL(s) on the connection: another client on it saw the value
+    (and changed it under its owner). It now pins the session, like a user variable."""
+    runner, connect = two_conns
+    assert runner.server is not None
+    pool = runner.server.ctx.pools.shard("s0")
+    a, b, c = connect(), connect(), connect()
+    assert _one(a, "SELECT NEXTVAL(s)") == (1,)
+    for _ in range(3):  # b and c take turns on the other connection
+        assert _one(b, "SELECT LASTVAL(s), PREVIOUS VALUE FOR s") == (None, None)
+        assert _one(c, "SELECT LASTVAL(s)") == (None,)
+    assert _one(a, "SELECT LASTVAL(s), PREVIOUS VALUE FOR s") == (1, 1)
+    assert _one(b, "SELECT NEXT VALUE FOR s") == (2,)  # b pinned too, now
+    assert _one(a, "SELECT PREVIOUS VALUE FOR s") == (1,)
+    assert _one(b, "SELECT PREVIOUS VALUE FOR s") == (2,)
+    assert pool.handoffs >= 5
+    # c has no connection left: it waits, then gets the clear 1040, as documented.
+    with pytest.raises(pymysql.OperationalError) as caught:
+        _all(c, "SELECT LASTVAL(s)")
+    assert caught.value.args[0] == 1040
+
+
+def test_session_transaction_characteristics_keep_the_order_they_were_set_in(
+    one_conn: tuple[ProxyThread, Connect],
+) -> None:
+    """SET SESSION TRANSACTION was replayed after the variables on a hand-off, so a later
+    SET tx_isolation lost to it; and undoing another client's SET SESSION TRANSACTION reset
+    the isolation level after the session's own value was applied."""
+    _runner, connect = one_conn
+    a, b = connect(), connect()
+    _all(a, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    _all(a, "SET SESSION tx_isolation = 'SERIALIZABLE'")
+    assert _one(b, "SELECT @@tx_isolation, @@tx_read_only") == ("REPEATABLE-READ", 0)
+    assert _one(a, "SELECT @@tx_isolation, @@tx_read_only") == ("SERIALIZABLE", 0)
+    # One statement, two characteristics: the later variable replaces one of them only.
+    _all(a, "SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED, READ ONLY")
+    _all(a, "SET SESSION tx_read_only = 0")
+    assert _one(b, "SELECT @@tx_isolation, @@tx_read_only") == ("REPEATABLE-READ", 0)
+    assert _one(a, "SELECT @@tx_isolation, @@tx_read_only") == ("READ-UNCOMMITTED", 0)
+    # b's SET SESSION TRANSACTION is undone for a; a's own variable still holds.
+    _all(b, "SET SESSION TRANSACTION READ ONLY")
+    _all(a, "SET SESSION tx_isolation = 'READ-COMMITTED'")
+    for _ in range(2):
+        assert _one(b, "SELECT @@tx_isolation, @@tx_read_only") == ("REPEATABLE-READ", 1)
+        assert _one(a, "SELECT @@tx_isolation, @@tx_read_only") == ("READ-COMMITTED", 0)
+    fresh = connect()
+    assert _one(fresh, "SELECT @@tx_isolation, @@tx_read_only") == ("REPEATABLE-READ", 0)
+
+
+def test_every_form_of_show_warnings_after_a_hand_off(
+    one_conn: tuple[ProxyThread, Connect],
+) -> None:
+    """The saved warnings answered SHOW COUNT(*) WARNINGS with the warning list and ignored
+    LIMIT; SHOW ERRORS and SHOW COUNT(*) ERRORS forgot the last statement's error."""
+    _runner, connect = one_conn
+    a, b = connect(), connect()
+    _all(a, "SET SESSION sql_mode = ''")
+    clipped = "INSERT INTO t (v) VALUES (1000), (2000)"
+
+    def after_hand_off(first: str, then: str) -> list[tuple[Any, ...]] | int:
+        _try(a, first)
+        _all(b, "SELECT 1")
+        return _try(a, then)
+
+    assert after_hand_off(clipped, "SHOW COUNT(*) WARNINGS") == [(2,)]
+    assert after_hand_off(clipped, "SHOW COUNT(*) ERRORS") == [(0,)]
+    assert after_hand_off(clipped, "SHOW ERRORS") == []
+    row2 = ("Warning", 1264, "Out of range value for column 'v' at row 2")
+    assert after_hand_off(clipped, "SHOW WARNINGS LIMIT 1, 1") == [row2]
+    assert len(after_hand_off(clipped, "show warnings limit 1")) == 1  # type: ignore[arg-type]
+    missing = "SELECT * FROM nosuch"
+    shown = after_hand_off(missing, "SHOW ERRORS")
+    assert isinstance(shown, list) and [r[:2] for r in shown] == [("Error", 1146)]
+    assert after_hand_off(missing, "SHOW COUNT(*) ERRORS") == [(1,)]
+    assert after_hand_off(missing, "SHOW COUNT(*) WARNINGS") == [(1,)]
+    # The same on the client's own connection (no hand-off), straight from the shard.
+    _try(a, missing)
+    assert _all(a, "SHOW COUNT(*) ERRORS") == [(1,)]
