@@ -188,6 +188,10 @@ class BackendLink:
         self.state = SessionState()
         self.binds: set[str] = set()
         self.max_allowed_packet = 0  # the shard's, read with the state (0: not known)
+        # The lease under way (waiting in the pool, connecting, a surrender), which a KILL
+        # stops: the statement waiting for it must never run after the client was told.
+        self._leasing: asyncio.Future[BackendConnection] | None = None
+        self._interrupted = False
 
     # -- what is on the connection --------------------------------------------------------------
 
@@ -291,7 +295,8 @@ class BackendLink:
         one leased from the pool (made ready with the session state).
 
         Raises SessionLost if the old one died with session state on it, BackendUnavailable if
-        no connection can be had or made ready."""
+        no connection can be had or made ready, or the statement was interrupted (KILL)
+        meanwhile."""
         conn = self.conn
         if conn is not None and not conn.broken:
             return conn
@@ -300,6 +305,24 @@ class BackendLink:
         conn = self.reclaim()
         if conn is not None:
             return conn
+        self._interrupted = False
+        leasing = self._leasing = asyncio.ensure_future(self._ready(lease))
+        try:
+            conn = await leasing
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._interrupted and (current is None or not current.cancelling()):
+                raise BackendUnavailable(_interrupted()) from None
+            raise
+        finally:
+            self._leasing = None
+        if self._interrupted:  # KILL just as the connection was ready: not run either
+            self.release(0)
+            raise BackendUnavailable(_interrupted())
+        return conn
+
+    async def _ready(self, lease: Lease) -> BackendConnection:
+        """A connection leased from the pool with the session state on it."""
         capture = self._capture
         if capture is not None:
             await asyncio.shield(capture)
@@ -326,10 +349,24 @@ class BackendLink:
             pool.discard(conn)
             error = exc if isinstance(exc, SqlError) else _state_error(exc)
             raise BackendUnavailable(error) from None
+        except BaseException:
+            pool.discard(conn)  # interrupted half way: its state is unknown
+            raise
         self.carried = None
         self.affine = None
         self.conn = conn
         return conn
+
+    def interrupt(self) -> bool:
+        """KILL [QUERY] of a session getting a connection for its statement (waiting in the
+        pool, connecting, making it ready): the statement fails with 1317 instead of running
+        later. Whether the session was getting one."""
+        leasing = self._leasing
+        if leasing is None:
+            return False
+        self._interrupted = True
+        leasing.cancel()  # a grant already made is given back by the pool (or used: below)
+        return True
 
     async def _prepare(self, conn: BackendConnection) -> None:
         """Apply the session state to a new connection, then read the lexing state back."""
@@ -511,6 +548,10 @@ def lost_error(reasons: list[str], cause: object = None) -> SqlError:
     if reasons:
         message += f" ({', '.join(reasons)} lost with it)"
     return sql_error(ErrorCode.SERVER_LOST, message)
+
+
+def _interrupted() -> SqlError:
+    return sql_error(ErrorCode.QUERY_INTERRUPTED, "Query execution was interrupted")
 
 
 def _state_error(exc: BackendQueryError) -> SqlError:

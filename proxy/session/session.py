@@ -884,7 +884,7 @@ class Session:
     async def cancel_query(self) -> None:
         """KILL QUERY: ask the backend to interrupt this session's running statement."""
         conn = self.link.conn
-        if conn is None or self.activity.command == "Sleep":
+        if self.link.interrupt() or conn is None or self.activity.command == "Sleep":
             return
         try:
             killer = await BackendConnection.connect(
@@ -968,6 +968,7 @@ class Session:
     def kill(self) -> None:
         """KILL CONNECTION from another session: close both sides now."""
         self.killed = True
+        self.link.interrupt()
         self.link.drop()
         self.client.close()
 

@@ -6,6 +6,8 @@ connection, never lost by its owner), as on a connection of its own."""
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,13 +24,13 @@ Connect = Callable[..., pymysql.Connection]
 
 
 def _proxy(
-    shards: list[ShardEndpoint], base: Path, pool_size: int
+    shards: list[ShardEndpoint], base: Path, pool_size: int, wait: float = 1.0
 ) -> Iterator[tuple[ProxyThread, Connect]]:
     db = f"pooladv{random.randrange(10**6)}"
     runner = _start(
         base,
         shards,
-        f"pool_size = {pool_size}\nmax_connections = {pool_size}\npool_wait_timeout = 1.0",
+        f"pool_size = {pool_size}\nmax_connections = {pool_size}\npool_wait_timeout = {wait}",
         db,
     )
     assert runner.server is not None
@@ -150,3 +152,56 @@ def test_every_form_of_show_warnings_after_a_hand_off(
     # The same on the client's own connection (no hand-off), straight from the shard.
     _try(a, missing)
     assert _all(a, "SHOW COUNT(*) ERRORS") == [(1,)]
+
+
+@pytest.fixture
+def patient(shards: list[ShardEndpoint], tmp_path: Path) -> Iterator[tuple[ProxyThread, Connect]]:
+    """One backend connection, and clients wait for it for up to a minute."""
+    yield from _proxy(shards, tmp_path, 1, wait=60.0)
+
+
+def test_a_statement_waiting_for_a_connection_is_killed_not_run_later(
+    patient: tuple[ProxyThread, Connect],
+) -> None:
+    """KILL and KILL QUERY of a session whose statement waits for a pooled connection did not
+    stop the wait: the killed client got 2013 (or nothing, for KILL QUERY), and its INSERT ran
+    on the shard once a connection was free. Now the statement fails with 1317 and never
+    runs; after KILL QUERY the session goes on."""
+    runner, connect = patient
+    assert runner.server is not None
+    pool = runner.server.ctx.pools.shard("s0")
+    a, b, c = connect(), connect(), connect()
+    b_id = _one(b, "SELECT CONNECTION_ID()")[0]
+    c_id = _one(c, "SELECT CONNECTION_ID()")[0]
+    _all(a, "BEGIN")
+    _all(a, "INSERT INTO t (v) VALUES (1)")  # a holds the only connection
+    results: dict[str, object] = {}
+
+    def run(name: str, conn: pymysql.Connection, sql: str) -> None:
+        results[name] = _try(conn, sql)
+
+    waiting = [
+        threading.Thread(target=run, args=("b", b, "INSERT INTO t (v) VALUES (2)")),
+        threading.Thread(target=run, args=("c", c, "INSERT INTO t (v) VALUES (3)")),
+    ]
+    for thread in waiting:
+        thread.start()
+    _until(lambda: pool.figures()["waiting"] == 2)
+    _all(a, f"KILL {b_id}")
+    _all(a, f"KILL QUERY {c_id}")
+    for thread in waiting:
+        thread.join()  # both answered while a still holds the connection
+    assert results == {"b": 2013, "c": 1317}
+    assert pool.figures()["waiting"] == 0
+    _all(a, "COMMIT")
+    assert _all(c, "INSERT INTO t (v) VALUES (4)") == []  # c's session goes on
+    assert _all(a, "SELECT v FROM t ORDER BY id") == [(1,), (4,)]
+    _until(lambda: pool.figures() == {"open": 1, "idle": 1, "waiting": 0})
+
+
+def _until(condition: Callable[[], bool]) -> None:
+    """Wait for a condition the proxy reaches by itself (polled; fails after a minute)."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.05)
