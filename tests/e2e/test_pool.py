@@ -81,12 +81,23 @@ def _all(conn: pymysql.Connection, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in cur.fetchall()]
 
 
-def _backend_connections(shard: ShardEndpoint) -> int:
+def _backend_connections(shard: ShardEndpoint, db: str) -> int:
+    """The proxy's connections to the shard in ``db`` (other tests' proxies, such as the
+    session-wide one, may have theirs open in other databases meanwhile)."""
     with connect_admin(shard) as admin, admin.cursor() as cur:
-        cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER LIKE 'sgm\\_%'")
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+            " WHERE USER LIKE 'sgm\\_%%' AND DB = %s",
+            (db,),
+        )
         row = cur.fetchone()
         assert row is not None
         return int(row[0])
+
+
+def _database(conn: pymysql.Connection) -> str:
+    db = conn.db
+    return db.decode() if isinstance(db, bytes) else str(db)
 
 
 def test_what_the_last_statement_left_survives_a_hand_off(
@@ -168,7 +179,7 @@ def test_session_bound_state_pins_the_connection_and_the_cap_is_a_clear_error(
         assert caught.value.args[0] == 1040
         assert "shard 's0'" in caught.value.args[1] and "waited" in caught.value.args[1]
         assert time.monotonic() - started >= 0.9
-        assert _backend_connections(shards[0]) <= 2
+        assert _backend_connections(shards[0], _database(third)) <= 2
         assert _all(with_temp, "SELECT x FROM tt") == [(7,)]
         _all(in_tx, "COMMIT")
         # Now one connection is free: the third client goes on, in the same session.
@@ -196,10 +207,12 @@ def test_many_clients_over_few_connections(
     errors: list[str] = []
     peak = [0]
     stop = threading.Event()
+    with connect() as probe:
+        db = _database(probe)
 
     def watch() -> None:
         while not stop.is_set():
-            peak[0] = max(peak[0], _backend_connections(shards[0]))
+            peak[0] = max(peak[0], _backend_connections(shards[0], db))
             time.sleep(0.05)
 
     def client(who: int) -> None:
@@ -356,7 +369,7 @@ def test_five_thousand_clients_over_a_pool_of_fifty(
 
     def watch() -> None:
         while not stop_watch.is_set():
-            peak[0] = max(peak[0], _backend_connections(shards[0]))
+            peak[0] = max(peak[0], _backend_connections(shards[0], db))
             time.sleep(0.1)
 
     watcher = threading.Thread(target=watch)
