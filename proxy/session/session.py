@@ -220,6 +220,8 @@ class Session:
         # What identity functions and shard-internal variables answer (set at login).
         self.identity: IdentityValues | None = None
         self.link = BackendLink()
+        # A client gone while its statement waits for a backend connection: not run later.
+        client.on_lost = self._client_gone
         self.prepared: dict[int, Prepared] = {}
         self.notes: list[tuple[str, int, str]] = []  # (level, code, message)
         self.activity = Activity(since=time.monotonic())
@@ -964,6 +966,9 @@ class Session:
         log.debug("connection %d closed: server shutting down", self.connection_id)
         self.killed = True
         self.client.close()
+
+    def _client_gone(self) -> None:
+        self.link.interrupt()
 
     def kill(self) -> None:
         """KILL CONNECTION from another session: close both sides now."""

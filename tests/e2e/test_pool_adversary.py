@@ -6,6 +6,7 @@ connection, never lost by its owner), as on a connection of its own."""
 from __future__ import annotations
 
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -205,3 +206,30 @@ def _until(condition: Callable[[], bool]) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached"
         time.sleep(0.05)
+
+
+def test_a_client_gone_while_waiting_for_a_connection_has_its_statement_dropped(
+    patient: tuple[ProxyThread, Connect],
+) -> None:
+    """A client that closes its connection while its statement waits for the pool kept its
+    place in the queue and its statement ran once a connection was free; now the wait ends
+    with the client (the queue empties at once) and the statement never runs."""
+    runner, connect = patient
+    assert runner.server is not None
+    pool = runner.server.ctx.pools.shard("s0")
+    a, b = connect(), connect()
+    _all(b, "SELECT 1")
+    _all(a, "BEGIN")
+    _all(a, "INSERT INTO t (v) VALUES (1)")
+    thread = threading.Thread(target=_try, args=(b, "INSERT INTO t (v) VALUES (2)"))
+    thread.start()
+    _until(lambda: pool.figures()["waiting"] == 1)
+    sock = b._sock
+    assert sock is not None
+    sock.shutdown(socket.SHUT_RDWR)  # the client goes away without a word
+    thread.join()
+    _until(lambda: pool.figures()["waiting"] == 0)  # while a still holds the connection
+    assert pool.timeouts == 0  # it stopped waiting because the client went, not at the limit
+    _all(a, "COMMIT")
+    assert _all(a, "SELECT v FROM t ORDER BY id") == [(1,)]
+    _until(lambda: pool.figures() == {"open": 1, "idle": 1, "waiting": 0})
