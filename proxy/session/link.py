@@ -269,19 +269,23 @@ class BackendLink:
             self._captured()
             return
         try:
-            result = await conn.query(_SAVE_DIAGNOSTICS)
-            lid, found, count, warning_count, error_count = (
-                int(value or 0) for value in result.rows[0]
-            )
-            warnings: tuple[tuple[str, int, str], ...] = ()
-            if warning_count:
-                shown = await conn.query(OWN_STATEMENT + "SHOW WARNINGS")
-                warnings = tuple((_text(r[0]), int(r[1] or 0), _text(r[2])) for r in shown.rows)
-            self.carried = Carried(lid, found, count, warning_count, error_count, warnings)
+            self.carried = await _diagnostics(conn)
         except BackendQueryError:
             self.carried = None
         finally:
             self._captured()
+
+    async def keep_diagnostics(self) -> None:
+        """The session moves to another backend login (USE): save what its next statement
+        may ask about its last one from the connection it leaves, as for a hand-off.
+        Raises BackendError if the connection fails."""
+        conn = self.reclaim()
+        if conn is None or conn.broken:
+            return
+        try:
+            self.carried = await _diagnostics(conn)
+        except BackendQueryError:
+            self.carried = None
 
     def _captured(self) -> None:
         capture, self._capture = self._capture, None
@@ -548,6 +552,17 @@ def lost_error(reasons: list[str], cause: object = None) -> SqlError:
     if reasons:
         message += f" ({', '.join(reasons)} lost with it)"
     return sql_error(ErrorCode.SERVER_LOST, message)
+
+
+async def _diagnostics(conn: BackendConnection) -> Carried:
+    """What the connection's last statement left that the next may ask about."""
+    result = await conn.query(_SAVE_DIAGNOSTICS)
+    lid, found, count, warning_count, error_count = (int(value or 0) for value in result.rows[0])
+    warnings: tuple[tuple[str, int, str], ...] = ()
+    if warning_count:
+        shown = await conn.query(OWN_STATEMENT + "SHOW WARNINGS")
+        warnings = tuple((_text(r[0]), int(r[1] or 0), _text(r[2])) for r in shown.rows)
+    return Carried(lid, found, count, warning_count, error_count, warnings)
 
 
 def _interrupted() -> SqlError:

@@ -779,6 +779,12 @@ class Session:
     async def _use(self, name: str) -> None:
         """Switch database: each database has its own backend login, so a new connection."""
         if name != self.current_db:
+            # LAST_INSERT_ID(), FOUND_ROWS() and the warnings stay the session's (USE reads
+            # no table): saved from the connection left, as for a hand-off.
+            try:
+                await self.link.keep_diagnostics()
+            except BackendError:
+                self.link.drop()
             await self.link.leave(len(self.prepared))
             self.prepared.clear()
             self.current_db = name

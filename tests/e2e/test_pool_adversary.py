@@ -5,6 +5,7 @@ connection, never lost by its owner), as on a connection of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 import threading
@@ -16,10 +17,14 @@ from typing import Any
 import pymysql
 import pytest
 
+from auth.catalog import Catalog
+from auth.model import CreateAccount, SetPrivileges, UserHost
+from auth.privileges import Priv
 from proxy.dev.localshard import ShardEndpoint
+from proxy.manage.provision import create_database
 from tests.conftest import connect_admin
 from tests.e2e.conftest import ProxyThread
-from tests.e2e.test_pool import ADMIN, _all, _one, _start
+from tests.e2e.test_pool import ADMIN, RO, _all, _one, _start
 
 Connect = Callable[..., pymysql.Connection]
 
@@ -271,3 +276,82 @@ def test_is_used_lock_names_the_holders_connection_id(
     finally:
         a.close()
         b.close()
+
+
+@pytest.fixture
+def two_databases(
+    shards: list[ShardEndpoint], tmp_path: Path
+) -> Iterator[tuple[ProxyThread, Connect, str, str]]:
+    """One backend connection per login, and an account with SELECT, INSERT in two databases
+    (each reached through its own backend login): connect() logs it in to the first."""
+    first = f"pooluse{random.randrange(10**6)}"
+    second = f"{first}b"
+    runner = _start(tmp_path, shards, "pool_size = 1\nmax_connections = 2", first)
+    assert runner.server is not None
+    server = runner.server
+    config = server.ctx.config
+    catalog = Catalog.open(config.catalog.url, config.base_dir)
+    user = f"multi{random.randrange(10**6)}"
+    try:
+        asyncio.run(create_database(config, catalog, second, "s0", ADMIN, RO))
+        catalog.apply(
+            [
+                CreateAccount(user, "%", "Multi#pass1", None),
+                SetPrivileges(UserHost(user, "%"), first, None, Priv.SELECT | Priv.INSERT),
+                SetPrivileges(UserHost(user, "%"), second, None, Priv.SELECT | Priv.INSERT),
+            ],
+            actor="operator",
+            client="",
+            action="test set-up",
+        )
+    finally:
+        catalog.close()
+    server.ctx.catalog.refresh()
+
+    def connect(**kwargs: Any) -> pymysql.Connection:
+        return pymysql.connect(
+            host="127.0.0.1", port=server.port, user=user, password="Multi#pass1",
+            database=first, autocommit=True, connect_timeout=10, read_timeout=30, **kwargs,
+        )  # fmt: skip
+
+    for db in (first, second):
+        with pymysql.connect(
+            host="127.0.0.1", port=server.port, user=db, password=ADMIN, database=db,
+            autocommit=True,
+        ) as conn, conn.cursor() as cur:  # fmt: skip
+            cur.execute("CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+    try:
+        yield runner, connect, first, second
+    finally:
+        runner.stop()
+        with connect_admin(shards[0]) as admin, admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {first}")
+            cur.execute(f"DROP DATABASE IF EXISTS {second}")
+
+
+def test_use_keeps_what_the_last_statement_left(
+    two_databases: tuple[ProxyThread, Connect, str, str],
+) -> None:
+    """USE of another database moves the session to another backend login: LAST_INSERT_ID(),
+    FOUND_ROWS() and the warnings of the statement before were lost with the old connection
+    (MySQL keeps them: USE reads no table)."""
+    _runner, connect, first, second = two_databases
+    conn = connect()
+    try:
+        _all(conn, "INSERT INTO t (v) VALUES (1), (2)")
+        _all(conn, f"USE {second}")
+        assert _one(conn, "SELECT LAST_INSERT_ID()") == (1,)
+        _all(conn, f"USE {first}")
+        assert _one(conn, "SELECT LAST_INSERT_ID()") == (1,)
+        _all(conn, "SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1")
+        _all(conn, f"USE {second}")
+        assert _one(conn, "SELECT FOUND_ROWS()") == (2,)
+        _all(conn, "INSERT INTO t (v) VALUES (10), (11), (12)")
+        _all(conn, f"USE {first}")
+        assert _one(conn, "SELECT LAST_INSERT_ID()") == (1,)
+        _all(conn, "SET SESSION sql_mode = ''")
+        _all(conn, "INSERT INTO t (v) VALUES (1000000000000)")  # out of range: a warning
+        _all(conn, f"USE {second}")
+        assert [w[:2] for w in _all(conn, "SHOW WARNINGS")] == [("Warning", 1264)]
+    finally:
+        conn.close()
