@@ -355,3 +355,48 @@ def test_use_keeps_what_the_last_statement_left(
         assert [w[:2] for w in _all(conn, "SHOW WARNINGS")] == [("Warning", 1264)]
     finally:
         conn.close()
+
+
+def test_a_revoke_holds_on_the_next_statement_of_every_pooled_session(
+    two_databases: tuple[ProxyThread, Connect, str, str],
+) -> None:
+    """Sessions of one account share its pooled connections: a REVOKE (here from the catalog,
+    as another node would write it) holds for each one's next statement, on a connection
+    taken back or handed over, and a GRANT back too."""
+    runner, connect, first, _second = two_databases
+    assert runner.server is not None
+    server = runner.server
+    a, b = connect(), connect()
+    user = a.user.decode() if isinstance(a.user, bytes) else str(a.user)
+    config = server.ctx.config
+
+    def grant(privs: Priv) -> None:
+        catalog = Catalog.open(config.catalog.url, config.base_dir)
+        try:
+            catalog.apply(
+                [SetPrivileges(UserHost(user, "%"), first, None, privs)],
+                actor="operator",
+                client="",
+                action="test",
+            )
+        finally:
+            catalog.close()
+        server.ctx.catalog.refresh()
+
+    try:
+        _all(a, "INSERT INTO t (v) VALUES (1)")
+        _all(b, "INSERT INTO t (v) VALUES (2)")  # b takes a's connection
+        grant(Priv.SELECT)
+        for conn in (a, b, a, b):
+            assert _try(conn, "INSERT INTO t (v) VALUES (3)") == 1142
+            assert _one(conn, "SELECT COUNT(*) FROM t") == (2,)
+        grant(Priv(0))
+        for conn in (a, b):
+            assert _try(conn, "SELECT COUNT(*) FROM t") in (1142, 1044)
+        grant(Priv.SELECT | Priv.INSERT)
+        for conn in (b, a):
+            assert _try(conn, "INSERT INTO t (v) VALUES (4)") == []
+        assert _one(a, "SELECT COUNT(*) FROM t") == (4,)
+    finally:
+        a.close()
+        b.close()
