@@ -124,6 +124,7 @@ class ShardPool:
         self._owner: dict[BackendConnection, Owner] = {}
         self._idle_since: dict[BackendConnection, float] = {}
         self._waiters: deque[_Waiter] = deque()
+        self._retiring: set[asyncio.Task[None]] = set()  # idle connections past their lifetime
         # Counters for the metrics.
         self.waits = 0
         self.timeouts = 0
@@ -245,6 +246,26 @@ class ShardPool:
             if conn.broken or self._idle_since.get(conn, now) < limit
         ]
         for conn in stale:
+            owner = self._owner.get(conn)
+            if owner is None or conn.broken:
+                self.discard(conn)
+                continue
+            # Its last owner may still ask about its last statement (LAST_INSERT_ID(),
+            # warnings...): saved first, as when another session takes it. Counted until
+            # the shard has closed it.
+            self._unidle(conn)
+            del self._owner[conn]
+            owner.taken()
+            task = asyncio.get_running_loop().create_task(self._retire_from(conn, owner))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+
+    async def _retire_from(self, conn: BackendConnection, owner: Owner) -> None:
+        try:
+            await owner.surrender(conn)
+        except BackendError:
+            pass
+        finally:
             self.discard(conn)
 
     def close(self) -> None:

@@ -400,3 +400,54 @@ def test_a_revoke_holds_on_the_next_statement_of_every_pooled_session(
     finally:
         a.close()
         b.close()
+
+
+@pytest.fixture
+def short_lived(
+    shards: list[ShardEndpoint], tmp_path: Path
+) -> Iterator[tuple[ProxyThread, Connect]]:
+    """Idle pooled connections are closed after a fraction of a second."""
+    db = f"poolidle{random.randrange(10**6)}"
+    runner = _start(tmp_path, shards, "pool_size = 2\nidle_lifetime = 0.2", db)
+    assert runner.server is not None
+    port = runner.server.port
+
+    def connect(**kwargs: Any) -> pymysql.Connection:
+        return pymysql.connect(
+            host="127.0.0.1", port=port, user=db, password=ADMIN, database=db,
+            autocommit=True, connect_timeout=10, read_timeout=30, **kwargs,
+        )  # fmt: skip
+
+    with connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v TINYINT)")
+    try:
+        yield runner, connect
+    finally:
+        runner.stop()
+        with connect_admin(shards[0]) as admin, admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {db}")
+
+
+def test_what_the_last_statement_left_survives_idle_lifetime(
+    short_lived: tuple[ProxyThread, Connect],
+) -> None:
+    """An idle pooled connection closed after idle_lifetime took the LAST_INSERT_ID(),
+    FOUND_ROWS() and warnings of its last owner's last statement with it (nobody else took
+    it, so nothing was saved): the client, idle for a while, lost them silently."""
+    runner, connect = short_lived
+    assert runner.server is not None
+    pool = runner.server.ctx.pools.shard("s0")
+    conn = connect()
+    try:
+        _all(conn, "SET SESSION sql_mode = '', time_zone = '+03:00'")
+        _all(conn, "INSERT INTO t (v) VALUES (1), (2), (3)")
+        _all(conn, "INSERT INTO t (v) VALUES (1000)")  # a warning, LAST_INSERT_ID() 4
+        _until(lambda: pool.figures()["open"] == 0)  # closed while the client was idle
+        assert [w[:2] for w in _all(conn, "SHOW WARNINGS")] == [("Warning", 1264)]
+        _until(lambda: pool.figures()["open"] == 0)
+        assert _one(conn, "SELECT LAST_INSERT_ID(), @@session.time_zone") == (4, "+03:00")
+        _all(conn, "SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1")
+        _until(lambda: pool.figures()["open"] == 0)
+        assert _one(conn, "SELECT FOUND_ROWS()") == (4,)
+    finally:
+        conn.close()
