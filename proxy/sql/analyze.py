@@ -2571,6 +2571,11 @@ def _create_view(tokens: Sequence[Token], reqs: _Reqs) -> Statement:
     if not query or _kw(query[0]) not in ("SELECT", "WITH", "("):
         raise _parse_error()
     _check_images(query)
+    if _shape_binds(query) & {BIND_NAMED_LOCK, BIND_SEQUENCE_VALUE}:
+        # Selecting from it would leave a named lock or a sequence value on the backend
+        # connection without the statement saying so: the session would not be pinned, and
+        # the connection's next user (another client) would hold the lock or see the value.
+        raise _unsupported("a view that calls GET_LOCK, NEXTVAL or SETVAL")
     _query_requirements(query, reqs)
     return Statement(
         Kind.QUERY,

@@ -451,3 +451,18 @@ def test_what_the_last_statement_left_survives_idle_lifetime(
         assert _one(conn, "SELECT FOUND_ROWS()") == (4,)
     finally:
         conn.close()
+
+
+def test_a_view_cannot_hide_a_named_lock_or_a_sequence_value(
+    one_conn: tuple[ProxyThread, Connect],
+) -> None:
+    """SELECT from a view calling GET_LOCK() or NEXTVAL() left the lock or LASTVAL() on the
+    pooled connection without pinning the session: the next client on it held the lock (and
+    released it) and saw the value. Such views are refused; a view reading LASTVAL() is not
+    (it leaves nothing)."""
+    _runner, connect = one_conn
+    a = connect()
+    for body in ("GET_LOCK('vlock', 0)", "NEXTVAL(s)", "NEXT VALUE FOR s", "SETVAL(s, 5)"):
+        assert _try(a, f"CREATE VIEW v AS SELECT {body} AS x") == 1235
+    assert _try(a, "CREATE VIEW v AS SELECT LASTVAL(s) AS x") == []
+    assert _one(a, "SELECT * FROM v") == (None,)
