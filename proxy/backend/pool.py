@@ -167,10 +167,15 @@ class ShardPool:
             if grant is None:
                 grant = await self._wait(key, owner)
             if grant.conn is None:
+                # Shielded: a session that stops waiting (KILL, its client gone) must not free
+                # the slot while its connection may still be opening (or a victim closing) on
+                # the shard; the slot is freed once that is over.
+                opening = asyncio.ensure_future(self._open(grant, connect))
                 try:
-                    if grant.victim is not None:
-                        await self._evict(grant.victim, grant.previous)
-                    conn = await connect()
+                    conn = await asyncio.shield(opening)
+                except asyncio.CancelledError:
+                    opening.add_done_callback(functools.partial(self._opened_late, key))
+                    raise
                 except BaseException:
                     self._release_slot(key)
                     raise
@@ -189,6 +194,21 @@ class ShardPool:
             if not conn.broken:
                 return conn, False
             self.discard(conn)
+
+    async def _open(self, grant: _Grant, connect: Connect) -> BackendConnection:
+        if grant.victim is not None:
+            await self._evict(grant.victim, grant.previous)
+        return await connect()
+
+    def _opened_late(self, key: PoolKey, opening: asyncio.Future[BackendConnection]) -> None:
+        """A connection opened for a session that stopped waiting: closed, and its slot
+        freed once the shard has ended it."""
+        if opening.cancelled() or opening.exception() is not None:
+            self._release_slot(key)
+            return
+        conn = opening.result()
+        self._key_of[conn] = key
+        self.discard(conn)
 
     async def _evict(self, victim: BackendConnection, previous: Owner | None) -> None:
         """Close an idle connection of another key (its slot is already this grant's), its
