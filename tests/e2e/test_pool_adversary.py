@@ -87,19 +87,23 @@ def test_a_sequence_value_stays_with_its_session(two_conns: tuple[ProxyThread, C
     assert runner.server is not None
     pool = runner.server.ctx.pools.shard("s0")
     a, b, c = connect(), connect(), connect()
-    assert _one(a, "SELECT NEXTVAL(s)") == (1,)
-    for _ in range(3):  # b and c take turns on the other connection
-        assert _one(b, "SELECT LASTVAL(s), PREVIOUS VALUE FOR s") == (None, None)
-        assert _one(c, "SELECT LASTVAL(s)") == (None,)
-    assert _one(a, "SELECT LASTVAL(s), PREVIOUS VALUE FOR s") == (1, 1)
-    assert _one(b, "SELECT NEXT VALUE FOR s") == (2,)  # b pinned too, now
-    assert _one(a, "SELECT PREVIOUS VALUE FOR s") == (1,)
-    assert _one(b, "SELECT PREVIOUS VALUE FOR s") == (2,)
-    assert pool.handoffs >= 5
-    # c has no connection left: it waits, then gets the clear 1040, as documented.
-    with pytest.raises(pymysql.OperationalError) as caught:
-        _all(c, "SELECT LASTVAL(s)")
-    assert caught.value.args[0] == 1040
+    try:
+        assert _one(a, "SELECT NEXTVAL(s)") == (1,)
+        for _ in range(3):  # b and c take turns on the other connection
+            assert _one(b, "SELECT LASTVAL(s), PREVIOUS VALUE FOR s") == (None, None)
+            assert _one(c, "SELECT LASTVAL(s)") == (None,)
+        assert _one(a, "SELECT LASTVAL(s), PREVIOUS VALUE FOR s") == (1, 1)
+        assert _one(b, "SELECT NEXT VALUE FOR s") == (2,)  # b pinned too, now
+        assert _one(a, "SELECT PREVIOUS VALUE FOR s") == (1,)
+        assert _one(b, "SELECT PREVIOUS VALUE FOR s") == (2,)
+        assert pool.handoffs >= 5
+        # c has no connection left: it waits, then gets the clear 1040, as documented.
+        with pytest.raises(pymysql.OperationalError) as caught:
+            _all(c, "SELECT LASTVAL(s)")
+        assert caught.value.args[0] == 1040
+    finally:
+        for conn in (a, b, c):  # bound sessions would hold the proxy's drain
+            conn.close()
 
 
 def test_session_transaction_characteristics_keep_the_order_they_were_set_in(
