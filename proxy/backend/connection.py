@@ -208,9 +208,16 @@ class BackendConnection(PacketConnection):
         # -> SQL literal; SET TRANSACTION fragments), recorded when a session gives the
         # connection back to its pool; and the lexing variables as the connection began with.
         self.applied: dict[str, str] = {}
+        # COM_STMT_CLOSE ids to send before the next command (statements of sessions that no
+        # longer lease this connection: proxy/session/statements.py).
+        self.pending_closes: list[int] = []
         # Called once the connection is gone (the pool frees its slot then: ``retire``).
         self.on_lost: Callable[[], None] | None = None
         self.applied_replay: tuple[str, ...] = ()
+        # Whose session state (an object of the session layer) and which version of it
+        # ``applied`` copies: given back unchanged, it is not copied again.
+        self.applied_from: object = None
+        self.applied_version = 0
         self.born: dict[str, str] = {}
         # Whether any byte of the response being relayed reached the client (a loss then
         # cannot be answered with an error packet: the client is mid-response).
@@ -353,8 +360,7 @@ class BackendConnection(PacketConnection):
 
     def data_received(self, data: bytes) -> None:
         if self._scanner is None:
-            self._buf += data
-            self._wake()
+            super().data_received(data)
         else:
             self._relay_data(data)
 

@@ -236,6 +236,9 @@ class ShardPool:
         self._idle_all[conn] = key
         self._dispatch()
 
+    def is_idle(self, conn: BackendConnection) -> bool:
+        return conn in self._idle_all
+
     def disown(self, conn: BackendConnection, owner: Owner) -> None:
         """``owner`` is gone: ``conn`` (idle) no longer needs to surrender anything."""
         if self._owner.get(conn) is owner:

@@ -58,8 +58,8 @@ class SessionView:
     client_ip: str
     current_db: str | None
     has_notes: bool = False  # notes of the proxy's own last statement wait for SHOW WARNINGS
-    # Something lives on the session's backend connection that another connection would not
-    # have (a transaction, temporary tables, locks, user variables, prepared statements).
+    # Something ties the session to its backend connection or its database (a transaction,
+    # temporary tables, locks, user variables, prepared statements).
     bound: bool = False
     # What identity functions and shard-internal variables answer (None: left to the shard).
     identity: IdentityValues | None = None
@@ -223,6 +223,8 @@ class ShowNotes:
     session (its warnings were saved): ``text`` is the statement's."""
 
     text: str = ""
+    count: bool = False  # SHOW COUNT(*) WARNINGS|ERRORS
+    errors: bool = False  # ERRORS: the notes of level Error only
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,7 +460,8 @@ def _one_statement(
     kind = statement.kind
     if kind is Kind.QUERY or kind is Kind.SESSION:
         if statement.shows_warnings and view.has_notes:
-            return ShowNotes(statement.text)
+            words = digest.upper().replace("(", " ").split()
+            return ShowNotes(statement.text, count="COUNT" in words[1:2], errors="ERRORS" in words)
         decided = relayed_statement(statement, view, snapshot)
         if isinstance(decided, Relay):
             return Relay(decided.response, digest, decided.effects, _rewrite((statement,), view))

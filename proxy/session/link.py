@@ -27,8 +27,9 @@ in the session's next statement.
 
 **No silent loss.** A backend connection lost while the session had anything on it that a new
 connection would not have -- an open transaction (the shard's status flags), temporary tables, table
-or named locks, user variables, one-shot settings, prepared statements -- ends the session with
-2013, as MySQL would; only a session with nothing but replayable settings is reconnected silently.
+or named locks, user variables, one-shot settings, a prepared statement's cursor or long data --
+ends the session with 2013, as MySQL would; a session with nothing but replayable settings and
+prepared statements (prepared again where needed) goes on.
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ from dataclasses import dataclass, field
 from auth.errors import ErrorCode, SqlError, sql_error
 from proxy.backend.connection import BackendConnection, BackendError, BackendQueryError
 from proxy.backend.pool import PoolExhausted, ShardPool
+from proxy.session.statements import WireStatement, WireStatements
 from proxy.sql.analyze import LEXING_VARIABLES, lexing_state
 from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor
-from proxy.wire.packets import ServerStatus
+from proxy.wire.packets import ServerStatus, parse_stmt_prepare_ok
+from proxy.wire.stream import ResponseKind
 
 log = logging.getLogger("shardgate.session")
 
@@ -94,6 +97,7 @@ class SessionState:
     known: bool = False  # the lexing variables have been read back from a shard
     # The server the session's statements are meant for (how executable comments read).
     flavor: ServerFlavor | None = None
+    version: int = 0  # bumped by every change of ``variables`` or ``replay``
 
     def statements(self) -> list[str]:
         """What a new backend connection runs before any client statement."""
@@ -116,6 +120,7 @@ class SessionState:
             if characteristic is not None:
                 for fragment in [f for f in self.replay if _characteristic(f) == characteristic]:
                     del self.replay[fragment]
+        self.version += 1
 
     def add_replay(self, fragments: tuple[str, ...]) -> None:
         for fragment in fragments:
@@ -129,6 +134,8 @@ class SessionState:
                     if which == characteristic:
                         self.variables.pop(name, None)
                 self.replay[one] = None
+        if fragments:
+            self.version += 1
 
 
 # The system variables that hold a SET SESSION TRANSACTION characteristic.
@@ -166,6 +173,10 @@ class Carried:
     warnings: tuple[tuple[str, int, str], ...]  # (level, code, message), as SHOW WARNINGS
 
 
+# What a new connection answers about the statement before the first.
+FRESH = Carried(0, 0, 0, 0, 0, ())
+
+
 # Leases a backend connection for the session (the host's: the session's account, database,
 # capabilities and character set) for ``owner``: the connection, whether it is new, its pool.
 Lease = Callable[["BackendLink"], Awaitable[tuple[BackendConnection, bool, ShardPool]]]
@@ -180,13 +191,16 @@ class BackendLink:
         # The connection last given back, which still has this session's state (until another
         # session takes it: ``surrender``).
         self.affine: BackendConnection | None = None
-        self.carried: Carried | None = None
+        # What the next statement may ask about the last one, when that is not on the
+        # connection the session gets next (a new session: a new connection's values).
+        self.carried: Carried | None = FRESH
         self._capture: asyncio.Future[None] | None = None  # a surrender under way
         self._retire = False  # close the connection instead of giving it back
         self.last_status = 2  # the status flags the last connection left (autocommit)
         self.closed = False
         self.state = SessionState()
         self.binds: set[str] = set()
+        self.statements = WireStatements()  # the client's server-side prepared statements
         self.max_allowed_packet = 0  # the shard's, read with the state (0: not known)
         # The lease under way (waiting in the pool, connecting, a surrender), which a KILL
         # stops: the statement waiting for it must never run after the client was told.
@@ -195,18 +209,18 @@ class BackendLink:
 
     # -- what is on the connection --------------------------------------------------------------
 
-    def bound_reasons(self, prepared_statements: int) -> list[str]:
+    def bound_reasons(self) -> list[str]:
         """Why losing the current connection would lose something (empty: nothing would)."""
         reasons = sorted(self.binds)
         conn = self.conn
         if conn is not None and conn.status & _IN_TRANSACTION:
             reasons.insert(0, "an open transaction")
-        if prepared_statements:
-            reasons.append("prepared statements")
+        if self.statements.pinning():
+            reasons.append("a prepared statement's cursor or long data")
         return reasons
 
-    def bound(self, prepared_statements: int) -> bool:
-        return bool(self.bound_reasons(prepared_statements))
+    def bound(self) -> bool:
+        return bool(self.bound_reasons())
 
     def live(self) -> BackendConnection | None:
         conn = self.conn
@@ -223,6 +237,8 @@ class BackendLink:
         affine, pool = self.affine, self.pool
         if affine is not None and pool is not None and pool.reclaim(affine, self):
             self.conn = affine
+            if affine.pending_closes:
+                _flush_closes(affine)
             return affine
         return None
 
@@ -236,10 +252,10 @@ class BackendLink:
             await asyncio.shield(capture)
         return self.carried
 
-    def release(self, prepared_statements: int) -> None:
+    def release(self) -> None:
         """After a command: give the connection back if nothing session-bound is on it."""
         conn, pool = self.conn, self.pool
-        if conn is None or pool is None or conn.broken or self.bound(prepared_statements):
+        if conn is None or pool is None or conn.broken or self.bound():
             return
         if self._retire:
             self._retire = False
@@ -247,8 +263,11 @@ class BackendLink:
             self.drop()
             return
         self.last_status = conn.status
-        conn.applied = dict(self.state.variables)
-        conn.applied_replay = tuple(self.state.replay)
+        state = self.state
+        if conn.applied_from is not state or conn.applied_version != state.version:
+            conn.applied = dict(state.variables)
+            conn.applied_replay = tuple(state.replay)
+            conn.applied_from, conn.applied_version = state, state.version
         self.conn = None
         self.affine = conn
         pool.release(conn, self)
@@ -294,7 +313,7 @@ class BackendLink:
 
     # -- getting a connection -------------------------------------------------------------------
 
-    async def connection(self, lease: Lease, prepared_statements: int) -> BackendConnection:
+    async def connection(self, lease: Lease) -> BackendConnection:
         """The live backend connection: the leased one, the one given back if still idle, or
         one leased from the pool (made ready with the session state).
 
@@ -305,7 +324,7 @@ class BackendLink:
         if conn is not None and not conn.broken:
             return conn
         if conn is not None:
-            self.lost_idle(prepared_statements)
+            self.lost_idle()
         conn = self.reclaim()
         if conn is not None:
             return conn
@@ -321,7 +340,7 @@ class BackendLink:
         finally:
             self._leasing = None
         if self._interrupted:  # KILL just as the connection was ready: not run either
-            self.release(0)
+            self.release()
             raise BackendUnavailable(_interrupted())
         return conn
 
@@ -359,6 +378,8 @@ class BackendLink:
         self.carried = None
         self.affine = None
         self.conn = conn
+        if conn.pending_closes:
+            _flush_closes(conn)
         return conn
 
     def interrupt(self) -> bool:
@@ -371,6 +392,28 @@ class BackendLink:
         self._interrupted = True
         leasing.cancel()  # a grant already made is given back by the pool (or used: below)
         return True
+
+    def send_close(self, conn: BackendConnection, statement_id: int) -> None:
+        """COM_STMT_CLOSE on ``conn``: now when it is this session's or idle in the pool (no
+        command in flight), else before its next command."""
+        pool = self.pool
+        if conn is self.conn or (pool is not None and pool.is_idle(conn)):
+            conn.send(b"\x19" + statement_id.to_bytes(4, "little"))
+        else:
+            conn.pending_closes.append(statement_id)
+
+    async def reprepare(self, conn: BackendConnection, statement: WireStatement) -> bytes | None:
+        """Prepare ``statement`` on ``conn`` (which does not have it) for the command about to
+        run there. Returns None when done, or the shard's error packet (the command's answer).
+        Raises BackendError if the connection fails."""
+        conn.send(b"\x16" + statement.text)
+        payloads = await conn.collect(ResponseKind.PREPARE, _REPREPARE_LIMIT)
+        first = payloads[0]
+        if first[:1] == b"\xff":
+            return first
+        ok = parse_stmt_prepare_ok(first)
+        statement.on[conn] = ok.statement_id
+        return None
 
     async def _prepare(self, conn: BackendConnection) -> None:
         """Apply the session state to a new connection, then read the lexing state back."""
@@ -431,6 +474,7 @@ class BackendLink:
         state = self.state
         if not state.known:
             state.variables = dict(conn.born)
+            state.version += 1
             state.known = True
         desired = state.variables
         applied = conn.applied
@@ -451,8 +495,10 @@ class BackendLink:
             for name, value in desired.items()
             if applied.get(name) != value or (undo_replay and name in _TRANSACTION_VARIABLES)
         ]
-        last_insert_id = self.carried.last_insert_id if self.carried is not None else 0
-        assignments.append(f"@@session.last_insert_id = {last_insert_id} + {_NEW_DIAGNOSTICS}")
+        carried = self.carried or FRESH
+        assignments.append(
+            f"@@session.last_insert_id = {carried.last_insert_id} + {_NEW_DIAGNOSTICS}"
+        )
         await conn.query(f"{OWN_STATEMENT}SET {', '.join(assignments)}")
         if conn.applied_replay != replay:
             for fragment in replay:
@@ -486,12 +532,14 @@ class BackendLink:
         for name in LEXING_VARIABLES:
             if name in previous:
                 self.state.variables[name] = previous[name]
+        self.state.version += 1
 
     def reset(self) -> None:
         """COM_RESET_CONNECTION / COM_CHANGE_USER: the shard forgot the session's state."""
         self.state = SessionState(flavor=self.state.flavor)
         self.binds.clear()
-        self.carried = None
+        self.statements.clear(self.send_close, dropped_on=self.live())
+        self.carried = FRESH
         # The connection given back holds the old state: no longer this session's to reclaim.
         affine, self.affine = self.affine, None
         if affine is not None and self.pool is not None:
@@ -499,9 +547,9 @@ class BackendLink:
 
     # -- losing the connection ------------------------------------------------------------------
 
-    def lost_idle(self, prepared_statements: int) -> None:
+    def lost_idle(self) -> None:
         """The connection died between statements: fine unless state was on it."""
-        reasons = self.bound_reasons(prepared_statements)
+        reasons = self.bound_reasons()
         self.drop()
         if reasons:
             raise SessionLost(lost_error(reasons, "the connection closed while idle"))
@@ -510,6 +558,7 @@ class BackendLink:
         conn, self.conn = self.conn, None
         self.binds.clear()
         if conn is not None:
+            self.statements.forget_connection(conn)
             conn.broken = True
             if self.pool is not None:
                 self.pool.discard(conn)
@@ -521,10 +570,10 @@ class BackendLink:
         (unless something session-bound is on it)."""
         self._retire = True
 
-    async def leave(self, prepared_statements: int) -> None:
+    async def leave(self) -> None:
         """The session no longer needs its connection (another database, COM_CHANGE_USER):
         back to the pool when nothing is on it, else closed (and with it what was)."""
-        self.release(prepared_statements)
+        self.release()
         affine, self.affine = self.affine, None  # for another login: not to be taken back
         if affine is not None and self.pool is not None:
             self.pool.disown(affine, self)
@@ -532,14 +581,16 @@ class BackendLink:
         self.binds.clear()
         if conn is None:
             return
+        self.statements.forget_connection(conn)
         if self.pool is not None:
             self.pool.discard(conn)
         else:
             await conn.quit()
 
-    async def close(self, prepared_statements: int) -> None:
-        """The session ends."""
-        await self.leave(prepared_statements)
+    async def close(self) -> None:
+        """The session ends: its prepared statements are closed wherever they are."""
+        self.statements.clear(self.send_close)
+        await self.leave()
         self.closed = True
         self._captured()
 
@@ -589,6 +640,16 @@ _SAVE_DIAGNOSTICS = (
 )
 # An expression worth 0 that reads a (derived) table: its statement clears the diagnostics area.
 _NEW_DIAGNOSTICS = "(SELECT 0 FROM (SELECT 1) AS shardgate_x)"
+
+# A re-prepared statement's answer (its parameter and column definitions) is read whole.
+_REPREPARE_LIMIT = 16 * 1024 * 1024
+
+
+def _flush_closes(conn: BackendConnection) -> None:
+    """Close statements of sessions gone from ``conn`` (COM_STMT_CLOSE has no answer)."""
+    closes, conn.pending_closes = conn.pending_closes, []
+    for statement_id in closes:
+        conn.send(b"\x19" + statement_id.to_bytes(4, "little"))
 
 
 def _transaction_names(conn: BackendConnection) -> tuple[str, str]:

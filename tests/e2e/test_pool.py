@@ -4,6 +4,7 @@ over few shard connections, each client's results exactly as on a connection of 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import subprocess
 import threading
@@ -14,12 +15,15 @@ from typing import Any
 
 import pymysql
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from auth.catalog import Catalog
 from proxy.dev.localshard import ShardEndpoint, free_port
 from proxy.manage.provision import create_database
 from proxy.ops.config import load_config
 from tests.conftest import connect_admin
+from tests.e2e.binclient import BinaryClient
 from tests.e2e.conftest import ProxyThread, write_config
 
 ADMIN = "Pooled#adm1"
@@ -42,7 +46,7 @@ def _start(base: Path, shards: list[ShardEndpoint], pool: str, db: str) -> Proxy
 @pytest.fixture
 def small_pool(
     shards: list[ShardEndpoint], tmp_path: Path
-) -> Iterator[tuple[ProxyThread, Callable[..., pymysql.Connection]]]:
+) -> Iterator[tuple[ProxyThread, Callable[..., pymysql.Connection], str]]:
     db = f"pool{random.randrange(10**6)}"
     runner = _start(
         tmp_path, shards, "pool_size = 2\nmax_connections = 2\npool_wait_timeout = 1.0", db
@@ -60,7 +64,7 @@ def small_pool(
     with connect() as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v TINYINT, who INT)")
     try:
-        yield runner, connect
+        yield runner, connect, db
     finally:
         runner.stop()
         with connect_admin(shards[0]) as admin, admin.cursor() as cur:
@@ -82,8 +86,7 @@ def _all(conn: pymysql.Connection, sql: str) -> list[tuple[Any, ...]]:
 
 
 def _backend_connections(shard: ShardEndpoint, db: str) -> int:
-    """The proxy's connections to the shard in ``db`` (other tests' proxies, such as the
-    session-wide one, may have theirs open in other databases meanwhile)."""
+    """The shard's connections in ``db``: the pooled ones of the test's account there."""
     with connect_admin(shard) as admin, admin.cursor() as cur:
         cur.execute(
             "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
@@ -95,17 +98,12 @@ def _backend_connections(shard: ShardEndpoint, db: str) -> int:
         return int(row[0])
 
 
-def _database(conn: pymysql.Connection) -> str:
-    db = conn.db
-    return db.decode() if isinstance(db, bytes) else str(db)
-
-
 def test_what_the_last_statement_left_survives_a_hand_off(
-    small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection]],
+    small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection], str],
 ) -> None:
     """Three clients over two backend connections: each one's LAST_INSERT_ID(), FOUND_ROWS(),
     ROW_COUNT(), warnings and session variables are its own after others used its connection."""
-    runner, connect = small_pool
+    runner, connect, _ = small_pool
     assert runner.server is not None
     pool = runner.server.ctx.pools.shard("s0")
     clients = [connect() for _ in range(3)]
@@ -141,6 +139,8 @@ def test_what_the_last_statement_left_survives_a_hand_off(
             others_run(conn)
             warnings = _all(conn, "SHOW WARNINGS")
             assert [(w[0], w[1]) for w in warnings] == [("Warning", 1264), ("Warning", 1264)]
+            assert _one(conn, "SHOW COUNT(*) WARNINGS") == (2,)
+            assert _all(conn, "SHOW ERRORS") == []
         assert pool.handoffs >= 20  # the saved values were used, not the connections' own
         # A client never sees the session state another left on a shared connection.
         fresh = connect()
@@ -160,13 +160,13 @@ def test_what_the_last_statement_left_survives_a_hand_off(
 
 
 def test_session_bound_state_pins_the_connection_and_the_cap_is_a_clear_error(
-    small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection]],
+    small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection], str],
     shards: list[ShardEndpoint],
 ) -> None:
     """Open transactions, temporary tables and user variables keep their connections; with
     both of the shard's connections held, a third client waits, then gets 1040 naming the
     shard, and its session goes on once one is free."""
-    _, connect = small_pool
+    _, connect, db = small_pool
     in_tx, with_temp, third = connect(), connect(), connect()
     try:
         _all(in_tx, "BEGIN")
@@ -179,7 +179,7 @@ def test_session_bound_state_pins_the_connection_and_the_cap_is_a_clear_error(
         assert caught.value.args[0] == 1040
         assert "shard 's0'" in caught.value.args[1] and "waited" in caught.value.args[1]
         assert time.monotonic() - started >= 0.9
-        assert _backend_connections(shards[0], _database(third)) <= 2
+        assert _backend_connections(shards[0], db) <= 2
         assert _all(with_temp, "SELECT x FROM tt") == [(7,)]
         _all(in_tx, "COMMIT")
         # Now one connection is free: the third client goes on, in the same session.
@@ -197,18 +197,16 @@ def test_session_bound_state_pins_the_connection_and_the_cap_is_a_clear_error(
 
 
 def test_many_clients_over_few_connections(
-    small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection]],
+    small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection], str],
     shards: list[ShardEndpoint],
 ) -> None:
     """40 clients in threads, each with its own session variables, inserts, transactions and
     temporary tables, over two backend connections: every answer is the client's own, and the
     shard never has more than two of the proxy's connections."""
-    _, connect = small_pool
+    _, connect, db = small_pool
     errors: list[str] = []
     peak = [0]
     stop = threading.Event()
-    with connect() as probe:
-        db = _database(probe)
 
     def watch() -> None:
         while not stop.is_set():
@@ -405,3 +403,197 @@ def test_five_thousand_clients_over_a_pool_of_fifty(
         with connect_admin(shards[0]) as admin, admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {db}")
     assert 0 < peak[0] <= SCALE_POOL
+
+
+# -- server-side prepared statements across connections ----------------------------------------
+
+
+def test_prepared_statements_follow_the_session_across_connections(
+    small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection], str],
+    shards: list[ShardEndpoint],
+) -> None:
+    """Three binary-protocol clients over two backend connections: each statement is prepared
+    again where needed, under the id the client knows, with the parameter types of the last
+    execution that sent them; long data and cursors keep their connection; closed statements
+    are closed on the shard."""
+    runner, connect, db = small_pool
+    assert runner.server is not None
+    port = runner.server.port
+    with connect() as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE b (id BIGINT PRIMARY KEY, who BIGINT, s VARCHAR(100))")
+
+    def prepared_count() -> int:
+        with connect_admin(shards[0]) as admin, admin.cursor() as cur:
+            cur.execute("SHOW GLOBAL STATUS LIKE 'Prepared_stmt_count'")
+            row = cur.fetchone()
+            assert row is not None
+            return int(row[1])
+
+    baseline = prepared_count()
+    clients = [BinaryClient(port, db, ADMIN, db) for _ in range(3)]
+    try:
+        inserts = [c.prepare("INSERT INTO b (id, who, s) VALUES (?, ?, ?)") for c in clients]
+        selects = [c.prepare("SELECT id, who, s FROM b WHERE who = ? ORDER BY id") for c in clients]
+        for ins, sel in zip(inserts, selects, strict=True):
+            assert ins.statement_id != sel.statement_id
+        expected: dict[int, list[tuple[int | str | None, ...]]] = {0: [], 1: [], 2: []}
+        for round_ in range(4):
+            for who, client in enumerate(clients):
+                row_id = who * 100 + round_
+                # Types sent only the first time: later executions rely on them.
+                affected = client.execute(
+                    inserts[who], [row_id, who, f"r{round_}"], send_types=round_ == 0
+                )
+                assert affected == 1
+                expected[who].append((row_id, who, f"r{round_}"))
+            for who, client in enumerate(clients):
+                rows = client.execute(selects[who], [who], send_types=round_ == 0)
+                assert rows == expected[who]
+        pool = runner.server.ctx.pools.shard("s0")
+        assert pool.handoffs > 0
+        # Long data waits on one connection: the session keeps it until the execution.
+        client = clients[0]
+        client.send_long_data(inserts[0], 2, b"long ")
+        client.send_long_data(inserts[0], 2, b"data")
+        for other_who, other in enumerate(clients[1:], start=1):
+            assert other.execute(selects[other_who], [other_who]) == expected[other_who]
+        assert client.execute(inserts[0], [999, 0, b""]) == 1
+        assert client.execute(selects[0], [0])[-1] == (999, 0, "long data")  # type: ignore[index]
+        # A cursor's rows wait on one connection too.
+        assert client.execute(selects[0], [0], cursor=True) == []
+        first = client.fetch(selects[0], 2)
+        for other_who, other in enumerate(clients[1:], start=1):
+            other.execute(selects[other_who], [other_who])
+        rest = client.fetch(selects[0], 100)
+        assert first + rest == [*expected[0], (999, 0, "long data")]
+        client.reset(selects[0])
+        # Closed statements are closed on the shard, wherever they were prepared.
+        for who, client in enumerate(clients):
+            client.close_statement(inserts[who])
+            client.close_statement(selects[who])
+            client.query("SET NAMES utf8mb4")
+    finally:
+        for client in clients:
+            client.close()
+    deadline = time.monotonic() + 10
+    while prepared_count() > baseline and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert prepared_count() <= baseline
+
+
+# -- a property: through the pool as on a connection of one's own -------------------------------
+
+_CLIENTS = 3
+
+
+def _actions(client: int) -> list[tuple[str, str]]:
+    """What client ``client`` may do (on its own table), with the kind of statement it is."""
+    table = f"p{client}"
+    return [
+        ("set", "SET SESSION sql_mode = ''"),
+        ("set", "SET SESSION sql_mode = 'STRICT_TRANS_TABLES'"),
+        ("set", f"SET SESSION time_zone = '+0{client + 1}:00'"),
+        ("set", f"SET SESSION auto_increment_increment = {client + 2}"),
+        ("dml", f"INSERT INTO {table} (v) VALUES (7)"),
+        ("dml", f"INSERT INTO {table} (v) VALUES (700)"),  # 1264: warning, or error if strict
+        ("dml", f"UPDATE {table} SET v = v + 100"),
+        ("select", f"SELECT SQL_CALC_FOUND_ROWS id FROM {table} ORDER BY id LIMIT 1"),
+        ("select", f"SELECT COUNT(*), SUM(v) FROM {table}"),
+        ("transaction", "BEGIN"),
+        ("transaction", "COMMIT"),
+        ("transaction", "ROLLBACK"),
+    ]
+
+
+# What a client may ask right after a statement of each kind: what applications ask (FOUND_ROWS()
+# after its SELECT, ROW_COUNT() after its DML, the warnings after a statement that reads a table).
+# After a SET the proxy reads the variables back with a SELECT of its own, which MySQL's
+# FOUND_ROWS() and ROW_COUNT() would then describe (README, "Backend connection pool").
+_ALWAYS = (
+    "SELECT LAST_INSERT_ID()",
+    "SELECT @@session.time_zone, @@session.sql_mode, @@session.auto_increment_increment",
+)
+_QUESTIONS = {
+    "select": ("SELECT FOUND_ROWS()", "SELECT @@warning_count, @@error_count", "SHOW WARNINGS"),
+    "dml": ("SELECT ROW_COUNT()", "SELECT @@warning_count, @@error_count", "SHOW WARNINGS"),
+    "set": ("SELECT @@warning_count, @@error_count",),
+    "transaction": ("SELECT @@warning_count, @@error_count",),
+    "asked": (),
+}
+
+
+def _outcome(conn: pymysql.Connection, sql: str) -> object:
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return [tuple(str(v) for v in row) for row in cur.fetchall()]
+    except pymysql.err.MySQLError as exc:
+        return ("error", exc.args[0])
+
+
+@st.composite
+def _schedules(draw: st.DrawFn) -> list[tuple[int, str]]:
+    """Interleaved statements of the clients: actions, and questions about a client's own
+    last statement (other clients' statements may come in between: hand-offs)."""
+    steps: list[tuple[int, str]] = []
+    last = ["asked"] * _CLIENTS
+    in_transaction: int | None = None  # one at a time: it keeps one of the two connections
+    for _ in range(draw(st.integers(10, 40))):
+        client = draw(st.integers(0, _CLIENTS - 1))
+        questions = (*_QUESTIONS[last[client]], *_ALWAYS)
+        if draw(st.booleans()):
+            steps.append((client, draw(st.sampled_from(questions))))
+            last[client] = "asked"
+            continue
+        kind, sql = draw(st.sampled_from(_actions(client)))
+        if sql == "BEGIN":
+            if in_transaction not in (None, client):
+                continue
+            in_transaction = client
+        elif sql in ("COMMIT", "ROLLBACK") and in_transaction == client:
+            in_transaction = None
+        steps.append((client, sql))
+        last[client] = kind
+    return steps
+
+
+@settings(
+    # POOL_EXAMPLES=N POOL_RANDOM=1 explores further than CI's seeded dozen.
+    max_examples=int(os.environ.get("POOL_EXAMPLES", "12")),
+    deadline=None,
+    derandomize=not os.environ.get("POOL_RANDOM"),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(schedule=_schedules())
+def test_property_each_client_sees_what_its_own_connection_would_show(
+    small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection], str],
+    shards: list[ShardEndpoint],
+    schedule: list[tuple[int, str]],
+) -> None:
+    """The same statements, interleaved the same way, through the proxy (three clients over
+    two backend connections) and on three direct connections to MariaDB: every answer the
+    same."""
+    _, connect, db = small_pool
+    direct_db = f"{db}_direct"
+    with connect_admin(shards[0]) as admin, admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {direct_db}")
+        cur.execute(f"CREATE DATABASE {direct_db}")
+    proxied = [connect() for _ in range(_CLIENTS)]
+    direct = [connect_admin(shards[0], direct_db) for _ in range(_CLIENTS)]
+    try:
+        for client in range(_CLIENTS):
+            for conn in (proxied[0], direct[0]):
+                _outcome(conn, f"DROP TABLE IF EXISTS p{client}")
+                _outcome(
+                    conn, f"CREATE TABLE p{client} (id INT AUTO_INCREMENT PRIMARY KEY, v TINYINT)"
+                )
+        for client, sql in schedule:
+            assert _outcome(proxied[client], sql) == _outcome(direct[client], sql), (
+                client,
+                sql,
+            )
+    finally:
+        for conn in (*proxied, *direct):
+            conn.close()
+        with connect_admin(shards[0]) as admin, admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {direct_db}")

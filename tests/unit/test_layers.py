@@ -7,6 +7,7 @@ type-only import still ties the two modules together). The intended direction (`
     wire <- sql <- plan <- session <- server <- manage, dev
     sql <- shard <- session           (the sharded data path's pure parts, beside plan)
     wire <- backend <- session
+    wire <- merge <- session          (cross-partition rewriting and merging)
     auth <- ops <- sql, backend (and so everything above them)
 
 ``wire`` (the MySQL codec) stands on nothing of ours; ``auth`` (accounts, catalog, stores) never
@@ -38,7 +39,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "proxy.plan": ("proxy.sql",),
     "proxy.shard": ("proxy.sql",),
     "proxy.backend": ("proxy.wire", "proxy.ops"),
-    "proxy.session": ("proxy.plan", "proxy.shard", "proxy.backend"),
+    "proxy.merge": ("proxy.wire",),
+    "proxy.session": ("proxy.plan", "proxy.shard", "proxy.merge", "proxy.backend"),
     "proxy.server": ("proxy.session",),
     "proxy.manage": ("proxy.server", "proxy.dev"),
     "proxy.dev": ("proxy.server", "proxy.manage"),
@@ -50,6 +52,7 @@ DATA_PATH = (
     "proxy.sql",
     "proxy.plan",
     "proxy.shard",
+    "proxy.merge",
     "proxy.session",
     "proxy.backend",
 )
