@@ -124,6 +124,7 @@ class ShardPool:
         self._owner: dict[BackendConnection, Owner] = {}
         self._idle_since: dict[BackendConnection, float] = {}
         self._waiters: deque[_Waiter] = deque()
+        self._retiring: set[asyncio.Task[None]] = set()  # idle connections past their lifetime
         # Counters for the metrics.
         self.waits = 0
         self.timeouts = 0
@@ -166,10 +167,15 @@ class ShardPool:
             if grant is None:
                 grant = await self._wait(key, owner)
             if grant.conn is None:
+                # Shielded: a session that stops waiting (KILL, its client gone) must not free
+                # the slot while its connection may still be opening (or a victim closing) on
+                # the shard; the slot is freed once that is over.
+                opening = asyncio.ensure_future(self._open(grant, connect))
                 try:
-                    if grant.victim is not None:
-                        await self._evict(grant.victim, grant.previous)
-                    conn = await connect()
+                    conn = await asyncio.shield(opening)
+                except asyncio.CancelledError:
+                    opening.add_done_callback(functools.partial(self._opened_late, key))
+                    raise
                 except BaseException:
                     self._release_slot(key)
                     raise
@@ -188,6 +194,21 @@ class ShardPool:
             if not conn.broken:
                 return conn, False
             self.discard(conn)
+
+    async def _open(self, grant: _Grant, connect: Connect) -> BackendConnection:
+        if grant.victim is not None:
+            await self._evict(grant.victim, grant.previous)
+        return await connect()
+
+    def _opened_late(self, key: PoolKey, opening: asyncio.Future[BackendConnection]) -> None:
+        """A connection opened for a session that stopped waiting: closed, and its slot
+        freed once the shard has ended it."""
+        if opening.cancelled() or opening.exception() is not None:
+            self._release_slot(key)
+            return
+        conn = opening.result()
+        self._key_of[conn] = key
+        self.discard(conn)
 
     async def _evict(self, victim: BackendConnection, previous: Owner | None) -> None:
         """Close an idle connection of another key (its slot is already this grant's), its
@@ -248,6 +269,26 @@ class ShardPool:
             if conn.broken or self._idle_since.get(conn, now) < limit
         ]
         for conn in stale:
+            owner = self._owner.get(conn)
+            if owner is None or conn.broken:
+                self.discard(conn)
+                continue
+            # Its last owner may still ask about its last statement (LAST_INSERT_ID(),
+            # warnings...): saved first, as when another session takes it. Counted until
+            # the shard has closed it.
+            self._unidle(conn)
+            del self._owner[conn]
+            owner.taken()
+            task = asyncio.get_running_loop().create_task(self._retire_from(conn, owner))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+
+    async def _retire_from(self, conn: BackendConnection, owner: Owner) -> None:
+        try:
+            await owner.surrender(conn)
+        except BackendError:
+            pass
+        finally:
             self.discard(conn)
 
     def close(self) -> None:

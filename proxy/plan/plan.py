@@ -218,9 +218,11 @@ class ShowDigest:
 
 @dataclass(frozen=True, slots=True)
 class ShowNotes:
-    """SHOW WARNINGS / ERRORS [COUNT(*)] answered from the session's notes: the proxy's own
-    statement's, or the last statement's saved when its connection went to another session."""
+    """SHOW WARNINGS|ERRORS [LIMIT ...] / SHOW COUNT(*) WARNINGS|ERRORS after one of the proxy's
+    own statements left notes, or after the last statement's connection went to another
+    session (its warnings were saved): ``text`` is the statement's."""
 
+    text: str = ""
     count: bool = False  # SHOW COUNT(*) WARNINGS|ERRORS
     errors: bool = False  # ERRORS: the notes of level Error only
 
@@ -459,7 +461,7 @@ def _one_statement(
     if kind is Kind.QUERY or kind is Kind.SESSION:
         if statement.shows_warnings and view.has_notes:
             words = digest.upper().replace("(", " ").split()
-            return ShowNotes(count="COUNT" in words[1:2], errors="ERRORS" in words)
+            return ShowNotes(statement.text, count="COUNT" in words[1:2], errors="ERRORS" in words)
         decided = relayed_statement(statement, view, snapshot)
         if isinstance(decided, Relay):
             return Relay(decided.response, digest, decided.effects, _rewrite((statement,), view))

@@ -114,14 +114,50 @@ class SessionState:
         for name, value, type_code in zip(names, values, types, strict=True):
             self.variables.pop(name, None)  # re-inserted last: replayed in the order set
             self.variables[name] = sql_literal(value, type_code)
+            # The variable now says what an earlier SET SESSION TRANSACTION said (replayed
+            # after the variables, it would win): that characteristic is no longer replayed.
+            characteristic = _TRANSACTION_VARIABLES.get(name)
+            if characteristic is not None:
+                for fragment in [f for f in self.replay if _characteristic(f) == characteristic]:
+                    del self.replay[fragment]
         self.version += 1
 
     def add_replay(self, fragments: tuple[str, ...]) -> None:
         for fragment in fragments:
-            self.replay.pop(fragment, None)
-            self.replay[fragment] = None
+            for one in _split_characteristics(fragment):
+                # One fragment per characteristic, the latest: an earlier one of the same
+                # characteristic, or a variable that sets it, no longer holds.
+                characteristic = _characteristic(one)
+                for old in [f for f in self.replay if _characteristic(f) == characteristic]:
+                    del self.replay[old]
+                for name, which in _TRANSACTION_VARIABLES.items():
+                    if which == characteristic:
+                        self.variables.pop(name, None)
+                self.replay[one] = None
         if fragments:
             self.version += 1
+
+
+# The system variables that hold a SET SESSION TRANSACTION characteristic.
+_TRANSACTION_VARIABLES: dict[str, str] = {
+    "tx_isolation": "isolation",
+    "transaction_isolation": "isolation",
+    "tx_read_only": "access",
+    "transaction_read_only": "access",
+}
+
+
+def _split_characteristics(fragment: str) -> list[str]:
+    """``SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED , READ ONLY`` (words as the
+    analyzer writes them) as one fragment per characteristic."""
+    head, found, rest = fragment.partition("TRANSACTION ")
+    if not found:
+        return [fragment]
+    return [f"{head}TRANSACTION {part.strip()}" for part in rest.split(",") if part.strip()]
+
+
+def _characteristic(fragment: str) -> str:
+    return "isolation" if "ISOLATION" in fragment else "access"
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +205,10 @@ class BackendLink:
         self.binds: set[str] = set()
         self.statements = WireStatements()  # the client's server-side prepared statements
         self.max_allowed_packet = 0  # the shard's, read with the state (0: not known)
+        # The lease under way (waiting in the pool, connecting, a surrender), which a KILL
+        # stops: the statement waiting for it must never run after the client was told.
+        self._leasing: asyncio.Future[BackendConnection] | None = None
+        self._interrupted = False
 
     # -- what is on the connection --------------------------------------------------------------
 
@@ -251,17 +291,7 @@ class BackendLink:
             self._captured()
             return
         try:
-            result = await asyncio.wait_for(conn.query(_SAVE_DIAGNOSTICS), SURRENDER_SECONDS)
-            lid, found, count, warning_count, error_count = (
-                int(value or 0) for value in result.rows[0]
-            )
-            warnings: tuple[tuple[str, int, str], ...] = ()
-            if warning_count:
-                shown = await asyncio.wait_for(
-                    conn.query(OWN_STATEMENT + "SHOW WARNINGS"), SURRENDER_SECONDS
-                )
-                warnings = tuple((_text(r[0]), int(r[1] or 0), _text(r[2])) for r in shown.rows)
-            self.carried = Carried(lid, found, count, warning_count, error_count, warnings)
+            self.carried = await asyncio.wait_for(_diagnostics(conn), SURRENDER_SECONDS)
         except BackendQueryError:
             self.carried = None
         except TimeoutError:
@@ -272,6 +302,18 @@ class BackendLink:
             raise BackendError(f"shard '{conn.target.shard}' did not answer in time") from None
         finally:
             self._captured()
+
+    async def keep_diagnostics(self) -> None:
+        """The session moves to another backend login (USE): save what its next statement
+        may ask about its last one from the connection it leaves, as for a hand-off.
+        Raises BackendError if the connection fails."""
+        conn = self.reclaim()
+        if conn is None or conn.broken:
+            return
+        try:
+            self.carried = await _diagnostics(conn)
+        except BackendQueryError:
+            self.carried = None
 
     def _captured(self) -> None:
         capture, self._capture = self._capture, None
@@ -285,7 +327,8 @@ class BackendLink:
         one leased from the pool (made ready with the session state).
 
         Raises SessionLost if the old one died with session state on it, BackendUnavailable if
-        no connection can be had or made ready."""
+        no connection can be had or made ready, or the statement was interrupted (KILL)
+        meanwhile."""
         conn = self.conn
         if conn is not None and not conn.broken:
             return conn
@@ -294,6 +337,24 @@ class BackendLink:
         conn = self.reclaim()
         if conn is not None:
             return conn
+        self._interrupted = False
+        leasing = self._leasing = asyncio.ensure_future(self._ready(lease))
+        try:
+            conn = await leasing
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._interrupted and (current is None or not current.cancelling()):
+                raise BackendUnavailable(_interrupted()) from None
+            raise
+        finally:
+            self._leasing = None
+        if self._interrupted:  # KILL just as the connection was ready: not run either
+            self.release()
+            raise BackendUnavailable(_interrupted())
+        return conn
+
+    async def _ready(self, lease: Lease) -> BackendConnection:
+        """A connection leased from the pool with the session state on it."""
         capture = self._capture
         if capture is not None:
             await asyncio.shield(capture)
@@ -320,12 +381,26 @@ class BackendLink:
             pool.discard(conn)
             error = exc if isinstance(exc, SqlError) else _state_error(exc)
             raise BackendUnavailable(error) from None
+        except BaseException:
+            pool.discard(conn)  # interrupted half way: its state is unknown
+            raise
         self.carried = None
         self.affine = None
         self.conn = conn
         if conn.pending_closes:
             _flush_closes(conn)
         return conn
+
+    def interrupt(self) -> bool:
+        """KILL [QUERY] of a session getting a connection for its statement (waiting in the
+        pool, connecting, making it ready): the statement fails with 1317 instead of running
+        later. Whether the session was getting one."""
+        leasing = self._leasing
+        if leasing is None:
+            return False
+        self._interrupted = True
+        leasing.cancel()  # a grant already made is given back by the pool (or used: below)
+        return True
 
     def send_close(self, conn: BackendConnection, statement_id: int) -> None:
         """COM_STMT_CLOSE on ``conn``: now when it is this session's or idle in the pool (no
@@ -412,19 +487,23 @@ class BackendLink:
             state.known = True
         desired = state.variables
         applied = conn.applied
+        replay = tuple(state.replay)
+        # Undo first what the last user set and this session did not: the variables, then
+        # its SET SESSION TRANSACTION (assignments take effect from left to right, and this
+        # session's own values, set after, must win).
         assignments = [
-            f"@@session.{name} = {value}"
-            for name, value in desired.items()
-            if applied.get(name) != value
-        ]
-        assignments += [
             f"@@session.{name} = {conn.born.get(name, 'DEFAULT')}"
             for name in applied
             if name not in desired
         ]
-        replay = tuple(state.replay)
-        if conn.applied_replay != replay and conn.applied_replay:
-            assignments += ["@@session.tx_isolation = DEFAULT", "@@session.tx_read_only = DEFAULT"]
+        undo_replay = bool(conn.applied_replay) and conn.applied_replay != replay
+        if undo_replay:
+            assignments += [f"@@session.{name} = DEFAULT" for name in _transaction_names(conn)]
+        assignments += [
+            f"@@session.{name} = {value}"
+            for name, value in desired.items()
+            if applied.get(name) != value or (undo_replay and name in _TRANSACTION_VARIABLES)
+        ]
         carried = self.carried or FRESH
         assignments.append(
             f"@@session.last_insert_id = {carried.last_insert_id} + {_NEW_DIAGNOSTICS}"
@@ -535,6 +614,21 @@ def lost_error(reasons: list[str], cause: object = None) -> SqlError:
     return sql_error(ErrorCode.SERVER_LOST, message)
 
 
+async def _diagnostics(conn: BackendConnection) -> Carried:
+    """What the connection's last statement left that the next may ask about."""
+    result = await conn.query(_SAVE_DIAGNOSTICS)
+    lid, found, count, warning_count, error_count = (int(value or 0) for value in result.rows[0])
+    warnings: tuple[tuple[str, int, str], ...] = ()
+    if warning_count:
+        shown = await conn.query(OWN_STATEMENT + "SHOW WARNINGS")
+        warnings = tuple((_text(r[0]), int(r[1] or 0), _text(r[2])) for r in shown.rows)
+    return Carried(lid, found, count, warning_count, error_count, warnings)
+
+
+def _interrupted() -> SqlError:
+    return sql_error(ErrorCode.QUERY_INTERRUPTED, "Query execution was interrupted")
+
+
 def _state_error(exc: BackendQueryError) -> SqlError:
     return sql_error(
         ErrorCode.SERVER_GONE,
@@ -565,6 +659,17 @@ def _flush_closes(conn: BackendConnection) -> None:
     closes, conn.pending_closes = conn.pending_closes, []
     for statement_id in closes:
         conn.send(b"\x19" + statement_id.to_bytes(4, "little"))
+
+
+def _transaction_names(conn: BackendConnection) -> tuple[str, str]:
+    """The server's names of the session's isolation level and access mode variables."""
+    try:
+        flavor = ServerFlavor.parse(conn.server_version)
+    except ValueError:
+        return ("tx_isolation", "tx_read_only")
+    if flavor.mariadb and flavor.version < 110100:
+        return ("tx_isolation", "tx_read_only")
+    return ("transaction_isolation", "transaction_read_only")
 
 
 def _literal_text(literal: str) -> str:

@@ -170,6 +170,34 @@ def notes_rows(notes: Iterable[tuple[str, int, str]]) -> list[Row]:
     return [[level, str(code), message] for level, code, message in notes]
 
 
+_SHOW_DIAGNOSTICS = re.compile(
+    r"\s*SHOW\s+(COUNT\s*\(\s*\*\s*\)\s*)?(WARNINGS|ERRORS)"
+    r"(?:\s+LIMIT\s+(\d+)\s*(?:,\s*(\d+))?)?\s*;?\s*$",
+    re.IGNORECASE,
+)
+
+
+def diagnostics_answer(
+    text: str, notes: Sequence[tuple[str, int, str]]
+) -> tuple[list[str], list[Row]]:
+    """The columns and rows of ``SHOW WARNINGS|ERRORS [LIMIT [offset,] count]`` or
+    ``SHOW COUNT(*) WARNINGS|ERRORS`` (``text``, as analysed) over saved (level, code,
+    message) notes, as MariaDB answers them: SHOW ERRORS lists the errors only."""
+    match = _SHOW_DIAGNOSTICS.match(text)
+    if match is None:
+        return list(NOTE_COLUMNS), notes_rows(notes)
+    counting, which, first, second = match.groups()
+    errors = which.upper() == "ERRORS"
+    chosen = [note for note in notes if note[0] == "Error"] if errors else list(notes)
+    if counting:
+        name = "@@session.error_count" if errors else "@@session.warning_count"
+        return [name], [[str(len(chosen))]]
+    if first is not None:
+        offset, count = (int(first), int(second)) if second is not None else (0, int(first))
+        chosen = chosen[offset : offset + count]
+    return list(NOTE_COLUMNS), notes_rows(chosen)
+
+
 @dataclass(frozen=True, slots=True)
 class ProxyStatus:
     """The proxy process's counters under MySQL's status variable names (like ProxySQL's

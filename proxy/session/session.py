@@ -109,7 +109,7 @@ from proxy.session.local import (
     ProxyStatus,
     Row,
     SessionInfo,
-    notes_rows,
+    diagnostics_answer,
     processlist_rows,
     proxy_status,
     result_set,
@@ -225,6 +225,8 @@ class Session:
         # What identity functions and shard-internal variables answer (set at login).
         self.identity: IdentityValues | None = None
         self.link = BackendLink()
+        # A client gone while its statement waits for a backend connection: not run later.
+        client.on_lost = self._client_gone
         self.prepared: dict[int, Prepared] = {}
         self.notes: list[tuple[str, int, str]] = []  # (level, code, message)
         self.activity = Activity(since=time.monotonic())
@@ -504,12 +506,9 @@ class Session:
             sources = [self.ctx.digest.entries, *self.ctx.peer_digests()]
             self._write_resultset(list(DIGEST_COLUMNS), digest_table(decided.database, sources))
         elif isinstance(decided, ShowNotes):
-            notes = [n for n in self.notes if n[0] == "Error"] if decided.errors else self.notes
-            if decided.count:
-                column = "@@session.error_count" if decided.errors else "@@session.warning_count"
-                self._write_resultset([column], [[str(len(notes))]], frozenset({column}))
-            else:
-                self._write_resultset(list(NOTE_COLUMNS), notes_rows(notes), frozenset({"Code"}))
+            columns, rows = diagnostics_answer(decided.text, self.notes)
+            numeric = frozenset({"Code"} if columns == list(NOTE_COLUMNS) else columns)
+            self._write_resultset(columns, rows, numeric)
         elif isinstance(decided, ShowEvents):
             self._write_resultset(list(EVENTS_COLUMNS), [])
         elif isinstance(decided, ShowStatus):
@@ -925,6 +924,12 @@ class Session:
     async def _use(self, name: str) -> None:
         """Switch database: each database has its own backend login, so a new connection."""
         if name != self.current_db:
+            # LAST_INSERT_ID(), FOUND_ROWS() and the warnings stay the session's (USE reads
+            # no table): saved from the connection left, as for a hand-off.
+            try:
+                await self.link.keep_diagnostics()
+            except BackendError:
+                self.link.drop()
             await self.link.leave()
             self.current_db = name
         # With CLIENT_SESSION_TRACK, MariaDB reports the new current database in the OK.
@@ -1032,7 +1037,7 @@ class Session:
     async def cancel_query(self) -> None:
         """KILL QUERY: ask the backend to interrupt this session's running statement."""
         conn = self.link.conn
-        if conn is None or self.activity.command == "Sleep":
+        if self.link.interrupt() or conn is None or self.activity.command == "Sleep":
             return
         try:
             killer = await BackendConnection.connect(
@@ -1113,9 +1118,13 @@ class Session:
         self.killed = True
         self.client.close()
 
+    def _client_gone(self) -> None:
+        self.link.interrupt()
+
     def kill(self) -> None:
         """KILL CONNECTION from another session: close both sides now."""
         self.killed = True
+        self.link.interrupt()
         self.link.drop()
         self.client.close()
 

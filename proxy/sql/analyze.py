@@ -321,7 +321,8 @@ class Statement:
     # A variable that decides how statements are lexed (LEXING_VARIABLES) is set from an
     # expression: the proxy learns its value only by reading it back.
     lexing_unknown: bool = False
-    shows_warnings: bool = False  # SHOW WARNINGS|ERRORS [LIMIT ...] / SHOW COUNT(*) WARNINGS|ERRORS
+    # SHOW WARNINGS|ERRORS [LIMIT ...] / SHOW COUNT(*) WARNINGS|ERRORS
+    shows_warnings: bool = False
     like_pattern: str | None = None  # SHOW DATABASES|STATUS LIKE: the pattern's value
     database: DatabaseStatement | None = None  # set iff kind is DATABASE
     # BIND_* reasons the statement ends on the backend connection when it succeeds.
@@ -345,6 +346,9 @@ BIND_TEMPORARY_TABLE: Final = "temporary table"
 BIND_NAMED_LOCK: Final = "named lock"
 BIND_TABLE_LOCK: Final = "table lock"
 BIND_ONE_SHOT_SETTING: Final = "one-shot setting"
+# NEXTVAL(s) / NEXT VALUE FOR s / SETVAL(s, ...): the connection remembers the value for
+# LASTVAL(s) / PREVIOUS VALUE FOR s, per sequence; no statement can put it on another one.
+BIND_SEQUENCE_VALUE: Final = "sequence value"
 # Variables that shape how the proxy must lex the session's next statements.
 LEXING_VARIABLES: Final = (
     "sql_mode",
@@ -1953,7 +1957,8 @@ def _load(cur: _Cursor) -> None:
 
 def _shape_binds(imgs: Sequence[str]) -> frozenset[str]:
     """What a statement leaves on its backend connection, from its images: user variables
-    assigned (``@x := ...``, ``INTO @x``), named locks (``GET_LOCK(...)``), temporary tables."""
+    assigned (``@x := ...``, ``INTO @x``), named locks (``GET_LOCK(...)``), temporary tables,
+    the last value of a sequence (``NEXTVAL(s)``, ``NEXT VALUE FOR s``, ``SETVAL(s, ...)``)."""
     binds: set[str] = set()
     n = len(imgs)
     for i, img in enumerate(imgs):
@@ -1963,6 +1968,14 @@ def _shape_binds(imgs: Sequence[str]) -> frozenset[str]:
             binds.add(BIND_USER_VARIABLE)
         elif nxt == "(" and _fn_name(img) == "GET_LOCK":
             binds.add(BIND_NAMED_LOCK)
+        elif (nxt == "(" and _fn_name(img) in ("NEXTVAL", "SETVAL")) or (
+            _kw(img) == "NEXT" and _kw(nxt) == "VALUE" and i + 2 < n and _kw(imgs[i + 2]) == "FOR"
+        ):
+            binds.add(BIND_SEQUENCE_VALUE)
+    # A column's DEFAULT NEXTVAL(s) is evaluated by later INSERTs, not by the DDL.
+    ddl = _kw(imgs[0]) in ("CREATE", "ALTER") and "SELECT" not in (_kw(img) for img in imgs)
+    if ddl:
+        binds.discard(BIND_SEQUENCE_VALUE)
     if _kw(imgs[0]) == "CREATE" and "TEMPORARY" in (_kw(i) for i in imgs[1:4]):
         binds.add(BIND_TEMPORARY_TABLE)
     if _kw(imgs[0]) == "LOCK":
@@ -2573,6 +2586,11 @@ def _create_view(tokens: Sequence[Token], reqs: _Reqs) -> Statement:
     if not query or _kw(query[0]) not in ("SELECT", "WITH", "("):
         raise _parse_error()
     _check_images(query)
+    if _shape_binds(query) & {BIND_NAMED_LOCK, BIND_SEQUENCE_VALUE}:
+        # Selecting from it would leave a named lock or a sequence value on the backend
+        # connection without the statement saying so: the session would not be pinned, and
+        # the connection's next user (another client) would hold the lock or see the value.
+        raise _unsupported("a view that calls GET_LOCK, NEXTVAL or SETVAL")
     _query_requirements(query, reqs)
     return Statement(
         Kind.QUERY,

@@ -275,10 +275,19 @@ class ClientConnection(PacketConnection):
         # Bytes of the MySQL protocol from and to the client (TLS removed): Bytes_*.
         self.bytes_received = 0
         self.bytes_sent = 0
+        # Told when the client's connection is gone (the session stops waiting for a backend
+        # connection for a statement nobody will read the answer of).
+        self.on_lost: Callable[[], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._on_made(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        on_lost, self.on_lost = self.on_lost, None
+        if on_lost is not None:
+            on_lost()
 
     def data_received(self, data: bytes) -> None:
         if self.tls is not None:

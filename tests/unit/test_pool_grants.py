@@ -128,6 +128,44 @@ def test_idle_connections_past_their_lifetime_are_closed() -> None:
         pool.sweep(time.monotonic() + 5)
         assert pool.total == 1
         pool.sweep(time.monotonic() + 11)
+        # Its last owner saves what its next statement may ask about first.
+        assert a.events == ["taken"] and pool.total == 1
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert a.events == ["taken", "surrender"]
         assert pool.total == 0 and conn.broken
+
+    _run(scenario())
+
+
+def test_a_session_that_stops_waiting_while_its_connection_opens_keeps_the_slot_counted() -> None:
+    """KILL (or the client gone) while the session's new connection is being opened: the slot
+    stays counted until the connection is open and closed again, so the shard never has more
+    than max_connections of the pool's."""
+
+    async def scenario() -> None:
+        pool = ShardPool("s0", PoolLimits(pool_size=1, max_connections=1, wait_timeout=5))
+        opened = asyncio.Event()
+        made: list[BackendConnection] = []
+
+        async def slow_connect() -> BackendConnection:
+            await opened.wait()
+            conn = BackendConnection(BackendTarget("s0", "127.0.0.1", 3306, "u", "", "db"))
+            made.append(conn)
+            return conn
+
+        a, b = _Owner("a"), _Owner("b")
+        leasing = asyncio.ensure_future(pool.acquire(_key("u"), a, slow_connect))
+        await asyncio.sleep(0)
+        leasing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await leasing
+        assert pool.total == 1  # still opening on the shard
+        waiter = asyncio.ensure_future(pool.acquire(_key("u"), b, _connector(made, "u")))
+        await asyncio.sleep(0)
+        assert not waiter.done() and pool.figures()["waiting"] == 1
+        opened.set()  # the connection opens, and is closed at once: b gets the slot
+        conn, fresh = await waiter
+        assert fresh and made[0].broken and conn is made[1] and pool.total == 1
 
     _run(scenario())
