@@ -3,9 +3,11 @@
 One :class:`ShardPool` per shard holds every backend connection this process has open to it,
 grouped by :class:`PoolKey` -- the backend account (a mirrored account is one account's on one
 physical database, so only that account's sessions in that database share its connections),
-the database selected, and the capabilities and character set negotiated at login. Two limits
-apply: ``pool_size`` connections per key, and ``max_connections`` per shard (split between the
-worker processes), so that no tenant can use up the shard's own ``max_connections``.
+the database selected, and the capabilities and character set negotiated at login (only
+connections of one key are interchangeable). Two limits apply: ``pool_size`` connections per
+backend account and database (whatever their capabilities), and ``max_connections`` per shard
+(split between the worker processes), so that no tenant can use up the shard's own
+``max_connections``.
 
 A session leases a connection for a command and gives it back when nothing session-bound is on
 it (``proxy.session.link`` decides). A connection given back stays tagged with its last owner
@@ -14,11 +16,12 @@ common case and costs nothing. When another session of the same key needs it, th
 this order, decided synchronously so that no two grants race:
 
 1. the owner's own connection, idle (``reclaim``);
-2. a new connection, while the key is under ``pool_size`` and the shard under its maximum;
+2. a new connection, while the account is under ``pool_size`` and the shard under its maximum;
 3. an idle connection of the same key, least recently used: its last owner first saves what
    its next statement could still ask about (``Owner.surrender``: LAST_INSERT_ID(),
    FOUND_ROWS(), warnings...), then the new owner applies its session state;
-4. with the shard at its maximum, an idle connection of another key is closed to make room;
+4. an idle connection is closed to make room: of the same account (other capabilities) when
+   the account is at ``pool_size``, else, with the shard at its maximum, of any account;
 5. otherwise the session waits, in FIFO order, at most ``wait_timeout`` seconds, and then gets
    MySQL's 1040 naming the shard and the limit -- the session goes on; other tenants do not see
    the shard's own 1040.
@@ -53,6 +56,12 @@ class PoolKey:
     database: str | None
     capabilities: int
     charset: int
+
+    @property
+    def account(self) -> tuple[str, str, int, str, str | None]:
+        """The backend account and database: ``pool_size`` counts its connections whatever
+        capabilities and character set they were made with."""
+        return (self.shard, self.host, self.port, self.user, self.database)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +125,7 @@ class ShardPool:
         self.shard = shard
         self.limits = limits
         self.total = 0  # open connections plus connections being opened
-        self._per_key: dict[PoolKey, int] = {}
+        self._per_account: dict[tuple[str, str, int, str, str | None], int] = {}
         self._key_of: dict[BackendConnection, PoolKey] = {}
         # Idle connections: per key, and across keys (oldest first), with their last owner.
         self._idle: dict[PoolKey, OrderedDict[BackendConnection, None]] = {}
@@ -300,7 +309,8 @@ class ShardPool:
 
     def _grant(self, key: PoolKey, owner: Owner) -> _Grant | None:
         limits = self.limits
-        count = self._per_key.get(key, 0)
+        account = key.account
+        count = self._per_account.get(account, 0)
         if count < limits.pool_size and self.total < limits.max_connections:
             self._take_slot(key)
             return _Grant(None, None)
@@ -316,20 +326,28 @@ class ShardPool:
                 self.handoffs += 1
                 previous.taken()
             return _Grant(conn, previous)
-        if count < limits.pool_size and self._idle_all:
-            # The shard is at its maximum: close the oldest idle connection of another key.
-            victim = next(iter(self._idle_all))
-            self.evictions += 1
-            previous = self._owner.pop(victim, None)
-            self._unidle(victim)
-            self._forget(victim)
-            self._take_slot(key)
-            if victim.broken:
-                return _Grant(None, None)
-            if previous is not None:
-                previous.taken()
-            return _Grant(None, previous, victim)
-        return None
+        # Make room by closing the oldest idle connection: of the same account (made with other
+        # capabilities or character set) when the account is at pool_size, else of any.
+        victim = next(
+            (
+                conn
+                for conn, other in self._idle_all.items()
+                if count < limits.pool_size or other.account == account
+            ),
+            None,
+        )
+        if victim is None:
+            return None
+        self.evictions += 1
+        previous = self._owner.pop(victim, None)
+        self._unidle(victim)
+        self._forget(victim)
+        self._take_slot(key)
+        if victim.broken:
+            return _Grant(None, None)
+        if previous is not None:
+            previous.taken()
+        return _Grant(None, previous, victim)
 
     async def _wait(self, key: PoolKey, owner: Owner) -> _Grant:
         future: asyncio.Future[_Grant] = asyncio.get_running_loop().create_future()
@@ -396,16 +414,21 @@ class ShardPool:
 
     def _take_slot(self, key: PoolKey) -> None:
         self.total += 1
-        self._per_key[key] = self._per_key.get(key, 0) + 1
+        account = key.account
+        self._per_account[account] = self._per_account.get(account, 0) + 1
 
     def _release_slot(self, key: PoolKey) -> None:
-        self.total -= 1
-        left = self._per_key.get(key, 1) - 1
-        if left:
-            self._per_key[key] = left
-        else:
-            self._per_key.pop(key, None)
+        self._count_down(key)
         self._dispatch()
+
+    def _count_down(self, key: PoolKey) -> None:
+        self.total -= 1
+        account = key.account
+        left = self._per_account.get(account, 1) - 1
+        if left:
+            self._per_account[account] = left
+        else:
+            self._per_account.pop(account, None)
 
     def _unidle(self, conn: BackendConnection) -> None:
         key = self._idle_all.pop(conn)
@@ -421,12 +444,7 @@ class ShardPool:
         key = self._key_of.pop(conn, None)
         if key is None:
             return False
-        self.total -= 1
-        left = self._per_key.get(key, 1) - 1
-        if left:
-            self._per_key[key] = left
-        else:
-            self._per_key.pop(key, None)
+        self._count_down(key)
         return True
 
 

@@ -408,3 +408,67 @@ def start_py_spy(pid: int, seconds: float, rate: int, raw_path: Path) -> subproc
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+
+
+# --- idle clients under load (the connection pool) ------------------------------------------
+
+
+@dataclass
+class IdleLoadResult:
+    """Thousands of idle clients (each has run one statement) while sysbench runs: the load's
+    throughput, the proxy's memory per idle client, and the shard's connections."""
+
+    idle_clients: int = 0
+    failures: int = 0
+    error: str = ""
+    per_idle_bytes: float = 0.0
+    qps_loaded: float = 0.0
+    shard_connections_max: int = 0
+    pool_size: int = 0
+
+
+class IdleClients:
+    """``count`` logged-in clients held open from a thread of their own, each having run
+    ``sql`` once (its session then has a pooled connection's worth of state, and no
+    connection)."""
+
+    def __init__(self, endpoint: Endpoint, count: int, sql: str) -> None:
+        self._target = Target(
+            endpoint.host, endpoint.port, endpoint.user, endpoint.password, endpoint.database
+        )
+        self._count = count
+        self._sql = sql
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.opened = 0
+        self.failures = 0
+        self.error = ""
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        clients: list[WireClient] = []
+        try:
+            self.failures, self.error = await _open_many(self._target, self._count, 100, clients)
+            for client in clients:
+                try:
+                    await client.query(self._sql)
+                except (OSError, WireError) as exc:
+                    self.failures += 1
+                    self.error = self.error or f"{exc.__class__.__name__}: {exc}"
+            self.opened = len(clients)
+        finally:
+            self._ready.set()
+        await self._stop.wait()
+        await asyncio.gather(*(c.quit() for c in clients), return_exceptions=True)
+
+    def open(self, timeout: float = 300) -> None:
+        self._thread.start()
+        self._ready.wait(timeout)
+
+    def close(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(60)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.bench.measure import IdleResult, LoginResult, StreamResult
+from tests.bench.measure import IdleLoadResult, IdleResult, LoginResult, StreamResult
 from tests.bench.workloads import WORKLOADS, Cell, Workload
 
 TARGETS = ("direct", "haproxy", "shardgate")
@@ -42,6 +42,7 @@ class Results:
     matrix: dict[tuple[str, int, str], Cell] = field(default_factory=dict)
     logins: dict[str, LoginResult] = field(default_factory=dict)
     idle: IdleResult | None = None
+    idle_load: IdleLoadResult | None = None
     stream: dict[str, StreamResult] = field(default_factory=dict)
     stream_rows: int = 0
     big: BigCatalog | None = None
@@ -155,6 +156,35 @@ def checks(results: Results) -> list[Check]:
                 "≤ 50 KiB",
                 f"{per / 1024:.1f} KiB",
                 "PASS" if idle.connections and per <= IDLE_TARGET_BYTES else "FAIL",
+            )
+        )
+    loaded = results.idle_load
+    if loaded is not None:
+        alone = results.cell("ps_text", 4, "shardgate")
+        ratio = _ratio(loaded.qps_loaded, alone.median("qps")) if alone is not None else None
+        out.append(
+            Check(
+                f"point select (text, 4 thr) with {loaded.idle_clients:,} idle clients open, "
+                "vs without",
+                "≥ 0.9x",
+                _fmt_ratio(ratio),
+                "PASS" if ratio is not None and ratio >= 0.9 else "FAIL",
+            )
+        )
+        out.append(
+            Check(
+                "proxy memory per idle client (each ran one statement; pooled)",
+                "≤ 10 KiB",
+                f"{loaded.per_idle_bytes / 1024:.1f} KiB",
+                "PASS" if loaded.idle_clients and loaded.per_idle_bytes <= 10 * 1024 else "FAIL",
+            )
+        )
+        out.append(
+            Check(
+                "shard connections with the idle clients and the load",
+                f"≤ pool size ({loaded.pool_size})",
+                str(loaded.shard_connections_max),
+                "PASS" if 0 < loaded.shard_connections_max <= loaded.pool_size else "FAIL",
             )
         )
     sg_stream = results.stream.get("shardgate")
@@ -721,6 +751,8 @@ def to_json(results: Results) -> dict[str, Any]:
     }
     if results.idle is not None:
         out["idle"] = {**results.idle.__dict__, "per_idle_bytes": results.idle.per_idle_bytes}
+    if results.idle_load is not None:
+        out["idle_load"] = dict(results.idle_load.__dict__)
     if results.stream:
         out["stream"] = {
             t: [

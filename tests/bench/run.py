@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import platform
 import shlex
@@ -21,10 +22,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from proxy.ops.config import ShardConfig
 from tests.bench import measure
 from tests.bench.report import TARGETS, BigCatalog, Results, others_load, write_all
 from tests.bench.stack import (
@@ -351,6 +354,67 @@ def run_idle(stack: Stack, args: argparse.Namespace, results: Results) -> None:
     )
 
 
+IDLE_UNDER_LOAD = 2_000
+
+
+def run_idle_load(stack: Stack, args: argparse.Namespace, results: Results) -> None:
+    """2,000 idle clients (each ran one statement) held open while sysbench's point select
+    runs through the proxy: the load's throughput against the matrix's, the proxy's memory per
+    idle client, and the most backend connections the shard had (the pool bounds them)."""
+    assert stack.proxy is not None
+    count = min(IDLE_UNDER_LOAD, args.idle_connections)
+    log(f"idle clients under load: opening {count:,} clients, then point selects")
+    endpoint = stack.endpoints()["shardgate"]
+    gc.collect()
+    before = rss_kib(stack.proxy.pid)
+    idle = measure.IdleClients(endpoint, count, "SELECT c FROM sbtest1 WHERE id = 1")
+    result = measure.IdleLoadResult(pool_size=ShardConfig.pool_size)
+    counting = threading.Event()
+    peak = [0]
+
+    def count_shard_connections() -> None:
+        sql = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER LIKE 'sgm\\_%'"
+        while not counting.is_set():
+            with contextlib.suppress(BenchSetupError, ValueError, subprocess.TimeoutExpired):
+                peak[0] = max(peak[0], int(stack.mariadb_root(sql, timeout=10).strip() or 0))
+            time.sleep(0.2)
+
+    counter = threading.Thread(target=count_shard_connections, daemon=True)
+    try:
+        idle.open()
+        time.sleep(2.0)
+        result.idle_clients = idle.opened
+        result.failures, result.error = idle.failures, idle.error
+        if idle.opened:
+            result.per_idle_bytes = (rss_kib(stack.proxy.pid) - before) * 1024 / idle.opened
+        counter.start()
+        workload = next(w for w in args.workloads if w.key == "ps_text")
+        run = run_sysbench(
+            workload,
+            endpoint,
+            threads=4,
+            seconds=max(args.seconds, 4.0),
+            tables=args.tables,
+            table_size=args.table_size,
+            pids={"shardgate": stack.proxy.pid},
+        )
+        result.qps_loaded = run.qps if run.ok else 0.0
+        if not run.ok:
+            result.error = result.error or run.error[:200]
+    finally:
+        counting.set()
+        if counter.is_alive():
+            counter.join(15)
+        idle.close()
+    result.shard_connections_max = peak[0]
+    results.idle_load = result
+    log(
+        f"idle under load: {result.idle_clients:,} clients, {result.per_idle_bytes / 1024:.1f} "
+        f"KiB each, {result.qps_loaded:,.0f} q/s, shard connections at most "
+        f"{result.shard_connections_max} (pool size {result.pool_size})"
+    )
+
+
 def run_stream(stack: Stack, args: argparse.Namespace, results: Results) -> None:
     endpoints = stack.endpoints()
     assert stack.proxy is not None
@@ -542,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.stream_rows:
             run_stream(stack, args, results)
         if args.idle_connections:
+            # Under load first: the memory a 5,000-connection run frees stays in the process.
+            run_idle_load(stack, args, results)
             run_idle(stack, args, results)
         if args.profile:
             run_profile(stack, args, results)
