@@ -74,6 +74,7 @@ from proxy.plan.plan import (
     Relay,
     RunAccountStatement,
     SessionView,
+    Sharded,
     ShowDatabases,
     ShowDigest,
     ShowEvents,
@@ -121,6 +122,7 @@ from proxy.session.login import (
     change_user,
     handshake,
 )
+from proxy.session.sharded import Replies, ShardedExecutor
 from proxy.sql.analyze import NeedsParse, Statement, analyze_with_digest, cached_shape
 from proxy.sql.charsets import UTF8MB4_GENERAL_CI
 from proxy.sql.lexer import LexMode, ServerFlavor, server_name, utf8_offsets
@@ -218,6 +220,18 @@ class Session:
         # What identity functions and shard-internal variables answer (set at login).
         self.identity: IdentityValues | None = None
         self.link = BackendLink()
+        # A sharded database's statements on its partitions (proxy/session/sharded.py).
+        self.sharded = ShardedExecutor(
+            self,
+            Replies(
+                self._reply_error,
+                self._reply_ok,
+                self._write,
+                self._write_resultset,
+                self._status,
+                self._connect,
+            ),
+        )
         self.prepared: dict[int, Prepared] = {}
         self.notes: list[tuple[int, str]] = []
         self.activity = Activity(since=time.monotonic())
@@ -314,6 +328,7 @@ class Session:
     async def close(self) -> None:
         # The session stops counting (max_user_connections, the processlist) at once.
         self.ctx.sessions.pop(self.connection_id, None)
+        await self.sharded.close()
         await self.link.close()
         try:
             if not self.client.is_closing():
@@ -390,6 +405,8 @@ class Session:
             has_notes=bool(self.notes),
             bound=self.link.bound(len(self.prepared)),
             identity=self.identity,
+            lex_mode=self.link.state.lex_mode,
+            flavor=self.link.state.flavor,
         )
 
     async def _read_command(self, payload: bytes) -> Command | None:
@@ -413,7 +430,7 @@ class Session:
                 self.ctx.metrics.statement(statement.kind.value)
             if len(statements) == 1 and statements[0].shows_warnings:
                 self.notes = notes  # SHOW WARNINGS shows them
-            return Query(tuple(statements), digest)
+            return Query(tuple(statements), digest, sql)
         if code in _STATEMENT_COMMANDS:
             statement_id = int.from_bytes(payload[1:5], "little")
             if code == COM_STMT_EXECUTE:
@@ -453,6 +470,8 @@ class Session:
     async def _execute(self, decided: Plan, command: Command, payload: bytes) -> None:
         if isinstance(decided, Relay):
             await self._relay(decided, command, payload)
+        elif isinstance(decided, Sharded):
+            await self.sharded.execute(decided)
         elif isinstance(decided, Deny):
             self._reply_error(decided.error)
         elif isinstance(decided, Forward):
@@ -757,6 +776,7 @@ class Session:
     async def _use(self, name: str) -> None:
         """Switch database: each database has its own backend login, so a new connection."""
         if name != self.current_db:
+            await self.sharded.close()
             await self.link.close()
             self.link.binds.clear()
             self.prepared.clear()
@@ -998,6 +1018,7 @@ class Session:
     async def _change_user(self, payload: bytes) -> None:
         """COM_CHANGE_USER: a new session on this connection, through the login path again
         (login.py: audit, metrics, lockout, throttle); a failure closes the connection."""
+        await self.sharded.close()
         await self.link.close()
         self.link.reset()
         self.prepared.clear()

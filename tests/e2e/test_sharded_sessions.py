@@ -1,11 +1,20 @@
-"""A sharded database before the data path routes statements to its partitions: a session
-there is refused with a clear error (never served from one partition as if it were the whole
-database), and the proxy's other databases go on as before."""
+"""A sharded database through a real client, on two real MariaDB shards: DDL of each kind,
+rows placed where DRDS places them (read back from the physical databases directly), point
+statements reaching one partition, scatter reads, XA multi-partition writes, sequences,
+refusals, privileges on logical tables, and the SHOW commands.
+
+The layout: ``shdb`` over s0 and s1 with 4 physical databases (``shdb_0000``, ``shdb_0001`` on
+s0; ``shdb_0002``, ``shdb_0003`` on s1). Expected placements are written out by hand from
+sharding.md's formulas: for ``DBPARTITION BY HASH(id)`` db = |id| mod 4; with ``TBPARTITION BY
+HASH(id) TBPARTITIONS 2`` the global table index is |id| mod 8 and db = index div 2.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import pymysql
 import pytest
@@ -15,41 +24,329 @@ from tests.conftest import connect_admin
 from tests.e2e.conftest import ProxyEnv
 
 PASSWORD = "Sharded#pass1"
+DB = "shdb"
+SHARD_OF = {0: 0, 1: 0, 2: 1, 3: 1}  # physical database -> shard index
 
 
-def test_a_session_in_a_sharded_database_is_refused_clearly(proxy: ProxyEnv) -> None:
+@pytest.fixture(scope="module")
+def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
     with proxy.catalog() as catalog:
         asyncio.run(
-            create_sharded_database(
-                proxy.config, catalog, "shdb", ["s0", "s1"], 2, PASSWORD, PASSWORD
-            )
+            create_sharded_database(proxy.config, catalog, DB, ["s0", "s1"], 4, PASSWORD, PASSWORD)
         )
+    deadline = time.monotonic() + 10
+    while proxy.server.ctx.catalog.snapshot().database(DB) is None:
+        assert time.monotonic() < deadline, "the proxy never saw the new database"
+        time.sleep(0.1)
     try:
-        deadline = time.monotonic() + 10
-        while proxy.server.ctx.catalog.snapshot().database("shdb") is None:
-            assert time.monotonic() < deadline, "the proxy never saw the new database"
-            time.sleep(0.1)
-        with pytest.raises(pymysql.err.OperationalError) as refused:
-            conn = proxy.connect("shdb", PASSWORD, database="shdb")
-            try:
-                with conn.cursor() as cur:
-                    cur.execute("SELECT 1")
-            finally:
-                conn.close()
-        errno, message = refused.value.args
-        assert errno == 2006
-        assert "database 'shdb' is sharded" in message
-        # Other databases are not affected.
-        with proxy.connect() as conn, conn.cursor() as cur:
-            cur.execute("SELECT 1")
-            assert cur.fetchall() == ((1,),)
+        yield proxy
     finally:
         with proxy.catalog() as catalog:
-            catalog.drop_database("shdb")
-        for endpoint, name in ((proxy.shards[0], "shdb_0000"), (proxy.shards[1], "shdb_0001")):
-            admin = connect_admin(endpoint)
+            catalog.drop_database(DB)
+        for index, shard in SHARD_OF.items():
+            admin = connect_admin(proxy.shards[shard])
             try:
                 with admin.cursor() as cur:
-                    cur.execute(f"DROP DATABASE IF EXISTS {name}")
+                    cur.execute(f"DROP DATABASE IF EXISTS {DB}_{index:04d}")
             finally:
                 admin.close()
+
+
+def _client(env: ProxyEnv) -> pymysql.connections.Connection[Any]:
+    return env.connect(DB, PASSWORD, database=DB)
+
+
+def _physical(env: ProxyEnv, index: int, sql: str) -> list[tuple[Any, ...]]:
+    """Run ``sql`` on physical database ``index`` directly on its shard."""
+    admin = connect_admin(env.shards[SHARD_OF[index]], database=f"{DB}_{index:04d}")
+    try:
+        with admin.cursor() as cur:
+            cur.execute(sql)
+            return list(cur.fetchall())
+    finally:
+        admin.close()
+
+
+def _general_log(env: ProxyEnv, shard: int, on: bool) -> None:
+    admin = connect_admin(env.shards[shard])
+    try:
+        with admin.cursor() as cur:
+            if on:
+                cur.execute("SET GLOBAL log_output = 'TABLE'")
+                cur.execute("TRUNCATE TABLE mysql.general_log")
+            cur.execute(f"SET GLOBAL general_log = {'ON' if on else 'OFF'}")
+    finally:
+        admin.close()
+
+
+def _logged(env: ProxyEnv, shard: int, marker: str) -> list[str]:
+    admin = connect_admin(env.shards[shard])
+    try:
+        with admin.cursor() as cur:
+            cur.execute(
+                "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log"
+                " WHERE command_type = 'Query' AND argument LIKE %s",
+                (f"%{marker}%",),
+            )
+            return [row[0] for row in cur.fetchall() if "general_log" not in row[0]]
+    finally:
+        admin.close()
+
+
+def test_ddl_placement_and_routing(sharded: ProxyEnv) -> None:
+    env = sharded
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE orders (id int NOT NULL, buyer varchar(20), PRIMARY KEY (id))"
+                " DBPARTITION BY HASH(id)"
+            )
+            cur.execute(
+                "CREATE TABLE items (id bigint NOT NULL AUTO_INCREMENT, v int, PRIMARY KEY (id))"
+                " DBPARTITION BY HASH(id) TBPARTITION BY HASH(id) TBPARTITIONS 2"
+            )
+            cur.execute("CREATE TABLE region (id int PRIMARY KEY, name varchar(20)) BROADCAST")
+            cur.execute("CREATE TABLE config (k varchar(20) PRIMARY KEY, v int)")
+
+            cur.execute("SHOW TABLES")
+            assert [r[0] for r in cur.fetchall()] == ["config", "items", "orders", "region"]
+            cur.execute("SHOW TOPOLOGY FROM items")
+            assert cur.fetchall() == tuple(
+                (g, f"{DB}_{g // 2:04d}", f"items_{g:02d}") for g in range(8)
+            )
+            cur.execute("SHOW RULE FROM orders")
+            rule = cur.fetchall()[0]
+            assert rule[1:6] == ("orders", 0, "id", "hash", 4)
+            cur.execute("SHOW NODE")
+            assert [r[1:] for r in cur.fetchall()] == [
+                (f"{DB}_0000", "s0"),
+                (f"{DB}_0001", "s0"),
+                (f"{DB}_0002", "s1"),
+                (f"{DB}_0003", "s1"),
+            ]
+            cur.execute("SHOW CREATE TABLE orders")
+            assert "DBPARTITION BY HASH(id)" in cur.fetchall()[0][1]
+
+            # A multi-row INSERT split over the partitions (one XA transaction).
+            cur.execute(
+                "INSERT INTO orders (id, buyer) VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'),"
+                " (-6, 'e'), (9, 'f')"
+            )
+            assert cur.rowcount == 6
+            cur.execute("INSERT INTO region VALUES (1, 'north'), (2, 'south')")
+            cur.execute("INSERT INTO config VALUES ('x', 1)")
+            cur.execute("INSERT INTO items (id, v) VALUES (3, 30), (8, 80), (13, 130)")
+
+        # Each row where the formula puts it, read from the physical databases directly.
+        expected_orders = {0: [4], 1: [1, 9], 2: [-6, 2], 3: [3]}
+        for index, ids in expected_orders.items():
+            rows = _physical(env, index, "SELECT id FROM orders ORDER BY id")
+            assert [r[0] for r in rows] == ids, index
+        # items: g = id mod 8: 3 -> items_03 (db 1), 8 -> items_00 (db 0), 13 -> items_05 (db 2)
+        assert _physical(env, 1, "SELECT id FROM items_03") == [(3,)]
+        assert _physical(env, 0, "SELECT id FROM items_00") == [(8,)]
+        assert _physical(env, 2, "SELECT id FROM items_05") == [(13,)]
+        assert _physical(env, 0, "SELECT count(*) FROM items_01") == [(0,)]
+        for index in range(4):
+            assert _physical(env, index, "SELECT id FROM region ORDER BY id") == [(1,), (2,)]
+        assert _physical(env, 0, "SELECT k FROM config") == [("x",)]
+        assert _physical(env, 1, "SHOW TABLES LIKE 'config'") == []
+
+        with conn.cursor() as cur:
+            # Point reads route to one partition; scatter reads return everything.
+            cur.execute("SELECT buyer FROM orders WHERE id = 9")
+            assert cur.fetchall() == (("f",),)
+            cur.execute("SELECT id FROM orders WHERE id IN (1, 3, 4)")
+            assert sorted(r[0] for r in cur.fetchall()) == [1, 3, 4]
+            cur.execute("SELECT id, buyer FROM orders")
+            assert sorted(cur.fetchall()) == [
+                (-6, "e"),
+                (1, "a"),
+                (2, "b"),
+                (3, "c"),
+                (4, "d"),
+                (9, "f"),
+            ]
+            cur.execute("SELECT v FROM items WHERE id = 13")
+            assert cur.fetchall() == ((130,),)
+            cur.execute("SELECT id FROM items")
+            assert sorted(r[0] for r in cur.fetchall()) == [3, 8, 13]
+            cur.execute(
+                "SELECT o.buyer, r.name FROM orders o JOIN region r ON r.id = o.id WHERE o.id = 1"
+            )
+            assert cur.fetchall() == (("a", "north"),)
+            cur.execute("SELECT name FROM region ORDER BY id")
+            assert cur.fetchall() == (("north",), ("south",))
+            cur.execute("SELECT v FROM config")
+            assert cur.fetchall() == ((1,),)
+
+            # Writes routed and scattered.
+            cur.execute("UPDATE orders SET buyer = 'z' WHERE id = 2")
+            assert cur.rowcount == 1
+            assert _physical(env, 2, "SELECT buyer FROM orders WHERE id = 2") == [("z",)]
+            cur.execute("UPDATE region SET name = 'N' WHERE id = 1")
+            for index in range(4):
+                assert _physical(env, index, "SELECT name FROM region WHERE id = 1") == [("N",)]
+            cur.execute("DELETE FROM orders WHERE buyer = 'e'")
+            assert cur.rowcount == 1
+            assert _physical(env, 2, "SELECT id FROM orders ORDER BY id") == [(2,)]
+
+            # AUTO_INCREMENT of a sharded table: a GROUP sequence, the insert id reported.
+            cur.execute("INSERT INTO items (v) VALUES (1), (2)")
+            first = cur.lastrowid
+            assert first >= 100001
+            cur.execute("SELECT id, v FROM items WHERE id IN (%s, %s)", (first, first + 1))
+            assert sorted(cur.fetchall()) == [(first, 1), (first + 1, 2)]
+            g = first % 8
+            assert _physical(env, g // 2, f"SELECT v FROM items_{g:02d} WHERE id = {first}") == [
+                (1,)
+            ]
+    finally:
+        conn.close()
+
+
+def test_point_statements_reach_one_partition(sharded: ProxyEnv) -> None:
+    env = sharded
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE probe (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)")
+        for shard in (0, 1):
+            _general_log(env, shard, True)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("INSERT INTO probe VALUES (6, 1) /* probe-insert */")
+                cur.execute("SELECT v FROM probe WHERE id = 6 /* probe-select */")
+                assert cur.fetchall() == ((1,),)
+                cur.execute("SELECT v FROM probe /* probe-scatter */")
+                assert cur.fetchall() == ((1,),)
+        finally:
+            for shard in (0, 1):
+                _general_log(env, shard, False)
+        # 6 mod 4 = 2: physical database 2, on s1; nothing reached s0.
+        assert _logged(env, 0, "probe-insert") == []
+        assert len(_logged(env, 1, "probe-insert")) == 1
+        assert _logged(env, 0, "probe-select") == []
+        assert len(_logged(env, 1, "probe-select")) == 1
+        assert len(_logged(env, 0, "probe-scatter")) == 2
+        assert len(_logged(env, 1, "probe-scatter")) == 2
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "errno", "text"),
+    [
+        ("SELECT count(*) FROM orders", 1235, "aggregate COUNT()"),
+        ("SELECT id FROM orders ORDER BY id", 1235, "ORDER BY"),
+        ("UPDATE orders SET id = 5 WHERE id = 1", 1235, "UPDATE of the shard key"),
+        ("INSERT INTO orders (buyer) VALUES ('x')", 1235, "without its shard key id"),
+        ("SELECT * FROM orders JOIN items USING (id)", 1235, "several sharded tables"),
+        ("SELECT * FROM items_00", 1146, "doesn't exist"),
+        ("ALTER TABLE orders MODIFY id bigint", 1235, "shard key column"),
+        (
+            "CREATE TABLE bad (d date) DBPARTITION BY HASH(d)",
+            1235,
+            "HASH on a DATE column",
+        ),
+        ("CREATE TABLE orders (id int) DBPARTITION BY HASH(id)", 1050, "already exists"),
+    ],
+)
+def test_refusals(sharded: ProxyEnv, sql: str, errno: int, text: str) -> None:
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS orders (id int PRIMARY KEY, buyer varchar(20))"
+                " DBPARTITION BY HASH(id)"
+            )
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS items (id bigint AUTO_INCREMENT PRIMARY KEY, v int)"
+                " DBPARTITION BY HASH(id) TBPARTITION BY HASH(id) TBPARTITIONS 2"
+            )
+            with pytest.raises(pymysql.err.MySQLError) as refused:
+                cur.execute(sql)
+        assert refused.value.args[0] == errno
+        assert text in refused.value.args[1]
+    finally:
+        conn.close()
+
+
+def test_ddl_fans_out(sharded: ProxyEnv) -> None:
+    env = sharded
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE fan (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)"
+                " TBPARTITION BY HASH(id) TBPARTITIONS 2"
+            )
+            cur.execute("INSERT INTO fan VALUES (1, 1), (2, 2)")
+            cur.execute("ALTER TABLE fan ADD COLUMN w int DEFAULT 7")
+            cur.execute("CREATE INDEX fan_v ON fan (v)")
+            for g in range(8):
+                columns = _physical(env, g // 2, f"SHOW COLUMNS FROM fan_{g:02d}")
+                assert [c[0] for c in columns] == ["id", "v", "w"]
+                indexes = _physical(env, g // 2, f"SHOW INDEX FROM fan_{g:02d}")
+                assert "fan_v" in {i[2] for i in indexes}
+            cur.execute("SHOW CREATE TABLE fan")
+            definition = cur.fetchall()[0][1]
+            assert "`w` int(11) DEFAULT 7" in definition
+            assert "dbpartition by hash(`id`)" in definition
+            cur.execute("SELECT w FROM fan WHERE id = 2")
+            assert cur.fetchall() == ((7,),)
+            cur.execute("TRUNCATE TABLE fan")
+            cur.execute("SELECT * FROM fan")
+            assert cur.fetchall() == ()
+            # A partition that fails is named.
+            _physical(env, 3, "DROP INDEX fan_v ON fan_07")
+            with pytest.raises(pymysql.err.MySQLError) as failed:
+                cur.execute("DROP INDEX fan_v ON fan")
+            assert failed.value.args[0] == 1091
+            assert "failed on 1 of 8 physical tables" in failed.value.args[1]
+            assert f"{DB}_0003" in failed.value.args[1]
+            cur.execute("DROP TABLE fan")
+            cur.execute("SHOW TABLES LIKE 'fan'")
+            assert cur.fetchall() == ()
+        for index in range(4):
+            assert _physical(env, index, "SHOW TABLES LIKE 'fan%'") == []
+    finally:
+        conn.close()
+
+
+def test_privileges_on_logical_tables(sharded: ProxyEnv) -> None:
+    env = sharded
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS secret (id int PRIMARY KEY, v int)"
+                " DBPARTITION BY HASH(id)"
+            )
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS open_t (id int PRIMARY KEY, v int)"
+                " DBPARTITION BY HASH(id)"
+            )
+            cur.execute("INSERT INTO open_t VALUES (1, 1), (2, 2), (3, 3)")
+            cur.execute("CREATE USER 'reader'@'%' IDENTIFIED BY 'Reader#pass1'")
+            cur.execute(f"GRANT SELECT ON {DB}.open_t TO 'reader'@'%'")
+    finally:
+        conn.close()
+    reader = env.connect("reader", "Reader#pass1", database=DB)
+    try:
+        with reader.cursor() as cur:
+            cur.execute("SELECT id FROM open_t")
+            assert sorted(r[0] for r in cur.fetchall()) == [1, 2, 3]
+            cur.execute("SELECT v FROM open_t WHERE id = 3")
+            assert cur.fetchall() == ((3,),)
+            for sql in (
+                "SELECT * FROM secret",
+                "SELECT * FROM secret WHERE id = 1",
+                "INSERT INTO open_t VALUES (9, 9)",
+            ):
+                with pytest.raises(pymysql.err.MySQLError) as denied:
+                    cur.execute(sql)
+                assert denied.value.args[0] == 1142, sql
+    finally:
+        reader.close()

@@ -1,0 +1,682 @@
+"""Carrying out a sharded database's plans (:class:`proxy.plan.plan.Sharded`).
+
+The session calls :meth:`ShardedExecutor.execute` from one place (``Session._execute``). The
+decision (``proxy.shard.statements``) already holds every target: a physical database and the
+statement to run there. This module only does the I/O:
+
+* **Connections.** A scatter takes its partitions' backend connections through the
+  :class:`PartitionSource` protocol, in the targets' fixed order (shard name, then physical
+  database index: the same for every session, so concurrent scatters taking connections from
+  bounded pools cannot deadlock each other). :class:`SessionPartitions` is the implementation
+  for now: each session opens and holds one connection per physical database it used (as the
+  account's mirror there, with the session's state applied), physical database 0 being the
+  session's own link connection (single tables, session statements, transactions). A backend
+  connection pool plugs in behind the same protocol.
+* **Reads.** One target: its answer is relayed verbatim. Several: the result sets are
+  concatenated as they stream in -- the first target's column definitions, every target's rows,
+  the last one's end -- with nothing buffered. (Statements that need a merge were refused by
+  routing with 1235; the merge engine plugs in here, :meth:`ShardedExecutor._scatter_read`.)
+* **Writes.** One target: relayed verbatim (an INSERT that took GROUP sequence values answers
+  with the first as its insert id). Several statements (partitions, or physical tables of one
+  partition): an XA transaction, one branch per physical database -- ``XA START``, the
+  statements, ``XA END``, ``XA PREPARE`` on every branch, then ``XA COMMIT`` on every branch;
+  any failure before the commits rolls every branch back and reports the error. The commit
+  decision is not yet recorded in the catalog, so a proxy that dies between PREPARE and COMMIT
+  leaves prepared branches for the operator (``XA RECOVER``) rather than for the next proxy.
+* **Transactions.** Inside a transaction the client opened (on physical database 0), statements
+  whose targets are all physical database 0 run in it; others are refused with 1235 rather than
+  run outside it.
+* **DDL** fans out to every physical table, in order, and reports each partition that failed;
+  CREATE TABLE records the logical table in the catalog only once every physical table exists
+  (and drops the ones it made when another failed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import count
+from typing import TYPE_CHECKING, Any, Protocol
+
+from auth.accounts import Actor
+from auth.catalog import CatalogError, CatalogUnavailableError
+from auth.errors import ErrorCode, SqlError, not_supported, sql_error
+from auth.model import PhysicalDatabase
+from proxy.backend.connection import (
+    MAX_BACKEND_PACKET,
+    BackendConnection,
+    BackendError,
+    BackendQueryError,
+    quote_string,
+)
+from proxy.plan.plan import Sharded, sharded_layout
+from proxy.session.link import OWN_STATEMENT, BackendUnavailable, SessionLost, lost_error
+from proxy.shard.route import Layout, NeedsSequence, Route, Target
+from proxy.shard.sequences import SequenceAllocator, next_values
+from proxy.shard.statements import CreateShardedTable, FanOut, LocalRows, decide
+from proxy.wire.packets import (
+    Capability,
+    ServerStatus,
+    build_ok,
+    parse_err,
+    parse_ok,
+    read_lenenc_int,
+)
+from proxy.wire.stream import ConnectionLost, ResponseKind
+
+if TYPE_CHECKING:
+    from auth.model import Account
+    from proxy.session.host import SessionHost
+    from proxy.session.link import BackendLink
+    from proxy.wire.stream import ClientConnection
+
+
+class Session(Protocol):
+    """What the executor reads of its session (proxy/session/session.py)."""
+
+    @property
+    def ctx(self) -> SessionHost[Any]: ...
+    @property
+    def client(self) -> ClientConnection: ...
+    @property
+    def link(self) -> BackendLink: ...
+    @property
+    def account(self) -> Account | None: ...
+    @property
+    def current_db(self) -> str | None: ...
+    @property
+    def capabilities(self) -> int: ...
+    @property
+    def charset(self) -> int: ...
+    @property
+    def client_ip(self) -> str: ...
+    @property
+    def connection_id(self) -> int: ...
+    @property
+    def prepared(self) -> dict[int, Any]: ...
+
+
+@dataclass(frozen=True)
+class Replies:
+    """How the executor answers the client, through the session (its sequence numbers and
+    status flags): the session's own methods."""
+
+    error: Callable[[SqlError], None]
+    ok: Callable[[], None]
+    write: Callable[[bytes], None]
+    result_set: Callable[[list[str], list[list[str | None]], frozenset[str]], None]
+    status: Callable[[], int]
+    connect: Callable[[], Awaitable[BackendConnection]]
+
+
+log = logging.getLogger("shardgate.sharded")
+
+# GROUP sequence values this process holds (ranges reserved in the catalog).
+SEQUENCES = SequenceAllocator()
+_XIDS = count(1)
+_IN_TRANSACTION = int(ServerStatus.IN_TRANS)
+_AUTOCOMMIT = int(ServerStatus.AUTOCOMMIT)
+_DEPRECATE_EOF = int(Capability.DEPRECATE_EOF)
+
+
+class PartitionSource(Protocol):
+    """Where a sharded statement gets the backend connections of its physical databases.
+
+    ``acquire`` takes them in the order given -- the targets' (shard, physical database) order,
+    the same for every session -- and returns them by physical database index; ``release``
+    gives them back after the statement (``broken``: those that must not be reused)."""
+
+    async def acquire(
+        self, partitions: Sequence[PhysicalDatabase]
+    ) -> dict[int, BackendConnection]: ...
+
+    def release(
+        self, conns: Mapping[int, BackendConnection], broken: Sequence[int] = ()
+    ) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class SessionPartitions:
+    """A :class:`PartitionSource` holding one connection per physical database for the
+    session's lifetime (physical database 0: the session's link connection)."""
+
+    def __init__(
+        self, session: Session, connect: Callable[[], Awaitable[BackendConnection]]
+    ) -> None:
+        self._session = session
+        self._connect = connect
+        self._held: dict[int, BackendConnection] = {}
+        self._applied: dict[int, list[str]] = {}  # the session state each connection got
+        self._snapshot: object = None
+
+    async def acquire(self, partitions: Sequence[PhysicalDatabase]) -> dict[int, BackendConnection]:
+        session = self._session
+        snapshot = session.ctx.snapshot()
+        if snapshot is not self._snapshot:
+            # New grants or tables: reconnect (the mirrors follow the newest catalog).
+            await self.close()
+            self._snapshot = snapshot
+        wanted = session.link.state.statements()
+        conns: dict[int, BackendConnection] = {}
+        for physical in partitions:
+            if physical.index in conns:
+                continue
+            if physical.index == 0:
+                conn0 = await session.link.connection(self._connect, len(session.prepared))
+                conns[0] = conn0
+                continue
+            conn = self._held.get(physical.index)
+            if conn is not None and conn.broken:
+                self._held.pop(physical.index, None)
+                conn = None
+            if conn is None:
+                assert session.account is not None and session.current_db is not None
+                try:
+                    conn = await session.ctx.mirrors.connect(
+                        snapshot,
+                        session.account,
+                        session.current_db,
+                        True,
+                        session.capabilities,
+                        session.charset,
+                        partition=physical.index,
+                    )
+                except BackendError as exc:
+                    raise BackendUnavailable(
+                        sql_error(
+                            ErrorCode.SERVER_GONE,
+                            f"Backend unavailable for partition {physical.name}: {exc}",
+                        )
+                    ) from None
+                self._held[physical.index] = conn
+                self._applied[physical.index] = []
+            if self._applied.get(physical.index) != wanted:
+                for statement in wanted:
+                    await conn.query(statement)
+                self._applied[physical.index] = list(wanted)
+            conns[physical.index] = conn
+        return conns
+
+    def release(self, conns: Mapping[int, BackendConnection], broken: Sequence[int] = ()) -> None:
+        for index in broken:
+            if index == 0:
+                continue  # the link's own connection: the session handles its loss
+            conn = self._held.pop(index, None)
+            if conn is not None:
+                conn.broken = True
+                conn.close()
+
+    async def close(self) -> None:
+        held, self._held = self._held, {}
+        self._applied.clear()
+        for conn in held.values():
+            await conn.quit()
+
+
+@dataclass
+class _Failure:
+    target: Target
+    errno: int
+    sqlstate: str
+    message: str
+
+
+class ShardedExecutor:
+    """Carries out :class:`Sharded` plans for one session."""
+
+    def __init__(
+        self, session: Session, replies: Replies, source: PartitionSource | None = None
+    ) -> None:
+        self.session = session
+        self.replies = replies
+        self.source: PartitionSource = source or SessionPartitions(session, replies.connect)
+
+    async def close(self) -> None:
+        await self.source.close()
+
+    # -- the one entry ----------------------------------------------------------------------
+
+    async def execute(self, plan: Sharded) -> None:
+        session = self.session
+        decision = plan.decision
+        try:
+            if isinstance(decision, NeedsSequence):
+                routed = await self._with_sequence(plan, decision)
+                if routed is None:
+                    return
+                decision = routed
+            if isinstance(decision, LocalRows):
+                if decision.columns:
+                    self.replies.result_set(
+                        list(decision.columns), [list(r) for r in decision.rows], decision.numeric
+                    )
+                else:
+                    self.replies.ok()
+            elif isinstance(decision, Route):
+                await self._route(decision)
+            elif isinstance(decision, CreateShardedTable):
+                await self._create(plan.layout, decision)
+            elif isinstance(decision, FanOut):
+                await self._fan_out(plan.layout, decision)
+        except BackendUnavailable as exc:
+            log.warning("connection %d: %s", session.connection_id, exc)
+            self.replies.error(exc.error)
+        except SqlError as error:
+            self.replies.error(error)
+
+    async def _with_sequence(self, plan: Sharded, needs: NeedsSequence) -> Route | None:
+        catalog = self.session.ctx.accounts.catalog
+        layout = plan.layout
+        try:
+            values = await asyncio.to_thread(
+                next_values, SEQUENCES, catalog, layout.name, needs.sequence, needs.count
+            )
+        except CatalogUnavailableError as error:
+            self.replies.error(error.client_error())
+            return None
+        except CatalogError as exc:
+            raise sql_error(ErrorCode.UNKNOWN_ERROR, f"Sequence {needs.sequence}: {exc}") from None
+        mode, flavor = self.session.link.state.lex_mode, self.session.link.state.flavor
+        decision = decide(plan.text, layout, mode, flavor, values)
+        assert isinstance(decision, Route)
+        return decision
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _in_transaction(self) -> bool:
+        conn = self.session.link.conn
+        if conn is None:
+            return False
+        return bool(conn.status & _IN_TRANSACTION) or not conn.status & _AUTOCOMMIT
+
+    async def _acquire(
+        self, layout: Layout, targets: Sequence[Target]
+    ) -> dict[int, BackendConnection]:
+        partitions = [layout.partitions[t.partition] for t in targets]
+        return await self.source.acquire(partitions)
+
+    def _lost(self, conns: Mapping[int, BackendConnection], exc: Exception, replied: bool) -> None:
+        """A partition's connection failed under a statement: 2013 (the session ends when part
+        of the answer was already sent, or the session's own connection was lost with state)."""
+        session = self.session
+        broken = [index for index, conn in conns.items() if conn.broken]
+        self.source.release(conns, broken)
+        if 0 in broken:
+            reasons = session.link.bound_reasons(len(session.prepared))
+            session.link.drop()
+            session.prepared.clear()
+            if reasons or replied:
+                raise SessionLost(lost_error(reasons, exc))
+        elif replied:
+            raise SessionLost(lost_error([], exc))
+        self.replies.error(lost_error([], exc))
+
+    # -- routed statements -------------------------------------------------------------------
+
+    async def _route(self, decision: Route) -> None:
+        session = self.session
+        layout = _layout_of(session)
+        targets = decision.targets
+        if self._in_transaction() and any(t.partition != 0 for t in targets):
+            raise not_supported(
+                f"statements on partitions of table {decision.table} other than the first"
+                " inside a transaction (XA across partitions in an explicit transaction)"
+            )
+        conns = await self._acquire(layout, targets)
+        replied = False
+        try:
+            if len(targets) == 1 and not decision.sequence_values:
+                conn = conns[targets[0].partition]
+                conn.send(b"\x03" + targets[0].sql.encode())
+                replied = True
+                await conn.relay(session.client, ResponseKind.QUERY)
+            elif decision.reads_rows and not decision.write:
+                replied = await self._scatter_read(conns, targets)
+            else:
+                await self._write(conns, targets, decision)
+        except (BackendError, ConnectionLost) as exc:
+            self._lost(conns, exc, replied)
+
+    async def _scatter_read(
+        self, conns: Mapping[int, BackendConnection], targets: Sequence[Target]
+    ) -> bool:
+        """Concatenate the targets' result sets as they stream (the merge engine's place);
+        returns whether anything reached the client."""
+        session = self.session
+        client = session.client
+        columns: int | None = None
+        sent = 0
+        ok_affected = 0
+        last_end: bytes | None = None
+        for target in targets:
+            conn = conns[target.partition]
+            caps = conn.capabilities
+            conn.send(b"\x03" + target.sql.encode())
+            _, first = await _read(conn)
+            if first[:1] == b"\xff":
+                err = parse_err(first, caps)
+                if columns is None:
+                    self.replies.error(sql_error_from(err.errno, err.sqlstate, err.message))
+                    return False
+                self.replies.write(first)  # an error in place of the next row, as MariaDB sends
+                await _drain_rest(conns, targets, target)
+                return True
+            if first[:1] == b"\x00":
+                ok_affected += parse_ok(first, caps).affected_rows
+                last_end = first
+                continue
+            count_, _ = read_lenenc_int(first, 0)
+            header = [first]
+            for _ in range(count_ or 0):
+                header.append((await _read(conn))[1])
+            if not caps & _DEPRECATE_EOF:
+                header.append((await _read(conn))[1])
+            if columns is None:
+                columns = count_ or 0
+                for payload in header:
+                    self.replies.write(payload)
+            elif columns != count_:
+                raise sql_error(
+                    ErrorCode.UNKNOWN_ERROR,
+                    f"partition {target.database} answered {count_} columns, not {columns}",
+                )
+            while True:
+                _, packet = await _read(conn)
+                if packet[:1] == b"\xfe" and len(packet) < 0xFFFFFF:
+                    last_end = packet
+                    break
+                if packet[:1] == b"\xff":
+                    self.replies.write(packet)
+                    await _drain_rest(conns, targets, target)
+                    return True
+                self.replies.write(packet)
+                sent += 1
+                if sent % 256 == 0:
+                    await client.drain()
+        if columns is None:
+            self.replies.write(
+                build_ok(
+                    capabilities=session.capabilities,
+                    affected_rows=ok_affected,
+                    status=self.replies.status(),
+                )
+            )
+            return True
+        assert last_end is not None
+        self.replies.write(last_end)
+        return True
+
+    async def _write(
+        self, conns: Mapping[int, BackendConnection], targets: Sequence[Target], decision: Route
+    ) -> None:
+        """Writes: one statement answered directly, several in one XA transaction."""
+        session = self.session
+        if len(targets) == 1:
+            packet = await conns[targets[0].partition].command(b"\x03" + targets[0].sql.encode())
+            self._answer_write([packet], conns[targets[0].partition], decision)
+            return
+        xid = quote_string(f"shardgate-{os.getpid()}-{session.connection_id}-{next(_XIDS)}")
+        branches = sorted({t.partition for t in targets}, key=lambda p: targets_order(targets, p))
+        started: list[int] = []
+        answers: list[bytes] = []
+        failure: SqlError | None = None
+        try:
+            for partition in branches:
+                await _run(conns[partition], f"{OWN_STATEMENT}XA START {xid}, '{partition}'")
+                started.append(partition)
+            for target in targets:
+                packet = await conns[target.partition].command(b"\x03" + target.sql.encode())
+                if packet[:1] == b"\xff":
+                    err = parse_err(packet, conns[target.partition].capabilities)
+                    failure = sql_error_from(err.errno, err.sqlstate, err.message)
+                    break
+                if packet[:1] != b"\x00":
+                    conns[target.partition].broken = True
+                    raise BackendError("a result set where a write's OK was expected")
+                answers.append(packet)
+            for partition in started:
+                await _run(conns[partition], f"{OWN_STATEMENT}XA END {xid}, '{partition}'")
+            if failure is None:
+                for partition in started:
+                    await _run(conns[partition], f"{OWN_STATEMENT}XA PREPARE {xid}, '{partition}'")
+        except BackendQueryError as exc:
+            failure = sql_error_from(exc.errno, exc.sqlstate, exc.message)
+        if failure is not None:
+            for partition in started:
+                try:
+                    await _run(conns[partition], f"{OWN_STATEMENT}XA END {xid}, '{partition}'")
+                except BackendQueryError:
+                    pass
+                try:
+                    await _run(conns[partition], f"{OWN_STATEMENT}XA ROLLBACK {xid}, '{partition}'")
+                except BackendQueryError:
+                    pass
+            self.replies.error(failure)
+            return
+        not_committed: list[str] = []
+        for partition in started:
+            try:
+                await _run(conns[partition], f"{OWN_STATEMENT}XA COMMIT {xid}, '{partition}'")
+            except BackendQueryError as exc:
+                not_committed.append(f"{_layout_of(session).partitions[partition].name}: {exc}")
+        if not_committed:
+            raise sql_error(
+                ErrorCode.UNKNOWN_ERROR,
+                f"XA transaction {xid} prepared on every partition but not committed on: "
+                + "; ".join(not_committed),
+            )
+        self._answer_write(answers, conns[targets[0].partition], decision)
+
+    def _answer_write(
+        self, packets: Sequence[bytes], conn: BackendConnection, decision: Route
+    ) -> None:
+        session = self.session
+        if packets and packets[0][:1] == b"\xff":
+            self.replies.write(packets[0])
+            return
+        affected = warnings = 0
+        insert_id = 0
+        for packet in packets:
+            ok = parse_ok(packet, conn.capabilities)
+            affected += ok.affected_rows
+            warnings += ok.warnings
+            insert_id = insert_id or ok.last_insert_id
+        if decision.sequence_values:
+            insert_id = decision.sequence_values[0]
+        self.replies.write(
+            build_ok(
+                capabilities=session.capabilities,
+                affected_rows=affected,
+                last_insert_id=insert_id,
+                status=self.replies.status(),
+                warnings=warnings,
+            )
+        )
+
+    # -- DDL ----------------------------------------------------------------------------------
+
+    async def _run_all(
+        self, layout: Layout, targets: Sequence[Target]
+    ) -> tuple[list[Target], list[_Failure]]:
+        """Run each target's statement; which succeeded, which failed (and why)."""
+        if self._in_transaction():
+            raise not_supported("DDL on a sharded database inside a transaction")
+        conns = await self._acquire(layout, targets)
+        done: list[Target] = []
+        failed: list[_Failure] = []
+        try:
+            for target in targets:
+                try:
+                    await _run(conns[target.partition], target.sql)
+                    done.append(target)
+                except BackendQueryError as exc:
+                    failed.append(_Failure(target, exc.errno, exc.sqlstate, exc.message))
+        except (BackendError, ConnectionLost) as exc:
+            self._lost(conns, exc, False)
+            raise _Replied from None
+        return done, failed
+
+    async def _create(self, layout: Layout, decision: CreateShardedTable) -> None:
+        session = self.session
+        try:
+            done, failed = await self._run_all(layout, decision.targets)
+        except _Replied:
+            return
+        table = decision.table
+        if failed:
+            await self._undo_create(layout, table.name, done)
+            self.replies.error(_fan_out_error(f"CREATE TABLE {table.name}", done, failed))
+            return
+        catalog = session.ctx.accounts.catalog
+        before = session.ctx.mirrors.snapshot()
+        assert session.account is not None
+        actor = Actor(session.account, session.client_ip, session.current_db).audit_name
+        try:
+            await asyncio.to_thread(
+                catalog.create_table,
+                layout.name,
+                table,
+                auto_sequence_start=decision.auto_sequence_start,
+                actor=actor,
+                client=session.client_ip,
+            )
+        except CatalogUnavailableError as error:
+            await self._undo_create(layout, table.name, done)
+            self.replies.error(error.client_error())
+            return
+        except CatalogError as exc:
+            await self._undo_create(layout, table.name, done)
+            self.replies.error(sql_error(ErrorCode.TABLE_EXISTS, str(exc)))
+            return
+        # Table grants on the logical table now cover its physical tables on the mirrors.
+        await session.ctx.mirrors.catalog_changed(before)
+        self.replies.ok()
+
+    async def _undo_create(self, layout: Layout, name: str, done: Sequence[Target]) -> None:
+        """Drop the physical tables a failed CREATE TABLE made (best effort)."""
+        for target in done:
+            physical = re.search(r"`((?:[^`]|``)*)`", target.sql)
+            if physical is None:
+                continue
+            drop = f"{OWN_STATEMENT}DROP TABLE IF EXISTS `{physical.group(1)}`"
+            try:
+                conns = await self._acquire(layout, [target])
+                await _run(conns[target.partition], drop)
+            except (BackendError, BackendQueryError, BackendUnavailable, ConnectionLost):
+                log.warning(
+                    "could not drop %s.%s after a failed CREATE TABLE", target.database, name
+                )
+
+    async def _fan_out(self, layout: Layout, decision: FanOut) -> None:
+        session = self.session
+        try:
+            done, failed = await self._run_all(layout, decision.targets)
+        except _Replied:
+            return
+        what = f"{decision.verb} {', '.join(decision.tables)}"
+        catalog = session.ctx.accounts.catalog
+        assert session.account is not None
+        actor = Actor(session.account, session.client_ip, session.current_db).audit_name
+        if failed:
+            self.replies.error(_fan_out_error(what, done, failed))
+            return
+        before = session.ctx.mirrors.snapshot()
+        try:
+            for name in decision.forgets:
+                await asyncio.to_thread(
+                    catalog.drop_table, layout.name, name, actor=actor, client=session.client_ip
+                )
+            if decision.redefines is not None:
+                definition = await self._definition(layout, decision.redefines)
+                if definition is not None:
+                    await asyncio.to_thread(
+                        catalog.set_table_definition,
+                        layout.name,
+                        decision.redefines,
+                        definition,
+                        actor=actor,
+                        client=session.client_ip,
+                    )
+        except CatalogUnavailableError as error:
+            self.replies.error(error.client_error())
+            return
+        except CatalogError as exc:
+            self.replies.error(sql_error(ErrorCode.UNKNOWN_ERROR, str(exc)))
+            return
+        if decision.forgets:
+            await session.ctx.mirrors.catalog_changed(before)
+        self.replies.ok()
+
+    async def _definition(self, layout: Layout, name: str) -> str | None:
+        """After ALTER TABLE: the shard's definition of the first physical table, under the
+        logical name, with the DRDS clause (what SHOW CREATE TABLE shows)."""
+        table = layout.tables.get(name.lower())
+        if table is None:
+            return None
+        database, physical = table.physical_tables(layout.count)[0]
+        target = Target(database, layout.partitions[database].shard, "", "")
+        conns = await self._acquire(layout, [target])
+        try:
+            result = await conns[database].query(
+                f"{OWN_STATEMENT}SHOW CREATE TABLE `{physical.replace('`', '``')}`"
+            )
+        except BackendQueryError:
+            return None
+        text = (result.rows[0][1] or b"").decode()
+        text = text.replace(f"`{physical}`", f"`{table.name}`", 1)
+        clause = table.rule.drds_clause()
+        return f"{text} {clause}" if clause else text
+
+
+class _Replied(Exception):
+    """The error was already sent."""
+
+
+def targets_order(targets: Sequence[Target], partition: int) -> int:
+    return next(i for i, t in enumerate(targets) if t.partition == partition)
+
+
+def _layout_of(session: Session) -> Layout:
+    layout = sharded_layout(session.ctx.snapshot(), session.current_db)
+    assert layout is not None
+    return layout
+
+
+async def _read(conn: BackendConnection) -> tuple[int, bytes]:
+    return await conn.read(MAX_BACKEND_PACKET)
+
+
+async def _run(conn: BackendConnection, sql: str) -> None:
+    await conn.query(sql)
+
+
+async def _drain_rest(
+    conns: Mapping[int, BackendConnection], targets: Sequence[Target], failed: Target
+) -> None:
+    """Nothing to do: targets run one after another, so none after ``failed`` was sent."""
+
+
+def sql_error_from(errno: int, sqlstate: str, message: str) -> SqlError:
+    """A shard's error, passed on as it is."""
+    return SqlError(errno, sqlstate, message)
+
+
+def _fan_out_error(what: str, done: Sequence[Target], failed: Sequence[_Failure]) -> SqlError:
+    """One failure everywhere: the shard's error itself. Some partitions failed: the first
+    failure's error number, naming every partition that failed and how many succeeded."""
+    first = failed[0]
+    if not done and len({(f.errno, f.message) for f in failed}) == 1:
+        return sql_error_from(first.errno, first.sqlstate, first.message)
+    listed = "; ".join(f"{f.target.database}: {f.errno} {f.message}" for f in failed)
+    total = len(done) + len(failed)
+    return sql_error_from(
+        first.errno,
+        first.sqlstate,
+        f"{what} failed on {len(failed)} of {total} physical tables ({listed}); applied on"
+        f" the other {len(done)}",
+    )
