@@ -997,9 +997,12 @@ class Session:
     async def _table_exists(self, database: str, table: str) -> bool:
         """GRANT on a table: ask the database's shard, through the caller's own backend login
         there (the caller is that database's administrator, whose mirror sees every table)."""
-        found = self.ctx.snapshot().database(database)
+        snapshot = self.ctx.snapshot()
+        found = snapshot.database(database)
         if found is None:
             return False
+        if found.sharded:
+            return snapshot.table(database, table) is not None  # its logical tables
         try:
             conn = await self._connect(database)
         except BackendError as exc:

@@ -235,6 +235,7 @@ class ShardedExecutor:
         self.session = session
         self.replies = replies
         self.source: PartitionSource = source or SessionPartitions(session, replies.connect)
+        self._sent = False  # a scatter read has written to the client
 
     async def close(self) -> None:
         await self.source.close()
@@ -304,7 +305,12 @@ class ShardedExecutor:
         """A partition's connection failed under a statement: 2013 (the session ends when part
         of the answer was already sent, or the session's own connection was lost with state)."""
         session = self.session
-        broken = [index for index, conn in conns.items() if conn.broken]
+        broken = [index for index, conn in conns.items() if conn.broken or conn.is_closing()]
+        if not broken:
+            # Not known which one failed: none of the statement's connections is trusted.
+            broken = list(conns)
+        for index in broken:
+            conns[index].broken = True
         self.source.release(conns, broken)
         if 0 in broken:
             reasons = session.link.bound_reasons(len(session.prepared))
@@ -336,17 +342,20 @@ class ShardedExecutor:
                 replied = True
                 await conn.relay(session.client, ResponseKind.QUERY)
             elif decision.reads_rows and not decision.write:
-                replied = await self._scatter_read(conns, targets)
+                self._sent = False
+                await self._scatter_read(conns, targets)
             else:
                 await self._write(conns, targets, decision)
         except (BackendError, ConnectionLost) as exc:
-            self._lost(conns, exc, replied)
+            self._lost(conns, exc, replied or self._sent)
 
     async def _scatter_read(
         self, conns: Mapping[int, BackendConnection], targets: Sequence[Target]
-    ) -> bool:
-        """Concatenate the targets' result sets as they stream (the merge engine's place);
-        returns whether anything reached the client."""
+    ) -> None:
+        """Concatenate the targets' result sets as they stream (``_sent``: anything reached
+        the client). THE MERGE ENGINE PLUGS IN HERE: a statement routing refused for needing
+        a merge (ORDER BY, GROUP BY, aggregates, LIMIT, DISTINCT) would come here with its
+        merge plan instead of being concatenated."""
         session = self.session
         client = session.client
         columns: int | None = None
@@ -362,10 +371,9 @@ class ShardedExecutor:
                 err = parse_err(first, caps)
                 if columns is None:
                     self.replies.error(sql_error_from(err.errno, err.sqlstate, err.message))
-                    return False
-                self.replies.write(first)  # an error in place of the next row, as MariaDB sends
-                await _drain_rest(conns, targets, target)
-                return True
+                    return
+                self._emit(first)  # an error in place of the next row, as MariaDB sends
+                return
             if first[:1] == b"\x00":
                 ok_affected += parse_ok(first, caps).affected_rows
                 last_end = first
@@ -379,7 +387,7 @@ class ShardedExecutor:
             if columns is None:
                 columns = count_ or 0
                 for payload in header:
-                    self.replies.write(payload)
+                    self._emit(payload)
             elif columns != count_:
                 raise sql_error(
                     ErrorCode.UNKNOWN_ERROR,
@@ -391,25 +399,28 @@ class ShardedExecutor:
                     last_end = packet
                     break
                 if packet[:1] == b"\xff":
-                    self.replies.write(packet)
-                    await _drain_rest(conns, targets, target)
-                    return True
-                self.replies.write(packet)
+                    self._emit(packet)
+                    return
+                self._emit(packet)
                 sent += 1
                 if sent % 256 == 0:
                     await client.drain()
         if columns is None:
-            self.replies.write(
+            self._emit(
                 build_ok(
                     capabilities=session.capabilities,
                     affected_rows=ok_affected,
                     status=self.replies.status(),
                 )
             )
-            return True
+            return
         assert last_end is not None
-        self.replies.write(last_end)
-        return True
+        self._emit(last_end)
+        return
+
+    def _emit(self, payload: bytes) -> None:
+        self._sent = True
+        self.replies.write(payload)
 
     async def _write(
         self, conns: Mapping[int, BackendConnection], targets: Sequence[Target], decision: Route
@@ -653,12 +664,6 @@ async def _read(conn: BackendConnection) -> tuple[int, bytes]:
 
 async def _run(conn: BackendConnection, sql: str) -> None:
     await conn.query(sql)
-
-
-async def _drain_rest(
-    conns: Mapping[int, BackendConnection], targets: Sequence[Target], failed: Target
-) -> None:
-    """Nothing to do: targets run one after another, so none after ``failed`` was sent."""
 
 
 def sql_error_from(errno: int, sqlstate: str, message: str) -> SqlError:

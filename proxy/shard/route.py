@@ -36,6 +36,7 @@ is not a literal, prepared-statement parameters on sharded tables.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -53,11 +54,15 @@ __all__ = [
     "Route",
     "RouteKind",
     "Target",
+    "hinted",
     "route",
     "table_columns",
 ]
 
-RouteKind = Literal["routed", "scatter", "broadcast", "copy"]
+# DRDS's hints, at the start of a statement: /*+TDDL:node('db_0001', ...)*/, /*+TDDL:scan()*/.
+_HINT = re.compile(r"\A\s*/\*\+TDDL:\s*(node|scan)\s*\((.*?)\)\s*\*/", re.IGNORECASE | re.DOTALL)
+
+RouteKind = Literal["routed", "scatter", "broadcast", "copy", "hint"]
 
 # Words a table name follows.
 _TABLE_AFTER: Final = frozenset(
@@ -940,3 +945,68 @@ def _matching(tokens: Sequence[Token], open_at: int) -> int:
             if depth == 0:
                 return index
     raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
+
+
+# ------------------------------------------------------------------------------------ hints
+
+
+def _hinted_databases(kind: str, arguments: str, layout: Layout) -> list[int]:
+    if kind == "scan":
+        if arguments.strip():
+            raise _refused("TDDL:scan() with arguments")
+        return list(range(layout.count))
+    found: list[int] = []
+    for item in arguments.split(","):
+        word = item.strip().strip("'\"`")
+        if word.isdigit() and int(word) < layout.count:
+            index = int(word)
+        else:
+            index = next((p.index for p in layout.partitions if p.name.lower() == word.lower()), -1)
+        if index < 0:
+            raise sql_error(
+                ErrorCode.UNKNOWN_ERROR,
+                f"TDDL:node({item.strip()}): no such physical database of {layout.name}",
+            )
+        if index not in found:
+            found.append(index)
+    if not found:
+        raise _refused("TDDL:node() without a physical database")
+    return found
+
+
+def hinted(
+    sql: str, layout: Layout, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None
+) -> Route | None:
+    """A statement under DRDS's ``/*+TDDL:node(...)*/`` (the physical databases named, by
+    name or index) or ``/*+TDDL:scan()*/`` (every physical database) hint: the statement on
+    each physical table of its table in those databases, results concatenated as they come
+    (as DRDS, no merge). None without a hint. The statement names logical tables only (it was
+    authorized against them); a table split by TBPARTITION BY gets its physical names."""
+    match = _HINT.match(sql)
+    if match is None:
+        return None
+    databases = _hinted_databases(match.group(1).lower(), match.group(2), layout)
+    statements = lex(sql, mode, flavor)
+    if len(statements) != 1 or not statements[0].tokens:
+        raise _refused("a TDDL hint on several statements")
+    tokens = statements[0].tokens
+    references = _references(tokens, layout)
+    split = [r for r in references.values() if r.table.rule.split_tables]
+    if len(split) > 1:
+        names = " and ".join(sorted(r.table.name for r in split))
+        raise _refused(f"a TDDL hint on several tables split by TBPARTITION BY ({names})")
+    found: list[tuple[PhysicalDatabase, str]] = []
+    for database in databases:
+        physical = layout.partitions[database]
+        if split:
+            table = split[0].table
+            for g in tables_in(table.rule, layout.count, database):
+                renamed = {table.key: table.physical_tables(layout.count)[g][1]}
+                found.append(
+                    (physical, _text_for(sql, tokens, layout, references, renamed, physical))
+                )
+        else:
+            found.append((physical, _text_for(sql, tokens, layout, references, {}, physical)))
+    write = _kw(tokens[0]) in ("INSERT", "REPLACE", "UPDATE", "DELETE")
+    named = next(iter(references.values()), None)
+    return Route("hint", named.table.name if named else "", write, not write, _ordered(found))

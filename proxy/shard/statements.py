@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from auth.errors import ErrorCode, not_supported, sql_error
 from auth.model import DEFAULT_SEQUENCE_START, LogicalTable
 from proxy.shard.ddl import CreateTable, check_physical_names, parse_create_table
-from proxy.shard.route import Layout, NeedsSequence, Route, Target, route
+from proxy.shard.route import Layout, NeedsSequence, Route, Target, hinted, route
 from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor, Token, TokenKind, lex
 from proxy.sql.like import shows_database
 
@@ -133,6 +133,9 @@ def decide(
     sequence_values: Sequence[int] | None = None,
 ) -> Decision | None:
     """See the module docstring. ``text``: one statement (the analysis's executable text)."""
+    hint = hinted(text, layout, mode, flavor)
+    if hint is not None:
+        return hint
     statements = lex(text, mode, flavor)
     if len(statements) != 1:
         return route(text, layout, mode, flavor, sequence_values)

@@ -350,3 +350,62 @@ def test_privileges_on_logical_tables(sharded: ProxyEnv) -> None:
                 assert denied.value.args[0] == 1142, sql
     finally:
         reader.close()
+
+
+def test_multi_partition_writes_are_atomic(sharded: ProxyEnv) -> None:
+    env = sharded
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE acct (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)")
+            cur.execute("INSERT INTO acct VALUES (5, 0)")
+            # 4 (db 0) would be inserted, 5 (db 1) is a duplicate: neither is applied.
+            with pytest.raises(pymysql.err.IntegrityError) as duplicate:
+                cur.execute("INSERT INTO acct VALUES (4, 1), (5, 1)")
+            assert duplicate.value.args[0] == 1062
+            assert _physical(env, 0, "SELECT * FROM acct") == []
+            assert _physical(env, 1, "SELECT * FROM acct") == [(5, 0)]
+            # Inside a transaction, statements beyond physical database 0 are refused.
+            cur.execute("BEGIN")
+            cur.execute("SELECT * FROM acct WHERE id = 4")  # physical database 0: in it
+            with pytest.raises(pymysql.err.MySQLError) as refused:
+                cur.execute("UPDATE acct SET v = 2 WHERE id = 5")
+            assert refused.value.args[0] == 1235
+            assert "inside a transaction" in refused.value.args[1]
+            cur.execute("ROLLBACK")
+            cur.execute("UPDATE acct SET v = 2 WHERE id = 5")
+            assert _physical(env, 1, "SELECT v FROM acct") == [(2,)]
+    finally:
+        conn.close()
+
+
+def test_hints(sharded: ProxyEnv) -> None:
+    env = sharded
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE hinted (id int PRIMARY KEY) DBPARTITION BY HASH(id)"
+                " TBPARTITION BY HASH(id) TBPARTITIONS 2"
+            )
+            cur.execute("INSERT INTO hinted VALUES (1), (2), (3), (9)")
+            # node(): the named physical database's physical tables (1 -> hinted_01, 9 ->
+            # hinted_01, in shdb_0000), each answering; no merge, as DRDS.
+            cur.execute(f"/*+TDDL:node('{DB}_0000')*/ SELECT count(*) FROM hinted")
+            assert cur.fetchall() == ((0,), (2,))
+            cur.execute("/*+TDDL:scan()*/ SELECT count(*) FROM hinted")
+            assert [r[0] for r in cur.fetchall()] == [0, 2, 1, 1, 0, 0, 0, 0]
+            with pytest.raises(pymysql.err.MySQLError) as physical:
+                cur.execute(f"/*+TDDL:node('{DB}_0000')*/ SELECT * FROM hinted_01")
+            assert physical.value.args[0] == 1146
+            cur.execute("CREATE USER 'hintless'@'%' IDENTIFIED BY 'Hintless#pass1'")
+            cur.execute(f"GRANT INSERT ON {DB}.hinted TO 'hintless'@'%'")
+    finally:
+        conn.close()
+    reader = env.connect("hintless", "Hintless#pass1", database=DB)
+    try:
+        with reader.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as denied:
+            cur.execute("/*+TDDL:scan()*/ SELECT * FROM hinted")
+        assert denied.value.args[0] == 1142
+    finally:
+        reader.close()

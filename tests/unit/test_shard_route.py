@@ -18,7 +18,7 @@ import pytest
 
 from auth.errors import SqlError
 from auth.model import KeyType, LogicalTable, ShardKey, TableRule, partition_layout
-from proxy.shard.route import Layout, NeedsSequence, Route, route
+from proxy.shard.route import Layout, NeedsSequence, Route, hinted, route
 
 INT = KeyType("int")
 VARCHAR = KeyType("varchar")
@@ -269,3 +269,39 @@ def test_targets_are_in_acquisition_order() -> None:
         ("s1", 0),
         ("s1", 1),
     ]
+
+
+@pytest.mark.parametrize(
+    ("sql", "targets"),
+    [
+        (
+            "/*+TDDL:node('db_0001')*/ SELECT count(*) FROM u",
+            [
+                (1, "/*+TDDL:node('db_0001')*/ SELECT count(*) FROM `u_02`"),
+                (1, "/*+TDDL:node('db_0001')*/ SELECT count(*) FROM `u_03`"),
+            ],
+        ),
+        (
+            "/*+TDDL:node(0, 2)*/ DELETE FROM b",
+            [(0, "/*+TDDL:node(0, 2)*/ DELETE FROM b"), (2, "/*+TDDL:node(0, 2)*/ DELETE FROM b")],
+        ),
+        (
+            "/*+TDDL:scan()*/ SELECT count(*) FROM t",
+            [(p, "/*+TDDL:scan()*/ SELECT count(*) FROM t") for p in range(4)],
+        ),
+    ],
+)
+def test_hints(sql: str, targets: list[tuple[int, str]]) -> None:
+    found = hinted(sql, LAYOUT)
+    assert found is not None
+    assert [(t.partition, t.sql) for t in found.targets] == targets
+
+
+def test_hints_name_logical_tables_only() -> None:
+    with pytest.raises(SqlError) as caught:
+        hinted("/*+TDDL:scan()*/ SELECT * FROM u_00", LAYOUT)
+    assert caught.value.errno == 1146
+    with pytest.raises(SqlError) as unknown:
+        hinted("/*+TDDL:node('db_0009')*/ SELECT 1", LAYOUT)
+    assert "no such physical database" in unknown.value.message
+    assert hinted("SELECT 1 /*+TDDL:scan()*/", LAYOUT) is None
