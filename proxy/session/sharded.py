@@ -598,6 +598,15 @@ class ShardedExecutor:
             return
         before = session.ctx.mirrors.snapshot()
         try:
+            for old, new in decision.renames:
+                await asyncio.to_thread(
+                    catalog.rename_table,
+                    layout.name,
+                    old,
+                    new,
+                    actor=actor,
+                    client=session.client_ip,
+                )
             for name in decision.forgets:
                 await asyncio.to_thread(
                     catalog.drop_table, layout.name, name, actor=actor, client=session.client_ip
@@ -619,7 +628,7 @@ class ShardedExecutor:
         except CatalogError as exc:
             self.replies.error(sql_error(ErrorCode.UNKNOWN_ERROR, str(exc)))
             return
-        if decision.forgets:
+        if decision.forgets or decision.renames:
             await session.ctx.mirrors.catalog_changed(before)
         self.replies.ok()
 

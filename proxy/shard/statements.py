@@ -67,6 +67,7 @@ class FanOut:
     targets: tuple[Target, ...]
     forgets: tuple[str, ...] = ()  # DROP TABLE: the catalog forgets them once dropped
     redefines: str | None = None  # ALTER TABLE: the definition is read back afterwards
+    renames: tuple[tuple[str, str], ...] = ()  # RENAME TABLE: (old, new) once renamed
 
 
 Decision = Route | NeedsSequence | LocalRows | CreateShardedTable | FanOut
@@ -153,10 +154,7 @@ def decide(
     if words[0] in ("ALTER", "TRUNCATE") or (words[0] in ("CREATE", "DROP") and "INDEX" in words):
         return _fan_out(text, tokens, layout, words)
     if words[0] == "RENAME":
-        for token in tokens:
-            if _is_name(token) and token.value.lower() in layout.tables:
-                raise not_supported("RENAME TABLE of a sharded database's table")
-        return None
+        return _rename(tokens, layout)
     return route(text, layout, mode, flavor, sequence_values)
 
 
@@ -356,6 +354,55 @@ def _drop(tokens: Sequence[Token], layout: Layout) -> Decision | None:
         tuple(t.name for t in known),
         _ordered(found, layout),
         forgets=tuple(t.name for t in known),
+    )
+
+
+def _rename(tokens: Sequence[Token], layout: Layout) -> Decision | None:
+    """RENAME TABLE a TO b [, c TO d ...]: every physical table renamed in one RENAME per
+    physical database (a table split by TBPARTITION BY: ``a_00`` to ``b_00`` ...)."""
+    if len(tokens) < 2 or _kw(tokens[1]) != "TABLE":
+        raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
+    pairs: list[tuple[LogicalTable, str]] = []
+    taken = set(layout.tables)
+    for item in _split_commas(tokens[2:]):
+        words = [_kw(t) for t in item]
+        if "TO" not in words:
+            raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
+        at = words.index("TO")
+        old, new = item[:at], item[at + 1 :]
+        if not old or not new or not _is_name(old[-1]) or not _is_name(new[-1]):
+            raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
+        for part in (old, new):
+            if len(part) == 3 and part[0].value.lower() != layout.name.lower():
+                raise not_supported("RENAME TABLE across databases")
+        table = layout.tables.get(old[-1].value.lower())
+        if table is None:
+            raise sql_error(
+                ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{old[-1].value}' doesn't exist"
+            )
+        target = new[-1].value
+        if target.lower() in taken - {table.key}:
+            raise sql_error(ErrorCode.TABLE_EXISTS, f"Table '{target}' already exists")
+        taken.discard(table.key)
+        taken.add(target.lower())
+        pairs.append((table, target))
+    per_db: dict[int, list[str]] = {}
+    for table, target in pairs:
+        renamed = LogicalTable(target, table.rule, table.definition)
+        if renamed.rule.split_tables:
+            check_physical_names(renamed, layout.count)
+        olds = table.physical_tables(layout.count)
+        news = renamed.physical_tables(layout.count)
+        for (database, old_name), (_, new_name) in zip(olds, news, strict=True):
+            per_db.setdefault(database, []).append(f"{_quote(old_name)} TO {_quote(new_name)}")
+    found = [
+        (database, "RENAME TABLE " + ", ".join(items)) for database, items in sorted(per_db.items())
+    ]
+    return FanOut(
+        "RENAME TABLE",
+        tuple(t.name for t, _ in pairs),
+        _ordered(found, layout),
+        renames=tuple((t.name, new) for t, new in pairs),
     )
 
 

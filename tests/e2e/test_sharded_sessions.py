@@ -306,8 +306,15 @@ def test_ddl_fans_out(sharded: ProxyEnv) -> None:
             assert failed.value.args[0] == 1091
             assert "failed on 1 of 8 physical tables" in failed.value.args[1]
             assert f"{DB}_0003" in failed.value.args[1]
-            cur.execute("DROP TABLE fan")
-            cur.execute("SHOW TABLES LIKE 'fan'")
+            cur.execute("INSERT INTO fan (id, v) VALUES (5, 50)")
+            cur.execute("RENAME TABLE fan TO fan2")
+            cur.execute("SHOW TABLES LIKE 'fan%'")
+            assert cur.fetchall() == (("fan2",),)
+            cur.execute("SELECT v FROM fan2 WHERE id = 5")
+            assert cur.fetchall() == ((50,),)
+            assert _physical(env, 2, "SELECT v FROM fan2_05") == [(50,)]
+            cur.execute("DROP TABLE fan2")
+            cur.execute("SHOW TABLES LIKE 'fan%'")
             assert cur.fetchall() == ()
         for index in range(4):
             assert _physical(env, index, "SHOW TABLES LIKE 'fan%'") == []

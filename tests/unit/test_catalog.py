@@ -1419,6 +1419,27 @@ def test_every_name_stands_for_one_logical_table(catalog: Catalog) -> None:
     assert set(catalog.snapshot().tables("sdb")) == {"t", "u_01"}
 
 
+def test_rename_table_moves_its_sequence_and_keeps_names_unique(catalog: Catalog) -> None:
+    _sharded(catalog)
+    catalog.create_table("sdb", _table("t", per_db=2), auto_sequence_start=500)
+    catalog.create_table("sdb", _table("u_03", "single"))
+    assert catalog.reserve_sequence_range("sdb", "AUTO_SEQ_t", 10).start == 500
+    renamed = catalog.rename_table("sdb", "T", "v")
+    assert renamed.name == "v" and renamed.rule == _table("t", per_db=2).rule
+    snapshot = catalog.snapshot()
+    assert set(snapshot.tables("sdb")) == {"v", "u_03"}
+    assert snapshot.sequence("sdb", "AUTO_SEQ_t") is None
+    # The sequence goes on where it was (no value handed out twice).
+    assert catalog.reserve_sequence_range("sdb", "AUTO_SEQ_v", 10).start == 510
+    with pytest.raises(TableExistsError, match="u_03"):
+        catalog.rename_table("sdb", "v", "u")  # u_00 .. u_07 would hide u_03
+    with pytest.raises(TableExistsError):
+        catalog.rename_table("sdb", "v", "U_03")
+    with pytest.raises(UnknownTableError):
+        catalog.rename_table("sdb", "t", "w")
+    assert catalog.audit()[-1].action == "RENAME TABLE sdb.t TO v"
+
+
 def test_tables_are_recorded_for_sharded_databases_only(easydb: Catalog) -> None:
     with pytest.raises(CatalogError, match="not sharded"):
         easydb.create_table("easydb", _table("t"))
