@@ -57,7 +57,7 @@ from proxy.plan.plan import Sharded, sharded_layout
 from proxy.session.link import OWN_STATEMENT, BackendUnavailable, SessionLost, lost_error
 from proxy.shard.route import Layout, NeedsSequence, Route, Target
 from proxy.shard.sequences import SequenceAllocator, next_values
-from proxy.shard.statements import CreateShardedTable, FanOut, LocalRows, decide
+from proxy.shard.statements import CheckTables, CreateShardedTable, FanOut, LocalRows, decide
 from proxy.wire.packets import (
     Capability,
     ServerStatus,
@@ -264,6 +264,8 @@ class ShardedExecutor:
                 await self._create(plan.layout, decision)
             elif isinstance(decision, FanOut):
                 await self._fan_out(plan.layout, decision)
+            elif isinstance(decision, CheckTables):
+                await self._check(plan.layout, decision)
         except BackendUnavailable as exc:
             log.warning("connection %d: %s", session.connection_id, exc)
             self.replies.error(exc.error)
@@ -632,6 +634,47 @@ class ShardedExecutor:
             await session.ctx.mirrors.catalog_changed(before)
         self.replies.ok()
 
+    async def _check(self, layout: Layout, decision: CheckTables) -> None:
+        """CHECK TABLE: each physical table's definition against the first one's (names and
+        the AUTO_INCREMENT counter aside); a row per table, and one per partition that
+        differs or is missing."""
+        targets = [target for _, target in decision.targets]
+        conns = await self._acquire(layout, targets)
+        definitions: dict[str, list[tuple[Target, str | None, str]]] = {}
+        try:
+            for name, target in decision.targets:
+                physical = target.sql.removeprefix("SHOW CREATE TABLE ")
+                try:
+                    result = await conns[target.partition].query(OWN_STATEMENT + target.sql)
+                    text: str | None = (result.rows[0][1] or b"").decode()
+                except BackendQueryError as exc:
+                    text = None
+                    physical = f"{physical}: {exc.message}"
+                definitions.setdefault(name, []).append((target, text, physical))
+        except (BackendError, ConnectionLost) as exc:
+            self._lost(conns, exc, False)
+            return
+        rows: list[list[str | None]] = []
+        for name in decision.tables:
+            found = definitions.get(name, [])
+            shown = f"{layout.name}.{name}"
+            reference: str | None = None
+            problems = []
+            for target, text, physical in found:
+                if text is None:
+                    problems.append(f"{target.database}.{physical}")
+                    continue
+                normal = _normal_definition(text)
+                if reference is None:
+                    reference = normal
+                elif normal != reference:
+                    problems.append(f"{target.database}.{physical.strip('`')} differs")
+            if not problems:
+                rows.append([shown, "check", "status", "OK"])
+            for problem in problems:
+                rows.append([shown, "check", "error", f"Partition {problem}"])
+        self.replies.result_set(["Table", "Op", "Msg_type", "Msg_text"], rows, frozenset())
+
     async def _definition(self, layout: Layout, name: str) -> str | None:
         """After ALTER TABLE: the shard's definition of the first physical table, under the
         logical name, with the DRDS clause (what SHOW CREATE TABLE shows)."""
@@ -651,6 +694,12 @@ class ShardedExecutor:
         text = text.replace(f"`{physical}`", f"`{table.name}`", 1)
         clause = table.rule.drds_clause()
         return f"{text} {clause}" if clause else text
+
+
+def _normal_definition(text: str) -> str:
+    """A physical table's definition without its name and AUTO_INCREMENT counter."""
+    text = re.sub(r"^CREATE TABLE `(?:[^`]|``)*`", "CREATE TABLE", text)
+    return re.sub(r" AUTO_INCREMENT=\d+", "", text)
 
 
 class _Replied(Exception):

@@ -70,7 +70,17 @@ class FanOut:
     renames: tuple[tuple[str, str], ...] = ()  # RENAME TABLE: (old, new) once renamed
 
 
-Decision = Route | NeedsSequence | LocalRows | CreateShardedTable | FanOut
+@dataclass(frozen=True, slots=True)
+class CheckTables:
+    """``CHECK TABLE t, ...``: each table's physical definitions compared (``targets``: a
+    ``SHOW CREATE TABLE`` of each physical table, in the order of ``tables``' physical
+    tables)."""
+
+    tables: tuple[str, ...]
+    targets: tuple[tuple[str, Target], ...]  # (logical table, SHOW CREATE TABLE of one)
+
+
+Decision = Route | NeedsSequence | LocalRows | CreateShardedTable | FanOut | CheckTables
 
 
 def _kw(token: Token) -> str:
@@ -155,6 +165,8 @@ def decide(
         return _fan_out(text, tokens, layout, words)
     if words[0] == "RENAME":
         return _rename(tokens, layout)
+    if words[0] == "CHECK" and words[1:2] == ["TABLE"]:
+        return _check(tokens, layout)
     return route(text, layout, mode, flavor, sequence_values)
 
 
@@ -404,6 +416,27 @@ def _rename(tokens: Sequence[Token], layout: Layout) -> Decision | None:
         _ordered(found, layout),
         renames=tuple((t.name, new) for t, new in pairs),
     )
+
+
+def _check(tokens: Sequence[Token], layout: Layout) -> Decision | None:
+    """CHECK TABLE of logical tables: their physical definitions compared (options after the
+    names, such as QUICK or EXTENDED, change nothing here)."""
+    names: list[LogicalTable] = []
+    for item in _split_commas(tokens[2:]):
+        if not item or not _is_name(item[0]):
+            raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
+        name = item[2] if len(item) >= 3 and _is_op(item[1], ".") else item[0]
+        table = layout.tables.get(name.value.lower())
+        if table is None:
+            return None  # the shard answers for a table the catalog does not know
+        names.append(table)
+    targets = []
+    for table in names:
+        for database, physical in table.physical_tables(layout.count):
+            where = layout.partitions[database]
+            sql = f"SHOW CREATE TABLE {_quote(physical)}"
+            targets.append((table.name, Target(database, where.shard, where.name, sql)))
+    return CheckTables(tuple(t.name for t in names), tuple(targets))
 
 
 def _split_commas(tokens: Sequence[Token]) -> list[list[Token]]:

@@ -299,8 +299,14 @@ def test_ddl_fans_out(sharded: ProxyEnv) -> None:
             cur.execute("TRUNCATE TABLE fan")
             cur.execute("SELECT * FROM fan")
             assert cur.fetchall() == ()
-            # A partition that fails is named.
+            cur.execute("CHECK TABLE fan")
+            assert cur.fetchall() == ((f"{DB}.fan", "check", "status", "OK"),)
+            # A partition that fails is named; CHECK TABLE finds the one that differs.
             _physical(env, 3, "DROP INDEX fan_v ON fan_07")
+            cur.execute("CHECK TABLE fan")
+            assert cur.fetchall() == (
+                (f"{DB}.fan", "check", "error", f"Partition {DB}_0003.fan_07 differs"),
+            )
             with pytest.raises(pymysql.err.MySQLError) as failed:
                 cur.execute("DROP INDEX fan_v ON fan")
             assert failed.value.args[0] == 1091
