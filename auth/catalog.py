@@ -1546,6 +1546,30 @@ class Catalog:
             store.set_sequence_next(key, name.lower(), end)
         return SequenceRange(start, end, generation)
 
+    # --- multi-shard transactions (schema version 7) ---
+
+    def decide_xa(self, xid: str, outcome: str) -> str:
+        """Record the outcome of XA transaction ``xid`` unless one is recorded already, in one
+        catalog transaction; returns the outcome that holds. The node that prepared every
+        branch records "commit" before its first XA COMMIT; a node recovering prepared
+        branches records "abort" for those with no outcome: whichever comes first decides, so
+        a transaction is never committed on one shard and rolled back on another. Not a change
+        of the catalog's version."""
+        if outcome not in ("commit", "abort"):
+            raise CatalogError(f"not an XA outcome: {outcome!r}")
+        store = self._store
+        with self._write():
+            found = store.xa_decision(xid)
+            if found is not None:
+                return found
+            store.insert_xa_decision(xid, outcome)
+        return outcome
+
+    def forget_xa(self, xid: str) -> None:
+        """Every branch of ``xid`` is finished: its outcome is no longer needed."""
+        with self._write():
+            self._store.delete_xa_decision(xid)
+
     def reset_builtin_password(
         self,
         db: str,

@@ -45,6 +45,7 @@ from proxy.backend.connection import (
     BackendConnection,
 )
 from proxy.backend.mirror import MirrorManager, shard_refused
+from proxy.backend.xa import recover_prepared
 from proxy.ops.config import Config, ConfigError, load_config
 from proxy.ops.digest import DigestEntry, QueryDigest
 from proxy.ops.logs import bind_connection, configure_logging
@@ -292,6 +293,9 @@ class ProxyServer:
             self.admin = self._admin_factory(self.ctx)
             if self.admin is not None:
                 await self.admin.start()
+        if worker is None or worker.index == 0:
+            # Prepared branches of multi-shard transactions a dead node left (backend/xa.py).
+            await recover_prepared(self.ctx.config, self.ctx.catalog)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: ClientConnection(self._accept),

@@ -37,6 +37,7 @@ import asyncio
 import logging
 import os
 import re
+import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import count
@@ -53,6 +54,7 @@ from proxy.backend.connection import (
     BackendQueryError,
     quote_string,
 )
+from proxy.backend.xa import XID_PREFIX
 from proxy.plan.plan import Sharded, sharded_layout
 from proxy.session.link import OWN_STATEMENT, BackendUnavailable, SessionLost, lost_error
 from proxy.shard.route import Layout, NeedsSequence, Route, Target
@@ -118,6 +120,11 @@ log = logging.getLogger("shardgate.sharded")
 # GROUP sequence values this process holds (ranges reserved in the catalog).
 SEQUENCES = SequenceAllocator()
 _XIDS = count(1)
+# This process in XA transaction ids (unique across nodes and restarts).
+_NODE = os.urandom(4).hex()
+_XAER_NOTA = 1397
+# A fault point for the crash-recovery tests: the process kills itself (SIGKILL) there.
+_CRASH_AT = os.environ.get("SHARDGATE_TEST_XA_CRASH", "")
 _IN_TRANSACTION = int(ServerStatus.IN_TRANS)
 _AUTOCOMMIT = int(ServerStatus.AUTOCOMMIT)
 _DEPRECATE_EOF = int(Capability.DEPRECATE_EOF)
@@ -433,7 +440,8 @@ class ShardedExecutor:
             packet = await conns[targets[0].partition].command(b"\x03" + targets[0].sql.encode())
             self._answer_write([packet], conns[targets[0].partition], decision)
             return
-        xid = quote_string(f"shardgate-{os.getpid()}-{session.connection_id}-{next(_XIDS)}")
+        gtrid = f"{XID_PREFIX}{_NODE}-{session.connection_id}-{next(_XIDS)}"
+        xid = quote_string(gtrid)
         branches = sorted({t.partition for t in targets}, key=lambda p: targets_order(targets, p))
         started: list[int] = []
         answers: list[bytes] = []
@@ -459,6 +467,16 @@ class ShardedExecutor:
                     await _run(conns[partition], f"{OWN_STATEMENT}XA PREPARE {xid}, '{partition}'")
         except BackendQueryError as exc:
             failure = sql_error_from(exc.errno, exc.sqlstate, exc.message)
+        if failure is None:
+            _crash_point("after-prepare")
+            outcome = await self._decide(gtrid)
+            if outcome is None:
+                return  # unknown: the branches stay prepared for recovery (error sent)
+            if outcome == "abort":
+                failure = sql_error(
+                    ErrorCode.UNKNOWN_ERROR,
+                    f"XA transaction {gtrid} was rolled back by another node's recovery",
+                )
         if failure is not None:
             for partition in started:
                 try:
@@ -471,19 +489,49 @@ class ShardedExecutor:
                     pass
             self.replies.error(failure)
             return
+        _crash_point("after-decision")
         not_committed: list[str] = []
         for partition in started:
             try:
                 await _run(conns[partition], f"{OWN_STATEMENT}XA COMMIT {xid}, '{partition}'")
             except BackendQueryError as exc:
+                if exc.errno == _XAER_NOTA:
+                    continue  # committed by a recovering node, as decided
                 not_committed.append(f"{_layout_of(session).partitions[partition].name}: {exc}")
         if not_committed:
             raise sql_error(
                 ErrorCode.UNKNOWN_ERROR,
-                f"XA transaction {xid} prepared on every partition but not committed on: "
-                + "; ".join(not_committed),
+                f"XA transaction {gtrid} decided to commit but not yet committed on: "
+                + "; ".join(not_committed)
+                + " (the next proxy to start commits them)",
             )
+        catalog = session.ctx.accounts.catalog
+        try:
+            await asyncio.to_thread(catalog.forget_xa, gtrid)
+        except CatalogError:
+            pass  # a stale outcome row is harmless
         self._answer_write(answers, conns[targets[0].partition], decision)
+
+    async def _decide(self, gtrid: str) -> str | None:
+        """Record "commit" for ``gtrid`` before any branch commits; returns the outcome that
+        holds ("abort": a recovering node got there first), or None when the catalog cannot
+        say (an error is sent; the prepared branches wait for the next recovery)."""
+        catalog = self.session.ctx.accounts.catalog
+        for attempt in range(2):
+            try:
+                return await asyncio.to_thread(
+                    catalog.decide_xa, gtrid, "commit" if attempt == 0 else "abort"
+                )
+            except CatalogError as exc:
+                log.warning("XA %s: the catalog could not record its outcome: %s", gtrid, exc)
+        self.replies.error(
+            sql_error(
+                ErrorCode.UNKNOWN_ERROR,
+                f"XA transaction {gtrid}: its outcome could not be recorded in the catalog;"
+                " the next proxy to start commits or rolls back its prepared branches",
+            )
+        )
+        return None
 
     def _answer_write(
         self, packets: Sequence[bytes], conn: BackendConnection, decision: Route
@@ -700,6 +748,12 @@ def _normal_definition(text: str) -> str:
     """A physical table's definition without its name and AUTO_INCREMENT counter."""
     text = re.sub(r"^CREATE TABLE `(?:[^`]|``)*`", "CREATE TABLE", text)
     return re.sub(r" AUTO_INCREMENT=\d+", "", text)
+
+
+def _crash_point(name: str) -> None:
+    if name == _CRASH_AT:
+        log.warning("SHARDGATE_TEST_XA_CRASH=%s: killing this process", name)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class _Replied(Exception):

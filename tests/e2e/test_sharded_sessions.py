@@ -12,6 +12,7 @@ HASH(id) TBPARTITIONS 2`` the global table index is |id| mod 8 and db = index di
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,9 +20,11 @@ from typing import Any
 import pymysql
 import pytest
 
+from proxy.dev.localshard import free_port
 from proxy.manage.provision import create_sharded_database
 from tests.conftest import connect_admin
 from tests.e2e.conftest import ProxyEnv
+from tests.e2e.served import serve, stop
 
 PASSWORD = "Sharded#pass1"
 DB = "shdb"
@@ -422,3 +425,75 @@ def test_hints(sharded: ProxyEnv) -> None:
         assert denied.value.args[0] == 1142
     finally:
         reader.close()
+
+
+def _xa_prepared(env: ProxyEnv) -> list[str]:
+    found = []
+    for shard in (0, 1):
+        admin = connect_admin(env.shards[shard])
+        try:
+            with admin.cursor() as cur:
+                cur.execute("XA RECOVER")
+                found += [row[3].decode() for row in cur.fetchall()]
+        finally:
+            admin.close()
+    return [xid for xid in found if xid.startswith("shardgate-")]
+
+
+@pytest.mark.parametrize(
+    ("crash_at", "committed"), [("after-decision", True), ("after-prepare", False)]
+)
+def test_a_proxy_killed_between_prepare_and_commit_is_recovered(
+    sharded: ProxyEnv, monkeypatch: pytest.MonkeyPatch, crash_at: str, committed: bool
+) -> None:
+    """kill -9 of the proxy after every branch was prepared: the next proxy to start commits
+    the branches when the outcome "commit" was recorded, rolls them back when it was not --
+    on both shards alike."""
+    env = sharded
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS crash (id int PRIMARY KEY, v int)"
+                " DBPARTITION BY HASH(id)"
+            )
+    finally:
+        conn.close()
+    port = free_port()
+    config = env.config_path.with_name(f"shardgate-{crash_at}.toml")
+    config.write_text(
+        env.config_path.read_text().replace(f"port = {env.port}\n", f"port = {port}\n", 1)
+    )
+    monkeypatch.setenv("SHARDGATE_TEST_XA_CRASH", crash_at)
+    dying = serve(config, port)
+    ids = (1, 2) if committed else (5, 6)  # 1, 5 on s0 (shdb_0001); 2, 6 on s1 (shdb_0002)
+    try:
+        client = pymysql.connect(
+            host="127.0.0.1",
+            port=port,
+            user=DB,
+            password=PASSWORD,
+            database=DB,
+            autocommit=True,
+        )
+        with client.cursor() as cur, pytest.raises(pymysql.err.OperationalError):
+            cur.execute(f"INSERT INTO crash VALUES ({ids[0]}, 1), ({ids[1]}, 1)")
+        client.close()
+        assert dying.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if dying.poll() is None:
+            dying.kill()
+        dying.communicate(timeout=30)
+    # Both branches prepared, neither visible.
+    assert len(_xa_prepared(env)) == 2
+    assert _physical(env, 1, f"SELECT id FROM crash WHERE id = {ids[0]}") == []
+    monkeypatch.delenv("SHARDGATE_TEST_XA_CRASH")
+    recovering = serve(config, port)
+    try:
+        assert _xa_prepared(env) == []
+        expected = [(ids[0],)] if committed else []
+        assert _physical(env, 1, f"SELECT id FROM crash WHERE id = {ids[0]}") == expected
+        expected = [(ids[1],)] if committed else []
+        assert _physical(env, 2, f"SELECT id FROM crash WHERE id = {ids[1]}") == expected
+    finally:
+        stop(recovering)
