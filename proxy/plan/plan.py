@@ -444,7 +444,12 @@ def sharded_layout(snapshot: CatalogSnapshot, database: str | None) -> Layout | 
     found = snapshot.database(database)
     if found is None or not found.sharded:
         return None
-    return Layout(found.name, found.partitions, snapshot.tables(found.key))
+    return Layout(
+        found.name,
+        found.partitions,
+        snapshot.tables(found.key),
+        frozenset(snapshot.sequences(found.key)),
+    )
 
 
 def _sharded(
@@ -543,7 +548,13 @@ def _one_statement(
         assert statement.error is not None
         layout = sharded_layout(snapshot, view.current_db)
         if layout is not None and show_commands(statement.text, view.lex_mode):
-            # DRDS's SHOW TOPOLOGY / RULE / NODE: the layout, no data (anyone in the database).
+            # DRDS's SHOW TOPOLOGY / RULE / NODE: the layout, no data (anyone in the database);
+            # CREATE GROUP SEQUENCE: CREATE on the database, as CREATE SEQUENCE.
+            if statement.text.lstrip()[:6].upper() == "CREATE":
+                requirement = Requirement(Priv.CREATE, layout.name)
+                error = check_requirements((requirement,), snapshot, _caller(view))
+                if error is not None:
+                    return Deny(error)
             return _sharded(statement, layout, view, original) or Deny(_not_relayable())
         return Deny(refusal_for(statement.error, snapshot, _caller(view)))
     if kind is Kind.USE:

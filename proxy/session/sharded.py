@@ -44,7 +44,12 @@ from itertools import count
 from typing import TYPE_CHECKING, Any, Protocol
 
 from auth.accounts import Actor
-from auth.catalog import CatalogError, CatalogUnavailableError
+from auth.catalog import (
+    CatalogError,
+    CatalogUnavailableError,
+    SequenceExistsError,
+    UnknownSequenceError,
+)
 from auth.errors import ErrorCode, SqlError, not_supported, sql_error
 from auth.model import PhysicalDatabase
 from proxy.backend.connection import (
@@ -57,9 +62,20 @@ from proxy.backend.connection import (
 from proxy.backend.xa import XID_PREFIX
 from proxy.plan.plan import Sharded, sharded_layout
 from proxy.session.link import OWN_STATEMENT, BackendUnavailable, SessionLost, lost_error
+from proxy.shard.ddl import AlterSequence, CreateSequence, nextval_references
 from proxy.shard.route import Layout, NeedsSequence, Route, Target
 from proxy.shard.sequences import SequenceAllocator, next_values
-from proxy.shard.statements import CheckTables, CreateShardedTable, FanOut, LocalRows, decide
+from proxy.shard.statements import (
+    CheckTables,
+    CreateShardedTable,
+    Decision,
+    FanOut,
+    LocalRows,
+    NeedsNextval,
+    SequenceDdl,
+    decide,
+)
+from proxy.sql.lexer import LexMode, ServerFlavor, lex
 from proxy.wire.packets import (
     Capability,
     ServerStatus,
@@ -251,8 +267,12 @@ class ShardedExecutor:
 
     async def execute(self, plan: Sharded) -> None:
         session = self.session
-        decision = plan.decision
+        decision: Decision | None = plan.decision
         try:
+            if isinstance(decision, NeedsNextval):
+                decision = await self._with_nextvals(plan, decision)
+                if decision is None:
+                    return
             if isinstance(decision, NeedsSequence):
                 routed = await self._with_sequence(plan, decision)
                 if routed is None:
@@ -273,11 +293,86 @@ class ShardedExecutor:
                 await self._fan_out(plan.layout, decision)
             elif isinstance(decision, CheckTables):
                 await self._check(plan.layout, decision)
+            elif isinstance(decision, SequenceDdl):
+                await self._sequence_ddl(plan.layout, decision)
         except BackendUnavailable as exc:
             log.warning("connection %d: %s", session.connection_id, exc)
             self.replies.error(exc.error)
         except SqlError as error:
             self.replies.error(error)
+
+    async def _with_nextvals(self, plan: Sharded, needs: NeedsNextval) -> Decision | None:
+        """Take a value of each ``s.NEXTVAL``; decide again with them in place. A statement
+        left with no sharded table (``SELECT s.NEXTVAL``) runs on physical database 0."""
+        catalog = self.session.ctx.accounts.catalog
+        layout = plan.layout
+        values: list[int] = []
+        try:
+            for name in needs.sequences:
+                taken = await asyncio.to_thread(
+                    next_values, SEQUENCES, catalog, layout.name, name, 1
+                )
+                values += taken
+        except CatalogUnavailableError as error:
+            self.replies.error(error.client_error())
+            return None
+        except CatalogError as exc:
+            raise sql_error(ErrorCode.UNKNOWN_ERROR, f"Sequence: {exc}") from None
+        mode, flavor = self.session.link.state.lex_mode, self.session.link.state.flavor
+        decision = decide(plan.text, layout, mode, flavor, nextvals=values)
+        if isinstance(decision, NeedsSequence):
+            raise not_supported("s.NEXTVAL in an INSERT that takes its shard key from a sequence")
+        if decision is None:
+            text = _substituted(plan.text, layout, mode, flavor, values)
+            first = layout.partitions[0]
+            return Route("copy", "", False, True, (Target(0, first.shard, first.name, text),))
+        return decision
+
+    async def _sequence_ddl(self, layout: Layout, decision: SequenceDdl) -> None:
+        session = self.session
+        catalog = session.ctx.accounts.catalog
+        assert session.account is not None
+        actor = Actor(session.account, session.client_ip, session.current_db).audit_name
+        statement = decision.statement
+        try:
+            if isinstance(statement, CreateSequence):
+                await asyncio.to_thread(
+                    catalog.create_sequence,
+                    layout.name,
+                    statement.name,
+                    statement.start_with,
+                    actor=actor,
+                    client=session.client_ip,
+                )
+            elif isinstance(statement, AlterSequence):
+                await asyncio.to_thread(
+                    catalog.alter_sequence,
+                    layout.name,
+                    statement.name,
+                    statement.start_with,
+                    actor=actor,
+                    client=session.client_ip,
+                )
+            else:
+                await asyncio.to_thread(
+                    catalog.drop_sequence,
+                    layout.name,
+                    statement.name,
+                    actor=actor,
+                    client=session.client_ip,
+                )
+                SEQUENCES.forget(layout.name, statement.name)
+        except SequenceExistsError:
+            raise sql_error(
+                ErrorCode.TABLE_EXISTS, f"Sequence '{statement.name}' already exists"
+            ) from None
+        except UnknownSequenceError:
+            raise sql_error(
+                ErrorCode.BAD_TABLE, f"Unknown sequence '{layout.name}.{statement.name}'"
+            ) from None
+        except CatalogUnavailableError as error:
+            raise error.client_error() from None
+        self.replies.ok()
 
     async def _with_sequence(self, plan: Sharded, needs: NeedsSequence) -> Route | None:
         catalog = self.session.ctx.accounts.catalog
@@ -742,6 +837,21 @@ class ShardedExecutor:
         text = text.replace(f"`{physical}`", f"`{table.name}`", 1)
         clause = table.rule.drds_clause()
         return f"{text} {clause}" if clause else text
+
+
+def _substituted(
+    text: str, layout: Layout, mode: LexMode, flavor: ServerFlavor | None, values: Sequence[int]
+) -> str:
+    """``text`` with each ``s.NEXTVAL`` replaced by its value."""
+    found = nextval_references(lex(text, mode, flavor)[0], lambda n: n.lower() in layout.sequences)
+    out = []
+    at = 0
+    for reference, value in zip(found, values, strict=True):
+        out.append(text[at : reference.start])
+        out.append(str(value))
+        at = reference.end
+    out.append(text[at:])
+    return "".join(out)
 
 
 def _normal_definition(text: str) -> str:

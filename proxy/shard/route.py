@@ -108,6 +108,7 @@ class Layout:
     name: str
     partitions: tuple[PhysicalDatabase, ...]
     tables: Mapping[str, LogicalTable]  # by lower-case name
+    sequences: frozenset[str] = frozenset()  # its GROUP sequences' lower-case names
 
     @property
     def count(self) -> int:

@@ -26,7 +26,14 @@ from dataclasses import dataclass
 
 from auth.errors import ErrorCode, not_supported, sql_error
 from auth.model import DEFAULT_SEQUENCE_START, LogicalTable
-from proxy.shard.ddl import CreateTable, check_physical_names, parse_create_table
+from proxy.shard.ddl import (
+    CreateTable,
+    SequenceStatement,
+    check_physical_names,
+    nextval_references,
+    parse_create_table,
+    parse_sequence_statement,
+)
 from proxy.shard.route import Layout, NeedsSequence, Route, Target, hinted, route
 from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor, Token, TokenKind, lex
 from proxy.sql.like import shows_database
@@ -80,7 +87,31 @@ class CheckTables:
     targets: tuple[tuple[str, Target], ...]  # (logical table, SHOW CREATE TABLE of one)
 
 
-Decision = Route | NeedsSequence | LocalRows | CreateShardedTable | FanOut | CheckTables
+@dataclass(frozen=True, slots=True)
+class SequenceDdl:
+    """DRDS's ``CREATE [GROUP] SEQUENCE``, ``ALTER SEQUENCE ... START WITH``, ``DROP SEQUENCE``:
+    GROUP sequences in the catalog."""
+
+    statement: SequenceStatement
+
+
+@dataclass(frozen=True, slots=True)
+class NeedsNextval:
+    """``s.NEXTVAL`` in the statement: decide again with one value of each (in order)."""
+
+    sequences: tuple[str, ...]
+
+
+Decision = (
+    Route
+    | NeedsSequence
+    | LocalRows
+    | CreateShardedTable
+    | FanOut
+    | CheckTables
+    | SequenceDdl
+    | NeedsNextval
+)
 
 
 def _kw(token: Token) -> str:
@@ -124,8 +155,8 @@ def _ordered(found: list[tuple[int, str]], layout: Layout) -> tuple[Target, ...]
 
 
 def show_commands(text: str, mode: LexMode = DEFAULT_MODE) -> bool:
-    """Whether ``text`` is DRDS's ``SHOW TOPOLOGY``, ``SHOW RULE`` or ``SHOW NODE`` (which the
-    analysis refuses: only a sharded database has them)."""
+    """Whether ``text`` is DRDS's ``SHOW TOPOLOGY``, ``SHOW RULE``, ``SHOW NODE`` or ``CREATE
+    GROUP SEQUENCE`` (which the analysis refuses: only a sharded database has them)."""
     try:
         statements = lex(text, mode)
     except Exception:
@@ -133,6 +164,8 @@ def show_commands(text: str, mode: LexMode = DEFAULT_MODE) -> bool:
     if len(statements) != 1 or len(statements[0].tokens) < 2:
         return False
     first, second = statements[0].tokens[:2]
+    if _kw(first) == "CREATE" and _kw(second) == "GROUP":
+        return True
     return _kw(first) == "SHOW" and _kw(second) in ("TOPOLOGY", "RULE", "NODE")
 
 
@@ -142,8 +175,20 @@ def decide(
     mode: LexMode = DEFAULT_MODE,
     flavor: ServerFlavor | None = None,
     sequence_values: Sequence[int] | None = None,
+    nextvals: Sequence[int] | None = None,
 ) -> Decision | None:
-    """See the module docstring. ``text``: one statement (the analysis's executable text)."""
+    """See the module docstring. ``text``: one statement (the analysis's executable text).
+    ``nextvals``: a value for each ``s.NEXTVAL`` of the statement, put in its place."""
+    if layout.sequences:
+        lexed_all = lex(text, mode, flavor)
+        if len(lexed_all) == 1:
+            found = nextval_references(lexed_all[0], lambda n: n.lower() in layout.sequences)
+            if found:
+                if nextvals is None or len(nextvals) != len(found):
+                    return NeedsNextval(tuple(r.sequence for r in found))
+                text = _splice(
+                    text, [(r.start, r.end, str(v)) for r, v in zip(found, nextvals, strict=True)]
+                )
     hint = hinted(text, layout, mode, flavor)
     if hint is not None:
         return hint
@@ -155,6 +200,8 @@ def decide(
     words = [_kw(t) for t in tokens[:4]]
     if not words:
         return None
+    if words[0] in ("CREATE", "ALTER", "DROP") and "SEQUENCE" in words[1:3]:
+        return SequenceDdl(parse_sequence_statement(text, lexed))
     if words[0] == "SHOW":
         return _show(tokens, layout)
     if words[0] == "CREATE" and "TABLE" in words and "TEMPORARY" not in words:

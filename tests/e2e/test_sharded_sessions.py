@@ -497,3 +497,36 @@ def test_a_proxy_killed_between_prepare_and_commit_is_recovered(
         assert _physical(env, 2, f"SELECT id FROM crash WHERE id = {ids[1]}") == expected
     finally:
         stop(recovering)
+
+
+def test_group_sequences(sharded: ProxyEnv) -> None:
+    env = sharded
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE SEQUENCE seq1 START WITH 1000")
+            cur.execute("SELECT seq1.NEXTVAL")
+            first = cur.fetchall()[0][0]
+            assert first == 1000
+            cur.execute("SELECT seq1.NEXTVAL FROM DUAL")
+            assert cur.fetchall()[0][0] == 1001
+            cur.execute("CREATE TABLE numbered (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)")
+            cur.execute("INSERT INTO numbered (id, v) VALUES (seq1.NEXTVAL, 7)")
+            # 1002 mod 4 = 2
+            assert _physical(env, 2, "SELECT id, v FROM numbered") == [(1002, 7)]
+            cur.execute("ALTER SEQUENCE seq1 START WITH 5000")
+            cur.execute("SELECT seq1.NEXTVAL")
+            assert cur.fetchall()[0][0] == 5000
+            with pytest.raises(pymysql.err.MySQLError) as exists:
+                cur.execute("CREATE SEQUENCE seq1")
+            assert exists.value.args[0] == 1050
+            cur.execute("CREATE GROUP SEQUENCE seq2")
+            cur.execute("SELECT seq2.NEXTVAL")
+            assert cur.fetchall()[0][0] == 100001
+            cur.execute("DROP SEQUENCE seq1")
+            cur.execute("DROP SEQUENCE seq2")
+            with pytest.raises(pymysql.err.MySQLError) as unknown:
+                cur.execute("DROP SEQUENCE seq1")
+            assert unknown.value.args[0] == 1051
+    finally:
+        conn.close()
