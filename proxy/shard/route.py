@@ -275,6 +275,9 @@ def route(
             raise _refused(f"table {ref.table.name} named more than once in a statement")
     if any(t.kind is TokenKind.PARAM for t in tokens):
         raise _refused("prepared statement parameters on a sharded database's tables")
+    if any(t.kind is TokenKind.USER_VAR for t in tokens):
+        # They live on the session's connection to physical database 0 only.
+        raise _refused("user variables in statements on sharded or broadcast tables")
     verb = _kw(tokens[0])
     main = sharded[0] if sharded else placed[0]
     if verb in ("INSERT", "REPLACE"):

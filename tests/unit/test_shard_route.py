@@ -204,6 +204,7 @@ REFUSED: list[tuple[str, int, str]] = [
     ("INSERT INTO t (id, name) VALUES (1, 'x') ON DUPLICATE KEY UPDATE id = 2", 1235, "shard key"),
     ("SELECT * FROM u_01", 1146, "Table 'db.u_01' doesn't exist"),
     ("SELECT * FROM t WHERE id = ?", 1235, "parameters"),
+    ("SELECT * FROM t WHERE id = @id", 1235, "user variables"),
     ("ALTER TABLE t ADD COLUMN c int", 1235, "ALTER"),
     ("SELECT * FROM u JOIN b ON u.id = b.id WHERE b.u = 1", 1235, "the name u for something"),
     ("SELECT * FROM b AS u JOIN u AS x ON u.id = x.id", 1235, "an alias named like table u"),
