@@ -463,7 +463,6 @@ class ShardedExecutor:
         session = self.session
         client = session.client
         columns: int | None = None
-        sent = 0
         ok_affected = 0
         last_end: bytes | None = None
         for target in targets:
@@ -506,9 +505,14 @@ class ShardedExecutor:
                     self._emit(packet)
                     return
                 self._emit(packet)
-                sent += 1
-                if sent % 256 == 0:
-                    await client.drain()
+                if client.write_paused:
+                    # Backpressure: the shard waits (TCP) while the client catches up, so
+                    # nothing piles up in the proxy.
+                    conn.pause_reading()
+                    try:
+                        await client.drain()
+                    finally:
+                        conn.resume_reading()
         if columns is None:
             self._emit(
                 build_ok(
