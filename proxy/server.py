@@ -263,6 +263,7 @@ class ProxyServer:
         self._reload_lock = asyncio.Lock()
         self._reloads: set[asyncio.Task[bool]] = set()
         self._server: asyncio.Server | None = None
+        self._xa_recovery: asyncio.Task[dict[str, str]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -293,9 +294,12 @@ class ProxyServer:
             self.admin = self._admin_factory(self.ctx)
             if self.admin is not None:
                 await self.admin.start()
+        # Prepared branches of multi-shard transactions a dead node left (backend/xa.py), in
+        # the background: a shard that does not answer must not hold the listener back.
         if worker is None or worker.index == 0:
-            # Prepared branches of multi-shard transactions a dead node left (backend/xa.py).
-            await recover_prepared(self.ctx.config, self.ctx.catalog)
+            self._xa_recovery = asyncio.create_task(
+                recover_prepared(self.ctx.config, self.ctx.catalog)
+            )
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: ClientConnection(self._accept),
@@ -621,6 +625,8 @@ class ProxyServer:
         if self.ctx.worker is not None:
             self._publisher.cancel()
         self._watchdog.cancel()
+        if self._xa_recovery is not None:
+            self._xa_recovery.cancel()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
