@@ -194,7 +194,7 @@ class SessionPartitions:
                 conns[0] = conn0
                 continue
             conn = self._held.get(physical.index)
-            if conn is not None and conn.broken:
+            if conn is not None and (conn.broken or conn.is_closing()):
                 self._held.pop(physical.index, None)
                 conn = None
             if conn is None:
@@ -219,8 +219,18 @@ class SessionPartitions:
                 self._held[physical.index] = conn
                 self._applied[physical.index] = []
             if self._applied.get(physical.index) != wanted:
-                for statement in wanted:
-                    await conn.query(statement)
+                try:
+                    for statement in wanted:
+                        await conn.query(statement)
+                except (BackendError, BackendQueryError) as exc:
+                    self.release({physical.index: conn}, [physical.index])
+                    raise BackendUnavailable(
+                        sql_error(
+                            ErrorCode.SERVER_GONE,
+                            f"Backend unavailable for partition {physical.name}: the session's"
+                            f" settings could not be applied: {exc}",
+                        )
+                    ) from None
                 self._applied[physical.index] = list(wanted)
             conns[physical.index] = conn
         return conns
@@ -300,6 +310,14 @@ class ShardedExecutor:
             self.replies.error(exc.error)
         except SqlError as error:
             self.replies.error(error)
+        except BackendQueryError as exc:
+            # A statement of the proxy's own the shard refused (a catalog-definition read).
+            self.replies.error(sql_error_from(exc.errno, exc.sqlstate, exc.message))
+        except (BackendError, ConnectionLost) as exc:
+            # Lost under one of the proxy's own statements (nothing sent to the client yet);
+            # the next statement reconnects what is broken.
+            log.warning("connection %d: %s", session.connection_id, exc)
+            self.replies.error(lost_error([], exc))
 
     async def _with_nextvals(self, plan: Sharded, needs: NeedsNextval) -> Decision | None:
         """Take a value of each ``s.NEXTVAL``; decide again with them in place. A statement
