@@ -38,6 +38,7 @@ import logging
 import os
 import re
 import signal
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import count
@@ -276,6 +277,15 @@ class ShardedExecutor:
     # -- the one entry ----------------------------------------------------------------------
 
     async def execute(self, plan: Sharded) -> None:
+        started = time.perf_counter()
+        try:
+            await self._execute(plan)
+        finally:
+            if plan.digest:
+                seconds = time.perf_counter() - started
+                self.session.ctx.digest.record(self.session.current_db, plan.digest, seconds, 0)
+
+    async def _execute(self, plan: Sharded) -> None:
         session = self.session
         decision: Decision | None = plan.decision
         try:
@@ -555,6 +565,7 @@ class ShardedExecutor:
         session = self.session
         if len(targets) == 1:
             packet = await conns[targets[0].partition].command(b"\x03" + targets[0].sql.encode())
+            await self._remember_insert_id(decision)
             self._answer_write([packet], conns[targets[0].partition], decision)
             return
         gtrid = f"{XID_PREFIX}{_NODE}-{session.connection_id}-{next(_XIDS)}"
@@ -627,6 +638,7 @@ class ShardedExecutor:
             await asyncio.to_thread(catalog.forget_xa, gtrid)
         except CatalogError:
             pass  # a stale outcome row is harmless
+        await self._remember_insert_id(decision)
         self._answer_write(answers, conns[targets[0].partition], decision)
 
     async def _decide(self, gtrid: str) -> str | None:
@@ -649,6 +661,19 @@ class ShardedExecutor:
             )
         )
         return None
+
+    async def _remember_insert_id(self, decision: Route) -> None:
+        """After an INSERT took GROUP sequence values: ``LAST_INSERT_ID()`` on the session's
+        own connection (physical database 0) answers the first, as the OK packet does."""
+        if not decision.sequence_values:
+            return
+        conn = self.session.link.live()
+        if conn is None:
+            return
+        try:
+            await conn.query(f"{OWN_STATEMENT}SELECT LAST_INSERT_ID({decision.sequence_values[0]})")
+        except BackendQueryError:
+            pass
 
     def _answer_write(
         self, packets: Sequence[bytes], conn: BackendConnection, decision: Route

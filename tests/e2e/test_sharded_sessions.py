@@ -199,6 +199,8 @@ def test_ddl_placement_and_routing(sharded: ProxyEnv) -> None:
             cur.execute("INSERT INTO items (v) VALUES (1), (2)")
             first = cur.lastrowid
             assert first >= 100001
+            cur.execute("SELECT LAST_INSERT_ID()")
+            assert cur.fetchall() == ((first,),)
             cur.execute("SELECT id, v FROM items WHERE id IN (%s, %s)", (first, first + 1))
             assert sorted(cur.fetchall()) == [(first, 1), (first + 1, 2)]
             g = first % 8
