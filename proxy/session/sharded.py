@@ -463,7 +463,7 @@ class ShardedExecutor:
         if self._in_transaction() and any(t.partition != 0 for t in targets):
             raise not_supported(
                 f"statements on partitions of table {decision.table} other than the first"
-                " inside a transaction (XA across partitions in an explicit transaction)"
+                " inside a transaction or with autocommit=0 (a transaction across partitions)"
             )
         conns = await self._acquire(layout, targets)
         replied = False
