@@ -200,6 +200,10 @@ def decide(
     words = [_kw(t) for t in tokens[:4]]
     if not words:
         return None
+    if words[0] in ("EXPLAIN", "DESCRIBE", "DESC") and len(tokens) > 1:
+        inner = _kw(tokens[1])
+        if inner in ("SELECT", "INSERT", "REPLACE", "UPDATE", "DELETE", "WITH"):
+            return _explain(text[tokens[1].pos :], layout, mode, flavor)
     if words[0] in ("CREATE", "ALTER", "DROP") and "SEQUENCE" in words[1:3]:
         return SequenceDdl(parse_sequence_statement(text, lexed))
     if words[0] == "SHOW":
@@ -215,6 +219,22 @@ def decide(
     if words[0] == "CHECK" and words[1:2] == ["TABLE"]:
         return _check(tokens, layout)
     return route(text, layout, mode, flavor, sequence_values)
+
+
+def _explain(
+    text: str, layout: Layout, mode: LexMode, flavor: ServerFlavor | None
+) -> Decision | None:
+    """EXPLAIN of a statement on sharded or broadcast tables: the statements the proxy would
+    send to each physical database, as DRDS's EXPLAIN shows its plan (nothing runs)."""
+    found = route(text, layout, mode, flavor)
+    if found is None:
+        return None  # the shard explains it
+    if isinstance(found, NeedsSequence):
+        return LocalRows(
+            ("GROUP_NAME", "SQL"),
+            (("", f"(the shard key from sequence {found.sequence}, then routed)"),),
+        )
+    return LocalRows(("GROUP_NAME", "SQL"), tuple((t.database, t.sql) for t in found.targets))
 
 
 # ------------------------------------------------------------------------------------- SHOW

@@ -160,6 +160,8 @@ def test_ddl_placement_and_routing(sharded: ProxyEnv) -> None:
             # Point reads route to one partition; scatter reads return everything.
             cur.execute("SELECT buyer FROM orders WHERE id = 9")
             assert cur.fetchall() == (("f",),)
+            cur.execute("EXPLAIN SELECT buyer FROM orders WHERE id = 9")
+            assert cur.fetchall() == ((f"{DB}_0001", "SELECT buyer FROM orders WHERE id = 9"),)
             cur.execute("SELECT id FROM orders WHERE id IN (1, 3, 4)")
             assert sorted(r[0] for r in cur.fetchall()) == [1, 3, 4]
             cur.execute("SELECT id, buyer FROM orders")

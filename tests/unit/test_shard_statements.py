@@ -176,3 +176,15 @@ def test_check_table_and_sequences() -> None:
     assert decide(sql, LAYOUT) == NeedsNextval(("seq",))
     # 7 mod 2 = 1
     assert _targets(decide(sql, LAYOUT, nextvals=[7])) == [(1, "INSERT INTO t (id) VALUES (7)")]
+
+
+def test_explain_shows_the_physical_statements() -> None:
+    found = decide("EXPLAIN SELECT * FROM u WHERE id IN (1, 2)", LAYOUT)
+    assert found == LocalRows(
+        ("GROUP_NAME", "SQL"),
+        (
+            ("db_0000", "SELECT * FROM `u_01` WHERE id IN (1, 2)"),
+            ("db_0001", "SELECT * FROM `u_02` WHERE id IN (1, 2)"),
+        ),
+    )
+    assert decide("EXPLAIN SELECT * FROM s", LAYOUT) is None
