@@ -80,6 +80,7 @@ from proxy.sql.lexer import LexMode, ServerFlavor, lex
 from proxy.wire.packets import (
     Capability,
     ServerStatus,
+    build_err,
     build_ok,
     parse_err,
     parse_ok,
@@ -487,17 +488,73 @@ class ShardedExecutor:
         """Concatenate the targets' result sets as they stream (``_sent``: anything reached
         the client). THE MERGE ENGINE PLUGS IN HERE: a statement routing refused for needing
         a merge (ORDER BY, GROUP BY, aggregates, LIMIT, DISTINCT) would come here with its
-        merge plan instead of being concatenated."""
+        merge plan instead of being concatenated.
+
+        The physical databases work in parallel: the first statement of each is sent at once,
+        the next one on a connection when the previous answer was read (one statement in
+        flight per connection). An answer waiting its turn stays with the shard (the
+        connection stops reading, TCP holds the rest); answers not read when the scatter ends
+        early (an error) are read and dropped before the connections are used again."""
+        following: dict[int, int] = {}  # target -> the next target on its connection
+        last_on: dict[int, int] = {}
+        for index, target in enumerate(targets):
+            if target.partition in last_on:
+                following[last_on[target.partition]] = index
+            last_on[target.partition] = index
+        in_flight: set[int] = set()
+
+        def send(index: int, hold: bool) -> None:
+            conn = conns[targets[index].partition]
+            conn.send(b"\x03" + targets[index].sql.encode())
+            in_flight.add(index)
+            if hold:
+                conn.pause_reading()
+
+        firsts = sorted(
+            {min(i for i, t in enumerate(targets) if t.partition == p) for p in last_on}
+        )
+        for index in firsts:
+            send(index, hold=index != 0)
+        try:
+            await self._concatenate(conns, targets, in_flight, following, send)
+        except BaseException:
+            # A connection failed (or the task was cancelled): those with an answer still
+            # coming are not reused.
+            for index in in_flight:
+                conns[targets[index].partition].broken = True
+            raise
+        pending = sorted(in_flight)
+        in_flight.clear()
+        for done, index in enumerate(pending):
+            conn = conns[targets[index].partition]
+            try:
+                conn.resume_reading()
+                await _discard(conn)
+            except BaseException:
+                for later in pending[done:]:
+                    conns[targets[later].partition].broken = True
+                raise
+
+    async def _concatenate(
+        self,
+        conns: Mapping[int, BackendConnection],
+        targets: Sequence[Target],
+        in_flight: set[int],
+        following: Mapping[int, int],
+        send: Callable[[int, bool], None],
+    ) -> None:
         session = self.session
         client = session.client
         columns: int | None = None
         ok_affected = 0
         last_end: bytes | None = None
-        for target in targets:
+        for index, target in enumerate(targets):
             conn = conns[target.partition]
             caps = conn.capabilities
-            conn.send(b"\x03" + target.sql.encode())
+            conn.resume_reading()
             _, first = await _read(conn)
+            if first[:1] in (b"\xff", b"\x00"):
+                in_flight.discard(index)
             if first[:1] == b"\xff":
                 err = parse_err(first, caps)
                 if columns is None:
@@ -508,6 +565,8 @@ class ShardedExecutor:
             if first[:1] == b"\x00":
                 ok_affected += parse_ok(first, caps).affected_rows
                 last_end = first
+                if index in following:
+                    send(following[index], False)
                 continue
             count_, _ = read_lenenc_int(first, 0)
             header = [first]
@@ -520,16 +579,25 @@ class ShardedExecutor:
                 for payload in header:
                     self._emit(payload)
             elif columns != count_:
-                raise sql_error(
-                    ErrorCode.UNKNOWN_ERROR,
-                    f"partition {target.database} answered {count_} columns, not {columns}",
+                await _discard_rows(conn)
+                in_flight.discard(index)
+                self._emit(
+                    _err_packet(
+                        session.capabilities,
+                        sql_error(
+                            ErrorCode.UNKNOWN_ERROR,
+                            f"partition {target.database} answered {count_} columns, not {columns}",
+                        ),
+                    )
                 )
+                return
             while True:
                 _, packet = await _read(conn)
                 if packet[:1] == b"\xfe" and len(packet) < 0xFFFFFF:
                     last_end = packet
                     break
                 if packet[:1] == b"\xff":
+                    in_flight.discard(index)
                     self._emit(packet)
                     return
                 self._emit(packet)
@@ -541,6 +609,9 @@ class ShardedExecutor:
                         await client.drain()
                     finally:
                         conn.resume_reading()
+            in_flight.discard(index)
+            if index in following:
+                send(following[index], False)
         if columns is None:
             self._emit(
                 build_ok(
@@ -552,7 +623,6 @@ class ShardedExecutor:
             return
         assert last_end is not None
         self._emit(last_end)
-        return
 
     def _emit(self, payload: bytes) -> None:
         self._sent = True
@@ -933,6 +1003,36 @@ async def _read(conn: BackendConnection) -> tuple[int, bytes]:
 
 async def _run(conn: BackendConnection, sql: str) -> None:
     await conn.query(sql)
+
+
+async def _discard(conn: BackendConnection) -> None:
+    """Read and drop one whole answer (a result set, an OK or an error)."""
+    _, first = await _read(conn)
+    if first[:1] in (b"\xff", b"\x00"):
+        return
+    count_, _ = read_lenenc_int(first, 0)
+    for _ in range(count_ or 0):
+        await _read(conn)
+    if not conn.capabilities & _DEPRECATE_EOF:
+        await _read(conn)
+    await _discard_rows(conn)
+
+
+async def _discard_rows(conn: BackendConnection) -> None:
+    """Read and drop the rows of a result set up to its end."""
+    while True:
+        _, packet = await _read(conn)
+        if packet[:1] == b"\xff" or (packet[:1] == b"\xfe" and len(packet) < 0xFFFFFF):
+            return
+
+
+def _err_packet(capabilities: int, error: SqlError) -> bytes:
+    return build_err(
+        errno=error.errno,
+        sqlstate=error.sqlstate,
+        message=error.message,
+        capabilities=capabilities,
+    )
 
 
 def sql_error_from(errno: int, sqlstate: str, message: str) -> SqlError:

@@ -539,3 +539,28 @@ def test_group_sequences(sharded: ProxyEnv) -> None:
             assert unknown.value.args[0] == 1051
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("broken", [0, 2])
+def test_a_failing_partition_ends_the_scatter_cleanly(sharded: ProxyEnv, broken: int) -> None:
+    """The partitions answer in parallel; when one fails, the answers still coming from the
+    others are read and dropped, and the next statements get their own answers."""
+    env = sharded
+    conn = _client(env)
+    table = f"frail{broken}"
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE TABLE {table} (id int PRIMARY KEY) DBPARTITION BY HASH(id)")
+            cur.execute(f"INSERT INTO {table} VALUES (0), (1), (2), (3), (4), (5), (6), (7)")
+            _physical(env, broken, f"DROP TABLE {table}")
+            with pytest.raises(pymysql.err.MySQLError) as failed:
+                cur.execute(f"SELECT id FROM {table}")
+                cur.fetchall()
+            assert failed.value.args[0] == 1146
+            for key in (1, 3, 5, 7):
+                cur.execute(f"SELECT id FROM {table} WHERE id = {key}")
+                assert cur.fetchall() == ((key,),)
+            cur.execute("SELECT 1")
+            assert cur.fetchall() == ((1,),)
+    finally:
+        conn.close()
