@@ -41,10 +41,9 @@ from auth.errors import ErrorCode, sql_error
 from auth.model import Account
 from auth.passwords import generate_rsa_keypair
 from auth.policy import profile_by_name
-from proxy.backend.connection import (
-    BackendConnection,
-)
+from proxy.backend.connection import BackendConnection, BackendTarget
 from proxy.backend.mirror import MirrorManager, shard_refused
+from proxy.backend.pool import Owner, PoolKey, PoolLimits, Pools, ShardPool
 from proxy.backend.xa import recover_prepared
 from proxy.ops.config import Config, ConfigError, load_config
 from proxy.ops.digest import DigestEntry, QueryDigest
@@ -118,6 +117,23 @@ class ServerContext:
         self.analysis_pool = ThreadPoolExecutor(2, thread_name_prefix="shardgate-analysis")
         # The mirrored backend accounts sessions connect as (proxy/backend/mirror.py).
         self.mirrors = MirrorManager(lambda: self.config, catalog, self.metrics)
+        # The backend connection pools, one per shard (proxy/backend/pool.py).
+        self.pools = Pools(self.pool_limits)
+
+    def pool_limits(self, shard_name: str) -> PoolLimits:
+        """A shard's pool settings, its max_connections shared between the workers."""
+        try:
+            shard = self.config.shard(shard_name)
+        except ConfigError:  # removed by a reload: its connections just drain away
+            return PoolLimits()
+        workers = self.config.server.workers
+        most = max(1, shard.max_connections // workers)
+        return PoolLimits(
+            pool_size=min(shard.pool_size, most),
+            max_connections=most,
+            wait_timeout=shard.pool_wait_timeout,
+            idle_lifetime=shard.idle_lifetime,
+        )
 
     def next_connection_id(self) -> int:
         sequence = next(self._ids)
@@ -139,15 +155,45 @@ class ServerContext:
     def peer_digests(self) -> list[dict[tuple[str | None, str], DigestEntry]]:
         return [] if self.worker is None else self.worker.peer_digests()
 
-    async def backend_connection(
-        self, account: Account, database: str | None, capabilities: int, charset: int
-    ) -> BackendConnection:
-        """A new backend connection for a session of ``account`` in ``database``: as the
-        account's mirror there, verified for the newest catalog (proxy/backend/mirror.py), or,
-        in no database, as the shard's privilege-less usage account. Raises BackendError."""
-        return await self.mirrors.connect(
-            self.snapshot(), account, database, database is not None, capabilities, charset
-        )
+    async def backend_lease(
+        self,
+        owner: Owner,
+        account: Account,
+        database: str | None,
+        capabilities: int,
+        charset: int,
+    ) -> tuple[BackendConnection, bool, ShardPool]:
+        """A backend connection from the pool for a session of ``account`` in ``database``:
+        logged in as the account's mirror there, verified for the newest catalog
+        (proxy/backend/mirror.py), or, in no database, as the shard's privilege-less usage
+        account. A pooled connection whose grants are older than the snapshot's follows them
+        first (or is closed). Returns the connection, whether it is new, and its pool. Raises
+        BackendError, PoolExhausted."""
+        selects = database is not None
+        while True:
+            snapshot = self.snapshot()
+            target = await self.mirrors.target_for(snapshot, account, database, selects)
+            pool = self.pools.shard(target.shard)
+            key = PoolKey(
+                target.shard,
+                target.host,
+                target.port,
+                target.user,
+                target.database,
+                capabilities,
+                charset,
+            )
+
+            connect = functools.partial(
+                self.mirrors.connect, snapshot, account, database, selects, capabilities, charset
+            )
+            conn, fresh = await pool.acquire(key, owner, connect)
+            if not fresh and conn.target != target:
+                await self.mirrors.follow(conn, snapshot, account, database)
+                if conn.broken or conn.target != target:
+                    pool.discard(conn)
+                    continue
+            return conn, fresh, pool
 
     async def follow_grants(
         self, conn: BackendConnection, account: Account, database: str | None
@@ -156,9 +202,13 @@ class ServerContext:
         newest snapshot says (``MirrorManager.follow``)."""
         await self.mirrors.follow(conn, self.snapshot(), account, database)
 
-    def shard_refused(self, errno: int, database: str | None, digest: str) -> None:
-        """The shard refused a statement the proxy allowed: a classifier miss."""
+    def shard_refused(
+        self, errno: int, database: str | None, digest: str, target: BackendTarget
+    ) -> None:
+        """The shard refused a statement the proxy allowed: a classifier miss, or a mirror
+        changed behind the proxy's back (verified again before its next use)."""
         shard_refused(self.metrics, errno, database, digest)
+        self.mirrors.suspect(target)
 
 
 FALLBACK_SERVER_VERSION = "5.5.5-10.11.0-MariaDB-shardgate"
@@ -365,6 +415,9 @@ class ProxyServer:
         while True:
             await asyncio.sleep(WATCH_SECONDS)
             self.ctx.digest.tick()
+            self.ctx.pools.sweep()
+            for pool in self.ctx.pools.all():
+                self.ctx.metrics.pool(pool.shard, pool.figures(), pool.events())
             settings = self.ctx.config.server
             now = time.monotonic()
             waiting: dict[str, list[Session]] = {}
@@ -601,6 +654,7 @@ class ProxyServer:
         # the new pair. Sessions already open keep their TLS state and backend connections.
         self.ctx.config = new
         self.ctx.ssl_context = ssl_context
+        self.ctx.pools.reconfigure()
         if self.admin is not None:
             self.admin.set_metrics_token(token)
         log.info(
@@ -618,6 +672,7 @@ class ProxyServer:
         # The catalog poller, the mirrors and the watchdog go on while sessions drain: a
         # REVOKE still reaches them, query_timeout still holds.
         await self._drain()
+        self.ctx.pools.close()
         self._poller.cancel()
         self._reporter.cancel()
         self._reconciler.cancel()

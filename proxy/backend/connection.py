@@ -182,6 +182,10 @@ class QueryResult:
 RelayDone = Callable[[ResponseScanner, "BackendError | None"], None]
 
 
+# How long a retired connection waits for the shard to close it after COM_QUIT.
+RETIRE_SECONDS = 2.0
+
+
 class BackendConnection(PacketConnection):
     """One logged-in connection to a shard (an asyncio Protocol).
 
@@ -200,6 +204,17 @@ class BackendConnection(PacketConnection):
         self.server_version = ""
         self.broken = False
         self.status = 2
+        # The session state on the connection as the proxy applied and read it back (variable
+        # -> SQL literal; SET TRANSACTION fragments), recorded when a session gives the
+        # connection back to its pool; and the lexing variables as the connection began with.
+        self.applied: dict[str, str] = {}
+        # COM_STMT_CLOSE ids to send before the next command (statements of sessions that no
+        # longer lease this connection: proxy/session/statements.py).
+        self.pending_closes: list[int] = []
+        # Called once the connection is gone (the pool frees its slot then: ``retire``).
+        self.on_lost: Callable[[], None] | None = None
+        self.applied_replay: tuple[str, ...] = ()
+        self.born: dict[str, str] = {}
         # Whether any byte of the response being relayed reached the client (a loss then
         # cannot be answered with an error packet: the client is mid-response).
         self.relayed_any = False
@@ -402,6 +417,43 @@ class BackendConnection(PacketConnection):
         self.broken = True
         if self._scanner is not None:
             self._finish(self._lost_error())
+        on_lost, self.on_lost = self.on_lost, None
+        if on_lost is not None:
+            on_lost()
+
+    @property
+    def gone(self) -> bool:
+        """The connection is closed at both ends (or was never open)."""
+        return self.transport is None or self._lost is not None
+
+    def retire(self, on_lost: Callable[[], None] | None = None) -> None:
+        """Close the connection so that the shard has ended its session by the time
+        ``on_lost`` runs: COM_QUIT and wait for the shard to close (at most RETIRE_SECONDS),
+        or, mid-response or broken, close it from this end."""
+        if self.gone:
+            self.broken = True
+            if on_lost is not None:
+                on_lost()
+            return
+        self.on_lost = on_lost
+        healthy = not self.broken and not self.is_closing() and self._scanner is None
+        self.broken = True
+        if healthy:
+            self.send(b"\x01")  # COM_QUIT: the shard closes its end, then connection_lost
+            asyncio.get_running_loop().call_later(RETIRE_SECONDS, self.abort)
+        else:
+            self.abort()
+
+    async def retired(self) -> None:
+        """``retire`` and wait until the connection is gone."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def lost() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        self.retire(lost)
+        await done
 
     def stall(self, reason: str) -> None:
         """The watchdog's verdict: the shard is not answering; give up on this connection."""

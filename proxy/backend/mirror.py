@@ -770,6 +770,13 @@ class MirrorManager:
                 self._metrics.backend_error(target.shard)
             raise
 
+    def suspect(self, target: BackendTarget) -> None:
+        """The shard refused a statement the proxy allowed on a connection to ``target``: its
+        mirror may have been changed behind this process's back (a DBA, another node): verify
+        it again before the next connection is served."""
+        if target.grants is not None:
+            self._forget(target, target.grants)
+
     def _forget(self, target: BackendTarget, grants: MirrorGrants) -> None:
         held = self._verified.get(((target.shard, target.host, target.port), grants.account_id))
         if held is not None:

@@ -106,6 +106,14 @@ class ShardConfig:
     port: int
     user: str
     password: str = field(default="", repr=False)
+    # The backend connection pool (proxy/backend/pool.py): connections per backend account
+    # and database; connections to this shard from one proxy node (split between its
+    # workers), which clients beyond wait for, at most pool_wait_timeout seconds, before a
+    # 1040; seconds an idle pooled connection is kept.
+    pool_size: int = 16
+    max_connections: int = 100
+    pool_wait_timeout: float = 5.0
+    idle_lifetime: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -379,7 +387,10 @@ def _shard(index: int, data: Any, base_dir: Path) -> ShardConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{section}: expected a table")
     _check_keys(
-        section, data, {"name", "host", "port", "user", "password", "password_env", "password_file"}
+        section,
+        data,
+        {"name", "host", "port", "user", "password", "password_env", "password_file"}
+        | set(_POOL_KEYS),
     )
     for required in ("name", "host", "port", "user"):
         if required not in data:
@@ -405,13 +416,31 @@ def _shard(index: int, data: Any, base_dir: Path) -> ShardConfig:
     port = _typed(section, "port", data["port"], int)
     if not 0 < port <= 65535:
         raise ConfigError(f"{section}.port: {port} is not a TCP port")
+    pool: dict[str, Any] = {}
+    for key, kind in _POOL_KEYS.items():
+        if key in data:
+            value = _typed(section, key, data[key], (int, float) if kind is float else int)
+            if not value > 0:
+                raise ConfigError(f"{section}.{key}: must be positive")
+            pool[key] = kind(value)
+    if pool.get("pool_size", 1) > pool.get("max_connections", 10**9):
+        raise ConfigError(f"{section}.pool_size: larger than max_connections")
     return ShardConfig(
         name=_typed(section, "name", data["name"], str),
         host=_typed(section, "host", data["host"], str),
         port=port,
         user=_typed(section, "user", data["user"], str),
         password=password,
+        **pool,
     )
+
+
+_POOL_KEYS: dict[str, type] = {
+    "pool_size": int,
+    "max_connections": int,
+    "pool_wait_timeout": float,
+    "idle_lifetime": float,
+}
 
 
 def _admin(data: dict[str, Any], base_dir: Path) -> AdminConfig:

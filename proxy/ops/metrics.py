@@ -603,6 +603,22 @@ class Metrics:
             ("result",),
             max_children=2,
         )
+        self.pool_connections = Gauge(
+            registry,
+            "shardgate_pool_connections",
+            "Backend connections of the pool by shard and state (open: all, idle: given back "
+            "and unused; proxy/backend/pool.py), and sessions waiting for one.",
+            ("shard", "state"),
+        )
+        self.pool_events = Counter(
+            registry,
+            "shardgate_pool_events_total",
+            "Pool events by shard: waits for a connection, waits that ended in 1040 "
+            "(timeout), connections handed from one session to another (handoff), idle "
+            "connections closed to make room for another account's (eviction).",
+            ("shard", "event"),
+        )
+        self._pool_seen: dict[tuple[str, str], int] = {}
         self.config_reloads_ok = self.config_reloads_total.labels("ok")
         self.config_reloads_failed = self.config_reloads_total.labels("failed")
         self.config_reload_time = Gauge(
@@ -670,6 +686,16 @@ class Metrics:
             )
             self._shards[name] = bound
         return bound
+
+    def pool(self, shard: str, figures: dict[str, int], events: dict[str, int]) -> None:
+        """A pool's current ``figures`` (open, idle, waiting) and its cumulative ``events``."""
+        for state, value in figures.items():
+            self.pool_connections.labels(shard, state).set(value)
+        for event, total in events.items():
+            seen = self._pool_seen.get((shard, event), 0)
+            if total > seen:
+                self.pool_events.labels(shard, event).inc(total - seen)
+                self._pool_seen[(shard, event)] = total
 
     def backend_error(self, shard: str) -> None:
         self.shard(shard).errors.value += 1

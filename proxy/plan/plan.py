@@ -65,8 +65,8 @@ class SessionView:
     client_ip: str
     current_db: str | None
     has_notes: bool = False  # notes of the proxy's own last statement wait for SHOW WARNINGS
-    # Something lives on the session's backend connection that another connection would not
-    # have (a transaction, temporary tables, locks, user variables, prepared statements).
+    # Something ties the session to its backend connection or its database (a transaction,
+    # temporary tables, locks, user variables, prepared statements).
     bound: bool = False
     # What identity functions and shard-internal variables answer (None: left to the shard).
     identity: IdentityValues | None = None

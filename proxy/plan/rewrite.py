@@ -89,8 +89,14 @@ class IdentityValues:
     port: int
     datadir: str
     socket: str
+    # The session's last statement, when it ran on a backend connection another session has
+    # since taken (None: the connection the statement goes to answers; proxy.session.link).
+    found_rows: int | None = None
+    row_count: int | None = None
+    warning_count: int | None = None
+    error_count: int | None = None
 
-    def value(self, identity: Identity) -> str | int:
+    def value(self, identity: Identity) -> str | int | None:
         if identity is Identity.CURRENT_USER:
             return self.current_user
         if identity is Identity.USER:
@@ -103,7 +109,22 @@ class IdentityValues:
             return self.port
         if identity is Identity.DATADIR:
             return self.datadir
+        if identity is Identity.FOUND_ROWS:
+            return self.found_rows
+        if identity is Identity.ROW_COUNT:
+            return self.row_count
+        if identity is Identity.WARNING_COUNT:
+            return self.warning_count
+        if identity is Identity.ERROR_COUNT:
+            return self.error_count
         return self.socket
+
+
+# Identities about the session's last statement: only the packet's first statement asks about
+# the statement before the packet.
+_LAST_STATEMENT = frozenset(
+    {Identity.FOUND_ROWS, Identity.ROW_COUNT, Identity.WARNING_COUNT, Identity.ERROR_COUNT}
+)
 
 
 def identity_splices(
@@ -113,11 +134,13 @@ def identity_splices(
     a literal, and a call that is a whole select item without an alias also gets ``AS `<the
     call as written>```, the column name MySQL shows for it."""
     out: list[Splice] = []
-    for statement in statements:
+    for index, statement in enumerate(statements):
         for call in statement.identity:
             if call.start < 0:
                 raise ValueError("identity call without a position (an unresolved cached fact)")
             value = values.value(call.identity)
+            if value is None or (index and call.identity in _LAST_STATEMENT):
+                continue
             text = str(value).encode("ascii") if isinstance(value, int) else sql_string(value)
             if call.select_item:
                 text += b" AS " + quote_identifier(call.text.encode("utf-8", "surrogateescape"))

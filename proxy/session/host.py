@@ -15,8 +15,9 @@ from typing import Protocol, TypeVar
 
 from auth.accounts import AccountManager
 from auth.model import Account
-from proxy.backend.connection import BackendConnection
+from proxy.backend.connection import BackendConnection, BackendTarget
 from proxy.backend.mirror import MirrorManager
+from proxy.backend.pool import Owner, ShardPool
 from proxy.ops.digest import DigestEntry, QueryDigest
 from proxy.session.login import LoginServices, Seated
 
@@ -44,12 +45,13 @@ class SessionHost(LoginServices, Protocol[S]):
         """Where statements are analysed when that is too slow for the event loop."""
         ...
 
-    async def backend_connection(
-        self, account: Account, database: str | None, capabilities: int, charset: int
-    ) -> BackendConnection:
-        """A new backend connection for a session of ``account`` in ``database`` (None: no
-        database), logged in as the account's mirrored backend account there. Raises
-        BackendError."""
+    async def backend_lease(
+        self, owner: Owner, account: Account, database: str | None, capabilities: int, charset: int
+    ) -> tuple[BackendConnection, bool, ShardPool]:
+        """A backend connection for a session (``owner``) of ``account`` in ``database`` (None:
+        no database) from its shard's pool, logged in as the account's mirrored backend
+        account there: the connection, whether it is new, and its pool. Raises BackendError,
+        PoolExhausted."""
         ...
 
     async def follow_grants(
@@ -59,7 +61,9 @@ class SessionHost(LoginServices, Protocol[S]):
         may be closed instead)."""
         ...
 
-    def shard_refused(self, errno: int, database: str | None, digest: str) -> None:
+    def shard_refused(
+        self, errno: int, database: str | None, digest: str, target: BackendTarget
+    ) -> None:
         """The shard refused a statement the proxy allowed (a classifier miss)."""
         ...
 

@@ -15,23 +15,38 @@ times. It never guesses them:
   in one ``SET`` of mode-independent literals before any client statement, and the lexing
   variables are read back again to confirm it.
 
+**Pooled connections.** A session leases a backend connection from its shard's pool
+(``proxy.backend.pool``) for a command and gives it back once nothing session-bound is on it.
+It takes the same one back if nobody took it meanwhile; a connection another session had gets
+the session's state in one ``SET`` of the differences (variables nobody set go back to the
+connection's own values), which also sets LAST_INSERT_ID() to the session's and clears the
+previous user's warnings. When a session's idle connection is taken, what its next statement
+could still ask about -- LAST_INSERT_ID(), FOUND_ROWS(), ROW_COUNT(), the warning and error
+counts and the warnings -- is saved first (:class:`Carried`): the proxy answers those from it
+in the session's next statement.
+
 **No silent loss.** A backend connection lost while the session had anything on it that a new
 connection would not have -- an open transaction (the shard's status flags), temporary tables, table
-or named locks, user variables, one-shot settings, prepared statements -- ends the session with
-2013, as MySQL would; only a session with nothing but replayable settings is reconnected silently.
+or named locks, user variables, one-shot settings, a prepared statement's cursor or long data --
+ends the session with 2013, as MySQL would; a session with nothing but replayable settings and
+prepared statements (prepared again where needed) goes on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from auth.errors import ErrorCode, SqlError, sql_error
 from proxy.backend.connection import BackendConnection, BackendError, BackendQueryError
+from proxy.backend.pool import PoolExhausted, ShardPool
+from proxy.session.statements import WireStatement, WireStatements
 from proxy.sql.analyze import LEXING_VARIABLES, lexing_state
 from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor
-from proxy.wire.packets import ServerStatus
+from proxy.wire.packets import ServerStatus, parse_stmt_prepare_ok
+from proxy.wire.stream import ResponseKind
 
 log = logging.getLogger("shardgate.session")
 
@@ -105,69 +120,210 @@ class SessionState:
             self.replay[fragment] = None
 
 
-# Makes a new backend connection for the session (the host's, with the session's account,
-# database, capabilities and character set).
-Connect = Callable[[], Awaitable[BackendConnection]]
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """What a session's next statement may ask about its last one, saved from the connection
+    another session took (MySQL keeps it on the session's own connection)."""
+
+    last_insert_id: int
+    found_rows: int
+    row_count: int
+    warning_count: int
+    error_count: int
+    warnings: tuple[tuple[str, int, str], ...]  # (level, code, message), as SHOW WARNINGS
+
+
+# Leases a backend connection for the session (the host's: the session's account, database,
+# capabilities and character set) for ``owner``: the connection, whether it is new, its pool.
+Lease = Callable[["BackendLink"], Awaitable[tuple[BackendConnection, bool, ShardPool]]]
 
 
 class BackendLink:
     """The session's backend connection and everything that ties the session to it."""
 
     def __init__(self) -> None:
-        self.conn: BackendConnection | None = None
+        self.conn: BackendConnection | None = None  # leased
+        self.pool: ShardPool | None = None  # where ``conn`` or ``affine`` came from
+        # The connection last given back, which still has this session's state (until another
+        # session takes it: ``surrender``).
+        self.affine: BackendConnection | None = None
+        self.carried: Carried | None = None
+        self._capture: asyncio.Future[None] | None = None  # a surrender under way
+        self._retire = False  # close the connection instead of giving it back
+        self.last_status = 2  # the status flags the last connection left (autocommit)
+        self.closed = False
         self.state = SessionState()
         self.binds: set[str] = set()
+        self.statements = WireStatements()  # the client's server-side prepared statements
         self.max_allowed_packet = 0  # the shard's, read with the state (0: not known)
 
     # -- what is on the connection --------------------------------------------------------------
 
-    def bound_reasons(self, prepared_statements: int) -> list[str]:
+    def bound_reasons(self) -> list[str]:
         """Why losing the current connection would lose something (empty: nothing would)."""
         reasons = sorted(self.binds)
         conn = self.conn
         if conn is not None and conn.status & _IN_TRANSACTION:
             reasons.insert(0, "an open transaction")
-        if prepared_statements:
-            reasons.append("prepared statements")
+        if self.statements.pinning():
+            reasons.append("a prepared statement's cursor or long data")
         return reasons
 
-    def bound(self, prepared_statements: int) -> bool:
-        return bool(self.bound_reasons(prepared_statements))
+    def bound(self) -> bool:
+        return bool(self.bound_reasons())
 
     def live(self) -> BackendConnection | None:
         conn = self.conn
         return conn if conn is not None and not conn.broken else None
 
+    # -- leasing --------------------------------------------------------------------------------
+
+    def reclaim(self) -> BackendConnection | None:
+        """The leased connection, or the one given back if it is still idle (taken back
+        synchronously: the fast path's way); None otherwise."""
+        conn = self.conn
+        if conn is not None:
+            return conn
+        affine, pool = self.affine, self.pool
+        if affine is not None and pool is not None and pool.reclaim(affine, self):
+            self.conn = affine
+            if affine.pending_closes:
+                _flush_closes(affine)
+            return affine
+        return None
+
+    async def settle(self) -> Carried | None:
+        """Before a command: take the connection back if it is idle; else wait for what was
+        saved from it (the values the command's identity calls and SHOW WARNINGS answer)."""
+        if self.reclaim() is not None:
+            return None
+        capture = self._capture
+        if capture is not None:
+            await asyncio.shield(capture)
+        return self.carried
+
+    def release(self) -> None:
+        """After a command: give the connection back if nothing session-bound is on it."""
+        conn, pool = self.conn, self.pool
+        if conn is None or pool is None or conn.broken or self.bound():
+            return
+        if self._retire:
+            self._retire = False
+            self.last_status = conn.status
+            self.drop()
+            return
+        self.last_status = conn.status
+        conn.applied = dict(self.state.variables)
+        conn.applied_replay = tuple(self.state.replay)
+        self.conn = None
+        self.affine = conn
+        pool.release(conn, self)
+
+    # The pool's Owner interface: another session takes the connection this one gave back.
+
+    def taken(self) -> None:
+        self.affine = None
+        if self._capture is None and not self.closed:
+            self._capture = asyncio.get_running_loop().create_future()
+
+    def kept(self, conn: BackendConnection) -> None:
+        self.affine = conn
+        self._captured()
+
+    async def surrender(self, conn: BackendConnection) -> None:
+        if self.closed:
+            self._captured()
+            return
+        try:
+            result = await conn.query(_SAVE_DIAGNOSTICS)
+            lid, found, count, warning_count, error_count = (
+                int(value or 0) for value in result.rows[0]
+            )
+            warnings: tuple[tuple[str, int, str], ...] = ()
+            if warning_count:
+                shown = await conn.query(OWN_STATEMENT + "SHOW WARNINGS")
+                warnings = tuple((_text(r[0]), int(r[1] or 0), _text(r[2])) for r in shown.rows)
+            self.carried = Carried(lid, found, count, warning_count, error_count, warnings)
+        except BackendQueryError:
+            self.carried = None
+        finally:
+            self._captured()
+
+    def _captured(self) -> None:
+        capture, self._capture = self._capture, None
+        if capture is not None and not capture.done():
+            capture.set_result(None)
+
     # -- getting a connection -------------------------------------------------------------------
 
-    async def connection(self, connect: Connect, prepared_statements: int) -> BackendConnection:
-        """The live backend connection, making a new one (with the session state) if needed.
+    async def connection(self, lease: Lease) -> BackendConnection:
+        """The live backend connection: the leased one, the one given back if still idle, or
+        one leased from the pool (made ready with the session state).
 
         Raises SessionLost if the old one died with session state on it, BackendUnavailable if
-        no new one can be made ready."""
+        no connection can be had or made ready."""
         conn = self.conn
         if conn is not None and not conn.broken:
             return conn
         if conn is not None:
-            self.lost_idle(prepared_statements)
+            self.lost_idle()
+        conn = self.reclaim()
+        if conn is not None:
+            return conn
+        capture = self._capture
+        if capture is not None:
+            await asyncio.shield(capture)
         try:
-            conn = await connect()
+            conn, fresh, pool = await lease(self)
+        except PoolExhausted as exc:
+            raise BackendUnavailable(exc.error) from None
         except BackendError as exc:
             raise BackendUnavailable(
                 sql_error(ErrorCode.SERVER_GONE, f"Backend unavailable: {exc}")
             ) from None
+        self.pool = pool
         try:
-            await self._prepare(conn)
+            if fresh:
+                await self._prepare(conn)
+            elif conn is not self.affine:
+                await self._adopt(conn)
         except BackendError as exc:
+            pool.discard(conn)
             raise BackendUnavailable(
                 sql_error(ErrorCode.SERVER_GONE, f"Backend unavailable: {exc}")
             ) from None
         except (BackendQueryError, SqlError) as exc:
-            await conn.quit()
+            pool.discard(conn)
             error = exc if isinstance(exc, SqlError) else _state_error(exc)
             raise BackendUnavailable(error) from None
+        self.carried = None
+        self.affine = None
         self.conn = conn
+        if conn.pending_closes:
+            _flush_closes(conn)
         return conn
+
+    def send_close(self, conn: BackendConnection, statement_id: int) -> None:
+        """COM_STMT_CLOSE on ``conn``: now when it is this session's or idle in the pool (no
+        command in flight), else before its next command."""
+        pool = self.pool
+        if conn is self.conn or (pool is not None and pool.is_idle(conn)):
+            conn.send(b"\x19" + statement_id.to_bytes(4, "little"))
+        else:
+            conn.pending_closes.append(statement_id)
+
+    async def reprepare(self, conn: BackendConnection, statement: WireStatement) -> bytes | None:
+        """Prepare ``statement`` on ``conn`` (which does not have it) for the command about to
+        run there. Returns None when done, or the shard's error packet (the command's answer).
+        Raises BackendError if the connection fails."""
+        conn.send(b"\x16" + statement.text)
+        payloads = await conn.collect(ResponseKind.PREPARE, _REPREPARE_LIMIT)
+        first = payloads[0]
+        if first[:1] == b"\xff":
+            return first
+        ok = parse_stmt_prepare_ok(first)
+        statement.on[conn] = ok.statement_id
+        return None
 
     async def _prepare(self, conn: BackendConnection) -> None:
         """Apply the session state to a new connection, then read the lexing state back."""
@@ -178,29 +334,81 @@ class BackendLink:
                 ErrorCode.SERVER_GONE,
                 f"Backend unavailable: unknown server version {conn.server_version!r}",
             ) from None
-        for statement in self.state.statements():
-            await conn.query(statement)
-        expected = self.state.variables if self.state.known else None
-        result = await conn.query(
-            _select_variables(LEXING_VARIABLES) + ", @@global.max_allowed_packet"
-        )
+        query = _select_variables(LEXING_VARIABLES) + ", @@global.max_allowed_packet"
+        result = await conn.query(query)
         *values, limit = result.rows[0]
         del result.types[-1]
+        conn.born = {
+            name: sql_literal(value, type_code)
+            for name, value, type_code in zip(LEXING_VARIABLES, values, result.types, strict=True)
+        }
         # A command over the shard's limit is answered by the proxy, as the shard would (1153)
         # but at the client's own sequence number, and never sent.
         self.max_allowed_packet = int(limit or 0)
-        self.state.lex_mode = lexing_state(_text(values[0]), _text(values[1]))
-        if expected is None:
+        if not self.state.known:
             # The session's first connection: the shard's defaults become the explicit state.
+            self.state.lex_mode = lexing_state(_text(values[0]), _text(values[1]))
             self.state.remember(LEXING_VARIABLES, values, result.types)
             self.state.known = True
             return
+        statements = self.state.statements()
+        carried = self.carried
+        if carried is not None and carried.last_insert_id:
+            statements.append(
+                f"{OWN_STATEMENT}SET @@session.last_insert_id = {carried.last_insert_id}"
+            )
+        for statement in statements:
+            await conn.query(statement)
+        expected = self.state.variables
+        result = await conn.query(_select_variables(LEXING_VARIABLES))
+        values = result.rows[0]
+        self.state.lex_mode = lexing_state(_text(values[0]), _text(values[1]))
         for name, value, type_code in zip(LEXING_VARIABLES, values, result.types, strict=True):
             if expected.get(name, sql_literal(value, type_code)) != sql_literal(value, type_code):
                 raise sql_error(
                     ErrorCode.SERVER_GONE,
                     f"Backend unavailable: the shard did not take the session's {name}",
                 )
+
+    async def _adopt(self, conn: BackendConnection) -> None:
+        """Make a pooled connection another session used hold this session's state: one SET
+        of what differs, which also sets LAST_INSERT_ID() and clears the diagnostics (a
+        statement that reads a table, even a derived one, starts a new diagnostics area)."""
+        try:
+            self.state.flavor = ServerFlavor.parse(conn.server_version)
+        except ValueError:
+            raise sql_error(
+                ErrorCode.SERVER_GONE,
+                f"Backend unavailable: unknown server version {conn.server_version!r}",
+            ) from None
+        state = self.state
+        if not state.known:
+            state.variables = dict(conn.born)
+            state.known = True
+        desired = state.variables
+        applied = conn.applied
+        assignments = [
+            f"@@session.{name} = {value}"
+            for name, value in desired.items()
+            if applied.get(name) != value
+        ]
+        assignments += [
+            f"@@session.{name} = {conn.born.get(name, 'DEFAULT')}"
+            for name in applied
+            if name not in desired
+        ]
+        replay = tuple(state.replay)
+        if conn.applied_replay != replay and conn.applied_replay:
+            assignments += ["@@session.tx_isolation = DEFAULT", "@@session.tx_read_only = DEFAULT"]
+        last_insert_id = self.carried.last_insert_id if self.carried is not None else 0
+        assignments.append(f"@@session.last_insert_id = {last_insert_id} + {_NEW_DIAGNOSTICS}")
+        await conn.query(f"{OWN_STATEMENT}SET {', '.join(assignments)}")
+        if conn.applied_replay != replay:
+            for fragment in replay:
+                await conn.query(f"{OWN_STATEMENT}SET {fragment}")
+        state.lex_mode = lexing_state(
+            _literal_text(desired["sql_mode"]), _literal_text(desired["character_set_client"])
+        )
 
     # -- after a statement ----------------------------------------------------------------------
 
@@ -232,12 +440,18 @@ class BackendLink:
         """COM_RESET_CONNECTION / COM_CHANGE_USER: the shard forgot the session's state."""
         self.state = SessionState(flavor=self.state.flavor)
         self.binds.clear()
+        self.statements.clear(self.send_close, dropped_on=self.live())
+        self.carried = None
+        # The connection given back holds the old state: no longer this session's to reclaim.
+        affine, self.affine = self.affine, None
+        if affine is not None and self.pool is not None:
+            self.pool.disown(affine, self)
 
     # -- losing the connection ------------------------------------------------------------------
 
-    def lost_idle(self, prepared_statements: int) -> None:
+    def lost_idle(self) -> None:
         """The connection died between statements: fine unless state was on it."""
-        reasons = self.bound_reasons(prepared_statements)
+        reasons = self.bound_reasons()
         self.drop()
         if reasons:
             raise SessionLost(lost_error(reasons, "the connection closed while idle"))
@@ -246,13 +460,41 @@ class BackendLink:
         conn, self.conn = self.conn, None
         self.binds.clear()
         if conn is not None:
+            self.statements.forget_connection(conn)
             conn.broken = True
-            conn.close()
+            if self.pool is not None:
+                self.pool.discard(conn)
+            else:
+                conn.close()
+
+    def retire(self) -> None:
+        """Close the leased connection when the command is over instead of giving it back
+        (unless something session-bound is on it)."""
+        self._retire = True
+
+    async def leave(self) -> None:
+        """The session no longer needs its connection (another database, COM_CHANGE_USER):
+        back to the pool when nothing is on it, else closed (and with it what was)."""
+        self.release()
+        affine, self.affine = self.affine, None  # for another login: not to be taken back
+        if affine is not None and self.pool is not None:
+            self.pool.disown(affine, self)
+        conn, self.conn = self.conn, None
+        self.binds.clear()
+        if conn is None:
+            return
+        self.statements.forget_connection(conn)
+        if self.pool is not None:
+            self.pool.discard(conn)
+        else:
+            await conn.quit()
 
     async def close(self) -> None:
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            await conn.quit()
+        """The session ends: its prepared statements are closed wherever they are."""
+        self.statements.clear(self.send_close)
+        await self.leave()
+        self.closed = True
+        self._captured()
 
 
 def lost_error(reasons: list[str], cause: object = None) -> SqlError:
@@ -275,6 +517,34 @@ def _state_error(exc: BackendQueryError) -> SqlError:
 # Marks the proxy's own statements on a session's backend connection (the shard's general log
 # and processlist show who sent what).
 OWN_STATEMENT = "/* shardgate */ "
+
+
+# What a session's next statement may ask about its last one (a statement without tables keeps
+# the diagnostics area: SHOW WARNINGS after it still shows the last statement's).
+_SAVE_DIAGNOSTICS = (
+    OWN_STATEMENT + "SELECT LAST_INSERT_ID(), FOUND_ROWS(), ROW_COUNT(), @@session.warning_count,"
+    " @@session.error_count"
+)
+# An expression worth 0 that reads a (derived) table: its statement clears the diagnostics area.
+_NEW_DIAGNOSTICS = "(SELECT 0 FROM (SELECT 1) AS shardgate_x)"
+
+
+# A re-prepared statement's answer (its parameter and column definitions) is read whole.
+_REPREPARE_LIMIT = 16 * 1024 * 1024
+
+
+def _flush_closes(conn: BackendConnection) -> None:
+    """Close statements of sessions gone from ``conn`` (COM_STMT_CLOSE has no answer)."""
+    closes, conn.pending_closes = conn.pending_closes, []
+    for statement_id in closes:
+        conn.send(b"\x19" + statement_id.to_bytes(4, "little"))
+
+
+def _literal_text(literal: str) -> str:
+    """The text of a simple quoted literal from ``sql_literal`` (lexing variables' values)."""
+    if literal.startswith("'") and literal.endswith("'"):
+        return literal[1:-1].replace("''", "'")
+    return literal
 
 
 def _select_variables(names: tuple[str, ...]) -> str:

@@ -117,8 +117,9 @@ EVENTS_COLUMNS = (
 )
 
 
-def notes_rows(notes: Iterable[tuple[int, str]]) -> list[Row]:
-    return [["Note", str(code), message] for code, message in notes]
+def notes_rows(notes: Iterable[tuple[str, int, str]]) -> list[Row]:
+    """SHOW WARNINGS of (level, code, message) notes."""
+    return [[level, str(code), message] for level, code, message in notes]
 
 
 @dataclass(frozen=True, slots=True)

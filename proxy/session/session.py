@@ -26,8 +26,8 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass, replace
 
 from auth.accounts import Actor
 from auth.catalog import CatalogSnapshot
@@ -47,6 +47,7 @@ from proxy.backend.connection import (
     quote_string,
 )
 from proxy.backend.mirror import SHARD_REFUSALS
+from proxy.backend.pool import ShardPool
 from proxy.ops.digest import DIGEST_COLUMNS, digest_table
 from proxy.plan.authorize import Caller
 from proxy.plan.plan import (
@@ -95,6 +96,7 @@ from proxy.session.link import (
     OWN_STATEMENT,
     BackendLink,
     BackendUnavailable,
+    Carried,
     SessionLost,
     lost_error,
 )
@@ -123,6 +125,7 @@ from proxy.session.login import (
     handshake,
 )
 from proxy.session.sharded import Replies, ShardedExecutor
+from proxy.session.statements import execute_types, opens_cursor, with_id, with_types
 from proxy.sql.analyze import NeedsParse, Statement, analyze_with_digest, cached_shape
 from proxy.sql.charsets import UTF8MB4_GENERAL_CI
 from proxy.sql.lexer import LexMode, ServerFlavor, server_name, utf8_offsets
@@ -132,6 +135,8 @@ from proxy.wire.packets import (
     ServerStatus,
     build_err,
     build_ok,
+    parse_err,
+    parse_stmt_prepare_ok,
     session_track_schema,
 )
 from proxy.wire.stream import (
@@ -166,6 +171,8 @@ _STATEMENT_COMMANDS = frozenset(
 INLINE_ANALYSIS_LIMIT = 16 * 1024
 # A response held back until the session state it leaves is checked (a SET from an expression).
 HOLD_LIMIT = 1024 * 1024
+# A COM_STMT_PREPARE answer read whole (parameter and column definitions).
+PREPARE_LIMIT = 16 * 1024 * 1024
 # Plans the fast path remembers per grant view (by statement shape).
 _MEMO_SIZE = 1024
 # The server is draining (proxy/server.py): sent as the answer to the client's next command.
@@ -229,11 +236,11 @@ class Session:
                 self._write,
                 self._write_resultset,
                 self._status,
-                self._connect,
+                self._lease,
             ),
         )
         self.prepared: dict[int, Prepared] = {}
-        self.notes: list[tuple[int, str]] = []
+        self.notes: list[tuple[str, int, str]] = []  # (level, code, message)
         self.activity = Activity(since=time.monotonic())
         self.killed = False
         self.started = time.time()
@@ -384,6 +391,9 @@ class Session:
                     "account dropped",
                 )
             self.account = current
+            # The backend connection the session gave back after its last command, if nobody
+            # took it meanwhile; else what its next statement may ask about its last.
+            carried = await self.link.settle()
             if snapshot is not self._checked_snapshot:
                 conn = self.link.live()
                 if conn is not None:
@@ -391,26 +401,39 @@ class Session:
                     # the database: the connection follows the new grants first.
                     await self.ctx.follow_grants(conn, current, self.current_db)
             self._checked_snapshot = snapshot
-            command = await self._read_command(payload)
+            command = await self._read_command(payload, carried)
             if command is not None:
-                await self._execute(plan(command, self._view(), snapshot), command, payload)
+                await self._execute(plan(command, self._view(carried), snapshot), command, payload)
+            self.link.release()
             await client.drain()
 
-    def _view(self) -> SessionView:
+    def _view(self, carried: Carried | None = None) -> SessionView:
         assert self.account is not None
+        identity = self.identity
+        if carried is not None and identity is not None:
+            identity = replace(
+                identity,
+                found_rows=carried.found_rows,
+                row_count=carried.row_count,
+                warning_count=carried.warning_count,
+                error_count=carried.error_count,
+            )
         return SessionView(
             self.account,
             self.client_ip,
             self.current_db,
             has_notes=bool(self.notes),
-            bound=self.link.bound(len(self.prepared)),
-            identity=self.identity,
+            # (prepared statements name the current database's tables: they hold it too)
+            bound=self.link.bound() or bool(self.prepared),
+            identity=identity,
             lex_mode=self.link.state.lex_mode,
             flavor=self.link.state.flavor,
         )
 
-    async def _read_command(self, payload: bytes) -> Command | None:
-        """The packet as a Command (None: an error was already sent)."""
+    async def _read_command(self, payload: bytes, carried: Carried | None) -> Command | None:
+        """The packet as a Command (None: an error was already sent). ``carried``: the last
+        statement's warnings, when its connection went to another session (SHOW WARNINGS
+        shows them)."""
         code = payload[0]
         if code in (_COM_QUERY, _COM_STMT_PREPARE):
             sql = _decode(payload[1:]) if len(payload) <= INLINE_ANALYSIS_LIMIT else None
@@ -423,6 +446,8 @@ class Session:
             self.activity.info = sql
             # Notes of the proxy's own statements (3162 / 3163) last until the next query.
             notes, self.notes = self.notes, []
+            if carried is not None and carried.warnings:
+                notes = list(carried.warnings)
             if prepare:
                 self.ctx.metrics.statement("prepare")
                 return Prepare(tuple(statements), digest)
@@ -475,11 +500,12 @@ class Session:
         elif isinstance(decided, Deny):
             self._reply_error(decided.error)
         elif isinstance(decided, Forward):
-            conn = self.link.live()
-            if conn is not None:
-                conn.send(payload)
             if decided.closes is not None:
                 self.prepared.pop(decided.closes, None)
+                self.link.statements.close(decided.closes, self.link.send_close)
+            else:
+                assert isinstance(command, StatementCommand)
+                await self._send_long_data(command, payload)
         elif isinstance(decided, UseDatabase):
             await self._use(decided.name)
         elif isinstance(decided, ShowDatabases):
@@ -506,7 +532,7 @@ class Session:
             await self._account_statement(decided.text)
         elif isinstance(decided, Ok):
             if decided.notes:  # (a COM_PING leaves the notes there are)
-                self.notes = list(decided.notes)
+                self.notes = [("Note", code, text) for code, text in decided.notes]
             self._reply_ok(warnings=len(decided.notes))
         elif isinstance(decided, Reauthenticate):
             await self._change_user(payload)
@@ -519,18 +545,18 @@ class Session:
         """The session's live backend connection (None: an error was sent). Raises
         SessionLost when the old one died with session state on it."""
         try:
-            return await self.link.connection(self._connect, len(self.prepared))
+            return await self.link.connection(self._lease)
         except BackendUnavailable as exc:
             log.warning("connection %d: %s", self.connection_id, exc)
             self._reply_error(exc.error)
             return None
 
-    async def _connect(self, database: str | None = None) -> BackendConnection:
-        """A new backend connection of the session's account, in ``database`` (by default the
-        current one)."""
+    def _lease(self, link: BackendLink) -> Awaitable[tuple[BackendConnection, bool, ShardPool]]:
+        """A backend connection of the session's account in its current database, from the
+        shard's pool."""
         assert self.account is not None
-        return await self.ctx.backend_connection(
-            self.account, database or self.current_db, self.capabilities, self.charset
+        return self.ctx.backend_lease(
+            link, self.account, self.current_db, self.capabilities, self.charset
         )
 
     async def _relay(self, relay: Relay, command: Command, payload: bytes) -> None:
@@ -549,6 +575,21 @@ class Session:
             # What the shard would answer (and then close the connection), at the sequence
             # number the client expects, without sending it tens of megabytes first.
             raise FatalError(packet_too_large(), "command over the shard's max_allowed_packet")
+        if isinstance(command, StatementCommand):
+            try:
+                on_conn = await self._statement_on(conn, command, payload)
+            except BackendError as exc:
+                self._backend_lost(conn, exc)
+                return
+            if on_conn is None:
+                return
+            payload = on_conn
+        elif isinstance(command, Prepare) and self.link.statements.by_id:
+            assert effects.prepares is not None
+            if relay.rewrite:
+                payload = apply_splices(payload, relay.rewrite, base=1)
+            await self._prepare_renumbered(conn, command, effects.prepares, payload)
+            return
         killed_self = False
         if relay.kills:
             payload, killed_self = await self._packet_kills(payload, relay)
@@ -588,7 +629,15 @@ class Session:
             registered = scanner is not None and scanner.statement_id is not None
             if effects.prepares is not None and registered and scanner and not scanner.error:
                 assert isinstance(command, Prepare) and scanner.statement_id is not None
-                self.prepared[scanner.statement_id] = Prepared(effects.prepares, command.digest)
+                # The session's first statement: the client's id is the shard's.
+                self._register(
+                    scanner.statement_id,
+                    scanner.statement_id,
+                    scanner.prepared_params,
+                    Prepared(effects.prepares, command.digest),
+                    payload,
+                    conn,
+                )
             if effects.resets and scanner is not None and not scanner.error:
                 self.prepared.clear()
                 self.link.reset()
@@ -596,6 +645,102 @@ class Session:
                 self.link.state.known = True
         except BackendError as exc:
             self._backend_lost(conn, exc, replied=True)
+
+    # -- server-side prepared statements (proxy/session/statements.py) ---------------------------
+
+    def _register(
+        self,
+        client_id: int,
+        backend_id: int,
+        params: int,
+        prepared: Prepared,
+        payload: bytes,
+        conn: BackendConnection,
+    ) -> None:
+        self.prepared[client_id] = prepared
+        self.link.statements.add(client_id, payload[1:], params, conn, backend_id)
+
+    async def _prepare_renumbered(
+        self, conn: BackendConnection, command: Prepare, statement: Statement, payload: bytes
+    ) -> None:
+        """COM_STMT_PREPARE when the session has statements already (maybe from other
+        connections, whose ids this connection may also hand out): the answer is read whole
+        and the client gets an id of the session's own."""
+        conn.send(payload)
+        try:
+            payloads = await conn.collect(ResponseKind.PREPARE, PREPARE_LIMIT)
+        except BackendError as exc:
+            self._backend_lost(conn, exc)
+            return
+        first = payloads[0]
+        if first[:1] == b"\x00":
+            ok = parse_stmt_prepare_ok(first)
+            client_id = self.link.statements.client_id_for(ok.statement_id)
+            payloads[0] = first[:1] + client_id.to_bytes(4, "little") + first[5:]
+            prepared = Prepared(statement, command.digest)
+            self._register(client_id, ok.statement_id, ok.num_params, prepared, payload, conn)
+        self._next_seq = self.client.write_many(self._next_seq, payloads)
+
+    async def _statement_on(
+        self, conn: BackendConnection, command: StatementCommand, payload: bytes
+    ) -> bytes | None:
+        """The command for the statement as prepared on ``conn``: prepared there first if it
+        is not (None: the shard refused, and its error was the answer), with the shard's id
+        and, for an execution that relies on the last one's parameter types, those types."""
+        wire = self.link.statements.by_id.get(command.statement_id)
+        if wire is None:
+            return payload
+        if wire.failed is not None and command.code == COM_STMT_EXECUTE:
+            error, wire.failed = wire.failed, None
+            self._reply_error(error)
+            return None
+        backend_id = wire.on.get(conn)
+        if backend_id is None:
+            refused = await self.link.reprepare(conn, wire)
+            if refused is not None:
+                self._write(refused)
+                return None
+            backend_id = wire.on[conn]
+        if command.code == COM_STMT_EXECUTE:
+            flag_at, types = execute_types(payload, wire.params)
+            if types is not None:
+                wire.types = types
+                wire.typed.add(conn)
+            elif flag_at >= 0 and wire.types is not None and conn not in wire.typed:
+                payload = with_types(payload, flag_at, wire.types)
+                wire.typed.add(conn)
+            wire.cursor = opens_cursor(payload)
+            wire.long_data = False
+        elif command.code == COM_STMT_RESET:
+            wire.cursor = wire.long_data = False
+            wire.failed = None
+        return with_id(payload, backend_id)
+
+    async def _send_long_data(self, command: StatementCommand, payload: bytes) -> None:
+        """COM_STMT_SEND_LONG_DATA (no answer): to a connection the statement is prepared on,
+        which the session then keeps until the statement is executed or reset."""
+        wire = self.link.statements.by_id.get(command.statement_id)
+        if wire is None:
+            return
+        try:
+            conn = await self.link.connection(self._lease)
+            backend_id = wire.on.get(conn)
+            if backend_id is None:
+                refused = await self.link.reprepare(conn, wire)
+                if refused is not None:
+                    err = parse_err(refused, conn.capabilities)
+                    wire.failed = SqlError(err.errno, err.sqlstate, err.message)
+                    return
+                backend_id = wire.on[conn]
+        except BackendUnavailable as exc:
+            wire.failed = exc.error
+            return
+        except BackendError as exc:
+            wire.failed = lost_error([], exc)
+            self.link.drop()
+            return
+        wire.long_data = True
+        conn.send(with_id(payload, backend_id))
 
     async def _relay_held(self, conn: BackendConnection, relay: Relay) -> None:
         """Relay a response only once the session state it leaves is known to be one the
@@ -616,11 +761,10 @@ class Session:
     ) -> None:
         """One way to handle a backend connection lost under a command: 2013 to the client,
         and the session ends if anything was on the connection or the answer was cut."""
-        reasons = self.link.bound_reasons(len(self.prepared))
+        reasons = self.link.bound_reasons()
         self.ctx.metrics.backend_error(conn.target.shard)
         log.warning("connection %d: %s", self.connection_id, exc)
         self.link.drop()
-        self.prepared.clear()
         if reasons or replied or conn.relayed_any:
             raise SessionLost(lost_error(reasons, exc))
         self._reply_error(lost_error([], exc))
@@ -633,7 +777,10 @@ class Session:
         self.ctx.digest.record(self.current_db, digest, seconds, scanner.rows)
         self.ctx.metrics.shard(conn.target.shard).latency.observe(seconds)
         if scanner.error and scanner.errno in SHARD_REFUSALS:
-            self.ctx.shard_refused(scanner.errno, self.current_db, digest)
+            self.ctx.shard_refused(scanner.errno, self.current_db, digest, conn.target)
+            # Its grants may be stale: not handed on (a new one is made after the mirror is
+            # verified again), unless something session-bound is on it.
+            self.link.retire()
 
     # -- the fast path --------------------------------------------------------------------------
 
@@ -645,24 +792,32 @@ class Session:
         view -- is a relay with no effect on the session, on a live backend connection. Anything
         else returns False and the command loop handles the packet with the same decision.
         """
-        conn = self.link.conn
-        if (
-            conn is None
-            or conn.broken
-            or packet[3] != 0
-            or self.notes
-            or self.killed
-            or self.ctx.draining
-        ):
+        if packet[3] != 0 or self.notes or self.killed or self.ctx.draining:
+            return False
+        conn = self.link.reclaim()
+        if conn is None or conn.broken:
             return False
         snapshot = self.ctx.snapshot()
         if snapshot is not self._checked_snapshot:
             return False  # the command loop checks the account against the new snapshot
         code = packet[4]
         if code == COM_STMT_EXECUTE:
-            prepared = self.prepared.get(int.from_bytes(packet[5:9], "little"))
-            if prepared is None:
+            statement_id = int.from_bytes(packet[5:9], "little")
+            prepared = self.prepared.get(statement_id)
+            wire = self.link.statements.by_id.get(statement_id)
+            if prepared is None or wire is None or wire.cursor or wire.long_data or wire.failed:
                 return False
+            backend_id = wire.on.get(conn)
+            if backend_id is None or opens_cursor(packet, 4):
+                return False  # prepared again, or a cursor opened: the command loop's
+            flag_at, types = execute_types(packet, wire.params, 4)
+            if types is not None:
+                wire.types = types
+                wire.typed.add(conn)
+            elif flag_at >= 0 and conn not in wire.typed and wire.types is not None:
+                return False  # the types are inserted by the command loop
+            if backend_id != statement_id:
+                packet = packet[:5] + backend_id.to_bytes(4, "little") + packet[9:]
             statement = prepared.statement
             digest = prepared.digest
             label = "execute"
@@ -724,12 +879,11 @@ class Session:
         conn = self.link.conn
         if error is not None:
             assert conn is not None
-            reasons = self.link.bound_reasons(len(self.prepared))
+            reasons = self.link.bound_reasons()
             self.ctx.metrics.backend_error(conn.target.shard)
             log.warning("connection %d: %s", self.connection_id, error)
             cut = conn.relayed_any
             self.link.drop()
-            self.prepared.clear()
             self._next_seq = 1
             if not cut:
                 self._reply_error(lost_error(reasons, error))
@@ -737,6 +891,7 @@ class Session:
                 self.kill()  # the command loop sees the connection end and cleans up
         elif conn is not None:
             self._record(conn, self._digest, self._started, scanner)
+            self.link.release()
         if self.ctx.draining and (self.cut or not self._holds_anything()) and not self.killed:
             self.shut_down()  # the command loop sees the connection end and cleans up
         self.client.release()
@@ -752,7 +907,7 @@ class Session:
         answer left it (transaction, autocommit, ...), never flags that describe that answer
         (session-state data, cursors, more results, slow query, ...)."""
         conn = self.link.conn
-        return conn.status & _SESSION_STATUS if conn is not None else _STATUS_AUTOCOMMIT
+        return (conn.status if conn is not None else self.link.last_status) & _SESSION_STATUS
 
     def _reply_ok(self, warnings: int = 0, session_state: bytes = b"") -> None:
         self._write(
@@ -777,9 +932,7 @@ class Session:
         """Switch database: each database has its own backend login, so a new connection."""
         if name != self.current_db:
             await self.sharded.close()
-            await self.link.close()
-            self.link.binds.clear()
-            self.prepared.clear()
+            await self.link.leave()
             self.current_db = name
         # With CLIENT_SESSION_TRACK, MariaDB reports the new current database in the OK.
         self._reply_ok(session_state=session_track_schema(name))
@@ -933,7 +1086,7 @@ class Session:
     def _holds_anything(self) -> bool:
         """Whether the backend connection has anything of the session's on it (a
         transaction, locks, temporary tables, variables, prepared statements)."""
-        return self.link.bound(len(self.prepared))
+        return self.link.bound()
 
     def _waiting(self) -> bool:
         """Logged in and waiting for the client's next command (nothing of its own running)."""
@@ -991,7 +1144,7 @@ class Session:
         if isinstance(reply, ResultReply):
             self._write_resultset([reply.column], [[row] for row in reply.rows])
             return
-        self.notes = list(reply.notes)
+        self.notes = [("Note", code, text) for code, text in reply.notes]
         self._reply_ok(warnings=len(self.notes))
 
     async def _table_exists(self, database: str, table: str) -> bool:
@@ -1004,7 +1157,10 @@ class Session:
         if found.sharded:
             return snapshot.table(database, table) is not None  # its logical tables
         try:
-            conn = await self._connect(database)
+            assert self.account is not None
+            conn = await self.ctx.mirrors.connect(
+                self.ctx.snapshot(), self.account, database, True, self.capabilities, self.charset
+            )
         except BackendError as exc:
             raise sql_error(ErrorCode.SERVER_GONE, f"Backend unavailable: {exc}") from None
         try:
@@ -1022,7 +1178,7 @@ class Session:
         """COM_CHANGE_USER: a new session on this connection, through the login path again
         (login.py: audit, metrics, lockout, throttle); a failure closes the connection."""
         await self.sharded.close()
-        await self.link.close()
+        await self.link.leave()
         self.link.reset()
         self.prepared.clear()
         self.notes = []

@@ -39,7 +39,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import count
 from typing import TYPE_CHECKING, Any, Protocol
@@ -91,7 +91,7 @@ from proxy.wire.stream import ConnectionLost, ResponseKind
 if TYPE_CHECKING:
     from auth.model import Account
     from proxy.session.host import SessionHost
-    from proxy.session.link import BackendLink
+    from proxy.session.link import BackendLink, Lease
     from proxy.wire.stream import ClientConnection
 
 
@@ -130,7 +130,7 @@ class Replies:
     write: Callable[[bytes], None]
     result_set: Callable[[list[str], list[list[str | None]], frozenset[str]], None]
     status: Callable[[], int]
-    connect: Callable[[], Awaitable[BackendConnection]]
+    lease: Lease  # the session's connection to physical database 0, from the pool
 
 
 log = logging.getLogger("shardgate.sharded")
@@ -170,11 +170,9 @@ class SessionPartitions:
     """A :class:`PartitionSource` holding one connection per physical database for the
     session's lifetime (physical database 0: the session's link connection)."""
 
-    def __init__(
-        self, session: Session, connect: Callable[[], Awaitable[BackendConnection]]
-    ) -> None:
+    def __init__(self, session: Session, lease: Lease) -> None:
         self._session = session
-        self._connect = connect
+        self._lease = lease
         self._held: dict[int, BackendConnection] = {}
         self._applied: dict[int, list[str]] = {}  # the session state each connection got
         self._snapshot: object = None
@@ -192,7 +190,7 @@ class SessionPartitions:
             if physical.index in conns:
                 continue
             if physical.index == 0:
-                conn0 = await session.link.connection(self._connect, len(session.prepared))
+                conn0 = await session.link.connection(self._lease)
                 conns[0] = conn0
                 continue
             conn = self._held.get(physical.index)
@@ -269,7 +267,7 @@ class ShardedExecutor:
     ) -> None:
         self.session = session
         self.replies = replies
-        self.source: PartitionSource = source or SessionPartitions(session, replies.connect)
+        self.source: PartitionSource = source or SessionPartitions(session, replies.lease)
         self._sent = False  # a scatter read has written to the client
 
     async def close(self) -> None:
@@ -423,10 +421,14 @@ class ShardedExecutor:
     # -- connections ------------------------------------------------------------------------
 
     def _in_transaction(self) -> bool:
-        conn = self.session.link.conn
-        if conn is None:
-            return False
-        return bool(conn.status & _IN_TRANSACTION) or not conn.status & _AUTOCOMMIT
+        """A transaction open on the session's own connection, or autocommit off (then every
+        statement opens one): the session's connection is kept while it is, else the status
+        its last statement left tells."""
+        link = self.session.link
+        status = link.conn.status if link.conn is not None else link.last_status
+        if link.state.variables.get("autocommit", "1") in ("0", "'OFF'", "'0'"):
+            return True
+        return bool(status & _IN_TRANSACTION) or not status & _AUTOCOMMIT
 
     async def _acquire(
         self, layout: Layout, targets: Sequence[Target]
@@ -446,7 +448,7 @@ class ShardedExecutor:
             conns[index].broken = True
         self.source.release(conns, broken)
         if 0 in broken:
-            reasons = session.link.bound_reasons(len(session.prepared))
+            reasons = session.link.bound_reasons()
             session.link.drop()
             session.prepared.clear()
             if reasons or replied:

@@ -261,6 +261,12 @@ class Identity(enum.Enum):
     DATADIR = "datadir"
     PORT = "port"
     SOCKET = "socket"
+    # About the session's last statement: answered by the proxy only when that statement ran
+    # on a backend connection another session has since taken (proxy.session.link.Carried).
+    FOUND_ROWS = "found_rows"  # FOUND_ROWS()
+    ROW_COUNT = "row_count"  # ROW_COUNT()
+    WARNING_COUNT = "warning_count"  # @@[session.]warning_count
+    ERROR_COUNT = "error_count"  # @@[session.]error_count
 
 
 @dataclass(frozen=True, slots=True)
@@ -2635,16 +2641,28 @@ _IDENTITY_FUNCTIONS: Final = {
     "SESSION_USER": Identity.USER,
     "SYSTEM_USER": Identity.USER,
     "CONNECTION_ID": Identity.CONNECTION_ID,
+    "FOUND_ROWS": Identity.FOUND_ROWS,
+    "ROW_COUNT": Identity.ROW_COUNT,
 }
 _IDENTITY_VARIABLES: Final = {
-    f"@@{scope}{name}": identity
-    for name, identity in (
-        ("hostname", Identity.HOSTNAME),
-        ("datadir", Identity.DATADIR),
-        ("port", Identity.PORT),
-        ("socket", Identity.SOCKET),
-    )
-    for scope in ("", "global.")
+    **{
+        f"@@{scope}{name}": identity
+        for name, identity in (
+            ("hostname", Identity.HOSTNAME),
+            ("datadir", Identity.DATADIR),
+            ("port", Identity.PORT),
+            ("socket", Identity.SOCKET),
+        )
+        for scope in ("", "global.")
+    },
+    **{
+        f"@@{scope}{name}": identity
+        for name, identity in (
+            ("warning_count", Identity.WARNING_COUNT),
+            ("error_count", Identity.ERROR_COUNT),
+        )
+        for scope in ("", "session.", "local.")
+    },
 }
 _SELECT_MODIFIERS: Final = frozenset(
     """

@@ -72,7 +72,8 @@ class ProxyEnv:
         """The shard and thread id of the backend connection the proxy session of ``conn`` is
         on (``CONNECTION_ID()`` is the proxy's id, not the shard's)."""
         session = self.server.ctx.sessions[conn.thread_id()]
-        backend = session.backend
+        # Leased, or given back to the pool after the last command and still the session's.
+        backend = session.link.conn or session.link.affine
         assert backend is not None, "the session has no backend connection"
         return backend.target.shard, backend.thread_id
 

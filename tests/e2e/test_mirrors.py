@@ -252,15 +252,33 @@ def test_shard_refusal_is_relayed_and_counted(proxy: ProxyEnv, admin: Any, shard
 def test_mirror_dropped_behind_the_proxys_back_is_made_again(
     proxy: ProxyEnv, admin: Any, shard: Any
 ) -> None:
-    """The shard refuses the login of a mirror this process had verified (dropped by a DBA,
-    or by another node for a change this one has not seen yet): the verification is
-    forgotten, the mirror synced again, and the session served."""
+    """A mirror this process had verified is dropped behind its back (by a DBA, or by another
+    node for a change this one has not seen yet). A new backend connection's login is refused:
+    the verification is forgotten, the mirror synced again, and the session served. A pooled
+    connection still logged in as the old mirror gets the shard's refusal for one statement:
+    the connection is closed, the verification forgotten, and the next statement is served
+    through the mirror made again."""
     sql(admin, "DROP USER IF EXISTS mirseven")
     sql(admin, f"GRANT SELECT ON easydb.mir_a TO mirseven IDENTIFIED BY '{PASSWORD}'")
     mirror = mirror_of(proxy, "mirseven")
     try:
         with proxy.connect(user="mirseven", password=PASSWORD) as conn:
             assert sql(conn, "SELECT v FROM mir_a WHERE id = 1") == [(10,)]
+        sql(shard, f"DROP USER '{mirror}'@'%'")
+        with proxy.connect(user="mirseven", password=PASSWORD) as conn:
+            try:
+                first = sql(conn, "SELECT v FROM mir_a WHERE id = 1")
+            except pymysql.err.OperationalError as exc:
+                assert exc.args[0] == 1142  # the pooled connection of the dropped mirror
+                first = sql(conn, "SELECT v FROM mir_a WHERE id = 1")
+            assert first == [(10,)]
+        assert exists(shard, mirror)
+
+        # A new login gets a new backend connection: refused, synced, served.
+        async def close_pools() -> None:
+            proxy.server.ctx.pools.close()
+
+        on_loop(proxy, close_pools())
         sql(shard, f"DROP USER '{mirror}'@'%'")
         with proxy.connect(user="mirseven", password=PASSWORD) as conn:
             assert sql(conn, "SELECT v FROM mir_a WHERE id = 1") == [(10,)]

@@ -248,7 +248,9 @@ def test_prepared_set(world: ProxyEnv) -> None:
         conn.close()
 
 
-def test_an_open_prepared_statement_is_not_lost_silently(world: ProxyEnv) -> None:
+def test_a_prepared_statement_in_a_transaction_is_not_lost_silently(world: ProxyEnv) -> None:
+    """mysql-connector starts with autocommit off: the statement's SELECT opened a
+    transaction, which a lost backend connection takes with it (2013)."""
     conn = world.connector(user="stuser", password=PASSWORD)
     try:
         cur = conn.cursor(prepared=True)
@@ -259,7 +261,21 @@ def test_an_open_prepared_statement_is_not_lost_silently(world: ProxyEnv) -> Non
             cur.execute("SELECT id FROM stpub WHERE id = ?", (1,))
             cur.fetchall()
         assert info.value.errno == 2013
-        assert "prepared statements" in str(info.value.msg)
+        assert "an open transaction" in str(info.value.msg)
+    finally:
+        conn.close()
+
+
+def test_a_prepared_statement_survives_a_lost_backend_connection(world: ProxyEnv) -> None:
+    """Outside a transaction, the statement is prepared again on the new connection."""
+    conn = world.connector(user="stuser", password=PASSWORD, autocommit=True)
+    try:
+        cur = conn.cursor(prepared=True)
+        cur.execute("SELECT id FROM stpub WHERE id = ?", (1,))
+        assert cur.fetchall() == [(1,)]
+        _kill_backends(world)
+        cur.execute("SELECT id FROM stpub WHERE id = ?", (1,))
+        assert cur.fetchall() == [(1,)]
     finally:
         conn.close()
 

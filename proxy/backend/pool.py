@@ -1,0 +1,421 @@
+"""Backend connection pools: many client sessions over few shard connections.
+
+One :class:`ShardPool` per shard holds every backend connection this process has open to it,
+grouped by :class:`PoolKey` -- the backend account (a mirrored account is one account's on one
+physical database, so only that account's sessions in that database share its connections),
+the database selected, and the capabilities and character set negotiated at login. Two limits
+apply: ``pool_size`` connections per key, and ``max_connections`` per shard (split between the
+worker processes), so that no tenant can use up the shard's own ``max_connections``.
+
+A session leases a connection for a command and gives it back when nothing session-bound is on
+it (``proxy.session.link`` decides). A connection given back stays tagged with its last owner
+(*affinity*): the owner takes it back synchronously if nobody took it meanwhile, which is the
+common case and costs nothing. When another session of the same key needs it, the grant goes in
+this order, decided synchronously so that no two grants race:
+
+1. the owner's own connection, idle (``reclaim``);
+2. a new connection, while the key is under ``pool_size`` and the shard under its maximum;
+3. an idle connection of the same key, least recently used: its last owner first saves what
+   its next statement could still ask about (``Owner.surrender``: LAST_INSERT_ID(),
+   FOUND_ROWS(), warnings...), then the new owner applies its session state;
+4. with the shard at its maximum, an idle connection of another key is closed to make room;
+5. otherwise the session waits, in FIFO order, at most ``wait_timeout`` seconds, and then gets
+   MySQL's 1040 naming the shard and the limit -- the session goes on; other tenants do not see
+   the shard's own 1040.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from auth.errors import ErrorCode, SqlError, sql_error
+from proxy.backend.connection import BackendConnection, BackendError
+
+log = logging.getLogger("shardgate.pool")
+
+
+@dataclass(frozen=True, slots=True)
+class PoolKey:
+    """Which connections are interchangeable: same shard, account, database and login."""
+
+    shard: str
+    host: str
+    port: int
+    user: str
+    database: str | None
+    capabilities: int
+    charset: int
+
+
+@dataclass(frozen=True, slots=True)
+class PoolLimits:
+    """A shard's pool settings (``[[shards]]`` ``pool_size``, ``max_connections``,
+    ``pool_wait_timeout``, ``idle_lifetime``), ``max_connections`` already this process's
+    share."""
+
+    pool_size: int = 16
+    max_connections: int = 100
+    wait_timeout: float = 5.0
+    idle_lifetime: float = 300.0
+
+
+class Owner(Protocol):
+    """A session's side of a connection it gave back (``proxy.session.link.BackendLink``)."""
+
+    def taken(self) -> None:
+        """Another session was granted the connection: ``surrender`` follows (or ``kept``)."""
+        ...
+
+    def kept(self, conn: BackendConnection) -> None:
+        """The grant was abandoned before ``surrender``: ``conn`` is idle and the owner's."""
+        ...
+
+    async def surrender(self, conn: BackendConnection) -> None:
+        """Another session takes ``conn``: save what the owner's next statement may ask
+        about, by queries on ``conn``. Raises BackendError if the connection fails."""
+        ...
+
+
+class PoolExhausted(Exception):
+    """No backend connection became available in time: MySQL's 1040, with the limit."""
+
+    def __init__(self, error: SqlError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+Connect = Callable[[], Awaitable[BackendConnection]]
+
+
+@dataclass(slots=True)
+class _Grant:
+    conn: BackendConnection | None  # an idle connection taken; None: a slot to connect in
+    previous: Owner | None  # the taken (or evicted) connection's last owner: surrenders first
+    victim: BackendConnection | None = None  # an idle connection to close before connecting
+
+
+@dataclass(slots=True)
+class _Waiter:
+    key: PoolKey
+    owner: Owner
+    future: asyncio.Future[_Grant]
+
+
+class ShardPool:
+    """Every backend connection of one shard in this process (see the module docstring)."""
+
+    def __init__(self, shard: str, limits: PoolLimits) -> None:
+        self.shard = shard
+        self.limits = limits
+        self.total = 0  # open connections plus connections being opened
+        self._per_key: dict[PoolKey, int] = {}
+        self._key_of: dict[BackendConnection, PoolKey] = {}
+        # Idle connections: per key, and across keys (oldest first), with their last owner.
+        self._idle: dict[PoolKey, OrderedDict[BackendConnection, None]] = {}
+        self._idle_all: OrderedDict[BackendConnection, PoolKey] = OrderedDict()
+        self._owner: dict[BackendConnection, Owner] = {}
+        self._idle_since: dict[BackendConnection, float] = {}
+        self._waiters: deque[_Waiter] = deque()
+        # Counters for the metrics.
+        self.waits = 0
+        self.timeouts = 0
+        self.evictions = 0
+        self.handoffs = 0  # idle connections granted to a session other than their last
+
+    # -- figures ----------------------------------------------------------------------------
+
+    def figures(self) -> dict[str, int]:
+        return {"open": self.total, "idle": len(self._idle_all), "waiting": len(self._waiters)}
+
+    def events(self) -> dict[str, int]:
+        return {
+            "wait": self.waits,
+            "timeout": self.timeouts,
+            "handoff": self.handoffs,
+            "eviction": self.evictions,
+        }
+
+    # -- leasing ----------------------------------------------------------------------------
+
+    def reclaim(self, conn: BackendConnection, owner: Owner) -> bool:
+        """Take back ``conn``, which ``owner`` gave back, if it is still idle and alive."""
+        if self._owner.get(conn) is not owner or conn not in self._idle_all:
+            return False
+        self._unidle(conn)
+        if conn.broken:
+            self._forget(conn)
+            self._dispatch()
+            return False
+        return True
+
+    async def acquire(
+        self, key: PoolKey, owner: Owner, connect: Connect
+    ) -> tuple[BackendConnection, bool]:
+        """A connection of ``key`` for ``owner`` and whether it is new (``connect`` made it).
+        Raises PoolExhausted after ``wait_timeout``, BackendError if connecting fails."""
+        while True:
+            grant = self._grant(key, owner)
+            if grant is None:
+                grant = await self._wait(key, owner)
+            if grant.conn is None:
+                try:
+                    if grant.victim is not None:
+                        await self._evict(grant.victim, grant.previous)
+                    conn = await connect()
+                except BaseException:
+                    self._release_slot(key)
+                    raise
+                self._key_of[conn] = key
+                return conn, True
+            conn = grant.conn
+            if grant.previous is None or grant.previous is owner:
+                return conn, False
+            try:
+                await grant.previous.surrender(conn)
+            except BackendError:
+                conn.broken = True
+            except BaseException:
+                self.discard(conn)
+                raise
+            if not conn.broken:
+                return conn, False
+            self.discard(conn)
+
+    async def _evict(self, victim: BackendConnection, previous: Owner | None) -> None:
+        """Close an idle connection of another key (its slot is already this grant's), its
+        last owner having saved what it needs from it first."""
+        try:
+            if previous is not None:
+                await previous.surrender(victim)
+        except BackendError:
+            pass
+        finally:
+            await victim.retired()
+
+    def release(self, conn: BackendConnection, owner: Owner) -> None:
+        """``owner`` gives ``conn`` back; nothing session-bound is on it."""
+        key = self._key_of.get(conn)
+        if key is None:  # not this pool's (a reload moved the shard): just close it
+            conn.retire()
+            return
+        if conn.broken:
+            self.discard(conn)
+            return
+        self._owner[conn] = owner
+        self._idle_since[conn] = time.monotonic()
+        self._idle.setdefault(key, OrderedDict())[conn] = None
+        self._idle_all[conn] = key
+        self._dispatch()
+
+    def is_idle(self, conn: BackendConnection) -> bool:
+        return conn in self._idle_all
+
+    def disown(self, conn: BackendConnection, owner: Owner) -> None:
+        """``owner`` is gone: ``conn`` (idle) no longer needs to surrender anything."""
+        if self._owner.get(conn) is owner:
+            del self._owner[conn]
+
+    def discard(self, conn: BackendConnection) -> None:
+        """``conn`` is closed or must be (broken, session state that cannot be handed on).
+        Its slot is free once the shard has ended its session (``BackendConnection.retire``),
+        so the shard never counts more than ``max_connections`` of this pool's."""
+        if conn in self._idle_all:
+            self._unidle(conn)
+        self._owner.pop(conn, None)
+        if conn not in self._key_of:
+            conn.retire()
+            return
+        conn.retire(functools.partial(self._gone, conn))
+
+    def _gone(self, conn: BackendConnection) -> None:
+        if self._forget(conn):
+            self._dispatch()
+
+    def sweep(self, now: float) -> None:
+        """Close connections idle longer than ``idle_lifetime`` and those the shard closed."""
+        limit = now - self.limits.idle_lifetime
+        stale = [
+            conn
+            for conn in self._idle_all
+            if conn.broken or self._idle_since.get(conn, now) < limit
+        ]
+        for conn in stale:
+            self.discard(conn)
+
+    def close(self) -> None:
+        """Close every idle connection (leased ones close with their sessions)."""
+        for conn in list(self._idle_all):
+            self.discard(conn)
+
+    # -- the grant, decided synchronously -------------------------------------------------
+
+    def _grant(self, key: PoolKey, owner: Owner) -> _Grant | None:
+        limits = self.limits
+        count = self._per_key.get(key, 0)
+        if count < limits.pool_size and self.total < limits.max_connections:
+            self._take_slot(key)
+            return _Grant(None, None)
+        idle = self._idle.get(key)
+        while idle:
+            conn = next(iter(idle))
+            previous = self._owner.pop(conn, None)
+            self._unidle(conn)
+            if conn.broken:
+                self._forget(conn)
+                continue
+            if previous is not None and previous is not owner:
+                self.handoffs += 1
+                previous.taken()
+            return _Grant(conn, previous)
+        if count < limits.pool_size and self._idle_all:
+            # The shard is at its maximum: close the oldest idle connection of another key.
+            victim = next(iter(self._idle_all))
+            self.evictions += 1
+            previous = self._owner.pop(victim, None)
+            self._unidle(victim)
+            self._forget(victim)
+            self._take_slot(key)
+            if victim.broken:
+                return _Grant(None, None)
+            if previous is not None:
+                previous.taken()
+            return _Grant(None, previous, victim)
+        return None
+
+    async def _wait(self, key: PoolKey, owner: Owner) -> _Grant:
+        future: asyncio.Future[_Grant] = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(key, owner, future)
+        self._waiters.append(waiter)
+        self.waits += 1
+        started = time.monotonic()
+        try:
+            done, _ = await asyncio.wait((future,), timeout=self.limits.wait_timeout)
+        except BaseException:
+            self._abandon(waiter)
+            raise
+        if done:
+            return future.result()
+        self._abandon(waiter)
+        self.timeouts += 1
+        raise PoolExhausted(
+            sql_error(
+                ErrorCode.CON_COUNT,
+                f"Too many connections: shard '{self.shard}' has all its "
+                f"{self.limits.max_connections} backend connections of this proxy process "
+                f"(or the {self.limits.pool_size} of this account and database) busy; "
+                f"waited {time.monotonic() - started:.1f} s",
+            )
+        )
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        """The waiter stopped waiting (timeout, cancelled): give back what it was granted."""
+        with contextlib.suppress(ValueError):
+            self._waiters.remove(waiter)
+        future = waiter.future
+        if future.done() and not future.cancelled():
+            grant = future.result()
+            if grant.victim is not None:
+                grant.victim.retire()
+                if grant.previous is not None:
+                    grant.previous.kept(grant.victim)
+            if grant.conn is None:
+                self._release_slot(waiter.key)
+            elif grant.previous is not None:
+                self.release(grant.conn, grant.previous)  # back, still its owner's
+                if grant.previous is not waiter.owner:
+                    grant.previous.kept(grant.conn)
+            else:
+                self.discard(grant.conn)
+        else:
+            future.cancel()
+
+    def _dispatch(self) -> None:
+        """Grant what can be granted to the waiters, oldest first."""
+        if not self._waiters:
+            return
+        for waiter in list(self._waiters):
+            if waiter.future.done():
+                continue
+            if self.total >= self.limits.max_connections and not self._idle_all:
+                return  # nothing anyone could be given
+            grant = self._grant(waiter.key, waiter.owner)
+            if grant is not None:
+                self._waiters.remove(waiter)
+                waiter.future.set_result(grant)
+
+    # -- bookkeeping ----------------------------------------------------------------------
+
+    def _take_slot(self, key: PoolKey) -> None:
+        self.total += 1
+        self._per_key[key] = self._per_key.get(key, 0) + 1
+
+    def _release_slot(self, key: PoolKey) -> None:
+        self.total -= 1
+        left = self._per_key.get(key, 1) - 1
+        if left:
+            self._per_key[key] = left
+        else:
+            self._per_key.pop(key, None)
+        self._dispatch()
+
+    def _unidle(self, conn: BackendConnection) -> None:
+        key = self._idle_all.pop(conn)
+        idle = self._idle[key]
+        del idle[conn]
+        if not idle:
+            del self._idle[key]
+        self._idle_since.pop(conn, None)
+
+    def _forget(self, conn: BackendConnection) -> bool:
+        """Stop counting ``conn``; whether it was counted."""
+        self._owner.pop(conn, None)
+        key = self._key_of.pop(conn, None)
+        if key is None:
+            return False
+        self.total -= 1
+        left = self._per_key.get(key, 1) - 1
+        if left:
+            self._per_key[key] = left
+        else:
+            self._per_key.pop(key, None)
+        return True
+
+
+class Pools:
+    """The pools of every configured shard (``limits`` gives a shard's current settings)."""
+
+    def __init__(self, limits: Callable[[str], PoolLimits]) -> None:
+        self._limits = limits
+        self._pools: dict[str, ShardPool] = {}
+
+    def shard(self, name: str) -> ShardPool:
+        pool = self._pools.get(name)
+        if pool is None:
+            pool = self._pools[name] = ShardPool(name, self._limits(name))
+        return pool
+
+    def all(self) -> list[ShardPool]:
+        return list(self._pools.values())
+
+    def reconfigure(self) -> None:
+        """A reload changed the settings: new limits apply to the next grants."""
+        for name, pool in self._pools.items():
+            pool.limits = self._limits(name)
+            pool._dispatch()
+
+    def sweep(self) -> None:
+        now = time.monotonic()
+        for pool in self._pools.values():
+            pool.sweep(now)
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()

@@ -1,0 +1,154 @@
+"""Server-side prepared statements of a session whose backend connection changes (the pool).
+
+A client's prepared statement lives on the backend connection it was prepared on. With pooled
+connections the session may run its next COM_STMT_EXECUTE on another one, so the proxy keeps,
+per statement, its text and the connections it is prepared on, and:
+
+* gives the client a statement id of the session's own (the first connection's id when no other
+  statement of the session has it: then nothing is rewritten in the usual case);
+* prepares the statement again, transparently, on a connection that does not have it, and
+  rewrites the id in the command (the 4 bytes after the command byte);
+* keeps the parameter types of the last execution that sent them: an execution that does not
+  send them (``new_params_bound_flag`` 0: "as last time") gets them inserted when it runs on a
+  connection that never saw them;
+* closes the statement on every connection it is prepared on: on the session's connection at
+  once, on others the next time any session leases them (COM_STMT_CLOSE has no answer).
+
+A statement with an open cursor or long data sent keeps the session on its connection (both
+live there only) until it is executed, reset or closed.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from auth.errors import SqlError
+from proxy.backend.connection import BackendConnection
+
+__all__ = [
+    "WireStatement",
+    "WireStatements",
+    "execute_types",
+    "opens_cursor",
+    "with_id",
+    "with_types",
+]
+
+_CURSOR_FLAGS = 0x07  # CURSOR_TYPE_READ_ONLY | FOR_UPDATE | SCROLLABLE
+
+
+@dataclass(eq=False)
+class WireStatement:
+    """One client prepared statement: what preparing it again needs."""
+
+    client_id: int
+    text: bytes  # the COM_STMT_PREPARE payload after the command byte
+    params: int
+    types: bytes | None = None  # the parameter types of the last execution that sent them
+    # The connections it is prepared on, and its id on each.
+    on: weakref.WeakKeyDictionary[BackendConnection, int] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
+    # The connections that were sent ``types`` (an execution saying "as last time" is
+    # answered there without them).
+    typed: weakref.WeakSet[BackendConnection] = field(default_factory=weakref.WeakSet)
+    cursor: bool = False  # executed with a cursor: its rows wait on that connection
+    long_data: bool = False  # COM_STMT_SEND_LONG_DATA sent: the data waits on that connection
+    # Long data that could not be sent (no connection): the next execution's answer.
+    failed: SqlError | None = None
+
+
+class WireStatements:
+    """A session's prepared statements on the wire, by the id the client knows."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, WireStatement] = {}
+
+    def pinning(self) -> int:
+        """Statements whose state lives on one connection only (cursor, long data)."""
+        return sum(1 for s in self.by_id.values() if s.cursor or s.long_data)
+
+    def client_id_for(self, backend_id: int) -> int:
+        """The id to give the client for a statement the shard calls ``backend_id``."""
+        if backend_id not in self.by_id:
+            return backend_id
+        candidate = max(self.by_id) + 1
+        while candidate in self.by_id or candidate > 0xFFFFFFFF:
+            candidate = 1 if candidate > 0xFFFFFFFF else candidate + 1
+        return candidate
+
+    def add(
+        self, client_id: int, text: bytes, params: int, conn: BackendConnection, backend_id: int
+    ) -> None:
+        statement = WireStatement(client_id, text, params)
+        statement.on[conn] = backend_id
+        self.by_id[client_id] = statement
+
+    def close(self, client_id: int, send_close: CloseSender) -> None:
+        """The client closed the statement: close it on every connection it is on."""
+        statement = self.by_id.pop(client_id, None)
+        if statement is not None:
+            _close_everywhere(statement, send_close)
+
+    def clear(self, send_close: CloseSender, dropped_on: BackendConnection | None = None) -> None:
+        """Forget every statement (the session ends, changes database or is reset;
+        ``dropped_on``: a connection that already dropped them, as COM_RESET_CONNECTION
+        does)."""
+        for statement in self.by_id.values():
+            if dropped_on is not None:
+                statement.on.pop(dropped_on, None)
+            _close_everywhere(statement, send_close)
+        self.by_id.clear()
+
+    def forget_connection(self, conn: BackendConnection) -> None:
+        for statement in self.by_id.values():
+            if statement.on.pop(conn, None) is not None:
+                statement.typed.discard(conn)
+                statement.cursor = statement.long_data = False
+
+
+# Closes statement ``id`` on a connection: at once where nothing is in flight, else before
+# the connection's next command (COM_STMT_CLOSE has no answer).
+CloseSender = Callable[[BackendConnection, int], None]
+
+
+def _close_everywhere(statement: WireStatement, send_close: CloseSender) -> None:
+    for conn, backend_id in list(statement.on.items()):
+        if not conn.broken:
+            send_close(conn, backend_id)
+    statement.on.clear()
+
+
+def with_id(payload: bytes, statement_id: int) -> bytes:
+    """A COM_STMT_* payload (command byte first) with another statement id."""
+    if int.from_bytes(payload[1:5], "little") == statement_id:
+        return payload
+    return payload[:1] + statement_id.to_bytes(4, "little") + payload[5:]
+
+
+def execute_types(payload: bytes, params: int, base: int = 0) -> tuple[int, bytes | None]:
+    """Where a COM_STMT_EXECUTE's ``new_params_bound_flag`` is (its offset in ``payload``,
+    whose command byte is at ``base``), and the types it sends (None: flag 0, "the types of
+    the last execution"). (-1, None) without parameters or for a packet too short to hold
+    them."""
+    if params == 0:
+        return -1, None
+    flag_at = base + 10 + (params + 7) // 8
+    if len(payload) <= flag_at:
+        return -1, None
+    if payload[flag_at] != 1:
+        return flag_at, None
+    end = flag_at + 1 + 2 * params
+    return flag_at, payload[flag_at + 1 : end] if len(payload) >= end else None
+
+
+def with_types(payload: bytes, flag_at: int, types: bytes) -> bytes:
+    """A COM_STMT_EXECUTE that said "types as last time" sending ``types`` instead."""
+    return payload[:flag_at] + b"\x01" + types + payload[flag_at + 1 :]
+
+
+def opens_cursor(payload: bytes, base: int = 0) -> bool:
+    """Whether a COM_STMT_EXECUTE asks for a cursor (its rows then wait for COM_STMT_FETCH)."""
+    return len(payload) > base + 5 and bool(payload[base + 5] & _CURSOR_FLAGS)

@@ -1,0 +1,133 @@
+"""The pool's grant decisions (proxy/backend/pool.py), on connection objects that never
+connected: which connection a session gets, when it waits, and that no slot leaks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import pytest
+
+from proxy.backend.connection import BackendConnection, BackendTarget
+from proxy.backend.pool import Connect, PoolExhausted, PoolKey, PoolLimits, ShardPool
+
+
+def _key(user: str) -> PoolKey:
+    return PoolKey("s0", "127.0.0.1", 3306, user, "db", 0, 45)
+
+
+class _Owner:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.events: list[str] = []
+
+    def taken(self) -> None:
+        self.events.append("taken")
+
+    def kept(self, conn: BackendConnection) -> None:
+        self.events.append("kept")
+
+    async def surrender(self, conn: BackendConnection) -> None:
+        self.events.append("surrender")
+
+
+def _connector(made: list[BackendConnection], user: str) -> Connect:
+    async def connect() -> BackendConnection:
+        conn = BackendConnection(BackendTarget("s0", "127.0.0.1", 3306, user, "", "db"))
+        made.append(conn)
+        return conn
+
+    return connect
+
+
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(coro)
+
+
+def test_the_grant_order_reclaim_connect_hand_off_evict_wait() -> None:
+    async def scenario() -> None:
+        pool = ShardPool("s0", PoolLimits(pool_size=2, max_connections=3, wait_timeout=0.2))
+        made: list[BackendConnection] = []
+        a, b, c, d = (_Owner(n) for n in "abcd")
+        connect_u = _connector(made, "u")
+        # Under pool_size: new connections.
+        ca, fresh = await pool.acquire(_key("u"), a, connect_u)
+        assert fresh and pool.total == 1
+        cb, fresh = await pool.acquire(_key("u"), b, connect_u)
+        assert fresh and pool.total == 2
+        # Given back: the owner takes its own back synchronously.
+        pool.release(ca, a)
+        assert pool.reclaim(ca, a) and not pool.reclaim(ca, a)
+        pool.release(ca, a)
+        assert not pool.reclaim(ca, b)  # not b's
+        # The key is at pool_size: c gets a's idle connection, a surrenders first.
+        cc, fresh = await pool.acquire(_key("u"), c, connect_u)
+        assert cc is ca and not fresh
+        assert a.events == ["taken", "surrender"] and pool.handoffs == 1
+        assert not pool.reclaim(ca, a)
+        # Another key: the shard has room for one more.
+        connect_v = _connector(made, "v")
+        cd, fresh = await pool.acquire(_key("v"), d, connect_v)
+        assert fresh and pool.total == 3
+        # Shard full, nothing idle: a waits, and gets 1040 after wait_timeout.
+        with pytest.raises(PoolExhausted) as caught:
+            await pool.acquire(_key("v"), a, connect_v)
+        assert caught.value.error.errno == 1040 and "shard 's0'" in caught.value.error.message
+        assert pool.timeouts == 1 and pool.figures()["waiting"] == 0
+        # Shard full, an idle connection of another key: it is evicted (its owner saving its
+        # values first) and a new one made in its place.
+        pool.release(cb, b)
+        ce, fresh = await pool.acquire(_key("v"), a, connect_v)
+        assert fresh and cb.broken and pool.evictions == 1 and pool.total == 3
+        assert b.events == ["taken", "surrender"]
+        # A waiter is granted what is given back, in FIFO order.
+        waiter = asyncio.ensure_future(pool.acquire(_key("u"), b, connect_u))
+        await asyncio.sleep(0)
+        assert pool.figures()["waiting"] == 1
+        pool.release(cc, c)
+        got, fresh = await waiter
+        assert got is cc and not fresh and c.events == ["taken", "surrender"]
+        # Broken connections are forgotten, their slots free again.
+        for conn, owner in ((got, b), (cd, d), (ce, a)):
+            conn.broken = True
+            pool.release(conn, owner)
+        assert pool.total == 0 and pool.figures() == {"open": 0, "idle": 0, "waiting": 0}
+
+    _run(scenario())
+
+
+def test_a_waiter_that_gives_up_gives_its_grant_back() -> None:
+    async def scenario() -> None:
+        pool = ShardPool("s0", PoolLimits(pool_size=1, max_connections=1, wait_timeout=5))
+        made: list[BackendConnection] = []
+        a, b = _Owner("a"), _Owner("b")
+        connect = _connector(made, "u")
+        conn, _ = await pool.acquire(_key("u"), a, connect)
+        waiter = asyncio.ensure_future(pool.acquire(_key("u"), b, connect))
+        await asyncio.sleep(0)
+        pool.release(conn, a)  # granted to b synchronously ...
+        waiter.cancel()  # ... which is cancelled before it runs
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert a.events == ["taken", "kept"]
+        assert pool.reclaim(conn, a)  # back with its owner, nothing lost
+        pool.discard(conn)
+        assert pool.total == 0
+
+    _run(scenario())
+
+
+def test_idle_connections_past_their_lifetime_are_closed() -> None:
+    async def scenario() -> None:
+        pool = ShardPool("s0", PoolLimits(idle_lifetime=10))
+        a = _Owner("a")
+        conn, _ = await pool.acquire(_key("u"), a, _connector([], "u"))
+        pool.release(conn, a)
+        pool.sweep(time.monotonic() + 5)
+        assert pool.total == 1
+        pool.sweep(time.monotonic() + 11)
+        assert pool.total == 0 and conn.broken
+
+    _run(scenario())
