@@ -15,15 +15,18 @@ import asyncio
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pymysql
 import pytest
 
-from proxy.dev.localshard import free_port
+from auth.catalog import Catalog
+from proxy.dev.localshard import ShardEndpoint, free_port
 from proxy.manage.provision import create_sharded_database
+from proxy.ops.config import load_config
 from tests.conftest import connect_admin
-from tests.e2e.conftest import ProxyEnv
+from tests.e2e.conftest import ProxyEnv, write_config
 from tests.e2e.served import serve, stop
 
 PASSWORD = "Sharded#pass1"
@@ -433,10 +436,10 @@ def test_hints(sharded: ProxyEnv) -> None:
         reader.close()
 
 
-def _xa_prepared(env: ProxyEnv) -> list[str]:
+def _xa_prepared(shards: list[ShardEndpoint]) -> list[str]:
     found = []
-    for shard in (0, 1):
-        admin = connect_admin(env.shards[shard])
+    for endpoint in shards:
+        admin = connect_admin(endpoint)
         try:
             with admin.cursor() as cur:
                 cur.execute("XA RECOVER")
@@ -446,66 +449,88 @@ def _xa_prepared(env: ProxyEnv) -> list[str]:
     return [xid for xid in found if xid.startswith("shardgate-")]
 
 
+def _on_shard(endpoint: ShardEndpoint, database: str, sql: str) -> list[tuple[Any, ...]]:
+    admin = connect_admin(endpoint, database=database)
+    try:
+        with admin.cursor() as cur:
+            cur.execute(sql)
+            return list(cur.fetchall())
+    finally:
+        admin.close()
+
+
 @pytest.mark.parametrize(
     ("crash_at", "committed"), [("after-decision", True), ("after-prepare", False)]
 )
 def test_a_proxy_killed_between_prepare_and_commit_is_recovered(
-    sharded: ProxyEnv, monkeypatch: pytest.MonkeyPatch, crash_at: str, committed: bool
+    shards: list[ShardEndpoint],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    crash_at: str,
+    committed: bool,
 ) -> None:
     """kill -9 of the proxy after every branch was prepared: the next proxy to start commits
     the branches when the outcome "commit" was recorded, rolls them back when it was not --
-    on both shards alike."""
-    env = sharded
-    conn = _client(env)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "CREATE TABLE IF NOT EXISTS crash (id int PRIMARY KEY, v int)"
-                " DBPARTITION BY HASH(id)"
-            )
-    finally:
-        conn.close()
+    on both shards alike. (A catalog of its own, opened by the nodes only: a SQLite catalog
+    is shared between processes safely, not with this process holding it open too.)"""
     port = free_port()
-    config = env.config_path.with_name(f"shardgate-{crash_at}.toml")
-    config.write_text(
-        env.config_path.read_text().replace(f"port = {env.port}\n", f"port = {port}\n", 1)
-    )
+    config_path = tmp_path / "shardgate.toml"
+    write_config(config_path, shards, port)
+    config = load_config(config_path)
+    name = "xadb" if committed else "xbdb"
+    with Catalog.open(config.catalog.url, config.base_dir) as catalog:
+        asyncio.run(
+            create_sharded_database(config, catalog, name, ["s0", "s1"], 4, PASSWORD, PASSWORD)
+        )
     monkeypatch.setenv("SHARDGATE_TEST_XA_CRASH", crash_at)
-    dying = serve(config, port)
-    ids = (1, 2) if committed else (5, 6)  # 1, 5 on s0 (shdb_0001); 2, 6 on s1 (shdb_0002)
+    dying = serve(config_path, port)
     try:
         client = pymysql.connect(
             host="127.0.0.1",
             port=port,
-            user=DB,
+            user=name,
             password=PASSWORD,
-            database=DB,
+            database=name,
             autocommit=True,
         )
-        with client.cursor() as cur, pytest.raises(pymysql.err.OperationalError):
-            cur.execute(f"INSERT INTO crash VALUES ({ids[0]}, 1), ({ids[1]}, 1)")
+        with client.cursor() as cur:
+            cur.execute("CREATE TABLE crash (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)")
+            # 1 -> physical database 1 (s0), 2 -> physical database 2 (s1)
+            with pytest.raises(pymysql.err.OperationalError):
+                cur.execute("INSERT INTO crash VALUES (1, 1), (2, 1)")
         client.close()
         assert dying.wait(timeout=30) == -signal.SIGKILL
     finally:
         if dying.poll() is None:
             dying.kill()
         dying.communicate(timeout=30)
-    # Both branches prepared, neither visible.
-    assert len(_xa_prepared(env)) == 2
-    assert _physical(env, 1, f"SELECT id FROM crash WHERE id = {ids[0]}") == []
-    monkeypatch.delenv("SHARDGATE_TEST_XA_CRASH")
-    recovering = serve(config, port)
     try:
-        deadline = time.monotonic() + 30  # recovery runs in the background of the start
-        while _xa_prepared(env):
-            assert time.monotonic() < deadline, "the prepared branches were not recovered"
-            time.sleep(0.1)
-        expected = [(ids[0],)] if committed else []
-        assert _physical(env, 1, f"SELECT id FROM crash WHERE id = {ids[0]}") == expected
-        expected = [(ids[1],)] if committed else []
-        assert _physical(env, 2, f"SELECT id FROM crash WHERE id = {ids[1]}") == expected
+        # Both branches prepared, neither visible.
+        assert len(_xa_prepared(shards)) == 2
+        assert _on_shard(shards[0], f"{name}_0001", "SELECT id FROM crash") == []
+        monkeypatch.delenv("SHARDGATE_TEST_XA_CRASH")
+        recovering = serve(config_path, port)
+        try:
+            deadline = time.monotonic() + 30  # recovery runs in the background of the start
+            while _xa_prepared(shards):
+                assert time.monotonic() < deadline, "the prepared branches were not recovered"
+                time.sleep(0.1)
+            assert _on_shard(shards[0], f"{name}_0001", "SELECT id FROM crash") == (
+                [(1,)] if committed else []
+            )
+            assert _on_shard(shards[1], f"{name}_0002", "SELECT id FROM crash") == (
+                [(2,)] if committed else []
+            )
+        finally:
+            stop(recovering)
     finally:
-        stop(recovering)
+        for index in range(4):
+            admin = connect_admin(shards[index // 2])
+            try:
+                with admin.cursor() as cur:
+                    cur.execute(f"DROP DATABASE IF EXISTS {name}_{index:04d}")
+            finally:
+                admin.close()
 
 
 def test_group_sequences(sharded: ProxyEnv) -> None:
