@@ -214,6 +214,10 @@ class BackendConnection(PacketConnection):
         # Called once the connection is gone (the pool frees its slot then: ``retire``).
         self.on_lost: Callable[[], None] | None = None
         self.applied_replay: tuple[str, ...] = ()
+        # Whose session state (an object of the session layer) and which version of it
+        # ``applied`` copies: given back unchanged, it is not copied again.
+        self.applied_from: object = None
+        self.applied_version = 0
         self.born: dict[str, str] = {}
         # Whether any byte of the response being relayed reached the client (a loss then
         # cannot be answered with an error packet: the client is mid-response).
@@ -356,8 +360,7 @@ class BackendConnection(PacketConnection):
 
     def data_received(self, data: bytes) -> None:
         if self._scanner is None:
-            self._buf += data
-            self._wake()
+            super().data_received(data)
         else:
             self._relay_data(data)
 

@@ -242,7 +242,11 @@ class ShowDigest:
 
 @dataclass(frozen=True, slots=True)
 class ShowNotes:
-    """SHOW WARNINGS after one of the proxy's own statements left notes."""
+    """SHOW WARNINGS / ERRORS [COUNT(*)] answered from the session's notes: the proxy's own
+    statement's, or the last statement's saved when its connection went to another session."""
+
+    count: bool = False  # SHOW COUNT(*) WARNINGS|ERRORS
+    errors: bool = False  # ERRORS: the notes of level Error only
 
 
 @dataclass(frozen=True, slots=True)
@@ -535,7 +539,8 @@ def _one_statement(
     kind = statement.kind
     if kind is Kind.QUERY or kind is Kind.SESSION:
         if statement.shows_warnings and view.has_notes:
-            return ShowNotes()
+            words = digest.upper().replace("(", " ").split()
+            return ShowNotes(count="COUNT" in words[1:2], errors="ERRORS" in words)
         decided = relayed_statement(statement, view, snapshot, original)
         if isinstance(decided, Relay):
             return Relay(decided.response, digest, decided.effects, _rewrite((statement,), view))

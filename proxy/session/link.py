@@ -97,6 +97,7 @@ class SessionState:
     known: bool = False  # the lexing variables have been read back from a shard
     # The server the session's statements are meant for (how executable comments read).
     flavor: ServerFlavor | None = None
+    version: int = 0  # bumped by every change of ``variables`` or ``replay``
 
     def statements(self) -> list[str]:
         """What a new backend connection runs before any client statement."""
@@ -113,11 +114,14 @@ class SessionState:
         for name, value, type_code in zip(names, values, types, strict=True):
             self.variables.pop(name, None)  # re-inserted last: replayed in the order set
             self.variables[name] = sql_literal(value, type_code)
+        self.version += 1
 
     def add_replay(self, fragments: tuple[str, ...]) -> None:
         for fragment in fragments:
             self.replay.pop(fragment, None)
             self.replay[fragment] = None
+        if fragments:
+            self.version += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +135,10 @@ class Carried:
     warning_count: int
     error_count: int
     warnings: tuple[tuple[str, int, str], ...]  # (level, code, message), as SHOW WARNINGS
+
+
+# What a new connection answers about the statement before the first.
+FRESH = Carried(0, 0, 0, 0, 0, ())
 
 
 # Leases a backend connection for the session (the host's: the session's account, database,
@@ -147,7 +155,9 @@ class BackendLink:
         # The connection last given back, which still has this session's state (until another
         # session takes it: ``surrender``).
         self.affine: BackendConnection | None = None
-        self.carried: Carried | None = None
+        # What the next statement may ask about the last one, when that is not on the
+        # connection the session gets next (a new session: a new connection's values).
+        self.carried: Carried | None = FRESH
         self._capture: asyncio.Future[None] | None = None  # a surrender under way
         self._retire = False  # close the connection instead of giving it back
         self.last_status = 2  # the status flags the last connection left (autocommit)
@@ -213,8 +223,11 @@ class BackendLink:
             self.drop()
             return
         self.last_status = conn.status
-        conn.applied = dict(self.state.variables)
-        conn.applied_replay = tuple(self.state.replay)
+        state = self.state
+        if conn.applied_from is not state or conn.applied_version != state.version:
+            conn.applied = dict(state.variables)
+            conn.applied_replay = tuple(state.replay)
+            conn.applied_from, conn.applied_version = state, state.version
         self.conn = None
         self.affine = conn
         pool.release(conn, self)
@@ -384,6 +397,7 @@ class BackendLink:
         state = self.state
         if not state.known:
             state.variables = dict(conn.born)
+            state.version += 1
             state.known = True
         desired = state.variables
         applied = conn.applied
@@ -400,8 +414,10 @@ class BackendLink:
         replay = tuple(state.replay)
         if conn.applied_replay != replay and conn.applied_replay:
             assignments += ["@@session.tx_isolation = DEFAULT", "@@session.tx_read_only = DEFAULT"]
-        last_insert_id = self.carried.last_insert_id if self.carried is not None else 0
-        assignments.append(f"@@session.last_insert_id = {last_insert_id} + {_NEW_DIAGNOSTICS}")
+        carried = self.carried or FRESH
+        assignments.append(
+            f"@@session.last_insert_id = {carried.last_insert_id} + {_NEW_DIAGNOSTICS}"
+        )
         await conn.query(f"{OWN_STATEMENT}SET {', '.join(assignments)}")
         if conn.applied_replay != replay:
             for fragment in replay:
@@ -435,13 +451,14 @@ class BackendLink:
         for name in LEXING_VARIABLES:
             if name in previous:
                 self.state.variables[name] = previous[name]
+        self.state.version += 1
 
     def reset(self) -> None:
         """COM_RESET_CONNECTION / COM_CHANGE_USER: the shard forgot the session's state."""
         self.state = SessionState(flavor=self.state.flavor)
         self.binds.clear()
         self.statements.clear(self.send_close, dropped_on=self.live())
-        self.carried = None
+        self.carried = FRESH
         # The connection given back holds the old state: no longer this session's to reclaim.
         affine, self.affine = self.affine, None
         if affine is not None and self.pool is not None:
@@ -527,7 +544,6 @@ _SAVE_DIAGNOSTICS = (
 )
 # An expression worth 0 that reads a (derived) table: its statement clears the diagnostics area.
 _NEW_DIAGNOSTICS = "(SELECT 0 FROM (SELECT 1) AS shardgate_x)"
-
 
 # A re-prepared statement's answer (its parameter and column definitions) is read whole.
 _REPREPARE_LIMIT = 16 * 1024 * 1024

@@ -403,7 +403,10 @@ class Session:
             self._checked_snapshot = snapshot
             command = await self._read_command(payload, carried)
             if command is not None:
-                await self._execute(plan(command, self._view(carried), snapshot), command, payload)
+                # What was saved of the last statement answers this one only: never a PREPARE's
+                # text (kept and executed later) nor an execution.
+                view = self._view(carried if isinstance(command, Query) else None)
+                await self._execute(plan(command, view, snapshot), command, payload)
             self.link.release()
             await client.drain()
 
@@ -516,7 +519,12 @@ class Session:
             sources = [self.ctx.digest.entries, *self.ctx.peer_digests()]
             self._write_resultset(list(DIGEST_COLUMNS), digest_table(decided.database, sources))
         elif isinstance(decided, ShowNotes):
-            self._write_resultset(list(NOTE_COLUMNS), notes_rows(self.notes), frozenset({"Code"}))
+            notes = [n for n in self.notes if n[0] == "Error"] if decided.errors else self.notes
+            if decided.count:
+                column = "@@session.error_count" if decided.errors else "@@session.warning_count"
+                self._write_resultset([column], [[str(len(notes))]], frozenset({column}))
+            else:
+                self._write_resultset(list(NOTE_COLUMNS), notes_rows(notes), frozenset({"Code"}))
         elif isinstance(decided, ShowEvents):
             self._write_resultset(list(EVENTS_COLUMNS), [])
         elif isinstance(decided, ShowStatus):

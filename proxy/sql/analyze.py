@@ -321,7 +321,7 @@ class Statement:
     # A variable that decides how statements are lexed (LEXING_VARIABLES) is set from an
     # expression: the proxy learns its value only by reading it back.
     lexing_unknown: bool = False
-    shows_warnings: bool = False  # SHOW WARNINGS [LIMIT ...] / SHOW COUNT(*) WARNINGS
+    shows_warnings: bool = False  # SHOW WARNINGS|ERRORS [LIMIT ...] / SHOW COUNT(*) WARNINGS|ERRORS
     like_pattern: str | None = None  # SHOW DATABASES|STATUS LIKE: the pattern's value
     database: DatabaseStatement | None = None  # set iff kind is DATABASE
     # BIND_* reasons the statement ends on the backend connection when it succeeds.
@@ -2005,7 +2005,7 @@ def _analyze_shape(imgs: Sequence[str], current_db: str | None) -> Statement:
         requirements=reqs.result(),
         reads_information_schema=reqs.reads_is,
         binds=_shape_binds(imgs),
-        shows_warnings=_kw(imgs[0]) == "SHOW" and _kw(imgs[1]) in ("WARNINGS", "COUNT"),
+        shows_warnings=_kw(imgs[0]) == "SHOW" and _kw(imgs[1]) in ("WARNINGS", "ERRORS", "COUNT"),
     )
 
 

@@ -69,6 +69,11 @@ class PacketConnection(asyncio.Protocol):
         self.reading_paused = False
         # The connection whose bytes are being relayed onto this one: paused with our writes.
         self.feeder: PacketConnection | None = None
+        # > 0: stop reading the socket while this many bytes wait unread, until half of them
+        # are read (a merge reading several partitions at the pace the client takes rows: the
+        # kernel's buffers and TCP hold the rest, so memory stays flat).
+        self.read_limit = 0
+        self._limit_paused = False
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -79,7 +84,31 @@ class PacketConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buf += data
+        if self.read_limit and len(self._buf) > self.read_limit and not self._limit_paused:
+            self._pause_for_limit()
         self._wake()
+
+    @property
+    def unread(self) -> int:
+        """Bytes received and not yet read as packets."""
+        return len(self._buf)
+
+    def limit_reading(self, limit: int) -> None:
+        """Set ``read_limit`` (0: none, and reading resumes if the limit had paused it)."""
+        self.read_limit = limit
+        if not limit and self._limit_paused:
+            self._resume_for_limit()
+
+    def _pause_for_limit(self) -> None:
+        if self.transport is not None and not self.is_closing():
+            self._limit_paused = True
+            if not self.reading_paused:
+                self.transport.pause_reading()
+
+    def _resume_for_limit(self) -> None:
+        self._limit_paused = False
+        if not self.reading_paused and self.transport is not None and not self.is_closing():
+            self.transport.resume_reading()
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -112,12 +141,14 @@ class PacketConnection(asyncio.Protocol):
     def pause_reading(self) -> None:
         if not self.reading_paused and self.transport is not None and not self.is_closing():
             self.reading_paused = True
-            self.transport.pause_reading()
+            if not self._limit_paused:
+                self.transport.pause_reading()
 
     def resume_reading(self) -> None:
         if self.reading_paused and self.transport is not None and not self.is_closing():
             self.reading_paused = False
-            self.transport.resume_reading()
+            if not self._limit_paused:
+                self.transport.resume_reading()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -132,6 +163,8 @@ class PacketConnection(asyncio.Protocol):
                 return packet
             if self._eof:
                 raise ConnectionLost("connection closed")
+            if self._limit_paused:
+                self._resume_for_limit()  # a packet larger than the limit: read it whole
             await self._wait()
 
     async def _wait(self) -> None:
@@ -169,6 +202,8 @@ class PacketConnection(asyncio.Protocol):
                     with memoryview(buf) as view:
                         payload = b"".join([view[a:b] for a, b in spans])
                 del buf[:pos]
+                if self._limit_paused and len(buf) <= self.read_limit // 2:
+                    self._resume_for_limit()
                 return seq, payload
 
     # -- writing -----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ over few shard connections, each client's results exactly as on a connection of 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import subprocess
 import threading
@@ -14,6 +15,8 @@ from typing import Any
 
 import pymysql
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from auth.catalog import Catalog
 from proxy.dev.localshard import ShardEndpoint, free_port
@@ -136,6 +139,8 @@ def test_what_the_last_statement_left_survives_a_hand_off(
             others_run(conn)
             warnings = _all(conn, "SHOW WARNINGS")
             assert [(w[0], w[1]) for w in warnings] == [("Warning", 1264), ("Warning", 1264)]
+            assert _one(conn, "SHOW COUNT(*) WARNINGS") == (2,)
+            assert _all(conn, "SHOW ERRORS") == []
         assert pool.handoffs >= 20  # the saved values were used, not the connections' own
         # A client never sees the session state another left on a shared connection.
         fresh = connect()
@@ -474,3 +479,121 @@ def test_prepared_statements_follow_the_session_across_connections(
     while prepared_count() > baseline and time.monotonic() < deadline:
         time.sleep(0.1)
     assert prepared_count() <= baseline
+
+
+# -- a property: through the pool as on a connection of one's own -------------------------------
+
+_CLIENTS = 3
+
+
+def _actions(client: int) -> list[tuple[str, str]]:
+    """What client ``client`` may do (on its own table), with the kind of statement it is."""
+    table = f"p{client}"
+    return [
+        ("set", "SET SESSION sql_mode = ''"),
+        ("set", "SET SESSION sql_mode = 'STRICT_TRANS_TABLES'"),
+        ("set", f"SET SESSION time_zone = '+0{client + 1}:00'"),
+        ("set", f"SET SESSION auto_increment_increment = {client + 2}"),
+        ("dml", f"INSERT INTO {table} (v) VALUES (7)"),
+        ("dml", f"INSERT INTO {table} (v) VALUES (700)"),  # 1264: warning, or error if strict
+        ("dml", f"UPDATE {table} SET v = v + 100"),
+        ("select", f"SELECT SQL_CALC_FOUND_ROWS id FROM {table} ORDER BY id LIMIT 1"),
+        ("select", f"SELECT COUNT(*), SUM(v) FROM {table}"),
+        ("transaction", "BEGIN"),
+        ("transaction", "COMMIT"),
+        ("transaction", "ROLLBACK"),
+    ]
+
+
+# What a client may ask right after a statement of each kind: what applications ask (FOUND_ROWS()
+# after its SELECT, ROW_COUNT() after its DML, the warnings after a statement that reads a table).
+# After a SET the proxy reads the variables back with a SELECT of its own, which MySQL's
+# FOUND_ROWS() and ROW_COUNT() would then describe (README, "Backend connection pool").
+_ALWAYS = (
+    "SELECT LAST_INSERT_ID()",
+    "SELECT @@session.time_zone, @@session.sql_mode, @@session.auto_increment_increment",
+)
+_QUESTIONS = {
+    "select": ("SELECT FOUND_ROWS()", "SELECT @@warning_count, @@error_count", "SHOW WARNINGS"),
+    "dml": ("SELECT ROW_COUNT()", "SELECT @@warning_count, @@error_count", "SHOW WARNINGS"),
+    "set": ("SELECT @@warning_count, @@error_count",),
+    "transaction": ("SELECT @@warning_count, @@error_count",),
+    "asked": (),
+}
+
+
+def _outcome(conn: pymysql.Connection, sql: str) -> object:
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return [tuple(str(v) for v in row) for row in cur.fetchall()]
+    except pymysql.err.MySQLError as exc:
+        return ("error", exc.args[0])
+
+
+@st.composite
+def _schedules(draw: st.DrawFn) -> list[tuple[int, str]]:
+    """Interleaved statements of the clients: actions, and questions about a client's own
+    last statement (other clients' statements may come in between: hand-offs)."""
+    steps: list[tuple[int, str]] = []
+    last = ["asked"] * _CLIENTS
+    in_transaction: int | None = None  # one at a time: it keeps one of the two connections
+    for _ in range(draw(st.integers(10, 40))):
+        client = draw(st.integers(0, _CLIENTS - 1))
+        questions = (*_QUESTIONS[last[client]], *_ALWAYS)
+        if draw(st.booleans()):
+            steps.append((client, draw(st.sampled_from(questions))))
+            last[client] = "asked"
+            continue
+        kind, sql = draw(st.sampled_from(_actions(client)))
+        if sql == "BEGIN":
+            if in_transaction not in (None, client):
+                continue
+            in_transaction = client
+        elif sql in ("COMMIT", "ROLLBACK") and in_transaction == client:
+            in_transaction = None
+        steps.append((client, sql))
+        last[client] = kind
+    return steps
+
+
+@settings(
+    # POOL_EXAMPLES=N POOL_RANDOM=1 explores further than CI's seeded dozen.
+    max_examples=int(os.environ.get("POOL_EXAMPLES", "12")),
+    deadline=None,
+    derandomize=not os.environ.get("POOL_RANDOM"),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(schedule=_schedules())
+def test_property_each_client_sees_what_its_own_connection_would_show(
+    small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection], str],
+    shards: list[ShardEndpoint],
+    schedule: list[tuple[int, str]],
+) -> None:
+    """The same statements, interleaved the same way, through the proxy (three clients over
+    two backend connections) and on three direct connections to MariaDB: every answer the
+    same."""
+    _, connect, db = small_pool
+    direct_db = f"{db}_direct"
+    with connect_admin(shards[0]) as admin, admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {direct_db}")
+        cur.execute(f"CREATE DATABASE {direct_db}")
+    proxied = [connect() for _ in range(_CLIENTS)]
+    direct = [connect_admin(shards[0], direct_db) for _ in range(_CLIENTS)]
+    try:
+        for client in range(_CLIENTS):
+            for conn in (proxied[0], direct[0]):
+                _outcome(conn, f"DROP TABLE IF EXISTS p{client}")
+                _outcome(
+                    conn, f"CREATE TABLE p{client} (id INT AUTO_INCREMENT PRIMARY KEY, v TINYINT)"
+                )
+        for client, sql in schedule:
+            assert _outcome(proxied[client], sql) == _outcome(direct[client], sql), (
+                client,
+                sql,
+            )
+    finally:
+        for conn in (*proxied, *direct):
+            conn.close()
+        with connect_admin(shards[0]) as admin, admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {direct_db}")

@@ -8,6 +8,7 @@ type-only import still ties the two modules together). The intended direction (`
     sql <- shard <- plan, session     (the sharded data path's pure parts: a plan carries
                                       a sharded statement's targets)
     wire <- backend <- session
+    wire <- merge <- session          (cross-partition rewriting and merging)
     auth <- ops <- sql, backend (and so everything above them)
 
 ``wire`` (the MySQL codec) stands on nothing of ours; ``auth`` (accounts, catalog, stores) never
@@ -39,7 +40,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "proxy.plan": ("proxy.sql", "proxy.shard"),
     "proxy.shard": ("proxy.sql",),
     "proxy.backend": ("proxy.wire", "proxy.ops"),
-    "proxy.session": ("proxy.plan", "proxy.shard", "proxy.backend"),
+    "proxy.merge": ("proxy.wire",),
+    "proxy.session": ("proxy.plan", "proxy.shard", "proxy.merge", "proxy.backend"),
     "proxy.server": ("proxy.session",),
     "proxy.manage": ("proxy.server", "proxy.dev"),
     "proxy.dev": ("proxy.server", "proxy.manage"),
@@ -51,6 +53,7 @@ DATA_PATH = (
     "proxy.sql",
     "proxy.plan",
     "proxy.shard",
+    "proxy.merge",
     "proxy.session",
     "proxy.backend",
 )

@@ -218,8 +218,13 @@ def _describe(decided: Plan) -> str:
         return "Ok note=" + ",".join(str(code) for code, _ in decided.notes)
     if isinstance(decided, ShowStatus):
         return f"ShowStatus {decided.pattern}" if decided.pattern is not None else "ShowStatus"
+    if isinstance(decided, ShowNotes):
+        return (
+            "ShowNotes"
+            + (" count" if decided.count else "")
+            + (" errors" if decided.errors else "")
+        )
     for kind in (
-        ShowNotes,
         ShowEvents,
         Statistics,
         RunAccountStatement,

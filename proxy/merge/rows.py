@@ -1,0 +1,275 @@
+"""Rows of the text and the binary protocol, as the merge reads and writes them.
+
+A codec is bound to the result's column definitions. ``parse`` gives each column's raw value
+(the text protocol's string; the binary protocol's field bytes without their length prefix),
+None for NULL; ``build`` makes a row payload of such values; ``cut`` keeps a row's first
+columns; ``key`` orders a column's raw values as the server does; ``number`` and
+``encode_number`` / ``encode_count`` carry aggregates; ``text`` is a value's text form.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Sequence
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from typing import Any
+
+from proxy.merge.values import (
+    NULL_KEY,
+    T_DATE,
+    T_DATETIME,
+    T_DATETIME2,
+    T_DOUBLE,
+    T_FLOAT,
+    T_INT24,
+    T_LONG,
+    T_LONGLONG,
+    T_NEWDATE,
+    T_NULL,
+    T_SHORT,
+    T_TIME,
+    T_TIME2,
+    T_TIMESTAMP,
+    T_TIMESTAMP2,
+    T_TINY,
+    T_YEAR,
+    UNSIGNED_FLAG,
+    ColumnDefinition,
+    Kind,
+    decode_decimal,
+    parse_text_row,
+    row_prefix_end,
+    sort_key,
+)
+from proxy.wire.packets import build_text_row, lenenc_int, read_lenenc_int
+
+Value = bytes | None
+
+
+def format_number(value: Decimal | float | int, column: ColumnDefinition) -> str:
+    """A number as the server writes a value of ``column`` (its scale, half-up rounding)."""
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if column.decimals < 31:
+            return f"{value:.{column.decimals}f}"
+        return format_double(value)
+    with localcontext() as ctx:
+        ctx.prec = 200
+        q = value.quantize(Decimal(1).scaleb(-column.decimals), rounding=ROUND_HALF_UP)
+    text = f"{q:f}"
+    if text.startswith("-") and not q:
+        text = text[1:]
+    return text
+
+
+def format_double(value: float) -> str:
+    """A DOUBLE as the server writes it without a fixed scale: the shortest digits that read
+    back as the same double, positional unless the exponent is large (``1e15``,
+    ``9.007199254740992e15``, ``0.00001``)."""
+    if value == 0 or value != value or value in (float("inf"), float("-inf")):
+        return "0" if value == 0 else repr(value)
+    sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    text = "".join(map(str, digits))
+    point = len(text) + exponent  # digits before the decimal point
+    if point < -14 or (point > 15 and point >= len(text)):
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        out = f"{mantissa}e{point - 1}"
+    elif point <= 0:
+        out = "0." + "0" * -point + text
+    elif point >= len(text):
+        out = text + "0" * (point - len(text))
+    else:
+        out = text[:point] + "." + text[point:]
+    return ("-" if sign else "") + out
+
+
+class TextRows:
+    binary = False
+
+    def __init__(self, columns: Sequence[ColumnDefinition]) -> None:
+        self.columns = columns
+
+    def parse(self, payload: bytes, count: int) -> list[Value]:
+        return parse_text_row(payload, count)
+
+    def build(self, values: Sequence[Value]) -> bytes:
+        return build_text_row(values)
+
+    def cut(self, payload: bytes, visible: int) -> bytes:
+        return payload[: row_prefix_end(payload, visible)]
+
+    def key(self, index: int) -> Callable[[bytes | None], Any]:
+        return sort_key(self.columns[index])
+
+    def number(self, index: int, raw: bytes) -> Decimal | float:
+        if self.columns[index].kind is Kind.FLOAT:
+            return float(raw)
+        return decode_decimal(raw)
+
+    def encode_number(self, index: int, value: Decimal | float) -> bytes:
+        return format_number(value, self.columns[index]).encode()
+
+    def encode_count(self, index: int, value: int) -> bytes:
+        return str(value).encode()
+
+    def text(self, index: int, raw: bytes) -> bytes:
+        return raw
+
+
+_FIXED = {T_TINY: 1, T_SHORT: 2, T_YEAR: 2, T_LONG: 4, T_INT24: 4, T_FLOAT: 4,
+          T_LONGLONG: 8, T_DOUBLE: 8, T_NULL: 0}  # fmt: skip
+_TEMPORAL = frozenset(
+    {T_DATE, T_DATETIME, T_NEWDATE, T_TIMESTAMP, T_TIMESTAMP2, T_DATETIME2, T_TIME, T_TIME2}
+)
+_TIMES = frozenset({T_TIME, T_TIME2})
+_INTS = frozenset({T_TINY, T_SHORT, T_YEAR, T_LONG, T_INT24, T_LONGLONG})
+_FLOAT = struct.Struct("<f")
+_DOUBLE = struct.Struct("<d")
+
+
+def _datetime_parts(raw: bytes) -> tuple[int, int, int, int, int, int, int]:
+    raw = raw + bytes(11 - len(raw))
+    year, month, day, hour, minute, second, micro = struct.unpack("<HBBBBBI", raw)
+    return year, month, day, hour, minute, second, micro
+
+
+def _time_micro(raw: bytes) -> int:
+    raw = raw + bytes(12 - len(raw))
+    negative, days, hour, minute, second, micro = struct.unpack("<BIBBBI", raw)
+    value: int = (((days * 24 + hour) * 60 + minute) * 60 + second) * 1_000_000 + micro
+    return -value if negative else value
+
+
+class BinaryRows:
+    """Rows of COM_STMT_EXECUTE's result sets: a 0x00 header, a NULL bitmap (offset 2), then
+    each non-NULL value: fixed-size integers and floats, a length byte and the packed parts of
+    temporals, length-encoded bytes for everything else (DECIMAL as its text)."""
+
+    binary = True
+
+    def __init__(self, columns: Sequence[ColumnDefinition]) -> None:
+        self.columns = columns
+        self.total = len(columns)
+        self.bitmap_len = (self.total + 7 + 2) // 8
+        self.types = [c.type_code for c in columns]
+
+    def parse(self, payload: bytes, count: int) -> list[Value]:
+        bitmap = payload[1 : 1 + self.bitmap_len]
+        pos = 1 + self.bitmap_len
+        values: list[Value] = []
+        for i in range(count):
+            bit = i + 2
+            if bitmap[bit >> 3] & (1 << (bit & 7)):
+                values.append(None)
+                continue
+            t = self.types[i]
+            size = _FIXED.get(t)
+            if size is not None:
+                values.append(payload[pos : pos + size])
+                pos += size
+            elif t in _TEMPORAL:
+                n = payload[pos]
+                values.append(payload[pos + 1 : pos + 1 + n])
+                pos += 1 + n
+            else:
+                length, pos = read_lenenc_int(payload, pos)
+                values.append(payload[pos : pos + (length or 0)])
+                pos += length or 0
+        return values
+
+    def build(self, values: Sequence[Value]) -> bytes:
+        bitmap = bytearray((len(values) + 7 + 2) // 8)
+        parts: list[bytes] = []
+        for i, v in enumerate(values):
+            if v is None:
+                bit = i + 2
+                bitmap[bit >> 3] |= 1 << (bit & 7)
+                continue
+            t = self.types[i]
+            if t in _FIXED:
+                parts.append(v)
+            elif t in _TEMPORAL:
+                parts.append(bytes((len(v),)) + v)
+            else:
+                parts.append(lenenc_int(len(v)) + v)
+        return b"\x00" + bytes(bitmap) + b"".join(parts)
+
+    def cut(self, payload: bytes, visible: int) -> bytes:
+        return self.build(self.parse(payload, visible))
+
+    def key(self, index: int) -> Callable[[bytes | None], Any]:
+        column = self.columns[index]
+        t = column.type_code
+        null = NULL_KEY
+        if t in _INTS:
+            signed = not column.flags & UNSIGNED_FLAG
+            return lambda raw: (
+                null if raw is None else (1, int.from_bytes(raw, "little", signed=signed))
+            )
+        if t == T_FLOAT:
+            return lambda raw: null if raw is None else (1, _FLOAT.unpack(raw)[0])
+        if t == T_DOUBLE:
+            return lambda raw: null if raw is None else (1, _DOUBLE.unpack(raw)[0])
+        if t in _TIMES:
+            return lambda raw: null if raw is None else (1, _time_micro(raw))
+        if t in _TEMPORAL:
+            return lambda raw: null if raw is None else (1, _datetime_parts(raw))
+        return sort_key(column)  # DECIMAL's text, strings
+
+    def number(self, index: int, raw: bytes) -> Decimal | float:
+        column = self.columns[index]
+        t = column.type_code
+        if t in _INTS:
+            signed = not column.flags & UNSIGNED_FLAG
+            return Decimal(int.from_bytes(raw, "little", signed=signed))
+        if t == T_FLOAT:
+            return float(_FLOAT.unpack(raw)[0])
+        if t == T_DOUBLE:
+            return float(_DOUBLE.unpack(raw)[0])
+        return decode_decimal(raw)
+
+    def encode_number(self, index: int, value: Decimal | float) -> bytes:
+        column = self.columns[index]
+        t = column.type_code
+        if t == T_DOUBLE:
+            return _DOUBLE.pack(float(value))
+        if t == T_FLOAT:
+            return _FLOAT.pack(float(value))
+        if t in _INTS:
+            size = _FIXED[t]
+            return int(value).to_bytes(size, "little", signed=not column.flags & UNSIGNED_FLAG)
+        return format_number(value, column).encode()
+
+    def encode_count(self, index: int, value: int) -> bytes:
+        return value.to_bytes(8, "little", signed=True)
+
+    def text(self, index: int, raw: bytes) -> bytes:
+        """The text protocol's form of a value (for HAVING's comparisons)."""
+        column = self.columns[index]
+        t = column.type_code
+        if t in _INTS or t in (T_FLOAT, T_DOUBLE):
+            return str(self.number(index, raw)).encode()
+        if t in _TIMES:
+            micro = _time_micro(raw)
+            sign = "-" if micro < 0 else ""
+            micro = abs(micro)
+            seconds, frac = divmod(micro, 1_000_000)
+            text = f"{sign}{seconds // 3600:02}:{seconds // 60 % 60:02}:{seconds % 60:02}"
+            return (text + (f".{frac:06}" if frac else "")).encode()
+        if t in _TEMPORAL:
+            y, mo, d, h, mi, s, us = _datetime_parts(raw)
+            text = f"{y:04}-{mo:02}-{d:02}"
+            if t not in (T_DATE, T_NEWDATE):
+                text += f" {h:02}:{mi:02}:{s:02}" + (f".{us:06}" if us else "")
+            return text.encode()
+        return raw
+
+
+RowCodec = TextRows | BinaryRows
+
+
+def sort_key_with(codec: RowCodec, index: int) -> Callable[[bytes | None], Any]:
+    """The sort key of column ``index``'s raw values (None: NULL)."""
+    return codec.key(index)
