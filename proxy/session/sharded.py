@@ -61,6 +61,7 @@ from proxy.backend.connection import (
     quote_string,
 )
 from proxy.backend.xa import XID_PREFIX
+from proxy.merge import Refusal, merge_results, plan_select, result_payloads
 from proxy.plan.plan import Sharded, sharded_layout
 from proxy.session.link import OWN_STATEMENT, BackendUnavailable, SessionLost, lost_error
 from proxy.shard.ddl import AlterSequence, CreateSequence, nextval_references
@@ -305,7 +306,10 @@ class ShardedExecutor:
                 else:
                     self.replies.ok()
             elif isinstance(decision, Route):
-                await self._route(decision)
+                if decision.merge is not None:
+                    await self._merged(plan, decision)
+                else:
+                    await self._route(decision)
             elif isinstance(decision, CreateShardedTable):
                 await self._create(plan.layout, decision)
             elif isinstance(decision, FanOut):
@@ -483,6 +487,50 @@ class ShardedExecutor:
                 await self._write(conns, targets, decision)
         except (BackendError, ConnectionLost) as exc:
             self._lost(conns, exc, replied or self._sent)
+
+    async def _merged(self, plan: Sharded, decision: Route) -> None:
+        """A scatter SELECT that needs a merge: the merge engine rewrites it (proxy/merge),
+        routing puts the physical names into its rewrite, every physical database runs it at
+        once, and the merged result streams to the client."""
+        merge_plan = plan_select(plan.text)
+        if isinstance(merge_plan, Refusal):
+            raise SqlError(merge_plan.errno, merge_plan.sqlstate, merge_plan.message)
+        state = self.session.link.state
+        rerouted = decide(merge_plan.sql, plan.layout, state.lex_mode, state.flavor)
+        if not isinstance(rerouted, Route) or rerouted.merge is None:
+            raise not_supported(f"merging {decision.merge} across partitions of this statement")
+        targets = rerouted.targets
+        if self._in_transaction() and any(t.partition != 0 for t in targets):
+            raise not_supported(
+                f"statements on partitions of table {decision.table} other than the first"
+                " inside a transaction or with autocommit=0 (a transaction across partitions)"
+            )
+        conns = await self._acquire(plan.layout, targets)
+        self._sent = False
+        client = self.session.client
+        try:
+            streams = []
+            for target in targets:
+                conn = conns[target.partition]
+                conn.send(b"\x03" + target.sql.encode())
+                streams.append(
+                    result_payloads(
+                        conn, capabilities=conn.capabilities, max_packet=MAX_BACKEND_PACKET
+                    )
+                )
+            async for payload in merge_results(
+                merge_plan,
+                streams,
+                capabilities=self.session.capabilities,
+                schema=plan.layout.name.encode(),
+            ):
+                self._emit(payload)
+                if client.write_paused:
+                    await client.drain()
+        except (BackendError, ConnectionLost) as exc:
+            for conn in conns.values():
+                conn.broken = True
+            self._lost(conns, exc, self._sent)
 
     async def _scatter_read(
         self, conns: Mapping[int, BackendConnection], targets: Sequence[Target]

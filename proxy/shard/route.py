@@ -138,6 +138,9 @@ class Route:
     targets: tuple[Target, ...]
     # The GROUP sequence values an INSERT took (the first is the client's insert id).
     sequence_values: tuple[int, ...] = ()
+    # A scatter SELECT whose results need merging (ORDER BY, aggregates, ...): why; the
+    # session's merge engine (proxy/merge) rewrites it for the partitions. None: concatenated.
+    merge: str | None = None
 
     @property
     def single(self) -> bool:
@@ -751,14 +754,16 @@ def _select(
     targets = _targets(sql, tokens, layout, references, placements)
     if main.table.rule.kind == "broadcast":
         return Route("copy", main.table.name, False, True, targets)
+    kind: RouteKind = "routed" if _by_key(tokens, main) else "scatter"
     if len(targets) > 1:
         why = _merge_needed(tokens)
         if why is not None:
-            raise _refused(
-                f"{why} in a SELECT across the partitions of sharded table {main.table.name}"
-                " (the cross-partition merge comes next)"
-            )
-    kind: RouteKind = "routed" if _by_key(tokens, main) else "scatter"
+            if len({t.partition for t in targets}) != len(targets):
+                raise _refused(
+                    f"{why} in a SELECT across the tables of {main.table.name} split by"
+                    " TBPARTITION BY (one merged statement per physical database)"
+                )
+            return Route(kind, main.table.name, False, True, targets, merge=why)
     return Route(kind, main.table.name, False, True, targets)
 
 

@@ -187,11 +187,8 @@ CASES: list[tuple[str, str, list[tuple[int, str]]]] = [
 ]
 
 REFUSED: list[tuple[str, int, str]] = [
-    ("SELECT COUNT(*) FROM t", 1235, "aggregate COUNT()"),
-    ("SELECT * FROM t ORDER BY id", 1235, "ORDER BY"),
-    ("SELECT * FROM t LIMIT 3", 1235, "LIMIT"),
-    ("SELECT DISTINCT name FROM t", 1235, "DISTINCT"),
-    ("SELECT name FROM t GROUP BY name", 1235, "GROUP BY"),
+    ("SELECT COUNT(*) FROM u", 1235, "aggregate COUNT() in a SELECT across the tables of u"),
+    ("SELECT * FROM u ORDER BY id", 1235, "split by TBPARTITION BY"),
     ("SELECT * FROM t JOIN u ON t.id = u.id", 1235, "several sharded tables (t and u)"),
     ("SELECT * FROM t WHERE id IN (SELECT id FROM t)", 1235, "named more than once"),
     ("SELECT * FROM t JOIN s USING (id)", 1235, "single table s"),
@@ -306,3 +303,23 @@ def test_hints_name_logical_tables_only() -> None:
         hinted("/*+TDDL:node('db_0009')*/ SELECT 1", LAYOUT)
     assert "no such physical database" in unknown.value.message
     assert hinted("SELECT 1 /*+TDDL:scan()*/", LAYOUT) is None
+
+
+@pytest.mark.parametrize(
+    ("sql", "why"),
+    [
+        ("SELECT COUNT(*) FROM t", "the aggregate COUNT()"),
+        ("SELECT * FROM t ORDER BY id", "ORDER BY"),
+        ("SELECT * FROM t LIMIT 3", "LIMIT"),
+        ("SELECT DISTINCT name FROM t", "DISTINCT"),
+        ("SELECT name FROM t GROUP BY name", "GROUP BY"),
+        ("SELECT * FROM t WHERE id IN (1, 2) ORDER BY id", "ORDER BY"),
+    ],
+)
+def test_scatter_selects_needing_a_merge_say_why(sql: str, why: str) -> None:
+    found = route(sql, LAYOUT)
+    assert isinstance(found, Route) and found.merge == why
+    assert len(found.targets) > 1
+    # One partition: no merge, the shard answers.
+    single = route("SELECT COUNT(*) FROM t WHERE id = 1", LAYOUT)
+    assert isinstance(single, Route) and single.merge is None
