@@ -14,8 +14,10 @@ statement to run there. This module only does the I/O:
   connection pool plugs in behind the same protocol.
 * **Reads.** One target: its answer is relayed verbatim. Several: the result sets are
   concatenated as they stream in -- the first target's column definitions, every target's rows,
-  the last one's end -- with nothing buffered. (Statements that need a merge were refused by
-  routing with 1235; the merge engine plugs in here, :meth:`ShardedExecutor._scatter_read`.)
+  the last one's end -- with nothing buffered (:meth:`ShardedExecutor._scatter_read`). A
+  SELECT whose results need merging (ORDER BY, GROUP BY, aggregates, LIMIT, DISTINCT: routing
+  says why in ``Route.merge``) goes through the merge engine (:meth:`ShardedExecutor._merged`,
+  ``proxy.merge``): its per-partition rewrite, routed again for the physical names.
 * **Writes.** One target: relayed verbatim (an INSERT that took GROUP sequence values answers
   with the first as its insert id). Several statements (partitions, or physical tables of one
   partition): an XA transaction, one branch per physical database -- ``XA START``, the
@@ -536,9 +538,7 @@ class ShardedExecutor:
         self, conns: Mapping[int, BackendConnection], targets: Sequence[Target]
     ) -> None:
         """Concatenate the targets' result sets as they stream (``_sent``: anything reached
-        the client). THE MERGE ENGINE PLUGS IN HERE: a statement routing refused for needing
-        a merge (ORDER BY, GROUP BY, aggregates, LIMIT, DISTINCT) would come here with its
-        merge plan instead of being concatenated.
+        the client); statements needing a merge go to :meth:`_merged` instead.
 
         The physical databases work in parallel: the first statement of each is sent at once,
         the next one on a connection when the previous answer was read (one statement in
