@@ -53,10 +53,30 @@ from proxy.ops.workers import PUBLISH_SECONDS, WorkerSlot
 from proxy.session.authn import Sha2Cache
 from proxy.session.login import CatalogRefresher, LoginGuard
 from proxy.session.session import Session
+from proxy.sql.analyze import FAST_BASE_MISSING
 from proxy.wire.packets import Capability, ProtocolError, build_err, parse_handshake_v10
-from proxy.wire.stream import ClientConnection, ConnectionLost, PacketConnection, PacketTooLarge
+from proxy.wire.stream import (
+    COMPILED_MISSING,
+    ClientConnection,
+    ConnectionLost,
+    PacketConnection,
+    PacketTooLarge,
+)
 
 log = logging.getLogger("shardgate.server")
+
+
+def hot_path() -> str:
+    """Which packet framing, response scanner and statement-shape key run: the compiled ones
+    (Cython, built by .ci/setup) or the pure-Python reference, and why."""
+    missing = [reason for reason in (COMPILED_MISSING, FAST_BASE_MISSING) if reason]
+    if not missing:
+        return "compiled (Cython extensions proxy.wire._cscan, proxy.sql._cfastkey)"
+    return (
+        f"pure Python (compiled extension not loaded: {'; '.join(missing)}; "
+        "build it with .ci/setup or `python setup.py build_ext --inplace`)"
+    )
+
 
 CATALOG_POLL_SECONDS = 0.25
 BOOKKEEPING_CLOSE_SECONDS = 5.0
@@ -374,6 +394,7 @@ class ProxyServer:
             self._publisher = asyncio.create_task(self._publish(worker))
         self._watchdog = asyncio.create_task(self._watch())
         log.info("shardgate listening on %s:%d", server.host, self.port)
+        log.info("hot path: %s", hot_path())
 
     def _accept(self, client: ClientConnection) -> None:
         """A client connected (called from connection_made): start its session."""

@@ -314,7 +314,8 @@ class BackendConnection(PacketConnection):
                 self.write(seq + 1, scramble_native(target.password, scramble))
                 continue
             raise BackendError(f"shard '{target.shard}' sent an unexpected login packet")
-        self.capabilities = capabilities
+        # A plain int: the scanner tests it for every response (IntFlag arithmetic is Python).
+        self.capabilities = int(capabilities)
         self.thread_id = handshake.connection_id
         self.server_version = handshake.server_version
 

@@ -52,7 +52,8 @@ class ServerConfig:
     # (a fresh connection must get its greeting within backend_connect_timeout); if the check
     # fails, every statement waiting on that shard gets an error at once (0: never check).
     shard_check_after: float = 5.0
-    # Worker processes serving the port together (SO_REUSEPORT; proxy/ops/workers.py).
+    # Worker processes serving the port together (SO_REUSEPORT; proxy/ops/workers.py);
+    # ``workers = "auto"`` in the file: one per CPU this process may run on (auto_workers()).
     workers: int = 1
     # Lock an account after this many consecutive failed logins (wrong password from an
     # address its host pattern matches) for login_lock_seconds; 0: never (the default, as in
@@ -221,6 +222,16 @@ def _check_keys(section: str, data: dict[str, Any], allowed: set[str]) -> None:
         )
 
 
+def auto_workers() -> int:
+    """``workers = "auto"``: one worker per CPU this process may run on (its affinity mask,
+    which a container's cpuset narrows), at most 256."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 256))
+
+
 def _typed(section: str, key: str, value: Any, expected: type | tuple[type, ...]) -> Any:
     # bool is an int subclass; never accept it where a number is meant.
     if isinstance(value, bool) and expected is not bool:
@@ -258,9 +269,15 @@ def _server(data: dict[str, Any], base_dir: Path) -> ServerConfig:
             "login_max_failures",
             "max_user_connections",
             "login_throttle_failures",
-            "workers",
         ):
             kwargs[key] = _typed("server", key, value, int)
+        elif key == "workers":
+            if value == "auto":
+                kwargs[key] = auto_workers()
+            elif isinstance(value, str):
+                raise ConfigError('server.workers: expected an int or "auto"')
+            else:
+                kwargs[key] = _typed("server", key, value, int)
         elif key in (
             "handshake_timeout",
             "backend_connect_timeout",

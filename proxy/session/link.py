@@ -137,6 +137,9 @@ class Carried:
     warnings: tuple[tuple[str, int, str], ...]  # (level, code, message), as SHOW WARNINGS
 
 
+# How long saving a session's last-statement values from its connection may take.
+SURRENDER_SECONDS = 10.0
+
 # What a new connection answers about the statement before the first.
 FRESH = Carried(0, 0, 0, 0, 0, ())
 
@@ -248,17 +251,25 @@ class BackendLink:
             self._captured()
             return
         try:
-            result = await conn.query(_SAVE_DIAGNOSTICS)
+            result = await asyncio.wait_for(conn.query(_SAVE_DIAGNOSTICS), SURRENDER_SECONDS)
             lid, found, count, warning_count, error_count = (
                 int(value or 0) for value in result.rows[0]
             )
             warnings: tuple[tuple[str, int, str], ...] = ()
             if warning_count:
-                shown = await conn.query(OWN_STATEMENT + "SHOW WARNINGS")
+                shown = await asyncio.wait_for(
+                    conn.query(OWN_STATEMENT + "SHOW WARNINGS"), SURRENDER_SECONDS
+                )
                 warnings = tuple((_text(r[0]), int(r[1] or 0), _text(r[2])) for r in shown.rows)
             self.carried = Carried(lid, found, count, warning_count, error_count, warnings)
         except BackendQueryError:
             self.carried = None
+        except TimeoutError:
+            # A shard that does not answer: the connection is of no use to anyone.
+            self.carried = None
+            conn.broken = True
+            conn.abort()
+            raise BackendError(f"shard '{conn.target.shard}' did not answer in time") from None
         finally:
             self._captured()
 

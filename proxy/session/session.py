@@ -861,7 +861,6 @@ class Session:
 
     def _memoized(self, statement: Statement, snapshot: CatalogSnapshot) -> Plan:
         """relayed_statement(statement, view, snapshot), remembered for this grant view."""
-        view_key = (snapshot, self.account, self.current_db)
         seen_snapshot, seen_account, seen_db = self._memo_view
         if (
             seen_snapshot is not snapshot
@@ -869,7 +868,7 @@ class Session:
             or seen_db != self.current_db
         ):
             self._memo.clear()
-            self._memo_view = view_key
+            self._memo_view = (snapshot, self.account, self.current_db)
         entry = self._memo.get(id(statement))
         if entry is not None and entry[0] is statement:
             return entry[1]

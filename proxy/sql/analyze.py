@@ -3067,13 +3067,32 @@ _NEEDS: Final = (
 _FAST_MAX = 4096
 
 
-def _fast_key(sql: str) -> str | None:
-    """The fast key of a single simple statement, or None."""
+def _fast_base_pure(sql: str) -> str | None:
+    """The fast key before literal lists are collapsed (the reference for the compiled
+    ``proxy.sql._cfastkey.fast_base``), or None when ``sql`` is not in the fast language."""
     if len(sql) > _FAST_MAX or _fast_ok(sql) is None:
         return None
     if "'" in sql:
         sql = _sub_strings("'?'", sql)
-    sql = _sub_numbers("?", sql)
+    return _sub_numbers("?", sql)
+
+
+# The compiled twin (proxy/sql/_cfastkey.pyx, built by .ci/setup), else the pure reference.
+FAST_BASE_MISSING: str | None = None
+_fast_base: Callable[[str], str | None]
+try:
+    from proxy.sql._cfastkey import fast_base as _fast_base
+except ImportError as _exc:
+    FAST_BASE_MISSING = str(_exc)
+    _fast_base = _fast_base_pure
+
+
+def _fast_key(sql: str) -> str | None:
+    """The fast key of a single simple statement, or None."""
+    found = _fast_base(sql)
+    if found is None:
+        return None
+    sql = found
     if "," in sql and "(" in sql:
         upper = sql.upper()
         for needs, lists in _NEEDS:

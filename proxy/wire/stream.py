@@ -13,28 +13,37 @@ the relay forwards whole chunks verbatim, decoding only the packets that end a r
 from __future__ import annotations
 
 import asyncio
-import enum
 import ssl
 from collections.abc import Callable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-from proxy.wire.packets import (
-    MAX_PAYLOAD,
-    Capability,
-    ProtocolError,
-    ServerStatus,
-    frame,
-    frame_parts,
-    parse_eof,
-    parse_ok_status,
-    parse_stmt_prepare_ok,
+from proxy.wire import scanner as _pure
+from proxy.wire.packets import MAX_PAYLOAD, frame, frame_parts
+from proxy.wire.scanner import (
+    PacketTooLarge as PacketTooLarge,
+)
+from proxy.wire.scanner import (
+    ProtocolViolation as ProtocolViolation,
+)
+from proxy.wire.scanner import (
+    ResponseKind as ResponseKind,
 )
 from proxy.wire.tls import TlsLayer
 
-# Plain ints on the hot path: IntFlag arithmetic costs microseconds per packet.
-_MORE_RESULTS_EXISTS = int(ServerStatus.MORE_RESULTS_EXISTS)
-_CURSOR_EXISTS = int(ServerStatus.CURSOR_EXISTS)
-_CACHE_METADATA = int(Capability.MARIADB_CLIENT_CACHE_METADATA)
+# The compiled hot path (proxy/wire/_cscan.pyx, built by .ci/setup), else the pure reference.
+# ``COMPILED_MISSING`` says why the compiled one is not used (the server logs it at start-up).
+COMPILED_MISSING: str | None = None
+if TYPE_CHECKING:
+    from proxy.wire.scanner import ResponseScanner as ResponseScanner
+    from proxy.wire.scanner import take_packet
+else:
+    try:
+        from proxy.wire._cscan import ResponseScanner, take_packet
+    except ImportError as exc:
+        COMPILED_MISSING = str(exc)
+        ResponseScanner = _pure.ResponseScanner
+        take_packet = _pure.take_packet
+
 # Pause the peer that feeds a connection once this much is waiting to be sent on it.
 WRITE_HIGH_WATER = 256 * 1024
 # Payloads from this size on are written as pieces (frame headers and views), not copied whole.
@@ -43,16 +52,6 @@ LARGE_WRITE = 1024 * 1024
 
 class ConnectionLost(Exception):
     """The peer closed the connection or sent a truncated packet."""
-
-
-class PacketTooLarge(Exception):
-    """A packet larger than the configured limit arrived. ``next_seq``: the sequence number an
-    answer to it carries (after the frame whose length crossed the limit, as MariaDB counts)."""
-
-    def __init__(self, total: int, next_seq: int) -> None:
-        super().__init__(f"packet of at least {total} bytes")
-        self.total = total
-        self.next_seq = next_seq
 
 
 class PacketConnection(asyncio.Protocol):
@@ -165,6 +164,10 @@ class PacketConnection(asyncio.Protocol):
                 raise ConnectionLost("connection closed")
             if self._limit_paused:
                 self._resume_for_limit()  # a packet larger than the limit: read it whole
+            if self.reading_paused:
+                # Paused for a relay's slow reader (a pooled connection now read by another
+                # session, its own statement): whoever waits for a packet reads again.
+                self.resume_reading()
             await self._wait()
 
     async def _wait(self) -> None:
@@ -176,35 +179,10 @@ class PacketConnection(asyncio.Protocol):
             self._waiter = None
 
     def _take(self, max_size: int) -> tuple[int, bytes] | None:
-        buf = self._buf
-        n = len(buf)
-        pos = 0
-        total = 0
-        spans: list[tuple[int, int]] = []
-        while True:
-            if n - pos < 4:
-                return None
-            length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
-            total += length
-            if total > max_size:
-                raise PacketTooLarge(total, (buf[pos + 3] + 1) & 0xFF)
-            end = pos + 4 + length
-            if end > n:
-                return None
-            seq = buf[pos + 3]
-            spans.append((pos + 4, end))
-            pos = end
-            if length < MAX_PAYLOAD:
-                if len(spans) == 1:
-                    payload = bytes(buf[spans[0][0] : end])
-                else:
-                    # one copy of a large packet: views of the buffer, joined
-                    with memoryview(buf) as view:
-                        payload = b"".join([view[a:b] for a, b in spans])
-                del buf[:pos]
-                if self._limit_paused and len(buf) <= self.read_limit // 2:
-                    self._resume_for_limit()
-                return seq, payload
+        packet = take_packet(self._buf, max_size)
+        if packet is not None and self._limit_paused and len(self._buf) <= self.read_limit // 2:
+            self._resume_for_limit()
+        return packet
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -227,8 +205,17 @@ class PacketConnection(asyncio.Protocol):
             self.transport.writelines(parts)
 
     def write_many(self, seq: int, payloads: list[bytes]) -> int:
+        """Queue several packets with one vectored write (one send() for a whole small result
+        set, not one per packet); returns the next sequence id."""
+        parts: list[bytes | memoryview] = []
         for payload in payloads:
-            seq = self.write(seq, payload)
+            if len(payload) < LARGE_WRITE:
+                parts.append(frame(seq, payload))
+            else:
+                parts += frame_parts(seq, payload)
+            seq = (seq + len(payload) // MAX_PAYLOAD + 1) & 0xFF
+        if parts:
+            self.write_parts(parts)
         return seq
 
     async def drain(self) -> None:
@@ -347,324 +334,12 @@ class ClientConnection(PacketConnection):
         if self.tls is not None:
             self.tls.send(b"".join(parts))
         elif self.transport is not None:
-            self.transport.writelines(parts)
+            try:
+                self.transport.writelines(parts)
+            except RuntimeError:
+                pass  # closed meanwhile (as in write_raw): the session sees it end
 
     def close(self) -> None:
         if self.tls is not None and not self.is_closing():
             self.tls.shutdown()
         super().close()
-
-
-class ResponseKind(enum.Enum):
-    """What a backend answers a command with."""
-
-    QUERY = 1  # OK | ERR | result set(s), text or binary rows
-    PREPARE = 2  # COM_STMT_PREPARE: ERR | PREPARE_OK [params EOF] [columns EOF]
-    FETCH = 3  # COM_STMT_FETCH: ERR | rows EOF
-    FIELD_LIST = 4  # COM_FIELD_LIST: ERR | column definitions EOF
-    SINGLE = 5  # exactly one packet (OK, ERR, EOF, or COM_STATISTICS' string)
-
-
-class _State(enum.Enum):
-    FIRST = 1
-    COLUMNS = 2
-    COLUMNS_EOF = 3
-    ROWS = 4
-    PREPARE_PARAMS = 5
-    PREPARE_COLUMNS = 6
-
-
-class ProtocolViolation(Exception):
-    """The backend sent something the proxy will not relay."""
-
-
-class ResponseScanner:
-    """Follows one command's response through the byte stream to find where it ends.
-
-    ``feed(chunk)`` takes the backend's bytes exactly as they arrive (packets may straddle
-    chunks) and returns -1 while the response goes on, or the offset in ``chunk`` just past
-    its last packet. Row and column-definition packets are skipped by their length without
-    being copied; only the packets that can end or shape a response (OK, ERR, EOF, the column
-    count, PREPARE_OK) are looked at whole, and those are small. ``frame()`` is the same
-    machine fed one wire frame at a time. The scanner records the status flags of the final
-    OK/EOF, the error number of an ERR that ends it, the number of rows, and for
-    COM_STMT_PREPARE the statement id.
-    """
-
-    __slots__ = (
-        "_capabilities",
-        "_continuation",
-        "_kind",
-        "_pending",
-        "_remaining",
-        "_skip",
-        "_state",
-        "errno",
-        "error",
-        "prepared_columns",
-        "prepared_params",
-        "rows",
-        "statement_id",
-        "status",
-    )
-
-    def __init__(self, kind: ResponseKind, capabilities: int) -> None:
-        self._kind = kind
-        self._capabilities = capabilities
-        self._state = _State.ROWS if kind is ResponseKind.FETCH else _State.FIRST
-        if kind is ResponseKind.FIELD_LIST:
-            self._state = _State.COLUMNS_EOF
-        self._remaining = 0
-        self._continuation = False
-        # Bytes of a packet that must be seen whole but has not fully arrived yet.
-        self._pending = b""
-        # Bytes still to come of a packet that is skipped unread.
-        self._skip = 0
-        self.status: int | None = None
-        self.error = False
-        self.errno = 0  # of the ERR that ended the response
-        self.rows = 0
-        self.statement_id: int | None = None
-        self.prepared_params = 0
-        self.prepared_columns = 0
-
-    def feed(self, data: bytes) -> int:
-        """Consume the next chunk of the response; -1, or the offset just past its end."""
-        n = len(data)
-        pos = 0
-        base = 0
-        skip = self._skip
-        if skip:
-            if skip >= n:
-                self._skip = skip - n
-                return -1
-            pos = skip
-            self._skip = 0
-        elif self._pending:
-            base = len(self._pending)
-            data = self._pending + data
-            n += base
-            self._pending = b""
-        rows_state = _State.ROWS
-        columns_state = _State.COLUMNS
-        while True:
-            avail = n - pos
-            if avail < 4:
-                if avail:
-                    self._pending = data[pos:]
-                return -1
-            length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
-            end = pos + 4 + length
-            if self._continuation:
-                # The tail of a packet larger than 16 MiB: never looked at.
-                self._continuation = length == MAX_PAYLOAD
-                if end > n:
-                    self._skip = end - n
-                    return -1
-                pos = end
-                continue
-            if length == 0:
-                raise ProtocolViolation("empty packet")
-            if avail < 5:
-                self._pending = data[pos:]
-                return -1
-            first = data[pos + 4]
-            state = self._state
-            if state is rows_state and first != 0xFF and (first != 0xFE or length >= 9):
-                # Rows: walk the packet headers in a tight loop (the hot loop of a relay).
-                rows = 1
-                while end + 5 <= n and length < MAX_PAYLOAD:
-                    length = data[end] | data[end + 1] << 8 | data[end + 2] << 16
-                    first = data[end + 4]
-                    if first == 0xFF or (first == 0xFE and length < 9):
-                        break
-                    end += 4 + length
-                    rows += 1
-                else:
-                    self._continuation = length == MAX_PAYLOAD
-                    self.rows += rows
-                    if end > n:
-                        self._skip = end - n
-                        return -1
-                    pos = end
-                    continue
-                # A terminal candidate follows at ``end``: the outer loop looks at it whole.
-                self.rows += rows
-                pos = end
-                continue
-            if state is columns_state:
-                self._remaining -= 1
-                if self._remaining == 0:
-                    self._state = _State.COLUMNS_EOF
-                self._continuation = length == MAX_PAYLOAD
-                if end > n:
-                    self._skip = end - n
-                    return -1
-                pos = end
-                continue
-            if end > n:
-                self._pending = data[pos:]
-                return -1
-            self._continuation = length == MAX_PAYLOAD
-            done = self._packet(data, pos + 4, end, first)
-            pos = end
-            if done:
-                return pos - base
-
-    def frame(self, buf: bytes | bytearray, start: int, end: int) -> bool:
-        """Feed one wire frame's payload (``buf[start:end]``). True when the response is done."""
-        length = end - start
-        if self._continuation:
-            # The tail of a packet larger than 16 MiB: never a terminal packet.
-            self._continuation = length == MAX_PAYLOAD
-            return False
-        self._continuation = length == MAX_PAYLOAD
-        if length == 0:
-            raise ProtocolViolation("empty packet")
-        first = buf[start]
-        if self._state is _State.ROWS and first != 0xFF and (first != 0xFE or length >= 9):
-            self.rows += 1
-            return False
-        return self._packet(buf, start, end, first)
-
-    def _error(self, buf: bytes | bytearray, start: int, length: int) -> bool:
-        self.error = True
-        if length >= 3:
-            self.errno = buf[start + 1] | buf[start + 2] << 8
-        return True
-
-    def _terminal_ok(self, payload: bytes) -> bool:
-        self.status = _ok_status(payload, self._capabilities)
-        return not self.status & _MORE_RESULTS_EXISTS
-
-    def _terminal_eof(self, payload: bytes) -> bool:
-        self.status = _eof_status(payload)
-        return not self.status & _MORE_RESULTS_EXISTS
-
-    def _packet(self, buf: bytes | bytearray, start: int, end: int, first: int) -> bool:
-        state = self._state
-        length = end - start
-        if state is _State.ROWS:
-            if first == 0xFE and length < 9:
-                done = self._terminal_eof(bytes(buf[start:end]))
-                if not done:
-                    self._state = _State.FIRST
-                return done
-            if first == 0xFF:
-                return self._error(buf, start, length)
-            self.rows += 1
-            return False
-        if state is _State.FIRST:
-            if first == 0xFF:
-                return self._error(buf, start, length)
-            if self._kind is ResponseKind.SINGLE:
-                if first == 0xFE and length < 9:
-                    self.status = _eof_status(bytes(buf[start:end]))
-                elif first == 0x00:
-                    self.status = _ok_status(bytes(buf[start:end]), self._capabilities)
-                return True
-            if self._kind is ResponseKind.PREPARE:
-                if first != 0x00:
-                    raise ProtocolViolation("unexpected COM_STMT_PREPARE response")
-                try:
-                    ok = parse_stmt_prepare_ok(bytes(buf[start:end]))
-                except ProtocolError as exc:
-                    raise ProtocolViolation(str(exc)) from None
-                self.statement_id = ok.statement_id
-                self.prepared_params = ok.num_params
-                self.prepared_columns = ok.num_columns
-                if ok.num_params:
-                    self._remaining = ok.num_params
-                    self._state = _State.PREPARE_PARAMS
-                    return False
-                if ok.num_columns:
-                    self._remaining = ok.num_columns
-                    self._state = _State.PREPARE_COLUMNS
-                    return False
-                return True
-            if first == 0x00:
-                return self._terminal_ok(bytes(buf[start:end]))
-            if first == 0xFB:
-                # LOCAL INFILE request: never advertised, never relayed.
-                raise ProtocolViolation("backend asked for LOCAL INFILE")
-            if first == 0xFE:
-                raise ProtocolViolation("unexpected EOF at start of response")
-            # A column count: that many column definitions follow, then EOF -- unless, with
-            # MARIADB_CLIENT_CACHE_METADATA, its metadata-follows byte is 0 (a re-executed
-            # prepared statement whose columns the client has cached): then the EOF at once.
-            self._remaining, width = _lenenc_at(buf, start)
-            if (
-                self._capabilities & _CACHE_METADATA
-                and start + width < end
-                and buf[start + width] == 0
-            ):
-                self._state = _State.COLUMNS_EOF
-            else:
-                self._state = _State.COLUMNS
-            return False
-        if state is _State.COLUMNS:
-            self._remaining -= 1
-            if self._remaining == 0:
-                self._state = _State.COLUMNS_EOF
-            return False
-        if state is _State.COLUMNS_EOF:
-            if first == 0xFF:
-                return self._error(buf, start, length)
-            if first == 0xFE and length < 9:
-                status = _eof_status(bytes(buf[start:end]))
-                if self._kind is ResponseKind.FIELD_LIST:
-                    self.status = status
-                    return True
-                if status & _CURSOR_EXISTS:
-                    # COM_STMT_EXECUTE opened a cursor: rows come with COM_STMT_FETCH.
-                    self.status = status
-                    return True
-                self._state = _State.ROWS
-                return False
-            if self._kind is ResponseKind.FIELD_LIST:
-                return False
-            raise ProtocolViolation("expected EOF after column definitions")
-        if state is _State.PREPARE_PARAMS:
-            if self._remaining == 0:
-                # The EOF closing the parameter definitions.
-                if self.prepared_columns:
-                    self._remaining = self.prepared_columns
-                    self._state = _State.PREPARE_COLUMNS
-                    return False
-                return True
-            self._remaining -= 1
-            return False
-        if state is _State.PREPARE_COLUMNS:
-            if self._remaining == 0:
-                return True
-            self._remaining -= 1
-            return False
-        raise AssertionError(state)
-
-
-def _ok_status(payload: bytes, capabilities: int) -> int:
-    try:
-        return parse_ok_status(payload, capabilities)
-    except ProtocolError as exc:
-        raise ProtocolViolation(str(exc)) from None
-
-
-def _eof_status(payload: bytes) -> int:
-    try:
-        return parse_eof(payload)[1]
-    except ProtocolError as exc:
-        raise ProtocolViolation(str(exc)) from None
-
-
-def _lenenc_at(buf: bytes | bytearray, pos: int) -> tuple[int, int]:
-    """The length-encoded integer at ``pos`` and how many bytes it takes."""
-    first = buf[pos]
-    if first < 0xFB:
-        return first, 1
-    if first == 0xFC:
-        return buf[pos + 1] | buf[pos + 2] << 8, 3
-    if first == 0xFD:
-        return buf[pos + 1] | buf[pos + 2] << 8 | buf[pos + 3] << 16, 4
-    if first == 0xFE:
-        return int.from_bytes(buf[pos + 1 : pos + 9], "little"), 9
-    raise ProtocolViolation("bad length-encoded integer")

@@ -52,6 +52,11 @@ def log(message: str) -> None:
     )
 
 
+def _workers(value: str) -> int | str:
+    """``--proxy-workers``: a number, or ``auto`` (written into the config as is)."""
+    return value if value == "auto" else int(value)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m tests.bench.run",
@@ -118,9 +123,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--proxy-workers",
-        type=int,
+        type=_workers,
         default=1,
-        help="shardgate [server] workers: worker processes on the port (default 1)",
+        help='shardgate [server] workers: worker processes on the port, or "auto" (one per '
+        "CPU; default 1)",
     )
     p.add_argument(
         "--haproxy-threads",
@@ -554,10 +560,14 @@ def main(argv: list[str] | None = None) -> int:
         stack.close()
         results.meta["load_after"] = _loadavg()
         versions = list(dict.fromkeys(stack.proxy_code))
-        results.meta["proxy_code"] = ", ".join(versions) + (
-            " (snapshot of proxy/ and auth/ taken at the start)"
-            if not args.live_code
-            else " (live work tree)"
+        results.meta["proxy_code"] = (
+            ", ".join(versions)
+            + (
+                " (snapshot of proxy/ and auth/ taken at the start)"
+                if not args.live_code
+                else " (live work tree)"
+            )
+            + f"; hot path: {stack.hot_path}"
         )
         if len(versions) > 1:
             results.notes.append(

@@ -26,7 +26,7 @@ from auth.catalog import Catalog
 from auth.model import CreateAccount, SetPrivileges, UserHost
 from auth.privileges import Priv
 from auth.urls import sqlite_path
-from proxy.backend.connection import backend_password, backend_user
+from proxy.backend.mirror import mirror_password, mirror_user
 from proxy.dev.localshard import LocalMariaDB, ShardEndpoint, find_mariadb_client, free_port
 from proxy.manage.provision import create_database
 from proxy.ops.config import Config, load_config
@@ -256,6 +256,26 @@ def snapshot_code(dest: Path) -> Path:
     return dest
 
 
+def proxy_hot_path(code_dir: Path | None) -> str:
+    """What ``proxy.server.hot_path()`` says for the code the proxy runs (compiled or pure)."""
+    env = dict(os.environ)
+    if code_dir is not None:
+        env["PYTHONPATH"] = str(code_dir)
+    try:
+        res = subprocess.run(
+            [sys.executable, "-c", "from proxy.server import hot_path; print(hot_path())"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=code_dir or ROOT,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return "?"
+    return res.stdout.strip() or "?"
+
+
 def shardgate_command(config_path: Path, log_level: str, code_dir: Path | None) -> list[str]:
     """``shardgate --config FILE serve``: from the code snapshot (``python -m
     proxy.manage.cli``, the shardgate entry point), else the installed script."""
@@ -280,7 +300,7 @@ class Stack:
         proxy_log_level: str,
         haproxy_threads: int | None,
         snapshot: bool = True,
-        proxy_workers: int = 1,
+        proxy_workers: int | str = 1,
     ) -> None:
         self.proxy_workers = proxy_workers
         self.workdir = workdir
@@ -297,12 +317,17 @@ class Stack:
         self.haproxy_port = free_port()
         self.proxy: Managed | None = None
         self.haproxy: Managed | None = None
+        # The bench account's mirror on the shard (proxy.backend.mirror): the MariaDB account
+        # the proxy's sessions of benchuser log in as; direct and HAProxy use it too.
+        self.backend_user = ""
         self.backend_password = ""
         self.proxy_start_seconds: list[float] = []
         # Run the proxy from a copy of proxy/ and auth/ taken at start() (see snapshot_code).
         self.code_dir: Path | None = workdir / "code" if snapshot else None
         # The digest of the code each proxy start ran.
         self.proxy_code: list[str] = []
+        # Which hot path that code runs (compiled or pure Python; proxy.server.hot_path).
+        self.hot_path = "?"
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -318,9 +343,10 @@ class Stack:
         return pid
 
     def endpoints(self) -> dict[str, Endpoint]:
-        """direct and haproxy log in as the database's backend account (the same MariaDB
-        account shardgate itself uses); shardgate as the non-admin bench account."""
-        user = backend_user(DATABASE)
+        """direct and haproxy log in as the bench account's mirror (the MariaDB account
+        shardgate's sessions of that account use, with the same table-level grants), so the
+        shard does the same work in all three cases; shardgate as the bench account itself."""
+        user = self.backend_user
         return {
             "direct": Endpoint("direct", HOST, self.shard_port, user, self.backend_password),
             "haproxy": Endpoint("haproxy", HOST, self.haproxy_port, user, self.backend_password),
@@ -352,17 +378,63 @@ class Stack:
             asyncio.run(
                 create_database(self.config, catalog, DATABASE, SHARD, ADMIN_PASSWORD, RO_PASSWORD)
             )
-            self.backend_password = backend_password(self.config.catalog_secret(), SHARD, DATABASE)
             log(f"sysbench prepare: {self.tables} tables x {self.table_size} rows")
             self._sysbench_prepare()
             if self.stream_rows:
                 log(f"filling {STREAM_TABLE} with {self.stream_rows:,} rows")
                 self._fill_stream_table()
-            self._create_bench_account(catalog)
+            account_id = self._create_bench_account(catalog)
         finally:
             catalog.close()
+        secret = self.config.catalog_secret()
+        self.backend_user = mirror_user(secret, account_id, DATABASE)
+        self.backend_password = mirror_password(secret, SHARD, self.backend_user)
         self.start_proxy(log)
+        self._wait_for_mirror(log)
         self.start_haproxy(log)
+
+    def _wait_for_mirror(self, log: Log, timeout: float = 60.0) -> None:
+        """Until the bench account's mirror exists on the shard (the proxy creates it when it
+        starts, and a first session through the proxy waits for it): one query through the
+        proxy, then a login as the mirror directly."""
+        log(f"waiting for the bench account's mirror {self.backend_user} on the shard")
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            ok_proxy, last = self._client_query(self.proxy_port, BENCH_USER, BENCH_PASSWORD)
+            if ok_proxy:
+                ok_direct, last = self._client_query(
+                    self.shard_port, self.backend_user, self.backend_password
+                )
+                if ok_direct:
+                    return
+            time.sleep(0.5)
+        raise BenchSetupError(f"the bench account's mirror did not appear: {last}")
+
+    def _client_query(self, port: int, user: str, password: str) -> tuple[bool, str]:
+        """``SELECT c FROM sbtest1 WHERE id = 1`` with the mariadb client: (worked, stderr)."""
+        env = {k: v for k, v in os.environ.items() if k not in ("MYSQL_PWD", "MYSQL_HOST")}
+        env["MYSQL_PWD"] = password
+        cmd = [
+            str(find_mariadb_client()),
+            "--no-defaults",
+            "--protocol=TCP",
+            f"--host={HOST}",
+            f"--port={port}",
+            f"--user={user}",
+            "--skip-ssl",
+            "--batch",
+            f"--database={DATABASE}",
+            "-e",
+            "SELECT c FROM sbtest1 WHERE id = 1",
+        ]
+        try:
+            res = subprocess.run(
+                cmd, capture_output=True, text=True, env=env, timeout=30, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return False, "timed out"
+        return res.returncode == 0, res.stderr.strip()
 
     def _write_config(self) -> None:
         assert self.shard_endpoint is not None
@@ -376,7 +448,7 @@ class Stack:
                     'auth_plugin = "mysql_native_password"',
                     "handshake_timeout = 10.0",
                     "drain_timeout = 5.0",
-                    f"workers = {self.proxy_workers}",
+                    f"workers = {_toml_workers(self.proxy_workers)}",
                     "[catalog]",
                     'url = "sqlite:///catalog.db"',
                     'secret_file = "shardgate.secret"',
@@ -457,7 +529,8 @@ class Stack:
             """
         )
 
-    def _create_bench_account(self, catalog: Catalog) -> None:
+    def _create_bench_account(self, catalog: Catalog) -> int:
+        """Create benchuser (and the fillers); returns benchuser's account id."""
         bench = UserHost(BENCH_USER, "%")
         tables = [f"sbtest{i}" for i in range(1, self.tables + 1)]
         if self.stream_rows:
@@ -472,7 +545,11 @@ class Stack:
             changes.append(CreateAccount(filler.user, "%", f"Filler#pass{i + 1}", DATABASE))
             changes.append(SetPrivileges(filler, DATABASE, "sbtest1", Priv.SELECT))
         catalog.apply(changes, actor="operator", client="", action="bench set-up")
-        assert len(catalog.snapshot()) == SMALL_CATALOG_ACCOUNTS
+        snapshot = catalog.snapshot()
+        assert len(snapshot) == SMALL_CATALOG_ACCOUNTS
+        account = snapshot.find_account(BENCH_USER, "%")
+        assert account is not None
+        return account.id
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -499,6 +576,8 @@ class Stack:
                 + _tail(self.proxy.log_path)
             ) from None
         self.proxy_start_seconds.append(time.monotonic() - started)
+        self.hot_path = proxy_hot_path(self.code_dir)
+        log(f"shardgate's hot path: {self.hot_path}")
 
     def stop_proxy(self) -> int | None:
         if self.proxy is None:
@@ -571,6 +650,11 @@ class Stack:
             table_grants,
             databases,
         )
+
+
+def _toml_workers(workers: int | str) -> str:
+    """``[server] workers`` as TOML: a number, or the string "auto"."""
+    return f'"{workers}"' if isinstance(workers, str) else str(workers)
 
 
 def _tail(path: Path, lines: int = 30) -> str:

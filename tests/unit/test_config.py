@@ -31,6 +31,15 @@ def test_catalog_timeout() -> None:
     assert parse_config({**shards, "catalog": {"timeout": 0.5}}, BASE).catalog.timeout == 0.5
 
 
+def test_workers_auto_is_one_per_usable_cpu() -> None:
+    shards = {"shards": [SHARD]}
+    auto = parse_config({**shards, "server": {"workers": "auto", "port": 3307}}, BASE)
+    assert auto.server.workers == len(os.sched_getaffinity(0))
+    assert (
+        parse_config({**shards, "server": {"workers": 3, "port": 3307}}, BASE).server.workers == 3
+    )
+
+
 def test_relative_paths_resolve_against_the_config_file() -> None:
     config = parse_config(
         {"catalog": {"url": "sqlite:///cat.db", "secret_file": "secret"}, "shards": [SHARD]},
@@ -52,6 +61,7 @@ def test_relative_paths_resolve_against_the_config_file() -> None:
         ({"server": {"tls_cert": "a.pem"}}, "must be given together"),
         ({"server": {"require_tls": True}}, "require_tls needs"),
         ({"server": {"workers": 0}}, "server.workers: must be between 1 and 256"),
+        ({"server": {"workers": "many"}}, 'server.workers: expected an int or "auto"'),
         ({"server": {"workers": 2, "port": 0}}, "several workers need a fixed server.port"),
         ({"server": {"idle_timeout": -1}}, "server.idle_timeout: must not be negative"),
         ({"server": {"max_connections": -5}}, "server.max_connections: must not be negative"),

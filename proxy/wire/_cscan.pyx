@@ -1,0 +1,403 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Compiled twin of proxy/wire/scanner.py (``take_packet`` and ``ResponseScanner``).
+
+The pure module is the reference: this one must behave identically -- the same return values,
+the same attribute values, the same exceptions with the same messages -- on every input,
+which tests/unit/test_compiled.py checks with random and malformed byte streams cut into
+random chunks. Rare paths (a malformed terminal packet, COM_STMT_PREPARE's answer) call the
+pure module's helpers, so their errors are the reference's own.
+"""
+
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.string cimport memcpy
+
+from proxy.wire.scanner import PacketTooLarge, ProtocolViolation, ResponseKind
+from proxy.wire.scanner import _eof_status, _lenenc_at, _ok_status
+from proxy.wire.packets import ProtocolError, parse_stmt_prepare_ok
+
+cdef enum:
+    MAXP = 0xFFFFFF
+    CAP_PROTOCOL_41 = 512
+    CAP_TRANSACTIONS = 8192
+    MORE_RESULTS_EXISTS = 8
+    CURSOR_EXISTS = 64
+    # states (scanner._State's values)
+    S_FIRST = 1
+    S_COLUMNS = 2
+    S_COLUMNS_EOF = 3
+    S_ROWS = 4
+    S_PREPARE_PARAMS = 5
+    S_PREPARE_COLUMNS = 6
+    # kinds (ResponseKind's values)
+    K_QUERY = 1
+    K_PREPARE = 2
+    K_FETCH = 3
+    K_FIELD_LIST = 4
+    K_SINGLE = 5
+
+cdef unsigned long long CAP_CACHE_METADATA = 1ULL << 36
+# A remaining count this large never reaches zero in practice; the pure scanner keeps a
+# Python int, this one clamps (a column count of 2**62 packets is never sent).
+cdef long long REMAINING_CAP = 1LL << 62
+
+# By identity: an Enum's hash is Python code.
+_QUERY = ResponseKind.QUERY
+_PREPARE = ResponseKind.PREPARE
+_FETCH = ResponseKind.FETCH
+_FIELD_LIST = ResponseKind.FIELD_LIST
+_SINGLE = ResponseKind.SINGLE
+
+
+def take_packet(bytearray buf, Py_ssize_t max_size):
+    """See proxy.wire.scanner.take_packet."""
+    cdef Py_ssize_t n = PyByteArray_GET_SIZE(buf)
+    cdef Py_ssize_t pos = 0, total = 0, length, end, out
+    cdef const unsigned char* p = <const unsigned char*>PyByteArray_AS_STRING(buf)
+    cdef int seq
+    cdef bytes payload
+    cdef char* dest
+    while True:
+        if n - pos < 4:
+            return None
+        length = p[pos] | (p[pos + 1] << 8) | (p[pos + 2] << 16)
+        total += length
+        if total > max_size:
+            raise PacketTooLarge(total, (p[pos + 3] + 1) & 0xFF)
+        end = pos + 4 + length
+        if end > n:
+            return None
+        seq = p[pos + 3]
+        if length < MAXP:
+            if pos == 0:
+                payload = PyBytes_FromStringAndSize(<const char*>p + 4, length)
+            else:
+                # one copy of a large packet: the frames' payloads, joined
+                payload = PyBytes_FromStringAndSize(NULL, total)
+                dest = PyBytes_AS_STRING(payload)
+                pos = 0
+                out = 0
+                while pos < end:
+                    length = p[pos] | (p[pos + 1] << 8) | (p[pos + 2] << 16)
+                    memcpy(dest + out, p + pos + 4, length)
+                    out += length
+                    pos += 4 + length
+            del buf[:end]
+            return seq, payload
+        pos = end
+
+
+cdef class ResponseScanner:
+    """See proxy.wire.scanner.ResponseScanner."""
+
+    cdef int _kind
+    cdef int _state
+    cdef unsigned long long _capabilities
+    cdef long long _remaining
+    cdef bint _continuation
+    cdef bytes _pending
+    cdef Py_ssize_t _skip
+    cdef public object status
+    cdef public bint error
+    cdef int _errno  # (errno is a C macro)
+    cdef public long long rows
+    cdef public object statement_id
+    cdef public object prepared_params
+    cdef public object prepared_columns
+
+    @property
+    def errno(self):
+        """The error number of the ERR that ended the response (0: none)."""
+        return self._errno
+
+    def __init__(self, kind, capabilities):
+        if kind is _QUERY:
+            self._kind = K_QUERY
+        elif kind is _PREPARE:
+            self._kind = K_PREPARE
+        elif kind is _FETCH:
+            self._kind = K_FETCH
+        elif kind is _FIELD_LIST:
+            self._kind = K_FIELD_LIST
+        elif kind is _SINGLE:
+            self._kind = K_SINGLE
+        else:
+            raise TypeError(f"not a ResponseKind: {kind!r}")
+        self._capabilities = capabilities
+        if self._kind == K_FETCH:
+            self._state = S_ROWS
+        elif self._kind == K_FIELD_LIST:
+            self._state = S_COLUMNS_EOF
+        else:
+            self._state = S_FIRST
+        self._remaining = 0
+        self._continuation = False
+        self._pending = b""
+        self._skip = 0
+        self.status = None
+        self.error = False
+        self._errno = 0
+        self.rows = 0
+        self.statement_id = None
+        self.prepared_params = 0
+        self.prepared_columns = 0
+
+    def feed(self, bytes data not None):
+        """Consume the next chunk of the response; -1, or the offset just past its end."""
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+        cdef Py_ssize_t pos = 0, base = 0, avail, length, end
+        cdef Py_ssize_t skip = self._skip
+        cdef const unsigned char* p
+        cdef int first, state
+        cdef long long rows
+        cdef bint broke
+        if skip:
+            if skip >= n:
+                self._skip = skip - n
+                return -1
+            pos = skip
+            self._skip = 0
+        elif PyBytes_GET_SIZE(self._pending):
+            base = PyBytes_GET_SIZE(self._pending)
+            data = self._pending + data
+            n += base
+            self._pending = b""
+        p = <const unsigned char*>PyBytes_AS_STRING(data)
+        while True:
+            avail = n - pos
+            if avail < 4:
+                if avail:
+                    self._pending = PyBytes_FromStringAndSize(<const char*>p + pos, avail)
+                return -1
+            length = p[pos] | (p[pos + 1] << 8) | (p[pos + 2] << 16)
+            end = pos + 4 + length
+            if self._continuation:
+                # The tail of a packet larger than 16 MiB: never looked at.
+                self._continuation = length == MAXP
+                if end > n:
+                    self._skip = end - n
+                    return -1
+                pos = end
+                continue
+            if length == 0:
+                raise ProtocolViolation("empty packet")
+            if avail < 5:
+                self._pending = PyBytes_FromStringAndSize(<const char*>p + pos, avail)
+                return -1
+            first = p[pos + 4]
+            state = self._state
+            if state == S_ROWS and first != 0xFF and (first != 0xFE or length >= 9):
+                # Rows: walk the packet headers in a tight loop.
+                rows = 1
+                broke = False
+                while end + 5 <= n and length < MAXP:
+                    length = p[end] | (p[end + 1] << 8) | (p[end + 2] << 16)
+                    first = p[end + 4]
+                    if first == 0xFF or (first == 0xFE and length < 9):
+                        broke = True
+                        break
+                    end += 4 + length
+                    rows += 1
+                if not broke:
+                    self._continuation = length == MAXP
+                    self.rows += rows
+                    if end > n:
+                        self._skip = end - n
+                        return -1
+                    pos = end
+                    continue
+                # A terminal candidate follows at ``end``: the outer loop looks at it whole.
+                self.rows += rows
+                pos = end
+                continue
+            if state == S_COLUMNS:
+                self._remaining -= 1
+                if self._remaining == 0:
+                    self._state = S_COLUMNS_EOF
+                self._continuation = length == MAXP
+                if end > n:
+                    self._skip = end - n
+                    return -1
+                pos = end
+                continue
+            if end > n:
+                self._pending = PyBytes_FromStringAndSize(<const char*>p + pos, n - pos)
+                return -1
+            self._continuation = length == MAXP
+            done = self._packet(data, p, pos + 4, end, first)
+            pos = end
+            if done:
+                return pos - base
+
+    def frame(self, buf, Py_ssize_t start, Py_ssize_t end):
+        """Feed one wire frame's payload (``buf[start:end]``). True when the response is done."""
+        cdef const unsigned char* p
+        cdef Py_ssize_t length = end - start
+        cdef int first
+        if isinstance(buf, bytes):
+            p = <const unsigned char*>PyBytes_AS_STRING(buf)
+        elif isinstance(buf, bytearray):
+            p = <const unsigned char*>PyByteArray_AS_STRING(buf)
+        else:
+            buf = bytes(buf)
+            p = <const unsigned char*>PyBytes_AS_STRING(buf)
+        if self._continuation:
+            self._continuation = length == MAXP
+            return False
+        self._continuation = length == MAXP
+        if length == 0:
+            raise ProtocolViolation("empty packet")
+        first = p[start]
+        if self._state == S_ROWS and first != 0xFF and (first != 0xFE or length >= 9):
+            self.rows += 1
+            return False
+        return self._packet(buf, p, start, end, first)
+
+    cdef bint _error(self, const unsigned char* p, Py_ssize_t start, Py_ssize_t length):
+        self.error = True
+        if length >= 3:
+            self._errno = p[start + 1] | (p[start + 2] << 8)
+        return True
+
+    cdef int _ok(self, object buf, const unsigned char* p, Py_ssize_t start, Py_ssize_t end) except -1:
+        """parse_ok_status on buf[start:end]; the pure helper raises for a malformed one."""
+        cdef Py_ssize_t n = end - start, pos = 1, i
+        cdef int lead
+        if n >= 3 and (p[start] == 0x00 or p[start] == 0xFE):
+            if not self._capabilities & (CAP_PROTOCOL_41 | CAP_TRANSACTIONS):
+                return 0
+            for i in range(2):
+                if pos >= n:
+                    break
+                lead = p[start + pos]
+                if lead < 0xFB:
+                    pos += 1
+                elif lead == 0xFC:
+                    pos += 3
+                elif lead == 0xFD:
+                    pos += 4
+                elif lead == 0xFE:
+                    pos += 9
+                else:
+                    break
+            else:
+                if pos + 2 <= n:
+                    return p[start + pos] | (p[start + pos + 1] << 8)
+        return _ok_status(bytes(buf[start:end]), self._capabilities)
+
+    cdef int _eof(self, object buf, const unsigned char* p, Py_ssize_t start, Py_ssize_t end) except -1:
+        cdef Py_ssize_t n = end - start
+        if n >= 5 and p[start] == 0xFE:
+            return p[start + 3] | (p[start + 4] << 8)
+        if n == 1 and p[start] == 0xFE:
+            return 0
+        return _eof_status(bytes(buf[start:end]))
+
+    cdef int _packet(
+        self, object buf, const unsigned char* p, Py_ssize_t start, Py_ssize_t end, int first
+    ) except -1:
+        cdef int state = self._state
+        cdef Py_ssize_t length = end - start
+        cdef int status
+        cdef long long remaining
+        if state == S_ROWS:
+            if first == 0xFE and length < 9:
+                status = self._eof(buf, p, start, end)
+                self.status = status
+                if status & MORE_RESULTS_EXISTS:
+                    self._state = S_FIRST
+                    return False
+                return True
+            if first == 0xFF:
+                return self._error(p, start, length)
+            self.rows += 1
+            return False
+        if state == S_FIRST:
+            if first == 0xFF:
+                return self._error(p, start, length)
+            if self._kind == K_SINGLE:
+                if first == 0xFE and length < 9:
+                    self.status = self._eof(buf, p, start, end)
+                elif first == 0x00:
+                    self.status = self._ok(buf, p, start, end)
+                return True
+            if self._kind == K_PREPARE:
+                if first != 0x00:
+                    raise ProtocolViolation("unexpected COM_STMT_PREPARE response")
+                try:
+                    ok = parse_stmt_prepare_ok(bytes(buf[start:end]))
+                except ProtocolError as exc:
+                    raise ProtocolViolation(str(exc)) from None
+                self.statement_id = ok.statement_id
+                self.prepared_params = ok.num_params
+                self.prepared_columns = ok.num_columns
+                if ok.num_params:
+                    self._remaining = ok.num_params
+                    self._state = S_PREPARE_PARAMS
+                    return False
+                if ok.num_columns:
+                    self._remaining = ok.num_columns
+                    self._state = S_PREPARE_COLUMNS
+                    return False
+                return True
+            if first == 0x00:
+                status = self._ok(buf, p, start, end)
+                self.status = status
+                return not (status & MORE_RESULTS_EXISTS)
+            if first == 0xFB:
+                raise ProtocolViolation("backend asked for LOCAL INFILE")
+            if first == 0xFE:
+                raise ProtocolViolation("unexpected EOF at start of response")
+            # A column count (see the pure scanner).
+            if first < 0xFB:
+                remaining = first
+                width = 1
+            else:
+                value, width = _lenenc_at(buf, start, end)
+                remaining = value if value < REMAINING_CAP else REMAINING_CAP
+            self._remaining = remaining
+            if (
+                self._capabilities & CAP_CACHE_METADATA
+                and start + width < end
+                and p[start + width] == 0
+            ):
+                self._state = S_COLUMNS_EOF
+            else:
+                self._state = S_COLUMNS
+            return False
+        if state == S_COLUMNS:
+            self._remaining -= 1
+            if self._remaining == 0:
+                self._state = S_COLUMNS_EOF
+            return False
+        if state == S_COLUMNS_EOF:
+            if first == 0xFF:
+                return self._error(p, start, length)
+            if first == 0xFE and length < 9:
+                status = self._eof(buf, p, start, end)
+                if self._kind == K_FIELD_LIST:
+                    self.status = status
+                    return True
+                if status & CURSOR_EXISTS:
+                    self.status = status
+                    return True
+                self._state = S_ROWS
+                return False
+            if self._kind == K_FIELD_LIST:
+                return False
+            raise ProtocolViolation("expected EOF after column definitions")
+        if state == S_PREPARE_PARAMS:
+            if self._remaining == 0:
+                if self.prepared_columns:
+                    self._remaining = self.prepared_columns
+                    self._state = S_PREPARE_COLUMNS
+                    return False
+                return True
+            self._remaining -= 1
+            return False
+        if state == S_PREPARE_COLUMNS:
+            if self._remaining == 0:
+                return True
+            self._remaining -= 1
+            return False
+        raise AssertionError(state)

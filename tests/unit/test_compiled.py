@@ -1,0 +1,427 @@
+"""The compiled hot path agrees with its pure-Python reference, byte for byte and value for
+value: ``take_packet`` and the ``ResponseScanner`` (proxy/wire/_cscan.pyx against
+proxy/wire/scanner.py) and the statement-shape key (proxy/sql/_cfastkey.pyx against
+``proxy.sql.analyze._fast_base_pure``), on random, split and malformed input.
+
+The extension is built by ``.ci/setup`` (``setup.py build_ext --inplace``); where it is not
+built, the comparisons are skipped and the pure versions run everywhere (the fallback test
+checks that this works and is reported).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import itertools
+import subprocess
+import sys
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from proxy.sql import analyze
+from proxy.wire import scanner as pure
+from proxy.wire.packets import MAX_PAYLOAD, Capability, frame
+from tests.unit.test_scanner import CASES
+
+
+def _compiled(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+cscan = _compiled("proxy.wire._cscan")
+cfastkey = _compiled("proxy.sql._cfastkey")
+needs_cscan = pytest.mark.skipif(cscan is None, reason="proxy.wire._cscan is not built")
+needs_cfastkey = pytest.mark.skipif(cfastkey is None, reason="proxy.sql._cfastkey is not built")
+
+CAPS = int(Capability.PROTOCOL_41 | Capability.TRANSACTIONS)
+CAPABILITIES = [
+    CAPS,
+    0,
+    int(Capability.PROTOCOL_41),
+    CAPS | int(Capability.MARIADB_CLIENT_CACHE_METADATA),
+    CAPS | int(Capability.DEPRECATE_EOF),
+]
+
+
+def outcome(call: Callable[[], Any]) -> tuple[str, Any]:
+    """A call's result, or its exception as (type name, args): comparable across versions."""
+    try:
+        return "ok", call()
+    except Exception as exc:
+        return type(exc).__name__, exc.args
+
+
+# --- take_packet ----------------------------------------------------------------------------
+
+
+def frames_strategy(big: bool) -> st.SearchStrategy[bytes]:
+    """A receive buffer: frames (some of 16 MiB - 1, continued), cut anywhere, or garbage."""
+    lengths = st.integers(0, 40)
+    if big:
+        lengths = st.one_of(lengths, st.sampled_from([MAX_PAYLOAD - 1, MAX_PAYLOAD]))
+
+    @st.composite
+    def build(draw: st.DrawFn) -> bytes:
+        out = bytearray()
+        for length in draw(st.lists(lengths, max_size=6)):
+            seq = draw(st.integers(0, 255))
+            out += length.to_bytes(3, "little") + bytes([seq]) + bytes([seq]) * length
+        out += draw(st.binary(max_size=12))
+        cut = draw(st.integers(0, len(out)))
+        return bytes(out[:cut]) if draw(st.booleans()) else bytes(out)
+
+    return build()
+
+
+def drain(take: Callable[[bytearray, int], Any], data: bytes, max_size: int) -> list[Any]:
+    """Take packets until none is whole (or an error); every result and what is left."""
+    buf = bytearray(data)
+    results: list[Any] = []
+    for _ in range(20):
+        result = outcome(lambda: take(buf, max_size))
+        results.append(result)
+        if result[0] != "ok" or result[1] is None:
+            break
+    results.append(bytes(buf))
+    return results
+
+
+@needs_cscan
+@settings(max_examples=400, deadline=None)
+@given(data=frames_strategy(big=False), max_size=st.sampled_from([0, 5, 30, 100, 1 << 30]))
+def test_take_packet_agrees(data: bytes, max_size: int) -> None:
+    assert cscan is not None
+    assert drain(cscan.take_packet, data, max_size) == drain(pure.take_packet, data, max_size)
+
+
+@needs_cscan
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    data=frames_strategy(big=True),
+    max_size=st.sampled_from([MAX_PAYLOAD, 2 * MAX_PAYLOAD, 1 << 30]),
+)
+def test_take_packet_agrees_at_16_mib(data: bytes, max_size: int) -> None:
+    assert cscan is not None
+    assert drain(cscan.take_packet, data, max_size) == drain(pure.take_packet, data, max_size)
+
+
+@needs_cscan
+def test_take_packet_joins_16_mib_frames() -> None:
+    assert cscan is not None
+    payload = bytes(range(256)) * (MAX_PAYLOAD // 128)  # ~32 MiB: two frames
+    data = frame(3, payload) + frame(9, b"next")
+    assert drain(cscan.take_packet, data, 1 << 30) == drain(pure.take_packet, data, 1 << 30)
+    buf = bytearray(data)
+    assert cscan.take_packet(buf, 1 << 30) == (4, payload)
+    assert cscan.take_packet(buf, 1 << 30) == (9, b"next")
+
+
+# --- the response scanner -------------------------------------------------------------------
+
+KINDS = list(pure.ResponseKind)
+
+
+@st.composite
+def packet(draw: st.DrawFn) -> bytes:
+    """A payload that matters to the scanner: OK/EOF/ERR heads, column counts, rows, junk."""
+    first = draw(st.sampled_from([0x00, 0x01, 0x02, 0x05, 0xFB, 0xFC, 0xFD, 0xFE, 0xFF, 0x30]))
+    rest = draw(st.binary(max_size=14))
+    if draw(st.integers(0, 9)) == 0:
+        return b""
+    return bytes([first]) + rest
+
+
+@st.composite
+def stream(draw: st.DrawFn) -> tuple[pure.ResponseKind, int, bytes, list[int]]:
+    """A response (a known good one, random packets, or both) and where to cut it."""
+    kind = draw(st.sampled_from(KINDS))
+    payloads: list[bytes] = []
+    if draw(st.booleans()):
+        case = draw(st.sampled_from(CASES))
+        kind = case[1]
+        payloads += case[2]
+    payloads += draw(st.lists(packet(), max_size=10))
+    if draw(st.booleans()):
+        payloads = draw(st.permutations(payloads))
+    data = b"".join(frame(i & 0xFF, p) for i, p in enumerate(payloads))
+    data += draw(st.binary(max_size=6))
+    cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=10)))
+    return kind, draw(st.sampled_from(CAPABILITIES)), data, cuts
+
+
+def state(scanner: Any) -> tuple[Any, ...]:
+    return (
+        scanner.status,
+        scanner.error,
+        scanner.errno,
+        scanner.rows,
+        scanner.statement_id,
+        scanner.prepared_params,
+        scanner.prepared_columns,
+    )
+
+
+def run_feed(cls: Any, kind: pure.ResponseKind, caps: int, data: bytes, cuts: list[int]) -> Any:
+    scanner = cls(kind, caps)
+    results: list[Any] = []
+    points = [0, *cuts, len(data)]
+    for start, end in itertools.pairwise(points):
+        result = outcome(functools.partial(scanner.feed, data[start:end]))
+        results.append(result)
+        if result[0] != "ok" or result[1] >= 0:
+            break
+    return results, state(scanner)
+
+
+def run_frames(cls: Any, kind: pure.ResponseKind, caps: int, data: bytes) -> Any:
+    """``frame()`` over the stream's wire frames, each in a buffer with bytes around it."""
+    scanner = cls(kind, caps)
+    results: list[Any] = []
+    pos = 0
+    while pos + 4 <= len(data):
+        length = int.from_bytes(data[pos : pos + 3], "little")
+        end = min(pos + 4 + length, len(data))
+        buf = bytearray(b"<<" + data[pos + 4 : end] + b">>")
+        result = outcome(functools.partial(scanner.frame, buf, 2, 2 + end - pos - 4))
+        results.append(result)
+        if result[0] != "ok" or result[1]:
+            break
+        pos = end
+    return results, state(scanner)
+
+
+@needs_cscan
+@settings(max_examples=1500, deadline=None)
+@given(case=stream())
+def test_scanner_agrees(case: tuple[pure.ResponseKind, int, bytes, list[int]]) -> None:
+    assert cscan is not None
+    kind, caps, data, cuts = case
+    assert run_feed(cscan.ResponseScanner, kind, caps, data, cuts) == run_feed(
+        pure.ResponseScanner, kind, caps, data, cuts
+    )
+    assert run_frames(cscan.ResponseScanner, kind, caps, data) == run_frames(
+        pure.ResponseScanner, kind, caps, data
+    )
+
+
+@needs_cscan
+@settings(max_examples=100, deadline=None)
+@given(case=st.sampled_from(CASES), step=st.integers(1, 7))
+def test_scanner_agrees_byte_by_byte(case: Any, step: int) -> None:
+    assert cscan is not None
+    _, kind, payloads, *_ = case
+    data = b"".join(frame(i & 0xFF, p) for i, p in enumerate(payloads))
+    cuts = list(range(step, len(data), step))
+    assert run_feed(cscan.ResponseScanner, kind, CAPS, data, cuts) == run_feed(
+        pure.ResponseScanner, kind, CAPS, data, cuts
+    )
+
+
+@needs_cscan
+def test_scanner_agrees_across_16_mib_rows() -> None:
+    assert cscan is not None
+    big = b"\xfc" + b"\x00" * MAX_PAYLOAD
+    huge = b"\x05" + b"\xfe" * (MAX_PAYLOAD + 100)
+    payloads = [b"\x01", b"\x03def" + b"x" * 20, b"\xfe\x00\x00\x02\x00", big, huge, b"\x01a"]
+    payloads.append(b"\xfe\x00\x00\x02\x00")
+    data = b"".join(pure_frames(payloads))
+    cuts = list(range(1 << 20, len(data), (1 << 20) + 7))
+    kind = pure.ResponseKind.QUERY
+    theirs = run_feed(pure.ResponseScanner, kind, CAPS, data, cuts)
+    assert run_feed(cscan.ResponseScanner, kind, CAPS, data, cuts) == theirs
+    assert theirs[1][3] == 3  # rows
+
+
+def pure_frames(payloads: list[bytes]) -> list[bytes]:
+    out = []
+    seq = 1
+    for payload in payloads:
+        out.append(frame(seq, payload))
+        seq = (seq + len(payload) // MAX_PAYLOAD + 1) & 0xFF
+    return out
+
+
+# --- the statement-shape key ----------------------------------------------------------------
+
+FRAGMENTS = [
+    "SELECT",
+    " ",
+    "c",
+    "FROM",
+    "sbtest1",
+    "WHERE",
+    "id",
+    "=",
+    "5005",
+    "1.5",
+    "1.",
+    ".5",
+    "0",
+    "'a'",
+    "''",
+    "'it''s'",
+    "'\\n'",
+    "'\x00'",
+    "'é'",
+    "'\udc80'",
+    "`t`",
+    "`a$1`",
+    "``",
+    "$",
+    '"',
+    "?",
+    "?a",
+    ":=",
+    ":",
+    "<=>",
+    "<=",
+    "<>",
+    "!=",
+    "--",
+    "-",
+    "/*",
+    "/",
+    "*",
+    "#",
+    ";",
+    ",",
+    "(",
+    ")",
+    "IN",
+    "in",
+    "VALUES",
+    "NULL",
+    "\t",
+    "\n",
+    "\r",
+    "\x0b",
+    "é",
+    "\udcff",
+    ".",
+    "a.b",
+    "_x",
+    "x$",
+    "1e5",
+    "0x1F",
+    "@v",
+    "%",
+    "|",
+    "&",
+    "^",
+    "~",
+    "+",
+    "!",
+    "\\",
+]
+
+
+@needs_cfastkey
+@settings(max_examples=3000, deadline=None)
+@given(
+    sql=st.one_of(
+        st.lists(st.sampled_from(FRAGMENTS), max_size=14).map("".join),
+        st.text(max_size=40),
+        st.text(alphabet="ab1.' `?:=-/*\\\x00é\t", max_size=30),
+    )
+)
+def test_fast_key_agrees(sql: str) -> None:
+    assert cfastkey is not None
+    assert cfastkey.fast_base(sql) == analyze._fast_base_pure(sql)
+
+
+@needs_cfastkey
+def test_fast_key_length_limit() -> None:
+    assert cfastkey is not None
+    for sql in ("SELECT 1 " + " " * 4087, "SELECT 1 " + " " * 4088, "x" * 5000):
+        assert cfastkey.fast_base(sql) == analyze._fast_base_pure(sql)
+
+
+@needs_cfastkey
+def test_fast_key_examples() -> None:
+    assert cfastkey is not None
+    assert cfastkey.fast_base(" SELECT c FROM t WHERE id=5 AND s='x' ") == (
+        " SELECT c FROM t WHERE id=? AND s='?' "
+    )
+    assert cfastkey.fast_base("SELECT `a`1") == "SELECT `a`1"
+    assert cfastkey.fast_base("SELECT 1; SELECT 2") is None
+    assert cfastkey.fast_base("   ") is None
+
+
+# --- the fallback ---------------------------------------------------------------------------
+
+
+def test_pure_fallback_when_the_extension_is_missing() -> None:
+    """Without the extension the pure modules run, and the reason is there to be logged."""
+    code = (
+        "import sys\n"
+        "sys.modules['proxy.wire._cscan'] = None\n"
+        "sys.modules['proxy.sql._cfastkey'] = None\n"
+        "from proxy.wire import stream, scanner\n"
+        "from proxy.sql import analyze\n"
+        "assert stream.ResponseScanner is scanner.ResponseScanner\n"
+        "assert stream.take_packet is scanner.take_packet\n"
+        "assert stream.COMPILED_MISSING and analyze.FAST_BASE_MISSING\n"
+        "assert analyze._fast_base is analyze._fast_base_pure\n"
+        "print('pure')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "pure"
+
+
+# --- coalesced writes -----------------------------------------------------------------------
+
+
+class _Recorder:
+    """The transport side of a PacketConnection: what it was asked to send, call by call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bytes]] = []
+
+    def write(self, data: bytes) -> None:
+        self.calls.append(("write", bytes(data)))
+
+    def writelines(self, parts: list[bytes | memoryview]) -> None:
+        self.calls.append(("writelines", b"".join(parts)))
+
+    def set_write_buffer_limits(self, high: int) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize(
+    "sizes", [[7, 30, 0, 120], [5], [MAX_PAYLOAD - 1, 3], [MAX_PAYLOAD, 4], [2 * MAX_PAYLOAD + 9]]
+)
+def test_write_many_is_one_vectored_write(sizes: list[int]) -> None:
+    """A whole small result set leaves in one writelines() call (one send()), with the same
+    bytes and sequence numbers as packet-by-packet framing."""
+    from proxy.wire.stream import PacketConnection
+
+    payloads = [bytes([i % 251]) * n for i, n in enumerate(sizes)]
+    conn = PacketConnection()
+    recorder = _Recorder()
+    conn.connection_made(recorder)  # type: ignore[arg-type]
+    next_seq = conn.write_many(250, payloads)
+    expected = b""
+    seq = 250
+    for payload in payloads:
+        expected += frame(seq, payload)
+        seq = (seq + len(payload) // MAX_PAYLOAD + 1) & 0xFF
+    assert recorder.calls == [("writelines", expected)]
+    assert next_seq == seq
