@@ -570,6 +570,11 @@ class AccountManager:
     def policy(self) -> PolicyProfile:
         return self._policy
 
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog (sharded DDL records logical tables in it)."""
+        return self._catalog
+
     # ------------------------------------------------------------------ running
 
     def _snapshot(self) -> CatalogSnapshot:

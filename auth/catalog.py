@@ -1353,6 +1353,63 @@ class Catalog:
             )
         return _table_from_row(row)
 
+    def rename_table(
+        self, db: str, old: str, new: str, *, actor: str = OPERATOR, client: str = ""
+    ) -> LogicalTable:
+        """``RENAME TABLE old TO new`` of a logical table (after its physical tables were
+        renamed): its implicit sequence follows it, keeping its next value; grants stay on the
+        old name, as MariaDB's do. TableExistsError when a name of the new table (logical or
+        physical) belongs to another table."""
+        store = self._store
+        with self._write():
+            database = self._sharded(db)
+            key = database.key
+            row = store.table_row(key, old.lower())
+            if row is None:
+                raise UnknownTableError(f"unknown table {old!r} in {database.name!r}")
+            if len(new) > MAX_NAME_LENGTH:
+                raise CatalogError(f"table name {new!r} is too long")
+            before = _table_from_row(row)
+            renamed = LogicalTable(new, before.rule, before.definition)
+            count = len(database.physical_databases)
+            in_use: dict[str, str] = {}
+            for other in map(_table_from_row, store.tables_of(key)):
+                if other.key == before.key:
+                    continue
+                in_use[other.key] = other.name
+                for _, physical in other.physical_tables(count):
+                    in_use[physical.lower()] = other.name
+            for name in {renamed.key} | {p.lower() for _, p in renamed.physical_tables(count)}:
+                clash = in_use.get(name)
+                if clash is not None:
+                    raise TableExistsError(
+                        f"table {new!r}: the name {name!r} belongs to table {clash!r}"
+                    )
+            store.delete_table(key, row.name_key)
+            store.insert_table(_table_row(key, renamed))
+            old_sequence = auto_sequence_name(row.name).lower()
+            sequence = store.sequence_row(key, old_sequence)
+            found = store.sequence_next(key, old_sequence)
+            details = [f"rename table `{row.name}` of `{database.name}` to `{new}`"]
+            if sequence is not None and found is not None:
+                new_sequence = auto_sequence_name(new)
+                store.delete_sequence(key, old_sequence)
+                store.insert_sequence(
+                    (key, new_sequence.lower(), new_sequence, sequence[3], found[1]), found[0]
+                )
+                details.append(f"rename sequence `{sequence[2]}` to `{new_sequence}`")
+            self._commit_version(
+                store.account_ids_with_table_grants_on(key),
+                True,
+                actor,
+                client,
+                f"RENAME TABLE {database.name}.{row.name} TO {new}",
+                details,
+            )
+        found_table = self._snapshot.table(db, new)
+        assert found_table is not None
+        return found_table
+
     def set_table_definition(
         self, db: str, table: str, definition: str, *, actor: str = OPERATOR, client: str = ""
     ) -> None:
@@ -1488,6 +1545,30 @@ class Catalog:
             end = min(start + count, SEQUENCE_MAX)
             store.set_sequence_next(key, name.lower(), end)
         return SequenceRange(start, end, generation)
+
+    # --- multi-shard transactions (schema version 7) ---
+
+    def decide_xa(self, xid: str, outcome: str) -> str:
+        """Record the outcome of XA transaction ``xid`` unless one is recorded already, in one
+        catalog transaction; returns the outcome that holds. The node that prepared every
+        branch records "commit" before its first XA COMMIT; a node recovering prepared
+        branches records "abort" for those with no outcome: whichever comes first decides, so
+        a transaction is never committed on one shard and rolled back on another. Not a change
+        of the catalog's version."""
+        if outcome not in ("commit", "abort"):
+            raise CatalogError(f"not an XA outcome: {outcome!r}")
+        store = self._store
+        with self._write():
+            found = store.xa_decision(xid)
+            if found is not None:
+                return found
+            store.insert_xa_decision(xid, outcome)
+        return outcome
+
+    def forget_xa(self, xid: str) -> None:
+        """Every branch of ``xid`` is finished: its outcome is no longer needed."""
+        with self._write():
+            self._store.delete_xa_decision(xid)
 
     def reset_builtin_password(
         self,

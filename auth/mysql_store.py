@@ -213,6 +213,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (db_key, name_key)
         ) {_TABLE_OPTIONS}""",
     ),
+    # 7: the outcome of each multi-shard (XA) transaction, decided once (sqlite_store).
+    (
+        f"""CREATE TABLE IF NOT EXISTS xa_decisions (
+            xid VARCHAR(128) NOT NULL PRIMARY KEY,
+            outcome VARCHAR(8) NOT NULL CHECK (outcome IN ('commit', 'abort'))
+        ) {_TABLE_OPTIONS}""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

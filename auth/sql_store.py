@@ -322,6 +322,16 @@ class SqlCatalogStore(ABC):
             (*row, next_value),
         )
 
+    def xa_decision(self, xid: str) -> str | None:
+        row = self._one("SELECT outcome FROM xa_decisions WHERE xid = ?", (xid,))
+        return None if row is None else str(row[0])
+
+    def insert_xa_decision(self, xid: str, outcome: str) -> None:
+        self._execute("INSERT INTO xa_decisions (xid, outcome) VALUES (?, ?)", (xid, outcome))
+
+    def delete_xa_decision(self, xid: str) -> None:
+        self._execute("DELETE FROM xa_decisions WHERE xid = ?", (xid,))
+
     def delete_sequence(self, db_key: str, name_key: str) -> None:
         self._execute("DELETE FROM sequences WHERE db_key = ? AND name_key = ?", (db_key, name_key))
 

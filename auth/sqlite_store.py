@@ -169,6 +169,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (db_key, name_key)
         ) WITHOUT ROWID""",
     ),
+    # 7: the outcome of each multi-shard (XA) transaction, decided once: "commit" by the node
+    # that prepared every branch, or "abort" by a node recovering prepared branches first.
+    (
+        """CREATE TABLE IF NOT EXISTS xa_decisions (
+            xid TEXT PRIMARY KEY,
+            outcome TEXT NOT NULL CHECK (outcome IN ('commit', 'abort'))
+        ) WITHOUT ROWID""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # The database file and the side files SQLite keeps beside it (same mode as the database).

@@ -44,6 +44,7 @@ from auth.policy import profile_by_name
 from proxy.backend.connection import BackendConnection, BackendTarget
 from proxy.backend.mirror import MirrorManager, shard_refused
 from proxy.backend.pool import Owner, PoolKey, PoolLimits, Pools, ShardPool
+from proxy.backend.xa import recover_prepared
 from proxy.ops.config import Config, ConfigError, load_config
 from proxy.ops.digest import DigestEntry, QueryDigest
 from proxy.ops.logs import bind_connection, configure_logging
@@ -336,6 +337,7 @@ class ProxyServer:
         self._reload_lock = asyncio.Lock()
         self._reloads: set[asyncio.Task[bool]] = set()
         self._server: asyncio.Server | None = None
+        self._xa_recovery: asyncio.Task[dict[str, str]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -366,6 +368,12 @@ class ProxyServer:
             self.admin = self._admin_factory(self.ctx)
             if self.admin is not None:
                 await self.admin.start()
+        # Prepared branches of multi-shard transactions a dead node left (backend/xa.py), in
+        # the background: a shard that does not answer must not hold the listener back.
+        if worker is None or worker.index == 0:
+            self._xa_recovery = asyncio.create_task(
+                recover_prepared(self.ctx.config, self.ctx.catalog)
+            )
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: ClientConnection(self._accept),
@@ -697,6 +705,8 @@ class ProxyServer:
         if self.ctx.worker is not None:
             self._publisher.cancel()
         self._watchdog.cancel()
+        if self._xa_recovery is not None:
+            self._xa_recovery.cancel()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)

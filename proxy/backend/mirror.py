@@ -705,9 +705,7 @@ class MirrorManager:
         account holds nothing there, or for no database (the first database's shard).
 
         A sharded database is reached one physical database at a time: ``partition`` says
-        which (its index). Without one, a sharded database is refused (BackendError): a
-        session that does not route statements to partitions must not write into one of them
-        as if it were the whole database.
+        which (its index); without one, physical database 0.
 
         Raises MirrorUnavailable (a BackendError) when the mirror cannot be verified."""
         config = self._config()
@@ -1161,14 +1159,11 @@ class MirrorManager:
 
 
 def _physical(database: Database, partition: int | None) -> PhysicalDatabase:
-    """Physical database ``partition`` of ``database``; an unsharded database's only one when
-    None. BackendError for a sharded database without a partition, or one it does not have."""
+    """Physical database ``partition`` of ``database``; when None, physical database 0 (an
+    unsharded database's only one; a sharded database's, where its single tables live: the
+    session routes statements on sharded and broadcast tables to their partitions itself,
+    proxy/session/sharded.py). BackendError for a partition it does not have."""
     if partition is None:
-        if database.sharded:
-            raise BackendError(
-                f"database '{database.name}' is sharded: its physical databases are reached"
-                " one partition at a time"
-            )
         return database.physical_databases[0]
     if not 0 <= partition < len(database.physical_databases):
         raise BackendError(f"database '{database.name}' has no partition {partition}")

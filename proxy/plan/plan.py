@@ -17,6 +17,10 @@ Plans:
   its creator).
 * :class:`Forward` -- forward a packet that has no answer (COM_STMT_CLOSE, SEND_LONG_DATA).
 * :class:`Deny` -- answer with this error; nothing reaches a shard.
+* :class:`Sharded` -- a statement on a sharded database's sharded or broadcast tables, or its
+  DDL and SHOW commands: its decision (``proxy.shard.statements``) carries the targets (physical
+  database and physical statement each) or the local answer; ``proxy.session.sharded`` carries
+  it out. Statements naming only single tables are relayed to physical database 0 as today.
 * Local answers: :class:`UseDatabase`, :class:`ShowDatabases`, :class:`ShowProcesslist`,
   :class:`ShowDigest`, :class:`ShowNotes`, :class:`ShowEvents`, :class:`ShowStatus`,
   :class:`Statistics`, :class:`Kill`, :class:`RunAccountStatement`, :class:`Ok` (with notes:
@@ -42,7 +46,10 @@ from auth.model import Account
 from auth.privileges import Priv, Requirement
 from proxy.plan.authorize import Caller, check_requirements, refusal_for, resolve_database
 from proxy.plan.rewrite import IdentityValues, Splice, identity_splices
+from proxy.shard.route import Layout
+from proxy.shard.statements import Decision, decide, show_commands
 from proxy.sql.analyze import DatabaseStatement, Kind, Statement
+from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor
 from proxy.sql.like import shows_database
 from proxy.wire.stream import ResponseKind
 
@@ -63,6 +70,9 @@ class SessionView:
     bound: bool = False
     # What identity functions and shard-internal variables answer (None: left to the shard).
     identity: IdentityValues | None = None
+    # How the session's statements are lexed (a sharded database's routing lexes them again).
+    lex_mode: LexMode = DEFAULT_MODE
+    flavor: ServerFlavor | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +89,9 @@ class Query:
 
     statements: tuple[Statement, ...]
     digest: str
+    # The packet's SQL (a statement's original text is ``sql[start:end]``, comments and hints
+    # included: a sharded database's routing rewrites it; '' when not given).
+    sql: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +198,17 @@ class Relay:
 
 
 @dataclass(frozen=True, slots=True)
+class Sharded:
+    """A statement of a sharded database that the sharded data path carries out: routed to its
+    targets, fanned out (DDL), or answered from the catalog (``decision``)."""
+
+    decision: Decision
+    text: str  # the statement (routed again once an INSERT's sequence values are taken)
+    layout: Layout
+    digest: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Forward:
     """Forward the packet; the shard sends no answer (COM_STMT_CLOSE, SEND_LONG_DATA)."""
 
@@ -280,6 +304,7 @@ class Quit:
 
 Plan = (
     Relay
+    | Sharded
     | Forward
     | Deny
     | UseDatabase
@@ -394,10 +419,14 @@ def statement_effects(statement: Statement) -> Effects:
     )
 
 
-def relayed_statement(statement: Statement, view: SessionView, snapshot: CatalogSnapshot) -> Plan:
+def relayed_statement(
+    statement: Statement, view: SessionView, snapshot: CatalogSnapshot, original: str = ""
+) -> Plan:
     """A statement the shard runs (QUERY or SESSION): relayed if the caller holds what it
     needs; any other kind is denied here (the statements the proxy answers itself never come
-    this way). This is the decision the fast path memoizes per statement and grant view."""
+    this way). This is the decision the fast path memoizes per statement and grant view.
+    On a sharded database, ``original`` (the client's text of the statement, when known) is
+    what routing rewrites for the partitions."""
     if statement.kind is Kind.REFUSED:
         assert statement.error is not None
         return Deny(refusal_for(statement.error, snapshot, _caller(view)))
@@ -406,7 +435,51 @@ def relayed_statement(statement: Statement, view: SessionView, snapshot: Catalog
     error = check_requirements(statement.requirements, snapshot, _caller(view))
     if error is not None:
         return Deny(error)
+    if statement.kind is Kind.QUERY:
+        layout = sharded_layout(snapshot, view.current_db)
+        decided = None if layout is None else _sharded(statement, layout, view, original)
+        if decided is not None:
+            return decided
     return Relay(ResponseKind.QUERY, "", statement_effects(statement))
+
+
+def sharded_layout(snapshot: CatalogSnapshot, database: str | None) -> Layout | None:
+    """The layout of ``database`` if it is a sharded database (None otherwise)."""
+    if database is None:
+        return None
+    found = snapshot.database(database)
+    if found is None or not found.sharded:
+        return None
+    return Layout(
+        found.name,
+        found.partitions,
+        snapshot.tables(found.key),
+        frozenset(snapshot.sequences(found.key)),
+    )
+
+
+def _sharded(
+    statement: Statement, layout: Layout, view: SessionView, original: str = ""
+) -> Plan | None:
+    """What the sharded data path decides for an authorized statement (None: relayed to
+    physical database 0 as on an unsharded database). The client's ``original`` text is
+    routed when known (its comments and hints reach the shards), else the executable text."""
+    text = original or statement.text
+    try:
+        decision = decide(text, layout, view.lex_mode, view.flavor)
+    except SqlError as error:
+        return Deny(error)
+    if decision is None:
+        return None
+    if statement.identity:
+        # The proxy answers these (the shard would name its mirror account and thread):
+        # not yet put in place in routed statements.
+        return _not_on_sharded("CURRENT_USER(), CONNECTION_ID() and the like in statements")
+    return Sharded(decision, text, layout, None)
+
+
+def _not_on_sharded(what: str) -> Deny:
+    return Deny(not_supported(f"{what} on a sharded database's sharded or broadcast tables"))
 
 
 def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan:
@@ -414,7 +487,9 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
     if not statements:
         return Deny(_empty_query())
     if len(statements) == 1:
-        return _one_statement(statements[0], command.digest, view, snapshot)
+        statement = statements[0]
+        original = command.sql[statement.start : statement.end] if command.sql else ""
+        return _one_statement(statement, command.digest, view, snapshot, original)
     # A multi-statement packet is authorized whole, or refused whole: every statement is one the
     # shard runs, whose new session state (if any) is known without asking the shard, relayed
     # as written. (No bind is released: a statement after a failed one does not run.)
@@ -441,6 +516,8 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
         decided = relayed_statement(statement, view, snapshot)
         if isinstance(decided, Deny):
             return decided
+        if isinstance(decided, Sharded):
+            return _not_on_sharded("several statements in one packet")
         binds |= statement.binds
         readback.update(dict.fromkeys(statement.readback))
         replay += statement.replay
@@ -455,16 +532,22 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
 
 
 def _one_statement(
-    statement: Statement, digest: str, view: SessionView, snapshot: CatalogSnapshot
+    statement: Statement,
+    digest: str,
+    view: SessionView,
+    snapshot: CatalogSnapshot,
+    original: str = "",
 ) -> Plan:
     kind = statement.kind
     if kind is Kind.QUERY or kind is Kind.SESSION:
         if statement.shows_warnings and view.has_notes:
             words = digest.upper().replace("(", " ").split()
             return ShowNotes(statement.text, count="COUNT" in words[1:2], errors="ERRORS" in words)
-        decided = relayed_statement(statement, view, snapshot)
+        decided = relayed_statement(statement, view, snapshot, original)
         if isinstance(decided, Relay):
             return Relay(decided.response, digest, decided.effects, _rewrite((statement,), view))
+        if isinstance(decided, Sharded):
+            return Sharded(decided.decision, decided.text, decided.layout, digest)
         return decided
     if kind is Kind.DATABASE:
         assert statement.database is not None
@@ -474,6 +557,16 @@ def _one_statement(
         return Deny(error) if error is not None else ShowEvents()
     if kind is Kind.REFUSED:
         assert statement.error is not None
+        layout = sharded_layout(snapshot, view.current_db)
+        if layout is not None and show_commands(statement.text, view.lex_mode):
+            # DRDS's SHOW TOPOLOGY / RULE / NODE: the layout, no data (anyone in the database);
+            # CREATE GROUP SEQUENCE: CREATE on the database, as CREATE SEQUENCE.
+            if statement.text.lstrip()[:6].upper() == "CREATE":
+                requirement = Requirement(Priv.CREATE, layout.name)
+                error = check_requirements((requirement,), snapshot, _caller(view))
+                if error is not None:
+                    return Deny(error)
+            return _sharded(statement, layout, view, original) or Deny(_not_relayable())
         return Deny(refusal_for(statement.error, snapshot, _caller(view)))
     if kind is Kind.USE:
         assert statement.target_db is not None
@@ -591,6 +684,8 @@ def _prepare(command: Prepare, view: SessionView, snapshot: CatalogSnapshot) -> 
     decided = relayed_statement(statement, view, snapshot)
     if isinstance(decided, Deny):
         return decided
+    if isinstance(decided, Sharded):
+        return _not_on_sharded("prepared statements")
     return Relay(
         ResponseKind.PREPARE, None, Effects(prepares=statement), _rewrite((statement,), view)
     )
@@ -612,6 +707,8 @@ def _statement_command(
         return Relay(ResponseKind.SINGLE, None)
     # Grants may have changed since PREPARE: authorized again at every execution and fetch.
     decided = relayed_statement(prepared.statement, view, snapshot)
+    if isinstance(decided, Sharded):
+        return _not_on_sharded("prepared statements")
     if not isinstance(decided, Relay):
         return decided
     if code == COM_STMT_FETCH:

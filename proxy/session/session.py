@@ -75,6 +75,7 @@ from proxy.plan.plan import (
     Relay,
     RunAccountStatement,
     SessionView,
+    Sharded,
     ShowDatabases,
     ShowDigest,
     ShowEvents,
@@ -123,6 +124,7 @@ from proxy.session.login import (
     change_user,
     handshake,
 )
+from proxy.session.sharded import Replies, ShardedExecutor
 from proxy.session.statements import execute_types, opens_cursor, with_id, with_types
 from proxy.sql.analyze import NeedsParse, Statement, analyze_with_digest, cached_shape
 from proxy.sql.charsets import UTF8MB4_GENERAL_CI
@@ -227,6 +229,18 @@ class Session:
         self.link = BackendLink()
         # A client gone while its statement waits for a backend connection: not run later.
         client.on_lost = self._client_gone
+        # A sharded database's statements on its partitions (proxy/session/sharded.py).
+        self.sharded = ShardedExecutor(
+            self,
+            Replies(
+                self._reply_error,
+                self._reply_ok,
+                self._write,
+                self._write_resultset,
+                self._status,
+                self._lease,
+            ),
+        )
         self.prepared: dict[int, Prepared] = {}
         self.notes: list[tuple[str, int, str]] = []  # (level, code, message)
         self.activity = Activity(since=time.monotonic())
@@ -323,6 +337,7 @@ class Session:
     async def close(self) -> None:
         # The session stops counting (max_user_connections, the processlist) at once.
         self.ctx.sessions.pop(self.connection_id, None)
+        await self.sharded.close()
         await self.link.close()
         try:
             if not self.client.is_closing():
@@ -416,6 +431,8 @@ class Session:
             # (prepared statements name the current database's tables: they hold it too)
             bound=self.link.bound() or bool(self.prepared),
             identity=identity,
+            lex_mode=self.link.state.lex_mode,
+            flavor=self.link.state.flavor,
         )
 
     async def _read_command(self, payload: bytes, carried: Carried | None) -> Command | None:
@@ -443,7 +460,7 @@ class Session:
                 self.ctx.metrics.statement(statement.kind.value)
             if len(statements) == 1 and statements[0].shows_warnings:
                 self.notes = notes  # SHOW WARNINGS shows them
-            return Query(tuple(statements), digest)
+            return Query(tuple(statements), digest, sql)
         if code in _STATEMENT_COMMANDS:
             statement_id = int.from_bytes(payload[1:5], "little")
             if code == COM_STMT_EXECUTE:
@@ -487,6 +504,8 @@ class Session:
     async def _execute(self, decided: Plan, command: Command, payload: bytes) -> None:
         if isinstance(decided, Relay):
             await self._relay(decided, command, payload)
+        elif isinstance(decided, Sharded):
+            await self.sharded.execute(decided)
         elif isinstance(decided, Deny):
             self._reply_error(decided.error)
         elif isinstance(decided, Forward):
@@ -924,6 +943,7 @@ class Session:
     async def _use(self, name: str) -> None:
         """Switch database: each database has its own backend login, so a new connection."""
         if name != self.current_db:
+            await self.sharded.close()
             # LAST_INSERT_ID(), FOUND_ROWS() and the warnings stay the session's (USE reads
             # no table): saved from the connection left, as for a hand-off.
             try:
@@ -1153,11 +1173,14 @@ class Session:
     async def _table_exists(self, database: str, table: str) -> bool:
         """GRANT on a table: ask the database's shard, through the caller's own backend login
         there (the caller is that database's administrator, whose mirror sees every table)."""
-        found = self.ctx.snapshot().database(database)
+        snapshot = self.ctx.snapshot()
+        found = snapshot.database(database)
         if found is None or not _valid_utf8(table):
             # (a name that is not UTF-8 -- bytes the client sent, kept as surrogates -- names
             # no table, and would not even encode into the query)
             return False
+        if found.sharded:
+            return snapshot.table(database, table) is not None  # its logical tables
         try:
             assert self.account is not None
             conn = await self.ctx.mirrors.connect(
@@ -1179,6 +1202,7 @@ class Session:
     async def _change_user(self, payload: bytes) -> None:
         """COM_CHANGE_USER: a new session on this connection, through the login path again
         (login.py: audit, metrics, lockout, throttle); a failure closes the connection."""
+        await self.sharded.close()
         await self.link.leave()
         self.link.reset()
         self.prepared.clear()

@@ -1,55 +1,602 @@
-"""A sharded database before the data path routes statements to its partitions: a session
-there is refused with a clear error (never served from one partition as if it were the whole
-database), and the proxy's other databases go on as before."""
+"""A sharded database through a real client, on two real MariaDB shards: DDL of each kind,
+rows placed where DRDS places them (read back from the physical databases directly), point
+statements reaching one partition, scatter reads, XA multi-partition writes, sequences,
+refusals, privileges on logical tables, and the SHOW commands.
+
+The layout: ``shdb`` over s0 and s1 with 4 physical databases (``shdb_0000``, ``shdb_0001`` on
+s0; ``shdb_0002``, ``shdb_0003`` on s1). Expected placements are written out by hand from
+sharding.md's formulas: for ``DBPARTITION BY HASH(id)`` db = |id| mod 4; with ``TBPARTITION BY
+HASH(id) TBPARTITIONS 2`` the global table index is |id| mod 8 and db = index div 2.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pymysql
 import pytest
 
+from auth.catalog import Catalog
+from proxy.dev.localshard import ShardEndpoint, free_port
 from proxy.manage.provision import create_sharded_database
+from proxy.ops.config import load_config
 from tests.conftest import connect_admin
-from tests.e2e.conftest import ProxyEnv
+from tests.e2e.conftest import ProxyEnv, write_config
+from tests.e2e.served import serve, stop
 
 PASSWORD = "Sharded#pass1"
+DB = "shdb"
+SHARD_OF = {0: 0, 1: 0, 2: 1, 3: 1}  # physical database -> shard index
 
 
-def test_a_session_in_a_sharded_database_is_refused_clearly(proxy: ProxyEnv) -> None:
+@pytest.fixture(scope="module")
+def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
     with proxy.catalog() as catalog:
         asyncio.run(
-            create_sharded_database(
-                proxy.config, catalog, "shdb", ["s0", "s1"], 2, PASSWORD, PASSWORD
-            )
+            create_sharded_database(proxy.config, catalog, DB, ["s0", "s1"], 4, PASSWORD, PASSWORD)
         )
+    deadline = time.monotonic() + 10
+    while proxy.server.ctx.catalog.snapshot().database(DB) is None:
+        assert time.monotonic() < deadline, "the proxy never saw the new database"
+        time.sleep(0.1)
     try:
-        deadline = time.monotonic() + 10
-        while proxy.server.ctx.catalog.snapshot().database("shdb") is None:
-            assert time.monotonic() < deadline, "the proxy never saw the new database"
-            time.sleep(0.1)
-        with pytest.raises(pymysql.err.OperationalError) as refused:
-            conn = proxy.connect("shdb", PASSWORD, database="shdb")
+        yield proxy
+    finally:
+        with proxy.catalog() as catalog:
+            catalog.drop_database(DB)
+        for index, shard in SHARD_OF.items():
+            admin = connect_admin(proxy.shards[shard])
             try:
-                with conn.cursor() as cur:
-                    cur.execute("SELECT 1")
+                with admin.cursor() as cur:
+                    cur.execute(f"DROP DATABASE IF EXISTS {DB}_{index:04d}")
             finally:
-                conn.close()
-        errno, message = refused.value.args
-        assert errno == 2006
-        assert "database 'shdb' is sharded" in message
-        # Other databases are not affected.
-        with proxy.connect() as conn, conn.cursor() as cur:
+                admin.close()
+
+
+def _client(env: ProxyEnv) -> pymysql.connections.Connection[Any]:
+    return env.connect(DB, PASSWORD, database=DB)
+
+
+def _physical(env: ProxyEnv, index: int, sql: str) -> list[tuple[Any, ...]]:
+    """Run ``sql`` on physical database ``index`` directly on its shard."""
+    admin = connect_admin(env.shards[SHARD_OF[index]], database=f"{DB}_{index:04d}")
+    try:
+        with admin.cursor() as cur:
+            cur.execute(sql)
+            return list(cur.fetchall())
+    finally:
+        admin.close()
+
+
+def _general_log(env: ProxyEnv, shard: int, on: bool) -> None:
+    admin = connect_admin(env.shards[shard])
+    try:
+        with admin.cursor() as cur:
+            if on:
+                cur.execute("SET GLOBAL log_output = 'TABLE'")
+                cur.execute("TRUNCATE TABLE mysql.general_log")
+            cur.execute(f"SET GLOBAL general_log = {'ON' if on else 'OFF'}")
+    finally:
+        admin.close()
+
+
+def _logged(env: ProxyEnv, shard: int, marker: str) -> list[str]:
+    admin = connect_admin(env.shards[shard])
+    try:
+        with admin.cursor() as cur:
+            cur.execute(
+                "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log"
+                " WHERE command_type = 'Query' AND argument LIKE %s",
+                (f"%{marker}%",),
+            )
+            return [row[0] for row in cur.fetchall() if "general_log" not in row[0]]
+    finally:
+        admin.close()
+
+
+def test_ddl_placement_and_routing(sharded: ProxyEnv) -> None:
+    env = sharded
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE orders (id int NOT NULL, buyer varchar(20), PRIMARY KEY (id))"
+                " DBPARTITION BY HASH(id)"
+            )
+            cur.execute(
+                "CREATE TABLE items (id bigint NOT NULL AUTO_INCREMENT, v int, PRIMARY KEY (id))"
+                " DBPARTITION BY HASH(id) TBPARTITION BY HASH(id) TBPARTITIONS 2"
+            )
+            cur.execute("CREATE TABLE region (id int PRIMARY KEY, name varchar(20)) BROADCAST")
+            cur.execute("CREATE TABLE config (k varchar(20) PRIMARY KEY, v int)")
+
+            cur.execute("SHOW TABLES")
+            assert [r[0] for r in cur.fetchall()] == ["config", "items", "orders", "region"]
+            cur.execute("SHOW TOPOLOGY FROM items")
+            assert cur.fetchall() == tuple(
+                (g, f"{DB}_{g // 2:04d}", f"items_{g:02d}") for g in range(8)
+            )
+            cur.execute("SHOW RULE FROM orders")
+            rule = cur.fetchall()[0]
+            assert rule[1:6] == ("orders", 0, "id", "hash", 4)
+            cur.execute("SHOW NODE")
+            assert [r[1:] for r in cur.fetchall()] == [
+                (f"{DB}_0000", "s0"),
+                (f"{DB}_0001", "s0"),
+                (f"{DB}_0002", "s1"),
+                (f"{DB}_0003", "s1"),
+            ]
+            cur.execute("SHOW CREATE TABLE orders")
+            assert "DBPARTITION BY HASH(id)" in cur.fetchall()[0][1]
+
+            # A multi-row INSERT split over the partitions (one XA transaction).
+            cur.execute(
+                "INSERT INTO orders (id, buyer) VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'),"
+                " (-6, 'e'), (9, 'f')"
+            )
+            assert cur.rowcount == 6
+            cur.execute("INSERT INTO region VALUES (1, 'north'), (2, 'south')")
+            cur.execute("INSERT INTO config VALUES ('x', 1)")
+            cur.execute("INSERT INTO items (id, v) VALUES (3, 30), (8, 80), (13, 130)")
+
+        # Each row where the formula puts it, read from the physical databases directly.
+        expected_orders = {0: [4], 1: [1, 9], 2: [-6, 2], 3: [3]}
+        for index, ids in expected_orders.items():
+            rows = _physical(env, index, "SELECT id FROM orders ORDER BY id")
+            assert [r[0] for r in rows] == ids, index
+        # items: g = id mod 8: 3 -> items_03 (db 1), 8 -> items_00 (db 0), 13 -> items_05 (db 2)
+        assert _physical(env, 1, "SELECT id FROM items_03") == [(3,)]
+        assert _physical(env, 0, "SELECT id FROM items_00") == [(8,)]
+        assert _physical(env, 2, "SELECT id FROM items_05") == [(13,)]
+        assert _physical(env, 0, "SELECT count(*) FROM items_01") == [(0,)]
+        for index in range(4):
+            assert _physical(env, index, "SELECT id FROM region ORDER BY id") == [(1,), (2,)]
+        assert _physical(env, 0, "SELECT k FROM config") == [("x",)]
+        assert _physical(env, 1, "SHOW TABLES LIKE 'config'") == []
+
+        with conn.cursor() as cur:
+            # Point reads route to one partition; scatter reads return everything.
+            cur.execute("SELECT buyer FROM orders WHERE id = 9")
+            assert cur.fetchall() == (("f",),)
+            cur.execute("EXPLAIN SELECT buyer FROM orders WHERE id = 9")
+            assert cur.fetchall() == ((f"{DB}_0001", "SELECT buyer FROM orders WHERE id = 9"),)
+            cur.execute("SELECT id FROM orders WHERE id IN (1, 3, 4)")
+            assert sorted(r[0] for r in cur.fetchall()) == [1, 3, 4]
+            cur.execute("SELECT id, buyer FROM orders")
+            assert sorted(cur.fetchall()) == [
+                (-6, "e"),
+                (1, "a"),
+                (2, "b"),
+                (3, "c"),
+                (4, "d"),
+                (9, "f"),
+            ]
+            # Merged across the partitions (proxy/merge).
+            cur.execute("SELECT id FROM orders ORDER BY id DESC")
+            assert cur.fetchall() == ((9,), (4,), (3,), (2,), (1,), (-6,))
+            cur.execute("SELECT id, buyer FROM orders ORDER BY id LIMIT 1, 2")
+            assert cur.fetchall() == ((1, "a"), (2, "b"))
+            cur.execute("SELECT count(*), sum(id), min(buyer), max(id) FROM orders")
+            assert cur.fetchall() == ((6, 13, "a", 9),)
+            cur.execute("SELECT id % 2 AS odd, count(*) FROM orders GROUP BY odd ORDER BY odd")
+            assert cur.fetchall() == ((0, 3), (1, 3))
+            cur.execute("SELECT DISTINCT id > 0 FROM orders ORDER BY 1")
+            assert cur.fetchall() == ((0,), (1,))
+            cur.execute("SELECT v FROM items WHERE id = 13")
+            assert cur.fetchall() == ((130,),)
+            cur.execute("SELECT id FROM items")
+            assert sorted(r[0] for r in cur.fetchall()) == [3, 8, 13]
+            cur.execute(
+                "SELECT o.buyer, r.name FROM orders o JOIN region r ON r.id = o.id WHERE o.id = 1"
+            )
+            assert cur.fetchall() == (("a", "north"),)
+            cur.execute("SELECT name FROM region ORDER BY id")
+            assert cur.fetchall() == (("north",), ("south",))
+            cur.execute("SELECT v FROM config")
+            assert cur.fetchall() == ((1,),)
+
+            # Writes routed and scattered.
+            cur.execute("UPDATE orders SET buyer = 'z' WHERE id = 2")
+            assert cur.rowcount == 1
+            assert _physical(env, 2, "SELECT buyer FROM orders WHERE id = 2") == [("z",)]
+            cur.execute("UPDATE region SET name = 'N' WHERE id = 1")
+            for index in range(4):
+                assert _physical(env, index, "SELECT name FROM region WHERE id = 1") == [("N",)]
+            cur.execute("DELETE FROM orders WHERE buyer = 'e'")
+            assert cur.rowcount == 1
+            assert _physical(env, 2, "SELECT id FROM orders ORDER BY id") == [(2,)]
+
+            # AUTO_INCREMENT of a sharded table: a GROUP sequence, the insert id reported.
+            cur.execute("INSERT INTO items (v) VALUES (1), (2)")
+            first = cur.lastrowid
+            assert first >= 100001
+            cur.execute("SELECT LAST_INSERT_ID()")
+            assert cur.fetchall() == ((first,),)
+            cur.execute("SELECT id, v FROM items WHERE id IN (%s, %s)", (first, first + 1))
+            assert sorted(cur.fetchall()) == [(first, 1), (first + 1, 2)]
+            g = first % 8
+            assert _physical(env, g // 2, f"SELECT v FROM items_{g:02d} WHERE id = {first}") == [
+                (1,)
+            ]
+    finally:
+        conn.close()
+
+
+def test_point_statements_reach_one_partition(sharded: ProxyEnv) -> None:
+    env = sharded
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE probe (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)")
+        for shard in (0, 1):
+            _general_log(env, shard, True)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("INSERT INTO probe VALUES (6, 1) /* probe-insert */")
+                cur.execute("SELECT v FROM probe WHERE id = 6 /* probe-select */")
+                assert cur.fetchall() == ((1,),)
+                cur.execute("SELECT v FROM probe /* probe-scatter */")
+                assert cur.fetchall() == ((1,),)
+        finally:
+            for shard in (0, 1):
+                _general_log(env, shard, False)
+        # 6 mod 4 = 2: physical database 2, on s1; nothing reached s0.
+        assert _logged(env, 0, "probe-insert") == []
+        assert len(_logged(env, 1, "probe-insert")) == 1
+        assert _logged(env, 0, "probe-select") == []
+        assert len(_logged(env, 1, "probe-select")) == 1
+        assert len(_logged(env, 0, "probe-scatter")) == 2
+        assert len(_logged(env, 1, "probe-scatter")) == 2
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "errno", "text"),
+    [
+        ("SELECT count(*) FROM items", 1235, "split by TBPARTITION BY"),
+        ("SELECT GROUP_CONCAT(buyer) FROM orders", 1235, "GROUP_CONCAT across partitions"),
+        ("UPDATE orders SET id = 5 WHERE id = 1", 1235, "UPDATE of the shard key"),
+        ("INSERT INTO orders (buyer) VALUES ('x')", 1235, "without its shard key id"),
+        ("SELECT * FROM orders JOIN items USING (id)", 1235, "several sharded tables"),
+        ("SELECT * FROM items_00", 1146, "doesn't exist"),
+        ("ALTER TABLE orders MODIFY id bigint", 1235, "shard key column"),
+        (
+            "CREATE TABLE bad (d date) DBPARTITION BY HASH(d)",
+            1235,
+            "HASH on a DATE column",
+        ),
+        ("CREATE TABLE orders (id int) DBPARTITION BY HASH(id)", 1050, "already exists"),
+        ("SELECT CURRENT_USER() FROM orders", 1235, "CURRENT_USER()"),
+        ("SELECT * FROM orders WHERE id = @x", 1235, "user variables"),
+    ],
+)
+def test_refusals(sharded: ProxyEnv, sql: str, errno: int, text: str) -> None:
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS orders (id int PRIMARY KEY, buyer varchar(20))"
+                " DBPARTITION BY HASH(id)"
+            )
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS items (id bigint AUTO_INCREMENT PRIMARY KEY, v int)"
+                " DBPARTITION BY HASH(id) TBPARTITION BY HASH(id) TBPARTITIONS 2"
+            )
+            with pytest.raises(pymysql.err.MySQLError) as refused:
+                cur.execute(sql)
+        assert refused.value.args[0] == errno
+        assert text in refused.value.args[1]
+    finally:
+        conn.close()
+
+
+def test_ddl_fans_out(sharded: ProxyEnv) -> None:
+    env = sharded
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE fan (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)"
+                " TBPARTITION BY HASH(id) TBPARTITIONS 2"
+            )
+            cur.execute("INSERT INTO fan VALUES (1, 1), (2, 2)")
+            cur.execute("ALTER TABLE fan ADD COLUMN w int DEFAULT 7")
+            cur.execute("CREATE INDEX fan_v ON fan (v)")
+            for g in range(8):
+                columns = _physical(env, g // 2, f"SHOW COLUMNS FROM fan_{g:02d}")
+                assert [c[0] for c in columns] == ["id", "v", "w"]
+                indexes = _physical(env, g // 2, f"SHOW INDEX FROM fan_{g:02d}")
+                assert "fan_v" in {i[2] for i in indexes}
+            cur.execute("SHOW CREATE TABLE fan")
+            definition = cur.fetchall()[0][1]
+            assert "`w` int(11) DEFAULT 7" in definition
+            assert "dbpartition by hash(`id`)" in definition
+            cur.execute("SELECT w FROM fan WHERE id = 2")
+            assert cur.fetchall() == ((7,),)
+            cur.execute("TRUNCATE TABLE fan")
+            cur.execute("SELECT * FROM fan")
+            assert cur.fetchall() == ()
+            cur.execute("CHECK TABLE fan")
+            assert cur.fetchall() == ((f"{DB}.fan", "check", "status", "OK"),)
+            # A partition that fails is named; CHECK TABLE finds the one that differs.
+            _physical(env, 3, "DROP INDEX fan_v ON fan_07")
+            cur.execute("CHECK TABLE fan")
+            assert cur.fetchall() == (
+                (f"{DB}.fan", "check", "error", f"Partition {DB}_0003.fan_07 differs"),
+            )
+            with pytest.raises(pymysql.err.MySQLError) as failed:
+                cur.execute("DROP INDEX fan_v ON fan")
+            assert failed.value.args[0] == 1091
+            assert "failed on 1 of 8 physical tables" in failed.value.args[1]
+            assert f"{DB}_0003" in failed.value.args[1]
+            cur.execute("INSERT INTO fan (id, v) VALUES (5, 50)")
+            cur.execute("RENAME TABLE fan TO fan2")
+            cur.execute("SHOW TABLES LIKE 'fan%'")
+            assert cur.fetchall() == (("fan2",),)
+            cur.execute("SELECT v FROM fan2 WHERE id = 5")
+            assert cur.fetchall() == ((50,),)
+            assert _physical(env, 2, "SELECT v FROM fan2_05") == [(50,)]
+            cur.execute("DROP TABLE fan2")
+            cur.execute("SHOW TABLES LIKE 'fan%'")
+            assert cur.fetchall() == ()
+        for index in range(4):
+            assert _physical(env, index, "SHOW TABLES LIKE 'fan%'") == []
+    finally:
+        conn.close()
+
+
+def test_privileges_on_logical_tables(sharded: ProxyEnv) -> None:
+    env = sharded
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS secret (id int PRIMARY KEY, v int)"
+                " DBPARTITION BY HASH(id)"
+            )
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS open_t (id int PRIMARY KEY, v int)"
+                " DBPARTITION BY HASH(id)"
+            )
+            cur.execute("INSERT INTO open_t VALUES (1, 1), (2, 2), (3, 3)")
+            cur.execute("CREATE USER 'reader'@'%' IDENTIFIED BY 'Reader#pass1'")
+            cur.execute(f"GRANT SELECT ON {DB}.open_t TO 'reader'@'%'")
+    finally:
+        conn.close()
+    reader = env.connect("reader", "Reader#pass1", database=DB)
+    try:
+        with reader.cursor() as cur:
+            cur.execute("SELECT id FROM open_t")
+            assert sorted(r[0] for r in cur.fetchall()) == [1, 2, 3]
+            cur.execute("SELECT v FROM open_t WHERE id = 3")
+            assert cur.fetchall() == ((3,),)
+            for sql in (
+                "SELECT * FROM secret",
+                "SELECT * FROM secret WHERE id = 1",
+                "INSERT INTO open_t VALUES (9, 9)",
+            ):
+                with pytest.raises(pymysql.err.MySQLError) as denied:
+                    cur.execute(sql)
+                assert denied.value.args[0] == 1142, sql
+    finally:
+        reader.close()
+
+
+def test_multi_partition_writes_are_atomic(sharded: ProxyEnv) -> None:
+    env = sharded
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE acct (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)")
+            cur.execute("INSERT INTO acct VALUES (5, 0)")
+            # 4 (db 0) would be inserted, 5 (db 1) is a duplicate: neither is applied.
+            with pytest.raises(pymysql.err.IntegrityError) as duplicate:
+                cur.execute("INSERT INTO acct VALUES (4, 1), (5, 1)")
+            assert duplicate.value.args[0] == 1062
+            assert _physical(env, 0, "SELECT * FROM acct") == []
+            assert _physical(env, 1, "SELECT * FROM acct") == [(5, 0)]
+            # Inside a transaction, statements beyond physical database 0 are refused.
+            cur.execute("BEGIN")
+            cur.execute("SELECT * FROM acct WHERE id = 4")  # physical database 0: in it
+            with pytest.raises(pymysql.err.MySQLError) as refused:
+                cur.execute("UPDATE acct SET v = 2 WHERE id = 5")
+            assert refused.value.args[0] == 1235
+            assert "inside a transaction" in refused.value.args[1]
+            cur.execute("ROLLBACK")
+            cur.execute("UPDATE acct SET v = 2 WHERE id = 5")
+            assert _physical(env, 1, "SELECT v FROM acct") == [(2,)]
+    finally:
+        conn.close()
+
+
+def test_hints(sharded: ProxyEnv) -> None:
+    env = sharded
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE hinted (id int PRIMARY KEY) DBPARTITION BY HASH(id)"
+                " TBPARTITION BY HASH(id) TBPARTITIONS 2"
+            )
+            cur.execute("INSERT INTO hinted VALUES (1), (2), (3), (9)")
+            # node(): the named physical database's physical tables (1 -> hinted_01, 9 ->
+            # hinted_01, in shdb_0000), each answering; no merge, as DRDS.
+            cur.execute(f"/*+TDDL:node('{DB}_0000')*/ SELECT count(*) FROM hinted")
+            assert cur.fetchall() == ((0,), (2,))
+            cur.execute("/*+TDDL:scan()*/ SELECT count(*) FROM hinted")
+            assert [r[0] for r in cur.fetchall()] == [0, 2, 1, 1, 0, 0, 0, 0]
+            with pytest.raises(pymysql.err.MySQLError) as physical:
+                cur.execute(f"/*+TDDL:node('{DB}_0000')*/ SELECT * FROM hinted_01")
+            assert physical.value.args[0] == 1146
+            cur.execute("CREATE USER 'hintless'@'%' IDENTIFIED BY 'Hintless#pass1'")
+            cur.execute(f"GRANT INSERT ON {DB}.hinted TO 'hintless'@'%'")
+    finally:
+        conn.close()
+    reader = env.connect("hintless", "Hintless#pass1", database=DB)
+    try:
+        with reader.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as denied:
+            cur.execute("/*+TDDL:scan()*/ SELECT * FROM hinted")
+        assert denied.value.args[0] == 1142
+    finally:
+        reader.close()
+
+
+def _xa_prepared(shards: list[ShardEndpoint]) -> list[str]:
+    found = []
+    for endpoint in shards:
+        admin = connect_admin(endpoint)
+        try:
+            with admin.cursor() as cur:
+                cur.execute("XA RECOVER")
+                found += [row[3].decode() for row in cur.fetchall()]
+        finally:
+            admin.close()
+    return [xid for xid in found if xid.startswith("shardgate-")]
+
+
+def _on_shard(endpoint: ShardEndpoint, database: str, sql: str) -> list[tuple[Any, ...]]:
+    admin = connect_admin(endpoint, database=database)
+    try:
+        with admin.cursor() as cur:
+            cur.execute(sql)
+            return list(cur.fetchall())
+    finally:
+        admin.close()
+
+
+@pytest.mark.parametrize(
+    ("crash_at", "committed"), [("after-decision", True), ("after-prepare", False)]
+)
+def test_a_proxy_killed_between_prepare_and_commit_is_recovered(
+    shards: list[ShardEndpoint],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    crash_at: str,
+    committed: bool,
+) -> None:
+    """kill -9 of the proxy after every branch was prepared: the next proxy to start commits
+    the branches when the outcome "commit" was recorded, rolls them back when it was not --
+    on both shards alike. (A catalog of its own, opened by the nodes only: a SQLite catalog
+    is shared between processes safely, not with this process holding it open too.)"""
+    port = free_port()
+    config_path = tmp_path / "shardgate.toml"
+    write_config(config_path, shards, port)
+    config = load_config(config_path)
+    name = "xadb" if committed else "xbdb"
+    with Catalog.open(config.catalog.url, config.base_dir) as catalog:
+        asyncio.run(
+            create_sharded_database(config, catalog, name, ["s0", "s1"], 4, PASSWORD, PASSWORD)
+        )
+    monkeypatch.setenv("SHARDGATE_TEST_XA_CRASH", crash_at)
+    dying = serve(config_path, port)
+    try:
+        client = pymysql.connect(
+            host="127.0.0.1",
+            port=port,
+            user=name,
+            password=PASSWORD,
+            database=name,
+            autocommit=True,
+        )
+        with client.cursor() as cur:
+            cur.execute("CREATE TABLE crash (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)")
+            # 1 -> physical database 1 (s0), 2 -> physical database 2 (s1)
+            with pytest.raises(pymysql.err.OperationalError):
+                cur.execute("INSERT INTO crash VALUES (1, 1), (2, 1)")
+        client.close()
+        assert dying.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if dying.poll() is None:
+            dying.kill()
+        dying.communicate(timeout=30)
+    try:
+        # Both branches prepared, neither visible.
+        assert len(_xa_prepared(shards)) == 2
+        assert _on_shard(shards[0], f"{name}_0001", "SELECT id FROM crash") == []
+        monkeypatch.delenv("SHARDGATE_TEST_XA_CRASH")
+        recovering = serve(config_path, port)
+        try:
+            deadline = time.monotonic() + 30  # recovery runs in the background of the start
+            while _xa_prepared(shards):
+                assert time.monotonic() < deadline, "the prepared branches were not recovered"
+                time.sleep(0.1)
+            assert _on_shard(shards[0], f"{name}_0001", "SELECT id FROM crash") == (
+                [(1,)] if committed else []
+            )
+            assert _on_shard(shards[1], f"{name}_0002", "SELECT id FROM crash") == (
+                [(2,)] if committed else []
+            )
+        finally:
+            stop(recovering)
+    finally:
+        for index in range(4):
+            admin = connect_admin(shards[index // 2])
+            try:
+                with admin.cursor() as cur:
+                    cur.execute(f"DROP DATABASE IF EXISTS {name}_{index:04d}")
+            finally:
+                admin.close()
+
+
+def test_group_sequences(sharded: ProxyEnv) -> None:
+    env = sharded
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE SEQUENCE seq1 START WITH 1000")
+            cur.execute("SELECT seq1.NEXTVAL")
+            first = cur.fetchall()[0][0]
+            assert first == 1000
+            cur.execute("SELECT seq1.NEXTVAL FROM DUAL")
+            assert cur.fetchall()[0][0] == 1001
+            cur.execute("CREATE TABLE numbered (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)")
+            cur.execute("INSERT INTO numbered (id, v) VALUES (seq1.NEXTVAL, 7)")
+            # 1002 mod 4 = 2
+            assert _physical(env, 2, "SELECT id, v FROM numbered") == [(1002, 7)]
+            cur.execute("ALTER SEQUENCE seq1 START WITH 5000")
+            cur.execute("SELECT seq1.NEXTVAL")
+            assert cur.fetchall()[0][0] == 5000
+            with pytest.raises(pymysql.err.MySQLError) as exists:
+                cur.execute("CREATE SEQUENCE seq1")
+            assert exists.value.args[0] == 1050
+            cur.execute("CREATE GROUP SEQUENCE seq2")
+            cur.execute("SELECT seq2.NEXTVAL")
+            assert cur.fetchall()[0][0] == 100001
+            cur.execute("DROP SEQUENCE seq1")
+            cur.execute("DROP SEQUENCE seq2")
+            with pytest.raises(pymysql.err.MySQLError) as unknown:
+                cur.execute("DROP SEQUENCE seq1")
+            assert unknown.value.args[0] == 1051
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("broken", [0, 2])
+def test_a_failing_partition_ends_the_scatter_cleanly(sharded: ProxyEnv, broken: int) -> None:
+    """The partitions answer in parallel; when one fails, the answers still coming from the
+    others are read and dropped, and the next statements get their own answers."""
+    env = sharded
+    conn = _client(env)
+    table = f"frail{broken}"
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE TABLE {table} (id int PRIMARY KEY) DBPARTITION BY HASH(id)")
+            cur.execute(f"INSERT INTO {table} VALUES (0), (1), (2), (3), (4), (5), (6), (7)")
+            _physical(env, broken, f"DROP TABLE {table}")
+            with pytest.raises(pymysql.err.MySQLError) as failed:
+                cur.execute(f"SELECT id FROM {table}")
+                cur.fetchall()
+            assert failed.value.args[0] == 1146
+            for key in (1, 3, 5, 7):
+                cur.execute(f"SELECT id FROM {table} WHERE id = {key}")
+                assert cur.fetchall() == ((key,),)
             cur.execute("SELECT 1")
             assert cur.fetchall() == ((1,),)
     finally:
-        with proxy.catalog() as catalog:
-            catalog.drop_database("shdb")
-        for endpoint, name in ((proxy.shards[0], "shdb_0000"), (proxy.shards[1], "shdb_0001")):
-            admin = connect_admin(endpoint)
-            try:
-                with admin.cursor() as cur:
-                    cur.execute(f"DROP DATABASE IF EXISTS {name}")
-            finally:
-                admin.close()
+        conn.close()

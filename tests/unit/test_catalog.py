@@ -1290,16 +1290,16 @@ def _table(name: str, kind: str = "sharded", per_db: int = 1, column: str = "id"
 
 
 def test_the_sharding_migration_adds_topology_tables_and_sequences(backend: Backend) -> None:
-    """The last migration (5 when written): an older catalog keeps its data and gains the
+    """Migration 6 (then 7, the XA outcomes): an older catalog keeps its data and gains the
     tables; its databases stay unsharded."""
     with backend.open() as catalog:
         catalog.create_database("easydb", "s1", "easydb", "sg_easydb", "Admin#pw1", "")
-    for table in ("database_partitions", "logical_tables", "sequences"):
+    for table in ("database_partitions", "logical_tables", "sequences", "xa_decisions"):
         backend.rows(f"DROP TABLE {table}")
-    backend.rows("UPDATE schema_version SET version = ?", (SCHEMA_VERSION - 1,))
+    backend.rows("UPDATE schema_version SET version = ?", (5,))
     with pytest.raises(SchemaVersionError, match="catalog migrate"):
         backend.open()
-    assert Catalog.migrate(backend.url, backend.base) == (SCHEMA_VERSION - 1, SCHEMA_VERSION)
+    assert Catalog.migrate(backend.url, backend.base) == (5, SCHEMA_VERSION)
     with backend.open() as catalog:
         easydb = catalog.snapshot().database("easydb")
         assert easydb is not None and not easydb.sharded
@@ -1417,6 +1417,41 @@ def test_every_name_stands_for_one_logical_table(catalog: Catalog) -> None:
     with pytest.raises(CatalogError, match="too long"):
         catalog.create_table("sdb", _table("x" * 62, per_db=2))
     assert set(catalog.snapshot().tables("sdb")) == {"t", "u_01"}
+
+
+def test_rename_table_moves_its_sequence_and_keeps_names_unique(catalog: Catalog) -> None:
+    _sharded(catalog)
+    catalog.create_table("sdb", _table("t", per_db=2), auto_sequence_start=500)
+    catalog.create_table("sdb", _table("u_03", "single"))
+    assert catalog.reserve_sequence_range("sdb", "AUTO_SEQ_t", 10).start == 500
+    renamed = catalog.rename_table("sdb", "T", "v")
+    assert renamed.name == "v" and renamed.rule == _table("t", per_db=2).rule
+    snapshot = catalog.snapshot()
+    assert set(snapshot.tables("sdb")) == {"v", "u_03"}
+    assert snapshot.sequence("sdb", "AUTO_SEQ_t") is None
+    # The sequence goes on where it was (no value handed out twice).
+    assert catalog.reserve_sequence_range("sdb", "AUTO_SEQ_v", 10).start == 510
+    with pytest.raises(TableExistsError, match="u_03"):
+        catalog.rename_table("sdb", "v", "u")  # u_00 .. u_07 would hide u_03
+    with pytest.raises(TableExistsError):
+        catalog.rename_table("sdb", "v", "U_03")
+    with pytest.raises(UnknownTableError):
+        catalog.rename_table("sdb", "t", "w")
+    assert catalog.audit()[-1].action == "RENAME TABLE sdb.t TO v"
+
+
+def test_an_xa_outcome_is_decided_once(catalog: Catalog) -> None:
+    version = catalog.snapshot().version
+    assert catalog.decide_xa("shardgate-1-2-3", "commit") == "commit"
+    # A recovering node asking to abort gets the outcome already recorded, and the reverse.
+    assert catalog.decide_xa("shardgate-1-2-3", "abort") == "commit"
+    assert catalog.decide_xa("shardgate-9", "abort") == "abort"
+    assert catalog.decide_xa("shardgate-9", "commit") == "abort"
+    catalog.forget_xa("shardgate-1-2-3")
+    assert catalog.decide_xa("shardgate-1-2-3", "abort") == "abort"
+    with pytest.raises(CatalogError):
+        catalog.decide_xa("x", "maybe")
+    assert catalog.snapshot().version == version  # nothing for the nodes to reload
 
 
 def test_tables_are_recorded_for_sharded_databases_only(easydb: Catalog) -> None:

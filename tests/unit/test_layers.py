@@ -5,7 +5,8 @@ type-only import still ties the two modules together). The intended direction (`
 ``a <- b``: b may import a)::
 
     wire <- sql <- plan <- session <- server <- manage, dev
-    sql <- shard <- session           (the sharded data path's pure parts, beside plan)
+    sql <- shard <- plan, session     (the sharded data path's pure parts: a plan carries
+                                      a sharded statement's targets)
     wire <- backend <- session
     wire <- merge <- session          (cross-partition rewriting and merging)
     auth <- ops <- sql, backend (and so everything above them)
@@ -36,7 +37,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "auth": (),
     "proxy.ops": ("auth",),
     "proxy.sql": ("proxy.wire", "proxy.ops"),
-    "proxy.plan": ("proxy.sql",),
+    "proxy.plan": ("proxy.sql", "proxy.shard"),
     "proxy.shard": ("proxy.sql",),
     "proxy.backend": ("proxy.wire", "proxy.ops"),
     "proxy.merge": ("proxy.wire",),

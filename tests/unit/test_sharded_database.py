@@ -189,12 +189,13 @@ def test_privileges_on_logical_tables_cover_their_physical_tables(
                 (f"`{physical.name}`.*", frozenset({"LOCK TABLES"})),
                 *((f"`{physical.name}`.`{name}`", SELECTING) for name in expected[physical.name]),
             }
-        # Sessions reach a sharded database one physical database at a time.
+        # Sessions reach a sharded database one physical database at a time; without one
+        # named, physical database 0 (where single tables live: the session's own link).
         snapshot = catalog.snapshot()
         account = snapshot.find_account("reader", "%")
         assert account is not None
-        with pytest.raises(BackendError, match="is sharded"):
-            asyncio.run(mirrors.target_for(snapshot, account, "mdb"))
+        first = asyncio.run(mirrors.target_for(snapshot, account, "mdb"))
+        assert (first.shard, first.database) == ("s0", "mdb_0000")
         with pytest.raises(BackendError, match="no partition 4"):
             asyncio.run(mirrors.target_for(snapshot, account, "mdb", partition=4))
         target = asyncio.run(mirrors.target_for(snapshot, account, "mdb", partition=2))

@@ -1,0 +1,1021 @@
+"""Where a statement on a sharded database goes: a pure decision over the lexer's tokens.
+
+``route(sql, layout, mode, flavor)`` takes one statement of the client (its original text,
+comments and hints included), the logical database's :class:`Layout` (physical databases and
+logical tables from one catalog snapshot) and decides:
+
+* ``None`` -- the statement names no sharded or broadcast table: it runs where single tables
+  live (physical database 0), as the session relays it today;
+* a :class:`Route` -- its :class:`Target` list, each a physical database and the statement text
+  to run there, in the fixed (shard, physical database) order every scatter acquires in;
+* a :class:`NeedsSequence` -- an INSERT that takes its shard key from the table's GROUP sequence:
+  called again with that many values;
+* an ``SqlError`` raised -- refused (1235 naming why, 1146 for a physical name).
+
+Routing (``sharding.md``): a WHERE that fixes the shard key with ``=``, ``IN (...)`` or an
+``OR`` of those (at the top level of the condition, ANDed with anything) goes only to the
+partitions that can hold those values (``proxy.shard.placement``); anything else scatters to
+every physical table. A multi-row INSERT is split per partition. Writes to a broadcast table
+go to every copy, reads to copy 0. A statement with no WHERE restriction reads everything.
+
+Physical statement text: each physical database is the backend connection's default database,
+so a table sharded over databases only keeps its name; a table split by TBPARTITION BY gets its
+physical name (``t_03``) at each token position the lexer found for it (table references and
+qualifiers ``t.col``), and a qualifier naming the logical database gets the physical database's
+name. Nothing else of the client's text changes. Refused when a name is ambiguous (a column
+named like a split table it would be renamed with).
+
+v1 limits (1235, naming the reason): a statement naming two sharded tables or one twice (joins,
+self-joins, subqueries on sharded tables), a sharded table with a single table, a scatter
+SELECT needing a merge (ORDER BY, GROUP BY, aggregates, LIMIT, DISTINCT, HAVING, UNION, window
+functions: the merge engine's), UPDATE of the shard key, multi-partition UPDATE / DELETE with
+ORDER BY or LIMIT, INSERT ... SELECT / ... SET into a sharded table, an INSERT whose shard key
+is not a literal, prepared-statement parameters on sharded tables.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from auth.errors import ErrorCode, SqlError, not_supported, sql_error
+from auth.model import LogicalTable, PhysicalDatabase, TableRule, auto_sequence_name
+from proxy.shard.ddl import parse_create_table
+from proxy.shard.placement import KeyValue, Placement, PlacementError, place, tables_in
+from proxy.shard.values import NotALiteral, NotPlaceable, literal_value, shard_key
+from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor, Token, TokenKind, lex
+
+__all__ = [
+    "Layout",
+    "NeedsSequence",
+    "Route",
+    "RouteKind",
+    "Target",
+    "hinted",
+    "route",
+    "table_columns",
+]
+
+# DRDS's hints, at the start of a statement: /*+TDDL:node('db_0001', ...)*/, /*+TDDL:scan()*/.
+_HINT = re.compile(r"\A\s*/\*\+TDDL:\s*(node|scan)\s*\((.*?)\)\s*\*/", re.IGNORECASE | re.DOTALL)
+
+RouteKind = Literal["routed", "scatter", "broadcast", "copy", "hint"]
+
+# Words a table name follows.
+_TABLE_AFTER: Final = frozenset(
+    {
+        "FROM", "JOIN", "STRAIGHT_JOIN", "INTO", "UPDATE", "TABLE", "DESCRIBE", "DESC", "EXPLAIN",
+        "INSERT", "REPLACE", "IGNORE", "LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "QUICK", "IN",
+    }
+)  # fmt: skip
+# Words that start and end a list of tables (its commas separate table references).
+_LIST_START: Final = frozenset({"FROM", "UPDATE"})
+_LIST_END: Final = frozenset(
+    {"WHERE", "ON", "USING", "GROUP", "ORDER", "LIMIT", "HAVING", "SET", "SELECT", "UNION",
+     "WINDOW", "VALUES", "VALUE", "JOIN", "INNER", "LEFT", "RIGHT", "CROSS", "NATURAL",
+     "STRAIGHT_JOIN", "FOR", "LOCK", "INTO", "PARTITION", "RETURNING"}
+)  # fmt: skip
+# Words after a table reference that are not its alias.
+_NOT_ALIAS: Final = frozenset(
+    {
+        "WHERE", "JOIN", "INNER", "LEFT", "RIGHT", "CROSS", "STRAIGHT_JOIN", "ON", "USING",
+        "GROUP", "ORDER", "LIMIT", "HAVING", "UNION", "EXCEPT", "INTERSECT", "FOR", "LOCK",
+        "SET", "NATURAL", "PARTITION", "USE", "IGNORE", "FORCE", "WINDOW", "INTO", "VALUES",
+        "VALUE", "SELECT", "RETURNING", "AS", "FULL", "OUTER", "PROCEDURE", "WITH",
+    }
+)  # fmt: skip
+_AGGREGATES: Final = frozenset(
+    {
+        "COUNT", "SUM", "MIN", "MAX", "AVG", "GROUP_CONCAT", "STD", "STDDEV", "STDDEV_POP",
+        "STDDEV_SAMP", "VARIANCE", "VAR_POP", "VAR_SAMP", "BIT_AND", "BIT_OR", "BIT_XOR",
+        "JSON_ARRAYAGG", "JSON_OBJECTAGG",
+    }
+)  # fmt: skip
+# Depth-0 words that end a WHERE condition.
+_WHERE_END: Final = frozenset(
+    {"GROUP", "ORDER", "LIMIT", "HAVING", "WINDOW", "FOR", "LOCK", "INTO", "UNION", "EXCEPT",
+     "INTERSECT", "RETURNING", "PROCEDURE"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """A sharded logical database as routing sees it (from one catalog snapshot)."""
+
+    name: str
+    partitions: tuple[PhysicalDatabase, ...]
+    tables: Mapping[str, LogicalTable]  # by lower-case name
+    sequences: frozenset[str] = frozenset()  # its GROUP sequences' lower-case names
+
+    @property
+    def count(self) -> int:
+        return len(self.partitions)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One statement for one physical database (its backend connection's default database)."""
+
+    partition: int
+    shard: str
+    database: str
+    sql: str
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a statement goes. ``kind``: ``routed`` (only the partitions its key values fix),
+    ``scatter`` (every physical table), ``broadcast`` (a write to every copy of a broadcast
+    table), ``copy`` (a read of one copy, or a statement about a table's definition)."""
+
+    kind: RouteKind
+    table: str  # the logical table (sharded, else broadcast) the decision is about
+    write: bool
+    reads_rows: bool  # a SELECT (its targets' result sets are concatenated)
+    targets: tuple[Target, ...]
+    # The GROUP sequence values an INSERT took (the first is the client's insert id).
+    sequence_values: tuple[int, ...] = ()
+    # A scatter SELECT whose results need merging (ORDER BY, aggregates, ...): why; the
+    # session's merge engine (proxy/merge) rewrites it for the partitions. None: concatenated.
+    merge: str | None = None
+
+    @property
+    def single(self) -> bool:
+        return len(self.targets) == 1
+
+
+@dataclass(frozen=True, slots=True)
+class NeedsSequence:
+    """An INSERT takes its shard key from ``sequence``: route again with ``count`` values."""
+
+    sequence: str
+    count: int
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def _kw(token: Token) -> str:
+    return token.value.upper() if token.kind is TokenKind.WORD else ""
+
+
+def _is_name(token: Token) -> bool:
+    return token.kind in (TokenKind.WORD, TokenKind.IDENT)
+
+
+def _is_op(token: Token | None, op: str) -> bool:
+    return token is not None and token.kind is TokenKind.OP and token.value == op
+
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _refused(what: str) -> SqlError:
+    return not_supported(what)
+
+
+@functools.lru_cache(maxsize=1024)
+def table_columns(definition: str) -> tuple[str, ...]:
+    """The column names of a logical table's definition (its CREATE TABLE), in order."""
+    statements = lex(definition)
+    if len(statements) != 1:
+        return ()
+    try:
+        created = parse_create_table(statements[0].text, lex(statements[0].text)[0])
+    except SqlError:
+        return ()
+    return tuple(column.name for column in created.columns)
+
+
+def _auto_increment_column(definition: str) -> str | None:
+    statements = lex(definition)
+    try:
+        created = parse_create_table(statements[0].text, lex(statements[0].text)[0])
+    except (SqlError, IndexError):
+        return None
+    return created.auto_increment_column
+
+
+@dataclass(slots=True)
+class _Reference:
+    """A logical table named in the statement: where, and as what."""
+
+    table: LogicalTable
+    positions: list[int]  # token indexes of every mention (references and qualifiers)
+    references: list[int]  # token indexes of table references (not followed by '.')
+    alias: str | None = None
+
+
+def _groups(tokens: Sequence[Token]) -> list[int]:
+    """Each token's parenthesis depth."""
+    depth = 0
+    out = []
+    for token in tokens:
+        if _is_op(token, ")"):
+            depth -= 1
+        out.append(depth)
+        if _is_op(token, "("):
+            depth += 1
+    return out
+
+
+def _split(tokens: Sequence[Token], op: str = ",") -> list[list[Token]]:
+    """``tokens`` split at depth-0 ``op``."""
+    items: list[list[Token]] = [[]]
+    depth = 0
+    for token in tokens:
+        if _is_op(token, "("):
+            depth += 1
+        elif _is_op(token, ")"):
+            depth -= 1
+        elif depth == 0 and _is_op(token, op):
+            items.append([])
+            continue
+        items[-1].append(token)
+    return items
+
+
+# ------------------------------------------------------------------------------------ route
+
+
+def route(
+    sql: str,
+    layout: Layout,
+    mode: LexMode = DEFAULT_MODE,
+    flavor: ServerFlavor | None = None,
+    sequence_values: Sequence[int] | None = None,
+) -> Route | NeedsSequence | None:
+    """Where the one statement ``sql`` goes (see the module docstring); raises SqlError."""
+    statements = lex(sql, mode, flavor)
+    if len(statements) != 1:
+        raise _refused("several statements in one command on a sharded database")
+    tokens = statements[0].tokens
+    if not tokens:
+        return None
+    references = _references(tokens, layout)
+    placed = [r for r in references.values() if r.table.rule.kind != "single"]
+    if not placed:
+        return None
+    sharded = [r for r in placed if r.table.rule.kind == "sharded"]
+    singles = [r for r in references.values() if r.table.rule.kind == "single"]
+    if len(sharded) > 1:
+        names = " and ".join(sorted(r.table.name for r in sharded))
+        raise _refused(f"a statement on several sharded tables ({names})")
+    if sharded and singles:
+        raise _refused(
+            f"a statement on sharded table {sharded[0].table.name} and single table "
+            f"{singles[0].table.name}"
+        )
+    if singles:
+        # Broadcast tables with single tables: physical database 0 has both.
+        return _copy(sql, tokens, layout, references, (0,), placed[0].table.name, "copy")
+    for ref in placed:
+        if len(ref.references) > 1:
+            raise _refused(f"table {ref.table.name} named more than once in a statement")
+    if any(t.kind is TokenKind.PARAM for t in tokens):
+        raise _refused("prepared statement parameters on a sharded database's tables")
+    if any(t.kind is TokenKind.USER_VAR for t in tokens):
+        # They live on the session's connection to physical database 0 only.
+        raise _refused("user variables in statements on sharded or broadcast tables")
+    verb = _kw(tokens[0])
+    main = sharded[0] if sharded else placed[0]
+    if verb in ("INSERT", "REPLACE"):
+        return _insert(sql, tokens, layout, references, main, sequence_values)
+    if verb in ("UPDATE", "DELETE"):
+        return _update_delete(sql, tokens, layout, references, main, verb)
+    if verb == "SELECT" or (verb == "" and _is_op(tokens[0], "(")):
+        return _select(sql, tokens, layout, references, main)
+    if verb in ("SHOW", "DESCRIBE", "DESC", "EXPLAIN", "CHECKSUM"):
+        # About the table's definition: its first physical table answers.
+        return _copy(sql, tokens, layout, references, (0,), main.table.name, "copy")
+    raise _refused(f"{verb or 'this statement'} on sharded or broadcast table {main.table.name}")
+
+
+def _table_positions(tokens: Sequence[Token]) -> list[int]:
+    """The token indexes where the grammar has a table name: after FROM, JOIN, INTO, UPDATE,
+    TABLE, DESCRIBE ..., and after the commas of a FROM list (for ``db.t``: the index of
+    ``t``)."""
+    found = []
+    in_from = [False]  # per parenthesis depth: inside a FROM / UPDATE table list
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if _is_op(token, "("):
+            in_from.append(False)
+        elif _is_op(token, ")") and len(in_from) > 1:
+            in_from.pop()
+        word = _kw(token)
+        if word in _LIST_START:
+            in_from[-1] = True
+        elif word in _LIST_END:
+            in_from[-1] = False
+        prev = tokens[index - 1] if index > 0 else None
+        introduced = prev is not None and (
+            _kw(prev) in _TABLE_AFTER or (_is_op(prev, ",") and in_from[-1])
+        )
+        if introduced and _is_name(token) and word not in _NOT_ALIAS:
+            if index + 2 < len(tokens) and _is_op(tokens[index + 1], "."):
+                found.append(index + 2)  # db.t
+                index += 3
+                continue
+            found.append(index)
+        index += 1
+    return found
+
+
+def _references(tokens: Sequence[Token], layout: Layout) -> dict[str, _Reference]:
+    """Every logical table the statement names, with the positions of its names: its table
+    references (``_table_positions``), the qualifiers ``t.col`` naming it, and an alias with
+    its name. 1146 for a physical table's name (never accepted); 1235 when the name of a table
+    split by TBPARTITION BY (which is renamed) is used for something else in the statement."""
+    physical_only = _physical_names(layout)
+    found: dict[str, _Reference] = {}
+    db_key = layout.name.lower()
+    claimed: set[int] = set()
+    for index in _table_positions(tokens):
+        token = tokens[index]
+        if (
+            index >= 2
+            and _is_op(tokens[index - 1], ".")
+            and tokens[index - 2].value.lower() != db_key
+        ):
+            continue  # another database's table (the analysis refuses those)
+        key = token.value.lower()
+        table = layout.tables.get(key)
+        if table is None:
+            if key in physical_only:
+                raise sql_error(
+                    ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{token.value}' doesn't exist"
+                )
+            continue
+        ref = found.get(key)
+        if ref is None:
+            ref = found[key] = _Reference(table, [], [])
+        ref.positions.append(index)
+        ref.references.append(index)
+        claimed.add(index)
+        after = index + 1
+        if after < len(tokens) and _kw(tokens[after]) == "AS":
+            after += 1
+        if after < len(tokens):
+            word = tokens[after]
+            if (
+                _is_name(word)
+                and _kw(word) not in _NOT_ALIAS
+                and not _is_op(tokens[after + 1] if after + 1 < len(tokens) else None, ".")
+            ):
+                if ref.alias is None:
+                    ref.alias = word.value
+                if word.value.lower() == key:
+                    ref.positions.append(after)  # ``t AS t``: renamed alike
+                claimed.add(after)
+    # Qualifiers: ``t.col`` and ``db.t.col`` name the table (unless an alias has its name).
+    aliases = {ref.alias.lower() for ref in found.values() if ref.alias is not None}
+    for index, token in enumerate(tokens):
+        if index in claimed or not _is_name(token):
+            continue
+        key = token.value.lower()
+        ref = found.get(key)
+        if ref is None or not ref.table.rule.split_tables:
+            continue
+        nxt = tokens[index + 1] if index + 1 < len(tokens) else None
+        prev = tokens[index - 1] if index > 0 else None
+        qualified_by_db = (
+            _is_op(prev, ".") and index >= 2 and tokens[index - 2].value.lower() == db_key
+        )
+        if _is_op(nxt, ".") and (not _is_op(prev, ".") or qualified_by_db):
+            if key in aliases and ref.alias is not None and ref.alias.lower() != key:
+                raise _refused(f"an alias named like table {ref.table.name} in a statement on it")
+            ref.positions.append(index)
+            continue
+        raise _refused(
+            f"the name {token.value} for something other than table {ref.table.name} in a"
+            " statement on it"
+        )
+    return found
+
+
+def _physical_names(layout: Layout) -> frozenset[str]:
+    names: set[str] = set()
+    for table in layout.tables.values():
+        if table.rule.split_tables:
+            names.update(n.lower() for _, n in table.physical_tables(layout.count))
+    return frozenset(names)
+
+
+def _text_for(
+    sql: str,
+    tokens: Sequence[Token],
+    layout: Layout,
+    references: Mapping[str, _Reference],
+    names: Mapping[str, str],
+    physical: PhysicalDatabase,
+    extra: Sequence[tuple[int, int, str]] = (),
+) -> str:
+    """``sql`` with each mention of a split table replaced by its physical name ``names[key]``
+    and each qualifier naming the logical database by ``physical``'s name; ``extra``
+    replacements (start, end, text) too."""
+    splices: list[tuple[int, int, str]] = list(extra)
+    for key, ref in references.items():
+        name = names.get(key)
+        if name is None:
+            continue
+        for index in ref.positions:
+            token = tokens[index]
+            splices.append((token.pos, token.pos + len(token.raw), _quote(name)))
+    db_key = layout.name.lower()
+    for index, token in enumerate(tokens[:-1]):
+        if _is_name(token) and token.value.lower() == db_key and _is_op(tokens[index + 1], "."):
+            if index > 0 and _is_op(tokens[index - 1], "."):
+                continue
+            splices.append((token.pos, token.pos + len(token.raw), _quote(physical.name)))
+    splices.sort()
+    out = []
+    at = 0
+    for start, end, text in splices:
+        out.append(sql[at:start])
+        out.append(text)
+        at = end
+    out.append(sql[at:])
+    return "".join(out)
+
+
+def _physical_choices(
+    layout: Layout, references: Mapping[str, _Reference], placements: Iterable[Placement]
+) -> list[tuple[int, dict[str, str]]]:
+    """For each placement of the main table: (physical database, physical names of the split
+    tables named), broadcast split tables never happen (a broadcast table is not split)."""
+    out = []
+    for placement in placements:
+        names = {}
+        for key, ref in references.items():
+            if ref.table.rule.split_tables:
+                names[key] = ref.table.physical_tables(layout.count)[placement.table][1]
+        out.append((placement.database, names))
+    return out
+
+
+def _targets(
+    sql: str,
+    tokens: Sequence[Token],
+    layout: Layout,
+    references: Mapping[str, _Reference],
+    placements: Iterable[Placement],
+) -> tuple[Target, ...]:
+    found = []
+    for database, names in _physical_choices(layout, references, placements):
+        physical = layout.partitions[database]
+        text = _text_for(sql, tokens, layout, references, names, physical)
+        found.append((physical, text))
+    return _ordered(found)
+
+
+def _ordered(found: Iterable[tuple[PhysicalDatabase, str]]) -> tuple[Target, ...]:
+    """Targets in the fixed acquisition order: shard name, then physical database index (the
+    order of the statements within one physical database is kept)."""
+    indexed = list(enumerate(found))
+    indexed.sort(key=lambda item: (item[1][0].shard, item[1][0].index, item[0]))
+    return tuple(Target(p.index, p.shard, p.name, text) for _, (p, text) in indexed)
+
+
+def _all_placements(table: LogicalTable, count: int) -> list[Placement]:
+    rule = table.rule
+    if rule.kind == "broadcast":
+        return [Placement(db, db) for db in range(count)]
+    return [Placement(db, g) for db in range(count) for g in tables_in(rule, count, db)]
+
+
+def _copy(
+    sql: str,
+    tokens: Sequence[Token],
+    layout: Layout,
+    references: Mapping[str, _Reference],
+    databases: Sequence[int],
+    table: str,
+    kind: RouteKind,
+) -> Route:
+    placements = [Placement(db, _first_table(references, layout, db)) for db in databases]
+    targets = _targets(sql, tokens, layout, references, placements)
+    return Route(kind, table, kind == "broadcast", False, targets)
+
+
+def _first_table(references: Mapping[str, _Reference], layout: Layout, db: int) -> int:
+    for ref in references.values():
+        if ref.table.rule.kind == "sharded":
+            return tables_in(ref.table.rule, layout.count, db)[0]
+    return db
+
+
+# ------------------------------------------------------------------------------- conditions
+
+
+def _where(tokens: Sequence[Token]) -> list[Token] | None:
+    """The tokens of the statement's top-level WHERE condition (None: there is none)."""
+    depths = _groups(tokens)
+    start = None
+    for index, token in enumerate(tokens):
+        if depths[index] != 0:
+            continue
+        word = _kw(token)
+        if start is None and word == "WHERE":
+            start = index + 1
+        elif start is not None and word in _WHERE_END:
+            return list(tokens[start:index])
+    return None if start is None else list(tokens[start:])
+
+
+def _values_for(
+    condition: Sequence[Token], column: str, qualifiers: set[str]
+) -> list[tuple[Token, ...]] | None:
+    """The literals ``condition`` restricts ``column`` to (None: not restricted)."""
+    return _or(list(condition), column.lower(), qualifiers)
+
+
+def _or(tokens: list[Token], column: str, qualifiers: set[str]) -> list[tuple[Token, ...]] | None:
+    parts = _split_words(tokens, ("OR", "||"))
+    if len(parts) > 1:
+        found: list[tuple[Token, ...]] = []
+        for part in parts:
+            values = _and(part, column, qualifiers)
+            if values is None:
+                return None
+            found += values
+        return found
+    return _and(tokens, column, qualifiers)
+
+
+def _and(tokens: list[Token], column: str, qualifiers: set[str]) -> list[tuple[Token, ...]] | None:
+    best: list[tuple[Token, ...]] | None = None
+    for part in _split_words(tokens, ("AND", "&&")):
+        values = _atom(part, column, qualifiers)
+        if values is not None and (best is None or len(values) < len(best)):
+            best = values
+    return best
+
+
+def _split_words(tokens: list[Token], words: tuple[str, ...]) -> list[list[Token]]:
+    """Split at depth-0 ``words`` (the AND of ``BETWEEN a AND b`` is not a conjunction)."""
+    parts: list[list[Token]] = [[]]
+    depth = 0
+    between = False
+    for token in tokens:
+        if _is_op(token, "("):
+            depth += 1
+        elif _is_op(token, ")"):
+            depth -= 1
+        elif depth == 0:
+            word = _kw(token) or (token.value if token.kind is TokenKind.OP else "")
+            if word == "BETWEEN":
+                between = True
+            elif word in words:
+                if word in ("AND", "&&") and between:
+                    between = False
+                else:
+                    parts.append([])
+                    continue
+        parts[-1].append(token)
+    return parts
+
+
+def _is_column(tokens: Sequence[Token], column: str, qualifiers: set[str]) -> bool:
+    if len(tokens) == 1:
+        return _is_name(tokens[0]) and tokens[0].value.lower() == column
+    if len(tokens) == 3 and _is_op(tokens[1], "."):
+        return (
+            _is_name(tokens[0])
+            and _is_name(tokens[2])
+            and tokens[0].value.lower() in qualifiers
+            and tokens[2].value.lower() == column
+        )
+    return False
+
+
+def _atom(tokens: list[Token], column: str, qualifiers: set[str]) -> list[tuple[Token, ...]] | None:
+    if not tokens:
+        return None
+    if _is_op(tokens[0], "(") and _is_op(tokens[-1], ")") and _closes_at_end(tokens):
+        return _or(tokens[1:-1], column, qualifiers)
+    equals = [i for i, t in enumerate(tokens) if _is_op(t, "=")]
+    if len(equals) == 1:
+        at = equals[0]
+        left, right = tokens[:at], tokens[at + 1 :]
+        if _is_column(left, column, qualifiers) and _literal(right):
+            return [tuple(right)]
+        if _is_column(right, column, qualifiers) and _literal(left):
+            return [tuple(left)]
+        return None
+    for at in range(1, len(tokens)):
+        if _kw(tokens[at]) == "IN" and _is_op(
+            tokens[at + 1] if at + 1 < len(tokens) else None, "("
+        ):
+            if not _is_column(tokens[:at], column, qualifiers) or not _is_op(tokens[-1], ")"):
+                return None
+            inner = tokens[at + 2 : -1]
+            if not _closes_at_end(tokens[at + 1 :]):
+                return None
+            items = _split(inner)
+            if not all(_literal(item) for item in items):
+                return None
+            return [tuple(item) for item in items]
+    return None
+
+
+def _closes_at_end(tokens: Sequence[Token]) -> bool:
+    """``tokens`` starts with '(' whose matching ')' is the last token."""
+    depth = 0
+    for index, token in enumerate(tokens):
+        if _is_op(token, "("):
+            depth += 1
+        elif _is_op(token, ")"):
+            depth -= 1
+            if depth == 0:
+                return index == len(tokens) - 1
+    return False
+
+
+def _literal(tokens: Sequence[Token]) -> bool:
+    try:
+        literal_value(tokens)
+    except NotALiteral:
+        return False
+    return True
+
+
+def _key_placements(
+    layout: Layout,
+    rule: TableRule,
+    db_values: Sequence[KeyValue] | None,
+    tb_values: Sequence[KeyValue] | None,
+) -> list[Placement] | None:
+    """The placements rows with these key values can be in (None: every one)."""
+    if db_values is None:
+        return None
+    count = layout.count
+    assert rule.db_key is not None
+    found: dict[Placement, None] = {}
+    try:
+        for value in db_values:
+            if rule.tb_key is None or rule.tb_key.same_as(rule.db_key):
+                found[place(rule, count, value, value)] = None
+                continue
+            if tb_values is None:
+                db = place(rule, count, value).database
+                for g in tables_in(rule, count, db):
+                    found[Placement(db, g)] = None
+                continue
+            for other in tb_values:
+                found[place(rule, count, value, other)] = None
+    except PlacementError as exc:
+        raise _refused(str(exc)) from None
+    return sorted(found)
+
+
+def _restricted(
+    tokens: Sequence[Token], ref: _Reference, column: str, type_use: str = "compare"
+) -> list[KeyValue] | None:
+    """The key values the WHERE restricts ``column`` (of ``ref``'s table) to."""
+    condition = _where(tokens)
+    if condition is None:
+        return None
+    qualifiers = {ref.table.key}
+    if ref.alias is not None:
+        qualifiers.add(ref.alias.lower())
+    found = _values_for(condition, column, qualifiers)
+    if found is None:
+        return None
+    rule = ref.table.rule
+    key = rule.db_key if rule.db_key and rule.db_key.column.lower() == column else rule.tb_key
+    assert key is not None
+    values: list[KeyValue] = []
+    try:
+        for literal in found:
+            values.append(shard_key(key.type, literal_value(literal), "compare"))
+    except (NotPlaceable, NotALiteral):
+        return None
+    return values
+
+
+def _placements_for(tokens: Sequence[Token], layout: Layout, ref: _Reference) -> list[Placement]:
+    rule = ref.table.rule
+    if rule.kind == "broadcast":
+        return [Placement(0, 0)]
+    assert rule.db_key is not None
+    db_values = _restricted(tokens, ref, rule.db_key.column.lower())
+    tb_values = None
+    if rule.tb_key is not None and not rule.tb_key.same_as(rule.db_key):
+        tb_values = _restricted(tokens, ref, rule.tb_key.column.lower())
+    found = _key_placements(layout, rule, db_values, tb_values)
+    return _all_placements(ref.table, layout.count) if found is None else found
+
+
+def _by_key(tokens: Sequence[Token], ref: _Reference) -> bool:
+    """Whether the WHERE restricts the table's database shard key to values."""
+    rule = ref.table.rule
+    return (
+        rule.db_key is not None and _restricted(tokens, ref, rule.db_key.column.lower()) is not None
+    )
+
+
+# ---------------------------------------------------------------------------------- SELECT
+
+
+def _merge_needed(tokens: Sequence[Token]) -> str | None:
+    """Why a scatter SELECT's results cannot simply be concatenated (None: they can)."""
+    depths = _groups(tokens)
+    for index, token in enumerate(tokens):
+        word = _kw(token)
+        nxt = tokens[index + 1] if index + 1 < len(tokens) else None
+        if depths[index] == 0:
+            if word in ("ORDER", "GROUP") and nxt is not None and _kw(nxt) == "BY":
+                return f"{word} BY"
+            if word in ("LIMIT", "HAVING", "DISTINCT", "DISTINCTROW", "UNION", "EXCEPT"):
+                return word
+            if word in ("INTERSECT", "WINDOW"):
+                return word
+        if word == "OVER":
+            return "window functions"
+        if word in _AGGREGATES and _is_op(nxt, "("):
+            return f"the aggregate {word}()"
+    return None
+
+
+def _select(
+    sql: str,
+    tokens: Sequence[Token],
+    layout: Layout,
+    references: Mapping[str, _Reference],
+    main: _Reference,
+) -> Route:
+    placements = _placements_for(tokens, layout, main)
+    targets = _targets(sql, tokens, layout, references, placements)
+    if main.table.rule.kind == "broadcast":
+        return Route("copy", main.table.name, False, True, targets)
+    kind: RouteKind = "routed" if _by_key(tokens, main) else "scatter"
+    if len(targets) > 1:
+        why = _merge_needed(tokens)
+        if why is not None:
+            if len({t.partition for t in targets}) != len(targets):
+                raise _refused(
+                    f"{why} in a SELECT across the tables of {main.table.name} split by"
+                    " TBPARTITION BY (one merged statement per physical database)"
+                )
+            return Route(kind, main.table.name, False, True, targets, merge=why)
+    return Route(kind, main.table.name, False, True, targets)
+
+
+# --------------------------------------------------------------------------- UPDATE / DELETE
+
+
+def _update_delete(
+    sql: str,
+    tokens: Sequence[Token],
+    layout: Layout,
+    references: Mapping[str, _Reference],
+    main: _Reference,
+    verb: str,
+) -> Route:
+    rule = main.table.rule
+    if len(references) > 1:
+        raise _refused(f"multi-table {verb} on sharded or broadcast table {main.table.name}")
+    depths = _groups(tokens)
+    if verb == "UPDATE" and rule.kind == "sharded":
+        keys = {rule.db_key.column.lower()} if rule.db_key else set()
+        if rule.tb_key is not None:
+            keys.add(rule.tb_key.column.lower())
+        set_at = next((i for i, t in enumerate(tokens) if depths[i] == 0 and _kw(t) == "SET"), None)
+        if set_at is not None:
+            end = next(
+                (
+                    i
+                    for i in range(set_at + 1, len(tokens))
+                    if depths[i] == 0 and _kw(tokens[i]) in ("WHERE", "ORDER", "LIMIT")
+                ),
+                len(tokens),
+            )
+            for item in _split(tokens[set_at + 1 : end]):
+                equals = next((i for i, t in enumerate(item) if _is_op(t, "=")), len(item))
+                target = item[:equals]
+                if target and _is_name(target[-1]) and target[-1].value.lower() in keys:
+                    raise _refused(f"UPDATE of the shard key of table {main.table.name}")
+    if rule.kind == "broadcast":
+        placements = _all_placements(main.table, layout.count)
+        targets = _targets(sql, tokens, layout, references, placements)
+        return Route("broadcast", main.table.name, True, False, targets)
+    placements = _placements_for(tokens, layout, main)
+    targets = _targets(sql, tokens, layout, references, placements)
+    if len(targets) > 1:
+        for index, token in enumerate(tokens):
+            if depths[index] == 0 and _kw(token) in ("LIMIT", "ORDER"):
+                raise _refused(
+                    f"{verb} with {_kw(token)} across the partitions of table {main.table.name}"
+                )
+    return Route(
+        "routed" if len(targets) == 1 else "scatter", main.table.name, True, False, targets
+    )
+
+
+# ---------------------------------------------------------------------------------- INSERT
+
+
+def _insert(
+    sql: str,
+    tokens: Sequence[Token],
+    layout: Layout,
+    references: Mapping[str, _Reference],
+    main: _Reference,
+    sequence_values: Sequence[int] | None,
+) -> Route | NeedsSequence:
+    table = main.table
+    if len(references) > 1:
+        raise _refused(f"INSERT into table {table.name} reading other tables")
+    if table.rule.kind == "broadcast":
+        placements = _all_placements(table, layout.count)
+        targets = _targets(sql, tokens, layout, references, placements)
+        return Route("broadcast", table.name, True, False, targets)
+    # INSERT [options] [INTO] t [(columns)] {VALUES | VALUE} (row), ... [ON DUPLICATE ...]
+    index = main.references[0] + 1
+    columns: list[str]
+    column_list_end: int | None = None
+    if index < len(tokens) and _is_op(tokens[index], "("):
+        close = _matching(tokens, index)
+        columns = [item[-1].value for item in _split(tokens[index + 1 : close]) if item]
+        column_list_end = close
+        index = close + 1
+    else:
+        columns = list(table_columns(table.definition))
+    if index >= len(tokens) or _kw(tokens[index]) not in ("VALUES", "VALUE"):
+        what = _kw(tokens[index]) if index < len(tokens) else ""
+        form = {"SET": "INSERT ... SET", "SELECT": "INSERT ... SELECT"}.get(what, "this INSERT")
+        raise _refused(f"{form} into sharded table {table.name}")
+    rows: list[tuple[int, int, list[list[Token]]]] = []  # (open, close, items) per row
+    at = index + 1
+    while at < len(tokens) and _is_op(tokens[at], "("):
+        close = _matching(tokens, at)
+        rows.append((at, close, _split(tokens[at + 1 : close])))
+        at = close + 1
+        if at < len(tokens) and _is_op(tokens[at], ","):
+            at += 1
+        else:
+            break
+    suffix_at = at
+    if suffix_at < len(tokens) and _kw(tokens[suffix_at]) != "ON":
+        raise _refused(f"this INSERT into sharded table {table.name}")
+    rule = table.rule
+    assert rule.db_key is not None
+    lowered = [c.lower() for c in columns]
+    keys = [rule.db_key] + ([rule.tb_key] if rule.tb_key is not None else [])
+    if suffix_at < len(tokens):
+        for token in tokens[suffix_at:]:
+            if _is_name(token) and token.value.lower() in {k.column.lower() for k in keys}:
+                raise _refused(f"ON DUPLICATE KEY UPDATE of the shard key of table {table.name}")
+    missing = [k for k in keys if k.column.lower() not in lowered]
+    auto = _auto_increment_column(table.definition)
+    generated: list[int] = []
+    if missing:
+        if any(k.column.lower() != (auto or "").lower() for k in missing):
+            raise _refused(
+                f"an INSERT into sharded table {table.name} without its shard key"
+                f" {missing[0].column}"
+            )
+        if sequence_values is None or len(sequence_values) != len(rows):
+            return NeedsSequence(auto_sequence_name(table.name), len(rows))
+        generated = list(sequence_values)
+    if any(len(items) != len(columns) for _, _, items in rows):
+        raise sql_error(
+            ErrorCode.WRONG_VALUE_COUNT_ON_ROW, "Column count doesn't match value count at row 1"
+        )
+    # Per row: its placement and its text (with the sequence value appended when taken).
+    by_place: dict[Placement, list[str]] = {}
+    for number, (open_at, close, items) in enumerate(rows):
+        values: dict[str, KeyValue] = {}
+        for key in keys:
+            name = key.column.lower()
+            if name in lowered:
+                item = items[lowered.index(name)]
+                try:
+                    values[name] = shard_key(key.type, literal_value(item), "store")
+                except NotALiteral:
+                    raise _refused(
+                        f"an INSERT into sharded table {table.name} whose shard key"
+                        f" {key.column} is not a literal"
+                    ) from None
+                except NotPlaceable as exc:
+                    raise _refused(f"shard key value of table {table.name}: {exc}") from None
+            else:
+                values[name] = generated[number]
+        try:
+            placement = place(
+                rule,
+                layout.count,
+                values[rule.db_key.column.lower()],
+                values[rule.tb_key.column.lower()] if rule.tb_key is not None else None,
+            )
+        except PlacementError as exc:
+            raise _refused(str(exc)) from None
+        start, end = tokens[open_at].pos, tokens[close].pos + 1
+        text = sql[start:end]
+        if generated:
+            text = text[:-1] + f", {generated[number]})"
+        by_place.setdefault(placement, []).append(text)
+    head_end = tokens[rows[0][0]].pos
+    tail_start = tokens[rows[-1][1]].pos + 1
+    found = []
+    for placement, row_texts in sorted(by_place.items()):
+        physical = layout.partitions[placement.database]
+        names = {}
+        if rule.split_tables:
+            names[table.key] = table.physical_tables(layout.count)[placement.table][1]
+        extra = []
+        if generated and column_list_end is not None:
+            close_token = tokens[column_list_end]
+            extra.append((close_token.pos, close_token.pos, ", " + _quote(missing[0].column)))
+        elif generated:
+            raise _refused(
+                f"an INSERT into sharded table {table.name} without a column list and its shard key"
+            )
+        extra.append((head_end, tail_start, ", ".join(row_texts)))
+        found.append(
+            (physical, _text_for(sql, tokens, layout, references, names, physical, extra=extra))
+        )
+    return Route("routed", table.name, True, False, _ordered(found), tuple(generated))
+
+
+def _matching(tokens: Sequence[Token], open_at: int) -> int:
+    depth = 0
+    for index in range(open_at, len(tokens)):
+        if _is_op(tokens[index], "("):
+            depth += 1
+        elif _is_op(tokens[index], ")"):
+            depth -= 1
+            if depth == 0:
+                return index
+    raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
+
+
+# ------------------------------------------------------------------------------------ hints
+
+
+def _hinted_databases(kind: str, arguments: str, layout: Layout) -> list[int]:
+    if kind == "scan":
+        if arguments.strip():
+            raise _refused("TDDL:scan() with arguments")
+        return list(range(layout.count))
+    found: list[int] = []
+    for item in arguments.split(","):
+        word = item.strip().strip("'\"`")
+        if word.isdigit() and int(word) < layout.count:
+            index = int(word)
+        else:
+            index = next((p.index for p in layout.partitions if p.name.lower() == word.lower()), -1)
+        if index < 0:
+            raise sql_error(
+                ErrorCode.UNKNOWN_ERROR,
+                f"TDDL:node({item.strip()}): no such physical database of {layout.name}",
+            )
+        if index not in found:
+            found.append(index)
+    if not found:
+        raise _refused("TDDL:node() without a physical database")
+    return found
+
+
+def hinted(
+    sql: str, layout: Layout, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None
+) -> Route | None:
+    """A statement under DRDS's ``/*+TDDL:node(...)*/`` (the physical databases named, by
+    name or index) or ``/*+TDDL:scan()*/`` (every physical database) hint: the statement on
+    each physical table of its table in those databases, results concatenated as they come
+    (as DRDS, no merge). None without a hint. The statement names logical tables only (it was
+    authorized against them); a table split by TBPARTITION BY gets its physical names."""
+    match = _HINT.match(sql)
+    if match is None:
+        return None
+    databases = _hinted_databases(match.group(1).lower(), match.group(2), layout)
+    statements = lex(sql, mode, flavor)
+    if len(statements) != 1 or not statements[0].tokens:
+        raise _refused("a TDDL hint on several statements")
+    tokens = statements[0].tokens
+    references = _references(tokens, layout)
+    split = [r for r in references.values() if r.table.rule.split_tables]
+    if len(split) > 1:
+        names = " and ".join(sorted(r.table.name for r in split))
+        raise _refused(f"a TDDL hint on several tables split by TBPARTITION BY ({names})")
+    found: list[tuple[PhysicalDatabase, str]] = []
+    for database in databases:
+        physical = layout.partitions[database]
+        if split:
+            table = split[0].table
+            for g in tables_in(table.rule, layout.count, database):
+                renamed = {table.key: table.physical_tables(layout.count)[g][1]}
+                found.append(
+                    (physical, _text_for(sql, tokens, layout, references, renamed, physical))
+                )
+        else:
+            found.append((physical, _text_for(sql, tokens, layout, references, {}, physical)))
+    write = _kw(tokens[0]) in ("INSERT", "REPLACE", "UPDATE", "DELETE")
+    named = next(iter(references.values()), None)
+    return Route("hint", named.table.name if named else "", write, not write, _ordered(found))

@@ -1,0 +1,573 @@
+"""What a statement means on a sharded database: DDL, the SHOW commands and routing, decided
+purely from the statement's text and the database's :class:`~proxy.shard.route.Layout`.
+
+``decide(text, layout, mode, flavor)`` returns
+
+* ``None`` -- nothing of the sharded data path: the statement runs on physical database 0
+  (single tables live there under their own names) exactly as an unsharded session relays it;
+* a :class:`~proxy.shard.route.Route` or :class:`~proxy.shard.route.NeedsSequence` -- DML and
+  queries on sharded or broadcast tables (``proxy.shard.route``);
+* :class:`LocalRows` -- answered by the proxy: ``SHOW [FULL] TABLES [LIKE ...]`` (logical tables
+  only), ``SHOW CREATE TABLE t`` (the logical definition, DRDS clause included), ``SHOW
+  TOPOLOGY FROM t``, ``SHOW RULE [FROM t]``, ``SHOW NODE``;
+* :class:`CreateShardedTable` -- ``CREATE TABLE`` (single, broadcast or sharded): the physical
+  CREATE TABLE for every physical table, then the catalog records the logical table;
+* :class:`FanOut` -- ``DROP TABLE``, ``ALTER TABLE``, ``TRUNCATE``, ``CREATE / DROP INDEX``: the
+  client's statement on every physical table (physical names at the table name's token);
+  failures are reported per partition.
+
+Raises SqlError for what is refused (1235 naming why, 1050, 1051, 1146).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from auth.errors import ErrorCode, not_supported, sql_error
+from auth.model import DEFAULT_SEQUENCE_START, LogicalTable
+from proxy.shard.ddl import (
+    CreateTable,
+    SequenceStatement,
+    check_physical_names,
+    nextval_references,
+    parse_create_table,
+    parse_sequence_statement,
+)
+from proxy.shard.route import Layout, NeedsSequence, Route, Target, hinted, route
+from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor, Token, TokenKind, lex
+from proxy.sql.like import shows_database
+
+__all__ = [
+    "CreateShardedTable",
+    "Decision",
+    "FanOut",
+    "LocalRows",
+    "decide",
+    "show_commands",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalRows:
+    """A result set the proxy answers with."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str | None, ...], ...]
+    numeric: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class CreateShardedTable:
+    create: CreateTable
+    table: LogicalTable
+    targets: tuple[Target, ...]  # one CREATE TABLE per physical table
+    auto_sequence_start: int | None  # the implicit sequence of an AUTO_INCREMENT shard key
+
+
+@dataclass(frozen=True, slots=True)
+class FanOut:
+    """One DDL statement on every physical table of ``tables``."""
+
+    verb: str
+    tables: tuple[str, ...]
+    targets: tuple[Target, ...]
+    forgets: tuple[str, ...] = ()  # DROP TABLE: the catalog forgets them once dropped
+    redefines: str | None = None  # ALTER TABLE: the definition is read back afterwards
+    renames: tuple[tuple[str, str], ...] = ()  # RENAME TABLE: (old, new) once renamed
+
+
+@dataclass(frozen=True, slots=True)
+class CheckTables:
+    """``CHECK TABLE t, ...``: each table's physical definitions compared (``targets``: a
+    ``SHOW CREATE TABLE`` of each physical table, in the order of ``tables``' physical
+    tables)."""
+
+    tables: tuple[str, ...]
+    targets: tuple[tuple[str, Target], ...]  # (logical table, SHOW CREATE TABLE of one)
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceDdl:
+    """DRDS's ``CREATE [GROUP] SEQUENCE``, ``ALTER SEQUENCE ... START WITH``, ``DROP SEQUENCE``:
+    GROUP sequences in the catalog."""
+
+    statement: SequenceStatement
+
+
+@dataclass(frozen=True, slots=True)
+class NeedsNextval:
+    """``s.NEXTVAL`` in the statement: decide again with one value of each (in order)."""
+
+    sequences: tuple[str, ...]
+
+
+Decision = (
+    Route
+    | NeedsSequence
+    | LocalRows
+    | CreateShardedTable
+    | FanOut
+    | CheckTables
+    | SequenceDdl
+    | NeedsNextval
+)
+
+
+def _kw(token: Token) -> str:
+    return token.value.upper() if token.kind is TokenKind.WORD else ""
+
+
+def _is_name(token: Token) -> bool:
+    return token.kind in (TokenKind.WORD, TokenKind.IDENT)
+
+
+def _is_op(token: Token | None, op: str) -> bool:
+    return token is not None and token.kind is TokenKind.OP and token.value == op
+
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _splice(text: str, splices: Sequence[tuple[int, int, str]]) -> str:
+    out = []
+    at = 0
+    for start, end, value in sorted(splices):
+        out.append(text[at:start])
+        out.append(value)
+        at = end
+    out.append(text[at:])
+    return "".join(out)
+
+
+def _ordered(found: list[tuple[int, str]], layout: Layout) -> tuple[Target, ...]:
+    """Targets in the acquisition order (shard name, physical database index)."""
+    indexed = sorted(
+        enumerate(found),
+        key=lambda item: (layout.partitions[item[1][0]].shard, item[1][0], item[0]),
+    )
+    out = []
+    for _, (database, text) in indexed:
+        physical = layout.partitions[database]
+        out.append(Target(database, physical.shard, physical.name, text))
+    return tuple(out)
+
+
+def show_commands(text: str, mode: LexMode = DEFAULT_MODE) -> bool:
+    """Whether ``text`` is DRDS's ``SHOW TOPOLOGY``, ``SHOW RULE``, ``SHOW NODE`` or ``CREATE
+    GROUP SEQUENCE`` (which the analysis refuses: only a sharded database has them)."""
+    try:
+        statements = lex(text, mode)
+    except Exception:
+        return False
+    if len(statements) != 1 or len(statements[0].tokens) < 2:
+        return False
+    first, second = statements[0].tokens[:2]
+    if _kw(first) == "CREATE" and _kw(second) == "GROUP":
+        return True
+    return _kw(first) == "SHOW" and _kw(second) in ("TOPOLOGY", "RULE", "NODE")
+
+
+def decide(
+    text: str,
+    layout: Layout,
+    mode: LexMode = DEFAULT_MODE,
+    flavor: ServerFlavor | None = None,
+    sequence_values: Sequence[int] | None = None,
+    nextvals: Sequence[int] | None = None,
+) -> Decision | None:
+    """See the module docstring. ``text``: one statement (the analysis's executable text).
+    ``nextvals``: a value for each ``s.NEXTVAL`` of the statement, put in its place."""
+    if layout.sequences:
+        lexed_all = lex(text, mode, flavor)
+        if len(lexed_all) == 1:
+            found = nextval_references(lexed_all[0], lambda n: n.lower() in layout.sequences)
+            if found:
+                if nextvals is None or len(nextvals) != len(found):
+                    return NeedsNextval(tuple(r.sequence for r in found))
+                text = _splice(
+                    text, [(r.start, r.end, str(v)) for r, v in zip(found, nextvals, strict=True)]
+                )
+    hint = hinted(text, layout, mode, flavor)
+    if hint is not None:
+        return hint
+    statements = lex(text, mode, flavor)
+    if len(statements) != 1:
+        return route(text, layout, mode, flavor, sequence_values)
+    lexed = statements[0]
+    tokens = lexed.tokens
+    words = [_kw(t) for t in tokens[:4]]
+    if not words:
+        return None
+    if words[0] in ("EXPLAIN", "DESCRIBE", "DESC") and len(tokens) > 1:
+        inner = _kw(tokens[1])
+        if inner in ("SELECT", "INSERT", "REPLACE", "UPDATE", "DELETE", "WITH"):
+            return _explain(text[tokens[1].pos :], layout, mode, flavor)
+    if words[0] in ("CREATE", "ALTER", "DROP") and "SEQUENCE" in words[1:3]:
+        return SequenceDdl(parse_sequence_statement(text, lexed))
+    if words[0] == "SHOW":
+        return _show(tokens, layout)
+    if words[0] == "CREATE" and "TABLE" in words and "TEMPORARY" not in words:
+        return _create(text, layout, mode, flavor)
+    if words[0] == "DROP" and words[1:2] == ["TABLE"]:
+        return _drop(tokens, layout)
+    if words[0] in ("ALTER", "TRUNCATE") or (words[0] in ("CREATE", "DROP") and "INDEX" in words):
+        return _fan_out(text, tokens, layout, words)
+    if words[0] == "RENAME":
+        return _rename(tokens, layout)
+    if words[0] == "CHECK" and words[1:2] == ["TABLE"]:
+        return _check(tokens, layout)
+    return route(text, layout, mode, flavor, sequence_values)
+
+
+def _explain(
+    text: str, layout: Layout, mode: LexMode, flavor: ServerFlavor | None
+) -> Decision | None:
+    """EXPLAIN of a statement on sharded or broadcast tables: the statements the proxy would
+    send to each physical database, as DRDS's EXPLAIN shows its plan (nothing runs)."""
+    found = route(text, layout, mode, flavor)
+    if found is None:
+        return None  # the shard explains it
+    if isinstance(found, NeedsSequence):
+        return LocalRows(
+            ("GROUP_NAME", "SQL"),
+            (("", f"(the shard key from sequence {found.sequence}, then routed)"),),
+        )
+    return LocalRows(("GROUP_NAME", "SQL"), tuple((t.database, t.sql) for t in found.targets))
+
+
+# ------------------------------------------------------------------------------------- SHOW
+
+
+def _from_table(tokens: Sequence[Token], layout: Layout, at: int) -> LogicalTable | None:
+    """The logical table named after FROM/IN at ``at`` (None: none is named); 1146 if it is
+    not one of the database's."""
+    if at >= len(tokens):
+        return None
+    if _kw(tokens[at]) not in ("FROM", "IN") or at + 1 >= len(tokens):
+        raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
+    name = tokens[at + 1]
+    if at + 3 < len(tokens) and _is_op(tokens[at + 2], "."):
+        name = tokens[at + 3]
+    table = layout.tables.get(name.value.lower())
+    if table is None:
+        raise sql_error(
+            ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{name.value}' doesn't exist"
+        )
+    return table
+
+
+def _show(tokens: Sequence[Token], layout: Layout) -> Decision | None:
+    words = [_kw(t) for t in tokens]
+    count = layout.count
+    if words[1:2] == ["TOPOLOGY"]:
+        table = _from_table(tokens, layout, 2)
+        if table is None:
+            raise sql_error(ErrorCode.PARSE, "SHOW TOPOLOGY needs FROM table")
+        rows = tuple(
+            (str(index), layout.partitions[db].name, name)
+            for index, (db, name) in enumerate(table.physical_tables(count))
+        )
+        return LocalRows(("ID", "GROUP_NAME", "TABLE_NAME"), rows, frozenset({"ID"}))
+    if words[1:2] == ["RULE"]:
+        named = _from_table(tokens, layout, 2)
+        tables = [named] if named is not None else sorted(layout.tables.values(), key=_name)
+        rule_rows = []
+        for index, table in enumerate(tables):
+            rule = table.rule
+            db, tb = rule.db_key, rule.tb_key
+            rule_rows.append(
+                (
+                    str(index),
+                    table.name,
+                    "1" if rule.kind == "broadcast" else "0",
+                    db.column if db else "",
+                    db.function.lower() if db else "",
+                    str(count if rule.kind == "sharded" else 1),
+                    tb.column if tb else "",
+                    tb.function.lower() if tb else "",
+                    str(rule.tables_per_db),
+                )
+            )
+        columns = (
+            "ID",
+            "TABLE_NAME",
+            "BROADCAST",
+            "DB_PARTITION_KEY",
+            "DB_PARTITION_POLICY",
+            "DB_PARTITION_COUNT",
+            "TB_PARTITION_KEY",
+            "TB_PARTITION_POLICY",
+            "TB_PARTITION_COUNT",
+        )
+        numeric = frozenset({"ID", "BROADCAST", "DB_PARTITION_COUNT", "TB_PARTITION_COUNT"})
+        return LocalRows(columns, tuple(rule_rows), numeric)
+    if words[1:2] == ["NODE"]:
+        rows = tuple((str(p.index), p.name, p.shard) for p in layout.partitions)
+        return LocalRows(("ID", "NAME", "SHARD"), rows, frozenset({"ID"}))
+    full = words[1:2] == ["FULL"]
+    rest = 2 if full else 1
+    if words[rest : rest + 1] == ["TABLES"]:
+        after = rest + 1
+        if after < len(tokens) and words[after] in ("FROM", "IN"):
+            if after + 1 < len(tokens) and tokens[after + 1].value.lower() != layout.name.lower():
+                return None  # another database's: the analysis decides (1235 / 1044)
+            after += 2
+        pattern = None
+        if after < len(tokens):
+            if words[after] != "LIKE" or after + 2 != len(tokens):
+                raise not_supported("SHOW TABLES ... WHERE on a sharded database")
+            pattern = tokens[after + 1].value
+        names = sorted((t.name for t in layout.tables.values()), key=str.lower)
+        if pattern is not None:
+            shown = shows_database(pattern)
+            names = [n for n in names if shown(n)]
+        column = f"Tables_in_{layout.name}" + (f" ({pattern})" if pattern is not None else "")
+        if full:
+            return LocalRows((column, "Table_type"), tuple((n, "BASE TABLE") for n in names))
+        return LocalRows((column,), tuple((n,) for n in names))
+    if words[1:3] == ["CREATE", "TABLE"]:
+        name = tokens[3] if len(tokens) > 3 else None
+        if len(tokens) > 5 and _is_op(tokens[4], "."):
+            name = tokens[5]
+        if name is None:
+            raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
+        table = layout.tables.get(name.value.lower())
+        if table is None:
+            return None
+        return LocalRows(("Table", "Create Table"), ((table.name, _definition(table)),))
+    return None
+
+
+def _name(table: LogicalTable) -> str:
+    return table.name.lower()
+
+
+def _definition(table: LogicalTable) -> str:
+    """The logical definition as stored: the client's CREATE TABLE (DRDS clause included),
+    or after an ALTER TABLE the shard's definition with the clause."""
+    return table.definition
+
+
+# --------------------------------------------------------------------------------- CREATE
+
+
+def _create(text: str, layout: Layout, mode: LexMode, flavor: ServerFlavor | None) -> Decision:
+    lexed = lex(text, mode, flavor)[0]
+    create = parse_create_table(text, lexed)
+    if create.schema is not None and create.schema.lower() != layout.name.lower():
+        raise not_supported("CREATE TABLE in another database")
+    if create.table.lower() in layout.tables:
+        if create.if_not_exists:
+            return LocalRows((), ())  # nothing to do (the session answers OK)
+        raise sql_error(ErrorCode.TABLE_EXISTS, f"Table '{create.table}' already exists")
+    if create.like is not None:
+        source = layout.tables.get(create.like[1].lower())
+        if source is not None and source.rule.kind != "single":
+            raise not_supported(f"CREATE TABLE ... LIKE of a {source.rule.kind} table")
+    if create.has_query:
+        raise not_supported("CREATE TABLE ... SELECT on a sharded database")
+    table = create.logical_table()
+    if table.rule.split_tables:
+        check_physical_names(table, layout.count)
+    # The physical statement: the clause cut out, the name (and a qualifier) renamed.
+    physical_sql = create.physical_sql
+    physical_tokens = lex(physical_sql, mode, flavor)[0].tokens
+    name_index = next(i for i, t in enumerate(physical_tokens) if t.pos == create.name_start)
+    found: list[tuple[int, str]] = []
+    for database, name in table.physical_tables(layout.count):
+        splices = [(create.name_start, create.name_end, _quote(name))]
+        if name_index >= 2 and _is_op(physical_tokens[name_index - 1], "."):
+            qualifier = physical_tokens[name_index - 2]
+            splices.append(
+                (
+                    qualifier.pos,
+                    qualifier.pos + len(qualifier.raw),
+                    _quote(layout.partitions[database].name),
+                )
+            )
+        found.append((database, _splice(physical_sql, splices)))
+    auto_start = None
+    if table.rule.kind == "sharded" and create.auto_increment_column is not None:
+        auto_start = create.auto_increment_start or DEFAULT_SEQUENCE_START
+    return CreateShardedTable(create, table, _ordered(found, layout), auto_start)
+
+
+# ------------------------------------------------------------------------------ DROP / ALTER
+
+
+def _drop(tokens: Sequence[Token], layout: Layout) -> Decision | None:
+    words = [_kw(t) for t in tokens]
+    at = 2
+    if_exists = words[at : at + 2] == ["IF", "EXISTS"]
+    if if_exists:
+        at += 2
+    names: list[str] = []
+    for item in _split_commas(tokens[at:]):
+        if item and _kw(item[-1]) in ("RESTRICT", "CASCADE"):
+            item = item[:-1]
+        if not item or not _is_name(item[-1]):
+            raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
+        if len(item) == 3 and item[0].value.lower() != layout.name.lower():
+            raise not_supported("DROP TABLE of another database's table")
+        names.append(item[-1].value)
+    tables = [layout.tables.get(n.lower()) for n in names]
+    missing = [n for n, t in zip(names, tables, strict=True) if t is None]
+    if missing and not if_exists:
+        shown = ",".join(f"{layout.name}.{n}" for n in missing)
+        raise sql_error(ErrorCode.BAD_TABLE, f"Unknown table '{shown}'")
+    known = [t for t in tables if t is not None]
+    if not known:
+        return None  # DROP TABLE IF EXISTS of tables the database does not have
+    per_db: dict[int, list[str]] = {}
+    for table in known:
+        for database, name in table.physical_tables(layout.count):
+            per_db.setdefault(database, []).append(_quote(name))
+    found = [
+        (database, "DROP TABLE IF EXISTS " + ", ".join(physical))
+        for database, physical in sorted(per_db.items())
+    ]
+    return FanOut(
+        "DROP TABLE",
+        tuple(t.name for t in known),
+        _ordered(found, layout),
+        forgets=tuple(t.name for t in known),
+    )
+
+
+def _rename(tokens: Sequence[Token], layout: Layout) -> Decision | None:
+    """RENAME TABLE a TO b [, c TO d ...]: every physical table renamed in one RENAME per
+    physical database (a table split by TBPARTITION BY: ``a_00`` to ``b_00`` ...)."""
+    if len(tokens) < 2 or _kw(tokens[1]) != "TABLE":
+        raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
+    pairs: list[tuple[LogicalTable, str]] = []
+    taken = set(layout.tables)
+    for item in _split_commas(tokens[2:]):
+        words = [_kw(t) for t in item]
+        if "TO" not in words:
+            raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
+        at = words.index("TO")
+        old, new = item[:at], item[at + 1 :]
+        if not old or not new or not _is_name(old[-1]) or not _is_name(new[-1]):
+            raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
+        for part in (old, new):
+            if len(part) == 3 and part[0].value.lower() != layout.name.lower():
+                raise not_supported("RENAME TABLE across databases")
+        table = layout.tables.get(old[-1].value.lower())
+        if table is None:
+            raise sql_error(
+                ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{old[-1].value}' doesn't exist"
+            )
+        target = new[-1].value
+        if target.lower() in taken - {table.key}:
+            raise sql_error(ErrorCode.TABLE_EXISTS, f"Table '{target}' already exists")
+        taken.discard(table.key)
+        taken.add(target.lower())
+        pairs.append((table, target))
+    per_db: dict[int, list[str]] = {}
+    for table, target in pairs:
+        renamed = LogicalTable(target, table.rule, table.definition)
+        if renamed.rule.split_tables:
+            check_physical_names(renamed, layout.count)
+        olds = table.physical_tables(layout.count)
+        news = renamed.physical_tables(layout.count)
+        for (database, old_name), (_, new_name) in zip(olds, news, strict=True):
+            per_db.setdefault(database, []).append(f"{_quote(old_name)} TO {_quote(new_name)}")
+    found = [
+        (database, "RENAME TABLE " + ", ".join(items)) for database, items in sorted(per_db.items())
+    ]
+    return FanOut(
+        "RENAME TABLE",
+        tuple(t.name for t, _ in pairs),
+        _ordered(found, layout),
+        renames=tuple((t.name, new) for t, new in pairs),
+    )
+
+
+def _check(tokens: Sequence[Token], layout: Layout) -> Decision | None:
+    """CHECK TABLE of logical tables: their physical definitions compared (options after the
+    names, such as QUICK or EXTENDED, change nothing here)."""
+    names: list[LogicalTable] = []
+    for item in _split_commas(tokens[2:]):
+        if not item or not _is_name(item[0]):
+            raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
+        name = item[2] if len(item) >= 3 and _is_op(item[1], ".") else item[0]
+        table = layout.tables.get(name.value.lower())
+        if table is None:
+            return None  # the shard answers for a table the catalog does not know
+        names.append(table)
+    targets = []
+    for table in names:
+        for database, physical in table.physical_tables(layout.count):
+            where = layout.partitions[database]
+            sql = f"SHOW CREATE TABLE {_quote(physical)}"
+            targets.append((table.name, Target(database, where.shard, where.name, sql)))
+    return CheckTables(tuple(t.name for t in names), tuple(targets))
+
+
+def _split_commas(tokens: Sequence[Token]) -> list[list[Token]]:
+    items: list[list[Token]] = [[]]
+    for token in tokens:
+        if _is_op(token, ","):
+            items.append([])
+        else:
+            items[-1].append(token)
+    return items
+
+
+def _fan_out(
+    text: str, tokens: Sequence[Token], layout: Layout, words: list[str]
+) -> Decision | None:
+    """ALTER TABLE t ..., TRUNCATE [TABLE] t, CREATE [UNIQUE ...] INDEX i ON t, DROP INDEX i
+    ON t: the statement on every physical table of ``t``."""
+    if words[0] in ("ALTER", "TRUNCATE"):
+        at = next((i for i, t in enumerate(tokens) if _kw(t) == "TABLE"), None)
+        if at is None:
+            if words[0] == "ALTER":
+                return None  # ALTER DATABASE / SEQUENCE / ...: the analysis decided
+            at = 0
+        at += 1
+        verb = "ALTER TABLE" if words[0] == "ALTER" else "TRUNCATE TABLE"
+    else:
+        at_on = next((i for i, t in enumerate(tokens) if _kw(t) == "ON"), None)
+        if at_on is None:
+            return None
+        at = at_on + 1
+        verb = f"{words[0]} INDEX"
+    if at >= len(tokens):
+        raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
+    splices_for_db: list[tuple[int, int]] = []
+    if at + 2 < len(tokens) and _is_op(tokens[at + 1], "."):
+        qualifier = tokens[at]
+        if qualifier.value.lower() != layout.name.lower():
+            return None
+        splices_for_db.append((qualifier.pos, qualifier.pos + len(qualifier.raw)))
+        at += 2
+    name = tokens[at]
+    table = layout.tables.get(name.value.lower())
+    if table is None:
+        return None
+    if verb == "ALTER TABLE":
+        rule = table.rule
+        keys = {k.column.lower() for k in (rule.db_key, rule.tb_key) if k is not None}
+        for token in tokens[at + 1 :]:
+            if _is_name(token) and token.value.lower() in keys:
+                raise not_supported(f"ALTER TABLE of the shard key column of table {table.name}")
+            if _kw(token) == "RENAME":
+                raise not_supported(f"ALTER TABLE ... RENAME of table {table.name}")
+            if _kw(token) in ("PARTITION", "PARTITIONS") and table.rule.kind != "single":
+                raise not_supported(f"ALTER TABLE ... PARTITION of table {table.name}")
+    found = []
+    for database, physical_name in table.physical_tables(layout.count):
+        splices = [(name.pos, name.pos + len(name.raw), _quote(physical_name))]
+        splices += [
+            (start, end, _quote(layout.partitions[database].name)) for start, end in splices_for_db
+        ]
+        found.append((database, _splice(text, splices)))
+    return FanOut(
+        verb,
+        (table.name,),
+        _ordered(found, layout),
+        redefines=table.name if verb != "TRUNCATE TABLE" else None,
+    )

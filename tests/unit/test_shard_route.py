@@ -1,0 +1,325 @@
+"""Routing (proxy/shard/route.py): a table of (tables, statement) -> targets.
+
+The expected partitions are computed by hand from sharding.md's formulas (not by calling
+placement.py): with D = 4 physical databases over s0 (0, 1) and s1 (2, 3),
+
+* ``t`` ``DBPARTITION BY HASH(id)``: db = |id| mod 4;
+* ``u`` ``... TBPARTITION BY HASH(id) TBPARTITIONS 2``: g = |id| mod 8, db = g div 2, table
+  ``u_<g>``;
+* ``w`` ``DBPARTITION BY HASH(name)`` (a string key): db = |String.hashCode(name)| mod 4, with
+  ``"a".hashCode() = 97`` (db 1), ``"ab".hashCode() = 97*31 + 98 = 3105`` (db 1),
+  ``"b".hashCode() = 98`` (db 2);
+* ``b`` broadcast, ``s`` single.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from auth.errors import SqlError
+from auth.model import KeyType, LogicalTable, ShardKey, TableRule, partition_layout
+from proxy.shard.route import Layout, NeedsSequence, Route, hinted, route
+
+INT = KeyType("int")
+VARCHAR = KeyType("varchar")
+
+
+def _table(name: str, rule: TableRule, columns: str, clause: str) -> LogicalTable:
+    return LogicalTable(name, rule, f"CREATE TABLE {name} ({columns}){clause}")
+
+
+TABLES = {
+    "t": _table(
+        "t",
+        TableRule("sharded", ShardKey("HASH", "id", INT)),
+        "id int, name varchar(10)",
+        " DBPARTITION BY HASH(id)",
+    ),
+    "u": _table(
+        "u",
+        TableRule("sharded", ShardKey("HASH", "id", INT), ShardKey("HASH", "id", INT), 2),
+        "id int auto_increment primary key, v int",
+        " DBPARTITION BY HASH(id) TBPARTITION BY HASH(id) TBPARTITIONS 2",
+    ),
+    "w": _table(
+        "w",
+        TableRule("sharded", ShardKey("HASH", "name", VARCHAR)),
+        "name varchar(10), v int",
+        " DBPARTITION BY HASH(name)",
+    ),
+    "b": _table("b", TableRule("broadcast"), "id int, name varchar(10)", " BROADCAST"),
+    "s": _table("s", TableRule("single"), "id int, x int, t int, u int", ""),
+}
+LAYOUT = Layout("db", partition_layout("db", ["s0", "s1"], 4), TABLES)
+
+DUP = "ON DUPLICATE KEY UPDATE v = `{}`.v + 1"
+
+# (statement, kind, [(partition, physical statement), ...])
+CASES: list[tuple[str, str, list[tuple[int, str]]]] = [
+    ("SELECT * FROM t WHERE id = 5", "routed", [(1, "SELECT * FROM t WHERE id = 5")]),
+    ("SELECT * FROM t WHERE id = -6", "routed", [(2, "SELECT * FROM t WHERE id = -6")]),
+    ("SELECT * FROM t WHERE 7 = id", "routed", [(3, "SELECT * FROM t WHERE 7 = id")]),
+    ("SELECT * FROM t WHERE id = '5'", "routed", [(1, "SELECT * FROM t WHERE id = '5'")]),
+    (
+        "SELECT * FROM t WHERE id IN (4, 8, 1)",
+        "routed",
+        [
+            (0, "SELECT * FROM t WHERE id IN (4, 8, 1)"),
+            (1, "SELECT * FROM t WHERE id IN (4, 8, 1)"),
+        ],
+    ),
+    (
+        "SELECT name FROM t WHERE name = 'x' AND (id = 2 OR id = 3)",
+        "routed",
+        [
+            (2, "SELECT name FROM t WHERE name = 'x' AND (id = 2 OR id = 3)"),
+            (3, "SELECT name FROM t WHERE name = 'x' AND (id = 2 OR id = 3)"),
+        ],
+    ),
+    (
+        "SELECT * FROM t x WHERE x.id BETWEEN 1 AND 3 AND x.id = 4",
+        "routed",
+        [(0, "SELECT * FROM t x WHERE x.id BETWEEN 1 AND 3 AND x.id = 4")],
+    ),
+    ("SELECT * FROM t", "scatter", [(p, "SELECT * FROM t") for p in range(4)]),
+    (
+        "SELECT * FROM t WHERE id = 1 OR name = 'x'",
+        "scatter",
+        [(p, "SELECT * FROM t WHERE id = 1 OR name = 'x'") for p in range(4)],
+    ),
+    (
+        "SELECT * FROM t WHERE NOT id = 1",
+        "scatter",
+        [(p, "SELECT * FROM t WHERE NOT id = 1") for p in range(4)],
+    ),
+    (
+        "SELECT * FROM t WHERE id = 1.5",
+        "scatter",
+        [(p, "SELECT * FROM t WHERE id = 1.5") for p in range(4)],
+    ),
+    # Split tables: the physical name at every mention, comments kept.
+    (
+        "SELECT u.v FROM u WHERE id = 3 /* hint */",
+        "routed",
+        [(1, "SELECT `u_03`.v FROM `u_03` WHERE id = 3 /* hint */")],
+    ),
+    (
+        "SELECT * FROM db.u WHERE id = 7 OR id = 8",
+        "routed",
+        [
+            (0, "SELECT * FROM `db_0000`.`u_00` WHERE id = 7 OR id = 8"),
+            (3, "SELECT * FROM `db_0003`.`u_07` WHERE id = 7 OR id = 8"),
+        ],
+    ),
+    (
+        "SELECT * FROM u",
+        "scatter",
+        [(g // 2, f"SELECT * FROM `u_0{g}`") for g in range(8)],
+    ),
+    ("SELECT * FROM w WHERE name = 'a'", "routed", [(1, "SELECT * FROM w WHERE name = 'a'")]),
+    (
+        "SELECT * FROM w WHERE name IN ('ab', 'b')",
+        "routed",
+        [
+            (1, "SELECT * FROM w WHERE name IN ('ab', 'b')"),
+            (2, "SELECT * FROM w WHERE name IN ('ab', 'b')"),
+        ],
+    ),
+    # A number compared with a string column is compared as a double: every partition.
+    (
+        "SELECT * FROM w WHERE name = 5",
+        "scatter",
+        [(p, "SELECT * FROM w WHERE name = 5") for p in range(4)],
+    ),
+    # Broadcast tables: reads from copy 0, writes to every copy, joined with a sharded table.
+    ("SELECT * FROM b", "copy", [(0, "SELECT * FROM b")]),
+    (
+        "UPDATE b SET name = 'y' WHERE id = 1",
+        "broadcast",
+        [(p, "UPDATE b SET name = 'y' WHERE id = 1") for p in range(4)],
+    ),
+    (
+        "INSERT INTO b VALUES (1, 'x')",
+        "broadcast",
+        [(p, "INSERT INTO b VALUES (1, 'x')") for p in range(4)],
+    ),
+    (
+        "SELECT * FROM t JOIN b ON t.id = b.id WHERE t.id = 9",
+        "routed",
+        [(1, "SELECT * FROM t JOIN b ON t.id = b.id WHERE t.id = 9")],
+    ),
+    ("SELECT * FROM s JOIN b USING (id)", "copy", [(0, "SELECT * FROM s JOIN b USING (id)")]),
+    # Writes.
+    (
+        "INSERT INTO t (id, name) VALUES (1,'a'),(2,'b'),(3,'c'),(5,'e')",
+        "routed",
+        [
+            (1, "INSERT INTO t (id, name) VALUES (1,'a'), (5,'e')"),
+            (2, "INSERT INTO t (id, name) VALUES (2,'b')"),
+            (3, "INSERT INTO t (id, name) VALUES (3,'c')"),
+        ],
+    ),
+    ("INSERT INTO t VALUES (4, 'x')", "routed", [(0, "INSERT INTO t VALUES (4, 'x')")]),
+    (
+        "INSERT INTO db.u (id, v) VALUES (1,1),(2,2) ON DUPLICATE KEY UPDATE v = u.v + 1",
+        "routed",
+        [
+            (
+                0,
+                "INSERT INTO `db_0000`.`u_01` (id, v) VALUES (1,1) " + DUP.format("u_01"),
+            ),
+            (
+                1,
+                "INSERT INTO `db_0001`.`u_02` (id, v) VALUES (2,2) " + DUP.format("u_02"),
+            ),
+        ],
+    ),
+    ("DELETE FROM u WHERE id = 3", "routed", [(1, "DELETE FROM `u_03` WHERE id = 3")]),
+    (
+        "UPDATE t SET name = 'z' WHERE id = 6",
+        "routed",
+        [(2, "UPDATE t SET name = 'z' WHERE id = 6")],
+    ),
+    ("DELETE FROM t", "scatter", [(p, "DELETE FROM t") for p in range(4)]),
+    # About the definition: the first physical table.
+    ("DESCRIBE u", "copy", [(0, "DESCRIBE `u_00`")]),
+    ("SHOW COLUMNS FROM t", "copy", [(0, "SHOW COLUMNS FROM t")]),
+]
+
+REFUSED: list[tuple[str, int, str]] = [
+    ("SELECT COUNT(*) FROM u", 1235, "aggregate COUNT() in a SELECT across the tables of u"),
+    ("SELECT * FROM u ORDER BY id", 1235, "split by TBPARTITION BY"),
+    ("SELECT * FROM t JOIN u ON t.id = u.id", 1235, "several sharded tables (t and u)"),
+    ("SELECT * FROM t WHERE id IN (SELECT id FROM t)", 1235, "named more than once"),
+    ("SELECT * FROM t JOIN s USING (id)", 1235, "single table s"),
+    ("UPDATE t SET id = 3 WHERE id = 1", 1235, "UPDATE of the shard key"),
+    ("DELETE FROM t WHERE name = 'x' LIMIT 1", 1235, "DELETE with LIMIT"),
+    ("INSERT INTO t SET id = 1", 1235, "INSERT ... SET"),
+    ("INSERT INTO t (id) SELECT id FROM b", 1235, "reading other tables"),
+    ("INSERT INTO t (name) VALUES ('x')", 1235, "without its shard key id"),
+    ("INSERT INTO t (id, name) VALUES (1 + 1, 'x')", 1235, "is not a literal"),
+    ("INSERT INTO t (id, name) VALUES (1, 'x') ON DUPLICATE KEY UPDATE id = 2", 1235, "shard key"),
+    ("SELECT * FROM u_01", 1146, "Table 'db.u_01' doesn't exist"),
+    ("SELECT * FROM t WHERE id = ?", 1235, "parameters"),
+    ("SELECT * FROM t WHERE id = @id", 1235, "user variables"),
+    ("ALTER TABLE t ADD COLUMN c int", 1235, "ALTER"),
+    ("SELECT * FROM u JOIN b ON u.id = b.id WHERE b.u = 1", 1235, "the name u for something"),
+    ("SELECT * FROM b AS u JOIN u AS x ON u.id = x.id", 1235, "an alias named like table u"),
+]
+
+
+def _shown(found: Route | NeedsSequence | None) -> tuple[str, list[tuple[int, str]]]:
+    assert isinstance(found, Route)
+    return found.kind, [(target.partition, target.sql) for target in found.targets]
+
+
+@pytest.mark.parametrize(("sql", "kind", "targets"), CASES)
+def test_routes(sql: str, kind: str, targets: list[tuple[int, str]]) -> None:
+    assert _shown(route(sql, LAYOUT)) == (kind, targets)
+
+
+@pytest.mark.parametrize(("sql", "errno", "text"), REFUSED)
+def test_refusals(sql: str, errno: int, text: str) -> None:
+    with pytest.raises(SqlError) as caught:
+        route(sql, LAYOUT)
+    assert caught.value.errno == errno
+    assert text in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM s",
+        "SELECT 1",
+        "INSERT INTO s VALUES (1, 2, 3, 4)",
+        "SELECT t, u FROM s WHERE t IN (1, 2)",
+        "SELECT s.u FROM s",
+    ],
+)
+def test_unsharded_statements_stay_on_database_0(sql: str) -> None:
+    assert route(sql, LAYOUT) is None
+
+
+def test_insert_takes_the_sequence() -> None:
+    sql = "INSERT INTO u (v) VALUES (1),(2)"
+    assert route(sql, LAYOUT) == NeedsSequence("AUTO_SEQ_u", 2)
+    found = route(sql, LAYOUT, sequence_values=[100001, 100002])
+    assert isinstance(found, Route)
+    # 100001 mod 8 = 1 (db 0, u_01); 100002 mod 8 = 2 (db 1, u_02)
+    assert _shown(found) == (
+        "routed",
+        [
+            (0, "INSERT INTO `u_01` (v, `id`) VALUES (1, 100001)"),
+            (1, "INSERT INTO `u_02` (v, `id`) VALUES (2, 100002)"),
+        ],
+    )
+    assert found.sequence_values == (100001, 100002)
+
+
+def test_targets_are_in_acquisition_order() -> None:
+    # Shards in name order, then physical databases: every scatter acquires alike.
+    layout = Layout("db", partition_layout("db", ["s1", "s0"], 4), TABLES)
+    found = route("SELECT * FROM t", layout)
+    assert isinstance(found, Route)
+    assert [(t.shard, t.partition) for t in found.targets] == [
+        ("s0", 2),
+        ("s0", 3),
+        ("s1", 0),
+        ("s1", 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sql", "targets"),
+    [
+        (
+            "/*+TDDL:node('db_0001')*/ SELECT count(*) FROM u",
+            [
+                (1, "/*+TDDL:node('db_0001')*/ SELECT count(*) FROM `u_02`"),
+                (1, "/*+TDDL:node('db_0001')*/ SELECT count(*) FROM `u_03`"),
+            ],
+        ),
+        (
+            "/*+TDDL:node(0, 2)*/ DELETE FROM b",
+            [(0, "/*+TDDL:node(0, 2)*/ DELETE FROM b"), (2, "/*+TDDL:node(0, 2)*/ DELETE FROM b")],
+        ),
+        (
+            "/*+TDDL:scan()*/ SELECT count(*) FROM t",
+            [(p, "/*+TDDL:scan()*/ SELECT count(*) FROM t") for p in range(4)],
+        ),
+    ],
+)
+def test_hints(sql: str, targets: list[tuple[int, str]]) -> None:
+    found = hinted(sql, LAYOUT)
+    assert found is not None
+    assert [(t.partition, t.sql) for t in found.targets] == targets
+
+
+def test_hints_name_logical_tables_only() -> None:
+    with pytest.raises(SqlError) as caught:
+        hinted("/*+TDDL:scan()*/ SELECT * FROM u_00", LAYOUT)
+    assert caught.value.errno == 1146
+    with pytest.raises(SqlError) as unknown:
+        hinted("/*+TDDL:node('db_0009')*/ SELECT 1", LAYOUT)
+    assert "no such physical database" in unknown.value.message
+    assert hinted("SELECT 1 /*+TDDL:scan()*/", LAYOUT) is None
+
+
+@pytest.mark.parametrize(
+    ("sql", "why"),
+    [
+        ("SELECT COUNT(*) FROM t", "the aggregate COUNT()"),
+        ("SELECT * FROM t ORDER BY id", "ORDER BY"),
+        ("SELECT * FROM t LIMIT 3", "LIMIT"),
+        ("SELECT DISTINCT name FROM t", "DISTINCT"),
+        ("SELECT name FROM t GROUP BY name", "GROUP BY"),
+        ("SELECT * FROM t WHERE id IN (1, 2) ORDER BY id", "ORDER BY"),
+    ],
+)
+def test_scatter_selects_needing_a_merge_say_why(sql: str, why: str) -> None:
+    found = route(sql, LAYOUT)
+    assert isinstance(found, Route) and found.merge == why
+    assert len(found.targets) > 1
+    # One partition: no merge, the shard answers.
+    single = route("SELECT COUNT(*) FROM t WHERE id = 1", LAYOUT)
+    assert isinstance(single, Route) and single.merge is None

@@ -1,0 +1,190 @@
+"""A sharded database's DDL and SHOW commands (proxy/shard/statements.py): table tests of the
+decisions -- the physical statements per physical database, and the local answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from auth.errors import SqlError
+from auth.model import KeyType, LogicalTable, ShardKey, TableRule, partition_layout
+from proxy.shard.ddl import AlterSequence, CreateSequence, DropSequence
+from proxy.shard.route import Layout, Route
+from proxy.shard.statements import (
+    CheckTables,
+    CreateShardedTable,
+    FanOut,
+    LocalRows,
+    NeedsNextval,
+    SequenceDdl,
+    decide,
+)
+
+INT = KeyType("int")
+KEY = ShardKey("HASH", "id", INT)
+TABLES = {
+    "t": LogicalTable(
+        "t", TableRule("sharded", KEY), "CREATE TABLE t (id int) DBPARTITION BY HASH(id)"
+    ),
+    "u": LogicalTable(
+        "u",
+        TableRule("sharded", KEY, KEY, 2),
+        "CREATE TABLE u (id int) DBPARTITION BY HASH(id) TBPARTITION BY HASH(id) TBPARTITIONS 2",
+    ),
+    "b": LogicalTable("b", TableRule("broadcast"), "CREATE TABLE b (id int) BROADCAST"),
+    "s": LogicalTable("s", TableRule("single"), "CREATE TABLE s (id int)"),
+}
+LAYOUT = Layout("db", partition_layout("db", ["s0", "s1"], 2), TABLES, frozenset({"seq"}))
+
+
+def _targets(found: object) -> list[tuple[int, str]]:
+    assert isinstance(found, (FanOut, CreateShardedTable, Route))
+    return [(t.partition, t.sql) for t in found.targets]
+
+
+def test_create_table_of_each_kind() -> None:
+    found = decide("CREATE TABLE n (id int, v int) DBPARTITION BY HASH(id)", LAYOUT)
+    assert isinstance(found, CreateShardedTable)
+    assert found.table.rule == TableRule("sharded", KEY)
+    assert _targets(found) == [
+        (0, "CREATE TABLE `n` (id int, v int)"),
+        (1, "CREATE TABLE `n` (id int, v int)"),
+    ]
+    found = decide(
+        "CREATE TABLE db.m (id int AUTO_INCREMENT PRIMARY KEY) DBPARTITION BY HASH(id)"
+        " TBPARTITION BY HASH(id) TBPARTITIONS 2",
+        LAYOUT,
+    )
+    assert isinstance(found, CreateShardedTable)
+    assert found.auto_sequence_start == 100001
+    assert _targets(found) == [
+        (0, "CREATE TABLE `db_0000`.`m_00` (id int AUTO_INCREMENT PRIMARY KEY)"),
+        (0, "CREATE TABLE `db_0000`.`m_01` (id int AUTO_INCREMENT PRIMARY KEY)"),
+        (1, "CREATE TABLE `db_0001`.`m_02` (id int AUTO_INCREMENT PRIMARY KEY)"),
+        (1, "CREATE TABLE `db_0001`.`m_03` (id int AUTO_INCREMENT PRIMARY KEY)"),
+    ]
+    found = decide("CREATE TABLE c (id int) BROADCAST", LAYOUT)
+    assert _targets(found) == [(0, "CREATE TABLE `c` (id int)"), (1, "CREATE TABLE `c` (id int)")]
+    found = decide("CREATE TABLE one (id int)", LAYOUT)
+    assert isinstance(found, CreateShardedTable) and found.table.rule.kind == "single"
+    assert _targets(found) == [(0, "CREATE TABLE `one` (id int)")]
+    # Already there: 1050, or nothing to do with IF NOT EXISTS.
+    with pytest.raises(SqlError) as exists:
+        decide("CREATE TABLE t (id int)", LAYOUT)
+    assert exists.value.errno == 1050
+    assert decide("CREATE TABLE IF NOT EXISTS t (id int)", LAYOUT) == LocalRows((), ())
+
+
+@pytest.mark.parametrize(
+    ("sql", "verb", "targets"),
+    [
+        (
+            "DROP TABLE u, b",
+            "DROP TABLE",
+            [
+                (0, "DROP TABLE IF EXISTS `u_00`, `u_01`, `b`"),
+                (1, "DROP TABLE IF EXISTS `u_02`, `u_03`, `b`"),
+            ],
+        ),
+        (
+            "ALTER TABLE u ADD COLUMN v int",
+            "ALTER TABLE",
+            [(g // 2, f"ALTER TABLE `u_0{g}` ADD COLUMN v int") for g in range(4)],
+        ),
+        (
+            "TRUNCATE db.t",
+            "TRUNCATE TABLE",
+            [(0, "TRUNCATE `db_0000`.`t`"), (1, "TRUNCATE `db_0001`.`t`")],
+        ),
+        (
+            "CREATE UNIQUE INDEX i ON b (id)",
+            "CREATE INDEX",
+            [(0, "CREATE UNIQUE INDEX i ON `b` (id)"), (1, "CREATE UNIQUE INDEX i ON `b` (id)")],
+        ),
+        (
+            "RENAME TABLE u TO w",
+            "RENAME TABLE",
+            [
+                (0, "RENAME TABLE `u_00` TO `w_00`, `u_01` TO `w_01`"),
+                (1, "RENAME TABLE `u_02` TO `w_02`, `u_03` TO `w_03`"),
+            ],
+        ),
+    ],
+)
+def test_ddl_fans_out_to_every_physical_table(
+    sql: str, verb: str, targets: list[tuple[int, str]]
+) -> None:
+    found = decide(sql, LAYOUT)
+    assert isinstance(found, FanOut) and found.verb == verb
+    assert _targets(found) == targets
+
+
+@pytest.mark.parametrize(
+    ("sql", "errno", "text"),
+    [
+        ("ALTER TABLE t MODIFY id bigint", 1235, "shard key column"),
+        ("ALTER TABLE t RENAME TO x", 1235, "RENAME"),
+        ("DROP TABLE nope", 1051, "Unknown table 'db.nope'"),
+        ("RENAME TABLE t TO b", 1050, "already exists"),
+        ("SHOW TOPOLOGY FROM nope", 1146, "doesn't exist"),
+        ("SHOW TABLES WHERE x = 1", 1235, "WHERE"),
+    ],
+)
+def test_ddl_refusals(sql: str, errno: int, text: str) -> None:
+    with pytest.raises(SqlError) as caught:
+        decide(sql, LAYOUT)
+    assert caught.value.errno == errno
+    assert text in caught.value.message
+
+
+def test_show_commands() -> None:
+    assert decide("SHOW TABLES", LAYOUT) == LocalRows(
+        ("Tables_in_db",), (("b",), ("s",), ("t",), ("u",))
+    )
+    assert decide("SHOW FULL TABLES LIKE 'u%'", LAYOUT) == LocalRows(
+        ("Tables_in_db (u%)", "Table_type"), (("u", "BASE TABLE"),)
+    )
+    topology = decide("SHOW TOPOLOGY FROM u", LAYOUT)
+    assert isinstance(topology, LocalRows)
+    assert topology.rows == (
+        ("0", "db_0000", "u_00"),
+        ("1", "db_0000", "u_01"),
+        ("2", "db_0001", "u_02"),
+        ("3", "db_0001", "u_03"),
+    )
+    rule = decide("SHOW RULE FROM u", LAYOUT)
+    assert isinstance(rule, LocalRows)
+    assert rule.rows == (("0", "u", "0", "id", "hash", "2", "id", "hash", "2"),)
+    node = decide("SHOW NODE", LAYOUT)
+    assert isinstance(node, LocalRows)
+    assert node.rows == (("0", "db_0000", "s0"), ("1", "db_0001", "s1"))
+    create = decide("SHOW CREATE TABLE t", LAYOUT)
+    assert isinstance(create, LocalRows)
+    assert create.rows == (("t", "CREATE TABLE t (id int) DBPARTITION BY HASH(id)"),)
+    assert decide("SHOW VARIABLES", LAYOUT) is None
+
+
+def test_check_table_and_sequences() -> None:
+    check = decide("CHECK TABLE u", LAYOUT)
+    assert isinstance(check, CheckTables)
+    assert [(name, t.partition, t.sql) for name, t in check.targets] == [
+        ("u", g // 2, f"SHOW CREATE TABLE `u_0{g}`") for g in range(4)
+    ]
+    assert decide("CREATE SEQUENCE x START WITH 7", LAYOUT) == SequenceDdl(CreateSequence("x", 7))
+    assert decide("ALTER SEQUENCE x START WITH 9", LAYOUT) == SequenceDdl(AlterSequence("x", 9))
+    assert decide("DROP SEQUENCE x", LAYOUT) == SequenceDdl(DropSequence("x"))
+    sql = "INSERT INTO t (id) VALUES (seq.NEXTVAL)"
+    assert decide(sql, LAYOUT) == NeedsNextval(("seq",))
+    # 7 mod 2 = 1
+    assert _targets(decide(sql, LAYOUT, nextvals=[7])) == [(1, "INSERT INTO t (id) VALUES (7)")]
+
+
+def test_explain_shows_the_physical_statements() -> None:
+    found = decide("EXPLAIN SELECT * FROM u WHERE id IN (1, 2)", LAYOUT)
+    assert found == LocalRows(
+        ("GROUP_NAME", "SQL"),
+        (
+            ("db_0000", "SELECT * FROM `u_01` WHERE id IN (1, 2)"),
+            ("db_0001", "SELECT * FROM `u_02` WHERE id IN (1, 2)"),
+        ),
+    )
+    assert decide("EXPLAIN SELECT * FROM s", LAYOUT) is None
