@@ -196,9 +196,9 @@ def _works(conn_factory: Callable[[], Any], sql: str) -> bool:
     return True
 
 
-def _login_ok(node: Node, user: str, password: str) -> bool:
+def _login_ok(node: Node, user: str, password: str, database: str | None = None) -> bool:
     try:
-        node.connect(user, password).close()
+        node.connect(user, password, database).close()
     except pymysql.err.OperationalError:
         return False
     return True
@@ -223,7 +223,12 @@ def _outage(
     with cluster.admin(0) as conn, conn.cursor() as cur:
         cur.execute(f"CREATE USER {name}old@'%' IDENTIFIED BY 'Before#pw1'")
         cur.execute(f"GRANT SELECT ON outdb0.* TO {name}old@'%'")
-    _until(lambda: _login_ok(nodes[1], f"{name}old", "Before#pw1"), 15, "the account never arrived")
+    # The grant too (a login without a database would see the account alone arrive first).
+    _until(
+        lambda: _login_ok(nodes[1], f"{name}old", "Before#pw1", "outdb0"),
+        15,
+        "the account never arrived",
+    )
     a, b = cluster.admin(0), cluster.admin(1, 1)
     start()
     try:
