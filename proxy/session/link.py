@@ -426,13 +426,7 @@ class BackendLink:
 
     async def _prepare(self, conn: BackendConnection) -> None:
         """Apply the session state to a new connection, then read the lexing state back."""
-        try:
-            self.state.flavor = ServerFlavor.parse(conn.server_version)
-        except ValueError:
-            raise sql_error(
-                ErrorCode.SERVER_GONE,
-                f"Backend unavailable: unknown server version {conn.server_version!r}",
-            ) from None
+        self.state.flavor = _flavor_of(conn)
         query = _select_variables(LEXING_VARIABLES) + ", @@global.max_allowed_packet"
         result = await conn.query(query)
         *values, limit = result.rows[0]
@@ -473,13 +467,7 @@ class BackendLink:
         """Make a pooled connection another session used hold this session's state: one SET
         of what differs, which also sets LAST_INSERT_ID() and clears the diagnostics (a
         statement that reads a table, even a derived one, starts a new diagnostics area)."""
-        try:
-            self.state.flavor = ServerFlavor.parse(conn.server_version)
-        except ValueError:
-            raise sql_error(
-                ErrorCode.SERVER_GONE,
-                f"Backend unavailable: unknown server version {conn.server_version!r}",
-            ) from None
+        self.state.flavor = _flavor_of(conn)
         state = self.state
         if not state.known:
             state.variables = dict(conn.born)
@@ -623,6 +611,17 @@ async def _diagnostics(conn: BackendConnection) -> Carried:
         shown = await conn.query(OWN_STATEMENT + "SHOW WARNINGS")
         warnings = tuple((_text(r[0]), int(r[1] or 0), _text(r[2])) for r in shown.rows)
     return Carried(lid, found, count, warning_count, error_count, warnings)
+
+
+def _flavor_of(conn: BackendConnection) -> ServerFlavor:
+    """How the shard reads executable comments (SqlError: a version the proxy cannot read)."""
+    try:
+        return ServerFlavor.parse(conn.server_version)
+    except ValueError:
+        raise sql_error(
+            ErrorCode.SERVER_GONE,
+            f"Backend unavailable: unknown server version {conn.server_version!r}",
+        ) from None
 
 
 def _interrupted() -> SqlError:

@@ -34,8 +34,19 @@ from proxy.shard.ddl import (
     parse_create_table,
     parse_sequence_statement,
 )
-from proxy.shard.route import Layout, NeedsSequence, Route, Target, hinted, route
-from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor, Token, TokenKind, lex
+from proxy.shard.route import (  # the token helpers routing reads statements with
+    Layout,
+    NeedsSequence,
+    Route,
+    Target,
+    _is_name,
+    _is_op,
+    _kw,
+    _quote,
+    hinted,
+    route,
+)
+from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor, Token, lex
 from proxy.sql.like import shows_database
 
 __all__ = [
@@ -112,22 +123,6 @@ Decision = (
     | SequenceDdl
     | NeedsNextval
 )
-
-
-def _kw(token: Token) -> str:
-    return token.value.upper() if token.kind is TokenKind.WORD else ""
-
-
-def _is_name(token: Token) -> bool:
-    return token.kind in (TokenKind.WORD, TokenKind.IDENT)
-
-
-def _is_op(token: Token | None, op: str) -> bool:
-    return token is not None and token.kind is TokenKind.OP and token.value == op
-
-
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _splice(text: str, splices: Sequence[tuple[int, int, str]]) -> str:
