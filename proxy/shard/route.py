@@ -158,19 +158,19 @@ class NeedsSequence:
 # ------------------------------------------------------------------------------------ helpers
 
 
-def _kw(token: Token) -> str:
+def token_keyword(token: Token) -> str:
     return token.value.upper() if token.kind is TokenKind.WORD else ""
 
 
-def _is_name(token: Token) -> bool:
+def is_name_token(token: Token) -> bool:
     return token.kind in (TokenKind.WORD, TokenKind.IDENT)
 
 
-def _is_op(token: Token | None, op: str) -> bool:
+def is_op_token(token: Token | None, op: str) -> bool:
     return token is not None and token.kind is TokenKind.OP and token.value == op
 
 
-def _quote(name: str) -> str:
+def quote_name(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
@@ -215,10 +215,10 @@ def _groups(tokens: Sequence[Token]) -> list[int]:
     depth = 0
     out = []
     for token in tokens:
-        if _is_op(token, ")"):
+        if is_op_token(token, ")"):
             depth -= 1
         out.append(depth)
-        if _is_op(token, "("):
+        if is_op_token(token, "("):
             depth += 1
     return out
 
@@ -228,11 +228,11 @@ def _split(tokens: Sequence[Token], op: str = ",") -> list[list[Token]]:
     items: list[list[Token]] = [[]]
     depth = 0
     for token in tokens:
-        if _is_op(token, "("):
+        if is_op_token(token, "("):
             depth += 1
-        elif _is_op(token, ")"):
+        elif is_op_token(token, ")"):
             depth -= 1
-        elif depth == 0 and _is_op(token, op):
+        elif depth == 0 and is_op_token(token, op):
             items.append([])
             continue
         items[-1].append(token)
@@ -281,13 +281,13 @@ def route(
     if any(t.kind is TokenKind.USER_VAR for t in tokens):
         # They live on the session's connection to physical database 0 only.
         raise _refused("user variables in statements on sharded or broadcast tables")
-    verb = _kw(tokens[0])
+    verb = token_keyword(tokens[0])
     main = sharded[0] if sharded else placed[0]
     if verb in ("INSERT", "REPLACE"):
         return _insert(sql, tokens, layout, references, main, sequence_values)
     if verb in ("UPDATE", "DELETE"):
         return _update_delete(sql, tokens, layout, references, main, verb)
-    if verb == "SELECT" or (verb == "" and _is_op(tokens[0], "(")):
+    if verb == "SELECT" or (verb == "" and is_op_token(tokens[0], "(")):
         return _select(sql, tokens, layout, references, main)
     if verb in ("SHOW", "DESCRIBE", "DESC", "EXPLAIN", "CHECKSUM"):
         # About the table's definition: its first physical table answers.
@@ -304,21 +304,21 @@ def _table_positions(tokens: Sequence[Token]) -> list[int]:
     index = 0
     while index < len(tokens):
         token = tokens[index]
-        if _is_op(token, "("):
+        if is_op_token(token, "("):
             in_from.append(False)
-        elif _is_op(token, ")") and len(in_from) > 1:
+        elif is_op_token(token, ")") and len(in_from) > 1:
             in_from.pop()
-        word = _kw(token)
+        word = token_keyword(token)
         if word in _LIST_START:
             in_from[-1] = True
         elif word in _LIST_END:
             in_from[-1] = False
         prev = tokens[index - 1] if index > 0 else None
         introduced = prev is not None and (
-            _kw(prev) in _TABLE_AFTER or (_is_op(prev, ",") and in_from[-1])
+            token_keyword(prev) in _TABLE_AFTER or (is_op_token(prev, ",") and in_from[-1])
         )
-        if introduced and _is_name(token) and word not in _NOT_ALIAS:
-            if index + 2 < len(tokens) and _is_op(tokens[index + 1], "."):
+        if introduced and is_name_token(token) and word not in _NOT_ALIAS:
+            if index + 2 < len(tokens) and is_op_token(tokens[index + 1], "."):
                 found.append(index + 2)  # db.t
                 index += 3
                 continue
@@ -340,7 +340,7 @@ def _references(tokens: Sequence[Token], layout: Layout) -> dict[str, _Reference
         token = tokens[index]
         if (
             index >= 2
-            and _is_op(tokens[index - 1], ".")
+            and is_op_token(tokens[index - 1], ".")
             and tokens[index - 2].value.lower() != db_key
         ):
             continue  # another database's table (the analysis refuses those)
@@ -359,14 +359,14 @@ def _references(tokens: Sequence[Token], layout: Layout) -> dict[str, _Reference
         ref.references.append(index)
         claimed.add(index)
         after = index + 1
-        if after < len(tokens) and _kw(tokens[after]) == "AS":
+        if after < len(tokens) and token_keyword(tokens[after]) == "AS":
             after += 1
         if after < len(tokens):
             word = tokens[after]
             if (
-                _is_name(word)
-                and _kw(word) not in _NOT_ALIAS
-                and not _is_op(tokens[after + 1] if after + 1 < len(tokens) else None, ".")
+                is_name_token(word)
+                and token_keyword(word) not in _NOT_ALIAS
+                and not is_op_token(tokens[after + 1] if after + 1 < len(tokens) else None, ".")
             ):
                 if ref.alias is None:
                     ref.alias = word.value
@@ -376,7 +376,7 @@ def _references(tokens: Sequence[Token], layout: Layout) -> dict[str, _Reference
     # Qualifiers: ``t.col`` and ``db.t.col`` name the table (unless an alias has its name).
     aliases = {ref.alias.lower() for ref in found.values() if ref.alias is not None}
     for index, token in enumerate(tokens):
-        if index in claimed or not _is_name(token):
+        if index in claimed or not is_name_token(token):
             continue
         key = token.value.lower()
         ref = found.get(key)
@@ -385,9 +385,9 @@ def _references(tokens: Sequence[Token], layout: Layout) -> dict[str, _Reference
         nxt = tokens[index + 1] if index + 1 < len(tokens) else None
         prev = tokens[index - 1] if index > 0 else None
         qualified_by_db = (
-            _is_op(prev, ".") and index >= 2 and tokens[index - 2].value.lower() == db_key
+            is_op_token(prev, ".") and index >= 2 and tokens[index - 2].value.lower() == db_key
         )
-        if _is_op(nxt, ".") and (not _is_op(prev, ".") or qualified_by_db):
+        if is_op_token(nxt, ".") and (not is_op_token(prev, ".") or qualified_by_db):
             if key in aliases and ref.alias is not None and ref.alias.lower() != key:
                 raise _refused(f"an alias named like table {ref.table.name} in a statement on it")
             ref.positions.append(index)
@@ -426,13 +426,17 @@ def _text_for(
             continue
         for index in ref.positions:
             token = tokens[index]
-            splices.append((token.pos, token.pos + len(token.raw), _quote(name)))
+            splices.append((token.pos, token.pos + len(token.raw), quote_name(name)))
     db_key = layout.name.lower()
     for index, token in enumerate(tokens[:-1]):
-        if _is_name(token) and token.value.lower() == db_key and _is_op(tokens[index + 1], "."):
-            if index > 0 and _is_op(tokens[index - 1], "."):
+        if (
+            is_name_token(token)
+            and token.value.lower() == db_key
+            and is_op_token(tokens[index + 1], ".")
+        ):
+            if index > 0 and is_op_token(tokens[index - 1], "."):
                 continue
-            splices.append((token.pos, token.pos + len(token.raw), _quote(physical.name)))
+            splices.append((token.pos, token.pos + len(token.raw), quote_name(physical.name)))
     splices.sort()
     out = []
     at = 0
@@ -520,7 +524,7 @@ def _where(tokens: Sequence[Token]) -> list[Token] | None:
     for index, token in enumerate(tokens):
         if depths[index] != 0:
             continue
-        word = _kw(token)
+        word = token_keyword(token)
         if start is None and word == "WHERE":
             start = index + 1
         elif start is not None and word in _WHERE_END:
@@ -563,12 +567,12 @@ def _split_words(tokens: list[Token], words: tuple[str, ...]) -> list[list[Token
     depth = 0
     between = False
     for token in tokens:
-        if _is_op(token, "("):
+        if is_op_token(token, "("):
             depth += 1
-        elif _is_op(token, ")"):
+        elif is_op_token(token, ")"):
             depth -= 1
         elif depth == 0:
-            word = _kw(token) or (token.value if token.kind is TokenKind.OP else "")
+            word = token_keyword(token) or (token.value if token.kind is TokenKind.OP else "")
             if word == "BETWEEN":
                 between = True
             elif word in words:
@@ -583,11 +587,11 @@ def _split_words(tokens: list[Token], words: tuple[str, ...]) -> list[list[Token
 
 def _is_column(tokens: Sequence[Token], column: str, qualifiers: set[str]) -> bool:
     if len(tokens) == 1:
-        return _is_name(tokens[0]) and tokens[0].value.lower() == column
-    if len(tokens) == 3 and _is_op(tokens[1], "."):
+        return is_name_token(tokens[0]) and tokens[0].value.lower() == column
+    if len(tokens) == 3 and is_op_token(tokens[1], "."):
         return (
-            _is_name(tokens[0])
-            and _is_name(tokens[2])
+            is_name_token(tokens[0])
+            and is_name_token(tokens[2])
             and tokens[0].value.lower() in qualifiers
             and tokens[2].value.lower() == column
         )
@@ -597,9 +601,9 @@ def _is_column(tokens: Sequence[Token], column: str, qualifiers: set[str]) -> bo
 def _atom(tokens: list[Token], column: str, qualifiers: set[str]) -> list[tuple[Token, ...]] | None:
     if not tokens:
         return None
-    if _is_op(tokens[0], "(") and _is_op(tokens[-1], ")") and _closes_at_end(tokens):
+    if is_op_token(tokens[0], "(") and is_op_token(tokens[-1], ")") and _closes_at_end(tokens):
         return _or(tokens[1:-1], column, qualifiers)
-    equals = [i for i, t in enumerate(tokens) if _is_op(t, "=")]
+    equals = [i for i, t in enumerate(tokens) if is_op_token(t, "=")]
     if len(equals) == 1:
         at = equals[0]
         left, right = tokens[:at], tokens[at + 1 :]
@@ -609,10 +613,10 @@ def _atom(tokens: list[Token], column: str, qualifiers: set[str]) -> list[tuple[
             return [tuple(left)]
         return None
     for at in range(1, len(tokens)):
-        if _kw(tokens[at]) == "IN" and _is_op(
+        if token_keyword(tokens[at]) == "IN" and is_op_token(
             tokens[at + 1] if at + 1 < len(tokens) else None, "("
         ):
-            if not _is_column(tokens[:at], column, qualifiers) or not _is_op(tokens[-1], ")"):
+            if not _is_column(tokens[:at], column, qualifiers) or not is_op_token(tokens[-1], ")"):
                 return None
             inner = tokens[at + 2 : -1]
             if not _closes_at_end(tokens[at + 1 :]):
@@ -628,9 +632,9 @@ def _closes_at_end(tokens: Sequence[Token]) -> bool:
     """``tokens`` starts with '(' whose matching ')' is the last token."""
     depth = 0
     for index, token in enumerate(tokens):
-        if _is_op(token, "("):
+        if is_op_token(token, "("):
             depth += 1
-        elif _is_op(token, ")"):
+        elif is_op_token(token, ")"):
             depth -= 1
             if depth == 0:
                 return index == len(tokens) - 1
@@ -727,10 +731,10 @@ def _merge_needed(tokens: Sequence[Token]) -> str | None:
     """Why a scatter SELECT's results cannot simply be concatenated (None: they can)."""
     depths = _groups(tokens)
     for index, token in enumerate(tokens):
-        word = _kw(token)
+        word = token_keyword(token)
         nxt = tokens[index + 1] if index + 1 < len(tokens) else None
         if depths[index] == 0:
-            if word in ("ORDER", "GROUP") and nxt is not None and _kw(nxt) == "BY":
+            if word in ("ORDER", "GROUP") and nxt is not None and token_keyword(nxt) == "BY":
                 return f"{word} BY"
             if word in ("LIMIT", "HAVING", "DISTINCT", "DISTINCTROW", "UNION", "EXCEPT"):
                 return word
@@ -738,7 +742,7 @@ def _merge_needed(tokens: Sequence[Token]) -> str | None:
                 return word
         if word == "OVER":
             return "window functions"
-        if word in _AGGREGATES and _is_op(nxt, "("):
+        if word in _AGGREGATES and is_op_token(nxt, "("):
             return f"the aggregate {word}()"
     return None
 
@@ -786,20 +790,22 @@ def _update_delete(
         keys = {rule.db_key.column.lower()} if rule.db_key else set()
         if rule.tb_key is not None:
             keys.add(rule.tb_key.column.lower())
-        set_at = next((i for i, t in enumerate(tokens) if depths[i] == 0 and _kw(t) == "SET"), None)
+        set_at = next(
+            (i for i, t in enumerate(tokens) if depths[i] == 0 and token_keyword(t) == "SET"), None
+        )
         if set_at is not None:
             end = next(
                 (
                     i
                     for i in range(set_at + 1, len(tokens))
-                    if depths[i] == 0 and _kw(tokens[i]) in ("WHERE", "ORDER", "LIMIT")
+                    if depths[i] == 0 and token_keyword(tokens[i]) in ("WHERE", "ORDER", "LIMIT")
                 ),
                 len(tokens),
             )
             for item in _split(tokens[set_at + 1 : end]):
-                equals = next((i for i, t in enumerate(item) if _is_op(t, "=")), len(item))
+                equals = next((i for i, t in enumerate(item) if is_op_token(t, "=")), len(item))
                 target = item[:equals]
-                if target and _is_name(target[-1]) and target[-1].value.lower() in keys:
+                if target and is_name_token(target[-1]) and target[-1].value.lower() in keys:
                     raise _refused(f"UPDATE of the shard key of table {main.table.name}")
     if rule.kind == "broadcast":
         placements = _all_placements(main.table, layout.count)
@@ -809,9 +815,10 @@ def _update_delete(
     targets = _targets(sql, tokens, layout, references, placements)
     if len(targets) > 1:
         for index, token in enumerate(tokens):
-            if depths[index] == 0 and _kw(token) in ("LIMIT", "ORDER"):
+            if depths[index] == 0 and token_keyword(token) in ("LIMIT", "ORDER"):
                 raise _refused(
-                    f"{verb} with {_kw(token)} across the partitions of table {main.table.name}"
+                    f"{verb} with {token_keyword(token)} across the partitions of table "
+                    f"{main.table.name}"
                 )
     return Route(
         "routed" if len(targets) == 1 else "scatter", main.table.name, True, False, targets
@@ -840,29 +847,29 @@ def _insert(
     index = main.references[0] + 1
     columns: list[str]
     column_list_end: int | None = None
-    if index < len(tokens) and _is_op(tokens[index], "("):
+    if index < len(tokens) and is_op_token(tokens[index], "("):
         close = _matching(tokens, index)
         columns = [item[-1].value for item in _split(tokens[index + 1 : close]) if item]
         column_list_end = close
         index = close + 1
     else:
         columns = list(table_columns(table.definition))
-    if index >= len(tokens) or _kw(tokens[index]) not in ("VALUES", "VALUE"):
-        what = _kw(tokens[index]) if index < len(tokens) else ""
+    if index >= len(tokens) or token_keyword(tokens[index]) not in ("VALUES", "VALUE"):
+        what = token_keyword(tokens[index]) if index < len(tokens) else ""
         form = {"SET": "INSERT ... SET", "SELECT": "INSERT ... SELECT"}.get(what, "this INSERT")
         raise _refused(f"{form} into sharded table {table.name}")
     rows: list[tuple[int, int, list[list[Token]]]] = []  # (open, close, items) per row
     at = index + 1
-    while at < len(tokens) and _is_op(tokens[at], "("):
+    while at < len(tokens) and is_op_token(tokens[at], "("):
         close = _matching(tokens, at)
         rows.append((at, close, _split(tokens[at + 1 : close])))
         at = close + 1
-        if at < len(tokens) and _is_op(tokens[at], ","):
+        if at < len(tokens) and is_op_token(tokens[at], ","):
             at += 1
         else:
             break
     suffix_at = at
-    if suffix_at < len(tokens) and _kw(tokens[suffix_at]) != "ON":
+    if suffix_at < len(tokens) and token_keyword(tokens[suffix_at]) != "ON":
         raise _refused(f"this INSERT into sharded table {table.name}")
     rule = table.rule
     assert rule.db_key is not None
@@ -870,7 +877,7 @@ def _insert(
     keys = [rule.db_key] + ([rule.tb_key] if rule.tb_key is not None else [])
     if suffix_at < len(tokens):
         for token in tokens[suffix_at:]:
-            if _is_name(token) and token.value.lower() in {k.column.lower() for k in keys}:
+            if is_name_token(token) and token.value.lower() in {k.column.lower() for k in keys}:
                 raise _refused(f"ON DUPLICATE KEY UPDATE of the shard key of table {table.name}")
     missing = [k for k in keys if k.column.lower() not in lowered]
     auto = _auto_increment_column(table.definition)
@@ -932,7 +939,7 @@ def _insert(
         extra = []
         if generated and column_list_end is not None:
             close_token = tokens[column_list_end]
-            extra.append((close_token.pos, close_token.pos, ", " + _quote(missing[0].column)))
+            extra.append((close_token.pos, close_token.pos, ", " + quote_name(missing[0].column)))
         elif generated:
             raise _refused(
                 f"an INSERT into sharded table {table.name} without a column list and its shard key"
@@ -947,9 +954,9 @@ def _insert(
 def _matching(tokens: Sequence[Token], open_at: int) -> int:
     depth = 0
     for index in range(open_at, len(tokens)):
-        if _is_op(tokens[index], "("):
+        if is_op_token(tokens[index], "("):
             depth += 1
-        elif _is_op(tokens[index], ")"):
+        elif is_op_token(tokens[index], ")"):
             depth -= 1
             if depth == 0:
                 return index
@@ -1016,6 +1023,6 @@ def hinted(
                 )
         else:
             found.append((physical, _text_for(sql, tokens, layout, references, {}, physical)))
-    write = _kw(tokens[0]) in ("INSERT", "REPLACE", "UPDATE", "DELETE")
+    write = token_keyword(tokens[0]) in ("INSERT", "REPLACE", "UPDATE", "DELETE")
     named = next(iter(references.values()), None)
     return Route("hint", named.table.name if named else "", write, not write, _ordered(found))

@@ -39,12 +39,12 @@ from proxy.shard.route import (  # the token helpers routing reads statements wi
     NeedsSequence,
     Route,
     Target,
-    _is_name,
-    _is_op,
-    _kw,
-    _quote,
     hinted,
+    is_name_token,
+    is_op_token,
+    quote_name,
     route,
+    token_keyword,
 )
 from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor, Token, lex
 from proxy.sql.like import shows_database
@@ -159,9 +159,9 @@ def show_commands(text: str, mode: LexMode = DEFAULT_MODE) -> bool:
     if len(statements) != 1 or len(statements[0].tokens) < 2:
         return False
     first, second = statements[0].tokens[:2]
-    if _kw(first) == "CREATE" and _kw(second) == "GROUP":
+    if token_keyword(first) == "CREATE" and token_keyword(second) == "GROUP":
         return True
-    return _kw(first) == "SHOW" and _kw(second) in ("TOPOLOGY", "RULE", "NODE")
+    return token_keyword(first) == "SHOW" and token_keyword(second) in ("TOPOLOGY", "RULE", "NODE")
 
 
 def decide(
@@ -192,11 +192,11 @@ def decide(
         return route(text, layout, mode, flavor, sequence_values)
     lexed = statements[0]
     tokens = lexed.tokens
-    words = [_kw(t) for t in tokens[:4]]
+    words = [token_keyword(t) for t in tokens[:4]]
     if not words:
         return None
     if words[0] in ("EXPLAIN", "DESCRIBE", "DESC") and len(tokens) > 1:
-        inner = _kw(tokens[1])
+        inner = token_keyword(tokens[1])
         if inner in ("SELECT", "INSERT", "REPLACE", "UPDATE", "DELETE", "WITH"):
             return _explain(text[tokens[1].pos :], layout, mode, flavor)
     if words[0] in ("CREATE", "ALTER", "DROP") and "SEQUENCE" in words[1:3]:
@@ -240,10 +240,10 @@ def _from_table(tokens: Sequence[Token], layout: Layout, at: int) -> LogicalTabl
     not one of the database's."""
     if at >= len(tokens):
         return None
-    if _kw(tokens[at]) not in ("FROM", "IN") or at + 1 >= len(tokens):
+    if token_keyword(tokens[at]) not in ("FROM", "IN") or at + 1 >= len(tokens):
         raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
     name = tokens[at + 1]
-    if at + 3 < len(tokens) and _is_op(tokens[at + 2], "."):
+    if at + 3 < len(tokens) and is_op_token(tokens[at + 2], "."):
         name = tokens[at + 3]
     table = layout.tables.get(name.value.lower())
     if table is None:
@@ -254,7 +254,7 @@ def _from_table(tokens: Sequence[Token], layout: Layout, at: int) -> LogicalTabl
 
 
 def _show(tokens: Sequence[Token], layout: Layout) -> Decision | None:
-    words = [_kw(t) for t in tokens]
+    words = [token_keyword(t) for t in tokens]
     count = layout.count
     if words[1:2] == ["TOPOLOGY"]:
         table = _from_table(tokens, layout, 2)
@@ -324,7 +324,7 @@ def _show(tokens: Sequence[Token], layout: Layout) -> Decision | None:
         return LocalRows((column,), tuple((n,) for n in names))
     if words[1:3] == ["CREATE", "TABLE"]:
         name = tokens[3] if len(tokens) > 3 else None
-        if len(tokens) > 5 and _is_op(tokens[4], "."):
+        if len(tokens) > 5 and is_op_token(tokens[4], "."):
             name = tokens[5]
         if name is None:
             raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
@@ -372,14 +372,14 @@ def _create(text: str, layout: Layout, mode: LexMode, flavor: ServerFlavor | Non
     name_index = next(i for i, t in enumerate(physical_tokens) if t.pos == create.name_start)
     found: list[tuple[int, str]] = []
     for database, name in table.physical_tables(layout.count):
-        splices = [(create.name_start, create.name_end, _quote(name))]
-        if name_index >= 2 and _is_op(physical_tokens[name_index - 1], "."):
+        splices = [(create.name_start, create.name_end, quote_name(name))]
+        if name_index >= 2 and is_op_token(physical_tokens[name_index - 1], "."):
             qualifier = physical_tokens[name_index - 2]
             splices.append(
                 (
                     qualifier.pos,
                     qualifier.pos + len(qualifier.raw),
-                    _quote(layout.partitions[database].name),
+                    quote_name(layout.partitions[database].name),
                 )
             )
         found.append((database, _splice(physical_sql, splices)))
@@ -393,16 +393,16 @@ def _create(text: str, layout: Layout, mode: LexMode, flavor: ServerFlavor | Non
 
 
 def _drop(tokens: Sequence[Token], layout: Layout) -> Decision | None:
-    words = [_kw(t) for t in tokens]
+    words = [token_keyword(t) for t in tokens]
     at = 2
     if_exists = words[at : at + 2] == ["IF", "EXISTS"]
     if if_exists:
         at += 2
     names: list[str] = []
     for item in _split_commas(tokens[at:]):
-        if item and _kw(item[-1]) in ("RESTRICT", "CASCADE"):
+        if item and token_keyword(item[-1]) in ("RESTRICT", "CASCADE"):
             item = item[:-1]
-        if not item or not _is_name(item[-1]):
+        if not item or not is_name_token(item[-1]):
             raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
         if len(item) == 3 and item[0].value.lower() != layout.name.lower():
             raise not_supported("DROP TABLE of another database's table")
@@ -418,7 +418,7 @@ def _drop(tokens: Sequence[Token], layout: Layout) -> Decision | None:
     per_db: dict[int, list[str]] = {}
     for table in known:
         for database, name in table.physical_tables(layout.count):
-            per_db.setdefault(database, []).append(_quote(name))
+            per_db.setdefault(database, []).append(quote_name(name))
     found = [
         (database, "DROP TABLE IF EXISTS " + ", ".join(physical))
         for database, physical in sorted(per_db.items())
@@ -434,17 +434,17 @@ def _drop(tokens: Sequence[Token], layout: Layout) -> Decision | None:
 def _rename(tokens: Sequence[Token], layout: Layout) -> Decision | None:
     """RENAME TABLE a TO b [, c TO d ...]: every physical table renamed in one RENAME per
     physical database (a table split by TBPARTITION BY: ``a_00`` to ``b_00`` ...)."""
-    if len(tokens) < 2 or _kw(tokens[1]) != "TABLE":
+    if len(tokens) < 2 or token_keyword(tokens[1]) != "TABLE":
         raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
     pairs: list[tuple[LogicalTable, str]] = []
     taken = set(layout.tables)
     for item in _split_commas(tokens[2:]):
-        words = [_kw(t) for t in item]
+        words = [token_keyword(t) for t in item]
         if "TO" not in words:
             raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
         at = words.index("TO")
         old, new = item[:at], item[at + 1 :]
-        if not old or not new or not _is_name(old[-1]) or not _is_name(new[-1]):
+        if not old or not new or not is_name_token(old[-1]) or not is_name_token(new[-1]):
             raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
         for part in (old, new):
             if len(part) == 3 and part[0].value.lower() != layout.name.lower():
@@ -468,7 +468,9 @@ def _rename(tokens: Sequence[Token], layout: Layout) -> Decision | None:
         olds = table.physical_tables(layout.count)
         news = renamed.physical_tables(layout.count)
         for (database, old_name), (_, new_name) in zip(olds, news, strict=True):
-            per_db.setdefault(database, []).append(f"{_quote(old_name)} TO {_quote(new_name)}")
+            per_db.setdefault(database, []).append(
+                f"{quote_name(old_name)} TO {quote_name(new_name)}"
+            )
     found = [
         (database, "RENAME TABLE " + ", ".join(items)) for database, items in sorted(per_db.items())
     ]
@@ -485,9 +487,9 @@ def _check(tokens: Sequence[Token], layout: Layout) -> Decision | None:
     names, such as QUICK or EXTENDED, change nothing here)."""
     names: list[LogicalTable] = []
     for item in _split_commas(tokens[2:]):
-        if not item or not _is_name(item[0]):
+        if not item or not is_name_token(item[0]):
             raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
-        name = item[2] if len(item) >= 3 and _is_op(item[1], ".") else item[0]
+        name = item[2] if len(item) >= 3 and is_op_token(item[1], ".") else item[0]
         table = layout.tables.get(name.value.lower())
         if table is None:
             return None  # the shard answers for a table the catalog does not know
@@ -496,7 +498,7 @@ def _check(tokens: Sequence[Token], layout: Layout) -> Decision | None:
     for table in names:
         for database, physical in table.physical_tables(layout.count):
             where = layout.partitions[database]
-            sql = f"SHOW CREATE TABLE {_quote(physical)}"
+            sql = f"SHOW CREATE TABLE {quote_name(physical)}"
             targets.append((table.name, Target(database, where.shard, where.name, sql)))
     return CheckTables(tuple(t.name for t in names), tuple(targets))
 
@@ -504,7 +506,7 @@ def _check(tokens: Sequence[Token], layout: Layout) -> Decision | None:
 def _split_commas(tokens: Sequence[Token]) -> list[list[Token]]:
     items: list[list[Token]] = [[]]
     for token in tokens:
-        if _is_op(token, ","):
+        if is_op_token(token, ","):
             items.append([])
         else:
             items[-1].append(token)
@@ -517,7 +519,7 @@ def _fan_out(
     """ALTER TABLE t ..., TRUNCATE [TABLE] t, CREATE [UNIQUE ...] INDEX i ON t, DROP INDEX i
     ON t: the statement on every physical table of ``t``."""
     if words[0] in ("ALTER", "TRUNCATE"):
-        at = next((i for i, t in enumerate(tokens) if _kw(t) == "TABLE"), None)
+        at = next((i for i, t in enumerate(tokens) if token_keyword(t) == "TABLE"), None)
         if at is None:
             if words[0] == "ALTER":
                 return None  # ALTER DATABASE / SEQUENCE / ...: the analysis decided
@@ -525,7 +527,7 @@ def _fan_out(
         at += 1
         verb = "ALTER TABLE" if words[0] == "ALTER" else "TRUNCATE TABLE"
     else:
-        at_on = next((i for i, t in enumerate(tokens) if _kw(t) == "ON"), None)
+        at_on = next((i for i, t in enumerate(tokens) if token_keyword(t) == "ON"), None)
         if at_on is None:
             return None
         at = at_on + 1
@@ -533,7 +535,7 @@ def _fan_out(
     if at >= len(tokens):
         raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
     splices_for_db: list[tuple[int, int]] = []
-    if at + 2 < len(tokens) and _is_op(tokens[at + 1], "."):
+    if at + 2 < len(tokens) and is_op_token(tokens[at + 1], "."):
         qualifier = tokens[at]
         if qualifier.value.lower() != layout.name.lower():
             return None
@@ -547,17 +549,18 @@ def _fan_out(
         rule = table.rule
         keys = {k.column.lower() for k in (rule.db_key, rule.tb_key) if k is not None}
         for token in tokens[at + 1 :]:
-            if _is_name(token) and token.value.lower() in keys:
+            if is_name_token(token) and token.value.lower() in keys:
                 raise not_supported(f"ALTER TABLE of the shard key column of table {table.name}")
-            if _kw(token) == "RENAME":
+            if token_keyword(token) == "RENAME":
                 raise not_supported(f"ALTER TABLE ... RENAME of table {table.name}")
-            if _kw(token) in ("PARTITION", "PARTITIONS") and table.rule.kind != "single":
+            if token_keyword(token) in ("PARTITION", "PARTITIONS") and table.rule.kind != "single":
                 raise not_supported(f"ALTER TABLE ... PARTITION of table {table.name}")
     found = []
     for database, physical_name in table.physical_tables(layout.count):
-        splices = [(name.pos, name.pos + len(name.raw), _quote(physical_name))]
+        splices = [(name.pos, name.pos + len(name.raw), quote_name(physical_name))]
         splices += [
-            (start, end, _quote(layout.partitions[database].name)) for start, end in splices_for_db
+            (start, end, quote_name(layout.partitions[database].name))
+            for start, end in splices_for_db
         ]
         found.append((database, _splice(text, splices)))
     return FanOut(
