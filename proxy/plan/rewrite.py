@@ -97,27 +97,9 @@ class IdentityValues:
     error_count: int | None = None
 
     def value(self, identity: Identity) -> str | int | None:
-        if identity is Identity.CURRENT_USER:
-            return self.current_user
-        if identity is Identity.USER:
-            return self.user
-        if identity is Identity.CONNECTION_ID:
-            return self.connection_id
-        if identity is Identity.HOSTNAME:
-            return self.hostname
-        if identity is Identity.PORT:
-            return self.port
-        if identity is Identity.DATADIR:
-            return self.datadir
-        if identity is Identity.FOUND_ROWS:
-            return self.found_rows
-        if identity is Identity.ROW_COUNT:
-            return self.row_count
-        if identity is Identity.WARNING_COUNT:
-            return self.warning_count
-        if identity is Identity.ERROR_COUNT:
-            return self.error_count
-        return self.socket
+        """The answer for ``identity``: the field its value names (one per Identity)."""
+        answer: str | int | None = getattr(self, identity.value)
+        return answer
 
 
 # Identities about the session's last statement: only the packet's first statement asks about

@@ -4,6 +4,8 @@ MariaDB metadata-follows byte."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -233,3 +235,10 @@ def test_scanner_and_parse_ok_read_an_ok_with_session_state() -> None:
     assert scanner.status == 0x4002
     ok = parse_ok(captured, caps)
     assert (ok.status, ok.info) == (0x4002, b"")
+
+
+def test_every_identity_names_a_field_of_the_values() -> None:
+    """IdentityValues.value reads the field an Identity's value names."""
+    fields = {f.name for f in dataclasses.fields(IdentityValues)}
+    assert {identity.value for identity in Identity} <= fields
+    assert VALUES.value(Identity.PORT) == 3307 and VALUES.value(Identity.FOUND_ROWS) is None
