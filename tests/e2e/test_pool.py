@@ -43,6 +43,19 @@ def _start(base: Path, shards: list[ShardEndpoint], pool: str, db: str) -> Proxy
     return runner
 
 
+def _connector(port: int, db: str) -> Callable[..., pymysql.Connection]:
+    """Connections to the proxy on ``port`` as database ``db``'s administrator."""
+
+    def connect(**kwargs: Any) -> pymysql.Connection:
+        kwargs.setdefault("autocommit", True)
+        return pymysql.connect(
+            host="127.0.0.1", port=port, user=db, password=ADMIN, database=db,
+            connect_timeout=10, read_timeout=30, **kwargs,
+        )  # fmt: skip
+
+    return connect
+
+
 @pytest.fixture
 def small_pool(
     shards: list[ShardEndpoint], tmp_path: Path
@@ -54,12 +67,7 @@ def small_pool(
     assert runner.server is not None
     port = runner.server.port
 
-    def connect(**kwargs: Any) -> pymysql.Connection:
-        kwargs.setdefault("autocommit", True)
-        return pymysql.connect(
-            host="127.0.0.1", port=port, user=db, password=ADMIN, database=db,
-            connect_timeout=10, read_timeout=30, **kwargs,
-        )  # fmt: skip
+    connect = _connector(port, db)
 
     with connect() as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v TINYINT, who INT)")

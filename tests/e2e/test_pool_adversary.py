@@ -24,7 +24,7 @@ from proxy.dev.localshard import ShardEndpoint
 from proxy.manage.provision import create_database
 from tests.conftest import connect_admin
 from tests.e2e.conftest import ProxyThread
-from tests.e2e.test_pool import ADMIN, RO, _all, _one, _start
+from tests.e2e.test_pool import ADMIN, RO, _all, _connector, _one, _start
 
 Connect = Callable[..., pymysql.Connection]
 
@@ -42,12 +42,7 @@ def _proxy(
     assert runner.server is not None
     port = runner.server.port
 
-    def connect(**kwargs: Any) -> pymysql.Connection:
-        kwargs.setdefault("autocommit", True)
-        return pymysql.connect(
-            host="127.0.0.1", port=port, user=db, password=ADMIN, database=db,
-            connect_timeout=10, read_timeout=30, **kwargs,
-        )  # fmt: skip
+    connect = _connector(port, db)
 
     with connect() as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v TINYINT)")
