@@ -1,4 +1,5 @@
-"""``shardgate dev``: two throwaway local MariaDB shards, a demo database, and the proxy.
+"""``shardgate dev``: two throwaway local MariaDB shards, demo databases (one sharded over both
+shards, its tables made through the proxy with DRDS DDL), and the proxy.
 
 One ``shardgate dev`` per state directory: a second one on a live state is refused, saying where
 the first one runs (``dev.lock``, held with ``flock`` while it runs: a crash releases it). The
@@ -25,12 +26,42 @@ from auth.catalog import Catalog
 from auth.files import PRIVATE_FILE_MODE, exposure, make_private_dirs
 from auth.passwords import verify_password
 from auth.policy import POLARDBX
-from proxy.backend.connection import shard_admin
+from proxy.backend.connection import (
+    BackendConnection,
+    BackendError,
+    BackendQueryError,
+    BackendTarget,
+    shard_admin,
+)
 from proxy.dev.localshard import LocalMariaDB, ShardEndpoint
-from proxy.manage.provision import create_database
+from proxy.manage.provision import create_database, create_sharded_database
 from proxy.ops.config import Config, load_config
 
 DEMO_DATABASES = (("demo", "s0"), ("shop", "s1"))
+# A sharded demo database over both shards (4 physical databases): its tables are created
+# through the proxy itself, with DRDS's partitioning DDL, as a user would.
+SHARDED_DEMO = "sales"
+SHARDED_DEMO_SHARDS = ("s0", "s1")
+SHARDED_DEMO_PARTITIONS = 4
+_SHARDED_DEMO_DDL = [
+    "CREATE TABLE IF NOT EXISTS customers (id BIGINT NOT NULL PRIMARY KEY, "
+    "name VARCHAR(64) NOT NULL, city VARCHAR(32)) DBPARTITION BY HASH(id)",
+    "CREATE TABLE IF NOT EXISTS orders (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
+    "customer_id BIGINT NOT NULL, total DECIMAL(10,2) NOT NULL, placed DATE NOT NULL, "
+    "KEY (customer_id)) DBPARTITION BY HASH(customer_id) "
+    "TBPARTITION BY HASH(customer_id) TBPARTITIONS 2",
+    "CREATE TABLE IF NOT EXISTS cities (name VARCHAR(32) PRIMARY KEY, country CHAR(2)) BROADCAST",
+]
+_SHARDED_DEMO_ROWS = [
+    "INSERT INTO cities VALUES ('Lisbon','PT'),('Oslo','NO'),('Kyoto','JP'),('Lima','PE')",
+    "INSERT INTO customers VALUES (1,'Ada','Lisbon'),(2,'Grace','Oslo'),(3,'Edsger','Kyoto'),"
+    "(4,'Barbara','Lima'),(5,'Ken','Lisbon'),(6,'Frances','Oslo'),(7,'Donald','Kyoto'),"
+    "(8,'Radia','Lima')",
+    "INSERT INTO orders (customer_id, total, placed) VALUES (1,120.50,'2026-01-03'),"
+    "(2,80.00,'2026-01-04'),(3,15.25,'2026-02-11'),(4,310.00,'2026-02-12'),"
+    "(5,42.00,'2026-03-01'),(6,99.99,'2026-03-02'),(7,7.50,'2026-03-15'),"
+    "(8,64.00,'2026-04-01'),(1,18.00,'2026-04-02'),(2,250.00,'2026-04-20')",
+]
 
 _DEMO_SQL = {
     "demo": [
@@ -186,10 +217,24 @@ def _kept(catalog: Catalog, user: str, stored: dict[str, str]) -> str | None:
     return password if verify_password(account.password_hash, password) else None
 
 
+def _keep_builtins(catalog: Catalog, name: str, stored: dict[str, str]) -> dict[str, str]:
+    """The passwords of existing database ``name``'s built-in accounts: the stored ones while
+    they still match, new ones (set in the catalog) otherwise."""
+    passwords = {}
+    for user, read_only in ((name, False), (f"{name}_RO", True)):
+        kept = _kept(catalog, user, stored)
+        if kept is None:
+            kept = POLARDBX.generate_password()
+            catalog.reset_builtin_password(name, read_only=read_only, new_password=kept)
+        passwords[user] = kept
+    return passwords
+
+
 async def _load_demo(config: Config, state_dir: Path) -> dict[str, str]:
     """Create the demo databases once; their built-in passwords are generated the first time
     (or when the stored one no longer matches, e.g. after ``database reset-password``) and
-    kept in the passwords file."""
+    kept in the passwords file. The sharded demo's tables are made later, through the proxy
+    (``_load_sharded_demo``)."""
     stored = _stored_passwords(state_dir)
     # A state directory from an older shardgate: bring its catalog up to date.
     Catalog.migrate(config.catalog.url, config.base_dir)
@@ -199,31 +244,66 @@ async def _load_demo(config: Config, state_dir: Path) -> dict[str, str]:
         catalog.check_secret(config.catalog_secret(), claim=True)
         passwords: dict[str, str] = {}
         for name, shard_name in DEMO_DATABASES:
-            if catalog.snapshot().database(name) is None:
-                admin_password = POLARDBX.generate_password()
-                ro_password = POLARDBX.generate_password()
-                await create_database(
-                    config, catalog, name, shard_name, admin_password, ro_password
-                )
-                admin = await shard_admin(config.shard(shard_name))
-                try:
-                    for statement in _DEMO_SQL[name]:
-                        await admin.query(f"USE `{name}`")
-                        await admin.query(statement)
-                finally:
-                    await admin.quit()
-                passwords[name], passwords[f"{name}_RO"] = admin_password, ro_password
+            if catalog.snapshot().database(name) is not None:
+                passwords.update(_keep_builtins(catalog, name, stored))
                 continue
-            for user, read_only in ((name, False), (f"{name}_RO", True)):
-                kept = _kept(catalog, user, stored)
-                if kept is None:
-                    kept = POLARDBX.generate_password()
-                    catalog.reset_builtin_password(name, read_only=read_only, new_password=kept)
-                passwords[user] = kept
+            admin_password = POLARDBX.generate_password()
+            ro_password = POLARDBX.generate_password()
+            await create_database(config, catalog, name, shard_name, admin_password, ro_password)
+            admin = await shard_admin(config.shard(shard_name))
+            try:
+                for statement in _DEMO_SQL[name]:
+                    await admin.query(f"USE `{name}`")
+                    await admin.query(statement)
+            finally:
+                await admin.quit()
+            passwords[name], passwords[f"{name}_RO"] = admin_password, ro_password
+        name = SHARDED_DEMO
+        if catalog.snapshot().database(name) is not None:
+            passwords.update(_keep_builtins(catalog, name, stored))
+        else:
+            admin_password = POLARDBX.generate_password()
+            ro_password = POLARDBX.generate_password()
+            await create_sharded_database(
+                config,
+                catalog,
+                name,
+                SHARDED_DEMO_SHARDS,
+                SHARDED_DEMO_PARTITIONS,
+                admin_password,
+                ro_password,
+            )
+            passwords[name], passwords[f"{name}_RO"] = admin_password, ro_password
     finally:
         catalog.close()
     _store_passwords(state_dir, passwords)
     return passwords
+
+
+async def _load_sharded_demo(host: str, port: int, password: str) -> None:
+    """Create the sharded demo's tables and rows through the running proxy, as its
+    administrator would (DRDS DDL, inserts split by partition); rows only into empty tables,
+    so a second run keeps what the person changed."""
+    proxy = await BackendConnection.connect(
+        BackendTarget(
+            shard="dev",
+            host=host,
+            port=port,
+            user=SHARDED_DEMO,
+            password=password,
+            database=SHARDED_DEMO,
+        ),
+        timeout=30,
+    )
+    try:
+        for statement in _SHARDED_DEMO_DDL:
+            await proxy.query(statement)
+        empty = await proxy.query("SELECT COUNT(*) FROM customers")
+        if empty.rows == [[b"0"]]:
+            for statement in _SHARDED_DEMO_ROWS:
+                await proxy.query(statement)
+    finally:
+        await proxy.quit()
 
 
 def run_dev(state_dir: Path, host: str, port: int, admin_port: int | None = None) -> None:
@@ -272,6 +352,10 @@ def _serve(
             except OSError as exc:  # the port was taken since it was checked
                 raise DevError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
             _announce(lock, host, server.port)
+            try:
+                await _load_sharded_demo(host, server.port, passwords[SHARDED_DEMO])
+            except (BackendError, BackendQueryError) as exc:
+                raise DevError(f"cannot load the sharded demo database: {exc}") from None
             dashboard = ""
             if server.admin is not None:
                 dashboard = (
@@ -287,6 +371,9 @@ def _serve(
                 f"-p'{passwords['demo_RO']}' demo\n"
                 f"  shop:      mariadb -h {host} -P {server.port} -u shop "
                 f"-p'{passwords['shop']}' shop\n"
+                f"  sharded:   mariadb -h {host} -P {server.port} -u {SHARDED_DEMO} "
+                f"-p'{passwords[SHARDED_DEMO]}' {SHARDED_DEMO}"
+                "   (try SHOW TOPOLOGY FROM orders)\n"
                 f"{dashboard}"
                 "The passwords stay the same from run to run "
                 f"({state_dir / PASSWORDS_FILE}).\n"

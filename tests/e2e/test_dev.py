@@ -50,7 +50,7 @@ def _start(state_dir: Path, port: int, *extra: str) -> tuple[subprocess.Popen[st
 
 def _passwords(output: str) -> dict[str, str]:
     found = dict(re.findall(r"-u (\S+) -p'([^']*)'", output))
-    assert set(found) == {"demo", "demo_RO", "shop"}, output
+    assert set(found) == {"demo", "demo_RO", "shop", "sales"}, output
     return found
 
 
@@ -61,6 +61,33 @@ def _connect_from(output: str) -> pymysql.connections.Connection:
     return pymysql.connect(
         host=host, port=int(port), user=user, password=password, database=database
     )
+
+
+def _sharded_demo(output: str) -> tuple[int, int]:
+    """Through the printed sharded-demo command: the number of customers, and how many
+    physical tables ``orders`` has (its DRDS topology)."""
+    match = re.search(r"sharded:\s+mariadb -h (\S+) -P (\d+) -u (\S+) -p'([^']*)' (\S+)", output)
+    assert match, output
+    host, port, user, password, database = match.groups()
+    with (
+        pymysql.connect(
+            host=host,
+            port=int(port),
+            user=user,
+            password=password,
+            database=database,
+            autocommit=True,
+        ) as conn,
+        conn.cursor() as cur,
+    ):
+        cur.execute("SELECT COUNT(*) FROM customers")
+        (customers,) = cur.fetchone()
+        cur.execute("SELECT c.country, COUNT(*) FROM cities c GROUP BY c.country")
+        assert len(cur.fetchall()) == 4
+        cur.execute("SELECT name FROM customers WHERE id = 3")
+        assert cur.fetchone() == ("Edsger",)
+        cur.execute("SHOW TOPOLOGY FROM orders")
+        return customers, len(cur.fetchall())
 
 
 def _stop(proc: subprocess.Popen[str]) -> str:
@@ -81,6 +108,8 @@ def test_dev_starts_serves_and_stops_then_reuses_state(tmp_path: Path) -> None:
             cur.execute("CREATE TABLE IF NOT EXISTS kept (v INT)")
             cur.execute("INSERT INTO kept VALUES (42)")
             conn.commit()
+        # The sharded demo: over both shards, 4 physical databases, orders split in 2 each.
+        assert _sharded_demo(output) == (8, 8)
         # --admin: the dashboard, at the URL printed.
         url = f"http://127.0.0.1:{admin_port}/"
         assert f"  dashboard: {url} (sign in as demo" in output
@@ -106,7 +135,7 @@ def test_dev_starts_serves_and_stops_then_reuses_state(tmp_path: Path) -> None:
     first = _passwords(output)
     for line in (output + tail).splitlines():
         if any(password in line for password in first.values()):
-            assert line.startswith(("  connect:", "  read-only:", "  shop:")), line
+            assert line.startswith(("  connect:", "  read-only:", "  shop:", "  sharded:")), line
     # The state is private: its directory, the catalog (password hashes), the secret and the
     # kept passwords.
     assert state_dir.stat().st_mode & 0o777 == 0o700
@@ -134,6 +163,7 @@ def test_dev_starts_serves_and_stops_then_reuses_state(tmp_path: Path) -> None:
         with _connect_from(output2) as conn, conn.cursor() as cur:
             cur.execute("SELECT v FROM kept")
             assert cur.fetchone() == (42,)
+        assert _sharded_demo(output2) == (8, 8)  # kept, not loaded twice
     finally:
         _stop(proc)
 
