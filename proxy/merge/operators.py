@@ -11,13 +11,15 @@ needs the finished groups holds them, under ``MergeLimits.max_groups``.
 
 from __future__ import annotations
 
+import enum
 import heapq
 import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
+from proxy.merge.partition import ResultPayloads
 from proxy.merge.rewrite import (
     DEFAULT_LIMITS,
     Column,
@@ -75,6 +77,13 @@ class _PartitionFailed(Exception):
         self.payload = payload
 
 
+class _NotReady(enum.Enum):
+    NOT_READY = enum.auto()  # a partition's next row is not received yet
+
+
+NOT_READY: Final = _NotReady.NOT_READY
+
+
 class _Partition:
     """One partition's result set, read packet by packet."""
 
@@ -89,6 +98,8 @@ class _Partition:
         self.done = False
         self.opened = False
         self.codec: RowCodec | None = None
+        # The reader's buffered next payload without a coroutine, when it has one.
+        self._nowait = payloads.next_nowait if isinstance(payloads, ResultPayloads) else None
 
     async def _next(self) -> bytes:
         if self._pending is not None:
@@ -120,11 +131,23 @@ class _Partition:
         else:
             self._pending = after  # DEPRECATE_EOF: no EOF between definitions and rows
 
+    def take_row(self) -> bytes | _NotReady | None:
+        """:meth:`row` when the next row is already received (the merge's inner loop calls
+        this first: no coroutine per row), else ``NOT_READY``."""
+        if self.done:
+            return None
+        if self._nowait is None or self._pending is not None:
+            return NOT_READY
+        payload = self._nowait()
+        return NOT_READY if payload is None else self._row(payload)
+
     async def row(self) -> bytes | None:
         """The next row's payload, or None at the end of the result set."""
         if self.done:
             return None
-        payload = await self._next()
+        return self._row(await self._next())
+
+    def _row(self, payload: bytes) -> bytes | None:
         if is_err_packet(payload):
             self.done = True
             raise _PartitionFailed(payload)
@@ -561,7 +584,12 @@ async def _row_payloads(
     visible = plan.visible
     if not plan.partition_order:
         for p in partitions:
-            while (payload := await p.row()) is not None:
+            while True:
+                payload = p.take_row()
+                if payload is NOT_READY:
+                    payload = await p.row()
+                if payload is None:
+                    break
                 if skip:
                     skip -= 1
                     continue
@@ -587,7 +615,9 @@ async def _row_payloads(
             left -= 1
             if not left:
                 return
-        nxt = await partitions[i].row()
+        nxt = partitions[i].take_row()
+        if nxt is NOT_READY:
+            nxt = await partitions[i].row()
         if nxt is None:
             heapq.heappop(heap)
         else:

@@ -37,11 +37,11 @@ from proxy.merge.values import (
     ColumnDefinition,
     Kind,
     decode_decimal,
-    parse_text_row,
     row_prefix_end,
     sort_key,
 )
 from proxy.wire.packets import build_text_row, lenenc_int, read_lenenc_int
+from proxy.wire.stream import text_row_values
 
 Value = bytes | None
 
@@ -92,7 +92,7 @@ class TextRows:
         self.columns = columns
 
     def parse(self, payload: bytes, count: int) -> list[Value]:
-        return parse_text_row(payload, count)
+        return text_row_values(payload, count)
 
     def build(self, values: Sequence[Value]) -> bytes:
         return build_text_row(values)

@@ -212,7 +212,10 @@ def _pad_space_key(weights: str) -> str:
 def general_ci_key(text: str) -> str:
     """utf8mb4_general_ci: the server's weight of each character (characters above the BMP
     all weigh U+FFFD), PAD SPACE."""
-    if not text.isascii():
+    if text.isascii():
+        if text.isprintable():  # the weights of printable ASCII are its upper case
+            return text.upper().rstrip(" ") + " "
+    else:
         text = _SUPPLEMENTARY.sub("\ufffd", text)
     return _pad_space_key(text.translate(_GENERAL_CI_TABLE))
 
@@ -291,26 +294,6 @@ class Descending:
 
     def __hash__(self) -> int:
         return hash(self.key)
-
-
-def parse_text_row(payload: bytes, count: int) -> list[bytes | None]:
-    """A text-protocol row's first ``count`` values (None for NULL)."""
-    values: list[bytes | None] = []
-    append = values.append
-    pos = 0
-    for _ in range(count):
-        n = payload[pos]
-        if n < 0xFB:
-            pos += 1
-            append(payload[pos : pos + n])
-            pos += n
-        elif n == 0xFB:
-            append(None)
-            pos += 1
-        else:
-            value, pos = read_lenenc_str(payload, pos)
-            append(value)
-    return values
 
 
 def row_prefix_end(payload: bytes, count: int) -> int:

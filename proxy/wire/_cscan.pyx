@@ -1,5 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Compiled twin of proxy/wire/scanner.py (``take_packet`` and ``ResponseScanner``).
+"""Compiled twin of proxy/wire/scanner.py (``take_packet``, ``ResponseScanner`` and
+``text_row_values``).
 
 The pure module is the reference: this one must behave identically -- the same return values,
 the same attribute values, the same exceptions with the same messages -- on every input,
@@ -14,6 +15,7 @@ from libc.string cimport memcpy
 
 from proxy.wire.scanner import PacketTooLarge, ProtocolViolation, ResponseKind
 from proxy.wire.scanner import _eof_status, _lenenc_at, _ok_status
+from proxy.wire.scanner import text_row_values as _pure_text_row_values
 from proxy.wire.packets import ProtocolError, parse_stmt_prepare_ok
 
 cdef enum:
@@ -401,3 +403,28 @@ cdef class ResponseScanner:
             self._remaining -= 1
             return False
         raise AssertionError(state)
+
+
+def text_row_values(bytes payload, Py_ssize_t count):
+    """See proxy.wire.scanner.text_row_values."""
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(payload)
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(payload)
+    cdef Py_ssize_t pos = 0, i, n
+    cdef list values = []
+    for i in range(count):
+        if pos >= size:
+            raise ProtocolError("truncated text row")
+        n = p[pos]
+        if n < 0xFB:
+            pos += 1
+            if pos + n > size:
+                raise ProtocolError("truncated text row")
+            values.append(PyBytes_FromStringAndSize(<const char*>p + pos, n))
+            pos += n
+        elif n == 0xFB:
+            values.append(None)
+            pos += 1
+        else:
+            # A value of 251 bytes or more (rare in sort keys): the reference reads it.
+            return _pure_text_row_values(payload, count)
+    return values

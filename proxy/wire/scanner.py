@@ -2,9 +2,10 @@
 
 ``take_packet`` cuts the next logical packet out of a connection's receive buffer; the
 ``ResponseScanner`` follows a command's response through the backend's byte stream and says
-where it ends. ``proxy.wire.stream`` uses the compiled versions (``proxy/wire/_cscan.pyx``,
-Cython) when the extension is built, these otherwise; tests/unit/test_compiled.py checks that
-both agree on random and malformed input.
+where it ends; ``text_row_values`` reads a text-protocol row's first values (the merge's sort
+keys, for every row of a scatter ORDER BY). ``proxy.wire.stream`` uses the compiled versions
+(``proxy/wire/_cscan.pyx``, Cython) when the extension is built, these otherwise;
+tests/unit/test_compiled.py checks that both agree on random and malformed input.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from proxy.wire.packets import (
     parse_eof,
     parse_ok_status,
     parse_stmt_prepare_ok,
+    read_lenenc_int,
 )
 
 _MORE_RESULTS_EXISTS = int(ServerStatus.MORE_RESULTS_EXISTS)
@@ -381,3 +383,31 @@ def _lenenc_at(buf: bytes | bytearray, pos: int, end: int) -> tuple[int, int]:
     if pos + width > end:
         raise ProtocolViolation("truncated length-encoded integer")
     return int.from_bytes(buf[pos + 1 : pos + width], "little"), width
+
+
+def text_row_values(payload: bytes, count: int) -> list[bytes | None]:
+    """A text-protocol row's first ``count`` values (None for NULL); ProtocolError when the
+    row ends before them."""
+    values: list[bytes | None] = []
+    append = values.append
+    size = len(payload)
+    pos = 0
+    for _ in range(count):
+        if pos >= size:
+            raise ProtocolError("truncated text row")
+        n = payload[pos]
+        if n < 0xFB:
+            pos += 1
+            end = pos + n
+        elif n == 0xFB:
+            append(None)
+            pos += 1
+            continue
+        else:
+            length, pos = read_lenenc_int(payload, pos)
+            end = pos + (length or 0)
+        if end > size:
+            raise ProtocolError("truncated text row")
+        append(payload[pos:end])
+        pos = end
+    return values

@@ -35,14 +35,16 @@ from proxy.wire.tls import TlsLayer
 COMPILED_MISSING: str | None = None
 if TYPE_CHECKING:
     from proxy.wire.scanner import ResponseScanner as ResponseScanner
-    from proxy.wire.scanner import take_packet
+    from proxy.wire.scanner import take_packet as take_packet
+    from proxy.wire.scanner import text_row_values as text_row_values
 else:
     try:
-        from proxy.wire._cscan import ResponseScanner, take_packet
+        from proxy.wire._cscan import ResponseScanner, take_packet, text_row_values
     except ImportError as exc:
         COMPILED_MISSING = str(exc)
         ResponseScanner = _pure.ResponseScanner
         take_packet = _pure.take_packet
+        text_row_values = _pure.text_row_values
 
 # Pause the peer that feeds a connection once this much is waiting to be sent on it.
 WRITE_HIGH_WATER = 256 * 1024
@@ -184,6 +186,10 @@ class PacketConnection(asyncio.Protocol):
             await self._waiter
         finally:
             self._waiter = None
+
+    def take_nowait(self, max_size: int) -> tuple[int, bytes] | None:
+        """:meth:`read` of a packet already received whole; None instead of waiting."""
+        return self._take(max_size)
 
     def _take(self, max_size: int) -> tuple[int, bytes] | None:
         packet = take_packet(self._buf, max_size)
@@ -335,6 +341,10 @@ class ClientConnection(PacketConnection):
             if length < MAX_PAYLOAD:
                 return True
         return False
+
+    def take_nowait(self, max_size: int) -> tuple[int, bytes] | None:
+        """:meth:`read` of a packet already received whole; None instead of waiting."""
+        return self._take(max_size)
 
     def _take(self, max_size: int) -> tuple[int, bytes] | None:
         if self.hold:

@@ -18,7 +18,6 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pymysql
@@ -26,6 +25,7 @@ import pymysql
 from proxy.backend.connection import BackendConnection, BackendTarget
 from proxy.dev.localshard import LocalMariaDB, ShardEndpoint
 from proxy.merge import MergePlan, merge_text_results, plan_select, result_payloads
+from proxy.merge.partition import ResultPayloads
 
 QUERY = "SELECT id, name, amount, created FROM t ORDER BY name, id"
 
@@ -66,10 +66,10 @@ def _load(endpoint: ShardEndpoint, rows: int, skewed: bool) -> None:
     conn.close()
 
 
-async def _answer(conn: BackendConnection, sql: str) -> AsyncIterator[bytes]:
+def _answer(conn: BackendConnection, sql: str) -> ResultPayloads:
+    """The statement sent, its answer read as the proxy's sharded executor reads it."""
     conn.send(b"\x03" + sql.encode())
-    async for payload in result_payloads(conn, capabilities=conn.capabilities, max_packet=1 << 24):
-        yield payload
+    return result_payloads(conn, capabilities=conn.capabilities, max_packet=1 << 24)
 
 
 async def _run(endpoint: ShardEndpoint) -> None:

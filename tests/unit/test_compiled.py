@@ -1,6 +1,6 @@
 """The compiled hot path agrees with its pure-Python reference, byte for byte and value for
-value: ``take_packet`` and the ``ResponseScanner`` (proxy/wire/_cscan.pyx against
-proxy/wire/scanner.py) and the statement-shape key (proxy/sql/_cfastkey.pyx against
+value: ``take_packet``, ``text_row_values`` and the ``ResponseScanner`` (proxy/wire/_cscan.pyx
+against proxy/wire/scanner.py) and the statement-shape key (proxy/sql/_cfastkey.pyx against
 ``proxy.sql.analyze._fast_base_pure``), on random, split and malformed input.
 
 The extension is built by ``.ci/setup`` (``setup.py build_ext --inplace``); where it is not
@@ -115,6 +115,50 @@ def test_take_packet_agrees(data: bytes, max_size: int) -> None:
 def test_take_packet_agrees_at_16_mib(data: bytes, max_size: int) -> None:
     assert cscan is not None
     assert drain(cscan.take_packet, data, max_size) == drain(pure.take_packet, data, max_size)
+
+
+# --- text_row_values -----------------------------------------------------------------------
+
+
+def _text_row(values: list[bytes | None]) -> bytes:
+    out = bytearray()
+    for value in values:
+        if value is None:
+            out += b"\xfb"
+        elif len(value) < 0xFB:
+            out += bytes([len(value)]) + value
+        elif len(value) < 1 << 16:
+            out += b"\xfc" + len(value).to_bytes(2, "little") + value
+        else:
+            out += b"\xfd" + len(value).to_bytes(3, "little") + value
+    return bytes(out)
+
+
+_ROW_VALUES = st.lists(
+    st.one_of(
+        st.none(),
+        st.binary(max_size=20),
+        st.binary(min_size=250, max_size=300),
+        st.binary(min_size=65_536, max_size=65_600),
+    ),
+    max_size=6,
+)
+
+
+@needs_cscan
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=_ROW_VALUES, count=st.integers(0, 8), cut=st.integers(0, 70_000), junk=st.binary())
+def test_text_row_values_agrees(
+    values: list[bytes | None], count: int, cut: int, junk: bytes
+) -> None:
+    """Whole rows, rows cut short (ProtocolError, same message), trailing and random bytes."""
+    assert cscan is not None
+    row = _text_row(values)
+    for payload in (row, row[:cut], row + junk, junk):
+        compiled = outcome(functools.partial(cscan.text_row_values, payload, count))
+        assert compiled == outcome(functools.partial(pure.text_row_values, payload, count))
+    if count <= len(values):
+        assert cscan.text_row_values(row, count) == values[:count]
 
 
 @needs_cscan

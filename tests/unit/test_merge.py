@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proxy.merge import (
     MergeLimits,
@@ -15,6 +17,7 @@ from proxy.merge import (
     merge_text_results,
     plan_select,
 )
+from proxy.merge.general_ci import WEIGHTS
 from proxy.merge.rewrite import Binary, Column, Lit, Op, Ref, SortKey
 from proxy.merge.rows import format_double
 from proxy.merge.values import (
@@ -192,6 +195,14 @@ def test_general_ci_is_case_and_accent_insensitive_with_pad_space() -> None:
     assert general_ci_key("a\t") < general_ci_key("a") < general_ci_key("a b")
     assert general_ci_key("a \t") < general_ci_key("a")
     assert general_ci_key("") == general_ci_key("   ")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=12))
+def test_general_ci_of_printable_ascii_is_the_weight_table(text: str) -> None:
+    """The printable-ASCII shortcut (upper case) gives exactly the server's weights."""
+    weights = "".join(chr(WEIGHTS.get(ord(c), ord(c))) for c in text)
+    assert general_ci_key(text) == weights.rstrip(" ") + " "
 
 
 def test_bin_orders_code_points_with_pad_space() -> None:
