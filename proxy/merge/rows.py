@@ -91,8 +91,8 @@ class TextRows:
     def __init__(self, columns: Sequence[ColumnDefinition]) -> None:
         self.columns = columns
 
-    def parse(self, payload: bytes, count: int) -> list[Value]:
-        return text_row_values(payload, count)
+    # The first ``count`` values of a row (called for every row of an ORDER BY: no wrapper).
+    parse: Callable[[bytes, int], list[Value]] = staticmethod(text_row_values)
 
     def build(self, values: Sequence[Value]) -> bytes:
         return build_text_row(values)
