@@ -215,6 +215,8 @@ def _payload_key_function(
     order: Sequence[tuple[int, bool]], codec: RowCodec
 ) -> Callable[[bytes], tuple[Any, ...]]:
     """The sort key of a raw row, decoding only the columns up to the last key."""
+    if isinstance(codec, TextRows):
+        return codec.payload_key(order)
     parts = [(col, desc, sort_key_with(codec, col)) for col, desc in order]
     parse = codec.parse
     upto = max(col for col, _ in order) + 1

@@ -35,13 +35,15 @@ from proxy.merge.values import (
     T_YEAR,
     UNSIGNED_FLAG,
     ColumnDefinition,
+    Descending,
     Kind,
     decode_decimal,
     row_prefix_end,
     sort_key,
 )
 from proxy.wire.packets import build_text_row, lenenc_int, read_lenenc_int
-from proxy.wire.stream import text_row_values
+from proxy.wire.scanner import KEY_BIN, KEY_BYTES, KEY_CALL, KEY_GENERAL_CI, KEY_INTEGER, KeyPart
+from proxy.wire.stream import text_row_key, text_row_values
 
 Value = bytes | None
 
@@ -85,6 +87,21 @@ def format_double(value: float) -> str:
     return ("-" if sign else "") + out
 
 
+# Each kind's shortcut to its text sort key (``text_row_key``): what ``sort_key`` computes.
+_SHORTCUTS = {
+    Kind.INTEGER: KEY_INTEGER,
+    Kind.DECIMAL: KEY_CALL,
+    Kind.FLOAT: KEY_CALL,
+    Kind.DATETIME: KEY_BYTES,
+    Kind.TIME: KEY_CALL,
+    Kind.BINARY: KEY_BYTES,
+    Kind.GENERAL_CI: KEY_GENERAL_CI,
+    Kind.UNICODE_BIN: KEY_BIN,
+    Kind.NULL: KEY_CALL,
+    Kind.UNSUPPORTED: KEY_CALL,
+}
+
+
 class TextRows:
     binary = False
 
@@ -102,6 +119,26 @@ class TextRows:
 
     def key(self, index: int) -> Callable[[bytes | None], Any]:
         return sort_key(self.columns[index])
+
+    def key_parts(self, order: Sequence[tuple[int, bool]]) -> tuple[int, tuple[KeyPart, ...]]:
+        """``text_row_key``'s arguments for ORDER BY ``order`` ((column, descending) pairs):
+        how many columns to read, and per key its column, shortcut, key function and wrap."""
+        parts = tuple(
+            (
+                column,
+                _SHORTCUTS[self.columns[column].kind],
+                sort_key(self.columns[column]),
+                Descending if descending else None,
+            )
+            for column, descending in order
+        )
+        return max(column for column, _ in order) + 1, parts
+
+    def payload_key(self, order: Sequence[tuple[int, bool]]) -> Callable[[bytes], tuple[Any, ...]]:
+        """The sort key of a raw row for ORDER BY ``order``: the columns' :meth:`key`
+        (``Descending`` where descending), in one compiled call per row."""
+        upto, parts = self.key_parts(order)
+        return lambda payload: text_row_key(payload, upto, parts)
 
     def number(self, index: int, raw: bytes) -> Decimal | float:
         if self.columns[index].kind is Kind.FLOAT:

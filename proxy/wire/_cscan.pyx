@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Compiled twin of proxy/wire/scanner.py (``take_packet``, ``ResponseScanner`` and
-``text_row_values``).
+"""Compiled twin of proxy/wire/scanner.py (``take_packet``, ``ResponseScanner``,
+``text_row_values`` and ``text_row_key``).
 
 The pure module is the reference: this one must behave identically -- the same return values,
 the same attribute values, the same exceptions with the same messages -- on every input,
@@ -11,6 +11,7 @@ pure module's helpers, so their errors are the reference's own.
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.string cimport memcpy
 
 from proxy.wire.scanner import PacketTooLarge, ProtocolViolation, ResponseKind
@@ -428,3 +429,56 @@ def text_row_values(bytes payload, Py_ssize_t count):
             # A value of 251 bytes or more (rare in sort keys): the reference reads it.
             return _pure_text_row_values(payload, count)
     return values
+
+
+cdef enum:
+    # scanner.KEY_* (text_row_key's shortcuts)
+    KEY_CALL = 0
+    KEY_INTEGER = 1
+    KEY_BYTES = 2
+    KEY_GENERAL_CI = 3
+    KEY_BIN = 4
+
+
+cdef object _ascii_pad_key(bytes raw, bint upper):
+    """Printable ASCII ``raw`` as its PAD SPACE key (upper-cased: general_ci's weights), or None
+    for anything else (the key function decides)."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), i, end
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(raw)
+    cdef unsigned char c
+    for i in range(n):
+        if p[i] < 0x20 or p[i] > 0x7E:
+            return None
+    end = n
+    while end > 0 and p[end - 1] == 0x20:
+        end -= 1
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, end + 1)
+    cdef unsigned char* q = <unsigned char*>PyBytes_AS_STRING(out)
+    for i in range(end):
+        c = p[i]
+        if upper and 0x61 <= c <= 0x7A:
+            c -= 32
+        q[i] = c
+    q[end] = 0x20
+    return PyUnicode_DecodeASCII(<const char*>q, end + 1, NULL)
+
+
+def text_row_key(bytes payload, Py_ssize_t upto, parts):
+    """See proxy.wire.scanner.text_row_key."""
+    cdef list row = text_row_values(payload, upto)
+    cdef list out = []
+    cdef int shortcut
+    for part in parts:
+        column, shortcut, key, wrap = part
+        raw = row[column]
+        if raw is None or shortcut == KEY_CALL:
+            value = key(raw)
+        elif shortcut == KEY_INTEGER:
+            value = (1, int(raw))
+        elif shortcut == KEY_BYTES:
+            value = (1, raw)
+        else:
+            text = _ascii_pad_key(raw, shortcut == KEY_GENERAL_CI)
+            value = key(raw) if text is None else (1, text)
+        out.append(value if wrap is None else wrap(value))
+    return tuple(out)

@@ -11,6 +11,8 @@ tests/unit/test_compiled.py checks that both agree on random and malformed input
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from proxy.wire.packets import (
     MAX_PAYLOAD,
@@ -411,3 +413,21 @@ def text_row_values(payload: bytes, count: int) -> list[bytes | None]:
         append(payload[pos:end])
         pos = end
     return values
+
+
+# How ``text_row_key`` may reach a column's sort key without calling its key function (the
+# compiled twin's shortcuts; each gives exactly the key function's value, which the merge's
+# tests check): none; ``(1, int(raw))``; ``(1, raw)``; and for printable ASCII, the
+# utf8mb4_general_ci weights (upper case) or the code points, both PAD SPACE.
+KEY_CALL, KEY_INTEGER, KEY_BYTES, KEY_GENERAL_CI, KEY_BIN = range(5)
+
+KeyPart = tuple[int, int, Callable[[bytes | None], Any], Callable[[Any], Any] | None]
+
+
+def text_row_key(payload: bytes, upto: int, parts: Sequence[KeyPart]) -> tuple[Any, ...]:
+    """The sort key of a text row (its first ``upto`` values read): per part ``(column,
+    shortcut, key, wrap)``, ``key`` of the column's raw value (None for NULL), passed through
+    ``wrap`` (e.g. descending) unless it is None. This reference always calls ``key``; the
+    compiled twin takes the ``shortcut`` (``KEY_*``) where the value allows."""
+    row = text_row_values(payload, upto)
+    return tuple([k(row[c]) if w is None else w(k(row[c])) for c, _, k, w in parts])

@@ -36,15 +36,17 @@ COMPILED_MISSING: str | None = None
 if TYPE_CHECKING:
     from proxy.wire.scanner import ResponseScanner as ResponseScanner
     from proxy.wire.scanner import take_packet as take_packet
+    from proxy.wire.scanner import text_row_key as text_row_key
     from proxy.wire.scanner import text_row_values as text_row_values
 else:
     try:
-        from proxy.wire._cscan import ResponseScanner, take_packet, text_row_values
+        from proxy.wire._cscan import ResponseScanner, take_packet, text_row_key, text_row_values
     except ImportError as exc:
         COMPILED_MISSING = str(exc)
         ResponseScanner = _pure.ResponseScanner
         take_packet = _pure.take_packet
         text_row_values = _pure.text_row_values
+        text_row_key = _pure.text_row_key
 
 # Pause the peer that feeds a connection once this much is waiting to be sent on it.
 WRITE_HIGH_WATER = 256 * 1024

@@ -1,7 +1,8 @@
 """The compiled hot path agrees with its pure-Python reference, byte for byte and value for
-value: ``take_packet``, ``text_row_values`` and the ``ResponseScanner`` (proxy/wire/_cscan.pyx
-against proxy/wire/scanner.py) and the statement-shape key (proxy/sql/_cfastkey.pyx against
-``proxy.sql.analyze._fast_base_pure``), on random, split and malformed input.
+value: ``take_packet``, ``text_row_values``, ``text_row_key`` and the ``ResponseScanner``
+(proxy/wire/_cscan.pyx against proxy/wire/scanner.py) and the statement-shape key
+(proxy/sql/_cfastkey.pyx against ``proxy.sql.analyze._fast_base_pure``), on random, split and
+malformed input.
 
 The extension is built by ``.ci/setup`` (``setup.py build_ext --inplace``); where it is not
 built, the comparisons are skipped and the pure versions run everywhere (the fallback test
@@ -159,6 +160,60 @@ def test_text_row_values_agrees(
         assert compiled == outcome(functools.partial(pure.text_row_values, payload, count))
     if count <= len(values):
         assert cscan.text_row_values(row, count) == values[:count]
+
+
+# Columns of every kind (type code, charset, flags) and values for each: text_row_key's
+# shortcuts must give exactly what the columns' key functions give.
+_KEY_COLUMNS = [
+    (3, 63, 0),  # INT: integer
+    (8, 63, 32),  # BIGINT UNSIGNED
+    (253, 45, 0),  # VARCHAR utf8mb4_general_ci
+    (253, 46, 128),  # VARCHAR utf8mb4_bin (BINARY_FLAG)
+    (253, 63, 128),  # VARBINARY
+    (12, 63, 128),  # DATETIME
+    (246, 63, 0),  # DECIMAL
+    (5, 63, 0),  # DOUBLE
+    (11, 63, 128),  # TIME
+]
+_TEXTS = st.text(
+    alphabet=st.sampled_from(["a", "Z", "z", " ", "~", "\t", "\x7f", "é", "ß", "😀", "_", "0"]),
+    max_size=6,
+)
+_KEY_VALUES = [
+    st.integers(-(2**63), 2**63 - 1).map(lambda i: str(i).encode()),
+    st.integers(0, 2**64 - 1).map(lambda i: str(i).encode()),
+    _TEXTS.map(str.encode),
+    _TEXTS.map(str.encode),
+    st.binary(max_size=6),
+    st.sampled_from([b"2024-01-01 00:00:00", b"1999-12-31 23:59:59.5"]),
+    st.decimals(allow_nan=False, allow_infinity=False, places=2).map(lambda d: str(d).encode()),
+    st.floats(allow_nan=False, allow_infinity=False).map(lambda f: repr(f).encode()),
+    st.sampled_from([b"-838:59:59", b"00:00:01.5", b"12:00:00"]),
+]
+
+
+@needs_cscan
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_text_row_key_agrees(data: st.DataObject) -> None:
+    from proxy.merge.rows import TextRows
+    from proxy.merge.values import ColumnDefinition
+
+    assert cscan is not None
+    kinds = data.draw(st.lists(st.integers(0, len(_KEY_COLUMNS) - 1), min_size=1, max_size=4))
+    columns = [
+        ColumnDefinition(b"def", b"", b"", b"", b"c", b"", None, charset, 0, type_code, flags, 0)
+        for type_code, charset, flags in (_KEY_COLUMNS[k] for k in kinds)
+    ]
+    values = [data.draw(st.one_of(st.none(), _KEY_VALUES[k])) for k in kinds]
+    order = data.draw(
+        st.lists(st.tuples(st.integers(0, len(kinds) - 1), st.booleans()), min_size=1, max_size=3)
+    )
+    upto, parts = TextRows(columns).key_parts(order)
+    payload = _text_row(values)
+    compiled = cscan.text_row_key(payload, upto, parts)
+    assert compiled == pure.text_row_key(payload, upto, parts)
+    assert [type(k) for k in compiled] == [type(k) for k in pure.text_row_key(payload, upto, parts)]
 
 
 @needs_cscan
