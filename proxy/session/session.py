@@ -35,6 +35,7 @@ from auth.errors import (
     ErrorCode,
     SqlError,
     database_dropped,
+    not_supported,
     packet_too_large,
     sql_error,
     worded_for,
@@ -586,7 +587,9 @@ class Session:
             transactional = any(st.kind is Kind.QUERY for st in command.statements)
         elif isinstance(command, StatementCommand):
             transactional = command.code == COM_STMT_EXECUTE
-        if not await self.sharded.before_relay(transactional, text):
+        if relay.effects.resets:
+            await self.sharded.close()  # COM_RESET_CONNECTION rolls the transaction back
+        elif not await self.sharded.before_relay(transactional, text):
             return
         self.relayed = None
         await self._relay(relay, command, payload)
@@ -970,6 +973,16 @@ class Session:
 
     async def _use(self, name: str) -> None:
         """Switch database: each database has its own backend login, so a new connection."""
+        tx = self.sharded.tx
+        if name != self.current_db and tx is not None and tx.branches:
+            # The transaction's branches are this database's: not lost silently.
+            self._reply_error(
+                not_supported(
+                    "USE of another database inside a transaction on a sharded database"
+                    " (COMMIT or ROLLBACK first)"
+                )
+            )
+            return
         if name != self.current_db:
             await self.sharded.close()
             # LAST_INSERT_ID(), FOUND_ROWS() and the warnings stay the session's (USE reads
@@ -1132,8 +1145,10 @@ class Session:
 
     def _holds_anything(self) -> bool:
         """Whether the backend connection has anything of the session's on it (a
-        transaction, locks, temporary tables, variables, prepared statements)."""
-        return self.link.bound()
+        transaction, locks, temporary tables, variables, prepared statements), or a
+        transaction the proxy runs on a sharded database has branches."""
+        tx = self.sharded.tx
+        return self.link.bound() or (tx is not None and bool(tx.branches))
 
     def _waiting(self) -> bool:
         """Logged in and waiting for the client's next command (nothing of its own running)."""

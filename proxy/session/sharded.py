@@ -155,7 +155,6 @@ _DEADLOCK = 1213
 # Why the session's connection to physical database 0 is bound while it holds a branch.
 _BRANCH_BIND = "an XA transaction branch"
 _STATEMENT_SAVEPOINT = "shardgate_statement"
-_AUTOCOMMIT = int(ServerStatus.AUTOCOMMIT)
 _DEPRECATE_EOF = int(Capability.DEPRECATE_EOF)
 
 
@@ -299,15 +298,18 @@ class ShardedExecutor:
         self.source: PartitionSource = source or SessionPartitions(session, replies.lease)
         self._sent = False  # a scatter read has written to the client
         self.tx: ClientTransaction | None = None  # the client's transaction, when one is open
+        # Whether the current database is sharded, for a catalog snapshot (in_charge).
+        self._sharded_db: tuple[object, str | None, bool] = (None, None, False)
 
     async def close(self) -> None:
+        """The session ends or starts anew (COM_CHANGE_USER, COM_RESET_CONNECTION, another
+        database): an open transaction is rolled back on every branch, as MariaDB does."""
         tx = self.tx
-        if tx is not None and tx.branches:
-            # The client went away mid-transaction: every branch is rolled back.
+        if tx is not None:
             try:
                 await asyncio.wait_for(self._end_all(tx), _CLOSE_SECONDS)
             except (TimeoutError, BackendError, ConnectionLost, OSError):
-                log.warning("XA %s: rolling back at disconnect failed", tx.gtrid)
+                log.warning("XA %s: rolling back at the session's end failed", tx.gtrid)
             self._forget(tx)
         await self.source.close()
 
@@ -486,14 +488,18 @@ class ShardedExecutor:
         for index in broken:
             conns[index].broken = True
         self.source.release(conns, broken)
+        tx = self.tx
+        # A branch of the transaction went with it: the session ends (its end rolls back the
+        # other branches), as with a transaction lost on the session's own connection.
+        in_transaction = tx is not None and any(index in tx.branches for index in broken)
         if 0 in broken:
             reasons = session.link.bound_reasons()
             session.link.drop()
             session.prepared.clear()
-            if reasons or replied:
-                raise SessionLost(lost_error(reasons, exc))
-        elif replied:
-            raise SessionLost(lost_error([], exc))
+            if reasons or replied or in_transaction:
+                raise SessionLost(lost_error(reasons or ["an open transaction"], exc))
+        elif replied or in_transaction:
+            raise SessionLost(lost_error(["an open transaction"] if in_transaction else [], exc))
         self.replies.error(lost_error([], exc))
 
     # -- routed statements -------------------------------------------------------------------
@@ -863,9 +869,14 @@ class ShardedExecutor:
             return True
         if not _autocommit_off(self.session.link.state.variables):
             return False
-        database = self.session.current_db
-        found = None if database is None else self.session.ctx.snapshot().database(database)
-        return found is not None and found.sharded
+        session = self.session
+        snapshot, database = session.ctx.snapshot(), session.current_db
+        seen_snapshot, seen_database, sharded = self._sharded_db
+        if seen_snapshot is not snapshot or seen_database != database:
+            found = None if database is None else snapshot.database(database)
+            sharded = found is not None and found.sharded
+            self._sharded_db = (snapshot, database, sharded)
+        return sharded
 
     def status_flags(self) -> int:
         """What the open transaction adds to the session's status flags (the proxy's own

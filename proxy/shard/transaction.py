@@ -102,6 +102,13 @@ def transaction_control(
     if first == "SAVEPOINT" or (first == "RELEASE" and words[1:2] == ["SAVEPOINT"]):
         return TransactionControl("savepoint")
     if first == "SET":
+        if words[1:2] == ["TRANSACTION"]:
+            # The next transaction's characteristics, on the session's own connection only:
+            # its other branches would not have them.
+            raise not_supported(
+                "SET TRANSACTION (the next transaction's characteristics) on a sharded"
+                " database; SET SESSION TRANSACTION, or START TRANSACTION READ ONLY"
+            )
         return _set_autocommit(tokens)
     return None
 

@@ -1,0 +1,84 @@
+"""A sharded database's transaction statements, read by proxy/shard/transaction.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from auth.errors import SqlError
+from proxy.shard.transaction import TransactionControl, commits_implicitly, transaction_control
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("BEGIN", TransactionControl("begin")),
+        ("begin work", TransactionControl("begin")),
+        ("START TRANSACTION", TransactionControl("begin")),
+        ("START TRANSACTION READ ONLY", TransactionControl("begin", read_only=True)),
+        ("start transaction read write", TransactionControl("begin", read_only=False)),
+        (
+            "/* c */ START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+            TransactionControl("begin", read_only=True, snapshot=True),
+        ),
+        ("COMMIT", TransactionControl("commit")),
+        ("COMMIT WORK AND CHAIN", TransactionControl("commit", chain=True)),
+        ("COMMIT AND NO CHAIN", TransactionControl("commit")),
+        ("ROLLBACK", TransactionControl("rollback")),
+        ("ROLLBACK AND CHAIN", TransactionControl("rollback", chain=True)),
+        ("ROLLBACK TO SAVEPOINT s", TransactionControl("savepoint")),
+        ("ROLLBACK WORK TO s", TransactionControl("savepoint")),
+        ("SAVEPOINT s", TransactionControl("savepoint")),
+        ("RELEASE SAVEPOINT s", TransactionControl("savepoint")),
+        ("SET autocommit = 0", TransactionControl("autocommit", autocommit=False)),
+        ("SET AUTOCOMMIT=1", TransactionControl("autocommit", autocommit=True)),
+        ("SET @@session.autocommit = OFF", TransactionControl("autocommit", autocommit=False)),
+        ("SET SESSION autocommit := ON", TransactionControl("autocommit", autocommit=True)),
+        ("SET @@autocommit = true", TransactionControl("autocommit", autocommit=True)),
+        ("SET @autocommit = 0", None),  # a user variable
+        ("SET sql_mode = 'autocommit'", None),
+        ("SELECT 1", None),
+        ("SELECT @@autocommit", None),
+        ("INSERT INTO t VALUES (1)", None),
+    ],
+)
+def test_transaction_statements(sql: str, expected: TransactionControl | None) -> None:
+    assert transaction_control(sql) == expected
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SET autocommit = @x",
+        "SET autocommit = 0, sql_mode = ''",
+        "SET sql_mode = '', autocommit = 1",
+        "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        "SET TRANSACTION READ ONLY",
+    ],
+)
+def test_what_the_proxy_cannot_follow_is_refused(sql: str) -> None:
+    with pytest.raises(SqlError) as refused:
+        transaction_control(sql)
+    assert refused.value.errno == 1235
+
+
+@pytest.mark.parametrize(
+    ("sql", "commits"),
+    [
+        ("CREATE TABLE t (a int)", True),
+        ("create index i on t (a)", True),
+        ("ALTER TABLE t ADD b int", True),
+        ("DROP TABLE t", True),
+        ("TRUNCATE TABLE t", True),
+        ("RENAME TABLE t TO u", True),
+        ("LOCK TABLES t READ", True),
+        ("ANALYZE TABLE t", True),
+        ("CREATE TEMPORARY TABLE t (a int)", False),
+        ("DROP TEMPORARY TABLE t", False),
+        ("LOAD DATA INFILE 'f' INTO TABLE t", False),
+        ("SELECT 1", False),
+        ("INSERT INTO t VALUES (1)", False),
+        ("UNLOCK TABLES", False),
+    ],
+)
+def test_statements_that_commit_implicitly(sql: str, commits: bool) -> None:
+    assert commits_implicitly(sql) is commits
