@@ -23,11 +23,16 @@ statement to run there. This module only does the I/O:
   partition): an XA transaction, one branch per physical database -- ``XA START``, the
   statements, ``XA END``, ``XA PREPARE`` on every branch, then ``XA COMMIT`` on every branch;
   any failure before the commits rolls every branch back and reports the error. The commit
-  decision is not yet recorded in the catalog, so a proxy that dies between PREPARE and COMMIT
-  leaves prepared branches for the operator (``XA RECOVER``) rather than for the next proxy.
-* **Transactions.** Inside a transaction the client opened (on physical database 0), statements
-  whose targets are all physical database 0 run in it; others are refused with 1235 rather than
-  run outside it.
+  decision is recorded in the catalog before the first ``XA COMMIT`` (``proxy.backend.xa``: the
+  next proxy to start finishes what a dead one left prepared).
+* **Transactions.** The client's transactions (``BEGIN``, ``autocommit=0``) are the proxy's:
+  :class:`ClientTransaction`, an XA transaction whose branches are the physical databases it
+  reaches, each started (``XA START``) when first reached -- by a routed statement
+  (:meth:`ShardedExecutor._acquire`) or one the session relays to physical database 0
+  (:meth:`ShardedExecutor.before_relay`). ``COMMIT`` commits one branch in one phase, several
+  in two with the decision recorded as for a multi-partition write; ``ROLLBACK``, a deadlock on
+  a branch and the session's end roll every branch back. Transaction statements are read by
+  ``proxy.shard.transaction``.
 * **DDL** fans out to every physical table, in order, and reports each partition that failed;
   CREATE TABLE records the logical table in the catalog only once every physical table exists
   (and drops the ones it made when another failed).
