@@ -157,6 +157,7 @@ _CRASH_AT = os.environ.get("SHARDGATE_TEST_XA_CRASH", "")
 _IN_TRANSACTION = int(ServerStatus.IN_TRANS)
 _READ_ONLY = int(ServerStatus.IN_TRANS_READONLY)
 _DEADLOCK = 1213
+_CANT_CHANGE_TX = 1568
 # Why the session's connection to physical database 0 is bound while it holds a branch.
 _BRANCH_BIND = "an XA transaction branch"
 _STATEMENT_SAVEPOINT = "shardgate_statement"
@@ -285,6 +286,7 @@ class ClientTransaction:
     gtrid: str
     explicit: bool  # BEGIN / START TRANSACTION (else autocommit=0 opened it)
     read_only: bool | None  # START TRANSACTION READ ONLY / READ WRITE
+    isolation: str | None = None  # SET TRANSACTION ISOLATION LEVEL before it
     branches: dict[int, BackendConnection] = field(default_factory=dict)
 
 
@@ -303,6 +305,8 @@ class ShardedExecutor:
         self.source: PartitionSource = source or SessionPartitions(session, replies.lease)
         self._sent = False  # a scatter read has written to the client
         self.tx: ClientTransaction | None = None  # the client's transaction, when one is open
+        # SET TRANSACTION: (isolation level, access mode) for the next transaction.
+        self._next: tuple[str | None, bool | None] = (None, None)
         # Whether the current database is sharded, for a catalog snapshot (in_charge).
         self._sharded_db: tuple[object, str | None, bool] = (None, None, False)
 
@@ -894,7 +898,10 @@ class ShardedExecutor:
     def _open(self, explicit: bool, read_only: bool | None = None) -> ClientTransaction:
         session = self.session
         gtrid = f"{XID_PREFIX}{_NODE}-{session.connection_id}-{next(_XIDS)}"
-        tx = ClientTransaction(gtrid, explicit, read_only)
+        isolation, access = self._next
+        self._next = (None, None)
+        tx = ClientTransaction(gtrid, explicit, access if read_only is None else read_only)
+        tx.isolation = isolation
         self.tx = tx
         if isinstance(self.source, SessionPartitions):
             self.source.in_transaction = True
@@ -924,6 +931,8 @@ class ShardedExecutor:
                     lost_error(["an open transaction"], f"partition {partition} reconnected")
                 )
             try:
+                if tx.isolation is not None:
+                    await _own_ok(conn, f"SET TRANSACTION ISOLATION LEVEL {tx.isolation}")
                 if tx.read_only is not None:
                     access = "ONLY" if tx.read_only else "WRITE"
                     await _own_ok(conn, f"SET TRANSACTION READ {access}")
@@ -985,6 +994,21 @@ class ShardedExecutor:
                 )
             await self._on_link(text)  # no transaction: the shard answers as it would
             return
+        if verb == "characteristics":
+            if tx is not None and (tx.explicit or tx.branches):
+                raise SqlError(
+                    _CANT_CHANGE_TX,
+                    "25001",
+                    "Transaction characteristics can't be changed while a transaction is in"
+                    " progress",
+                )
+            isolation, access = self._next
+            self._next = (
+                control.isolation or isolation,
+                access if control.read_only is None else control.read_only,
+            )
+            self.replies.ok()  # for the transaction's branches, when it opens
+            return
         if verb == "begin":
             # MariaDB commits an open transaction first.
             if tx is not None and not await self.commit_implicitly():
@@ -1011,14 +1035,16 @@ class ShardedExecutor:
                 await self._on_link(text)  # a transaction of the shard's own: its answer
                 return
             if control.chain:
-                self._open(explicit=True, read_only=tx.read_only if tx else None)
+                chained = self._open(explicit=True, read_only=tx.read_only if tx else None)
+                chained.isolation = tx.isolation if tx else None
             self.replies.ok()  # nothing to commit or roll back anywhere
             return
         answer = await self._finish(tx, commit=commit)
         if answer is None:
             return
         if control.chain:
-            self._open(explicit=True, read_only=tx.read_only)
+            chained = self._open(explicit=True, read_only=tx.read_only)
+            chained.isolation = tx.isolation
         self._answer_end(answer, tx)
 
     def _answer_end(self, answer: bytes, tx: ClientTransaction) -> None:

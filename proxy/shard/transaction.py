@@ -25,7 +25,8 @@ from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor, Token, TokenKin
 class TransactionControl:
     """What a transaction statement asks for.
 
-    ``verb``: "begin", "commit", "rollback", "autocommit" or "savepoint" (SAVEPOINT, ROLLBACK TO
+    ``verb``: "begin", "commit", "rollback", "autocommit", "characteristics" (``SET
+    TRANSACTION ...``: the next transaction's) or "savepoint" (SAVEPOINT, ROLLBACK TO
     SAVEPOINT, RELEASE SAVEPOINT: per-branch state the proxy does not carry across branches).
     """
 
@@ -34,6 +35,7 @@ class TransactionControl:
     snapshot: bool = False  # WITH CONSISTENT SNAPSHOT
     chain: bool = False  # COMMIT / ROLLBACK AND CHAIN
     autocommit: bool | None = None  # SET autocommit = 1 (True) / 0 (False)
+    isolation: str | None = None  # SET TRANSACTION ISOLATION LEVEL (words, upper case)
 
 
 _ON = frozenset({"1", "ON", "TRUE"})
@@ -103,14 +105,25 @@ def transaction_control(
         return TransactionControl("savepoint")
     if first == "SET":
         if words[1:2] == ["TRANSACTION"]:
-            # The next transaction's characteristics, on the session's own connection only:
-            # its other branches would not have them.
-            raise not_supported(
-                "SET TRANSACTION (the next transaction's characteristics) on a sharded"
-                " database; SET SESSION TRANSACTION, or START TRANSACTION READ ONLY"
-            )
+            return _characteristics(words[2:], [t.value for t in tokens[2:]])
         return _set_autocommit(tokens)
     return None
+
+
+def _characteristics(words: list[str], values: list[str]) -> TransactionControl:
+    """``SET TRANSACTION`` (the analyzer checked its grammar): the next transaction's."""
+    read_only: bool | None = None
+    isolation: str | None = None
+    text = " ".join(w or v for w, v in zip(words, values, strict=True))
+    for part in text.split(","):
+        found = part.split()
+        if found == ["READ", "ONLY"]:
+            read_only = True
+        elif found == ["READ", "WRITE"]:
+            read_only = False
+        elif found[:2] == ["ISOLATION", "LEVEL"] and len(found) > 2:
+            isolation = " ".join(found[2:])
+    return TransactionControl("characteristics", read_only=read_only, isolation=isolation)
 
 
 def _set_autocommit(tokens: list[Token]) -> TransactionControl | None:

@@ -455,3 +455,80 @@ def test_a_proxy_killed_between_prepare_and_commit_of_a_client_transaction(
                     cur.execute(f"DROP DATABASE IF EXISTS {name}_{index:04d}")
             finally:
                 admin.close()
+
+
+def test_broadcast_writes_chain_and_refusals_inside_a_transaction(clean: ProxyEnv) -> None:
+    """A broadcast table's copies change together with the rest of the transaction; COMMIT AND
+    CHAIN opens the next one; what the proxy cannot carry across branches is 1235."""
+    env = clean
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS region (id int PRIMARY KEY, n int) BROADCAST")
+            cur.execute("DELETE FROM region")
+            cur.execute("BEGIN")
+            cur.execute("INSERT INTO region VALUES (1, 1)")  # every copy, in their branches
+            cur.execute("INSERT INTO acct VALUES (3, 3)")
+            assert [_physical(env, i, "SELECT * FROM region") for i in range(4)] == [[]] * 4
+            cur.execute("ROLLBACK")
+            assert [_physical(env, i, "SELECT * FROM region") for i in range(4)] == [[]] * 4
+            assert _everywhere(env) == []
+
+            cur.execute("BEGIN")
+            cur.execute("INSERT INTO region VALUES (2, 2)")
+            cur.execute("COMMIT AND CHAIN")
+            assert conn.server_status & IN_TRANS
+            assert [_physical(env, i, "SELECT * FROM region") for i in range(4)] == [[(2, 2)]] * 4
+            cur.execute("INSERT INTO acct VALUES (1, 1)")
+            with pytest.raises(pymysql.err.MySQLError) as next_only:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            assert next_only.value.args[0] == 1568  # as MariaDB: a transaction is open
+            with pytest.raises(pymysql.err.MySQLError) as mixed:
+                cur.execute("SET autocommit = 0, sql_mode = ''")
+            assert mixed.value.args[0] == 1235
+            cur.execute("SELECT id FROM acct WHERE id = 1")
+            assert cur.fetchall() == ((1,),)
+            cur.execute("COMMIT")
+            assert not conn.server_status & IN_TRANS
+            assert _everywhere(env) == [(1, 1)]
+            cur.execute("DROP TABLE region")
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("use_pure", [True, False])
+def test_mysql_connector_default_transactions(clean: ProxyEnv, use_pure: bool) -> None:
+    """mysql-connector-python (autocommit off by default, ``start_transaction()`` sends START
+    TRANSACTION): rows in several partitions, committed together and rolled back together."""
+    env = clean
+    conn = env.connector(DB, PASSWORD, database=DB, use_pure=use_pure)
+    try:
+        cur = conn.cursor()
+        cur.execute("INSERT INTO acct VALUES (1, 1), (2, 2), (3, 3)")
+        assert _everywhere(env) == []
+        conn.commit()
+        assert _everywhere(env) == [(1, 1), (2, 2), (3, 3)]
+        conn.start_transaction(isolation_level="READ COMMITTED")
+        cur.execute("UPDATE acct SET v = 0 WHERE id IN (1, 2, 3)")
+        assert cur.rowcount == 3
+        # SET TRANSACTION ISOLATION LEVEL reached every branch (on both shards).
+        levels = []
+        for endpoint in env.shards:
+            admin = connect_admin(endpoint)
+            try:
+                with admin.cursor() as seen:
+                    seen.execute(
+                        "SELECT trx_isolation_level FROM information_schema.innodb_trx"
+                        " WHERE trx_rows_modified > 0"
+                    )
+                    levels += [row[0] for row in seen.fetchall()]
+            finally:
+                admin.close()
+        assert levels == ["READ COMMITTED"] * 3
+        cur.execute("SELECT sum(v) FROM acct")
+        assert cur.fetchall() == [(0,)]
+        conn.rollback()
+        assert _everywhere(env) == [(1, 1), (2, 2), (3, 3)]
+        cur.close()
+    finally:
+        conn.close()

@@ -34,6 +34,14 @@ from proxy.shard.transaction import TransactionControl, commits_implicitly, tran
         ("SET @@session.autocommit = OFF", TransactionControl("autocommit", autocommit=False)),
         ("SET SESSION autocommit := ON", TransactionControl("autocommit", autocommit=True)),
         ("SET @@autocommit = true", TransactionControl("autocommit", autocommit=True)),
+        (
+            "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            TransactionControl("characteristics", isolation="READ COMMITTED"),
+        ),
+        (
+            "set transaction read only, isolation level serializable",
+            TransactionControl("characteristics", read_only=True, isolation="SERIALIZABLE"),
+        ),
         ("SET @autocommit = 0", None),  # a user variable
         ("SET sql_mode = 'autocommit'", None),
         ("SELECT 1", None),
@@ -51,8 +59,6 @@ def test_transaction_statements(sql: str, expected: TransactionControl | None) -
         "SET autocommit = @x",
         "SET autocommit = 0, sql_mode = ''",
         "SET sql_mode = '', autocommit = 1",
-        "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
-        "SET TRANSACTION READ ONLY",
     ],
 )
 def test_what_the_proxy_cannot_follow_is_refused(sql: str) -> None:
