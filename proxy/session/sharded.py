@@ -315,6 +315,11 @@ class ShardedExecutor:
         database): an open transaction is rolled back on every branch, as MariaDB does."""
         tx = self.tx
         if tx is not None:
+            for conn in tx.branches.values():
+                if conn.relaying:
+                    # An answer still on its way: closed, and the shard rolls its branch back.
+                    conn.broken = True
+                    conn.close()
             try:
                 await asyncio.wait_for(self._end_all(tx), _CLOSE_SECONDS)
             except (TimeoutError, BackendError, ConnectionLost, OSError):

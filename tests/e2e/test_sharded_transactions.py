@@ -49,6 +49,7 @@ def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
         with conn.cursor() as cur:
             cur.execute("CREATE TABLE acct (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)")
             cur.execute("CREATE TABLE note (k int PRIMARY KEY, v int)")  # single: txdb_0000
+            cur.execute("CREATE TABLE single (id int PRIMARY KEY, v int)")
     finally:
         conn.close()
     try:
@@ -70,6 +71,7 @@ def clean(sharded: ProxyEnv) -> ProxyEnv:
     for index in range(4):
         _physical(sharded, index, "DELETE FROM acct")
     _physical(sharded, 0, "DELETE FROM note")
+    _physical(sharded, 0, "DELETE FROM single")
     return sharded
 
 
@@ -265,6 +267,7 @@ def _crossed(
     first: pymysql.connections.Connection[Any],
     second: pymysql.connections.Connection[Any],
     rows: tuple[int, int],
+    table: str = "acct",
 ) -> dict[str, int]:
     """Each client has locked one of ``rows``; now each asks for the other's. The errors
     each got, by client."""
@@ -273,7 +276,7 @@ def _crossed(
     def blocked() -> None:
         try:
             with first.cursor() as a:
-                a.execute("UPDATE acct SET v = 1 WHERE id = %s", (rows[1],))  # waits for second
+                a.execute(f"UPDATE {table} SET v = 1 WHERE id = %s", (rows[1],))  # waits
         except pymysql.err.MySQLError as exc:
             errors["first"] = exc.args[0]
 
@@ -282,7 +285,7 @@ def _crossed(
     time.sleep(0.5)  # (ordering only: the assertions do not depend on it)
     try:
         with second.cursor() as b:
-            b.execute("UPDATE acct SET v = 2 WHERE id = %s", (rows[0],))  # waits for first
+            b.execute(f"UPDATE {table} SET v = 2 WHERE id = %s", (rows[0],))  # waits
     except pymysql.err.MySQLError as exc:
         errors["second"] = exc.args[0]
     waiting.join(timeout=60)
@@ -312,6 +315,35 @@ def test_a_deadlock_rolls_back_the_whole_distributed_transaction(clean: ProxyEnv
             assert _everywhere(env) == [(1, 2), (3, 2), (5, 2)]
         else:
             assert _everywhere(env) == [(1, 1), (2, 1), (5, 1)]
+        assert _xa_prepared(env.shards) == []
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_deadlock_on_a_single_table_rolls_back_every_branch(clean: ProxyEnv) -> None:
+    """The same on a single table (physical database 0, the statements the session relays on
+    its own connection): the loser's branches on both shards are rolled back too."""
+    env = clean
+    _physical(env, 0, "INSERT INTO single VALUES (1, 0), (2, 0)")
+    first = _client(env, autocommit=False)
+    second = _client(env, autocommit=False)
+    try:
+        with first.cursor() as a, second.cursor() as b:
+            a.execute("INSERT INTO acct VALUES (2, 1), (1, 1)")  # branches on s1 and s0
+            a.execute("UPDATE single SET v = 1 WHERE id = 1")
+            b.execute("INSERT INTO acct VALUES (3, 2), (5, 2)")
+            b.execute("UPDATE single SET v = 2 WHERE id = 2")
+        errors = _crossed(first, second, (1, 2), "single")
+        assert list(errors.values()) == [1213], errors
+        loser, winner = (first, second) if "first" in errors else (second, first)
+        winner.commit()
+        loser.rollback()
+        single = _physical(env, 0, "SELECT id, v FROM single ORDER BY id")
+        if loser is first:
+            assert (_everywhere(env), single) == ([(3, 2), (5, 2)], [(1, 2), (2, 2)])
+        else:
+            assert (_everywhere(env), single) == ([(1, 1), (2, 1)], [(1, 1), (2, 1)])
         assert _xa_prepared(env.shards) == []
     finally:
         first.close()
