@@ -47,7 +47,7 @@ import re
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import count
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -359,10 +359,19 @@ class ShardedExecutor:
                 else:
                     self.replies.ok()
             elif isinstance(decision, Route):
-                if decision.merge is not None:
-                    await self._merged(plan, decision)
-                else:
-                    await self._route(decision)
+                tx = self.tx
+                watched = self._watch_deadlocks() if tx is not None else None
+                try:
+                    if decision.merge is not None:
+                        await self._merged(plan, decision)
+                    else:
+                        await self._route(decision)
+                finally:
+                    if watched is not None:
+                        self.replies = watched[0]
+                if watched is not None and _DEADLOCK in watched[1] and self.tx is tx:
+                    assert tx is not None
+                    await self._abort(tx)  # a deadlock in a scatter or merged read
             elif isinstance(decision, CreateShardedTable):
                 await self._create(plan.layout, decision)
             elif isinstance(decision, FanOut):
@@ -968,6 +977,24 @@ class ShardedExecutor:
             self.replies.error(error)
             return False
         return True
+
+    def _watch_deadlocks(self) -> tuple[Replies, list[int]]:
+        """Note the error numbers the statement sends the client (a scatter's or a merge's
+        errors come from any branch); the replies to put back, and the numbers."""
+        original = self.replies
+        seen: list[int] = []
+
+        def write(payload: bytes) -> None:
+            if payload[:1] == b"\xff" and len(payload) >= 3:
+                seen.append(int.from_bytes(payload[1:3], "little"))
+            original.write(payload)
+
+        def error(err: SqlError) -> None:
+            seen.append(err.errno)
+            original.error(err)
+
+        self.replies = replace(original, write=write, error=error)
+        return original, seen
 
     async def after_statement(self, scanner: ResponseScanner | None) -> None:
         """After a statement inside the transaction: a deadlock (1213) rolled its branch back,

@@ -113,6 +113,21 @@ def _xa_prepared(shards: list[ShardEndpoint]) -> list[str]:
     return [xid for xid in found if xid.startswith("shardgate-")]
 
 
+def _writing_transactions(endpoint: ShardEndpoint) -> int:
+    """How many transactions on the shard hold changes (committed ones are gone)."""
+    admin = connect_admin(endpoint)
+    try:
+        with admin.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM information_schema.innodb_trx WHERE trx_rows_modified > 0"
+            )
+            row = cur.fetchone()
+            assert row is not None
+            return int(row[0])
+    finally:
+        admin.close()
+
+
 def test_pymysql_default_autocommit_off_commit_and_rollback(clean: ProxyEnv) -> None:
     """PyMySQL's default (autocommit=0): rows into every partition, then commit -> all there;
     then rollback -> none; a second client sees nothing uncommitted."""
@@ -310,12 +325,56 @@ def test_a_deadlock_rolls_back_the_whole_distributed_transaction(clean: ProxyEnv
         assert list(errors.values()) == [1213], errors
         loser, winner = (first, second) if "first" in errors else (second, first)
         winner.commit()
+        # The loser's branch on the other shard was rolled back at the deadlock already.
+        assert [_writing_transactions(endpoint) for endpoint in env.shards] == [0, 0]
         loser.rollback()
         if loser is first:
             assert _everywhere(env) == [(1, 2), (3, 2), (5, 2)]
         else:
             assert _everywhere(env) == [(1, 1), (2, 1), (5, 1)]
         assert _xa_prepared(env.shards) == []
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_deadlock_in_a_scatter_read_rolls_back_every_branch(clean: ProxyEnv) -> None:
+    """The deadlock found under a SELECT ... FOR UPDATE of every partition (its error comes
+    in the middle of the concatenated result): the whole transaction is rolled back at once."""
+    env = clean
+    _physical(env, 1, "INSERT INTO acct VALUES (1, 0), (5, 0)")
+    first = _client(env, autocommit=False)
+    second = _client(env, autocommit=False)
+    errors: dict[str, int] = {}
+    try:
+        with first.cursor() as a, second.cursor() as b:
+            a.execute("INSERT INTO acct VALUES (2, 1)")  # a branch on s1
+            a.execute("UPDATE acct SET v = 1 WHERE id = 1")
+            # The second does more (the shard picks the lighter transaction as the victim).
+            b.execute("INSERT INTO acct VALUES (3, 2), (9, 2), (13, 2), (17, 2)")
+            b.execute("UPDATE acct SET v = 2 WHERE id = 5")
+
+            def blocked() -> None:
+                try:
+                    with second.cursor() as waiting_cursor:
+                        waiting_cursor.execute("UPDATE acct SET v = 2 WHERE id = 1")
+                except pymysql.err.MySQLError as exc:
+                    errors["second"] = exc.args[0]
+
+            waiting = threading.Thread(target=blocked)
+            waiting.start()
+            time.sleep(0.5)  # (ordering only)
+            try:
+                a.execute("SELECT * FROM acct FOR UPDATE")
+            except pymysql.err.MySQLError as exc:
+                errors["first"] = exc.args[0]
+            waiting.join(timeout=60)
+        assert errors == {"first": 1213}
+        second.commit()
+        # The first's branch on the other shard was rolled back at the deadlock already.
+        assert [_writing_transactions(endpoint) for endpoint in env.shards] == [0, 0]
+        first.rollback()
+        assert _everywhere(env) == [(1, 2), (3, 2), (5, 2), (9, 2), (13, 2), (17, 2)]
     finally:
         first.close()
         second.close()
@@ -338,6 +397,7 @@ def test_a_deadlock_on_a_single_table_rolls_back_every_branch(clean: ProxyEnv) -
         assert list(errors.values()) == [1213], errors
         loser, winner = (first, second) if "first" in errors else (second, first)
         winner.commit()
+        assert [_writing_transactions(endpoint) for endpoint in env.shards] == [0, 0]
         loser.rollback()
         single = _physical(env, 0, "SELECT id, v FROM single ORDER BY id")
         if loser is first:
