@@ -1172,7 +1172,10 @@ class ShardedExecutor:
             _crash_point("after-prepare")
             outcome = await self._decide(tx.gtrid)
             if outcome is None:
-                return None  # unknown: the branches stay prepared for recovery (error sent)
+                # Unknown: the branches stay prepared for recovery (error sent), left by their
+                # connections (a prepared branch outlives its connection on the shard).
+                self._leave_prepared(dict(branches))
+                return None
             if outcome == "abort":
                 failure = sql_error(
                     ErrorCode.UNKNOWN_ERROR,
@@ -1189,6 +1192,7 @@ class ShardedExecutor:
         not_committed: list[str] = []
         answer: bytes | None = None
         layout = _layout_of(self.session)
+        left: dict[int, BackendConnection] = {}
         for partition, conn in branches:
             where = layout.partitions[partition].name
             try:
@@ -1200,9 +1204,11 @@ class ShardedExecutor:
                 err = parse_err(packet, conn.capabilities)
                 if err.errno != _XAER_NOTA:  # else committed by a recovering node, as decided
                     not_committed.append(f"{where}: {err.errno} {err.message}")
+                    left[partition] = conn
                 continue
             answer = packet
         if not_committed:
+            self._leave_prepared(left)
             self.replies.error(
                 sql_error(
                     ErrorCode.UNKNOWN_ERROR,
@@ -1217,6 +1223,15 @@ class ShardedExecutor:
         except CatalogError:
             pass  # a stale outcome row is harmless
         return answer or build_ok(capabilities=self.session.capabilities)
+
+    def _leave_prepared(self, branches: Mapping[int, BackendConnection]) -> None:
+        """Close the connections of branches left prepared (for the next proxy's recovery):
+        a connection holding one could start no other transaction."""
+        for partition, conn in branches.items():
+            if partition == 0:
+                self.session.link.drop()
+            else:
+                self.source.release({partition: conn}, [partition])
 
     async def _write_in_transaction(
         self, conns: Mapping[int, BackendConnection], targets: Sequence[Target], decision: Route
