@@ -84,7 +84,11 @@ from proxy.shard.statements import (
     SequenceDdl,
     decide,
 )
-from proxy.shard.transaction import TransactionControl, commits_implicitly
+from proxy.shard.transaction import (
+    TransactionControl,
+    autocommit_assignment,
+    commits_implicitly,
+)
 from proxy.sql.lexer import LexMode, ServerFlavor, lex
 from proxy.wire.packets import (
     Capability,
@@ -966,6 +970,14 @@ class ShardedExecutor:
         if text and commits_implicitly(text, state.lex_mode, state.flavor):
             return await self.commit_implicitly()
         if not transactional:
+            # SET autocommit = 1 from 0 commits the open transaction, as on MariaDB.
+            try:
+                turned_on = text and autocommit_assignment(text, state.lex_mode, state.flavor)
+            except SqlError as error:
+                self.replies.error(error)
+                return False
+            if turned_on and _autocommit_off(state.variables):
+                return await self.commit_implicitly()
             return True
         try:
             conn = await self.session.link.connection(self.replies.lease)
@@ -1002,6 +1014,13 @@ class ShardedExecutor:
         tx = self.tx
         if tx is not None and scanner is not None and scanner.errno == _DEADLOCK:
             await self._abort(tx)
+        elif (
+            tx is not None
+            and not tx.explicit
+            and not tx.branches
+            and not _autocommit_off(self.session.link.state.variables)
+        ):
+            self._forget(tx)  # autocommit back on before the transaction did anything
 
     async def commit_implicitly(self) -> bool:
         """Commit the open transaction before a statement MariaDB commits it before. False:
@@ -1015,7 +1034,7 @@ class ShardedExecutor:
         return await self._finish(tx, commit=True) is not None
 
     async def _control(self, text: str, control: TransactionControl) -> None:
-        """BEGIN / START TRANSACTION, COMMIT, ROLLBACK, SET autocommit, SAVEPOINT."""
+        """BEGIN / START TRANSACTION, COMMIT, ROLLBACK, SET TRANSACTION, SAVEPOINT."""
         verb = control.verb
         tx = self.tx
         if verb == "savepoint":
@@ -1047,16 +1066,6 @@ class ShardedExecutor:
                 return
             self._open(explicit=True, read_only=control.read_only)
             self.replies.ok()  # the branches start where the transaction first goes
-            return
-        if verb == "autocommit":
-            off = _autocommit_off(self.session.link.state.variables)
-            # MariaDB commits when autocommit goes from 0 to 1.
-            if control.autocommit and tx is not None and off and not await self.commit_implicitly():
-                return
-            await self._on_link(text, read_back=("autocommit",))
-            tx = self.tx
-            if tx is not None and not tx.explicit and not tx.branches:
-                self._forget(tx)
             return
         commit = verb == "commit"
         if tx is None or not tx.branches:
@@ -1092,7 +1101,7 @@ class ShardedExecutor:
             )
         )
 
-    async def _on_link(self, text: str, read_back: tuple[str, ...] = ()) -> None:
+    async def _on_link(self, text: str) -> None:
         """Run the client's statement on the session's own connection (physical database 0)
         and pass the shard's answer on (with the transaction's status)."""
         link = self.session.link
@@ -1101,8 +1110,6 @@ class ShardedExecutor:
         if packet[:1] == b"\xff":
             self.replies.write(packet)
             return
-        if read_back:
-            link.state.lex_mode = await link.read_back(conn, read_back)
         ok = parse_ok(packet, conn.capabilities)
         self.replies.write(
             build_ok(

@@ -6,8 +6,9 @@ statements begin, end or change that transaction:
 
 * :func:`transaction_control` -- ``BEGIN``, ``START TRANSACTION [READ ONLY | READ WRITE | WITH
   CONSISTENT SNAPSHOT]``, ``COMMIT``/``ROLLBACK [WORK] [AND [NO] CHAIN] [NO RELEASE]``,
-  ``SAVEPOINT``/``ROLLBACK TO``/``RELEASE SAVEPOINT`` and ``SET [SESSION] autocommit = <literal>``
-  as a :class:`TransactionControl`;
+  ``SAVEPOINT``/``ROLLBACK TO``/``RELEASE SAVEPOINT`` and ``SET TRANSACTION`` as a
+  :class:`TransactionControl`;
+* :func:`autocommit_assignment` -- the value a ``SET`` gives autocommit;
 * :func:`commits_implicitly` -- a statement MariaDB commits the open transaction before (DDL,
   LOCK TABLES, ANALYZE TABLE, ...).
 """
@@ -25,7 +26,7 @@ from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor, Token, TokenKin
 class TransactionControl:
     """What a transaction statement asks for.
 
-    ``verb``: "begin", "commit", "rollback", "autocommit", "characteristics" (``SET
+    ``verb``: "begin", "commit", "rollback", "characteristics" (``SET
     TRANSACTION ...``: the next transaction's) or "savepoint" (SAVEPOINT, ROLLBACK TO
     SAVEPOINT, RELEASE SAVEPOINT: per-branch state the proxy does not carry across branches).
     """
@@ -34,7 +35,6 @@ class TransactionControl:
     read_only: bool | None = None  # START TRANSACTION READ ONLY / READ WRITE
     snapshot: bool = False  # WITH CONSISTENT SNAPSHOT
     chain: bool = False  # COMMIT / ROLLBACK AND CHAIN
-    autocommit: bool | None = None  # SET autocommit = 1 (True) / 0 (False)
     isolation: str | None = None  # SET TRANSACTION ISOLATION LEVEL (words, upper case)
 
 
@@ -67,9 +67,9 @@ _IMPLICIT_COMMIT = frozenset(
 def transaction_control(
     text: str, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None
 ) -> TransactionControl | None:
-    """The transaction statement ``text`` is, or None for any other statement. Raises
-    SqlError (1235) for a ``SET`` of autocommit the proxy cannot follow (an expression, or
-    with other variables)."""
+    """The transaction statement ``text`` is, or None for any other statement (a ``SET`` of
+    autocommit too: see :func:`autocommit_assignment`). Raises SqlError (1235) for a ``SET`` of
+    autocommit to an expression."""
     statements = lex(text, mode, flavor)
     if len(statements) != 1:
         return None
@@ -106,7 +106,10 @@ def transaction_control(
     if first == "SET":
         if words[1:2] == ["TRANSACTION"]:
             return _characteristics(words[2:], [t.value for t in tokens[2:]])
-        return _set_autocommit(tokens)
+        # SET autocommit: relayed (with the session's read-back), the proxy committing first
+        # when it goes from 0 to 1 (autocommit_assignment); only its value is checked here.
+        _assigned_autocommit(tokens)
+    return None
     return None
 
 
@@ -126,32 +129,58 @@ def _characteristics(words: list[str], values: list[str]) -> TransactionControl:
     return TransactionControl("characteristics", read_only=read_only, isolation=isolation)
 
 
-def _set_autocommit(tokens: list[Token]) -> TransactionControl | None:
-    def names_autocommit(token: Token) -> bool:
-        value = token.value.lower()
-        if token.kind is TokenKind.SYS_VAR:
-            return value in ("autocommit", "session.autocommit", "local.autocommit")
-        return token.kind is TokenKind.WORD and value == "autocommit"
+def _names_autocommit(token: Token) -> bool:
+    value = token.value.lower()
+    if token.kind is TokenKind.SYS_VAR:
+        return value in ("autocommit", "session.autocommit", "local.autocommit")
+    return token.kind is TokenKind.WORD and value == "autocommit"
 
-    if not any(names_autocommit(t) for t in tokens):
-        return None
-    body = tokens[1:]
-    if body and token_keyword(body[0]) in ("SESSION", "LOCAL"):
-        body = body[1:]
-    if (
-        len(body) == 3
-        and names_autocommit(body[0])
-        and (is_op_token(body[1], "=") or is_op_token(body[1], ":="))
-    ):
-        value = body[2].value.upper()
+
+def _assigned_autocommit(tokens: list[Token]) -> bool | None:
+    """The value a ``SET`` gives autocommit, if it does (SqlError 1235: not a literal)."""
+    items: list[list[Token]] = [[]]
+    depth = 0
+    for token in tokens[1:]:
+        if is_op_token(token, "("):
+            depth += 1
+        elif is_op_token(token, ")"):
+            depth -= 1
+        elif depth == 0 and is_op_token(token, ","):
+            items.append([])
+            continue
+        items[-1].append(token)
+    found: bool | None = None
+    for item in items:
+        if item and token_keyword(item[0]) in ("SESSION", "LOCAL"):
+            item = item[1:]
+        if len(item) < 2 or not _names_autocommit(item[0]):
+            continue
+        if not (is_op_token(item[1], "=") or is_op_token(item[1], ":=")):
+            continue
+        value = item[2].value.upper() if len(item) == 3 else ""
         if value in _ON:
-            return TransactionControl("autocommit", autocommit=True)
-        if value in _OFF:
-            return TransactionControl("autocommit", autocommit=False)
-    raise not_supported(
-        "SET autocommit with another variable or to an expression on a sharded database"
-        " (SET autocommit = 0 or 1 alone)"
-    )
+            found = True
+        elif value in _OFF:
+            found = False
+        else:
+            raise not_supported(
+                "SET autocommit to an expression on a sharded database (0 or 1, ON or OFF)"
+            )
+    return found
+
+
+def autocommit_assignment(
+    text: str, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None
+) -> bool | None:
+    """The value the last ``SET`` of ``text`` that assigns autocommit gives it (None: none
+    does). Raises SqlError (1235) when the value is not a literal."""
+    found: bool | None = None
+    for statement in lex(text, mode, flavor):
+        tokens = list(statement.tokens)
+        if tokens and token_keyword(tokens[0]) == "SET" and any(map(_names_autocommit, tokens)):
+            value = _assigned_autocommit(tokens)
+            found = found if value is None else value
+    return found
 
 
 def commits_implicitly(

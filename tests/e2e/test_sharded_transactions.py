@@ -218,13 +218,17 @@ def test_begin_commit_rollback_as_text(clean: ProxyEnv) -> None:
             assert read_only.value.args[0] == 1792
             cur.execute("COMMIT")
 
-            # SET autocommit=0, then SET autocommit=1 commits the open transaction.
+            # SET autocommit=0, then SET autocommit=1 commits the open transaction (here with
+            # another variable, as MariaDB Connector/J sends it).
             cur.execute("SET autocommit = 0")
             cur.execute("INSERT INTO acct VALUES (10, 10), (11, 11)")
             assert _physical(env, 2, "SELECT id FROM acct WHERE id = 10") == []
-            cur.execute("SET autocommit = 1")
+            cur.execute("SET autocommit = 1, sql_mode = concat(@@sql_mode, ',ANSI_QUOTES')")
+            assert not conn.server_status & IN_TRANS
             assert _physical(env, 2, "SELECT id FROM acct WHERE id = 10") == [(10,)]
             assert _physical(env, 3, "SELECT id FROM acct WHERE id = 11") == [(11,)]
+            cur.execute('SELECT "v" FROM acct WHERE id = 10')  # ANSI_QUOTES, read back
+            assert cur.fetchall() == ((10,),)
     finally:
         conn.close()
     assert _xa_prepared(env.shards) == []
@@ -575,9 +579,9 @@ def test_broadcast_writes_chain_and_refusals_inside_a_transaction(clean: ProxyEn
             with pytest.raises(pymysql.err.MySQLError) as next_only:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             assert next_only.value.args[0] == 1568  # as MariaDB: a transaction is open
-            with pytest.raises(pymysql.err.MySQLError) as mixed:
-                cur.execute("SET autocommit = 0, sql_mode = ''")
-            assert mixed.value.args[0] == 1235
+            with pytest.raises(pymysql.err.MySQLError) as expression:
+                cur.execute("SET autocommit = 1 - @@autocommit")
+            assert expression.value.args[0] == 1235
             cur.execute("SELECT id FROM acct WHERE id = 1")
             assert cur.fetchall() == ((1,),)
             cur.execute("COMMIT")

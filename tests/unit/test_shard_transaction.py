@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from auth.errors import SqlError
-from proxy.shard.transaction import TransactionControl, commits_implicitly, transaction_control
+from proxy.shard.transaction import (
+    TransactionControl,
+    autocommit_assignment,
+    commits_implicitly,
+    transaction_control,
+)
 
 
 @pytest.mark.parametrize(
@@ -29,11 +34,7 @@ from proxy.shard.transaction import TransactionControl, commits_implicitly, tran
         ("ROLLBACK WORK TO s", TransactionControl("savepoint")),
         ("SAVEPOINT s", TransactionControl("savepoint")),
         ("RELEASE SAVEPOINT s", TransactionControl("savepoint")),
-        ("SET autocommit = 0", TransactionControl("autocommit", autocommit=False)),
-        ("SET AUTOCOMMIT=1", TransactionControl("autocommit", autocommit=True)),
-        ("SET @@session.autocommit = OFF", TransactionControl("autocommit", autocommit=False)),
-        ("SET SESSION autocommit := ON", TransactionControl("autocommit", autocommit=True)),
-        ("SET @@autocommit = true", TransactionControl("autocommit", autocommit=True)),
+        ("SET autocommit = 0", None),  # relayed: see autocommit_assignment
         (
             "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
             TransactionControl("characteristics", isolation="READ COMMITTED"),
@@ -57,14 +58,34 @@ def test_transaction_statements(sql: str, expected: TransactionControl | None) -
     "sql",
     [
         "SET autocommit = @x",
-        "SET autocommit = 0, sql_mode = ''",
-        "SET sql_mode = '', autocommit = 1",
+        "SET sql_mode = '', autocommit = 1 + 0",
     ],
 )
 def test_what_the_proxy_cannot_follow_is_refused(sql: str) -> None:
     with pytest.raises(SqlError) as refused:
         transaction_control(sql)
     assert refused.value.errno == 1235
+
+
+@pytest.mark.parametrize(
+    ("sql", "value"),
+    [
+        ("SET autocommit = 0", False),
+        ("SET AUTOCOMMIT=1", True),
+        ("SET @@session.autocommit = OFF", False),
+        ("SET SESSION autocommit := ON", True),
+        ("SET @@autocommit = true", True),
+        ("SET autocommit = 1, sql_mode = concat(@@sql_mode, ',STRICT_TRANS_TABLES')", True),
+        ("SET NAMES utf8mb4, @@session.autocommit = 0", False),
+        ("SET autocommit = 0; SET autocommit = 1", True),
+        ("SET @autocommit = 0", None),  # a user variable
+        ("SET @x = @@autocommit", None),
+        ("SET sql_mode = 'autocommit'", None),
+        ("SELECT @@autocommit", None),
+    ],
+)
+def test_autocommit_assignments(sql: str, value: bool | None) -> None:
+    assert autocommit_assignment(sql) is value
 
 
 @pytest.mark.parametrize(
