@@ -628,3 +628,32 @@ def test_mysql_connector_default_transactions(clean: ProxyEnv, use_pure: bool) -
         cur.close()
     finally:
         conn.close()
+
+
+def test_the_branches_stay_the_sessions_while_the_transaction_is_open(clean: ProxyEnv) -> None:
+    """The session's own connection (physical database 0) holds a branch: no other session
+    gets it from the pool until the transaction ends (another client's statements meanwhile
+    run elsewhere), and then it is given back."""
+    env = clean
+    conn = _client(env)
+    other = _client(env)
+    try:
+        with conn.cursor() as cur, other.cursor() as seen:
+            cur.execute("BEGIN")
+            cur.execute("INSERT INTO note VALUES (1, 1)")  # physical database 0
+            cur.execute("INSERT INTO acct VALUES (1, 1)")  # 1
+            held = env.backend_thread(conn)
+            for _ in range(5):
+                seen.execute("SELECT count(*) FROM note")
+                assert seen.fetchall() == ((0,),)
+                assert env.backend_thread(other) != held
+            session = env.server.ctx.sessions[conn.thread_id()]
+            assert session.link.conn is not None and session.link.bound()
+            assert env.backend_thread(conn) == held
+            cur.execute("COMMIT")
+            assert not session.link.bound()
+            seen.execute("SELECT count(*) FROM note")
+            assert seen.fetchall() == ((1,),)
+    finally:
+        conn.close()
+        other.close()
