@@ -88,6 +88,7 @@ from proxy.shard.transaction import (
     TransactionControl,
     autocommit_assignment,
     commits_implicitly,
+    reads_tables,
 )
 from proxy.sql.lexer import LexMode, ServerFlavor, lex
 from proxy.wire.packets import (
@@ -969,6 +970,8 @@ class ShardedExecutor:
         state = self.session.link.state
         if text and commits_implicitly(text, state.lex_mode, state.flavor):
             return await self.commit_implicitly()
+        if not transactional and text and reads_tables(text, state.lex_mode, state.flavor):
+            transactional = _autocommit_off(state.variables) or self.tx is not None
         if not transactional:
             # SET autocommit = 1 from 0 commits the open transaction, as on MariaDB.
             try:

@@ -8,7 +8,8 @@ statements begin, end or change that transaction:
   CONSISTENT SNAPSHOT]``, ``COMMIT``/``ROLLBACK [WORK] [AND [NO] CHAIN] [NO RELEASE]``,
   ``SAVEPOINT``/``ROLLBACK TO``/``RELEASE SAVEPOINT`` and ``SET TRANSACTION`` as a
   :class:`TransactionControl`;
-* :func:`autocommit_assignment` -- the value a ``SET`` gives autocommit;
+* :func:`autocommit_assignment` -- the value a ``SET`` gives autocommit; :func:`reads_tables`
+  -- a ``SET`` with a subquery (it starts a transaction under autocommit=0);
 * :func:`commits_implicitly` -- a statement MariaDB commits the open transaction before (DDL,
   LOCK TABLES, ANALYZE TABLE, ...).
 """
@@ -181,6 +182,22 @@ def autocommit_assignment(
             value = _assigned_autocommit(tokens)
             found = found if value is None else value
     return found
+
+
+def reads_tables(
+    text: str, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None
+) -> bool:
+    """Whether a ``SET`` reads tables (a subquery): under autocommit=0 it starts a transaction
+    on MariaDB, so it runs in the transaction's branch."""
+    for statement in lex(text, mode, flavor):
+        tokens = statement.tokens
+        if (
+            tokens
+            and token_keyword(tokens[0]) == "SET"
+            and any(token_keyword(t) == "SELECT" for t in tokens[1:])
+        ):
+            return True
+    return False
 
 
 def commits_implicitly(

@@ -140,6 +140,10 @@ def test_pymysql_default_autocommit_off_commit_and_rollback(clean: ProxyEnv) -> 
                 cur.execute("INSERT INTO acct VALUES (%s, %s)", (key, key * 10))
             assert conn.server_status & IN_TRANS
             cur.execute("INSERT INTO note VALUES (1, 1)")  # a single table, in the same one
+            # A SET reading a table is in it too (it would start a local transaction there).
+            cur.execute("SET @notes = (SELECT count(*) FROM note)")
+            cur.execute("SELECT @notes")
+            assert cur.fetchone() == (1,)
             cur.execute("SELECT count(*) FROM acct WHERE id IN (1, 2, 3, 4)")
             assert cur.fetchone() == (4,)  # its own writes, in every branch
             with other.cursor() as seen:
@@ -151,6 +155,13 @@ def test_pymysql_default_autocommit_off_commit_and_rollback(clean: ProxyEnv) -> 
         conn.commit()
         assert not conn.server_status & IN_TRANS
         assert _everywhere(env) == [(k, k * 10) for k in range(1, 9)]
+        with conn.cursor() as cur:
+            # The first statement of the next transaction: a SET reading a table.
+            cur.execute("SET @notes = (SELECT count(*) FROM note)")
+            cur.execute("INSERT INTO acct VALUES (16, 160)")
+        conn.commit()
+        assert _physical(env, 0, "SELECT v FROM acct WHERE id = 16") == [(160,)]
+        _physical(env, 0, "DELETE FROM acct WHERE id = 16")
         assert _physical(env, 0, "SELECT * FROM note") == [(1, 1)]
         assert _xa_prepared(env.shards) == []
 

@@ -9,6 +9,7 @@ from proxy.shard.transaction import (
     TransactionControl,
     autocommit_assignment,
     commits_implicitly,
+    reads_tables,
     transaction_control,
 )
 
@@ -109,3 +110,17 @@ def test_autocommit_assignments(sql: str, value: bool | None) -> None:
 )
 def test_statements_that_commit_implicitly(sql: str, commits: bool) -> None:
     assert commits_implicitly(sql) is commits
+
+
+@pytest.mark.parametrize(
+    ("sql", "reads"),
+    [
+        ("SET @x = (SELECT count(*) FROM t)", True),
+        ("SET @a = 1, @b = (select max(id) from t)", True),
+        ("SET @x = 1", False),
+        ("SET NAMES utf8mb4", False),
+        ("SELECT 1", False),  # not a SET: a QUERY, in the transaction anyway
+    ],
+)
+def test_sets_that_read_tables(sql: str, reads: bool) -> None:
+    assert reads_tables(sql) is reads
