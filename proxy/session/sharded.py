@@ -159,6 +159,7 @@ _XAER_NOTA = 1397
 _CLOSE_SECONDS = 10.0
 # A fault point for the crash-recovery tests: the process kills itself (SIGKILL) there.
 _CRASH_AT = os.environ.get("SHARDGATE_TEST_XA_CRASH", "")
+_PAUSE_SECONDS = 4.0
 _IN_TRANSACTION = int(ServerStatus.IN_TRANS)
 _READ_ONLY = int(ServerStatus.IN_TRANS_READONLY)
 _DEADLOCK = 1213
@@ -1199,6 +1200,7 @@ class ShardedExecutor:
             self.replies.error(failure)
             return None
         _crash_point("after-decision")
+        await _pause_point("after-decision")
         not_committed: list[str] = []
         answer: bytes | None = None
         layout = _layout_of(self.session)
@@ -1488,6 +1490,14 @@ def _normal_definition(text: str) -> str:
     return re.sub(r" AUTO_INCREMENT=\d+", "", text)
 
 
+async def _pause_point(name: str) -> None:
+    """A fault point for the tests: with SHARDGATE_TEST_XA_CRASH=pause-<name>, the commit
+    waits there a few seconds (a test breaks a branch's connection meanwhile)."""
+    if f"pause-{name}" == _CRASH_AT:
+        log.warning("SHARDGATE_TEST_XA_CRASH=%s: pausing", _CRASH_AT)
+        await asyncio.sleep(_PAUSE_SECONDS)
+
+
 def _crash_point(name: str) -> None:
     if name == _CRASH_AT:
         log.warning("SHARDGATE_TEST_XA_CRASH=%s: killing this process", name)
@@ -1519,6 +1529,8 @@ async def _run(conn: BackendConnection, sql: str) -> None:
 async def _own(conn: BackendConnection, sql: str) -> bytes:
     """One of the proxy's own statements with a one-packet answer (transaction control): the
     answer, whose status flags the connection now has."""
+    if conn.broken or conn.is_closing():
+        raise BackendError(f"lost connection to shard '{conn.target.shard}' before {sql}")
     return _track(conn, await conn.command(b"\x03" + (OWN_STATEMENT + sql).encode()))
 
 

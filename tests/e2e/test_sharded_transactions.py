@@ -668,3 +668,95 @@ def test_the_branches_stay_the_sessions_while_the_transaction_is_open(clean: Pro
     finally:
         conn.close()
         other.close()
+
+
+def test_a_commit_failing_after_the_decision_says_so_and_is_recovered(
+    shards: list[ShardEndpoint], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decision "commit" is recorded, then one branch's connection is killed on its shard
+    before its XA COMMIT: the client's COMMIT fails saying which physical database is not yet
+    committed (the other is); the branch stays prepared, and the next proxy to start commits
+    it."""
+    port = free_port()
+    config_path = tmp_path / "shardgate.toml"
+    write_config(config_path, shards, port)
+    config = load_config(config_path)
+    name = "txfdb"
+    with Catalog.open(config.catalog.url, config.base_dir) as catalog:
+        asyncio.run(
+            create_sharded_database(config, catalog, name, ["s0", "s1"], 4, PASSWORD, PASSWORD)
+        )
+    monkeypatch.setenv("SHARDGATE_TEST_XA_CRASH", "pause-after-decision")
+    first = serve(config_path, port)
+    try:
+        client = pymysql.connect(
+            host="127.0.0.1", port=port, user=name, password=PASSWORD, database=name
+        )
+        with client.cursor() as cur:
+            cur.execute("CREATE TABLE t (id int PRIMARY KEY) DBPARTITION BY HASH(id)")
+            cur.execute("INSERT INTO t VALUES (1)")  # physical database 1 (s0)
+            cur.execute("INSERT INTO t VALUES (2)")  # 2 (s1)
+        failed: list[BaseException] = []
+
+        def commit() -> None:
+            try:
+                client.commit()
+            except pymysql.err.MySQLError as exc:
+                failed.append(exc)
+
+        committing = threading.Thread(target=commit)
+        committing.start()
+        # While the commit waits after the decision: the branch of database 2 loses its
+        # connection (its prepared branch stays on the shard).
+        deadline = time.monotonic() + 30
+        while len(_xa_prepared(shards)) < 2:
+            assert time.monotonic() < deadline, "the branches were never prepared"
+            time.sleep(0.05)
+        admin = connect_admin(shards[1])
+        try:
+            with admin.cursor() as cur:
+                cur.execute(
+                    "SELECT id FROM information_schema.processlist WHERE db = %s",
+                    (f"{name}_0002",),
+                )
+                for (thread,) in cur.fetchall():
+                    cur.execute(f"KILL {int(thread)}")
+        finally:
+            admin.close()
+        committing.join(timeout=60)
+        assert len(failed) == 1
+        error = failed[0]
+        assert error.args[0] == 1105
+        assert "decided to commit but not yet committed on" in error.args[1]
+        assert f"{name}_0002" in error.args[1] and f"{name}_0001" not in error.args[1]
+        client.close()
+    finally:
+        stop(first)
+    try:
+        assert len(_xa_prepared(shards)) == 1  # database 2's, prepared
+        monkeypatch.delenv("SHARDGATE_TEST_XA_CRASH")
+        recovering = serve(config_path, port)
+        try:
+            deadline = time.monotonic() + 30
+            while _xa_prepared(shards):
+                assert time.monotonic() < deadline, "the prepared branch was not recovered"
+                time.sleep(0.1)
+            client = pymysql.connect(
+                host="127.0.0.1", port=port, user=name, password=PASSWORD, database=name
+            )
+            try:
+                with client.cursor() as cur:
+                    cur.execute("SELECT id FROM t WHERE id IN (1, 2)")
+                    assert sorted(row[0] for row in cur.fetchall()) == [1, 2]
+            finally:
+                client.close()
+        finally:
+            stop(recovering)
+    finally:
+        for index in range(4):
+            admin = connect_admin(shards[index // 2])
+            try:
+                with admin.cursor() as cur:
+                    cur.execute(f"DROP DATABASE IF EXISTS {name}_{index:04d}")
+            finally:
+                admin.close()
