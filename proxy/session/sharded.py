@@ -983,14 +983,24 @@ class ShardedExecutor:
             if turned_on and _autocommit_off(state.variables):
                 return await self.commit_implicitly()
             return True
+        link = self.session.link
         try:
-            conn = await self.session.link.connection(self.replies.lease)
+            conn = await link.connection(self.replies.lease)
             await self._branches({0: conn})
         except BackendUnavailable as exc:
             self.replies.error(exc.error)
             return False
         except SqlError as error:
             self.replies.error(error)
+            return False
+        except (BackendError, ConnectionLost) as exc:
+            # Lost under XA START: as a statement's loss (the session ends if anything went).
+            reasons = link.bound_reasons()
+            link.drop()
+            tx = self.tx
+            if reasons or (tx is not None and tx.branches):
+                raise SessionLost(lost_error(reasons or ["an open transaction"], exc)) from None
+            self.replies.error(lost_error([], exc))
             return False
         return True
 
