@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiomysql
+import asyncmy
 import pymysql
 import pytest
 
@@ -760,3 +762,31 @@ def test_a_commit_failing_after_the_decision_says_so_and_is_recovered(
                     cur.execute(f"DROP DATABASE IF EXISTS {name}_{index:04d}")
             finally:
                 admin.close()
+
+
+async def test_asyncio_clients_default_transactions(clean: ProxyEnv) -> None:
+    """aiomysql and asyncmy with their default (autocommit off): rows over every partition
+    committed together, then changes rolled back together."""
+    env = clean
+    connections = [
+        await aiomysql.connect(host=env.host, port=env.port, user=DB, password=PASSWORD, db=DB),
+        await asyncmy.connect(
+            host=env.host, port=env.port, user=DB, password=PASSWORD, database=DB
+        ),
+    ]
+    for base, conn in zip((100, 200), connections, strict=True):
+        try:
+            async with conn.cursor() as cur:
+                for key in range(base, base + 4):  # one row in each physical database
+                    await cur.execute("INSERT INTO acct VALUES (%s, 1)", (key,))
+                assert await asyncio.to_thread(_everywhere, env) == []
+                await conn.commit()
+                assert len(await asyncio.to_thread(_everywhere, env)) == 4
+                await cur.execute("DELETE FROM acct WHERE id >= %s", (base,))
+                await conn.rollback()
+                rows = await asyncio.to_thread(_everywhere, env)
+                assert [r for r in rows if r[0] >= base] == [(k, 1) for k in range(base, base + 4)]
+                await cur.execute("DELETE FROM acct")
+                await conn.commit()
+        finally:
+            conn.close()
