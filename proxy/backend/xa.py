@@ -1,6 +1,7 @@
 """Multi-shard (XA) transactions: the identifiers, and the recovery of prepared branches.
 
-A write to several physical databases runs as one XA transaction (``proxy.session.sharded``):
+A write to several physical databases, and a client's transaction on a sharded database that
+wrote to several, runs as one XA transaction (``proxy.session.sharded``):
 one branch per physical database, ``XA PREPARE`` on every branch, then the outcome recorded in
 the catalog (``Catalog.decide_xa``, decided once), then ``XA COMMIT`` on every branch. A node
 that dies between PREPARE and COMMIT leaves prepared branches on the shards; they hold their

@@ -48,6 +48,7 @@ from proxy.plan.authorize import Caller, check_requirements, refusal_for, resolv
 from proxy.plan.rewrite import IdentityValues, Splice, identity_splices
 from proxy.shard.route import Layout
 from proxy.shard.statements import Decision, decide, show_commands
+from proxy.shard.transaction import transaction_control
 from proxy.sql.analyze import DatabaseStatement, Kind, Statement
 from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor
 from proxy.sql.like import shows_database
@@ -440,6 +441,17 @@ def relayed_statement(
         decided = None if layout is None else _sharded(statement, layout, view, original)
         if decided is not None:
             return decided
+    else:
+        layout = sharded_layout(snapshot, view.current_db)
+        if layout is not None:
+            # A sharded database's transaction statements: the proxy runs its transactions.
+            text = original or statement.text
+            try:
+                control = transaction_control(text, view.lex_mode, view.flavor)
+            except SqlError as refused:
+                return Deny(refused)
+            if control is not None:
+                return Sharded(control, text, layout, None)
     return Relay(ResponseKind.QUERY, "", statement_effects(statement))
 
 

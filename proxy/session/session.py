@@ -35,6 +35,7 @@ from auth.errors import (
     ErrorCode,
     SqlError,
     database_dropped,
+    not_supported,
     packet_too_large,
     sql_error,
     worded_for,
@@ -126,7 +127,7 @@ from proxy.session.login import (
 )
 from proxy.session.sharded import Replies, ShardedExecutor
 from proxy.session.statements import execute_types, opens_cursor, with_id, with_types
-from proxy.sql.analyze import NeedsParse, Statement, analyze_with_digest, cached_shape
+from proxy.sql.analyze import Kind, NeedsParse, Statement, analyze_with_digest, cached_shape
 from proxy.sql.charsets import UTF8MB4_GENERAL_CI
 from proxy.sql.lexer import LexMode, ServerFlavor, server_name, utf8_offsets
 from proxy.wire.packets import (
@@ -257,6 +258,7 @@ class Session:
         self._started = 0.0
         self.cancelled_at = 0.0  # activity.since of the statement query_timeout interrupted
         self.cut = False  # drain_timeout passed: end before the next command, whatever is open
+        self.relayed: ResponseScanner | None = None  # the last relayed statement's answer
 
     @property
     def backend(self) -> BackendConnection | None:
@@ -503,6 +505,9 @@ class Session:
 
     async def _execute(self, decided: Plan, command: Command, payload: bytes) -> None:
         if isinstance(decided, Relay):
+            if self.sharded.in_charge():
+                await self._relay_in_transaction(decided, command, payload)
+                return
             await self._relay(decided, command, payload)
         elif isinstance(decided, Sharded):
             await self.sharded.execute(decided)
@@ -570,6 +575,26 @@ class Session:
             link, self.account, self.current_db, self.capabilities, self.charset
         )
 
+    async def _relay_in_transaction(self, relay: Relay, command: Command, payload: bytes) -> None:
+        """A relayed statement while the proxy runs the session's transaction on a sharded
+        database: it runs in the transaction's branch on physical database 0 (DDL and the
+        like commit the transaction first, as MariaDB does); a deadlock there rolls the whole
+        transaction back."""
+        text = ""
+        transactional = False
+        if isinstance(command, Query):
+            text = command.sql or ""
+            transactional = any(st.kind is Kind.QUERY for st in command.statements)
+        elif isinstance(command, StatementCommand):
+            transactional = command.code == COM_STMT_EXECUTE
+        if relay.effects.resets:
+            await self.sharded.close()  # COM_RESET_CONNECTION rolls the transaction back
+        elif not await self.sharded.before_relay(transactional, text):
+            return
+        self.relayed = None
+        await self._relay(relay, command, payload)
+        await self.sharded.after_statement(self.relayed)
+
     async def _relay(self, relay: Relay, command: Command, payload: bytes) -> None:
         effects = relay.effects
         if effects.resets and self.link.live() is None:
@@ -615,6 +640,7 @@ class Session:
                 await self._relay_held(conn, relay)
             else:
                 scanner = await conn.relay(self.client, relay.response)
+                self.relayed = scanner
         except BackendError as exc:
             self._backend_lost(conn, exc)
             return
@@ -805,6 +831,8 @@ class Session:
         """
         if packet[3] != 0 or self.notes or self.killed or self.ctx.draining:
             return False
+        if self.sharded.in_charge():
+            return False  # the proxy runs the transaction (a sharded database): the loop's
         conn = self.link.reclaim()
         if conn is None or conn.broken:
             return False
@@ -919,7 +947,10 @@ class Session:
         answer left it (transaction, autocommit, ...), never flags that describe that answer
         (session-state data, cursors, more results, slow query, ...)."""
         conn = self.link.conn
-        return (conn.status if conn is not None else self.link.last_status) & _SESSION_STATUS
+        status = conn.status if conn is not None else self.link.last_status
+        # A transaction the proxy runs on a sharded database may have no branch on the
+        # session's own connection yet.
+        return (status & _SESSION_STATUS) | self.sharded.status_flags()
 
     def _reply_ok(self, warnings: int = 0, session_state: bytes = b"") -> None:
         self._write(
@@ -942,6 +973,16 @@ class Session:
 
     async def _use(self, name: str) -> None:
         """Switch database: each database has its own backend login, so a new connection."""
+        tx = self.sharded.tx
+        if name != self.current_db and tx is not None and tx.branches:
+            # The transaction's branches are this database's: not lost silently.
+            self._reply_error(
+                not_supported(
+                    "USE of another database inside a transaction on a sharded database"
+                    " (COMMIT or ROLLBACK first)"
+                )
+            )
+            return
         if name != self.current_db:
             await self.sharded.close()
             # LAST_INSERT_ID(), FOUND_ROWS() and the warnings stay the session's (USE reads
@@ -1104,8 +1145,10 @@ class Session:
 
     def _holds_anything(self) -> bool:
         """Whether the backend connection has anything of the session's on it (a
-        transaction, locks, temporary tables, variables, prepared statements)."""
-        return self.link.bound()
+        transaction, locks, temporary tables, variables, prepared statements), or a
+        transaction the proxy runs on a sharded database has branches."""
+        tx = self.sharded.tx
+        return self.link.bound() or (tx is not None and bool(tx.branches))
 
     def _waiting(self) -> bool:
         """Logged in and waiting for the client's next command (nothing of its own running)."""

@@ -23,11 +23,16 @@ statement to run there. This module only does the I/O:
   partition): an XA transaction, one branch per physical database -- ``XA START``, the
   statements, ``XA END``, ``XA PREPARE`` on every branch, then ``XA COMMIT`` on every branch;
   any failure before the commits rolls every branch back and reports the error. The commit
-  decision is not yet recorded in the catalog, so a proxy that dies between PREPARE and COMMIT
-  leaves prepared branches for the operator (``XA RECOVER``) rather than for the next proxy.
-* **Transactions.** Inside a transaction the client opened (on physical database 0), statements
-  whose targets are all physical database 0 run in it; others are refused with 1235 rather than
-  run outside it.
+  decision is recorded in the catalog before the first ``XA COMMIT`` (``proxy.backend.xa``: the
+  next proxy to start finishes what a dead one left prepared).
+* **Transactions.** The client's transactions (``BEGIN``, ``autocommit=0``) are the proxy's:
+  :class:`ClientTransaction`, an XA transaction whose branches are the physical databases it
+  reaches, each started (``XA START``) when first reached -- by a routed statement
+  (:meth:`ShardedExecutor._acquire`) or one the session relays to physical database 0
+  (:meth:`ShardedExecutor.before_relay`). ``COMMIT`` commits one branch in one phase, several
+  in two with the decision recorded as for a multi-partition write; ``ROLLBACK``, a deadlock on
+  a branch and the session's end roll every branch back. Transaction statements are read by
+  ``proxy.shard.transaction``.
 * **DDL** fans out to every physical table, in order, and reports each partition that failed;
   CREATE TABLE records the logical table in the catalog only once every physical table exists
   (and drops the ones it made when another failed).
@@ -42,7 +47,7 @@ import re
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from itertools import count
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -79,6 +84,12 @@ from proxy.shard.statements import (
     SequenceDdl,
     decide,
 )
+from proxy.shard.transaction import (
+    TransactionControl,
+    autocommit_assignment,
+    commits_implicitly,
+    reads_tables,
+)
 from proxy.sql.lexer import LexMode, ServerFlavor, lex
 from proxy.wire.packets import (
     Capability,
@@ -89,7 +100,7 @@ from proxy.wire.packets import (
     parse_ok,
     read_lenenc_int,
 )
-from proxy.wire.stream import ConnectionLost, ResponseKind
+from proxy.wire.stream import ConnectionLost, ResponseKind, ResponseScanner
 
 if TYPE_CHECKING:
     from auth.model import Account
@@ -144,10 +155,18 @@ _XIDS = count(1)
 # This process in XA transaction ids (unique across nodes and restarts).
 _NODE = os.urandom(4).hex()
 _XAER_NOTA = 1397
+# How long rolling back a transaction of a client that went away may take.
+_CLOSE_SECONDS = 10.0
 # A fault point for the crash-recovery tests: the process kills itself (SIGKILL) there.
 _CRASH_AT = os.environ.get("SHARDGATE_TEST_XA_CRASH", "")
+_PAUSE_SECONDS = 4.0
 _IN_TRANSACTION = int(ServerStatus.IN_TRANS)
-_AUTOCOMMIT = int(ServerStatus.AUTOCOMMIT)
+_READ_ONLY = int(ServerStatus.IN_TRANS_READONLY)
+_DEADLOCK = 1213
+_CANT_CHANGE_TX = 1568
+# Why the session's connection to physical database 0 is bound while it holds a branch.
+_BRANCH_BIND = "an XA transaction branch"
+_STATEMENT_SAVEPOINT = "shardgate_statement"
 _DEPRECATE_EOF = int(Capability.DEPRECATE_EOF)
 
 
@@ -179,11 +198,14 @@ class SessionPartitions:
         self._held: dict[int, BackendConnection] = {}
         self._applied: dict[int, list[str]] = {}  # the session state each connection got
         self._snapshot: object = None
+        # A transaction holds branches on the connections: they are kept (the mirrors follow
+        # a newer catalog once it ends).
+        self.in_transaction = False
 
     async def acquire(self, partitions: Sequence[PhysicalDatabase]) -> dict[int, BackendConnection]:
         session = self._session
         snapshot = session.ctx.snapshot()
-        if snapshot is not self._snapshot:
+        if snapshot is not self._snapshot and not self.in_transaction:
             # New grants or tables: reconnect (the mirrors follow the newest catalog).
             await self.close()
             self._snapshot = snapshot
@@ -262,6 +284,22 @@ class _Failure:
     message: str
 
 
+@dataclass
+class ClientTransaction:
+    """The client's transaction on a sharded database: an XA transaction whose branches are
+    the physical databases it reached (``XA START`` there when it first did), in order."""
+
+    gtrid: str
+    explicit: bool  # BEGIN / START TRANSACTION (else autocommit=0 opened it)
+    read_only: bool | None  # START TRANSACTION READ ONLY / READ WRITE
+    isolation: str | None = None  # SET TRANSACTION ISOLATION LEVEL before it
+    branches: dict[int, BackendConnection] = field(default_factory=dict)
+
+
+def _autocommit_off(variables: Mapping[str, str]) -> bool:
+    return variables.get("autocommit", "1") in ("0", "'OFF'", "'0'")
+
+
 class ShardedExecutor:
     """Carries out :class:`Sharded` plans for one session."""
 
@@ -272,8 +310,27 @@ class ShardedExecutor:
         self.replies = replies
         self.source: PartitionSource = source or SessionPartitions(session, replies.lease)
         self._sent = False  # a scatter read has written to the client
+        self.tx: ClientTransaction | None = None  # the client's transaction, when one is open
+        # SET TRANSACTION: (isolation level, access mode) for the next transaction.
+        self._next: tuple[str | None, bool | None] = (None, None)
+        # Whether the current database is sharded, for a catalog snapshot (in_charge).
+        self._sharded_db: tuple[object, str | None, bool] = (None, None, False)
 
     async def close(self) -> None:
+        """The session ends or starts anew (COM_CHANGE_USER, COM_RESET_CONNECTION, another
+        database): an open transaction is rolled back on every branch, as MariaDB does."""
+        tx = self.tx
+        if tx is not None:
+            for conn in tx.branches.values():
+                if conn.relaying:
+                    # An answer still on its way: closed, and the shard rolls its branch back.
+                    conn.broken = True
+                    conn.close()
+            try:
+                await asyncio.wait_for(self._end_all(tx), _CLOSE_SECONDS)
+            except (TimeoutError, BackendError, ConnectionLost, OSError):
+                log.warning("XA %s: rolling back at the session's end failed", tx.gtrid)
+            self._forget(tx)
         await self.source.close()
 
     # -- the one entry ----------------------------------------------------------------------
@@ -308,10 +365,19 @@ class ShardedExecutor:
                 else:
                     self.replies.ok()
             elif isinstance(decision, Route):
-                if decision.merge is not None:
-                    await self._merged(plan, decision)
-                else:
-                    await self._route(decision)
+                tx = self.tx
+                watched = self._watch_deadlocks() if tx is not None else None
+                try:
+                    if decision.merge is not None:
+                        await self._merged(plan, decision)
+                    else:
+                        await self._route(decision)
+                finally:
+                    if watched is not None:
+                        self.replies = watched[0]
+                if watched is not None and _DEADLOCK in watched[1] and self.tx is tx:
+                    assert tx is not None
+                    await self._abort(tx)  # a deadlock in a scatter or merged read
             elif isinstance(decision, CreateShardedTable):
                 await self._create(plan.layout, decision)
             elif isinstance(decision, FanOut):
@@ -320,6 +386,8 @@ class ShardedExecutor:
                 await self._check(plan.layout, decision)
             elif isinstance(decision, SequenceDdl):
                 await self._sequence_ddl(plan.layout, decision)
+            elif isinstance(decision, TransactionControl):
+                await self._control(plan.text, decision)
         except BackendUnavailable as exc:
             log.warning("connection %d: %s", session.connection_id, exc)
             self.replies.error(exc.error)
@@ -426,21 +494,17 @@ class ShardedExecutor:
 
     # -- connections ------------------------------------------------------------------------
 
-    def _in_transaction(self) -> bool:
-        """A transaction open on the session's own connection, or autocommit off (then every
-        statement opens one): the session's connection is kept while it is, else the status
-        its last statement left tells."""
-        link = self.session.link
-        status = link.conn.status if link.conn is not None else link.last_status
-        if link.state.variables.get("autocommit", "1") in ("0", "'OFF'", "'0'"):
-            return True
-        return bool(status & _IN_TRANSACTION) or not status & _AUTOCOMMIT
-
     async def _acquire(
-        self, layout: Layout, targets: Sequence[Target]
+        self, layout: Layout, targets: Sequence[Target], branch: bool = True
     ) -> dict[int, BackendConnection]:
+        """The targets' connections; inside a transaction (``branch``), each one a branch of
+        it (the client's statements; not the proxy's own reads, nor DDL)."""
         partitions = [layout.partitions[t.partition] for t in targets]
-        return await self.source.acquire(partitions)
+        conns = await self.source.acquire(partitions)
+        if branch and self.in_charge():
+            order = sorted(conns, key=lambda p: targets_order(targets, p))
+            await self._branches({p: conns[p] for p in order})
+        return conns
 
     def _lost(self, conns: Mapping[int, BackendConnection], exc: Exception, replied: bool) -> None:
         """A partition's connection failed under a statement: 2013 (the session ends when part
@@ -453,14 +517,18 @@ class ShardedExecutor:
         for index in broken:
             conns[index].broken = True
         self.source.release(conns, broken)
+        tx = self.tx
+        # A branch of the transaction went with it: the session ends (its end rolls back the
+        # other branches), as with a transaction lost on the session's own connection.
+        in_transaction = tx is not None and any(index in tx.branches for index in broken)
         if 0 in broken:
             reasons = session.link.bound_reasons()
             session.link.drop()
             session.prepared.clear()
-            if reasons or replied:
-                raise SessionLost(lost_error(reasons, exc))
-        elif replied:
-            raise SessionLost(lost_error([], exc))
+            if reasons or replied or in_transaction:
+                raise SessionLost(lost_error(reasons or ["an open transaction"], exc))
+        elif replied or in_transaction:
+            raise SessionLost(lost_error(["an open transaction"] if in_transaction else [], exc))
         self.replies.error(lost_error([], exc))
 
     # -- routed statements -------------------------------------------------------------------
@@ -469,11 +537,6 @@ class ShardedExecutor:
         session = self.session
         layout = _layout_of(session)
         targets = decision.targets
-        if self._in_transaction() and any(t.partition != 0 for t in targets):
-            raise not_supported(
-                f"statements on partitions of table {decision.table} other than the first"
-                " inside a transaction or with autocommit=0 (a transaction across partitions)"
-            )
         conns = await self._acquire(layout, targets)
         replied = False
         try:
@@ -481,7 +544,8 @@ class ShardedExecutor:
                 conn = conns[targets[0].partition]
                 conn.send(b"\x03" + targets[0].sql.encode())
                 replied = True
-                await conn.relay(session.client, ResponseKind.QUERY)
+                scanner = await conn.relay(session.client, ResponseKind.QUERY)
+                await self.after_statement(scanner)
             elif decision.reads_rows and not decision.write:
                 self._sent = False
                 await self._scatter_read(conns, targets)
@@ -502,11 +566,6 @@ class ShardedExecutor:
         if not isinstance(rerouted, Route) or rerouted.merge is None:
             raise not_supported(f"merging {decision.merge} across partitions of this statement")
         targets = rerouted.targets
-        if self._in_transaction() and any(t.partition != 0 for t in targets):
-            raise not_supported(
-                f"statements on partitions of table {decision.table} other than the first"
-                " inside a transaction or with autocommit=0 (a transaction across partitions)"
-            )
         conns = await self._acquire(plan.layout, targets)
         self._sent = False
         client = self.session.client
@@ -684,9 +743,18 @@ class ShardedExecutor:
         """Writes: one statement answered directly, several in one XA transaction."""
         session = self.session
         if len(targets) == 1:
-            packet = await conns[targets[0].partition].command(b"\x03" + targets[0].sql.encode())
+            conn = conns[targets[0].partition]
+            packet = _track(conn, await conn.command(b"\x03" + targets[0].sql.encode()))
+            tx = self.tx
+            if packet[:1] == b"\xff" and tx is not None:
+                err = parse_err(packet, conns[targets[0].partition].capabilities)
+                if err.errno == _DEADLOCK:
+                    await self._abort(tx)
             await self._remember_insert_id(decision)
             self._answer_write([packet], conns[targets[0].partition], decision)
+            return
+        if self.tx is not None:
+            await self._write_in_transaction(conns, targets, decision)
             return
         gtrid = f"{XID_PREFIX}{_NODE}-{session.connection_id}-{next(_XIDS)}"
         xid = quote_string(gtrid)
@@ -821,15 +889,420 @@ class ShardedExecutor:
             )
         )
 
+    # -- the client's transactions ------------------------------------------------------------
+
+    def in_charge(self) -> bool:
+        """Whether the session's statements on this sharded database belong to a transaction
+        the proxy runs: one is open, or autocommit is off (every statement opens one)."""
+        if self.tx is not None:
+            return True
+        if not _autocommit_off(self.session.link.state.variables):
+            return False
+        session = self.session
+        snapshot, database = session.ctx.snapshot(), session.current_db
+        seen_snapshot, seen_database, sharded = self._sharded_db
+        if seen_snapshot is not snapshot or seen_database != database:
+            found = None if database is None else snapshot.database(database)
+            sharded = found is not None and found.sharded
+            self._sharded_db = (snapshot, database, sharded)
+        return sharded
+
+    def status_flags(self) -> int:
+        """What the open transaction adds to the session's status flags (the proxy's own
+        answers, and before a branch is on physical database 0)."""
+        tx = self.tx
+        if tx is None:
+            return 0
+        return _IN_TRANSACTION | (_READ_ONLY if tx.read_only else 0)
+
+    def _open(self, explicit: bool, read_only: bool | None = None) -> ClientTransaction:
+        session = self.session
+        gtrid = f"{XID_PREFIX}{_NODE}-{session.connection_id}-{next(_XIDS)}"
+        isolation, access = self._next
+        self._next = (None, None)
+        tx = ClientTransaction(gtrid, explicit, access if read_only is None else read_only)
+        tx.isolation = isolation
+        self.tx = tx
+        if isinstance(self.source, SessionPartitions):
+            self.source.in_transaction = True
+        return tx
+
+    def _forget(self, tx: ClientTransaction) -> None:
+        if self.tx is tx:
+            self.tx = None
+        if isinstance(self.source, SessionPartitions):
+            self.source.in_transaction = False
+        self.session.link.binds.discard(_BRANCH_BIND)
+
+    async def _branches(self, conns: Mapping[int, BackendConnection]) -> None:
+        """Make each connection a branch of the transaction (``XA START``, once per physical
+        database, when the transaction first reaches it). Raises SqlError with the shard's
+        error when a branch cannot start."""
+        tx = self.tx or self._open(explicit=False)
+        xid = quote_string(tx.gtrid)
+        for partition, conn in conns.items():
+            held = tx.branches.get(partition)
+            if held is conn:
+                continue
+            if held is not None:
+                # Its connection was lost (and the shard rolled the branch back).
+                await self._abort(tx)
+                raise SessionLost(
+                    lost_error(["an open transaction"], f"partition {partition} reconnected")
+                )
+            try:
+                if tx.isolation is not None:
+                    await _own_ok(conn, f"SET TRANSACTION ISOLATION LEVEL {tx.isolation}")
+                if tx.read_only is not None:
+                    access = "ONLY" if tx.read_only else "WRITE"
+                    await _own_ok(conn, f"SET TRANSACTION READ {access}")
+                await _own_ok(conn, f"XA START {xid}, '{partition}'")
+            except BackendQueryError as exc:
+                raise sql_error_from(exc.errno, exc.sqlstate, exc.message) from None
+            tx.branches[partition] = conn
+            if partition == 0:
+                self.session.link.binds.add(_BRANCH_BIND)
+
+    async def before_relay(self, transactional: bool, text: str) -> bool:
+        """Before the session relays a statement to physical database 0 while the proxy runs
+        the transaction (:meth:`in_charge`): a statement MariaDB commits before (DDL, LOCK
+        TABLES, ...) commits the transaction first; other work (``transactional``) runs in its
+        branch there. False: not to be run (the error was sent)."""
+        state = self.session.link.state
+        if text and commits_implicitly(text, state.lex_mode, state.flavor):
+            return await self.commit_implicitly()
+        if not transactional and text and reads_tables(text, state.lex_mode, state.flavor):
+            transactional = _autocommit_off(state.variables) or self.tx is not None
+        if not transactional:
+            # SET autocommit = 1 from 0 commits the open transaction, as on MariaDB.
+            try:
+                turned_on = text and autocommit_assignment(text, state.lex_mode, state.flavor)
+            except SqlError as error:
+                self.replies.error(error)
+                return False
+            if turned_on and _autocommit_off(state.variables):
+                return await self.commit_implicitly()
+            return True
+        link = self.session.link
+        try:
+            conn = await link.connection(self.replies.lease)
+            await self._branches({0: conn})
+        except BackendUnavailable as exc:
+            self.replies.error(exc.error)
+            return False
+        except SqlError as error:
+            self.replies.error(error)
+            return False
+        except (BackendError, ConnectionLost) as exc:
+            # Lost under XA START: as a statement's loss (the session ends if anything went).
+            reasons = link.bound_reasons()
+            link.drop()
+            tx = self.tx
+            if reasons or (tx is not None and tx.branches):
+                raise SessionLost(lost_error(reasons or ["an open transaction"], exc)) from None
+            self.replies.error(lost_error([], exc))
+            return False
+        return True
+
+    def _watch_deadlocks(self) -> tuple[Replies, list[int]]:
+        """Note the error numbers the statement sends the client (a scatter's or a merge's
+        errors come from any branch); the replies to put back, and the numbers."""
+        original = self.replies
+        seen: list[int] = []
+
+        def write(payload: bytes) -> None:
+            if payload[:1] == b"\xff" and len(payload) >= 3:
+                seen.append(int.from_bytes(payload[1:3], "little"))
+            original.write(payload)
+
+        def error(err: SqlError) -> None:
+            seen.append(err.errno)
+            original.error(err)
+
+        self.replies = replace(original, write=write, error=error)
+        return original, seen
+
+    async def after_statement(self, scanner: ResponseScanner | None) -> None:
+        """After a statement inside the transaction: a deadlock (1213) rolled its branch back,
+        so the whole transaction is rolled back, as MariaDB's would be."""
+        tx = self.tx
+        if tx is not None and scanner is not None and scanner.errno == _DEADLOCK:
+            await self._abort(tx)
+        elif (
+            tx is not None
+            and not tx.explicit
+            and not tx.branches
+            and not _autocommit_off(self.session.link.state.variables)
+        ):
+            self._forget(tx)  # autocommit back on before the transaction did anything
+
+    async def commit_implicitly(self) -> bool:
+        """Commit the open transaction before a statement MariaDB commits it before. False:
+        the commit failed (the error was sent)."""
+        tx = self.tx
+        if tx is None:
+            return True
+        if not tx.branches:
+            self._forget(tx)
+            return True
+        return await self._finish(tx, commit=True) is not None
+
+    async def _control(self, text: str, control: TransactionControl) -> None:
+        """BEGIN / START TRANSACTION, COMMIT, ROLLBACK, SET TRANSACTION, SAVEPOINT."""
+        verb = control.verb
+        tx = self.tx
+        if verb == "savepoint":
+            if self.in_charge():
+                raise not_supported(
+                    "SAVEPOINT, ROLLBACK TO SAVEPOINT and RELEASE SAVEPOINT in a transaction on"
+                    " a sharded database"
+                )
+            await self._on_link(text)  # no transaction: the shard answers as it would
+            return
+        if verb == "characteristics":
+            if tx is not None and (tx.explicit or tx.branches):
+                raise SqlError(
+                    _CANT_CHANGE_TX,
+                    "25001",
+                    "Transaction characteristics can't be changed while a transaction is in"
+                    " progress",
+                )
+            isolation, access = self._next
+            self._next = (
+                control.isolation or isolation,
+                access if control.read_only is None else control.read_only,
+            )
+            self.replies.ok()  # for the transaction's branches, when it opens
+            return
+        if verb == "begin":
+            # MariaDB commits an open transaction first.
+            if tx is not None and not await self.commit_implicitly():
+                return
+            self._open(explicit=True, read_only=control.read_only)
+            self.replies.ok()  # the branches start where the transaction first goes
+            return
+        commit = verb == "commit"
+        if tx is None or not tx.branches:
+            if tx is not None:
+                self._forget(tx)
+            link = self.session.link.live()
+            if link is not None and link.status & _IN_TRANSACTION:
+                await self._on_link(text)  # a transaction of the shard's own: its answer
+                return
+            if control.chain:
+                chained = self._open(explicit=True, read_only=tx.read_only if tx else None)
+                chained.isolation = tx.isolation if tx else None
+            self.replies.ok()  # nothing to commit or roll back anywhere
+            return
+        answer = await self._finish(tx, commit=commit)
+        if answer is None:
+            return
+        if control.chain:
+            chained = self._open(explicit=True, read_only=tx.read_only)
+            chained.isolation = tx.isolation
+        self._answer_end(answer, tx)
+
+    def _answer_end(self, answer: bytes, tx: ClientTransaction) -> None:
+        """The shard's answer to the last XA COMMIT / ROLLBACK, with the session's status."""
+        conn = next(iter(tx.branches.values()))
+        ok = parse_ok(answer, conn.capabilities)
+        self.replies.write(
+            build_ok(
+                capabilities=self.session.capabilities,
+                affected_rows=ok.affected_rows,
+                status=self.replies.status(),
+                warnings=ok.warnings,
+            )
+        )
+
+    async def _on_link(self, text: str) -> None:
+        """Run the client's statement on the session's own connection (physical database 0)
+        and pass the shard's answer on (with the transaction's status)."""
+        link = self.session.link
+        conn = await link.connection(self.replies.lease)
+        packet = _track(conn, await conn.command(b"\x03" + text.encode()))
+        if packet[:1] == b"\xff":
+            self.replies.write(packet)
+            return
+        ok = parse_ok(packet, conn.capabilities)
+        self.replies.write(
+            build_ok(
+                capabilities=self.session.capabilities,
+                affected_rows=ok.affected_rows,
+                status=self.replies.status(),
+                warnings=ok.warnings,
+            )
+        )
+
+    async def _end_all(self, tx: ClientTransaction) -> bytes | None:
+        """``XA END`` and ``XA ROLLBACK`` on every branch (a branch a deadlock marked
+        rollback-only refuses XA END); the last answer."""
+        xid = quote_string(tx.gtrid)
+        answer: bytes | None = None
+        for partition, conn in tx.branches.items():
+            if conn.broken or conn.is_closing():
+                continue  # gone: the shard rolled the branch back
+            await _own(conn, f"XA END {xid}, '{partition}'")
+            packet = await _own(conn, f"XA ROLLBACK {xid}, '{partition}'")
+            if packet[:1] != b"\xff":
+                answer = packet
+        return answer
+
+    async def _abort(self, tx: ClientTransaction) -> None:
+        """Roll the whole transaction back (a branch's deadlock, a lost branch)."""
+        try:
+            await self._end_all(tx)
+        except (BackendError, ConnectionLost) as exc:
+            log.warning("XA %s: rolling back failed: %s", tx.gtrid, exc)
+        finally:
+            self._forget(tx)
+
+    async def _finish(self, tx: ClientTransaction, commit: bool) -> bytes | None:
+        """Commit (one branch: in one phase; several: two phases with the decision recorded
+        in the catalog first) or roll back every branch. The shard's answer to the last
+        ``XA COMMIT`` / ``XA ROLLBACK``, or None (the error was sent; the transaction is over
+        either way)."""
+        self._forget(tx)
+        if not commit:
+            try:
+                ended = await self._end_all(tx)
+            except (BackendError, ConnectionLost) as exc:
+                self.replies.error(lost_error(["an open transaction"], exc))
+                return None
+            return ended or build_ok(capabilities=self.session.capabilities)
+        xid = quote_string(tx.gtrid)
+        branches = list(tx.branches.items())
+        failure: SqlError | None = None
+        try:
+            for partition, conn in branches:
+                await _own_ok(conn, f"XA END {xid}, '{partition}'")
+            if len(branches) == 1:
+                partition, conn = branches[0]
+                packet = await _own(conn, f"XA COMMIT {xid}, '{partition}' ONE PHASE")
+                if packet[:1] == b"\xff":
+                    self.replies.write(packet)  # the shard rolled it back
+                    return None
+                return packet
+            for partition, conn in branches:
+                await _own_ok(conn, f"XA PREPARE {xid}, '{partition}'")
+        except BackendQueryError as exc:
+            failure = sql_error_from(exc.errno, exc.sqlstate, exc.message)
+        except (BackendError, ConnectionLost) as exc:
+            failure = lost_error([], exc)
+        if failure is None:
+            _crash_point("after-prepare")
+            outcome = await self._decide(tx.gtrid)
+            if outcome is None:
+                # Unknown: the branches stay prepared for recovery (error sent), left by their
+                # connections (a prepared branch outlives its connection on the shard).
+                self._leave_prepared(dict(branches))
+                return None
+            if outcome == "abort":
+                failure = sql_error(
+                    ErrorCode.UNKNOWN_ERROR,
+                    f"XA transaction {tx.gtrid} was rolled back by another node's recovery",
+                )
+        if failure is not None:
+            try:
+                await self._end_all(tx)
+            except (BackendError, ConnectionLost) as exc:
+                log.warning("XA %s: rolling back failed: %s", tx.gtrid, exc)
+            self.replies.error(failure)
+            return None
+        _crash_point("after-decision")
+        await _pause_point("after-decision")
+        not_committed: list[str] = []
+        answer: bytes | None = None
+        layout = _layout_of(self.session)
+        left: dict[int, BackendConnection] = {}
+        for partition, conn in branches:
+            where = layout.partitions[partition].name
+            try:
+                packet = await _own(conn, f"XA COMMIT {xid}, '{partition}'")
+            except (BackendError, ConnectionLost) as exc:
+                not_committed.append(f"{where}: {exc}")
+                continue
+            if packet[:1] == b"\xff":
+                err = parse_err(packet, conn.capabilities)
+                if err.errno != _XAER_NOTA:  # else committed by a recovering node, as decided
+                    not_committed.append(f"{where}: {err.errno} {err.message}")
+                    left[partition] = conn
+                continue
+            answer = packet
+        if not_committed:
+            self._leave_prepared(left)
+            self.replies.error(
+                sql_error(
+                    ErrorCode.UNKNOWN_ERROR,
+                    f"XA transaction {tx.gtrid} decided to commit but not yet committed on: "
+                    + "; ".join(not_committed)
+                    + " (the next proxy to start commits them)",
+                )
+            )
+            return None
+        try:
+            await asyncio.to_thread(self.session.ctx.accounts.catalog.forget_xa, tx.gtrid)
+        except CatalogError:
+            pass  # a stale outcome row is harmless
+        return answer or build_ok(capabilities=self.session.capabilities)
+
+    def _leave_prepared(self, branches: Mapping[int, BackendConnection]) -> None:
+        """Close the connections of branches left prepared (for the next proxy's recovery):
+        a connection holding one could start no other transaction."""
+        for partition, conn in branches.items():
+            if partition == 0:
+                self.session.link.drop()
+            else:
+                self.source.release({partition: conn}, [partition])
+
+    async def _write_in_transaction(
+        self, conns: Mapping[int, BackendConnection], targets: Sequence[Target], decision: Route
+    ) -> None:
+        """A write of several statements inside the transaction: in its branches, all or
+        nothing as one statement is (a savepoint on each branch, rolled back to when one
+        fails; a deadlock rolls the whole transaction back)."""
+        partitions = list(dict.fromkeys(t.partition for t in targets))
+        answers: list[bytes] = []
+        for partition in partitions:
+            await _own_ok(conns[partition], f"SAVEPOINT {_STATEMENT_SAVEPOINT}")
+        failed: bytes | None = None
+        for target in targets:
+            conn = conns[target.partition]
+            packet = _track(conn, await conn.command(b"\x03" + target.sql.encode()))
+            if packet[:1] == b"\xff":
+                failed = packet
+                break
+            if packet[:1] != b"\x00":
+                conn.broken = True
+                raise BackendError("a result set where a write's OK was expected")
+            answers.append(packet)
+        if failed is not None:
+            err = parse_err(failed, conns[targets[0].partition].capabilities)
+            tx = self.tx
+            if err.errno == _DEADLOCK and tx is not None:
+                await self._abort(tx)
+            else:
+                for partition in partitions:
+                    try:
+                        await _own_ok(
+                            conns[partition], f"ROLLBACK TO SAVEPOINT {_STATEMENT_SAVEPOINT}"
+                        )
+                    except BackendQueryError:
+                        pass
+            self.replies.error(sql_error_from(err.errno, err.sqlstate, err.message))
+            return
+        await self._remember_insert_id(decision)
+        self._answer_write(answers, conns[targets[0].partition], decision)
+
     # -- DDL ----------------------------------------------------------------------------------
 
     async def _run_all(
         self, layout: Layout, targets: Sequence[Target]
     ) -> tuple[list[Target], list[_Failure]]:
         """Run each target's statement; which succeeded, which failed (and why)."""
-        if self._in_transaction():
-            raise not_supported("DDL on a sharded database inside a transaction")
-        conns = await self._acquire(layout, targets)
+        if not await self.commit_implicitly():
+            raise _Replied
+        conns = await self._acquire(layout, targets, branch=False)
         done: list[Target] = []
         failed: list[_Failure] = []
         try:
@@ -888,7 +1361,7 @@ class ShardedExecutor:
                 continue
             drop = f"{OWN_STATEMENT}DROP TABLE IF EXISTS `{physical.group(1)}`"
             try:
-                conns = await self._acquire(layout, [target])
+                conns = await self._acquire(layout, [target], branch=False)
                 await _run(conns[target.partition], drop)
             except (BackendError, BackendQueryError, BackendUnavailable, ConnectionLost):
                 log.warning(
@@ -949,7 +1422,7 @@ class ShardedExecutor:
         the AUTO_INCREMENT counter aside); a row per table, and one per partition that
         differs or is missing."""
         targets = [target for _, target in decision.targets]
-        conns = await self._acquire(layout, targets)
+        conns = await self._acquire(layout, targets, branch=False)
         definitions: dict[str, list[tuple[Target, str | None, str]]] = {}
         try:
             for name, target in decision.targets:
@@ -993,7 +1466,7 @@ class ShardedExecutor:
             return None
         database, physical = table.physical_tables(layout.count)[0]
         target = Target(database, layout.partitions[database].shard, "", "")
-        conns = await self._acquire(layout, [target])
+        conns = await self._acquire(layout, [target], branch=False)
         try:
             result = await conns[database].query(
                 f"{OWN_STATEMENT}SHOW CREATE TABLE `{physical.replace('`', '``')}`"
@@ -1027,6 +1500,14 @@ def _normal_definition(text: str) -> str:
     return re.sub(r" AUTO_INCREMENT=\d+", "", text)
 
 
+async def _pause_point(name: str) -> None:
+    """A fault point for the tests: with SHARDGATE_TEST_XA_CRASH=pause-<name>, the commit
+    waits there a few seconds (a test breaks a branch's connection meanwhile)."""
+    if f"pause-{name}" == _CRASH_AT:
+        log.warning("SHARDGATE_TEST_XA_CRASH=%s: pausing", _CRASH_AT)
+        await asyncio.sleep(_PAUSE_SECONDS)
+
+
 def _crash_point(name: str) -> None:
     if name == _CRASH_AT:
         log.warning("SHARDGATE_TEST_XA_CRASH=%s: killing this process", name)
@@ -1053,6 +1534,32 @@ async def _read(conn: BackendConnection) -> tuple[int, bytes]:
 
 async def _run(conn: BackendConnection, sql: str) -> None:
     await conn.query(sql)
+
+
+async def _own(conn: BackendConnection, sql: str) -> bytes:
+    """One of the proxy's own statements with a one-packet answer (transaction control): the
+    answer, whose status flags the connection now has."""
+    if conn.broken or conn.is_closing():
+        raise BackendError(f"lost connection to shard '{conn.target.shard}' before {sql}")
+    return _track(conn, await conn.command(b"\x03" + (OWN_STATEMENT + sql).encode()))
+
+
+def _track(conn: BackendConnection, packet: bytes) -> bytes:
+    """An OK's status flags are the connection's now (a relay tracks them itself)."""
+    if packet[:1] == b"\x00":
+        conn.status = parse_ok(packet, conn.capabilities).status
+    return packet
+
+
+async def _own_ok(conn: BackendConnection, sql: str) -> None:
+    """:func:`_own`, its error raised as BackendQueryError."""
+    packet = await _own(conn, sql)
+    if packet[:1] == b"\xff":
+        err = parse_err(packet, conn.capabilities)
+        raise BackendQueryError(err.errno, err.sqlstate, err.message)
+    if packet[:1] != b"\x00":
+        conn.broken = True
+        raise BackendError(f"an answer other than OK to {sql}")
 
 
 async def _discard(conn: BackendConnection) -> None:

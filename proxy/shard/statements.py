@@ -46,6 +46,7 @@ from proxy.shard.route import (  # the token helpers routing reads statements wi
     route,
     token_keyword,
 )
+from proxy.shard.transaction import TransactionControl
 from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor, Token, lex
 from proxy.sql.like import shows_database
 
@@ -122,6 +123,7 @@ Decision = (
     | CheckTables
     | SequenceDdl
     | NeedsNextval
+    | TransactionControl
 )
 
 
