@@ -46,7 +46,7 @@ from auth.model import Account
 from auth.privileges import Priv, Requirement
 from proxy.plan.authorize import Caller, check_requirements, refusal_for, resolve_database
 from proxy.plan.rewrite import IdentityValues, Splice, identity_splices
-from proxy.shard.route import Layout
+from proxy.shard.route import Layout, NeedsSequence, Route
 from proxy.shard.statements import Decision, decide, show_commands
 from proxy.sql.analyze import DatabaseStatement, Kind, Statement
 from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor
@@ -420,13 +420,18 @@ def statement_effects(statement: Statement) -> Effects:
 
 
 def relayed_statement(
-    statement: Statement, view: SessionView, snapshot: CatalogSnapshot, original: str = ""
+    statement: Statement,
+    view: SessionView,
+    snapshot: CatalogSnapshot,
+    original: str = "",
+    prepared: bool = False,
 ) -> Plan:
     """A statement the shard runs (QUERY or SESSION): relayed if the caller holds what it
     needs; any other kind is denied here (the statements the proxy answers itself never come
     this way). This is the decision the fast path memoizes per statement and grant view.
     On a sharded database, ``original`` (the client's text of the statement, when known) is
-    what routing rewrites for the partitions."""
+    what routing rewrites for the partitions; a ``prepared`` statement's parameters are
+    routed as NULLs here (each execution is routed with its values)."""
     if statement.kind is Kind.REFUSED:
         assert statement.error is not None
         return Deny(refusal_for(statement.error, snapshot, _caller(view)))
@@ -437,7 +442,7 @@ def relayed_statement(
         return Deny(error)
     if statement.kind is Kind.QUERY:
         layout = sharded_layout(snapshot, view.current_db)
-        decided = None if layout is None else _sharded(statement, layout, view, original)
+        decided = None if layout is None else _sharded(statement, layout, view, original, prepared)
         if decided is not None:
             return decided
     return Relay(ResponseKind.QUERY, "", statement_effects(statement))
@@ -459,18 +464,30 @@ def sharded_layout(snapshot: CatalogSnapshot, database: str | None) -> Layout | 
 
 
 def _sharded(
-    statement: Statement, layout: Layout, view: SessionView, original: str = ""
+    statement: Statement,
+    layout: Layout,
+    view: SessionView,
+    original: str = "",
+    prepared: bool = False,
 ) -> Plan | None:
     """What the sharded data path decides for an authorized statement (None: relayed to
     physical database 0 as on an unsharded database). The client's ``original`` text is
     routed when known (its comments and hints reach the shards), else the executable text."""
     text = original or statement.text
     try:
-        decision = decide(text, layout, view.lex_mode, view.flavor)
+        decision = decide(text, layout, view.lex_mode, view.flavor, params=() if prepared else None)
     except SqlError as error:
         return Deny(error)
     if decision is None:
         return None
+    if prepared and not isinstance(decision, Route | NeedsSequence):
+        # DDL, SHOW and sequence statements of a sharded database: text protocol only.
+        return Deny(
+            sql_error(
+                ErrorCode.NOT_SUPPORTED_YET,
+                "This command is not supported in the prepared statement protocol yet",
+            )
+        )
     if statement.identity:
         # The proxy answers these (the shard would name its mirror account and thread):
         # not yet put in place in routed statements.
@@ -681,11 +698,12 @@ def _prepare(command: Prepare, view: SessionView, snapshot: CatalogSnapshot) -> 
     if statement.definer is not None:
         # The DEFINER account is replaced in a COM_QUERY's text only.
         return Deny(not_supported("CREATE VIEW ... DEFINER = account as a prepared statement"))
-    decided = relayed_statement(statement, view, snapshot)
+    decided = relayed_statement(statement, view, snapshot, prepared=True)
     if isinstance(decided, Deny):
         return decided
     if isinstance(decided, Sharded):
-        return _not_on_sharded("prepared statements")
+        # Prepared on one partition for its metadata, on others as executions need it.
+        return Sharded(decided.decision, decided.text, decided.layout, command.digest)
     return Relay(
         ResponseKind.PREPARE, None, Effects(prepares=statement), _rewrite((statement,), view)
     )
@@ -706,9 +724,9 @@ def _statement_command(
     if code == COM_STMT_RESET:
         return Relay(ResponseKind.SINGLE, None)
     # Grants may have changed since PREPARE: authorized again at every execution and fetch.
-    decided = relayed_statement(prepared.statement, view, snapshot)
+    decided = relayed_statement(prepared.statement, view, snapshot, prepared=True)
     if isinstance(decided, Sharded):
-        return _not_on_sharded("prepared statements")
+        return Sharded(decided.decision, decided.text, decided.layout, prepared.digest)
     if not isinstance(decided, Relay):
         return decided
     if code == COM_STMT_FETCH:

@@ -502,6 +502,13 @@ class Session:
     # -- carrying a plan out --------------------------------------------------------------------
 
     async def _execute(self, decided: Plan, command: Command, payload: bytes) -> None:
+        if isinstance(command, StatementCommand) and self.sharded.owns(command.statement_id):
+            # A statement on sharded or broadcast tables (proxy/session/sharded.py).
+            await self.sharded.statement_command(decided, command, payload)
+            return
+        if isinstance(command, Prepare) and isinstance(decided, Sharded):
+            await self.sharded.prepare(decided, command.statements[0], payload)
+            return
         if isinstance(decided, Relay):
             await self._relay(decided, command, payload)
         elif isinstance(decided, Sharded):
@@ -576,6 +583,7 @@ class Session:
             # COM_RESET_CONNECTION with nothing on the shard: reset here.
             self.link.reset()
             self.prepared.clear()
+            self.sharded.forget_statements()
             self._reply_ok()
             return
         conn = await self._connection()
@@ -595,7 +603,7 @@ class Session:
             if on_conn is None:
                 return
             payload = on_conn
-        elif isinstance(command, Prepare) and self.link.statements.by_id:
+        elif isinstance(command, Prepare) and (self.link.statements.by_id or self.prepared):
             assert effects.prepares is not None
             if relay.rewrite:
                 payload = apply_splices(payload, relay.rewrite, base=1)
@@ -651,6 +659,7 @@ class Session:
                 )
             if effects.resets and scanner is not None and not scanner.error:
                 self.prepared.clear()
+                self.sharded.forget_statements()
                 self.link.reset()
                 self.link.state.lex_mode = await self.link.read_back(conn, ())
                 self.link.state.known = True
@@ -686,7 +695,7 @@ class Session:
         first = payloads[0]
         if first[:1] == b"\x00":
             ok = parse_stmt_prepare_ok(first)
-            client_id = self.link.statements.client_id_for(ok.statement_id)
+            client_id = self.link.statements.client_id_for(ok.statement_id, self.prepared)
             payloads[0] = first[:1] + client_id.to_bytes(4, "little") + first[5:]
             prepared = Prepared(statement, command.digest)
             self._register(client_id, ok.statement_id, ok.num_params, prepared, payload, conn)

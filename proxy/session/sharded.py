@@ -41,8 +41,9 @@ import os
 import re
 import signal
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import count
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -64,10 +65,32 @@ from proxy.backend.connection import (
 )
 from proxy.backend.xa import XID_PREFIX
 from proxy.merge import Refusal, merge_results, plan_select, result_payloads
-from proxy.plan.plan import Sharded, sharded_layout
+from proxy.plan.plan import (
+    COM_STMT_CLOSE,
+    COM_STMT_FETCH,
+    COM_STMT_RESET,
+    COM_STMT_SEND_LONG_DATA,
+    Deny,
+    Plan,
+    Prepared,
+    Sharded,
+    StatementCommand,
+    sharded_layout,
+)
 from proxy.session.link import OWN_STATEMENT, BackendUnavailable, SessionLost, lost_error
+from proxy.session.statements import execute_types, with_id, with_types
 from proxy.shard.ddl import AlterSequence, CreateSequence, nextval_references
-from proxy.shard.route import Layout, NeedsSequence, Route, Target
+from proxy.shard.placement import Placement, PlacementError, place
+from proxy.shard.route import (
+    KeySlots,
+    Layout,
+    NeedsSequence,
+    Route,
+    Target,
+    copy_target,
+    key_slots,
+    placed_targets,
+)
 from proxy.shard.sequences import SequenceAllocator, next_values
 from proxy.shard.statements import (
     CheckTables,
@@ -79,16 +102,22 @@ from proxy.shard.statements import (
     SequenceDdl,
     decide,
 )
-from proxy.sql.lexer import LexMode, ServerFlavor, lex
+from proxy.shard.values import NotPlaceable, shard_key
+from proxy.sql.analyze import Statement
+from proxy.sql.charsets import COLLATIONS
+from proxy.sql.lexer import LexMode, ServerFlavor, TokenKind, lex
 from proxy.wire.packets import (
     Capability,
+    ProtocolError,
     ServerStatus,
     build_err,
     build_ok,
     parse_err,
     parse_ok,
+    parse_stmt_prepare_ok,
     read_lenenc_int,
 )
+from proxy.wire.params import ExecuteParams, ParamValue, build_execute, decode_param, parse_execute
 from proxy.wire.stream import ConnectionLost, ResponseKind
 
 if TYPE_CHECKING:
@@ -254,6 +283,36 @@ class SessionPartitions:
             await conn.quit()
 
 
+@dataclass(eq=False)
+class PhysicalStatement:
+    """One physical statement text of a client's prepared statement, prepared on some
+    connections (its id on each), and the connections that were sent its parameter types."""
+
+    on: weakref.WeakKeyDictionary[BackendConnection, int] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
+    typed: weakref.WeakSet[BackendConnection] = field(default_factory=weakref.WeakSet)
+
+
+@dataclass(eq=False)
+class ShardedStatement:
+    """A client's prepared statement on sharded or broadcast tables. Each execution is routed
+    by its parameters; the physical statements it needs (the client's text with physical
+    names, or a multi-row INSERT's rows of one partition) are prepared on a partition's
+    connection the first time they run there."""
+
+    client_id: int
+    text: str  # the statement as routed (parameter markers kept)
+    params: int
+    slots: KeySlots | None  # routed by key alone (no routing per execution), else None
+    types: bytes | None = None  # the parameter types the last execution that sent them sent
+    physical: dict[str, PhysicalStatement] = field(default_factory=dict)
+    # KeySlots' targets by placement, for one catalog snapshot.
+    placed: dict[Placement, Target] = field(default_factory=dict)
+    placed_for: object = None
+    failed: SqlError | None = None  # long data sent: the next execution's answer
+
+
 @dataclass
 class _Failure:
     target: Target
@@ -272,8 +331,15 @@ class ShardedExecutor:
         self.replies = replies
         self.source: PartitionSource = source or SessionPartitions(session, replies.lease)
         self._sent = False  # a scatter read has written to the client
+        # Prepared statements on sharded or broadcast tables, by the client's id.
+        self.statements: dict[int, ShardedStatement] = {}
+        # The physical database of each connection a physical statement is prepared on.
+        self._partition_of: weakref.WeakKeyDictionary[BackendConnection, int] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def close(self) -> None:
+        self.forget_statements()
         await self.source.close()
 
     # -- the one entry ----------------------------------------------------------------------
@@ -457,6 +523,7 @@ class ShardedExecutor:
             reasons = session.link.bound_reasons()
             session.link.drop()
             session.prepared.clear()
+            self.forget_statements()
             if reasons or replied:
                 raise SessionLost(lost_error(reasons, exc))
         elif replied:
@@ -535,7 +602,10 @@ class ShardedExecutor:
             self._lost(conns, exc, self._sent)
 
     async def _scatter_read(
-        self, conns: Mapping[int, BackendConnection], targets: Sequence[Target]
+        self,
+        conns: Mapping[int, BackendConnection],
+        targets: Sequence[Target],
+        packets: Sequence[bytes] = (),
     ) -> None:
         """Concatenate the targets' result sets as they stream (``_sent``: anything reached
         the client); statements needing a merge go to :meth:`_merged` instead.
@@ -555,7 +625,7 @@ class ShardedExecutor:
 
         def send(index: int, hold: bool) -> None:
             conn = conns[targets[index].partition]
-            conn.send(b"\x03" + targets[index].sql.encode())
+            conn.send(packets[index] if packets else b"\x03" + targets[index].sql.encode())
             in_flight.add(index)
             if hold:
                 conn.pause_reading()
@@ -679,12 +749,21 @@ class ShardedExecutor:
         self.replies.write(payload)
 
     async def _write(
-        self, conns: Mapping[int, BackendConnection], targets: Sequence[Target], decision: Route
+        self,
+        conns: Mapping[int, BackendConnection],
+        targets: Sequence[Target],
+        decision: Route,
+        packets: Sequence[bytes] = (),
     ) -> None:
-        """Writes: one statement answered directly, several in one XA transaction."""
+        """Writes: one statement answered directly, several in one XA transaction
+        (``packets``: a prepared statement's executions, one per target)."""
         session = self.session
+
+        def command(index: int) -> bytes:
+            return packets[index] if packets else b"\x03" + targets[index].sql.encode()
+
         if len(targets) == 1:
-            packet = await conns[targets[0].partition].command(b"\x03" + targets[0].sql.encode())
+            packet = await conns[targets[0].partition].command(command(0))
             await self._remember_insert_id(decision)
             self._answer_write([packet], conns[targets[0].partition], decision)
             return
@@ -698,8 +777,8 @@ class ShardedExecutor:
             for partition in branches:
                 await _run(conns[partition], f"{OWN_STATEMENT}XA START {xid}, '{partition}'")
                 started.append(partition)
-            for target in targets:
-                packet = await conns[target.partition].command(b"\x03" + target.sql.encode())
+            for index, target in enumerate(targets):
+                packet = await conns[target.partition].command(command(index))
                 if packet[:1] == b"\xff":
                     err = parse_err(packet, conns[target.partition].capabilities)
                     failure = sql_error_from(err.errno, err.sqlstate, err.message)
@@ -820,6 +899,398 @@ class ShardedExecutor:
                 warnings=warnings,
             )
         )
+
+    # -- prepared statements ------------------------------------------------------------------
+
+    def owns(self, statement_id: int) -> bool:
+        return statement_id in self.statements
+
+    async def prepare(self, plan: Sharded, statement: Statement, payload: bytes) -> None:
+        """COM_STMT_PREPARE of a statement on sharded or broadcast tables: prepared on
+        physical database 0 (its first physical tables) for the answer's parameter count and
+        column definitions, which reach the client with an id of the session's own."""
+        session = self.session
+        state = session.link.state
+        try:
+            target = copy_target(plan.text, plan.layout, state.lex_mode, state.flavor)
+            conns = await self._acquire(plan.layout, [target])
+        except BackendUnavailable as exc:
+            self.replies.error(exc.error)
+            return
+        except SqlError as error:
+            self.replies.error(error)
+            return
+        conn = conns[target.partition]
+        try:
+            conn.send(b"\x16" + target.sql.encode())
+            payloads = await conn.collect(ResponseKind.PREPARE, _PREPARE_LIMIT)
+        except (BackendError, ConnectionLost) as exc:
+            self._lost(conns, exc, False)
+            return
+        first = payloads[0]
+        if first[:1] != b"\x00":
+            for answer in payloads:
+                self.replies.write(answer)
+            return
+        ok = parse_stmt_prepare_ok(first)
+        client_id = self._new_id(ok.statement_id)
+        params = ok.num_params
+        slots = key_slots(plan.text, plan.layout, state.lex_mode, state.flavor)
+        prepared = ShardedStatement(client_id, plan.text, params, slots)
+        physical = prepared.physical.setdefault(target.sql, PhysicalStatement())
+        physical.on[conn] = ok.statement_id
+        self._partition_of[conn] = target.partition
+        self.statements[client_id] = prepared
+        session.prepared[client_id] = Prepared(statement, plan.digest or "")
+        payloads[0] = first[:1] + client_id.to_bytes(4, "little") + first[5:]
+        for answer in payloads:
+            self.replies.write(answer)
+
+    def _new_id(self, backend_id: int) -> int:
+        """A statement id no statement of the session has (the shard's when free)."""
+        session = self.session
+        taken = set(session.prepared) | set(self.statements) | set(session.link.statements.by_id)
+        if backend_id not in taken:
+            return backend_id
+        candidate = max(taken) + 1
+        while candidate in taken or candidate > 0xFFFFFFFF:
+            candidate = 1 if candidate > 0xFFFFFFFF else candidate + 1
+        return candidate
+
+    async def statement_command(
+        self, decided: Plan, command: StatementCommand, payload: bytes
+    ) -> None:
+        """COM_STMT_EXECUTE / FETCH / RESET / CLOSE / SEND_LONG_DATA of one of
+        :attr:`statements` (``decided``: the execution's authorization, made again)."""
+        statement = self.statements[command.statement_id]
+        code = command.code
+        if code == COM_STMT_CLOSE:
+            self.session.prepared.pop(statement.client_id, None)
+            self._close(self.statements.pop(statement.client_id))
+            return
+        if code == COM_STMT_SEND_LONG_DATA:
+            statement.failed = not_supported(
+                "COM_STMT_SEND_LONG_DATA on a sharded database's sharded or broadcast tables"
+            )
+            return
+        if code == COM_STMT_RESET:
+            statement.failed = None
+            await self._reset(statement)
+            self.replies.ok()
+            return
+        if isinstance(decided, Deny):
+            self.replies.error(decided.error)
+            return
+        if code == COM_STMT_FETCH:
+            self.replies.error(
+                SqlError(
+                    1421, "HY000", f"The statement ({statement.client_id}) has no open cursor."
+                )
+            )
+            return
+        if statement.failed is not None:
+            error, statement.failed = statement.failed, None
+            self.replies.error(error)
+            return
+        session = self.session
+        if isinstance(decided, Sharded):
+            layout, digest = decided.layout, decided.digest
+        else:  # its tables are single ones now: physical database 0 runs it
+            layout, digest = _layout_of(session), None
+        started = time.perf_counter()
+        try:
+            await self._execute_prepared(statement, layout, payload)
+        except BackendUnavailable as exc:
+            log.warning("connection %d: %s", session.connection_id, exc)
+            self.replies.error(exc.error)
+        except SqlError as error:
+            self.replies.error(error)
+        except BackendQueryError as exc:
+            self.replies.error(sql_error_from(exc.errno, exc.sqlstate, exc.message))
+        except (BackendError, ConnectionLost) as exc:
+            log.warning("connection %d: %s", session.connection_id, exc)
+            self.replies.error(lost_error([], exc))
+        finally:
+            if digest:
+                seconds = time.perf_counter() - started
+                session.ctx.digest.record(session.current_db, digest, seconds, 0)
+
+    def parameters(self, statement: ShardedStatement, payload: bytes) -> ExecuteParams:
+        """The execution's parameters (1210 for a packet that does not hold them)."""
+        try:
+            found = parse_execute(payload, statement.params, statement.types)
+        except ProtocolError:
+            raise SqlError(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute") from None
+        if found.sent_types:
+            statement.types = b"".join(found.types)
+        if found.flags & _CURSOR_FLAGS:
+            raise not_supported("cursors on a sharded database's sharded or broadcast tables")
+        return found
+
+    def values(self, found: ExecuteParams) -> list[ParamValue]:
+        encoding = _python_encoding(self.session.charset)
+        return [
+            decode_param(t, v, encoding) for t, v in zip(found.types, found.values, strict=True)
+        ]
+
+    def keyed(
+        self, statement: ShardedStatement, layout: Layout, values: Sequence[ParamValue]
+    ) -> Route | None:
+        """The route of an execution whose key values alone fix one partition (the
+        statement's KeySlots), without routing its text again; None: routed in full."""
+        slots = statement.slots
+        if slots is None:
+            return None
+        rule = slots.table.rule
+        key = rule.db_key
+        assert key is not None
+        found: Placement | None = None
+        for index, literal in slots.sources:
+            try:
+                value = shard_key(key.type, values[index] if index >= 0 else literal, "compare")
+                placement = place(rule, layout.count, value, value)
+            except (NotPlaceable, PlacementError):
+                return None
+            if found is not None and placement != found:
+                return None
+            found = placement
+        if found is None:
+            return None
+        snapshot = self.session.ctx.snapshot()
+        if statement.placed_for is not snapshot:
+            statement.placed.clear()
+            statement.placed_for = snapshot
+        target = statement.placed.get(found)
+        if target is None:
+            state = self.session.link.state
+            target = placed_targets(statement.text, layout, [found], state.lex_mode, state.flavor)[
+                0
+            ]
+            statement.placed[found] = target
+        reads = slots.verb == "SELECT"
+        return Route("routed", slots.table.name, not reads, reads, (target,))
+
+    async def _execute_prepared(
+        self, statement: ShardedStatement, layout: Layout, payload: bytes
+    ) -> None:
+        session = self.session
+        found = self.parameters(statement, payload)
+        values = self.values(found)
+        state = session.link.state
+        mode, flavor = state.lex_mode, state.flavor
+        decision: Decision | None = self.keyed(statement, layout, values)
+        if decision is None:
+            decision = decide(statement.text, layout, mode, flavor, params=values)
+        if isinstance(decision, NeedsSequence):
+            catalog = session.ctx.accounts.catalog
+            try:
+                taken = await asyncio.to_thread(
+                    next_values, SEQUENCES, catalog, layout.name, decision.sequence, decision.count
+                )
+            except CatalogUnavailableError as error:
+                raise error.client_error() from None
+            except CatalogError as exc:
+                raise sql_error(
+                    ErrorCode.UNKNOWN_ERROR, f"Sequence {decision.sequence}: {exc}"
+                ) from None
+            decision = decide(statement.text, layout, mode, flavor, taken, params=values)
+        if decision is None:
+            first = layout.partitions[0]
+            decision = Route(
+                "copy", "", False, True, (Target(0, first.shard, first.name, statement.text),)
+            )
+        if not isinstance(decision, Route):
+            raise not_supported("this prepared statement on a sharded database")
+        if decision.merge is not None:
+            await self._merged_prepared(statement, layout, decision, found, values, payload)
+            return
+        targets = decision.targets
+        if self._in_transaction() and any(t.partition != 0 for t in targets):
+            raise not_supported(
+                f"statements on partitions of table {decision.table} other than the first"
+                " inside a transaction or with autocommit=0 (a transaction across partitions)"
+            )
+        conns = await self._acquire(layout, targets)
+        replied = False
+        try:
+            packets = []
+            for index, target in enumerate(targets):
+                used = decision.params[index] if decision.params else None
+                packet = await self._execution(
+                    statement, conns[target.partition], target, found, payload, used
+                )
+                if packet is None:
+                    return
+                packets.append(packet)
+            if len(targets) == 1 and not decision.sequence_values:
+                conn = conns[targets[0].partition]
+                conn.send(packets[0])
+                replied = True
+                await conn.relay(session.client, ResponseKind.QUERY)
+            elif decision.reads_rows and not decision.write:
+                self._sent = False
+                await self._scatter_read(conns, targets, packets)
+            else:
+                await self._write(conns, targets, decision, packets)
+        except (BackendError, ConnectionLost) as exc:
+            self._lost(conns, exc, replied or self._sent)
+
+    async def _execution(
+        self,
+        statement: ShardedStatement,
+        conn: BackendConnection,
+        target: Target,
+        found: ExecuteParams,
+        payload: bytes,
+        used: tuple[int, ...] | None,
+    ) -> bytes | None:
+        """The COM_STMT_EXECUTE of ``target``'s physical statement on ``conn`` (prepared
+        there first when it is not; None: the shard refused, its error was the answer):
+        the client's packet with the physical statement's id, or, for a statement holding
+        some of the parameters (``used``), those."""
+        physical = statement.physical.setdefault(target.sql, PhysicalStatement())
+        backend_id = physical.on.get(conn)
+        if backend_id is None:
+            conn.send(b"\x16" + target.sql.encode())
+            answer = await conn.collect(ResponseKind.PREPARE, _PREPARE_LIMIT)
+            if answer[0][:1] != b"\x00":
+                self.replies.write(answer[0])
+                return None
+            ok = parse_stmt_prepare_ok(answer[0])
+            expected = statement.params if used is None else len(used)
+            if ok.num_params != expected:
+                conn.send(b"\x19" + ok.statement_id.to_bytes(4, "little"))
+                raise sql_error(
+                    ErrorCode.UNKNOWN_ERROR,
+                    f"partition {target.database} prepared {ok.num_params} parameters, not"
+                    f" {expected}",
+                )
+            backend_id = ok.statement_id
+            physical.on[conn] = backend_id
+            self._partition_of[conn] = target.partition
+        if used is not None:
+            return build_execute(
+                backend_id,
+                found.flags,
+                found.iteration,
+                [found.types[i] for i in used],
+                [found.values[i] for i in used],
+            )
+        packet = with_id(payload, backend_id)
+        if statement.params:
+            if not found.sent_types and conn not in physical.typed:
+                assert statement.types is not None
+                flag_at, _ = execute_types(packet, statement.params)
+                packet = with_types(packet, flag_at, statement.types)
+            physical.typed.add(conn)
+        return packet
+
+    async def _merged_prepared(
+        self,
+        statement: ShardedStatement,
+        layout: Layout,
+        decision: Route,
+        found: ExecuteParams,
+        values: Sequence[ParamValue],
+        payload: bytes,
+    ) -> None:
+        """A scatter SELECT that needs a merge, prepared: the merge engine's per-partition
+        statement holds the client's parameters in the same places (else 1235), each
+        partition executes it, binary rows are merged."""
+        merge_plan = plan_select(statement.text)
+        if isinstance(merge_plan, Refusal):
+            raise SqlError(merge_plan.errno, merge_plan.sqlstate, merge_plan.message)
+        state = self.session.link.state
+        mode, flavor = state.lex_mode, state.flavor
+        if _param_clauses(statement.text, mode, flavor) != _param_clauses(
+            merge_plan.sql, mode, flavor
+        ) or any(
+            c not in ("SELECT", "FROM", "WHERE")
+            for c in _param_clauses(statement.text, mode, flavor)
+        ):
+            raise not_supported(
+                f"parameters outside SELECT, FROM and WHERE when merging {decision.merge}"
+                " across partitions"
+            )
+        rerouted = decide(merge_plan.sql, layout, mode, flavor, params=values)
+        if not isinstance(rerouted, Route) or rerouted.merge is None:
+            raise not_supported(f"merging {decision.merge} across partitions of this statement")
+        targets = rerouted.targets
+        if self._in_transaction() and any(t.partition != 0 for t in targets):
+            raise not_supported(
+                f"statements on partitions of table {decision.table} other than the first"
+                " inside a transaction or with autocommit=0 (a transaction across partitions)"
+            )
+        conns = await self._acquire(layout, targets)
+        self._sent = False
+        client = self.session.client
+        try:
+            packets = []
+            for target in targets:
+                packet = await self._execution(
+                    statement, conns[target.partition], target, found, payload, None
+                )
+                if packet is None:
+                    return
+                packets.append(packet)
+            streams = []
+            for target, packet in zip(targets, packets, strict=True):
+                conn = conns[target.partition]
+                conn.send(packet)
+                streams.append(
+                    result_payloads(
+                        conn, capabilities=conn.capabilities, max_packet=MAX_BACKEND_PACKET
+                    )
+                )
+            async for answer in merge_results(
+                merge_plan,
+                streams,
+                capabilities=self.session.capabilities,
+                binary=True,
+                schema=layout.name.encode(),
+            ):
+                self._emit(answer)
+                if client.write_paused:
+                    await client.drain()
+        except (BackendError, ConnectionLost) as exc:
+            for conn in conns.values():
+                conn.broken = True
+            self._lost(conns, exc, self._sent)
+
+    def _close(self, statement: ShardedStatement) -> None:
+        """COM_STMT_CLOSE of every physical statement (no answer): on the session's own
+        connection as any closed statement, on a partition's held connection at once."""
+        link = self.session.link
+        for physical in statement.physical.values():
+            for conn, backend_id in list(physical.on.items()):
+                if conn.broken or conn.is_closing():
+                    continue
+                if self._partition_of.get(conn, 0) == 0:
+                    link.send_close(conn, backend_id)
+                elif not conn.relaying:
+                    conn.send(b"\x19" + backend_id.to_bytes(4, "little"))
+            physical.on.clear()
+
+    async def _reset(self, statement: ShardedStatement) -> None:
+        """COM_STMT_RESET of every physical statement on a connection the session has now."""
+        live = self.session.link.live()
+        for physical in statement.physical.values():
+            for conn, backend_id in list(physical.on.items()):
+                if conn.broken or conn.is_closing() or conn.relaying:
+                    continue
+                if self._partition_of.get(conn, 0) == 0 and conn is not live:
+                    continue
+                try:
+                    await conn.command(b"\x1a" + backend_id.to_bytes(4, "little"))
+                except BackendError:
+                    conn.broken = True
+
+    def forget_statements(self) -> None:
+        """The session's prepared statements are gone (COM_RESET_CONNECTION, its connection
+        lost, COM_CHANGE_USER): closed on the partitions' connections."""
+        for statement in self.statements.values():
+            self._close(statement)
+        self.statements.clear()
 
     # -- DDL ----------------------------------------------------------------------------------
 
@@ -1104,3 +1575,40 @@ def _fan_out_error(what: str, done: Sequence[Target], failed: Sequence[_Failure]
         f"{what} failed on {len(failed)} of {total} physical tables ({listed}); applied on"
         f" the other {len(done)}",
     )
+
+
+_PREPARE_LIMIT = 16 * 1024 * 1024
+_CURSOR_FLAGS = 0x07
+_CODECS = {"utf8mb4": "utf-8", "utf8mb3": "utf-8", "utf8": "utf-8", "latin1": "cp1252"}
+_CODECS |= {"ascii": "ascii", "cp1250": "cp1250", "cp1251": "cp1251", "cp1256": "cp1256"}
+_CODECS |= {"cp1257": "cp1257", "latin2": "iso8859-2", "greek": "iso8859-7"}
+
+
+def _python_encoding(charset: int) -> str | None:
+    """The Python codec of the client's character set (None: its strings are not decoded,
+    and fix no partition)."""
+    return _CODECS.get(COLLATIONS.get(charset, ""))
+
+
+_CLAUSES = frozenset({"SELECT", "FROM", "WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "UNION"})
+
+
+def _param_clauses(text: str, mode: LexMode, flavor: ServerFlavor | None) -> list[str]:
+    """The top-level clause each parameter marker of ``text`` is in, in order."""
+    statements = lex(text, mode, flavor)
+    out: list[str] = []
+    depth = 0
+    clause = ""
+    for statement in statements:
+        for token in statement.tokens:
+            if token.kind is TokenKind.OP and token.value == "(":
+                depth += 1
+            elif token.kind is TokenKind.OP and token.value == ")":
+                depth -= 1
+            elif token.kind is TokenKind.PARAM:
+                out.append(clause)
+            elif depth == 0 and token.kind is TokenKind.WORD:
+                word = token.value.upper()
+                if word in _CLAUSES:
+                    clause = word
+    return out
