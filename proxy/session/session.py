@@ -814,6 +814,10 @@ class Session:
         """
         if packet[3] != 0 or self.notes or self.killed or self.ctx.draining:
             return False
+        if packet[4] == COM_STMT_EXECUTE and self.sharded.statements:
+            sharded = self._fast_sharded(packet)
+            if sharded is not None:
+                return sharded
         conn = self.link.reclaim()
         if conn is None or conn.broken:
             return False
@@ -871,7 +875,75 @@ class Session:
         conn.start_relay(self.client, ResponseKind.QUERY, self._fast_done)
         return True
 
-    def _memoized(self, statement: Statement, snapshot: CatalogSnapshot) -> Plan:
+    def _fast_sharded(self, packet: bytes) -> bool | None:
+        """The fast hook for an execution of a statement on a sharded database's tables
+        (None: not one): routed by its key alone (ShardedExecutor.fast_target), authorized
+        as the command loop would (memoized per grant view), relayed verbatim."""
+        statement_id = int.from_bytes(packet[5:9], "little")
+        sharded = self.sharded.statements.get(statement_id)
+        if sharded is None:
+            return None
+        prepared = self.prepared.get(statement_id)
+        snapshot = self.ctx.snapshot()
+        if prepared is None or snapshot is not self._checked_snapshot:
+            return False
+        decided = self._memoized(prepared.statement, snapshot, prepared=True)
+        if not isinstance(decided, Sharded):
+            return False
+        found = self.sharded.fast_target(sharded, decided, packet[4:])
+        if found is None:
+            return False
+        conn, partition, payload = found
+        self.ctx.metrics.statement("execute")
+        activity = self.activity
+        activity.command = "Execute"
+        activity.since = time.monotonic()
+        conn.send(payload)
+        self.client.hold = True
+        self._digest = prepared.digest
+        self._started = time.perf_counter()
+
+        def done(scanner: ResponseScanner, error: BackendError | None) -> None:
+            self._fast_sharded_done(conn, partition, scanner, error)
+
+        conn.start_relay(self.client, ResponseKind.QUERY, done)
+        return True
+
+    def _fast_sharded_done(
+        self,
+        conn: BackendConnection,
+        partition: int,
+        scanner: ResponseScanner,
+        error: BackendError | None,
+    ) -> None:
+        if partition == 0:
+            self._fast_done(scanner, error)
+            return
+        activity = self.activity
+        activity.command = "Sleep"
+        activity.since = time.monotonic()
+        activity.info = None
+        if error is not None:
+            self.ctx.metrics.backend_error(conn.target.shard)
+            log.warning("connection %d: %s", self.connection_id, error)
+            cut = conn.relayed_any
+            self.sharded.fast_failed(conn, partition)
+            self._next_seq = 1
+            if cut:
+                self.kill()  # the command loop sees the connection end and cleans up
+            else:
+                self._reply_error(lost_error([], error))
+        else:
+            seconds = time.perf_counter() - self._started
+            self.ctx.digest.record(self.current_db, self._digest, seconds, scanner.rows)
+            self.ctx.metrics.shard(conn.target.shard).latency.observe(seconds)
+        if self.ctx.draining and (self.cut or not self._holds_anything()) and not self.killed:
+            self.shut_down()
+        self.client.release()
+
+    def _memoized(
+        self, statement: Statement, snapshot: CatalogSnapshot, prepared: bool = False
+    ) -> Plan:
         """relayed_statement(statement, view, snapshot), remembered for this grant view."""
         seen_snapshot, seen_account, seen_db = self._memo_view
         if (
@@ -881,13 +953,14 @@ class Session:
         ):
             self._memo.clear()
             self._memo_view = (snapshot, self.account, self.current_db)
-        entry = self._memo.get(id(statement))
+        key = -id(statement) if prepared else id(statement)  # (a sharded database's routing)
+        entry = self._memo.get(key)
         if entry is not None and entry[0] is statement:
             return entry[1]
-        decided = relayed_statement(statement, self._view(), snapshot)
+        decided = relayed_statement(statement, self._view(), snapshot, prepared=prepared)
         if len(self._memo) >= _MEMO_SIZE:
             self._memo.clear()
-        self._memo[id(statement)] = (statement, decided)
+        self._memo[key] = (statement, decided)
         return decided
 
     def _fast_done(self, scanner: ResponseScanner, error: BackendError | None) -> None:

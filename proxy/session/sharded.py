@@ -197,6 +197,11 @@ class PartitionSource(Protocol):
 
     async def close(self) -> None: ...
 
+    def ready(self, index: int) -> BackendConnection | None:
+        """Physical database ``index``'s connection when it can run a statement now without
+        any preparation (held, healthy, idle, with the session's state): the fast path's."""
+        ...
+
 
 class SessionPartitions:
     """A :class:`PartitionSource` holding one connection per physical database for the
@@ -207,6 +212,7 @@ class SessionPartitions:
         self._lease = lease
         self._held: dict[int, BackendConnection] = {}
         self._applied: dict[int, list[str]] = {}  # the session state each connection got
+        self._versions: dict[int, int] = {}  # ... as of this version of the session state
         self._snapshot: object = None
 
     async def acquire(self, partitions: Sequence[PhysicalDatabase]) -> dict[int, BackendConnection]:
@@ -264,8 +270,20 @@ class SessionPartitions:
                         )
                     ) from None
                 self._applied[physical.index] = list(wanted)
+            self._versions[physical.index] = session.link.state.version
             conns[physical.index] = conn
         return conns
+
+    def ready(self, index: int) -> BackendConnection | None:
+        session = self._session
+        if index == 0 or session.ctx.snapshot() is not self._snapshot:
+            return None
+        conn = self._held.get(index)
+        if conn is None or conn.broken or conn.is_closing() or conn.relaying:
+            return None
+        if self._versions.get(index) != session.link.state.version:
+            return None
+        return conn
 
     def release(self, conns: Mapping[int, BackendConnection], broken: Sequence[int] = ()) -> None:
         for index in broken:
@@ -279,6 +297,7 @@ class SessionPartitions:
     async def close(self) -> None:
         held, self._held = self._held, {}
         self._applied.clear()
+        self._versions.clear()
         for conn in held.values():
             await conn.quit()
 
@@ -1256,6 +1275,56 @@ class ShardedExecutor:
             for conn in conns.values():
                 conn.broken = True
             self._lost(conns, exc, self._sent)
+
+    def fast_target(
+        self, statement: ShardedStatement, plan: Sharded, payload: bytes
+    ) -> tuple[BackendConnection, int, bytes] | None:
+        """The fast path of an execution (no await: ``Session._fast``): a statement routed
+        by its key alone to one partition whose connection is ready and has the physical
+        statement prepared. Returns (connection, physical database, the COM_STMT_EXECUTE to
+        send there), or None: the command loop carries the execution out."""
+        if statement.slots is None or statement.failed is not None:
+            return None
+        try:
+            found = parse_execute(payload, statement.params, statement.types)
+        except ProtocolError:
+            return None
+        if found.flags & _CURSOR_FLAGS:
+            return None
+        route = self.keyed(statement, plan.layout, self.values(found))
+        if route is None:
+            return None
+        target = route.targets[0]
+        partition = target.partition
+        if partition == 0:
+            conn = self.session.link.reclaim()
+            if conn is None or conn.broken or conn.relaying:
+                return None
+        else:
+            ready = self.source.ready(partition)
+            if ready is None or self._in_transaction():
+                return None
+            conn = ready
+        physical = statement.physical.get(target.sql)
+        backend_id = None if physical is None else physical.on.get(conn)
+        if physical is None or backend_id is None:
+            return None
+        if found.sent_types:
+            statement.types = b"".join(found.types)
+        packet = with_id(payload, backend_id)
+        if statement.params:
+            if not found.sent_types and conn not in physical.typed:
+                if statement.types is None:
+                    return None
+                flag_at, _ = execute_types(packet, statement.params)
+                packet = with_types(packet, flag_at, statement.types)
+            physical.typed.add(conn)
+        return conn, partition, packet
+
+    def fast_failed(self, conn: BackendConnection, partition: int) -> None:
+        """A fast execution's partition connection failed (not the session's own)."""
+        conn.broken = True
+        self.source.release({partition: conn}, [partition])
 
     def _close(self, statement: ShardedStatement) -> None:
         """COM_STMT_CLOSE of every physical statement (no answer): on the session's own
