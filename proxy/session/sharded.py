@@ -28,6 +28,11 @@ statement to run there. This module only does the I/O:
 * **Transactions.** Inside a transaction the client opened (on physical database 0), statements
   whose targets are all physical database 0 run in it; others are refused with 1235 rather than
   run outside it.
+* **Prepared statements** (:class:`ShardedStatement`): prepared on physical database 0 for the
+  client's answer; each execution routed by its decoded parameters (``keyed``: by the key's
+  parameter alone, or ``decide`` with the values), its physical statements prepared on each
+  partition's connection when first needed, then relayed, concatenated, merged (binary rows)
+  or written (XA) as a text statement is; ``fast_target`` serves the session's fast hook.
 * **DDL** fans out to every physical table, in order, and reports each partition that failed;
   CREATE TABLE records the logical table in the catalog only once every physical table exists
   (and drops the ones it made when another failed).

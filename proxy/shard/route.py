@@ -30,7 +30,14 @@ self-joins, subqueries on sharded tables), a sharded table with a single table, 
 SELECT needing a merge (ORDER BY, GROUP BY, aggregates, LIMIT, DISTINCT, HAVING, UNION, window
 functions: the merge engine's), UPDATE of the shard key, multi-partition UPDATE / DELETE with
 ORDER BY or LIMIT, INSERT ... SELECT / ... SET into a sharded table, an INSERT whose shard key
-is not a literal, prepared-statement parameters on sharded tables.
+is not a literal, prepared-statement parameters on sharded tables without their values.
+
+Prepared statements: ``route(..., params=values)`` routes an execution, each parameter marker
+standing for its value as the literal it would be (``bind_params``); the targets' texts keep
+the markers (an INSERT split per partition says which parameters each holds:
+``Route.params``). ``key_slots`` finds, once per prepared statement, where its key values come
+from, so an execution routed by its key alone needs no lexing (``placed_targets`` gives the
+target of a placement); ``copy_target`` is what a PREPARE's metadata is read from.
 """
 
 from __future__ import annotations

@@ -392,3 +392,54 @@ def test_mysql_connector_prepared_cursor(sharded: ProxyEnv) -> None:
     assert out["inserted"] == 2
     assert out["string"] == [[0]]
     assert out["deleted"] == 2
+
+
+def test_limits_transactions_and_ids(sharded: ProxyEnv) -> None:
+    env = sharded
+    client = _binary(env)
+    try:
+        client.query(
+            "CREATE TABLE seqd (id bigint AUTO_INCREMENT PRIMARY KEY, v bigint)"
+            " DBPARTITION BY HASH(id)"
+        )
+        client.query("CREATE TABLE single1 (id bigint PRIMARY KEY, v bigint)")
+        # An INSERT without the key takes it from the table's GROUP sequence.
+        taken = client.prepare("INSERT INTO seqd (v) VALUES (?), (?)")
+        assert client.execute(taken, [1, 2]) == 2
+        assert sorted(r[0] for r in _text(env, "SELECT v FROM seqd")) == [1, 2]
+        # A single table's statement (relayed to physical database 0) and sharded ones: ids
+        # the client can tell apart, each answering for its own statement.
+        single = client.prepare("SELECT count(*) FROM single1 WHERE id > ?")
+        point = client.prepare("SELECT v FROM t WHERE id = ?")
+        ids = {taken.statement_id, single.statement_id, point.statement_id}
+        assert len(ids) == 3
+        client.query("INSERT INTO single1 VALUES (1, 1)")
+        assert _rows(client.execute(single, [0])) == [(1,)]
+        client.query("INSERT IGNORE INTO t (id, v, n) VALUES (5, 'v5', 5)")
+        assert _rows(client.execute(point, [5])) == [("v5",)]
+        # Cursors and long data are refused on sharded tables; FETCH has no cursor.
+        with pytest.raises(ServerError) as cursor:
+            client.execute(point, [5], cursor=True)
+        assert cursor.value.errno == 1235
+        client.send_long_data(point, 0, b"5")
+        with pytest.raises(ServerError) as long_data:
+            client.execute(point, [5])
+        assert long_data.value.errno == 1235
+        assert _rows(client.execute(point, [5])) == [("v5",)]
+        with pytest.raises(ServerError) as fetch:
+            client.fetch(point, 1)
+        assert fetch.value.errno == 1421
+        # Inside a transaction: physical database 0 only, as for text statements.
+        client.query("BEGIN")
+        assert _rows(client.execute(point, [4])) == [("v4",)]
+        with pytest.raises(ServerError) as other:
+            client.execute(point, [5])
+        assert other.value.errno == 1235
+        client.query("ROLLBACK")
+        assert _rows(client.execute(point, [5])) == [("v5",)]
+        # DDL and SHOW are not prepared on a sharded database.
+        with pytest.raises(ServerError) as ddl:
+            client.prepare("SHOW TOPOLOGY FROM t")
+        assert ddl.value.errno in (1235, 1295)
+    finally:
+        client.close()
