@@ -122,7 +122,14 @@ from proxy.wire.packets import (
     parse_stmt_prepare_ok,
     read_lenenc_int,
 )
-from proxy.wire.params import ExecuteParams, ParamValue, build_execute, decode_param, parse_execute
+from proxy.wire.params import (
+    ExecuteParams,
+    ParamValue,
+    build_execute,
+    decode_param,
+    parse_execute,
+    peek_params,
+)
 from proxy.wire.stream import ConnectionLost, ResponseKind
 
 if TYPE_CHECKING:
@@ -1063,6 +1070,17 @@ class ShardedExecutor:
         """The route of an execution whose key values alone fix one partition (the
         statement's KeySlots), without routing its text again; None: routed in full."""
         slots = statement.slots
+        target = self.keyed_target(statement, layout, values)
+        if slots is None or target is None:
+            return None
+        reads = slots.verb == "SELECT"
+        return Route("routed", slots.table.name, not reads, reads, (target,))
+
+    def keyed_target(
+        self, statement: ShardedStatement, layout: Layout, values: Sequence[ParamValue]
+    ) -> Target | None:
+        """:meth:`keyed`'s one target."""
+        slots = statement.slots
         if slots is None:
             return None
         rule = slots.table.rule
@@ -1091,8 +1109,7 @@ class ShardedExecutor:
                 0
             ]
             statement.placed[found] = target
-        reads = slots.verb == "SELECT"
-        return Route("routed", slots.table.name, not reads, reads, (target,))
+        return target
 
     async def _execute_prepared(
         self, statement: ShardedStatement, layout: Layout, payload: bytes
@@ -1288,18 +1305,17 @@ class ShardedExecutor:
         by its key alone to one partition whose connection is ready and has the physical
         statement prepared. Returns (connection, physical database, the COM_STMT_EXECUTE to
         send there), or None: the command loop carries the execution out."""
-        if statement.slots is None or statement.failed is not None:
+        slots = statement.slots
+        if slots is None or statement.failed is not None:
             return None
-        try:
-            found = parse_execute(payload, statement.params, statement.types)
-        except ProtocolError:
+        encoding = _python_encoding(self.session.charset)
+        peeked = peek_params(payload, statement.params, statement.types, slots.wanted, encoding)
+        if peeked is None:
             return None
-        if found.flags & _CURSOR_FLAGS:
+        values, sent = peeked
+        target = self.keyed_target(statement, plan.layout, values)
+        if target is None:
             return None
-        route = self.keyed(statement, plan.layout, self.values(found))
-        if route is None:
-            return None
-        target = route.targets[0]
         partition = target.partition
         if partition == 0:
             conn = self.session.link.reclaim()
@@ -1314,11 +1330,11 @@ class ShardedExecutor:
         backend_id = None if physical is None else physical.on.get(conn)
         if physical is None or backend_id is None:
             return None
-        if found.sent_types:
-            statement.types = b"".join(found.types)
+        if sent is not None:
+            statement.types = sent
         packet = with_id(payload, backend_id)
         if statement.params:
-            if not found.sent_types and conn not in physical.typed:
+            if sent is None and conn not in physical.typed:
                 if statement.types is None:
                     return None
                 flag_at, _ = execute_types(packet, statement.params)

@@ -1123,6 +1123,11 @@ class KeySlots:
     verb: str
     sources: tuple[tuple[int, SqlValue], ...]
 
+    @property
+    def wanted(self) -> int:
+        """How many leading parameters hold the key's (up to the last one that does)."""
+        return max((index for index, _ in self.sources), default=-1) + 1
+
 
 def key_slots(
     sql: str, layout: Layout, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None

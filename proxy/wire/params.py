@@ -18,7 +18,14 @@ from decimal import Decimal, InvalidOperation
 
 from proxy.wire.packets import ProtocolError, read_lenenc_int
 
-__all__ = ["ExecuteParams", "ParamValue", "build_execute", "decode_param", "parse_execute"]
+__all__ = [
+    "ExecuteParams",
+    "ParamValue",
+    "build_execute",
+    "decode_param",
+    "parse_execute",
+    "peek_params",
+]
 
 ParamValue = int | float | Decimal | str | bytes | None
 
@@ -96,6 +103,60 @@ def parse_execute(payload: bytes, params: int, last_types: bytes | None) -> Exec
         values.append(payload[start:end])
         at = end
     return ExecuteParams(statement_id, payload[5], payload[6:10], types, tuple(values), sent)
+
+
+def peek_params(
+    payload: bytes,
+    params: int,
+    last_types: bytes | None,
+    wanted: int,
+    encoding: str | None,
+) -> tuple[list[ParamValue], bytes | None] | None:
+    """The decoded values of parameters ``0 .. wanted - 1`` of a COM_STMT_EXECUTE (command
+    byte first; the rest are not read), and the types the packet sent (None: "as last time");
+    None for a packet ``parse_execute`` would refuse or one asking for a cursor. The fast
+    path's reading: what ``parse_execute`` and ``decode_param`` give, without the rest."""
+    if len(payload) < 10 or payload[5] & 0x07 or not 0 <= wanted <= params:
+        return None
+    if params == 0:
+        return [], None
+    at = 10 + (params + 7) // 8
+    if len(payload) <= at:
+        return None
+    bitmap_at = 10
+    if payload[at] == 1:
+        sent: bytes | None = payload[at + 1 : at + 1 + 2 * params]
+        types = sent
+        at += 1 + 2 * params
+    else:
+        sent = None
+        types = last_types
+        at += 1
+    if types is None or len(types) != 2 * params:
+        return None
+    values: list[ParamValue] = []
+    for index in range(wanted):
+        if payload[bitmap_at + (index >> 3)] & (1 << (index & 7)):
+            values.append(None)
+            continue
+        code = types[2 * index]
+        size = _FIXED.get(code)
+        if size is None:
+            if code in _TEMPORAL:
+                if at >= len(payload):
+                    return None
+                size = 1 + payload[at]
+            else:
+                length, after = read_lenenc_int(payload, at)
+                if length is None:
+                    return None
+                size = after - at + length
+        end = at + size
+        if end > len(payload):
+            return None
+        values.append(decode_param(types[2 * index : 2 * index + 2], payload[at:end], encoding))
+        at = end
+    return values, sent
 
 
 def decode_param(kind: bytes, raw: bytes | None, encoding: str | None) -> ParamValue:

@@ -19,7 +19,7 @@ from proxy.shard.placement import place
 from proxy.shard.route import Route, key_slots, route
 from proxy.shard.values import NotPlaceable, SqlValue, shard_key
 from proxy.wire.packets import ProtocolError
-from proxy.wire.params import build_execute, decode_param, parse_execute
+from proxy.wire.params import build_execute, decode_param, parse_execute, peek_params
 from tests.unit.test_shard_route import LAYOUT
 
 LONGLONG, LONG, SHORT, TINY, DOUBLE, VAR_STRING, NEWDECIMAL = 8, 3, 2, 1, 5, 253, 246
@@ -188,3 +188,26 @@ def test_key_slots_place_as_routing_does(value: SqlValue) -> None:
             assert sorted(set(expected)) == [0, 1, 2, 3]  # every physical database
             continue
         assert [place(rule, LAYOUT.count, key, key).database] == expected
+
+
+def test_peeked_parameters_are_the_parsed_ones() -> None:
+    params = [
+        (LONGLONG, 0, struct.pack("<q", -7)),
+        (VAR_STRING, 0, _lenenc(b"abc")),
+        (LONGLONG, 0, None),
+        (12, 0, bytes([4, 0xE8, 0x07, 1, 2])),  # a DATETIME
+        (LONG, UNSIGNED, struct.pack("<I", 7)),
+    ]
+    packet = _execute(params)
+    found = parse_execute(packet, len(params), None)
+    decoded = [decode_param(t, v, "utf-8") for t, v in zip(found.types, found.values, strict=True)]
+    for wanted in range(len(params) + 1):
+        peeked = peek_params(packet, len(params), None, wanted, "utf-8")
+        assert peeked is not None
+        assert peeked == (decoded[:wanted], b"".join(found.types))
+    short = _execute(params, send_types=False)
+    assert peek_params(short, len(params), None, 2, "utf-8") is None
+    assert peek_params(short, len(params), b"".join(found.types), 5, "utf-8") == (decoded, None)
+    assert peek_params(packet[:-2], len(params), None, 5, "utf-8") is None
+    cursor = packet[:5] + b"\x01" + packet[6:]
+    assert peek_params(cursor, len(params), None, 1, "utf-8") is None
