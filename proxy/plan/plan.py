@@ -46,7 +46,7 @@ from auth.model import Account
 from auth.privileges import Priv, Requirement
 from proxy.plan.authorize import Caller, check_requirements, refusal_for, resolve_database
 from proxy.plan.rewrite import IdentityValues, Splice, identity_splices
-from proxy.shard.route import Layout, NeedsSequence, Route
+from proxy.shard.route import Layout, NeedsSequence, Route, Target
 from proxy.shard.statements import Decision, decide, show_commands
 from proxy.sql.analyze import DatabaseStatement, Kind, Statement
 from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor
@@ -209,6 +209,17 @@ class Sharded:
 
 
 @dataclass(frozen=True, slots=True)
+class ShardedPacket:
+    """A multi-statement packet naming a sharded database's sharded or broadcast tables: each
+    statement decided on its own (those on single tables as a copy on physical database 0),
+    run in order; every answer but the last says more results follow, and an error ends the
+    packet (as MariaDB runs one)."""
+
+    statements: tuple[Sharded, ...]
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
 class Forward:
     """Forward the packet; the shard sends no answer (COM_STMT_CLOSE, SEND_LONG_DATA)."""
 
@@ -305,6 +316,7 @@ class Quit:
 Plan = (
     Relay
     | Sharded
+    | ShardedPacket
     | Forward
     | Deny
     | UseDatabase
@@ -514,6 +526,7 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
     readback: dict[str, None] = {}
     replay: list[str] = []
     kills: list[PacketKill] = []
+    decisions: list[Plan] = []
     for statement in statements:
         if statement.kind is Kind.REFUSED:
             assert statement.error is not None
@@ -530,14 +543,16 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
             continue
         if statement.kind not in (Kind.QUERY, Kind.SESSION) or statement.lexing_unknown:
             return Deny(_not_combinable(statement))
-        decided = relayed_statement(statement, view, snapshot)
+        original = command.sql[statement.start : statement.end] if command.sql else ""
+        decided = relayed_statement(statement, view, snapshot, original)
         if isinstance(decided, Deny):
             return decided
-        if isinstance(decided, Sharded):
-            return _not_on_sharded("several statements in one packet")
+        decisions.append(decided)
         binds |= statement.binds
         readback.update(dict.fromkeys(statement.readback))
         replay += statement.replay
+    if any(isinstance(d, Sharded) for d in decisions):
+        return _sharded_packet(command, decisions, view, snapshot, bool(kills))
     effects = Effects(binds=frozenset(binds), readback=tuple(readback), replay=tuple(replay))
     return Relay(
         ResponseKind.QUERY,
@@ -546,6 +561,48 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
         _rewrite(statements, view),
         tuple(kills),
     )
+
+
+def _sharded_packet(
+    command: Query,
+    decisions: list[Plan],
+    view: SessionView,
+    snapshot: CatalogSnapshot,
+    kills: bool,
+) -> Plan:
+    """A multi-statement packet on a sharded database's sharded or broadcast tables: each
+    statement on its own. Statements that leave anything on the session's connection (a SET,
+    a transaction, temporary tables, ...) or that the proxy rewrites are refused with it: run
+    apart, their effects would not be followed."""
+    layout = sharded_layout(snapshot, view.current_db)
+    assert layout is not None
+    first = layout.partitions[0]
+    items: list[Sharded] = []
+    for statement, decided in zip(command.statements, decisions, strict=True):
+        original = command.sql[statement.start : statement.end] if command.sql else ""
+        if isinstance(decided, Sharded):
+            if not isinstance(decided.decision, Route | NeedsSequence):
+                return _not_on_sharded("DDL and SHOW commands in a multi-statement packet")
+            items.append(decided)
+            continue
+        if (
+            kills
+            or not isinstance(decided, Relay)
+            or decided.effects is not NO_EFFECTS
+            or statement.identity
+            or statement.definer is not None
+        ):
+            return _not_on_sharded(
+                "a multi-statement packet with statements that change the session"
+            )
+        text = (original or statement.text).strip().rstrip(";")
+        if text[:4].upper() == "CALL":
+            # (its several result sets could not be told apart from the next statement's)
+            return _not_on_sharded("CALL in a multi-statement packet")
+        target = Target(0, first.shard, first.name, text)
+        copy = Route("copy", "", False, True, (target,))
+        items.append(Sharded(copy, text, layout, None))
+    return ShardedPacket(tuple(items), command.digest)
 
 
 def _one_statement(

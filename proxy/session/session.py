@@ -76,6 +76,7 @@ from proxy.plan.plan import (
     RunAccountStatement,
     SessionView,
     Sharded,
+    ShardedPacket,
     ShowDatabases,
     ShowDigest,
     ShowEvents,
@@ -513,6 +514,8 @@ class Session:
             await self._relay(decided, command, payload)
         elif isinstance(decided, Sharded):
             await self.sharded.execute(decided)
+        elif isinstance(decided, ShardedPacket):
+            await self.sharded.execute_packet(decided)
         elif isinstance(decided, Deny):
             self._reply_error(decided.error)
         elif isinstance(decided, Forward):

@@ -79,6 +79,7 @@ from proxy.plan.plan import (
     Plan,
     Prepared,
     Sharded,
+    ShardedPacket,
     StatementCommand,
     sharded_layout,
 )
@@ -344,6 +345,62 @@ class ShardedStatement:
     failed: SqlError | None = None  # long data sent: the next execution's answer
 
 
+class _MoreResults:
+    """The answer of a multi-statement packet's statement that is not its last: written as it
+    comes but for its last packet, held until the statement is done and then sent with
+    SERVER_MORE_RESULTS_EXISTS (an error is sent as it is, and ends the packet)."""
+
+    def __init__(self, real: Replies, capabilities: int) -> None:
+        self.real = real
+        self.capabilities = capabilities
+        self.held: bytes | None = None
+
+    def write(self, payload: bytes) -> None:
+        if self.held is not None:
+            self.real.write(self.held)
+        self.held = payload
+
+    def error(self, error: SqlError) -> None:
+        self.write(_err_packet(self.capabilities, error))
+
+    def ok(self) -> None:
+        self.write(build_ok(capabilities=self.capabilities, status=self.real.status()))
+
+    def result_set(
+        self, columns: list[str], rows: list[list[str | None]], numeric: frozenset[str]
+    ) -> None:
+        self.error(not_supported("a result set of the proxy's in a multi-statement packet"))
+
+    def replies(self) -> Replies:
+        real = self.real
+        return Replies(self.error, self.ok, self.write, self.result_set, real.status, real.lease)
+
+    def finish(self) -> bool:
+        """Send the held end; whether the packet goes on."""
+        held, self.held = self.held, None
+        if held is None:
+            return False
+        if held[:1] == b"\xff":
+            self.real.write(held)
+            return False
+        self.real.write(_more_results(held))
+        return True
+
+
+def _more_results(packet: bytes) -> bytes:
+    """An EOF or OK packet with SERVER_MORE_RESULTS_EXISTS set."""
+    if packet[:1] == b"\xfe" and len(packet) < 9:
+        at = 3
+    else:
+        _, at = read_lenenc_int(packet, 1)
+        _, at = read_lenenc_int(packet, at)
+    status = int.from_bytes(packet[at : at + 2], "little") | _MORE_RESULTS
+    return packet[:at] + status.to_bytes(2, "little") + packet[at + 2 :]
+
+
+_MORE_RESULTS = int(ServerStatus.MORE_RESULTS_EXISTS)
+
+
 @dataclass
 class _Failure:
     target: Target
@@ -362,6 +419,9 @@ class ShardedExecutor:
         self.replies = replies
         self.source: PartitionSource = source or SessionPartitions(session, replies.lease)
         self._sent = False  # a scatter read has written to the client
+        # False while a multi-statement packet's statement runs that is not its last: its
+        # answer is written through the executor (its end then says more results follow).
+        self._relay_ok = True
         # Prepared statements on sharded or broadcast tables, by the client's id.
         self.statements: dict[int, ShardedStatement] = {}
         # The physical database of each connection a physical statement is prepared on.
@@ -430,6 +490,30 @@ class ShardedExecutor:
             # the next statement reconnects what is broken.
             log.warning("connection %d: %s", session.connection_id, exc)
             self.replies.error(lost_error([], exc))
+
+    async def execute_packet(self, plan: ShardedPacket) -> None:
+        """A multi-statement packet: each statement in turn; the answers of all but the last
+        end with SERVER_MORE_RESULTS_EXISTS, and an error ends the packet."""
+        started = time.perf_counter()
+        real = self.replies
+        try:
+            for index, item in enumerate(plan.statements):
+                if index == len(plan.statements) - 1:
+                    await self._execute(item)
+                    return
+                held = _MoreResults(real, self.session.capabilities)
+                self.replies = held.replies()
+                self._relay_ok = False
+                try:
+                    await self._execute(item)
+                finally:
+                    self.replies = real
+                    self._relay_ok = True
+                if not held.finish():
+                    return
+        finally:
+            seconds = time.perf_counter() - started
+            self.session.ctx.digest.record(self.session.current_db, plan.digest, seconds, 0)
 
     async def _with_nextvals(self, plan: Sharded, needs: NeedsNextval) -> Decision | None:
         """Take a value of each ``s.NEXTVAL``; decide again with them in place. A statement
@@ -575,7 +659,7 @@ class ShardedExecutor:
         conns = await self._acquire(layout, targets)
         replied = False
         try:
-            if len(targets) == 1 and not decision.sequence_values:
+            if len(targets) == 1 and not decision.sequence_values and self._relay_ok:
                 conn = conns[targets[0].partition]
                 conn.send(b"\x03" + targets[0].sql.encode())
                 replied = True
@@ -763,6 +847,9 @@ class ShardedExecutor:
             in_flight.discard(index)
             if index in following:
                 send(following[index], False)
+        if columns is None and len(targets) == 1 and last_end is not None:
+            self._emit(last_end)  # one statement's OK, as it is (insert id, warnings, info)
+            return
         if columns is None:
             self._emit(
                 build_ok(

@@ -443,3 +443,54 @@ def test_limits_transactions_and_ids(sharded: ProxyEnv) -> None:
         assert ddl.value.errno in (1235, 1295)
     finally:
         client.close()
+
+
+def _results(cur: Any) -> list[list[tuple[Any, ...]] | int]:
+    """Every answer of a multi-statement packet: rows, or the affected rows of an OK."""
+    out: list[list[tuple[Any, ...]] | int] = []
+    while True:
+        if cur.description is None:
+            out.append(cur.rowcount)
+        else:
+            out.append([tuple(row) for row in cur.fetchall()])
+        if not cur.nextset():
+            return out
+
+
+def test_multi_statement_packets(sharded: ProxyEnv) -> None:
+    """Each statement decided on its own: routed, scattered, merged, single tables on physical
+    database 0; every answer but the last says more follow; an error ends the packet."""
+    env = sharded
+    conn = env.connect(
+        DB, PASSWORD, database=DB, client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO t (id, v, n) VALUES (500, 'm', 1), (501, 'm', 2);"
+                " SELECT v FROM t WHERE id = 501;"
+                " SELECT id FROM t WHERE id BETWEEN 500 AND 600 ORDER BY id DESC;"
+                " UPDATE t SET n = n + 1 WHERE id IN (500, 501);"
+                " SELECT count(*) FROM single1;"
+                " SELECT sum(n) FROM t WHERE id BETWEEN 500 AND 600"
+            )
+            assert _results(cur) == [2, [("m",)], [(501,), (500,)], 2, [(1,)], [(5,)]]
+            cur.execute("SELECT 1")
+            assert cur.fetchall() == ((1,),)
+            # An error ends the packet: the statements after it do not run.
+            with pytest.raises(pymysql.err.MySQLError) as failed:
+                cur.execute(
+                    "DELETE FROM t WHERE id = 500; INSERT INTO t (id) VALUES (501);"
+                    " DELETE FROM t WHERE id = 501"
+                )
+                _results(cur)
+            assert failed.value.args[0] == 1062
+            assert _text(env, "SELECT id FROM t WHERE id BETWEEN 500 AND 600") == [(501,)]
+            # Statements that change the session are not run apart: the packet is refused.
+            with pytest.raises(pymysql.err.MySQLError) as refused:
+                cur.execute("SET @@session.sql_mode = ''; SELECT v FROM t WHERE id = 501")
+            assert refused.value.args[0] == 1235
+            cur.execute("SELECT v FROM t WHERE id = 501")
+            assert cur.fetchall() == (("m",),)
+    finally:
+        conn.close()
