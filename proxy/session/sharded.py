@@ -1250,7 +1250,7 @@ class ShardedExecutor:
                 if packet is None:
                     return
                 packets.append(packet)
-            if len(targets) == 1 and not decision.sequence_values:
+            if len(targets) == 1 and not decision.sequence_values and self._relay_ok:
                 conn = conns[targets[0].partition]
                 conn.send(packets[0])
                 replied = True
@@ -1262,6 +1262,16 @@ class ShardedExecutor:
                 await self._write(conns, targets, decision, packets)
         except (BackendError, ConnectionLost) as exc:
             self._lost(conns, exc, replied or self._sent)
+            return
+        if len(statement.physical) > _PHYSICAL_LIMIT:
+            self._trim(statement, {t.sql for t in targets})
+
+    def _trim(self, statement: ShardedStatement, keep: set[str]) -> None:
+        """Close the physical statements of ``statement`` but ``keep``'s: a multi-row INSERT
+        makes one per way its rows fall, which the shard must not keep without bound
+        (``max_prepared_stmt_count``)."""
+        for text in [t for t in statement.physical if t not in keep]:
+            self._close_physical(statement.physical.pop(text))
 
     async def _execution(
         self,
@@ -1437,16 +1447,19 @@ class ShardedExecutor:
     def _close(self, statement: ShardedStatement) -> None:
         """COM_STMT_CLOSE of every physical statement (no answer): on the session's own
         connection as any closed statement, on a partition's held connection at once."""
-        link = self.session.link
         for physical in statement.physical.values():
-            for conn, backend_id in list(physical.on.items()):
-                if conn.broken or conn.is_closing():
-                    continue
-                if self._partition_of.get(conn, 0) == 0:
-                    link.send_close(conn, backend_id)
-                elif not conn.relaying:
-                    conn.send(b"\x19" + backend_id.to_bytes(4, "little"))
-            physical.on.clear()
+            self._close_physical(physical)
+
+    def _close_physical(self, physical: PhysicalStatement) -> None:
+        link = self.session.link
+        for conn, backend_id in list(physical.on.items()):
+            if conn.broken or conn.is_closing():
+                continue
+            if self._partition_of.get(conn, 0) == 0:
+                link.send_close(conn, backend_id)
+            elif not conn.relaying:
+                conn.send(b"\x19" + backend_id.to_bytes(4, "little"))
+        physical.on.clear()
 
     async def _reset(self, statement: ShardedStatement) -> None:
         """COM_STMT_RESET of every physical statement on a connection the session has now."""
@@ -1755,6 +1768,8 @@ def _fan_out_error(what: str, done: Sequence[Target], failed: Sequence[_Failure]
 
 
 _PREPARE_LIMIT = 16 * 1024 * 1024
+# Physical statements a prepared statement keeps prepared (beyond: closed but the last used).
+_PHYSICAL_LIMIT = 64
 _CURSOR_FLAGS = 0x07
 _CODECS = {"utf8mb4": "utf-8", "utf8mb3": "utf-8", "utf8": "utf-8", "latin1": "cp1252"}
 _CODECS |= {"ascii": "ascii", "cp1250": "cp1250", "cp1251": "cp1251", "cp1256": "cp1256"}

@@ -494,3 +494,39 @@ def test_multi_statement_packets(sharded: ProxyEnv) -> None:
             assert cur.fetchall() == (("m",),)
     finally:
         conn.close()
+
+
+def _prepared_on_shards(env: ProxyEnv) -> int:
+    total = 0
+    for shard in (0, 1):
+        admin = connect_admin(env.shards[shard])
+        try:
+            with admin.cursor() as cur:
+                cur.execute("SHOW GLOBAL STATUS LIKE 'Prepared_stmt_count'")
+                total += int(cur.fetchall()[0][1])
+        finally:
+            admin.close()
+    return total
+
+
+def test_split_inserts_keep_the_shards_statements_bounded(sharded: ProxyEnv) -> None:
+    """A multi-row INSERT prepares one physical statement per way its rows fall over the
+    partitions: beyond a bound, the older ones are closed on the shards."""
+    env = sharded
+    client = _binary(env)
+    try:
+        insert = client.prepare("INSERT INTO t (id, v, n) VALUES " + ", ".join(["(?, 'r', 0)"] * 8))
+        before = _prepared_on_shards(env)
+        rng = list(range(10_000, 10_000 + 8 * 120))
+        for execution in range(120):
+            ids = rng[execution * 8 : execution * 8 + 8]
+            # a different split each time: ids shifted so rows fall in new combinations
+            ids = [i * (1 + execution % 5) + execution for i in ids]
+            assert client.execute(insert, ids) == 8
+        grown = _prepared_on_shards(env) - before
+        assert 0 < grown <= 64 + 8
+        assert _text(env, "SELECT count(*) FROM t WHERE v = 'r'") == [(960,)]
+        client.close_statement(insert)
+        client.query("DELETE FROM t WHERE v = 'r'")
+    finally:
+        client.close()
