@@ -26,7 +26,7 @@ import pytest
 from proxy.manage.provision import create_sharded_database
 from proxy.shard.placement import java_string_hash
 from tests.conftest import connect_admin
-from tests.e2e.binclient import BinaryClient, ServerError
+from tests.e2e.binclient import BinaryClient, ServerError, Value
 from tests.e2e.conftest import ProxyEnv
 
 PASSWORD = "ShPrep#pass1"
@@ -521,8 +521,8 @@ def test_split_inserts_keep_the_shards_statements_bounded(sharded: ProxyEnv) -> 
         for execution in range(120):
             ids = rng[execution * 8 : execution * 8 + 8]
             # a different split each time: ids shifted so rows fall in new combinations
-            ids = [i * (1 + execution % 5) + execution for i in ids]
-            assert client.execute(insert, ids) == 8
+            values: list[Value] = [i * (1 + execution % 5) + execution for i in ids]
+            assert client.execute(insert, values) == 8
         grown = _prepared_on_shards(env) - before
         assert 0 < grown <= 64 + 8
         assert _text(env, "SELECT count(*) FROM t WHERE v = 'r'") == [(960,)]
