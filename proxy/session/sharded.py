@@ -86,7 +86,7 @@ from proxy.plan.plan import (
 from proxy.session.link import OWN_STATEMENT, BackendUnavailable, SessionLost, lost_error
 from proxy.session.statements import execute_types, with_id, with_types
 from proxy.shard.ddl import AlterSequence, CreateSequence, nextval_references
-from proxy.shard.placement import Placement, PlacementError, place
+from proxy.shard.placement import IntegerHash, Placement, PlacementError, integer_hash, place
 from proxy.shard.route import (
     KeySlots,
     Layout,
@@ -129,6 +129,7 @@ from proxy.wire.params import (
     build_execute,
     decode_param,
     parse_execute,
+    peek_integer,
     peek_params,
 )
 from proxy.wire.stream import ConnectionLost, ResponseKind
@@ -343,6 +344,8 @@ class ShardedStatement:
     placed: dict[Placement, Target] = field(default_factory=dict)
     placed_for: object = None
     failed: SqlError | None = None  # long data sent: the next execution's answer
+    # The key is the one parameter, of a table sharded by HASH of an integer column.
+    integer: IntegerHash | None = None
 
 
 class _MoreResults:
@@ -1053,8 +1056,8 @@ class ShardedExecutor:
         ok = parse_stmt_prepare_ok(first)
         client_id = self._new_id(ok.statement_id)
         params = ok.num_params
-        slots = key_slots(plan.text, plan.layout, state.lex_mode, state.flavor)
-        prepared = ShardedStatement(client_id, plan.text, params, slots)
+        prepared = ShardedStatement(client_id, plan.text, params, None)
+        self._refresh(prepared, plan.layout)
         physical = prepared.physical.setdefault(target.sql, PhysicalStatement())
         physical.on[conn] = ok.statement_id
         self._partition_of[conn] = target.partition
@@ -1156,8 +1159,8 @@ class ShardedExecutor:
     ) -> Route | None:
         """The route of an execution whose key values alone fix one partition (the
         statement's KeySlots), without routing its text again; None: routed in full."""
-        slots = statement.slots
         target = self.keyed_target(statement, layout, values)
+        slots = statement.slots
         if slots is None or target is None:
             return None
         reads = slots.verb == "SELECT"
@@ -1167,6 +1170,7 @@ class ShardedExecutor:
         self, statement: ShardedStatement, layout: Layout, values: Sequence[ParamValue]
     ) -> Target | None:
         """:meth:`keyed`'s one target."""
+        self._refresh(statement, layout)
         slots = statement.slots
         if slots is None:
             return None
@@ -1185,10 +1189,26 @@ class ShardedExecutor:
             found = placement
         if found is None:
             return None
+        return self._placed(statement, layout, found)
+
+    def _refresh(self, statement: ShardedStatement, layout: Layout) -> None:
+        """The statement's KeySlots and targets follow the catalog (a table dropped and
+        created again with another rule is routed by the new one)."""
         snapshot = self.session.ctx.snapshot()
-        if statement.placed_for is not snapshot:
-            statement.placed.clear()
-            statement.placed_for = snapshot
+        if statement.placed_for is snapshot:
+            return
+        statement.placed.clear()
+        statement.placed_for = snapshot
+        state = self.session.link.state
+        slots = key_slots(statement.text, layout, state.lex_mode, state.flavor)
+        statement.slots = slots
+        statement.integer = None
+        if slots is not None and statement.params == 1 and slots.sources == ((0, None),):
+            statement.integer = integer_hash(slots.table.rule, layout.count)
+
+    def _placed(self, statement: ShardedStatement, layout: Layout, found: Placement) -> Target:
+        """The statement's target for a placement of its table (for the snapshot
+        :meth:`_refresh` read)."""
         target = statement.placed.get(found)
         if target is None:
             state = self.session.link.state
@@ -1402,17 +1422,31 @@ class ShardedExecutor:
         by its key alone to one partition whose connection is ready and has the physical
         statement prepared. Returns (connection, physical database, the COM_STMT_EXECUTE to
         send there), or None: the command loop carries the execution out."""
+        self._refresh(statement, plan.layout)
         slots = statement.slots
         if slots is None or statement.failed is not None:
             return None
-        encoding = _python_encoding(self.session.charset)
-        peeked = peek_params(payload, statement.params, statement.types, slots.wanted, encoding)
-        if peeked is None:
-            return None
-        values, sent = peeked
-        target = self.keyed_target(statement, plan.layout, values)
+        target: Target | None = None
+        integer = statement.integer
+        sent: bytes | None
+        if integer is not None:
+            # One integer parameter, HASH of an integer key: arithmetic, no decoding.
+            one = peek_integer(payload, statement.types)
+            if one is not None:
+                value, sent = one
+                placement = integer.place(value)
+                if placement is not None:
+                    target = self._placed(statement, plan.layout, placement)
         if target is None:
-            return None
+            encoding = _python_encoding(self.session.charset)
+            wanted = slots.wanted
+            peeked = peek_params(payload, statement.params, statement.types, wanted, encoding)
+            if peeked is None:
+                return None
+            values, sent = peeked
+            target = self.keyed_target(statement, plan.layout, values)
+            if target is None:
+                return None
         partition = target.partition
         if partition == 0:
             conn = self.session.link.reclaim()

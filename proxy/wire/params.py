@@ -24,6 +24,7 @@ __all__ = [
     "build_execute",
     "decode_param",
     "parse_execute",
+    "peek_integer",
     "peek_params",
 ]
 
@@ -103,6 +104,26 @@ def parse_execute(payload: bytes, params: int, last_types: bytes | None) -> Exec
         values.append(payload[start:end])
         at = end
     return ExecuteParams(statement_id, payload[5], payload[6:10], types, tuple(values), sent)
+
+
+def peek_integer(payload: bytes, last_types: bytes | None) -> tuple[int, bytes | None] | None:
+    """The one parameter of a COM_STMT_EXECUTE when it is an integer (and the types the
+    packet sent), as ``peek_params`` reads it; None otherwise."""
+    if len(payload) < 12 or payload[5] & 0x07 or payload[10] & 1:
+        return None
+    if payload[11] == 1:
+        kind: bytes | None = payload[12:14]
+        sent: bytes | None = kind
+        at = 14
+    else:
+        kind, sent, at = last_types, None, 12
+    if kind is None or len(kind) != 2:
+        return None
+    integer = _INTEGERS.get(kind[0])
+    if integer is None or len(payload) != at + integer[0]:
+        return None
+    value = int.from_bytes(payload[at:], "little", signed=not kind[1] & _UNSIGNED)
+    return value, sent
 
 
 def peek_params(

@@ -530,3 +530,27 @@ def test_split_inserts_keep_the_shards_statements_bounded(sharded: ProxyEnv) -> 
         client.query("DELETE FROM t WHERE v = 'r'")
     finally:
         client.close()
+
+
+def test_a_table_created_again_is_routed_by_its_new_rule(sharded: ProxyEnv) -> None:
+    env = sharded
+    client = _binary(env)
+    try:
+        client.query(
+            "CREATE TABLE again1 (id bigint PRIMARY KEY, v bigint) DBPARTITION BY HASH(id)"
+        )
+        client.query("INSERT INTO again1 VALUES (1, 10), (2, 20), (3, 30)")
+        point = client.prepare("SELECT v FROM again1 WHERE id = ?")
+        assert _rows(client.execute(point, [3])) == [(30,)]
+        client.query("DROP TABLE again1")
+        client.query("CREATE TABLE again1 (id bigint PRIMARY KEY, v bigint)")  # single now
+        client.query("INSERT INTO again1 VALUES (3, 33), (7, 77)")
+        assert _physical(env, 0, "SELECT id FROM again1 ORDER BY id") == [(3,), (7,)]
+        assert _rows(client.execute(point, [3])) == [(33,)]
+        assert _rows(client.execute(point, [7])) == [(77,)]
+        client.query("DROP TABLE again1")
+        client.query("CREATE TABLE again1 (id bigint PRIMARY KEY, v bigint) BROADCAST")
+        client.query("INSERT INTO again1 VALUES (5, 55)")
+        assert _rows(client.execute(point, [5])) == [(55,)]
+    finally:
+        client.close()

@@ -15,11 +15,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.shard.placement import place
+from auth.model import KeyType, ShardKey, TableRule
+from proxy.shard.placement import PlacementError, integer_hash, place
 from proxy.shard.route import Route, key_slots, route
 from proxy.shard.values import NotPlaceable, SqlValue, shard_key
 from proxy.wire.packets import ProtocolError
-from proxy.wire.params import build_execute, decode_param, parse_execute, peek_params
+from proxy.wire.params import (
+    build_execute,
+    decode_param,
+    parse_execute,
+    peek_integer,
+    peek_params,
+)
 from tests.unit.test_shard_route import LAYOUT
 
 LONGLONG, LONG, SHORT, TINY, DOUBLE, VAR_STRING, NEWDECIMAL = 8, 3, 2, 1, 5, 253, 246
@@ -211,3 +218,50 @@ def test_peeked_parameters_are_the_parsed_ones() -> None:
     assert peek_params(packet[:-2], len(params), None, 5, "utf-8") is None
     cursor = packet[:5] + b"\x01" + packet[6:]
     assert peek_params(cursor, len(params), None, 1, "utf-8") is None
+
+
+@given(
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.sampled_from([("tinyint", False), ("int", False), ("bigint", False), ("bigint", True)]),
+    st.sampled_from([(2, 1), (4, 1), (3, 4), (8, 2)]),
+)
+def test_integer_hash_places_as_place_does(
+    value: int, column: tuple[str, bool], shape: tuple[int, int]
+) -> None:
+    """The fast path's arithmetic (IntegerHash) against ``place`` after ``shard_key``."""
+    databases, per_db = shape
+    key = ShardKey("HASH", "id", KeyType(*column))
+    rule = (
+        TableRule("sharded", key)
+        if per_db == 1
+        else TableRule("sharded", key, ShardKey("HASH", "id", KeyType(*column)), per_db)
+    )
+    fast = integer_hash(rule, databases)
+    assert fast is not None
+    found = fast.place(value)
+    try:
+        converted = shard_key(key.type, value, "compare")
+        expected = place(rule, databases, converted, converted)
+    except (NotPlaceable, PlacementError):
+        assert found is None
+        return
+    assert found is None or found == expected
+    if -(2**63) < value < 2**63:
+        assert found == expected
+
+
+def test_peeked_integer() -> None:
+    for kind, flags, raw, value in (
+        (LONGLONG, 0, struct.pack("<q", -5), -5),
+        (LONGLONG, UNSIGNED, struct.pack("<Q", 2**64 - 1), 2**64 - 1),
+        (LONG, 0, struct.pack("<i", 7), 7),
+        (TINY, UNSIGNED, struct.pack("<B", 200), 200),
+    ):
+        packet = _execute([(kind, flags, raw)])
+        assert peek_integer(packet, None) == (value, bytes([kind, flags]))
+        assert peek_integer(_execute([(kind, flags, raw)], send_types=False), None) is None
+        assert peek_integer(
+            _execute([(kind, flags, raw)], send_types=False), bytes([kind, flags])
+        ) == (value, None)
+    assert peek_integer(_execute([(LONGLONG, 0, None)]), None) is None
+    assert peek_integer(_execute([(VAR_STRING, 0, _lenenc(b"5"))]), None) is None
