@@ -554,3 +554,28 @@ def test_a_table_created_again_is_routed_by_its_new_rule(sharded: ProxyEnv) -> N
         assert _rows(client.execute(point, [5])) == [(55,)]
     finally:
         client.close()
+
+
+def test_reset_connection_and_malformed_executions(sharded: ProxyEnv) -> None:
+    env = sharded
+    client = _binary(env)
+    try:
+        point = client.prepare("SELECT v FROM t WHERE id = ?")
+        assert _rows(client.execute(point, [3])) == [("v3",)]
+        # An execution whose parameters are cut short: 1210, and the session goes on.
+        body = b"\x17" + point.statement_id.to_bytes(4, "little") + b"\x00\x01\x00\x00\x00"
+        client._send(body + b"\x00\x01\x08\x00" + b"\x03\x00")  # 2 of the BIGINT's 8 bytes
+        with pytest.raises(ServerError) as short:
+            client._check(client._read()[1])
+        assert short.value.errno == 1210
+        assert _rows(client.execute(point, [3])) == [("v3",)]
+        # COM_RESET_CONNECTION: the session's statements are gone, on every partition.
+        client._send(b"\x1f")
+        client._check(client._read()[1])
+        with pytest.raises(ServerError) as gone:
+            client.execute(point, [3])
+        assert gone.value.errno == 1243
+        again = client.prepare("SELECT v FROM t WHERE id = ?")
+        assert _rows(client.execute(again, [3])) == [("v3",)]
+    finally:
+        client.close()
