@@ -103,6 +103,7 @@ class InitDb:
 class Prepare:
     statements: tuple[Statement, ...]
     digest: str
+    sql: str = ""  # the packet's SQL (as Query.sql: a sharded database routes it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -755,7 +756,8 @@ def _prepare(command: Prepare, view: SessionView, snapshot: CatalogSnapshot) -> 
     if statement.definer is not None:
         # The DEFINER account is replaced in a COM_QUERY's text only.
         return Deny(not_supported("CREATE VIEW ... DEFINER = account as a prepared statement"))
-    decided = relayed_statement(statement, view, snapshot, prepared=True)
+    original = command.sql[statement.start : statement.end] if command.sql else ""
+    decided = relayed_statement(statement, view, snapshot, original, prepared=True)
     if isinstance(decided, Deny):
         return decided
     if isinstance(decided, Sharded):

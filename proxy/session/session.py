@@ -456,7 +456,7 @@ class Session:
                 notes = list(carried.warnings)
             if prepare:
                 self.ctx.metrics.statement("prepare")
-                return Prepare(tuple(statements), digest)
+                return Prepare(tuple(statements), digest, sql)
             for statement in statements:
                 self.ctx.metrics.statement(statement.kind.value)
             if len(statements) == 1 and statements[0].shows_warnings:

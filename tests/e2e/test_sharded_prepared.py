@@ -579,3 +579,20 @@ def test_reset_connection_and_malformed_executions(sharded: ProxyEnv) -> None:
         assert _rows(client.execute(again, [3])) == [("v3",)]
     finally:
         client.close()
+
+
+def test_the_clients_text_reaches_the_partitions(sharded: ProxyEnv) -> None:
+    """Comments and hints of a prepared statement reach the shards with it (only the table
+    names change), as a text statement's do."""
+    env = sharded
+    client = _binary(env)
+    try:
+        point = client.prepare("SELECT /* marker-c1 */ v FROM t WHERE id = ?")
+        _general_log(env, True)
+        try:
+            assert _rows(client.execute(point, [3])) == [("v3",)]
+        finally:
+            _general_log(env, False)
+        assert _executed(env, "marker-c1") == {3: 1}
+    finally:
+        client.close()
