@@ -46,7 +46,7 @@ from auth.model import Account
 from auth.privileges import Priv, Requirement
 from proxy.plan.authorize import Caller, check_requirements, refusal_for, resolve_database
 from proxy.plan.rewrite import IdentityValues, Splice, identity_splices
-from proxy.shard.route import Layout
+from proxy.shard.route import Layout, NeedsSequence, Route, Target
 from proxy.shard.statements import Decision, decide, show_commands
 from proxy.shard.transaction import transaction_control
 from proxy.sql.analyze import DatabaseStatement, Kind, Statement
@@ -104,6 +104,7 @@ class InitDb:
 class Prepare:
     statements: tuple[Statement, ...]
     digest: str
+    sql: str = ""  # the packet's SQL (as Query.sql: a sharded database routes it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +211,17 @@ class Sharded:
 
 
 @dataclass(frozen=True, slots=True)
+class ShardedPacket:
+    """A multi-statement packet naming a sharded database's sharded or broadcast tables: each
+    statement decided on its own (those on single tables as a copy on physical database 0),
+    run in order; every answer but the last says more results follow, and an error ends the
+    packet (as MariaDB runs one)."""
+
+    statements: tuple[Sharded, ...]
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
 class Forward:
     """Forward the packet; the shard sends no answer (COM_STMT_CLOSE, SEND_LONG_DATA)."""
 
@@ -306,6 +318,7 @@ class Quit:
 Plan = (
     Relay
     | Sharded
+    | ShardedPacket
     | Forward
     | Deny
     | UseDatabase
@@ -421,13 +434,18 @@ def statement_effects(statement: Statement) -> Effects:
 
 
 def relayed_statement(
-    statement: Statement, view: SessionView, snapshot: CatalogSnapshot, original: str = ""
+    statement: Statement,
+    view: SessionView,
+    snapshot: CatalogSnapshot,
+    original: str = "",
+    prepared: bool = False,
 ) -> Plan:
     """A statement the shard runs (QUERY or SESSION): relayed if the caller holds what it
     needs; any other kind is denied here (the statements the proxy answers itself never come
     this way). This is the decision the fast path memoizes per statement and grant view.
     On a sharded database, ``original`` (the client's text of the statement, when known) is
-    what routing rewrites for the partitions."""
+    what routing rewrites for the partitions; a ``prepared`` statement's parameters are
+    routed as NULLs here (each execution is routed with its values)."""
     if statement.kind is Kind.REFUSED:
         assert statement.error is not None
         return Deny(refusal_for(statement.error, snapshot, _caller(view)))
@@ -438,7 +456,7 @@ def relayed_statement(
         return Deny(error)
     if statement.kind is Kind.QUERY:
         layout = sharded_layout(snapshot, view.current_db)
-        decided = None if layout is None else _sharded(statement, layout, view, original)
+        decided = None if layout is None else _sharded(statement, layout, view, original, prepared)
         if decided is not None:
             return decided
     else:
@@ -471,18 +489,30 @@ def sharded_layout(snapshot: CatalogSnapshot, database: str | None) -> Layout | 
 
 
 def _sharded(
-    statement: Statement, layout: Layout, view: SessionView, original: str = ""
+    statement: Statement,
+    layout: Layout,
+    view: SessionView,
+    original: str = "",
+    prepared: bool = False,
 ) -> Plan | None:
     """What the sharded data path decides for an authorized statement (None: relayed to
     physical database 0 as on an unsharded database). The client's ``original`` text is
     routed when known (its comments and hints reach the shards), else the executable text."""
     text = original or statement.text
     try:
-        decision = decide(text, layout, view.lex_mode, view.flavor)
+        decision = decide(text, layout, view.lex_mode, view.flavor, params=() if prepared else None)
     except SqlError as error:
         return Deny(error)
     if decision is None:
         return None
+    if prepared and not isinstance(decision, Route | NeedsSequence):
+        # DDL, SHOW and sequence statements of a sharded database: text protocol only.
+        return Deny(
+            sql_error(
+                ErrorCode.NOT_SUPPORTED_YET,
+                "This command is not supported in the prepared statement protocol yet",
+            )
+        )
     if statement.identity:
         # The proxy answers these (the shard would name its mirror account and thread):
         # not yet put in place in routed statements.
@@ -509,6 +539,7 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
     readback: dict[str, None] = {}
     replay: list[str] = []
     kills: list[PacketKill] = []
+    decisions: list[Plan] = []
     for statement in statements:
         if statement.kind is Kind.REFUSED:
             assert statement.error is not None
@@ -525,14 +556,16 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
             continue
         if statement.kind not in (Kind.QUERY, Kind.SESSION) or statement.lexing_unknown:
             return Deny(_not_combinable(statement))
-        decided = relayed_statement(statement, view, snapshot)
+        original = command.sql[statement.start : statement.end] if command.sql else ""
+        decided = relayed_statement(statement, view, snapshot, original)
         if isinstance(decided, Deny):
             return decided
-        if isinstance(decided, Sharded):
-            return _not_on_sharded("several statements in one packet")
+        decisions.append(decided)
         binds |= statement.binds
         readback.update(dict.fromkeys(statement.readback))
         replay += statement.replay
+    if any(isinstance(d, Sharded) for d in decisions):
+        return _sharded_packet(command, decisions, view, snapshot, bool(kills))
     effects = Effects(binds=frozenset(binds), readback=tuple(readback), replay=tuple(replay))
     return Relay(
         ResponseKind.QUERY,
@@ -541,6 +574,48 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
         _rewrite(statements, view),
         tuple(kills),
     )
+
+
+def _sharded_packet(
+    command: Query,
+    decisions: list[Plan],
+    view: SessionView,
+    snapshot: CatalogSnapshot,
+    kills: bool,
+) -> Plan:
+    """A multi-statement packet on a sharded database's sharded or broadcast tables: each
+    statement on its own. Statements that leave anything on the session's connection (a SET,
+    a transaction, temporary tables, ...) or that the proxy rewrites are refused with it: run
+    apart, their effects would not be followed."""
+    layout = sharded_layout(snapshot, view.current_db)
+    assert layout is not None
+    first = layout.partitions[0]
+    items: list[Sharded] = []
+    for statement, decided in zip(command.statements, decisions, strict=True):
+        original = command.sql[statement.start : statement.end] if command.sql else ""
+        if isinstance(decided, Sharded):
+            if not isinstance(decided.decision, Route | NeedsSequence):
+                return _not_on_sharded("DDL and SHOW commands in a multi-statement packet")
+            items.append(decided)
+            continue
+        if (
+            kills
+            or not isinstance(decided, Relay)
+            or decided.effects is not NO_EFFECTS
+            or statement.identity
+            or statement.definer is not None
+        ):
+            return _not_on_sharded(
+                "a multi-statement packet with statements that change the session"
+            )
+        text = (original or statement.text).strip().rstrip(";")
+        if text[:4].upper() == "CALL":
+            # (its several result sets could not be told apart from the next statement's)
+            return _not_on_sharded("CALL in a multi-statement packet")
+        target = Target(0, first.shard, first.name, text)
+        copy = Route("copy", "", False, True, (target,))
+        items.append(Sharded(copy, text, layout, None))
+    return ShardedPacket(tuple(items), command.digest)
 
 
 def _one_statement(
@@ -693,11 +768,13 @@ def _prepare(command: Prepare, view: SessionView, snapshot: CatalogSnapshot) -> 
     if statement.definer is not None:
         # The DEFINER account is replaced in a COM_QUERY's text only.
         return Deny(not_supported("CREATE VIEW ... DEFINER = account as a prepared statement"))
-    decided = relayed_statement(statement, view, snapshot)
+    original = command.sql[statement.start : statement.end] if command.sql else ""
+    decided = relayed_statement(statement, view, snapshot, original, prepared=True)
     if isinstance(decided, Deny):
         return decided
     if isinstance(decided, Sharded):
-        return _not_on_sharded("prepared statements")
+        # Prepared on one partition for its metadata, on others as executions need it.
+        return Sharded(decided.decision, decided.text, decided.layout, command.digest)
     return Relay(
         ResponseKind.PREPARE, None, Effects(prepares=statement), _rewrite((statement,), view)
     )
@@ -718,9 +795,9 @@ def _statement_command(
     if code == COM_STMT_RESET:
         return Relay(ResponseKind.SINGLE, None)
     # Grants may have changed since PREPARE: authorized again at every execution and fetch.
-    decided = relayed_statement(prepared.statement, view, snapshot)
+    decided = relayed_statement(prepared.statement, view, snapshot, prepared=True)
     if isinstance(decided, Sharded):
-        return _not_on_sharded("prepared statements")
+        return Sharded(decided.decision, decided.text, decided.layout, prepared.digest)
     if not isinstance(decided, Relay):
         return decided
     if code == COM_STMT_FETCH:

@@ -77,6 +77,7 @@ from proxy.plan.plan import (
     RunAccountStatement,
     SessionView,
     Sharded,
+    ShardedPacket,
     ShowDatabases,
     ShowDigest,
     ShowEvents,
@@ -457,7 +458,7 @@ class Session:
                 notes = list(carried.warnings)
             if prepare:
                 self.ctx.metrics.statement("prepare")
-                return Prepare(tuple(statements), digest)
+                return Prepare(tuple(statements), digest, sql)
             for statement in statements:
                 self.ctx.metrics.statement(statement.kind.value)
             if len(statements) == 1 and statements[0].shows_warnings:
@@ -504,6 +505,13 @@ class Session:
     # -- carrying a plan out --------------------------------------------------------------------
 
     async def _execute(self, decided: Plan, command: Command, payload: bytes) -> None:
+        if isinstance(command, StatementCommand) and self.sharded.owns(command.statement_id):
+            # A statement on sharded or broadcast tables (proxy/session/sharded.py).
+            await self.sharded.statement_command(decided, command, payload)
+            return
+        if isinstance(command, Prepare) and isinstance(decided, Sharded):
+            await self.sharded.prepare(decided, command.statements[0], payload)
+            return
         if isinstance(decided, Relay):
             if self.sharded.in_charge():
                 await self._relay_in_transaction(decided, command, payload)
@@ -511,6 +519,8 @@ class Session:
             await self._relay(decided, command, payload)
         elif isinstance(decided, Sharded):
             await self.sharded.execute(decided)
+        elif isinstance(decided, ShardedPacket):
+            await self.sharded.execute_packet(decided)
         elif isinstance(decided, Deny):
             self._reply_error(decided.error)
         elif isinstance(decided, Forward):
@@ -601,6 +611,7 @@ class Session:
             # COM_RESET_CONNECTION with nothing on the shard: reset here.
             self.link.reset()
             self.prepared.clear()
+            self.sharded.forget_statements()
             self._reply_ok()
             return
         conn = await self._connection()
@@ -620,7 +631,7 @@ class Session:
             if on_conn is None:
                 return
             payload = on_conn
-        elif isinstance(command, Prepare) and self.link.statements.by_id:
+        elif isinstance(command, Prepare) and (self.link.statements.by_id or self.prepared):
             assert effects.prepares is not None
             if relay.rewrite:
                 payload = apply_splices(payload, relay.rewrite, base=1)
@@ -677,6 +688,7 @@ class Session:
                 )
             if effects.resets and scanner is not None and not scanner.error:
                 self.prepared.clear()
+                self.sharded.forget_statements()
                 self.link.reset()
                 self.link.state.lex_mode = await self.link.read_back(conn, ())
                 self.link.state.known = True
@@ -712,7 +724,7 @@ class Session:
         first = payloads[0]
         if first[:1] == b"\x00":
             ok = parse_stmt_prepare_ok(first)
-            client_id = self.link.statements.client_id_for(ok.statement_id)
+            client_id = self.link.statements.client_id_for(ok.statement_id, self.prepared)
             payloads[0] = first[:1] + client_id.to_bytes(4, "little") + first[5:]
             prepared = Prepared(statement, command.digest)
             self._register(client_id, ok.statement_id, ok.num_params, prepared, payload, conn)
@@ -832,7 +844,11 @@ class Session:
         if packet[3] != 0 or self.notes or self.killed or self.ctx.draining:
             return False
         if self.sharded.in_charge():
-            return False  # the proxy runs the transaction (a sharded database): the loop's
+            return False  # the proxy runs a transaction on a sharded database: the loop does
+        if packet[4] == COM_STMT_EXECUTE and self.sharded.statements:
+            sharded = self._fast_sharded(packet)
+            if sharded is not None:
+                return sharded
         conn = self.link.reclaim()
         if conn is None or conn.broken:
             return False
@@ -890,7 +906,75 @@ class Session:
         conn.start_relay(self.client, ResponseKind.QUERY, self._fast_done)
         return True
 
-    def _memoized(self, statement: Statement, snapshot: CatalogSnapshot) -> Plan:
+    def _fast_sharded(self, packet: bytes) -> bool | None:
+        """The fast hook for an execution of a statement on a sharded database's tables
+        (None: not one): routed by its key alone (ShardedExecutor.fast_target), authorized
+        as the command loop would (memoized per grant view), relayed verbatim."""
+        statement_id = int.from_bytes(packet[5:9], "little")
+        sharded = self.sharded.statements.get(statement_id)
+        if sharded is None:
+            return None
+        prepared = self.prepared.get(statement_id)
+        snapshot = self.ctx.snapshot()
+        if prepared is None or snapshot is not self._checked_snapshot:
+            return False
+        decided = self._memoized(prepared.statement, snapshot, prepared=True)
+        if not isinstance(decided, Sharded):
+            return False
+        found = self.sharded.fast_target(sharded, decided, packet[4:])
+        if found is None:
+            return False
+        conn, partition, payload = found
+        self.ctx.metrics.statement("execute")
+        activity = self.activity
+        activity.command = "Execute"
+        activity.since = time.monotonic()
+        conn.send(payload)
+        self.client.hold = True
+        self._digest = prepared.digest
+        self._started = time.perf_counter()
+
+        def done(scanner: ResponseScanner, error: BackendError | None) -> None:
+            self._fast_sharded_done(conn, partition, scanner, error)
+
+        conn.start_relay(self.client, ResponseKind.QUERY, done)
+        return True
+
+    def _fast_sharded_done(
+        self,
+        conn: BackendConnection,
+        partition: int,
+        scanner: ResponseScanner,
+        error: BackendError | None,
+    ) -> None:
+        if partition == 0:
+            self._fast_done(scanner, error)
+            return
+        activity = self.activity
+        activity.command = "Sleep"
+        activity.since = time.monotonic()
+        activity.info = None
+        if error is not None:
+            self.ctx.metrics.backend_error(conn.target.shard)
+            log.warning("connection %d: %s", self.connection_id, error)
+            cut = conn.relayed_any
+            self.sharded.fast_failed(conn, partition)
+            self._next_seq = 1
+            if cut:
+                self.kill()  # the command loop sees the connection end and cleans up
+            else:
+                self._reply_error(lost_error([], error))
+        else:
+            seconds = time.perf_counter() - self._started
+            self.ctx.digest.record(self.current_db, self._digest, seconds, scanner.rows)
+            self.ctx.metrics.shard(conn.target.shard).latency.observe(seconds)
+        if self.ctx.draining and (self.cut or not self._holds_anything()) and not self.killed:
+            self.shut_down()
+        self.client.release()
+
+    def _memoized(
+        self, statement: Statement, snapshot: CatalogSnapshot, prepared: bool = False
+    ) -> Plan:
         """relayed_statement(statement, view, snapshot), remembered for this grant view."""
         seen_snapshot, seen_account, seen_db = self._memo_view
         if (
@@ -900,13 +984,14 @@ class Session:
         ):
             self._memo.clear()
             self._memo_view = (snapshot, self.account, self.current_db)
-        entry = self._memo.get(id(statement))
+        key = -id(statement) if prepared else id(statement)  # (a sharded database's routing)
+        entry = self._memo.get(key)
         if entry is not None and entry[0] is statement:
             return entry[1]
-        decided = relayed_statement(statement, self._view(), snapshot)
+        decided = relayed_statement(statement, self._view(), snapshot, prepared=prepared)
         if len(self._memo) >= _MEMO_SIZE:
             self._memo.clear()
-        self._memo[id(statement)] = (statement, decided)
+        self._memo[key] = (statement, decided)
         return decided
 
     def _fast_done(self, scanner: ResponseScanner, error: BackendError | None) -> None:

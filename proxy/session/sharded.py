@@ -33,6 +33,11 @@ statement to run there. This module only does the I/O:
   in two with the decision recorded as for a multi-partition write; ``ROLLBACK``, a deadlock on
   a branch and the session's end roll every branch back. Transaction statements are read by
   ``proxy.shard.transaction``.
+* **Prepared statements** (:class:`ShardedStatement`): prepared on physical database 0 for the
+  client's answer; each execution routed by its decoded parameters (``keyed``: by the key's
+  parameter alone, or ``decide`` with the values), its physical statements prepared on each
+  partition's connection when first needed, then relayed, concatenated, merged (binary rows)
+  or written (XA) as a text statement is; ``fast_target`` serves the session's fast hook.
 * **DDL** fans out to every physical table, in order, and reports each partition that failed;
   CREATE TABLE records the logical table in the catalog only once every physical table exists
   (and drops the ones it made when another failed).
@@ -46,6 +51,7 @@ import os
 import re
 import signal
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import count
@@ -69,10 +75,33 @@ from proxy.backend.connection import (
 )
 from proxy.backend.xa import XID_PREFIX
 from proxy.merge import Refusal, merge_results, plan_select, result_payloads
-from proxy.plan.plan import Sharded, sharded_layout
+from proxy.plan.plan import (
+    COM_STMT_CLOSE,
+    COM_STMT_FETCH,
+    COM_STMT_RESET,
+    COM_STMT_SEND_LONG_DATA,
+    Deny,
+    Plan,
+    Prepared,
+    Sharded,
+    ShardedPacket,
+    StatementCommand,
+    sharded_layout,
+)
 from proxy.session.link import OWN_STATEMENT, BackendUnavailable, SessionLost, lost_error
+from proxy.session.statements import execute_types, with_id, with_types
 from proxy.shard.ddl import AlterSequence, CreateSequence, nextval_references
-from proxy.shard.route import Layout, NeedsSequence, Route, Target
+from proxy.shard.placement import IntegerHash, Placement, PlacementError, integer_hash, place
+from proxy.shard.route import (
+    KeySlots,
+    Layout,
+    NeedsSequence,
+    Route,
+    Target,
+    copy_target,
+    key_slots,
+    placed_targets,
+)
 from proxy.shard.sequences import SequenceAllocator, next_values
 from proxy.shard.statements import (
     CheckTables,
@@ -90,15 +119,29 @@ from proxy.shard.transaction import (
     commits_implicitly,
     reads_tables,
 )
-from proxy.sql.lexer import LexMode, ServerFlavor, lex
+from proxy.shard.values import NotPlaceable, shard_key
+from proxy.sql.analyze import Statement
+from proxy.sql.charsets import COLLATIONS
+from proxy.sql.lexer import LexMode, ServerFlavor, TokenKind, lex
 from proxy.wire.packets import (
     Capability,
+    ProtocolError,
     ServerStatus,
     build_err,
     build_ok,
     parse_err,
     parse_ok,
+    parse_stmt_prepare_ok,
     read_lenenc_int,
+)
+from proxy.wire.params import (
+    ExecuteParams,
+    ParamValue,
+    build_execute,
+    decode_param,
+    parse_execute,
+    peek_integer,
+    peek_params,
 )
 from proxy.wire.stream import ConnectionLost, ResponseKind, ResponseScanner
 
@@ -187,6 +230,11 @@ class PartitionSource(Protocol):
 
     async def close(self) -> None: ...
 
+    def ready(self, index: int) -> BackendConnection | None:
+        """Physical database ``index``'s connection when it can run a statement now without
+        any preparation (held, healthy, idle, with the session's state): the fast path's."""
+        ...
+
 
 class SessionPartitions:
     """A :class:`PartitionSource` holding one connection per physical database for the
@@ -197,6 +245,7 @@ class SessionPartitions:
         self._lease = lease
         self._held: dict[int, BackendConnection] = {}
         self._applied: dict[int, list[str]] = {}  # the session state each connection got
+        self._versions: dict[int, int] = {}  # ... as of this version of the session state
         self._snapshot: object = None
         # A transaction holds branches on the connections: they are kept (the mirrors follow
         # a newer catalog once it ends).
@@ -257,8 +306,20 @@ class SessionPartitions:
                         )
                     ) from None
                 self._applied[physical.index] = list(wanted)
+            self._versions[physical.index] = session.link.state.version
             conns[physical.index] = conn
         return conns
+
+    def ready(self, index: int) -> BackendConnection | None:
+        session = self._session
+        if index == 0 or session.ctx.snapshot() is not self._snapshot:
+            return None
+        conn = self._held.get(index)
+        if conn is None or conn.broken or conn.is_closing() or conn.relaying:
+            return None
+        if self._versions.get(index) != session.link.state.version:
+            return None
+        return conn
 
     def release(self, conns: Mapping[int, BackendConnection], broken: Sequence[int] = ()) -> None:
         for index in broken:
@@ -272,8 +333,97 @@ class SessionPartitions:
     async def close(self) -> None:
         held, self._held = self._held, {}
         self._applied.clear()
+        self._versions.clear()
         for conn in held.values():
             await conn.quit()
+
+
+@dataclass(eq=False)
+class PhysicalStatement:
+    """One physical statement text of a client's prepared statement, prepared on some
+    connections (its id on each), and the connections that were sent its parameter types."""
+
+    on: weakref.WeakKeyDictionary[BackendConnection, int] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
+    typed: weakref.WeakSet[BackendConnection] = field(default_factory=weakref.WeakSet)
+
+
+@dataclass(eq=False)
+class ShardedStatement:
+    """A client's prepared statement on sharded or broadcast tables. Each execution is routed
+    by its parameters; the physical statements it needs (the client's text with physical
+    names, or a multi-row INSERT's rows of one partition) are prepared on a partition's
+    connection the first time they run there."""
+
+    client_id: int
+    text: str  # the statement as routed (parameter markers kept)
+    params: int
+    slots: KeySlots | None  # routed by key alone (no routing per execution), else None
+    types: bytes | None = None  # the parameter types the last execution that sent them sent
+    physical: dict[str, PhysicalStatement] = field(default_factory=dict)
+    # KeySlots' targets by placement, for one catalog snapshot.
+    placed: dict[Placement, Target] = field(default_factory=dict)
+    placed_for: object = None
+    failed: SqlError | None = None  # long data sent: the next execution's answer
+    # The key is the one parameter, of a table sharded by HASH of an integer column.
+    integer: IntegerHash | None = None
+
+
+class _MoreResults:
+    """The answer of a multi-statement packet's statement that is not its last: written as it
+    comes but for its last packet, held until the statement is done and then sent with
+    SERVER_MORE_RESULTS_EXISTS (an error is sent as it is, and ends the packet)."""
+
+    def __init__(self, real: Replies, capabilities: int) -> None:
+        self.real = real
+        self.capabilities = capabilities
+        self.held: bytes | None = None
+
+    def write(self, payload: bytes) -> None:
+        if self.held is not None:
+            self.real.write(self.held)
+        self.held = payload
+
+    def error(self, error: SqlError) -> None:
+        self.write(_err_packet(self.capabilities, error))
+
+    def ok(self) -> None:
+        self.write(build_ok(capabilities=self.capabilities, status=self.real.status()))
+
+    def result_set(
+        self, columns: list[str], rows: list[list[str | None]], numeric: frozenset[str]
+    ) -> None:
+        self.error(not_supported("a result set of the proxy's in a multi-statement packet"))
+
+    def replies(self) -> Replies:
+        real = self.real
+        return Replies(self.error, self.ok, self.write, self.result_set, real.status, real.lease)
+
+    def finish(self) -> bool:
+        """Send the held end; whether the packet goes on."""
+        held, self.held = self.held, None
+        if held is None:
+            return False
+        if held[:1] == b"\xff":
+            self.real.write(held)
+            return False
+        self.real.write(_more_results(held))
+        return True
+
+
+def _more_results(packet: bytes) -> bytes:
+    """An EOF or OK packet with SERVER_MORE_RESULTS_EXISTS set."""
+    if packet[:1] == b"\xfe" and len(packet) < 9:
+        at = 3
+    else:
+        _, at = read_lenenc_int(packet, 1)
+        _, at = read_lenenc_int(packet, at)
+    status = int.from_bytes(packet[at : at + 2], "little") | _MORE_RESULTS
+    return packet[:at] + status.to_bytes(2, "little") + packet[at + 2 :]
+
+
+_MORE_RESULTS = int(ServerStatus.MORE_RESULTS_EXISTS)
 
 
 @dataclass
@@ -315,6 +465,15 @@ class ShardedExecutor:
         self._next: tuple[str | None, bool | None] = (None, None)
         # Whether the current database is sharded, for a catalog snapshot (in_charge).
         self._sharded_db: tuple[object, str | None, bool] = (None, None, False)
+        # False while a multi-statement packet's statement runs that is not its last: its
+        # answer is written through the executor (its end then says more results follow).
+        self._relay_ok = True
+        # Prepared statements on sharded or broadcast tables, by the client's id.
+        self.statements: dict[int, ShardedStatement] = {}
+        # The physical database of each connection a physical statement is prepared on.
+        self._partition_of: weakref.WeakKeyDictionary[BackendConnection, int] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def close(self) -> None:
         """The session ends or starts anew (COM_CHANGE_USER, COM_RESET_CONNECTION, another
@@ -331,6 +490,7 @@ class ShardedExecutor:
             except (TimeoutError, BackendError, ConnectionLost, OSError):
                 log.warning("XA %s: rolling back at the session's end failed", tx.gtrid)
             self._forget(tx)
+        self.forget_statements()
         await self.source.close()
 
     # -- the one entry ----------------------------------------------------------------------
@@ -401,6 +561,30 @@ class ShardedExecutor:
             # the next statement reconnects what is broken.
             log.warning("connection %d: %s", session.connection_id, exc)
             self.replies.error(lost_error([], exc))
+
+    async def execute_packet(self, plan: ShardedPacket) -> None:
+        """A multi-statement packet: each statement in turn; the answers of all but the last
+        end with SERVER_MORE_RESULTS_EXISTS, and an error ends the packet."""
+        started = time.perf_counter()
+        real = self.replies
+        try:
+            for index, item in enumerate(plan.statements):
+                if index == len(plan.statements) - 1:
+                    await self._execute(item)
+                    return
+                held = _MoreResults(real, self.session.capabilities)
+                self.replies = held.replies()
+                self._relay_ok = False
+                try:
+                    await self._execute(item)
+                finally:
+                    self.replies = real
+                    self._relay_ok = True
+                if not held.finish():
+                    return
+        finally:
+            seconds = time.perf_counter() - started
+            self.session.ctx.digest.record(self.session.current_db, plan.digest, seconds, 0)
 
     async def _with_nextvals(self, plan: Sharded, needs: NeedsNextval) -> Decision | None:
         """Take a value of each ``s.NEXTVAL``; decide again with them in place. A statement
@@ -525,6 +709,7 @@ class ShardedExecutor:
             reasons = session.link.bound_reasons()
             session.link.drop()
             session.prepared.clear()
+            self.forget_statements()
             if reasons or replied or in_transaction:
                 raise SessionLost(lost_error(reasons or ["an open transaction"], exc))
         elif replied or in_transaction:
@@ -540,7 +725,7 @@ class ShardedExecutor:
         conns = await self._acquire(layout, targets)
         replied = False
         try:
-            if len(targets) == 1 and not decision.sequence_values:
+            if len(targets) == 1 and not decision.sequence_values and self._relay_ok:
                 conn = conns[targets[0].partition]
                 conn.send(b"\x03" + targets[0].sql.encode())
                 replied = True
@@ -594,7 +779,10 @@ class ShardedExecutor:
             self._lost(conns, exc, self._sent)
 
     async def _scatter_read(
-        self, conns: Mapping[int, BackendConnection], targets: Sequence[Target]
+        self,
+        conns: Mapping[int, BackendConnection],
+        targets: Sequence[Target],
+        packets: Sequence[bytes] = (),
     ) -> None:
         """Concatenate the targets' result sets as they stream (``_sent``: anything reached
         the client); statements needing a merge go to :meth:`_merged` instead.
@@ -614,7 +802,7 @@ class ShardedExecutor:
 
         def send(index: int, hold: bool) -> None:
             conn = conns[targets[index].partition]
-            conn.send(b"\x03" + targets[index].sql.encode())
+            conn.send(packets[index] if packets else b"\x03" + targets[index].sql.encode())
             in_flight.add(index)
             if hold:
                 conn.pause_reading()
@@ -721,6 +909,9 @@ class ShardedExecutor:
             in_flight.discard(index)
             if index in following:
                 send(following[index], False)
+        if columns is None and len(targets) == 1 and last_end is not None:
+            self._emit(last_end)  # one statement's OK, as it is (insert id, warnings, info)
+            return
         if columns is None:
             self._emit(
                 build_ok(
@@ -738,13 +929,22 @@ class ShardedExecutor:
         self.replies.write(payload)
 
     async def _write(
-        self, conns: Mapping[int, BackendConnection], targets: Sequence[Target], decision: Route
+        self,
+        conns: Mapping[int, BackendConnection],
+        targets: Sequence[Target],
+        decision: Route,
+        packets: Sequence[bytes] = (),
     ) -> None:
-        """Writes: one statement answered directly, several in one XA transaction."""
+        """Writes: one statement answered directly, several in one XA transaction
+        (``packets``: a prepared statement's executions, one per target)."""
         session = self.session
+
+        def command(index: int) -> bytes:
+            return packets[index] if packets else b"\x03" + targets[index].sql.encode()
+
         if len(targets) == 1:
             conn = conns[targets[0].partition]
-            packet = _track(conn, await conn.command(b"\x03" + targets[0].sql.encode()))
+            packet = _track(conn, await conn.command(command(0)))
             tx = self.tx
             if packet[:1] == b"\xff" and tx is not None:
                 err = parse_err(packet, conns[targets[0].partition].capabilities)
@@ -754,7 +954,7 @@ class ShardedExecutor:
             self._answer_write([packet], conns[targets[0].partition], decision)
             return
         if self.tx is not None:
-            await self._write_in_transaction(conns, targets, decision)
+            await self._write_in_transaction(conns, targets, decision, command)
             return
         gtrid = f"{XID_PREFIX}{_NODE}-{session.connection_id}-{next(_XIDS)}"
         xid = quote_string(gtrid)
@@ -766,8 +966,8 @@ class ShardedExecutor:
             for partition in branches:
                 await _run(conns[partition], f"{OWN_STATEMENT}XA START {xid}, '{partition}'")
                 started.append(partition)
-            for target in targets:
-                packet = await conns[target.partition].command(b"\x03" + target.sql.encode())
+            for index, target in enumerate(targets):
+                packet = await conns[target.partition].command(command(index))
                 if packet[:1] == b"\xff":
                     err = parse_err(packet, conns[target.partition].capabilities)
                     failure = sql_error_from(err.errno, err.sqlstate, err.message)
@@ -1256,19 +1456,24 @@ class ShardedExecutor:
                 self.source.release({partition: conn}, [partition])
 
     async def _write_in_transaction(
-        self, conns: Mapping[int, BackendConnection], targets: Sequence[Target], decision: Route
+        self,
+        conns: Mapping[int, BackendConnection],
+        targets: Sequence[Target],
+        decision: Route,
+        command: Callable[[int], bytes],
     ) -> None:
-        """A write of several statements inside the transaction: in its branches, all or
-        nothing as one statement is (a savepoint on each branch, rolled back to when one
-        fails; a deadlock rolls the whole transaction back)."""
+        """A write of several statements inside the transaction (``command``: the packet of
+        each target's statement, text or a prepared statement's execution): in its branches,
+        all or nothing as one statement is (a savepoint on each branch, rolled back to when
+        one fails; a deadlock rolls the whole transaction back)."""
         partitions = list(dict.fromkeys(t.partition for t in targets))
         answers: list[bytes] = []
         for partition in partitions:
             await _own_ok(conns[partition], f"SAVEPOINT {_STATEMENT_SAVEPOINT}")
         failed: bytes | None = None
-        for target in targets:
+        for index, target in enumerate(targets):
             conn = conns[target.partition]
-            packet = _track(conn, await conn.command(b"\x03" + target.sql.encode()))
+            packet = _track(conn, await conn.command(command(index)))
             if packet[:1] == b"\xff":
                 failed = packet
                 break
@@ -1293,6 +1498,491 @@ class ShardedExecutor:
             return
         await self._remember_insert_id(decision)
         self._answer_write(answers, conns[targets[0].partition], decision)
+
+    # -- prepared statements ------------------------------------------------------------------
+
+    def owns(self, statement_id: int) -> bool:
+        return statement_id in self.statements
+
+    async def prepare(self, plan: Sharded, statement: Statement, payload: bytes) -> None:
+        """COM_STMT_PREPARE of a statement on sharded or broadcast tables: prepared on
+        physical database 0 (its first physical tables) for the answer's parameter count and
+        column definitions, which reach the client with an id of the session's own."""
+        session = self.session
+        state = session.link.state
+        try:
+            target = copy_target(plan.text, plan.layout, state.lex_mode, state.flavor)
+            conns = await self._acquire(plan.layout, [target])
+        except BackendUnavailable as exc:
+            self.replies.error(exc.error)
+            return
+        except SqlError as error:
+            self.replies.error(error)
+            return
+        conn = conns[target.partition]
+        try:
+            conn.send(b"\x16" + target.sql.encode())
+            payloads = await conn.collect(ResponseKind.PREPARE, _PREPARE_LIMIT)
+        except (BackendError, ConnectionLost) as exc:
+            self._lost(conns, exc, False)
+            return
+        first = payloads[0]
+        if first[:1] != b"\x00":
+            for answer in payloads:
+                self.replies.write(answer)
+            return
+        ok = parse_stmt_prepare_ok(first)
+        client_id = self._new_id(ok.statement_id)
+        params = ok.num_params
+        prepared = ShardedStatement(client_id, plan.text, params, None)
+        self._refresh(prepared, plan.layout)
+        physical = prepared.physical.setdefault(target.sql, PhysicalStatement())
+        physical.on[conn] = ok.statement_id
+        self._partition_of[conn] = target.partition
+        self.statements[client_id] = prepared
+        session.prepared[client_id] = Prepared(statement, plan.digest or "")
+        payloads[0] = first[:1] + client_id.to_bytes(4, "little") + first[5:]
+        for answer in payloads:
+            self.replies.write(answer)
+
+    def _new_id(self, backend_id: int) -> int:
+        """A statement id no statement of the session has (the shard's when free)."""
+        session = self.session
+        taken = set(session.prepared) | set(self.statements) | set(session.link.statements.by_id)
+        if backend_id not in taken:
+            return backend_id
+        candidate = max(taken) + 1
+        while candidate in taken or candidate > 0xFFFFFFFF:
+            candidate = 1 if candidate > 0xFFFFFFFF else candidate + 1
+        return candidate
+
+    async def statement_command(
+        self, decided: Plan, command: StatementCommand, payload: bytes
+    ) -> None:
+        """COM_STMT_EXECUTE / FETCH / RESET / CLOSE / SEND_LONG_DATA of one of
+        :attr:`statements` (``decided``: the execution's authorization, made again)."""
+        statement = self.statements[command.statement_id]
+        code = command.code
+        if code == COM_STMT_CLOSE:
+            self.session.prepared.pop(statement.client_id, None)
+            self._close(self.statements.pop(statement.client_id))
+            return
+        if code == COM_STMT_SEND_LONG_DATA:
+            statement.failed = not_supported(
+                "COM_STMT_SEND_LONG_DATA on a sharded database's sharded or broadcast tables"
+            )
+            return
+        if code == COM_STMT_RESET:
+            statement.failed = None
+            await self._reset(statement)
+            self.replies.ok()
+            return
+        if isinstance(decided, Deny):
+            self.replies.error(decided.error)
+            return
+        if code == COM_STMT_FETCH:
+            self.replies.error(
+                SqlError(
+                    1421, "HY000", f"The statement ({statement.client_id}) has no open cursor."
+                )
+            )
+            return
+        if statement.failed is not None:
+            error, statement.failed = statement.failed, None
+            self.replies.error(error)
+            return
+        session = self.session
+        if isinstance(decided, Sharded):
+            layout, digest = decided.layout, decided.digest
+        else:  # its tables are single ones now: physical database 0 runs it
+            layout, digest = _layout_of(session), None
+        started = time.perf_counter()
+        try:
+            await self._execute_prepared(statement, layout, payload)
+        except BackendUnavailable as exc:
+            log.warning("connection %d: %s", session.connection_id, exc)
+            self.replies.error(exc.error)
+        except SqlError as error:
+            self.replies.error(error)
+        except BackendQueryError as exc:
+            self.replies.error(sql_error_from(exc.errno, exc.sqlstate, exc.message))
+        except (BackendError, ConnectionLost) as exc:
+            log.warning("connection %d: %s", session.connection_id, exc)
+            self.replies.error(lost_error([], exc))
+        finally:
+            if digest:
+                seconds = time.perf_counter() - started
+                session.ctx.digest.record(session.current_db, digest, seconds, 0)
+
+    def parameters(self, statement: ShardedStatement, payload: bytes) -> ExecuteParams:
+        """The execution's parameters (1210 for a packet that does not hold them)."""
+        try:
+            found = parse_execute(payload, statement.params, statement.types)
+        except ProtocolError:
+            raise SqlError(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute") from None
+        if found.sent_types:
+            statement.types = b"".join(found.types)
+        if found.flags & _CURSOR_FLAGS:
+            raise not_supported("cursors on a sharded database's sharded or broadcast tables")
+        return found
+
+    def values(self, found: ExecuteParams) -> list[ParamValue]:
+        encoding = _python_encoding(self.session.charset)
+        return [
+            decode_param(t, v, encoding) for t, v in zip(found.types, found.values, strict=True)
+        ]
+
+    def keyed(
+        self, statement: ShardedStatement, layout: Layout, values: Sequence[ParamValue]
+    ) -> Route | None:
+        """The route of an execution whose key values alone fix one partition (the
+        statement's KeySlots), without routing its text again; None: routed in full."""
+        target = self.keyed_target(statement, layout, values)
+        slots = statement.slots
+        if slots is None or target is None:
+            return None
+        reads = slots.verb == "SELECT"
+        return Route("routed", slots.table.name, not reads, reads, (target,))
+
+    def keyed_target(
+        self, statement: ShardedStatement, layout: Layout, values: Sequence[ParamValue]
+    ) -> Target | None:
+        """:meth:`keyed`'s one target."""
+        self._refresh(statement, layout)
+        slots = statement.slots
+        if slots is None:
+            return None
+        rule = slots.table.rule
+        key = rule.db_key
+        assert key is not None
+        found: Placement | None = None
+        for index, literal in slots.sources:
+            try:
+                value = shard_key(key.type, values[index] if index >= 0 else literal, "compare")
+                placement = place(rule, layout.count, value, value)
+            except (NotPlaceable, PlacementError):
+                return None
+            if found is not None and placement != found:
+                return None
+            found = placement
+        if found is None:
+            return None
+        return self._placed(statement, layout, found)
+
+    def _refresh(self, statement: ShardedStatement, layout: Layout) -> None:
+        """The statement's KeySlots and targets follow the catalog (a table dropped and
+        created again with another rule is routed by the new one)."""
+        snapshot = self.session.ctx.snapshot()
+        if statement.placed_for is snapshot:
+            return
+        statement.placed.clear()
+        statement.placed_for = snapshot
+        state = self.session.link.state
+        slots = key_slots(statement.text, layout, state.lex_mode, state.flavor)
+        statement.slots = slots
+        statement.integer = None
+        if slots is not None and statement.params == 1 and slots.sources == ((0, None),):
+            statement.integer = integer_hash(slots.table.rule, layout.count)
+
+    def _placed(self, statement: ShardedStatement, layout: Layout, found: Placement) -> Target:
+        """The statement's target for a placement of its table (for the snapshot
+        :meth:`_refresh` read)."""
+        target = statement.placed.get(found)
+        if target is None:
+            state = self.session.link.state
+            target = placed_targets(statement.text, layout, [found], state.lex_mode, state.flavor)[
+                0
+            ]
+            statement.placed[found] = target
+        return target
+
+    async def _execute_prepared(
+        self, statement: ShardedStatement, layout: Layout, payload: bytes
+    ) -> None:
+        session = self.session
+        found = self.parameters(statement, payload)
+        values = self.values(found)
+        state = session.link.state
+        mode, flavor = state.lex_mode, state.flavor
+        decision: Decision | None = self.keyed(statement, layout, values)
+        if decision is None:
+            decision = decide(statement.text, layout, mode, flavor, params=values)
+        if isinstance(decision, NeedsSequence):
+            catalog = session.ctx.accounts.catalog
+            try:
+                taken = await asyncio.to_thread(
+                    next_values, SEQUENCES, catalog, layout.name, decision.sequence, decision.count
+                )
+            except CatalogUnavailableError as error:
+                raise error.client_error() from None
+            except CatalogError as exc:
+                raise sql_error(
+                    ErrorCode.UNKNOWN_ERROR, f"Sequence {decision.sequence}: {exc}"
+                ) from None
+            decision = decide(statement.text, layout, mode, flavor, taken, params=values)
+        if decision is None:
+            first = layout.partitions[0]
+            decision = Route(
+                "copy", "", False, True, (Target(0, first.shard, first.name, statement.text),)
+            )
+        if not isinstance(decision, Route):
+            raise not_supported("this prepared statement on a sharded database")
+        if decision.merge is not None:
+            await self._merged_prepared(statement, layout, decision, found, values, payload)
+            return
+        targets = decision.targets
+        conns = await self._acquire(layout, targets)
+        replied = False
+        try:
+            packets = []
+            for index, target in enumerate(targets):
+                used = decision.params[index] if decision.params else None
+                packet = await self._execution(
+                    statement, conns[target.partition], target, found, payload, used
+                )
+                if packet is None:
+                    return
+                packets.append(packet)
+            if len(targets) == 1 and not decision.sequence_values and self._relay_ok:
+                conn = conns[targets[0].partition]
+                conn.send(packets[0])
+                replied = True
+                await conn.relay(session.client, ResponseKind.QUERY)
+            elif decision.reads_rows and not decision.write:
+                self._sent = False
+                await self._scatter_read(conns, targets, packets)
+            else:
+                await self._write(conns, targets, decision, packets)
+        except (BackendError, ConnectionLost) as exc:
+            self._lost(conns, exc, replied or self._sent)
+            return
+        if len(statement.physical) > _PHYSICAL_LIMIT:
+            self._trim(statement, {t.sql for t in targets})
+
+    def _trim(self, statement: ShardedStatement, keep: set[str]) -> None:
+        """Close the physical statements of ``statement`` but ``keep``'s: a multi-row INSERT
+        makes one per way its rows fall, which the shard must not keep without bound
+        (``max_prepared_stmt_count``)."""
+        for text in [t for t in statement.physical if t not in keep]:
+            self._close_physical(statement.physical.pop(text))
+
+    async def _execution(
+        self,
+        statement: ShardedStatement,
+        conn: BackendConnection,
+        target: Target,
+        found: ExecuteParams,
+        payload: bytes,
+        used: tuple[int, ...] | None,
+    ) -> bytes | None:
+        """The COM_STMT_EXECUTE of ``target``'s physical statement on ``conn`` (prepared
+        there first when it is not; None: the shard refused, its error was the answer):
+        the client's packet with the physical statement's id, or, for a statement holding
+        some of the parameters (``used``), those."""
+        physical = statement.physical.setdefault(target.sql, PhysicalStatement())
+        backend_id = physical.on.get(conn)
+        if backend_id is None:
+            conn.send(b"\x16" + target.sql.encode())
+            answer = await conn.collect(ResponseKind.PREPARE, _PREPARE_LIMIT)
+            if answer[0][:1] != b"\x00":
+                self.replies.write(answer[0])
+                return None
+            ok = parse_stmt_prepare_ok(answer[0])
+            expected = statement.params if used is None else len(used)
+            if ok.num_params != expected:
+                conn.send(b"\x19" + ok.statement_id.to_bytes(4, "little"))
+                raise sql_error(
+                    ErrorCode.UNKNOWN_ERROR,
+                    f"partition {target.database} prepared {ok.num_params} parameters, not"
+                    f" {expected}",
+                )
+            backend_id = ok.statement_id
+            physical.on[conn] = backend_id
+            self._partition_of[conn] = target.partition
+        if used is not None:
+            return build_execute(
+                backend_id,
+                found.flags,
+                found.iteration,
+                [found.types[i] for i in used],
+                [found.values[i] for i in used],
+            )
+        packet = with_id(payload, backend_id)
+        if statement.params:
+            if not found.sent_types and conn not in physical.typed:
+                assert statement.types is not None
+                flag_at, _ = execute_types(packet, statement.params)
+                packet = with_types(packet, flag_at, statement.types)
+            physical.typed.add(conn)
+        return packet
+
+    async def _merged_prepared(
+        self,
+        statement: ShardedStatement,
+        layout: Layout,
+        decision: Route,
+        found: ExecuteParams,
+        values: Sequence[ParamValue],
+        payload: bytes,
+    ) -> None:
+        """A scatter SELECT that needs a merge, prepared: the merge engine's per-partition
+        statement holds the client's parameters in the same places (else 1235), each
+        partition executes it, binary rows are merged."""
+        merge_plan = plan_select(statement.text)
+        if isinstance(merge_plan, Refusal):
+            raise SqlError(merge_plan.errno, merge_plan.sqlstate, merge_plan.message)
+        state = self.session.link.state
+        mode, flavor = state.lex_mode, state.flavor
+        if _param_clauses(statement.text, mode, flavor) != _param_clauses(
+            merge_plan.sql, mode, flavor
+        ) or any(
+            c not in ("SELECT", "FROM", "WHERE")
+            for c in _param_clauses(statement.text, mode, flavor)
+        ):
+            raise not_supported(
+                f"parameters outside SELECT, FROM and WHERE when merging {decision.merge}"
+                " across partitions"
+            )
+        rerouted = decide(merge_plan.sql, layout, mode, flavor, params=values)
+        if not isinstance(rerouted, Route) or rerouted.merge is None:
+            raise not_supported(f"merging {decision.merge} across partitions of this statement")
+        targets = rerouted.targets
+        conns = await self._acquire(layout, targets)
+        self._sent = False
+        client = self.session.client
+        try:
+            packets = []
+            for target in targets:
+                packet = await self._execution(
+                    statement, conns[target.partition], target, found, payload, None
+                )
+                if packet is None:
+                    return
+                packets.append(packet)
+            streams = []
+            for target, packet in zip(targets, packets, strict=True):
+                conn = conns[target.partition]
+                conn.send(packet)
+                streams.append(
+                    result_payloads(
+                        conn, capabilities=conn.capabilities, max_packet=MAX_BACKEND_PACKET
+                    )
+                )
+            async for answer in merge_results(
+                merge_plan,
+                streams,
+                capabilities=self.session.capabilities,
+                binary=True,
+                schema=layout.name.encode(),
+            ):
+                self._emit(answer)
+                if client.write_paused:
+                    await client.drain()
+        except (BackendError, ConnectionLost) as exc:
+            for conn in conns.values():
+                conn.broken = True
+            self._lost(conns, exc, self._sent)
+
+    def fast_target(
+        self, statement: ShardedStatement, plan: Sharded, payload: bytes
+    ) -> tuple[BackendConnection, int, bytes] | None:
+        """The fast path of an execution (no await: ``Session._fast``): a statement routed
+        by its key alone to one partition whose connection is ready and has the physical
+        statement prepared. Returns (connection, physical database, the COM_STMT_EXECUTE to
+        send there), or None: the command loop carries the execution out."""
+        self._refresh(statement, plan.layout)
+        slots = statement.slots
+        if slots is None or statement.failed is not None:
+            return None
+        target: Target | None = None
+        integer = statement.integer
+        sent: bytes | None
+        if integer is not None:
+            # One integer parameter, HASH of an integer key: arithmetic, no decoding.
+            one = peek_integer(payload, statement.types)
+            if one is not None:
+                value, sent = one
+                placement = integer.place(value)
+                if placement is not None:
+                    target = self._placed(statement, plan.layout, placement)
+        if target is None:
+            encoding = _python_encoding(self.session.charset)
+            wanted = slots.wanted
+            peeked = peek_params(payload, statement.params, statement.types, wanted, encoding)
+            if peeked is None:
+                return None
+            values, sent = peeked
+            target = self.keyed_target(statement, plan.layout, values)
+            if target is None:
+                return None
+        partition = target.partition
+        if partition == 0:
+            conn = self.session.link.reclaim()
+            if conn is None or conn.broken or conn.relaying:
+                return None
+        else:
+            ready = self.source.ready(partition)
+            if ready is None or self.in_charge():
+                return None
+            conn = ready
+        physical = statement.physical.get(target.sql)
+        backend_id = None if physical is None else physical.on.get(conn)
+        if physical is None or backend_id is None:
+            return None
+        if sent is not None:
+            statement.types = sent
+        packet = with_id(payload, backend_id)
+        if statement.params:
+            if sent is None and conn not in physical.typed:
+                if statement.types is None:
+                    return None
+                flag_at, _ = execute_types(packet, statement.params)
+                packet = with_types(packet, flag_at, statement.types)
+            physical.typed.add(conn)
+        return conn, partition, packet
+
+    def fast_failed(self, conn: BackendConnection, partition: int) -> None:
+        """A fast execution's partition connection failed (not the session's own)."""
+        conn.broken = True
+        self.source.release({partition: conn}, [partition])
+
+    def _close(self, statement: ShardedStatement) -> None:
+        """COM_STMT_CLOSE of every physical statement (no answer): on the session's own
+        connection as any closed statement, on a partition's held connection at once."""
+        for physical in statement.physical.values():
+            self._close_physical(physical)
+
+    def _close_physical(self, physical: PhysicalStatement) -> None:
+        link = self.session.link
+        for conn, backend_id in list(physical.on.items()):
+            if conn.broken or conn.is_closing():
+                continue
+            if self._partition_of.get(conn, 0) == 0:
+                link.send_close(conn, backend_id)
+            elif not conn.relaying:
+                conn.send(b"\x19" + backend_id.to_bytes(4, "little"))
+        physical.on.clear()
+
+    async def _reset(self, statement: ShardedStatement) -> None:
+        """COM_STMT_RESET of every physical statement on a connection the session has now."""
+        live = self.session.link.live()
+        for physical in statement.physical.values():
+            for conn, backend_id in list(physical.on.items()):
+                if conn.broken or conn.is_closing() or conn.relaying:
+                    continue
+                if self._partition_of.get(conn, 0) == 0 and conn is not live:
+                    continue
+                try:
+                    await conn.command(b"\x1a" + backend_id.to_bytes(4, "little"))
+                except BackendError:
+                    conn.broken = True
+
+    def forget_statements(self) -> None:
+        """The session's prepared statements are gone (COM_RESET_CONNECTION, its connection
+        lost, COM_CHANGE_USER): closed on the partitions' connections."""
+        for statement in self.statements.values():
+            self._close(statement)
+        self.statements.clear()
 
     # -- DDL ----------------------------------------------------------------------------------
 
@@ -1611,3 +2301,42 @@ def _fan_out_error(what: str, done: Sequence[Target], failed: Sequence[_Failure]
         f"{what} failed on {len(failed)} of {total} physical tables ({listed}); applied on"
         f" the other {len(done)}",
     )
+
+
+_PREPARE_LIMIT = 16 * 1024 * 1024
+# Physical statements a prepared statement keeps prepared (beyond: closed but the last used).
+_PHYSICAL_LIMIT = 64
+_CURSOR_FLAGS = 0x07
+_CODECS = {"utf8mb4": "utf-8", "utf8mb3": "utf-8", "utf8": "utf-8", "latin1": "cp1252"}
+_CODECS |= {"ascii": "ascii", "cp1250": "cp1250", "cp1251": "cp1251", "cp1256": "cp1256"}
+_CODECS |= {"cp1257": "cp1257", "latin2": "iso8859-2", "greek": "iso8859-7"}
+
+
+def _python_encoding(charset: int) -> str | None:
+    """The Python codec of the client's character set (None: its strings are not decoded,
+    and fix no partition)."""
+    return _CODECS.get(COLLATIONS.get(charset, ""))
+
+
+_CLAUSES = frozenset({"SELECT", "FROM", "WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "UNION"})
+
+
+def _param_clauses(text: str, mode: LexMode, flavor: ServerFlavor | None) -> list[str]:
+    """The top-level clause each parameter marker of ``text`` is in, in order."""
+    statements = lex(text, mode, flavor)
+    out: list[str] = []
+    depth = 0
+    clause = ""
+    for statement in statements:
+        for token in statement.tokens:
+            if token.kind is TokenKind.OP and token.value == "(":
+                depth += 1
+            elif token.kind is TokenKind.OP and token.value == ")":
+                depth -= 1
+            elif token.kind is TokenKind.PARAM:
+                out.append(clause)
+            elif depth == 0 and token.kind is TokenKind.WORD:
+                word = token.value.upper()
+                if word in _CLAUSES:
+                    clause = word
+    return out

@@ -21,7 +21,7 @@ live there only) until it is executed, reset or closed.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from auth.errors import SqlError
@@ -70,12 +70,13 @@ class WireStatements:
         """Statements whose state lives on one connection only (cursor, long data)."""
         return sum(1 for s in self.by_id.values() if s.cursor or s.long_data)
 
-    def client_id_for(self, backend_id: int) -> int:
-        """The id to give the client for a statement the shard calls ``backend_id``."""
-        if backend_id not in self.by_id:
+    def client_id_for(self, backend_id: int, taken: Collection[int] = ()) -> int:
+        """The id to give the client for a statement the shard calls ``backend_id`` (not one
+        of ``taken`` either: the session's statements on a sharded database's partitions)."""
+        if backend_id not in self.by_id and backend_id not in taken:
             return backend_id
-        candidate = max(self.by_id) + 1
-        while candidate in self.by_id or candidate > 0xFFFFFFFF:
+        candidate = max([*self.by_id, *taken]) + 1
+        while candidate in self.by_id or candidate in taken or candidate > 0xFFFFFFFF:
             candidate = 1 if candidate > 0xFFFFFFFF else candidate + 1
         return candidate
 

@@ -30,7 +30,14 @@ self-joins, subqueries on sharded tables), a sharded table with a single table, 
 SELECT needing a merge (ORDER BY, GROUP BY, aggregates, LIMIT, DISTINCT, HAVING, UNION, window
 functions: the merge engine's), UPDATE of the shard key, multi-partition UPDATE / DELETE with
 ORDER BY or LIMIT, INSERT ... SELECT / ... SET into a sharded table, an INSERT whose shard key
-is not a literal, prepared-statement parameters on sharded tables.
+is not a literal, prepared-statement parameters on sharded tables without their values.
+
+Prepared statements: ``route(..., params=values)`` routes an execution, each parameter marker
+standing for its value as the literal it would be (``bind_params``); the targets' texts keep
+the markers (an INSERT split per partition says which parameters each holds:
+``Route.params``). ``key_slots`` finds, once per prepared statement, where its key values come
+from, so an execution routed by its key alone needs no lexing (``placed_targets`` gives the
+target of a placement); ``copy_target`` is what a PREPARE's metadata is read from.
 """
 
 from __future__ import annotations
@@ -39,22 +46,28 @@ import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Final, Literal
 
 from auth.errors import ErrorCode, SqlError, not_supported, sql_error
 from auth.model import LogicalTable, PhysicalDatabase, TableRule, auto_sequence_name
 from proxy.shard.ddl import parse_create_table
 from proxy.shard.placement import KeyValue, Placement, PlacementError, place, tables_in
-from proxy.shard.values import NotALiteral, NotPlaceable, literal_value, shard_key
+from proxy.shard.values import NotALiteral, NotPlaceable, SqlValue, literal_value, shard_key
 from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor, Token, TokenKind, lex
 
 __all__ = [
+    "KeySlots",
     "Layout",
     "NeedsSequence",
     "Route",
     "RouteKind",
     "Target",
+    "bind_params",
+    "copy_target",
     "hinted",
+    "key_slots",
+    "placed_targets",
     "route",
     "table_columns",
 ]
@@ -141,6 +154,9 @@ class Route:
     # A scatter SELECT whose results need merging (ORDER BY, aggregates, ...): why; the
     # session's merge engine (proxy/merge) rewrites it for the partitions. None: concatenated.
     merge: str | None = None
+    # A prepared statement's INSERT split per partition: per target, the indexes of the
+    # client's parameters its text holds (empty: every target holds them all, in order).
+    params: tuple[tuple[int, ...], ...] = ()
 
     @property
     def single(self) -> bool:
@@ -248,14 +264,19 @@ def route(
     mode: LexMode = DEFAULT_MODE,
     flavor: ServerFlavor | None = None,
     sequence_values: Sequence[int] | None = None,
+    params: Sequence[SqlValue] | None = None,
 ) -> Route | NeedsSequence | None:
-    """Where the one statement ``sql`` goes (see the module docstring); raises SqlError."""
+    """Where the one statement ``sql`` goes (see the module docstring); raises SqlError.
+    ``params``: a prepared statement's parameter values (missing ones NULL), routed as the
+    literals they stand for; the targets' texts keep the parameter markers."""
     statements = lex(sql, mode, flavor)
     if len(statements) != 1:
         raise _refused("several statements in one command on a sharded database")
     tokens = statements[0].tokens
     if not tokens:
         return None
+    if params is not None:
+        tokens = bind_params(tokens, params)
     references = _references(tokens, layout)
     placed = [r for r in references.values() if r.table.rule.kind != "single"]
     if not placed:
@@ -276,7 +297,7 @@ def route(
     for ref in placed:
         if len(ref.references) > 1:
             raise _refused(f"table {ref.table.name} named more than once in a statement")
-    if any(t.kind is TokenKind.PARAM for t in tokens):
+    if params is None and any(t.kind is TokenKind.PARAM for t in tokens):
         raise _refused("prepared statement parameters on a sharded database's tables")
     if any(t.kind is TokenKind.USER_VAR for t in tokens):
         # They live on the session's connection to physical database 0 only.
@@ -897,6 +918,7 @@ def _insert(
         )
     # Per row: its placement and its text (with the sequence value appended when taken).
     by_place: dict[Placement, list[str]] = {}
+    rows_at: dict[Placement, list[tuple[int, int]]] = {}
     for number, (open_at, close, items) in enumerate(rows):
         values: dict[str, KeyValue] = {}
         for key in keys:
@@ -928,10 +950,22 @@ def _insert(
         if generated:
             text = text[:-1] + f", {generated[number]})"
         by_place.setdefault(placement, []).append(text)
+        rows_at.setdefault(placement, []).append((start, end))
     head_end = tokens[rows[0][0]].pos
     tail_start = tokens[rows[-1][1]].pos + 1
+    marks = [t.pos for t in tokens if t.raw == "?"]  # parameter markers, bound or not
     found = []
+    used: list[tuple[int, ...]] = []
     for placement, row_texts in sorted(by_place.items()):
+        used.append(
+            tuple(
+                i
+                for i, pos in enumerate(marks)
+                if pos < head_end
+                or pos >= tail_start
+                or any(start <= pos < end for start, end in rows_at[placement])
+            )
+        )
         physical = layout.partitions[placement.database]
         names = {}
         if rule.split_tables:
@@ -948,7 +982,16 @@ def _insert(
         found.append(
             (physical, _text_for(sql, tokens, layout, references, names, physical, extra=extra))
         )
-    return Route("routed", table.name, True, False, _ordered(found), tuple(generated))
+    order = sorted(range(len(found)), key=lambda i: (found[i][0].shard, found[i][0].index, i))
+    return Route(
+        "routed",
+        table.name,
+        True,
+        False,
+        _ordered(found),
+        tuple(generated),
+        params=tuple(used[i] for i in order) if marks else (),
+    )
 
 
 def _matching(tokens: Sequence[Token], open_at: int) -> int:
@@ -1026,3 +1069,128 @@ def hinted(
     write = token_keyword(tokens[0]) in ("INSERT", "REPLACE", "UPDATE", "DELETE")
     named = next(iter(references.values()), None)
     return Route("hint", named.table.name if named else "", write, not write, _ordered(found))
+
+
+# ---------------------------------------------------------------------- prepared statements
+
+
+def bind_params(tokens: Sequence[Token], params: Sequence[SqlValue]) -> tuple[Token, ...]:
+    """``tokens`` with each parameter marker standing for its value (``params`` in marker
+    order; missing ones NULL): a literal token at the marker's position whose ``raw`` stays
+    ``?``, so routing reads the value as the literal it stands for while every text it builds
+    keeps the marker. A value that is no literal of the statement's text (bytes: a date, a
+    binary string) stays a marker, which fixes no partition."""
+    out = []
+    number = 0
+    for token in tokens:
+        if token.kind is TokenKind.PARAM:
+            value = params[number] if number < len(params) else None
+            number += 1
+            token = _bound(token, value)
+        out.append(token)
+    return tuple(out)
+
+
+def _bound(token: Token, value: SqlValue) -> Token:
+    pos = token.pos
+    if value is None:
+        return Token(TokenKind.WORD, "?", "NULL", "?", pos)
+    if isinstance(value, bool):
+        return Token(TokenKind.WORD, "?", "TRUE" if value else "FALSE", "?", pos)
+    if isinstance(value, int):
+        return Token(TokenKind.NUMBER, "?", str(value), "?", pos)
+    if isinstance(value, float):
+        text = repr(value)
+        if "e" not in text:
+            text += "e0"  # a double, as a literal with an exponent is
+        return Token(TokenKind.NUMBER, "?", text, "?", pos)
+    if isinstance(value, Decimal):
+        return Token(TokenKind.NUMBER, "?", format(value, "f"), "?", pos)
+    if isinstance(value, str):
+        return Token(TokenKind.STRING, "?", value, "?", pos)
+    return token
+
+
+@dataclass(frozen=True, slots=True)
+class KeySlots:
+    """A prepared SELECT, UPDATE or DELETE of one table sharded by one key (no TBPARTITION
+    BY of another column or function) whose WHERE fixes the key: where each key value comes
+    from (``(i, None)``: parameter i; ``(-1, value)``: a literal). Routing the statement with
+    its parameters reaches exactly ``place(rule, D, v, v)`` of each value ``v`` after
+    ``shard_key(type, value, "compare")`` (and scatters when one is not placeable)."""
+
+    table: LogicalTable
+    verb: str
+    sources: tuple[tuple[int, SqlValue], ...]
+
+    @property
+    def wanted(self) -> int:
+        """How many leading parameters hold the key's (up to the last one that does)."""
+        return max((index for index, _ in self.sources), default=-1) + 1
+
+
+def key_slots(
+    sql: str, layout: Layout, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None
+) -> KeySlots | None:
+    """The :class:`KeySlots` of a prepared statement (None: it is routed by ``route`` with
+    its parameters at each execution)."""
+    if _HINT.match(sql):
+        return None
+    statements = lex(sql, mode, flavor)
+    if len(statements) != 1 or not statements[0].tokens:
+        return None
+    original = statements[0].tokens
+    verb = token_keyword(original[0])
+    if verb not in ("SELECT", "UPDATE", "DELETE"):
+        return None
+    marks = {t.pos: i for i, t in enumerate(t for t in original if t.kind is TokenKind.PARAM)}
+    tokens = bind_params(original, [0] * len(marks))
+    references = _references(tokens, layout)
+    if len(references) != 1:
+        return None
+    ref = next(iter(references.values()))
+    rule = ref.table.rule
+    if rule.kind != "sharded" or rule.db_key is None or len(ref.references) != 1:
+        return None
+    if rule.tb_key is not None and not rule.tb_key.same_as(rule.db_key):
+        return None
+    condition = _where(tokens)
+    if condition is None:
+        return None
+    qualifiers = {ref.table.key}
+    if ref.alias is not None:
+        qualifiers.add(ref.alias.lower())
+    found = _values_for(condition, rule.db_key.column.lower(), qualifiers)
+    if found is None:
+        return None
+    sources: list[tuple[int, SqlValue]] = []
+    for literal in found:
+        if len(literal) == 1 and literal[0].pos in marks:
+            sources.append((marks[literal[0].pos], None))
+        elif any(t.pos in marks for t in literal):
+            return None  # a parameter with a sign: routed with its value
+        else:
+            sources.append((-1, literal_value(literal)))
+    return KeySlots(ref.table, verb, tuple(sources))
+
+
+def placed_targets(
+    sql: str,
+    layout: Layout,
+    placements: Sequence[Placement],
+    mode: LexMode = DEFAULT_MODE,
+    flavor: ServerFlavor | None = None,
+) -> tuple[Target, ...]:
+    """The statement's targets for these placements of its table (physical names put in)."""
+    tokens = lex(sql, mode, flavor)[0].tokens
+    return _targets(sql, tokens, layout, _references(tokens, layout), placements)
+
+
+def copy_target(
+    sql: str, layout: Layout, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None
+) -> Target:
+    """The statement as physical database 0 runs it (its first physical tables): what a
+    prepared statement's metadata is read from."""
+    tokens = lex(sql, mode, flavor)[0].tokens
+    references = _references(tokens, layout)
+    return _copy(sql, tokens, layout, references, (0,), "", "copy").targets[0]

@@ -47,6 +47,7 @@ from proxy.shard.route import (  # the token helpers routing reads statements wi
     token_keyword,
 )
 from proxy.shard.transaction import TransactionControl
+from proxy.shard.values import SqlValue
 from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor, Token, lex
 from proxy.sql.like import shows_database
 
@@ -173,9 +174,11 @@ def decide(
     flavor: ServerFlavor | None = None,
     sequence_values: Sequence[int] | None = None,
     nextvals: Sequence[int] | None = None,
+    params: Sequence[SqlValue] | None = None,
 ) -> Decision | None:
     """See the module docstring. ``text``: one statement (the analysis's executable text).
-    ``nextvals``: a value for each ``s.NEXTVAL`` of the statement, put in its place."""
+    ``nextvals``: a value for each ``s.NEXTVAL`` of the statement, put in its place.
+    ``params``: a prepared statement's parameter values (``route``)."""
     if layout.sequences:
         lexed_all = lex(text, mode, flavor)
         if len(lexed_all) == 1:
@@ -191,7 +194,7 @@ def decide(
         return hint
     statements = lex(text, mode, flavor)
     if len(statements) != 1:
-        return route(text, layout, mode, flavor, sequence_values)
+        return route(text, layout, mode, flavor, sequence_values, params)
     lexed = statements[0]
     tokens = lexed.tokens
     words = [token_keyword(t) for t in tokens[:4]]
@@ -215,7 +218,7 @@ def decide(
         return _rename(tokens, layout)
     if words[0] == "CHECK" and words[1:2] == ["TABLE"]:
         return _check(tokens, layout)
-    return route(text, layout, mode, flavor, sequence_values)
+    return route(text, layout, mode, flavor, sequence_values, params)
 
 
 def _explain(

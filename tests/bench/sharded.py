@@ -1,0 +1,275 @@
+"""Benchmark of a sharded database's point selects (issue 15): sysbench ``oltp_point_select``
+through shardgate on a database sharded by ``DBPARTITION BY HASH(id)`` over two shards, side
+by side with an unsharded database through the same proxy.
+
+    .venv/bin/python -m tests.bench.sharded            # 3 rounds x 4 s, 1 and 4 threads
+    .venv/bin/python -m tests.bench.sharded --quick    # 1 round x 2 s, 4 threads
+
+Starts two throwaway MariaDB shards (``s0``, ``s1``) and shardgate (a subprocess, from a
+snapshot of ``proxy/`` and ``auth/`` as ``tests.bench.run`` does), creates the logical
+database ``sbtest`` on ``s0`` and the sharded ``sbshard`` over ``s0`` and ``s1`` (2 physical
+databases, one per shard), and creates and loads the sysbench tables through the proxy (the
+sharded ones with ``DBPARTITION BY HASH(id)``, their multi-row INSERTs split per partition).
+Then sysbench runs against both databases back to back, in an order that alternates per
+round, with server-side prepared statements (``--db-ps-mode=auto``, the issue's fast path:
+each execution routed from its parameter) and with text queries. It prints, per workload and
+thread count, the median queries per second of each and their ratio (the target: sharded at
+least 0.9x unsharded), and the proxy's CPU microseconds per query. Not a timed test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import string
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pymysql
+
+from auth.catalog import Catalog
+from proxy.dev.localshard import LocalMariaDB, ShardEndpoint, free_port
+from proxy.manage.provision import create_database, create_sharded_database
+from proxy.ops.config import load_config
+from tests.bench.stack import (
+    HOST,
+    ROOT,
+    Endpoint,
+    Managed,
+    code_digest,
+    shardgate_command,
+    snapshot_code,
+    wait_for_greeting,
+)
+from tests.bench.workloads import WORKLOADS, RunResult, Workload, run_sysbench
+
+UNSHARDED = "sbtest"
+SHARDED = "sbshard"
+PASSWORD = "Bench#Shard1"
+RO_PASSWORD = "Bench#ShardRO1"
+TABLE = (
+    "CREATE TABLE sbtest{n} (id INTEGER NOT NULL, k INTEGER DEFAULT '0' NOT NULL,"
+    " c CHAR(120) DEFAULT '' NOT NULL, pad CHAR(60) DEFAULT '' NOT NULL, PRIMARY KEY (id),"
+    " KEY k_{n} (k))"
+)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _config(path: Path, port: int, shards: list[ShardEndpoint]) -> None:
+    lines = [
+        "[server]",
+        f'host = "{HOST}"',
+        f"port = {port}",
+        'auth_plugin = "mysql_native_password"',
+        "handshake_timeout = 10.0",
+        "drain_timeout = 5.0",
+        "workers = 1",
+        "[catalog]",
+        'url = "sqlite:///catalog.db"',
+        'secret_file = "shardgate.secret"',
+    ]
+    for index, shard in enumerate(shards):
+        lines += [
+            "[[shards]]",
+            f'name = "s{index}"',
+            f'host = "{shard.host}"',
+            f"port = {shard.port}",
+            f'user = "{shard.user}"',
+            f'password = "{shard.password}"',
+        ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _random_text(rng: random.Random, groups: int) -> str:
+    return "-".join("".join(rng.choices(string.digits, k=11)) for _ in range(groups))
+
+
+def _load(port: int, database: str, tables: int, size: int, sharded: bool) -> None:
+    """The sysbench tables, created and filled through the proxy."""
+    conn = pymysql.connect(
+        host=HOST, port=port, user=database, password=PASSWORD, database=database, autocommit=True
+    )
+    rng = random.Random(1)
+    try:
+        with conn.cursor() as cur:
+            for n in range(1, tables + 1):
+                clause = " DBPARTITION BY HASH(id)" if sharded else ""
+                cur.execute(TABLE.format(n=n) + clause)
+                rows = [
+                    (i, rng.randint(1, size), _random_text(rng, 10), _random_text(rng, 5))
+                    for i in range(1, size + 1)
+                ]
+                for start in range(0, size, 1000):
+                    cur.executemany(
+                        f"INSERT INTO sbtest{n} (id, k, c, pad) VALUES (%s, %s, %s, %s)",
+                        rows[start : start + 1000],
+                    )
+    finally:
+        conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 round of 2 s runs, 4 threads")
+    parser.add_argument("--rounds", type=int, help="rounds (default 3; quick 1)")
+    parser.add_argument("--seconds", type=float, help="seconds per run (default 4; quick 2)")
+    parser.add_argument("--threads", help="thread counts (default 1,4; quick 4)")
+    parser.add_argument("--tables", type=int, default=4)
+    parser.add_argument("--table-size", type=int, default=10000)
+    parser.add_argument("--live-code", action="store_true", help="run the work tree's code")
+    parser.add_argument("--cprofile", help="write the proxy's cProfile statistics to this file")
+    parser.add_argument(
+        "--workloads", default="ps_ps,ps_text", help="ps_ps (prepared), ps_text (text)"
+    )
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (1 if args.quick else 3)
+    seconds = args.seconds or (2.0 if args.quick else 4.0)
+    threads = [int(t) for t in (args.threads or ("4" if args.quick else "1,4")).split(",")]
+    workloads = [w for w in WORKLOADS if w.key in args.workloads.split(",")]
+    with tempfile.TemporaryDirectory(prefix="sharded-bench-") as tmp:
+        work = Path(tmp)
+        servers = [LocalMariaDB(work / f"shard{i}") for i in (0, 1)]
+        proxy: Managed | None = None
+        try:
+            log("starting two throwaway MariaDB shards")
+            endpoints = [server.start(timeout=120) for server in servers]
+            port = free_port()
+            config_path = work / "shardgate.toml"
+            _config(config_path, port, endpoints)
+            config = load_config(config_path)
+            catalog = Catalog.open(config.catalog.url, config.base_dir)
+            try:
+                asyncio.run(
+                    create_database(config, catalog, UNSHARDED, "s0", PASSWORD, RO_PASSWORD)
+                )
+                asyncio.run(
+                    create_sharded_database(
+                        config, catalog, SHARDED, ["s0", "s1"], 2, PASSWORD, RO_PASSWORD
+                    )
+                )
+            finally:
+                catalog.close()
+            code_dir = None if args.live_code else snapshot_code(work / "code")
+            env = dict(os.environ)
+            if code_dir is not None:
+                env["PYTHONPATH"] = str(code_dir)
+            log(f"starting shardgate ({code_digest(code_dir or ROOT)}) on {HOST}:{port}")
+            log_path = work / "shardgate.log"
+            log_file = log_path.open("ab")
+            command = shardgate_command(config_path, "WARNING", code_dir)
+            if args.cprofile:
+                at = command.index("--config")
+                command = [sys.executable, "-m", "cProfile", "-o", str(Path(args.cprofile))]
+                command += [
+                    "-m",
+                    "proxy.manage.cli",
+                    *shardgate_command(config_path, "WARNING", code_dir)[at:],
+                ]
+            proc = subprocess.Popen(
+                command,
+                cwd=code_dir or ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            proxy = Managed("shardgate", proc, log_path, log_file)
+            wait_for_greeting(port, 600, proc)
+            for database, sharded in ((UNSHARDED, False), (SHARDED, True)):
+                log(f"loading {args.tables} x {args.table_size} rows into {database}")
+                _load(port, database, args.tables, args.table_size, sharded)
+            targets = {
+                name: Endpoint(name, HOST, port, name, PASSWORD, name)
+                for name in (UNSHARDED, SHARDED)
+            }
+            pids = {"shardgate": proxy.pid}
+            results: dict[tuple[str, int, str], list[RunResult]] = {}
+            for workload in workloads:  # warm-up
+                for endpoint in targets.values():
+                    run_sysbench(
+                        workload,
+                        endpoint,
+                        threads=4,
+                        seconds=1,
+                        tables=args.tables,
+                        table_size=args.table_size,
+                        pids={},
+                    )
+            for round_no in range(rounds):
+                order = list(targets) if round_no % 2 == 0 else list(reversed(targets))
+                for workload in workloads:
+                    for count in threads:
+                        for name in order:
+                            run = run_sysbench(
+                                workload,
+                                targets[name],
+                                threads=count,
+                                seconds=seconds,
+                                tables=args.tables,
+                                table_size=args.table_size,
+                                pids=pids,
+                            )
+                            if not run.ok or run.errors:
+                                log(f"{workload.key} {count} {name}: {run.error or run.errors}")
+                            results.setdefault((workload.key, count, name), []).append(run)
+                            log(
+                                f"round {round_no + 1} {workload.key} x{count} {name}: "
+                                f"{run.qps:,.0f} q/s, proxy {run.cpu.get('shardgate', 0):.2f}"
+                                f" cores, others {run.cpu.get('others', 0):.2f}"
+                            )
+            print(_table(results, workloads, threads))
+        finally:
+            if proxy is not None:
+                proxy.stop()
+            for server in servers:
+                server.stop()
+    return 0
+
+
+def _table(
+    results: dict[tuple[str, int, str], list[RunResult]],
+    workloads: list[Workload],
+    threads: list[int],
+) -> str:
+    lines = [
+        "| workload | threads | unsharded q/s | sharded q/s | sharded/unsharded |"
+        " proxy µs/query unsharded | sharded | others (cores) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for workload in workloads:
+        key = workload.key
+        for count in threads:
+            plain = [r for r in results.get((key, count, UNSHARDED), []) if r.ok]
+            split = [r for r in results.get((key, count, SHARDED), []) if r.ok]
+            if not plain or not split:
+                lines.append(f"| {key} | {count} | failed | | | | | |")
+                continue
+            q_plain = statistics.median(r.qps for r in plain)
+            q_split = statistics.median(r.qps for r in split)
+            us_plain = statistics.median(_us(r) for r in plain)
+            us_split = statistics.median(_us(r) for r in split)
+            others = statistics.median(r.cpu.get("others", 0.0) for r in plain + split)
+            lines.append(
+                f"| {key} | {count} | {q_plain:,.0f} | {q_split:,.0f} | "
+                f"{q_split / q_plain:.2f} | {us_plain:.0f} | {us_split:.0f} | {others:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def _us(run: RunResult) -> float:
+    """The proxy's CPU microseconds per query."""
+    return run.cpu.get("shardgate", 0.0) / run.qps * 1e6 if run.qps else 0.0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
