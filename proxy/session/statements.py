@@ -66,9 +66,9 @@ class WireStatements:
     def __init__(self) -> None:
         self.by_id: dict[int, WireStatement] = {}
 
-    def pinning(self) -> int:
-        """Statements whose state lives on one connection only (cursor, long data)."""
-        return sum(1 for s in self.by_id.values() if s.cursor or s.long_data)
+    def pinning(self) -> bool:
+        """Whether a statement's state lives on one connection only (cursor, long data)."""
+        return any(s.cursor or s.long_data for s in self.by_id.values())
 
     def client_id_for(self, backend_id: int) -> int:
         """The id to give the client for a statement the shard calls ``backend_id``."""
