@@ -428,6 +428,7 @@ class BackendLink:
             return first
         ok = parse_stmt_prepare_ok(first)
         statement.on[conn] = ok.statement_id
+        statement.forget()
         return None
 
     async def _prepare(self, conn: BackendConnection) -> None:

@@ -818,14 +818,14 @@ class Session:
             wire = self.link.statements.by_id.get(statement_id)
             if prepared is None or wire is None or wire.cursor or wire.long_data or wire.failed:
                 return False
-            backend_id = wire.on.get(conn)
+            backend_id = wire.id_on(conn)
             if backend_id is None or opens_cursor(packet, 4):
                 return False  # prepared again, or a cursor opened: the command loop's
             flag_at, types = execute_types(packet, wire.params, 4)
             if types is not None:
                 wire.types = types
-                wire.typed.add(conn)
-            elif flag_at >= 0 and conn not in wire.typed and wire.types is not None:
+                wire.sent_types(conn)
+            elif flag_at >= 0 and wire.types is not None and not wire.has_types_on(conn):
                 return False  # the types are inserted by the command loop
             if backend_id != statement_id:
                 packet = packet[:5] + backend_id.to_bytes(4, "little") + packet[9:]
