@@ -168,7 +168,7 @@ class ShardPool:
         del idle[conn]
         if not idle:
             del self._idle[key]
-        del self._idle_since[conn]
+        self._idle_since.pop(conn, None)
         if conn.broken:
             self._forget(conn)
             self._dispatch()
