@@ -34,7 +34,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -127,9 +127,10 @@ class ShardPool:
         self.total = 0  # open connections plus connections being opened
         self._per_account: dict[tuple[str, str, int, str, str | None], int] = {}
         self._key_of: dict[BackendConnection, PoolKey] = {}
-        # Idle connections: per key, and across keys (oldest first), with their last owner.
-        self._idle: dict[PoolKey, OrderedDict[BackendConnection, None]] = {}
-        self._idle_all: OrderedDict[BackendConnection, PoolKey] = OrderedDict()
+        # Idle connections: per key, and across keys (oldest first: dicts keep insertion
+        # order, and a connection given back is inserted again), with their last owner.
+        self._idle: dict[PoolKey, dict[BackendConnection, None]] = {}
+        self._idle_all: dict[BackendConnection, PoolKey] = {}
         self._owner: dict[BackendConnection, Owner] = {}
         self._idle_since: dict[BackendConnection, float] = {}
         self._waiters: deque[_Waiter] = deque()
@@ -157,9 +158,17 @@ class ShardPool:
 
     def reclaim(self, conn: BackendConnection, owner: Owner) -> bool:
         """Take back ``conn``, which ``owner`` gave back, if it is still idle and alive."""
-        if self._owner.get(conn) is not owner or conn not in self._idle_all:
+        # (the hot path: once per statement of every session)
+        if self._owner.get(conn) is not owner:
             return False
-        self._unidle(conn)
+        key = self._idle_all.pop(conn, None)
+        if key is None:
+            return False
+        idle = self._idle[key]
+        del idle[conn]
+        if not idle:
+            del self._idle[key]
+        self._idle_since.pop(conn, None)
         if conn.broken:
             self._forget(conn)
             self._dispatch()
@@ -241,9 +250,13 @@ class ShardPool:
             return
         self._owner[conn] = owner
         self._idle_since[conn] = time.monotonic()
-        self._idle.setdefault(key, OrderedDict())[conn] = None
+        idle = self._idle.get(key)
+        if idle is None:
+            idle = self._idle[key] = {}
+        idle[conn] = None
         self._idle_all[conn] = key
-        self._dispatch()
+        if self._waiters:
+            self._dispatch()
 
     def is_idle(self, conn: BackendConnection) -> bool:
         return conn in self._idle_all

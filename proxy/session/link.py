@@ -223,7 +223,13 @@ class BackendLink:
         return reasons
 
     def bound(self) -> bool:
-        return bool(self.bound_reasons())
+        """Whether ``bound_reasons`` is not empty (the hot path's test, without the list)."""
+        if self.binds:
+            return True
+        conn = self.conn
+        if conn is not None and conn.status & _IN_TRANSACTION:
+            return True
+        return self.statements.pinning()
 
     def live(self) -> BackendConnection | None:
         conn = self.conn
@@ -422,6 +428,7 @@ class BackendLink:
             return first
         ok = parse_stmt_prepare_ok(first)
         statement.on[conn] = ok.statement_id
+        statement.forget()
         return None
 
     async def _prepare(self, conn: BackendConnection) -> None:

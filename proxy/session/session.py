@@ -644,7 +644,7 @@ class Session:
             # Identity calls answered by the proxy: the one change to the client's bytes.
             payload = apply_splices(payload, relay.rewrite, base=1)
         conn.send(payload)  # the client's bytes, unchanged (but for the rewrites above)
-        started = time.perf_counter()
+        started = time.monotonic()
         scanner: ResponseScanner | None = None
         try:
             if effects.hold:
@@ -656,7 +656,7 @@ class Session:
             self._backend_lost(conn, exc)
             return
         if scanner is not None and relay.digest is not None:
-            self._record(conn, relay.digest, started, scanner)
+            self._record(conn, relay.digest, time.monotonic() - started, scanner)
         if killed_self:
             raise _self_killed()
         if effects is NO_EFFECTS:
@@ -819,10 +819,10 @@ class Session:
         self._reply_error(lost_error([], exc))
 
     def _record(
-        self, conn: BackendConnection, digest: str, started: float, scanner: ResponseScanner
+        self, conn: BackendConnection, digest: str, seconds: float, scanner: ResponseScanner
     ) -> None:
-        """A relayed statement is complete: the query digest and the shard's latency."""
-        seconds = time.perf_counter() - started
+        """A relayed statement is complete (in ``seconds``): the query digest and the shard's
+        latency."""
         self.ctx.digest.record(self.current_db, digest, seconds, scanner.rows)
         self.ctx.metrics.shard(conn.target.shard).latency.observe(seconds)
         if scanner.error and scanner.errno in SHARD_REFUSALS:
@@ -862,14 +862,14 @@ class Session:
             wire = self.link.statements.by_id.get(statement_id)
             if prepared is None or wire is None or wire.cursor or wire.long_data or wire.failed:
                 return False
-            backend_id = wire.on.get(conn)
+            backend_id = wire.id_on(conn)
             if backend_id is None or opens_cursor(packet, 4):
                 return False  # prepared again, or a cursor opened: the command loop's
             flag_at, types = execute_types(packet, wire.params, 4)
             if types is not None:
                 wire.types = types
-                wire.typed.add(conn)
-            elif flag_at >= 0 and conn not in wire.typed and wire.types is not None:
+                wire.sent_types(conn)
+            elif flag_at >= 0 and wire.types is not None and not wire.has_types_on(conn):
                 return False  # the types are inserted by the command loop
             if backend_id != statement_id:
                 packet = packet[:5] + backend_id.to_bytes(4, "little") + packet[9:]
@@ -897,12 +897,12 @@ class Session:
         self.ctx.metrics.statement(label)
         activity = self.activity
         activity.command = command_name
-        activity.since = time.monotonic()
+        # (one clock read for both: time.monotonic is the clock the latency is measured on)
+        activity.since = self._started = time.monotonic()
         activity.info = info
         conn.write_raw(packet)  # the client's bytes, unchanged
         self.client.hold = True
         self._digest = digest
-        self._started = time.perf_counter()
         conn.start_relay(self.client, ResponseKind.QUERY, self._fast_done)
         return True
 
@@ -997,7 +997,7 @@ class Session:
     def _fast_done(self, scanner: ResponseScanner, error: BackendError | None) -> None:
         activity = self.activity
         activity.command = "Sleep"
-        activity.since = time.monotonic()
+        activity.since = now = time.monotonic()
         activity.info = None
         conn = self.link.conn
         if error is not None and conn is None:
@@ -1015,7 +1015,7 @@ class Session:
             if reasons or cut:
                 self.kill()  # the command loop sees the connection end and cleans up
         elif conn is not None:
-            self._record(conn, self._digest, self._started, scanner)
+            self._record(conn, self._digest, now - self._started, scanner)
             self.link.release()
         if self.ctx.draining and (self.cut or not self._holds_anything()) and not self.killed:
             self.shut_down()  # the command loop sees the connection end and cleans up

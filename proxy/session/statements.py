@@ -58,6 +58,44 @@ class WireStatement:
     long_data: bool = False  # COM_STMT_SEND_LONG_DATA sent: the data waits on that connection
     # Long data that could not be sent (no connection): the next execution's answer.
     failed: SqlError | None = None
+    # The fast path's memo of ``on`` and ``typed`` for the last connection it looked up (the
+    # weak mappings cost a Python-level call and a weak reference per lookup): that
+    # connection, its id there, and whether it is known to be in ``typed``. Whoever removes
+    # entries from ``on`` or ``typed``, or changes an id in ``on``, calls ``forget``.
+    _memo_conn: BackendConnection | None = field(default=None, init=False, repr=False)
+    _memo_id: int = field(default=0, init=False, repr=False)
+    _memo_typed: bool = field(default=False, init=False, repr=False)
+
+    def id_on(self, conn: BackendConnection) -> int | None:
+        """``on.get(conn)``: the statement's id on ``conn``, None if not prepared there."""
+        if self._memo_conn is conn:
+            return self._memo_id
+        found = self.on.get(conn)
+        if found is not None:
+            self._memo_conn, self._memo_id, self._memo_typed = conn, found, False
+        return found
+
+    def has_types_on(self, conn: BackendConnection) -> bool:
+        """``conn in typed``: ``conn`` was sent ``types``."""
+        if self._memo_conn is conn and self._memo_typed:
+            return True
+        found = conn in self.typed
+        if found and self._memo_conn is conn:
+            self._memo_typed = True
+        return found
+
+    def sent_types(self, conn: BackendConnection) -> None:
+        """``typed.add(conn)``: an execution sent ``types`` to ``conn``."""
+        if self._memo_conn is conn and self._memo_typed:
+            return
+        self.typed.add(conn)
+        if self._memo_conn is conn:
+            self._memo_typed = True
+
+    def forget(self) -> None:
+        """Entries of ``on`` or ``typed`` were removed or changed: drop the memo."""
+        self._memo_conn = None
+        self._memo_typed = False
 
 
 class WireStatements:
@@ -66,9 +104,9 @@ class WireStatements:
     def __init__(self) -> None:
         self.by_id: dict[int, WireStatement] = {}
 
-    def pinning(self) -> int:
-        """Statements whose state lives on one connection only (cursor, long data)."""
-        return sum(1 for s in self.by_id.values() if s.cursor or s.long_data)
+    def pinning(self) -> bool:
+        """Whether a statement's state lives on one connection only (cursor, long data)."""
+        return any(s.cursor or s.long_data for s in self.by_id.values())
 
     def client_id_for(self, backend_id: int, taken: Collection[int] = ()) -> int:
         """The id to give the client for a statement the shard calls ``backend_id`` (not one
@@ -100,12 +138,14 @@ class WireStatements:
         for statement in self.by_id.values():
             if dropped_on is not None:
                 statement.on.pop(dropped_on, None)
+                statement.forget()
             _close_everywhere(statement, send_close)
         self.by_id.clear()
 
     def forget_connection(self, conn: BackendConnection) -> None:
         for statement in self.by_id.values():
             if statement.on.pop(conn, None) is not None:
+                statement.forget()
                 statement.typed.discard(conn)
                 statement.cursor = statement.long_data = False
 
@@ -120,6 +160,7 @@ def _close_everywhere(statement: WireStatement, send_close: CloseSender) -> None
         if not conn.broken:
             send_close(conn, backend_id)
     statement.on.clear()
+    statement.forget()
 
 
 def with_id(payload: bytes, statement_id: int) -> bytes:

@@ -54,8 +54,16 @@ def snapshot_tree(tree: Path, dest: Path) -> Path:
     return dest
 
 
-def start_variant(stack: Stack, name: str, code: Path, workers: int | str) -> tuple[Managed, int]:
-    """Another shardgate process on the stack's catalog and shard, from ``code``."""
+def start_variant(
+    stack: Stack,
+    name: str,
+    code: Path,
+    workers: int | str,
+    prefix: tuple[str, ...] = (),
+    greeting_timeout: float = 120,
+) -> tuple[Managed, int]:
+    """Another shardgate process on the stack's catalog and shard, from ``code`` (``prefix``:
+    a command it runs under, e.g. valgrind; it then needs longer to greet)."""
     port = free_port()
     text = stack.config_path.read_text()
     text = text.replace(f"port = {stack.proxy_port}\n", f"port = {port}\n", 1)
@@ -70,12 +78,12 @@ def start_variant(stack: Stack, name: str, code: Path, workers: int | str) -> tu
     env["PYTHONPATH"] = str(code)
     proc = _spawn(
         f"shardgate-{name}",
-        shardgate_command(config, "INFO", code),
+        [*prefix, *shardgate_command(config, "INFO", code)],
         stack.workdir / f"shardgate-{name}.log",
         code,
         env,
     )
-    wait_for_greeting(port, 120, proc.proc)
+    wait_for_greeting(port, greeting_timeout, proc.proc)
     return proc, port
 
 

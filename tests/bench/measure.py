@@ -423,6 +423,10 @@ class IdleLoadResult:
     error: str = ""
     per_idle_bytes: float = 0.0
     qps_loaded: float = 0.0
+    # The same run just before the idle clients were opened, and the proxy's CPU per query.
+    qps_alone: float = 0.0
+    us_per_query_loaded: float = 0.0
+    us_per_query_alone: float = 0.0
     shard_connections_max: int = 0
     pool_size: int = 0
 

@@ -359,25 +359,55 @@ IDLE_UNDER_LOAD = 2_000
 
 def run_idle_load(stack: Stack, args: argparse.Namespace, results: Results) -> None:
     """2,000 idle clients (each ran one statement) held open while sysbench's point select
-    runs through the proxy: the load's throughput against the matrix's, the proxy's memory per
-    idle client, and the most backend connections the shard had (the pool bounds them)."""
+    runs through the proxy: the load's throughput and the proxy's CPU per query against the
+    same run just before the clients were opened (the same minute on this shared machine, not
+    the matrix's run minutes earlier), the proxy's memory per idle client, and the most backend
+    connections the shard had (the pool bounds them)."""
     assert stack.proxy is not None
     count = min(IDLE_UNDER_LOAD, args.idle_connections)
     log(f"idle clients under load: opening {count:,} clients, then point selects")
     endpoint = stack.endpoints()["shardgate"]
+    workload = next(w for w in args.workloads if w.key == "ps_text")
+    pids = {"shardgate": stack.proxy.pid}
+
+    def point_selects() -> tuple[float, float]:
+        """One ps_text run at 4 threads: q/s and the proxy's CPU microseconds per query."""
+        run = run_sysbench(
+            workload,
+            endpoint,
+            threads=4,
+            seconds=max(args.seconds, 4.0),
+            tables=args.tables,
+            table_size=args.table_size,
+            pids=pids,
+        )
+        if not run.ok or not run.qps:
+            result.error = result.error or run.error[:200]
+            return 0.0, 0.0
+        return run.qps, run.cpu.get("shardgate", 0.0) / run.qps * 1e6
+
+    result = measure.IdleLoadResult(pool_size=ShardConfig.pool_size)
+    result.qps_alone, result.us_per_query_alone = point_selects()
     gc.collect()
     before = rss_kib(stack.proxy.pid)
     idle = measure.IdleClients(endpoint, count, "SELECT c FROM sbtest1 WHERE id = 1")
-    result = measure.IdleLoadResult(pool_size=ShardConfig.pool_size)
     counting = threading.Event()
     peak = [0]
 
     def count_shard_connections() -> None:
-        sql = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER LIKE 'sgm\\_%'"
-        while not counting.is_set():
-            with contextlib.suppress(BenchSetupError, ValueError, subprocess.TimeoutExpired):
-                peak[0] = max(peak[0], int(stack.mariadb_root(sql, timeout=10).strip() or 0))
-            time.sleep(0.2)
+        # One client process polls (a process started per poll cost the machine's two cores
+        # more than the proxy's idle clients did, and was counted against the proxy).
+        sql = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER LIKE 'sgm\\_%';\n"
+        with contextlib.suppress(OSError, ValueError), stack.mariadb_root_session() as client:
+            assert client.stdin is not None and client.stdout is not None
+            while not counting.is_set():
+                client.stdin.write(sql)
+                client.stdin.flush()
+                line = client.stdout.readline()
+                if not line:
+                    return
+                peak[0] = max(peak[0], int(line.strip() or 0))
+                time.sleep(0.2)
 
     counter = threading.Thread(target=count_shard_connections, daemon=True)
     try:
@@ -388,19 +418,7 @@ def run_idle_load(stack: Stack, args: argparse.Namespace, results: Results) -> N
         if idle.opened:
             result.per_idle_bytes = (rss_kib(stack.proxy.pid) - before) * 1024 / idle.opened
         counter.start()
-        workload = next(w for w in args.workloads if w.key == "ps_text")
-        run = run_sysbench(
-            workload,
-            endpoint,
-            threads=4,
-            seconds=max(args.seconds, 4.0),
-            tables=args.tables,
-            table_size=args.table_size,
-            pids={"shardgate": stack.proxy.pid},
-        )
-        result.qps_loaded = run.qps if run.ok else 0.0
-        if not run.ok:
-            result.error = result.error or run.error[:200]
+        result.qps_loaded, result.us_per_query_loaded = point_selects()
     finally:
         counting.set()
         if counter.is_alive():
@@ -410,7 +428,9 @@ def run_idle_load(stack: Stack, args: argparse.Namespace, results: Results) -> N
     results.idle_load = result
     log(
         f"idle under load: {result.idle_clients:,} clients, {result.per_idle_bytes / 1024:.1f} "
-        f"KiB each, {result.qps_loaded:,.0f} q/s, shard connections at most "
+        f"KiB each, {result.qps_loaded:,.0f} q/s ({result.qps_alone:,.0f} just before without "
+        f"them; CPU {result.us_per_query_loaded:.0f} vs {result.us_per_query_alone:.0f} us/query), "
+        f"shard connections at most "
         f"{result.shard_connections_max} (pool size {result.pool_size})"
     )
 

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -489,9 +489,8 @@ class Stack:
         if res.returncode != 0:
             raise BenchSetupError(f"sysbench prepare failed:\n{res.stdout[-2000:]}{res.stderr}")
 
-    def mariadb_root(self, sql: str, timeout: float = 600) -> str:
-        """Run SQL on the shard as root with the mariadb command-line client."""
-        cmd = [
+    def _root_client(self) -> list[str]:
+        return [
             str(find_mariadb_client()),
             "--no-defaults",
             "--protocol=TCP",
@@ -502,6 +501,35 @@ class Stack:
             "--batch",
             "--skip-column-names",
         ]
+
+    @contextlib.contextmanager
+    def mariadb_root_session(self) -> Iterator[subprocess.Popen[str]]:
+        """One mariadb command-line client as root on the shard, kept open: write statements
+        (each ending in ``;`` and a newline) to its stdin, read their rows from its stdout (it
+        flushes after each statement). Closed, and waited for, on leaving."""
+        proc = subprocess.Popen(
+            [*self._root_client(), "--unbuffered"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=self.root_env(),
+        )
+        try:
+            yield proc
+        finally:
+            with contextlib.suppress(OSError):
+                assert proc.stdin is not None
+                proc.stdin.close()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def mariadb_root(self, sql: str, timeout: float = 600) -> str:
+        """Run SQL on the shard as root with the mariadb command-line client."""
+        cmd = self._root_client()
         res = subprocess.run(
             cmd,
             input=sql,

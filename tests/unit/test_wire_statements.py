@@ -1,0 +1,80 @@
+"""A session's prepared statements on the wire (proxy/session/statements.py): the fast path's
+memo of where a statement is prepared and which connections were sent its parameter types
+answers exactly what the weak mappings it stands for answer, whatever removed entries."""
+
+from __future__ import annotations
+
+from proxy.backend.connection import BackendConnection, BackendTarget
+from proxy.session.statements import WireStatement, WireStatements
+
+
+def _conn() -> BackendConnection:
+    return BackendConnection(BackendTarget("s0", "127.0.0.1", 3306, "u", "p", "db"))
+
+
+def _agrees(statement: WireStatement, conn: BackendConnection) -> None:
+    assert statement.id_on(conn) == statement.on.get(conn)
+    if statement.id_on(conn) is not None:
+        assert statement.has_types_on(conn) == (conn in statement.typed)
+
+
+def test_the_memo_follows_the_weak_mappings() -> None:
+    a, b = _conn(), _conn()
+    statements = WireStatements()
+    statements.add(7, b"SELECT ?", 1, a, 7)
+    statement = statements.by_id[7]
+    assert statement.id_on(a) == 7
+    assert statement.id_on(b) is None
+    assert not statement.has_types_on(a)
+    statement.sent_types(a)
+    assert statement.has_types_on(a) and a in statement.typed
+    _agrees(statement, a)
+
+    # Prepared again on the same connection under another id (link.reprepare): the new id.
+    statement.on[a] = 9
+    statement.forget()
+    assert statement.id_on(a) == 9
+
+    # Another connection looked up: each answers its own.
+    statement.on[b] = 3
+    statement.forget()
+    assert statement.id_on(b) == 3
+    assert not statement.has_types_on(b)
+    assert statement.id_on(a) == 9
+    assert statement.has_types_on(a)
+
+    # The connection dropped its statements (lost, or reset): nothing is remembered of it.
+    statements.forget_connection(a)
+    assert statement.id_on(a) is None
+    assert a not in statement.typed
+    statement.on[a] = 11
+    statement.forget()
+    assert statement.id_on(a) == 11
+    assert not statement.has_types_on(a)
+    _agrees(statement, a)
+    _agrees(statement, b)
+
+
+def test_closing_forgets_the_memo() -> None:
+    a = _conn()
+    statements = WireStatements()
+    statements.add(1, b"SELECT ?", 1, a, 1)
+    statement = statements.by_id[1]
+    assert statement.id_on(a) == 1
+    statement.sent_types(a)
+    closed: list[tuple[BackendConnection, int]] = []
+    statements.close(1, lambda conn, backend_id: closed.append((conn, backend_id)))
+    assert closed == [(a, 1)]
+    assert statement.id_on(a) is None
+    assert not statement.on
+
+
+def test_a_reset_connection_is_forgotten_by_clear() -> None:
+    a = _conn()
+    statements = WireStatements()
+    statements.add(1, b"SELECT ?", 1, a, 1)
+    statement = statements.by_id[1]
+    assert statement.id_on(a) == 1
+    statements.clear(lambda conn, backend_id: None, dropped_on=a)
+    assert statement.id_on(a) is None
+    assert not statements.by_id
