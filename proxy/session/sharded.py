@@ -41,6 +41,7 @@ import os
 import re
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import count
@@ -166,6 +167,11 @@ class PartitionSource(Protocol):
         self, conns: Mapping[int, BackendConnection], broken: Sequence[int] = ()
     ) -> None: ...
 
+    async def spares(self, physical: PhysicalDatabase, count: int) -> list[BackendConnection]:
+        """``count`` more connections to ``physical`` besides the one ``acquire`` gives (a
+        merge reads the physical tables of a table split by TBPARTITION BY at once)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -179,6 +185,9 @@ class SessionPartitions:
         self._held: dict[int, BackendConnection] = {}
         self._applied: dict[int, list[str]] = {}  # the session state each connection got
         self._snapshot: object = None
+        # More connections per physical database, for merges over split tables (``spares``).
+        self._spares: dict[int, list[BackendConnection]] = {}
+        self._spare_applied: dict[int, list[str]] = {}  # by id() of the connection
 
     async def acquire(self, partitions: Sequence[PhysicalDatabase]) -> dict[int, BackendConnection]:
         session = self._session
@@ -247,11 +256,71 @@ class SessionPartitions:
                 conn.broken = True
                 conn.close()
 
+    async def spares(self, physical: PhysicalDatabase, count: int) -> list[BackendConnection]:
+        """Kept for the session like the others (state applied when it changed); a broken one
+        is replaced. Taken after ``acquire`` (same snapshot), in the targets' order."""
+        session = self._session
+        wanted = session.link.state.statements()
+        kept = []
+        for conn in self._spares.get(physical.index, []):
+            if conn.broken or conn.is_closing():
+                self._spare_applied.pop(id(conn), None)
+                conn.close()
+            else:
+                kept.append(conn)
+        while len(kept) < count:
+            assert session.account is not None and session.current_db is not None
+            try:
+                conn = await session.ctx.mirrors.connect(
+                    session.ctx.snapshot(),  # acquire() just followed it (closing spares)
+                    session.account,
+                    session.current_db,
+                    True,
+                    session.capabilities,
+                    session.charset,
+                    partition=physical.index,
+                )
+            except BackendError as exc:
+                raise BackendUnavailable(
+                    sql_error(
+                        ErrorCode.SERVER_GONE,
+                        f"Backend unavailable for partition {physical.name}: {exc}",
+                    )
+                ) from None
+            self._spare_applied[id(conn)] = []
+            kept.append(conn)
+        self._spares[physical.index] = kept
+        for conn in kept[:count]:
+            if self._spare_applied.get(id(conn)) != wanted:
+                try:
+                    for statement in wanted:
+                        await conn.query(statement)
+                except (BackendError, BackendQueryError) as exc:
+                    conn.broken = True
+                    conn.close()
+                    raise BackendUnavailable(
+                        sql_error(
+                            ErrorCode.SERVER_GONE,
+                            f"Backend unavailable for partition {physical.name}: the session's"
+                            f" settings could not be applied: {exc}",
+                        )
+                    ) from None
+                self._spare_applied[id(conn)] = list(wanted)
+        return kept[:count]
+
     async def close(self) -> None:
         held, self._held = self._held, {}
         self._applied.clear()
+        spares, self._spares = self._spares, {}
+        self._spare_applied.clear()
         for conn in held.values():
             await conn.quit()
+        for conns in spares.values():
+            for conn in conns:
+                if conn.broken or conn.is_closing():
+                    conn.close()
+                else:
+                    await conn.quit()
 
 
 @dataclass
@@ -507,13 +576,27 @@ class ShardedExecutor:
                 f"statements on partitions of table {decision.table} other than the first"
                 " inside a transaction or with autocommit=0 (a transaction across partitions)"
             )
+        per_db = Counter(t.partition for t in targets)
+        if self._in_transaction() and max(per_db.values()) > 1:
+            # The other physical tables would be read outside the client's transaction.
+            raise not_supported(
+                f"{decision.merge} across the physical tables of a table split by TBPARTITION BY"
+                " inside a transaction"
+            )
         conns = await self._acquire(plan.layout, targets)
+        # Each physical table is one merge input, all read at once: a physical database with
+        # several of them (TBPARTITION BY) gets one connection per table.
+        spares = {
+            p: await self.source.spares(plan.layout.partitions[p], n - 1)
+            for p, n in per_db.items()
+            if n > 1
+        }
+        readers = _readers(targets, conns, spares)
         self._sent = False
         client = self.session.client
         try:
             streams = []
-            for target in targets:
-                conn = conns[target.partition]
+            for target, conn in zip(targets, readers, strict=True):
                 conn.send(b"\x03" + target.sql.encode())
                 streams.append(
                     result_payloads(
@@ -525,12 +608,13 @@ class ShardedExecutor:
                 streams,
                 capabilities=self.session.capabilities,
                 schema=plan.layout.name.encode(),
+                tables=physical_table_names(plan.layout),
             ):
                 self._emit(payload)
                 if client.write_paused:
                     await client.drain()
         except (BackendError, ConnectionLost) as exc:
-            for conn in conns.values():
+            for conn in readers:
                 conn.broken = True
             self._lost(conns, exc, self._sent)
 
@@ -1039,6 +1123,33 @@ class _Replied(Exception):
 
 def targets_order(targets: Sequence[Target], partition: int) -> int:
     return next(i for i, t in enumerate(targets) if t.partition == partition)
+
+
+def _readers(
+    targets: Sequence[Target],
+    conns: Mapping[int, BackendConnection],
+    spares: Mapping[int, Sequence[BackendConnection]],
+) -> list[BackendConnection]:
+    """Per target, its connection: a physical database's first target gets the acquired one,
+    its next targets its spares in order."""
+    used: Counter[int] = Counter()
+    out = []
+    for target in targets:
+        n = used[target.partition]
+        used[target.partition] += 1
+        out.append(conns[target.partition] if n == 0 else spares[target.partition][n - 1])
+    return out
+
+
+def physical_table_names(layout: Layout) -> dict[bytes, bytes]:
+    """The physical names of the tables split by TBPARTITION BY -> their logical names (the
+    merged result's column definitions name the logical table, as one MariaDB would)."""
+    out: dict[bytes, bytes] = {}
+    for table in layout.tables.values():
+        if table.rule.split_tables:
+            for _, name in table.physical_tables(layout.count):
+                out[name.encode()] = table.name.encode()
+    return out
 
 
 def _layout_of(session: Session) -> Layout:

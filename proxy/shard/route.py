@@ -44,6 +44,7 @@ from typing import Final, Literal
 from auth.errors import ErrorCode, SqlError, not_supported, sql_error
 from auth.model import LogicalTable, PhysicalDatabase, TableRule, auto_sequence_name
 from proxy.shard.ddl import parse_create_table
+from proxy.shard.joins import check_colocated
 from proxy.shard.placement import KeyValue, Placement, PlacementError, place, tables_in
 from proxy.shard.values import NotALiteral, NotPlaceable, literal_value, shard_key
 from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor, Token, TokenKind, lex
@@ -262,7 +263,14 @@ def route(
         return None
     sharded = [r for r in placed if r.table.rule.kind == "sharded"]
     singles = [r for r in references.values() if r.table.rule.kind == "single"]
-    if len(sharded) > 1:
+    verb = token_keyword(tokens[0])
+    select = verb == "SELECT" or (verb == "" and is_op_token(tokens[0], "("))
+    joined = False
+    if select and sharded and _several_tables(tokens, references):
+        # Joins and subqueries: each partition runs them on its own data when co-located.
+        check_colocated(sql, layout.tables, layout.name, _columns(layout))
+        joined = True
+    if len(sharded) > 1 and not joined:
         names = " and ".join(sorted(r.table.name for r in sharded))
         raise _refused(f"a statement on several sharded tables ({names})")
     if sharded and singles:
@@ -274,25 +282,45 @@ def route(
         # Broadcast tables with single tables: physical database 0 has both.
         return _copy(sql, tokens, layout, references, (0,), placed[0].table.name, "copy")
     for ref in placed:
-        if len(ref.references) > 1:
+        if len(ref.references) > 1 and not joined:
             raise _refused(f"table {ref.table.name} named more than once in a statement")
     if any(t.kind is TokenKind.PARAM for t in tokens):
         raise _refused("prepared statement parameters on a sharded database's tables")
     if any(t.kind is TokenKind.USER_VAR for t in tokens):
         # They live on the session's connection to physical database 0 only.
         raise _refused("user variables in statements on sharded or broadcast tables")
-    verb = token_keyword(tokens[0])
     main = sharded[0] if sharded else placed[0]
     if verb in ("INSERT", "REPLACE"):
         return _insert(sql, tokens, layout, references, main, sequence_values)
     if verb in ("UPDATE", "DELETE"):
         return _update_delete(sql, tokens, layout, references, main, verb)
-    if verb == "SELECT" or (verb == "" and is_op_token(tokens[0], "(")):
+    if select:
         return _select(sql, tokens, layout, references, main)
     if verb in ("SHOW", "DESCRIBE", "DESC", "EXPLAIN", "CHECKSUM"):
         # About the table's definition: its first physical table answers.
         return _copy(sql, tokens, layout, references, (0,), main.table.name, "copy")
     raise _refused(f"{verb or 'this statement'} on sharded or broadcast table {main.table.name}")
+
+
+def _several_tables(tokens: Sequence[Token], references: Mapping[str, _Reference]) -> bool:
+    """Whether a SELECT names more than one table (or one twice) or has a subquery."""
+    if sum(len(r.references) for r in references.values()) > 1:
+        return True
+    depths = _groups(tokens)
+    if any(depths[i] > 0 and token_keyword(t) == "SELECT" for i, t in enumerate(tokens)):
+        return True
+    return len(_table_positions(tokens)) > 1
+
+
+def _columns(layout: Layout) -> dict[str, frozenset[str]]:
+    """Each logical table's lower-case column names (left out when its definition does not
+    parse: then they are unknown, and a column name is never resolved by them)."""
+    out = {}
+    for key, table in layout.tables.items():
+        names = table_columns(table.definition)
+        if names:
+            out[key] = frozenset(c.lower() for c in names)
+    return out
 
 
 def _table_positions(tokens: Sequence[Token]) -> list[int]:
@@ -685,9 +713,8 @@ def _restricted(
     condition = _where(tokens)
     if condition is None:
         return None
-    qualifiers = {ref.table.key}
-    if ref.alias is not None:
-        qualifiers.add(ref.alias.lower())
+    # A table with an alias is named only by its alias (its own name may be another's alias).
+    qualifiers = {ref.alias.lower()} if ref.alias is not None else {ref.table.key}
     found = _values_for(condition, column, qualifiers)
     if found is None:
         return None
@@ -762,11 +789,8 @@ def _select(
     if len(targets) > 1:
         why = _merge_needed(tokens)
         if why is not None:
-            if len({t.partition for t in targets}) != len(targets):
-                raise _refused(
-                    f"{why} in a SELECT across the tables of {main.table.name} split by"
-                    " TBPARTITION BY (one merged statement per physical database)"
-                )
+            # Each physical table is one merge input (a table split by TBPARTITION BY gives
+            # several statements on one physical database: the executor runs them at once).
             return Route(kind, main.table.name, False, True, targets, merge=why)
     return Route(kind, main.table.name, False, True, targets)
 
