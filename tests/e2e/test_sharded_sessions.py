@@ -28,6 +28,7 @@ from proxy.ops.config import load_config
 from tests.conftest import connect_admin
 from tests.e2e.conftest import ProxyEnv, write_config
 from tests.e2e.served import serve, stop
+from tests.e2e.sharded import sharded_database
 
 PASSWORD = "Sharded#pass1"
 DB = "shdb"
@@ -36,26 +37,8 @@ SHARD_OF = {0: 0, 1: 0, 2: 1, 3: 1}  # physical database -> shard index
 
 @pytest.fixture(scope="module")
 def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
-    with proxy.catalog() as catalog:
-        asyncio.run(
-            create_sharded_database(proxy.config, catalog, DB, ["s0", "s1"], 4, PASSWORD, PASSWORD)
-        )
-    deadline = time.monotonic() + 10
-    while proxy.server.ctx.catalog.snapshot().database(DB) is None:
-        assert time.monotonic() < deadline, "the proxy never saw the new database"
-        time.sleep(0.1)
-    try:
-        yield proxy
-    finally:
-        with proxy.catalog() as catalog:
-            catalog.drop_database(DB)
-        for index, shard in SHARD_OF.items():
-            admin = connect_admin(proxy.shards[shard])
-            try:
-                with admin.cursor() as cur:
-                    cur.execute(f"DROP DATABASE IF EXISTS {DB}_{index:04d}")
-            finally:
-                admin.close()
+    with sharded_database(proxy, DB, PASSWORD) as env:
+        yield env
 
 
 def _client(env: ProxyEnv) -> pymysql.connections.Connection[Any]:
