@@ -28,6 +28,7 @@ Co-location is decided from equalities ``a.k = b.k`` between shard key columns:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -35,7 +36,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from auth.errors import SqlError, not_supported
+from auth.errors import not_supported
 from auth.model import LogicalTable, TableRule
 
 __all__ = ["check_colocated"]
@@ -79,8 +80,8 @@ class _Scope:
         self.parent[self.find(a)] = self.find(b)
 
 
-def _refuse(why: str) -> SqlError:
-    return not_supported(why)
+def _refuse(why: str) -> _Refused:
+    return _Refused(why)
 
 
 def check_colocated(
@@ -91,7 +92,39 @@ def check_colocated(
 ) -> None:
     """Raises 1235 unless ``sql`` (a SELECT naming sharded tables) runs exactly per partition.
     ``tables``: the logical tables by lower-case name; ``database``: the logical database's
-    name; ``columns_of``: each logical table's lower-case column names."""
+    name; ``columns_of``: each logical table's lower-case column names. The verdict is cached
+    per statement text and tables (one parse per shape)."""
+    why = _verdict(sql, database, tuple(sorted(tables.items())), tuple(sorted(columns_of.items())))
+    if why is not None:
+        raise not_supported(why)
+
+
+@functools.lru_cache(maxsize=1024)
+def _verdict(
+    sql: str,
+    database: str,
+    tables: tuple[tuple[str, LogicalTable], ...],
+    columns_of: tuple[tuple[str, frozenset[str]], ...],
+) -> str | None:
+    try:
+        _check(sql, dict(tables), database, dict(columns_of))
+    except _Refused as refused:
+        return refused.reason
+    return None
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _check(
+    sql: str,
+    tables: Mapping[str, LogicalTable],
+    database: str,
+    columns_of: Mapping[str, frozenset[str]],
+) -> None:
     try:
         trees = [t for t in sqlglot.parse(sql, dialect="mysql") if t is not None]
     except (ParseError, TokenError):
