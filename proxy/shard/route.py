@@ -781,6 +781,17 @@ def _select(
     references: Mapping[str, _Reference],
     main: _Reference,
 ) -> Route:
+    if main.table.rule.kind == "sharded" and not _by_key(tokens, main):
+        # Several sharded tables are co-located (route() checked): the WHERE fixing the key
+        # of any of them fixes the partition of every row.
+        main = next(
+            (
+                r
+                for r in references.values()
+                if r.table.rule.kind == "sharded" and _by_key(tokens, r)
+            ),
+            main,
+        )
     placements = _placements_for(tokens, layout, main)
     targets = _targets(sql, tokens, layout, references, placements)
     if main.table.rule.kind == "broadcast":

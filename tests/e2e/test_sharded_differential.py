@@ -244,6 +244,13 @@ def _grouped(answer: Answer) -> list[tuple[Any, ...]]:
     return out
 
 
+_KEY_FLAGS = 2 | 4 | 8 | 16384
+
+
+def _without_key_flags(column: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (*column[:9], column[9] & ~_KEY_FLAGS, *column[10:])
+
+
 def assert_same(diff: Diff, sql: str, ordered: bool, grouped: bool, protocol: str) -> None:
     if protocol == "binary":
         if not diff.binary_supported:
@@ -251,6 +258,13 @@ def assert_same(diff: Diff, sql: str, ordered: bool, grouped: bool, protocol: st
         direct, through = _binary(diff.plain_binary, sql), _binary(diff.proxy_binary, sql)
     else:
         direct, through = _text(diff.plain, sql), _text(diff.proxy, sql)
+    if grouped or any(word in sql for word in (" JOIN ", "t, c ", "(SELECT")):
+        # The key flags (PRI_KEY, UNIQUE_KEY, MULTIPLE_KEY, PART_KEY) say whether the server
+        # read the column from its table or from a temporary table its plan used (GROUP BY,
+        # DISTINCT, a join sorted on an inner table): which one is the optimizer's choice for
+        # the rows at hand, on one server as on a partition.
+        direct.columns = [_without_key_flags(c) for c in direct.columns]
+        through.columns = [_without_key_flags(c) for c in through.columns]
     assert through.columns == direct.columns, sql
     a = _grouped(direct) if grouped else direct.rows
     b = _grouped(through) if grouped else through.rows
@@ -289,6 +303,10 @@ SOURCES: list[tuple[str, list[str], list[str], str]] = [
 ]
 
 
+# Routed: the partitions of these keys only.
+ROUTED_FILTERS = ["WHERE t.id = 7", "WHERE t.id IN (3, 17, 40) AND i IS NOT NULL"]
+
+
 def _from(source: str, condition: str) -> str:
     """``FROM source`` with the filter ``condition`` (a WHERE clause or nothing) after it."""
     if source.endswith(" AND"):  # the source has its WHERE already
@@ -303,7 +321,7 @@ def _from(source: str, condition: str) -> str:
 @st.composite
 def joined_query(draw: st.DrawFn) -> tuple[str, bool, bool]:
     source, extra, extra_aggregates, unique = draw(st.sampled_from(SOURCES))
-    where = draw(st.sampled_from(FILTERS))
+    where = draw(st.sampled_from([*FILTERS, *ROUTED_FILTERS]))
     if where:
         where = f"WHERE ({where.removeprefix('WHERE ')})"
     origin = _from(source, where)
