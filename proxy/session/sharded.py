@@ -544,6 +544,7 @@ class ShardedExecutor:
                 " inside a transaction or with autocommit=0 (a transaction across partitions)"
             )
         conns = await self._acquire(layout, targets)
+        session.ctx.metrics.sharded(decision.kind, len(targets))
         replied = False
         try:
             if len(targets) == 1 and not decision.sequence_values:
@@ -592,6 +593,7 @@ class ShardedExecutor:
             if n > 1
         }
         readers = _readers(targets, conns, spares)
+        self.session.ctx.metrics.sharded("merged", len(targets))
         self._sent = False
         client = self.session.client
         try:

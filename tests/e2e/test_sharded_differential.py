@@ -426,3 +426,19 @@ def test_not_co_located_is_refused(diff: Diff, sql: str, why: str) -> None:
         cur.execute(sql)
     assert refused.value.args[0] == 1235
     assert why in refused.value.args[1]
+
+
+def test_scatters_are_counted(proxy: ProxyEnv, diff: Diff) -> None:
+    """``shardgate_sharded_statements_total`` by route, and the physical statements each ran
+    (a merged scatter over t: D x T = 8)."""
+    metrics = proxy.server.ctx.metrics
+    merged = metrics.sharded_statements_total.labels("merged")
+    routed = metrics.sharded_statements_total.labels("routed")
+    physical = metrics.sharded_physical_statements.labels()
+    before = (merged.value, routed.value, physical.sum, sum(physical.counts))
+    _text(diff.proxy, "SELECT COUNT(*) FROM t JOIN c ON c.cid = t.id")
+    _text(diff.proxy, "SELECT * FROM t WHERE id IN (1, 2)")
+    assert merged.value == before[0] + 1
+    assert routed.value == before[1] + 1
+    assert physical.sum == before[2] + 8 + 2
+    assert sum(physical.counts) == before[3] + 2
