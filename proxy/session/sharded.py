@@ -560,6 +560,30 @@ class ShardedExecutor:
         except (BackendError, ConnectionLost) as exc:
             self._lost(conns, exc, replied or self._sent)
 
+    async def merge_readers(
+        self, layout: Layout, targets: Sequence[Target], why: str | None
+    ) -> tuple[dict[int, BackendConnection], list[BackendConnection]]:
+        """The connections a merge reads ``targets`` on: (the acquired ones by physical
+        database, and per target the one to send its statement on). Each physical table is
+        one merge input and all are read at once, so a physical database with several of them
+        (TBPARTITION BY) gives its first target the acquired connection and the others spare
+        ones (``PartitionSource.spares``); inside a transaction that is 1235 (the spares are
+        outside it). Counts the statement in the metrics."""
+        per_db = Counter(t.partition for t in targets)
+        if self._in_transaction() and max(per_db.values()) > 1:
+            raise not_supported(
+                f"{why} across the physical tables of a table split by TBPARTITION BY inside a"
+                " transaction"
+            )
+        conns = await self._acquire(layout, targets)
+        spares = {
+            p: await self.source.spares(layout.partitions[p], n - 1)
+            for p, n in per_db.items()
+            if n > 1
+        }
+        self.session.ctx.metrics.sharded("merged", len(targets))
+        return conns, _readers(targets, conns, spares)
+
     async def _merged(self, plan: Sharded, decision: Route) -> None:
         """A scatter SELECT that needs a merge: the merge engine rewrites it (proxy/merge),
         routing puts the physical names into its rewrite, every physical database runs it at
@@ -577,23 +601,7 @@ class ShardedExecutor:
                 f"statements on partitions of table {decision.table} other than the first"
                 " inside a transaction or with autocommit=0 (a transaction across partitions)"
             )
-        per_db = Counter(t.partition for t in targets)
-        if self._in_transaction() and max(per_db.values()) > 1:
-            # The other physical tables would be read outside the client's transaction.
-            raise not_supported(
-                f"{decision.merge} across the physical tables of a table split by TBPARTITION BY"
-                " inside a transaction"
-            )
-        conns = await self._acquire(plan.layout, targets)
-        # Each physical table is one merge input, all read at once: a physical database with
-        # several of them (TBPARTITION BY) gets one connection per table.
-        spares = {
-            p: await self.source.spares(plan.layout.partitions[p], n - 1)
-            for p, n in per_db.items()
-            if n > 1
-        }
-        readers = _readers(targets, conns, spares)
-        self.session.ctx.metrics.sharded("merged", len(targets))
+        conns, readers = await self.merge_readers(plan.layout, targets, decision.merge)
         self._sent = False
         client = self.session.client
         try:
