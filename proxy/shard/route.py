@@ -443,14 +443,28 @@ def _text_for(
     names: Mapping[str, str],
     physical: PhysicalDatabase,
     extra: Sequence[tuple[int, int, str]] = (),
+    aliased: bool = False,
 ) -> str:
     """``sql`` with each mention of a split table replaced by its physical name ``names[key]``
     and each qualifier naming the logical database by ``physical``'s name; ``extra``
-    replacements (start, end, text) too."""
+    replacements (start, end, text) too.
+
+    ``aliased`` (SELECTs): a split table's references become ``t_03 AS t`` where the client
+    gave no alias, and its qualifiers stay as written, so an expression's column name (``MIN(
+    t.id)``, the text as written) and the column definitions' table are what one server
+    holding ``t`` sends (not where a qualifier names the database, or before PARTITION)."""
     splices: list[tuple[int, int, str]] = list(extra)
     for key, ref in references.items():
         name = names.get(key)
         if name is None:
+            continue
+        if aliased and _aliasable(tokens, ref):
+            for index in ref.references:
+                token = tokens[index]
+                text = quote_name(name)
+                if not _has_alias(tokens, index):
+                    text += " AS " + quote_name(token.value)
+                splices.append((token.pos, token.pos + len(token.raw), text))
             continue
         for index in ref.positions:
             token = tokens[index]
@@ -476,6 +490,34 @@ def _text_for(
     return "".join(out)
 
 
+def _has_alias(tokens: Sequence[Token], index: int) -> bool:
+    """Whether the table reference at ``index`` is followed by an alias."""
+    after = index + 1
+    if after < len(tokens) and token_keyword(tokens[after]) == "AS":
+        return True
+    return (
+        after < len(tokens)
+        and is_name_token(tokens[after])
+        and token_keyword(tokens[after]) not in _NOT_ALIAS
+        and not is_op_token(tokens[after + 1] if after + 1 < len(tokens) else None, ".")
+    )
+
+
+def _aliasable(tokens: Sequence[Token], ref: _Reference) -> bool:
+    """Whether a split table can be given its logical name as an alias: no qualifier of it
+    names the database (``db.t.col`` could not name the alias) and no reference is followed
+    by PARTITION (which comes before an alias)."""
+    references = set(ref.references)
+    for index in ref.positions:
+        if index in references:
+            nxt = tokens[index + 1] if index + 1 < len(tokens) else None
+            if nxt is not None and token_keyword(nxt) == "PARTITION":
+                return False
+        elif index > 0 and is_op_token(tokens[index - 1], "."):
+            return False
+    return True
+
+
 def _physical_choices(
     layout: Layout, references: Mapping[str, _Reference], placements: Iterable[Placement]
 ) -> list[tuple[int, dict[str, str]]]:
@@ -497,11 +539,12 @@ def _targets(
     layout: Layout,
     references: Mapping[str, _Reference],
     placements: Iterable[Placement],
+    aliased: bool = False,
 ) -> tuple[Target, ...]:
     found = []
     for database, names in _physical_choices(layout, references, placements):
         physical = layout.partitions[database]
-        text = _text_for(sql, tokens, layout, references, names, physical)
+        text = _text_for(sql, tokens, layout, references, names, physical, aliased=aliased)
         found.append((physical, text))
     return _ordered(found)
 
@@ -793,7 +836,7 @@ def _select(
             main,
         )
     placements = _placements_for(tokens, layout, main)
-    targets = _targets(sql, tokens, layout, references, placements)
+    targets = _targets(sql, tokens, layout, references, placements, aliased=True)
     if main.table.rule.kind == "broadcast":
         return Route("copy", main.table.name, False, True, targets)
     kind: RouteKind = "routed" if _by_key(tokens, main) else "scatter"

@@ -403,6 +403,31 @@ EXAMPLES = [
         True,
     ),
     ("SELECT DISTINCT y FROM t JOIN c ON c.cid = t.id ORDER BY y", True, True),
+    (
+        "SELECT (SELECT COUNT(*) FROM c WHERE c.cid = t.id) AS k, COUNT(*) FROM t"
+        " GROUP BY k ORDER BY k",
+        True,
+        True,
+    ),
+    (
+        "SELECT id, (SELECT MAX(x) FROM c WHERE c.cid = t.id) AS mx FROM t"
+        " ORDER BY mx DESC, id LIMIT 10",
+        True,
+        False,
+    ),
+    ("SELECT COUNT(*), SUM(x) FROM t a JOIN t b ON a.id = b.id JOIN c ON c.cid = b.id", True, True),
+    (
+        "SELECT t.id, c.n FROM c RIGHT JOIN t ON c.cid = t.id AND c.x > 2"
+        " WHERE EXISTS (SELECT 1 FROM c d WHERE d.cid = t.id AND d.y = 'a') ORDER BY t.id, c.n",
+        True,
+        False,
+    ),
+    (
+        "SELECT label, MIN(t.id), MAX(c.n) FROM t JOIN c ON c.cid = t.id JOIN b ON b.bid = c.x"
+        " GROUP BY label HAVING COUNT(*) > 1 ORDER BY label",
+        True,
+        True,
+    ),
 ]
 
 

@@ -159,16 +159,32 @@ def test_each_partition_joins_its_own_physical_tables() -> None:
     found = route("SELECT * FROM u JOIN u2 ON u.id = u2.uid JOIN b ON b.bid = u.v", LAYOUT)
     assert isinstance(found, Route) and found.kind == "scatter"
     assert [(t.partition, t.sql) for t in found.targets] == [
-        (g // 2, f"SELECT * FROM `u_{g:02d}` JOIN `u2_{g:02d}` ON `u_{g:02d}`.id ="
-         f" `u2_{g:02d}`.uid JOIN b ON b.bid = `u_{g:02d}`.v")
+        (g // 2, f"SELECT * FROM `u_{g:02d}` AS `u` JOIN `u2_{g:02d}` AS `u2` ON u.id ="
+         " u2.uid JOIN b ON b.bid = u.v")
         for g in range(8)
     ]  # fmt: skip
     # Routed by the key of either table: u.id = 11 -> g = 3 (physical database 1).
     routed = route("SELECT * FROM u JOIN u2 ON u.id = u2.uid WHERE u.id = 11", LAYOUT)
     assert isinstance(routed, Route) and routed.kind == "routed"
     assert [(t.partition, t.sql) for t in routed.targets] == [
-        (1, "SELECT * FROM `u_03` JOIN `u2_03` ON `u_03`.id = `u2_03`.uid WHERE `u_03`.id = 11")
+        (1, "SELECT * FROM `u_03` AS `u` JOIN `u2_03` AS `u2` ON u.id = u2.uid WHERE u.id = 11")
     ]
+
+
+def test_qualifiers_stay_as_written_where_they_can() -> None:
+    # An alias given by the client is kept; a qualifier naming the database, or PARTITION
+    # after the table, keeps the physical names at every mention.
+    cases = {
+        "SELECT MIN(x.v) FROM u x WHERE x.id = 3": "SELECT MIN(x.v) FROM `u_03` x WHERE x.id = 3",
+        "SELECT db.u.v FROM u WHERE id = 3": "SELECT `db_0001`.`u_03`.v FROM `u_03` WHERE id = 3",
+        "SELECT u.v FROM u PARTITION (p0) WHERE id = 3": (
+            "SELECT `u_03`.v FROM `u_03` PARTITION (p0) WHERE id = 3"
+        ),
+    }
+    for sql, physical in cases.items():
+        found = route(sql, LAYOUT)
+        assert isinstance(found, Route)
+        assert [t.sql for t in found.targets] == [physical]
 
 
 def test_a_joins_merge_says_why() -> None:

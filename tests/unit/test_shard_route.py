@@ -101,20 +101,20 @@ CASES: list[tuple[str, str, list[tuple[int, str]]]] = [
     (
         "SELECT u.v FROM u WHERE id = 3 /* hint */",
         "routed",
-        [(1, "SELECT `u_03`.v FROM `u_03` WHERE id = 3 /* hint */")],
+        [(1, "SELECT u.v FROM `u_03` AS `u` WHERE id = 3 /* hint */")],
     ),
     (
         "SELECT * FROM db.u WHERE id = 7 OR id = 8",
         "routed",
         [
-            (0, "SELECT * FROM `db_0000`.`u_00` WHERE id = 7 OR id = 8"),
-            (3, "SELECT * FROM `db_0003`.`u_07` WHERE id = 7 OR id = 8"),
+            (0, "SELECT * FROM `db_0000`.`u_00` AS `u` WHERE id = 7 OR id = 8"),
+            (3, "SELECT * FROM `db_0003`.`u_07` AS `u` WHERE id = 7 OR id = 8"),
         ],
     ),
     (
         "SELECT * FROM u",
         "scatter",
-        [(g // 2, f"SELECT * FROM `u_0{g}`") for g in range(8)],
+        [(g // 2, f"SELECT * FROM `u_0{g}` AS `u`") for g in range(8)],
     ),
     ("SELECT * FROM w WHERE name = 'a'", "routed", [(1, "SELECT * FROM w WHERE name = 'a'")]),
     (
