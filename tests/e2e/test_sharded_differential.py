@@ -467,3 +467,20 @@ def test_scatters_are_counted(proxy: ProxyEnv, diff: Diff) -> None:
     assert routed.value == before[1] + 1
     assert physical.sum == before[2] + 8 + 2
     assert sum(physical.counts) == before[3] + 2
+
+
+def test_a_merge_over_split_tables_in_a_transaction_is_refused(diff: Diff) -> None:
+    """Ids 1 and 8 live in t_01 and t_00, both in physical database 0: merging them takes a
+    spare connection, outside the client's transaction, so it is refused rather than read
+    without the transaction's own changes."""
+    with diff.proxy.cursor() as cur:
+        cur.execute("BEGIN")
+        try:
+            with pytest.raises(pymysql.err.MySQLError) as refused:
+                cur.execute("SELECT COUNT(*) FROM t WHERE id IN (1, 8)")
+            assert refused.value.args[0] == 1235
+            assert "inside a transaction" in refused.value.args[1]
+        finally:
+            cur.execute("ROLLBACK")
+        cur.execute("SELECT COUNT(*) FROM t WHERE id IN (1, 8)")
+        assert cur.fetchall() == ((2,),)
