@@ -233,7 +233,8 @@ def _grouped(answer: Answer) -> list[tuple[Any, ...]]:
     for row in answer.rows:
         values: list[Any] = []
         for value, kind in zip(row, answer.kinds, strict=True):
-            text = value.decode() if isinstance(value, bytes) and kind is not Kind.BINARY else value
+            textual = kind in (Kind.GENERAL_CI, Kind.UNICODE_BIN)
+            text = value.decode() if isinstance(value, bytes) and textual else value
             if isinstance(text, str) and kind is Kind.GENERAL_CI:
                 values.append(general_ci_key(text))
             elif isinstance(text, str) and kind is Kind.UNICODE_BIN:
