@@ -17,7 +17,9 @@ statement to run there. This module only does the I/O:
   the last one's end -- with nothing buffered (:meth:`ShardedExecutor._scatter_read`). A
   SELECT whose results need merging (ORDER BY, GROUP BY, aggregates, LIMIT, DISTINCT: routing
   says why in ``Route.merge``) goes through the merge engine (:meth:`ShardedExecutor._merged`,
-  ``proxy.merge``): its per-partition rewrite, routed again for the physical names.
+  ``proxy.merge``): its per-partition rewrite, routed again for the physical names, every
+  physical table one merge input (a physical database with several, TBPARTITION BY, reads
+  them at once on spare connections: :meth:`ShardedExecutor.merge_readers`).
 * **Writes.** One target: relayed verbatim (an INSERT that took GROUP sequence values answers
   with the first as its insert id). Several statements (partitions, or physical tables of one
   partition): an XA transaction, one branch per physical database -- ``XA START``, the

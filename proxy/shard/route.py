@@ -22,15 +22,22 @@ Physical statement text: each physical database is the backend connection's defa
 so a table sharded over databases only keeps its name; a table split by TBPARTITION BY gets its
 physical name (``t_03``) at each token position the lexer found for it (table references and
 qualifiers ``t.col``), and a qualifier naming the logical database gets the physical database's
-name. Nothing else of the client's text changes. Refused when a name is ambiguous (a column
-named like a split table it would be renamed with).
+name; in a SELECT the reference becomes ``t_03 AS t`` instead and the qualifiers stay as
+written (an expression's column name is its text). Nothing else of the client's text changes.
+Refused when a name is ambiguous (a column named like a split table it would be renamed with).
 
-v1 limits (1235, naming the reason): a statement naming two sharded tables or one twice (joins,
-self-joins, subqueries on sharded tables), a sharded table with a single table, a scatter
-SELECT needing a merge (ORDER BY, GROUP BY, aggregates, LIMIT, DISTINCT, HAVING, UNION, window
-functions: the merge engine's), UPDATE of the shard key, multi-partition UPDATE / DELETE with
-ORDER BY or LIMIT, INSERT ... SELECT / ... SET into a sharded table, an INSERT whose shard key
-is not a literal, prepared-statement parameters on sharded tables.
+Joins and subqueries (SELECT): allowed when co-located (``proxy.shard.joins``: sharded tables
+joined on their shard keys with equal partitioning, or with broadcast tables); then every
+table gets its physical name for the partition and physical table index, and a WHERE fixing
+the key of any of the sharded tables routes. A scatter SELECT needing a merge (ORDER BY, GROUP
+BY, aggregates, LIMIT, DISTINCT, HAVING, ...) says why in ``Route.merge``: every physical
+table is one merge input.
+
+v1 limits (1235, naming the reason): joins and subqueries that are not co-located, a sharded
+table with a single table, multi-table UPDATE / DELETE and INSERT ... SELECT on sharded
+tables, UPDATE of the shard key, multi-partition UPDATE / DELETE with ORDER BY or LIMIT, INSERT
+... SET into a sharded table, an INSERT whose shard key is not a literal, prepared-statement
+parameters on sharded tables.
 """
 
 from __future__ import annotations
