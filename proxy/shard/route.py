@@ -831,22 +831,31 @@ def _select(
     references: Mapping[str, _Reference],
     main: _Reference,
 ) -> Route:
-    if main.table.rule.kind == "sharded" and not _by_key(tokens, main):
-        # Several sharded tables are co-located (route() checked): the WHERE fixing the key
-        # of any of them fixes the partition of every row.
-        main = next(
-            (
-                r
-                for r in references.values()
-                if r.table.rule.kind == "sharded" and _by_key(tokens, r)
-            ),
-            main,
-        )
-    placements = _placements_for(tokens, layout, main)
-    targets = _targets(sql, tokens, layout, references, placements, aliased=True)
     if main.table.rule.kind == "broadcast":
+        targets = _targets(sql, tokens, layout, references, [Placement(0, 0)], aliased=True)
         return Route("copy", main.table.name, False, True, targets)
-    kind: RouteKind = "routed" if _by_key(tokens, main) else "scatter"
+    # Routed by a WHERE fixing the shard key of a sharded table of the SELECT's own FROM (a
+    # table only named in a subquery is not what the outer WHERE's columns name); several
+    # sharded tables are co-located (route() checked): a key of any of them fixes the
+    # partition of every row.
+    depths = _groups(tokens)
+    keyed = next(
+        (
+            r
+            for r in references.values()
+            if r.table.rule.kind == "sharded"
+            and all(depths[i] == 0 for i in r.references)
+            and _by_key(tokens, r)
+        ),
+        None,
+    )
+    if keyed is not None:
+        main = keyed
+        placements = _placements_for(tokens, layout, keyed)
+    else:
+        placements = _all_placements(main.table, layout.count)
+    targets = _targets(sql, tokens, layout, references, placements, aliased=True)
+    kind: RouteKind = "routed" if keyed is not None else "scatter"
     if len(targets) > 1:
         why = _merge_needed(tokens)
         if why is not None:

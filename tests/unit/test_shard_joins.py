@@ -67,6 +67,10 @@ ALLOWED: list[tuple[str, int]] = [
     ("SELECT * FROM t LEFT JOIN t2 ON t.id = t2.tid WHERE t2.tid IN (5, 6)", 2),
     ("SELECT * FROM t LEFT JOIN t2 ON t.id = t2.tid WHERE t2.tid = 5 OR t2.tid IS NULL", 4),
     ("SELECT * FROM b JOIN t ON b.bid = t.bid WHERE t.id = 5", 1),
+    # ``id`` here is t2's own column (its key is tid), not t's in the subquery: no routing.
+    ("SELECT (SELECT MAX(name) FROM t WHERE t.id = t2.tid) FROM t2 WHERE id = 5", 4),
+    ("SELECT * FROM t2 WHERE EXISTS (SELECT 1 FROM t WHERE t.id = t2.tid AND t.id = 5)", 4),
+    ("SELECT * FROM t2 WHERE EXISTS (SELECT 1 FROM t WHERE t.id = t2.tid) AND tid = 5", 1),
     ("SELECT * FROM t JOIN t3 USING (id)", 4),
     ("SELECT * FROM t JOIN t3 USING (id) WHERE id = 6", 1),
     ("SELECT * FROM t LEFT JOIN t2 ON t.id = t2.tid", 4),
