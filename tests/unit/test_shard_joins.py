@@ -95,6 +95,13 @@ ALLOWED: list[tuple[str, int]] = [
     ("SELECT * FROM t JOIN (SELECT bid FROM b) d ON d.bid = t.bid", 4),
     ("SELECT t.name, COUNT(*) FROM t JOIN t2 ON t.id = t2.tid GROUP BY t.name", 4),
     ("SELECT * FROM h a JOIN h b ON a.id = b.id", 4),
+    (
+        "SELECT * FROM t WHERE EXISTS (SELECT 1 FROM t2 WHERE t2.tid = t.id AND EXISTS"
+        " (SELECT 1 FROM t3 WHERE t3.id = t2.tid))",
+        4,
+    ),
+    ("SELECT * FROM t JOIN t2 ON t.id = t2.tid JOIN t3 ON t3.id = t2.tid", 4),
+    ("SELECT t.id FROM t FORCE INDEX (PRIMARY) JOIN b USE INDEX (x) ON b.bid = t.bid", 4),
 ]
 
 # Statements that look co-located but are not (or are not understood): (statement, why).
@@ -136,6 +143,13 @@ REFUSED: list[tuple[str, str]] = [
     ("SELECT * FROM t WHERE EXISTS (SELECT 1 FROM t2 WHERE t2.tid = t.id OR 1)", "not tied"),
     ("SELECT * FROM b WHERE EXISTS (SELECT 1 FROM t WHERE t.bid = b.bid)", "from no sharded"),
     ("SELECT * FROM (SELECT * FROM t) d", "derived table"),
+    (
+        "SELECT * FROM t WHERE EXISTS (SELECT 1 FROM t2 WHERE t2.tid = t.id AND EXISTS"
+        " (SELECT 1 FROM t3 WHERE t3.bid = t2.tid))",
+        "subquery on sharded table t3 not tied",
+    ),
+    ("SELECT * FROM t JOIN t2 ON t.id = t2.tid JOIN t3 ON t3.bid = t2.tid", "t and t3 not on"),
+    ("SELECT * FROM t JOIN b ON b.bid = t.id JOIN t2 ON t2.tid = b.bid", "t and t2 not on"),
     ("SELECT * FROM t JOIN (SELECT * FROM t2) d ON d.tid = t.id", "derived table"),
     ("SELECT * FROM t WHERE id IN (SELECT tid FROM t2 UNION SELECT bid FROM b)", "UNION"),
     ("SELECT * FROM t NATURAL JOIN t2", "NATURAL JOIN"),
