@@ -44,6 +44,8 @@ What the session must call (the lead wires these into ``proxy/session/session.py
   of its answer, ``time.perf_counter()`` deltas) and ``shard.errors.inc()`` when the backend
   cannot be reached, drops the connection or times out (not for ordinary SQL errors the
   shard returns to the client)
+* per statement on sharded tables (``proxy/session/sharded.py``): ``metrics.sharded(route,
+  physical_statements)``
 * when the shard refuses a relayed statement on privileges: ``metrics.classifier_miss(errno)``
   (through ``proxy.backend.mirror.shard_refused``, which also logs it)
 
@@ -111,6 +113,8 @@ STATEMENT_KINDS: Final = (
     "prepare",
     "execute",
 )
+# How a statement on sharded tables ran (``Metrics.sharded``).
+SHARDED_ROUTES: Final = ("routed", "scatter", "merged", "broadcast", "copy", "hint")
 
 
 # ---------------------------------------------------------------------------- formatting
@@ -619,6 +623,24 @@ class Metrics:
             ("shard", "event"),
         )
         self._pool_seen: dict[tuple[str, str], int] = {}
+        self.sharded_statements_total = Counter(
+            registry,
+            "shardgate_sharded_statements_total",
+            "Statements on sharded or broadcast tables by how they ran: routed (the partitions "
+            "their shard key fixes), scatter (every partition, results concatenated), merged "
+            "(every partition, through the merge engine), broadcast (a write to every copy), "
+            "copy (one copy), hint (TDDL hints).",
+            ("route",),
+            max_children=len(SHARDED_ROUTES) + 1,
+        )
+        self._sharded = {r: self.sharded_statements_total.labels(r) for r in SHARDED_ROUTES}
+        self.sharded_physical_statements = Histogram(
+            registry,
+            "shardgate_sharded_physical_statements",
+            "Physical statements one statement on sharded tables ran (one per physical table "
+            "it reached: D x T for a scatter over a table split by TBPARTITION BY).",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+        )
         self.config_reloads_ok = self.config_reloads_total.labels("ok")
         self.config_reloads_failed = self.config_reloads_total.labels("failed")
         self.config_reload_time = Gauge(
@@ -669,6 +691,15 @@ class Metrics:
     def statement_count(self, kind: str) -> int:
         """Statements of ``kind`` counted so far (one of ``STATEMENT_KINDS``)."""
         return int(self._statements[kind].value)
+
+    def sharded(self, route: str, physical: int) -> None:
+        """One statement on sharded tables ran as ``route`` (``SHARDED_ROUTES``) with
+        ``physical`` physical statements."""
+        child = self._sharded.get(route)
+        if child is None:
+            child = self.sharded_statements_total.labels(route)
+        child.value += 1
+        self.sharded_physical_statements.observe(physical)
 
     def denied(self, code: int) -> None:
         child = self._denials.get(code)

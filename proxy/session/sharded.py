@@ -17,7 +17,9 @@ statement to run there. This module only does the I/O:
   the last one's end -- with nothing buffered (:meth:`ShardedExecutor._scatter_read`). A
   SELECT whose results need merging (ORDER BY, GROUP BY, aggregates, LIMIT, DISTINCT: routing
   says why in ``Route.merge``) goes through the merge engine (:meth:`ShardedExecutor._merged`,
-  ``proxy.merge``): its per-partition rewrite, routed again for the physical names.
+  ``proxy.merge``): its per-partition rewrite, routed again for the physical names, every
+  physical table one merge input (a physical database with several, TBPARTITION BY, reads
+  them at once on spare connections: :meth:`ShardedExecutor.merge_readers`).
 * **Writes.** One target: relayed verbatim (an INSERT that took GROUP sequence values answers
   with the first as its insert id). Several statements (partitions, or physical tables of one
   partition): an XA transaction, one branch per physical database -- ``XA START``, the
@@ -52,6 +54,7 @@ import re
 import signal
 import time
 import weakref
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import count
@@ -228,6 +231,11 @@ class PartitionSource(Protocol):
         self, conns: Mapping[int, BackendConnection], broken: Sequence[int] = ()
     ) -> None: ...
 
+    async def spares(self, physical: PhysicalDatabase, count: int) -> list[BackendConnection]:
+        """``count`` more connections to ``physical`` besides the one ``acquire`` gives (a
+        merge reads the physical tables of a table split by TBPARTITION BY at once)."""
+        ...
+
     async def close(self) -> None: ...
 
     def ready(self, index: int) -> BackendConnection | None:
@@ -250,6 +258,9 @@ class SessionPartitions:
         # A transaction holds branches on the connections: they are kept (the mirrors follow
         # a newer catalog once it ends).
         self.in_transaction = False
+        # More connections per physical database, for merges over split tables (``spares``).
+        self._spares: dict[int, list[BackendConnection]] = {}
+        self._spare_applied: dict[int, list[str]] = {}  # by id() of the connection
 
     async def acquire(self, partitions: Sequence[PhysicalDatabase]) -> dict[int, BackendConnection]:
         session = self._session
@@ -330,12 +341,72 @@ class SessionPartitions:
                 conn.broken = True
                 conn.close()
 
+    async def spares(self, physical: PhysicalDatabase, count: int) -> list[BackendConnection]:
+        """Kept for the session like the others (state applied when it changed); a broken one
+        is replaced. Taken after ``acquire`` (same snapshot), in the targets' order."""
+        session = self._session
+        wanted = session.link.state.statements()
+        kept = []
+        for conn in self._spares.get(physical.index, []):
+            if conn.broken or conn.is_closing():
+                self._spare_applied.pop(id(conn), None)
+                conn.close()
+            else:
+                kept.append(conn)
+        while len(kept) < count:
+            assert session.account is not None and session.current_db is not None
+            try:
+                conn = await session.ctx.mirrors.connect(
+                    session.ctx.snapshot(),  # acquire() just followed it (closing spares)
+                    session.account,
+                    session.current_db,
+                    True,
+                    session.capabilities,
+                    session.charset,
+                    partition=physical.index,
+                )
+            except BackendError as exc:
+                raise BackendUnavailable(
+                    sql_error(
+                        ErrorCode.SERVER_GONE,
+                        f"Backend unavailable for partition {physical.name}: {exc}",
+                    )
+                ) from None
+            self._spare_applied[id(conn)] = []
+            kept.append(conn)
+        self._spares[physical.index] = kept
+        for conn in kept[:count]:
+            if self._spare_applied.get(id(conn)) != wanted:
+                try:
+                    for statement in wanted:
+                        await conn.query(statement)
+                except (BackendError, BackendQueryError) as exc:
+                    conn.broken = True
+                    conn.close()
+                    raise BackendUnavailable(
+                        sql_error(
+                            ErrorCode.SERVER_GONE,
+                            f"Backend unavailable for partition {physical.name}: the session's"
+                            f" settings could not be applied: {exc}",
+                        )
+                    ) from None
+                self._spare_applied[id(conn)] = list(wanted)
+        return kept[:count]
+
     async def close(self) -> None:
         held, self._held = self._held, {}
         self._applied.clear()
         self._versions.clear()
+        spares, self._spares = self._spares, {}
+        self._spare_applied.clear()
         for conn in held.values():
             await conn.quit()
+        for conns in spares.values():
+            for conn in conns:
+                if conn.broken or conn.is_closing():
+                    conn.close()
+                else:
+                    await conn.quit()
 
 
 @dataclass(eq=False)
@@ -723,6 +794,7 @@ class ShardedExecutor:
         layout = _layout_of(session)
         targets = decision.targets
         conns = await self._acquire(layout, targets)
+        session.ctx.metrics.sharded(decision.kind, len(targets))
         replied = False
         try:
             if len(targets) == 1 and not decision.sequence_values and self._relay_ok:
@@ -739,6 +811,30 @@ class ShardedExecutor:
         except (BackendError, ConnectionLost) as exc:
             self._lost(conns, exc, replied or self._sent)
 
+    async def merge_readers(
+        self, layout: Layout, targets: Sequence[Target], why: str | None
+    ) -> tuple[dict[int, BackendConnection], list[BackendConnection]]:
+        """The connections a merge reads ``targets`` on: (the acquired ones by physical
+        database, and per target the one to send its statement on). Each physical table is
+        one merge input and all are read at once, so a physical database with several of them
+        (TBPARTITION BY) gives its first target the acquired connection and the others spare
+        ones (``PartitionSource.spares``); inside a transaction that is 1235 (the spares are
+        outside it). Counts the statement in the metrics."""
+        per_db = Counter(t.partition for t in targets)
+        if self.in_charge() and max(per_db.values()) > 1:
+            raise not_supported(
+                f"{why} across the physical tables of a table split by TBPARTITION BY inside a"
+                " transaction"
+            )
+        conns = await self._acquire(layout, targets)
+        spares = {
+            p: await self.source.spares(layout.partitions[p], n - 1)
+            for p, n in per_db.items()
+            if n > 1
+        }
+        self.session.ctx.metrics.sharded("merged", len(targets))
+        return conns, _readers(targets, conns, spares)
+
     async def _merged(self, plan: Sharded, decision: Route) -> None:
         """A scatter SELECT that needs a merge: the merge engine rewrites it (proxy/merge),
         routing puts the physical names into its rewrite, every physical database runs it at
@@ -751,13 +847,12 @@ class ShardedExecutor:
         if not isinstance(rerouted, Route) or rerouted.merge is None:
             raise not_supported(f"merging {decision.merge} across partitions of this statement")
         targets = rerouted.targets
-        conns = await self._acquire(plan.layout, targets)
+        conns, readers = await self.merge_readers(plan.layout, targets, decision.merge)
         self._sent = False
         client = self.session.client
         try:
             streams = []
-            for target in targets:
-                conn = conns[target.partition]
+            for target, conn in zip(targets, readers, strict=True):
                 conn.send(b"\x03" + target.sql.encode())
                 streams.append(
                     result_payloads(
@@ -769,12 +864,13 @@ class ShardedExecutor:
                 streams,
                 capabilities=self.session.capabilities,
                 schema=plan.layout.name.encode(),
+                tables=physical_table_names(plan.layout),
             ):
                 self._emit(payload)
                 if client.write_paused:
                     await client.drain()
         except (BackendError, ConnectionLost) as exc:
-            for conn in conns.values():
+            for conn in readers:
                 conn.broken = True
             self._lost(conns, exc, self._sent)
 
@@ -1847,21 +1943,18 @@ class ShardedExecutor:
         if not isinstance(rerouted, Route) or rerouted.merge is None:
             raise not_supported(f"merging {decision.merge} across partitions of this statement")
         targets = rerouted.targets
-        conns = await self._acquire(layout, targets)
+        conns, readers = await self.merge_readers(layout, targets, decision.merge)
         self._sent = False
         client = self.session.client
         try:
             packets = []
-            for target in targets:
-                packet = await self._execution(
-                    statement, conns[target.partition], target, found, payload, None
-                )
+            for target, conn in zip(targets, readers, strict=True):
+                packet = await self._execution(statement, conn, target, found, payload, None)
                 if packet is None:
                     return
                 packets.append(packet)
             streams = []
-            for target, packet in zip(targets, packets, strict=True):
-                conn = conns[target.partition]
+            for packet, conn in zip(packets, readers, strict=True):
                 conn.send(packet)
                 streams.append(
                     result_payloads(
@@ -1874,12 +1967,13 @@ class ShardedExecutor:
                 capabilities=self.session.capabilities,
                 binary=True,
                 schema=layout.name.encode(),
+                tables=physical_table_names(layout),
             ):
                 self._emit(answer)
                 if client.write_paused:
                     await client.drain()
         except (BackendError, ConnectionLost) as exc:
-            for conn in conns.values():
+            for conn in readers:
                 conn.broken = True
             self._lost(conns, exc, self._sent)
 
@@ -2210,6 +2304,33 @@ class _Replied(Exception):
 
 def targets_order(targets: Sequence[Target], partition: int) -> int:
     return next(i for i, t in enumerate(targets) if t.partition == partition)
+
+
+def _readers(
+    targets: Sequence[Target],
+    conns: Mapping[int, BackendConnection],
+    spares: Mapping[int, Sequence[BackendConnection]],
+) -> list[BackendConnection]:
+    """Per target, its connection: a physical database's first target gets the acquired one,
+    its next targets its spares in order."""
+    used: Counter[int] = Counter()
+    out = []
+    for target in targets:
+        n = used[target.partition]
+        used[target.partition] += 1
+        out.append(conns[target.partition] if n == 0 else spares[target.partition][n - 1])
+    return out
+
+
+def physical_table_names(layout: Layout) -> dict[bytes, bytes]:
+    """The physical names of the tables split by TBPARTITION BY -> their logical names (the
+    merged result's column definitions name the logical table, as one MariaDB would)."""
+    out: dict[bytes, bytes] = {}
+    for table in layout.tables.values():
+        if table.rule.split_tables:
+            for _, name in table.physical_tables(layout.count):
+                out[name.encode()] = table.name.encode()
+    return out
 
 
 def _layout_of(session: Session) -> Layout:

@@ -22,15 +22,22 @@ Physical statement text: each physical database is the backend connection's defa
 so a table sharded over databases only keeps its name; a table split by TBPARTITION BY gets its
 physical name (``t_03``) at each token position the lexer found for it (table references and
 qualifiers ``t.col``), and a qualifier naming the logical database gets the physical database's
-name. Nothing else of the client's text changes. Refused when a name is ambiguous (a column
-named like a split table it would be renamed with).
+name; in a SELECT the reference becomes ``t_03 AS t`` instead and the qualifiers stay as
+written (an expression's column name is its text). Nothing else of the client's text changes.
+Refused when a name is ambiguous (a column named like a split table it would be renamed with).
 
-v1 limits (1235, naming the reason): a statement naming two sharded tables or one twice (joins,
-self-joins, subqueries on sharded tables), a sharded table with a single table, a scatter
-SELECT needing a merge (ORDER BY, GROUP BY, aggregates, LIMIT, DISTINCT, HAVING, UNION, window
-functions: the merge engine's), UPDATE of the shard key, multi-partition UPDATE / DELETE with
-ORDER BY or LIMIT, INSERT ... SELECT / ... SET into a sharded table, an INSERT whose shard key
-is not a literal, prepared-statement parameters on sharded tables without their values.
+Joins and subqueries (SELECT): allowed when co-located (``proxy.shard.joins``: sharded tables
+joined on their shard keys with equal partitioning, or with broadcast tables); then every
+table gets its physical name for the partition and physical table index, and a WHERE fixing
+the key of any of the sharded tables routes. A scatter SELECT needing a merge (ORDER BY, GROUP
+BY, aggregates, LIMIT, DISTINCT, HAVING, ...) says why in ``Route.merge``: every physical
+table is one merge input.
+
+v1 limits (1235, naming the reason): joins and subqueries that are not co-located, a sharded
+table with a single table, multi-table UPDATE / DELETE and INSERT ... SELECT on sharded
+tables, UPDATE of the shard key, multi-partition UPDATE / DELETE with ORDER BY or LIMIT, INSERT
+... SET into a sharded table, an INSERT whose shard key is not a literal, prepared-statement
+parameters on sharded tables without their values.
 
 Prepared statements: ``route(..., params=values)`` routes an execution, each parameter marker
 standing for its value as the literal it would be (``bind_params``); the targets' texts keep
@@ -52,6 +59,7 @@ from typing import Final, Literal
 from auth.errors import ErrorCode, SqlError, not_supported, sql_error
 from auth.model import LogicalTable, PhysicalDatabase, TableRule, auto_sequence_name
 from proxy.shard.ddl import parse_create_table
+from proxy.shard.joins import check_colocated
 from proxy.shard.placement import KeyValue, Placement, PlacementError, place, tables_in
 from proxy.shard.values import NotALiteral, NotPlaceable, SqlValue, literal_value, shard_key
 from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor, Token, TokenKind, lex
@@ -283,7 +291,14 @@ def route(
         return None
     sharded = [r for r in placed if r.table.rule.kind == "sharded"]
     singles = [r for r in references.values() if r.table.rule.kind == "single"]
-    if len(sharded) > 1:
+    verb = token_keyword(tokens[0])
+    select = verb == "SELECT" or (verb == "" and is_op_token(tokens[0], "("))
+    joined = False
+    if select and sharded and _several_tables(tokens, references):
+        # Joins and subqueries: each partition runs them on its own data when co-located.
+        check_colocated(sql, layout.tables, layout.name, _columns(layout))
+        joined = True
+    if len(sharded) > 1 and not joined:
         names = " and ".join(sorted(r.table.name for r in sharded))
         raise _refused(f"a statement on several sharded tables ({names})")
     if sharded and singles:
@@ -295,25 +310,45 @@ def route(
         # Broadcast tables with single tables: physical database 0 has both.
         return _copy(sql, tokens, layout, references, (0,), placed[0].table.name, "copy")
     for ref in placed:
-        if len(ref.references) > 1:
+        if len(ref.references) > 1 and not joined:
             raise _refused(f"table {ref.table.name} named more than once in a statement")
     if params is None and any(t.kind is TokenKind.PARAM for t in tokens):
         raise _refused("prepared statement parameters on a sharded database's tables")
     if any(t.kind is TokenKind.USER_VAR for t in tokens):
         # They live on the session's connection to physical database 0 only.
         raise _refused("user variables in statements on sharded or broadcast tables")
-    verb = token_keyword(tokens[0])
     main = sharded[0] if sharded else placed[0]
     if verb in ("INSERT", "REPLACE"):
         return _insert(sql, tokens, layout, references, main, sequence_values)
     if verb in ("UPDATE", "DELETE"):
         return _update_delete(sql, tokens, layout, references, main, verb)
-    if verb == "SELECT" or (verb == "" and is_op_token(tokens[0], "(")):
+    if select:
         return _select(sql, tokens, layout, references, main)
     if verb in ("SHOW", "DESCRIBE", "DESC", "EXPLAIN", "CHECKSUM"):
         # About the table's definition: its first physical table answers.
         return _copy(sql, tokens, layout, references, (0,), main.table.name, "copy")
     raise _refused(f"{verb or 'this statement'} on sharded or broadcast table {main.table.name}")
+
+
+def _several_tables(tokens: Sequence[Token], references: Mapping[str, _Reference]) -> bool:
+    """Whether a SELECT names more than one table (or one twice) or has a subquery."""
+    if sum(len(r.references) for r in references.values()) > 1:
+        return True
+    depths = _groups(tokens)
+    if any(depths[i] > 0 and token_keyword(t) == "SELECT" for i, t in enumerate(tokens)):
+        return True
+    return len(_table_positions(tokens)) > 1
+
+
+def _columns(layout: Layout) -> dict[str, frozenset[str]]:
+    """Each logical table's lower-case column names (left out when its definition does not
+    parse: then they are unknown, and a column name is never resolved by them)."""
+    out = {}
+    for key, table in layout.tables.items():
+        names = table_columns(table.definition)
+        if names:
+            out[key] = frozenset(c.lower() for c in names)
+    return out
 
 
 def _table_positions(tokens: Sequence[Token]) -> list[int]:
@@ -436,14 +471,28 @@ def _text_for(
     names: Mapping[str, str],
     physical: PhysicalDatabase,
     extra: Sequence[tuple[int, int, str]] = (),
+    aliased: bool = False,
 ) -> str:
     """``sql`` with each mention of a split table replaced by its physical name ``names[key]``
     and each qualifier naming the logical database by ``physical``'s name; ``extra``
-    replacements (start, end, text) too."""
+    replacements (start, end, text) too.
+
+    ``aliased`` (SELECTs): a split table's references become ``t_03 AS t`` where the client
+    gave no alias, and its qualifiers stay as written, so an expression's column name (``MIN(
+    t.id)``, the text as written) and the column definitions' table are what one server
+    holding ``t`` sends (not where a qualifier names the database, or before PARTITION)."""
     splices: list[tuple[int, int, str]] = list(extra)
     for key, ref in references.items():
         name = names.get(key)
         if name is None:
+            continue
+        if aliased and _aliasable(tokens, ref):
+            for index in ref.references:
+                token = tokens[index]
+                text = quote_name(name)
+                if not _has_alias(tokens, index):
+                    text += " AS " + quote_name(token.value)
+                splices.append((token.pos, token.pos + len(token.raw), text))
             continue
         for index in ref.positions:
             token = tokens[index]
@@ -469,6 +518,34 @@ def _text_for(
     return "".join(out)
 
 
+def _has_alias(tokens: Sequence[Token], index: int) -> bool:
+    """Whether the table reference at ``index`` is followed by an alias."""
+    after = index + 1
+    if after < len(tokens) and token_keyword(tokens[after]) == "AS":
+        return True
+    return (
+        after < len(tokens)
+        and is_name_token(tokens[after])
+        and token_keyword(tokens[after]) not in _NOT_ALIAS
+        and not is_op_token(tokens[after + 1] if after + 1 < len(tokens) else None, ".")
+    )
+
+
+def _aliasable(tokens: Sequence[Token], ref: _Reference) -> bool:
+    """Whether a split table can be given its logical name as an alias: no qualifier of it
+    names the database (``db.t.col`` could not name the alias) and no reference is followed
+    by PARTITION (which comes before an alias)."""
+    references = set(ref.references)
+    for index in ref.positions:
+        if index in references:
+            nxt = tokens[index + 1] if index + 1 < len(tokens) else None
+            if nxt is not None and token_keyword(nxt) == "PARTITION":
+                return False
+        elif index > 0 and is_op_token(tokens[index - 1], "."):
+            return False
+    return True
+
+
 def _physical_choices(
     layout: Layout, references: Mapping[str, _Reference], placements: Iterable[Placement]
 ) -> list[tuple[int, dict[str, str]]]:
@@ -490,11 +567,12 @@ def _targets(
     layout: Layout,
     references: Mapping[str, _Reference],
     placements: Iterable[Placement],
+    aliased: bool = False,
 ) -> tuple[Target, ...]:
     found = []
     for database, names in _physical_choices(layout, references, placements):
         physical = layout.partitions[database]
-        text = _text_for(sql, tokens, layout, references, names, physical)
+        text = _text_for(sql, tokens, layout, references, names, physical, aliased=aliased)
         found.append((physical, text))
     return _ordered(found)
 
@@ -706,9 +784,8 @@ def _restricted(
     condition = _where(tokens)
     if condition is None:
         return None
-    qualifiers = {ref.table.key}
-    if ref.alias is not None:
-        qualifiers.add(ref.alias.lower())
+    # A table with an alias is named only by its alias (its own name may be another's alias).
+    qualifiers = {ref.alias.lower()} if ref.alias is not None else {ref.table.key}
     found = _values_for(condition, column, qualifiers)
     if found is None:
         return None
@@ -775,19 +852,36 @@ def _select(
     references: Mapping[str, _Reference],
     main: _Reference,
 ) -> Route:
-    placements = _placements_for(tokens, layout, main)
-    targets = _targets(sql, tokens, layout, references, placements)
     if main.table.rule.kind == "broadcast":
+        targets = _targets(sql, tokens, layout, references, [Placement(0, 0)], aliased=True)
         return Route("copy", main.table.name, False, True, targets)
-    kind: RouteKind = "routed" if _by_key(tokens, main) else "scatter"
+    # Routed by a WHERE fixing the shard key of a sharded table of the SELECT's own FROM (a
+    # table only named in a subquery is not what the outer WHERE's columns name); several
+    # sharded tables are co-located (route() checked): a key of any of them fixes the
+    # partition of every row.
+    depths = _groups(tokens)
+    keyed = next(
+        (
+            r
+            for r in references.values()
+            if r.table.rule.kind == "sharded"
+            and all(depths[i] == 0 for i in r.references)
+            and _by_key(tokens, r)
+        ),
+        None,
+    )
+    if keyed is not None:
+        main = keyed
+        placements = _placements_for(tokens, layout, keyed)
+    else:
+        placements = _all_placements(main.table, layout.count)
+    targets = _targets(sql, tokens, layout, references, placements, aliased=True)
+    kind: RouteKind = "routed" if keyed is not None else "scatter"
     if len(targets) > 1:
         why = _merge_needed(tokens)
         if why is not None:
-            if len({t.partition for t in targets}) != len(targets):
-                raise _refused(
-                    f"{why} in a SELECT across the tables of {main.table.name} split by"
-                    " TBPARTITION BY (one merged statement per physical database)"
-                )
+            # Each physical table is one merge input (a table split by TBPARTITION BY gives
+            # several statements on one physical database: the executor runs them at once).
             return Route(kind, main.table.name, False, True, targets, merge=why)
     return Route(kind, main.table.name, False, True, targets)
 

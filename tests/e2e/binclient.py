@@ -201,6 +201,29 @@ class BinaryClient:
             return []
         return self._rows(self.types)
 
+    def execute_raw(self, statement: Prepared) -> tuple[list[bytes], list[bytes]]:
+        """A statement without parameters executed: its column definitions and binary rows
+        as the payloads received (none for an OK); ServerError for an ERR, also mid-rows."""
+        body = (
+            b"\x17"
+            + statement.statement_id.to_bytes(4, "little")
+            + b"\x00"
+            + (1).to_bytes(4, "little")
+        )
+        self._send(body)
+        first = self._check(self._read()[1])
+        if first[:1] == b"\x00":
+            return [], []
+        count, _ = _lenenc(first, 0)
+        columns = [self._read()[1] for _ in range(count)]
+        self._skip_eof()
+        rows: list[bytes] = []
+        while True:
+            payload = self._check(self._read()[1])
+            if payload[:1] == b"\xfe" and len(payload) < 9:
+                return columns, rows
+            rows.append(payload)
+
     def fetch(self, statement: Prepared, rows: int) -> list[tuple[int | str | None, ...]]:
         """Rows from the cursor of the last execution (``cursor=True``)."""
         head = statement.statement_id.to_bytes(4, "little") + rows.to_bytes(4, "little")

@@ -183,8 +183,8 @@ def test_explain_shows_the_physical_statements() -> None:
     assert found == LocalRows(
         ("GROUP_NAME", "SQL"),
         (
-            ("db_0000", "SELECT * FROM `u_01` WHERE id IN (1, 2)"),
-            ("db_0001", "SELECT * FROM `u_02` WHERE id IN (1, 2)"),
+            ("db_0000", "SELECT * FROM `u_01` AS `u` WHERE id IN (1, 2)"),
+            ("db_0001", "SELECT * FROM `u_02` AS `u` WHERE id IN (1, 2)"),
         ),
     )
     assert decide("EXPLAIN SELECT * FROM s", LAYOUT) is None
