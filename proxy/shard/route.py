@@ -62,7 +62,15 @@ from proxy.shard.ddl import parse_create_table
 from proxy.shard.joins import check_colocated
 from proxy.shard.placement import KeyValue, Placement, PlacementError, place, tables_in
 from proxy.shard.values import NotALiteral, NotPlaceable, SqlValue, literal_value, shard_key
-from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor, Token, TokenKind, lex
+from proxy.sql.lexer import (
+    DEFAULT_MODE,
+    LexedStatement,
+    LexMode,
+    ServerFlavor,
+    Token,
+    TokenKind,
+    lex,
+)
 
 __all__ = [
     "KeySlots",
@@ -273,14 +281,19 @@ def route(
     flavor: ServerFlavor | None = None,
     sequence_values: Sequence[int] | None = None,
     params: Sequence[SqlValue] | None = None,
+    *,
+    lexed: LexedStatement | None = None,
 ) -> Route | NeedsSequence | None:
     """Where the one statement ``sql`` goes (see the module docstring); raises SqlError.
     ``params``: a prepared statement's parameter values (missing ones NULL), routed as the
-    literals they stand for; the targets' texts keep the parameter markers."""
-    statements = lex(sql, mode, flavor)
-    if len(statements) != 1:
-        raise _refused("several statements in one command on a sharded database")
-    tokens = statements[0].tokens
+    literals they stand for; the targets' texts keep the parameter markers. ``lexed``: ``sql``
+    already lexed (in ``mode``, for ``flavor``), as one statement."""
+    if lexed is None:
+        statements = lex(sql, mode, flavor)
+        if len(statements) != 1:
+            raise _refused("several statements in one command on a sharded database")
+        lexed = statements[0]
+    tokens = lexed.tokens
     if not tokens:
         return None
     if params is not None:
@@ -354,33 +367,48 @@ def _columns(layout: Layout) -> dict[str, frozenset[str]]:
 def _table_positions(tokens: Sequence[Token]) -> list[int]:
     """The token indexes where the grammar has a table name: after FROM, JOIN, INTO, UPDATE,
     TABLE, DESCRIBE ..., and after the commas of a FROM list (for ``db.t``: the index of
-    ``t``)."""
+    ``t``). One pass, each token looked at once (an INSERT of many rows is mostly tokens)."""
     found = []
     in_from = [False]  # per parenthesis depth: inside a FROM / UPDATE table list
+    count = len(tokens)
+    after_word = False  # the previous token is a word after which a table name comes
+    after_comma = False  # the previous token is a comma
     index = 0
-    while index < len(tokens):
+    while index < count:
         token = tokens[index]
-        if is_op_token(token, "("):
-            in_from.append(False)
-        elif is_op_token(token, ")") and len(in_from) > 1:
-            in_from.pop()
-        word = token_keyword(token)
-        if word in _LIST_START:
-            in_from[-1] = True
-        elif word in _LIST_END:
-            in_from[-1] = False
-        prev = tokens[index - 1] if index > 0 else None
-        introduced = prev is not None and (
-            token_keyword(prev) in _TABLE_AFTER or (is_op_token(prev, ",") and in_from[-1])
-        )
-        if introduced and is_name_token(token) and word not in _NOT_ALIAS:
-            if index + 2 < len(tokens) and is_op_token(tokens[index + 1], "."):
+        kind = token.kind
+        word = ""
+        if kind is _OP:
+            value = token.value
+            if value == "(":
+                in_from.append(False)
+            elif value == ")" and len(in_from) > 1:
+                in_from.pop()
+        elif kind is _WORD:
+            word = token.value.upper()
+            if word in _LIST_START:
+                in_from[-1] = True
+            elif word in _LIST_END:
+                in_from[-1] = False
+        if (
+            (after_word or (after_comma and in_from[-1]))
+            and (kind is _WORD or kind is _IDENT)
+            and word not in _NOT_ALIAS
+        ):
+            if index + 2 < count and is_op_token(tokens[index + 1], "."):
                 found.append(index + 2)  # db.t
                 index += 3
+                after_word = token_keyword(tokens[index - 1]) in _TABLE_AFTER
+                after_comma = is_op_token(tokens[index - 1], ",")
                 continue
             found.append(index)
+        after_word = word in _TABLE_AFTER
+        after_comma = kind is _OP and token.value == ","
         index += 1
     return found
+
+
+_OP, _WORD, _IDENT = TokenKind.OP, TokenKind.WORD, TokenKind.IDENT
 
 
 def _references(tokens: Sequence[Token], layout: Layout) -> dict[str, _Reference]:

@@ -179,20 +179,21 @@ def decide(
     """See the module docstring. ``text``: one statement (the analysis's executable text).
     ``nextvals``: a value for each ``s.NEXTVAL`` of the statement, put in its place.
     ``params``: a prepared statement's parameter values (``route``)."""
-    if layout.sequences:
-        lexed_all = lex(text, mode, flavor)
-        if len(lexed_all) == 1:
-            found = nextval_references(lexed_all[0], lambda n: n.lower() in layout.sequences)
-            if found:
-                if nextvals is None or len(nextvals) != len(found):
-                    return NeedsNextval(tuple(r.sequence for r in found))
-                text = _splice(
-                    text, [(r.start, r.end, str(v)) for r, v in zip(found, nextvals, strict=True)]
-                )
+    # Lexed once for every step below and routing (a multi-row INSERT of many rows is mostly
+    # lexing): again only when s.NEXTVAL values were spliced in.
+    statements = lex(text, mode, flavor)
+    if layout.sequences and len(statements) == 1:
+        found = nextval_references(statements[0], lambda n: n.lower() in layout.sequences)
+        if found:
+            if nextvals is None or len(nextvals) != len(found):
+                return NeedsNextval(tuple(r.sequence for r in found))
+            text = _splice(
+                text, [(r.start, r.end, str(v)) for r, v in zip(found, nextvals, strict=True)]
+            )
+            statements = lex(text, mode, flavor)
     hint = hinted(text, layout, mode, flavor)
     if hint is not None:
         return hint
-    statements = lex(text, mode, flavor)
     if len(statements) != 1:
         return route(text, layout, mode, flavor, sequence_values, params)
     lexed = statements[0]
@@ -218,7 +219,7 @@ def decide(
         return _rename(tokens, layout)
     if words[0] == "CHECK" and words[1:2] == ["TABLE"]:
         return _check(tokens, layout)
-    return route(text, layout, mode, flavor, sequence_values, params)
+    return route(text, layout, mode, flavor, sequence_values, params, lexed=lexed)
 
 
 def _explain(

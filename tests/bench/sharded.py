@@ -1,6 +1,6 @@
-"""Benchmark of a sharded database's point selects (issue 15): sysbench ``oltp_point_select``
-through shardgate on a database sharded by ``DBPARTITION BY HASH(id)`` over two shards, side
-by side with an unsharded database through the same proxy.
+"""Benchmark of a sharded database (issue 15): sysbench ``oltp_point_select`` and
+``bulk_insert`` through shardgate on a database sharded by ``DBPARTITION BY HASH(id)`` over two
+shards, side by side with an unsharded database through the same proxy.
 
     .venv/bin/python -m tests.bench.sharded            # 3 rounds x 4 s, 1 and 4 threads
     .venv/bin/python -m tests.bench.sharded --quick    # 1 round x 2 s, 4 threads
@@ -14,7 +14,11 @@ Then sysbench runs against both databases back to back, in an order that alterna
 round, with server-side prepared statements (``--db-ps-mode=auto``, the issue's fast path:
 each execution routed from its parameter) and with text queries. It prints, per workload and
 thread count, the median queries per second of each and their ratio (the target: sharded at
-least 0.9x unsharded), and the proxy's CPU microseconds per query. Not a timed test.
+least 0.9x unsharded), and the proxy's CPU microseconds per query. ``bulk_insert`` (the
+routed multi-row INSERT workload: each thread sends INSERTs of many rows into its own table,
+split per partition by the proxy, atomic across them with XA) runs on fresh tables each time
+(databases ``sbbulk`` and ``sbbulkshard``) and is counted in rows per second. Not a timed
+test.
 """
 
 from __future__ import annotations
@@ -51,6 +55,14 @@ from tests.bench.workloads import WORKLOADS, RunResult, Workload, run_sysbench
 
 UNSHARDED = "sbtest"
 SHARDED = "sbshard"
+BULK_UNSHARDED = "sbbulk"
+BULK_SHARDED = "sbbulkshard"
+BULK = Workload(
+    "bulk", "bulk_insert (multi-row INSERTs split per partition)", "bulk_insert", "disable"
+)
+BULK_TABLE = (
+    "CREATE TABLE sbtest{n} (id INTEGER NOT NULL, k INTEGER DEFAULT '0' NOT NULL, PRIMARY KEY (id))"
+)
 PASSWORD = "Bench#Shard1"
 RO_PASSWORD = "Bench#ShardRO1"
 TABLE = (
@@ -117,6 +129,23 @@ def _load(port: int, database: str, tables: int, size: int, sharded: bool) -> No
         conn.close()
 
 
+def _bulk_tables(port: int, database: str, threads: int, sharded: bool) -> None:
+    """Fresh ``bulk_insert`` tables (one per thread; its ids start at 1 in every run), made
+    through the proxy."""
+    conn = pymysql.connect(
+        host=HOST, port=port, user=database, password=PASSWORD, database=database, autocommit=True
+    )
+    try:
+        with conn.cursor() as cur:
+            for n in range(1, threads + 1):
+                cur.execute(f"DROP TABLE IF EXISTS sbtest{n}")
+                cur.execute(
+                    BULK_TABLE.format(n=n) + (" DBPARTITION BY HASH(id)" if sharded else "")
+                )
+    finally:
+        conn.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s runs, 4 threads")
@@ -128,13 +157,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--live-code", action="store_true", help="run the work tree's code")
     parser.add_argument("--cprofile", help="write the proxy's cProfile statistics to this file")
     parser.add_argument(
-        "--workloads", default="ps_ps,ps_text", help="ps_ps (prepared), ps_text (text)"
+        "--workloads",
+        default="ps_ps,ps_text,bulk",
+        help="ps_ps (prepared), ps_text (text), bulk (bulk_insert)",
     )
     args = parser.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 3)
     seconds = args.seconds or (2.0 if args.quick else 4.0)
     threads = [int(t) for t in (args.threads or ("4" if args.quick else "1,4")).split(",")]
-    workloads = [w for w in WORKLOADS if w.key in args.workloads.split(",")]
+    workloads = [w for w in (*WORKLOADS, BULK) if w.key in args.workloads.split(",")]
     with tempfile.TemporaryDirectory(prefix="sharded-bench-") as tmp:
         work = Path(tmp)
         servers = [LocalMariaDB(work / f"shard{i}") for i in (0, 1)]
@@ -148,14 +179,15 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(config_path)
             catalog = Catalog.open(config.catalog.url, config.base_dir)
             try:
-                asyncio.run(
-                    create_database(config, catalog, UNSHARDED, "s0", PASSWORD, RO_PASSWORD)
-                )
-                asyncio.run(
-                    create_sharded_database(
-                        config, catalog, SHARDED, ["s0", "s1"], 2, PASSWORD, RO_PASSWORD
+                for plain, split in ((UNSHARDED, SHARDED), (BULK_UNSHARDED, BULK_SHARDED)):
+                    asyncio.run(
+                        create_database(config, catalog, plain, "s0", PASSWORD, RO_PASSWORD)
                     )
-                )
+                    asyncio.run(
+                        create_sharded_database(
+                            config, catalog, split, ["s0", "s1"], 2, PASSWORD, RO_PASSWORD
+                        )
+                    )
             finally:
                 catalog.close()
             code_dir = None if args.live_code else snapshot_code(work / "code")
@@ -188,14 +220,23 @@ def main(argv: list[str] | None = None) -> int:
             for database, sharded in ((UNSHARDED, False), (SHARDED, True)):
                 log(f"loading {args.tables} x {args.table_size} rows into {database}")
                 _load(port, database, args.tables, args.table_size, sharded)
-            targets = {
-                name: Endpoint(name, HOST, port, name, PASSWORD, name)
-                for name in (UNSHARDED, SHARDED)
-            }
+
+            # role -> endpoint, per workload (bulk_insert has databases of its own)
+            def endpoints_of(workload: Workload) -> dict[str, Endpoint]:
+                plain, split = (
+                    (BULK_UNSHARDED, BULK_SHARDED) if workload is BULK else (UNSHARDED, SHARDED)
+                )
+                return {
+                    role: Endpoint(name, HOST, port, name, PASSWORD, name)
+                    for role, name in (("unsharded", plain), ("sharded", split))
+                }
+
             pids = {"shardgate": proxy.pid}
             results: dict[tuple[str, int, str], list[RunResult]] = {}
             for workload in workloads:  # warm-up
-                for endpoint in targets.values():
+                for role, endpoint in endpoints_of(workload).items():
+                    if workload is BULK:
+                        _bulk_tables(port, endpoint.database, 4, role == "sharded")
                     run_sysbench(
                         workload,
                         endpoint,
@@ -206,10 +247,15 @@ def main(argv: list[str] | None = None) -> int:
                         pids={},
                     )
             for round_no in range(rounds):
-                order = list(targets) if round_no % 2 == 0 else list(reversed(targets))
+                roles = ["unsharded", "sharded"]
+                order = roles if round_no % 2 == 0 else list(reversed(roles))
                 for workload in workloads:
+                    targets = endpoints_of(workload)
                     for count in threads:
                         for name in order:
+                            if workload is BULK:
+                                sharded = name == "sharded"
+                                _bulk_tables(port, targets[name].database, count, sharded)
                             run = run_sysbench(
                                 workload,
                                 targets[name],
@@ -224,8 +270,9 @@ def main(argv: list[str] | None = None) -> int:
                             results.setdefault((workload.key, count, name), []).append(run)
                             log(
                                 f"round {round_no + 1} {workload.key} x{count} {name}: "
-                                f"{run.qps:,.0f} q/s, proxy {run.cpu.get('shardgate', 0):.2f}"
-                                f" cores, others {run.cpu.get('others', 0):.2f}"
+                                f"{_rate(workload, run):,.0f} {_unit(workload)}, proxy"
+                                f" {run.cpu.get('shardgate', 0):.2f} cores,"
+                                f" others {run.cpu.get('others', 0):.2f}"
                             )
             print(_table(results, workloads, threads))
         finally:
@@ -242,33 +289,44 @@ def _table(
     threads: list[int],
 ) -> str:
     lines = [
-        "| workload | threads | unsharded q/s | sharded q/s | sharded/unsharded |"
-        " proxy µs/query unsharded | sharded | others (cores) |",
+        "| workload | threads | unsharded | sharded | sharded/unsharded |"
+        " proxy µs per query (row) unsharded | sharded | others (cores) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for workload in workloads:
         key = workload.key
         for count in threads:
-            plain = [r for r in results.get((key, count, UNSHARDED), []) if r.ok]
-            split = [r for r in results.get((key, count, SHARDED), []) if r.ok]
+            plain = [r for r in results.get((key, count, "unsharded"), []) if r.ok]
+            split = [r for r in results.get((key, count, "sharded"), []) if r.ok]
             if not plain or not split:
                 lines.append(f"| {key} | {count} | failed | | | | | |")
                 continue
-            q_plain = statistics.median(r.qps for r in plain)
-            q_split = statistics.median(r.qps for r in split)
-            us_plain = statistics.median(_us(r) for r in plain)
-            us_split = statistics.median(_us(r) for r in split)
+            q_plain = statistics.median(_rate(workload, r) for r in plain)
+            q_split = statistics.median(_rate(workload, r) for r in split)
+            us_plain = statistics.median(_us(workload, r) for r in plain)
+            us_split = statistics.median(_us(workload, r) for r in split)
             others = statistics.median(r.cpu.get("others", 0.0) for r in plain + split)
+            unit = _unit(workload)
             lines.append(
-                f"| {key} | {count} | {q_plain:,.0f} | {q_split:,.0f} | "
+                f"| {key} | {count} | {q_plain:,.0f} {unit} | {q_split:,.0f} {unit} | "
                 f"{q_split / q_plain:.2f} | {us_plain:.0f} | {us_split:.0f} | {others:.2f} |"
             )
     return "\n".join(lines)
 
 
-def _us(run: RunResult) -> float:
-    """The proxy's CPU microseconds per query."""
-    return run.cpu.get("shardgate", 0.0) / run.qps * 1e6 if run.qps else 0.0
+def _rate(workload: Workload, run: RunResult) -> float:
+    """Queries per second; rows per second for bulk_insert (sysbench's events)."""
+    return run.tps if workload is BULK else run.qps
+
+
+def _unit(workload: Workload) -> str:
+    return "rows/s" if workload is BULK else "q/s"
+
+
+def _us(workload: Workload, run: RunResult) -> float:
+    """The proxy's CPU microseconds per query (per row for bulk_insert)."""
+    rate = _rate(workload, run)
+    return run.cpu.get("shardgate", 0.0) / rate * 1e6 if rate else 0.0
 
 
 if __name__ == "__main__":
