@@ -51,9 +51,11 @@ _SHARDED_DEMO_DDL = [
     "KEY (customer_id)) DBPARTITION BY HASH(customer_id) "
     "TBPARTITION BY HASH(customer_id) TBPARTITIONS 2",
     "CREATE TABLE IF NOT EXISTS cities (name VARCHAR(32) PRIMARY KEY, country CHAR(2)) BROADCAST",
+    "CREATE TABLE IF NOT EXISTS settings (name VARCHAR(32) PRIMARY KEY, value VARCHAR(64))",
 ]
 _SHARDED_DEMO_ROWS = [
     "INSERT INTO cities VALUES ('Lisbon','PT'),('Oslo','NO'),('Kyoto','JP'),('Lima','PE')",
+    "INSERT INTO settings VALUES ('currency','EUR'),('fiscal_year_start','01-01')",
     "INSERT INTO customers VALUES (1,'Ada','Lisbon'),(2,'Grace','Oslo'),(3,'Edsger','Kyoto'),"
     "(4,'Barbara','Lima'),(5,'Ken','Lisbon'),(6,'Frances','Oslo'),(7,'Donald','Kyoto'),"
     "(8,'Radia','Lima')",

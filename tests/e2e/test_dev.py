@@ -76,7 +76,6 @@ def _sharded_demo(output: str) -> tuple[int, int]:
             user=user,
             password=password,
             database=database,
-            autocommit=True,
         ) as conn,
         conn.cursor() as cur,
     ):
@@ -86,6 +85,8 @@ def _sharded_demo(output: str) -> tuple[int, int]:
         assert len(cur.fetchall()) == 4
         cur.execute("SELECT name FROM customers WHERE id = 3")
         assert cur.fetchone() == ("Edsger",)
+        cur.execute("SELECT value FROM settings WHERE name = 'currency'")  # a single table
+        assert cur.fetchone() == ("EUR",)
         cur.execute("SHOW TOPOLOGY FROM orders")
         return customers, len(cur.fetchall())
 
