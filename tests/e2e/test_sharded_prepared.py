@@ -12,22 +12,20 @@ BIGINT's |Long.MIN_VALUE| stays negative: refused, as in the text protocol).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pymysql
 import pytest
 
-from proxy.manage.provision import create_sharded_database
 from proxy.shard.placement import java_string_hash
 from tests.conftest import connect_admin
 from tests.e2e.binclient import BinaryClient, ServerError, Value
 from tests.e2e.conftest import ProxyEnv
+from tests.e2e.sharded import sharded_database
 
 PASSWORD = "ShPrep#pass1"
 DB = "shps"
@@ -37,44 +35,26 @@ BIG = 9223372036854775807
 
 @pytest.fixture(scope="module")
 def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
-    with proxy.catalog() as catalog:
-        asyncio.run(
-            create_sharded_database(proxy.config, catalog, DB, ["s0", "s1"], 4, PASSWORD, PASSWORD)
-        )
-    deadline = time.monotonic() + 10
-    while proxy.server.ctx.catalog.snapshot().database(DB) is None:
-        assert time.monotonic() < deadline, "the proxy never saw the new database"
-        time.sleep(0.1)
-    conn = _client(proxy)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "CREATE TABLE t (id bigint NOT NULL, v varchar(40), n bigint, PRIMARY KEY (id))"
-                " DBPARTITION BY HASH(id)"
-            )
-            cur.execute(
-                "CREATE TABLE s (k varchar(20) NOT NULL, v bigint, PRIMARY KEY (k))"
-                " DBPARTITION BY HASH(k)"
-            )
-            cur.execute(
-                "CREATE TABLE sp (id bigint NOT NULL, v bigint, PRIMARY KEY (id))"
-                " DBPARTITION BY HASH(id) TBPARTITION BY HASH(id) TBPARTITIONS 2"
-            )
-            cur.execute("CREATE TABLE b (id bigint PRIMARY KEY, name varchar(20)) BROADCAST")
-    finally:
-        conn.close()
-    try:
+    with sharded_database(proxy, DB, PASSWORD):
+        conn = _client(proxy)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "CREATE TABLE t (id bigint NOT NULL, v varchar(40), n bigint, PRIMARY KEY (id))"
+                    " DBPARTITION BY HASH(id)"
+                )
+                cur.execute(
+                    "CREATE TABLE s (k varchar(20) NOT NULL, v bigint, PRIMARY KEY (k))"
+                    " DBPARTITION BY HASH(k)"
+                )
+                cur.execute(
+                    "CREATE TABLE sp (id bigint NOT NULL, v bigint, PRIMARY KEY (id))"
+                    " DBPARTITION BY HASH(id) TBPARTITION BY HASH(id) TBPARTITIONS 2"
+                )
+                cur.execute("CREATE TABLE b (id bigint PRIMARY KEY, name varchar(20)) BROADCAST")
+        finally:
+            conn.close()
         yield proxy
-    finally:
-        with proxy.catalog() as catalog:
-            catalog.drop_database(DB)
-        for index, shard in SHARD_OF.items():
-            admin = connect_admin(proxy.shards[shard])
-            try:
-                with admin.cursor() as cur:
-                    cur.execute(f"DROP DATABASE IF EXISTS {DB}_{index:04d}")
-            finally:
-                admin.close()
 
 
 def _client(env: ProxyEnv) -> pymysql.connections.Connection[Any]:

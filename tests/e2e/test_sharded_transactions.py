@@ -29,6 +29,7 @@ from proxy.wire.packets import ServerStatus
 from tests.conftest import connect_admin
 from tests.e2e.conftest import ProxyEnv, write_config
 from tests.e2e.served import serve, stop
+from tests.e2e.sharded import sharded_database
 
 PASSWORD = "Sharded#pass1"
 DB = "txdb"
@@ -38,34 +39,16 @@ IN_TRANS = int(ServerStatus.IN_TRANS)
 
 @pytest.fixture(scope="module")
 def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
-    with proxy.catalog() as catalog:
-        asyncio.run(
-            create_sharded_database(proxy.config, catalog, DB, ["s0", "s1"], 4, PASSWORD, PASSWORD)
-        )
-    deadline = time.monotonic() + 10
-    while proxy.server.ctx.catalog.snapshot().database(DB) is None:
-        assert time.monotonic() < deadline, "the proxy never saw the new database"
-        time.sleep(0.1)
-    conn = proxy.connect(DB, PASSWORD, database=DB)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("CREATE TABLE acct (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)")
-            cur.execute("CREATE TABLE note (k int PRIMARY KEY, v int)")  # single: txdb_0000
-            cur.execute("CREATE TABLE single (id int PRIMARY KEY, v int)")
-    finally:
-        conn.close()
-    try:
+    with sharded_database(proxy, DB, PASSWORD):
+        conn = proxy.connect(DB, PASSWORD, database=DB)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("CREATE TABLE acct (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)")
+                cur.execute("CREATE TABLE note (k int PRIMARY KEY, v int)")  # single: txdb_0000
+                cur.execute("CREATE TABLE single (id int PRIMARY KEY, v int)")
+        finally:
+            conn.close()
         yield proxy
-    finally:
-        with proxy.catalog() as catalog:
-            catalog.drop_database(DB)
-        for index, shard in SHARD_OF.items():
-            admin = connect_admin(proxy.shards[shard])
-            try:
-                with admin.cursor() as cur:
-                    cur.execute(f"DROP DATABASE IF EXISTS {DB}_{index:04d}")
-            finally:
-                admin.close()
 
 
 @pytest.fixture
