@@ -149,6 +149,7 @@ from proxy.wire.params import (
 from proxy.wire.stream import ConnectionLost, ResponseKind, ResponseScanner
 
 if TYPE_CHECKING:
+    from auth.catalog import CatalogSnapshot
     from auth.model import Account
     from proxy.session.host import SessionHost
     from proxy.session.link import BackendLink, Lease
@@ -283,43 +284,38 @@ class SessionPartitions:
                 self._held.pop(physical.index, None)
                 conn = None
             if conn is None:
-                assert session.account is not None and session.current_db is not None
-                try:
-                    conn = await session.ctx.mirrors.connect(
-                        snapshot,
-                        session.account,
-                        session.current_db,
-                        True,
-                        session.capabilities,
-                        session.charset,
-                        partition=physical.index,
-                    )
-                except BackendError as exc:
-                    raise BackendUnavailable(
-                        sql_error(
-                            ErrorCode.SERVER_GONE,
-                            f"Backend unavailable for partition {physical.name}: {exc}",
-                        )
-                    ) from None
-                self._held[physical.index] = conn
+                conn = self._held[physical.index] = await self._open(physical, snapshot)
                 self._applied[physical.index] = []
             if self._applied.get(physical.index) != wanted:
-                try:
-                    for statement in wanted:
-                        await conn.query(statement)
-                except (BackendError, BackendQueryError) as exc:
-                    self.release({physical.index: conn}, [physical.index])
-                    raise BackendUnavailable(
-                        sql_error(
-                            ErrorCode.SERVER_GONE,
-                            f"Backend unavailable for partition {physical.name}: the session's"
-                            f" settings could not be applied: {exc}",
-                        )
-                    ) from None
+                await _apply(conn, physical, wanted)  # (a broken one is replaced next time)
                 self._applied[physical.index] = list(wanted)
             self._versions[physical.index] = session.link.state.version
             conns[physical.index] = conn
         return conns
+
+    async def _open(
+        self, physical: PhysicalDatabase, snapshot: CatalogSnapshot
+    ) -> BackendConnection:
+        """A new connection to ``physical`` as the session's mirror account there."""
+        session = self._session
+        assert session.account is not None and session.current_db is not None
+        try:
+            return await session.ctx.mirrors.connect(
+                snapshot,
+                session.account,
+                session.current_db,
+                True,
+                session.capabilities,
+                session.charset,
+                partition=physical.index,
+            )
+        except BackendError as exc:
+            raise BackendUnavailable(
+                sql_error(
+                    ErrorCode.SERVER_GONE,
+                    f"Backend unavailable for partition {physical.name}: {exc}",
+                )
+            ) from None
 
     def ready(self, index: int) -> BackendConnection | None:
         session = self._session
@@ -354,42 +350,14 @@ class SessionPartitions:
             else:
                 kept.append(conn)
         while len(kept) < count:
-            assert session.account is not None and session.current_db is not None
-            try:
-                conn = await session.ctx.mirrors.connect(
-                    session.ctx.snapshot(),  # acquire() just followed it (closing spares)
-                    session.account,
-                    session.current_db,
-                    True,
-                    session.capabilities,
-                    session.charset,
-                    partition=physical.index,
-                )
-            except BackendError as exc:
-                raise BackendUnavailable(
-                    sql_error(
-                        ErrorCode.SERVER_GONE,
-                        f"Backend unavailable for partition {physical.name}: {exc}",
-                    )
-                ) from None
+            # (acquire() just followed the newest snapshot, closing the spares of older ones)
+            conn = await self._open(physical, session.ctx.snapshot())
             self._spare_applied[id(conn)] = []
             kept.append(conn)
         self._spares[physical.index] = kept
         for conn in kept[:count]:
             if self._spare_applied.get(id(conn)) != wanted:
-                try:
-                    for statement in wanted:
-                        await conn.query(statement)
-                except (BackendError, BackendQueryError) as exc:
-                    conn.broken = True
-                    conn.close()
-                    raise BackendUnavailable(
-                        sql_error(
-                            ErrorCode.SERVER_GONE,
-                            f"Backend unavailable for partition {physical.name}: the session's"
-                            f" settings could not be applied: {exc}",
-                        )
-                    ) from None
+                await _apply(conn, physical, wanted)
                 self._spare_applied[id(conn)] = list(wanted)
         return kept[:count]
 
@@ -2353,6 +2321,24 @@ async def _own(conn: BackendConnection, sql: str) -> bytes:
     if conn.broken or conn.is_closing():
         raise BackendError(f"lost connection to shard '{conn.target.shard}' before {sql}")
     return _track(conn, await conn.command(b"\x03" + (OWN_STATEMENT + sql).encode()))
+
+
+async def _apply(conn: BackendConnection, physical: PhysicalDatabase, wanted: list[str]) -> None:
+    """The session's settings (``BackendLink.state.statements()``) run on a partition's
+    connection; BackendUnavailable, the connection closed, if the shard refuses them."""
+    try:
+        for statement in wanted:
+            await conn.query(statement)
+    except (BackendError, BackendQueryError) as exc:
+        conn.broken = True
+        conn.close()
+        raise BackendUnavailable(
+            sql_error(
+                ErrorCode.SERVER_GONE,
+                f"Backend unavailable for partition {physical.name}: the session's"
+                f" settings could not be applied: {exc}",
+            )
+        ) from None
 
 
 def _track(conn: BackendConnection, packet: bytes) -> bytes:
