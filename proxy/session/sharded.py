@@ -54,8 +54,8 @@ import re
 import signal
 import time
 import weakref
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import count
 from typing import TYPE_CHECKING, Any, Protocol
@@ -77,7 +77,7 @@ from proxy.backend.connection import (
     quote_string,
 )
 from proxy.backend.xa import XID_PREFIX
-from proxy.merge import Refusal, merge_results, plan_select, result_payloads
+from proxy.merge import MergeError, Refusal, merge_results, plan_select, result_payloads
 from proxy.plan.plan import (
     COM_STMT_CLOSE,
     COM_STMT_FETCH,
@@ -786,17 +786,17 @@ class ShardedExecutor:
         database, and per target the one to send its statement on). Each physical table is
         one merge input and all are read at once, so a physical database with several of them
         (TBPARTITION BY) gives its first target the acquired connection and the others spare
-        ones (``PartitionSource.spares``); inside a transaction that is 1235 (the spares are
-        outside it). Counts the statement in the metrics."""
+        ones (``PartitionSource.spares``) -- except inside a transaction, whose branch is that
+        one connection: then every target of the database reads on it, one after another
+        (``merge_streams``). Counts the statement in the metrics."""
         per_db = Counter(t.partition for t in targets)
-        if self.in_charge() and max(per_db.values()) > 1:
-            raise not_supported(
-                f"{why} across the physical tables of a table split by TBPARTITION BY inside a"
-                " transaction"
-            )
         conns = await self._acquire(layout, targets)
         spares = {
-            p: await self.source.spares(layout.partitions[p], n - 1)
+            p: (
+                [conns[p]] * (n - 1)
+                if self.in_charge()
+                else await self.source.spares(layout.partitions[p], n - 1)
+            )
             for p, n in per_db.items()
             if n > 1
         }
@@ -819,14 +819,7 @@ class ShardedExecutor:
         self._sent = False
         client = self.session.client
         try:
-            streams = []
-            for target, conn in zip(targets, readers, strict=True):
-                conn.send(b"\x03" + target.sql.encode())
-                streams.append(
-                    result_payloads(
-                        conn, capabilities=conn.capabilities, max_packet=MAX_BACKEND_PACKET
-                    )
-                )
+            streams = merge_streams(readers, [b"\x03" + t.sql.encode() for t in targets])
             async for payload in merge_results(
                 merge_plan,
                 streams,
@@ -1921,14 +1914,7 @@ class ShardedExecutor:
                 if packet is None:
                     return
                 packets.append(packet)
-            streams = []
-            for packet, conn in zip(packets, readers, strict=True):
-                conn.send(packet)
-                streams.append(
-                    result_payloads(
-                        conn, capabilities=conn.capabilities, max_packet=MAX_BACKEND_PACKET
-                    )
-                )
+            streams = merge_streams(readers, packets)
             async for answer in merge_results(
                 merge_plan,
                 streams,
@@ -2288,6 +2274,102 @@ def _readers(
         used[target.partition] += 1
         out.append(conns[target.partition] if n == 0 else spares[target.partition][n - 1])
     return out
+
+
+# What a merge inside a transaction may hold of a split table's answers that share the
+# branch's connection (beyond it: 1235, nothing held).
+SHARED_CONNECTION_BUFFER = 64 * 1024 * 1024
+
+
+def merge_streams(
+    readers: Sequence[BackendConnection], packets: Sequence[bytes]
+) -> list[AsyncIterator[bytes]]:
+    """Per reader, the answer to its packet, for ``merge_results``. Readers that are distinct
+    connections get their packet at once (the partitions work in parallel); several targets
+    on one connection (a transaction's branch holding a split table's physical tables) are
+    sent one after another (:class:`_SharedConnection`)."""
+    shared: dict[int, _SharedConnection] = {}
+    counts = Counter(id(conn) for conn in readers)
+    streams: list[AsyncIterator[bytes]] = []
+    for conn, packet in zip(readers, packets, strict=True):
+        if counts[id(conn)] == 1:
+            conn.send(packet)
+            streams.append(
+                result_payloads(conn, capabilities=conn.capabilities, max_packet=MAX_BACKEND_PACKET)
+            )
+            continue
+        chain = shared.setdefault(id(conn), _SharedConnection(conn))
+        streams.append(chain.add(packet))
+    return streams
+
+
+class _SharedConnection:
+    """Several statements' answers on one connection, read by a merge that wants them all at
+    once: a statement is sent when the merge first needs its answer, after the answer before
+    it is read to its end -- what the merge has not taken of that one is held (bounded by
+    SHARED_CONNECTION_BUFFER; past it the rest is read and dropped, and that answer ends in
+    1235 when the merge reaches the gap). The merge reads one answer at a time (it awaits one
+    partition's row at a time), so the connection is never read by two at once."""
+
+    def __init__(self, conn: BackendConnection) -> None:
+        self._conn = conn
+        self._packets: list[bytes] = []
+        self._current = -1  # the statement whose answer is being read from the connection
+        self._live: AsyncIterator[bytes] | None = None
+        self._held: dict[int, deque[bytes]] = {}
+        self._dropped: set[int] = set()
+        self._bytes = 0
+
+    def add(self, packet: bytes) -> AsyncIterator[bytes]:
+        self._packets.append(packet)
+        return self._answer(len(self._packets) - 1)
+
+    async def _send(self, index: int) -> None:
+        """Make statement ``index`` the one read from the connection: the answers before it
+        are read to their ends first (held, or dropped past the bound)."""
+        while self._current < index:
+            if self._live is not None:
+                held = self._held.setdefault(self._current, deque())
+                async for payload in self._live:
+                    if self._current in self._dropped:
+                        continue
+                    if self._bytes + len(payload) > SHARED_CONNECTION_BUFFER:
+                        self._dropped.add(self._current)
+                        self._bytes -= sum(len(p) for p in held)
+                        held.clear()
+                        continue
+                    self._bytes += len(payload)
+                    held.append(payload)
+            self._current += 1
+            conn = self._conn
+            conn.send(self._packets[self._current])
+            self._live = result_payloads(
+                conn, capabilities=conn.capabilities, max_packet=MAX_BACKEND_PACKET
+            )
+
+    async def _answer(self, index: int) -> AsyncIterator[bytes]:
+        if self._current < index:
+            await self._send(index)
+        while True:
+            if index < self._current:  # read on by a later statement: what was held
+                held = self._held.pop(index, deque())
+                while held:
+                    payload = held.popleft()
+                    self._bytes -= len(payload)
+                    yield payload
+                if index in self._dropped:
+                    raise MergeError(
+                        "a merge over the physical tables of a table split by TBPARTITION BY"
+                        " inside a transaction holding more than"
+                        f" {SHARED_CONNECTION_BUFFER >> 20} MiB of one of them"
+                    )
+                return
+            assert self._live is not None
+            try:
+                payload = await anext(self._live)
+            except StopAsyncIteration:
+                return
+            yield payload
 
 
 def physical_table_names(layout: Layout) -> dict[bytes, bytes]:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from decimal import Decimal
 from pathlib import Path
 
 import pymysql
@@ -87,6 +88,9 @@ def _sharded_demo(output: str) -> tuple[int, int]:
         assert cur.fetchone() == ("Edsger",)
         cur.execute("SELECT value FROM settings WHERE name = 'currency'")  # a single table
         assert cur.fetchone() == ("EUR",)
+        # Merged over orders' 8 physical tables, inside PyMySQL's autocommit=0 transaction.
+        cur.execute("SELECT customer_id, SUM(total) FROM orders GROUP BY 1 ORDER BY 2 DESC")
+        assert cur.fetchone() == (2, Decimal("330.00"))
         cur.execute("SHOW TOPOLOGY FROM orders")
         return customers, len(cur.fetchall())
 

@@ -31,6 +31,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import proxy.session.sharded as sharded_executor
 from proxy.merge.rows import BinaryRows
 from proxy.merge.values import ColumnDefinition, Kind, general_ci_key
 from tests.conftest import connect_admin
@@ -460,18 +461,41 @@ def test_scatters_are_counted(proxy: ProxyEnv, diff: Diff) -> None:
     assert sum(physical.counts) == before[3] + 2
 
 
-def test_a_merge_over_split_tables_in_a_transaction_is_refused(diff: Diff) -> None:
-    """Ids 1 and 8 live in t_01 and t_00, both in physical database 0: merging them takes a
-    spare connection, outside the client's transaction, so it is refused rather than read
-    without the transaction's own changes."""
+def test_a_merge_over_split_tables_in_a_transaction_reads_its_branches(diff: Diff) -> None:
+    """Ids 1 and 8 live in t_01 and t_00, both in physical database 0: inside a transaction
+    both physical tables are read on the transaction's branch, one after the other, so the
+    merges see the transaction's own change; outside it, nothing changed."""
+    marked = "SELECT id FROM t WHERE i = -987654 ORDER BY id"  # every physical table
+    with diff.proxy.cursor() as cur:
+        cur.execute(marked)
+        assert cur.fetchall() == ()
+        cur.execute("BEGIN")
+        try:
+            cur.execute("UPDATE t SET i = -987654 WHERE id = 8")
+            cur.execute("SELECT COUNT(*), MIN(i) FROM t WHERE id IN (1, 8)")
+            assert cur.fetchall() == ((2, -987654),)
+            cur.execute(marked)
+            assert cur.fetchall() == ((8,),)
+        finally:
+            cur.execute("ROLLBACK")
+        cur.execute(marked)
+        assert cur.fetchall() == ()
+
+
+def test_a_merge_in_a_transaction_holds_a_bounded_answer(
+    diff: Diff, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What such a merge holds of one physical table's answer while it reads the next is
+    bounded: past the bound, 1235 (the rest read and dropped), and the transaction goes on."""
+    monkeypatch.setattr(sharded_executor, "SHARED_CONNECTION_BUFFER", 64)
     with diff.proxy.cursor() as cur:
         cur.execute("BEGIN")
         try:
             with pytest.raises(pymysql.err.MySQLError) as refused:
-                cur.execute("SELECT COUNT(*) FROM t WHERE id IN (1, 8)")
+                cur.execute("SELECT id, s FROM t ORDER BY id")
             assert refused.value.args[0] == 1235
-            assert "inside a transaction" in refused.value.args[1]
+            assert "TBPARTITION BY inside a transaction" in refused.value.args[1]
+            cur.execute("SELECT COUNT(*) FROM t WHERE id = 8")
+            assert cur.fetchall() == ((1,),)
         finally:
             cur.execute("ROLLBACK")
-        cur.execute("SELECT COUNT(*) FROM t WHERE id IN (1, 8)")
-        assert cur.fetchall() == ((2,),)
