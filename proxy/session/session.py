@@ -937,7 +937,10 @@ class Session:
         def done(scanner: ResponseScanner, error: BackendError | None) -> None:
             self._fast_sharded_done(conn, partition, scanner, error)
 
-        conn.start_relay(self.client, ResponseKind.QUERY, done)
+        # Its column definitions name the logical database and tables, as the executor's.
+        layout = decided.layout
+        columns = self.sharded.logical_names(layout).rewrite(layout.partitions[partition].name)
+        conn.start_relay(self.client, ResponseKind.QUERY, done, columns)
         return True
 
     def _fast_sharded_done(
