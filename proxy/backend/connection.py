@@ -26,6 +26,7 @@ from proxy.wire.packets import (
     parse_err,
     parse_handshake_v10,
     parse_ok,
+    parse_stmt_prepare_ok,
     read_lenenc_int,
     read_lenenc_str,
 )
@@ -237,6 +238,7 @@ class BackendConnection(PacketConnection):
         self._columns: ColumnRewrite | None = None
         self._head = bytearray()
         self._defs: int | None = None
+        self._head_kind = ResponseKind.QUERY
         # time.monotonic() of the last bytes from the shard while a response is awaited;
         # 0.0 when none is (the stall watchdog reads it).
         self.waiting_since = 0.0
@@ -349,9 +351,13 @@ class BackendConnection(PacketConnection):
         taken as packets and written again with the shard's sequence ids; the rest of the
         answer is relayed as it comes)."""
         self._scanner = ResponseScanner(kind, self.capabilities)
-        self._columns = columns
+        # (only answers that open with a column count or PREPARE_OK have their definitions
+        # where the head expects them)
+        rewrites = kind is ResponseKind.QUERY or kind is ResponseKind.PREPARE
+        self._columns = columns if rewrites else None
         self._head.clear()
         self._defs = None
+        self._head_kind = kind
         self._client = client
         self._on_done = on_done
         self.relayed_any = False
@@ -448,13 +454,23 @@ class BackendConnection(PacketConnection):
             if defs is None:
                 defs = 0
                 first = packet[:1]
-                if first and first not in (b"\x00", b"\xff", b"\xfb", b"\xfe"):
+                if self._head_kind is ResponseKind.PREPARE:
+                    try:
+                        ok = parse_stmt_prepare_ok(packet)
+                    except ProtocolError:
+                        pass  # an ERR (or what the scanner refuses just below)
+                    else:
+                        between = ok.num_params and ok.num_columns
+                        eof = 0 if self.capabilities & Capability.DEPRECATE_EOF else 1
+                        defs = ok.num_params + ok.num_columns + (eof if between else 0)
+                elif first and first not in (b"\x00", b"\xff", b"\xfb", b"\xfe"):
                     count, width = read_lenenc_int(packet, 0)
                     cached = self.capabilities & _CACHE_METADATA
                     if not (cached and len(packet) > width and packet[width] == 0):
                         defs = count or 0
             else:
-                packet = columns(packet)
+                if packet[:1] != b"\xfe" or len(packet) >= 9:  # not the EOF after parameters
+                    packet = columns(packet)
                 defs -= 1
             self._defs = defs
             out = frame(seq, packet)

@@ -543,6 +543,7 @@ class ShardedExecutor:
         self._relay_ok = True
         # The last layout's column-definition renaming (logical_names).
         self._names: tuple[Layout, LogicalNames] | None = None
+        self._link_columns: tuple[object, str | None, Callable[[bytes], bytes] | None] | None = None
         # Prepared statements on sharded or broadcast tables, by the client's id.
         self.statements: dict[int, ShardedStatement] = {}
         # The physical database of each connection a physical statement is prepared on.
@@ -832,6 +833,22 @@ class ShardedExecutor:
         rows as they come)."""
         columns = self.logical_names(layout).rewrite(target.database)
         return await conn.relay(self.session.client, ResponseKind.QUERY, columns)
+
+    def link_columns(self) -> Callable[[bytes], bytes] | None:
+        """The renaming of the column definitions of what the session relays on its own
+        connection when its database is sharded (single tables, on physical database 0);
+        None when it is not."""
+        session = self.session
+        snapshot, database = session.ctx.snapshot(), session.current_db
+        cached = self._link_columns
+        if cached is not None and cached[0] is snapshot and cached[1] == database:
+            return cached[2]
+        layout = None if database is None else sharded_layout(snapshot, database)
+        rewrite = None
+        if layout is not None:
+            rewrite = self.logical_names(layout).rewrite(layout.partitions[0].name)
+        self._link_columns = (snapshot, database, rewrite)
+        return rewrite
 
     def logical_names(self, layout: Layout) -> LogicalNames:
         """The renaming of ``layout``'s column definitions (kept while the layout is)."""

@@ -616,14 +616,16 @@ def _fields(cur: Any) -> list[tuple[Any, ...]]:
 
 def test_column_definitions_name_the_logical_database_and_tables(sharded: ProxyEnv) -> None:
     """Routed, concatenated and prepared answers (text and binary, the command loop's and the
-    fast path's executions, a multi-statement packet) carry the column definitions a plain
-    database ``shps`` with the same tables gives: the logical database and table names, never
-    ``shps_0002`` or ``sp_03``, every other field byte for byte (a SELECT of no table's
-    columns as it was)."""
+    fast path's executions, a multi-statement packet, a single table's answers relayed on the
+    session's connection) carry the column definitions a plain database ``shps`` with the same
+    tables gives: the logical database and table names, never ``shps_0002``, ``sp_03`` or
+    ``shps_0000``, every other field byte for byte (a SELECT of no table's columns as it
+    was)."""
     env = sharded
     plain_ddl = [
         "CREATE TABLE t (id bigint NOT NULL, v varchar(40), n bigint, PRIMARY KEY (id))",
         "CREATE TABLE sp (id bigint NOT NULL, v bigint, PRIMARY KEY (id))",
+        "CREATE TABLE u (id bigint NOT NULL, w varchar(10), PRIMARY KEY (id))",
     ]
     admin = connect_admin(env.shards[0])
     try:
@@ -641,6 +643,8 @@ def test_column_definitions_name_the_logical_database_and_tables(sharded: ProxyE
         "SELECT id, v FROM t",  # concatenated
         "SELECT * FROM sp",  # concatenated over physical tables
         "SELECT 1 AS one, 'x' AS s",  # no table
+        "SELECT * FROM u",  # relayed on the session's connection
+        "SELECT * FROM u",  # (its fast path)
         "SHOW COLUMNS FROM t",
         "SELECT * FROM t WHERE id = 6; SELECT * FROM sp WHERE id = 3",  # multi-statement
     ]
@@ -655,6 +659,7 @@ def test_column_definitions_name_the_logical_database_and_tables(sharded: ProxyE
     through = _binary(env)
     try:
         with conn.cursor() as proxied, plain.cursor() as reference:
+            proxied.execute(plain_ddl[2])  # a single table: on physical database 0
             proxied.execute("INSERT INTO sp (id, v) VALUES (3, 30), (4, 40)")
             for sql in queries:
                 proxied.execute(sql)
@@ -668,10 +673,12 @@ def test_column_definitions_name_the_logical_database_and_tables(sharded: ProxyE
                     if not more:
                         break
         for sql, params in [
+            ("SELECT w FROM u WHERE id = ?", [1]),  # the session's first statement
             ("SELECT * FROM t WHERE id = ?", [6]),
             ("SELECT id AS k, v FROM sp AS q WHERE id = ?", [3]),
             ("SELECT * FROM sp WHERE id = ?", [4]),
             ("SELECT v, id FROM t WHERE id IN (?, ?)", [1, 6]),
+            ("SELECT * FROM u AS x WHERE id = ?", [2]),
         ]:
             expected = direct.prepare(sql)
             want = list(direct.columns)
@@ -697,3 +704,9 @@ def test_column_definitions_name_the_logical_database_and_tables(sharded: ProxyE
                 cur.execute(f"DROP DATABASE IF EXISTS {DB}")
         finally:
             admin.close()
+        drop = _client(env)
+        try:
+            with drop.cursor() as cur:
+                cur.execute("DROP TABLE IF EXISTS u")
+        finally:
+            drop.close()
