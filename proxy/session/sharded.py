@@ -216,6 +216,7 @@ _BRANCH_BIND = "an XA transaction branch"
 _STATEMENT_SAVEPOINT = "shardgate_statement"
 _DEPRECATE_EOF = int(Capability.DEPRECATE_EOF)
 _CACHE_METADATA = int(Capability.MARIADB_CLIENT_CACHE_METADATA)
+_RENAMES_KEPT = 4096  # column definitions rewritten, remembered (LogicalNames)
 
 
 class PartitionSource(Protocol):
@@ -2406,14 +2407,30 @@ class LogicalNames:
 
     schema: bytes
     tables: Mapping[bytes, bytes]
+    # The rewrites made (an answer's definitions repeat byte for byte), bounded; per
+    # physical database its rewrite.
+    _done: dict[tuple[bytes, bytes], bytes] = field(default_factory=dict, compare=False)
+    _rewrites: dict[str, Callable[[bytes], bytes]] = field(default_factory=dict, compare=False)
 
     def rewrite(self, database: str) -> Callable[[bytes], bytes]:
         """The renaming of physical database ``database``'s column definitions."""
+        found = self._rewrites.get(database)
+        if found is not None:
+            return found
         physical = database.encode()
+        done = self._done
 
         def column(payload: bytes) -> bytes:
-            return self.column(payload, physical)
+            key = (physical, payload)
+            out = done.get(key)
+            if out is None:
+                out = self.column(payload, physical)
+                if len(done) >= _RENAMES_KEPT:
+                    done.clear()
+                done[key] = out
+            return out
 
+        self._rewrites[database] = column
         return column
 
     def column(self, payload: bytes, physical: bytes) -> bytes:
