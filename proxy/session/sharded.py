@@ -2438,7 +2438,7 @@ class LogicalNames:
         payload itself when nothing changes (every other field stays byte for byte)."""
         try:
             column = ColumnDefinition.parse(payload)
-        except (ValueError, IndexError, TypeError):
+        except (ProtocolError, ValueError, IndexError, TypeError):
             return payload  # not a column definition the proxy reads: as it is
         tables = self.tables
         schema = self.schema if column.schema == physical else column.schema
