@@ -820,7 +820,7 @@ class ShardedExecutor:
                 await self.after_statement(scanner)
             elif decision.reads_rows and not decision.write:
                 self._sent = False
-                await self._scatter_read(conns, targets)
+                await self._scatter_read(conns, targets, layout)
             else:
                 await self._write(conns, targets, decision)
         except (BackendError, ConnectionLost) as exc:
@@ -926,6 +926,7 @@ class ShardedExecutor:
         self,
         conns: Mapping[int, BackendConnection],
         targets: Sequence[Target],
+        layout: Layout,
         packets: Sequence[bytes] = (),
     ) -> None:
         """Concatenate the targets' result sets as they stream (``_sent``: anything reached
@@ -957,7 +958,8 @@ class ShardedExecutor:
         for index in firsts:
             send(index, hold=index != 0)
         try:
-            await self._concatenate(conns, targets, in_flight, following, send)
+            names = self.logical_names(layout)
+            await self._concatenate(conns, targets, names, in_flight, following, send)
         except BaseException:
             # A connection failed (or the task was cancelled): those with an answer still
             # coming are not reused.
@@ -980,6 +982,7 @@ class ShardedExecutor:
         self,
         conns: Mapping[int, BackendConnection],
         targets: Sequence[Target],
+        names: LogicalNames,
         in_flight: set[int],
         following: Mapping[int, int],
         send: Callable[[int, bool], None],
@@ -1020,11 +1023,10 @@ class ShardedExecutor:
                 header.append((await _read(conn))[1])
             if columns is None:
                 columns = count_ or 0
-                names = self.logical_names(_layout_of(session))
-                physical = target.database.encode()
+                rewrite = names.rewrite(target.database)
                 self._emit(first)
                 for payload in header[1 : 1 + defs]:
-                    self._emit(names.column(payload, physical))
+                    self._emit(rewrite(payload))
                 for payload in header[1 + defs :]:
                     self._emit(payload)
             elif columns != count_:
@@ -1911,7 +1913,7 @@ class ShardedExecutor:
                     await conn.relay(session.client, ResponseKind.QUERY)
             elif decision.reads_rows and not decision.write:
                 self._sent = False
-                await self._scatter_read(conns, targets, packets)
+                await self._scatter_read(conns, targets, layout, packets)
             else:
                 await self._write(conns, targets, decision, packets)
         except (BackendError, ConnectionLost) as exc:
