@@ -6,11 +6,15 @@ needs no change is the same payload."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from proxy.backend.connection import BackendConnection, BackendTarget
 from proxy.merge.values import ColumnDefinition
 from proxy.session.sharded import LogicalNames
+from proxy.wire.packets import Capability, frame
+from proxy.wire.stream import PacketConnection, ResponseKind, ResponseScanner
 
 NAMES = LogicalNames(b"sales", {b"orders_03": b"orders", b"orders_04": b"orders"})
 
@@ -77,3 +81,54 @@ def test_round_trip_keeps_every_other_field(
     assert out.org_table == NAMES.tables.get(org_table, org_table)
     keep = ("catalog", "name", "org_name", "extended", "charset", "length", "type_code", "flags")
     assert all(getattr(out, f) == getattr(before, f) for f in keep)
+
+
+class _Client(PacketConnection):
+    """The client end of a relay: what reaches it, kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out = bytearray()
+
+    def write_raw(self, data: bytes | bytearray) -> None:
+        self.out += data
+
+
+def _answer(schema: bytes, table: bytes, cached: bool) -> list[bytes]:
+    """A two-column result set of physical database ``schema`` (payloads; ``cached``: with
+    MARIADB_CLIENT_CACHE_METADATA, its definitions not sent)."""
+    columns = [_definition(schema, table, table, None), _definition(schema, b"q", table, None)]
+    head = [b"\x02\x00"] if cached else [b"\x02", *columns]
+    rows = [b"\x011\x03abc", b"\x012\xfb"]
+    return [*head, b"\xfe\x00\x00\x02\x00", *rows, b"\xfe\x00\x00\x02\x00"]
+
+
+def _wire(payloads: list[bytes]) -> bytes:
+    return b"".join(frame(seq + 1, p) for seq, p in enumerate(payloads))
+
+
+@pytest.mark.parametrize("cached", [False, True])
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64, 4096])
+def test_a_relay_rewrites_only_the_definitions_wherever_the_chunks_fall(
+    chunk: int, cached: bool
+) -> None:
+    """(The proxy never negotiates DEPRECATE_EOF with a shard: an EOF follows definitions.)"""
+    conn = BackendConnection(BackendTarget("s0", "127.0.0.1", 3306, "u", "p", "sales_0001"))
+    conn.capabilities = int(Capability.PROTOCOL_41) | (
+        int(Capability.MARIADB_CLIENT_CACHE_METADATA) if cached else 0
+    )
+    client = _Client()
+    ended: list[ResponseScanner] = []
+    conn.start_relay(
+        client, ResponseKind.QUERY, lambda s, e: ended.append(s), NAMES.rewrite("sales_0001")
+    )
+    data = _wire(_answer(b"sales_0001", b"orders_03", cached))
+    for at in range(0, len(data), chunk):
+        conn.data_received(data[at : at + chunk])
+    assert len(ended) == 1 and ended[0].rows == 2 and not conn.broken
+    assert bytes(client.out) == _wire(_answer(b"sales", b"orders", cached))
+    # An answer that is not a result set passes as it is.
+    ok = frame(1, b"\x00\x01\x00\x02\x00\x00\x00")
+    conn.start_relay(client, ResponseKind.QUERY, lambda s, e: ended.append(s), NAMES.rewrite("x"))
+    conn.data_received(ok)
+    assert len(ended) == 2 and bytes(client.out).endswith(ok)
