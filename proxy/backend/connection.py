@@ -22,9 +22,11 @@ from proxy.wire.packets import (
     Capability,
     ProtocolError,
     build_handshake_response,
+    frame,
     parse_err,
     parse_handshake_v10,
     parse_ok,
+    parse_stmt_prepare_ok,
     read_lenenc_int,
     read_lenenc_str,
 )
@@ -35,6 +37,7 @@ from proxy.wire.stream import (
     ProtocolViolation,
     ResponseKind,
     ResponseScanner,
+    take_packet,
 )
 
 # What the proxy is willing to pass from the client's capabilities to the backend. Anything
@@ -180,6 +183,10 @@ class QueryResult:
 
 
 RelayDone = Callable[[ResponseScanner, "BackendError | None"], None]
+# Rewrites one column definition packet of a relayed answer (the payload, no frame header).
+ColumnRewrite = Callable[[bytes], bytes]
+_CACHE_METADATA = int(Capability.MARIADB_CLIENT_CACHE_METADATA)
+_HEAD_LIMIT = 1 << 20  # a column count or definition is far smaller
 
 
 # How long a retired connection waits for the shard to close it after COM_QUIT.
@@ -225,6 +232,13 @@ class BackendConnection(PacketConnection):
         self._scanner: ResponseScanner | None = None
         self._client: PacketConnection | None = None
         self._on_done: RelayDone | None = None
+        # While the head of a relayed answer is rewritten (``start_relay(columns=...)``): the
+        # rewrite, the head's bytes not yet taken as packets, and how many column
+        # definitions are still to come (None: the first packet is).
+        self._columns: ColumnRewrite | None = None
+        self._head = bytearray()
+        self._defs: int | None = None
+        self._head_kind = ResponseKind.QUERY
         # time.monotonic() of the last bytes from the shard while a response is awaited;
         # 0.0 when none is (the stall watchdog reads it).
         self.waiting_since = 0.0
@@ -325,9 +339,25 @@ class BackendConnection(PacketConnection):
         """Send a command packet (sequence 0)."""
         self.write(0, payload)
 
-    def start_relay(self, client: PacketConnection, kind: ResponseKind, on_done: RelayDone) -> None:
-        """Relay the response to the command just sent, verbatim, onto ``client``."""
+    def start_relay(
+        self,
+        client: PacketConnection,
+        kind: ResponseKind,
+        on_done: RelayDone,
+        columns: ColumnRewrite | None = None,
+    ) -> None:
+        """Relay the response to the command just sent, verbatim, onto ``client``; with
+        ``columns``, the first result set's column definitions pass through it (they are
+        taken as packets and written again with the shard's sequence ids; the rest of the
+        answer is relayed as it comes)."""
         self._scanner = ResponseScanner(kind, self.capabilities)
+        # (only answers that open with a column count or PREPARE_OK have their definitions
+        # where the head expects them)
+        rewrites = kind is ResponseKind.QUERY or kind is ResponseKind.PREPARE
+        self._columns = columns if rewrites else None
+        self._head.clear()
+        self._defs = None
+        self._head_kind = kind
         self._client = client
         self._on_done = on_done
         self.relayed_any = False
@@ -344,7 +374,12 @@ class BackendConnection(PacketConnection):
         elif self._lost is not None:
             self._finish(self._lost_error())
 
-    async def relay(self, client: PacketConnection, kind: ResponseKind) -> ResponseScanner:
+    async def relay(
+        self,
+        client: PacketConnection,
+        kind: ResponseKind,
+        columns: ColumnRewrite | None = None,
+    ) -> ResponseScanner:
         """Relay one response and wait for its end (raises BackendError; then broken)."""
         future: asyncio.Future[ResponseScanner] = asyncio.get_running_loop().create_future()
 
@@ -356,7 +391,7 @@ class BackendConnection(PacketConnection):
             else:
                 future.set_result(scanner)
 
-        self.start_relay(client, kind, done)
+        self.start_relay(client, kind, done, columns)
         return await future
 
     def data_received(self, data: bytes) -> None:
@@ -370,6 +405,11 @@ class BackendConnection(PacketConnection):
         client = self._client
         assert scanner is not None and client is not None
         self.waiting_since = time.monotonic()
+        if self._columns is not None:
+            rest = self._relay_head(data, scanner, client)
+            if not rest:
+                return
+            data = rest
         try:
             end = scanner.feed(data)
         except ProtocolViolation as exc:
@@ -390,6 +430,70 @@ class BackendConnection(PacketConnection):
         self.broken = True
         self.abort()
 
+    def _relay_head(
+        self, data: bytes, scanner: ResponseScanner, client: PacketConnection
+    ) -> bytes | None:
+        """The head of an answer whose column definitions are rewritten: packet by packet
+        (the scanner fed what is written). Returns the bytes after the head once it is done,
+        None while it goes on or when the answer ended (or broke) in it."""
+        columns = self._columns
+        assert columns is not None
+        head = self._head
+        head += data
+        while True:
+            try:
+                taken = take_packet(head, _HEAD_LIMIT)
+            except PacketTooLarge as exc:
+                self._columns = None
+                self._break(self._lost_error(exc))
+                return None
+            if taken is None:
+                return None
+            seq, packet = taken
+            defs = self._defs
+            if defs is None:
+                defs = 0
+                first = packet[:1]
+                if self._head_kind is ResponseKind.PREPARE:
+                    try:
+                        ok = parse_stmt_prepare_ok(packet)
+                    except ProtocolError:
+                        pass  # an ERR (or what the scanner refuses just below)
+                    else:
+                        between = ok.num_params and ok.num_columns
+                        eof = 0 if self.capabilities & Capability.DEPRECATE_EOF else 1
+                        defs = ok.num_params + ok.num_columns + (eof if between else 0)
+                elif first and first not in (b"\x00", b"\xff", b"\xfb", b"\xfe"):
+                    count, width = read_lenenc_int(packet, 0)
+                    cached = self.capabilities & _CACHE_METADATA
+                    if not (cached and len(packet) > width and packet[width] == 0):
+                        defs = count or 0
+            else:
+                if packet[:1] != b"\xfe" or len(packet) >= 9:  # not the EOF after parameters
+                    packet = columns(packet)
+                defs -= 1
+            self._defs = defs
+            out = frame(seq, packet)
+            try:
+                end = scanner.feed(out)
+            except ProtocolViolation as exc:
+                self._columns = None
+                self._break(self._lost_error(exc))
+                return None
+            self.relayed_any = True
+            client.write_raw(out)
+            if end >= 0 or defs == 0:
+                self._columns = None
+                rest = bytes(head)
+                head.clear()
+                if end < 0:
+                    return rest
+                self._finish(None)
+                if rest:  # the shard sent more than its answer: out of step
+                    self.broken = True
+                    self.abort()
+                return None
+
     def _lost_error(self, cause: object = None) -> BackendError:
         why = self._lost if cause is None else cause
         return BackendError(f"lost connection to shard '{self.target.shard}': {why}")
@@ -408,6 +512,7 @@ class BackendConnection(PacketConnection):
     def _finish(self, error: BackendError | None) -> None:
         scanner, on_done, client = self._scanner, self._on_done, self._client
         self._scanner = self._on_done = self._client = None
+        self._columns = None
         self.waiting_since = 0.0
         if client is not None and client.feeder is self:
             client.feeder = None

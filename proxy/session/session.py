@@ -650,7 +650,8 @@ class Session:
             if effects.hold:
                 await self._relay_held(conn, relay)
             else:
-                scanner = await conn.relay(self.client, relay.response)
+                columns = self.sharded.link_columns()
+                scanner = await conn.relay(self.client, relay.response, columns)
                 self.relayed = scanner
         except BackendError as exc:
             self._backend_lost(conn, exc)
@@ -728,6 +729,11 @@ class Session:
             payloads[0] = first[:1] + client_id.to_bytes(4, "little") + first[5:]
             prepared = Prepared(statement, command.digest)
             self._register(client_id, ok.statement_id, ok.num_params, prepared, payload, conn)
+            columns = self.sharded.link_columns()
+            if columns is not None:  # a sharded database's single tables: logical names
+                payloads[1:] = [
+                    p if p[:1] == b"\xfe" and len(p) < 9 else columns(p) for p in payloads[1:]
+                ]
         self._next_seq = self.client.write_many(self._next_seq, payloads)
 
     async def _statement_on(
@@ -903,7 +909,8 @@ class Session:
         conn.write_raw(packet)  # the client's bytes, unchanged
         self.client.hold = True
         self._digest = digest
-        conn.start_relay(self.client, ResponseKind.QUERY, self._fast_done)
+        columns = self.sharded.link_columns()
+        conn.start_relay(self.client, ResponseKind.QUERY, self._fast_done, columns)
         return True
 
     def _fast_sharded(self, packet: bytes) -> bool | None:
@@ -937,7 +944,10 @@ class Session:
         def done(scanner: ResponseScanner, error: BackendError | None) -> None:
             self._fast_sharded_done(conn, partition, scanner, error)
 
-        conn.start_relay(self.client, ResponseKind.QUERY, done)
+        # Its column definitions name the logical database and tables, as the executor's.
+        layout = decided.layout
+        columns = self.sharded.logical_names(layout).rewrite(layout.partitions[partition].name)
+        conn.start_relay(self.client, ResponseKind.QUERY, done, columns)
         return True
 
     def _fast_sharded_done(

@@ -78,6 +78,7 @@ from proxy.backend.connection import (
 )
 from proxy.backend.xa import XID_PREFIX
 from proxy.merge import MergeError, Refusal, merge_results, plan_select, result_payloads
+from proxy.merge.values import ColumnDefinition
 from proxy.plan.plan import (
     COM_STMT_CLOSE,
     COM_STMT_FETCH,
@@ -215,6 +216,8 @@ _CANT_CHANGE_TX = 1568
 _BRANCH_BIND = "an XA transaction branch"
 _STATEMENT_SAVEPOINT = "shardgate_statement"
 _DEPRECATE_EOF = int(Capability.DEPRECATE_EOF)
+_CACHE_METADATA = int(Capability.MARIADB_CLIENT_CACHE_METADATA)
+_RENAMES_KEPT = 4096  # column definitions rewritten, remembered (LogicalNames)
 
 
 class PartitionSource(Protocol):
@@ -507,6 +510,9 @@ class ShardedExecutor:
         # False while a multi-statement packet's statement runs that is not its last: its
         # answer is written through the executor (its end then says more results follow).
         self._relay_ok = True
+        # The last layout's column-definition renaming (logical_names).
+        self._names: tuple[Layout, LogicalNames] | None = None
+        self._link_columns: tuple[object, str | None, Callable[[bytes], bytes] | None] | None = None
         # Prepared statements on sharded or broadcast tables, by the client's id.
         self.statements: dict[int, ShardedStatement] = {}
         # The physical database of each connection a physical statement is prepared on.
@@ -609,7 +615,13 @@ class ShardedExecutor:
         try:
             for index, item in enumerate(plan.statements):
                 if index == len(plan.statements) - 1:
-                    await self._execute(item)
+                    # Through the executor too: a relay would send the shard's sequence ids,
+                    # which are not the packet's after the answers before it.
+                    self._relay_ok = False
+                    try:
+                        await self._execute(item)
+                    finally:
+                        self._relay_ok = True
                     return
                 held = _MoreResults(real, self.session.capabilities)
                 self.replies = held.replies()
@@ -769,15 +781,51 @@ class ShardedExecutor:
                 conn = conns[targets[0].partition]
                 conn.send(b"\x03" + targets[0].sql.encode())
                 replied = True
-                scanner = await conn.relay(session.client, ResponseKind.QUERY)
+                if decision.reads_rows and not decision.write:
+                    scanner = await self._relay_logical(conn, targets[0], layout)
+                else:
+                    scanner = await conn.relay(session.client, ResponseKind.QUERY)
                 await self.after_statement(scanner)
             elif decision.reads_rows and not decision.write:
                 self._sent = False
-                await self._scatter_read(conns, targets)
+                await self._scatter_read(conns, targets, layout)
             else:
                 await self._write(conns, targets, decision)
         except (BackendError, ConnectionLost) as exc:
             self._lost(conns, exc, replied or self._sent)
+
+    async def _relay_logical(
+        self, conn: BackendConnection, target: Target, layout: Layout
+    ) -> ResponseScanner:
+        """Relay the answer of one SELECT sent to ``target`` with its column definitions
+        naming the logical database and tables where they named the physical ones (the
+        rows as they come)."""
+        columns = self.logical_names(layout).rewrite(target.database)
+        return await conn.relay(self.session.client, ResponseKind.QUERY, columns)
+
+    def link_columns(self) -> Callable[[bytes], bytes] | None:
+        """The renaming of the column definitions of what the session relays on its own
+        connection when its database is sharded (single tables, on physical database 0);
+        None when it is not."""
+        session = self.session
+        snapshot, database = session.ctx.snapshot(), session.current_db
+        cached = self._link_columns
+        if cached is not None and cached[0] is snapshot and cached[1] == database:
+            return cached[2]
+        layout = None if database is None else sharded_layout(snapshot, database)
+        rewrite = None
+        if layout is not None:
+            rewrite = self.logical_names(layout).rewrite(layout.partitions[0].name)
+        self._link_columns = (snapshot, database, rewrite)
+        return rewrite
+
+    def logical_names(self, layout: Layout) -> LogicalNames:
+        """The renaming of ``layout``'s column definitions (kept while the layout is)."""
+        cached = self._names
+        if cached is None or cached[0] is not layout:
+            renames = LogicalNames(layout.name.encode(), physical_table_names(layout))
+            cached = self._names = (layout, renames)
+        return cached[1]
 
     async def merge_readers(
         self, layout: Layout, targets: Sequence[Target], why: str | None
@@ -839,6 +887,7 @@ class ShardedExecutor:
         self,
         conns: Mapping[int, BackendConnection],
         targets: Sequence[Target],
+        layout: Layout,
         packets: Sequence[bytes] = (),
     ) -> None:
         """Concatenate the targets' result sets as they stream (``_sent``: anything reached
@@ -870,7 +919,8 @@ class ShardedExecutor:
         for index in firsts:
             send(index, hold=index != 0)
         try:
-            await self._concatenate(conns, targets, in_flight, following, send)
+            names = self.logical_names(layout)
+            await self._concatenate(conns, targets, names, in_flight, following, send)
         except BaseException:
             # A connection failed (or the task was cancelled): those with an answer still
             # coming are not reused.
@@ -893,6 +943,7 @@ class ShardedExecutor:
         self,
         conns: Mapping[int, BackendConnection],
         targets: Sequence[Target],
+        names: LogicalNames,
         in_flight: set[int],
         following: Mapping[int, int],
         send: Callable[[int, bool], None],
@@ -922,15 +973,22 @@ class ShardedExecutor:
                 if index in following:
                     send(following[index], False)
                 continue
-            count_, _ = read_lenenc_int(first, 0)
+            count_, width = read_lenenc_int(first, 0)
             header = [first]
-            for _ in range(count_ or 0):
+            defs = count_ or 0
+            if caps & _CACHE_METADATA and len(first) > width and first[width] == 0:
+                defs = 0  # the client has them (a re-executed prepared statement)
+            for _ in range(defs):
                 header.append((await _read(conn))[1])
             if not caps & _DEPRECATE_EOF:
                 header.append((await _read(conn))[1])
             if columns is None:
                 columns = count_ or 0
-                for payload in header:
+                rewrite = names.rewrite(target.database)
+                self._emit(first)
+                for payload in header[1 : 1 + defs]:
+                    self._emit(rewrite(payload))
+                for payload in header[1 + defs :]:
                     self._emit(payload)
             elif columns != count_:
                 await _discard_rows(conn)
@@ -1599,6 +1657,12 @@ class ShardedExecutor:
         self.statements[client_id] = prepared
         session.prepared[client_id] = Prepared(statement, plan.digest or "")
         payloads[0] = first[:1] + client_id.to_bytes(4, "little") + first[5:]
+        names = self.logical_names(plan.layout)
+        database = target.database.encode()
+        for at in range(1, len(payloads)):
+            answer = payloads[at]
+            if not (answer[:1] == b"\xfe" and len(answer) < 9):  # parameters and columns
+                payloads[at] = names.column(answer, database)
         for answer in payloads:
             self.replies.write(answer)
 
@@ -1804,10 +1868,13 @@ class ShardedExecutor:
                 conn = conns[targets[0].partition]
                 conn.send(packets[0])
                 replied = True
-                await conn.relay(session.client, ResponseKind.QUERY)
+                if decision.reads_rows and not decision.write:
+                    await self._relay_logical(conn, targets[0], layout)
+                else:
+                    await conn.relay(session.client, ResponseKind.QUERY)
             elif decision.reads_rows and not decision.write:
                 self._sent = False
-                await self._scatter_read(conns, targets, packets)
+                await self._scatter_read(conns, targets, layout, packets)
             else:
                 await self._write(conns, targets, decision, packets)
         except (BackendError, ConnectionLost) as exc:
@@ -2381,6 +2448,57 @@ def physical_table_names(layout: Layout) -> dict[bytes, bytes]:
             for _, name in table.physical_tables(layout.count):
                 out[name.encode()] = table.name.encode()
     return out
+
+
+@dataclass(frozen=True)
+class LogicalNames:
+    """How a partition's column definitions name what a client sees of a sharded database:
+    the logical database where they name the partition's physical database, the logical
+    table where they name a physical table of a table split by TBPARTITION BY (the others'
+    physical tables carry the logical name already)."""
+
+    schema: bytes
+    tables: Mapping[bytes, bytes]
+    # The rewrites made (an answer's definitions repeat byte for byte), bounded; per
+    # physical database its rewrite.
+    _done: dict[tuple[bytes, bytes], bytes] = field(default_factory=dict, compare=False)
+    _rewrites: dict[str, Callable[[bytes], bytes]] = field(default_factory=dict, compare=False)
+
+    def rewrite(self, database: str) -> Callable[[bytes], bytes]:
+        """The renaming of physical database ``database``'s column definitions."""
+        found = self._rewrites.get(database)
+        if found is not None:
+            return found
+        physical = database.encode()
+        done = self._done
+
+        def column(payload: bytes) -> bytes:
+            key = (physical, payload)
+            out = done.get(key)
+            if out is None:
+                out = self.column(payload, physical)
+                if len(done) >= _RENAMES_KEPT:
+                    done.clear()
+                done[key] = out
+            return out
+
+        self._rewrites[database] = column
+        return column
+
+    def column(self, payload: bytes, physical: bytes) -> bytes:
+        """A column definition of physical database ``physical``'s answer, renamed; the
+        payload itself when nothing changes (every other field stays byte for byte)."""
+        try:
+            column = ColumnDefinition.parse(payload)
+        except (ProtocolError, ValueError, IndexError, TypeError):
+            return payload  # not a column definition the proxy reads: as it is
+        tables = self.tables
+        schema = self.schema if column.schema == physical else column.schema
+        table = tables.get(column.table, column.table)
+        org_table = tables.get(column.org_table, column.org_table)
+        if schema is column.schema and table is column.table and org_table is column.org_table:
+            return payload
+        return replace(column, schema=schema, table=table, org_table=org_table).build()
 
 
 def _layout_of(session: Session) -> Layout:

@@ -87,6 +87,8 @@ class BinaryClient:
         self._check(answer)
         self.thread_id = handshake.connection_id
         self.types: list[int] = []  # the column types of the last result
+        # The column definition payloads last read (a prepare's columns, an execution's).
+        self.columns: list[bytes] = []
 
     # -- packets -----------------------------------------------------------------------------
 
@@ -118,8 +120,10 @@ class BinaryClient:
 
     def _column_types(self, count: int) -> list[int]:
         types = []
+        self.columns = []
         for _ in range(count):
             _, column = self._read()
+            self.columns.append(column)
             pos = 0
             for _ in range(6):  # catalog, schema, table, org_table, name, org_name
                 length, pos = _lenenc(column, pos)

@@ -582,3 +582,111 @@ def test_the_clients_text_reaches_the_partitions(sharded: ProxyEnv) -> None:
         assert _executed(env, "marker-c1") == {3: 1}
     finally:
         client.close()
+
+
+def _fields(cur: Any) -> list[tuple[Any, ...]]:
+    """Every field of the last result's column definitions, as PyMySQL read them."""
+    fields = cur._result.fields if cur._result is not None else []
+    return [
+        (f.catalog, f.db, f.table_name, f.org_table, f.name, f.org_name, f.charsetnr, f.length,
+         f.type_code, f.flags, f.scale)
+        for f in fields
+    ]  # fmt: skip
+
+
+def test_column_definitions_name_the_logical_database_and_tables(sharded: ProxyEnv) -> None:
+    """Routed, concatenated and prepared answers (text and binary, the command loop's and the
+    fast path's executions, a multi-statement packet, a single table's answers relayed on the
+    session's connection) carry the column definitions a plain database ``shps`` with the same
+    tables gives: the logical database and table names, never ``shps_0002``, ``sp_03`` or
+    ``shps_0000``, every other field byte for byte (a SELECT of no table's columns as it
+    was)."""
+    env = sharded
+    plain_ddl = [
+        "CREATE TABLE t (id bigint NOT NULL, v varchar(40), n bigint, PRIMARY KEY (id))",
+        "CREATE TABLE sp (id bigint NOT NULL, v bigint, PRIMARY KEY (id))",
+        "CREATE TABLE u (id bigint NOT NULL, w varchar(10), PRIMARY KEY (id))",
+    ]
+    admin = connect_admin(env.shards[0])
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {DB}")
+            cur.execute(f"CREATE DATABASE {DB}")
+            for ddl in plain_ddl:
+                cur.execute(f"{ddl.replace('TABLE ', f'TABLE {DB}.', 1)}")
+    finally:
+        admin.close()
+    queries = [
+        "SELECT * FROM t WHERE id = 6",  # routed
+        "SELECT id AS k, v, n + 1 FROM t AS q WHERE id = 7",  # routed, an alias
+        "SELECT * FROM sp WHERE id = 3",  # routed to a split table's physical table
+        "SELECT id, v FROM t",  # concatenated
+        "SELECT * FROM sp",  # concatenated over physical tables
+        "SELECT 1 AS one, 'x' AS s",  # no table
+        "SELECT * FROM u",  # relayed on the session's connection
+        "SELECT * FROM u",  # (its fast path)
+        "SHOW COLUMNS FROM t",
+        "SELECT * FROM t WHERE id = 6; SELECT * FROM sp WHERE id = 3",  # multi-statement
+    ]
+    plain = connect_admin(
+        env.shards[0], database=DB, client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS
+    )
+    conn = env.connect(
+        DB, PASSWORD, database=DB, client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS
+    )
+    home = env.shards[0]
+    direct = BinaryClient(home.port, home.user, home.password, DB)
+    through = _binary(env)
+    try:
+        with conn.cursor() as proxied, plain.cursor() as reference:
+            proxied.execute(plain_ddl[2])  # a single table: on physical database 0
+            proxied.execute("INSERT INTO sp (id, v) VALUES (3, 30), (4, 40)")
+            for sql in queries:
+                proxied.execute(sql)
+                reference.execute(sql)
+                while True:
+                    seen = _fields(proxied)
+                    assert seen == _fields(reference), sql
+                    assert not any("shps_" in str(f[1]) or "sp_" in str(f[3]) for f in seen), sql
+                    more = proxied.nextset()
+                    assert reference.nextset() == more
+                    if not more:
+                        break
+        for sql, params in [
+            ("SELECT w FROM u WHERE id = ?", [1]),  # the session's first statement
+            ("SELECT * FROM t WHERE id = ?", [6]),
+            ("SELECT id AS k, v FROM sp AS q WHERE id = ?", [3]),
+            ("SELECT * FROM sp WHERE id = ?", [4]),
+            ("SELECT v, id FROM t WHERE id IN (?, ?)", [1, 6]),
+            ("SELECT * FROM u AS x WHERE id = ?", [2]),
+        ]:
+            expected = direct.prepare(sql)
+            want = list(direct.columns)
+            prepared = through.prepare(sql)
+            assert through.columns == want, sql  # the COM_STMT_PREPARE answer
+            direct.execute(expected, list(params))
+            want_rows = list(direct.columns)
+            for _ in range(3):  # the command loop's execution, then the fast path's
+                through.execute(prepared, list(params))
+                assert through.columns == want_rows, sql
+        for sql in ["SELECT id, v FROM t", "SELECT * FROM sp"]:
+            expected = direct.prepare(sql)
+            prepared = through.prepare(sql)
+            assert direct.execute_raw(expected)[0] == through.execute_raw(prepared)[0], sql
+    finally:
+        direct.close()
+        through.close()
+        plain.close()
+        conn.close()
+        admin = connect_admin(env.shards[0])
+        try:
+            with admin.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS {DB}")
+        finally:
+            admin.close()
+        drop = _client(env)
+        try:
+            with drop.cursor() as cur:
+                cur.execute("DROP TABLE IF EXISTS u")
+        finally:
+            drop.close()
