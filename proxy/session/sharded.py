@@ -48,6 +48,7 @@ statement to run there. This module only does the I/O:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -55,7 +56,7 @@ import signal
 import time
 import weakref
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import count
 from typing import TYPE_CHECKING, Any, Protocol
@@ -550,9 +551,8 @@ class ShardedExecutor:
                 self.session.ctx.digest.record(self.session.current_db, plan.digest, seconds, 0)
 
     async def _execute(self, plan: Sharded) -> None:
-        session = self.session
         decision: Decision | None = plan.decision
-        try:
+        with self._failures_answered():
             if isinstance(decision, NeedsNextval):
                 decision = await self._with_nextvals(plan, decision)
                 if decision is None:
@@ -593,17 +593,25 @@ class ShardedExecutor:
                 await self._sequence_ddl(plan.layout, decision)
             elif isinstance(decision, TransactionControl):
                 await self._control(plan.text, decision)
+
+    @contextlib.contextmanager
+    def _failures_answered(self) -> Iterator[None]:
+        """A statement's failure as the client's error, the session going on: refused (a
+        SqlError), a partition unreachable, a statement of the proxy's own refused by the
+        shard (a catalog-definition read), or a connection lost under the proxy's own
+        statements (nothing sent to the client yet; the next statement reconnects what is
+        broken)."""
+        session = self.session
+        try:
+            yield
         except BackendUnavailable as exc:
             log.warning("connection %d: %s", session.connection_id, exc)
             self.replies.error(exc.error)
         except SqlError as error:
             self.replies.error(error)
         except BackendQueryError as exc:
-            # A statement of the proxy's own the shard refused (a catalog-definition read).
             self.replies.error(sql_error_from(exc.errno, exc.sqlstate, exc.message))
         except (BackendError, ConnectionLost) as exc:
-            # Lost under one of the proxy's own statements (nothing sent to the client yet);
-            # the next statement reconnects what is broken.
             log.warning("connection %d: %s", session.connection_id, exc)
             self.replies.error(lost_error([], exc))
 
@@ -1719,17 +1727,8 @@ class ShardedExecutor:
             layout, digest = _layout_of(session), None
         started = time.perf_counter()
         try:
-            await self._execute_prepared(statement, layout, payload)
-        except BackendUnavailable as exc:
-            log.warning("connection %d: %s", session.connection_id, exc)
-            self.replies.error(exc.error)
-        except SqlError as error:
-            self.replies.error(error)
-        except BackendQueryError as exc:
-            self.replies.error(sql_error_from(exc.errno, exc.sqlstate, exc.message))
-        except (BackendError, ConnectionLost) as exc:
-            log.warning("connection %d: %s", session.connection_id, exc)
-            self.replies.error(lost_error([], exc))
+            with self._failures_answered():
+                await self._execute_prepared(statement, layout, payload)
         finally:
             if digest:
                 seconds = time.perf_counter() - started
