@@ -1,7 +1,8 @@
 """A sharded logical database for end-to-end tests: made over the shards ``s0`` and ``s1``
 with the proxy's own provisioning (as ``shardgate database create NAME --shards s0,s1
 --db-partitions D`` does), seen by the running proxy, dropped afterwards with its physical
-databases."""
+databases; and what the crash-recovery tests share: a database for proxies run as separate
+processes, the shards' prepared XA branches, and a proxy started to recover them."""
 
 from __future__ import annotations
 
@@ -9,10 +10,17 @@ import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import pytest
+
+from auth.catalog import Catalog
+from proxy.dev.localshard import ShardEndpoint, free_port
 from proxy.manage.provision import create_sharded_database
+from proxy.ops.config import load_config
 from tests.conftest import connect_admin
-from tests.e2e.conftest import ProxyEnv
+from tests.e2e.conftest import ProxyEnv, write_config
+from tests.e2e.served import serve, stop
 
 
 def shard_of(index: int, partitions: int, shards: int = 2) -> int:
@@ -39,10 +47,68 @@ def sharded_database(
     finally:
         with env.catalog() as catalog:
             catalog.drop_database(name)
-        for index in range(partitions):
-            admin = connect_admin(env.shards[shard_of(index, partitions)])
-            try:
-                with admin.cursor() as cur:
-                    cur.execute(f"DROP DATABASE IF EXISTS {name}_{index:04d}")
-            finally:
-                admin.close()
+        drop_physical(env.shards, name, partitions)
+
+
+def drop_physical(shards: list[ShardEndpoint], name: str, partitions: int = 4) -> None:
+    """Drop sharded database ``name``'s physical databases on their shards."""
+    for index in range(partitions):
+        admin = connect_admin(shards[shard_of(index, partitions)])
+        try:
+            with admin.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS {name}_{index:04d}")
+        finally:
+            admin.close()
+
+
+@contextmanager
+def separate_database(
+    shards: list[ShardEndpoint], tmp_path: Path, name: str, password: str
+) -> Iterator[tuple[Path, int]]:
+    """A configuration for proxies run as processes (``tests.e2e.served``) and sharded
+    database ``name`` (4 physical databases over ``s0`` and ``s1``) in its own catalog, which
+    only those processes open: (the configuration's path, the port). Dropped afterwards."""
+    port = free_port()
+    config_path = tmp_path / "shardgate.toml"
+    write_config(config_path, shards, port)
+    config = load_config(config_path)
+    with Catalog.open(config.catalog.url, config.base_dir) as catalog:
+        asyncio.run(
+            create_sharded_database(config, catalog, name, ["s0", "s1"], 4, password, password)
+        )
+    try:
+        yield config_path, port
+    finally:
+        drop_physical(shards, name)
+
+
+def xa_prepared(shards: list[ShardEndpoint]) -> list[str]:
+    """The proxy's XA branches prepared on the shards (their gtrids)."""
+    found = []
+    for endpoint in shards:
+        admin = connect_admin(endpoint)
+        try:
+            with admin.cursor() as cur:
+                cur.execute("XA RECOVER")
+                found += [row[3].decode() for row in cur.fetchall()]
+        finally:
+            admin.close()
+    return [xid for xid in found if xid.startswith("shardgate-")]
+
+
+@contextmanager
+def recovering_proxy(
+    config_path: Path, port: int, shards: list[ShardEndpoint], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """A proxy started without the crash fault point, once it has recovered every prepared
+    branch (recovery runs in the background of its start); stopped afterwards."""
+    monkeypatch.delenv("SHARDGATE_TEST_XA_CRASH")
+    recovering = serve(config_path, port)
+    try:
+        deadline = time.monotonic() + 30
+        while xa_prepared(shards):
+            assert time.monotonic() < deadline, "the prepared branches were not recovered"
+            time.sleep(0.1)
+        yield
+    finally:
+        stop(recovering)

@@ -11,9 +11,7 @@ HASH(id) TBPARTITIONS 2`` the global table index is |id| mod 8 and db = index di
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,14 +19,16 @@ from typing import Any
 import pymysql
 import pytest
 
-from auth.catalog import Catalog
-from proxy.dev.localshard import ShardEndpoint, free_port
-from proxy.manage.provision import create_sharded_database
-from proxy.ops.config import load_config
+from proxy.dev.localshard import ShardEndpoint
 from tests.conftest import connect_admin
-from tests.e2e.conftest import ProxyEnv, write_config
-from tests.e2e.served import serve, stop
-from tests.e2e.sharded import sharded_database
+from tests.e2e.conftest import ProxyEnv
+from tests.e2e.served import serve
+from tests.e2e.sharded import (
+    recovering_proxy,
+    separate_database,
+    sharded_database,
+    xa_prepared,
+)
 
 PASSWORD = "Sharded#pass1"
 DB = "shdb"
@@ -450,19 +450,6 @@ def test_hints(sharded: ProxyEnv) -> None:
         reader.close()
 
 
-def _xa_prepared(shards: list[ShardEndpoint]) -> list[str]:
-    found = []
-    for endpoint in shards:
-        admin = connect_admin(endpoint)
-        try:
-            with admin.cursor() as cur:
-                cur.execute("XA RECOVER")
-                found += [row[3].decode() for row in cur.fetchall()]
-        finally:
-            admin.close()
-    return [xid for xid in found if xid.startswith("shardgate-")]
-
-
 def _on_shard(endpoint: ShardEndpoint, database: str, sql: str) -> list[tuple[Any, ...]]:
     admin = connect_admin(endpoint, database=database)
     try:
@@ -487,64 +474,42 @@ def test_a_proxy_killed_between_prepare_and_commit_is_recovered(
     the branches when the outcome "commit" was recorded, rolls them back when it was not --
     on both shards alike. (A catalog of its own, opened by the nodes only: a SQLite catalog
     is shared between processes safely, not with this process holding it open too.)"""
-    port = free_port()
-    config_path = tmp_path / "shardgate.toml"
-    write_config(config_path, shards, port)
-    config = load_config(config_path)
     name = "xadb" if committed else "xbdb"
-    with Catalog.open(config.catalog.url, config.base_dir) as catalog:
-        asyncio.run(
-            create_sharded_database(config, catalog, name, ["s0", "s1"], 4, PASSWORD, PASSWORD)
-        )
-    monkeypatch.setenv("SHARDGATE_TEST_XA_CRASH", crash_at)
-    dying = serve(config_path, port)
-    try:
-        client = pymysql.connect(
-            host="127.0.0.1",
-            port=port,
-            user=name,
-            password=PASSWORD,
-            database=name,
-            autocommit=True,
-        )
-        with client.cursor() as cur:
-            cur.execute("CREATE TABLE crash (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)")
-            # 1 -> physical database 1 (s0), 2 -> physical database 2 (s1)
-            with pytest.raises(pymysql.err.OperationalError):
-                cur.execute("INSERT INTO crash VALUES (1, 1), (2, 1)")
-        client.close()
-        assert dying.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if dying.poll() is None:
-            dying.kill()
-        dying.communicate(timeout=30)
-    try:
-        # Both branches prepared, neither visible.
-        assert len(_xa_prepared(shards)) == 2
-        assert _on_shard(shards[0], f"{name}_0001", "SELECT id FROM crash") == []
-        monkeypatch.delenv("SHARDGATE_TEST_XA_CRASH")
-        recovering = serve(config_path, port)
+    with separate_database(shards, tmp_path, name, PASSWORD) as (config_path, port):
+        monkeypatch.setenv("SHARDGATE_TEST_XA_CRASH", crash_at)
+        dying = serve(config_path, port)
         try:
-            deadline = time.monotonic() + 30  # recovery runs in the background of the start
-            while _xa_prepared(shards):
-                assert time.monotonic() < deadline, "the prepared branches were not recovered"
-                time.sleep(0.1)
+            client = pymysql.connect(
+                host="127.0.0.1",
+                port=port,
+                user=name,
+                password=PASSWORD,
+                database=name,
+                autocommit=True,
+            )
+            with client.cursor() as cur:
+                cur.execute(
+                    "CREATE TABLE crash (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)"
+                )
+                # 1 -> physical database 1 (s0), 2 -> physical database 2 (s1)
+                with pytest.raises(pymysql.err.OperationalError):
+                    cur.execute("INSERT INTO crash VALUES (1, 1), (2, 1)")
+            client.close()
+            assert dying.wait(timeout=30) == -signal.SIGKILL
+        finally:
+            if dying.poll() is None:
+                dying.kill()
+            dying.communicate(timeout=30)
+        # Both branches prepared, neither visible.
+        assert len(xa_prepared(shards)) == 2
+        assert _on_shard(shards[0], f"{name}_0001", "SELECT id FROM crash") == []
+        with recovering_proxy(config_path, port, shards, monkeypatch):
             assert _on_shard(shards[0], f"{name}_0001", "SELECT id FROM crash") == (
                 [(1,)] if committed else []
             )
             assert _on_shard(shards[1], f"{name}_0002", "SELECT id FROM crash") == (
                 [(2,)] if committed else []
             )
-        finally:
-            stop(recovering)
-    finally:
-        for index in range(4):
-            admin = connect_admin(shards[index // 2])
-            try:
-                with admin.cursor() as cur:
-                    cur.execute(f"DROP DATABASE IF EXISTS {name}_{index:04d}")
-            finally:
-                admin.close()
 
 
 def test_group_sequences(sharded: ProxyEnv) -> None:

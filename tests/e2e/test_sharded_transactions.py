@@ -21,15 +21,17 @@ import asyncmy
 import pymysql
 import pytest
 
-from auth.catalog import Catalog
-from proxy.dev.localshard import ShardEndpoint, free_port
-from proxy.manage.provision import create_sharded_database
-from proxy.ops.config import load_config
+from proxy.dev.localshard import ShardEndpoint
 from proxy.wire.packets import ServerStatus
 from tests.conftest import connect_admin
-from tests.e2e.conftest import ProxyEnv, write_config
+from tests.e2e.conftest import ProxyEnv
 from tests.e2e.served import serve, stop
-from tests.e2e.sharded import sharded_database
+from tests.e2e.sharded import (
+    recovering_proxy,
+    separate_database,
+    sharded_database,
+    xa_prepared,
+)
 
 PASSWORD = "Sharded#pass1"
 DB = "txdb"
@@ -85,19 +87,6 @@ def _everywhere(env: ProxyEnv) -> list[tuple[Any, ...]]:
     return sorted(rows)
 
 
-def _xa_prepared(shards: list[ShardEndpoint]) -> list[str]:
-    found = []
-    for endpoint in shards:
-        admin = connect_admin(endpoint)
-        try:
-            with admin.cursor() as cur:
-                cur.execute("XA RECOVER")
-                found += [row[3].decode() for row in cur.fetchall()]
-        finally:
-            admin.close()
-    return [xid for xid in found if xid.startswith("shardgate-")]
-
-
 def _writing_transactions(endpoint: ShardEndpoint) -> int:
     """How many transactions on the shard hold changes (committed ones are gone)."""
     admin = connect_admin(endpoint)
@@ -148,7 +137,7 @@ def test_pymysql_default_autocommit_off_commit_and_rollback(clean: ProxyEnv) -> 
         assert _physical(env, 0, "SELECT v FROM acct WHERE id = 16") == [(160,)]
         _physical(env, 0, "DELETE FROM acct WHERE id = 16")
         assert _physical(env, 0, "SELECT * FROM note") == [(1, 1)]
-        assert _xa_prepared(env.shards) == []
+        assert xa_prepared(env.shards) == []
 
         with conn.cursor() as cur:
             cur.execute("UPDATE acct SET v = 0 WHERE id IN (1, 2, 3)")
@@ -227,7 +216,7 @@ def test_begin_commit_rollback_as_text(clean: ProxyEnv) -> None:
             assert cur.fetchall() == ((10,),)
     finally:
         conn.close()
-    assert _xa_prepared(env.shards) == []
+    assert xa_prepared(env.shards) == []
 
 
 def test_a_failure_in_the_middle_keeps_the_transaction(clean: ProxyEnv) -> None:
@@ -332,7 +321,7 @@ def test_a_deadlock_rolls_back_the_whole_distributed_transaction(clean: ProxyEnv
             assert _everywhere(env) == [(1, 2), (3, 2), (5, 2)]
         else:
             assert _everywhere(env) == [(1, 1), (2, 1), (5, 1)]
-        assert _xa_prepared(env.shards) == []
+        assert xa_prepared(env.shards) == []
     finally:
         first.close()
         second.close()
@@ -404,7 +393,7 @@ def test_a_deadlock_on_a_single_table_rolls_back_every_branch(clean: ProxyEnv) -
             assert (_everywhere(env), single) == ([(3, 2), (5, 2)], [(1, 2), (2, 2)])
         else:
             assert (_everywhere(env), single) == ([(1, 1), (2, 1)], [(1, 1), (2, 1)])
-        assert _xa_prepared(env.shards) == []
+        assert xa_prepared(env.shards) == []
     finally:
         first.close()
         second.close()
@@ -437,7 +426,7 @@ def test_a_deadlock_across_physical_databases_ends_in_lock_wait_timeouts(
         first.rollback()
         second.commit()
         assert _everywhere(env) == [(1, 0 if "second" in errors else 2), (3, 2), (4, 2)]
-        assert _xa_prepared(env.shards) == []
+        assert xa_prepared(env.shards) == []
     finally:
         first.close()
         second.close()
@@ -460,7 +449,7 @@ def test_a_client_gone_mid_transaction_rolls_back_every_branch(clean: ProxyEnv) 
         other.close()
     assert _everywhere(env) == [(1, 10), (2, 20), (3, 30)]
     deadline = time.monotonic() + 10
-    while _xa_prepared(env.shards):
+    while xa_prepared(env.shards):
         assert time.monotonic() < deadline
         time.sleep(0.1)
 
@@ -478,36 +467,30 @@ def test_a_proxy_killed_between_prepare_and_commit_of_a_client_transaction(
     """kill -9 of the proxy at the client's COMMIT, after every branch was prepared: the next
     proxy to start commits the branches when "commit" was recorded, rolls them back when it
     was not -- on both shards alike."""
-    port = free_port()
-    config_path = tmp_path / "shardgate.toml"
-    write_config(config_path, shards, port)
-    config = load_config(config_path)
     name = "txcdb" if committed else "txadb"
-    with Catalog.open(config.catalog.url, config.base_dir) as catalog:
-        asyncio.run(
-            create_sharded_database(config, catalog, name, ["s0", "s1"], 4, PASSWORD, PASSWORD)
-        )
-    monkeypatch.setenv("SHARDGATE_TEST_XA_CRASH", crash_at)
-    dying = serve(config_path, port)
-    try:
-        client = pymysql.connect(
-            host="127.0.0.1", port=port, user=name, password=PASSWORD, database=name
-        )  # PyMySQL's default: autocommit=0
-        with client.cursor() as cur:
-            cur.execute("CREATE TABLE crash (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)")
-            cur.execute("INSERT INTO crash VALUES (1, 1)")  # physical database 1 (s0)
-            cur.execute("INSERT INTO crash VALUES (2, 1)")  # physical database 2 (s1)
-            cur.execute("INSERT INTO crash VALUES (6, 1)")  # 2 again
-        with pytest.raises(pymysql.err.OperationalError):
-            client.commit()
-        client.close()
-        assert dying.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if dying.poll() is None:
-            dying.kill()
-        dying.communicate(timeout=30)
-    try:
-        assert len(_xa_prepared(shards)) == 2  # a branch per physical database
+    with separate_database(shards, tmp_path, name, PASSWORD) as (config_path, port):
+        monkeypatch.setenv("SHARDGATE_TEST_XA_CRASH", crash_at)
+        dying = serve(config_path, port)
+        try:
+            client = pymysql.connect(
+                host="127.0.0.1", port=port, user=name, password=PASSWORD, database=name
+            )  # PyMySQL's default: autocommit=0
+            with client.cursor() as cur:
+                cur.execute(
+                    "CREATE TABLE crash (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)"
+                )
+                cur.execute("INSERT INTO crash VALUES (1, 1)")  # physical database 1 (s0)
+                cur.execute("INSERT INTO crash VALUES (2, 1)")  # physical database 2 (s1)
+                cur.execute("INSERT INTO crash VALUES (6, 1)")  # 2 again
+            with pytest.raises(pymysql.err.OperationalError):
+                client.commit()
+            client.close()
+            assert dying.wait(timeout=30) == -signal.SIGKILL
+        finally:
+            if dying.poll() is None:
+                dying.kill()
+            dying.communicate(timeout=30)
+        assert len(xa_prepared(shards)) == 2  # a branch per physical database
         admin0 = connect_admin(shards[0], database=f"{name}_0001")
         try:
             with admin0.cursor() as cur:
@@ -515,13 +498,7 @@ def test_a_proxy_killed_between_prepare_and_commit_of_a_client_transaction(
                 assert cur.fetchall() == ()
         finally:
             admin0.close()
-        monkeypatch.delenv("SHARDGATE_TEST_XA_CRASH")
-        recovering = serve(config_path, port)
-        try:
-            deadline = time.monotonic() + 30  # recovery runs in the background of the start
-            while _xa_prepared(shards):
-                assert time.monotonic() < deadline, "the prepared branches were not recovered"
-                time.sleep(0.1)
+        with recovering_proxy(config_path, port, shards, monkeypatch):
             client = pymysql.connect(
                 host="127.0.0.1",
                 port=port,
@@ -537,16 +514,6 @@ def test_a_proxy_killed_between_prepare_and_commit_of_a_client_transaction(
                     assert found == ([1, 2, 6] if committed else [])
             finally:
                 client.close()
-        finally:
-            stop(recovering)
-    finally:
-        for index in range(4):
-            admin = connect_admin(shards[index // 2])
-            try:
-                with admin.cursor() as cur:
-                    cur.execute(f"DROP DATABASE IF EXISTS {name}_{index:04d}")
-            finally:
-                admin.close()
 
 
 def test_broadcast_writes_chain_and_refusals_inside_a_transaction(clean: ProxyEnv) -> None:
@@ -662,70 +629,56 @@ def test_a_commit_failing_after_the_decision_says_so_and_is_recovered(
     before its XA COMMIT: the client's COMMIT fails saying which physical database is not yet
     committed (the other is); the branch stays prepared, and the next proxy to start commits
     it."""
-    port = free_port()
-    config_path = tmp_path / "shardgate.toml"
-    write_config(config_path, shards, port)
-    config = load_config(config_path)
     name = "txfdb"
-    with Catalog.open(config.catalog.url, config.base_dir) as catalog:
-        asyncio.run(
-            create_sharded_database(config, catalog, name, ["s0", "s1"], 4, PASSWORD, PASSWORD)
-        )
-    monkeypatch.setenv("SHARDGATE_TEST_XA_CRASH", "pause-after-decision")
-    first = serve(config_path, port)
-    try:
-        client = pymysql.connect(
-            host="127.0.0.1", port=port, user=name, password=PASSWORD, database=name
-        )
-        with client.cursor() as cur:
-            cur.execute("CREATE TABLE t (id int PRIMARY KEY) DBPARTITION BY HASH(id)")
-            cur.execute("INSERT INTO t VALUES (1)")  # physical database 1 (s0)
-            cur.execute("INSERT INTO t VALUES (2)")  # 2 (s1)
-        failed: list[BaseException] = []
-
-        def commit() -> None:
-            try:
-                client.commit()
-            except pymysql.err.MySQLError as exc:
-                failed.append(exc)
-
-        committing = threading.Thread(target=commit)
-        committing.start()
-        # While the commit waits after the decision: the branch of database 2 loses its
-        # connection (its prepared branch stays on the shard).
-        deadline = time.monotonic() + 30
-        while len(_xa_prepared(shards)) < 2:
-            assert time.monotonic() < deadline, "the branches were never prepared"
-            time.sleep(0.05)
-        admin = connect_admin(shards[1])
+    with separate_database(shards, tmp_path, name, PASSWORD) as (config_path, port):
+        monkeypatch.setenv("SHARDGATE_TEST_XA_CRASH", "pause-after-decision")
+        first = serve(config_path, port)
         try:
-            with admin.cursor() as cur:
-                cur.execute(
-                    "SELECT id FROM information_schema.processlist WHERE db = %s",
-                    (f"{name}_0002",),
-                )
-                for (thread,) in cur.fetchall():
-                    cur.execute(f"KILL {int(thread)}")
-        finally:
-            admin.close()
-        committing.join(timeout=60)
-        assert len(failed) == 1
-        error = failed[0]
-        assert error.args[0] == 1105
-        assert "decided to commit but not yet committed on" in error.args[1]
-        assert f"{name}_0002" in error.args[1] and f"{name}_0001" not in error.args[1]
-        client.close()
-    finally:
-        stop(first)
-    try:
-        assert len(_xa_prepared(shards)) == 1  # database 2's, prepared
-        monkeypatch.delenv("SHARDGATE_TEST_XA_CRASH")
-        recovering = serve(config_path, port)
-        try:
+            client = pymysql.connect(
+                host="127.0.0.1", port=port, user=name, password=PASSWORD, database=name
+            )
+            with client.cursor() as cur:
+                cur.execute("CREATE TABLE t (id int PRIMARY KEY) DBPARTITION BY HASH(id)")
+                cur.execute("INSERT INTO t VALUES (1)")  # physical database 1 (s0)
+                cur.execute("INSERT INTO t VALUES (2)")  # 2 (s1)
+            failed: list[BaseException] = []
+
+            def commit() -> None:
+                try:
+                    client.commit()
+                except pymysql.err.MySQLError as exc:
+                    failed.append(exc)
+
+            committing = threading.Thread(target=commit)
+            committing.start()
+            # While the commit waits after the decision: the branch of database 2 loses its
+            # connection (its prepared branch stays on the shard).
             deadline = time.monotonic() + 30
-            while _xa_prepared(shards):
-                assert time.monotonic() < deadline, "the prepared branch was not recovered"
-                time.sleep(0.1)
+            while len(xa_prepared(shards)) < 2:
+                assert time.monotonic() < deadline, "the branches were never prepared"
+                time.sleep(0.05)
+            admin = connect_admin(shards[1])
+            try:
+                with admin.cursor() as cur:
+                    cur.execute(
+                        "SELECT id FROM information_schema.processlist WHERE db = %s",
+                        (f"{name}_0002",),
+                    )
+                    for (thread,) in cur.fetchall():
+                        cur.execute(f"KILL {int(thread)}")
+            finally:
+                admin.close()
+            committing.join(timeout=60)
+            assert len(failed) == 1
+            error = failed[0]
+            assert error.args[0] == 1105
+            assert "decided to commit but not yet committed on" in error.args[1]
+            assert f"{name}_0002" in error.args[1] and f"{name}_0001" not in error.args[1]
+            client.close()
+        finally:
+            stop(first)
+        assert len(xa_prepared(shards)) == 1  # database 2's, prepared
+        with recovering_proxy(config_path, port, shards, monkeypatch):
             client = pymysql.connect(
                 host="127.0.0.1", port=port, user=name, password=PASSWORD, database=name
             )
@@ -735,16 +688,6 @@ def test_a_commit_failing_after_the_decision_says_so_and_is_recovered(
                     assert sorted(row[0] for row in cur.fetchall()) == [1, 2]
             finally:
                 client.close()
-        finally:
-            stop(recovering)
-    finally:
-        for index in range(4):
-            admin = connect_admin(shards[index // 2])
-            try:
-                with admin.cursor() as cur:
-                    cur.execute(f"DROP DATABASE IF EXISTS {name}_{index:04d}")
-            finally:
-                admin.close()
 
 
 async def test_asyncio_clients_default_transactions(clean: ProxyEnv) -> None:
