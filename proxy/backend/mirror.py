@@ -863,11 +863,21 @@ class MirrorManager:
     async def catalog_changed(self, before: CatalogSnapshot) -> None:
         """This process changed the catalog since ``before``: sync the accounts whose grants
         changed. Never raises; failures are logged and left to the reconciler."""
-        ids = await self._changed(before)
-        if ids is None:
+        changed = await self._changed_since(before)
+        if changed is None:
             await self.reconcile()
-        elif ids:
-            await self.sync(ids, before)
+            return
+        after = self._catalog.snapshot()
+        if after.version > before.version + 1:
+            # Other processes changed the catalog between ``before`` and this change: what the
+            # accounts held in between is unknown here (another node may have made the mirror
+            # this DROP USER or REVOKE must remove), so ``before`` cannot tell which mirrors
+            # differ or where they are: every changed account is synced on every shard.
+            await self.sync(sorted(changed), before, everywhere=True)
+        else:
+            await self.sync(
+                [i for i in sorted(changed) if _mirrors_differ(before, after, i)], before
+            )
 
     def catalog_moved(self, before: CatalogSnapshot) -> None:
         """The catalog poller saw the catalog move on from ``before`` (changes by other
@@ -887,15 +897,20 @@ class MirrorManager:
     async def _changed(self, before: CatalogSnapshot) -> list[int] | None:
         """Accounts whose grants differ between ``before`` and now (None: the change log no
         longer reaches back to ``before``, or cannot be read)."""
-        try:
-            changed = await asyncio.to_thread(self._catalog.changed_since, before.version)
-        except Exception as exc:  # the catalog is unreachable: the reconciler catches up
-            log.warning("mirror sync skipped: reading the catalog's change log failed: %s", exc)
-            return []
+        changed = await self._changed_since(before)
         if changed is None:
             return None
         after = self._catalog.snapshot()
         return [i for i in sorted(changed) if _mirrors_differ(before, after, i)]
+
+    async def _changed_since(self, before: CatalogSnapshot) -> frozenset[int] | None:
+        """Accounts changed since ``before`` by anyone, from the catalog's change log (None: it
+        no longer reaches back to ``before``; empty when it cannot be read)."""
+        try:
+            return await asyncio.to_thread(self._catalog.changed_since, before.version)
+        except Exception as exc:  # the catalog is unreachable: the reconciler catches up
+            log.warning("mirror sync skipped: reading the catalog's change log failed: %s", exc)
+            return frozenset()
 
     def _in_step(self, snapshot: CatalogSnapshot, account_id: int) -> bool:
         """Whether this process has seen the account's mirrors on every configured shard
@@ -915,17 +930,28 @@ class MirrorManager:
         )
 
     async def sync(
-        self, account_ids: Collection[int], before: CatalogSnapshot | None = None
+        self,
+        account_ids: Collection[int],
+        before: CatalogSnapshot | None = None,
+        *,
+        everywhere: bool = False,
     ) -> None:
         """Make the mirrors of ``account_ids`` match the catalog on every shard where they
-        hold anything now (or held anything in ``before``). Returns once done; never raises:
-        a failure is logged and the accounts are left to the reconciler."""
+        hold anything now (or held anything in ``before``; ``everywhere``: on every shard
+        holding a database now or in ``before``). Returns once done; never raises: a failure
+        is logged and the accounts are left to the reconciler."""
         ids = frozenset(account_ids)
         if not ids:
             return
-        shards = self._shards_holding(self._catalog.snapshot(), ids)
-        if before is not None:
-            shards |= self._shards_holding(before, ids)
+        snapshot = self._catalog.snapshot()
+        if everywhere:
+            shards = {s for db in snapshot.databases() for s in db.shards}
+            if before is not None:
+                shards |= {s for db in before.databases() for s in db.shards}
+        else:
+            shards = self._shards_holding(snapshot, ids)
+            if before is not None:
+                shards |= self._shards_holding(before, ids)
         # A database on a shard this configuration lacks is served by nobody here.
         shards &= {shard.name for shard in self._config().shards}
         if shards:

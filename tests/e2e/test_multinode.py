@@ -291,6 +291,40 @@ def _shard_grants(shard: Any, user: str) -> set[tuple[str, frozenset[str]]]:
     return held
 
 
+def test_drop_or_revoke_on_a_of_a_mirror_b_just_made(
+    cluster: Cluster, catalog_server: LocalMariaDB
+) -> None:
+    """B creates an account and grants it a database (B makes its mirror on the shard); A
+    drops it (or revokes the grant) before A's catalog poller has seen B's change. A's own
+    snapshot never showed the account holding anything, yet the mirror B made must go."""
+    secret = (cluster.base / "shared.secret").read_text().strip().encode()
+    suffix = mirror_suffix(secret, "multidb")
+    a, b = cluster.admin(0), cluster.admin(1)
+    shard = connect_admin(catalog_server.endpoint)
+    try:
+        for round_ in range(5):
+            user = f"stale{round_}"
+            _sql(b, f"CREATE USER {user}@'%' IDENTIFIED BY 'Stale#pass1'")
+            _sql(b, f"GRANT SELECT ON multidb.* TO {user}@'%'")
+            # Within A's poll interval of B's change: a DROP, or a REVOKE of all it holds.
+            if round_ % 2:
+                _sql(a, f"REVOKE SELECT ON multidb.* FROM {user}@'%'")
+            else:
+                _sql(a, f"DROP USER {user}@'%'")
+            with shard.cursor() as cur:
+                # The DROP answered once its mirrors were synced: nothing left of it now.
+                cur.execute("SELECT User FROM mysql.user WHERE User LIKE %s", (f"sgm\\_%{suffix}",))
+                mirrors = {row[0] for row in cur.fetchall()}
+            with cluster.catalog() as catalog:
+                truth = catalog.snapshot()
+            desired = desired_on_shard(truth, secret, "s0", [x.id for x in truth.accounts()])
+            assert mirrors == set(desired), round_
+    finally:
+        shard.close()
+        a.close()
+        b.close()
+
+
 def test_concurrent_conflicting_changes_from_both_nodes(
     cluster: Cluster, catalog_server: LocalMariaDB
 ) -> None:
