@@ -164,6 +164,9 @@ _COM_INIT_DB = 0x02
 _COM_STMT_PREPARE = 0x16
 _COM_FIELD_LIST = 0x04
 _COM_PROCESS_KILL = 0x0C
+# Tasks a session starts and nobody awaits (KILL QUERY for a client that left): held here
+# until done, as the event loop keeps only weak references.
+_BACKGROUND: set[asyncio.Task[None]] = set()
 _COM_QUIT = 0x01
 _STATEMENT_COMMANDS = frozenset(
     {COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_RESET, COM_STMT_CLOSE, COM_STMT_SEND_LONG_DATA}
@@ -1191,10 +1194,18 @@ class Session:
         return apply_splices(payload, tuple(splices), base=1), killed_self
 
     async def cancel_query(self) -> None:
-        """KILL QUERY: ask the backend to interrupt this session's running statement."""
-        conn = self.link.conn
-        if self.link.interrupt() or conn is None or self.activity.command == "Sleep":
+        """KILL QUERY: ask the shards to interrupt this session's running statement, on every
+        backend connection it runs on (a sharded statement's partitions included)."""
+        if self.link.interrupt() or self.activity.command == "Sleep":
             return
+        conns = self.sharded.source.running()
+        if self.link.conn is not None:
+            conns.append(self.link.conn)
+        await asyncio.gather(*(self._kill_query(conn) for conn in conns))
+
+    async def _kill_query(self, conn: BackendConnection) -> None:
+        """KILL QUERY for ``conn``'s thread, sent as the same backend account from a
+        connection of its own."""
         try:
             killer = await BackendConnection.connect(
                 conn.target, timeout=self.ctx.config.server.backend_connect_timeout
@@ -1277,7 +1288,16 @@ class Session:
         self.client.close()
 
     def _client_gone(self) -> None:
-        self.link.interrupt()
+        """The client left. A statement waiting for a backend connection is not run; one
+        running on the shard is interrupted there (KILL QUERY): MariaDB would go on with it
+        until it next wrote to the connection, holding a pool slot for a client that is gone
+        (and the work of a tenant nobody waits for)."""
+        if self.activity.command == "Sleep":
+            self.link.interrupt()
+            return
+        task = asyncio.get_running_loop().create_task(self.cancel_query())
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
 
     def kill(self) -> None:
         """KILL CONNECTION from another session: close both sides now."""

@@ -248,6 +248,12 @@ class PartitionSource(Protocol):
         any preparation (held, healthy, idle, with the session's state): the fast path's."""
         ...
 
+    def running(self) -> list[BackendConnection]:
+        """The open connections besides the session's link connection, which a statement may
+        be running on (KILL QUERY is sent to each: on one that is idle it does nothing -- the
+        shard does not carry it over to the next statement)."""
+        ...
+
 
 class SessionPartitions:
     """A :class:`PartitionSource` holding one connection per physical database for the
@@ -331,6 +337,12 @@ class SessionPartitions:
         if self._versions.get(index) != session.link.state.version:
             return None
         return conn
+
+    def running(self) -> list[BackendConnection]:
+        conns = list(self._held.values())
+        for spares in self._spares.values():
+            conns += spares
+        return [conn for conn in conns if not conn.gone]
 
     def release(self, conns: Mapping[int, BackendConnection], broken: Sequence[int] = ()) -> None:
         for index in broken:

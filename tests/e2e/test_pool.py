@@ -657,3 +657,47 @@ def test_a_client_gone_mid_answer_never_hands_its_connection_on(
     finally:
         for conn in others:
             conn.close()
+
+
+def _sleeping_threads(shard: ShardEndpoint, db: str) -> int:
+    with connect_admin(shard) as admin, admin.cursor() as cur:
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+            " WHERE USER LIKE 'sgm\\_%%' AND DB = %s AND INFO LIKE 'SELECT SLEEP%%'",
+            (db,),
+        )
+        row = cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def test_a_client_gone_mid_statement_ends_it_on_the_shard_before_its_slot_is_reused(
+    small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection], str],
+    shards: list[ShardEndpoint],
+) -> None:
+    """A client that leaves while its statement still runs on the shard: the proxy closes the
+    backend connection, but MariaDB goes on running the statement (it notices a closed socket
+    only when it next writes to it). The statement is ended on the shard (KILL) before the
+    connection's slot serves anyone else, so the shard never holds more than the pool's
+    ``max_connections`` of this database's and a gone client's work does not run on."""
+    runner, connect, db = small_pool
+    assert runner.server is not None
+    leaving = BinaryClient(runner.server.port, db, ADMIN, db)
+    leaving.send_only("SELECT SLEEP(60)")
+    deadline = time.monotonic() + 10
+    while _sleeping_threads(shards[0], db) == 0:
+        assert time.monotonic() < deadline, "the statement never reached the shard"
+        time.sleep(0.05)
+    leaving.sock.close()
+    # Two clients now hold both connections at once (one of them the gone client's slot).
+    first, second = connect(), connect()
+    try:
+        first.begin()
+        second.begin()
+        assert _one(first, "SELECT 'mine'") == ("mine",)
+        assert _one(second, "SELECT 'yours'") == ("yours",)
+        assert _sleeping_threads(shards[0], db) == 0
+        assert _backend_connections(shards[0], db) <= 2
+    finally:
+        first.close()
+        second.close()

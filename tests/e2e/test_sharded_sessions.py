@@ -12,6 +12,8 @@ HASH(id) TBPARTITIONS 2`` the global table index is |id| mod 8 and db = index di
 from __future__ import annotations
 
 import signal
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import pytest
 
 from proxy.dev.localshard import ShardEndpoint
 from tests.conftest import connect_admin
+from tests.e2e.binclient import BinaryClient
 from tests.e2e.conftest import ProxyEnv
 from tests.e2e.served import serve
 from tests.e2e.sharded import (
@@ -568,3 +571,80 @@ def test_a_failing_partition_ends_the_scatter_cleanly(sharded: ProxyEnv, broken:
             assert cur.fetchall() == ((1,),)
     finally:
         conn.close()
+
+
+def _sleeping(env: ProxyEnv, shard: int) -> int:
+    admin = connect_admin(env.shards[shard])
+    try:
+        with admin.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
+                " WHERE USER LIKE 'sgm\\_%%' AND INFO LIKE 'SELECT SLEEP(30)%%'"
+            )
+            row = cur.fetchone()
+            assert row is not None
+            return int(row[0])
+    finally:
+        admin.close()
+
+
+def test_kill_query_and_a_client_gone_interrupt_the_statement_on_every_partition(
+    sharded: ProxyEnv,
+) -> None:
+    """KILL QUERY of a session running a scatter interrupts it on each partition it runs
+    on (not only physical database 0's connection): the client gets 1317 at once. A client
+    that leaves mid-scatter has its statement ended on every partition too."""
+    setup = _client(sharded)
+    victim = _client(sharded)
+    killer = _client(sharded)
+    try:
+        with setup.cursor() as cur:
+            cur.execute("CREATE TABLE naps (id INT PRIMARY KEY) DBPARTITION BY HASH(id)")
+            cur.execute("INSERT INTO naps VALUES (0), (1), (2), (3)")  # one row per partition
+        with victim.cursor() as cur:
+            cur.execute("SELECT CONNECTION_ID()")
+            (victim_id,) = cur.fetchone()
+        outcome: list[int] = []
+
+        def run() -> None:
+            try:
+                with victim.cursor() as cur:
+                    cur.execute("SELECT SLEEP(30) FROM naps")
+                    cur.fetchall()
+            except pymysql.err.MySQLError as error:
+                outcome.append(int(error.args[0]))
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while _sleeping(sharded, 1) == 0 or _sleeping(sharded, 0) == 0:
+            assert time.monotonic() < deadline, "the scatter never reached both shards"
+            time.sleep(0.05)
+        with killer.cursor() as cur:
+            cur.execute(f"KILL QUERY {victim_id}")
+        thread.join(10)
+        assert not thread.is_alive() and outcome == [1317]
+        assert _sleeping(sharded, 0) == _sleeping(sharded, 1) == 0
+        # The partitions that had answered before the KILL carry nothing over to the next
+        # statement (an interrupted SLEEP would return 1).
+        with victim.cursor() as cur:
+            cur.execute("SELECT SUM(SLEEP(0.01)), COUNT(*) FROM naps")
+            assert cur.fetchone() == (0, 4)
+
+        # A client gone mid-scatter: nothing of its statement runs on afterwards.
+        leaving = BinaryClient(sharded.port, DB, PASSWORD, DB)
+        leaving.send_only("SELECT SLEEP(30) FROM naps")
+        deadline = time.monotonic() + 10
+        while _sleeping(sharded, 1) == 0:
+            assert time.monotonic() < deadline, "the scatter never reached shard 1"
+            time.sleep(0.05)
+        leaving.sock.close()
+        deadline = time.monotonic() + 10
+        while _sleeping(sharded, 0) + _sleeping(sharded, 1):
+            assert time.monotonic() < deadline, "the gone client's statement ran on"
+            time.sleep(0.05)
+    finally:
+        with setup.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS naps")
+        for conn in (setup, victim, killer):
+            conn.close()
