@@ -445,7 +445,7 @@ class ProxyServer:
                 self.ctx.metrics.pool(pool.shard, pool.figures(), pool.events())
             settings = self.ctx.config.server
             now = time.monotonic()
-            waiting: dict[str, list[Session]] = {}
+            waiting: dict[str, list[tuple[Session, BackendConnection]]] = {}
             for session in list(self.ctx.sessions.values()):
                 activity = session.activity
                 if activity.command == "Sleep":
@@ -462,22 +462,20 @@ class ProxyServer:
                     task = asyncio.create_task(session.cancel_query())
                     self._background.add(task)
                     task.add_done_callback(self._background.discard)
-                backend = session.backend
-                if (
-                    backend is not None
-                    and backend.waiting_since
-                    and settings.shard_check_after
-                    and now - backend.waiting_since > settings.shard_check_after
-                ):
-                    waiting.setdefault(backend.target.shard, []).append(session)
-            for shard, sessions in waiting.items():
+                if settings.shard_check_after:
+                    for conn in session.waited_on(now, settings.shard_check_after):
+                        waiting.setdefault(conn.target.shard, []).append((session, conn))
+            for shard, conns in waiting.items():
                 if shard not in probing:
-                    task = asyncio.create_task(self._check_shard(shard, sessions))
+                    task = asyncio.create_task(self._check_shard(shard, conns))
                     probing[shard] = task
                     task.add_done_callback(functools.partial(_forget, probing, shard))
 
-    async def _check_shard(self, name: str, sessions: list[Session]) -> None:
-        """A statement has waited on this shard for long: is the shard answering at all?"""
+    async def _check_shard(
+        self, name: str, waited: list[tuple[Session, BackendConnection]]
+    ) -> None:
+        """Statements have waited on this shard for long: is the shard answering at all? If
+        not, their connections to it are given up (the statements fail with the reason)."""
         config = self.ctx.config
         timeout = config.server.backend_connect_timeout
         try:
@@ -487,10 +485,10 @@ class ProxyServer:
         if await _greets(shard.host, shard.port, timeout):
             return
         log.warning("shard '%s' did not greet a health check within %g s", name, timeout)
-        for session in sessions:
-            backend = session.backend
-            if backend is not None and backend.waiting_since:
-                backend.stall(f"shard '{name}' is not answering (health check failed)")
+        for session, conn in waited:
+            # (the link's connection only while its answer is still awaited)
+            if conn is not session.link.conn or conn.waiting_since:
+                conn.stall(f"shard '{name}' is not answering (health check failed)")
 
     async def _publish(self, worker: WorkerSlot) -> None:
         """Share this worker's metrics and digest with worker 0 and the others."""

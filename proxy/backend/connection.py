@@ -242,6 +242,8 @@ class BackendConnection(PacketConnection):
         # time.monotonic() of the last bytes from the shard while a response is awaited;
         # 0.0 when none is (the stall watchdog reads it).
         self.waiting_since = 0.0
+        # Why the watchdog gave up on the connection (``stall``), for whoever reads it next.
+        self._stalled: str | None = None
 
     @classmethod
     async def connect(
@@ -522,6 +524,8 @@ class BackendConnection(PacketConnection):
         on_done(scanner, error)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if exc is None and self._stalled is not None:
+            exc = ConnectionLost(self._stalled)
         super().connection_lost(exc)
         self.broken = True
         on_lost, self.on_lost = self.on_lost, None
@@ -572,11 +576,13 @@ class BackendConnection(PacketConnection):
         await done
 
     def stall(self, reason: str) -> None:
-        """The watchdog's verdict: the shard is not answering; give up on this connection."""
+        """The watchdog's verdict: the shard is not answering; give up on this connection (a
+        read waiting on it fails with ``reason``)."""
         if self._scanner is not None:
             self._break(BackendError(reason))
-        else:
+        elif not self.gone:
             self.broken = True
+            self._stalled = reason
             self.abort()
 
     async def collect(self, kind: ResponseKind, limit: int) -> list[bytes]:

@@ -264,10 +264,19 @@ class Session:
         self.cut = False  # drain_timeout passed: end before the next command, whatever is open
         self.relayed: ResponseScanner | None = None  # the last relayed statement's answer
 
-    @property
-    def backend(self) -> BackendConnection | None:
-        """The backend connection (the server's watchdog looks at it)."""
-        return self.link.conn
+    def waited_on(self, now: float, after: float) -> list[BackendConnection]:
+        """The backend connections this session has waited on for more than ``after``
+        seconds (the server's watchdog checks their shards): the link's connection awaiting
+        an answer, and -- a statement running that long -- the connections of a sharded
+        statement's partitions."""
+        conns = []
+        conn = self.link.conn
+        if conn is not None and conn.waiting_since and now - conn.waiting_since > after:
+            conns.append(conn)
+        activity = self.activity
+        if activity.command != "Sleep" and now - activity.since > after:
+            conns += self.sharded.source.running()
+        return conns
 
     # -- the one place that ends a session ----------------------------------------------------
 

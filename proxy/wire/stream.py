@@ -172,7 +172,7 @@ class PacketConnection(asyncio.Protocol):
             if packet is not None:
                 return packet
             if self._eof:
-                raise ConnectionLost("connection closed")
+                raise ConnectionLost(str(self._lost or "connection closed"))
             if self._limit_paused:
                 self._resume_for_limit()  # a packet larger than the limit: read it whole
             if self.reading_paused:

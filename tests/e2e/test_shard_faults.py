@@ -3,6 +3,7 @@ idle clients, too many connections, statements over the time limit."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -12,7 +13,9 @@ from pathlib import Path
 import pymysql
 import pytest
 
+from auth.catalog import Catalog
 from proxy.dev.localshard import LocalMariaDB, ShardEndpoint
+from proxy.manage.provision import create_sharded_database
 from tests.e2e.conftest import ProxyThread, start_proxy
 
 ADMIN = "Fault#admin1"
@@ -211,5 +214,53 @@ def test_query_timeout_interrupts_the_statement(
             cur.execute("SELECT 5")
             assert cur.fetchone() == (5,)
         conn.close()
+    finally:
+        runner.stop()
+
+
+def test_a_shard_stalled_under_a_sharded_statement_fails_it_fast(
+    shards: list[ShardEndpoint], fragile: LocalMariaDB, tmp_path: Path
+) -> None:
+    """A sharded database over a healthy shard and one that freezes: a scatter waiting on the
+    frozen shard's partition is failed by the same watchdog as an unsharded statement (the
+    health check), not left waiting for as long as the shard stays frozen."""
+    runner = start_proxy(
+        tmp_path,
+        [shards[0], fragile.endpoint],
+        "backend_connect_timeout = 1.0\nshard_check_after = 1.0\n",
+        [],
+        ADMIN,
+        RO,
+    )
+    try:
+        assert runner.server is not None
+        config = runner.server.ctx.config
+        with Catalog.open(config.catalog.url, config.base_dir) as catalog:
+            asyncio.run(
+                create_sharded_database(config, catalog, "split", ["s0", "s1"], 2, ADMIN, RO)
+            )
+        deadline = time.monotonic() + 10
+        while runner.server.ctx.catalog.snapshot().database("split") is None:
+            assert time.monotonic() < deadline, "the proxy never saw the new database"
+            time.sleep(0.1)
+        client = _connect(runner, "split")
+        with client.cursor() as cur:
+            cur.execute("CREATE TABLE t (id INT PRIMARY KEY) DBPARTITION BY HASH(id)")
+            cur.execute("INSERT INTO t VALUES (0), (1)")  # one row on each shard
+            cur.execute("SELECT COUNT(*) FROM t")
+            assert cur.fetchone() == (2,)
+        fragile.freeze()
+        started = time.monotonic()
+        with pytest.raises(pymysql.err.OperationalError) as info, client.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM t")  # (merged: nothing sent before the error)
+        waited = time.monotonic() - started
+        assert info.value.args[0] == 2013
+        assert "not answering" in info.value.args[1], info.value.args
+        assert waited < 10, waited
+        fragile.thaw()
+        with client.cursor() as cur:  # the session goes on, the partition reconnected
+            cur.execute("SELECT id FROM t ORDER BY id")
+            assert cur.fetchall() == ((0,), (1,))
+        client.close()
     finally:
         runner.stop()
