@@ -49,6 +49,7 @@ target of a placement); ``copy_target`` is what a PREPARE's metadata is read fro
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -1022,42 +1023,51 @@ def _insert(
         for token in tokens[suffix_at:]:
             if is_name_token(token) and token.value.lower() in {k.column.lower() for k in keys}:
                 raise _refused(f"ON DUPLICATE KEY UPDATE of the shard key of table {table.name}")
-    missing = [k for k in keys if k.column.lower() not in lowered]
-    auto = _auto_increment_column(table.definition)
-    generated: list[int] = []
-    if missing:
-        if any(k.column.lower() != (auto or "").lower() for k in missing):
-            raise _refused(
-                f"an INSERT into sharded table {table.name} without its shard key"
-                f" {missing[0].column}"
-            )
-        if sequence_values is None or len(sequence_values) != len(rows):
-            return NeedsSequence(auto_sequence_name(table.name), len(rows))
-        generated = list(sequence_values)
     if any(len(items) != len(columns) for _, _, items in rows):
         raise sql_error(
             ErrorCode.WRONG_VALUE_COUNT_ON_ROW, "Column count doesn't match value count at row 1"
         )
-    # Per row: its placement and its text (with the sequence value appended when taken).
+    missing = [k for k in keys if k.column.lower() not in lowered]
+    auto = _auto_increment_column(table.definition)
+    if any(k.column.lower() != (auto or "").lower() for k in missing):
+        raise _refused(
+            f"an INSERT into sharded table {table.name} without its shard key {missing[0].column}"
+        )
+    # The AUTO_INCREMENT column's values come from the table's GROUP sequence, unique across
+    # the partitions (a physical table's own counter would repeat its neighbours' values):
+    # for every row when the column is not given, for the rows that give it NULL.
+    auto_at = lowered.index(auto.lower()) if auto is not None and auto.lower() in lowered else None
+    taking: list[int] = []  # the rows that take a value, in order
+    if auto is not None:
+        for number, (_, _, items) in enumerate(rows):
+            if auto_at is None or _takes_next_value(items[auto_at], auto, table.name):
+                taking.append(number)
+    generated: dict[int, int] = {}
+    if taking:
+        if sequence_values is None or len(sequence_values) != len(taking):
+            return NeedsSequence(auto_sequence_name(table.name), len(taking))
+        generated = dict(zip(taking, sequence_values, strict=True))
+    # Per row: its placement and its text (with the sequence value put in when taken).
     by_place: dict[Placement, list[str]] = {}
     rows_at: dict[Placement, list[tuple[int, int]]] = {}
     for number, (open_at, close, items) in enumerate(rows):
         values: dict[str, KeyValue] = {}
+        taken = generated.get(number)
         for key in keys:
             name = key.column.lower()
-            if name in lowered:
-                item = items[lowered.index(name)]
-                try:
-                    values[name] = shard_key(key.type, literal_value(item), "store")
-                except NotALiteral:
-                    raise _refused(
-                        f"an INSERT into sharded table {table.name} whose shard key"
-                        f" {key.column} is not a literal"
-                    ) from None
-                except NotPlaceable as exc:
-                    raise _refused(f"shard key value of table {table.name}: {exc}") from None
-            else:
-                values[name] = generated[number]
+            if taken is not None and name == (auto or "").lower():
+                values[name] = taken
+                continue
+            item = items[lowered.index(name)]
+            try:
+                values[name] = shard_key(key.type, literal_value(item), "store")
+            except NotALiteral:
+                raise _refused(
+                    f"an INSERT into sharded table {table.name} whose shard key"
+                    f" {key.column} is not a literal"
+                ) from None
+            except NotPlaceable as exc:
+                raise _refused(f"shard key value of table {table.name}: {exc}") from None
         try:
             placement = place(
                 rule,
@@ -1069,8 +1079,13 @@ def _insert(
             raise _refused(str(exc)) from None
         start, end = tokens[open_at].pos, tokens[close].pos + 1
         text = sql[start:end]
-        if generated:
-            text = text[:-1] + f", {generated[number]})"
+        if taken is not None and auto_at is None:
+            text = text[:-1] + f", {taken})"
+        elif taken is not None:
+            assert auto_at is not None
+            item = items[auto_at]
+            item_start, item_end = item[0].pos, item[-1].pos + len(item[-1].raw)
+            text = sql[start:item_start] + str(taken) + sql[item_end:end]
         by_place.setdefault(placement, []).append(text)
         rows_at.setdefault(placement, []).append((start, end))
     head_end = tokens[rows[0][0]].pos
@@ -1093,13 +1108,11 @@ def _insert(
         if rule.split_tables:
             names[table.key] = table.physical_tables(layout.count)[placement.table][1]
         extra = []
-        if generated and column_list_end is not None:
+        if generated and auto_at is None:
+            # (no column list names every column: the AUTO_INCREMENT one is given then)
+            assert auto is not None and column_list_end is not None
             close_token = tokens[column_list_end]
-            extra.append((close_token.pos, close_token.pos, ", " + quote_name(missing[0].column)))
-        elif generated:
-            raise _refused(
-                f"an INSERT into sharded table {table.name} without a column list and its shard key"
-            )
+            extra.append((close_token.pos, close_token.pos, ", " + quote_name(auto)))
         extra.append((head_end, tail_start, ", ".join(row_texts)))
         found.append(
             (physical, _text_for(sql, tokens, layout, references, names, physical, extra=extra))
@@ -1111,9 +1124,35 @@ def _insert(
         True,
         False,
         _ordered(found),
-        tuple(generated),
+        tuple(generated.values()),
         params=tuple(used[i] for i in order) if marks else (),
     )
+
+
+def _takes_next_value(item: Sequence[Token], column: str, table: str) -> bool:
+    """Whether an INSERT's value ``item`` for the AUTO_INCREMENT ``column`` of a sharded
+    table asks for the next value (NULL or DEFAULT written in the statement: the proxy puts in
+    its sequence's); False for a value stored as given. Refused when the shard would make a
+    value of its own, or might (0, an expression, a parameter bound to NULL): only the
+    sequence's are unique across the partitions."""
+    if len(item) == 1 and item[0].raw != "?" and token_keyword(item[0]) in ("NULL", "DEFAULT"):
+        return True
+    try:
+        given = literal_value(item)
+    except NotALiteral:
+        given = None
+    number: Decimal | None = None
+    if isinstance(given, int | float | Decimal):  # (TRUE and FALSE are 1 and 0)
+        number = Decimal(given)
+    elif isinstance(given, str):
+        with contextlib.suppress(ArithmeticError):
+            number = Decimal(given.strip())
+    if number is None or not number.is_finite() or abs(number) < 1:
+        raise _refused(
+            f"this value for the AUTO_INCREMENT column {column} of sharded table {table} (a"
+            " number, NULL or no value: NULL and no value take the next value of its sequence)"
+        )
+    return False
 
 
 def _matching(tokens: Sequence[Token], open_at: int) -> int:

@@ -548,6 +548,53 @@ def test_group_sequences(sharded: ProxyEnv) -> None:
         conn.close()
 
 
+def test_an_auto_increment_column_other_than_the_key_is_unique_across_partitions(
+    sharded: ProxyEnv,
+) -> None:
+    """A table sharded by ``buyer`` with an AUTO_INCREMENT ``id``: rows that leave ``id`` out
+    or give NULL take its GROUP sequence's values (each physical table's own counter would
+    give 1, 2, ... in every partition), and the client is told the first one, text and
+    prepared alike; a 0 the shard would replace with a value of its own is refused."""
+    conn = _client(env := sharded)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE purchases (id BIGINT AUTO_INCREMENT PRIMARY KEY, buyer INT,"
+                " v INT) DBPARTITION BY HASH(buyer)"
+            )
+            cur.execute("INSERT INTO purchases (buyer, v) VALUES (0, 1), (1, 1), (2, 1), (3, 1)")
+            first = cur.lastrowid
+            assert first == 100001  # a GROUP sequence's first value (sharding.md)
+            cur.execute("SELECT LAST_INSERT_ID()")
+            assert cur.fetchone() == (first,)
+            cur.execute("INSERT INTO purchases VALUES (NULL, 1, 2)")
+            assert cur.lastrowid == first + 4
+            cur.execute("INSERT INTO purchases (id, buyer, v) VALUES (7, 2, 3)")
+            with pytest.raises(pymysql.err.MySQLError) as zero:
+                cur.execute("INSERT INTO purchases (id, buyer, v) VALUES (0, 2, 3)")
+            assert zero.value.args[0] == 1235
+        binary = BinaryClient(env.port, DB, PASSWORD, DB)
+        try:
+            statement = binary.prepare("INSERT INTO purchases (buyer, v) VALUES (?, ?)")
+            assert binary.execute(statement, [3, 4]) == 1
+            assert binary.execute(binary.prepare("SELECT LAST_INSERT_ID()"), []) == [(first + 5,)]
+        finally:
+            binary.close()
+        rows = []
+        for index in range(4):
+            rows += _physical(env, index, "SELECT id, buyer FROM purchases")
+        ids = sorted(row[0] for row in rows)
+        assert ids == [7, *range(first, first + 6)]
+        # Each row where its buyer places it: db = |buyer| mod 4.
+        for index in range(4):
+            for _, buyer in _physical(env, index, "SELECT id, buyer FROM purchases"):
+                assert buyer % 4 == index
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS purchases")
+        conn.close()
+
+
 @pytest.mark.parametrize("broken", [0, 2])
 def test_a_failing_partition_ends_the_scatter_cleanly(sharded: ProxyEnv, broken: int) -> None:
     """The partitions answer in parallel; when one fails, the answers still coming from the

@@ -9,6 +9,8 @@ placement.py): with D = 4 physical databases over s0 (0, 1) and s1 (2, 3),
 * ``w`` ``DBPARTITION BY HASH(name)`` (a string key): db = |String.hashCode(name)| mod 4, with
   ``"a".hashCode() = 97`` (db 1), ``"ab".hashCode() = 97*31 + 98 = 3105`` (db 1),
   ``"b".hashCode() = 98`` (db 2);
+* ``o`` ``DBPARTITION BY HASH(buyer)`` with an AUTO_INCREMENT ``id`` that is not its key:
+  db = |buyer| mod 4;
 * ``b`` broadcast, ``s`` single.
 """
 
@@ -46,6 +48,12 @@ TABLES = {
         TableRule("sharded", ShardKey("HASH", "name", VARCHAR)),
         "name varchar(10), v int",
         " DBPARTITION BY HASH(name)",
+    ),
+    "o": _table(
+        "o",
+        TableRule("sharded", ShardKey("HASH", "buyer", INT)),
+        "id bigint auto_increment primary key, buyer int, v int",
+        " DBPARTITION BY HASH(buyer)",
     ),
     "b": _table("b", TableRule("broadcast"), "id int, name varchar(10)", " BROADCAST"),
     "s": _table("s", TableRule("single"), "id int, x int, t int, u int", ""),
@@ -252,6 +260,71 @@ def test_insert_takes_the_sequence() -> None:
         ],
     )
     assert found.sequence_values == (100001, 100002)
+
+
+def test_an_auto_increment_column_that_is_not_the_key_takes_the_sequence() -> None:
+    # Left out, or NULL / DEFAULT: the sequence's values (a physical table's own counter
+    # would repeat its neighbours'); buyer 5 -> db 1, buyer 6 -> db 2, buyer 9 -> db 1.
+    sql = "INSERT INTO o (buyer, v) VALUES (5, 1), (6, 2)"
+    assert route(sql, LAYOUT) == NeedsSequence("AUTO_SEQ_o", 2)
+    found = route(sql, LAYOUT, sequence_values=[7, 8])
+    assert isinstance(found, Route)
+    assert _shown(found) == (
+        "routed",
+        [
+            (1, "INSERT INTO o (buyer, v, `id`) VALUES (5, 1, 7)"),
+            (2, "INSERT INTO o (buyer, v, `id`) VALUES (6, 2, 8)"),
+        ],
+    )
+    assert found.sequence_values == (7, 8)
+    sql = "INSERT INTO o VALUES (NULL, 5, 1), (40, 6, 2), (DEFAULT, 9, 3)"
+    assert route(sql, LAYOUT) == NeedsSequence("AUTO_SEQ_o", 2)
+    found = route(sql, LAYOUT, sequence_values=[11, 12])
+    assert isinstance(found, Route)
+    assert _shown(found) == (
+        "routed",
+        [
+            (1, "INSERT INTO o VALUES (11, 5, 1), (12, 9, 3)"),
+            (2, "INSERT INTO o VALUES (40, 6, 2)"),
+        ],
+    )
+    assert found.sequence_values == (11, 12)
+    # Given values are stored as given.
+    found = route("INSERT INTO o (id, buyer) VALUES (3, 5), ('4', 6)", LAYOUT)
+    assert isinstance(found, Route) and found.sequence_values == ()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO o (id, buyer) VALUES (0, 5)",
+        "INSERT INTO o (id, buyer) VALUES ('0', 5)",
+        "INSERT INTO o (id, buyer) VALUES (0.4, 5)",
+        "INSERT INTO o (id, buyer) VALUES ('x', 5)",
+        "INSERT INTO o (id, buyer) VALUES (FALSE, 5)",
+        "INSERT INTO o (id, buyer) VALUES (1 - 1, 5)",
+        "INSERT INTO o (id, buyer) VALUES (0x00, 5)",
+        "INSERT INTO u (id, v) VALUES (0, 1)",
+    ],
+)
+def test_values_the_shard_would_replace_with_its_own_are_refused(sql: str) -> None:
+    # 0 (and what converts to it) makes the physical table's counter give a value, which
+    # another partition may give too: refused, as is what the proxy cannot tell apart.
+    with pytest.raises(SqlError) as info:
+        route(sql, LAYOUT, sequence_values=[1])
+    assert info.value.errno == 1235
+    assert "AUTO_INCREMENT column" in info.value.message
+
+
+def test_a_prepared_insert_binding_null_to_the_auto_increment_column_is_refused() -> None:
+    sql = "INSERT INTO o (id, buyer) VALUES (?, ?)"
+    with pytest.raises(SqlError) as info:
+        route(sql, LAYOUT, params=[None, 5])
+    assert info.value.errno == 1235
+    found = route(sql, LAYOUT, params=[12, 5])
+    assert isinstance(found, Route) and found.sequence_values == ()
+    found = route("INSERT INTO o (buyer) VALUES (?)", LAYOUT, params=[5], sequence_values=[3])
+    assert isinstance(found, Route) and found.sequence_values == (3,)
 
 
 def test_targets_are_in_acquisition_order() -> None:
