@@ -983,10 +983,17 @@ def _insert(
     table = main.table
     if len(references) > 1:
         raise _refused(f"INSERT into table {table.name} reading other tables")
-    if table.rule.kind == "broadcast":
+    rule = table.rule
+    auto = _auto_increment_column(table.definition)
+    if rule.kind == "broadcast" and (
+        auto is None or auto_sequence_name(table.name).lower() not in layout.sequences
+    ):
+        # The same statement on every copy (a broadcast table made before they took their
+        # AUTO_INCREMENT values from a sequence keeps its copies' own counters).
         placements = _all_placements(table, layout.count)
         targets = _targets(sql, tokens, layout, references, placements)
         return Route("broadcast", table.name, True, False, targets)
+    kind = "sharded" if rule.kind == "sharded" else "broadcast"
     # INSERT [options] [INTO] t [(columns)] {VALUES | VALUE} (row), ... [ON DUPLICATE ...]
     index = main.references[0] + 1
     columns: list[str]
@@ -1001,7 +1008,7 @@ def _insert(
     if index >= len(tokens) or token_keyword(tokens[index]) not in ("VALUES", "VALUE"):
         what = token_keyword(tokens[index]) if index < len(tokens) else ""
         form = {"SET": "INSERT ... SET", "SELECT": "INSERT ... SELECT"}.get(what, "this INSERT")
-        raise _refused(f"{form} into sharded table {table.name}")
+        raise _refused(f"{form} into {kind} table {table.name}")
     rows: list[tuple[int, int, list[list[Token]]]] = []  # (open, close, items) per row
     at = index + 1
     while at < len(tokens) and is_op_token(tokens[at], "("):
@@ -1014,40 +1021,78 @@ def _insert(
             break
     suffix_at = at
     if suffix_at < len(tokens) and token_keyword(tokens[suffix_at]) != "ON":
-        raise _refused(f"this INSERT into sharded table {table.name}")
-    rule = table.rule
-    assert rule.db_key is not None
-    lowered = [c.lower() for c in columns]
-    keys = [rule.db_key] + ([rule.tb_key] if rule.tb_key is not None else [])
-    if suffix_at < len(tokens):
-        for token in tokens[suffix_at:]:
-            if is_name_token(token) and token.value.lower() in {k.column.lower() for k in keys}:
-                raise _refused(f"ON DUPLICATE KEY UPDATE of the shard key of table {table.name}")
+        raise _refused(f"this INSERT into {kind} table {table.name}")
     if any(len(items) != len(columns) for _, _, items in rows):
         raise sql_error(
             ErrorCode.WRONG_VALUE_COUNT_ON_ROW, "Column count doesn't match value count at row 1"
         )
+    lowered = [c.lower() for c in columns]
+    keys = [k for k in (rule.db_key, rule.tb_key) if k is not None]
+    if suffix_at < len(tokens):
+        for token in tokens[suffix_at:]:
+            if is_name_token(token) and token.value.lower() in {k.column.lower() for k in keys}:
+                raise _refused(f"ON DUPLICATE KEY UPDATE of the shard key of table {table.name}")
     missing = [k for k in keys if k.column.lower() not in lowered]
-    auto = _auto_increment_column(table.definition)
     if any(k.column.lower() != (auto or "").lower() for k in missing):
         raise _refused(
             f"an INSERT into sharded table {table.name} without its shard key {missing[0].column}"
         )
     # The AUTO_INCREMENT column's values come from the table's GROUP sequence, unique across
-    # the partitions (a physical table's own counter would repeat its neighbours' values):
-    # for every row when the column is not given, for the rows that give it NULL.
+    # the partitions and the same in every copy of a broadcast table (a physical table's own
+    # counter would repeat its neighbours' values, or number concurrent INSERTs differently
+    # in each copy): for every row when the column is not given, for the rows giving NULL.
     auto_at = lowered.index(auto.lower()) if auto is not None and auto.lower() in lowered else None
     taking: list[int] = []  # the rows that take a value, in order
     if auto is not None:
         for number, (_, _, items) in enumerate(rows):
-            if auto_at is None or _takes_next_value(items[auto_at], auto, table.name):
+            if auto_at is None or _takes_next_value(items[auto_at], auto, table.name, kind):
                 taking.append(number)
     generated: dict[int, int] = {}
     if taking:
         if sequence_values is None or len(sequence_values) != len(taking):
             return NeedsSequence(auto_sequence_name(table.name), len(taking))
         generated = dict(zip(taking, sequence_values, strict=True))
-    # Per row: its placement and its text (with the sequence value put in when taken).
+    # Per row: its text, with the sequence's value put in when it takes one.
+    texts: list[str] = []
+    for number, (open_at, close, items) in enumerate(rows):
+        start, end = tokens[open_at].pos, tokens[close].pos + 1
+        taken = generated.get(number)
+        if taken is None:
+            texts.append(sql[start:end])
+        elif auto_at is None:
+            texts.append(sql[start : end - 1] + f", {taken})")
+        else:
+            item = items[auto_at]
+            item_start, item_end = item[0].pos, item[-1].pos + len(item[-1].raw)
+            texts.append(sql[start:item_start] + str(taken) + sql[item_end:end])
+    head_end = tokens[rows[0][0]].pos
+    tail_start = tokens[rows[-1][1]].pos + 1
+    named: list[tuple[int, int, str]] = []
+    if generated and auto_at is None:
+        # (no column list names every column: the AUTO_INCREMENT one is given then)
+        assert auto is not None and column_list_end is not None
+        close_token = tokens[column_list_end]
+        named.append((close_token.pos, close_token.pos, ", " + quote_name(auto)))
+    if kind == "broadcast":
+        extra = [*named, (head_end, tail_start, ", ".join(texts))]
+        copies = []
+        for database, names in _physical_choices(
+            layout, references, _all_placements(table, layout.count)
+        ):
+            physical = layout.partitions[database]
+            copies.append(
+                (physical, _text_for(sql, tokens, layout, references, names, physical, extra=extra))
+            )
+        return Route(
+            "broadcast",
+            table.name,
+            True,
+            False,
+            _ordered(copies),
+            tuple(generated.values()),
+        )
+    assert rule.db_key is not None
+    # Per row: its placement.
     by_place: dict[Placement, list[str]] = {}
     rows_at: dict[Placement, list[tuple[int, int]]] = {}
     for number, (open_at, close, items) in enumerate(rows):
@@ -1077,19 +1122,8 @@ def _insert(
             )
         except PlacementError as exc:
             raise _refused(str(exc)) from None
-        start, end = tokens[open_at].pos, tokens[close].pos + 1
-        text = sql[start:end]
-        if taken is not None and auto_at is None:
-            text = text[:-1] + f", {taken})"
-        elif taken is not None:
-            assert auto_at is not None
-            item = items[auto_at]
-            item_start, item_end = item[0].pos, item[-1].pos + len(item[-1].raw)
-            text = sql[start:item_start] + str(taken) + sql[item_end:end]
-        by_place.setdefault(placement, []).append(text)
-        rows_at.setdefault(placement, []).append((start, end))
-    head_end = tokens[rows[0][0]].pos
-    tail_start = tokens[rows[-1][1]].pos + 1
+        by_place.setdefault(placement, []).append(texts[number])
+        rows_at.setdefault(placement, []).append((tokens[open_at].pos, tokens[close].pos + 1))
     marks = [t.pos for t in tokens if t.raw == "?"]  # parameter markers, bound or not
     found = []
     used: list[tuple[int, ...]] = []
@@ -1107,13 +1141,7 @@ def _insert(
         names = {}
         if rule.split_tables:
             names[table.key] = table.physical_tables(layout.count)[placement.table][1]
-        extra = []
-        if generated and auto_at is None:
-            # (no column list names every column: the AUTO_INCREMENT one is given then)
-            assert auto is not None and column_list_end is not None
-            close_token = tokens[column_list_end]
-            extra.append((close_token.pos, close_token.pos, ", " + quote_name(auto)))
-        extra.append((head_end, tail_start, ", ".join(row_texts)))
+        extra = [*named, (head_end, tail_start, ", ".join(row_texts))]
         found.append(
             (physical, _text_for(sql, tokens, layout, references, names, physical, extra=extra))
         )
@@ -1129,7 +1157,7 @@ def _insert(
     )
 
 
-def _takes_next_value(item: Sequence[Token], column: str, table: str) -> bool:
+def _takes_next_value(item: Sequence[Token], column: str, table: str, kind: str) -> bool:
     """Whether an INSERT's value ``item`` for the AUTO_INCREMENT ``column`` of a sharded
     table asks for the next value (NULL or DEFAULT written in the statement: the proxy puts in
     its sequence's); False for a value stored as given. Refused when the shard would make a
@@ -1149,7 +1177,7 @@ def _takes_next_value(item: Sequence[Token], column: str, table: str) -> bool:
             number = Decimal(given.strip())
     if number is None or not number.is_finite() or abs(number) < 1:
         raise _refused(
-            f"this value for the AUTO_INCREMENT column {column} of sharded table {table} (a"
+            f"this value for the AUTO_INCREMENT column {column} of {kind} table {table} (a"
             " number, NULL or no value: NULL and no value take the next value of its sequence)"
         )
     return False

@@ -75,7 +75,7 @@ class CreateShardedTable:
     create: CreateTable
     table: LogicalTable
     targets: tuple[Target, ...]  # one CREATE TABLE per physical table
-    auto_sequence_start: int | None  # the implicit sequence of an AUTO_INCREMENT shard key
+    auto_sequence_start: int | None  # the implicit sequence of an AUTO_INCREMENT column
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,7 +390,7 @@ def _create(text: str, layout: Layout, mode: LexMode, flavor: ServerFlavor | Non
             )
         found.append((database, _splice(physical_sql, splices)))
     auto_start = None
-    if table.rule.kind == "sharded" and create.auto_increment_column is not None:
+    if table.rule.kind != "single" and create.auto_increment_column is not None:
         auto_start = create.auto_increment_start or DEFAULT_SEQUENCE_START
     return CreateShardedTable(create, table, _ordered(found, layout), auto_start)
 

@@ -595,6 +595,51 @@ def test_an_auto_increment_column_other_than_the_key_is_unique_across_partitions
         conn.close()
 
 
+def test_the_copies_of_a_broadcast_table_number_their_rows_alike(sharded: ProxyEnv) -> None:
+    """Concurrent INSERTs into a broadcast table with an AUTO_INCREMENT column: each copy's
+    own counter would number them in the order each shard saw them, which differs between
+    shards; the values come from the table's sequence, so every copy holds the same rows."""
+    env = sharded
+    setup = _client(env)
+    try:
+        with setup.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE towns (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20)) BROADCAST"
+            )
+        failures: list[BaseException] = []
+
+        def insert(worker: int) -> None:
+            conn = _client(env)
+            try:
+                with conn.cursor() as cur:
+                    for number in range(15):
+                        cur.execute(f"INSERT INTO towns (name) VALUES ('w{worker}n{number}')")
+            except BaseException as error:
+                failures.append(error)
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=insert, args=(w,)) for w in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert not failures, failures
+        copies = [sorted(_physical(env, index, "SELECT id, name FROM towns")) for index in range(4)]
+        assert len(copies[0]) == 60
+        assert copies[1] == copies[0] and copies[2] == copies[0] and copies[3] == copies[0]
+        with setup.cursor() as cur:
+            cur.execute("INSERT INTO towns VALUES (NULL, 'last')")
+            assert cur.lastrowid not in {row[0] for row in copies[0]}
+            with pytest.raises(pymysql.err.MySQLError) as zero:
+                cur.execute("INSERT INTO towns VALUES (0, 'zero')")
+            assert zero.value.args[0] == 1235
+    finally:
+        with setup.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS towns")
+        setup.close()
+
+
 @pytest.mark.parametrize("broken", [0, 2])
 def test_a_failing_partition_ends_the_scatter_cleanly(sharded: ProxyEnv, broken: int) -> None:
     """The partitions answer in parallel; when one fails, the answers still coming from the
