@@ -332,6 +332,8 @@ def route(
         # They live on the session's connection to physical database 0 only.
         raise _refused("user variables in statements on sharded or broadcast tables")
     main = sharded[0] if sharded else placed[0]
+    if main.table.rule.kind == "broadcast" and verb in ("INSERT", "REPLACE", "UPDATE", "DELETE"):
+        _check_deterministic(tokens, main.table.name)
     if verb in ("INSERT", "REPLACE"):
         return _insert(sql, tokens, layout, references, main, sequence_values)
     if verb in ("UPDATE", "DELETE"):
@@ -342,6 +344,89 @@ def route(
         # About the table's definition: its first physical table answers.
         return _copy(sql, tokens, layout, references, (0,), main.table.name, "copy")
     raise _refused(f"{verb or 'this statement'} on sharded or broadcast table {main.table.name}")
+
+
+# What each copy of a broadcast table would compute for itself, differently: the statement
+# goes to every copy as it is, so a write using one would leave the copies disagreeing.
+_NON_DETERMINISTIC_CALLS: Final = frozenset(
+    [
+        "RAND",
+        "UUID",
+        "UUID_SHORT",
+        "SYS_GUID",
+        "RANDOM_BYTES",
+        "SYSDATE",
+        "NOW",
+        "CURDATE",
+        "CURTIME",
+        "UNIX_TIMESTAMP",
+        "UTC_DATE",
+        "UTC_TIME",
+        "UTC_TIMESTAMP",
+        "CURRENT_DATE",
+        "CURRENT_TIME",
+        "CURRENT_TIMESTAMP",
+        "LOCALTIME",
+        "LOCALTIMESTAMP",
+        "CONNECTION_ID",
+        "LAST_INSERT_ID",
+        "ROW_COUNT",
+        "FOUND_ROWS",
+        "USER",
+        "CURRENT_USER",
+        "SESSION_USER",
+        "SYSTEM_USER",
+        "CURRENT_ROLE",
+        "SLEEP",
+        "GET_LOCK",
+        "RELEASE_LOCK",
+        "RELEASE_ALL_LOCKS",
+        "IS_FREE_LOCK",
+        "IS_USED_LOCK",
+        "LOAD_FILE",
+        "MASTER_POS_WAIT",
+        "MASTER_GTID_WAIT",
+        "NEXTVAL",
+        "LASTVAL",
+        "SETVAL",
+    ]
+)
+# ... and those of them that are called without parentheses as well.
+_NON_DETERMINISTIC_WORDS: Final = frozenset(
+    [
+        "CURRENT_DATE",
+        "CURRENT_TIME",
+        "CURRENT_TIMESTAMP",
+        "LOCALTIME",
+        "LOCALTIMESTAMP",
+        "UTC_DATE",
+        "UTC_TIME",
+        "UTC_TIMESTAMP",
+        "CURRENT_USER",
+        "CURRENT_ROLE",
+    ]
+)
+
+
+def _check_deterministic(tokens: Sequence[Token], table: str) -> None:
+    """1235 for a write to broadcast table ``table`` calling a function each copy would
+    compute for itself (the time, a random number, the connection's own values...)."""
+    for index, token in enumerate(tokens):
+        if token.kind is not _WORD or (index > 0 and is_op_token(tokens[index - 1], ".")):
+            continue  # (``t.now`` is a column)
+        word = token.value.upper()
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        called = following is not None and is_op_token(following, "(")
+        if (called and word in _NON_DETERMINISTIC_CALLS) or word in _NON_DETERMINISTIC_WORDS:
+            what = f"{word}()"
+        elif word == "NEXT" and following is not None and token_keyword(following) == "VALUE":
+            what = "NEXT VALUE FOR"
+        else:
+            continue
+        raise _refused(
+            f"{what} in a write to broadcast table {table}: each copy would compute its own"
+            " value (compute it first and write the value)"
+        )
 
 
 def _several_tables(tokens: Sequence[Token], references: Mapping[str, _Reference]) -> bool:

@@ -397,3 +397,36 @@ def test_scatter_selects_needing_a_merge_say_why(sql: str, why: str) -> None:
     # One partition: no merge, the shard answers.
     single = route("SELECT COUNT(*) FROM t WHERE id = 1", LAYOUT)
     assert isinstance(single, Route) and single.merge is None
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO b (id, name) VALUES (1, UUID())",
+        "INSERT INTO b VALUES (1, NOW())",
+        "INSERT INTO b VALUES (1, CURRENT_TIMESTAMP)",
+        "UPDATE b SET name = RAND() WHERE id = 1",
+        "UPDATE b SET name = CONCAT(name, CONNECTION_ID())",
+        "DELETE FROM b WHERE id < UNIX_TIMESTAMP()",
+        "REPLACE INTO b VALUES (2, /*! SYSDATE() */ 'x')",
+        "INSERT INTO b VALUES (NEXT VALUE FOR s1, 'x')",
+    ],
+)
+def test_broadcast_writes_computing_a_value_per_copy_are_refused(sql: str) -> None:
+    with pytest.raises(SqlError) as info:
+        route(sql, LAYOUT)
+    assert info.value.errno == 1235
+    assert "broadcast table b" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO b (id, name) VALUES (1, 'now')",
+        "UPDATE b SET name = b.now WHERE id = 1",
+        "SELECT NOW(), RAND() FROM b",
+        "INSERT INTO t (id, name) VALUES (1, UUID())",  # one row, one copy
+    ],
+)
+def test_deterministic_broadcast_writes_and_other_statements_pass(sql: str) -> None:
+    assert isinstance(route(sql, LAYOUT), Route)
