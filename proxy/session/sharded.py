@@ -113,8 +113,10 @@ from proxy.shard.statements import (
     CreateShardedTable,
     Decision,
     FanOut,
+    FieldListing,
     LocalRows,
     NeedsNextval,
+    RenamedRows,
     SequenceDdl,
     decide,
 )
@@ -128,16 +130,20 @@ from proxy.shard.values import NotPlaceable, shard_key
 from proxy.sql.analyze import Statement
 from proxy.sql.charsets import COLLATIONS
 from proxy.sql.lexer import LexMode, ServerFlavor, TokenKind, lex
+from proxy.sql.like import shows_database
 from proxy.wire.packets import (
     Capability,
     ProtocolError,
     ServerStatus,
     build_err,
     build_ok,
+    lenenc_int,
+    lenenc_str,
     parse_err,
     parse_ok,
     parse_stmt_prepare_ok,
     read_lenenc_int,
+    read_lenenc_str,
 )
 from proxy.wire.params import (
     ExecuteParams,
@@ -589,6 +595,10 @@ class ShardedExecutor:
                 await self._fan_out(plan.layout, decision)
             elif isinstance(decision, CheckTables):
                 await self._check(plan.layout, decision)
+            elif isinstance(decision, RenamedRows):
+                await self._renamed_rows(plan.layout, decision)
+            elif isinstance(decision, FieldListing):
+                await self._field_list(plan.layout, decision)
             elif isinstance(decision, SequenceDdl):
                 await self._sequence_ddl(plan.layout, decision)
             elif isinstance(decision, TransactionControl):
@@ -1046,6 +1056,84 @@ class ShardedExecutor:
             return
         assert last_end is not None
         self._emit(last_end)
+
+    async def _renamed_rows(self, layout: Layout, decision: RenamedRows) -> None:
+        """A SHOW about tables on physical database 0, its rows made logical (RenamedRows):
+        read whole (a few rows per table), renamed, filtered, then answered with the shard's
+        column definitions (renamed as every answer's are) and its end."""
+        target = decision.target
+        conns = await self._acquire(layout, (target,))
+        conn = conns[target.partition]
+        caps = conn.capabilities
+        try:
+            conn.send(b"\x03" + target.sql.encode())
+            _, first = await _read(conn)
+            if first[:1] == b"\xff":
+                err = parse_err(first, caps)
+                self.replies.error(sql_error_from(err.errno, err.sqlstate, err.message))
+                return
+            if first[:1] == b"\x00":
+                self.replies.write(first)
+                return
+            count_, _ = read_lenenc_int(first, 0)
+            head = [first]
+            for _ in range((count_ or 0) + (0 if caps & _DEPRECATE_EOF else 1)):
+                head.append((await _read(conn))[1])
+            rows: list[bytes] = []
+            while True:
+                _, packet = await _read(conn)
+                if packet[:1] == b"\xfe" and len(packet) < 0xFFFFFF:
+                    end = packet
+                    break
+                if packet[:1] == b"\xff":
+                    end = packet
+                    break
+                rows.append(packet)
+        except (BackendError, ConnectionLost) as exc:
+            self._lost(conns, exc, False)
+            return
+        rewrite = self.logical_names(layout).rewrite(target.database)
+        self._emit(first)
+        for index, payload in enumerate(head[1:]):
+            self._emit(rewrite(payload) if index < (count_ or 0) else payload)
+        shown = shows_database(decision.like) if decision.like is not None else None
+        for packet in rows:
+            renamed = rename_row(packet, decision.column, decision.renames, decision.drops)
+            if renamed is None:
+                continue
+            if shown is not None:
+                name = row_value(renamed, decision.column)
+                if name is None or not shown(name.decode("utf-8", "surrogateescape")):
+                    continue
+            self._emit(renamed)
+        self._emit(end)
+
+    async def _field_list(self, layout: Layout, decision: FieldListing) -> None:
+        """COM_FIELD_LIST of a logical table: its physical table's, the definitions naming
+        the logical database and table."""
+        target = decision.target
+        conns = await self._acquire(layout, (target,), branch=False)
+        conn = conns[target.partition]
+        names = self.logical_names(layout)
+        physical = target.database.encode()
+        answer: list[bytes] = []
+        try:
+            conn.send(b"\x04" + target.sql.encode() + b"\x00")
+            while True:
+                _, packet = await _read(conn)
+                if packet[:1] == b"\xff":
+                    err = parse_err(packet, conn.capabilities)
+                    self.replies.error(sql_error_from(err.errno, err.sqlstate, err.message))
+                    return
+                if packet[:1] == b"\xfe" and len(packet) < 9:
+                    answer.append(packet)
+                    break
+                answer.append(names.field(packet, physical))
+        except (BackendError, ConnectionLost) as exc:
+            self._lost(conns, exc, False)
+            return
+        for payload in answer:
+            self._emit(payload)
 
     def _emit(self, payload: bytes) -> None:
         self._sent = True
@@ -2438,6 +2526,47 @@ class _SharedConnection:
             yield payload
 
 
+def _value_at(packet: bytes, column: int) -> int:
+    """Where column ``column``'s value starts in a text-protocol row."""
+    pos = 0
+    for _ in range(column):
+        if packet[pos] == 0xFB:
+            pos += 1
+            continue
+        length, width = read_lenenc_int(packet, pos)
+        pos += width + (length or 0)
+    return pos
+
+
+def row_value(packet: bytes, column: int) -> bytes | None:
+    """Column ``column``'s value in a text-protocol row (None: NULL)."""
+    pos = _value_at(packet, column)
+    if packet[pos] == 0xFB:
+        return None
+    length, width = read_lenenc_int(packet, pos)
+    return packet[pos + width : pos + width + (length or 0)]
+
+
+def rename_row(
+    packet: bytes, column: int, renames: Mapping[str, str], drops: frozenset[str]
+) -> bytes | None:
+    """A text-protocol row whose column ``column`` names a physical table: renamed to its
+    logical table (``renames``), None when the row is left out (``drops``), else as it is."""
+    value = row_value(packet, column)
+    if value is None:
+        return packet
+    name = value.decode("utf-8", "surrogateescape")
+    if name in drops:
+        return None
+    logical = renames.get(name)
+    if logical is None:
+        return packet
+    pos = _value_at(packet, column)
+    _, width = read_lenenc_int(packet, pos)
+    new = logical.encode("utf-8", "surrogateescape")
+    return packet[:pos] + lenenc_int(len(new)) + new + packet[pos + width + len(value) :]
+
+
 def physical_table_names(layout: Layout) -> dict[bytes, bytes]:
     """The physical names of the tables split by TBPARTITION BY -> their logical names (the
     merged result's column definitions name the logical table, as one MariaDB would)."""
@@ -2483,6 +2612,24 @@ class LogicalNames:
 
         self._rewrites[database] = column
         return column
+
+    def field(self, payload: bytes, physical: bytes) -> bytes:
+        """A COM_FIELD_LIST column definition (a column definition and the column's default
+        after it) renamed as :meth:`column` renames one; everything after the names kept."""
+        try:
+            pos = 0
+            fields: list[bytes] = []
+            for _ in range(4):
+                value, pos = read_lenenc_str(payload, pos)
+                fields.append(value or b"")
+        except (ProtocolError, ValueError, IndexError):
+            return payload
+        catalog, schema, table, org_table = fields
+        schema = self.schema if schema == physical else schema
+        table = self.tables.get(table, table)
+        org_table = self.tables.get(org_table, org_table)
+        head = b"".join(lenenc_str(f) for f in (catalog, schema, table, org_table))
+        return head + payload[pos:]
 
     def column(self, payload: bytes, physical: bytes) -> bytes:
         """A column definition of physical database ``physical``'s answer, renamed; the

@@ -21,7 +21,7 @@ Raises SqlError for what is refused (1235 naming why, 1050, 1051, 1146).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from auth.errors import ErrorCode, not_supported, sql_error
@@ -34,6 +34,7 @@ from proxy.shard.ddl import (
     parse_create_table,
     parse_sequence_statement,
 )
+from proxy.shard.metadata import first_physical, logical_text
 from proxy.shard.route import (  # the token helpers routing reads statements with
     Layout,
     NeedsSequence,
@@ -48,15 +49,18 @@ from proxy.shard.route import (  # the token helpers routing reads statements wi
 )
 from proxy.shard.transaction import TransactionControl
 from proxy.shard.values import SqlValue
-from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor, Token, lex
+from proxy.sql.lexer import DEFAULT_MODE, LexedStatement, LexMode, ServerFlavor, Token, lex
 from proxy.sql.like import shows_database
 
 __all__ = [
     "CreateShardedTable",
     "Decision",
     "FanOut",
+    "FieldListing",
     "LocalRows",
+    "RenamedRows",
     "decide",
+    "field_listing",
     "show_commands",
 ]
 
@@ -68,6 +72,38 @@ class LocalRows:
     columns: tuple[str, ...]
     rows: tuple[tuple[str | None, ...], ...]
     numeric: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class RenamedRows:
+    """A SHOW about tables run on physical database 0, its rows made logical by the proxy:
+    the values of column ``column`` that name a physical table of a split table become the
+    logical table's name (``renames``), rows of the split tables' other physical tables are
+    left out (``drops``), and with ``like`` only the rows whose (logical) name matches."""
+
+    target: Target
+    column: int
+    renames: Mapping[str, str]
+    drops: frozenset[str] = frozenset()
+    like: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FieldListing:
+    """COM_FIELD_LIST of a logical table: the same command for its physical table in
+    physical database 0 (``target.sql``: that table's name), the definitions renamed."""
+
+    target: Target
+
+
+def field_listing(layout: Layout, name: str) -> FieldListing:
+    """COM_FIELD_LIST of logical table ``name`` (1146 if the database has no such table)."""
+    table = layout.tables.get(name.lower())
+    if table is None:
+        raise sql_error(ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{name}' doesn't exist")
+    first = layout.partitions[0]
+    physical = table.physical_names_in(0, layout.count)[0]
+    return FieldListing(Target(0, first.shard, first.name, physical))
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +155,8 @@ Decision = (
     Route
     | NeedsSequence
     | LocalRows
+    | RenamedRows
+    | FieldListing
     | CreateShardedTable
     | FanOut
     | CheckTables
@@ -175,10 +213,13 @@ def decide(
     sequence_values: Sequence[int] | None = None,
     nextvals: Sequence[int] | None = None,
     params: Sequence[SqlValue] | None = None,
+    visible: Callable[[str], bool] | None = None,
 ) -> Decision | None:
     """See the module docstring. ``text``: one statement (the analysis's executable text).
     ``nextvals``: a value for each ``s.NEXTVAL`` of the statement, put in its place.
-    ``params``: a prepared statement's parameter values (``route``)."""
+    ``params``: a prepared statement's parameter values (``route``). ``visible``: whether the
+    caller may see a logical table (holds some privilege on it; None: every table), as
+    MariaDB lists only those."""
     # Lexed once for every step below and routing (a multi-row INSERT of many rows is mostly
     # lexing): again only when s.NEXTVAL values were spliced in.
     statements = lex(text, mode, flavor)
@@ -196,7 +237,37 @@ def decide(
         return hint
     if len(statements) != 1:
         return route(text, layout, mode, flavor, sequence_values, params)
-    lexed = statements[0]
+    logical = logical_text(text, layout, mode, flavor)
+    if logical is not None:
+        # DATABASE() and information_schema made logical: where it would have run on
+        # physical database 0 as the client wrote it, the rewritten text runs there.
+        decided = _decide_one(
+            logical,
+            lex(logical, mode, flavor)[0],
+            layout,
+            mode,
+            flavor,
+            sequence_values,
+            params,
+            visible,
+        )
+        if decided is None:
+            first = layout.partitions[0]
+            return Route("copy", "", False, True, (Target(0, first.shard, first.name, logical),))
+        return decided
+    return _decide_one(text, statements[0], layout, mode, flavor, sequence_values, params, visible)
+
+
+def _decide_one(
+    text: str,
+    lexed: LexedStatement,
+    layout: Layout,
+    mode: LexMode,
+    flavor: ServerFlavor | None,
+    sequence_values: Sequence[int] | None,
+    params: Sequence[SqlValue] | None,
+    visible: Callable[[str], bool] | None = None,
+) -> Decision | None:
     tokens = lexed.tokens
     words = [token_keyword(t) for t in tokens[:4]]
     if not words:
@@ -208,7 +279,7 @@ def decide(
     if words[0] in ("CREATE", "ALTER", "DROP") and "SEQUENCE" in words[1:3]:
         return SequenceDdl(parse_sequence_statement(text, lexed))
     if words[0] == "SHOW":
-        return _show(tokens, layout)
+        return _show(text, tokens, layout, visible)
     if words[0] == "CREATE" and "TABLE" in words and "TEMPORARY" not in words:
         return _create(text, layout, mode, flavor)
     if words[0] == "DROP" and words[1:2] == ["TABLE"]:
@@ -259,7 +330,12 @@ def _from_table(tokens: Sequence[Token], layout: Layout, at: int) -> LogicalTabl
     return table
 
 
-def _show(tokens: Sequence[Token], layout: Layout) -> Decision | None:
+def _show(
+    text: str,
+    tokens: Sequence[Token],
+    layout: Layout,
+    visible: Callable[[str], bool] | None = None,
+) -> Decision | None:
     words = [token_keyword(t) for t in tokens]
     count = layout.count
     if words[1:2] == ["TOPOLOGY"]:
@@ -274,6 +350,8 @@ def _show(tokens: Sequence[Token], layout: Layout) -> Decision | None:
     if words[1:2] == ["RULE"]:
         named = _from_table(tokens, layout, 2)
         tables = [named] if named is not None else sorted(layout.tables.values(), key=_name)
+        if named is None and visible is not None:
+            tables = [t for t in tables if visible(t.name)]
         rule_rows = []
         for index, table in enumerate(tables):
             rule = table.rule
@@ -321,6 +399,8 @@ def _show(tokens: Sequence[Token], layout: Layout) -> Decision | None:
                 raise not_supported("SHOW TABLES ... WHERE on a sharded database")
             pattern = tokens[after + 1].value
         names = sorted((t.name for t in layout.tables.values()), key=str.lower)
+        if visible is not None:
+            names = [n for n in names if visible(n)]
         if pattern is not None:
             shown = shows_database(pattern)
             names = [n for n in names if shown(n)]
@@ -328,6 +408,14 @@ def _show(tokens: Sequence[Token], layout: Layout) -> Decision | None:
         if full:
             return LocalRows((column, "Table_type"), tuple((n, "BASE TABLE") for n in names))
         return LocalRows((column,), tuple((n,) for n in names))
+    if words[rest : rest + 1] in (["COLUMNS"], ["FIELDS"]) or (
+        not full and words[1:2] in (["INDEX"], ["INDEXES"], ["KEYS"])
+    ):
+        return _show_table(
+            text, tokens, words, layout, rest + 1, words[rest] not in ("COLUMNS", "FIELDS")
+        )
+    if not full and words[1:3] == ["TABLE", "STATUS"]:
+        return _table_status(tokens, words, layout)
     if words[1:3] == ["CREATE", "TABLE"]:
         name = tokens[3] if len(tokens) > 3 else None
         if len(tokens) > 5 and is_op_token(tokens[4], "."):
@@ -339,6 +427,69 @@ def _show(tokens: Sequence[Token], layout: Layout) -> Decision | None:
             return None
         return LocalRows(("Table", "Create Table"), ((table.name, _definition(table)),))
     return None
+
+
+def _show_table(
+    text: str,
+    tokens: Sequence[Token],
+    words: Sequence[str],
+    layout: Layout,
+    at: int,
+    index: bool,
+) -> Decision | None:
+    """SHOW [FULL] COLUMNS|FIELDS / SHOW INDEX|INDEXES|KEYS {FROM|IN} t [{FROM|IN} db] [...]:
+    the same SHOW of the table's physical table in physical database 0 (its first, for a table
+    split by TBPARTITION BY); SHOW INDEX's rows name the logical table."""
+    count = len(tokens)
+    if at + 1 >= count or words[at] not in ("FROM", "IN"):
+        return None  # (the shard's syntax error)
+    name_at = at + 1
+    qualifier: Token | None = None
+    if name_at + 2 < count and is_op_token(tokens[name_at + 1], "."):
+        qualifier = tokens[name_at]
+        name_at += 2
+    after = name_at + 1
+    if after + 1 < count and words[after] in ("FROM", "IN"):
+        qualifier = tokens[after + 1]
+        after += 2
+    if qualifier is not None and qualifier.value.lower() != layout.name.lower():
+        return None  # another database's: the analysis decides
+    name = tokens[name_at]
+    table = layout.tables.get(name.value.lower())
+    if table is None:
+        raise sql_error(
+            ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{name.value}' doesn't exist"
+        )
+    physical = table.physical_names_in(0, layout.count)[0]
+    sql = f"{text[: tokens[at].pos]}FROM {quote_name(physical)}"
+    if after < count:
+        sql += " " + text[tokens[after].pos :]
+    first = layout.partitions[0]
+    target = Target(0, first.shard, first.name, sql)
+    if index:
+        return RenamedRows(target, 0, {physical: table.name})
+    return Route("copy", table.name, False, True, (target,))
+
+
+def _table_status(tokens: Sequence[Token], words: Sequence[str], layout: Layout) -> Decision:
+    """SHOW TABLE STATUS [{FROM|IN} db] [LIKE 'pattern']: physical database 0's, one row per
+    logical table (a split table's first physical table, under the logical name); the
+    pattern is matched against the logical names by the proxy."""
+    count = len(tokens)
+    after = 3
+    if after < count and words[after] in ("FROM", "IN"):
+        if after + 1 < count and tokens[after + 1].value.lower() != layout.name.lower():
+            raise not_supported("SHOW TABLE STATUS of another database")
+        after += 2
+    like = None
+    if after < count:
+        if words[after] != "LIKE" or after + 2 != count:
+            raise not_supported("SHOW TABLE STATUS ... WHERE on a sharded database")
+        like = tokens[after + 1].value
+    renames, drops = first_physical(layout)
+    first = layout.partitions[0]
+    target = Target(0, first.shard, first.name, "SHOW TABLE STATUS")
+    return RenamedRows(target, 0, renames, frozenset(drops), like)
 
 
 def _name(table: LogicalTable) -> str:

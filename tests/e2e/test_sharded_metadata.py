@@ -1,0 +1,245 @@
+"""A sharded database's metadata through real clients shows what one MariaDB holding the
+logical database shows: the logical database's name, its logical tables (one row each, never a
+physical database ``shmeta_0000`` nor a split table's physical tables ``sp_00``, ``sp_01``),
+only the tables the account holds privileges on.
+
+The reference is a plain database ``shmeta`` made directly on shard 0 with the same tables;
+each answer through the proxy is compared with the same statement's answer there (statistics
+such as row counts and cardinalities aside: they are physical database 0's).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pymysql
+import pytest
+from pymysql.constants import COMMAND
+
+from tests.conftest import connect_admin
+from tests.e2e.conftest import ProxyEnv
+from tests.e2e.sharded import sharded_database
+from tests.e2e.tools import run_tool
+
+PASSWORD = "Metadata#pass1"
+DB = "shmeta"
+NARROW = ("metanarrow", "Narrow#pass1")
+TABLES = [
+    "CREATE TABLE sp (id bigint NOT NULL, v varchar(20), PRIMARY KEY (id), KEY (v))",
+    "CREATE TABLE t (id int NOT NULL, w int, PRIMARY KEY (id), UNIQUE KEY uw (w))",
+    "CREATE TABLE b (k varchar(10) NOT NULL, PRIMARY KEY (k))",
+    "CREATE TABLE u (id int NOT NULL, PRIMARY KEY (id))",
+]
+CLAUSES = [
+    " DBPARTITION BY HASH(id) TBPARTITION BY HASH(id) TBPARTITIONS 2",
+    " DBPARTITION BY HASH(id)",
+    " BROADCAST",
+    "",
+]
+LEAKS = (f"{DB}_000", "sp_0")
+
+
+@pytest.fixture(scope="module")
+def meta(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
+    with sharded_database(proxy, DB, PASSWORD) as env:
+        conn = env.connect(DB, PASSWORD, database=DB)
+        try:
+            with conn.cursor() as cur:
+                for ddl, clause in zip(TABLES, CLAUSES, strict=True):
+                    cur.execute(ddl + clause)
+                cur.execute("INSERT INTO sp VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')")
+                cur.execute(f"CREATE USER '{NARROW[0]}'@'%' IDENTIFIED BY '{NARROW[1]}'")
+                cur.execute(f"GRANT SELECT ON {DB}.t TO '{NARROW[0]}'@'%'")
+        finally:
+            conn.close()
+        admin = connect_admin(env.shards[0])
+        try:
+            with admin.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS {DB}")
+                cur.execute(f"CREATE DATABASE {DB}")
+                for ddl in TABLES:
+                    cur.execute(ddl.replace("TABLE ", f"TABLE {DB}.", 1))
+        finally:
+            admin.close()
+        try:
+            yield env
+        finally:
+            admin = connect_admin(env.shards[0])
+            try:
+                with admin.cursor() as cur:
+                    cur.execute(f"DROP DATABASE IF EXISTS {DB}")
+            finally:
+                admin.close()
+            conn = env.connect(DB, PASSWORD, database=DB)
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(f"DROP USER IF EXISTS '{NARROW[0]}'@'%'")
+            finally:
+                conn.close()
+
+
+def _rows(conn: pymysql.connections.Connection[Any], sql: str) -> list[tuple[Any, ...]]:
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        return sorted(tuple(row) for row in cur.fetchall())
+
+
+def _fields(conn: pymysql.connections.Connection[Any], sql: str) -> list[tuple[Any, ...]]:
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        fields = cur._result.fields if cur._result is not None else []
+        return [(f.db, f.table_name, f.org_table, f.name) for f in fields]
+
+
+def _no_leak(found: object) -> None:
+    text = str(found)
+    assert not any(leak in text for leak in LEAKS), text
+
+
+@pytest.fixture
+def both(meta: ProxyEnv) -> Iterator[tuple[Any, Any]]:
+    proxied = meta.connect(DB, PASSWORD, database=DB)
+    plain = connect_admin(meta.shards[0], database=DB)
+    try:
+        yield proxied, plain
+    finally:
+        proxied.close()
+        plain.close()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SHOW TABLES",
+        "SHOW FULL TABLES",
+        "SHOW TABLES LIKE 's%'",
+        "SELECT DATABASE()",
+        "SELECT database() AS d, SCHEMA()",
+        "SHOW COLUMNS FROM sp",
+        "SHOW FULL COLUMNS FROM sp FROM shmeta LIKE 'v%'",
+        "SHOW FIELDS IN t",
+        "DESCRIBE sp",
+        # (Cardinality, column 6, is a statistic)
+        "SHOW INDEX FROM sp",
+        "SHOW KEYS FROM shmeta.t",
+        "SHOW INDEXES IN sp IN shmeta",
+        # (Rows, lengths and times are physical database 0's statistics)
+        "SHOW TABLE STATUS",
+        "SHOW TABLE STATUS LIKE 'sp'",
+        "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, ENGINE FROM information_schema.TABLES"
+        " WHERE TABLE_SCHEMA = 'shmeta'",
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+        " AND TABLE_NAME = 'sp'",
+        "SELECT t.TABLE_SCHEMA, t.TABLE_NAME, t.COLUMN_NAME, t.ORDINAL_POSITION, t.COLUMN_TYPE"
+        " FROM information_schema.COLUMNS AS t WHERE t.TABLE_SCHEMA = DATABASE()",
+        "SELECT TABLE_NAME, COUNT(*) FROM information_schema.COLUMNS"
+        " WHERE TABLE_SCHEMA = 'shmeta' GROUP BY TABLE_NAME",
+        "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_SCHEMA, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME"
+        " FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = 'shmeta'",
+        "SELECT CONSTRAINT_SCHEMA, TABLE_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, COLUMN_NAME"
+        " FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = 'shmeta'",
+        "SELECT CONSTRAINT_SCHEMA, TABLE_SCHEMA, TABLE_NAME, CONSTRAINT_TYPE"
+        " FROM information_schema.TABLE_CONSTRAINTS WHERE TABLE_SCHEMA = 'shmeta'",
+        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'shmeta'",
+        "SELECT information_schema.TABLES.TABLE_NAME FROM information_schema.TABLES"
+        " WHERE TABLES.TABLE_SCHEMA = 'shmeta'",
+    ],
+)
+def test_metadata_answers_as_one_mariadb(both: tuple[Any, Any], sql: str) -> None:
+    proxied, plain = both
+    seen, want = _rows(proxied, sql), _rows(plain, sql)
+    if "INDEX" in sql or "KEYS" in sql:
+        seen, want = [r[:6] + r[7:] for r in seen], [r[:6] + r[7:] for r in want]
+    if "STATUS" in sql:
+        seen, want = [r[:2] for r in seen], [r[:2] for r in want]
+    assert seen == want, sql
+    _no_leak(seen)
+    fields = _fields(proxied, sql)
+    _no_leak(fields)
+    if "information_schema" not in sql and "TABLES" not in sql:
+        # (The proxy's own SHOW TABLES answer has plain definitions; information_schema's
+        # columns are the derived table's.)
+        assert fields == _fields(plain, sql), sql
+
+
+def test_field_list_names_the_logical_table(both: tuple[Any, Any]) -> None:
+    """COM_FIELD_LIST (the mysql client's table-name completion) of a split table and a
+    sharded one: the definitions one MariaDB sends; an unknown table is 1146 naming the
+    logical database."""
+
+    def field_list(conn: Any, table: str) -> list[bytes]:
+        conn._execute_command(COMMAND.COM_FIELD_LIST, table.encode() + b"\0")
+        out: list[bytes] = []
+        while True:
+            packet = conn._read_packet()
+            if packet.is_eof_packet():
+                return out
+            out.append(packet.get_all_data())
+
+    proxied, plain = both
+    for table in ("sp", "t", "u"):
+        seen = field_list(proxied, table)
+        assert seen == field_list(plain, table), table
+        _no_leak(seen)
+    with pytest.raises(pymysql.err.ProgrammingError) as missing:
+        field_list(proxied, "nope")
+    assert missing.value.args == (1146, f"Table '{DB}.nope' doesn't exist")
+
+
+def test_an_account_sees_only_the_tables_it_holds_privileges_on(meta: ProxyEnv) -> None:
+    conn = meta.connect(NARROW[0], NARROW[1], database=DB)
+    try:
+        for sql in (
+            "SHOW TABLES",
+            "SHOW FULL TABLES",
+            "SHOW TABLE STATUS",
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'shmeta'",
+            "SELECT DISTINCT TABLE_NAME FROM information_schema.COLUMNS"
+            " WHERE TABLE_SCHEMA = DATABASE()",
+        ):
+            assert [r[0] for r in _rows(conn, sql)] == ["t"], sql
+        assert [r[1] for r in _rows(conn, "SHOW RULE")] == ["t"]
+        with pytest.raises(pymysql.err.OperationalError) as denied:
+            _rows(conn, "SHOW INDEX FROM sp")
+        assert denied.value.args[0] == 1142
+    finally:
+        conn.close()
+
+
+def test_refused_rather_than_leaked(both: tuple[Any, Any]) -> None:
+    proxied, _ = both
+    for sql in ("SHOW TABLE STATUS WHERE Name = 'sp'", "SHOW COLUMNS FROM nope"):
+        with pytest.raises(pymysql.err.MySQLError) as refused:
+            _rows(proxied, sql)
+        _no_leak(refused.value.args)
+
+
+@pytest.mark.skipif(
+    shutil.which("mariadb") is None or shutil.which("mariadb-dump") is None,
+    reason="the mariadb client tools are not installed",
+)
+def test_mariadb_cli_and_dump(meta: ProxyEnv) -> None:
+    """The mariadb CLI's metadata commands, and a dump (without LOCK TABLES, which a sharded
+    database does not take) naming only logical tables that restores through the proxy."""
+    shown = run_tool(
+        meta, "mariadb", DB, PASSWORD, DB, "-e", "SHOW TABLE STATUS; SHOW INDEX FROM sp; \\s"
+    )
+    assert shown.returncode == 0, shown.stderr
+    _no_leak(shown.stdout)
+    assert b"sp" in shown.stdout
+    dumped = run_tool(
+        meta, "mariadb-dump", DB, PASSWORD, "--skip-lock-tables", "--skip-add-locks", DB
+    )
+    assert dumped.returncode == 0, dumped.stderr
+    _no_leak(dumped.stdout)
+    assert b"TBPARTITION BY HASH(id) TBPARTITIONS 2" in dumped.stdout
+    restored = run_tool(meta, "mariadb", DB, PASSWORD, DB, stdin=dumped.stdout)
+    assert restored.returncode == 0, restored.stderr
+    conn = meta.connect(DB, PASSWORD, database=DB)
+    try:
+        assert _rows(conn, "SELECT id, v FROM sp") == [(1, "a"), (2, "b"), (3, "c"), (4, "d")]
+        assert len(_rows(conn, "SHOW TOPOLOGY FROM sp")) == 8
+    finally:
+        conn.close()
