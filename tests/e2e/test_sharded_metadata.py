@@ -208,6 +208,17 @@ def test_an_account_sees_only_the_tables_it_holds_privileges_on(meta: ProxyEnv) 
         conn.close()
 
 
+def test_identity_calls_are_answered_in_routed_statements(both: tuple[Any, Any]) -> None:
+    proxied, _ = both
+    assert _rows(proxied, "SELECT CURRENT_USER(), DATABASE(), id FROM sp WHERE id = 2") == [
+        (f"{DB}@%", DB, 2)
+    ]
+    assert _rows(proxied, "SELECT DATABASE() AS d, id FROM sp WHERE id > 2") == [
+        (DB, 3),
+        (DB, 4),
+    ]
+
+
 def test_refused_rather_than_leaked(both: tuple[Any, Any]) -> None:
     proxied, _ = both
     for sql in ("SHOW TABLE STATUS WHERE Name = 'sp'", "SHOW COLUMNS FROM nope"):
