@@ -208,6 +208,42 @@ def test_an_account_sees_only_the_tables_it_holds_privileges_on(meta: ProxyEnv) 
         conn.close()
 
 
+def test_every_result_set_of_a_relayed_packet_names_the_logical_database(meta: ProxyEnv) -> None:
+    """A multi-statement packet on single tables is relayed from physical database 0 as one
+    answer: each of its result sets' definitions name the logical database, not only the
+    first one's (rows, OKs and the end pass as they come)."""
+    sql = (
+        "SELECT * FROM u; SELECT id AS k FROM u AS x; INSERT INTO u VALUES (77);"
+        " SELECT id FROM u WHERE id = 77; DELETE FROM u WHERE id = 77; SELECT 1 AS one"
+    )
+    multi = pymysql.constants.CLIENT.MULTI_STATEMENTS
+    proxied = meta.connect(DB, PASSWORD, database=DB, client_flag=multi)
+    plain = connect_admin(meta.shards[0], database=DB, client_flag=multi)
+
+    def answers(conn: Any) -> list[tuple[Any, ...]]:
+        out = []
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            while True:
+                fields = getattr(cur._result, "fields", None) or []
+                out.append((tuple(_field(f) for f in fields), cur.fetchall()))
+                if not cur.nextset():
+                    return out
+
+    try:
+        seen = answers(proxied)
+        assert seen == answers(plain)
+        assert len(seen) == 6
+        _no_leak(seen)
+    finally:
+        proxied.close()
+        plain.close()
+
+
+def _field(f: Any) -> tuple[Any, ...]:
+    return (f.db, f.table_name, f.org_table, f.name, f.org_name, f.charsetnr, f.type_code)
+
+
 def test_identity_calls_are_answered_in_routed_statements(both: tuple[Any, Any]) -> None:
     proxied, _ = both
     assert _rows(proxied, "SELECT CURRENT_USER(), DATABASE(), id FROM sp WHERE id = 2") == [

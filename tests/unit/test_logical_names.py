@@ -132,3 +132,41 @@ def test_a_relay_rewrites_only_the_definitions_wherever_the_chunks_fall(
     conn.start_relay(client, ResponseKind.QUERY, lambda s, e: ended.append(s), NAMES.rewrite("x"))
     conn.data_received(ok)
     assert len(ended) == 2 and bytes(client.out).endswith(ok)
+
+
+def _more(answer: list[bytes]) -> list[bytes]:
+    """``answer`` with its end saying another result follows (SERVER_MORE_RESULTS_EXISTS)."""
+    return [*answer[:-1], b"\xfe\x00\x00\x0a\x00"]
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64, 4096])
+def test_every_result_set_of_an_answer_is_renamed(chunk: int) -> None:
+    """``every``: a multi-statement answer's result sets (an OK between them) each have their
+    definitions renamed, the rows and ends as they came, wherever the chunks fall."""
+    conn = BackendConnection(BackendTarget("s0", "127.0.0.1", 3306, "u", "p", "sales_0001"))
+    conn.capabilities = int(Capability.PROTOCOL_41) | int(Capability.MULTI_RESULTS)
+    client = _Client()
+    ended: list[ResponseScanner] = []
+    ok_more = b"\x00\x01\x00\x0a\x00\x00\x00"
+    physical = [
+        *_more(_answer(b"sales_0001", b"orders_03", False)),
+        ok_more,
+        *_answer(b"sales_0001", b"orders_04", False),
+    ]
+    logical = [
+        *_more(_answer(b"sales", b"orders", False)),
+        ok_more,
+        *_answer(b"sales", b"orders", False),
+    ]
+    conn.start_relay(
+        client,
+        ResponseKind.QUERY,
+        lambda s, e: ended.append(s),
+        NAMES.rewrite("sales_0001"),
+        every=True,
+    )
+    data = _wire(physical)
+    for at in range(0, len(data), chunk):
+        conn.data_received(data[at : at + chunk])
+    assert len(ended) == 1 and not conn.broken
+    assert bytes(client.out) == _wire(logical)
