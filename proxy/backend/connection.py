@@ -355,7 +355,8 @@ class BackendConnection(PacketConnection):
         every: bool = False,
     ) -> None:
         """Relay the response to the command just sent, verbatim, onto ``client``; with
-        ``columns``, the first result set's column definitions pass through it (they are
+        ``columns``, the first result set's column definitions (or the answer's error) pass
+        through it (they are
         taken as packets and written again with the shard's sequence ids; the rest of the
         answer is relayed as it comes) -- with ``every``, each result set's (the frames of
         rows still pass as they come)."""
@@ -470,7 +471,9 @@ class BackendConnection(PacketConnection):
             if defs is None:
                 defs = 0
                 first = packet[:1]
-                if self._head_kind is ResponseKind.PREPARE:
+                if first == b"\xff":
+                    packet = columns(packet)  # an error naming what the rewrite renames
+                elif self._head_kind is ResponseKind.PREPARE:
                     try:
                         ok = parse_stmt_prepare_ok(packet)
                     except ProtocolError:
@@ -553,6 +556,8 @@ class BackendConnection(PacketConnection):
                 elif first == b"\xfb":
                     self._every = False  # LOCAL INFILE: the rest as it comes
                     self._columns = None
+                elif first == b"\xff":
+                    packet = columns(packet)
             elif phase == _DEFS:
                 packet = columns(packet)
                 self._defs = (self._defs or 1) - 1

@@ -979,6 +979,7 @@ class ShardedExecutor:
             if first[:1] in (b"\xff", b"\x00"):
                 in_flight.discard(index)
             if first[:1] == b"\xff":
+                first = names.error(first, target.database.encode())
                 err = parse_err(first, caps)
                 if columns is None:
                     self.replies.error(sql_error_from(err.errno, err.sqlstate, err.message))
@@ -1069,6 +1070,7 @@ class ShardedExecutor:
             conn.send(b"\x03" + target.sql.encode())
             _, first = await _read(conn)
             if first[:1] == b"\xff":
+                first = self.logical_names(layout).error(first, target.database.encode())
                 err = parse_err(first, caps)
                 self.replies.error(sql_error_from(err.errno, err.sqlstate, err.message))
                 return
@@ -1122,7 +1124,7 @@ class ShardedExecutor:
             while True:
                 _, packet = await _read(conn)
                 if packet[:1] == b"\xff":
-                    err = parse_err(packet, conn.capabilities)
+                    err = parse_err(names.error(packet, physical), conn.capabilities)
                     self.replies.error(sql_error_from(err.errno, err.sqlstate, err.message))
                     return
                 if packet[:1] == b"\xfe" and len(packet) < 9:
@@ -2631,9 +2633,27 @@ class LogicalNames:
         head = b"".join(lenenc_str(f) for f in (catalog, schema, table, org_table))
         return head + payload[pos:]
 
+    def error(self, payload: bytes, physical: bytes) -> bytes:
+        """An ERR packet of physical database ``physical`` whose message names it (``Table
+        'sales_0000.t' doesn't exist``) or a split table's physical table, renamed; the
+        payload itself otherwise."""
+        at = 9 if payload[3:4] == b"#" else 3
+        message = payload[at:]
+        if physical not in message and not any(name in message for name in self.tables):
+            return payload
+        names = [re.escape(physical), *(re.escape(name) for name in self.tables)]
+        pattern = re.compile(rb"(?<=['`.])(" + b"|".join(names) + rb")(?=['`.])")
+        renamed = pattern.sub(
+            lambda m: self.schema if m.group(1) == physical else self.tables[m.group(1)], message
+        )
+        return payload[:at] + renamed
+
     def column(self, payload: bytes, physical: bytes) -> bytes:
         """A column definition of physical database ``physical``'s answer, renamed; the
-        payload itself when nothing changes (every other field stays byte for byte)."""
+        payload itself when nothing changes (every other field stays byte for byte). An ERR
+        packet's message is renamed (:meth:`error`)."""
+        if payload[:1] == b"\xff":
+            return self.error(payload, physical)
         try:
             column = ColumnDefinition.parse(payload)
         except (ProtocolError, ValueError, IndexError, TypeError):

@@ -257,6 +257,10 @@ def test_identity_calls_are_answered_in_routed_statements(both: tuple[Any, Any])
 
 def test_refused_rather_than_leaked(both: tuple[Any, Any]) -> None:
     proxied, _ = both
+    for sql in ("SELECT * FROM nope", "SELECT * FROM u JOIN nope", "SHOW COLUMNS FROM nope"):
+        with pytest.raises(pymysql.err.ProgrammingError) as missing:
+            _rows(proxied, sql)
+        assert missing.value.args == (1146, f"Table '{DB}.nope' doesn't exist"), sql
     for sql in ("SHOW TABLE STATUS WHERE Name = 'sp'", "SHOW COLUMNS FROM nope"):
         with pytest.raises(pymysql.err.MySQLError) as refused:
             _rows(proxied, sql)

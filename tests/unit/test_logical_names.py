@@ -170,3 +170,18 @@ def test_every_result_set_of_an_answer_is_renamed(chunk: int) -> None:
         conn.data_received(data[at : at + chunk])
     assert len(ended) == 1 and not conn.broken
     assert bytes(client.out) == _wire(logical)
+
+
+def test_errors_name_the_logical_database_and_tables() -> None:
+    def err(message: bytes) -> bytes:
+        return b"\xff\x7a\x04#42S02" + message
+
+    assert NAMES.column(err(b"Table 'sales_0001.nope' doesn't exist"), b"sales_0001") == err(
+        b"Table 'sales.nope' doesn't exist"
+    )
+    assert NAMES.error(err(b"Table 'sales_0001.orders_03' is full"), b"sales_0001") == err(
+        b"Table 'sales.orders' is full"
+    )
+    # Another partition's name, a name inside a longer word, a message naming neither: kept.
+    for message in (b"Table 'sales_0002.x' doesn't exist", b"Unknown column 'sales_0001x'"):
+        assert NAMES.error(err(message), b"sales_0001") == err(message)
