@@ -48,7 +48,13 @@ from auth.privileges import Priv, Requirement
 from proxy.plan.authorize import Caller, check_requirements, refusal_for, resolve_database
 from proxy.plan.rewrite import IdentityValues, Splice, apply_splices, identity_splices
 from proxy.shard.route import Layout, NeedsSequence, Route, Target
-from proxy.shard.statements import Decision, decide, field_listing, show_commands
+from proxy.shard.statements import (
+    Decision,
+    decide,
+    field_listing,
+    lock_refusal,
+    show_commands,
+)
 from proxy.shard.transaction import transaction_control
 from proxy.sql.analyze import DatabaseStatement, Kind, Statement
 from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor
@@ -468,6 +474,15 @@ def relayed_statement(
     error = check_requirements(statement.requirements, snapshot, _caller(view))
     if error is not None:
         return Deny(error)
+    if statement.binds:
+        layout = sharded_layout(snapshot, view.current_db)
+        lock = (
+            None
+            if layout is None
+            else lock_refusal(original or statement.text, layout, view.lex_mode, view.flavor)
+        )
+        if lock is not None:
+            return Deny(lock)
     if statement.kind is Kind.QUERY:
         layout = sharded_layout(snapshot, view.current_db)
         decided = (

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from auth.errors import ErrorCode, not_supported, sql_error
+from auth.errors import ErrorCode, SqlError, not_supported, sql_error
 from auth.model import DEFAULT_SEQUENCE_START, LogicalTable
 from proxy.shard.ddl import (
     CreateTable,
@@ -61,6 +61,7 @@ __all__ = [
     "RenamedRows",
     "decide",
     "field_listing",
+    "lock_refusal",
     "show_commands",
 ]
 
@@ -188,6 +189,35 @@ def _ordered(found: list[tuple[int, str]], layout: Layout) -> tuple[Target, ...]
         physical = layout.partitions[database]
         out.append(Target(database, physical.shard, physical.name, text))
     return tuple(out)
+
+
+def lock_refusal(
+    text: str, layout: Layout, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None
+) -> SqlError | None:
+    """``LOCK TABLE[S]`` naming a sharded or broadcast table: 1235 (its physical tables are on
+    every partition; physical database 0's lock would hold one of them). None otherwise."""
+    try:
+        statements = lex(text, mode, flavor)
+    except Exception:
+        return None
+    if len(statements) != 1:
+        return None
+    tokens = statements[0].tokens
+    if len(tokens) < 3 or token_keyword(tokens[0]) != "LOCK":
+        return None
+    if token_keyword(tokens[1]) not in ("TABLE", "TABLES"):
+        return None
+    for item in _split_commas(tokens[2:]):
+        if not item:
+            continue
+        name = item[2] if len(item) >= 3 and is_op_token(item[1], ".") else item[0]
+        table = layout.tables.get(name.value.lower())
+        if table is not None and table.rule.kind != "single":
+            return not_supported(
+                f"LOCK TABLES of {table.rule.kind} table {table.name} (mariadb-dump: use"
+                " --skip-lock-tables or --skip-add-locks)"
+            )
+    return None
 
 
 def show_commands(text: str, mode: LexMode = DEFAULT_MODE) -> bool:

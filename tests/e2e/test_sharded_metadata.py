@@ -257,6 +257,12 @@ def test_identity_calls_are_answered_in_routed_statements(both: tuple[Any, Any])
 
 def test_refused_rather_than_leaked(both: tuple[Any, Any]) -> None:
     proxied, _ = both
+    for sql in ("LOCK TABLES sp READ", "LOCK TABLES u READ, b WRITE", "LOCK TABLE shmeta.t READ"):
+        with pytest.raises(pymysql.err.NotSupportedError) as locked:
+            _rows(proxied, sql)
+        assert locked.value.args[0] == 1235, sql
+    _rows(proxied, "LOCK TABLES u WRITE")  # a single table: physical database 0 has it all
+    _rows(proxied, "UNLOCK TABLES")
     for sql in ("SELECT * FROM nope", "SELECT * FROM u JOIN nope", "SHOW COLUMNS FROM nope"):
         with pytest.raises(pymysql.err.ProgrammingError) as missing:
             _rows(proxied, sql)
@@ -280,6 +286,11 @@ def test_mariadb_cli_and_dump(meta: ProxyEnv) -> None:
     assert shown.returncode == 0, shown.stderr
     _no_leak(shown.stdout)
     assert b"sp" in shown.stdout
+    # LOCK TABLES of a sharded or broadcast table is refused, saying what to do instead.
+    locking = run_tool(meta, "mariadb-dump", DB, PASSWORD, DB)
+    assert locking.returncode != 0
+    assert b"1235" in locking.stderr and b"--skip-lock-tables" in locking.stderr
+    _no_leak(locking.stderr)
     dumped = run_tool(
         meta, "mariadb-dump", DB, PASSWORD, "--skip-lock-tables", "--skip-add-locks", DB
     )
