@@ -96,6 +96,7 @@ from proxy.plan.plan import (
 from proxy.session.link import OWN_STATEMENT, BackendUnavailable, SessionLost, lost_error
 from proxy.session.statements import execute_types, with_id, with_types
 from proxy.shard.ddl import AlterSequence, CreateSequence, nextval_references
+from proxy.shard.metadata import logical_text
 from proxy.shard.placement import IntegerHash, Placement, PlacementError, integer_hash, place
 from proxy.shard.route import (
     KeySlots,
@@ -1723,8 +1724,10 @@ class ShardedExecutor:
         column definitions, which reach the client with an id of the session's own."""
         session = self.session
         state = session.link.state
+        # DATABASE() and information_schema made logical once: executions route this text.
+        text = logical_text(plan.text, plan.layout, state.lex_mode, state.flavor) or plan.text
         try:
-            target = copy_target(plan.text, plan.layout, state.lex_mode, state.flavor)
+            target = copy_target(text, plan.layout, state.lex_mode, state.flavor)
             conns = await self._acquire(plan.layout, [target])
         except BackendUnavailable as exc:
             self.replies.error(exc.error)
@@ -1747,7 +1750,7 @@ class ShardedExecutor:
         ok = parse_stmt_prepare_ok(first)
         client_id = self._new_id(ok.statement_id)
         params = ok.num_params
-        prepared = ShardedStatement(client_id, plan.text, params, None)
+        prepared = ShardedStatement(client_id, text, params, None)
         self._refresh(prepared, plan.layout)
         physical = prepared.physical.setdefault(target.sql, PhysicalStatement())
         physical.on[conn] = ok.statement_id

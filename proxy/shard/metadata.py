@@ -267,10 +267,13 @@ def logical_text(
     text: str, layout: Layout, mode: LexMode, flavor: ServerFlavor | None
 ) -> str | None:
     """``text`` with DATABASE() answered and information_schema's tables made logical (see the
-    module docstring); None when it has neither."""
+    module docstring); None when it has neither, or when it names physical database 0 as a
+    string (this function's own output: a prepared statement's text is kept made logical)."""
     lowered = text.lower()
     if "database" not in lowered and "schema" not in lowered:
         return None  # (information_schema has 'schema' in it too)
+    if sql_literal(layout.partitions[0].name) in text:
+        return None  # made logical already (its derived tables name physical database 0)
     statements = lex(text, mode, flavor)
     if len(statements) != 1:
         return None

@@ -244,6 +244,35 @@ def _field(f: Any) -> tuple[Any, ...]:
     return (f.db, f.table_name, f.org_table, f.name, f.org_name, f.charsetnr, f.type_code)
 
 
+def test_prepared_statements_read_logical_metadata(meta: ProxyEnv) -> None:
+    """Server-side prepared statements (mysql-connector's prepared cursor), each executed
+    three times (the command loop's executions, then the fast path's)."""
+    conn = meta.connector(DB, PASSWORD, DB)
+    try:
+        cur = conn.cursor(prepared=True)
+        for sql, params, want in [
+            (
+                "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES"
+                " WHERE TABLE_SCHEMA = ? AND TABLE_NAME LIKE ?",
+                (DB, "s%"),
+                [(DB, "sp")],
+            ),
+            (
+                "SELECT DISTINCT TABLE_NAME FROM information_schema.STATISTICS"
+                " WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME = ?",
+                ("v",),
+                [("sp",)],
+            ),
+            ("SELECT DATABASE(), id FROM sp WHERE id = ?", (2,), [(DB, 2)]),
+            ("SELECT DATABASE(), ?", (5,), [(DB, 5)]),
+        ]:
+            for _ in range(3):
+                cur.execute(sql, params)
+                assert [tuple(r) for r in cur.fetchall()] == want, sql
+    finally:
+        conn.close()
+
+
 def test_identity_calls_are_answered_in_routed_statements(both: tuple[Any, Any]) -> None:
     proxied, _ = both
     assert _rows(proxied, "SELECT CURRENT_USER(), DATABASE(), id FROM sp WHERE id = 2") == [
