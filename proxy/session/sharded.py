@@ -119,6 +119,7 @@ from proxy.shard.statements import (
     NeedsNextval,
     RenamedRows,
     SequenceDdl,
+    TableStatus,
     decide,
 )
 from proxy.shard.transaction import (
@@ -138,6 +139,7 @@ from proxy.wire.packets import (
     ServerStatus,
     build_err,
     build_ok,
+    build_text_row,
     lenenc_int,
     lenenc_str,
     parse_err,
@@ -155,7 +157,7 @@ from proxy.wire.params import (
     peek_integer,
     peek_params,
 )
-from proxy.wire.stream import ConnectionLost, ResponseKind, ResponseScanner
+from proxy.wire.stream import ConnectionLost, ResponseKind, ResponseScanner, text_row_values
 
 if TYPE_CHECKING:
     from auth.catalog import CatalogSnapshot
@@ -598,6 +600,8 @@ class ShardedExecutor:
                 await self._check(plan.layout, decision)
             elif isinstance(decision, RenamedRows):
                 await self._renamed_rows(plan.layout, decision)
+            elif isinstance(decision, TableStatus):
+                await self._table_status(plan.layout, decision)
             elif isinstance(decision, FieldListing):
                 await self._field_list(plan.layout, decision)
             elif isinstance(decision, SequenceDdl):
@@ -1061,54 +1065,106 @@ class ShardedExecutor:
 
     async def _renamed_rows(self, layout: Layout, decision: RenamedRows) -> None:
         """A SHOW about tables on physical database 0, its rows made logical (RenamedRows):
-        read whole (a few rows per table), renamed, filtered, then answered with the shard's
-        column definitions (renamed as every answer's are) and its end."""
+        read whole (a few rows per table), renamed, then answered with the shard's column
+        definitions (renamed as every answer's are) and its end."""
         target = decision.target
         conns = await self._acquire(layout, (target,))
-        conn = conns[target.partition]
-        caps = conn.capabilities
         try:
-            conn.send(b"\x03" + target.sql.encode())
-            _, first = await _read(conn)
-            if first[:1] == b"\xff":
-                first = self.logical_names(layout).error(first, target.database.encode())
-                err = parse_err(first, caps)
-                self.replies.error(sql_error_from(err.errno, err.sqlstate, err.message))
-                return
-            if first[:1] == b"\x00":
-                self.replies.write(first)
-                return
-            count_, _ = read_lenenc_int(first, 0)
-            head = [first]
-            for _ in range((count_ or 0) + (0 if caps & _DEPRECATE_EOF else 1)):
-                head.append((await _read(conn))[1])
-            rows: list[bytes] = []
-            while True:
-                _, packet = await _read(conn)
-                if packet[:1] == b"\xfe" and len(packet) < 0xFFFFFF:
-                    end = packet
-                    break
-                if packet[:1] == b"\xff":
-                    end = packet
-                    break
-                rows.append(packet)
+            answer = await self._whole(layout, conns[target.partition], target)
         except (BackendError, ConnectionLost) as exc:
             self._lost(conns, exc, False)
             return
-        rewrite = self.logical_names(layout).rewrite(target.database)
-        self._emit(first)
-        for index, payload in enumerate(head[1:]):
-            self._emit(rewrite(payload) if index < (count_ or 0) else payload)
-        shown = shows_database(decision.like) if decision.like is not None else None
+        if answer is None:
+            return
+        head, rows, end = answer
+        for payload in head:
+            self._emit(payload)
         for packet in rows:
-            renamed = rename_row(packet, decision.column, decision.renames, decision.drops)
-            if renamed is None:
-                continue
-            if shown is not None:
-                name = row_value(renamed, decision.column)
-                if name is None or not shown(name.decode("utf-8", "surrogateescape")):
+            self._emit(rename_row(packet, decision.column, decision.renames))
+        self._emit(end)
+
+    async def _whole(
+        self, layout: Layout, conn: BackendConnection, target: Target
+    ) -> tuple[list[bytes], list[bytes], bytes] | None:
+        """``target``'s result set read whole: (its head -- column count, definitions renamed,
+        the EOF after them --, its rows, its end); None when the shard answered otherwise
+        (that answer was given, an error renamed)."""
+        caps = conn.capabilities
+        conn.send(b"\x03" + target.sql.encode())
+        _, first = await _read(conn)
+        if first[:1] == b"\xff":
+            first = self.logical_names(layout).error(first, target.database.encode())
+            err = parse_err(first, caps)
+            self.replies.error(sql_error_from(err.errno, err.sqlstate, err.message))
+            return None
+        if first[:1] == b"\x00":
+            self.replies.write(first)
+            return None
+        count_, _ = read_lenenc_int(first, 0)
+        rewrite = self.logical_names(layout).rewrite(target.database)
+        head = [first]
+        for _ in range(count_ or 0):
+            head.append(rewrite((await _read(conn))[1]))
+        if not caps & _DEPRECATE_EOF:
+            head.append((await _read(conn))[1])
+        rows: list[bytes] = []
+        while True:
+            _, packet = await _read(conn)
+            if packet[:1] in (b"\xfe", b"\xff") and len(packet) < 0xFFFFFF:
+                return head, rows, packet
+            rows.append(packet)
+
+    async def _table_status(self, layout: Layout, decision: TableStatus) -> None:
+        """SHOW TABLE STATUS: every physical database's, one row per logical table -- its
+        physical tables' rows, data and index lengths and free space summed, the average row
+        length computed again, the earliest creation and latest update and check times, the
+        highest AUTO_INCREMENT; everything else physical database 0's (TableStatus)."""
+        targets = decision.targets
+        conns = await self._acquire(layout, targets, branch=False)
+        answers: dict[int, tuple[list[bytes], list[bytes], bytes]] = {}
+        try:
+            for target in targets:
+                answer = await self._whole(layout, conns[target.partition], target)
+                if answer is None:
+                    return
+                answers[target.partition] = answer
+        except (BackendError, ConnectionLost) as exc:
+            self._lost(conns, exc, False)
+            return
+        head, _, end = answers[0]
+        if end[:1] == b"\xff":
+            for payload in head:
+                self._emit(payload)
+            self._emit(end)
+            return
+        width = len(head) - 1 - (0 if conns[0].capabilities & _DEPRECATE_EOF else 1)
+        merged: dict[str, list[bytes | None]] = {}
+        for partition in sorted(answers):
+            for packet in answers[partition][1]:
+                values = text_row_values(packet, width)
+                name = (values[0] or b"").decode("utf-8", "surrogateescape")
+                logical = decision.owners.get((partition, name))
+                if logical is None:
+                    if partition == 0:
+                        merged.setdefault(name, values)
                     continue
-            self._emit(renamed)
+                values[0] = logical.encode("utf-8", "surrogateescape")
+                found = merged.get(logical)
+                if found is None:
+                    merged[logical] = values
+                else:
+                    _add_status(found, values)
+        shown = shows_database(decision.like) if decision.like is not None else None
+        for payload in head:
+            self._emit(payload)
+        for name in sorted(merged):
+            if shown is not None and not shown(name):
+                continue
+            values = merged[name]
+            rows, data = _number(values[4]), _number(values[6])
+            if rows is not None and data is not None and width > 5:
+                values[5] = str(data // rows if rows else 0).encode()
+            self._emit(build_text_row(values))
         self._emit(end)
 
     async def _field_list(self, layout: Layout, decision: FieldListing) -> None:
@@ -2552,24 +2608,55 @@ def row_value(packet: bytes, column: int) -> bytes | None:
     return packet[pos + width : pos + width + (length or 0)]
 
 
-def rename_row(
-    packet: bytes, column: int, renames: Mapping[str, str], drops: frozenset[str]
-) -> bytes | None:
+def rename_row(packet: bytes, column: int, renames: Mapping[str, str]) -> bytes:
     """A text-protocol row whose column ``column`` names a physical table: renamed to its
-    logical table (``renames``), None when the row is left out (``drops``), else as it is."""
+    logical table (``renames``), else as it is."""
     value = row_value(packet, column)
     if value is None:
         return packet
-    name = value.decode("utf-8", "surrogateescape")
-    if name in drops:
-        return None
-    logical = renames.get(name)
+    logical = renames.get(value.decode("utf-8", "surrogateescape"))
     if logical is None:
         return packet
     pos = _value_at(packet, column)
     _, width = read_lenenc_int(packet, pos)
     new = logical.encode("utf-8", "surrogateescape")
     return packet[:pos] + lenenc_int(len(new)) + new + packet[pos + width + len(value) :]
+
+
+# SHOW TABLE STATUS's columns (MariaDB 10.11) merged over physical tables: summed, lowest,
+# highest (Avg_row_length, 5, is computed again).
+_STATUS_SUMS = (4, 6, 8, 9)  # Rows, Data_length, Index_length, Data_free
+_STATUS_LEAST = (11,)  # Create_time
+_STATUS_MOST = (10, 12, 13)  # Auto_increment, Update_time, Check_time
+
+
+def _number(value: bytes | None) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
+
+
+def _add_status(into: list[bytes | None], values: list[bytes | None]) -> None:
+    """One more physical table's SHOW TABLE STATUS row merged into its logical table's."""
+    for column in _STATUS_SUMS:
+        if column < len(into):
+            a, b = _number(into[column]), _number(values[column])
+            if a is not None and b is not None:
+                into[column] = str(a + b).encode()
+    for column, pick in [(c, min) for c in _STATUS_LEAST] + [(c, max) for c in _STATUS_MOST]:
+        if column < len(into) and values[column] is not None:
+            current = into[column]
+            if current is None:
+                into[column] = values[column]
+            else:
+                a_int, b_int = _number(current), _number(values[column])
+                if a_int is not None and b_int is not None:
+                    into[column] = str(pick(a_int, b_int)).encode()
+                else:  # (times: 'YYYY-MM-DD hh:mm:ss' compare as text)
+                    value = values[column]
+                    assert value is not None
+                    into[column] = pick(current, value)
 
 
 def physical_table_names(layout: Layout) -> dict[bytes, bytes]:

@@ -34,7 +34,7 @@ from proxy.shard.ddl import (
     parse_create_table,
     parse_sequence_statement,
 )
-from proxy.shard.metadata import first_physical, logical_text
+from proxy.shard.metadata import logical_text
 from proxy.shard.route import (  # the token helpers routing reads statements with
     Layout,
     NeedsSequence,
@@ -59,6 +59,7 @@ __all__ = [
     "FieldListing",
     "LocalRows",
     "RenamedRows",
+    "TableStatus",
     "decide",
     "field_listing",
     "lock_refusal",
@@ -77,15 +78,25 @@ class LocalRows:
 
 @dataclass(frozen=True, slots=True)
 class RenamedRows:
-    """A SHOW about tables run on physical database 0, its rows made logical by the proxy:
+    """A SHOW about a table run on physical database 0, its rows made logical by the proxy:
     the values of column ``column`` that name a physical table of a split table become the
-    logical table's name (``renames``), rows of the split tables' other physical tables are
-    left out (``drops``), and with ``like`` only the rows whose (logical) name matches."""
+    logical table's name (``renames``)."""
 
     target: Target
     column: int
     renames: Mapping[str, str]
-    drops: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class TableStatus:
+    """SHOW TABLE STATUS of a sharded database: run on every physical database (``targets``),
+    the rows of each logical table's physical tables (``owners``: (physical database, physical
+    table) -> logical table) made one, its sizes and row counts summed; rows of physical
+    database 0 that are no logical table's pass as they are; ``like`` filters the logical
+    names."""
+
+    targets: tuple[Target, ...]
+    owners: Mapping[tuple[int, str], str]
     like: str | None = None
 
 
@@ -157,6 +168,7 @@ Decision = (
     | NeedsSequence
     | LocalRows
     | RenamedRows
+    | TableStatus
     | FieldListing
     | CreateShardedTable
     | FanOut
@@ -502,9 +514,9 @@ def _show_table(
 
 
 def _table_status(tokens: Sequence[Token], words: Sequence[str], layout: Layout) -> Decision:
-    """SHOW TABLE STATUS [{FROM|IN} db] [LIKE 'pattern']: physical database 0's, one row per
-    logical table (a split table's first physical table, under the logical name); the
-    pattern is matched against the logical names by the proxy."""
+    """SHOW TABLE STATUS [{FROM|IN} db] [LIKE 'pattern']: every physical database's, one row
+    per logical table (TableStatus); the pattern is matched against the logical names by the
+    proxy."""
     count = len(tokens)
     after = 3
     if after < count and words[after] in ("FROM", "IN"):
@@ -516,10 +528,15 @@ def _table_status(tokens: Sequence[Token], words: Sequence[str], layout: Layout)
         if words[after] != "LIKE" or after + 2 != count:
             raise not_supported("SHOW TABLE STATUS ... WHERE on a sharded database")
         like = tokens[after + 1].value
-    renames, drops = first_physical(layout)
-    first = layout.partitions[0]
-    target = Target(0, first.shard, first.name, "SHOW TABLE STATUS")
-    return RenamedRows(target, 0, renames, frozenset(drops), like)
+    targets = tuple(
+        Target(p.index, p.shard, p.name, "SHOW TABLE STATUS") for p in layout.partitions
+    )
+    owners: dict[tuple[int, str], str] = {}
+    for table in layout.tables.values():
+        for database, name in table.physical_tables(layout.count):
+            if table.rule.kind != "broadcast" or database == 0:  # (a copy in each)
+                owners[(database, name)] = table.name
+    return TableStatus(_ordered([(t.partition, t.sql) for t in targets], layout), owners, like)
 
 
 def _name(table: LogicalTable) -> str:

@@ -164,6 +164,23 @@ def test_metadata_answers_as_one_mariadb(both: tuple[Any, Any], sql: str) -> Non
         assert fields == _fields(plain, sql), sql
 
 
+def test_table_status_sums_the_physical_tables(both: tuple[Any, Any]) -> None:
+    """One row per logical table, its lengths the sums over its physical tables (a new InnoDB
+    table's clustered index and each secondary index take one 16 KiB page): sp has 8
+    physical tables, t 4, the broadcast table b counts one copy, the single table u one."""
+    proxied, _ = both
+    with proxied.cursor() as cur:
+        cur.execute("SHOW TABLE STATUS")
+        found = {row[0]: (row[6], row[8]) for row in cur.fetchall()}
+    page = 16384
+    assert found == {
+        "b": (page, 0),
+        "sp": (8 * page, 8 * page),
+        "t": (4 * page, 4 * page),
+        "u": (page, 0),
+    }
+
+
 def test_field_list_names_the_logical_table(both: tuple[Any, Any]) -> None:
     """COM_FIELD_LIST (the mysql client's table-name completion) of a split table and a
     sharded one: the definitions one MariaDB sends; an unknown table is 1146 naming the
