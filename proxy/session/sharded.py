@@ -96,7 +96,7 @@ from proxy.plan.plan import (
 from proxy.session.link import OWN_STATEMENT, BackendUnavailable, SessionLost, lost_error
 from proxy.session.statements import execute_types, with_id, with_types
 from proxy.shard.ddl import AlterSequence, CreateSequence, nextval_references
-from proxy.shard.metadata import logical_text
+from proxy.shard.metadata import derived_column, logical_text
 from proxy.shard.placement import IntegerHash, Placement, PlacementError, integer_hash, place
 from proxy.shard.route import (
     KeySlots,
@@ -228,6 +228,9 @@ _STATEMENT_SAVEPOINT = "shardgate_statement"
 _DEPRECATE_EOF = int(Capability.DEPRECATE_EOF)
 _CACHE_METADATA = int(Capability.MARIADB_CLIENT_CACHE_METADATA)
 _RENAMES_KEPT = 4096  # column definitions rewritten, remembered (LogicalNames)
+# The column flags a derived information_schema column gets back.
+_NOT_NULL = 1
+_NO_DEFAULT = 4096
 
 
 class PartitionSource(Protocol):
@@ -571,7 +574,9 @@ class ShardedExecutor:
                 if routed is None:
                     return
                 decision = routed
-            if isinstance(decision, LocalRows):
+            if isinstance(decision, LocalRows) and decision.probe is not None:
+                await self._probed(plan.layout, decision, decision.probe)
+            elif isinstance(decision, LocalRows):
                 if decision.columns:
                     self.replies.result_set(
                         list(decision.columns), [list(r) for r in decision.rows], decision.numeric
@@ -1081,6 +1086,31 @@ class ShardedExecutor:
             self._emit(payload)
         for packet in rows:
             self._emit(rename_row(packet, decision.column, decision.renames))
+        self._emit(end)
+
+    async def _probed(self, layout: Layout, decision: LocalRows, probe: str) -> None:
+        """The proxy's rows under the column definitions physical database 0 gives ``probe``
+        (its answer has no rows), named ``decision.columns``: what one MariaDB sends."""
+        first = layout.partitions[0]
+        target = Target(0, first.shard, first.name, probe)
+        conns = await self._acquire(layout, (target,), branch=False)
+        try:
+            answer = await self._whole(layout, conns[0], target)
+        except (BackendError, ConnectionLost) as exc:
+            self._lost(conns, exc, False)
+            return
+        if answer is None:
+            return
+        head, _, end = answer
+        for index, name in enumerate(decision.columns, start=1):
+            if index < len(head):
+                with contextlib.suppress(ProtocolError, ValueError, IndexError):
+                    column = ColumnDefinition.parse(head[index])
+                    head[index] = replace(column, name=name.encode()).build()
+        for payload in head:
+            self._emit(payload)
+        for row in decision.rows:
+            self._emit(build_text_row(row))
         self._emit(end)
 
     async def _whole(
@@ -2749,6 +2779,23 @@ class LogicalNames:
         except (ProtocolError, ValueError, IndexError, TypeError):
             return payload  # not a column definition the proxy reads: as it is
         tables = self.tables
+        if (
+            column.schema == b""
+            and column.table
+            and column.org_table in (column.table, b"")
+            and derived_column(column.table, column.name)
+        ):
+            # A column of an information_schema table made logical (proxy.shard.metadata):
+            # the definition the table's own column has.
+            flags = column.flags | (_NO_DEFAULT if column.flags & _NOT_NULL else 0)
+            return replace(
+                column,
+                schema=b"information_schema",
+                org_table=column.table,
+                org_name=column.org_name or column.name,
+                flags=flags,
+                decimals=0,
+            ).build()
         schema = self.schema if column.schema == physical else column.schema
         table = tables.get(column.table, column.table)
         org_table = tables.get(column.org_table, column.org_table)

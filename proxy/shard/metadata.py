@@ -30,7 +30,7 @@ from typing import Final
 from proxy.shard.route import Layout, is_name_token, is_op_token, token_keyword
 from proxy.sql.lexer import LexMode, ServerFlavor, lex
 
-__all__ = ["first_physical", "logical_text", "sql_literal"]
+__all__ = ["derived_column", "first_physical", "logical_text", "sql_literal"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +297,9 @@ def logical_text(
             before = token_keyword(tokens[index - 1]) if index else ""
             after_token = tokens[index + 3] if index + 3 < count else None
             after = "" if after_token is None else token_keyword(after_token)
+            aliased = after_token is not None and (
+                after == "AS" or (is_name_token(after_token) and after not in _NOT_ALIAS)
+            )
             item = (
                 in_list[-1]
                 and (
@@ -304,7 +307,8 @@ def logical_text(
                     or (index > 0 and is_op_token(tokens[index - 1], ","))
                 )
                 and (
-                    after_token is None
+                    aliased
+                    or after_token is None
                     or is_op_token(after_token, ",")
                     or is_op_token(after_token, ")")
                     or is_op_token(after_token, ";")
@@ -312,7 +316,11 @@ def logical_text(
                 )
             )
             if item:
-                value += " AS " + _quote(text[token.pos : end])
+                # A whole select item: the column DATABASE() gives (VARCHAR(64) utf8mb3,
+                # nullable), under the name MariaDB shows (the call as written).
+                value = f"NULLIF(CONVERT(CAST({value} AS CHAR(64)) USING utf8mb3), NULL)"
+                if not aliased:
+                    value += " AS " + _quote(text[token.pos : end])
             splices.append((token.pos, end, value))
             index += 3
             continue
@@ -354,6 +362,17 @@ def logical_text(
     if not splices:
         return None
     return _splice(text, splices)
+
+
+def derived_column(table: bytes, column: bytes) -> bool:
+    """Whether ``column`` of information_schema ``table`` is one the derived table computes
+    (its definition then says no schema, NOT NULL without NO_DEFAULT_VALUE and 39 decimals,
+    where the table's own says information_schema, both flags and 0)."""
+    spec = _SPECS.get(table.decode("ascii", "replace").upper())
+    if spec is None:
+        return False
+    name = column.decode("ascii", "replace").upper()
+    return name in spec.schemas or any(name == t for t, _ in spec.tables)
 
 
 def _split_names(layout: Layout) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:

@@ -74,6 +74,9 @@ class LocalRows:
     columns: tuple[str, ...]
     rows: tuple[tuple[str | None, ...], ...]
     numeric: frozenset[str] = frozenset()
+    # A statement whose answer on physical database 0 has these columns' definitions (and no
+    # rows): they are the answer's, under these names (SHOW TABLES: what MariaDB sends).
+    probe: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,8 +451,12 @@ def _show(
             names = [n for n in names if shown(n)]
         column = f"Tables_in_{layout.name}" + (f" ({pattern})" if pattern is not None else "")
         if full:
-            return LocalRows((column, "Table_type"), tuple((n, "BASE TABLE") for n in names))
-        return LocalRows((column,), tuple((n,) for n in names))
+            return LocalRows(
+                (column, "Table_type"),
+                tuple((n, "BASE TABLE") for n in names),
+                probe="SHOW FULL TABLES WHERE FALSE",
+            )
+        return LocalRows((column,), tuple((n,) for n in names), probe="SHOW TABLES WHERE FALSE")
     if words[rest : rest + 1] in (["COLUMNS"], ["FIELDS"]) or (
         not full and words[1:2] in (["INDEX"], ["INDEXES"], ["KEYS"])
     ):
