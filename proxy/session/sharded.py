@@ -1085,7 +1085,10 @@ class ShardedExecutor:
         for payload in head:
             self._emit(payload)
         for packet in rows:
-            self._emit(rename_row(packet, decision.column, decision.renames))
+            packet = rename_row(packet, decision.column, decision.renames)
+            for column in decision.texts:
+                packet = rename_in_text(packet, column, decision.renames)
+            self._emit(packet)
         self._emit(end)
 
     async def _probed(self, layout: Layout, decision: LocalRows, probe: str) -> None:
@@ -2624,8 +2627,8 @@ def _value_at(packet: bytes, column: int) -> int:
         if packet[pos] == 0xFB:
             pos += 1
             continue
-        length, width = read_lenenc_int(packet, pos)
-        pos += width + (length or 0)
+        length, after = read_lenenc_int(packet, pos)  # (after: where the value starts)
+        pos = after + (length or 0)
     return pos
 
 
@@ -2634,8 +2637,8 @@ def row_value(packet: bytes, column: int) -> bytes | None:
     pos = _value_at(packet, column)
     if packet[pos] == 0xFB:
         return None
-    length, width = read_lenenc_int(packet, pos)
-    return packet[pos + width : pos + width + (length or 0)]
+    length, after = read_lenenc_int(packet, pos)
+    return packet[after : after + (length or 0)]
 
 
 def rename_row(packet: bytes, column: int, renames: Mapping[str, str]) -> bytes:
@@ -2648,9 +2651,28 @@ def rename_row(packet: bytes, column: int, renames: Mapping[str, str]) -> bytes:
     if logical is None:
         return packet
     pos = _value_at(packet, column)
-    _, width = read_lenenc_int(packet, pos)
+    _, after = read_lenenc_int(packet, pos)
     new = logical.encode("utf-8", "surrogateescape")
-    return packet[:pos] + lenenc_int(len(new)) + new + packet[pos + width + len(value) :]
+    return packet[:pos] + lenenc_int(len(new)) + new + packet[after + len(value) :]
+
+
+def rename_in_text(packet: bytes, column: int, renames: Mapping[str, str]) -> bytes:
+    """A text-protocol row whose column ``column`` holds a statement: the backquoted names of
+    ``renames`` in it renamed."""
+    value = row_value(packet, column)
+    if value is None:
+        return packet
+    new = value
+    for old, logical in renames.items():
+        new = new.replace(
+            b"`" + old.encode("utf-8", "surrogateescape") + b"`",
+            b"`" + logical.encode("utf-8", "surrogateescape") + b"`",
+        )
+    if new == value:
+        return packet
+    pos = _value_at(packet, column)
+    _, after = read_lenenc_int(packet, pos)
+    return packet[:pos] + lenenc_int(len(new)) + new + packet[after + len(value) :]
 
 
 # SHOW TABLE STATUS's columns (MariaDB 10.11) merged over physical tables: summed, lowest,

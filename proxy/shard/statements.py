@@ -88,6 +88,8 @@ class RenamedRows:
     target: Target
     column: int
     renames: Mapping[str, str]
+    # Columns holding a statement in which the backquoted names of ``renames`` are renamed.
+    texts: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,6 +467,8 @@ def _show(
         )
     if not full and words[1:3] == ["TABLE", "STATUS"]:
         return _table_status(tokens, words, layout)
+    if words[1:3] in (["CREATE", "DATABASE"], ["CREATE", "SCHEMA"]):
+        return _create_database(tokens, words, layout)
     if words[1:3] == ["CREATE", "TABLE"]:
         name = tokens[3] if len(tokens) > 3 else None
         if len(tokens) > 5 and is_op_token(tokens[4], "."):
@@ -518,6 +522,20 @@ def _show_table(
     if index:
         return RenamedRows(target, 0, {physical: table.name})
     return Route("copy", table.name, False, True, (target,))
+
+
+def _create_database(
+    tokens: Sequence[Token], words: Sequence[str], layout: Layout
+) -> Decision | None:
+    """SHOW CREATE {DATABASE|SCHEMA} [IF NOT EXISTS] of the logical database: physical
+    database 0's, under the logical name."""
+    at = 6 if words[3:6] == ["IF", "NOT", "EXISTS"] else 3
+    if at + 1 != len(tokens) or tokens[at].value.lower() != layout.name.lower():
+        return None  # another database's: the analysis decided
+    first = layout.partitions[0]
+    sql = "SHOW CREATE DATABASE " + ("IF NOT EXISTS " if at == 6 else "") + quote_name(first.name)
+    target = Target(0, first.shard, first.name, sql)
+    return RenamedRows(target, 0, {first.name: layout.name}, texts=(1,))
 
 
 def _table_status(tokens: Sequence[Token], words: Sequence[str], layout: Layout) -> Decision:

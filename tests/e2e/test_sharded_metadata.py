@@ -135,6 +135,8 @@ def both(meta: ProxyEnv) -> Iterator[tuple[Any, Any]]:
         # (Rows, lengths and times are physical database 0's statistics)
         "SHOW TABLE STATUS",
         "SHOW TABLE STATUS LIKE 'sp'",
+        "SHOW CREATE DATABASE shmeta",
+        "SHOW CREATE SCHEMA IF NOT EXISTS shmeta",
         "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, ENGINE FROM information_schema.TABLES"
         " WHERE TABLE_SCHEMA = 'shmeta'",
         "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from proxy.backend.connection import BackendConnection, BackendTarget
 from proxy.merge.values import ColumnDefinition
-from proxy.session.sharded import LogicalNames
-from proxy.wire.packets import Capability, frame
+from proxy.session.sharded import LogicalNames, rename_in_text, rename_row, row_value
+from proxy.wire.packets import Capability, build_text_row, frame
 from proxy.wire.stream import PacketConnection, ResponseKind, ResponseScanner
 
 NAMES = LogicalNames(b"sales", {b"orders_03": b"orders", b"orders_04": b"orders"})
@@ -185,3 +185,18 @@ def test_errors_name_the_logical_database_and_tables() -> None:
     # Another partition's name, a name inside a longer word, a message naming neither: kept.
     for message in (b"Table 'sales_0002.x' doesn't exist", b"Unknown column 'sales_0001x'"):
         assert NAMES.error(err(message), b"sales_0001") == err(message)
+
+
+def test_row_values_renamed_at_any_column() -> None:
+    row = build_text_row([b"sales_0000", None, b"CREATE DATABASE `sales_0000` /*x*/", b"q"])
+    renamed = rename_in_text(
+        rename_row(row, 0, {"sales_0000": "sales"}), 2, {"sales_0000": "sales"}
+    )
+    assert renamed == build_text_row([b"sales", None, b"CREATE DATABASE `sales` /*x*/", b"q"])
+    assert [row_value(renamed, i) for i in range(4)] == [
+        b"sales",
+        None,
+        b"CREATE DATABASE `sales` /*x*/",
+        b"q",
+    ]
+    assert rename_row(row, 3, {"x": "y"}) is row  # nothing to rename: the same row
