@@ -42,6 +42,7 @@ from auth.errors import (
     no_database_selected,
     not_supported,
     sql_error,
+    table_access_denied,
 )
 from auth.model import Account
 from auth.privileges import Priv, Requirement
@@ -50,6 +51,7 @@ from proxy.plan.rewrite import IdentityValues, Splice, apply_splices, identity_s
 from proxy.shard.route import Layout, NeedsSequence, Route, Target
 from proxy.shard.statements import (
     Decision,
+    HiddenTable,
     decide,
     field_listing,
     lock_refusal,
@@ -558,6 +560,9 @@ def _sharded(
             params=() if prepared else None,
             visible=visible,
         )
+    except HiddenTable as hidden:
+        account = view.account
+        return Deny(table_access_denied("SELECT", account.user, view.client_ip, hidden.table))
     except SqlError as error:
         return Deny(error)
     if decision is None:

@@ -57,6 +57,7 @@ __all__ = [
     "Decision",
     "FanOut",
     "FieldListing",
+    "HiddenTable",
     "LocalRows",
     "RenamedRows",
     "TableStatus",
@@ -359,9 +360,22 @@ def _explain(
 # ------------------------------------------------------------------------------------- SHOW
 
 
-def _from_table(tokens: Sequence[Token], layout: Layout, at: int) -> LogicalTable | None:
+@dataclass(frozen=True)
+class HiddenTable(SqlError):
+    """A statement names a table the caller holds nothing on (``visible``): the caller turns
+    it into MariaDB's 1142 for its account (``table``: the name as written)."""
+
+    table: str = ""
+
+
+def _from_table(
+    tokens: Sequence[Token],
+    layout: Layout,
+    at: int,
+    visible: Callable[[str], bool] | None = None,
+) -> LogicalTable | None:
     """The logical table named after FROM/IN at ``at`` (None: none is named); 1146 if it is
-    not one of the database's."""
+    not one of the database's, HiddenTable if the caller may not see it."""
     if at >= len(tokens):
         return None
     if token_keyword(tokens[at]) not in ("FROM", "IN") or at + 1 >= len(tokens):
@@ -374,6 +388,9 @@ def _from_table(tokens: Sequence[Token], layout: Layout, at: int) -> LogicalTabl
         raise sql_error(
             ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{name.value}' doesn't exist"
         )
+    if visible is not None and not visible(table.name):
+        errno, sqlstate = ErrorCode.TABLEACCESS_DENIED.value
+        raise HiddenTable(errno, sqlstate, "command denied", table=name.value)
     return table
 
 
@@ -386,7 +403,7 @@ def _show(
     words = [token_keyword(t) for t in tokens]
     count = layout.count
     if words[1:2] == ["TOPOLOGY"]:
-        table = _from_table(tokens, layout, 2)
+        table = _from_table(tokens, layout, 2, visible)
         if table is None:
             raise sql_error(ErrorCode.PARSE, "SHOW TOPOLOGY needs FROM table")
         rows = tuple(
@@ -395,7 +412,7 @@ def _show(
         )
         return LocalRows(("ID", "GROUP_NAME", "TABLE_NAME"), rows, frozenset({"ID"}))
     if words[1:2] == ["RULE"]:
-        named = _from_table(tokens, layout, 2)
+        named = _from_table(tokens, layout, 2, visible)
         tables = [named] if named is not None else sorted(layout.tables.values(), key=_name)
         if named is None and visible is not None:
             tables = [t for t in tables if visible(t.name)]

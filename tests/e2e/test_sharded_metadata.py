@@ -226,9 +226,14 @@ def test_an_account_sees_only_the_tables_it_holds_privileges_on(meta: ProxyEnv) 
         ):
             assert [r[0] for r in _rows(conn, sql)] == ["t"], sql
         assert [r[1] for r in _rows(conn, "SHOW RULE")] == ["t"]
-        with pytest.raises(pymysql.err.OperationalError) as denied:
-            _rows(conn, "SHOW INDEX FROM sp")
-        assert denied.value.args[0] == 1142
+        for sql in ("SHOW INDEX FROM sp", "SHOW TOPOLOGY FROM sp", "SHOW RULE FROM sp"):
+            with pytest.raises(pymysql.err.OperationalError) as denied:
+                _rows(conn, sql)
+            assert denied.value.args == (
+                1142,
+                f"SELECT command denied to user '{NARROW[0]}'@'127.0.0.1' for table 'sp'",
+            ), sql
+        assert len(_rows(conn, "SHOW TOPOLOGY FROM t")) == 4
     finally:
         conn.close()
 
