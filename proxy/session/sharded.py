@@ -809,10 +809,8 @@ class ShardedExecutor:
                 conn = conns[targets[0].partition]
                 conn.send(b"\x03" + targets[0].sql.encode())
                 replied = True
-                if decision.reads_rows and not decision.write:
-                    scanner = await self._relay_logical(conn, targets[0], layout)
-                else:
-                    scanner = await conn.relay(session.client, ResponseKind.QUERY)
+                # (a read's column definitions, any statement's error, in logical names)
+                scanner = await self._relay_logical(conn, targets[0], layout)
                 await self.after_statement(scanner)
             elif decision.reads_rows and not decision.write:
                 self._sent = False
@@ -825,9 +823,9 @@ class ShardedExecutor:
     async def _relay_logical(
         self, conn: BackendConnection, target: Target, layout: Layout
     ) -> ResponseScanner:
-        """Relay the answer of one SELECT sent to ``target`` with its column definitions
-        naming the logical database and tables where they named the physical ones (the
-        rows as they come)."""
+        """Relay the answer of one statement sent to ``target`` with its column definitions
+        (and error) naming the logical database and tables where they named the physical ones
+        (the rows as they come)."""
         columns = self.logical_names(layout).rewrite(target.database)
         return await conn.relay(self.session.client, ResponseKind.QUERY, columns)
 

@@ -28,9 +28,15 @@ from dataclasses import dataclass
 from typing import Final
 
 from proxy.shard.route import Layout, is_name_token, is_op_token, token_keyword
-from proxy.sql.lexer import LexMode, ServerFlavor, lex
+from proxy.sql.lexer import LexedStatement, LexMode, ServerFlavor, lex
 
-__all__ = ["derived_column", "first_physical", "logical_text", "sql_literal"]
+__all__ = [
+    "derived_column",
+    "first_physical",
+    "logical_text",
+    "physical_qualifiers",
+    "sql_literal",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +365,50 @@ def logical_text(
         elif word in _SELECT_LIST_ENDS:
             in_list[-1] = False
         index += 1
+    if not splices:
+        return None
+    return _splice(text, splices)
+
+
+# Words a table name follows (a two-part name after them is database.table).
+_TABLE_AFTER: Final = frozenset(
+    {
+        "FROM", "JOIN", "STRAIGHT_JOIN", "INTO", "UPDATE", "TABLE", "TABLES", "DESCRIBE",
+        "DESC", "EXPLAIN", "REPLACE", "IGNORE", "LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY",
+        "QUICK",
+    }
+)  # fmt: skip
+
+
+def physical_qualifiers(text: str, lexed: LexedStatement, layout: Layout) -> str | None:
+    """``text`` (a statement that runs on physical database 0 as written) with each qualifier
+    naming the logical database (``sales.settings``, ``sales.settings.name``) naming physical
+    database 0 instead; None when it has none. A two-part name is read as database.table
+    only where a table name goes, or anywhere when no table has the database's name (else
+    ``t.col`` of a table named like the database would be taken for one)."""
+    tokens = lexed.tokens
+    key = layout.name.lower()
+    if key not in text.lower():
+        return None
+    table_named_so = key in layout.tables
+    physical = _quote(layout.partitions[0].name)
+    splices: list[tuple[int, int, str]] = []
+    count = len(tokens)
+    for index, token in enumerate(tokens):
+        if not (
+            is_name_token(token)
+            and token.value.lower() == key
+            and index + 2 < count
+            and is_op_token(tokens[index + 1], ".")
+            and is_name_token(tokens[index + 2])
+        ):
+            continue
+        if index > 0 and is_op_token(tokens[index - 1], "."):
+            continue  # (x.sales.y: a column named like the database)
+        three = index + 4 < count and is_op_token(tokens[index + 3], ".")
+        after_table_word = index > 0 and token_keyword(tokens[index - 1]) in _TABLE_AFTER
+        if three or after_table_word or not table_named_so:
+            splices.append((token.pos, token.pos + len(token.raw), physical))
     if not splices:
         return None
     return _splice(text, splices)

@@ -34,7 +34,7 @@ from proxy.shard.ddl import (
     parse_create_table,
     parse_sequence_statement,
 )
-from proxy.shard.metadata import logical_text
+from proxy.shard.metadata import logical_text, physical_qualifiers
 from proxy.shard.route import (  # the token helpers routing reads statements with
     Layout,
     NeedsSequence,
@@ -287,23 +287,21 @@ def decide(
         return route(text, layout, mode, flavor, sequence_values, params)
     logical = logical_text(text, layout, mode, flavor)
     if logical is not None:
-        # DATABASE() and information_schema made logical: where it would have run on
-        # physical database 0 as the client wrote it, the rewritten text runs there.
-        decided = _decide_one(
-            logical,
-            lex(logical, mode, flavor)[0],
-            layout,
-            mode,
-            flavor,
-            sequence_values,
-            params,
-            visible,
-        )
-        if decided is None:
-            first = layout.partitions[0]
-            return Route("copy", "", False, True, (Target(0, first.shard, first.name, logical),))
+        text = logical
+        statements = lex(text, mode, flavor)
+    decided = _decide_one(
+        text, statements[0], layout, mode, flavor, sequence_values, params, visible
+    )
+    if decided is not None:
         return decided
-    return _decide_one(text, statements[0], layout, mode, flavor, sequence_values, params, visible)
+    # Run on physical database 0 as written -- unless made logical, or it names the logical
+    # database as a qualifier (sales.settings), which physical database 0 does not know.
+    qualified = physical_qualifiers(text, statements[0], layout)
+    if qualified is None and logical is None:
+        return None
+    first = layout.partitions[0]
+    sql = qualified or text
+    return Route("copy", "", False, True, (Target(0, first.shard, first.name, sql),))
 
 
 def _decide_one(

@@ -303,6 +303,29 @@ def test_prepared_statements_read_logical_metadata(meta: ProxyEnv) -> None:
         conn.close()
 
 
+def test_the_logical_database_qualifies_single_tables(both: tuple[Any, Any]) -> None:
+    """``shmeta.u`` of a single table (physical database 0 has it under its own name) reads
+    and writes it, as ``shmeta.sp`` does a sharded table."""
+    proxied, plain = both
+    for sql in (
+        "INSERT INTO shmeta.u VALUES (41), (42)",
+        "UPDATE shmeta.u SET id = 43 WHERE shmeta.u.id = 42",
+    ):
+        for conn in (proxied, plain):
+            _rows(conn, sql)
+    for sql in (
+        "SELECT shmeta.u.id FROM shmeta.u WHERE id > 40",
+        "SELECT x.id FROM `shmeta`.`u` AS x JOIN shmeta.b WHERE x.id > 40",
+    ):
+        assert _rows(proxied, sql) == _rows(plain, sql), sql
+        assert _full_fields(proxied, sql) == _full_fields(plain, sql), sql
+    sql = "SELECT id FROM shmeta.sp WHERE id = 2"  # (the plain sp has no rows)
+    assert _rows(proxied, sql) == [(2,)]
+    assert _full_fields(proxied, sql) == _full_fields(plain, sql)
+    for conn in (proxied, plain):
+        _rows(conn, "DELETE FROM shmeta.u WHERE id > 40")
+
+
 def test_identity_calls_are_answered_in_routed_statements(both: tuple[Any, Any]) -> None:
     proxied, _ = both
     assert _rows(proxied, "SELECT CURRENT_USER(), DATABASE(), id FROM sp WHERE id = 2") == [
