@@ -187,6 +187,8 @@ RelayDone = Callable[[ResponseScanner, "BackendError | None"], None]
 ColumnRewrite = Callable[[bytes], bytes]
 _CACHE_METADATA = int(Capability.MARIADB_CLIENT_CACHE_METADATA)
 _HEAD_LIMIT = 1 << 20  # a column count or definition is far smaller
+# Where an answer of several result sets is (BackendConnection._every_head).
+_FIRST, _DEFS, _EOF, _ROWS = range(4)
 
 
 # How long a retired connection waits for the shard to close it after COM_QUIT.
@@ -238,6 +240,11 @@ class BackendConnection(PacketConnection):
         self._columns: ColumnRewrite | None = None
         self._head = bytearray()
         self._defs: int | None = None
+        # Every result set's definitions rewritten, not the first one's only (an answer of
+        # several: a multi-statement packet, a CALL): where the answer is (see _every_head).
+        self._every = False
+        self._phase = _FIRST
+        self._continued = False  # the last frame passed was a full one: the next continues it
         self._head_kind = ResponseKind.QUERY
         # time.monotonic() of the last bytes from the shard while a response is awaited;
         # 0.0 when none is (the stall watchdog reads it).
@@ -347,11 +354,14 @@ class BackendConnection(PacketConnection):
         kind: ResponseKind,
         on_done: RelayDone,
         columns: ColumnRewrite | None = None,
+        every: bool = False,
     ) -> None:
         """Relay the response to the command just sent, verbatim, onto ``client``; with
-        ``columns``, the first result set's column definitions pass through it (they are
+        ``columns``, the first result set's column definitions (or the answer's error) pass
+        through it (they are
         taken as packets and written again with the shard's sequence ids; the rest of the
-        answer is relayed as it comes)."""
+        answer is relayed as it comes) -- with ``every``, each result set's (the frames of
+        rows still pass as they come)."""
         self._scanner = ResponseScanner(kind, self.capabilities)
         # (only answers that open with a column count or PREPARE_OK have their definitions
         # where the head expects them)
@@ -359,6 +369,9 @@ class BackendConnection(PacketConnection):
         self._columns = columns if rewrites else None
         self._head.clear()
         self._defs = None
+        self._every = every and kind is ResponseKind.QUERY and self._columns is not None
+        self._phase = _FIRST
+        self._continued = False
         self._head_kind = kind
         self._client = client
         self._on_done = on_done
@@ -381,6 +394,7 @@ class BackendConnection(PacketConnection):
         client: PacketConnection,
         kind: ResponseKind,
         columns: ColumnRewrite | None = None,
+        every: bool = False,
     ) -> ResponseScanner:
         """Relay one response and wait for its end (raises BackendError; then broken)."""
         future: asyncio.Future[ResponseScanner] = asyncio.get_running_loop().create_future()
@@ -393,7 +407,7 @@ class BackendConnection(PacketConnection):
             else:
                 future.set_result(scanner)
 
-        self.start_relay(client, kind, done, columns)
+        self.start_relay(client, kind, done, columns, every)
         return await future
 
     def data_received(self, data: bytes) -> None:
@@ -407,6 +421,9 @@ class BackendConnection(PacketConnection):
         client = self._client
         assert scanner is not None and client is not None
         self.waiting_since = time.monotonic()
+        if self._every:
+            self._every_head(data, scanner, client)
+            return
         if self._columns is not None:
             rest = self._relay_head(data, scanner, client)
             if not rest:
@@ -456,7 +473,9 @@ class BackendConnection(PacketConnection):
             if defs is None:
                 defs = 0
                 first = packet[:1]
-                if self._head_kind is ResponseKind.PREPARE:
+                if first == b"\xff":
+                    packet = columns(packet)  # an error naming what the rewrite renames
+                elif self._head_kind is ResponseKind.PREPARE:
                     try:
                         ok = parse_stmt_prepare_ok(packet)
                     except ProtocolError:
@@ -496,6 +515,113 @@ class BackendConnection(PacketConnection):
                     self.abort()
                 return None
 
+    def _every_head(self, data: bytes, scanner: ResponseScanner, client: PacketConnection) -> None:
+        """An answer of several result sets whose every column definition is rewritten: each
+        result's head packet by packet (its column count, definitions renamed and the EOF
+        after them, written again with the shard's sequence ids), its rows as whole frames
+        as they came, up to the terminator (the scanner says whether the answer ends there or
+        another result follows)."""
+        columns = self._columns
+        assert columns is not None
+        head = self._head
+        head += data
+        deprecate_eof = self.capabilities & Capability.DEPRECATE_EOF
+        while True:
+            if self._phase == _ROWS:
+                out, terminated = self._row_frames(head)
+                if not out:
+                    return
+                if not self._feed(out, scanner, client, head):
+                    return
+                if terminated:
+                    self._phase = _FIRST
+                continue
+            try:
+                taken = take_packet(head, _HEAD_LIMIT)
+            except PacketTooLarge as exc:
+                self._every = False
+                self._break(self._lost_error(exc))
+                return
+            if taken is None:
+                return
+            seq, packet = taken
+            phase = self._phase
+            if phase == _FIRST:
+                first = packet[:1]
+                if first and first not in (b"\x00", b"\xff", b"\xfb", b"\xfe"):
+                    count, width = read_lenenc_int(packet, 0)
+                    cached = self.capabilities & _CACHE_METADATA
+                    if cached and len(packet) > width and packet[width] == 0:
+                        count = 0
+                    self._defs = count or 0
+                    self._phase = _DEFS if count else (_ROWS if deprecate_eof else _EOF)
+                elif first == b"\xfb":
+                    self._every = False  # LOCAL INFILE: the rest as it comes
+                    self._columns = None
+                elif first == b"\xff":
+                    packet = columns(packet)
+            elif phase == _DEFS:
+                packet = columns(packet)
+                self._defs = (self._defs or 1) - 1
+                if self._defs == 0:
+                    self._phase = _ROWS if deprecate_eof else _EOF
+            elif phase == _EOF:
+                self._phase = _ROWS
+            if not self._feed(frame(seq, packet), scanner, client, head):
+                return
+            if not self._every:
+                rest = bytes(head)
+                head.clear()
+                if rest:
+                    self._relay_data(rest)
+                return
+
+    def _row_frames(self, head: bytearray) -> tuple[bytes, bool]:
+        """The whole frames of rows at the start of ``head``, up to and including a result's
+        terminator (EOF, the OK that replaces it, or an error), taken out of it; and whether
+        the terminator is among them."""
+        pos, n = 0, len(head)
+        terminated = False
+        continued = self._continued
+        while n - pos >= 4:
+            length = head[pos] | head[pos + 1] << 8 | head[pos + 2] << 16
+            end = pos + 4 + length
+            if end > n:
+                break
+            if not continued and length and head[pos + 4] in (0xFE, 0xFF) and length < 0xFFFFFF:
+                terminated = True
+            continued = length == 0xFFFFFF
+            pos = end
+            if terminated:
+                break
+        self._continued = continued
+        out = bytes(head[:pos])
+        del head[:pos]
+        return out, terminated
+
+    def _feed(
+        self, out: bytes, scanner: ResponseScanner, client: PacketConnection, head: bytearray
+    ) -> bool:
+        """``out`` through the scanner to the client; False once the answer ended (or broke)
+        there."""
+        try:
+            end = scanner.feed(out)
+        except ProtocolViolation as exc:
+            self._every = False
+            self._break(self._lost_error(exc))
+            return False
+        self.relayed_any = True
+        client.write_raw(out)
+        if end < 0:
+            return True
+        self._every = False
+        self._finish(None)
+        if head:  # the shard sent more than its answer: out of step
+            head.clear()
+            self.broken = True
+            self.abort()
+        return False
+
     def _lost_error(self, cause: object = None) -> BackendError:
         why = self._lost if cause is None else cause
         return BackendError(f"lost connection to shard '{self.target.shard}': {why}")
@@ -515,6 +641,7 @@ class BackendConnection(PacketConnection):
         scanner, on_done, client = self._scanner, self._on_done, self._client
         self._scanner = self._on_done = self._client = None
         self._columns = None
+        self._every = False
         self.waiting_since = 0.0
         if client is not None and client.feeder is self:
             client.feeder = None

@@ -30,6 +30,7 @@ Plans:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from auth.catalog import CatalogSnapshot
@@ -41,13 +42,21 @@ from auth.errors import (
     no_database_selected,
     not_supported,
     sql_error,
+    table_access_denied,
 )
 from auth.model import Account
 from auth.privileges import Priv, Requirement
 from proxy.plan.authorize import Caller, check_requirements, refusal_for, resolve_database
-from proxy.plan.rewrite import IdentityValues, Splice, identity_splices
+from proxy.plan.rewrite import IdentityValues, Splice, apply_splices, identity_splices
 from proxy.shard.route import Layout, NeedsSequence, Route, Target
-from proxy.shard.statements import Decision, decide, show_commands
+from proxy.shard.statements import (
+    Decision,
+    HiddenTable,
+    decide,
+    field_listing,
+    lock_refusal,
+    show_commands,
+)
 from proxy.shard.transaction import transaction_control
 from proxy.sql.analyze import DatabaseStatement, Kind, Statement
 from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor
@@ -389,7 +398,17 @@ def plan(command: Command, view: SessionView, snapshot: CatalogSnapshot) -> Plan
         # COM_FIELD_LIST is SHOW COLUMNS: it needs SELECT on the table.
         requirement = Requirement(Priv.SELECT, view.current_db, command.table)
         error = check_requirements((requirement,), snapshot, _caller(view))
-        return Deny(error) if error is not None else Relay(ResponseKind.FIELD_LIST, None)
+        if error is not None:
+            return Deny(error)
+        layout = sharded_layout(snapshot, view.current_db)
+        if layout is not None:
+            # A logical table: its physical table in physical database 0 answers.
+            try:
+                listing = field_listing(layout, command.table)
+            except SqlError as refused:
+                return Deny(refused)
+            return Sharded(listing, "", layout, None)
+        return Relay(ResponseKind.FIELD_LIST, None)
     if isinstance(command, ProcessKill):
         return Kill(command.connection_id, query_only=False)
     return _simple(command.code)
@@ -439,13 +458,16 @@ def relayed_statement(
     snapshot: CatalogSnapshot,
     original: str = "",
     prepared: bool = False,
+    answered: str | None = None,
 ) -> Plan:
     """A statement the shard runs (QUERY or SESSION): relayed if the caller holds what it
     needs; any other kind is denied here (the statements the proxy answers itself never come
     this way). This is the decision the fast path memoizes per statement and grant view.
     On a sharded database, ``original`` (the client's text of the statement, when known) is
     what routing rewrites for the partitions; a ``prepared`` statement's parameters are
-    routed as NULLs here (each execution is routed with its values)."""
+    routed as NULLs here (each execution is routed with its values). ``answered``: the
+    client's text with the identity calls answered (``identity_answered``), what a sharded
+    database's statement runs as."""
     if statement.kind is Kind.REFUSED:
         assert statement.error is not None
         return Deny(refusal_for(statement.error, snapshot, _caller(view)))
@@ -454,9 +476,30 @@ def relayed_statement(
     error = check_requirements(statement.requirements, snapshot, _caller(view))
     if error is not None:
         return Deny(error)
+    if statement.binds:
+        layout = sharded_layout(snapshot, view.current_db)
+        lock = (
+            None
+            if layout is None
+            else lock_refusal(original or statement.text, layout, view.lex_mode, view.flavor)
+        )
+        if lock is not None:
+            return Deny(lock)
     if statement.kind is Kind.QUERY:
         layout = sharded_layout(snapshot, view.current_db)
-        decided = None if layout is None else _sharded(statement, layout, view, original, prepared)
+        decided = (
+            None
+            if layout is None
+            else _sharded(
+                statement,
+                layout,
+                view,
+                answered or original,
+                prepared,
+                _visible(snapshot, view),
+                answered is not None,
+            )
+        )
         if decided is not None:
             return decided
     else:
@@ -488,19 +531,38 @@ def sharded_layout(snapshot: CatalogSnapshot, database: str | None) -> Layout | 
     )
 
 
+def _visible(snapshot: CatalogSnapshot, view: SessionView) -> Callable[[str], bool]:
+    """Whether the caller may see a table of its current database: it holds some privilege
+    on it (MariaDB lists only those)."""
+    account, database = view.account.id, view.current_db or ""
+    return lambda table: bool(snapshot.privileges(account, database, table))
+
+
 def _sharded(
     statement: Statement,
     layout: Layout,
     view: SessionView,
     original: str = "",
     prepared: bool = False,
+    visible: Callable[[str], bool] | None = None,
+    answered: bool = False,
 ) -> Plan | None:
     """What the sharded data path decides for an authorized statement (None: relayed to
     physical database 0 as on an unsharded database). The client's ``original`` text is
     routed when known (its comments and hints reach the shards), else the executable text."""
     text = original or statement.text
     try:
-        decision = decide(text, layout, view.lex_mode, view.flavor, params=() if prepared else None)
+        decision = decide(
+            text,
+            layout,
+            view.lex_mode,
+            view.flavor,
+            params=() if prepared else None,
+            visible=visible,
+        )
+    except HiddenTable as hidden:
+        account = view.account
+        return Deny(table_access_denied("SELECT", account.user, view.client_ip, hidden.table))
     except SqlError as error:
         return Deny(error)
     if decision is None:
@@ -513,7 +575,7 @@ def _sharded(
                 "This command is not supported in the prepared statement protocol yet",
             )
         )
-    if statement.identity:
+    if statement.identity and not answered:
         # The proxy answers these (the shard would name its mirror account and thread):
         # not yet put in place in routed statements.
         return _not_on_sharded("CURRENT_USER(), CONNECTION_ID() and the like in statements")
@@ -531,7 +593,15 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
     if len(statements) == 1:
         statement = statements[0]
         original = command.sql[statement.start : statement.end] if command.sql else ""
-        return _one_statement(statement, command.digest, view, snapshot, original)
+        answered = None
+        if (
+            statement.identity
+            and view.identity is not None
+            and original
+            and sharded_layout(snapshot, view.current_db) is not None
+        ):
+            answered = identity_answered(command.sql, statement, view.identity)
+        return _one_statement(statement, command.digest, view, snapshot, original, answered)
     # A multi-statement packet is authorized whole, or refused whole: every statement is one the
     # shard runs, whose new session state (if any) is known without asking the shard, relayed
     # as written. (No bind is released: a statement after a failed one does not run.)
@@ -624,13 +694,14 @@ def _one_statement(
     view: SessionView,
     snapshot: CatalogSnapshot,
     original: str = "",
+    answered: str | None = None,
 ) -> Plan:
     kind = statement.kind
     if kind is Kind.QUERY or kind is Kind.SESSION:
         if statement.shows_warnings and view.has_notes:
             words = digest.upper().replace("(", " ").split()
             return ShowNotes(statement.text, count="COUNT" in words[1:2], errors="ERRORS" in words)
-        decided = relayed_statement(statement, view, snapshot, original)
+        decided = relayed_statement(statement, view, snapshot, original, answered=answered)
         if isinstance(decided, Relay):
             return Relay(decided.response, digest, decided.effects, _rewrite((statement,), view))
         if isinstance(decided, Sharded):
@@ -653,7 +724,9 @@ def _one_statement(
                 error = check_requirements((requirement,), snapshot, _caller(view))
                 if error is not None:
                     return Deny(error)
-            return _sharded(statement, layout, view, original) or Deny(_not_relayable())
+            return _sharded(
+                statement, layout, view, original, visible=_visible(snapshot, view)
+            ) or Deny(_not_relayable())
         return Deny(refusal_for(statement.error, snapshot, _caller(view)))
     if kind is Kind.USE:
         assert statement.target_db is not None
@@ -679,6 +752,15 @@ def _one_statement(
     if kind is Kind.ACCOUNT:
         return RunAccountStatement(statement.text)
     return Deny(_not_relayable())
+
+
+def identity_answered(sql: str, statement: Statement, values: IdentityValues) -> str:
+    """The one statement of the packet ``sql`` with its identity calls answered (as the relay
+    would answer them): the text a sharded database's statement is decided and run as."""
+    splices = identity_splices((statement,), values)
+    data = apply_splices(sql.encode("utf-8", "surrogateescape"), splices)
+    text = data.decode("utf-8", "surrogateescape")
+    return text[statement.start : len(text) - (len(sql) - statement.end)]
 
 
 def _rewrite(statements: tuple[Statement, ...], view: SessionView) -> tuple[Splice, ...]:

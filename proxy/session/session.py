@@ -26,7 +26,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 
 from auth.accounts import Actor
@@ -139,6 +139,7 @@ from proxy.wire.packets import (
     build_ok,
     parse_err,
     parse_stmt_prepare_ok,
+    read_lenenc_int,
     session_track_schema,
 )
 from proxy.wire.stream import (
@@ -663,7 +664,8 @@ class Session:
                 await self._relay_held(conn, relay)
             else:
                 columns = self.sharded.link_columns()
-                scanner = await conn.relay(self.client, relay.response, columns)
+                every = columns is not None and _several_results(command)
+                scanner = await conn.relay(self.client, relay.response, columns, every)
                 self.relayed = scanner
         except BackendError as exc:
             self._backend_lost(conn, exc)
@@ -821,6 +823,9 @@ class Session:
             await self.link.restore(conn, previous)
             self._reply_error(error)
             return
+        columns = self.sharded.link_columns()
+        if columns is not None:  # a sharded database's: logical names
+            payloads = renamed_answer(payloads, columns, conn.capabilities)
         self._next_seq = self.client.write_many(self._next_seq, payloads)
 
     def _backend_lost(
@@ -922,7 +927,8 @@ class Session:
         self.client.hold = True
         self._digest = digest
         columns = self.sharded.link_columns()
-        conn.start_relay(self.client, ResponseKind.QUERY, self._fast_done, columns)
+        every = columns is not None and _calls(statement)
+        conn.start_relay(self.client, ResponseKind.QUERY, self._fast_done, columns, every)
         return True
 
     def _fast_sharded(self, packet: bytes) -> bool | None:
@@ -1405,3 +1411,45 @@ def _valid_utf8(text: str) -> bool:
 
 def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
+
+
+def _calls(statement: Statement) -> bool:
+    """A CALL (its answer may have several result sets)."""
+    return statement.text.lstrip()[:4].upper() == "CALL"
+
+
+def _several_results(command: Command) -> bool:
+    """Whether the answer to ``command`` may have several result sets: a multi-statement
+    packet, a CALL."""
+    if not isinstance(command, Query):
+        return False
+    return len(command.statements) > 1 or any(_calls(s) for s in command.statements)
+
+
+def renamed_answer(
+    payloads: list[bytes], columns: Callable[[bytes], bytes], capabilities: int
+) -> list[bytes]:
+    """A whole text-protocol answer (its packets, every result set of it) with each column
+    definition passed through ``columns``."""
+    out = list(payloads)
+    index, count = 0, len(out)
+    while index < count:
+        first = out[index][:1]
+        index += 1
+        if first in (b"\x00", b"\xff", b"\xfb", b"\xfe", b""):
+            continue
+        defs, _ = read_lenenc_int(out[index - 1], 0)
+        for at in range(index, min(index + (defs or 0), count)):
+            out[at] = columns(out[at])
+        index += (defs or 0) + (0 if capabilities & Capability.DEPRECATE_EOF else 1)
+        while index < count and not (
+            out[index][:1] in (b"\xfe", b"\xff") and len(out[index]) < 0xFFFFFF
+        ):
+            index += 1
+        index += 1  # the result's terminator
+    return out
+
+
+def _terminates(payload: bytes) -> bool:
+    """A result set's end: EOF (or the OK in its place) or an error."""
+    return payload[:1] in (b"\xfe", b"\xff") and len(payload) < 0xFFFFFF

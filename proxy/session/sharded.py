@@ -96,6 +96,7 @@ from proxy.plan.plan import (
 from proxy.session.link import OWN_STATEMENT, BackendUnavailable, SessionLost, lost_error
 from proxy.session.statements import execute_types, with_id, with_types
 from proxy.shard.ddl import AlterSequence, CreateSequence, nextval_references
+from proxy.shard.metadata import derived_column, logical_text
 from proxy.shard.placement import IntegerHash, Placement, PlacementError, integer_hash, place
 from proxy.shard.route import (
     KeySlots,
@@ -113,9 +114,12 @@ from proxy.shard.statements import (
     CreateShardedTable,
     Decision,
     FanOut,
+    FieldListing,
     LocalRows,
     NeedsNextval,
+    RenamedRows,
     SequenceDdl,
+    TableStatus,
     decide,
 )
 from proxy.shard.transaction import (
@@ -128,16 +132,21 @@ from proxy.shard.values import NotPlaceable, shard_key
 from proxy.sql.analyze import Statement
 from proxy.sql.charsets import COLLATIONS
 from proxy.sql.lexer import LexMode, ServerFlavor, TokenKind, lex
+from proxy.sql.like import shows_database
 from proxy.wire.packets import (
     Capability,
     ProtocolError,
     ServerStatus,
     build_err,
     build_ok,
+    build_text_row,
+    lenenc_int,
+    lenenc_str,
     parse_err,
     parse_ok,
     parse_stmt_prepare_ok,
     read_lenenc_int,
+    read_lenenc_str,
 )
 from proxy.wire.params import (
     ExecuteParams,
@@ -148,7 +157,7 @@ from proxy.wire.params import (
     peek_integer,
     peek_params,
 )
-from proxy.wire.stream import ConnectionLost, ResponseKind, ResponseScanner
+from proxy.wire.stream import ConnectionLost, ResponseKind, ResponseScanner, text_row_values
 
 if TYPE_CHECKING:
     from auth.catalog import CatalogSnapshot
@@ -219,6 +228,9 @@ _STATEMENT_SAVEPOINT = "shardgate_statement"
 _DEPRECATE_EOF = int(Capability.DEPRECATE_EOF)
 _CACHE_METADATA = int(Capability.MARIADB_CLIENT_CACHE_METADATA)
 _RENAMES_KEPT = 4096  # column definitions rewritten, remembered (LogicalNames)
+# The column flags a derived information_schema column gets back.
+_NOT_NULL = 1
+_NO_DEFAULT = 4096
 
 
 class PartitionSource(Protocol):
@@ -574,7 +586,9 @@ class ShardedExecutor:
                 if routed is None:
                     return
                 decision = routed
-            if isinstance(decision, LocalRows):
+            if isinstance(decision, LocalRows) and decision.probe is not None:
+                await self._probed(plan.layout, decision, decision.probe)
+            elif isinstance(decision, LocalRows):
                 if decision.columns:
                     self.replies.result_set(
                         list(decision.columns), [list(r) for r in decision.rows], decision.numeric
@@ -601,6 +615,12 @@ class ShardedExecutor:
                 await self._fan_out(plan.layout, decision)
             elif isinstance(decision, CheckTables):
                 await self._check(plan.layout, decision)
+            elif isinstance(decision, RenamedRows):
+                await self._renamed_rows(plan.layout, decision)
+            elif isinstance(decision, TableStatus):
+                await self._table_status(plan.layout, decision)
+            elif isinstance(decision, FieldListing):
+                await self._field_list(plan.layout, decision)
             elif isinstance(decision, SequenceDdl):
                 await self._sequence_ddl(plan.layout, decision)
             elif isinstance(decision, TransactionControl):
@@ -801,10 +821,8 @@ class ShardedExecutor:
                 conn = conns[targets[0].partition]
                 conn.send(b"\x03" + targets[0].sql.encode())
                 replied = True
-                if decision.reads_rows and not decision.write:
-                    scanner = await self._relay_logical(conn, targets[0], layout)
-                else:
-                    scanner = await conn.relay(session.client, ResponseKind.QUERY)
+                # (a read's column definitions, any statement's error, in logical names)
+                scanner = await self._relay_logical(conn, targets[0], layout)
                 await self.after_statement(scanner)
             elif decision.reads_rows and not decision.write:
                 self._sent = False
@@ -817,9 +835,9 @@ class ShardedExecutor:
     async def _relay_logical(
         self, conn: BackendConnection, target: Target, layout: Layout
     ) -> ResponseScanner:
-        """Relay the answer of one SELECT sent to ``target`` with its column definitions
-        naming the logical database and tables where they named the physical ones (the
-        rows as they come)."""
+        """Relay the answer of one statement sent to ``target`` with its column definitions
+        (and error) naming the logical database and tables where they named the physical ones
+        (the rows as they come)."""
         columns = self.logical_names(layout).rewrite(target.database)
         return await conn.relay(self.session.client, ResponseKind.QUERY, columns)
 
@@ -981,6 +999,7 @@ class ShardedExecutor:
             if first[:1] in (b"\xff", b"\x00"):
                 in_flight.discard(index)
             if first[:1] == b"\xff":
+                first = names.error(first, target.database.encode())
                 err = parse_err(first, caps)
                 if columns is None:
                     self.replies.error(sql_error_from(err.errno, err.sqlstate, err.message))
@@ -1058,6 +1077,165 @@ class ShardedExecutor:
             return
         assert last_end is not None
         self._emit(last_end)
+
+    async def _renamed_rows(self, layout: Layout, decision: RenamedRows) -> None:
+        """A SHOW about tables on physical database 0, its rows made logical (RenamedRows):
+        read whole (a few rows per table), renamed, then answered with the shard's column
+        definitions (renamed as every answer's are) and its end."""
+        target = decision.target
+        conns = await self._acquire(layout, (target,))
+        try:
+            answer = await self._whole(layout, conns[target.partition], target)
+        except (BackendError, ConnectionLost) as exc:
+            self._lost(conns, exc, False)
+            return
+        if answer is None:
+            return
+        head, rows, end = answer
+        for payload in head:
+            self._emit(payload)
+        for packet in rows:
+            packet = rename_row(packet, decision.column, decision.renames)
+            for column in decision.texts:
+                packet = rename_in_text(packet, column, decision.renames)
+            self._emit(packet)
+        self._emit(end)
+
+    async def _probed(self, layout: Layout, decision: LocalRows, probe: str) -> None:
+        """The proxy's rows under the column definitions physical database 0 gives ``probe``
+        (its answer has no rows), named ``decision.columns``: what one MariaDB sends."""
+        first = layout.partitions[0]
+        target = Target(0, first.shard, first.name, probe)
+        conns = await self._acquire(layout, (target,), branch=False)
+        try:
+            answer = await self._whole(layout, conns[0], target)
+        except (BackendError, ConnectionLost) as exc:
+            self._lost(conns, exc, False)
+            return
+        if answer is None:
+            return
+        head, _, end = answer
+        for index, name in enumerate(decision.columns, start=1):
+            if index < len(head):
+                with contextlib.suppress(ProtocolError, ValueError, IndexError):
+                    column = ColumnDefinition.parse(head[index])
+                    head[index] = replace(column, name=name.encode()).build()
+        for payload in head:
+            self._emit(payload)
+        for row in decision.rows:
+            self._emit(build_text_row(row))
+        self._emit(end)
+
+    async def _whole(
+        self, layout: Layout, conn: BackendConnection, target: Target
+    ) -> tuple[list[bytes], list[bytes], bytes] | None:
+        """``target``'s result set read whole: (its head -- column count, definitions renamed,
+        the EOF after them --, its rows, its end); None when the shard answered otherwise
+        (that answer was given, an error renamed)."""
+        caps = conn.capabilities
+        conn.send(b"\x03" + target.sql.encode())
+        _, first = await _read(conn)
+        if first[:1] == b"\xff":
+            first = self.logical_names(layout).error(first, target.database.encode())
+            err = parse_err(first, caps)
+            self.replies.error(sql_error_from(err.errno, err.sqlstate, err.message))
+            return None
+        if first[:1] == b"\x00":
+            self.replies.write(first)
+            return None
+        count_, _ = read_lenenc_int(first, 0)
+        rewrite = self.logical_names(layout).rewrite(target.database)
+        head = [first]
+        for _ in range(count_ or 0):
+            head.append(rewrite((await _read(conn))[1]))
+        if not caps & _DEPRECATE_EOF:
+            head.append((await _read(conn))[1])
+        rows: list[bytes] = []
+        while True:
+            _, packet = await _read(conn)
+            if packet[:1] in (b"\xfe", b"\xff") and len(packet) < 0xFFFFFF:
+                return head, rows, packet
+            rows.append(packet)
+
+    async def _table_status(self, layout: Layout, decision: TableStatus) -> None:
+        """SHOW TABLE STATUS: every physical database's, one row per logical table -- its
+        physical tables' rows, data and index lengths and free space summed, the average row
+        length computed again, the earliest creation and latest update and check times, the
+        highest AUTO_INCREMENT; everything else physical database 0's (TableStatus)."""
+        targets = decision.targets
+        conns = await self._acquire(layout, targets, branch=False)
+        answers: dict[int, tuple[list[bytes], list[bytes], bytes]] = {}
+        try:
+            for target in targets:
+                answer = await self._whole(layout, conns[target.partition], target)
+                if answer is None:
+                    return
+                answers[target.partition] = answer
+        except (BackendError, ConnectionLost) as exc:
+            self._lost(conns, exc, False)
+            return
+        head, _, end = answers[0]
+        if end[:1] == b"\xff":
+            for payload in head:
+                self._emit(payload)
+            self._emit(end)
+            return
+        width = len(head) - 1 - (0 if conns[0].capabilities & _DEPRECATE_EOF else 1)
+        merged: dict[str, list[bytes | None]] = {}
+        for partition in sorted(answers):
+            for packet in answers[partition][1]:
+                values = text_row_values(packet, width)
+                name = (values[0] or b"").decode("utf-8", "surrogateescape")
+                logical = decision.owners.get((partition, name))
+                if logical is None:
+                    if partition == 0:
+                        merged.setdefault(name, values)
+                    continue
+                values[0] = logical.encode("utf-8", "surrogateescape")
+                found = merged.get(logical)
+                if found is None:
+                    merged[logical] = values
+                else:
+                    _add_status(found, values)
+        shown = shows_database(decision.like) if decision.like is not None else None
+        for payload in head:
+            self._emit(payload)
+        for name in sorted(merged):
+            if shown is not None and not shown(name):
+                continue
+            values = merged[name]
+            rows, data = _number(values[4]), _number(values[6])
+            if rows is not None and data is not None and width > 5:
+                values[5] = str(data // rows if rows else 0).encode()
+            self._emit(build_text_row(values))
+        self._emit(end)
+
+    async def _field_list(self, layout: Layout, decision: FieldListing) -> None:
+        """COM_FIELD_LIST of a logical table: its physical table's, the definitions naming
+        the logical database and table."""
+        target = decision.target
+        conns = await self._acquire(layout, (target,), branch=False)
+        conn = conns[target.partition]
+        names = self.logical_names(layout)
+        physical = target.database.encode()
+        answer: list[bytes] = []
+        try:
+            conn.send(b"\x04" + target.sql.encode() + b"\x00")
+            while True:
+                _, packet = await _read(conn)
+                if packet[:1] == b"\xff":
+                    err = parse_err(names.error(packet, physical), conn.capabilities)
+                    self.replies.error(sql_error_from(err.errno, err.sqlstate, err.message))
+                    return
+                if packet[:1] == b"\xfe" and len(packet) < 9:
+                    answer.append(packet)
+                    break
+                answer.append(names.field(packet, physical))
+        except (BackendError, ConnectionLost) as exc:
+            self._lost(conns, exc, False)
+            return
+        for payload in answer:
+            self._emit(payload)
 
     def _emit(self, payload: bytes) -> None:
         self._sent = True
@@ -1645,8 +1823,10 @@ class ShardedExecutor:
         column definitions, which reach the client with an id of the session's own."""
         session = self.session
         state = session.link.state
+        # DATABASE() and information_schema made logical once: executions route this text.
+        text = logical_text(plan.text, plan.layout, state.lex_mode, state.flavor) or plan.text
         try:
-            target = copy_target(plan.text, plan.layout, state.lex_mode, state.flavor)
+            target = copy_target(text, plan.layout, state.lex_mode, state.flavor)
             conns = await self._acquire(plan.layout, [target])
         except BackendUnavailable as exc:
             self.replies.error(exc.error)
@@ -1669,7 +1849,7 @@ class ShardedExecutor:
         ok = parse_stmt_prepare_ok(first)
         client_id = self._new_id(ok.statement_id)
         params = ok.num_params
-        prepared = ShardedStatement(client_id, plan.text, params, None)
+        prepared = ShardedStatement(client_id, text, params, None)
         self._refresh(prepared, plan.layout)
         physical = prepared.physical.setdefault(target.sql, PhysicalStatement())
         physical.on[conn] = ok.statement_id
@@ -2450,6 +2630,97 @@ class _SharedConnection:
             yield payload
 
 
+def _value_at(packet: bytes, column: int) -> int:
+    """Where column ``column``'s value starts in a text-protocol row."""
+    pos = 0
+    for _ in range(column):
+        if packet[pos] == 0xFB:
+            pos += 1
+            continue
+        length, after = read_lenenc_int(packet, pos)  # (after: where the value starts)
+        pos = after + (length or 0)
+    return pos
+
+
+def row_value(packet: bytes, column: int) -> bytes | None:
+    """Column ``column``'s value in a text-protocol row (None: NULL)."""
+    pos = _value_at(packet, column)
+    if packet[pos] == 0xFB:
+        return None
+    length, after = read_lenenc_int(packet, pos)
+    return packet[after : after + (length or 0)]
+
+
+def rename_row(packet: bytes, column: int, renames: Mapping[str, str]) -> bytes:
+    """A text-protocol row whose column ``column`` names a physical table: renamed to its
+    logical table (``renames``), else as it is."""
+    value = row_value(packet, column)
+    if value is None:
+        return packet
+    logical = renames.get(value.decode("utf-8", "surrogateescape"))
+    if logical is None:
+        return packet
+    pos = _value_at(packet, column)
+    _, after = read_lenenc_int(packet, pos)
+    new = logical.encode("utf-8", "surrogateescape")
+    return packet[:pos] + lenenc_int(len(new)) + new + packet[after + len(value) :]
+
+
+def rename_in_text(packet: bytes, column: int, renames: Mapping[str, str]) -> bytes:
+    """A text-protocol row whose column ``column`` holds a statement: the backquoted names of
+    ``renames`` in it renamed."""
+    value = row_value(packet, column)
+    if value is None:
+        return packet
+    new = value
+    for old, logical in renames.items():
+        new = new.replace(
+            b"`" + old.encode("utf-8", "surrogateescape") + b"`",
+            b"`" + logical.encode("utf-8", "surrogateescape") + b"`",
+        )
+    if new == value:
+        return packet
+    pos = _value_at(packet, column)
+    _, after = read_lenenc_int(packet, pos)
+    return packet[:pos] + lenenc_int(len(new)) + new + packet[after + len(value) :]
+
+
+# SHOW TABLE STATUS's columns (MariaDB 10.11) merged over physical tables: summed, lowest,
+# highest (Avg_row_length, 5, is computed again).
+_STATUS_SUMS = (4, 6, 8, 9)  # Rows, Data_length, Index_length, Data_free
+_STATUS_LEAST = (11,)  # Create_time
+_STATUS_MOST = (10, 12, 13)  # Auto_increment, Update_time, Check_time
+
+
+def _number(value: bytes | None) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
+
+
+def _add_status(into: list[bytes | None], values: list[bytes | None]) -> None:
+    """One more physical table's SHOW TABLE STATUS row merged into its logical table's."""
+    for column in _STATUS_SUMS:
+        if column < len(into):
+            a, b = _number(into[column]), _number(values[column])
+            if a is not None and b is not None:
+                into[column] = str(a + b).encode()
+    for column, pick in [(c, min) for c in _STATUS_LEAST] + [(c, max) for c in _STATUS_MOST]:
+        if column < len(into) and values[column] is not None:
+            current = into[column]
+            if current is None:
+                into[column] = values[column]
+            else:
+                a_int, b_int = _number(current), _number(values[column])
+                if a_int is not None and b_int is not None:
+                    into[column] = str(pick(a_int, b_int)).encode()
+                else:  # (times: 'YYYY-MM-DD hh:mm:ss' compare as text)
+                    value = values[column]
+                    assert value is not None
+                    into[column] = pick(current, value)
+
+
 def physical_table_names(layout: Layout) -> dict[bytes, bytes]:
     """The physical names of the tables split by TBPARTITION BY -> their logical names (the
     merged result's column definitions name the logical table, as one MariaDB would)."""
@@ -2496,14 +2767,67 @@ class LogicalNames:
         self._rewrites[database] = column
         return column
 
+    def field(self, payload: bytes, physical: bytes) -> bytes:
+        """A COM_FIELD_LIST column definition (a column definition and the column's default
+        after it) renamed as :meth:`column` renames one; everything after the names kept."""
+        try:
+            pos = 0
+            fields: list[bytes] = []
+            for _ in range(4):
+                value, pos = read_lenenc_str(payload, pos)
+                fields.append(value or b"")
+        except (ProtocolError, ValueError, IndexError):
+            return payload
+        catalog, schema, table, org_table = fields
+        schema = self.schema if schema == physical else schema
+        table = self.tables.get(table, table)
+        org_table = self.tables.get(org_table, org_table)
+        head = b"".join(lenenc_str(f) for f in (catalog, schema, table, org_table))
+        return head + payload[pos:]
+
+    def error(self, payload: bytes, physical: bytes) -> bytes:
+        """An ERR packet of physical database ``physical`` whose message names it (``Table
+        'sales_0000.t' doesn't exist``) or a split table's physical table, renamed; the
+        payload itself otherwise."""
+        at = 9 if payload[3:4] == b"#" else 3
+        message = payload[at:]
+        if physical not in message and not any(name in message for name in self.tables):
+            return payload
+        names = [re.escape(physical), *(re.escape(name) for name in self.tables)]
+        pattern = re.compile(rb"(?<=['`.])(" + b"|".join(names) + rb")(?=['`.])")
+        renamed = pattern.sub(
+            lambda m: self.schema if m.group(1) == physical else self.tables[m.group(1)], message
+        )
+        return payload[:at] + renamed
+
     def column(self, payload: bytes, physical: bytes) -> bytes:
         """A column definition of physical database ``physical``'s answer, renamed; the
-        payload itself when nothing changes (every other field stays byte for byte)."""
+        payload itself when nothing changes (every other field stays byte for byte). An ERR
+        packet's message is renamed (:meth:`error`)."""
+        if payload[:1] == b"\xff":
+            return self.error(payload, physical)
         try:
             column = ColumnDefinition.parse(payload)
         except (ProtocolError, ValueError, IndexError, TypeError):
             return payload  # not a column definition the proxy reads: as it is
         tables = self.tables
+        if (
+            column.schema == b""
+            and column.table
+            and column.org_table in (column.table, b"")
+            and derived_column(column.table, column.name)
+        ):
+            # A column of an information_schema table made logical (proxy.shard.metadata):
+            # the definition the table's own column has.
+            flags = column.flags | (_NO_DEFAULT if column.flags & _NOT_NULL else 0)
+            return replace(
+                column,
+                schema=b"information_schema",
+                org_table=column.table,
+                org_name=column.org_name or column.name,
+                flags=flags,
+                decimals=0,
+            ).build()
         schema = self.schema if column.schema == physical else column.schema
         table = tables.get(column.table, column.table)
         org_table = tables.get(column.org_table, column.org_table)

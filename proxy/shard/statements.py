@@ -21,10 +21,10 @@ Raises SqlError for what is refused (1235 naming why, 1050, 1051, 1146).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from auth.errors import ErrorCode, not_supported, sql_error
+from auth.errors import ErrorCode, SqlError, not_supported, sql_error
 from auth.model import DEFAULT_SEQUENCE_START, LogicalTable
 from proxy.shard.ddl import (
     CreateTable,
@@ -34,6 +34,7 @@ from proxy.shard.ddl import (
     parse_create_table,
     parse_sequence_statement,
 )
+from proxy.shard.metadata import logical_text, physical_qualifiers
 from proxy.shard.route import (  # the token helpers routing reads statements with
     Layout,
     NeedsSequence,
@@ -48,15 +49,21 @@ from proxy.shard.route import (  # the token helpers routing reads statements wi
 )
 from proxy.shard.transaction import TransactionControl
 from proxy.shard.values import SqlValue
-from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor, Token, lex
+from proxy.sql.lexer import DEFAULT_MODE, LexedStatement, LexMode, ServerFlavor, Token, lex
 from proxy.sql.like import shows_database
 
 __all__ = [
     "CreateShardedTable",
     "Decision",
     "FanOut",
+    "FieldListing",
+    "HiddenTable",
     "LocalRows",
+    "RenamedRows",
+    "TableStatus",
     "decide",
+    "field_listing",
+    "lock_refusal",
     "show_commands",
 ]
 
@@ -68,6 +75,53 @@ class LocalRows:
     columns: tuple[str, ...]
     rows: tuple[tuple[str | None, ...], ...]
     numeric: frozenset[str] = frozenset()
+    # A statement whose answer on physical database 0 has these columns' definitions (and no
+    # rows): they are the answer's, under these names (SHOW TABLES: what MariaDB sends).
+    probe: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RenamedRows:
+    """A SHOW about a table run on physical database 0, its rows made logical by the proxy:
+    the values of column ``column`` that name a physical table of a split table become the
+    logical table's name (``renames``)."""
+
+    target: Target
+    column: int
+    renames: Mapping[str, str]
+    # Columns holding a statement in which the backquoted names of ``renames`` are renamed.
+    texts: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TableStatus:
+    """SHOW TABLE STATUS of a sharded database: run on every physical database (``targets``),
+    the rows of each logical table's physical tables (``owners``: (physical database, physical
+    table) -> logical table) made one, its sizes and row counts summed; rows of physical
+    database 0 that are no logical table's pass as they are; ``like`` filters the logical
+    names."""
+
+    targets: tuple[Target, ...]
+    owners: Mapping[tuple[int, str], str]
+    like: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FieldListing:
+    """COM_FIELD_LIST of a logical table: the same command for its physical table in
+    physical database 0 (``target.sql``: that table's name), the definitions renamed."""
+
+    target: Target
+
+
+def field_listing(layout: Layout, name: str) -> FieldListing:
+    """COM_FIELD_LIST of logical table ``name`` (1146 if the database has no such table)."""
+    table = layout.tables.get(name.lower())
+    if table is None:
+        raise sql_error(ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{name}' doesn't exist")
+    first = layout.partitions[0]
+    physical = table.physical_names_in(0, layout.count)[0]
+    return FieldListing(Target(0, first.shard, first.name, physical))
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +173,9 @@ Decision = (
     Route
     | NeedsSequence
     | LocalRows
+    | RenamedRows
+    | TableStatus
+    | FieldListing
     | CreateShardedTable
     | FanOut
     | CheckTables
@@ -152,6 +209,35 @@ def _ordered(found: list[tuple[int, str]], layout: Layout) -> tuple[Target, ...]
     return tuple(out)
 
 
+def lock_refusal(
+    text: str, layout: Layout, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None
+) -> SqlError | None:
+    """``LOCK TABLE[S]`` naming a sharded or broadcast table: 1235 (its physical tables are on
+    every partition; physical database 0's lock would hold one of them). None otherwise."""
+    try:
+        statements = lex(text, mode, flavor)
+    except Exception:
+        return None
+    if len(statements) != 1:
+        return None
+    tokens = statements[0].tokens
+    if len(tokens) < 3 or token_keyword(tokens[0]) != "LOCK":
+        return None
+    if token_keyword(tokens[1]) not in ("TABLE", "TABLES"):
+        return None
+    for item in _split_commas(tokens[2:]):
+        if not item:
+            continue
+        name = item[2] if len(item) >= 3 and is_op_token(item[1], ".") else item[0]
+        table = layout.tables.get(name.value.lower())
+        if table is not None and table.rule.kind != "single":
+            return not_supported(
+                f"LOCK TABLES of {table.rule.kind} table {table.name} (mariadb-dump: use"
+                " --skip-lock-tables or --skip-add-locks)"
+            )
+    return None
+
+
 def show_commands(text: str, mode: LexMode = DEFAULT_MODE) -> bool:
     """Whether ``text`` is DRDS's ``SHOW TOPOLOGY``, ``SHOW RULE``, ``SHOW NODE`` or ``CREATE
     GROUP SEQUENCE`` (which the analysis refuses: only a sharded database has them)."""
@@ -175,10 +261,13 @@ def decide(
     sequence_values: Sequence[int] | None = None,
     nextvals: Sequence[int] | None = None,
     params: Sequence[SqlValue] | None = None,
+    visible: Callable[[str], bool] | None = None,
 ) -> Decision | None:
     """See the module docstring. ``text``: one statement (the analysis's executable text).
     ``nextvals``: a value for each ``s.NEXTVAL`` of the statement, put in its place.
-    ``params``: a prepared statement's parameter values (``route``)."""
+    ``params``: a prepared statement's parameter values (``route``). ``visible``: whether the
+    caller may see a logical table (holds some privilege on it; None: every table), as
+    MariaDB lists only those."""
     # Lexed once for every step below and routing (a multi-row INSERT of many rows is mostly
     # lexing): again only when s.NEXTVAL values were spliced in.
     statements = lex(text, mode, flavor)
@@ -196,7 +285,35 @@ def decide(
         return hint
     if len(statements) != 1:
         return route(text, layout, mode, flavor, sequence_values, params)
-    lexed = statements[0]
+    logical = logical_text(text, layout, mode, flavor)
+    if logical is not None:
+        text = logical
+        statements = lex(text, mode, flavor)
+    decided = _decide_one(
+        text, statements[0], layout, mode, flavor, sequence_values, params, visible
+    )
+    if decided is not None:
+        return decided
+    # Run on physical database 0 as written -- unless made logical, or it names the logical
+    # database as a qualifier (sales.settings), which physical database 0 does not know.
+    qualified = physical_qualifiers(text, statements[0], layout)
+    if qualified is None and logical is None:
+        return None
+    first = layout.partitions[0]
+    sql = qualified or text
+    return Route("copy", "", False, True, (Target(0, first.shard, first.name, sql),))
+
+
+def _decide_one(
+    text: str,
+    lexed: LexedStatement,
+    layout: Layout,
+    mode: LexMode,
+    flavor: ServerFlavor | None,
+    sequence_values: Sequence[int] | None,
+    params: Sequence[SqlValue] | None,
+    visible: Callable[[str], bool] | None = None,
+) -> Decision | None:
     tokens = lexed.tokens
     words = [token_keyword(t) for t in tokens[:4]]
     if not words:
@@ -208,7 +325,7 @@ def decide(
     if words[0] in ("CREATE", "ALTER", "DROP") and "SEQUENCE" in words[1:3]:
         return SequenceDdl(parse_sequence_statement(text, lexed))
     if words[0] == "SHOW":
-        return _show(tokens, layout)
+        return _show(text, tokens, layout, visible)
     if words[0] == "CREATE" and "TABLE" in words and "TEMPORARY" not in words:
         return _create(text, layout, mode, flavor)
     if words[0] == "DROP" and words[1:2] == ["TABLE"]:
@@ -241,9 +358,22 @@ def _explain(
 # ------------------------------------------------------------------------------------- SHOW
 
 
-def _from_table(tokens: Sequence[Token], layout: Layout, at: int) -> LogicalTable | None:
+@dataclass(frozen=True)
+class HiddenTable(SqlError):
+    """A statement names a table the caller holds nothing on (``visible``): the caller turns
+    it into MariaDB's 1142 for its account (``table``: the name as written)."""
+
+    table: str = ""
+
+
+def _from_table(
+    tokens: Sequence[Token],
+    layout: Layout,
+    at: int,
+    visible: Callable[[str], bool] | None = None,
+) -> LogicalTable | None:
     """The logical table named after FROM/IN at ``at`` (None: none is named); 1146 if it is
-    not one of the database's."""
+    not one of the database's, HiddenTable if the caller may not see it."""
     if at >= len(tokens):
         return None
     if token_keyword(tokens[at]) not in ("FROM", "IN") or at + 1 >= len(tokens):
@@ -256,14 +386,22 @@ def _from_table(tokens: Sequence[Token], layout: Layout, at: int) -> LogicalTabl
         raise sql_error(
             ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{name.value}' doesn't exist"
         )
+    if visible is not None and not visible(table.name):
+        errno, sqlstate = ErrorCode.TABLEACCESS_DENIED.value
+        raise HiddenTable(errno, sqlstate, "command denied", table=name.value)
     return table
 
 
-def _show(tokens: Sequence[Token], layout: Layout) -> Decision | None:
+def _show(
+    text: str,
+    tokens: Sequence[Token],
+    layout: Layout,
+    visible: Callable[[str], bool] | None = None,
+) -> Decision | None:
     words = [token_keyword(t) for t in tokens]
     count = layout.count
     if words[1:2] == ["TOPOLOGY"]:
-        table = _from_table(tokens, layout, 2)
+        table = _from_table(tokens, layout, 2, visible)
         if table is None:
             raise sql_error(ErrorCode.PARSE, "SHOW TOPOLOGY needs FROM table")
         rows = tuple(
@@ -272,8 +410,10 @@ def _show(tokens: Sequence[Token], layout: Layout) -> Decision | None:
         )
         return LocalRows(("ID", "GROUP_NAME", "TABLE_NAME"), rows, frozenset({"ID"}))
     if words[1:2] == ["RULE"]:
-        named = _from_table(tokens, layout, 2)
+        named = _from_table(tokens, layout, 2, visible)
         tables = [named] if named is not None else sorted(layout.tables.values(), key=_name)
+        if named is None and visible is not None:
+            tables = [t for t in tables if visible(t.name)]
         rule_rows = []
         for index, table in enumerate(tables):
             rule = table.rule
@@ -321,13 +461,29 @@ def _show(tokens: Sequence[Token], layout: Layout) -> Decision | None:
                 raise not_supported("SHOW TABLES ... WHERE on a sharded database")
             pattern = tokens[after + 1].value
         names = sorted((t.name for t in layout.tables.values()), key=str.lower)
+        if visible is not None:
+            names = [n for n in names if visible(n)]
         if pattern is not None:
             shown = shows_database(pattern)
             names = [n for n in names if shown(n)]
         column = f"Tables_in_{layout.name}" + (f" ({pattern})" if pattern is not None else "")
         if full:
-            return LocalRows((column, "Table_type"), tuple((n, "BASE TABLE") for n in names))
-        return LocalRows((column,), tuple((n,) for n in names))
+            return LocalRows(
+                (column, "Table_type"),
+                tuple((n, "BASE TABLE") for n in names),
+                probe="SHOW FULL TABLES WHERE FALSE",
+            )
+        return LocalRows((column,), tuple((n,) for n in names), probe="SHOW TABLES WHERE FALSE")
+    if words[rest : rest + 1] in (["COLUMNS"], ["FIELDS"]) or (
+        not full and words[1:2] in (["INDEX"], ["INDEXES"], ["KEYS"])
+    ):
+        return _show_table(
+            text, tokens, words, layout, rest + 1, words[rest] not in ("COLUMNS", "FIELDS")
+        )
+    if not full and words[1:3] == ["TABLE", "STATUS"]:
+        return _table_status(tokens, words, layout)
+    if words[1:3] in (["CREATE", "DATABASE"], ["CREATE", "SCHEMA"]):
+        return _create_database(tokens, words, layout)
     if words[1:3] == ["CREATE", "TABLE"]:
         name = tokens[3] if len(tokens) > 3 else None
         if len(tokens) > 5 and is_op_token(tokens[4], "."):
@@ -339,6 +495,88 @@ def _show(tokens: Sequence[Token], layout: Layout) -> Decision | None:
             return None
         return LocalRows(("Table", "Create Table"), ((table.name, _definition(table)),))
     return None
+
+
+def _show_table(
+    text: str,
+    tokens: Sequence[Token],
+    words: Sequence[str],
+    layout: Layout,
+    at: int,
+    index: bool,
+) -> Decision | None:
+    """SHOW [FULL] COLUMNS|FIELDS / SHOW INDEX|INDEXES|KEYS {FROM|IN} t [{FROM|IN} db] [...]:
+    the same SHOW of the table's physical table in physical database 0 (its first, for a table
+    split by TBPARTITION BY); SHOW INDEX's rows name the logical table."""
+    count = len(tokens)
+    if at + 1 >= count or words[at] not in ("FROM", "IN"):
+        return None  # (the shard's syntax error)
+    name_at = at + 1
+    qualifier: Token | None = None
+    if name_at + 2 < count and is_op_token(tokens[name_at + 1], "."):
+        qualifier = tokens[name_at]
+        name_at += 2
+    after = name_at + 1
+    if after + 1 < count and words[after] in ("FROM", "IN"):
+        qualifier = tokens[after + 1]
+        after += 2
+    if qualifier is not None and qualifier.value.lower() != layout.name.lower():
+        return None  # another database's: the analysis decides
+    name = tokens[name_at]
+    table = layout.tables.get(name.value.lower())
+    if table is None:
+        raise sql_error(
+            ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{name.value}' doesn't exist"
+        )
+    physical = table.physical_names_in(0, layout.count)[0]
+    sql = f"{text[: tokens[at].pos]}FROM {quote_name(physical)}"
+    if after < count:
+        sql += " " + text[tokens[after].pos :]
+    first = layout.partitions[0]
+    target = Target(0, first.shard, first.name, sql)
+    if index:
+        return RenamedRows(target, 0, {physical: table.name})
+    return Route("copy", table.name, False, True, (target,))
+
+
+def _create_database(
+    tokens: Sequence[Token], words: Sequence[str], layout: Layout
+) -> Decision | None:
+    """SHOW CREATE {DATABASE|SCHEMA} [IF NOT EXISTS] of the logical database: physical
+    database 0's, under the logical name."""
+    at = 6 if words[3:6] == ["IF", "NOT", "EXISTS"] else 3
+    if at + 1 != len(tokens) or tokens[at].value.lower() != layout.name.lower():
+        return None  # another database's: the analysis decided
+    first = layout.partitions[0]
+    sql = "SHOW CREATE DATABASE " + ("IF NOT EXISTS " if at == 6 else "") + quote_name(first.name)
+    target = Target(0, first.shard, first.name, sql)
+    return RenamedRows(target, 0, {first.name: layout.name}, texts=(1,))
+
+
+def _table_status(tokens: Sequence[Token], words: Sequence[str], layout: Layout) -> Decision:
+    """SHOW TABLE STATUS [{FROM|IN} db] [LIKE 'pattern']: every physical database's, one row
+    per logical table (TableStatus); the pattern is matched against the logical names by the
+    proxy."""
+    count = len(tokens)
+    after = 3
+    if after < count and words[after] in ("FROM", "IN"):
+        if after + 1 < count and tokens[after + 1].value.lower() != layout.name.lower():
+            raise not_supported("SHOW TABLE STATUS of another database")
+        after += 2
+    like = None
+    if after < count:
+        if words[after] != "LIKE" or after + 2 != count:
+            raise not_supported("SHOW TABLE STATUS ... WHERE on a sharded database")
+        like = tokens[after + 1].value
+    targets = tuple(
+        Target(p.index, p.shard, p.name, "SHOW TABLE STATUS") for p in layout.partitions
+    )
+    owners: dict[tuple[int, str], str] = {}
+    for table in layout.tables.values():
+        for database, name in table.physical_tables(layout.count):
+            if table.rule.kind != "broadcast" or database == 0:  # (a copy in each)
+                owners[(database, name)] = table.name
+    return TableStatus(_ordered([(t.partition, t.sql) for t in targets], layout), owners, like)
 
 
 def _name(table: LogicalTable) -> str:

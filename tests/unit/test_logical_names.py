@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from proxy.backend.connection import BackendConnection, BackendTarget
 from proxy.merge.values import ColumnDefinition
-from proxy.session.sharded import LogicalNames
-from proxy.wire.packets import Capability, frame
+from proxy.session.sharded import LogicalNames, rename_in_text, rename_row, row_value
+from proxy.wire.packets import Capability, build_text_row, frame
 from proxy.wire.stream import PacketConnection, ResponseKind, ResponseScanner
 
 NAMES = LogicalNames(b"sales", {b"orders_03": b"orders", b"orders_04": b"orders"})
@@ -132,3 +132,71 @@ def test_a_relay_rewrites_only_the_definitions_wherever_the_chunks_fall(
     conn.start_relay(client, ResponseKind.QUERY, lambda s, e: ended.append(s), NAMES.rewrite("x"))
     conn.data_received(ok)
     assert len(ended) == 2 and bytes(client.out).endswith(ok)
+
+
+def _more(answer: list[bytes]) -> list[bytes]:
+    """``answer`` with its end saying another result follows (SERVER_MORE_RESULTS_EXISTS)."""
+    return [*answer[:-1], b"\xfe\x00\x00\x0a\x00"]
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64, 4096])
+def test_every_result_set_of_an_answer_is_renamed(chunk: int) -> None:
+    """``every``: a multi-statement answer's result sets (an OK between them) each have their
+    definitions renamed, the rows and ends as they came, wherever the chunks fall."""
+    conn = BackendConnection(BackendTarget("s0", "127.0.0.1", 3306, "u", "p", "sales_0001"))
+    conn.capabilities = int(Capability.PROTOCOL_41) | int(Capability.MULTI_RESULTS)
+    client = _Client()
+    ended: list[ResponseScanner] = []
+    ok_more = b"\x00\x01\x00\x0a\x00\x00\x00"
+    physical = [
+        *_more(_answer(b"sales_0001", b"orders_03", False)),
+        ok_more,
+        *_answer(b"sales_0001", b"orders_04", False),
+    ]
+    logical = [
+        *_more(_answer(b"sales", b"orders", False)),
+        ok_more,
+        *_answer(b"sales", b"orders", False),
+    ]
+    conn.start_relay(
+        client,
+        ResponseKind.QUERY,
+        lambda s, e: ended.append(s),
+        NAMES.rewrite("sales_0001"),
+        every=True,
+    )
+    data = _wire(physical)
+    for at in range(0, len(data), chunk):
+        conn.data_received(data[at : at + chunk])
+    assert len(ended) == 1 and not conn.broken
+    assert bytes(client.out) == _wire(logical)
+
+
+def test_errors_name_the_logical_database_and_tables() -> None:
+    def err(message: bytes) -> bytes:
+        return b"\xff\x7a\x04#42S02" + message
+
+    assert NAMES.column(err(b"Table 'sales_0001.nope' doesn't exist"), b"sales_0001") == err(
+        b"Table 'sales.nope' doesn't exist"
+    )
+    assert NAMES.error(err(b"Table 'sales_0001.orders_03' is full"), b"sales_0001") == err(
+        b"Table 'sales.orders' is full"
+    )
+    # Another partition's name, a name inside a longer word, a message naming neither: kept.
+    for message in (b"Table 'sales_0002.x' doesn't exist", b"Unknown column 'sales_0001x'"):
+        assert NAMES.error(err(message), b"sales_0001") == err(message)
+
+
+def test_row_values_renamed_at_any_column() -> None:
+    row = build_text_row([b"sales_0000", None, b"CREATE DATABASE `sales_0000` /*x*/", b"q"])
+    renamed = rename_in_text(
+        rename_row(row, 0, {"sales_0000": "sales"}), 2, {"sales_0000": "sales"}
+    )
+    assert renamed == build_text_row([b"sales", None, b"CREATE DATABASE `sales` /*x*/", b"q"])
+    assert [row_value(renamed, i) for i in range(4)] == [
+        b"sales",
+        None,
+        b"CREATE DATABASE `sales` /*x*/",
+        b"q",
+    ]
+    assert rename_row(row, 3, {"x": "y"}) is row  # nothing to rename: the same row

@@ -138,10 +138,12 @@ def test_ddl_refusals(sql: str, errno: int, text: str) -> None:
 
 def test_show_commands() -> None:
     assert decide("SHOW TABLES", LAYOUT) == LocalRows(
-        ("Tables_in_db",), (("b",), ("s",), ("t",), ("u",))
+        ("Tables_in_db",), (("b",), ("s",), ("t",), ("u",)), probe="SHOW TABLES WHERE FALSE"
     )
     assert decide("SHOW FULL TABLES LIKE 'u%'", LAYOUT) == LocalRows(
-        ("Tables_in_db (u%)", "Table_type"), (("u", "BASE TABLE"),)
+        ("Tables_in_db (u%)", "Table_type"),
+        (("u", "BASE TABLE"),),
+        probe="SHOW FULL TABLES WHERE FALSE",
     )
     topology = decide("SHOW TOPOLOGY FROM u", LAYOUT)
     assert isinstance(topology, LocalRows)
