@@ -75,6 +75,7 @@ from proxy.backend.connection import (
     BackendConnection,
     BackendError,
     BackendQueryError,
+    quote_name,
     quote_string,
 )
 from proxy.backend.xa import XID_PREFIX
@@ -225,6 +226,7 @@ _CANT_CHANGE_TX = 1568
 # Why the session's connection to physical database 0 is bound while it holds a branch.
 _BRANCH_BIND = "an XA transaction branch"
 _STATEMENT_SAVEPOINT = "shardgate_statement"
+_SP_DOES_NOT_EXIST = 1305
 _DEPRECATE_EOF = int(Capability.DEPRECATE_EOF)
 _CACHE_METADATA = int(Capability.MARIADB_CLIENT_CACHE_METADATA)
 _RENAMES_KEPT = 4096  # column definitions rewritten, remembered (LogicalNames)
@@ -511,6 +513,17 @@ class ClientTransaction:
     read_only: bool | None  # START TRANSACTION READ ONLY / READ WRITE
     isolation: str | None = None  # SET TRANSACTION ISOLATION LEVEL before it
     branches: dict[int, BackendConnection] = field(default_factory=dict)
+    # The client's savepoints, oldest first: set on every branch, and on a branch that
+    # starts later right after its XA START (so ROLLBACK TO undoes its work there too).
+    savepoints: list[str] = field(default_factory=list)
+
+    def savepoint_at(self, name: str) -> int | None:
+        """Where savepoint ``name`` is (names compare as MariaDB's: case-insensitively)."""
+        folded = name.casefold()
+        for index, held in enumerate(self.savepoints):
+            if held.casefold() == folded:
+                return index
+        return None
 
 
 def _autocommit_off(variables: Mapping[str, str]) -> bool:
@@ -1470,6 +1483,8 @@ class ShardedExecutor:
                     access = "ONLY" if tx.read_only else "WRITE"
                     await _own_ok(conn, f"SET TRANSACTION READ {access}")
                 await _own_ok(conn, f"XA START {xid}, '{partition}'")
+                for name in tx.savepoints:  # (nothing done here yet: all undone by each)
+                    await _own_ok(conn, f"SAVEPOINT {quote_name(name)}")
             except BackendQueryError as exc:
                 raise sql_error_from(exc.errno, exc.sqlstate, exc.message) from None
             tx.branches[partition] = conn
@@ -1565,12 +1580,11 @@ class ShardedExecutor:
         verb = control.verb
         tx = self.tx
         if verb == "savepoint":
-            if self.in_charge():
-                raise not_supported(
-                    "SAVEPOINT, ROLLBACK TO SAVEPOINT and RELEASE SAVEPOINT in a transaction on"
-                    " a sharded database"
-                )
-            await self._on_link(text)  # no transaction: the shard answers as it would
+            if not self.in_charge():
+                await self._on_link(text)  # no transaction: the shard answers as it would
+                return
+            await self._savepoint(tx or self._open(explicit=False), control)
+            self.replies.ok()
             return
         if verb == "characteristics":
             if tx is not None and (tx.explicit or tx.branches):
@@ -1614,6 +1628,38 @@ class ShardedExecutor:
             chained = self._open(explicit=True, read_only=tx.read_only)
             chained.isolation = tx.isolation
         self._answer_end(answer, tx)
+
+    async def _savepoint(self, tx: ClientTransaction, control: TransactionControl) -> None:
+        """SAVEPOINT, ROLLBACK TO SAVEPOINT or RELEASE SAVEPOINT in the transaction the proxy
+        runs: on each of its branches, the list of savepoints kept as MariaDB keeps it (a
+        name set again moves to the end; ROLLBACK TO drops the later ones, RELEASE that one
+        and the later ones)."""
+        name = control.name
+        if name.casefold() == _STATEMENT_SAVEPOINT:
+            raise not_supported(f"a savepoint named {name} (the proxy's own) on a sharded database")
+        at = tx.savepoint_at(name)
+        if control.savepoint == "set":
+            statement = f"SAVEPOINT {quote_name(name)}"
+        elif at is None:
+            raise SqlError(_SP_DOES_NOT_EXIST, "42000", f"SAVEPOINT {name} does not exist")
+        elif control.savepoint == "rollback":
+            statement = f"ROLLBACK TO SAVEPOINT {quote_name(name)}"
+        else:
+            statement = f"RELEASE SAVEPOINT {quote_name(name)}"
+        for conn in tx.branches.values():
+            try:
+                await _own_ok(conn, statement)
+            except BackendQueryError as exc:
+                raise sql_error_from(exc.errno, exc.sqlstate, exc.message) from None
+        if control.savepoint == "set":
+            if at is not None:
+                del tx.savepoints[at]
+            tx.savepoints.append(name)
+        elif control.savepoint == "rollback":
+            assert at is not None
+            del tx.savepoints[at + 1 :]
+        else:
+            del tx.savepoints[at:]
 
     def _answer_end(self, answer: bytes, tx: ClientTransaction) -> None:
         """The shard's answer to the last XA COMMIT / ROLLBACK, with the session's status."""

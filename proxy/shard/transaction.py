@@ -28,8 +28,9 @@ class TransactionControl:
     """What a transaction statement asks for.
 
     ``verb``: "begin", "commit", "rollback", "characteristics" (``SET
-    TRANSACTION ...``: the next transaction's) or "savepoint" (SAVEPOINT, ROLLBACK TO
-    SAVEPOINT, RELEASE SAVEPOINT: per-branch state the proxy does not carry across branches).
+    TRANSACTION ...``: the next transaction's) or "savepoint" (``SAVEPOINT``, ``ROLLBACK TO
+    SAVEPOINT``, ``RELEASE SAVEPOINT``: ``savepoint`` says which -- "set", "rollback" or
+    "release" -- and ``name`` names it).
     """
 
     verb: str
@@ -37,6 +38,8 @@ class TransactionControl:
     snapshot: bool = False  # WITH CONSISTENT SNAPSHOT
     chain: bool = False  # COMMIT / ROLLBACK AND CHAIN
     isolation: str | None = None  # SET TRANSACTION ISOLATION LEVEL (words, upper case)
+    savepoint: str | None = None  # "set", "rollback" (ROLLBACK TO), "release"
+    name: str = ""  # the savepoint's name, as MariaDB reads it
 
 
 _ON = frozenset({"1", "ON", "TRUE"})
@@ -99,11 +102,13 @@ def transaction_control(
         if after[:1] == ["WORK"]:
             after = after[1:]
         if first == "ROLLBACK" and after[:1] == ["TO"]:
-            return TransactionControl("savepoint")
+            return _savepoint("rollback", tokens)
         chain = after[:2] == ["AND", "CHAIN"]
         return TransactionControl(first.lower(), chain=chain)
-    if first == "SAVEPOINT" or (first == "RELEASE" and words[1:2] == ["SAVEPOINT"]):
-        return TransactionControl("savepoint")
+    if first == "SAVEPOINT":
+        return _savepoint("set", tokens)
+    if first == "RELEASE" and words[1:2] == ["SAVEPOINT"]:
+        return _savepoint("release", tokens)
     if first == "SET":
         if words[1:2] == ["TRANSACTION"]:
             return _characteristics(words[2:], [t.value for t in tokens[2:]])
@@ -112,6 +117,15 @@ def transaction_control(
         _assigned_autocommit(tokens)
     return None
     return None
+
+
+def _savepoint(action: str, tokens: list[Token]) -> TransactionControl:
+    """``SAVEPOINT x``, ``ROLLBACK [WORK] TO [SAVEPOINT] x``, ``RELEASE SAVEPOINT x`` (the
+    analyzer checked the grammar): the name is the last token, an identifier."""
+    last = tokens[-1]
+    if last.kind not in (TokenKind.WORD, TokenKind.IDENT):
+        raise not_supported("this savepoint statement")
+    return TransactionControl("savepoint", savepoint=action, name=last.value)
 
 
 def _characteristics(words: list[str], values: list[str]) -> TransactionControl:

@@ -237,12 +237,51 @@ def test_a_failure_in_the_middle_keeps_the_transaction(clean: ProxyEnv) -> None:
             assert unknown.value.args[0] == 1054
             assert conn.server_status & IN_TRANS
             cur.execute("INSERT INTO acct VALUES (3, 3)")
-            # Savepoints are per branch: refused rather than half applied.
-            with pytest.raises(pymysql.err.MySQLError) as savepoint:
-                cur.execute("SAVEPOINT s1")
-            assert savepoint.value.args[0] == 1235
         conn.commit()
         assert _everywhere(env) == [(2, 2), (3, 3), (5, 0)]
+    finally:
+        conn.close()
+
+
+def test_savepoints_span_every_branch(clean: ProxyEnv) -> None:
+    """SAVEPOINT, ROLLBACK TO SAVEPOINT and RELEASE SAVEPOINT in a transaction across
+    partitions behave as on one MariaDB: a rollback to a savepoint undoes what followed it on
+    every branch, those the transaction reached only after it included; the savepoints after
+    it are gone; a name set again moves; names compare case-insensitively."""
+    env = clean
+    conn = _client(env, autocommit=False)
+
+    def fails(sql: str) -> int:
+        with pytest.raises(pymysql.err.MySQLError) as info, conn.cursor() as cur:
+            cur.execute(sql)
+        return int(info.value.args[0])
+
+    try:
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO acct VALUES (1, 1)")  # db 1
+            cur.execute("SAVEPOINT a")
+            cur.execute("INSERT INTO acct VALUES (2, 2)")  # db 2: its branch starts after a
+            cur.execute("SAVEPOINT b")
+            cur.execute("INSERT INTO acct VALUES (3, 3)")  # db 3
+            cur.execute("UPDATE acct SET v = 10 WHERE id = 1")
+            cur.execute("SELECT id, v FROM acct ORDER BY id")
+            assert cur.fetchall() == ((1, 10), (2, 2), (3, 3))
+            cur.execute("ROLLBACK TO SAVEPOINT a")
+            cur.execute("SELECT id, v FROM acct ORDER BY id")
+            assert cur.fetchall() == ((1, 1),)
+            assert fails("RELEASE SAVEPOINT b") == 1305  # later than a: gone
+            assert fails("ROLLBACK TO `nope`") == 1305
+            assert fails("SAVEPOINT shardgate_statement") == 1235
+            cur.execute("SAVEPOINT `A`")
+            cur.execute("INSERT INTO acct VALUES (4, 4)")  # db 0
+            cur.execute("SAVEPOINT c")
+            cur.execute("INSERT INTO acct VALUES (5, 5)")
+            cur.execute("ROLLBACK WORK TO c")
+            cur.execute("RELEASE SAVEPOINT a")  # a (set again as A) and c after it
+            assert fails("ROLLBACK TO SAVEPOINT c") == 1305
+            assert conn.server_status & IN_TRANS
+        conn.commit()
+        assert _everywhere(env) == [(1, 1), (4, 4)]
     finally:
         conn.close()
 

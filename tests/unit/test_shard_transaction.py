@@ -31,10 +31,16 @@ from proxy.shard.transaction import (
         ("COMMIT AND NO CHAIN", TransactionControl("commit")),
         ("ROLLBACK", TransactionControl("rollback")),
         ("ROLLBACK AND CHAIN", TransactionControl("rollback", chain=True)),
-        ("ROLLBACK TO SAVEPOINT s", TransactionControl("savepoint")),
-        ("ROLLBACK WORK TO s", TransactionControl("savepoint")),
-        ("SAVEPOINT s", TransactionControl("savepoint")),
-        ("RELEASE SAVEPOINT s", TransactionControl("savepoint")),
+        (
+            "ROLLBACK TO SAVEPOINT s",
+            TransactionControl("savepoint", savepoint="rollback", name="s"),
+        ),
+        (
+            "ROLLBACK WORK TO `S 1`",
+            TransactionControl("savepoint", savepoint="rollback", name="S 1"),
+        ),
+        ("SAVEPOINT s", TransactionControl("savepoint", savepoint="set", name="s")),
+        ("RELEASE SAVEPOINT s", TransactionControl("savepoint", savepoint="release", name="s")),
         ("SET autocommit = 0", None),  # relayed: see autocommit_assignment
         (
             "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
