@@ -37,7 +37,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from auth.errors import ErrorCode, SqlError, sql_error
 from proxy.backend.connection import BackendConnection, BackendError
@@ -45,9 +45,11 @@ from proxy.backend.connection import BackendConnection, BackendError
 log = logging.getLogger("shardgate.pool")
 
 
-@dataclass(frozen=True, slots=True)
-class PoolKey:
-    """Which connections are interchangeable: same shard, account, database and login."""
+class PoolKey(NamedTuple):
+    """Which connections are interchangeable: same shard, account, database and login.
+
+    (A tuple: hashed in C, where a frozen dataclass's ``__hash__`` is a Python call -- the
+    pool looks keys up on every statement.)"""
 
     shard: str
     host: str
