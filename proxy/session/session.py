@@ -766,6 +766,8 @@ class Session:
                 wire.typed.add(conn)
             wire.cursor = opens_cursor(payload)
             wire.long_data = False
+            if wire.cursor:
+                self.link.statements.pinned()
         elif command.code == COM_STMT_RESET:
             wire.cursor = wire.long_data = False
             wire.failed = None
@@ -795,6 +797,7 @@ class Session:
             self.link.drop()
             return
         wire.long_data = True
+        self.link.statements.pinned()
         conn.send(with_id(payload, backend_id))
 
     async def _relay_held(self, conn: BackendConnection, relay: Relay) -> None:
@@ -909,7 +912,7 @@ class Session:
         conn.write_raw(packet)  # the client's bytes, unchanged
         self.client.hold = True
         self._digest = digest
-        columns = self.sharded.link_columns()
+        columns = self.sharded.link_columns(snapshot)
         conn.start_relay(self.client, ResponseKind.QUERY, self._fast_done, columns)
         return True
 

@@ -811,12 +811,16 @@ class ShardedExecutor:
         columns = self.logical_names(layout).rewrite(target.database)
         return await conn.relay(self.session.client, ResponseKind.QUERY, columns)
 
-    def link_columns(self) -> Callable[[bytes], bytes] | None:
+    def link_columns(
+        self, snapshot: CatalogSnapshot | None = None
+    ) -> Callable[[bytes], bytes] | None:
         """The renaming of the column definitions of what the session relays on its own
         connection when its database is sharded (single tables, on physical database 0);
-        None when it is not."""
+        None when it is not. (``snapshot``: the current one, when the caller has it.)"""
         session = self.session
-        snapshot, database = session.ctx.snapshot(), session.current_db
+        if snapshot is None:
+            snapshot = session.ctx.snapshot()
+        database = session.current_db
         cached = self._link_columns
         if cached is not None and cached[0] is snapshot and cached[1] == database:
             return cached[2]
