@@ -242,6 +242,11 @@ class BackendConnection(PacketConnection):
         # time.monotonic() of the last bytes from the shard while a response is awaited;
         # 0.0 when none is (the stall watchdog reads it).
         self.waiting_since = 0.0
+        # Given back to its pool lazily (``proxy.backend.pool.ShardPool.release``, nobody
+        # waiting): the session it was given back by (a ``pool.Owner``), and when; None
+        # while leased or once the pool has entered it among its idle connections.
+        self.parked_by: object = None
+        self.parked_at = 0.0
 
     @classmethod
     async def connect(
