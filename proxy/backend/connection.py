@@ -230,6 +230,9 @@ class BackendConnection(PacketConnection):
         # cannot be answered with an error packet: the client is mid-response).
         self.relayed_any = False
         self._scanner: ResponseScanner | None = None
+        # A response is being relayed (``start_relay`` until its ``on_done``): ``_scanner`` is
+        # set (a plain attribute, read on every give-back; a property is a Python call).
+        self.relaying = False
         self._client: PacketConnection | None = None
         self._on_done: RelayDone | None = None
         # While the head of a relayed answer is rewritten (``start_relay(columns=...)``): the
@@ -356,6 +359,7 @@ class BackendConnection(PacketConnection):
         taken as packets and written again with the shard's sequence ids; the rest of the
         answer is relayed as it comes)."""
         self._scanner = ResponseScanner(kind, self.capabilities)
+        self.relaying = True
         # (only answers that open with a column count or PREPARE_OK have their definitions
         # where the head expects them)
         rewrites = kind is ResponseKind.QUERY or kind is ResponseKind.PREPARE
@@ -409,8 +413,8 @@ class BackendConnection(PacketConnection):
         scanner = self._scanner
         client = self._client
         assert scanner is not None and client is not None
-        self.waiting_since = time.monotonic()
         if self._columns is not None:
+            self.waiting_since = time.monotonic()
             rest = self._relay_head(data, scanner, client)
             if not rest:
                 return
@@ -423,6 +427,9 @@ class BackendConnection(PacketConnection):
         self.relayed_any = True
         if end < 0:
             client.write_raw(data)
+            # More is awaited: the watchdog measures from here. (A response that ends in this
+            # chunk has no clock read: its end sets waiting_since to 0.)
+            self.waiting_since = time.monotonic()
             return
         if end == len(data):
             client.write_raw(data)
@@ -517,6 +524,7 @@ class BackendConnection(PacketConnection):
     def _finish(self, error: BackendError | None) -> None:
         scanner, on_done, client = self._scanner, self._on_done, self._client
         self._scanner = self._on_done = self._client = None
+        self.relaying = False
         self._columns = None
         self.waiting_since = 0.0
         if client is not None and client.feeder is self:
@@ -536,11 +544,6 @@ class BackendConnection(PacketConnection):
         finally:
             if on_lost is not None:
                 on_lost()
-
-    @property
-    def relaying(self) -> bool:
-        """A response is being relayed (``start_relay`` until its ``on_done``)."""
-        return self._scanner is not None
 
     @property
     def gone(self) -> bool:

@@ -489,8 +489,11 @@ class ClientTransaction:
     branches: dict[int, BackendConnection] = field(default_factory=dict)
 
 
+_AUTOCOMMIT_OFF = ("0", "'OFF'", "'0'")  # autocommit's value off, as the state holds it
+
+
 def _autocommit_off(variables: Mapping[str, str]) -> bool:
-    return variables.get("autocommit", "1") in ("0", "'OFF'", "'0'")
+    return variables.get("autocommit", "1") in _AUTOCOMMIT_OFF
 
 
 class ShardedExecutor:
@@ -1223,9 +1226,10 @@ class ShardedExecutor:
         the proxy runs: one is open, or autocommit is off (every statement opens one)."""
         if self.tx is not None:
             return True
-        if not _autocommit_off(self.session.link.state.variables):
-            return False
         session = self.session
+        # (_autocommit_off, inline: once per statement)
+        if session.link.state.variables.get("autocommit", "1") not in _AUTOCOMMIT_OFF:
+            return False
         snapshot, database = session.ctx.snapshot(), session.current_db
         seen_snapshot, seen_database, sharded = self._sharded_db
         if seen_snapshot is not snapshot or seen_database != database:
