@@ -232,6 +232,9 @@ class BackendConnection(PacketConnection):
         # cannot be answered with an error packet: the client is mid-response).
         self.relayed_any = False
         self._scanner: ResponseScanner | None = None
+        # A response is being relayed (``start_relay`` until its ``on_done``): ``_scanner`` is
+        # set (a plain attribute, read on every give-back; a property is a Python call).
+        self.relaying = False
         self._client: PacketConnection | None = None
         self._on_done: RelayDone | None = None
         # While the head of a relayed answer is rewritten (``start_relay(columns=...)``): the
@@ -251,6 +254,11 @@ class BackendConnection(PacketConnection):
         self.waiting_since = 0.0
         # Why the watchdog gave up on the connection (``stall``), for whoever reads it next.
         self._stalled: str | None = None
+        # Given back to its pool lazily (``proxy.backend.pool.ShardPool.release``, nobody
+        # waiting): the session it was given back by (a ``pool.Owner``), and when; None
+        # while leased or once the pool has entered it among its idle connections.
+        self.parked_by: object = None
+        self.parked_at = 0.0
 
     @classmethod
     async def connect(
@@ -363,6 +371,7 @@ class BackendConnection(PacketConnection):
         answer is relayed as it comes) -- with ``every``, each result set's (the frames of
         rows still pass as they come)."""
         self._scanner = ResponseScanner(kind, self.capabilities)
+        self.relaying = True
         # (only answers that open with a column count or PREPARE_OK have their definitions
         # where the head expects them)
         rewrites = kind is ResponseKind.QUERY or kind is ResponseKind.PREPARE
@@ -420,11 +429,12 @@ class BackendConnection(PacketConnection):
         scanner = self._scanner
         client = self._client
         assert scanner is not None and client is not None
-        self.waiting_since = time.monotonic()
         if self._every:
+            self.waiting_since = time.monotonic()
             self._every_head(data, scanner, client)
             return
         if self._columns is not None:
+            self.waiting_since = time.monotonic()
             rest = self._relay_head(data, scanner, client)
             if not rest:
                 return
@@ -437,6 +447,9 @@ class BackendConnection(PacketConnection):
         self.relayed_any = True
         if end < 0:
             client.write_raw(data)
+            # More is awaited: the watchdog measures from here. (A response that ends in this
+            # chunk has no clock read: its end sets waiting_since to 0.)
+            self.waiting_since = time.monotonic()
             return
         if end == len(data):
             client.write_raw(data)
@@ -640,6 +653,7 @@ class BackendConnection(PacketConnection):
     def _finish(self, error: BackendError | None) -> None:
         scanner, on_done, client = self._scanner, self._on_done, self._client
         self._scanner = self._on_done = self._client = None
+        self.relaying = False
         self._columns = None
         self._every = False
         self.waiting_since = 0.0
@@ -662,11 +676,6 @@ class BackendConnection(PacketConnection):
         finally:
             if on_lost is not None:
                 on_lost()
-
-    @property
-    def relaying(self) -> bool:
-        """A response is being relayed (``start_relay`` until its ``on_done``)."""
-        return self._scanner is not None
 
     @property
     def gone(self) -> bool:

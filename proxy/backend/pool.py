@@ -12,8 +12,14 @@ backend account and database (whatever their capabilities), and ``max_connection
 A session leases a connection for a command and gives it back when nothing session-bound is on
 it (``proxy.session.link`` decides). A connection given back stays tagged with its last owner
 (*affinity*): the owner takes it back synchronously if nobody took it meanwhile, which is the
-common case and costs nothing. When another session of the same key needs it, the grant goes in
-this order, decided synchronously so that no two grants race:
+common case and costs nothing. While no session waits, a connection given back is only *parked*:
+marked on the connection (its owner, the time), not entered in the idle lists -- the owner's
+next statement takes it back with one attribute test instead of the lists' bookkeeping. Every
+decision that looks at idle connections (a grant that cannot open a new one, the waiters, the
+idle sweep, the figures, closing) first enters the parked ones, oldest first, so what they
+decide is what they would have decided had each give-back been entered at once. When another
+session of the same key needs it, the grant goes in this order, decided synchronously so that no
+two grants race:
 
 1. the owner's own connection, idle (``reclaim``);
 2. a new connection, while the account is under ``pool_size`` and the shard under its maximum;
@@ -37,7 +43,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol, cast
 
 from auth.errors import ErrorCode, SqlError, sql_error
 from proxy.backend.connection import BackendConnection, BackendError
@@ -45,9 +51,11 @@ from proxy.backend.connection import BackendConnection, BackendError
 log = logging.getLogger("shardgate.pool")
 
 
-@dataclass(frozen=True, slots=True)
-class PoolKey:
-    """Which connections are interchangeable: same shard, account, database and login."""
+class PoolKey(NamedTuple):
+    """Which connections are interchangeable: same shard, account, database and login.
+
+    (A tuple: hashed in C, where a frozen dataclass's ``__hash__`` is a Python call -- the
+    pool looks keys up on every statement.)"""
 
     shard: str
     host: str
@@ -135,6 +143,8 @@ class ShardPool:
         self._idle_since: dict[BackendConnection, float] = {}
         self._waiters: deque[_Waiter] = deque()
         self._retiring: set[asyncio.Task[None]] = set()  # idle connections past their lifetime
+        # A connection may be parked (False: none is; set by every lazy give-back).
+        self._any_parked = False
         # Counters for the metrics.
         self.waits = 0
         self.timeouts = 0
@@ -144,7 +154,12 @@ class ShardPool:
     # -- figures ----------------------------------------------------------------------------
 
     def figures(self) -> dict[str, int]:
-        return {"open": self.total, "idle": len(self._idle_all), "waiting": len(self._waiters)}
+        parked = sum(1 for conn in self._key_of if conn.parked_by is not None)
+        return {
+            "open": self.total,
+            "idle": len(self._idle_all) + parked,
+            "waiting": len(self._waiters),
+        }
 
     def events(self) -> dict[str, int]:
         return {
@@ -159,6 +174,13 @@ class ShardPool:
     def reclaim(self, conn: BackendConnection, owner: Owner) -> bool:
         """Take back ``conn``, which ``owner`` gave back, if it is still idle and alive."""
         # (the hot path: once per statement of every session)
+        if conn.parked_by is owner:
+            conn.parked_by = None
+            if conn.broken:
+                self._forget(conn)
+                self._dispatch()
+                return False
+            return True
         if self._owner.get(conn) is not owner:
             return False
         key = self._idle_all.pop(conn, None)
@@ -248,21 +270,54 @@ class ShardPool:
         if conn.broken:
             self.discard(conn)
             return
+        if not self._waiters:
+            # Parked (see the module docstring): entered among the idle ones when needed.
+            conn.parked_by = owner
+            conn.parked_at = time.monotonic()
+            self._any_parked = True
+            return
+        self._idle_in(conn, key, owner, time.monotonic())
+        self._dispatch()
+
+    def _idle_in(self, conn: BackendConnection, key: PoolKey, owner: Owner, since: float) -> None:
+        """Enter ``conn`` among the idle connections (the newest), ``owner``'s."""
         self._owner[conn] = owner
-        self._idle_since[conn] = time.monotonic()
+        self._idle_since[conn] = since
         idle = self._idle.get(key)
         if idle is None:
             idle = self._idle[key] = {}
         idle[conn] = None
         self._idle_all[conn] = key
-        if self._waiters:
-            self._dispatch()
+
+    def _unpark(self) -> None:
+        """Enter the parked connections among the idle ones, in the order they were given
+        back (the idle ones keep their order: oldest first)."""
+        if not self._any_parked:
+            return
+        self._any_parked = False
+        parked = [conn for conn in self._key_of if conn.parked_by is not None]
+        if not parked:
+            return
+        parked.sort(key=_parked_at)
+        newest = max(self._idle_since.values(), default=-1.0)
+        for conn in parked:
+            owner, conn.parked_by = conn.parked_by, None
+            self._idle_in(conn, self._key_of[conn], cast(Owner, owner), conn.parked_at)
+        if parked[0].parked_at < newest:  # given back before some of the idle ones
+            since = self._idle_since
+            self._idle_all = dict(
+                sorted(self._idle_all.items(), key=lambda kv: since.get(kv[0], 0.0))
+            )
+            for key, idle in self._idle.items():
+                self._idle[key] = dict.fromkeys(sorted(idle, key=lambda c: since.get(c, 0.0)))
 
     def is_idle(self, conn: BackendConnection) -> bool:
-        return conn in self._idle_all
+        return conn in self._idle_all or conn.parked_by is not None
 
     def disown(self, conn: BackendConnection, owner: Owner) -> None:
         """``owner`` is gone: ``conn`` (idle) no longer needs to surrender anything."""
+        if conn.parked_by is not None:
+            self._unpark()
         if self._owner.get(conn) is owner:
             del self._owner[conn]
 
@@ -270,6 +325,7 @@ class ShardPool:
         """``conn`` is closed or must be (broken, session state that cannot be handed on).
         Its slot is free once the shard has ended its session (``BackendConnection.retire``),
         so the shard never counts more than ``max_connections`` of this pool's."""
+        conn.parked_by = None
         if conn in self._idle_all:
             self._unidle(conn)
         self._owner.pop(conn, None)
@@ -285,6 +341,11 @@ class ShardPool:
     def sweep(self, now: float) -> None:
         """Close connections idle longer than ``idle_lifetime`` and those the shard closed."""
         limit = now - self.limits.idle_lifetime
+        if self._any_parked and any(
+            conn.parked_by is not None and (conn.broken or conn.parked_at < limit)
+            for conn in self._key_of
+        ):
+            self._unpark()
         stale = [
             conn
             for conn in self._idle_all
@@ -315,6 +376,7 @@ class ShardPool:
 
     def close(self) -> None:
         """Close every idle connection (leased ones close with their sessions)."""
+        self._unpark()
         for conn in list(self._idle_all):
             self.discard(conn)
 
@@ -327,6 +389,7 @@ class ShardPool:
         if count < limits.pool_size and self.total < limits.max_connections:
             self._take_slot(key)
             return _Grant(None, None)
+        self._unpark()
         idle = self._idle.get(key)
         while idle:
             conn = next(iter(idle))
@@ -413,6 +476,7 @@ class ShardPool:
         """Grant what can be granted to the waiters, oldest first."""
         if not self._waiters:
             return
+        self._unpark()
         for waiter in list(self._waiters):
             if waiter.future.done():
                 continue
@@ -459,6 +523,10 @@ class ShardPool:
             return False
         self._count_down(key)
         return True
+
+
+def _parked_at(conn: BackendConnection) -> float:
+    return conn.parked_at
 
 
 class Pools:

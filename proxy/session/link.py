@@ -264,8 +264,14 @@ class BackendLink:
     def release(self) -> None:
         """After a command: give the connection back if nothing session-bound is on it."""
         conn, pool = self.conn, self.pool
-        if conn is None or pool is None or conn.broken or conn.relaying or self.bound():
+        if conn is None or pool is None or conn.broken or conn.relaying:
             return  # (a response still on its way: the session ending closes the connection)
+        # bound(), inline (once per statement)
+        if self.binds or conn.status & _IN_TRANSACTION:
+            return
+        statements = self.statements
+        if statements.may_pin and statements.pinning():
+            return
         if self._retire:
             self._retire = False
             self.last_status = conn.status

@@ -50,6 +50,7 @@ from proxy.backend.connection import (
 from proxy.backend.mirror import SHARD_REFUSALS
 from proxy.backend.pool import ShardPool
 from proxy.ops.digest import DIGEST_COLUMNS, digest_table
+from proxy.ops.metrics import ShardMetrics
 from proxy.plan.authorize import Caller
 from proxy.plan.plan import (
     COM_STMT_CLOSE,
@@ -261,6 +262,9 @@ class Session:
         # The fast command in flight: its digest text and when it was sent.
         self._digest = ""
         self._started = 0.0
+        # The metrics of the shard of the last statement relayed (looked up again only when
+        # the shard changes: ``Metrics.shard`` keeps one per shard for the process's life).
+        self._shard_metrics: ShardMetrics | None = None
         self.cancelled_at = 0.0  # activity.since of the statement query_timeout interrupted
         self.cut = False  # drain_timeout passed: end before the next command, whatever is open
         self.relayed: ResponseScanner | None = None  # the last relayed statement's answer
@@ -780,6 +784,8 @@ class Session:
                 wire.typed.add(conn)
             wire.cursor = opens_cursor(payload)
             wire.long_data = False
+            if wire.cursor:
+                self.link.statements.pinned()
         elif command.code == COM_STMT_RESET:
             wire.cursor = wire.long_data = False
             wire.failed = None
@@ -809,6 +815,7 @@ class Session:
             self.link.drop()
             return
         wire.long_data = True
+        self.link.statements.pinned()
         conn.send(with_id(payload, backend_id))
 
     async def _relay_held(self, conn: BackendConnection, relay: Relay) -> None:
@@ -847,7 +854,11 @@ class Session:
         """A relayed statement is complete (in ``seconds``): the query digest and the shard's
         latency."""
         self.ctx.digest.record(self.current_db, digest, seconds, scanner.rows)
-        self.ctx.metrics.shard(conn.target.shard).latency.observe(seconds)
+        shard = conn.target.shard
+        bound = self._shard_metrics
+        if bound is None or bound.name != shard:
+            bound = self._shard_metrics = self.ctx.metrics.shard(shard)
+        bound.latency.observe(seconds)
         if scanner.error and scanner.errno in SHARD_REFUSALS:
             self.ctx.shard_refused(scanner.errno, self.current_db, digest, conn.target)
             # Its grants may be stale: not handed on (a new one is made after the mirror is
@@ -926,7 +937,7 @@ class Session:
         conn.write_raw(packet)  # the client's bytes, unchanged
         self.client.hold = True
         self._digest = digest
-        columns = self.sharded.link_columns()
+        columns = self.sharded.link_columns(snapshot)
         every = columns is not None and _calls(statement)
         conn.start_relay(self.client, ResponseKind.QUERY, self._fast_done, columns, every)
         return True

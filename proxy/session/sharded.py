@@ -526,8 +526,11 @@ class ClientTransaction:
         return None
 
 
+_AUTOCOMMIT_OFF = ("0", "'OFF'", "'0'")  # autocommit's value off, as the state holds it
+
+
 def _autocommit_off(variables: Mapping[str, str]) -> bool:
-    return variables.get("autocommit", "1") in ("0", "'OFF'", "'0'")
+    return variables.get("autocommit", "1") in _AUTOCOMMIT_OFF
 
 
 class ShardedExecutor:
@@ -854,12 +857,16 @@ class ShardedExecutor:
         columns = self.logical_names(layout).rewrite(target.database)
         return await conn.relay(self.session.client, ResponseKind.QUERY, columns)
 
-    def link_columns(self) -> Callable[[bytes], bytes] | None:
+    def link_columns(
+        self, snapshot: CatalogSnapshot | None = None
+    ) -> Callable[[bytes], bytes] | None:
         """The renaming of the column definitions of what the session relays on its own
         connection when its database is sharded (single tables, on physical database 0);
-        None when it is not."""
+        None when it is not. (``snapshot``: the current one, when the caller has it.)"""
         session = self.session
-        snapshot, database = session.ctx.snapshot(), session.current_db
+        if snapshot is None:
+            snapshot = session.ctx.snapshot()
+        database = session.current_db
         cached = self._link_columns
         if cached is not None and cached[0] is snapshot and cached[1] == database:
             return cached[2]
@@ -1422,9 +1429,10 @@ class ShardedExecutor:
         the proxy runs: one is open, or autocommit is off (every statement opens one)."""
         if self.tx is not None:
             return True
-        if not _autocommit_off(self.session.link.state.variables):
-            return False
         session = self.session
+        # (_autocommit_off, inline: once per statement)
+        if session.link.state.variables.get("autocommit", "1") not in _AUTOCOMMIT_OFF:
+            return False
         snapshot, database = session.ctx.snapshot(), session.current_db
         seen_snapshot, seen_database, sharded = self._sharded_db
         if seen_snapshot is not snapshot or seen_database != database:

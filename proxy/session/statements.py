@@ -103,10 +103,23 @@ class WireStatements:
 
     def __init__(self) -> None:
         self.by_id: dict[int, WireStatement] = {}
+        # False: no statement has a cursor or long data (``pinning`` then answers without
+        # walking every statement, once per statement on the hot path). Whoever sets a
+        # statement's ``cursor`` or ``long_data`` calls ``pinned``.
+        self.may_pin = False
+
+    def pinned(self) -> None:
+        """A statement's ``cursor`` or ``long_data`` may have been set."""
+        self.may_pin = True
 
     def pinning(self) -> bool:
         """Whether a statement's state lives on one connection only (cursor, long data)."""
-        return any(s.cursor or s.long_data for s in self.by_id.values())
+        if not self.may_pin:
+            return False
+        found = any(s.cursor or s.long_data for s in self.by_id.values())
+        if not found:
+            self.may_pin = False
+        return found
 
     def client_id_for(self, backend_id: int, taken: Collection[int] = ()) -> int:
         """The id to give the client for a statement the shard calls ``backend_id`` (not one

@@ -169,3 +169,44 @@ def test_a_session_that_stops_waiting_while_its_connection_opens_keeps_the_slot_
         assert fresh and made[0].broken and conn is made[1] and pool.total == 1
 
     _run(scenario())
+
+
+def test_a_connection_given_back_while_nobody_waits_is_parked_yet_seen_by_every_decision() -> None:
+    """Given back with no session waiting, a connection is only marked (parked): its owner
+    takes it back with one test, and the grants, the figures, the statement closes and
+    closing the pool see it as the idle connection it is, oldest first."""
+
+    async def scenario() -> None:
+        pool = ShardPool("s0", PoolLimits(pool_size=2, max_connections=2, wait_timeout=0.2))
+        made: list[BackendConnection] = []
+        a, b, c = _Owner("a"), _Owner("b"), _Owner("c")
+        connect = _connector(made, "u")
+        ca, _ = await pool.acquire(_key("u"), a, connect)
+        cb, _ = await pool.acquire(_key("u"), b, connect)
+        pool.release(ca, a)
+        assert ca.parked_by is a and pool.is_idle(ca) and not pool.is_idle(cb)
+        assert pool.figures() == {"open": 2, "idle": 1, "waiting": 0}
+        assert not pool.reclaim(ca, b) and pool.reclaim(ca, a) and ca.parked_by is None
+        assert pool.figures()["idle"] == 0
+        # Both given back, a's first: at pool_size, c is granted the older one, its owner
+        # saving its values first; b's stays b's.
+        pool.release(ca, a)
+        pool.release(cb, b)
+        got, fresh = await pool.acquire(_key("u"), c, connect)
+        assert got is ca and not fresh and a.events == ["taken", "surrender"] and not b.events
+        assert not pool.reclaim(ca, a) and pool.reclaim(cb, b)
+        # Given back while a session waits: entered at once and granted to the waiter.
+        waiter = asyncio.ensure_future(pool.acquire(_key("u"), a, connect))
+        await asyncio.sleep(0)
+        assert pool.figures()["waiting"] == 1
+        pool.release(cb, b)
+        assert cb.parked_by is None
+        got, fresh = await waiter
+        assert got is cb and b.events == ["taken", "surrender"]
+        # Closing the pool closes the parked ones too.
+        pool.release(ca, c)
+        pool.release(cb, a)
+        pool.close()
+        assert ca.broken and cb.broken and pool.total == 0
+
+    _run(scenario())

@@ -78,3 +78,25 @@ def test_a_reset_connection_is_forgotten_by_clear() -> None:
     statements.clear(lambda conn, backend_id: None, dropped_on=a)
     assert statement.id_on(a) is None
     assert not statements.by_id
+
+
+def test_pinning_answers_what_the_statements_say_once_told_they_may_pin() -> None:
+    """``pinning`` skips the walk over the statements until ``pinned`` says one may have a
+    cursor or long data; from then on it answers what the statements say, and it skips the
+    walk again once it found none."""
+    conn = _conn()
+    statements = WireStatements()
+    statements.add(1, b"SELECT ?", 1, conn, 1)
+    statements.add(2, b"SELECT ?, ?", 2, conn, 2)
+    assert not statements.pinning() and not statements.may_pin
+    second = statements.by_id[2]
+    for cursor, long_data in ((True, False), (False, True), (True, True)):
+        second.cursor, second.long_data = cursor, long_data
+        statements.pinned()
+        assert statements.pinning() and statements.pinning()  # (a walk keeps the flag)
+    second.cursor = second.long_data = False  # executed again without a cursor / reset
+    assert not statements.pinning() and not statements.may_pin
+    second.long_data = True
+    statements.pinned()
+    statements.forget_connection(conn)  # the connection lost: its cursors and long data too
+    assert not statements.pinning()
