@@ -47,7 +47,7 @@ from auth.privileges import Priv, Requirement
 from proxy.plan.authorize import Caller, check_requirements, refusal_for, resolve_database
 from proxy.plan.rewrite import IdentityValues, Splice, identity_splices
 from proxy.shard.route import Layout, NeedsSequence, Route, Target
-from proxy.shard.statements import Decision, decide, show_commands
+from proxy.shard.statements import Decision, NeedsNextval, decide, show_commands
 from proxy.shard.transaction import transaction_control
 from proxy.sql.analyze import DatabaseStatement, Kind, Statement
 from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor
@@ -456,7 +456,11 @@ def relayed_statement(
         return Deny(error)
     if statement.kind is Kind.QUERY:
         layout = sharded_layout(snapshot, view.current_db)
-        decided = None if layout is None else _sharded(statement, layout, view, original, prepared)
+        decided = (
+            None
+            if layout is None
+            else _sharded(statement, layout, view, snapshot, original, prepared)
+        )
         if decided is not None:
             return decided
     else:
@@ -488,10 +492,28 @@ def sharded_layout(snapshot: CatalogSnapshot, database: str | None) -> Layout | 
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _CallerAccess:
+    """The caller's view of a sharded database's tables, for the SHOW commands the proxy
+    answers from the catalog (``proxy.shard.statements.TableAccess``)."""
+
+    snapshot: CatalogSnapshot
+    caller: Caller
+    database: str
+
+    def lists(self, table: str) -> bool:
+        return bool(self.snapshot.privileges(self.caller.account.id, self.database, table))
+
+    def denied(self, table: str) -> SqlError | None:
+        requirement = Requirement(Priv.SELECT, self.database, table)
+        return check_requirements((requirement,), self.snapshot, self.caller)
+
+
 def _sharded(
     statement: Statement,
     layout: Layout,
     view: SessionView,
+    snapshot: CatalogSnapshot,
     original: str = "",
     prepared: bool = False,
 ) -> Plan | None:
@@ -499,12 +521,30 @@ def _sharded(
     physical database 0 as on an unsharded database). The client's ``original`` text is
     routed when known (its comments and hints reach the shards), else the executable text."""
     text = original or statement.text
+    caller = _caller(view)
+    access = _CallerAccess(snapshot, caller, layout.name)
     try:
-        decision = decide(text, layout, view.lex_mode, view.flavor, params=() if prepared else None)
+        decision = decide(
+            text,
+            layout,
+            view.lex_mode,
+            view.flavor,
+            params=() if prepared else None,
+            access=access,
+        )
     except SqlError as error:
         return Deny(error)
     if decision is None:
         return None
+    if isinstance(decision, NeedsNextval):
+        # s.NEXTVAL takes a value of the sequence (a write): as MariaDB's NEXTVAL(s), INSERT
+        # and SELECT on it.
+        needed = tuple(
+            Requirement(Priv.INSERT | Priv.SELECT, layout.name, name) for name in decision.sequences
+        )
+        missing = check_requirements(needed, snapshot, caller)
+        if missing is not None:
+            return Deny(missing)
     if prepared and not isinstance(decision, Route | NeedsSequence):
         # DDL, SHOW and sequence statements of a sharded database: text protocol only.
         return Deny(
@@ -653,7 +693,7 @@ def _one_statement(
                 error = check_requirements((requirement,), snapshot, _caller(view))
                 if error is not None:
                     return Deny(error)
-            return _sharded(statement, layout, view, original) or Deny(_not_relayable())
+            return _sharded(statement, layout, view, snapshot, original) or Deny(_not_relayable())
         return Deny(refusal_for(statement.error, snapshot, _caller(view)))
     if kind is Kind.USE:
         assert statement.target_db is not None

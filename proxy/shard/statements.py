@@ -23,8 +23,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from auth.errors import ErrorCode, not_supported, sql_error
+from auth.errors import ErrorCode, SqlError, not_supported, sql_error
 from auth.model import DEFAULT_SEQUENCE_START, LogicalTable
 from proxy.shard.ddl import (
     CreateTable,
@@ -56,9 +57,36 @@ __all__ = [
     "Decision",
     "FanOut",
     "LocalRows",
+    "TableAccess",
     "decide",
     "show_commands",
 ]
+
+
+class TableAccess(Protocol):
+    """What the caller may learn of the logical tables, for the SHOW commands the proxy
+    answers from the catalog (as MariaDB answers them from its grant tables)."""
+
+    def lists(self, table: str) -> bool:
+        """Whether SHOW TABLES lists ``table``: the caller holds some privilege on it."""
+        ...
+
+    def denied(self, table: str) -> SqlError | None:
+        """The error for a SHOW naming ``table`` (SELECT needed, as SHOW COLUMNS), or None."""
+        ...
+
+
+class _Everything:
+    """Every table visible (the proxy's own uses: EXPLAIN, tests)."""
+
+    def lists(self, table: str) -> bool:
+        return True
+
+    def denied(self, table: str) -> SqlError | None:
+        return None
+
+
+EVERYTHING: TableAccess = _Everything()
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,10 +203,12 @@ def decide(
     sequence_values: Sequence[int] | None = None,
     nextvals: Sequence[int] | None = None,
     params: Sequence[SqlValue] | None = None,
+    access: TableAccess = EVERYTHING,
 ) -> Decision | None:
     """See the module docstring. ``text``: one statement (the analysis's executable text).
     ``nextvals``: a value for each ``s.NEXTVAL`` of the statement, put in its place.
-    ``params``: a prepared statement's parameter values (``route``)."""
+    ``params``: a prepared statement's parameter values (``route``). ``access``: which
+    tables the SHOW commands answered here may name (the caller's)."""
     # Lexed once for every step below and routing (a multi-row INSERT of many rows is mostly
     # lexing): again only when s.NEXTVAL values were spliced in.
     statements = lex(text, mode, flavor)
@@ -208,7 +238,7 @@ def decide(
     if words[0] in ("CREATE", "ALTER", "DROP") and "SEQUENCE" in words[1:3]:
         return SequenceDdl(parse_sequence_statement(text, lexed))
     if words[0] == "SHOW":
-        return _show(tokens, layout)
+        return _show(tokens, layout, access)
     if words[0] == "CREATE" and "TABLE" in words and "TEMPORARY" not in words:
         return _create(text, layout, mode, flavor)
     if words[0] == "DROP" and words[1:2] == ["TABLE"]:
@@ -241,9 +271,11 @@ def _explain(
 # ------------------------------------------------------------------------------------- SHOW
 
 
-def _from_table(tokens: Sequence[Token], layout: Layout, at: int) -> LogicalTable | None:
-    """The logical table named after FROM/IN at ``at`` (None: none is named); 1146 if it is
-    not one of the database's."""
+def _from_table(
+    tokens: Sequence[Token], layout: Layout, at: int, access: TableAccess
+) -> LogicalTable | None:
+    """The logical table named after FROM/IN at ``at`` (None: none is named); 1142 if the
+    caller may not see it, 1146 if it is not one of the database's."""
     if at >= len(tokens):
         return None
     if token_keyword(tokens[at]) not in ("FROM", "IN") or at + 1 >= len(tokens):
@@ -251,6 +283,9 @@ def _from_table(tokens: Sequence[Token], layout: Layout, at: int) -> LogicalTabl
     name = tokens[at + 1]
     if at + 3 < len(tokens) and is_op_token(tokens[at + 2], "."):
         name = tokens[at + 3]
+    denied = access.denied(name.value)
+    if denied is not None:
+        raise denied
     table = layout.tables.get(name.value.lower())
     if table is None:
         raise sql_error(
@@ -259,11 +294,11 @@ def _from_table(tokens: Sequence[Token], layout: Layout, at: int) -> LogicalTabl
     return table
 
 
-def _show(tokens: Sequence[Token], layout: Layout) -> Decision | None:
+def _show(tokens: Sequence[Token], layout: Layout, access: TableAccess) -> Decision | None:
     words = [token_keyword(t) for t in tokens]
     count = layout.count
     if words[1:2] == ["TOPOLOGY"]:
-        table = _from_table(tokens, layout, 2)
+        table = _from_table(tokens, layout, 2, access)
         if table is None:
             raise sql_error(ErrorCode.PARSE, "SHOW TOPOLOGY needs FROM table")
         rows = tuple(
@@ -272,8 +307,12 @@ def _show(tokens: Sequence[Token], layout: Layout) -> Decision | None:
         )
         return LocalRows(("ID", "GROUP_NAME", "TABLE_NAME"), rows, frozenset({"ID"}))
     if words[1:2] == ["RULE"]:
-        named = _from_table(tokens, layout, 2)
-        tables = [named] if named is not None else sorted(layout.tables.values(), key=_name)
+        named = _from_table(tokens, layout, 2, access)
+        tables = (
+            [named]
+            if named is not None
+            else sorted((t for t in layout.tables.values() if access.lists(t.name)), key=_name)
+        )
         rule_rows = []
         for index, table in enumerate(tables):
             rule = table.rule
@@ -320,7 +359,9 @@ def _show(tokens: Sequence[Token], layout: Layout) -> Decision | None:
             if words[after] != "LIKE" or after + 2 != len(tokens):
                 raise not_supported("SHOW TABLES ... WHERE on a sharded database")
             pattern = tokens[after + 1].value
-        names = sorted((t.name for t in layout.tables.values()), key=str.lower)
+        names = sorted(
+            (t.name for t in layout.tables.values() if access.lists(t.name)), key=str.lower
+        )
         if pattern is not None:
             shown = shows_database(pattern)
             names = [n for n in names if shown(n)]

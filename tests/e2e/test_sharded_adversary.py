@@ -1,0 +1,146 @@
+"""Bypass attempts on a sharded database's statement paths, on two real MariaDB shards: what an
+attacker who reads the routing code would try. Each test is one finding of the adversarial
+review: a statement the proxy read one way and MariaDB another (executable comments, hidden
+table references, SQL modes, parameter encodings), or an answer given without the privilege
+MariaDB would ask for. Rows are read back from the physical databases directly.
+
+The layout: ``advdb`` over s0 and s1 with 4 physical databases (``advdb_0000``, ``advdb_0001``
+on s0; ``advdb_0002``, ``advdb_0003`` on s1); ``DBPARTITION BY HASH(id)``: db = |id| mod 4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pymysql
+import pytest
+
+from tests.conftest import connect_admin
+from tests.e2e.conftest import ProxyEnv
+from tests.e2e.sharded import sharded_database
+
+PASSWORD = "Adversary#pass1"
+DB = "advdb"
+SHARD_OF = {0: 0, 1: 0, 2: 1, 3: 1}  # physical database -> shard index
+LIMITED = ("advlimited", "Limited#pass12")
+
+
+@pytest.fixture(scope="module")
+def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
+    with sharded_database(proxy, DB, PASSWORD):
+        conn = _client(proxy)
+        try:
+            with conn.cursor() as cur:
+                for name in ("ja", "jb"):
+                    cur.execute(
+                        f"CREATE TABLE {name} (id int NOT NULL PRIMARY KEY, x int)"
+                        " DBPARTITION BY HASH(id)"
+                    )
+                    cur.execute(f"INSERT INTO {name} VALUES (0, 7), (1, 7), (2, 7), (3, 7)")
+                cur.execute(
+                    "CREATE TABLE secret (id int NOT NULL PRIMARY KEY, v varchar(20))"
+                    " DBPARTITION BY HASH(id) TBPARTITION BY HASH(id) TBPARTITIONS 2"
+                )
+                cur.execute("CREATE TABLE open_t (id int PRIMARY KEY, v int) BROADCAST")
+                cur.execute(
+                    "CREATE TABLE autot (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, v int)"
+                    " DBPARTITION BY HASH(id)"
+                )
+                cur.execute("CREATE SEQUENCE seq")
+                cur.execute(f"CREATE USER '{LIMITED[0]}'@'%' IDENTIFIED BY '{LIMITED[1]}'")
+                cur.execute(f"GRANT SELECT ON {DB}.open_t TO '{LIMITED[0]}'@'%'")
+        finally:
+            conn.close()
+        yield proxy
+
+
+def _client(env: ProxyEnv, **kwargs: Any) -> pymysql.connections.Connection[Any]:
+    return env.connect(DB, PASSWORD, database=DB, **kwargs)
+
+
+def _limited(env: ProxyEnv) -> pymysql.connections.Connection[Any]:
+    return env.connect(LIMITED[0], LIMITED[1], database=DB)
+
+
+def _physical(env: ProxyEnv, index: int, sql: str) -> list[tuple[Any, ...]]:
+    """Run ``sql`` on physical database ``index`` directly on its shard."""
+    admin = connect_admin(env.shards[SHARD_OF[index]], database=f"{DB}_{index:04d}")
+    try:
+        with admin.cursor() as cur:
+            cur.execute(sql)
+            return list(cur.fetchall())
+    finally:
+        admin.close()
+
+
+def _error(cur: Any, sql: str) -> tuple[int, str]:
+    with pytest.raises(pymysql.err.MySQLError) as failed:
+        cur.execute(sql)
+    return failed.value.args[0], failed.value.args[1]
+
+
+# ------------------------------------------------------------------------------ privileges
+
+
+def test_show_commands_list_only_tables_the_caller_holds_something_on(sharded: ProxyEnv) -> None:
+    """SHOW TABLES is answered by the proxy on a sharded database: it listed every logical
+    table (MariaDB lists only those the account holds a privilege on), and SHOW RULE / SHOW
+    TOPOLOGY answered for any table, naming its shard key and physical tables."""
+    conn = _limited(sharded)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW TABLES")
+            assert cur.fetchall() == (("open_t",),)
+            cur.execute("SHOW FULL TABLES")
+            assert cur.fetchall() == (("open_t", "BASE TABLE"),)
+            cur.execute("SHOW TABLES LIKE '%e%'")
+            assert cur.fetchall() == (("open_t",),)
+            cur.execute("SHOW RULE")
+            assert [r[1] for r in cur.fetchall()] == ["open_t"]
+            cur.execute("SHOW RULE FROM open_t")
+            assert [r[1] for r in cur.fetchall()] == ["open_t"]
+            cur.execute("SHOW TOPOLOGY FROM open_t")
+            assert len(cur.fetchall()) == 4
+            for sql in ("SHOW RULE FROM secret", "SHOW TOPOLOGY FROM secret"):
+                errno, message = _error(cur, sql)
+                assert errno == 1142, sql
+                assert "'secret'" in message
+    finally:
+        conn.close()
+    owner = _client(sharded)
+    try:
+        with owner.cursor() as cur:
+            cur.execute("SHOW TABLES")
+            assert [r[0] for r in cur.fetchall()] == ["autot", "ja", "jb", "open_t", "secret"]
+    finally:
+        owner.close()
+
+
+def test_nextval_needs_insert_and_select_on_the_sequence(sharded: ProxyEnv) -> None:
+    """``s.NEXTVAL`` takes a GROUP sequence's values (a write): an account holding only SELECT
+    on another table took them, the implicit sequences of tables it holds nothing on too.
+    MariaDB's NEXTVAL(s) needs INSERT (and the proxy's analysis SELECT) on s."""
+    conn = _limited(sharded)
+    try:
+        with conn.cursor() as cur:
+            for sql, sequence in (
+                ("SELECT seq.NEXTVAL", "seq"),
+                ("SELECT id, seq.NEXTVAL FROM open_t", "seq"),
+                ("SELECT AUTO_SEQ_autot.NEXTVAL", "AUTO_SEQ_autot"),
+            ):
+                errno, message = _error(cur, sql)
+                assert errno == 1142, sql
+                assert f"command denied to user '{LIMITED[0]}'" in message
+                assert f"for table '{sequence}'" in message
+    finally:
+        conn.close()
+    owner = _client(sharded)
+    try:
+        with owner.cursor() as cur:
+            cur.execute("SELECT seq.NEXTVAL")
+            first = cur.fetchall()[0][0]
+            cur.execute("SELECT seq.NEXTVAL")
+            assert cur.fetchall()[0][0] > first
+    finally:
+        owner.close()
