@@ -46,7 +46,7 @@ from auth.model import Account
 from auth.privileges import Priv, Requirement
 from proxy.plan.authorize import Caller, check_requirements, refusal_for, resolve_database
 from proxy.plan.rewrite import IdentityValues, Splice, identity_splices
-from proxy.shard.route import Layout, NeedsSequence, Route, Target
+from proxy.shard.route import Layout, NeedsSequence, Route, Target, hint_comment
 from proxy.shard.statements import Decision, NeedsNextval, decide, show_commands
 from proxy.shard.transaction import transaction_control
 from proxy.sql.analyze import DatabaseStatement, Kind, Statement
@@ -519,8 +519,15 @@ def _sharded(
 ) -> Plan | None:
     """What the sharded data path decides for an authorized statement (None: relayed to
     physical database 0 as on an unsharded database). The client's ``original`` text is
-    routed when known (its comments and hints reach the shards), else the executable text."""
+    routed when known (its comments and hints reach the shards), else the executable text --
+    also when the original has executable comments (``/*!50000 ...*/``, ``/*M!...*/``): the
+    co-location check and the merge engine read statements with sqlglot, for which they are
+    comments, while the shard runs their code (the executable text is what the shard reads,
+    as the analysis judged it for the shard's version). A DRDS hint keeps the original (its
+    path reads only the lexer's tokens)."""
     text = original or statement.text
+    if original and _has_executable_comment(original) and not hint_comment(original):
+        text = statement.text
     caller = _caller(view)
     access = _CallerAccess(snapshot, caller, layout.name)
     try:
@@ -558,6 +565,12 @@ def _sharded(
         # not yet put in place in routed statements.
         return _not_on_sharded("CURRENT_USER(), CONNECTION_ID() and the like in statements")
     return Sharded(decision, text, layout, None)
+
+
+def _has_executable_comment(text: str) -> bool:
+    """Whether ``text`` may hold an executable comment (also when the marker is in a string or
+    a comment: then routing the executable text changes nothing the shard reads)."""
+    return "/*!" in text or "/*M!" in text
 
 
 def _not_on_sharded(what: str) -> Deny:

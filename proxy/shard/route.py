@@ -81,6 +81,7 @@ __all__ = [
     "Target",
     "bind_params",
     "copy_target",
+    "hint_comment",
     "hinted",
     "key_slots",
     "placed_targets",
@@ -1153,6 +1154,11 @@ def _hinted_databases(kind: str, arguments: str, layout: Layout) -> list[int]:
     if not found:
         raise _refused("TDDL:node() without a physical database")
     return found
+
+
+def hint_comment(sql: str) -> bool:
+    """Whether ``sql`` starts with a DRDS hint (``/*+TDDL:node(...)*/``, ``/*+TDDL:scan()*/``)."""
+    return _HINT.match(sql) is not None
 
 
 def hinted(

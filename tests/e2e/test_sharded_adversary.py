@@ -144,3 +144,39 @@ def test_nextval_needs_insert_and_select_on_the_sequence(sharded: ProxyEnv) -> N
             assert cur.fetchall()[0][0] > first
     finally:
         owner.close()
+
+
+# ------------------------------------------------------------------- executable comments
+
+
+def test_executable_comments_are_read_as_the_shard_reads_them(sharded: ProxyEnv) -> None:
+    """The co-location check and the merge engine read the statement with sqlglot, which takes
+    ``/*!50000 ...*/`` and ``/*M!...*/`` for comments, while MariaDB runs their code: a join
+    not on the shard keys hidden in one ran on each partition's own rows (4 pairs of the 16 one
+    server joins), and a GROUP BY hidden in one was merged as one group."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            for sql in (
+                "SELECT ja.id, jb.id FROM ja /*!50000 JOIN jb ON ja.x = jb.x */",
+                "SELECT ja.id, jb.id FROM ja /*M!100000 JOIN jb ON ja.x = jb.x */",
+                "SELECT ja.id, jb.id FROM ja JOIN jb ON ja.id = jb.id /*!50000 OR ja.x = jb.x */",
+                "SELECT COUNT(*) FROM ja /*!50000 JOIN jb ON ja.x = jb.x */",
+                "SELECT ja.id FROM ja WHERE /*!50000 EXISTS (SELECT 1 FROM jb WHERE jb.x = 7) AND*/"
+                " ja.id > 0",
+            ):
+                errno, message = _error(cur, sql)
+                assert errno == 1235, sql
+                assert "sharded table" in message, sql
+            cur.execute("SELECT SUM(x) FROM ja /*!50000 GROUP BY id */")
+            assert sorted(r[0] for r in cur.fetchall()) == [7, 7, 7, 7]
+            cur.execute("SELECT id FROM ja /*!50000 ORDER BY id DESC */ LIMIT 2")
+            assert cur.fetchall() == ((3,), (2,))
+            # Still routed by a key the comment's code fixes.
+            cur.execute("SELECT x FROM ja WHERE /*!50000 id = 2 AND */ x = 7")
+            assert cur.fetchall() == ((7,),)
+            # A comment whose version the shard does not run stays a comment.
+            cur.execute("SELECT COUNT(*) FROM ja /*!99999 JOIN jb ON ja.x = jb.x */")
+            assert cur.fetchall() == ((4,),)
+    finally:
+        conn.close()
