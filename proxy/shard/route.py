@@ -101,6 +101,11 @@ _TABLE_AFTER: Final = frozenset(
         "INSERT", "REPLACE", "IGNORE", "LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "QUICK", "IN",
     }
 )  # fmt: skip
+# Words after which "(" opens a parenthesized table reference or list (``FROM (a, b)``), not
+# a list of values (``IN (``) or columns (``INTO t (``); "(" itself for ``FROM ((a))``.
+_TABLE_LIST_PAREN: Final = {
+    "FROM": True, "JOIN": True, "STRAIGHT_JOIN": True, "UPDATE": True, "(": True
+}  # fmt: skip
 # Words that start and end a list of tables (its commas separate table references).
 _LIST_START: Final = frozenset({"FROM", "UPDATE"})
 _LIST_END: Final = frozenset(
@@ -382,13 +387,33 @@ def _table_positions(tokens: Sequence[Token]) -> list[int]:
         if kind is _OP:
             value = token.value
             if value == "(":
-                in_from.append(False)
+                # ``FROM (a, b)``, ``JOIN (b)``, ``, (b)``: a parenthesized table reference
+                # (or list) where a table name could stand, read as a FROM list; a derived
+                # table's SELECT ends that list at once.
+                where_table = (
+                    after_word and _TABLE_LIST_PAREN.get(tokens[index - 1].value.upper(), False)
+                ) or (after_comma and in_from[-1])
+                in_from.append(where_table)
+                if where_table:
+                    index += 1
+                    after_word = True  # the first name follows
+                    after_comma = False
+                    continue
             elif value == ")" and len(in_from) > 1:
                 in_from.pop()
         elif kind is _WORD:
             word = token.value.upper()
             if word in _LIST_START:
                 in_from[-1] = True
+            elif word == "USING" and not is_op_token(
+                tokens[index + 1] if index + 1 < count else None, "("
+            ):
+                # DELETE FROM t USING a, b ... (a join's USING is followed by its columns)
+                in_from[-1] = True
+                after_word = True
+                after_comma = False
+                index += 1
+                continue
             elif word in _LIST_END:
                 in_from[-1] = False
         if (

@@ -180,3 +180,38 @@ def test_executable_comments_are_read_as_the_shard_reads_them(sharded: ProxyEnv)
             assert cur.fetchall() == ((4,),)
     finally:
         conn.close()
+
+
+# ----------------------------------------------------------------- hidden table references
+
+
+def test_parenthesized_and_using_table_references_are_routed(sharded: ProxyEnv) -> None:
+    """Routing found table names after FROM, JOIN and the commas of a FROM list, not inside
+    the parentheses of ``FROM (t)`` / ``FROM (a, b)`` nor in a multi-table DELETE's ``USING a,
+    b``: such a statement named no sharded table as far as routing saw, and ran on physical
+    database 0 alone (one partition's rows read, a join of two sharded tables not on their
+    keys run there, a multi-table DELETE run on each partition's own rows)."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT id FROM (ja)")
+            assert sorted(r[0] for r in cur.fetchall()) == [0, 1, 2, 3]
+            cur.execute("SELECT COUNT(*) FROM ((ja))")
+            assert cur.fetchall() == ((4,),)
+            cur.execute("SELECT id FROM (ja) WHERE id = 2")
+            assert cur.fetchall() == ((2,),)
+            for sql in (
+                "SELECT * FROM (ja, jb)",
+                "SELECT * FROM ja, (jb)",
+                "SELECT * FROM ja JOIN (jb) ON ja.x = jb.x",
+                "SELECT * FROM (ja JOIN jb ON ja.x = jb.x)",
+                "SELECT * FROM (ja) WHERE x IN (SELECT x FROM (jb))",
+                "DELETE FROM ja USING ja, jb WHERE ja.x = jb.x AND jb.id = 2",
+                "DELETE FROM ja USING ja JOIN jb ON ja.x = jb.x WHERE jb.id = 2",
+            ):
+                errno, _ = _error(cur, sql)
+                assert errno == 1235, sql
+        for index, ids in enumerate([[0], [1], [2], [3]]):
+            assert [r[0] for r in _physical(sharded, index, "SELECT id FROM ja")] == ids
+    finally:
+        conn.close()
