@@ -474,7 +474,41 @@ def relayed_statement(
                 return Deny(refused)
             if control is not None:
                 return Sharded(control, text, layout, None)
+            unrouted = _unrouted(statement, layout)
+            if unrouted is not None:
+                return Deny(unrouted)
     return Relay(ResponseKind.QUERY, "", statement_effects(statement))
+
+
+def _unrouted(statement: Statement, layout: Layout) -> SqlError | None:
+    """The refusal of a statement the sharded data path leaves to physical database 0 (a
+    session statement, or one routing found no sharded or broadcast table in) that names one
+    all the same, as the analysis found its tables: relayed, it would run on one partition
+    alone (a SET's subquery reading one partition's rows, LOCK TABLES locking one partition's
+    table). SHOW commands about one table are answered by its copy there."""
+    words = statement.text.split(None, 2)
+    verb = words[0].upper() if words else ""
+    if verb == "SHOW":
+        return None
+    placed = _placed_table(statement, layout)
+    if placed is None:
+        return None
+    if verb == "LOCK":
+        verb = "LOCK TABLES"
+    return not_supported(f"{verb} naming sharded or broadcast table {placed}")
+
+
+def _placed_table(statement: Statement, layout: Layout) -> str | None:
+    """A sharded or broadcast table of ``layout`` the statement needs a privilege on (the
+    analysis lists every table it reads, writes or locks), if any."""
+    database = layout.name.lower()
+    for requirement in statement.requirements:
+        if requirement.table is None or requirement.db.lower() != database:
+            continue
+        table = layout.tables.get(requirement.table.lower())
+        if table is not None and table.rule.kind != "single":
+            return table.name
+    return None
 
 
 def sharded_layout(snapshot: CatalogSnapshot, database: str | None) -> Layout | None:
@@ -542,7 +576,8 @@ def _sharded(
     except SqlError as error:
         return Deny(error)
     if decision is None:
-        return None
+        unrouted = _unrouted(statement, layout)
+        return None if unrouted is None else Deny(unrouted)
     if isinstance(decision, NeedsNextval):
         # s.NEXTVAL takes a value of the sequence (a write): as MariaDB's NEXTVAL(s), INSERT
         # and SELECT on it.

@@ -215,3 +215,33 @@ def test_parenthesized_and_using_table_references_are_routed(sharded: ProxyEnv) 
             assert [r[0] for r in _physical(sharded, index, "SELECT id FROM ja")] == ids
     finally:
         conn.close()
+
+
+# ------------------------------------------------------------------ statements of the session
+
+
+def test_session_statements_naming_sharded_tables_are_refused(sharded: ProxyEnv) -> None:
+    """A SET with a subquery and LOCK TABLES are session statements: the proxy relayed them to
+    physical database 0, so ``SET @n = (SELECT COUNT(*) FROM ja)`` counted one partition's
+    rows (1 of 4) and LOCK TABLES locked one partition's table while the others stayed
+    writable."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            for sql in (
+                "SET @n = (SELECT COUNT(*) FROM ja)",
+                "SET @n := (SELECT MAX(id) FROM secret)",
+                "SET @n = 1, @m = (SELECT COUNT(*) FROM ja WHERE id = 1)",
+                "LOCK TABLES ja WRITE",
+                "LOCK TABLES autot READ, open_t READ",
+            ):
+                errno, message = _error(cur, sql)
+                assert errno == 1235, sql
+                assert "naming sharded or broadcast table" in message, sql
+            cur.execute("SELECT @n")
+            assert cur.fetchall() == ((None,),)
+            cur.execute("SET @n = 5")
+            cur.execute("SELECT @n")
+            assert cur.fetchall() == ((5,),)
+    finally:
+        conn.close()
