@@ -17,6 +17,7 @@ import pymysql
 import pytest
 
 from tests.conftest import connect_admin
+from tests.e2e.binclient import BinaryClient, ServerError, lenenc_bytes
 from tests.e2e.conftest import ProxyEnv
 from tests.e2e.sharded import sharded_database
 
@@ -245,3 +246,34 @@ def test_session_statements_naming_sharded_tables_are_refused(sharded: ProxyEnv)
             assert cur.fetchall() == ((5,),)
     finally:
         conn.close()
+
+
+# --------------------------------------------------------------------- prepared statements
+
+_NEWDECIMAL = 0xF6
+
+
+def test_decimal_parameters_are_read_as_the_shard_reads_them(sharded: ProxyEnv) -> None:
+    """A DECIMAL parameter's text was read with Python's Decimal, which takes ``1_0`` for 10
+    (and spaces around it), where MariaDB reads the digits before the ``_``: 1. A prepared
+    INSERT with it put the row with key 1 in key 10's partition (2 instead of 1), where no
+    point read of 1 finds it; a point read was routed to key 10's partition."""
+    binary = BinaryClient(sharded.port, DB, PASSWORD, DB)
+    try:
+        insert = binary.prepare("INSERT INTO jb (id, x) VALUES (?, 99)")
+        with pytest.raises(ServerError) as refused:
+            binary.execute_typed(insert, [(_NEWDECIMAL, lenenc_bytes(b"5_0"))])
+        assert refused.value.errno == 1235
+        # A decimal MariaDB reads as the proxy does is placed.
+        assert binary.execute_typed(insert, [(_NEWDECIMAL, lenenc_bytes(b"6.0"))]) == 1
+        select = binary.prepare("SELECT CAST(x AS SIGNED) FROM ja WHERE id = ?")
+        for text in (b"1_0", b" 1", b"1 "):
+            rows = binary.execute_typed(select, [(_NEWDECIMAL, lenenc_bytes(text))])
+            assert rows == [(7,)], text
+        assert binary.execute_typed(select, [(_NEWDECIMAL, lenenc_bytes(b"1e0"))]) == [(7,)]
+    finally:
+        binary.close()
+    for index in range(4):
+        ids = [r[0] for r in _physical(sharded, index, "SELECT id FROM jb")]
+        assert 5 not in ids and 50 not in ids
+        assert (6 in ids) == (index == 2)
