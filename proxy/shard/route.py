@@ -693,7 +693,9 @@ def _values_for(
 
 
 def _or(tokens: list[Token], column: str, qualifiers: set[str]) -> list[tuple[Token, ...]] | None:
-    parts = _split_words(tokens, ("OR", "||"))
+    # Not at "||": OR by default, but a concatenation under PIPES_AS_CONCAT (and ANSI), where
+    # ``id = 1 || 2 = id`` is ``(id = '12') = id``; a part holding one does not fix the key.
+    parts = _split_words(tokens, ("OR",))
     if len(parts) > 1:
         found: list[tuple[Token, ...]] = []
         for part in parts:

@@ -277,3 +277,30 @@ def test_decimal_parameters_are_read_as_the_shard_reads_them(sharded: ProxyEnv) 
         ids = [r[0] for r in _physical(sharded, index, "SELECT id FROM jb")]
         assert 5 not in ids and 50 not in ids
         assert (6 in ids) == (index == 2)
+
+
+# ---------------------------------------------------------------------------- SQL modes
+
+
+def test_double_pipe_is_not_read_as_or_when_it_may_concatenate(sharded: ProxyEnv) -> None:
+    """Routing split a WHERE at ``||`` as at OR, and the merge evaluated a HAVING's ``||`` as
+    OR; under PIPES_AS_CONCAT (and ANSI) MariaDB concatenates: ``id = 1 || 2 = id`` is
+    ``(id = '12') = id``, true for the row 0, which lives in neither key 1's nor key 2's
+    partition."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',PIPES_AS_CONCAT')")
+            cur.execute("SELECT id FROM ja WHERE id = 1 || 2 = id")
+            assert cur.fetchall() == ((0,),)
+            cur.execute("UPDATE ja SET x = 8 WHERE id = 1 || 2 = id")
+            assert cur.rowcount == 1
+            assert _physical(sharded, 0, "SELECT x FROM ja") == [(8,)]
+            cur.execute("UPDATE ja SET x = 7 WHERE id = 0")
+            errno, _ = _error(cur, "SELECT x, COUNT(*) n FROM ja GROUP BY x HAVING n > 1 || 0")
+            assert errno == 1235
+            cur.execute("SET SESSION sql_mode = DEFAULT")
+            cur.execute("SELECT id FROM ja WHERE id = 1 || id = 2")
+            assert sorted(r[0] for r in cur.fetchall()) == [1, 2]
+    finally:
+        conn.close()
