@@ -74,6 +74,9 @@ class SessionView:
     # How the session's statements are lexed (a sharded database's routing lexes them again).
     lex_mode: LexMode = DEFAULT_MODE
     flavor: ServerFlavor | None = None
+    # The Python codec of the client's character set (None: one the proxy cannot read): a
+    # sharded database's string keys are read in it.
+    codec: str | None = "utf-8"
 
 
 @dataclass(frozen=True, slots=True)
@@ -572,6 +575,7 @@ def _sharded(
             view.flavor,
             params=() if prepared else None,
             access=access,
+            codec=view.codec,
         )
     except SqlError as error:
         return Deny(error)

@@ -93,7 +93,13 @@ from proxy.plan.plan import (
     StatementCommand,
     sharded_layout,
 )
-from proxy.session.link import OWN_STATEMENT, BackendUnavailable, SessionLost, lost_error
+from proxy.session.link import (
+    OWN_STATEMENT,
+    BackendUnavailable,
+    SessionLost,
+    client_codec,
+    lost_error,
+)
 from proxy.session.statements import execute_types, with_id, with_types
 from proxy.shard.ddl import AlterSequence, CreateSequence, nextval_references
 from proxy.shard.placement import IntegerHash, Placement, PlacementError, integer_hash, place
@@ -126,7 +132,6 @@ from proxy.shard.transaction import (
 )
 from proxy.shard.values import NotPlaceable, shard_key
 from proxy.sql.analyze import Statement
-from proxy.sql.charsets import COLLATIONS
 from proxy.sql.lexer import LexMode, ServerFlavor, TokenKind, lex
 from proxy.wire.packets import (
     Capability,
@@ -663,7 +668,7 @@ class ShardedExecutor:
         except CatalogError as exc:
             raise sql_error(ErrorCode.UNKNOWN_ERROR, f"Sequence: {exc}") from None
         mode, flavor = self.session.link.state.lex_mode, self.session.link.state.flavor
-        decision = decide(plan.text, layout, mode, flavor, nextvals=values)
+        decision = decide(plan.text, layout, mode, flavor, nextvals=values, codec=self._codec())
         if isinstance(decision, NeedsSequence):
             raise not_supported("s.NEXTVAL in an INSERT that takes its shard key from a sequence")
         if decision is None:
@@ -731,7 +736,7 @@ class ShardedExecutor:
         except CatalogError as exc:
             raise sql_error(ErrorCode.UNKNOWN_ERROR, f"Sequence {needs.sequence}: {exc}") from None
         mode, flavor = self.session.link.state.lex_mode, self.session.link.state.flavor
-        decision = decide(plan.text, layout, mode, flavor, values)
+        decision = decide(plan.text, layout, mode, flavor, values, codec=self._codec())
         assert isinstance(decision, Route)
         return decision
 
@@ -867,7 +872,9 @@ class ShardedExecutor:
         if isinstance(merge_plan, Refusal):
             raise SqlError(merge_plan.errno, merge_plan.sqlstate, merge_plan.message)
         state = self.session.link.state
-        rerouted = decide(merge_plan.sql, plan.layout, state.lex_mode, state.flavor)
+        rerouted = decide(
+            merge_plan.sql, plan.layout, state.lex_mode, state.flavor, codec=self._codec()
+        )
         if not isinstance(rerouted, Route) or rerouted.merge is None:
             raise not_supported(f"merging {decision.merge} across partitions of this statement")
         targets = rerouted.targets
@@ -1746,8 +1753,14 @@ class ShardedExecutor:
             raise not_supported("cursors on a sharded database's sharded or broadcast tables")
         return found
 
+    def _codec(self) -> str | None:
+        """The Python codec of the client's character set now (``character_set_client``):
+        string keys and parameters are read in it; None: one the proxy cannot read."""
+        session = self.session
+        return client_codec(session.link.state, session.charset)
+
     def values(self, found: ExecuteParams) -> list[ParamValue]:
-        encoding = _python_encoding(self.session.charset)
+        encoding = self._codec()
         return [
             decode_param(t, v, encoding) for t, v in zip(found.types, found.values, strict=True)
         ]
@@ -1792,13 +1805,15 @@ class ShardedExecutor:
     def _refresh(self, statement: ShardedStatement, layout: Layout) -> None:
         """The statement's KeySlots and targets follow the catalog (a table dropped and
         created again with another rule is routed by the new one)."""
-        snapshot = self.session.ctx.snapshot()
-        if statement.placed_for is snapshot:
+        codec = self._codec()
+        seen = (self.session.ctx.snapshot(), codec)
+        placed_for = statement.placed_for
+        if isinstance(placed_for, tuple) and placed_for[0] is seen[0] and placed_for[1] == codec:
             return
         statement.placed.clear()
-        statement.placed_for = snapshot
+        statement.placed_for = seen
         state = self.session.link.state
-        slots = key_slots(statement.text, layout, state.lex_mode, state.flavor)
+        slots = key_slots(statement.text, layout, state.lex_mode, state.flavor, codec)
         statement.slots = slots
         statement.integer = None
         if slots is not None and statement.params == 1 and slots.sources == ((0, None),):
@@ -1826,7 +1841,9 @@ class ShardedExecutor:
         mode, flavor = state.lex_mode, state.flavor
         decision: Decision | None = self.keyed(statement, layout, values)
         if decision is None:
-            decision = decide(statement.text, layout, mode, flavor, params=values)
+            decision = decide(
+                statement.text, layout, mode, flavor, params=values, codec=self._codec()
+            )
         if isinstance(decision, NeedsSequence):
             catalog = session.ctx.accounts.catalog
             try:
@@ -1839,7 +1856,9 @@ class ShardedExecutor:
                 raise sql_error(
                     ErrorCode.UNKNOWN_ERROR, f"Sequence {decision.sequence}: {exc}"
                 ) from None
-            decision = decide(statement.text, layout, mode, flavor, taken, params=values)
+            decision = decide(
+                statement.text, layout, mode, flavor, taken, params=values, codec=self._codec()
+            )
         if decision is None:
             first = layout.partitions[0]
             decision = Route(
@@ -1966,7 +1985,7 @@ class ShardedExecutor:
                 f"parameters outside SELECT, FROM and WHERE when merging {decision.merge}"
                 " across partitions"
             )
-        rerouted = decide(merge_plan.sql, layout, mode, flavor, params=values)
+        rerouted = decide(merge_plan.sql, layout, mode, flavor, params=values, codec=self._codec())
         if not isinstance(rerouted, Route) or rerouted.merge is None:
             raise not_supported(f"merging {decision.merge} across partitions of this statement")
         targets = rerouted.targets
@@ -2020,7 +2039,7 @@ class ShardedExecutor:
                 if placement is not None:
                     target = self._placed(statement, plan.layout, placement)
         if target is None:
-            encoding = _python_encoding(self.session.charset)
+            encoding = self._codec()
             wanted = slots.wanted
             peeked = peek_params(payload, statement.params, statement.types, wanted, encoding)
             if peeked is None:
@@ -2613,17 +2632,6 @@ _PREPARE_LIMIT = 16 * 1024 * 1024
 # Physical statements a prepared statement keeps prepared (beyond: closed but the last used).
 _PHYSICAL_LIMIT = 64
 _CURSOR_FLAGS = 0x07
-_CODECS = {"utf8mb4": "utf-8", "utf8mb3": "utf-8", "utf8": "utf-8", "latin1": "cp1252"}
-_CODECS |= {"ascii": "ascii", "cp1250": "cp1250", "cp1251": "cp1251", "cp1256": "cp1256"}
-_CODECS |= {"cp1257": "cp1257", "latin2": "iso8859-2", "greek": "iso8859-7"}
-
-
-def _python_encoding(charset: int) -> str | None:
-    """The Python codec of the client's character set (None: its strings are not decoded,
-    and fix no partition)."""
-    return _CODECS.get(COLLATIONS.get(charset, ""))
-
-
 _CLAUSES = frozenset({"SELECT", "FROM", "WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "UNION"})
 
 

@@ -85,6 +85,7 @@ __all__ = [
     "hinted",
     "key_slots",
     "placed_targets",
+    "recode_strings",
     "route",
     "table_columns",
 ]
@@ -289,11 +290,13 @@ def route(
     params: Sequence[SqlValue] | None = None,
     *,
     lexed: LexedStatement | None = None,
+    codec: str | None = "utf-8",
 ) -> Route | NeedsSequence | None:
     """Where the one statement ``sql`` goes (see the module docstring); raises SqlError.
     ``params``: a prepared statement's parameter values (missing ones NULL), routed as the
     literals they stand for; the targets' texts keep the parameter markers. ``lexed``: ``sql``
-    already lexed (in ``mode``, for ``flavor``), as one statement."""
+    already lexed (in ``mode``, for ``flavor``), as one statement. ``codec``: the Python codec
+    of the client's character set (``recode_strings``)."""
     if lexed is None:
         statements = lex(sql, mode, flavor)
         if len(statements) != 1:
@@ -302,6 +305,8 @@ def route(
     tokens = lexed.tokens
     if not tokens:
         return None
+    if codec != "utf-8":
+        tokens = recode_strings(tokens, codec)
     if params is not None:
         tokens = bind_params(tokens, params)
     references = _references(tokens, layout)
@@ -1229,6 +1234,30 @@ def hinted(
 # ---------------------------------------------------------------------- prepared statements
 
 
+# A string value that fixes no partition (``proxy.shard.values`` refuses lone surrogates).
+_UNREADABLE = "\udcff"
+
+
+def recode_strings(tokens: Sequence[Token], codec: str | None) -> tuple[Token, ...]:
+    """``tokens`` with each string literal's value read in the client's character set: the
+    proxy reads a statement's bytes as UTF-8, MariaDB in ``character_set_client`` (a latin1
+    client's bytes C3 A9 are 'Ã©', not 'é'). A value that is not text in ``codec`` (None: a
+    character set the proxy cannot read), or an ``N'...'`` string (the national character set
+    reads its bytes), fixes no partition."""
+    out = []
+    for token in tokens:
+        if token.kind is TokenKind.STRING and not token.value.isascii():
+            value = _UNREADABLE
+            if codec is not None and token.raw[:1] not in ("N", "n"):
+                try:
+                    value = token.value.encode("utf-8", "surrogateescape").decode(codec)
+                except (UnicodeEncodeError, UnicodeDecodeError):
+                    value = _UNREADABLE
+            token = Token(token.kind, token.raw, value, token.image, token.pos)
+        out.append(token)
+    return tuple(out)
+
+
 def bind_params(tokens: Sequence[Token], params: Sequence[SqlValue]) -> tuple[Token, ...]:
     """``tokens`` with each parameter marker standing for its value (``params`` in marker
     order; missing ones NULL): a literal token at the marker's position whose ``raw`` stays
@@ -1285,16 +1314,22 @@ class KeySlots:
 
 
 def key_slots(
-    sql: str, layout: Layout, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None
+    sql: str,
+    layout: Layout,
+    mode: LexMode = DEFAULT_MODE,
+    flavor: ServerFlavor | None = None,
+    codec: str | None = "utf-8",
 ) -> KeySlots | None:
     """The :class:`KeySlots` of a prepared statement (None: it is routed by ``route`` with
-    its parameters at each execution)."""
+    its parameters at each execution); ``codec`` as for ``route``."""
     if _HINT.match(sql):
         return None
     statements = lex(sql, mode, flavor)
     if len(statements) != 1 or not statements[0].tokens:
         return None
     original = statements[0].tokens
+    if codec != "utf-8":
+        original = recode_strings(original, codec)
     verb = token_keyword(original[0])
     if verb not in ("SELECT", "UPDATE", "DELETE"):
         return None

@@ -204,11 +204,13 @@ def decide(
     nextvals: Sequence[int] | None = None,
     params: Sequence[SqlValue] | None = None,
     access: TableAccess = EVERYTHING,
+    codec: str | None = "utf-8",
 ) -> Decision | None:
     """See the module docstring. ``text``: one statement (the analysis's executable text).
     ``nextvals``: a value for each ``s.NEXTVAL`` of the statement, put in its place.
     ``params``: a prepared statement's parameter values (``route``). ``access``: which
-    tables the SHOW commands answered here may name (the caller's)."""
+    tables the SHOW commands answered here may name (the caller's). ``codec``: the Python
+    codec of the client's character set (string keys are read in it: ``route``)."""
     # Lexed once for every step below and routing (a multi-row INSERT of many rows is mostly
     # lexing): again only when s.NEXTVAL values were spliced in.
     statements = lex(text, mode, flavor)
@@ -225,7 +227,7 @@ def decide(
     if hint is not None:
         return hint
     if len(statements) != 1:
-        return route(text, layout, mode, flavor, sequence_values, params)
+        return route(text, layout, mode, flavor, sequence_values, params, codec=codec)
     lexed = statements[0]
     tokens = lexed.tokens
     words = [token_keyword(t) for t in tokens[:4]]
@@ -234,7 +236,7 @@ def decide(
     if words[0] in ("EXPLAIN", "DESCRIBE", "DESC") and len(tokens) > 1:
         inner = token_keyword(tokens[1])
         if inner in ("SELECT", "INSERT", "REPLACE", "UPDATE", "DELETE", "WITH"):
-            return _explain(text[tokens[1].pos :], layout, mode, flavor)
+            return _explain(text[tokens[1].pos :], layout, mode, flavor, codec)
     if words[0] in ("CREATE", "ALTER", "DROP") and "SEQUENCE" in words[1:3]:
         return SequenceDdl(parse_sequence_statement(text, lexed))
     if words[0] == "SHOW":
@@ -249,15 +251,15 @@ def decide(
         return _rename(tokens, layout)
     if words[0] == "CHECK" and words[1:2] == ["TABLE"]:
         return _check(tokens, layout)
-    return route(text, layout, mode, flavor, sequence_values, params, lexed=lexed)
+    return route(text, layout, mode, flavor, sequence_values, params, lexed=lexed, codec=codec)
 
 
 def _explain(
-    text: str, layout: Layout, mode: LexMode, flavor: ServerFlavor | None
+    text: str, layout: Layout, mode: LexMode, flavor: ServerFlavor | None, codec: str | None
 ) -> Decision | None:
     """EXPLAIN of a statement on sharded or broadcast tables: the statements the proxy would
     send to each physical database, as DRDS's EXPLAIN shows its plan (nothing runs)."""
-    found = route(text, layout, mode, flavor)
+    found = route(text, layout, mode, flavor, codec=codec)
     if found is None:
         return None  # the shard explains it
     if isinstance(found, NeedsSequence):

@@ -45,6 +45,10 @@ def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
                 )
                 cur.execute("CREATE TABLE open_t (id int PRIMARY KEY, v int) BROADCAST")
                 cur.execute(
+                    "CREATE TABLE sk (k varchar(20) NOT NULL PRIMARY KEY, v int)"
+                    " DEFAULT CHARSET utf8mb4 DBPARTITION BY HASH(k)"
+                )
+                cur.execute(
                     "CREATE TABLE autot (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, v int)"
                     " DBPARTITION BY HASH(id)"
                 )
@@ -113,7 +117,7 @@ def test_show_commands_list_only_tables_the_caller_holds_something_on(sharded: P
     try:
         with owner.cursor() as cur:
             cur.execute("SHOW TABLES")
-            assert [r[0] for r in cur.fetchall()] == ["autot", "ja", "jb", "open_t", "secret"]
+            assert [r[0] for r in cur.fetchall()] == ["autot", "ja", "jb", "open_t", "secret", "sk"]
     finally:
         owner.close()
 
@@ -251,6 +255,7 @@ def test_session_statements_naming_sharded_tables_are_refused(sharded: ProxyEnv)
 # --------------------------------------------------------------------- prepared statements
 
 _NEWDECIMAL = 0xF6
+_VAR_STRING = 0xFD
 
 
 def test_decimal_parameters_are_read_as_the_shard_reads_them(sharded: ProxyEnv) -> None:
@@ -304,3 +309,38 @@ def test_double_pipe_is_not_read_as_or_when_it_may_concatenate(sharded: ProxyEnv
             assert sorted(r[0] for r in cur.fetchall()) == [1, 2]
     finally:
         conn.close()
+
+
+# ------------------------------------------------------------------------ character sets
+
+
+def test_string_keys_are_read_in_the_clients_character_set(sharded: ProxyEnv) -> None:
+    """The proxy reads every statement as UTF-8; a latin1 client's ``'\xc3\xa9'`` is the two
+    characters 'Ã©' to MariaDB (stored as such), but 'é' to routing: the row went to hash('é')'s
+    partition (1), where a utf8mb4 client's point read of 'Ã©' (partition 2) does not find
+    it, and a latin1 client's point read of it went to partition 1 too."""
+    latin1 = _client(sharded, charset="latin1")
+    try:
+        with latin1.cursor() as cur:
+            cur.execute("INSERT INTO sk VALUES ('Ã©', 1), ('plain', 2)")
+            cur.execute("SELECT v FROM sk WHERE k = 'Ã©'")
+            assert cur.fetchall() == ((1,),)
+    finally:
+        latin1.close()
+    assert _physical(sharded, 2, "SELECT k, v FROM sk WHERE v = 1") == [("Ã©", 1)]
+    utf8 = _client(sharded)
+    try:
+        with utf8.cursor() as cur:
+            cur.execute("SELECT v FROM sk WHERE k = 'Ã©'")
+            assert cur.fetchall() == ((1,),)
+    finally:
+        utf8.close()
+    # A parameter is read in the character set the client set last (not its handshake's).
+    binary = BinaryClient(sharded.port, DB, PASSWORD, DB)
+    try:
+        binary.query("SET NAMES latin1")
+        select = binary.prepare("SELECT v + 0 FROM sk WHERE k = ?")
+        text = "Ã©".encode("latin1")
+        assert binary.execute_typed(select, [(_VAR_STRING, lenenc_bytes(text))]) == [(1,)]
+    finally:
+        binary.close()
