@@ -46,11 +46,11 @@ from auth.model import Account
 from auth.privileges import Priv, Requirement
 from proxy.plan.authorize import Caller, check_requirements, refusal_for, resolve_database
 from proxy.plan.rewrite import IdentityValues, Splice, identity_splices
-from proxy.shard.route import Layout, NeedsSequence, Route, Target, hint_comment
+from proxy.shard.route import Layout, NeedsSequence, Route, Target, hint_comment, quote_name
 from proxy.shard.statements import Decision, NeedsNextval, decide, show_commands
 from proxy.shard.transaction import transaction_control
 from proxy.sql.analyze import DatabaseStatement, Kind, Statement
-from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor
+from proxy.sql.lexer import DEFAULT_MODE, LexError, LexMode, ServerFlavor, TokenKind, lex
 from proxy.sql.like import shows_database
 from proxy.wire.stream import ResponseKind
 
@@ -565,6 +565,8 @@ def _sharded(
     text = original or statement.text
     if original and _has_executable_comment(original) and not hint_comment(original):
         text = statement.text
+    if view.lex_mode.ansi_quotes and '"' in text:
+        text = _backquoted(text, view.lex_mode, view.flavor)
     caller = _caller(view)
     access = _CallerAccess(snapshot, caller, layout.name)
     try:
@@ -604,6 +606,30 @@ def _sharded(
         # not yet put in place in routed statements.
         return _not_on_sharded("CURRENT_USER(), CONNECTION_ID() and the like in statements")
     return Sharded(decision, text, layout, None)
+
+
+def _backquoted(text: str, mode: LexMode, flavor: ServerFlavor | None) -> str:
+    """``text`` (read under ANSI_QUOTES) with each double-quoted identifier backquoted: the
+    co-location check and the merge engine parse with sqlglot's MySQL dialect, for which a
+    double-quoted name is a string; backquoted, it names the same thing for the shard."""
+    try:
+        statements = lex(text, mode, flavor)
+    except LexError:
+        return text
+    splices = [
+        (token.pos, token.pos + len(token.raw), quote_name(token.value))
+        for statement in statements
+        for token in statement.tokens
+        if token.kind is TokenKind.IDENT and token.raw[:1] == '"'
+    ]
+    out = []
+    at = 0
+    for start, end, value in splices:
+        out.append(text[at:start])
+        out.append(value)
+        at = end
+    out.append(text[at:])
+    return "".join(out)
 
 
 def _has_executable_comment(text: str) -> bool:

@@ -344,3 +344,26 @@ def test_string_keys_are_read_in_the_clients_character_set(sharded: ProxyEnv) ->
         assert binary.execute_typed(select, [(_VAR_STRING, lenenc_bytes(text))]) == [(1,)]
     finally:
         binary.close()
+
+
+def test_double_quoted_identifiers_under_ansi_quotes(sharded: ProxyEnv) -> None:
+    """The merge engine and the co-location check parse with sqlglot's MySQL dialect, where
+    ``"id"`` is a string; under ANSI_QUOTES it names the column: ``ORDER BY "id" DESC LIMIT 3``
+    was merged as an order by a constant (rows 0, 1, 2 of the partitions' first rows)."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')")
+            cur.execute('SELECT "id" FROM ja ORDER BY "id" DESC LIMIT 3')
+            assert cur.fetchall() == ((3,), (2,), (1,))
+            cur.execute('SELECT "x", COUNT(*) FROM "ja" GROUP BY "x" ORDER BY 2')
+            assert cur.fetchall() == ((7, 4),)
+            cur.execute(
+                'SELECT "ja"."id" FROM "ja" JOIN "jb" ON "ja"."id" = "jb"."id"'
+                ' WHERE "ja"."x" = 7 ORDER BY "ja"."id" DESC'
+            )
+            assert cur.fetchall() == ((3,), (2,), (1,), (0,))
+            cur.execute("SELECT 'x' FROM ja WHERE id = 1")
+            assert cur.fetchall() == (("x",),)
+    finally:
+        conn.close()
