@@ -130,6 +130,7 @@ _AGGREGATES: Final = frozenset(
         "JSON_ARRAYAGG", "JSON_OBJECTAGG",
     }
 )  # fmt: skip
+_BLIND_WHY = "a backslash in a string under NO_BACKSLASH_ESCAPES in {}"
 # Depth-0 words that end a WHERE condition.
 _WHERE_END: Final = frozenset(
     {"GROUP", "ORDER", "LIMIT", "HAVING", "WINDOW", "FOR", "LOCK", "INTO", "UNION", "EXCEPT",
@@ -317,9 +318,16 @@ def route(
     singles = [r for r in references.values() if r.table.rule.kind == "single"]
     verb = token_keyword(tokens[0])
     select = verb == "SELECT" or (verb == "" and is_op_token(tokens[0], "("))
+    # sqlglot (the co-location check, the merge engine) reads a backslash in a string as an
+    # escape: under NO_BACKSLASH_ESCAPES it would read the rest of the statement otherwise.
+    sqlglot_blind = mode.no_backslash_escapes and any(
+        t.kind is TokenKind.STRING and "\\" in t.raw for t in tokens
+    )
     joined = False
     if select and sharded and _several_tables(tokens, references):
         # Joins and subqueries: each partition runs them on its own data when co-located.
+        if sqlglot_blind:
+            raise _refused(_BLIND_WHY.format("a join or subquery on sharded tables"))
         check_colocated(sql, layout.tables, layout.name, _columns(layout))
         joined = True
     if len(sharded) > 1 and not joined:
@@ -347,7 +355,10 @@ def route(
     if verb in ("UPDATE", "DELETE"):
         return _update_delete(sql, tokens, layout, references, main, verb)
     if select:
-        return _select(sql, tokens, layout, references, main)
+        found = _select(sql, tokens, layout, references, main)
+        if found.merge is not None and sqlglot_blind:
+            raise _refused(_BLIND_WHY.format(f"merging {found.merge} across partitions"))
+        return found
     if verb in ("SHOW", "DESCRIBE", "DESC", "EXPLAIN", "CHECKSUM"):
         # About the table's definition: its first physical table answers.
         return _copy(sql, tokens, layout, references, (0,), main.table.name, "copy")

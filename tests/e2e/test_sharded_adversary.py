@@ -367,3 +367,28 @@ def test_double_quoted_identifiers_under_ansi_quotes(sharded: ProxyEnv) -> None:
             assert cur.fetchall() == (("x",),)
     finally:
         conn.close()
+
+
+def test_backslashes_under_no_backslash_escapes(sharded: ProxyEnv) -> None:
+    """Under NO_BACKSLASH_ESCAPES ``'a\\'`` is a whole string; sqlglot (the merge engine, the
+    co-location check) reads the backslash as an escape and the rest of the statement as
+    string: an ORDER BY after it was not merged in order, an OR after it in a join's ON was
+    not seen."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
+            for sql in (
+                "SELECT id FROM ja WHERE 'a\\' <> '' ORDER BY id DESC LIMIT 3 -- '",
+                "SELECT ja.id FROM ja JOIN jb ON ja.id = jb.id AND '\\' <> '' OR ja.x = jb.x"
+                " OR '' = ''",
+            ):
+                errno, message = _error(cur, sql)
+                assert errno == 1235, sql
+                assert "NO_BACKSLASH_ESCAPES" in message
+            cur.execute("SELECT id FROM ja WHERE id = 2 AND 'a\\' <> ''")
+            assert cur.fetchall() == ((2,),)
+            cur.execute("SELECT id FROM ja WHERE 'a\\' <> ''")
+            assert sorted(r[0] for r in cur.fetchall()) == [0, 1, 2, 3]
+    finally:
+        conn.close()
