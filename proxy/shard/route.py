@@ -1355,12 +1355,14 @@ def key_slots(
         return None
     if rule.tb_key is not None and not rule.tb_key.same_as(rule.db_key):
         return None
+    if _several_tables(tokens, references):
+        return None  # a subquery or derived table: its columns may be the ones named
     condition = _where(tokens)
     if condition is None:
         return None
-    qualifiers = {ref.table.key}
-    if ref.alias is not None:
-        qualifiers.add(ref.alias.lower())
+    # As routing reads it: a table with an alias is named only by its alias (its own name
+    # may be another table's alias).
+    qualifiers = {ref.alias.lower()} if ref.alias is not None else {ref.table.key}
     found = _values_for(condition, rule.db_key.column.lower(), qualifiers)
     if found is None:
         return None

@@ -392,3 +392,19 @@ def test_backslashes_under_no_backslash_escapes(sharded: ProxyEnv) -> None:
             assert sorted(r[0] for r in cur.fetchall()) == [0, 1, 2, 3]
     finally:
         conn.close()
+
+
+def test_prepared_key_read_by_the_same_qualifiers_as_routing(sharded: ProxyEnv) -> None:
+    """A prepared statement's key slots took ``t.key`` for the table's key even when ``t`` was
+    given an alias and the name ``t`` was another table's (a derived table's): ``FROM ja a,
+    (SELECT 1 AS id) ja WHERE ja.id = ?`` compares the derived table's column, true for every
+    row of ja, but each execution went to the partition of its parameter only."""
+    binary = BinaryClient(sharded.port, DB, PASSWORD, DB)
+    try:
+        select = binary.prepare("SELECT a.id + 0 FROM ja a, (SELECT 1 AS id) ja WHERE ja.id = ?")
+        for _ in range(2):  # (the second execution is the one routed by its key alone)
+            rows = binary.execute(select, [1])
+            assert isinstance(rows, list)
+            assert sorted(r[0] for r in rows if isinstance(r[0], int)) == [0, 1, 2, 3]
+    finally:
+        binary.close()
