@@ -359,6 +359,9 @@ def route(
         if found.merge is not None and sqlglot_blind:
             raise _refused(_BLIND_WHY.format(f"merging {found.merge} across partitions"))
         return found
+    if verb == "CHECKSUM" and sharded:
+        # (physical database 0's checksum would be one partition's rows')
+        raise _refused(f"CHECKSUM TABLE across the partitions of table {sharded[0].table.name}")
     if verb in ("SHOW", "DESCRIBE", "DESC", "EXPLAIN", "CHECKSUM"):
         # About the table's definition: its first physical table answers.
         return _copy(sql, tokens, layout, references, (0,), main.table.name, "copy")

@@ -226,8 +226,8 @@ def test_parenthesized_and_using_table_references_are_routed(sharded: ProxyEnv) 
 
 
 def test_session_statements_naming_sharded_tables_are_refused(sharded: ProxyEnv) -> None:
-    """A SET with a subquery and LOCK TABLES are session statements: the proxy relayed them to
-    physical database 0, so ``SET @n = (SELECT COUNT(*) FROM ja)`` counted one partition's
+    """A SET with a subquery and LOCK TABLES are session statements (and CHECKSUM TABLE a copy's
+    answer): the proxy relayed them to physical database 0, so ``SET @n = (SELECT COUNT(*) FROM ja)`` counted one partition's
     rows (1 of 4) and LOCK TABLES locked one partition's table while the others stayed
     writable."""
     conn = _client(sharded)
@@ -243,6 +243,10 @@ def test_session_statements_naming_sharded_tables_are_refused(sharded: ProxyEnv)
                 errno, message = _error(cur, sql)
                 assert errno == 1235, sql
                 assert "naming sharded or broadcast table" in message, sql
+            # CHECKSUM TABLE answered by physical database 0: one partition's rows.
+            errno, message = _error(cur, "CHECKSUM TABLE ja")
+            assert errno == 1235
+            assert "CHECKSUM TABLE across the partitions of table ja" in message
             cur.execute("SELECT @n")
             assert cur.fetchall() == ((None,),)
             cur.execute("SET @n = 5")
