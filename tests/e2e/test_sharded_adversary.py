@@ -226,10 +226,10 @@ def test_parenthesized_and_using_table_references_are_routed(sharded: ProxyEnv) 
 
 
 def test_session_statements_naming_sharded_tables_are_refused(sharded: ProxyEnv) -> None:
-    """A SET with a subquery and LOCK TABLES are session statements (and CHECKSUM TABLE a copy's
-    answer): the proxy relayed them to physical database 0, so ``SET @n = (SELECT COUNT(*) FROM ja)`` counted one partition's
-    rows (1 of 4) and LOCK TABLES locked one partition's table while the others stayed
-    writable."""
+    """A SET with a subquery and LOCK TABLES are session statements (and CHECKSUM TABLE a
+    copy's answer): the proxy relayed them to physical database 0, so ``SET @n = (SELECT
+    COUNT(*) FROM ja)`` counted one partition's rows (1 of 4) and LOCK TABLES locked one
+    partition's table while the others stayed writable."""
     conn = _client(sharded)
     try:
         with conn.cursor() as cur:
