@@ -1223,6 +1223,11 @@ def hinted(
     if len(statements) != 1 or not statements[0].tokens:
         raise _refused("a TDDL hint on several statements")
     tokens = statements[0].tokens
+    verb = token_keyword(tokens[0])
+    if verb in ("CREATE", "ALTER", "DROP", "RENAME"):
+        # On some physical databases only: their definitions would leave the catalog's (an
+        # INSERT without a column list then places rows by columns a partition does not have).
+        raise _refused(f"{verb} under a TDDL hint")
     references = _references(tokens, layout)
     split = [r for r in references.values() if r.table.rule.split_tables]
     if len(split) > 1:

@@ -412,3 +412,29 @@ def test_prepared_key_read_by_the_same_qualifiers_as_routing(sharded: ProxyEnv) 
             assert sorted(r[0] for r in rows if isinstance(r[0], int)) == [0, 1, 2, 3]
     finally:
         binary.close()
+
+
+# ------------------------------------------------------------------------------------ hints
+
+
+def test_ddl_under_a_node_hint_is_refused(sharded: ProxyEnv) -> None:
+    """``/*+TDDL:node(...)*/ ALTER TABLE t ...`` changed one physical database's table behind
+    the catalog's back: an ``ADD COLUMN z FIRST`` there made every INSERT without a column
+    list place its rows by a key column that partition stores elsewhere."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            for sql in (
+                f"/*+TDDL:node('{DB}_0001')*/ ALTER TABLE ja ADD COLUMN z int FIRST",
+                f"/*+TDDL:node('{DB}_0001')*/ DROP TABLE ja",
+                f"/*+TDDL:node('{DB}_0001')*/ RENAME TABLE ja TO ja2",
+                "/*+TDDL:scan()*/ CREATE TABLE hinted_new (id int)",
+            ):
+                errno, message = _error(cur, sql)
+                assert errno == 1235, sql
+                assert "under a TDDL hint" in message
+            cur.execute(f"/*+TDDL:node('{DB}_0001')*/ SELECT id FROM ja")
+            assert cur.fetchall() == ((1,),)
+        assert [r[0] for r in _physical(sharded, 1, "SHOW COLUMNS FROM ja")] == ["id", "x"]
+    finally:
+        conn.close()
