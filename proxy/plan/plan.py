@@ -501,6 +501,18 @@ def _unrouted(statement: Statement, layout: Layout) -> SqlError | None:
     return not_supported(f"{verb} naming sharded or broadcast table {placed}")
 
 
+def _missed_table(statement: Statement, layout: Layout, seen: frozenset[str]) -> str | None:
+    """A table of ``layout`` the analysis found in the statement that routing did not."""
+    database = layout.name.lower()
+    for requirement in statement.requirements:
+        if requirement.table is None or requirement.db.lower() != database:
+            continue
+        key = requirement.table.lower()
+        if key in layout.tables and key not in seen:
+            return layout.tables[key].name
+    return None
+
+
 def _placed_table(statement: Statement, layout: Layout) -> str | None:
     """A sharded or broadcast table of ``layout`` the statement needs a privilege on (the
     analysis lists every table it reads, writes or locks), if any."""
@@ -584,6 +596,12 @@ def _sharded(
     if decision is None:
         unrouted = _unrouted(statement, layout)
         return None if unrouted is None else Deny(unrouted)
+    if isinstance(decision, Route) and decision.tables is not None:
+        missed = _missed_table(statement, layout, decision.tables)
+        if missed is not None:
+            # Routing would send the statement with that table unrouted (not renamed, not
+            # placed, not checked for co-location): refused rather than guessed.
+            return _not_on_sharded(f"table {missed} where the proxy does not route it")
     if isinstance(decision, NeedsNextval):
         # s.NEXTVAL takes a value of the sequence (a write): as MariaDB's NEXTVAL(s), INSERT
         # and SELECT on it.

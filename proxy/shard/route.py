@@ -52,7 +52,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Final, Literal
 
@@ -181,6 +181,9 @@ class Route:
     # A prepared statement's INSERT split per partition: per target, the indexes of the
     # client's parameters its text holds (empty: every target holds them all, in order).
     params: tuple[tuple[int, ...], ...] = ()
+    # The lower-case names of the logical tables routing found in the statement (None: not
+    # known): a table the analysis found and routing did not is refused by the plan.
+    tables: frozenset[str] | None = None
 
     @property
     def single(self) -> bool:
@@ -338,6 +341,31 @@ def route(
             f"a statement on sharded table {sharded[0].table.name} and single table "
             f"{singles[0].table.name}"
         )
+    found = _decided(
+        sql, tokens, layout, references, verb, select, joined, sharded, singles, placed,
+        sequence_values, params, sqlglot_blind,
+    )  # fmt: skip
+    if isinstance(found, Route):
+        return replace(found, tables=frozenset(references))
+    return found
+
+
+def _decided(
+    sql: str,
+    tokens: Sequence[Token],
+    layout: Layout,
+    references: Mapping[str, _Reference],
+    verb: str,
+    select: bool,
+    joined: bool,
+    sharded: list[_Reference],
+    singles: list[_Reference],
+    placed: list[_Reference],
+    sequence_values: Sequence[int] | None,
+    params: Sequence[SqlValue] | None,
+    sqlglot_blind: bool,
+) -> Route | NeedsSequence:
+    """``route``'s decision once the statement's tables are known (see there)."""
     if singles:
         # Broadcast tables with single tables: physical database 0 has both.
         return _copy(sql, tokens, layout, references, (0,), placed[0].table.name, "copy")
@@ -1247,7 +1275,14 @@ def hinted(
             found.append((physical, _text_for(sql, tokens, layout, references, {}, physical)))
     write = token_keyword(tokens[0]) in ("INSERT", "REPLACE", "UPDATE", "DELETE")
     named = next(iter(references.values()), None)
-    return Route("hint", named.table.name if named else "", write, not write, _ordered(found))
+    return Route(
+        "hint",
+        named.table.name if named else "",
+        write,
+        not write,
+        _ordered(found),
+        tables=frozenset(references),
+    )
 
 
 # ---------------------------------------------------------------------- prepared statements

@@ -438,3 +438,20 @@ def test_ddl_under_a_node_hint_is_refused(sharded: ProxyEnv) -> None:
         assert [r[0] for r in _physical(sharded, 1, "SHOW COLUMNS FROM ja")] == ["id", "x"]
     finally:
         conn.close()
+
+
+def test_a_table_routing_does_not_see_is_refused(sharded: ProxyEnv) -> None:
+    """Routing finds table names by position; the analysis reads the statement's grammar. A
+    table only the analysis found was sent as written: ``CHECKSUM TABLE open_t, ja`` answered
+    with physical database 0's checksum of ja (one partition's rows)."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            for sql in ("CHECKSUM TABLE open_t, ja", "CHECKSUM TABLE open_t, secret"):
+                errno, message = _error(cur, sql)
+                assert errno == 1235, sql
+                assert "where the proxy does not route it" in message, sql
+            cur.execute("CHECKSUM TABLE open_t")
+            assert len(cur.fetchall()) == 1
+    finally:
+        conn.close()
