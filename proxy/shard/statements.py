@@ -284,6 +284,8 @@ def _from_table(
         raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
     name = tokens[at + 1]
     if at + 3 < len(tokens) and is_op_token(tokens[at + 2], "."):
+        if name.value.lower() != layout.name.lower():
+            raise not_supported("SHOW TOPOLOGY or SHOW RULE of another database's table")
         name = tokens[at + 3]
     denied = access.denied(name.value)
     if denied is not None:

@@ -111,6 +111,10 @@ def test_show_commands_list_only_tables_the_caller_holds_something_on(sharded: P
                 errno, message = _error(cur, sql)
                 assert errno == 1142, sql
                 assert "'secret'" in message
+            # Another database's name before the table was ignored (this database's answered).
+            for sql in ("SHOW RULE FROM easydb.open_t", "SHOW TOPOLOGY FROM easydb.open_t"):
+                errno, message = _error(cur, sql)
+                assert errno == 1235, sql
     finally:
         conn.close()
     owner = _client(sharded)
