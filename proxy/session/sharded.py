@@ -418,6 +418,16 @@ class ShardedStatement:
     integer: IntegerHash | None = None
 
 
+def _new_types(statement: ShardedStatement, types: bytes) -> None:
+    """The client sent parameter types: an execution that leaves them out means these now.
+    The partitions' connections sent older ones read its values with those: they are sent
+    these with their next execution (``PhysicalStatement.typed`` forgotten)."""
+    if types != statement.types:
+        for physical in statement.physical.values():
+            physical.typed = weakref.WeakSet()
+    statement.types = types
+
+
 class _MoreResults:
     """The answer of a multi-statement packet's statement that is not its last: written as it
     comes but for its last packet, held until the statement is done and then sent with
@@ -1748,7 +1758,7 @@ class ShardedExecutor:
         except ProtocolError:
             raise SqlError(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute") from None
         if found.sent_types:
-            statement.types = b"".join(found.types)
+            _new_types(statement, b"".join(found.types))
         if found.flags & _CURSOR_FLAGS:
             raise not_supported("cursors on a sharded database's sharded or broadcast tables")
         return found
@@ -2063,7 +2073,7 @@ class ShardedExecutor:
         if physical is None or backend_id is None:
             return None
         if sent is not None:
-            statement.types = sent
+            _new_types(statement, sent)
         packet = with_id(payload, backend_id)
         if statement.params:
             if sent is None and conn not in physical.typed:

@@ -459,3 +459,27 @@ def test_a_table_routing_does_not_see_is_refused(sharded: ProxyEnv) -> None:
             assert len(cur.fetchall()) == 1
     finally:
         conn.close()
+
+
+def test_parameter_types_sent_again_reach_every_partition(sharded: ProxyEnv) -> None:
+    """An execution may leave out the parameter types ("as last time"). A partition that had
+    been sent older types kept reading the values with those when the client had since sent
+    new ones to another partition: seven NUL characters (a string, 0 as a number: the row 0)
+    were read there as the BIGINT 7, and the row 7 came back too (a DELETE would delete it)."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO ja VALUES (7, 7)")  # partition 3
+        binary = BinaryClient(sharded.port, DB, PASSWORD, DB)
+        try:
+            select = binary.prepare("SELECT CAST(id AS SIGNED) FROM ja WHERE id = ?")
+            assert binary.execute(select, [11]) == []  # BIGINT, to partition 3
+            assert binary.execute(select, ["9"]) == []  # a string, to partition 1
+            rows = binary.execute(select, ["\x00" * 7], send_types=False)  # everywhere
+            assert rows == [(0,)]
+        finally:
+            binary.close()
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("DELETE FROM ja WHERE id = 7")
+        conn.close()
