@@ -743,6 +743,8 @@ def _or(tokens: list[Token], column: str, qualifiers: set[str]) -> list[tuple[To
     # Not at "||": OR by default, but a concatenation under PIPES_AS_CONCAT (and ANSI), where
     # ``id = 1 || 2 = id`` is ``(id = '12') = id``; a part holding one does not fix the key.
     parts = _split_words(tokens, ("OR",))
+    if any(len(_split_words(part, ("XOR",))) > 1 for part in parts):
+        return None  # XOR binds less tightly than AND: its operands are not conjunctions
     if len(parts) > 1:
         found: list[tuple[Token, ...]] = []
         for part in parts:
@@ -764,16 +766,22 @@ def _and(tokens: list[Token], column: str, qualifiers: set[str]) -> list[tuple[T
 
 
 def _split_words(tokens: list[Token], words: tuple[str, ...]) -> list[list[Token]]:
-    """Split at depth-0 ``words`` (the AND of ``BETWEEN a AND b`` is not a conjunction)."""
+    """Split at depth-0 ``words`` (the AND of ``BETWEEN a AND b`` is not a conjunction, nor
+    are the words between CASE and its END)."""
     parts: list[list[Token]] = [[]]
     depth = 0
+    cases = 0
     between = False
     for token in tokens:
         if is_op_token(token, "("):
             depth += 1
         elif is_op_token(token, ")"):
             depth -= 1
-        elif depth == 0:
+        elif depth == 0 and token_keyword(token) == "CASE":
+            cases += 1
+        elif depth == 0 and cases and token_keyword(token) == "END":
+            cases -= 1
+        elif depth == 0 and not cases:
             word = token_keyword(token) or (token.value if token.kind is TokenKind.OP else "")
             if word == "BETWEEN":
                 between = True

@@ -483,3 +483,29 @@ def test_parameter_types_sent_again_reach_every_partition(sharded: ProxyEnv) -> 
         with conn.cursor() as cur:
             cur.execute("DELETE FROM ja WHERE id = 7")
         conn.close()
+
+
+# ------------------------------------------------------------------------- WHERE grammar
+
+
+def test_key_conditions_are_read_with_the_grammars_precedence(sharded: ProxyEnv) -> None:
+    """Routing split a WHERE at its ANDs and took any part fixing the key: but XOR binds less
+    tightly than AND (``1 XOR 0 AND id = 3`` is ``1 XOR (0 AND id = 3)``, true for every row),
+    and the ANDs of a CASE are inside it (``CASE WHEN 0 AND id = 3 AND 0 THEN 0 ELSE 1 END``
+    is true for every row): both went to key 3's partition alone."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            for sql in (
+                "SELECT id FROM ja WHERE 1 XOR 0 AND id = 3",
+                "SELECT id FROM ja WHERE id = 3 AND 1 XOR 1 OR 1",
+                "SELECT id FROM ja WHERE CASE WHEN 0 AND id = 3 AND 0 THEN 0 ELSE 1 END",
+                "SELECT id FROM ja WHERE CASE WHEN id = 3 THEN 1 ELSE 1 END AND id IN (3, 0)",
+            ):
+                cur.execute(sql)
+                found = sorted(r[0] for r in cur.fetchall())
+                assert found == ([0, 3] if "IN (3, 0)" in sql else [0, 1, 2, 3]), sql
+            cur.execute("SELECT id FROM ja WHERE x = 7 AND id = 3")
+            assert cur.fetchall() == ((3,),)
+    finally:
+        conn.close()
