@@ -586,6 +586,9 @@ def _plan(sql: str, limits: MergeLimits) -> MergePlan:
             if isinstance(node, exp.Window)
             else "GROUP_CONCAT across partitions"
         )
+    if tree.args.get("having") is not None and any(t.token_type == TokenType.DPIPE for t in tokens):
+        # sqlglot reads || as OR; under PIPES_AS_CONCAT (and ANSI) MariaDB concatenates.
+        raise _Refused("|| in a statement with HAVING across partitions (OR or concatenation)")
     group = tree.args.get("group")
     for clause in ("group", "having", "order"):
         part = tree.args.get(clause)

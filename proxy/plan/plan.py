@@ -30,7 +30,6 @@ Plans:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from auth.catalog import CatalogSnapshot
@@ -42,16 +41,15 @@ from auth.errors import (
     no_database_selected,
     not_supported,
     sql_error,
-    table_access_denied,
 )
 from auth.model import Account
 from auth.privileges import Priv, Requirement
 from proxy.plan.authorize import Caller, check_requirements, refusal_for, resolve_database
 from proxy.plan.rewrite import IdentityValues, Splice, apply_splices, identity_splices
-from proxy.shard.route import Layout, NeedsSequence, Route, Target
+from proxy.shard.route import Layout, NeedsSequence, Route, Target, hint_comment, quote_name
 from proxy.shard.statements import (
     Decision,
-    HiddenTable,
+    NeedsNextval,
     decide,
     field_listing,
     lock_refusal,
@@ -59,7 +57,7 @@ from proxy.shard.statements import (
 )
 from proxy.shard.transaction import transaction_control
 from proxy.sql.analyze import DatabaseStatement, Kind, Statement
-from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor
+from proxy.sql.lexer import DEFAULT_MODE, LexError, LexMode, ServerFlavor, TokenKind, lex
 from proxy.sql.like import shows_database
 from proxy.wire.stream import ResponseKind
 
@@ -83,6 +81,9 @@ class SessionView:
     # How the session's statements are lexed (a sharded database's routing lexes them again).
     lex_mode: LexMode = DEFAULT_MODE
     flavor: ServerFlavor | None = None
+    # The Python codec of the client's character set (None: one the proxy cannot read): a
+    # sharded database's string keys are read in it.
+    codec: str | None = "utf-8"
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,9 +495,9 @@ def relayed_statement(
                 statement,
                 layout,
                 view,
+                snapshot,
                 answered or original,
                 prepared,
-                _visible(snapshot, view),
                 answered is not None,
             )
         )
@@ -513,7 +514,53 @@ def relayed_statement(
                 return Deny(refused)
             if control is not None:
                 return Sharded(control, text, layout, None)
+            unrouted = _unrouted(statement, layout)
+            if unrouted is not None:
+                return Deny(unrouted)
     return Relay(ResponseKind.QUERY, "", statement_effects(statement))
+
+
+def _unrouted(statement: Statement, layout: Layout) -> SqlError | None:
+    """The refusal of a statement the sharded data path leaves to physical database 0 (a
+    session statement, or one routing found no sharded or broadcast table in) that names one
+    all the same, as the analysis found its tables: relayed, it would run on one partition
+    alone (a SET's subquery reading one partition's rows, LOCK TABLES locking one partition's
+    table). SHOW commands about one table are answered by its copy there."""
+    words = statement.text.split(None, 2)
+    verb = words[0].upper() if words else ""
+    if verb == "SHOW":
+        return None
+    placed = _placed_table(statement, layout)
+    if placed is None:
+        return None
+    if verb == "LOCK":
+        verb = "LOCK TABLES"
+    return not_supported(f"{verb} naming sharded or broadcast table {placed}")
+
+
+def _missed_table(statement: Statement, layout: Layout, seen: frozenset[str]) -> str | None:
+    """A table of ``layout`` the analysis found in the statement that routing did not."""
+    database = layout.name.lower()
+    for requirement in statement.requirements:
+        if requirement.table is None or requirement.db.lower() != database:
+            continue
+        key = requirement.table.lower()
+        if key in layout.tables and key not in seen:
+            return layout.tables[key].name
+    return None
+
+
+def _placed_table(statement: Statement, layout: Layout) -> str | None:
+    """A sharded or broadcast table of ``layout`` the statement needs a privilege on (the
+    analysis lists every table it reads, writes or locks), if any."""
+    database = layout.name.lower()
+    for requirement in statement.requirements:
+        if requirement.table is None or requirement.db.lower() != database:
+            continue
+        table = layout.tables.get(requirement.table.lower())
+        if table is not None and table.rule.kind != "single":
+            return table.name
+    return None
 
 
 def sharded_layout(snapshot: CatalogSnapshot, database: str | None) -> Layout | None:
@@ -531,26 +578,47 @@ def sharded_layout(snapshot: CatalogSnapshot, database: str | None) -> Layout | 
     )
 
 
-def _visible(snapshot: CatalogSnapshot, view: SessionView) -> Callable[[str], bool]:
-    """Whether the caller may see a table of its current database: it holds some privilege
-    on it (MariaDB lists only those)."""
-    account, database = view.account.id, view.current_db or ""
-    return lambda table: bool(snapshot.privileges(account, database, table))
+@dataclass(frozen=True, slots=True)
+class _CallerAccess:
+    """The caller's view of a sharded database's tables, for the SHOW commands the proxy
+    answers from the catalog (``proxy.shard.statements.TableAccess``)."""
+
+    snapshot: CatalogSnapshot
+    caller: Caller
+    database: str
+
+    def lists(self, table: str) -> bool:
+        return bool(self.snapshot.privileges(self.caller.account.id, self.database, table))
+
+    def denied(self, table: str) -> SqlError | None:
+        requirement = Requirement(Priv.SELECT, self.database, table)
+        return check_requirements((requirement,), self.snapshot, self.caller)
 
 
 def _sharded(
     statement: Statement,
     layout: Layout,
     view: SessionView,
+    snapshot: CatalogSnapshot,
     original: str = "",
     prepared: bool = False,
-    visible: Callable[[str], bool] | None = None,
     answered: bool = False,
 ) -> Plan | None:
     """What the sharded data path decides for an authorized statement (None: relayed to
     physical database 0 as on an unsharded database). The client's ``original`` text is
-    routed when known (its comments and hints reach the shards), else the executable text."""
+    routed when known (its comments and hints reach the shards), else the executable text --
+    also when the original has executable comments (``/*!50000 ...*/``, ``/*M!...*/``): the
+    co-location check and the merge engine read statements with sqlglot, for which they are
+    comments, while the shard runs their code (the executable text is what the shard reads,
+    as the analysis judged it for the shard's version). A DRDS hint keeps the original (its
+    path reads only the lexer's tokens)."""
     text = original or statement.text
+    if original and _has_executable_comment(original) and not hint_comment(original):
+        text = statement.text
+    if view.lex_mode.ansi_quotes and '"' in text:
+        text = _backquoted(text, view.lex_mode, view.flavor)
+    caller = _caller(view)
+    access = _CallerAccess(snapshot, caller, layout.name)
     try:
         decision = decide(
             text,
@@ -558,15 +626,29 @@ def _sharded(
             view.lex_mode,
             view.flavor,
             params=() if prepared else None,
-            visible=visible,
+            access=access,
+            codec=view.codec,
         )
-    except HiddenTable as hidden:
-        account = view.account
-        return Deny(table_access_denied("SELECT", account.user, view.client_ip, hidden.table))
     except SqlError as error:
         return Deny(error)
     if decision is None:
-        return None
+        unrouted = _unrouted(statement, layout)
+        return None if unrouted is None else Deny(unrouted)
+    if isinstance(decision, Route) and decision.tables is not None:
+        missed = _missed_table(statement, layout, decision.tables)
+        if missed is not None:
+            # Routing would send the statement with that table unrouted (not renamed, not
+            # placed, not checked for co-location): refused rather than guessed.
+            return _not_on_sharded(f"table {missed} where the proxy does not route it")
+    if isinstance(decision, NeedsNextval):
+        # s.NEXTVAL takes a value of the sequence (a write): as MariaDB's NEXTVAL(s), INSERT
+        # and SELECT on it.
+        needed = tuple(
+            Requirement(Priv.INSERT | Priv.SELECT, layout.name, name) for name in decision.sequences
+        )
+        missing = check_requirements(needed, snapshot, caller)
+        if missing is not None:
+            return Deny(missing)
     if prepared and not isinstance(decision, Route | NeedsSequence):
         # DDL, SHOW and sequence statements of a sharded database: text protocol only.
         return Deny(
@@ -580,6 +662,36 @@ def _sharded(
         # not yet put in place in routed statements.
         return _not_on_sharded("CURRENT_USER(), CONNECTION_ID() and the like in statements")
     return Sharded(decision, text, layout, None)
+
+
+def _backquoted(text: str, mode: LexMode, flavor: ServerFlavor | None) -> str:
+    """``text`` (read under ANSI_QUOTES) with each double-quoted identifier backquoted: the
+    co-location check and the merge engine parse with sqlglot's MySQL dialect, for which a
+    double-quoted name is a string; backquoted, it names the same thing for the shard."""
+    try:
+        statements = lex(text, mode, flavor)
+    except LexError:
+        return text
+    splices = [
+        (token.pos, token.pos + len(token.raw), quote_name(token.value))
+        for statement in statements
+        for token in statement.tokens
+        if token.kind is TokenKind.IDENT and token.raw[:1] == '"'
+    ]
+    out = []
+    at = 0
+    for start, end, value in splices:
+        out.append(text[at:start])
+        out.append(value)
+        at = end
+    out.append(text[at:])
+    return "".join(out)
+
+
+def _has_executable_comment(text: str) -> bool:
+    """Whether ``text`` may hold an executable comment (also when the marker is in a string or
+    a comment: then routing the executable text changes nothing the shard reads)."""
+    return "/*!" in text or "/*M!" in text
 
 
 def _not_on_sharded(what: str) -> Deny:
@@ -724,9 +836,7 @@ def _one_statement(
                 error = check_requirements((requirement,), snapshot, _caller(view))
                 if error is not None:
                     return Deny(error)
-            return _sharded(
-                statement, layout, view, original, visible=_visible(snapshot, view)
-            ) or Deny(_not_relayable())
+            return _sharded(statement, layout, view, snapshot, original) or Deny(_not_relayable())
         return Deny(refusal_for(statement.error, snapshot, _caller(view)))
     if kind is Kind.USE:
         assert statement.target_db is not None

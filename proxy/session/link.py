@@ -44,6 +44,7 @@ from proxy.backend.connection import BackendConnection, BackendError, BackendQue
 from proxy.backend.pool import PoolExhausted, ShardPool
 from proxy.session.statements import WireStatement, WireStatements
 from proxy.sql.analyze import LEXING_VARIABLES, lexing_state
+from proxy.sql.charsets import COLLATIONS, python_codec
 from proxy.sql.lexer import DEFAULT_MODE, LexMode, ServerFlavor
 from proxy.wire.packets import ServerStatus, parse_stmt_prepare_ok
 from proxy.wire.stream import ResponseKind
@@ -689,6 +690,18 @@ def _literal_text(literal: str) -> str:
     if literal.startswith("'") and literal.endswith("'"):
         return literal[1:-1].replace("''", "'")
     return literal
+
+
+def client_codec(state: SessionState, collation: int) -> str | None:
+    """The Python codec of the session's ``character_set_client`` (as last read back from the
+    shard; before that, the character set of the handshake's ``collation``); None for one the
+    proxy cannot read."""
+    value = state.variables.get("character_set_client")
+    if value is None:
+        return python_codec(COLLATIONS.get(collation, ""))
+    if len(value) < 2 or value[0] != "'" or value[-1] != "'":
+        return None
+    return python_codec(_literal_text(value))
 
 
 def _select_variables(names: tuple[str, ...]) -> str:

@@ -101,6 +101,7 @@ from proxy.session.link import (
     BackendUnavailable,
     Carried,
     SessionLost,
+    client_codec,
     lost_error,
 )
 from proxy.session.local import (
@@ -453,6 +454,7 @@ class Session:
             identity=identity,
             lex_mode=self.link.state.lex_mode,
             flavor=self.link.state.flavor,
+            codec=client_codec(self.link.state, self.charset),
         )
 
     async def _read_command(self, payload: bytes, carried: Carried | None) -> Command | None:

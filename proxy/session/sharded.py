@@ -94,7 +94,13 @@ from proxy.plan.plan import (
     StatementCommand,
     sharded_layout,
 )
-from proxy.session.link import OWN_STATEMENT, BackendUnavailable, SessionLost, lost_error
+from proxy.session.link import (
+    OWN_STATEMENT,
+    BackendUnavailable,
+    SessionLost,
+    client_codec,
+    lost_error,
+)
 from proxy.session.statements import execute_types, with_id, with_types
 from proxy.shard.ddl import AlterSequence, CreateSequence, nextval_references
 from proxy.shard.metadata import derived_column, logical_text
@@ -131,7 +137,6 @@ from proxy.shard.transaction import (
 )
 from proxy.shard.values import NotPlaceable, shard_key
 from proxy.sql.analyze import Statement
-from proxy.sql.charsets import COLLATIONS
 from proxy.sql.lexer import LexMode, ServerFlavor, TokenKind, lex
 from proxy.sql.like import shows_database
 from proxy.wire.packets import (
@@ -439,6 +444,16 @@ class ShardedStatement:
     integer: IntegerHash | None = None
 
 
+def _new_types(statement: ShardedStatement, types: bytes) -> None:
+    """The client sent parameter types: an execution that leaves them out means these now.
+    The partitions' connections sent older ones read its values with those: they are sent
+    these with their next execution (``PhysicalStatement.typed`` forgotten)."""
+    if types != statement.types:
+        for physical in statement.physical.values():
+            physical.typed = weakref.WeakSet()
+    statement.types = types
+
+
 class _MoreResults:
     """The answer of a multi-statement packet's statement that is not its last: written as it
     comes but for its last packet, held until the statement is done and then sent with
@@ -711,7 +726,7 @@ class ShardedExecutor:
         except CatalogError as exc:
             raise sql_error(ErrorCode.UNKNOWN_ERROR, f"Sequence: {exc}") from None
         mode, flavor = self.session.link.state.lex_mode, self.session.link.state.flavor
-        decision = decide(plan.text, layout, mode, flavor, nextvals=values)
+        decision = decide(plan.text, layout, mode, flavor, nextvals=values, codec=self._codec())
         if isinstance(decision, NeedsSequence):
             raise not_supported("s.NEXTVAL in an INSERT that takes its shard key from a sequence")
         if decision is None:
@@ -779,7 +794,7 @@ class ShardedExecutor:
         except CatalogError as exc:
             raise sql_error(ErrorCode.UNKNOWN_ERROR, f"Sequence {needs.sequence}: {exc}") from None
         mode, flavor = self.session.link.state.lex_mode, self.session.link.state.flavor
-        decision = decide(plan.text, layout, mode, flavor, values)
+        decision = decide(plan.text, layout, mode, flavor, values, codec=self._codec())
         assert isinstance(decision, Route)
         return decision
 
@@ -917,7 +932,9 @@ class ShardedExecutor:
         if isinstance(merge_plan, Refusal):
             raise SqlError(merge_plan.errno, merge_plan.sqlstate, merge_plan.message)
         state = self.session.link.state
-        rerouted = decide(merge_plan.sql, plan.layout, state.lex_mode, state.flavor)
+        rerouted = decide(
+            merge_plan.sql, plan.layout, state.lex_mode, state.flavor, codec=self._codec()
+        )
         if not isinstance(rerouted, Route) or rerouted.merge is None:
             raise not_supported(f"merging {decision.merge} across partitions of this statement")
         targets = rerouted.targets
@@ -1987,13 +2004,19 @@ class ShardedExecutor:
         except ProtocolError:
             raise SqlError(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute") from None
         if found.sent_types:
-            statement.types = b"".join(found.types)
+            _new_types(statement, b"".join(found.types))
         if found.flags & _CURSOR_FLAGS:
             raise not_supported("cursors on a sharded database's sharded or broadcast tables")
         return found
 
+    def _codec(self) -> str | None:
+        """The Python codec of the client's character set now (``character_set_client``):
+        string keys and parameters are read in it; None: one the proxy cannot read."""
+        session = self.session
+        return client_codec(session.link.state, session.charset)
+
     def values(self, found: ExecuteParams) -> list[ParamValue]:
-        encoding = _python_encoding(self.session.charset)
+        encoding = self._codec()
         return [
             decode_param(t, v, encoding) for t, v in zip(found.types, found.values, strict=True)
         ]
@@ -2038,13 +2061,15 @@ class ShardedExecutor:
     def _refresh(self, statement: ShardedStatement, layout: Layout) -> None:
         """The statement's KeySlots and targets follow the catalog (a table dropped and
         created again with another rule is routed by the new one)."""
-        snapshot = self.session.ctx.snapshot()
-        if statement.placed_for is snapshot:
+        codec = self._codec()
+        seen = (self.session.ctx.snapshot(), codec)
+        placed_for = statement.placed_for
+        if isinstance(placed_for, tuple) and placed_for[0] is seen[0] and placed_for[1] == codec:
             return
         statement.placed.clear()
-        statement.placed_for = snapshot
+        statement.placed_for = seen
         state = self.session.link.state
-        slots = key_slots(statement.text, layout, state.lex_mode, state.flavor)
+        slots = key_slots(statement.text, layout, state.lex_mode, state.flavor, codec)
         statement.slots = slots
         statement.integer = None
         if slots is not None and statement.params == 1 and slots.sources == ((0, None),):
@@ -2072,7 +2097,9 @@ class ShardedExecutor:
         mode, flavor = state.lex_mode, state.flavor
         decision: Decision | None = self.keyed(statement, layout, values)
         if decision is None:
-            decision = decide(statement.text, layout, mode, flavor, params=values)
+            decision = decide(
+                statement.text, layout, mode, flavor, params=values, codec=self._codec()
+            )
         if isinstance(decision, NeedsSequence):
             catalog = session.ctx.accounts.catalog
             try:
@@ -2085,7 +2112,9 @@ class ShardedExecutor:
                 raise sql_error(
                     ErrorCode.UNKNOWN_ERROR, f"Sequence {decision.sequence}: {exc}"
                 ) from None
-            decision = decide(statement.text, layout, mode, flavor, taken, params=values)
+            decision = decide(
+                statement.text, layout, mode, flavor, taken, params=values, codec=self._codec()
+            )
         if decision is None:
             first = layout.partitions[0]
             decision = Route(
@@ -2212,7 +2241,7 @@ class ShardedExecutor:
                 f"parameters outside SELECT, FROM and WHERE when merging {decision.merge}"
                 " across partitions"
             )
-        rerouted = decide(merge_plan.sql, layout, mode, flavor, params=values)
+        rerouted = decide(merge_plan.sql, layout, mode, flavor, params=values, codec=self._codec())
         if not isinstance(rerouted, Route) or rerouted.merge is None:
             raise not_supported(f"merging {decision.merge} across partitions of this statement")
         targets = rerouted.targets
@@ -2266,7 +2295,7 @@ class ShardedExecutor:
                 if placement is not None:
                     target = self._placed(statement, plan.layout, placement)
         if target is None:
-            encoding = _python_encoding(self.session.charset)
+            encoding = self._codec()
             wanted = slots.wanted
             peeked = peek_params(payload, statement.params, statement.types, wanted, encoding)
             if peeked is None:
@@ -2290,7 +2319,7 @@ class ShardedExecutor:
         if physical is None or backend_id is None:
             return None
         if sent is not None:
-            statement.types = sent
+            _new_types(statement, sent)
         packet = with_id(payload, backend_id)
         if statement.params:
             if sent is None and conn not in physical.typed:
@@ -3003,17 +3032,6 @@ _PREPARE_LIMIT = 16 * 1024 * 1024
 # Physical statements a prepared statement keeps prepared (beyond: closed but the last used).
 _PHYSICAL_LIMIT = 64
 _CURSOR_FLAGS = 0x07
-_CODECS = {"utf8mb4": "utf-8", "utf8mb3": "utf-8", "utf8": "utf-8", "latin1": "cp1252"}
-_CODECS |= {"ascii": "ascii", "cp1250": "cp1250", "cp1251": "cp1251", "cp1256": "cp1256"}
-_CODECS |= {"cp1257": "cp1257", "latin2": "iso8859-2", "greek": "iso8859-7"}
-
-
-def _python_encoding(charset: int) -> str | None:
-    """The Python codec of the client's character set (None: its strings are not decoded,
-    and fix no partition)."""
-    return _CODECS.get(COLLATIONS.get(charset, ""))
-
-
 _CLAUSES = frozenset({"SELECT", "FROM", "WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "UNION"})
 
 

@@ -53,7 +53,7 @@ import contextlib
 import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Final, Literal
 
@@ -82,9 +82,11 @@ __all__ = [
     "Target",
     "bind_params",
     "copy_target",
+    "hint_comment",
     "hinted",
     "key_slots",
     "placed_targets",
+    "recode_strings",
     "route",
     "table_columns",
 ]
@@ -101,6 +103,11 @@ _TABLE_AFTER: Final = frozenset(
         "INSERT", "REPLACE", "IGNORE", "LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "QUICK", "IN",
     }
 )  # fmt: skip
+# Words after which "(" opens a parenthesized table reference or list (``FROM (a, b)``), not
+# a list of values (``IN (``) or columns (``INTO t (``); "(" itself for ``FROM ((a))``.
+_TABLE_LIST_PAREN: Final = {
+    "FROM": True, "JOIN": True, "STRAIGHT_JOIN": True, "UPDATE": True, "(": True
+}  # fmt: skip
 # Words that start and end a list of tables (its commas separate table references).
 _LIST_START: Final = frozenset({"FROM", "UPDATE"})
 _LIST_END: Final = frozenset(
@@ -124,6 +131,7 @@ _AGGREGATES: Final = frozenset(
         "JSON_ARRAYAGG", "JSON_OBJECTAGG",
     }
 )  # fmt: skip
+_BLIND_WHY = "a backslash in a string under NO_BACKSLASH_ESCAPES in {}"
 # Depth-0 words that end a WHERE condition.
 _WHERE_END: Final = frozenset(
     {"GROUP", "ORDER", "LIMIT", "HAVING", "WINDOW", "FOR", "LOCK", "INTO", "UNION", "EXCEPT",
@@ -174,6 +182,9 @@ class Route:
     # A prepared statement's INSERT split per partition: per target, the indexes of the
     # client's parameters its text holds (empty: every target holds them all, in order).
     params: tuple[tuple[int, ...], ...] = ()
+    # The lower-case names of the logical tables routing found in the statement (None: not
+    # known): a table the analysis found and routing did not is refused by the plan.
+    tables: frozenset[str] | None = None
 
     @property
     def single(self) -> bool:
@@ -284,11 +295,13 @@ def route(
     params: Sequence[SqlValue] | None = None,
     *,
     lexed: LexedStatement | None = None,
+    codec: str | None = "utf-8",
 ) -> Route | NeedsSequence | None:
     """Where the one statement ``sql`` goes (see the module docstring); raises SqlError.
     ``params``: a prepared statement's parameter values (missing ones NULL), routed as the
     literals they stand for; the targets' texts keep the parameter markers. ``lexed``: ``sql``
-    already lexed (in ``mode``, for ``flavor``), as one statement."""
+    already lexed (in ``mode``, for ``flavor``), as one statement. ``codec``: the Python codec
+    of the client's character set (``recode_strings``)."""
     if lexed is None:
         statements = lex(sql, mode, flavor)
         if len(statements) != 1:
@@ -297,6 +310,8 @@ def route(
     tokens = lexed.tokens
     if not tokens:
         return None
+    if codec != "utf-8":
+        tokens = recode_strings(tokens, codec)
     if params is not None:
         tokens = bind_params(tokens, params)
     references = _references(tokens, layout)
@@ -307,9 +322,16 @@ def route(
     singles = [r for r in references.values() if r.table.rule.kind == "single"]
     verb = token_keyword(tokens[0])
     select = verb == "SELECT" or (verb == "" and is_op_token(tokens[0], "("))
+    # sqlglot (the co-location check, the merge engine) reads a backslash in a string as an
+    # escape: under NO_BACKSLASH_ESCAPES it would read the rest of the statement otherwise.
+    sqlglot_blind = mode.no_backslash_escapes and any(
+        t.kind is TokenKind.STRING and "\\" in t.raw for t in tokens
+    )
     joined = False
     if select and sharded and _several_tables(tokens, references):
         # Joins and subqueries: each partition runs them on its own data when co-located.
+        if sqlglot_blind:
+            raise _refused(_BLIND_WHY.format("a join or subquery on sharded tables"))
         check_colocated(sql, layout.tables, layout.name, _columns(layout))
         joined = True
     if len(sharded) > 1 and not joined:
@@ -320,6 +342,31 @@ def route(
             f"a statement on sharded table {sharded[0].table.name} and single table "
             f"{singles[0].table.name}"
         )
+    found = _decided(
+        sql, tokens, layout, references, verb, select, joined, sharded, singles, placed,
+        sequence_values, params, sqlglot_blind,
+    )  # fmt: skip
+    if isinstance(found, Route):
+        return replace(found, tables=frozenset(references))
+    return found
+
+
+def _decided(
+    sql: str,
+    tokens: Sequence[Token],
+    layout: Layout,
+    references: Mapping[str, _Reference],
+    verb: str,
+    select: bool,
+    joined: bool,
+    sharded: list[_Reference],
+    singles: list[_Reference],
+    placed: list[_Reference],
+    sequence_values: Sequence[int] | None,
+    params: Sequence[SqlValue] | None,
+    sqlglot_blind: bool,
+) -> Route | NeedsSequence:
+    """``route``'s decision once the statement's tables are known (see there)."""
     if singles:
         # Broadcast tables with single tables: physical database 0 has both.
         return _copy(sql, tokens, layout, references, (0,), placed[0].table.name, "copy")
@@ -339,7 +386,13 @@ def route(
     if verb in ("UPDATE", "DELETE"):
         return _update_delete(sql, tokens, layout, references, main, verb)
     if select:
-        return _select(sql, tokens, layout, references, main)
+        found = _select(sql, tokens, layout, references, main)
+        if found.merge is not None and sqlglot_blind:
+            raise _refused(_BLIND_WHY.format(f"merging {found.merge} across partitions"))
+        return found
+    if verb == "CHECKSUM" and sharded:
+        # (physical database 0's checksum would be one partition's rows')
+        raise _refused(f"CHECKSUM TABLE across the partitions of table {sharded[0].table.name}")
     if verb in ("SHOW", "DESCRIBE", "DESC", "EXPLAIN", "CHECKSUM"):
         # About the table's definition: its first physical table answers.
         return _copy(sql, tokens, layout, references, (0,), main.table.name, "copy")
@@ -467,13 +520,33 @@ def _table_positions(tokens: Sequence[Token]) -> list[int]:
         if kind is _OP:
             value = token.value
             if value == "(":
-                in_from.append(False)
+                # ``FROM (a, b)``, ``JOIN (b)``, ``, (b)``: a parenthesized table reference
+                # (or list) where a table name could stand, read as a FROM list; a derived
+                # table's SELECT ends that list at once.
+                where_table = (
+                    after_word and _TABLE_LIST_PAREN.get(tokens[index - 1].value.upper(), False)
+                ) or (after_comma and in_from[-1])
+                in_from.append(where_table)
+                if where_table:
+                    index += 1
+                    after_word = True  # the first name follows
+                    after_comma = False
+                    continue
             elif value == ")" and len(in_from) > 1:
                 in_from.pop()
         elif kind is _WORD:
             word = token.value.upper()
             if word in _LIST_START:
                 in_from[-1] = True
+            elif word == "USING" and not is_op_token(
+                tokens[index + 1] if index + 1 < count else None, "("
+            ):
+                # DELETE FROM t USING a, b ... (a join's USING is followed by its columns)
+                in_from[-1] = True
+                after_word = True
+                after_comma = False
+                index += 1
+                continue
             elif word in _LIST_END:
                 in_from[-1] = False
         if (
@@ -753,7 +826,11 @@ def _values_for(
 
 
 def _or(tokens: list[Token], column: str, qualifiers: set[str]) -> list[tuple[Token, ...]] | None:
-    parts = _split_words(tokens, ("OR", "||"))
+    # Not at "||": OR by default, but a concatenation under PIPES_AS_CONCAT (and ANSI), where
+    # ``id = 1 || 2 = id`` is ``(id = '12') = id``; a part holding one does not fix the key.
+    parts = _split_words(tokens, ("OR",))
+    if any(len(_split_words(part, ("XOR",))) > 1 for part in parts):
+        return None  # XOR binds less tightly than AND: its operands are not conjunctions
     if len(parts) > 1:
         found: list[tuple[Token, ...]] = []
         for part in parts:
@@ -775,16 +852,22 @@ def _and(tokens: list[Token], column: str, qualifiers: set[str]) -> list[tuple[T
 
 
 def _split_words(tokens: list[Token], words: tuple[str, ...]) -> list[list[Token]]:
-    """Split at depth-0 ``words`` (the AND of ``BETWEEN a AND b`` is not a conjunction)."""
+    """Split at depth-0 ``words`` (the AND of ``BETWEEN a AND b`` is not a conjunction, nor
+    are the words between CASE and its END)."""
     parts: list[list[Token]] = [[]]
     depth = 0
+    cases = 0
     between = False
     for token in tokens:
         if is_op_token(token, "("):
             depth += 1
         elif is_op_token(token, ")"):
             depth -= 1
-        elif depth == 0:
+        elif depth == 0 and token_keyword(token) == "CASE":
+            cases += 1
+        elif depth == 0 and cases and token_keyword(token) == "END":
+            cases -= 1
+        elif depth == 0 and not cases:
             word = token_keyword(token) or (token.value if token.kind is TokenKind.OP else "")
             if word == "BETWEEN":
                 between = True
@@ -1307,6 +1390,11 @@ def _hinted_databases(kind: str, arguments: str, layout: Layout) -> list[int]:
     return found
 
 
+def hint_comment(sql: str) -> bool:
+    """Whether ``sql`` starts with a DRDS hint (``/*+TDDL:node(...)*/``, ``/*+TDDL:scan()*/``)."""
+    return _HINT.match(sql) is not None
+
+
 def hinted(
     sql: str, layout: Layout, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None
 ) -> Route | None:
@@ -1323,6 +1411,11 @@ def hinted(
     if len(statements) != 1 or not statements[0].tokens:
         raise _refused("a TDDL hint on several statements")
     tokens = statements[0].tokens
+    verb = token_keyword(tokens[0])
+    if verb in ("CREATE", "ALTER", "DROP", "RENAME"):
+        # On some physical databases only: their definitions would leave the catalog's (an
+        # INSERT without a column list then places rows by columns a partition does not have).
+        raise _refused(f"{verb} under a TDDL hint")
     references = _references(tokens, layout)
     split = [r for r in references.values() if r.table.rule.split_tables]
     if len(split) > 1:
@@ -1342,10 +1435,41 @@ def hinted(
             found.append((physical, _text_for(sql, tokens, layout, references, {}, physical)))
     write = token_keyword(tokens[0]) in ("INSERT", "REPLACE", "UPDATE", "DELETE")
     named = next(iter(references.values()), None)
-    return Route("hint", named.table.name if named else "", write, not write, _ordered(found))
+    return Route(
+        "hint",
+        named.table.name if named else "",
+        write,
+        not write,
+        _ordered(found),
+        tables=frozenset(references),
+    )
 
 
 # ---------------------------------------------------------------------- prepared statements
+
+
+# A string value that fixes no partition (``proxy.shard.values`` refuses lone surrogates).
+_UNREADABLE = "\udcff"
+
+
+def recode_strings(tokens: Sequence[Token], codec: str | None) -> tuple[Token, ...]:
+    """``tokens`` with each string literal's value read in the client's character set: the
+    proxy reads a statement's bytes as UTF-8, MariaDB in ``character_set_client`` (a latin1
+    client's bytes C3 A9 are 'Ã©', not 'é'). A value that is not text in ``codec`` (None: a
+    character set the proxy cannot read), or an ``N'...'`` string (the national character set
+    reads its bytes), fixes no partition."""
+    out = []
+    for token in tokens:
+        if token.kind is TokenKind.STRING and not token.value.isascii():
+            value = _UNREADABLE
+            if codec is not None and token.raw[:1] not in ("N", "n"):
+                try:
+                    value = token.value.encode("utf-8", "surrogateescape").decode(codec)
+                except (UnicodeEncodeError, UnicodeDecodeError):
+                    value = _UNREADABLE
+            token = Token(token.kind, token.raw, value, token.image, token.pos)
+        out.append(token)
+    return tuple(out)
 
 
 def bind_params(tokens: Sequence[Token], params: Sequence[SqlValue]) -> tuple[Token, ...]:
@@ -1404,16 +1528,22 @@ class KeySlots:
 
 
 def key_slots(
-    sql: str, layout: Layout, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None
+    sql: str,
+    layout: Layout,
+    mode: LexMode = DEFAULT_MODE,
+    flavor: ServerFlavor | None = None,
+    codec: str | None = "utf-8",
 ) -> KeySlots | None:
     """The :class:`KeySlots` of a prepared statement (None: it is routed by ``route`` with
-    its parameters at each execution)."""
+    its parameters at each execution); ``codec`` as for ``route``."""
     if _HINT.match(sql):
         return None
     statements = lex(sql, mode, flavor)
     if len(statements) != 1 or not statements[0].tokens:
         return None
     original = statements[0].tokens
+    if codec != "utf-8":
+        original = recode_strings(original, codec)
     verb = token_keyword(original[0])
     if verb not in ("SELECT", "UPDATE", "DELETE"):
         return None
@@ -1428,12 +1558,14 @@ def key_slots(
         return None
     if rule.tb_key is not None and not rule.tb_key.same_as(rule.db_key):
         return None
+    if _several_tables(tokens, references):
+        return None  # a subquery or derived table: its columns may be the ones named
     condition = _where(tokens)
     if condition is None:
         return None
-    qualifiers = {ref.table.key}
-    if ref.alias is not None:
-        qualifiers.add(ref.alias.lower())
+    # As routing reads it: a table with an alias is named only by its alias (its own name
+    # may be another table's alias).
+    qualifiers = {ref.alias.lower()} if ref.alias is not None else {ref.table.key}
     found = _values_for(condition, rule.db_key.column.lower(), qualifiers)
     if found is None:
         return None

@@ -21,8 +21,9 @@ Raises SqlError for what is refused (1235 naming why, 1050, 1051, 1146).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from auth.errors import ErrorCode, SqlError, not_supported, sql_error
 from auth.model import DEFAULT_SEQUENCE_START, LogicalTable
@@ -57,15 +58,41 @@ __all__ = [
     "Decision",
     "FanOut",
     "FieldListing",
-    "HiddenTable",
     "LocalRows",
     "RenamedRows",
+    "TableAccess",
     "TableStatus",
     "decide",
     "field_listing",
     "lock_refusal",
     "show_commands",
 ]
+
+
+class TableAccess(Protocol):
+    """What the caller may learn of the logical tables, for the SHOW commands the proxy
+    answers from the catalog (as MariaDB answers them from its grant tables)."""
+
+    def lists(self, table: str) -> bool:
+        """Whether SHOW TABLES lists ``table``: the caller holds some privilege on it."""
+        ...
+
+    def denied(self, table: str) -> SqlError | None:
+        """The error for a SHOW naming ``table`` (SELECT needed, as SHOW COLUMNS), or None."""
+        ...
+
+
+class _Everything:
+    """Every table visible (the proxy's own uses: EXPLAIN, tests)."""
+
+    def lists(self, table: str) -> bool:
+        return True
+
+    def denied(self, table: str) -> SqlError | None:
+        return None
+
+
+EVERYTHING: TableAccess = _Everything()
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,13 +288,14 @@ def decide(
     sequence_values: Sequence[int] | None = None,
     nextvals: Sequence[int] | None = None,
     params: Sequence[SqlValue] | None = None,
-    visible: Callable[[str], bool] | None = None,
+    access: TableAccess = EVERYTHING,
+    codec: str | None = "utf-8",
 ) -> Decision | None:
     """See the module docstring. ``text``: one statement (the analysis's executable text).
     ``nextvals``: a value for each ``s.NEXTVAL`` of the statement, put in its place.
-    ``params``: a prepared statement's parameter values (``route``). ``visible``: whether the
-    caller may see a logical table (holds some privilege on it; None: every table), as
-    MariaDB lists only those."""
+    ``params``: a prepared statement's parameter values (``route``). ``access``: which
+    tables the SHOW commands answered here may name (the caller's). ``codec``: the Python
+    codec of the client's character set (string keys are read in it: ``route``)."""
     # Lexed once for every step below and routing (a multi-row INSERT of many rows is mostly
     # lexing): again only when s.NEXTVAL values were spliced in.
     statements = lex(text, mode, flavor)
@@ -284,13 +312,13 @@ def decide(
     if hint is not None:
         return hint
     if len(statements) != 1:
-        return route(text, layout, mode, flavor, sequence_values, params)
+        return route(text, layout, mode, flavor, sequence_values, params, codec=codec)
     logical = logical_text(text, layout, mode, flavor)
     if logical is not None:
         text = logical
         statements = lex(text, mode, flavor)
     decided = _decide_one(
-        text, statements[0], layout, mode, flavor, sequence_values, params, visible
+        text, statements[0], layout, mode, flavor, sequence_values, params, access, codec
     )
     if decided is not None:
         return decided
@@ -312,7 +340,8 @@ def _decide_one(
     flavor: ServerFlavor | None,
     sequence_values: Sequence[int] | None,
     params: Sequence[SqlValue] | None,
-    visible: Callable[[str], bool] | None = None,
+    access: TableAccess = EVERYTHING,
+    codec: str | None = "utf-8",
 ) -> Decision | None:
     tokens = lexed.tokens
     words = [token_keyword(t) for t in tokens[:4]]
@@ -321,11 +350,11 @@ def _decide_one(
     if words[0] in ("EXPLAIN", "DESCRIBE", "DESC") and len(tokens) > 1:
         inner = token_keyword(tokens[1])
         if inner in ("SELECT", "INSERT", "REPLACE", "UPDATE", "DELETE", "WITH"):
-            return _explain(text[tokens[1].pos :], layout, mode, flavor)
+            return _explain(text[tokens[1].pos :], layout, mode, flavor, codec)
     if words[0] in ("CREATE", "ALTER", "DROP") and "SEQUENCE" in words[1:3]:
         return SequenceDdl(parse_sequence_statement(text, lexed))
     if words[0] == "SHOW":
-        return _show(text, tokens, layout, visible)
+        return _show(text, tokens, layout, access)
     if words[0] == "CREATE" and "TABLE" in words and "TEMPORARY" not in words:
         return _create(text, layout, mode, flavor)
     if words[0] == "DROP" and words[1:2] == ["TABLE"]:
@@ -336,15 +365,15 @@ def _decide_one(
         return _rename(tokens, layout)
     if words[0] == "CHECK" and words[1:2] == ["TABLE"]:
         return _check(tokens, layout)
-    return route(text, layout, mode, flavor, sequence_values, params, lexed=lexed)
+    return route(text, layout, mode, flavor, sequence_values, params, lexed=lexed, codec=codec)
 
 
 def _explain(
-    text: str, layout: Layout, mode: LexMode, flavor: ServerFlavor | None
+    text: str, layout: Layout, mode: LexMode, flavor: ServerFlavor | None, codec: str | None
 ) -> Decision | None:
     """EXPLAIN of a statement on sharded or broadcast tables: the statements the proxy would
     send to each physical database, as DRDS's EXPLAIN shows its plan (nothing runs)."""
-    found = route(text, layout, mode, flavor)
+    found = route(text, layout, mode, flavor, codec=codec)
     if found is None:
         return None  # the shard explains it
     if isinstance(found, NeedsSequence):
@@ -358,50 +387,38 @@ def _explain(
 # ------------------------------------------------------------------------------------- SHOW
 
 
-@dataclass(frozen=True)
-class HiddenTable(SqlError):
-    """A statement names a table the caller holds nothing on (``visible``): the caller turns
-    it into MariaDB's 1142 for its account (``table``: the name as written)."""
-
-    table: str = ""
-
-
 def _from_table(
-    tokens: Sequence[Token],
-    layout: Layout,
-    at: int,
-    visible: Callable[[str], bool] | None = None,
+    tokens: Sequence[Token], layout: Layout, at: int, access: TableAccess
 ) -> LogicalTable | None:
-    """The logical table named after FROM/IN at ``at`` (None: none is named); 1146 if it is
-    not one of the database's, HiddenTable if the caller may not see it."""
+    """The logical table named after FROM/IN at ``at`` (None: none is named); 1142 if the
+    caller may not see it, 1146 if it is not one of the database's."""
     if at >= len(tokens):
         return None
     if token_keyword(tokens[at]) not in ("FROM", "IN") or at + 1 >= len(tokens):
         raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
     name = tokens[at + 1]
     if at + 3 < len(tokens) and is_op_token(tokens[at + 2], "."):
+        if name.value.lower() != layout.name.lower():
+            raise not_supported("SHOW TOPOLOGY or SHOW RULE of another database's table")
         name = tokens[at + 3]
+    denied = access.denied(name.value)
+    if denied is not None:
+        raise denied
     table = layout.tables.get(name.value.lower())
     if table is None:
         raise sql_error(
             ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{name.value}' doesn't exist"
         )
-    if visible is not None and not visible(table.name):
-        errno, sqlstate = ErrorCode.TABLEACCESS_DENIED.value
-        raise HiddenTable(errno, sqlstate, "command denied", table=name.value)
     return table
 
 
 def _show(
-    text: str,
-    tokens: Sequence[Token],
-    layout: Layout,
-    visible: Callable[[str], bool] | None = None,
+    text: str, tokens: Sequence[Token], layout: Layout, access: TableAccess
 ) -> Decision | None:
     words = [token_keyword(t) for t in tokens]
     count = layout.count
     if words[1:2] == ["TOPOLOGY"]:
-        table = _from_table(tokens, layout, 2, visible)
+        table = _from_table(tokens, layout, 2, access)
         if table is None:
             raise sql_error(ErrorCode.PARSE, "SHOW TOPOLOGY needs FROM table")
         rows = tuple(
@@ -410,10 +427,12 @@ def _show(
         )
         return LocalRows(("ID", "GROUP_NAME", "TABLE_NAME"), rows, frozenset({"ID"}))
     if words[1:2] == ["RULE"]:
-        named = _from_table(tokens, layout, 2, visible)
-        tables = [named] if named is not None else sorted(layout.tables.values(), key=_name)
-        if named is None and visible is not None:
-            tables = [t for t in tables if visible(t.name)]
+        named = _from_table(tokens, layout, 2, access)
+        tables = (
+            [named]
+            if named is not None
+            else sorted((t for t in layout.tables.values() if access.lists(t.name)), key=_name)
+        )
         rule_rows = []
         for index, table in enumerate(tables):
             rule = table.rule
@@ -460,9 +479,9 @@ def _show(
             if words[after] != "LIKE" or after + 2 != len(tokens):
                 raise not_supported("SHOW TABLES ... WHERE on a sharded database")
             pattern = tokens[after + 1].value
-        names = sorted((t.name for t in layout.tables.values()), key=str.lower)
-        if visible is not None:
-            names = [n for n in names if visible(n)]
+        names = sorted(
+            (t.name for t in layout.tables.values() if access.lists(t.name)), key=str.lower
+        )
         if pattern is not None:
             shown = shows_database(pattern)
             names = [n for n in names if shown(n)]

@@ -19,6 +19,7 @@ __all__ = [
     "SAFE_CHARSETS",
     "UTF8MB4_GENERAL_CI",
     "client_collation",
+    "python_codec",
     "unsupported_charset",
 ]
 
@@ -284,3 +285,16 @@ def client_collation(collation: int) -> int | SqlError:
     if charset not in SAFE_CHARSETS:
         return unsupported_charset(charset)
     return collation if collation < 256 else UTF8MB4_GENERAL_CI
+
+
+# The Python codecs that read a character set's bytes as MariaDB does (for the ones listed).
+_CODECS: Final = {
+    "utf8mb4": "utf-8", "utf8mb3": "utf-8", "utf8": "utf-8", "latin1": "cp1252",
+    "ascii": "ascii", "cp1250": "cp1250", "cp1251": "cp1251", "cp1256": "cp1256",
+    "cp1257": "cp1257", "latin2": "iso8859-2", "greek": "iso8859-7",
+}  # fmt: skip
+
+
+def python_codec(charset: str) -> str | None:
+    """The Python codec reading ``charset``'s bytes as MariaDB does (None: not known here)."""
+    return _CODECS.get(charset.lower())

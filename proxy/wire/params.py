@@ -11,6 +11,7 @@ COM_STMT_EXECUTE of some of them, with their types, for another statement id.
 from __future__ import annotations
 
 import math
+import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ _TEMPORAL = frozenset({0x07, 0x0A, 0x0B, 0x0C})  # TIMESTAMP, DATE, TIME, DATETI
 _INTEGERS = {0x01: (1, "b", "B"), 0x02: (2, "h", "H"), 0x0D: (2, "h", "H")}
 _INTEGERS |= {0x03: (4, "i", "I"), 0x09: (4, "i", "I"), 0x08: (8, "q", "Q")}
 _DECIMALS = frozenset({0x00, 0xF6})
+# A DECIMAL parameter's text that MariaDB reads whole, as Python's Decimal reads it (Decimal
+# also takes "1_0", surrounding spaces, "Infinity"..., which MariaDB reads otherwise).
+_DECIMAL_TEXT = re.compile(rb"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # Character strings (the client's character set); BLOB, BIT, GEOMETRY and JSON are left as bytes.
 _STRINGS = frozenset({0x0F, 0xFD, 0xFE, 0xF7, 0xF8})
 
@@ -207,6 +211,8 @@ def decode_param(kind: bytes, raw: bytes | None, encoding: str | None) -> ParamV
     _, start = read_lenenc_int(raw, 0)
     body = raw[start:]
     if code in _DECIMALS:
+        if _DECIMAL_TEXT.fullmatch(body) is None:
+            return raw  # not read here as MariaDB reads it: no key is computed from it
         try:
             return Decimal(body.decode("ascii"))
         except (InvalidOperation, UnicodeDecodeError):

@@ -55,6 +55,11 @@ def _lenenc(data: bytes, pos: int) -> tuple[int, int]:
     return int.from_bytes(data[pos + 1 : pos + 9], "little"), pos + 9
 
 
+def lenenc_bytes(value: bytes) -> bytes:
+    """``value`` as the protocol's length-encoded string."""
+    return _lenenc_bytes(value)
+
+
 def _lenenc_bytes(value: bytes) -> bytes:
     n = len(value)
     if n < 0xFB:
@@ -203,6 +208,30 @@ class BinaryClient:
         self.types = self._column_types(count)
         if cursor:
             return []
+        return self._rows(self.types)
+
+    def execute_typed(
+        self, statement: Prepared, params: list[tuple[int, bytes | None]]
+    ) -> list[tuple[int | str | None, ...]] | int:
+        """``execute`` with each parameter's type code and its value as the wire encodes it
+        (None: NULL), sent as given: rows, or the affected rows of an OK."""
+        body = bytearray(b"\x17" + statement.statement_id.to_bytes(4, "little"))
+        body += b"\x00" + (1).to_bytes(4, "little")
+        bitmap = bytearray((statement.params + 7) // 8)
+        for i, (_, raw) in enumerate(params):
+            if raw is None:
+                bitmap[i // 8] |= 1 << (i % 8)
+        body += bitmap + b"\x01"
+        for code, _ in params:
+            body += bytes([code, 0])
+        for _, raw in params:
+            body += raw or b""
+        self._send(bytes(body))
+        first = self._check(self._read()[1])
+        if first[:1] == b"\x00":
+            return _lenenc(first, 1)[0]
+        count, _ = _lenenc(first, 0)
+        self.types = self._column_types(count)
         return self._rows(self.types)
 
     def execute_raw(self, statement: Prepared) -> tuple[list[bytes], list[bytes]]:

@@ -1,0 +1,514 @@
+"""Bypass attempts on a sharded database's statement paths, on two real MariaDB shards: what an
+attacker who reads the routing code would try. Each test is one finding of the adversarial
+review: a statement the proxy read one way and MariaDB another (executable comments, hidden
+table references, SQL modes, parameter encodings), or an answer given without the privilege
+MariaDB would ask for. Rows are read back from the physical databases directly.
+
+The layout: ``advdb`` over s0 and s1 with 4 physical databases (``advdb_0000``, ``advdb_0001``
+on s0; ``advdb_0002``, ``advdb_0003`` on s1); ``DBPARTITION BY HASH(id)``: db = |id| mod 4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pymysql
+import pytest
+
+from tests.conftest import connect_admin
+from tests.e2e.binclient import BinaryClient, ServerError, lenenc_bytes
+from tests.e2e.conftest import ProxyEnv
+from tests.e2e.sharded import sharded_database
+
+PASSWORD = "Adversary#pass1"
+DB = "advdb"
+SHARD_OF = {0: 0, 1: 0, 2: 1, 3: 1}  # physical database -> shard index
+LIMITED = ("advlimited", "Limited#pass12")
+
+
+@pytest.fixture(scope="module")
+def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
+    with sharded_database(proxy, DB, PASSWORD):
+        conn = _client(proxy)
+        try:
+            with conn.cursor() as cur:
+                for name in ("ja", "jb"):
+                    cur.execute(
+                        f"CREATE TABLE {name} (id int NOT NULL PRIMARY KEY, x int)"
+                        " DBPARTITION BY HASH(id)"
+                    )
+                    cur.execute(f"INSERT INTO {name} VALUES (0, 7), (1, 7), (2, 7), (3, 7)")
+                cur.execute(
+                    "CREATE TABLE secret (id int NOT NULL PRIMARY KEY, v varchar(20))"
+                    " DBPARTITION BY HASH(id) TBPARTITION BY HASH(id) TBPARTITIONS 2"
+                )
+                cur.execute("CREATE TABLE open_t (id int PRIMARY KEY, v int) BROADCAST")
+                cur.execute(
+                    "CREATE TABLE sk (k varchar(20) NOT NULL PRIMARY KEY, v int)"
+                    " DEFAULT CHARSET utf8mb4 DBPARTITION BY HASH(k)"
+                )
+                cur.execute(
+                    "CREATE TABLE autot (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, v int)"
+                    " DBPARTITION BY HASH(id)"
+                )
+                cur.execute("CREATE SEQUENCE seq")
+                cur.execute(f"CREATE USER '{LIMITED[0]}'@'%' IDENTIFIED BY '{LIMITED[1]}'")
+                cur.execute(f"GRANT SELECT ON {DB}.open_t TO '{LIMITED[0]}'@'%'")
+        finally:
+            conn.close()
+        yield proxy
+
+
+def _client(env: ProxyEnv, **kwargs: Any) -> pymysql.connections.Connection[Any]:
+    return env.connect(DB, PASSWORD, database=DB, **kwargs)
+
+
+def _limited(env: ProxyEnv) -> pymysql.connections.Connection[Any]:
+    return env.connect(LIMITED[0], LIMITED[1], database=DB)
+
+
+def _physical(env: ProxyEnv, index: int, sql: str) -> list[tuple[Any, ...]]:
+    """Run ``sql`` on physical database ``index`` directly on its shard."""
+    admin = connect_admin(env.shards[SHARD_OF[index]], database=f"{DB}_{index:04d}")
+    try:
+        with admin.cursor() as cur:
+            cur.execute(sql)
+            return list(cur.fetchall())
+    finally:
+        admin.close()
+
+
+def _error(cur: Any, sql: str) -> tuple[int, str]:
+    with pytest.raises(pymysql.err.MySQLError) as failed:
+        cur.execute(sql)
+    return failed.value.args[0], failed.value.args[1]
+
+
+# ------------------------------------------------------------------------------ privileges
+
+
+def test_show_commands_list_only_tables_the_caller_holds_something_on(sharded: ProxyEnv) -> None:
+    """SHOW TABLES is answered by the proxy on a sharded database: it listed every logical
+    table (MariaDB lists only those the account holds a privilege on), and SHOW RULE / SHOW
+    TOPOLOGY answered for any table, naming its shard key and physical tables."""
+    conn = _limited(sharded)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW TABLES")
+            assert cur.fetchall() == (("open_t",),)
+            cur.execute("SHOW FULL TABLES")
+            assert cur.fetchall() == (("open_t", "BASE TABLE"),)
+            cur.execute("SHOW TABLES LIKE '%e%'")
+            assert cur.fetchall() == (("open_t",),)
+            cur.execute("SHOW RULE")
+            assert [r[1] for r in cur.fetchall()] == ["open_t"]
+            cur.execute("SHOW RULE FROM open_t")
+            assert [r[1] for r in cur.fetchall()] == ["open_t"]
+            cur.execute("SHOW TOPOLOGY FROM open_t")
+            assert len(cur.fetchall()) == 4
+            for sql in ("SHOW RULE FROM secret", "SHOW TOPOLOGY FROM secret"):
+                errno, message = _error(cur, sql)
+                assert errno == 1142, sql
+                assert "'secret'" in message
+            # Another database's name before the table was ignored (this database's answered).
+            for sql in ("SHOW RULE FROM easydb.open_t", "SHOW TOPOLOGY FROM easydb.open_t"):
+                errno, message = _error(cur, sql)
+                assert errno == 1235, sql
+    finally:
+        conn.close()
+    owner = _client(sharded)
+    try:
+        with owner.cursor() as cur:
+            cur.execute("SHOW TABLES")
+            assert [r[0] for r in cur.fetchall()] == ["autot", "ja", "jb", "open_t", "secret", "sk"]
+    finally:
+        owner.close()
+
+
+def test_nextval_needs_insert_and_select_on_the_sequence(sharded: ProxyEnv) -> None:
+    """``s.NEXTVAL`` takes a GROUP sequence's values (a write): an account holding only SELECT
+    on another table took them, the implicit sequences of tables it holds nothing on too.
+    MariaDB's NEXTVAL(s) needs INSERT (and the proxy's analysis SELECT) on s."""
+    conn = _limited(sharded)
+    try:
+        with conn.cursor() as cur:
+            for sql, sequence in (
+                ("SELECT seq.NEXTVAL", "seq"),
+                ("SELECT id, seq.NEXTVAL FROM open_t", "seq"),
+                ("SELECT AUTO_SEQ_autot.NEXTVAL", "AUTO_SEQ_autot"),
+            ):
+                errno, message = _error(cur, sql)
+                assert errno == 1142, sql
+                assert f"command denied to user '{LIMITED[0]}'" in message
+                assert f"for table '{sequence}'" in message
+    finally:
+        conn.close()
+    owner = _client(sharded)
+    try:
+        with owner.cursor() as cur:
+            cur.execute("SELECT seq.NEXTVAL")
+            first = cur.fetchall()[0][0]
+            cur.execute("SELECT seq.NEXTVAL")
+            assert cur.fetchall()[0][0] > first
+    finally:
+        owner.close()
+
+
+# ------------------------------------------------------------------- executable comments
+
+
+def test_executable_comments_are_read_as_the_shard_reads_them(sharded: ProxyEnv) -> None:
+    """The co-location check and the merge engine read the statement with sqlglot, which takes
+    ``/*!50000 ...*/`` and ``/*M!...*/`` for comments, while MariaDB runs their code: a join
+    not on the shard keys hidden in one ran on each partition's own rows (4 pairs of the 16 one
+    server joins), and a GROUP BY hidden in one was merged as one group."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            for sql in (
+                "SELECT ja.id, jb.id FROM ja /*!50000 JOIN jb ON ja.x = jb.x */",
+                "SELECT ja.id, jb.id FROM ja /*M!100000 JOIN jb ON ja.x = jb.x */",
+                "SELECT ja.id, jb.id FROM ja JOIN jb ON ja.id = jb.id /*!50000 OR ja.x = jb.x */",
+                "SELECT COUNT(*) FROM ja /*!50000 JOIN jb ON ja.x = jb.x */",
+                "SELECT ja.id FROM ja WHERE /*!50000 EXISTS (SELECT 1 FROM jb WHERE jb.x = 7) AND*/"
+                " ja.id > 0",
+            ):
+                errno, message = _error(cur, sql)
+                assert errno == 1235, sql
+                assert "sharded table" in message, sql
+            cur.execute("SELECT SUM(x) FROM ja /*!50000 GROUP BY id */")
+            assert sorted(r[0] for r in cur.fetchall()) == [7, 7, 7, 7]
+            cur.execute("SELECT id FROM ja /*!50000 ORDER BY id DESC */ LIMIT 2")
+            assert cur.fetchall() == ((3,), (2,))
+            # Still routed by a key the comment's code fixes.
+            cur.execute("SELECT x FROM ja WHERE /*!50000 id = 2 AND */ x = 7")
+            assert cur.fetchall() == ((7,),)
+            # A comment whose version the shard does not run stays a comment.
+            cur.execute("SELECT COUNT(*) FROM ja /*!99999 JOIN jb ON ja.x = jb.x */")
+            assert cur.fetchall() == ((4,),)
+    finally:
+        conn.close()
+
+
+# ----------------------------------------------------------------- hidden table references
+
+
+def test_parenthesized_and_using_table_references_are_routed(sharded: ProxyEnv) -> None:
+    """Routing found table names after FROM, JOIN and the commas of a FROM list, not inside
+    the parentheses of ``FROM (t)`` / ``FROM (a, b)`` nor in a multi-table DELETE's ``USING a,
+    b``: such a statement named no sharded table as far as routing saw, and ran on physical
+    database 0 alone (one partition's rows read, a join of two sharded tables not on their
+    keys run there, a multi-table DELETE run on each partition's own rows)."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT id FROM (ja)")
+            assert sorted(r[0] for r in cur.fetchall()) == [0, 1, 2, 3]
+            cur.execute("SELECT COUNT(*) FROM ((ja))")
+            assert cur.fetchall() == ((4,),)
+            cur.execute("SELECT id FROM (ja) WHERE id = 2")
+            assert cur.fetchall() == ((2,),)
+            for sql in (
+                "SELECT * FROM (ja, jb)",
+                "SELECT * FROM ja, (jb)",
+                "SELECT * FROM ja JOIN (jb) ON ja.x = jb.x",
+                "SELECT * FROM (ja JOIN jb ON ja.x = jb.x)",
+                "SELECT * FROM (ja) WHERE x IN (SELECT x FROM (jb))",
+                "DELETE FROM ja USING ja, jb WHERE ja.x = jb.x AND jb.id = 2",
+                "DELETE FROM ja USING ja JOIN jb ON ja.x = jb.x WHERE jb.id = 2",
+            ):
+                errno, _ = _error(cur, sql)
+                assert errno == 1235, sql
+        for index, ids in enumerate([[0], [1], [2], [3]]):
+            assert [r[0] for r in _physical(sharded, index, "SELECT id FROM ja")] == ids
+    finally:
+        conn.close()
+
+
+# ------------------------------------------------------------------ statements of the session
+
+
+def test_session_statements_naming_sharded_tables_are_refused(sharded: ProxyEnv) -> None:
+    """A SET with a subquery and LOCK TABLES are session statements (and CHECKSUM TABLE a
+    copy's answer): the proxy relayed them to physical database 0, so ``SET @n = (SELECT
+    COUNT(*) FROM ja)`` counted one partition's rows (1 of 4) and LOCK TABLES locked one
+    partition's table while the others stayed writable."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            for sql in (
+                "SET @n = (SELECT COUNT(*) FROM ja)",
+                "SET @n := (SELECT MAX(id) FROM secret)",
+                "SET @n = 1, @m = (SELECT COUNT(*) FROM ja WHERE id = 1)",
+                "LOCK TABLES ja WRITE",
+                "LOCK TABLES autot READ, open_t READ",
+            ):
+                errno, message = _error(cur, sql)
+                assert errno == 1235, sql
+                if sql.startswith("LOCK"):
+                    assert "LOCK TABLES of " in message and "mariadb-dump" in message, sql
+                else:
+                    assert "naming sharded or broadcast table" in message, sql
+            # CHECKSUM TABLE answered by physical database 0: one partition's rows.
+            errno, message = _error(cur, "CHECKSUM TABLE ja")
+            assert errno == 1235
+            assert "CHECKSUM TABLE across the partitions of table ja" in message
+            cur.execute("SELECT @n")
+            assert cur.fetchall() == ((None,),)
+            cur.execute("SET @n = 5")
+            cur.execute("SELECT @n")
+            assert cur.fetchall() == ((5,),)
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------- prepared statements
+
+_NEWDECIMAL = 0xF6
+_VAR_STRING = 0xFD
+
+
+def test_decimal_parameters_are_read_as_the_shard_reads_them(sharded: ProxyEnv) -> None:
+    """A DECIMAL parameter's text was read with Python's Decimal, which takes ``1_0`` for 10
+    (and spaces around it), where MariaDB reads the digits before the ``_``: 1. A prepared
+    INSERT with it put the row with key 1 in key 10's partition (2 instead of 1), where no
+    point read of 1 finds it; a point read was routed to key 10's partition."""
+    binary = BinaryClient(sharded.port, DB, PASSWORD, DB)
+    try:
+        insert = binary.prepare("INSERT INTO jb (id, x) VALUES (?, 99)")
+        with pytest.raises(ServerError) as refused:
+            binary.execute_typed(insert, [(_NEWDECIMAL, lenenc_bytes(b"5_0"))])
+        assert refused.value.errno == 1235
+        # A decimal MariaDB reads as the proxy does is placed.
+        assert binary.execute_typed(insert, [(_NEWDECIMAL, lenenc_bytes(b"6.0"))]) == 1
+        select = binary.prepare("SELECT CAST(x AS SIGNED) FROM ja WHERE id = ?")
+        for text in (b"1_0", b" 1", b"1 "):
+            rows = binary.execute_typed(select, [(_NEWDECIMAL, lenenc_bytes(text))])
+            assert rows == [(7,)], text
+        assert binary.execute_typed(select, [(_NEWDECIMAL, lenenc_bytes(b"1e0"))]) == [(7,)]
+    finally:
+        binary.close()
+    for index in range(4):
+        ids = [r[0] for r in _physical(sharded, index, "SELECT id FROM jb")]
+        assert 5 not in ids and 50 not in ids
+        assert (6 in ids) == (index == 2)
+
+
+# ---------------------------------------------------------------------------- SQL modes
+
+
+def test_double_pipe_is_not_read_as_or_when_it_may_concatenate(sharded: ProxyEnv) -> None:
+    """Routing split a WHERE at ``||`` as at OR, and the merge evaluated a HAVING's ``||`` as
+    OR; under PIPES_AS_CONCAT (and ANSI) MariaDB concatenates: ``id = 1 || 2 = id`` is
+    ``(id = '12') = id``, true for the row 0, which lives in neither key 1's nor key 2's
+    partition."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',PIPES_AS_CONCAT')")
+            cur.execute("SELECT id FROM ja WHERE id = 1 || 2 = id")
+            assert cur.fetchall() == ((0,),)
+            cur.execute("UPDATE ja SET x = 8 WHERE id = 1 || 2 = id")
+            assert cur.rowcount == 1
+            assert _physical(sharded, 0, "SELECT x FROM ja") == [(8,)]
+            cur.execute("UPDATE ja SET x = 7 WHERE id = 0")
+            errno, _ = _error(cur, "SELECT x, COUNT(*) n FROM ja GROUP BY x HAVING n > 1 || 0")
+            assert errno == 1235
+            cur.execute("SET SESSION sql_mode = DEFAULT")
+            cur.execute("SELECT id FROM ja WHERE id = 1 || id = 2")
+            assert sorted(r[0] for r in cur.fetchall()) == [1, 2]
+    finally:
+        conn.close()
+
+
+# ------------------------------------------------------------------------ character sets
+
+
+def test_string_keys_are_read_in_the_clients_character_set(sharded: ProxyEnv) -> None:
+    """The proxy reads every statement as UTF-8; a latin1 client's ``'\xc3\xa9'`` is the two
+    characters 'Ã©' to MariaDB (stored as such), but 'é' to routing: the row went to hash('é')'s
+    partition (1), where a utf8mb4 client's point read of 'Ã©' (partition 2) does not find
+    it, and a latin1 client's point read of it went to partition 1 too."""
+    latin1 = _client(sharded, charset="latin1")
+    try:
+        with latin1.cursor() as cur:
+            cur.execute("INSERT INTO sk VALUES ('Ã©', 1), ('plain', 2)")
+            cur.execute("SELECT v FROM sk WHERE k = 'Ã©'")
+            assert cur.fetchall() == ((1,),)
+    finally:
+        latin1.close()
+    assert _physical(sharded, 2, "SELECT k, v FROM sk WHERE v = 1") == [("Ã©", 1)]
+    utf8 = _client(sharded)
+    try:
+        with utf8.cursor() as cur:
+            cur.execute("SELECT v FROM sk WHERE k = 'Ã©'")
+            assert cur.fetchall() == ((1,),)
+    finally:
+        utf8.close()
+    # A parameter is read in the character set the client set last (not its handshake's).
+    binary = BinaryClient(sharded.port, DB, PASSWORD, DB)
+    try:
+        binary.query("SET NAMES latin1")
+        select = binary.prepare("SELECT v + 0 FROM sk WHERE k = ?")
+        text = "Ã©".encode("latin1")
+        assert binary.execute_typed(select, [(_VAR_STRING, lenenc_bytes(text))]) == [(1,)]
+    finally:
+        binary.close()
+
+
+def test_double_quoted_identifiers_under_ansi_quotes(sharded: ProxyEnv) -> None:
+    """The merge engine and the co-location check parse with sqlglot's MySQL dialect, where
+    ``"id"`` is a string; under ANSI_QUOTES it names the column: ``ORDER BY "id" DESC LIMIT 3``
+    was merged as an order by a constant (rows 0, 1, 2 of the partitions' first rows)."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')")
+            cur.execute('SELECT "id" FROM ja ORDER BY "id" DESC LIMIT 3')
+            assert cur.fetchall() == ((3,), (2,), (1,))
+            cur.execute('SELECT "x", COUNT(*) FROM "ja" GROUP BY "x" ORDER BY 2')
+            assert cur.fetchall() == ((7, 4),)
+            cur.execute(
+                'SELECT "ja"."id" FROM "ja" JOIN "jb" ON "ja"."id" = "jb"."id"'
+                ' WHERE "ja"."x" = 7 ORDER BY "ja"."id" DESC'
+            )
+            assert cur.fetchall() == ((3,), (2,), (1,), (0,))
+            cur.execute("SELECT 'x' FROM ja WHERE id = 1")
+            assert cur.fetchall() == (("x",),)
+    finally:
+        conn.close()
+
+
+def test_backslashes_under_no_backslash_escapes(sharded: ProxyEnv) -> None:
+    """Under NO_BACKSLASH_ESCAPES ``'a\\'`` is a whole string; sqlglot (the merge engine, the
+    co-location check) reads the backslash as an escape and the rest of the statement as
+    string: an ORDER BY after it was not merged in order, an OR after it in a join's ON was
+    not seen."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
+            for sql in (
+                "SELECT id FROM ja WHERE 'a\\' <> '' ORDER BY id DESC LIMIT 3 -- '",
+                "SELECT ja.id FROM ja JOIN jb ON ja.id = jb.id AND '\\' <> '' OR ja.x = jb.x"
+                " OR '' = ''",
+            ):
+                errno, message = _error(cur, sql)
+                assert errno == 1235, sql
+                assert "NO_BACKSLASH_ESCAPES" in message
+            cur.execute("SELECT id FROM ja WHERE id = 2 AND 'a\\' <> ''")
+            assert cur.fetchall() == ((2,),)
+            cur.execute("SELECT id FROM ja WHERE 'a\\' <> ''")
+            assert sorted(r[0] for r in cur.fetchall()) == [0, 1, 2, 3]
+    finally:
+        conn.close()
+
+
+def test_prepared_key_read_by_the_same_qualifiers_as_routing(sharded: ProxyEnv) -> None:
+    """A prepared statement's key slots took ``t.key`` for the table's key even when ``t`` was
+    given an alias and the name ``t`` was another table's (a derived table's): ``FROM ja a,
+    (SELECT 1 AS id) ja WHERE ja.id = ?`` compares the derived table's column, true for every
+    row of ja, but each execution went to the partition of its parameter only."""
+    binary = BinaryClient(sharded.port, DB, PASSWORD, DB)
+    try:
+        select = binary.prepare("SELECT a.id + 0 FROM ja a, (SELECT 1 AS id) ja WHERE ja.id = ?")
+        for _ in range(2):  # (the second execution is the one routed by its key alone)
+            rows = binary.execute(select, [1])
+            assert isinstance(rows, list)
+            assert sorted(r[0] for r in rows if isinstance(r[0], int)) == [0, 1, 2, 3]
+    finally:
+        binary.close()
+
+
+# ------------------------------------------------------------------------------------ hints
+
+
+def test_ddl_under_a_node_hint_is_refused(sharded: ProxyEnv) -> None:
+    """``/*+TDDL:node(...)*/ ALTER TABLE t ...`` changed one physical database's table behind
+    the catalog's back: an ``ADD COLUMN z FIRST`` there made every INSERT without a column
+    list place its rows by a key column that partition stores elsewhere."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            for sql in (
+                f"/*+TDDL:node('{DB}_0001')*/ ALTER TABLE ja ADD COLUMN z int FIRST",
+                f"/*+TDDL:node('{DB}_0001')*/ DROP TABLE ja",
+                f"/*+TDDL:node('{DB}_0001')*/ RENAME TABLE ja TO ja2",
+                "/*+TDDL:scan()*/ CREATE TABLE hinted_new (id int)",
+            ):
+                errno, message = _error(cur, sql)
+                assert errno == 1235, sql
+                assert "under a TDDL hint" in message
+            cur.execute(f"/*+TDDL:node('{DB}_0001')*/ SELECT id FROM ja")
+            assert cur.fetchall() == ((1,),)
+        assert [r[0] for r in _physical(sharded, 1, "SHOW COLUMNS FROM ja")] == ["id", "x"]
+    finally:
+        conn.close()
+
+
+def test_a_table_routing_does_not_see_is_refused(sharded: ProxyEnv) -> None:
+    """Routing finds table names by position; the analysis reads the statement's grammar. A
+    table only the analysis found was sent as written: ``CHECKSUM TABLE open_t, ja`` answered
+    with physical database 0's checksum of ja (one partition's rows)."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            for sql in ("CHECKSUM TABLE open_t, ja", "CHECKSUM TABLE open_t, secret"):
+                errno, message = _error(cur, sql)
+                assert errno == 1235, sql
+                assert "where the proxy does not route it" in message, sql
+            cur.execute("CHECKSUM TABLE open_t")
+            assert len(cur.fetchall()) == 1
+    finally:
+        conn.close()
+
+
+def test_parameter_types_sent_again_reach_every_partition(sharded: ProxyEnv) -> None:
+    """An execution may leave out the parameter types ("as last time"). A partition that had
+    been sent older types kept reading the values with those when the client had since sent
+    new ones to another partition: seven NUL characters (a string, 0 as a number: the row 0)
+    were read there as the BIGINT 7, and the row 7 came back too (a DELETE would delete it)."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO ja VALUES (7, 7)")  # partition 3
+        binary = BinaryClient(sharded.port, DB, PASSWORD, DB)
+        try:
+            select = binary.prepare("SELECT CAST(id AS SIGNED) FROM ja WHERE id = ?")
+            assert binary.execute(select, [11]) == []  # BIGINT, to partition 3
+            assert binary.execute(select, ["9"]) == []  # a string, to partition 1
+            rows = binary.execute(select, ["\x00" * 7], send_types=False)  # everywhere
+            assert rows == [(0,)]
+        finally:
+            binary.close()
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("DELETE FROM ja WHERE id = 7")
+        conn.close()
+
+
+# ------------------------------------------------------------------------- WHERE grammar
+
+
+def test_key_conditions_are_read_with_the_grammars_precedence(sharded: ProxyEnv) -> None:
+    """Routing split a WHERE at its ANDs and took any part fixing the key: but XOR binds less
+    tightly than AND (``1 XOR 0 AND id = 3`` is ``1 XOR (0 AND id = 3)``, true for every row),
+    and the ANDs of a CASE are inside it (``CASE WHEN 0 AND id = 3 AND 0 THEN 0 ELSE 1 END``
+    is true for every row): both went to key 3's partition alone."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            for sql in (
+                "SELECT id FROM ja WHERE 1 XOR 0 AND id = 3",
+                "SELECT id FROM ja WHERE id = 3 AND 1 XOR 1 OR 1",
+                "SELECT id FROM ja WHERE CASE WHEN 0 AND id = 3 AND 0 THEN 0 ELSE 1 END",
+                "SELECT id FROM ja WHERE CASE WHEN id = 3 THEN 1 ELSE 1 END AND id IN (3, 0)",
+            ):
+                cur.execute(sql)
+                found = sorted(r[0] for r in cur.fetchall())
+                assert found == ([0, 3] if "IN (3, 0)" in sql else [0, 1, 2, 3]), sql
+            cur.execute("SELECT id FROM ja WHERE x = 7 AND id = 3")
+            assert cur.fetchall() == ((3,),)
+    finally:
+        conn.close()
