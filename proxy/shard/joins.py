@@ -22,8 +22,12 @@ Co-location is decided from equalities ``a.k = b.k`` between shard key columns:
 * subqueries on sharded tables: correlated by ``inner.k = outer.k`` (a top-level conjunct of
   their WHERE) to a sharded table of the enclosing SELECT -- then they see exactly the rows one
   server would -- or ``outer.k IN (SELECT inner.k ...)`` as a top-level conjunct of a WHERE
-  (no grouping, aggregates or LIMIT inside); derived tables, UNION and WITH on sharded tables
-  are refused. Subqueries on broadcast tables only are always exact.
+  (no grouping, aggregates or LIMIT inside); UNION and WITH on sharded tables are refused.
+  Subqueries on broadcast tables only are always exact;
+* a derived table on sharded tables: exact when it is the outer SELECT's only table and each
+  of its rows comes from one row of its own co-located FROM (no grouping, aggregates,
+  DISTINCT, LIMIT or window functions in it) -- each partition's derived table then holds
+  exactly that partition's share, and the outer SELECT is merged as over a sharded table.
 """
 
 from __future__ import annotations
@@ -49,9 +53,12 @@ class _Instance:
     name: str  # alias or table name, lower-case
     table: LogicalTable | None  # None: not a table of the logical database
     columns: frozenset[str] | None  # lower-case; None when unknown
+    derived: bool = False  # a derived table over sharded tables, each partition's own rows
 
     @property
     def kind(self) -> str:
+        if self.derived:
+            return "derived"
         return "other" if self.table is None else self.table.rule.kind
 
     @property
@@ -136,7 +143,7 @@ def _check(
         raise _refuse("WITH on sharded tables")
     reader = _Reader(tables, database.lower(), columns_of)
     instances = reader.select(top, [], None)
-    if not any(i.kind == "sharded" for i in instances):
+    if not any(i.kind in ("sharded", "derived") for i in instances):
         raise _refuse("a subquery on a sharded table under a SELECT from no sharded table")
 
 
@@ -169,6 +176,12 @@ class _Reader:
         for join in joins:
             instances.append(self.instance(join.this))
         scope = _Scope(instances, outer)
+        if any(i.kind == "derived" for i in instances):
+            if len(instances) > 1:
+                raise _refuse("a derived table on sharded tables joined with other tables")
+            if outer:
+                # Its rows cannot be tied to the enclosing SELECT's partition by key.
+                raise _refuse("a derived table on sharded tables in a subquery")
         sharded = [i for i in instances if i.kind == "sharded"]
         where = node.args.get("where")
         outer_join = any(j.args.get("side") for j in joins)
@@ -224,14 +237,24 @@ class _Reader:
             columns = self.columns_of.get(table.key) if table is not None else None
             return _Instance(node.alias_or_name.lower(), table, columns)
         if isinstance(node, exp.Subquery):
-            for named in node.find_all(exp.Table):
-                found = self.logical(named)
-                if found is None or found.rule.kind != "broadcast":
-                    raise _refuse(
-                        "a derived table or parenthesized join on sharded or single tables"
-                    )
-            # Only broadcast tables: every partition has all its rows.
-            return _Instance(node.alias_or_name.lower(), _BROADCAST_LIKE, None)
+            named = [self.logical(t) for t in node.find_all(exp.Table)]
+            if all(found is not None and found.rule.kind == "broadcast" for found in named):
+                # Only broadcast tables: every partition has all its rows.
+                return _Instance(node.alias_or_name.lower(), _BROADCAST_LIKE, None)
+            inner = node.this
+            if not isinstance(inner, exp.Select) or node.args.get("joins"):
+                raise _refuse("a derived table or parenthesized join on sharded or single tables")
+            if not _row_local(inner):
+                raise _refuse(
+                    "a derived table on sharded tables with GROUP BY, aggregates, DISTINCT,"
+                    " LIMIT or window functions (each partition would compute its own)"
+                )
+            # Each of its rows comes from one partition's rows (a co-located SELECT, nothing
+            # that combines rows): the partitions' derived tables together are the table's.
+            inside = self.select(inner, [], None)
+            if not any(i.kind in ("sharded", "derived") for i in inside):
+                raise _refuse("a derived table on single tables under a sharded table")
+            return _Instance(node.alias_or_name.lower(), None, None, derived=True)
         raise _refuse("this table reference in a join on sharded tables")
 
     # -- joins ------------------------------------------------------------------------------
@@ -382,6 +405,15 @@ class _Reader:
 
 
 _BROADCAST_LIKE = LogicalTable(name="(derived)", rule=TableRule("broadcast"), definition="")
+
+
+def _row_local(node: exp.Select) -> bool:
+    """Whether each row of the SELECT comes from one row of its FROM (joined): no grouping,
+    aggregate, DISTINCT, LIMIT or window function anywhere in it."""
+    for clause in ("group", "having", "limit", "offset", "distinct"):
+        if node.args.get(clause) is not None:
+            return False
+    return not any(True for _ in node.find_all(exp.AggFunc, exp.Window))
 
 
 def _conjuncts(node: exp.Expression) -> list[exp.Expression]:

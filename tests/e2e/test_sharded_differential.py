@@ -356,6 +356,19 @@ def joined_query(draw: st.DrawFn) -> tuple[str, bool, bool]:
     return sql, False, True
 
 
+@st.composite
+def derived_query(draw: st.DrawFn) -> tuple[str, bool, bool]:
+    """A generated query over ``t`` read from a derived table of ``t``'s rows instead (each
+    of its rows one row of t: a filter, the columns as they are or computed)."""
+    sql, ordered, grouped = draw(queries)
+    inner = draw(st.sampled_from(FILTERS))
+    columns = draw(
+        st.sampled_from(["*", ", ".join(COLUMNS), "id, i, s, sb, d, m, u, tm, dt, f * 1 AS f, r"])
+    )
+    derived = f" FROM (SELECT {columns} FROM t {inner}) AS x "
+    return sql.replace(" FROM t ", derived, 1), ordered, grouped
+
+
 @pytest.mark.parametrize("protocol", ["text", "binary"])
 @settings(
     max_examples=int(os.environ.get("SHARDED_DIFF_EXAMPLES", "120")),
@@ -364,7 +377,7 @@ def joined_query(draw: st.DrawFn) -> tuple[str, bool, bool]:
     database=None,
     suppress_health_check=list(HealthCheck),
 )
-@given(query=st.one_of(queries, joined_query()))
+@given(query=st.one_of(queries, joined_query(), derived_query()))
 def test_through_the_proxy_as_one_server(
     diff: Diff, protocol: str, query: tuple[str, bool, bool]
 ) -> None:
@@ -420,6 +433,20 @@ EXAMPLES = [
         True,
         True,
     ),
+    # Derived tables of t's rows, as ORMs write a count or a page of a query.
+    ("SELECT COUNT(*) FROM (SELECT t.id AS col1 FROM t WHERE t.i > 0) subquery", True, True),
+    (
+        "SELECT x.id, x.half FROM (SELECT id, i / 2 AS half FROM t WHERE s IS NOT NULL) x"
+        " ORDER BY x.half DESC, x.id LIMIT 5, 10",
+        True,
+        False,
+    ),
+    (
+        "SELECT k, COUNT(*) FROM (SELECT id, i % 3 AS k FROM (SELECT * FROM t) y) x"
+        " GROUP BY k ORDER BY k",
+        True,
+        True,
+    ),
 ]
 
 
@@ -436,6 +463,10 @@ def test_examples(diff: Diff, sql: str, ordered: bool, grouped: bool, protocol: 
         ("SELECT * FROM t LEFT JOIN c ON c.x = t.i WHERE c.cid = t.id", "LEFT JOIN of sharded"),
         ("SELECT * FROM b LEFT JOIN t ON t.i = b.bid", "LEFT JOIN of sharded table t"),
         ("SELECT * FROM t WHERE id NOT IN (SELECT cid FROM c)", "not tied to the shard key"),
+        ("SELECT COUNT(*) FROM (SELECT DISTINCT i FROM t) x", "a derived table on sharded"),
+        ("SELECT SUM(n) FROM (SELECT i, COUNT(*) AS n FROM t GROUP BY i) x", "GROUP BY, aggr"),
+        ("SELECT * FROM (SELECT * FROM t ORDER BY id LIMIT 3) x", "LIMIT"),
+        ("SELECT * FROM (SELECT id FROM t) x JOIN c ON c.cid = x.id", "joined with other"),
     ],
 )
 def test_not_co_located_is_refused(diff: Diff, sql: str, why: str) -> None:

@@ -102,6 +102,11 @@ ALLOWED: list[tuple[str, int]] = [
     ),
     ("SELECT * FROM t JOIN t2 ON t.id = t2.tid JOIN t3 ON t3.id = t2.tid", 4),
     ("SELECT t.id FROM t FORCE INDEX (PRIMARY) JOIN b USE INDEX (x) ON b.bid = t.bid", 4),
+    # A derived table of one partition's rows each (nothing combining rows in it).
+    ("SELECT * FROM (SELECT * FROM t) d", 4),
+    ("SELECT COUNT(*) FROM (SELECT t.id AS col1 FROM t WHERE t.name > 'a') subquery", 4),
+    ("SELECT * FROM (SELECT t.id, t2.amount FROM t JOIN t2 ON t.id = t2.tid) d", 4),
+    ("SELECT * FROM (SELECT * FROM (SELECT id, name FROM t WHERE id > 0) e) d", 4),
 ]
 
 # Statements that look co-located but are not (or are not understood): (statement, why).
@@ -142,7 +147,12 @@ REFUSED: list[tuple[str, str]] = [
     ("SELECT * FROM t WHERE EXISTS (SELECT 1 FROM t2 WHERE t2.tid = t.bid)", "not tied"),
     ("SELECT * FROM t WHERE EXISTS (SELECT 1 FROM t2 WHERE t2.tid = t.id OR 1)", "not tied"),
     ("SELECT * FROM b WHERE EXISTS (SELECT 1 FROM t WHERE t.bid = b.bid)", "from no sharded"),
-    ("SELECT * FROM (SELECT * FROM t) d", "derived table"),
+    ("SELECT * FROM (SELECT DISTINCT name FROM t) d", "a derived table on sharded tables with"),
+    ("SELECT * FROM (SELECT id FROM t LIMIT 3) d", "a derived table on sharded tables with"),
+    ("SELECT * FROM (SELECT id, ROW_NUMBER() OVER () FROM t) d", "window functions"),
+    ("SELECT * FROM (SELECT id FROM t) d JOIN b ON b.bid = d.id", "joined with other tables"),
+    ("SELECT * FROM t WHERE id IN (SELECT id FROM (SELECT id FROM t2) d)", "in a subquery"),
+    ("SELECT * FROM (SELECT t.id FROM t JOIN t2 ON t.name = t2.amount) d", "not on their"),
     (
         "SELECT * FROM t WHERE EXISTS (SELECT 1 FROM t2 WHERE t2.tid = t.id AND EXISTS"
         " (SELECT 1 FROM t3 WHERE t3.bid = t2.tid))",
