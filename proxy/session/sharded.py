@@ -503,6 +503,9 @@ class ShardedExecutor:
         self.replies = replies
         self.source: PartitionSource = source or SessionPartitions(session, replies.lease)
         self._sent = False  # a scatter read has written to the client
+        # The physical statements of the statement running now if it is a scatter (every
+        # physical table: concatenated or merged), for its digest entry; 0 otherwise.
+        self._scatter = 0
         self.tx: ClientTransaction | None = None  # the client's transaction, when one is open
         # SET TRANSACTION: (isolation level, access mode) for the next transaction.
         self._next: tuple[str | None, bool | None] = (None, None)
@@ -543,12 +546,23 @@ class ShardedExecutor:
 
     async def execute(self, plan: Sharded) -> None:
         started = time.perf_counter()
+        self._scatter = 0
         try:
             await self._execute(plan)
         finally:
             if plan.digest:
                 seconds = time.perf_counter() - started
-                self.session.ctx.digest.record(self.session.current_db, plan.digest, seconds, 0)
+                self.session.ctx.digest.record(
+                    self.session.current_db, plan.digest, seconds, 0, self._scatter
+                )
+
+    def _ran(self, route: str, physical: int, *, metrics: bool = True) -> None:
+        """The statement runs as ``route`` with ``physical`` physical statements: counted in
+        the metrics (unless ``metrics`` is False) and, for a scatter, in its digest entry."""
+        if metrics:
+            self.session.ctx.metrics.sharded(route, physical)
+        if route in ("scatter", "merged"):
+            self._scatter = max(self._scatter, physical)
 
     async def _execute(self, plan: Sharded) -> None:
         decision: Decision | None = plan.decision
@@ -619,6 +633,7 @@ class ShardedExecutor:
         """A multi-statement packet: each statement in turn; the answers of all but the last
         end with SERVER_MORE_RESULTS_EXISTS, and an error ends the packet."""
         started = time.perf_counter()
+        self._scatter = 0
         real = self.replies
         try:
             for index, item in enumerate(plan.statements):
@@ -643,7 +658,9 @@ class ShardedExecutor:
                     return
         finally:
             seconds = time.perf_counter() - started
-            self.session.ctx.digest.record(self.session.current_db, plan.digest, seconds, 0)
+            self.session.ctx.digest.record(
+                self.session.current_db, plan.digest, seconds, 0, self._scatter
+            )
 
     async def _with_nextvals(self, plan: Sharded, needs: NeedsNextval) -> Decision | None:
         """Take a value of each ``s.NEXTVAL``; decide again with them in place. A statement
@@ -782,7 +799,7 @@ class ShardedExecutor:
         layout = _layout_of(session)
         targets = decision.targets
         conns = await self._acquire(layout, targets)
-        session.ctx.metrics.sharded(decision.kind, len(targets))
+        self._ran(decision.kind, len(targets))
         replied = False
         try:
             if len(targets) == 1 and not decision.sequence_values and self._relay_ok:
@@ -856,7 +873,7 @@ class ShardedExecutor:
             for p, n in per_db.items()
             if n > 1
         }
-        self.session.ctx.metrics.sharded("merged", len(targets))
+        self._ran("merged", len(targets))
         return conns, _readers(targets, conns, spares)
 
     async def _merged(self, plan: Sharded, decision: Route) -> None:
@@ -1726,13 +1743,14 @@ class ShardedExecutor:
         else:  # its tables are single ones now: physical database 0 runs it
             layout, digest = _layout_of(session), None
         started = time.perf_counter()
+        self._scatter = 0
         try:
             with self._failures_answered():
                 await self._execute_prepared(statement, layout, payload)
         finally:
             if digest:
                 seconds = time.perf_counter() - started
-                session.ctx.digest.record(session.current_db, digest, seconds, 0)
+                session.ctx.digest.record(session.current_db, digest, seconds, 0, self._scatter)
 
     def parameters(self, statement: ShardedStatement, payload: bytes) -> ExecuteParams:
         """The execution's parameters (1210 for a packet that does not hold them)."""
@@ -1851,6 +1869,7 @@ class ShardedExecutor:
             await self._merged_prepared(statement, layout, decision, found, values, payload)
             return
         targets = decision.targets
+        self._ran(decision.kind, len(targets), metrics=False)
         conns = await self._acquire(layout, targets)
         replied = False
         try:
