@@ -230,29 +230,7 @@ def _payload_key_function(
     order: Sequence[tuple[int, bool]], codec: RowCodec
 ) -> Callable[[bytes], tuple[Any, ...]]:
     """The sort key of a raw row, decoding only the columns up to the last key."""
-    if isinstance(codec, TextRows):
-        return codec.payload_key(order)
-    parts = [(col, desc, sort_key_with(codec, col)) for col, desc in order]
-    parse = codec.parse
-    upto = max(col for col, _ in order) + 1
-
-    if len(parts) == 1 and not parts[0][1]:
-        col, _, k = parts[0]
-        return lambda payload: (k(parse(payload, upto)[col]),)
-    if len(parts) == 2 and not parts[0][1] and not parts[1][1]:
-        (c0, _, k0), (c1, _, k1) = parts
-
-        def two(payload: bytes) -> tuple[Any, ...]:
-            row = parse(payload, upto)
-            return (k0(row[c0]), k1(row[c1]))
-
-        return two
-
-    def key(payload: bytes) -> tuple[Any, ...]:
-        row = parse(payload, upto)
-        return tuple([Descending(k(row[c])) if d else k(row[c]) for c, d, k in parts])
-
-    return key
+    return codec.payload_key(order)
 
 
 # ----------------------------------------------------------------------------- grouping

@@ -11,7 +11,8 @@ pure module's helpers, so their errors are the reference's own.
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.long cimport PyLong_FromLongLong
+from cpython.float cimport PyFloat_FromDouble
+from cpython.long cimport PyLong_FromLongLong, PyLong_FromUnsignedLongLong
 from cpython.object cimport Py_EQ, Py_LT, PyObject_RichCompareBool
 from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdlib cimport free, malloc
@@ -20,6 +21,7 @@ from libc.string cimport memcpy
 from proxy.wire.scanner import PacketTooLarge, ProtocolViolation, ResponseKind
 from proxy.wire.scanner import _eof_status, _lenenc_at, _ok_status
 from proxy.wire.scanner import text_row_values as _pure_text_row_values
+from proxy.wire.scanner import binary_row_key as _pure_binary_row_key
 from proxy.wire.packets import ProtocolError, parse_stmt_prepare_ok
 
 cdef enum:
@@ -441,6 +443,17 @@ cdef enum:
     KEY_BYTES = 2
     KEY_GENERAL_CI = 3
     KEY_BIN = 4
+    KEY_SIGNED = 5
+    KEY_UNSIGNED = 6
+    KEY_FLOAT = 7
+    KEY_DOUBLE = 8
+    KEY_DATETIME = 9
+    KEY_TIME = 10
+    # scanner.WIDTH_*
+    WIDTH_TEMPORAL = -1
+    WIDTH_LENENC = -2
+    # binary_row_key reads up to this many columns itself (more: the reference)
+    BIN_COLUMNS = 64
 
 
 cdef object _ascii_pad_key_at(const unsigned char* p, Py_ssize_t n, bint upper):
@@ -731,3 +744,107 @@ cdef class RowMerge:
                 if self._taken[i]:
                     del self._buffers[i][:self._taken[i]]
                     self._taken[i] = 0
+
+
+cdef inline unsigned long long _le(const unsigned char* p, Py_ssize_t n):
+    cdef unsigned long long v = 0
+    cdef Py_ssize_t i
+    for i in range(n - 1, -1, -1):
+        v = (v << 8) | p[i]
+    return v
+
+
+cdef object _binary_value_key(const unsigned char* p, Py_ssize_t n, int shortcut, key):
+    """The sort key of a non-NULL binary value ``p[:n]`` (see scanner.binary_row_key)."""
+    cdef unsigned long long u
+    cdef long long v
+    cdef float f
+    cdef double d
+    cdef unsigned long long days
+    if shortcut == KEY_SIGNED and (n == 1 or n == 2 or n == 4 or n == 8):
+        u = _le(p, n)
+        if n < 8 and u >> (8 * n - 1):
+            u |= ~0ULL << (8 * n)  # sign-extend
+        v = <long long>u
+        return (1, PyLong_FromLongLong(v))
+    if shortcut == KEY_UNSIGNED and (n == 1 or n == 2 or n == 4 or n == 8):
+        return (1, PyLong_FromUnsignedLongLong(_le(p, n)))
+    if shortcut == KEY_FLOAT and n == 4:
+        memcpy(&f, p, 4)
+        return (1, PyFloat_FromDouble(<double>f))
+    if shortcut == KEY_DOUBLE and n == 8:
+        memcpy(&d, p, 8)
+        return (1, PyFloat_FromDouble(d))
+    if shortcut == KEY_DATETIME and (n == 0 or n == 4 or n == 7 or n == 11):
+        return (1, (
+            PyLong_FromLongLong(p[0] | (p[1] << 8)) if n else 0,
+            p[2] if n else 0,
+            p[3] if n else 0,
+            p[4] if n > 4 else 0,
+            p[5] if n > 4 else 0,
+            p[6] if n > 4 else 0,
+            PyLong_FromUnsignedLongLong(_le(p + 7, 4)) if n > 7 else 0,
+        ))
+    if shortcut == KEY_TIME and (n == 0 or n == 8 or n == 12):
+        if not n:
+            return (1, 0)
+        days = _le(p + 1, 4)
+        if days < 1000000:
+            v = <long long>((((days * 24 + p[5]) * 60 + p[6]) * 60 + p[7]) * 1000000)
+            if n == 12:
+                v += <long long>_le(p + 8, 4)
+            return (1, PyLong_FromLongLong(-v if p[0] else v))
+    cdef bytes raw = PyBytes_FromStringAndSize(<const char*>p, n)
+    if shortcut == KEY_BYTES:
+        return (1, raw)
+    if shortcut == KEY_GENERAL_CI or shortcut == KEY_BIN:
+        text = _ascii_pad_key_at(p, n, shortcut == KEY_GENERAL_CI)
+        if text is not None:
+            return (1, text)
+    return key(raw)
+
+
+def binary_row_key(Py_ssize_t bitmap_len, widths, Py_ssize_t upto, parts, bytes payload):
+    """See proxy.wire.scanner.binary_row_key."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(payload)
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(payload), pos, i, width, n, start, bit
+    cdef Py_ssize_t starts[BIN_COLUMNS]
+    cdef Py_ssize_t lens[BIN_COLUMNS]
+    cdef int shortcut
+    if upto > BIN_COLUMNS or upto > len(widths) or size < 1 + bitmap_len:
+        return _pure_binary_row_key(bitmap_len, widths, upto, parts, payload)
+    pos = 1 + bitmap_len
+    for i in range(upto):
+        bit = i + 2
+        if (bit >> 3) >= bitmap_len:
+            return _pure_binary_row_key(bitmap_len, widths, upto, parts, payload)
+        if p[1 + (bit >> 3)] & (1 << (bit & 7)):
+            starts[i] = -1
+            continue
+        width = widths[i]
+        if width == WIDTH_TEMPORAL or width == WIDTH_LENENC:
+            if pos >= size or p[pos] >= 0xFB:
+                return _pure_binary_row_key(bitmap_len, widths, upto, parts, payload)
+            start = pos + 1
+            n = p[pos]
+        elif width >= 0:
+            start = pos
+            n = width
+        else:
+            return _pure_binary_row_key(bitmap_len, widths, upto, parts, payload)
+        if start + n > size:
+            return _pure_binary_row_key(bitmap_len, widths, upto, parts, payload)
+        starts[i] = start
+        lens[i] = n
+        pos = start + n
+    cdef list out = []
+    for part in parts:
+        column, shortcut, key, wrap = part
+        if not 0 <= column < upto:
+            return _pure_binary_row_key(bitmap_len, widths, upto, parts, payload)
+        if starts[column] < 0:
+            value = key(None)
+        else:
+            value = _binary_value_key(p + starts[column], lens[column], shortcut, key)
+        out.append(value if wrap is None else wrap(value))
+    return tuple(out)

@@ -434,6 +434,66 @@ def text_row_key(payload: bytes, upto: int, parts: Sequence[KeyPart]) -> tuple[A
     return tuple([k(row[c]) if w is None else w(k(row[c])) for c, _, k, w in parts])
 
 
+# A binary row's column widths (``binary_row_values``): a fixed size, or one of these.
+WIDTH_TEMPORAL = -1  # a length byte, then the packed parts (DATE, DATETIME, TIMESTAMP, TIME)
+WIDTH_LENENC = -2  # length-encoded bytes (strings, DECIMAL's text, BIT, ...)
+
+# ``binary_row_key``'s shortcuts besides the text ones (KEY_CALL, KEY_BYTES, KEY_GENERAL_CI,
+# KEY_BIN): the value of a little-endian integer, a FLOAT, a DOUBLE, a DATETIME's parts, a
+# TIME's microseconds -- each exactly what the column's key function gives.
+KEY_SIGNED, KEY_UNSIGNED, KEY_FLOAT, KEY_DOUBLE, KEY_DATETIME, KEY_TIME = range(5, 11)
+
+
+def binary_row_values(
+    payload: bytes, bitmap_len: int, widths: Sequence[int], count: int
+) -> list[bytes | None]:
+    """A binary-protocol row's first ``count`` values (None for NULL; a temporal's packed
+    parts without their length byte; length-encoded bytes without their length).
+    ``bitmap_len``: the NULL bitmap's length (for all the row's columns); ``widths``: per
+    column a fixed size, ``WIDTH_TEMPORAL`` or ``WIDTH_LENENC``. ProtocolError when the row
+    ends before them."""
+    size = len(payload)
+    if size < 1 + bitmap_len:
+        raise ProtocolError("truncated binary row")
+    pos = 1 + bitmap_len
+    values: list[bytes | None] = []
+    for i in range(count):
+        bit = i + 2
+        if payload[1 + (bit >> 3)] & (1 << (bit & 7)):
+            values.append(None)
+            continue
+        width = widths[i]
+        if width == WIDTH_TEMPORAL:
+            if pos >= size:
+                raise ProtocolError("truncated binary row")
+            start = pos + 1
+            end = start + payload[pos]
+        elif width == WIDTH_LENENC:
+            if pos >= size:
+                raise ProtocolError("truncated binary row")
+            length, start = read_lenenc_int(payload, pos)
+            end = start + (length or 0)
+        else:
+            start = pos
+            end = pos + width
+        if end > size:
+            raise ProtocolError("truncated binary row")
+        values.append(payload[start:end])
+        pos = end
+    return values
+
+
+def binary_row_key(
+    bitmap_len: int, widths: Sequence[int], upto: int, parts: Sequence[KeyPart], payload: bytes
+) -> tuple[Any, ...]:
+    """The sort key of a binary row (its first ``upto`` values read, ``binary_row_values``):
+    as ``text_row_key``, per part ``(column, shortcut, key, wrap)``. This reference always
+    calls ``key``; the compiled twin takes the shortcut (``KEY_*``) where the value allows.
+    The payload comes last: ``functools.partial`` binds the rest."""
+    row = binary_row_values(payload, bitmap_len, widths, upto)
+    return tuple([k(row[c]) if w is None else w(k(row[c])) for c, _, k, w in parts])
+
+
 class RowMerge:
     """The k-way merge of sorted row streams whose next rows wait, as packets, in their
     connections' receive buffers: the merge's inner loop without a Python call per row.

@@ -36,6 +36,7 @@ COMPILED_MISSING: str | None = None
 if TYPE_CHECKING:
     from proxy.wire.scanner import ResponseScanner as ResponseScanner
     from proxy.wire.scanner import RowMerge as RowMerge
+    from proxy.wire.scanner import binary_row_key as binary_row_key
     from proxy.wire.scanner import take_packet as take_packet
     from proxy.wire.scanner import text_row_key as text_row_key
     from proxy.wire.scanner import text_row_values as text_row_values
@@ -44,6 +45,7 @@ else:
         from proxy.wire._cscan import (
             ResponseScanner,
             RowMerge,
+            binary_row_key,
             take_packet,
             text_row_key,
             text_row_values,
@@ -52,6 +54,7 @@ else:
         COMPILED_MISSING = str(exc)
         ResponseScanner = _pure.ResponseScanner
         RowMerge = _pure.RowMerge
+        binary_row_key = _pure.binary_row_key
         take_packet = _pure.take_packet
         text_row_values = _pure.text_row_values
         text_row_key = _pure.text_row_key
