@@ -692,6 +692,30 @@ async def merge_results(
     schema: bytes | None = None,
     tables: Mapping[bytes, bytes] | None = None,
 ) -> AsyncIterator[bytes]:
+    """:func:`merge_batches`, one payload at a time."""
+    async for batch in merge_batches(
+        plan,
+        partitions,
+        capabilities=capabilities,
+        binary=binary,
+        limits=limits,
+        schema=schema,
+        tables=tables,
+    ):
+        for payload in batch:
+            yield payload
+
+
+async def merge_batches(
+    plan: MergePlan,
+    partitions: Sequence[AsyncIterator[bytes]],
+    *,
+    capabilities: int,
+    binary: bool = False,
+    limits: MergeLimits = DEFAULT_LIMITS,
+    schema: bytes | None = None,
+    tables: Mapping[bytes, bytes] | None = None,
+) -> AsyncIterator[list[bytes]]:
     """The client's payloads for ``plan``, merged from the partitions' result sets.
 
     ``partitions``: per partition, its answer to ``plan.sql`` as payloads (a result set, or an
@@ -702,6 +726,7 @@ async def merge_results(
     logical ones. A partition's ERR packet is passed on as the answer (or ends the row stream,
     as a server's error mid-result does); an error of the merge itself is sent as an ERR
     packet. When the generator is exhausted every partition's result has been read to its end.
+    The payloads come in lists (as many rows as the merge had at hand: write them at once).
     """
     opened = [_Partition(i, it) for i, it in enumerate(partitions)]
     try:
@@ -725,31 +750,36 @@ async def merge_results(
         deprecate_eof = bool(capabilities & Capability.DEPRECATE_EOF)
         if not deprecate_eof:
             header.append(build_eof(status=opened[0].status))
-        for payload in header:
-            yield payload
+        yield header
         if plan.aggregate or plan.distinct:
             async for row in _group_payloads(plan, opened, codec, limits):
-                yield row
+                yield [row]
         else:
             async for batch in _row_payloads(plan, opened, codec):
-                for row in batch:
-                    yield row
+                yield batch
         for p in opened:
             await p.drain()
         warnings = min(sum(p.warnings for p in opened), 0xFFFF)
         status = opened[0].status
         if deprecate_eof:
-            yield build_ok(capabilities=capabilities, status=status, warnings=warnings, header=0xFE)
+            yield [
+                build_ok(capabilities=capabilities, status=status, warnings=warnings, header=0xFE)
+            ]
         else:
-            yield build_eof(warnings=warnings, status=status)
+            yield [build_eof(warnings=warnings, status=status)]
     except _PartitionFailed as failed:
         await _drain_quietly(opened)
-        yield failed.payload
+        yield [failed.payload]
     except MergeError as exc:
         await _drain_quietly(opened)
-        yield build_err(
-            errno=exc.errno, sqlstate=exc.sqlstate, message=exc.message, capabilities=capabilities
-        )
+        yield [
+            build_err(
+                errno=exc.errno,
+                sqlstate=exc.sqlstate,
+                message=exc.message,
+                capabilities=capabilities,
+            )
+        ]
 
 
 async def _drain_quietly(partitions: Sequence[_Partition]) -> None:

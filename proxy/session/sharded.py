@@ -78,7 +78,7 @@ from proxy.backend.connection import (
     quote_string,
 )
 from proxy.backend.xa import XID_PREFIX
-from proxy.merge import MergeError, Refusal, merge_results, plan_select, result_payloads
+from proxy.merge import MergeError, Refusal, merge_batches, plan_select, result_payloads
 from proxy.merge.values import ColumnDefinition
 from proxy.plan.plan import (
     COM_STMT_CLOSE,
@@ -194,6 +194,9 @@ class Replies:
     result_set: Callable[[list[str], list[list[str | None]], frozenset[str]], None]
     status: Callable[[], int]
     lease: Lease  # the session's connection to physical database 0, from the pool
+    # Several payloads at once (a merge's batch of rows: one vectored write); None: each
+    # through ``write``.
+    write_many: Callable[[list[bytes]], None] | None = None
 
 
 log = logging.getLogger("shardgate.sharded")
@@ -893,14 +896,14 @@ class ShardedExecutor:
         client = self.session.client
         try:
             streams = merge_streams(readers, [b"\x03" + t.sql.encode() for t in targets])
-            async for payload in merge_results(
+            async for batch in merge_batches(
                 merge_plan,
                 streams,
                 capabilities=self.session.capabilities,
                 schema=plan.layout.name.encode(),
                 tables=physical_table_names(plan.layout),
             ):
-                self._emit(payload)
+                self._emit_many(batch)
                 if client.write_paused:
                     await client.drain()
         except (BackendError, ConnectionLost) as exc:
@@ -1067,6 +1070,18 @@ class ShardedExecutor:
     def _emit(self, payload: bytes) -> None:
         self._sent = True
         self.replies.write(payload)
+
+    def _emit_many(self, payloads: list[bytes]) -> None:
+        if not payloads:
+            return
+        self._sent = True
+        write_many = self.replies.write_many
+        if write_many is not None:
+            write_many(payloads)
+            return
+        write = self.replies.write
+        for payload in payloads:
+            write(payload)
 
     async def _write(
         self,
@@ -1359,7 +1374,7 @@ class ShardedExecutor:
             seen.append(err.errno)
             original.error(err)
 
-        self.replies = replace(original, write=write, error=error)
+        self.replies = replace(original, write=write, error=error, write_many=None)
         return original, seen
 
     async def after_statement(self, scanner: ResponseScanner | None) -> None:
@@ -2000,7 +2015,7 @@ class ShardedExecutor:
                     return
                 packets.append(packet)
             streams = merge_streams(readers, packets)
-            async for answer in merge_results(
+            async for batch in merge_batches(
                 merge_plan,
                 streams,
                 capabilities=self.session.capabilities,
@@ -2008,7 +2023,7 @@ class ShardedExecutor:
                 schema=layout.name.encode(),
                 tables=physical_table_names(layout),
             ):
-                self._emit(answer)
+                self._emit_many(batch)
                 if client.write_paused:
                     await client.drain()
         except (BackendError, ConnectionLost) as exc:
