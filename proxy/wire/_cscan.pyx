@@ -523,6 +523,39 @@ cdef object _small_int(const unsigned char* p, Py_ssize_t n):
     return PyLong_FromLongLong(-v if negative else v)
 
 
+cdef int _compare_keys(object ka, object kb) except -2:
+    """-1, 0 or 1: ``ka`` before, equal to or after ``kb`` as Python orders them (a tuple: its
+    first items that are not equal decide, by ``<``). One pass over keys of equal length whose
+    parts are ``(1, str)`` or ``(1, int)`` (the shortcuts' values); anything else as Python
+    compares it."""
+    cdef Py_ssize_t i, n
+    cdef object x, y, vx, vy
+    if type(ka) is not tuple or type(kb) is not tuple or len(<tuple>ka) != len(<tuple>kb):
+        if PyObject_RichCompareBool(ka, kb, Py_EQ):
+            return 0
+        return -1 if PyObject_RichCompareBool(ka, kb, Py_LT) else 1
+    n = len(<tuple>ka)
+    for i in range(n):
+        x = (<tuple>ka)[i]
+        y = (<tuple>kb)[i]
+        if x is y:
+            continue
+        if (
+            type(x) is tuple and type(y) is tuple and len(<tuple>x) == 2 and len(<tuple>y) == 2
+            and (<tuple>x)[0] is (<tuple>y)[0]
+        ):
+            vx = (<tuple>x)[1]
+            vy = (<tuple>y)[1]
+            if type(vx) is str and type(vy) is str:
+                if vx == vy:
+                    continue
+                return -1 if <str>vx < <str>vy else 1
+        if PyObject_RichCompareBool(x, y, Py_EQ):
+            continue
+        return -1 if PyObject_RichCompareBool(x, y, Py_LT) else 1
+    return 0
+
+
 cdef class RowMerge:
     """See proxy.wire.scanner.RowMerge. The heap holds stream indexes ordered as the
     reference's ``(key, index)`` tuples are; a text row's key is read straight from its
@@ -647,11 +680,10 @@ cdef class RowMerge:
 
     cdef int _before(self, int a, int b) except -1:
         """Whether stream ``a``'s head comes before ``b``'s (as ``(key, index)`` tuples)."""
-        ka = self._keys[a]
-        kb = self._keys[b]
-        if PyObject_RichCompareBool(ka, kb, Py_EQ):
+        cdef int c = _compare_keys(self._keys[a], self._keys[b])
+        if c == 0:
             return a < b
-        return PyObject_RichCompareBool(ka, kb, Py_LT)
+        return c < 0
 
     cdef int _down(self, Py_ssize_t pos) except -1:
         cdef int* heap = self._heap

@@ -667,6 +667,8 @@ def test_pure_fallback_when_the_extension_is_missing() -> None:
         "from proxy.sql import analyze\n"
         "assert stream.ResponseScanner is scanner.ResponseScanner\n"
         "assert stream.take_packet is scanner.take_packet\n"
+        "assert stream.RowMerge is scanner.RowMerge\n"
+        "assert stream.binary_row_key is scanner.binary_row_key\n"
         "assert stream.COMPILED_MISSING and analyze.FAST_BASE_MISSING\n"
         "assert analyze._fast_base is analyze._fast_base_pure\n"
         "print('pure')\n"
