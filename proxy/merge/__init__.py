@@ -22,7 +22,7 @@ When ``merge_results`` is exhausted every partition's answer has been read to it
 connections are reusable). ``explain_merge(plan)`` describes the steps for EXPLAIN.
 """
 
-from proxy.merge.operators import MergeError, merge_results, merge_text_results
+from proxy.merge.operators import MergeError, merge_batches, merge_results, merge_text_results
 from proxy.merge.partition import result_payloads
 from proxy.merge.rewrite import MergeLimits, MergePlan, Refusal, explain_merge, plan_select
 
@@ -32,6 +32,7 @@ __all__ = [
     "MergePlan",
     "Refusal",
     "explain_merge",
+    "merge_batches",
     "merge_results",
     "merge_text_results",
     "plan_select",

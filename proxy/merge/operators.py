@@ -53,6 +53,7 @@ from proxy.wire.packets import (
     parse_eof,
     read_lenenc_int,
 )
+from proxy.wire.stream import RowMerge
 
 ER_NOT_SUPPORTED_YET = 1235
 Row = list[bytes | None]
@@ -99,7 +100,10 @@ class _Partition:
         self.opened = False
         self.codec: RowCodec | None = None
         # The reader's buffered next payload without a coroutine, when it has one.
+        self._reader = payloads if isinstance(payloads, ResultPayloads) else None
         self._nowait = payloads.next_nowait if isinstance(payloads, ResultPayloads) else None
+        # The largest packet its reader takes (a RowMerge leaves larger ones to the reader).
+        self.max_packet = payloads.max_packet if isinstance(payloads, ResultPayloads) else 0
 
     async def _next(self) -> bytes:
         if self._pending is not None:
@@ -140,6 +144,17 @@ class _Partition:
             return NOT_READY
         payload = self._nowait()
         return NOT_READY if payload is None else self._row(payload)
+
+    def rows_buffer(self) -> bytearray | None:
+        """The receive buffer a ``RowMerge`` may cut this partition's next rows from (None:
+        rows come only through :meth:`row`)."""
+        if self.done or self._reader is None or self._pending is not None:
+            return None
+        return self._reader.rows_buffer()
+
+    def consumed(self) -> None:
+        if self._reader is not None:
+            self._reader.consumed()
 
     async def row(self) -> bytes | None:
         """The next row's payload, or None at the end of the result set."""
@@ -215,29 +230,7 @@ def _payload_key_function(
     order: Sequence[tuple[int, bool]], codec: RowCodec
 ) -> Callable[[bytes], tuple[Any, ...]]:
     """The sort key of a raw row, decoding only the columns up to the last key."""
-    if isinstance(codec, TextRows):
-        return codec.payload_key(order)
-    parts = [(col, desc, sort_key_with(codec, col)) for col, desc in order]
-    parse = codec.parse
-    upto = max(col for col, _ in order) + 1
-
-    if len(parts) == 1 and not parts[0][1]:
-        col, _, k = parts[0]
-        return lambda payload: (k(parse(payload, upto)[col]),)
-    if len(parts) == 2 and not parts[0][1] and not parts[1][1]:
-        (c0, _, k0), (c1, _, k1) = parts
-
-        def two(payload: bytes) -> tuple[Any, ...]:
-            row = parse(payload, upto)
-            return (k0(row[c0]), k1(row[c1]))
-
-        return two
-
-    def key(payload: bytes) -> tuple[Any, ...]:
-        row = parse(payload, upto)
-        return tuple([Descending(k(row[c])) if d else k(row[c]) for c, d, k in parts])
-
-    return key
+    return codec.payload_key(order)
 
 
 # ----------------------------------------------------------------------------- grouping
@@ -572,58 +565,85 @@ async def _window(items: AsyncIterator[_T], offset: int, limit: int | None) -> A
             return
 
 
+# Rows a merge hands on at once (a list): the merge's loop runs without a coroutine per row.
+BATCH = 1024
+
+
 async def _row_payloads(
     plan: MergePlan, partitions: Sequence[_Partition], codec: RowCodec
-) -> AsyncIterator[bytes]:
-    """Rows that are not combined: the partitions' payloads as they came (a k-way merge
-    decodes only the sort keys), cut to the client's columns when hidden ones follow. One
-    loop, no generator per stage: this is the path of large results."""
+) -> AsyncIterator[list[bytes]]:
+    """Rows that are not combined, in lists: the partitions' payloads as they came (a k-way
+    merge decodes only the sort keys), cut to the client's columns when hidden ones follow.
+    No generator per stage: this is the path of large results."""
     skip = plan.offset
     left = -1 if plan.limit is None else plan.limit
     if left == 0:
         return
     cut = codec.cut if plan.hidden else None
     visible = plan.visible
+    batch: list[bytes]
     if not plan.partition_order:
         for p in partitions:
+            batch = []
             while True:
                 payload = p.take_row()
                 if payload is NOT_READY:
+                    if batch:
+                        yield batch
+                        batch = []
                     payload = await p.row()
                 if payload is None:
                     break
                 if skip:
                     skip -= 1
                     continue
-                yield payload if cut is None else cut(payload, visible)
+                batch.append(payload if cut is None else cut(payload, visible))
                 left -= 1
-                if not left:
-                    return
+                if not left or len(batch) >= BATCH:
+                    yield batch
+                    batch = []
+                    if not left:
+                        return
+            if batch:
+                yield batch
         return
     order = [(k.column, k.descending) for k in plan.partition_order]
-    key = _payload_key_function(order, codec)
-    heap: list[tuple[tuple[Any, ...], int, bytes]] = []
-    for i, p in enumerate(partitions):
-        payload = await p.row()
-        if payload is not None:
-            heap.append((key(payload), i, payload))
-    heapq.heapify(heap)
-    while heap:
-        _, i, payload = heap[0]
+    if isinstance(codec, TextRows):
+        upto, parts = codec.key_parts(order)
+        key = None
+    else:
+        upto, parts, key = 0, (), _payload_key_function(order, codec)
+    heads = [await p.row() for p in partitions]
+    merge = RowMerge(
+        [p.rows_buffer() for p in partitions],
+        min([p.max_packet for p in partitions]),
+        upto,
+        parts,
+        key,
+    )
+    for i, head in enumerate(heads):
+        merge.set_head(i, head)
+    while True:
+        batch = []
+        waiting = merge.run(batch, BATCH if left < 0 else min(left, BATCH))
+        for p in partitions:
+            p.consumed()
         if skip:
-            skip -= 1
-        else:
-            yield payload if cut is None else cut(payload, visible)
-            left -= 1
+            dropped = min(skip, len(batch))
+            del batch[:dropped]
+            skip -= dropped
+        if batch:
+            if cut is not None:
+                batch = [cut(payload, visible) for payload in batch]
+            if left > 0:
+                left -= len(batch)
+            yield batch
             if not left:
                 return
-        nxt = partitions[i].take_row()
-        if nxt is NOT_READY:
-            nxt = await partitions[i].row()
-        if nxt is None:
-            heapq.heappop(heap)
-        else:
-            heapq.heapreplace(heap, (key(nxt), i, nxt))
+        if waiting == -1:
+            return
+        if waiting >= 0:
+            merge.set_head(waiting, await partitions[waiting].row())
 
 
 async def _group_payloads(
@@ -672,6 +692,30 @@ async def merge_results(
     schema: bytes | None = None,
     tables: Mapping[bytes, bytes] | None = None,
 ) -> AsyncIterator[bytes]:
+    """:func:`merge_batches`, one payload at a time."""
+    async for batch in merge_batches(
+        plan,
+        partitions,
+        capabilities=capabilities,
+        binary=binary,
+        limits=limits,
+        schema=schema,
+        tables=tables,
+    ):
+        for payload in batch:
+            yield payload
+
+
+async def merge_batches(
+    plan: MergePlan,
+    partitions: Sequence[AsyncIterator[bytes]],
+    *,
+    capabilities: int,
+    binary: bool = False,
+    limits: MergeLimits = DEFAULT_LIMITS,
+    schema: bytes | None = None,
+    tables: Mapping[bytes, bytes] | None = None,
+) -> AsyncIterator[list[bytes]]:
     """The client's payloads for ``plan``, merged from the partitions' result sets.
 
     ``partitions``: per partition, its answer to ``plan.sql`` as payloads (a result set, or an
@@ -682,6 +726,7 @@ async def merge_results(
     logical ones. A partition's ERR packet is passed on as the answer (or ends the row stream,
     as a server's error mid-result does); an error of the merge itself is sent as an ERR
     packet. When the generator is exhausted every partition's result has been read to its end.
+    The payloads come in lists (as many rows as the merge had at hand: write them at once).
     """
     opened = [_Partition(i, it) for i, it in enumerate(partitions)]
     try:
@@ -705,30 +750,36 @@ async def merge_results(
         deprecate_eof = bool(capabilities & Capability.DEPRECATE_EOF)
         if not deprecate_eof:
             header.append(build_eof(status=opened[0].status))
-        for payload in header:
-            yield payload
+        yield header
         if plan.aggregate or plan.distinct:
-            rows = _group_payloads(plan, opened, codec, limits)
+            async for row in _group_payloads(plan, opened, codec, limits):
+                yield [row]
         else:
-            rows = _row_payloads(plan, opened, codec)
-        async for row in rows:
-            yield row
+            async for batch in _row_payloads(plan, opened, codec):
+                yield batch
         for p in opened:
             await p.drain()
         warnings = min(sum(p.warnings for p in opened), 0xFFFF)
         status = opened[0].status
         if deprecate_eof:
-            yield build_ok(capabilities=capabilities, status=status, warnings=warnings, header=0xFE)
+            yield [
+                build_ok(capabilities=capabilities, status=status, warnings=warnings, header=0xFE)
+            ]
         else:
-            yield build_eof(warnings=warnings, status=status)
+            yield [build_eof(warnings=warnings, status=status)]
     except _PartitionFailed as failed:
         await _drain_quietly(opened)
-        yield failed.payload
+        yield [failed.payload]
     except MergeError as exc:
         await _drain_quietly(opened)
-        yield build_err(
-            errno=exc.errno, sqlstate=exc.sqlstate, message=exc.message, capabilities=capabilities
-        )
+        yield [
+            build_err(
+                errno=exc.errno,
+                sqlstate=exc.sqlstate,
+                message=exc.message,
+                capabilities=capabilities,
+            )
+        ]
 
 
 async def _drain_quietly(partitions: Sequence[_Partition]) -> None:

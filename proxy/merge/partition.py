@@ -58,6 +58,20 @@ class ResultPayloads:
         packet = self._conn.take_nowait(self._max)
         return None if packet is None else self._advance(packet[1])
 
+    @property
+    def max_packet(self) -> int:
+        return self._max
+
+    def rows_buffer(self) -> bytearray | None:
+        """While rows are read: the connection's receive buffer, whose whole row packets a
+        ``RowMerge`` may cut itself (plain rows only: it leaves the answer's last packet, and
+        anything else, to this reader); then call :meth:`consumed`. None otherwise."""
+        return self._conn.receive_buffer() if self._phase == _ROWS else None
+
+    def consumed(self) -> None:
+        """Rows were cut from :meth:`rows_buffer` (the connection may read again)."""
+        self._conn.consumed()
+
     async def aclose(self) -> None:
         """Stop reading this answer (what is left of it stays unread): the limit is lifted."""
         self._finish()

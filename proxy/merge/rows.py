@@ -9,6 +9,7 @@ columns; ``key`` orders a column's raw values as the server does; ``number`` and
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_UP, Decimal, localcontext
@@ -42,8 +43,23 @@ from proxy.merge.values import (
     sort_key,
 )
 from proxy.wire.packets import build_text_row, lenenc_int, read_lenenc_int
-from proxy.wire.scanner import KEY_BIN, KEY_BYTES, KEY_CALL, KEY_GENERAL_CI, KEY_INTEGER, KeyPart
-from proxy.wire.stream import text_row_key, text_row_values
+from proxy.wire.scanner import (
+    KEY_BIN,
+    KEY_BYTES,
+    KEY_CALL,
+    KEY_DATETIME,
+    KEY_DOUBLE,
+    KEY_FLOAT,
+    KEY_GENERAL_CI,
+    KEY_INTEGER,
+    KEY_SIGNED,
+    KEY_TIME,
+    KEY_UNSIGNED,
+    WIDTH_LENENC,
+    WIDTH_TEMPORAL,
+    KeyPart,
+)
+from proxy.wire.stream import binary_row_key, text_row_key, text_row_values
 
 Value = bytes | None
 
@@ -191,6 +207,9 @@ class BinaryRows:
         self.total = len(columns)
         self.bitmap_len = (self.total + 7 + 2) // 8
         self.types = [c.type_code for c in columns]
+        self.widths = tuple(
+            _FIXED.get(t, WIDTH_TEMPORAL if t in _TEMPORAL else WIDTH_LENENC) for t in self.types
+        )
 
     def parse(self, payload: bytes, count: int) -> list[Value]:
         bitmap = payload[1 : 1 + self.bitmap_len]
@@ -254,6 +273,37 @@ class BinaryRows:
         if t in _TEMPORAL:
             return lambda raw: null if raw is None else (1, _datetime_parts(raw))
         return sort_key(column)  # DECIMAL's text, strings
+
+    def shortcut(self, index: int) -> int:
+        """``binary_row_key``'s shortcut to column ``index``'s :meth:`key`."""
+        column = self.columns[index]
+        t = column.type_code
+        if t in _INTS:
+            return KEY_UNSIGNED if column.flags & UNSIGNED_FLAG else KEY_SIGNED
+        if t == T_FLOAT:
+            return KEY_FLOAT
+        if t == T_DOUBLE:
+            return KEY_DOUBLE
+        if t in _TIMES:
+            return KEY_TIME
+        if t in _TEMPORAL:
+            return KEY_DATETIME
+        shortcut = _SHORTCUTS[column.kind]
+        return shortcut if shortcut in (KEY_BYTES, KEY_GENERAL_CI, KEY_BIN) else KEY_CALL
+
+    def key_parts(self, order: Sequence[tuple[int, bool]]) -> tuple[int, tuple[KeyPart, ...]]:
+        """``binary_row_key``'s arguments for ORDER BY ``order`` ((column, descending) pairs),
+        as :meth:`TextRows.key_parts`."""
+        parts = tuple(
+            (column, self.shortcut(column), self.key(column), Descending if descending else None)
+            for column, descending in order
+        )
+        return max(column for column, _ in order) + 1, parts
+
+    def payload_key(self, order: Sequence[tuple[int, bool]]) -> Callable[[bytes], tuple[Any, ...]]:
+        """The sort key of a raw row for ORDER BY ``order`` in one compiled call per row."""
+        upto, parts = self.key_parts(order)
+        return functools.partial(binary_row_key, self.bitmap_len, self.widths, upto, parts)
 
     def number(self, index: int, raw: bytes) -> Decimal | float:
         column = self.columns[index]

@@ -5,6 +5,11 @@ under its database and its *digest text* (the statement with literals replaced b
 the classifier's cache keys it), and a database's administrator reads its own database's rows
 with ``SHOW QUERY_DIGEST``. Kept in memory per proxy process, bounded: once ``max_entries``
 shapes are known, new shapes of a database are counted under ``(other shapes)``.
+
+A statement on sharded tables that ran on several partitions at once (a scatter: concatenated
+or merged across them) marks its shape: ``scatter_count`` says how many of its executions were
+scatters, ``max_partitions`` the most physical statements one of them ran (D x T for a scatter
+over a split table), so a shape that misses the shard key shows in the digest.
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ class DigestEntry:
     rows: int
     first_seen: float
     last_seen: float
+    scatters: int = 0  # executions that ran on several partitions at once
+    partitions: int = 0  # the most physical statements one of them ran
 
 
 class QueryDigest:
@@ -80,8 +87,11 @@ class QueryDigest:
         """Advance the coarse clock (the server's watchdog calls this every second)."""
         self.now = time.time()
 
-    def record(self, database: str | None, text: str, seconds: float, rows: int) -> None:
-        """One statement finished (the hot path: a dict lookup and a few adds)."""
+    def record(
+        self, database: str | None, text: str, seconds: float, rows: int, scatter: int = 0
+    ) -> None:
+        """One statement finished (the hot path: a dict lookup and a few adds); ``scatter``:
+        the physical statements it ran if it was a scatter over several partitions."""
         key = (database, text)
         entry = self._entries.get(key)
         if entry is None:
@@ -94,6 +104,10 @@ class QueryDigest:
             entry.max = seconds
         entry.rows += rows
         entry.last_seen = self.now
+        if scatter:
+            entry.scatters += 1
+            if scatter > entry.partitions:
+                entry.partitions = scatter
 
     def _new(self, key: tuple[str | None, str]) -> DigestEntry:
         database, text = key
@@ -145,6 +159,8 @@ DIGEST_COLUMNS = (
     "sum_rows_sent",
     "first_seen",
     "last_seen",
+    "scatter_count",
+    "max_partitions",
 )
 
 
@@ -169,6 +185,8 @@ def rows_for(database: str, sources: list[Entries]) -> list[tuple[str, DigestEnt
                     entry.rows,
                     entry.first_seen,
                     entry.last_seen,
+                    entry.scatters,
+                    entry.partitions,
                 )
                 continue
             seen.count += entry.count
@@ -178,6 +196,8 @@ def rows_for(database: str, sources: list[Entries]) -> list[tuple[str, DigestEnt
             seen.rows += entry.rows
             seen.first_seen = min(seen.first_seen, entry.first_seen)
             seen.last_seen = max(seen.last_seen, entry.last_seen)
+            seen.scatters += entry.scatters
+            seen.partitions = max(seen.partitions, entry.partitions)
     found = sorted(merged.items(), key=lambda item: item[1].total, reverse=True)
     return found
 
@@ -203,6 +223,8 @@ def digest_table(database: str, sources: list[Entries]) -> list[list[str | None]
             str(entry.rows),
             stamp(entry.first_seen),
             stamp(entry.last_seen),
+            str(entry.scatters),
+            str(entry.partitions),
         ]
         for text, entry in rows_for(database, sources)
     ]

@@ -70,7 +70,19 @@ class WorkerSlot:
         """Write this worker's metrics and digest for the others (atomically, by rename)."""
         _write_atomically(self._path(self.index, "prom"), labelled(metrics_text, self.index))
         rows = [
-            [db, text, e.count, e.total, e.min, e.max, e.rows, e.first_seen, e.last_seen]
+            [
+                db,
+                text,
+                e.count,
+                e.total,
+                e.min,
+                e.max,
+                e.rows,
+                e.first_seen,
+                e.last_seen,
+                e.scatters,
+                e.partitions,
+            ]
             for (db, text), e in digest.items()
         ]
         _write_atomically(self._path(self.index, "digest.json"), json.dumps(rows))

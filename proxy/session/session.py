@@ -247,6 +247,7 @@ class Session:
                 self._write_resultset,
                 self._status,
                 self._lease,
+                self._write_many,
             ),
         )
         self.prepared: dict[int, Prepared] = {}
@@ -377,6 +378,9 @@ class Session:
 
     def _write(self, payload: bytes) -> None:
         self._next_seq = self.client.write(self._next_seq, payload)
+
+    def _write_many(self, payloads: list[bytes]) -> None:
+        self._next_seq = self.client.write_many(self._next_seq, payloads)
 
     def _caller(self) -> Caller:
         assert self.account is not None

@@ -79,7 +79,7 @@ from proxy.backend.connection import (
     quote_string,
 )
 from proxy.backend.xa import XID_PREFIX
-from proxy.merge import MergeError, Refusal, merge_results, plan_select, result_payloads
+from proxy.merge import MergeError, Refusal, merge_batches, plan_select, result_payloads
 from proxy.merge.values import ColumnDefinition
 from proxy.plan.plan import (
     COM_STMT_CLOSE,
@@ -209,6 +209,9 @@ class Replies:
     result_set: Callable[[list[str], list[list[str | None]], frozenset[str]], None]
     status: Callable[[], int]
     lease: Lease  # the session's connection to physical database 0, from the pool
+    # Several payloads at once (a merge's batch of rows: one vectored write); None: each
+    # through ``write``.
+    write_many: Callable[[list[bytes]], None] | None = None
 
 
 log = logging.getLogger("shardgate.sharded")
@@ -558,6 +561,9 @@ class ShardedExecutor:
         self.replies = replies
         self.source: PartitionSource = source or SessionPartitions(session, replies.lease)
         self._sent = False  # a scatter read has written to the client
+        # The physical statements of the statement running now if it is a scatter (every
+        # physical table: concatenated or merged), for its digest entry; 0 otherwise.
+        self._scatter = 0
         self.tx: ClientTransaction | None = None  # the client's transaction, when one is open
         # SET TRANSACTION: (isolation level, access mode) for the next transaction.
         self._next: tuple[str | None, bool | None] = (None, None)
@@ -598,12 +604,23 @@ class ShardedExecutor:
 
     async def execute(self, plan: Sharded) -> None:
         started = time.perf_counter()
+        self._scatter = 0
         try:
             await self._execute(plan)
         finally:
             if plan.digest:
                 seconds = time.perf_counter() - started
-                self.session.ctx.digest.record(self.session.current_db, plan.digest, seconds, 0)
+                self.session.ctx.digest.record(
+                    self.session.current_db, plan.digest, seconds, 0, self._scatter
+                )
+
+    def _ran(self, route: str, physical: int, *, metrics: bool = True) -> None:
+        """The statement runs as ``route`` with ``physical`` physical statements: counted in
+        the metrics (unless ``metrics`` is False) and, for a scatter, in its digest entry."""
+        if metrics:
+            self.session.ctx.metrics.sharded(route, physical)
+        if route in ("scatter", "merged"):
+            self._scatter = max(self._scatter, physical)
 
     async def _execute(self, plan: Sharded) -> None:
         decision: Decision | None = plan.decision
@@ -682,6 +699,7 @@ class ShardedExecutor:
         """A multi-statement packet: each statement in turn; the answers of all but the last
         end with SERVER_MORE_RESULTS_EXISTS, and an error ends the packet."""
         started = time.perf_counter()
+        self._scatter = 0
         real = self.replies
         try:
             for index, item in enumerate(plan.statements):
@@ -706,7 +724,9 @@ class ShardedExecutor:
                     return
         finally:
             seconds = time.perf_counter() - started
-            self.session.ctx.digest.record(self.session.current_db, plan.digest, seconds, 0)
+            self.session.ctx.digest.record(
+                self.session.current_db, plan.digest, seconds, 0, self._scatter
+            )
 
     async def _with_nextvals(self, plan: Sharded, needs: NeedsNextval) -> Decision | None:
         """Take a value of each ``s.NEXTVAL``; decide again with them in place. A statement
@@ -845,7 +865,7 @@ class ShardedExecutor:
         layout = _layout_of(session)
         targets = decision.targets
         conns = await self._acquire(layout, targets)
-        session.ctx.metrics.sharded(decision.kind, len(targets))
+        self._ran(decision.kind, len(targets))
         replied = False
         try:
             if len(targets) == 1 and not decision.sequence_values and self._relay_ok:
@@ -921,7 +941,7 @@ class ShardedExecutor:
             for p, n in per_db.items()
             if n > 1
         }
-        self.session.ctx.metrics.sharded("merged", len(targets))
+        self._ran("merged", len(targets))
         return conns, _readers(targets, conns, spares)
 
     async def _merged(self, plan: Sharded, decision: Route) -> None:
@@ -943,14 +963,14 @@ class ShardedExecutor:
         client = self.session.client
         try:
             streams = merge_streams(readers, [b"\x03" + t.sql.encode() for t in targets])
-            async for payload in merge_results(
+            async for batch in merge_batches(
                 merge_plan,
                 streams,
                 capabilities=self.session.capabilities,
                 schema=plan.layout.name.encode(),
                 tables=physical_table_names(plan.layout),
             ):
-                self._emit(payload)
+                self._emit_many(batch)
                 if client.write_paused:
                     await client.drain()
         except (BackendError, ConnectionLost) as exc:
@@ -1278,6 +1298,18 @@ class ShardedExecutor:
         self._sent = True
         self.replies.write(payload)
 
+    def _emit_many(self, payloads: list[bytes]) -> None:
+        if not payloads:
+            return
+        self._sent = True
+        write_many = self.replies.write_many
+        if write_many is not None:
+            write_many(payloads)
+            return
+        write = self.replies.write
+        for payload in payloads:
+            write(payload)
+
     async def _write(
         self,
         conns: Mapping[int, BackendConnection],
@@ -1572,7 +1604,7 @@ class ShardedExecutor:
             seen.append(err.errno)
             original.error(err)
 
-        self.replies = replace(original, write=write, error=error)
+        self.replies = replace(original, write=write, error=error, write_many=None)
         return original, seen
 
     async def after_statement(self, scanner: ResponseScanner | None) -> None:
@@ -1989,13 +2021,14 @@ class ShardedExecutor:
         else:  # its tables are single ones now: physical database 0 runs it
             layout, digest = _layout_of(session), None
         started = time.perf_counter()
+        self._scatter = 0
         try:
             with self._failures_answered():
                 await self._execute_prepared(statement, layout, payload)
         finally:
             if digest:
                 seconds = time.perf_counter() - started
-                session.ctx.digest.record(session.current_db, digest, seconds, 0)
+                session.ctx.digest.record(session.current_db, digest, seconds, 0, self._scatter)
 
     def parameters(self, statement: ShardedStatement, payload: bytes) -> ExecuteParams:
         """The execution's parameters (1210 for a packet that does not hold them)."""
@@ -2126,6 +2159,7 @@ class ShardedExecutor:
             await self._merged_prepared(statement, layout, decision, found, values, payload)
             return
         targets = decision.targets
+        self._ran(decision.kind, len(targets), metrics=False)
         conns = await self._acquire(layout, targets)
         replied = False
         try:
@@ -2256,7 +2290,7 @@ class ShardedExecutor:
                     return
                 packets.append(packet)
             streams = merge_streams(readers, packets)
-            async for answer in merge_results(
+            async for batch in merge_batches(
                 merge_plan,
                 streams,
                 capabilities=self.session.capabilities,
@@ -2264,7 +2298,7 @@ class ShardedExecutor:
                 schema=layout.name.encode(),
                 tables=physical_table_names(layout),
             ):
-                self._emit(answer)
+                self._emit_many(batch)
                 if client.write_paused:
                     await client.drain()
         except (BackendError, ConnectionLost) as exc:

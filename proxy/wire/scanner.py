@@ -11,6 +11,7 @@ tests/unit/test_compiled.py checks that both agree on random and malformed input
 from __future__ import annotations
 
 import enum
+import heapq
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -431,3 +432,150 @@ def text_row_key(payload: bytes, upto: int, parts: Sequence[KeyPart]) -> tuple[A
     compiled twin takes the ``shortcut`` (``KEY_*``) where the value allows."""
     row = text_row_values(payload, upto)
     return tuple([k(row[c]) if w is None else w(k(row[c])) for c, _, k, w in parts])
+
+
+# A binary row's column widths (``binary_row_values``): a fixed size, or one of these.
+WIDTH_TEMPORAL = -1  # a length byte, then the packed parts (DATE, DATETIME, TIMESTAMP, TIME)
+WIDTH_LENENC = -2  # length-encoded bytes (strings, DECIMAL's text, BIT, ...)
+
+# ``binary_row_key``'s shortcuts besides the text ones (KEY_CALL, KEY_BYTES, KEY_GENERAL_CI,
+# KEY_BIN): the value of a little-endian integer, a FLOAT, a DOUBLE, a DATETIME's parts, a
+# TIME's microseconds -- each exactly what the column's key function gives.
+KEY_SIGNED, KEY_UNSIGNED, KEY_FLOAT, KEY_DOUBLE, KEY_DATETIME, KEY_TIME = range(5, 11)
+
+
+def binary_row_values(
+    payload: bytes, bitmap_len: int, widths: Sequence[int], count: int
+) -> list[bytes | None]:
+    """A binary-protocol row's first ``count`` values (None for NULL; a temporal's packed
+    parts without their length byte; length-encoded bytes without their length).
+    ``bitmap_len``: the NULL bitmap's length (for all the row's columns); ``widths``: per
+    column a fixed size, ``WIDTH_TEMPORAL`` or ``WIDTH_LENENC``. ProtocolError when the row
+    ends before them."""
+    size = len(payload)
+    if size < 1 + bitmap_len:
+        raise ProtocolError("truncated binary row")
+    pos = 1 + bitmap_len
+    values: list[bytes | None] = []
+    for i in range(count):
+        bit = i + 2
+        if payload[1 + (bit >> 3)] & (1 << (bit & 7)):
+            values.append(None)
+            continue
+        width = widths[i]
+        if width == WIDTH_TEMPORAL:
+            if pos >= size:
+                raise ProtocolError("truncated binary row")
+            start = pos + 1
+            end = start + payload[pos]
+        elif width == WIDTH_LENENC:
+            if pos >= size:
+                raise ProtocolError("truncated binary row")
+            length, start = read_lenenc_int(payload, pos)
+            end = start + (length or 0)
+        else:
+            start = pos
+            end = pos + width
+        if end > size:
+            raise ProtocolError("truncated binary row")
+        values.append(payload[start:end])
+        pos = end
+    return values
+
+
+def binary_row_key(
+    bitmap_len: int, widths: Sequence[int], upto: int, parts: Sequence[KeyPart], payload: bytes
+) -> tuple[Any, ...]:
+    """The sort key of a binary row (its first ``upto`` values read, ``binary_row_values``):
+    as ``text_row_key``, per part ``(column, shortcut, key, wrap)``. This reference always
+    calls ``key``; the compiled twin takes the shortcut (``KEY_*``) where the value allows.
+    The payload comes last: ``functools.partial`` binds the rest."""
+    row = binary_row_values(payload, bitmap_len, widths, upto)
+    return tuple([k(row[c]) if w is None else w(k(row[c])) for c, _, k, w in parts])
+
+
+class RowMerge:
+    """The k-way merge of sorted row streams whose next rows wait, as packets, in their
+    connections' receive buffers: the merge's inner loop without a Python call per row.
+
+    ``buffers``: per stream, the bytearray its rows arrive in (None: a stream whose rows come
+    only through :meth:`set_head`). A stream enters the merge with its first row
+    (:meth:`set_head`); :meth:`run` then moves rows in order (``(key, stream index)``: ties
+    keep the streams' order) into a list: each time a stream's row is taken, its next row is
+    cut from its buffer when that buffer holds it whole as a plain row packet (one frame, no
+    larger than ``max_packet``, not an EOF, OK or ERR). When one does not, :meth:`run` returns
+    that stream's index and the stream is out of the merge until :meth:`set_head` gives its
+    next row (or None: the stream has ended). A row's key is ``key(payload)``, or when ``key``
+    is None ``text_row_key(payload, upto, parts)``. What :meth:`run` cuts from a buffer is
+    removed from it before it returns (also when a key raises)."""
+
+    def __init__(
+        self,
+        buffers: Sequence[bytearray | None],
+        max_packet: int,
+        upto: int,
+        parts: Sequence[KeyPart],
+        key: Callable[[bytes], Any] | None = None,
+    ) -> None:
+        self._buffers = list(buffers)
+        self._max = max_packet
+        self._upto = upto
+        self._parts = tuple(parts)
+        self._key = key
+        self._heap: list[tuple[Any, int, bytes]] = []
+
+    def _key_of(self, payload: bytes) -> Any:
+        if self._key is None:
+            return text_row_key(payload, self._upto, self._parts)
+        return self._key(payload)
+
+    def set_head(self, index: int, payload: bytes | None) -> None:
+        """Stream ``index``'s next row enters the merge (None: the stream has ended)."""
+        if payload is not None:
+            heapq.heappush(self._heap, (self._key_of(payload), index, payload))
+
+    @property
+    def streams(self) -> int:
+        """How many streams are in the merge."""
+        return len(self._heap)
+
+    def _cut(self, buf: bytearray, pos: int) -> bytes | None:
+        """The plain row packet whole at ``buf[pos:]``, or None."""
+        if len(buf) - pos < 5:
+            return None
+        length = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+        first = buf[pos + 4]
+        if length >= MAX_PAYLOAD or length > self._max or first in (0xFE, 0xFF):
+            return None
+        if pos + 4 + length > len(buf):
+            return None
+        return bytes(buf[pos + 4 : pos + 4 + length])
+
+    def run(self, out: list[bytes], count: int) -> int:
+        """Append up to ``count`` rows to ``out``, in order. Returns -2 when ``count`` rows
+        were appended, -1 when no stream is left, else the index of the stream whose next
+        row is not whole in its buffer (its last row taken: it awaits :meth:`set_head`)."""
+        heap = self._heap
+        taken = [0] * len(self._buffers)
+        try:
+            while True:
+                if count <= 0:
+                    return -2
+                if not heap:
+                    return -1
+                _, index, payload = heap[0]
+                out.append(payload)
+                count -= 1
+                buf = self._buffers[index]
+                row = None if buf is None else self._cut(buf, taken[index])
+                if row is None:
+                    heapq.heappop(heap)
+                    return index
+                taken[index] += 4 + len(row)
+                heapq.heapreplace(heap, (self._key_of(row), index, row))
+        finally:
+            for index, n in enumerate(taken):
+                if n:
+                    buf = self._buffers[index]
+                    assert buf is not None
+                    del buf[:n]

@@ -35,15 +35,26 @@ from proxy.wire.tls import TlsLayer
 COMPILED_MISSING: str | None = None
 if TYPE_CHECKING:
     from proxy.wire.scanner import ResponseScanner as ResponseScanner
+    from proxy.wire.scanner import RowMerge as RowMerge
+    from proxy.wire.scanner import binary_row_key as binary_row_key
     from proxy.wire.scanner import take_packet as take_packet
     from proxy.wire.scanner import text_row_key as text_row_key
     from proxy.wire.scanner import text_row_values as text_row_values
 else:
     try:
-        from proxy.wire._cscan import ResponseScanner, take_packet, text_row_key, text_row_values
+        from proxy.wire._cscan import (
+            ResponseScanner,
+            RowMerge,
+            binary_row_key,
+            take_packet,
+            text_row_key,
+            text_row_values,
+        )
     except ImportError as exc:
         COMPILED_MISSING = str(exc)
         ResponseScanner = _pure.ResponseScanner
+        RowMerge = _pure.RowMerge
+        binary_row_key = _pure.binary_row_key
         take_packet = _pure.take_packet
         text_row_values = _pure.text_row_values
         text_row_key = _pure.text_row_key
@@ -192,6 +203,18 @@ class PacketConnection(asyncio.Protocol):
     def take_nowait(self, max_size: int) -> tuple[int, bytes] | None:
         """:meth:`read` of a packet already received whole; None instead of waiting."""
         return self._take(max_size)
+
+    def receive_buffer(self) -> bytearray:
+        """The bytes received and not yet read as packets, for a reader that cuts whole
+        packets off its front itself (the merge's ``RowMerge``); it calls :meth:`consumed`
+        after."""
+        return self._buf
+
+    def consumed(self) -> None:
+        """Packets were cut from :meth:`receive_buffer`: reading resumes if the read limit
+        had paused it and half the limit is read (as :meth:`take_nowait` does)."""
+        if self._limit_paused and len(self._buf) <= self.read_limit // 2:
+            self._resume_for_limit()
 
     def _take(self, max_size: int) -> tuple[int, bytes] | None:
         packet = take_packet(self._buf, max_size)

@@ -5,9 +5,10 @@
 Starts a throwaway MariaDB, loads ``--rows`` rows into each of two partition databases and
 the same ``2 x rows`` into one plain database, then reads ``SELECT ... ORDER BY`` in full:
 directly from the plain table, and from the two partitions through ``plan_select`` +
-``merge_text_results`` (in this process, on one event loop, as the proxy would). Prints the
-wall time of both and the proxy process's resident memory before and at its peak during the
-merge: memory stays flat however many rows stream through. Not a timed test.
+``merge_batches`` (in this process, on one event loop, as the proxy's sharded executor does;
+it writes each batch to the client at once). Prints the wall and CPU time of both and the
+proxy process's resident memory before and at its peak during the merge: memory stays flat
+however many rows stream through. Not a timed test.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pymysql
 
 from proxy.backend.connection import BackendConnection, BackendTarget
 from proxy.dev.localshard import LocalMariaDB, ShardEndpoint
-from proxy.merge import MergePlan, merge_text_results, plan_select, result_payloads
+from proxy.merge import MergePlan, merge_batches, plan_select, result_payloads
 from proxy.merge.partition import ResultPayloads
 
 QUERY = "SELECT id, name, amount, created FROM t ORDER BY name, id"
@@ -91,12 +92,14 @@ async def _run(endpoint: ShardEndpoint) -> None:
     base = peak = _rss_kib()
     t0, c0 = time.perf_counter(), time.process_time()
     merged = 0
-    merge = merge_text_results(
+    sampled = 0
+    merge = merge_batches(
         plan, [_answer(c, plan.sql) for c in parts], capabilities=plain.capabilities
     )
-    async for _ in merge:
-        merged += 1
-        if merged % 20000 == 0:
+    async for batch in merge:
+        merged += len(batch)
+        if merged - sampled >= 20000:
+            sampled = merged
             peak = max(peak, _rss_kib())
     t_merged, c_merged = time.perf_counter() - t0, time.process_time() - c0
     peak = max(peak, _rss_kib())
@@ -104,10 +107,14 @@ async def _run(endpoint: ShardEndpoint) -> None:
     print(f"packets: {direct}")
     # CPU time of this process: what the reading costs the proxy, far less noisy than the wall
     # time on a machine shared with other work.
-    print(f"direct from one MariaDB: {t_direct:.2f} s (CPU {c_direct:.2f} s)")
+    micros = 1e6 / direct
+    print(
+        f"direct from one MariaDB: {t_direct:.2f} s"
+        f" (CPU {c_direct:.2f} s, {c_direct * micros:.2f} µs per row)"
+    )
     print(
         f"merged from 2 partitions: {t_merged:.2f} s ({t_merged / t_direct:.2f}x)"
-        f" (CPU {c_merged:.2f} s, {c_merged / c_direct:.2f}x)"
+        f" (CPU {c_merged:.2f} s, {c_merged / c_direct:.2f}x, {c_merged * micros:.2f} µs per row)"
     )
     print(f"proxy RSS: {base} KiB before, {peak} KiB peak (+{peak - base} KiB)")
     for c in (plain, *parts):

@@ -31,6 +31,8 @@ def _digest(conn: pymysql.connections.Connection) -> dict[str, tuple[int, int]]:
             "sum_rows_sent",
             "first_seen",
             "last_seen",
+            "scatter_count",
+            "max_partitions",
         ]
         rows = cur.fetchall()
     assert all(row[0] == "easydb" for row in rows)

@@ -739,3 +739,53 @@ def test_kill_query_and_a_client_gone_interrupt_the_statement_on_every_partition
             cur.execute("DROP TABLE IF EXISTS naps")
         for conn in (setup, victim, killer):
             conn.close()
+
+
+def _digest(conn: pymysql.connections.Connection[Any]) -> dict[str, tuple[int, int, int]]:
+    """SHOW QUERY_DIGEST: per shape, (count_star, scatter_count, max_partitions)."""
+    with conn.cursor() as cur:
+        cur.execute("SHOW QUERY_DIGEST")
+        names = [d[0] for d in cur.description]
+        assert names[-2:] == ["scatter_count", "max_partitions"]
+        return {row[1]: (int(row[2]), int(row[-2]), int(row[-1])) for row in cur.fetchall()}
+
+
+def test_digest_marks_scatter_shapes(sharded: ProxyEnv) -> None:
+    """A shape that ran on every partition says so in the query digest, with how many
+    physical statements it ran (D, or D x T over a split table); a routed one does not --
+    text and prepared statements, concatenated and merged scatters."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE dgs (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)")
+            cur.execute(
+                "CREATE TABLE dgs2 (id int PRIMARY KEY, v int)"
+                " DBPARTITION BY HASH(id) TBPARTITION BY HASH(id) TBPARTITIONS 2"
+            )
+            cur.execute("INSERT INTO dgs VALUES (1, 10), (2, 20), (3, 30)")
+            cur.execute("INSERT INTO dgs2 VALUES (1, 10), (2, 20), (3, 30)")
+            cur.execute("SELECT v FROM dgs WHERE id = 2")
+            assert cur.fetchall() == ((20,),)
+            for _ in range(2):
+                cur.execute("SELECT v FROM dgs WHERE v > 10")
+                assert sorted(cur.fetchall()) == [(20,), (30,)]
+            cur.execute("SELECT v FROM dgs2 ORDER BY v DESC LIMIT 2")
+            assert cur.fetchall() == ((30,), (20,))
+        prepared = sharded.connector(DB, PASSWORD, database=DB)
+        try:
+            pcur = prepared.cursor(prepared=True)
+            pcur.execute("SELECT id FROM dgs2 WHERE v < %s", (25,))
+            assert sorted(pcur.fetchall()) == [(1,), (2,)]
+            pcur.close()
+        finally:
+            prepared.close()
+        digest = _digest(conn)
+        assert digest["SELECT v FROM dgs WHERE id = ?"] == (1, 0, 0)
+        assert digest["SELECT v FROM dgs WHERE v > ?"] == (2, 2, 4)
+        assert digest["SELECT v FROM dgs2 ORDER BY v DESC LIMIT ?"] == (1, 1, 8)
+        assert digest["SELECT id FROM dgs2 WHERE v < ?"] == (1, 1, 8)
+        with conn.cursor() as cur:
+            cur.execute("DROP TABLE dgs")
+            cur.execute("DROP TABLE dgs2")
+    finally:
+        conn.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import importlib
 import itertools
+import struct
 import subprocess
 import sys
 from collections.abc import Callable
@@ -214,6 +215,201 @@ def test_text_row_key_agrees(data: st.DataObject) -> None:
     compiled = cscan.text_row_key(payload, upto, parts)
     assert compiled == pure.text_row_key(payload, upto, parts)
     assert [type(k) for k in compiled] == [type(k) for k in pure.text_row_key(payload, upto, parts)]
+
+
+def _sized(*sizes: int) -> st.SearchStrategy[bytes]:
+    """Bytes of one of ``sizes`` (a temporal's packed forms)."""
+    return st.sampled_from(sizes).flatmap(lambda n: st.binary(min_size=n, max_size=n))
+
+
+_DECIMALS = st.decimals(allow_nan=False, allow_infinity=False, places=2)
+
+# Binary-protocol columns (type code, charset, flags) and their values' packed forms:
+# binary_row_key's shortcuts must give exactly what BinaryRows.key gives.
+_BIN_COLUMNS: list[tuple[tuple[int, int, int], st.SearchStrategy[bytes]]] = [
+    ((1, 63, 0), st.binary(min_size=1, max_size=1)),  # TINYINT
+    ((1, 63, 32), st.binary(min_size=1, max_size=1)),  # TINYINT UNSIGNED
+    ((2, 63, 0), st.binary(min_size=2, max_size=2)),  # SMALLINT
+    ((13, 63, 32), st.binary(min_size=2, max_size=2)),  # YEAR
+    ((3, 63, 0), st.binary(min_size=4, max_size=4)),  # INT
+    ((9, 63, 32), st.binary(min_size=4, max_size=4)),  # MEDIUMINT UNSIGNED
+    ((8, 63, 0), st.binary(min_size=8, max_size=8)),  # BIGINT
+    ((8, 63, 32), st.binary(min_size=8, max_size=8)),  # BIGINT UNSIGNED
+    ((4, 63, 0), st.floats(width=32, allow_nan=False).map(lambda f: struct.pack("<f", f))),
+    ((5, 63, 0), st.floats(allow_nan=False).map(lambda f: struct.pack("<d", f))),
+    ((12, 63, 128), _sized(0, 4, 7, 11)),  # DATETIME
+    ((10, 63, 128), _sized(0, 4)),  # DATE
+    ((7, 63, 128), _sized(0, 4, 7, 11)),  # TIMESTAMP
+    ((11, 63, 128), _sized(0, 8, 12)),  # TIME
+    ((253, 45, 0), _TEXTS.map(str.encode)),  # VARCHAR utf8mb4_general_ci
+    ((253, 46, 128), _TEXTS.map(str.encode)),  # VARCHAR utf8mb4_bin
+    ((253, 63, 128), st.binary(max_size=300)),  # VARBINARY (some with a 0xFC length)
+    ((246, 63, 0), _DECIMALS.map(lambda d: str(d).encode())),  # DECIMAL
+]  # fmt: skip
+
+
+@needs_cscan
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_binary_row_key_agrees(data: st.DataObject) -> None:
+    """Compiled and reference binary_row_key agree (values, key types, errors) on rows of every
+    binary column kind with NULLs, DESC and truncated rows; on whole rows both are the
+    columns' BinaryRows.key."""
+    from proxy.merge.rows import BinaryRows
+    from proxy.merge.values import ColumnDefinition, Descending
+
+    assert cscan is not None
+    picks = data.draw(st.lists(st.integers(0, len(_BIN_COLUMNS) - 1), min_size=1, max_size=9))
+    columns = [
+        ColumnDefinition(b"def", b"", b"", b"", b"c", b"", None, charset, 0, type_code, flags, 0)
+        for type_code, charset, flags in (_BIN_COLUMNS[k][0] for k in picks)
+    ]
+    codec = BinaryRows(columns)
+    values = [data.draw(st.one_of(st.none(), _BIN_COLUMNS[k][1])) for k in picks]
+    order = data.draw(
+        st.lists(st.tuples(st.integers(0, len(picks) - 1), st.booleans()), min_size=1, max_size=4)
+    )
+    upto, parts = codec.key_parts(order)
+    row = codec.build(values)
+    cut = data.draw(st.integers(0, len(row)))
+    for payload in (row, row[:cut]):
+        args = (codec.bitmap_len, codec.widths, upto, parts, payload)
+        compiled = outcome(functools.partial(cscan.binary_row_key, *args))
+        reference = outcome(functools.partial(pure.binary_row_key, *args))
+        assert compiled == reference
+        if compiled[0] == "ok":
+            assert [type(k) for k in compiled[1]] == [type(k) for k in reference[1]]
+    expected = tuple(
+        Descending(codec.key(c)(values[c])) if d else codec.key(c)(values[c]) for c, d in order
+    )
+    assert cscan.binary_row_key(codec.bitmap_len, codec.widths, upto, parts, row) == expected
+
+
+# --- RowMerge ---------------------------------------------------------------------------------
+
+
+def _merge_run(
+    cls: Any,
+    streams: list[list[bytes]],
+    buffered: list[bool],
+    plan: list[int],
+    upto: int,
+    parts: Any,
+    key: Any,
+    max_packet: int,
+) -> list[Any]:
+    """Drive a RowMerge as the merge does: each stream's answer (row packets, then an EOF)
+    arrives in its buffer a few bytes at a time (``plan`` says how many, and the batch
+    sizes); a stream the merge hands back reads its next packet itself (``take_packet``).
+    Every call's result, the rows of each batch and the buffers' contents are recorded."""
+    wire = []
+    for rows in streams:
+        data = bytearray()
+        for seq, payload in enumerate([*rows, b"\xfe\x00\x00\x02\x00"]):
+            data += frame(seq & 0xFF, payload)
+        wire.append(data)
+    buffers: list[bytearray] = [bytearray() for _ in streams]
+    sent = [0] * len(streams)
+    steps = iter(plan)
+
+    def arrive(i: int) -> None:
+        n = next(steps, 7) % 50 + 1
+        buffers[i] += wire[i][sent[i] : sent[i] + n]
+        sent[i] += n
+
+    def read(i: int) -> bytes | None:
+        while (packet := pure.take_packet(buffers[i], 1 << 30)) is None:
+            arrive(i)
+        payload: bytes = packet[1]
+        return None if payload[:1] == b"\xfe" else payload
+
+    merge = cls(
+        [b if on else None for b, on in zip(buffers, buffered, strict=True)],
+        max_packet,
+        upto,
+        parts,
+        key,
+    )
+    record: list[Any] = []
+
+    def head(i: int) -> Any:
+        return merge.set_head(i, read(i))
+
+    for i in range(len(streams)):
+        arrive(i)
+        record.append(outcome(functools.partial(head, i)))
+    for _ in range(200):
+        for i in range(len(streams)):
+            if next(steps, 0) % 3 == 0:
+                arrive(i)
+        out: list[bytes] = []
+        result = outcome(functools.partial(merge.run, out, next(steps, 5) % 9))
+        record.append((result, out, [bytes(b) for b in buffers], merge.streams))
+        if result[0] != "ok" or result[1] == -1:
+            break
+        if result[1] >= 0:
+            record.append(outcome(functools.partial(head, result[1])))
+    return record
+
+
+@needs_cscan
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_row_merge_agrees(data: st.DataObject) -> None:
+    """The compiled RowMerge takes the same rows in the same batches, leaves the same bytes in
+    the buffers and hands back the same streams as the reference, over text rows of every
+    key kind (NULLs, DESC, ties across streams, long values read by the reference), rows
+    larger than ``max_packet``, streams without a buffer, and a caller's key function; the
+    rows come out in (key, stream) order."""
+    from proxy.merge.rows import TextRows
+    from proxy.merge.values import ColumnDefinition
+
+    assert cscan is not None
+    kinds = data.draw(st.lists(st.integers(0, len(_KEY_COLUMNS) - 1), min_size=1, max_size=3))
+    columns = [
+        ColumnDefinition(b"def", b"", b"", b"", b"c", b"", None, charset, 0, type_code, flags, 0)
+        for type_code, charset, flags in (_KEY_COLUMNS[k] for k in kinds)
+    ]
+    order = data.draw(
+        st.lists(st.tuples(st.integers(0, len(kinds) - 1), st.booleans()), min_size=1, max_size=3)
+    )
+    upto, parts = TextRows(columns).key_parts(order)
+    # Values of 251 bytes and more (a 0xFC length: the compiled key reads such a row with
+    # text_row_key) for the kinds that have them.
+    long = {0: b"0" * 298 + b"7", 1: b"0" * 299 + b"1", 2: b"a" * 300, 3: b"Z" * 300, 4: b"~" * 300}
+    values = [
+        st.one_of(st.none(), _KEY_VALUES[k], *([st.just(long[k])] if k in long else []))
+        for k in kinds
+    ]
+    custom = data.draw(st.booleans())
+    key = (lambda payload: (len(payload) % 3, payload)) if custom else None
+
+    def sort_key(payload: bytes) -> Any:
+        return key(payload) if key is not None else pure.text_row_key(payload, upto, parts)
+
+    streams = []
+    for _ in range(data.draw(st.integers(1, 4))):
+        rows = [
+            _text_row([data.draw(v) for v in values]) for _ in range(data.draw(st.integers(0, 6)))
+        ]
+        # Ties within a stream and across streams: values drawn from a few.
+        tie = data.draw(st.booleans())
+        if rows and tie:
+            rows = rows + rows[: data.draw(st.integers(0, len(rows)))]
+        streams.append(sorted(rows, key=sort_key))
+    buffered = data.draw(st.lists(st.booleans(), min_size=len(streams), max_size=len(streams)))
+    plan = data.draw(st.lists(st.integers(0, 1000), max_size=300))
+    max_packet = data.draw(st.sampled_from([1 << 30, 12]))
+    args = (streams, buffered, plan, upto, parts, key, max_packet)
+    compiled = _merge_run(cscan.RowMerge, *args)
+    assert compiled == _merge_run(pure.RowMerge, *args)
+    taken = [row for entry in compiled if isinstance(entry, tuple) and len(entry) == 4
+             for row in entry[1]]  # fmt: skip
+    if compiled[-1][0] == ("ok", -1):
+        expected = sorted(
+            [(sort_key(r), i, n, r) for i, rows in enumerate(streams) for n, r in enumerate(rows)]
+        )
+        assert taken == [r for *_, r in expected]
 
 
 @needs_cscan
@@ -471,6 +667,8 @@ def test_pure_fallback_when_the_extension_is_missing() -> None:
         "from proxy.sql import analyze\n"
         "assert stream.ResponseScanner is scanner.ResponseScanner\n"
         "assert stream.take_packet is scanner.take_packet\n"
+        "assert stream.RowMerge is scanner.RowMerge\n"
+        "assert stream.binary_row_key is scanner.binary_row_key\n"
         "assert stream.COMPILED_MISSING and analyze.FAST_BASE_MISSING\n"
         "assert analyze._fast_base is analyze._fast_base_pure\n"
         "print('pure')\n"
