@@ -783,11 +783,10 @@ class Session:
         if command.code == COM_STMT_EXECUTE:
             flag_at, types = execute_types(payload, wire.params)
             if types is not None:
-                wire.types = types
-                wire.typed.add(conn)
-            elif flag_at >= 0 and wire.types is not None and conn not in wire.typed:
+                wire.took_types(types, conn)
+            elif flag_at >= 0 and wire.types is not None and not wire.has_types_on(conn):
                 payload = with_types(payload, flag_at, wire.types)
-                wire.typed.add(conn)
+                wire.sent_types(conn)
             wire.cursor = opens_cursor(payload)
             wire.long_data = False
             if wire.cursor:
@@ -907,8 +906,7 @@ class Session:
                 return False  # prepared again, or a cursor opened: the command loop's
             flag_at, types = execute_types(packet, wire.params, 4)
             if types is not None:
-                wire.types = types
-                wire.sent_types(conn)
+                wire.took_types(types, conn)
             elif flag_at >= 0 and wire.types is not None and not wire.has_types_on(conn):
                 return False  # the types are inserted by the command loop
             if backend_id != statement_id:

@@ -92,6 +92,16 @@ class WireStatement:
         if self._memo_conn is conn:
             self._memo_typed = True
 
+    def took_types(self, types: bytes, conn: BackendConnection) -> None:
+        """An execution sent ``types`` to ``conn``. Connections sent other types before are
+        no longer ``typed``: an execution saying "as last time" means the client's last
+        types, which they were never sent (they would read its values as the old ones)."""
+        if types != self.types:
+            self.types = types
+            self.typed = weakref.WeakSet()
+            self.forget()
+        self.sent_types(conn)
+
     def forget(self) -> None:
         """Entries of ``on`` or ``typed`` were removed or changed: drop the memo."""
         self._memo_conn = None

@@ -100,3 +100,25 @@ def test_pinning_answers_what_the_statements_say_once_told_they_may_pin() -> Non
     statements.pinned()
     statements.forget_connection(conn)  # the connection lost: its cursors and long data too
     assert not statements.pinning()
+
+
+def test_new_types_leave_connections_sent_older_ones_untyped() -> None:
+    """Executed with BIGINT on a, then with a string on b (the pool handed the session
+    another connection): a was sent the old types, so an execution saying "types as last
+    time" must be sent the string type there too, not read by a as a BIGINT."""
+    a, b = _conn(), _conn()
+    statements = WireStatements()
+    statements.add(7, b"SELECT * FROM t WHERE k = ?", 1, a, 7)
+    statement = statements.by_id[7]
+    statement.on[b] = 9
+    bigint, string = b"\x08\x00", b"\xfd\x00"
+    statement.took_types(bigint, a)
+    assert statement.has_types_on(a)
+    statement.took_types(string, b)
+    assert statement.types == string
+    assert statement.has_types_on(b)
+    assert not statement.has_types_on(a)
+    _agrees(statement, a)
+    _agrees(statement, b)
+    statement.took_types(string, a)  # the same types again: b keeps them
+    assert statement.has_types_on(a) and statement.has_types_on(b)
