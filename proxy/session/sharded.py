@@ -855,9 +855,19 @@ class ShardedExecutor:
         return rewrite
 
     def logical_names(self, layout: Layout) -> LogicalNames:
-        """The renaming of ``layout``'s column definitions (kept while the layout is)."""
+        """The renaming of ``layout``'s column definitions (kept while the layout is, or one
+        of the same tables and partitions: each plan of a snapshot has a Layout object of its
+        own, and a session alternating between statements must keep the renames it
+        remembered)."""
         cached = self._names
-        if cached is None or cached[0] is not layout:
+        if cached is None or (
+            cached[0] is not layout
+            and not (
+                cached[0].tables is layout.tables
+                and cached[0].partitions is layout.partitions
+                and cached[0].name == layout.name
+            )
+        ):
             renames = LogicalNames(layout.name.encode(), physical_table_names(layout))
             cached = self._names = (layout, renames)
         return cached[1]
