@@ -405,49 +405,61 @@ class BackendConnection(PacketConnection):
         client = self._client
         assert scanner is not None and client is not None
         self.waiting_since = time.monotonic()
+        head = b""
         if self._columns is not None:
-            rest = self._relay_head(data, scanner, client)
-            if not rest:
+            found = self._relay_head(data, scanner)
+            if found is None:
                 return
-            data = rest
+            # The head, rewritten, goes out in one write with what follows it.
+            head, data = found
+            if not data:
+                client.write_raw(head)
+                return
         try:
             end = scanner.feed(data)
         except ProtocolViolation as exc:
+            if head:
+                client.write_raw(head)
             self._break(self._lost_error(exc))
             return
         self.relayed_any = True
         if end < 0:
-            client.write_raw(data)
+            client.write_raw(head + data if head else data)
             return
         if end == len(data):
-            client.write_raw(data)
+            client.write_raw(head + data if head else data)
             self._finish(None)
             return
         # The response is complete, but the shard sent more: deliver the response, then drop
         # this connection, which is out of step.
-        client.write_raw(data[:end])
+        client.write_raw(head + data[:end])
         self._finish(None)
         self.broken = True
         self.abort()
 
-    def _relay_head(
-        self, data: bytes, scanner: ResponseScanner, client: PacketConnection
-    ) -> bytes | None:
+    def _relay_head(self, data: bytes, scanner: ResponseScanner) -> tuple[bytes, bytes] | None:
         """The head of an answer whose column definitions are rewritten: packet by packet
-        (the scanner fed what is written). Returns the bytes after the head once it is done,
-        None while it goes on or when the answer ended (or broke) in it."""
+        (the scanner fed what is written). Once it is done, returns the rewritten head not
+        written yet and the bytes after it; None while it goes on or when the answer ended
+        (or broke) in it, what was rewritten then written (one write per call)."""
         columns = self._columns
-        assert columns is not None
+        client = self._client
+        assert columns is not None and client is not None
         head = self._head
         head += data
+        outs: list[bytes] = []
         while True:
             try:
                 taken = take_packet(head, _HEAD_LIMIT)
             except PacketTooLarge as exc:
                 self._columns = None
+                if outs:
+                    client.write_raw(b"".join(outs))
                 self._break(self._lost_error(exc))
                 return None
             if taken is None:
+                if outs:
+                    client.write_raw(b"".join(outs))
                 return None
             seq, packet = taken
             defs = self._defs
@@ -478,16 +490,19 @@ class BackendConnection(PacketConnection):
                 end = scanner.feed(out)
             except ProtocolViolation as exc:
                 self._columns = None
+                if outs:
+                    client.write_raw(b"".join(outs))
                 self._break(self._lost_error(exc))
                 return None
             self.relayed_any = True
-            client.write_raw(out)
+            outs.append(out)
             if end >= 0 or defs == 0:
                 self._columns = None
                 rest = bytes(head)
                 head.clear()
                 if end < 0:
-                    return rest
+                    return b"".join(outs), rest
+                client.write_raw(b"".join(outs))
                 self._finish(None)
                 if rest:  # the shard sent more than its answer: out of step
                     self.broken = True
