@@ -187,6 +187,7 @@ RelayDone = Callable[[ResponseScanner, "BackendError | None"], None]
 ColumnRewrite = Callable[[bytes], bytes]
 _CACHE_METADATA = int(Capability.MARIADB_CLIENT_CACHE_METADATA)
 _HEAD_LIMIT = 1 << 20  # a column count or definition is far smaller
+_HEADS_KEPT = 64  # rewritten answer heads a connection remembers
 
 
 # How long a retired connection waits for the shard to close it after COM_QUIT.
@@ -238,6 +239,9 @@ class BackendConnection(PacketConnection):
         self._columns: ColumnRewrite | None = None
         self._head = bytearray()
         self._defs: int | None = None
+        # Heads of query answers rewritten before, by length: (rewrite, the shard's bytes) ->
+        # the bytes written (a statement's definitions repeat byte for byte), bounded.
+        self._heads: dict[int, dict[tuple[ColumnRewrite, bytes], bytes]] = {}
         self._head_kind = ResponseKind.QUERY
         # time.monotonic() of the last bytes from the shard while a response is awaited;
         # 0.0 when none is (the stall watchdog reads it).
@@ -406,8 +410,13 @@ class BackendConnection(PacketConnection):
         assert scanner is not None and client is not None
         self.waiting_since = time.monotonic()
         head = b""
-        if self._columns is not None:
-            found = self._relay_head(data, scanner)
+        columns = self._columns
+        if columns is not None:
+            found = None
+            if self._defs is None and not self._head and self._heads:
+                found = self._known_head(data, columns, scanner)
+            if found is None:
+                found = self._relay_head(data, scanner)
             if found is None:
                 return
             # The head, rewritten, goes out in one write with what follows it.
@@ -437,6 +446,36 @@ class BackendConnection(PacketConnection):
         self.broken = True
         self.abort()
 
+    def _known_head(
+        self, data: bytes, columns: ColumnRewrite, scanner: ResponseScanner
+    ) -> tuple[bytes, bytes] | None:
+        """:meth:`_relay_head`'s answer for an answer that opens with a head rewritten
+        before (the same bytes, the same rewrite): (the head as written then, the rest);
+        None when it does not."""
+        for length, known in self._heads.items():
+            if len(data) <= length:
+                continue
+            written = known.get((columns, data[:length]))
+            if written is None:
+                continue
+            try:
+                end = scanner.feed(written)
+            except ProtocolViolation:  # pragma: no cover - it was fed before
+                return None
+            if end >= 0:  # pragma: no cover - it was not the end before
+                return None
+            self._columns = None
+            self.relayed_any = True
+            return written, data[length:]
+        return None
+
+    def _remember_head(self, columns: ColumnRewrite, raw: bytes, written: bytes) -> None:
+        known = self._heads.setdefault(len(raw), {})
+        if sum(len(k) for k in self._heads.values()) >= _HEADS_KEPT:
+            self._heads.clear()
+            known = self._heads[len(raw)] = {}
+        known[columns, raw] = written
+
     def _relay_head(self, data: bytes, scanner: ResponseScanner) -> tuple[bytes, bytes] | None:
         """The head of an answer whose column definitions are rewritten: packet by packet
         (the scanner fed what is written). Once it is done, returns the rewritten head not
@@ -446,6 +485,7 @@ class BackendConnection(PacketConnection):
         client = self._client
         assert columns is not None and client is not None
         head = self._head
+        whole = not head and self._defs is None  # the head starts in ``data``
         head += data
         outs: list[bytes] = []
         while True:
@@ -501,7 +541,10 @@ class BackendConnection(PacketConnection):
                 rest = bytes(head)
                 head.clear()
                 if end < 0:
-                    return b"".join(outs), rest
+                    written = b"".join(outs)
+                    if whole and self._head_kind is ResponseKind.QUERY:
+                        self._remember_head(columns, data[: len(data) - len(rest)], written)
+                    return written, rest
                 client.write_raw(b"".join(outs))
                 self._finish(None)
                 if rest:  # the shard sent more than its answer: out of step
