@@ -2108,6 +2108,8 @@ class ShardedExecutor:
         key, spans = found
         session = self.session
         state = session.link.state
+        if not state.known:
+            return None  # the shard's sql_mode is not read yet: the command loop's
         snapshot = session.ctx.snapshot()
         seen = self._shapes_for
         mode, flavor = state.lex_mode, state.flavor
@@ -2117,8 +2119,6 @@ class ShardedExecutor:
             or (seen[2] is not mode and seen[2] != mode)
             or (seen[3] is not flavor and seen[3] != flavor)
         ):
-            if not state.known:
-                return None  # the shard's sql_mode is not read yet: the command loop's
             self._shapes.clear()
             self._shapes_for = (snapshot, session.current_db, mode, flavor)
         known = self._shapes.get(key, _UNKNOWN)
