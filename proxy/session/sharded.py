@@ -221,7 +221,7 @@ _STATEMENT_SAVEPOINT = "shardgate_statement"
 _DEPRECATE_EOF = int(Capability.DEPRECATE_EOF)
 _CACHE_METADATA = int(Capability.MARIADB_CLIENT_CACHE_METADATA)
 _RENAMES_KEPT = 4096  # column definitions rewritten, remembered (LogicalNames)
-_SHAPES_KEPT = 1024  # text statements' shapes a session remembers (text_target)
+_SHAPES_KEPT = 256  # text statements' shapes a session remembers (each holds its tokens)
 
 
 class PartitionSource(Protocol):
