@@ -189,6 +189,7 @@ _CACHE_METADATA = int(Capability.MARIADB_CLIENT_CACHE_METADATA)
 _HEAD_LIMIT = 1 << 20  # a column count or definition is far smaller
 # Where an answer of several result sets is (BackendConnection._every_head).
 _FIRST, _DEFS, _EOF, _ROWS = range(4)
+_HEADS_KEPT = 64  # rewritten answer heads a connection remembers
 
 
 # How long a retired connection waits for the shard to close it after COM_QUIT.
@@ -248,6 +249,9 @@ class BackendConnection(PacketConnection):
         self._every = False
         self._phase = _FIRST
         self._continued = False  # the last frame passed was a full one: the next continues it
+        # Heads of query answers rewritten before, by length: (rewrite, the shard's bytes) ->
+        # the bytes written (a statement's definitions repeat byte for byte), bounded.
+        self._heads: dict[int, dict[tuple[ColumnRewrite, bytes], bytes]] = {}
         self._head_kind = ResponseKind.QUERY
         # time.monotonic() of the last bytes from the shard while a response is awaited;
         # 0.0 when none is (the stall watchdog reads it).
@@ -433,53 +437,101 @@ class BackendConnection(PacketConnection):
             self.waiting_since = time.monotonic()
             self._every_head(data, scanner, client)
             return
-        if self._columns is not None:
+        head = b""
+        columns = self._columns
+        if columns is not None:
             self.waiting_since = time.monotonic()
-            rest = self._relay_head(data, scanner, client)
-            if not rest:
+            found = None
+            if self._defs is None and not self._head and self._heads:
+                found = self._known_head(data, columns, scanner)
+            if found is None:
+                found = self._relay_head(data, scanner)
+            if found is None:
                 return
-            data = rest
+            # The head, rewritten, goes out in one write with what follows it.
+            head, data = found
+            if not data:
+                client.write_raw(head)
+                return
         try:
             end = scanner.feed(data)
         except ProtocolViolation as exc:
+            if head:
+                client.write_raw(head)
             self._break(self._lost_error(exc))
             return
         self.relayed_any = True
         if end < 0:
-            client.write_raw(data)
+            client.write_raw(head + data if head else data)
             # More is awaited: the watchdog measures from here. (A response that ends in this
             # chunk has no clock read: its end sets waiting_since to 0.)
             self.waiting_since = time.monotonic()
             return
         if end == len(data):
-            client.write_raw(data)
+            client.write_raw(head + data if head else data)
             self._finish(None)
             return
         # The response is complete, but the shard sent more: deliver the response, then drop
         # this connection, which is out of step.
-        client.write_raw(data[:end])
+        client.write_raw(head + data[:end])
         self._finish(None)
         self.broken = True
         self.abort()
 
-    def _relay_head(
-        self, data: bytes, scanner: ResponseScanner, client: PacketConnection
-    ) -> bytes | None:
+    def _known_head(
+        self, data: bytes, columns: ColumnRewrite, scanner: ResponseScanner
+    ) -> tuple[bytes, bytes] | None:
+        """:meth:`_relay_head`'s answer for an answer that opens with a head rewritten
+        before (the same bytes, the same rewrite): (the head as written then, the rest);
+        None when it does not."""
+        for length, known in self._heads.items():
+            if len(data) <= length:
+                continue
+            written = known.get((columns, data[:length]))
+            if written is None:
+                continue
+            try:
+                end = scanner.feed(written)
+            except ProtocolViolation:  # pragma: no cover - it was fed before
+                return None
+            if end >= 0:  # pragma: no cover - it was not the end before
+                return None
+            self._columns = None
+            self.relayed_any = True
+            return written, data[length:]
+        return None
+
+    def _remember_head(self, columns: ColumnRewrite, raw: bytes, written: bytes) -> None:
+        known = self._heads.setdefault(len(raw), {})
+        if sum(len(k) for k in self._heads.values()) >= _HEADS_KEPT:
+            self._heads.clear()
+            known = self._heads[len(raw)] = {}
+        known[columns, raw] = written
+
+    def _relay_head(self, data: bytes, scanner: ResponseScanner) -> tuple[bytes, bytes] | None:
         """The head of an answer whose column definitions are rewritten: packet by packet
-        (the scanner fed what is written). Returns the bytes after the head once it is done,
-        None while it goes on or when the answer ended (or broke) in it."""
+        (the scanner fed what is written). Once it is done, returns the rewritten head not
+        written yet and the bytes after it; None while it goes on or when the answer ended
+        (or broke) in it, what was rewritten then written (one write per call)."""
         columns = self._columns
-        assert columns is not None
+        client = self._client
+        assert columns is not None and client is not None
         head = self._head
+        whole = not head and self._defs is None  # the head starts in ``data``
         head += data
+        outs: list[bytes] = []
         while True:
             try:
                 taken = take_packet(head, _HEAD_LIMIT)
             except PacketTooLarge as exc:
                 self._columns = None
+                if outs:
+                    client.write_raw(b"".join(outs))
                 self._break(self._lost_error(exc))
                 return None
             if taken is None:
+                if outs:
+                    client.write_raw(b"".join(outs))
                 return None
             seq, packet = taken
             defs = self._defs
@@ -512,16 +564,22 @@ class BackendConnection(PacketConnection):
                 end = scanner.feed(out)
             except ProtocolViolation as exc:
                 self._columns = None
+                if outs:
+                    client.write_raw(b"".join(outs))
                 self._break(self._lost_error(exc))
                 return None
             self.relayed_any = True
-            client.write_raw(out)
+            outs.append(out)
             if end >= 0 or defs == 0:
                 self._columns = None
                 rest = bytes(head)
                 head.clear()
                 if end < 0:
-                    return rest
+                    written = b"".join(outs)
+                    if whole and self._head_kind is ResponseKind.QUERY:
+                        self._remember_head(columns, data[: len(data) - len(rest)], written)
+                    return written, rest
+                client.write_raw(b"".join(outs))
                 self._finish(None)
                 if rest:  # the shard sent more than its answer: out of step
                     self.broken = True

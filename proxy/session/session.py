@@ -130,6 +130,7 @@ from proxy.session.login import (
 )
 from proxy.session.sharded import Replies, ShardedExecutor
 from proxy.session.statements import execute_types, opens_cursor, with_id, with_types
+from proxy.shard.route import TextShape
 from proxy.sql.analyze import Kind, NeedsParse, Statement, analyze_with_digest, cached_shape
 from proxy.sql.charsets import UTF8MB4_GENERAL_CI
 from proxy.sql.lexer import LexMode, ServerFlavor, server_name, utf8_offsets
@@ -888,6 +889,8 @@ class Session:
             sharded = self._fast_sharded(packet)
             if sharded is not None:
                 return sharded
+        elif packet[4] == _COM_QUERY and self.sharded.database_sharded():
+            return self._fast_sharded_text(packet)
         conn = self.link.reclaim()
         if conn is None or conn.broken:
             return False
@@ -983,6 +986,65 @@ class Session:
         conn.start_relay(self.client, ResponseKind.QUERY, done, columns)
         return True
 
+    def _fast_sharded_text(self, packet: bytes) -> bool:
+        """The fast hook for a text statement on a sharded database: one whose shape is
+        routed by one literal (ShardedExecutor.text_target), authorized as the command loop
+        would (memoized per grant view), sent to its partition -- the client's packet itself
+        when the physical text is the client's -- and its answer relayed as the command loop
+        relays a routed statement's."""
+        sql = packet[5:].decode("utf-8", "surrogateescape")
+        if not sql.isascii():
+            if client_codec(self.link.state, self.charset) != "utf-8":
+                return False  # read in the client's character set: the command loop's
+            try:
+                sql.encode()
+            except UnicodeEncodeError:
+                return False  # not UTF-8: the command loop's
+        snapshot = self.ctx.snapshot()
+        if snapshot is not self._checked_snapshot:
+            return False
+        found = self.sharded.text_target(sql)
+        if found is None:
+            return False
+        known, target = found
+        statement = known.statement
+        decided = self._memoized(statement, snapshot, original=known.shape)
+        if not isinstance(decided, Sharded):
+            return False
+        partition = target.partition
+        if partition == 0:
+            conn = self.link.reclaim()
+            if conn is None or conn.broken or conn.relaying:
+                return False
+        else:
+            ready = self.sharded.source.ready(partition)
+            if ready is None:
+                return False
+            conn = ready
+        metrics = self.ctx.metrics
+        metrics.statement(statement.kind.value)
+        metrics.sharded("routed", 1)
+        activity = self.activity
+        activity.command = "Query"
+        activity.since = self._started = time.monotonic()
+        activity.info = sql
+        if target.sql is sql:
+            conn.write_raw(packet)  # the client's bytes, unchanged
+        else:
+            conn.send(b"\x03" + target.sql.encode())
+        self.client.hold = True
+        self._digest = known.digest
+
+        def done(scanner: ResponseScanner, error: BackendError | None) -> None:
+            self._fast_sharded_done(conn, partition, scanner, error)
+
+        columns = None
+        if known.shape.reads_rows:
+            # Its column definitions name the logical database and tables, as the executor's.
+            columns = self.sharded.logical_names(decided.layout).rewrite(target.database)
+        conn.start_relay(self.client, ResponseKind.QUERY, done, columns)
+        return True
+
     def _fast_sharded_done(
         self,
         conn: BackendConnection,
@@ -1016,9 +1078,15 @@ class Session:
         self.client.release()
 
     def _memoized(
-        self, statement: Statement, snapshot: CatalogSnapshot, prepared: bool = False
+        self,
+        statement: Statement,
+        snapshot: CatalogSnapshot,
+        prepared: bool = False,
+        original: TextShape | None = None,
     ) -> Plan:
-        """relayed_statement(statement, view, snapshot), remembered for this grant view."""
+        """relayed_statement(statement, view, snapshot), remembered for this grant view; for a
+        sharded database's text statement of a shape (``original``), routed as the statement
+        the shape was made from."""
         seen_snapshot, seen_account, seen_db = self._memo_view
         if (
             seen_snapshot is not snapshot
@@ -1027,11 +1095,22 @@ class Session:
         ):
             self._memo.clear()
             self._memo_view = (snapshot, self.account, self.current_db)
-        key = -id(statement) if prepared else id(statement)  # (a sharded database's routing)
+        # (a sharded database's routing: -id prepared, ~id routed from a shape's text)
+        key = id(statement)
+        if prepared:
+            key = -key
+        elif original is not None:
+            key = ~key
         entry = self._memo.get(key)
         if entry is not None and entry[0] is statement:
             return entry[1]
-        decided = relayed_statement(statement, self._view(), snapshot, prepared=prepared)
+        decided = relayed_statement(
+            statement,
+            self._view(),
+            snapshot,
+            original.sql if original is not None else "",
+            prepared=prepared,
+        )
         if len(self._memo) >= _MEMO_SIZE:
             self._memo.clear()
         self._memo[key] = (statement, decided)

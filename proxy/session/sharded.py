@@ -111,6 +111,7 @@ from proxy.shard.route import (
     NeedsSequence,
     Route,
     Target,
+    TextShape,
     copy_target,
     key_slots,
     placed_targets,
@@ -128,6 +129,7 @@ from proxy.shard.statements import (
     SequenceDdl,
     TableStatus,
     decide,
+    shaped,
 )
 from proxy.shard.transaction import (
     TransactionControl,
@@ -136,7 +138,7 @@ from proxy.shard.transaction import (
     reads_tables,
 )
 from proxy.shard.values import NotPlaceable, shard_key
-from proxy.sql.analyze import Statement
+from proxy.sql.analyze import Statement, cached_shape, fast_literals
 from proxy.sql.lexer import LexMode, ServerFlavor, TokenKind, lex
 from proxy.sql.like import shows_database
 from proxy.wire.packets import (
@@ -241,6 +243,7 @@ _RENAMES_KEPT = 4096  # column definitions rewritten, remembered (LogicalNames)
 # The column flags a derived information_schema column gets back.
 _NOT_NULL = 1
 _NO_DEFAULT = 4096
+_SHAPES_KEPT = 256  # text statements' shapes a session remembers (each holds its tokens)
 
 
 class PartitionSource(Protocol):
@@ -457,6 +460,21 @@ def _new_types(statement: ShardedStatement, types: bytes) -> None:
     statement.types = types
 
 
+@dataclass(frozen=True, slots=True)
+class TextRoute:
+    """A text statement shape the fast path routes (:meth:`ShardedExecutor.text_target`):
+    the shape, the analysis of its statements (what the command loop's would be: the cached
+    one of their fast key), their digest text and the layout the shape was made for."""
+
+    shape: TextShape
+    statement: Statement
+    digest: str
+    layout: Layout
+
+
+_UNKNOWN = object()
+
+
 class _MoreResults:
     """The answer of a multi-statement packet's statement that is not its last: written as it
     comes but for its last packet, held until the statement is done and then sent with
@@ -580,6 +598,15 @@ class ShardedExecutor:
         # The physical database of each connection a physical statement is prepared on.
         self._partition_of: weakref.WeakKeyDictionary[BackendConnection, int] = (
             weakref.WeakKeyDictionary()
+        )
+        # Text statements' shapes by fast key (text_target), for the catalog snapshot, current
+        # database and lexer state in _shapes_for; None: the shape's statements go the long way.
+        self._shapes: dict[str, TextRoute | None] = {}
+        self._shapes_for: tuple[object, str | None, LexMode, ServerFlavor | None] = (
+            None,
+            None,
+            LexMode(),
+            None,
         )
 
     async def close(self) -> None:
@@ -913,9 +940,19 @@ class ShardedExecutor:
         return rewrite
 
     def logical_names(self, layout: Layout) -> LogicalNames:
-        """The renaming of ``layout``'s column definitions (kept while the layout is)."""
+        """The renaming of ``layout``'s column definitions (kept while the layout is, or one
+        of the same tables and partitions: each plan of a snapshot has a Layout object of its
+        own, and a session alternating between statements must keep the renames it
+        remembered)."""
         cached = self._names
-        if cached is None or cached[0] is not layout:
+        if cached is None or (
+            cached[0] is not layout
+            and not (
+                cached[0].tables is layout.tables
+                and cached[0].partitions is layout.partitions
+                and cached[0].name == layout.name
+            )
+        ):
             renames = LogicalNames(layout.name.encode(), physical_table_names(layout))
             cached = self._names = (layout, renames)
         return cached[1]
@@ -1482,6 +1519,11 @@ class ShardedExecutor:
         # (_autocommit_off, inline: once per statement)
         if session.link.state.variables.get("autocommit", "1") not in _AUTOCOMMIT_OFF:
             return False
+        return self.database_sharded()
+
+    def database_sharded(self) -> bool:
+        """Whether the session's current database is a sharded one."""
+        session = self.session
         snapshot, database = session.ctx.snapshot(), session.current_db
         seen_snapshot, seen_database, sharded = self._sharded_db
         if seen_snapshot is not snapshot or seen_database != database:
@@ -2363,6 +2405,70 @@ class ShardedExecutor:
                 packet = with_types(packet, flag_at, statement.types)
             physical.typed.add(conn)
         return conn, partition, packet
+
+    def text_target(self, sql: str) -> tuple[TextRoute, Target] | None:
+        """The fast path of a text statement (no await: ``Session._fast``): one of a shape
+        routed by one literal (:class:`TextShape`, made from the first statement of the shape
+        :func:`~proxy.shard.statements.decide` routed to the target the shape gives it), its
+        target for this statement's literal; None: the command loop routes it (its shape is
+        not one, not analysed yet, or its key is not placeable)."""
+        found = fast_literals(sql)
+        if found is None:
+            return None
+        key, spans = found
+        session = self.session
+        state = session.link.state
+        if not state.known:
+            return None  # the shard's sql_mode is not read yet: the command loop's
+        snapshot = session.ctx.snapshot()
+        seen = self._shapes_for
+        mode, flavor = state.lex_mode, state.flavor
+        if (
+            seen[0] is not snapshot
+            or seen[1] != session.current_db
+            or (seen[2] is not mode and seen[2] != mode)
+            or (seen[3] is not flavor and seen[3] != flavor)
+        ):
+            self._shapes.clear()
+            self._shapes_for = (snapshot, session.current_db, mode, flavor)
+        known = self._shapes.get(key, _UNKNOWN)
+        if known is _UNKNOWN:
+            known = self._learn(sql, key, spans, snapshot)
+            if known is _UNKNOWN:
+                return None
+        if known is None:
+            return None
+        assert isinstance(known, TextRoute)
+        target = known.shape.target(sql, spans)
+        if target is None:
+            return None
+        return known, target
+
+    def _learn(
+        self, sql: str, key: str, spans: tuple[int, ...], snapshot: CatalogSnapshot
+    ) -> TextRoute | object | None:
+        """The shape of ``sql`` (a text statement whose fast key is ``key``) remembered:
+        ``_UNKNOWN`` when this statement cannot tell (not analysed yet, or a key that is not
+        placeable)."""
+        session = self.session
+        database = session.current_db
+        hit = cached_shape(sql, database)
+        if hit is None:
+            return _UNKNOWN
+        digest, statement = hit
+        layout = sharded_layout(snapshot, database)
+        found: TextRoute | None = None
+        if layout is not None:
+            state = session.link.state
+            shape, settled = shaped(sql, spans, layout, state.lex_mode, state.flavor)
+            if shape is None and not settled:
+                return _UNKNOWN
+            if shape is not None:
+                found = TextRoute(shape, statement, digest, layout)
+        if len(self._shapes) >= _SHAPES_KEPT:
+            self._shapes.clear()
+        self._shapes[key] = found
+        return found
 
     def fast_failed(self, conn: BackendConnection, partition: int) -> None:
         """A fast execution's partition connection failed (not the session's own)."""

@@ -61,7 +61,15 @@ from auth.errors import ErrorCode, SqlError, not_supported, sql_error
 from auth.model import LogicalTable, PhysicalDatabase, TableRule, auto_sequence_name
 from proxy.shard.ddl import parse_create_table
 from proxy.shard.joins import check_colocated
-from proxy.shard.placement import KeyValue, Placement, PlacementError, place, tables_in
+from proxy.shard.placement import (
+    IntegerHash,
+    KeyValue,
+    Placement,
+    PlacementError,
+    integer_hash,
+    place,
+    tables_in,
+)
 from proxy.shard.values import NotALiteral, NotPlaceable, SqlValue, literal_value, shard_key
 from proxy.sql.lexer import (
     DEFAULT_MODE,
@@ -80,6 +88,7 @@ __all__ = [
     "Route",
     "RouteKind",
     "Target",
+    "TextShape",
     "bind_params",
     "copy_target",
     "hint_comment",
@@ -89,6 +98,7 @@ __all__ = [
     "recode_strings",
     "route",
     "table_columns",
+    "text_shape",
 ]
 
 # DRDS's hints, at the start of a statement: /*+TDDL:node('db_0001', ...)*/, /*+TDDL:scan()*/.
@@ -668,6 +678,27 @@ def _text_for(
     gave no alias, and its qualifiers stay as written, so an expression's column name (``MIN(
     t.id)``, the text as written) and the column definitions' table are what one server
     holding ``t`` sends (not where a qualifier names the database, or before PARTITION)."""
+    splices = _splices(tokens, layout, references, names, physical, extra, aliased)
+    out = []
+    at = 0
+    for start, end, text in splices:
+        out.append(sql[at:start])
+        out.append(text)
+        at = end
+    out.append(sql[at:])
+    return "".join(out)
+
+
+def _splices(
+    tokens: Sequence[Token],
+    layout: Layout,
+    references: Mapping[str, _Reference],
+    names: Mapping[str, str],
+    physical: PhysicalDatabase,
+    extra: Sequence[tuple[int, int, str]] = (),
+    aliased: bool = False,
+) -> list[tuple[int, int, str]]:
+    """:func:`_text_for`'s replacements (start, end, text), in order."""
     splices: list[tuple[int, int, str]] = list(extra)
     for key, ref in references.items():
         name = names.get(key)
@@ -695,14 +726,7 @@ def _text_for(
                 continue
             splices.append((token.pos, token.pos + len(token.raw), quote_name(physical.name)))
     splices.sort()
-    out = []
-    at = 0
-    for start, end, text in splices:
-        out.append(sql[at:start])
-        out.append(text)
-        at = end
-    out.append(sql[at:])
-    return "".join(out)
+    return splices
 
 
 def _has_alias(tokens: Sequence[Token], index: int) -> bool:
@@ -1600,3 +1624,193 @@ def copy_target(
     tokens = lex(sql, mode, flavor)[0].tokens
     references = _references(tokens, layout)
     return _copy(sql, tokens, layout, references, (0,), "", "copy").targets[0]
+
+
+# ---------------------------------------------------------------------- text statements' shapes
+
+
+@dataclass(frozen=True, slots=True)
+class TextShape:
+    """A text SELECT, UPDATE or DELETE of one table sharded by one key (no TBPARTITION BY of
+    another column or function) whose WHERE fixes the key with one literal: the statements
+    that differ from it only in their literals' values (the same fast key before literal
+    lists are collapsed: ``proxy.sql.analyze.fast_literals``) are routed by that literal
+    alone. ``route`` reaches exactly ``place(rule, D, v, v)`` of the literal's value ``v``
+    after ``shard_key(type, v, "compare")`` (and scatters when it is not placeable; a
+    placement that does not exist is refused): the rest of the decision is the statement's
+    words, which its shape fixes. The physical text is the statement's own with the physical
+    names put in at the places the lexer found in the statement the shape was made from
+    (``chunks``: the text between the literals, for one placement)."""
+
+    table: LogicalTable
+    verb: str
+    key: int  # which literal (in order) is the key's
+    string: bool  # a string literal (else a number)
+    negative: bool  # after an odd number of minus signs
+    literals: int  # how many literals the statement has
+    count: int  # the layout's physical databases
+    integer: IntegerHash | None  # place() as arithmetic, for an integer key's integers
+    sql: str  # the statement the shape was made from
+    # What building the text of a placement needs (that statement's).
+    _spans: tuple[int, ...]
+    _tokens: tuple[Token, ...]
+    _references: Mapping[str, _Reference]
+    _layout: Layout
+    # The text between the literals for each placement seen so far (None: the client's own).
+    _chunks: dict[Placement, tuple[str, ...] | None]
+
+    @property
+    def reads_rows(self) -> bool:
+        return self.verb == "SELECT"
+
+    def placement(self, sql: str, spans: Sequence[int]) -> Placement | None:
+        """The placement of a statement of this shape (``spans``: its literals' places);
+        None when its key is not placeable or its placement does not exist (``route``
+        decides those: it scatters or refuses)."""
+        at = 2 * self.key
+        start, end = spans[at], spans[at + 1]
+        value: SqlValue
+        if self.string:
+            value = sql[start + 1 : end - 1]
+        else:
+            text = sql[start:end]
+            number: int | Decimal = Decimal(text) if "." in text else int(text)
+            value = -number if self.negative else number
+        integer = self.integer
+        if integer is not None and type(value) is int:
+            found = integer.place(value)
+            if found is not None:
+                return found
+        rule = self.table.rule
+        assert rule.db_key is not None
+        try:
+            key = shard_key(rule.db_key.type, value, "compare")
+            return place(rule, self.count, key, key)
+        except (NotPlaceable, PlacementError):
+            return None
+
+    def text(self, sql: str, spans: Sequence[int], placement: Placement) -> str | None:
+        """The physical statement of ``sql`` for ``placement`` (None: ``sql`` itself)."""
+        chunks = self._chunks.get(placement, False)
+        if chunks is False:
+            chunks = self._chunks[placement] = self._chunks_for(placement)
+        if chunks is None:
+            return None
+        assert isinstance(chunks, tuple)
+        out = [chunks[0]]
+        for index in range(self.literals):
+            out.append(sql[spans[2 * index] : spans[2 * index + 1]])
+            out.append(chunks[index + 1])
+        return "".join(out)
+
+    def target(self, sql: str, spans: Sequence[int]) -> Target | None:
+        """The one target of a statement of this shape (None: routed the long way)."""
+        found = self.placement(sql, spans)
+        if found is None:
+            return None
+        physical = self._layout.partitions[found.database]
+        text = self.text(sql, spans, found)
+        return Target(physical.index, physical.shard, physical.name, sql if text is None else text)
+
+    def _chunks_for(self, placement: Placement) -> tuple[str, ...] | None:
+        sql, spans, tokens, layout = self.sql, self._spans, self._tokens, self._layout
+        ((database, names),) = _physical_choices(layout, self._references, [placement])
+        splices = _splices(
+            tokens, layout, self._references, names, layout.partitions[database],
+            aliased=self.reads_rows,
+        )  # fmt: skip
+        if not splices:
+            return None
+        bounds = [0, *spans, len(sql)]
+        chunks = []
+        for index in range(0, len(bounds), 2):
+            low, high = bounds[index], bounds[index + 1]
+            at = low
+            out = []
+            for start, end, text in splices:
+                if low <= start and end <= high:
+                    out.append(sql[at:start])
+                    out.append(text)
+                    at = end
+            out.append(sql[at:high])
+            chunks.append("".join(out))
+        return tuple(chunks)
+
+
+def text_shape(
+    sql: str,
+    spans: Sequence[int],
+    layout: Layout,
+    mode: LexMode = DEFAULT_MODE,
+    flavor: ServerFlavor | None = None,
+) -> TextShape | None:
+    """The :class:`TextShape` of ``sql`` (one text statement; ``spans``: its literals' places,
+    as ``fast_literals`` gives them), or None: its statements are routed in full."""
+    statements = lex(sql, mode, flavor)
+    if len(statements) != 1 or not statements[0].tokens:
+        return None
+    tokens = statements[0].tokens
+    # The lexer's literals are the fast key's, one for one (adjacent strings are one literal).
+    places: list[int] = []
+    for token in tokens:
+        kind = token.kind
+        if kind is TokenKind.NUMBER or kind is TokenKind.STRING:
+            places += (token.pos, token.pos + len(token.raw))
+        elif kind not in (TokenKind.WORD, TokenKind.IDENT, TokenKind.OP):
+            return None  # parameters, variables, hexadecimal and bit literals
+    if tuple(places) != tuple(spans):
+        return None
+    verb = token_keyword(tokens[0])
+    if verb not in ("SELECT", "UPDATE", "DELETE"):
+        return None
+    try:
+        references = _references(tokens, layout)
+    except SqlError:
+        return None
+    if len(references) != 1:
+        return None
+    ref = next(iter(references.values()))
+    rule = ref.table.rule
+    if rule.kind != "sharded" or rule.db_key is None or len(ref.references) != 1:
+        return None
+    if rule.tb_key is not None and not rule.tb_key.same_as(rule.db_key):
+        return None
+    if verb == "SELECT" and (
+        _several_tables(tokens, references) or _groups(tokens)[ref.references[0]] != 0
+    ):
+        return None
+    condition = _where(tokens)
+    if condition is None:
+        return None
+    # As _restricted reads the key's values.
+    qualifiers = {ref.alias.lower()} if ref.alias is not None else {ref.table.key}
+    found = _values_for(condition, rule.db_key.column.lower(), qualifiers)
+    if found is None or len(found) != 1:
+        return None
+    *signs, literal = found[0]
+    if literal.kind is TokenKind.STRING:
+        if signs or literal.raw != "'" + literal.value + "'":
+            return None
+    elif literal.kind is not TokenKind.NUMBER or not literal.raw.replace(".", "").isdigit():
+        return None
+    if any(not (is_op_token(s, "-") or is_op_token(s, "+")) for s in signs):
+        return None
+    starts = spans[::2]
+    if literal.pos not in starts:
+        return None
+    return TextShape(
+        ref.table,
+        verb,
+        starts.index(literal.pos),
+        literal.kind is TokenKind.STRING,
+        sum(is_op_token(s, "-") for s in signs) % 2 == 1,
+        len(starts),
+        layout.count,
+        integer_hash(rule, layout.count),
+        sql,
+        tuple(spans),
+        tokens,
+        references,
+        layout,
+        {},
+    )

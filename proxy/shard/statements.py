@@ -41,11 +41,13 @@ from proxy.shard.route import (  # the token helpers routing reads statements wi
     NeedsSequence,
     Route,
     Target,
+    TextShape,
     hinted,
     is_name_token,
     is_op_token,
     quote_name,
     route,
+    text_shape,
     token_keyword,
 )
 from proxy.shard.transaction import TransactionControl
@@ -65,6 +67,7 @@ __all__ = [
     "decide",
     "field_listing",
     "lock_refusal",
+    "shaped",
     "show_commands",
 ]
 
@@ -366,6 +369,43 @@ def _decide_one(
     if words[0] == "CHECK" and words[1:2] == ["TABLE"]:
         return _check(tokens, layout)
     return route(text, layout, mode, flavor, sequence_values, params, lexed=lexed, codec=codec)
+
+
+def shaped(
+    text: str,
+    spans: Sequence[int],
+    layout: Layout,
+    mode: LexMode = DEFAULT_MODE,
+    flavor: ServerFlavor | None = None,
+) -> tuple[TextShape | None, bool]:
+    """The :class:`~proxy.shard.route.TextShape` of the text statement ``text`` (``spans``: its
+    literals' places), made only when :func:`decide` routes ``text`` itself to the one target
+    the shape gives it; ``(shape, settled)``: ``settled`` False when ``text`` alone cannot tell
+    (its key is not placeable: another statement of its shape may be)."""
+    shape = text_shape(text, spans, layout, mode, flavor)
+    if shape is None:
+        return None, True
+    target = shape.target(text, spans)
+    if target is None:
+        return None, False
+    try:
+        decision = decide(text, layout, mode, flavor)
+    except SqlError:
+        return None, True
+    reads = shape.reads_rows
+    if not (
+        isinstance(decision, Route)
+        and decision.kind == "routed"
+        and decision.targets == (target,)
+        and decision.table == shape.table.name
+        and decision.reads_rows == reads
+        and decision.write == (not reads)
+        and decision.merge is None
+        and not decision.sequence_values
+        and not decision.params
+    ):
+        return None, True
+    return shape, True
 
 
 def _explain(

@@ -6,7 +6,8 @@ The pure version is three regular expressions (the language's full match, then s
 numbers replaced by ``'?'`` and ``?``); this is one pass of the tokenizer those expressions
 describe. Every quantifier there is possessive and every token atomic, so the tokenization is
 deterministic: at each position the first alternative that matches is taken, or the statement
-is refused. tests/unit/test_compiled.py checks both agree on random input.
+is refused. ``fast_literals`` is the same scan that also says where each literal it replaced
+is (``_fast_literals_pure``). tests/unit/test_compiled.py checks both agree on random input.
 """
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
@@ -45,12 +46,31 @@ def fast_base(str sql not None):
     if out == NULL:
         raise MemoryError()
     try:
-        return _scan(sql, n, out)
+        return _scan(sql, n, out, None)
     finally:
         PyMem_Free(out)
 
 
-cdef object _scan(str sql, Py_ssize_t n, char* out):
+def fast_literals(str sql not None):
+    """See proxy.sql.analyze._fast_literals_pure: ``(fast_base(sql), spans)``, ``spans`` the
+    start and end of each literal the key replaced (flat, in order), or None."""
+    cdef Py_ssize_t n = len(sql)
+    if n > FAST_MAX:
+        return None
+    cdef char* out = <char*>PyMem_Malloc(2 * n + 2)
+    if out == NULL:
+        raise MemoryError()
+    cdef list spans = []
+    try:
+        key = _scan(sql, n, out, spans)
+    finally:
+        PyMem_Free(out)
+    if key is None:
+        return None
+    return key, tuple(spans)
+
+
+cdef object _scan(str sql, Py_ssize_t n, char* out, list spans):
     cdef Py_ssize_t i = 0, j = 0, k
     cdef Py_UCS4 c, d
     cdef int tokens = 0
@@ -96,6 +116,9 @@ cdef object _scan(str sql, Py_ssize_t n, char* out):
                     j += 1
                     i += 1
             else:
+                if spans is not None:
+                    spans.append(i)
+                    spans.append(k)
                 out[j] = 63  # '?'
                 j += 1
                 i = k
@@ -111,6 +134,9 @@ cdef object _scan(str sql, Py_ssize_t n, char* out):
             k += 1
             if k < n and sql[k] == 39:
                 return None
+            if spans is not None:
+                spans.append(i)
+                spans.append(k)
             out[j] = 39
             out[j + 1] = 63
             out[j + 2] = 39

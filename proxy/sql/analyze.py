@@ -232,6 +232,7 @@ __all__ = [
     "cache_clear",
     "cache_info",
     "cached_shape",
+    "fast_literals",
     "lexing_state",
 ]
 
@@ -3112,14 +3113,35 @@ def _fast_base_pure(sql: str) -> str | None:
     return _sub_numbers("?", sql)
 
 
-# The compiled twin (proxy/sql/_cfastkey.pyx, built by .ci/setup), else the pure reference.
+# The literals the fast key replaces, in the text as written: on the fast language a string
+# holds no quote, so strings and numbers never overlap (the number pattern is _sub_numbers').
+_fast_literal_spans = re.compile(r"'[^']*'|(?<![A-Za-z0-9_$`.])[0-9]+(?:\.[0-9]+)?").finditer
+
+
+def _fast_literals_pure(sql: str) -> tuple[str, tuple[int, ...]] | None:
+    """``(fast base key, spans)``: the key :func:`_fast_base_pure` gives (None: not in the fast
+    language) and where each literal it replaced is in ``sql``, flat (start, end, start, end,
+    ...), in order (the reference for the compiled ``proxy.sql._cfastkey.fast_literals``)."""
+    base = _fast_base_pure(sql)
+    if base is None:
+        return None
+    spans: list[int] = []
+    for found in _fast_literal_spans(sql):
+        spans += found.span()
+    return base, tuple(spans)
+
+
+# The compiled twins (proxy/sql/_cfastkey.pyx, built by .ci/setup), else the pure references.
 FAST_BASE_MISSING: str | None = None
 _fast_base: Callable[[str], str | None]
+fast_literals: Callable[[str], tuple[str, tuple[int, ...]] | None]
 try:
     from proxy.sql._cfastkey import fast_base as _fast_base
+    from proxy.sql._cfastkey import fast_literals
 except ImportError as _exc:
     FAST_BASE_MISSING = str(_exc)
     _fast_base = _fast_base_pure
+    fast_literals = _fast_literals_pure
 
 
 def _fast_key(sql: str) -> str | None:

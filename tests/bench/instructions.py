@@ -31,15 +31,16 @@ IDLE_SECONDS = 10.0
 WARM_UP_EVENTS = 300
 
 
-def _control(pid: int, *args: str) -> None:
+def callgrind_control(pid: int, *args: str) -> None:
+    """``callgrind_control ARGS PID``."""
     subprocess.run(
         ["callgrind_control", *args, str(pid)], capture_output=True, timeout=120, check=False
     )
 
 
-def _dumped(out_dir: Path, name: str, pid: int, label: str) -> int:
+def dumped(out_dir: Path, name: str, pid: int, label: str) -> int:
     """Dump the counts since the last dump; the instructions counted (the dump's totals)."""
-    _control(pid, f"--dump={label}")
+    callgrind_control(pid, f"--dump={label}")
     for _ in range(60):
         for path in out_dir.glob(f"cg-{name}.{pid}.*"):
             text = path.read_text(errors="replace")
@@ -51,10 +52,17 @@ def _dumped(out_dir: Path, name: str, pid: int, label: str) -> int:
     raise RuntimeError(f"callgrind did not dump {label} for {name}")
 
 
-def _sysbench(workload: Workload, endpoint: Endpoint, threads: int, events: int) -> float:
+def sysbench_events(
+    workload: Workload,
+    endpoint: Endpoint,
+    threads: int,
+    events: int,
+    tables: int = 4,
+    table_size: int = 10_000,
+) -> float:
     """A sysbench run of ``events`` events; its wall time."""
     cmd = sysbench_command(
-        workload, endpoint, threads=threads, seconds=1, tables=4, table_size=10_000
+        workload, endpoint, threads=threads, seconds=1, tables=tables, table_size=table_size
     )
     cmd = [c for c in cmd if not c.startswith("--time=")]
     cmd[-1:-1] = ["--time=0", f"--events={events}"]
@@ -105,20 +113,20 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{name} is up under callgrind")
         background: dict[str, float] = {}
         for name, (proc, _) in variants.items():
-            _control(proc.pid, "-i", "on")
+            callgrind_control(proc.pid, "-i", "on")
             time.sleep(IDLE_SECONDS)
-            _control(proc.pid, "-i", "off")
-            background[name] = _dumped(out_dir, name, proc.pid, "idle") / IDLE_SECONDS
+            callgrind_control(proc.pid, "-i", "off")
+            background[name] = dumped(out_dir, name, proc.pid, "idle") / IDLE_SECONDS
         per_query: dict[tuple[str, str], float] = {}
         for workload in workloads:
             for name, (proc, port) in variants.items():
                 endpoint = Endpoint(name, HOST, port, BENCH_USER, BENCH_PASSWORD)
-                _sysbench(workload, endpoint, args.threads, WARM_UP_EVENTS)
-                _control(proc.pid, "-z")
-                _control(proc.pid, "-i", "on")
-                seconds = _sysbench(workload, endpoint, args.threads, args.events)
-                _control(proc.pid, "-i", "off")
-                total = _dumped(out_dir, name, proc.pid, workload.key)
+                sysbench_events(workload, endpoint, args.threads, WARM_UP_EVENTS)
+                callgrind_control(proc.pid, "-z")
+                callgrind_control(proc.pid, "-i", "on")
+                seconds = sysbench_events(workload, endpoint, args.threads, args.events)
+                callgrind_control(proc.pid, "-i", "off")
+                total = dumped(out_dir, name, proc.pid, workload.key)
                 value = (total - background[name] * seconds) / args.events
                 per_query[(workload.key, name)] = value
                 log(f"{workload.key} {name}: {value / 1000:.1f}k instructions per query")

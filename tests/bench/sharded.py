@@ -19,6 +19,12 @@ routed multi-row INSERT workload: each thread sends INSERTs of many rows into it
 split per partition by the proxy, atomic across them with XA) runs on fresh tables each time
 (databases ``sbbulk`` and ``sbbulkshard``) and is counted in rows per second. Not a timed
 test.
+
+``--callgrind`` runs the proxy under ``valgrind --tool=callgrind`` instead and prints the
+proxy's user-space instructions per query of each point-select workload, unsharded and
+sharded (``tests.bench.instructions``' method: a fixed ``--events`` run with instrumentation
+on, minus the idle process's background rate): a measure other load on the machine does not
+move. ``--tree PATH`` runs another checkout's proxy (its ``proxy/`` and ``auth/``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pymysql
@@ -41,6 +48,14 @@ from auth.catalog import Catalog
 from proxy.dev.localshard import LocalMariaDB, ShardEndpoint, free_port
 from proxy.manage.provision import create_database, create_sharded_database
 from proxy.ops.config import load_config
+from tests.bench.ab import snapshot_tree
+from tests.bench.instructions import (
+    IDLE_SECONDS,
+    WARM_UP_EVENTS,
+    callgrind_control,
+    dumped,
+    sysbench_events,
+)
 from tests.bench.stack import (
     HOST,
     ROOT,
@@ -161,11 +176,22 @@ def main(argv: list[str] | None = None) -> int:
         default="ps_ps,ps_text,bulk",
         help="ps_ps (prepared), ps_text (text), bulk (bulk_insert)",
     )
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="instructions per query under callgrind (point selects only; needs valgrind)",
+    )
+    parser.add_argument("--events", type=int, default=5000, help="per --callgrind run")
+    parser.add_argument("--tree", help="run this checkout's proxy/ and auth/")
     args = parser.parse_args(argv)
+    if args.callgrind and (args.cprofile or args.live_code):
+        parser.error("--callgrind runs a snapshot, without cProfile")
     rounds = args.rounds or (1 if args.quick else 3)
     seconds = args.seconds or (2.0 if args.quick else 4.0)
     threads = [int(t) for t in (args.threads or ("4" if args.quick else "1,4")).split(",")]
     workloads = [w for w in (*WORKLOADS, BULK) if w.key in args.workloads.split(",")]
+    if args.callgrind:
+        workloads = [w for w in workloads if w is not BULK]
     with tempfile.TemporaryDirectory(prefix="sharded-bench-") as tmp:
         work = Path(tmp)
         servers = [LocalMariaDB(work / f"shard{i}") for i in (0, 1)]
@@ -191,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 catalog.close()
             code_dir = None if args.live_code else snapshot_code(work / "code")
+            if args.tree:
+                code_dir = snapshot_tree(Path(args.tree).resolve(), work / "tree")
             env = dict(os.environ)
             if code_dir is not None:
                 env["PYTHONPATH"] = str(code_dir)
@@ -198,6 +226,16 @@ def main(argv: list[str] | None = None) -> int:
             log_path = work / "shardgate.log"
             log_file = log_path.open("ab")
             command = shardgate_command(config_path, "WARNING", code_dir)
+            out_dir = work / "callgrind"
+            if args.callgrind:
+                out_dir.mkdir()
+                command = [
+                    "valgrind",
+                    "--tool=callgrind",
+                    "--instr-atstart=no",
+                    f"--callgrind-out-file={out_dir}/cg-proxy.%p",
+                    *command,
+                ]
             if args.cprofile:
                 at = command.index("--config")
                 command = [sys.executable, "-m", "cProfile", "-o", str(Path(args.cprofile))]
@@ -231,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
                     for role, name in (("unsharded", plain), ("sharded", split))
                 }
 
+            if args.callgrind:
+                print(_instructions(proxy.pid, out_dir, endpoints_of, workloads, threads, args))
+                return 0
             pids = {"shardgate": proxy.pid}
             results: dict[tuple[str, int, str], list[RunResult]] = {}
             for workload in workloads:  # warm-up
@@ -281,6 +322,52 @@ def main(argv: list[str] | None = None) -> int:
             for server in servers:
                 server.stop()
     return 0
+
+
+def _instructions(
+    pid: int,
+    out_dir: Path,
+    endpoints_of: Callable[[Workload], dict[str, Endpoint]],
+    workloads: list[Workload],
+    threads: list[int],
+    args: argparse.Namespace,
+) -> str:
+    """The proxy's user-space instructions per query, per workload, thread count and
+    database (a table in the form of ``_table``'s)."""
+    callgrind_control(pid, "-i", "on")
+    time.sleep(IDLE_SECONDS)
+    callgrind_control(pid, "-i", "off")
+    background = dumped(out_dir, "proxy", pid, "idle") / IDLE_SECONDS
+    lines = [
+        f"user-space instructions per query ({args.events} events; background"
+        f" {background / 1e6:.2f}M per second subtracted)",
+        "",
+        "| workload | threads | unsharded | sharded | sharded/unsharded |",
+        "|---|---|---|---|---|",
+    ]
+    for workload in workloads:
+        for count in threads:
+            found: dict[str, float] = {}
+            for role, endpoint in endpoints_of(workload).items():
+                sysbench_events(
+                    workload, endpoint, count, WARM_UP_EVENTS, args.tables, args.table_size
+                )
+                callgrind_control(pid, "-z")
+                callgrind_control(pid, "-i", "on")
+                seconds = sysbench_events(
+                    workload, endpoint, count, args.events, args.tables, args.table_size
+                )
+                callgrind_control(pid, "-i", "off")
+                label = f"{workload.key}-{count}-{role}"
+                total = dumped(out_dir, "proxy", pid, label)
+                found[role] = (total - background * seconds) / args.events
+                log(f"{label}: {found[role] / 1000:.1f}k instructions per query")
+            plain, split = found["unsharded"], found["sharded"]
+            lines.append(
+                f"| {workload.key} | {count} | {plain / 1000:.1f}k | {split / 1000:.1f}k |"
+                f" {split / plain:.2f} |"
+            )
+    return "\n".join(lines)
 
 
 def _table(

@@ -145,6 +145,22 @@ class BinaryClient:
         self._send(b"\x03" + sql.encode())
         self._check(self._read()[1])
 
+    def query_raw(self, sql: str) -> list[bytes]:
+        """A text statement's whole answer as the payloads received (an OK or ERR alone;
+        else the column count, definitions, EOF, rows and the final EOF or ERR)."""
+        self._send(b"\x03" + sql.encode())
+        first = self._read()[1]
+        answer = [first]
+        if first[:1] in (b"\x00", b"\xff"):
+            return answer
+        count, _ = _lenenc(first, 0)
+        answer += [self._read()[1] for _ in range(count + 1)]
+        while True:
+            payload = self._read()[1]
+            answer.append(payload)
+            if payload[:1] == b"\xff" or (payload[:1] == b"\xfe" and len(payload) < 9):
+                return answer
+
     def send_only(self, sql: str) -> None:
         """Send a statement and read nothing."""
         self._send(b"\x03" + sql.encode())

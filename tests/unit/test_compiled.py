@@ -1,8 +1,8 @@
 """The compiled hot path agrees with its pure-Python reference, byte for byte and value for
 value: ``take_packet``, ``text_row_values``, ``text_row_key`` and the ``ResponseScanner``
-(proxy/wire/_cscan.pyx against proxy/wire/scanner.py) and the statement-shape key
-(proxy/sql/_cfastkey.pyx against ``proxy.sql.analyze._fast_base_pure``), on random, split and
-malformed input.
+(proxy/wire/_cscan.pyx against proxy/wire/scanner.py) and the statement-shape key and its
+literals' places (proxy/sql/_cfastkey.pyx against ``proxy.sql.analyze._fast_base_pure`` and
+``_fast_literals_pure``), on random, split and malformed input.
 
 The extension is built by ``.ci/setup`` (``setup.py build_ext --inplace``); where it is not
 built, the comparisons are skipped and the pure versions run everywhere (the fallback test
@@ -634,6 +634,31 @@ FRAGMENTS = [
 def test_fast_key_agrees(sql: str) -> None:
     assert cfastkey is not None
     assert cfastkey.fast_base(sql) == analyze._fast_base_pure(sql)
+
+
+@needs_cfastkey
+@settings(max_examples=3000, deadline=None)
+@given(
+    sql=st.one_of(
+        st.lists(st.sampled_from(FRAGMENTS), max_size=14).map("".join),
+        st.text(max_size=40),
+        st.text(alphabet="ab1.' `?:=-/*\\\x00é\t", max_size=30),
+    )
+)
+def test_fast_literals_agree(sql: str) -> None:
+    """The literal spans: the compiled scan's are the reference's, and putting ``?`` / ``'?'``
+    in their place gives the fast key."""
+    assert cfastkey is not None
+    found = cfastkey.fast_literals(sql)
+    assert found == analyze._fast_literals_pure(sql)
+    assert (found is None) == (cfastkey.fast_base(sql) is None)
+    if found is not None:
+        key, spans = found
+        out, at = [], 0
+        for start, end in zip(spans[::2], spans[1::2], strict=True):
+            out += [sql[at:start], "'?'" if sql[start] == "'" else "?"]
+            at = end
+        assert "".join(out) + sql[at:] == key
 
 
 @needs_cfastkey

@@ -200,3 +200,30 @@ def test_row_values_renamed_at_any_column() -> None:
         b"q",
     ]
     assert rename_row(row, 3, {"x": "y"}) is row  # nothing to rename: the same row
+
+
+@pytest.mark.parametrize("chunk", [5, 4096])
+def test_a_head_seen_before_is_written_as_then(chunk: int) -> None:
+    """A connection remembers the heads it rewrote: the same answer again (the shard's head
+    byte for byte, the same rewrite) is written as it was, in one piece with what follows,
+    and a different one (another table, another rewrite) is rewritten as usual."""
+    conn = BackendConnection(BackendTarget("s0", "127.0.0.1", 3306, "u", "p", "sales_0001"))
+    conn.capabilities = int(Capability.PROTOCOL_41)
+    rewrite = NAMES.rewrite("sales_0001")
+    ended: list[ResponseScanner] = []
+    for shard_table, table, columns in (
+        (b"orders_03", b"orders", rewrite),
+        (b"orders_03", b"orders", rewrite),  # known
+        (b"orders_04", b"orders", rewrite),  # the same length, other bytes
+        (b"orders_03", b"orders_03", lambda payload: payload),  # another rewrite
+        (b"orders_03", b"orders", rewrite),
+    ):
+        client = _Client()
+        ended.clear()
+        conn.start_relay(client, ResponseKind.QUERY, lambda s, e: ended.append(s), columns)
+        data = _wire(_answer(b"sales_0001", shard_table, False))
+        for at in range(0, len(data), chunk):
+            conn.data_received(data[at : at + chunk])
+        assert len(ended) == 1 and ended[0].rows == 2 and not conn.broken
+        schema = b"sales" if columns is rewrite else b"sales_0001"
+        assert bytes(client.out) == _wire(_answer(schema, table, False))
