@@ -52,7 +52,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final, Literal
@@ -333,7 +333,8 @@ def route(
         raise _refused("user variables in statements on sharded or broadcast tables")
     main = sharded[0] if sharded else placed[0]
     if main.table.rule.kind == "broadcast" and verb in ("INSERT", "REPLACE", "UPDATE", "DELETE"):
-        _check_deterministic(tokens, main.table.name)
+        named_at = {i for r in references.values() for i in r.positions}
+        _check_deterministic(tokens, main.table.name, named_at)
     if verb in ("INSERT", "REPLACE"):
         return _insert(sql, tokens, layout, references, main, sequence_values)
     if verb in ("UPDATE", "DELETE"):
@@ -408,19 +409,74 @@ _NON_DETERMINISTIC_WORDS: Final = frozenset(
 )
 
 
-def _check_deterministic(tokens: Sequence[Token], table: str) -> None:
+# System variables whose value is each server's (or each connection's) own.
+_PER_SERVER_VARIABLES: Final = frozenset(
+    [
+        "hostname",
+        "server_id",
+        "server_uuid",
+        "port",
+        "socket",
+        "pid_file",
+        "datadir",
+        "basedir",
+        "tmpdir",
+        "version",
+        "version_comment",
+        "timestamp",
+        "rand_seed1",
+        "rand_seed2",
+        "identity",
+        "last_insert_id",
+        "insert_id",
+        "pseudo_thread_id",
+        "gtid_binlog_pos",
+        "gtid_current_pos",
+        "gtid_slave_pos",
+        "gtid_binlog_state",
+        "gtid_domain_id",
+        "gtid_seq_no",
+        "last_gtid",
+        "error_count",
+        "warning_count",
+        "report_host",
+        "report_port",
+        "log_bin_basename",
+        "general_log_file",
+        "slow_query_log_file",
+        "log_error",
+    ]
+)
+
+
+def _check_deterministic(tokens: Sequence[Token], table: str, names: Container[int]) -> None:
     """1235 for a write to broadcast table ``table`` calling a function each copy would
-    compute for itself (the time, a random number, the connection's own values...)."""
+    compute for itself (the time, a random number, the connection's own values, a server's
+    own variables...). ``names``: the indexes of the statement's table names (a table named
+    ``now`` followed by its column list is not a call)."""
     for index, token in enumerate(tokens):
-        if token.kind is not _WORD or (index > 0 and is_op_token(tokens[index - 1], ".")):
+        if token.kind is _SYS_VAR and token.value.rsplit(".", 1)[-1] in _PER_SERVER_VARIABLES:
+            raise _refused(
+                f"@@{token.value} in a write to broadcast table {table}: each copy would"
+                " write its own server's value (read it first and write the value)"
+            )
+        if (
+            token.kind is not _WORD
+            or index in names
+            or (index > 0 and is_op_token(tokens[index - 1], "."))
+        ):
             continue  # (``t.now`` is a column)
         word = token.value.upper()
         following = tokens[index + 1] if index + 1 < len(tokens) else None
         called = following is not None and is_op_token(following, "(")
         if (called and word in _NON_DETERMINISTIC_CALLS) or word in _NON_DETERMINISTIC_WORDS:
             what = f"{word}()"
-        elif word == "NEXT" and following is not None and token_keyword(following) == "VALUE":
-            what = "NEXT VALUE FOR"
+        elif (
+            word in ("NEXT", "PREVIOUS")
+            and following is not None
+            and (token_keyword(following) == "VALUE")
+        ):
+            what = f"{word} VALUE FOR"
         else:
             continue
         raise _refused(
@@ -495,6 +551,7 @@ def _table_positions(tokens: Sequence[Token]) -> list[int]:
 
 
 _OP, _WORD, _IDENT = TokenKind.OP, TokenKind.WORD, TokenKind.IDENT
+_SYS_VAR = TokenKind.SYS_VAR
 
 
 def _references(tokens: Sequence[Token], layout: Layout) -> dict[str, _Reference]:

@@ -410,6 +410,9 @@ def test_scatter_selects_needing_a_merge_say_why(sql: str, why: str) -> None:
         "DELETE FROM b WHERE id < UNIX_TIMESTAMP()",
         "REPLACE INTO b VALUES (2, /*! SYSDATE() */ 'x')",
         "INSERT INTO b VALUES (NEXT VALUE FOR s1, 'x')",
+        "INSERT INTO b VALUES (PREVIOUS VALUE FOR s1, 'x')",
+        "UPDATE b SET name = @@hostname",
+        "UPDATE b SET name = @@global.server_id",
     ],
 )
 def test_broadcast_writes_computing_a_value_per_copy_are_refused(sql: str) -> None:
@@ -430,3 +433,26 @@ def test_broadcast_writes_computing_a_value_per_copy_are_refused(sql: str) -> No
 )
 def test_deterministic_broadcast_writes_and_other_statements_pass(sql: str) -> None:
     assert isinstance(route(sql, LAYOUT), Route)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO now (id) VALUES (1)",
+        "INSERT INTO user(id, name) VALUES (1, 'a')",
+        "REPLACE INTO `user` (id) VALUES (2)",
+        "UPDATE user SET name = @@sql_mode WHERE id = 1",
+    ],
+)
+def test_broadcast_tables_named_like_functions_take_writes(sql: str) -> None:
+    # A table name followed by its column list is not a call of NOW() or USER().
+    tables = {
+        name: _table(name, TableRule("broadcast"), "id int, name varchar(10)", " BROADCAST")
+        for name in ("now", "user")
+    }
+    layout = Layout("db", partition_layout("db", ["s0", "s1"], 4), tables)
+    found = route(sql, layout)
+    assert isinstance(found, Route) and found.kind == "broadcast"
+    with pytest.raises(SqlError) as info:
+        route("INSERT INTO now (id, name) VALUES (1, NOW())", layout)
+    assert info.value.errno == 1235
