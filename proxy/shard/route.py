@@ -1161,6 +1161,8 @@ def _insert(
             at += 1
         else:
             break
+    if not rows:
+        raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
     suffix_at = at
     if suffix_at < len(tokens) and token_keyword(tokens[suffix_at]) != "ON":
         raise _refused(f"this INSERT into {kind} table {table.name}")

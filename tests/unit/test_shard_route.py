@@ -456,3 +456,16 @@ def test_broadcast_tables_named_like_functions_take_writes(sql: str) -> None:
     with pytest.raises(SqlError) as info:
         route("INSERT INTO now (id, name) VALUES (1, NOW())", layout)
     assert info.value.errno == 1235
+
+
+@pytest.mark.parametrize("sql", ["INSERT INTO o (buyer) VALUES", "INSERT INTO ba (name) VALUE"])
+def test_an_insert_without_rows_is_a_syntax_error(sql: str) -> None:
+    # (it was an IndexError)
+    tables = {
+        **TABLES,
+        "ba": _table("ba", TableRule("broadcast"), "id int auto_increment, n int", " BROADCAST"),
+    }
+    layout = Layout("db", LAYOUT.partitions, tables, frozenset(["auto_seq_ba"]))
+    with pytest.raises(SqlError) as info:
+        route(sql, layout, sequence_values=[1])
+    assert info.value.errno == 1064
