@@ -321,7 +321,15 @@ def route(
             f"{singles[0].table.name}"
         )
     if singles:
-        # Broadcast tables with single tables: physical database 0 has both.
+        # Broadcast tables with single tables: physical database 0 has both -- to read, not
+        # to write a broadcast table (its other copies would not get the write).
+        if token_keyword(tokens[0]) in ("INSERT", "REPLACE", "UPDATE", "DELETE"):
+            first = min(references.values(), key=lambda r: min(r.references, default=len(tokens)))
+            if first.table.rule.kind == "broadcast":
+                raise _refused(
+                    f"a write to broadcast table {first.table.name} reading single table "
+                    f"{singles[0].table.name}"
+                )
         return _copy(sql, tokens, layout, references, (0,), placed[0].table.name, "copy")
     for ref in placed:
         if len(ref.references) > 1 and not joined:

@@ -469,3 +469,35 @@ def test_an_insert_without_rows_is_a_syntax_error(sql: str) -> None:
     with pytest.raises(SqlError) as info:
         route(sql, layout, sequence_values=[1])
     assert info.value.errno == 1064
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO b SELECT id, x FROM s",
+        "UPDATE b SET name = (SELECT x FROM s LIMIT 1)",
+        "DELETE FROM b WHERE id IN (SELECT id FROM s)",
+        "DELETE b FROM b JOIN s ON s.id = b.id",
+    ],
+)
+def test_a_broadcast_write_reading_a_single_table_is_refused(sql: str) -> None:
+    # It ran on physical database 0 alone (where the single table is): the other copies
+    # never got the write.
+    with pytest.raises(SqlError) as info:
+        route(sql, LAYOUT)
+    assert info.value.errno == 1235
+    assert "broadcast table b" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO s SELECT id, 1, 2, 3 FROM b",
+        "UPDATE s JOIN b ON b.id = s.id SET s.x = b.id",
+        "DELETE s FROM s JOIN b ON b.id = s.id",
+    ],
+)
+def test_a_single_table_write_reading_a_broadcast_table_runs_on_database_0(sql: str) -> None:
+    found = route(sql, LAYOUT)
+    assert isinstance(found, Route) and found.kind == "copy"
+    assert [t.partition for t in found.targets] == [0]
