@@ -1163,7 +1163,8 @@ def _insert(
     at = index + 1
     while at < len(tokens) and is_op_token(tokens[at], "("):
         close = _matching(tokens, at)
-        rows.append((at, close, _split(tokens[at + 1 : close])))
+        items = _split(tokens[at + 1 : close])
+        rows.append((at, close, [] if items == [[]] else items))
         at = close + 1
         if at < len(tokens) and is_op_token(tokens[at], ","):
             at += 1
@@ -1174,6 +1175,9 @@ def _insert(
     suffix_at = at
     if suffix_at < len(tokens) and token_keyword(tokens[suffix_at]) != "ON":
         raise _refused(f"this INSERT into {kind} table {table.name}")
+    defaults = all(not items for _, _, items in rows) and not (column_list_end and columns)
+    if defaults:
+        columns = []  # VALUES (), ...: rows of defaults, without a column list or with ()
     if any(len(items) != len(columns) for _, _, items in rows):
         raise sql_error(
             ErrorCode.WRONG_VALUE_COUNT_ON_ROW, "Column count doesn't match value count at row 1"
@@ -1212,7 +1216,7 @@ def _insert(
         if taken is None:
             texts.append(sql[start:end])
         elif auto_at is None:
-            texts.append(sql[start : end - 1] + f", {taken})")
+            texts.append(sql[start : end - 1] + ("" if defaults else ", ") + f"{taken})")
         else:
             item = items[auto_at]
             item_start, item_end = item[0].pos, item[-1].pos + len(item[-1].raw)
@@ -1221,10 +1225,17 @@ def _insert(
     tail_start = tokens[rows[-1][1]].pos + 1
     named: list[tuple[int, int, str]] = []
     if generated and auto_at is None:
-        # (no column list names every column: the AUTO_INCREMENT one is given then)
-        assert auto is not None and column_list_end is not None
-        close_token = tokens[column_list_end]
-        named.append((close_token.pos, close_token.pos, ", " + quote_name(auto)))
+        # (no column list names every column: the AUTO_INCREMENT one is given then, but for
+        # rows of defaults)
+        assert auto is not None
+        if column_list_end is None:
+            after = tokens[main.references[0]]
+            at_end = after.pos + len(after.raw)
+            named.append((at_end, at_end, f" ({quote_name(auto)})"))
+        else:
+            close_token = tokens[column_list_end]
+            comma = "" if defaults else ", "
+            named.append((close_token.pos, close_token.pos, comma + quote_name(auto)))
     if kind == "broadcast":
         extra = [*named, (head_end, tail_start, ", ".join(texts))]
         copies = []

@@ -639,6 +639,43 @@ def test_the_copies_of_a_broadcast_table_number_their_rows_alike(sharded: ProxyE
         setup.close()
 
 
+def test_broadcast_rows_of_defaults_and_writes_reading_a_single_table(sharded: ProxyEnv) -> None:
+    """INSERT ... VALUES () into a broadcast table with an AUTO_INCREMENT column takes the
+    sequence's values on every copy (it was 1136); a write to a broadcast table reading a
+    single table is refused (it ran on physical database 0 alone: the other copies missed it);
+    a broadcast table named like a function takes writes (INSERT INTO user (...) was 1235)."""
+    env = sharded
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE hamlets (id INT AUTO_INCREMENT PRIMARY KEY, n INT) BROADCAST")
+            cur.execute("CREATE TABLE seeds (n INT)")
+            cur.execute("CREATE TABLE user (id INT, name VARCHAR(10)) BROADCAST")
+            cur.execute("INSERT INTO seeds VALUES (7)")
+            cur.execute("INSERT INTO hamlets VALUES ()")
+            cur.execute("INSERT INTO hamlets () VALUES (), ()")
+            cur.execute("INSERT INTO user(id, name) VALUES (1, 'a')")
+            for sql in (
+                "INSERT INTO hamlets (n) SELECT n FROM seeds",
+                "UPDATE hamlets SET n = (SELECT MAX(n) FROM seeds)",
+                "DELETE FROM hamlets WHERE n IN (SELECT n FROM seeds)",
+            ):
+                with pytest.raises(pymysql.err.MySQLError) as refused:
+                    cur.execute(sql)
+                assert refused.value.args[0] == 1235, sql
+        copies = [sorted(_physical(env, index, "SELECT id, n FROM hamlets")) for index in range(4)]
+        assert len(copies[0]) == 3 and all(n is None for _, n in copies[0])
+        assert copies[1] == copies[0] and copies[2] == copies[0] and copies[3] == copies[0]
+        users = [_physical(env, index, "SELECT id, name FROM user") for index in range(4)]
+        assert users == [[(1, "a")]] * 4
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS hamlets")
+            cur.execute("DROP TABLE IF EXISTS seeds")
+            cur.execute("DROP TABLE IF EXISTS user")
+        conn.close()
+
+
 @pytest.mark.parametrize("broken", [0, 2])
 def test_a_failing_partition_ends_the_scatter_cleanly(sharded: ProxyEnv, broken: int) -> None:
     """The partitions answer in parallel; when one fails, the answers still coming from the

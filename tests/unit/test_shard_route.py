@@ -501,3 +501,23 @@ def test_a_single_table_write_reading_a_broadcast_table_runs_on_database_0(sql: 
     found = route(sql, LAYOUT)
     assert isinstance(found, Route) and found.kind == "copy"
     assert [t.partition for t in found.targets] == [0]
+
+
+def test_rows_of_defaults_take_the_sequence() -> None:
+    # INSERT ... VALUES () (without a column list, or with ()) inserts a row of defaults on
+    # MariaDB: it was 1136; the AUTO_INCREMENT column is named for the sequence's values.
+    # 101 mod 8 = 5 (db 2, u_05); 102 mod 8 = 6 (db 3, u_06)
+    for sql in ("INSERT INTO u VALUES (), ()", "INSERT INTO u () VALUES (), ()"):
+        assert route(sql, LAYOUT) == NeedsSequence("AUTO_SEQ_u", 2)
+        found = route(sql, LAYOUT, sequence_values=[101, 102])
+        assert isinstance(found, Route)
+        assert _shown(found) == (
+            "routed",
+            [
+                (2, "INSERT INTO `u_05` (`id`) VALUES (101)"),
+                (3, "INSERT INTO `u_06` (`id`) VALUES (102)"),
+            ],
+        )
+    with pytest.raises(SqlError) as info:
+        route("INSERT INTO u (v) VALUES ()", LAYOUT, sequence_values=[1])
+    assert info.value.errno == 1136
