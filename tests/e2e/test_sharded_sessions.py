@@ -676,6 +676,37 @@ def test_broadcast_rows_of_defaults_and_writes_reading_a_single_table(sharded: P
         conn.close()
 
 
+def test_an_auto_increment_column_added_by_alter_table_takes_a_sequence(
+    sharded: ProxyEnv,
+) -> None:
+    """ALTER TABLE giving a sharded or broadcast table an AUTO_INCREMENT column creates its
+    sequence, as CREATE TABLE does: every INSERT into the sharded table failed with 1105
+    (unknown sequence AUTO_SEQ_...), and the broadcast table's copies went on numbering rows
+    with their own counters (which concurrent INSERTs make disagree)."""
+    env = sharded
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE lots (id INT, buyer INT, v INT) DBPARTITION BY HASH(buyer)")
+            cur.execute("ALTER TABLE lots MODIFY id INT AUTO_INCREMENT PRIMARY KEY")
+            cur.execute("INSERT INTO lots (buyer, v) VALUES (1, 1), (2, 2), (3, 3), (4, 4)")
+            cur.execute("SELECT id FROM lots")
+            ids = sorted(row[0] for row in cur.fetchall())
+            assert len(set(ids)) == 4 and ids[0] >= 100001
+            cur.execute("CREATE TABLE marks (id INT, v INT) BROADCAST")
+            cur.execute("ALTER TABLE marks MODIFY id INT AUTO_INCREMENT PRIMARY KEY")
+            cur.execute("INSERT INTO marks (v) VALUES (1), (2)")
+            assert cur.lastrowid >= 100001
+        copies = [sorted(_physical(env, index, "SELECT id, v FROM marks")) for index in range(4)]
+        assert copies[0][0][0] == cur.lastrowid and len(copies[0]) == 2
+        assert copies[1] == copies[0] and copies[2] == copies[0] and copies[3] == copies[0]
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS lots")
+            cur.execute("DROP TABLE IF EXISTS marks")
+        conn.close()
+
+
 @pytest.mark.parametrize("broken", [0, 2])
 def test_a_failing_partition_ends_the_scatter_cleanly(sharded: ProxyEnv, broken: int) -> None:
     """The partitions answer in parallel; when one fails, the answers still coming from the
