@@ -324,10 +324,10 @@ def route(
         # Broadcast tables with single tables: physical database 0 has both -- to read, not
         # to write a broadcast table (its other copies would not get the write).
         if token_keyword(tokens[0]) in ("INSERT", "REPLACE", "UPDATE", "DELETE"):
-            first = min(references.values(), key=lambda r: min(r.references, default=len(tokens)))
-            if first.table.rule.kind == "broadcast":
+            written = _written_broadcast(tokens, references)
+            if written is not None:
                 raise _refused(
-                    f"a write to broadcast table {first.table.name} reading single table "
+                    f"a write to broadcast table {written.table.name} reading single table "
                     f"{singles[0].table.name}"
                 )
         return _copy(sql, tokens, layout, references, (0,), placed[0].table.name, "copy")
@@ -491,6 +491,73 @@ def _check_deterministic(tokens: Sequence[Token], table: str, names: Container[i
             f"{what} in a write to broadcast table {table}: each copy would compute its own"
             " value (compute it first and write the value)"
         )
+
+
+def _written_broadcast(
+    tokens: Sequence[Token], references: Mapping[str, _Reference]
+) -> _Reference | None:
+    """A broadcast table a write (INSERT, REPLACE, UPDATE, DELETE) changes, if any: the
+    first table it names (INSERT INTO b, UPDATE b, DELETE FROM b), one whose column a
+    multi-table UPDATE sets (``SET b.v = ...``, or a column only it has), or one in a
+    multi-table DELETE's list."""
+    first = min(references.values(), key=lambda r: min(r.references, default=len(tokens)))
+    if first.table.rule.kind == "broadcast":
+        return first
+    named: dict[str, _Reference] = {}
+    for ref in references.values():
+        named[ref.table.key] = ref
+        if ref.alias is not None:
+            named[ref.alias.lower()] = ref
+    depths = _groups(tokens)
+    verb = token_keyword(tokens[0])
+    found: list[str] = []  # the names of the tables written, lower case
+    if verb == "UPDATE":
+        at = next(
+            (i for i, t in enumerate(tokens) if depths[i] == 0 and token_keyword(t) == "SET"),
+            len(tokens),
+        )
+        end = next(
+            (
+                i
+                for i in range(at, len(tokens))
+                if depths[i] == 0 and token_keyword(tokens[i]) in ("WHERE", "ORDER", "LIMIT")
+            ),
+            len(tokens),
+        )
+        for item in _split(tokens[at + 1 : end]):
+            equals = next((i for i, t in enumerate(item) if is_op_token(t, "=")), len(item))
+            if equals >= 3 and is_op_token(item[equals - 2], "."):
+                found.append(item[equals - 3].value.lower())
+            elif equals == 1:  # an unqualified column: a broadcast table's alone
+                column = item[0].value.lower()
+                holders = [
+                    r
+                    for r in references.values()
+                    if column in (c.lower() for c in table_columns(r.table.definition))
+                ]
+                if len(holders) == 1:
+                    found.append(holders[0].table.key)
+    elif verb == "DELETE":
+        words = [token_keyword(t) for t in tokens]
+        start = 1
+        end = words.index("FROM") if "FROM" in words else len(tokens)
+        if end == next((i for i, w in enumerate(words[1:], 1) if w not in _DELETE_OPTIONS), 0):
+            # DELETE FROM t1, t2 USING ...: the list between FROM and USING
+            start = end + 1
+            end = words.index("USING") if "USING" in words else start
+        for item in _split(tokens[start:end]):
+            names = [t for t in item if t.kind is _WORD or t.kind is _IDENT]
+            if names and token_keyword(names[0]) not in _DELETE_OPTIONS:
+                dot = len(item) >= 2 and is_op_token(item[1], ".") and item[-1].raw != "*"
+                found.append((item[2] if dot and len(item) > 2 else item[0]).value.lower())
+    for name in found:
+        written = named.get(name)
+        if written is not None and written.table.rule.kind == "broadcast":
+            return written
+    return None
+
+
+_DELETE_OPTIONS: Final = frozenset({"LOW_PRIORITY", "QUICK", "IGNORE"})
 
 
 def _several_tables(tokens: Sequence[Token], references: Mapping[str, _Reference]) -> bool:

@@ -478,6 +478,13 @@ def test_an_insert_without_rows_is_a_syntax_error(sql: str) -> None:
         "UPDATE b SET name = (SELECT x FROM s LIMIT 1)",
         "DELETE FROM b WHERE id IN (SELECT id FROM s)",
         "DELETE b FROM b JOIN s ON s.id = b.id",
+        # Multi-table forms whose first table is the single one, writing the broadcast one:
+        "UPDATE s JOIN b ON b.id = s.id SET b.name = 'q'",
+        "UPDATE s JOIN b AS bb ON bb.id = s.id SET s.x = 1, bb.name = 'q'",
+        "UPDATE s JOIN b ON b.id = s.id SET name = 'q'",  # (only b has name)
+        "DELETE s, b FROM s JOIN b ON b.id = s.id",
+        "DELETE QUICK s, b.* FROM s JOIN b ON b.id = s.id",
+        "DELETE FROM s, b USING s JOIN b ON b.id = s.id",
     ],
 )
 def test_a_broadcast_write_reading_a_single_table_is_refused(sql: str) -> None:
@@ -495,6 +502,9 @@ def test_a_broadcast_write_reading_a_single_table_is_refused(sql: str) -> None:
         "INSERT INTO s SELECT id, 1, 2, 3 FROM b",
         "UPDATE s JOIN b ON b.id = s.id SET s.x = b.id",
         "DELETE s FROM s JOIN b ON b.id = s.id",
+        "UPDATE s JOIN b ON b.id = s.id SET x = b.id",
+        "DELETE s.* FROM s JOIN b ON b.id = s.id",
+        "DELETE FROM s USING s JOIN b ON b.id = s.id",
     ],
 )
 def test_a_single_table_write_reading_a_broadcast_table_runs_on_database_0(sql: str) -> None:
