@@ -400,6 +400,9 @@ _NON_DETERMINISTIC_CALLS: Final = frozenset(
         "SETVAL",
     ]
 )
+# ... of which these compute the same value everywhere given an argument (not UNIX_TIMESTAMP(
+# date): it reads the date in the shard's time zone, which may be its system's).
+_SAME_WITH_AN_ARGUMENT: Final = frozenset(["LAST_INSERT_ID"])
 # ... and those of them that are called without parentheses as well.
 _NON_DETERMINISTIC_WORDS: Final = frozenset(
     [
@@ -477,6 +480,13 @@ def _check_deterministic(tokens: Sequence[Token], table: str, names: Container[i
         word = token.value.upper()
         following = tokens[index + 1] if index + 1 < len(tokens) else None
         called = following is not None and is_op_token(following, "(")
+        if (
+            called
+            and word in _SAME_WITH_AN_ARGUMENT
+            and index + 2 < len(tokens)
+            and not is_op_token(tokens[index + 2], ")")
+        ):
+            continue  # (LAST_INSERT_ID(expr) is expr)
         if (called and word in _NON_DETERMINISTIC_CALLS) or word in _NON_DETERMINISTIC_WORDS:
             what = f"{word}()"
         elif (

@@ -412,6 +412,9 @@ def test_scatter_selects_needing_a_merge_say_why(sql: str, why: str) -> None:
         "INSERT INTO b VALUES (NEXT VALUE FOR s1, 'x')",
         "INSERT INTO b VALUES (PREVIOUS VALUE FOR s1, 'x')",
         "UPDATE b SET name = @@hostname",
+        "UPDATE b SET name = LAST_INSERT_ID()",
+        "UPDATE b SET name = LAST_INSERT_ID( )",
+        "UPDATE b SET name = UNIX_TIMESTAMP('2024-01-01')",
         "UPDATE b SET name = @@global.server_id",
     ],
 )
@@ -429,6 +432,9 @@ def test_broadcast_writes_computing_a_value_per_copy_are_refused(sql: str) -> No
         "UPDATE b SET name = b.now WHERE id = 1",
         "SELECT NOW(), RAND() FROM b",
         "INSERT INTO t (id, name) VALUES (1, UUID())",  # one row, one copy
+        # With an argument, the same value everywhere (it was refused):
+        "INSERT INTO b VALUES (1, 'x') ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)",
+        "UPDATE b SET name = LAST_INSERT_ID(name + 1) WHERE id = 1",
     ],
 )
 def test_deterministic_broadcast_writes_and_other_statements_pass(sql: str) -> None:
