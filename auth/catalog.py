@@ -1411,9 +1411,18 @@ class Catalog:
         return found_table
 
     def set_table_definition(
-        self, db: str, table: str, definition: str, *, actor: str = OPERATOR, client: str = ""
+        self,
+        db: str,
+        table: str,
+        definition: str,
+        *,
+        auto_sequence_start: int | None = None,
+        actor: str = OPERATOR,
+        client: str = "",
     ) -> None:
-        """Replace the definition SHOW CREATE TABLE shows (after an ALTER TABLE)."""
+        """Replace the definition SHOW CREATE TABLE shows (after an ALTER TABLE).
+        ``auto_sequence_start``: the definition has an AUTO_INCREMENT column now; its implicit
+        GROUP sequence is created, starting there, unless it exists (as by create_table)."""
         store = self._store
         with self._write():
             database = self._sharded(db)
@@ -1421,13 +1430,18 @@ class Catalog:
             if row is None:
                 raise UnknownTableError(f"unknown table {table!r} in {database.name!r}")
             store.set_table_definition(database.key, row.name_key, definition)
+            details = [f"new definition of table `{row.name}` of `{database.name}`"]
+            if auto_sequence_start is not None:
+                sequence = auto_sequence_name(row.name)
+                if store.sequence_row(database.key, sequence.lower()) is None:
+                    _check_start(auto_sequence_start)
+                    store.insert_sequence(
+                        (database.key, sequence.lower(), sequence, auto_sequence_start, 1),
+                        auto_sequence_start,
+                    )
+                    details.append(f"create sequence `{sequence}` start with {auto_sequence_start}")
             self._commit_version(
-                (),
-                True,
-                actor,
-                client,
-                f"ALTER TABLE {database.name}.{row.name}",
-                [f"new definition of table `{row.name}` of `{database.name}`"],
+                (), True, actor, client, f"ALTER TABLE {database.name}.{row.name}", details
             )
 
     def _sharded(self, db: str) -> Database:

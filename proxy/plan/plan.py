@@ -55,7 +55,7 @@ from proxy.shard.statements import (
     lock_refusal,
     show_commands,
 )
-from proxy.shard.transaction import transaction_control
+from proxy.shard.transaction import TransactionControl, transaction_control
 from proxy.sql.analyze import DatabaseStatement, Kind, Statement
 from proxy.sql.lexer import DEFAULT_MODE, LexError, LexMode, ServerFlavor, TokenKind, lex
 from proxy.sql.like import shows_database
@@ -965,6 +965,12 @@ def _prepare(command: Prepare, view: SessionView, snapshot: CatalogSnapshot) -> 
     if isinstance(decided, Deny):
         return decided
     if isinstance(decided, Sharded):
+        if isinstance(decided.decision, TransactionControl):
+            # (its executions would run on physical database 0 alone: a ROLLBACK TO
+            # SAVEPOINT undoing one branch's work, a START TRANSACTION the proxy never saw)
+            return Deny(
+                not_supported("transaction statements as prepared statements on a sharded database")
+            )
         # Prepared on one partition for its metadata, on others as executions need it.
         return Sharded(decided.decision, decided.text, decided.layout, command.digest)
     return Relay(

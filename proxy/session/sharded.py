@@ -128,6 +128,7 @@ from proxy.shard.statements import (
     RenamedRows,
     SequenceDdl,
     TableStatus,
+    altered_sequence_start,
     decide,
     shaped,
 )
@@ -2617,12 +2618,16 @@ class ShardedExecutor:
                 )
             if decision.redefines is not None:
                 definition = await self._definition(layout, decision.redefines)
-                if definition is not None:
+                altered = layout.tables.get(decision.redefines.lower())
+                if definition is not None and altered is not None:
+                    # (an AUTO_INCREMENT column added: its values from a sequence, as
+                    # CREATE TABLE makes one)
                     await asyncio.to_thread(
                         catalog.set_table_definition,
                         layout.name,
                         decision.redefines,
                         definition,
+                        auto_sequence_start=altered_sequence_start(altered, definition),
                         actor=actor,
                         client=session.client_ip,
                     )

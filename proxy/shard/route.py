@@ -52,7 +52,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Final, Literal
@@ -378,7 +378,15 @@ def _decided(
 ) -> Route | NeedsSequence:
     """``route``'s decision once the statement's tables are known (see there)."""
     if singles:
-        # Broadcast tables with single tables: physical database 0 has both.
+        # Broadcast tables with single tables: physical database 0 has both -- to read, not
+        # to write a broadcast table (its other copies would not get the write).
+        if token_keyword(tokens[0]) in ("INSERT", "REPLACE", "UPDATE", "DELETE"):
+            written = _written_broadcast(tokens, references)
+            if written is not None:
+                raise _refused(
+                    f"a write to broadcast table {written.table.name} reading single table "
+                    f"{singles[0].table.name}"
+                )
         return _copy(sql, tokens, layout, references, (0,), placed[0].table.name, "copy")
     for ref in placed:
         if len(ref.references) > 1 and not joined:
@@ -390,7 +398,8 @@ def _decided(
         raise _refused("user variables in statements on sharded or broadcast tables")
     main = sharded[0] if sharded else placed[0]
     if main.table.rule.kind == "broadcast" and verb in ("INSERT", "REPLACE", "UPDATE", "DELETE"):
-        _check_deterministic(tokens, main.table.name)
+        named_at = {i for r in references.values() for i in r.positions}
+        _check_deterministic(tokens, main.table.name, named_at)
     if verb in ("INSERT", "REPLACE"):
         return _insert(sql, tokens, layout, references, main, sequence_values)
     if verb in ("UPDATE", "DELETE"):
@@ -454,6 +463,9 @@ _NON_DETERMINISTIC_CALLS: Final = frozenset(
         "SETVAL",
     ]
 )
+# ... of which these compute the same value everywhere given an argument (not UNIX_TIMESTAMP(
+# date): it reads the date in the shard's time zone, which may be its system's).
+_SAME_WITH_AN_ARGUMENT: Final = frozenset(["LAST_INSERT_ID"])
 # ... and those of them that are called without parentheses as well.
 _NON_DETERMINISTIC_WORDS: Final = frozenset(
     [
@@ -471,25 +483,154 @@ _NON_DETERMINISTIC_WORDS: Final = frozenset(
 )
 
 
-def _check_deterministic(tokens: Sequence[Token], table: str) -> None:
+# System variables whose value is each server's (or each connection's) own.
+_PER_SERVER_VARIABLES: Final = frozenset(
+    [
+        "hostname",
+        "server_id",
+        "server_uuid",
+        "port",
+        "socket",
+        "pid_file",
+        "datadir",
+        "basedir",
+        "tmpdir",
+        "version",
+        "version_comment",
+        "timestamp",
+        "rand_seed1",
+        "rand_seed2",
+        "identity",
+        "last_insert_id",
+        "insert_id",
+        "pseudo_thread_id",
+        "gtid_binlog_pos",
+        "gtid_current_pos",
+        "gtid_slave_pos",
+        "gtid_binlog_state",
+        "gtid_domain_id",
+        "gtid_seq_no",
+        "last_gtid",
+        "error_count",
+        "warning_count",
+        "report_host",
+        "report_port",
+        "log_bin_basename",
+        "general_log_file",
+        "slow_query_log_file",
+        "log_error",
+    ]
+)
+
+
+def _check_deterministic(tokens: Sequence[Token], table: str, names: Container[int]) -> None:
     """1235 for a write to broadcast table ``table`` calling a function each copy would
-    compute for itself (the time, a random number, the connection's own values...)."""
+    compute for itself (the time, a random number, the connection's own values, a server's
+    own variables...). ``names``: the indexes of the statement's table names (a table named
+    ``now`` followed by its column list is not a call)."""
     for index, token in enumerate(tokens):
-        if token.kind is not _WORD or (index > 0 and is_op_token(tokens[index - 1], ".")):
+        if token.kind is _SYS_VAR and token.value.rsplit(".", 1)[-1] in _PER_SERVER_VARIABLES:
+            raise _refused(
+                f"@@{token.value} in a write to broadcast table {table}: each copy would"
+                " write its own server's value (read it first and write the value)"
+            )
+        if (
+            token.kind is not _WORD
+            or index in names
+            or (index > 0 and is_op_token(tokens[index - 1], "."))
+        ):
             continue  # (``t.now`` is a column)
         word = token.value.upper()
         following = tokens[index + 1] if index + 1 < len(tokens) else None
         called = following is not None and is_op_token(following, "(")
+        if (
+            called
+            and word in _SAME_WITH_AN_ARGUMENT
+            and index + 2 < len(tokens)
+            and not is_op_token(tokens[index + 2], ")")
+        ):
+            continue  # (LAST_INSERT_ID(expr) is expr)
         if (called and word in _NON_DETERMINISTIC_CALLS) or word in _NON_DETERMINISTIC_WORDS:
             what = f"{word}()"
-        elif word == "NEXT" and following is not None and token_keyword(following) == "VALUE":
-            what = "NEXT VALUE FOR"
+        elif (
+            word in ("NEXT", "PREVIOUS")
+            and following is not None
+            and (token_keyword(following) == "VALUE")
+        ):
+            what = f"{word} VALUE FOR"
         else:
             continue
         raise _refused(
             f"{what} in a write to broadcast table {table}: each copy would compute its own"
             " value (compute it first and write the value)"
         )
+
+
+def _written_broadcast(
+    tokens: Sequence[Token], references: Mapping[str, _Reference]
+) -> _Reference | None:
+    """A broadcast table a write (INSERT, REPLACE, UPDATE, DELETE) changes, if any: the
+    first table it names (INSERT INTO b, UPDATE b, DELETE FROM b), one whose column a
+    multi-table UPDATE sets (``SET b.v = ...``, or a column only it has), or one in a
+    multi-table DELETE's list."""
+    first = min(references.values(), key=lambda r: min(r.references, default=len(tokens)))
+    if first.table.rule.kind == "broadcast":
+        return first
+    named: dict[str, _Reference] = {}
+    for ref in references.values():
+        named[ref.table.key] = ref
+        if ref.alias is not None:
+            named[ref.alias.lower()] = ref
+    depths = _groups(tokens)
+    verb = token_keyword(tokens[0])
+    found: list[str] = []  # the names of the tables written, lower case
+    if verb == "UPDATE":
+        at = next(
+            (i for i, t in enumerate(tokens) if depths[i] == 0 and token_keyword(t) == "SET"),
+            len(tokens),
+        )
+        end = next(
+            (
+                i
+                for i in range(at, len(tokens))
+                if depths[i] == 0 and token_keyword(tokens[i]) in ("WHERE", "ORDER", "LIMIT")
+            ),
+            len(tokens),
+        )
+        for item in _split(tokens[at + 1 : end]):
+            equals = next((i for i, t in enumerate(item) if is_op_token(t, "=")), len(item))
+            if equals >= 3 and is_op_token(item[equals - 2], "."):
+                found.append(item[equals - 3].value.lower())
+            elif equals == 1:  # an unqualified column: a broadcast table's alone
+                column = item[0].value.lower()
+                holders = [
+                    r
+                    for r in references.values()
+                    if column in (c.lower() for c in table_columns(r.table.definition))
+                ]
+                if len(holders) == 1:
+                    found.append(holders[0].table.key)
+    elif verb == "DELETE":
+        words = [token_keyword(t) for t in tokens]
+        start = 1
+        end = words.index("FROM") if "FROM" in words else len(tokens)
+        if end == next((i for i, w in enumerate(words[1:], 1) if w not in _DELETE_OPTIONS), 0):
+            # DELETE FROM t1, t2 USING ...: the list between FROM and USING
+            start = end + 1
+            end = words.index("USING") if "USING" in words else start
+        for item in _split(tokens[start:end]):
+            names = [t for t in item if t.kind is _WORD or t.kind is _IDENT]
+            if names and token_keyword(names[0]) not in _DELETE_OPTIONS:
+                dot = len(item) >= 2 and is_op_token(item[1], ".") and item[-1].raw != "*"
+                found.append((item[2] if dot and len(item) > 2 else item[0]).value.lower())
+    for name in found:
+        written = named.get(name)
+        if written is not None and written.table.rule.kind == "broadcast":
+            return written
+    return None
+
+
+_DELETE_OPTIONS: Final = frozenset({"LOW_PRIORITY", "QUICK", "IGNORE"})
 
 
 def _several_tables(tokens: Sequence[Token], references: Mapping[str, _Reference]) -> bool:
@@ -578,6 +719,7 @@ def _table_positions(tokens: Sequence[Token]) -> list[int]:
 
 
 _OP, _WORD, _IDENT = TokenKind.OP, TokenKind.WORD, TokenKind.IDENT
+_SYS_VAR = TokenKind.SYS_VAR
 
 
 def _references(tokens: Sequence[Token], layout: Layout) -> dict[str, _Reference]:
@@ -1205,15 +1347,21 @@ def _insert(
     at = index + 1
     while at < len(tokens) and is_op_token(tokens[at], "("):
         close = _matching(tokens, at)
-        rows.append((at, close, _split(tokens[at + 1 : close])))
+        items = _split(tokens[at + 1 : close])
+        rows.append((at, close, [] if items == [[]] else items))
         at = close + 1
         if at < len(tokens) and is_op_token(tokens[at], ","):
             at += 1
         else:
             break
+    if not rows:
+        raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
     suffix_at = at
     if suffix_at < len(tokens) and token_keyword(tokens[suffix_at]) != "ON":
         raise _refused(f"this INSERT into {kind} table {table.name}")
+    defaults = all(not items for _, _, items in rows) and not (column_list_end and columns)
+    if defaults:
+        columns = []  # VALUES (), ...: rows of defaults, without a column list or with ()
     if any(len(items) != len(columns) for _, _, items in rows):
         raise sql_error(
             ErrorCode.WRONG_VALUE_COUNT_ON_ROW, "Column count doesn't match value count at row 1"
@@ -1252,7 +1400,7 @@ def _insert(
         if taken is None:
             texts.append(sql[start:end])
         elif auto_at is None:
-            texts.append(sql[start : end - 1] + f", {taken})")
+            texts.append(sql[start : end - 1] + ("" if defaults else ", ") + f"{taken})")
         else:
             item = items[auto_at]
             item_start, item_end = item[0].pos, item[-1].pos + len(item[-1].raw)
@@ -1261,10 +1409,17 @@ def _insert(
     tail_start = tokens[rows[-1][1]].pos + 1
     named: list[tuple[int, int, str]] = []
     if generated and auto_at is None:
-        # (no column list names every column: the AUTO_INCREMENT one is given then)
-        assert auto is not None and column_list_end is not None
-        close_token = tokens[column_list_end]
-        named.append((close_token.pos, close_token.pos, ", " + quote_name(auto)))
+        # (no column list names every column: the AUTO_INCREMENT one is given then, but for
+        # rows of defaults)
+        assert auto is not None
+        if column_list_end is None:
+            after = tokens[main.references[0]]
+            at_end = after.pos + len(after.raw)
+            named.append((at_end, at_end, f" ({quote_name(auto)})"))
+        else:
+            close_token = tokens[column_list_end]
+            comma = "" if defaults else ", "
+            named.append((close_token.pos, close_token.pos, comma + quote_name(auto)))
     if kind == "broadcast":
         extra = [*named, (head_end, tail_start, ", ".join(texts))]
         copies = []

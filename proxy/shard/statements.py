@@ -692,6 +692,23 @@ def _create(text: str, layout: Layout, mode: LexMode, flavor: ServerFlavor | Non
     return CreateShardedTable(create, table, _ordered(found, layout), auto_start)
 
 
+def altered_sequence_start(table: LogicalTable, definition: str) -> int | None:
+    """After an ALTER TABLE giving sharded or broadcast ``table`` the ``definition``: where
+    the implicit sequence of its AUTO_INCREMENT column starts, if it has one (None: it has
+    none, or is a single table). Past the first physical table's counter (``AUTO_INCREMENT =
+    n``), the rows there already numbered by it."""
+    if table.rule.kind == "single":
+        return None
+    try:
+        lexed = lex(definition)[0]
+        create = parse_create_table(lexed.text, lexed)
+    except (SqlError, IndexError):
+        return None
+    if create.auto_increment_column is None:
+        return None
+    return max(create.auto_increment_start or 0, DEFAULT_SEQUENCE_START)
+
+
 # ------------------------------------------------------------------------------ DROP / ALTER
 
 

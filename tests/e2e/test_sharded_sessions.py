@@ -639,6 +639,74 @@ def test_the_copies_of_a_broadcast_table_number_their_rows_alike(sharded: ProxyE
         setup.close()
 
 
+def test_broadcast_rows_of_defaults_and_writes_reading_a_single_table(sharded: ProxyEnv) -> None:
+    """INSERT ... VALUES () into a broadcast table with an AUTO_INCREMENT column takes the
+    sequence's values on every copy (it was 1136); a write to a broadcast table reading a
+    single table is refused (it ran on physical database 0 alone: the other copies missed it);
+    a broadcast table named like a function takes writes (INSERT INTO user (...) was 1235)."""
+    env = sharded
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE hamlets (id INT AUTO_INCREMENT PRIMARY KEY, n INT) BROADCAST")
+            cur.execute("CREATE TABLE seeds (n INT)")
+            cur.execute("CREATE TABLE user (id INT, name VARCHAR(10)) BROADCAST")
+            cur.execute("INSERT INTO seeds VALUES (7)")
+            cur.execute("INSERT INTO hamlets VALUES ()")
+            cur.execute("INSERT INTO hamlets () VALUES (), ()")
+            cur.execute("INSERT INTO user(id, name) VALUES (1, 'a')")
+            for sql in (
+                "INSERT INTO hamlets (n) SELECT n FROM seeds",
+                "UPDATE hamlets SET n = (SELECT MAX(n) FROM seeds)",
+                "DELETE FROM hamlets WHERE n IN (SELECT n FROM seeds)",
+            ):
+                with pytest.raises(pymysql.err.MySQLError) as refused:
+                    cur.execute(sql)
+                assert refused.value.args[0] == 1235, sql
+        copies = [sorted(_physical(env, index, "SELECT id, n FROM hamlets")) for index in range(4)]
+        assert len(copies[0]) == 3 and all(n is None for _, n in copies[0])
+        assert copies[1] == copies[0] and copies[2] == copies[0] and copies[3] == copies[0]
+        users = [_physical(env, index, "SELECT id, name FROM user") for index in range(4)]
+        assert users == [[(1, "a")]] * 4
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS hamlets")
+            cur.execute("DROP TABLE IF EXISTS seeds")
+            cur.execute("DROP TABLE IF EXISTS user")
+        conn.close()
+
+
+def test_an_auto_increment_column_added_by_alter_table_takes_a_sequence(
+    sharded: ProxyEnv,
+) -> None:
+    """ALTER TABLE giving a sharded or broadcast table an AUTO_INCREMENT column creates its
+    sequence, as CREATE TABLE does: every INSERT into the sharded table failed with 1105
+    (unknown sequence AUTO_SEQ_...), and the broadcast table's copies went on numbering rows
+    with their own counters (which concurrent INSERTs make disagree)."""
+    env = sharded
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE lots (id INT, buyer INT, v INT) DBPARTITION BY HASH(buyer)")
+            cur.execute("ALTER TABLE lots MODIFY id INT AUTO_INCREMENT PRIMARY KEY")
+            cur.execute("INSERT INTO lots (buyer, v) VALUES (1, 1), (2, 2), (3, 3), (4, 4)")
+            cur.execute("SELECT id FROM lots")
+            ids = sorted(row[0] for row in cur.fetchall())
+            assert len(set(ids)) == 4 and ids[0] >= 100001
+            cur.execute("CREATE TABLE marks (id INT, v INT) BROADCAST")
+            cur.execute("ALTER TABLE marks MODIFY id INT AUTO_INCREMENT PRIMARY KEY")
+            cur.execute("INSERT INTO marks (v) VALUES (1), (2)")
+            assert cur.lastrowid >= 100001
+        copies = [sorted(_physical(env, index, "SELECT id, v FROM marks")) for index in range(4)]
+        assert copies[0][0][0] == cur.lastrowid and len(copies[0]) == 2
+        assert copies[1] == copies[0] and copies[2] == copies[0] and copies[3] == copies[0]
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS lots")
+            cur.execute("DROP TABLE IF EXISTS marks")
+        conn.close()
+
+
 @pytest.mark.parametrize("broken", [0, 2])
 def test_a_failing_partition_ends_the_scatter_cleanly(sharded: ProxyEnv, broken: int) -> None:
     """The partitions answer in parallel; when one fails, the answers still coming from the

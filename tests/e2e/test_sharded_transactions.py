@@ -24,6 +24,7 @@ import pytest
 from proxy.dev.localshard import ShardEndpoint
 from proxy.wire.packets import ServerStatus
 from tests.conftest import connect_admin
+from tests.e2e.binclient import BinaryClient, ServerError
 from tests.e2e.conftest import ProxyEnv
 from tests.e2e.served import serve, stop
 from tests.e2e.sharded import (
@@ -284,6 +285,32 @@ def test_savepoints_span_every_branch(clean: ProxyEnv) -> None:
         assert _everywhere(env) == [(1, 1), (4, 4)]
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize(
+    "sql", ["SAVEPOINT c", "ROLLBACK TO SAVEPOINT c", "RELEASE SAVEPOINT c", "START TRANSACTION"]
+)
+def test_transaction_statements_are_not_prepared(clean: ProxyEnv, sql: str) -> None:
+    """A prepared transaction statement ran on physical database 0 alone: a ROLLBACK TO
+    SAVEPOINT set on every branch undid the work of database 0's branch and kept the others'
+    (the transaction committed (10, 10), (11, 11), (13, 13), without (12, 12)). Refused
+    (1235); the text statement works."""
+    env = clean
+    client = BinaryClient(env.port, DB, PASSWORD, DB)
+    try:
+        client.query("START TRANSACTION")
+        client.query("INSERT INTO acct VALUES (10, 10)")
+        client.query("SAVEPOINT c")
+        client.query("INSERT INTO acct VALUES (12, 12)")  # db 0
+        client.query("INSERT INTO acct VALUES (13, 13)")  # db 1
+        with pytest.raises(ServerError) as refused:
+            client.prepare(sql)
+        assert refused.value.errno == 1235
+        client.query("ROLLBACK TO SAVEPOINT c")
+        client.query("COMMIT")
+    finally:
+        client.close()
+    assert _everywhere(env) == [(10, 10)]
 
 
 def test_ddl_commits_the_transaction_first(clean: ProxyEnv) -> None:

@@ -410,6 +410,12 @@ def test_scatter_selects_needing_a_merge_say_why(sql: str, why: str) -> None:
         "DELETE FROM b WHERE id < UNIX_TIMESTAMP()",
         "REPLACE INTO b VALUES (2, /*! SYSDATE() */ 'x')",
         "INSERT INTO b VALUES (NEXT VALUE FOR s1, 'x')",
+        "INSERT INTO b VALUES (PREVIOUS VALUE FOR s1, 'x')",
+        "UPDATE b SET name = @@hostname",
+        "UPDATE b SET name = LAST_INSERT_ID()",
+        "UPDATE b SET name = LAST_INSERT_ID( )",
+        "UPDATE b SET name = UNIX_TIMESTAMP('2024-01-01')",
+        "UPDATE b SET name = @@global.server_id",
     ],
 )
 def test_broadcast_writes_computing_a_value_per_copy_are_refused(sql: str) -> None:
@@ -426,7 +432,108 @@ def test_broadcast_writes_computing_a_value_per_copy_are_refused(sql: str) -> No
         "UPDATE b SET name = b.now WHERE id = 1",
         "SELECT NOW(), RAND() FROM b",
         "INSERT INTO t (id, name) VALUES (1, UUID())",  # one row, one copy
+        # With an argument, the same value everywhere (it was refused):
+        "INSERT INTO b VALUES (1, 'x') ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)",
+        "UPDATE b SET name = LAST_INSERT_ID(name + 1) WHERE id = 1",
     ],
 )
 def test_deterministic_broadcast_writes_and_other_statements_pass(sql: str) -> None:
     assert isinstance(route(sql, LAYOUT), Route)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO now (id) VALUES (1)",
+        "INSERT INTO user(id, name) VALUES (1, 'a')",
+        "REPLACE INTO `user` (id) VALUES (2)",
+        "UPDATE user SET name = @@sql_mode WHERE id = 1",
+    ],
+)
+def test_broadcast_tables_named_like_functions_take_writes(sql: str) -> None:
+    # A table name followed by its column list is not a call of NOW() or USER().
+    tables = {
+        name: _table(name, TableRule("broadcast"), "id int, name varchar(10)", " BROADCAST")
+        for name in ("now", "user")
+    }
+    layout = Layout("db", partition_layout("db", ["s0", "s1"], 4), tables)
+    found = route(sql, layout)
+    assert isinstance(found, Route) and found.kind == "broadcast"
+    with pytest.raises(SqlError) as info:
+        route("INSERT INTO now (id, name) VALUES (1, NOW())", layout)
+    assert info.value.errno == 1235
+
+
+@pytest.mark.parametrize("sql", ["INSERT INTO o (buyer) VALUES", "INSERT INTO ba (name) VALUE"])
+def test_an_insert_without_rows_is_a_syntax_error(sql: str) -> None:
+    # (it was an IndexError)
+    tables = {
+        **TABLES,
+        "ba": _table("ba", TableRule("broadcast"), "id int auto_increment, n int", " BROADCAST"),
+    }
+    layout = Layout("db", LAYOUT.partitions, tables, frozenset(["auto_seq_ba"]))
+    with pytest.raises(SqlError) as info:
+        route(sql, layout, sequence_values=[1])
+    assert info.value.errno == 1064
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO b SELECT id, x FROM s",
+        "UPDATE b SET name = (SELECT x FROM s LIMIT 1)",
+        "DELETE FROM b WHERE id IN (SELECT id FROM s)",
+        "DELETE b FROM b JOIN s ON s.id = b.id",
+        # Multi-table forms whose first table is the single one, writing the broadcast one:
+        "UPDATE s JOIN b ON b.id = s.id SET b.name = 'q'",
+        "UPDATE s JOIN b AS bb ON bb.id = s.id SET s.x = 1, bb.name = 'q'",
+        "UPDATE s JOIN b ON b.id = s.id SET name = 'q'",  # (only b has name)
+        "DELETE s, b FROM s JOIN b ON b.id = s.id",
+        "DELETE QUICK s, b.* FROM s JOIN b ON b.id = s.id",
+        "DELETE FROM s, b USING s JOIN b ON b.id = s.id",
+    ],
+)
+def test_a_broadcast_write_reading_a_single_table_is_refused(sql: str) -> None:
+    # It ran on physical database 0 alone (where the single table is): the other copies
+    # never got the write.
+    with pytest.raises(SqlError) as info:
+        route(sql, LAYOUT)
+    assert info.value.errno == 1235
+    assert "broadcast table b" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO s SELECT id, 1, 2, 3 FROM b",
+        "UPDATE s JOIN b ON b.id = s.id SET s.x = b.id",
+        "DELETE s FROM s JOIN b ON b.id = s.id",
+        "UPDATE s JOIN b ON b.id = s.id SET x = b.id",
+        "DELETE s.* FROM s JOIN b ON b.id = s.id",
+        "DELETE FROM s USING s JOIN b ON b.id = s.id",
+    ],
+)
+def test_a_single_table_write_reading_a_broadcast_table_runs_on_database_0(sql: str) -> None:
+    found = route(sql, LAYOUT)
+    assert isinstance(found, Route) and found.kind == "copy"
+    assert [t.partition for t in found.targets] == [0]
+
+
+def test_rows_of_defaults_take_the_sequence() -> None:
+    # INSERT ... VALUES () (without a column list, or with ()) inserts a row of defaults on
+    # MariaDB: it was 1136; the AUTO_INCREMENT column is named for the sequence's values.
+    # 101 mod 8 = 5 (db 2, u_05); 102 mod 8 = 6 (db 3, u_06)
+    for sql in ("INSERT INTO u VALUES (), ()", "INSERT INTO u () VALUES (), ()"):
+        assert route(sql, LAYOUT) == NeedsSequence("AUTO_SEQ_u", 2)
+        found = route(sql, LAYOUT, sequence_values=[101, 102])
+        assert isinstance(found, Route)
+        assert _shown(found) == (
+            "routed",
+            [
+                (2, "INSERT INTO `u_05` (`id`) VALUES (101)"),
+                (3, "INSERT INTO `u_06` (`id`) VALUES (102)"),
+            ],
+        )
+    with pytest.raises(SqlError) as info:
+        route("INSERT INTO u (v) VALUES ()", LAYOUT, sequence_values=[1])
+    assert info.value.errno == 1136
