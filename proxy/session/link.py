@@ -202,6 +202,7 @@ class BackendLink:
         self._retire = False  # close the connection instead of giving it back
         self.last_status = 2  # the status flags the last connection left (autocommit)
         self.closed = False
+        self.killing = 0  # KILL QUERYs on their way to the connection's thread (``release``)
         self.state = SessionState()
         self.binds: set[str] = set()
         self.statements = WireStatements()  # the client's server-side prepared statements
@@ -265,8 +266,10 @@ class BackendLink:
     def release(self) -> None:
         """After a command: give the connection back if nothing session-bound is on it."""
         conn, pool = self.conn, self.pool
-        if conn is None or pool is None or conn.broken or conn.relaying:
-            return  # (a response still on its way: the session ending closes the connection)
+        if conn is None or pool is None or conn.broken or conn.relaying or self.killing:
+            # (a response still on its way: the session ending closes the connection; a KILL
+            # QUERY on its way: given back once it has arrived, ``Session._kill_query``)
+            return
         # bound(), inline (once per statement)
         if self.binds or conn.status & _IN_TRANSACTION:
             return

@@ -283,7 +283,8 @@ class Session:
             conns.append(conn)
         activity = self.activity
         if activity.command != "Sleep" and now - activity.since > after:
-            conns += self.sharded.source.running()
+            # (those the statement waits on: an idle transaction branch is not given up)
+            conns += [c for c in self.sharded.source.running() if c.awaiting]
         return conns
 
     # -- the one place that ends a session ----------------------------------------------------
@@ -1314,20 +1315,32 @@ class Session:
 
     async def _kill_query(self, conn: BackendConnection) -> None:
         """KILL QUERY for ``conn``'s thread, sent as the same backend account from a
-        connection of its own."""
+        connection of its own. The session's pooled connection stays leased until the KILL
+        has reached the shard: given back meanwhile, it could be running another session's
+        statement when the KILL arrives."""
+        link = self.link
+        ours = conn is link.conn
+        if ours:
+            link.killing += 1
         try:
-            killer = await BackendConnection.connect(
-                conn.target, timeout=self.ctx.config.server.backend_connect_timeout
-            )
-        except BackendError as exc:
-            log.warning("KILL QUERY for connection %d failed: %s", self.connection_id, exc)
-            return
-        try:
-            await killer.command(b"\x03" + f"KILL QUERY {conn.thread_id}".encode())
-        except BackendError:
-            pass
+            try:
+                killer = await BackendConnection.connect(
+                    conn.target, timeout=self.ctx.config.server.backend_connect_timeout
+                )
+            except BackendError as exc:
+                log.warning("KILL QUERY for connection %d failed: %s", self.connection_id, exc)
+                return
+            try:
+                await killer.command(b"\x03" + f"KILL QUERY {conn.thread_id}".encode())
+            except BackendError:
+                pass
+            finally:
+                await killer.quit()
         finally:
-            await killer.quit()
+            if ours:
+                link.killing -= 1
+                if not link.killing and self.activity.command == "Sleep" and not link.closed:
+                    link.release()  # what the command loop held back, the command being over
 
     def idle_limit(self, configured: float) -> float:
         """How long the session may sit idle before it is disconnected: the configured

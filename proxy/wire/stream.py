@@ -165,6 +165,12 @@ class PacketConnection(asyncio.Protocol):
             if not self._limit_paused:
                 self.transport.pause_reading()
 
+    @property
+    def awaiting(self) -> bool:
+        """A read waits for the peer's bytes, or reading is paused with bytes still to come
+        (an answer held back): the peer owes this end something."""
+        return self._waiter is not None or self.reading_paused
+
     def resume_reading(self) -> None:
         if self.reading_paused and self.transport is not None and not self.is_closing():
             self.reading_paused = False
