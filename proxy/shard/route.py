@@ -921,11 +921,12 @@ def _targets(
     references: Mapping[str, _Reference],
     placements: Iterable[Placement],
     aliased: bool = False,
+    extra: Sequence[tuple[int, int, str]] = (),
 ) -> tuple[Target, ...]:
     found = []
     for database, names in _physical_choices(layout, references, placements):
         physical = layout.partitions[database]
-        text = _text_for(sql, tokens, layout, references, names, physical, aliased=aliased)
+        text = _text_for(sql, tokens, layout, references, names, physical, extra, aliased)
         found.append((physical, text))
     return _ordered(found)
 
@@ -1422,22 +1423,9 @@ def _insert(
             named.append((close_token.pos, close_token.pos, comma + quote_name(auto)))
     if kind == "broadcast":
         extra = [*named, (head_end, tail_start, ", ".join(texts))]
-        copies = []
-        for database, names in _physical_choices(
-            layout, references, _all_placements(table, layout.count)
-        ):
-            physical = layout.partitions[database]
-            copies.append(
-                (physical, _text_for(sql, tokens, layout, references, names, physical, extra=extra))
-            )
-        return Route(
-            "broadcast",
-            table.name,
-            True,
-            False,
-            _ordered(copies),
-            tuple(generated.values()),
-        )
+        placements = _all_placements(table, layout.count)
+        copies = _targets(sql, tokens, layout, references, placements, extra=extra)
+        return Route("broadcast", table.name, True, False, copies, tuple(generated.values()))
     assert rule.db_key is not None
     # Per row: its placement.
     by_place: dict[Placement, list[str]] = {}
