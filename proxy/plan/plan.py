@@ -614,6 +614,9 @@ def _sharded(
     path reads only the lexer's tokens)."""
     text = original or statement.text
     if original and _has_executable_comment(original) and not hint_comment(original):
+        if answered:
+            # Its identity calls were answered in the client's text, not the executable one.
+            return _not_on_sharded("CURRENT_USER() and the like with executable comments")
         text = statement.text
     if view.lex_mode.ansi_quotes and '"' in text:
         text = _backquoted(text, view.lex_mode, view.flavor)

@@ -335,6 +335,11 @@ def test_identity_calls_are_answered_in_routed_statements(both: tuple[Any, Any])
         (DB, 3),
         (DB, 4),
     ]
+    # With an executable comment the statement is routed as the shard reads it, where the
+    # identity calls were not answered: refused, never the mirror account's name.
+    with pytest.raises(pymysql.err.NotSupportedError) as refused:
+        _rows(proxied, "SELECT /*!50000 CURRENT_USER(), */ id FROM sp WHERE id = 2")
+    assert refused.value.args[0] == 1235
 
 
 def test_refused_rather_than_leaked(both: tuple[Any, Any]) -> None:
