@@ -1583,13 +1583,18 @@ class ShardedExecutor:
                     access = "ONLY" if tx.read_only else "WRITE"
                     await _own_ok(conn, f"SET TRANSACTION READ {access}")
                 await _own_ok(conn, f"XA START {xid}, '{partition}'")
-                for name in tx.savepoints:  # (nothing done here yet: all undone by each)
-                    await _own_ok(conn, f"SAVEPOINT {quote_name(name)}")
             except BackendQueryError as exc:
                 raise sql_error_from(exc.errno, exc.sqlstate, exc.message) from None
             tx.branches[partition] = conn
             if partition == 0:
                 self.session.link.binds.add(_BRANCH_BIND)
+            try:
+                for name in tx.savepoints:  # (nothing done here yet: all undone by each)
+                    await _own_ok(conn, f"SAVEPOINT {quote_name(name)}")
+            except BackendQueryError as exc:
+                # Without them, a ROLLBACK TO would not undo this branch's work.
+                await self._abort(tx)
+                raise _rolled_back(exc) from None
 
     async def before_relay(self, transactional: bool, text: str) -> bool:
         """Before the session relays a statement to physical database 0 while the proxy runs
@@ -1746,11 +1751,15 @@ class ShardedExecutor:
             statement = f"ROLLBACK TO SAVEPOINT {quote_name(name)}"
         else:
             statement = f"RELEASE SAVEPOINT {quote_name(name)}"
-        for conn in tx.branches.values():
+        for done, conn in enumerate(tx.branches.values()):
             try:
                 await _own_ok(conn, statement)
             except BackendQueryError as exc:
-                raise sql_error_from(exc.errno, exc.sqlstate, exc.message) from None
+                if not done:
+                    raise sql_error_from(exc.errno, exc.sqlstate, exc.message) from None
+                # Done on some branches only: they would disagree from here on.
+                await self._abort(tx)
+                raise _rolled_back(exc) from None
         if control.savepoint == "set":
             if at is not None:
                 del tx.savepoints[at]
@@ -3109,6 +3118,16 @@ def _track(conn: BackendConnection, packet: bytes) -> bytes:
     if packet[:1] == b"\x00":
         conn.status = parse_ok(packet, conn.capabilities).status
     return packet
+
+
+def _rolled_back(exc: BackendQueryError) -> SqlError:
+    """A shard's error that made the proxy roll the client's transaction back on every
+    partition (a savepoint that could not be set or used alike on all of its branches)."""
+    return sql_error_from(
+        exc.errno,
+        exc.sqlstate,
+        f"{exc.message} (the transaction was rolled back on every partition)",
+    )
 
 
 async def _own_ok(conn: BackendConnection, sql: str) -> None:
