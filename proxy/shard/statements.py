@@ -21,7 +21,8 @@ Raises SqlError for what is refused (1235 naming why, 1050, 1051, 1146).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -52,8 +53,16 @@ from proxy.shard.route import (  # the token helpers routing reads statements wi
 )
 from proxy.shard.transaction import TransactionControl
 from proxy.shard.values import SqlValue
-from proxy.sql.lexer import DEFAULT_MODE, LexedStatement, LexMode, ServerFlavor, Token, lex
-from proxy.sql.like import shows_database
+from proxy.sql.lexer import (
+    DEFAULT_MODE,
+    LexedStatement,
+    LexMode,
+    ServerFlavor,
+    Token,
+    TokenKind,
+    lex,
+)
+from proxy.sql.like import LikePattern, equal_general_ci, shows_database
 
 __all__ = [
     "CreateShardedTable",
@@ -515,16 +524,22 @@ def _show(
                 return None  # another database's: the analysis decides (1235 / 1044)
             after += 2
         pattern = None
+        where: Callable[[str, str], bool] | None = None
         if after < len(tokens):
-            if words[after] != "LIKE" or after + 2 != len(tokens):
+            if words[after] == "WHERE":
+                where = _tables_where(tokens, after + 1, f"Tables_in_{layout.name}", full)
+            elif words[after] != "LIKE" or after + 2 != len(tokens):
                 raise not_supported("SHOW TABLES ... WHERE on a sharded database")
-            pattern = tokens[after + 1].value
+            else:
+                pattern = tokens[after + 1].value
         names = sorted(
             (t.name for t in layout.tables.values() if access.lists(t.name)), key=str.lower
         )
         if pattern is not None:
             shown = shows_database(pattern)
             names = [n for n in names if shown(n)]
+        if where is not None:
+            names = [n for n in names if where(n, "BASE TABLE")]
         column = f"Tables_in_{layout.name}" + (f" ({pattern})" if pattern is not None else "")
         if full:
             return LocalRows(
@@ -554,6 +569,56 @@ def _show(
             return None
         return LocalRows(("Table", "Create Table"), ((table.name, _definition(table)),))
     return None
+
+
+def _tables_where(
+    tokens: Sequence[Token], at: int, column: str, full: bool
+) -> Callable[[str, str], bool]:
+    """``SHOW [FULL] TABLES ... WHERE`` from ``at``, as tools write it (``WHERE Table_type =
+    'BASE TABLE'``): comparisons of the listing's columns with a string (``=``, ``<>``, ``!=``,
+    ``[NOT] LIKE``) joined by AND, compared as MariaDB compares them (general_ci); a predicate
+    of (table name, table type). Other conditions: 1235."""
+    unsupported = not_supported("this SHOW TABLES ... WHERE on a sharded database")
+    # (the column's index in the row, a test of its value, whether the test is negated)
+    conditions: list[tuple[int, Callable[[str], bool], bool]] = []
+    count = len(tokens)
+    while True:
+        if at + 2 >= count or tokens[at].kind not in (TokenKind.WORD, TokenKind.IDENT):
+            raise unsupported
+        name = tokens[at].value
+        if name.lower() == column.lower():
+            which = 0
+        elif name.lower() == "table_type" and full:
+            which = 1
+        else:
+            raise sql_error(ErrorCode.BAD_FIELD, f"Unknown column '{name}' in 'where clause'")
+        negated = token_keyword(tokens[at + 1]) == "NOT"
+        op = tokens[at + 2] if negated else tokens[at + 1]
+        at += 4 if negated else 3
+        if at > count or tokens[at - 1].kind is not TokenKind.STRING:
+            raise unsupported
+        value = tokens[at - 1].value
+        if token_keyword(op) == "LIKE":
+            conditions.append((which, LikePattern.compile(value).matches, negated))
+        elif negated:
+            raise unsupported
+        elif is_op_token(op, "="):
+            conditions.append((which, functools.partial(equal_general_ci, value), False))
+        elif is_op_token(op, "<>") or is_op_token(op, "!="):
+            conditions.append((which, functools.partial(equal_general_ci, value), True))
+        else:
+            raise unsupported
+        if at == count:
+            break
+        if token_keyword(tokens[at]) != "AND":
+            raise unsupported
+        at += 1
+
+    def holds(name: str, kind: str) -> bool:
+        row = (name, kind)
+        return all(test(row[which]) != negated for which, test, negated in conditions)
+
+    return holds
 
 
 def _show_table(

@@ -166,6 +166,12 @@ class LikePattern:
         return j == m
 
 
+def equal_general_ci(a: str, b: str) -> bool:
+    """Whether ``a = b`` under ``utf8mb4_general_ci`` (case- and accent-folded, trailing
+    spaces ignored), as MariaDB compares the columns of its SHOW listings."""
+    return _weights(a.rstrip(" ")) == _weights(b.rstrip(" "))
+
+
 def shows_database(pattern: str) -> Callable[[str], bool]:
     """Whether ``SHOW DATABASES LIKE 'pattern'`` lists a database, as MariaDB decides: the
     pattern matches the name (:class:`LikePattern`) -- except that an empty pattern lists every

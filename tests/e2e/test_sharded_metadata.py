@@ -122,6 +122,12 @@ def both(meta: ProxyEnv) -> Iterator[tuple[Any, Any]]:
         "SHOW TABLES",
         "SHOW FULL TABLES",
         "SHOW TABLES LIKE 's%'",
+        # As tools filter the listing (Django, GUI clients, dump tools).
+        "SHOW FULL TABLES WHERE Table_type = 'BASE TABLE'",
+        "SHOW FULL TABLES FROM shmeta WHERE `Table_type` != 'VIEW'",
+        "SHOW FULL TABLES WHERE Table_type = 'view'",
+        "SHOW TABLES WHERE Tables_in_shmeta LIKE 's%' AND Tables_in_shmeta <> 'SP '",
+        "SHOW TABLES WHERE tables_in_shmeta NOT LIKE 'u%'",
         "SELECT DATABASE()",
         "SELECT database() AS d, SCHEMA()",
         "SHOW COLUMNS FROM sp",

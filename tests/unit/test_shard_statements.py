@@ -126,7 +126,7 @@ def test_ddl_fans_out_to_every_physical_table(
         ("DROP TABLE nope", 1051, "Unknown table 'db.nope'"),
         ("RENAME TABLE t TO b", 1050, "already exists"),
         ("SHOW TOPOLOGY FROM nope", 1146, "doesn't exist"),
-        ("SHOW TABLES WHERE x = 1", 1235, "WHERE"),
+        ("SHOW TABLES WHERE Tables_in_db = 1", 1235, "WHERE"),
     ],
 )
 def test_ddl_refusals(sql: str, errno: int, text: str) -> None:
@@ -190,3 +190,21 @@ def test_explain_shows_the_physical_statements() -> None:
         ),
     )
     assert decide("EXPLAIN SELECT * FROM s", LAYOUT) is None
+
+
+@pytest.mark.parametrize(
+    ("sql", "errno"),
+    [
+        ("SHOW TABLES WHERE Table_type = 'VIEW'", 1054),  # SHOW TABLES has no such column
+        ("SHOW FULL TABLES WHERE nope = 'x'", 1054),
+        ("SHOW TABLES WHERE 1", 1235),
+        ("SHOW FULL TABLES WHERE Table_type = 'VIEW' OR Table_type = 'x'", 1235),
+        ("SHOW FULL TABLES WHERE Table_type > 'A'", 1235),
+        ("SHOW TABLES WHERE Tables_in_db NOT = 'x'", 1235),
+        ("SHOW TABLES WHERE Tables_in_db LIKE", 1235),
+    ],
+)
+def test_show_tables_where_beyond_what_tools_write_is_an_error(sql: str, errno: int) -> None:
+    with pytest.raises(SqlError) as info:
+        decide(sql, LAYOUT)
+    assert info.value.errno == errno
