@@ -56,13 +56,14 @@ import signal
 import time
 import weakref
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import count
 from typing import TYPE_CHECKING, Any, Protocol
 
 from auth.accounts import Actor
 from auth.catalog import (
+    Catalog,
     CatalogError,
     CatalogUnavailableError,
     SequenceExistsError,
@@ -1382,10 +1383,14 @@ class ShardedExecutor:
         started: list[int] = []
         answers: list[bytes] = []
         failure: SqlError | None = None
+
+        def step(verb: str) -> Callable[[int], str]:
+            return lambda partition: f"{OWN_STATEMENT}XA {verb} {xid}, '{partition}'"
+
         try:
-            for partition in branches:
-                await _run(conns[partition], f"{OWN_STATEMENT}XA START {xid}, '{partition}'")
-                started.append(partition)
+            # Each XA step on every branch at once (separate connections, independent).
+            started, failed = await _on_each(conns, branches, step("START"))
+            _raise_first(failed, branches)
             for index, target in enumerate(targets):
                 packet = await conns[target.partition].command(command(index))
                 if packet[:1] == b"\xff":
@@ -1396,11 +1401,11 @@ class ShardedExecutor:
                     conns[target.partition].broken = True
                     raise BackendError("a result set where a write's OK was expected")
                 answers.append(packet)
-            for partition in started:
-                await _run(conns[partition], f"{OWN_STATEMENT}XA END {xid}, '{partition}'")
+            _, failed = await _on_each(conns, started, step("END"))
+            _raise_first(failed, started)
             if failure is None:
-                for partition in started:
-                    await _run(conns[partition], f"{OWN_STATEMENT}XA PREPARE {xid}, '{partition}'")
+                _, failed = await _on_each(conns, started, step("PREPARE"))
+                _raise_first(failed, started)
         except BackendQueryError as exc:
             failure = sql_error_from(exc.errno, exc.sqlstate, exc.message)
         if failure is None:
@@ -1414,26 +1419,20 @@ class ShardedExecutor:
                     f"XA transaction {gtrid} was rolled back by another node's recovery",
                 )
         if failure is not None:
-            for partition in started:
-                try:
-                    await _run(conns[partition], f"{OWN_STATEMENT}XA END {xid}, '{partition}'")
-                except BackendQueryError:
-                    pass
-                try:
-                    await _run(conns[partition], f"{OWN_STATEMENT}XA ROLLBACK {xid}, '{partition}'")
-                except BackendQueryError:
-                    pass
+            # (failures here: the branch is gone or was never prepared -- rolled back anyway)
+            await _on_each(conns, started, step("END"))
+            await _on_each(conns, started, step("ROLLBACK"))
             self.replies.error(failure)
             return
         _crash_point("after-decision")
         not_committed: list[str] = []
+        _, failed = await _on_each(conns, started, step("COMMIT"))
         for partition in started:
-            try:
-                await _run(conns[partition], f"{OWN_STATEMENT}XA COMMIT {xid}, '{partition}'")
-            except BackendQueryError as exc:
-                if exc.errno == _XAER_NOTA:
-                    continue  # committed by a recovering node, as decided
-                not_committed.append(f"{_layout_of(session).partitions[partition].name}: {exc}")
+            refused = failed.get(partition)
+            # (XAER_NOTA: committed by a recovering node, as decided)
+            if refused is not None and refused.errno != _XAER_NOTA:
+                name = _layout_of(session).partitions[partition].name
+                not_committed.append(f"{name}: {refused}")
         if not_committed:
             raise sql_error(
                 ErrorCode.UNKNOWN_ERROR,
@@ -1441,11 +1440,9 @@ class ShardedExecutor:
                 + "; ".join(not_committed)
                 + " (the next proxy to start commits them)",
             )
-        catalog = session.ctx.accounts.catalog
-        try:
-            await asyncio.to_thread(catalog.forget_xa, gtrid)
-        except CatalogError:
-            pass  # a stale outcome row is harmless
+        # The decision is no longer needed once every branch committed: forgotten in the
+        # background (a stale outcome row is harmless), not on the client's time.
+        _in_background(_forget_xa(session.ctx.accounts.catalog, gtrid))
         await self._remember_insert_id(decision)
         self._answer_write(answers, conns[targets[0].partition], decision)
 
@@ -3085,6 +3082,56 @@ async def _read(conn: BackendConnection) -> tuple[int, bytes]:
 
 async def _run(conn: BackendConnection, sql: str) -> None:
     await conn.query(sql)
+
+
+async def _on_each(
+    conns: Mapping[int, BackendConnection], partitions: Sequence[int], sql: Callable[[int], str]
+) -> tuple[list[int], dict[int, BackendQueryError]]:
+    """``sql(partition)`` on each partition's connection at once: the partitions it succeeded
+    on (in the order given) and the shard's error on each it failed on. A lost connection
+    raises, as the statement run on its own would."""
+    results = await asyncio.gather(
+        *(_run(conns[partition], sql(partition)) for partition in partitions),
+        return_exceptions=True,
+    )
+    done: list[int] = []
+    failed: dict[int, BackendQueryError] = {}
+    lost: BaseException | None = None
+    for partition, result in zip(partitions, results, strict=True):
+        if isinstance(result, BackendQueryError):
+            failed[partition] = result
+        elif isinstance(result, BaseException):
+            lost = lost or result
+        else:
+            done.append(partition)
+    if lost is not None:
+        raise lost
+    return done, failed
+
+
+def _raise_first(failed: Mapping[int, BackendQueryError], order: Sequence[int]) -> None:
+    """The shard's error of the first partition (in ``order``) a step failed on."""
+    for partition in order:
+        if partition in failed:
+            raise failed[partition]
+
+
+# Work nobody waits for (a committed XA transaction's decision forgotten): held until done,
+# the event loop keeping only weak references to tasks.
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+def _in_background(work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(work)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+async def _forget_xa(catalog: Catalog, gtrid: str) -> None:
+    try:
+        await asyncio.to_thread(catalog.forget_xa, gtrid)
+    except CatalogError:
+        pass  # a stale outcome row is harmless
 
 
 async def _own(conn: BackendConnection, sql: str) -> bytes:
