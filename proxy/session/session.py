@@ -128,7 +128,7 @@ from proxy.session.login import (
     change_user,
     handshake,
 )
-from proxy.session.sharded import Replies, ShardedExecutor
+from proxy.session.sharded import Replies, ShardedExecutor, in_background
 from proxy.session.statements import execute_types, opens_cursor, with_id, with_types
 from proxy.shard.route import TextShape
 from proxy.sql.analyze import Kind, NeedsParse, Statement, analyze_with_digest, cached_shape
@@ -168,9 +168,6 @@ _COM_INIT_DB = 0x02
 _COM_STMT_PREPARE = 0x16
 _COM_FIELD_LIST = 0x04
 _COM_PROCESS_KILL = 0x0C
-# Tasks a session starts and nobody awaits (KILL QUERY for a client that left): held here
-# until done, as the event loop keeps only weak references.
-_BACKGROUND: set[asyncio.Task[None]] = set()
 _COM_QUIT = 0x01
 _STATEMENT_COMMANDS = frozenset(
     {COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_RESET, COM_STMT_CLOSE, COM_STMT_SEND_LONG_DATA}
@@ -1417,9 +1414,7 @@ class Session:
         if self.activity.command == "Sleep":
             self.link.interrupt()
             return
-        task = asyncio.get_running_loop().create_task(self.cancel_query())
-        _BACKGROUND.add(task)
-        task.add_done_callback(_BACKGROUND.discard)
+        in_background(self.cancel_query())
 
     def kill(self) -> None:
         """KILL CONNECTION from another session: close both sides now."""

@@ -1442,7 +1442,7 @@ class ShardedExecutor:
             )
         # The decision is no longer needed once every branch committed: forgotten in the
         # background (a stale outcome row is harmless), not on the client's time.
-        _in_background(_forget_xa(session.ctx.accounts.catalog, gtrid))
+        in_background(_forget_xa(session.ctx.accounts.catalog, gtrid))
         await self._remember_insert_id(decision)
         self._answer_write(answers, conns[targets[0].partition], decision)
 
@@ -3116,12 +3116,13 @@ def _raise_first(failed: Mapping[int, BackendQueryError], order: Sequence[int]) 
             raise failed[partition]
 
 
-# Work nobody waits for (a committed XA transaction's decision forgotten): held until done,
-# the event loop keeping only weak references to tasks.
+# Work nobody waits for (a committed XA transaction's decision forgotten, a KILL QUERY for a
+# client that left): held until done, the event loop keeping only weak references to tasks.
 _BACKGROUND: set[asyncio.Task[None]] = set()
 
 
-def _in_background(work: Coroutine[Any, Any, None]) -> None:
+def in_background(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` as a task nobody awaits, kept alive until it is done."""
     task = asyncio.get_running_loop().create_task(work)
     _BACKGROUND.add(task)
     task.add_done_callback(_BACKGROUND.discard)
