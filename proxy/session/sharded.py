@@ -70,7 +70,7 @@ from auth.catalog import (
     UnknownSequenceError,
 )
 from auth.errors import ErrorCode, SqlError, not_supported, sql_error
-from auth.model import PhysicalDatabase
+from auth.model import LogicalTable, PhysicalDatabase
 from proxy.backend.connection import (
     MAX_BACKEND_PACKET,
     BackendConnection,
@@ -2554,6 +2554,11 @@ class ShardedExecutor:
             await self._undo_create(layout, table.name, done)
             self.replies.error(_fan_out_error(f"CREATE TABLE {table.name}", done, failed))
             return
+        # Stored (SHOW CREATE TABLE's) as the shard normalized it, as after an ALTER TABLE:
+        # what a dump recreates is MariaDB's definition, not the client's spelling.
+        shown = await self._shard_definition(layout, table)
+        if shown is not None:
+            table = replace(table, definition=shown)
         catalog = session.ctx.accounts.catalog
         before = session.ctx.mirrors.snapshot()
         assert session.account is not None
@@ -2689,19 +2694,24 @@ class ShardedExecutor:
         self.replies.result_set(["Table", "Op", "Msg_type", "Msg_text"], rows, frozenset())
 
     async def _definition(self, layout: Layout, name: str) -> str | None:
-        """After ALTER TABLE: the shard's definition of the first physical table, under the
-        logical name, with the DRDS clause (what SHOW CREATE TABLE shows)."""
+        """After ALTER TABLE: :meth:`_shard_definition` of the table named ``name``."""
         table = layout.tables.get(name.lower())
         if table is None:
             return None
+        return await self._shard_definition(layout, table)
+
+    async def _shard_definition(self, layout: Layout, table: LogicalTable) -> str | None:
+        """The shard's definition of ``table``'s first physical table, under the logical
+        name, with the DRDS clause (what SHOW CREATE TABLE shows); None if it cannot be
+        read."""
         database, physical = table.physical_tables(layout.count)[0]
         target = Target(database, layout.partitions[database].shard, "", "")
-        conns = await self._acquire(layout, [target], branch=False)
         try:
+            conns = await self._acquire(layout, [target], branch=False)
             result = await conns[database].query(
                 f"{OWN_STATEMENT}SHOW CREATE TABLE `{physical.replace('`', '``')}`"
             )
-        except BackendQueryError:
+        except (BackendError, BackendQueryError, BackendUnavailable, ConnectionLost):
             return None
         text = (result.rows[0][1] or b"").decode()
         text = text.replace(f"`{physical}`", f"`{table.name}`", 1)

@@ -708,9 +708,21 @@ def _name(table: LogicalTable) -> str:
 
 
 def _definition(table: LogicalTable) -> str:
-    """The logical definition as stored: the client's CREATE TABLE (DRDS clause included),
-    or after an ALTER TABLE the shard's definition with the clause."""
-    return table.definition
+    """The logical definition as stored (the shard's definition of the first physical table
+    with the DRDS clause, made at CREATE and ALTER TABLE; a client's CREATE TABLE for tables
+    made before), naming the table by its name now: RENAME TABLE keeps the stored text."""
+    try:
+        lexed = lex(table.definition)[0]
+        create = parse_create_table(lexed.text, lexed)
+    except (SqlError, IndexError):
+        return table.definition
+    text = lexed.text
+    start = create.name_start
+    tokens = lexed.tokens
+    at = next(i for i, token in enumerate(tokens) if token.pos == start)
+    if at >= 2 and is_op_token(tokens[at - 1], "."):
+        start = tokens[at - 2].pos  # a qualifier: the table is in the database shown
+    return f"{text[:start]}{quote_name(table.name)}{text[create.name_end :]}"
 
 
 # --------------------------------------------------------------------------------- CREATE

@@ -389,7 +389,7 @@ def test_mariadb_cli_and_dump(meta: ProxyEnv) -> None:
     )
     assert dumped.returncode == 0, dumped.stderr
     _no_leak(dumped.stdout)
-    assert b"TBPARTITION BY HASH(id) TBPARTITIONS 2" in dumped.stdout
+    assert b"tbpartition by hash(`id`) tbpartitions 2" in dumped.stdout
     restored = run_tool(meta, "mariadb", DB, PASSWORD, DB, stdin=dumped.stdout)
     assert restored.returncode == 0, restored.stderr
     conn = meta.connect(DB, PASSWORD, database=DB)
