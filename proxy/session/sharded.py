@@ -128,6 +128,7 @@ from proxy.shard.statements import (
     NeedsNextval,
     RenamedRows,
     SequenceDdl,
+    TableLocks,
     TableStatus,
     altered_sequence_start,
     decide,
@@ -140,7 +141,7 @@ from proxy.shard.transaction import (
     reads_tables,
 )
 from proxy.shard.values import NotPlaceable, shard_key
-from proxy.sql.analyze import Statement, cached_shape, fast_literals
+from proxy.sql.analyze import BIND_TABLE_LOCK, Statement, cached_shape, fast_literals
 from proxy.sql.lexer import LexMode, ServerFlavor, TokenKind, lex
 from proxy.sql.like import shows_database
 from proxy.wire.packets import (
@@ -235,6 +236,7 @@ _IN_TRANSACTION = int(ServerStatus.IN_TRANS)
 _READ_ONLY = int(ServerStatus.IN_TRANS_READONLY)
 _DEADLOCK = 1213
 _CANT_CHANGE_TX = 1568
+_TABLE_NOT_LOCKED = 1100
 # Why the session's connection to physical database 0 is bound while it holds a branch.
 _BRANCH_BIND = "an XA transaction branch"
 _STATEMENT_SAVEPOINT = "shardgate_statement"
@@ -294,8 +296,9 @@ class SessionPartitions:
         self._versions: dict[int, int] = {}  # ... as of this version of the session state
         self._snapshot: object = None
         # A transaction holds branches on the connections: they are kept (the mirrors follow
-        # a newer catalog once it ends).
+        # a newer catalog once it ends). So are connections holding LOCK TABLES' locks.
         self.in_transaction = False
+        self.locked = False
         # More connections per physical database, for merges over split tables (``spares``).
         self._spares: dict[int, list[BackendConnection]] = {}
         self._spare_applied: dict[int, list[str]] = {}  # by id() of the connection
@@ -303,7 +306,7 @@ class SessionPartitions:
     async def acquire(self, partitions: Sequence[PhysicalDatabase]) -> dict[int, BackendConnection]:
         session = self._session
         snapshot = session.ctx.snapshot()
-        if snapshot is not self._snapshot and not self.in_transaction:
+        if snapshot is not self._snapshot and not self.in_transaction and not self.locked:
             # New grants or tables: reconnect (the mirrors follow the newest catalog).
             await self.close()
             self._snapshot = snapshot
@@ -356,8 +359,8 @@ class SessionPartitions:
 
     def ready(self, index: int) -> BackendConnection | None:
         session = self._session
-        if index == 0 or session.ctx.snapshot() is not self._snapshot:
-            return None
+        if index == 0 or self.locked or session.ctx.snapshot() is not self._snapshot:
+            return None  # (under LOCK TABLES: the long way, which checks the tables locked)
         conn = self._held.get(index)
         if conn is None or conn.broken or conn.is_closing() or conn.relaying:
             return None
@@ -585,6 +588,10 @@ class ShardedExecutor:
         # physical table: concatenated or merged), for its digest entry; 0 otherwise.
         self._scatter = 0
         self.tx: ClientTransaction | None = None  # the client's transaction, when one is open
+        # LOCK TABLES of sharded or broadcast tables: the lower-case logical names locked and
+        # the physical databases whose connections hold locks (None: no such locks).
+        self.locked: frozenset[str] | None = None
+        self._locked_on: tuple[int, ...] = ()
         # SET TRANSACTION: (isolation level, access mode) for the next transaction.
         self._next: tuple[str | None, bool | None] = (None, None)
         # Whether the current database is sharded, for a catalog snapshot (in_charge).
@@ -626,6 +633,7 @@ class ShardedExecutor:
             except (TimeoutError, BackendError, ConnectionLost, OSError):
                 log.warning("XA %s: rolling back at the session's end failed", tx.gtrid)
             self._forget(tx)
+        self._unlocked()  # (the connections' close ends their locks)
         self.forget_statements()
         await self.source.close()
 
@@ -702,6 +710,8 @@ class ShardedExecutor:
                 await self._sequence_ddl(plan.layout, decision)
             elif isinstance(decision, TransactionControl):
                 await self._control(plan.text, decision)
+            elif isinstance(decision, TableLocks):
+                await self._table_locks(plan.layout, decision)
 
     @contextlib.contextmanager
     def _failures_answered(self) -> Iterator[None]:
@@ -883,6 +893,8 @@ class ShardedExecutor:
             self.forget_statements()
             if reasons or replied or in_transaction:
                 raise SessionLost(lost_error(reasons or ["an open transaction"], exc))
+        elif self.locked is not None and any(index in self._locked_on for index in broken):
+            raise SessionLost(lost_error(["table locks"], exc))  # (the next would run unlocked)
         elif replied or in_transaction:
             raise SessionLost(lost_error(["an open transaction"] if in_transaction else [], exc))
         self.replies.error(lost_error([], exc))
@@ -893,6 +905,10 @@ class ShardedExecutor:
         session = self.session
         layout = _layout_of(session)
         targets = decision.targets
+        if self.locked is not None:
+            self._check_locked(layout, decision)
+            targets = _unaliased(layout, targets)
+            decision = replace(decision, targets=targets)
         conns = await self._acquire(layout, targets)
         self._ran(decision.kind, len(targets))
         replied = False
@@ -911,6 +927,88 @@ class ShardedExecutor:
                 await self._write(conns, targets, decision)
         except (BackendError, ConnectionLost) as exc:
             self._lost(conns, exc, replied or self._sent)
+
+    # -- LOCK TABLES --------------------------------------------------------------------------
+
+    async def _table_locks(self, layout: Layout, decision: TableLocks) -> None:
+        """LOCK TABLES: the physical tables' locks taken on every physical database's
+        connection in the acquisition order (the same for every session: two sessions locking
+        the same tables cannot deadlock), physical database 0's being the session's own
+        (bound while locked). As on MariaDB, the open transaction is committed and the
+        session's locks released first, and a LOCK TABLES that fails leaves none. UNLOCK
+        TABLES: on each connection holding locks, physical database 0's answering."""
+        link = self.session.link
+        if decision.unlock:
+            await self._unlock_partitions()
+            await self._on_link("UNLOCK TABLES")
+            link.binds.discard(BIND_TABLE_LOCK)
+            return
+        if self.tx is not None and self.locked is None and not await self.commit_implicitly():
+            return
+        await self._unlock_partitions()
+        conns = await self._acquire(layout, decision.targets, branch=False)
+        self._locked_on = tuple(t.partition for t in decision.targets)
+        if isinstance(self.source, SessionPartitions):
+            self.source.locked = True
+        link.binds.add(BIND_TABLE_LOCK)
+        failed: bytes | None = None
+        try:
+            for target in decision.targets:
+                conn = conns[target.partition]
+                packet = _track(conn, await conn.command(b"\x03" + target.sql.encode()))
+                if packet[:1] == b"\xff":
+                    failed = self.logical_names(layout).error(packet, target.database.encode())
+                    break
+        except (BackendError, ConnectionLost) as exc:
+            with contextlib.suppress(BackendError, ConnectionLost):
+                await self._unlock_partitions()
+            link.binds.discard(BIND_TABLE_LOCK)
+            self._lost(conns, exc, False)
+            return
+        if failed is not None:
+            # MariaDB released the session's locks before failing: so do the others.
+            await self._unlock_partitions()
+            await self._on_link("UNLOCK TABLES", answer=False)
+            link.binds.discard(BIND_TABLE_LOCK)
+            self.replies.write(failed)
+            return
+        self.locked = decision.tables
+        self._ran("broadcast", len(decision.targets), metrics=False)
+        self.replies.ok()
+
+    async def _unlock_partitions(self) -> None:
+        """UNLOCK TABLES on each connection besides the session's own that holds locks."""
+        held, self._locked_on = self._locked_on, ()
+        self._unlocked()
+        layout = _layout_of(self.session)
+        others = [layout.partitions[p] for p in held if p != 0]
+        if not others:
+            return
+        conns = await self.source.acquire(others)
+        for partition, conn in conns.items():
+            try:
+                await _own_ok(conn, "UNLOCK TABLES")
+            except BackendQueryError:
+                conn.broken = True
+                self.source.release({partition: conn}, [partition])
+
+    def _unlocked(self) -> None:
+        self.locked = None
+        if isinstance(self.source, SessionPartitions):
+            self.source.locked = False
+
+    def _check_locked(self, layout: Layout, decision: Route) -> None:
+        """Under LOCK TABLES, a statement on a sharded or broadcast table not locked is 1100
+        (MariaDB's answer on each partition; on one connection not locked it would run)."""
+        assert self.locked is not None
+        for key in sorted(decision.tables or ()):
+            table = layout.tables.get(key)
+            if table is not None and table.rule.kind != "single" and key not in self.locked:
+                raise SqlError(
+                    _TABLE_NOT_LOCKED,
+                    "HY000",
+                    f"Table '{table.name}' was not locked with LOCK TABLES",
+                )
 
     async def _relay_logical(
         self, conn: BackendConnection, target: Target, layout: Layout
@@ -968,13 +1066,14 @@ class ShardedExecutor:
         (TBPARTITION BY) gives its first target the acquired connection and the others spare
         ones (``PartitionSource.spares``) -- except inside a transaction, whose branch is that
         one connection: then every target of the database reads on it, one after another
-        (``merge_streams``). Counts the statement in the metrics."""
+        (``merge_streams``), as under LOCK TABLES (the locks are that connection's). Counts the
+        statement in the metrics."""
         per_db = Counter(t.partition for t in targets)
         conns = await self._acquire(layout, targets)
         spares = {
             p: (
                 [conns[p]] * (n - 1)
-                if self.in_charge()
+                if self.in_charge() or self.locked is not None
                 else await self.source.spares(layout.partitions[p], n - 1)
             )
             for p, n in per_db.items()
@@ -997,6 +1096,9 @@ class ShardedExecutor:
         if not isinstance(rerouted, Route) or rerouted.merge is None:
             raise not_supported(f"merging {decision.merge} across partitions of this statement")
         targets = rerouted.targets
+        if self.locked is not None:
+            self._check_locked(plan.layout, rerouted)
+            targets = _unaliased(plan.layout, targets)
         conns, readers = await self.merge_readers(plan.layout, targets, decision.merge)
         self._sent = False
         client = self.session.client
@@ -1377,6 +1479,8 @@ class ShardedExecutor:
         if self.tx is not None:
             await self._write_in_transaction(conns, targets, decision, command)
             return
+        if self.locked is not None:
+            raise _xa_under_locks("a write to several partitions")
         gtrid = f"{XID_PREFIX}{_NODE}-{session.connection_id}-{next(_XIDS)}"
         xid = quote_string(gtrid)
         branches = sorted({t.partition for t in targets}, key=lambda p: targets_order(targets, p))
@@ -1561,6 +1665,8 @@ class ShardedExecutor:
         """Make each connection a branch of the transaction (``XA START``, once per physical
         database, when the transaction first reaches it). Raises SqlError with the shard's
         error when a branch cannot start."""
+        if self.locked is not None:
+            raise _xa_under_locks("a transaction")
         tx = self.tx or self._open(explicit=False)
         xid = quote_string(tx.gtrid)
         for partition, conn in conns.items():
@@ -1704,9 +1810,13 @@ class ShardedExecutor:
             self.replies.ok()  # for the transaction's branches, when it opens
             return
         if verb == "begin":
-            # MariaDB commits an open transaction first.
+            # MariaDB commits an open transaction first, and releases the table locks.
             if tx is not None and not await self.commit_implicitly():
                 return
+            if self.locked is not None:
+                await self._unlock_partitions()
+                await self._on_link("UNLOCK TABLES", answer=False)
+                self.session.link.binds.discard(BIND_TABLE_LOCK)
             self._open(explicit=True, read_only=control.read_only)
             self.replies.ok()  # the branches start where the transaction first goes
             return
@@ -1780,11 +1890,15 @@ class ShardedExecutor:
             )
         )
 
-    async def _on_link(self, text: str) -> None:
+    async def _on_link(self, text: str, answer: bool = True) -> None:
         """Run the client's statement on the session's own connection (physical database 0)
-        and pass the shard's answer on (with the transaction's status)."""
+        and pass the shard's answer on (with the transaction's status); ``answer`` False: the
+        proxy's own statement, its answer dropped."""
         link = self.session.link
         conn = await link.connection(self.replies.lease)
+        if not answer:
+            await _own(conn, text)
+            return
         packet = _track(conn, await conn.command(b"\x03" + text.encode()))
         if packet[:1] == b"\xff":
             self.replies.write(packet)
@@ -3166,6 +3280,35 @@ def _track(conn: BackendConnection, packet: bytes) -> bytes:
     if packet[:1] == b"\x00":
         conn.status = parse_ok(packet, conn.capabilities).status
     return packet
+
+
+def _unaliased(layout: Layout, targets: Sequence[Target]) -> tuple[Target, ...]:
+    """Under LOCK TABLES: a split table's physical table without the logical name routing
+    gives it as an alias (```t_03` AS `t```) -- LOCK TABLES locked the physical names (a
+    physical database holding several of them could not lock each under the one alias)."""
+    split = [t for t in layout.tables.values() if t.rule.split_tables]
+    if not split:
+        return tuple(targets)
+    names = "|".join(
+        re.escape(quote_name(n)) for t in split for _, n in t.physical_tables(layout.count)
+    )
+    pattern = re.compile(f"({names}) AS (`(?:[^`]|``)+`)")
+    keys = {t.key for t in split}
+
+    def strip(found: re.Match[str]) -> str:
+        alias = found.group(2)[1:-1].replace("``", "`").lower()
+        return found.group(1) if alias in keys else found.group(0)
+
+    return tuple(replace(t, sql=pattern.sub(strip, t.sql)) for t in targets)
+
+
+def _xa_under_locks(what: str) -> SqlError:
+    """1235 for what needs an XA transaction while LOCK TABLES holds tables (MariaDB refuses
+    XA START then: 1400 XAER_OUTSIDE)."""
+    return not_supported(
+        f"{what} on a sharded database under LOCK TABLES (an XA transaction cannot start while"
+        " tables are locked: UNLOCK TABLES first)"
+    )
 
 
 def _rolled_back(exc: BackendQueryError) -> SqlError:

@@ -72,12 +72,13 @@ __all__ = [
     "LocalRows",
     "RenamedRows",
     "TableAccess",
+    "TableLocks",
     "TableStatus",
     "decide",
     "field_listing",
-    "lock_refusal",
     "shaped",
     "show_commands",
+    "table_locks",
 ]
 
 
@@ -208,6 +209,17 @@ class NeedsNextval:
     sequences: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class TableLocks:
+    """``LOCK TABLES`` (``targets``: one ``LOCK TABLES`` of its physical tables for every
+    physical database, in the acquisition order; ``tables``: the lower-case logical names
+    locked) or ``UNLOCK TABLES`` (``unlock``: no targets)."""
+
+    unlock: bool
+    tables: frozenset[str] = frozenset()
+    targets: tuple[Target, ...] = ()
+
+
 Decision = (
     Route
     | NeedsSequence
@@ -221,6 +233,7 @@ Decision = (
     | SequenceDdl
     | NeedsNextval
     | TransactionControl
+    | TableLocks
 )
 
 
@@ -248,11 +261,14 @@ def _ordered(found: list[tuple[int, str]], layout: Layout) -> tuple[Target, ...]
     return tuple(out)
 
 
-def lock_refusal(
+def table_locks(
     text: str, layout: Layout, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None
-) -> SqlError | None:
-    """``LOCK TABLE[S]`` naming a sharded or broadcast table: 1235 (its physical tables are on
-    every partition; physical database 0's lock would hold one of them). None otherwise."""
+) -> TableLocks | None:
+    """``LOCK TABLE[S] t [[AS] a] READ [LOCAL] | [LOW_PRIORITY] WRITE [CONCURRENT], ...`` on a
+    sharded database: the same lock of every physical table of each table named, one
+    ``LOCK TABLES`` per physical database (physical database 0 also locks the single tables,
+    which live there alone). None: not a LOCK TABLES. 1235 for a table of another database
+    (the locks are the session's connections', which are this database's)."""
     try:
         statements = lex(text, mode, flavor)
     except Exception:
@@ -264,17 +280,41 @@ def lock_refusal(
         return None
     if token_keyword(tokens[1]) not in ("TABLE", "TABLES"):
         return None
-    for item in _split_commas(tokens[2:]):
+    items = list(tokens[2:])
+    wait = ""  # WAIT n / NOWAIT: the whole statement's, after the last table
+    if items and token_keyword(items[-1]) == "NOWAIT":
+        wait, items = " NOWAIT", items[:-1]
+    elif len(items) >= 2 and token_keyword(items[-2]) == "WAIT":
+        wait, items = f" WAIT {items[-1].raw}", items[:-2]
+    per_db: list[list[str]] = [[] for _ in range(layout.count)]
+    locked: set[str] = set()
+    for item in _split_commas(items):
         if not item:
             continue
-        name = item[2] if len(item) >= 3 and is_op_token(item[1], ".") else item[0]
+        if len(item) >= 3 and is_op_token(item[1], "."):
+            if item[0].value.lower() != layout.name.lower():
+                raise not_supported(
+                    f"LOCK TABLES of {item[0].value}.{item[2].value} on sharded database"
+                    f" {layout.name} (the session's locks are this database's)"
+                )
+            name, rest = item[2], item[3:]
+        else:
+            name, rest = item[0], item[1:]
+        lock = " ".join(t.raw for t in rest)
         table = layout.tables.get(name.value.lower())
-        if table is not None and table.rule.kind != "single":
-            return not_supported(
-                f"LOCK TABLES of {table.rule.kind} table {table.name} (mariadb-dump: use"
-                " --skip-lock-tables or --skip-add-locks)"
-            )
-    return None
+        if table is None:
+            # Not a table of the database: physical database 0 answers as MariaDB would.
+            per_db[0].append(f"{quote_name(name.value)} {lock}")
+            continue
+        locked.add(table.key)
+        for database, physical in table.physical_tables(layout.count):
+            per_db[database].append(f"{quote_name(physical)} {lock}")
+    found = [
+        (index, "LOCK TABLES " + ", ".join(names) + wait)
+        for index, names in enumerate(per_db)
+        if names
+    ]
+    return TableLocks(False, frozenset(locked), _ordered(found, layout))
 
 
 def show_commands(text: str, mode: LexMode = DEFAULT_MODE) -> bool:

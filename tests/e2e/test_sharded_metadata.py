@@ -350,10 +350,9 @@ def test_identity_calls_are_answered_in_routed_statements(both: tuple[Any, Any])
 
 def test_refused_rather_than_leaked(both: tuple[Any, Any]) -> None:
     proxied, _ = both
-    for sql in ("LOCK TABLES sp READ", "LOCK TABLES u READ, b WRITE", "LOCK TABLE shmeta.t READ"):
-        with pytest.raises(pymysql.err.NotSupportedError) as locked:
-            _rows(proxied, sql)
-        assert locked.value.args[0] == 1235, sql
+    with pytest.raises(pymysql.err.OperationalError) as locked:
+        _rows(proxied, "LOCK TABLES sp READ, other.x READ")
+    assert locked.value.args[0] == 1044
     _rows(proxied, "LOCK TABLES u WRITE")  # a single table: physical database 0 has it all
     _rows(proxied, "UNLOCK TABLES")
     for sql in ("SELECT * FROM nope", "SELECT * FROM u JOIN nope", "SHOW COLUMNS FROM nope"):
@@ -364,6 +363,74 @@ def test_refused_rather_than_leaked(both: tuple[Any, Any]) -> None:
         with pytest.raises(pymysql.err.MySQLError) as refused:
             _rows(proxied, sql)
         _no_leak(refused.value.args)
+
+
+def _direct_insert(meta: ProxyEnv, partition: int, sql: str) -> int | None:
+    """``sql`` run directly on physical database ``partition`` (4 over 2 shards), waiting for
+    a table lock at most a second: the error number, or None when it ran (and was undone)."""
+    admin = connect_admin(meta.shards[partition // 2], database=f"{DB}_{partition:04d}")
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SET SESSION lock_wait_timeout = 1, innodb_lock_wait_timeout = 1")
+            cur.execute("START TRANSACTION")
+            try:
+                cur.execute(sql)
+            except pymysql.err.MySQLError as exc:
+                return int(exc.args[0])
+            finally:
+                cur.execute("ROLLBACK")
+        return None
+    finally:
+        admin.close()
+
+
+def test_lock_tables_holds_every_partition(meta: ProxyEnv) -> None:
+    """LOCK TABLES of sharded, split and broadcast tables locks their physical tables on every
+    partition (a direct write to the last partition waits), statements on them run on the
+    locked connections (a scatter, a merge over split tables, a one-partition write), a table
+    not locked is MariaDB's 1100, a write that needs XA is 1235, and UNLOCK TABLES (or BEGIN)
+    releases every partition."""
+    conn = meta.connect(DB, PASSWORD, database=DB)
+    narrow = meta.connect(NARROW[0], NARROW[1], database=DB)
+    try:
+        _rows(conn, "LOCK TABLES `sp` READ /*!32311 LOCAL */, t WRITE, b READ, u READ NOWAIT")
+        assert _direct_insert(meta, 3, "INSERT INTO t VALUES (1003, 1003)") == 1205
+        assert _direct_insert(meta, 3, "INSERT INTO b VALUES ('zz')") == 1205
+        assert _direct_insert(meta, 3, "INSERT INTO sp_07 VALUES (1003, 'x')") == 1205
+        assert _rows(conn, "SELECT id FROM sp") == [(1,), (2,), (3,), (4,)]
+        assert _rows(conn, "SELECT v FROM sp ORDER BY id DESC LIMIT 2") == [("c",), ("d",)]
+        assert _rows(conn, "SELECT COUNT(*) FROM sp") == [(4,)]
+        assert _rows(conn, "SELECT k FROM b") == []
+        _rows(conn, "INSERT INTO t VALUES (7, 7)")  # (one partition)
+        assert _rows(conn, "SELECT id, w FROM t") == [(7, 7)]
+        with pytest.raises(pymysql.err.NotSupportedError) as xa:
+            _rows(conn, "DELETE FROM t")  # every partition: XA, which locks forbid
+        assert xa.value.args[0] == 1235 and "UNLOCK TABLES first" in xa.value.args[1]
+        _rows(conn, "LOCK TABLES t WRITE WAIT 5")  # the previous locks are released
+        assert _direct_insert(meta, 3, "INSERT INTO b VALUES ('zz')") is None
+        assert _direct_insert(meta, 3, "INSERT INTO t VALUES (1003, 1003)") == 1205
+        with pytest.raises(pymysql.err.OperationalError) as other:
+            _rows(conn, "SELECT id FROM sp")
+        assert other.value.args == (1100, "Table 'sp' was not locked with LOCK TABLES")
+        _rows(conn, "DELETE FROM t WHERE id = 7")
+        _rows(conn, "UNLOCK TABLES")
+        assert _direct_insert(meta, 3, "INSERT INTO t VALUES (1003, 1003)") is None
+        assert _rows(conn, "SELECT id FROM t") == []
+        _rows(conn, "LOCK TABLES t READ")
+        _rows(conn, "BEGIN")  # as on MariaDB: the table locks end
+        assert _direct_insert(meta, 3, "INSERT INTO t VALUES (1003, 1003)") is None
+        _rows(conn, "COMMIT")
+        # The privileges: LOCK TABLES READ needs SELECT on each table, WRITE a write too.
+        _rows(narrow, "LOCK TABLES t READ")
+        assert _rows(narrow, "SELECT COUNT(*) FROM t") == [(0,)]
+        _rows(narrow, "UNLOCK TABLES")
+        for sql in ("LOCK TABLES t WRITE", "LOCK TABLES t READ, sp READ"):
+            with pytest.raises(pymysql.err.OperationalError) as denied:
+                _rows(narrow, sql)
+            assert denied.value.args[0] == 1142, sql
+    finally:
+        conn.close()
+        narrow.close()
 
 
 @pytest.mark.skipif(
@@ -379,15 +446,24 @@ def test_mariadb_cli_and_dump(meta: ProxyEnv) -> None:
     assert shown.returncode == 0, shown.stderr
     _no_leak(shown.stdout)
     assert b"sp" in shown.stdout
-    # LOCK TABLES of a sharded or broadcast table is refused, saying what to do instead.
+    # With its default options (LOCK TABLES ... READ LOCAL of every table, then each table's
+    # rows): the same dump as without locks, but for the restore's LOCK / UNLOCK lines.
     locking = run_tool(meta, "mariadb-dump", DB, PASSWORD, DB)
-    assert locking.returncode != 0
-    assert b"1235" in locking.stderr and b"--skip-lock-tables" in locking.stderr
-    _no_leak(locking.stderr)
+    assert locking.returncode == 0, locking.stderr
+    _no_leak(locking.stdout)
     dumped = run_tool(
         meta, "mariadb-dump", DB, PASSWORD, "--skip-lock-tables", "--skip-add-locks", DB
     )
     assert dumped.returncode == 0, dumped.stderr
+
+    def lines(dump: bytes) -> list[bytes]:
+        kept = (b"LOCK TABLES", b"UNLOCK TABLES", b"-- Dump completed")
+        return [line for line in dump.splitlines() if not line.startswith(kept)]
+
+    assert lines(locking.stdout) == lines(dumped.stdout)
+    assert b"LOCK TABLES `sp` WRITE;" in locking.stdout
+    assert locking.stdout.count(b"INSERT INTO ") == 1 and b"INSERT INTO `sp` " in locking.stdout
+    assert all(row in locking.stdout for row in (b"(1,'a')", b"(2,'b')", b"(3,'c')", b"(4,'d')"))
     _no_leak(dumped.stdout)
     assert b"TBPARTITION BY HASH(id) TBPARTITIONS 2" in dumped.stdout
     restored = run_tool(meta, "mariadb", DB, PASSWORD, DB, stdin=dumped.stdout)
