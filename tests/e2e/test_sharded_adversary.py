@@ -507,3 +507,37 @@ def test_key_conditions_are_read_with_the_grammars_precedence(sharded: ProxyEnv)
             assert cur.fetchall() == ((3,),)
     finally:
         conn.close()
+
+
+def test_stored_functions_in_broadcast_writes_are_refused(sharded: ProxyEnv) -> None:
+    """A write to a broadcast table runs on every copy: a stored function there may compute a
+    value of its own on each (here, each physical database's own index), so a call of one is
+    refused like NOW() -- quoted, qualified or not -- and nothing is written; MariaDB's
+    built-in functions (keywords called as functions included) still run."""
+    for index in range(4):
+        _physical(sharded, index, "DROP FUNCTION IF EXISTS per_copy")
+        _physical(sharded, index, f"CREATE FUNCTION per_copy() RETURNS int RETURN {index}")
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            for sql in (
+                "INSERT INTO open_t VALUES (90, per_copy())",
+                "INSERT INTO open_t VALUES (90, `per_copy`())",
+                f"INSERT INTO open_t VALUES (90, {DB}.per_copy())",
+                "UPDATE open_t SET v = 1 + PER_COPY() WHERE id = 90",
+            ):
+                errno, message = _error(cur, sql)
+                assert errno == 1235, sql
+                assert "() in a write to broadcast table open_t" in message, sql
+            cur.execute("INSERT INTO open_t VALUES (90, IF(1 > 0, LENGTH(LEFT('abc', 2)), 0))")
+            cur.execute("SELECT v FROM open_t WHERE id = 90")
+            assert cur.fetchall() == ((2,),)
+            cur.execute("DELETE FROM open_t WHERE id = 90")
+        for index in range(4):
+            assert _physical(sharded, index, "SELECT COUNT(*) FROM open_t WHERE id = 90") == [
+                (0,)
+            ]
+    finally:
+        conn.close()
+        for index in range(4):
+            _physical(sharded, index, "DROP FUNCTION IF EXISTS per_copy")
