@@ -58,7 +58,7 @@ from decimal import Decimal
 from typing import Final, Literal
 
 from auth.errors import ErrorCode, SqlError, not_supported, sql_error
-from auth.model import LogicalTable, PhysicalDatabase, TableRule, auto_sequence_name
+from auth.model import LogicalTable, PhysicalDatabase, ShardKey, TableRule, auto_sequence_name
 from proxy.shard.ddl import parse_create_table
 from proxy.shard.joins import check_colocated
 from proxy.shard.placement import (
@@ -244,6 +244,30 @@ def table_columns(definition: str) -> tuple[str, ...]:
     except SqlError:
         return ()
     return tuple(column.name for column in created.columns)
+
+
+@functools.lru_cache(maxsize=1024)
+def string_key_lengths(definition: str) -> Mapping[str, int]:
+    """The lengths of the CHAR / VARCHAR columns of a logical table's definition, by
+    lower-case name (what MariaDB truncates a longer value to)."""
+    statements = lex(definition)
+    try:
+        created = parse_create_table(statements[0].text, lex(statements[0].text)[0])
+    except (SqlError, IndexError):
+        return {}
+    return {c.name.lower(): c.length for c in created.columns if c.length is not None}
+
+
+def _stored_key(table: LogicalTable, key: ShardKey, value: KeyValue) -> KeyValue:
+    """A string key longer than its column: placed as MariaDB stores it, truncated to the
+    column's length (without strict mode, or when only spaces are cut: else the shard
+    refuses the row with 1406), so a read by the stored value finds the row's partition."""
+    if not isinstance(value, str):
+        return value
+    length = string_key_lengths(table.definition).get(key.column.lower())
+    if length is None or len(value) <= length:
+        return value
+    return value[:length]
 
 
 def _auto_increment_column(definition: str) -> str | None:
@@ -1499,7 +1523,9 @@ def _insert(
                 continue
             item = items[lowered.index(name)]
             try:
-                values[name] = shard_key(key.type, literal_value(item), "store")
+                values[name] = _stored_key(
+                    table, key, shard_key(key.type, literal_value(item), "store")
+                )
             except NotALiteral:
                 raise _refused(
                     f"an INSERT into sharded table {table.name} whose shard key"

@@ -534,10 +534,46 @@ def test_stored_functions_in_broadcast_writes_are_refused(sharded: ProxyEnv) -> 
             assert cur.fetchall() == ((2,),)
             cur.execute("DELETE FROM open_t WHERE id = 90")
         for index in range(4):
-            assert _physical(sharded, index, "SELECT COUNT(*) FROM open_t WHERE id = 90") == [
-                (0,)
-            ]
+            assert _physical(sharded, index, "SELECT COUNT(*) FROM open_t WHERE id = 90") == [(0,)]
     finally:
         conn.close()
         for index in range(4):
             _physical(sharded, index, "DROP FUNCTION IF EXISTS per_copy")
+
+
+def test_string_keys_longer_than_the_column_are_placed_as_stored(sharded: ProxyEnv) -> None:
+    """MariaDB truncates a string longer than its column (without strict mode with a
+    warning; with it, only when spaces alone are cut, else 1406): the row is placed by the
+    value stored, so a read by that value finds it and the same key written again is the
+    duplicate it is (it was placed by the untruncated string, in another partition)."""
+    conn = _client(sharded)
+    long_key = "abcdefghijklmnopqrst" + "uvwxyz"  # 26 characters for varchar(20)
+    wide_key = "é" * 25
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION sql_mode = ''")
+            cur.execute(f"INSERT INTO sk VALUES ('{long_key}', 1), ('{wide_key}', 2)")
+            assert cur._result is not None and cur._result.warning_count == 2  # 1265 each
+            cur.execute(f"SELECT k, v FROM sk WHERE k = '{long_key[:20]}'")
+            assert cur.fetchall() == ((long_key[:20], 1),)
+            cur.execute(f"SELECT k, v FROM sk WHERE k = '{wide_key[:20]}'")
+            assert cur.fetchall() == ((wide_key[:20], 2),)
+            errno, message = _error(cur, f"INSERT INTO sk VALUES ('{long_key[:20]}', 3)")
+            assert (errno, message) == (
+                1062,
+                f"Duplicate entry '{long_key[:20]}' for key 'PRIMARY'",
+            )
+            cur.execute("SET SESSION sql_mode = 'STRICT_TRANS_TABLES'")
+            errno, message = _error(cur, f"INSERT INTO sk VALUES ('x{long_key}', 4)")
+            assert (errno, message) == (1406, "Data too long for column 'k' at row 1")
+            # Spaces cut: a note even in strict mode, and the row stored without them.
+            cur.execute(f"INSERT INTO sk VALUES ('{long_key[1:21]}     ', 5)")
+            cur.execute(f"SELECT v FROM sk WHERE k = '{long_key[1:21]}'")
+            assert cur.fetchall() == ((5,),)
+            cur.execute(
+                f"DELETE FROM sk WHERE k IN ('{long_key[:20]}', '{wide_key[:20]}',"
+                f" '{long_key[1:21]}')"
+            )
+            assert cur.rowcount == 3
+    finally:
+        conn.close()
