@@ -32,7 +32,8 @@ statement to run there. This module only does the I/O:
   reaches, each started (``XA START``) when first reached -- by a routed statement
   (:meth:`ShardedExecutor._acquire`) or one the session relays to physical database 0
   (:meth:`ShardedExecutor.before_relay`). ``COMMIT`` commits one branch in one phase, several
-  in two with the decision recorded as for a multi-partition write; ``ROLLBACK``, a deadlock on
+  in two with the decision recorded as for a multi-partition write (each XA step on every
+  branch at once, as there: :meth:`ShardedExecutor._finish`); ``ROLLBACK``, a deadlock on
   a branch and the session's end roll every branch back. Transaction statements are read by
   ``proxy.shard.transaction``.
 * **Prepared statements** (:class:`ShardedStatement`): prepared on physical database 0 for the
@@ -1914,15 +1915,23 @@ class ShardedExecutor:
         )
 
     async def _end_all(self, tx: ClientTransaction) -> bytes | None:
-        """``XA END`` and ``XA ROLLBACK`` on every branch (a branch a deadlock marked
-        rollback-only refuses XA END); the last answer."""
+        """``XA END`` and ``XA ROLLBACK`` on every branch, each step on all of them at once (a
+        branch a deadlock marked rollback-only refuses XA END); the last branch's answer. A
+        connection lost under it raises once the others are rolled back."""
         xid = quote_string(tx.gtrid)
+        live = [p for p, c in tx.branches.items() if not (c.broken or c.is_closing())]
+        # (gone ones: the shard rolled their branches back)
+        ended = await _own_each(tx.branches, live, lambda p: f"XA END {xid}, '{p}'")
+        lost = [r for r in ended.values() if isinstance(r, BaseException)]
+        left = [p for p in live if not isinstance(ended[p], BaseException)]
+        rolled = await _own_each(tx.branches, left, lambda p: f"XA ROLLBACK {xid}, '{p}'")
+        lost += [r for r in rolled.values() if isinstance(r, BaseException)]
+        if lost:
+            raise lost[0]
         answer: bytes | None = None
-        for partition, conn in tx.branches.items():
-            if conn.broken or conn.is_closing():
-                continue  # gone: the shard rolled the branch back
-            await _own(conn, f"XA END {xid}, '{partition}'")
-            packet = await _own(conn, f"XA ROLLBACK {xid}, '{partition}'")
+        for partition in left:
+            packet = rolled[partition]
+            assert isinstance(packet, bytes)
             if packet[:1] != b"\xff":
                 answer = packet
         return answer
@@ -1951,10 +1960,13 @@ class ShardedExecutor:
             return ended or build_ok(capabilities=self.session.capabilities)
         xid = quote_string(tx.gtrid)
         branches = list(tx.branches.items())
+        conns = dict(branches)
+        order = list(conns)
         failure: SqlError | None = None
         try:
-            for partition, conn in branches:
-                await _own_ok(conn, f"XA END {xid}, '{partition}'")
+            # Each XA step on every branch at once (separate connections, independent), as a
+            # multi-partition write outside a transaction runs them.
+            _steps_ok(await _own_each(conns, order, lambda p: f"XA END {xid}, '{p}'"), order, conns)
             if len(branches) == 1:
                 partition, conn = branches[0]
                 packet = await _own(conn, f"XA COMMIT {xid}, '{partition}' ONE PHASE")
@@ -1962,8 +1974,8 @@ class ShardedExecutor:
                     self.replies.write(packet)  # the shard rolled it back
                     return None
                 return packet
-            for partition, conn in branches:
-                await _own_ok(conn, f"XA PREPARE {xid}, '{partition}'")
+            prepared = await _own_each(conns, order, lambda p: f"XA PREPARE {xid}, '{p}'")
+            _steps_ok(prepared, order, conns)
         except BackendQueryError as exc:
             failure = sql_error_from(exc.errno, exc.sqlstate, exc.message)
         except (BackendError, ConnectionLost) as exc:
@@ -1974,7 +1986,7 @@ class ShardedExecutor:
             if outcome is None:
                 # Unknown: the branches stay prepared for recovery (error sent), left by their
                 # connections (a prepared branch outlives its connection on the shard).
-                self._leave_prepared(dict(branches))
+                self._leave_prepared(conns)
                 return None
             if outcome == "abort":
                 failure = sql_error(
@@ -1994,20 +2006,23 @@ class ShardedExecutor:
         answer: bytes | None = None
         layout = _layout_of(self.session)
         left: dict[int, BackendConnection] = {}
-        for partition, conn in branches:
+        committed = await _own_each(conns, order, lambda p: f"XA COMMIT {xid}, '{p}'")
+        for partition in order:
             where = layout.partitions[partition].name
-            try:
-                packet = await _own(conn, f"XA COMMIT {xid}, '{partition}'")
-            except (BackendError, ConnectionLost) as exc:
-                not_committed.append(f"{where}: {exc}")
+            result = committed[partition]
+            if isinstance(result, (BackendError, ConnectionLost)):
+                not_committed.append(f"{where}: {result}")
                 continue
-            if packet[:1] == b"\xff":
-                err = parse_err(packet, conn.capabilities)
+            if isinstance(result, BaseException):
+                raise result
+            if result[:1] == b"\xff":
+                conn = conns[partition]
+                err = parse_err(result, conn.capabilities)
                 if err.errno != _XAER_NOTA:  # else committed by a recovering node, as decided
                     not_committed.append(f"{where}: {err.errno} {err.message}")
                     left[partition] = conn
                 continue
-            answer = packet
+            answer = result
         if not_committed:
             self._leave_prepared(left)
             self.replies.error(
@@ -3221,6 +3236,40 @@ async def _on_each(
     if lost is not None:
         raise lost
     return done, failed
+
+
+async def _own_each(
+    conns: Mapping[int, BackendConnection], partitions: Sequence[int], sql: Callable[[int], str]
+) -> dict[int, bytes | BaseException]:
+    """:func:`_own` on each partition's connection at once: each one's answer (an OK or ERR
+    packet, its status tracked), or the exception that lost it."""
+    results = await asyncio.gather(
+        *(_own(conns[partition], sql(partition)) for partition in partitions),
+        return_exceptions=True,
+    )
+    return dict(zip(partitions, results, strict=True))
+
+
+def _steps_ok(
+    answers: Mapping[int, bytes | BaseException],
+    order: Sequence[int],
+    conns: Mapping[int, BackendConnection],
+) -> None:
+    """An XA step's answers from :func:`_own_each`: the first lost connection raised, else the
+    shard's first error (in ``order``) as BackendQueryError, else nothing."""
+    for partition in order:
+        answer = answers[partition]
+        if isinstance(answer, BaseException):
+            raise answer
+    for partition in order:
+        answer = answers[partition]
+        assert isinstance(answer, bytes)
+        if answer[:1] == b"\xff":
+            err = parse_err(answer, conns[partition].capabilities)
+            raise BackendQueryError(err.errno, err.sqlstate, err.message)
+        if answer[:1] != b"\x00":
+            conns[partition].broken = True
+            raise BackendError(f"an answer other than OK to an XA step on partition {partition}")
 
 
 def _raise_first(failed: Mapping[int, BackendQueryError], order: Sequence[int]) -> None:
