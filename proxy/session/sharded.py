@@ -71,7 +71,7 @@ from auth.catalog import (
     UnknownSequenceError,
 )
 from auth.errors import ErrorCode, SqlError, not_supported, sql_error
-from auth.model import PhysicalDatabase
+from auth.model import LogicalTable, PhysicalDatabase
 from proxy.backend.connection import (
     MAX_BACKEND_PACKET,
     BackendConnection,
@@ -105,7 +105,13 @@ from proxy.session.link import (
 )
 from proxy.session.statements import execute_types, with_id, with_types
 from proxy.shard.ddl import AlterSequence, CreateSequence, nextval_references
-from proxy.shard.metadata import derived_column, logical_text
+from proxy.shard.metadata import (
+    STATISTICS_QUERIES,
+    Statistics,
+    derived_column,
+    logical_text,
+    statistic_column,
+)
 from proxy.shard.placement import IntegerHash, Placement, PlacementError, integer_hash, place
 from proxy.shard.route import (
     KeySlots,
@@ -127,6 +133,7 @@ from proxy.shard.statements import (
     FieldListing,
     LocalRows,
     NeedsNextval,
+    NeedsStatistics,
     RenamedRows,
     SequenceDdl,
     TableLocks,
@@ -248,6 +255,8 @@ _RENAMES_KEPT = 4096  # column definitions rewritten, remembered (LogicalNames)
 # The column flags a derived information_schema column gets back.
 _NOT_NULL = 1
 _NO_DEFAULT = 4096
+_BINARY = 128
+_BIGINT_LENGTH = 21  # information_schema's BIGINT(21) statistics
 _SHAPES_KEPT = 256  # text statements' shapes a session remembers (each holds its tokens)
 
 
@@ -672,6 +681,8 @@ class ShardedExecutor:
                 if routed is None:
                     return
                 decision = routed
+            if isinstance(decision, NeedsStatistics):
+                decision = await self._with_statistics(plan)
             if isinstance(decision, LocalRows) and decision.probe is not None:
                 await self._probed(plan.layout, decision, decision.probe)
             elif isinstance(decision, LocalRows):
@@ -794,6 +805,59 @@ class ShardedExecutor:
             first = layout.partitions[0]
             return Route("copy", "", False, True, (Target(0, first.shard, first.name, text),))
         return decision
+
+    async def _with_statistics(self, plan: Sharded) -> Decision | None:
+        """information_schema.TABLES / STATISTICS: every partition's statistics of the sharded
+        tables' physical tables read first (on the session's connections, in the targets'
+        order), summed per logical table and index, then the statement decided again with
+        them in its derived tables."""
+        layout = plan.layout
+        owners: dict[tuple[int, str], LogicalTable] = {}
+        for table in layout.tables.values():
+            if table.rule.kind == "sharded":
+                for database, name in table.physical_tables(layout.count):
+                    owners[(database, name.lower())] = table
+        first = {t.key: t.physical_names_in(0, layout.count)[0] for t in owners.values()}
+        targets = _ordered_all(layout)
+        conns = await self._acquire(layout, targets, branch=False)
+        sizes: dict[str, list[int]] = {}
+        cardinalities: Counter[tuple[str, str, int]] = Counter()
+        try:
+            for target in targets:
+                conn = conns[target.partition]
+                tables, indexes = [
+                    await conn.query(OWN_STATEMENT + sql) for sql in STATISTICS_QUERIES
+                ]
+                for row in tables.rows:
+                    owner = owners.get((target.partition, _text(row[0]).lower()))
+                    if owner is not None:
+                        summed = sizes.setdefault(first[owner.key], [0, 0, 0, 0])
+                        for at, value in enumerate(row[1:5]):
+                            summed[at] += int(value or 0)
+                for row in indexes.rows:
+                    owner = owners.get((target.partition, _text(row[0]).lower()))
+                    if owner is not None and row[3] is not None:
+                        key = (first[owner.key], _text(row[1]), int(row[2] or 0))
+                        cardinalities[key] += int(row[3])
+        except (BackendError, ConnectionLost) as exc:
+            self._lost(conns, exc, False)
+            return None
+        statistics = Statistics(
+            tuple(
+                (name, rows, data, index, free)
+                for name, (rows, data, index, free) in sorted(sizes.items())
+            ),
+            tuple((*key, n) for key, n in sorted(cardinalities.items())),
+        )
+        state = self.session.link.state
+        return decide(
+            plan.text,
+            layout,
+            state.lex_mode,
+            state.flavor,
+            codec=self._codec(),
+            statistics=statistics,
+        )
 
     async def _sequence_ddl(self, layout: Layout, decision: SequenceDdl) -> None:
         session = self.session
@@ -1282,18 +1346,35 @@ class ShardedExecutor:
         read whole (a few rows per table), renamed, then answered with the shard's column
         definitions (renamed as every answer's are) and its end."""
         target = decision.target
-        conns = await self._acquire(layout, (target,))
+        conns = await self._acquire(layout, (target, *decision.others), branch=False)
+        cardinalities: Counter[tuple[bytes | None, bytes | None]] = Counter()
         try:
             answer = await self._whole(layout, conns[target.partition], target)
+            if answer is None:
+                return
+            width = len(answer[0]) - 1 - (0 if conns[0].capabilities & _DEPRECATE_EOF else 1)
+            for other in decision.others:
+                more = await self._whole(layout, conns[other.partition], other)
+                if more is None:
+                    return
+                for packet in more[1]:
+                    values = text_row_values(packet, width)
+                    counted = _number(values[decision.summed])
+                    cardinalities[(values[2], values[3])] += counted or 0
         except (BackendError, ConnectionLost) as exc:
             self._lost(conns, exc, False)
-            return
-        if answer is None:
             return
         head, rows, end = answer
         for payload in head:
             self._emit(payload)
         for packet in rows:
+            if decision.others:
+                values = text_row_values(packet, width)
+                counted = _number(values[decision.summed])
+                if counted is not None:
+                    total = counted + cardinalities[(values[2], values[3])]
+                    values[decision.summed] = str(total).encode()
+                    packet = build_text_row(values)
             packet = rename_row(packet, decision.column, decision.renames)
             for column in decision.texts:
                 packet = rename_in_text(packet, column, decision.renames)
@@ -3183,6 +3264,9 @@ class LogicalNames:
             # A column of an information_schema table made logical (proxy.shard.metadata):
             # the definition the table's own column has.
             flags = column.flags | (_NO_DEFAULT if column.flags & _NOT_NULL else 0)
+            length = column.length
+            if statistic_column(column.table, column.org_name or column.name):
+                flags, length = (flags & ~_BINARY) | _NO_DEFAULT, _BIGINT_LENGTH
             return replace(
                 column,
                 schema=b"information_schema",
@@ -3190,6 +3274,7 @@ class LogicalNames:
                 org_name=column.org_name or column.name,
                 flags=flags,
                 decimals=0,
+                length=length,
             ).build()
         schema = self.schema if column.schema == physical else column.schema
         table = tables.get(column.table, column.table)
@@ -3329,6 +3414,16 @@ def _track(conn: BackendConnection, packet: bytes) -> bytes:
     if packet[:1] == b"\x00":
         conn.status = parse_ok(packet, conn.capabilities).status
     return packet
+
+
+def _text(value: bytes | None) -> str:
+    return (value or b"").decode("utf-8", "surrogateescape")
+
+
+def _ordered_all(layout: Layout) -> tuple[Target, ...]:
+    """One target per physical database (no statement), in the acquisition order."""
+    ordered = sorted(layout.partitions, key=lambda p: (p.shard, p.index))
+    return tuple(Target(p.index, p.shard, p.name, "") for p in ordered)
 
 
 def _unaliased(layout: Layout, targets: Sequence[Target]) -> tuple[Target, ...]:

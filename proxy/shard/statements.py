@@ -36,7 +36,7 @@ from proxy.shard.ddl import (
     parse_create_table,
     parse_sequence_statement,
 )
-from proxy.shard.metadata import logical_text, physical_qualifiers
+from proxy.shard.metadata import Statistics, logical_text, needs_statistics, physical_qualifiers
 from proxy.shard.route import (  # the token helpers routing reads statements with
     Layout,
     NeedsSequence,
@@ -70,6 +70,7 @@ __all__ = [
     "FanOut",
     "FieldListing",
     "LocalRows",
+    "NeedsStatistics",
     "RenamedRows",
     "TableAccess",
     "TableLocks",
@@ -131,6 +132,11 @@ class RenamedRows:
     renames: Mapping[str, str]
     # Columns holding a statement in which the backquoted names of ``renames`` are renamed.
     texts: tuple[int, ...] = ()
+    # SHOW INDEX of a sharded table: the same SHOW of every other physical table, whose
+    # Cardinality (column ``summed``) is added to the row of the same Key_name and
+    # Seq_in_index (as one MariaDB holding all the rows would estimate them).
+    others: tuple[Target, ...] = ()
+    summed: int = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +216,12 @@ class NeedsNextval:
 
 
 @dataclass(frozen=True, slots=True)
+class NeedsStatistics:
+    """information_schema.TABLES or STATISTICS of a database with sharded tables: decide
+    again with their statistics summed over the partitions (``proxy.shard.metadata``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class TableLocks:
     """``LOCK TABLES`` (``targets``: one ``LOCK TABLES`` of its physical tables for every
     physical database, in the acquisition order; ``tables``: the lower-case logical names
@@ -234,6 +246,7 @@ Decision = (
     | NeedsNextval
     | TransactionControl
     | TableLocks
+    | NeedsStatistics
 )
 
 
@@ -342,12 +355,15 @@ def decide(
     params: Sequence[SqlValue] | None = None,
     access: TableAccess = EVERYTHING,
     codec: str | None = "utf-8",
+    statistics: Statistics | None = None,
 ) -> Decision | None:
     """See the module docstring. ``text``: one statement (the analysis's executable text).
     ``nextvals``: a value for each ``s.NEXTVAL`` of the statement, put in its place.
     ``params``: a prepared statement's parameter values (``route``). ``access``: which
     tables the SHOW commands answered here may name (the caller's). ``codec``: the Python
-    codec of the client's character set (string keys are read in it: ``route``)."""
+    codec of the client's character set (string keys are read in it: ``route``).
+    ``statistics``: the sharded tables' statistics summed (information_schema.TABLES and
+    STATISTICS); a text statement reading those without them is :class:`NeedsStatistics`."""
     # Lexed once for every step below and routing (a multi-row INSERT of many rows is mostly
     # lexing): again only when s.NEXTVAL values were spliced in.
     statements = lex(text, mode, flavor)
@@ -365,7 +381,14 @@ def decide(
         return hint
     if len(statements) != 1:
         return route(text, layout, mode, flavor, sequence_values, params, codec=codec)
-    logical = logical_text(text, layout, mode, flavor)
+    logical = logical_text(text, layout, mode, flavor, statistics)
+    if (
+        logical is not None
+        and statistics is None
+        and params is None
+        and needs_statistics(text, layout)
+    ):
+        return NeedsStatistics()  # (a text statement; a prepared one: database 0's)
     if logical is not None:
         text = logical
         statements = lex(text, mode, flavor)
@@ -699,7 +722,15 @@ def _show_table(
     first = layout.partitions[0]
     target = Target(0, first.shard, first.name, sql)
     if index:
-        return RenamedRows(target, 0, {physical: table.name})
+        others: list[tuple[int, str]] = []
+        if table.rule.kind == "sharded":
+            for database, other in table.physical_tables(layout.count)[1:]:
+                shown = f"{text[: tokens[at].pos]}FROM {quote_name(other)}"
+                if after < count:
+                    shown += " " + text[tokens[after].pos :]
+                others.append((database, shown))
+        renames = {n: table.name for _, n in table.physical_tables(layout.count)}
+        return RenamedRows(target, 0, renames, others=_ordered(others, layout))
     return Route("copy", table.name, False, True, (target,))
 
 

@@ -5,7 +5,8 @@ only the tables the account holds privileges on.
 
 The reference is a plain database ``shmeta`` made directly on shard 0 with the same tables;
 each answer through the proxy is compared with the same statement's answer there (statistics
-such as row counts and cardinalities aside: they are physical database 0's).
+such as row counts and cardinalities aside: they are sums over the partitions,
+test_statistics_are_sums_over_the_partitions).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def both(meta: ProxyEnv) -> Iterator[tuple[Any, Any]]:
         "SHOW INDEX FROM sp",
         "SHOW KEYS FROM shmeta.t",
         "SHOW INDEXES IN sp IN shmeta",
-        # (Rows, lengths and times are physical database 0's statistics)
+        # (Rows, lengths and times are statistics: summed over the partitions)
         "SHOW TABLE STATUS",
         "SHOW TABLE STATUS LIKE 'sp'",
         "SHOW CREATE DATABASE shmeta",
@@ -346,6 +347,74 @@ def test_identity_calls_are_answered_in_routed_statements(both: tuple[Any, Any])
     with pytest.raises(pymysql.err.NotSupportedError) as refused:
         _rows(proxied, "SELECT /*!50000 CURRENT_USER(), */ id FROM sp WHERE id = 2")
     assert refused.value.args[0] == 1235
+
+
+def _analyze_every_physical_table(meta: ProxyEnv) -> None:
+    """ANALYZE TABLE on the shards (exact InnoDB statistics for tables this small)."""
+    for index in range(4):
+        admin = connect_admin(meta.shards[index // 2], database=f"{DB}_{index:04d}")
+        try:
+            with admin.cursor() as cur:
+                cur.execute("SHOW TABLES")
+                for (name,) in cur.fetchall():
+                    cur.execute(f"ANALYZE TABLE `{name}`")
+                    cur.fetchall()
+        finally:
+            admin.close()
+
+
+def test_statistics_are_sums_over_the_partitions(meta: ProxyEnv) -> None:
+    """A sharded table's row count, sizes and index cardinalities are its physical tables'
+    summed -- information_schema.TABLES and STATISTICS (in any query over them), SHOW INDEX
+    and SHOW TABLE STATUS alike; a broadcast table's are one copy's (here, of 3 rows: each
+    copy holds them all, so a sum would say 12)."""
+    conn = meta.connect(DB, PASSWORD, database=DB)
+    try:
+        _rows(conn, "INSERT INTO b VALUES ('x'), ('y'), ('z')")
+        _rows(conn, "INSERT INTO t VALUES (11, 1), (12, 2), (13, 3), (14, 4), (15, 5)")
+        _analyze_every_physical_table(meta)
+        assert _rows(
+            conn,
+            "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('sp', 't', 'b')",
+        ) == [("b", 3), ("sp", 4), ("t", 5)]
+        assert _rows(
+            conn,
+            "SELECT SUM(TABLE_ROWS) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'shmeta'"
+            " AND TABLE_ROWS > 3",
+        ) == [(9,)]
+        sizes = _rows(
+            conn,
+            "SELECT DATA_LENGTH, AVG_ROW_LENGTH FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'sp'",
+        )
+        assert sizes == [(8 * 16384, 8 * 16384 // 4)]  # 8 physical tables of one page
+        assert _rows(
+            conn,
+            "SELECT TABLE_NAME, INDEX_NAME, CARDINALITY FROM information_schema.STATISTICS"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME <> 'u'",
+        ) == [("b", "PRIMARY", 3), ("sp", "PRIMARY", 4), ("sp", "v", 4), ("t", "PRIMARY", 5),
+              ("t", "uw", 5)]  # fmt: skip
+        shown = _rows(conn, "SHOW INDEX FROM sp")
+        assert [(r[2], r[6]) for r in shown] == [("PRIMARY", 4), ("v", 4)]
+        assert [(r[2], r[6]) for r in _rows(conn, "SHOW KEYS FROM b")] == [("PRIMARY", 3)]
+        plain = connect_admin(meta.shards[0], database=DB)
+        try:
+            for sql in (
+                "SELECT TABLE_ROWS, AVG_ROW_LENGTH, DATA_LENGTH, INDEX_LENGTH, DATA_FREE"
+                " FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'shmeta'",
+                "SELECT CARDINALITY FROM information_schema.STATISTICS"
+                " WHERE TABLE_SCHEMA = 'shmeta'",
+            ):
+                assert _full_fields(conn, sql) == _full_fields(plain, sql), sql
+        finally:
+            plain.close()
+        status = _rows(conn, "SHOW TABLE STATUS")
+        assert [(r[0], r[4]) for r in status if r[0] != "u"] == [("b", 3), ("sp", 4), ("t", 5)]
+    finally:
+        _rows(conn, "DELETE FROM b")
+        _rows(conn, "DELETE FROM t WHERE id BETWEEN 11 AND 15")
+        conn.close()
 
 
 def test_refused_rather_than_leaked(both: tuple[Any, Any]) -> None:
