@@ -1064,8 +1064,12 @@ class ShardedExecutor:
 
     def _check_locked(self, layout: Layout, decision: Route) -> None:
         """Under LOCK TABLES, a statement on a sharded or broadcast table not locked is 1100
-        (MariaDB's answer on each partition; on one connection not locked it would run)."""
+        (MariaDB's answer on each partition; on one connection not locked it would run); a
+        write with autocommit off is 1235 (it would stay in one partition's own transaction,
+        which the client's COMMIT, run where single tables live, would not end)."""
         assert self.locked is not None
+        if decision.write and _autocommit_off(self.session.link.state.variables):
+            raise _xa_under_locks("a write in a transaction (autocommit=0)")
         for key in sorted(decision.tables or ()):
             table = layout.tables.get(key)
             if table is not None and table.rule.kind != "single" and key not in self.locked:
@@ -1699,6 +1703,8 @@ class ShardedExecutor:
         the proxy runs: one is open, or autocommit is off (every statement opens one)."""
         if self.tx is not None:
             return True
+        if self.locked is not None:
+            return False  # (no XA under LOCK TABLES: MariaDB's own transactions, reads only)
         session = self.session
         # (_autocommit_off, inline: once per statement)
         if session.link.state.variables.get("autocommit", "1") not in _AUTOCOMMIT_OFF:
@@ -2414,6 +2420,9 @@ class ShardedExecutor:
             )
         if not isinstance(decision, Route):
             raise not_supported("this prepared statement on a sharded database")
+        if self.locked is not None:
+            self._check_locked(layout, decision)
+            decision = replace(decision, targets=_unaliased(layout, decision.targets))
         if decision.merge is not None:
             await self._merged_prepared(statement, layout, decision, found, values, payload)
             return
@@ -2538,6 +2547,8 @@ class ShardedExecutor:
         if not isinstance(rerouted, Route) or rerouted.merge is None:
             raise not_supported(f"merging {decision.merge} across partitions of this statement")
         targets = rerouted.targets
+        if self.locked is not None:
+            targets = _unaliased(layout, targets)
         conns, readers = await self.merge_readers(layout, targets, decision.merge)
         self._sent = False
         client = self.session.client

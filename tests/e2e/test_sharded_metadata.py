@@ -502,6 +502,32 @@ def test_lock_tables_holds_every_partition(meta: ProxyEnv) -> None:
         narrow.close()
 
 
+def test_lock_tables_with_autocommit_off(meta: ProxyEnv) -> None:
+    """With autocommit off (PyMySQL's default), statements under LOCK TABLES run without the
+    proxy's XA transaction (MariaDB refuses XA START then): reads work, a write to a sharded
+    table is 1235 (it would stay in one partition's own transaction), single tables are
+    physical database 0's own; after UNLOCK TABLES the proxy's transactions are back."""
+    conn = meta.connect(DB, PASSWORD, database=DB, autocommit=False)
+    try:
+        _rows(conn, "LOCK TABLES sp READ, t WRITE, u WRITE")
+        assert _rows(conn, "SELECT id FROM sp WHERE id > 2") == [(3,), (4,)]
+        assert _rows(conn, "SELECT COUNT(*) FROM sp") == [(4,)]
+        with pytest.raises(pymysql.err.NotSupportedError) as refused:
+            _rows(conn, "INSERT INTO t VALUES (21, 21)")
+        assert refused.value.args[0] == 1235 and "autocommit=0" in refused.value.args[1]
+        _rows(conn, "INSERT INTO u VALUES (77)")
+        conn.commit()
+        _rows(conn, "UNLOCK TABLES")
+        _rows(conn, "INSERT INTO t VALUES (21, 21), (22, 22), (23, 23)")  # XA again
+        conn.rollback()
+        assert _rows(conn, "SELECT id FROM t WHERE id > 20") == []
+        assert _rows(conn, "SELECT id FROM u WHERE id = 77") == [(77,)]
+        _rows(conn, "DELETE FROM u WHERE id = 77")
+        conn.commit()
+    finally:
+        conn.close()
+
+
 @pytest.mark.skipif(
     shutil.which("mariadb") is None or shutil.which("mariadb-dump") is None,
     reason="the mariadb client tools are not installed",
