@@ -333,6 +333,11 @@ class SessionPartitions:
             if conn is not None and (conn.broken or conn.is_closing()):
                 self._held.pop(physical.index, None)
                 conn = None
+                if self.locked:
+                    # Its table locks went with it: a new connection would run unlocked.
+                    raise SessionLost(
+                        lost_error(["table locks"], f"partition {physical.name} reconnected")
+                    )
             if conn is None:
                 conn = self._held[physical.index] = await self._open(physical, snapshot)
                 self._applied[physical.index] = []

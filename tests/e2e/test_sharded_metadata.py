@@ -478,6 +478,15 @@ def test_lock_tables_holds_every_partition(meta: ProxyEnv) -> None:
         _rows(conn, "LOCK TABLES t WRITE WAIT 5")  # the previous locks are released
         assert _direct_insert(meta, 3, "INSERT INTO b VALUES ('zz')") is None
         assert _direct_insert(meta, 3, "INSERT INTO t VALUES (1003, 1003)") == 1205
+        # A newer catalog (another session's table) keeps the locked connections.
+        other = meta.connect(DB, PASSWORD, database=DB)
+        try:
+            _rows(other, "CREATE TABLE newer (id int PRIMARY KEY) DBPARTITION BY HASH(id)")
+            _rows(other, "DROP TABLE newer")
+        finally:
+            other.close()
+        assert _rows(conn, "SELECT id, w FROM t") == [(7, 7)]
+        assert _direct_insert(meta, 3, "INSERT INTO t VALUES (1003, 1003)") == 1205
         with pytest.raises(pymysql.err.OperationalError) as other:
             _rows(conn, "SELECT id FROM sp")
         assert other.value.args == (1100, "Table 'sp' was not locked with LOCK TABLES")
