@@ -2588,6 +2588,8 @@ class ShardedExecutor:
         by its key alone to one partition whose connection is ready and has the physical
         statement prepared. Returns (connection, physical database, the COM_STMT_EXECUTE to
         send there), or None: the command loop carries the execution out."""
+        if self.locked is not None:
+            return None  # (under LOCK TABLES: the command loop's checks and texts)
         self._refresh(statement, plan.layout)
         slots = statement.slots
         if slots is None or statement.failed is not None:
@@ -2645,6 +2647,8 @@ class ShardedExecutor:
         :func:`~proxy.shard.statements.decide` routed to the target the shape gives it), its
         target for this statement's literal; None: the command loop routes it (its shape is
         not one, not analysed yet, or its key is not placeable)."""
+        if self.locked is not None:
+            return None  # (under LOCK TABLES: the command loop's checks and texts)
         found = fast_literals(sql)
         if found is None:
             return None

@@ -467,6 +467,8 @@ def test_lock_tables_holds_every_partition(meta: ProxyEnv) -> None:
         assert _direct_insert(meta, 3, "INSERT INTO b VALUES ('zz')") == 1205
         assert _direct_insert(meta, 3, "INSERT INTO sp_07 VALUES (1003, 'x')") == 1205
         assert _rows(conn, "SELECT id FROM sp") == [(1,), (2,), (3,), (4,)]
+        for key in (1, 2, 3, 4, 1, 2, 3, 4):  # point reads, twice (the fast path's shapes)
+            assert _rows(conn, f"SELECT id FROM sp WHERE id = {key}") == [(key,)]
         assert _rows(conn, "SELECT v FROM sp ORDER BY id DESC LIMIT 2") == [("c",), ("d",)]
         assert _rows(conn, "SELECT COUNT(*) FROM sp") == [(4,)]
         assert _rows(conn, "SELECT k FROM b") == []
