@@ -67,14 +67,22 @@ STATISTICS_QUERIES: Final = (
 
 
 def needs_statistics(text: str, layout: Layout) -> bool:
-    """Whether ``text`` may read information_schema.TABLES or STATISTICS while the database
-    has sharded tables (whose statistics are sums over the partitions)."""
+    """Whether ``text`` may read a statistic of information_schema.TABLES or STATISTICS (a
+    summed column named, or ``*``) while the database has sharded tables (whose statistics
+    are sums over the partitions)."""
     lowered = text.lower()
     return (
         "information_schema" in lowered
         and ("tables" in lowered or "statistics" in lowered)
+        and any(word in lowered for word in _STATISTIC_WORDS)
         and any(t.rule.kind == "sharded" for t in layout.tables.values())
     )
+
+
+_STATISTIC_WORDS: Final = (
+    "*", "table_rows", "avg_row_length", "data_length", "index_length", "data_free",
+    "cardinality",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ import pytest
 
 from auth.errors import SqlError
 from auth.model import KeyType, LogicalTable, ShardKey, TableRule, partition_layout
+from proxy.shard.metadata import needs_statistics
 from proxy.shard.route import Layout, NeedsSequence, Route, hinted, route
 
 INT = KeyType("int")
@@ -550,3 +551,18 @@ def test_rows_of_defaults_take_the_sequence() -> None:
     with pytest.raises(SqlError) as info:
         route("INSERT INTO u (v) VALUES ()", LAYOUT, sequence_values=[1])
     assert info.value.errno == 1136
+
+
+@pytest.mark.parametrize(
+    ("sql", "needed"),
+    [
+        ("SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES", True),
+        ("SELECT * FROM information_schema.STATISTICS WHERE TABLE_NAME = 't'", True),
+        ("SELECT CARDINALITY FROM information_schema.statistics", True),
+        # What mariadb-dump asks per table: no statistic, no partition read first.
+        ("SELECT engine, table_type FROM INFORMATION_SCHEMA.TABLES WHERE table_name = 't'", False),
+        ("SELECT COLUMN_NAME FROM information_schema.COLUMNS", False),
+    ],
+)
+def test_statistics_are_gathered_only_when_read(sql: str, needed: bool) -> None:
+    assert needs_statistics(sql, LAYOUT) is needed
