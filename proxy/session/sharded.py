@@ -1043,7 +1043,6 @@ class ShardedExecutor:
             self.replies.write(failed)
             return
         self.locked = decision.tables
-        self._ran("broadcast", len(decision.targets), metrics=False)
         self.replies.ok()
 
     async def _unlock_partitions(self) -> None:
@@ -1571,7 +1570,11 @@ class ShardedExecutor:
             await self._write_in_transaction(conns, targets, decision, command)
             return
         if self.locked is not None:
-            raise _xa_under_locks("a write to several partitions")
+            raise _xa_under_locks(
+                "a write to several partitions",
+                "; a dump restored into a sharded database: made with mariadb-dump"
+                " --skip-add-locks",
+            )
         gtrid = f"{XID_PREFIX}{_NODE}-{session.connection_id}-{next(_XIDS)}"
         xid = quote_string(gtrid)
         branches = sorted({t.partition for t in targets}, key=lambda p: targets_order(targets, p))
@@ -3466,12 +3469,12 @@ def _unaliased(layout: Layout, targets: Sequence[Target]) -> tuple[Target, ...]:
     return tuple(replace(t, sql=pattern.sub(strip, t.sql)) for t in targets)
 
 
-def _xa_under_locks(what: str) -> SqlError:
+def _xa_under_locks(what: str, advice: str = "") -> SqlError:
     """1235 for what needs an XA transaction while LOCK TABLES holds tables (MariaDB refuses
     XA START then: 1400 XAER_OUTSIDE)."""
     return not_supported(
         f"{what} on a sharded database under LOCK TABLES (an XA transaction cannot start while"
-        " tables are locked: UNLOCK TABLES first)"
+        f" tables are locked: UNLOCK TABLES first{advice})"
     )
 
 
