@@ -570,10 +570,21 @@ def test_string_keys_longer_than_the_column_are_placed_as_stored(sharded: ProxyE
             cur.execute(f"INSERT INTO sk VALUES ('{long_key[1:21]}     ', 5)")
             cur.execute(f"SELECT v FROM sk WHERE k = '{long_key[1:21]}'")
             assert cur.fetchall() == ((5,),)
+        # A prepared INSERT's parameter alike.
+        prepared = sharded.connector(DB, PASSWORD, DB, autocommit=True)
+        try:
+            pcur = prepared.cursor(prepared=True)
+            pcur.execute("SET SESSION sql_mode = ''")
+            pcur.execute("INSERT INTO sk VALUES (?, ?)", ("Z" + long_key, 6))
+            pcur.execute("SELECT v FROM sk WHERE k = ?", (("Z" + long_key)[:20],))
+            assert pcur.fetchall() == [(6,)]
+        finally:
+            prepared.close()
+        with conn.cursor() as cur:
             cur.execute(
                 f"DELETE FROM sk WHERE k IN ('{long_key[:20]}', '{wide_key[:20]}',"
-                f" '{long_key[1:21]}')"
+                f" '{long_key[1:21]}', '{('Z' + long_key)[:20]}')"
             )
-            assert cur.rowcount == 3
+            assert cur.rowcount == 4
     finally:
         conn.close()
