@@ -58,7 +58,7 @@ from decimal import Decimal
 from typing import Final, Literal
 
 from auth.errors import ErrorCode, SqlError, not_supported, sql_error
-from auth.model import LogicalTable, PhysicalDatabase, TableRule, auto_sequence_name
+from auth.model import LogicalTable, PhysicalDatabase, ShardKey, TableRule, auto_sequence_name
 from proxy.shard.ddl import parse_create_table
 from proxy.shard.joins import check_colocated
 from proxy.shard.placement import (
@@ -80,6 +80,7 @@ from proxy.sql.lexer import (
     TokenKind,
     lex,
 )
+from proxy.sql.mariadb_words import FUNCTIONS, KEYWORDS
 
 __all__ = [
     "KeySlots",
@@ -243,6 +244,30 @@ def table_columns(definition: str) -> tuple[str, ...]:
     except SqlError:
         return ()
     return tuple(column.name for column in created.columns)
+
+
+@functools.lru_cache(maxsize=1024)
+def string_key_lengths(definition: str) -> Mapping[str, int]:
+    """The lengths of the CHAR / VARCHAR columns of a logical table's definition, by
+    lower-case name (what MariaDB truncates a longer value to)."""
+    statements = lex(definition)
+    try:
+        created = parse_create_table(statements[0].text, lex(statements[0].text)[0])
+    except (SqlError, IndexError):
+        return {}
+    return {c.name.lower(): c.length for c in created.columns if c.length is not None}
+
+
+def _stored_key(table: LogicalTable, key: ShardKey, value: KeyValue) -> KeyValue:
+    """A string key longer than its column: placed as MariaDB stores it, truncated to the
+    column's length (without strict mode, or when only spaces are cut: else the shard
+    refuses the row with 1406), so a read by the stored value finds the row's partition."""
+    if not isinstance(value, str):
+        return value
+    length = string_key_lengths(table.definition).get(key.column.lower())
+    if length is None or len(value) <= length:
+        return value
+    return value[:length]
 
 
 def _auto_increment_column(definition: str) -> str | None:
@@ -534,15 +559,20 @@ def _check_deterministic(tokens: Sequence[Token], table: str, names: Container[i
                 f"@@{token.value} in a write to broadcast table {table}: each copy would"
                 " write its own server's value (read it first and write the value)"
             )
-        if (
-            token.kind is not _WORD
-            or index in names
-            or (index > 0 and is_op_token(tokens[index - 1], "."))
-        ):
-            continue  # (``t.now`` is a column)
-        word = token.value.upper()
+        if (token.kind is not _WORD and token.kind is not _IDENT) or index in names:
+            continue
         following = tokens[index + 1] if index + 1 < len(tokens) else None
         called = following is not None and is_op_token(following, "(")
+        if called and _stored_function(tokens, index):
+            name = token.value
+            raise _refused(
+                f"{name}() in a write to broadcast table {table}: a stored or loadable"
+                " function may compute its own value on each copy (compute it first and"
+                " write the value)"
+            )
+        if token.kind is not _WORD or (index > 0 and is_op_token(tokens[index - 1], ".")):
+            continue  # (``t.now`` is a column)
+        word = token.value.upper()
         if (
             called
             and word in _SAME_WITH_AN_ARGUMENT
@@ -564,6 +594,59 @@ def _check_deterministic(tokens: Sequence[Token], table: str, names: Container[i
             f"{what} in a write to broadcast table {table}: each copy would compute its own"
             " value (compute it first and write the value)"
         )
+
+
+def _stored_function(tokens: Sequence[Token], index: int) -> bool:
+    """Whether the name at ``index``, followed by ``(``, calls a stored function (or a
+    loadable one): quoted, qualified (``db.f(``), or a word that is neither one of MariaDB's
+    built-in functions nor a keyword (``IF(``, ``LEFT(``, ``VALUES(``, ``CHAR(10)``...) --
+    except a CTE's name before its column list (``WITH c (a) AS``)."""
+    token = tokens[index]
+    before = tokens[index - 1] if index > 0 else None
+    if before is not None and (
+        token_keyword(before) in ("WITH", "RECURSIVE")
+        or (is_op_token(before, ",") and _in_with(tokens, index))
+    ):
+        return False
+    if token.kind is _IDENT or (before is not None and is_op_token(before, ".")):
+        return True
+    word = token.value.upper()
+    return not (
+        word in FUNCTIONS
+        or word in KEYWORDS
+        or word in _NATIVE_FUNCTIONS
+        or word.startswith(("ST_", "MBR", "COLUMN_"))
+    )
+
+
+# MariaDB's built-in functions that are neither in information_schema.SQL_FUNCTIONS nor
+# keywords (the spatial ones besides ST_* and MBR*).
+_NATIVE_FUNCTIONS: Final = frozenset(
+    """
+    AREA ASBINARY ASTEXT ASWKB ASWKT BOUNDARY BUFFER CENTROID CONTAINS CONVEXHULL CROSSES
+    DIMENSION DISJOINT ENDPOINT ENVELOPE EQUALS EXTERIORRING GEOMCOLLFROMTEXT GEOMCOLLFROMWKB
+    GEOMETRYCOLLECTION GEOMETRYCOLLECTIONFROMTEXT GEOMETRYCOLLECTIONFROMWKB GEOMETRYFROMTEXT
+    GEOMETRYFROMWKB GEOMETRYN GEOMETRYTYPE GEOMFROMTEXT GEOMFROMWKB GLENGTH INTERIORRINGN
+    INTERSECTS ISCLOSED ISEMPTY ISRING ISSIMPLE LINEFROMTEXT LINEFROMWKB LINESTRING
+    LINESTRINGFROMTEXT LINESTRINGFROMWKB MLINEFROMTEXT MLINEFROMWKB MPOINTFROMTEXT MPOINTFROMWKB
+    MPOLYFROMTEXT MPOLYFROMWKB MULTILINESTRING MULTILINESTRINGFROMTEXT MULTILINESTRINGFROMWKB
+    MULTIPOINT MULTIPOINTFROMTEXT MULTIPOINTFROMWKB MULTIPOLYGON MULTIPOLYGONFROMTEXT
+    MULTIPOLYGONFROMWKB NUMGEOMETRIES NUMINTERIORRINGS NUMPOINTS OVERLAPS POINT POINTFROMTEXT
+    POINTFROMWKB POINTN POINTONSURFACE POLYFROMTEXT POLYFROMWKB POLYGON POLYGONFROMTEXT
+    POLYGONFROMWKB SRID STARTPOINT TOUCHES WITHIN X Y
+    """.split()  # noqa: SIM905
+)
+
+
+def _in_with(tokens: Sequence[Token], index: int) -> bool:
+    """Whether ``index`` is in a WITH clause's list of CTEs (before the main statement)."""
+    depths = _groups(tokens)
+    for at in range(index - 1, -1, -1):
+        if depths[at] == 0 and token_keyword(tokens[at]) == "WITH":
+            return True
+        if depths[at] == 0 and token_keyword(tokens[at]) in ("SELECT", "INSERT", "REPLACE"):
+            return False
+    return False
 
 
 def _written_broadcast(
@@ -1440,7 +1523,9 @@ def _insert(
                 continue
             item = items[lowered.index(name)]
             try:
-                values[name] = shard_key(key.type, literal_value(item), "store")
+                values[name] = _stored_key(
+                    table, key, shard_key(key.type, literal_value(item), "store")
+                )
             except NotALiteral:
                 raise _refused(
                     f"an INSERT into sharded table {table.name} whose shard key"

@@ -36,7 +36,7 @@ from proxy.shard.ddl import (
     parse_create_table,
     parse_sequence_statement,
 )
-from proxy.shard.metadata import logical_text, physical_qualifiers
+from proxy.shard.metadata import Statistics, logical_text, needs_statistics, physical_qualifiers
 from proxy.shard.route import (  # the token helpers routing reads statements with
     Layout,
     NeedsSequence,
@@ -70,14 +70,16 @@ __all__ = [
     "FanOut",
     "FieldListing",
     "LocalRows",
+    "NeedsStatistics",
     "RenamedRows",
     "TableAccess",
+    "TableLocks",
     "TableStatus",
     "decide",
     "field_listing",
-    "lock_refusal",
     "shaped",
     "show_commands",
+    "table_locks",
 ]
 
 
@@ -130,6 +132,11 @@ class RenamedRows:
     renames: Mapping[str, str]
     # Columns holding a statement in which the backquoted names of ``renames`` are renamed.
     texts: tuple[int, ...] = ()
+    # SHOW INDEX of a sharded table: the same SHOW of every other physical table, whose
+    # Cardinality (column ``summed``) is added to the row of the same Key_name and
+    # Seq_in_index (as one MariaDB holding all the rows would estimate them).
+    others: tuple[Target, ...] = ()
+    summed: int = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +215,23 @@ class NeedsNextval:
     sequences: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class NeedsStatistics:
+    """information_schema.TABLES or STATISTICS of a database with sharded tables: decide
+    again with their statistics summed over the partitions (``proxy.shard.metadata``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TableLocks:
+    """``LOCK TABLES`` (``targets``: one ``LOCK TABLES`` of its physical tables for every
+    physical database, in the acquisition order; ``tables``: the lower-case logical names
+    locked) or ``UNLOCK TABLES`` (``unlock``: no targets)."""
+
+    unlock: bool
+    tables: frozenset[str] = frozenset()
+    targets: tuple[Target, ...] = ()
+
+
 Decision = (
     Route
     | NeedsSequence
@@ -221,6 +245,8 @@ Decision = (
     | SequenceDdl
     | NeedsNextval
     | TransactionControl
+    | TableLocks
+    | NeedsStatistics
 )
 
 
@@ -248,11 +274,14 @@ def _ordered(found: list[tuple[int, str]], layout: Layout) -> tuple[Target, ...]
     return tuple(out)
 
 
-def lock_refusal(
+def table_locks(
     text: str, layout: Layout, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None
-) -> SqlError | None:
-    """``LOCK TABLE[S]`` naming a sharded or broadcast table: 1235 (its physical tables are on
-    every partition; physical database 0's lock would hold one of them). None otherwise."""
+) -> TableLocks | None:
+    """``LOCK TABLE[S] t [[AS] a] READ [LOCAL] | [LOW_PRIORITY] WRITE [CONCURRENT], ...`` on a
+    sharded database: the same lock of every physical table of each table named, one
+    ``LOCK TABLES`` per physical database (physical database 0 also locks the single tables,
+    which live there alone). None: not a LOCK TABLES. 1235 for a table of another database
+    (the locks are the session's connections', which are this database's)."""
     try:
         statements = lex(text, mode, flavor)
     except Exception:
@@ -264,17 +293,41 @@ def lock_refusal(
         return None
     if token_keyword(tokens[1]) not in ("TABLE", "TABLES"):
         return None
-    for item in _split_commas(tokens[2:]):
+    items = list(tokens[2:])
+    wait = ""  # WAIT n / NOWAIT: the whole statement's, after the last table
+    if items and token_keyword(items[-1]) == "NOWAIT":
+        wait, items = " NOWAIT", items[:-1]
+    elif len(items) >= 2 and token_keyword(items[-2]) == "WAIT":
+        wait, items = f" WAIT {items[-1].raw}", items[:-2]
+    per_db: list[list[str]] = [[] for _ in range(layout.count)]
+    locked: set[str] = set()
+    for item in _split_commas(items):
         if not item:
             continue
-        name = item[2] if len(item) >= 3 and is_op_token(item[1], ".") else item[0]
+        if len(item) >= 3 and is_op_token(item[1], "."):
+            if item[0].value.lower() != layout.name.lower():
+                raise not_supported(
+                    f"LOCK TABLES of {item[0].value}.{item[2].value} on sharded database"
+                    f" {layout.name} (the session's locks are this database's)"
+                )
+            name, rest = item[2], item[3:]
+        else:
+            name, rest = item[0], item[1:]
+        lock = " ".join(t.raw for t in rest)
         table = layout.tables.get(name.value.lower())
-        if table is not None and table.rule.kind != "single":
-            return not_supported(
-                f"LOCK TABLES of {table.rule.kind} table {table.name} (mariadb-dump: use"
-                " --skip-lock-tables or --skip-add-locks)"
-            )
-    return None
+        if table is None:
+            # Not a table of the database: physical database 0 answers as MariaDB would.
+            per_db[0].append(f"{quote_name(name.value)} {lock}")
+            continue
+        locked.add(table.key)
+        for database, physical in table.physical_tables(layout.count):
+            per_db[database].append(f"{quote_name(physical)} {lock}")
+    found = [
+        (index, "LOCK TABLES " + ", ".join(names) + wait)
+        for index, names in enumerate(per_db)
+        if names
+    ]
+    return TableLocks(False, frozenset(locked), _ordered(found, layout))
 
 
 def show_commands(text: str, mode: LexMode = DEFAULT_MODE) -> bool:
@@ -302,12 +355,15 @@ def decide(
     params: Sequence[SqlValue] | None = None,
     access: TableAccess = EVERYTHING,
     codec: str | None = "utf-8",
+    statistics: Statistics | None = None,
 ) -> Decision | None:
     """See the module docstring. ``text``: one statement (the analysis's executable text).
     ``nextvals``: a value for each ``s.NEXTVAL`` of the statement, put in its place.
     ``params``: a prepared statement's parameter values (``route``). ``access``: which
     tables the SHOW commands answered here may name (the caller's). ``codec``: the Python
-    codec of the client's character set (string keys are read in it: ``route``)."""
+    codec of the client's character set (string keys are read in it: ``route``).
+    ``statistics``: the sharded tables' statistics summed (information_schema.TABLES and
+    STATISTICS); a text statement reading those without them is :class:`NeedsStatistics`."""
     # Lexed once for every step below and routing (a multi-row INSERT of many rows is mostly
     # lexing): again only when s.NEXTVAL values were spliced in.
     statements = lex(text, mode, flavor)
@@ -325,7 +381,14 @@ def decide(
         return hint
     if len(statements) != 1:
         return route(text, layout, mode, flavor, sequence_values, params, codec=codec)
-    logical = logical_text(text, layout, mode, flavor)
+    logical = logical_text(text, layout, mode, flavor, statistics)
+    if (
+        logical is not None
+        and statistics is None
+        and params is None
+        and needs_statistics(text, layout)
+    ):
+        return NeedsStatistics()  # (a text statement; a prepared one: database 0's)
     if logical is not None:
         text = logical
         statements = lex(text, mode, flavor)
@@ -659,7 +722,15 @@ def _show_table(
     first = layout.partitions[0]
     target = Target(0, first.shard, first.name, sql)
     if index:
-        return RenamedRows(target, 0, {physical: table.name})
+        others: list[tuple[int, str]] = []
+        if table.rule.kind == "sharded":
+            for database, other in table.physical_tables(layout.count)[1:]:
+                shown = f"{text[: tokens[at].pos]}FROM {quote_name(other)}"
+                if after < count:
+                    shown += " " + text[tokens[after].pos :]
+                others.append((database, shown))
+        renames = {n: table.name for _, n in table.physical_tables(layout.count)}
+        return RenamedRows(target, 0, renames, others=_ordered(others, layout))
     return Route("copy", table.name, False, True, (target,))
 
 
