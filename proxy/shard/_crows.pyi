@@ -1,0 +1,11 @@
+# The compiled twin of proxy.shard.rows.split_rows_pure (see _crows.pyx).
+def split_rows(
+    sql: str,
+    pos: int,
+    column: int,
+    low: int,
+    high: int,
+    modulus: int,
+    backslash: bool,
+    ansi_quotes: bool,
+) -> tuple[int, int, list[int]] | None: ...
