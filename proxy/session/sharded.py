@@ -1391,8 +1391,10 @@ class ShardedExecutor:
             # Each XA step on every branch at once (separate connections, independent).
             started, failed = await _on_each(conns, branches, step("START"))
             _raise_first(failed, branches)
+            # The statements of every branch at once too (a branch's own in order).
+            sent = await _commands_by_branch(conns, targets, command)
             for index, target in enumerate(targets):
-                packet = await conns[target.partition].command(command(index))
+                packet = sent[index]
                 if packet[:1] == b"\xff":
                     err = parse_err(packet, conns[target.partition].capabilities)
                     failure = sql_error_from(err.errno, err.sqlstate, err.message)
@@ -3107,6 +3109,44 @@ async def _on_each(
     if lost is not None:
         raise lost
     return done, failed
+
+
+async def _commands_by_branch(
+    conns: Mapping[int, BackendConnection],
+    targets: Sequence[Target],
+    command: Callable[[int], bytes],
+) -> dict[int, bytes]:
+    """Each target's ``command(index)`` answer, by index: the partitions' connections at once,
+    a partition's targets one after the other, up to its first answer that is not an OK (the
+    rest of that partition is not sent, as when targets ran one after the other: the caller
+    stops at the first such answer in target order). A lost connection raises (the first in
+    target order), once every partition is done."""
+    by_partition: dict[int, list[int]] = {}
+    for index, target in enumerate(targets):
+        by_partition.setdefault(target.partition, []).append(index)
+    answers: dict[int, bytes] = {}
+
+    async def run(indexes: list[int]) -> None:
+        for index in indexes:
+            packet = await conns[targets[index].partition].command(command(index))
+            answers[index] = packet
+            if packet[:1] != b"\x00":
+                return
+
+    results = await asyncio.gather(
+        *(run(indexes) for indexes in by_partition.values()), return_exceptions=True
+    )
+    lost = {
+        partition: result
+        for partition, result in zip(by_partition, results, strict=True)
+        if isinstance(result, BaseException)
+    }
+    for index in range(len(targets)):
+        if index not in answers:
+            raise lost[targets[index].partition]
+        if answers[index][:1] != b"\x00":
+            break  # (the caller stops here)
+    return answers
 
 
 def _raise_first(failed: Mapping[int, BackendQueryError], order: Sequence[int]) -> None:
