@@ -1674,17 +1674,27 @@ def _insert_split(
     per_db = hashed.per_db if hashed is not None else 1
     read = split.read(sql, lowered.index(rule.db_key.column.lower()), hashed)
     by_place: dict[Placement, list[str]] = {}
-    by_code: dict[int, list[str]] = {}
-    for r in range(0, len(read), 5):
-        code = read[r + 4]
-        if code >= 0:
-            texts = by_code.get(code)
-            if texts is None:
-                texts = by_code[code] = by_place.setdefault(Placement(code // per_db, code), [])
-        else:
-            placement = _split_placement(sql, read[r + 2], read[r + 3], rule, layout, split)
-            texts = by_place.setdefault(placement, [])
-        texts.append(sql[read[r] : read[r + 1]])
+    codes = read[4::5]
+    if hashed is not None and min(codes) >= 0:
+        # Every row placed by arithmetic (the common case): grouped by global table index.
+        groups: list[list[str]] = [[] for _ in range(hashed.modulus)]
+        for code, start, end in zip(codes, read[0::5], read[1::5], strict=True):
+            groups[code].append(sql[start:end])
+        for code, texts in enumerate(groups):
+            if texts:
+                by_place[Placement(code // per_db, code)] = texts
+    else:
+        by_code: dict[int, list[str]] = {}
+        for r in range(0, len(read), 5):
+            code = read[r + 4]
+            if code >= 0:
+                if code not in by_code:
+                    by_code[code] = by_place.setdefault(Placement(code // per_db, code), [])
+                texts = by_code[code]
+            else:
+                placement = _split_placement(sql, read[r + 2], read[r + 3], rule, layout, split)
+                texts = by_place.setdefault(placement, [])
+            texts.append(sql[read[r] : read[r + 1]])
     head_end, tail_start = split.head_end, split.tail_start
     found = []
     for placement, row_texts in sorted(by_place.items()):
