@@ -8,4 +8,5 @@ def split_rows(
     modulus: int,
     backslash: bool,
     ansi_quotes: bool,
-) -> tuple[int, int, list[int]] | None: ...
+    limit: int,
+) -> tuple[int, int, list[int], int] | None: ...

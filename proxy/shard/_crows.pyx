@@ -105,6 +105,7 @@ def split_rows(
     int64_t modulus,
     bint backslash,
     bint ansi_quotes,
+    Py_ssize_t limit,
 ):
     """See proxy.shard.rows.split_rows_pure."""
     cdef Py_ssize_t n = len(sql)
@@ -288,8 +289,10 @@ def split_rows(
         if j < 0:
             return None
         if j >= n or sql[j] != 44:
-            return columns, tokens, flat
+            return columns, tokens, flat, -1
         i = _space(sql, j + 1, n)
         tokens += 1
         if i < 0 or i >= n or sql[i] != 40:
             return None
+        if i - pos >= limit:
+            return columns, tokens, flat, i

@@ -11,6 +11,10 @@ token's end), and that item's *placement code*: when ``modulus`` is not 0 and th
 integer literal (digits, after any ``+`` and ``-`` signs) ``v`` with ``low <= v <= high``,
 ``|v| mod modulus`` (``proxy.shard.placement.IntegerHash``'s global table index); else -1
 (the caller reads the item's text itself). ``column`` -1: no item is looked at (-1s).
+It reads ``SLICE`` characters at a time (``split_rows_pure`` and its compiled twin read one
+slice: they stop at the first row starting ``limit`` characters or more past ``pos``, and say
+where it starts as a fourth value, -1 after the last row), so that no one call holds the
+interpreter lock long on a huge statement.
 
 It returns None -- the caller then lexes the statement whole -- for anything it does not judge
 exactly as ``proxy.sql.lexer`` cuts it into tokens, or that could mean more than literal values
@@ -34,7 +38,14 @@ from collections.abc import Callable
 
 __all__ = ["ROWS_MISSING", "split_rows", "split_rows_pure"]
 
+# How much one call of the scan reads before it returns (about 4 ms of the compiled one):
+# another thread, the event loop's, gets the interpreter lock between calls.
+SLICE = 256 * 1024
+
 Split = tuple[int, int, list[int]]
+# split_rows' own answer: a Split and where the next row starts when it stopped past ``limit``
+# characters (-1: at the end of the rows).
+Slice = tuple[int, int, list[int], int]
 
 _SPACE = frozenset(" \t\n\r\x0b\x0c")
 _DIGITS = frozenset("0123456789")
@@ -108,7 +119,8 @@ def split_rows_pure(
     modulus: int,
     backslash: bool,
     ansi_quotes: bool,
-) -> Split | None:
+    limit: int,
+) -> Slice | None:
     """See the module docstring."""
     n = len(sql)
     i = _space(sql, pos, n)
@@ -275,17 +287,47 @@ def split_rows_pure(
         if after < 0:
             return None
         if after >= n or sql[after] != ",":
-            return columns, tokens, flat
+            return columns, tokens, flat, -1
         i = _space(sql, after + 1, n)
         tokens += 1
         if i < 0 or i >= n or sql[i] != "(":
             return None
+        if i - pos >= limit:
+            return columns, tokens, flat, i
 
 
 ROWS_MISSING: str | None = None
-split_rows: Callable[[str, int, int, int, int, int, bool, bool], Split | None]
+split_slice: Callable[[str, int, int, int, int, int, bool, bool, int], Slice | None]
 try:
-    from proxy.shard._crows import split_rows
+    from proxy.shard._crows import split_rows as split_slice
 except ImportError as _exc:  # not built: the pure reference
     ROWS_MISSING = str(_exc)
-    split_rows = split_rows_pure
+    split_slice = split_rows_pure
+
+
+def split_rows(
+    sql: str,
+    pos: int,
+    column: int,
+    low: int,
+    high: int,
+    modulus: int,
+    backslash: bool,
+    ansi_quotes: bool,
+    limit: int = SLICE,
+) -> Split | None:
+    """See the module docstring: the scan (compiled when built) a slice of ``limit``
+    characters at a time."""
+    columns = -1
+    tokens = 0
+    flat: list[int] = []
+    while True:
+        found = split_slice(sql, pos, column, low, high, modulus, backslash, ansi_quotes, limit)
+        if found is None or (columns >= 0 and found[0] != columns):
+            return None
+        columns = found[0]
+        tokens += found[1]
+        flat += found[2]
+        if found[3] < 0:
+            return columns, tokens, flat
+        pos = found[3]

@@ -29,7 +29,7 @@ from auth.model import KeyType, LogicalTable, ShardKey, TableRule, partition_lay
 from proxy.shard import statements
 from proxy.shard.placement import integer_hash
 from proxy.shard.route import Layout, Route, bulk_rows
-from proxy.shard.rows import split_rows_pure
+from proxy.shard.rows import split_rows, split_rows_pure
 from proxy.shard.values import NotALiteral, literal_value
 from proxy.sql.lexer import LexError, LexMode, ServerFlavor, Token, TokenKind, lex
 from tests.unit.test_shard_route import LAYOUT
@@ -105,14 +105,25 @@ def statements_(draw: st.DrawFn, plain: bool = False) -> str:
 
 
 def _split(
-    call: Callable[..., Any], sql: str, pos: int, column: int, modulus: int, mode: LexMode
+    call: Callable[..., Any],
+    sql: str,
+    pos: int,
+    column: int,
+    modulus: int,
+    mode: LexMode,
+    limit: int = 1 << 40,
 ) -> Any:
     low, high = -(2**63) + 1, 2**63 - 1
     if modulus == 3:
         low, high = -(2**31), 2**31 - 1
-    return call(
-        sql, pos, column, low, high, modulus, not mode.no_backslash_escapes, mode.ansi_quotes
-    )
+    backslash = not mode.no_backslash_escapes
+    return call(sql, pos, column, low, high, modulus, backslash, mode.ansi_quotes, limit)
+
+
+def _whole(sql: str, pos: int, column: int, modulus: int, mode: LexMode) -> Any:
+    """split_rows_pure in one slice, without its fourth value."""
+    found = _split(split_rows_pure, sql, pos, column, modulus, mode)
+    return None if found is None else found[:3]
 
 
 def _values_end(sql: str) -> int:
@@ -135,15 +146,29 @@ def _values_end(sql: str) -> int:
     st.integers(-1, 3),
     st.sampled_from([0, 2, 3, 4, 8]),
     st.integers(-3, 3),
+    st.sampled_from([1, 5, 20, 1 << 40]),
 )
 def test_compiled_splitter_agrees_with_the_reference(
-    sql: str, mode: LexMode, column: int, modulus: int, shift: int
+    sql: str, mode: LexMode, column: int, modulus: int, shift: int, limit: int
 ) -> None:
     assert crows is not None
     pos = max(0, min(len(sql), _values_end(sql) + shift))
-    pure = _split(split_rows_pure, sql, pos, column, modulus, mode)
-    compiled = _split(crows.split_rows, sql, pos, column, modulus, mode)
+    pure = _split(split_rows_pure, sql, pos, column, modulus, mode, limit)
+    compiled = _split(crows.split_rows, sql, pos, column, modulus, mode, limit)
     assert compiled == pure
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(statements_(), st.sampled_from(MODES), st.integers(-1, 2), st.integers(1, 30))
+def test_rows_read_in_slices_are_the_rows_read_at_once(
+    sql: str, mode: LexMode, column: int, limit: int
+) -> None:
+    pos = _values_end(sql)
+    whole = _whole(sql, pos, column, 4, mode)
+    assert _split(split_rows, sql, pos, column, 4, mode, limit) == whole
+    sliced = _split(split_rows_pure, sql, pos, column, 4, mode, limit)
+    if whole is not None and sliced is not None and sliced[3] >= 0:
+        assert sliced[3] - pos >= limit and sql[sliced[3]] == "("
 
 
 @needs_crows
@@ -201,7 +226,7 @@ def _token_rows(tokens: tuple[Token, ...], at: int) -> list[list[list[Token]]] |
 @given(statements_(), st.sampled_from(MODES), st.integers(0, 2), st.sampled_from([0, 2, 3, 8]))
 def test_rows_read_are_the_lexers(sql: str, mode: LexMode, column: int, modulus: int) -> None:
     pos = _values_end(sql)
-    found = _split(split_rows_pure, sql, pos, column, modulus, mode)
+    found = _whole(sql, pos, column, modulus, mode)
     if found is None:
         return
     # (what follows the rows is the lexer's: lexed up to their end)
