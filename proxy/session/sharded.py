@@ -1405,6 +1405,15 @@ class ShardedExecutor:
                 answers.append(packet)
             _, failed = await _on_each(conns, started, step("END"))
             _raise_first(failed, started)
+            if failure is None and len(started) == 1:
+                # One branch (the tables of one physical database): committed in one phase,
+                # nothing for the catalog to decide or for a recovery to find prepared.
+                one_phase = step("COMMIT")
+                _, failed = await _on_each(conns, started, lambda p: one_phase(p) + " ONE PHASE")
+                _raise_first(failed, started)
+                await self._remember_insert_id(decision)
+                self._answer_write(answers, conns[targets[0].partition], decision)
+                return
             if failure is None:
                 _, failed = await _on_each(conns, started, step("PREPARE"))
                 _raise_first(failed, started)
