@@ -1,3 +1,5 @@
+from array import array
+
 # The compiled twin of proxy.shard.rows.split_rows_pure (see _crows.pyx).
 def split_rows(
     sql: str,
@@ -9,4 +11,4 @@ def split_rows(
     backslash: bool,
     ansi_quotes: bool,
     limit: int,
-) -> tuple[int, int, list[int], int] | None: ...
+) -> tuple[int, int, array[int], int] | None: ...

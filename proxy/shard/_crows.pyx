@@ -4,7 +4,10 @@ multi-row INSERT and one column's placement code per row, in one pass over the t
 for anything not judged there. The same scan, statement for statement, with C types;
 tests/unit/test_shard_rows.py checks both agree on random statements."""
 
+from cpython cimport array
 from libc.stdint cimport int64_t
+
+import array
 
 cdef int MAX_DIGITS = 18
 
@@ -115,7 +118,8 @@ def split_rows(
     cdef int key_state
     cdef bint negative, plain, op, word, prev_op, prev_word, hexa
     cdef int64_t magnitude, value, code
-    cdef list flat = []
+    cdef array.array flat = array.array("q")
+    cdef Py_ssize_t size = 0
     cdef str text
     i = _space(sql, pos, n)
     if i < 0 or i >= n or sql[i] != 40:
@@ -280,11 +284,13 @@ def split_rows(
             value = -magnitude if negative else magnitude
             if low <= value <= high:
                 code = magnitude % modulus
-        flat.append(row_open)
-        flat.append(i)
-        flat.append(key_start)
-        flat.append(key_end)
-        flat.append(code)
+        array.resize_smart(flat, size + 5)
+        flat.data.as_longlongs[size] = row_open
+        flat.data.as_longlongs[size + 1] = i
+        flat.data.as_longlongs[size + 2] = key_start
+        flat.data.as_longlongs[size + 3] = key_end
+        flat.data.as_longlongs[size + 4] = code
+        size += 5
         j = _space(sql, i, n)
         if j < 0:
             return None

@@ -52,6 +52,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+from array import array
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -1560,7 +1561,7 @@ class BulkRows:
     its lexing and this, and places the rows from ``rows``."""
 
     values_end: int  # just after the VALUES word
-    rows: list[int]  # split_rows' five integers per row (no column read)
+    rows: array[int]  # split_rows' five integers per row (no column read)
     columns: int  # items per row
     tokens: int  # tokens in the rows
     mode: LexMode
@@ -1580,7 +1581,7 @@ class BulkRows:
         first_end = self.rows[1]
         return sql[:first_end] + " " * (self.tail_start - first_end) + sql[self.tail_start :]
 
-    def read(self, sql: str, column: int, hashed: IntegerHash | None) -> list[int]:
+    def read(self, sql: str, column: int, hashed: IntegerHash | None) -> array[int]:
         """``split_rows`` again, reading ``column`` (with ``hashed``'s placement codes)."""
         low, high, modulus = (hashed.low, hashed.high, hashed.modulus) if hashed else (0, 0, 0)
         found = split_rows(

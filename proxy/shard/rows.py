@@ -5,7 +5,8 @@ of one column in each (the shard key), for routing a bulk INSERT without lexing 
 (just after the ``VALUES`` or ``VALUE`` word the lexer found) a run of rows ``( item, ... )``
 separated by commas, up to the first thing after a row that is not a comma (the rest of the
 statement, which the lexer reads). It returns ``(columns, tokens, flat)``: the number of items
-of every row, the number of tokens in the rows, and five integers per row: where its ``(`` is,
+of every row, the number of tokens in the rows, and five integers per row (an ``array("q")``,
+no Python integer made per row): where its ``(`` is,
 just after its ``)``, where item ``column`` starts and ends (its first token's start, its last
 token's end), and that item's *placement code*: when ``modulus`` is not 0 and the item is an
 integer literal (digits, after any ``+`` and ``-`` signs) ``v`` with ``low <= v <= high``,
@@ -34,6 +35,7 @@ full lexing gives).
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 
 __all__ = ["ROWS_MISSING", "split_rows", "split_rows_pure"]
@@ -42,10 +44,10 @@ __all__ = ["ROWS_MISSING", "split_rows", "split_rows_pure"]
 # another thread, the event loop's, gets the interpreter lock between calls.
 SLICE = 256 * 1024
 
-Split = tuple[int, int, list[int]]
+Split = tuple[int, int, "array[int]"]
 # split_rows' own answer: a Split and where the next row starts when it stopped past ``limit``
 # characters (-1: at the end of the rows).
-Slice = tuple[int, int, list[int], int]
+Slice = tuple[int, int, "array[int]", int]
 
 _SPACE = frozenset(" \t\n\r\x0b\x0c")
 _DIGITS = frozenset("0123456789")
@@ -126,7 +128,7 @@ def split_rows_pure(
     i = _space(sql, pos, n)
     if i < 0 or i >= n or sql[i] != "(":
         return None
-    flat: list[int] = []
+    flat = array("q")
     columns = -1
     tokens = 0
     while True:
@@ -282,7 +284,7 @@ def split_rows_pure(
             value = -magnitude if negative else magnitude
             if low <= value <= high:
                 code = magnitude % modulus
-        flat += (row_open, i, key_start, key_end, code)
+        flat.extend((row_open, i, key_start, key_end, code))
         after = _space(sql, i, n)
         if after < 0:
             return None
@@ -320,7 +322,7 @@ def split_rows(
     characters at a time."""
     columns = -1
     tokens = 0
-    flat: list[int] = []
+    flat = array("q")
     while True:
         found = split_slice(sql, pos, column, low, high, modulus, backslash, ansi_quotes, limit)
         if found is None or (columns >= 0 and found[0] != columns):
