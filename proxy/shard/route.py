@@ -1550,6 +1550,8 @@ class BulkDeclined(Exception):
 # The VALUES (or VALUE) word of an INSERT, found in the text before the lexer confirms it.
 _VALUES_WORD = re.compile(r"\bVALUES?\b", re.IGNORECASE | re.ASCII)
 _BULK_PLACES = 8  # occurrences of the word looked at (the others in names, strings, comments)
+_BULK_HEAD = 65536  # where the word is looked for (an INSERT's head is short)
+_INSERT_START = re.compile(r"\s*(?:INSERT|REPLACE)\b", re.IGNORECASE | re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1597,7 +1599,9 @@ def bulk_rows(sql: str, mode: LexMode, flavor: ServerFlavor | None) -> BulkRows 
     """The rows of ``sql`` when it is one INSERT or REPLACE of at least two rows of literal
     values that ``proxy.shard.rows`` reads (``BulkRows``), else None. Its VALUES word is the
     last token of the lexing of the text up to it (not one in a comment, string or name)."""
-    for number, match in enumerate(_VALUES_WORD.finditer(sql)):
+    if _INSERT_START.match(sql) is None:
+        return None
+    for number, match in enumerate(_VALUES_WORD.finditer(sql, 0, _BULK_HEAD)):
         if number == _BULK_PLACES:
             return None
         try:
@@ -1659,7 +1663,11 @@ def _insert_split(
     for token in tokens[suffix_at:]:
         if is_name_token(token) and token.value.lower() in keys:
             raise BulkDeclined  # (ON DUPLICATE KEY UPDATE of the key: refused)
-    if len(keys) != 1 or rule.db_key.column.lower() not in lowered:
+    if (
+        len(keys) != 1
+        or rule.db_key.column.lower() not in lowered
+        or (rule.tb_key is not None and rule.tb_key.type != rule.db_key.type)
+    ):
         raise BulkDeclined  # (a table key in another column; no key: refused)
     if auto is not None:
         # Every row gives the AUTO_INCREMENT column a number stored as given (a row taking
