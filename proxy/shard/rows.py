@@ -316,10 +316,12 @@ def split_rows(
     modulus: int,
     backslash: bool,
     ansi_quotes: bool,
-    limit: int = SLICE,
+    limit: int | None = None,
 ) -> Split | None:
     """See the module docstring: the scan (compiled when built) a slice of ``limit``
-    characters at a time."""
+    characters (``SLICE``) at a time."""
+    if limit is None:
+        limit = SLICE
     columns = -1
     tokens = 0
     flat = array("q")

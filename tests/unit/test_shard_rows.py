@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auth.model import KeyType, LogicalTable, ShardKey, TableRule, partition_layout
+from proxy.shard import rows as rows_module
 from proxy.shard import statements
 from proxy.shard.placement import integer_hash
 from proxy.shard.route import Layout, Route, bulk_rows
@@ -342,8 +343,15 @@ def test_bulk_routing_of_plain_rows(sql: str, mode: LexMode, layout: Layout) -> 
     _agree(sql, layout, mode)
 
 
-def test_many_rows_in_any_order_of_partitions() -> None:
-    """Seeded: hundreds of rows, keys of every partition interleaved, values of every kind."""
+@pytest.mark.parametrize("scan", ["compiled", "pure"])
+def test_many_rows_in_any_order_of_partitions(scan: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seeded: hundreds of rows, keys of every partition interleaved, values of every kind;
+    read by the compiled scan (where built) and by the pure one, in slices of a few rows."""
+    if scan == "pure":
+        monkeypatch.setattr(rows_module, "split_slice", split_rows_pure)
+    elif crows is None:
+        pytest.skip("proxy.shard._crows is not built")
+    monkeypatch.setattr(rows_module, "SLICE", 100)
     rng = random.Random(20261204)
     names = ["'a'", "'it''s'", "'x\\'y'", "NULL", "_utf8'z'", "X'41'", "'/* no */'", "1.5", "-2"]
     for _ in range(40):
