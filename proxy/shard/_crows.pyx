@@ -5,11 +5,22 @@ for anything not judged there. The same scan, statement for statement, with C ty
 tests/unit/test_shard_rows.py checks both agree on random statements."""
 
 from cpython cimport array
+from cpython.unicode cimport PyUnicode_DATA, PyUnicode_KIND, PyUnicode_READ
 from libc.stdint cimport int64_t
 
 import array
 
 cdef int MAX_DIGITS = 18
+
+
+cdef struct Text:
+    # the statement's characters, read straight from its storage (1, 2 or 4 bytes each)
+    int kind
+    void* data
+
+
+cdef inline Py_UCS4 _at(Text t, Py_ssize_t i) noexcept:
+    return PyUnicode_READ(t.kind, t.data, i)
 
 
 cdef inline bint _space_char(Py_UCS4 c):
@@ -32,11 +43,11 @@ cdef inline bint _ident(Py_UCS4 c):
     return _word_char(c) or c == 36 or c >= 0x80
 
 
-cdef Py_ssize_t _line_end(str sql, Py_ssize_t i, Py_ssize_t n):
+cdef Py_ssize_t _line_end(Text t, Py_ssize_t i, Py_ssize_t n):
     """Where a ``#`` or ``--`` comment from ``i`` ends (its newline, or n); -1 on a NUL."""
     cdef Py_UCS4 c
     while i < n:
-        c = sql[i]
+        c = _at(t, i)
         if c == 10:
             return i
         if c == 0:
@@ -45,35 +56,35 @@ cdef Py_ssize_t _line_end(str sql, Py_ssize_t i, Py_ssize_t n):
     return n
 
 
-cdef Py_ssize_t _space(str sql, Py_ssize_t i, Py_ssize_t n):
+cdef Py_ssize_t _space(Text t, Py_ssize_t i, Py_ssize_t n):
     cdef Py_UCS4 c, d
     while i < n:
-        c = sql[i]
+        c = _at(t, i)
         if _space_char(c):
             i += 1
         elif c == 35:  # '#'
-            i = _line_end(sql, i, n)
+            i = _line_end(t, i, n)
             if i < 0:
                 return -1
-        elif c == 45 and i + 1 < n and sql[i + 1] == 45 and (
-            i + 2 >= n or sql[i + 2] <= 32 or sql[i + 2] == 127
+        elif c == 45 and i + 1 < n and _at(t, i + 1) == 45 and (
+            i + 2 >= n or _at(t, i + 2) <= 32 or _at(t, i + 2) == 127
         ):  # '-- '
-            i = _line_end(sql, i, n)
+            i = _line_end(t, i, n)
             if i < 0:
                 return -1
-        elif c == 47 and i + 1 < n and sql[i + 1] == 42:  # '/*'
+        elif c == 47 and i + 1 < n and _at(t, i + 1) == 42:  # '/*'
             if i + 2 < n:
-                d = sql[i + 2]
-                if d == 33 or (d == 77 and i + 3 < n and sql[i + 3] == 33):  # ! M!
+                d = _at(t, i + 2)
+                if d == 33 or (d == 77 and i + 3 < n and _at(t, i + 3) == 33):  # ! M!
                     return -1
             i += 2
             while True:
                 if i + 1 >= n:
                     return -1
-                d = sql[i]
+                d = _at(t, i)
                 if d == 0:
                     return -1
-                if d == 42 and sql[i + 1] == 47:
+                if d == 42 and _at(t, i + 1) == 47:
                     i += 2
                     break
                 i += 1
@@ -82,15 +93,15 @@ cdef Py_ssize_t _space(str sql, Py_ssize_t i, Py_ssize_t n):
     return i
 
 
-cdef Py_ssize_t _string(str sql, Py_ssize_t i, Py_ssize_t n, Py_UCS4 quote, bint backslash):
+cdef Py_ssize_t _string(Text t, Py_ssize_t i, Py_ssize_t n, Py_UCS4 quote, bint backslash):
     cdef Py_UCS4 c
     i += 1
     while i < n:
-        c = sql[i]
+        c = _at(t, i)
         if c == 92 and backslash:
             i += 2
         elif c == quote:
-            if i + 1 < n and sql[i + 1] == quote:
+            if i + 1 < n and _at(t, i + 1) == quote:
                 i += 2
             else:
                 return i + 1
@@ -121,8 +132,13 @@ def split_rows(
     cdef array.array flat = array.array("q")
     cdef Py_ssize_t size = 0
     cdef str text
-    i = _space(sql, pos, n)
-    if i < 0 or i >= n or sql[i] != 40:
+    cdef Text t
+    if pos < 0 or pos > n:
+        return None
+    t.kind = PyUnicode_KIND(sql)
+    t.data = PyUnicode_DATA(sql)
+    i = _space(t, pos, n)
+    if i < 0 or i >= n or _at(t, i) != 40:
         return None
     while True:
         row_open = i
@@ -140,10 +156,10 @@ def split_rows(
         prev_op = True
         prev_word = False
         while True:
-            i = _space(sql, i, n)
+            i = _space(t, i, n)
             if i < 0 or i >= n:
                 return None
-            c = sql[i]
+            c = _at(t, i)
             start = i
             plain = False
             op = False
@@ -180,16 +196,16 @@ def split_rows(
                 i += 1
                 op = True
             elif c == 39:  # '
-                i = _string(sql, i, n, 39, backslash)
+                i = _string(t, i, n, 39, backslash)
             elif c == 34:  # "
                 if ansi_quotes:
                     return None
-                i = _string(sql, i, n, 34, backslash)
-            elif (c == 120 or c == 88 or c == 98 or c == 66) and i + 1 < n and sql[i + 1] == 39:
+                i = _string(t, i, n, 34, backslash)
+            elif (c == 120 or c == 88 or c == 98 or c == 66) and i + 1 < n and _at(t, i + 1) == 39:
                 hexa = c == 120 or c == 88
                 j = i + 2
-                while j < n and sql[j] != 39:
-                    d = sql[j]
+                while j < n and _at(t, j) != 39:
+                    d = _at(t, j)
                     if hexa and not _hexdigit(d):
                         return None
                     if not hexa and d != 48 and d != 49:
@@ -200,16 +216,16 @@ def split_rows(
                 if hexa and (j - i - 2) % 2:
                     return None
                 i = j + 1
-            elif (c == 110 or c == 78) and i + 1 < n and sql[i + 1] == 39:  # N'
-                i = _string(sql, i + 1, n, 39, backslash)
-            elif _digit(c) or (c == 46 and i + 1 < n and _digit(sql[i + 1])):
+            elif (c == 110 or c == 78) and i + 1 < n and _at(t, i + 1) == 39:  # N'
+                i = _string(t, i + 1, n, 39, backslash)
+            elif _digit(c) or (c == 46 and i + 1 < n and _digit(_at(t, i + 1))):
                 if c == 46 and prev_end == i and not prev_op:
                     return None
-                if c == 48 and i + 1 < n and (sql[i + 1] == 120 or sql[i + 1] == 98):  # 0x 0b
-                    hexa = sql[i + 1] == 120
+                if c == 48 and i + 1 < n and (_at(t, i + 1) == 120 or _at(t, i + 1) == 98):  # 0x 0b
+                    hexa = _at(t, i + 1) == 120
                     j = i + 2
                     while j < n and (
-                        (hexa and _hexdigit(sql[j])) or (not hexa and (sql[j] == 48 or sql[j] == 49))
+                        (hexa and _hexdigit(_at(t, j))) or (not hexa and (_at(t, j) == 48 or _at(t, j) == 49))
                     ):
                         j += 1
                     if j == i + 2:
@@ -217,39 +233,39 @@ def split_rows(
                     i = j
                 else:
                     j = i
-                    while j < n and _digit(sql[j]):
+                    while j < n and _digit(_at(t, j)):
                         j += 1
                     plain = True
-                    if j < n and sql[j] == 46:
+                    if j < n and _at(t, j) == 46:
                         plain = False
                         j += 1
-                        while j < n and _digit(sql[j]):
+                        while j < n and _digit(_at(t, j)):
                             j += 1
-                    if j < n and (sql[j] == 101 or sql[j] == 69):  # e E
+                    if j < n and (_at(t, j) == 101 or _at(t, j) == 69):  # e E
                         k = j + 1
-                        if k < n and (sql[k] == 43 or sql[k] == 45):
+                        if k < n and (_at(t, k) == 43 or _at(t, k) == 45):
                             k += 1
-                        if k < n and _digit(sql[k]):
+                        if k < n and _digit(_at(t, k)):
                             plain = False
                             j = k
-                            while j < n and _digit(sql[j]):
+                            while j < n and _digit(_at(t, j)):
                                 j += 1
                     i = j
-                if i < n and (_ident(sql[i]) or sql[i] == 46):
+                if i < n and (_ident(_at(t, i)) or _at(t, i) == 46):
                     return None
             elif _word_char(c):
                 j = i
-                while j < n and _ident(sql[j]):
-                    d = sql[j]
+                while j < n and _ident(_at(t, j)):
+                    d = _at(t, j)
                     if d == 36 or d >= 0x80:
                         return None
                     j += 1
-                if j < n and sql[j] == 46:
+                if j < n and _at(t, j) == 46:
                     return None
                 text = sql[i:j].upper()
                 if text == "NULL" or text == "TRUE" or text == "FALSE" or text == "DEFAULT":
                     word = True
-                elif not (c == 95 and j < n and sql[j] == 39):
+                elif not (c == 95 and j < n and _at(t, j) == 39):
                     return None
                 i = j
             else:
@@ -269,7 +285,7 @@ def split_rows(
                     key_state = 1
                     magnitude = 0
                     for k in range(start, i):
-                        magnitude = magnitude * 10 + (<int64_t>sql[k] - 48)
+                        magnitude = magnitude * 10 + (<int64_t>_at(t, k) - 48)
                 else:
                     key_state = 2
             prev_end = i
@@ -291,14 +307,14 @@ def split_rows(
         flat.data.as_longlongs[size + 3] = key_end
         flat.data.as_longlongs[size + 4] = code
         size += 5
-        j = _space(sql, i, n)
+        j = _space(t, i, n)
         if j < 0:
             return None
-        if j >= n or sql[j] != 44:
+        if j >= n or _at(t, j) != 44:
             return columns, tokens, flat, -1
-        i = _space(sql, j + 1, n)
+        i = _space(t, j + 1, n)
         tokens += 1
-        if i < 0 or i >= n or sql[i] != 40:
+        if i < 0 or i >= n or _at(t, i) != 40:
             return None
         if i - pos >= limit:
             return columns, tokens, flat, i

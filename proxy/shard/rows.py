@@ -125,6 +125,8 @@ def split_rows_pure(
 ) -> Slice | None:
     """See the module docstring."""
     n = len(sql)
+    if pos < 0 or pos > n:
+        return None
     i = _space(sql, pos, n)
     if i < 0 or i >= n or sql[i] != "(":
         return None

@@ -148,12 +148,13 @@ def _values_end(sql: str) -> int:
     st.sampled_from([0, 2, 3, 4, 8]),
     st.integers(-3, 3),
     st.sampled_from([1, 5, 20, 1 << 40]),
+    st.sampled_from([0, 0, 0, -1, 1 << 20]),
 )
 def test_compiled_splitter_agrees_with_the_reference(
-    sql: str, mode: LexMode, column: int, modulus: int, shift: int, limit: int
+    sql: str, mode: LexMode, column: int, modulus: int, shift: int, limit: int, off: int
 ) -> None:
     assert crows is not None
-    pos = max(0, min(len(sql), _values_end(sql) + shift))
+    pos = max(0, min(len(sql), _values_end(sql) + shift)) + off  # (and out of the text)
     pure = _split(split_rows_pure, sql, pos, column, modulus, mode, limit)
     compiled = _split(crows.split_rows, sql, pos, column, modulus, mode, limit)
     assert compiled == pure
