@@ -1563,11 +1563,13 @@ class BulkRows:
     its lexing and this, and places the rows from ``rows``."""
 
     values_end: int  # just after the VALUES word
-    rows: array[int]  # split_rows' five integers per row (no column read)
+    rows: array[int]  # split_rows' five integers per row
     columns: int  # items per row
     tokens: int  # tokens in the rows
     mode: LexMode
     flavor: ServerFlavor | None
+    column: int = -1  # the column ``rows`` read (the shard key's, as guessed from the head)
+    hashed: IntegerHash | None = None  # and the placement codes it gave
 
     @property
     def head_end(self) -> int:
@@ -1584,7 +1586,10 @@ class BulkRows:
         return sql[:first_end] + " " * (self.tail_start - first_end) + sql[self.tail_start :]
 
     def read(self, sql: str, column: int, hashed: IntegerHash | None) -> array[int]:
-        """``split_rows`` again, reading ``column`` (with ``hashed``'s placement codes)."""
+        """``split_rows`` reading ``column`` (with ``hashed``'s placement codes): ``rows``
+        when that is what they read, else read again."""
+        if column == self.column and hashed == self.hashed:
+            return self.rows
         low, high, modulus = (hashed.low, hashed.high, hashed.modulus) if hashed else (0, 0, 0)
         found = split_rows(
             sql, self.values_end, column, low, high, modulus,
@@ -1595,10 +1600,14 @@ class BulkRows:
         return found[2]
 
 
-def bulk_rows(sql: str, mode: LexMode, flavor: ServerFlavor | None) -> BulkRows | None:
+def bulk_rows(
+    sql: str, mode: LexMode, flavor: ServerFlavor | None, layout: Layout | None = None
+) -> BulkRows | None:
     """The rows of ``sql`` when it is one INSERT or REPLACE of at least two rows of literal
     values that ``proxy.shard.rows`` reads (``BulkRows``), else None. Its VALUES word is the
-    last token of the lexing of the text up to it (not one in a comment, string or name)."""
+    last token of the lexing of the text up to it (not one in a comment, string or name).
+    With ``layout``, the shard key's column is read too, as the head suggests it (``_insert``
+    reads the rows again if it finds another)."""
     if _INSERT_START.match(sql) is None:
         return None
     for number, match in enumerate(_VALUES_WORD.finditer(sql, 0, _BULK_HEAD)):
@@ -1616,14 +1625,42 @@ def bulk_rows(sql: str, mode: LexMode, flavor: ServerFlavor | None) -> BulkRows 
         last = tokens[-1]
         if last.kind is not TokenKind.WORD or last.pos != match.start():
             continue
+        column, hashed = _guessed_key(tokens, layout) if layout is not None else (-1, None)
+        low, high, modulus = (hashed.low, hashed.high, hashed.modulus) if hashed else (0, 0, 0)
         found = split_rows(
-            sql, match.end(), -1, 0, 0, 0, not mode.no_backslash_escapes, mode.ansi_quotes
-        )
+            sql, match.end(), column, low, high, modulus,
+            not mode.no_backslash_escapes, mode.ansi_quotes,
+        )  # fmt: skip
         if found is None or len(found[2]) < 10:
             return None  # (one row: nothing to gain)
         columns, count, rows = found
-        return BulkRows(match.end(), rows, columns, count, mode, flavor)
+        return BulkRows(match.end(), rows, columns, count, mode, flavor, column, hashed)
     return None
+
+
+def _guessed_key(tokens: Sequence[Token], layout: Layout) -> tuple[int, IntegerHash | None]:
+    """Which item of an INSERT's rows is its table's shard key, and the table's IntegerHash,
+    as its head up to VALUES (``tokens``) suggests them; (-1, None) when it does not. Only a
+    guess: ``_insert_split`` uses the rows read with it when it finds the same."""
+    table = None
+    for token in tokens:
+        if is_name_token(token):
+            table = layout.tables.get(token.value.lower())
+            if table is not None:
+                break
+    if table is None or table.rule.kind != "sharded" or table.rule.db_key is None:
+        return -1, None
+    if len(tokens) >= 2 and is_op_token(tokens[-2], ")"):
+        opened = max((i for i, t in enumerate(tokens) if is_op_token(t, "(")), default=-1)
+        if opened < 0:
+            return -1, None
+        names = [t.value.lower() for t in tokens[opened + 1 : -2] if is_name_token(t)]
+    else:
+        names = [c.lower() for c in table_columns(table.definition)]
+    key = table.rule.db_key.column.lower()
+    if key not in names:
+        return -1, None
+    return names.index(key), integer_hash(table.rule, layout.count)
 
 
 def _insert_split(

@@ -373,7 +373,7 @@ def bulk_insert(
     Route ``decide`` gives, or None when this way does not decide it -- any other statement,
     one ``decide`` would refuse, an s.NEXTVAL, a DRDS hint, DATABASE() -- and ``decide``
     lexes it whole."""
-    split = bulk_rows(text, mode, flavor)
+    split = bulk_rows(text, mode, flavor, layout)
     if split is None or hint_comment(text):
         return None
     blanked = split.blanked(text)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
@@ -29,7 +30,7 @@ from auth.model import KeyType, LogicalTable, ShardKey, TableRule, partition_lay
 from proxy.shard import rows as rows_module
 from proxy.shard import statements
 from proxy.shard.placement import integer_hash
-from proxy.shard.route import Layout, Route, bulk_rows
+from proxy.shard.route import Layout, Route, bulk_rows, route
 from proxy.shard.rows import split_rows, split_rows_pure
 from proxy.shard.values import NotALiteral, literal_value
 from proxy.sql.lexer import LexError, LexMode, ServerFlavor, Token, TokenKind, lex
@@ -420,3 +421,20 @@ def test_decide_takes_the_bulk_way_for_long_statements() -> None:
     hashed = integer_hash(LAYOUT.tables["u"].rule, LAYOUT.count)
     assert hashed is not None
     assert {t.sql.split("`")[1] for t in found.targets} == {f"u_0{g}" for g in range(8)}
+
+
+def test_rows_read_for_another_column_are_read_again() -> None:
+    """The shard key's column is only guessed from the head when the rows are first read:
+    routing reads them again when the guess is not its own (here: made wrong on purpose)."""
+    sql = "INSERT INTO u (v, id) VALUES " + ", ".join(f"({i * 7}, {i})" for i in range(1, 60))
+    split = bulk_rows(sql, LexMode(), MARIADB, LAYOUT)
+    assert split is not None and split.column == 1 and split.hashed is not None
+    expected = _full(sql, LAYOUT, LexMode())
+    for wrong in (
+        replace(split, column=0),
+        replace(split, hashed=split.hashed._replace(modulus=3)),
+        replace(split, column=-1, hashed=None),
+    ):
+        lexed = lex(wrong.blanked(sql), LexMode(), MARIADB)[0]
+        found = route(sql, LAYOUT, LexMode(), MARIADB, lexed=lexed, split=wrong)
+        assert ("ok", found) == expected
