@@ -1589,8 +1589,10 @@ class ShardedExecutor:
             # Each XA step on every branch at once (separate connections, independent).
             started, failed = await _on_each(conns, branches, step("START"))
             _raise_first(failed, branches)
+            # The statements of every branch at once too (a branch's own in order).
+            sent = await _commands_by_branch(conns, targets, command)
             for index, target in enumerate(targets):
-                packet = await conns[target.partition].command(command(index))
+                packet = sent[index]
                 if packet[:1] == b"\xff":
                     err = parse_err(packet, conns[target.partition].capabilities)
                     failure = sql_error_from(err.errno, err.sqlstate, err.message)
@@ -1601,6 +1603,15 @@ class ShardedExecutor:
                 answers.append(packet)
             _, failed = await _on_each(conns, started, step("END"))
             _raise_first(failed, started)
+            if failure is None and len(started) == 1:
+                # One branch (the tables of one physical database): committed in one phase,
+                # nothing for the catalog to decide or for a recovery to find prepared.
+                one_phase = step("COMMIT")
+                _, failed = await _on_each(conns, started, lambda p: one_phase(p) + " ONE PHASE")
+                _raise_first(failed, started)
+                await self._remember_insert_id(decision)
+                self._answer_write(answers, conns[targets[0].partition], decision)
+                return
             if failure is None:
                 _, failed = await _on_each(conns, started, step("PREPARE"))
                 _raise_first(failed, started)
@@ -3388,6 +3399,44 @@ def _steps_ok(
         if answer[:1] != b"\x00":
             conns[partition].broken = True
             raise BackendError(f"an answer other than OK to an XA step on partition {partition}")
+
+
+async def _commands_by_branch(
+    conns: Mapping[int, BackendConnection],
+    targets: Sequence[Target],
+    command: Callable[[int], bytes],
+) -> dict[int, bytes]:
+    """Each target's ``command(index)`` answer, by index: the partitions' connections at once,
+    a partition's targets one after the other, up to its first answer that is not an OK (the
+    rest of that partition is not sent, as when targets ran one after the other: the caller
+    stops at the first such answer in target order). A lost connection raises (the first in
+    target order), once every partition is done."""
+    by_partition: dict[int, list[int]] = {}
+    for index, target in enumerate(targets):
+        by_partition.setdefault(target.partition, []).append(index)
+    answers: dict[int, bytes] = {}
+
+    async def run(indexes: list[int]) -> None:
+        for index in indexes:
+            packet = await conns[targets[index].partition].command(command(index))
+            answers[index] = packet
+            if packet[:1] != b"\x00":
+                return
+
+    results = await asyncio.gather(
+        *(run(indexes) for indexes in by_partition.values()), return_exceptions=True
+    )
+    lost = {
+        partition: result
+        for partition, result in zip(by_partition, results, strict=True)
+        if isinstance(result, BaseException)
+    }
+    for index in range(len(targets)):
+        if index not in answers:
+            raise lost[targets[index].partition]
+        if answers[index][:1] != b"\x00":
+            break  # (the caller stops here)
+    return answers
 
 
 def _raise_first(failed: Mapping[int, BackendQueryError], order: Sequence[int]) -> None:

@@ -38,11 +38,14 @@ from proxy.shard.ddl import (
 )
 from proxy.shard.metadata import Statistics, logical_text, needs_statistics, physical_qualifiers
 from proxy.shard.route import (  # the token helpers routing reads statements with
+    BulkDeclined,
     Layout,
     NeedsSequence,
     Route,
     Target,
     TextShape,
+    bulk_rows,
+    hint_comment,
     hinted,
     is_name_token,
     is_op_token,
@@ -55,7 +58,9 @@ from proxy.shard.transaction import TransactionControl
 from proxy.shard.values import SqlValue
 from proxy.sql.lexer import (
     DEFAULT_MODE,
+    MAX_TOKENS,
     LexedStatement,
+    LexError,
     LexMode,
     ServerFlavor,
     Token,
@@ -65,6 +70,7 @@ from proxy.sql.lexer import (
 from proxy.sql.like import LikePattern, equal_general_ci, shows_database
 
 __all__ = [
+    "BULK_MIN_CHARS",
     "CreateShardedTable",
     "Decision",
     "FanOut",
@@ -75,6 +81,7 @@ __all__ = [
     "TableAccess",
     "TableLocks",
     "TableStatus",
+    "bulk_insert",
     "decide",
     "field_listing",
     "shaped",
@@ -364,6 +371,10 @@ def decide(
     codec of the client's character set (string keys are read in it: ``route``).
     ``statistics``: the sharded tables' statistics summed (information_schema.TABLES and
     STATISTICS); a text statement reading those without them is :class:`NeedsStatistics`."""
+    if params is None and nextvals is None and codec == "utf-8" and len(text) >= BULK_MIN_CHARS:
+        bulk = bulk_insert(text, layout, mode, flavor, sequence_values)
+        if bulk is not None:
+            return bulk
     # Lexed once for every step below and routing (a multi-row INSERT of many rows is mostly
     # lexing): again only when s.NEXTVAL values were spliced in.
     statements = lex(text, mode, flavor)
@@ -405,6 +416,47 @@ def decide(
     first = layout.partitions[0]
     sql = qualified or text
     return Route("copy", "", False, True, (Target(0, first.shard, first.name, sql),))
+
+
+# From this length on, a statement that may be a multi-row INSERT is first read by
+# ``bulk_insert`` (below it, lexing it whole costs about as much).
+BULK_MIN_CHARS = 512
+
+
+def bulk_insert(
+    text: str,
+    layout: Layout,
+    mode: LexMode,
+    flavor: ServerFlavor | None,
+    sequence_values: Sequence[int] | None,
+) -> Route | None:
+    """``decide`` for a multi-row INSERT into a sharded table whose rows are literal values,
+    without lexing its rows (``proxy.shard.route.bulk_rows``: the rows' places and shard keys
+    read in one pass, the rest of the statement lexed with the rows blanked out): the same
+    Route ``decide`` gives, or None when this way does not decide it -- any other statement,
+    one ``decide`` would refuse, an s.NEXTVAL, a DRDS hint, DATABASE() -- and ``decide``
+    lexes it whole."""
+    split = bulk_rows(text, mode, flavor, layout)
+    if split is None or hint_comment(text):
+        return None
+    blanked = split.blanked(text)
+    try:
+        statements = lex(blanked, mode, flavor)
+    except LexError:
+        return None
+    if len(statements) != 1 or len(statements[0].tokens) + split.tokens > MAX_TOKENS:
+        return None
+    if layout.sequences and nextval_references(
+        statements[0], lambda n: n.lower() in layout.sequences
+    ):
+        return None
+    if logical_text(blanked, layout, mode, flavor) is not None:
+        return None
+    try:
+        found = route(text, layout, mode, flavor, sequence_values, lexed=statements[0], split=split)
+    except (BulkDeclined, SqlError):
+        return None
+    return found if isinstance(found, Route) else None
 
 
 def _decide_one(

@@ -570,6 +570,17 @@ def test_string_keys_longer_than_the_column_are_placed_as_stored(sharded: ProxyE
             cur.execute(f"INSERT INTO sk VALUES ('{long_key[1:21]}     ', 5)")
             cur.execute(f"SELECT v FROM sk WHERE k = '{long_key[1:21]}'")
             assert cur.fetchall() == ((5,),)
+            # A long INSERT (its rows read in one pass, not lexed) alike.
+            cur.execute("SET SESSION sql_mode = ''")
+            bulk = [f"bulk{n:02d}-{long_key}" for n in range(30)]
+            sql = "INSERT INTO sk VALUES " + ", ".join(f"('{k}', {n})" for n, k in enumerate(bulk))
+            assert len(sql) >= 512
+            assert cur.execute(sql) == 30
+            for n, key in enumerate(bulk):
+                cur.execute(f"SELECT v FROM sk WHERE k = '{key[:20]}'")
+                assert cur.fetchall() == ((n,),), key
+            cur.execute("DELETE FROM sk WHERE k LIKE 'bulk%'")
+            assert cur.rowcount == 30
         # A prepared INSERT's parameter alike.
         prepared = sharded.connector(DB, PASSWORD, DB, autocommit=True)
         try:
@@ -587,4 +598,72 @@ def test_string_keys_longer_than_the_column_are_placed_as_stored(sharded: ProxyE
             )
             assert cur.rowcount == 4
     finally:
+        conn.close()
+
+
+# ------------------------------------------------------------------------- bulk INSERT
+
+
+def _secret_rows(env: ProxyEnv) -> dict[int, tuple[int, str, str]]:
+    """Every row of ``secret`` read from its 8 physical tables directly: id -> (physical
+    database, physical table, v). |id| mod 8 is the global table index, db = index div 2."""
+    found = {}
+    for g in range(8):
+        for row_id, value in _physical(env, g // 2, f"SELECT id, v FROM secret_0{g}"):
+            assert row_id not in found
+            found[row_id] = (g // 2, f"secret_0{g}", value)
+    return found
+
+
+def test_a_long_insert_puts_each_row_in_its_physical_table(sharded: ProxyEnv) -> None:
+    """A multi-row INSERT long enough to be read without lexing its rows: strings that look
+    like row boundaries, comments or escapes, comments between the rows, negative keys -- each
+    row lands in the physical table its key hashes to, with its value as written."""
+    tricky = ["a''b", "c\\'d", "/* x */", "), (999, ''x", "-- y", "e\\\\", 'f"g', "h,i"]
+    rows = {}
+    texts = []
+    for number, row_id in enumerate(range(-40, 41)):
+        raw = tricky[number % len(tricky)]
+        value = raw.replace("''", "'").replace("\\'", "'").replace("\\\\", "\\")
+        rows[row_id] = value
+        comment = ["", " /* r */", "\n-- r\n", " # r\n"][number % 4]
+        texts.append(f"({row_id},{comment} '{raw}')")
+    sql = "INSERT INTO secret (id, v) VALUES " + ", ".join(texts)
+    assert len(sql) > 512 and "999" not in [str(k) for k in rows]
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            assert cur.execute(sql) == len(rows)
+            found = _secret_rows(sharded)
+            assert {k: v for k, (_, _, v) in found.items()} == rows
+            for row_id, (database, table, _) in found.items():
+                assert (database, table) == ((abs(row_id) % 8) // 2, f"secret_0{abs(row_id) % 8}")
+            cur.execute("SELECT count(*), sum(id) FROM secret")
+            assert cur.fetchone() == (len(rows), 0)
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("DELETE FROM secret")
+        conn.close()
+
+
+def test_an_insert_into_tables_of_one_database_commits_all_or_nothing(sharded: ProxyEnv) -> None:
+    """Rows for two physical tables of one physical database (one branch, committed in one
+    phase): all of them, or -- a duplicate key in the second table -- none."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            # 8 and 16 -> secret_00, 9 and 17 -> secret_01: both in physical database 0
+            assert cur.execute("INSERT INTO secret VALUES (8, 'a'), (9, 'b')") == 2
+            assert {k: v[:2] for k, v in _secret_rows(sharded).items()} == {
+                8: (0, "secret_00"),
+                9: (0, "secret_01"),
+            }
+            with pytest.raises(pymysql.err.IntegrityError):
+                cur.execute("INSERT INTO secret VALUES (16, 'c'), (9, 'dup'), (17, 'd')")
+            assert sorted(_secret_rows(sharded)) == [8, 9]
+            assert cur.execute("INSERT INTO secret VALUES (16, 'c'), (17, 'd')") == 2
+            assert sorted(_secret_rows(sharded)) == [8, 9, 16, 17]
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("DELETE FROM secret")
         conn.close()
