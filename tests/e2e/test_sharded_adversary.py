@@ -588,3 +588,46 @@ def test_string_keys_longer_than_the_column_are_placed_as_stored(sharded: ProxyE
             assert cur.rowcount == 4
     finally:
         conn.close()
+
+
+# ------------------------------------------------------------------------------ LOCK TABLES
+
+
+def _in_use(env: ProxyEnv) -> list[tuple[str, str]]:
+    """The tables in use (locked or read) on both shards: (database, table)."""
+    found: list[tuple[str, str]] = []
+    for endpoint in env.shards:
+        admin = connect_admin(endpoint)
+        try:
+            with admin.cursor() as cur:
+                cur.execute("SHOW OPEN TABLES WHERE In_use > 0")
+                found += [(row[0], row[1]) for row in cur.fetchall()]
+        finally:
+            admin.close()
+    return sorted(found)
+
+
+def test_reset_connection_ends_every_partitions_locks_and_settings(sharded: ProxyEnv) -> None:
+    """COM_RESET_CONNECTION went to physical database 0's connection alone: after LOCK TABLES
+    the other partitions' connections kept their locks (other sessions blocked, this one told
+    1100 for tables it no longer locked), and a setting made before it (sql_mode = '') stayed
+    on them, so a string key too long for its column was cut silently where the session is
+    strict again."""
+    client = BinaryClient(sharded.port, DB, PASSWORD, DB)
+    try:
+        client.query("LOCK TABLES ja WRITE")
+        assert _in_use(sharded) == [(f"{DB}_{i:04d}", "ja") for i in range(4)]
+        client._send(b"\x1f")  # COM_RESET_CONNECTION
+        client._check(client._read()[1])
+        assert _in_use(sharded) == []
+        assert client.query_raw("SELECT COUNT(*) FROM jb")[0][:1] != b"\xff"
+        client.query("SET SESSION sql_mode = ''")
+        assert client.query_raw("SELECT COUNT(*) FROM sk")[0][:1] != b"\xff"  # every partition
+        client._send(b"\x1f")
+        client._check(client._read()[1])
+        for n in range(8):
+            with pytest.raises(ServerError) as refused:
+                client.query(f"INSERT INTO sk VALUES ('{n}{'x' * 24}', {n})")
+            assert str(refused.value) == "(1406) Data too long for column 'k' at row 1", n
+    finally:
+        client.close()
