@@ -301,6 +301,12 @@ def table_locks(
         wait, items = f" WAIT {items[-1].raw}", items[:-2]
     per_db: list[list[str]] = [[] for _ in range(layout.count)]
     locked: set[str] = set()
+    split_names = {
+        n.lower()
+        for t in layout.tables.values()
+        if t.rule.split_tables
+        for _, n in t.physical_tables(layout.count)
+    }
     for item in _split_commas(items):
         if not item:
             continue
@@ -315,10 +321,19 @@ def table_locks(
             name, rest = item[0], item[1:]
         lock = " ".join(t.raw for t in rest)
         table = layout.tables.get(name.value.lower())
+        if table is None and name.value.lower() in split_names:
+            # A split table's physical table: no table of the database (as routing says).
+            raise sql_error(
+                ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{name.value}' doesn't exist"
+            )
         if table is None:
             # Not a table of the database: physical database 0 answers as MariaDB would.
             per_db[0].append(f"{quote_name(name.value)} {lock}")
             continue
+        aliased = bool(rest) and token_keyword(rest[0]) not in ("READ", "WRITE", "LOW_PRIORITY")
+        if aliased and table.rule.split_tables:
+            # (a physical database's several physical tables cannot share the one alias)
+            raise not_supported(f"LOCK TABLES of split table {table.name} under an alias")
         locked.add(table.key)
         for database, physical in table.physical_tables(layout.count):
             per_db[database].append(f"{quote_name(physical)} {lock}")

@@ -631,3 +631,32 @@ def test_reset_connection_ends_every_partitions_locks_and_settings(sharded: Prox
             assert str(refused.value) == "(1406) Data too long for column 'k' at row 1", n
     finally:
         client.close()
+
+
+def test_lock_tables_of_a_physical_table_name_is_no_such_table(sharded: ProxyEnv) -> None:
+    """LOCK TABLES passed a name that is no logical table to physical database 0: a split
+    table's physical table (``secret_00``, which every other statement answers with 1146) was
+    locked there, telling the client it exists. A split table locked under an alias was
+    MariaDB's 1066 (its physical tables on one physical database cannot share the alias)."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            for name in ("secret_00", "SECRET_01", f"{DB}.secret_00"):
+                assert _error(cur, f"LOCK TABLES {name} READ") == (
+                    1146,
+                    f"Table '{DB}.{name.split('.')[-1]}' doesn't exist",
+                ), name
+            assert _error(cur, "LOCK TABLES ja READ, secret_01 AS s WRITE") == (
+                1146,
+                f"Table '{DB}.secret_01' doesn't exist",
+            )
+            assert _in_use(sharded) == []
+            errno, message = _error(cur, "LOCK TABLES secret AS s READ")
+            assert errno == 1235 and "split table secret under an alias" in message
+            cur.execute("LOCK TABLES secret READ, ja AS j READ")
+            cur.execute("SELECT COUNT(*) FROM ja AS j")
+            assert cur.fetchall() == ((4,),)
+            cur.execute("UNLOCK TABLES")
+        assert _in_use(sharded) == []
+    finally:
+        conn.close()
