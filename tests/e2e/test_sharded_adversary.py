@@ -660,3 +660,47 @@ def test_lock_tables_of_a_physical_table_name_is_no_such_table(sharded: ProxyEnv
         assert _in_use(sharded) == []
     finally:
         conn.close()
+
+
+def test_string_keys_converted_to_the_columns_character_set_are_placed_as_stored(
+    sharded: ProxyEnv,
+) -> None:
+    """MariaDB converts a string to its column's character set: without strict mode a
+    character the set cannot hold is stored as ``?`` (a 4-byte one in utf8mb3, a CJK one in
+    latin1). The row was placed by the string as given, so a read by the value stored went
+    to another partition and found nothing. A character set the proxy cannot convert to is
+    refused (1235) for a non-ASCII key."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE k3 (k varchar(10) CHARACTER SET utf8mb3 NOT NULL, v int)"
+                " DBPARTITION BY HASH(k)"
+            )
+            cur.execute(
+                "CREATE TABLE kl (k varchar(10) NOT NULL, v int) DEFAULT CHARSET latin1"
+                " DBPARTITION BY HASH(k)"
+            )
+            cur.execute(
+                "CREATE TABLE kg (k varchar(10) CHARACTER SET gbk NOT NULL, v int)"
+                " DBPARTITION BY HASH(k)"
+            )
+            cur.execute("SET SESSION sql_mode = ''")
+            for n in range(6):
+                cur.execute(f"INSERT INTO k3 VALUES ('{n}\U0001f600x', {n})")
+                cur.execute(f"INSERT INTO kl VALUES ('{n}\u4e2d\u00e9', {n})")
+            for n in range(6):
+                cur.execute(f"SELECT v FROM k3 WHERE k = '{n}?x'")
+                assert cur.fetchall() == ((n,),), n
+                cur.execute(f"SELECT v FROM kl WHERE k = '{n}?\u00e9'")
+                assert cur.fetchall() == ((n,),), n
+            cur.execute("INSERT INTO kg VALUES ('abc', 1)")
+            errno, message = _error(cur, "INSERT INTO kg VALUES ('\u4e2d', 2)")
+            assert errno == 1235 and "character set gbk" in message
+            cur.execute("SET SESSION sql_mode = DEFAULT")
+            errno, message = _error(cur, "INSERT INTO k3 VALUES ('\U0001f600', 9)")
+            assert errno == 1366 and f"{DB}_0" not in message
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS k3, kl, kg")
+        conn.close()
