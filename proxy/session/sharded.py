@@ -1030,16 +1030,16 @@ class ShardedExecutor:
                     failed = self.logical_names(layout).error(packet, target.database.encode())
                     break
         except (BackendError, ConnectionLost) as exc:
-            with contextlib.suppress(BackendError, ConnectionLost):
-                await self._unlock_partitions()
-            link.binds.discard(BIND_TABLE_LOCK)
+            # The locks taken before it released, physical database 0's too: its connection
+            # unbound with them would go back to the pool holding them (another session's).
+            await self._unlock_partitions()
+            await self._unlock_link()
             self._lost(conns, exc, False)
             return
         if failed is not None:
             # MariaDB released the session's locks before failing: so do the others.
             await self._unlock_partitions()
-            await self._on_link("UNLOCK TABLES", answer=False)
-            link.binds.discard(BIND_TABLE_LOCK)
+            await self._unlock_link()
             self.replies.write(failed)
             return
         self.locked = decision.tables
@@ -1053,13 +1053,28 @@ class ShardedExecutor:
         others = [layout.partitions[p] for p in held if p != 0]
         if not others:
             return
-        conns = await self.source.acquire(others)
+        try:
+            conns = await self.source.acquire(others)
+        except (BackendError, BackendUnavailable, ConnectionLost):
+            # (not reached: closed, the connections still held end their locks)
+            await self.source.close()
+            return
         for partition, conn in conns.items():
             try:
                 await _own_ok(conn, "UNLOCK TABLES")
-            except BackendQueryError:
-                conn.broken = True
+            except (BackendQueryError, BackendError, ConnectionLost):
+                conn.broken = True  # (closed: its locks end with it)
                 self.source.release({partition: conn}, [partition])
+
+    async def _unlock_link(self) -> None:
+        """UNLOCK TABLES on the session's own connection, its answer dropped; the table lock's
+        bind released only once it succeeded (else the connection stays the session's, never
+        given back to the pool with locks)."""
+        try:
+            await self._on_link("UNLOCK TABLES", answer=False)
+        except (BackendError, BackendQueryError, BackendUnavailable, ConnectionLost):
+            return
+        self.session.link.binds.discard(BIND_TABLE_LOCK)
 
     def _unlocked(self) -> None:
         self.locked = None
@@ -1911,8 +1926,7 @@ class ShardedExecutor:
                 return
             if self.locked is not None:
                 await self._unlock_partitions()
-                await self._on_link("UNLOCK TABLES", answer=False)
-                self.session.link.binds.discard(BIND_TABLE_LOCK)
+                await self._unlock_link()
             self._open(explicit=True, read_only=control.read_only)
             self.replies.ok()  # the branches start where the transaction first goes
             return

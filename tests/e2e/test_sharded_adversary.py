@@ -10,6 +10,8 @@ on s0; ``advdb_0002``, ``advdb_0003`` on s1); ``DBPARTITION BY HASH(id)``: db = 
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -704,3 +706,63 @@ def test_string_keys_converted_to_the_columns_character_set_are_placed_as_stored
         with conn.cursor() as cur:
             cur.execute("DROP TABLE IF EXISTS k3, kl, kg")
         conn.close()
+
+
+def test_lock_tables_lost_midway_leaves_no_lock_in_the_pool(sharded: ProxyEnv) -> None:
+    """A LOCK TABLES whose connection to a later partition was lost (here killed while it
+    waited for another client's lock there) released the partitions' locks but not physical
+    database 0's, and unbound the session's connection: it went back to the pool holding the
+    lock -- every other session blocked on the table, the next one given that connection
+    bound by a lock it never took."""
+    blocker = connect_admin(sharded.shards[SHARD_OF[2]], database=f"{DB}_0002")
+    conn = _client(sharded)
+    answers: list[int] = []
+
+    def lock() -> None:
+        with conn.cursor() as cur:
+            answers.append(_error(cur, "LOCK TABLES ja WRITE")[0])
+
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("LOCK TABLES ja WRITE")
+        locking = threading.Thread(target=lock)
+        locking.start()
+        admin = connect_admin(sharded.shards[SHARD_OF[2]])
+        try:
+            with admin.cursor() as cur:
+                waiting: tuple[tuple[Any, ...], ...] = ()
+                deadline = time.monotonic() + 30
+                while not waiting:
+                    assert time.monotonic() < deadline, "the LOCK TABLES never waited"
+                    cur.execute(
+                        "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s"
+                        " AND STATE = 'Waiting for table metadata lock'",
+                        (f"{DB}_0002",),
+                    )
+                    waiting = cur.fetchall()
+                cur.execute(f"KILL {waiting[0][0]}")
+        finally:
+            admin.close()
+        locking.join()
+        assert answers == [2013]
+        with blocker.cursor() as cur:
+            cur.execute("UNLOCK TABLES")
+        assert _in_use(sharded) == []
+        with conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM jb")  # (was 1100: physical database 0 locked)
+            assert len(cur.fetchall()) == 1
+    finally:
+        blocker.close()
+        conn.close()
+        if _in_use(sharded):  # (the leak: its pooled connection would block the teardown)
+            admin = connect_admin(sharded.shards[SHARD_OF[0]])
+            try:
+                with admin.cursor() as cur:
+                    cur.execute(
+                        "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s",
+                        (f"{DB}_0000",),
+                    )
+                    for (found,) in cur.fetchall():
+                        cur.execute(f"KILL {found}")
+            finally:
+                admin.close()
