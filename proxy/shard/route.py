@@ -545,6 +545,8 @@ _NON_DETERMINISTIC_CALLS: Final = frozenset(
         "NEXTVAL",
         "LASTVAL",
         "SETVAL",
+        "VERSION",  # (each server's own, as @@version)
+        "BINLOG_GTID_POS",  # (each server's binary log)
     ]
 )
 # ... of which these compute the same value everywhere given an argument (not UNIX_TIMESTAMP(

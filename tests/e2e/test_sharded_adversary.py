@@ -766,3 +766,25 @@ def test_lock_tables_lost_midway_leaves_no_lock_in_the_pool(sharded: ProxyEnv) -
                         cur.execute(f"KILL {found}")
             finally:
                 admin.close()
+
+
+def test_server_version_in_broadcast_writes_is_refused(sharded: ProxyEnv) -> None:
+    """VERSION() is each server's own (shards upgraded one after another differ), as
+    @@version, which was refused: a write to a broadcast table computing with it ran on every
+    copy; so did BINLOG_GTID_POS() (each server's binary log)."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            for sql in (
+                "INSERT INTO open_t VALUES (91, LENGTH(VERSION()))",
+                "UPDATE open_t SET v = LENGTH(version ()) WHERE id = 91",
+                "INSERT INTO open_t VALUES (91, @@version)",
+                "INSERT INTO open_t VALUES (91, LENGTH(BINLOG_GTID_POS('log', 4)))",
+            ):
+                errno, message = _error(cur, sql)
+                assert errno == 1235, sql
+                assert "in a write to broadcast table open_t" in message, sql
+        for index in range(4):
+            assert _physical(sharded, index, "SELECT COUNT(*) FROM open_t WHERE id = 91") == [(0,)]
+    finally:
+        conn.close()
