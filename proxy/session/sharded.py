@@ -57,7 +57,15 @@ import signal
 import time
 import weakref
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field, replace
 from itertools import count
 from typing import TYPE_CHECKING, Any, Protocol
@@ -2799,7 +2807,10 @@ class ShardedExecutor:
         table = decision.table
         if failed:
             await self._undo_create(layout, table.name, done)
-            self.replies.error(_fan_out_error(f"CREATE TABLE {table.name}", done, failed))
+            named = _physical_renames(layout, [table])
+            self.replies.error(
+                _fan_out_error(f"CREATE TABLE {table.name}", done, failed, layout.name, named)
+            )
             return
         # Stored (SHOW CREATE TABLE's) as the shard normalized it, as after an ALTER TABLE:
         # what a dump recreates is MariaDB's definition, not the client's spelling.
@@ -2857,7 +2868,8 @@ class ShardedExecutor:
         assert session.account is not None
         actor = Actor(session.account, session.client_ip, session.current_db).audit_name
         if failed:
-            self.replies.error(_fan_out_error(what, done, failed))
+            named = _physical_renames(layout, layout.tables.values())
+            self.replies.error(_fan_out_error(what, done, failed, layout.name, named))
             return
         before = session.ctx.mirrors.snapshot()
         try:
@@ -3558,9 +3570,46 @@ def sql_error_from(errno: int, sqlstate: str, message: str) -> SqlError:
     return SqlError(errno, sqlstate, message)
 
 
-def _fan_out_error(what: str, done: Sequence[Target], failed: Sequence[_Failure]) -> SqlError:
-    """One failure everywhere: the shard's error itself. Some partitions failed: the first
-    failure's error number, naming every partition that failed and how many succeeded."""
+def _physical_renames(layout: Layout, tables: Iterable[LogicalTable]) -> dict[str, str]:
+    """The physical names of ``tables`` split by TBPARTITION BY: their logical names."""
+    return {
+        name: table.name
+        for table in tables
+        if table.rule.split_tables
+        for _, name in table.physical_tables(layout.count)
+    }
+
+
+def _logical_failure(failure: _Failure, database: str, renames: Mapping[str, str]) -> _Failure:
+    """A shard's error text with the physical database's and tables' names made logical."""
+    message = failure.message
+    physical = failure.target.database
+    if physical:
+        for quote in ("'", "`"):
+            message = message.replace(f"{quote}{physical}{quote}", f"{quote}{database}{quote}")
+        message = message.replace(f"{physical}.", f"{database}.")
+    for name, logical in renames.items():
+        if name in message:
+            for quote in ("'", "`", "."):
+                closing = "'" if quote == "." else quote
+                message = message.replace(f"{quote}{name}{closing}", f"{quote}{logical}{closing}")
+    return replace(failure, message=message)
+
+
+def _fan_out_error(
+    what: str,
+    done: Sequence[Target],
+    failed: Sequence[_Failure],
+    database: str = "",
+    renames: Mapping[str, str] | None = None,
+) -> SqlError:
+    """One failure everywhere (alike once named logically: ``database``, and ``renames`` for
+    the split tables' physical names): the shard's error itself, as MariaDB would give it for
+    the logical table (``Table 't' was locked with a READ lock``, not each physical table's).
+    Some partitions failed: the first failure's error number, naming every partition that
+    failed and how many succeeded."""
+    if database:
+        failed = [_logical_failure(f, database, renames or {}) for f in failed]
     first = failed[0]
     if not done and len({(f.errno, f.message) for f in failed}) == 1:
         return sql_error_from(first.errno, first.sqlstate, first.message)

@@ -788,3 +788,26 @@ def test_server_version_in_broadcast_writes_is_refused(sharded: ProxyEnv) -> Non
             assert _physical(sharded, index, "SELECT COUNT(*) FROM open_t WHERE id = 91") == [(0,)]
     finally:
         conn.close()
+
+
+def test_ddl_refused_alike_on_every_physical_table_names_no_physical_table(
+    sharded: ProxyEnv,
+) -> None:
+    """A DDL statement failing on every physical table with the same error was answered
+    with that error only when the texts were equal: the physical names in MariaDB's texts
+    made them differ (a split table READ-locked: ``Table 'secret_00' was locked ...``), so
+    the client got every physical database's and table's name in a list."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("LOCK TABLES secret READ")
+            for sql in ("ALTER TABLE secret ADD COLUMN z int", "TRUNCATE TABLE secret"):
+                assert _error(cur, sql) == (
+                    1099,
+                    "Table 'secret' was locked with a READ lock and can't be updated",
+                ), sql
+            cur.execute("UNLOCK TABLES")
+            cur.execute("SHOW CREATE TABLE secret")
+            assert "`z`" not in cur.fetchall()[0][1]
+    finally:
+        conn.close()
