@@ -91,6 +91,7 @@ __all__ = [
     "Target",
     "TextShape",
     "bind_params",
+    "check_broadcast_defaults",
     "copy_target",
     "hint_comment",
     "hinted",
@@ -655,6 +656,33 @@ def _check_deterministic(tokens: Sequence[Token], table: str, names: Container[i
             f"{what} in a write to broadcast table {table}: each copy would compute its own"
             " value (compute it first and write the value)"
         )
+
+
+def check_broadcast_defaults(tokens: Sequence[Token], table: str) -> None:
+    """1235 for a column ``DEFAULT (expression)`` of broadcast table ``table`` (a CREATE or
+    ALTER TABLE's ``tokens``) calling a function each copy computes for itself (UUID(),
+    RAND(), a stored function...): a write leaving the column out would store a value of
+    its own in each copy, as a write calling it would (``_check_deterministic``)."""
+    for index, token in enumerate(tokens[:-1]):
+        if token_keyword(token) != "DEFAULT" or not is_op_token(tokens[index + 1], "("):
+            continue
+        depth, end = 0, index + 1
+        for end in range(index + 1, len(tokens)):
+            if is_op_token(tokens[end], "("):
+                depth += 1
+            elif is_op_token(tokens[end], ")"):
+                depth -= 1
+                if depth == 0:
+                    break
+        try:
+            _check_deterministic(tokens[index + 1 : end + 1], table, ())
+        except SqlError as refused:
+            called = refused.message.split(" in a write to ", 1)[0].rsplit("'", 1)[-1]
+            raise _refused(
+                f"a column DEFAULT calling {called} in broadcast table {table}: each copy"
+                " would store a value of its own (give the column a constant default, or"
+                " write its value)"
+            ) from None
 
 
 def _stored_function(tokens: Sequence[Token], index: int) -> bool:

@@ -43,6 +43,7 @@ from proxy.shard.route import (  # the token helpers routing reads statements wi
     Route,
     Target,
     TextShape,
+    check_broadcast_defaults,
     hinted,
     is_name_token,
     is_op_token,
@@ -830,6 +831,8 @@ def _create(text: str, layout: Layout, mode: LexMode, flavor: ServerFlavor | Non
     if create.has_query:
         raise not_supported("CREATE TABLE ... SELECT on a sharded database")
     table = create.logical_table()
+    if table.rule.kind == "broadcast":
+        check_broadcast_defaults(lexed.tokens, table.name)
     if table.rule.split_tables:
         check_physical_names(table, layout.count)
     # The physical statement: the clause cut out, the name (and a qualifier) renamed.
@@ -1038,6 +1041,8 @@ def _fan_out(
                 raise not_supported(f"ALTER TABLE ... RENAME of table {table.name}")
             if token_keyword(token) in ("PARTITION", "PARTITIONS") and table.rule.kind != "single":
                 raise not_supported(f"ALTER TABLE ... PARTITION of table {table.name}")
+        if rule.kind == "broadcast":
+            check_broadcast_defaults(tokens[at + 1 :], table.name)
     found = []
     for database, physical_name in table.physical_tables(layout.count):
         splices = [(name.pos, name.pos + len(name.raw), quote_name(physical_name))]

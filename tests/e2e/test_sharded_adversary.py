@@ -811,3 +811,34 @@ def test_ddl_refused_alike_on_every_physical_table_names_no_physical_table(
             assert "`z`" not in cur.fetchall()[0][1]
     finally:
         conn.close()
+
+
+def test_broadcast_column_defaults_computed_per_copy_are_refused(sharded: ProxyEnv) -> None:
+    """A broadcast table's column ``DEFAULT (UUID())`` (or RAND(), a stored function...):
+    every write leaving the column out, and an ALTER TABLE adding it to existing rows, stored
+    a value of each copy's own -- the write refusal of such calls (1235) was bypassed by
+    putting the call in the definition. CREATE and ALTER TABLE of one are refused."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            for sql in (
+                "CREATE TABLE bu (id int PRIMARY KEY, u varchar(40) DEFAULT (UUID())) BROADCAST",
+                "CREATE TABLE bu (id int PRIMARY KEY, r double DEFAULT (1 + RAND())) BROADCAST",
+                "ALTER TABLE open_t ADD COLUMN r double DEFAULT (RAND())",
+                "ALTER TABLE open_t ALTER COLUMN v SET DEFAULT (CONNECTION_ID())",
+            ):
+                errno, message = _error(cur, sql)
+                assert errno == 1235, sql
+                assert "a column DEFAULT calling" in message, sql
+            cur.execute(
+                "CREATE TABLE bu (id int PRIMARY KEY, c varchar(9) DEFAULT (CONCAT('a', 'b')))"
+                " BROADCAST"
+            )
+            cur.execute("INSERT INTO bu (id) VALUES (1)")
+            cur.execute("DROP TABLE bu")
+        for index in range(4):
+            columns = _physical(sharded, index, "SHOW COLUMNS FROM open_t")
+            assert [c[0] for c in columns] == ["id", "v"]
+            assert columns[1][4] is None
+    finally:
+        conn.close()
