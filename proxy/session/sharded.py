@@ -985,7 +985,7 @@ class ShardedExecutor:
         targets = decision.targets
         if self.locked is not None:
             self._check_locked(layout, decision)
-            targets = _unaliased(layout, targets)
+            targets = _unaliased(layout, targets, *self._lexing())
             decision = replace(decision, targets=targets)
         conns = await self._acquire(layout, targets)
         self._ran(decision.kind, len(targets))
@@ -1194,7 +1194,7 @@ class ShardedExecutor:
         targets = rerouted.targets
         if self.locked is not None:
             self._check_locked(plan.layout, rerouted)
-            targets = _unaliased(plan.layout, targets)
+            targets = _unaliased(plan.layout, targets, *self._lexing())
         conns, readers = await self.merge_readers(plan.layout, targets, decision.merge)
         self._sent = False
         client = self.session.client
@@ -2337,6 +2337,11 @@ class ShardedExecutor:
             raise not_supported("cursors on a sharded database's sharded or broadcast tables")
         return found
 
+    def _lexing(self) -> tuple[LexMode, ServerFlavor | None]:
+        """How the session's statements are lexed (its sql_mode's, its server's)."""
+        state = self.session.link.state
+        return state.lex_mode, state.flavor
+
     def _codec(self) -> str | None:
         """The Python codec of the client's character set now (``character_set_client``):
         string keys and parameters are read in it; None: one the proxy cannot read."""
@@ -2452,7 +2457,9 @@ class ShardedExecutor:
             raise not_supported("this prepared statement on a sharded database")
         if self.locked is not None:
             self._check_locked(layout, decision)
-            decision = replace(decision, targets=_unaliased(layout, decision.targets))
+            decision = replace(
+                decision, targets=_unaliased(layout, decision.targets, *self._lexing())
+            )
         if decision.merge is not None:
             await self._merged_prepared(statement, layout, decision, found, values, payload)
             return
@@ -2578,7 +2585,7 @@ class ShardedExecutor:
             raise not_supported(f"merging {decision.merge} across partitions of this statement")
         targets = rerouted.targets
         if self.locked is not None:
-            targets = _unaliased(layout, targets)
+            targets = _unaliased(layout, targets, *self._lexing())
         conns, readers = await self.merge_readers(layout, targets, decision.merge)
         self._sent = False
         client = self.session.client
@@ -3485,24 +3492,49 @@ def _ordered_all(layout: Layout) -> tuple[Target, ...]:
     return tuple(Target(p.index, p.shard, p.name, "") for p in ordered)
 
 
-def _unaliased(layout: Layout, targets: Sequence[Target]) -> tuple[Target, ...]:
+def _unaliased(
+    layout: Layout,
+    targets: Sequence[Target],
+    mode: LexMode | None = None,
+    flavor: ServerFlavor | None = None,
+) -> tuple[Target, ...]:
     """Under LOCK TABLES: a split table's physical table without the logical name routing
     gives it as an alias (```t_03` AS `t```) -- LOCK TABLES locked the physical names (a
-    physical database holding several of them could not lock each under the one alias)."""
-    split = [t for t in layout.tables.values() if t.rule.split_tables]
-    if not split:
+    physical database holding several of them could not lock each under the one alias).
+    Read as tokens (in the session's lexing ``mode``): the same text in a string literal is
+    the client's data, left as written."""
+    owner = {
+        n.lower(): t.key
+        for t in layout.tables.values()
+        if t.rule.split_tables
+        for _, n in t.physical_tables(layout.count)
+    }
+    if not owner:
         return tuple(targets)
-    names = "|".join(
-        re.escape(quote_name(n)) for t in split for _, n in t.physical_tables(layout.count)
-    )
-    pattern = re.compile(f"({names}) AS (`(?:[^`]|``)+`)")
-    keys = {t.key for t in split}
-
-    def strip(found: re.Match[str]) -> str:
-        alias = found.group(2)[1:-1].replace("``", "`").lower()
-        return found.group(1) if alias in keys else found.group(0)
-
-    return tuple(replace(t, sql=pattern.sub(strip, t.sql)) for t in targets)
+    out = []
+    for target in targets:
+        if not any(name in target.sql.lower() for name in owner):
+            out.append(target)
+            continue
+        cuts: list[tuple[int, int]] = []
+        for statement in lex(target.sql, mode or LexMode(), flavor):
+            tokens = statement.tokens
+            for at in range(len(tokens) - 2):
+                name, word, alias = tokens[at], tokens[at + 1], tokens[at + 2]
+                if (
+                    name.kind is TokenKind.IDENT
+                    and owner.get(name.value.lower()) is not None
+                    and word.kind is TokenKind.WORD
+                    and word.value.upper() == "AS"
+                    and alias.kind is TokenKind.IDENT
+                    and alias.value.lower() == owner[name.value.lower()]
+                ):
+                    cuts.append((name.pos + len(name.raw), alias.pos + len(alias.raw)))
+        sql = target.sql
+        for begin, finish in reversed(cuts):
+            sql = sql[:begin] + sql[finish:]
+        out.append(replace(target, sql=sql))
+    return tuple(out)
 
 
 def _xa_under_locks(what: str, advice: str = "") -> SqlError:

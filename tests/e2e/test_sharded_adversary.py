@@ -842,3 +842,32 @@ def test_broadcast_column_defaults_computed_per_copy_are_refused(sharded: ProxyE
             assert columns[1][4] is None
     finally:
         conn.close()
+
+
+def test_locked_split_table_statements_keep_their_string_literals(sharded: ProxyEnv) -> None:
+    """Under LOCK TABLES a split table's routed statements lose the alias routing gives the
+    physical table (```lt_03` AS `lt```): that was a text substitution over the whole
+    statement, string literals included -- a value written as that text was stored without
+    its `` AS `lt` ``, the client told OK for a row it did not write."""
+    conn = _client(sharded)
+    written = [f"`lt_{n:02d}` AS `lt`" for n in range(8)]
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE lt (id int NOT NULL PRIMARY KEY, v varchar(60))"
+                " DBPARTITION BY HASH(id) TBPARTITION BY HASH(id) TBPARTITIONS 2"
+            )
+            cur.execute("LOCK TABLES lt WRITE")
+            for n, value in enumerate(written):
+                cur.execute("INSERT INTO lt VALUES (%s, %s)", (n, value))
+            for n, value in enumerate(written):
+                cur.execute("SELECT v FROM lt WHERE id = %s", (n,))
+                assert cur.fetchall() == ((value,),), n
+            cur.execute("SELECT COUNT(*) FROM lt WHERE v LIKE '%% AS `lt`'")
+            assert cur.fetchall() == ((8,),)
+            cur.execute("UNLOCK TABLES")
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("UNLOCK TABLES")
+            cur.execute("DROP TABLE IF EXISTS lt")
+        conn.close()
