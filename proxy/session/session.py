@@ -629,6 +629,11 @@ class Session:
 
     async def _relay(self, relay: Relay, command: Command, payload: bytes) -> None:
         effects = relay.effects
+        if effects.resets:
+            # COM_RESET_CONNECTION resets physical database 0's connection alone: the other
+            # partitions' connections would keep LOCK TABLES' locks and the session's old
+            # settings (an empty variable list applies nothing). Closed: new ones are fresh.
+            await self.sharded.close()
         if effects.resets and self.link.live() is None:
             # COM_RESET_CONNECTION with nothing on the shard: reset here.
             self.link.reset()

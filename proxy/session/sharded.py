@@ -57,7 +57,15 @@ import signal
 import time
 import weakref
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field, replace
 from itertools import count
 from typing import TYPE_CHECKING, Any, Protocol
@@ -977,7 +985,7 @@ class ShardedExecutor:
         targets = decision.targets
         if self.locked is not None:
             self._check_locked(layout, decision)
-            targets = _unaliased(layout, targets)
+            targets = _unaliased(layout, targets, *self._lexing())
             decision = replace(decision, targets=targets)
         conns = await self._acquire(layout, targets)
         self._ran(decision.kind, len(targets))
@@ -1030,16 +1038,16 @@ class ShardedExecutor:
                     failed = self.logical_names(layout).error(packet, target.database.encode())
                     break
         except (BackendError, ConnectionLost) as exc:
-            with contextlib.suppress(BackendError, ConnectionLost):
-                await self._unlock_partitions()
-            link.binds.discard(BIND_TABLE_LOCK)
+            # The locks taken before it released, physical database 0's too: its connection
+            # unbound with them would go back to the pool holding them (another session's).
+            await self._unlock_partitions()
+            await self._unlock_link()
             self._lost(conns, exc, False)
             return
         if failed is not None:
             # MariaDB released the session's locks before failing: so do the others.
             await self._unlock_partitions()
-            await self._on_link("UNLOCK TABLES", answer=False)
-            link.binds.discard(BIND_TABLE_LOCK)
+            await self._unlock_link()
             self.replies.write(failed)
             return
         self.locked = decision.tables
@@ -1053,13 +1061,28 @@ class ShardedExecutor:
         others = [layout.partitions[p] for p in held if p != 0]
         if not others:
             return
-        conns = await self.source.acquire(others)
+        try:
+            conns = await self.source.acquire(others)
+        except (BackendError, BackendUnavailable, ConnectionLost):
+            # (not reached: closed, the connections still held end their locks)
+            await self.source.close()
+            return
         for partition, conn in conns.items():
             try:
                 await _own_ok(conn, "UNLOCK TABLES")
-            except BackendQueryError:
-                conn.broken = True
+            except (BackendQueryError, BackendError, ConnectionLost):
+                conn.broken = True  # (closed: its locks end with it)
                 self.source.release({partition: conn}, [partition])
+
+    async def _unlock_link(self) -> None:
+        """UNLOCK TABLES on the session's own connection, its answer dropped; the table lock's
+        bind released only once it succeeded (else the connection stays the session's, never
+        given back to the pool with locks)."""
+        try:
+            await self._on_link("UNLOCK TABLES", answer=False)
+        except (BackendError, BackendQueryError, BackendUnavailable, ConnectionLost):
+            return
+        self.session.link.binds.discard(BIND_TABLE_LOCK)
 
     def _unlocked(self) -> None:
         self.locked = None
@@ -1171,7 +1194,7 @@ class ShardedExecutor:
         targets = rerouted.targets
         if self.locked is not None:
             self._check_locked(plan.layout, rerouted)
-            targets = _unaliased(plan.layout, targets)
+            targets = _unaliased(plan.layout, targets, *self._lexing())
         conns, readers = await self.merge_readers(plan.layout, targets, decision.merge)
         self._sent = False
         client = self.session.client
@@ -1922,8 +1945,7 @@ class ShardedExecutor:
                 return
             if self.locked is not None:
                 await self._unlock_partitions()
-                await self._on_link("UNLOCK TABLES", answer=False)
-                self.session.link.binds.discard(BIND_TABLE_LOCK)
+                await self._unlock_link()
             self._open(explicit=True, read_only=control.read_only)
             self.replies.ok()  # the branches start where the transaction first goes
             return
@@ -2326,6 +2348,11 @@ class ShardedExecutor:
             raise not_supported("cursors on a sharded database's sharded or broadcast tables")
         return found
 
+    def _lexing(self) -> tuple[LexMode, ServerFlavor | None]:
+        """How the session's statements are lexed (its sql_mode's, its server's)."""
+        state = self.session.link.state
+        return state.lex_mode, state.flavor
+
     def _codec(self) -> str | None:
         """The Python codec of the client's character set now (``character_set_client``):
         string keys and parameters are read in it; None: one the proxy cannot read."""
@@ -2441,7 +2468,9 @@ class ShardedExecutor:
             raise not_supported("this prepared statement on a sharded database")
         if self.locked is not None:
             self._check_locked(layout, decision)
-            decision = replace(decision, targets=_unaliased(layout, decision.targets))
+            decision = replace(
+                decision, targets=_unaliased(layout, decision.targets, *self._lexing())
+            )
         if decision.merge is not None:
             await self._merged_prepared(statement, layout, decision, found, values, payload)
             return
@@ -2567,7 +2596,7 @@ class ShardedExecutor:
             raise not_supported(f"merging {decision.merge} across partitions of this statement")
         targets = rerouted.targets
         if self.locked is not None:
-            targets = _unaliased(layout, targets)
+            targets = _unaliased(layout, targets, *self._lexing())
         conns, readers = await self.merge_readers(layout, targets, decision.merge)
         self._sent = False
         client = self.session.client
@@ -2796,7 +2825,10 @@ class ShardedExecutor:
         table = decision.table
         if failed:
             await self._undo_create(layout, table.name, done)
-            self.replies.error(_fan_out_error(f"CREATE TABLE {table.name}", done, failed))
+            named = _physical_renames(layout, [table])
+            self.replies.error(
+                _fan_out_error(f"CREATE TABLE {table.name}", done, failed, layout.name, named)
+            )
             return
         # Stored (SHOW CREATE TABLE's) as the shard normalized it, as after an ALTER TABLE:
         # what a dump recreates is MariaDB's definition, not the client's spelling.
@@ -2854,7 +2886,8 @@ class ShardedExecutor:
         assert session.account is not None
         actor = Actor(session.account, session.client_ip, session.current_db).audit_name
         if failed:
-            self.replies.error(_fan_out_error(what, done, failed))
+            named = _physical_renames(layout, layout.tables.values())
+            self.replies.error(_fan_out_error(what, done, failed, layout.name, named))
             return
         before = session.ctx.mirrors.snapshot()
         try:
@@ -3508,24 +3541,49 @@ def _ordered_all(layout: Layout) -> tuple[Target, ...]:
     return tuple(Target(p.index, p.shard, p.name, "") for p in ordered)
 
 
-def _unaliased(layout: Layout, targets: Sequence[Target]) -> tuple[Target, ...]:
+def _unaliased(
+    layout: Layout,
+    targets: Sequence[Target],
+    mode: LexMode | None = None,
+    flavor: ServerFlavor | None = None,
+) -> tuple[Target, ...]:
     """Under LOCK TABLES: a split table's physical table without the logical name routing
     gives it as an alias (```t_03` AS `t```) -- LOCK TABLES locked the physical names (a
-    physical database holding several of them could not lock each under the one alias)."""
-    split = [t for t in layout.tables.values() if t.rule.split_tables]
-    if not split:
+    physical database holding several of them could not lock each under the one alias).
+    Read as tokens (in the session's lexing ``mode``): the same text in a string literal is
+    the client's data, left as written."""
+    owner = {
+        n.lower(): t.key
+        for t in layout.tables.values()
+        if t.rule.split_tables
+        for _, n in t.physical_tables(layout.count)
+    }
+    if not owner:
         return tuple(targets)
-    names = "|".join(
-        re.escape(quote_name(n)) for t in split for _, n in t.physical_tables(layout.count)
-    )
-    pattern = re.compile(f"({names}) AS (`(?:[^`]|``)+`)")
-    keys = {t.key for t in split}
-
-    def strip(found: re.Match[str]) -> str:
-        alias = found.group(2)[1:-1].replace("``", "`").lower()
-        return found.group(1) if alias in keys else found.group(0)
-
-    return tuple(replace(t, sql=pattern.sub(strip, t.sql)) for t in targets)
+    out = []
+    for target in targets:
+        if not any(name in target.sql.lower() for name in owner):
+            out.append(target)
+            continue
+        cuts: list[tuple[int, int]] = []
+        for statement in lex(target.sql, mode or LexMode(), flavor):
+            tokens = statement.tokens
+            for at in range(len(tokens) - 2):
+                name, word, alias = tokens[at], tokens[at + 1], tokens[at + 2]
+                if (
+                    name.kind is TokenKind.IDENT
+                    and owner.get(name.value.lower()) is not None
+                    and word.kind is TokenKind.WORD
+                    and word.value.upper() == "AS"
+                    and alias.kind is TokenKind.IDENT
+                    and alias.value.lower() == owner[name.value.lower()]
+                ):
+                    cuts.append((name.pos + len(name.raw), alias.pos + len(alias.raw)))
+        sql = target.sql
+        for begin, finish in reversed(cuts):
+            sql = sql[:begin] + sql[finish:]
+        out.append(replace(target, sql=sql))
+    return tuple(out)
 
 
 def _xa_under_locks(what: str, advice: str = "") -> SqlError:
@@ -3593,9 +3651,46 @@ def sql_error_from(errno: int, sqlstate: str, message: str) -> SqlError:
     return SqlError(errno, sqlstate, message)
 
 
-def _fan_out_error(what: str, done: Sequence[Target], failed: Sequence[_Failure]) -> SqlError:
-    """One failure everywhere: the shard's error itself. Some partitions failed: the first
-    failure's error number, naming every partition that failed and how many succeeded."""
+def _physical_renames(layout: Layout, tables: Iterable[LogicalTable]) -> dict[str, str]:
+    """The physical names of ``tables`` split by TBPARTITION BY: their logical names."""
+    return {
+        name: table.name
+        for table in tables
+        if table.rule.split_tables
+        for _, name in table.physical_tables(layout.count)
+    }
+
+
+def _logical_failure(failure: _Failure, database: str, renames: Mapping[str, str]) -> _Failure:
+    """A shard's error text with the physical database's and tables' names made logical."""
+    message = failure.message
+    physical = failure.target.database
+    if physical:
+        for quote in ("'", "`"):
+            message = message.replace(f"{quote}{physical}{quote}", f"{quote}{database}{quote}")
+        message = message.replace(f"{physical}.", f"{database}.")
+    for name, logical in renames.items():
+        if name in message:
+            for quote in ("'", "`", "."):
+                closing = "'" if quote == "." else quote
+                message = message.replace(f"{quote}{name}{closing}", f"{quote}{logical}{closing}")
+    return replace(failure, message=message)
+
+
+def _fan_out_error(
+    what: str,
+    done: Sequence[Target],
+    failed: Sequence[_Failure],
+    database: str = "",
+    renames: Mapping[str, str] | None = None,
+) -> SqlError:
+    """One failure everywhere (alike once named logically: ``database``, and ``renames`` for
+    the split tables' physical names): the shard's error itself, as MariaDB would give it for
+    the logical table (``Table 't' was locked with a READ lock``, not each physical table's).
+    Some partitions failed: the first failure's error number, naming every partition that
+    failed and how many succeeded."""
+    if database:
+        failed = [_logical_failure(f, database, renames or {}) for f in failed]
     first = failed[0]
     if not done and len({(f.errno, f.message) for f in failed}) == 1:
         return sql_error_from(first.errno, first.sqlstate, first.message)

@@ -127,6 +127,9 @@ class ColumnDefinition:
     auto_increment: bool
     # A CHAR / VARCHAR column's length in characters (CHAR alone: 1); None otherwise.
     length: int | None = None
+    # Its own character set (lower-case) when the definition gives one; None otherwise (the
+    # table's default).
+    charset: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,10 +476,24 @@ def _column(cur: _Cursor, item: tuple[Token, ...]) -> ColumnDefinition:
         after = words.index("AUTO_INCREMENT") + 1
         if after < len(words) and words[after] in ("BY", "UNIT"):
             raise not_supported(f"AUTO_INCREMENT {words[after]} ... (DRDS 2.0)")
-    length = None
+    length = charset = None
     if key_type is not None and key_type.family == "string":
         length = _char_length(item)
-    return ColumnDefinition(name, type_word, key_type, generated, auto_increment, length)
+        charset = _column_charset(words, [t.value for t in _depth0(item)[1:]])
+    return ColumnDefinition(name, type_word, key_type, generated, auto_increment, length, charset)
+
+
+def _column_charset(words: list[str], values: list[str]) -> str | None:
+    """A character column's own character set: ``CHARACTER SET x`` / ``CHARSET x``, the
+    one a ``COLLATE x_...`` names, utf8mb3 for NATIONAL / NCHAR / NVARCHAR; None if none."""
+    for index, word in enumerate(words[:-1]):
+        if word in ("CHARSET", "SET") and (word == "CHARSET" or words[index - 1] == "CHARACTER"):
+            return values[index + 1].lower()
+    if words[0] in ("NATIONAL", "NCHAR", "NVARCHAR"):
+        return "utf8mb3"
+    if "COLLATE" in words[:-1]:
+        return values[words.index("COLLATE") + 1].lower().split("_")[0]
+    return None
 
 
 def _char_length(item: tuple[Token, ...]) -> int | None:

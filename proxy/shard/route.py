@@ -97,6 +97,7 @@ __all__ = [
     "TextShape",
     "bind_params",
     "bulk_rows",
+    "check_broadcast_defaults",
     "copy_target",
     "hint_comment",
     "hinted",
@@ -264,12 +265,71 @@ def string_key_lengths(definition: str) -> Mapping[str, int]:
     return {c.name.lower(): c.length for c in created.columns if c.length is not None}
 
 
+@functools.lru_cache(maxsize=1024)
+def string_key_charsets(definition: str) -> Mapping[str, str]:
+    """The character sets of the CHAR / VARCHAR columns of a logical table's definition, by
+    lower-case name: a column's own, else the table's default as the shard's definition
+    (SHOW CREATE TABLE, stored at CREATE and ALTER) says it; a column missing: not known."""
+    statements = lex(definition)
+    try:
+        created = parse_create_table(statements[0].text, lex(statements[0].text)[0])
+    except (SqlError, IndexError):
+        return {}
+    options = definition[definition.rfind("\n) ENGINE=") :] if "\n) ENGINE=" in definition else ""
+    found = re.search(r" DEFAULT CHARSET=(\w+)", options)
+    default = found.group(1).lower() if found is not None else None
+    out: dict[str, str] = {}
+    for column in created.columns:
+        charset = column.charset or default
+        if column.length is not None and charset is not None:
+            out[column.name.lower()] = charset
+    return out
+
+
+# Character sets holding every character; those holding the Basic Multilingual Plane's.
+_UNICODE: Final = frozenset({"utf8mb4", "utf16", "utf16le", "utf32"})
+_BMP: Final = frozenset({"utf8mb3", "utf8", "ucs2"})
+# MariaDB's latin1 is cp1252 whose 5 undefined bytes stand for U+0081, U+008D...
+_LATIN1_UNDEFINED: Final = frozenset("\x81\x8d\x8f\x90\x9d")
+
+
+def _converted(value: str, charset: str) -> str:
+    """``value`` as MariaDB stores it in a column of ``charset`` without strict mode: each
+    character the set cannot hold becomes ``?`` (strict mode refuses the row, 1366).
+    NotPlaceable when that is not known (a character set the proxy does not map)."""
+    if value.isascii() or charset in _UNICODE:
+        return value
+    if charset in _BMP:
+        return "".join(c if ord(c) <= 0xFFFF else "?" for c in value)
+    if charset == "ascii":
+        return "".join(c if c.isascii() else "?" for c in value)
+    if charset == "latin1":
+        out = []
+        for c in value:
+            try:
+                c.encode("cp1252")
+            except UnicodeEncodeError:
+                c = c if c in _LATIN1_UNDEFINED else "?"
+            out.append(c)
+        return "".join(out)
+    raise NotPlaceable(
+        f"a non-ASCII string for a column in character set {charset}, which the proxy cannot"
+        " convert to"
+    )
+
+
 def _stored_key(table: LogicalTable, key: ShardKey, value: KeyValue) -> KeyValue:
-    """A string key longer than its column: placed as MariaDB stores it, truncated to the
+    """A string key: placed as MariaDB stores it -- converted to the column's character set
+    (``_converted``: a 4-byte character in a utf8mb3 column is ``?``) and truncated to the
     column's length (without strict mode, or when only spaces are cut: else the shard
-    refuses the row with 1406), so a read by the stored value finds the row's partition."""
+    refuses the row with 1406) -- so a read by the stored value finds the row's partition."""
     if not isinstance(value, str):
         return value
+    charset = string_key_charsets(table.definition).get(key.column.lower())
+    if charset is not None and not value.isascii():
+        # (not known: a definition as a client wrote it, of a table made before the shard's
+        # was stored -- placed as given)
+        value = _converted(value, charset)
     length = string_key_lengths(table.definition).get(key.column.lower())
     if length is None or len(value) <= length:
         return value
@@ -500,6 +560,8 @@ _NON_DETERMINISTIC_CALLS: Final = frozenset(
         "NEXTVAL",
         "LASTVAL",
         "SETVAL",
+        "VERSION",  # (each server's own, as @@version)
+        "BINLOG_GTID_POS",  # (each server's binary log)
     ]
 )
 # ... of which these compute the same value everywhere given an argument (not UNIX_TIMESTAMP(
@@ -608,6 +670,33 @@ def _check_deterministic(tokens: Sequence[Token], table: str, names: Container[i
             f"{what} in a write to broadcast table {table}: each copy would compute its own"
             " value (compute it first and write the value)"
         )
+
+
+def check_broadcast_defaults(tokens: Sequence[Token], table: str) -> None:
+    """1235 for a column ``DEFAULT (expression)`` of broadcast table ``table`` (a CREATE or
+    ALTER TABLE's ``tokens``) calling a function each copy computes for itself (UUID(),
+    RAND(), a stored function...): a write leaving the column out would store a value of
+    its own in each copy, as a write calling it would (``_check_deterministic``)."""
+    for index, token in enumerate(tokens[:-1]):
+        if token_keyword(token) != "DEFAULT" or not is_op_token(tokens[index + 1], "("):
+            continue
+        depth, end = 0, index + 1
+        for end in range(index + 1, len(tokens)):
+            if is_op_token(tokens[end], "("):
+                depth += 1
+            elif is_op_token(tokens[end], ")"):
+                depth -= 1
+                if depth == 0:
+                    break
+        try:
+            _check_deterministic(tokens[index + 1 : end + 1], table, ())
+        except SqlError as refused:
+            called = refused.message.split(" in a write to ", 1)[0].rsplit("'", 1)[-1]
+            raise _refused(
+                f"a column DEFAULT calling {called} in broadcast table {table}: each copy"
+                " would store a value of its own (give the column a constant default, or"
+                " write its value)"
+            ) from None
 
 
 def _stored_function(tokens: Sequence[Token], index: int) -> bool:

@@ -45,6 +45,7 @@ from proxy.shard.route import (  # the token helpers routing reads statements wi
     Target,
     TextShape,
     bulk_rows,
+    check_broadcast_defaults,
     hint_comment,
     hinted,
     is_name_token,
@@ -308,6 +309,12 @@ def table_locks(
         wait, items = f" WAIT {items[-1].raw}", items[:-2]
     per_db: list[list[str]] = [[] for _ in range(layout.count)]
     locked: set[str] = set()
+    split_names = {
+        n.lower()
+        for t in layout.tables.values()
+        if t.rule.split_tables
+        for _, n in t.physical_tables(layout.count)
+    }
     for item in _split_commas(items):
         if not item:
             continue
@@ -322,10 +329,19 @@ def table_locks(
             name, rest = item[0], item[1:]
         lock = " ".join(t.raw for t in rest)
         table = layout.tables.get(name.value.lower())
+        if table is None and name.value.lower() in split_names:
+            # A split table's physical table: no table of the database (as routing says).
+            raise sql_error(
+                ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{name.value}' doesn't exist"
+            )
         if table is None:
             # Not a table of the database: physical database 0 answers as MariaDB would.
             per_db[0].append(f"{quote_name(name.value)} {lock}")
             continue
+        aliased = bool(rest) and token_keyword(rest[0]) not in ("READ", "WRITE", "LOW_PRIORITY")
+        if aliased and table.rule.split_tables:
+            # (a physical database's several physical tables cannot share the one alias)
+            raise not_supported(f"LOCK TABLES of split table {table.name} under an alias")
         locked.add(table.key)
         for database, physical in table.physical_tables(layout.count):
             per_db[database].append(f"{quote_name(physical)} {lock}")
@@ -867,6 +883,8 @@ def _create(text: str, layout: Layout, mode: LexMode, flavor: ServerFlavor | Non
     if create.has_query:
         raise not_supported("CREATE TABLE ... SELECT on a sharded database")
     table = create.logical_table()
+    if table.rule.kind == "broadcast":
+        check_broadcast_defaults(lexed.tokens, table.name)
     if table.rule.split_tables:
         check_physical_names(table, layout.count)
     # The physical statement: the clause cut out, the name (and a qualifier) renamed.
@@ -1075,6 +1093,8 @@ def _fan_out(
                 raise not_supported(f"ALTER TABLE ... RENAME of table {table.name}")
             if token_keyword(token) in ("PARTITION", "PARTITIONS") and table.rule.kind != "single":
                 raise not_supported(f"ALTER TABLE ... PARTITION of table {table.name}")
+        if rule.kind == "broadcast":
+            check_broadcast_defaults(tokens[at + 1 :], table.name)
     found = []
     for database, physical_name in table.physical_tables(layout.count):
         splices = [(name.pos, name.pos + len(name.raw), quote_name(physical_name))]
