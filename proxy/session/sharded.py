@@ -150,6 +150,7 @@ from proxy.wire.packets import (
     build_err,
     build_ok,
     build_text_row,
+    frame,
     lenenc_int,
     lenenc_str,
     parse_err,
@@ -245,6 +246,7 @@ _RENAMES_KEPT = 4096  # column definitions rewritten, remembered (LogicalNames)
 # The column flags a derived information_schema column gets back.
 _NOT_NULL = 1
 _NO_DEFAULT = 4096
+_LAYOUTS_KEPT = 64  # plans' layouts whose renamings a session remembers (columns_for)
 _SHAPES_KEPT = 256  # text statements' shapes a session remembers (each holds its tokens)
 
 
@@ -595,6 +597,12 @@ class ShardedExecutor:
         # The last layout's column-definition renaming (logical_names).
         self._names: tuple[Layout, LogicalNames] | None = None
         self._link_columns: tuple[object, str | None, Callable[[bytes], bytes] | None] | None = None
+        # The renamings of the physical databases of layouts (columns_for: the fast path's),
+        # by id() of the layout (each entry holds its layout: the id is not reused meanwhile).
+        self._columns_for: dict[int, tuple[Layout, dict[str, Callable[[bytes], bytes]]]] = {}
+        # The client's character set's codec for (session state, its version, handshake
+        # collation) (_codec).
+        self._codec_for: tuple[object, int, int, str | None] = (None, -1, -1, None)
         # Prepared statements on sharded or broadcast tables, by the client's id.
         self.statements: dict[int, ShardedStatement] = {}
         # The physical database of each connection a physical statement is prepared on.
@@ -940,6 +948,23 @@ class ShardedExecutor:
             rewrite = self.logical_names(layout).rewrite(layout.partitions[0].name)
         self._link_columns = (snapshot, database, rewrite)
         return rewrite
+
+    def columns_for(self, layout: Layout, database: str) -> Callable[[bytes], bytes]:
+        """``logical_names(layout).rewrite(database)``, remembered for the ``layout`` object
+        (the fast path's, once per statement: each plan of a snapshot has a layout of its
+        own, the same object for as long as the plan is used; a new snapshot's plans have new
+        layouts, whose renamings are made anew)."""
+        entry = self._columns_for.get(id(layout))
+        if entry is not None and entry[0] is layout:
+            found = entry[1].get(database)
+            if found is not None:
+                return found
+        else:
+            if len(self._columns_for) >= _LAYOUTS_KEPT:
+                self._columns_for.clear()
+            entry = self._columns_for[id(layout)] = (layout, {})
+        found = entry[1][database] = self.logical_names(layout).rewrite(database)
+        return found
 
     def logical_names(self, layout: Layout) -> LogicalNames:
         """The renaming of ``layout``'s column definitions (kept while the layout is, or one
@@ -2095,7 +2120,14 @@ class ShardedExecutor:
         """The Python codec of the client's character set now (``character_set_client``):
         string keys and parameters are read in it; None: one the proxy cannot read."""
         session = self.session
-        return client_codec(session.link.state, session.charset)
+        state, charset = session.link.state, session.charset
+        seen = self._codec_for
+        # (every change of the session's variables bumps its version; a reset makes a new one)
+        if seen[0] is state and seen[1] == state.version and seen[2] == charset:
+            return seen[3]
+        codec = client_codec(state, charset)
+        self._codec_for = (state, state.version, charset, codec)
+        return codec
 
     def values(self, found: ExecuteParams) -> list[ParamValue]:
         encoding = self._codec()
@@ -2356,12 +2388,15 @@ class ShardedExecutor:
             self._lost(conns, exc, self._sent)
 
     def fast_target(
-        self, statement: ShardedStatement, plan: Sharded, payload: bytes
-    ) -> tuple[BackendConnection, int, bytes] | None:
-        """The fast path of an execution (no await: ``Session._fast``): a statement routed
-        by its key alone to one partition whose connection is ready and has the physical
-        statement prepared. Returns (connection, physical database, the COM_STMT_EXECUTE to
-        send there), or None: the command loop carries the execution out."""
+        self, statement: ShardedStatement, plan: Sharded, packet: bytes
+    ) -> tuple[BackendConnection, Target, bytes] | None:
+        """The fast path of an execution (no await: ``Session._fast``, which has checked
+        that no transaction of the proxy's is in charge): a statement routed by its key alone
+        to one partition whose connection is ready and has the physical statement prepared.
+        ``packet``: the client's COM_STMT_EXECUTE, frame header first (sequence 0). Returns
+        (connection, target, the frame to write there), or None: the command loop carries
+        the execution out."""
+        payload = packet[4:]
         self._refresh(statement, plan.layout)
         slots = statement.slots
         if slots is None or statement.failed is not None:
@@ -2394,24 +2429,28 @@ class ShardedExecutor:
                 return None
         else:
             ready = self.source.ready(partition)
-            if ready is None or self.in_charge():
+            if ready is None:
                 return None
             conn = ready
         physical = statement.physical.get(target.sql)
         backend_id = None if physical is None else physical.on.get(conn)
         if physical is None or backend_id is None:
             return None
-        if sent is not None:
+        if sent is not None and sent != statement.types:
             _new_types(statement, sent)
-        packet = with_id(payload, backend_id)
-        if statement.params:
-            if sent is None and conn not in physical.typed:
+        if statement.params and conn not in physical.typed:
+            if sent is None:  # the connection has not had the types the execution relies on
                 if statement.types is None:
                     return None
-                flag_at, _ = execute_types(packet, statement.params)
-                packet = with_types(packet, flag_at, statement.types)
+                with_ids = with_id(payload, backend_id)
+                flag_at, _ = execute_types(with_ids, statement.params)
+                physical.typed.add(conn)
+                return conn, target, frame(0, with_types(with_ids, flag_at, statement.types))
             physical.typed.add(conn)
-        return conn, partition, packet
+        # The client's frame with the partition's statement id (the same length).
+        if int.from_bytes(packet[5:9], "little") != backend_id:
+            packet = packet[:5] + backend_id.to_bytes(4, "little") + packet[9:]
+        return conn, target, packet
 
     def text_target(self, sql: str) -> tuple[TextRoute, Target] | None:
         """The fast path of a text statement (no await: ``Session._fast``): one of a shape

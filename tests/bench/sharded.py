@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import statistics
 import string
 import subprocess
@@ -183,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--events", type=int, default=5000, help="per --callgrind run")
     parser.add_argument("--tree", help="run this checkout's proxy/ and auth/")
+    parser.add_argument(
+        "--keep-callgrind", help="copy the callgrind files here (for callgrind_annotate)"
+    )
     args = parser.parse_args(argv)
     if args.callgrind and (args.cprofile or args.live_code):
         parser.error("--callgrind runs a snapshot, without cProfile")
@@ -271,6 +275,11 @@ def main(argv: list[str] | None = None) -> int:
 
             if args.callgrind:
                 print(_instructions(proxy.pid, out_dir, endpoints_of, workloads, threads, args))
+                if args.keep_callgrind:
+                    keep = Path(args.keep_callgrind)
+                    keep.mkdir(parents=True, exist_ok=True)
+                    for path in out_dir.iterdir():
+                        shutil.copy(path, keep / path.name)
                 return 0
             pids = {"shardgate": proxy.pid}
             results: dict[tuple[str, int, str], list[RunResult]] = {}
