@@ -804,15 +804,34 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
     return out
 
 
+# lex()'s answers, remembered (a sharded session lexes each statement it prepares several
+# times: its analysis, the copy its metadata comes from, its key slots, each partition's text;
+# every session anew): texts up to _LEXED_LONGEST characters, up to _LEXED_KEPT of them.
+_LEXED_KEPT = 512
+_LEXED_LONGEST = 4096
+_lexed: dict[tuple[str, LexMode, ServerFlavor | None], tuple[LexedStatement, ...]] = {}
+
+
 def lex(
     sql: str, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None
 ) -> list[LexedStatement]:
     """Split ``sql`` into its non-empty statements as a ``flavor`` server reads them in
-    ``mode``; raises :class:`LexError` (1064)."""
-    return [
-        LexedStatement(tuple(tokens or ()), tuple(images), text, " ".join(images), start, end)
-        for images, text, start, end, tokens in _scan_as(sql, mode, flavor, True)
-    ]
+    ``mode``; raises :class:`LexError` (1064). (The same text, mode and flavor always lex the
+    same: a short text's statements, immutable, are remembered; one that does not lex is
+    lexed again each time.)"""
+    key = (sql, mode, flavor)
+    short = len(sql) <= _LEXED_LONGEST
+    found = _lexed.get(key) if short else None
+    if found is None:
+        found = tuple(
+            LexedStatement(tuple(tokens or ()), tuple(images), text, " ".join(images), start, end)
+            for images, text, start, end, tokens in _scan_as(sql, mode, flavor, True)
+        )
+        if short:
+            if len(_lexed) >= _LEXED_KEPT:
+                _lexed.clear()
+            _lexed[key] = found
+    return list(found)
 
 
 def shapes(
