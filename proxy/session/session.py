@@ -965,7 +965,7 @@ class Session:
         decided = self._memoized(prepared.statement, snapshot, prepared=True)
         if not isinstance(decided, Sharded):
             return False
-        found = self.sharded.fast_target(sharded, decided, packet)
+        found = self.sharded.fast_target(sharded, decided, packet, snapshot)
         if found is None:
             return False
         conn, target, framed = found
@@ -1006,18 +1006,18 @@ class Session:
         found = self.sharded.text_target(sql)
         if found is None:
             return False
-        known, target = found
+        known, physical, physical_sql = found
         statement = known.statement
         decided = self._memoized(statement, snapshot, original=known.shape)
         if not isinstance(decided, Sharded):
             return False
-        partition = target.partition
+        partition = physical.index
         if partition == 0:
             conn = self.link.reclaim()
             if conn is None or conn.broken or conn.relaying:
                 return False
         else:
-            ready = self.sharded.source.ready(partition)
+            ready = self.sharded.source.ready(partition, snapshot)
             if ready is None:
                 return False
             conn = ready
@@ -1028,16 +1028,16 @@ class Session:
         activity.command = "Query"
         activity.since = self._started = time.monotonic()
         activity.info = sql
-        if target.sql is sql:
+        if physical_sql is sql:
             conn.write_raw(packet)  # the client's bytes, unchanged
         else:
-            conn.send(b"\x03" + target.sql.encode())
+            conn.send(b"\x03" + physical_sql.encode())
         self.client.hold = True
         self._digest = known.digest
         columns = None
         if known.shape.reads_rows:
             # Its column definitions name the logical database and tables, as the executor's.
-            columns = self.sharded.columns_for(decided.layout, target.database)
+            columns = self.sharded.columns_for(decided.layout, physical.name)
         if partition == 0:
             conn.start_relay(self.client, ResponseKind.QUERY, self._fast_done, columns)
         else:

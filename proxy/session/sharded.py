@@ -272,9 +272,10 @@ class PartitionSource(Protocol):
 
     async def close(self) -> None: ...
 
-    def ready(self, index: int) -> BackendConnection | None:
+    def ready(self, index: int, snapshot: object = None) -> BackendConnection | None:
         """Physical database ``index``'s connection when it can run a statement now without
-        any preparation (held, healthy, idle, with the session's state): the fast path's."""
+        any preparation (held, healthy, idle, with the session's state): the fast path's
+        (``snapshot``: the current catalog snapshot, when the caller has it)."""
         ...
 
     def running(self) -> list[BackendConnection]:
@@ -356,9 +357,11 @@ class SessionPartitions:
                 )
             ) from None
 
-    def ready(self, index: int) -> BackendConnection | None:
+    def ready(self, index: int, snapshot: object = None) -> BackendConnection | None:
         session = self._session
-        if index == 0 or session.ctx.snapshot() is not self._snapshot:
+        if snapshot is None:
+            snapshot = session.ctx.snapshot()
+        if index == 0 or snapshot is not self._snapshot:
             return None
         conn = self._held.get(index)
         if conn is None or conn.broken or conn.is_closing() or conn.relaying:
@@ -448,6 +451,8 @@ class ShardedStatement:
     physical: dict[str, PhysicalStatement] = field(default_factory=dict)
     # KeySlots' targets by placement, for one catalog snapshot.
     placed: dict[Placement, Target] = field(default_factory=dict)
+    # ... by global table (IntegerHash.table), the fast path's, for the same snapshot.
+    hashed: dict[int, Target] = field(default_factory=dict)
     placed_for: object = None
     failed: SqlError | None = None  # long data sent: the next execution's answer
     # The key is the one parameter, of a table sharded by HASH of an integer column.
@@ -2172,15 +2177,21 @@ class ShardedExecutor:
             return None
         return self._placed(statement, layout, found)
 
-    def _refresh(self, statement: ShardedStatement, layout: Layout) -> None:
+    def _refresh(
+        self, statement: ShardedStatement, layout: Layout, snapshot: CatalogSnapshot | None = None
+    ) -> None:
         """The statement's KeySlots and targets follow the catalog (a table dropped and
-        created again with another rule is routed by the new one)."""
+        created again with another rule is routed by the new one). (``snapshot``: the current
+        one, when the caller has it.)"""
         codec = self._codec()
-        seen = (self.session.ctx.snapshot(), codec)
+        if snapshot is None:
+            snapshot = self.session.ctx.snapshot()
         placed_for = statement.placed_for
-        if isinstance(placed_for, tuple) and placed_for[0] is seen[0] and placed_for[1] == codec:
+        if isinstance(placed_for, tuple) and placed_for[0] is snapshot and placed_for[1] == codec:
             return
+        seen = (snapshot, codec)
         statement.placed.clear()
+        statement.hashed.clear()
         statement.placed_for = seen
         state = self.session.link.state
         slots = key_slots(statement.text, layout, state.lex_mode, state.flavor, codec)
@@ -2388,16 +2399,21 @@ class ShardedExecutor:
             self._lost(conns, exc, self._sent)
 
     def fast_target(
-        self, statement: ShardedStatement, plan: Sharded, packet: bytes
+        self,
+        statement: ShardedStatement,
+        plan: Sharded,
+        packet: bytes,
+        snapshot: CatalogSnapshot | None = None,
     ) -> tuple[BackendConnection, Target, bytes] | None:
         """The fast path of an execution (no await: ``Session._fast``, which has checked
         that no transaction of the proxy's is in charge): a statement routed by its key alone
         to one partition whose connection is ready and has the physical statement prepared.
         ``packet``: the client's COM_STMT_EXECUTE, frame header first (sequence 0). Returns
         (connection, target, the frame to write there), or None: the command loop carries
-        the execution out."""
+        the execution out. (``snapshot``: the current catalog snapshot, when the caller has
+        it.)"""
         payload = packet[4:]
-        self._refresh(statement, plan.layout)
+        self._refresh(statement, plan.layout, snapshot)
         slots = statement.slots
         if slots is None or statement.failed is not None:
             return None
@@ -2409,9 +2425,13 @@ class ShardedExecutor:
             one = peek_integer(payload, statement.types)
             if one is not None:
                 value, sent = one
-                placement = integer.place(value)
-                if placement is not None:
-                    target = self._placed(statement, plan.layout, placement)
+                g = integer.table(value)
+                if g is not None:
+                    target = statement.hashed.get(g)
+                    if target is None:
+                        placement = Placement(g // integer.per_db, g)
+                        target = self._placed(statement, plan.layout, placement)
+                        statement.hashed[g] = target
         if target is None:
             encoding = self._codec()
             wanted = slots.wanted
@@ -2428,7 +2448,7 @@ class ShardedExecutor:
             if conn is None or conn.broken or conn.relaying:
                 return None
         else:
-            ready = self.source.ready(partition)
+            ready = self.source.ready(partition, snapshot)
             if ready is None:
                 return None
             conn = ready
@@ -2452,12 +2472,13 @@ class ShardedExecutor:
             packet = packet[:5] + backend_id.to_bytes(4, "little") + packet[9:]
         return conn, target, packet
 
-    def text_target(self, sql: str) -> tuple[TextRoute, Target] | None:
+    def text_target(self, sql: str) -> tuple[TextRoute, PhysicalDatabase, str] | None:
         """The fast path of a text statement (no await: ``Session._fast``): one of a shape
         routed by one literal (:class:`TextShape`, made from the first statement of the shape
         :func:`~proxy.shard.statements.decide` routed to the target the shape gives it), its
-        target for this statement's literal; None: the command loop routes it (its shape is
-        not one, not analysed yet, or its key is not placeable)."""
+        target for this statement's literal (its physical database and physical text); None:
+        the command loop routes it (its shape is not one, not analysed yet, or its key is not
+        placeable)."""
         found = fast_literals(sql)
         if found is None:
             return None
@@ -2485,10 +2506,10 @@ class ShardedExecutor:
         if known is None:
             return None
         assert isinstance(known, TextRoute)
-        target = known.shape.target(sql, spans)
-        if target is None:
+        placed = known.shape.physical(sql, spans)
+        if placed is None:
             return None
-        return known, target
+        return known, placed[0], placed[1]
 
     def _learn(
         self, sql: str, key: str, spans: tuple[int, ...], snapshot: CatalogSnapshot

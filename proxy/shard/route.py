@@ -1848,12 +1848,20 @@ class TextShape:
 
     def target(self, sql: str, spans: Sequence[int]) -> Target | None:
         """The one target of a statement of this shape (None: routed the long way)."""
+        found = self.physical(sql, spans)
+        if found is None:
+            return None
+        physical, text = found
+        return Target(physical.index, physical.shard, physical.name, text)
+
+    def physical(self, sql: str, spans: Sequence[int]) -> tuple[PhysicalDatabase, str] | None:
+        """:meth:`target`'s physical database and text (``sql`` itself when the physical
+        text is the client's), without a Target (the fast path's)."""
         found = self.placement(sql, spans)
         if found is None:
             return None
-        physical = self._layout.partitions[found.database]
         text = self.text(sql, spans, found)
-        return Target(physical.index, physical.shard, physical.name, sql if text is None else text)
+        return self._layout.partitions[found.database], sql if text is None else text
 
     def _chunks_for(self, placement: Placement) -> tuple[str, ...] | None:
         sql, spans, tokens, layout = self.sql, self._spans, self._tokens, self._layout
