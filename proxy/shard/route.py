@@ -52,7 +52,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Final, Literal
@@ -264,8 +264,12 @@ class _Reference:
     alias: str | None = None
 
 
-def _groups(tokens: Sequence[Token]) -> list[int]:
+def _groups(tokens: Sequence[Token]) -> Sequence[int]:
     """Each token's parenthesis depth."""
+    return _remembered(_groups_of, tokens, _groups_made)
+
+
+def _groups_made(tokens: Sequence[Token]) -> list[int]:
     depth = 0
     out = []
     for token in tokens:
@@ -654,10 +658,41 @@ def _columns(layout: Layout) -> dict[str, frozenset[str]]:
     return out
 
 
-def _table_positions(tokens: Sequence[Token]) -> list[int]:
+# What _table_positions and _groups found for a tuple of tokens (lex() remembers a short
+# text's tokens: a statement a session prepares is routed several times, each session anew),
+# by id() of the tuple (each entry holds its tuple: the id is not reused meanwhile).
+_DERIVED_KEPT = 256
+_DERIVED_LONGEST = 512  # tokens (an INSERT of many rows is not remembered)
+_positions_of: dict[int, tuple[Sequence[Token], tuple[int, ...]]] = {}
+_groups_of: dict[int, tuple[Sequence[Token], tuple[int, ...]]] = {}
+
+
+def _remembered(
+    memo: dict[int, tuple[Sequence[Token], tuple[int, ...]]],
+    tokens: Sequence[Token],
+    make: Callable[[Sequence[Token]], list[int]],
+) -> Sequence[int]:
+    """``make(tokens)``, remembered for a tuple of (immutable) tokens."""
+    if type(tokens) is not tuple or len(tokens) > _DERIVED_LONGEST:
+        return make(tokens)
+    entry = memo.get(id(tokens))
+    if entry is not None and entry[0] is tokens:
+        return entry[1]
+    found = tuple(make(tokens))
+    if len(memo) >= _DERIVED_KEPT:
+        memo.clear()
+    memo[id(tokens)] = (tokens, found)
+    return found
+
+
+def _table_positions(tokens: Sequence[Token]) -> Sequence[int]:
     """The token indexes where the grammar has a table name: after FROM, JOIN, INTO, UPDATE,
     TABLE, DESCRIBE ..., and after the commas of a FROM list (for ``db.t``: the index of
     ``t``). One pass, each token looked at once (an INSERT of many rows is mostly tokens)."""
+    return _remembered(_positions_of, tokens, _table_positions_made)
+
+
+def _table_positions_made(tokens: Sequence[Token]) -> list[int]:
     found = []
     in_from = [False]  # per parenthesis depth: inside a FROM / UPDATE table list
     count = len(tokens)
