@@ -453,7 +453,9 @@ class ShardedStatement:
     placed: dict[Placement, Target] = field(default_factory=dict)
     # ... by global table (IntegerHash.table), the fast path's, for the same snapshot.
     hashed: dict[int, Target] = field(default_factory=dict)
-    placed_for: object = None
+    # For what they were made: (catalog snapshot, session state, its version, handshake
+    # collation, the client's codec they read).
+    placed_for: tuple[object, object, int, int, str | None] | None = None
     failed: SqlError | None = None  # long data sent: the next execution's answer
     # The key is the one parameter, of a table sharded by HASH of an integer column.
     integer: IntegerHash | None = None
@@ -2183,17 +2185,27 @@ class ShardedExecutor:
         """The statement's KeySlots and targets follow the catalog (a table dropped and
         created again with another rule is routed by the new one). (``snapshot``: the current
         one, when the caller has it.)"""
-        codec = self._codec()
+        session = self.session
         if snapshot is None:
-            snapshot = self.session.ctx.snapshot()
+            snapshot = session.ctx.snapshot()
+        state, charset = session.link.state, session.charset
         placed_for = statement.placed_for
-        if isinstance(placed_for, tuple) and placed_for[0] is snapshot and placed_for[1] == codec:
+        if (
+            placed_for is not None
+            and placed_for[0] is snapshot
+            and placed_for[1] is state
+            and placed_for[2] == state.version
+            and placed_for[3] == charset
+        ):
+            return  # (the codec depends on nothing else)
+        codec = self._codec()
+        seen = (snapshot, state, state.version, charset, codec)
+        if placed_for is not None and placed_for[0] is snapshot and placed_for[4] == codec:
+            statement.placed_for = seen  # the same snapshot and codec: the same targets
             return
-        seen = (snapshot, codec)
         statement.placed.clear()
         statement.hashed.clear()
         statement.placed_for = seen
-        state = self.session.link.state
         slots = key_slots(statement.text, layout, state.lex_mode, state.flavor, codec)
         statement.slots = slots
         statement.integer = None

@@ -55,7 +55,7 @@ import re
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 from auth.errors import ErrorCode, SqlError, not_supported, sql_error
 from auth.model import LogicalTable, PhysicalDatabase, TableRule, auto_sequence_name
@@ -1729,6 +1729,27 @@ class KeySlots:
         return max((index for index, _ in self.sources), default=-1) + 1
 
 
+_Made = TypeVar("_Made")
+# What key_slots, placed_targets and copy_target made (pure functions of their arguments:
+# every session that prepares a statement asks again), by (function, layout's name, id() of
+# its tables and partitions -- one catalog snapshot's, held by the entry so the ids are not
+# reused meanwhile --, its sequences, the other arguments).
+_ROUTED_KEPT = 1024
+_routed: dict[tuple[object, ...], tuple[object, object, object]] = {}
+
+
+def _remembered_for(layout: Layout, key: tuple[object, ...], make: Callable[[], _Made]) -> _Made:
+    full = (layout.name, id(layout.tables), id(layout.partitions), layout.sequences, *key)
+    entry = _routed.get(full)
+    if entry is not None and entry[0] is layout.tables and entry[1] is layout.partitions:
+        return entry[2]  # type: ignore[return-value]
+    made = make()
+    if len(_routed) >= _ROUTED_KEPT:
+        _routed.clear()
+    _routed[full] = (layout.tables, layout.partitions, made)
+    return made
+
+
 def key_slots(
     sql: str,
     layout: Layout,
@@ -1738,6 +1759,16 @@ def key_slots(
 ) -> KeySlots | None:
     """The :class:`KeySlots` of a prepared statement (None: it is routed by ``route`` with
     its parameters at each execution); ``codec`` as for ``route``."""
+    return _remembered_for(
+        layout,
+        ("key_slots", sql, mode, flavor, codec),
+        lambda: _key_slots(sql, layout, mode, flavor, codec),
+    )
+
+
+def _key_slots(
+    sql: str, layout: Layout, mode: LexMode, flavor: ServerFlavor | None, codec: str | None
+) -> KeySlots | None:
     if _HINT.match(sql):
         return None
     statements = lex(sql, mode, flavor)
@@ -1790,8 +1821,12 @@ def placed_targets(
     flavor: ServerFlavor | None = None,
 ) -> tuple[Target, ...]:
     """The statement's targets for these placements of its table (physical names put in)."""
-    tokens = lex(sql, mode, flavor)[0].tokens
-    return _targets(sql, tokens, layout, _references(tokens, layout), placements)
+
+    def make() -> tuple[Target, ...]:
+        tokens = lex(sql, mode, flavor)[0].tokens
+        return _targets(sql, tokens, layout, _references(tokens, layout), placements)
+
+    return _remembered_for(layout, ("placed", sql, mode, flavor, tuple(placements)), make)
 
 
 def copy_target(
@@ -1799,9 +1834,13 @@ def copy_target(
 ) -> Target:
     """The statement as physical database 0 runs it (its first physical tables): what a
     prepared statement's metadata is read from."""
-    tokens = lex(sql, mode, flavor)[0].tokens
-    references = _references(tokens, layout)
-    return _copy(sql, tokens, layout, references, (0,), "", "copy").targets[0]
+
+    def make() -> Target:
+        tokens = lex(sql, mode, flavor)[0].tokens
+        references = _references(tokens, layout)
+        return _copy(sql, tokens, layout, references, (0,), "", "copy").targets[0]
+
+    return _remembered_for(layout, ("copy", sql, mode, flavor), make)
 
 
 # ---------------------------------------------------------------------- text statements' shapes
