@@ -315,7 +315,31 @@ def route(
     ``params``: a prepared statement's parameter values (missing ones NULL), routed as the
     literals they stand for; the targets' texts keep the parameter markers. ``lexed``: ``sql``
     already lexed (in ``mode``, for ``flavor``), as one statement. ``codec``: the Python codec
-    of the client's character set (``recode_strings``)."""
+    of the client's character set (``recode_strings``). (Without values -- the plan's routing
+    of a statement, every session anew -- a short text's route is remembered for the layout.)"""
+    if sequence_values is None and not params and len(sql) <= _ROUTE_LONGEST:
+        return _remembered_for(
+            layout,
+            ("route", sql, mode, flavor, params is None, codec),
+            lambda: _route(sql, layout, mode, flavor, None, params, lexed=lexed, codec=codec),
+        )
+    return _route(sql, layout, mode, flavor, sequence_values, params, lexed=lexed, codec=codec)
+
+
+_ROUTE_LONGEST = 4096  # characters (a multi-row INSERT's route is not remembered)
+
+
+def _route(
+    sql: str,
+    layout: Layout,
+    mode: LexMode,
+    flavor: ServerFlavor | None,
+    sequence_values: Sequence[int] | None,
+    params: Sequence[SqlValue] | None,
+    *,
+    lexed: LexedStatement | None,
+    codec: str | None,
+) -> Route | NeedsSequence | None:
     if lexed is None:
         statements = lex(sql, mode, flavor)
         if len(statements) != 1:
