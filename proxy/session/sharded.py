@@ -248,6 +248,13 @@ _NOT_NULL = 1
 _NO_DEFAULT = 4096
 _LAYOUTS_KEPT = 64  # plans' layouts whose renamings a session remembers (columns_for)
 _SHAPES_KEPT = 256  # text statements' shapes a session remembers (each holds its tokens)
+# The shapes every session learned, for one catalog snapshot each, by (fast key, database,
+# lexer mode, server flavor): a new session's statements of a known shape need not teach it
+# again (a shape is a function of those; each session still authorizes its statements).
+_SHARED_SHAPES_KEPT = 1024
+_SHARED_SHAPES: dict[
+    tuple[str, str | None, LexMode, ServerFlavor | None], tuple[object, TextRoute | None]
+] = {}
 
 
 class PartitionSource(Protocol):
@@ -2531,19 +2538,27 @@ class ShardedExecutor:
         placeable)."""
         session = self.session
         database = session.current_db
-        hit = cached_shape(sql, database)
-        if hit is None:
-            return _UNKNOWN
-        digest, statement = hit
-        layout = sharded_layout(snapshot, database)
-        found: TextRoute | None = None
-        if layout is not None:
-            state = session.link.state
-            shape, settled = shaped(sql, spans, layout, state.lex_mode, state.flavor)
-            if shape is None and not settled:
+        state = session.link.state
+        shared_key = (key, database, state.lex_mode, state.flavor)
+        shared = _SHARED_SHAPES.get(shared_key)
+        if shared is not None and shared[0] is snapshot:
+            found = shared[1]  # another session learned it (for this snapshot)
+        else:
+            hit = cached_shape(sql, database)
+            if hit is None:
                 return _UNKNOWN
-            if shape is not None:
-                found = TextRoute(shape, statement, digest, layout)
+            digest, statement = hit
+            layout = sharded_layout(snapshot, database)
+            found = None
+            if layout is not None:
+                shape, settled = shaped(sql, spans, layout, state.lex_mode, state.flavor)
+                if shape is None and not settled:
+                    return _UNKNOWN
+                if shape is not None:
+                    found = TextRoute(shape, statement, digest, layout)
+            if len(_SHARED_SHAPES) >= _SHARED_SHAPES_KEPT:
+                _SHARED_SHAPES.clear()
+            _SHARED_SHAPES[shared_key] = (snapshot, found)
         if len(self._shapes) >= _SHAPES_KEPT:
             self._shapes.clear()
         self._shapes[key] = found
