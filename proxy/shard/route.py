@@ -1899,6 +1899,8 @@ class TextShape:
     _layout: Layout
     # The text between the literals for each placement seen so far (None: the client's own).
     _chunks: dict[Placement, tuple[str, ...] | None]
+    # ... and with its physical database, by global table (``integer``'s, the fast path's).
+    _by_table: dict[int, tuple[PhysicalDatabase, tuple[str, ...] | None]]
 
     @property
     def reads_rows(self) -> bool:
@@ -1932,12 +1934,17 @@ class TextShape:
 
     def text(self, sql: str, spans: Sequence[int], placement: Placement) -> str | None:
         """The physical statement of ``sql`` for ``placement`` (None: ``sql`` itself)."""
+        chunks = self._chunks_of(placement)
+        return None if chunks is None else self._joined(chunks, sql, spans)
+
+    def _chunks_of(self, placement: Placement) -> tuple[str, ...] | None:
         chunks = self._chunks.get(placement, False)
         if chunks is False:
             chunks = self._chunks[placement] = self._chunks_for(placement)
-        if chunks is None:
-            return None
-        assert isinstance(chunks, tuple)
+        assert chunks is None or isinstance(chunks, tuple)
+        return chunks
+
+    def _joined(self, chunks: tuple[str, ...], sql: str, spans: Sequence[int]) -> str:
         out = [chunks[0]]
         for index in range(self.literals):
             out.append(sql[spans[2 * index] : spans[2 * index + 1]])
@@ -1954,7 +1961,23 @@ class TextShape:
 
     def physical(self, sql: str, spans: Sequence[int]) -> tuple[PhysicalDatabase, str] | None:
         """:meth:`target`'s physical database and text (``sql`` itself when the physical
-        text is the client's), without a Target (the fast path's)."""
+        text is the client's), without a Target (the fast path's: a key of decimal digits
+        of an ``integer`` shape is placed by arithmetic, its global table's physical database
+        and text remembered)."""
+        integer = self.integer
+        if integer is not None and not self.string:
+            at = 2 * self.key
+            digits = sql[spans[at] : spans[at + 1]]
+            if digits.isascii() and digits.isdigit():  # placement()'s int(), and no Decimal
+                g = integer.table(-int(digits) if self.negative else int(digits))
+                if g is not None:
+                    known = self._by_table.get(g)
+                    if known is None:
+                        placement = Placement(g // integer.per_db, g)
+                        database = self._layout.partitions[placement.database]
+                        known = self._by_table[g] = (database, self._chunks_of(placement))
+                    database, chunks = known
+                    return database, sql if chunks is None else self._joined(chunks, sql, spans)
         found = self.placement(sql, spans)
         if found is None:
             return None
@@ -2061,5 +2084,6 @@ def text_shape(
         tokens,
         references,
         layout,
+        {},
         {},
     )
