@@ -23,8 +23,9 @@ test.
 ``--callgrind`` runs the proxy under ``valgrind --tool=callgrind`` instead and prints the
 proxy's user-space instructions per query of each point-select workload, unsharded and
 sharded (``tests.bench.instructions``' method: a fixed ``--events`` run with instrumentation
-on, minus the idle process's background rate): a measure other load on the machine does not
-move. ``--tree PATH`` runs another checkout's proxy (its ``proxy/`` and ``auth/``).
+on, minus the idle process's background rate, the lower of two idle windows): a measure
+other load on the machine does not move; ``--keep-callgrind DIR`` keeps its files. ``--tree
+PATH`` runs another checkout's proxy (its ``proxy/`` and ``auth/``).
 """
 
 from __future__ import annotations
