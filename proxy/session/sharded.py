@@ -251,7 +251,7 @@ _SHAPES_KEPT = 256  # text statements' shapes a session remembers (each holds it
 # The shapes every session learned, for one catalog snapshot each, by (fast key, database,
 # lexer mode, server flavor): a new session's statements of a known shape need not teach it
 # again (a shape is a function of those; each session still authorizes its statements).
-_SHARED_SHAPES_KEPT = 1024
+_SHARED_SHAPES_KEPT = 512
 _SHARED_SHAPES: dict[
     tuple[str, str | None, LexMode, ServerFlavor | None], tuple[object, TextRoute | None]
 ] = {}

@@ -317,16 +317,13 @@ def route(
     already lexed (in ``mode``, for ``flavor``), as one statement. ``codec``: the Python codec
     of the client's character set (``recode_strings``). (Without values -- the plan's routing
     of a statement, every session anew -- a short text's route is remembered for the layout.)"""
-    if sequence_values is None and not params and len(sql) <= _ROUTE_LONGEST:
+    if sequence_values is None and not params:
         return _remembered_for(
             layout,
             ("route", sql, mode, flavor, params is None, codec),
             lambda: _route(sql, layout, mode, flavor, None, params, lexed=lexed, codec=codec),
         )
     return _route(sql, layout, mode, flavor, sequence_values, params, lexed=lexed, codec=codec)
-
-
-_ROUTE_LONGEST = 4096  # characters (a multi-row INSERT's route is not remembered)
 
 
 def _route(
@@ -1758,11 +1755,17 @@ _Made = TypeVar("_Made")
 # every session that prepares a statement asks again), by (function, layout's name, id() of
 # its tables and partitions -- one catalog snapshot's, held by the entry so the ids are not
 # reused meanwhile --, its sequences, the other arguments).
-_ROUTED_KEPT = 1024
+_ROUTED_KEPT = 512
+_ROUTED_LONGEST = 2048  # characters of the statement (a longer one is not remembered)
 _routed: dict[tuple[object, ...], tuple[object, object, object]] = {}
 
 
 def _remembered_for(layout: Layout, key: tuple[object, ...], make: Callable[[], _Made]) -> _Made:
+    """``make()``, remembered for ``layout`` and ``key`` (the function's name, then the
+    statement, then its other arguments)."""
+    sql = key[1]
+    if isinstance(sql, str) and len(sql) > _ROUTED_LONGEST:
+        return make()
     full = (layout.name, id(layout.tables), id(layout.partitions), layout.sequences, *key)
     entry = _routed.get(full)
     if entry is not None and entry[0] is layout.tables and entry[1] is layout.partitions:

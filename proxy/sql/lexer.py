@@ -806,10 +806,12 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
 
 # lex()'s answers, remembered (a sharded session lexes each statement it prepares several
 # times: its analysis, the copy its metadata comes from, its key slots, each partition's text;
-# every session anew): texts up to _LEXED_LONGEST characters, up to _LEXED_KEPT of them.
-_LEXED_KEPT = 512
-_LEXED_LONGEST = 4096
+# every session anew): texts up to _LEXED_LONGEST characters, up to _LEXED_CHARACTERS of
+# them in all (which bounds the tokens' memory), forgotten together when full.
+_LEXED_CHARACTERS = 65536
+_LEXED_LONGEST = 2048
 _lexed: dict[tuple[str, LexMode, ServerFlavor | None], tuple[LexedStatement, ...]] = {}
+_lexed_characters = 0
 
 
 def lex(
@@ -819,6 +821,7 @@ def lex(
     ``mode``; raises :class:`LexError` (1064). (The same text, mode and flavor always lex the
     same: a short text's statements, immutable, are remembered; one that does not lex is
     lexed again each time.)"""
+    global _lexed_characters
     key = (sql, mode, flavor)
     short = len(sql) <= _LEXED_LONGEST
     found = _lexed.get(key) if short else None
@@ -828,9 +831,11 @@ def lex(
             for images, text, start, end, tokens in _scan_as(sql, mode, flavor, True)
         )
         if short:
-            if len(_lexed) >= _LEXED_KEPT:
+            if _lexed_characters + len(sql) > _LEXED_CHARACTERS:
                 _lexed.clear()
+                _lexed_characters = 0
             _lexed[key] = found
+            _lexed_characters += len(sql)
     return list(found)
 
 
