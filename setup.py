@@ -9,6 +9,7 @@ from setuptools import Extension, setup
 EXTENSIONS = [
     ("proxy.wire._cscan", "proxy/wire/_cscan.pyx"),
     ("proxy.sql._cfastkey", "proxy/sql/_cfastkey.pyx"),
+    ("proxy.shard._crows", "proxy/shard/_crows.pyx"),
 ]
 
 try:

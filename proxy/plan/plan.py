@@ -50,13 +50,14 @@ from proxy.shard.route import Layout, NeedsSequence, Route, Target, hint_comment
 from proxy.shard.statements import (
     Decision,
     NeedsNextval,
+    TableLocks,
     decide,
     field_listing,
-    lock_refusal,
     show_commands,
+    table_locks,
 )
 from proxy.shard.transaction import TransactionControl, transaction_control
-from proxy.sql.analyze import DatabaseStatement, Kind, Statement
+from proxy.sql.analyze import BIND_TABLE_LOCK, DatabaseStatement, Kind, Statement
 from proxy.sql.lexer import DEFAULT_MODE, LexError, LexMode, ServerFlavor, TokenKind, lex
 from proxy.sql.like import shows_database
 from proxy.wire.stream import ResponseKind
@@ -477,15 +478,22 @@ def relayed_statement(
     error = check_requirements(statement.requirements, snapshot, _caller(view))
     if error is not None:
         return Deny(error)
-    if statement.binds:
+    if BIND_TABLE_LOCK in statement.binds or BIND_TABLE_LOCK in statement.releases:
         layout = sharded_layout(snapshot, view.current_db)
-        lock = (
-            None
-            if layout is None
-            else lock_refusal(original or statement.text, layout, view.lex_mode, view.flavor)
-        )
-        if lock is not None:
-            return Deny(lock)
+        if layout is not None:
+            # LOCK / UNLOCK TABLES on a sharded database: on every partition's connection.
+            try:
+                locks = (
+                    TableLocks(True)
+                    if BIND_TABLE_LOCK in statement.releases
+                    else table_locks(statement.text, layout, view.lex_mode, view.flavor)
+                )
+            except SqlError as refused:
+                return Deny(refused)
+            if locks is not None and prepared:
+                return Deny(not_supported("LOCK / UNLOCK TABLES prepared on a sharded database"))
+            if locks is not None:
+                return Sharded(locks, statement.text, layout, None)
     if statement.kind is Kind.QUERY:
         layout = sharded_layout(snapshot, view.current_db)
         decided = (

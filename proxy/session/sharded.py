@@ -32,7 +32,8 @@ statement to run there. This module only does the I/O:
   reaches, each started (``XA START``) when first reached -- by a routed statement
   (:meth:`ShardedExecutor._acquire`) or one the session relays to physical database 0
   (:meth:`ShardedExecutor.before_relay`). ``COMMIT`` commits one branch in one phase, several
-  in two with the decision recorded as for a multi-partition write; ``ROLLBACK``, a deadlock on
+  in two with the decision recorded as for a multi-partition write (each XA step on every
+  branch at once, as there: :meth:`ShardedExecutor._finish`); ``ROLLBACK``, a deadlock on
   a branch and the session's end roll every branch back. Transaction statements are read by
   ``proxy.shard.transaction``.
 * **Prepared statements** (:class:`ShardedStatement`): prepared on physical database 0 for the
@@ -70,7 +71,7 @@ from auth.catalog import (
     UnknownSequenceError,
 )
 from auth.errors import ErrorCode, SqlError, not_supported, sql_error
-from auth.model import PhysicalDatabase
+from auth.model import LogicalTable, PhysicalDatabase
 from proxy.backend.connection import (
     MAX_BACKEND_PACKET,
     BackendConnection,
@@ -104,7 +105,13 @@ from proxy.session.link import (
 )
 from proxy.session.statements import execute_types, with_id, with_types
 from proxy.shard.ddl import AlterSequence, CreateSequence, nextval_references
-from proxy.shard.metadata import derived_column, logical_text
+from proxy.shard.metadata import (
+    STATISTICS_QUERIES,
+    Statistics,
+    derived_column,
+    logical_text,
+    statistic_column,
+)
 from proxy.shard.placement import IntegerHash, Placement, PlacementError, integer_hash, place
 from proxy.shard.route import (
     KeySlots,
@@ -126,8 +133,10 @@ from proxy.shard.statements import (
     FieldListing,
     LocalRows,
     NeedsNextval,
+    NeedsStatistics,
     RenamedRows,
     SequenceDdl,
+    TableLocks,
     TableStatus,
     altered_sequence_start,
     decide,
@@ -140,7 +149,7 @@ from proxy.shard.transaction import (
     reads_tables,
 )
 from proxy.shard.values import NotPlaceable, shard_key
-from proxy.sql.analyze import Statement, cached_shape, fast_literals
+from proxy.sql.analyze import BIND_TABLE_LOCK, Statement, cached_shape, fast_literals
 from proxy.sql.lexer import LexMode, ServerFlavor, TokenKind, lex
 from proxy.sql.like import shows_database
 from proxy.wire.packets import (
@@ -236,6 +245,7 @@ _IN_TRANSACTION = int(ServerStatus.IN_TRANS)
 _READ_ONLY = int(ServerStatus.IN_TRANS_READONLY)
 _DEADLOCK = 1213
 _CANT_CHANGE_TX = 1568
+_TABLE_NOT_LOCKED = 1100
 # Why the session's connection to physical database 0 is bound while it holds a branch.
 _BRANCH_BIND = "an XA transaction branch"
 _STATEMENT_SAVEPOINT = "shardgate_statement"
@@ -247,6 +257,8 @@ _RENAMES_KEPT = 4096  # column definitions rewritten, remembered (LogicalNames)
 _NOT_NULL = 1
 _NO_DEFAULT = 4096
 _LAYOUTS_KEPT = 64  # plans' layouts whose renamings a session remembers (columns_for)
+_BINARY = 128
+_BIGINT_LENGTH = 21  # information_schema's BIGINT(21) statistics
 _SHAPES_KEPT = 256  # text statements' shapes a session remembers (each holds its tokens)
 # The shapes every session learned, for one catalog snapshot each, by (fast key, database,
 # lexer mode, server flavor): a new session's statements of a known shape need not teach it
@@ -304,8 +316,9 @@ class SessionPartitions:
         self._versions: dict[int, int] = {}  # ... as of this version of the session state
         self._snapshot: object = None
         # A transaction holds branches on the connections: they are kept (the mirrors follow
-        # a newer catalog once it ends).
+        # a newer catalog once it ends). So are connections holding LOCK TABLES' locks.
         self.in_transaction = False
+        self.locked = False
         # More connections per physical database, for merges over split tables (``spares``).
         self._spares: dict[int, list[BackendConnection]] = {}
         self._spare_applied: dict[int, list[str]] = {}  # by id() of the connection
@@ -313,7 +326,7 @@ class SessionPartitions:
     async def acquire(self, partitions: Sequence[PhysicalDatabase]) -> dict[int, BackendConnection]:
         session = self._session
         snapshot = session.ctx.snapshot()
-        if snapshot is not self._snapshot and not self.in_transaction:
+        if snapshot is not self._snapshot and not self.in_transaction and not self.locked:
             # New grants or tables: reconnect (the mirrors follow the newest catalog).
             await self.close()
             self._snapshot = snapshot
@@ -330,6 +343,11 @@ class SessionPartitions:
             if conn is not None and (conn.broken or conn.is_closing()):
                 self._held.pop(physical.index, None)
                 conn = None
+                if self.locked:
+                    # Its table locks went with it: a new connection would run unlocked.
+                    raise SessionLost(
+                        lost_error(["table locks"], f"partition {physical.name} reconnected")
+                    )
             if conn is None:
                 conn = self._held[physical.index] = await self._open(physical, snapshot)
                 self._applied[physical.index] = []
@@ -368,8 +386,8 @@ class SessionPartitions:
         session = self._session
         if snapshot is None:
             snapshot = session.ctx.snapshot()
-        if index == 0 or snapshot is not self._snapshot:
-            return None
+        if index == 0 or self.locked or snapshot is not self._snapshot:
+            return None  # (under LOCK TABLES: the long way, which checks the tables locked)
         conn = self._held.get(index)
         if conn is None or conn.broken or conn.is_closing() or conn.relaying:
             return None
@@ -601,6 +619,10 @@ class ShardedExecutor:
         # physical table: concatenated or merged), for its digest entry; 0 otherwise.
         self._scatter = 0
         self.tx: ClientTransaction | None = None  # the client's transaction, when one is open
+        # LOCK TABLES of sharded or broadcast tables: the lower-case logical names locked and
+        # the physical databases whose connections hold locks (None: no such locks).
+        self.locked: frozenset[str] | None = None
+        self._locked_on: tuple[int, ...] = ()
         # SET TRANSACTION: (isolation level, access mode) for the next transaction.
         self._next: tuple[str | None, bool | None] = (None, None)
         # Whether the current database is sharded, for a catalog snapshot (in_charge).
@@ -648,6 +670,7 @@ class ShardedExecutor:
             except (TimeoutError, BackendError, ConnectionLost, OSError):
                 log.warning("XA %s: rolling back at the session's end failed", tx.gtrid)
             self._forget(tx)
+        self._unlocked()  # (the connections' close ends their locks)
         self.forget_statements()
         await self.source.close()
 
@@ -685,6 +708,8 @@ class ShardedExecutor:
                 if routed is None:
                     return
                 decision = routed
+            if isinstance(decision, NeedsStatistics):
+                decision = await self._with_statistics(plan)
             if isinstance(decision, LocalRows) and decision.probe is not None:
                 await self._probed(plan.layout, decision, decision.probe)
             elif isinstance(decision, LocalRows):
@@ -724,6 +749,8 @@ class ShardedExecutor:
                 await self._sequence_ddl(plan.layout, decision)
             elif isinstance(decision, TransactionControl):
                 await self._control(plan.text, decision)
+            elif isinstance(decision, TableLocks):
+                await self._table_locks(plan.layout, decision)
 
     @contextlib.contextmanager
     def _failures_answered(self) -> Iterator[None]:
@@ -805,6 +832,59 @@ class ShardedExecutor:
             first = layout.partitions[0]
             return Route("copy", "", False, True, (Target(0, first.shard, first.name, text),))
         return decision
+
+    async def _with_statistics(self, plan: Sharded) -> Decision | None:
+        """information_schema.TABLES / STATISTICS: every partition's statistics of the sharded
+        tables' physical tables read first (on the session's connections, in the targets'
+        order), summed per logical table and index, then the statement decided again with
+        them in its derived tables."""
+        layout = plan.layout
+        owners: dict[tuple[int, str], LogicalTable] = {}
+        for table in layout.tables.values():
+            if table.rule.kind == "sharded":
+                for database, name in table.physical_tables(layout.count):
+                    owners[(database, name.lower())] = table
+        first = {t.key: t.physical_names_in(0, layout.count)[0] for t in owners.values()}
+        targets = _ordered_all(layout)
+        conns = await self._acquire(layout, targets, branch=False)
+        sizes: dict[str, list[int]] = {}
+        cardinalities: Counter[tuple[str, str, int]] = Counter()
+        try:
+            for target in targets:
+                conn = conns[target.partition]
+                tables, indexes = [
+                    await conn.query(OWN_STATEMENT + sql) for sql in STATISTICS_QUERIES
+                ]
+                for row in tables.rows:
+                    owner = owners.get((target.partition, _text(row[0]).lower()))
+                    if owner is not None:
+                        summed = sizes.setdefault(first[owner.key], [0, 0, 0, 0])
+                        for at, value in enumerate(row[1:5]):
+                            summed[at] += int(value or 0)
+                for row in indexes.rows:
+                    owner = owners.get((target.partition, _text(row[0]).lower()))
+                    if owner is not None and row[3] is not None:
+                        key = (first[owner.key], _text(row[1]), int(row[2] or 0))
+                        cardinalities[key] += int(row[3])
+        except (BackendError, ConnectionLost) as exc:
+            self._lost(conns, exc, False)
+            return None
+        statistics = Statistics(
+            tuple(
+                (name, rows, data, index, free)
+                for name, (rows, data, index, free) in sorted(sizes.items())
+            ),
+            tuple((*key, n) for key, n in sorted(cardinalities.items())),
+        )
+        state = self.session.link.state
+        return decide(
+            plan.text,
+            layout,
+            state.lex_mode,
+            state.flavor,
+            codec=self._codec(),
+            statistics=statistics,
+        )
 
     async def _sequence_ddl(self, layout: Layout, decision: SequenceDdl) -> None:
         session = self.session
@@ -905,6 +985,8 @@ class ShardedExecutor:
             self.forget_statements()
             if reasons or replied or in_transaction:
                 raise SessionLost(lost_error(reasons or ["an open transaction"], exc))
+        elif self.locked is not None and any(index in self._locked_on for index in broken):
+            raise SessionLost(lost_error(["table locks"], exc))  # (the next would run unlocked)
         elif replied or in_transaction:
             raise SessionLost(lost_error(["an open transaction"] if in_transaction else [], exc))
         self.replies.error(lost_error([], exc))
@@ -915,6 +997,10 @@ class ShardedExecutor:
         session = self.session
         layout = _layout_of(session)
         targets = decision.targets
+        if self.locked is not None:
+            self._check_locked(layout, decision)
+            targets = _unaliased(layout, targets)
+            decision = replace(decision, targets=targets)
         conns = await self._acquire(layout, targets)
         self._ran(decision.kind, len(targets))
         replied = False
@@ -933,6 +1019,91 @@ class ShardedExecutor:
                 await self._write(conns, targets, decision)
         except (BackendError, ConnectionLost) as exc:
             self._lost(conns, exc, replied or self._sent)
+
+    # -- LOCK TABLES --------------------------------------------------------------------------
+
+    async def _table_locks(self, layout: Layout, decision: TableLocks) -> None:
+        """LOCK TABLES: the physical tables' locks taken on every physical database's
+        connection in the acquisition order (the same for every session: two sessions locking
+        the same tables cannot deadlock), physical database 0's being the session's own
+        (bound while locked). As on MariaDB, the open transaction is committed and the
+        session's locks released first, and a LOCK TABLES that fails leaves none. UNLOCK
+        TABLES: on each connection holding locks, physical database 0's answering."""
+        link = self.session.link
+        if decision.unlock:
+            await self._unlock_partitions()
+            await self._on_link("UNLOCK TABLES")
+            link.binds.discard(BIND_TABLE_LOCK)
+            return
+        if self.tx is not None and self.locked is None and not await self.commit_implicitly():
+            return
+        await self._unlock_partitions()
+        conns = await self._acquire(layout, decision.targets, branch=False)
+        self._locked_on = tuple(t.partition for t in decision.targets)
+        if isinstance(self.source, SessionPartitions):
+            self.source.locked = True
+        link.binds.add(BIND_TABLE_LOCK)
+        failed: bytes | None = None
+        try:
+            for target in decision.targets:
+                conn = conns[target.partition]
+                packet = _track(conn, await conn.command(b"\x03" + target.sql.encode()))
+                if packet[:1] == b"\xff":
+                    failed = self.logical_names(layout).error(packet, target.database.encode())
+                    break
+        except (BackendError, ConnectionLost) as exc:
+            with contextlib.suppress(BackendError, ConnectionLost):
+                await self._unlock_partitions()
+            link.binds.discard(BIND_TABLE_LOCK)
+            self._lost(conns, exc, False)
+            return
+        if failed is not None:
+            # MariaDB released the session's locks before failing: so do the others.
+            await self._unlock_partitions()
+            await self._on_link("UNLOCK TABLES", answer=False)
+            link.binds.discard(BIND_TABLE_LOCK)
+            self.replies.write(failed)
+            return
+        self.locked = decision.tables
+        self.replies.ok()
+
+    async def _unlock_partitions(self) -> None:
+        """UNLOCK TABLES on each connection besides the session's own that holds locks."""
+        held, self._locked_on = self._locked_on, ()
+        self._unlocked()
+        layout = _layout_of(self.session)
+        others = [layout.partitions[p] for p in held if p != 0]
+        if not others:
+            return
+        conns = await self.source.acquire(others)
+        for partition, conn in conns.items():
+            try:
+                await _own_ok(conn, "UNLOCK TABLES")
+            except BackendQueryError:
+                conn.broken = True
+                self.source.release({partition: conn}, [partition])
+
+    def _unlocked(self) -> None:
+        self.locked = None
+        if isinstance(self.source, SessionPartitions):
+            self.source.locked = False
+
+    def _check_locked(self, layout: Layout, decision: Route) -> None:
+        """Under LOCK TABLES, a statement on a sharded or broadcast table not locked is 1100
+        (MariaDB's answer on each partition; on one connection not locked it would run); a
+        write with autocommit off is 1235 (it would stay in one partition's own transaction,
+        which the client's COMMIT, run where single tables live, would not end)."""
+        assert self.locked is not None
+        if decision.write and _autocommit_off(self.session.link.state.variables):
+            raise _xa_under_locks("a write in a transaction (autocommit=0)")
+        for key in sorted(decision.tables or ()):
+            table = layout.tables.get(key)
+            if table is not None and table.rule.kind != "single" and key not in self.locked:
+                raise SqlError(
+                    _TABLE_NOT_LOCKED,
+                    "HY000",
+                    f"Table '{table.name}' was not locked with LOCK TABLES",
+                )
 
     async def _relay_logical(
         self, conn: BackendConnection, target: Target, layout: Layout
@@ -1007,13 +1178,14 @@ class ShardedExecutor:
         (TBPARTITION BY) gives its first target the acquired connection and the others spare
         ones (``PartitionSource.spares``) -- except inside a transaction, whose branch is that
         one connection: then every target of the database reads on it, one after another
-        (``merge_streams``). Counts the statement in the metrics."""
+        (``merge_streams``), as under LOCK TABLES (the locks are that connection's). Counts the
+        statement in the metrics."""
         per_db = Counter(t.partition for t in targets)
         conns = await self._acquire(layout, targets)
         spares = {
             p: (
                 [conns[p]] * (n - 1)
-                if self.in_charge()
+                if self.in_charge() or self.locked is not None
                 else await self.source.spares(layout.partitions[p], n - 1)
             )
             for p, n in per_db.items()
@@ -1036,6 +1208,9 @@ class ShardedExecutor:
         if not isinstance(rerouted, Route) or rerouted.merge is None:
             raise not_supported(f"merging {decision.merge} across partitions of this statement")
         targets = rerouted.targets
+        if self.locked is not None:
+            self._check_locked(plan.layout, rerouted)
+            targets = _unaliased(plan.layout, targets)
         conns, readers = await self.merge_readers(plan.layout, targets, decision.merge)
         self._sent = False
         client = self.session.client
@@ -1218,18 +1393,35 @@ class ShardedExecutor:
         read whole (a few rows per table), renamed, then answered with the shard's column
         definitions (renamed as every answer's are) and its end."""
         target = decision.target
-        conns = await self._acquire(layout, (target,))
+        conns = await self._acquire(layout, (target, *decision.others), branch=False)
+        cardinalities: Counter[tuple[bytes | None, bytes | None]] = Counter()
         try:
             answer = await self._whole(layout, conns[target.partition], target)
+            if answer is None:
+                return
+            width = len(answer[0]) - 1 - (0 if conns[0].capabilities & _DEPRECATE_EOF else 1)
+            for other in decision.others:
+                more = await self._whole(layout, conns[other.partition], other)
+                if more is None:
+                    return
+                for packet in more[1]:
+                    values = text_row_values(packet, width)
+                    counted = _number(values[decision.summed])
+                    cardinalities[(values[2], values[3])] += counted or 0
         except (BackendError, ConnectionLost) as exc:
             self._lost(conns, exc, False)
-            return
-        if answer is None:
             return
         head, rows, end = answer
         for payload in head:
             self._emit(payload)
         for packet in rows:
+            if decision.others:
+                values = text_row_values(packet, width)
+                counted = _number(values[decision.summed])
+                if counted is not None:
+                    total = counted + cardinalities[(values[2], values[3])]
+                    values[decision.summed] = str(total).encode()
+                    packet = build_text_row(values)
             packet = rename_row(packet, decision.column, decision.renames)
             for column in decision.texts:
                 packet = rename_in_text(packet, column, decision.renames)
@@ -1416,6 +1608,12 @@ class ShardedExecutor:
         if self.tx is not None:
             await self._write_in_transaction(conns, targets, decision, command)
             return
+        if self.locked is not None:
+            raise _xa_under_locks(
+                "a write to several partitions",
+                "; a dump restored into a sharded database: made with mariadb-dump"
+                " --skip-add-locks",
+            )
         gtrid = f"{XID_PREFIX}{_NODE}-{session.connection_id}-{next(_XIDS)}"
         xid = quote_string(gtrid)
         branches = sorted({t.partition for t in targets}, key=lambda p: targets_order(targets, p))
@@ -1430,8 +1628,10 @@ class ShardedExecutor:
             # Each XA step on every branch at once (separate connections, independent).
             started, failed = await _on_each(conns, branches, step("START"))
             _raise_first(failed, branches)
+            # The statements of every branch at once too (a branch's own in order).
+            sent = await _commands_by_branch(conns, targets, command)
             for index, target in enumerate(targets):
-                packet = await conns[target.partition].command(command(index))
+                packet = sent[index]
                 if packet[:1] == b"\xff":
                     err = parse_err(packet, conns[target.partition].capabilities)
                     failure = sql_error_from(err.errno, err.sqlstate, err.message)
@@ -1442,6 +1642,15 @@ class ShardedExecutor:
                 answers.append(packet)
             _, failed = await _on_each(conns, started, step("END"))
             _raise_first(failed, started)
+            if failure is None and len(started) == 1:
+                # One branch (the tables of one physical database): committed in one phase,
+                # nothing for the catalog to decide or for a recovery to find prepared.
+                one_phase = step("COMMIT")
+                _, failed = await _on_each(conns, started, lambda p: one_phase(p) + " ONE PHASE")
+                _raise_first(failed, started)
+                await self._remember_insert_id(decision)
+                self._answer_write(answers, conns[targets[0].partition], decision)
+                return
             if failure is None:
                 _, failed = await _on_each(conns, started, step("PREPARE"))
                 _raise_first(failed, started)
@@ -1552,6 +1761,8 @@ class ShardedExecutor:
         the proxy runs: one is open, or autocommit is off (every statement opens one)."""
         if self.tx is not None:
             return True
+        if self.locked is not None:
+            return False  # (no XA under LOCK TABLES: MariaDB's own transactions, reads only)
         session = self.session
         # (_autocommit_off, inline: once per statement)
         if session.link.state.variables.get("autocommit", "1") not in _AUTOCOMMIT_OFF:
@@ -1600,6 +1811,8 @@ class ShardedExecutor:
         """Make each connection a branch of the transaction (``XA START``, once per physical
         database, when the transaction first reaches it). Raises SqlError with the shard's
         error when a branch cannot start."""
+        if self.locked is not None:
+            raise _xa_under_locks("a transaction")
         tx = self.tx or self._open(explicit=False)
         xid = quote_string(tx.gtrid)
         for partition, conn in conns.items():
@@ -1743,9 +1956,13 @@ class ShardedExecutor:
             self.replies.ok()  # for the transaction's branches, when it opens
             return
         if verb == "begin":
-            # MariaDB commits an open transaction first.
+            # MariaDB commits an open transaction first, and releases the table locks.
             if tx is not None and not await self.commit_implicitly():
                 return
+            if self.locked is not None:
+                await self._unlock_partitions()
+                await self._on_link("UNLOCK TABLES", answer=False)
+                self.session.link.binds.discard(BIND_TABLE_LOCK)
             self._open(explicit=True, read_only=control.read_only)
             self.replies.ok()  # the branches start where the transaction first goes
             return
@@ -1819,11 +2036,15 @@ class ShardedExecutor:
             )
         )
 
-    async def _on_link(self, text: str) -> None:
+    async def _on_link(self, text: str, answer: bool = True) -> None:
         """Run the client's statement on the session's own connection (physical database 0)
-        and pass the shard's answer on (with the transaction's status)."""
+        and pass the shard's answer on (with the transaction's status); ``answer`` False: the
+        proxy's own statement, its answer dropped."""
         link = self.session.link
         conn = await link.connection(self.replies.lease)
+        if not answer:
+            await _own(conn, text)
+            return
         packet = _track(conn, await conn.command(b"\x03" + text.encode()))
         if packet[:1] == b"\xff":
             self.replies.write(packet)
@@ -1839,15 +2060,23 @@ class ShardedExecutor:
         )
 
     async def _end_all(self, tx: ClientTransaction) -> bytes | None:
-        """``XA END`` and ``XA ROLLBACK`` on every branch (a branch a deadlock marked
-        rollback-only refuses XA END); the last answer."""
+        """``XA END`` and ``XA ROLLBACK`` on every branch, each step on all of them at once (a
+        branch a deadlock marked rollback-only refuses XA END); the last branch's answer. A
+        connection lost under it raises once the others are rolled back."""
         xid = quote_string(tx.gtrid)
+        live = [p for p, c in tx.branches.items() if not (c.broken or c.is_closing())]
+        # (gone ones: the shard rolled their branches back)
+        ended = await _own_each(tx.branches, live, lambda p: f"XA END {xid}, '{p}'")
+        lost = [r for r in ended.values() if isinstance(r, BaseException)]
+        left = [p for p in live if not isinstance(ended[p], BaseException)]
+        rolled = await _own_each(tx.branches, left, lambda p: f"XA ROLLBACK {xid}, '{p}'")
+        lost += [r for r in rolled.values() if isinstance(r, BaseException)]
+        if lost:
+            raise lost[0]
         answer: bytes | None = None
-        for partition, conn in tx.branches.items():
-            if conn.broken or conn.is_closing():
-                continue  # gone: the shard rolled the branch back
-            await _own(conn, f"XA END {xid}, '{partition}'")
-            packet = await _own(conn, f"XA ROLLBACK {xid}, '{partition}'")
+        for partition in left:
+            packet = rolled[partition]
+            assert isinstance(packet, bytes)
             if packet[:1] != b"\xff":
                 answer = packet
         return answer
@@ -1876,10 +2105,13 @@ class ShardedExecutor:
             return ended or build_ok(capabilities=self.session.capabilities)
         xid = quote_string(tx.gtrid)
         branches = list(tx.branches.items())
+        conns = dict(branches)
+        order = list(conns)
         failure: SqlError | None = None
         try:
-            for partition, conn in branches:
-                await _own_ok(conn, f"XA END {xid}, '{partition}'")
+            # Each XA step on every branch at once (separate connections, independent), as a
+            # multi-partition write outside a transaction runs them.
+            _steps_ok(await _own_each(conns, order, lambda p: f"XA END {xid}, '{p}'"), order, conns)
             if len(branches) == 1:
                 partition, conn = branches[0]
                 packet = await _own(conn, f"XA COMMIT {xid}, '{partition}' ONE PHASE")
@@ -1887,8 +2119,8 @@ class ShardedExecutor:
                     self.replies.write(packet)  # the shard rolled it back
                     return None
                 return packet
-            for partition, conn in branches:
-                await _own_ok(conn, f"XA PREPARE {xid}, '{partition}'")
+            prepared = await _own_each(conns, order, lambda p: f"XA PREPARE {xid}, '{p}'")
+            _steps_ok(prepared, order, conns)
         except BackendQueryError as exc:
             failure = sql_error_from(exc.errno, exc.sqlstate, exc.message)
         except (BackendError, ConnectionLost) as exc:
@@ -1899,7 +2131,7 @@ class ShardedExecutor:
             if outcome is None:
                 # Unknown: the branches stay prepared for recovery (error sent), left by their
                 # connections (a prepared branch outlives its connection on the shard).
-                self._leave_prepared(dict(branches))
+                self._leave_prepared(conns)
                 return None
             if outcome == "abort":
                 failure = sql_error(
@@ -1919,20 +2151,23 @@ class ShardedExecutor:
         answer: bytes | None = None
         layout = _layout_of(self.session)
         left: dict[int, BackendConnection] = {}
-        for partition, conn in branches:
+        committed = await _own_each(conns, order, lambda p: f"XA COMMIT {xid}, '{p}'")
+        for partition in order:
             where = layout.partitions[partition].name
-            try:
-                packet = await _own(conn, f"XA COMMIT {xid}, '{partition}'")
-            except (BackendError, ConnectionLost) as exc:
-                not_committed.append(f"{where}: {exc}")
+            result = committed[partition]
+            if isinstance(result, (BackendError, ConnectionLost)):
+                not_committed.append(f"{where}: {result}")
                 continue
-            if packet[:1] == b"\xff":
-                err = parse_err(packet, conn.capabilities)
+            if isinstance(result, BaseException):
+                raise result
+            if result[:1] == b"\xff":
+                conn = conns[partition]
+                err = parse_err(result, conn.capabilities)
                 if err.errno != _XAER_NOTA:  # else committed by a recovering node, as decided
                     not_committed.append(f"{where}: {err.errno} {err.message}")
                     left[partition] = conn
                 continue
-            answer = packet
+            answer = result
         if not_committed:
             self._leave_prepared(left)
             self.replies.error(
@@ -2266,6 +2501,9 @@ class ShardedExecutor:
             )
         if not isinstance(decision, Route):
             raise not_supported("this prepared statement on a sharded database")
+        if self.locked is not None:
+            self._check_locked(layout, decision)
+            decision = replace(decision, targets=_unaliased(layout, decision.targets))
         if decision.merge is not None:
             await self._merged_prepared(statement, layout, decision, found, values, payload)
             return
@@ -2390,6 +2628,8 @@ class ShardedExecutor:
         if not isinstance(rerouted, Route) or rerouted.merge is None:
             raise not_supported(f"merging {decision.merge} across partitions of this statement")
         targets = rerouted.targets
+        if self.locked is not None:
+            targets = _unaliased(layout, targets)
         conns, readers = await self.merge_readers(layout, targets, decision.merge)
         self._sent = False
         client = self.session.client
@@ -2431,6 +2671,8 @@ class ShardedExecutor:
         (connection, target, the frame to write there), or None: the command loop carries
         the execution out. (``snapshot``: the current catalog snapshot, when the caller has
         it.)"""
+        if self.locked is not None:
+            return None  # (under LOCK TABLES: the command loop's checks and texts)
         payload = packet[4:]
         self._refresh(statement, plan.layout, snapshot)
         slots = statement.slots
@@ -2498,6 +2740,8 @@ class ShardedExecutor:
         target for this statement's literal (its physical database and physical text); None:
         the command loop routes it (its shape is not one, not analysed yet, or its key is not
         placeable)."""
+        if self.locked is not None:
+            return None  # (under LOCK TABLES: the command loop's checks and texts)
         found = fast_literals(sql)
         if found is None:
             return None
@@ -2641,6 +2885,11 @@ class ShardedExecutor:
             await self._undo_create(layout, table.name, done)
             self.replies.error(_fan_out_error(f"CREATE TABLE {table.name}", done, failed))
             return
+        # Stored (SHOW CREATE TABLE's) as the shard normalized it, as after an ALTER TABLE:
+        # what a dump recreates is MariaDB's definition, not the client's spelling.
+        shown = await self._shard_definition(layout, table)
+        if shown is not None:
+            table = replace(table, definition=shown)
         catalog = session.ctx.accounts.catalog
         before = session.ctx.mirrors.snapshot()
         assert session.account is not None
@@ -2776,19 +3025,24 @@ class ShardedExecutor:
         self.replies.result_set(["Table", "Op", "Msg_type", "Msg_text"], rows, frozenset())
 
     async def _definition(self, layout: Layout, name: str) -> str | None:
-        """After ALTER TABLE: the shard's definition of the first physical table, under the
-        logical name, with the DRDS clause (what SHOW CREATE TABLE shows)."""
+        """After ALTER TABLE: :meth:`_shard_definition` of the table named ``name``."""
         table = layout.tables.get(name.lower())
         if table is None:
             return None
+        return await self._shard_definition(layout, table)
+
+    async def _shard_definition(self, layout: Layout, table: LogicalTable) -> str | None:
+        """The shard's definition of ``table``'s first physical table, under the logical
+        name, with the DRDS clause (what SHOW CREATE TABLE shows); None if it cannot be
+        read."""
         database, physical = table.physical_tables(layout.count)[0]
         target = Target(database, layout.partitions[database].shard, "", "")
-        conns = await self._acquire(layout, [target], branch=False)
         try:
+            conns = await self._acquire(layout, [target], branch=False)
             result = await conns[database].query(
                 f"{OWN_STATEMENT}SHOW CREATE TABLE `{physical.replace('`', '``')}`"
             )
-        except BackendQueryError:
+        except (BackendError, BackendQueryError, BackendUnavailable, ConnectionLost):
             return None
         text = (result.rows[0][1] or b"").decode()
         text = text.replace(f"`{physical}`", f"`{table.name}`", 1)
@@ -3141,6 +3395,9 @@ class LogicalNames:
             # A column of an information_schema table made logical (proxy.shard.metadata):
             # the definition the table's own column has.
             flags = column.flags | (_NO_DEFAULT if column.flags & _NOT_NULL else 0)
+            length = column.length
+            if statistic_column(column.table, column.org_name or column.name):
+                flags, length = (flags & ~_BINARY) | _NO_DEFAULT, _BIGINT_LENGTH
             return replace(
                 column,
                 schema=b"information_schema",
@@ -3148,6 +3405,7 @@ class LogicalNames:
                 org_name=column.org_name or column.name,
                 flags=flags,
                 decimals=0,
+                length=length,
             ).build()
         schema = self.schema if column.schema == physical else column.schema
         table = tables.get(column.table, column.table)
@@ -3194,6 +3452,78 @@ async def _on_each(
     if lost is not None:
         raise lost
     return done, failed
+
+
+async def _own_each(
+    conns: Mapping[int, BackendConnection], partitions: Sequence[int], sql: Callable[[int], str]
+) -> dict[int, bytes | BaseException]:
+    """:func:`_own` on each partition's connection at once: each one's answer (an OK or ERR
+    packet, its status tracked), or the exception that lost it."""
+    results = await asyncio.gather(
+        *(_own(conns[partition], sql(partition)) for partition in partitions),
+        return_exceptions=True,
+    )
+    return dict(zip(partitions, results, strict=True))
+
+
+def _steps_ok(
+    answers: Mapping[int, bytes | BaseException],
+    order: Sequence[int],
+    conns: Mapping[int, BackendConnection],
+) -> None:
+    """An XA step's answers from :func:`_own_each`: the first lost connection raised, else the
+    shard's first error (in ``order``) as BackendQueryError, else nothing."""
+    for partition in order:
+        answer = answers[partition]
+        if isinstance(answer, BaseException):
+            raise answer
+    for partition in order:
+        answer = answers[partition]
+        assert isinstance(answer, bytes)
+        if answer[:1] == b"\xff":
+            err = parse_err(answer, conns[partition].capabilities)
+            raise BackendQueryError(err.errno, err.sqlstate, err.message)
+        if answer[:1] != b"\x00":
+            conns[partition].broken = True
+            raise BackendError(f"an answer other than OK to an XA step on partition {partition}")
+
+
+async def _commands_by_branch(
+    conns: Mapping[int, BackendConnection],
+    targets: Sequence[Target],
+    command: Callable[[int], bytes],
+) -> dict[int, bytes]:
+    """Each target's ``command(index)`` answer, by index: the partitions' connections at once,
+    a partition's targets one after the other, up to its first answer that is not an OK (the
+    rest of that partition is not sent, as when targets ran one after the other: the caller
+    stops at the first such answer in target order). A lost connection raises (the first in
+    target order), once every partition is done."""
+    by_partition: dict[int, list[int]] = {}
+    for index, target in enumerate(targets):
+        by_partition.setdefault(target.partition, []).append(index)
+    answers: dict[int, bytes] = {}
+
+    async def run(indexes: list[int]) -> None:
+        for index in indexes:
+            packet = await conns[targets[index].partition].command(command(index))
+            answers[index] = packet
+            if packet[:1] != b"\x00":
+                return
+
+    results = await asyncio.gather(
+        *(run(indexes) for indexes in by_partition.values()), return_exceptions=True
+    )
+    lost = {
+        partition: result
+        for partition, result in zip(by_partition, results, strict=True)
+        if isinstance(result, BaseException)
+    }
+    for index in range(len(targets)):
+        if index not in answers:
+            raise lost[targets[index].partition]
+        if answers[index][:1] != b"\x00":
+            break  # (the caller stops here)
+    return answers
 
 
 def _raise_first(failed: Mapping[int, BackendQueryError], order: Sequence[int]) -> None:
@@ -3253,6 +3583,45 @@ def _track(conn: BackendConnection, packet: bytes) -> bytes:
     if packet[:1] == b"\x00":
         conn.status = parse_ok(packet, conn.capabilities).status
     return packet
+
+
+def _text(value: bytes | None) -> str:
+    return (value or b"").decode("utf-8", "surrogateescape")
+
+
+def _ordered_all(layout: Layout) -> tuple[Target, ...]:
+    """One target per physical database (no statement), in the acquisition order."""
+    ordered = sorted(layout.partitions, key=lambda p: (p.shard, p.index))
+    return tuple(Target(p.index, p.shard, p.name, "") for p in ordered)
+
+
+def _unaliased(layout: Layout, targets: Sequence[Target]) -> tuple[Target, ...]:
+    """Under LOCK TABLES: a split table's physical table without the logical name routing
+    gives it as an alias (```t_03` AS `t```) -- LOCK TABLES locked the physical names (a
+    physical database holding several of them could not lock each under the one alias)."""
+    split = [t for t in layout.tables.values() if t.rule.split_tables]
+    if not split:
+        return tuple(targets)
+    names = "|".join(
+        re.escape(quote_name(n)) for t in split for _, n in t.physical_tables(layout.count)
+    )
+    pattern = re.compile(f"({names}) AS (`(?:[^`]|``)+`)")
+    keys = {t.key for t in split}
+
+    def strip(found: re.Match[str]) -> str:
+        alias = found.group(2)[1:-1].replace("``", "`").lower()
+        return found.group(1) if alias in keys else found.group(0)
+
+    return tuple(replace(t, sql=pattern.sub(strip, t.sql)) for t in targets)
+
+
+def _xa_under_locks(what: str, advice: str = "") -> SqlError:
+    """1235 for what needs an XA transaction while LOCK TABLES holds tables (MariaDB refuses
+    XA START then: 1400 XAER_OUTSIDE)."""
+    return not_supported(
+        f"{what} on a sharded database under LOCK TABLES (an XA transaction cannot start while"
+        f" tables are locked: UNLOCK TABLES first{advice})"
+    )
 
 
 def _rolled_back(exc: BackendQueryError) -> SqlError:

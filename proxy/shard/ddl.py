@@ -125,6 +125,8 @@ class ColumnDefinition:
     key_type: KeyType | None  # None: not an integer or character string type
     generated: bool
     auto_increment: bool
+    # A CHAR / VARCHAR column's length in characters (CHAR alone: 1); None otherwise.
+    length: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,7 +473,23 @@ def _column(cur: _Cursor, item: tuple[Token, ...]) -> ColumnDefinition:
         after = words.index("AUTO_INCREMENT") + 1
         if after < len(words) and words[after] in ("BY", "UNIT"):
             raise not_supported(f"AUTO_INCREMENT {words[after]} ... (DRDS 2.0)")
-    return ColumnDefinition(name, type_word, key_type, generated, auto_increment)
+    length = None
+    if key_type is not None and key_type.family == "string":
+        length = _char_length(item)
+    return ColumnDefinition(name, type_word, key_type, generated, auto_increment, length)
+
+
+def _char_length(item: tuple[Token, ...]) -> int | None:
+    """The length of a CHAR / VARCHAR column definition: the first ``(n)`` after its name
+    (CHAR without one: 1); None when it cannot be read."""
+    for index in range(1, len(item) - 2):
+        token = item[index]
+        if token.kind is TokenKind.OP and token.value == "(":
+            number = item[index + 1]
+            if number.kind is TokenKind.NUMBER and number.value.isdigit():
+                return int(number.value)
+            return None
+    return 1 if _kw(item[1]) in _CHAR_WORDS else None
 
 
 def _binary_charset(words: list[str]) -> bool:

@@ -16,8 +16,11 @@ answers with logical names:
   table). The client's WHERE, joins, aggregates and ORDER BY then work on logical names, and
   the shard still shows the account only what its mirror holds privileges on.
 
-The statistics of such a row (TABLE_ROWS, DATA_LENGTH, AUTO_INCREMENT, ...) are those of the
-logical table's physical table in physical database 0, not the sum over its partitions.
+The statistics of a sharded table's row in TABLES (TABLE_ROWS, DATA_LENGTH, INDEX_LENGTH,
+DATA_FREE, AVG_ROW_LENGTH computed again) and STATISTICS (CARDINALITY) are sums over its
+physical tables when the caller gathered them (:class:`Statistics`: the session reads every
+partition's first, ``needs_statistics`` says when); the rest (AUTO_INCREMENT, times) and a
+broadcast table's (one copy) are physical database 0's.
 """
 
 from __future__ import annotations
@@ -31,12 +34,55 @@ from proxy.shard.route import Layout, is_name_token, is_op_token, token_keyword
 from proxy.sql.lexer import LexedStatement, LexMode, ServerFlavor, lex
 
 __all__ = [
+    "STATISTICS_QUERIES",
+    "Statistics",
     "derived_column",
     "first_physical",
     "logical_text",
+    "needs_statistics",
     "physical_qualifiers",
     "sql_literal",
+    "statistic_column",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Statistics:
+    """Sums over the physical tables of a database's sharded tables, keyed by the name of the
+    row physical database 0's information_schema keeps for it (its first physical table):
+    ``tables``: (name, TABLE_ROWS, DATA_LENGTH, INDEX_LENGTH, DATA_FREE); ``indexes``: (name,
+    INDEX_NAME, SEQ_IN_INDEX, CARDINALITY)."""
+
+    tables: tuple[tuple[str, int, int, int, int], ...] = ()
+    indexes: tuple[tuple[str, str, int, int], ...] = ()
+
+
+# What each physical database answers for Statistics (its connection's default database).
+STATISTICS_QUERIES: Final = (
+    "SELECT TABLE_NAME, TABLE_ROWS, DATA_LENGTH, INDEX_LENGTH, DATA_FREE"
+    " FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()",
+    "SELECT TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, CARDINALITY"
+    " FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE()",
+)
+
+
+def needs_statistics(text: str, layout: Layout) -> bool:
+    """Whether ``text`` may read a statistic of information_schema.TABLES or STATISTICS (a
+    summed column named, or ``*``) while the database has sharded tables (whose statistics
+    are sums over the partitions)."""
+    lowered = text.lower()
+    return (
+        "information_schema" in lowered
+        and ("tables" in lowered or "statistics" in lowered)
+        and any(word in lowered for word in _STATISTIC_WORDS)
+        and any(t.rule.kind == "sharded" for t in layout.tables.values())
+    )
+
+
+_STATISTIC_WORDS: Final = (
+    "*", "table_rows", "avg_row_length", "data_length", "index_length", "data_free",
+    "cardinality",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +316,11 @@ def first_physical(layout: Layout) -> tuple[dict[str, str], tuple[str, ...]]:
 
 
 def logical_text(
-    text: str, layout: Layout, mode: LexMode, flavor: ServerFlavor | None
+    text: str,
+    layout: Layout,
+    mode: LexMode,
+    flavor: ServerFlavor | None,
+    statistics: Statistics | None = None,
 ) -> str | None:
     """``text`` with DATABASE() answered and information_schema's tables made logical (see the
     module docstring); None when it has neither, or when it names physical database 0 as a
@@ -345,7 +395,9 @@ def logical_text(
                 # information_schema.T.column: the derived table is named T
                 splices.append((token.pos, name.pos, ""))
             else:
-                derived = _derived(name.value.upper(), layout.name, physical, _split_names(layout))
+                derived = _derived(
+                    name.value.upper(), layout.name, physical, _split_names(layout), statistics
+                )
                 aliased = after_name is not None and (
                     token_keyword(after_name) == "AS"
                     or (is_name_token(after_name) and token_keyword(after_name) not in _NOT_ALIAS)
@@ -414,6 +466,48 @@ def physical_qualifiers(text: str, lexed: LexedStatement, layout: Layout) -> str
     return _splice(text, splices)
 
 
+def _summed(table: str, statistics: Statistics, p0: str) -> dict[str, str]:
+    """The columns of information_schema.``table`` whose values for the sharded tables'
+    rows in physical database 0 (``p0``) are the sums: column -> its expression."""
+    schema, name = "`TABLE_SCHEMA`", "`TABLE_NAME`"
+    out: dict[str, str] = {}
+    if table == "TABLES" and statistics.tables:
+        for at, column in enumerate(("TABLE_ROWS", "DATA_LENGTH", "INDEX_LENGTH", "DATA_FREE")):
+            cases = " ".join(
+                f"WHEN {sql_literal(row[0])} THEN {row[at + 1]}" for row in statistics.tables
+            )
+            out[column] = (
+                f"CAST(IF({schema} = {p0}, CASE {name} {cases} ELSE `{column}` END, `{column}`)"
+                " AS UNSIGNED)"
+            )
+        cases = " ".join(
+            f"WHEN {sql_literal(row[0])} THEN {row[2] // row[1] if row[1] else 0}"
+            for row in statistics.tables
+        )
+        out["AVG_ROW_LENGTH"] = (
+            f"CAST(IF({schema} = {p0}, CASE {name} {cases} ELSE `AVG_ROW_LENGTH` END,"
+            " `AVG_ROW_LENGTH`) AS UNSIGNED)"
+        )
+    if table == "STATISTICS" and statistics.indexes:
+        cases = " ".join(
+            f"WHEN {name} = {sql_literal(t)} AND `INDEX_NAME` = {sql_literal(i)}"
+            f" AND `SEQ_IN_INDEX` = {seq} THEN {n}"
+            for t, i, seq, n in statistics.indexes
+        )
+        out["CARDINALITY"] = (
+            f"IF({schema} = {p0} AND `CARDINALITY` IS NOT NULL, CAST(CASE {cases}"
+            " ELSE `CARDINALITY` END AS SIGNED), `CARDINALITY`)"
+        )
+    return out
+
+
+def statistic_column(table: bytes, column: bytes) -> bool:
+    """Whether ``column`` of information_schema ``table`` is a statistic the derived table
+    sums (a BIGINT(21) there, without BINARY: the CAST's definition says 20 and BINARY)."""
+    names = _STATISTIC_COLUMNS.get(table.decode("ascii", "replace").upper(), ())
+    return column.decode("ascii", "replace").upper() in names
+
+
 def derived_column(table: bytes, column: bytes) -> bool:
     """Whether ``column`` of information_schema ``table`` is one the derived table computes
     (its definition then says no schema, NOT NULL without NO_DEFAULT_VALUE and 39 decimals,
@@ -422,7 +516,15 @@ def derived_column(table: bytes, column: bytes) -> bool:
     if spec is None:
         return False
     name = column.decode("ascii", "replace").upper()
+    if name in _STATISTIC_COLUMNS.get(table.decode("ascii", "replace").upper(), ()):
+        return True
     return name in spec.schemas or any(name == t for t, _ in spec.tables)
+
+
+_STATISTIC_COLUMNS: Final = {
+    "TABLES": ("TABLE_ROWS", "AVG_ROW_LENGTH", "DATA_LENGTH", "INDEX_LENGTH", "DATA_FREE"),
+    "STATISTICS": ("CARDINALITY",),
+}
 
 
 def _split_names(layout: Layout) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
@@ -449,16 +551,20 @@ def _derived(
     logical: str,
     physical: str,
     split: tuple[tuple[tuple[str, str], ...], tuple[str, ...]],
+    statistics: Statistics | None = None,
 ) -> str:
     """The derived table standing for information_schema.``table``."""
     spec = _SPECS[table]
     first, rest = split
     p0, db = sql_literal(physical), sql_literal(logical)
     table_columns = dict(spec.tables)
+    summed = _summed(table, statistics, p0) if statistics is not None else {}
     items = []
     for name in spec.columns:
         column = _quote(name)
-        if name in spec.schemas:
+        if name in summed:
+            items.append(f"{summed[name]} AS {column}")
+        elif name in spec.schemas:
             items.append(f"IF({column} = {p0}, {db}, {column}) AS {column}")
         elif name in table_columns and first:
             cases = " ".join(

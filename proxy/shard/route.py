@@ -52,13 +52,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+from array import array
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Final, Literal, TypeVar
 
 from auth.errors import ErrorCode, SqlError, not_supported, sql_error
-from auth.model import LogicalTable, PhysicalDatabase, TableRule, auto_sequence_name
+from auth.model import LogicalTable, PhysicalDatabase, ShardKey, TableRule, auto_sequence_name
 from proxy.shard.ddl import parse_create_table
 from proxy.shard.joins import check_colocated
 from proxy.shard.placement import (
@@ -70,18 +71,23 @@ from proxy.shard.placement import (
     place,
     tables_in,
 )
+from proxy.shard.rows import split_rows
 from proxy.shard.values import NotALiteral, NotPlaceable, SqlValue, literal_value, shard_key
 from proxy.sql.lexer import (
     DEFAULT_MODE,
     LexedStatement,
+    LexError,
     LexMode,
     ServerFlavor,
     Token,
     TokenKind,
     lex,
 )
+from proxy.sql.mariadb_words import FUNCTIONS, KEYWORDS
 
 __all__ = [
+    "BulkDeclined",
+    "BulkRows",
     "KeySlots",
     "Layout",
     "NeedsSequence",
@@ -90,6 +96,7 @@ __all__ = [
     "Target",
     "TextShape",
     "bind_params",
+    "bulk_rows",
     "copy_target",
     "hint_comment",
     "hinted",
@@ -245,6 +252,30 @@ def table_columns(definition: str) -> tuple[str, ...]:
     return tuple(column.name for column in created.columns)
 
 
+@functools.lru_cache(maxsize=1024)
+def string_key_lengths(definition: str) -> Mapping[str, int]:
+    """The lengths of the CHAR / VARCHAR columns of a logical table's definition, by
+    lower-case name (what MariaDB truncates a longer value to)."""
+    statements = lex(definition)
+    try:
+        created = parse_create_table(statements[0].text, lex(statements[0].text)[0])
+    except (SqlError, IndexError):
+        return {}
+    return {c.name.lower(): c.length for c in created.columns if c.length is not None}
+
+
+def _stored_key(table: LogicalTable, key: ShardKey, value: KeyValue) -> KeyValue:
+    """A string key longer than its column: placed as MariaDB stores it, truncated to the
+    column's length (without strict mode, or when only spaces are cut: else the shard
+    refuses the row with 1406), so a read by the stored value finds the row's partition."""
+    if not isinstance(value, str):
+        return value
+    length = string_key_lengths(table.definition).get(key.column.lower())
+    if length is None or len(value) <= length:
+        return value
+    return value[:length]
+
+
 def _auto_increment_column(definition: str) -> str | None:
     statements = lex(definition)
     try:
@@ -310,20 +341,26 @@ def route(
     *,
     lexed: LexedStatement | None = None,
     codec: str | None = "utf-8",
+    split: BulkRows | None = None,
 ) -> Route | NeedsSequence | None:
     """Where the one statement ``sql`` goes (see the module docstring); raises SqlError.
     ``params``: a prepared statement's parameter values (missing ones NULL), routed as the
     literals they stand for; the targets' texts keep the parameter markers. ``lexed``: ``sql``
     already lexed (in ``mode``, for ``flavor``), as one statement. ``codec``: the Python codec
-    of the client's character set (``recode_strings``). (Without values -- the plan's routing
-    of a statement, every session anew -- a short text's route is remembered for the layout.)"""
-    if sequence_values is None and not params:
+    of the client's character set (``recode_strings``). ``split``: a multi-row INSERT's rows
+    read by ``bulk_rows``, ``lexed`` then being its blanked text's (``BulkRows``); raises
+    BulkDeclined for what that way does not decide (the caller routes the whole lexing).
+    (Without values and rows read -- the plan's routing of a statement, every session anew --
+    a short text's route is remembered for the layout.)"""
+    if sequence_values is None and not params and split is None:
         return _remembered_for(
             layout,
             ("route", sql, mode, flavor, params is None, codec),
             lambda: _route(sql, layout, mode, flavor, None, params, lexed=lexed, codec=codec),
         )
-    return _route(sql, layout, mode, flavor, sequence_values, params, lexed=lexed, codec=codec)
+    return _route(
+        sql, layout, mode, flavor, sequence_values, params, lexed=lexed, codec=codec, split=split
+    )
 
 
 def _route(
@@ -336,6 +373,7 @@ def _route(
     *,
     lexed: LexedStatement | None,
     codec: str | None,
+    split: BulkRows | None = None,
 ) -> Route | NeedsSequence | None:
     if lexed is None:
         statements = lex(sql, mode, flavor)
@@ -352,6 +390,8 @@ def _route(
     references = _references(tokens, layout)
     placed = [r for r in references.values() if r.table.rule.kind != "single"]
     if not placed:
+        if split is not None:
+            raise BulkDeclined
         return None
     sharded = [r for r in placed if r.table.rule.kind == "sharded"]
     singles = [r for r in references.values() if r.table.rule.kind == "single"]
@@ -379,7 +419,7 @@ def _route(
         )
     found = _decided(
         sql, tokens, layout, references, verb, select, joined, sharded, singles, placed,
-        sequence_values, params, sqlglot_blind,
+        sequence_values, params, sqlglot_blind, split,
     )  # fmt: skip
     if isinstance(found, Route):
         return replace(found, tables=frozenset(references))
@@ -400,8 +440,11 @@ def _decided(
     sequence_values: Sequence[int] | None,
     params: Sequence[SqlValue] | None,
     sqlglot_blind: bool,
+    split: BulkRows | None = None,
 ) -> Route | NeedsSequence:
     """``route``'s decision once the statement's tables are known (see there)."""
+    if split is not None and (singles or verb not in ("INSERT", "REPLACE")):
+        raise BulkDeclined
     if singles:
         # Broadcast tables with single tables: physical database 0 has both -- to read, not
         # to write a broadcast table (its other copies would not get the write).
@@ -426,7 +469,7 @@ def _decided(
         named_at = {i for r in references.values() for i in r.positions}
         _check_deterministic(tokens, main.table.name, named_at)
     if verb in ("INSERT", "REPLACE"):
-        return _insert(sql, tokens, layout, references, main, sequence_values)
+        return _insert(sql, tokens, layout, references, main, sequence_values, split)
     if verb in ("UPDATE", "DELETE"):
         return _update_delete(sql, tokens, layout, references, main, verb)
     if select:
@@ -559,15 +602,20 @@ def _check_deterministic(tokens: Sequence[Token], table: str, names: Container[i
                 f"@@{token.value} in a write to broadcast table {table}: each copy would"
                 " write its own server's value (read it first and write the value)"
             )
-        if (
-            token.kind is not _WORD
-            or index in names
-            or (index > 0 and is_op_token(tokens[index - 1], "."))
-        ):
-            continue  # (``t.now`` is a column)
-        word = token.value.upper()
+        if (token.kind is not _WORD and token.kind is not _IDENT) or index in names:
+            continue
         following = tokens[index + 1] if index + 1 < len(tokens) else None
         called = following is not None and is_op_token(following, "(")
+        if called and _stored_function(tokens, index):
+            name = token.value
+            raise _refused(
+                f"{name}() in a write to broadcast table {table}: a stored or loadable"
+                " function may compute its own value on each copy (compute it first and"
+                " write the value)"
+            )
+        if token.kind is not _WORD or (index > 0 and is_op_token(tokens[index - 1], ".")):
+            continue  # (``t.now`` is a column)
+        word = token.value.upper()
         if (
             called
             and word in _SAME_WITH_AN_ARGUMENT
@@ -589,6 +637,59 @@ def _check_deterministic(tokens: Sequence[Token], table: str, names: Container[i
             f"{what} in a write to broadcast table {table}: each copy would compute its own"
             " value (compute it first and write the value)"
         )
+
+
+def _stored_function(tokens: Sequence[Token], index: int) -> bool:
+    """Whether the name at ``index``, followed by ``(``, calls a stored function (or a
+    loadable one): quoted, qualified (``db.f(``), or a word that is neither one of MariaDB's
+    built-in functions nor a keyword (``IF(``, ``LEFT(``, ``VALUES(``, ``CHAR(10)``...) --
+    except a CTE's name before its column list (``WITH c (a) AS``)."""
+    token = tokens[index]
+    before = tokens[index - 1] if index > 0 else None
+    if before is not None and (
+        token_keyword(before) in ("WITH", "RECURSIVE")
+        or (is_op_token(before, ",") and _in_with(tokens, index))
+    ):
+        return False
+    if token.kind is _IDENT or (before is not None and is_op_token(before, ".")):
+        return True
+    word = token.value.upper()
+    return not (
+        word in FUNCTIONS
+        or word in KEYWORDS
+        or word in _NATIVE_FUNCTIONS
+        or word.startswith(("ST_", "MBR", "COLUMN_"))
+    )
+
+
+# MariaDB's built-in functions that are neither in information_schema.SQL_FUNCTIONS nor
+# keywords (the spatial ones besides ST_* and MBR*).
+_NATIVE_FUNCTIONS: Final = frozenset(
+    """
+    AREA ASBINARY ASTEXT ASWKB ASWKT BOUNDARY BUFFER CENTROID CONTAINS CONVEXHULL CROSSES
+    DIMENSION DISJOINT ENDPOINT ENVELOPE EQUALS EXTERIORRING GEOMCOLLFROMTEXT GEOMCOLLFROMWKB
+    GEOMETRYCOLLECTION GEOMETRYCOLLECTIONFROMTEXT GEOMETRYCOLLECTIONFROMWKB GEOMETRYFROMTEXT
+    GEOMETRYFROMWKB GEOMETRYN GEOMETRYTYPE GEOMFROMTEXT GEOMFROMWKB GLENGTH INTERIORRINGN
+    INTERSECTS ISCLOSED ISEMPTY ISRING ISSIMPLE LINEFROMTEXT LINEFROMWKB LINESTRING
+    LINESTRINGFROMTEXT LINESTRINGFROMWKB MLINEFROMTEXT MLINEFROMWKB MPOINTFROMTEXT MPOINTFROMWKB
+    MPOLYFROMTEXT MPOLYFROMWKB MULTILINESTRING MULTILINESTRINGFROMTEXT MULTILINESTRINGFROMWKB
+    MULTIPOINT MULTIPOINTFROMTEXT MULTIPOINTFROMWKB MULTIPOLYGON MULTIPOLYGONFROMTEXT
+    MULTIPOLYGONFROMWKB NUMGEOMETRIES NUMINTERIORRINGS NUMPOINTS OVERLAPS POINT POINTFROMTEXT
+    POINTFROMWKB POINTN POINTONSURFACE POLYFROMTEXT POLYFROMWKB POLYGON POLYGONFROMTEXT
+    POLYGONFROMWKB SRID STARTPOINT TOUCHES WITHIN X Y
+    """.split()  # noqa: SIM905
+)
+
+
+def _in_with(tokens: Sequence[Token], index: int) -> bool:
+    """Whether ``index`` is in a WITH clause's list of CTEs (before the main statement)."""
+    depths = _groups(tokens)
+    for at in range(index - 1, -1, -1):
+        if depths[at] == 0 and token_keyword(tokens[at]) == "WITH":
+            return True
+        if depths[at] == 0 and token_keyword(tokens[at]) in ("SELECT", "INSERT", "REPLACE"):
+            return False
+    return False
 
 
 def _written_broadcast(
@@ -1370,11 +1471,14 @@ def _insert(
     references: Mapping[str, _Reference],
     main: _Reference,
     sequence_values: Sequence[int] | None,
+    split: BulkRows | None = None,
 ) -> Route | NeedsSequence:
     table = main.table
     if len(references) > 1:
         raise _refused(f"INSERT into table {table.name} reading other tables")
     rule = table.rule
+    if split is not None and rule.kind != "sharded":
+        raise BulkDeclined
     auto = _auto_increment_column(table.definition)
     if rule.kind == "broadcast" and (
         auto is None or auto_sequence_name(table.name).lower() not in layout.sequences
@@ -1416,6 +1520,10 @@ def _insert(
     suffix_at = at
     if suffix_at < len(tokens) and token_keyword(tokens[suffix_at]) != "ON":
         raise _refused(f"this INSERT into {kind} table {table.name}")
+    if split is not None:
+        return _insert_split(
+            sql, tokens, layout, references, main, columns, index, rows, suffix_at, auto, split
+        )
     defaults = all(not items for _, _, items in rows) and not (column_list_end and columns)
     if defaults:
         columns = []  # VALUES (), ...: rows of defaults, without a column list or with ()
@@ -1496,7 +1604,9 @@ def _insert(
                 continue
             item = items[lowered.index(name)]
             try:
-                values[name] = shard_key(key.type, literal_value(item), "store")
+                values[name] = _stored_key(
+                    table, key, shard_key(key.type, literal_value(item), "store")
+                )
             except NotALiteral:
                 raise _refused(
                     f"an INSERT into sharded table {table.name} whose shard key"
@@ -1572,6 +1682,253 @@ def _takes_next_value(item: Sequence[Token], column: str, table: str, kind: str)
             " number, NULL or no value: NULL and no value take the next value of its sequence)"
         )
     return False
+
+
+# ------------------------------------------------------------------------ bulk INSERT rows
+
+
+class BulkDeclined(Exception):
+    """``route(..., split=...)`` does not decide this statement from its rows as read by
+    ``bulk_rows``: the caller routes it from the lexing of its whole text."""
+
+
+# The VALUES (or VALUE) word of an INSERT, found in the text before the lexer confirms it.
+_VALUES_WORD = re.compile(r"\bVALUES?\b", re.IGNORECASE | re.ASCII)
+_BULK_PLACES = 8  # occurrences of the word looked at (the others in names, strings, comments)
+_BULK_HEAD = 65536  # where the word is looked for (an INSERT's head is short)
+_INSERT_START = re.compile(r"\s*(?:INSERT|REPLACE)\b", re.IGNORECASE | re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class BulkRows:
+    """The rows of a multi-row INSERT as ``proxy.shard.rows.split_rows`` read them (literal
+    values only), so that routing lexes only the rest: ``blanked`` is the statement with
+    every row but the first made spaces (the same length: every token keeps its place),
+    which lexes into the same tokens for everything but those rows; ``route`` is called with
+    its lexing and this, and places the rows from ``rows``."""
+
+    values_end: int  # just after the VALUES word
+    rows: array[int]  # split_rows' five integers per row
+    columns: int  # items per row
+    tokens: int  # tokens in the rows
+    mode: LexMode
+    flavor: ServerFlavor | None
+    column: int = -1  # the column ``rows`` read (the shard key's, as guessed from the head)
+    hashed: IntegerHash | None = None  # and the placement codes it gave
+
+    @property
+    def head_end(self) -> int:
+        """Where the first row starts."""
+        return self.rows[0]
+
+    @property
+    def tail_start(self) -> int:
+        """Just after the last row."""
+        return self.rows[-4]
+
+    def blanked(self, sql: str) -> str:
+        first_end = self.rows[1]
+        return sql[:first_end] + " " * (self.tail_start - first_end) + sql[self.tail_start :]
+
+    def read(self, sql: str, column: int, hashed: IntegerHash | None) -> array[int]:
+        """``split_rows`` reading ``column`` (with ``hashed``'s placement codes): ``rows``
+        when that is what they read, else read again."""
+        if column == self.column and hashed == self.hashed:
+            return self.rows
+        low, high, modulus = (hashed.low, hashed.high, hashed.modulus) if hashed else (0, 0, 0)
+        found = split_rows(
+            sql, self.values_end, column, low, high, modulus,
+            not self.mode.no_backslash_escapes, self.mode.ansi_quotes,
+        )  # fmt: skip
+        if found is None or len(found[2]) != len(self.rows):
+            raise BulkDeclined
+        return found[2]
+
+
+def bulk_rows(
+    sql: str, mode: LexMode, flavor: ServerFlavor | None, layout: Layout | None = None
+) -> BulkRows | None:
+    """The rows of ``sql`` when it is one INSERT or REPLACE of at least two rows of literal
+    values that ``proxy.shard.rows`` reads (``BulkRows``), else None. Its VALUES word is the
+    last token of the lexing of the text up to it (not one in a comment, string or name).
+    With ``layout``, the shard key's column is read too, as the head suggests it (``_insert``
+    reads the rows again if it finds another)."""
+    if _INSERT_START.match(sql) is None:
+        return None
+    for number, match in enumerate(_VALUES_WORD.finditer(sql, 0, _BULK_HEAD)):
+        if number == _BULK_PLACES:
+            return None
+        try:
+            statements = lex(sql[: match.end()], mode, flavor)
+        except LexError:
+            continue
+        if len(statements) != 1 or not statements[0].tokens:
+            return None
+        tokens = statements[0].tokens
+        if token_keyword(tokens[0]) not in ("INSERT", "REPLACE"):
+            return None
+        last = tokens[-1]
+        if last.kind is not TokenKind.WORD or last.pos != match.start():
+            continue
+        column, hashed = _guessed_key(tokens, layout) if layout is not None else (-1, None)
+        low, high, modulus = (hashed.low, hashed.high, hashed.modulus) if hashed else (0, 0, 0)
+        found = split_rows(
+            sql, match.end(), column, low, high, modulus,
+            not mode.no_backslash_escapes, mode.ansi_quotes,
+        )  # fmt: skip
+        if found is None or len(found[2]) < 10:
+            return None  # (one row: nothing to gain)
+        columns, count, rows = found
+        return BulkRows(match.end(), rows, columns, count, mode, flavor, column, hashed)
+    return None
+
+
+def _guessed_key(tokens: Sequence[Token], layout: Layout) -> tuple[int, IntegerHash | None]:
+    """Which item of an INSERT's rows is its table's shard key, and the table's IntegerHash,
+    as its head up to VALUES (``tokens``) suggests them; (-1, None) when it does not. Only a
+    guess: ``_insert_split`` uses the rows read with it when it finds the same."""
+    table = None
+    for token in tokens:
+        if is_name_token(token):
+            table = layout.tables.get(token.value.lower())
+            if table is not None:
+                break
+    if table is None or table.rule.kind != "sharded" or table.rule.db_key is None:
+        return -1, None
+    if len(tokens) >= 2 and is_op_token(tokens[-2], ")"):
+        opened = max((i for i, t in enumerate(tokens) if is_op_token(t, "(")), default=-1)
+        if opened < 0:
+            return -1, None
+        names = [t.value.lower() for t in tokens[opened + 1 : -2] if is_name_token(t)]
+    else:
+        names = [c.lower() for c in table_columns(table.definition)]
+    key = table.rule.db_key.column.lower()
+    if key not in names:
+        return -1, None
+    return names.index(key), integer_hash(table.rule, layout.count)
+
+
+def _insert_split(
+    sql: str,
+    tokens: Sequence[Token],
+    layout: Layout,
+    references: Mapping[str, _Reference],
+    main: _Reference,
+    columns: Sequence[str],
+    index: int,
+    rows: Sequence[tuple[int, int, list[list[Token]]]],
+    suffix_at: int,
+    auto: str | None,
+    split: BulkRows,
+) -> Route:
+    """``_insert`` of a sharded table for the rows ``split`` read (``tokens``: the blanked
+    text's, ``rows``: its one row). Only what the whole lexing would route exactly so: any
+    other statement, and anything refused, is BulkDeclined (the whole lexing then decides or
+    refuses it as always)."""
+    table = main.table
+    rule = table.rule
+    assert rule.db_key is not None
+    # The rows read are the statement's: after its VALUES word, the first one the lexer's.
+    values = tokens[index]
+    open_at, close, _ = rows[0]
+    if (
+        len(rows) != 1
+        or values.pos + len(values.raw) != split.values_end
+        or tokens[open_at].pos != split.rows[0]
+        or tokens[close].pos + 1 != split.rows[1]
+        or (suffix_at < len(tokens) and tokens[suffix_at].pos < split.tail_start)
+        or split.columns != len(columns)
+    ):
+        raise BulkDeclined
+    lowered = [c.lower() for c in columns]
+    keys = {k.column.lower() for k in (rule.db_key, rule.tb_key) if k is not None}
+    for token in tokens[suffix_at:]:
+        if is_name_token(token) and token.value.lower() in keys:
+            raise BulkDeclined  # (ON DUPLICATE KEY UPDATE of the key: refused)
+    if (
+        len(keys) != 1
+        or rule.db_key.column.lower() not in lowered
+        or (rule.tb_key is not None and rule.tb_key.type != rule.db_key.type)
+    ):
+        raise BulkDeclined  # (a table key in another column; no key: refused)
+    if auto is not None:
+        # Every row gives the AUTO_INCREMENT column a number stored as given (a row taking
+        # a sequence value, or refused, is the whole lexing's).
+        if auto.lower() not in lowered:
+            raise BulkDeclined
+        given = split.read(sql, lowered.index(auto.lower()), None)
+        for r in range(0, len(given), 5):
+            text = sql[given[r + 2] : given[r + 3]]
+            if not (text.isascii() and text.isdigit()) or int(text) == 0:
+                raise BulkDeclined
+    hashed = integer_hash(rule, layout.count)
+    per_db = hashed.per_db if hashed is not None else 1
+    read = split.read(sql, lowered.index(rule.db_key.column.lower()), hashed)
+    by_place: dict[Placement, list[str]] = {}
+    codes = read[4::5]
+    if hashed is not None and min(codes) >= 0:
+        # Every row placed by arithmetic (the common case): grouped by global table index.
+        groups: list[list[str]] = [[] for _ in range(hashed.modulus)]
+        for code, start, end in zip(codes, read[0::5], read[1::5], strict=True):
+            groups[code].append(sql[start:end])
+        for code, texts in enumerate(groups):
+            if texts:
+                by_place[Placement(code // per_db, code)] = texts
+    else:
+        by_code: dict[int, list[str]] = {}
+        for r in range(0, len(read), 5):
+            code = read[r + 4]
+            if code >= 0:
+                if code not in by_code:
+                    by_code[code] = by_place.setdefault(Placement(code // per_db, code), [])
+                texts = by_code[code]
+            else:
+                placement = _split_placement(sql, read[r + 2], read[r + 3], table, layout, split)
+                texts = by_place.setdefault(placement, [])
+            texts.append(sql[read[r] : read[r + 1]])
+    head_end, tail_start = split.head_end, split.tail_start
+    found = []
+    for placement, row_texts in sorted(by_place.items()):
+        physical = layout.partitions[placement.database]
+        names = {}
+        if rule.split_tables:
+            names[table.key] = table.physical_tables(layout.count)[placement.table][1]
+        extra = [(head_end, tail_start, ", ".join(row_texts))]
+        found.append(
+            (physical, _text_for(sql, tokens, layout, references, names, physical, extra=extra))
+        )
+    return Route("routed", table.name, True, False, _ordered(found), ())
+
+
+def _split_placement(
+    sql: str, start: int, end: int, table: LogicalTable, layout: Layout, split: BulkRows
+) -> Placement:
+    """The placement of a row whose shard key is ``sql[start:end]`` (one item of the row, as
+    ``_insert`` places it: a string cut as the column stores it), or BulkDeclined when
+    ``_insert`` would refuse it."""
+    rule = table.rule
+    assert rule.db_key is not None
+    text = sql[start:end]
+    value: SqlValue
+    if text.isascii() and text.isdigit():
+        value = int(text)
+    elif (
+        len(text) >= 2 and text[0] == text[-1] == "'" and "'" not in text[1:-1] and "\\" not in text
+    ):
+        value = text[1:-1]
+    else:
+        try:
+            statements = lex(text, split.mode, split.flavor)
+            if len(statements) != 1:
+                raise BulkDeclined
+            value = literal_value(statements[0].tokens)
+        except (LexError, NotALiteral):
+            raise BulkDeclined from None
+    try:
+        key = _stored_key(table, rule.db_key, shard_key(rule.db_key.type, value, "store"))
+        return place(rule, layout.count, key, key if rule.tb_key is not None else None)
+    except (NotPlaceable, PlacementError):
+        raise BulkDeclined from None
 
 
 def _matching(tokens: Sequence[Token], open_at: int) -> int:

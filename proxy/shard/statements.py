@@ -36,13 +36,16 @@ from proxy.shard.ddl import (
     parse_create_table,
     parse_sequence_statement,
 )
-from proxy.shard.metadata import logical_text, physical_qualifiers
+from proxy.shard.metadata import Statistics, logical_text, needs_statistics, physical_qualifiers
 from proxy.shard.route import (  # the token helpers routing reads statements with
+    BulkDeclined,
     Layout,
     NeedsSequence,
     Route,
     Target,
     TextShape,
+    bulk_rows,
+    hint_comment,
     hinted,
     is_name_token,
     is_op_token,
@@ -55,7 +58,9 @@ from proxy.shard.transaction import TransactionControl
 from proxy.shard.values import SqlValue
 from proxy.sql.lexer import (
     DEFAULT_MODE,
+    MAX_TOKENS,
     LexedStatement,
+    LexError,
     LexMode,
     ServerFlavor,
     Token,
@@ -65,19 +70,23 @@ from proxy.sql.lexer import (
 from proxy.sql.like import LikePattern, equal_general_ci, shows_database
 
 __all__ = [
+    "BULK_MIN_CHARS",
     "CreateShardedTable",
     "Decision",
     "FanOut",
     "FieldListing",
     "LocalRows",
+    "NeedsStatistics",
     "RenamedRows",
     "TableAccess",
+    "TableLocks",
     "TableStatus",
+    "bulk_insert",
     "decide",
     "field_listing",
-    "lock_refusal",
     "shaped",
     "show_commands",
+    "table_locks",
 ]
 
 
@@ -130,6 +139,11 @@ class RenamedRows:
     renames: Mapping[str, str]
     # Columns holding a statement in which the backquoted names of ``renames`` are renamed.
     texts: tuple[int, ...] = ()
+    # SHOW INDEX of a sharded table: the same SHOW of every other physical table, whose
+    # Cardinality (column ``summed``) is added to the row of the same Key_name and
+    # Seq_in_index (as one MariaDB holding all the rows would estimate them).
+    others: tuple[Target, ...] = ()
+    summed: int = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +222,23 @@ class NeedsNextval:
     sequences: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class NeedsStatistics:
+    """information_schema.TABLES or STATISTICS of a database with sharded tables: decide
+    again with their statistics summed over the partitions (``proxy.shard.metadata``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TableLocks:
+    """``LOCK TABLES`` (``targets``: one ``LOCK TABLES`` of its physical tables for every
+    physical database, in the acquisition order; ``tables``: the lower-case logical names
+    locked) or ``UNLOCK TABLES`` (``unlock``: no targets)."""
+
+    unlock: bool
+    tables: frozenset[str] = frozenset()
+    targets: tuple[Target, ...] = ()
+
+
 Decision = (
     Route
     | NeedsSequence
@@ -221,6 +252,8 @@ Decision = (
     | SequenceDdl
     | NeedsNextval
     | TransactionControl
+    | TableLocks
+    | NeedsStatistics
 )
 
 
@@ -248,11 +281,14 @@ def _ordered(found: list[tuple[int, str]], layout: Layout) -> tuple[Target, ...]
     return tuple(out)
 
 
-def lock_refusal(
+def table_locks(
     text: str, layout: Layout, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None
-) -> SqlError | None:
-    """``LOCK TABLE[S]`` naming a sharded or broadcast table: 1235 (its physical tables are on
-    every partition; physical database 0's lock would hold one of them). None otherwise."""
+) -> TableLocks | None:
+    """``LOCK TABLE[S] t [[AS] a] READ [LOCAL] | [LOW_PRIORITY] WRITE [CONCURRENT], ...`` on a
+    sharded database: the same lock of every physical table of each table named, one
+    ``LOCK TABLES`` per physical database (physical database 0 also locks the single tables,
+    which live there alone). None: not a LOCK TABLES. 1235 for a table of another database
+    (the locks are the session's connections', which are this database's)."""
     try:
         statements = lex(text, mode, flavor)
     except Exception:
@@ -264,17 +300,41 @@ def lock_refusal(
         return None
     if token_keyword(tokens[1]) not in ("TABLE", "TABLES"):
         return None
-    for item in _split_commas(tokens[2:]):
+    items = list(tokens[2:])
+    wait = ""  # WAIT n / NOWAIT: the whole statement's, after the last table
+    if items and token_keyword(items[-1]) == "NOWAIT":
+        wait, items = " NOWAIT", items[:-1]
+    elif len(items) >= 2 and token_keyword(items[-2]) == "WAIT":
+        wait, items = f" WAIT {items[-1].raw}", items[:-2]
+    per_db: list[list[str]] = [[] for _ in range(layout.count)]
+    locked: set[str] = set()
+    for item in _split_commas(items):
         if not item:
             continue
-        name = item[2] if len(item) >= 3 and is_op_token(item[1], ".") else item[0]
+        if len(item) >= 3 and is_op_token(item[1], "."):
+            if item[0].value.lower() != layout.name.lower():
+                raise not_supported(
+                    f"LOCK TABLES of {item[0].value}.{item[2].value} on sharded database"
+                    f" {layout.name} (the session's locks are this database's)"
+                )
+            name, rest = item[2], item[3:]
+        else:
+            name, rest = item[0], item[1:]
+        lock = " ".join(t.raw for t in rest)
         table = layout.tables.get(name.value.lower())
-        if table is not None and table.rule.kind != "single":
-            return not_supported(
-                f"LOCK TABLES of {table.rule.kind} table {table.name} (mariadb-dump: use"
-                " --skip-lock-tables or --skip-add-locks)"
-            )
-    return None
+        if table is None:
+            # Not a table of the database: physical database 0 answers as MariaDB would.
+            per_db[0].append(f"{quote_name(name.value)} {lock}")
+            continue
+        locked.add(table.key)
+        for database, physical in table.physical_tables(layout.count):
+            per_db[database].append(f"{quote_name(physical)} {lock}")
+    found = [
+        (index, "LOCK TABLES " + ", ".join(names) + wait)
+        for index, names in enumerate(per_db)
+        if names
+    ]
+    return TableLocks(False, frozenset(locked), _ordered(found, layout))
 
 
 def show_commands(text: str, mode: LexMode = DEFAULT_MODE) -> bool:
@@ -302,12 +362,19 @@ def decide(
     params: Sequence[SqlValue] | None = None,
     access: TableAccess = EVERYTHING,
     codec: str | None = "utf-8",
+    statistics: Statistics | None = None,
 ) -> Decision | None:
     """See the module docstring. ``text``: one statement (the analysis's executable text).
     ``nextvals``: a value for each ``s.NEXTVAL`` of the statement, put in its place.
     ``params``: a prepared statement's parameter values (``route``). ``access``: which
     tables the SHOW commands answered here may name (the caller's). ``codec``: the Python
-    codec of the client's character set (string keys are read in it: ``route``)."""
+    codec of the client's character set (string keys are read in it: ``route``).
+    ``statistics``: the sharded tables' statistics summed (information_schema.TABLES and
+    STATISTICS); a text statement reading those without them is :class:`NeedsStatistics`."""
+    if params is None and nextvals is None and codec == "utf-8" and len(text) >= BULK_MIN_CHARS:
+        bulk = bulk_insert(text, layout, mode, flavor, sequence_values)
+        if bulk is not None:
+            return bulk
     # Lexed once for every step below and routing (a multi-row INSERT of many rows is mostly
     # lexing): again only when s.NEXTVAL values were spliced in.
     statements = lex(text, mode, flavor)
@@ -325,7 +392,14 @@ def decide(
         return hint
     if len(statements) != 1:
         return route(text, layout, mode, flavor, sequence_values, params, codec=codec)
-    logical = logical_text(text, layout, mode, flavor)
+    logical = logical_text(text, layout, mode, flavor, statistics)
+    if (
+        logical is not None
+        and statistics is None
+        and params is None
+        and needs_statistics(text, layout)
+    ):
+        return NeedsStatistics()  # (a text statement; a prepared one: database 0's)
     if logical is not None:
         text = logical
         statements = lex(text, mode, flavor)
@@ -342,6 +416,47 @@ def decide(
     first = layout.partitions[0]
     sql = qualified or text
     return Route("copy", "", False, True, (Target(0, first.shard, first.name, sql),))
+
+
+# From this length on, a statement that may be a multi-row INSERT is first read by
+# ``bulk_insert`` (below it, lexing it whole costs about as much).
+BULK_MIN_CHARS = 512
+
+
+def bulk_insert(
+    text: str,
+    layout: Layout,
+    mode: LexMode,
+    flavor: ServerFlavor | None,
+    sequence_values: Sequence[int] | None,
+) -> Route | None:
+    """``decide`` for a multi-row INSERT into a sharded table whose rows are literal values,
+    without lexing its rows (``proxy.shard.route.bulk_rows``: the rows' places and shard keys
+    read in one pass, the rest of the statement lexed with the rows blanked out): the same
+    Route ``decide`` gives, or None when this way does not decide it -- any other statement,
+    one ``decide`` would refuse, an s.NEXTVAL, a DRDS hint, DATABASE() -- and ``decide``
+    lexes it whole."""
+    split = bulk_rows(text, mode, flavor, layout)
+    if split is None or hint_comment(text):
+        return None
+    blanked = split.blanked(text)
+    try:
+        statements = lex(blanked, mode, flavor)
+    except LexError:
+        return None
+    if len(statements) != 1 or len(statements[0].tokens) + split.tokens > MAX_TOKENS:
+        return None
+    if layout.sequences and nextval_references(
+        statements[0], lambda n: n.lower() in layout.sequences
+    ):
+        return None
+    if logical_text(blanked, layout, mode, flavor) is not None:
+        return None
+    try:
+        found = route(text, layout, mode, flavor, sequence_values, lexed=statements[0], split=split)
+    except (BulkDeclined, SqlError):
+        return None
+    return found if isinstance(found, Route) else None
 
 
 def _decide_one(
@@ -659,7 +774,15 @@ def _show_table(
     first = layout.partitions[0]
     target = Target(0, first.shard, first.name, sql)
     if index:
-        return RenamedRows(target, 0, {physical: table.name})
+        others: list[tuple[int, str]] = []
+        if table.rule.kind == "sharded":
+            for database, other in table.physical_tables(layout.count)[1:]:
+                shown = f"{text[: tokens[at].pos]}FROM {quote_name(other)}"
+                if after < count:
+                    shown += " " + text[tokens[after].pos :]
+                others.append((database, shown))
+        renames = {n: table.name for _, n in table.physical_tables(layout.count)}
+        return RenamedRows(target, 0, renames, others=_ordered(others, layout))
     return Route("copy", table.name, False, True, (target,))
 
 
@@ -708,9 +831,21 @@ def _name(table: LogicalTable) -> str:
 
 
 def _definition(table: LogicalTable) -> str:
-    """The logical definition as stored: the client's CREATE TABLE (DRDS clause included),
-    or after an ALTER TABLE the shard's definition with the clause."""
-    return table.definition
+    """The logical definition as stored (the shard's definition of the first physical table
+    with the DRDS clause, made at CREATE and ALTER TABLE; a client's CREATE TABLE for tables
+    made before), naming the table by its name now: RENAME TABLE keeps the stored text."""
+    try:
+        lexed = lex(table.definition)[0]
+        create = parse_create_table(lexed.text, lexed)
+    except (SqlError, IndexError):
+        return table.definition
+    text = lexed.text
+    start = create.name_start
+    tokens = lexed.tokens
+    at = next(i for i, token in enumerate(tokens) if token.pos == start)
+    if at >= 2 and is_op_token(tokens[at - 1], "."):
+        start = tokens[at - 2].pos  # a qualifier: the table is in the database shown
+    return f"{text[:start]}{quote_name(table.name)}{text[create.name_end :]}"
 
 
 # --------------------------------------------------------------------------------- CREATE

@@ -411,9 +411,15 @@ def _table(
             unit = _unit(workload)
             lines.append(
                 f"| {key} | {count} | {q_plain:,.0f} {unit} | {q_split:,.0f} {unit} | "
-                f"{q_split / q_plain:.2f} | {us_plain:.0f} | {us_split:.0f} | {others:.2f} |"
+                f"{q_split / q_plain:.2f} | {_micro(us_plain)} | {_micro(us_split)} | "
+                f"{others:.2f} |"
             )
     return "\n".join(lines)
+
+
+def _micro(us: float) -> str:
+    """Microseconds as printed: a tenth where they are few (a bulk_insert row's)."""
+    return f"{us:.1f}" if us < 10 else f"{us:.0f}"
 
 
 def _rate(workload: Workload, run: RunResult) -> float:

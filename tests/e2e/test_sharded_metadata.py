@@ -5,7 +5,8 @@ only the tables the account holds privileges on.
 
 The reference is a plain database ``shmeta`` made directly on shard 0 with the same tables;
 each answer through the proxy is compared with the same statement's answer there (statistics
-such as row counts and cardinalities aside: they are physical database 0's).
+such as row counts and cardinalities aside: they are sums over the partitions,
+test_statistics_are_sums_over_the_partitions).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def both(meta: ProxyEnv) -> Iterator[tuple[Any, Any]]:
         "SHOW INDEX FROM sp",
         "SHOW KEYS FROM shmeta.t",
         "SHOW INDEXES IN sp IN shmeta",
-        # (Rows, lengths and times are physical database 0's statistics)
+        # (Rows, lengths and times are statistics: summed over the partitions)
         "SHOW TABLE STATUS",
         "SHOW TABLE STATUS LIKE 'sp'",
         "SHOW CREATE DATABASE shmeta",
@@ -348,12 +349,79 @@ def test_identity_calls_are_answered_in_routed_statements(both: tuple[Any, Any])
     assert refused.value.args[0] == 1235
 
 
+def _analyze_every_physical_table(meta: ProxyEnv) -> None:
+    """ANALYZE TABLE on the shards (exact InnoDB statistics for tables this small)."""
+    for index in range(4):
+        admin = connect_admin(meta.shards[index // 2], database=f"{DB}_{index:04d}")
+        try:
+            with admin.cursor() as cur:
+                cur.execute("SHOW TABLES")
+                for (name,) in cur.fetchall():
+                    cur.execute(f"ANALYZE TABLE `{name}`")
+                    cur.fetchall()
+        finally:
+            admin.close()
+
+
+def test_statistics_are_sums_over_the_partitions(meta: ProxyEnv) -> None:
+    """A sharded table's row count, sizes and index cardinalities are its physical tables'
+    summed -- information_schema.TABLES and STATISTICS (in any query over them), SHOW INDEX
+    and SHOW TABLE STATUS alike; a broadcast table's are one copy's (here, of 3 rows: each
+    copy holds them all, so a sum would say 12)."""
+    conn = meta.connect(DB, PASSWORD, database=DB)
+    try:
+        _rows(conn, "INSERT INTO b VALUES ('x'), ('y'), ('z')")
+        _rows(conn, "INSERT INTO t VALUES (11, 1), (12, 2), (13, 3), (14, 4), (15, 5)")
+        _analyze_every_physical_table(meta)
+        assert _rows(
+            conn,
+            "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('sp', 't', 'b')",
+        ) == [("b", 3), ("sp", 4), ("t", 5)]
+        assert _rows(
+            conn,
+            "SELECT SUM(TABLE_ROWS) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'shmeta'"
+            " AND TABLE_ROWS > 3",
+        ) == [(9,)]
+        sizes = _rows(
+            conn,
+            "SELECT DATA_LENGTH, AVG_ROW_LENGTH FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'sp'",
+        )
+        assert sizes == [(8 * 16384, 8 * 16384 // 4)]  # 8 physical tables of one page
+        assert _rows(
+            conn,
+            "SELECT TABLE_NAME, INDEX_NAME, CARDINALITY FROM information_schema.STATISTICS"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME <> 'u'",
+        ) == [("b", "PRIMARY", 3), ("sp", "PRIMARY", 4), ("sp", "v", 4), ("t", "PRIMARY", 5),
+              ("t", "uw", 5)]  # fmt: skip
+        shown = _rows(conn, "SHOW INDEX FROM sp")
+        assert [(r[2], r[6]) for r in shown] == [("PRIMARY", 4), ("v", 4)]
+        assert [(r[2], r[6]) for r in _rows(conn, "SHOW KEYS FROM b")] == [("PRIMARY", 3)]
+        plain = connect_admin(meta.shards[0], database=DB)
+        try:
+            for sql in (
+                "SELECT TABLE_ROWS, AVG_ROW_LENGTH, DATA_LENGTH, INDEX_LENGTH, DATA_FREE"
+                " FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'shmeta'",
+                "SELECT CARDINALITY FROM information_schema.STATISTICS"
+                " WHERE TABLE_SCHEMA = 'shmeta'",
+            ):
+                assert _full_fields(conn, sql) == _full_fields(plain, sql), sql
+        finally:
+            plain.close()
+        status = _rows(conn, "SHOW TABLE STATUS")
+        assert [(r[0], r[4]) for r in status if r[0] != "u"] == [("b", 3), ("sp", 4), ("t", 5)]
+    finally:
+        _rows(conn, "DELETE FROM b")
+        _rows(conn, "DELETE FROM t WHERE id BETWEEN 11 AND 15")
+        conn.close()
+
+
 def test_refused_rather_than_leaked(both: tuple[Any, Any]) -> None:
     proxied, _ = both
-    for sql in ("LOCK TABLES sp READ", "LOCK TABLES u READ, b WRITE", "LOCK TABLE shmeta.t READ"):
-        with pytest.raises(pymysql.err.NotSupportedError) as locked:
-            _rows(proxied, sql)
-        assert locked.value.args[0] == 1235, sql
+    with pytest.raises(pymysql.err.OperationalError) as locked:
+        _rows(proxied, "LOCK TABLES sp READ, other.x READ")
+    assert locked.value.args[0] == 1044
     _rows(proxied, "LOCK TABLES u WRITE")  # a single table: physical database 0 has it all
     _rows(proxied, "UNLOCK TABLES")
     for sql in ("SELECT * FROM nope", "SELECT * FROM u JOIN nope", "SHOW COLUMNS FROM nope"):
@@ -364,6 +432,111 @@ def test_refused_rather_than_leaked(both: tuple[Any, Any]) -> None:
         with pytest.raises(pymysql.err.MySQLError) as refused:
             _rows(proxied, sql)
         _no_leak(refused.value.args)
+
+
+def _direct_insert(meta: ProxyEnv, partition: int, sql: str) -> int | None:
+    """``sql`` run directly on physical database ``partition`` (4 over 2 shards), waiting for
+    a table lock at most a second: the error number, or None when it ran (and was undone)."""
+    admin = connect_admin(meta.shards[partition // 2], database=f"{DB}_{partition:04d}")
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SET SESSION lock_wait_timeout = 1, innodb_lock_wait_timeout = 1")
+            cur.execute("START TRANSACTION")
+            try:
+                cur.execute(sql)
+            except pymysql.err.MySQLError as exc:
+                return int(exc.args[0])
+            finally:
+                cur.execute("ROLLBACK")
+        return None
+    finally:
+        admin.close()
+
+
+def test_lock_tables_holds_every_partition(meta: ProxyEnv) -> None:
+    """LOCK TABLES of sharded, split and broadcast tables locks their physical tables on every
+    partition (a direct write to the last partition waits), statements on them run on the
+    locked connections (a scatter, a merge over split tables, a one-partition write), a table
+    not locked is MariaDB's 1100, a write that needs XA is 1235, and UNLOCK TABLES (or BEGIN)
+    releases every partition."""
+    conn = meta.connect(DB, PASSWORD, database=DB)
+    narrow = meta.connect(NARROW[0], NARROW[1], database=DB)
+    try:
+        _rows(conn, "LOCK TABLES `sp` READ /*!32311 LOCAL */, t WRITE, b READ, u READ NOWAIT")
+        assert _direct_insert(meta, 3, "INSERT INTO t VALUES (1003, 1003)") == 1205
+        assert _direct_insert(meta, 3, "INSERT INTO b VALUES ('zz')") == 1205
+        assert _direct_insert(meta, 3, "INSERT INTO sp_07 VALUES (1003, 'x')") == 1205
+        assert _rows(conn, "SELECT id FROM sp") == [(1,), (2,), (3,), (4,)]
+        for key in (1, 2, 3, 4, 1, 2, 3, 4):  # point reads, twice (the fast path's shapes)
+            assert _rows(conn, f"SELECT id FROM sp WHERE id = {key}") == [(key,)]
+        assert _rows(conn, "SELECT v FROM sp ORDER BY id DESC LIMIT 2") == [("c",), ("d",)]
+        assert _rows(conn, "SELECT COUNT(*) FROM sp") == [(4,)]
+        assert _rows(conn, "SELECT k FROM b") == []
+        _rows(conn, "INSERT INTO t VALUES (7, 7)")  # (one partition)
+        assert _rows(conn, "SELECT id, w FROM t") == [(7, 7)]
+        with pytest.raises(pymysql.err.NotSupportedError) as xa:
+            _rows(conn, "DELETE FROM t")  # every partition: XA, which locks forbid
+        assert xa.value.args[0] == 1235 and "UNLOCK TABLES first" in xa.value.args[1]
+        _rows(conn, "LOCK TABLES t WRITE WAIT 5")  # the previous locks are released
+        assert _direct_insert(meta, 3, "INSERT INTO b VALUES ('zz')") is None
+        assert _direct_insert(meta, 3, "INSERT INTO t VALUES (1003, 1003)") == 1205
+        # A newer catalog (another session's table) keeps the locked connections.
+        other = meta.connect(DB, PASSWORD, database=DB)
+        try:
+            _rows(other, "CREATE TABLE newer (id int PRIMARY KEY) DBPARTITION BY HASH(id)")
+            _rows(other, "DROP TABLE newer")
+        finally:
+            other.close()
+        assert _rows(conn, "SELECT id, w FROM t") == [(7, 7)]
+        assert _direct_insert(meta, 3, "INSERT INTO t VALUES (1003, 1003)") == 1205
+        with pytest.raises(pymysql.err.OperationalError) as other:
+            _rows(conn, "SELECT id FROM sp")
+        assert other.value.args == (1100, "Table 'sp' was not locked with LOCK TABLES")
+        _rows(conn, "DELETE FROM t WHERE id = 7")
+        _rows(conn, "UNLOCK TABLES")
+        assert _direct_insert(meta, 3, "INSERT INTO t VALUES (1003, 1003)") is None
+        assert _rows(conn, "SELECT id FROM t") == []
+        _rows(conn, "LOCK TABLES t READ")
+        _rows(conn, "BEGIN")  # as on MariaDB: the table locks end
+        assert _direct_insert(meta, 3, "INSERT INTO t VALUES (1003, 1003)") is None
+        _rows(conn, "COMMIT")
+        # The privileges: LOCK TABLES READ needs SELECT on each table, WRITE a write too.
+        _rows(narrow, "LOCK TABLES t READ")
+        assert _rows(narrow, "SELECT COUNT(*) FROM t") == [(0,)]
+        _rows(narrow, "UNLOCK TABLES")
+        for sql in ("LOCK TABLES t WRITE", "LOCK TABLES t READ, sp READ"):
+            with pytest.raises(pymysql.err.OperationalError) as denied:
+                _rows(narrow, sql)
+            assert denied.value.args[0] == 1142, sql
+    finally:
+        conn.close()
+        narrow.close()
+
+
+def test_lock_tables_with_autocommit_off(meta: ProxyEnv) -> None:
+    """With autocommit off (PyMySQL's default), statements under LOCK TABLES run without the
+    proxy's XA transaction (MariaDB refuses XA START then): reads work, a write to a sharded
+    table is 1235 (it would stay in one partition's own transaction), single tables are
+    physical database 0's own; after UNLOCK TABLES the proxy's transactions are back."""
+    conn = meta.connect(DB, PASSWORD, database=DB, autocommit=False)
+    try:
+        _rows(conn, "LOCK TABLES sp READ, t WRITE, u WRITE")
+        assert _rows(conn, "SELECT id FROM sp WHERE id > 2") == [(3,), (4,)]
+        assert _rows(conn, "SELECT COUNT(*) FROM sp") == [(4,)]
+        with pytest.raises(pymysql.err.NotSupportedError) as refused:
+            _rows(conn, "INSERT INTO t VALUES (21, 21)")
+        assert refused.value.args[0] == 1235 and "autocommit=0" in refused.value.args[1]
+        _rows(conn, "INSERT INTO u VALUES (77)")
+        conn.commit()
+        _rows(conn, "UNLOCK TABLES")
+        _rows(conn, "INSERT INTO t VALUES (21, 21), (22, 22), (23, 23)")  # XA again
+        conn.rollback()
+        assert _rows(conn, "SELECT id FROM t WHERE id > 20") == []
+        assert _rows(conn, "SELECT id FROM u WHERE id = 77") == [(77,)]
+        _rows(conn, "DELETE FROM u WHERE id = 77")
+        conn.commit()
+    finally:
+        conn.close()
 
 
 @pytest.mark.skipif(
@@ -379,17 +552,31 @@ def test_mariadb_cli_and_dump(meta: ProxyEnv) -> None:
     assert shown.returncode == 0, shown.stderr
     _no_leak(shown.stdout)
     assert b"sp" in shown.stdout
-    # LOCK TABLES of a sharded or broadcast table is refused, saying what to do instead.
+    # With its default options (LOCK TABLES ... READ LOCAL of every table, then each table's
+    # rows): the same dump as without locks, but for the restore's LOCK / UNLOCK lines.
     locking = run_tool(meta, "mariadb-dump", DB, PASSWORD, DB)
-    assert locking.returncode != 0
-    assert b"1235" in locking.stderr and b"--skip-lock-tables" in locking.stderr
-    _no_leak(locking.stderr)
+    assert locking.returncode == 0, locking.stderr
+    _no_leak(locking.stdout)
     dumped = run_tool(
         meta, "mariadb-dump", DB, PASSWORD, "--skip-lock-tables", "--skip-add-locks", DB
     )
     assert dumped.returncode == 0, dumped.stderr
+
+    def lines(dump: bytes) -> list[bytes]:
+        kept = (b"LOCK TABLES", b"UNLOCK TABLES", b"-- Dump completed")
+        return [line for line in dump.splitlines() if not line.startswith(kept)]
+
+    assert lines(locking.stdout) == lines(dumped.stdout)
+    assert b"LOCK TABLES `sp` WRITE;" in locking.stdout
+    assert locking.stdout.count(b"INSERT INTO ") == 1 and b"INSERT INTO `sp` " in locking.stdout
+    assert all(row in locking.stdout for row in (b"(1,'a')", b"(2,'b')", b"(3,'c')", b"(4,'d')"))
     _no_leak(dumped.stdout)
-    assert b"TBPARTITION BY HASH(id) TBPARTITIONS 2" in dumped.stdout
+    assert b"tbpartition by hash(`id`) tbpartitions 2" in dumped.stdout
+    # The default dump's LOCK TABLES `sp` WRITE before its INSERT of rows of every partition:
+    # the restore stops there (XA cannot start under table locks), saying how to dump instead.
+    refused = run_tool(meta, "mariadb", DB, PASSWORD, DB, stdin=locking.stdout)
+    assert refused.returncode != 0
+    assert b"ERROR 1235" in refused.stderr and b"--skip-add-locks" in refused.stderr
     restored = run_tool(meta, "mariadb", DB, PASSWORD, DB, stdin=dumped.stdout)
     assert restored.returncode == 0, restored.stderr
     conn = meta.connect(DB, PASSWORD, database=DB)

@@ -118,7 +118,7 @@ def test_ddl_placement_and_routing(sharded: ProxyEnv) -> None:
                 (f"{DB}_0003", "s1"),
             ]
             cur.execute("SHOW CREATE TABLE orders")
-            assert "DBPARTITION BY HASH(id)" in cur.fetchall()[0][1]
+            assert "dbpartition by hash(`id`)" in cur.fetchall()[0][1]
 
             # A multi-row INSERT split over the partitions (one XA transaction).
             cur.execute(
@@ -310,6 +310,15 @@ def test_ddl_fans_out(sharded: ProxyEnv) -> None:
                 "CREATE TABLE fan (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)"
                 " TBPARTITION BY HASH(id) TBPARTITIONS 2"
             )
+            # As MariaDB normalizes it (the shard's), not as the client spelled it.
+            cur.execute("SHOW CREATE TABLE fan")
+            assert cur.fetchall()[0] == (
+                "fan",
+                "CREATE TABLE `fan` (\n  `id` int(11) NOT NULL,\n  `v` int(11) DEFAULT NULL,\n"
+                "  PRIMARY KEY (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+                " COLLATE=utf8mb4_general_ci dbpartition by hash(`id`)"
+                " tbpartition by hash(`id`) tbpartitions 2",
+            )
             cur.execute("INSERT INTO fan VALUES (1, 1), (2, 2)")
             cur.execute("ALTER TABLE fan ADD COLUMN w int DEFAULT 7")
             cur.execute("CREATE INDEX fan_v ON fan (v)")
@@ -346,6 +355,9 @@ def test_ddl_fans_out(sharded: ProxyEnv) -> None:
             assert cur.fetchall() == (("fan2",),)
             cur.execute("SELECT v FROM fan2 WHERE id = 5")
             assert cur.fetchall() == ((50,),)
+            # The definition names the table by its new name (a dump recreates fan2).
+            cur.execute("SHOW CREATE TABLE fan2")
+            assert cur.fetchall()[0][1].startswith("CREATE TABLE `fan2` (\n  `id` int(11)")
             assert _physical(env, 2, "SELECT v FROM fan2_05") == [(50,)]
             cur.execute("DROP TABLE fan2")
             cur.execute("SHOW TABLES LIKE 'fan%'")

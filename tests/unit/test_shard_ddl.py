@@ -23,6 +23,7 @@ from proxy.shard.ddl import (
     parse_sequence_statement,
     refuse_sharded_source,
 )
+from proxy.shard.route import string_key_lengths
 from proxy.sql.lexer import ServerFlavor, lex
 
 MARIADB = ServerFlavor(101100, True)
@@ -331,3 +332,11 @@ def test_mariadb_creates_the_physical_tables(
         finally:
             cur.execute("DROP DATABASE IF EXISTS sg_ddl_test")
             cur.execute("DROP DATABASE IF EXISTS db1")
+
+
+def test_string_column_lengths_are_read() -> None:
+    lengths = string_key_lengths(
+        "CREATE TABLE t (a varchar(20) NOT NULL, b char, c CHAR(3) CHARACTER SET utf8mb4,"
+        " d int(11), e NATIONAL VARCHAR (7), PRIMARY KEY (a)) DBPARTITION BY HASH(a)"
+    )
+    assert lengths == {"a": 20, "b": 1, "c": 3, "e": 7}

@@ -20,6 +20,7 @@ import pytest
 
 from auth.errors import SqlError
 from auth.model import KeyType, LogicalTable, ShardKey, TableRule, partition_layout
+from proxy.shard.metadata import needs_statistics
 from proxy.shard.route import Layout, NeedsSequence, Route, hinted, route
 
 INT = KeyType("int")
@@ -416,6 +417,12 @@ def test_scatter_selects_needing_a_merge_say_why(sql: str, why: str) -> None:
         "UPDATE b SET name = LAST_INSERT_ID( )",
         "UPDATE b SET name = UNIX_TIMESTAMP('2024-01-01')",
         "UPDATE b SET name = @@global.server_id",
+        # Stored (or loadable) functions: whatever they compute, per copy.
+        "INSERT INTO b VALUES (1, next_code(1))",
+        "UPDATE b SET name = `f`(name) WHERE id = 1",
+        "UPDATE b SET name = db.f(name) WHERE id = 1",
+        "DELETE FROM b WHERE id = my_id()",
+        "INSERT INTO b (id, name) VALUES (2, LOWER(g(1)))",
     ],
 )
 def test_broadcast_writes_computing_a_value_per_copy_are_refused(sql: str) -> None:
@@ -435,6 +442,13 @@ def test_broadcast_writes_computing_a_value_per_copy_are_refused(sql: str) -> No
         # With an argument, the same value everywhere (it was refused):
         "INSERT INTO b VALUES (1, 'x') ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)",
         "UPDATE b SET name = LAST_INSERT_ID(name + 1) WHERE id = 1",
+        # Built-in functions, keywords called as functions, casts:
+        "UPDATE b SET name = IF(id > 1, LEFT(UPPER(name), 2), CONCAT('a', CHAR(66))) WHERE id = 1",
+        "INSERT INTO b (id, name) VALUES (1, CAST(2 AS CHAR(3))) ON DUPLICATE KEY UPDATE"
+        " name = VALUES(name)",
+        "INSERT INTO b (id, name) VALUES (1, ST_ASTEXT(POINT(1, 2)))",
+        "INSERT INTO b WITH c (i) AS (SELECT 1) SELECT i, 'x' FROM c",
+        "SELECT my_f(id) FROM b",  # (a read: one copy)
     ],
 )
 def test_deterministic_broadcast_writes_and_other_statements_pass(sql: str) -> None:
@@ -537,3 +551,18 @@ def test_rows_of_defaults_take_the_sequence() -> None:
     with pytest.raises(SqlError) as info:
         route("INSERT INTO u (v) VALUES ()", LAYOUT, sequence_values=[1])
     assert info.value.errno == 1136
+
+
+@pytest.mark.parametrize(
+    ("sql", "needed"),
+    [
+        ("SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES", True),
+        ("SELECT * FROM information_schema.STATISTICS WHERE TABLE_NAME = 't'", True),
+        ("SELECT CARDINALITY FROM information_schema.statistics", True),
+        # What mariadb-dump asks per table: no statistic, no partition read first.
+        ("SELECT engine, table_type FROM INFORMATION_SCHEMA.TABLES WHERE table_name = 't'", False),
+        ("SELECT COLUMN_NAME FROM information_schema.COLUMNS", False),
+    ],
+)
+def test_statistics_are_gathered_only_when_read(sql: str, needed: bool) -> None:
+    assert needs_statistics(sql, LAYOUT) is needed
