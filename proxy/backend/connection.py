@@ -440,19 +440,21 @@ class BackendConnection(PacketConnection):
         head = b""
         columns = self._columns
         if columns is not None:
-            self.waiting_since = time.monotonic()
-            found = None
+            known = None
             if self._defs is None and not self._head and self._heads:
-                found = self._known_head(data, columns, scanner)
-            if found is None:
+                known = self._known_head(data, columns)
+            if known is not None:
+                data = known  # the head as rewritten before, then what follows it
+            else:
+                self.waiting_since = time.monotonic()
                 found = self._relay_head(data, scanner)
-            if found is None:
-                return
-            # The head, rewritten, goes out in one write with what follows it.
-            head, data = found
-            if not data:
-                client.write_raw(head)
-                return
+                if found is None:
+                    return
+                # The head, rewritten, goes out in one write with what follows it.
+                head, data = found
+                if not data:
+                    client.write_raw(head)
+                    return
         try:
             end = scanner.feed(data)
         except ProtocolViolation as exc:
@@ -478,27 +480,17 @@ class BackendConnection(PacketConnection):
         self.broken = True
         self.abort()
 
-    def _known_head(
-        self, data: bytes, columns: ColumnRewrite, scanner: ResponseScanner
-    ) -> tuple[bytes, bytes] | None:
-        """:meth:`_relay_head`'s answer for an answer that opens with a head rewritten
-        before (the same bytes, the same rewrite): (the head as written then, the rest);
-        None when it does not."""
+    def _known_head(self, data: bytes, columns: ColumnRewrite) -> bytes | None:
+        """An answer that opens with a head rewritten before (the same bytes, the same
+        rewrite; more after it): the head as written then followed by the rest of ``data``
+        (fed to the scanner and written as an answer's bytes are); None when it does not."""
+        n = len(data)
         for length, known in self._heads.items():
-            if len(data) <= length:
-                continue
-            written = known.get((columns, data[:length]))
-            if written is None:
-                continue
-            try:
-                end = scanner.feed(written)
-            except ProtocolViolation:  # pragma: no cover - it was fed before
-                return None
-            if end >= 0:  # pragma: no cover - it was not the end before
-                return None
-            self._columns = None
-            self.relayed_any = True
-            return written, data[length:]
+            if n > length:
+                written = known.get((columns, data[:length]))
+                if written is not None:
+                    self._columns = None
+                    return written + data[length:]
         return None
 
     def _remember_head(self, columns: ColumnRewrite, raw: bytes, written: bytes) -> None:

@@ -641,6 +641,9 @@ class Metrics:
             "it reached: D x T for a scatter over a table split by TBPARTITION BY).",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
         )
+        # routed(): the counters one statement routed to one partition adds to.
+        self._routed = self._sharded["routed"]
+        self._one_physical = self.sharded_physical_statements.labels()
         self.config_reloads_ok = self.config_reloads_total.labels("ok")
         self.config_reloads_failed = self.config_reloads_total.labels("failed")
         self.config_reload_time = Gauge(
@@ -700,6 +703,14 @@ class Metrics:
             child = self.sharded_statements_total.labels(route)
         child.value += 1
         self.sharded_physical_statements.observe(physical)
+
+    def routed(self) -> None:
+        """``sharded("routed", 1)`` at the cost of two additions (the fast path's): one
+        statement routed to one partition (1 is the first bucket's bound)."""
+        self._routed.value += 1
+        one = self._one_physical
+        one.counts[0] += 1
+        one.sum += 1
 
     def denied(self, code: int) -> None:
         child = self._denials.get(code)

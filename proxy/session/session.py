@@ -262,6 +262,9 @@ class Session:
         # The fast command in flight: its digest text and when it was sent.
         self._digest = ""
         self._started = 0.0
+        # ... on a sharded database, another partition's connection (and its index) it runs on.
+        self._fast_conn: BackendConnection | None = None
+        self._fast_partition = 0
         # The metrics of the shard of the last statement relayed (looked up again only when
         # the shard changes: ``Metrics.shard`` keeps one per shard for the process's life).
         self._shard_metrics: ShardMetrics | None = None
@@ -967,26 +970,25 @@ class Session:
         decided = self._memoized(prepared.statement, snapshot, prepared=True)
         if not isinstance(decided, Sharded):
             return False
-        found = self.sharded.fast_target(sharded, decided, packet[4:])
+        found = self.sharded.fast_target(sharded, decided, packet, snapshot)
         if found is None:
             return False
-        conn, partition, payload = found
+        conn, target, framed = found
         self.ctx.metrics.statement("execute")
         activity = self.activity
         activity.command = "Execute"
-        activity.since = time.monotonic()
-        conn.send(payload)
+        # (one clock read for both: time.monotonic is the clock the latency is measured on)
+        activity.since = self._started = time.monotonic()
+        conn.write_raw(framed)
         self.client.hold = True
         self._digest = prepared.digest
-        self._started = time.perf_counter()
-
-        def done(scanner: ResponseScanner, error: BackendError | None) -> None:
-            self._fast_sharded_done(conn, partition, scanner, error)
-
         # Its column definitions name the logical database and tables, as the executor's.
-        layout = decided.layout
-        columns = self.sharded.logical_names(layout).rewrite(layout.partitions[partition].name)
-        conn.start_relay(self.client, ResponseKind.QUERY, done, columns)
+        columns = self.sharded.columns_for(decided.layout, target.database)
+        if target.partition == 0:
+            conn.start_relay(self.client, ResponseKind.QUERY, self._fast_done, columns)
+        else:
+            self._fast_conn, self._fast_partition = conn, target.partition
+            conn.start_relay(self.client, ResponseKind.QUERY, self._fast_partition_done, columns)
         return True
 
     def _fast_sharded_text(self, packet: bytes) -> bool:
@@ -1009,71 +1011,67 @@ class Session:
         found = self.sharded.text_target(sql)
         if found is None:
             return False
-        known, target = found
+        known, physical, physical_sql = found
         statement = known.statement
         decided = self._memoized(statement, snapshot, original=known.shape)
         if not isinstance(decided, Sharded):
             return False
-        partition = target.partition
+        partition = physical.index
         if partition == 0:
             conn = self.link.reclaim()
             if conn is None or conn.broken or conn.relaying:
                 return False
         else:
-            ready = self.sharded.source.ready(partition)
+            ready = self.sharded.source.ready(partition, snapshot)
             if ready is None:
                 return False
             conn = ready
         metrics = self.ctx.metrics
         metrics.statement(statement.kind.value)
-        metrics.sharded("routed", 1)
+        metrics.routed()
         activity = self.activity
         activity.command = "Query"
         activity.since = self._started = time.monotonic()
         activity.info = sql
-        if target.sql is sql:
+        if physical_sql is sql:
             conn.write_raw(packet)  # the client's bytes, unchanged
         else:
-            conn.send(b"\x03" + target.sql.encode())
+            conn.send(b"\x03" + physical_sql.encode())
         self.client.hold = True
         self._digest = known.digest
-
-        def done(scanner: ResponseScanner, error: BackendError | None) -> None:
-            self._fast_sharded_done(conn, partition, scanner, error)
-
         columns = None
         if known.shape.reads_rows:
             # Its column definitions name the logical database and tables, as the executor's.
-            columns = self.sharded.logical_names(decided.layout).rewrite(target.database)
-        conn.start_relay(self.client, ResponseKind.QUERY, done, columns)
+            columns = self.sharded.columns_for(decided.layout, physical.name)
+        if partition == 0:
+            conn.start_relay(self.client, ResponseKind.QUERY, self._fast_done, columns)
+        else:
+            self._fast_conn, self._fast_partition = conn, partition
+            conn.start_relay(self.client, ResponseKind.QUERY, self._fast_partition_done, columns)
         return True
 
-    def _fast_sharded_done(
-        self,
-        conn: BackendConnection,
-        partition: int,
-        scanner: ResponseScanner,
-        error: BackendError | None,
-    ) -> None:
-        if partition == 0:
-            self._fast_done(scanner, error)
-            return
+    def _fast_partition_done(self, scanner: ResponseScanner, error: BackendError | None) -> None:
+        """A fast statement's answer from another partition's connection than the session's
+        own (``_fast_conn``) is relayed (or its connection failed)."""
+        conn = self._fast_conn
+        assert conn is not None
+        self._fast_conn = None
         activity = self.activity
         activity.command = "Sleep"
-        activity.since = time.monotonic()
+        activity.since = now = time.monotonic()
         activity.info = None
         if error is not None:
             self.ctx.metrics.backend_error(conn.target.shard)
             log.warning("connection %d: %s", self.connection_id, error)
             cut = conn.relayed_any
-            self.sharded.fast_failed(conn, partition)
+            self.sharded.fast_failed(conn, self._fast_partition)
             self._next_seq = 1
             if cut:
                 self.kill()  # the command loop sees the connection end and cleans up
             else:
                 self._reply_error(lost_error([], error))
         else:
-            seconds = time.perf_counter() - self._started
+            seconds = now - self._started
             self.ctx.digest.record(self.current_db, self._digest, seconds, scanner.rows)
             self.ctx.metrics.shard(conn.target.shard).latency.observe(seconds)
         if self.ctx.draining and (self.cut or not self._holds_anything()) and not self.killed:

@@ -167,6 +167,7 @@ from proxy.wire.packets import (
     build_err,
     build_ok,
     build_text_row,
+    frame,
     lenenc_int,
     lenenc_str,
     parse_err,
@@ -263,9 +264,17 @@ _RENAMES_KEPT = 4096  # column definitions rewritten, remembered (LogicalNames)
 # The column flags a derived information_schema column gets back.
 _NOT_NULL = 1
 _NO_DEFAULT = 4096
+_LAYOUTS_KEPT = 64  # plans' layouts whose renamings a session remembers (columns_for)
 _BINARY = 128
 _BIGINT_LENGTH = 21  # information_schema's BIGINT(21) statistics
 _SHAPES_KEPT = 256  # text statements' shapes a session remembers (each holds its tokens)
+# The shapes every session learned, for one catalog snapshot each, by (fast key, database,
+# lexer mode, server flavor): a new session's statements of a known shape need not teach it
+# again (a shape is a function of those; each session still authorizes its statements).
+_SHARED_SHAPES_KEPT = 512
+_SHARED_SHAPES: dict[
+    tuple[str, str | None, LexMode, ServerFlavor | None], tuple[object, TextRoute | None]
+] = {}
 
 
 class PartitionSource(Protocol):
@@ -290,9 +299,10 @@ class PartitionSource(Protocol):
 
     async def close(self) -> None: ...
 
-    def ready(self, index: int) -> BackendConnection | None:
+    def ready(self, index: int, snapshot: object = None) -> BackendConnection | None:
         """Physical database ``index``'s connection when it can run a statement now without
-        any preparation (held, healthy, idle, with the session's state): the fast path's."""
+        any preparation (held, healthy, idle, with the session's state): the fast path's
+        (``snapshot``: the current catalog snapshot, when the caller has it)."""
         ...
 
     def running(self) -> list[BackendConnection]:
@@ -380,9 +390,11 @@ class SessionPartitions:
                 )
             ) from None
 
-    def ready(self, index: int) -> BackendConnection | None:
+    def ready(self, index: int, snapshot: object = None) -> BackendConnection | None:
         session = self._session
-        if index == 0 or self.locked or session.ctx.snapshot() is not self._snapshot:
+        if snapshot is None:
+            snapshot = session.ctx.snapshot()
+        if index == 0 or self.locked or snapshot is not self._snapshot:
             return None  # (under LOCK TABLES: the long way, which checks the tables locked)
         conn = self._held.get(index)
         if conn is None or conn.broken or conn.is_closing() or conn.relaying:
@@ -472,7 +484,11 @@ class ShardedStatement:
     physical: dict[str, PhysicalStatement] = field(default_factory=dict)
     # KeySlots' targets by placement, for one catalog snapshot.
     placed: dict[Placement, Target] = field(default_factory=dict)
-    placed_for: object = None
+    # ... by global table (IntegerHash.table), the fast path's, for the same snapshot.
+    hashed: dict[int, Target] = field(default_factory=dict)
+    # For what they were made: (catalog snapshot, session state, its version, handshake
+    # collation, the client's codec they read).
+    placed_for: tuple[object, object, int, int, str | None] | None = None
     failed: SqlError | None = None  # long data sent: the next execution's answer
     # The key is the one parameter, of a table sharded by HASH of an integer column.
     integer: IntegerHash | None = None
@@ -625,6 +641,12 @@ class ShardedExecutor:
         # The last layout's column-definition renaming (logical_names).
         self._names: tuple[Layout, LogicalNames] | None = None
         self._link_columns: tuple[object, str | None, Callable[[bytes], bytes] | None] | None = None
+        # The renamings of the physical databases of layouts (columns_for: the fast path's),
+        # by id() of the layout (each entry holds its layout: the id is not reused meanwhile).
+        self._columns_for: dict[int, tuple[Layout, dict[str, Callable[[bytes], bytes]]]] = {}
+        # The client's character set's codec for (session state, its version, handshake
+        # collation) (_codec).
+        self._codec_for: tuple[object, int, int, str | None] = (None, -1, -1, None)
         # Prepared statements on sharded or broadcast tables, by the client's id.
         self.statements: dict[int, ShardedStatement] = {}
         # The physical database of each connection a physical statement is prepared on.
@@ -1134,6 +1156,23 @@ class ShardedExecutor:
             rewrite = self.logical_names(layout).rewrite(layout.partitions[0].name)
         self._link_columns = (snapshot, database, rewrite)
         return rewrite
+
+    def columns_for(self, layout: Layout, database: str) -> Callable[[bytes], bytes]:
+        """``logical_names(layout).rewrite(database)``, remembered for the ``layout`` object
+        (the fast path's, once per statement: each plan of a snapshot has a layout of its
+        own, the same object for as long as the plan is used; a new snapshot's plans have new
+        layouts, whose renamings are made anew)."""
+        entry = self._columns_for.get(id(layout))
+        if entry is not None and entry[0] is layout:
+            found = entry[1].get(database)
+            if found is not None:
+                return found
+        else:
+            if len(self._columns_for) >= _LAYOUTS_KEPT:
+                self._columns_for.clear()
+            entry = self._columns_for[id(layout)] = (layout, {})
+        found = entry[1][database] = self.logical_names(layout).rewrite(database)
+        return found
 
     def logical_names(self, layout: Layout) -> LogicalNames:
         """The renaming of ``layout``'s column definitions (kept while the layout is, or one
@@ -2357,7 +2396,14 @@ class ShardedExecutor:
         """The Python codec of the client's character set now (``character_set_client``):
         string keys and parameters are read in it; None: one the proxy cannot read."""
         session = self.session
-        return client_codec(session.link.state, session.charset)
+        state, charset = session.link.state, session.charset
+        seen = self._codec_for
+        # (every change of the session's variables bumps its version; a reset makes a new one)
+        if seen[0] is state and seen[1] == state.version and seen[2] == charset:
+            return seen[3]
+        codec = client_codec(state, charset)
+        self._codec_for = (state, state.version, charset, codec)
+        return codec
 
     def values(self, found: ExecuteParams) -> list[ParamValue]:
         encoding = self._codec()
@@ -2402,17 +2448,33 @@ class ShardedExecutor:
             return None
         return self._placed(statement, layout, found)
 
-    def _refresh(self, statement: ShardedStatement, layout: Layout) -> None:
+    def _refresh(
+        self, statement: ShardedStatement, layout: Layout, snapshot: CatalogSnapshot | None = None
+    ) -> None:
         """The statement's KeySlots and targets follow the catalog (a table dropped and
-        created again with another rule is routed by the new one)."""
-        codec = self._codec()
-        seen = (self.session.ctx.snapshot(), codec)
+        created again with another rule is routed by the new one). (``snapshot``: the current
+        one, when the caller has it.)"""
+        session = self.session
+        if snapshot is None:
+            snapshot = session.ctx.snapshot()
+        state, charset = session.link.state, session.charset
         placed_for = statement.placed_for
-        if isinstance(placed_for, tuple) and placed_for[0] is seen[0] and placed_for[1] == codec:
+        if (
+            placed_for is not None
+            and placed_for[0] is snapshot
+            and placed_for[1] is state
+            and placed_for[2] == state.version
+            and placed_for[3] == charset
+        ):
+            return  # (the codec depends on nothing else)
+        codec = self._codec()
+        seen = (snapshot, state, state.version, charset, codec)
+        if placed_for is not None and placed_for[0] is snapshot and placed_for[4] == codec:
+            statement.placed_for = seen  # the same snapshot and codec: the same targets
             return
         statement.placed.clear()
+        statement.hashed.clear()
         statement.placed_for = seen
-        state = self.session.link.state
         slots = key_slots(statement.text, layout, state.lex_mode, state.flavor, codec)
         statement.slots = slots
         statement.integer = None
@@ -2625,15 +2687,23 @@ class ShardedExecutor:
             self._lost(conns, exc, self._sent)
 
     def fast_target(
-        self, statement: ShardedStatement, plan: Sharded, payload: bytes
-    ) -> tuple[BackendConnection, int, bytes] | None:
-        """The fast path of an execution (no await: ``Session._fast``): a statement routed
-        by its key alone to one partition whose connection is ready and has the physical
-        statement prepared. Returns (connection, physical database, the COM_STMT_EXECUTE to
-        send there), or None: the command loop carries the execution out."""
+        self,
+        statement: ShardedStatement,
+        plan: Sharded,
+        packet: bytes,
+        snapshot: CatalogSnapshot | None = None,
+    ) -> tuple[BackendConnection, Target, bytes] | None:
+        """The fast path of an execution (no await: ``Session._fast``, which has checked
+        that no transaction of the proxy's is in charge): a statement routed by its key alone
+        to one partition whose connection is ready and has the physical statement prepared.
+        ``packet``: the client's COM_STMT_EXECUTE, frame header first (sequence 0). Returns
+        (connection, target, the frame to write there), or None: the command loop carries
+        the execution out. (``snapshot``: the current catalog snapshot, when the caller has
+        it.)"""
         if self.locked is not None:
             return None  # (under LOCK TABLES: the command loop's checks and texts)
-        self._refresh(statement, plan.layout)
+        payload = packet[4:]
+        self._refresh(statement, plan.layout, snapshot)
         slots = statement.slots
         if slots is None or statement.failed is not None:
             return None
@@ -2645,9 +2715,13 @@ class ShardedExecutor:
             one = peek_integer(payload, statement.types)
             if one is not None:
                 value, sent = one
-                placement = integer.place(value)
-                if placement is not None:
-                    target = self._placed(statement, plan.layout, placement)
+                g = integer.table(value)
+                if g is not None:
+                    target = statement.hashed.get(g)
+                    if target is None:
+                        placement = Placement(g // integer.per_db, g)
+                        target = self._placed(statement, plan.layout, placement)
+                        statement.hashed[g] = target
         if target is None:
             encoding = self._codec()
             wanted = slots.wanted
@@ -2664,32 +2738,37 @@ class ShardedExecutor:
             if conn is None or conn.broken or conn.relaying:
                 return None
         else:
-            ready = self.source.ready(partition)
-            if ready is None or self.in_charge():
+            ready = self.source.ready(partition, snapshot)
+            if ready is None:
                 return None
             conn = ready
         physical = statement.physical.get(target.sql)
         backend_id = None if physical is None else physical.on.get(conn)
         if physical is None or backend_id is None:
             return None
-        if sent is not None:
+        if sent is not None and sent != statement.types:
             _new_types(statement, sent)
-        packet = with_id(payload, backend_id)
-        if statement.params:
-            if sent is None and conn not in physical.typed:
+        if statement.params and conn not in physical.typed:
+            if sent is None:  # the connection has not had the types the execution relies on
                 if statement.types is None:
                     return None
-                flag_at, _ = execute_types(packet, statement.params)
-                packet = with_types(packet, flag_at, statement.types)
+                with_ids = with_id(payload, backend_id)
+                flag_at, _ = execute_types(with_ids, statement.params)
+                physical.typed.add(conn)
+                return conn, target, frame(0, with_types(with_ids, flag_at, statement.types))
             physical.typed.add(conn)
-        return conn, partition, packet
+        # The client's frame with the partition's statement id (the same length).
+        if int.from_bytes(packet[5:9], "little") != backend_id:
+            packet = packet[:5] + backend_id.to_bytes(4, "little") + packet[9:]
+        return conn, target, packet
 
-    def text_target(self, sql: str) -> tuple[TextRoute, Target] | None:
+    def text_target(self, sql: str) -> tuple[TextRoute, PhysicalDatabase, str] | None:
         """The fast path of a text statement (no await: ``Session._fast``): one of a shape
         routed by one literal (:class:`TextShape`, made from the first statement of the shape
         :func:`~proxy.shard.statements.decide` routed to the target the shape gives it), its
-        target for this statement's literal; None: the command loop routes it (its shape is
-        not one, not analysed yet, or its key is not placeable)."""
+        target for this statement's literal (its physical database and physical text); None:
+        the command loop routes it (its shape is not one, not analysed yet, or its key is not
+        placeable)."""
         if self.locked is not None:
             return None  # (under LOCK TABLES: the command loop's checks and texts)
         found = fast_literals(sql)
@@ -2719,10 +2798,10 @@ class ShardedExecutor:
         if known is None:
             return None
         assert isinstance(known, TextRoute)
-        target = known.shape.target(sql, spans)
-        if target is None:
+        placed = known.shape.physical(sql, spans)
+        if placed is None:
             return None
-        return known, target
+        return known, placed[0], placed[1]
 
     def _learn(
         self, sql: str, key: str, spans: tuple[int, ...], snapshot: CatalogSnapshot
@@ -2732,19 +2811,27 @@ class ShardedExecutor:
         placeable)."""
         session = self.session
         database = session.current_db
-        hit = cached_shape(sql, database)
-        if hit is None:
-            return _UNKNOWN
-        digest, statement = hit
-        layout = sharded_layout(snapshot, database)
-        found: TextRoute | None = None
-        if layout is not None:
-            state = session.link.state
-            shape, settled = shaped(sql, spans, layout, state.lex_mode, state.flavor)
-            if shape is None and not settled:
+        state = session.link.state
+        shared_key = (key, database, state.lex_mode, state.flavor)
+        shared = _SHARED_SHAPES.get(shared_key)
+        if shared is not None and shared[0] is snapshot:
+            found = shared[1]  # another session learned it (for this snapshot)
+        else:
+            hit = cached_shape(sql, database)
+            if hit is None:
                 return _UNKNOWN
-            if shape is not None:
-                found = TextRoute(shape, statement, digest, layout)
+            digest, statement = hit
+            layout = sharded_layout(snapshot, database)
+            found = None
+            if layout is not None:
+                shape, settled = shaped(sql, spans, layout, state.lex_mode, state.flavor)
+                if shape is None and not settled:
+                    return _UNKNOWN
+                if shape is not None:
+                    found = TextRoute(shape, statement, digest, layout)
+            if len(_SHARED_SHAPES) >= _SHARED_SHAPES_KEPT:
+                _SHARED_SHAPES.clear()
+            _SHARED_SHAPES[shared_key] = (snapshot, found)
         if len(self._shapes) >= _SHAPES_KEPT:
             self._shapes.clear()
         self._shapes[key] = found

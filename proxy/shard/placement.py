@@ -255,10 +255,15 @@ class IntegerHash(NamedTuple):
 
     def place(self, value: int) -> Placement | None:
         """The placement of ``value``; None when it is not one this covers."""
+        g = self.table(value)
+        return None if g is None else Placement(g // self.per_db, g)
+
+    def table(self, value: int) -> int | None:
+        """The global table ``g`` of ``value`` (its placement: ``Placement(g // per_db,
+        g)``); None when it is not one this covers."""
         if not self.low <= value <= self.high:
             return None
-        g = abs(value) % self.modulus
-        return Placement(g // self.per_db, g)
+        return abs(value) % self.modulus
 
 
 def integer_hash(rule: TableRule, databases: int) -> IntegerHash | None:

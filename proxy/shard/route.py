@@ -53,10 +53,10 @@ import contextlib
 import functools
 import re
 from array import array
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 from auth.errors import ErrorCode, SqlError, not_supported, sql_error
 from auth.model import LogicalTable, PhysicalDatabase, ShardKey, TableRule, auto_sequence_name
@@ -355,8 +355,12 @@ class _Reference:
     alias: str | None = None
 
 
-def _groups(tokens: Sequence[Token]) -> list[int]:
+def _groups(tokens: Sequence[Token]) -> Sequence[int]:
     """Each token's parenthesis depth."""
+    return _remembered(_groups_of, tokens, _groups_made)
+
+
+def _groups_made(tokens: Sequence[Token]) -> list[int]:
     depth = 0
     out = []
     for token in tokens:
@@ -405,7 +409,32 @@ def route(
     already lexed (in ``mode``, for ``flavor``), as one statement. ``codec``: the Python codec
     of the client's character set (``recode_strings``). ``split``: a multi-row INSERT's rows
     read by ``bulk_rows``, ``lexed`` then being its blanked text's (``BulkRows``); raises
-    BulkDeclined for what that way does not decide (the caller routes the whole lexing)."""
+    BulkDeclined for what that way does not decide (the caller routes the whole lexing).
+    (Without values and rows read -- the plan's routing of a statement, every session anew --
+    a short text's route is remembered for the layout.)"""
+    if sequence_values is None and not params and split is None:
+        return _remembered_for(
+            layout,
+            ("route", sql, mode, flavor, params is None, codec),
+            lambda: _route(sql, layout, mode, flavor, None, params, lexed=lexed, codec=codec),
+        )
+    return _route(
+        sql, layout, mode, flavor, sequence_values, params, lexed=lexed, codec=codec, split=split
+    )
+
+
+def _route(
+    sql: str,
+    layout: Layout,
+    mode: LexMode,
+    flavor: ServerFlavor | None,
+    sequence_values: Sequence[int] | None,
+    params: Sequence[SqlValue] | None,
+    *,
+    lexed: LexedStatement | None,
+    codec: str | None,
+    split: BulkRows | None = None,
+) -> Route | NeedsSequence | None:
     if lexed is None:
         statements = lex(sql, mode, flavor)
         if len(statements) != 1:
@@ -840,10 +869,41 @@ def _columns(layout: Layout) -> dict[str, frozenset[str]]:
     return out
 
 
-def _table_positions(tokens: Sequence[Token]) -> list[int]:
+# What _table_positions and _groups found for a tuple of tokens (lex() remembers a short
+# text's tokens: a statement a session prepares is routed several times, each session anew),
+# by id() of the tuple (each entry holds its tuple: the id is not reused meanwhile).
+_DERIVED_KEPT = 256
+_DERIVED_LONGEST = 512  # tokens (an INSERT of many rows is not remembered)
+_positions_of: dict[int, tuple[Sequence[Token], tuple[int, ...]]] = {}
+_groups_of: dict[int, tuple[Sequence[Token], tuple[int, ...]]] = {}
+
+
+def _remembered(
+    memo: dict[int, tuple[Sequence[Token], tuple[int, ...]]],
+    tokens: Sequence[Token],
+    make: Callable[[Sequence[Token]], list[int]],
+) -> Sequence[int]:
+    """``make(tokens)``, remembered for a tuple of (immutable) tokens."""
+    if type(tokens) is not tuple or len(tokens) > _DERIVED_LONGEST:
+        return make(tokens)
+    entry = memo.get(id(tokens))
+    if entry is not None and entry[0] is tokens:
+        return entry[1]
+    found = tuple(make(tokens))
+    if len(memo) >= _DERIVED_KEPT:
+        memo.clear()
+    memo[id(tokens)] = (tokens, found)
+    return found
+
+
+def _table_positions(tokens: Sequence[Token]) -> Sequence[int]:
     """The token indexes where the grammar has a table name: after FROM, JOIN, INTO, UPDATE,
     TABLE, DESCRIBE ..., and after the commas of a FROM list (for ``db.t``: the index of
     ``t``). One pass, each token looked at once (an INSERT of many rows is mostly tokens)."""
+    return _remembered(_positions_of, tokens, _table_positions_made)
+
+
+def _table_positions_made(tokens: Sequence[Token]) -> list[int]:
     found = []
     in_from = [False]  # per parenthesis depth: inside a FROM / UPDATE table list
     count = len(tokens)
@@ -2136,6 +2196,33 @@ class KeySlots:
         return max((index for index, _ in self.sources), default=-1) + 1
 
 
+_Made = TypeVar("_Made")
+# What key_slots, placed_targets and copy_target made (pure functions of their arguments:
+# every session that prepares a statement asks again), by (function, layout's name, id() of
+# its tables and partitions -- one catalog snapshot's, held by the entry so the ids are not
+# reused meanwhile --, its sequences, the other arguments).
+_ROUTED_KEPT = 512
+_ROUTED_LONGEST = 2048  # characters of the statement (a longer one is not remembered)
+_routed: dict[tuple[object, ...], tuple[object, object, object]] = {}
+
+
+def _remembered_for(layout: Layout, key: tuple[object, ...], make: Callable[[], _Made]) -> _Made:
+    """``make()``, remembered for ``layout`` and ``key`` (the function's name, then the
+    statement, then its other arguments)."""
+    sql = key[1]
+    if isinstance(sql, str) and len(sql) > _ROUTED_LONGEST:
+        return make()
+    full = (layout.name, id(layout.tables), id(layout.partitions), layout.sequences, *key)
+    entry = _routed.get(full)
+    if entry is not None and entry[0] is layout.tables and entry[1] is layout.partitions:
+        return entry[2]  # type: ignore[return-value]
+    made = make()
+    if len(_routed) >= _ROUTED_KEPT:
+        _routed.clear()
+    _routed[full] = (layout.tables, layout.partitions, made)
+    return made
+
+
 def key_slots(
     sql: str,
     layout: Layout,
@@ -2145,6 +2232,16 @@ def key_slots(
 ) -> KeySlots | None:
     """The :class:`KeySlots` of a prepared statement (None: it is routed by ``route`` with
     its parameters at each execution); ``codec`` as for ``route``."""
+    return _remembered_for(
+        layout,
+        ("key_slots", sql, mode, flavor, codec),
+        lambda: _key_slots(sql, layout, mode, flavor, codec),
+    )
+
+
+def _key_slots(
+    sql: str, layout: Layout, mode: LexMode, flavor: ServerFlavor | None, codec: str | None
+) -> KeySlots | None:
     if _HINT.match(sql):
         return None
     statements = lex(sql, mode, flavor)
@@ -2197,8 +2294,12 @@ def placed_targets(
     flavor: ServerFlavor | None = None,
 ) -> tuple[Target, ...]:
     """The statement's targets for these placements of its table (physical names put in)."""
-    tokens = lex(sql, mode, flavor)[0].tokens
-    return _targets(sql, tokens, layout, _references(tokens, layout), placements)
+
+    def make() -> tuple[Target, ...]:
+        tokens = lex(sql, mode, flavor)[0].tokens
+        return _targets(sql, tokens, layout, _references(tokens, layout), placements)
+
+    return _remembered_for(layout, ("placed", sql, mode, flavor, tuple(placements)), make)
 
 
 def copy_target(
@@ -2206,9 +2307,13 @@ def copy_target(
 ) -> Target:
     """The statement as physical database 0 runs it (its first physical tables): what a
     prepared statement's metadata is read from."""
-    tokens = lex(sql, mode, flavor)[0].tokens
-    references = _references(tokens, layout)
-    return _copy(sql, tokens, layout, references, (0,), "", "copy").targets[0]
+
+    def make() -> Target:
+        tokens = lex(sql, mode, flavor)[0].tokens
+        references = _references(tokens, layout)
+        return _copy(sql, tokens, layout, references, (0,), "", "copy").targets[0]
+
+    return _remembered_for(layout, ("copy", sql, mode, flavor), make)
 
 
 # ---------------------------------------------------------------------- text statements' shapes
@@ -2243,6 +2348,8 @@ class TextShape:
     _layout: Layout
     # The text between the literals for each placement seen so far (None: the client's own).
     _chunks: dict[Placement, tuple[str, ...] | None]
+    # ... and with its physical database, by global table (``integer``'s, the fast path's).
+    _by_table: dict[int, tuple[PhysicalDatabase, tuple[str, ...] | None]]
 
     @property
     def reads_rows(self) -> bool:
@@ -2276,12 +2383,17 @@ class TextShape:
 
     def text(self, sql: str, spans: Sequence[int], placement: Placement) -> str | None:
         """The physical statement of ``sql`` for ``placement`` (None: ``sql`` itself)."""
+        chunks = self._chunks_of(placement)
+        return None if chunks is None else self._joined(chunks, sql, spans)
+
+    def _chunks_of(self, placement: Placement) -> tuple[str, ...] | None:
         chunks = self._chunks.get(placement, False)
         if chunks is False:
             chunks = self._chunks[placement] = self._chunks_for(placement)
-        if chunks is None:
-            return None
-        assert isinstance(chunks, tuple)
+        assert chunks is None or isinstance(chunks, tuple)
+        return chunks
+
+    def _joined(self, chunks: tuple[str, ...], sql: str, spans: Sequence[int]) -> str:
         out = [chunks[0]]
         for index in range(self.literals):
             out.append(sql[spans[2 * index] : spans[2 * index + 1]])
@@ -2290,12 +2402,36 @@ class TextShape:
 
     def target(self, sql: str, spans: Sequence[int]) -> Target | None:
         """The one target of a statement of this shape (None: routed the long way)."""
+        found = self.physical(sql, spans)
+        if found is None:
+            return None
+        physical, text = found
+        return Target(physical.index, physical.shard, physical.name, text)
+
+    def physical(self, sql: str, spans: Sequence[int]) -> tuple[PhysicalDatabase, str] | None:
+        """:meth:`target`'s physical database and text (``sql`` itself when the physical
+        text is the client's), without a Target (the fast path's: a key of decimal digits
+        of an ``integer`` shape is placed by arithmetic, its global table's physical database
+        and text remembered)."""
+        integer = self.integer
+        if integer is not None and not self.string:
+            at = 2 * self.key
+            digits = sql[spans[at] : spans[at + 1]]
+            if digits.isascii() and digits.isdigit():  # placement()'s int(), and no Decimal
+                g = integer.table(-int(digits) if self.negative else int(digits))
+                if g is not None:
+                    known = self._by_table.get(g)
+                    if known is None:
+                        placement = Placement(g // integer.per_db, g)
+                        database = self._layout.partitions[placement.database]
+                        known = self._by_table[g] = (database, self._chunks_of(placement))
+                    database, chunks = known
+                    return database, sql if chunks is None else self._joined(chunks, sql, spans)
         found = self.placement(sql, spans)
         if found is None:
             return None
-        physical = self._layout.partitions[found.database]
         text = self.text(sql, spans, found)
-        return Target(physical.index, physical.shard, physical.name, sql if text is None else text)
+        return self._layout.partitions[found.database], sql if text is None else text
 
     def _chunks_for(self, placement: Placement) -> tuple[str, ...] | None:
         sql, spans, tokens, layout = self.sql, self._spans, self._tokens, self._layout
@@ -2397,5 +2533,6 @@ def text_shape(
         tokens,
         references,
         layout,
+        {},
         {},
     )

@@ -804,15 +804,39 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
     return out
 
 
+# lex()'s answers, remembered (a sharded session lexes each statement it prepares several
+# times: its analysis, the copy its metadata comes from, its key slots, each partition's text;
+# every session anew): texts up to _LEXED_LONGEST characters, up to _LEXED_CHARACTERS of
+# them in all (which bounds the tokens' memory), forgotten together when full.
+_LEXED_CHARACTERS = 65536
+_LEXED_LONGEST = 2048
+_lexed: dict[tuple[str, LexMode, ServerFlavor | None], tuple[LexedStatement, ...]] = {}
+_lexed_characters = 0
+
+
 def lex(
     sql: str, mode: LexMode = DEFAULT_MODE, flavor: ServerFlavor | None = None
 ) -> list[LexedStatement]:
     """Split ``sql`` into its non-empty statements as a ``flavor`` server reads them in
-    ``mode``; raises :class:`LexError` (1064)."""
-    return [
-        LexedStatement(tuple(tokens or ()), tuple(images), text, " ".join(images), start, end)
-        for images, text, start, end, tokens in _scan_as(sql, mode, flavor, True)
-    ]
+    ``mode``; raises :class:`LexError` (1064). (The same text, mode and flavor always lex the
+    same: a short text's statements, immutable, are remembered; one that does not lex is
+    lexed again each time.)"""
+    global _lexed_characters
+    key = (sql, mode, flavor)
+    short = len(sql) <= _LEXED_LONGEST
+    found = _lexed.get(key) if short else None
+    if found is None:
+        found = tuple(
+            LexedStatement(tuple(tokens or ()), tuple(images), text, " ".join(images), start, end)
+            for images, text, start, end, tokens in _scan_as(sql, mode, flavor, True)
+        )
+        if short:
+            if _lexed_characters + len(sql) > _LEXED_CHARACTERS:
+                _lexed.clear()
+                _lexed_characters = 0
+            _lexed[key] = found
+            _lexed_characters += len(sql)
+    return list(found)
 
 
 def shapes(

@@ -690,3 +690,73 @@ def test_column_definitions_name_the_logical_database_and_tables(sharded: ProxyE
                 cur.execute("DROP TABLE IF EXISTS u")
         finally:
             drop.close()
+
+
+def _names(columns: list[bytes]) -> list[tuple[str, str, str, str]]:
+    """(schema, table, org_table, name) of column definition payloads."""
+    out = []
+    for payload in columns:
+        fields = []
+        pos = 0
+        for _ in range(5):
+            length = payload[pos]
+            fields.append(payload[pos + 1 : pos + 1 + length].decode())
+            pos += 1 + length
+        out.append((fields[1], fields[2], fields[3], fields[4]))
+    return out
+
+
+def _text_of(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def test_remembered_renamings_follow_alter_and_rename(sharded: ProxyEnv) -> None:
+    """The fast path remembers the renaming of each plan's column definitions, and each
+    connection the heads it rewrote: neither goes stale. One binary and one text session read
+    a table on every partition (the fast path), the table gains a column (ALTER TABLE) and is
+    renamed (RENAME TABLE) through another session, and the same sessions' next reads -- the
+    same prepared statement after the ALTER, a new one after the RENAME -- name the new column,
+    the new table and the logical database, never a physical one."""
+    env = sharded
+    ids = list(range(8))  # every physical database, twice
+    admin = _client(env)
+    binary = _binary(env)
+    text = _client(env)
+    try:
+        with admin.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS hc")
+            cur.execute("DROP TABLE IF EXISTS hc2")
+            cur.execute(
+                "CREATE TABLE hc (id bigint NOT NULL, v varchar(10), PRIMARY KEY (id))"
+                " DBPARTITION BY HASH(id)"
+            )
+            cur.executemany("INSERT INTO hc (id, v) VALUES (%s, %s)", [(i, f"v{i}") for i in ids])
+
+        def read(table: str, statement: Any, columns: list[str]) -> None:
+            want = [(DB, table, table, name) for name in columns]
+            for _ in range(3):  # the command loop's first execution, then the fast path's
+                for i in ids:
+                    rows = _rows(binary.execute(statement, [i]))
+                    assert rows[0][:2] == (i, f"v{i}")
+                    assert _names(binary.columns) == want, (table, i)
+                    with text.cursor() as cur:
+                        cur.execute(f"SELECT * FROM {table} WHERE id = {i}")
+                        assert cur.fetchall()[0][:2] == (i, f"v{i}")
+                        seen = [(_text_of(f[1]), f[2], f[3], f[4]) for f in _fields(cur)]
+                        assert seen == want, (table, i)
+
+        prepared = binary.prepare("SELECT * FROM hc WHERE id = ?")
+        read("hc", prepared, ["id", "v"])
+        with admin.cursor() as cur:
+            cur.execute("ALTER TABLE hc ADD COLUMN extra int DEFAULT 7")
+        read("hc", prepared, ["id", "v", "extra"])
+        with admin.cursor() as cur:
+            cur.execute("RENAME TABLE hc TO hc2")
+        read("hc2", binary.prepare("SELECT * FROM hc2 WHERE id = ?"), ["id", "v", "extra"])
+    finally:
+        binary.close()
+        text.close()
+        with admin.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS hc")
+            cur.execute("DROP TABLE IF EXISTS hc2")
+        admin.close()

@@ -332,6 +332,39 @@ def test_a_revoked_grant_is_seen_on_the_next_statement(sharded: ProxyEnv) -> Non
         owner.close()
 
 
+def test_a_shape_another_session_learned_is_authorized_for_each(sharded: ProxyEnv) -> None:
+    """Shapes are shared by the sessions (a new session need not learn them again), the
+    authorization is not: an account with SELECT on ``t`` only reads ``t`` by the shape the
+    owner's session taught, and is refused ``sp`` (1142) by one the owner's session taught
+    too -- on every partition, again and again (the fast path's statements)."""
+    env = sharded
+    owner = _client(env)
+    try:
+        with owner.cursor() as cur:
+            cur.execute("CREATE USER 'shapereader'@'%' IDENTIFIED BY 'Shape#reader1'")
+            cur.execute(f"GRANT SELECT ON {DB}.t TO 'shapereader'@'%'")
+            for _ in range(3):
+                for k in range(8):
+                    cur.execute(f"SELECT v FROM t WHERE id = {k}")
+                    cur.execute(f"SELECT v FROM sp WHERE id = {k}")
+        reader = env.connect("shapereader", "Shape#reader1", database=DB)
+        try:
+            with reader.cursor() as cur:
+                for _ in range(3):
+                    for k in (0, 1, 2, 3, 4, -5, 7):
+                        cur.execute(f"SELECT v FROM t WHERE id = {k}")
+                        assert cur.fetchall() == ((f"v{k}",),)
+                        with pytest.raises(pymysql.err.OperationalError) as denied:
+                            cur.execute(f"SELECT v FROM sp WHERE id = {k}")
+                        assert denied.value.args[0] == 1142
+        finally:
+            reader.close()
+    finally:
+        with owner.cursor() as cur:
+            cur.execute("DROP USER IF EXISTS 'shapereader'@'%'")
+        owner.close()
+
+
 def test_inside_a_transaction_the_command_loop_routes(sharded: ProxyEnv, served: list[str]) -> None:
     """autocommit=0 (PyMySQL's default): the proxy runs the transaction, statements go through
     the command loop (their branches), and see the transaction's own changes."""

@@ -711,3 +711,24 @@ def test_a_statement_holds_at_most_max_tokens_of_structure() -> None:
                 1235,
                 f"This version of shardgate doesn't yet support '{TOO_MANY_TOKENS}'",
             )
+
+
+def test_lex_remembers_short_texts_per_mode_and_flavor() -> None:
+    """A short text's statements are remembered (the same objects, in a new list each time,
+    for the same mode and flavor); another mode lexes on its own, a text that does not lex
+    raises every time, a long one is lexed anew each time."""
+    sql = 'SELECT "a" FROM t WHERE id = 1; SELECT 2'
+    first, again = lex(sql), lex(sql)
+    assert first == again and first is not again
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    ansi = lex(sql, ANSI)
+    assert ansi[0].tokens[1].kind is TokenKind.IDENT  # "a" is a name under ANSI_QUOTES
+    assert first[0].tokens[1].kind is TokenKind.STRING
+    assert lex(sql, ANSI, MARIADB) == ansi and lex(sql, ANSI, MARIADB)[0] is not ansi[0]
+    for _ in range(2):
+        with pytest.raises(LexError):
+            lex("SELECT 'unterminated")
+    long_sql = "SELECT " + ", ".join(str(n) for n in range(lexer_module._LEXED_LONGEST))
+    assert len(long_sql) > lexer_module._LEXED_LONGEST
+    long_first, long_again = lex(long_sql), lex(long_sql)
+    assert long_first == long_again and long_first[0] is not long_again[0]
