@@ -1,29 +1,109 @@
 """The compiled hot path (Cython): built when Cython and a C compiler are there, skipped
 otherwise (the pure-Python modules are the reference and the fallback; the server logs which
-one runs). ``.ci/setup`` builds it in place: ``python setup.py build_ext --inplace``."""
+one runs). ``.ci/setup`` builds it in place: ``python setup.py build_ext --inplace``.
+
+Two kinds of extension:
+
+* ``EXTENSIONS``: Cython sources (.pyx) with pure-Python twins that the modules fall back to
+  (proxy/wire/scanner.py, ``proxy.sql.analyze._fast_base_pure``);
+* ``COMPILED_MODULES``: ordinary modules compiled as they are (Cython compiles plain Python),
+  none by default: measured on the relay's hot path (stream, packets, statements, connection,
+  pool, link, session, sharded, metrics, digest) they cost *more* instructions per query than
+  CPython 3.11's specializing interpreter (+28 % all ten, no single module better beyond the
+  noise: README, *Performance*), since compiled code reads every attribute through the generic
+  lookup the interpreter's inline caches skip. ``SHARDGATE_COMPILE_MODULES=proxy.wire.stream,...``
+  builds some for a measurement (``tests.bench.instructions``); the .py file stays the
+  reference: ``proxy/__init__.py`` loads such an extension only while its source is the one it
+  was built from (the manifest written here, ``proxy/compiled.txt``), and none of the
+  extensions when ``SHARDGATE_PURE_PYTHON=1``.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
+
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 EXTENSIONS = [
     ("proxy.wire._cscan", "proxy/wire/_cscan.pyx"),
     ("proxy.sql._cfastkey", "proxy/sql/_cfastkey.pyx"),
 ]
 
-try:
+COMPILED_MODULES = [
+    name.strip()
+    for name in os.environ.get("SHARDGATE_COMPILE_MODULES", "").split(",")
+    if name.strip()
+]
+
+MANIFEST = "proxy/compiled.txt"
+
+
+def source_of(module: str) -> str:
+    return module.replace(".", "/") + ".py"
+
+
+class BuildExt(build_ext):
+    """build_ext, then the manifest: the source digest of each compiled module whose
+    extension is built from it (in place: in the source tree, next to the extensions). A
+    module whose compile failed is not in it: an older extension left there is not loaded."""
+
+    def run(self) -> None:
+        self.built: set[str] = set()
+        super().run()
+        lines = []
+        for module in COMPILED_MODULES:
+            if module in self.built and os.path.exists(self.get_ext_fullpath(module)):
+                with open(source_of(module), "rb") as source:
+                    digest = hashlib.sha256(source.read()).hexdigest()
+                lines.append(f"{module} {digest}\n")
+        package_dir = os.path.dirname(self.get_ext_fullpath("proxy.x"))
+        os.makedirs(package_dir, exist_ok=True)
+        with open(os.path.join(package_dir, os.path.basename(MANIFEST)), "w") as out:
+            out.writelines(lines)
+
+    def build_extension(self, ext: Extension) -> None:
+        super().build_extension(ext)  # raises when it fails (an optional one is then skipped)
+        self.built.add(ext.name)
+
+
+def compiled(sources: list[tuple[str, str]], directives: dict[str, object]) -> list[Extension]:
+    """The extensions Cython translates; one it cannot is left out (its module runs as
+    Python), with the error shown."""
     from Cython.Build import cythonize
+    from Cython.Compiler.Errors import CompileError
+
+    built: list[Extension] = []
+    for name, source in sources:
+        try:
+            built += cythonize(
+                [Extension(name, [source])],
+                compiler_directives={"language_level": "3", **directives},
+                quiet=True,
+            )
+        except CompileError as exc:
+            print(f"setup.py: {source} is not compiled ({exc}); it runs as Python")
+    return built
+
+
+try:
+    import Cython  # noqa: F401
 except ImportError:  # no Cython: the pure-Python hot path
     ext_modules = []
 else:
-    ext_modules = cythonize(
-        [Extension(name, [source]) for name, source in EXTENSIONS],
-        compiler_directives={"language_level": "3"},
-        quiet=True,
+    ext_modules = compiled(EXTENSIONS, {}) + compiled(
+        [(name, source_of(name)) for name in COMPILED_MODULES],
+        {
+            # Annotations are for mypy: Cython would otherwise turn ``float`` into a C double
+            # and check ``x: bytes`` strictly (a bytearray passes where mypy allows it).
+            "annotation_typing": False,
+            "binding": True,
+        },
     )
     for extension in ext_modules:
         # A failed compile (no C compiler, no Python headers) skips the extension with a
         # warning instead of failing the install (cythonize drops the flag: set it here).
         extension.optional = True
 
-setup(ext_modules=ext_modules)
+setup(ext_modules=ext_modules, cmdclass={"build_ext": BuildExt})

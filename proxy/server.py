@@ -41,6 +41,7 @@ from auth.errors import ErrorCode, sql_error
 from auth.model import Account
 from auth.passwords import generate_rsa_keypair
 from auth.policy import profile_by_name
+from proxy import PURE_ENV, PURE_PYTHON, hot_path_modules
 from proxy.backend.connection import BackendConnection, BackendTarget
 from proxy.backend.mirror import MirrorManager, shard_refused
 from proxy.backend.pool import Owner, PoolKey, PoolLimits, Pools, ShardPool
@@ -68,14 +69,21 @@ log = logging.getLogger("shardgate.server")
 
 
 def hot_path() -> str:
-    """Which packet framing, response scanner and statement-shape key run: the compiled ones
-    (Cython, built by .ci/setup) or the pure-Python reference, and why."""
+    """Which packet framing, response scanner and statement-shape key run -- the compiled ones
+    (Cython, built by .ci/setup) or the pure-Python reference, and why -- and which of the
+    relay's modules run compiled (proxy/__init__.py)."""
+    if PURE_PYTHON:
+        return f"pure Python ({PURE_ENV} is set: no compiled module is loaded)"
+    compiled, skipped = hot_path_modules()
+    modules = f"; modules compiled as they are: {', '.join(compiled)}" if compiled else ""
+    if skipped:
+        modules += "; as Python: " + ", ".join(f"{name} ({why})" for name, why in skipped.items())
     missing = [reason for reason in (COMPILED_MISSING, FAST_BASE_MISSING) if reason]
     if not missing:
-        return "compiled (Cython extensions proxy.wire._cscan, proxy.sql._cfastkey)"
+        return "compiled (Cython extensions proxy.wire._cscan, proxy.sql._cfastkey)" + modules
     return (
         f"pure Python (compiled extension not loaded: {'; '.join(missing)}; "
-        "build it with .ci/setup or `python setup.py build_ext --inplace`)"
+        "build it with .ci/setup or `python setup.py build_ext --inplace`)" + modules
     )
 
 
