@@ -2,12 +2,12 @@
 
 Which of its modules run compiled. The Cython twins (proxy/wire/_cscan.pyx,
 proxy/sql/_cfastkey.pyx) are picked by their importers, with the pure modules as fallback.
-setup.py can also compile ordinary modules as they are (``SHARDGATE_COMPILE_MODULES``, none by
-default: a measurement's choice) and writes the digest of each one's source next to them
-(``proxy/compiled.txt``). The finder installed here loads such an extension only while its .py
-file is still the source it was built from (an edited module runs as Python until it is built
-again, never as stale machine code), and loads only .py files -- none of the extensions, so
-``proxy.wire.stream`` and ``proxy.sql.analyze`` take their pure twins -- when
+setup.py also compiles ordinary modules, typed by their .pxd (the relay's connections:
+proxy/wire/stream.py, proxy/backend/connection.py), and writes the digest of each one's source
+next to them (``proxy/compiled.txt``). The finder installed here loads such an extension only
+while its source is still the one it was built from (an edited module runs as Python until it
+is built again, never as stale machine code), and loads only .py files -- none of the
+extensions, so ``proxy.wire.stream`` and ``proxy.sql.analyze`` take their pure twins -- when
 ``SHARDGATE_PURE_PYTHON=1``: the pure-Python code is the reference the tests run both ways
 (tests/e2e/test_compiled_modes.py). :func:`hot_path_modules` says which ran compiled and why
 the others did not (the server logs it at start-up).
@@ -40,6 +40,17 @@ def _manifest() -> dict[str, str]:
             return dict(line.split() for line in lines if line.strip())
     except (OSError, ValueError):
         return {}
+
+
+def source_digest(source: str) -> str:
+    """The digest of a module's source and its augmenting .pxd, if any (as setup.py writes
+    it into the manifest)."""
+    digest = hashlib.sha256()
+    for path in (source, source[: -len(".py")] + ".pxd"):
+        if os.path.exists(path):
+            with open(path, "rb") as code:
+                digest.update(code.read())
+    return digest.hexdigest()
 
 
 class CompiledFinder(MetaPathFinder):
@@ -80,9 +91,7 @@ class CompiledFinder(MetaPathFinder):
             if extension is None:
                 return None  # a plain module: the ordinary finder's
             if not self.pure and fullname in self.built:
-                with open(source, "rb") as code:
-                    digest = hashlib.sha256(code.read()).hexdigest()
-                if digest == self.built[fullname]:
+                if source_digest(source) == self.built[fullname]:
                     self.compiled.add(fullname)
                     compiled = ExtensionFileLoader(fullname, extension)
                     return spec_from_file_location(fullname, extension, loader=compiled)
