@@ -41,6 +41,7 @@ from auth.errors import ErrorCode, sql_error
 from auth.model import Account
 from auth.passwords import generate_rsa_keypair
 from auth.policy import profile_by_name
+from proxy import PURE_ENV, PURE_PYTHON, hot_path_modules
 from proxy.backend.connection import BackendConnection, BackendTarget
 from proxy.backend.mirror import MirrorManager, shard_refused
 from proxy.backend.pool import Owner, PoolKey, PoolLimits, Pools, ShardPool
@@ -62,20 +63,29 @@ from proxy.wire.stream import (
     ConnectionLost,
     PacketConnection,
     PacketTooLarge,
+    as_protocol,
+    open_connection,
 )
 
 log = logging.getLogger("shardgate.server")
 
 
 def hot_path() -> str:
-    """Which packet framing, response scanner and statement-shape key run: the compiled ones
-    (Cython, built by .ci/setup) or the pure-Python reference, and why."""
+    """Which packet framing, response scanner and statement-shape key run -- the compiled ones
+    (Cython, built by .ci/setup) or the pure-Python reference, and why -- and which of the
+    relay's modules run compiled (proxy/__init__.py)."""
+    if PURE_PYTHON:
+        return f"pure Python ({PURE_ENV} is set: no compiled module is loaded)"
+    compiled, skipped = hot_path_modules()
+    modules = f"; modules compiled: {', '.join(compiled)}" if compiled else ""
+    if skipped:
+        modules += "; as Python: " + ", ".join(f"{name} ({why})" for name, why in skipped.items())
     missing = [reason for reason in (COMPILED_MISSING, FAST_BASE_MISSING) if reason]
     if not missing:
-        return "compiled (Cython extensions proxy.wire._cscan, proxy.sql._cfastkey)"
+        return "compiled (Cython extensions proxy.wire._cscan, proxy.sql._cfastkey)" + modules
     return (
         f"pure Python (compiled extension not loaded: {'; '.join(missing)}; "
-        "build it with .ci/setup or `python setup.py build_ext --inplace`)"
+        "build it with .ci/setup or `python setup.py build_ext --inplace`)" + modules
     )
 
 
@@ -247,9 +257,7 @@ async def _greets(host: str, port: int, timeout: float) -> bool:
     conn: PacketConnection | None = None
     try:
         async with asyncio.timeout(timeout):
-            _, conn = await asyncio.get_running_loop().create_connection(
-                PacketConnection, host, port
-            )
+            conn = await open_connection(PacketConnection, host, port)
             await conn.read(1 << 16)
         return True
     except (OSError, TimeoutError, ConnectionLost, PacketTooLarge):
@@ -264,11 +272,10 @@ async def _backend_greeting(config: Config) -> tuple[str, int]:
     and its capabilities, which decide what the proxy offers clients beyond its own (session
     tracking, MariaDB's extended type information and metadata caching: shards are assumed to
     be of one kind). No shard reachable: the fallback version, and none of those."""
-    loop = asyncio.get_running_loop()
     for shard in config.shards:
         try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(PacketConnection, shard.host, shard.port), 3
+            conn = await asyncio.wait_for(
+                open_connection(PacketConnection, shard.host, shard.port), 3
             )
         except (OSError, TimeoutError):
             continue
@@ -376,7 +383,7 @@ class ProxyServer:
             )
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: ClientConnection(self._accept),
+            as_protocol(lambda: ClientConnection(self._accept)),
             server.host,
             server.port,
             backlog=1024,

@@ -37,6 +37,7 @@ from proxy.wire.stream import (
     ProtocolViolation,
     ResponseKind,
     ResponseScanner,
+    open_connection,
     take_packet,
 )
 
@@ -273,10 +274,9 @@ class BackendConnection(PacketConnection):
         charset: int = 45,
         timeout: float = 5.0,
     ) -> BackendConnection:
-        loop = asyncio.get_running_loop()
         try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: cls(target), target.host, target.port), timeout
+            conn = await asyncio.wait_for(
+                open_connection(lambda: cls(target), target.host, target.port), timeout
             )
         except (OSError, TimeoutError) as exc:
             raise BackendError(

@@ -136,7 +136,7 @@ class WireStatements:
         of ``taken`` either: the session's statements on a sharded database's partitions)."""
         if backend_id not in self.by_id and backend_id not in taken:
             return backend_id
-        candidate = max([*self.by_id, *taken]) + 1
+        candidate = max(max(self.by_id, default=0), max(taken, default=0)) + 1
         while candidate in self.by_id or candidate in taken or candidate > 0xFFFFFFFF:
             candidate = 1 if candidate > 0xFFFFFFFF else candidate + 1
         return candidate

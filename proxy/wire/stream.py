@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from proxy.wire import scanner as _pure
 from proxy.wire.packets import MAX_PAYLOAD, frame, frame_parts
@@ -72,8 +72,12 @@ class ConnectionLost(Exception):
     """The peer closed the connection or sent a truncated packet."""
 
 
-class PacketConnection(asyncio.Protocol):
-    """One TCP connection carrying MySQL packets; ``read()`` joins multi-frame payloads."""
+class PacketConnection:
+    """One TCP connection carrying MySQL packets; ``read()`` joins multi-frame payloads.
+
+    An asyncio Protocol by its methods, not by deriving from ``asyncio.Protocol``: compiled
+    (stream.pxd) it is an extension type, which cannot derive from a Python class; hand it to
+    asyncio through :func:`as_protocol` / :func:`open_connection`."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -290,6 +294,21 @@ class PacketConnection(asyncio.Protocol):
 
 
 FastHook = Callable[[bytes], bool]
+
+C = TypeVar("C", bound=PacketConnection)
+
+
+def as_protocol(factory: Callable[[], PacketConnection]) -> Callable[[], asyncio.Protocol]:
+    """``factory`` as asyncio's calls type a protocol factory (PacketConnection has the
+    Protocol's methods without deriving from it: see the class)."""
+    return cast("Callable[[], asyncio.Protocol]", factory)
+
+
+async def open_connection(factory: Callable[[], C], host: str, port: int) -> C:
+    """``loop.create_connection`` for a PacketConnection: the one ``factory`` made."""
+    loop = asyncio.get_running_loop()
+    _, protocol = await loop.create_connection(as_protocol(factory), host, port)
+    return cast(C, protocol)
 
 
 class ClientConnection(PacketConnection):

@@ -18,7 +18,7 @@ from proxy.wire.packets import (
     parse_err,
     parse_handshake_v10,
 )
-from proxy.wire.stream import PacketConnection
+from proxy.wire.stream import PacketConnection, open_connection
 
 MAX_PACKET = 1 << 24
 NATIVE = "mysql_native_password"
@@ -57,11 +57,8 @@ class WireClient:
 
     @classmethod
     async def connect(cls, target: Target, timeout: float = 10.0) -> WireClient:
-        _, stream = await asyncio.wait_for(
-            asyncio.get_running_loop().create_connection(
-                PacketConnection, target.host, target.port
-            ),
-            timeout,
+        stream = await asyncio.wait_for(
+            open_connection(PacketConnection, target.host, target.port), timeout
         )
         try:
             capabilities = await asyncio.wait_for(cls._login(stream, target), timeout)

@@ -35,11 +35,14 @@ def wait_for_port(port: int, proc: subprocess.Popen[str] | None = None) -> None:
     raise AssertionError(f"nothing listens on port {port}")
 
 
-def serve(config: Path, port: int, *args: str) -> subprocess.Popen[str]:
-    """``shardgate --config FILE [args] serve``, once its port accepts connections."""
+def serve(
+    config: Path, port: int, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """``shardgate --config FILE [args] serve`` (in ``env``), once its port accepts
+    connections."""
     proc = subprocess.Popen(
         [shardgate_bin(), "--config", str(config), *args, "serve"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )  # fmt: skip
     try:
         wait_for_port(port, proc)

@@ -12,12 +12,16 @@ checks that this works and is reported).
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
 import itertools
+import os
 import struct
 import subprocess
 import sys
 from collections.abc import Callable
+from importlib.machinery import EXTENSION_SUFFIXES, ExtensionFileLoader, SourceFileLoader
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -25,6 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import proxy
 from proxy.sql import analyze
 from proxy.wire import scanner as pure
 from proxy.wire.packets import MAX_PAYLOAD, Capability, frame
@@ -747,3 +752,69 @@ def test_write_many_is_one_vectored_write(sizes: list[int]) -> None:
         seq = (seq + len(payload) // MAX_PAYLOAD + 1) & 0xFF
     assert recorder.calls == [("writelines", expected)]
     assert next_seq == seq
+
+
+# --- modules compiled as they are (proxy/__init__.py's finder) ------------------------------
+
+
+def _module_pair(directory: Path, source: str) -> str:
+    """``directory/fake.py`` holding ``source`` and a (dummy) extension file next to it; the
+    source's digest."""
+    (directory / "fake.py").write_text(source)
+    (directory / f"fake{EXTENSION_SUFFIXES[0]}").write_bytes(b"")
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+def test_a_compiled_module_loads_only_from_the_source_it_was_built_from(tmp_path: Path) -> None:
+    digest = _module_pair(tmp_path, "X = 1\n")
+    finder = proxy.CompiledFinder(pure=False, built={"proxy.fake": digest})
+    spec = finder.find_spec("proxy.fake", [str(tmp_path)])
+    assert spec is not None and isinstance(spec.loader, ExtensionFileLoader)
+    assert finder.compiled == {"proxy.fake"} and not finder.skipped
+    (tmp_path / "fake.py").write_text("X = 2\n")  # edited after the build
+    finder = proxy.CompiledFinder(pure=False, built={"proxy.fake": digest})
+    spec = finder.find_spec("proxy.fake", [str(tmp_path)])
+    assert spec is not None and isinstance(spec.loader, SourceFileLoader)
+    assert spec.origin == str(tmp_path / "fake.py")
+    assert finder.skipped == {"proxy.fake": proxy.STALE} and not finder.compiled
+    # An extension the manifest does not name (a build that skipped it): the source.
+    finder = proxy.CompiledFinder(pure=False, built={})
+    spec = finder.find_spec("proxy.fake", [str(tmp_path)])
+    assert spec is not None and isinstance(spec.loader, SourceFileLoader)
+    # Not ours: the ordinary finders'.
+    assert finder.find_spec("fake", [str(tmp_path)]) is None
+    assert finder.find_spec("proxy.absent", [str(tmp_path)]) is None
+
+
+def test_pure_mode_loads_only_sources(tmp_path: Path) -> None:
+    digest = _module_pair(tmp_path, "X = 1\n")
+    (tmp_path / f"twin{EXTENSION_SUFFIXES[0]}").write_bytes(b"")  # compiled only (_cscan)
+    finder = proxy.CompiledFinder(pure=True, built={"proxy.fake": digest})
+    spec = finder.find_spec("proxy.fake", [str(tmp_path)])
+    assert spec is not None and isinstance(spec.loader, SourceFileLoader)
+    assert finder.skipped == {"proxy.fake": f"{proxy.PURE_ENV} is set"}
+    with pytest.raises(ModuleNotFoundError):
+        finder.find_spec("proxy.twin", [str(tmp_path)])
+    assert (
+        proxy.CompiledFinder(pure=False, built={}).find_spec("proxy.twin", [str(tmp_path)]) is None
+    )
+
+
+@needs_cscan
+def test_pure_python_switch_in_a_process_of_its_own() -> None:
+    """``SHARDGATE_PURE_PYTHON=1``: the built extensions are there and not used."""
+    code = (
+        "from proxy.wire import stream, scanner\n"
+        "from proxy.sql import analyze\n"
+        "from proxy.server import hot_path\n"
+        "assert stream.ResponseScanner is scanner.ResponseScanner\n"
+        "assert analyze._fast_base is analyze._fast_base_pure\n"
+        "print(hot_path())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, proxy.PURE_ENV: "1"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("pure Python (SHARDGATE_PURE_PYTHON is set")

@@ -42,7 +42,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "proxy.backend": ("proxy.wire", "proxy.ops"),
     "proxy.merge": ("proxy.wire",),
     "proxy.session": ("proxy.plan", "proxy.shard", "proxy.merge", "proxy.backend"),
-    "proxy.server": ("proxy.session",),
+    # (and the package root: which of the modules run compiled, proxy/__init__.py)
+    "proxy.server": ("proxy.session", "proxy"),
     "proxy.manage": ("proxy.server", "proxy.dev"),
     "proxy.dev": ("proxy.server", "proxy.manage"),
 }
