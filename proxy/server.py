@@ -55,6 +55,7 @@ from proxy.session.authn import Sha2Cache
 from proxy.session.fair import FairPool
 from proxy.session.login import CatalogRefresher, LoginGuard
 from proxy.session.session import Session
+from proxy.shard.rows import ROWS_MISSING
 from proxy.sql.analyze import FAST_BASE_MISSING
 from proxy.wire.packets import Capability, ProtocolError, build_err, parse_handshake_v10
 from proxy.wire.stream import (
@@ -80,9 +81,12 @@ def hot_path() -> str:
     modules = f"; modules compiled: {', '.join(compiled)}" if compiled else ""
     if skipped:
         modules += "; as Python: " + ", ".join(f"{name} ({why})" for name, why in skipped.items())
-    missing = [reason for reason in (COMPILED_MISSING, FAST_BASE_MISSING) if reason]
+    missing = [reason for reason in (COMPILED_MISSING, FAST_BASE_MISSING, ROWS_MISSING) if reason]
     if not missing:
-        return "compiled (Cython extensions proxy.wire._cscan, proxy.sql._cfastkey)" + modules
+        return (
+            "compiled (Cython extensions proxy.wire._cscan, proxy.sql._cfastkey,"
+            " proxy.shard._crows)" + modules
+        )
     return (
         f"pure Python (compiled extension not loaded: {'; '.join(missing)}; "
         "build it with .ci/setup or `python setup.py build_ext --inplace`)" + modules
