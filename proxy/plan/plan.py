@@ -87,12 +87,48 @@ class SessionView:
     codec: str | None = "utf-8"
 
 
+# How the shard reads a text: the lexing part of its sql_mode, the server flavor (executable
+# comments) and the Python codec of the client's character set (SessionView's three).
+Lexing = tuple[LexMode, ServerFlavor | None, str | None]
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """A statement prepared on the session's backend connection."""
 
     statement: Statement
     digest: str  # how the query digest shows it
+    # How the shard read its text at COM_STMT_PREPARE, when another sql_mode, character set or
+    # server could read it otherwise (``prepared_lexing``; None: read alike by all). The shard
+    # prepares the text again under the session's state then -- on another backend
+    # connection, on a sharded database's other partitions the first time an execution goes
+    # there, and after a table it names changed -- and the proxy's analysis is of this reading.
+    lexing: Lexing | None = None
+
+
+def view_lexing(view: SessionView) -> Lexing:
+    return (view.lex_mode, view.flavor, view.codec)
+
+
+def prepared_lexing(sql: bytes, lexing: Lexing) -> Lexing | None:
+    """What ``Prepared.lexing`` holds for the statement text ``sql`` prepared under
+    ``lexing``: None when every sql_mode, character set and server the proxy serves reads it
+    alike -- ASCII (every client character set it accepts is ASCII's superset, its multi-byte
+    characters holding no ASCII byte), without a double quote (ANSI_QUOTES), a backslash
+    (NO_BACKSLASH_ESCAPES) or a comment that can be executable (the server's version)."""
+    if sql.isascii() and b'"' not in sql and b"\\" not in sql and b"/*" not in sql:
+        return None
+    return lexing
+
+
+def _read_otherwise() -> Deny:
+    return Deny(
+        not_supported(
+            "executing a prepared statement under another sql_mode or character set than the "
+            "one it was prepared under (the server would read its text otherwise): prepare it "
+            "again"
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -1003,6 +1039,12 @@ def _statement_command(
         return Deny(_unknown_statement(command.statement_id, name))
     if code == COM_STMT_RESET:
         return Relay(ResponseKind.SINGLE, None)
+    if (
+        code == COM_STMT_EXECUTE
+        and prepared.lexing is not None
+        and prepared.lexing != view_lexing(view)
+    ):
+        return _read_otherwise()
     # Grants may have changed since PREPARE: authorized again at every execution and fetch.
     decided = relayed_statement(prepared.statement, view, snapshot, prepared=True)
     if isinstance(decided, Sharded):

@@ -65,6 +65,7 @@ from proxy.plan.plan import (
     Forward,
     InitDb,
     Kill,
+    Lexing,
     NoReply,
     Ok,
     Plan,
@@ -90,6 +91,7 @@ from proxy.plan.plan import (
     Statistics,
     UseDatabase,
     plan,
+    prepared_lexing,
     relayed_statement,
 )
 from proxy.plan.rewrite import IdentityValues, Splice, apply_splices, sql_string
@@ -463,6 +465,11 @@ class Session:
             codec=client_codec(self.link.state, self.charset),
         )
 
+    def lexing(self) -> Lexing:
+        """How the shard reads the session's texts now (``SessionView``'s lexing)."""
+        state = self.link.state
+        return (state.lex_mode, state.flavor, client_codec(state, self.charset))
+
     async def _read_command(self, payload: bytes, carried: Carried | None) -> Command | None:
         """The packet as a Command (None: an error was already sent). ``carried``: the last
         statement's warnings, when its connection went to another session (SHOW WARNINGS
@@ -738,6 +745,9 @@ class Session:
         payload: bytes,
         conn: BackendConnection,
     ) -> None:
+        lexing = prepared_lexing(payload[1:], self.lexing())
+        if lexing is not None:
+            prepared = replace(prepared, lexing=lexing)
         self.prepared[client_id] = prepared
         self.link.statements.add(client_id, payload[1:], params, conn, backend_id)
 
@@ -910,6 +920,8 @@ class Session:
             wire = self.link.statements.by_id.get(statement_id)
             if prepared is None or wire is None or wire.cursor or wire.long_data or wire.failed:
                 return False
+            if prepared.lexing is not None and prepared.lexing != self.lexing():
+                return False  # read otherwise now: the command loop refuses it
             backend_id = wire.id_on(conn)
             if backend_id is None or opens_cursor(packet, 4):
                 return False  # prepared again, or a cursor opened: the command loop's
@@ -967,6 +979,8 @@ class Session:
         snapshot = self.ctx.snapshot()
         if prepared is None or snapshot is not self._checked_snapshot:
             return False
+        if prepared.lexing is not None and prepared.lexing != self.lexing():
+            return False  # read otherwise now: the command loop refuses it
         decided = self._memoized(prepared.statement, snapshot, prepared=True)
         if not isinstance(decided, Sharded):
             return False
