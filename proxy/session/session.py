@@ -258,9 +258,10 @@ class Session:
         self._next_seq = 0
         # The snapshot the account was last checked against (see command_loop and _fast).
         self._checked_snapshot: CatalogSnapshot | None = None
-        # The fast path's memoized plans, by statement object, for one grant view.
+        # The fast path's memoized plans, by statement object, for one grant view (catalog
+        # snapshot, account, current database, session state and its version).
         self._memo: dict[int, tuple[Statement, Plan]] = {}
-        self._memo_view: tuple[object, object, str | None] = (None, None, None)
+        self._memo_view: tuple[object, object, str | None, object, int] = (None,) * 4 + (0,)
         # The fast command in flight: its digest text and when it was sent.
         self._digest = ""
         self._started = 0.0
@@ -1102,14 +1103,19 @@ class Session:
         """relayed_statement(statement, view, snapshot), remembered for this grant view; for a
         sharded database's text statement of a shape (``original``), routed as the statement
         the shape was made from."""
-        seen_snapshot, seen_account, seen_db = self._memo_view
+        seen_snapshot, seen_account, seen_db, seen_state, seen_version = self._memo_view
+        state = self.link.state
         if (
             seen_snapshot is not snapshot
             or seen_account is not self.account
             or seen_db != self.current_db
+            or seen_state is not state
+            or seen_version != state.version
         ):
+            # (the session's state: a sharded database's routing reads the statement in its
+            # sql_mode, server flavor and character set -- SessionView's lexing)
             self._memo.clear()
-            self._memo_view = (snapshot, self.account, self.current_db)
+            self._memo_view = (snapshot, self.account, self.current_db, state, state.version)
         # (a sharded database's routing: -id prepared, ~id routed from a shape's text)
         key = id(statement)
         if prepared:
