@@ -433,6 +433,8 @@ def plan(command: Command, view: SessionView, snapshot: CatalogSnapshot) -> Plan
     if isinstance(command, FieldList):
         if view.current_db is None:
             return Deny(no_database_selected())
+        if view.codec != "utf-8" and not command.table.isascii():
+            return _foreign_names()
         # COM_FIELD_LIST is SHOW COLUMNS: it needs SELECT on the table.
         requirement = Requirement(Priv.SELECT, view.current_db, command.table)
         error = check_requirements((requirement,), snapshot, _caller(view))
@@ -511,6 +513,8 @@ def relayed_statement(
         return Deny(refusal_for(statement.error, snapshot, _caller(view)))
     if statement.kind is not Kind.QUERY and statement.kind is not Kind.SESSION:
         return Deny(_not_relayable())
+    if view.codec != "utf-8" and _names_not_ascii(statement.text, view):
+        return _foreign_names()
     error = check_requirements(statement.requirements, snapshot, _caller(view))
     if error is not None:
         return Deny(error)
@@ -562,6 +566,33 @@ def relayed_statement(
             if unrouted is not None:
                 return Deny(unrouted)
     return Relay(ResponseKind.QUERY, "", statement_effects(statement))
+
+
+def _names_not_ascii(text: str, view: SessionView) -> bool:
+    """Whether the executable ``text`` has a character that is not ASCII outside its string
+    literals. The proxy reads a statement's bytes as UTF-8; a client of another character set
+    (``SET NAMES latin1``) has the shard read them in that one: the bytes C3 A9 are the table
+    ``é`` for the proxy, ``Ã©`` for the shard."""
+    if text.isascii():
+        return False
+    try:
+        statements = lex(text, view.lex_mode, view.flavor)
+    except LexError:
+        return True
+    return any(
+        token.kind is not TokenKind.STRING and not token.raw.isascii()
+        for lexed in statements
+        for token in lexed.tokens
+    )
+
+
+def _foreign_names() -> Deny:
+    return Deny(
+        not_supported(
+            "names that are not ASCII from a client whose character set is not utf8 or "
+            "utf8mb4 (the proxy would read them otherwise than the shard)"
+        )
+    )
 
 
 def _unrouted(statement: Statement, layout: Layout) -> SqlError | None:

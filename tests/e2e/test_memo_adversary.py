@@ -157,6 +157,44 @@ def test_a_prepared_statement_is_not_read_under_another_sql_mode(
         client.close()
 
 
+# -- names read in the client's character set ------------------------------------------------
+
+
+def test_names_are_not_read_as_utf8_from_a_latin1_client(plain: ProxyEnv) -> None:
+    """The proxy reads a statement's bytes as UTF-8; MariaDB reads them in the client's
+    character set. From a latin1 client the bytes C3 A9 were the table ``é`` (granted) for the
+    proxy, which relayed the statement, and ``Ã©`` (not granted) for the shard, whose mirror
+    account alone refused it (1142, naming the mirror). Refused by the proxy now (1235); string
+    literals, data, still pass, and a UTF-8 client names ``é`` as before."""
+    env = plain
+    with env.connect() as owner, owner.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS `é`, `Ã©`")
+        cur.execute("CREATE TABLE `é` (v varchar(10))")
+        cur.execute("CREATE TABLE `Ã©` (x varchar(10))")
+        cur.execute("INSERT INTO `é` VALUES ('mine')")
+        cur.execute("INSERT INTO `Ã©` VALUES ('secret')")
+        cur.execute(f"GRANT SELECT ON {PLAIN}.`é` TO '{PLAIN_READER}'@'%'")
+    latin1 = env.connect(PLAIN_READER, READER_PASSWORD, database=PLAIN, charset="latin1")
+    utf8 = env.connect(PLAIN_READER, READER_PASSWORD, database=PLAIN)
+    try:
+        with latin1.cursor() as cur:
+            # (PyMySQL encodes the text in latin1: 'Ã©' is the bytes C3 A9)
+            for sql in ("SELECT * FROM `Ã©`", "SELECT * FROM Ã©", "SELECT v FROM `Ã©`"):
+                with pytest.raises(pymysql.err.MySQLError) as refused:
+                    cur.execute(sql)
+                assert refused.value.args[0] == 1235, refused.value.args
+            cur.execute("SELECT v FROM ma_t WHERE v = 'é' OR id = 1")
+            assert cur.fetchall() == (("v1",),)
+        with utf8.cursor() as cur:
+            cur.execute("SELECT v FROM `é`")
+            assert cur.fetchall() == (("mine",),)
+    finally:
+        latin1.close()
+        utf8.close()
+        with env.connect() as owner, owner.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS `é`, `Ã©`")
+
+
 # -- what holds: a table of readings ------------------------------------------------------------
 
 SECRETS = {"s1", "s2", "s3", "s4"}
