@@ -225,6 +225,10 @@ READINGS: list[tuple[str, str, list[tuple[str, ...]] | int]] = [
     ("", "SELECT v FROM {t} WHERE id = 1 || 2 = id", [("v1",), ("v2",)]),
     ("IGNORE_SPACE", "SELECT v FROM {t} WHERE id = 1", [("v1",)]),
     ("", "SELECT v FROM {t} WHERE id = 1\x00 UNION SELECT x FROM {secret}", 1064),
+    ("", "SELECT v FROM {t} WHERE id = 1\x0bUNION SELECT x FROM {secret}", DENIED),
+    ("", "SELECT v FROM {t} WHERE id = 1\x0cUNION SELECT x FROM {secret}", DENIED),
+    ("", "SELECT v FROM {t} WHERE id = 1;", [("v1",)]),
+    ("", "SELECT v FROM {t} WHERE id = 1;SELECT x FROM {secret}", DENIED),
     ("", "SELECT v FROM {t} WHERE id = 1" + " " * 5000 + "UNION SELECT x FROM {secret}", DENIED),
     (
         "NO_BACKSLASH_ESCAPES",
