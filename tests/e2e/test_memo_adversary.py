@@ -13,6 +13,14 @@ Findings (each test fails without its fix):
   ``SELECT v, 'a\\', @@hostname -- '`` + newline + ``FROM t WHERE id = ?`` (two columns: a
   string holding a quote) ran as three, the shard's own ``@@hostname`` among them (a value
   the proxy answers itself). Refused now (1235) when the state reads the text otherwise.
+* The proxy read every statement's bytes as UTF-8, the shard in the client's character set:
+  from a latin1 client the bytes C3 A9 named the granted table ``é`` for the proxy and ``Ã©``
+  for the shard. A name that is not ASCII is refused (1235) from such a client.
+
+What holds is pinned too: a table of readings (comments, executable comments, quotes and
+backslashes under each sql_mode, NUL and other whitespace bytes, texts past the memos' length
+limits) after another account taught the memos the text, and a REVOKE reaching every open
+session and prepared statement at its next statement.
 """
 
 from __future__ import annotations
