@@ -87,12 +87,48 @@ class SessionView:
     codec: str | None = "utf-8"
 
 
+# How the shard reads a text: the lexing part of its sql_mode, the server flavor (executable
+# comments) and the Python codec of the client's character set (SessionView's three).
+Lexing = tuple[LexMode, ServerFlavor | None, str | None]
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """A statement prepared on the session's backend connection."""
 
     statement: Statement
     digest: str  # how the query digest shows it
+    # How the shard read its text at COM_STMT_PREPARE, when another sql_mode, character set or
+    # server could read it otherwise (``prepared_lexing``; None: read alike by all). The shard
+    # prepares the text again under the session's state then -- on another backend
+    # connection, on a sharded database's other partitions the first time an execution goes
+    # there, and after a table it names changed -- and the proxy's analysis is of this reading.
+    lexing: Lexing | None = None
+
+
+def view_lexing(view: SessionView) -> Lexing:
+    return (view.lex_mode, view.flavor, view.codec)
+
+
+def prepared_lexing(sql: bytes, lexing: Lexing) -> Lexing | None:
+    """What ``Prepared.lexing`` holds for the statement text ``sql`` prepared under
+    ``lexing``: None when every sql_mode, character set and server the proxy serves reads it
+    alike -- ASCII (every client character set it accepts is ASCII's superset, its multi-byte
+    characters holding no ASCII byte), without a double quote (ANSI_QUOTES), a backslash
+    (NO_BACKSLASH_ESCAPES) or a comment that can be executable (the server's version)."""
+    if sql.isascii() and b'"' not in sql and b"\\" not in sql and b"/*" not in sql:
+        return None
+    return lexing
+
+
+def _read_otherwise() -> Deny:
+    return Deny(
+        not_supported(
+            "executing a prepared statement under another sql_mode or character set than the "
+            "one it was prepared under (the server would read its text otherwise): prepare it "
+            "again"
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,6 +433,8 @@ def plan(command: Command, view: SessionView, snapshot: CatalogSnapshot) -> Plan
     if isinstance(command, FieldList):
         if view.current_db is None:
             return Deny(no_database_selected())
+        if view.codec != "utf-8" and not command.table.isascii():
+            return _foreign_names()
         # COM_FIELD_LIST is SHOW COLUMNS: it needs SELECT on the table.
         requirement = Requirement(Priv.SELECT, view.current_db, command.table)
         error = check_requirements((requirement,), snapshot, _caller(view))
@@ -475,6 +513,8 @@ def relayed_statement(
         return Deny(refusal_for(statement.error, snapshot, _caller(view)))
     if statement.kind is not Kind.QUERY and statement.kind is not Kind.SESSION:
         return Deny(_not_relayable())
+    if view.codec != "utf-8" and _names_not_ascii(statement.text, view):
+        return _foreign_names()
     error = check_requirements(statement.requirements, snapshot, _caller(view))
     if error is not None:
         return Deny(error)
@@ -526,6 +566,33 @@ def relayed_statement(
             if unrouted is not None:
                 return Deny(unrouted)
     return Relay(ResponseKind.QUERY, "", statement_effects(statement))
+
+
+def _names_not_ascii(text: str, view: SessionView) -> bool:
+    """Whether the executable ``text`` has a character that is not ASCII outside its string
+    literals. The proxy reads a statement's bytes as UTF-8; a client of another character set
+    (``SET NAMES latin1``) has the shard read them in that one: the bytes C3 A9 are the table
+    ``é`` for the proxy, ``Ã©`` for the shard."""
+    if text.isascii():
+        return False
+    try:
+        statements = lex(text, view.lex_mode, view.flavor)
+    except LexError:
+        return True
+    return any(
+        token.kind is not TokenKind.STRING and not token.raw.isascii()
+        for lexed in statements
+        for token in lexed.tokens
+    )
+
+
+def _foreign_names() -> Deny:
+    return Deny(
+        not_supported(
+            "names that are not ASCII from a client whose character set is not utf8 or "
+            "utf8mb4 (the proxy would read them otherwise than the shard)"
+        )
+    )
 
 
 def _unrouted(statement: Statement, layout: Layout) -> SqlError | None:
@@ -1003,6 +1070,12 @@ def _statement_command(
         return Deny(_unknown_statement(command.statement_id, name))
     if code == COM_STMT_RESET:
         return Relay(ResponseKind.SINGLE, None)
+    if (
+        code == COM_STMT_EXECUTE
+        and prepared.lexing is not None
+        and prepared.lexing != view_lexing(view)
+    ):
+        return _read_otherwise()
     # Grants may have changed since PREPARE: authorized again at every execution and fetch.
     decided = relayed_statement(prepared.statement, view, snapshot, prepared=True)
     if isinstance(decided, Sharded):

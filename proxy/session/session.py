@@ -65,6 +65,7 @@ from proxy.plan.plan import (
     Forward,
     InitDb,
     Kill,
+    Lexing,
     NoReply,
     Ok,
     Plan,
@@ -90,6 +91,7 @@ from proxy.plan.plan import (
     Statistics,
     UseDatabase,
     plan,
+    prepared_lexing,
     relayed_statement,
 )
 from proxy.plan.rewrite import IdentityValues, Splice, apply_splices, sql_string
@@ -256,9 +258,10 @@ class Session:
         self._next_seq = 0
         # The snapshot the account was last checked against (see command_loop and _fast).
         self._checked_snapshot: CatalogSnapshot | None = None
-        # The fast path's memoized plans, by statement object, for one grant view.
+        # The fast path's memoized plans, by statement object, for one grant view (catalog
+        # snapshot, account, current database, session state and its version).
         self._memo: dict[int, tuple[Statement, Plan]] = {}
-        self._memo_view: tuple[object, object, str | None] = (None, None, None)
+        self._memo_view: tuple[object, object, str | None, object, int] = (None,) * 4 + (0,)
         # The fast command in flight: its digest text and when it was sent.
         self._digest = ""
         self._started = 0.0
@@ -462,6 +465,11 @@ class Session:
             flavor=self.link.state.flavor,
             codec=client_codec(self.link.state, self.charset),
         )
+
+    def lexing(self) -> Lexing:
+        """How the shard reads the session's texts now (``SessionView``'s lexing)."""
+        state = self.link.state
+        return (state.lex_mode, state.flavor, client_codec(state, self.charset))
 
     async def _read_command(self, payload: bytes, carried: Carried | None) -> Command | None:
         """The packet as a Command (None: an error was already sent). ``carried``: the last
@@ -738,6 +746,9 @@ class Session:
         payload: bytes,
         conn: BackendConnection,
     ) -> None:
+        lexing = prepared_lexing(payload[1:], self.lexing())
+        if lexing is not None:
+            prepared = replace(prepared, lexing=lexing)
         self.prepared[client_id] = prepared
         self.link.statements.add(client_id, payload[1:], params, conn, backend_id)
 
@@ -910,6 +921,8 @@ class Session:
             wire = self.link.statements.by_id.get(statement_id)
             if prepared is None or wire is None or wire.cursor or wire.long_data or wire.failed:
                 return False
+            if prepared.lexing is not None and prepared.lexing != self.lexing():
+                return False  # read otherwise now: the command loop refuses it
             backend_id = wire.id_on(conn)
             if backend_id is None or opens_cursor(packet, 4):
                 return False  # prepared again, or a cursor opened: the command loop's
@@ -967,6 +980,8 @@ class Session:
         snapshot = self.ctx.snapshot()
         if prepared is None or snapshot is not self._checked_snapshot:
             return False
+        if prepared.lexing is not None and prepared.lexing != self.lexing():
+            return False  # read otherwise now: the command loop refuses it
         decided = self._memoized(prepared.statement, snapshot, prepared=True)
         if not isinstance(decided, Sharded):
             return False
@@ -1088,14 +1103,19 @@ class Session:
         """relayed_statement(statement, view, snapshot), remembered for this grant view; for a
         sharded database's text statement of a shape (``original``), routed as the statement
         the shape was made from."""
-        seen_snapshot, seen_account, seen_db = self._memo_view
+        seen_snapshot, seen_account, seen_db, seen_state, seen_version = self._memo_view
+        state = self.link.state
         if (
             seen_snapshot is not snapshot
             or seen_account is not self.account
             or seen_db != self.current_db
+            or seen_state is not state
+            or seen_version != state.version
         ):
+            # (the session's state: a sharded database's routing reads the statement in its
+            # sql_mode, server flavor and character set -- SessionView's lexing)
             self._memo.clear()
-            self._memo_view = (snapshot, self.account, self.current_db)
+            self._memo_view = (snapshot, self.account, self.current_db, state, state.version)
         # (a sharded database's routing: -id prepared, ~id routed from a shape's text)
         key = id(statement)
         if prepared:

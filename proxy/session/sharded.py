@@ -102,6 +102,7 @@ from proxy.plan.plan import (
     Sharded,
     ShardedPacket,
     StatementCommand,
+    prepared_lexing,
     sharded_layout,
 )
 from proxy.session.link import (
@@ -2303,7 +2304,8 @@ class ShardedExecutor:
         physical.on[conn] = ok.statement_id
         self._partition_of[conn] = target.partition
         self.statements[client_id] = prepared
-        session.prepared[client_id] = Prepared(statement, plan.digest or "")
+        lexing = prepared_lexing(payload[1:], (*self._lexing(), self._codec()))
+        session.prepared[client_id] = Prepared(statement, plan.digest or "", lexing)
         payloads[0] = first[:1] + client_id.to_bytes(4, "little") + first[5:]
         names = self.logical_names(plan.layout)
         database = target.database.encode()
