@@ -2996,13 +2996,18 @@ class ShardedExecutor:
                 altered = layout.tables.get(decision.redefines.lower())
                 if definition is not None and altered is not None:
                     # (an AUTO_INCREMENT column added: its values from a sequence, as
-                    # CREATE TABLE makes one)
+                    # CREATE TABLE makes one, past the rows the physical counter numbered)
+                    start = altered_sequence_start(altered, definition)
+                    if altered.rule.kind != "single":
+                        # Physical database 0's counter is no logical table's (its values
+                        # come from the GROUP sequence): the one CREATE showed, if any.
+                        definition = _logical_counter(definition, altered.definition)
                     await asyncio.to_thread(
                         catalog.set_table_definition,
                         layout.name,
                         decision.redefines,
                         definition,
-                        auto_sequence_start=altered_sequence_start(altered, definition),
+                        auto_sequence_start=start,
                         actor=actor,
                         client=session.client_ip,
                     )
@@ -3096,6 +3101,23 @@ def _substituted(
         at = reference.end
     out.append(text[at:])
     return "".join(out)
+
+
+# A definition's AUTO_INCREMENT table option, as MariaDB's SHOW CREATE TABLE writes it: after
+# the closing parenthesis of the columns, at the start of the table options (never inside a
+# column's or the table's COMMENT, which come later or earlier).
+_COUNTER = re.compile(r"(\n\)(?: ENGINE=\w+)?) AUTO_INCREMENT=\d+")
+
+
+def _logical_counter(shown: str, before: str) -> str:
+    """A sharded or broadcast table's definition read from its first physical table after an
+    ALTER TABLE (``shown``), with the AUTO_INCREMENT option of its definition ``before`` (what
+    SHOW CREATE TABLE showed: the CREATE TABLE's ``AUTO_INCREMENT = n``, where its sequence
+    starts) in place of the physical table's counter, which is one partition's rows' and
+    means nothing for the logical table."""
+    kept = _COUNTER.search(before)
+    option = kept.group(0)[len(kept.group(1)) :] if kept is not None else ""
+    return _COUNTER.sub(lambda found: found.group(1) + option, shown, count=1)
 
 
 def _normal_definition(text: str) -> str:
