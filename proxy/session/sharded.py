@@ -2914,7 +2914,14 @@ class ShardedExecutor:
             await self._undo_create(layout, table.name, done)
             named = _physical_renames(layout, [table])
             self.replies.error(
-                _fan_out_error(f"CREATE TABLE {table.name}", done, failed, layout.name, named)
+                _fan_out_error(
+                    f"CREATE TABLE {table.name}",
+                    done,
+                    failed,
+                    layout.name,
+                    named,
+                    _topology_numbers(layout, [table]),
+                )
             )
             return
         # Stored (SHOW CREATE TABLE's) as the shard normalized it, as after an ALTER TABLE:
@@ -2974,7 +2981,8 @@ class ShardedExecutor:
         actor = Actor(session.account, session.client_ip, session.current_db).audit_name
         if failed:
             named = _physical_renames(layout, layout.tables.values())
-            self.replies.error(_fan_out_error(what, done, failed, layout.name, named))
+            numbered = _topology_numbers(layout, layout.tables.values())
+            self.replies.error(_fan_out_error(what, done, failed, layout.name, named, numbered))
             return
         before = session.ctx.mirrors.snapshot()
         try:
@@ -3792,18 +3800,23 @@ def _fan_out_error(
     failed: Sequence[_Failure],
     database: str = "",
     renames: Mapping[str, str] | None = None,
+    numbered: Mapping[tuple[int, str], str] | None = None,
 ) -> SqlError:
     """One failure everywhere (alike once named logically: ``database``, and ``renames`` for
     the split tables' physical names): the shard's error itself, as MariaDB would give it for
     the logical table (``Table 't' was locked with a READ lock``, not each physical table's).
-    Some partitions failed: the first failure's error number, naming every partition that
-    failed and how many succeeded."""
+    Some partitions failed: the first failure's error number, naming where each failed as the
+    client knows the topology -- the partition (SHOW NODE's ID) and its shard, and for a table
+    split by TBPARTITION BY its physical table's number (SHOW TOPOLOGY's ID) -- never a
+    physical database's or table's name, and how many succeeded."""
     if database:
         failed = [_logical_failure(f, database, renames or {}) for f in failed]
     first = failed[0]
     if not done and len({(f.errno, f.message) for f in failed}) == 1:
         return sql_error_from(first.errno, first.sqlstate, first.message)
-    listed = "; ".join(f"{f.target.database}: {f.errno} {f.message}" for f in failed)
+    listed = "; ".join(
+        f"{_failed_where(f.target, numbered or {})}: {f.errno} {f.message}" for f in failed
+    )
     total = len(done) + len(failed)
     return sql_error_from(
         first.errno,
@@ -3811,6 +3824,32 @@ def _fan_out_error(
         f"{what} failed on {len(failed)} of {total} physical tables ({listed}); applied on"
         f" the other {len(done)}",
     )
+
+
+def _topology_numbers(layout: Layout, tables: Iterable[LogicalTable]) -> dict[tuple[int, str], str]:
+    """(physical database, physical table name in lower case) of each of ``tables`` split by
+    TBPARTITION BY: ``t #i``, its number in SHOW TOPOLOGY FROM t."""
+    return {
+        (db, name.lower()): f"{table.name} #{index}"
+        for table in tables
+        if table.rule.split_tables
+        for index, (db, name) in enumerate(table.physical_tables(layout.count))
+    }
+
+
+def _failed_where(target: Target, numbered: Mapping[tuple[int, str], str]) -> str:
+    """Where a fanned-out DDL statement failed, in the client's terms: ``partition 3 on shard
+    s1``, with the split table's ``t #7`` before it."""
+    where = f"partition {target.partition} on shard {target.shard}"
+    for quoted, bare in _NAMES.findall(target.sql):
+        name = (quoted.replace("``", "`") if quoted else bare).lower()
+        table = numbered.get((target.partition, name))
+        if table is not None:
+            return f"{table} in {where}"
+    return where
+
+
+_NAMES = re.compile(r"`((?:[^`]|``)*)`|(\w+)")
 
 
 _PREPARE_LIMIT = 16 * 1024 * 1024
