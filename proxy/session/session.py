@@ -239,9 +239,9 @@ class Session:
         self.sharded = ShardedExecutor(
             self,
             Replies(
-                self._reply_error,
+                self._reply_shard_error,
                 self._reply_ok,
-                self._write,
+                self._write_shard,
                 self._write_resultset,
                 self._status,
                 self._lease,
@@ -379,6 +379,13 @@ class Session:
         )
 
     def _write(self, payload: bytes) -> None:
+        self._next_seq = self.client.write(self._next_seq, payload)
+
+    def _write_shard(self, payload: bytes) -> None:
+        """A packet of the sharded executor's answer: a shard's ERR packet named as the
+        client may see it (no row or column definition starts with 0xFF)."""
+        if payload and payload[0] == 0xFF:
+            payload = self.sharded.client_err_packet(payload)
         self._next_seq = self.client.write(self._next_seq, payload)
 
     def _write_many(self, payloads: list[bytes]) -> None:
@@ -1145,6 +1152,10 @@ class Session:
         self.client.release()
 
     # -- replies --------------------------------------------------------------------------------
+
+    def _reply_shard_error(self, error: SqlError) -> None:
+        """The sharded executor's errors: named as the client may see them."""
+        self._reply_error(self.sharded.client_error(error))
 
     def _reply_error(self, error: SqlError) -> None:
         self.ctx.metrics.denied(error.errno)

@@ -88,6 +88,7 @@ from proxy.backend.connection import (
     quote_name,
     quote_string,
 )
+from proxy.backend.mirror import client_account_named
 from proxy.backend.xa import XID_PREFIX
 from proxy.merge import MergeError, Refusal, merge_batches, plan_select, result_payloads
 from proxy.merge.values import ColumnDefinition
@@ -680,6 +681,7 @@ class ShardedExecutor:
             self._forget(tx)
         self._unlocked()  # (the connections' close ends their locks)
         self.forget_statements()
+        self._link_columns = None  # (COM_CHANGE_USER: its errors name the new account)
         await self.source.close()
 
     # -- the one entry ----------------------------------------------------------------------
@@ -1174,12 +1176,55 @@ class ShardedExecutor:
         found = entry[1][database] = self.logical_names(layout).rewrite(database)
         return found
 
+    def client_error(self, error: SqlError) -> SqlError:
+        """An error the executor answers, as the client may see it: a shard's text naming
+        the backend account (a mirror) names the client's, and one naming a physical
+        database of the current (sharded) database names the logical one -- whichever path
+        built it (an XA branch's statement, a transaction step, a fan-out)."""
+        message = error.message
+        text = self._client_text(message.encode("utf-8", "surrogateescape"))
+        if text is None:
+            return error
+        return replace(error, message=text.decode("utf-8", "surrogateescape"))
+
+    def client_err_packet(self, payload: bytes) -> bytes:
+        """An ERR packet a shard answered, relayed by the executor (a scatter's, a merge's,
+        a write's): its text as :meth:`client_error` makes it."""
+        at = 9 if payload[3:4] == b"#" else 3
+        text = self._client_text(payload[at:])
+        return payload if text is None else payload[:at] + text
+
+    def _client_text(self, text: bytes) -> bytes | None:
+        """A shard's error text named as the client may see it; None: as it is."""
+        session = self.session
+        database = session.current_db
+        if b"'sg" not in text and (database is None or f"{database}_".encode() not in text):
+            return None
+        original = text
+        if session.account is not None:
+            text = client_account_named(text, session.account.user, session.client_ip)
+        layout = None if database is None else sharded_layout(session.ctx.snapshot(), database)
+        if layout is not None:
+            names = self.logical_names(layout)
+            for partition in layout.partitions:
+                physical = partition.name.encode()
+                if physical in text:
+                    text = _renamed_message(text, physical, names)
+        return None if text == original else text
+
     def logical_names(self, layout: Layout) -> LogicalNames:
         """The renaming of ``layout``'s column definitions (kept while the layout is, or one
         of the same tables and partitions: each plan of a snapshot has a Layout object of its
         own, and a session alternating between statements must keep the renames it
         remembered)."""
         cached = self._names
+        account = self.session.account
+        named = None if account is None else (account.user, self.session.client_ip)
+        if cached is not None and cached[1].account != named:
+            # Another account (COM_CHANGE_USER): no renaming of the previous one's is kept.
+            cached = None
+            self._columns_for.clear()
+            self._link_columns = None
         if cached is None or (
             cached[0] is not layout
             and not (
@@ -1188,7 +1233,7 @@ class ShardedExecutor:
                 and cached[0].name == layout.name
             )
         ):
-            renames = LogicalNames(layout.name.encode(), physical_table_names(layout))
+            renames = LogicalNames(layout.name.encode(), physical_table_names(layout), named)
             cached = self._names = (layout, renames)
         return cached[1]
 
@@ -1595,6 +1640,9 @@ class ShardedExecutor:
         if not payloads:
             return
         self._sent = True
+        last = payloads[-1]
+        if last and last[0] == 0xFF:  # a shard's error ends the merge (no row starts so)
+            payloads = [*payloads[:-1], self.client_err_packet(last)]
         write_many = self.replies.write_many
         if write_many is not None:
             write_many(payloads)
@@ -3370,6 +3418,16 @@ def physical_table_names(layout: Layout) -> dict[bytes, bytes]:
     return out
 
 
+def _renamed_message(message: bytes, physical: bytes, names: LogicalNames) -> bytes:
+    """An error text naming physical database ``physical`` or a split table's physical
+    table (quoted or qualified), with their logical names."""
+    found = [re.escape(physical), *(re.escape(name) for name in names.tables)]
+    pattern = re.compile(rb"(?<=['`.])(" + b"|".join(found) + rb")(?=['`.])")
+    return pattern.sub(
+        lambda m: names.schema if m.group(1) == physical else names.tables[m.group(1)], message
+    )
+
+
 @dataclass(frozen=True)
 class LogicalNames:
     """How a partition's column definitions name what a client sees of a sharded database:
@@ -3379,6 +3437,9 @@ class LogicalNames:
 
     schema: bytes
     tables: Mapping[bytes, bytes]
+    # The session's account as its errors name it (user, client IP): where a shard's error
+    # names the backend account (a mirror), the client's own (None: left as it is).
+    account: tuple[str, str] | None = None
     # The rewrites made (an answer's definitions repeat byte for byte), bounded; per
     # physical database its rewrite.
     _done: dict[tuple[bytes, bytes], bytes] = field(default_factory=dict, compare=False)
@@ -3428,15 +3489,13 @@ class LogicalNames:
         'sales_0000.t' doesn't exist``) or a split table's physical table, renamed; the
         payload itself otherwise."""
         at = 9 if payload[3:4] == b"#" else 3
-        message = payload[at:]
+        message = original = payload[at:]
+        account = self.account
+        if account is not None:
+            message = client_account_named(message, *account)
         if physical not in message and not any(name in message for name in self.tables):
-            return payload
-        names = [re.escape(physical), *(re.escape(name) for name in self.tables)]
-        pattern = re.compile(rb"(?<=['`.])(" + b"|".join(names) + rb")(?=['`.])")
-        renamed = pattern.sub(
-            lambda m: self.schema if m.group(1) == physical else self.tables[m.group(1)], message
-        )
-        return payload[:at] + renamed
+            return payload if message is original else payload[:at] + message
+        return payload[:at] + _renamed_message(message, physical, self)
 
     def column(self, payload: bytes, physical: bytes) -> bytes:
         """A column definition of physical database ``physical``'s answer, renamed; the
