@@ -973,7 +973,7 @@ def _references(tokens: Sequence[Token], layout: Layout) -> dict[str, _Reference
     references (``_table_positions``), the qualifiers ``t.col`` naming it, and an alias with
     its name. 1146 for a physical table's name (never accepted); 1235 when the name of a table
     split by TBPARTITION BY (which is renamed) is used for something else in the statement."""
-    physical_only = _physical_names(layout)
+    physical_only = split_physical_names(layout)
     found: dict[str, _Reference] = {}
     db_key = layout.name.lower()
     claimed: set[int] = set()
@@ -1040,7 +1040,9 @@ def _references(tokens: Sequence[Token], layout: Layout) -> dict[str, _Reference
     return found
 
 
-def _physical_names(layout: Layout) -> frozenset[str]:
+def split_physical_names(layout: Layout) -> frozenset[str]:
+    """The lower-case names of the physical tables of tables split by TBPARTITION BY (never
+    a name a client may use: 1146)."""
     names: set[str] = set()
     for table in layout.tables.values():
         if table.rule.split_tables:

@@ -52,6 +52,7 @@ from proxy.shard.route import (  # the token helpers routing reads statements wi
     is_op_token,
     quote_name,
     route,
+    split_physical_names,
     text_shape,
     token_keyword,
 )
@@ -692,11 +693,19 @@ def _show(
     if words[1:3] == ["CREATE", "TABLE"]:
         name = tokens[3] if len(tokens) > 3 else None
         if len(tokens) > 5 and is_op_token(tokens[4], "."):
+            if tokens[3].value.lower() != layout.name.lower():
+                return None  # another database's table: the analysis decides (1235 / 1044)
             name = tokens[5]
         if name is None:
             raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
         table = layout.tables.get(name.value.lower())
         if table is None:
+            if name.value.lower() in split_physical_names(layout):
+                # A split table's physical table, in physical database 0: no table of the
+                # logical database (as in any other statement).
+                raise sql_error(
+                    ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{name.value}' doesn't exist"
+                )
             return None
         return LocalRows(("Table", "Create Table"), ((table.name, _definition(table)),))
     return None
@@ -1027,8 +1036,15 @@ def _check(tokens: Sequence[Token], layout: Layout) -> Decision | None:
     for item in _split_commas(tokens[2:]):
         if not item or not is_name_token(item[0]):
             raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
-        name = item[2] if len(item) >= 3 and is_op_token(item[1], ".") else item[0]
+        qualified = len(item) >= 3 and is_op_token(item[1], ".")
+        if qualified and item[0].value.lower() != layout.name.lower():
+            return None  # another database's table: the analysis decides (1235 / 1044)
+        name = item[2] if qualified else item[0]
         table = layout.tables.get(name.value.lower())
+        if table is None and name.value.lower() in split_physical_names(layout):
+            raise sql_error(
+                ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{name.value}' doesn't exist"
+            )
         if table is None:
             return None  # the shard answers for a table the catalog does not know
         names.append(table)

@@ -271,3 +271,65 @@ def test_stored_function_refusals_name_the_clients_account(sharded: ProxyEnv) ->
         conn.close()
         for index in range(4):
             _physical(sharded, index, "DROP FUNCTION IF EXISTS f3")
+
+
+# ------------------------------------------------------------------------- adversarial pass
+
+
+def test_json_arrayagg_is_not_concatenated_per_partition(sharded: ProxyEnv) -> None:
+    """sqlglot reads MariaDB's JSON_ARRAYAGG as a call of an unknown function, not an
+    aggregate: the merge engine passed each partition's own aggregate through as a row
+    (``[0]``, ``[1]``, ... where MariaDB answers one row ``[0,1,2,3]``). Refused as
+    GROUP_CONCAT is (1235); a statement routed to one partition still runs."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            for sql in (
+                "SELECT JSON_ARRAYAGG(id) FROM ja",
+                "select json_arrayagg(id ORDER BY id) FROM ja",
+                "SELECT x, JSON_ARRAYAGG(id) FROM ja GROUP BY x",
+                "SELECT x FROM ja GROUP BY x HAVING JSON_LENGTH(JSON_ARRAYAGG(id)) > 1",
+            ):
+                errno, message = _error(cur, sql)
+                assert errno == 1235 and "across partitions" in message, (sql, message)
+            cur.execute("SELECT JSON_ARRAYAGG(id) FROM ja WHERE id = 2")
+            assert cur.fetchall() == (("[2]",),)
+    finally:
+        conn.close()
+
+
+def test_show_create_and_check_of_physical_or_other_databases_tables(sharded: ProxyEnv) -> None:
+    """SHOW CREATE TABLE and CHECK TABLE read a name without its qualifier: ``SHOW CREATE
+    TABLE easydb.ja`` answered the sharded database's own ``ja`` (another table than the one
+    asked for; MariaDB's answer is easydb's), and ``CHECK TABLE easydb.ja`` checked it. A
+    split table's physical table (``sp_00``, 1146 in every other statement) was shown by SHOW
+    CREATE TABLE and checked by CHECK TABLE under its physical database's name."""
+    conn = sharded.connect(TWO[0], TWO[1], database=DB)
+    try:
+        with conn.cursor() as cur:
+            for sql in (
+                "SHOW CREATE TABLE easydb.ja",
+                "SHOW CREATE TABLE `easydb` . `JA`",
+                "CHECK TABLE easydb.ja",
+                "CHECK TABLE single_t, easydb.ja",
+            ):
+                assert _error(cur, sql) == (
+                    1235,
+                    "Cross-database queries are not supported; USE easydb first",
+                ), sql
+            for sql, name in (
+                ("SHOW CREATE TABLE sp_00", "sp_00"),
+                (f"SHOW CREATE TABLE {DB}.`SP_01`", "SP_01"),
+                ("CHECK TABLE sp_00", "sp_00"),
+                ("CHECK TABLE ja, sp_01", "sp_01"),
+            ):
+                assert _error(cur, sql) == (1146, f"Table '{DB}.{name}' doesn't exist"), sql
+            cur.execute(f"SHOW CREATE TABLE {DB}.sp")
+            assert cur.fetchall()[0][0] == "sp"
+            cur.execute(f"CHECK TABLE {DB}.sp, ja")
+            assert cur.fetchall() == (
+                (f"{DB}.sp", "check", "status", "OK"),
+                (f"{DB}.ja", "check", "status", "OK"),
+            )
+    finally:
+        conn.close()
