@@ -494,6 +494,9 @@ class Session:
             for statement in statements:
                 self.ctx.metrics.statement(statement.kind.value)
             if len(statements) == 1 and statements[0].shows_warnings:
+                counting = "COUNT" in digest.upper().replace("(", " ").split()[1:2]
+                if not counting and self.sharded.database_sharded():
+                    notes = await self._sharded_notes(notes)
                 self.notes = notes  # SHOW WARNINGS shows them
             return Query(tuple(statements), digest, sql)
         if code in _STATEMENT_COMMANDS:
@@ -509,6 +512,30 @@ class Session:
         if code == _COM_PROCESS_KILL:
             return ProcessKill(int.from_bytes(payload[1:5], "little"))
         return Simple(code)
+
+    async def _sharded_notes(self, notes: list[tuple[str, int, str]]) -> list[tuple[str, int, str]]:
+        """SHOW WARNINGS / ERRORS in a sharded database: the notes of the last statement on
+        physical database 0 (its connection's, or saved from it) with their texts named as
+        the client may see them -- the logical database, the client's account -- as that
+        statement's error was (``Unknown table 'sales_0000.t'``: ``sales.t``). Answered by
+        the proxy from them (an empty list: relayed as before, nothing to rename)."""
+        if not notes:
+            conn = self.link.reclaim()
+            if conn is None or conn.broken or conn.relaying:
+                return notes
+            try:
+                shown = await conn.query(OWN_STATEMENT + "SHOW WARNINGS")
+            except (BackendError, BackendQueryError):
+                return notes
+            notes = [
+                (
+                    (level or b"").decode("utf-8", "replace"),
+                    int(code or 0),
+                    (message or b"").decode("utf-8", "surrogateescape"),
+                )
+                for level, code, message in (row[:3] for row in shown.rows)
+            ]
+        return [(level, code, self.sharded.client_message(text)) for level, code, text in notes]
 
     async def _analyze(
         self, payload: bytes, sql: str | None

@@ -1187,6 +1187,11 @@ class ShardedExecutor:
             return error
         return replace(error, message=text.decode("utf-8", "surrogateescape"))
 
+    def client_message(self, message: str) -> str:
+        """A shard's note or error text as :meth:`client_error` names it."""
+        text = self._client_text(message.encode("utf-8", "surrogateescape"))
+        return message if text is None else text.decode("utf-8", "surrogateescape")
+
     def client_err_packet(self, payload: bytes) -> bytes:
         """An ERR packet a shard answered, relayed by the executor (a scatter's, a merge's,
         a write's): its text as :meth:`client_error` makes it."""
@@ -3422,7 +3427,7 @@ def _renamed_message(message: bytes, physical: bytes, names: LogicalNames) -> by
     """An error text naming physical database ``physical`` or a split table's physical
     table (quoted or qualified), with their logical names."""
     found = [re.escape(physical), *(re.escape(name) for name in names.tables)]
-    pattern = re.compile(rb"(?<=['`.])(" + b"|".join(found) + rb")(?=['`.])")
+    pattern = re.compile(rb"(?<=['`., ])(" + b"|".join(found) + rb")(?=['`.])")
     return pattern.sub(
         lambda m: names.schema if m.group(1) == physical else names.tables[m.group(1)], message
     )

@@ -333,3 +333,35 @@ def test_show_create_and_check_of_physical_or_other_databases_tables(sharded: Pr
             )
     finally:
         conn.close()
+
+
+def test_show_warnings_name_the_logical_database(sharded: ProxyEnv) -> None:
+    """A statement on physical database 0 (an unknown or single table) answered its error
+    in logical names (``Table 'adv3db.nothere' doesn't exist``), but SHOW WARNINGS / SHOW
+    ERRORS were relayed from the shard as they were: ``Unknown table 'adv3db_0000.nothere'``,
+    the physical database the error itself hid. They name the logical database too."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS nothere, nor_this")
+            cur.execute("SHOW WARNINGS")
+            assert cur.fetchall() == (
+                ("Note", 1051, f"Unknown table '{DB}.nothere,{DB}.nor_this'"),
+            )
+            cur.execute("DROP VIEW IF EXISTS nov")
+            cur.execute("SHOW WARNINGS LIMIT 1")
+            assert cur.fetchall() == (("Note", 4092, f"Unknown VIEW: '{DB}.nov'"),)
+            assert _error(cur, "SELECT * FROM nothere") == (
+                1146,
+                f"Table '{DB}.nothere' doesn't exist",
+            )
+            for sql in ("SHOW WARNINGS", "SHOW ERRORS"):
+                cur.execute(sql)
+                assert cur.fetchall() == (("Error", 1146, f"Table '{DB}.nothere' doesn't exist"),)
+            cur.execute("SHOW COUNT(*) ERRORS")
+            assert cur.fetchall() == ((1,),)
+            cur.execute("SELECT COUNT(*) FROM single_t")
+            cur.execute("SHOW WARNINGS")
+            assert cur.fetchall() == ()
+    finally:
+        conn.close()
