@@ -3427,7 +3427,7 @@ def _renamed_message(message: bytes, physical: bytes, names: LogicalNames) -> by
     """An error text naming physical database ``physical`` or a split table's physical
     table (quoted or qualified), with their logical names."""
     found = [re.escape(physical), *(re.escape(name) for name in names.tables)]
-    pattern = re.compile(rb"(?<=['`., ])(" + b"|".join(found) + rb")(?=['`.])")
+    pattern = re.compile(rb"(?<![\w$])(" + b"|".join(found) + rb")(?=['`.])")
     return pattern.sub(
         lambda m: names.schema if m.group(1) == physical else names.tables[m.group(1)], message
     )

@@ -365,3 +365,34 @@ def test_show_warnings_name_the_logical_database(sharded: ProxyEnv) -> None:
             assert cur.fetchall() == ()
     finally:
         conn.close()
+
+
+def test_table_maintenance_rows_name_the_logical_database(sharded: ProxyEnv) -> None:
+    """ANALYZE, CHECK, CHECKSUM, OPTIMIZE and REPAIR TABLE of a single table (or a name the
+    catalog does not know) run on physical database 0, whose rows named each table by its
+    physical database (``adv3db_0000.single_t``, and ``Table 'adv3db_0000.nothere' doesn't
+    exist``). They name the logical database, as MariaDB names the database the client
+    uses."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("ANALYZE TABLE single_t")
+            assert cur.fetchall() == ((f"{DB}.single_t", "analyze", "status", "OK"),)
+            cur.execute("CHECKSUM TABLE single_t")
+            assert cur.fetchall() == ((f"{DB}.single_t", 0),)
+            cur.execute("CHECK TABLE nothere")
+            assert cur.fetchall() == (
+                (f"{DB}.nothere", "check", "Error", f"Table '{DB}.nothere' doesn't exist"),
+                (f"{DB}.nothere", "check", "status", "Operation failed"),
+            )
+            for sql in (
+                "OPTIMIZE LOCAL TABLE single_t",
+                "REPAIR NO_WRITE_TO_BINLOG TABLE single_t",
+                "analyze table `single_t`",
+            ):
+                cur.execute(sql)
+                rows = cur.fetchall()
+                assert rows and {row[0] for row in rows} == {f"{DB}.single_t"}, (sql, rows)
+            assert _error(cur, "CHECKSUM TABLE ja")[0] == 1235  # (a sharded table's: refused)
+    finally:
+        conn.close()
