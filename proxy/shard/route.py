@@ -320,9 +320,10 @@ def _converted(value: str, charset: str) -> str:
 
 def _stored_key(table: LogicalTable, key: ShardKey, value: KeyValue) -> KeyValue:
     """A string key: placed as MariaDB stores it -- converted to the column's character set
-    (``_converted``: a 4-byte character in a utf8mb3 column is ``?``) and truncated to the
+    (``_converted``: a 4-byte character in a utf8mb3 column is ``?``), truncated to the
     column's length (without strict mode, or when only spaces are cut: else the shard
-    refuses the row with 1406) -- so a read by the stored value finds the row's partition."""
+    refuses the row with 1406) and, in a CHAR column, without trailing spaces -- so a read
+    by the stored value finds the row's partition."""
     if not isinstance(value, str):
         return value
     charset = string_key_charsets(table.definition).get(key.column.lower())
@@ -331,9 +332,14 @@ def _stored_key(table: LogicalTable, key: ShardKey, value: KeyValue) -> KeyValue
         # was stored -- placed as given)
         value = _converted(value, charset)
     length = string_key_lengths(table.definition).get(key.column.lower())
-    if length is None or len(value) <= length:
-        return value
-    return value[:length]
+    if length is not None and len(value) > length:
+        value = value[:length]
+    if key.type.name == "char":
+        # A CHAR column pads what it stores and reads it back without trailing spaces: 'k '
+        # is the row 'k' (a read by it, or another INSERT of 'k' -- a duplicate key there --
+        # goes to that one's partition).
+        value = value.rstrip(" ")
+    return value
 
 
 def _auto_increment_column(definition: str) -> str | None:

@@ -396,3 +396,38 @@ def test_table_maintenance_rows_name_the_logical_database(sharded: ProxyEnv) -> 
             assert _error(cur, "CHECKSUM TABLE ja")[0] == 1235  # (a sharded table's: refused)
     finally:
         conn.close()
+
+
+def test_char_keys_are_placed_without_their_trailing_spaces(sharded: ProxyEnv) -> None:
+    """A CHAR column reads its values back without trailing spaces: MariaDB's row for
+    ``INSERT ... ('xyz ')`` is ``'xyz'``. It was placed by ``'xyz '`` (another partition than
+    ``'xyz'``'s), so ``WHERE k = 'xyz'`` found nothing and a second INSERT of ``'xyz'`` -- a
+    duplicate primary key on one server -- was stored too, in another partition. Placed as
+    stored, on every INSERT path (a short one, a long one split without lexing its rows, a
+    prepared one)."""
+    conn = _client(sharded)
+    client = BinaryClient(sharded.port, DB, PASSWORD, DB)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE ck (k char(10) NOT NULL PRIMARY KEY, v int)"
+                " DEFAULT CHARSET utf8mb4 DBPARTITION BY HASH(k)"
+            )
+            cur.execute("INSERT INTO ck VALUES ('xyz ', 1), ('a  ', 2)")
+            long_rows = ", ".join(f"('r{n}{' ' * (n % 3)}', {n})" for n in range(100))
+            assert len(long_rows) > 512
+            cur.execute(f"INSERT INTO ck VALUES {long_rows}")
+            statement = client.prepare("INSERT INTO ck VALUES (?, ?)")
+            client.execute(statement, ["p ", 7])
+            for key, value in (("xyz", 1), ("a", 2), ("p", 7), *((f"r{n}", n) for n in range(100))):
+                cur.execute(f"SELECT v FROM ck WHERE k = '{key}'")
+                assert cur.fetchall() == ((value,),), key
+            for key in ("xyz", "a", "r1", "p"):
+                assert _error(cur, f"INSERT INTO ck VALUES ('{key}', 0)")[0] == 1062, key
+            cur.execute("SELECT COUNT(*) FROM ck")
+            assert cur.fetchall() == ((103,),)
+    finally:
+        client.close()
+        with conn.cursor() as cur:
+            cur.execute("DROP TABLE IF EXISTS ck")
+        conn.close()
