@@ -424,6 +424,19 @@ def test_char_keys_are_placed_without_their_trailing_spaces(sharded: ProxyEnv) -
                 assert cur.fetchall() == ((value,),), key
             for key in ("xyz", "a", "r1", "p"):
                 assert _error(cur, f"INSERT INTO ck VALUES ('{key}', 0)")[0] == 1062, key
+            # Compared as MariaDB compares a CHAR column (PAD SPACE): by the value without
+            # trailing spaces, on the partition holding it (text, fast path, prepared).
+            for _ in range(3):
+                cur.execute("SELECT v FROM ck WHERE k = 'xyz  '")
+                assert cur.fetchall() == ((1,),)
+            cur.execute("SELECT v FROM ck WHERE k IN ('a ', 'zz') ORDER BY v")
+            assert cur.fetchall() == ((2,),)
+            lookup = client.prepare("SELECT CAST(v AS SIGNED) FROM ck WHERE k = ?")
+            for _ in range(3):
+                assert client.execute(lookup, ["p   "]) == [(7,)]
+            cur.execute("DELETE FROM ck WHERE k = 'r1 '")
+            assert cur.rowcount == 1
+            cur.execute("INSERT INTO ck VALUES ('r1', 1)")
             cur.execute("SELECT COUNT(*) FROM ck")
             assert cur.fetchall() == ((103,),)
     finally:
