@@ -690,6 +690,17 @@ def _show(
         return _table_status(tokens, words, layout)
     if words[1:3] in (["CREATE", "DATABASE"], ["CREATE", "SCHEMA"]):
         return _create_database(tokens, words, layout)
+    if words[1:3] == ["CREATE", "VIEW"] and len(tokens) > 3:
+        # (a view is never a split table's physical table: 1146, as for any other name)
+        qualified = len(tokens) > 5 and is_op_token(tokens[4], ".")
+        view = tokens[5] if qualified else tokens[3]
+        if (
+            not qualified or tokens[3].value.lower() == layout.name.lower()
+        ) and view.value.lower() in split_physical_names(layout):
+            raise sql_error(
+                ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{view.value}' doesn't exist"
+            )
+        return None
     if words[1:3] == ["CREATE", "TABLE"]:
         name = tokens[3] if len(tokens) > 3 else None
         if len(tokens) > 5 and is_op_token(tokens[4], "."):

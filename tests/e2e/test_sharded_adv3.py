@@ -322,6 +322,7 @@ def test_show_create_and_check_of_physical_or_other_databases_tables(sharded: Pr
                 (f"SHOW CREATE TABLE {DB}.`SP_01`", "SP_01"),
                 ("CHECK TABLE sp_00", "sp_00"),
                 ("CHECK TABLE ja, sp_01", "sp_01"),
+                ("SHOW CREATE VIEW sp_00", "sp_00"),
             ):
                 assert _error(cur, sql) == (1146, f"Table '{DB}.{name}' doesn't exist"), sql
             cur.execute(f"SHOW CREATE TABLE {DB}.sp")
