@@ -900,6 +900,10 @@ def _create(text: str, layout: Layout, mode: LexMode, flavor: ServerFlavor | Non
         source = layout.tables.get(create.like[1].lower())
         if source is not None and source.rule.kind != "single":
             raise not_supported(f"CREATE TABLE ... LIKE of a {source.rule.kind} table")
+        if source is None and create.like[1].lower() in split_physical_names(layout):
+            raise sql_error(  # (a split table's physical table: never a table of the database)
+                ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{create.like[1]}' doesn't exist"
+            )
     if create.has_query:
         raise not_supported("CREATE TABLE ... SELECT on a sharded database")
     table = create.logical_table()

@@ -303,7 +303,9 @@ def test_show_create_and_check_of_physical_or_other_databases_tables(sharded: Pr
     TABLE easydb.ja`` answered the sharded database's own ``ja`` (another table than the one
     asked for; MariaDB's answer is easydb's), and ``CHECK TABLE easydb.ja`` checked it. A
     split table's physical table (``sp_00``, 1146 in every other statement) was shown by SHOW
-    CREATE TABLE and checked by CHECK TABLE under its physical database's name."""
+    CREATE TABLE and checked by CHECK TABLE under its physical database's name; SHOW CREATE
+    VIEW answered 1347 for it, CREATE TABLE ... LIKE copied it, and a session statement's
+    subquery (``SET @n = (SELECT ... FROM sp_01)``) read it."""
     conn = sharded.connect(TWO[0], TWO[1], database=DB)
     try:
         with conn.cursor() as cur:
@@ -323,6 +325,8 @@ def test_show_create_and_check_of_physical_or_other_databases_tables(sharded: Pr
                 ("CHECK TABLE sp_00", "sp_00"),
                 ("CHECK TABLE ja, sp_01", "sp_01"),
                 ("SHOW CREATE VIEW sp_00", "sp_00"),
+                ("CREATE TABLE copied LIKE sp_00", "sp_00"),
+                ("SET @n = (SELECT COUNT(*) FROM sp_01)", "sp_01"),  # (read physical sp_01)
             ):
                 assert _error(cur, sql) == (1146, f"Table '{DB}.{name}' doesn't exist"), sql
             cur.execute(f"SHOW CREATE TABLE {DB}.sp")
