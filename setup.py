@@ -20,8 +20,9 @@ Two kinds of extension:
 
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import os
+from collections.abc import Callable
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -50,15 +51,20 @@ def source_of(module: str) -> str:
     return module.replace(".", "/") + ".py"
 
 
-def source_digest(source: str) -> str:
-    """The digest of a module's source and its augmenting .pxd, if any (as proxy/__init__.py
-    computes it)."""
-    digest = hashlib.sha256()
-    for path in (source, source[: -len(".py")] + ".pxd"):
-        if os.path.exists(path):
-            with open(path, "rb") as code:
-                digest.update(code.read())
-    return digest.hexdigest()
+def _load_source_digest() -> Callable[[str], str]:
+    """proxy/digest.py's source_digest, loaded by its path: importing ``proxy`` here would
+    run the package's __init__ (its finder of compiled modules) before they are built."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "proxy", "digest.py")
+    spec = importlib.util.spec_from_file_location("_shardgate_digest", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    digest: Callable[[str], str] = module.source_digest
+    return digest
+
+
+# The one definition, shared with proxy/__init__.py (which checks the manifest with it).
+source_digest = _load_source_digest()
 
 
 class BuildExt(build_ext):

@@ -15,7 +15,6 @@ the others did not (the server logs it at start-up).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from collections.abc import Sequence
@@ -29,6 +28,8 @@ from importlib.machinery import (
 from importlib.util import spec_from_file_location
 from types import ModuleType
 
+from proxy.digest import source_digest
+
 PURE_ENV = "SHARDGATE_PURE_PYTHON"
 MANIFEST = os.path.join(os.path.dirname(__file__), "compiled.txt")
 STALE = "its source changed since the build"
@@ -40,17 +41,6 @@ def _manifest() -> dict[str, str]:
             return dict(line.split() for line in lines if line.strip())
     except (OSError, ValueError):
         return {}
-
-
-def source_digest(source: str) -> str:
-    """The digest of a module's source and its augmenting .pxd, if any (as setup.py writes
-    it into the manifest)."""
-    digest = hashlib.sha256()
-    for path in (source, source[: -len(".py")] + ".pxd"):
-        if os.path.exists(path):
-            with open(path, "rb") as code:
-                digest.update(code.read())
-    return digest.hexdigest()
 
 
 class CompiledFinder(MetaPathFinder):

@@ -45,6 +45,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import re
 from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -121,6 +122,25 @@ def mirror_account_id(user: str) -> int | None:
     if not sep or not number.isdigit() or len(suffix) != 8:
         return None
     return int(number)
+
+
+# A backend account in a shard's error text (``execute command denied to user
+# 'sgm_5_6e1abf3a'@'%' for routine ...``): a mirror, or the privilege-less usage account.
+_BACKEND_ACCOUNT = re.compile(
+    rb"'(?:" + MIRROR_PREFIX.encode() + rb"\d+_[0-9a-f]{8}|sgu_[0-9a-f]{12})'@'%'"
+)
+
+
+def client_account_named(message: bytes, user: str, client_ip: str) -> bytes:
+    """A shard's error text with the backend account it names (a mirror's or the usage
+    account's ``'sgm_5_6e1abf3a'@'%'``) replaced by the client's own ``'user'@'ip'``, as
+    MariaDB names the session's account in its errors (and as the proxy's own 1142 does): a
+    client never sees the account the proxy reaches the shard as, and which partition's
+    mirror answered."""
+    if b"'sg" not in message:
+        return message
+    named = b"'%s'@'%s'" % (user.encode(), client_ip.encode())
+    return _BACKEND_ACCOUNT.sub(lambda _: named, message)
 
 
 def mirror_password(secret: bytes, shard: str, user: str) -> str:

@@ -220,8 +220,15 @@ def _walk_outer(node: exp.Expression) -> list[exp.Expression]:
     return out
 
 
+# MariaDB's aggregate functions sqlglot reads as a call of an unknown function (not an
+# AggFunc): each partition would answer its own aggregate, concatenated as rows.
+_ANONYMOUS_AGGREGATES = frozenset({"JSON_ARRAYAGG"})
+
+
 def _is_aggregate(node: exp.Expression) -> bool:
-    return isinstance(node, exp.AggFunc)
+    return isinstance(node, exp.AggFunc) or (
+        isinstance(node, exp.Anonymous) and str(node.name).upper() in _ANONYMOUS_AGGREGATES
+    )
 
 
 def _contains_aggregate(node: exp.Expression) -> bool:
@@ -231,6 +238,8 @@ def _contains_aggregate(node: exp.Expression) -> bool:
 def _check_aggregate(node: exp.Expression) -> Op:
     op = _SUPPORTED_AGGREGATES.get(type(node))
     if op is None:
+        if isinstance(node, exp.Anonymous):
+            raise _Refused(f"{str(node.name).upper()} across partitions")
         name = node.sql_name() if hasattr(node, "sql_name") else type(node).__name__
         raise _Refused(f"{name} across partitions")
     arg = node.this

@@ -46,7 +46,15 @@ from auth.model import Account
 from auth.privileges import Priv, Requirement
 from proxy.plan.authorize import Caller, check_requirements, refusal_for, resolve_database
 from proxy.plan.rewrite import IdentityValues, Splice, apply_splices, identity_splices
-from proxy.shard.route import Layout, NeedsSequence, Route, Target, hint_comment, quote_name
+from proxy.shard.route import (
+    Layout,
+    NeedsSequence,
+    Route,
+    Target,
+    hint_comment,
+    quote_name,
+    split_physical_names,
+)
 from proxy.shard.statements import (
     Decision,
     NeedsNextval,
@@ -605,6 +613,16 @@ def _unrouted(statement: Statement, layout: Layout) -> SqlError | None:
     verb = words[0].upper() if words else ""
     if verb == "SHOW":
         return None
+    physical = split_physical_names(layout)
+    database = layout.name.lower()
+    for requirement in statement.requirements:
+        table = requirement.table
+        if table is not None and requirement.db.lower() == database and table.lower() in physical:
+            # A split table's physical table, which physical database 0 holds (CREATE TABLE
+            # ... LIKE sp_00 copied it): no table of the logical database, as in any statement.
+            return sql_error(
+                ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{table}' doesn't exist"
+            )
     placed = _placed_table(statement, layout)
     if placed is None:
         return None

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -166,6 +167,11 @@ _SESSION_STATUS = int(
     | ServerStatus.IN_TRANS_READONLY
 )
 _COM_QUERY = 0x03
+# ANALYZE / CHECK / CHECKSUM / OPTIMIZE / REPAIR TABLE (their rows name each table db.t).
+_MAINTENANCE = re.compile(
+    r"\s*(?:ANALYZE|CHECK|CHECKSUM|OPTIMIZE|REPAIR)\s+(?:(?:NO_WRITE_TO_BINLOG|LOCAL)\s+)?TABLES?\b",
+    re.IGNORECASE,
+)
 _COM_INIT_DB = 0x02
 _COM_STMT_PREPARE = 0x16
 _COM_FIELD_LIST = 0x04
@@ -241,9 +247,9 @@ class Session:
         self.sharded = ShardedExecutor(
             self,
             Replies(
-                self._reply_error,
+                self._reply_shard_error,
                 self._reply_ok,
-                self._write,
+                self._write_shard,
                 self._write_resultset,
                 self._status,
                 self._lease,
@@ -384,6 +390,13 @@ class Session:
     def _write(self, payload: bytes) -> None:
         self._next_seq = self.client.write(self._next_seq, payload)
 
+    def _write_shard(self, payload: bytes) -> None:
+        """A packet of the sharded executor's answer: a shard's ERR packet named as the
+        client may see it (no row or column definition starts with 0xFF)."""
+        if payload and payload[0] == 0xFF:
+            payload = self.sharded.client_err_packet(payload)
+        self._next_seq = self.client.write(self._next_seq, payload)
+
     def _write_many(self, payloads: list[bytes]) -> None:
         self._next_seq = self.client.write_many(self._next_seq, payloads)
 
@@ -495,6 +508,9 @@ class Session:
             for statement in statements:
                 self.ctx.metrics.statement(statement.kind.value)
             if len(statements) == 1 and statements[0].shows_warnings:
+                counting = "COUNT" in digest.upper().replace("(", " ").split()[1:2]
+                if not counting and self.sharded.database_sharded():
+                    notes = await self._sharded_notes(notes)
                 self.notes = notes  # SHOW WARNINGS shows them
             return Query(tuple(statements), digest, sql)
         if code in _STATEMENT_COMMANDS:
@@ -510,6 +526,68 @@ class Session:
         if code == _COM_PROCESS_KILL:
             return ProcessKill(int.from_bytes(payload[1:5], "little"))
         return Simple(code)
+
+    async def _maintenance_in_logical_names(self, payload: bytes) -> bool:
+        """ANALYZE / CHECK / CHECKSUM / OPTIMIZE / REPAIR TABLE of a sharded database's single
+        tables (or names it does not know), which physical database 0 answers: its rows name
+        each table ``sales_0000.t`` and its texts the physical database; answered with the
+        logical database's name, as every answer of a sharded database names it. False: not
+        answered (a statement not in UTF-8: relayed as it is)."""
+        try:
+            sql = payload[1:].decode()
+        except UnicodeDecodeError:
+            return False
+        conn = await self._connection()
+        if conn is None:
+            return True
+        try:
+            result = await conn.query(sql)
+        except BackendQueryError as exc:
+            self._reply_error(
+                self.sharded.client_error(SqlError(exc.errno, exc.sqlstate, exc.message))
+            )
+            return True
+        except BackendError as exc:
+            self._backend_lost(conn, exc)
+            return True
+        rows = [
+            [
+                None
+                if value is None
+                else self.sharded.client_message(value.decode("utf-8", "replace"))
+                for value in row
+            ]
+            for row in result.rows
+        ]
+        numeric = frozenset(
+            name for name, kind in zip(result.columns, result.types, strict=False) if kind in (3, 8)
+        )
+        self._write_resultset(result.columns, rows, numeric)
+        return True
+
+    async def _sharded_notes(self, notes: list[tuple[str, int, str]]) -> list[tuple[str, int, str]]:
+        """SHOW WARNINGS / ERRORS in a sharded database: the notes of the last statement on
+        physical database 0 (its connection's, or saved from it) with their texts named as
+        the client may see them -- the logical database, the client's account -- as that
+        statement's error was (``Unknown table 'sales_0000.t'``: ``sales.t``). Answered by
+        the proxy from them (an empty list: relayed as before, nothing to rename)."""
+        if not notes:
+            conn = self.link.reclaim()
+            if conn is None or conn.broken or conn.relaying:
+                return notes
+            try:
+                shown = await conn.query(OWN_STATEMENT + "SHOW WARNINGS")
+            except (BackendError, BackendQueryError):
+                return notes
+            notes = [
+                (
+                    (level or b"").decode("utf-8", "replace"),
+                    int(code or 0),
+                    (message or b"").decode("utf-8", "surrogateescape"),
+                )
+                for level, code, message in (row[:3] for row in shown.rows)
+            ]
+        return [(level, code, self.sharded.client_message(text)) for level, code, text in notes]
 
     async def _analyze(
         self, payload: bytes, sql: str | None
@@ -546,6 +624,15 @@ class Session:
             await self.sharded.prepare(decided, command.statements[0], payload)
             return
         if isinstance(decided, Relay):
+            if (
+                isinstance(command, Query)
+                and len(command.statements) == 1
+                and _MAINTENANCE.match(command.statements[0].text)
+                and self.sharded.database_sharded()
+                and not self.sharded.in_charge()
+                and await self._maintenance_in_logical_names(payload)
+            ):
+                return
             if self.sharded.in_charge():
                 await self._relay_in_transaction(decided, command, payload)
                 return
@@ -1165,6 +1252,10 @@ class Session:
         self.client.release()
 
     # -- replies --------------------------------------------------------------------------------
+
+    def _reply_shard_error(self, error: SqlError) -> None:
+        """The sharded executor's errors: named as the client may see them."""
+        self._reply_error(self.sharded.client_error(error))
 
     def _reply_error(self, error: SqlError) -> None:
         self.ctx.metrics.denied(error.errno)

@@ -88,6 +88,7 @@ from proxy.backend.connection import (
     quote_name,
     quote_string,
 )
+from proxy.backend.mirror import client_account_named
 from proxy.backend.xa import XID_PREFIX
 from proxy.merge import MergeError, Refusal, merge_batches, plan_select, result_payloads
 from proxy.merge.values import ColumnDefinition
@@ -681,6 +682,7 @@ class ShardedExecutor:
             self._forget(tx)
         self._unlocked()  # (the connections' close ends their locks)
         self.forget_statements()
+        self._link_columns = None  # (COM_CHANGE_USER: its errors name the new account)
         await self.source.close()
 
     # -- the one entry ----------------------------------------------------------------------
@@ -1175,12 +1177,60 @@ class ShardedExecutor:
         found = entry[1][database] = self.logical_names(layout).rewrite(database)
         return found
 
+    def client_error(self, error: SqlError) -> SqlError:
+        """An error the executor answers, as the client may see it: a shard's text naming
+        the backend account (a mirror) names the client's, and one naming a physical
+        database of the current (sharded) database names the logical one -- whichever path
+        built it (an XA branch's statement, a transaction step, a fan-out)."""
+        message = error.message
+        text = self._client_text(message.encode("utf-8", "surrogateescape"))
+        if text is None:
+            return error
+        return replace(error, message=text.decode("utf-8", "surrogateescape"))
+
+    def client_message(self, message: str) -> str:
+        """A shard's note or error text as :meth:`client_error` names it."""
+        text = self._client_text(message.encode("utf-8", "surrogateescape"))
+        return message if text is None else text.decode("utf-8", "surrogateescape")
+
+    def client_err_packet(self, payload: bytes) -> bytes:
+        """An ERR packet a shard answered, relayed by the executor (a scatter's, a merge's,
+        a write's): its text as :meth:`client_error` makes it."""
+        at = 9 if payload[3:4] == b"#" else 3
+        text = self._client_text(payload[at:])
+        return payload if text is None else payload[:at] + text
+
+    def _client_text(self, text: bytes) -> bytes | None:
+        """A shard's error text named as the client may see it; None: as it is."""
+        session = self.session
+        database = session.current_db
+        if b"'sg" not in text and (database is None or f"{database}_".encode() not in text):
+            return None
+        original = text
+        if session.account is not None:
+            text = client_account_named(text, session.account.user, session.client_ip)
+        layout = None if database is None else sharded_layout(session.ctx.snapshot(), database)
+        if layout is not None:
+            names = self.logical_names(layout)
+            for partition in layout.partitions:
+                physical = partition.name.encode()
+                if physical in text:
+                    text = _renamed_message(text, physical, names)
+        return None if text == original else text
+
     def logical_names(self, layout: Layout) -> LogicalNames:
         """The renaming of ``layout``'s column definitions (kept while the layout is, or one
         of the same tables and partitions: each plan of a snapshot has a Layout object of its
         own, and a session alternating between statements must keep the renames it
         remembered)."""
         cached = self._names
+        account = self.session.account
+        named = None if account is None else (account.user, self.session.client_ip)
+        if cached is not None and cached[1].account != named:
+            # Another account (COM_CHANGE_USER): no renaming of the previous one's is kept.
+            cached = None
+            self._columns_for.clear()
+            self._link_columns = None
         if cached is None or (
             cached[0] is not layout
             and not (
@@ -1189,7 +1239,7 @@ class ShardedExecutor:
                 and cached[0].name == layout.name
             )
         ):
-            renames = LogicalNames(layout.name.encode(), physical_table_names(layout))
+            renames = LogicalNames(layout.name.encode(), physical_table_names(layout), named)
             cached = self._names = (layout, renames)
         return cached[1]
 
@@ -1596,6 +1646,9 @@ class ShardedExecutor:
         if not payloads:
             return
         self._sent = True
+        last = payloads[-1]
+        if last and last[0] == 0xFF:  # a shard's error ends the merge (no row starts so)
+            payloads = [*payloads[:-1], self.client_err_packet(last)]
         write_many = self.replies.write_many
         if write_many is not None:
             write_many(payloads)
@@ -2916,7 +2969,14 @@ class ShardedExecutor:
             await self._undo_create(layout, table.name, done)
             named = _physical_renames(layout, [table])
             self.replies.error(
-                _fan_out_error(f"CREATE TABLE {table.name}", done, failed, layout.name, named)
+                _fan_out_error(
+                    f"CREATE TABLE {table.name}",
+                    done,
+                    failed,
+                    layout.name,
+                    named,
+                    _topology_numbers(layout, [table]),
+                )
             )
             return
         # Stored (SHOW CREATE TABLE's) as the shard normalized it, as after an ALTER TABLE:
@@ -2976,7 +3036,8 @@ class ShardedExecutor:
         actor = Actor(session.account, session.client_ip, session.current_db).audit_name
         if failed:
             named = _physical_renames(layout, layout.tables.values())
-            self.replies.error(_fan_out_error(what, done, failed, layout.name, named))
+            numbered = _topology_numbers(layout, layout.tables.values())
+            self.replies.error(_fan_out_error(what, done, failed, layout.name, named, numbered))
             return
         before = session.ctx.mirrors.snapshot()
         try:
@@ -2998,13 +3059,18 @@ class ShardedExecutor:
                 altered = layout.tables.get(decision.redefines.lower())
                 if definition is not None and altered is not None:
                     # (an AUTO_INCREMENT column added: its values from a sequence, as
-                    # CREATE TABLE makes one)
+                    # CREATE TABLE makes one, past the rows the physical counter numbered)
+                    start = altered_sequence_start(altered, definition)
+                    if altered.rule.kind != "single":
+                        # Physical database 0's counter is no logical table's (its values
+                        # come from the GROUP sequence): the one CREATE showed, if any.
+                        definition = _logical_counter(definition, altered.definition)
                     await asyncio.to_thread(
                         catalog.set_table_definition,
                         layout.name,
                         decision.redefines,
                         definition,
-                        auto_sequence_start=altered_sequence_start(altered, definition),
+                        auto_sequence_start=start,
                         actor=actor,
                         client=session.client_ip,
                     )
@@ -3098,6 +3164,23 @@ def _substituted(
         at = reference.end
     out.append(text[at:])
     return "".join(out)
+
+
+# A definition's AUTO_INCREMENT table option, as MariaDB's SHOW CREATE TABLE writes it: after
+# the closing parenthesis of the columns, at the start of the table options (never inside a
+# column's or the table's COMMENT, which come later or earlier).
+_COUNTER = re.compile(r"(\n\)(?: ENGINE=\w+)?) AUTO_INCREMENT=\d+")
+
+
+def _logical_counter(shown: str, before: str) -> str:
+    """A sharded or broadcast table's definition read from its first physical table after an
+    ALTER TABLE (``shown``), with the AUTO_INCREMENT option of its definition ``before`` (what
+    SHOW CREATE TABLE showed: the CREATE TABLE's ``AUTO_INCREMENT = n``, where its sequence
+    starts) in place of the physical table's counter, which is one partition's rows' and
+    means nothing for the logical table."""
+    kept = _COUNTER.search(before)
+    option = kept.group(0)[len(kept.group(1)) :] if kept is not None else ""
+    return _COUNTER.sub(lambda found: found.group(1) + option, shown, count=1)
 
 
 def _normal_definition(text: str) -> str:
@@ -3342,6 +3425,16 @@ def physical_table_names(layout: Layout) -> dict[bytes, bytes]:
     return out
 
 
+def _renamed_message(message: bytes, physical: bytes, names: LogicalNames) -> bytes:
+    """An error text naming physical database ``physical`` or a split table's physical
+    table (quoted or qualified), with their logical names."""
+    found = [re.escape(physical), *(re.escape(name) for name in names.tables)]
+    pattern = re.compile(rb"(?<![\w$])(" + b"|".join(found) + rb")(?=['`.])")
+    return pattern.sub(
+        lambda m: names.schema if m.group(1) == physical else names.tables[m.group(1)], message
+    )
+
+
 @dataclass(frozen=True)
 class LogicalNames:
     """How a partition's column definitions name what a client sees of a sharded database:
@@ -3351,6 +3444,9 @@ class LogicalNames:
 
     schema: bytes
     tables: Mapping[bytes, bytes]
+    # The session's account as its errors name it (user, client IP): where a shard's error
+    # names the backend account (a mirror), the client's own (None: left as it is).
+    account: tuple[str, str] | None = None
     # The rewrites made (an answer's definitions repeat byte for byte), bounded; per
     # physical database its rewrite.
     _done: dict[tuple[bytes, bytes], bytes] = field(default_factory=dict, compare=False)
@@ -3400,15 +3496,13 @@ class LogicalNames:
         'sales_0000.t' doesn't exist``) or a split table's physical table, renamed; the
         payload itself otherwise."""
         at = 9 if payload[3:4] == b"#" else 3
-        message = payload[at:]
+        message = original = payload[at:]
+        account = self.account
+        if account is not None:
+            message = client_account_named(message, *account)
         if physical not in message and not any(name in message for name in self.tables):
-            return payload
-        names = [re.escape(physical), *(re.escape(name) for name in self.tables)]
-        pattern = re.compile(rb"(?<=['`.])(" + b"|".join(names) + rb")(?=['`.])")
-        renamed = pattern.sub(
-            lambda m: self.schema if m.group(1) == physical else self.tables[m.group(1)], message
-        )
-        return payload[:at] + renamed
+            return payload if message is original else payload[:at] + message
+        return payload[:at] + _renamed_message(message, physical, self)
 
     def column(self, payload: bytes, physical: bytes) -> bytes:
         """A column definition of physical database ``physical``'s answer, renamed; the
@@ -3772,18 +3866,23 @@ def _fan_out_error(
     failed: Sequence[_Failure],
     database: str = "",
     renames: Mapping[str, str] | None = None,
+    numbered: Mapping[tuple[int, str], str] | None = None,
 ) -> SqlError:
     """One failure everywhere (alike once named logically: ``database``, and ``renames`` for
     the split tables' physical names): the shard's error itself, as MariaDB would give it for
     the logical table (``Table 't' was locked with a READ lock``, not each physical table's).
-    Some partitions failed: the first failure's error number, naming every partition that
-    failed and how many succeeded."""
+    Some partitions failed: the first failure's error number, naming where each failed as the
+    client knows the topology -- the partition (SHOW NODE's ID) and its shard, and for a table
+    split by TBPARTITION BY its physical table's number (SHOW TOPOLOGY's ID) -- never a
+    physical database's or table's name, and how many succeeded."""
     if database:
         failed = [_logical_failure(f, database, renames or {}) for f in failed]
     first = failed[0]
     if not done and len({(f.errno, f.message) for f in failed}) == 1:
         return sql_error_from(first.errno, first.sqlstate, first.message)
-    listed = "; ".join(f"{f.target.database}: {f.errno} {f.message}" for f in failed)
+    listed = "; ".join(
+        f"{_failed_where(f.target, numbered or {})}: {f.errno} {f.message}" for f in failed
+    )
     total = len(done) + len(failed)
     return sql_error_from(
         first.errno,
@@ -3791,6 +3890,32 @@ def _fan_out_error(
         f"{what} failed on {len(failed)} of {total} physical tables ({listed}); applied on"
         f" the other {len(done)}",
     )
+
+
+def _topology_numbers(layout: Layout, tables: Iterable[LogicalTable]) -> dict[tuple[int, str], str]:
+    """(physical database, physical table name in lower case) of each of ``tables`` split by
+    TBPARTITION BY: ``t #i``, its number in SHOW TOPOLOGY FROM t."""
+    return {
+        (db, name.lower()): f"{table.name} #{index}"
+        for table in tables
+        if table.rule.split_tables
+        for index, (db, name) in enumerate(table.physical_tables(layout.count))
+    }
+
+
+def _failed_where(target: Target, numbered: Mapping[tuple[int, str], str]) -> str:
+    """Where a fanned-out DDL statement failed, in the client's terms: ``partition 3 on shard
+    s1``, with the split table's ``t #7`` before it."""
+    where = f"partition {target.partition} on shard {target.shard}"
+    for quoted, bare in _NAMES.findall(target.sql):
+        name = (quoted.replace("``", "`") if quoted else bare).lower()
+        table = numbered.get((target.partition, name))
+        if table is not None:
+            return f"{table} in {where}"
+    return where
+
+
+_NAMES = re.compile(r"`((?:[^`]|``)*)`|(\w+)")
 
 
 _PREPARE_LIMIT = 16 * 1024 * 1024

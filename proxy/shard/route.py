@@ -320,9 +320,10 @@ def _converted(value: str, charset: str) -> str:
 
 def _stored_key(table: LogicalTable, key: ShardKey, value: KeyValue) -> KeyValue:
     """A string key: placed as MariaDB stores it -- converted to the column's character set
-    (``_converted``: a 4-byte character in a utf8mb3 column is ``?``) and truncated to the
+    (``_converted``: a 4-byte character in a utf8mb3 column is ``?``), truncated to the
     column's length (without strict mode, or when only spaces are cut: else the shard
-    refuses the row with 1406) -- so a read by the stored value finds the row's partition."""
+    refuses the row with 1406) and, in a CHAR column, without trailing spaces -- so a read
+    by the stored value finds the row's partition."""
     if not isinstance(value, str):
         return value
     charset = string_key_charsets(table.definition).get(key.column.lower())
@@ -331,9 +332,14 @@ def _stored_key(table: LogicalTable, key: ShardKey, value: KeyValue) -> KeyValue
         # was stored -- placed as given)
         value = _converted(value, charset)
     length = string_key_lengths(table.definition).get(key.column.lower())
-    if length is None or len(value) <= length:
-        return value
-    return value[:length]
+    if length is not None and len(value) > length:
+        value = value[:length]
+    if key.type.name == "char":
+        # A CHAR column pads what it stores and reads it back without trailing spaces: 'k '
+        # is the row 'k' (a read by it, or another INSERT of 'k' -- a duplicate key there --
+        # goes to that one's partition).
+        value = value.rstrip(" ")
+    return value
 
 
 def _auto_increment_column(definition: str) -> str | None:
@@ -973,7 +979,7 @@ def _references(tokens: Sequence[Token], layout: Layout) -> dict[str, _Reference
     references (``_table_positions``), the qualifiers ``t.col`` naming it, and an alias with
     its name. 1146 for a physical table's name (never accepted); 1235 when the name of a table
     split by TBPARTITION BY (which is renamed) is used for something else in the statement."""
-    physical_only = _physical_names(layout)
+    physical_only = split_physical_names(layout)
     found: dict[str, _Reference] = {}
     db_key = layout.name.lower()
     claimed: set[int] = set()
@@ -1040,7 +1046,9 @@ def _references(tokens: Sequence[Token], layout: Layout) -> dict[str, _Reference
     return found
 
 
-def _physical_names(layout: Layout) -> frozenset[str]:
+def split_physical_names(layout: Layout) -> frozenset[str]:
+    """The lower-case names of the physical tables of tables split by TBPARTITION BY (never
+    a name a client may use: 1146)."""
     names: set[str] = set()
     for table in layout.tables.values():
         if table.rule.split_tables:

@@ -52,6 +52,7 @@ from proxy.shard.route import (  # the token helpers routing reads statements wi
     is_op_token,
     quote_name,
     route,
+    split_physical_names,
     text_shape,
     token_keyword,
 )
@@ -689,14 +690,33 @@ def _show(
         return _table_status(tokens, words, layout)
     if words[1:3] in (["CREATE", "DATABASE"], ["CREATE", "SCHEMA"]):
         return _create_database(tokens, words, layout)
+    if words[1:3] == ["CREATE", "VIEW"] and len(tokens) > 3:
+        # (a view is never a split table's physical table: 1146, as for any other name)
+        qualified = len(tokens) > 5 and is_op_token(tokens[4], ".")
+        view = tokens[5] if qualified else tokens[3]
+        if (
+            not qualified or tokens[3].value.lower() == layout.name.lower()
+        ) and view.value.lower() in split_physical_names(layout):
+            raise sql_error(
+                ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{view.value}' doesn't exist"
+            )
+        return None
     if words[1:3] == ["CREATE", "TABLE"]:
         name = tokens[3] if len(tokens) > 3 else None
         if len(tokens) > 5 and is_op_token(tokens[4], "."):
+            if tokens[3].value.lower() != layout.name.lower():
+                return None  # another database's table: the analysis decides (1235 / 1044)
             name = tokens[5]
         if name is None:
             raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
         table = layout.tables.get(name.value.lower())
         if table is None:
+            if name.value.lower() in split_physical_names(layout):
+                # A split table's physical table, in physical database 0: no table of the
+                # logical database (as in any other statement).
+                raise sql_error(
+                    ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{name.value}' doesn't exist"
+                )
             return None
         return LocalRows(("Table", "Create Table"), ((table.name, _definition(table)),))
     return None
@@ -880,6 +900,10 @@ def _create(text: str, layout: Layout, mode: LexMode, flavor: ServerFlavor | Non
         source = layout.tables.get(create.like[1].lower())
         if source is not None and source.rule.kind != "single":
             raise not_supported(f"CREATE TABLE ... LIKE of a {source.rule.kind} table")
+        if source is None and create.like[1].lower() in split_physical_names(layout):
+            raise sql_error(  # (a split table's physical table: never a table of the database)
+                ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{create.like[1]}' doesn't exist"
+            )
     if create.has_query:
         raise not_supported("CREATE TABLE ... SELECT on a sharded database")
     table = create.logical_table()
@@ -1027,8 +1051,15 @@ def _check(tokens: Sequence[Token], layout: Layout) -> Decision | None:
     for item in _split_commas(tokens[2:]):
         if not item or not is_name_token(item[0]):
             raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
-        name = item[2] if len(item) >= 3 and is_op_token(item[1], ".") else item[0]
+        qualified = len(item) >= 3 and is_op_token(item[1], ".")
+        if qualified and item[0].value.lower() != layout.name.lower():
+            return None  # another database's table: the analysis decides (1235 / 1044)
+        name = item[2] if qualified else item[0]
         table = layout.tables.get(name.value.lower())
+        if table is None and name.value.lower() in split_physical_names(layout):
+            raise sql_error(
+                ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{name.value}' doesn't exist"
+            )
         if table is None:
             return None  # the shard answers for a table the catalog does not know
         names.append(table)

@@ -20,7 +20,8 @@ scatters (a WHERE comparison: every partition is asked, which is always correct)
     double): such a value is placed only where both readings give the same one integer
     (magnitude below 2^53), and is otherwise not placeable. A decimal compares exactly. String
     column: a string as given (DRDS hashes it case-sensitively: with a case-insensitive or PAD
-    SPACE collation, rows MariaDB would call equal may live in other partitions, as on DRDS);
+    SPACE collation, rows MariaDB would call equal may live in other partitions, as on DRDS),
+    but a CHAR column's without its trailing spaces (the column has none: ``'k '`` is ``'k'``);
     a number compared with a string column is compared as a double (``'015'`` = 15), so it is
     not placeable.
 
@@ -120,6 +121,10 @@ def shard_key(key_type: KeyType, value: SqlValue, use: Use) -> KeyValue:
         return None
     if key_type.family == "integer":
         return _to_integer(key_type, value, use)
+    if key_type.name == "char":
+        # A CHAR column stores its values padded and reads and compares them without their
+        # trailing spaces: 'k ' is the row 'k' (placed so, route._stored_key).
+        return _to_string(value, use).rstrip(" ")
     return _to_string(value, use)
 
 

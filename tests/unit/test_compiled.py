@@ -818,3 +818,43 @@ def test_pure_python_switch_in_a_process_of_its_own() -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("pure Python (SHARDGATE_PURE_PYTHON is set")
+
+
+def test_setup_py_and_the_finder_share_one_source_digest(tmp_path: Path) -> None:
+    """The manifest's digests (setup.py) and the finder's check (proxy/__init__.py) come from
+    one definition, proxy/digest.py: two copies could drift apart, and every compiled module
+    would then run as Python ("source changed"). setup.py loads it by path (on a clean clone
+    the package cannot be imported before its extensions are built): it defines no digest of
+    its own and imports nothing of ``proxy``."""
+    import ast
+
+    from proxy import digest
+
+    root = Path(__file__).resolve().parents[2]
+    for path in (root / "setup.py", root / "proxy" / "__init__.py"):
+        tree = ast.parse(path.read_text())
+        defined = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+        assert "source_digest" not in defined, path
+    setup_tree = ast.parse((root / "setup.py").read_text())
+    for node in ast.walk(setup_tree):
+        if isinstance(node, ast.Import):
+            assert not any(alias.name.split(".")[0] == "proxy" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert (node.module or "").split(".")[0] != "proxy"
+    assert vars(proxy)["source_digest"] is digest.source_digest
+    # setup.py's (run as a script by setuptools: loaded here without running setup()).
+    probe = (
+        "import runpy, setuptools; setuptools.setup = lambda **kw: None; "
+        "ns = runpy.run_path('setup.py'); "
+        "import sys; print(ns['source_digest'](sys.argv[1]))"
+    )
+    (tmp_path / "m.py").write_text("X = 1\n")
+    (tmp_path / "m.pxd").write_text("cdef int X\n")
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "m.py")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert out == digest.source_digest(str(tmp_path / "m.py"))
