@@ -52,9 +52,9 @@ def source_of(module: str) -> str:
 
 
 def _load_source_digest() -> Callable[[str], str]:
-    """proxy/digest.py's source_digest, loaded by its path: importing ``proxy`` here would
+    """proxy/sourcedigest.py's source_digest, loaded by its path: importing ``proxy`` here would
     run the package's __init__ (its finder of compiled modules) before they are built."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "proxy", "digest.py")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "proxy", "sourcedigest.py")
     spec = importlib.util.spec_from_file_location("_shardgate_digest", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

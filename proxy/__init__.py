@@ -28,7 +28,7 @@ from importlib.machinery import (
 from importlib.util import spec_from_file_location
 from types import ModuleType
 
-from proxy.digest import source_digest
+from proxy.sourcedigest import source_digest
 
 PURE_ENV = "SHARDGATE_PURE_PYTHON"
 MANIFEST = os.path.join(os.path.dirname(__file__), "compiled.txt")

@@ -822,13 +822,13 @@ def test_pure_python_switch_in_a_process_of_its_own() -> None:
 
 def test_setup_py_and_the_finder_share_one_source_digest(tmp_path: Path) -> None:
     """The manifest's digests (setup.py) and the finder's check (proxy/__init__.py) come from
-    one definition, proxy/digest.py: two copies could drift apart, and every compiled module
+    one definition, proxy/sourcedigest.py: two copies could drift apart, and every compiled module
     would then run as Python ("source changed"). setup.py loads it by path (on a clean clone
     the package cannot be imported before its extensions are built): it defines no digest of
     its own and imports nothing of ``proxy``."""
     import ast
 
-    from proxy import digest
+    from proxy import sourcedigest
 
     root = Path(__file__).resolve().parents[2]
     for path in (root / "setup.py", root / "proxy" / "__init__.py"):
@@ -841,7 +841,7 @@ def test_setup_py_and_the_finder_share_one_source_digest(tmp_path: Path) -> None
             assert not any(alias.name.split(".")[0] == "proxy" for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             assert (node.module or "").split(".")[0] != "proxy"
-    assert vars(proxy)["source_digest"] is digest.source_digest
+    assert vars(proxy)["source_digest"] is sourcedigest.source_digest
     # setup.py's (run as a script by setuptools: loaded here without running setup()).
     probe = (
         "import runpy, setuptools; setuptools.setup = lambda **kw: None; "
@@ -857,4 +857,4 @@ def test_setup_py_and_the_finder_share_one_source_digest(tmp_path: Path) -> None
         text=True,
         check=True,
     ).stdout.strip()
-    assert out == digest.source_digest(str(tmp_path / "m.py"))
+    assert out == sourcedigest.source_digest(str(tmp_path / "m.py"))

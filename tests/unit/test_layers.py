@@ -32,8 +32,8 @@ PACKAGES = ("proxy", "auth")
 # Each layer and the layers it may import directly (its own modules always); the allowed set is
 # the transitive closure, so e.g. ``session`` may use ``sql`` through ``plan``'s entry.
 LAYERS: dict[str, tuple[str, ...]] = {
-    "proxy": ("proxy.digest",),  # the namespace package itself (its finder: the digest)
-    "proxy.digest": (),  # the compiled modules' source digest (setup.py loads it by path)
+    "proxy": ("proxy.sourcedigest",),  # the namespace package itself (its finder: the digest)
+    "proxy.sourcedigest": (),  # the compiled modules' source digest (setup.py loads it by path)
     "proxy.wire": (),
     "auth": (),
     "proxy.ops": ("auth",),
