@@ -803,8 +803,13 @@ def test_a_compiled_module_runs_as_python_when_a_module_it_cimports_does(tmp_pat
     spec = finder.find_spec("proxy.fake", [str(tmp_path)])
     assert spec is not None and isinstance(spec.loader, SourceFileLoader)
     assert finder.skipped == {"proxy.fake": "it uses the types of proxy.base, which runs as Python"}
-    # Not built at all: the same.
+    # Not built at all, or its extension gone: the same.
     finder = proxy.CompiledFinder(pure=False, built={"proxy.fake": fake})
+    spec = finder.find_spec("proxy.fake", [str(tmp_path)])
+    assert spec is not None and isinstance(spec.loader, SourceFileLoader)
+    base = _module_pair(tmp_path, "class Base: ...\n", "base")
+    (tmp_path / f"base{EXTENSION_SUFFIXES[0]}").unlink()
+    finder = proxy.CompiledFinder(pure=False, built={"proxy.base": base, "proxy.fake": fake})
     spec = finder.find_spec("proxy.fake", [str(tmp_path)])
     assert spec is not None and isinstance(spec.loader, SourceFileLoader)
 
