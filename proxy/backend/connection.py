@@ -187,6 +187,12 @@ RelayDone = Callable[[ResponseScanner, "BackendError | None"], None]
 # Rewrites one column definition packet of a relayed answer (the payload, no frame header).
 ColumnRewrite = Callable[[bytes], bytes]
 _CACHE_METADATA = int(Capability.MARIADB_CLIENT_CACHE_METADATA)
+_DEPRECATE_EOF = int(Capability.DEPRECATE_EOF)
+# The kinds the relay tests for, as module constants: on CPython 3.11 reading a member off an
+# enum class goes through EnumType.__getattr__'s slot (~800 instructions, not specialized),
+# once per statement in start_relay.
+_QUERY = ResponseKind.QUERY
+_PREPARE = ResponseKind.PREPARE
 _HEAD_LIMIT = 1 << 20  # a column count or definition is far smaller
 # Where an answer of several result sets is (BackendConnection._every_head).
 _FIRST, _DEFS, _EOF, _ROWS = range(4)
@@ -378,11 +384,11 @@ class BackendConnection(PacketConnection):
         self.relaying = True
         # (only answers that open with a column count or PREPARE_OK have their definitions
         # where the head expects them)
-        rewrites = kind is ResponseKind.QUERY or kind is ResponseKind.PREPARE
+        rewrites = kind is _QUERY or kind is _PREPARE
         self._columns = columns if rewrites else None
         self._head.clear()
         self._defs = None
-        self._every = every and kind is ResponseKind.QUERY and self._columns is not None
+        self._every = every and kind is _QUERY and self._columns is not None
         self._phase = _FIRST
         self._continued = False
         self._head_kind = kind
@@ -532,14 +538,14 @@ class BackendConnection(PacketConnection):
                 first = packet[:1]
                 if first == b"\xff":
                     packet = columns(packet)  # an error naming what the rewrite renames
-                elif self._head_kind is ResponseKind.PREPARE:
+                elif self._head_kind is _PREPARE:
                     try:
                         ok = parse_stmt_prepare_ok(packet)
                     except ProtocolError:
                         pass  # an ERR (or what the scanner refuses just below)
                     else:
                         between = ok.num_params and ok.num_columns
-                        eof = 0 if self.capabilities & Capability.DEPRECATE_EOF else 1
+                        eof = 0 if self.capabilities & _DEPRECATE_EOF else 1
                         defs = ok.num_params + ok.num_columns + (eof if between else 0)
                 elif first and first not in (b"\x00", b"\xff", b"\xfb", b"\xfe"):
                     count, width = read_lenenc_int(packet, 0)
@@ -568,7 +574,7 @@ class BackendConnection(PacketConnection):
                 head.clear()
                 if end < 0:
                     written = b"".join(outs)
-                    if whole and self._head_kind is ResponseKind.QUERY:
+                    if whole and self._head_kind is _QUERY:
                         self._remember_head(columns, data[: len(data) - len(rest)], written)
                     return written, rest
                 client.write_raw(b"".join(outs))
@@ -588,7 +594,7 @@ class BackendConnection(PacketConnection):
         assert columns is not None
         head = self._head
         head += data
-        deprecate_eof = self.capabilities & Capability.DEPRECATE_EOF
+        deprecate_eof = self.capabilities & _DEPRECATE_EOF
         while True:
             if self._phase == _ROWS:
                 out, terminated = self._row_frames(head)

@@ -189,6 +189,11 @@ HOLD_LIMIT = 1024 * 1024
 PREPARE_LIMIT = 16 * 1024 * 1024
 # Plans the fast path remembers per grant view (by statement shape).
 _MEMO_SIZE = 1024
+# On CPython 3.11 reading a member off an enum class (``ResponseKind.QUERY``) goes through
+# EnumType.__getattr__'s slot, and an enum member's ``.value`` through a Python property: each
+# several hundred instructions, not specialized. The fast path reads module constants and
+# ``_value_`` (the member's value, the attribute ``.value`` returns) instead.
+_QUERY = ResponseKind.QUERY
 # The server is draining (proxy/server.py): sent as the answer to the client's next command.
 SHUTDOWN = sql_error(ErrorCode.SERVER_SHUTDOWN, "Server shutdown in progress")
 
@@ -1033,7 +1038,7 @@ class Session:
             digest, statement = hit
             if statement.identity:
                 return False  # rewritten at positions the command loop's analysis finds
-            label = statement.kind.value
+            label = statement.kind._value_  # (see _QUERY)
             info = sql
             command_name = "Query"
         else:
@@ -1052,7 +1057,7 @@ class Session:
         self._digest = digest
         columns = self.sharded.link_columns(snapshot)
         every = columns is not None and _calls(statement)
-        conn.start_relay(self.client, ResponseKind.QUERY, self._fast_done, columns, every)
+        conn.start_relay(self.client, _QUERY, self._fast_done, columns, every)
         return True
 
     def _fast_sharded(self, packet: bytes) -> bool | None:
@@ -1087,10 +1092,10 @@ class Session:
         # Its column definitions name the logical database and tables, as the executor's.
         columns = self.sharded.columns_for(decided.layout, target.database)
         if target.partition == 0:
-            conn.start_relay(self.client, ResponseKind.QUERY, self._fast_done, columns)
+            conn.start_relay(self.client, _QUERY, self._fast_done, columns)
         else:
             self._fast_conn, self._fast_partition = conn, target.partition
-            conn.start_relay(self.client, ResponseKind.QUERY, self._fast_partition_done, columns)
+            conn.start_relay(self.client, _QUERY, self._fast_partition_done, columns)
         return True
 
     def _fast_sharded_text(self, packet: bytes) -> bool:
@@ -1129,7 +1134,7 @@ class Session:
                 return False
             conn = ready
         metrics = self.ctx.metrics
-        metrics.statement(statement.kind.value)
+        metrics.statement(statement.kind._value_)  # (see _QUERY)
         metrics.routed()
         activity = self.activity
         activity.command = "Query"
@@ -1146,10 +1151,10 @@ class Session:
             # Its column definitions name the logical database and tables, as the executor's.
             columns = self.sharded.columns_for(decided.layout, physical.name)
         if partition == 0:
-            conn.start_relay(self.client, ResponseKind.QUERY, self._fast_done, columns)
+            conn.start_relay(self.client, _QUERY, self._fast_done, columns)
         else:
             self._fast_conn, self._fast_partition = conn, partition
-            conn.start_relay(self.client, ResponseKind.QUERY, self._fast_partition_done, columns)
+            conn.start_relay(self.client, _QUERY, self._fast_partition_done, columns)
         return True
 
     def _fast_partition_done(self, scanner: ResponseScanner, error: BackendError | None) -> None:

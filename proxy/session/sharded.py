@@ -608,7 +608,8 @@ class ClientTransaction:
         return None
 
 
-_AUTOCOMMIT_OFF = ("0", "'OFF'", "'0'")  # autocommit's value off, as the state holds it
+# autocommit's value off, as the state holds it (a set: one hash, not three string compares)
+_AUTOCOMMIT_OFF = frozenset({"0", "'OFF'", "'0'"})
 
 
 def _autocommit_off(variables: Mapping[str, str]) -> bool:

@@ -3,7 +3,7 @@ CPU per query that other load on a shared machine does not move (CPU time from /
 ±15-30 % between minutes there).
 
     .venv/bin/python -m tests.bench.instructions --tree A=/path/to/treeA --tree B=/path/to/treeB \\
-        [--events 5000] [--threads 4] [--workloads ps_ps,ps_text]
+        [--events 5000] [--threads 4] [--workloads ps_ps,ps_text] [--keep DIR]
 
 Each tree's proxy (its proxy/ and auth/, compiled extensions included) runs under
 ``valgrind --tool=callgrind --instr-atstart=no`` on one stack (one catalog, one MariaDB shard).
@@ -79,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=5000)
     p.add_argument("--threads", type=int, default=4)
     p.add_argument("--workloads", default="ps_ps,ps_text")
+    p.add_argument(
+        "--keep",
+        type=Path,
+        help="copy the callgrind files (one dump per workload and tree) into this directory,"
+        " for callgrind_annotate",
+    )
     args = p.parse_args(argv)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("valgrind is missing: apt-get install -y valgrind")
@@ -141,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for proc, _ in variants.values():
             proc.stop(60)
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for path in out_dir.glob("cg-*"):
+                shutil.copy2(path, args.keep / path.name)
         stack.close()
         shutil.rmtree(workdir, ignore_errors=True)
     return 0

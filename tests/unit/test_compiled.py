@@ -757,12 +757,13 @@ def test_write_many_is_one_vectored_write(sizes: list[int]) -> None:
 # --- modules compiled as they are (proxy/__init__.py's finder) ------------------------------
 
 
-def _module_pair(directory: Path, source: str) -> str:
-    """``directory/fake.py`` holding ``source`` and a (dummy) extension file next to it; the
-    source's digest."""
-    (directory / "fake.py").write_text(source)
-    (directory / f"fake{EXTENSION_SUFFIXES[0]}").write_bytes(b"")
-    return hashlib.sha256(source.encode()).hexdigest()
+def _module_pair(directory: Path, source: str, name: str = "fake") -> str:
+    """``directory/NAME.py`` holding ``source`` and a (dummy) extension file next to it; the
+    digest of the source and its .pxd, if there is one."""
+    (directory / f"{name}.py").write_text(source)
+    (directory / f"{name}{EXTENSION_SUFFIXES[0]}").write_bytes(b"")
+    pxd = directory / f"{name}.pxd"
+    return hashlib.sha256(source.encode() + (pxd.read_bytes() if pxd.exists() else b"")).hexdigest()
 
 
 def test_a_compiled_module_loads_only_from_the_source_it_was_built_from(tmp_path: Path) -> None:
@@ -784,6 +785,33 @@ def test_a_compiled_module_loads_only_from_the_source_it_was_built_from(tmp_path
     # Not ours: the ordinary finders'.
     assert finder.find_spec("fake", [str(tmp_path)]) is None
     assert finder.find_spec("proxy.absent", [str(tmp_path)]) is None
+
+
+def test_a_compiled_module_runs_as_python_when_a_module_it_cimports_does(tmp_path: Path) -> None:
+    """A compiled module typed with another's classes (its .pxd cimports them: pool.pxd uses
+    connection.pxd's BackendConnection) loads only while that one runs compiled too: its
+    import would fail on the pure class. The reason is reported."""
+    base = _module_pair(tmp_path, "class Base: ...\n", "base")
+    (tmp_path / "fake.pxd").write_text("from proxy.base cimport Base\n")
+    fake = _module_pair(tmp_path, "X = 1\n", "fake")
+    built = {"proxy.base": base, "proxy.fake": fake}
+    finder = proxy.CompiledFinder(pure=False, built=built)
+    spec = finder.find_spec("proxy.fake", [str(tmp_path)])
+    assert spec is not None and isinstance(spec.loader, ExtensionFileLoader)
+    (tmp_path / "base.py").write_text("class Base:\n    edited = 1\n")
+    finder = proxy.CompiledFinder(pure=False, built=built)
+    spec = finder.find_spec("proxy.fake", [str(tmp_path)])
+    assert spec is not None and isinstance(spec.loader, SourceFileLoader)
+    assert finder.skipped == {"proxy.fake": "it uses the types of proxy.base, which runs as Python"}
+    # Not built at all, or its extension gone: the same.
+    finder = proxy.CompiledFinder(pure=False, built={"proxy.fake": fake})
+    spec = finder.find_spec("proxy.fake", [str(tmp_path)])
+    assert spec is not None and isinstance(spec.loader, SourceFileLoader)
+    base = _module_pair(tmp_path, "class Base: ...\n", "base")
+    (tmp_path / f"base{EXTENSION_SUFFIXES[0]}").unlink()
+    finder = proxy.CompiledFinder(pure=False, built={"proxy.base": base, "proxy.fake": fake})
+    spec = finder.find_spec("proxy.fake", [str(tmp_path)])
+    assert spec is not None and isinstance(spec.loader, SourceFileLoader)
 
 
 def test_pure_mode_loads_only_sources(tmp_path: Path) -> None:

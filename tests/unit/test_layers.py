@@ -293,7 +293,11 @@ def _dotted(node: ast.expr) -> list[str] | None:
 
 
 # Underscore names that are public API: the namedtuple methods.
-NAMEDTUPLE_API = frozenset({"_replace", "_asdict", "_fields", "_make", "_field_defaults"})
+# Underscored names that are a standard type's public API: namedtuple's, and an enum member's
+# value (``_value_``: what ``.value`` returns, without the Python property call on 3.11).
+NAMEDTUPLE_API = frozenset(
+    {"_replace", "_asdict", "_fields", "_make", "_field_defaults", "_value_"}
+)
 
 
 def _defined_here(module: Module) -> set[str]:
