@@ -253,6 +253,9 @@ class BackendConnection(PacketConnection):
         # Heads of query answers rewritten before, by length: (rewrite, the shard's bytes) ->
         # the bytes written (a statement's definitions repeat byte for byte), bounded.
         self._heads: dict[int, dict[tuple[ColumnRewrite, bytes], bytes]] = {}
+        # The last of them found again, (rewrite, the shard's bytes, the bytes written): a
+        # statement run over and over is recognized without slicing and hashing its head.
+        self._last_head: tuple[ColumnRewrite, bytes, bytes] | None = None
         self._head_kind = ResponseKind.QUERY
         # time.monotonic() of the last bytes from the shard while a response is awaited;
         # 0.0 when none is (the stall watchdog reads it).
@@ -485,11 +488,19 @@ class BackendConnection(PacketConnection):
         rewrite; more after it): the head as written then followed by the rest of ``data``
         (fed to the scanner and written as an answer's bytes are); None when it does not."""
         n = len(data)
+        last = self._last_head
+        if last is not None and last[0] is columns:
+            raw = last[1]
+            if n > len(raw) and data.startswith(raw):
+                self._columns = None
+                return last[2] + data[len(raw) :]
         for length, known in self._heads.items():
             if n > length:
-                written = known.get((columns, data[:length]))
+                raw = data[:length]
+                written = known.get((columns, raw))
                 if written is not None:
                     self._columns = None
+                    self._last_head = (columns, raw, written)
                     return written + data[length:]
         return None
 
