@@ -1026,7 +1026,7 @@ class Session:
             if ready is None:
                 return False
             conn = ready
-        self.ctx.metrics.routed(statement.kind.value)
+        self.ctx.metrics.routed(known.kind)
         activity = self.activity
         activity.command = "Query"
         activity.since = self._started = time.monotonic()

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -558,7 +559,13 @@ class TextRoute:
     layout: Layout
     reads_rows: bool
     names: LogicalNames
+    kind: str  # statement.kind.value (an Enum's value is a Python-level property)
     columns: dict[str, Callable[[bytes], bytes]] = field(default_factory=dict)
+    # The fast path's by global table (the shape's ``integer``'s), where the physical text
+    # is the client's own: the physical database and the renaming (as ``columns``).
+    own_text: dict[int, tuple[PhysicalDatabase, Callable[[bytes], bytes] | None]] = field(
+        default_factory=dict
+    )
 
 
 _UNKNOWN = object()
@@ -2856,6 +2863,9 @@ class ShardedExecutor:
             _new_types(statement, sent)
         columns = self.columns_for(plan.layout, target.database)
         if g is not None:
+            # A rewrite object of the route's own: the connection finds the answer's head it
+            # rewrote by it (BackendConnection._known_head), statement by statement.
+            columns = functools.partial(columns)
             statement.fast[g] = FastRoute(
                 target,
                 physical,
@@ -2928,7 +2938,21 @@ class ShardedExecutor:
         if known is None:
             return None
         assert isinstance(known, TextRoute)
-        placed = known.shape.physical(sql, spans)
+        shape = known.shape
+        integer = shape.integer
+        g = None
+        if integer is not None and not shape.string:
+            # TextShape.physical's integer key, inline: its global table's entry.
+            at = 2 * shape.key
+            digits = sql[spans[at] : spans[at + 1]]
+            if digits.isascii() and digits.isdigit():
+                value = -int(digits) if shape.negative else int(digits)
+                if integer.low <= value <= integer.high:
+                    g = abs(value) % integer.modulus
+                    own = known.own_text.get(g)
+                    if own is not None:
+                        return known, own[0], sql, own[1]
+        placed = shape.physical(sql, spans)
         if placed is None:
             return None
         database = placed[0]
@@ -2937,6 +2961,10 @@ class ShardedExecutor:
             columns = known.columns.get(database.name)
             if columns is None:
                 columns = known.columns[database.name] = known.names.rewrite(database.name)
+        if g is not None and placed[1] is sql:
+            # (a rewrite object of the entry's own: see _fast_general)
+            columns = None if columns is None else functools.partial(columns)
+            known.own_text[g] = (database, columns)
         return known, database, placed[1], columns
 
     def _learn(
@@ -2965,7 +2993,15 @@ class ShardedExecutor:
                     return _UNKNOWN
                 if shape is not None:
                     names = LogicalNames(layout.name.encode(), physical_table_names(layout))
-                    found = TextRoute(shape, statement, digest, layout, shape.reads_rows, names)
+                    found = TextRoute(
+                        shape,
+                        statement,
+                        digest,
+                        layout,
+                        shape.reads_rows,
+                        names,
+                        statement.kind.value,
+                    )
             if len(_SHARED_SHAPES) >= _SHARED_SHAPES_KEPT:
                 _SHARED_SHAPES.clear()
             _SHARED_SHAPES[shared_key] = (snapshot, found)
