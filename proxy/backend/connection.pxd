@@ -32,6 +32,7 @@ cdef class BackendConnection(PacketConnection):
     cdef public object _phase
     cdef public bint _continued
     cdef public object _heads
+    cdef public object _last_heads
     cdef public object _head_kind
     cdef public double waiting_since
     cdef public object _stalled

@@ -259,6 +259,11 @@ class BackendConnection(PacketConnection):
         # Heads of query answers rewritten before, by length: (rewrite, the shard's bytes) ->
         # the bytes written (a statement's definitions repeat byte for byte), bounded.
         self._heads: dict[int, dict[tuple[ColumnRewrite, bytes], bytes]] = {}
+        # The last of them met, by rewrite: (the shard's bytes, the bytes written). A caller
+        # that gives each statement a rewrite of its own (the sharded fast paths) has its
+        # statement's head recognized without slicing and hashing it (one dict lookup by
+        # identity, one comparison).
+        self._last_heads: dict[ColumnRewrite, tuple[bytes, bytes]] = {}
         self._head_kind = ResponseKind.QUERY
         # time.monotonic() of the last bytes from the shard while a response is awaited;
         # 0.0 when none is (the stall watchdog reads it).
@@ -491,13 +496,30 @@ class BackendConnection(PacketConnection):
         rewrite; more after it): the head as written then followed by the rest of ``data``
         (fed to the scanner and written as an answer's bytes are); None when it does not."""
         n = len(data)
+        last = self._last_heads.get(columns)
+        if last is not None:
+            raw = last[0]
+            length = len(raw)
+            # (a slice's comparison: bytes.startswith parses its arguments, at several times
+            # the cost)
+            if n > length and data[:length] == raw:
+                self._columns = None
+                return last[1] + data[length:]
         for length, known in self._heads.items():
             if n > length:
-                written = known.get((columns, data[:length]))
+                raw = data[:length]
+                written = known.get((columns, raw))
                 if written is not None:
                     self._columns = None
+                    self._last_head(columns, raw, written)
                     return written + data[length:]
         return None
+
+    def _last_head(self, columns: ColumnRewrite, raw: bytes, written: bytes) -> None:
+        last = self._last_heads
+        if len(last) >= _HEADS_KEPT and columns not in last:
+            last.clear()
+        last[columns] = (raw, written)
 
     def _remember_head(self, columns: ColumnRewrite, raw: bytes, written: bytes) -> None:
         known = self._heads.setdefault(len(raw), {})
@@ -505,6 +527,7 @@ class BackendConnection(PacketConnection):
             self._heads.clear()
             known = self._heads[len(raw)] = {}
         known[columns, raw] = written
+        self._last_head(columns, raw, written)
 
     def _relay_head(self, data: bytes, scanner: ResponseScanner) -> tuple[bytes, bytes] | None:
         """The head of an answer whose column definitions are rewritten: packet by packet

@@ -704,9 +704,11 @@ class Metrics:
         child.value += 1
         self.sharded_physical_statements.observe(physical)
 
-    def routed(self) -> None:
-        """``sharded("routed", 1)`` at the cost of two additions (the fast path's): one
-        statement routed to one partition (1 is the first bucket's bound)."""
+    def routed(self, kind: str) -> None:
+        """``statement(kind)`` and ``sharded("routed", 1)`` at the cost of three additions
+        (the fast path's): one statement routed to one partition (1 is the first bucket's
+        bound)."""
+        self._statements.get(kind, self._statement_other).value += 1
         self._routed.value += 1
         one = self._one_physical
         one.counts[0] += 1

@@ -1080,7 +1080,7 @@ class Session:
         found = self.sharded.fast_target(sharded, decided, packet, snapshot)
         if found is None:
             return False
-        conn, target, framed = found
+        conn, partition, framed, columns = found
         self.ctx.metrics.statement("execute")
         activity = self.activity
         activity.command = "Execute"
@@ -1089,12 +1089,12 @@ class Session:
         conn.write_raw(framed)
         self.client.hold = True
         self._digest = prepared.digest
-        # Its column definitions name the logical database and tables, as the executor's.
-        columns = self.sharded.columns_for(decided.layout, target.database)
-        if target.partition == 0:
+        # (``columns``: its column definitions name the logical database and tables, as the
+        # executor's)
+        if partition == 0:
             conn.start_relay(self.client, _QUERY, self._fast_done, columns)
         else:
-            self._fast_conn, self._fast_partition = conn, target.partition
+            self._fast_conn, self._fast_partition = conn, partition
             conn.start_relay(self.client, _QUERY, self._fast_partition_done, columns)
         return True
 
@@ -1115,10 +1115,10 @@ class Session:
         snapshot = self.ctx.snapshot()
         if snapshot is not self._checked_snapshot:
             return False
-        found = self.sharded.text_target(sql)
+        found = self.sharded.text_target(sql, snapshot)
         if found is None:
             return False
-        known, physical, physical_sql = found
+        known, physical, physical_sql, columns = found
         statement = known.statement
         decided = self._memoized(statement, snapshot, original=known.shape)
         if not isinstance(decided, Sharded):
@@ -1133,9 +1133,7 @@ class Session:
             if ready is None:
                 return False
             conn = ready
-        metrics = self.ctx.metrics
-        metrics.statement(statement.kind._value_)  # (see _QUERY)
-        metrics.routed()
+        self.ctx.metrics.routed(known.kind)
         activity = self.activity
         activity.command = "Query"
         activity.since = self._started = time.monotonic()
@@ -1146,10 +1144,8 @@ class Session:
             conn.send(b"\x03" + physical_sql.encode())
         self.client.hold = True
         self._digest = known.digest
-        columns = None
-        if known.shape.reads_rows:
-            # Its column definitions name the logical database and tables, as the executor's.
-            columns = self.sharded.columns_for(decided.layout, physical.name)
+        # (``columns``: its column definitions name the logical database and tables, as the
+        # executor's)
         if partition == 0:
             conn.start_relay(self.client, _QUERY, self._fast_done, columns)
         else:

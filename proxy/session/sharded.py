@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -183,6 +184,7 @@ from proxy.wire.params import (
     ParamValue,
     build_execute,
     decode_param,
+    integer_layout,
     parse_execute,
     peek_integer,
     peek_params,
@@ -471,6 +473,29 @@ class PhysicalStatement:
     typed: weakref.WeakSet[BackendConnection] = field(default_factory=weakref.WeakSet)
 
 
+@dataclass(eq=False, slots=True)
+class FastRoute:
+    """The fast path's entry for one global table of a statement routed by one integer key
+    (``ShardedStatement.fast``; for the catalog snapshot and codec its targets are for): the
+    target and its physical statement; the connection that statement was last found prepared
+    on, its id there (4 bytes, little-endian; ``same_id``: the client's id) and whether that
+    connection was sent the statement's parameter types; and the column-definition renaming
+    for the plan's ``layout``. One lookup per execution instead of the target's, the
+    physical statement's and the weak mappings'. Dropped with the statement's targets
+    (``_refresh``), when its physical statements are closed and when its parameter types
+    change (``_new_types``): a connection's entries in ``PhysicalStatement.on`` and
+    ``typed`` are only ever added otherwise, so the memo stays what they say."""
+
+    target: Target
+    physical: PhysicalStatement
+    conn: BackendConnection
+    statement_id: bytes
+    same_id: bool
+    typed: bool
+    layout: Layout
+    columns: Callable[[bytes], bytes]
+
+
 @dataclass(eq=False)
 class ShardedStatement:
     """A client's prepared statement on sharded or broadcast tables. Each execution is routed
@@ -494,6 +519,14 @@ class ShardedStatement:
     failed: SqlError | None = None  # long data sent: the next execution's answer
     # The key is the one parameter, of a table sharded by HASH of an integer column.
     integer: IntegerHash | None = None
+    # The fast path's entries by global table (``integer``'s; FastRoute), for the same
+    # snapshot as ``hashed``.
+    fast: dict[int, FastRoute] = field(default_factory=dict)
+    # An execution sending no types whose one parameter is an integer of ``types``: its
+    # packet's length (frame header included; -1: ``types`` are not one integer's) and, for a
+    # signed one, 2 ** (bits - 1) (0: unsigned).
+    fast_length: int = -1
+    fast_half: int = 0
 
 
 def _new_types(statement: ShardedStatement, types: bytes) -> None:
@@ -503,6 +536,13 @@ def _new_types(statement: ShardedStatement, types: bytes) -> None:
     if types != statement.types:
         for physical in statement.physical.values():
             physical.typed = weakref.WeakSet()
+        statement.fast.clear()
+        integer = integer_layout(types)
+        if integer is None:
+            statement.fast_length, statement.fast_half = -1, 0
+        else:
+            # (frame header, command, id, flags, iterations, NULL bitmap, "types sent" flag)
+            statement.fast_length, statement.fast_half = 16 + integer[0], integer[1]
     statement.types = types
 
 
@@ -510,12 +550,24 @@ def _new_types(statement: ShardedStatement, types: bytes) -> None:
 class TextRoute:
     """A text statement shape the fast path routes (:meth:`ShardedExecutor.text_target`):
     the shape, the analysis of its statements (what the command loop's would be: the cached
-    one of their fast key), their digest text and the layout the shape was made for."""
+    one of their fast key), their digest text and the layout the shape was made for; for a
+    shape that reads rows, the renaming of its answers' column definitions (the logical
+    database and tables where they name the physical ones) by physical database, made as
+    they are met."""
 
     shape: TextShape
     statement: Statement
     digest: str
     layout: Layout
+    reads_rows: bool
+    names: LogicalNames
+    kind: str  # statement.kind.value (an Enum's value is a Python-level property)
+    columns: dict[str, Callable[[bytes], bytes]] = field(default_factory=dict)
+    # The fast path's by global table (the shape's ``integer``'s), where the physical text
+    # is the client's own: the physical database and the renaming (as ``columns``).
+    own_text: dict[int, tuple[PhysicalDatabase, Callable[[bytes], bytes] | None]] = field(
+        default_factory=dict
+    )
 
 
 _UNKNOWN = object()
@@ -2530,6 +2582,7 @@ class ShardedExecutor:
             return
         statement.placed.clear()
         statement.hashed.clear()
+        statement.fast.clear()
         statement.placed_for = seen
         slots = key_slots(statement.text, layout, state.lex_mode, state.flavor, codec)
         statement.slots = slots
@@ -2629,6 +2682,7 @@ class ShardedExecutor:
         """Close the physical statements of ``statement`` but ``keep``'s: a multi-row INSERT
         makes one per way its rows fall, which the shard must not keep without bound
         (``max_prepared_stmt_count``)."""
+        statement.fast.clear()
         for text in [t for t in statement.physical if t not in keep]:
             self._close_physical(statement.physical.pop(text))
 
@@ -2748,24 +2802,83 @@ class ShardedExecutor:
         plan: Sharded,
         packet: bytes,
         snapshot: CatalogSnapshot | None = None,
-    ) -> tuple[BackendConnection, Target, bytes] | None:
+    ) -> tuple[BackendConnection, int, bytes, Callable[[bytes], bytes]] | None:
         """The fast path of an execution (no await: ``Session._fast``, which has checked
         that no transaction of the proxy's is in charge): a statement routed by its key alone
         to one partition whose connection is ready and has the physical statement prepared.
         ``packet``: the client's COM_STMT_EXECUTE, frame header first (sequence 0). Returns
-        (connection, target, the frame to write there), or None: the command loop carries
-        the execution out. (``snapshot``: the current catalog snapshot, when the caller has
-        it.)"""
+        (connection, its physical database, the frame to write there, the renaming of the
+        answer's column definitions), or None: the command loop carries the execution out.
+        (``snapshot``: the current catalog snapshot, when the caller has it.)
+
+        An execution of a statement keyed by one integer parameter that sends no types (what
+        a client sends once it has sent them) is read and placed in a few operations and
+        finds everything else in its global table's :class:`FastRoute`; the others (and that
+        one the first time) go the general way (:meth:`_fast_general`)."""
         if self.locked is not None:
             return None  # (under LOCK TABLES: the command loop's checks and texts)
+        session = self.session
+        state = session.link.state
+        placed_for = statement.placed_for
+        if (
+            placed_for is None
+            or placed_for[0] is not snapshot
+            or placed_for[1] is not state
+            or placed_for[2] != state.version
+            or placed_for[3] != session.charset
+        ):
+            self._refresh(statement, plan.layout, snapshot)
+        integer = statement.integer
+        if (
+            integer is not None
+            and len(packet) == statement.fast_length
+            and packet[15] == 0  # no types: "as last time" (statement.types)
+            and not packet[9] & 0x07  # no cursor
+            and not packet[14] & 1  # not NULL
+            and statement.failed is None
+        ):
+            # peek_integer's reading and IntegerHash.table's placing, inline.
+            value = int.from_bytes(packet[16:], "little")
+            half = statement.fast_half
+            if half and value >= half:
+                value -= half << 1
+            if integer.low <= value <= integer.high:
+                route = statement.fast.get(abs(value) % integer.modulus)
+                if route is not None and route.typed and route.layout is plan.layout:
+                    partition = route.target.partition
+                    if partition == 0:
+                        conn = session.link.reclaim()
+                        ready = conn is route.conn and not conn.broken and not conn.relaying
+                    else:
+                        conn = self.source.ready(partition, snapshot)
+                        ready = conn is route.conn
+                    if ready:
+                        assert conn is not None
+                        if not route.same_id:
+                            # The client's frame with the partition's statement id.
+                            packet = packet[:5] + route.statement_id + packet[9:]
+                        return conn, partition, packet, route.columns
+        return self._fast_general(statement, plan, packet, snapshot)
+
+    def _fast_general(
+        self,
+        statement: ShardedStatement,
+        plan: Sharded,
+        packet: bytes,
+        snapshot: CatalogSnapshot | None,
+    ) -> tuple[BackendConnection, int, bytes, Callable[[bytes], bytes]] | None:
+        """:meth:`fast_target` for any execution (the statement's targets refreshed): its
+        key values read from the packet, placed, the target's connection and physical
+        statement looked up; the statement's :class:`FastRoute` for the global table made
+        when an integer key placed it."""
         payload = packet[4:]
-        self._refresh(statement, plan.layout, snapshot)
         slots = statement.slots
         if slots is None or statement.failed is not None:
             return None
         target: Target | None = None
         integer = statement.integer
         sent: bytes | None
+        g: int | None = None
         if integer is not None:
             # One integer parameter, HASH of an integer key: arithmetic, no decoding.
             one = peek_integer(payload, statement.types)
@@ -2804,6 +2917,22 @@ class ShardedExecutor:
             return None
         if sent is not None and sent != statement.types:
             _new_types(statement, sent)
+        columns = self.columns_for(plan.layout, target.database)
+        if g is not None:
+            # A rewrite object of the route's own: the connection finds the answer's head it
+            # rewrote by it (BackendConnection._known_head), statement by statement.
+            columns = functools.partial(columns)
+            statement.fast[g] = FastRoute(
+                target,
+                physical,
+                conn,
+                backend_id.to_bytes(4, "little"),
+                backend_id == statement.client_id,
+                # (set below when this execution is the one that sends them)
+                bool(statement.params) and conn in physical.typed,
+                plan.layout,
+                columns,
+            )
         if statement.params and conn not in physical.typed:
             if sent is None:  # the connection has not had the types the execution relies on
                 if statement.types is None:
@@ -2811,20 +2940,32 @@ class ShardedExecutor:
                 with_ids = with_id(payload, backend_id)
                 flag_at, _ = execute_types(with_ids, statement.params)
                 physical.typed.add(conn)
-                return conn, target, frame(0, with_types(with_ids, flag_at, statement.types))
+                if g is not None:
+                    statement.fast[g].typed = True
+                return (
+                    conn,
+                    partition,
+                    frame(0, with_types(with_ids, flag_at, statement.types)),
+                    columns,
+                )
             physical.typed.add(conn)
+            if g is not None:
+                statement.fast[g].typed = True
         # The client's frame with the partition's statement id (the same length).
         if int.from_bytes(packet[5:9], "little") != backend_id:
             packet = packet[:5] + backend_id.to_bytes(4, "little") + packet[9:]
-        return conn, target, packet
+        return conn, partition, packet, columns
 
-    def text_target(self, sql: str) -> tuple[TextRoute, PhysicalDatabase, str] | None:
+    def text_target(
+        self, sql: str, snapshot: CatalogSnapshot
+    ) -> tuple[TextRoute, PhysicalDatabase, str, Callable[[bytes], bytes] | None] | None:
         """The fast path of a text statement (no await: ``Session._fast``): one of a shape
         routed by one literal (:class:`TextShape`, made from the first statement of the shape
         :func:`~proxy.shard.statements.decide` routed to the target the shape gives it), its
         target for this statement's literal (its physical database and physical text); None:
         the command loop routes it (its shape is not one, not analysed yet, or its key is not
-        placeable)."""
+        placeable); and the renaming of its answer's column definitions (None: it reads no
+        rows). (``snapshot``: the current catalog snapshot.)"""
         if self.locked is not None:
             return None  # (under LOCK TABLES: the command loop's checks and texts)
         found = fast_literals(sql)
@@ -2835,7 +2976,6 @@ class ShardedExecutor:
         state = session.link.state
         if not state.known:
             return None  # the shard's sql_mode is not read yet: the command loop's
-        snapshot = session.ctx.snapshot()
         seen = self._shapes_for
         mode, flavor = state.lex_mode, state.flavor
         if (
@@ -2854,10 +2994,34 @@ class ShardedExecutor:
         if known is None:
             return None
         assert isinstance(known, TextRoute)
-        placed = known.shape.physical(sql, spans)
+        shape = known.shape
+        integer = shape.integer
+        g = None
+        if integer is not None and not shape.string:
+            # TextShape.physical's integer key, inline: its global table's entry.
+            at = 2 * shape.key
+            digits = sql[spans[at] : spans[at + 1]]
+            if digits.isascii() and digits.isdigit():
+                value = -int(digits) if shape.negative else int(digits)
+                if integer.low <= value <= integer.high:
+                    g = abs(value) % integer.modulus
+                    own = known.own_text.get(g)
+                    if own is not None:
+                        return known, own[0], sql, own[1]
+        placed = shape.physical(sql, spans)
         if placed is None:
             return None
-        return known, placed[0], placed[1]
+        database = placed[0]
+        columns = None
+        if known.reads_rows:
+            columns = known.columns.get(database.name)
+            if columns is None:
+                columns = known.columns[database.name] = known.names.rewrite(database.name)
+        if g is not None and placed[1] is sql:
+            # (a rewrite object of the entry's own: see _fast_general)
+            columns = None if columns is None else functools.partial(columns)
+            known.own_text[g] = (database, columns)
+        return known, database, placed[1], columns
 
     def _learn(
         self, sql: str, key: str, spans: tuple[int, ...], snapshot: CatalogSnapshot
@@ -2884,7 +3048,16 @@ class ShardedExecutor:
                 if shape is None and not settled:
                     return _UNKNOWN
                 if shape is not None:
-                    found = TextRoute(shape, statement, digest, layout)
+                    names = LogicalNames(layout.name.encode(), physical_table_names(layout))
+                    found = TextRoute(
+                        shape,
+                        statement,
+                        digest,
+                        layout,
+                        shape.reads_rows,
+                        names,
+                        statement.kind.value,
+                    )
             if len(_SHARED_SHAPES) >= _SHARED_SHAPES_KEPT:
                 _SHARED_SHAPES.clear()
             _SHARED_SHAPES[shared_key] = (snapshot, found)
@@ -2901,6 +3074,7 @@ class ShardedExecutor:
     def _close(self, statement: ShardedStatement) -> None:
         """COM_STMT_CLOSE of every physical statement (no answer): on the session's own
         connection as any closed statement, on a partition's held connection at once."""
+        statement.fast.clear()
         for physical in statement.physical.values():
             self._close_physical(physical)
 

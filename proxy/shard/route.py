@@ -2426,8 +2426,9 @@ class TextShape:
             at = 2 * self.key
             digits = sql[spans[at] : spans[at + 1]]
             if digits.isascii() and digits.isdigit():  # placement()'s int(), and no Decimal
-                g = integer.table(-int(digits) if self.negative else int(digits))
-                if g is not None:
+                value = -int(digits) if self.negative else int(digits)
+                if integer.low <= value <= integer.high:  # (integer.table(value), inline)
+                    g = abs(value) % integer.modulus
                     known = self._by_table.get(g)
                     if known is None:
                         placement = Placement(g // integer.per_db, g)

@@ -130,6 +130,17 @@ def peek_integer(payload: bytes, last_types: bytes | None) -> tuple[int, bytes |
     return value, sent
 
 
+def integer_layout(types: bytes) -> tuple[int, int] | None:
+    """For the types of one parameter (2 bytes): when :func:`peek_integer` reads it as an
+    integer, its width in bytes and, for a signed one, ``2 ** (bits - 1)`` (0: unsigned);
+    None otherwise."""
+    integer = _INTEGERS.get(types[0]) if len(types) == 2 else None
+    if integer is None:
+        return None
+    width = integer[0]
+    return width, 0 if types[1] & _UNSIGNED else 1 << (8 * width - 1)
+
+
 def peek_params(
     payload: bytes,
     params: int,

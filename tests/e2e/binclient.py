@@ -227,19 +227,25 @@ class BinaryClient:
         return self._rows(self.types)
 
     def execute_typed(
-        self, statement: Prepared, params: list[tuple[int, bytes | None]]
+        self,
+        statement: Prepared,
+        params: list[tuple[int, bytes | None]],
+        *,
+        unsigned: bool = False,
+        send_types: bool = True,
     ) -> list[tuple[int | str | None, ...]] | int:
         """``execute`` with each parameter's type code and its value as the wire encodes it
-        (None: NULL), sent as given: rows, or the affected rows of an OK."""
+        (None: NULL), sent as given (the types flagged ``unsigned``; without them, "as last
+        time", with ``send_types`` False): rows, or the affected rows of an OK."""
         body = bytearray(b"\x17" + statement.statement_id.to_bytes(4, "little"))
         body += b"\x00" + (1).to_bytes(4, "little")
         bitmap = bytearray((statement.params + 7) // 8)
         for i, (_, raw) in enumerate(params):
             if raw is None:
                 bitmap[i // 8] |= 1 << (i % 8)
-        body += bitmap + b"\x01"
-        for code, _ in params:
-            body += bytes([code, 0])
+        body += bitmap + (b"\x01" if send_types else b"\x00")
+        for code, _ in params if send_types else ():
+            body += bytes([code, 0x80 if unsigned else 0])
         for _, raw in params:
             body += raw or b""
         self._send(bytes(body))

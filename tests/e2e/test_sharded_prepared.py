@@ -495,6 +495,74 @@ def _prepared_on_shards(env: ProxyEnv) -> int:
     return total
 
 
+_TINY, _SHORT, _LONG, _LONGLONG = 0x01, 0x02, 0x03, 0x08
+
+
+def test_fast_executions_follow_the_parameter_types(sharded: ProxyEnv) -> None:
+    """Executions that send no types ("as last time", what clients send once they have sent
+    them) read their integer key as the last types said -- each width, signed or unsigned --
+    and a partition's connection sent other types before is sent the new ones first (the
+    fast path remembers, per partition, what it sent there: dropped when the types change)."""
+    env = sharded
+    rows = {-5: "a", 251: "b", -6: "c", 65530: "d", 7: "e", 5: "f", 253: "g", BIG: "h"}
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE ti (id bigint NOT NULL, v varchar(20), PRIMARY KEY (id))"
+                " DBPARTITION BY HASH(id)"
+            )
+            for key, value in rows.items():
+                cur.execute("INSERT INTO ti (id, v) VALUES (%s, %s)", (key, value))
+    finally:
+        conn.close()
+    client = _binary(env)
+    try:
+        select = client.prepare("SELECT id, v FROM ti WHERE id = ?")
+
+        def run(code: int, raw: bytes, *, unsigned: bool = False, types: bool = True) -> Any:
+            return client.execute_typed(select, [(code, raw)], unsigned=unsigned, send_types=types)
+
+        # TINY, signed: -5 (physical database 1), then 7 (3) without types, repeatedly.
+        assert run(_TINY, b"\xfb") == [(-5, "a")]
+        for _ in range(3):
+            assert run(_TINY, b"\xfb", types=False) == [(-5, "a")]
+            assert run(_TINY, b"\x07", types=False) == [(7, "e")]
+        # TINY, unsigned: 0xfb is 251 (3); 0xfd is 253 (1), on a connection sent the signed
+        # type before (read as signed there: -3, no row).
+        assert run(_TINY, b"\xfb", unsigned=True) == [(251, "b")]
+        for _ in range(3):
+            assert run(_TINY, b"\xfd", types=False) == [(253, "g")]
+            assert run(_TINY, b"\xfb", types=False) == [(251, "b")]
+        # SHORT, signed, then unsigned: two bytes where one was read before.
+        assert run(_SHORT, b"\xfa\xff") == [(-6, "c")]
+        for _ in range(3):
+            assert run(_SHORT, b"\x05\x00", types=False) == [(5, "f")]
+            assert run(_SHORT, b"\xfa\xff", types=False) == [(-6, "c")]
+        assert run(_SHORT, b"\xfa\xff", unsigned=True) == [(65530, "d")]
+        for _ in range(3):
+            assert run(_SHORT, b"\xfa\xff", types=False) == [(65530, "d")]
+            assert run(_SHORT, b"\xfd\x00", types=False) == [(253, "g")]
+        # LONG and LONGLONG, signed and unsigned (the largest BIGINT).
+        assert run(_LONG, (-5).to_bytes(4, "little", signed=True)) == [(-5, "a")]
+        for _ in range(3):
+            assert run(_LONG, (7).to_bytes(4, "little"), types=False) == [(7, "e")]
+            assert run(_LONG, (-6).to_bytes(4, "little", signed=True), types=False) == [(-6, "c")]
+        assert run(_LONGLONG, BIG.to_bytes(8, "little"), unsigned=True) == [(BIG, "h")]
+        for _ in range(3):
+            assert run(_LONGLONG, BIG.to_bytes(8, "little"), types=False) == [(BIG, "h")]
+            assert run(_LONGLONG, (5).to_bytes(8, "little"), types=False) == [(5, "f")]
+        # Closed and prepared again (the shard may give the same ids): types first.
+        client.close_statement(select)
+        select = client.prepare("SELECT id, v FROM ti WHERE id = ?")
+        assert run(_TINY, b"\xfb") == [(-5, "a")]
+        for _ in range(3):
+            assert run(_TINY, b"\x07", types=False) == [(7, "e")]
+            assert run(_TINY, b"\xfb", types=False) == [(-5, "a")]
+    finally:
+        client.close()
+
+
 def test_split_inserts_keep_the_shards_statements_bounded(sharded: ProxyEnv) -> None:
     """A multi-row INSERT prepares one physical statement per way its rows fall over the
     partitions: beyond a bound, the older ones are closed on the shards."""

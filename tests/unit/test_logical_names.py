@@ -6,6 +6,8 @@ needs no change is the same payload."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -227,3 +229,37 @@ def test_a_head_seen_before_is_written_as_then(chunk: int) -> None:
         assert len(ended) == 1 and ended[0].rows == 2 and not conn.broken
         schema = b"sales" if columns is rewrite else b"sales_0001"
         assert bytes(client.out) == _wire(_answer(schema, table, False))
+
+
+@pytest.mark.parametrize("chunk", [5, 4096])
+def test_each_rewrite_remembers_its_last_head(chunk: int) -> None:
+    """Rewrites of their own per statement (the sharded fast paths give each statement's
+    route one): statements alternating on a connection each find their head again by their
+    rewrite; an answer under the same rewrite with other bytes (another table, the same
+    length) is rewritten anew."""
+    conn = BackendConnection(BackendTarget("s0", "127.0.0.1", 3306, "u", "p", "sales_0001"))
+    conn.capabilities = int(Capability.PROTOCOL_41)
+    # (orders_04 keeps its name: a head taken for another one's would show)
+    rewrite = LogicalNames(b"sales", {b"orders_03": b"orders"}).rewrite("sales_0001")
+    first, second = functools.partial(rewrite), functools.partial(rewrite)
+    ended: list[ResponseScanner] = []
+    for shard_table, columns in (
+        (b"orders_03", first),
+        (b"orders_04", second),
+        (b"orders_03", first),  # known, by its rewrite
+        (b"orders_04", second),
+        (b"orders_04", first),  # the same rewrite, another head
+        (b"orders_03", first),
+        (b"orders_03", second),
+    ):
+        client = _Client()
+        ended.clear()
+        conn.start_relay(client, ResponseKind.QUERY, lambda s, e: ended.append(s), columns)
+        data = _wire(_answer(b"sales_0001", shard_table, False))
+        for at in range(0, len(data), chunk):
+            conn.data_received(data[at : at + chunk])
+        assert len(ended) == 1 and ended[0].rows == 2 and not conn.broken
+        table = b"orders" if shard_table == b"orders_03" else shard_table
+        assert bytes(client.out) == _wire(_answer(b"sales", table, False))
+    if chunk > len(data):  # (heads that came in one piece are remembered)
+        assert set(conn._last_heads) == {first, second}
