@@ -221,6 +221,15 @@ class Session(Protocol):
     @property
     def prepared(self) -> dict[int, Any]: ...
 
+    # The notes SHOW WARNINGS shows of the proxy's own last statement (level, code, message).
+    notes: list[tuple[str, int, str]]
+
+
+class OkReply(Protocol):
+    """An OK packet to the client, with the statement's warning count."""
+
+    def __call__(self, warnings: int = 0) -> None: ...
+
 
 @dataclass(frozen=True)
 class Replies:
@@ -228,7 +237,7 @@ class Replies:
     status flags): the session's own methods."""
 
     error: Callable[[SqlError], None]
-    ok: Callable[[], None]
+    ok: OkReply
     write: Callable[[bytes], None]
     result_set: Callable[[list[str], list[list[str | None]], frozenset[str]], None]
     status: Callable[[], int]
@@ -539,8 +548,10 @@ class _MoreResults:
     def error(self, error: SqlError) -> None:
         self.write(_err_packet(self.capabilities, error))
 
-    def ok(self) -> None:
-        self.write(build_ok(capabilities=self.capabilities, status=self.real.status()))
+    def ok(self, warnings: int = 0) -> None:
+        self.write(
+            build_ok(capabilities=self.capabilities, status=self.real.status(), warnings=warnings)
+        )
 
     def result_set(
         self, columns: list[str], rows: list[list[str | None]], numeric: frozenset[str]
@@ -729,7 +740,9 @@ class ShardedExecutor:
                         list(decision.columns), [list(r) for r in decision.rows], decision.numeric
                     )
                 else:
-                    self.replies.ok()
+                    # (CREATE TABLE IF NOT EXISTS of a table there is: MariaDB's note 1050)
+                    self.session.notes = list(decision.notes)
+                    self.replies.ok(len(decision.notes))
             elif isinstance(decision, Route):
                 tx = self.tx
                 watched = self._watch_deadlocks() if tx is not None else None
