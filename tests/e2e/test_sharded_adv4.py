@@ -9,12 +9,14 @@ db = |id| mod 4.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pymysql
 import pytest
 
+from tests.conftest import connect_admin
 from tests.e2e.conftest import ProxyEnv
 from tests.e2e.sharded import sharded_database
 
@@ -84,3 +86,68 @@ def test_create_if_not_exists_of_a_table_there_is_leaves_mariadbs_note(sharded: 
                 assert cur.fetchall() == ()
     finally:
         conn.close()
+
+
+# ------------------------------------------------------------ a partition's failure, named
+
+
+def _kill_partition(env: ProxyEnv, index: int) -> None:
+    """Kill every connection to physical database ``index`` on its shard (the proxy's
+    partition connections), from the shard's admin connection."""
+    admin = connect_admin(env.shards[SHARD_OF[index]])
+    try:
+        with admin.cursor() as cur:
+            cur.execute(
+                "SELECT id FROM information_schema.processlist WHERE db = %s",
+                (f"{DB}_{index:04d}",),
+            )
+            for (thread,) in cur.fetchall():
+                cur.execute(f"KILL {int(thread)}")
+    finally:
+        admin.close()
+    time.sleep(0.3)  # (the proxy's end of the connection sees it closed)
+
+
+def _failure(cur: Any, sql: str) -> tuple[int, str]:
+    with pytest.raises(pymysql.err.MySQLError) as failed:
+        cur.execute(sql)
+    return failed.value.args[0], failed.value.args[1]
+
+
+@pytest.mark.parametrize(
+    ("begin", "then", "lost_with"),
+    [
+        # a transaction's branch lost, found when the transaction reaches it again
+        ("BEGIN", "UPDATE ja SET x = 10", "an open transaction"),
+        # ... or at its COMMIT (XA END on the lost branch)
+        ("BEGIN", "COMMIT", ""),
+        # a partition's table locks lost
+        ("LOCK TABLES ja WRITE", "SELECT COUNT(*) FROM ja", "table locks"),
+    ],
+)
+def test_a_lost_partition_is_named_by_partition_and_shard(
+    sharded: ProxyEnv, begin: str, then: str, lost_with: str
+) -> None:
+    """A partition's connection lost under a transaction or table locks: 2013 saying which
+    partition and shard, as SHOW NODE shows them (``partition 3 on shard s1``), never the
+    physical database's name (``adv4db_0003``), which is not the client's."""
+    conn = _client(sharded)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(begin)
+            cur.execute("UPDATE ja SET x = 9" if begin == "BEGIN" else "SELECT * FROM ja")
+            _kill_partition(sharded, 3)
+            errno, message = _failure(cur, then)
+        assert errno == 2013, message
+        assert "partition 3 on shard s1" in message, message
+        assert f"{DB}_" not in message, message
+        assert lost_with in message, message
+    finally:
+        conn.close()
+    check = _client(sharded)  # (nothing left behind: every row as it was)
+    try:
+        with check.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM ja WHERE x = 7")
+            assert cur.fetchall() == ((4,),)
+    finally:
+        check.close()
