@@ -223,6 +223,15 @@ class Session(Protocol):
     @property
     def prepared(self) -> dict[int, Any]: ...
 
+    # The notes SHOW WARNINGS shows of the proxy's own last statement (level, code, message).
+    notes: list[tuple[str, int, str]]
+
+
+class OkReply(Protocol):
+    """An OK packet to the client, with the statement's warning count."""
+
+    def __call__(self, warnings: int = 0) -> None: ...
+
 
 @dataclass(frozen=True)
 class Replies:
@@ -230,7 +239,7 @@ class Replies:
     status flags): the session's own methods."""
 
     error: Callable[[SqlError], None]
-    ok: Callable[[], None]
+    ok: OkReply
     write: Callable[[bytes], None]
     result_set: Callable[[list[str], list[list[str | None]], frozenset[str]], None]
     status: Callable[[], int]
@@ -358,7 +367,9 @@ class SessionPartitions:
                 if self.locked:
                     # Its table locks went with it: a new connection would run unlocked.
                     raise SessionLost(
-                        lost_error(["table locks"], f"partition {physical.name} reconnected")
+                        lost_error(
+                            ["table locks"], f"{_where(physical.index, physical.shard)} reconnected"
+                        )
                     )
             if conn is None:
                 conn = self._held[physical.index] = await self._open(physical, snapshot)
@@ -390,7 +401,7 @@ class SessionPartitions:
             raise BackendUnavailable(
                 sql_error(
                     ErrorCode.SERVER_GONE,
-                    f"Backend unavailable for partition {physical.name}: {exc}",
+                    f"Backend unavailable for {_where(physical.index, physical.shard)}: {exc}",
                 )
             ) from None
 
@@ -591,8 +602,10 @@ class _MoreResults:
     def error(self, error: SqlError) -> None:
         self.write(_err_packet(self.capabilities, error))
 
-    def ok(self) -> None:
-        self.write(build_ok(capabilities=self.capabilities, status=self.real.status()))
+    def ok(self, warnings: int = 0) -> None:
+        self.write(
+            build_ok(capabilities=self.capabilities, status=self.real.status(), warnings=warnings)
+        )
 
     def result_set(
         self, columns: list[str], rows: list[list[str | None]], numeric: frozenset[str]
@@ -782,7 +795,9 @@ class ShardedExecutor:
                         list(decision.columns), [list(r) for r in decision.rows], decision.numeric
                     )
                 else:
-                    self.replies.ok()
+                    # (CREATE TABLE IF NOT EXISTS of a table there is: MariaDB's note 1050)
+                    self.session.notes = list(decision.notes)
+                    self.replies.ok(len(decision.notes))
             elif isinstance(decision, Route):
                 tx = self.tx
                 watched = self._watch_deadlocks() if tx is not None else None
@@ -1032,6 +1047,8 @@ class ShardedExecutor:
         of the answer was already sent, or the session's own connection was lost with state)."""
         session = self.session
         broken = [index for index, conn in conns.items() if conn.broken or conn.is_closing()]
+        # (said where, as the client knows the topology: never a physical database's name)
+        cause = _lost_where(conns, exc)
         if not broken:
             # Not known which one failed: none of the statement's connections is trusted.
             broken = list(conns)
@@ -1048,12 +1065,12 @@ class ShardedExecutor:
             session.prepared.clear()
             self.forget_statements()
             if reasons or replied or in_transaction:
-                raise SessionLost(lost_error(reasons or ["an open transaction"], exc))
+                raise SessionLost(lost_error(reasons or ["an open transaction"], cause))
         elif self.locked is not None and any(index in self._locked_on for index in broken):
-            raise SessionLost(lost_error(["table locks"], exc))  # (the next would run unlocked)
+            raise SessionLost(lost_error(["table locks"], cause))  # (the next would run unlocked)
         elif replied or in_transaction:
-            raise SessionLost(lost_error(["an open transaction"] if in_transaction else [], exc))
-        self.replies.error(lost_error([], exc))
+            raise SessionLost(lost_error(["an open transaction"] if in_transaction else [], cause))
+        self.replies.error(lost_error([], cause))
 
     # -- routed statements -------------------------------------------------------------------
 
@@ -1474,7 +1491,8 @@ class ShardedExecutor:
                         session.capabilities,
                         sql_error(
                             ErrorCode.UNKNOWN_ERROR,
-                            f"partition {target.database} answered {count_} columns, not {columns}",
+                            f"{_where(target.partition, target.shard)} answered {count_} columns,"
+                            f" not {columns}",
                         ),
                     )
                 )
@@ -1809,8 +1827,8 @@ class ShardedExecutor:
             refused = failed.get(partition)
             # (XAER_NOTA: committed by a recovering node, as decided)
             if refused is not None and refused.errno != _XAER_NOTA:
-                name = _layout_of(session).partitions[partition].name
-                not_committed.append(f"{name}: {refused}")
+                where = _where(partition, conns[partition].target.shard)
+                not_committed.append(f"{where}: {refused.errno} {refused.message}")
         if not_committed:
             raise sql_error(
                 ErrorCode.UNKNOWN_ERROR,
@@ -1952,9 +1970,8 @@ class ShardedExecutor:
             if held is not None:
                 # Its connection was lost (and the shard rolled the branch back).
                 await self._abort(tx)
-                raise SessionLost(
-                    lost_error(["an open transaction"], f"partition {partition} reconnected")
-                )
+                where = _where(partition, held.target.shard)
+                raise SessionLost(lost_error(["an open transaction"], f"{where} reconnected"))
             try:
                 if tx.isolation is not None:
                     await _own_ok(conn, f"SET TRANSACTION ISOLATION LEVEL {tx.isolation}")
@@ -2229,7 +2246,8 @@ class ShardedExecutor:
             try:
                 ended = await self._end_all(tx)
             except (BackendError, ConnectionLost) as exc:
-                self.replies.error(lost_error(["an open transaction"], exc))
+                where = _lost_where(tx.branches, exc)
+                self.replies.error(lost_error(["an open transaction"], where))
                 return None
             return ended or build_ok(capabilities=self.session.capabilities)
         xid = quote_string(tx.gtrid)
@@ -2253,7 +2271,7 @@ class ShardedExecutor:
         except BackendQueryError as exc:
             failure = sql_error_from(exc.errno, exc.sqlstate, exc.message)
         except (BackendError, ConnectionLost) as exc:
-            failure = lost_error([], exc)
+            failure = lost_error([], _lost_where(conns, exc))
         if failure is None:
             _crash_point("after-prepare")
             outcome = await self._decide(tx.gtrid)
@@ -2278,11 +2296,10 @@ class ShardedExecutor:
         await _pause_point("after-decision")
         not_committed: list[str] = []
         answer: bytes | None = None
-        layout = _layout_of(self.session)
         left: dict[int, BackendConnection] = {}
         committed = await _own_each(conns, order, lambda p: f"XA COMMIT {xid}, '{p}'")
         for partition in order:
-            where = layout.partitions[partition].name
+            where = _where(partition, conns[partition].target.shard)
             result = committed[partition]
             if isinstance(result, (BackendError, ConnectionLost)):
                 not_committed.append(f"{where}: {result}")
@@ -2713,7 +2730,8 @@ class ShardedExecutor:
                 conn.send(b"\x19" + ok.statement_id.to_bytes(4, "little"))
                 raise sql_error(
                     ErrorCode.UNKNOWN_ERROR,
-                    f"partition {target.database} prepared {ok.num_params} parameters, not"
+                    f"{_where(target.partition, target.shard)} prepared {ok.num_params}"
+                    " parameters, not"
                     f" {expected}",
                 )
             backend_id = ok.statement_id
@@ -3789,7 +3807,8 @@ def _steps_ok(
             raise BackendQueryError(err.errno, err.sqlstate, err.message)
         if answer[:1] != b"\x00":
             conns[partition].broken = True
-            raise BackendError(f"an answer other than OK to an XA step on partition {partition}")
+            where = _where(partition, conns[partition].target.shard)
+            raise BackendError(f"an answer other than OK to an XA step on {where}")
 
 
 async def _commands_by_branch(
@@ -3876,7 +3895,7 @@ async def _apply(conn: BackendConnection, physical: PhysicalDatabase, wanted: li
         raise BackendUnavailable(
             sql_error(
                 ErrorCode.SERVER_GONE,
-                f"Backend unavailable for partition {physical.name}: the session's"
+                f"Backend unavailable for {_where(physical.index, physical.shard)}: the session's"
                 f" settings could not be applied: {exc}",
             )
         ) from None
@@ -4078,10 +4097,27 @@ def _topology_numbers(layout: Layout, tables: Iterable[LogicalTable]) -> dict[tu
     }
 
 
+def _lost_where(conns: Mapping[int, BackendConnection], exc: object) -> str:
+    """``exc``, a connection lost, said with where: the partitions (and shards) whose
+    connections broke, when that is known."""
+    gone = [
+        _where(p, conn.target.shard)
+        for p, conn in conns.items()
+        if conn.broken or conn.is_closing()
+    ]
+    return f"{', '.join(gone)}: {exc}" if gone else str(exc)
+
+
+def _where(partition: int, shard: str) -> str:
+    """A physical database as the client knows the topology: its partition (SHOW NODE's ID)
+    and its shard, never its physical name."""
+    return f"partition {partition} on shard {shard}"
+
+
 def _failed_where(target: Target, numbered: Mapping[tuple[int, str], str]) -> str:
     """Where a fanned-out DDL statement failed, in the client's terms: ``partition 3 on shard
     s1``, with the split table's ``t #7`` before it."""
-    where = f"partition {target.partition} on shard {target.shard}"
+    where = _where(target.partition, target.shard)
     for quoted, bare in _NAMES.findall(target.sql):
         name = (quoted.replace("``", "`") if quoted else bare).lower()
         table = numbered.get((target.partition, name))

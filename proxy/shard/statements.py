@@ -128,6 +128,8 @@ class LocalRows:
     # A statement whose answer on physical database 0 has these columns' definitions (and no
     # rows): they are the answer's, under these names (SHOW TABLES: what MariaDB sends).
     probe: str | None = None
+    # No columns: the OK's notes (level, code, message), which SHOW WARNINGS shows.
+    notes: tuple[tuple[str, int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -893,8 +895,9 @@ def _create(text: str, layout: Layout, mode: LexMode, flavor: ServerFlavor | Non
     if create.schema is not None and create.schema.lower() != layout.name.lower():
         raise not_supported("CREATE TABLE in another database")
     if create.table.lower() in layout.tables:
-        if create.if_not_exists:
-            return LocalRows((), ())  # nothing to do (the session answers OK)
+        if create.if_not_exists:  # nothing to do: OK with MariaDB's note
+            note = ("Note", ErrorCode.TABLE_EXISTS.errno, f"Table '{create.table}' already exists")
+            return LocalRows((), (), notes=(note,))
         raise sql_error(ErrorCode.TABLE_EXISTS, f"Table '{create.table}' already exists")
     if create.like is not None:
         source = layout.tables.get(create.like[1].lower())

@@ -692,8 +692,8 @@ def test_a_commit_failing_after_the_decision_says_so_and_is_recovered(
     shards: list[ShardEndpoint], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The decision "commit" is recorded, then one branch's connection is killed on its shard
-    before its XA COMMIT: the client's COMMIT fails saying which physical database is not yet
-    committed (the other is); the branch stays prepared, and the next proxy to start commits
+    before its XA COMMIT: the client's COMMIT fails saying which partition (and shard) is not
+    yet committed (the other is); the branch stays prepared, and the next proxy to start commits
     it."""
     name = "txfdb"
     with separate_database(shards, tmp_path, name, PASSWORD) as (config_path, port):
@@ -739,7 +739,10 @@ def test_a_commit_failing_after_the_decision_says_so_and_is_recovered(
             error = failed[0]
             assert error.args[0] == 1105
             assert "decided to commit but not yet committed on" in error.args[1]
-            assert f"{name}_0002" in error.args[1] and f"{name}_0001" not in error.args[1]
+            # (named as the client knows the topology: partition and shard, not the physical
+            # database's name)
+            assert "partition 2 on shard s1" in error.args[1], error.args
+            assert "partition 1 " not in error.args[1] and f"{name}_" not in error.args[1]
             client.close()
         finally:
             stop(first)
