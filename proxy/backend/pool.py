@@ -23,9 +23,11 @@ two grants race:
 
 1. the owner's own connection, idle (``reclaim``);
 2. a new connection, while the account is under ``pool_size`` and the shard under its maximum;
-3. an idle connection of the same key, least recently used: its last owner first saves what
-   its next statement could still ask about (``Owner.surrender``: LAST_INSERT_ID(),
-   FOUND_ROWS(), warnings...), then the new owner applies its session state;
+3. an idle connection of the same key: the session's own, else one nobody will take back
+   (its session ended or moved to another login), else another session's, least recently
+   used -- its last owner first saves what its next statement could still ask about
+   (``Owner.surrender``: LAST_INSERT_ID(), FOUND_ROWS(), warnings...: a query, the cost of a
+   hand-off), then the new owner applies its session state;
 4. an idle connection is closed to make room: of the same account (other capabilities) when
    the account is at ``pool_size``, else, with the shard at its maximum, of any account;
 5. otherwise the session waits, in FIFO order, at most ``wait_timeout`` seconds, and then gets
@@ -392,7 +394,7 @@ class ShardPool:
         self._unpark()
         idle = self._idle.get(key)
         while idle:
-            conn = next(iter(idle))
+            conn = self._pick(idle, owner)
             previous = self._owner.pop(conn, None)
             self._unidle(conn)
             if conn.broken:
@@ -424,6 +426,21 @@ class ShardPool:
         if previous is not None:
             previous.taken()
         return _Grant(None, previous, victim)
+
+    def _pick(self, idle: dict[BackendConnection, None], owner: Owner) -> BackendConnection:
+        """Which idle connection of a key a grant takes: ``owner``'s own, else one nobody
+        will take back (its session ended or moved on: no hand-off, no diagnostics query),
+        else the least recently used -- another session's, which it will miss."""
+        owners = self._owner
+        oldest = None
+        for conn in idle:
+            previous = owners.get(conn)
+            if previous is None or previous is owner:
+                return conn
+            if oldest is None:
+                oldest = conn
+        assert oldest is not None
+        return oldest
 
     async def _wait(self, key: PoolKey, owner: Owner) -> _Grant:
         future: asyncio.Future[_Grant] = asyncio.get_running_loop().create_future()

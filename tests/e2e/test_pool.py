@@ -171,6 +171,44 @@ def test_what_the_last_statement_left_survives_a_hand_off(
             conn.close()
 
 
+def test_at_pool_size_a_new_session_takes_the_connection_an_ended_one_left(
+    small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection], str],
+) -> None:
+    """Two backend connections: one idle since its client quit, one given back by a client
+    still connected (and given back earlier). A new client gets the first: the connected
+    client keeps its own connection, nothing is handed off, no diagnostics query is run."""
+    runner, connect, _ = small_pool
+    assert runner.server is not None
+    pool = runner.server.ctx.pools.shard("s0")
+    keeper = connect()
+    try:
+        _all(keeper, "INSERT INTO t (v, who) VALUES (1, 1)")
+        (kept_id,) = _one(keeper, "SELECT LAST_INSERT_ID()")
+        _all(keeper, "INSERT INTO t (v, who) VALUES (2, 1)")  # given back after this one
+        with connect() as gone:
+            _all(gone, "SELECT 1")
+        _until(lambda: pool.figures() == {"open": 2, "idle": 2, "waiting": 0})
+        with connect() as newcomer:
+            for _ in range(3):
+                assert _one(newcomer, "SELECT LAST_INSERT_ID(), @@warning_count") == (0, 0)
+        assert _one(keeper, "SELECT LAST_INSERT_ID()") == (kept_id + 1,)
+        assert pool.handoffs == 0
+    finally:
+        keeper.close()
+
+
+def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except RuntimeError:  # (the proxy's thread changed a dict while it was read)
+            pass
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
 def test_session_bound_state_pins_the_connection_and_the_cap_is_a_clear_error(
     small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection], str],
     shards: list[ShardEndpoint],

@@ -210,3 +210,37 @@ def test_a_connection_given_back_while_nobody_waits_is_parked_yet_seen_by_every_
         assert ca.broken and cb.broken and pool.total == 0
 
     _run(scenario())
+
+
+def test_a_grant_at_pool_size_takes_an_idle_connection_nobody_will_take_back_first() -> None:
+    """At pool_size, an idle connection whose session ended (disowned) or the granted
+    session's own is taken before another live session's, even an older one: that session
+    keeps its connection, and nothing is handed off (no diagnostics query)."""
+
+    async def scenario() -> None:
+        pool = ShardPool("s0", PoolLimits(pool_size=3, max_connections=3, wait_timeout=0.2))
+        made: list[BackendConnection] = []
+        a, b, c, d = (_Owner(n) for n in "abcd")
+        connect = _connector(made, "u")
+        ca, _ = await pool.acquire(_key("u"), a, connect)
+        cb, _ = await pool.acquire(_key("u"), b, connect)
+        cc, _ = await pool.acquire(_key("u"), c, connect)
+        pool.release(ca, a)  # a's, the oldest idle one
+        pool.release(cb, b)
+        pool.disown(cb, b)  # b's session ended
+        got, fresh = await pool.acquire(_key("u"), d, connect)
+        assert got is cb and not fresh and pool.handoffs == 0 and not a.events
+        assert pool.reclaim(ca, a)  # a finds its own
+        # A session granted from the lists while its own connection is idle gets its own.
+        pool.release(ca, a)
+        pool.release(cc, c)
+        got, fresh = await pool.acquire(_key("u"), c, connect)
+        assert got is cc and pool.handoffs == 0 and not a.events and not c.events
+        # Only another live session's remains: handed off, oldest first.
+        pool.release(got, c)
+        pool.release(cb, d)
+        got, fresh = await pool.acquire(_key("u"), b, connect)
+        assert got is ca and pool.handoffs == 1 and a.events == ["taken", "surrender"]
+        pool.close()
+
+    _run(scenario())
