@@ -22,6 +22,7 @@ cdef class BackendConnection(PacketConnection):
     cdef public object born
     cdef public bint relayed_any
     cdef public object _scanner
+    cdef public bytes _held
     cdef public bint relaying
     cdef public object _client
     cdef public object _on_done

@@ -240,6 +240,9 @@ class BackendConnection(PacketConnection):
         # cannot be answered with an error packet: the client is mid-response).
         self.relayed_any = False
         self._scanner: ResponseScanner | None = None
+        # The end of what the shard sent that may begin an ERR packet, not whole yet: kept
+        # from the client until it is (``_relay_tail``), so an ERR is written renamed.
+        self._held = b""
         # A response is being relayed (``start_relay`` until its ``on_done``): ``_scanner`` is
         # set (a plain attribute, read on every give-back; a property is a Python call).
         self.relaying = False
@@ -387,6 +390,7 @@ class BackendConnection(PacketConnection):
         rows still pass as they come)."""
         self._scanner = ResponseScanner(kind, self.capabilities)
         self.relaying = True
+        self._held = b""
         # (only answers that open with a column count or PREPARE_OK have their definitions
         # where the head expects them)
         rewrites = kind is _QUERY or kind is _PREPARE
@@ -475,10 +479,17 @@ class BackendConnection(PacketConnection):
             return
         self.relayed_any = True
         if end < 0:
+            if scanner.unsure or self._held:
+                self._relay_tail(head, data, end, scanner, client)
+                return
             client.write_raw(head + data if head else data)
             # More is awaited: the watchdog measures from here. (A response that ends in this
             # chunk has no clock read: its end sets waiting_since to 0.)
             self.waiting_since = time.monotonic()
+            return
+        if scanner.error or self._held:
+            # An ERR ends the response (the only test of a response that succeeds here).
+            self._relay_tail(head, data, end, scanner, client)
             return
         if end == len(data):
             client.write_raw(head + data if head else data)
@@ -490,6 +501,46 @@ class BackendConnection(PacketConnection):
         self._finish(None)
         self.broken = True
         self.abort()
+
+    def _relay_tail(
+        self,
+        head: bytes,
+        data: bytes,
+        end: int,
+        scanner: ResponseScanner,
+        client: PacketConnection,
+    ) -> None:
+        """``_relay_data`` when an ERR ends the response, or may begin at the end of the
+        chunk (bytes held back), or bytes were held back before: what is written keeps back
+        the bytes that may begin an ERR until it is whole, and the ERR that ends the
+        response passes through the client's ``errors`` (its length in the frame header
+        follows; the sequence id stays)."""
+        held = head or self._held  # (both are never set: head only with no bytes held)
+        out = held + data
+        base = len(held)
+        if end < 0:
+            cut = len(out) - scanner.unsure
+            self._held = out[cut:]
+            if cut:
+                client.write_raw(out[:cut])
+            self.waiting_since = time.monotonic()
+            return
+        self._held = b""
+        stop = base + end
+        rename = client.errors
+        if scanner.error and rename is not None:
+            start = base + scanner.error_at
+            payload = out[start + 4 : stop]
+            renamed = rename(payload)
+            if renamed != payload:
+                out = out[:start] + frame(out[start + 3], renamed) + out[stop:]
+                stop = start + 4 + len(renamed)
+        client.write_raw(out[:stop] if stop < len(out) else out)
+        self._finish(None)
+        if stop < len(out):
+            # The shard sent more than its answer: this connection is out of step.
+            self.broken = True
+            self.abort()
 
     def _known_head(self, data: bytes, columns: ColumnRewrite) -> bytes | None:
         """An answer that opens with a head rewritten before (the same bytes, the same

@@ -125,18 +125,19 @@ def mirror_account_id(user: str) -> int | None:
 
 
 # A backend account in a shard's error text (``execute command denied to user
-# 'sgm_5_6e1abf3a'@'%' for routine ...``): a mirror, or the privilege-less usage account.
+# 'sgm_5_6e1abf3a'@'%' for routine ...``): a mirror, or the privilege-less usage account, at
+# its account's host (1370) or at the host the proxy connects from (1142: ``@'localhost'``).
 _BACKEND_ACCOUNT = re.compile(
-    rb"'(?:" + MIRROR_PREFIX.encode() + rb"\d+_[0-9a-f]{8}|sgu_[0-9a-f]{12})'@'%'"
+    rb"'(?:" + MIRROR_PREFIX.encode() + rb"\d+_[0-9a-f]{8}|sgu_[0-9a-f]{12})'@'[^'\n]{0,255}'"
 )
 
 
 def client_account_named(message: bytes, user: str, client_ip: str) -> bytes:
     """A shard's error text with the backend account it names (a mirror's or the usage
-    account's ``'sgm_5_6e1abf3a'@'%'``) replaced by the client's own ``'user'@'ip'``, as
-    MariaDB names the session's account in its errors (and as the proxy's own 1142 does): a
-    client never sees the account the proxy reaches the shard as, and which partition's
-    mirror answered."""
+    account's ``'sgm_5_6e1abf3a'@'%'``, at whichever host) replaced by the client's own
+    ``'user'@'ip'``, as MariaDB names the session's account in its errors (and as the
+    proxy's own 1142 does): a client never sees the account the proxy reaches the shard as,
+    and which partition's mirror answered."""
     if b"'sg" not in message:
         return message
     named = b"'%s'@'%s'" % (user.encode(), client_ip.encode())

@@ -48,7 +48,7 @@ from proxy.backend.connection import (
     BackendQueryError,
     quote_string,
 )
-from proxy.backend.mirror import SHARD_REFUSALS
+from proxy.backend.mirror import SHARD_REFUSALS, client_account_named
 from proxy.backend.pool import ShardPool
 from proxy.ops.digest import DIGEST_COLUMNS, digest_table
 from proxy.ops.metrics import ShardMetrics
@@ -365,6 +365,26 @@ class Session:
             socket="",
         )
         self.ctx.sessions[self.connection_id] = self
+        # The shard's errors the relay writes name the client's account, not its mirror.
+        self.client.errors = self._named_error
+
+    def _named_error(self, payload: bytes) -> bytes:
+        """A shard's ERR packet (the payload) as the client sees it: a backend account it
+        names (``'sgm_5_6e1abf3a'@'%'``: the session's mirror) is the client's account,
+        ``'user'@'ip'`` as MariaDB and the proxy's own errors name it; else unchanged."""
+        account = self.account
+        if account is None or b"'sg" not in payload:
+            return payload
+        at = 9 if payload[3:4] == b"#" else 3
+        return payload[:at] + client_account_named(payload[at:], account.user, self.client_ip)
+
+    def _named_errors(self, payloads: list[bytes]) -> list[bytes]:
+        """A whole answer read before it is relayed, its closing ERR (if any) named as
+        :meth:`_named_error` names it."""
+        last = payloads[-1] if payloads else b""
+        if last[:1] == b"\xff":
+            payloads[-1] = self._named_error(last)
+        return payloads
 
     def _send_error_quietly(self, error: SqlError, seq: int | None = None) -> None:
         try:
@@ -868,7 +888,7 @@ class Session:
                 payloads[1:] = [
                     p if p[:1] == b"\xfe" and len(p) < 9 else columns(p) for p in payloads[1:]
                 ]
-        self._next_seq = self.client.write_many(self._next_seq, payloads)
+        self._next_seq = self.client.write_many(self._next_seq, self._named_errors(payloads))
 
     async def _statement_on(
         self, conn: BackendConnection, command: StatementCommand, payload: bytes
@@ -948,7 +968,7 @@ class Session:
         columns = self.sharded.link_columns()
         if columns is not None:  # a sharded database's: logical names
             payloads = renamed_answer(payloads, columns, conn.capabilities)
-        self._next_seq = self.client.write_many(self._next_seq, payloads)
+        self._next_seq = self.client.write_many(self._next_seq, self._named_errors(payloads))
 
     def _backend_lost(
         self, conn: BackendConnection, exc: BackendError, replied: bool = False

@@ -112,6 +112,8 @@ cdef class ResponseScanner:
     cdef public object statement_id
     cdef public object prepared_params
     cdef public object prepared_columns
+    cdef public Py_ssize_t error_at
+    cdef public Py_ssize_t unsure
 
     @property
     def errno(self):
@@ -145,6 +147,8 @@ cdef class ResponseScanner:
         self.status = None
         self.error = False
         self._errno = 0
+        self.error_at = 0
+        self.unsure = 0
         self.rows = 0
         self.statement_id = None
         self.prepared_params = 0
@@ -159,6 +163,7 @@ cdef class ResponseScanner:
         cdef int first, state
         cdef long long rows
         cdef bint broke
+        self.unsure = 0
         if skip:
             if skip >= n:
                 self._skip = skip - n
@@ -176,6 +181,7 @@ cdef class ResponseScanner:
             if avail < 4:
                 if avail:
                     self._pending = PyBytes_FromStringAndSize(<const char*>p + pos, avail)
+                self.unsure = avail
                 return -1
             length = p[pos] | (p[pos + 1] << 8) | (p[pos + 2] << 16)
             end = pos + 4 + length
@@ -191,6 +197,7 @@ cdef class ResponseScanner:
                 raise ProtocolViolation("empty packet")
             if avail < 5:
                 self._pending = PyBytes_FromStringAndSize(<const char*>p + pos, avail)
+                self.unsure = avail
                 return -1
             first = p[pos + 4]
             state = self._state
@@ -230,12 +237,14 @@ cdef class ResponseScanner:
                 continue
             if end > n:
                 self._pending = PyBytes_FromStringAndSize(<const char*>p + pos, n - pos)
+                self.unsure = n - pos if first == 0xFF else 0
                 return -1
             self._continuation = length == MAXP
             done = self._packet(data, p, pos + 4, end, first)
-            pos = end
             if done:
-                return pos - base
+                self.error_at = pos - base
+                return end - base
+            pos = end
 
     def frame(self, buf, Py_ssize_t start, Py_ssize_t end):
         """Feed one wire frame's payload (``buf[start:end]``). True when the response is done."""

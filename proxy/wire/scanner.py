@@ -107,6 +107,12 @@ class ResponseScanner:
     machine fed one wire frame at a time. The scanner records the status flags of the final
     OK/EOF, the error number of an ERR that ends it, the number of rows, and for
     COM_STMT_PREPARE the statement id.
+
+    For a relay that rewrites the ERR that ends a response (``BackendConnection``): once
+    ``feed`` returned an end and ``error`` is set, ``error_at`` is where that ERR's frame
+    starts in the chunk (negative: it began in earlier chunks, by as many bytes); while
+    ``feed`` returns -1, ``unsure`` is how many bytes at the end of the chunk (and of those
+    before it still pending) may be the start of an ERR, not yet whole (else 0).
     """
 
     __slots__ = (
@@ -119,11 +125,13 @@ class ResponseScanner:
         "_state",
         "errno",
         "error",
+        "error_at",
         "prepared_columns",
         "prepared_params",
         "rows",
         "statement_id",
         "status",
+        "unsure",
     )
 
     def __init__(self, kind: ResponseKind, capabilities: int) -> None:
@@ -141,6 +149,8 @@ class ResponseScanner:
         self.status: int | None = None
         self.error = False
         self.errno = 0  # of the ERR that ended the response
+        self.error_at = 0
+        self.unsure = 0
         self.rows = 0
         self.statement_id: int | None = None
         self.prepared_params = 0
@@ -151,6 +161,7 @@ class ResponseScanner:
         n = len(data)
         pos = 0
         base = 0
+        self.unsure = 0
         skip = self._skip
         if skip:
             if skip >= n:
@@ -170,6 +181,7 @@ class ResponseScanner:
             if avail < 4:
                 if avail:
                     self._pending = data[pos:]
+                self.unsure = avail
                 return -1
             length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
             end = pos + 4 + length
@@ -185,6 +197,7 @@ class ResponseScanner:
                 raise ProtocolViolation("empty packet")
             if avail < 5:
                 self._pending = data[pos:]
+                self.unsure = avail
                 return -1
             first = data[pos + 4]
             state = self._state
@@ -222,12 +235,14 @@ class ResponseScanner:
                 continue
             if end > n:
                 self._pending = data[pos:]
+                self.unsure = n - pos if first == 0xFF else 0
                 return -1
             self._continuation = length == MAX_PAYLOAD
             done = self._packet(data, pos + 4, end, first)
-            pos = end
             if done:
-                return pos - base
+                self.error_at = pos - base
+                return end - base
+            pos = end
 
     def frame(self, buf: bytes | bytearray, start: int, end: int) -> bool:
         """Feed one wire frame's payload (``buf[start:end]``). True when the response is done."""

@@ -14,6 +14,7 @@ cdef class PacketConnection:
     cdef public bint write_paused
     cdef public bint reading_paused
     cdef public object feeder
+    cdef public object errors
     cdef public Py_ssize_t read_limit
     cdef public bint _limit_paused
     cdef dict __dict__

@@ -90,6 +90,10 @@ class PacketConnection:
         self.reading_paused = False
         # The connection whose bytes are being relayed onto this one: paused with our writes.
         self.feeder: PacketConnection | None = None
+        # How a shard's ERR packet relayed onto this connection is named for its peer (the
+        # payload, no frame header; a session's: its account instead of the shard's mirror);
+        # None: as it came.
+        self.errors: Callable[[bytes], bytes] | None = None
         # > 0: stop reading the socket while this many bytes wait unread, until half of them
         # are read (a merge reading several partitions at the pace the client takes rows: the
         # kernel's buffers and TCP hold the rest, so memory stays flat).

@@ -228,8 +228,9 @@ def test_reconcile_repairs_mirrors_and_drops_stale_accounts(
 
 def test_shard_refusal_is_relayed_and_counted(proxy: ProxyEnv, admin: Any, shard: Any) -> None:
     """A grant removed on the shard behind the proxy's back (no reconcile yet): the proxy
-    allows the statement, the shard refuses it, the client gets the shard's error unchanged
-    and the refusal is counted as a classifier miss."""
+    allows the statement, the shard refuses it, the client gets the shard's error naming its
+    own account (not the mirror: tests/e2e/test_shard_error_names.py) and the refusal is
+    counted as a classifier miss."""
     sql(admin, "DROP USER IF EXISTS mirfour")
     sql(admin, f"GRANT SELECT ON easydb.mir_a TO mirfour IDENTIFIED BY '{PASSWORD}'")
     mirror = mirror_of(proxy, "mirfour")
@@ -241,7 +242,9 @@ def test_shard_refusal_is_relayed_and_counted(proxy: ProxyEnv, admin: Any, shard
             with pytest.raises(pymysql.err.OperationalError) as info:
                 sql(conn, "SELECT v FROM mir_a WHERE id = 1")
             assert info.value.args[0] == 1142
-            assert info.value.args[1].startswith(f"SELECT command denied to user '{mirror}'@")
+            assert info.value.args[1] == (
+                "SELECT command denied to user 'mirfour'@'127.0.0.1' for table `easydb`.`mir_a`"
+            )
             assert counted_miss(proxy, before)
             on_loop(proxy, proxy.server.ctx.mirrors.reconcile())
             assert sql(conn, "SELECT v FROM mir_a WHERE id = 1") == [(10,)]

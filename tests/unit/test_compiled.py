@@ -470,6 +470,7 @@ def state(scanner: Any) -> tuple[Any, ...]:
         scanner.statement_id,
         scanner.prepared_params,
         scanner.prepared_columns,
+        scanner.error_at,
     )
 
 
@@ -479,7 +480,7 @@ def run_feed(cls: Any, kind: pure.ResponseKind, caps: int, data: bytes, cuts: li
     points = [0, *cuts, len(data)]
     for start, end in itertools.pairwise(points):
         result = outcome(functools.partial(scanner.feed, data[start:end]))
-        results.append(result)
+        results.append((result, scanner.unsure))
         if result[0] != "ok" or result[1] >= 0:
             break
     return results, state(scanner)

@@ -1,0 +1,150 @@
+"""A shard's refusal of a statement the proxy let through, on an unsharded database, names
+the client's account as MariaDB would (``'user'@'client ip'``), never the mirror the session
+reaches the shard as (``'sgm_5_6e1abf3a'@'%'``): the relay renames the ERR packet that ends
+an answer on every path -- the command loop, the fast path (text and prepared), a
+multi-statement answer, COM_STMT_PREPARE, and an error after some rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pymysql
+import pytest
+from pymysql.constants import CLIENT
+
+from tests.conftest import connect_admin
+from tests.e2e.binclient import BinaryClient, ServerError
+from tests.e2e.conftest import ProxyEnv
+from tests.e2e.test_mirrors import mirror_of, sql
+
+USER, PASSWORD = "errnamer", "Errname#pass1"
+MINE = f"'{USER}'@'127.0.0.1'"
+
+
+@pytest.fixture
+def named(proxy: ProxyEnv) -> Iterator[tuple[Any, str]]:
+    """An account that reads easydb (no EXECUTE anywhere), a table of three rows, and
+    easydb's shard as its administrator; and the account's mirror."""
+    admin = proxy.connect()
+    shard = connect_admin(proxy.shards[0])
+    sql(admin, "CREATE TABLE IF NOT EXISTS en_t (id INT PRIMARY KEY)")
+    sql(admin, "INSERT IGNORE INTO en_t VALUES (1), (2), (3)")
+    sql(admin, "CREATE TABLE IF NOT EXISTS en_secret (id INT PRIMARY KEY)")
+    sql(admin, f"DROP USER IF EXISTS {USER}")
+    sql(admin, f"GRANT SELECT ON easydb.en_t TO {USER} IDENTIFIED BY '{PASSWORD}'")
+    sql(shard, "DROP FUNCTION IF EXISTS easydb.en_f")
+    sql(shard, "CREATE FUNCTION easydb.en_f(x INT) RETURNS INT DETERMINISTIC RETURN x + 1")
+    try:
+        yield shard, mirror_of(proxy, USER)
+    finally:
+        sql(shard, "DROP FUNCTION IF EXISTS easydb.en_f")
+        sql(shard, "DROP FUNCTION IF EXISTS easydb.en_g")
+        sql(admin, f"DROP USER IF EXISTS {USER}")
+        sql(admin, "DROP TABLE IF EXISTS en_t, en_secret")
+        shard.close()
+        admin.close()
+
+
+def _refused(conn: Any, statement: str) -> tuple[int, str]:
+    with pytest.raises(pymysql.err.MySQLError) as info:
+        sql(conn, statement)
+    errno, message = info.value.args
+    return errno, message
+
+
+def _denied(routine: str) -> tuple[int, str]:
+    return 1370, f"execute command denied to user {MINE} for routine 'easydb.{routine}'"
+
+
+def test_a_stored_function_refused_by_the_shard_names_the_client(
+    proxy: ProxyEnv, named: tuple[Any, str]
+) -> None:
+    """The shard refuses ``en_f`` (made there by its administrator; the mirror may not
+    execute it) with 1370, text and prepared, whichever path relays it."""
+    with proxy.connect(user=USER, password=PASSWORD) as conn:
+        for _ in range(3):  # the command loop, then the fast path
+            assert _refused(conn, "SELECT en_f(1)") == _denied("en_f")
+            assert _refused(conn, "SELECT en_f(id) FROM en_t WHERE id = 1") == _denied("en_f")
+        assert sql(conn, "SELECT id FROM en_t WHERE id = 2") == [(2,)]
+    with (
+        proxy.connect(user=USER, password=PASSWORD, client_flag=CLIENT.MULTI_STATEMENTS) as conn,
+        conn.cursor() as cur,
+    ):
+        cur.execute("SELECT id FROM en_t WHERE id = 1; SELECT en_f(1)")
+        assert cur.fetchall() == ((1,),)
+        with pytest.raises(pymysql.err.MySQLError) as info:
+            cur.nextset()
+        assert info.value.args == _denied("en_f")
+    client = BinaryClient(proxy.port, USER, PASSWORD, "easydb")
+    try:
+        # Relayed as it comes; then, the session holding a statement, read whole and renumbered.
+        for held in (False, True):
+            if held:
+                client.prepare("SELECT id FROM en_t WHERE id = ?")
+            for statement in ("SELECT en_f(?)", "SELECT en_f(id) FROM en_t WHERE id = ?"):
+                with pytest.raises(ServerError) as refused:
+                    client.prepare(statement)
+                assert (refused.value.errno, str(refused.value)) == (
+                    1370,
+                    "(1370) " + _denied("en_f")[1],
+                )
+    finally:
+        client.close()
+
+
+def test_a_grant_revoked_behind_the_proxys_back_names_the_client(
+    proxy: ProxyEnv, named: tuple[Any, str]
+) -> None:
+    """The shard refuses a SELECT with 1142 (the mirror's grant revoked on the shard; the
+    refusal has the mirror verified again, so the next statement is served and the grant
+    is revoked once more): text on the fast path and in the command loop, and a prepared
+    statement's execution. MariaDB names the account at the host the proxy connects from
+    (``'sgm_6_7bd93684'@'localhost'``)."""
+    shard, mirror = named
+    denied = (1142, f"SELECT command denied to user {MINE} for table `easydb`.`en_t`")
+    revoke = f"REVOKE SELECT ON easydb.en_t FROM '{mirror}'@'%'"
+    with proxy.connect(user=USER, password=PASSWORD) as conn:
+        client = BinaryClient(proxy.port, USER, PASSWORD, "easydb")
+        try:
+            statement = client.prepare("SELECT id FROM en_t WHERE id = ?")
+            for _ in range(2):
+                assert len(client.execute(statement, [1])) == 1  # type: ignore[arg-type]
+                assert sql(conn, "SELECT id FROM en_t WHERE id = 1") == [(1,)]
+            for text in ("SELECT id FROM en_t WHERE id = 1", "SELECT id FROM en_t WHERE id<>1"):
+                sql(shard, revoke)
+                assert _refused(conn, text) == denied
+                assert sql(conn, "SELECT id FROM en_t WHERE id = 2") == [(2,)]
+                sql(shard, revoke)
+                with pytest.raises(ServerError) as refused:
+                    client.execute(statement, [1])
+                assert str(refused.value) == f"({denied[0]}) {denied[1]}"
+                assert len(client.execute(statement, [2])) == 1  # type: ignore[arg-type]
+        finally:
+            client.close()
+
+
+def test_an_error_after_rows_names_the_client(proxy: ProxyEnv, named: tuple[Any, str]) -> None:
+    """A statement that fails after the shard sent some of its rows (a function with the
+    invoker's rights, which the mirror may execute, calls ``en_f``, which it may not, from
+    the second row on): the rows reach the client as they came, the ERR that ends them
+    names the client."""
+    shard, mirror = named
+    sql(
+        shard,
+        "CREATE FUNCTION easydb.en_g(x INT) RETURNS INT SQL SECURITY INVOKER"
+        " BEGIN IF x < 2 THEN RETURN x; END IF; RETURN easydb.en_f(x); END",
+    )
+    client = BinaryClient(proxy.port, USER, PASSWORD, "easydb")
+    try:
+        for _ in range(3):  # the command loop, then the fast path
+            # (the refusal has the mirror verified again: EXECUTE is taken back each time)
+            assert client.query_raw("SELECT id FROM en_t WHERE id = 3")[-2] == b"\x013"
+            sql(shard, f"GRANT EXECUTE ON FUNCTION easydb.en_g TO '{mirror}'@'%'")
+            answer = client.query_raw("SELECT id, en_g(id) FROM en_t ORDER BY id")
+            assert answer[-2] == b"\x011\x011", answer  # the first row, then the error
+            err = answer[-1]
+            assert err[:9] == b"\xff\x5a\x05#42000" and b"sgm_" not in err, answer
+            assert err[9:].decode() == _denied("en_f")[1]
+    finally:
+        client.close()
