@@ -184,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         help="instructions per query under callgrind (point selects only; needs valgrind)",
     )
     parser.add_argument("--events", type=int, default=5000, help="per --callgrind run")
+    parser.add_argument(
+        "--one-shard",
+        action="store_true",
+        help="put both physical databases of the sharded database on s0 (one MariaDB server "
+        "for both databases: the proxy's difference alone, without a second server's cost)",
+    )
     parser.add_argument("--tree", help="run this checkout's proxy/ and auth/")
     parser.add_argument(
         "--keep-callgrind", help="copy the callgrind files here (for callgrind_annotate)"
@@ -209,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             _config(config_path, port, endpoints)
             config = load_config(config_path)
             catalog = Catalog.open(config.catalog.url, config.base_dir)
+            shards = ["s0"] if args.one_shard else ["s0", "s1"]
             try:
                 for plain, split in ((UNSHARDED, SHARDED), (BULK_UNSHARDED, BULK_SHARDED)):
                     asyncio.run(
@@ -216,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     asyncio.run(
                         create_sharded_database(
-                            config, catalog, split, ["s0", "s1"], 2, PASSWORD, RO_PASSWORD
+                            config, catalog, split, shards, 2, PASSWORD, RO_PASSWORD
                         )
                     )
             finally:
