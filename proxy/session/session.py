@@ -143,6 +143,7 @@ from proxy.wire.packets import (
     ServerStatus,
     build_err,
     build_ok,
+    err_message_at,
     parse_err,
     parse_stmt_prepare_ok,
     read_lenenc_int,
@@ -375,7 +376,7 @@ class Session:
         account = self.account
         if account is None or b"'sg" not in payload:
             return payload
-        at = 9 if payload[3:4] == b"#" else 3
+        at = err_message_at(payload)
         return payload[:at] + client_account_named(payload[at:], account.user, self.client_ip)
 
     def _named_errors(self, payloads: list[bytes]) -> list[bytes]:

@@ -170,6 +170,7 @@ from proxy.wire.packets import (
     build_err,
     build_ok,
     build_text_row,
+    err_message_at,
     frame,
     lenenc_int,
     lenenc_str,
@@ -1266,7 +1267,7 @@ class ShardedExecutor:
     def client_err_packet(self, payload: bytes) -> bytes:
         """An ERR packet a shard answered, relayed by the executor (a scatter's, a merge's,
         a write's): its text as :meth:`client_error` makes it."""
-        at = 9 if payload[3:4] == b"#" else 3
+        at = err_message_at(payload)
         text = self._client_text(payload[at:])
         return payload if text is None else payload[:at] + text
 
@@ -3688,7 +3689,7 @@ class LogicalNames:
         """An ERR packet of physical database ``physical`` whose message names it (``Table
         'sales_0000.t' doesn't exist``) or a split table's physical table, renamed; the
         payload itself otherwise."""
-        at = 9 if payload[3:4] == b"#" else 3
+        at = err_message_at(payload)
         message = original = payload[at:]
         account = self.account
         if account is not None:

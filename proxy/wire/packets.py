@@ -1064,6 +1064,12 @@ def is_err_packet(payload: Buffer) -> bool:
     return len(payload) > 0 and payload[0] == 0xFF
 
 
+def err_message_at(payload: Buffer) -> int:
+    """Where an ERR payload's message starts: after the errno, and after the ``#`` SQLSTATE
+    marker and state when there is one (a shard's errors to the proxy, protocol 4.1)."""
+    return 9 if payload[3:4] == b"#" else 3
+
+
 def is_resultset_terminator(payload: Buffer, capabilities: int) -> bool:
     """True if this payload ends the row stream of a result set: EOF, or with
     CLIENT_DEPRECATE_EOF the 0xFE-headed OK (which may be longer than 9 bytes).
