@@ -30,6 +30,8 @@ Plans:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from auth.catalog import CatalogSnapshot
@@ -45,6 +47,7 @@ from auth.errors import (
 from auth.model import Account
 from auth.privileges import Priv, Requirement
 from proxy.plan.authorize import Caller, check_requirements, refusal_for, resolve_database
+from proxy.plan.grants import grant_view_table
 from proxy.plan.rewrite import IdentityValues, Splice, apply_splices, identity_splices
 from proxy.shard.route import (
     Layout,
@@ -65,7 +68,7 @@ from proxy.shard.statements import (
     table_locks,
 )
 from proxy.shard.transaction import TransactionControl, transaction_control
-from proxy.sql.analyze import BIND_TABLE_LOCK, DatabaseStatement, Kind, Statement
+from proxy.sql.analyze import BIND_TABLE_LOCK, GRANT_VIEWS, DatabaseStatement, Kind, Statement
 from proxy.sql.lexer import DEFAULT_MODE, LexError, LexMode, ServerFlavor, TokenKind, lex
 from proxy.sql.like import shows_database
 from proxy.wire.stream import ResponseKind
@@ -223,6 +226,11 @@ class Effects:
     hold: bool = False
     prepares: Statement | None = None  # COM_STMT_PREPARE: what a PREPARE_OK registers
     resets: bool = False  # COM_RESET_CONNECTION: the connection's session state is cleared
+    # information_schema's privilege tables the statement reads, put in place by derived
+    # tables (proxy.plan.grants): (the name the statement knows each by, the table's), whose
+    # columns' definitions the relay gives back (not a fast-path relay, which relays them
+    # as they come).
+    grant_views: tuple[tuple[str, str], ...] = ()
 
 
 NO_EFFECTS = Effects()
@@ -489,6 +497,16 @@ def statement_effects(statement: Statement) -> Effects:
         and not statement.readback
         and not statement.replay
         and not statement.releases
+        and not statement.identity
+    ):
+        return NO_EFFECTS
+    views = grant_views((statement,))
+    if (
+        not statement.binds
+        and not statement.readback
+        and not statement.replay
+        and not statement.releases
+        and not views
     ):
         return NO_EFFECTS
     return Effects(
@@ -497,6 +515,17 @@ def statement_effects(statement: Statement) -> Effects:
         readback=statement.readback,
         replay=statement.replay,
         hold=bool(statement.readback),
+        grant_views=views,
+    )
+
+
+def grant_views(statements: Sequence[Statement]) -> tuple[tuple[str, str], ...]:
+    """(name known by, table) of each information_schema privilege table the statements read."""
+    return tuple(
+        (call.alias, call.identity.value)
+        for statement in statements
+        for call in statement.identity
+        if call.identity in GRANT_VIEWS
     )
 
 
@@ -804,11 +833,13 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
         answered = None
         if (
             statement.identity
-            and view.identity is not None
             and original
             and sharded_layout(snapshot, view.current_db) is not None
+            and (view.identity is not None or grant_views((statement,)))
         ):
-            answered = identity_answered(command.sql, statement, view.identity)
+            answered = identity_answered(
+                command.sql, statement, view.identity, _grant_view(view, snapshot)
+            )
         return _one_statement(statement, command.digest, view, snapshot, original, answered)
     # A multi-statement packet is authorized whole, or refused whole: every statement is one the
     # shard runs, whose new session state (if any) is known without asking the shard, relayed
@@ -844,12 +875,17 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
         replay += statement.replay
     if any(isinstance(d, Sharded) for d in decisions):
         return _sharded_packet(command, decisions, view, snapshot, bool(kills))
-    effects = Effects(binds=frozenset(binds), readback=tuple(readback), replay=tuple(replay))
+    effects = Effects(
+        binds=frozenset(binds),
+        readback=tuple(readback),
+        replay=tuple(replay),
+        grant_views=grant_views(statements),
+    )
     return Relay(
         ResponseKind.QUERY,
         command.digest,
         NO_EFFECTS if effects == NO_EFFECTS else effects,
-        _rewrite(statements, view),
+        _rewrite(statements, view, snapshot),
         tuple(kills),
     )
 
@@ -911,7 +947,9 @@ def _one_statement(
             return ShowNotes(statement.text, count="COUNT" in words[1:2], errors="ERRORS" in words)
         decided = relayed_statement(statement, view, snapshot, original, answered=answered)
         if isinstance(decided, Relay):
-            return Relay(decided.response, digest, decided.effects, _rewrite((statement,), view))
+            return Relay(
+                decided.response, digest, decided.effects, _rewrite((statement,), view, snapshot)
+            )
         if isinstance(decided, Sharded):
             return Sharded(decided.decision, decided.text, decided.layout, digest)
         return decided
@@ -960,20 +998,37 @@ def _one_statement(
     return Deny(_not_relayable())
 
 
-def identity_answered(sql: str, statement: Statement, values: IdentityValues) -> str:
+def identity_answered(
+    sql: str,
+    statement: Statement,
+    values: IdentityValues | None,
+    grant_view: Callable[[str], str] | None = None,
+) -> str:
     """The one statement of the packet ``sql`` with its identity calls answered (as the relay
     would answer them): the text a sharded database's statement is decided and run as."""
-    splices = identity_splices((statement,), values)
+    splices = identity_splices((statement,), values, grant_view)
     data = apply_splices(sql.encode("utf-8", "surrogateescape"), splices)
     text = data.decode("utf-8", "surrogateescape")
     return text[statement.start : len(text) - (len(sql) - statement.end)]
 
 
-def _rewrite(statements: tuple[Statement, ...], view: SessionView) -> tuple[Splice, ...]:
+def _grant_view(view: SessionView, snapshot: CatalogSnapshot) -> Callable[[str], str]:
+    """The derived table of an information_schema privilege table for the session's account."""
+    return functools.partial(grant_view_table, snapshot=snapshot, account=view.account)
+
+
+def _rewrite(
+    statements: tuple[Statement, ...], view: SessionView, snapshot: CatalogSnapshot
+) -> tuple[Splice, ...]:
     """What the relay changes in the client's bytes: the identity calls of relayed statements,
-    answered with the session's values, and a CREATE VIEW's DEFINER account, which becomes
-    CURRENT_USER (its creator's mirror)."""
-    splices = list(identity_splices(statements, view.identity)) if view.identity else []
+    answered with the session's values (information_schema's privilege tables: the account's
+    grants), and a CREATE VIEW's DEFINER account, which becomes CURRENT_USER (its creator's
+    mirror)."""
+    splices = (
+        list(identity_splices(statements, view.identity, _grant_view(view, snapshot)))
+        if any(st.identity for st in statements)
+        else []
+    )
     splices += [
         Splice(st.definer[0], st.definer[1], b"CURRENT_USER")
         for st in statements
@@ -1070,7 +1125,10 @@ def _prepare(command: Prepare, view: SessionView, snapshot: CatalogSnapshot) -> 
         # Prepared on one partition for its metadata, on others as executions need it.
         return Sharded(decided.decision, decided.text, decided.layout, command.digest)
     return Relay(
-        ResponseKind.PREPARE, None, Effects(prepares=statement), _rewrite((statement,), view)
+        ResponseKind.PREPARE,
+        None,
+        Effects(prepares=statement, grant_views=grant_views((statement,))),
+        _rewrite((statement,), view, snapshot),
     )
 
 

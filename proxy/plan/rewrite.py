@@ -15,9 +15,10 @@ and after it (unless the byte after is a space or the end), so ``SELECT@@port`` 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from proxy.sql.analyze import Identity, Statement
+from proxy.sql.analyze import GRANT_VIEWS, Identity, Statement
 
 __all__ = [
     "IdentityValues",
@@ -110,16 +111,36 @@ _LAST_STATEMENT = frozenset(
 
 
 def identity_splices(
-    statements: tuple[Statement, ...], values: IdentityValues
+    statements: tuple[Statement, ...],
+    values: IdentityValues | None,
+    grant_view: Callable[[str], str] | None = None,
 ) -> tuple[Splice, ...]:
     """The splices that answer the statements' identity calls with ``values``: each call becomes
     a literal, and a call that is a whole select item without an alias also gets ``AS `<the
-    call as written>```, the column name MySQL shows for it."""
+    call as written>```, the column name MySQL shows for it. A privilege table of
+    information_schema becomes ``grant_view(its name)``, the derived table of the account's
+    grants (``proxy.plan.grants``), under its alias or its name; ``information_schema.`` of
+    a column of one goes (the column names the derived table)."""
     out: list[Splice] = []
     for index, statement in enumerate(statements):
         for call in statement.identity:
             if call.start < 0:
                 raise ValueError("identity call without a position (an unresolved cached fact)")
+            if call.identity in GRANT_VIEWS or call.identity is Identity.GRANTS_QUALIFIER:
+                if grant_view is None:
+                    raise ValueError("a privilege table without the account's grants")
+                if call.identity is Identity.GRANTS_QUALIFIER:
+                    out.append(Splice(call.start, call.end, b""))
+                    continue
+                text = grant_view(call.identity.value).encode("ascii")
+                if call.select_item:
+                    text += b" AS " + quote_identifier(
+                        call.alias.encode("utf-8", "surrogateescape")
+                    )
+                out.append(Splice(call.start, call.end, text))
+                continue
+            if values is None:
+                continue
             value = values.value(call.identity)
             if value is None or (index and call.identity in _LAST_STATEMENT):
                 continue

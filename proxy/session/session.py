@@ -97,6 +97,7 @@ from proxy.plan.plan import (
 )
 from proxy.plan.rewrite import IdentityValues, Splice, apply_splices, sql_string
 from proxy.session.account_statements import ResultReply, execute_account_statement
+from proxy.session.grants import grant_columns
 from proxy.session.host import SessionHost
 from proxy.session.link import (
     OWN_STATEMENT,
@@ -786,7 +787,10 @@ class Session:
             assert effects.prepares is not None
             if relay.rewrite:
                 payload = apply_splices(payload, relay.rewrite, base=1)
-            await self._prepare_renumbered(conn, command, effects.prepares, payload)
+            columns = self.sharded.link_columns()
+            if effects.grant_views:
+                columns = grant_columns(effects.grant_views, columns)
+            await self._prepare_renumbered(conn, command, effects.prepares, payload, columns)
             return
         killed_self = False
         if relay.kills:
@@ -802,6 +806,8 @@ class Session:
                 await self._relay_held(conn, relay)
             else:
                 columns = self.sharded.link_columns()
+                if effects.grant_views:
+                    columns = grant_columns(effects.grant_views, columns)
                 every = columns is not None and _several_results(command)
                 scanner = await conn.relay(self.client, relay.response, columns, every)
                 self.relayed = scanner
@@ -866,7 +872,12 @@ class Session:
         self.link.statements.add(client_id, payload[1:], params, conn, backend_id)
 
     async def _prepare_renumbered(
-        self, conn: BackendConnection, command: Prepare, statement: Statement, payload: bytes
+        self,
+        conn: BackendConnection,
+        command: Prepare,
+        statement: Statement,
+        payload: bytes,
+        columns: Callable[[bytes], bytes] | None,
     ) -> None:
         """COM_STMT_PREPARE when the session has statements already (maybe from other
         connections, whose ids this connection may also hand out): the answer is read whole
@@ -884,7 +895,6 @@ class Session:
             payloads[0] = first[:1] + client_id.to_bytes(4, "little") + first[5:]
             prepared = Prepared(statement, command.digest)
             self._register(client_id, ok.statement_id, ok.num_params, prepared, payload, conn)
-            columns = self.sharded.link_columns()
             if columns is not None:  # a sharded database's single tables: logical names
                 payloads[1:] = [
                     p if p[:1] == b"\xfe" and len(p) < 9 else columns(p) for p in payloads[1:]

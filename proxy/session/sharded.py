@@ -107,6 +107,7 @@ from proxy.plan.plan import (
     prepared_lexing,
     sharded_layout,
 )
+from proxy.session.grants import grant_column
 from proxy.session.link import (
     OWN_STATEMENT,
     BackendUnavailable,
@@ -3709,6 +3710,11 @@ class LogicalNames:
         except (ProtocolError, ValueError, IndexError, TypeError):
             return payload  # not a column definition the proxy reads: as it is
         tables = self.tables
+        if column.schema == b"" and column.org_table == b"":
+            # A privilege table of information_schema: the account's grants (proxy.plan.grants)
+            granted = grant_column(column)
+            if granted is not None:
+                return granted
         if (
             column.schema == b""
             and column.table

@@ -268,6 +268,25 @@ class Identity(enum.Enum):
     ROW_COUNT = "row_count"  # ROW_COUNT()
     WARNING_COUNT = "warning_count"  # @@[session.]warning_count
     ERROR_COUNT = "error_count"  # @@[session.]error_count
+    # information_schema's privilege tables (``information_schema.USER_PRIVILEGES`` ...): the
+    # account's own grants, from the catalog (the shard's would be its mirror's;
+    # ``proxy.plan.grants``). ``GRANTS_QUALIFIER``: the ``information_schema.`` of a column
+    # named ``information_schema.TABLE_PRIVILEGES.GRANTEE``, which then names the derived table.
+    USER_PRIVILEGES = "USER_PRIVILEGES"
+    SCHEMA_PRIVILEGES = "SCHEMA_PRIVILEGES"
+    TABLE_PRIVILEGES = "TABLE_PRIVILEGES"
+    COLUMN_PRIVILEGES = "COLUMN_PRIVILEGES"
+    GRANTS_QUALIFIER = "grants_qualifier"
+
+
+GRANT_VIEWS: Final = frozenset(
+    {
+        Identity.USER_PRIVILEGES,
+        Identity.SCHEMA_PRIVILEGES,
+        Identity.TABLE_PRIVILEGES,
+        Identity.COLUMN_PRIVILEGES,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +303,9 @@ class IdentityCall:
     start: int = -1
     end: int = -1
     text: str = ""
+    # A privilege table (GRANT_VIEWS): the name the statement knows it by (its alias, or its
+    # name as written); ``select_item`` then says it has no alias (the derived table gets one).
+    alias: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -2715,15 +2737,74 @@ _SELECT_LIST_ENDS: Final = frozenset(
 _IDENTITY_UNTOUCHED: Final = frozenset({"CREATE", "ALTER"})
 
 
-def _identity_spans(images: Sequence[str]) -> list[tuple[int, int, Identity, bool]]:
-    """``(first, end, identity, select_item)`` of each identity call in ``images`` (the call is
-    ``images[first:end]``): an unquoted ``CURRENT_USER`` with or without ``()``, ``USER()``,
-    ``SESSION_USER()``, ``SYSTEM_USER()``, ``CONNECTION_ID()``, and ``@@[global.]hostname |
-    datadir | port | socket``. ``select_item``: the call is a whole item of a select list,
-    without an alias. The same function reads a shape key's images (the cached fact) and a
-    statement's tokens' images (the positions): literal-list collapsing never touches a call
-    nor its neighbours, so both find the same calls."""
-    out: list[tuple[int, int, Identity, bool]] = []
+_GRANT_VIEW_NAMES: Final = {identity.value: identity for identity in GRANT_VIEWS}
+# Words after a table reference that are not its alias.
+_NOT_ALIAS: Final = frozenset(
+    """
+    WHERE JOIN INNER LEFT RIGHT CROSS STRAIGHT_JOIN ON USING GROUP ORDER LIMIT HAVING UNION
+    EXCEPT INTERSECT FOR LOCK SET NATURAL PARTITION USE IGNORE FORCE WINDOW INTO VALUES VALUE
+    SELECT RETURNING FULL OUTER PROCEDURE WITH OFFSET
+    """.split()  # noqa: SIM905
+)
+
+# Words a table named for its structure alone follows.
+_STRUCTURE_ONLY: Final = frozenset({"TABLE", "DESCRIBE", "DESC", "EXPLAIN"})
+# (first, end, identity, select_item, alias): see _identity_spans
+_Span = tuple[int, int, Identity, bool, str]
+
+
+def _name_image(image: str) -> str | None:
+    """The name a word or quoted-identifier image stands for (None: neither)."""
+    if image[0] == "`":
+        return image[1:-1].replace("``", "`")
+    return image if _is_word(image) else None
+
+
+def _grant_view(images: Sequence[str], i: int) -> _Span | None:
+    """``information_schema . X_PRIVILEGES`` at ``images[i]`` (with its alias, if any), or
+    ``information_schema .`` of a column ``information_schema.X_PRIVILEGES.c``; not where a
+    statement names it for its structure alone (DESCRIBE, SHOW COLUMNS FROM, SHOW CREATE
+    TABLE, CHECK TABLE, ...: no rows)."""
+    n = len(images)
+    name = _name_image(images[i])
+    if name is None or name.lower() != "information_schema" or i + 2 >= n:
+        return None
+    if images[i + 1] != "." or (i and images[i - 1] == "."):
+        return None
+    before = _kw(images[i - 1]) if i else ""
+    if before in _STRUCTURE_ONLY or (
+        before in ("FROM", "IN") and _kw(images[0]) == "SHOW" and "SELECT" not in images[:i]
+    ):
+        return None
+    view_name = _name_image(images[i + 2])
+    if view_name is None:
+        return None
+    view = _GRANT_VIEW_NAMES.get(view_name.upper())
+    if view is None:
+        return None
+    after = images[i + 3] if i + 3 < n else ""
+    if after == ".":
+        return (i, i + 2, Identity.GRANTS_QUALIFIER, False, view_name)
+    alias = None
+    if after and _kw(after) == "AS" and i + 4 < n:
+        alias = _name_image(images[i + 4])
+    elif after and _kw(after) not in _NOT_ALIAS:
+        alias = _name_image(after)
+    if alias is None:
+        return (i, i + 3, view, True, view_name)
+    return (i, i + 3, view, False, alias)
+
+
+def _identity_spans(images: Sequence[str]) -> list[_Span]:
+    """``(first, end, identity, select_item, alias)`` of each identity call in ``images`` (the
+    call is ``images[first:end]``): an unquoted ``CURRENT_USER`` with or without ``()``,
+    ``USER()``, ``SESSION_USER()``, ``SYSTEM_USER()``, ``CONNECTION_ID()``, ``@@[global.]hostname
+    | datadir | port | socket``, and information_schema's privilege tables (GRANT_VIEWS; their
+    ``alias``). ``select_item``: the call is a whole item of a select list, without an alias
+    (a privilege table: it has no alias). The same function reads a shape key's images (the
+    cached fact) and a statement's tokens' images (the positions): literal-list collapsing
+    never touches a call nor its neighbours, so both find the same calls."""
+    out: list[_Span] = []
     in_list = [False]  # per parenthesis depth: inside a select list
     n = len(images)
     i = 0
@@ -2733,8 +2814,13 @@ def _identity_spans(images: Sequence[str]) -> list[tuple[int, int, Identity, boo
         end = i + 1
         if img[0] == "@":
             identity = _IDENTITY_VARIABLES.get(img)
-        elif _is_word(img):
-            identity = _IDENTITY_FUNCTIONS.get(img.upper())
+        elif _is_word(img) or img[0] == "`":
+            grant = _grant_view(images, i)
+            if grant is not None:
+                out.append(grant)
+                i = grant[1]
+                continue
+            identity = None if img[0] == "`" else _IDENTITY_FUNCTIONS.get(img.upper())
             if identity is not None:
                 call = i + 2 < n and images[i + 1] == "(" and images[i + 2] == ")"
                 if call:
@@ -2749,7 +2835,7 @@ def _identity_spans(images: Sequence[str]) -> list[tuple[int, int, Identity, boo
                 and (before in _SELECT_MODIFIERS or before == ",")
                 and (after in ("", ",", ")") or after in _SELECT_LIST_ENDS)
             )
-            out.append((i, end, identity, item))
+            out.append((i, end, identity, item, ""))
             i = end
             continue
         if img == "(":
@@ -2769,13 +2855,30 @@ def _identity_spans(images: Sequence[str]) -> list[tuple[int, int, Identity, boo
 
 def _with_identity_fact(st: Statement, images: Sequence[str]) -> Statement:
     """``st`` with the identity calls its images hold (positions not resolved), for a statement
-    the shard runs; the cached fact of its shape."""
-    if st.kind not in (Kind.QUERY, Kind.SESSION) or _kw(images[0]) in _IDENTITY_UNTOUCHED:
+    the shard runs; the cached fact of its shape. A DDL statement (whose calls stay calls)
+    naming a privilege table is refused: a view, trigger or routine would read the mirror's."""
+    if st.kind not in (Kind.QUERY, Kind.SESSION):
+        return st
+    untouched = _kw(images[0]) in _IDENTITY_UNTOUCHED
+    if untouched and "information_schema" not in " ".join(images).lower():
         return st
     spans = _identity_spans(images)
     if not spans:
         return st
-    facts = tuple(IdentityCall(identity, item) for _, _, identity, item in spans)
+    if untouched:
+        if any(s[2] in GRANT_VIEWS or s[2] is Identity.GRANTS_QUALIFIER for s in spans):
+            return Statement(
+                Kind.REFUSED,
+                st.text,
+                error=not_supported(
+                    "information_schema's USER_, SCHEMA_, TABLE_ and COLUMN_PRIVILEGES in a "
+                    "stored definition (a view, trigger or routine)"
+                ),
+            )
+        return st
+    facts = tuple(
+        IdentityCall(identity, item, alias=alias) for _, _, identity, item, alias in spans
+    )
     return dataclasses.replace(st, identity=facts)
 
 
@@ -2797,13 +2900,13 @@ def _resolve_identity(st: Statement, lexed: LexedStatement, sql: str) -> Stateme
     tokens = lexed.tokens
     spans = _identity_spans([t.image for t in tokens])
     chars: list[int] = []
-    for first, end, _, _ in spans:
+    for first, end, _, _, _ in spans:
         last = tokens[end - 1]
         chars += (tokens[first].pos, last.pos + len(last.raw))
     offsets = utf8_offsets(sql, chars)
     calls = tuple(
-        IdentityCall(identity, item, offsets[2 * k], offsets[2 * k + 1], sql[a:b])
-        for k, ((_, _, identity, item), a, b) in enumerate(
+        IdentityCall(identity, item, offsets[2 * k], offsets[2 * k + 1], sql[a:b], alias)
+        for k, ((_, _, identity, item, alias), a, b) in enumerate(
             zip(spans, chars[::2], chars[1::2], strict=True)
         )
     )

@@ -20,6 +20,7 @@ from proxy.plan.rewrite import (
     sql_string,
 )
 from proxy.sql.analyze import (
+    GRANT_VIEWS,
     Identity,
     IdentityCall,
     Kind,
@@ -238,7 +239,92 @@ def test_scanner_and_parse_ok_read_an_ok_with_session_state() -> None:
 
 
 def test_every_identity_names_a_field_of_the_values() -> None:
-    """IdentityValues.value reads the field an Identity's value names."""
+    """IdentityValues.value reads the field an Identity's value names (information_schema's
+    privilege tables: the account's grants, not a value of the session)."""
     fields = {f.name for f in dataclasses.fields(IdentityValues)}
-    assert {identity.value for identity in Identity} <= fields
+    grants = {*GRANT_VIEWS, Identity.GRANTS_QUALIFIER}
+    assert {identity.value for identity in Identity if identity not in grants} <= fields
     assert VALUES.value(Identity.PORT) == 3307 and VALUES.value(Identity.FOUND_ROWS) is None
+
+
+def _granted(sql: str, mode: LexMode | None = None) -> str:
+    """``sql`` with information_schema's privilege tables replaced by ``<T>``."""
+    statement = analyze(sql, "db", mode or LexMode())[0]
+    splices = identity_splices((statement,), VALUES, lambda view: f"<{view}>")
+    return apply_splices(sql.encode(), splices).decode()
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        (
+            "SELECT * FROM information_schema.TABLE_PRIVILEGES",
+            "SELECT * FROM <TABLE_PRIVILEGES> AS `TABLE_PRIVILEGES`",
+        ),
+        (
+            "select grantee from `INFORMATION_SCHEMA`.`user_privileges` where 1",
+            "select grantee from <USER_PRIVILEGES> AS `user_privileges` where 1",
+        ),
+        (
+            "SELECT 1 FROM information_schema . SCHEMA_PRIVILEGES AS s, information_schema."
+            "COLUMN_PRIVILEGES c",
+            "SELECT 1 FROM <SCHEMA_PRIVILEGES> AS s, <COLUMN_PRIVILEGES> c",
+        ),
+        (
+            "SELECT information_schema.USER_PRIVILEGES.GRANTEE FROM information_schema."
+            "USER_PRIVILEGES",
+            "SELECT  USER_PRIVILEGES.GRANTEE FROM <USER_PRIVILEGES> AS `USER_PRIVILEGES`",
+        ),
+        (
+            "SELECT (SELECT COUNT(*) FROM information_schema.TABLE_PRIVILEGES)",
+            "SELECT (SELECT COUNT(*) FROM <TABLE_PRIVILEGES> AS `TABLE_PRIVILEGES` )",
+        ),
+        # Its structure alone (no rows): the shard answers.
+        (
+            "DESCRIBE information_schema.TABLE_PRIVILEGES",
+            "DESCRIBE information_schema.TABLE_PRIVILEGES",
+        ),
+        (
+            "SHOW COLUMNS FROM information_schema.USER_PRIVILEGES",
+            "SHOW COLUMNS FROM information_schema.USER_PRIVILEGES",
+        ),
+        (
+            "SHOW CREATE TABLE information_schema.USER_PRIVILEGES",
+            "SHOW CREATE TABLE information_schema.USER_PRIVILEGES",
+        ),
+        (
+            "EXPLAIN SELECT * FROM information_schema.USER_PRIVILEGES",
+            "EXPLAIN SELECT * FROM <USER_PRIVILEGES> AS `USER_PRIVILEGES`",
+        ),
+        # Not a privilege table: the shard answers.
+        ("SELECT * FROM information_schema.TABLES", "SELECT * FROM information_schema.TABLES"),
+        (
+            "SELECT 'information_schema.TABLE_PRIVILEGES'",
+            "SELECT 'information_schema.TABLE_PRIVILEGES'",
+        ),
+    ],
+)
+def test_privilege_tables_are_replaced(sql: str, expected: str) -> None:
+    assert _granted(sql) == expected
+
+
+def test_privilege_tables_under_ansi_quotes() -> None:
+    sql = 'SELECT "GRANTEE" FROM "information_schema"."TABLE_PRIVILEGES" "t"'
+    assert (
+        _granted(sql, LexMode(ansi_quotes=True)) == 'SELECT "GRANTEE" FROM <TABLE_PRIVILEGES> "t"'
+    )
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE VIEW v AS SELECT * FROM information_schema.TABLE_PRIVILEGES",
+        "CREATE TABLE t AS SELECT GRANTEE FROM information_schema.USER_PRIVILEGES",
+        "CREATE OR REPLACE VIEW v AS SELECT 1 FROM information_schema.SCHEMA_PRIVILEGES",
+    ],
+)
+def test_privilege_tables_in_stored_definitions_are_refused(sql: str) -> None:
+    statement = analyze(sql, "db", LexMode())[0]
+    assert statement.kind is Kind.REFUSED and statement.error is not None
+    assert statement.error.errno == 1235 and "stored definition" in statement.error.message
+    assert all(call.identity not in GRANT_VIEWS for call in statement.identity)
