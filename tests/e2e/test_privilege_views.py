@@ -367,3 +367,44 @@ def test_sharded_tables_joined_with_a_privilege_table(sharded: ProxyEnv) -> None
                 ours.execute(statement)
                 theirs.execute(statement)
                 assert ours.fetchall() == theirs.fetchall()
+
+
+def _answers(conn: Any, sql: str) -> list[tuple[Any, ...]]:
+    """Each result set of ``sql``: its column definitions as pymysql reads them, and rows."""
+    out: list[tuple[Any, ...]] = []
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        while True:
+            fields = cur._result.fields if cur._result is not None else []
+            described = [
+                (f.db, f.table_name, f.org_table, f.name, f.org_name, f.charsetnr) for f in fields
+            ] + [(f.length, f.type_code, f.flags, f.scale) for f in fields]
+            out.append((described, sorted(cur.fetchall())))
+            if not cur.nextset():
+                return out
+
+
+def test_multi_statement_packet(accounts: ProxyEnv) -> None:
+    """Every result set of a multi-statement packet: the account's grants, the views'
+    column definitions."""
+    user, password, _ = ACCOUNTS["tables"]
+    sql = (
+        "SELECT * FROM information_schema.USER_PRIVILEGES;"
+        " SELECT 1; SELECT * FROM information_schema.TABLE_PRIVILEGES tp"
+    )
+    flag = pymysql.constants.CLIENT.MULTI_STATEMENTS
+    shard = accounts.shards[0]
+    with (
+        accounts.connect(user=user, password=password, client_flag=flag) as proxied,
+        pymysql.connect(
+            host=shard.host,
+            port=shard.port,
+            user=user,
+            password=password,
+            database="easydb",
+            client_flag=flag,
+        ) as reference,
+    ):
+        ours = _answers(proxied, sql)
+        assert ours == _answers(reference, sql)
+        assert "sgm_" not in str(ours) and len(ours) == 3
