@@ -77,8 +77,11 @@ def grant_rows(view: str, snapshot: CatalogSnapshot, account: Account) -> list[t
     who = grantee(account)
 
     def shown(key: str) -> str:
+        # A sharded database: its logical name, as its TABLES and SCHEMATA show it. Else the
+        # shard's: lower case (shards run with lower_case_table_names=1; MariaDB keeps grants
+        # and shows schemas in lower case there).
         database = snapshot.database(key)
-        return key if database is None else database.name
+        return database.name if database is not None and database.sharded else key
 
     if view == "USER_PRIVILEGES":
         return [(who, "def", "USAGE", "NO")]

@@ -12,6 +12,8 @@ it holds beside the account's: SHOW VIEW, LOCK TABLES, ...).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +21,7 @@ import pymysql
 import pytest
 
 from proxy.backend.mirror import mirror_user
+from proxy.manage.provision import create_database
 from tests.conftest import connect_admin
 from tests.e2e.binclient import BinaryClient
 from tests.e2e.conftest import PASSWORDS, ProxyEnv
@@ -408,3 +411,36 @@ def test_multi_statement_packet(accounts: ProxyEnv) -> None:
         ours = _answers(proxied, sql)
         assert ours == _answers(reference, sql)
         assert "sgm_" not in str(ours) and len(ours) == 3
+
+
+def test_database_named_in_mixed_case(proxy: ProxyEnv) -> None:
+    """An unsharded database named ``PvMixed`` lives on a shard with
+    lower_case_table_names=1, where MariaDB keeps and shows grants in lower case."""
+    name, password = "PvMixed", "Mixed#pass1"
+    with proxy.catalog() as catalog:
+        asyncio.run(create_database(proxy.config, catalog, name, "s0", password, password))
+    shard = connect_admin(proxy.shards[0])
+    try:
+        _sql(
+            shard,
+            f"DROP USER IF EXISTS '{name}'@'%'",
+            f"CREATE USER '{name}'@'%' IDENTIFIED BY '{password}'",
+            f"GRANT {ALL} ON `{name}`.* TO '{name}'@'%'",
+        )
+        deadline = time.monotonic() + 10
+        while proxy.server.ctx.catalog.snapshot().database(name) is None:
+            assert time.monotonic() < deadline, "the proxy never saw the new database"
+            time.sleep(0.1)
+        proxied = BinaryClient(proxy.port, name, password, name)
+        reference = BinaryClient(proxy.shards[0].port, name, password, name)
+        try:
+            for statement in STATEMENTS[:4]:
+                _same(proxied.query_raw(statement), reference.query_raw(statement), b"sgm_", False)
+        finally:
+            proxied.close()
+            reference.close()
+    finally:
+        _sql(shard, f"DROP USER IF EXISTS '{name}'@'%'", f"DROP DATABASE IF EXISTS `{name}`")
+        shard.close()
+        with proxy.catalog() as catalog:
+            catalog.drop_database(name)
