@@ -14,7 +14,10 @@ answers with logical names:
   physical database's name reads as the logical one, a split table's first physical table as
   the logical table, and its other physical tables' rows are left out (one row per logical
   table). The client's WHERE, joins, aggregates and ORDER BY then work on logical names, and
-  the shard still shows the account only what its mirror holds privileges on.
+  the shard still shows the account only what its mirror holds privileges on. (The privilege
+  tables -- USER_, SCHEMA_, TABLE_ and COLUMN_PRIVILEGES -- are not among them: they are
+  replaced before this by the account's own grants from the catalog, in logical names,
+  ``proxy.plan.grants``.)
 
 The statistics of a sharded table's row in TABLES (TABLE_ROWS, DATA_LENGTH, INDEX_LENGTH,
 DATA_FREE, AVG_ROW_LENGTH computed again) and STATISTICS (CARDINALITY) are sums over its
