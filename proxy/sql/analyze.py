@@ -48,8 +48,11 @@ How a statement is analysed
   generated from the server's ``information_schema.KEYWORDS`` and ``SQL_FUNCTIONS``) -- must be a
   name in sqlglot's tree, spelt and quoted alike (an identifier, a function name, a character set
   introducer or a bare word such as a collation), each name in the tree standing for one token; a
-  name followed by ``(`` that sqlglot knows as a function is a function call for both. Otherwise
-  the statement is refused (1235, naming the word: a name sqlglot reads as a keyword can be
+  name followed by ``(`` that sqlglot knows as a function is a function call for both -- unless
+  it is quoted (the lexer quotes ``count (x)`` too) and not one of MariaDB's
+  ``NATIVE_FUNCTIONS``: a stored function's call for MariaDB, which sqlglot must then keep as
+  a name (``now``), not read as its built-in (``count``, ``trim``). Otherwise the statement is
+  refused (1235, naming the word: a name sqlglot reads as a keyword can be
   backquoted). *What it guarantees*: sqlglot consumed no word as syntax that MariaDB does not know
   as a keyword or function (``SELECT * FROM lateral x``: a ``LATERAL`` clause for sqlglot, the
   table ``lateral`` for MariaDB), and dropped no quoted name. *What it does not*: (a) a MariaDB
