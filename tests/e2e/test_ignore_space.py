@@ -16,9 +16,17 @@ Findings (each test fails without its fix):
   the shard. Now the lexer reads such a word as a name: a stored-function call, refused (1235)
   where the proxy's parser would take it for the built-in, relayed like ``myfunc(v)``
   otherwise.
+* ``session_user ()`` (and ``system_user ()``, after any gap) was answered by the proxy itself
+  as the identity function, where MariaDB calls a stored function (1370 for the account).
+* A write to a broadcast table calling ``trim (v)`` was relayed to every copy as the
+  deterministic TRIM (each copy refused it, 1370); it is a stored function's call, refused
+  by the proxy as any is there (1235).
 * CLIENT_IGNORE_SPACE was advertised to clients but not passed on to the shard: a client
   asking for it got ``count (v)`` refused where MariaDB counts. It reaches the shard now, whose
   sql_mode (read back) the proxy lexes by.
+
+(The sharded test without IGNORE_SPACE passes without the fix too: the partitions got the
+client's ``count (v)`` and refused it; it pins that the merge does not change that.)
 """
 
 from __future__ import annotations
@@ -146,6 +154,8 @@ def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
                     " DBPARTITION BY HASH(id)"
                 )
                 cur.execute("INSERT INTO t VALUES (0, 'a0'), (1, 'b1'), (2, 'c2'), (3, 'd3')")
+                cur.execute("CREATE TABLE bc (id int PRIMARY KEY, v varchar(20)) BROADCAST")
+                cur.execute("INSERT INTO bc VALUES (1, ' x ')")
                 cur.execute(f"CREATE USER '{READER}'@'%' IDENTIFIED BY '{READER_PASSWORD}'")
                 cur.execute(f"GRANT SELECT ON {DB}.t TO '{READER}'@'%'")
         finally:
@@ -298,3 +308,39 @@ def test_sharded_scatter_does_not_merge_a_stored_function_as_an_aggregate(
     finally:
         conn.close()
     assert wrong == [], "\n".join(map(repr, wrong))
+
+
+@pytest.mark.parametrize(("login", "sql_mode"), MODES)
+def test_broadcast_write_with_a_spaced_name_is_a_stored_function_call(
+    sharded: ProxyEnv, login: dict[str, Any], sql_mode: str | None
+) -> None:
+    """A write to a broadcast table calling ``trim (v)``: without IGNORE_SPACE a stored
+    function ``trim`` for MariaDB, which each copy would compute for itself -- refused (1235,
+    as any stored function there); under IGNORE_SPACE the built-in, written to every copy."""
+    ignore_space = bool(login or sql_mode)
+    conn = sharded.connect(DB, PASSWORD, database=DB, **login)
+    try:
+        with conn.cursor() as cur:
+            if sql_mode is not None:
+                cur.execute(f"SET sql_mode = CONCAT(@@sql_mode, ',{sql_mode}')")
+            cur.execute("UPDATE bc SET v = ' x ' WHERE id = 1")
+            answer = _answer(cur, "UPDATE bc SET v = trim (v) WHERE id = 1")
+            if ignore_space:
+                assert answer[0] == "rows", answer
+            else:
+                assert answer == ("error", 1235)
+            assert _answer(cur, "UPDATE bc SET v = trim/**/(v) WHERE id = 1") == ("error", 1235)
+    finally:
+        conn.close()
+    copies = set()
+    for index in range(4):
+        admin = connect_admin(sharded.shards[shard_of(index, 4)], database=f"{DB}_{index:04d}")
+        try:
+            with admin.cursor() as cur:
+                cur.execute("SELECT v FROM bc WHERE id = 1")
+                copies.update(cur.fetchall())
+        except pymysql.err.MySQLError:
+            continue  # (a broadcast table need not be on every physical database)
+        finally:
+            admin.close()
+    assert copies == {("x",)} if ignore_space else {(" x ",)}
