@@ -45,7 +45,9 @@ from proxy.wire.stream import (
 # the proxy does not relay faithfully (compression, LOCAL INFILE, DEPRECATE_EOF, query
 # attributes, MariaDB's progress reports and bulk execution, SSL on the backend hop) is left
 # out. Session tracking is relayed: the shard's OK packets reach the client verbatim, with
-# their session-state data.
+# their session-state data. IGNORE_SPACE is relayed: the shard adds IGNORE_SPACE to the
+# session's sql_mode for it, as it would for the client, and the proxy lexes by the sql_mode it
+# reads back from the shard (``proxy.session.link``: one source of truth).
 RELAYED_CAPABILITIES = (
     Capability.LONG_PASSWORD
     | Capability.FOUND_ROWS
@@ -55,6 +57,7 @@ RELAYED_CAPABILITIES = (
     | Capability.ODBC
     | Capability.PROTOCOL_41
     | Capability.INTERACTIVE
+    | Capability.IGNORE_SPACE
     | Capability.IGNORE_SIGPIPE
     | Capability.TRANSACTIONS
     | Capability.SECURE_CONNECTION

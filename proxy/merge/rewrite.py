@@ -221,13 +221,17 @@ def _walk_outer(node: exp.Expression) -> list[exp.Expression]:
 
 
 # MariaDB's aggregate functions sqlglot reads as a call of an unknown function (not an
-# AggFunc): each partition would answer its own aggregate, concatenated as rows.
+# AggFunc): each partition would answer its own aggregate, concatenated as rows. Only as an
+# unquoted name: a quoted one (the lexer quotes ``json_arrayagg (x)`` too) calls a stored
+# function for MariaDB.
 _ANONYMOUS_AGGREGATES = frozenset({"JSON_ARRAYAGG"})
 
 
 def _is_aggregate(node: exp.Expression) -> bool:
     return isinstance(node, exp.AggFunc) or (
-        isinstance(node, exp.Anonymous) and str(node.name).upper() in _ANONYMOUS_AGGREGATES
+        isinstance(node, exp.Anonymous)
+        and isinstance(node.this, str)
+        and node.this.upper() in _ANONYMOUS_AGGREGATES
     )
 
 

@@ -69,7 +69,15 @@ from proxy.shard.statements import (
 )
 from proxy.shard.transaction import TransactionControl, transaction_control
 from proxy.sql.analyze import BIND_TABLE_LOCK, GRANT_VIEWS, DatabaseStatement, Kind, Statement
-from proxy.sql.lexer import DEFAULT_MODE, LexError, LexMode, ServerFlavor, TokenKind, lex
+from proxy.sql.lexer import (
+    DEFAULT_MODE,
+    LexError,
+    LexMode,
+    ServerFlavor,
+    TokenKind,
+    lex,
+    spaced_call,
+)
 from proxy.sql.like import shows_database
 from proxy.wire.stream import ResponseKind
 
@@ -126,8 +134,15 @@ def prepared_lexing(sql: bytes, lexing: Lexing) -> Lexing | None:
     ``lexing``: None when every sql_mode, character set and server the proxy serves reads it
     alike -- ASCII (every client character set it accepts is ASCII's superset, its multi-byte
     characters holding no ASCII byte), without a double quote (ANSI_QUOTES), a backslash
-    (NO_BACKSLASH_ESCAPES) or a comment that can be executable (the server's version)."""
-    if sql.isascii() and b'"' not in sql and b"\\" not in sql and b"/*" not in sql:
+    (NO_BACKSLASH_ESCAPES), a comment that can be executable (the server's version) or a
+    built-in name before whitespace and ``(`` (IGNORE_SPACE: ``spaced_call``)."""
+    if (
+        sql.isascii()
+        and b'"' not in sql
+        and b"\\" not in sql
+        and b"/*" not in sql
+        and not spaced_call(sql.decode("ascii"))
+    ):
         return None
     return lexing
 

@@ -13,7 +13,10 @@ is (``_fast_literals_pure``). tests/unit/test_compiled.py checks both agree on r
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.unicode cimport PyUnicode_DecodeASCII
 
+from proxy.sql.mariadb_words import SPACED_FUNCTIONS
+
 cdef Py_ssize_t FAST_MAX = 4096
+cdef frozenset _SPACED = SPACED_FUNCTIONS
 
 
 cdef inline bint _ws(Py_UCS4 c):
@@ -71,7 +74,7 @@ def fast_literals(str sql not None):
 
 
 cdef object _scan(str sql, Py_ssize_t n, char* out, list spans):
-    cdef Py_ssize_t i = 0, j = 0, k
+    cdef Py_ssize_t i = 0, j = 0, k, m
     cdef Py_UCS4 c, d
     cdef int tokens = 0
     # leading whitespace
@@ -92,6 +95,13 @@ cdef object _scan(str sql, Py_ssize_t n, char* out, list spans):
                 d = sql[k]
                 if _quoting(d) or d >= 0x80:
                     return None
+                if _ws(d):
+                    # a function name IGNORE_SPACE reads otherwise (proxy.sql.lexer.spaced_call)
+                    m = k + 1
+                    while m < n and _ws(sql[m]):
+                        m += 1
+                    if m < n and sql[m] == 40 and sql[i:k].upper() in _SPACED:
+                        return None
             while i < k:
                 out[j] = <char>sql[i]
                 j += 1

@@ -48,8 +48,11 @@ How a statement is analysed
   generated from the server's ``information_schema.KEYWORDS`` and ``SQL_FUNCTIONS``) -- must be a
   name in sqlglot's tree, spelt and quoted alike (an identifier, a function name, a character set
   introducer or a bare word such as a collation), each name in the tree standing for one token; a
-  name followed by ``(`` that sqlglot knows as a function is a function call for both. Otherwise
-  the statement is refused (1235, naming the word: a name sqlglot reads as a keyword can be
+  name followed by ``(`` that sqlglot knows as a function is a function call for both -- unless
+  it is quoted (the lexer quotes ``count (x)`` too) and not one of MariaDB's
+  ``NATIVE_FUNCTIONS``: a stored function's call for MariaDB, which sqlglot must then keep as
+  a name (``now``), not read as its built-in (``count``, ``trim``). Otherwise the statement is
+  refused (1235, naming the word: a name sqlglot reads as a keyword can be
   backquoted). *What it guarantees*: sqlglot consumed no word as syntax that MariaDB does not know
   as a keyword or function (``SELECT * FROM lateral x``: a ``LATERAL`` clause for sqlglot, the
   table ``lateral`` for MariaDB), and dropped no quoted name. *What it does not*: (a) a MariaDB
@@ -140,10 +143,11 @@ Decisions where the specification is silent
   for another definer anyway; without the replacement a dump would not load elsewhere.) Other
   objects with a DEFINER or SQL SECURITY clause (routines, triggers, events) stay refused.
 * ``SET``: only session scope; system variables from an allow-list, with literal values only;
-  ``sql_mode`` returns the new :class:`LexMode` (``ANSI`` implies ``ANSI_QUOTES``; ``ORACLE``,
-  ``MSSQL``, ``DB2``, ``POSTGRESQL``, ``MAXDB`` are refused; ``DEFAULT`` means the server default,
-  assumed to have neither flag). Character sets: only those whose multi-byte characters never
-  contain ASCII bytes; ``Statement.charset`` carries the new client character set.
+  ``sql_mode`` returns the new :class:`LexMode` (``ANSI`` implies ``ANSI_QUOTES`` and
+  ``IGNORE_SPACE``; ``ORACLE``, ``MSSQL``, ``DB2``, ``POSTGRESQL``, ``MAXDB`` are refused;
+  ``DEFAULT`` means the server default, a new mode known once read back). Character sets:
+  only those whose multi-byte characters never contain ASCII bytes; ``Statement.charset``
+  carries the new client character set.
 * In a multi-statement text, statements after one that changes ``sql_mode`` or the character set
   are refused (the server would read them under the new rules).
 * ``Statement.text`` is the executable text: executable comments resolved (the code kept, the
@@ -206,6 +210,7 @@ from proxy.sql.lexer import (
     lex,
     server_name,
     shapes,
+    spaced_call,
     utf8_offsets,
 )
 from proxy.sql.names import unaccounted
@@ -897,9 +902,16 @@ def _check_args(node: exp.Expression, allowed: frozenset[str]) -> None:
 def _check_names(imgs: Sequence[str], tree: exp.Expression) -> None:
     """The structural check (:mod:`proxy.sql.names`): every token that can only be a name for
     MariaDB is a name in sqlglot's tree, else the two parsers read different statements."""
-    image = unaccounted(imgs, tree)
-    if image is None:
+    at = unaccounted(imgs, tree)
+    if at is None:
         return
+    image = imgs[at]
+    if image[0] == "`" and at + 1 < len(imgs) and imgs[at + 1] == "(":
+        raise _unsupported(
+            f"{image}(...) where MariaDB calls a stored function {image} (a quoted or qualified"
+            " name, or a built-in name not followed at once by '(' without IGNORE_SPACE) and the"
+            " proxy's parser the built-in"
+        )
     if image[0] == "`":
         raise _unsupported(f"the name {image} in this position")
     raise _unsupported(
@@ -2102,6 +2114,7 @@ def _sql_mode(value: str) -> LexMode:
     return LexMode(
         ansi_quotes="ANSI_QUOTES" in modes or "ANSI" in modes,
         no_backslash_escapes="NO_BACKSLASH_ESCAPES" in modes,
+        ignore_space="IGNORE_SPACE" in modes or "ANSI" in modes,
     )
 
 
@@ -3208,8 +3221,10 @@ _FAST_MAX = 4096
 
 def _fast_base_pure(sql: str) -> str | None:
     """The fast key before literal lists are collapsed (the reference for the compiled
-    ``proxy.sql._cfastkey.fast_base``), or None when ``sql`` is not in the fast language."""
-    if len(sql) > _FAST_MAX or _fast_ok(sql) is None:
+    ``proxy.sql._cfastkey.fast_base``), or None when ``sql`` is not in the fast language --
+    which also leaves out the texts that IGNORE_SPACE reads otherwise (``count (x)``:
+    :func:`proxy.sql.lexer.spaced_call`), so that the fast key needs no lexer mode."""
+    if len(sql) > _FAST_MAX or _fast_ok(sql) is None or spaced_call(sql):
         return None
     if "'" in sql:
         sql = _sub_strings("'?'", sql)

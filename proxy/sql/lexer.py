@@ -13,7 +13,15 @@ decides token boundaries:
   below): their content is either code or a comment, and the statement's tokens, shape key and
   executable text are what that server reads;
 * a word immediately after ``.``, or immediately followed by ``.`` and an identifier character,
-  is an identifier even if it is a reserved word (MariaDB's ``MY_LEX_IDENT_SEP``).
+  is an identifier even if it is a reserved word (MariaDB's ``MY_LEX_IDENT_SEP``);
+* a word of MariaDB's ``sql_functions[]`` (``COUNT``, ``SUM``, ``MAX``, ``NOW``, ``TRIM``,
+  ``CAST``...: :data:`~proxy.sql.mariadb_words.SPACED_FUNCTIONS`) is the built-in only when
+  ``(`` follows at once -- or, under ``IGNORE_SPACE``, after whitespace only (space, tab, line
+  feed, carriage return, vertical tab, form feed; a comment, executable-comment markers
+  included, still separates). Otherwise it is an identifier (``SELECT count (x)`` calls a
+  stored function ``count``, ``SELECT count FROM t`` reads a column): the token is IDENT and
+  the key quotes it, as MariaDB's ``scan_ident_middle`` and ``find_keyword(..., function)``
+  read it. :func:`spaced_call` tells the texts whose reading depends on ``IGNORE_SPACE``.
 
 Executable comments
 -------------------
@@ -88,6 +96,7 @@ from dataclasses import dataclass
 from typing import Final, NamedTuple
 
 from auth.errors import ErrorCode, SqlError, not_supported, parse_error
+from proxy.sql.mariadb_words import SPACED_FUNCTIONS
 
 __all__ = [
     "DEFAULT_MODE",
@@ -106,6 +115,7 @@ __all__ = [
     "lex",
     "server_name",
     "shapes",
+    "spaced_call",
     "unescape_string",
     "utf8_offsets",
 ]
@@ -113,10 +123,12 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class LexMode:
-    """The parts of ``sql_mode`` that change how text is cut into tokens."""
+    """The parts of ``sql_mode`` that change how text is cut into tokens (``ignore_space``:
+    IGNORE_SPACE, set by ``sql_mode`` or by the client's CLIENT_IGNORE_SPACE at login)."""
 
     ansi_quotes: bool = False
     no_backslash_escapes: bool = False
+    ignore_space: bool = False
 
 
 DEFAULT_MODE: Final = LexMode()
@@ -348,11 +360,38 @@ def _skip(pattern: re.Pattern[str], sql: str, pos: int) -> int:
     return end
 
 
-_MODES = [LexMode(a, b) for a in (False, True) for b in (False, True)]
+_MODES = [LexMode(a, b, c) for a in (False, True) for b in (False, True) for c in (False, True)]
 _PATTERNS: dict[LexMode, re.Pattern[str]] = {m: _master(m) for m in _MODES}
 _BULK: dict[LexMode, tuple[re.Pattern[str], re.Pattern[str]]] = {m: _bulk(m) for m in _MODES}
 _NESTING = re.compile(r"/\*|\*/")
 _MYSQL_SPACE = frozenset(" \t\n\r\x0b\x0c")
+# IGNORE_SPACE skips these (MariaDB's MY_LEX_SKIP: the client character set's spaces, all ASCII
+# for the character sets the proxy accepts) between a function name and its "(".
+_SKIPPED_SPACE = re.compile("[ \t\n\r\x0b\x0c]*")
+_SPACED_CALL = re.compile(
+    r"(?<![0-9A-Za-z_$\u0080-\U0010ffff])(?i:"
+    + "|".join(sorted(SPACED_FUNCTIONS, key=len, reverse=True))
+    + r")[ \t\n\r\x0b\x0c]+\("
+)
+
+
+def _called(sql: str, end: int, ignore_space: bool) -> bool:
+    """Whether the word ending at ``end`` is a function name for MariaDB's lexer: ``(`` right
+    after it, or after whitespace only under ``IGNORE_SPACE``."""
+    if ignore_space:
+        skipped = _SKIPPED_SPACE.match(sql, end)
+        assert skipped is not None  # (it matches the empty string)
+        end = skipped.end()
+    return sql.startswith("(", end)
+
+
+def spaced_call(sql: str) -> bool:
+    """Whether ``sql`` may hold a word of ``SPACED_FUNCTIONS`` followed by whitespace and
+    ``(`` (outside strings and comments or not): a text ``IGNORE_SPACE`` may read otherwise
+    (``count (x)``: the built-in under it, a stored function without it)."""
+    return _SPACED_CALL.search(sql) is not None
+
+
 _DIGITS = frozenset("0123456789")
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "0": "\0", "Z": "\x1a"}
@@ -566,6 +605,10 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
                     kind = TokenKind.WORD
                     upper = raw.upper()
                     image = upper if upper in RESERVED_WORDS else raw
+                    if upper in SPACED_FUNCTIONS and not _called(sql, te, mode.ignore_space):
+                        # a built-in only when "(" follows (module doc): a name otherwise
+                        kind = TokenKind.IDENT
+                        image = _quote_ident(raw)
             else:
                 if _bad_word(raw):
                     raise _error(sql, ts, "unsupported character in a name")

@@ -17,7 +17,10 @@ compares the statement's tokens with the tree:
   the quoted name, and the alias a word sqlglot read as a keyword);
 * a name followed by ``(`` that sqlglot knows as a function name is accounted for by itself:
   both parsers read a function call there (sqlglot does not keep the name of the functions it
-  knows).
+  knows) -- unless it is quoted and not one of MariaDB's ``NATIVE_FUNCTIONS``: MariaDB calls a
+  stored function there (`` `count`(x) ``, and ``count (x)``, ``db.count(x)``, which the lexer
+  quotes), sqlglot its built-in, so it must be a name in the tree (sqlglot keeps the quoted
+  name of a function it does not know), else the statement is refused.
 
 What it does not see: a word that is a MariaDB keyword is not checked (MariaDB may read it as
 a name or as a keyword depending on the position), and a name read in a different *role*
@@ -34,7 +37,7 @@ from typing import Final
 from sqlglot import exp
 from sqlglot.dialects.mysql import MySQL
 
-from proxy.sql.mariadb_words import FUNCTIONS, KEYWORDS
+from proxy.sql.mariadb_words import FUNCTIONS, KEYWORDS, NATIVE_FUNCTIONS
 
 __all__ = ["MARIADB_WORDS", "tree_names", "unaccounted"]
 
@@ -83,23 +86,28 @@ def _must_be_name(images: Sequence[str], i: int) -> tuple[str, bool] | None:
         name = image
     else:
         return None  # literal, operator, variable
-    if name.upper() in _SQLGLOT_FUNCTIONS and i + 1 < len(images) and images[i + 1] == "(":
+    if (
+        name.upper() in _SQLGLOT_FUNCTIONS
+        and i + 1 < len(images)
+        and images[i + 1] == "("
+        and (c != "`" or name.upper() in NATIVE_FUNCTIONS)
+    ):
         return None
     return name, c == "`"
 
 
-def unaccounted(images: Sequence[str], tree: exp.Expression) -> str | None:
-    """The first image (as written) that must be a name but is none in ``tree``, or None.
+def unaccounted(images: Sequence[str], tree: exp.Expression) -> int | None:
+    """The index of the first image that must be a name but is none in ``tree``, or None.
 
     ``images`` are the shape-key tokens sqlglot parsed (the rewrites the analyser makes
     before parsing only drop or add keywords and variables).
     """
     names = tree_names(tree)
-    for i, image in enumerate(images):
+    for i in range(len(images)):
         key = _must_be_name(images, i)
         if key is None:
             continue
         if names[key] <= 0:
-            return image
+            return i
         names[key] -= 1
     return None

@@ -16,8 +16,8 @@ import pymysql
 import pytest
 
 from proxy.dev.localshard import LocalMariaDB
-from proxy.sql.mariadb_words import FUNCTIONS, KEYWORDS
-from tests.mariadb_words import server_words
+from proxy.sql.mariadb_words import FUNCTIONS, KEYWORDS, NATIVE_FUNCTIONS, SPACED_FUNCTIONS
+from tests.mariadb_words import server_call_words, server_words
 from tests.parse_differential import (
     POSITIONS,
     TEMPLATES,
@@ -47,11 +47,16 @@ def test_shipped_word_lists_are_the_servers(server: LocalMariaDB) -> None:
     conn = pymysql.connect(host=ep.host, port=ep.port, user=ep.user, password=ep.password)
     try:
         keywords, functions = server_words(conn)
+        spaced, native = server_call_words(conn, keywords, functions)
     finally:
         conn.close()
     assert (sorted(KEYWORDS ^ keywords), sorted(FUNCTIONS ^ functions)) == ([], []), (
         "proxy/sql/mariadb_words.py differs from the server's lists: python -m tests.mariadb_words"
     )
+    assert (sorted(SPACED_FUNCTIONS ^ spaced), sorted(NATIVE_FUNCTIONS ^ native)) == ([], []), (
+        "proxy/sql/mariadb_words.py's probed call lists differ: python -m tests.mariadb_words"
+    )
+    assert "COUNT" in SPACED_FUNCTIONS and "ABS" in NATIVE_FUNCTIONS
 
 
 def test_the_default_run_covers_every_word_in_every_position() -> None:

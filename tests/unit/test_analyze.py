@@ -30,11 +30,20 @@ from proxy.sql.lexer import LexMode, ServerFlavor, lex
 CASES_FILE = Path(__file__).with_name("analyze_cases.txt")
 DEFAULT_DB = "app"
 MARIADB = ServerFlavor(101119, True)  # the case table's server: MariaDB 10.11.19
+_MODE_FLAGS = {"ansi": "ansi_quotes", "nobs": "no_backslash_escapes", "is": "ignore_space"}
+
+
+def _mode(name: str) -> LexMode:
+    """A lexer mode as the case table names it: default, or flags joined by + (ansi: ANSI_QUOTES,
+    nobs: NO_BACKSLASH_ESCAPES, is: IGNORE_SPACE)."""
+    if name == "default":
+        return LexMode()
+    return LexMode(**{_MODE_FLAGS[flag]: True for flag in name.split("+")})
+
+
 MODES = {
-    "default": LexMode(),
-    "ansi": LexMode(ansi_quotes=True),
-    "nobs": LexMode(no_backslash_escapes=True),
-    "ansi+nobs": LexMode(ansi_quotes=True, no_backslash_escapes=True),
+    name: _mode(name)
+    for name in ("default", "ansi", "nobs", "ansi+nobs", "is", "ansi+is", "nobs+is", "ansi+nobs+is")
 }
 
 
@@ -91,7 +100,7 @@ def _parse_expectation(text: str, db: str | None) -> Expected:
         elif item == "mode=?":
             lexing_unknown = True
         elif item.startswith("mode="):
-            lex_mode = MODES[item[5:]]
+            lex_mode = _mode(item[5:])
         elif item.startswith("bind="):
             binds.add(item[5:].replace("_", " "))
         elif item.startswith("release="):
@@ -124,7 +133,7 @@ def _parse_expectation(text: str, db: str | None) -> Expected:
     )
 
 
-def _load_cases() -> list[tuple[str, str | None, list[Expected]]]:
+def _load_cases() -> list[tuple[str, str | None, LexMode, list[Expected]]]:
     cases = []
     for lineno, line in enumerate(CASES_FILE.read_text().splitlines(), 1):
         if not line.strip() or line.startswith("#"):
@@ -133,11 +142,15 @@ def _load_cases() -> list[tuple[str, str | None, list[Expected]]]:
         assert sep, f"{CASES_FILE.name}:{lineno}: no ==>"
         sql = sql.strip()
         db: str | None = DEFAULT_DB
+        mode = LexMode()
+        if sql.startswith("%"):
+            prefix, sql = sql.split(None, 1)
+            mode = _mode(prefix[1:])
         if sql.startswith("@"):
             prefix, sql = sql.split(None, 1)
             db = None if prefix == "@-" else prefix[1:]
         expected = [_parse_expectation(e.strip(), db) for e in expectation.split(";;")]
-        cases.append((sql, db, expected))
+        cases.append((sql, db, mode, expected))
     return cases
 
 
@@ -168,16 +181,20 @@ def _check(statement: Statement, expected: Expected, sql: str) -> None:
     assert statement.database == expected.database, where
 
 
-@pytest.mark.parametrize(("sql", "db", "expected"), CASES, ids=[c[0][:60] for c in CASES])
-def test_case_table(sql: str, db: str | None, expected: list[Expected]) -> None:
-    uncached = analyze_uncached(sql, db, flavor=MARIADB)
+@pytest.mark.parametrize(
+    ("sql", "db", "mode", "expected"),
+    CASES,
+    ids=[("%is " if c[2].ignore_space else "") + c[0][:60] for c in CASES],
+)
+def test_case_table(sql: str, db: str | None, mode: LexMode, expected: list[Expected]) -> None:
+    uncached = analyze_uncached(sql, db, mode, flavor=MARIADB)
     assert len(uncached) == len(expected), uncached
     for statement, exp_ in zip(uncached, expected, strict=True):
         _check(statement, exp_, sql)
     # the cached path, cold and warm, decides the same
     cache_clear()
-    assert analyze(sql, db, flavor=MARIADB) == uncached
-    assert analyze(sql, db, flavor=MARIADB) == uncached
+    assert analyze(sql, db, mode, flavor=MARIADB) == uncached
+    assert analyze(sql, db, mode, flavor=MARIADB) == uncached
 
 
 def test_case_table_is_big_enough() -> None:
@@ -883,7 +900,11 @@ def test_fuzz_never_raises(text: str, db: str | None) -> None:
 
 # --- fuzz: mutations of real statements, checked against an independent table oracle -------------
 
-_BASES = [sql for sql, db, expected in CASES if db == DEFAULT_DB and len(expected) == 1]
+_BASES = [
+    sql
+    for sql, db, mode, expected in CASES
+    if db == DEFAULT_DB and mode == LexMode() and len(expected) == 1
+]
 _FRAGMENTS = [
     "secret",
     "otherdb.secret",

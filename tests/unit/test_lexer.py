@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import proxy.sql.lexer as lexer_module
 from proxy.sql.lexer import (
+    DEFAULT_MODE,
     LexedStatement,
     LexError,
     LexMode,
@@ -17,6 +18,7 @@ from proxy.sql.lexer import (
     TokenKind,
     lex,
     shapes,
+    spaced_call,
     unescape_string,
     utf8_offsets,
 )
@@ -732,3 +734,61 @@ def test_lex_remembers_short_texts_per_mode_and_flavor() -> None:
     assert len(long_sql) > lexer_module._LEXED_LONGEST
     long_first, long_again = lex(long_sql), lex(long_sql)
     assert long_first == long_again and long_first[0] is not long_again[0]
+
+
+# -- MariaDB's sql_functions[]: a built-in only when "(" follows at once (or IGNORE_SPACE) ------
+
+_IS = LexMode(ignore_space=True)
+
+
+@pytest.mark.parametrize(
+    ("sql", "mode", "called"),
+    [
+        ("SELECT count(v) FROM t", DEFAULT_MODE, True),
+        ("SELECT count (v) FROM t", DEFAULT_MODE, False),
+        ("SELECT COUNT\t(v) FROM t", DEFAULT_MODE, False),
+        ("SELECT Count\n(v) FROM t", DEFAULT_MODE, False),
+        ("SELECT count/**/(v) FROM t", DEFAULT_MODE, False),
+        ("SELECT count -- c\n(v) FROM t", DEFAULT_MODE, False),
+        ("SELECT count#c\n(v) FROM t", DEFAULT_MODE, False),
+        ("SELECT count FROM t", DEFAULT_MODE, False),
+        ("SELECT count(v) FROM t", _IS, True),
+        ("SELECT count (v) FROM t", _IS, True),
+        ("SELECT count \t\r\n\x0b\x0c(v) FROM t", _IS, True),
+        ("SELECT count/**/(v) FROM t", _IS, False),
+        ("SELECT count/*!*/(v) FROM t", _IS, False),
+        ("SELECT /*!count */(v) FROM t", _IS, False),
+        ("SELECT /*!count (v)*/ FROM t", _IS, True),
+        ("SELECT count -- c\n(v) FROM t", _IS, False),
+        ("SELECT count FROM t", _IS, False),
+    ],
+)
+def test_a_spaced_function_name_is_a_name(sql: str, mode: LexMode, called: bool) -> None:
+    """MariaDB's ``scan_ident_middle``: COUNT, SUM, NOW, TRIM... are the built-in only with
+    ``(`` right after them -- under IGNORE_SPACE after whitespace only, never after a comment;
+    else an identifier (a stored function ``count``, a column ``count``), quoted in the key."""
+    [statement] = lex(sql, mode, ServerFlavor(101119, True))
+    token = statement.tokens[1]
+    assert token.value.upper() == "COUNT"
+    assert token.kind is (TokenKind.WORD if called else TokenKind.IDENT)
+    assert statement.images[1] == (token.value if called else f"`{token.value}`")
+
+
+def test_only_sql_functions_names_depend_on_the_space() -> None:
+    for name in ("concat", "abs", "myfunc", "user", "if"):
+        [statement] = lex(f"SELECT {name} (v) FROM t")
+        assert statement.tokens[1].kind is TokenKind.WORD, name
+    # a word before a dot, or after one, was a name anyway
+    [statement] = lex("SELECT t.count (v), count.x FROM t")
+    assert [t.kind for t in statement.tokens[1:4]] == [
+        TokenKind.IDENT,
+        TokenKind.OP,
+        TokenKind.IDENT,
+    ]
+
+
+def test_spaced_call_tells_the_texts_ignore_space_reads_otherwise() -> None:
+    assert spaced_call("SELECT count (v)")
+    assert spaced_call("SELECT SUM\n(v)")
+    assert not spaced_call("SELECT count(v), xcount (v), counts (v), count/**/(v)")
+    assert not spaced_call("SELECT concat (v)")

@@ -382,3 +382,15 @@ def test_fast_path_decides_like_the_command_loop(
             if isinstance(loop, Deny) and isinstance(fast, Deny):
                 # (a 1064 names the statement's own text; the cache entry another's)
                 assert loop.error.errno == fast.error.errno, sql
+
+
+def test_a_prepared_text_ignore_space_reads_otherwise_keeps_its_lexing() -> None:
+    """``count (v)`` is the built-in under IGNORE_SPACE, a stored function without it: the
+    shard preparing the text again under another sql_mode would read another statement."""
+    from proxy.plan.plan import prepared_lexing
+    from proxy.sql.lexer import LexMode
+
+    lexing = (LexMode(), None, "utf-8")
+    assert prepared_lexing(b"SELECT count (v) FROM t WHERE id = ?", lexing) == lexing
+    assert prepared_lexing(b"SELECT v FROM t WHERE trim\n(v) = ?", lexing) == lexing
+    assert prepared_lexing(b"SELECT count(v), concat (v) FROM t WHERE id = ?", lexing) is None

@@ -22,6 +22,7 @@ from auth.errors import SqlError
 from auth.model import KeyType, LogicalTable, ShardKey, TableRule, partition_layout
 from proxy.shard.metadata import needs_statistics
 from proxy.shard.route import Layout, NeedsSequence, Route, hinted, route
+from proxy.sql.lexer import LexMode
 
 INT = KeyType("int")
 VARCHAR = KeyType("varchar")
@@ -566,3 +567,24 @@ def test_rows_of_defaults_take_the_sequence() -> None:
 )
 def test_statistics_are_gathered_only_when_read(sql: str, needed: bool) -> None:
     assert needs_statistics(sql, LAYOUT) is needed
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO b (id, name) VALUES (1, substring ('abc', 2))",
+        "UPDATE b SET name = trim\t(name) WHERE id = 1",
+        "UPDATE b SET name = mid/**/(name, 1, 1) WHERE id = 1",
+        "UPDATE b SET name = `trim`(name) WHERE id = 1",
+    ],
+)
+def test_broadcast_writes_calling_a_spaced_built_in_name_are_refused(sql: str) -> None:
+    """Without IGNORE_SPACE (or with a comment in between) ``trim (name)`` calls a stored
+    function ``trim`` for MariaDB -- each copy would compute its own -- where the proxy read the
+    deterministic TRIM and wrote every copy; under IGNORE_SPACE a space leaves it the built-in."""
+    with pytest.raises(SqlError) as info:
+        route(sql, LAYOUT)
+    assert info.value.errno == 1235
+    assert "stored or loadable function" in info.value.message
+    if "/**/" not in sql and "`" not in sql:
+        assert isinstance(route(sql, LAYOUT, LexMode(ignore_space=True)), Route)
