@@ -2,7 +2,10 @@
 the client's account as MariaDB would (``'user'@'client ip'``), never the mirror the session
 reaches the shard as (``'sgm_5_6e1abf3a'@'%'``): the relay renames the ERR packet that ends
 an answer on every path -- the command loop, the fast path (text and prepared), a
-multi-statement answer, COM_STMT_PREPARE, and an error after some rows."""
+multi-statement answer, COM_STMT_PREPARE, and an error after some rows. On a sharded
+database the same ERR names the logical database, not the physical one the shard ran it in,
+also after rows of a multi-statement answer whose every result set's definitions the relay
+renames."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from pymysql.constants import CLIENT
 from tests.conftest import connect_admin
 from tests.e2e.binclient import BinaryClient, ServerError
 from tests.e2e.conftest import ProxyEnv
+from tests.e2e.sharded import sharded_database
 from tests.e2e.test_mirrors import mirror_of, sql
 
 USER, PASSWORD = "errnamer", "Errname#pass1"
@@ -148,3 +152,79 @@ def test_an_error_after_rows_names_the_client(proxy: ProxyEnv, named: tuple[Any,
             assert err[9:].decode() == _denied("en_f")[1]
     finally:
         client.close()
+
+
+SHARDED_DB, SHARDED_PASSWORD = "ennames", "Ennames#pass1"
+SHARDED_USER = "ennarrow"
+SHARDED_MINE = f"'{SHARDED_USER}'@'127.0.0.1'"
+
+
+@pytest.fixture
+def sharded_named(proxy: ProxyEnv) -> Iterator[tuple[Any, str]]:
+    """A sharded database with a single table of three rows (on physical database 0, which
+    the session relays on its own connection), an account that reads it, physical database
+    0's shard as its administrator with ``en_f`` and ``en_g`` made there as in
+    :func:`named`; and the account's mirror on physical database 0."""
+    physical = f"{SHARDED_DB}_0000"
+    with sharded_database(proxy, SHARDED_DB, SHARDED_PASSWORD) as env:
+        admin = env.connect(SHARDED_DB, SHARDED_PASSWORD, database=SHARDED_DB)
+        shard = connect_admin(env.shards[0])
+        try:
+            sql(admin, "CREATE TABLE en_t (id INT PRIMARY KEY)")  # a single table
+            sql(admin, "INSERT INTO en_t VALUES (1), (2), (3)")
+            sql(admin, f"CREATE USER '{SHARDED_USER}'@'%' IDENTIFIED BY '{SHARDED_PASSWORD}'")
+            sql(admin, f"GRANT SELECT ON {SHARDED_DB}.en_t TO '{SHARDED_USER}'@'%'")
+            sql(shard, f"CREATE FUNCTION {physical}.en_f(x INT) RETURNS INT RETURN x + 1")
+            sql(
+                shard,
+                f"CREATE FUNCTION {physical}.en_g(x INT) RETURNS INT SQL SECURITY INVOKER"
+                f" BEGIN IF x < 2 THEN RETURN x; END IF; RETURN {physical}.en_f(x); END",
+            )
+            yield shard, mirror_of(env, SHARDED_USER, physical)
+        finally:
+            sql(admin, f"DROP USER IF EXISTS '{SHARDED_USER}'@'%'")
+            shard.close()
+            admin.close()
+
+
+def test_an_error_after_rows_of_a_multi_result_answer_names_the_client_and_database(
+    proxy: ProxyEnv, sharded_named: tuple[Any, str]
+) -> None:
+    """On a sharded database, a multi-statement packet on a single table is relayed from
+    physical database 0 with every result set's column definitions renamed: an ERR that
+    ends the answer after rows of its second result set (``en_g`` calls ``en_f``, which the
+    mirror may not execute, from the second row on) names the client's account and the
+    logical database, as one ending the first result set's place does -- never the mirror
+    nor ``ennames_0000``."""
+    shard, mirror = sharded_named
+    denied = (
+        1370,
+        f"execute command denied to user {SHARDED_MINE} for routine '{SHARDED_DB}.en_f'",
+    )
+    grant = f"GRANT EXECUTE ON FUNCTION {SHARDED_DB}_0000.en_g TO '{mirror}'@'%'"
+    with (
+        proxy.connect(
+            SHARDED_USER,
+            SHARDED_PASSWORD,
+            database=SHARDED_DB,
+            client_flag=CLIENT.MULTI_STATEMENTS,
+        ) as conn,
+        conn.cursor() as cur,
+    ):
+        for statements in (
+            "SELECT id FROM en_t WHERE id = 1; SELECT id, en_g(id) FROM en_t ORDER BY id",
+            "SELECT id FROM en_t WHERE id = 1; SELECT en_f(1)",  # the ERR in the head's place
+        ):
+            for _ in range(2):
+                # (the refusal has the mirror verified again: EXECUTE is taken back each time)
+                sql(shard, grant)
+                cur.execute(statements)
+                assert cur.fetchall() == ((1,),)
+                with pytest.raises(pymysql.err.MySQLError) as info:
+                    cur.nextset()
+                assert info.value.args == denied, statements
+                assert sql(conn, "SELECT id FROM en_t WHERE id = 2") == [(2,)]
+        # One statement, its error after rows (the relay renaming the first result set's
+        # definitions only), named alike.
+        sql(shard, grant)
+        assert _refused(conn, "SELECT id, en_g(id) FROM en_t ORDER BY id") == denied
