@@ -19,7 +19,7 @@ from pymysql.constants import CLIENT
 from tests.conftest import connect_admin
 from tests.e2e.binclient import BinaryClient, ServerError
 from tests.e2e.conftest import ProxyEnv
-from tests.e2e.sharded import sharded_database
+from tests.e2e.sharded import shard_of, sharded_database
 from tests.e2e.test_mirrors import mirror_of, sql
 
 USER, PASSWORD = "errnamer", "Errname#pass1"
@@ -160,48 +160,59 @@ SHARDED_MINE = f"'{SHARDED_USER}'@'127.0.0.1'"
 
 
 @pytest.fixture
-def sharded_named(proxy: ProxyEnv) -> Iterator[tuple[Any, str]]:
+def sharded_named(proxy: ProxyEnv) -> Iterator[dict[int, tuple[Any, str]]]:
     """A sharded database with a single table of three rows (on physical database 0, which
-    the session relays on its own connection), an account that reads it, physical database
-    0's shard as its administrator with ``en_f`` and ``en_g`` made there as in
-    :func:`named`; and the account's mirror on physical database 0."""
-    physical = f"{SHARDED_DB}_0000"
-    with sharded_database(proxy, SHARDED_DB, SHARDED_PASSWORD) as env:
-        admin = env.connect(SHARDED_DB, SHARDED_PASSWORD, database=SHARDED_DB)
-        shard = connect_admin(env.shards[0])
+    the session relays on its own connection), a sharded table with rows 2 and 6 (both on
+    physical database 2) and an account that reads both; ``en_f`` and ``en_g`` made by the
+    shards' administrators on physical databases 0 and 2, as in :func:`named` (``en_g``
+    calls ``en_f`` from 3 on). Per physical database: its shard's administrator, and the
+    statement that grants the account's mirror there EXECUTE on ``en_g``."""
+    setup = [
+        "CREATE TABLE en_t (id INT PRIMARY KEY)",  # a single table
+        "INSERT INTO en_t VALUES (1), (2), (3)",
+        "CREATE TABLE en_s (id INT PRIMARY KEY) DBPARTITION BY HASH(id)",
+        "INSERT INTO en_s VALUES (2), (6)",
+        f"CREATE USER '{SHARDED_USER}'@'%' IDENTIFIED BY '{SHARDED_PASSWORD}'",
+        f"GRANT SELECT ON {SHARDED_DB}.en_t TO '{SHARDED_USER}'@'%'",
+        f"GRANT SELECT ON {SHARDED_DB}.en_s TO '{SHARDED_USER}'@'%'",
+    ]
+    with sharded_database(proxy, SHARDED_DB, SHARDED_PASSWORD, setup=setup) as env:
+        named: dict[int, tuple[Any, str]] = {}
         try:
-            sql(admin, "CREATE TABLE en_t (id INT PRIMARY KEY)")  # a single table
-            sql(admin, "INSERT INTO en_t VALUES (1), (2), (3)")
-            sql(admin, f"CREATE USER '{SHARDED_USER}'@'%' IDENTIFIED BY '{SHARDED_PASSWORD}'")
-            sql(admin, f"GRANT SELECT ON {SHARDED_DB}.en_t TO '{SHARDED_USER}'@'%'")
-            sql(shard, f"CREATE FUNCTION {physical}.en_f(x INT) RETURNS INT RETURN x + 1")
-            sql(
-                shard,
-                f"CREATE FUNCTION {physical}.en_g(x INT) RETURNS INT SQL SECURITY INVOKER"
-                f" BEGIN IF x < 2 THEN RETURN x; END IF; RETURN {physical}.en_f(x); END",
-            )
-            yield shard, mirror_of(env, SHARDED_USER, physical)
+            for index in (0, 2):
+                physical = f"{SHARDED_DB}_{index:04d}"
+                shard = connect_admin(env.shards[shard_of(index, 4)])
+                mirror = mirror_of(env, SHARDED_USER, physical)
+                named[index] = shard, f"GRANT EXECUTE ON FUNCTION {physical}.en_g TO '{mirror}'@'%'"
+                sql(shard, f"CREATE FUNCTION {physical}.en_f(x INT) RETURNS INT RETURN x + 1")
+                sql(
+                    shard,
+                    f"CREATE FUNCTION {physical}.en_g(x INT) RETURNS INT SQL SECURITY INVOKER"
+                    f" BEGIN IF x < 3 THEN RETURN x; END IF; RETURN {physical}.en_f(x); END",
+                )
+            yield named
         finally:
-            sql(admin, f"DROP USER IF EXISTS '{SHARDED_USER}'@'%'")
-            shard.close()
-            admin.close()
+            for shard, _ in named.values():
+                shard.close()
+            with env.connect(SHARDED_DB, SHARDED_PASSWORD, database=SHARDED_DB) as admin:
+                sql(admin, f"DROP USER IF EXISTS '{SHARDED_USER}'@'%'")
 
 
-def test_an_error_after_rows_of_a_multi_result_answer_names_the_client_and_database(
-    proxy: ProxyEnv, sharded_named: tuple[Any, str]
+def test_an_error_after_rows_on_a_sharded_database_names_the_client_and_database(
+    proxy: ProxyEnv, sharded_named: dict[int, tuple[Any, str]]
 ) -> None:
     """On a sharded database, a multi-statement packet on a single table is relayed from
     physical database 0 with every result set's column definitions renamed: an ERR that
     ends the answer after rows of its second result set (``en_g`` calls ``en_f``, which the
-    mirror may not execute, from the second row on) names the client's account and the
-    logical database, as one ending the first result set's place does -- never the mirror
-    nor ``ennames_0000``."""
-    shard, mirror = sharded_named
+    mirror may not execute, from the third row on) names the client's account and the
+    logical database, as one in the first result set's place does -- never the mirror nor
+    ``ennames_0000``. So does one after rows of a single statement there, or of one routed
+    to physical database 2 (the command loop, then the fast path)."""
     denied = (
         1370,
         f"execute command denied to user {SHARDED_MINE} for routine '{SHARDED_DB}.en_f'",
     )
-    grant = f"GRANT EXECUTE ON FUNCTION {SHARDED_DB}_0000.en_g TO '{mirror}'@'%'"
+    shard, grant = sharded_named[0]
     with (
         proxy.connect(
             SHARDED_USER,
@@ -224,7 +235,13 @@ def test_an_error_after_rows_of_a_multi_result_answer_names_the_client_and_datab
                     cur.nextset()
                 assert info.value.args == denied, statements
                 assert sql(conn, "SELECT id FROM en_t WHERE id = 2") == [(2,)]
-        # One statement, its error after rows (the relay renaming the first result set's
-        # definitions only), named alike.
-        sql(shard, grant)
-        assert _refused(conn, "SELECT id, en_g(id) FROM en_t ORDER BY id") == denied
+        for index, table, rows in ((0, "en_t", [(1,), (2,), (3,)]), (2, "en_s", [(2,), (6,)])):
+            shard, grant = sharded_named[index]
+            statement = f"SELECT id, en_g(id) FROM {table} ORDER BY id"
+            if index:
+                statement = statement.replace("ORDER", "WHERE id IN (2, 6) ORDER")
+            for _ in range(3):
+                # (served once the mirror is verified again: then granted EXECUTE)
+                assert sql(conn, f"SELECT id FROM {table} ORDER BY id") == rows
+                sql(shard, grant)
+                assert _refused(conn, statement) == denied, statement
