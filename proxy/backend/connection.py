@@ -731,7 +731,7 @@ class BackendConnection(PacketConnection):
         terminator (EOF, the OK that replaces it, or an error), taken out of it; and where
         the terminator's frame starts among them (-1: it is not among them)."""
         pos, n = 0, len(head)
-        terminator = -1
+        terminated = False  # (a bool, tested per frame: cheaper than an int comparison)
         continued = self._continued
         while n - pos >= 4:
             length = head[pos] | head[pos + 1] << 8 | head[pos + 2] << 16
@@ -739,15 +739,18 @@ class BackendConnection(PacketConnection):
             if end > n:
                 break
             if not continued and length and head[pos + 4] in (0xFE, 0xFF) and length < 0xFFFFFF:
-                terminator = pos
+                terminated = True
             continued = length == 0xFFFFFF
+            if terminated:
+                out = bytes(head[:end])
+                del head[:end]
+                self._continued = continued
+                return out, pos
             pos = end
-            if terminator >= 0:
-                break
         self._continued = continued
         out = bytes(head[:pos])
         del head[:pos]
-        return out, terminator
+        return out, -1
 
     def _feed(
         self, out: bytes, scanner: ResponseScanner, client: PacketConnection, head: bytearray
