@@ -1,8 +1,9 @@
 """A sharded logical database for end-to-end tests: made over the shards ``s0`` and ``s1``
 with the proxy's own provisioning (as ``shardgate database create NAME --shards s0,s1
 --db-partitions D`` does), seen by the running proxy, dropped afterwards with its physical
-databases; and what the crash-recovery tests share: a database for proxies run as separate
-processes, the shards' prepared XA branches, and a proxy started to recover them."""
+databases; a physical database reached directly on its shard (a statement run there, its
+connections killed); and what the crash-recovery tests share: a database for proxies run as
+separate processes, the shards' prepared XA branches, and a proxy started to recover them."""
 
 from __future__ import annotations
 
