@@ -674,12 +674,19 @@ class BackendConnection(PacketConnection):
         deprecate_eof = self.capabilities & _DEPRECATE_EOF
         while True:
             if self._phase == _ROWS:
-                out, terminated = self._row_frames(head)
+                out, terminator = self._row_frames(head)
                 if not out:
                     return
+                if terminator >= 0 and out[terminator + 4] == 0xFF:
+                    # An error after rows (it ends the answer: the last frame) passes through
+                    # the client's ``errors``, as _relay_tail passes one.
+                    rename = client.errors
+                    if rename is not None:
+                        at = terminator + 4
+                        out = out[:terminator] + frame(out[at - 1], rename(out[at:]))
                 if not self._feed(out, scanner, client, head):
                     return
-                if terminated:
+                if terminator >= 0:
                     self._phase = _FIRST
                 continue
             try:
@@ -722,12 +729,12 @@ class BackendConnection(PacketConnection):
                     self._relay_data(rest)
                 return
 
-    def _row_frames(self, head: bytearray) -> tuple[bytes, bool]:
+    def _row_frames(self, head: bytearray) -> tuple[bytes, int]:
         """The whole frames of rows at the start of ``head``, up to and including a result's
-        terminator (EOF, the OK that replaces it, or an error), taken out of it; and whether
-        the terminator is among them."""
+        terminator (EOF, the OK that replaces it, or an error), taken out of it; and where
+        the terminator's frame starts among them (-1: it is not among them)."""
         pos, n = 0, len(head)
-        terminated = False
+        terminated = False  # (a bool, tested per frame: cheaper than an int comparison)
         continued = self._continued
         while n - pos >= 4:
             length = head[pos] | head[pos + 1] << 8 | head[pos + 2] << 16
@@ -737,13 +744,16 @@ class BackendConnection(PacketConnection):
             if not continued and length and head[pos + 4] in (0xFE, 0xFF) and length < 0xFFFFFF:
                 terminated = True
             continued = length == 0xFFFFFF
-            pos = end
             if terminated:
-                break
+                out = bytes(head[:end])
+                del head[:end]
+                self._continued = continued
+                return out, pos
+            pos = end
         self._continued = continued
         out = bytes(head[:pos])
         del head[:pos]
-        return out, terminated
+        return out, -1
 
     def _feed(
         self, out: bytes, scanner: ResponseScanner, client: PacketConnection, head: bytearray

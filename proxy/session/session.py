@@ -48,7 +48,7 @@ from proxy.backend.connection import (
     BackendQueryError,
     quote_string,
 )
-from proxy.backend.mirror import SHARD_REFUSALS, client_account_named
+from proxy.backend.mirror import SHARD_REFUSALS
 from proxy.backend.pool import ShardPool
 from proxy.ops.digest import DIGEST_COLUMNS, digest_table
 from proxy.ops.metrics import ShardMetrics
@@ -144,7 +144,6 @@ from proxy.wire.packets import (
     ServerStatus,
     build_err,
     build_ok,
-    err_message_at,
     parse_err,
     parse_stmt_prepare_ok,
     read_lenenc_int,
@@ -373,12 +372,11 @@ class Session:
     def _named_error(self, payload: bytes) -> bytes:
         """A shard's ERR packet (the payload) as the client sees it: a backend account it
         names (``'sgm_5_6e1abf3a'@'%'``: the session's mirror) is the client's account,
-        ``'user'@'ip'`` as MariaDB and the proxy's own errors name it; else unchanged."""
-        account = self.account
-        if account is None or b"'sg" not in payload:
-            return payload
-        at = err_message_at(payload)
-        return payload[:at] + client_account_named(payload[at:], account.user, self.client_ip)
+        ``'user'@'ip'`` as MariaDB and the proxy's own errors name it, and a physical
+        database of the current (sharded) database the logical one (an error after rows of
+        a single table's answer, relayed from physical database 0 or a routed statement's
+        partition); else unchanged."""
+        return self.sharded.client_err_packet(payload)
 
     def _named_errors(self, payloads: list[bytes]) -> list[bytes]:
         """A whole answer read before it is relayed, its closing ERR (if any) named as

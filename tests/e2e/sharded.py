@@ -1,16 +1,18 @@
 """A sharded logical database for end-to-end tests: made over the shards ``s0`` and ``s1``
 with the proxy's own provisioning (as ``shardgate database create NAME --shards s0,s1
 --db-partitions D`` does), seen by the running proxy, dropped afterwards with its physical
-databases; and what the crash-recovery tests share: a database for proxies run as separate
-processes, the shards' prepared XA branches, and a proxy started to recover them."""
+databases; a physical database reached directly on its shard (a statement run there, its
+connections killed); and what the crash-recovery tests share: a database for proxies run as
+separate processes, the shards' prepared XA branches, and a proxy started to recover them."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,8 +32,11 @@ def shard_of(index: int, partitions: int, shards: int = 2) -> int:
 
 @contextmanager
 def sharded_database(
-    env: ProxyEnv, name: str, password: str, partitions: int = 4
+    env: ProxyEnv, name: str, password: str, partitions: int = 4, setup: Sequence[str] = ()
 ) -> Iterator[ProxyEnv]:
+    """Sharded database ``name`` (its administrator: the account ``name``, ``password``),
+    once the running proxy sees it; ``setup`` (its tables, rows, accounts) run through the
+    proxy as its administrator first, in order. Dropped afterwards."""
     with env.catalog() as catalog:
         asyncio.run(
             create_sharded_database(
@@ -43,11 +48,51 @@ def sharded_database(
         assert time.monotonic() < deadline, "the proxy never saw the new database"
         time.sleep(0.1)
     try:
+        if setup:
+            conn = env.connect(name, password, database=name)
+            try:
+                with conn.cursor() as cur:
+                    for statement in setup:
+                        cur.execute(statement)
+            finally:
+                conn.close()
         yield env
     finally:
         with env.catalog() as catalog:
             catalog.drop_database(name)
         drop_physical(env.shards, name, partitions)
+
+
+def physical(
+    env: ProxyEnv, name: str, index: int, sql: str, partitions: int = 4
+) -> list[tuple[Any, ...]]:
+    """Run ``sql`` on sharded database ``name``'s physical database ``index`` directly on its
+    shard, as the shard's administrator (autocommit): the rows it answered."""
+    admin = connect_admin(env.shards[shard_of(index, partitions)], database=f"{name}_{index:04d}")
+    try:
+        with admin.cursor() as cur:
+            cur.execute(sql)
+            return [tuple(row) for row in cur.fetchall()]
+    finally:
+        admin.close()
+
+
+def kill_connections(
+    shards: list[ShardEndpoint], name: str, index: int, partitions: int = 4
+) -> None:
+    """Kill every connection to sharded database ``name``'s physical database ``index`` on
+    its shard (the proxy's connections to that partition), as the shard's administrator."""
+    admin = connect_admin(shards[shard_of(index, partitions)])
+    try:
+        with admin.cursor() as cur:
+            cur.execute(
+                "SELECT id FROM information_schema.processlist WHERE db = %s",
+                (f"{name}_{index:04d}",),
+            )
+            for (thread,) in cur.fetchall():
+                cur.execute(f"KILL {int(thread)}")
+    finally:
+        admin.close()
 
 
 def drop_physical(shards: list[ShardEndpoint], name: str, partitions: int = 4) -> None:

@@ -52,25 +52,18 @@ REFUSED_OTHERWISE = 1235
 
 @pytest.fixture(scope="module")
 def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
-    with sharded_database(proxy, DB, PASSWORD):
-        conn = proxy.connect(DB, PASSWORD, database=DB)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(
-                    "CREATE TABLE t (id bigint NOT NULL, v varchar(40), PRIMARY KEY (id))"
-                    " DBPARTITION BY HASH(id)"
-                )
-                cur.execute(
-                    "CREATE TABLE secret (id bigint NOT NULL, x varchar(40), PRIMARY KEY (id))"
-                    " DBPARTITION BY HASH(id)"
-                )
-                cur.execute("INSERT INTO t VALUES (1, 'v1'), (2, 'v2'), (3, 'v3'), (4, 'v4')")
-                cur.execute("INSERT INTO secret VALUES (1, 's1'), (2, 's2'), (3, 's3'), (4, 's4')")
-                cur.execute(f"CREATE USER '{READER}'@'%' IDENTIFIED BY '{READER_PASSWORD}'")
-                cur.execute(f"GRANT SELECT ON {DB}.t TO '{READER}'@'%'")
-        finally:
-            conn.close()
-        yield proxy
+    setup = [
+        "CREATE TABLE t (id bigint NOT NULL, v varchar(40), PRIMARY KEY (id))"
+        " DBPARTITION BY HASH(id)",
+        "CREATE TABLE secret (id bigint NOT NULL, x varchar(40), PRIMARY KEY (id))"
+        " DBPARTITION BY HASH(id)",
+        "INSERT INTO t VALUES (1, 'v1'), (2, 'v2'), (3, 'v3'), (4, 'v4')",
+        "INSERT INTO secret VALUES (1, 's1'), (2, 's2'), (3, 's3'), (4, 's4')",
+        f"CREATE USER '{READER}'@'%' IDENTIFIED BY '{READER_PASSWORD}'",
+        f"GRANT SELECT ON {DB}.t TO '{READER}'@'%'",
+    ]
+    with sharded_database(proxy, DB, PASSWORD, setup=setup) as env:
+        yield env
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,10 @@
 the client's account as MariaDB would (``'user'@'client ip'``), never the mirror the session
 reaches the shard as (``'sgm_5_6e1abf3a'@'%'``): the relay renames the ERR packet that ends
 an answer on every path -- the command loop, the fast path (text and prepared), a
-multi-statement answer, COM_STMT_PREPARE, and an error after some rows."""
+multi-statement answer, COM_STMT_PREPARE, and an error after some rows. On a sharded
+database the same ERR names the logical database, not the physical one the shard ran it in,
+also after rows of a multi-statement answer whose every result set's definitions the relay
+renames."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from pymysql.constants import CLIENT
 from tests.conftest import connect_admin
 from tests.e2e.binclient import BinaryClient, ServerError
 from tests.e2e.conftest import ProxyEnv
+from tests.e2e.sharded import shard_of, sharded_database
 from tests.e2e.test_mirrors import mirror_of, sql
 
 USER, PASSWORD = "errnamer", "Errname#pass1"
@@ -148,3 +152,96 @@ def test_an_error_after_rows_names_the_client(proxy: ProxyEnv, named: tuple[Any,
             assert err[9:].decode() == _denied("en_f")[1]
     finally:
         client.close()
+
+
+SHARDED_DB, SHARDED_PASSWORD = "ennames", "Ennames#pass1"
+SHARDED_USER = "ennarrow"
+SHARDED_MINE = f"'{SHARDED_USER}'@'127.0.0.1'"
+
+
+@pytest.fixture
+def sharded_named(proxy: ProxyEnv) -> Iterator[dict[int, tuple[Any, str]]]:
+    """A sharded database with a single table of three rows (on physical database 0, which
+    the session relays on its own connection), a sharded table with rows 2 and 6 (both on
+    physical database 2) and an account that reads both; ``en_f`` and ``en_g`` made by the
+    shards' administrators on physical databases 0 and 2, as in :func:`named` (``en_g``
+    calls ``en_f`` from 3 on). Per physical database: its shard's administrator, and the
+    statement that grants the account's mirror there EXECUTE on ``en_g``."""
+    setup = [
+        "CREATE TABLE en_t (id INT PRIMARY KEY)",  # a single table
+        "INSERT INTO en_t VALUES (1), (2), (3)",
+        "CREATE TABLE en_s (id INT PRIMARY KEY) DBPARTITION BY HASH(id)",
+        "INSERT INTO en_s VALUES (2), (6)",
+        f"CREATE USER '{SHARDED_USER}'@'%' IDENTIFIED BY '{SHARDED_PASSWORD}'",
+        f"GRANT SELECT ON {SHARDED_DB}.en_t TO '{SHARDED_USER}'@'%'",
+        f"GRANT SELECT ON {SHARDED_DB}.en_s TO '{SHARDED_USER}'@'%'",
+    ]
+    with sharded_database(proxy, SHARDED_DB, SHARDED_PASSWORD, setup=setup) as env:
+        named: dict[int, tuple[Any, str]] = {}
+        try:
+            for index in (0, 2):
+                physical = f"{SHARDED_DB}_{index:04d}"
+                shard = connect_admin(env.shards[shard_of(index, 4)])
+                mirror = mirror_of(env, SHARDED_USER, physical)
+                named[index] = shard, f"GRANT EXECUTE ON FUNCTION {physical}.en_g TO '{mirror}'@'%'"
+                sql(shard, f"CREATE FUNCTION {physical}.en_f(x INT) RETURNS INT RETURN x + 1")
+                sql(
+                    shard,
+                    f"CREATE FUNCTION {physical}.en_g(x INT) RETURNS INT SQL SECURITY INVOKER"
+                    f" BEGIN IF x < 3 THEN RETURN x; END IF; RETURN {physical}.en_f(x); END",
+                )
+            yield named
+        finally:
+            for shard, _ in named.values():
+                shard.close()
+            with env.connect(SHARDED_DB, SHARDED_PASSWORD, database=SHARDED_DB) as admin:
+                sql(admin, f"DROP USER IF EXISTS '{SHARDED_USER}'@'%'")
+
+
+def test_an_error_after_rows_on_a_sharded_database_names_the_client_and_database(
+    proxy: ProxyEnv, sharded_named: dict[int, tuple[Any, str]]
+) -> None:
+    """On a sharded database, a multi-statement packet on a single table is relayed from
+    physical database 0 with every result set's column definitions renamed: an ERR that
+    ends the answer after rows of its second result set (``en_g`` calls ``en_f``, which the
+    mirror may not execute, from the third row on) names the client's account and the
+    logical database, as one in the first result set's place does -- never the mirror nor
+    ``ennames_0000``. So does one after rows of a single statement there, or of one routed
+    to physical database 2 (the command loop, then the fast path)."""
+    denied = (
+        1370,
+        f"execute command denied to user {SHARDED_MINE} for routine '{SHARDED_DB}.en_f'",
+    )
+    shard, grant = sharded_named[0]
+    with (
+        proxy.connect(
+            SHARDED_USER,
+            SHARDED_PASSWORD,
+            database=SHARDED_DB,
+            client_flag=CLIENT.MULTI_STATEMENTS,
+        ) as conn,
+        conn.cursor() as cur,
+    ):
+        for statements in (
+            "SELECT id FROM en_t WHERE id = 1; SELECT id, en_g(id) FROM en_t ORDER BY id",
+            "SELECT id FROM en_t WHERE id = 1; SELECT en_f(1)",  # the ERR in the head's place
+        ):
+            for _ in range(2):
+                # (the refusal has the mirror verified again: EXECUTE is taken back each time)
+                sql(shard, grant)
+                cur.execute(statements)
+                assert cur.fetchall() == ((1,),)
+                with pytest.raises(pymysql.err.MySQLError) as info:
+                    cur.nextset()
+                assert info.value.args == denied, statements
+                assert sql(conn, "SELECT id FROM en_t WHERE id = 2") == [(2,)]
+        for index, table, rows in ((0, "en_t", [(1,), (2,), (3,)]), (2, "en_s", [(2,), (6,)])):
+            shard, grant = sharded_named[index]
+            statement = f"SELECT id, en_g(id) FROM {table} ORDER BY id"
+            if index:
+                statement = statement.replace("ORDER", "WHERE id IN (2, 6) ORDER")
+            for _ in range(3):
+                # (served once the mirror is verified again: then granted EXECUTE)
+                assert sql(conn, f"SELECT id FROM {table} ORDER BY id") == rows
+                sql(shard, grant)
+                assert _refused(conn, statement) == denied, statement

@@ -17,64 +17,39 @@ from typing import Any
 import pymysql
 import pytest
 
-from tests.conftest import connect_admin
 from tests.e2e.binclient import BinaryClient, ServerError
 from tests.e2e.conftest import ProxyEnv
-from tests.e2e.sharded import sharded_database
+from tests.e2e.sharded import physical, sharded_database
+from tests.e2e.tools import error_of
 
 PASSWORD = "Adversary#pass3"
 DB = "adv3db"
-SHARD_OF = {0: 0, 1: 0, 2: 1, 3: 1}  # physical database -> shard index
 TWO = ("adv3two", "Two#pass1234")  # an account holding privileges on adv3db and easydb
 
 
 @pytest.fixture(scope="module")
 def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
-    with sharded_database(proxy, DB, PASSWORD):
-        conn = _client(proxy)
+    setup = [
+        "CREATE TABLE ja (id int NOT NULL PRIMARY KEY, x int) DBPARTITION BY HASH(id)",
+        "INSERT INTO ja VALUES (0, 7), (1, 7), (2, 7), (3, 7)",
+        "CREATE TABLE sp (id int NOT NULL PRIMARY KEY, v varchar(20))"
+        " DBPARTITION BY HASH(id) TBPARTITION BY HASH(id) TBPARTITIONS 2",
+        "CREATE TABLE single_t (id int PRIMARY KEY)",
+        f"CREATE USER '{TWO[0]}'@'%' IDENTIFIED BY '{TWO[1]}'",
+        f"GRANT ALL ON {DB}.* TO '{TWO[0]}'@'%'",
+    ]
+    with sharded_database(proxy, DB, PASSWORD, setup=setup) as env:
+        easy = env.connect()
         try:
-            with conn.cursor() as cur:
-                cur.execute(
-                    "CREATE TABLE ja (id int NOT NULL PRIMARY KEY, x int) DBPARTITION BY HASH(id)"
-                )
-                cur.execute("INSERT INTO ja VALUES (0, 7), (1, 7), (2, 7), (3, 7)")
-                cur.execute(
-                    "CREATE TABLE sp (id int NOT NULL PRIMARY KEY, v varchar(20))"
-                    " DBPARTITION BY HASH(id) TBPARTITION BY HASH(id) TBPARTITIONS 2"
-                )
-                cur.execute("CREATE TABLE single_t (id int PRIMARY KEY)")
-                cur.execute(f"CREATE USER '{TWO[0]}'@'%' IDENTIFIED BY '{TWO[1]}'")
-                cur.execute(f"GRANT ALL ON {DB}.* TO '{TWO[0]}'@'%'")
-            easy = proxy.connect()
-            try:
-                with easy.cursor() as cur:
-                    cur.execute(f"GRANT SELECT ON easydb.* TO '{TWO[0]}'@'%'")
-            finally:
-                easy.close()
+            with easy.cursor() as cur:
+                cur.execute(f"GRANT SELECT ON easydb.* TO '{TWO[0]}'@'%'")
         finally:
-            conn.close()
-        yield proxy
+            easy.close()
+        yield env
 
 
 def _client(env: ProxyEnv, **kwargs: Any) -> pymysql.connections.Connection[Any]:
     return env.connect(DB, PASSWORD, database=DB, **kwargs)
-
-
-def _physical(env: ProxyEnv, index: int, sql: str) -> list[tuple[Any, ...]]:
-    """Run ``sql`` on physical database ``index`` directly on its shard."""
-    admin = connect_admin(env.shards[SHARD_OF[index]], database=f"{DB}_{index:04d}")
-    try:
-        with admin.cursor() as cur:
-            cur.execute(sql)
-            return list(cur.fetchall())
-    finally:
-        admin.close()
-
-
-def _error(cur: Any, sql: str) -> tuple[int, str]:
-    with pytest.raises(pymysql.err.MySQLError) as failed:
-        cur.execute(sql)
-    return failed.value.args[0], failed.value.args[1]
 
 
 # ------------------------------------------------------------------------ USE under LOCK TABLES
@@ -110,7 +85,7 @@ def test_use_under_lock_tables_keeps_every_partitions_locks(sharded: ProxyEnv) -
                 cur.execute(sql)
             conn.select_db(DB)  # COM_INIT_DB
             for sql in ("USE easydb", "/*!USE easydb*/", "USE easydb;"):
-                errno, message = _error(cur, sql)
+                errno, message = error_of(cur, sql)
                 assert errno == 1235 and "locks" in message, sql
             with pytest.raises(pymysql.err.MySQLError) as refused:
                 conn.select_db("easydb")
@@ -121,7 +96,7 @@ def test_use_under_lock_tables_keeps_every_partitions_locks(sharded: ProxyEnv) -
                 assert _write_waits(sharded, f"INSERT INTO ja VALUES ({10 + key}, 1)") == 1205
                 assert _write_waits(sharded, f"DELETE FROM sp WHERE id = {key}") == 1205
             cur.execute("INSERT INTO ja VALUES (20, 1)")  # (ours: locked for writing)
-            assert _error(cur, "INSERT INTO sp VALUES (1, 'x')")[0] == 1099  # READ lock
+            assert error_of(cur, "INSERT INTO sp VALUES (1, 'x')")[0] == 1099  # READ lock
             cur.execute("UNLOCK TABLES")
         assert _write_waits(sharded, "DELETE FROM ja WHERE id = 20") is None
     finally:
@@ -158,7 +133,7 @@ def test_show_create_after_alter_shows_no_partitions_counter(sharded: ProxyEnv) 
                 ), altered
                 assert altered.replace("  `w` int(11) DEFAULT NULL,\n", "") == created
                 # (the physical table's own counter is past its rows)
-                shown = _physical(sharded, 0, f"SHOW CREATE TABLE {name}")[0][1]
+                shown = physical(sharded, DB, 0, f"SHOW CREATE TABLE {name}")[0][1]
                 assert re.search(r"AUTO_INCREMENT=\d+", shown) is not None
                 cur.execute(f"INSERT INTO {name} (v) VALUES (7)")  # the sequence goes on
                 cur.execute(f"SELECT id FROM {name}")
@@ -187,14 +162,14 @@ def test_ddl_failing_on_some_partitions_names_them_in_logical_terms(sharded: Pro
                 "CREATE TABLE fs (id int NOT NULL PRIMARY KEY, v int)"
                 " DBPARTITION BY HASH(id) TBPARTITION BY HASH(id) TBPARTITIONS 2"
             )
-            _physical(sharded, 2, "ALTER TABLE fo ADD COLUMN z int")
-            _physical(sharded, 3, "ALTER TABLE fs_06 ADD COLUMN z int")
-            assert _error(cur, "ALTER TABLE fo ADD COLUMN z int") == (
+            physical(sharded, DB, 2, "ALTER TABLE fo ADD COLUMN z int")
+            physical(sharded, DB, 3, "ALTER TABLE fs_06 ADD COLUMN z int")
+            assert error_of(cur, "ALTER TABLE fo ADD COLUMN z int") == (
                 1060,
                 "ALTER TABLE fo failed on 1 of 4 physical tables (partition 2 on shard s1:"
                 " 1060 Duplicate column name 'z'); applied on the other 3",
             )
-            assert _error(cur, "ALTER TABLE fs ADD COLUMN z int") == (
+            assert error_of(cur, "ALTER TABLE fs ADD COLUMN z int") == (
                 1060,
                 "ALTER TABLE fs failed on 1 of 8 physical tables (fs #6 in partition 3 on shard"
                 " s1: 1060 Duplicate column name 'z'); applied on the other 7",
@@ -202,12 +177,12 @@ def test_ddl_failing_on_some_partitions_names_them_in_logical_terms(sharded: Pro
             cur.execute("SHOW TOPOLOGY FROM fs")
             assert cur.fetchall()[6] == (6, f"{DB}_0003", "fs_06")  # (what the ids mean)
             # An error naming the physical table: named logically too.
-            _physical(sharded, 1, "DROP INDEX `PRIMARY` ON fs_03")
-            errno, message = _error(cur, "ALTER TABLE fs DROP PRIMARY KEY")
+            physical(sharded, DB, 1, "DROP INDEX `PRIMARY` ON fs_03")
+            errno, message = error_of(cur, "ALTER TABLE fs DROP PRIMARY KEY")
             assert errno == 1091 and "fs #3 in partition 1 on shard s0: 1091" in message
             assert f"{DB}_" not in message and "fs_0" not in message, message
             # The same failure everywhere: the shard's error for the logical table.
-            assert _error(cur, "ALTER TABLE fo ADD COLUMN v int") == (
+            assert error_of(cur, "ALTER TABLE fo ADD COLUMN v int") == (
                 1060,
                 "Duplicate column name 'v'",
             )
@@ -228,9 +203,9 @@ def test_stored_function_refusals_name_the_clients_account(sharded: ProxyEnv) ->
     statement), the physical database. The client sees its own account and the logical
     database, on every path: routed, scatter, merged, XA write, transaction, prepared."""
     for index in range(4):
-        _physical(sharded, index, "DROP FUNCTION IF EXISTS f3")
-        _physical(
-            sharded, index, "CREATE FUNCTION f3(x int) RETURNS int DETERMINISTIC RETURN x + 1"
+        physical(sharded, DB, index, "DROP FUNCTION IF EXISTS f3")
+        physical(
+            sharded, DB, index, "CREATE FUNCTION f3(x int) RETURNS int DETERMINISTIC RETURN x + 1"
         )
     conn = sharded.connect(TWO[0], TWO[1], database=DB)
     mine = f"'{TWO[0]}'@'127.0.0.1'"
@@ -247,12 +222,12 @@ def test_stored_function_refusals_name_the_clients_account(sharded: ProxyEnv) ->
                 "SELECT nofunc(id) FROM ja WHERE id = 3",
             ):
                 routine = "nofunc" if "nofunc" in sql else "f3"
-                assert _error(cur, sql) == (
+                assert error_of(cur, sql) == (
                     1370,
                     f"execute command denied to user {mine} for routine '{DB}.{routine}'",
                 ), sql
             cur.execute("BEGIN")
-            assert _error(cur, "UPDATE ja SET x = f3(x)") == (
+            assert error_of(cur, "UPDATE ja SET x = f3(x)") == (
                 1370,
                 f"execute command denied to user {mine} for routine '{DB}.f3'",
             )
@@ -270,7 +245,7 @@ def test_stored_function_refusals_name_the_clients_account(sharded: ProxyEnv) ->
     finally:
         conn.close()
         for index in range(4):
-            _physical(sharded, index, "DROP FUNCTION IF EXISTS f3")
+            physical(sharded, DB, index, "DROP FUNCTION IF EXISTS f3")
 
 
 # ------------------------------------------------------------------------- adversarial pass
@@ -290,7 +265,7 @@ def test_json_arrayagg_is_not_concatenated_per_partition(sharded: ProxyEnv) -> N
                 "SELECT x, JSON_ARRAYAGG(id) FROM ja GROUP BY x",
                 "SELECT x FROM ja GROUP BY x HAVING JSON_LENGTH(JSON_ARRAYAGG(id)) > 1",
             ):
-                errno, message = _error(cur, sql)
+                errno, message = error_of(cur, sql)
                 assert errno == 1235 and "across partitions" in message, (sql, message)
             cur.execute("SELECT JSON_ARRAYAGG(id) FROM ja WHERE id = 2")
             assert cur.fetchall() == (("[2]",),)
@@ -315,7 +290,7 @@ def test_show_create_and_check_of_physical_or_other_databases_tables(sharded: Pr
                 "CHECK TABLE easydb.ja",
                 "CHECK TABLE single_t, easydb.ja",
             ):
-                assert _error(cur, sql) == (
+                assert error_of(cur, sql) == (
                     1235,
                     "Cross-database queries are not supported; USE easydb first",
                 ), sql
@@ -328,7 +303,7 @@ def test_show_create_and_check_of_physical_or_other_databases_tables(sharded: Pr
                 ("CREATE TABLE copied LIKE sp_00", "sp_00"),
                 ("SET @n = (SELECT COUNT(*) FROM sp_01)", "sp_01"),  # (read physical sp_01)
             ):
-                assert _error(cur, sql) == (1146, f"Table '{DB}.{name}' doesn't exist"), sql
+                assert error_of(cur, sql) == (1146, f"Table '{DB}.{name}' doesn't exist"), sql
             cur.execute(f"SHOW CREATE TABLE {DB}.sp")
             assert cur.fetchall()[0][0] == "sp"
             cur.execute(f"CHECK TABLE {DB}.sp, ja")
@@ -356,7 +331,7 @@ def test_show_warnings_name_the_logical_database(sharded: ProxyEnv) -> None:
             cur.execute("DROP VIEW IF EXISTS nov")
             cur.execute("SHOW WARNINGS LIMIT 1")
             assert cur.fetchall() == (("Note", 4092, f"Unknown VIEW: '{DB}.nov'"),)
-            assert _error(cur, "SELECT * FROM nothere") == (
+            assert error_of(cur, "SELECT * FROM nothere") == (
                 1146,
                 f"Table '{DB}.nothere' doesn't exist",
             )
@@ -398,7 +373,7 @@ def test_table_maintenance_rows_name_the_logical_database(sharded: ProxyEnv) -> 
                 cur.execute(sql)
                 rows = cur.fetchall()
                 assert rows and {row[0] for row in rows} == {f"{DB}.single_t"}, (sql, rows)
-            assert _error(cur, "CHECKSUM TABLE ja")[0] == 1235  # (a sharded table's: refused)
+            assert error_of(cur, "CHECKSUM TABLE ja")[0] == 1235  # (a sharded table's: refused)
     finally:
         conn.close()
 
@@ -428,7 +403,7 @@ def test_char_keys_are_placed_without_their_trailing_spaces(sharded: ProxyEnv) -
                 cur.execute(f"SELECT v FROM ck WHERE k = '{key}'")
                 assert cur.fetchall() == ((value,),), key
             for key in ("xyz", "a", "r1", "p"):
-                assert _error(cur, f"INSERT INTO ck VALUES ('{key}', 0)")[0] == 1062, key
+                assert error_of(cur, f"INSERT INTO ck VALUES ('{key}', 0)")[0] == 1062, key
             # Compared as MariaDB compares a CHAR column (PAD SPACE): by the value without
             # trailing spaces, on the partition holding it (text, fast path, prepared).
             for _ in range(3):

@@ -16,30 +16,23 @@ from typing import Any
 import pymysql
 import pytest
 
-from tests.conftest import connect_admin
 from tests.e2e.conftest import ProxyEnv
-from tests.e2e.sharded import sharded_database
+from tests.e2e.sharded import kill_connections, sharded_database
 
 PASSWORD = "Adversary#pass4"
 DB = "adv4db"
-SHARD_OF = {0: 0, 1: 0, 2: 1, 3: 1}  # physical database -> shard index
 
 
 @pytest.fixture(scope="module")
 def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
-    with sharded_database(proxy, DB, PASSWORD):
-        conn = _client(proxy)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(
-                    "CREATE TABLE ja (id int NOT NULL PRIMARY KEY, x int) DBPARTITION BY HASH(id)"
-                )
-                cur.execute("INSERT INTO ja VALUES (0, 7), (1, 7), (2, 7), (3, 7)")
-                cur.execute("CREATE TABLE bc (id int PRIMARY KEY) BROADCAST")
-                cur.execute("CREATE TABLE single_t (id int PRIMARY KEY)")
-        finally:
-            conn.close()
-        yield proxy
+    setup = [
+        "CREATE TABLE ja (id int NOT NULL PRIMARY KEY, x int) DBPARTITION BY HASH(id)",
+        "INSERT INTO ja VALUES (0, 7), (1, 7), (2, 7), (3, 7)",
+        "CREATE TABLE bc (id int PRIMARY KEY) BROADCAST",
+        "CREATE TABLE single_t (id int PRIMARY KEY)",
+    ]
+    with sharded_database(proxy, DB, PASSWORD, setup=setup) as env:
+        yield env
 
 
 def _client(env: ProxyEnv, **kwargs: Any) -> pymysql.connections.Connection[Any]:
@@ -92,19 +85,8 @@ def test_create_if_not_exists_of_a_table_there_is_leaves_mariadbs_note(sharded: 
 
 
 def _kill_partition(env: ProxyEnv, index: int) -> None:
-    """Kill every connection to physical database ``index`` on its shard (the proxy's
-    partition connections), from the shard's admin connection."""
-    admin = connect_admin(env.shards[SHARD_OF[index]])
-    try:
-        with admin.cursor() as cur:
-            cur.execute(
-                "SELECT id FROM information_schema.processlist WHERE db = %s",
-                (f"{DB}_{index:04d}",),
-            )
-            for (thread,) in cur.fetchall():
-                cur.execute(f"KILL {int(thread)}")
-    finally:
-        admin.close()
+    """Kill the proxy's connections to physical database ``index`` on its shard."""
+    kill_connections(env.shards, DB, index)
     time.sleep(0.3)  # (the proxy's end of the connection sees it closed)
 
 

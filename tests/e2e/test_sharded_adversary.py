@@ -21,45 +21,38 @@ import pytest
 from tests.conftest import connect_admin
 from tests.e2e.binclient import BinaryClient, ServerError, lenenc_bytes
 from tests.e2e.conftest import ProxyEnv
-from tests.e2e.sharded import sharded_database
+from tests.e2e.sharded import kill_connections, physical, shard_of, sharded_database
+from tests.e2e.tools import error_of
 
 PASSWORD = "Adversary#pass1"
 DB = "advdb"
-SHARD_OF = {0: 0, 1: 0, 2: 1, 3: 1}  # physical database -> shard index
 LIMITED = ("advlimited", "Limited#pass12")
 
 
 @pytest.fixture(scope="module")
 def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
-    with sharded_database(proxy, DB, PASSWORD):
-        conn = _client(proxy)
-        try:
-            with conn.cursor() as cur:
-                for name in ("ja", "jb"):
-                    cur.execute(
-                        f"CREATE TABLE {name} (id int NOT NULL PRIMARY KEY, x int)"
-                        " DBPARTITION BY HASH(id)"
-                    )
-                    cur.execute(f"INSERT INTO {name} VALUES (0, 7), (1, 7), (2, 7), (3, 7)")
-                cur.execute(
-                    "CREATE TABLE secret (id int NOT NULL PRIMARY KEY, v varchar(20))"
-                    " DBPARTITION BY HASH(id) TBPARTITION BY HASH(id) TBPARTITIONS 2"
-                )
-                cur.execute("CREATE TABLE open_t (id int PRIMARY KEY, v int) BROADCAST")
-                cur.execute(
-                    "CREATE TABLE sk (k varchar(20) NOT NULL PRIMARY KEY, v int)"
-                    " DEFAULT CHARSET utf8mb4 DBPARTITION BY HASH(k)"
-                )
-                cur.execute(
-                    "CREATE TABLE autot (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, v int)"
-                    " DBPARTITION BY HASH(id)"
-                )
-                cur.execute("CREATE SEQUENCE seq")
-                cur.execute(f"CREATE USER '{LIMITED[0]}'@'%' IDENTIFIED BY '{LIMITED[1]}'")
-                cur.execute(f"GRANT SELECT ON {DB}.open_t TO '{LIMITED[0]}'@'%'")
-        finally:
-            conn.close()
-        yield proxy
+    setup = [
+        *(
+            statement
+            for name in ("ja", "jb")
+            for statement in (
+                f"CREATE TABLE {name} (id int NOT NULL PRIMARY KEY, x int) DBPARTITION BY HASH(id)",
+                f"INSERT INTO {name} VALUES (0, 7), (1, 7), (2, 7), (3, 7)",
+            )
+        ),
+        "CREATE TABLE secret (id int NOT NULL PRIMARY KEY, v varchar(20))"
+        " DBPARTITION BY HASH(id) TBPARTITION BY HASH(id) TBPARTITIONS 2",
+        "CREATE TABLE open_t (id int PRIMARY KEY, v int) BROADCAST",
+        "CREATE TABLE sk (k varchar(20) NOT NULL PRIMARY KEY, v int)"
+        " DEFAULT CHARSET utf8mb4 DBPARTITION BY HASH(k)",
+        "CREATE TABLE autot (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, v int)"
+        " DBPARTITION BY HASH(id)",
+        "CREATE SEQUENCE seq",
+        f"CREATE USER '{LIMITED[0]}'@'%' IDENTIFIED BY '{LIMITED[1]}'",
+        f"GRANT SELECT ON {DB}.open_t TO '{LIMITED[0]}'@'%'",
+    ]
+    with sharded_database(proxy, DB, PASSWORD, setup=setup) as env:
+        yield env
 
 
 def _client(env: ProxyEnv, **kwargs: Any) -> pymysql.connections.Connection[Any]:
@@ -68,23 +61,6 @@ def _client(env: ProxyEnv, **kwargs: Any) -> pymysql.connections.Connection[Any]
 
 def _limited(env: ProxyEnv) -> pymysql.connections.Connection[Any]:
     return env.connect(LIMITED[0], LIMITED[1], database=DB)
-
-
-def _physical(env: ProxyEnv, index: int, sql: str) -> list[tuple[Any, ...]]:
-    """Run ``sql`` on physical database ``index`` directly on its shard."""
-    admin = connect_admin(env.shards[SHARD_OF[index]], database=f"{DB}_{index:04d}")
-    try:
-        with admin.cursor() as cur:
-            cur.execute(sql)
-            return list(cur.fetchall())
-    finally:
-        admin.close()
-
-
-def _error(cur: Any, sql: str) -> tuple[int, str]:
-    with pytest.raises(pymysql.err.MySQLError) as failed:
-        cur.execute(sql)
-    return failed.value.args[0], failed.value.args[1]
 
 
 # ------------------------------------------------------------------------------ privileges
@@ -110,12 +86,12 @@ def test_show_commands_list_only_tables_the_caller_holds_something_on(sharded: P
             cur.execute("SHOW TOPOLOGY FROM open_t")
             assert len(cur.fetchall()) == 4
             for sql in ("SHOW RULE FROM secret", "SHOW TOPOLOGY FROM secret"):
-                errno, message = _error(cur, sql)
+                errno, message = error_of(cur, sql)
                 assert errno == 1142, sql
                 assert "'secret'" in message
             # Another database's name before the table was ignored (this database's answered).
             for sql in ("SHOW RULE FROM easydb.open_t", "SHOW TOPOLOGY FROM easydb.open_t"):
-                errno, message = _error(cur, sql)
+                errno, message = error_of(cur, sql)
                 assert errno == 1235, sql
     finally:
         conn.close()
@@ -140,7 +116,7 @@ def test_nextval_needs_insert_and_select_on_the_sequence(sharded: ProxyEnv) -> N
                 ("SELECT id, seq.NEXTVAL FROM open_t", "seq"),
                 ("SELECT AUTO_SEQ_autot.NEXTVAL", "AUTO_SEQ_autot"),
             ):
-                errno, message = _error(cur, sql)
+                errno, message = error_of(cur, sql)
                 assert errno == 1142, sql
                 assert f"command denied to user '{LIMITED[0]}'" in message
                 assert f"for table '{sequence}'" in message
@@ -176,7 +152,7 @@ def test_executable_comments_are_read_as_the_shard_reads_them(sharded: ProxyEnv)
                 "SELECT ja.id FROM ja WHERE /*!50000 EXISTS (SELECT 1 FROM jb WHERE jb.x = 7) AND*/"
                 " ja.id > 0",
             ):
-                errno, message = _error(cur, sql)
+                errno, message = error_of(cur, sql)
                 assert errno == 1235, sql
                 assert "sharded table" in message, sql
             cur.execute("SELECT SUM(x) FROM ja /*!50000 GROUP BY id */")
@@ -220,10 +196,10 @@ def test_parenthesized_and_using_table_references_are_routed(sharded: ProxyEnv) 
                 "DELETE FROM ja USING ja, jb WHERE ja.x = jb.x AND jb.id = 2",
                 "DELETE FROM ja USING ja JOIN jb ON ja.x = jb.x WHERE jb.id = 2",
             ):
-                errno, _ = _error(cur, sql)
+                errno, _ = error_of(cur, sql)
                 assert errno == 1235, sql
         for index, ids in enumerate([[0], [1], [2], [3]]):
-            assert [r[0] for r in _physical(sharded, index, "SELECT id FROM ja")] == ids
+            assert [r[0] for r in physical(sharded, DB, index, "SELECT id FROM ja")] == ids
     finally:
         conn.close()
 
@@ -244,11 +220,11 @@ def test_session_statements_naming_sharded_tables_are_refused(sharded: ProxyEnv)
                 "SET @n := (SELECT MAX(id) FROM secret)",
                 "SET @n = 1, @m = (SELECT COUNT(*) FROM ja WHERE id = 1)",
             ):
-                errno, message = _error(cur, sql)
+                errno, message = error_of(cur, sql)
                 assert errno == 1235, sql
                 assert "naming sharded or broadcast table" in message, sql
             # CHECKSUM TABLE answered by physical database 0: one partition's rows.
-            errno, message = _error(cur, "CHECKSUM TABLE ja")
+            errno, message = error_of(cur, "CHECKSUM TABLE ja")
             assert errno == 1235
             assert "CHECKSUM TABLE across the partitions of table ja" in message
             cur.execute("SELECT @n")
@@ -287,7 +263,7 @@ def test_decimal_parameters_are_read_as_the_shard_reads_them(sharded: ProxyEnv) 
     finally:
         binary.close()
     for index in range(4):
-        ids = [r[0] for r in _physical(sharded, index, "SELECT id FROM jb")]
+        ids = [r[0] for r in physical(sharded, DB, index, "SELECT id FROM jb")]
         assert 5 not in ids and 50 not in ids
         assert (6 in ids) == (index == 2)
 
@@ -308,9 +284,9 @@ def test_double_pipe_is_not_read_as_or_when_it_may_concatenate(sharded: ProxyEnv
             assert cur.fetchall() == ((0,),)
             cur.execute("UPDATE ja SET x = 8 WHERE id = 1 || 2 = id")
             assert cur.rowcount == 1
-            assert _physical(sharded, 0, "SELECT x FROM ja") == [(8,)]
+            assert physical(sharded, DB, 0, "SELECT x FROM ja") == [(8,)]
             cur.execute("UPDATE ja SET x = 7 WHERE id = 0")
-            errno, _ = _error(cur, "SELECT x, COUNT(*) n FROM ja GROUP BY x HAVING n > 1 || 0")
+            errno, _ = error_of(cur, "SELECT x, COUNT(*) n FROM ja GROUP BY x HAVING n > 1 || 0")
             assert errno == 1235
             cur.execute("SET SESSION sql_mode = DEFAULT")
             cur.execute("SELECT id FROM ja WHERE id = 1 || id = 2")
@@ -335,7 +311,7 @@ def test_string_keys_are_read_in_the_clients_character_set(sharded: ProxyEnv) ->
             assert cur.fetchall() == ((1,),)
     finally:
         latin1.close()
-    assert _physical(sharded, 2, "SELECT k, v FROM sk WHERE v = 1") == [("Ã©", 1)]
+    assert physical(sharded, DB, 2, "SELECT k, v FROM sk WHERE v = 1") == [("Ã©", 1)]
     utf8 = _client(sharded)
     try:
         with utf8.cursor() as cur:
@@ -391,7 +367,7 @@ def test_backslashes_under_no_backslash_escapes(sharded: ProxyEnv) -> None:
                 "SELECT ja.id FROM ja JOIN jb ON ja.id = jb.id AND '\\' <> '' OR ja.x = jb.x"
                 " OR '' = ''",
             ):
-                errno, message = _error(cur, sql)
+                errno, message = error_of(cur, sql)
                 assert errno == 1235, sql
                 assert "NO_BACKSLASH_ESCAPES" in message
             cur.execute("SELECT id FROM ja WHERE id = 2 AND 'a\\' <> ''")
@@ -434,12 +410,12 @@ def test_ddl_under_a_node_hint_is_refused(sharded: ProxyEnv) -> None:
                 f"/*+TDDL:node('{DB}_0001')*/ RENAME TABLE ja TO ja2",
                 "/*+TDDL:scan()*/ CREATE TABLE hinted_new (id int)",
             ):
-                errno, message = _error(cur, sql)
+                errno, message = error_of(cur, sql)
                 assert errno == 1235, sql
                 assert "under a TDDL hint" in message
             cur.execute(f"/*+TDDL:node('{DB}_0001')*/ SELECT id FROM ja")
             assert cur.fetchall() == ((1,),)
-        assert [r[0] for r in _physical(sharded, 1, "SHOW COLUMNS FROM ja")] == ["id", "x"]
+        assert [r[0] for r in physical(sharded, DB, 1, "SHOW COLUMNS FROM ja")] == ["id", "x"]
     finally:
         conn.close()
 
@@ -452,7 +428,7 @@ def test_a_table_routing_does_not_see_is_refused(sharded: ProxyEnv) -> None:
     try:
         with conn.cursor() as cur:
             for sql in ("CHECKSUM TABLE open_t, ja", "CHECKSUM TABLE open_t, secret"):
-                errno, message = _error(cur, sql)
+                errno, message = error_of(cur, sql)
                 assert errno == 1235, sql
                 assert "where the proxy does not route it" in message, sql
             cur.execute("CHECKSUM TABLE open_t")
@@ -517,8 +493,8 @@ def test_stored_functions_in_broadcast_writes_are_refused(sharded: ProxyEnv) -> 
     refused like NOW() -- quoted, qualified or not -- and nothing is written; MariaDB's
     built-in functions (keywords called as functions included) still run."""
     for index in range(4):
-        _physical(sharded, index, "DROP FUNCTION IF EXISTS per_copy")
-        _physical(sharded, index, f"CREATE FUNCTION per_copy() RETURNS int RETURN {index}")
+        physical(sharded, DB, index, "DROP FUNCTION IF EXISTS per_copy")
+        physical(sharded, DB, index, f"CREATE FUNCTION per_copy() RETURNS int RETURN {index}")
     conn = _client(sharded)
     try:
         with conn.cursor() as cur:
@@ -528,7 +504,7 @@ def test_stored_functions_in_broadcast_writes_are_refused(sharded: ProxyEnv) -> 
                 f"INSERT INTO open_t VALUES (90, {DB}.per_copy())",
                 "UPDATE open_t SET v = 1 + PER_COPY() WHERE id = 90",
             ):
-                errno, message = _error(cur, sql)
+                errno, message = error_of(cur, sql)
                 assert errno == 1235, sql
                 assert "() in a write to broadcast table open_t" in message, sql
             cur.execute("INSERT INTO open_t VALUES (90, IF(1 > 0, LENGTH(LEFT('abc', 2)), 0))")
@@ -536,11 +512,13 @@ def test_stored_functions_in_broadcast_writes_are_refused(sharded: ProxyEnv) -> 
             assert cur.fetchall() == ((2,),)
             cur.execute("DELETE FROM open_t WHERE id = 90")
         for index in range(4):
-            assert _physical(sharded, index, "SELECT COUNT(*) FROM open_t WHERE id = 90") == [(0,)]
+            assert physical(sharded, DB, index, "SELECT COUNT(*) FROM open_t WHERE id = 90") == [
+                (0,)
+            ]
     finally:
         conn.close()
         for index in range(4):
-            _physical(sharded, index, "DROP FUNCTION IF EXISTS per_copy")
+            physical(sharded, DB, index, "DROP FUNCTION IF EXISTS per_copy")
 
 
 def test_string_keys_longer_than_the_column_are_placed_as_stored(sharded: ProxyEnv) -> None:
@@ -560,13 +538,13 @@ def test_string_keys_longer_than_the_column_are_placed_as_stored(sharded: ProxyE
             assert cur.fetchall() == ((long_key[:20], 1),)
             cur.execute(f"SELECT k, v FROM sk WHERE k = '{wide_key[:20]}'")
             assert cur.fetchall() == ((wide_key[:20], 2),)
-            errno, message = _error(cur, f"INSERT INTO sk VALUES ('{long_key[:20]}', 3)")
+            errno, message = error_of(cur, f"INSERT INTO sk VALUES ('{long_key[:20]}', 3)")
             assert (errno, message) == (
                 1062,
                 f"Duplicate entry '{long_key[:20]}' for key 'PRIMARY'",
             )
             cur.execute("SET SESSION sql_mode = 'STRICT_TRANS_TABLES'")
-            errno, message = _error(cur, f"INSERT INTO sk VALUES ('x{long_key}', 4)")
+            errno, message = error_of(cur, f"INSERT INTO sk VALUES ('x{long_key}', 4)")
             assert (errno, message) == (1406, "Data too long for column 'k' at row 1")
             # Spaces cut: a note even in strict mode, and the row stored without them.
             cur.execute(f"INSERT INTO sk VALUES ('{long_key[1:21]}     ', 5)")
@@ -611,7 +589,7 @@ def _secret_rows(env: ProxyEnv) -> dict[int, tuple[int, str, str]]:
     database, physical table, v). |id| mod 8 is the global table index, db = index div 2."""
     found = {}
     for g in range(8):
-        for row_id, value in _physical(env, g // 2, f"SELECT id, v FROM secret_0{g}"):
+        for row_id, value in physical(env, DB, g // 2, f"SELECT id, v FROM secret_0{g}"):
             assert row_id not in found
             found[row_id] = (g // 2, f"secret_0{g}", value)
     return found
@@ -723,16 +701,16 @@ def test_lock_tables_of_a_physical_table_name_is_no_such_table(sharded: ProxyEnv
     try:
         with conn.cursor() as cur:
             for name in ("secret_00", "SECRET_01", f"{DB}.secret_00"):
-                assert _error(cur, f"LOCK TABLES {name} READ") == (
+                assert error_of(cur, f"LOCK TABLES {name} READ") == (
                     1146,
                     f"Table '{DB}.{name.split('.')[-1]}' doesn't exist",
                 ), name
-            assert _error(cur, "LOCK TABLES ja READ, secret_01 AS s WRITE") == (
+            assert error_of(cur, "LOCK TABLES ja READ, secret_01 AS s WRITE") == (
                 1146,
                 f"Table '{DB}.secret_01' doesn't exist",
             )
             assert _in_use(sharded) == []
-            errno, message = _error(cur, "LOCK TABLES secret AS s READ")
+            errno, message = error_of(cur, "LOCK TABLES secret AS s READ")
             assert errno == 1235 and "split table secret under an alias" in message
             cur.execute("LOCK TABLES secret READ, ja AS j READ")
             cur.execute("SELECT COUNT(*) FROM ja AS j")
@@ -776,10 +754,10 @@ def test_string_keys_converted_to_the_columns_character_set_are_placed_as_stored
                 cur.execute(f"SELECT v FROM kl WHERE k = '{n}?\u00e9'")
                 assert cur.fetchall() == ((n,),), n
             cur.execute("INSERT INTO kg VALUES ('abc', 1)")
-            errno, message = _error(cur, "INSERT INTO kg VALUES ('\u4e2d', 2)")
+            errno, message = error_of(cur, "INSERT INTO kg VALUES ('\u4e2d', 2)")
             assert errno == 1235 and "character set gbk" in message
             cur.execute("SET SESSION sql_mode = DEFAULT")
-            errno, message = _error(cur, "INSERT INTO k3 VALUES ('\U0001f600', 9)")
+            errno, message = error_of(cur, "INSERT INTO k3 VALUES ('\U0001f600', 9)")
             assert errno == 1366 and f"{DB}_0" not in message
     finally:
         with conn.cursor() as cur:
@@ -793,20 +771,20 @@ def test_lock_tables_lost_midway_leaves_no_lock_in_the_pool(sharded: ProxyEnv) -
     database 0's, and unbound the session's connection: it went back to the pool holding the
     lock -- every other session blocked on the table, the next one given that connection
     bound by a lock it never took."""
-    blocker = connect_admin(sharded.shards[SHARD_OF[2]], database=f"{DB}_0002")
+    blocker = connect_admin(sharded.shards[shard_of(2, 4)], database=f"{DB}_0002")
     conn = _client(sharded)
     answers: list[int] = []
 
     def lock() -> None:
         with conn.cursor() as cur:
-            answers.append(_error(cur, "LOCK TABLES ja WRITE")[0])
+            answers.append(error_of(cur, "LOCK TABLES ja WRITE")[0])
 
     try:
         with blocker.cursor() as cur:
             cur.execute("LOCK TABLES ja WRITE")
         locking = threading.Thread(target=lock)
         locking.start()
-        admin = connect_admin(sharded.shards[SHARD_OF[2]])
+        admin = connect_admin(sharded.shards[shard_of(2, 4)])
         try:
             with admin.cursor() as cur:
                 waiting: tuple[tuple[Any, ...], ...] = ()
@@ -834,17 +812,7 @@ def test_lock_tables_lost_midway_leaves_no_lock_in_the_pool(sharded: ProxyEnv) -
         blocker.close()
         conn.close()
         if _in_use(sharded):  # (the leak: its pooled connection would block the teardown)
-            admin = connect_admin(sharded.shards[SHARD_OF[0]])
-            try:
-                with admin.cursor() as cur:
-                    cur.execute(
-                        "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s",
-                        (f"{DB}_0000",),
-                    )
-                    for (found,) in cur.fetchall():
-                        cur.execute(f"KILL {found}")
-            finally:
-                admin.close()
+            kill_connections(sharded.shards, DB, 0)
 
 
 def test_server_version_in_broadcast_writes_is_refused(sharded: ProxyEnv) -> None:
@@ -860,11 +828,13 @@ def test_server_version_in_broadcast_writes_is_refused(sharded: ProxyEnv) -> Non
                 "INSERT INTO open_t VALUES (91, @@version)",
                 "INSERT INTO open_t VALUES (91, LENGTH(BINLOG_GTID_POS('log', 4)))",
             ):
-                errno, message = _error(cur, sql)
+                errno, message = error_of(cur, sql)
                 assert errno == 1235, sql
                 assert "in a write to broadcast table open_t" in message, sql
         for index in range(4):
-            assert _physical(sharded, index, "SELECT COUNT(*) FROM open_t WHERE id = 91") == [(0,)]
+            assert physical(sharded, DB, index, "SELECT COUNT(*) FROM open_t WHERE id = 91") == [
+                (0,)
+            ]
     finally:
         conn.close()
 
@@ -881,7 +851,7 @@ def test_ddl_refused_alike_on_every_physical_table_names_no_physical_table(
         with conn.cursor() as cur:
             cur.execute("LOCK TABLES secret READ")
             for sql in ("ALTER TABLE secret ADD COLUMN z int", "TRUNCATE TABLE secret"):
-                assert _error(cur, sql) == (
+                assert error_of(cur, sql) == (
                     1099,
                     "Table 'secret' was locked with a READ lock and can't be updated",
                 ), sql
@@ -906,7 +876,7 @@ def test_broadcast_column_defaults_computed_per_copy_are_refused(sharded: ProxyE
                 "ALTER TABLE open_t ADD COLUMN r double DEFAULT (RAND())",
                 "ALTER TABLE open_t ALTER COLUMN v SET DEFAULT (CONNECTION_ID())",
             ):
-                errno, message = _error(cur, sql)
+                errno, message = error_of(cur, sql)
                 assert errno == 1235, sql
                 assert "a column DEFAULT calling" in message, sql
             cur.execute(
@@ -916,7 +886,7 @@ def test_broadcast_column_defaults_computed_per_copy_are_refused(sharded: ProxyE
             cur.execute("INSERT INTO bu (id) VALUES (1)")
             cur.execute("DROP TABLE bu")
         for index in range(4):
-            columns = _physical(sharded, index, "SHOW COLUMNS FROM open_t")
+            columns = physical(sharded, DB, index, "SHOW COLUMNS FROM open_t")
             assert [c[0] for c in columns] == ["id", "v"]
             assert columns[1][4] is None
     finally:

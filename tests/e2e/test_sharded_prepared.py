@@ -25,36 +25,25 @@ from proxy.shard.placement import java_string_hash
 from tests.conftest import connect_admin
 from tests.e2e.binclient import BinaryClient, ServerError, Value
 from tests.e2e.conftest import ProxyEnv
-from tests.e2e.sharded import sharded_database
+from tests.e2e.sharded import physical, sharded_database
 
 PASSWORD = "ShPrep#pass1"
 DB = "shps"
-SHARD_OF = {0: 0, 1: 0, 2: 1, 3: 1}  # physical database -> shard index
 BIG = 9223372036854775807
 
 
 @pytest.fixture(scope="module")
 def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
-    with sharded_database(proxy, DB, PASSWORD):
-        conn = _client(proxy)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(
-                    "CREATE TABLE t (id bigint NOT NULL, v varchar(40), n bigint, PRIMARY KEY (id))"
-                    " DBPARTITION BY HASH(id)"
-                )
-                cur.execute(
-                    "CREATE TABLE s (k varchar(20) NOT NULL, v bigint, PRIMARY KEY (k))"
-                    " DBPARTITION BY HASH(k)"
-                )
-                cur.execute(
-                    "CREATE TABLE sp (id bigint NOT NULL, v bigint, PRIMARY KEY (id))"
-                    " DBPARTITION BY HASH(id) TBPARTITION BY HASH(id) TBPARTITIONS 2"
-                )
-                cur.execute("CREATE TABLE b (id bigint PRIMARY KEY, name varchar(20)) BROADCAST")
-        finally:
-            conn.close()
-        yield proxy
+    setup = [
+        "CREATE TABLE t (id bigint NOT NULL, v varchar(40), n bigint, PRIMARY KEY (id))"
+        " DBPARTITION BY HASH(id)",
+        "CREATE TABLE s (k varchar(20) NOT NULL, v bigint, PRIMARY KEY (k)) DBPARTITION BY HASH(k)",
+        "CREATE TABLE sp (id bigint NOT NULL, v bigint, PRIMARY KEY (id))"
+        " DBPARTITION BY HASH(id) TBPARTITION BY HASH(id) TBPARTITIONS 2",
+        "CREATE TABLE b (id bigint PRIMARY KEY, name varchar(20)) BROADCAST",
+    ]
+    with sharded_database(proxy, DB, PASSWORD, setup=setup) as env:
+        yield env
 
 
 def _client(env: ProxyEnv) -> pymysql.connections.Connection[Any]:
@@ -73,16 +62,6 @@ def _text(env: ProxyEnv, sql: str) -> list[tuple[Any, ...]]:
             return [tuple(row) for row in cur.fetchall()]
     finally:
         conn.close()
-
-
-def _physical(env: ProxyEnv, index: int, sql: str) -> list[tuple[Any, ...]]:
-    admin = connect_admin(env.shards[SHARD_OF[index]], database=f"{DB}_{index:04d}")
-    try:
-        with admin.cursor() as cur:
-            cur.execute(sql)
-            return [tuple(row) for row in cur.fetchall()]
-    finally:
-        admin.close()
 
 
 def _general_log(env: ProxyEnv, on: bool) -> None:
@@ -237,12 +216,12 @@ def test_writes_split_and_routed(sharded: ProxyEnv) -> None:
     try:
         insert = client.prepare("INSERT INTO t (id, v, n) VALUES (?, ?, ?), (?, ?, ?), (?, 'x', 1)")
         assert client.execute(insert, [200, "a", 1, 201, None, 2, 202]) == 3
-        assert _physical(env, 0, "SELECT id, v, n FROM t WHERE id >= 200") == [(200, "a", 1)]
-        assert _physical(env, 1, "SELECT id, v, n FROM t WHERE id >= 200") == [(201, None, 2)]
-        assert _physical(env, 2, "SELECT id, v, n FROM t WHERE id >= 200") == [(202, "x", 1)]
+        assert physical(env, DB, 0, "SELECT id, v, n FROM t WHERE id >= 200") == [(200, "a", 1)]
+        assert physical(env, DB, 1, "SELECT id, v, n FROM t WHERE id >= 200") == [(201, None, 2)]
+        assert physical(env, DB, 2, "SELECT id, v, n FROM t WHERE id >= 200") == [(202, "x", 1)]
         update = client.prepare("UPDATE t SET n = n + ? WHERE id = ?")
         assert client.execute(update, [10, 201]) == 1
-        assert _physical(env, 1, "SELECT n FROM t WHERE id = 201") == [(12,)]
+        assert physical(env, DB, 1, "SELECT n FROM t WHERE id = 201") == [(12,)]
         # Several partitions: one XA transaction.
         scatter_update = client.prepare("UPDATE t SET v = ? WHERE id IN (?, ?)")
         assert client.execute(scatter_update, ["u", 200, 202]) == 2
@@ -264,9 +243,9 @@ def test_writes_split_and_routed(sharded: ProxyEnv) -> None:
             assert client.execute(extreme, [key, key]) == 1
         g = {key: abs(key) % 8 for key in (-BIG, BIG, -1, 0)}
         for key, table in g.items():
-            assert _physical(env, table // 2, f"SELECT v FROM sp_{table:02d} WHERE id = {key}") == [
-                (key,)
-            ]
+            assert physical(
+                env, DB, table // 2, f"SELECT v FROM sp_{table:02d} WHERE id = {key}"
+            ) == [(key,)]
         point = client.prepare("SELECT v FROM sp WHERE id = ?")
         for key in g:
             assert _rows(client.execute(point, [key])) == [(key,)]
@@ -284,7 +263,10 @@ def test_writes_split_and_routed(sharded: ProxyEnv) -> None:
             text_conn.close()
         assert client.execute(broadcast, [1, "one"]) == text_count
         for index in range(4):
-            assert _physical(env, index, "SELECT name FROM b ORDER BY id") == [("one",), ("two",)]
+            assert physical(env, DB, index, "SELECT name FROM b ORDER BY id") == [
+                ("one",),
+                ("two",),
+            ]
         read = client.prepare("SELECT name FROM b WHERE id = ?")
         assert _rows(client.execute(read, [1])) == [("one",)]
         client.reset(read)
@@ -303,7 +285,7 @@ def test_string_key(sharded: ProxyEnv) -> None:
             assert client.execute(insert, [key, number]) == 1
         for number, key in enumerate(keys):
             index = abs(java_string_hash(key)) % 4
-            assert _physical(env, index, "SELECT k, v FROM s").count((key, number)) == 1
+            assert physical(env, DB, index, "SELECT k, v FROM s").count((key, number)) == 1
         select = client.prepare("SELECT v FROM s AS skey1 WHERE k = ?")
         for number, key in enumerate(keys):
             _general_log(env, True)
@@ -599,7 +581,7 @@ def test_a_table_created_again_is_routed_by_its_new_rule(sharded: ProxyEnv) -> N
         client.query("DROP TABLE again1")
         client.query("CREATE TABLE again1 (id bigint PRIMARY KEY, v bigint)")  # single now
         client.query("INSERT INTO again1 VALUES (3, 33), (7, 77)")
-        assert _physical(env, 0, "SELECT id FROM again1 ORDER BY id") == [(3,), (7,)]
+        assert physical(env, DB, 0, "SELECT id FROM again1 ORDER BY id") == [(3,), (7,)]
         assert _rows(client.execute(point, [3])) == [(33,)]
         assert _rows(client.execute(point, [7])) == [(77,)]
         client.query("DROP TABLE again1")

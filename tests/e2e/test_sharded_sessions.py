@@ -27,6 +27,7 @@ from tests.e2e.binclient import BinaryClient
 from tests.e2e.conftest import ProxyEnv
 from tests.e2e.served import serve
 from tests.e2e.sharded import (
+    physical,
     recovering_proxy,
     separate_database,
     sharded_database,
@@ -35,7 +36,6 @@ from tests.e2e.sharded import (
 
 PASSWORD = "Sharded#pass1"
 DB = "shdb"
-SHARD_OF = {0: 0, 1: 0, 2: 1, 3: 1}  # physical database -> shard index
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +46,6 @@ def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
 
 def _client(env: ProxyEnv) -> pymysql.connections.Connection[Any]:
     return env.connect(DB, PASSWORD, database=DB)
-
-
-def _physical(env: ProxyEnv, index: int, sql: str) -> list[tuple[Any, ...]]:
-    """Run ``sql`` on physical database ``index`` directly on its shard."""
-    admin = connect_admin(env.shards[SHARD_OF[index]], database=f"{DB}_{index:04d}")
-    try:
-        with admin.cursor() as cur:
-            cur.execute(sql)
-            return list(cur.fetchall())
-    finally:
-        admin.close()
 
 
 def _general_log(env: ProxyEnv, shard: int, on: bool) -> None:
@@ -133,17 +122,17 @@ def test_ddl_placement_and_routing(sharded: ProxyEnv) -> None:
         # Each row where the formula puts it, read from the physical databases directly.
         expected_orders = {0: [4], 1: [1, 9], 2: [-6, 2], 3: [3]}
         for index, ids in expected_orders.items():
-            rows = _physical(env, index, "SELECT id FROM orders ORDER BY id")
+            rows = physical(env, DB, index, "SELECT id FROM orders ORDER BY id")
             assert [r[0] for r in rows] == ids, index
         # items: g = id mod 8: 3 -> items_03 (db 1), 8 -> items_00 (db 0), 13 -> items_05 (db 2)
-        assert _physical(env, 1, "SELECT id FROM items_03") == [(3,)]
-        assert _physical(env, 0, "SELECT id FROM items_00") == [(8,)]
-        assert _physical(env, 2, "SELECT id FROM items_05") == [(13,)]
-        assert _physical(env, 0, "SELECT count(*) FROM items_01") == [(0,)]
+        assert physical(env, DB, 1, "SELECT id FROM items_03") == [(3,)]
+        assert physical(env, DB, 0, "SELECT id FROM items_00") == [(8,)]
+        assert physical(env, DB, 2, "SELECT id FROM items_05") == [(13,)]
+        assert physical(env, DB, 0, "SELECT count(*) FROM items_01") == [(0,)]
         for index in range(4):
-            assert _physical(env, index, "SELECT id FROM region ORDER BY id") == [(1,), (2,)]
-        assert _physical(env, 0, "SELECT k FROM config") == [("x",)]
-        assert _physical(env, 1, "SHOW TABLES LIKE 'config'") == []
+            assert physical(env, DB, index, "SELECT id FROM region ORDER BY id") == [(1,), (2,)]
+        assert physical(env, DB, 0, "SELECT k FROM config") == [("x",)]
+        assert physical(env, DB, 1, "SHOW TABLES LIKE 'config'") == []
 
         with conn.cursor() as cur:
             # Point reads route to one partition; scatter reads return everything.
@@ -209,13 +198,13 @@ def test_ddl_placement_and_routing(sharded: ProxyEnv) -> None:
             # Writes routed and scattered.
             cur.execute("UPDATE orders SET buyer = 'z' WHERE id = 2")
             assert cur.rowcount == 1
-            assert _physical(env, 2, "SELECT buyer FROM orders WHERE id = 2") == [("z",)]
+            assert physical(env, DB, 2, "SELECT buyer FROM orders WHERE id = 2") == [("z",)]
             cur.execute("UPDATE region SET name = 'N' WHERE id = 1")
             for index in range(4):
-                assert _physical(env, index, "SELECT name FROM region WHERE id = 1") == [("N",)]
+                assert physical(env, DB, index, "SELECT name FROM region WHERE id = 1") == [("N",)]
             cur.execute("DELETE FROM orders WHERE buyer = 'e'")
             assert cur.rowcount == 1
-            assert _physical(env, 2, "SELECT id FROM orders ORDER BY id") == [(2,)]
+            assert physical(env, DB, 2, "SELECT id FROM orders ORDER BY id") == [(2,)]
 
             # AUTO_INCREMENT of a sharded table: a GROUP sequence, the insert id reported.
             cur.execute("INSERT INTO items (v) VALUES (1), (2)")
@@ -226,7 +215,7 @@ def test_ddl_placement_and_routing(sharded: ProxyEnv) -> None:
             cur.execute("SELECT id, v FROM items WHERE id IN (%s, %s)", (first, first + 1))
             assert sorted(cur.fetchall()) == [(first, 1), (first + 1, 2)]
             g = first % 8
-            assert _physical(env, g // 2, f"SELECT v FROM items_{g:02d} WHERE id = {first}") == [
+            assert physical(env, DB, g // 2, f"SELECT v FROM items_{g:02d} WHERE id = {first}") == [
                 (1,)
             ]
     finally:
@@ -323,9 +312,9 @@ def test_ddl_fans_out(sharded: ProxyEnv) -> None:
             cur.execute("ALTER TABLE fan ADD COLUMN w int DEFAULT 7")
             cur.execute("CREATE INDEX fan_v ON fan (v)")
             for g in range(8):
-                columns = _physical(env, g // 2, f"SHOW COLUMNS FROM fan_{g:02d}")
+                columns = physical(env, DB, g // 2, f"SHOW COLUMNS FROM fan_{g:02d}")
                 assert [c[0] for c in columns] == ["id", "v", "w"]
-                indexes = _physical(env, g // 2, f"SHOW INDEX FROM fan_{g:02d}")
+                indexes = physical(env, DB, g // 2, f"SHOW INDEX FROM fan_{g:02d}")
                 assert "fan_v" in {i[2] for i in indexes}
             cur.execute("SHOW CREATE TABLE fan")
             definition = cur.fetchall()[0][1]
@@ -339,7 +328,7 @@ def test_ddl_fans_out(sharded: ProxyEnv) -> None:
             cur.execute("CHECK TABLE fan")
             assert cur.fetchall() == ((f"{DB}.fan", "check", "status", "OK"),)
             # A partition that fails is named; CHECK TABLE finds the one that differs.
-            _physical(env, 3, "DROP INDEX fan_v ON fan_07")
+            physical(env, DB, 3, "DROP INDEX fan_v ON fan_07")
             cur.execute("CHECK TABLE fan")
             assert cur.fetchall() == (
                 (f"{DB}.fan", "check", "error", f"Partition {DB}_0003.fan_07 differs"),
@@ -360,12 +349,12 @@ def test_ddl_fans_out(sharded: ProxyEnv) -> None:
             # The definition names the table by its new name (a dump recreates fan2).
             cur.execute("SHOW CREATE TABLE fan2")
             assert cur.fetchall()[0][1].startswith("CREATE TABLE `fan2` (\n  `id` int(11)")
-            assert _physical(env, 2, "SELECT v FROM fan2_05") == [(50,)]
+            assert physical(env, DB, 2, "SELECT v FROM fan2_05") == [(50,)]
             cur.execute("DROP TABLE fan2")
             cur.execute("SHOW TABLES LIKE 'fan%'")
             assert cur.fetchall() == ()
         for index in range(4):
-            assert _physical(env, index, "SHOW TABLES LIKE 'fan%'") == []
+            assert physical(env, DB, index, "SHOW TABLES LIKE 'fan%'") == []
     finally:
         conn.close()
 
@@ -418,18 +407,18 @@ def test_multi_partition_writes_are_atomic(sharded: ProxyEnv) -> None:
             with pytest.raises(pymysql.err.IntegrityError) as duplicate:
                 cur.execute("INSERT INTO acct VALUES (4, 1), (5, 1)")
             assert duplicate.value.args[0] == 1062
-            assert _physical(env, 0, "SELECT * FROM acct") == []
-            assert _physical(env, 1, "SELECT * FROM acct") == [(5, 0)]
+            assert physical(env, DB, 0, "SELECT * FROM acct") == []
+            assert physical(env, DB, 1, "SELECT * FROM acct") == [(5, 0)]
             # Inside a transaction, statements on any partition run in it (one XA
             # transaction; tests/e2e/test_sharded_transactions.py).
             cur.execute("BEGIN")
             cur.execute("SELECT * FROM acct WHERE id = 4")  # physical database 0
             cur.execute("UPDATE acct SET v = 2 WHERE id = 5")  # 1
-            assert _physical(env, 1, "SELECT v FROM acct") == [(0,)]
+            assert physical(env, DB, 1, "SELECT v FROM acct") == [(0,)]
             cur.execute("ROLLBACK")
-            assert _physical(env, 1, "SELECT v FROM acct") == [(0,)]
+            assert physical(env, DB, 1, "SELECT v FROM acct") == [(0,)]
             cur.execute("UPDATE acct SET v = 2 WHERE id = 5")
-            assert _physical(env, 1, "SELECT v FROM acct") == [(2,)]
+            assert physical(env, DB, 1, "SELECT v FROM acct") == [(2,)]
     finally:
         conn.close()
 
@@ -542,7 +531,7 @@ def test_group_sequences(sharded: ProxyEnv) -> None:
             cur.execute("CREATE TABLE numbered (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)")
             cur.execute("INSERT INTO numbered (id, v) VALUES (seq1.NEXTVAL, 7)")
             # 1002 mod 4 = 2
-            assert _physical(env, 2, "SELECT id, v FROM numbered") == [(1002, 7)]
+            assert physical(env, DB, 2, "SELECT id, v FROM numbered") == [(1002, 7)]
             cur.execute("ALTER SEQUENCE seq1 START WITH 5000")
             cur.execute("SELECT seq1.NEXTVAL")
             assert cur.fetchall()[0][0] == 5000
@@ -595,12 +584,12 @@ def test_an_auto_increment_column_other_than_the_key_is_unique_across_partitions
             binary.close()
         rows = []
         for index in range(4):
-            rows += _physical(env, index, "SELECT id, buyer FROM purchases")
+            rows += physical(env, DB, index, "SELECT id, buyer FROM purchases")
         ids = sorted(row[0] for row in rows)
         assert ids == [7, *range(first, first + 6)]
         # Each row where its buyer places it: db = |buyer| mod 4.
         for index in range(4):
-            for _, buyer in _physical(env, index, "SELECT id, buyer FROM purchases"):
+            for _, buyer in physical(env, DB, index, "SELECT id, buyer FROM purchases"):
                 assert buyer % 4 == index
     finally:
         with conn.cursor() as cur:
@@ -638,7 +627,9 @@ def test_the_copies_of_a_broadcast_table_number_their_rows_alike(sharded: ProxyE
         for thread in threads:
             thread.join(120)
         assert not failures, failures
-        copies = [sorted(_physical(env, index, "SELECT id, name FROM towns")) for index in range(4)]
+        copies = [
+            sorted(physical(env, DB, index, "SELECT id, name FROM towns")) for index in range(4)
+        ]
         assert len(copies[0]) == 60
         assert copies[1] == copies[0] and copies[2] == copies[0] and copies[3] == copies[0]
         with setup.cursor() as cur:
@@ -677,10 +668,12 @@ def test_broadcast_rows_of_defaults_and_writes_reading_a_single_table(sharded: P
                 with pytest.raises(pymysql.err.MySQLError) as refused:
                     cur.execute(sql)
                 assert refused.value.args[0] == 1235, sql
-        copies = [sorted(_physical(env, index, "SELECT id, n FROM hamlets")) for index in range(4)]
+        copies = [
+            sorted(physical(env, DB, index, "SELECT id, n FROM hamlets")) for index in range(4)
+        ]
         assert len(copies[0]) == 3 and all(n is None for _, n in copies[0])
         assert copies[1] == copies[0] and copies[2] == copies[0] and copies[3] == copies[0]
-        users = [_physical(env, index, "SELECT id, name FROM user") for index in range(4)]
+        users = [physical(env, DB, index, "SELECT id, name FROM user") for index in range(4)]
         assert users == [[(1, "a")]] * 4
     finally:
         with conn.cursor() as cur:
@@ -711,7 +704,7 @@ def test_an_auto_increment_column_added_by_alter_table_takes_a_sequence(
             cur.execute("ALTER TABLE marks MODIFY id INT AUTO_INCREMENT PRIMARY KEY")
             cur.execute("INSERT INTO marks (v) VALUES (1), (2)")
             assert cur.lastrowid >= 100001
-        copies = [sorted(_physical(env, index, "SELECT id, v FROM marks")) for index in range(4)]
+        copies = [sorted(physical(env, DB, index, "SELECT id, v FROM marks")) for index in range(4)]
         assert copies[0][0][0] == cur.lastrowid and len(copies[0]) == 2
         assert copies[1] == copies[0] and copies[2] == copies[0] and copies[3] == copies[0]
     finally:
@@ -732,7 +725,7 @@ def test_a_failing_partition_ends_the_scatter_cleanly(sharded: ProxyEnv, broken:
         with conn.cursor() as cur:
             cur.execute(f"CREATE TABLE {table} (id int PRIMARY KEY) DBPARTITION BY HASH(id)")
             cur.execute(f"INSERT INTO {table} VALUES (0), (1), (2), (3), (4), (5), (6), (7)")
-            _physical(env, broken, f"DROP TABLE {table}")
+            physical(env, DB, broken, f"DROP TABLE {table}")
             with pytest.raises(pymysql.err.MySQLError) as failed:
                 cur.execute(f"SELECT id FROM {table}")
                 cur.fetchall()

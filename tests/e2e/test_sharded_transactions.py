@@ -28,6 +28,8 @@ from tests.e2e.binclient import BinaryClient, ServerError
 from tests.e2e.conftest import ProxyEnv
 from tests.e2e.served import serve, stop
 from tests.e2e.sharded import (
+    kill_connections,
+    physical,
     recovering_proxy,
     separate_database,
     sharded_database,
@@ -36,30 +38,26 @@ from tests.e2e.sharded import (
 
 PASSWORD = "Sharded#pass1"
 DB = "txdb"
-SHARD_OF = {0: 0, 1: 0, 2: 1, 3: 1}  # physical database -> shard index
 IN_TRANS = int(ServerStatus.IN_TRANS)
 
 
 @pytest.fixture(scope="module")
 def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
-    with sharded_database(proxy, DB, PASSWORD):
-        conn = proxy.connect(DB, PASSWORD, database=DB)
-        try:
-            with conn.cursor() as cur:
-                cur.execute("CREATE TABLE acct (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)")
-                cur.execute("CREATE TABLE note (k int PRIMARY KEY, v int)")  # single: txdb_0000
-                cur.execute("CREATE TABLE single (id int PRIMARY KEY, v int)")
-        finally:
-            conn.close()
-        yield proxy
+    setup = [
+        "CREATE TABLE acct (id int PRIMARY KEY, v int) DBPARTITION BY HASH(id)",
+        "CREATE TABLE note (k int PRIMARY KEY, v int)",  # single: txdb_0000
+        "CREATE TABLE single (id int PRIMARY KEY, v int)",
+    ]
+    with sharded_database(proxy, DB, PASSWORD, setup=setup) as env:
+        yield env
 
 
 @pytest.fixture
 def clean(sharded: ProxyEnv) -> ProxyEnv:
     for index in range(4):
-        _physical(sharded, index, "DELETE FROM acct")
-    _physical(sharded, 0, "DELETE FROM note")
-    _physical(sharded, 0, "DELETE FROM single")
+        physical(sharded, DB, index, "DELETE FROM acct")
+    physical(sharded, DB, 0, "DELETE FROM note")
+    physical(sharded, DB, 0, "DELETE FROM single")
     return sharded
 
 
@@ -67,24 +65,11 @@ def _client(env: ProxyEnv, **kwargs: Any) -> pymysql.connections.Connection[Any]
     return env.connect(DB, PASSWORD, database=DB, **kwargs)
 
 
-def _physical(env: ProxyEnv, index: int, sql: str) -> list[tuple[Any, ...]]:
-    """Run ``sql`` on physical database ``index`` directly on its shard (autocommit)."""
-    admin = connect_admin(env.shards[SHARD_OF[index]], database=f"{DB}_{index:04d}")
-    try:
-        with admin.cursor() as cur:
-            cur.execute(sql)
-            rows = list(cur.fetchall())
-        admin.commit()
-        return rows
-    finally:
-        admin.close()
-
-
 def _everywhere(env: ProxyEnv) -> list[tuple[Any, ...]]:
     """Every row of ``acct``, read on the shards themselves."""
     rows: list[tuple[Any, ...]] = []
     for index in range(4):
-        rows += _physical(env, index, "SELECT id, v FROM acct")
+        rows += physical(env, DB, index, "SELECT id, v FROM acct")
     return sorted(rows)
 
 
@@ -135,9 +120,9 @@ def test_pymysql_default_autocommit_off_commit_and_rollback(clean: ProxyEnv) -> 
             cur.execute("SET @notes = (SELECT count(*) FROM note)")
             cur.execute("INSERT INTO acct VALUES (16, 160)")
         conn.commit()
-        assert _physical(env, 0, "SELECT v FROM acct WHERE id = 16") == [(160,)]
-        _physical(env, 0, "DELETE FROM acct WHERE id = 16")
-        assert _physical(env, 0, "SELECT * FROM note") == [(1, 1)]
+        assert physical(env, DB, 0, "SELECT v FROM acct WHERE id = 16") == [(160,)]
+        physical(env, DB, 0, "DELETE FROM acct WHERE id = 16")
+        assert physical(env, DB, 0, "SELECT * FROM note") == [(1, 1)]
         assert xa_prepared(env.shards) == []
 
         with conn.cursor() as cur:
@@ -147,7 +132,7 @@ def test_pymysql_default_autocommit_off_commit_and_rollback(clean: ProxyEnv) -> 
         conn.rollback()
         assert not conn.server_status & IN_TRANS
         assert _everywhere(env) == [(k, k * 10) for k in range(1, 9)]
-        assert _physical(env, 0, "SELECT * FROM note") == [(1, 1)]
+        assert physical(env, DB, 0, "SELECT * FROM note") == [(1, 1)]
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM acct WHERE id IN (12, 13)")
             assert cur.fetchone() == (0,)
@@ -183,13 +168,13 @@ def test_begin_commit_rollback_as_text(clean: ProxyEnv) -> None:
             cur.execute("UPDATE acct SET v = 5 WHERE id = 3")
             cur.execute("INSERT INTO acct VALUES (7, 7)")
             cur.execute("COMMIT")
-            assert _physical(env, 3, "SELECT id, v FROM acct") == [(7, 7)]
+            assert physical(env, DB, 3, "SELECT id, v FROM acct") == [(7, 7)]
 
             # BEGIN inside a transaction commits it first, as MariaDB does.
             cur.execute("BEGIN")
             cur.execute("INSERT INTO acct VALUES (8, 8), (9, 9)")
             cur.execute("BEGIN")
-            assert sorted(_physical(env, 0, "SELECT id FROM acct")) == [(8,)]
+            assert sorted(physical(env, DB, 0, "SELECT id FROM acct")) == [(8,)]
             cur.execute("DELETE FROM acct WHERE id IN (8, 9)")
             cur.execute("ROLLBACK")
             assert (8, 8) in _everywhere(env) and (9, 9) in _everywhere(env)
@@ -208,11 +193,11 @@ def test_begin_commit_rollback_as_text(clean: ProxyEnv) -> None:
             # another variable, as MariaDB Connector/J sends it).
             cur.execute("SET autocommit = 0")
             cur.execute("INSERT INTO acct VALUES (10, 10), (11, 11)")
-            assert _physical(env, 2, "SELECT id FROM acct WHERE id = 10") == []
+            assert physical(env, DB, 2, "SELECT id FROM acct WHERE id = 10") == []
             cur.execute("SET autocommit = 1, sql_mode = concat(@@sql_mode, ',ANSI_QUOTES')")
             assert not conn.server_status & IN_TRANS
-            assert _physical(env, 2, "SELECT id FROM acct WHERE id = 10") == [(10,)]
-            assert _physical(env, 3, "SELECT id FROM acct WHERE id = 11") == [(11,)]
+            assert physical(env, DB, 2, "SELECT id FROM acct WHERE id = 10") == [(10,)]
+            assert physical(env, DB, 3, "SELECT id FROM acct WHERE id = 11") == [(11,)]
             cur.execute('SELECT "v" FROM acct WHERE id = 10')  # ANSI_QUOTES, read back
             assert cur.fetchall() == ((10,),)
     finally:
@@ -224,7 +209,7 @@ def test_a_failure_in_the_middle_keeps_the_transaction(clean: ProxyEnv) -> None:
     """A statement that fails inside the transaction fails alone (a multi-partition one as a
     whole); the transaction goes on and commits the rest."""
     env = clean
-    _physical(env, 1, "INSERT INTO acct VALUES (5, 0)")
+    physical(env, DB, 1, "INSERT INTO acct VALUES (5, 0)")
     conn = _client(env, autocommit=False)
     try:
         with conn.cursor() as cur:
@@ -367,7 +352,7 @@ def test_a_deadlock_rolls_back_the_whole_distributed_transaction(clean: ProxyEnv
     in opposite orders: the shard finds the deadlock, one gets 1213 and its whole transaction
     (every branch) is rolled back; the other goes on and commits; nothing half-committed."""
     env = clean
-    _physical(env, 1, "INSERT INTO acct VALUES (1, 0), (5, 0)")
+    physical(env, DB, 1, "INSERT INTO acct VALUES (1, 0), (5, 0)")
     first = _client(env, autocommit=False)
     second = _client(env, autocommit=False)
     try:
@@ -397,7 +382,7 @@ def test_a_deadlock_in_a_scatter_read_rolls_back_every_branch(clean: ProxyEnv) -
     """The deadlock found under a SELECT ... FOR UPDATE of every partition (its error comes
     in the middle of the concatenated result): the whole transaction is rolled back at once."""
     env = clean
-    _physical(env, 1, "INSERT INTO acct VALUES (1, 0), (5, 0)")
+    physical(env, DB, 1, "INSERT INTO acct VALUES (1, 0), (5, 0)")
     first = _client(env, autocommit=False)
     second = _client(env, autocommit=False)
     errors: dict[str, int] = {}
@@ -439,7 +424,7 @@ def test_a_deadlock_on_a_single_table_rolls_back_every_branch(clean: ProxyEnv) -
     """The same on a single table (physical database 0, the statements the session relays on
     its own connection): the loser's branches on both shards are rolled back too."""
     env = clean
-    _physical(env, 0, "INSERT INTO single VALUES (1, 0), (2, 0)")
+    physical(env, DB, 0, "INSERT INTO single VALUES (1, 0), (2, 0)")
     first = _client(env, autocommit=False)
     second = _client(env, autocommit=False)
     try:
@@ -454,7 +439,7 @@ def test_a_deadlock_on_a_single_table_rolls_back_every_branch(clean: ProxyEnv) -
         winner.commit()
         assert [_writing_transactions(endpoint) for endpoint in env.shards] == [0, 0]
         loser.rollback()
-        single = _physical(env, 0, "SELECT id, v FROM single ORDER BY id")
+        single = physical(env, DB, 0, "SELECT id, v FROM single ORDER BY id")
         if loser is first:
             assert (_everywhere(env), single) == ([(3, 2), (5, 2)], [(1, 2), (2, 2)])
         else:
@@ -473,8 +458,8 @@ def test_a_deadlock_across_physical_databases_ends_in_lock_wait_timeouts(
     (the transaction stays open); the client that rolls back leaves nothing, the other
     commits all of its work."""
     env = clean
-    _physical(env, 1, "INSERT INTO acct VALUES (1, 0)")
-    _physical(env, 0, "INSERT INTO acct VALUES (4, 0)")
+    physical(env, DB, 1, "INSERT INTO acct VALUES (1, 0)")
+    physical(env, DB, 0, "INSERT INTO acct VALUES (4, 0)")
     first = _client(env, autocommit=False)
     second = _client(env, autocommit=False)
     try:
@@ -594,16 +579,18 @@ def test_broadcast_writes_chain_and_refusals_inside_a_transaction(clean: ProxyEn
             cur.execute("BEGIN")
             cur.execute("INSERT INTO region VALUES (1, 1)")  # every copy, in their branches
             cur.execute("INSERT INTO acct VALUES (3, 3)")
-            assert [_physical(env, i, "SELECT * FROM region") for i in range(4)] == [[]] * 4
+            assert [physical(env, DB, i, "SELECT * FROM region") for i in range(4)] == [[]] * 4
             cur.execute("ROLLBACK")
-            assert [_physical(env, i, "SELECT * FROM region") for i in range(4)] == [[]] * 4
+            assert [physical(env, DB, i, "SELECT * FROM region") for i in range(4)] == [[]] * 4
             assert _everywhere(env) == []
 
             cur.execute("BEGIN")
             cur.execute("INSERT INTO region VALUES (2, 2)")
             cur.execute("COMMIT AND CHAIN")
             assert conn.server_status & IN_TRANS
-            assert [_physical(env, i, "SELECT * FROM region") for i in range(4)] == [[(2, 2)]] * 4
+            assert [physical(env, DB, i, "SELECT * FROM region") for i in range(4)] == [
+                [(2, 2)]
+            ] * 4
             cur.execute("INSERT INTO acct VALUES (1, 1)")
             with pytest.raises(pymysql.err.MySQLError) as next_only:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
@@ -723,17 +710,7 @@ def test_a_commit_failing_after_the_decision_says_so_and_is_recovered(
             while len(xa_prepared(shards)) < 2:
                 assert time.monotonic() < deadline, "the branches were never prepared"
                 time.sleep(0.05)
-            admin = connect_admin(shards[1])
-            try:
-                with admin.cursor() as cur:
-                    cur.execute(
-                        "SELECT id FROM information_schema.processlist WHERE db = %s",
-                        (f"{name}_0002",),
-                    )
-                    for (thread,) in cur.fetchall():
-                        cur.execute(f"KILL {int(thread)}")
-            finally:
-                admin.close()
+            kill_connections(shards, name, 2)
             committing.join(timeout=60)
             assert len(failed) == 1
             error = failed[0]

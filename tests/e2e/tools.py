@@ -1,5 +1,5 @@
 """Helpers for tests that run tools against the proxy as a tenant does: a fresh logical database
-made with the operator's CLI, and the MariaDB command-line tools."""
+made with the operator's CLI, and the MariaDB command-line tools; and a statement's refusal."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import os
 import subprocess
 import time
 import uuid
+from typing import Any
 
 import pymysql
+import pytest
 from click.testing import CliRunner
 
 from proxy.manage.cli import main
@@ -55,3 +57,10 @@ def run_tool(
         env={**os.environ, "MYSQL_PWD": password},
         check=False,
     )
+
+
+def error_of(cur: Any, sql: str) -> tuple[int, str]:
+    """The error ``sql`` is refused with on cursor ``cur``: (its number, its message)."""
+    with pytest.raises(pymysql.err.MySQLError) as failed:
+        cur.execute(sql)
+    return failed.value.args[0], failed.value.args[1]

@@ -66,12 +66,15 @@ def _wire(payloads: list[bytes]) -> bytes:
     return b"".join(frame(seq + 1, p) for seq, p in enumerate(payloads))
 
 
-def _relay(kind: ResponseKind, data: bytes, chunk: int) -> tuple[_Client, BackendConnection]:
+def _relay(
+    kind: ResponseKind, data: bytes, chunk: int, every: bool = False
+) -> tuple[_Client, BackendConnection]:
     conn = BackendConnection(BackendTarget("s0", "127.0.0.1", 3306, "u", "p", "easydb"))
     conn.capabilities = CAPS
     client = _Client()
     ended: list[ResponseScanner] = []
-    conn.start_relay(client, kind, lambda s, e: ended.append(s))
+    columns = (lambda payload: payload) if every else None
+    conn.start_relay(client, kind, lambda s, e: ended.append(s), columns, every)
     for at in range(0, len(data), chunk):
         conn.data_received(data[at : at + chunk])
     assert len(ended) == 1
@@ -84,6 +87,29 @@ def test_an_err_names_the_clients_account_wherever_the_chunks_fall(
     kind: ResponseKind, before: list[bytes], chunk: int
 ) -> None:
     client, conn = _relay(kind, _wire([*before, _err(DENIED)]), chunk)
+    assert bytes(client.out) == _wire([*before, _err(NAMED)])
+    assert b"sgm_" not in client.out and not conn.broken
+
+
+_EOF_MORE = b"\xfe\x00\x00\x0a\x00"
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 4, 5, 6, 9, 13, 64, 4096])
+@pytest.mark.parametrize(
+    "before",
+    [
+        [*_RESULT, _EOF, *_ROWS],  # after rows of the first result set
+        [*_RESULT, _EOF, *_ROWS, _EOF_MORE, *_RESULT, _EOF, _ROWS[0]],  # of the second
+        [*_RESULT, _EOF, _EOF_MORE, *_RESULT, _EOF],  # after the second's definitions
+    ],
+)
+def test_an_err_after_rows_of_an_answer_whose_every_head_is_rewritten_is_named(
+    before: list[bytes], chunk: int
+) -> None:
+    """The relay that takes each result set's head as packets (``every``: a multi-statement
+    answer, a CALL) passes rows as whole frames; the ERR ending them passes through the
+    client's ``errors`` too."""
+    client, conn = _relay(ResponseKind.QUERY, _wire([*before, _err(DENIED)]), chunk, True)
     assert bytes(client.out) == _wire([*before, _err(NAMED)])
     assert b"sgm_" not in client.out and not conn.broken
 
