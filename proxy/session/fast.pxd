@@ -32,13 +32,22 @@ cdef class FastPath:
     cdef public object digest
     cdef public double started
     cdef public object shard_metrics
+    cdef public BackendConnection fast_conn
+    cdef public Py_ssize_t fast_partition
     cdef public object relay_done
+    cdef public object relay_partition_done
 
     @cython.locals(conn=BackendConnection, activity=Activity, client=ClientConnection,
                    now=cython.double, code=cython.int)
     cpdef bint hook(self, packet)
+    @cython.locals(conn=BackendConnection, activity=Activity, client=ClientConnection,
+                   now=cython.double, partition=Py_ssize_t)
+    cpdef sharded_execute(self, packet)
     @cython.locals(memo=dict)
     cpdef memoized(self, statement, snapshot, bint prepared=*, original=*)
     @cython.locals(activity=Activity, link=BackendLink, conn=BackendConnection, now=cython.double)
     cpdef done(self, scanner, error)
+    @cython.locals(activity=Activity, conn=BackendConnection, now=cython.double,
+                   seconds=cython.double)
+    cpdef partition_done(self, scanner, error)
     cpdef record(self, BackendConnection conn, digest, double seconds, scanner)

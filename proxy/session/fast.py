@@ -33,6 +33,7 @@ from proxy.plan.plan import (
     Prepared,
     Relay,
     SessionView,
+    Sharded,
     relayed_statement,
 )
 from proxy.session.host import SessionHost
@@ -85,11 +86,13 @@ class FastSession(Protocol):
     activity: Activity
     checked_snapshot: CatalogSnapshot | None
 
-    def fast_sharded(self, packet: bytes) -> bool | None: ...
     def fast_sharded_text(self, packet: bytes) -> bool: ...
     def lexing(self) -> Lexing: ...
     def view(self) -> SessionView: ...
     def fast_failed(self, conn: BackendConnection, error: BackendError) -> None: ...
+    def fast_partition_failed(
+        self, conn: BackendConnection, partition: int, error: BackendError
+    ) -> None: ...
     def drained_after_fast(self) -> None: ...
 
 
@@ -121,8 +124,13 @@ class FastPath:
         # The metrics of the shard of the last statement relayed (looked up again only when
         # the shard changes: ``Metrics.shard`` keeps one per shard for the process's life).
         self.shard_metrics: ShardMetrics | None = None
-        # ``done``, bound once (the relay's completion of every fast statement).
+        # ... on a sharded database, another partition's connection (and its index) it runs on.
+        self.fast_conn: BackendConnection | None = None
+        self.fast_partition = 0
+        # ``done`` and ``partition_done``, bound once (the relay's completion of a fast
+        # statement on the session's own connection, on another partition's).
         self.relay_done = self.done
+        self.relay_partition_done = self.partition_done
 
     def hook(self, packet: bytes) -> bool:
         """The fast hook: serve a command without waking the session's task (False: the
@@ -135,7 +143,7 @@ class FastPath:
             return False  # the proxy runs a transaction on a sharded database: the loop does
         code = packet[4]
         if code == COM_STMT_EXECUTE and sharded.statements:
-            found = session.fast_sharded(packet)
+            found = self.sharded_execute(packet)
             if found is not None:
                 return found
         elif code == _COM_QUERY and sharded.database_sharded():
@@ -201,6 +209,49 @@ class FastPath:
         columns = sharded.link_columns(snapshot)
         every = columns is not None and calls(statement)
         conn.start_relay(client, _QUERY, self.relay_done, columns, every)
+        return True
+
+    def sharded_execute(self, packet: bytes) -> bool | None:
+        """The fast hook for an execution of a statement on a sharded database's tables
+        (None: not one): routed by its key alone (ShardedExecutor.fast_target), authorized
+        as the command loop would (memoized per grant view), relayed verbatim."""
+        session = self.session
+        statement_id = int.from_bytes(packet[5:9], "little")
+        sharded = self.sharded.statements.get(statement_id)
+        if sharded is None:
+            return None
+        prepared = session.prepared.get(statement_id)
+        snapshot = self.ctx.snapshot()
+        if prepared is None or snapshot is not session.checked_snapshot:
+            return False
+        if prepared.lexing is not None and prepared.lexing != session.lexing():
+            return False  # read otherwise now: the command loop refuses it
+        decided = self.memoized(prepared.statement, snapshot, True, None)
+        if not isinstance(decided, Sharded):
+            return False
+        found = self.sharded.fast_target(sharded, decided, packet, snapshot)
+        if found is None:
+            return False
+        conn, partition, framed, columns = found
+        self.ctx.metrics.statement("execute")
+        activity = session.activity
+        activity.command = "Execute"
+        # (one clock read for both: time.monotonic is the clock the latency is measured on)
+        now = _monotonic()
+        activity.since = now
+        self.started = now
+        conn.write_raw(framed)
+        client = self.client
+        client.hold = True
+        self.digest = prepared.digest
+        # (``columns``: its column definitions name the logical database and tables, as the
+        # executor's)
+        if partition == 0:
+            conn.start_relay(client, _QUERY, self.relay_done, columns)
+        else:
+            self.fast_conn = conn
+            self.fast_partition = partition
+            conn.start_relay(client, _QUERY, self.relay_partition_done, columns)
         return True
 
     def memoized(
@@ -273,6 +324,29 @@ class FastPath:
             self.record(conn, self.digest, now - self.started, scanner)
             link.release()
         if self.ctx.draining:
+            session.drained_after_fast()
+        self.client.release()
+
+    def partition_done(self, scanner: ResponseScanner, error: BackendError | None) -> None:
+        """A fast statement's answer from another partition's connection than the session's
+        own (``fast_conn``) is relayed (or its connection failed)."""
+        conn = self.fast_conn
+        assert conn is not None
+        self.fast_conn = None
+        session = self.session
+        activity = session.activity
+        activity.command = "Sleep"
+        now = _monotonic()
+        activity.since = now
+        activity.info = None
+        ctx = self.ctx
+        if error is not None:
+            session.fast_partition_failed(conn, self.fast_partition, error)
+        else:
+            seconds = now - self.started
+            ctx.digest.record(session.current_db, self.digest, seconds, scanner.rows)
+            ctx.metrics.shard(conn.target.shard).latency.observe(seconds)
+        if ctx.draining:
             session.drained_after_fast()
         self.client.release()
 

@@ -255,10 +255,6 @@ class Session:
         self._next_seq = 0
         # The snapshot the account was last checked against (see command_loop and FastPath.hook).
         self.checked_snapshot: CatalogSnapshot | None = None
-        # The fast command on a sharded database: another partition's connection (and its
-        # index) it runs on.
-        self._fast_conn: BackendConnection | None = None
-        self._fast_partition = 0
         self.cancelled_at = 0.0  # activity.since of the statement query_timeout interrupted
         self.cut = False  # drain_timeout passed: end before the next command, whatever is open
         self.relayed: ResponseScanner | None = None  # the last relayed statement's answer
@@ -973,44 +969,6 @@ class Session:
 
     # -- the fast path --------------------------------------------------------------------------
 
-    def fast_sharded(self, packet: bytes) -> bool | None:
-        """The fast hook for an execution of a statement on a sharded database's tables
-        (None: not one): routed by its key alone (ShardedExecutor.fast_target), authorized
-        as the command loop would (memoized per grant view), relayed verbatim."""
-        statement_id = int.from_bytes(packet[5:9], "little")
-        sharded = self.sharded.statements.get(statement_id)
-        if sharded is None:
-            return None
-        prepared = self.prepared.get(statement_id)
-        snapshot = self.ctx.snapshot()
-        if prepared is None or snapshot is not self.checked_snapshot:
-            return False
-        if prepared.lexing is not None and prepared.lexing != self.lexing():
-            return False  # read otherwise now: the command loop refuses it
-        decided = self.fast.memoized(prepared.statement, snapshot, prepared=True)
-        if not isinstance(decided, Sharded):
-            return False
-        found = self.sharded.fast_target(sharded, decided, packet, snapshot)
-        if found is None:
-            return False
-        conn, partition, framed, columns = found
-        self.ctx.metrics.statement("execute")
-        activity = self.activity
-        activity.command = "Execute"
-        # (one clock read for both: time.monotonic is the clock the latency is measured on)
-        activity.since = self.fast.started = time.monotonic()
-        conn.write_raw(framed)
-        self.client.hold = True
-        self.fast.digest = prepared.digest
-        # (``columns``: its column definitions name the logical database and tables, as the
-        # executor's)
-        if partition == 0:
-            conn.start_relay(self.client, _QUERY, self.fast.relay_done, columns)
-        else:
-            self._fast_conn, self._fast_partition = conn, partition
-            conn.start_relay(self.client, _QUERY, self._fast_partition_done, columns)
-        return True
-
     def fast_sharded_text(self, packet: bytes) -> bool:
         """The fast hook for a text statement on a sharded database: one whose shape is
         routed by one literal (ShardedExecutor.text_target), authorized as the command loop
@@ -1033,7 +991,8 @@ class Session:
             return False
         known, physical, physical_sql, columns = found
         statement = known.statement
-        decided = self.fast.memoized(statement, snapshot, original=known.shape)
+        fast = self.fast
+        decided = fast.memoized(statement, snapshot, original=known.shape)
         if not isinstance(decided, Sharded):
             return False
         partition = physical.index
@@ -1049,51 +1008,37 @@ class Session:
         self.ctx.metrics.routed(known.kind)
         activity = self.activity
         activity.command = "Query"
-        activity.since = self.fast.started = time.monotonic()
+        activity.since = fast.started = time.monotonic()
         activity.info = sql
         if physical_sql is sql:
             conn.write_raw(packet)  # the client's bytes, unchanged
         else:
             conn.send(b"\x03" + physical_sql.encode())
         self.client.hold = True
-        self.fast.digest = known.digest
+        fast.digest = known.digest
         # (``columns``: its column definitions name the logical database and tables, as the
         # executor's)
         if partition == 0:
-            conn.start_relay(self.client, _QUERY, self.fast.relay_done, columns)
+            conn.start_relay(self.client, _QUERY, fast.relay_done, columns)
         else:
-            self._fast_conn, self._fast_partition = conn, partition
-            conn.start_relay(self.client, _QUERY, self._fast_partition_done, columns)
+            fast.fast_conn, fast.fast_partition = conn, partition
+            conn.start_relay(self.client, _QUERY, fast.relay_partition_done, columns)
         return True
 
-    def _fast_partition_done(self, scanner: ResponseScanner, error: BackendError | None) -> None:
-        """A fast statement's answer from another partition's connection than the session's
-        own (``_fast_conn``) is relayed (or its connection failed)."""
-        conn = self._fast_conn
-        assert conn is not None
-        self._fast_conn = None
-        activity = self.activity
-        activity.command = "Sleep"
-        activity.since = now = time.monotonic()
-        activity.info = None
-        if error is not None:
-            self.ctx.metrics.backend_error(conn.target.shard)
-            log.warning("connection %d: %s", self.connection_id, error)
-            cut = conn.relayed_any
-            self.sharded.fast_failed(conn, self._fast_partition)
-            self._next_seq = 1
-            if cut:
-                self.kill()  # the command loop sees the connection end and cleans up
-            else:
-                self._reply_error(lost_error([], error))
+    def fast_partition_failed(
+        self, conn: BackendConnection, partition: int, error: BackendError
+    ) -> None:
+        """A fast statement's connection to another partition than the session's own
+        (``conn``, of physical database ``partition``) failed (FastPath.partition_done)."""
+        self.ctx.metrics.backend_error(conn.target.shard)
+        log.warning("connection %d: %s", self.connection_id, error)
+        cut = conn.relayed_any
+        self.sharded.fast_failed(conn, partition)
+        self._next_seq = 1
+        if cut:
+            self.kill()  # the command loop sees the connection end and cleans up
         else:
-            fast = self.fast
-            seconds = now - fast.started
-            self.ctx.digest.record(self.current_db, fast.digest, seconds, scanner.rows)
-            self.ctx.metrics.shard(conn.target.shard).latency.observe(seconds)
-        if self.ctx.draining and (self.cut or not self._holds_anything()) and not self.killed:
-            self.shut_down()
-        self.client.release()
+            self._reply_error(lost_error([], error))
 
     def fast_failed(self, conn: BackendConnection, error: BackendError) -> None:
         """A fast statement's connection (the session's own, ``conn``) failed (FastPath.done)."""
