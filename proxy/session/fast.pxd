@@ -11,6 +11,11 @@ from proxy.backend.connection cimport BackendConnection
 from proxy.session.link cimport BackendLink
 
 
+@cython.locals(flag_at=Py_ssize_t, end=Py_ssize_t)
+cpdef tuple execute_types(payload, Py_ssize_t params, Py_ssize_t base=*)
+cpdef bint opens_cursor(payload, Py_ssize_t base=*)
+
+
 cdef class Activity:
     cdef public object command
     cdef public double since
@@ -38,7 +43,7 @@ cdef class FastPath:
     cdef public object relay_partition_done
 
     @cython.locals(conn=BackendConnection, activity=Activity, client=ClientConnection,
-                   now=cython.double, code=cython.int)
+                   now=cython.double, code=cython.int, flag_at=Py_ssize_t)
     cpdef bint hook(self, packet)
     @cython.locals(conn=BackendConnection, activity=Activity, client=ClientConnection,
                    now=cython.double, partition=Py_ssize_t)

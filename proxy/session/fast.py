@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from auth.catalog import CatalogSnapshot
 from auth.model import Account
@@ -38,17 +38,14 @@ from proxy.plan.plan import (
 )
 from proxy.session.host import SessionHost
 from proxy.session.link import BackendLink
-from proxy.session.statements import execute_types, opens_cursor
 from proxy.shard.route import TextShape
 from proxy.sql.analyze import Statement, cached_shape
 from proxy.wire.stream import ClientConnection, ResponseKind, ResponseScanner
 
-if TYPE_CHECKING:
-    from proxy.session.sharded import ShardedExecutor
-
 log = logging.getLogger("shardgate.session")
 
 _COM_QUERY = 0x03
+_CURSOR_FLAGS = 0x07  # CURSOR_TYPE_READ_ONLY | FOR_UPDATE | SCROLLABLE
 # Plans the fast path remembers per grant view (by statement shape).
 MEMO_SIZE = 1024
 # On CPython 3.11 reading a member off an enum class (``ResponseKind.QUERY``) goes through
@@ -77,7 +74,8 @@ class FastSession(Protocol):
     ctx: SessionHost[Any]
     client: ClientConnection
     link: BackendLink
-    sharded: ShardedExecutor
+    # (proxy/session/sharded.py's ShardedExecutor, which imports this module)
+    sharded: Any
     account: Account | None
     current_db: str | None
     notes: list[tuple[str, int, str]]
@@ -94,6 +92,27 @@ class FastSession(Protocol):
         self, conn: BackendConnection, partition: int, error: BackendError
     ) -> None: ...
     def drained_after_fast(self) -> None: ...
+
+
+def execute_types(payload: bytes, params: int, base: int = 0) -> tuple[int, bytes | None]:
+    """Where a COM_STMT_EXECUTE's ``new_params_bound_flag`` is (its offset in ``payload``,
+    whose command byte is at ``base``), and the types it sends (None: flag 0, "the types of
+    the last execution"). (-1, None) without parameters or for a packet too short to hold
+    them."""
+    if params == 0:
+        return -1, None
+    flag_at = base + 10 + (params + 7) // 8
+    if len(payload) <= flag_at:
+        return -1, None
+    if payload[flag_at] != 1:
+        return flag_at, None
+    end = flag_at + 1 + 2 * params
+    return flag_at, payload[flag_at + 1 : end] if len(payload) >= end else None
+
+
+def opens_cursor(payload: bytes, base: int = 0) -> bool:
+    """Whether a COM_STMT_EXECUTE asks for a cursor (its rows then wait for COM_STMT_FETCH)."""
+    return len(payload) > base + 5 and bool(payload[base + 5] & _CURSOR_FLAGS)
 
 
 def calls(statement: Statement) -> bool:

@@ -96,7 +96,7 @@ from proxy.plan.plan import (
 )
 from proxy.plan.rewrite import IdentityValues, Splice, apply_splices, sql_string
 from proxy.session.account_statements import ResultReply, execute_account_statement
-from proxy.session.fast import Activity, FastPath, calls
+from proxy.session.fast import Activity, FastPath, calls, execute_types, opens_cursor
 from proxy.session.host import SessionHost
 from proxy.session.link import (
     OWN_STATEMENT,
@@ -132,7 +132,7 @@ from proxy.session.login import (
     handshake,
 )
 from proxy.session.sharded import Replies, ShardedExecutor, in_background
-from proxy.session.statements import execute_types, opens_cursor, with_id, with_types
+from proxy.session.statements import with_id, with_types
 from proxy.sql.analyze import Kind, NeedsParse, Statement, analyze_with_digest
 from proxy.sql.charsets import UTF8MB4_GENERAL_CI
 from proxy.sql.lexer import LexMode, ServerFlavor, server_name, utf8_offsets
