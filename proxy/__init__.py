@@ -4,13 +4,14 @@ Which of its modules run compiled. The Cython twins (proxy/wire/_cscan.pyx,
 proxy/sql/_cfastkey.pyx) are picked by their importers, with the pure modules as fallback.
 setup.py also compiles ordinary modules, typed by their .pxd (the relay's connections:
 proxy/wire/stream.py, proxy/backend/connection.py; the give-back: proxy/backend/pool.py,
-proxy/session/link.py), and writes the digest of each one's source next to them
-(``proxy/compiled.txt``). The finder installed here loads such an extension only while its
-source is still the one it was built from (an edited module runs as Python until it is built
-again, never as stale machine code) and the modules whose types its .pxd cimports run compiled
-too, and loads only .py files -- none of the extensions, so ``proxy.wire.stream`` and
-``proxy.sql.analyze`` take their pure twins -- when ``SHARDGATE_PURE_PYTHON=1``: the
-pure-Python code is the reference the tests run both ways (tests/e2e/test_compiled_modes.py).
+proxy/session/link.py; the fast path: proxy/session/fast.py), and writes the digest of each
+one's source next to them (``proxy/compiled.txt``). The finder installed here loads such an
+extension only while its source is still the one it was built from (an edited module runs as
+Python until it is built again, never as stale machine code) and the modules whose types its
+.pxd cimports run compiled too, and loads only .py files -- none of the extensions, so
+``proxy.wire.stream`` and ``proxy.sql.analyze`` take their pure twins -- when
+``SHARDGATE_PURE_PYTHON=1``: the pure-Python code is the reference the tests run both ways
+(tests/e2e/test_compiled_modes.py).
 :func:`hot_path_modules` says which ran compiled and why the others did not (the server logs
 it at start-up).
 """

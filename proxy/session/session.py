@@ -9,9 +9,10 @@ Each command goes through the same three steps, whichever way it arrives:
    the shard through the session's :class:`~proxy.session.link.BackendLink`, answer locally, or
    refuse.
 
-The *fast path* (:meth:`Session._fast`) serves a command that arrives as one packet straight from
-the connection's ``data_received`` when the memoized plan for its statement shape is a plain relay;
-it is the same decision, cached, not a second decision procedure.
+The *fast path* (:class:`~proxy.session.fast.FastPath`, compiled) serves a command that arrives as
+one packet straight from the connection's ``data_received`` when the memoized plan for its
+statement shape is a plain relay; it is the same decision, cached, not a second decision
+procedure.
 
 Errors: per-command refusals are ERR replies and the session goes on. Anything that ends the
 session -- a failed login, a protocol violation, a backend lost with session state on it, and
@@ -28,7 +29,7 @@ import re
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from auth.accounts import Actor
 from auth.catalog import CatalogSnapshot
@@ -48,10 +49,8 @@ from proxy.backend.connection import (
     BackendQueryError,
     quote_string,
 )
-from proxy.backend.mirror import SHARD_REFUSALS
 from proxy.backend.pool import ShardPool
 from proxy.ops.digest import DIGEST_COLUMNS, digest_table
-from proxy.ops.metrics import ShardMetrics
 from proxy.plan.authorize import Caller
 from proxy.plan.plan import (
     COM_STMT_CLOSE,
@@ -93,10 +92,10 @@ from proxy.plan.plan import (
     UseDatabase,
     plan,
     prepared_lexing,
-    relayed_statement,
 )
 from proxy.plan.rewrite import IdentityValues, Splice, apply_splices, sql_string
 from proxy.session.account_statements import ResultReply, execute_account_statement
+from proxy.session.fast import Activity, FastPath, calls, execute_types, opens_cursor
 from proxy.session.grants import grant_columns
 from proxy.session.host import SessionHost
 from proxy.session.link import (
@@ -133,9 +132,8 @@ from proxy.session.login import (
     handshake,
 )
 from proxy.session.sharded import Replies, ShardedExecutor, in_background
-from proxy.session.statements import execute_types, opens_cursor, with_id, with_types
-from proxy.shard.route import TextShape
-from proxy.sql.analyze import Kind, NeedsParse, Statement, analyze_with_digest, cached_shape
+from proxy.session.statements import with_id, with_types
+from proxy.sql.analyze import Kind, NeedsParse, Statement, analyze_with_digest
 from proxy.sql.charsets import UTF8MB4_GENERAL_CI
 from proxy.sql.lexer import LexMode, ServerFlavor, server_name, utf8_offsets
 from proxy.wire.packets import (
@@ -188,12 +186,7 @@ INLINE_ANALYSIS_LIMIT = 16 * 1024
 HOLD_LIMIT = 1024 * 1024
 # A COM_STMT_PREPARE answer read whole (parameter and column definitions).
 PREPARE_LIMIT = 16 * 1024 * 1024
-# Plans the fast path remembers per grant view (by statement shape).
-_MEMO_SIZE = 1024
-# On CPython 3.11 reading a member off an enum class (``ResponseKind.QUERY``) goes through
-# EnumType.__getattr__'s slot, and an enum member's ``.value`` through a Python property: each
-# several hundred instructions, not specialized. The fast path reads module constants and
-# ``_value_`` (the member's value, the attribute ``.value`` returns) instead.
+# (see proxy/session/fast.py: an enum member read from a module constant)
 _QUERY = ResponseKind.QUERY
 # The server is draining (proxy/server.py): sent as the answer to the client's next command.
 SHUTDOWN = sql_error(ErrorCode.SERVER_SHUTDOWN, "Server shutdown in progress")
@@ -213,15 +206,6 @@ class _Quit(Exception):
 
 class _ShuttingDown(Exception):
     """The server is draining and the session has nothing open (or was cut off): it ends."""
-
-
-@dataclass
-class Activity:
-    """What SHOW PROCESSLIST shows of a session."""
-
-    command: str = "Sleep"
-    since: float = 0.0
-    info: str | None = None
 
 
 class Session:
@@ -268,24 +252,15 @@ class Session:
         self.killed = False
         self.started = time.time()
         self._next_seq = 0
-        # The snapshot the account was last checked against (see command_loop and _fast).
-        self._checked_snapshot: CatalogSnapshot | None = None
-        # The fast path's memoized plans, by statement object, for one grant view (catalog
-        # snapshot, account, current database, session state and its version).
-        self._memo: dict[int, tuple[Statement, Plan]] = {}
-        self._memo_view: tuple[object, object, str | None, object, int] = (None,) * 4 + (0,)
-        # The fast command in flight: its digest text and when it was sent.
-        self._digest = ""
-        self._started = 0.0
-        # ... on a sharded database, another partition's connection (and its index) it runs on.
-        self._fast_conn: BackendConnection | None = None
-        self._fast_partition = 0
-        # The metrics of the shard of the last statement relayed (looked up again only when
-        # the shard changes: ``Metrics.shard`` keeps one per shard for the process's life).
-        self._shard_metrics: ShardMetrics | None = None
+        # The snapshot the account was last checked against (see command_loop and FastPath.hook).
+        self.checked_snapshot: CatalogSnapshot | None = None
         self.cancelled_at = 0.0  # activity.since of the statement query_timeout interrupted
         self.cut = False  # drain_timeout passed: end before the next command, whatever is open
         self.relayed: ResponseScanner | None = None  # the last relayed statement's answer
+        # The fast path (proxy/session/fast.py): its memoized plans, the fast command in
+        # flight; its hook, bound once (set on the client while the command loop waits).
+        self.fast = FastPath(self)
+        self._fast_hook = self.fast.hook
 
     def waited_on(self, now: float, after: float) -> list[BackendConnection]:
         """The backend connections this session has waited on for more than ``after``
@@ -438,7 +413,7 @@ class Session:
                 raise _ShuttingDown
             self.activity = Activity("Sleep", time.monotonic())
             # While the task waits, simple commands are served from the fast hook.
-            client.fast = self._fast
+            client.fast = self._fast_hook
             try:
                 seq, payload = await client.read(self.ctx.config.server.max_packet)
             finally:
@@ -464,23 +439,23 @@ class Session:
             # The backend connection the session gave back after its last command, if nobody
             # took it meanwhile; else what its next statement may ask about its last.
             carried = await self.link.settle()
-            if snapshot is not self._checked_snapshot:
+            if snapshot is not self.checked_snapshot:
                 conn = self.link.live()
                 if conn is not None:
                     # MariaDB keeps a connection's database privileges from when it selected
                     # the database: the connection follows the new grants first.
                     await self.ctx.follow_grants(conn, current, self.current_db)
-            self._checked_snapshot = snapshot
+            self.checked_snapshot = snapshot
             command = await self._read_command(payload, carried)
             if command is not None:
                 # What was saved of the last statement answers this one only: never a PREPARE's
                 # text (kept and executed later) nor an execution.
-                view = self._view(carried if isinstance(command, Query) else None)
+                view = self.view(carried if isinstance(command, Query) else None)
                 await self._execute(plan(command, view, snapshot), command, payload)
             self.link.release()
             await client.drain()
 
-    def _view(self, carried: Carried | None = None) -> SessionView:
+    def view(self, carried: Carried | None = None) -> SessionView:
         assert self.account is not None
         identity = self.identity
         if carried is not None and identity is not None:
@@ -996,138 +971,12 @@ class Session:
         self, conn: BackendConnection, digest: str, seconds: float, scanner: ResponseScanner
     ) -> None:
         """A relayed statement is complete (in ``seconds``): the query digest and the shard's
-        latency."""
-        self.ctx.digest.record(self.current_db, digest, seconds, scanner.rows)
-        shard = conn.target.shard
-        bound = self._shard_metrics
-        if bound is None or bound.name != shard:
-            bound = self._shard_metrics = self.ctx.metrics.shard(shard)
-        bound.latency.observe(seconds)
-        if scanner.error and scanner.errno in SHARD_REFUSALS:
-            self.ctx.shard_refused(scanner.errno, self.current_db, digest, conn.target)
-            # Its grants may be stale: not handed on (a new one is made after the mirror is
-            # verified again), unless something session-bound is on it.
-            self.link.retire()
+        latency (FastPath.record)."""
+        self.fast.record(conn, digest, seconds, scanner)
 
     # -- the fast path --------------------------------------------------------------------------
 
-    def _fast(self, packet: bytes) -> bool:
-        """The fast hook (see ClientConnection): serve a command without waking the task.
-
-        A COM_QUERY whose statement's analysis is cached (the fast key), or a COM_STMT_EXECUTE,
-        whose plan -- :func:`relayed_statement`, memoized per statement for the current grant
-        view -- is a relay with no effect on the session, on a live backend connection. Anything
-        else returns False and the command loop handles the packet with the same decision.
-        """
-        if packet[3] != 0 or self.notes or self.killed or self.ctx.draining:
-            return False
-        if self.sharded.in_charge():
-            return False  # the proxy runs a transaction on a sharded database: the loop does
-        if packet[4] == COM_STMT_EXECUTE and self.sharded.statements:
-            sharded = self._fast_sharded(packet)
-            if sharded is not None:
-                return sharded
-        elif packet[4] == _COM_QUERY and self.sharded.database_sharded():
-            return self._fast_sharded_text(packet)
-        conn = self.link.reclaim()
-        if conn is None or conn.broken:
-            return False
-        snapshot = self.ctx.snapshot()
-        if snapshot is not self._checked_snapshot:
-            return False  # the command loop checks the account against the new snapshot
-        code = packet[4]
-        if code == COM_STMT_EXECUTE:
-            statement_id = int.from_bytes(packet[5:9], "little")
-            prepared = self.prepared.get(statement_id)
-            wire = self.link.statements.by_id.get(statement_id)
-            if prepared is None or wire is None or wire.cursor or wire.long_data or wire.failed:
-                return False
-            if prepared.lexing is not None and prepared.lexing != self.lexing():
-                return False  # read otherwise now: the command loop refuses it
-            backend_id = wire.id_on(conn)
-            if backend_id is None or opens_cursor(packet, 4):
-                return False  # prepared again, or a cursor opened: the command loop's
-            flag_at, types = execute_types(packet, wire.params, 4)
-            if types is not None:
-                wire.took_types(types, conn)
-            elif flag_at >= 0 and wire.types is not None and not wire.has_types_on(conn):
-                return False  # the types are inserted by the command loop
-            if backend_id != statement_id:
-                packet = packet[:5] + backend_id.to_bytes(4, "little") + packet[9:]
-            statement = prepared.statement
-            digest = prepared.digest
-            label = "execute"
-            info = self.activity.info
-            command_name = "Execute"
-        elif code == _COM_QUERY:
-            sql = packet[5:].decode("utf-8", "surrogateescape")
-            hit = cached_shape(sql, self.current_db)
-            if hit is None:
-                return False
-            digest, statement = hit
-            if statement.identity:
-                return False  # rewritten at positions the command loop's analysis finds
-            label = statement.kind._value_  # (see _QUERY)
-            info = sql
-            command_name = "Query"
-        else:
-            return False
-        decided = self._memoized(statement, snapshot)
-        if not isinstance(decided, Relay) or decided.effects is not NO_EFFECTS:
-            return False
-        self.ctx.metrics.statement(label)
-        activity = self.activity
-        activity.command = command_name
-        # (one clock read for both: time.monotonic is the clock the latency is measured on)
-        activity.since = self._started = time.monotonic()
-        activity.info = info
-        conn.write_raw(packet)  # the client's bytes, unchanged
-        self.client.hold = True
-        self._digest = digest
-        columns = self.sharded.link_columns(snapshot)
-        every = columns is not None and _calls(statement)
-        conn.start_relay(self.client, _QUERY, self._fast_done, columns, every)
-        return True
-
-    def _fast_sharded(self, packet: bytes) -> bool | None:
-        """The fast hook for an execution of a statement on a sharded database's tables
-        (None: not one): routed by its key alone (ShardedExecutor.fast_target), authorized
-        as the command loop would (memoized per grant view), relayed verbatim."""
-        statement_id = int.from_bytes(packet[5:9], "little")
-        sharded = self.sharded.statements.get(statement_id)
-        if sharded is None:
-            return None
-        prepared = self.prepared.get(statement_id)
-        snapshot = self.ctx.snapshot()
-        if prepared is None or snapshot is not self._checked_snapshot:
-            return False
-        if prepared.lexing is not None and prepared.lexing != self.lexing():
-            return False  # read otherwise now: the command loop refuses it
-        decided = self._memoized(prepared.statement, snapshot, prepared=True)
-        if not isinstance(decided, Sharded):
-            return False
-        found = self.sharded.fast_target(sharded, decided, packet, snapshot)
-        if found is None:
-            return False
-        conn, partition, framed, columns = found
-        self.ctx.metrics.statement("execute")
-        activity = self.activity
-        activity.command = "Execute"
-        # (one clock read for both: time.monotonic is the clock the latency is measured on)
-        activity.since = self._started = time.monotonic()
-        conn.write_raw(framed)
-        self.client.hold = True
-        self._digest = prepared.digest
-        # (``columns``: its column definitions name the logical database and tables, as the
-        # executor's)
-        if partition == 0:
-            conn.start_relay(self.client, _QUERY, self._fast_done, columns)
-        else:
-            self._fast_conn, self._fast_partition = conn, partition
-            conn.start_relay(self.client, _QUERY, self._fast_partition_done, columns)
-        return True
-
-    def _fast_sharded_text(self, packet: bytes) -> bool:
+    def fast_sharded_text(self, packet: bytes) -> bool:
         """The fast hook for a text statement on a sharded database: one whose shape is
         routed by one literal (ShardedExecutor.text_target), authorized as the command loop
         would (memoized per grant view), sent to its partition -- the client's packet itself
@@ -1142,14 +991,15 @@ class Session:
             except UnicodeEncodeError:
                 return False  # not UTF-8: the command loop's
         snapshot = self.ctx.snapshot()
-        if snapshot is not self._checked_snapshot:
+        if snapshot is not self.checked_snapshot:
             return False
         found = self.sharded.text_target(sql, snapshot)
         if found is None:
             return False
         known, physical, physical_sql, columns = found
         statement = known.statement
-        decided = self._memoized(statement, snapshot, original=known.shape)
+        fast = self.fast
+        decided = fast.memoized(statement, snapshot, original=known.shape)
         if not isinstance(decided, Sharded):
             return False
         partition = physical.index
@@ -1165,121 +1015,55 @@ class Session:
         self.ctx.metrics.routed(known.kind)
         activity = self.activity
         activity.command = "Query"
-        activity.since = self._started = time.monotonic()
+        activity.since = fast.started = time.monotonic()
         activity.info = sql
         if physical_sql is sql:
             conn.write_raw(packet)  # the client's bytes, unchanged
         else:
             conn.send(b"\x03" + physical_sql.encode())
         self.client.hold = True
-        self._digest = known.digest
+        fast.digest = known.digest
         # (``columns``: its column definitions name the logical database and tables, as the
         # executor's)
         if partition == 0:
-            conn.start_relay(self.client, _QUERY, self._fast_done, columns)
+            conn.start_relay(self.client, _QUERY, fast.relay_done, columns)
         else:
-            self._fast_conn, self._fast_partition = conn, partition
-            conn.start_relay(self.client, _QUERY, self._fast_partition_done, columns)
+            fast.fast_conn, fast.fast_partition = conn, partition
+            conn.start_relay(self.client, _QUERY, fast.relay_partition_done, columns)
         return True
 
-    def _fast_partition_done(self, scanner: ResponseScanner, error: BackendError | None) -> None:
-        """A fast statement's answer from another partition's connection than the session's
-        own (``_fast_conn``) is relayed (or its connection failed)."""
-        conn = self._fast_conn
-        assert conn is not None
-        self._fast_conn = None
-        activity = self.activity
-        activity.command = "Sleep"
-        activity.since = now = time.monotonic()
-        activity.info = None
-        if error is not None:
-            self.ctx.metrics.backend_error(conn.target.shard)
-            log.warning("connection %d: %s", self.connection_id, error)
-            cut = conn.relayed_any
-            self.sharded.fast_failed(conn, self._fast_partition)
-            self._next_seq = 1
-            if cut:
-                self.kill()  # the command loop sees the connection end and cleans up
-            else:
-                self._reply_error(lost_error([], error))
+    def fast_partition_failed(
+        self, conn: BackendConnection, partition: int, error: BackendError
+    ) -> None:
+        """A fast statement's connection to another partition than the session's own
+        (``conn``, of physical database ``partition``) failed (FastPath.partition_done)."""
+        self.ctx.metrics.backend_error(conn.target.shard)
+        log.warning("connection %d: %s", self.connection_id, error)
+        cut = conn.relayed_any
+        self.sharded.fast_failed(conn, partition)
+        self._next_seq = 1
+        if cut:
+            self.kill()  # the command loop sees the connection end and cleans up
         else:
-            seconds = now - self._started
-            self.ctx.digest.record(self.current_db, self._digest, seconds, scanner.rows)
-            self.ctx.metrics.shard(conn.target.shard).latency.observe(seconds)
-        if self.ctx.draining and (self.cut or not self._holds_anything()) and not self.killed:
-            self.shut_down()
-        self.client.release()
+            self._reply_error(lost_error([], error))
 
-    def _memoized(
-        self,
-        statement: Statement,
-        snapshot: CatalogSnapshot,
-        prepared: bool = False,
-        original: TextShape | None = None,
-    ) -> Plan:
-        """relayed_statement(statement, view, snapshot), remembered for this grant view; for a
-        sharded database's text statement of a shape (``original``), routed as the statement
-        the shape was made from."""
-        seen_snapshot, seen_account, seen_db, seen_state, seen_version = self._memo_view
-        state = self.link.state
-        if (
-            seen_snapshot is not snapshot
-            or seen_account is not self.account
-            or seen_db != self.current_db
-            or seen_state is not state
-            or seen_version != state.version
-        ):
-            # (the session's state: a sharded database's routing reads the statement in its
-            # sql_mode, server flavor and character set -- SessionView's lexing)
-            self._memo.clear()
-            self._memo_view = (snapshot, self.account, self.current_db, state, state.version)
-        # (a sharded database's routing: -id prepared, ~id routed from a shape's text)
-        key = id(statement)
-        if prepared:
-            key = -key
-        elif original is not None:
-            key = ~key
-        entry = self._memo.get(key)
-        if entry is not None and entry[0] is statement:
-            return entry[1]
-        decided = relayed_statement(
-            statement,
-            self._view(),
-            snapshot,
-            original.sql if original is not None else "",
-            prepared=prepared,
-        )
-        if len(self._memo) >= _MEMO_SIZE:
-            self._memo.clear()
-        self._memo[key] = (statement, decided)
-        return decided
+    def fast_failed(self, conn: BackendConnection, error: BackendError) -> None:
+        """A fast statement's connection (the session's own, ``conn``) failed (FastPath.done)."""
+        reasons = self.link.bound_reasons()
+        self.ctx.metrics.backend_error(conn.target.shard)
+        log.warning("connection %d: %s", self.connection_id, error)
+        cut = conn.relayed_any
+        self.link.drop()
+        self._next_seq = 1
+        if not cut:
+            self._reply_error(lost_error(reasons, error))
+        if reasons or cut:
+            self.kill()  # the command loop sees the connection end and cleans up
 
-    def _fast_done(self, scanner: ResponseScanner, error: BackendError | None) -> None:
-        activity = self.activity
-        activity.command = "Sleep"
-        activity.since = now = time.monotonic()
-        activity.info = None
-        conn = self.link.conn
-        if error is not None and conn is None:
-            pass  # the session ended with the answer on its way: the connection was closed
-        elif error is not None:
-            assert conn is not None
-            reasons = self.link.bound_reasons()
-            self.ctx.metrics.backend_error(conn.target.shard)
-            log.warning("connection %d: %s", self.connection_id, error)
-            cut = conn.relayed_any
-            self.link.drop()
-            self._next_seq = 1
-            if not cut:
-                self._reply_error(lost_error(reasons, error))
-            if reasons or cut:
-                self.kill()  # the command loop sees the connection end and cleans up
-        elif conn is not None:
-            self._record(conn, self._digest, now - self._started, scanner)
-            self.link.release()
-        if self.ctx.draining and (self.cut or not self._holds_anything()) and not self.killed:
+    def drained_after_fast(self) -> None:
+        """A fast statement is complete while the server drains (FastPath.done)."""
+        if (self.cut or not self._holds_anything()) and not self.killed:
             self.shut_down()  # the command loop sees the connection end and cleans up
-        self.client.release()
 
     # -- replies --------------------------------------------------------------------------------
 
@@ -1659,17 +1443,12 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def _calls(statement: Statement) -> bool:
-    """A CALL (its answer may have several result sets)."""
-    return statement.text.lstrip()[:4].upper() == "CALL"
-
-
 def _several_results(command: Command) -> bool:
     """Whether the answer to ``command`` may have several result sets: a multi-statement
     packet, a CALL."""
     if not isinstance(command, Query):
         return False
-    return len(command.statements) > 1 or any(_calls(s) for s in command.statements)
+    return len(command.statements) > 1 or any(calls(s) for s in command.statements)
 
 
 def renamed_answer(

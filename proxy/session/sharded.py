@@ -107,6 +107,7 @@ from proxy.plan.plan import (
     prepared_lexing,
     sharded_layout,
 )
+from proxy.session.fast import execute_types
 from proxy.session.grants import grant_column
 from proxy.session.link import (
     OWN_STATEMENT,
@@ -115,7 +116,7 @@ from proxy.session.link import (
     client_codec,
     lost_error,
 )
-from proxy.session.statements import execute_types, with_id, with_types
+from proxy.session.statements import with_id, with_types
 from proxy.shard.ddl import AlterSequence, CreateSequence, nextval_references
 from proxy.shard.metadata import (
     STATISTICS_QUERIES,
@@ -2823,7 +2824,7 @@ class ShardedExecutor:
         packet: bytes,
         snapshot: CatalogSnapshot | None = None,
     ) -> tuple[BackendConnection, int, bytes, Callable[[bytes], bytes]] | None:
-        """The fast path of an execution (no await: ``Session._fast``, which has checked
+        """The fast path of an execution (no await: ``FastPath.sharded_execute``, which has checked
         that no transaction of the proxy's is in charge): a statement routed by its key alone
         to one partition whose connection is ready and has the physical statement prepared.
         ``packet``: the client's COM_STMT_EXECUTE, frame header first (sequence 0). Returns
@@ -2979,7 +2980,7 @@ class ShardedExecutor:
     def text_target(
         self, sql: str, snapshot: CatalogSnapshot
     ) -> tuple[TextRoute, PhysicalDatabase, str, Callable[[bytes], bytes] | None] | None:
-        """The fast path of a text statement (no await: ``Session._fast``): one of a shape
+        """The fast path of a text statement (no await: the text hook): one of a shape
         routed by one literal (:class:`TextShape`, made from the first statement of the shape
         :func:`~proxy.shard.statements.decide` routed to the target the shape gives it), its
         target for this statement's literal (its physical database and physical text); None:

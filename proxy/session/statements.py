@@ -30,13 +30,9 @@ from proxy.backend.connection import BackendConnection
 __all__ = [
     "WireStatement",
     "WireStatements",
-    "execute_types",
-    "opens_cursor",
     "with_id",
     "with_types",
 ]
-
-_CURSOR_FLAGS = 0x07  # CURSOR_TYPE_READ_ONLY | FOR_UPDATE | SCROLLABLE
 
 
 @dataclass(eq=False)
@@ -193,27 +189,6 @@ def with_id(payload: bytes, statement_id: int) -> bytes:
     return payload[:1] + statement_id.to_bytes(4, "little") + payload[5:]
 
 
-def execute_types(payload: bytes, params: int, base: int = 0) -> tuple[int, bytes | None]:
-    """Where a COM_STMT_EXECUTE's ``new_params_bound_flag`` is (its offset in ``payload``,
-    whose command byte is at ``base``), and the types it sends (None: flag 0, "the types of
-    the last execution"). (-1, None) without parameters or for a packet too short to hold
-    them."""
-    if params == 0:
-        return -1, None
-    flag_at = base + 10 + (params + 7) // 8
-    if len(payload) <= flag_at:
-        return -1, None
-    if payload[flag_at] != 1:
-        return flag_at, None
-    end = flag_at + 1 + 2 * params
-    return flag_at, payload[flag_at + 1 : end] if len(payload) >= end else None
-
-
 def with_types(payload: bytes, flag_at: int, types: bytes) -> bytes:
     """A COM_STMT_EXECUTE that said "types as last time" sending ``types`` instead."""
     return payload[:flag_at] + b"\x01" + types + payload[flag_at + 1 :]
-
-
-def opens_cursor(payload: bytes, base: int = 0) -> bool:
-    """Whether a COM_STMT_EXECUTE asks for a cursor (its rows then wait for COM_STMT_FETCH)."""
-    return len(payload) > base + 5 and bool(payload[base + 5] & _CURSOR_FLAGS)

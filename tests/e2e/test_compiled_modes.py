@@ -124,14 +124,18 @@ def test_the_fast_path_tests_pass_in_each_mode(mode: str) -> None:
     if mode == "pure":
         check = (
             "import proxy.session.session as s, proxy.wire.stream as w, proxy.wire.scanner as p\n"
+            "import proxy.session.fast as f\n"
             "assert s.__file__.endswith('.py') and w.__file__.endswith('.py')\n"
+            "assert f.__file__.endswith('.py')\n"
             "assert w.ResponseScanner is p.ResponseScanner\n"
         )
     else:
         as_python = "proxy.session.session" not in built_modules()
+        fast_as_python = "proxy.session.fast" not in built_modules()
         check = (
-            "import proxy.session.session as s, proxy.wire.stream as w\n"
+            "import proxy.session.session as s, proxy.wire.stream as w, proxy.session.fast as f\n"
             f"assert s.__file__.endswith('.py') == {as_python}\n"
+            f"assert f.__file__.endswith('.py') == {fast_as_python}\n"
             f"assert (w.COMPILED_MISSING is None) == {cscan_built()}\n"
         )
     loaded = subprocess.run(

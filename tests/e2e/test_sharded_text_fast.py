@@ -1,5 +1,5 @@
 """Text point statements on a sharded database's tables through the fast path (the shape of a
-statement routed by one literal, ``Session._fast_sharded_text``), on two real MariaDB shards,
+statement routed by one literal, ``Session.fast_sharded_text``), on two real MariaDB shards,
 through real clients: each statement reaches only its partition with the client's text (the
 physical table's name put in for a split table; checked in the shards' general logs), and
 every answer is byte for byte the command loop's for the same statement -- numbers and
@@ -82,7 +82,7 @@ def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
 def served(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The statements the fast path served (the real hook, watched)."""
     seen: list[str] = []
-    real = Session._fast_sharded_text
+    real = Session.fast_sharded_text
 
     def watched(self: Session, packet: bytes) -> bool:
         done = real(self, packet)
@@ -90,7 +90,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             seen.append(packet[5:].decode())
         return done
 
-    monkeypatch.setattr(Session, "_fast_sharded_text", watched)
+    monkeypatch.setattr(Session, "fast_sharded_text", watched)
     return seen
 
 
@@ -252,7 +252,7 @@ def test_answers_are_the_command_loops(
     env = sharded
     fast = _answers(env, STATEMENTS, 3)
     assert served, "the fast path served nothing"
-    monkeypatch.setattr(Session, "_fast_sharded_text", lambda self, packet: False)
+    monkeypatch.setattr(Session, "fast_sharded_text", lambda self, packet: False)
     slow = _answers(env, STATEMENTS, 1)
     for sql, answers, (reference,) in zip(STATEMENTS, fast, slow, strict=True):
         for answer in answers:

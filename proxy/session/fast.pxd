@@ -1,0 +1,58 @@
+# The compiled fast path (setup.py's COMPILED_MODULES): fast.py's FastPath as an extension type
+# with typed fields, so the fast hook and the relay's completion read the session's link
+# (link.pxd), its backend connection (connection.pxd) and the client connection (stream.pxd)
+# in C and call the give-back (``reclaim``, ``release``) directly; Activity's fields are C
+# fields written in C. The .py file is the code and the reference (SHARDGATE_PURE_PYTHON=1
+# runs it). No instance dict: every attribute is here.
+cimport cython
+
+from proxy.wire.stream cimport ClientConnection
+from proxy.backend.connection cimport BackendConnection
+from proxy.session.link cimport BackendLink
+
+
+@cython.locals(flag_at=Py_ssize_t, end=Py_ssize_t)
+cpdef tuple execute_types(payload, Py_ssize_t params, Py_ssize_t base=*)
+cpdef bint opens_cursor(payload, Py_ssize_t base=*)
+
+
+cdef class Activity:
+    cdef public object command
+    cdef public double since
+    cdef public object info
+
+
+cdef class FastPath:
+    cdef public object session
+    cdef public object ctx
+    cdef public ClientConnection client
+    cdef public BackendLink link
+    cdef public object sharded
+    cdef public dict memo
+    cdef public object memo_snapshot
+    cdef public object memo_account
+    cdef public object memo_db
+    cdef public object memo_state
+    cdef public object memo_version
+    cdef public object digest
+    cdef public double started
+    cdef public object shard_metrics
+    cdef public BackendConnection fast_conn
+    cdef public Py_ssize_t fast_partition
+    cdef public object relay_done
+    cdef public object relay_partition_done
+
+    @cython.locals(conn=BackendConnection, activity=Activity, client=ClientConnection,
+                   now=cython.double, code=cython.int, flag_at=Py_ssize_t)
+    cpdef bint hook(self, packet)
+    @cython.locals(conn=BackendConnection, activity=Activity, client=ClientConnection,
+                   now=cython.double, partition=Py_ssize_t)
+    cpdef sharded_execute(self, packet)
+    @cython.locals(memo=dict)
+    cpdef memoized(self, statement, snapshot, bint prepared=*, original=*)
+    @cython.locals(activity=Activity, link=BackendLink, conn=BackendConnection, now=cython.double)
+    cpdef done(self, scanner, error)
+    @cython.locals(activity=Activity, conn=BackendConnection, now=cython.double,
+                   seconds=cython.double)
+    cpdef partition_done(self, scanner, error)
+    cpdef record(self, BackendConnection conn, digest, double seconds, scanner)

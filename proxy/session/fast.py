@@ -1,0 +1,390 @@
+"""The session's fast path: what :class:`FastPath` reads per statement and the code that reads it.
+
+The fast hook (see ClientConnection) serves a command that arrives as one packet straight from
+the client connection's ``data_received``: a COM_QUERY whose statement's analysis is cached (the
+fast key), or a COM_STMT_EXECUTE, whose plan -- :func:`relayed_statement`, memoized per
+statement for the current grant view -- is a relay with no effect on the session, on a live
+backend connection; :meth:`FastPath.done` completes it when the answer is relayed. It is the
+command loop's decision, cached, not a second decision procedure: anything else returns False
+and the command loop (proxy/session/session.py) handles the packet.
+
+Compiled (setup.py's COMPILED_MODULES) as an extension type typed by fast.pxd, together with the
+code that reads its fields: the link's, the connection's and the client connection's fields and
+the give-back are C reads and calls from here. The .py file is the code and the reference
+(SHARDGATE_PURE_PYTHON=1 runs it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Protocol
+
+from auth.catalog import CatalogSnapshot
+from auth.model import Account
+from proxy.backend.connection import BackendConnection, BackendError
+from proxy.backend.mirror import SHARD_REFUSALS
+from proxy.ops.metrics import ShardMetrics
+from proxy.plan.plan import (
+    COM_STMT_EXECUTE,
+    NO_EFFECTS,
+    Lexing,
+    Plan,
+    Prepared,
+    Relay,
+    SessionView,
+    Sharded,
+    relayed_statement,
+)
+from proxy.session.host import SessionHost
+from proxy.session.link import BackendLink
+from proxy.shard.route import TextShape
+from proxy.sql.analyze import Statement, cached_shape
+from proxy.wire.stream import ClientConnection, ResponseKind, ResponseScanner
+
+log = logging.getLogger("shardgate.session")
+
+_COM_QUERY = 0x03
+_CURSOR_FLAGS = 0x07  # CURSOR_TYPE_READ_ONLY | FOR_UPDATE | SCROLLABLE
+# Plans the fast path remembers per grant view (by statement shape).
+MEMO_SIZE = 1024
+# On CPython 3.11 reading a member off an enum class (``ResponseKind.QUERY``) goes through
+# EnumType.__getattr__'s slot, and an enum member's ``.value`` through a Python property: each
+# several hundred instructions, not specialized. The fast path reads module constants and
+# ``_value_`` (the member's value, the attribute ``.value`` returns) instead.
+_QUERY = ResponseKind.QUERY
+_monotonic = time.monotonic
+
+
+class Activity:
+    """What SHOW PROCESSLIST shows of a session."""
+
+    def __init__(self, command: str = "Sleep", since: float = 0.0, info: str | None = None) -> None:
+        self.command = command
+        self.since = since
+        self.info = info
+
+    def __repr__(self) -> str:
+        return f"Activity(command={self.command!r}, since={self.since!r}, info={self.info!r})"
+
+
+class FastSession(Protocol):
+    """What the fast path reads of its session (proxy/session/session.py's Session)."""
+
+    ctx: SessionHost[Any]
+    client: ClientConnection
+    link: BackendLink
+    # (proxy/session/sharded.py's ShardedExecutor, which imports this module)
+    sharded: Any
+    account: Account | None
+    current_db: str | None
+    notes: list[tuple[str, int, str]]
+    killed: bool
+    prepared: dict[int, Prepared]
+    activity: Activity
+    checked_snapshot: CatalogSnapshot | None
+
+    def fast_sharded_text(self, packet: bytes) -> bool: ...
+    def lexing(self) -> Lexing: ...
+    def view(self) -> SessionView: ...
+    def fast_failed(self, conn: BackendConnection, error: BackendError) -> None: ...
+    def fast_partition_failed(
+        self, conn: BackendConnection, partition: int, error: BackendError
+    ) -> None: ...
+    def drained_after_fast(self) -> None: ...
+
+
+def execute_types(payload: bytes, params: int, base: int = 0) -> tuple[int, bytes | None]:
+    """Where a COM_STMT_EXECUTE's ``new_params_bound_flag`` is (its offset in ``payload``,
+    whose command byte is at ``base``), and the types it sends (None: flag 0, "the types of
+    the last execution"). (-1, None) without parameters or for a packet too short to hold
+    them."""
+    if params == 0:
+        return -1, None
+    flag_at = base + 10 + (params + 7) // 8
+    if len(payload) <= flag_at:
+        return -1, None
+    if payload[flag_at] != 1:
+        return flag_at, None
+    end = flag_at + 1 + 2 * params
+    return flag_at, payload[flag_at + 1 : end] if len(payload) >= end else None
+
+
+def opens_cursor(payload: bytes, base: int = 0) -> bool:
+    """Whether a COM_STMT_EXECUTE asks for a cursor (its rows then wait for COM_STMT_FETCH)."""
+    return len(payload) > base + 5 and bool(payload[base + 5] & _CURSOR_FLAGS)
+
+
+def calls(statement: Statement) -> bool:
+    """A CALL (its answer may have several result sets)."""
+    return statement.text.lstrip()[:4].upper() == "CALL"
+
+
+class FastPath:
+    """A session's fast path (one per session): the state it reads per statement."""
+
+    def __init__(self, session: FastSession) -> None:
+        self.session = session
+        self.ctx = session.ctx
+        self.client = session.client
+        self.link = session.link
+        self.sharded = session.sharded
+        # The memoized plans, by statement object, for one grant view (catalog snapshot,
+        # account, current database, session state and its version).
+        self.memo: dict[int, tuple[Statement, Plan]] = {}
+        self.memo_snapshot: object = None
+        self.memo_account: object = None
+        self.memo_db: str | None = None
+        self.memo_state: object = None
+        self.memo_version: object = 0
+        # The fast command in flight: its digest text and when it was sent.
+        self.digest = ""
+        self.started = 0.0
+        # The metrics of the shard of the last statement relayed (looked up again only when
+        # the shard changes: ``Metrics.shard`` keeps one per shard for the process's life).
+        self.shard_metrics: ShardMetrics | None = None
+        # ... on a sharded database, another partition's connection (and its index) it runs on.
+        self.fast_conn: BackendConnection | None = None
+        self.fast_partition = 0
+        # ``done`` and ``partition_done``, bound once (the relay's completion of a fast
+        # statement on the session's own connection, on another partition's).
+        self.relay_done = self.done
+        self.relay_partition_done = self.partition_done
+
+    def hook(self, packet: bytes) -> bool:
+        """The fast hook: serve a command without waking the session's task (False: the
+        command loop handles it)."""
+        session = self.session
+        if packet[3] != 0 or session.notes or session.killed or self.ctx.draining:
+            return False
+        sharded = self.sharded
+        if sharded.in_charge():
+            return False  # the proxy runs a transaction on a sharded database: the loop does
+        code = packet[4]
+        if code == COM_STMT_EXECUTE and sharded.statements:
+            found = self.sharded_execute(packet)
+            if found is not None:
+                return found
+        elif code == _COM_QUERY and sharded.database_sharded():
+            return session.fast_sharded_text(packet)
+        conn = self.link.reclaim()
+        if conn is None or conn.broken:
+            return False
+        snapshot = self.ctx.snapshot()
+        if snapshot is not session.checked_snapshot:
+            return False  # the command loop checks the account against the new snapshot
+        if code == COM_STMT_EXECUTE:
+            statement_id = int.from_bytes(packet[5:9], "little")
+            prepared = session.prepared.get(statement_id)
+            wire = self.link.statements.by_id.get(statement_id)
+            if prepared is None or wire is None or wire.cursor or wire.long_data or wire.failed:
+                return False
+            if prepared.lexing is not None and prepared.lexing != session.lexing():
+                return False  # read otherwise now: the command loop refuses it
+            backend_id = wire.id_on(conn)
+            if backend_id is None or opens_cursor(packet, 4):
+                return False  # prepared again, or a cursor opened: the command loop's
+            flag_at, types = execute_types(packet, wire.params, 4)
+            if types is not None:
+                wire.took_types(types, conn)
+            elif flag_at >= 0 and wire.types is not None and not wire.has_types_on(conn):
+                return False  # the types are inserted by the command loop
+            if backend_id != statement_id:
+                packet = packet[:5] + backend_id.to_bytes(4, "little") + packet[9:]
+            statement = prepared.statement
+            digest = prepared.digest
+            label = "execute"
+            activity = session.activity
+            info = activity.info
+            command_name = "Execute"
+        elif code == _COM_QUERY:
+            sql = packet[5:].decode("utf-8", "surrogateescape")
+            hit = cached_shape(sql, session.current_db)
+            if hit is None:
+                return False
+            digest, statement = hit
+            if statement.identity:
+                return False  # rewritten at positions the command loop's analysis finds
+            label = statement.kind._value_  # (see _QUERY)
+            info = sql
+            command_name = "Query"
+        else:
+            return False
+        decided = self.memoized(statement, snapshot, False, None)
+        if not isinstance(decided, Relay) or decided.effects is not NO_EFFECTS:
+            return False
+        self.ctx.metrics.statement(label)
+        activity = session.activity
+        activity.command = command_name
+        # (one clock read for both: time.monotonic is the clock the latency is measured on)
+        now = _monotonic()
+        activity.since = now
+        self.started = now
+        activity.info = info
+        conn.write_raw(packet)  # the client's bytes, unchanged
+        client = self.client
+        client.hold = True
+        self.digest = digest
+        columns = sharded.link_columns(snapshot)
+        every = columns is not None and calls(statement)
+        conn.start_relay(client, _QUERY, self.relay_done, columns, every)
+        return True
+
+    def sharded_execute(self, packet: bytes) -> bool | None:
+        """The fast hook for an execution of a statement on a sharded database's tables
+        (None: not one): routed by its key alone (ShardedExecutor.fast_target), authorized
+        as the command loop would (memoized per grant view), relayed verbatim."""
+        session = self.session
+        statement_id = int.from_bytes(packet[5:9], "little")
+        sharded = self.sharded.statements.get(statement_id)
+        if sharded is None:
+            return None
+        prepared = session.prepared.get(statement_id)
+        snapshot = self.ctx.snapshot()
+        if prepared is None or snapshot is not session.checked_snapshot:
+            return False
+        if prepared.lexing is not None and prepared.lexing != session.lexing():
+            return False  # read otherwise now: the command loop refuses it
+        decided = self.memoized(prepared.statement, snapshot, True, None)
+        if not isinstance(decided, Sharded):
+            return False
+        found = self.sharded.fast_target(sharded, decided, packet, snapshot)
+        if found is None:
+            return False
+        conn, partition, framed, columns = found
+        self.ctx.metrics.statement("execute")
+        activity = session.activity
+        activity.command = "Execute"
+        # (one clock read for both: time.monotonic is the clock the latency is measured on)
+        now = _monotonic()
+        activity.since = now
+        self.started = now
+        conn.write_raw(framed)
+        client = self.client
+        client.hold = True
+        self.digest = prepared.digest
+        # (``columns``: its column definitions name the logical database and tables, as the
+        # executor's)
+        if partition == 0:
+            conn.start_relay(client, _QUERY, self.relay_done, columns)
+        else:
+            self.fast_conn = conn
+            self.fast_partition = partition
+            conn.start_relay(client, _QUERY, self.relay_partition_done, columns)
+        return True
+
+    def memoized(
+        self,
+        statement: Statement,
+        snapshot: CatalogSnapshot,
+        prepared: bool = False,
+        original: TextShape | None = None,
+    ) -> Plan:
+        """relayed_statement(statement, view, snapshot), remembered for this grant view; for a
+        sharded database's text statement of a shape (``original``), routed as the statement
+        the shape was made from."""
+        session = self.session
+        state = self.link.state
+        account = session.account
+        current_db = session.current_db
+        memo = self.memo
+        if (
+            self.memo_snapshot is not snapshot
+            or self.memo_account is not account
+            or self.memo_db != current_db
+            or self.memo_state is not state
+            or self.memo_version != state.version
+        ):
+            # (the session's state: a sharded database's routing reads the statement in its
+            # sql_mode, server flavor and character set -- SessionView's lexing)
+            memo.clear()
+            self.memo_snapshot = snapshot
+            self.memo_account = account
+            self.memo_db = current_db
+            self.memo_state = state
+            self.memo_version = state.version
+        # (a sharded database's routing: -id prepared, ~id routed from a shape's text)
+        key = id(statement)
+        if prepared:
+            key = -key
+        elif original is not None:
+            key = ~key
+        entry = memo.get(key)
+        if entry is not None and entry[0] is statement:
+            return entry[1]
+        decided = relayed_statement(
+            statement,
+            session.view(),
+            snapshot,
+            original.sql if original is not None else "",
+            prepared=prepared,
+        )
+        if len(memo) >= MEMO_SIZE:
+            memo.clear()
+        memo[key] = (statement, decided)
+        return decided
+
+    def done(self, scanner: ResponseScanner, error: BackendError | None) -> None:
+        """A fast statement's answer on the session's own connection is relayed (or its
+        connection failed)."""
+        session = self.session
+        activity = session.activity
+        activity.command = "Sleep"
+        now = _monotonic()
+        activity.since = now
+        activity.info = None
+        link = self.link
+        conn = link.conn
+        if error is not None:
+            if conn is not None:
+                session.fast_failed(conn, error)
+            # (else the session ended with the answer on its way: the connection was closed)
+        elif conn is not None:
+            self.record(conn, self.digest, now - self.started, scanner)
+            link.release()
+        if self.ctx.draining:
+            session.drained_after_fast()
+        self.client.release()
+
+    def partition_done(self, scanner: ResponseScanner, error: BackendError | None) -> None:
+        """A fast statement's answer from another partition's connection than the session's
+        own (``fast_conn``) is relayed (or its connection failed)."""
+        conn = self.fast_conn
+        assert conn is not None
+        self.fast_conn = None
+        session = self.session
+        activity = session.activity
+        activity.command = "Sleep"
+        now = _monotonic()
+        activity.since = now
+        activity.info = None
+        ctx = self.ctx
+        if error is not None:
+            session.fast_partition_failed(conn, self.fast_partition, error)
+        else:
+            seconds = now - self.started
+            ctx.digest.record(session.current_db, self.digest, seconds, scanner.rows)
+            ctx.metrics.shard(conn.target.shard).latency.observe(seconds)
+        if ctx.draining:
+            session.drained_after_fast()
+        self.client.release()
+
+    def record(
+        self, conn: BackendConnection, digest: str, seconds: float, scanner: ResponseScanner
+    ) -> None:
+        """A relayed statement is complete (in ``seconds``): the query digest and the shard's
+        latency."""
+        session = self.session
+        ctx = self.ctx
+        ctx.digest.record(session.current_db, digest, seconds, scanner.rows)
+        target = conn.target
+        shard = target.shard
+        bound = self.shard_metrics
+        if bound is None or bound.name != shard:
+            bound = self.shard_metrics = ctx.metrics.shard(shard)
+        bound.latency.observe(seconds)
+        if scanner.error and scanner.errno in SHARD_REFUSALS:
+            ctx.shard_refused(scanner.errno, session.current_db, digest, target)
+            # Its grants may be stale: not handed on (a new one is made after the mirror is
+            # verified again), unless something session-bound is on it.
+            self.link.retire()
