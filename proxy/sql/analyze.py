@@ -2902,20 +2902,57 @@ def _resolve_positions(st: Statement, lexed: Callable[[], LexedStatement], sql: 
     if st.identity:
         st = _resolve_identity(st, lexed(), sql)
     if st.definer is not None:
+        if _comment_cut(sql[st.definer[0] : st.definer[1]]):
+            return Statement(
+                Kind.REFUSED,
+                st.text,
+                error=not_supported("a DEFINER account across a comment's end"),
+            )
         start, end = utf8_offsets(sql, list(st.definer))
         st = dataclasses.replace(st, definer=(start, end))
     return st
 
 
+def _comment_cut(text: str) -> bool:
+    """Whether ``text`` (the bytes a splice replaces: names, punctuation, comments) holds one
+    end of a ``/* ... */`` comment without the other: its first or last token is inside an
+    executable comment (``information_schema/*!.TABLE_PRIVILEGES*/``) and the other outside.
+    Replaced, the comment's other end would stay in the text the shard reads, opening or
+    closing a comment where the proxy read none (a ``*/*`` then hides from the shard what the
+    proxy read, and shows it what the proxy read as a string)."""
+    i = 0
+    while True:
+        opened = text.find("/*", i)
+        closed = text.find("*/", i)
+        if opened < 0:
+            return closed >= 0
+        if 0 <= closed < opened:
+            return True
+        end = text.find("*/", opened + 2)
+        if end < 0:
+            return True
+        i = end + 2
+
+
 def _resolve_identity(st: Statement, lexed: LexedStatement, sql: str) -> Statement:
     """``st`` (with an identity fact) with each call's byte offsets in ``sql`` and its text,
-    found in the statement's tokens."""
+    found in the statement's tokens. A call cut by a comment's end is refused (1235): its
+    splice would change where the shard's comments are."""
     tokens = lexed.tokens
     spans = _identity_spans([t.image for t in tokens])
     chars: list[int] = []
     for first, end, _, _, _ in spans:
         last = tokens[end - 1]
         chars += (tokens[first].pos, last.pos + len(last.raw))
+        if _comment_cut(sql[chars[-2] : chars[-1]]):
+            return Statement(
+                Kind.REFUSED,
+                st.text,
+                error=not_supported(
+                    f"{sql[chars[-2] : chars[-1]]} across a comment's end (what the proxy"
+                    " answers in its place must not move the comment)"
+                ),
+            )
     offsets = utf8_offsets(sql, chars)
     calls = tuple(
         IdentityCall(identity, item, offsets[2 * k], offsets[2 * k + 1], sql[a:b], alias)

@@ -444,3 +444,45 @@ def test_database_named_in_mixed_case(proxy: ProxyEnv) -> None:
         shard.close()
         with proxy.catalog() as catalog:
             catalog.drop_database(name)
+
+
+# A comment's end inside what the proxy answers in place (the view's name, an identity call):
+# replaced, the other end stays and moves the shard's comments -- ``*/*`` then opened one
+# where the proxy read the rest as the statement, and the shard read, past a ``*/`` the
+# proxy read inside a string, the real view and CURRENT_USER(): the mirror's name.
+COMMENT_CUTS = [
+    "SELECT information_schema/*!.USER_PRIVILEGES.GRANTEE*/*1, 'a'"
+    " FROM information_schema.USER_PRIVILEGES"
+    " WHERE 'x*/ 1, GRANTEE FROM information_schema.USER_PRIVILEGES -- ' = 'y'",
+    "SELECT CURRENT_USER/*!()*/*1, 'a' FROM DUAL WHERE 'x*/ 1, CURRENT_USER() -- ' = 'y'",
+    "SELECT * FROM information_schema/*!.TABLE_PRIVILEGES*/",
+    "SELECT * FROM /*M!information_schema.*/TABLE_PRIVILEGES",
+]
+# Comments wholly inside or around the name: answered as MariaDB answers them.
+COMMENTS_AROUND = [
+    "SELECT * FROM /*!information_schema.TABLE_PRIVILEGES*/",
+    "SELECT * FROM information_schema/*!.*/TABLE_PRIVILEGES",
+    "SELECT * FROM /*M!100000 information_schema . TABLE_PRIVILEGES */ tp",
+    "SELECT * FROM information_schema /* . */ . -- x\n TABLE_PRIVILEGES",
+    "SELECT CURRENT_USER/*!(*/)",
+]
+
+
+def test_comment_cut_by_the_answer_is_refused(accounts: ProxyEnv) -> None:
+    proxied, reference = _clients(accounts, "tables")
+    mirror = _mirror(accounts, ACCOUNTS["tables"][0])
+    try:
+        for statement in COMMENT_CUTS:
+            answer = proxied.query_raw(statement)
+            assert all(mirror not in payload and b"sgm_" not in payload for payload in answer)
+            assert answer[-1][:3] == b"\xff\xd3\x04", statement  # 1235
+            assert b"across a comment's end" in answer[-1]
+        for statement in COMMENTS_AROUND:
+            ours, theirs = proxied.query_raw(statement), reference.query_raw(statement)
+            if "CURRENT_USER" in statement:
+                assert b"pvtabuser@%" in ours[-2], ours
+                continue
+            _same(ours, theirs, mirror, False)
+    finally:
+        proxied.close()
+        reference.close()
