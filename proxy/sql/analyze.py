@@ -213,6 +213,7 @@ from proxy.sql.lexer import (
     spaced_call,
     utf8_offsets,
 )
+from proxy.sql.mariadb_words import NATIVE_FUNCTIONS
 from proxy.sql.names import unaccounted
 
 __all__ = [
@@ -2713,6 +2714,11 @@ _IDENTITY_FUNCTIONS: Final = {
     "FOUND_ROWS": Identity.FOUND_ROWS,
     "ROW_COUNT": Identity.ROW_COUNT,
 }
+# The identity functions MariaDB calls as its own built-in when backquoted too (the native
+# ones; `CURRENT_USER`() and the other grammar keywords are stored functions' calls).
+_QUOTED_IDENTITY: Final = {
+    name: identity for name, identity in _IDENTITY_FUNCTIONS.items() if name in NATIVE_FUNCTIONS
+}
 _IDENTITY_VARIABLES: Final = {
     **{
         f"@@{scope}{name}": identity
@@ -2833,12 +2839,24 @@ def _identity_spans(images: Sequence[str]) -> list[_Span]:
                 out.append(grant)
                 i = grant[1]
                 continue
-            identity = None if img[0] == "`" else _IDENTITY_FUNCTIONS.get(img.upper())
+            if img[0] == "`":
+                # A native function stays the built-in backquoted (`CONNECTION_ID`()).
+                identity = _QUOTED_IDENTITY.get(img[1:-1].replace("``", "`").upper())
+            else:
+                identity = _IDENTITY_FUNCTIONS.get(img.upper())
             if identity is not None:
                 call = i + 2 < n and images[i + 1] == "(" and images[i + 2] == ")"
-                if call:
+                if i and (images[i - 1] == "." or _kw(images[i - 1]) == "INTO"):
+                    # db.connection_id(): a stored function; INSERT INTO found_rows () VALUES
+                    # (): a table
+                    identity = None
+                elif call:
                     end = i + 3
-                elif identity is not Identity.CURRENT_USER or (i + 1 < n and images[i + 1] == "("):
+                elif (
+                    identity is not Identity.CURRENT_USER
+                    or img[0] == "`"
+                    or (i + 1 < n and images[i + 1] == "(")
+                ):
                     identity = None
         if identity is not None:
             before = _kw(images[i - 1]) if i else ""
