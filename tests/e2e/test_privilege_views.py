@@ -486,3 +486,35 @@ def test_comment_cut_by_the_answer_is_refused(accounts: ProxyEnv) -> None:
     finally:
         proxied.close()
         reference.close()
+
+
+DOTTED = "\u0130"  # LATIN CAPITAL LETTER I WITH DOT ABOVE
+
+
+def test_information_schema_names_beyond_ascii_are_refused(accounts: ProxyEnv) -> None:
+    """MariaDB finds an information_schema table by its name folded its own way:
+    ``USER_PR\u0130V\u0130LEGES`` (U+0130) is USER_PRIVILEGES, ``PROCESSL\u0130ST`` PROCESSLIST.
+    Relayed, the first showed the mirror's grants and the second every session of the shared
+    backend account (the PROCESS check is by name); every such table is named in ASCII, so a
+    name beyond it is refused (1235)."""
+    proxied, reference = _clients(accounts, "tables")
+    mirror = _mirror(accounts, ACCOUNTS["tables"][0])
+    try:
+        theirs = reference.query_raw(
+            "SELECT GRANTEE FROM information_schema.USER_PR\u0130V\u0130LEGES"
+        )
+        assert b"'pvtabuser'@'%'" in theirs[-2]  # MariaDB's own reading of the name
+        for statement in (
+            f"SELECT GRANTEE FROM information_schema.USER_PR{DOTTED}V{DOTTED}LEGES",
+            f"SELECT * FROM information_schema.TABLE_PR{DOTTED}VILEGES t",
+            f"SELECT USER FROM information_schema.PROCESSL{DOTTED}ST",
+            "SELECT 1 FROM DUAL WHERE EXISTS"
+            f" (SELECT * FROM information_schema.SESS{DOTTED}ON_STATUS)",
+        ):
+            answer = proxied.query_raw(statement)
+            assert all(mirror not in payload and b"sgm_" not in payload for payload in answer)
+            assert answer[-1][:3] == b"\xff\xd3\x04", statement  # 1235
+            assert b"named beyond ASCII" in answer[-1]
+    finally:
+        proxied.close()
+        reference.close()
