@@ -518,3 +518,20 @@ def test_information_schema_names_beyond_ascii_are_refused(accounts: ProxyEnv) -
     finally:
         proxied.close()
         reference.close()
+
+
+def test_definer_cut_by_a_comment_is_refused(accounts: ProxyEnv) -> None:
+    """The DEFINER account the proxy replaces by CURRENT_USER, cut by an executable comment's
+    end: the replacement left a stray ``*/`` (MariaDB's 1064 for a view it creates from the
+    client's text); refused as the other cut splices are."""
+    with accounts.connect() as conn, conn.cursor() as cur:
+        with pytest.raises(pymysql.err.NotSupportedError) as info:
+            cur.execute("CREATE DEFINER = easydb/*!@'%'*/ VIEW pv_cut AS SELECT 1 AS a")
+        assert info.value.args[0] == 1235
+        assert "across a comment's end" in info.value.args[1]
+        cur.execute("CREATE DEFINER = /*!easydb@'%'*/ VIEW pv_cut AS SELECT 1 AS a")
+        try:
+            cur.execute("SELECT a FROM pv_cut")
+            assert cur.fetchall() == ((1,),)
+        finally:
+            cur.execute("DROP VIEW pv_cut")
