@@ -213,6 +213,7 @@ from proxy.sql.lexer import (
     spaced_call,
     utf8_offsets,
 )
+from proxy.sql.mariadb_words import NATIVE_FUNCTIONS
 from proxy.sql.names import unaccounted
 
 __all__ = [
@@ -651,6 +652,11 @@ class _Reqs:
     def table(self, db: str | None, name: str, *privs: Priv) -> None:
         resolved = self.resolve(db, name)
         if resolved is None:
+            if not name.isascii():
+                # Every information_schema table is named in ASCII; MariaDB folds the case of
+                # others its own way (PROCESSL\u0130ST is PROCESSLIST, USER_PR\u0130V\u0130LEGES
+                # USER_PRIVILEGES), which the checks here by name would not follow.
+                raise _Refuse(not_supported("an information_schema table named beyond ASCII"))
             if name.upper() in _IS_OTHER_SESSIONS:
                 raise _need("PROCESS")
             if any(p is not Priv.SELECT for p in privs):
@@ -2713,6 +2719,11 @@ _IDENTITY_FUNCTIONS: Final = {
     "FOUND_ROWS": Identity.FOUND_ROWS,
     "ROW_COUNT": Identity.ROW_COUNT,
 }
+# The identity functions MariaDB calls as its own built-in when backquoted too (the native
+# ones; `CURRENT_USER`() and the other grammar keywords are stored functions' calls).
+_QUOTED_IDENTITY: Final = {
+    name: identity for name, identity in _IDENTITY_FUNCTIONS.items() if name in NATIVE_FUNCTIONS
+}
 _IDENTITY_VARIABLES: Final = {
     **{
         f"@@{scope}{name}": identity
@@ -2833,12 +2844,24 @@ def _identity_spans(images: Sequence[str]) -> list[_Span]:
                 out.append(grant)
                 i = grant[1]
                 continue
-            identity = None if img[0] == "`" else _IDENTITY_FUNCTIONS.get(img.upper())
+            if img[0] == "`":
+                # A native function stays the built-in backquoted (`CONNECTION_ID`()).
+                identity = _QUOTED_IDENTITY.get(img[1:-1].replace("``", "`").upper())
+            else:
+                identity = _IDENTITY_FUNCTIONS.get(img.upper())
             if identity is not None:
                 call = i + 2 < n and images[i + 1] == "(" and images[i + 2] == ")"
-                if call:
+                if i and (images[i - 1] == "." or _kw(images[i - 1]) == "INTO"):
+                    # db.connection_id(): a stored function; INSERT INTO found_rows () VALUES
+                    # (): a table
+                    identity = None
+                elif call:
                     end = i + 3
-                elif identity is not Identity.CURRENT_USER or (i + 1 < n and images[i + 1] == "("):
+                elif (
+                    identity is not Identity.CURRENT_USER
+                    or img[0] == "`"
+                    or (i + 1 < n and images[i + 1] == "(")
+                ):
                     identity = None
         if identity is not None:
             before = _kw(images[i - 1]) if i else ""
@@ -2902,20 +2925,57 @@ def _resolve_positions(st: Statement, lexed: Callable[[], LexedStatement], sql: 
     if st.identity:
         st = _resolve_identity(st, lexed(), sql)
     if st.definer is not None:
+        if _comment_cut(sql[st.definer[0] : st.definer[1]]):
+            return Statement(
+                Kind.REFUSED,
+                st.text,
+                error=not_supported("a DEFINER account across a comment's end"),
+            )
         start, end = utf8_offsets(sql, list(st.definer))
         st = dataclasses.replace(st, definer=(start, end))
     return st
 
 
+def _comment_cut(text: str) -> bool:
+    """Whether ``text`` (the bytes a splice replaces: names, punctuation, comments) holds one
+    end of a ``/* ... */`` comment without the other: its first or last token is inside an
+    executable comment (``information_schema/*!.TABLE_PRIVILEGES*/``) and the other outside.
+    Replaced, the comment's other end would stay in the text the shard reads, opening or
+    closing a comment where the proxy read none (a ``*/*`` then hides from the shard what the
+    proxy read, and shows it what the proxy read as a string)."""
+    i = 0
+    while True:
+        opened = text.find("/*", i)
+        closed = text.find("*/", i)
+        if opened < 0:
+            return closed >= 0
+        if 0 <= closed < opened:
+            return True
+        end = text.find("*/", opened + 2)
+        if end < 0:
+            return True
+        i = end + 2
+
+
 def _resolve_identity(st: Statement, lexed: LexedStatement, sql: str) -> Statement:
     """``st`` (with an identity fact) with each call's byte offsets in ``sql`` and its text,
-    found in the statement's tokens."""
+    found in the statement's tokens. A call cut by a comment's end is refused (1235): its
+    splice would change where the shard's comments are."""
     tokens = lexed.tokens
     spans = _identity_spans([t.image for t in tokens])
     chars: list[int] = []
     for first, end, _, _, _ in spans:
         last = tokens[end - 1]
         chars += (tokens[first].pos, last.pos + len(last.raw))
+        if _comment_cut(sql[chars[-2] : chars[-1]]):
+            return Statement(
+                Kind.REFUSED,
+                st.text,
+                error=not_supported(
+                    f"{sql[chars[-2] : chars[-1]]} across a comment's end (what the proxy"
+                    " answers in its place must not move the comment)"
+                ),
+            )
     offsets = utf8_offsets(sql, chars)
     calls = tuple(
         IdentityCall(identity, item, offsets[2 * k], offsets[2 * k + 1], sql[a:b], alias)

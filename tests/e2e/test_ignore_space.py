@@ -344,3 +344,34 @@ def test_broadcast_write_with_a_spaced_name_is_a_stored_function_call(
         finally:
             admin.close()
     assert copies == {("x",)} if ignore_space else {(" x ",)}
+
+
+def test_backquoted_native_identity_functions_are_answered(proxy: ProxyEnv) -> None:
+    """MariaDB calls its native functions (NATIVE_FUNCTIONS) backquoted too: `CONNECTION_ID`()
+    is the built-in -- which the shard answered with its own connection's id, and
+    `FOUND_ROWS`() / `ROW_COUNT`() with the backend connection's last statement, not the
+    session's. A qualified name is a stored function's call (not answered), and a table of
+    one of these names, ``INSERT INTO found_rows () VALUES ()``, is a table (not spliced)."""
+    with proxy.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT CONNECTION_ID()")
+        ((ours,),) = cur.fetchall()
+        for spelling in ("`CONNECTION_ID`()", "`connection_id` ( )", "`CONNECTION_ID`/**/()"):
+            cur.execute(f"SELECT {spelling}, {spelling} AS c")
+            assert cur.fetchall() == ((ours, ours),), spelling
+            assert cur.description[0][0] == spelling
+        cur.execute("SELECT 1 UNION SELECT 2")
+        cur.fetchall()
+        cur.execute("SELECT `FOUND_ROWS`()")
+        assert cur.fetchall() == ((2,),)
+        cur.execute("DROP TABLE IF EXISTS found_rows")
+        cur.execute("CREATE TABLE found_rows (a int)")
+        try:
+            cur.execute("INSERT INTO found_rows () VALUES ()")
+            cur.execute("INSERT INTO `found_rows` () VALUES ()")
+            cur.execute("SELECT COUNT(*) FROM found_rows")
+            assert cur.fetchall() == ((2,),)
+        finally:
+            cur.execute("DROP TABLE found_rows")
+        with pytest.raises(pymysql.err.OperationalError) as info:
+            cur.execute("SELECT easydb.CONNECTION_ID()")
+        assert info.value.args[0] == 1370  # as MariaDB: no EXECUTE on the stored function

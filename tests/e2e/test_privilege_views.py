@@ -444,3 +444,94 @@ def test_database_named_in_mixed_case(proxy: ProxyEnv) -> None:
         shard.close()
         with proxy.catalog() as catalog:
             catalog.drop_database(name)
+
+
+# A comment's end inside what the proxy answers in place (the view's name, an identity call):
+# replaced, the other end stays and moves the shard's comments -- ``*/*`` then opened one
+# where the proxy read the rest as the statement, and the shard read, past a ``*/`` the
+# proxy read inside a string, the real view and CURRENT_USER(): the mirror's name.
+COMMENT_CUTS = [
+    "SELECT information_schema/*!.USER_PRIVILEGES.GRANTEE*/*1, 'a'"
+    " FROM information_schema.USER_PRIVILEGES"
+    " WHERE 'x*/ 1, GRANTEE FROM information_schema.USER_PRIVILEGES -- ' = 'y'",
+    "SELECT CURRENT_USER/*!()*/*1, 'a' FROM DUAL WHERE 'x*/ 1, CURRENT_USER() -- ' = 'y'",
+    "SELECT * FROM information_schema/*!.TABLE_PRIVILEGES*/",
+    "SELECT * FROM /*M!information_schema.*/TABLE_PRIVILEGES",
+]
+# Comments wholly inside or around the name: answered as MariaDB answers them.
+COMMENTS_AROUND = [
+    "SELECT * FROM /*!information_schema.TABLE_PRIVILEGES*/",
+    "SELECT * FROM information_schema/*!.*/TABLE_PRIVILEGES",
+    "SELECT * FROM /*M!100000 information_schema . TABLE_PRIVILEGES */ tp",
+    "SELECT * FROM information_schema /* . */ . -- x\n TABLE_PRIVILEGES",
+    "SELECT CURRENT_USER/*!(*/)",
+]
+
+
+def test_comment_cut_by_the_answer_is_refused(accounts: ProxyEnv) -> None:
+    proxied, reference = _clients(accounts, "tables")
+    mirror = _mirror(accounts, ACCOUNTS["tables"][0])
+    try:
+        for statement in COMMENT_CUTS:
+            answer = proxied.query_raw(statement)
+            assert all(mirror not in payload and b"sgm_" not in payload for payload in answer)
+            assert answer[-1][:3] == b"\xff\xd3\x04", statement  # 1235
+            assert b"across a comment's end" in answer[-1]
+        for statement in COMMENTS_AROUND:
+            ours, theirs = proxied.query_raw(statement), reference.query_raw(statement)
+            if "CURRENT_USER" in statement:
+                assert b"pvtabuser@%" in ours[-2], ours
+                continue
+            _same(ours, theirs, mirror, False)
+    finally:
+        proxied.close()
+        reference.close()
+
+
+DOTTED = "\u0130"  # LATIN CAPITAL LETTER I WITH DOT ABOVE
+
+
+def test_information_schema_names_beyond_ascii_are_refused(accounts: ProxyEnv) -> None:
+    """MariaDB finds an information_schema table by its name folded its own way:
+    ``USER_PR\u0130V\u0130LEGES`` (U+0130) is USER_PRIVILEGES, ``PROCESSL\u0130ST`` PROCESSLIST.
+    Relayed, the first showed the mirror's grants and the second every session of the shared
+    backend account (the PROCESS check is by name); every such table is named in ASCII, so a
+    name beyond it is refused (1235)."""
+    proxied, reference = _clients(accounts, "tables")
+    mirror = _mirror(accounts, ACCOUNTS["tables"][0])
+    try:
+        theirs = reference.query_raw(
+            "SELECT GRANTEE FROM information_schema.USER_PR\u0130V\u0130LEGES"
+        )
+        assert b"'pvtabuser'@'%'" in theirs[-2]  # MariaDB's own reading of the name
+        for statement in (
+            f"SELECT GRANTEE FROM information_schema.USER_PR{DOTTED}V{DOTTED}LEGES",
+            f"SELECT * FROM information_schema.TABLE_PR{DOTTED}VILEGES t",
+            f"SELECT USER FROM information_schema.PROCESSL{DOTTED}ST",
+            "SELECT 1 FROM DUAL WHERE EXISTS"
+            f" (SELECT * FROM information_schema.SESS{DOTTED}ON_STATUS)",
+        ):
+            answer = proxied.query_raw(statement)
+            assert all(mirror not in payload and b"sgm_" not in payload for payload in answer)
+            assert answer[-1][:3] == b"\xff\xd3\x04", statement  # 1235
+            assert b"named beyond ASCII" in answer[-1]
+    finally:
+        proxied.close()
+        reference.close()
+
+
+def test_definer_cut_by_a_comment_is_refused(accounts: ProxyEnv) -> None:
+    """The DEFINER account the proxy replaces by CURRENT_USER, cut by an executable comment's
+    end: the replacement left a stray ``*/`` (MariaDB's 1064 for a view it creates from the
+    client's text); refused as the other cut splices are."""
+    with accounts.connect() as conn, conn.cursor() as cur:
+        with pytest.raises(pymysql.err.NotSupportedError) as info:
+            cur.execute("CREATE DEFINER = easydb/*!@'%'*/ VIEW pv_cut AS SELECT 1 AS a")
+        assert info.value.args[0] == 1235
+        assert "across a comment's end" in info.value.args[1]
+        cur.execute("CREATE DEFINER = /*!easydb@'%'*/ VIEW pv_cut AS SELECT 1 AS a")
+        try:
+            cur.execute("SELECT a FROM pv_cut")
+            assert cur.fetchall() == ((1,),)
+        finally:
+            cur.execute("DROP VIEW pv_cut")
