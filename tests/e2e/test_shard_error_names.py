@@ -9,6 +9,8 @@ renames."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -126,6 +128,43 @@ def test_a_grant_revoked_behind_the_proxys_back_names_the_client(
                 assert len(client.execute(statement, [2])) == 1  # type: ignore[arg-type]
         finally:
             client.close()
+
+
+def test_a_round_that_read_the_mirror_before_a_refusal_does_not_vouch_for_it(
+    proxy: ProxyEnv, named: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mirror round (the reconciler's, here) reads the mirror on the shard, then its grant
+    is revoked there and the shard refuses the session's next statement before the round
+    records what it read: the round must not mark the mirror verified with grants read
+    before the refusal, else the session's next statement reaches the shard through the
+    revoked mirror again instead of waiting for it to be verified (and its grant re-applied).
+    The round is held between reading and recording (its planning, off the event loop)."""
+    shard, mirror = named
+    mirrors = proxy.server.ctx.mirrors
+    planning, planned = threading.Event(), threading.Event()
+    plan = mirrors._desired_steps
+
+    def held(*args: Any) -> Any:
+        planning.set()
+        assert planned.wait(30)
+        return plan(*args)
+
+    with proxy.connect(user=USER, password=PASSWORD) as conn:
+        assert sql(conn, "SELECT id FROM en_t WHERE id = 1") == [(1,)]
+        monkeypatch.setattr(mirrors, "_desired_steps", held)
+        try:
+            reconciled = asyncio.run_coroutine_threadsafe(mirrors.reconcile(), proxy.loop)
+            assert planning.wait(30)
+            sql(shard, f"REVOKE SELECT ON easydb.en_t FROM '{mirror}'@'%'")
+            assert _refused(conn, "SELECT id FROM en_t WHERE id = 1") == (
+                1142,
+                f"SELECT command denied to user {MINE} for table `easydb`.`en_t`",
+            )
+        finally:
+            planned.set()
+        reconciled.result(60)
+        monkeypatch.undo()
+        assert sql(conn, "SELECT id FROM en_t WHERE id = 2") == [(2,)]
 
 
 def test_an_error_after_rows_names_the_client(proxy: ProxyEnv, named: tuple[Any, str]) -> None:
