@@ -657,6 +657,11 @@ class MirrorManager:
         self._secret = config().catalog_secret()
         # (shard, account id) -> physical database -> the grants verified on the shard.
         self._verified: dict[tuple[_ShardKey, int], dict[str, MirrorGrants]] = {}
+        # (shard, account id) -> when its mirror there was last suspected (``_forget``), on the
+        # clock ``_suspicions`` counts: a round that read the shard before then (its grants may
+        # be the ones a refusal just proved stale) does not mark the mirror verified.
+        self._suspected: dict[tuple[_ShardKey, int], int] = {}
+        self._suspicions = 0
         # Shard name -> accounts whose last sync failed (the reconciler retries them).
         self._dirty: dict[str, set[int]] = {}
         self._queues: dict[str, _Queue] = {}
@@ -799,7 +804,10 @@ class MirrorManager:
             self._forget(target, target.grants)
 
     def _forget(self, target: BackendTarget, grants: MirrorGrants) -> None:
-        held = self._verified.get(((target.shard, target.host, target.port), grants.account_id))
+        key = ((target.shard, target.host, target.port), grants.account_id)
+        self._suspicions += 1
+        self._suspected[key] = self._suspicions
+        held = self._verified.get(key)
         if held is not None:
             held.pop(grants.database, None)
 
@@ -1133,6 +1141,7 @@ class MirrorManager:
         await asyncio.to_thread(self._catalog.refresh)
         snapshot = self._catalog.snapshot()
         databases = snapshot.databases()
+        read_at = self._suspicions  # before reading the shard
         suffixes = sorted(
             {
                 mirror_suffix(self._secret, physical.name)
@@ -1163,12 +1172,12 @@ class MirrorManager:
         steps += [DropUser(user, host) for user, host in sorted(found) if user in legacy]
         # Mirrors read in step are verified now; those being changed once every step applied.
         changing = {i for step in steps if (i := mirror_account_id(step.user)) is not None}
-        self._record(key, [i for i in ids if i not in changing], desired)
+        self._record(key, [i for i in ids if i not in changing], desired, read_at)
         for account_id in changing:
             self._verified.pop((key, account_id), None)
         for step in steps:
             await _apply(admin, step)
-        self._record(key, [i for i in ids if i in changing], desired)
+        self._record(key, [i for i in ids if i in changing], desired, read_at)
         self._dirty.get(shard.name, set()).difference_update(ids)
         if steps:
             log.info(
@@ -1179,14 +1188,24 @@ class MirrorManager:
             )
 
     def _record(
-        self, key: _ShardKey, account_ids: Iterable[int], desired: Mapping[str, MirrorGrants]
+        self,
+        key: _ShardKey,
+        account_ids: Iterable[int],
+        desired: Mapping[str, MirrorGrants],
+        read_at: int,
     ) -> None:
-        """The accounts' mirrors on the shard ``key`` are ``desired`` (theirs among them)."""
+        """The accounts' mirrors on the shard ``key`` are ``desired`` (theirs among them), as
+        read when ``_suspicions`` was ``read_at``; one suspected since (a statement refused
+        while the round was under way) is left unverified: what was read may be what the
+        refusal proved stale, and the next session to need it has it verified again."""
         held: dict[int, dict[str, MirrorGrants]] = {}
         for want in desired.values():
             held.setdefault(want.account_id, {})[want.database] = want
+        suspected = self._suspected
         for account_id in account_ids:
-            if account_id in held:
+            if suspected.get((key, account_id), 0) > read_at:
+                self._verified.pop((key, account_id), None)
+            elif account_id in held:
                 self._verified[(key, account_id)] = held[account_id]
             else:
                 self._verified.pop((key, account_id), None)
