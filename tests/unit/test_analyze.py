@@ -866,6 +866,11 @@ def _assert_sane(statements: list[Statement], db: str | None) -> None:
                 # images, literal lists collapsed, as the analysis read it) without a Command
                 tree, _verb = analyze_module._query_tree(list(again[0].images))
                 assert not any(isinstance(n, exp.Command) for n in tree.walk())
+            images = [t.image.upper() for t in again[0].tokens]
+            if images[:2] == ["SET", "STATEMENT"] and "FOR" in images:
+                # SET STATEMENT var = value[, ...] FOR statement: what it needs is the
+                # statement's (``SET STATEMENT max_statement_time = 1 FOR SELECT 1``: nothing)
+                opener = images[images.index("FOR") + 1]
             if not s.requirements and not s.reads_information_schema:
                 assert opener in (
                     "SELECT",
