@@ -507,14 +507,6 @@ def _simple(code: int) -> Plan:
 
 def statement_effects(statement: Statement) -> Effects:
     """The effects of relaying one analysed statement."""
-    if (
-        not statement.binds
-        and not statement.readback
-        and not statement.replay
-        and not statement.releases
-        and not statement.identity
-    ):
-        return NO_EFFECTS
     views = grant_views((statement,))
     if (
         not statement.binds
