@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Final
 
 from proxy.merge.values import ColumnDefinition
 from proxy.plan.grants import GRANT_VIEW_COLUMNS
@@ -25,13 +26,23 @@ _NO_DEFAULT = 4096
 _SCHEMA = b"information_schema"
 
 
-_BY_NAME = {
+# Each privilege table, by its name: (its name, its columns' names).
+_BY_NAME: Final = {
     view.encode("ascii"): (view.encode("ascii"), frozenset(n.encode("ascii") for n, _ in columns))
     for view, columns in GRANT_VIEW_COLUMNS.items()
 }
 
 
-def _given_back(column: ColumnDefinition, view: bytes) -> bytes:
+def _given_back(
+    column: ColumnDefinition, found: tuple[bytes, frozenset[bytes]] | None
+) -> bytes | None:
+    """``column`` with the privilege table's own definition when it is one of the derived
+    table standing for ``found`` (the table's name and columns); None when it is not."""
+    if found is None or column.schema != b"" or column.org_table != b"":
+        return None
+    view, names = found
+    if (column.org_name or column.name) not in names:
+        return None
     return replace(column, schema=_SCHEMA, org_table=view, flags=column.flags | _NO_DEFAULT).build()
 
 
@@ -39,12 +50,7 @@ def grant_column(column: ColumnDefinition) -> bytes | None:
     """``column`` as the privilege table's own when it is one of a derived table standing for
     one under the table's own name (a sharded database's routed statements: their plans do
     not say which aliases stand for one); None when it is not."""
-    if column.schema != b"" or column.org_table != b"":
-        return None
-    found = _BY_NAME.get(column.table.upper())
-    if found is None or (column.org_name or column.name) not in found[1]:
-        return None
-    return _given_back(column, found[0])
+    return _given_back(column, _BY_NAME.get(column.table.upper()))
 
 
 @functools.lru_cache(maxsize=64)
@@ -55,10 +61,10 @@ def grant_columns(
     for a statement reading these privilege tables: (the name the statement knows each by,
     the table's name); ``then``: the rewriting applied to every other one, if any. (The same
     function for the same arguments: the backend connection remembers heads per function.)"""
-    known: dict[bytes, tuple[bytes, frozenset[bytes]]] = {}
-    for alias, view in views:
-        names = frozenset(name.encode("ascii") for name, _ in GRANT_VIEW_COLUMNS[view])
-        known[alias.encode("utf-8", "surrogateescape")] = (view.encode("ascii"), names)
+    known = {
+        alias.encode("utf-8", "surrogateescape"): _BY_NAME[view.encode("ascii")]
+        for alias, view in views
+    }
 
     def rewrite(payload: bytes) -> bytes:
         if payload[:1] != b"\xff":
@@ -66,10 +72,10 @@ def grant_columns(
                 column = ColumnDefinition.parse(payload)
             except (ProtocolError, ValueError, IndexError, TypeError):
                 column = None
-            if column is not None and column.schema == b"" and column.org_table == b"":
-                found = known.get(column.table)
-                if found is not None and (column.org_name or column.name) in found[1]:
-                    return _given_back(column, found[0])
+            if column is not None:
+                given = _given_back(column, known.get(column.table))
+                if given is not None:
+                    return given
         return payload if then is None else then(payload)
 
     return rewrite
