@@ -75,6 +75,7 @@ from proxy.shard.rows import split_rows
 from proxy.shard.values import NotALiteral, NotPlaceable, SqlValue, literal_value, shard_key
 from proxy.sql.lexer import (
     DEFAULT_MODE,
+    NOT_ALIAS,
     LexedStatement,
     LexError,
     LexMode,
@@ -132,15 +133,6 @@ _LIST_END: Final = frozenset(
     {"WHERE", "ON", "USING", "GROUP", "ORDER", "LIMIT", "HAVING", "SET", "SELECT", "UNION",
      "WINDOW", "VALUES", "VALUE", "JOIN", "INNER", "LEFT", "RIGHT", "CROSS", "NATURAL",
      "STRAIGHT_JOIN", "FOR", "LOCK", "INTO", "PARTITION", "RETURNING"}
-)  # fmt: skip
-# Words after a table reference that are not its alias.
-_NOT_ALIAS: Final = frozenset(
-    {
-        "WHERE", "JOIN", "INNER", "LEFT", "RIGHT", "CROSS", "STRAIGHT_JOIN", "ON", "USING",
-        "GROUP", "ORDER", "LIMIT", "HAVING", "UNION", "EXCEPT", "INTERSECT", "FOR", "LOCK",
-        "SET", "NATURAL", "PARTITION", "USE", "IGNORE", "FORCE", "WINDOW", "INTO", "VALUES",
-        "VALUE", "SELECT", "RETURNING", "AS", "FULL", "OUTER", "PROCEDURE", "WITH",
-    }
 )  # fmt: skip
 _AGGREGATES: Final = frozenset(
     {
@@ -955,7 +947,7 @@ def _table_positions_made(tokens: Sequence[Token]) -> list[int]:
         if (
             (after_word or (after_comma and in_from[-1]))
             and (kind is _WORD or kind is _IDENT)
-            and word not in _NOT_ALIAS
+            and word not in NOT_ALIAS
         ):
             if index + 2 < count and is_op_token(tokens[index + 1], "."):
                 found.append(index + 2)  # db.t
@@ -1012,7 +1004,7 @@ def _references(tokens: Sequence[Token], layout: Layout) -> dict[str, _Reference
             word = tokens[after]
             if (
                 is_name_token(word)
-                and token_keyword(word) not in _NOT_ALIAS
+                and token_keyword(word) not in NOT_ALIAS
                 and not is_op_token(tokens[after + 1] if after + 1 < len(tokens) else None, ".")
             ):
                 if ref.alias is None:
@@ -1133,7 +1125,7 @@ def _has_alias(tokens: Sequence[Token], index: int) -> bool:
     return (
         after < len(tokens)
         and is_name_token(tokens[after])
-        and token_keyword(tokens[after]) not in _NOT_ALIAS
+        and token_keyword(tokens[after]) not in NOT_ALIAS
         and not is_op_token(tokens[after + 1] if after + 1 < len(tokens) else None, ".")
     )
 

@@ -200,6 +200,7 @@ from proxy.sql.account_grammar import lex_with_digit_names
 from proxy.sql.charsets import SAFE_CHARSETS, unsupported_charset
 from proxy.sql.lexer import (
     DEFAULT_MODE,
+    NOT_ALIAS,
     RESERVED_WORDS,
     LexedStatement,
     LexError,
@@ -2762,14 +2763,6 @@ _IDENTITY_UNTOUCHED: Final = frozenset({"CREATE", "ALTER"})
 
 
 _GRANT_VIEW_NAMES: Final = {identity.value: identity for identity in GRANT_VIEWS}
-# Words after a table reference that are not its alias.
-_NOT_ALIAS: Final = frozenset(
-    """
-    WHERE JOIN INNER LEFT RIGHT CROSS STRAIGHT_JOIN ON USING GROUP ORDER LIMIT HAVING UNION
-    EXCEPT INTERSECT FOR LOCK SET NATURAL PARTITION USE IGNORE FORCE WINDOW INTO VALUES VALUE
-    SELECT RETURNING FULL OUTER PROCEDURE WITH OFFSET
-    """.split()  # noqa: SIM905
-)
 
 # Words a table named for its structure alone follows.
 _STRUCTURE_ONLY: Final = frozenset({"TABLE", "DESCRIBE", "DESC", "EXPLAIN"})
@@ -2812,7 +2805,7 @@ def _grant_view(images: Sequence[str], i: int) -> _Span | None:
     alias = None
     if after and _kw(after) == "AS" and i + 4 < n:
         alias = _name_image(images[i + 4])
-    elif after and _kw(after) not in _NOT_ALIAS:
+    elif after and _kw(after) not in NOT_ALIAS:
         alias = _name_image(after)
     if alias is None:
         return (i, i + 3, view, True, view_name)

@@ -102,6 +102,7 @@ __all__ = [
     "DEFAULT_MODE",
     "MAX_STATEMENTS",
     "MAX_TOKENS",
+    "NOT_ALIAS",
     "RESERVED_WORDS",
     "TOO_MANY_STATEMENTS",
     "TOO_MANY_TOKENS",
@@ -243,6 +244,16 @@ RESERVED_WORDS: frozenset[str] = frozenset(
     VARCHARACTER VARYING WHEN WHERE WHILE WITH WRITE XOR YEAR_MONTH ZEROFILL
     """.split()  # noqa: SIM905
 )
+# Words after a table reference that are not its alias (the sharded routing's and the
+# analysis' reading of ``FROM t x``: proxy.shard.route, proxy.sql.analyze).
+NOT_ALIAS: Final = frozenset(
+    {
+        "WHERE", "JOIN", "INNER", "LEFT", "RIGHT", "CROSS", "STRAIGHT_JOIN", "ON", "USING",
+        "GROUP", "ORDER", "LIMIT", "HAVING", "UNION", "EXCEPT", "INTERSECT", "FOR", "LOCK",
+        "SET", "NATURAL", "PARTITION", "USE", "IGNORE", "FORCE", "WINDOW", "INTO", "VALUES",
+        "VALUE", "SELECT", "RETURNING", "AS", "FULL", "OUTER", "PROCEDURE", "WITH",
+    }
+)  # fmt: skip
 
 _IDENT_CHARS = r"0-9A-Za-z_$\u0080-\U0010ffff"
 _NOT_IDENT = rf"(?![{_IDENT_CHARS}])"
