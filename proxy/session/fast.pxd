@@ -48,8 +48,12 @@ cdef class FastPath:
     @cython.locals(conn=BackendConnection, activity=Activity, client=ClientConnection,
                    now=cython.double, partition=Py_ssize_t)
     cpdef sharded_execute(self, packet)
+    @cython.locals(client=ClientConnection)
+    cpdef relay_routed(self, BackendConnection conn, Py_ssize_t partition, columns, digest)
     @cython.locals(memo=dict)
     cpdef memoized(self, statement, snapshot, bint prepared=*, original=*)
+    @cython.locals(activity=Activity, now=cython.double)
+    cdef double _idle(self)
     @cython.locals(activity=Activity, link=BackendLink, conn=BackendConnection, now=cython.double)
     cpdef done(self, scanner, error)
     @cython.locals(activity=Activity, conn=BackendConnection, now=cython.double,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from auth.catalog import CatalogSnapshot
@@ -260,18 +261,29 @@ class FastPath:
         activity.since = now
         self.started = now
         conn.write_raw(framed)
+        self.relay_routed(conn, partition, columns, prepared.digest)
+        return True
+
+    def relay_routed(
+        self,
+        conn: BackendConnection,
+        partition: int,
+        columns: Callable[[bytes], bytes] | None,
+        digest: str,
+    ) -> None:
+        """A sharded database's fast statement is sent to physical database ``partition``
+        on ``conn``: its answer is relayed (``columns``: its column definitions name the
+        logical database and tables, as the executor's), completed by :meth:`done` on the
+        session's own connection (partition 0), by :meth:`partition_done` on another's."""
         client = self.client
         client.hold = True
-        self.digest = prepared.digest
-        # (``columns``: its column definitions name the logical database and tables, as the
-        # executor's)
+        self.digest = digest
         if partition == 0:
             conn.start_relay(client, _QUERY, self.relay_done, columns)
         else:
             self.fast_conn = conn
             self.fast_partition = partition
             conn.start_relay(client, _QUERY, self.relay_partition_done, columns)
-        return True
 
     def memoized(
         self,
@@ -324,15 +336,21 @@ class FastPath:
         memo[key] = (statement, decided)
         return decided
 
-    def done(self, scanner: ResponseScanner, error: BackendError | None) -> None:
-        """A fast statement's answer on the session's own connection is relayed (or its
-        connection failed)."""
-        session = self.session
-        activity = session.activity
+    def _idle(self) -> float:
+        """The fast statement's answer is relayed: the session shows as sleeping from now
+        (returned: the clock its latency is measured on)."""
+        activity = self.session.activity
         activity.command = "Sleep"
         now = _monotonic()
         activity.since = now
         activity.info = None
+        return now
+
+    def done(self, scanner: ResponseScanner, error: BackendError | None) -> None:
+        """A fast statement's answer on the session's own connection is relayed (or its
+        connection failed)."""
+        session = self.session
+        now = self._idle()
         link = self.link
         conn = link.conn
         if error is not None:
@@ -353,11 +371,7 @@ class FastPath:
         assert conn is not None
         self.fast_conn = None
         session = self.session
-        activity = session.activity
-        activity.command = "Sleep"
-        now = _monotonic()
-        activity.since = now
-        activity.info = None
+        now = self._idle()
         ctx = self.ctx
         if error is not None:
             session.fast_partition_failed(conn, self.fast_partition, error)

@@ -788,7 +788,7 @@ class Session:
             self._backend_lost(conn, exc)
             return
         if scanner is not None and relay.digest is not None:
-            self._record(conn, relay.digest, time.monotonic() - started, scanner)
+            self.fast.record(conn, relay.digest, time.monotonic() - started, scanner)
         if killed_self:
             raise _self_killed()
         if effects is NO_EFFECTS:
@@ -967,13 +967,6 @@ class Session:
             raise SessionLost(lost_error(reasons, exc))
         self._reply_error(lost_error([], exc))
 
-    def _record(
-        self, conn: BackendConnection, digest: str, seconds: float, scanner: ResponseScanner
-    ) -> None:
-        """A relayed statement is complete (in ``seconds``): the query digest and the shard's
-        latency (FastPath.record)."""
-        self.fast.record(conn, digest, seconds, scanner)
-
     # -- the fast path --------------------------------------------------------------------------
 
     def fast_sharded_text(self, packet: bytes) -> bool:
@@ -1021,15 +1014,7 @@ class Session:
             conn.write_raw(packet)  # the client's bytes, unchanged
         else:
             conn.send(b"\x03" + physical_sql.encode())
-        self.client.hold = True
-        fast.digest = known.digest
-        # (``columns``: its column definitions name the logical database and tables, as the
-        # executor's)
-        if partition == 0:
-            conn.start_relay(self.client, _QUERY, fast.relay_done, columns)
-        else:
-            fast.fast_conn, fast.fast_partition = conn, partition
-            conn.start_relay(self.client, _QUERY, fast.relay_partition_done, columns)
+        fast.relay_routed(conn, partition, columns, known.digest)
         return True
 
     def fast_partition_failed(
