@@ -375,14 +375,16 @@ _MODES = [LexMode(a, b, c) for a in (False, True) for b in (False, True) for c i
 _PATTERNS: dict[LexMode, re.Pattern[str]] = {m: _master(m) for m in _MODES}
 _BULK: dict[LexMode, tuple[re.Pattern[str], re.Pattern[str]]] = {m: _bulk(m) for m in _MODES}
 _NESTING = re.compile(r"/\*|\*/")
-_MYSQL_SPACE = frozenset(" \t\n\r\x0b\x0c")
-# IGNORE_SPACE skips these (MariaDB's MY_LEX_SKIP: the client character set's spaces, all ASCII
-# for the character sets the proxy accepts) between a function name and its "(".
-_SKIPPED_SPACE = re.compile("[ \t\n\r\x0b\x0c]*")
+# MariaDB's spaces (MY_LEX_SKIP: the client character set's spaces, all ASCII for the
+# character sets the proxy accepts): what ends a version comment's number, and what IGNORE_SPACE
+# skips between a function name and its "(".
+_SPACE_CHARS = " \t\n\r\x0b\x0c"
+_MYSQL_SPACE = frozenset(_SPACE_CHARS)
+_SKIPPED_SPACE = re.compile(f"[{_SPACE_CHARS}]*")
 _SPACED_CALL = re.compile(
     r"(?<![0-9A-Za-z_$\u0080-\U0010ffff])(?i:"
     + "|".join(sorted(SPACED_FUNCTIONS, key=len, reverse=True))
-    + r")[ \t\n\r\x0b\x0c]+\("
+    + rf")[{_SPACE_CHARS}]+\("
 )
 
 
