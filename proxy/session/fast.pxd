@@ -22,6 +22,18 @@ cdef class Activity:
     cdef public object info
 
 
+cdef class FastRoute:
+    cdef public object target
+    cdef public Py_ssize_t partition
+    cdef public object physical
+    cdef public BackendConnection conn
+    cdef public bytes statement_id
+    cdef public bint same_id
+    cdef public bint typed
+    cdef public object layout
+    cdef public object columns
+
+
 cdef class FastPath:
     cdef public object session
     cdef public object ctx
@@ -41,6 +53,8 @@ cdef class FastPath:
     cdef public Py_ssize_t fast_partition
     cdef public object relay_done
     cdef public object relay_partition_done
+    cdef public dict shapes
+    cdef public tuple shapes_for
 
     @cython.locals(conn=BackendConnection, activity=Activity, client=ClientConnection,
                    now=cython.double, code=cython.int, flag_at=Py_ssize_t)
@@ -48,6 +62,12 @@ cdef class FastPath:
     @cython.locals(conn=BackendConnection, activity=Activity, client=ClientConnection,
                    now=cython.double, partition=Py_ssize_t)
     cpdef sharded_execute(self, packet)
+    @cython.locals(conn=BackendConnection, partition=Py_ssize_t, now=cython.double)
+    cpdef bint sharded_text(self, packet)
+    @cython.locals(shapes=dict, seen=tuple)
+    cpdef text_target(self, str sql, snapshot)
+    @cython.locals(route=FastRoute, conn=BackendConnection, partition=Py_ssize_t)
+    cpdef routed_execute(self, statement, plan, bytes packet, snapshot)
     @cython.locals(client=ClientConnection)
     cpdef relay_routed(self, BackendConnection conn, Py_ssize_t partition, columns, digest)
     @cython.locals(memo=dict)

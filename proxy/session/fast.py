@@ -16,13 +16,14 @@ the give-back are C reads and calls from here. The .py file is the code and the 
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from auth.catalog import CatalogSnapshot
-from auth.model import Account
+from auth.model import Account, PhysicalDatabase
 from proxy.backend.connection import BackendConnection, BackendError
 from proxy.backend.mirror import SHARD_REFUSALS
 from proxy.ops.metrics import ShardMetrics
@@ -38,9 +39,10 @@ from proxy.plan.plan import (
     relayed_statement,
 )
 from proxy.session.host import SessionHost
-from proxy.session.link import BackendLink
-from proxy.shard.route import TextShape
-from proxy.sql.analyze import Statement, cached_shape
+from proxy.session.link import BackendLink, client_codec
+from proxy.shard.route import Layout, Target, TextShape
+from proxy.sql.analyze import Statement, cached_shape, fast_literals
+from proxy.sql.lexer import LexMode, ServerFlavor
 from proxy.wire.stream import ClientConnection, ResponseKind, ResponseScanner
 
 log = logging.getLogger("shardgate.session")
@@ -55,6 +57,9 @@ MEMO_SIZE = 1024
 # ``_value_`` (the member's value, the attribute ``.value`` returns) instead.
 _QUERY = ResponseKind.QUERY
 _monotonic = time.monotonic
+# text_target's "not learnt yet" (ShardedExecutor.learn_text: this statement cannot tell).
+UNLEARNT = object()
+SHAPES_KEPT = 256  # a sharded database's text shapes a session remembers (each holds tokens)
 
 
 class Activity:
@@ -69,6 +74,42 @@ class Activity:
         return f"Activity(command={self.command!r}, since={self.since!r}, info={self.info!r})"
 
 
+class FastRoute:
+    """The fast path's entry for one global table of a prepared statement on a sharded
+    database routed by one integer key (``ShardedStatement.fast``; for the catalog snapshot
+    and codec its targets are for): the target, its partition and its physical statement; the
+    connection that statement was last found prepared on, its id there (4 bytes,
+    little-endian; ``same_id``: the client's id) and whether that connection was sent the
+    statement's parameter types; and the column-definition renaming for the plan's
+    ``layout``. One lookup per execution (:meth:`FastPath.routed_execute`) instead of the
+    target's, the physical statement's and the weak mappings'. Dropped with the statement's
+    targets (``ShardedExecutor.refresh``), when its physical statements are closed and when
+    its parameter types change (``_new_types``): a connection's entries in
+    ``PhysicalStatement.on`` and ``typed`` are only ever added otherwise, so the memo stays
+    what they say."""
+
+    def __init__(
+        self,
+        target: Target,
+        physical: Any,  # proxy/session/sharded.py's PhysicalStatement
+        conn: BackendConnection,
+        statement_id: bytes,
+        same_id: bool,
+        typed: bool,
+        layout: Layout,
+        columns: Callable[[bytes], bytes],
+    ) -> None:
+        self.target = target
+        self.partition = target.partition
+        self.physical = physical
+        self.conn = conn
+        self.statement_id = statement_id
+        self.same_id = same_id
+        self.typed = typed
+        self.layout = layout
+        self.columns = columns
+
+
 class FastSession(Protocol):
     """What the fast path reads of its session (proxy/session/session.py's Session)."""
 
@@ -79,13 +120,13 @@ class FastSession(Protocol):
     sharded: Any
     account: Account | None
     current_db: str | None
+    charset: int
     notes: list[tuple[str, int, str]]
     killed: bool
     prepared: dict[int, Prepared]
     activity: Activity
     checked_snapshot: CatalogSnapshot | None
 
-    def fast_sharded_text(self, packet: bytes) -> bool: ...
     def lexing(self) -> Lexing: ...
     def view(self) -> SessionView: ...
     def fast_failed(self, conn: BackendConnection, error: BackendError) -> None: ...
@@ -151,6 +192,16 @@ class FastPath:
         # statement on the session's own connection, on another partition's).
         self.relay_done = self.done
         self.relay_partition_done = self.partition_done
+        # A sharded database's text statements' shapes by fast key (text_target), for the
+        # catalog snapshot, current database and lexer state in ``shapes_for``; None: the
+        # shape's statements go the long way.
+        self.shapes: dict[str, Any] = {}  # (proxy/session/sharded.py's TextRoute)
+        self.shapes_for: tuple[object, str | None, LexMode, ServerFlavor | None] = (
+            None,
+            None,
+            LexMode(),
+            None,
+        )
 
     def hook(self, packet: bytes) -> bool:
         """The fast hook: serve a command without waking the session's task (False: the
@@ -167,7 +218,7 @@ class FastPath:
             if found is not None:
                 return found
         elif code == _COM_QUERY and sharded.database_sharded():
-            return session.fast_sharded_text(packet)
+            return self.sharded_text(packet)
         conn = self.link.reclaim()
         if conn is None or conn.broken:
             return False
@@ -233,7 +284,7 @@ class FastPath:
 
     def sharded_execute(self, packet: bytes) -> bool | None:
         """The fast hook for an execution of a statement on a sharded database's tables
-        (None: not one): routed by its key alone (ShardedExecutor.fast_target), authorized
+        (None: not one): routed by its key alone (:meth:`routed_execute`), authorized
         as the command loop would (memoized per grant view), relayed verbatim."""
         session = self.session
         statement_id = int.from_bytes(packet[5:9], "little")
@@ -249,7 +300,7 @@ class FastPath:
         decided = self.memoized(prepared.statement, snapshot, True, None)
         if not isinstance(decided, Sharded):
             return False
-        found = self.sharded.fast_target(sharded, decided, packet, snapshot)
+        found = self.routed_execute(sharded, decided, packet, snapshot)
         if found is None:
             return False
         conn, partition, framed, columns = found
@@ -263,6 +314,189 @@ class FastPath:
         conn.write_raw(framed)
         self.relay_routed(conn, partition, columns, prepared.digest)
         return True
+
+    def sharded_text(self, packet: bytes) -> bool:
+        """The fast hook for a text statement on a sharded database: one whose shape is
+        routed by one literal (:meth:`text_target`), authorized as the command loop would
+        (memoized per grant view), sent to its partition -- the client's packet itself when
+        the physical text is the client's -- and its answer relayed as the command loop
+        relays a routed statement's."""
+        session = self.session
+        sql = packet[5:].decode("utf-8", "surrogateescape")
+        if not sql.isascii():
+            if client_codec(self.link.state, session.charset) != "utf-8":
+                return False  # read in the client's character set: the command loop's
+            try:
+                sql.encode()
+            except UnicodeEncodeError:
+                return False  # not UTF-8: the command loop's
+        snapshot = self.ctx.snapshot()
+        if snapshot is not session.checked_snapshot:
+            return False
+        found = self.text_target(sql, snapshot)
+        if found is None:
+            return False
+        known, physical, physical_sql, columns = found
+        decided = self.memoized(known.statement, snapshot, False, known.shape)
+        if not isinstance(decided, Sharded):
+            return False
+        partition = physical.index
+        if partition == 0:
+            conn = self.link.reclaim()
+            if conn is None or conn.broken or conn.relaying:
+                return False
+        else:
+            conn = self.sharded.source.ready(partition, snapshot)
+            if conn is None:
+                return False
+        self.ctx.metrics.routed(known.kind)
+        activity = session.activity
+        activity.command = "Query"
+        now = _monotonic()
+        activity.since = now
+        self.started = now
+        activity.info = sql
+        if physical_sql is sql:
+            conn.write_raw(packet)  # the client's bytes, unchanged
+        else:
+            conn.send(b"\x03" + physical_sql.encode())
+        self.relay_routed(conn, partition, columns, known.digest)
+        return True
+
+    def text_target(
+        self, sql: str, snapshot: CatalogSnapshot
+    ) -> tuple[Any, PhysicalDatabase, str, Callable[[bytes], bytes] | None] | None:
+        """The target of a text statement on a sharded database (no await: the text hook):
+        one of a shape routed by one literal (a :class:`TextShape`; its ``TextRoute``, of
+        proxy/session/sharded.py, learnt by ``ShardedExecutor.learn_text``), its target for
+        this statement's literal (its physical database and physical text) and the renaming
+        of its answer's column definitions (None: it reads no rows); None: the command loop
+        routes it (its shape is not one, not analysed yet, or its key is not placeable)."""
+        executor = self.sharded
+        if executor.locked is not None:
+            return None  # (under LOCK TABLES: the command loop's checks and texts)
+        found = fast_literals(sql)
+        if found is None:
+            return None
+        key, spans = found
+        session = self.session
+        state = self.link.state
+        if not state.known:
+            return None  # the shard's sql_mode is not read yet: the command loop's
+        seen = self.shapes_for
+        mode, flavor = state.lex_mode, state.flavor
+        shapes = self.shapes
+        if (
+            seen[0] is not snapshot
+            or seen[1] != session.current_db
+            or (seen[2] is not mode and seen[2] != mode)
+            or (seen[3] is not flavor and seen[3] != flavor)
+        ):
+            shapes.clear()
+            self.shapes_for = (snapshot, session.current_db, mode, flavor)
+        known: Any = shapes.get(key, UNLEARNT)  # (a TextRoute, None or UNLEARNT)
+        if known is UNLEARNT:
+            known = executor.learn_text(sql, key, spans, snapshot)
+            if known is UNLEARNT:
+                return None
+            if len(shapes) >= SHAPES_KEPT:
+                shapes.clear()
+            shapes[key] = known
+        if known is None:
+            return None
+        shape = known.shape
+        integer = shape.integer
+        g = None
+        if integer is not None and not shape.string:
+            # TextShape.physical's integer key, inline: its global table's entry.
+            at = 2 * shape.key
+            digits = sql[spans[at] : spans[at + 1]]
+            if digits.isascii() and digits.isdigit():
+                value = -int(digits) if shape.negative else int(digits)
+                if integer.low <= value <= integer.high:
+                    g = abs(value) % integer.modulus
+                    own = known.own_text.get(g)
+                    if own is not None:
+                        return known, own[0], sql, own[1]
+        placed = shape.physical(sql, spans)
+        if placed is None:
+            return None
+        database = placed[0]
+        columns = None
+        if known.reads_rows:
+            columns = known.columns.get(database.name)
+            if columns is None:
+                columns = known.columns[database.name] = known.names.rewrite(database.name)
+        if g is not None and placed[1] is sql:
+            # (a rewrite object of the entry's own: see ShardedExecutor.fast_general)
+            columns = None if columns is None else functools.partial(columns)
+            known.own_text[g] = (database, columns)
+        return known, database, placed[1], columns
+
+    def routed_execute(
+        self, statement: Any, plan: Sharded, packet: bytes, snapshot: CatalogSnapshot
+    ) -> tuple[BackendConnection, int, bytes, Callable[[bytes], bytes]] | None:
+        """The target of an execution of ``statement`` (proxy/session/sharded.py's
+        ShardedStatement) on a sharded database's tables (no await: a transaction of the
+        proxy's is not in charge): its connection, its physical database, the frame to write
+        there (``packet``: the client's COM_STMT_EXECUTE, frame header first) and the renaming
+        of the answer's column definitions; None: the command loop carries the execution out.
+
+        An execution of a statement keyed by one integer parameter that sends no types (what
+        a client sends once it has sent them) is read and placed in a few operations and
+        finds everything else in its global table's :class:`FastRoute`; the others (and that
+        one the first time) go the general way (``ShardedExecutor.fast_general``)."""
+        executor = self.sharded
+        if executor.locked is not None:
+            return None  # (under LOCK TABLES: the command loop's checks and texts)
+        state = self.link.state
+        placed_for = statement.placed_for
+        if (
+            placed_for is None
+            or placed_for[0] is not snapshot
+            or placed_for[1] is not state
+            or placed_for[2] != state.version
+            or placed_for[3] != self.session.charset
+        ):
+            executor.refresh(statement, plan.layout, snapshot)
+        integer = statement.integer
+        if (
+            integer is not None
+            and len(packet) == statement.fast_length
+            and packet[15] == 0  # no types: "as last time" (statement.types)
+            and not packet[9] & _CURSOR_FLAGS
+            and not packet[14] & 1  # not NULL
+            and statement.failed is None
+        ):
+            # peek_integer's reading and IntegerHash.table's placing, inline.
+            value = int.from_bytes(packet[16:], "little")
+            half = statement.fast_half
+            if half and value >= half:
+                value -= half << 1
+            if integer.low <= value <= integer.high:
+                route = statement.fast.get(abs(value) % integer.modulus)
+                if route is not None and route.typed and route.layout is plan.layout:
+                    partition = route.partition
+                    if partition == 0:
+                        conn = self.link.reclaim()
+                        ready = (
+                            conn is route.conn
+                            and conn is not None
+                            and not conn.broken
+                            and not conn.relaying
+                        )
+                    else:
+                        conn = executor.source.ready(partition, snapshot)
+                        ready = conn is not None and conn is route.conn
+                    if ready:
+                        assert conn is not None
+                        if not route.same_id:
+                            # The client's frame with the partition's statement id.
+                            packet = packet[:5] + route.statement_id + packet[9:]
+                        return conn, partition, packet, route.columns
+        found: tuple[BackendConnection, int, bytes, Callable[[bytes], bytes]] | None
+        found = executor.fast_general(statement, plan, packet, snapshot)
+        return found
 
     def relay_routed(
         self,

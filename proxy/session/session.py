@@ -260,7 +260,7 @@ class Session:
         # The fast path (proxy/session/fast.py): its memoized plans, the fast command in
         # flight; its hook, bound once (set on the client while the command loop waits).
         self.fast = FastPath(self)
-        self._fast_hook = self.fast.hook
+        self._fast_hook: Callable[[bytes], bool] = self.fast.hook
 
     def waited_on(self, now: float, after: float) -> list[BackendConnection]:
         """The backend connections this session has waited on for more than ``after``
@@ -968,54 +968,6 @@ class Session:
         self._reply_error(lost_error([], exc))
 
     # -- the fast path --------------------------------------------------------------------------
-
-    def fast_sharded_text(self, packet: bytes) -> bool:
-        """The fast hook for a text statement on a sharded database: one whose shape is
-        routed by one literal (ShardedExecutor.text_target), authorized as the command loop
-        would (memoized per grant view), sent to its partition -- the client's packet itself
-        when the physical text is the client's -- and its answer relayed as the command loop
-        relays a routed statement's."""
-        sql = packet[5:].decode("utf-8", "surrogateescape")
-        if not sql.isascii():
-            if client_codec(self.link.state, self.charset) != "utf-8":
-                return False  # read in the client's character set: the command loop's
-            try:
-                sql.encode()
-            except UnicodeEncodeError:
-                return False  # not UTF-8: the command loop's
-        snapshot = self.ctx.snapshot()
-        if snapshot is not self.checked_snapshot:
-            return False
-        found = self.sharded.text_target(sql, snapshot)
-        if found is None:
-            return False
-        known, physical, physical_sql, columns = found
-        statement = known.statement
-        fast = self.fast
-        decided = fast.memoized(statement, snapshot, original=known.shape)
-        if not isinstance(decided, Sharded):
-            return False
-        partition = physical.index
-        if partition == 0:
-            conn = self.link.reclaim()
-            if conn is None or conn.broken or conn.relaying:
-                return False
-        else:
-            ready = self.sharded.source.ready(partition, snapshot)
-            if ready is None:
-                return False
-            conn = ready
-        self.ctx.metrics.routed(known.kind)
-        activity = self.activity
-        activity.command = "Query"
-        activity.since = fast.started = time.monotonic()
-        activity.info = sql
-        if physical_sql is sql:
-            conn.write_raw(packet)  # the client's bytes, unchanged
-        else:
-            conn.send(b"\x03" + physical_sql.encode())
-        fast.relay_routed(conn, partition, columns, known.digest)
-        return True
 
     def fast_partition_failed(
         self, conn: BackendConnection, partition: int, error: BackendError

@@ -40,7 +40,8 @@ statement to run there. This module only does the I/O:
   client's answer; each execution routed by its decoded parameters (``keyed``: by the key's
   parameter alone, or ``decide`` with the values), its physical statements prepared on each
   partition's connection when first needed, then relayed, concatenated, merged (binary rows)
-  or written (XA) as a text statement is; ``fast_target`` serves the session's fast hook.
+  or written (XA) as a text statement is; ``fast_general`` serves the session's fast hook where its
+  ``FastRoute`` does not (proxy/session/fast.py).
 * **DDL** fans out to every physical table, in order, and reports each partition that failed;
   CREATE TABLE records the logical table in the catalog only once every physical table exists
   (and drops the ones it made when another failed).
@@ -107,7 +108,7 @@ from proxy.plan.plan import (
     prepared_lexing,
     sharded_layout,
 )
-from proxy.session.fast import execute_types
+from proxy.session.fast import UNLEARNT, FastRoute, execute_types
 from proxy.session.grants import grant_column
 from proxy.session.link import (
     OWN_STATEMENT,
@@ -162,7 +163,7 @@ from proxy.shard.transaction import (
     reads_tables,
 )
 from proxy.shard.values import NotPlaceable, shard_key
-from proxy.sql.analyze import BIND_TABLE_LOCK, Statement, cached_shape, fast_literals
+from proxy.sql.analyze import BIND_TABLE_LOCK, Statement, cached_shape
 from proxy.sql.lexer import LexMode, ServerFlavor, TokenKind, lex
 from proxy.sql.like import shows_database
 from proxy.wire.packets import (
@@ -283,7 +284,6 @@ _NO_DEFAULT = 4096
 _LAYOUTS_KEPT = 64  # plans' layouts whose renamings a session remembers (columns_for)
 _BINARY = 128
 _BIGINT_LENGTH = 21  # information_schema's BIGINT(21) statistics
-_SHAPES_KEPT = 256  # text statements' shapes a session remembers (each holds its tokens)
 # The shapes every session learned, for one catalog snapshot each, by (fast key, database,
 # lexer mode, server flavor): a new session's statements of a known shape need not teach it
 # again (a shape is a function of those; each session still authorizes its statements).
@@ -487,29 +487,6 @@ class PhysicalStatement:
     typed: weakref.WeakSet[BackendConnection] = field(default_factory=weakref.WeakSet)
 
 
-@dataclass(eq=False, slots=True)
-class FastRoute:
-    """The fast path's entry for one global table of a statement routed by one integer key
-    (``ShardedStatement.fast``; for the catalog snapshot and codec its targets are for): the
-    target and its physical statement; the connection that statement was last found prepared
-    on, its id there (4 bytes, little-endian; ``same_id``: the client's id) and whether that
-    connection was sent the statement's parameter types; and the column-definition renaming
-    for the plan's ``layout``. One lookup per execution instead of the target's, the
-    physical statement's and the weak mappings'. Dropped with the statement's targets
-    (``_refresh``), when its physical statements are closed and when its parameter types
-    change (``_new_types``): a connection's entries in ``PhysicalStatement.on`` and
-    ``typed`` are only ever added otherwise, so the memo stays what they say."""
-
-    target: Target
-    physical: PhysicalStatement
-    conn: BackendConnection
-    statement_id: bytes
-    same_id: bool
-    typed: bool
-    layout: Layout
-    columns: Callable[[bytes], bytes]
-
-
 @dataclass(eq=False)
 class ShardedStatement:
     """A client's prepared statement on sharded or broadcast tables. Each execution is routed
@@ -562,7 +539,7 @@ def _new_types(statement: ShardedStatement, types: bytes) -> None:
 
 @dataclass(frozen=True, slots=True)
 class TextRoute:
-    """A text statement shape the fast path routes (:meth:`ShardedExecutor.text_target`):
+    """A text statement shape the fast path routes (``FastPath.text_target``):
     the shape, the analysis of its statements (what the command loop's would be: the cached
     one of their fast key), their digest text and the layout the shape was made for; for a
     shape that reads rows, the renaming of its answers' column definitions (the logical
@@ -582,9 +559,6 @@ class TextRoute:
     own_text: dict[int, tuple[PhysicalDatabase, Callable[[bytes], bytes] | None]] = field(
         default_factory=dict
     )
-
-
-_UNKNOWN = object()
 
 
 class _MoreResults:
@@ -723,15 +697,6 @@ class ShardedExecutor:
         # The physical database of each connection a physical statement is prepared on.
         self._partition_of: weakref.WeakKeyDictionary[BackendConnection, int] = (
             weakref.WeakKeyDictionary()
-        )
-        # Text statements' shapes by fast key (text_target), for the catalog snapshot, current
-        # database and lexer state in _shapes_for; None: the shape's statements go the long way.
-        self._shapes: dict[str, TextRoute | None] = {}
-        self._shapes_for: tuple[object, str | None, LexMode, ServerFlavor | None] = (
-            None,
-            None,
-            LexMode(),
-            None,
         )
 
     async def close(self) -> None:
@@ -2425,7 +2390,7 @@ class ShardedExecutor:
         client_id = self._new_id(ok.statement_id)
         params = ok.num_params
         prepared = ShardedStatement(client_id, text, params, None)
-        self._refresh(prepared, plan.layout)
+        self.refresh(prepared, plan.layout)
         physical = prepared.physical.setdefault(target.sql, PhysicalStatement())
         physical.on[conn] = ok.statement_id
         self._partition_of[conn] = target.partition
@@ -2555,7 +2520,7 @@ class ShardedExecutor:
         self, statement: ShardedStatement, layout: Layout, values: Sequence[ParamValue]
     ) -> Target | None:
         """:meth:`keyed`'s one target."""
-        self._refresh(statement, layout)
+        self.refresh(statement, layout)
         slots = statement.slots
         if slots is None:
             return None
@@ -2576,7 +2541,7 @@ class ShardedExecutor:
             return None
         return self._placed(statement, layout, found)
 
-    def _refresh(
+    def refresh(
         self, statement: ShardedStatement, layout: Layout, snapshot: CatalogSnapshot | None = None
     ) -> None:
         """The statement's KeySlots and targets follow the catalog (a table dropped and
@@ -2612,7 +2577,7 @@ class ShardedExecutor:
 
     def _placed(self, statement: ShardedStatement, layout: Layout, found: Placement) -> Target:
         """The statement's target for a placement of its table (for the snapshot
-        :meth:`_refresh` read)."""
+        `refresh` read)."""
         target = statement.placed.get(found)
         if target is None:
             state = self.session.link.state
@@ -2817,81 +2782,23 @@ class ShardedExecutor:
                 conn.broken = True
             self._lost(conns, exc, self._sent)
 
-    def fast_target(
-        self,
-        statement: ShardedStatement,
-        plan: Sharded,
-        packet: bytes,
-        snapshot: CatalogSnapshot | None = None,
-    ) -> tuple[BackendConnection, int, bytes, Callable[[bytes], bytes]] | None:
-        """The fast path of an execution (no await: ``FastPath.sharded_execute``, which has checked
-        that no transaction of the proxy's is in charge): a statement routed by its key alone
-        to one partition whose connection is ready and has the physical statement prepared.
-        ``packet``: the client's COM_STMT_EXECUTE, frame header first (sequence 0). Returns
-        (connection, its physical database, the frame to write there, the renaming of the
-        answer's column definitions), or None: the command loop carries the execution out.
-        (``snapshot``: the current catalog snapshot, when the caller has it.)
-
-        An execution of a statement keyed by one integer parameter that sends no types (what
-        a client sends once it has sent them) is read and placed in a few operations and
-        finds everything else in its global table's :class:`FastRoute`; the others (and that
-        one the first time) go the general way (:meth:`_fast_general`)."""
-        if self.locked is not None:
-            return None  # (under LOCK TABLES: the command loop's checks and texts)
-        session = self.session
-        state = session.link.state
-        placed_for = statement.placed_for
-        if (
-            placed_for is None
-            or placed_for[0] is not snapshot
-            or placed_for[1] is not state
-            or placed_for[2] != state.version
-            or placed_for[3] != session.charset
-        ):
-            self._refresh(statement, plan.layout, snapshot)
-        integer = statement.integer
-        if (
-            integer is not None
-            and len(packet) == statement.fast_length
-            and packet[15] == 0  # no types: "as last time" (statement.types)
-            and not packet[9] & 0x07  # no cursor
-            and not packet[14] & 1  # not NULL
-            and statement.failed is None
-        ):
-            # peek_integer's reading and IntegerHash.table's placing, inline.
-            value = int.from_bytes(packet[16:], "little")
-            half = statement.fast_half
-            if half and value >= half:
-                value -= half << 1
-            if integer.low <= value <= integer.high:
-                route = statement.fast.get(abs(value) % integer.modulus)
-                if route is not None and route.typed and route.layout is plan.layout:
-                    partition = route.target.partition
-                    if partition == 0:
-                        conn = session.link.reclaim()
-                        ready = conn is route.conn and not conn.broken and not conn.relaying
-                    else:
-                        conn = self.source.ready(partition, snapshot)
-                        ready = conn is route.conn
-                    if ready:
-                        assert conn is not None
-                        if not route.same_id:
-                            # The client's frame with the partition's statement id.
-                            packet = packet[:5] + route.statement_id + packet[9:]
-                        return conn, partition, packet, route.columns
-        return self._fast_general(statement, plan, packet, snapshot)
-
-    def _fast_general(
+    def fast_general(
         self,
         statement: ShardedStatement,
         plan: Sharded,
         packet: bytes,
         snapshot: CatalogSnapshot | None,
     ) -> tuple[BackendConnection, int, bytes, Callable[[bytes], bytes]] | None:
-        """:meth:`fast_target` for any execution (the statement's targets refreshed): its
-        key values read from the packet, placed, the target's connection and physical
-        statement looked up; the statement's :class:`FastRoute` for the global table made
-        when an integer key placed it."""
+        """The fast path of an execution (no await: ``FastPath.routed_execute``, which has
+        checked that no transaction of the proxy's is in charge and refreshed the statement's
+        targets) that its :class:`FastRoute` does not serve: a statement routed by its key
+        alone to one partition whose connection is ready and has the physical statement
+        prepared; its key values read from the packet, placed, the target's connection and
+        physical statement looked up; the statement's :class:`FastRoute` for the global
+        table made when an integer key placed it. ``packet``: the client's
+        COM_STMT_EXECUTE, frame header first (sequence 0). Returns (connection, its physical
+        database, the frame to write there, the renaming of the answer's column
+        definitions), or None: the command loop carries the execution out."""
         payload = packet[4:]
         slots = statement.slots
         if slots is None or statement.failed is not None:
@@ -2977,79 +2884,15 @@ class ShardedExecutor:
             packet = packet[:5] + backend_id.to_bytes(4, "little") + packet[9:]
         return conn, partition, packet, columns
 
-    def text_target(
-        self, sql: str, snapshot: CatalogSnapshot
-    ) -> tuple[TextRoute, PhysicalDatabase, str, Callable[[bytes], bytes] | None] | None:
-        """The fast path of a text statement (no await: the text hook): one of a shape
-        routed by one literal (:class:`TextShape`, made from the first statement of the shape
-        :func:`~proxy.shard.statements.decide` routed to the target the shape gives it), its
-        target for this statement's literal (its physical database and physical text); None:
-        the command loop routes it (its shape is not one, not analysed yet, or its key is not
-        placeable); and the renaming of its answer's column definitions (None: it reads no
-        rows). (``snapshot``: the current catalog snapshot.)"""
-        if self.locked is not None:
-            return None  # (under LOCK TABLES: the command loop's checks and texts)
-        found = fast_literals(sql)
-        if found is None:
-            return None
-        key, spans = found
-        session = self.session
-        state = session.link.state
-        if not state.known:
-            return None  # the shard's sql_mode is not read yet: the command loop's
-        seen = self._shapes_for
-        mode, flavor = state.lex_mode, state.flavor
-        if (
-            seen[0] is not snapshot
-            or seen[1] != session.current_db
-            or (seen[2] is not mode and seen[2] != mode)
-            or (seen[3] is not flavor and seen[3] != flavor)
-        ):
-            self._shapes.clear()
-            self._shapes_for = (snapshot, session.current_db, mode, flavor)
-        known = self._shapes.get(key, _UNKNOWN)
-        if known is _UNKNOWN:
-            known = self._learn(sql, key, spans, snapshot)
-            if known is _UNKNOWN:
-                return None
-        if known is None:
-            return None
-        assert isinstance(known, TextRoute)
-        shape = known.shape
-        integer = shape.integer
-        g = None
-        if integer is not None and not shape.string:
-            # TextShape.physical's integer key, inline: its global table's entry.
-            at = 2 * shape.key
-            digits = sql[spans[at] : spans[at + 1]]
-            if digits.isascii() and digits.isdigit():
-                value = -int(digits) if shape.negative else int(digits)
-                if integer.low <= value <= integer.high:
-                    g = abs(value) % integer.modulus
-                    own = known.own_text.get(g)
-                    if own is not None:
-                        return known, own[0], sql, own[1]
-        placed = shape.physical(sql, spans)
-        if placed is None:
-            return None
-        database = placed[0]
-        columns = None
-        if known.reads_rows:
-            columns = known.columns.get(database.name)
-            if columns is None:
-                columns = known.columns[database.name] = known.names.rewrite(database.name)
-        if g is not None and placed[1] is sql:
-            # (a rewrite object of the entry's own: see _fast_general)
-            columns = None if columns is None else functools.partial(columns)
-            known.own_text[g] = (database, columns)
-        return known, database, placed[1], columns
-
-    def _learn(
+    def learn_text(
         self, sql: str, key: str, spans: tuple[int, ...], snapshot: CatalogSnapshot
     ) -> TextRoute | object | None:
-        """The shape of ``sql`` (a text statement whose fast key is ``key``) remembered:
-        ``_UNKNOWN`` when this statement cannot tell (not analysed yet, or a key that is not
-        placeable)."""
+        """The shape of ``sql``, a text statement whose fast key is ``key`` (``spans``: where
+        its literals are), for ``FastPath.text_target`` to remember: a :class:`TextRoute`
+        (routed by one literal: made from the first statement of the shape
+        :func:`~proxy.shard.statements.decide` routed to the target the shape gives it),
+        None (the shape's statements go the long way), or ``UNLEARNT`` when this statement
+        cannot tell (not analysed yet, or a key that is not placeable)."""
         session = self.session
         database = session.current_db
         state = session.link.state
@@ -3060,14 +2903,14 @@ class ShardedExecutor:
         else:
             hit = cached_shape(sql, database)
             if hit is None:
-                return _UNKNOWN
+                return UNLEARNT
             digest, statement = hit
             layout = sharded_layout(snapshot, database)
             found = None
             if layout is not None:
                 shape, settled = shaped(sql, spans, layout, state.lex_mode, state.flavor)
                 if shape is None and not settled:
-                    return _UNKNOWN
+                    return UNLEARNT
                 if shape is not None:
                     names = LogicalNames(layout.name.encode(), physical_table_names(layout))
                     found = TextRoute(
@@ -3082,9 +2925,6 @@ class ShardedExecutor:
             if len(_SHARED_SHAPES) >= _SHARED_SHAPES_KEPT:
                 _SHARED_SHAPES.clear()
             _SHARED_SHAPES[shared_key] = (snapshot, found)
-        if len(self._shapes) >= _SHAPES_KEPT:
-            self._shapes.clear()
-        self._shapes[key] = found
         return found
 
     def fast_failed(self, conn: BackendConnection, partition: int) -> None:

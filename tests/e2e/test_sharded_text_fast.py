@@ -1,5 +1,5 @@
 """Text point statements on a sharded database's tables through the fast path (the shape of a
-statement routed by one literal, ``Session.fast_sharded_text``), on two real MariaDB shards,
+statement routed by one literal, ``FastPath.sharded_text``), on two real MariaDB shards,
 through real clients: each statement reaches only its partition with the client's text (the
 physical table's name put in for a split table; checked in the shards' general logs), and
 every answer is byte for byte the command loop's for the same statement -- numbers and
@@ -14,7 +14,7 @@ s0; ``shtx_0002``, ``shtx_0003`` on s1). ``DBPARTITION BY HASH(id)``: db = |id| 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pymysql
@@ -25,6 +25,8 @@ from tests.conftest import connect_admin
 from tests.e2e.binclient import BinaryClient
 from tests.e2e.conftest import ProxyEnv
 from tests.e2e.sharded import sharded_database
+
+Hook = Callable[[bytes], bool]
 
 PASSWORD = "ShText#pass1"
 DB = "shtx"
@@ -78,19 +80,34 @@ def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
                 admin.close()
 
 
+def _watch_hooks(monkeypatch: pytest.MonkeyPatch, wrap: Callable[[Hook], Hook]) -> None:
+    """Every new session's fast hook (FastPath.hook, which the client connection calls with
+    a command that arrives as one packet) replaced by ``wrap`` of it."""
+    real_init = Session.__init__
+
+    def init(self: Session, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        self._fast_hook = wrap(self._fast_hook)
+
+    monkeypatch.setattr(Session, "__init__", init)
+
+
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The statements the fast path served (the real hook, watched)."""
+    """The text statements the fast path served (the real hook, watched: on the sharded
+    database a COM_QUERY the hook serves is one FastPath.sharded_text routed)."""
     seen: list[str] = []
-    real = Session.fast_sharded_text
 
-    def watched(self: Session, packet: bytes) -> bool:
-        done = real(self, packet)
-        if done:
-            seen.append(packet[5:].decode())
-        return done
+    def wrap(hook: Hook) -> Hook:
+        def watched(packet: bytes) -> bool:
+            done = hook(packet)
+            if done and packet[4] == 0x03:
+                seen.append(packet[5:].decode())
+            return done
 
-    monkeypatch.setattr(Session, "fast_sharded_text", watched)
+        return watched
+
+    _watch_hooks(monkeypatch, wrap)
     return seen
 
 
@@ -252,7 +269,7 @@ def test_answers_are_the_command_loops(
     env = sharded
     fast = _answers(env, STATEMENTS, 3)
     assert served, "the fast path served nothing"
-    monkeypatch.setattr(Session, "fast_sharded_text", lambda self, packet: False)
+    _watch_hooks(monkeypatch, lambda hook: lambda packet: False)  # the command loop alone
     slow = _answers(env, STATEMENTS, 1)
     for sql, answers, (reference,) in zip(STATEMENTS, fast, slow, strict=True):
         for answer in answers:
