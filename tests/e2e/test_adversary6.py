@@ -9,6 +9,14 @@ Findings (each test fails without its fix):
   (another tenant's, or a sharded database's physical ``x_0000`` on ``xa0000``).
   information_schema, which the shard filters by the mirror's grants, showed that tenant's
   tables and columns through the proxy; the wildcards are escaped now (``wc\\_a1``).
+* DDL's identity calls are left to the shard (a column's DEFAULT CURRENT_USER() must stay a
+  call), and so were those of a stored query: ``CREATE TABLE t AS SELECT CURRENT_USER(),
+  USER(), CONNECTION_ID()`` kept the mirror's name, the shard's user@localhost and its
+  connection id, and ``CREATE VIEW v AS SELECT CURRENT_USER`` showed the mirror's name to
+  every reader. Refused now (1235).
+
+Held (kept as cheap regression checks): ``@@global . hostname`` and the other spellings
+MariaDB reads as one scoped variable are refused by the proxy, never the shard's value.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import pytest
 from proxy.manage.provision import create_database
 from tests.conftest import connect_admin
 from tests.e2e.conftest import ProxyEnv
-from tests.e2e.test_enforcement import rows
+from tests.e2e.test_enforcement import error_of, rows
 
 OWN = "wc_a1"  # the tenant's database: '_' is a wildcard in a GRANT's database name
 VICTIM = "wcxa1"  # another tenant's database on the same shard, which the pattern matches
@@ -111,3 +119,41 @@ def test_a_scoped_identity_variable_spelt_apart_is_never_the_shards(proxy: Proxy
     finally:
         conn.close()
         shard.close()
+
+
+# A stored query evaluates its calls on the shard, as the mirror, whenever it runs: the table
+# kept the mirror's name (sgm_...@%), the shard's user@localhost and its connection's id; the
+# view answered the mirror's name to every reader.
+STORED_IDENTITY = [
+    "CREATE TABLE adv6_t AS SELECT CURRENT_USER() AS u, USER() AS v, CONNECTION_ID() AS c",
+    "CREATE TABLE adv6_t (u VARCHAR(200)) SELECT SESSION_USER() AS u",
+    "CREATE TABLE adv6_t AS (SELECT 1 AS a UNION SELECT CURRENT_USER)",
+    "CREATE TABLE adv6_t AS VALUES (SYSTEM_USER())",
+    "CREATE TABLE adv6_t WITH x AS (SELECT CURRENT_USER() AS u) SELECT * FROM x",
+    "CREATE VIEW adv6_v AS SELECT CURRENT_USER AS u",
+    "CREATE OR REPLACE SQL SECURITY INVOKER VIEW adv6_v AS SELECT USER() AS u",
+    "CREATE DEFINER = CURRENT_USER VIEW adv6_v AS SELECT 1 FROM DUAL WHERE CURRENT_USER() = 'x'",
+    "CREATE VIEW adv6_v AS VALUES (CONNECTION_ID())",
+    "CREATE TABLE adv6_t AS SELECT @@hostname AS h, @@global.port AS p",
+]
+
+
+def test_identity_calls_in_a_stored_query_are_refused(proxy: ProxyEnv) -> None:
+    conn = proxy.connect()
+    try:
+        for sql in STORED_IDENTITY:
+            assert error_of(conn, sql)[0] in (1064, 1235), sql  # the proxy's refusal
+            assert not rows(conn, "SHOW TABLES LIKE 'adv6\\_%'"), sql
+        # Before the query, the proxy's DEFINER = CURRENT_USER and a column's DEFAULT
+        # CURRENT_USER() (the shard's, a known gap) are as they were.
+        rows(conn, "CREATE DEFINER = CURRENT_USER VIEW adv6_v AS SELECT 1 AS one")
+        rows(conn, "CREATE TABLE adv6_t (u VARCHAR(200) DEFAULT CURRENT_USER()) SELECT 'x' AS u")
+        assert rows(conn, "SELECT u FROM adv6_t") == [("x",)]
+        assert rows(conn, "SELECT * FROM adv6_v") == [(1,)]
+        # ... and a query that is not stored is answered by the proxy.
+        rows(conn, "INSERT INTO adv6_t SELECT CURRENT_USER()")
+        assert rows(conn, "SELECT u FROM adv6_t ORDER BY u") == [("easydb@%",), ("x",)]
+    finally:
+        rows(conn, "DROP TABLE IF EXISTS adv6_t")
+        rows(conn, "DROP VIEW IF EXISTS adv6_v")
+        conn.close()
