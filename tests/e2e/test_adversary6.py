@@ -14,6 +14,10 @@ Findings (each test fails without its fix):
   USER(), CONNECTION_ID()`` kept the mirror's name, the shard's user@localhost and its
   connection id, and ``CREATE VIEW v AS SELECT CURRENT_USER`` showed the mirror's name to
   every reader. Refused now (1235).
+* In a sharded database the proxy answers DATABASE() / SCHEMA() with the logical name, but
+  MariaDB calls its native function backquoted too: `` `DATABASE`() ``, `` `schema`() ``,
+  `` `SCHEMAS`() `` reached the shard, which named its physical database (adv6db_0000, or
+  adv6db_0001 from a routed statement's partition). Answered like the bare words now.
 
 Held (kept as cheap regression checks): ``@@global . hostname`` and the other spellings
 MariaDB reads as one scoped variable are refused by the proxy, never the shard's value.
@@ -31,6 +35,7 @@ import pytest
 from proxy.manage.provision import create_database
 from tests.conftest import connect_admin
 from tests.e2e.conftest import ProxyEnv
+from tests.e2e.sharded import sharded_database
 from tests.e2e.test_enforcement import error_of, rows
 
 OWN = "wc_a1"  # the tenant's database: '_' is a wildcard in a GRANT's database name
@@ -156,4 +161,39 @@ def test_identity_calls_in_a_stored_query_are_refused(proxy: ProxyEnv) -> None:
     finally:
         rows(conn, "DROP TABLE IF EXISTS adv6_t")
         rows(conn, "DROP VIEW IF EXISTS adv6_v")
+        conn.close()
+
+
+# ------------------------------------------------------------ a sharded database's DATABASE()
+
+SHARDED = "adv6db"
+SHARDED_PASSWORD = "Adversary#pass6"
+
+
+@pytest.fixture(scope="module")
+def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
+    setup = [
+        "CREATE TABLE t (id bigint NOT NULL PRIMARY KEY, x varchar(20)) DBPARTITION BY HASH(id)",
+        "INSERT INTO t VALUES (1, 'a'), (2, 'b')",
+    ]
+    with sharded_database(proxy, SHARDED, SHARDED_PASSWORD, setup=setup) as env:
+        yield env
+
+
+def test_a_backquoted_database_call_names_the_logical_database(sharded: ProxyEnv) -> None:
+    """MariaDB calls its native DATABASE() backquoted too (`DATABASE`(), `schema`(), even
+    `SCHEMAS`()): the proxy answered only the bare words, and the shard named its physical
+    database (adv6db_0000, adv6db_0001 from a routed statement's partition)."""
+    conn = sharded.connect(SHARDED, SHARDED_PASSWORD, database=SHARDED)
+    try:
+        for call in ("`DATABASE`()", "`schema`()", "`SCHEMAS` ( )", "DATABASE()"):
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT {call}")
+                assert cur.fetchall() == ((SHARDED,),), call
+                assert cur.description[0][0] == call
+        for _ in range(3):  # (again: the shape cached, the fast path's)
+            assert rows(conn, "SELECT x, `DATABASE`() FROM t WHERE id = 1") == [("a", SHARDED)]
+            assert rows(conn, "SELECT `schema`()") == [(SHARDED,)]
+            assert rows(conn, "SELECT 1 FROM DUAL WHERE `SCHEMA`() LIKE '%\\_0000'") == []
+    finally:
         conn.close()
