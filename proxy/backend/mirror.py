@@ -403,7 +403,11 @@ def shard_accounts(
                 else:
                     held.add(known)
         if held:
-            db_privs.setdefault(key, {})[row["DB"].lower()] = frozenset(held)
+            literal = _literal_database(row["DB"])
+            if literal is None:  # a pattern: the account is made again, its grants escaped
+                extra.setdefault(key, set()).add(f"database pattern {row['DB']}")
+            else:
+                db_privs.setdefault(key, {})[literal.lower()] = frozenset(held)
     table_privs: dict[tuple[str, str], dict[tuple[str, str], frozenset[str]]] = {}
     for row in _named(tables):
         key = (row["USER"], row["HOST"])
@@ -460,8 +464,35 @@ def _privilege_list(privs: Collection[str]) -> str:
     return ", ".join(sorted(privs, key=lambda name: (_ORDER.get(name, len(_ORDER)), name)))
 
 
+def db_pattern(database: str) -> str:
+    """``database`` as a database-level GRANT names it literally: MariaDB (and MySQL) read
+    ``_`` and ``%`` there as wildcards, so ```wc_a1`.*`` holds on ``wcXa1`` too -- another
+    tenant's database on the shard. (A table-level grant's database is literal.)"""
+    return database.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
+
+
+def _literal_database(pattern: str) -> str | None:
+    """The one database a ``mysql.db`` row's ``Db`` pattern matches (:func:`db_pattern`
+    undone), or None when it holds a wildcard (``_`` or ``%`` not escaped)."""
+    out: list[str] = []
+    escaped = False
+    for char in pattern:
+        if escaped:
+            out.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in "_%":
+            return None
+        else:
+            out.append(char)
+    return None if escaped else "".join(out)
+
+
 def _level(database: str, table: str | None) -> str:
-    return f"{quote_name(database)}.{'*' if table is None else quote_name(table)}"
+    if table is None:
+        return f"{quote_name(db_pattern(database))}.*"
+    return f"{quote_name(database)}.{quote_name(table)}"
 
 
 def _account(user: str, host: str = "%") -> str:

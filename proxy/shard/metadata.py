@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from proxy.shard.route import Layout, is_name_token, is_op_token, token_keyword
-from proxy.sql.lexer import LexedStatement, LexMode, ServerFlavor, lex
+from proxy.sql.lexer import LexedStatement, LexMode, ServerFlavor, Token, TokenKind, lex
 
 __all__ = [
     "STATISTICS_QUERIES",
@@ -330,7 +330,8 @@ def logical_text(
         token = tokens[index]
         word = token_keyword(token)
         if (
-            word in ("DATABASE", "SCHEMA")
+            _database_call(token, word)
+            and not (index and is_op_token(tokens[index - 1], "."))  # db.database(): stored
             and index + 2 < count
             and is_op_token(tokens[index + 1], "(")
             and is_op_token(tokens[index + 2], ")")
@@ -407,6 +408,22 @@ def logical_text(
     if not splices:
         return None
     return _splice(text, splices)
+
+
+_QUOTED_DATABASE_CALLS: Final = frozenset({"DATABASE", "SCHEMA", "SCHEMAS"})
+
+
+def _database_call(token: Token, word: str) -> bool:
+    """Whether ``token`` names MariaDB's DATABASE() (when ``(`` and ``)`` follow): DATABASE or
+    SCHEMA, or -- a native function, a built-in backquoted too -- `DATABASE`, `SCHEMA` or
+    `SCHEMAS` (the shard answered those with its physical database's name)."""
+    if word:
+        return word in ("DATABASE", "SCHEMA")
+    return token.kind is TokenKind.IDENT and token.value.upper() in (
+        "DATABASE",
+        "SCHEMA",
+        "SCHEMAS",
+    )
 
 
 # Words a table name follows (a two-part name after them is database.table).

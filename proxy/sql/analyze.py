@@ -2762,6 +2762,20 @@ _SELECT_LIST_ENDS: Final = frozenset(
 _IDENTITY_UNTOUCHED: Final = frozenset({"CREATE", "ALTER"})
 
 
+# What a DDL statement's stored query starts with, and the identity calls the shard would
+# answer there as the mirror (see _stored_identity).
+_QUERY_OPENERS: Final = frozenset({"SELECT", "VALUES"})
+_STORED_IDENTITY: Final = frozenset(
+    {
+        Identity.CURRENT_USER,
+        Identity.USER,
+        Identity.CONNECTION_ID,
+        Identity.HOSTNAME,
+        Identity.DATADIR,
+        Identity.PORT,
+        Identity.SOCKET,
+    }
+)
 _GRANT_VIEW_NAMES: Final = {identity.value: identity for identity in GRANT_VIEWS}
 
 # Words a table named for its structure alone follows.
@@ -2889,26 +2903,47 @@ def _with_identity_fact(st: Statement, images: Sequence[str]) -> Statement:
     if st.kind not in (Kind.QUERY, Kind.SESSION):
         return st
     untouched = _kw(images[0]) in _IDENTITY_UNTOUCHED
-    if untouched and "information_schema" not in " ".join(images).lower():
-        return st
+    if untouched:
+        return _stored_identity(st, images)
     spans = _identity_spans(images)
     if not spans:
-        return st
-    if untouched:
-        if any(s[2] in GRANT_VIEWS or s[2] is Identity.GRANTS_QUALIFIER for s in spans):
-            return Statement(
-                Kind.REFUSED,
-                st.text,
-                error=not_supported(
-                    "information_schema's USER_, SCHEMA_, TABLE_ and COLUMN_PRIVILEGES in a "
-                    "stored definition (a view, trigger or routine)"
-                ),
-            )
         return st
     facts = tuple(
         IdentityCall(identity, item, alias=alias) for _, _, identity, item, alias in spans
     )
     return dataclasses.replace(st, identity=facts)
+
+
+def _stored_identity(st: Statement, images: Sequence[str]) -> Statement:
+    """A DDL statement (CREATE, ALTER), whose identity calls stay calls: refused when a view,
+    trigger or routine would read a privilege table (the mirror's grants), or when a stored
+    query -- a view's body, a CREATE TABLE ... SELECT's (or VALUES') query, everything from
+    its first SELECT or VALUES on -- calls what only the proxy answers: the shard would store
+    or show the mirror's name, its own connection id or host. (A column's DEFAULT
+    CURRENT_USER() comes before, and stays the shard's: a known gap.)"""
+    query = next((i for i, image in enumerate(images) if _kw(image) in _QUERY_OPENERS), None)
+    if query is None and "information_schema" not in " ".join(images).lower():
+        return st
+    spans = _identity_spans(images)
+    if any(s[2] in GRANT_VIEWS or s[2] is Identity.GRANTS_QUALIFIER for s in spans):
+        return Statement(
+            Kind.REFUSED,
+            st.text,
+            error=not_supported(
+                "information_schema's USER_, SCHEMA_, TABLE_ and COLUMN_PRIVILEGES in a "
+                "stored definition (a view, trigger or routine)"
+            ),
+        )
+    if query is not None and any(s[0] > query and s[2] in _STORED_IDENTITY for s in spans):
+        return Statement(
+            Kind.REFUSED,
+            st.text,
+            error=not_supported(
+                "CURRENT_USER(), USER(), CONNECTION_ID(), @@hostname, @@port, @@datadir or "
+                "@@socket in a stored query (a view, CREATE TABLE ... SELECT)"
+            ),
+        )
+    return st
 
 
 def _resolve_positions(st: Statement, lexed: Callable[[], LexedStatement], sql: str) -> Statement:

@@ -291,6 +291,33 @@ def test_shard_accounts() -> None:
     }
 
 
+def test_a_database_grant_names_its_database_literally() -> None:
+    """MariaDB reads ``_`` and ``%`` in a database-level grant's name as wildcards: the mirror
+    of ``wc_a1`` held its privileges on another tenant's ``wcxa1`` too."""
+    assert (
+        Grant("u", "wc_a1", None, frozenset({"SELECT"})).sql
+        == "GRANT SELECT ON `wc\\_a1`.* TO 'u'@'%'"
+    )
+    assert (
+        Revoke("u", "wc_a1", None, frozenset({"SELECT"})).sql
+        == "REVOKE SELECT ON `wc\\_a1`.* FROM 'u'@'%'"
+    )
+    # (a table-level grant's database is literal: MariaDB matches it exactly)
+    assert (
+        Grant("u", "wc_a1", "t", frozenset({"SELECT"})).sql
+        == "GRANT SELECT ON `wc_a1`.`t` TO 'u'@'%'"
+    )
+    users = _result(USER_COLUMNS, [["%", "u", "N", "N", "mysql_native_password", "*AB"]])
+    escaped = _result(DB_COLUMNS, [["%", "wc\\_a1", "u", "Y", "N", "N", "N"]])
+    found = shard_accounts(users, escaped, _result(TABLE_COLUMNS, []), QueryResult([], []))
+    assert found[("u", "%")].db_privs == {"wc_a1": frozenset({"SELECT"})}
+    assert not found[("u", "%")].anomalies
+    # An older version's grant, a pattern: the mirror is made again (its grants escaped).
+    pattern = _result(DB_COLUMNS, [["%", "wc_a1", "u", "Y", "N", "N", "N"]])
+    found = shard_accounts(users, pattern, _result(TABLE_COLUMNS, []), QueryResult([], []))
+    assert found[("u", "%")].anomalies == {"database pattern wc_a1"}
+
+
 def test_unknown_database_privilege_is_an_anomaly() -> None:
     users = _result(USER_COLUMNS, [["%", "u", "N", "N", "mysql_native_password", "*AB"]])
     dbs = _result(["Host", "Db", "User", "Teleport_priv"], [["%", "easydb", "u", "Y"]])
