@@ -139,6 +139,7 @@ from proxy.shard.route import (
 )
 from proxy.shard.sequences import SequenceAllocator, next_values
 from proxy.shard.statements import (
+    VIEWS_PROBE,
     CheckTables,
     CreateShardedTable,
     Decision,
@@ -1582,8 +1583,16 @@ class ShardedExecutor:
         first = layout.partitions[0]
         target = Target(0, first.shard, first.name, probe)
         conns = await self._acquire(layout, (target,), branch=False)
+        rows = decision.rows
         try:
             answer = await self._whole(layout, conns[0], target)
+            if answer is not None and decision.views is not None:
+                views = await self._whole(
+                    layout, conns[0], Target(0, first.shard, first.name, VIEWS_PROBE)
+                )
+                if views is None:
+                    return
+                rows = _with_views(decision, views[1])
         except (BackendError, ConnectionLost) as exc:
             self._lost(conns, exc, False)
             return
@@ -1597,7 +1606,7 @@ class ShardedExecutor:
                     head[index] = replace(column, name=name.encode()).build()
         for payload in head:
             self._emit(payload)
-        for row in decision.rows:
+        for row in rows:
             self._emit(build_text_row(row))
         self._emit(end)
 
@@ -3517,6 +3526,22 @@ class _SharedConnection:
             except StopAsyncIteration:
                 return
             yield payload
+
+
+def _with_views(
+    decision: LocalRows, packets: Sequence[bytes]
+) -> tuple[tuple[str | None, ...], ...]:
+    """SHOW [FULL] TABLES' rows with physical database 0's views (``packets``: the rows
+    VIEWS_PROBE read, name and Table_type) that ``decision.views`` lists, in name order."""
+    listed = decision.views
+    assert listed is not None
+    rows = list(decision.rows)
+    full = len(decision.columns) > 1
+    for packet in packets:
+        name, kind = (_text(value) for value in text_row_values(packet, 2))
+        if listed(name, kind):
+            rows.append((name, kind) if full else (name,))
+    return tuple(sorted(rows, key=lambda row: (row[0] or "").lower()))
 
 
 def _value_at(packet: bytes, column: int) -> int:

@@ -97,6 +97,9 @@ class _Spec:
     columns: tuple[str, ...]
     schemas: tuple[str, ...]
     tables: tuple[tuple[str, str], ...] = ()
+    # Columns holding SQL text whose names the shard qualified with physical database 0's
+    # (a view's definition: `sales_0000`.`t`), which then qualify with the logical one's.
+    texts: tuple[str, ...] = ()
 
 
 def _cols(text: str) -> tuple[str, ...]:
@@ -202,6 +205,7 @@ _SPECS: Final = {
         ),
         ("TABLE_SCHEMA",),
         (("TABLE_NAME", "TABLE_SCHEMA"),),
+        ("VIEW_DEFINITION",),
     ),
     "SCHEMATA": _Spec(
         _cols(
@@ -505,7 +509,7 @@ def derived_column(table: bytes, column: bytes) -> bool:
     name = column.decode("ascii", "replace").upper()
     if name in _STATISTIC_COLUMNS.get(table.decode("ascii", "replace").upper(), ()):
         return True
-    return name in spec.schemas or any(name == t for t, _ in spec.tables)
+    return name in spec.schemas or name in spec.texts or any(name == t for t, _ in spec.tables)
 
 
 _STATISTIC_COLUMNS: Final = {
@@ -553,6 +557,13 @@ def _derived(
             items.append(f"{summed[name]} AS {column}")
         elif name in spec.schemas:
             items.append(f"IF({column} = {p0}, {db}, {column}) AS {column}")
+        elif name in spec.texts:
+            schema = _quote(spec.schemas[0])
+            named, logical_named = (sql_literal(_quote(n) + ".") for n in (physical, logical))
+            items.append(
+                f"IF({schema} = {p0}, REPLACE({column}, {named}, {logical_named}), {column})"
+                f" AS {column}"
+            )
         elif name in table_columns and first:
             cases = " ".join(
                 f"WHEN {sql_literal(name)} THEN {sql_literal(logical_name)}"
