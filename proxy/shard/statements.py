@@ -7,9 +7,10 @@ purely from the statement's text and the database's :class:`~proxy.shard.route.L
   (single tables live there under their own names) exactly as an unsharded session relays it;
 * a :class:`~proxy.shard.route.Route` or :class:`~proxy.shard.route.NeedsSequence` -- DML and
   queries on sharded or broadcast tables (``proxy.shard.route``);
-* :class:`LocalRows` -- answered by the proxy: ``SHOW [FULL] TABLES [LIKE ...]`` (logical tables
-  only), ``SHOW CREATE TABLE t`` (the logical definition, DRDS clause included), ``SHOW
-  TOPOLOGY FROM t``, ``SHOW RULE [FROM t]``, ``SHOW NODE``;
+* :class:`LocalRows` -- answered by the proxy: ``SHOW [FULL] TABLES [LIKE ...]`` (logical tables,
+  and physical database 0's views, which read single tables only: ``_check_view``), ``SHOW
+  CREATE TABLE t`` (the logical definition, DRDS clause included), ``SHOW TOPOLOGY FROM t``,
+  ``SHOW RULE [FROM t]``, ``SHOW NODE``;
 * :class:`CreateShardedTable` -- ``CREATE TABLE`` (single, broadcast or sharded): the physical
   CREATE TABLE for every physical table, then the catalog records the logical table;
 * :class:`FanOut` -- ``DROP TABLE``, ``ALTER TABLE``, ``TRUNCATE``, ``CREATE / DROP INDEX``: the

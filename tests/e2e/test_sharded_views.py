@@ -98,6 +98,9 @@ def test_views_of_single_tables_work_as_on_mariadb(conn: Any) -> None:
         ("p", "one"),
         ("q", "two"),
     ]
+    # With a sharded table: refused, as with a single table (physical database 0 alone).
+    errno, message = _refused(conn, "SELECT * FROM vs JOIN sp ON sp.id = vs.k")
+    assert errno == 1235 and "sharded table sp and table vs" in message
     shown = _rows(conn, "SHOW CREATE VIEW vs")
     _no_leak(shown)
     assert shown[0][0] == "vs"
@@ -142,6 +145,8 @@ def test_views_of_single_tables_work_as_on_mariadb(conn: Any) -> None:
         ),
         (DB, "vv", f"select `vs`.`k` AS `kk`,ucase(`vs`.`n`) AS `nn` from `{DB}`.`vs`"),
     ]
+    status = _rows(conn, "SHOW TABLE STATUS LIKE 'v%'")
+    assert [(r[0], r[1], r[17]) for r in status] == [(n, None, "VIEW") for n in ("vq", "vs", "vv")]
     tables = _rows(
         conn,
         "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES"
