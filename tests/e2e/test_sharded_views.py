@@ -225,6 +225,23 @@ def test_views_reading_sharded_or_broadcast_tables_are_refused(
         assert sorted(made) == ([("vq",), ("vs",), ("vv",)] if index == 0 else [])
 
 
+def test_an_account_lists_the_views_it_holds_privileges_on(views: ProxyEnv, conn: Any) -> None:
+    user, password = "viewnarrow", "Narrow#view1"
+    _rows(conn, f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
+    try:
+        _rows(conn, f"GRANT SELECT ON {DB}.vs TO '{user}'@'%'")
+        _rows(conn, f"GRANT SELECT ON {DB}.sp TO '{user}'@'%'")
+        narrow = views.connect(user, password, database=DB)
+        try:
+            assert _rows(narrow, "SHOW FULL TABLES") == [("sp", "BASE TABLE"), ("vs", "VIEW")]
+            assert _rows(narrow, "SELECT * FROM vs ORDER BY k") == [(1, "p"), (2, "q")]
+            assert _refused(narrow, "SELECT * FROM vv")[0] == 1142
+        finally:
+            narrow.close()
+    finally:
+        _rows(conn, f"DROP USER '{user}'@'%'")
+
+
 def test_a_view_named_as_a_split_table_exists_already(conn: Any) -> None:
     assert _refused(conn, "CREATE VIEW st AS SELECT 1") == (1050, "Table 'st' already exists")
 
