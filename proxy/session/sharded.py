@@ -124,6 +124,7 @@ from proxy.shard.metadata import (
     derived_column,
     logical_text,
     statistic_column,
+    text_column_length,
 )
 from proxy.shard.placement import IntegerHash, Placement, PlacementError, integer_hash, place
 from proxy.shard.route import (
@@ -284,6 +285,8 @@ _NO_DEFAULT = 4096
 _LAYOUTS_KEPT = 64  # plans' layouts whose renamings a session remembers (columns_for)
 _BINARY = 128
 _BIGINT_LENGTH = 21  # information_schema's BIGINT(21) statistics
+_BLOB = 16
+_TEXT_TYPE = 252  # MYSQL_TYPE_BLOB: information_schema's TEXT columns
 _SHAPES_KEPT = 256  # text statements' shapes a session remembers (each holds its tokens)
 # The shapes every session learned, for one catalog snapshot each, by (fast key, database,
 # lexer mode, server flavor): a new session's statements of a known shape need not teach it
@@ -3751,8 +3754,12 @@ class LogicalNames:
             # the definition the table's own column has.
             flags = column.flags | (_NO_DEFAULT if column.flags & _NOT_NULL else 0)
             length = column.length
+            type_code = column.type_code
             if statistic_column(column.table, column.org_name or column.name):
                 flags, length = (flags & ~_BINARY) | _NO_DEFAULT, _BIGINT_LENGTH
+            text = text_column_length(column.table, column.org_name or column.name, column.charset)
+            if text is not None:
+                flags, length, type_code = _NOT_NULL | _BLOB | _NO_DEFAULT, text, _TEXT_TYPE
             return replace(
                 column,
                 schema=b"information_schema",
@@ -3761,6 +3768,7 @@ class LogicalNames:
                 flags=flags,
                 decimals=0,
                 length=length,
+                type_code=type_code,
             ).build()
         schema = self.schema if column.schema == physical else column.schema
         table = tables.get(column.table, column.table)

@@ -25,6 +25,7 @@ import pymysql
 import pytest
 from pymysql.constants import COMMAND
 
+from tests.conftest import connect_admin
 from tests.e2e.conftest import ProxyEnv
 from tests.e2e.sharded import physical, sharded_database
 from tests.e2e.tools import run_tool
@@ -89,7 +90,7 @@ def _no_leak(found: object) -> None:
     assert not any(leak in text for leak in LEAKS), text
 
 
-def test_views_of_single_tables_work_as_on_mariadb(conn: Any) -> None:
+def test_views_of_single_tables_work_as_on_mariadb(views: ProxyEnv, conn: Any) -> None:
     assert _rows(conn, "SELECT * FROM vs ORDER BY k") == [(1, "p"), (2, "q")]
     assert _rows(conn, "SELECT * FROM vv ORDER BY kk") == [(1, "P"), (2, "Q")]
     assert _rows(conn, "SELECT * FROM vq") == [(3, "r")]
@@ -145,6 +146,21 @@ def test_views_of_single_tables_work_as_on_mariadb(conn: Any) -> None:
         ),
         (DB, "vv", f"select `vs`.`k` AS `kk`,ucase(`vs`.`n`) AS `nn` from `{DB}`.`vs`"),
     ]
+
+    # ... under the column definitions MariaDB gives them.
+    def definitions(connection: Any) -> list[tuple[Any, ...]]:
+        with connection.cursor() as cur:
+            cur.execute("SELECT * FROM information_schema.VIEWS")
+            fields = cur._result.fields if cur._result is not None else []
+            named = [(f.db, f.table_name, f.org_table, f.name, f.org_name) for f in fields]
+            typed = [(f.charsetnr, f.length, f.type_code, f.flags, f.scale) for f in fields]
+            return list(zip(named, typed, strict=True))
+
+    direct = connect_admin(views.shards[0], database=f"{DB}_0000")
+    try:
+        assert definitions(conn) == definitions(direct)
+    finally:
+        direct.close()
     status = _rows(conn, "SHOW TABLE STATUS LIKE 'v%'")
     assert [(r[0], r[1], r[17]) for r in status] == [(n, None, "VIEW") for n in ("vq", "vs", "vv")]
     tables = _rows(
