@@ -1069,6 +1069,11 @@ def _drop(tokens: Sequence[Token], layout: Layout) -> Decision | None:
         names.append(item[-1].value)
     tables = [layout.tables.get(n.lower()) for n in names]
     missing = [n for n, t in zip(names, tables, strict=True) if t is None]
+    if len(missing) == len(names) and not any(
+        n.lower() in split_physical_names(layout) for n in names
+    ):
+        # Physical database 0's own names (a view: MariaDB's 1965 'db.v' is a view), or none.
+        return None
     if missing and not if_exists:
         shown = ",".join(f"{layout.name}.{n}" for n in missing)
         raise sql_error(ErrorCode.BAD_TABLE, f"Unknown table '{shown}'")

@@ -196,6 +196,9 @@ def test_views_of_single_tables_work_as_on_mariadb(views: ProxyEnv, conn: Any) -
     assert _rows(conn, "SELECT c FROM vtmp2") == [(3,)]
     assert _refused(conn, "RENAME TABLE vtmp2 TO st") == (1050, "Table 'st' already exists")
     assert _refused(conn, "RENAME TABLE vtmp2 TO v3, s TO s3")[0] == 1235
+    # DROP TABLE of a view, or of nothing there is: MariaDB's errors, under the logical name.
+    assert _refused(conn, "DROP TABLE vtmp2") == (1965, f"'{DB}.vtmp2' is a view")
+    assert _refused(conn, "DROP TABLE nope") == (1051, f"Unknown table '{DB}.nope'")
     _rows(conn, f"DROP VIEW {DB}.vtmp2")
     assert ("vtmp2",) not in _rows(conn, "SHOW TABLES")
 

@@ -127,7 +127,8 @@ def test_ddl_fans_out_to_every_physical_table(
     [
         ("ALTER TABLE t MODIFY id bigint", 1235, "shard key column"),
         ("ALTER TABLE t RENAME TO x", 1235, "RENAME"),
-        ("DROP TABLE nope", 1051, "Unknown table 'db.nope'"),
+        ("DROP TABLE nope, t", 1051, "Unknown table 'db.nope'"),
+        ("DROP TABLE u_01", 1051, "Unknown table 'db.u_01'"),
         ("RENAME TABLE t TO b", 1050, "already exists"),
         ("SHOW TOPOLOGY FROM nope", 1146, "doesn't exist"),
         ("SHOW TABLES WHERE Tables_in_db = 1", 1235, "WHERE"),
