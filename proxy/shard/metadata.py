@@ -581,7 +581,7 @@ def _derived(
         elif name in spec.texts:
             schema = _quote(spec.schemas[0])
             named, logical_named = (sql_literal(_quote(n) + ".") for n in (physical, logical))
-            # (its definition is the column's own again: TEXT_COLUMNS)
+            # (its column definition is the column's own again: text_column_length)
             replaced = f"REPLACE({column}, {named}, {logical_named})"
             items.append(f"IF({schema} = {p0}, {replaced}, {column}) AS {column}")
         elif name in table_columns and first:

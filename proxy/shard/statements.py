@@ -445,7 +445,9 @@ def decide(
     if qualified is None and logical is None:
         return None
     first = layout.partitions[0]
-    sql = _creator_definer(qualified or text, mode, flavor)
+    sql = qualified or text
+    if statements[0].tokens and token_keyword(statements[0].tokens[0]) == "CREATE":
+        sql = _creator_definer(sql, mode, flavor)
     return Route("copy", "", False, True, (Target(0, first.shard, first.name, sql),))
 
 
@@ -774,7 +776,7 @@ def _creator_definer(sql: str, mode: LexMode, flavor: ServerFlavor | None) -> st
     as the relay puts it in the client's text (a view's definer is its creator's mirror,
     which may make no view for another)."""
     tokens = lex(sql, mode, flavor)[0].tokens
-    at = _view_name_at(tokens) if tokens and token_keyword(tokens[0]) == "CREATE" else None
+    at = _view_name_at(tokens)
     if at is None:
         return sql
     words = [token_keyword(t) for t in tokens[:at]]
