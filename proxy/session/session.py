@@ -1312,15 +1312,19 @@ class Session:
 
     async def _table_exists(self, database: str, table: str) -> bool:
         """GRANT on a table: ask the database's shard, through the caller's own backend login
-        there (the caller is that database's administrator, whose mirror sees every table)."""
+        there (the caller is that database's administrator, whose mirror sees every table); on
+        a sharded database, a logical table of the catalog or a view (physical database 0's)."""
         snapshot = self.ctx.snapshot()
         found = snapshot.database(database)
         if found is None or not _valid_utf8(table):
             # (a name that is not UTF-8 -- bytes the client sent, kept as surrogates -- names
             # no table, and would not even encode into the query)
             return False
-        if found.sharded:
-            return snapshot.table(database, table) is not None  # its logical tables
+        if found.sharded and snapshot.table(database, table) is not None:
+            return True  # one of its logical tables
+        # (a sharded database's other names: physical database 0's views, never its physical
+        # tables of split tables)
+        listing = "VIEWS" if found.sharded else "TABLES"
         try:
             assert self.account is not None
             conn = await self.ctx.mirrors.connect(
@@ -1330,7 +1334,7 @@ class Session:
             raise sql_error(ErrorCode.SERVER_GONE, f"Backend unavailable: {exc}") from None
         try:
             result = await conn.query(
-                f"{OWN_STATEMENT}SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+                f"{OWN_STATEMENT}SELECT 1 FROM information_schema.{listing} WHERE TABLE_SCHEMA = "
                 f"{quote_string(found.physical_name)} AND TABLE_NAME = {quote_string(table)}"
             )
             return bool(result.rows)

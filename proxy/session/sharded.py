@@ -125,6 +125,7 @@ from proxy.shard.metadata import (
     derived_column,
     logical_text,
     statistic_column,
+    text_column_length,
 )
 from proxy.shard.placement import IntegerHash, Placement, PlacementError, integer_hash, place
 from proxy.shard.route import (
@@ -140,6 +141,7 @@ from proxy.shard.route import (
 )
 from proxy.shard.sequences import SequenceAllocator, next_values
 from proxy.shard.statements import (
+    VIEWS_PROBE,
     CheckTables,
     CreateShardedTable,
     Decision,
@@ -284,6 +286,8 @@ _NO_DEFAULT = 4096
 _LAYOUTS_KEPT = 64  # plans' layouts whose renamings a session remembers (columns_for)
 _BINARY = 128
 _BIGINT_LENGTH = 21  # information_schema's BIGINT(21) statistics
+_BLOB = 16
+_TEXT_TYPE = 252  # MYSQL_TYPE_BLOB: information_schema's TEXT columns
 # The shapes every session learned, for one catalog snapshot each, by (fast key, database,
 # lexer mode, server flavor): a new session's statements of a known shape need not teach it
 # again (a shape is a function of those; each session still authorizes its statements).
@@ -1547,8 +1551,16 @@ class ShardedExecutor:
         first = layout.partitions[0]
         target = Target(0, first.shard, first.name, probe)
         conns = await self._acquire(layout, (target,), branch=False)
+        rows = decision.rows
         try:
             answer = await self._whole(layout, conns[0], target)
+            if answer is not None and decision.views is not None:
+                views = await self._whole(
+                    layout, conns[0], Target(0, first.shard, first.name, VIEWS_PROBE)
+                )
+                if views is None:
+                    return
+                rows = _with_views(decision, views[1])
         except (BackendError, ConnectionLost) as exc:
             self._lost(conns, exc, False)
             return
@@ -1562,7 +1574,7 @@ class ShardedExecutor:
                     head[index] = replace(column, name=name.encode()).build()
         for payload in head:
             self._emit(payload)
-        for row in decision.rows:
+        for row in rows:
             self._emit(build_text_row(row))
         self._emit(end)
 
@@ -3359,6 +3371,22 @@ class _SharedConnection:
             yield payload
 
 
+def _with_views(
+    decision: LocalRows, packets: Sequence[bytes]
+) -> tuple[tuple[str | None, ...], ...]:
+    """SHOW [FULL] TABLES' rows with physical database 0's views (``packets``: the rows
+    VIEWS_PROBE read, name and Table_type) that ``decision.views`` lists, in name order."""
+    listed = decision.views
+    assert listed is not None
+    rows = list(decision.rows)
+    full = len(decision.columns) > 1
+    for packet in packets:
+        name, kind = (_text(value) for value in text_row_values(packet, 2))
+        if listed(name, kind):
+            rows.append((name, kind) if full else (name,))
+    return tuple(sorted(rows, key=lambda row: (row[0] or "").lower()))
+
+
 def _value_at(packet: bytes, column: int) -> int:
     """Where column ``column``'s value starts in a text-protocol row."""
     pos = 0
@@ -3566,8 +3594,12 @@ class LogicalNames:
             # the definition the table's own column has.
             flags = column.flags | (_NO_DEFAULT if column.flags & _NOT_NULL else 0)
             length = column.length
+            type_code = column.type_code
             if statistic_column(column.table, column.org_name or column.name):
                 flags, length = (flags & ~_BINARY) | _NO_DEFAULT, _BIGINT_LENGTH
+            text = text_column_length(column.table, column.org_name or column.name, column.charset)
+            if text is not None:
+                flags, length, type_code = _NOT_NULL | _BLOB | _NO_DEFAULT, text, _TEXT_TYPE
             return replace(
                 column,
                 schema=b"information_schema",
@@ -3576,6 +3608,7 @@ class LogicalNames:
                 flags=flags,
                 decimals=0,
                 length=length,
+                type_code=type_code,
             ).build()
         schema = self.schema if column.schema == physical else column.schema
         table = tables.get(column.table, column.table)

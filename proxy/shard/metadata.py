@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from proxy.shard.route import Layout, is_name_token, is_op_token, token_keyword
+from proxy.sql.charsets import COLLATIONS
 from proxy.sql.lexer import LexedStatement, LexMode, ServerFlavor, Token, TokenKind, lex
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "physical_qualifiers",
     "sql_literal",
     "statistic_column",
+    "text_column_length",
 ]
 
 
@@ -97,6 +99,9 @@ class _Spec:
     columns: tuple[str, ...]
     schemas: tuple[str, ...]
     tables: tuple[tuple[str, str], ...] = ()
+    # Columns holding SQL text whose names the shard qualified with physical database 0's
+    # (a view's definition: `sales_0000`.`t`), which then qualify with the logical one's.
+    texts: tuple[str, ...] = ()
 
 
 def _cols(text: str) -> tuple[str, ...]:
@@ -202,6 +207,7 @@ _SPECS: Final = {
         ),
         ("TABLE_SCHEMA",),
         (("TABLE_NAME", "TABLE_SCHEMA"),),
+        ("VIEW_DEFINITION",),
     ),
     "SCHEMATA": _Spec(
         _cols(
@@ -522,7 +528,26 @@ def derived_column(table: bytes, column: bytes) -> bool:
     name = column.decode("ascii", "replace").upper()
     if name in _STATISTIC_COLUMNS.get(table.decode("ascii", "replace").upper(), ()):
         return True
-    return name in spec.schemas or any(name == t for t, _ in spec.tables)
+    return name in spec.schemas or name in spec.texts or any(name == t for t, _ in spec.tables)
+
+
+def text_column_length(table: bytes, column: bytes, collation: int) -> int | None:
+    """For ``column`` of information_schema ``table`` holding SQL text the derived table
+    rewrites (a view's definition, a REPLACE: LONGTEXT, nullable), the length MariaDB's own
+    column has in an answer in ``collation`` (its TEXT of 196605 characters: NOT NULL, BLOB);
+    None for other columns, or a character set the proxy does not know."""
+    spec = _SPECS.get(table.decode("ascii", "replace").upper())
+    if spec is None or column.decode("ascii", "replace").upper() not in spec.texts:
+        return None
+    widest = _MAX_CHARACTER_BYTES.get(COLLATIONS.get(collation, ""), 1)
+    return 196605 * widest
+
+
+# The longest character of the character sets answers may come in (others: one byte).
+_MAX_CHARACTER_BYTES: Final = {
+    "utf8mb4": 4, "utf8mb3": 3, "utf8": 3, "ujis": 3, "eucjpms": 3, "euckr": 2, "ucs2": 2,
+    "utf16": 4, "utf16le": 4, "utf32": 4,
+}  # fmt: skip
 
 
 _STATISTIC_COLUMNS: Final = {
@@ -570,6 +595,12 @@ def _derived(
             items.append(f"{summed[name]} AS {column}")
         elif name in spec.schemas:
             items.append(f"IF({column} = {p0}, {db}, {column}) AS {column}")
+        elif name in spec.texts:
+            schema = _quote(spec.schemas[0])
+            named, logical_named = (sql_literal(_quote(n) + ".") for n in (physical, logical))
+            # (its column definition is the column's own again: text_column_length)
+            replaced = f"REPLACE({column}, {named}, {logical_named})"
+            items.append(f"IF({schema} = {p0}, {replaced}, {column}) AS {column}")
         elif name in table_columns and first:
             cases = " ".join(
                 f"WHEN {sql_literal(name)} THEN {sql_literal(logical_name)}"

@@ -103,6 +103,7 @@ __all__ = [
     "hint_comment",
     "hinted",
     "key_slots",
+    "named_tables",
     "placed_targets",
     "recode_strings",
     "route",
@@ -1036,6 +1037,12 @@ def _references(tokens: Sequence[Token], layout: Layout) -> dict[str, _Reference
             " statement on it"
         )
     return found
+
+
+def named_tables(tokens: Sequence[Token], layout: Layout) -> list[LogicalTable]:
+    """The logical tables the statement of ``tokens`` names where the grammar has a table
+    name, in the order first named (1146 for a split table's physical name, as routing)."""
+    return [ref.table for ref in _references(tokens, layout).values()]
 
 
 def split_physical_names(layout: Layout) -> frozenset[str]:

@@ -7,9 +7,10 @@ purely from the statement's text and the database's :class:`~proxy.shard.route.L
   (single tables live there under their own names) exactly as an unsharded session relays it;
 * a :class:`~proxy.shard.route.Route` or :class:`~proxy.shard.route.NeedsSequence` -- DML and
   queries on sharded or broadcast tables (``proxy.shard.route``);
-* :class:`LocalRows` -- answered by the proxy: ``SHOW [FULL] TABLES [LIKE ...]`` (logical tables
-  only), ``SHOW CREATE TABLE t`` (the logical definition, DRDS clause included), ``SHOW
-  TOPOLOGY FROM t``, ``SHOW RULE [FROM t]``, ``SHOW NODE``;
+* :class:`LocalRows` -- answered by the proxy: ``SHOW [FULL] TABLES [LIKE ...]`` (logical tables,
+  and physical database 0's views, which read single tables only: ``_check_view``), ``SHOW
+  CREATE TABLE t`` (the logical definition, DRDS clause included), ``SHOW TOPOLOGY FROM t``,
+  ``SHOW RULE [FROM t]``, ``SHOW NODE``;
 * :class:`CreateShardedTable` -- ``CREATE TABLE`` (single, broadcast or sharded): the physical
   CREATE TABLE for every physical table, then the catalog records the logical table;
 * :class:`FanOut` -- ``DROP TABLE``, ``ALTER TABLE``, ``TRUNCATE``, ``CREATE / DROP INDEX``: the
@@ -24,7 +25,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from auth.errors import ErrorCode, SqlError, not_supported, sql_error
 from auth.model import DEFAULT_SEQUENCE_START, LogicalTable
@@ -50,6 +51,7 @@ from proxy.shard.route import (  # the token helpers routing reads statements wi
     hinted,
     is_name_token,
     is_op_token,
+    named_tables,
     quote_name,
     route,
     split_physical_names,
@@ -73,6 +75,7 @@ from proxy.sql.like import LikePattern, equal_general_ci, shows_database
 
 __all__ = [
     "BULK_MIN_CHARS",
+    "VIEWS_PROBE",
     "CreateShardedTable",
     "Decision",
     "FanOut",
@@ -130,6 +133,14 @@ class LocalRows:
     probe: str | None = None
     # No columns: the OK's notes (level, code, message), which SHOW WARNINGS shows.
     notes: tuple[tuple[str, int, str], ...] = ()
+    # SHOW [FULL] TABLES: physical database 0's views (the single tables' views, listed as
+    # the shard shows them to the account's mirror) join the rows, those this accepts (name,
+    # Table_type) -- VIEWS_PROBE reads them.
+    views: Callable[[str, str], bool] | None = None
+
+
+# Physical database 0's views: their names and Table_type, as the account's mirror sees them.
+VIEWS_PROBE = "SHOW FULL TABLES WHERE Table_type = 'VIEW'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,12 +183,13 @@ class FieldListing:
 
 
 def field_listing(layout: Layout, name: str) -> FieldListing:
-    """COM_FIELD_LIST of logical table ``name`` (1146 if the database has no such table)."""
+    """COM_FIELD_LIST of logical table ``name`` (1146 for a split table's physical table); a
+    name the catalog does not know is physical database 0's own (a view)."""
     table = layout.tables.get(name.lower())
-    if table is None:
+    if table is None and name.lower() in split_physical_names(layout):
         raise sql_error(ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{name}' doesn't exist")
     first = layout.partitions[0]
-    physical = table.physical_names_in(0, layout.count)[0]
+    physical = name if table is None else table.physical_names_in(0, layout.count)[0]
     return FieldListing(Target(0, first.shard, first.name, physical))
 
 
@@ -434,6 +446,8 @@ def decide(
         return None
     first = layout.partitions[0]
     sql = qualified or text
+    if statements[0].tokens and token_keyword(statements[0].tokens[0]) == "CREATE":
+        sql = _creator_definer(sql, mode, flavor)
     return Route("copy", "", False, True, (Target(0, first.shard, first.name, sql),))
 
 
@@ -501,6 +515,11 @@ def _decide_one(
         return SequenceDdl(parse_sequence_statement(text, lexed))
     if words[0] == "SHOW":
         return _show(text, tokens, layout, access)
+    if words[0] == "CREATE":
+        view = _view_name_at(tokens)
+        if view is not None:
+            _check_view(tokens, view, layout)
+            return None  # made on physical database 0, with the single tables it reads
     if words[0] == "CREATE" and "TABLE" in words and "TEMPORARY" not in words:
         return _create(text, layout, mode, flavor)
     if words[0] == "DROP" and words[1:2] == ["TABLE"]:
@@ -669,19 +688,23 @@ def _show(
         names = sorted(
             (t.name for t in layout.tables.values() if access.lists(t.name)), key=str.lower
         )
-        if pattern is not None:
-            shown = shows_database(pattern)
-            names = [n for n in names if shown(n)]
-        if where is not None:
-            names = [n for n in names if where(n, "BASE TABLE")]
+        shown = shows_database(pattern) if pattern is not None else None
+
+        def listed(name: str, kind: str) -> bool:
+            return (shown is None or shown(name)) and (where is None or where(name, kind))
+
+        names = [n for n in names if listed(n, "BASE TABLE")]
         column = f"Tables_in_{layout.name}" + (f" ({pattern})" if pattern is not None else "")
         if full:
             return LocalRows(
                 (column, "Table_type"),
                 tuple((n, "BASE TABLE") for n in names),
                 probe="SHOW FULL TABLES WHERE FALSE",
+                views=listed,
             )
-        return LocalRows((column,), tuple((n,) for n in names), probe="SHOW TABLES WHERE FALSE")
+        return LocalRows(
+            (column,), tuple((n,) for n in names), probe="SHOW TABLES WHERE FALSE", views=listed
+        )
     if words[rest : rest + 1] in (["COLUMNS"], ["FIELDS"]) or (
         not full and words[1:2] in (["INDEX"], ["INDEXES"], ["KEYS"])
     ):
@@ -722,6 +745,76 @@ def _show(
             return None
         return LocalRows(("Table", "Create Table"), ((table.name, _definition(table)),))
     return None
+
+
+# What may stand between CREATE and VIEW: [OR REPLACE] [ALGORITHM = a] [DEFINER = account]
+# [SQL SECURITY s] (an account's own tokens aside).
+_BEFORE_VIEW: Final = frozenset({"OR", "REPLACE", "ALGORITHM", "DEFINER", "SQL", "SECURITY"})
+
+
+def _view_name_at(tokens: Sequence[Token]) -> int | None:
+    """The index of the view's name (its database's, when qualified) in a ``CREATE [OR
+    REPLACE] [ALGORITHM = ...] [DEFINER = ...] [SQL SECURITY ...] VIEW [IF NOT EXISTS] v``;
+    None when the statement is no CREATE VIEW."""
+    for index in range(1, min(len(tokens), 24)):
+        word = token_keyword(tokens[index])
+        if word == "VIEW":
+            at = index + 1
+            if [token_keyword(t) for t in tokens[at : at + 3]] == ["IF", "NOT", "EXISTS"]:
+                at += 3
+            return at if at < len(tokens) else None
+        if word in ("AS", "SELECT", "TABLE", "INDEX", "SEQUENCE") or (
+            index == 1 and word not in _BEFORE_VIEW
+        ):
+            return None
+    return None
+
+
+def _creator_definer(sql: str, mode: LexMode, flavor: ServerFlavor | None) -> str:
+    """``sql`` -- a statement sent to physical database 0 in a text of the proxy's own (its
+    qualifiers made physical) -- with a CREATE VIEW's DEFINER account as ``CURRENT_USER``,
+    as the relay puts it in the client's text (a view's definer is its creator's mirror,
+    which may make no view for another)."""
+    tokens = lex(sql, mode, flavor)[0].tokens
+    at = _view_name_at(tokens)
+    if at is None:
+        return sql
+    words = [token_keyword(t) for t in tokens[:at]]
+    if "DEFINER" not in words:
+        return sql
+    start = words.index("DEFINER") + 1
+    if start < at and is_op_token(tokens[start], "="):
+        start += 1
+    end = next(i for i in range(start, at) if words[i] in ("SQL", "VIEW"))
+    return f"{sql[: tokens[start].pos]}CURRENT_USER {sql[tokens[end].pos :]}"
+
+
+def _check_view(tokens: Sequence[Token], at: int, layout: Layout) -> None:
+    """A CREATE VIEW on a sharded database: made on physical database 0 as written, so it
+    may read only what lives there whole -- single tables (and other such views). A view
+    reading a sharded table would read physical database 0's partition alone, and one of a
+    broadcast table would take writes through it to copy 0 alone: 1235. 1050 for a view named
+    as a table split by TBPARTITION BY (physical database 0 has no table of its name), 1235
+    for one named as such a table's physical table."""
+    qualified = at + 2 < len(tokens) and is_op_token(tokens[at + 1], ".")
+    if qualified and tokens[at].value.lower() != layout.name.lower():
+        return  # another database's view: the analysis decides (1235 / 1044)
+    name = tokens[at + 2] if qualified else tokens[at]
+    key = name.value.lower()
+    table = layout.tables.get(key)
+    if table is not None and table.rule.split_tables:
+        raise sql_error(ErrorCode.TABLE_EXISTS, f"Table '{table.name}' already exists")
+    if key in split_physical_names(layout):
+        raise not_supported(
+            f"a view named as a physical table of a split table ({name.value}) on a sharded"
+            " database"
+        )
+    for read in named_tables(tokens, layout):
+        if read.rule.kind != "single":
+            raise not_supported(
+                f"a view reading {read.rule.kind} table {read.name}: on a sharded database a"
+                " view may read single tables only (query the table itself)"
+            )
 
 
 def _tables_where(
@@ -801,16 +894,20 @@ def _show_table(
         return None  # another database's: the analysis decides
     name = tokens[name_at]
     table = layout.tables.get(name.value.lower())
-    if table is None:
+    if table is None and name.value.lower() in split_physical_names(layout):
         raise sql_error(
             ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{name.value}' doesn't exist"
         )
-    physical = table.physical_names_in(0, layout.count)[0]
+    # A name the catalog does not know is physical database 0's own (a view: its columns,
+    # or the shard's 1146 under the logical name).
+    physical = name.value if table is None else table.physical_names_in(0, layout.count)[0]
     sql = f"{text[: tokens[at].pos]}FROM {quote_name(physical)}"
     if after < count:
         sql += " " + text[tokens[after].pos :]
     first = layout.partitions[0]
     target = Target(0, first.shard, first.name, sql)
+    if table is None:
+        return Route("copy", "", False, True, (target,))
     if index:
         others: list[tuple[int, str]] = []
         if table.rule.kind == "sharded":
@@ -974,6 +1071,11 @@ def _drop(tokens: Sequence[Token], layout: Layout) -> Decision | None:
         names.append(item[-1].value)
     tables = [layout.tables.get(n.lower()) for n in names]
     missing = [n for n, t in zip(names, tables, strict=True) if t is None]
+    if len(missing) == len(names) and not any(
+        n.lower() in split_physical_names(layout) for n in names
+    ):
+        # Physical database 0's own names (a view: MariaDB's 1965 'db.v' is a view), or none.
+        return None
     if missing and not if_exists:
         shown = ",".join(f"{layout.name}.{n}" for n in missing)
         raise sql_error(ErrorCode.BAD_TABLE, f"Unknown table '{shown}'")
@@ -1003,7 +1105,10 @@ def _rename(tokens: Sequence[Token], layout: Layout) -> Decision | None:
         raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
     pairs: list[tuple[LogicalTable, str]] = []
     taken = set(layout.tables)
-    for item in _split_commas(tokens[2:]):
+    items = _split_commas(tokens[2:])
+    if _renames_views(items, layout):
+        return None  # physical database 0's own names (views): run there as written
+    for item in items:
         words = [token_keyword(t) for t in item]
         if "TO" not in words:
             raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
@@ -1045,6 +1150,34 @@ def _rename(tokens: Sequence[Token], layout: Layout) -> Decision | None:
         _ordered(found, layout),
         renames=tuple((t.name, new) for t, new in pairs),
     )
+
+
+def _renames_views(items: Sequence[Sequence[Token]], layout: Layout) -> bool:
+    """Whether a RENAME TABLE renames only names the catalog does not know (physical database
+    0's own: views), to names no table of the database has: it then runs there as written
+    (the shard's 1146 for a name it has not either). 1050 for a new name a table has; such
+    names with tables of the catalog in one RENAME: 1235."""
+    physical_only = split_physical_names(layout)
+    unknown = 0
+    for item in items:
+        words = [token_keyword(t) for t in item]
+        if "TO" not in words or words.index("TO") == 0 or not is_name_token(item[-1]):
+            return False  # (the syntax error below)
+        if any(
+            is_op_token(t, ".") and i > 0 and item[i - 1].value.lower() != layout.name.lower()
+            for i, t in enumerate(item)
+        ):
+            return False  # (another database's: refused below)
+        old = item[words.index("TO") - 1]
+        known = old.value.lower() in layout.tables or old.value.lower() in physical_only
+        if not known:
+            unknown += 1
+            new = item[-1].value.lower()
+            if new in layout.tables or new in physical_only:
+                raise sql_error(ErrorCode.TABLE_EXISTS, f"Table '{item[-1].value}' already exists")
+    if 0 < unknown < len(items):
+        raise not_supported("RENAME TABLE of views together with tables on a sharded database")
+    return unknown > 0
 
 
 def _check(tokens: Sequence[Token], layout: Layout) -> Decision | None:

@@ -3,6 +3,8 @@ decisions -- the physical statements per physical database, and the local answer
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from auth.errors import SqlError
@@ -125,7 +127,8 @@ def test_ddl_fans_out_to_every_physical_table(
     [
         ("ALTER TABLE t MODIFY id bigint", 1235, "shard key column"),
         ("ALTER TABLE t RENAME TO x", 1235, "RENAME"),
-        ("DROP TABLE nope", 1051, "Unknown table 'db.nope'"),
+        ("DROP TABLE nope, t", 1051, "Unknown table 'db.nope'"),
+        ("DROP TABLE u_01", 1051, "Unknown table 'db.u_01'"),
         ("RENAME TABLE t TO b", 1050, "already exists"),
         ("SHOW TOPOLOGY FROM nope", 1146, "doesn't exist"),
         ("SHOW TABLES WHERE Tables_in_db = 1", 1235, "WHERE"),
@@ -139,14 +142,24 @@ def test_ddl_refusals(sql: str, errno: int, text: str) -> None:
 
 
 def test_show_commands() -> None:
-    assert decide("SHOW TABLES", LAYOUT) == LocalRows(
+    tables = decide("SHOW TABLES", LAYOUT)
+    assert isinstance(tables, LocalRows) and tables.views is not None
+    assert replace(tables, views=None) == LocalRows(
         ("Tables_in_db",), (("b",), ("s",), ("t",), ("u",)), probe="SHOW TABLES WHERE FALSE"
     )
-    assert decide("SHOW FULL TABLES LIKE 'u%'", LAYOUT) == LocalRows(
+    assert tables.views("v", "VIEW")
+    full = decide("SHOW FULL TABLES LIKE 'u%'", LAYOUT)
+    assert isinstance(full, LocalRows) and full.views is not None
+    assert replace(full, views=None) == LocalRows(
         ("Tables_in_db (u%)", "Table_type"),
         (("u", "BASE TABLE"),),
         probe="SHOW FULL TABLES WHERE FALSE",
     )
+    # Physical database 0's views join the listing as its LIKE and WHERE take them.
+    assert full.views("uv", "VIEW") and not full.views("v", "VIEW")
+    where = decide("SHOW FULL TABLES WHERE Table_type = 'BASE TABLE'", LAYOUT)
+    assert isinstance(where, LocalRows) and where.views is not None
+    assert not where.views("v", "VIEW")
     topology = decide("SHOW TOPOLOGY FROM u", LAYOUT)
     assert isinstance(topology, LocalRows)
     assert topology.rows == (
@@ -211,3 +224,57 @@ def test_show_tables_where_beyond_what_tools_write_is_an_error(sql: str, errno: 
     with pytest.raises(SqlError) as info:
         decide(sql, LAYOUT)
     assert info.value.errno == errno
+
+
+def test_views_live_on_physical_database_0_with_the_single_tables() -> None:
+    # Reading single tables only (or nothing, or another view): made there as written.
+    for sql in (
+        "CREATE VIEW v AS SELECT * FROM s",
+        "CREATE OR REPLACE ALGORITHM = MERGE DEFINER = `x`@`%` SQL SECURITY INVOKER VIEW"
+        " v (a) AS SELECT 1",
+        "CREATE VIEW IF NOT EXISTS v2 AS SELECT * FROM v",
+        "DROP VIEW v",
+        "RENAME TABLE v TO v2, v3 TO v4",
+    ):
+        assert decide(sql, LAYOUT) is None, sql
+    # (a qualifier naming the logical database names physical database 0 there)
+    found = decide("CREATE VIEW db.v AS SELECT * FROM db.s", LAYOUT)
+    assert _targets(found) == [(0, "CREATE VIEW `db_0000`.v AS SELECT * FROM `db_0000`.s")]
+    # ... and its DEFINER account is its creator, as the relay makes it in the client's text.
+    found = decide("CREATE DEFINER = 'x'@'%' SQL SECURITY DEFINER VIEW db.v AS SELECT 1", LAYOUT)
+    assert _targets(found) == [
+        (0, "CREATE DEFINER = CURRENT_USER SQL SECURITY DEFINER VIEW `db_0000`.v AS SELECT 1")
+    ]
+    found = decide("CREATE DEFINER=`x`@`%` VIEW v AS SELECT DATABASE() AS d", LAYOUT)
+    assert _targets(found) == [
+        (
+            0,
+            "CREATE DEFINER=CURRENT_USER VIEW v AS SELECT"
+            " NULLIF(CONVERT(CAST('db' AS CHAR(64)) USING utf8mb3), NULL) AS d",
+        )
+    ]
+    # A view's columns: physical database 0's own name.
+    columns = decide("SHOW COLUMNS FROM v FROM db", LAYOUT)
+    assert _targets(columns) == [(0, "SHOW COLUMNS FROM `v`")]
+
+
+@pytest.mark.parametrize(
+    ("sql", "errno", "text"),
+    [
+        ("CREATE VIEW v AS SELECT * FROM t", 1235, "reading sharded table t"),
+        ("CREATE VIEW v AS SELECT * FROM s WHERE id IN (SELECT id FROM u)", 1235, "table u"),
+        ("CREATE OR REPLACE VIEW v AS SELECT * FROM s JOIN b ON b.k = s.id", 1235, "table b"),
+        ("CREATE SQL SECURITY INVOKER VIEW v AS SELECT * FROM db.b", 1235, "broadcast table b"),
+        ("CREATE VIEW u AS SELECT 1", 1050, "Table 'u' already exists"),
+        ("CREATE VIEW u_01 AS SELECT 1", 1235, "physical table"),
+        ("CREATE VIEW v AS SELECT * FROM u_01", 1146, "doesn't exist"),
+        ("RENAME TABLE v TO u", 1050, "Table 'u' already exists"),
+        ("RENAME TABLE v TO v2, s TO s2", 1235, "views together with tables"),
+        ("SHOW COLUMNS FROM u_01", 1146, "doesn't exist"),
+    ],
+)
+def test_views_refused(sql: str, errno: int, text: str) -> None:
+    with pytest.raises(SqlError) as caught:
+        decide(sql, LAYOUT)
+    assert caught.value.errno == errno
+    assert text in caught.value.message
