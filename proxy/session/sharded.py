@@ -107,6 +107,7 @@ from proxy.plan.plan import (
     prepared_lexing,
     sharded_layout,
 )
+from proxy.session.definers import may_show_definers
 from proxy.session.fast import execute_types
 from proxy.session.grants import grant_column
 from proxy.session.link import (
@@ -207,6 +208,12 @@ class Session(Protocol):
 
     @property
     def ctx(self) -> SessionHost[Any]: ...
+    async def relay_definers(
+        self,
+        conn: BackendConnection,
+        columns: Callable[[bytes], bytes] | None,
+        statement_id: int | None = None,
+    ) -> ResponseScanner: ...
     @property
     def client(self) -> ClientConnection: ...
     @property
@@ -1205,12 +1212,19 @@ class ShardedExecutor:
                 )
 
     async def _relay_logical(
-        self, conn: BackendConnection, target: Target, layout: Layout
+        self,
+        conn: BackendConnection,
+        target: Target,
+        layout: Layout,
+        statement_id: int | None = None,
     ) -> ResponseScanner:
         """Relay the answer of one statement sent to ``target`` with its column definitions
         (and error) naming the logical database and tables where they named the physical ones
         (the rows as they come)."""
         columns = self.logical_names(layout).rewrite(target.database)
+        if may_show_definers(target.sql):
+            # (a view's definer: its creator's account, not its mirror)
+            return await self.session.relay_definers(conn, columns, statement_id)
         return await conn.relay(self.session.client, ResponseKind.QUERY, columns)
 
     def link_columns(
@@ -2684,7 +2698,7 @@ class ShardedExecutor:
                 conn.send(packets[0])
                 replied = True
                 if decision.reads_rows and not decision.write:
-                    await self._relay_logical(conn, targets[0], layout)
+                    await self._relay_logical(conn, targets[0], layout, statement.client_id)
                 else:
                     await conn.relay(session.client, ResponseKind.QUERY)
             elif decision.reads_rows and not decision.write:
