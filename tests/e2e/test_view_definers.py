@@ -20,6 +20,7 @@ import pytest
 
 from proxy.backend.mirror import mirror_user
 from tests.conftest import connect_admin
+from tests.e2e.binclient import BinaryClient
 from tests.e2e.conftest import ProxyEnv
 from tests.e2e.sharded import physical, sharded_database
 from tests.e2e.test_enforcement import PASSWORD, Env, rows
@@ -130,6 +131,17 @@ def test_a_views_definer_is_its_creators_account(env: Env) -> None:
                 cur.close()
             finally:
                 prepared.close()
+        # A cursor's rows (COM_STMT_FETCH)
+        client = BinaryClient(proxy.port, creator, PASSWORD, "easydb")
+        try:
+            statement = client.prepare(
+                "SELECT TABLE_NAME, DEFINER FROM information_schema.VIEWS WHERE TABLE_NAME = ?"
+            )
+            for _ in range(2):
+                assert client.execute(statement, ["vd_v"], cursor=True) == []
+                assert client.fetch(statement, 10) == [("vd_v", f"{creator}@%")]
+        finally:
+            client.close()
         # Another account (the administrator) sees the view with its own creator, and its own
         # view with itself.
         env.shard_exec("DROP VIEW IF EXISTS vd_admin")
