@@ -45,7 +45,14 @@ from proxy.wire.packets import Capability, frame, read_lenenc_int
 from proxy.wire.scanner import ProtocolViolation, ResponseKind, ResponseScanner
 from proxy.wire.stream import ConnectionLost, PacketConnection, PacketTooLarge
 
-__all__ = ["Definers", "may_show_definers", "relay_definers", "renamed_create_view"]
+__all__ = [
+    "Definers",
+    "RowRenamer",
+    "may_show_definers",
+    "relay_definers",
+    "renamed_create_view",
+    "row_renamer",
+]
 
 _DEPRECATE_EOF: Final = int(Capability.DEPRECATE_EOF)
 _CACHE_METADATA: Final = int(Capability.MARIADB_CLIENT_CACHE_METADATA)
@@ -181,24 +188,42 @@ def _renamings(
     return {i: renamed_definer for i, c in enumerate(columns) if _is_definer(c)}
 
 
-def _renamed_row(
-    payload: bytes,
-    rows: TextRows | BinaryRows,
-    count: int,
-    renamings: dict[int, Callable[[bytes, Definers], bytes]],
-    definers: Definers,
-) -> bytes:
-    values = rows.parse(payload, count)
-    changed = False
-    for index, rename in renamings.items():
-        value = values[index]
-        if value is None:
-            continue
-        renamed = rename(value, definers)
-        if renamed != value:
-            values[index] = renamed
-            changed = True
-    return rows.build(values) if changed else payload
+class RowRenamer:
+    """The rows of one result set (``columns``; ``binary``: COM_STMT_EXECUTE's rows) with
+    their definers renamed."""
+
+    def __init__(
+        self,
+        columns: Sequence[ColumnDefinition],
+        renamings: dict[int, Callable[[bytes, Definers], bytes]],
+        binary: bool,
+        definers: Definers,
+    ) -> None:
+        self._count = len(columns)
+        self._renamings = renamings
+        self._rows = BinaryRows(columns) if binary else TextRows(columns)
+        self._definers = definers
+
+    def row(self, payload: bytes) -> bytes:
+        values = self._rows.parse(payload, self._count)
+        changed = False
+        for index, rename in self._renamings.items():
+            value = values[index]
+            if value is None:
+                continue
+            renamed = rename(value, self._definers)
+            if renamed != value:
+                values[index] = renamed
+                changed = True
+        return self._rows.build(values) if changed else payload
+
+
+def row_renamer(
+    columns: Sequence[ColumnDefinition], binary: bool, definers: Definers
+) -> RowRenamer | None:
+    """The renaming of a result set's rows; None when none of its columns shows a definer."""
+    renamings = _renamings(columns)
+    return RowRenamer(columns, renamings, binary, definers) if renamings else None
 
 
 # --- the relay -------------------------------------------------------------------------------
@@ -212,8 +237,7 @@ class _Result:
 
     expected: int = 0
     columns: list[ColumnDefinition] = field(default_factory=list)
-    rows: TextRows | BinaryRows | None = None
-    renamings: dict[int, Callable[[bytes, Definers], bytes]] = field(default_factory=dict)
+    renamer: RowRenamer | None = None
 
 
 async def relay_definers(
@@ -242,8 +266,7 @@ async def relay_definers(
     if fetch:
         phase = _ROWS
         if known is not None:
-            result = _Result(len(known))
-            _ready(result, known, binary)
+            result = _Result(len(known), renamer=row_renamer(known, binary, definers))
     last: list[ColumnDefinition] | None = known
     try:
         while True:
@@ -265,7 +288,7 @@ async def relay_definers(
                     )
                     if cached:
                         if known is not None and len(known) == result.expected:
-                            _ready(result, known, binary)
+                            result.renamer = row_renamer(known, binary, definers)
                         phase = _ROWS if capabilities & _DEPRECATE_EOF else _EOF
                     elif result.expected:
                         phase = _DEFS
@@ -276,7 +299,7 @@ async def relay_definers(
                 if columns is not None:
                     out = columns(out)
                 if len(result.columns) == result.expected:
-                    _ready(result, result.columns, binary)
+                    result.renamer = row_renamer(result.columns, binary, definers)
                     last = result.columns
                     phase = _ROWS if capabilities & _DEPRECATE_EOF else _EOF
             elif phase == _EOF:
@@ -285,10 +308,8 @@ async def relay_definers(
                 if first == b"\xff" and errors is not None:
                     out = errors(out)
                 phase = _FIRST
-            elif result.rows is not None and result.renamings:
-                out = _renamed_row(
-                    payload, result.rows, result.expected, result.renamings, definers
-                )
+            elif result.renamer is not None:
+                out = result.renamer.row(payload)
             seq = client.write(seq, out)
             if scanner.feed(frame(0, payload)) >= 0:
                 if scanner.status is not None:
@@ -307,12 +328,6 @@ async def relay_definers(
         raise
     finally:
         conn.waiting_since = 0.0
-
-
-def _ready(result: _Result, columns: Sequence[ColumnDefinition], binary: bool) -> None:
-    result.renamings = _renamings(columns)
-    if result.renamings:
-        result.rows = BinaryRows(columns) if binary else TextRows(columns)
 
 
 def _lost(conn: BackendConnection, cause: Exception) -> BackendError:

@@ -107,7 +107,7 @@ from proxy.plan.plan import (
     prepared_lexing,
     sharded_layout,
 )
-from proxy.session.definers import may_show_definers
+from proxy.session.definers import Definers, RowRenamer, may_show_definers, row_renamer
 from proxy.session.fast import execute_types
 from proxy.session.grants import grant_column
 from proxy.session.link import (
@@ -214,6 +214,7 @@ class Session(Protocol):
         columns: Callable[[bytes], bytes] | None,
         statement_id: int | None = None,
     ) -> ResponseScanner: ...
+    def definers(self) -> Definers: ...
     @property
     def client(self) -> ClientConnection: ...
     @property
@@ -1429,7 +1430,9 @@ class ShardedExecutor:
             send(index, hold=index != 0)
         try:
             names = self.logical_names(layout)
-            await self._concatenate(conns, targets, names, in_flight, following, send)
+            await self._concatenate(
+                conns, targets, names, in_flight, following, send, bool(packets)
+            )
         except BaseException:
             # A connection failed (or the task was cancelled): those with an answer still
             # coming are not reused.
@@ -1456,10 +1459,15 @@ class ShardedExecutor:
         in_flight: set[int],
         following: Mapping[int, int],
         send: Callable[[int, bool], None],
+        binary: bool = False,
     ) -> None:
         session = self.session
         client = session.client
         columns: int | None = None
+        # A copy on physical database 0 that may show a view's definer: its creator's
+        # account in the rows (proxy.session.definers; the other path of such a copy).
+        renamer: RowRenamer | None = None
+        definers = len(targets) == 1 and may_show_definers(targets[0].sql)
         ok_affected = 0
         last_end: bytes | None = None
         for index, target in enumerate(targets):
@@ -1495,6 +1503,9 @@ class ShardedExecutor:
             if columns is None:
                 columns = count_ or 0
                 rewrite = names.rewrite(target.database)
+                if definers and len(header) > defs:
+                    parsed = [ColumnDefinition.parse(p) for p in header[1 : 1 + defs]]
+                    renamer = row_renamer(parsed, binary, session.definers())
                 self._emit(first)
                 for payload in header[1 : 1 + defs]:
                     self._emit(rewrite(payload))
@@ -1523,7 +1534,7 @@ class ShardedExecutor:
                     in_flight.discard(index)
                     self._emit(packet)
                     return
-                self._emit(packet)
+                self._emit(packet if renamer is None else renamer.row(packet))
                 if client.write_paused:
                     # Backpressure: the shard waits (TCP) while the client catches up, so
                     # nothing piles up in the proxy.

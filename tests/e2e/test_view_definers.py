@@ -17,6 +17,7 @@ from typing import Any
 
 import pymysql
 import pytest
+from pymysql.constants import CLIENT
 
 from proxy.backend.mirror import mirror_user
 from tests.conftest import connect_admin
@@ -248,6 +249,7 @@ def test_a_dump_names_the_creator_and_loads_through_the_proxy(proxy: ProxyEnv) -
 # A sharded database (views live in physical database 0)
 
 SHARDED = "vdshard"
+CHARSETS = ("utf8mb4", "utf8mb4_general_ci")
 SHARDED_PASSWORD = "Vd#shard1"
 
 
@@ -279,6 +281,23 @@ def test_sharded_database_views_name_their_creator(proxy: ProxyEnv) -> None:
                 "WHERE TABLE_SCHEMA = DATABASE()",
             ):
                 assert rows(conn, sql) == [(SHARDED, "vdsh@%")], sql
+        # in a multi-statement packet (each statement run by the sharded executor)
+        with proxy.connect(
+            user="vdsh", password=PASSWORD, database=SHARDED, client_flag=CLIENT.MULTI_STATEMENTS
+        ) as conn:
+            for sql, wanted in (
+                ("SELECT DEFINER FROM information_schema.VIEWS", ("vdsh@%",)),
+                (
+                    "SHOW CREATE VIEW sh_view",
+                    ("sh_view", expected, "utf8mb4", "utf8mb4_general_ci"),
+                ),
+            ):
+                with conn.cursor() as several:
+                    several.execute(f"SELECT 1; {sql}; {sql}")
+                    answers = [several.fetchall()]
+                    while several.nextset():
+                        answers.append(several.fetchall())
+                assert answers == [((1,),), (wanted,), (wanted,)], sql
         with proxy.connector(user="vdsh", password=PASSWORD, database=SHARDED) as prepared:
             cur: Any = prepared.cursor(prepared=True)
             cur.execute("SELECT TABLE_SCHEMA, DEFINER FROM information_schema.VIEWS")
