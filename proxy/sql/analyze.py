@@ -142,6 +142,9 @@ Decisions where the specification is silent
   creator's current grants. (The mirror, holding no SUPER or SET USER, could not make a view
   for another definer anyway; without the replacement a dump would not load elsewhere.) Other
   objects with a DEFINER or SQL SECURITY clause (routines, triggers, events) stay refused.
+  Where the shard shows a view's definer (``SHOW CREATE TABLE|VIEW``, a query naming
+  ``information_schema.VIEWS``: ``Statement.shows_definers``), the relay shows the creator's
+  account instead of its mirror (``proxy.session.definers``).
 * ``SET``: only session scope; system variables from an allow-list, with literal values only;
   ``sql_mode`` returns the new :class:`LexMode` (``ANSI`` implies ``ANSI_QUOTES`` and
   ``IGNORE_SPACE``; ``ORACLE``, ``MSSQL``, ``DB2``, ``POSTGRESQL``, ``MAXDB`` are refused;
