@@ -300,8 +300,13 @@ def test_sharded_database_views_name_their_creator(proxy: ProxyEnv) -> None:
                 assert answers == [((1,),), (wanted,), (wanted,)], sql
         with proxy.connector(user="vdsh", password=PASSWORD, database=SHARDED) as prepared:
             cur: Any = prepared.cursor(prepared=True)
-            cur.execute("SELECT TABLE_SCHEMA, DEFINER FROM information_schema.VIEWS")
-            assert [tuple(r) for r in cur.fetchall()] == [(SHARDED, "vdsh@%")]
+            for _ in range(3):  # (executed again: not a fast path's)
+                cur.execute(
+                    "SELECT TABLE_SCHEMA, DEFINER FROM information_schema.VIEWS"
+                    " WHERE TABLE_NAME = ?",
+                    ("sh_view",),
+                )
+                assert [tuple(r) for r in cur.fetchall()] == [(SHARDED, "vdsh@%")]
             cur.execute("SHOW CREATE VIEW sh_view")
             assert cur.fetchall()[0][1] == expected
             cur.close()
