@@ -28,7 +28,6 @@ and mirrors hold no privilege on them.
 
 from __future__ import annotations
 
-import hmac
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -67,10 +66,10 @@ class Definers:
     snapshot: CatalogSnapshot
     secret: bytes
     physical: Sequence[str]
-    _suffixes: tuple[str, ...] = field(default=(), init=False)
+    _suffixes: frozenset[str] = field(default=frozenset(), init=False)
 
     def __post_init__(self) -> None:
-        self._suffixes = tuple(mirror_suffix(self.secret, name) for name in self.physical)
+        self._suffixes = frozenset(mirror_suffix(self.secret, name) for name in self.physical)
 
     def account(self, user: str, host: str) -> tuple[str, str] | None:
         """The client's ``(user, host)`` of the mirror ``user@host``; None: not a mirror of
@@ -80,8 +79,7 @@ class Definers:
         account_id = mirror_account_id(user)
         if account_id is None:
             return None
-        suffix = user[-9:]
-        if not any(hmac.compare_digest(suffix, s) for s in self._suffixes):
+        if user[-9:] not in self._suffixes:
             return None
         account = self.snapshot.account(account_id)
         if account is None:
