@@ -246,9 +246,14 @@ class Effects:
     # columns' definitions the relay gives back (not a fast-path relay, which relays them
     # as they come).
     grant_views: tuple[tuple[str, str], ...] = ()
+    # The answer may show a view's definer (``Statement.shows_definers``): relayed by
+    # proxy.session.definers, which names the client's accounts where the shard names their
+    # mirrors (not a fast-path relay).
+    definers: bool = False
 
 
 NO_EFFECTS = Effects()
+_DEFINERS_ONLY = Effects(definers=True)  # (a sharded packet's copies: may_show_definers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,6 +519,7 @@ def statement_effects(statement: Statement) -> Effects:
         and not statement.replay
         and not statement.releases
         and not views
+        and not statement.shows_definers
     ):
         return NO_EFFECTS
     return Effects(
@@ -523,6 +529,7 @@ def statement_effects(statement: Statement) -> Effects:
         replay=statement.replay,
         hold=bool(statement.readback),
         grant_views=views,
+        definers=statement.shows_definers,
     )
 
 
@@ -887,6 +894,7 @@ def _query(command: Query, view: SessionView, snapshot: CatalogSnapshot) -> Plan
         readback=tuple(readback),
         replay=tuple(replay),
         grant_views=grant_views(statements),
+        definers=any(statement.shows_definers for statement in statements),
     )
     return Relay(
         ResponseKind.QUERY,
@@ -922,7 +930,7 @@ def _sharded_packet(
         if (
             kills
             or not isinstance(decided, Relay)
-            or decided.effects is not NO_EFFECTS
+            or decided.effects not in (NO_EFFECTS, _DEFINERS_ONLY)
             or statement.identity
             or statement.definer is not None
         ):
@@ -1166,5 +1174,8 @@ def _statement_command(
     if not isinstance(decided, Relay):
         return decided
     if code == COM_STMT_FETCH:
-        return Relay(ResponseKind.FETCH, None)
+        # (a cursor's rows may show a view's definer: proxy.session.definers)
+        return Relay(
+            ResponseKind.FETCH, None, _DEFINERS_ONLY if decided.effects.definers else NO_EFFECTS
+        )
     return Relay(ResponseKind.QUERY, prepared.digest, decided.effects)

@@ -41,6 +41,11 @@ class SessionHost(LoginServices, Protocol[S]):
         ...
 
     @property
+    def secret(self) -> bytes:
+        """The catalog secret (mirror names carry a keyed hash made with it)."""
+        ...
+
+    @property
     def analysis_pool(self) -> FairPool:
         """Where statements are analysed when that is too slow for the event loop (one
         analysis at a time per tenant)."""

@@ -50,6 +50,7 @@ from proxy.backend.connection import (
     quote_string,
 )
 from proxy.backend.pool import ShardPool
+from proxy.merge.values import ColumnDefinition
 from proxy.ops.digest import DIGEST_COLUMNS, digest_table
 from proxy.plan.authorize import Caller
 from proxy.plan.plan import (
@@ -95,6 +96,7 @@ from proxy.plan.plan import (
 )
 from proxy.plan.rewrite import IdentityValues, Splice, apply_splices, sql_string
 from proxy.session.account_statements import ResultReply, execute_account_statement
+from proxy.session.definers import Definers, relay_definers
 from proxy.session.fast import Activity, FastPath, calls, execute_types, opens_cursor
 from proxy.session.grants import grant_columns
 from proxy.session.host import SessionHost
@@ -184,6 +186,7 @@ _STATEMENT_COMMANDS = frozenset(
 INLINE_ANALYSIS_LIMIT = 16 * 1024
 # A response held back until the session state it leaves is checked (a SET from an expression).
 HOLD_LIMIT = 1024 * 1024
+_DEFINER_STATEMENTS_KEPT = 1024  # prepared statements' column definitions kept (definers)
 # A COM_STMT_PREPARE answer read whole (parameter and column definitions).
 PREPARE_LIMIT = 16 * 1024 * 1024
 # (see proxy/session/fast.py: an enum member read from a module constant)
@@ -257,6 +260,11 @@ class Session:
         self.cancelled_at = 0.0  # activity.since of the statement query_timeout interrupted
         self.cut = False  # drain_timeout passed: end before the next command, whatever is open
         self.relayed: ResponseScanner | None = None  # the last relayed statement's answer
+        # Views' definers as the client knows them (proxy.session.definers): the renaming for
+        # the current snapshot and database, and the column definitions of the last answer to
+        # each prepared statement that may show one (an execution's answer may leave them out).
+        self._definers: Definers | None = None
+        self._definer_columns: dict[int, list[ColumnDefinition]] = {}
         # The fast path (proxy/session/fast.py): its memoized plans, the fast command in
         # flight; its hook, bound once (set on the client while the command loop waits).
         self.fast = FastPath(self)
@@ -646,6 +654,7 @@ class Session:
         elif isinstance(decided, Forward):
             if decided.closes is not None:
                 self.prepared.pop(decided.closes, None)
+                self._definer_columns.pop(decided.closes, None)
                 self.link.statements.close(decided.closes, self.link.send_close)
             else:
                 assert isinstance(command, StatementCommand)
@@ -736,6 +745,7 @@ class Session:
             # COM_RESET_CONNECTION with nothing on the shard: reset here.
             self.link.reset()
             self.prepared.clear()
+            self._definer_columns.clear()
             self.sharded.forget_statements()
             self._reply_ok()
             return
@@ -777,6 +787,14 @@ class Session:
         try:
             if effects.hold:
                 await self._relay_held(conn, relay)
+            elif effects.definers:
+                columns = self.sharded.link_columns()
+                if effects.grant_views:
+                    columns = grant_columns(effects.grant_views, columns)
+                executed = command.statement_id if isinstance(command, StatementCommand) else None
+                fetch = relay.response is ResponseKind.FETCH
+                scanner = await self.relay_definers(conn, columns, executed, fetch)
+                self.relayed = scanner
             else:
                 columns = self.sharded.link_columns()
                 if effects.grant_views:
@@ -820,6 +838,7 @@ class Session:
                 )
             if effects.resets and scanner is not None and not scanner.error:
                 self.prepared.clear()
+                self._definer_columns.clear()
                 self.sharded.forget_statements()
                 self.link.reset()
                 self.link.state.lex_mode = await self.link.read_back(conn, ())
@@ -936,6 +955,47 @@ class Session:
         wire.long_data = True
         self.link.statements.pinned()
         conn.send(with_id(payload, backend_id))
+
+    async def relay_definers(
+        self,
+        conn: BackendConnection,
+        columns: Callable[[bytes], bytes] | None,
+        statement_id: int | None = None,
+        fetch: bool = False,
+    ) -> ResponseScanner:
+        """The answer to a statement that may show a view's definer (an execution of
+        prepared statement ``statement_id`` or, ``fetch``, rows of its cursor; or a query),
+        its mirrors named as their accounts (proxy.session.definers); column definitions
+        through ``columns`` as the compiled relay would pass them."""
+        known = None if statement_id is None else self._definer_columns.get(statement_id)
+        scanner, self._next_seq, last = await relay_definers(
+            conn,
+            self.client,
+            self._next_seq,
+            statement_id is not None,
+            self.definers(),
+            columns,
+            self._named_error,
+            known,
+            fetch,
+        )
+        if statement_id is not None and last is not None:
+            if len(self._definer_columns) >= _DEFINER_STATEMENTS_KEPT:
+                self._definer_columns.clear()
+            self._definer_columns[statement_id] = last
+        return scanner
+
+    def definers(self) -> Definers:
+        """The renaming of mirrors as definers in the session's current database (its
+        physical databases: one, or a sharded database's), kept per catalog snapshot."""
+        snapshot = self.ctx.snapshot()
+        database = None if self.current_db is None else snapshot.database(self.current_db)
+        names = () if database is None else tuple(p.name for p in database.physical_databases)
+        cached = self._definers
+        if cached is not None and cached.snapshot is snapshot and cached.physical == names:
+            return cached
+        self._definers = Definers(snapshot, self.ctx.secret, names)
+        return self._definers
 
     async def _relay_held(self, conn: BackendConnection, relay: Relay) -> None:
         """Relay a response only once the session state it leaves is known to be one the
@@ -1350,6 +1410,7 @@ class Session:
         await self.link.leave()
         self.link.reset()
         self.prepared.clear()
+        self._definer_columns.clear()
         self.notes = []
         self.account = None
         self.current_db = None

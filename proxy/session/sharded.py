@@ -108,6 +108,7 @@ from proxy.plan.plan import (
     prepared_lexing,
     sharded_layout,
 )
+from proxy.session.definers import Definers, RowRenamer, may_show_definers, row_renamer
 from proxy.session.fast import UNLEARNT, FastRoute, execute_types
 from proxy.session.grants import grant_column
 from proxy.session.link import (
@@ -210,6 +211,13 @@ class Session(Protocol):
 
     @property
     def ctx(self) -> SessionHost[Any]: ...
+    async def relay_definers(
+        self,
+        conn: BackendConnection,
+        columns: Callable[[bytes], bytes] | None,
+        statement_id: int | None = None,
+    ) -> ResponseScanner: ...
+    def definers(self) -> Definers: ...
     @property
     def client(self) -> ClientConnection: ...
     @property
@@ -1174,12 +1182,19 @@ class ShardedExecutor:
                 )
 
     async def _relay_logical(
-        self, conn: BackendConnection, target: Target, layout: Layout
+        self,
+        conn: BackendConnection,
+        target: Target,
+        layout: Layout,
+        statement_id: int | None = None,
     ) -> ResponseScanner:
         """Relay the answer of one statement sent to ``target`` with its column definitions
         (and error) naming the logical database and tables where they named the physical ones
         (the rows as they come)."""
         columns = self.logical_names(layout).rewrite(target.database)
+        if may_show_definers(target.sql):
+            # (a view's definer: its creator's account, not its mirror)
+            return await self.session.relay_definers(conn, columns, statement_id)
         return await conn.relay(self.session.client, ResponseKind.QUERY, columns)
 
     def link_columns(
@@ -1384,7 +1399,9 @@ class ShardedExecutor:
             send(index, hold=index != 0)
         try:
             names = self.logical_names(layout)
-            await self._concatenate(conns, targets, names, in_flight, following, send)
+            await self._concatenate(
+                conns, targets, names, in_flight, following, send, bool(packets)
+            )
         except BaseException:
             # A connection failed (or the task was cancelled): those with an answer still
             # coming are not reused.
@@ -1411,10 +1428,15 @@ class ShardedExecutor:
         in_flight: set[int],
         following: Mapping[int, int],
         send: Callable[[int, bool], None],
+        binary: bool = False,
     ) -> None:
         session = self.session
         client = session.client
         columns: int | None = None
+        # A copy on physical database 0 that may show a view's definer: its creator's
+        # account in the rows (proxy.session.definers; the other path of such a copy).
+        renamer: RowRenamer | None = None
+        definers = len(targets) == 1 and may_show_definers(targets[0].sql)
         ok_affected = 0
         last_end: bytes | None = None
         for index, target in enumerate(targets):
@@ -1450,6 +1472,9 @@ class ShardedExecutor:
             if columns is None:
                 columns = count_ or 0
                 rewrite = names.rewrite(target.database)
+                if definers and len(header) > defs:
+                    parsed = [ColumnDefinition.parse(p) for p in header[1 : 1 + defs]]
+                    renamer = row_renamer(parsed, binary, session.definers())
                 self._emit(first)
                 for payload in header[1 : 1 + defs]:
                     self._emit(rewrite(payload))
@@ -1478,7 +1503,7 @@ class ShardedExecutor:
                     in_flight.discard(index)
                     self._emit(packet)
                     return
-                self._emit(packet)
+                self._emit(packet if renamer is None else renamer.row(packet))
                 if client.write_paused:
                     # Backpressure: the shard waits (TCP) while the client catches up, so
                     # nothing piles up in the proxy.
@@ -2661,7 +2686,7 @@ class ShardedExecutor:
                 conn.send(packets[0])
                 replied = True
                 if decision.reads_rows and not decision.write:
-                    await self._relay_logical(conn, targets[0], layout)
+                    await self._relay_logical(conn, targets[0], layout, statement.client_id)
                 else:
                     await conn.relay(session.client, ResponseKind.QUERY)
             elif decision.reads_rows and not decision.write:

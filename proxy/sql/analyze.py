@@ -142,6 +142,9 @@ Decisions where the specification is silent
   creator's current grants. (The mirror, holding no SUPER or SET USER, could not make a view
   for another definer anyway; without the replacement a dump would not load elsewhere.) Other
   objects with a DEFINER or SQL SECURITY clause (routines, triggers, events) stay refused.
+  Where the shard shows a view's definer (``SHOW CREATE TABLE|VIEW``, a query naming
+  ``information_schema.VIEWS``: ``Statement.shows_definers``), the relay shows the creator's
+  account instead of its mirror (``proxy.session.definers``).
 * ``SET``: only session scope; system variables from an allow-list, with literal values only;
   ``sql_mode`` returns the new :class:`LexMode` (``ANSI`` implies ``ANSI_QUOTES`` and
   ``IGNORE_SPACE``; ``ORACLE``, ``MSSQL``, ``DB2``, ``POSTGRESQL``, ``MAXDB`` are refused;
@@ -366,6 +369,10 @@ class Statement:
     # QUERY / SESSION: identity function calls and shard-internal variables the proxy answers
     # (replaced in the relayed text at these positions).
     identity: tuple[IdentityCall, ...] = ()
+    # QUERY: its answer may show a view's definer (SHOW CREATE TABLE|VIEW, information_schema's
+    # VIEWS named): the relay names the client's accounts there, not their mirrors
+    # (proxy.session.definers).
+    shows_definers: bool = False
 
 
 CACHE_SIZE: Final = 10_000
@@ -2946,6 +2953,27 @@ def _stored_identity(st: Statement, images: Sequence[str]) -> Statement:
     return st
 
 
+def _with_definers_fact(st: Statement, images: Sequence[str]) -> Statement:
+    """``st`` with ``shows_definers`` set when its answer may show a view's definer: ``SHOW
+    CREATE TABLE|VIEW``, or a query naming ``information_schema.VIEWS`` anywhere (a fact of
+    the shape, cached with it)."""
+    if st.kind is not Kind.QUERY:
+        return st
+    opening = [_kw(image) for image in images[:3]]
+    if opening in (["SHOW", "CREATE", "TABLE"], ["SHOW", "CREATE", "VIEW"]):
+        return dataclasses.replace(st, shows_definers=True)
+    n = len(images)
+    for i, image in enumerate(images):
+        if (
+            i + 2 < n
+            and images[i + 1] == "."
+            and (_name_image(image) or "").lower() == "information_schema"
+            and (_name_image(images[i + 2]) or "").upper() == "VIEWS"
+        ):
+            return dataclasses.replace(st, shows_definers=True)
+    return st
+
+
 def _resolve_positions(st: Statement, lexed: Callable[[], LexedStatement], sql: str) -> Statement:
     """``st`` with byte offsets in ``sql`` for what the relay rewrites: its identity calls and
     a CREATE VIEW's DEFINER account (whose ``definer`` holds character offsets until then).
@@ -3127,6 +3155,7 @@ def _placed(st: Statement, text: str, start: int, end: int, server: str = "MySQL
         _object_setattr(clone, "start", start)
         _object_setattr(clone, "end", end)
         _object_setattr(clone, "identity", st.identity)
+        _object_setattr(clone, "shows_definers", st.shows_definers)
         return clone
     if error is _PARSE or error.errno == ErrorCode.PARSE.errno:
         error = parse_error(text, 1, server)
@@ -3154,6 +3183,7 @@ def _placed(st: Statement, text: str, start: int, end: int, server: str = "MySQL
         start,
         end,
         st.identity,
+        st.shows_definers,
     )
 
 
@@ -3171,9 +3201,13 @@ def _analyze_one(
     opener = _opener(images)
     try:
         if opener == "shape":
-            st = _with_identity_fact(_analyze_shape(images, current_db), images)
+            st = _with_definers_fact(
+                _with_identity_fact(_analyze_shape(images, current_db), images), images
+            )
             return _placed(st, text, start, end, server), True
-        st = _with_identity_fact(_analyze_values(lexed(), opener, current_db), images)
+        st = _with_definers_fact(
+            _with_identity_fact(_analyze_values(lexed(), opener, current_db), images), images
+        )
         return _placed(st, text, start, end, server), False
     except NeedsParse:
         raise
@@ -3380,6 +3414,7 @@ def _remember(cache: OrderedDict[Any, Statement], key: Any, st: Statement) -> No
         binds=st.binds,
         shows_warnings=st.shows_warnings,
         identity=st.identity,
+        shows_definers=st.shows_definers,
     )
     if len(cache) > CACHE_SIZE:
         cache.popitem(last=False)

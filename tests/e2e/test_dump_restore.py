@@ -195,9 +195,10 @@ def test_dump_loads_unedited_into_a_fresh_database(
         b"/*M!999999\\- enable the sandbox mode */",
         b"SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT",
         b"/*!40000 ALTER TABLE `typed` DISABLE KEYS */",
-        b"/*!50013 DEFINER=",
+        f"/*!50013 DEFINER=`{source.name}`@`%` SQL SECURITY DEFINER */".encode(),
     ):
         assert written in dumped
+    assert b"sgm_" not in dumped  # the source's mirror
     assert b"LOCK TABLES `typed` WRITE" in dumped
     target = new_database(proxy, "dumpdst", ADMIN_PASSWORD)
     load(proxy, target, dumped)
@@ -210,13 +211,24 @@ def test_dump_loads_unedited_into_a_fresh_database(
         # the foreign key came along
         with pytest.raises(pymysql.err.IntegrityError):
             rows(conn, "INSERT INTO typed (parent_id) VALUES (99)")
-        # the view's definer is the loading account's mirror, not the source's
+        # the view's definer is the loading account (its mirror on the shard), not the
+        # source's; the client sees the account
         [(definer,)] = rows(
             conn,
             "SELECT DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() "
             "AND TABLE_NAME = 'parent_sizes'",
         )
-        assert definer == f"{mirror_of(proxy, target, target)}@%"
+        assert definer == f"{target}@%"
+        shard = connect_admin(proxy.shards[0])
+        try:
+            [(on_shard,)] = rows(
+                shard,
+                "SELECT DEFINER FROM information_schema.VIEWS "
+                f"WHERE TABLE_SCHEMA = '{target}' AND TABLE_NAME = 'parent_sizes'",
+            )
+        finally:
+            shard.close()
+        assert on_shard == f"{mirror_of(proxy, target, target)}@%"
         # session state the dump set and restored is the session's own again
         assert rows(conn, "SELECT @@session.foreign_key_checks, @@session.unique_checks") == [
             (1, 1)
