@@ -90,7 +90,9 @@ def test_database_create_over_two_shards(
             conn = s0 if physical.shard == "s0" else s1
             other = s1 if conn is s0 else s0
             ro = _mirror(config, catalog, "sdb_RO", physical.name)
-            assert _grants(conn, ro) == {(f"`{physical.name}`.*", SELECTING | {"LOCK TABLES"})}
+            # (the database named literally: ``_`` escaped, not a wildcard)
+            literal = physical.name.replace("_", "\\_")
+            assert _grants(conn, ro) == {(f"`{literal}`.*", SELECTING | {"LOCK TABLES"})}
             assert not _sql(other, f"SELECT 1 FROM mysql.user WHERE User = '{ro}'")
     # The default: four physical databases per shard.
     output = ok(run("database", "create", "wide", "--shards", "s1,s0"))
@@ -161,7 +163,7 @@ def test_privileges_on_logical_tables_cover_their_physical_tables(
         }
         assert held == {
             "mdb_0000": {
-                ("`mdb_0000`.*", frozenset({"LOCK TABLES"})),
+                ("`mdb\\_0000`.*", frozenset({"LOCK TABLES"})),
                 ("`mdb_0000`.`orders`", SELECTING),
                 ("`mdb_0000`.`orders_03`", frozenset({"INSERT"})),
             },
@@ -186,7 +188,7 @@ def test_privileges_on_logical_tables_cover_their_physical_tables(
             mirror = _mirror(config, catalog, "reader", physical.name)
             # orders_03 is a physical table of `orders` now: never granted by that name.
             assert _grants(conns[physical.shard], mirror) == {
-                (f"`{physical.name}`.*", frozenset({"LOCK TABLES"})),
+                (f"`{physical.name.replace('_', chr(92) + '_')}`.*", frozenset({"LOCK TABLES"})),
                 *((f"`{physical.name}`.`{name}`", SELECTING) for name in expected[physical.name]),
             }
         # Sessions reach a sharded database one physical database at a time; without one
