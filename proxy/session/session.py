@@ -190,6 +190,8 @@ PREPARE_LIMIT = 16 * 1024 * 1024
 _QUERY = ResponseKind.QUERY
 # The server is draining (proxy/server.py): sent as the answer to the client's next command.
 SHUTDOWN = sql_error(ErrorCode.SERVER_SHUTDOWN, "Server shutdown in progress")
+# The most characters MariaDB keeps of a condition's text (MESSAGE_TEXT; ERRMSGSIZE).
+_CONDITION_TEXT = 512
 
 
 class FatalError(Exception):
@@ -643,6 +645,7 @@ class Session:
             await self.sharded.execute_packet(decided)
         elif isinstance(decided, Deny):
             self._reply_error(decided.error)
+            await self._diagnose(decided.error)
         elif isinstance(decided, Forward):
             if decided.closes is not None:
                 self.prepared.pop(decided.closes, None)
@@ -1059,6 +1062,49 @@ class Session:
     def _reply_error(self, error: SqlError) -> None:
         self.ctx.metrics.denied(error.errno)
         self._write(self._err(error))
+
+    async def _diagnose(self, error: SqlError) -> None:
+        """After the proxy's own refusal (the shard never saw the statement): the error in the
+        diagnostics area of the session's backend connection, as MariaDB leaves a failed
+        statement's -- raised there with ``SIGNAL`` of its number, SQLSTATE and text (MariaDB
+        keeps at most 512 characters of a condition's text) -- so that SHOW WARNINGS / SHOW
+        ERRORS / SHOW COUNT(*) ... and @@warning_count / @@error_count after it are the shard's
+        own answers, with MariaDB's metadata, for as long as MariaDB keeps the area (a
+        statement that reads no table, ``SELECT 1``, keeps it). The connection given back and
+        taken by another session meanwhile: the diagnostics saved from it become the error's
+        (the proxy answers the next SHOW WARNINGS from them, as after any hand-off)."""
+        state = error.sqlstate
+        if (
+            len(state) != 5
+            or not state.isascii()
+            or not state.isalnum()
+            or state[:2] in ("00", "01", "02")  # (SIGNAL raises those as warnings, or refuses)
+            or not 0 < error.errno < 65536
+        ):
+            return
+        carried = await self.link.settle()
+        conn = self.link.live()
+        if conn is None or conn.relaying:
+            if carried is not None:
+                self.link.carried = replace(
+                    carried,
+                    row_count=-1,
+                    warning_count=1,
+                    error_count=1,
+                    warnings=(("Error", error.errno, error.message[:_CONDITION_TEXT]),),
+                )
+            return
+        text = error.message[:_CONDITION_TEXT].encode("utf-8", "surrogateescape").hex()
+        try:
+            await conn.query(
+                f"{OWN_STATEMENT}SIGNAL SQLSTATE '{state}' SET MYSQL_ERRNO = {error.errno},"
+                f" MESSAGE_TEXT = _utf8mb4 X'{text}'"
+            )
+        except BackendQueryError:
+            pass  # (the error raised: what was asked)
+        except BackendError as exc:
+            # Closed: the next command finds it so (and ends the session if it held state).
+            log.warning("connection %d: %s", self.connection_id, exc)
 
     def _status(self) -> int:
         """The status flags of the proxy's own answers: the session's state as the shard's last
