@@ -275,6 +275,10 @@ class Relay:
     # KILL statements of a multi-statement packet: the proxy carries them out (they name its
     # connection ids) before relaying, and the shard runs a stand-in for each at its place.
     kills: tuple[PacketKill, ...] = ()
+    # An execution of a statement prepared with the privilege tables' derived tables: the
+    # replacements in its prepared text (the COM_STMT_PREPARE's) that the grants now give;
+    # the shard prepares it again when they are not the ones it was prepared with.
+    respliced: tuple[Splice, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1207,4 +1211,8 @@ def _statement_command(
         return decided
     if code == COM_STMT_FETCH:
         return Relay(ResponseKind.FETCH, None)
+    if decided.effects.grant_views:
+        # (MariaDB reads information_schema at each execution: the grants of this one)
+        respliced = _rewrite((prepared.statement,), view, snapshot)
+        return Relay(ResponseKind.QUERY, prepared.digest, decided.effects, respliced=respliced)
     return Relay(ResponseKind.QUERY, prepared.digest, decided.effects)

@@ -750,7 +750,11 @@ class Session:
             # What the shard would answer (and then close the connection), at the sequence
             # number the client expects, without sending it tens of megabytes first.
             raise FatalError(packet_too_large(), "command over the shard's max_allowed_packet")
+        # The client's own text of a COM_STMT_PREPARE the privilege tables are spliced into.
+        source = payload[1:] if effects.grant_views and isinstance(command, Prepare) else None
         if isinstance(command, StatementCommand):
+            if relay.respliced is not None:
+                self._resplice(command.statement_id, relay.respliced)
             try:
                 on_conn = await self._statement_on(conn, command, payload)
             except BackendError as exc:
@@ -766,7 +770,9 @@ class Session:
             columns = self.sharded.link_columns()
             if effects.grant_views:
                 columns = grant_columns(effects.grant_views, columns)
-            await self._prepare_renumbered(conn, command, effects.prepares, payload, columns)
+            await self._prepare_renumbered(
+                conn, command, effects.prepares, payload, columns, source
+            )
             return
         killed_self = False
         if relay.kills:
@@ -820,6 +826,7 @@ class Session:
                     Prepared(effects.prepares, command.digest),
                     payload,
                     conn,
+                    source,
                 )
             if effects.resets and scanner is not None and not scanner.error:
                 self.prepared.clear()
@@ -840,12 +847,26 @@ class Session:
         prepared: Prepared,
         payload: bytes,
         conn: BackendConnection,
+        source: bytes | None = None,
     ) -> None:
         lexing = prepared_lexing(payload[1:], self.lexing())
         if lexing is not None:
             prepared = replace(prepared, lexing=lexing)
         self.prepared[client_id] = prepared
-        self.link.statements.add(client_id, payload[1:], params, conn, backend_id)
+        self.link.statements.add(client_id, payload[1:], params, conn, backend_id, source)
+
+    def _resplice(self, statement_id: int, splices: tuple[Splice, ...]) -> None:
+        """An execution of a statement prepared with the privilege tables' derived tables:
+        its text with the grants the account holds now (``splices``); prepared again on the
+        shard (``WireStatement.retext``) when that is not the text it was prepared as, as
+        MariaDB reads information_schema afresh at each execution. (Long data sent to it
+        waits on the statement as prepared: that execution keeps it.)"""
+        wire = self.link.statements.by_id.get(statement_id)
+        if wire is None or wire.source is None or wire.long_data:
+            return
+        text = apply_splices(wire.source, splices)
+        if text != wire.text:
+            wire.retext(text, self.link.send_close)
 
     async def _prepare_renumbered(
         self,
@@ -854,6 +875,7 @@ class Session:
         statement: Statement,
         payload: bytes,
         columns: Callable[[bytes], bytes] | None,
+        source: bytes | None = None,
     ) -> None:
         """COM_STMT_PREPARE when the session has statements already (maybe from other
         connections, whose ids this connection may also hand out): the answer is read whole
@@ -870,7 +892,9 @@ class Session:
             client_id = self.link.statements.client_id_for(ok.statement_id, self.prepared)
             payloads[0] = first[:1] + client_id.to_bytes(4, "little") + first[5:]
             prepared = Prepared(statement, command.digest)
-            self._register(client_id, ok.statement_id, ok.num_params, prepared, payload, conn)
+            self._register(
+                client_id, ok.statement_id, ok.num_params, prepared, payload, conn, source
+            )
             if columns is not None:  # a sharded database's single tables: logical names
                 payloads[1:] = [
                     p if p[:1] == b"\xfe" and len(p) < 9 else columns(p) for p in payloads[1:]
