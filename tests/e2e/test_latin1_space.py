@@ -16,7 +16,9 @@ from typing import Any
 import pymysql
 import pytest
 
+from proxy.wire.packets import parse_err
 from tests.conftest import connect_admin
+from tests.e2e.binclient import CAPABILITIES, BinaryClient
 from tests.e2e.conftest import ProxyEnv
 
 USER, PASSWORD = "latspuser", "Latsp#pass1"
@@ -114,6 +116,26 @@ def test_a_space_the_proxy_cannot_read_is_refused(twin: ProxyEnv, charset: str) 
         # (and for a UTF-8 client the lone byte is what MariaDB says it is: no character)
         with twin.connect(user=USER, password=PASSWORD) as utf8:
             assert _answer(utf8, SPACED[0])[1] == 1064
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_a_prepared_statement_is_refused_alike(twin: ProxyEnv) -> None:
+    """COM_STMT_PREPARE of such a text: 1235 too (the shard prepares ``SELECT 1``)."""
+    ours = BinaryClient(twin.port, USER, PASSWORD, "easydb")
+    theirs = BinaryClient(twin.shards[0].port, USER, PASSWORD, "easydb")
+    try:
+        for client in (ours, theirs):
+            client.query("SET NAMES latin1")
+        answers = []
+        for client in (ours, theirs):
+            client._send(b"\x16" + b"SELECT\xa01 FROM lsp_t WHERE a = ?")
+            answers.append(client._read()[1])
+        assert answers[1][:1] == b"\x00"  # (MariaDB prepared it)
+        assert answers[0][:1] == b"\xff"
+        err = parse_err(answers[0], CAPABILITIES)
+        assert err.errno == 1235 and "the byte 0xA0" in err.message
     finally:
         ours.close()
         theirs.close()
