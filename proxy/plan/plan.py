@@ -280,6 +280,10 @@ class Relay:
     # KILL statements of a multi-statement packet: the proxy carries them out (they name its
     # connection ids) before relaying, and the shard runs a stand-in for each at its place.
     kills: tuple[PacketKill, ...] = ()
+    # An execution of a statement prepared with the privilege tables' derived tables: the
+    # replacements in its prepared text (the COM_STMT_PREPARE's) that the grants now give;
+    # the shard prepares it again when they are not the ones it was prepared with.
+    respliced: tuple[Splice, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,6 +462,16 @@ _STATEMENT_COMMAND_NAMES = {
 
 def plan(command: Command, view: SessionView, snapshot: CatalogSnapshot) -> Plan:
     """What ``command`` means for this session, against this catalog snapshot."""
+    if (
+        isinstance(command, Query | Prepare)
+        and view.codec != "utf-8"
+        and command.sql
+        and not command.sql.isascii()
+    ):
+        # Before anything the proxy read in the text: it may not be what the shard reads.
+        foreign = _foreign_text(command.sql, view)
+        if foreign is not None:
+            return foreign
     if isinstance(command, Query):
         return _query(command, view, snapshot)
     if isinstance(command, StatementCommand):
@@ -635,6 +649,36 @@ def _names_not_ascii(text: str, view: SessionView) -> bool:
         for lexed in statements
         for token in lexed.tokens
     )
+
+
+# MariaDB's spaces beyond ASCII's in the character sets a client may use (SAFE_CHARSETS):
+# 0xA0 in latin1, latin2, latin5, latin7, cp1250, greek, hebrew, dec8, armscii8, geostd8; 0xFF
+# in cp852, cp866, keybcs2. None is a space for the proxy, which reads the text as UTF-8:
+# ``SELECT<A0>1`` is one word to it, ``SELECT 1`` to MariaDB; ``--<A0>`` starts a comment,
+# ``COUNT<A0>(`` is no call and ``/*!100000<A0>`` a six-digit version there only.
+_FOREIGN_SPACES = (0xA0, 0xFF)
+
+
+def _foreign_text(text: str, view: SessionView) -> Deny | None:
+    """A text from a client whose character set is not UTF-8 with a character that is not
+    ASCII outside its string literals, which the proxy may read otherwise than the shard:
+    refused before anything is decided from the proxy's reading of it (a syntax error the
+    proxy finds in it is not the shard's); None: none."""
+    if not _names_not_ascii(text, view):
+        return None
+    raw = text.encode("utf-8", "surrogateescape")  # (the client's bytes)
+    spaces = [f"0x{byte:02X}" for byte in _FOREIGN_SPACES if byte in raw]
+    if spaces:
+        return Deny(
+            not_supported(
+                "characters that are not ASCII outside string literals from a client whose"
+                " character set is not utf8 or utf8mb4, such as the byte "
+                + " or ".join(spaces)
+                + " (a space for MariaDB in some character sets, 0xA0 in latin1, not for the"
+                " proxy: write an ASCII space)"
+            )
+        )
+    return _foreign_names()
 
 
 def _foreign_names() -> Deny:
@@ -1178,4 +1222,8 @@ def _statement_command(
         return Relay(
             ResponseKind.FETCH, None, _DEFINERS_ONLY if decided.effects.definers else NO_EFFECTS
         )
+    if decided.effects.grant_views:
+        # (MariaDB reads information_schema at each execution: the grants of this one)
+        respliced = _rewrite((prepared.statement,), view, snapshot)
+        return Relay(ResponseKind.QUERY, prepared.digest, decided.effects, respliced=respliced)
     return Relay(ResponseKind.QUERY, prepared.digest, decided.effects)

@@ -193,6 +193,8 @@ PREPARE_LIMIT = 16 * 1024 * 1024
 _QUERY = ResponseKind.QUERY
 # The server is draining (proxy/server.py): sent as the answer to the client's next command.
 SHUTDOWN = sql_error(ErrorCode.SERVER_SHUTDOWN, "Server shutdown in progress")
+# The most characters MariaDB keeps of a condition's text (MESSAGE_TEXT; ERRMSGSIZE).
+_CONDITION_TEXT = 512
 
 
 class FatalError(Exception):
@@ -651,6 +653,7 @@ class Session:
             await self.sharded.execute_packet(decided)
         elif isinstance(decided, Deny):
             self._reply_error(decided.error)
+            await self._diagnose(decided.error)
         elif isinstance(decided, Forward):
             if decided.closes is not None:
                 self.prepared.pop(decided.closes, None)
@@ -757,7 +760,11 @@ class Session:
             # What the shard would answer (and then close the connection), at the sequence
             # number the client expects, without sending it tens of megabytes first.
             raise FatalError(packet_too_large(), "command over the shard's max_allowed_packet")
+        # The client's own text of a COM_STMT_PREPARE the privilege tables are spliced into.
+        source = payload[1:] if effects.grant_views and isinstance(command, Prepare) else None
         if isinstance(command, StatementCommand):
+            if relay.respliced is not None:
+                self._resplice(command.statement_id, relay.respliced)
             try:
                 on_conn = await self._statement_on(conn, command, payload)
             except BackendError as exc:
@@ -773,7 +780,9 @@ class Session:
             columns = self.sharded.link_columns()
             if effects.grant_views:
                 columns = grant_columns(effects.grant_views, columns)
-            await self._prepare_renumbered(conn, command, effects.prepares, payload, columns)
+            await self._prepare_renumbered(
+                conn, command, effects.prepares, payload, columns, source
+            )
             return
         killed_self = False
         if relay.kills:
@@ -835,6 +844,7 @@ class Session:
                     Prepared(effects.prepares, command.digest),
                     payload,
                     conn,
+                    source,
                 )
             if effects.resets and scanner is not None and not scanner.error:
                 self.prepared.clear()
@@ -856,12 +866,26 @@ class Session:
         prepared: Prepared,
         payload: bytes,
         conn: BackendConnection,
+        source: bytes | None = None,
     ) -> None:
         lexing = prepared_lexing(payload[1:], self.lexing())
         if lexing is not None:
             prepared = replace(prepared, lexing=lexing)
         self.prepared[client_id] = prepared
-        self.link.statements.add(client_id, payload[1:], params, conn, backend_id)
+        self.link.statements.add(client_id, payload[1:], params, conn, backend_id, source)
+
+    def _resplice(self, statement_id: int, splices: tuple[Splice, ...]) -> None:
+        """An execution of a statement prepared with the privilege tables' derived tables:
+        its text with the grants the account holds now (``splices``); prepared again on the
+        shard (``WireStatement.retext``) when that is not the text it was prepared as, as
+        MariaDB reads information_schema afresh at each execution. (Long data sent to it
+        waits on the statement as prepared: that execution keeps it.)"""
+        wire = self.link.statements.by_id.get(statement_id)
+        if wire is None or wire.source is None or wire.long_data:
+            return
+        text = apply_splices(wire.source, splices)
+        if text != wire.text:
+            wire.retext(text, self.link.send_close)
 
     async def _prepare_renumbered(
         self,
@@ -870,6 +894,7 @@ class Session:
         statement: Statement,
         payload: bytes,
         columns: Callable[[bytes], bytes] | None,
+        source: bytes | None = None,
     ) -> None:
         """COM_STMT_PREPARE when the session has statements already (maybe from other
         connections, whose ids this connection may also hand out): the answer is read whole
@@ -886,7 +911,9 @@ class Session:
             client_id = self.link.statements.client_id_for(ok.statement_id, self.prepared)
             payloads[0] = first[:1] + client_id.to_bytes(4, "little") + first[5:]
             prepared = Prepared(statement, command.digest)
-            self._register(client_id, ok.statement_id, ok.num_params, prepared, payload, conn)
+            self._register(
+                client_id, ok.statement_id, ok.num_params, prepared, payload, conn, source
+            )
             if columns is not None:  # a sharded database's single tables: logical names
                 payloads[1:] = [
                     p if p[:1] == b"\xfe" and len(p) < 9 else columns(p) for p in payloads[1:]
@@ -1071,6 +1098,49 @@ class Session:
     def _reply_error(self, error: SqlError) -> None:
         self.ctx.metrics.denied(error.errno)
         self._write(self._err(error))
+
+    async def _diagnose(self, error: SqlError) -> None:
+        """After the proxy's own refusal (the shard never saw the statement): the error in the
+        diagnostics area of the session's backend connection, as MariaDB leaves a failed
+        statement's -- raised there with ``SIGNAL`` of its number, SQLSTATE and text (MariaDB
+        keeps at most 512 characters of a condition's text) -- so that SHOW WARNINGS / SHOW
+        ERRORS / SHOW COUNT(*) ... and @@warning_count / @@error_count after it are the shard's
+        own answers, with MariaDB's metadata, for as long as MariaDB keeps the area (a
+        statement that reads no table, ``SELECT 1``, keeps it). The connection given back and
+        taken by another session meanwhile: the diagnostics saved from it become the error's
+        (the proxy answers the next SHOW WARNINGS from them, as after any hand-off)."""
+        state = error.sqlstate
+        if (
+            len(state) != 5
+            or not state.isascii()
+            or not state.isalnum()
+            or state[:2] in ("00", "01", "02")  # (SIGNAL raises those as warnings, or refuses)
+            or not 0 < error.errno < 65536
+        ):
+            return
+        carried = await self.link.settle()
+        conn = self.link.live()
+        if conn is None or conn.relaying:
+            if carried is not None:
+                self.link.carried = replace(
+                    carried,
+                    row_count=-1,
+                    warning_count=1,
+                    error_count=1,
+                    warnings=(("Error", error.errno, error.message[:_CONDITION_TEXT]),),
+                )
+            return
+        text = error.message[:_CONDITION_TEXT].encode("utf-8", "surrogateescape").hex()
+        try:
+            await conn.query(
+                f"{OWN_STATEMENT}SIGNAL SQLSTATE '{state}' SET MYSQL_ERRNO = {error.errno},"
+                f" MESSAGE_TEXT = _utf8mb4 X'{text}'"
+            )
+        except BackendQueryError:
+            pass  # (the error raised: what was asked)
+        except BackendError as exc:
+            # Closed: the next command finds it so (and ends the session if it held state).
+            log.warning("connection %d: %s", self.connection_id, exc)
 
     def _status(self) -> int:
         """The status flags of the proxy's own answers: the session's state as the shard's last

@@ -42,6 +42,9 @@ class WireStatement:
     client_id: int
     text: bytes  # the COM_STMT_PREPARE payload after the command byte
     params: int
+    # The client's own text, when the proxy spliced ``text`` from it (information_schema's
+    # privilege tables: the account's grants, which may change before an execution).
+    source: bytes | None = None
     types: bytes | None = None  # the parameter types of the last execution that sent them
     # The connections it is prepared on, and its id on each.
     on: weakref.WeakKeyDictionary[BackendConnection, int] = field(
@@ -103,6 +106,15 @@ class WireStatement:
         self._memo_conn = None
         self._memo_typed = False
 
+    def retext(self, text: bytes, send_close: CloseSender) -> None:
+        """The statement is to run as ``text`` from now on: closed wherever it is prepared,
+        it is prepared again as ``text`` where an execution runs (and sent the last
+        execution's parameter types there)."""
+        _close_everywhere(self, send_close)
+        self.text = text
+        self.typed = weakref.WeakSet()
+        self.cursor = False
+
 
 class WireStatements:
     """A session's prepared statements on the wire, by the id the client knows."""
@@ -138,9 +150,15 @@ class WireStatements:
         return candidate
 
     def add(
-        self, client_id: int, text: bytes, params: int, conn: BackendConnection, backend_id: int
+        self,
+        client_id: int,
+        text: bytes,
+        params: int,
+        conn: BackendConnection,
+        backend_id: int,
+        source: bytes | None = None,
     ) -> None:
-        statement = WireStatement(client_id, text, params)
+        statement = WireStatement(client_id, text, params, source)
         statement.on[conn] = backend_id
         self.by_id[client_id] = statement
 

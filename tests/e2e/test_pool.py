@@ -171,6 +171,37 @@ def test_what_the_last_statement_left_survives_a_hand_off(
             conn.close()
 
 
+def test_a_refusal_of_the_proxy_survives_a_hand_off(
+    small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection], str],
+) -> None:
+    """A statement the proxy refuses itself, then others on the client's connection: its next
+    SHOW WARNINGS and counts still list the error, as MariaDB's would (what is saved of the
+    connection is the error, raised there after the refusal or put in place of it)."""
+    runner, connect, _ = small_pool
+    assert runner.server is not None
+    pool = runner.server.ctx.pools.shard("s0")
+    clients = [connect() for _ in range(3)]
+    try:
+        for conn in clients:
+            _all(conn, "SET SESSION sql_mode = ''")
+        for _ in range(2):
+            for conn in clients:
+                _all(conn, "INSERT INTO t (v, who) VALUES (1000, 0)")  # (a warning first)
+                with pytest.raises(pymysql.err.MySQLError) as info:
+                    _all(conn, "SELECT * FROM mysql.user")
+                errno, message = info.value.args
+                for other in clients:
+                    if other is not conn:
+                        _all(other, "SELECT 1")
+                assert _all(conn, "SHOW WARNINGS") == [("Error", errno, message)]
+                assert _one(conn, "SHOW COUNT(*) ERRORS") == (1,)
+                assert _one(conn, "SELECT @@warning_count, @@error_count") == (1, 1)
+        assert pool.handoffs >= 3
+    finally:
+        for conn in clients:
+            conn.close()
+
+
 def test_at_pool_size_a_new_session_takes_the_connection_an_ended_one_left(
     small_pool: tuple[ProxyThread, Callable[..., pymysql.Connection], str],
 ) -> None:

@@ -264,6 +264,54 @@ def test_grants_follow_the_catalog(accounts: ProxyEnv) -> None:
                 _sql(admin, "REVOKE DELETE ON easydb.* FROM pvdbuser")
 
 
+def test_prepared_statements_follow_the_catalog(accounts: ProxyEnv) -> None:
+    """A statement prepared before a GRANT / REVOKE (by the database's administrator, on
+    another connection) shows the grants of its execution, as MariaDB's does: the proxy
+    prepares it again on the shard with the account's grants when they changed."""
+    proxied, reference = _clients(accounts, "database")
+    shard = connect_admin(accounts.shards[0])
+    texts = (
+        "SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES ORDER BY 1",
+        "SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES WHERE PRIVILEGE_TYPE <> ?",
+    )
+    try:
+        ours = [proxied.prepare(text) for text in texts]
+        theirs = [reference.prepare(text) for text in texts]
+
+        def same(expected: list[tuple[Any, ...]]) -> None:
+            count, other = len(expected), len([e for e in expected if e != ("INSERT",)])
+            for _ in range(2):  # (the second execution: nothing to prepare again)
+                assert proxied.execute(ours[0], []) == reference.execute(theirs[0], [])
+                assert reference.execute(theirs[0], []) == expected
+                answers = (proxied.execute(ours[1], ["x"]), reference.execute(theirs[1], ["x"]))
+                assert answers == ([(count,)], [(count,)])
+                # ("the types of the last execution": sent to a statement prepared again too)
+                answers = (
+                    proxied.execute(ours[1], ["INSERT"], send_types=False),
+                    reference.execute(theirs[1], ["INSERT"], send_types=False),
+                )
+                assert answers == ([(other,)], [(other,)])
+
+        same([("INSERT",), ("SELECT",)])
+        with accounts.connect() as admin:
+            _sql(admin, "GRANT DELETE, UPDATE ON easydb.* TO pvdbuser")
+        _sql(shard, "GRANT DELETE, UPDATE ON easydb.* TO 'pvdbuser'@'%'")
+        same([("DELETE",), ("INSERT",), ("SELECT",), ("UPDATE",)])
+        with accounts.connect() as admin:
+            _sql(admin, "REVOKE DELETE, UPDATE, INSERT ON easydb.* FROM pvdbuser")
+        _sql(shard, "REVOKE DELETE, UPDATE, INSERT ON easydb.* FROM 'pvdbuser'@'%'")
+        same([("SELECT",)])
+    finally:
+        proxied.close()
+        reference.close()
+        with accounts.connect() as admin:
+            _sql(admin, "REVOKE ALL PRIVILEGES ON easydb.* FROM pvdbuser")
+            _sql(admin, "GRANT SELECT, INSERT ON easydb.* TO pvdbuser")
+        _sql(shard, "REVOKE ALL PRIVILEGES ON easydb.* FROM 'pvdbuser'@'%'")
+        _sql(shard, "GRANT SELECT, INSERT ON easydb.* TO 'pvdbuser'@'%'")
+        shard.close()
+
+
 SHARDED = "pvshard"
 SHARDED_USER = ("pvshuser", "Pvsh#pass1")
 
@@ -535,3 +583,27 @@ def test_definer_cut_by_a_comment_is_refused(accounts: ProxyEnv) -> None:
             assert cur.fetchall() == ((1,),)
         finally:
             cur.execute("DROP VIEW pv_cut")
+
+
+def test_sharded_prepared_statements_follow_the_catalog(sharded: ProxyEnv) -> None:
+    """On a sharded database too (physical database 0's connection answers; prepared with a
+    sharded table, a privilege table is refused)."""
+    user, password = SHARDED_USER
+    proxied = BinaryClient(sharded.port, user, password, SHARDED)
+    text = (
+        "SELECT PRIVILEGE_TYPE, TABLE_SCHEMA FROM information_schema.SCHEMA_PRIVILEGES ORDER BY 1"
+    )
+    try:
+        prepared = proxied.prepare(text)
+        assert proxied.execute(prepared, []) == [("INSERT", SHARDED)]
+        with sharded.connect(SHARDED, PASSWORD, database=SHARDED) as admin:
+            _sql(admin, f"GRANT DELETE ON {SHARDED}.* TO {user}")
+        try:
+            for _ in range(2):
+                assert proxied.execute(prepared, []) == [("DELETE", SHARDED), ("INSERT", SHARDED)]
+        finally:
+            with sharded.connect(SHARDED, PASSWORD, database=SHARDED) as admin:
+                _sql(admin, f"REVOKE DELETE ON {SHARDED}.* FROM {user}")
+        assert proxied.execute(prepared, []) == [("INSERT", SHARDED)]
+    finally:
+        proxied.close()

@@ -1,0 +1,148 @@
+"""After a statement the proxy refuses itself (the shard never saw it), the diagnostics area
+is what MariaDB leaves after its own refusal of it: SHOW WARNINGS / SHOW ERRORS / SHOW COUNT(*)
+WARNINGS and @@warning_count / @@error_count list the error (level Error, its number, its text)
+until a statement that reads a table starts a new area -- one that reads none (``SELECT 1``)
+keeps it, as MariaDB does.
+
+The reference: an account of the same name with the same grants made directly on the shard;
+each step is sent to the shard as that account and to the proxy as the catalog's, through a
+client of the wire protocol (tests/e2e/binclient.py), and the answers compared byte for byte
+-- column definitions, rows, EOF status and warning counts -- but for the error's text, which
+names the client as the proxy sees it (``'u'@'127.0.0.1'``, the shard ``'u'@'localhost'``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from proxy.wire.packets import lenenc_str, parse_err
+from tests.conftest import connect_admin
+from tests.e2e.binclient import CAPABILITIES, BinaryClient, ServerError
+from tests.e2e.conftest import ProxyEnv
+
+USER, PASSWORD = "dgnuser", "Diagn#pass1"
+
+
+def _sql(conn: Any, *statements: str) -> None:
+    with conn.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+
+
+@pytest.fixture(scope="module")
+def twin(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
+    """``USER`` may read easydb.dgn_t: in the catalog (through the proxy) and on the shard."""
+    grant = f"GRANT SELECT ON easydb.dgn_t TO {{}} IDENTIFIED BY '{PASSWORD}'"
+    with proxy.connect() as admin:
+        _sql(
+            admin,
+            "CREATE TABLE IF NOT EXISTS dgn_t (a INT)",
+            "DELETE FROM dgn_t",
+            "INSERT INTO dgn_t VALUES (1)",
+            "CREATE TABLE IF NOT EXISTS dgn_secret (a INT)",
+            f"DROP USER IF EXISTS {USER}",
+            grant.format(USER),
+        )
+    shard = connect_admin(proxy.shards[0])
+    try:
+        _sql(shard, f"DROP USER IF EXISTS '{USER}'@'%'", grant.format(f"'{USER}'@'%'"))
+        yield proxy
+    finally:
+        _sql(shard, f"DROP USER IF EXISTS '{USER}'@'%'")
+        shard.close()
+        with proxy.connect() as admin:
+            _sql(admin, f"DROP USER IF EXISTS {USER}", "DROP TABLE IF EXISTS dgn_t, dgn_secret")
+
+
+# Statements both refuse with the same number (the proxy without asking the shard).
+REFUSED = [
+    "SELECT * FROM dgn_secret",
+    "INSERT INTO dgn_t VALUES (1)",
+    "UPDATE dgn_t SET a = 2",
+    "USE mysql",
+    "SET GLOBAL max_connections = 10",
+]
+# What follows each refusal, in order: each answered alike, the error's text aside.
+AFTER = [
+    "SHOW WARNINGS",
+    "SHOW ERRORS",
+    "SHOW COUNT(*) WARNINGS",
+    "SHOW COUNT(*) ERRORS",
+    "SHOW WARNINGS LIMIT 0, 1",
+    "SELECT @@warning_count, @@error_count",
+    "SHOW WARNINGS",
+    "SELECT 1",  # (reads no table: the area stays)
+    "SHOW ERRORS",
+    "SELECT a FROM dgn_t",  # (reads a table: a new, empty area)
+    "SHOW WARNINGS",
+    "SELECT @@warning_count, @@error_count",
+]
+
+
+def _error(payload: bytes) -> tuple[int, str]:
+    assert payload[:1] == b"\xff", payload
+    err = parse_err(payload, CAPABILITIES)
+    return err.errno, err.message
+
+
+@pytest.mark.parametrize("refused", REFUSED)
+def test_diagnostics_after_a_refusal_are_mariadbs(twin: ProxyEnv, refused: str) -> None:
+    ours = BinaryClient(twin.port, USER, PASSWORD, "easydb")
+    theirs = BinaryClient(twin.shards[0].port, USER, PASSWORD, "easydb")
+    try:
+        for client in (ours, theirs):  # (a statement with a warning first: replaced after)
+            client.query_raw("SELECT CAST('1x' AS SIGNED) FROM dgn_t")
+        (our_err,), (their_err,) = ours.query_raw(refused), theirs.query_raw(refused)
+        (errno, message), (their_errno, their_message) = _error(our_err), _error(their_err)
+        assert errno == their_errno
+        for statement in AFTER:
+            expected = [
+                p.replace(lenenc_str(their_message.encode()), lenenc_str(message.encode()))
+                for p in theirs.query_raw(statement)
+            ]
+            assert ours.query_raw(statement) == expected, statement
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_diagnostics_after_a_refused_prepare_are_mariadbs(twin: ProxyEnv) -> None:
+    ours = BinaryClient(twin.port, USER, PASSWORD, "easydb")
+    theirs = BinaryClient(twin.shards[0].port, USER, PASSWORD, "easydb")
+    try:
+        refused: list[tuple[int, str]] = []
+        for client in (ours, theirs):
+            with pytest.raises(ServerError) as info:
+                client.prepare("SELECT a FROM dgn_t JOIN dgn_secret USING (a) WHERE a = ?")
+            number, text = str(info.value).split(" ", 1)
+            refused.append((int(number.strip("()")), text))
+        (errno, message), (their_errno, their_message) = refused
+        assert errno == their_errno == 1142
+        for statement in AFTER[:7]:
+            expected = [
+                p.replace(lenenc_str(their_message.encode()), lenenc_str(message.encode()))
+                for p in theirs.query_raw(statement)
+            ]
+            assert ours.query_raw(statement) == expected, statement
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_warnings_list_the_refusal_through_pymysql(twin: ProxyEnv) -> None:
+    """What a client reads: the error it was just given, and nothing of the statement before."""
+    with twin.connect(user=USER, password=PASSWORD) as conn, conn.cursor() as cur:
+        cur.execute("SELECT CAST('1x' AS SIGNED) FROM dgn_t")
+        cur.execute("SHOW WARNINGS")
+        assert [row[1] for row in cur.fetchall()] == [1292]
+        with pytest.raises(Exception) as info:
+            cur.execute("SELECT * FROM dgn_secret")
+        errno, message = info.value.args
+        assert errno == 1142
+        cur.execute("SHOW WARNINGS")
+        assert cur.fetchall() == (("Error", 1142, message),)
+        cur.execute("SELECT @@warning_count, @@error_count")
+        assert cur.fetchall() == ((1, 1),)
