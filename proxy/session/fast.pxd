@@ -14,6 +14,8 @@ from proxy.session.link cimport BackendLink
 @cython.locals(flag_at=Py_ssize_t, end=Py_ssize_t)
 cpdef tuple execute_types(payload, Py_ssize_t params, Py_ssize_t base=*)
 cpdef bint opens_cursor(payload, Py_ssize_t base=*)
+@cython.locals(value=cython.ulonglong, i=Py_ssize_t)
+cpdef unsigned long long uint_le(bytes packet, Py_ssize_t at)
 
 
 cdef class Activity:
@@ -48,7 +50,7 @@ cdef class FastPath:
     cdef public object memo_version
     cdef public object digest
     cdef public double started
-    cdef public object shard_metrics
+    cdef public dict shard_metrics
     cdef public BackendConnection fast_conn
     cdef public Py_ssize_t fast_partition
     cdef public object relay_done
@@ -79,4 +81,5 @@ cdef class FastPath:
     @cython.locals(activity=Activity, conn=BackendConnection, now=cython.double,
                    seconds=cython.double)
     cpdef partition_done(self, scanner, error)
+    cdef _latency(self, shard, double seconds)
     cpdef record(self, BackendConnection conn, digest, double seconds, scanner)

@@ -152,6 +152,17 @@ def execute_types(payload: bytes, params: int, base: int = 0) -> tuple[int, byte
     return flag_at, payload[flag_at + 1 : end] if len(payload) >= end else None
 
 
+def uint_le(packet: bytes, at: int) -> int:
+    """The unsigned little-endian integer of ``packet[at:]`` (at most 8 bytes: a parameter's
+    value), without the slice ``int.from_bytes`` would need."""
+    value = 0
+    i = len(packet)
+    while i > at:  # (most significant byte first: no shift wider than a C int)
+        i -= 1
+        value = value * 256 + packet[i]
+    return value
+
+
 def opens_cursor(payload: bytes, base: int = 0) -> bool:
     """Whether a COM_STMT_EXECUTE asks for a cursor (its rows then wait for COM_STMT_FETCH)."""
     return len(payload) > base + 5 and bool(payload[base + 5] & _CURSOR_FLAGS)
@@ -182,9 +193,9 @@ class FastPath:
         # The fast command in flight: its digest text and when it was sent.
         self.digest = ""
         self.started = 0.0
-        # The metrics of the shard of the last statement relayed (looked up again only when
-        # the shard changes: ``Metrics.shard`` keeps one per shard for the process's life).
-        self.shard_metrics: ShardMetrics | None = None
+        # The metrics of the shards it relayed statements from, by name (``Metrics.shard``
+        # keeps one per shard for the process's life).
+        self.shard_metrics: dict[str, ShardMetrics] = {}
         # ... on a sharded database, another partition's connection (and its index) it runs on.
         self.fast_conn: BackendConnection | None = None
         self.fast_partition = 0
@@ -469,7 +480,7 @@ class FastPath:
             and statement.failed is None
         ):
             # peek_integer's reading and IntegerHash.table's placing, inline.
-            value = int.from_bytes(packet[16:], "little")
+            value = uint_le(packet, 16)
             half = statement.fast_half
             if half and value >= half:
                 value -= half << 1
@@ -612,10 +623,17 @@ class FastPath:
         else:
             seconds = now - self.started
             ctx.digest.record(session.current_db, self.digest, seconds, scanner.rows)
-            ctx.metrics.shard(conn.target.shard).latency.observe(seconds)
+            self._latency(conn.target.shard, seconds)
         if ctx.draining:
             session.drained_after_fast()
         self.client.release()
+
+    def _latency(self, shard: str, seconds: float) -> None:
+        """A statement relayed from ``shard`` took ``seconds``."""
+        bound = self.shard_metrics.get(shard)
+        if bound is None:
+            bound = self.shard_metrics[shard] = self.ctx.metrics.shard(shard)
+        bound.latency.observe(seconds)
 
     def record(
         self, conn: BackendConnection, digest: str, seconds: float, scanner: ResponseScanner
@@ -626,11 +644,7 @@ class FastPath:
         ctx = self.ctx
         ctx.digest.record(session.current_db, digest, seconds, scanner.rows)
         target = conn.target
-        shard = target.shard
-        bound = self.shard_metrics
-        if bound is None or bound.name != shard:
-            bound = self.shard_metrics = ctx.metrics.shard(shard)
-        bound.latency.observe(seconds)
+        self._latency(target.shard, seconds)
         if scanner.error and scanner.errno in SHARD_REFUSALS:
             ctx.shard_refused(scanner.errno, session.current_db, digest, target)
             # Its grants may be stale: not handed on (a new one is made after the mirror is

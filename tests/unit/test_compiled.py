@@ -713,6 +713,19 @@ def test_fast_key_examples() -> None:
 # --- the fallback ---------------------------------------------------------------------------
 
 
+@settings(max_examples=300, deadline=None)
+@given(head=st.binary(max_size=20), value=st.binary(min_size=0, max_size=8))
+def test_uint_le_agrees_with_int_from_bytes(head: bytes, value: bytes) -> None:
+    """FastPath's reading of an execution's integer parameter (proxy.session.fast.uint_le,
+    compiled where built: C unsigned arithmetic) is int.from_bytes of the bytes after
+    ``at``, up to 8 of them, extremes included."""
+    from proxy.session import fast
+
+    packet = head + value
+    assert fast.uint_le(packet, len(head)) == int.from_bytes(value, "little")
+    assert fast.uint_le(head + b"\xff" * 8, len(head)) == 2**64 - 1
+
+
 def test_pure_fallback_when_the_extension_is_missing() -> None:
     """Without the extension the pure modules run, and the reason is there to be logged."""
     code = (
