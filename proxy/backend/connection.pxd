@@ -3,6 +3,8 @@
 # _finish, start_relay) read and write them in C. Every attribute it sets must be here; the
 # base's instance dict (stream.pxd) takes anything else. The .py file is the reference
 # (SHARDGATE_PURE_PYTHON=1 runs it).
+cimport cython
+
 from proxy.wire.stream cimport PacketConnection
 
 
@@ -32,10 +34,14 @@ cdef class BackendConnection(PacketConnection):
     cdef public bint _every
     cdef public object _phase
     cdef public bint _continued
-    cdef public object _heads
-    cdef public object _last_heads
+    cdef public dict _heads
+    cdef public dict _last_heads
     cdef public object _head_kind
     cdef public double waiting_since
     cdef public object _stalled
     cdef public object parked_by
     cdef public double parked_at
+
+    @cython.locals(n=Py_ssize_t, length=Py_ssize_t, last=tuple, raw=bytes, known=dict,
+                   written=bytes)
+    cdef _known_head(self, bytes data, columns)

@@ -554,9 +554,8 @@ class BackendConnection(PacketConnection):
         if last is not None:
             raw = last[0]
             length = len(raw)
-            # (a slice's comparison: bytes.startswith parses its arguments, at several times
-            # the cost)
-            if n > length and data[:length] == raw:
+            # (compiled, bytes.startswith is a memcmp: no slice)
+            if n > length and data.startswith(raw):
                 self._columns = None
                 return last[1] + data[length:]
         for length, known in self._heads.items():

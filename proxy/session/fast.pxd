@@ -66,7 +66,7 @@ cdef class FastPath:
     cpdef sharded_execute(self, packet)
     @cython.locals(conn=BackendConnection, partition=Py_ssize_t, now=cython.double)
     cpdef bint sharded_text(self, packet)
-    @cython.locals(shapes=dict, seen=tuple)
+    @cython.locals(shapes=dict, seen=tuple, integer_key=tuple, spans=tuple, at=Py_ssize_t)
     cpdef text_target(self, str sql, snapshot)
     @cython.locals(route=FastRoute, conn=BackendConnection, partition=Py_ssize_t)
     cpdef routed_execute(self, statement, plan, bytes packet, snapshot)

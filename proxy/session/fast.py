@@ -415,21 +415,20 @@ class FastPath:
             shapes[key] = known
         if known is None:
             return None
-        shape = known.shape
-        integer = shape.integer
+        integer_key = known.integer_key
         g = None
-        if integer is not None and not shape.string:
+        if integer_key is not None:
             # TextShape.physical's integer key, inline: its global table's entry.
-            at = 2 * shape.key
+            at = integer_key[0]
             digits = sql[spans[at] : spans[at + 1]]
             if digits.isascii() and digits.isdigit():
-                value = -int(digits) if shape.negative else int(digits)
-                if integer.low <= value <= integer.high:
-                    g = abs(value) % integer.modulus
+                value = -int(digits) if integer_key[4] else int(digits)
+                if integer_key[1] <= value <= integer_key[2]:
+                    g = abs(value) % integer_key[3]
                     own = known.own_text.get(g)
                     if own is not None:
                         return known, own[0], sql, own[1]
-        placed = shape.physical(sql, spans)
+        placed = known.shape.physical(sql, spans)
         if placed is None:
             return None
         database = placed[0]

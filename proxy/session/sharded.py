@@ -565,6 +565,10 @@ class TextRoute:
     reads_rows: bool
     names: LogicalNames
     kind: str  # statement.kind.value (an Enum's value is a Python-level property)
+    # The shape's integer key, for FastPath.text_target to place it inline (TextShape.physical's
+    # reading): the index of its literal's start in the fast key's spans, IntegerHash's low,
+    # high and modulus, and whether a minus sign precedes it; None: not an integer key.
+    integer_key: tuple[int, int, int, int, bool] | None
     columns: dict[str, Callable[[bytes], bytes]] = field(default_factory=dict)
     # The fast path's by global table (the shape's ``integer``'s), where the physical text
     # is the client's own: the physical database and the renaming (as ``columns``).
@@ -2950,6 +2954,7 @@ class ShardedExecutor:
                     return UNLEARNT
                 if shape is not None:
                     names = LogicalNames(layout.name.encode(), physical_table_names(layout))
+                    integer = shape.integer
                     found = TextRoute(
                         shape,
                         statement,
@@ -2958,6 +2963,15 @@ class ShardedExecutor:
                         shape.reads_rows,
                         names,
                         statement.kind.value,
+                        None
+                        if integer is None or shape.string
+                        else (
+                            2 * shape.key,
+                            integer.low,
+                            integer.high,
+                            integer.modulus,
+                            shape.negative,
+                        ),
                     )
             if len(_SHARED_SHAPES) >= _SHARED_SHAPES_KEPT:
                 _SHARED_SHAPES.clear()
