@@ -253,6 +253,9 @@ class Session:
         )
         self.prepared: dict[int, Prepared] = {}
         self.notes: list[tuple[str, int, str]] = []  # (level, code, message)
+        # A refusal of the proxy's raised in the shard's diagnostics area (_diagnose) may be
+        # there still (_undiagnose).
+        self._diagnosed = False
         self.activity = Activity(since=time.monotonic())
         self.killed = False
         self.started = time.time()
@@ -691,6 +694,7 @@ class Session:
         elif isinstance(decided, Ok):
             if decided.notes:  # (a COM_PING leaves the notes there are)
                 self.notes = [("Note", code, text) for code, text in decided.notes]
+                await self._undiagnose()
             self._reply_ok(warnings=len(decided.notes))
         elif isinstance(decided, Reauthenticate):
             await self._change_user(payload)
@@ -1137,9 +1141,26 @@ class Session:
                 f" MESSAGE_TEXT = _utf8mb4 X'{text}'"
             )
         except BackendQueryError:
-            pass  # (the error raised: what was asked)
+            self._diagnosed = True  # (the error raised: what was asked)
         except BackendError as exc:
             # Closed: the next command finds it so (and ends the session if it held state).
+            log.warning("connection %d: %s", self.connection_id, exc)
+
+    async def _undiagnose(self) -> None:
+        """The proxy answered a statement with notes of its own after :meth:`_diagnose` raised
+        a refusal on the shard: the shard's diagnostics area is emptied (by a statement that
+        reads a table: one that does not keeps it) so that the refusal does not show again
+        once the notes are gone (MariaDB replaces a statement's diagnostics with the next
+        one's)."""
+        if not self._diagnosed:
+            return
+        self._diagnosed = False
+        conn = self.link.live()
+        if conn is None or conn.relaying:
+            return
+        try:
+            await conn.query(f"{OWN_STATEMENT}SELECT 1 FROM information_schema.ENGINES LIMIT 0")
+        except BackendError as exc:
             log.warning("connection %d: %s", self.connection_id, exc)
 
     def _status(self) -> int:

@@ -353,9 +353,11 @@ def _bulk(mode: LexMode) -> tuple[re.Pattern[str], re.Pattern[str]]:
 
 
 _LIST_END = re.compile(_WS + r"\)")
-# How much one call of a bulk pattern may scan (~10 ms): another thread, the event loop's,
-# gets the interpreter lock between calls.
-_SKIP_SLICE = 256 * 1024
+# How much one call of a bulk pattern may scan (~3 ms of an IN list's numbers on a slow
+# machine): another thread, the event loop's, gets the interpreter lock between calls -- and
+# waits for it up to a call's time each time it needs it, several times per statement it serves
+# (tests/e2e/test_stall.py: 256 KiB, ~21 ms a call there, made another tenant's p99 ~90 ms).
+_SKIP_SLICE = 32 * 1024
 
 
 def _skip(pattern: re.Pattern[str], sql: str, pos: int) -> int:
