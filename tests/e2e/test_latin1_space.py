@@ -17,42 +17,18 @@ import pymysql
 import pytest
 
 from proxy.wire.packets import parse_err
-from tests.conftest import connect_admin
 from tests.e2e.binclient import CAPABILITIES, BinaryClient
 from tests.e2e.conftest import ProxyEnv
+from tests.e2e.tools import twin_account
 
 USER, PASSWORD = "latspuser", "Latsp#pass1"
-
-
-def _sql(conn: Any, *statements: str) -> None:
-    with conn.cursor() as cur:
-        for statement in statements:
-            cur.execute(statement)
 
 
 @pytest.fixture(scope="module")
 def twin(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
     """``USER`` may read easydb.lsp_t: in the catalog (through the proxy) and on the shard."""
-    grant = f"GRANT SELECT ON easydb.lsp_t TO {{}} IDENTIFIED BY '{PASSWORD}'"
-    with proxy.connect() as admin:
-        _sql(
-            admin,
-            "CREATE TABLE IF NOT EXISTS lsp_t (a INT)",
-            "CREATE TABLE IF NOT EXISTS lsp_secret (a INT)",
-            "DELETE FROM lsp_t",
-            "INSERT INTO lsp_t VALUES (1), (2)",
-            f"DROP USER IF EXISTS {USER}",
-            grant.format(USER),
-        )
-    shard = connect_admin(proxy.shards[0])
-    try:
-        _sql(shard, f"DROP USER IF EXISTS '{USER}'@'%'", grant.format(f"'{USER}'@'%'"))
-        yield proxy
-    finally:
-        _sql(shard, f"DROP USER IF EXISTS '{USER}'@'%'")
-        shard.close()
-        with proxy.connect() as admin:
-            _sql(admin, f"DROP USER IF EXISTS {USER}", "DROP TABLE IF EXISTS lsp_t, lsp_secret")
+    with twin_account(proxy, USER, PASSWORD, "lsp_t", "lsp_secret", "(1), (2)") as env:
+        yield env
 
 
 def _answer(conn: Any, sql: bytes) -> tuple[Any, ...]:

@@ -14,47 +14,22 @@ names the client as the proxy sees it (``'u'@'127.0.0.1'``, the shard ``'u'@'loc
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from proxy.wire.packets import lenenc_str, parse_err
-from tests.conftest import connect_admin
 from tests.e2e.binclient import CAPABILITIES, BinaryClient, ServerError
 from tests.e2e.conftest import ProxyEnv
+from tests.e2e.tools import twin_account
 
 USER, PASSWORD = "dgnuser", "Diagn#pass1"
-
-
-def _sql(conn: Any, *statements: str) -> None:
-    with conn.cursor() as cur:
-        for statement in statements:
-            cur.execute(statement)
 
 
 @pytest.fixture(scope="module")
 def twin(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
     """``USER`` may read easydb.dgn_t: in the catalog (through the proxy) and on the shard."""
-    grant = f"GRANT SELECT ON easydb.dgn_t TO {{}} IDENTIFIED BY '{PASSWORD}'"
-    with proxy.connect() as admin:
-        _sql(
-            admin,
-            "CREATE TABLE IF NOT EXISTS dgn_t (a INT)",
-            "DELETE FROM dgn_t",
-            "INSERT INTO dgn_t VALUES (1)",
-            "CREATE TABLE IF NOT EXISTS dgn_secret (a INT)",
-            f"DROP USER IF EXISTS {USER}",
-            grant.format(USER),
-        )
-    shard = connect_admin(proxy.shards[0])
-    try:
-        _sql(shard, f"DROP USER IF EXISTS '{USER}'@'%'", grant.format(f"'{USER}'@'%'"))
-        yield proxy
-    finally:
-        _sql(shard, f"DROP USER IF EXISTS '{USER}'@'%'")
-        shard.close()
-        with proxy.connect() as admin:
-            _sql(admin, f"DROP USER IF EXISTS {USER}", "DROP TABLE IF EXISTS dgn_t, dgn_secret")
+    with twin_account(proxy, USER, PASSWORD, "dgn_t", "dgn_secret", "(1)") as env:
+        yield env
 
 
 # Statements both refuse with the same number (the proxy without asking the shard).

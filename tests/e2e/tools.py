@@ -3,10 +3,12 @@ made with the operator's CLI, and the MariaDB command-line tools; and a statemen
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pymysql
@@ -14,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from proxy.manage.cli import main
+from tests.conftest import connect_admin
 from tests.e2e.conftest import ProxyEnv
 
 TOOL_TIMEOUT = 120
@@ -64,3 +67,40 @@ def error_of(cur: Any, sql: str) -> tuple[int, str]:
     with pytest.raises(pymysql.err.MySQLError) as failed:
         cur.execute(sql)
     return failed.value.args[0], failed.value.args[1]
+
+
+def run_sql(conn: Any, *statements: str) -> None:
+    """Each statement on ``conn`` (a PyMySQL connection), in order."""
+    with conn.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+
+
+@contextlib.contextmanager
+def twin_account(
+    proxy: ProxyEnv, user: str, password: str, table: str, secret: str, rows: str
+) -> Iterator[ProxyEnv]:
+    """``user`` may read easydb's ``table`` (created holding ``rows``, an INSERT's VALUES), in
+    the catalog (through the proxy) and as a real account on the shard -- the same statements
+    sent to both compare the proxy's answers with MariaDB's -- and not ``secret`` (created
+    empty)."""
+    grant = f"GRANT SELECT ON easydb.{table} TO {{}} IDENTIFIED BY '{password}'"
+    with proxy.connect() as admin:
+        run_sql(
+            admin,
+            f"CREATE TABLE IF NOT EXISTS {table} (a INT)",
+            f"CREATE TABLE IF NOT EXISTS {secret} (a INT)",
+            f"DELETE FROM {table}",
+            f"INSERT INTO {table} VALUES {rows}",
+            f"DROP USER IF EXISTS {user}",
+            grant.format(user),
+        )
+    shard = connect_admin(proxy.shards[0])
+    try:
+        run_sql(shard, f"DROP USER IF EXISTS '{user}'@'%'", grant.format(f"'{user}'@'%'"))
+        yield proxy
+    finally:
+        run_sql(shard, f"DROP USER IF EXISTS '{user}'@'%'")
+        shard.close()
+        with proxy.connect() as admin:
+            run_sql(admin, f"DROP USER IF EXISTS {user}", f"DROP TABLE IF EXISTS {table}, {secret}")
