@@ -256,6 +256,7 @@ class Session:
         # A refusal of the proxy's raised in the shard's diagnostics area (_diagnose) may be
         # there still (_undiagnose).
         self._diagnosed = False
+        self._refused: SqlError | None = None  # the error just answered (_settle_diagnostics)
         self.activity = Activity(since=time.monotonic())
         self.killed = False
         self.started = time.time()
@@ -465,6 +466,7 @@ class Session:
                 # text (kept and executed later) nor an execution.
                 view = self.view(carried if isinstance(command, Query) else None)
                 await self._execute(plan(command, view, snapshot), command, payload)
+                await self._settle_diagnostics()
             self.link.release()
             await client.drain()
 
@@ -656,7 +658,6 @@ class Session:
             await self.sharded.execute_packet(decided)
         elif isinstance(decided, Deny):
             self._reply_error(decided.error)
-            await self._diagnose(decided.error)
         elif isinstance(decided, Forward):
             if decided.closes is not None:
                 self.prepared.pop(decided.closes, None)
@@ -694,7 +695,6 @@ class Session:
         elif isinstance(decided, Ok):
             if decided.notes:  # (a COM_PING leaves the notes there are)
                 self.notes = [("Note", code, text) for code, text in decided.notes]
-                await self._undiagnose()
             self._reply_ok(warnings=len(decided.notes))
         elif isinstance(decided, Reauthenticate):
             await self._change_user(payload)
@@ -1102,6 +1102,18 @@ class Session:
     def _reply_error(self, error: SqlError) -> None:
         self.ctx.metrics.denied(error.errno)
         self._write(self._err(error))
+        self._refused = error  # (the shard's diagnostics follow: _settle_diagnostics)
+
+    async def _settle_diagnostics(self) -> None:
+        """After a command the proxy answered with an error of its own (any: a refusal, a
+        shard's error renamed, ...): the shard's diagnostics area holds it (:meth:`_diagnose`);
+        after one it answered with notes of its own: a refusal raised there before is gone
+        (:meth:`_undiagnose`). Relayed answers leave the area as the shard made it."""
+        refused, self._refused = self._refused, None
+        if refused is not None:
+            await self._diagnose(refused)
+        elif self.notes and self._diagnosed:
+            await self._undiagnose()
 
     async def _diagnose(self, error: SqlError) -> None:
         """After the proxy's own refusal (the shard never saw the statement): the error in the
@@ -1140,8 +1152,10 @@ class Session:
                 f"{OWN_STATEMENT}SIGNAL SQLSTATE '{state}' SET MYSQL_ERRNO = {error.errno},"
                 f" MESSAGE_TEXT = _utf8mb4 X'{text}'"
             )
-        except BackendQueryError:
-            self._diagnosed = True  # (the error raised: what was asked)
+        except BackendQueryError as exc:
+            # The error raised, as asked -- or another (a pending KILL QUERY, an XA state):
+            # then the area holds that one, not the refusal.
+            self._diagnosed = exc.errno == error.errno
         except BackendError as exc:
             # Closed: the next command finds it so (and ends the session if it held state).
             log.warning("connection %d: %s", self.connection_id, exc)

@@ -39,6 +39,7 @@ REFUSED = [
     "UPDATE dgn_t SET a = 2",
     "USE mysql",
     "SET GLOBAL max_connections = 10",
+    "KILL 999999",  # (answered by the proxy, not a refusal of its plan: 1094)
 ]
 # What follows each refusal, in order: each answered alike, the error's text aside.
 AFTER = [
