@@ -70,6 +70,8 @@ cdef class FastPath:
     cpdef text_target(self, str sql, snapshot)
     @cython.locals(route=FastRoute, conn=BackendConnection, partition=Py_ssize_t)
     cpdef routed_execute(self, statement, plan, bytes packet, snapshot)
+    @cython.locals(conn=BackendConnection)
+    cpdef BackendConnection serving(self, Py_ssize_t partition, snapshot)
     @cython.locals(client=ClientConnection)
     cpdef relay_routed(self, BackendConnection conn, Py_ssize_t partition, columns, digest)
     @cython.locals(memo=dict)

@@ -352,14 +352,9 @@ class FastPath:
         if not isinstance(decided, Sharded):
             return False
         partition = physical.index
-        if partition == 0:
-            conn = self.link.reclaim()
-            if conn is None or conn.broken or conn.relaying:
-                return False
-        else:
-            conn = self.sharded.source.ready(partition, snapshot)
-            if conn is None:
-                return False
+        conn = self.serving(partition, snapshot)
+        if conn is None:
+            return False
         self.ctx.metrics.routed(known.kind)
         activity = session.activity
         activity.command = "Query"
@@ -487,25 +482,27 @@ class FastPath:
                 route = statement.fast.get(abs(value) % integer.modulus)
                 if route is not None and route.typed and route.layout is plan.layout:
                     partition = route.partition
-                    if partition == 0:
-                        conn = self.link.reclaim()
-                        ready = (
-                            conn is route.conn
-                            and conn is not None
-                            and not conn.broken
-                            and not conn.relaying
-                        )
-                    else:
-                        conn = executor.source.ready(partition, snapshot)
-                        ready = conn is not None and conn is route.conn
-                    if ready:
-                        assert conn is not None
+                    conn = self.serving(partition, snapshot)
+                    if conn is not None and conn is route.conn:
                         if not route.same_id:
                             # The client's frame with the partition's statement id.
                             packet = packet[:5] + route.statement_id + packet[9:]
                         return conn, partition, packet, route.columns
         found: tuple[BackendConnection, int, bytes, Callable[[bytes], bytes]] | None
         found = executor.fast_general(statement, plan, packet, snapshot)
+        return found
+
+    def serving(self, partition: int, snapshot: CatalogSnapshot | None) -> BackendConnection | None:
+        """The connection a sharded database's fast statement for physical database
+        ``partition`` is sent on: the session's own (partition 0) when it is sound and free,
+        another partition's when the session holds it ready (``SessionPartitions.ready``);
+        None: the command loop sends it."""
+        if partition == 0:
+            conn = self.link.reclaim()
+            if conn is None or conn.broken or conn.relaying:
+                return None
+            return conn
+        found: BackendConnection | None = self.sharded.source.ready(partition, snapshot)
         return found
 
     def relay_routed(
@@ -623,6 +620,8 @@ class FastPath:
             seconds = now - self.started
             ctx.digest.record(session.current_db, self.digest, seconds, scanner.rows)
             self._latency(conn.target.shard, seconds)
+            if scanner.error:
+                self.sharded.refused_by_shard(conn, self.fast_partition, scanner, self.digest)
         if ctx.draining:
             session.drained_after_fast()
         self.client.release()

@@ -90,7 +90,7 @@ from proxy.backend.connection import (
     quote_name,
     quote_string,
 )
-from proxy.backend.mirror import client_account_named
+from proxy.backend.mirror import SHARD_REFUSALS, client_account_named
 from proxy.backend.xa import XID_PREFIX
 from proxy.merge import MergeError, Refusal, merge_batches, plan_select, result_payloads
 from proxy.merge.values import ColumnDefinition
@@ -109,7 +109,7 @@ from proxy.plan.plan import (
     sharded_layout,
 )
 from proxy.session.definers import Definers, RowRenamer, may_show_definers, row_renamer
-from proxy.session.fast import UNLEARNT, FastRoute, execute_types
+from proxy.session.fast import UNLEARNT, FastPath, FastRoute, execute_types
 from proxy.session.grants import grant_column
 from proxy.session.link import (
     OWN_STATEMENT,
@@ -236,6 +236,8 @@ class Session(Protocol):
     def connection_id(self) -> int: ...
     @property
     def prepared(self) -> dict[int, Any]: ...
+    @property
+    def fast(self) -> FastPath: ...
 
     # The notes SHOW WARNINGS shows of the proxy's own last statement (level, code, message).
     notes: list[tuple[str, int, str]]
@@ -684,6 +686,7 @@ class ShardedExecutor:
         self.replies = replies
         self.source: PartitionSource = source or SessionPartitions(session, replies.lease)
         self._sent = False  # a scatter read has written to the client
+        self._digest = ""  # the query digest text of the statement running now
         # The physical statements of the statement running now if it is a scatter (every
         # physical table: concatenated or merged), for its digest entry; 0 otherwise.
         self._scatter = 0
@@ -740,6 +743,7 @@ class ShardedExecutor:
     async def execute(self, plan: Sharded) -> None:
         started = time.perf_counter()
         self._scatter = 0
+        self._digest = plan.digest or ""
         try:
             await self._execute(plan)
         finally:
@@ -841,6 +845,7 @@ class ShardedExecutor:
         end with SERVER_MORE_RESULTS_EXISTS, and an error ends the packet."""
         started = time.perf_counter()
         self._scatter = 0
+        self._digest = plan.digest
         real = self.replies
         try:
             for index, item in enumerate(plan.statements):
@@ -1076,6 +1081,7 @@ class ShardedExecutor:
                 replied = True
                 # (a read's column definitions, any statement's error, in logical names)
                 scanner = await self._relay_logical(conn, targets[0], layout)
+                self.refused_by_shard(conn, targets[0].partition, scanner, self._digest)
                 await self.after_statement(scanner)
             elif decision.reads_rows and not decision.write:
                 self._sent = False
@@ -1184,6 +1190,23 @@ class ShardedExecutor:
                     "HY000",
                     f"Table '{table.name}' was not locked with LOCK TABLES",
                 )
+
+    def refused_by_shard(
+        self, conn: BackendConnection, partition: int, scanner: ResponseScanner, digest: str
+    ) -> None:
+        """``conn``, physical database ``partition``'s, answered a statement the proxy allowed
+        (``digest``): when the shard refused it on its grants (a classifier miss, or a mirror
+        changed behind the proxy's back), counted and the mirror suspected, and the connection
+        not used again unless a transaction or table locks hold it (a new one is opened once
+        the mirror is verified again)."""
+        if not scanner.error or scanner.errno not in SHARD_REFUSALS:
+            return
+        session = self.session
+        session.ctx.shard_refused(scanner.errno, session.current_db, digest, conn.target)
+        if partition == 0:
+            session.link.retire()  # (kept when something session-bound is on it)
+        elif self.tx is None and self.locked is None:
+            self.source.release({}, [partition])
 
     async def _relay_logical(
         self,
@@ -2501,6 +2524,7 @@ class ShardedExecutor:
             layout, digest = _layout_of(session), None
         started = time.perf_counter()
         self._scatter = 0
+        self._digest = digest or ""
         try:
             with self._failures_answered():
                 await self._execute_prepared(statement, layout, payload)
@@ -2690,9 +2714,12 @@ class ShardedExecutor:
                 conn.send(packets[0])
                 replied = True
                 if decision.reads_rows and not decision.write:
-                    await self._relay_logical(conn, targets[0], layout, statement.client_id)
+                    scanner = await self._relay_logical(
+                        conn, targets[0], layout, statement.client_id
+                    )
                 else:
-                    await conn.relay(session.client, ResponseKind.QUERY)
+                    scanner = await conn.relay(session.client, ResponseKind.QUERY)
+                self.refused_by_shard(conn, targets[0].partition, scanner, self._digest)
             elif decision.reads_rows and not decision.write:
                 self._sent = False
                 await self._scatter_read(conns, targets, layout, packets)
@@ -2871,15 +2898,9 @@ class ShardedExecutor:
             if target is None:
                 return None
         partition = target.partition
-        if partition == 0:
-            conn = self.session.link.reclaim()
-            if conn is None or conn.broken or conn.relaying:
-                return None
-        else:
-            ready = self.source.ready(partition, snapshot)
-            if ready is None:
-                return None
-            conn = ready
+        conn = self.session.fast.serving(partition, snapshot)
+        if conn is None:
+            return None
         physical = statement.physical.get(target.sql)
         backend_id = None if physical is None else physical.on.get(conn)
         if physical is None or backend_id is None:

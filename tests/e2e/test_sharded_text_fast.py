@@ -25,6 +25,8 @@ from tests.conftest import connect_admin
 from tests.e2e.binclient import BinaryClient
 from tests.e2e.conftest import ProxyEnv
 from tests.e2e.sharded import sharded_database
+from tests.e2e.test_enforcement import classifier_misses, counted_miss
+from tests.e2e.test_mirrors import mirror_of, on_loop
 
 Hook = Callable[[bytes], bool]
 
@@ -402,3 +404,45 @@ def test_inside_a_transaction_the_command_loop_routes(sharded: ProxyEnv, served:
     finally:
         conn.close()
     assert served == []
+
+
+def test_a_refusal_of_another_partitions_shard_is_counted(sharded: ProxyEnv) -> None:
+    """A grant removed behind the proxy's back on the shard of a partition other than the
+    session's own: the shard's refusal reaches the client and is counted as a classifier
+    miss (the mirror suspected) -- on the command loop's first statement of a shape and on
+    the fast path's later ones alike (FastPath.partition_done had not looked)."""
+    env = sharded
+    owner = _client(env)
+    s1 = connect_admin(env.shards[1])
+    try:
+        with owner.cursor() as cur:
+            cur.execute("CREATE USER 'textmiss'@'%' IDENTIFIED BY 'Text#miss1'")
+            cur.execute(f"GRANT SELECT ON {DB}.t TO 'textmiss'@'%'")
+        mirror = mirror_of(env, "textmiss", f"{DB}_0002")  # physical database 2's
+        reader = env.connect("textmiss", "Text#miss1", database=DB)
+        try:
+            assert _partition(2) == 2 and SHARD_OF[2] == 1  # s1, not the session's own
+            with reader.cursor() as cur:
+                cur.execute("SELECT v FROM t WHERE id = 0")  # every partition connected
+                cur.execute("SELECT v FROM t WHERE id = 2")
+                assert cur.fetchall() == (("v2",),)
+                for fast in (False, True):
+                    with s1.cursor() as shard:
+                        shard.execute(f"REVOKE ALL PRIVILEGES, GRANT OPTION FROM '{mirror}'@'%'")
+                    before = classifier_misses(env)
+                    # (a shape not seen yet: the command loop's; then a learnt one: the fast's)
+                    where = "id = 2" if fast else "2 = id"
+                    with pytest.raises(pymysql.err.OperationalError) as denied:
+                        cur.execute(f"SELECT v FROM t WHERE {where}")
+                    assert denied.value.args[0] == 1142
+                    assert counted_miss(env, before), fast
+                    on_loop(env, env.server.ctx.mirrors.reconcile())
+                    cur.execute(f"SELECT v FROM t WHERE {where}")
+                    assert cur.fetchall() == (("v2",),)
+        finally:
+            reader.close()
+    finally:
+        with owner.cursor() as cur:
+            cur.execute("DROP USER IF EXISTS 'textmiss'@'%'")
+        owner.close()
+        s1.close()
