@@ -36,12 +36,44 @@ cdef class FastRoute:
     cdef public object columns
 
 
+cdef class HeldConnections:
+    cdef public dict conns
+    cdef public dict versions
+    cdef public object snapshot
+    cdef public bint locked
+
+    @cython.locals(conn=BackendConnection)
+    cpdef BackendConnection ready(self, Py_ssize_t index, snapshot, Py_ssize_t version)
+
+
+cdef class TextRoute:
+    cdef public object shape
+    cdef public object statement
+    cdef public object digest
+    cdef public object layout
+    cdef public bint reads_rows
+    cdef public object names
+    cdef public object kind
+    cdef public dict columns
+    cdef public dict own_text
+    cdef public Py_ssize_t key_at
+    cdef public long long low
+    cdef public long long high
+    cdef public long long modulus
+    cdef public bint negative
+
+    @cython.locals(at=Py_ssize_t, start=Py_ssize_t, end=Py_ssize_t, i=Py_ssize_t,
+                   value=cython.longlong, digit=cython.longlong)
+    cpdef long long table(self, str sql, tuple spans)
+
+
 cdef class FastPath:
     cdef public object session
     cdef public object ctx
     cdef public ClientConnection client
     cdef public BackendLink link
     cdef public object sharded
+    cdef public HeldConnections held
     cdef public dict memo
     cdef public object memo_snapshot
     cdef public object memo_account
@@ -64,9 +96,10 @@ cdef class FastPath:
     @cython.locals(conn=BackendConnection, activity=Activity, client=ClientConnection,
                    now=cython.double, partition=Py_ssize_t)
     cpdef sharded_execute(self, packet)
-    @cython.locals(conn=BackendConnection, partition=Py_ssize_t, now=cython.double)
+    @cython.locals(conn=BackendConnection, partition=Py_ssize_t, now=cython.double,
+                   known=TextRoute)
     cpdef bint sharded_text(self, packet)
-    @cython.locals(shapes=dict, seen=tuple, integer_key=tuple, spans=tuple, at=Py_ssize_t)
+    @cython.locals(shapes=dict, seen=tuple, spans=tuple, route=TextRoute, g=cython.longlong)
     cpdef text_target(self, str sql, snapshot)
     @cython.locals(route=FastRoute, conn=BackendConnection, partition=Py_ssize_t)
     cpdef routed_execute(self, statement, plan, bytes packet, snapshot)

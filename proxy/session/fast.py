@@ -40,6 +40,7 @@ from proxy.plan.plan import (
 )
 from proxy.session.host import SessionHost
 from proxy.session.link import BackendLink, client_codec
+from proxy.shard.placement import IntegerHash
 from proxy.shard.route import Layout, Target, TextShape
 from proxy.sql.analyze import Statement, cached_shape, fast_literals
 from proxy.sql.lexer import LexMode, ServerFlavor
@@ -110,6 +111,76 @@ class FastRoute:
         self.columns = columns
 
 
+class TextRoute:
+    """A text statement shape the fast path routes (:meth:`FastPath.text_target`; made by
+    ``ShardedExecutor.learn_text``): the shape, the analysis of its statements (what the
+    command loop's would be: the cached one of their fast key), their digest text and the
+    layout the shape was made for; for a shape that reads rows, the renaming of its answers'
+    column definitions (the logical database and tables where they name the physical ones)
+    by physical database, made as they are met (``names``: proxy/session/sharded.py's
+    LogicalNames).
+
+    A shape keyed by an integer (HASH of an integer column, ``integer``: its IntegerHash)
+    is placed in a few C operations (:meth:`table`); ``own_text`` remembers, by global
+    table, where the physical text is the client's own: the physical database and the
+    renaming (as ``columns``)."""
+
+    def __init__(
+        self,
+        shape: TextShape,
+        statement: Statement,
+        digest: str,
+        layout: Layout,
+        names: Any,
+        integer: IntegerHash | None,
+    ) -> None:
+        self.shape = shape
+        self.statement = statement
+        self.digest = digest
+        self.layout = layout
+        self.reads_rows = shape.reads_rows
+        self.names = names
+        self.kind = statement.kind.value  # (an Enum's value is a Python-level property)
+        self.columns: dict[str, Callable[[bytes], bytes]] = {}
+        self.own_text: dict[int, tuple[PhysicalDatabase, Callable[[bytes], bytes] | None]] = {}
+        # TextShape.physical's reading of an integer key: the index of its literal's start
+        # in the fast key's spans (-1: not an integer key), IntegerHash's low, high and
+        # modulus, and whether a minus sign precedes it.
+        self.key_at = -1
+        self.low = self.high = self.modulus = 0
+        self.negative = False
+        if integer is not None and not shape.string:
+            self.key_at = 2 * shape.key
+            self.low, self.high, self.modulus = integer.low, integer.high, integer.modulus
+            self.negative = shape.negative
+
+    def table(self, sql: str, spans: tuple[int, ...]) -> int:
+        """The global table of this statement's integer key (IntegerHash.table of the value
+        TextShape.physical reads: decimal digits, a minus sign before them when the shape
+        has one); -1: not an integer key, or one of more than 18 digits or out of the
+        column's range (TextShape.physical reads those)."""
+        at = self.key_at
+        if at < 0:
+            return -1
+        start = spans[at]
+        end = spans[at + 1]
+        if not 0 < end - start <= 18:  # (below 10**18: no overflow of a C long long)
+            return -1
+        value = 0
+        i = start
+        while i < end:
+            digit = ord(sql[i]) - 48
+            if not 0 <= digit <= 9:
+                return -1
+            value = value * 10 + digit
+            i += 1
+        if self.negative:
+            value = -value
+        if not self.low <= value <= self.high:
+            return -1
+        return (value if value >= 0 else -value) % self.modulus
+
+
 class FastSession(Protocol):
     """What the fast path reads of its session (proxy/session/session.py's Session)."""
 
@@ -173,6 +244,34 @@ def calls(statement: Statement) -> bool:
     return statement.text.lstrip()[:4].upper() == "CALL"
 
 
+class HeldConnections:
+    """The connections a sharded database's session holds to its physical databases other
+    than 0 (``SessionPartitions``'), by index: the session state version each was given
+    (``versions``), the catalog snapshot they follow and whether they hold LOCK TABLES'
+    locks. ``ready`` is the fast path's test (compiled: it runs for every fast statement on
+    another partition than the session's own)."""
+
+    def __init__(self) -> None:
+        self.conns: dict[int, BackendConnection] = {}
+        self.versions: dict[int, int] = {}  # ... as of this version of the session state
+        self.snapshot: object = None
+        self.locked = False
+
+    def ready(self, index: int, snapshot: object, version: int) -> BackendConnection | None:
+        """Physical database ``index``'s connection when it can run a statement now without
+        any preparation (held, healthy, idle, with the session's state as of ``version``,
+        for the catalog ``snapshot``). Under LOCK TABLES: None (the long way checks the
+        tables locked)."""
+        if index == 0 or self.locked or snapshot is not self.snapshot:
+            return None
+        conn = self.conns.get(index)
+        if conn is None or conn.broken or conn.relaying or conn.is_closing():
+            return None
+        if self.versions.get(index) != version:
+            return None
+        return conn
+
+
 class FastPath:
     """A session's fast path (one per session): the state it reads per statement."""
 
@@ -182,6 +281,7 @@ class FastPath:
         self.client = session.client
         self.link = session.link
         self.sharded = session.sharded
+        self.held: HeldConnections = session.sharded.source.held
         # The memoized plans, by statement object, for one grant view (catalog snapshot,
         # account, current database, session state and its version).
         self.memo: dict[int, tuple[Statement, Plan]] = {}
@@ -206,7 +306,7 @@ class FastPath:
         # A sharded database's text statements' shapes by fast key (text_target), for the
         # catalog snapshot, current database and lexer state in ``shapes_for``; None: the
         # shape's statements go the long way.
-        self.shapes: dict[str, Any] = {}  # (proxy/session/sharded.py's TextRoute)
+        self.shapes: dict[str, Any] = {}  # (TextRoute, None or UNLEARNT)
         self.shapes_for: tuple[object, str | None, LexMode, ServerFlavor | None] = (
             None,
             None,
@@ -410,33 +510,26 @@ class FastPath:
             shapes[key] = known
         if known is None:
             return None
-        integer_key = known.integer_key
-        g = None
-        if integer_key is not None:
-            # TextShape.physical's integer key, inline: its global table's entry.
-            at = integer_key[0]
-            digits = sql[spans[at] : spans[at + 1]]
-            if digits.isascii() and digits.isdigit():
-                value = -int(digits) if integer_key[4] else int(digits)
-                if integer_key[1] <= value <= integer_key[2]:
-                    g = abs(value) % integer_key[3]
-                    own = known.own_text.get(g)
-                    if own is not None:
-                        return known, own[0], sql, own[1]
-        placed = known.shape.physical(sql, spans)
+        route: TextRoute = known
+        g = route.table(sql, spans)
+        if g >= 0:
+            own = route.own_text.get(g)
+            if own is not None:
+                return route, own[0], sql, own[1]
+        placed = route.shape.physical(sql, spans)
         if placed is None:
             return None
         database = placed[0]
         columns = None
-        if known.reads_rows:
-            columns = known.columns.get(database.name)
+        if route.reads_rows:
+            columns = route.columns.get(database.name)
             if columns is None:
-                columns = known.columns[database.name] = known.names.rewrite(database.name)
-        if g is not None and placed[1] is sql:
+                columns = route.columns[database.name] = route.names.rewrite(database.name)
+        if g >= 0 and placed[1] is sql:
             # (a rewrite object of the entry's own: see ShardedExecutor.fast_general)
             columns = None if columns is None else functools.partial(columns)
-            known.own_text[g] = (database, columns)
-        return known, database, placed[1], columns
+            route.own_text[g] = (database, columns)
+        return route, database, placed[1], columns
 
     def routed_execute(
         self, statement: Any, plan: Sharded, packet: bytes, snapshot: CatalogSnapshot
@@ -502,8 +595,9 @@ class FastPath:
             if conn is None or conn.broken or conn.relaying:
                 return None
             return conn
-        found: BackendConnection | None = self.sharded.source.ready(partition, snapshot)
-        return found
+        if snapshot is None:
+            snapshot = self.ctx.snapshot()
+        return self.held.ready(partition, snapshot, self.link.state.version)
 
     def relay_routed(
         self,

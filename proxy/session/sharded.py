@@ -109,7 +109,14 @@ from proxy.plan.plan import (
     sharded_layout,
 )
 from proxy.session.definers import Definers, RowRenamer, may_show_definers, row_renamer
-from proxy.session.fast import UNLEARNT, FastPath, FastRoute, execute_types
+from proxy.session.fast import (
+    UNLEARNT,
+    FastPath,
+    FastRoute,
+    HeldConnections,
+    TextRoute,
+    execute_types,
+)
 from proxy.session.grants import grant_column
 from proxy.session.link import (
     OWN_STATEMENT,
@@ -135,7 +142,6 @@ from proxy.shard.route import (
     NeedsSequence,
     Route,
     Target,
-    TextShape,
     copy_target,
     key_slots,
     placed_targets,
@@ -329,11 +335,9 @@ class PartitionSource(Protocol):
 
     async def close(self) -> None: ...
 
-    def ready(self, index: int, snapshot: object = None) -> BackendConnection | None:
-        """Physical database ``index``'s connection when it can run a statement now without
-        any preparation (held, healthy, idle, with the session's state): the fast path's
-        (``snapshot``: the current catalog snapshot, when the caller has it)."""
-        ...
+    # The connections it holds (physical databases but 0), whose readiness the fast path
+    # tests (FastPath.serving).
+    held: HeldConnections
 
     def running(self) -> list[BackendConnection]:
         """The open connections besides the session's link connection, which a statement may
@@ -349,25 +353,33 @@ class SessionPartitions:
     def __init__(self, session: Session, lease: Lease) -> None:
         self._session = session
         self._lease = lease
-        self._held: dict[int, BackendConnection] = {}
+        # (its connections, the session state version each was given, the catalog snapshot)
+        self.held = HeldConnections()
         self._applied: dict[int, list[str]] = {}  # the session state each connection got
-        self._versions: dict[int, int] = {}  # ... as of this version of the session state
-        self._snapshot: object = None
         # A transaction holds branches on the connections: they are kept (the mirrors follow
         # a newer catalog once it ends). So are connections holding LOCK TABLES' locks.
         self.in_transaction = False
-        self.locked = False
         # More connections per physical database, for merges over split tables (``spares``).
         self._spares: dict[int, list[BackendConnection]] = {}
         self._spare_applied: dict[int, list[str]] = {}  # by id() of the connection
 
+    @property
+    def locked(self) -> bool:
+        """Its connections hold LOCK TABLES' locks."""
+        return self.held.locked
+
+    @locked.setter
+    def locked(self, locked: bool) -> None:
+        self.held.locked = locked
+
     async def acquire(self, partitions: Sequence[PhysicalDatabase]) -> dict[int, BackendConnection]:
         session = self._session
         snapshot = session.ctx.snapshot()
-        if snapshot is not self._snapshot and not self.in_transaction and not self.locked:
+        held = self.held
+        if snapshot is not held.snapshot and not self.in_transaction and not self.locked:
             # New grants or tables: reconnect (the mirrors follow the newest catalog).
             await self.close()
-            self._snapshot = snapshot
+            held.snapshot = snapshot
         wanted = session.link.state.statements()
         conns: dict[int, BackendConnection] = {}
         for physical in partitions:
@@ -377,9 +389,9 @@ class SessionPartitions:
                 conn0 = await session.link.connection(self._lease)
                 conns[0] = conn0
                 continue
-            conn = self._held.get(physical.index)
+            conn = held.conns.get(physical.index)
             if conn is not None and (conn.broken or conn.is_closing()):
-                self._held.pop(physical.index, None)
+                held.conns.pop(physical.index, None)
                 conn = None
                 if self.locked:
                     # Its table locks went with it: a new connection would run unlocked.
@@ -389,12 +401,12 @@ class SessionPartitions:
                         )
                     )
             if conn is None:
-                conn = self._held[physical.index] = await self._open(physical, snapshot)
+                conn = held.conns[physical.index] = await self._open(physical, snapshot)
                 self._applied[physical.index] = []
             if self._applied.get(physical.index) != wanted:
                 await _apply(conn, physical, wanted)  # (a broken one is replaced next time)
                 self._applied[physical.index] = list(wanted)
-            self._versions[physical.index] = session.link.state.version
+            held.versions[physical.index] = session.link.state.version
             conns[physical.index] = conn
         return conns
 
@@ -422,21 +434,8 @@ class SessionPartitions:
                 )
             ) from None
 
-    def ready(self, index: int, snapshot: object = None) -> BackendConnection | None:
-        session = self._session
-        if snapshot is None:
-            snapshot = session.ctx.snapshot()
-        if index == 0 or self.locked or snapshot is not self._snapshot:
-            return None  # (under LOCK TABLES: the long way, which checks the tables locked)
-        conn = self._held.get(index)
-        if conn is None or conn.broken or conn.is_closing() or conn.relaying:
-            return None
-        if self._versions.get(index) != session.link.state.version:
-            return None
-        return conn
-
     def running(self) -> list[BackendConnection]:
-        conns = list(self._held.values())
+        conns = list(self.held.conns.values())
         for spares in self._spares.values():
             conns += spares
         return [conn for conn in conns if not conn.gone]
@@ -445,7 +444,7 @@ class SessionPartitions:
         for index in broken:
             if index == 0:
                 continue  # the link's own connection: the session handles its loss
-            conn = self._held.pop(index, None)
+            conn = self.held.conns.pop(index, None)
             if conn is not None:
                 conn.broken = True
                 conn.close()
@@ -475,9 +474,9 @@ class SessionPartitions:
         return kept[:count]
 
     async def close(self) -> None:
-        held, self._held = self._held, {}
+        held, self.held.conns = self.held.conns, {}
         self._applied.clear()
-        self._versions.clear()
+        self.held.versions.clear()
         spares, self._spares = self._spares, {}
         self._spare_applied.clear()
         for conn in held.values():
@@ -549,34 +548,6 @@ def _new_types(statement: ShardedStatement, types: bytes) -> None:
             # (frame header, command, id, flags, iterations, NULL bitmap, "types sent" flag)
             statement.fast_length, statement.fast_half = 16 + integer[0], integer[1]
     statement.types = types
-
-
-@dataclass(frozen=True, slots=True)
-class TextRoute:
-    """A text statement shape the fast path routes (``FastPath.text_target``):
-    the shape, the analysis of its statements (what the command loop's would be: the cached
-    one of their fast key), their digest text and the layout the shape was made for; for a
-    shape that reads rows, the renaming of its answers' column definitions (the logical
-    database and tables where they name the physical ones) by physical database, made as
-    they are met."""
-
-    shape: TextShape
-    statement: Statement
-    digest: str
-    layout: Layout
-    reads_rows: bool
-    names: LogicalNames
-    kind: str  # statement.kind.value (an Enum's value is a Python-level property)
-    # The shape's integer key, for FastPath.text_target to place it inline (TextShape.physical's
-    # reading): the index of its literal's start in the fast key's spans, IntegerHash's low,
-    # high and modulus, and whether a minus sign precedes it; None: not an integer key.
-    integer_key: tuple[int, int, int, int, bool] | None
-    columns: dict[str, Callable[[bytes], bytes]] = field(default_factory=dict)
-    # The fast path's by global table (the shape's ``integer``'s), where the physical text
-    # is the client's own: the physical database and the renaming (as ``columns``).
-    own_text: dict[int, tuple[PhysicalDatabase, Callable[[bytes], bytes] | None]] = field(
-        default_factory=dict
-    )
 
 
 class _MoreResults:
@@ -2975,25 +2946,7 @@ class ShardedExecutor:
                     return UNLEARNT
                 if shape is not None:
                     names = LogicalNames(layout.name.encode(), physical_table_names(layout))
-                    integer = shape.integer
-                    found = TextRoute(
-                        shape,
-                        statement,
-                        digest,
-                        layout,
-                        shape.reads_rows,
-                        names,
-                        statement.kind.value,
-                        None
-                        if integer is None or shape.string
-                        else (
-                            2 * shape.key,
-                            integer.low,
-                            integer.high,
-                            integer.modulus,
-                            shape.negative,
-                        ),
-                    )
+                    found = TextRoute(shape, statement, digest, layout, names, shape.integer)
             if len(_SHARED_SHAPES) >= _SHARED_SHAPES_KEPT:
                 _SHARED_SHAPES.clear()
             _SHARED_SHAPES[shared_key] = (snapshot, found)

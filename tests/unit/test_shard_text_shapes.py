@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 
 from auth.errors import SqlError
 from auth.model import KeyType, LogicalTable, ShardKey, TableRule
+from proxy.session.fast import TextRoute
 from proxy.shard.route import Layout, Route, text_shape
 from proxy.shard.statements import decide, shaped
-from proxy.sql.analyze import fast_literals
+from proxy.sql.analyze import analyze, fast_literals
 from proxy.sql.lexer import DEFAULT_MODE, LexMode
 from tests.unit.test_shard_route import LAYOUT as ROUTE_LAYOUT
 
@@ -308,3 +309,50 @@ def test_a_key_not_placeable_does_not_settle_the_shape() -> None:
         made, _ = shaped(then, later, LAYOUT)
         if first != then:
             assert made is not None and made.target(first, spans) is None
+
+
+@given(
+    st.sampled_from(["t", "u", "k"]),
+    st.integers(min_value=-(10**19), max_value=2 * 10**19),
+    st.sampled_from(["", "0", "00"]),
+    st.sampled_from(["SELECT v FROM {} WHERE id = {}", "UPDATE {} SET v = 1 WHERE {} = id"]),
+)
+def test_a_text_routes_integer_key_places_as_its_shape(
+    table: str, value: int, zeros: str, template: str
+) -> None:
+    """The text fast path's reading of an integer key's digits (TextRoute.table, compiled)
+    places the statement where its shape (TextShape.physical, target) does; keys of more
+    than 18 digits, out of the column's range or not placed by arithmetic are left to the
+    shape (-1)."""
+    number = ("-" if value < 0 else "") + zeros + str(abs(value))
+    sql = template.format(table, number)
+    found = fast_literals(sql)
+    assert found is not None
+    spans = found[1]
+    shape, _ = shaped(sql, spans, LAYOUT)
+    if shape is None:
+        return  # (not one routed by its literal: out of the column's range)
+    route = TextRoute(shape, analyze(sql, "db")[0], "", LAYOUT, None, shape.integer)
+    g = route.table(sql, spans)
+    target = shape.target(sql, spans)
+    if g < 0:
+        assert shape.integer is None or len(zeros + str(abs(value))) > 18 or target is None
+        return
+    assert shape.integer is not None and shape.integer.table(value) == g
+    assert target is not None
+    assert target.partition == g // shape.integer.per_db
+
+
+def test_a_text_routes_key_of_other_digits_is_left_to_the_shape() -> None:
+    """Digits other than ASCII's (which str.isdigit takes) are not read as a number."""
+    sql = "SELECT v FROM t WHERE id = 12"
+    found = fast_literals(sql)
+    assert found is not None
+    shape, _ = shaped(sql, found[1], LAYOUT)
+    assert shape is not None and shape.integer is not None
+    route = TextRoute(shape, analyze(sql, "db")[0], "", LAYOUT, None, shape.integer)
+    at = found[1][2 * shape.key]
+    assert route.table(sql, found[1]) == shape.integer.table(12)
+    for literal in ("١٢", "1٢", "1e3", "12a", "+1"):
+        other = sql[:at] + literal
+        assert route.table(other, (*found[1][:-1], at + len(literal))) == -1
