@@ -46,6 +46,23 @@ cdef class HeldConnections:
     cpdef BackendConnection ready(self, Py_ssize_t index, snapshot, Py_ssize_t version)
 
 
+cdef class ShardedStatement:
+    cdef public object client_id
+    cdef public object text
+    cdef public object params
+    cdef public object slots
+    cdef public object types
+    cdef public dict physical
+    cdef public dict placed
+    cdef public dict hashed
+    cdef public object placed_for
+    cdef public object failed
+    cdef public object integer
+    cdef public dict fast
+    cdef public Py_ssize_t fast_length
+    cdef public object fast_half
+
+
 cdef class TextRoute:
     cdef public object shape
     cdef public object statement
@@ -102,7 +119,7 @@ cdef class FastPath:
     @cython.locals(shapes=dict, seen=tuple, spans=tuple, route=TextRoute, g=cython.longlong)
     cpdef text_target(self, str sql, snapshot)
     @cython.locals(route=FastRoute, conn=BackendConnection, partition=Py_ssize_t)
-    cpdef routed_execute(self, statement, plan, bytes packet, snapshot)
+    cpdef routed_execute(self, ShardedStatement statement, plan, bytes packet, snapshot)
     @cython.locals(conn=BackendConnection)
     cpdef BackendConnection serving(self, Py_ssize_t partition, snapshot)
     @cython.locals(client=ClientConnection)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from auth.catalog import CatalogSnapshot
+from auth.errors import SqlError
 from auth.model import Account, PhysicalDatabase
 from proxy.backend.connection import BackendConnection, BackendError
 from proxy.backend.mirror import SHARD_REFUSALS
@@ -40,8 +41,8 @@ from proxy.plan.plan import (
 )
 from proxy.session.host import SessionHost
 from proxy.session.link import BackendLink, client_codec
-from proxy.shard.placement import IntegerHash
-from proxy.shard.route import Layout, Target, TextShape
+from proxy.shard.placement import IntegerHash, Placement
+from proxy.shard.route import KeySlots, Layout, Target, TextShape
 from proxy.sql.analyze import Statement, cached_shape, fast_literals
 from proxy.sql.lexer import LexMode, ServerFlavor
 from proxy.wire.stream import ClientConnection, ResponseKind, ResponseScanner
@@ -109,6 +110,42 @@ class FastRoute:
         self.typed = typed
         self.layout = layout
         self.columns = columns
+
+
+class ShardedStatement:
+    """A client's prepared statement on sharded or broadcast tables (proxy/session/sharded.py
+    carries its executions out; an extension type, so :meth:`FastPath.routed_execute` reads
+    its fields in C). Each execution is routed by its parameters; the physical statements it
+    needs (the client's text with physical names, or a multi-row INSERT's rows of one
+    partition) are prepared on a partition's connection the first time they run there."""
+
+    def __init__(self, client_id: int, text: str, params: int, slots: KeySlots | None) -> None:
+        self.client_id = client_id
+        self.text = text  # the statement as routed (parameter markers kept)
+        self.params = params
+        self.slots = slots  # routed by key alone (no routing per execution), else None
+        # The parameter types the last execution that sent them sent.
+        self.types: bytes | None = None
+        # Its physical statements by text (proxy/session/sharded.py's PhysicalStatement).
+        self.physical: dict[str, Any] = {}
+        # KeySlots' targets by placement, for one catalog snapshot.
+        self.placed: dict[Placement, Target] = {}
+        # ... by global table (IntegerHash.table), the fast path's, for the same snapshot.
+        self.hashed: dict[int, Target] = {}
+        # For what they were made: (catalog snapshot, session state, its version, handshake
+        # collation, the client's codec they read).
+        self.placed_for: tuple[object, object, int, int, str | None] | None = None
+        self.failed: SqlError | None = None  # long data sent: the next execution's answer
+        # The key is the one parameter, of a table sharded by HASH of an integer column.
+        self.integer: IntegerHash | None = None
+        # The fast path's entries by global table (``integer``'s; FastRoute), for the same
+        # snapshot as ``hashed``.
+        self.fast: dict[int, FastRoute] = {}
+        # An execution sending no types whose one parameter is an integer of ``types``: its
+        # packet's length (frame header included; -1: ``types`` are not one integer's) and,
+        # for a signed one, 2 ** (bits - 1) (0: unsigned).
+        self.fast_length = -1
+        self.fast_half = 0
 
 
 class TextRoute:
@@ -532,13 +569,13 @@ class FastPath:
         return route, database, placed[1], columns
 
     def routed_execute(
-        self, statement: Any, plan: Sharded, packet: bytes, snapshot: CatalogSnapshot
+        self, statement: ShardedStatement, plan: Sharded, packet: bytes, snapshot: CatalogSnapshot
     ) -> tuple[BackendConnection, int, bytes, Callable[[bytes], bytes]] | None:
-        """The target of an execution of ``statement`` (proxy/session/sharded.py's
-        ShardedStatement) on a sharded database's tables (no await: a transaction of the
-        proxy's is not in charge): its connection, its physical database, the frame to write
-        there (``packet``: the client's COM_STMT_EXECUTE, frame header first) and the renaming
-        of the answer's column definitions; None: the command loop carries the execution out.
+        """The target of an execution of ``statement`` on a sharded database's tables (no
+        await: a transaction of the proxy's is not in charge): its connection, its physical
+        database, the frame to write there (``packet``: the client's COM_STMT_EXECUTE, frame
+        header first) and the renaming of the answer's column definitions; None: the command
+        loop carries the execution out.
 
         An execution of a statement keyed by one integer parameter that sends no types (what
         a client sends once it has sent them) is read and placed in a few operations and

@@ -114,6 +114,7 @@ from proxy.session.fast import (
     FastPath,
     FastRoute,
     HeldConnections,
+    ShardedStatement,
     TextRoute,
     execute_types,
 )
@@ -135,9 +136,8 @@ from proxy.shard.metadata import (
     statistic_column,
     text_column_length,
 )
-from proxy.shard.placement import IntegerHash, Placement, PlacementError, integer_hash, place
+from proxy.shard.placement import Placement, PlacementError, integer_hash, place
 from proxy.shard.route import (
-    KeySlots,
     Layout,
     NeedsSequence,
     Route,
@@ -498,39 +498,6 @@ class PhysicalStatement:
         default_factory=weakref.WeakKeyDictionary
     )
     typed: weakref.WeakSet[BackendConnection] = field(default_factory=weakref.WeakSet)
-
-
-@dataclass(eq=False)
-class ShardedStatement:
-    """A client's prepared statement on sharded or broadcast tables. Each execution is routed
-    by its parameters; the physical statements it needs (the client's text with physical
-    names, or a multi-row INSERT's rows of one partition) are prepared on a partition's
-    connection the first time they run there."""
-
-    client_id: int
-    text: str  # the statement as routed (parameter markers kept)
-    params: int
-    slots: KeySlots | None  # routed by key alone (no routing per execution), else None
-    types: bytes | None = None  # the parameter types the last execution that sent them sent
-    physical: dict[str, PhysicalStatement] = field(default_factory=dict)
-    # KeySlots' targets by placement, for one catalog snapshot.
-    placed: dict[Placement, Target] = field(default_factory=dict)
-    # ... by global table (IntegerHash.table), the fast path's, for the same snapshot.
-    hashed: dict[int, Target] = field(default_factory=dict)
-    # For what they were made: (catalog snapshot, session state, its version, handshake
-    # collation, the client's codec they read).
-    placed_for: tuple[object, object, int, int, str | None] | None = None
-    failed: SqlError | None = None  # long data sent: the next execution's answer
-    # The key is the one parameter, of a table sharded by HASH of an integer column.
-    integer: IntegerHash | None = None
-    # The fast path's entries by global table (``integer``'s; FastRoute), for the same
-    # snapshot as ``hashed``.
-    fast: dict[int, FastRoute] = field(default_factory=dict)
-    # An execution sending no types whose one parameter is an integer of ``types``: its
-    # packet's length (frame header included; -1: ``types`` are not one integer's) and, for a
-    # signed one, 2 ** (bits - 1) (0: unsigned).
-    fast_length: int = -1
-    fast_half: int = 0
 
 
 def _new_types(statement: ShardedStatement, types: bytes) -> None:
