@@ -11,6 +11,7 @@ The layout: ``shfa`` over s0 and s1 with 4 physical databases, ``t`` by HASH(id)
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,9 +19,9 @@ import pymysql
 import pytest
 
 from tests.conftest import connect_admin
-from tests.e2e.binclient import BinaryClient
+from tests.e2e.binclient import BinaryClient, ServerError
 from tests.e2e.conftest import ProxyEnv
-from tests.e2e.sharded import sharded_database
+from tests.e2e.sharded import physical, sharded_database
 
 PASSWORD = "ShFast#adv1"
 DB = "shfa"
@@ -152,5 +153,76 @@ def test_a_column_named_window_does_not_end_the_where(sharded: ProxyEnv) -> None
             rows = client.execute(statement, [3], send_types=send_types)
             assert isinstance(rows, list)
             assert sorted(rows) == expected
+    finally:
+        client.close()
+
+
+def _misplaced(env: ProxyEnv) -> list[tuple[int, int]]:
+    """(physical database, id) of each row of ``t`` not in the physical database its key
+    places it in (|id| mod 4), read on the shards themselves."""
+    found = []
+    for index in range(4):
+        for (key,) in physical(env, DB, index, "SELECT id FROM t"):
+            if abs(key) % 4 != index:
+                found.append((index, key))
+    return found
+
+
+# Parameter types MariaDB reads as NULL without taking the value's bytes, with a value of the
+# size the proxy read for it: INT24 (4 bytes), YEAR (2), BIT and GEOMETRY (length-encoded).
+SWALLOWED = [
+    (0x09, struct.pack("<i", 2)),
+    (0x0D, struct.pack("<h", 2)),
+    (0x10, b"\x03\x02\x00\x00"),
+    (0xFF, b"\x03\x02\x00\x00"),
+]
+
+
+@pytest.mark.parametrize(("code", "raw"), SWALLOWED)
+def test_parameters_are_read_as_the_shard_reads_them(
+    sharded: ProxyEnv, code: int, raw: bytes
+) -> None:
+    """A parameter of a type MariaDB reads as NULL without taking its bytes (INT24, YEAR,
+    BIT, GEOMETRY) before the key: the proxy read its value and then the key where the client
+    put it, and placed the row by that key, while the shard read the key from the bytes
+    before it -- another key, stored in a partition that is not its own (and then not found
+    by it). Refused now (1210, as MariaDB refuses the types it cannot read), every time (the
+    first execution and those the fast path sees, with the types and without)."""
+    env = sharded
+    client = BinaryClient(env.port, DB, PASSWORD, DB)
+    try:
+        insert = client.prepare("INSERT INTO t (n, id, v) VALUES (?, ?, 'swallowed')")
+        for send_types in (True, False, False, True):
+            key = (struct.pack("<q", 9),) if send_types else (struct.pack("<q", 13),)
+            with pytest.raises(ServerError) as refused:
+                client.execute_typed(insert, [(code, raw), (0x08, key[0])], send_types=send_types)
+            assert refused.value.errno == 1210
+        # The statement still runs with types the shard reads.
+        assert client.execute_typed(insert, [(0x08, struct.pack("<q", 1)), (0x08, key[0])]) == 1
+        select = client.prepare("SELECT v FROM t WHERE n = ? AND id = ?")
+        with pytest.raises(ServerError) as refused:
+            client.execute_typed(select, [(code, raw), (0x08, key[0])])
+        assert refused.value.errno == 1210
+    finally:
+        client.query("DELETE FROM t WHERE v = 'swallowed'")
+        client.close()
+    assert _misplaced(env) == []
+
+
+def test_an_execution_cut_short_is_refused_as_the_command_loop_refuses_it(
+    sharded: ProxyEnv,
+) -> None:
+    """An execution whose string parameter's length is missing or cut short: 1210, as the
+    command loop answers, whether the fast path sees it first or not."""
+    env = sharded
+    client = BinaryClient(env.port, DB, PASSWORD, DB)
+    try:
+        select = client.prepare("SELECT v FROM t WHERE id = ?")
+        for raw in (b"", b"\xfc\x01", b"\xfe\x01\x00"):
+            for send_types in (True, False):
+                with pytest.raises(ServerError) as refused:
+                    client.execute_typed(select, [(0xFD, raw)], send_types=send_types)
+                assert refused.value.errno == 1210
+            assert client.execute_typed(select, [(0xFD, b"\x013")]) == [("v3",)]
     finally:
         client.close()
