@@ -226,3 +226,30 @@ def test_an_execution_cut_short_is_refused_as_the_command_loop_refuses_it(
             assert client.execute_typed(select, [(0xFD, b"\x013")]) == [("v3",)]
     finally:
         client.close()
+
+
+def test_a_temporal_parameters_length_is_read_length_encoded(sharded: ProxyEnv) -> None:
+    """MariaDB reads a DATE parameter's length as any other length (``\\xfc`` and two bytes:
+    4); the proxy read the one byte as the length (252 bytes), and then the key from inside
+    the next parameter: an UPDATE of key 1 went to key 258's partition (and changed nothing
+    there), the client's packet being what the shard read."""
+    env = sharded
+    client = BinaryClient(env.port, DB, PASSWORD, DB)
+    date = b"\xfc\x04\x00" + struct.pack("<HBB", 2024, 1, 2)
+    # 250 bytes whose end the proxy read as a length-encoded string and its key's first byte.
+    text = b"\xfa" + b"0" * 245 + b"\x03000\x02"
+    try:
+        update = client.prepare("UPDATE t SET v = ?, n = LENGTH(?) WHERE id = ?")
+        for key, send_types in ((1, True), (5, False), (2, False), (6, True)):
+            params: list[tuple[int, bytes | None]] = [
+                (0x0A, date),
+                (0xFD, text),
+                (0x08, struct.pack("<q", key)),
+            ]
+            assert client.execute_typed(update, params, send_types=send_types) == 1
+            assert client.execute(client.prepare("SELECT v, n FROM t WHERE id = ?"), [key]) == [
+                ("2024-01-02", 250)
+            ]
+    finally:
+        client.query("UPDATE t SET v = CONCAT('v', id), n = id WHERE v = '2024-01-02'")
+        client.close()
