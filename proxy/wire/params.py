@@ -78,6 +78,8 @@ def parse_execute(payload: bytes, params: int, last_types: bytes | None) -> Exec
     at += (params + 7) // 8
     if len(payload) <= at:
         raise ProtocolError("COM_STMT_EXECUTE without its parameters")
+    if payload[at] > 1:
+        raise ProtocolError("new_params_bound_flag neither 0 nor 1")  # (MariaDB: 1835)
     sent = payload[at] == 1
     at += 1
     if sent:
@@ -117,7 +119,7 @@ def parse_execute(payload: bytes, params: int, last_types: bytes | None) -> Exec
 def peek_integer(payload: bytes, last_types: bytes | None) -> tuple[int, bytes | None] | None:
     """The one parameter of a COM_STMT_EXECUTE when it is an integer (and the types the
     packet sent), as ``peek_params`` reads it; None otherwise."""
-    if len(payload) < 12 or payload[5] & 0x07 or payload[10] & 1:
+    if len(payload) < 12 or payload[5] & 0x07 or payload[10] & 1 or payload[11] > 1:
         return None
     if payload[11] == 1:
         kind: bytes | None = payload[12:14]
@@ -164,6 +166,8 @@ def peek_params(
     if len(payload) <= at:
         return None
     bitmap_at = 10
+    if payload[at] > 1:
+        return None
     if payload[at] == 1:
         sent: bytes | None = payload[at + 1 : at + 1 + 2 * params]
         types = sent

@@ -253,3 +253,35 @@ def test_a_temporal_parameters_length_is_read_length_encoded(sharded: ProxyEnv) 
     finally:
         client.query("UPDATE t SET v = CONCAT('v', id), n = id WHERE v = '2024-01-02'")
         client.close()
+
+
+def test_a_types_flag_neither_0_nor_1_is_refused(sharded: ProxyEnv) -> None:
+    """MariaDB refuses an execution whose new_params_bound_flag is neither 0 nor 1 (1835); the
+    proxy read it as "no types" and the types sent as values, and a multi-row INSERT split per
+    partition (executions the proxy writes itself, with the types it read) stored rows from
+    them."""
+    env = sharded
+    client = BinaryClient(env.port, DB, PASSWORD, DB)
+    try:
+        insert = client.prepare(
+            "INSERT INTO t (id, v, n) VALUES (?, 'flagged', 0), (?, 'flagged', 0)"
+        )
+        first: list[tuple[int, bytes | None]] = [
+            (0x08, struct.pack("<q", 30)),
+            (0x08, struct.pack("<q", 31)),
+        ]
+        assert client.execute_typed(insert, first) == 2
+        client.query("DELETE FROM t WHERE v = 'flagged'")
+        head = insert.statement_id.to_bytes(4, "little") + b"\x00" + (1).to_bytes(4, "little")
+        # Flag 2, then types (TINY, TINY) and two one-byte values: 18 bytes after the flag, as
+        # two 8-byte values and 2 more bytes for the proxy's reading by the last types.
+        body = b"\x17" + head + b"\x00\x02" + b"\x01\x00\x01\x00" + bytes([32, 33]) + bytes(12)
+        client._send(body)
+        with pytest.raises(ServerError) as refused:
+            client._check(client._read()[1])
+        assert refused.value.errno in (1210, 1835)
+        assert client.execute_typed(insert, first, send_types=False) == 2
+    finally:
+        client.query("DELETE FROM t WHERE v = 'flagged'")
+        client.close()
+    assert _misplaced(env) == []
