@@ -285,3 +285,31 @@ def test_a_types_flag_neither_0_nor_1_is_refused(sharded: ProxyEnv) -> None:
         client.query("DELETE FROM t WHERE v = 'flagged'")
         client.close()
     assert _misplaced(env) == []
+
+
+def test_a_broadcast_write_counts_the_rows_of_one_copy(sharded: ProxyEnv) -> None:
+    """A write to a broadcast table reaches every physical database's copy; its affected rows
+    are the table's, as one MariaDB holding it answers (the proxy summed the copies': an
+    INSERT of 2 rows said 8 over 4 physical databases)."""
+    env = sharded
+    statements = [
+        "INSERT INTO bc VALUES (1, 'a'), (2, 'b')",
+        "UPDATE bc SET v = 'c' WHERE id = 1",
+        "UPDATE bc SET v = v",
+        "INSERT INTO bc VALUES (2, 'x') ON DUPLICATE KEY UPDATE v = 'y'",
+        "DELETE FROM bc WHERE id IN (1, 2)",
+    ]
+    admin = connect_admin(env.shards[0], database=DB)
+    conn = _client(env)
+    try:
+        with admin.cursor() as plain, conn.cursor() as cur:
+            plain.execute("CREATE TABLE bc (id int PRIMARY KEY, v varchar(10))")
+            cur.execute("CREATE TABLE bc (id int PRIMARY KEY, v varchar(10)) BROADCAST")
+            for sql in statements:
+                assert cur.execute(sql) == plain.execute(sql), sql
+            cur.execute("DROP TABLE bc")
+    finally:
+        conn.close()
+        with admin.cursor() as plain:
+            plain.execute("DROP TABLE IF EXISTS bc")
+        admin.close()
