@@ -1853,6 +1853,10 @@ class ShardedExecutor:
         if packets and packets[0][:1] == b"\xff":
             self.replies.write(packets[0])
             return
+        if decision.kind == "broadcast":
+            # Every physical database's copy answered the same write: the table's count is
+            # one copy's, as one MariaDB holding the table answers (not the sum of the copies).
+            packets = packets[:1]
         affected = warnings = 0
         insert_id = 0
         for packet in packets:

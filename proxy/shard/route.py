@@ -1234,8 +1234,20 @@ def _where(tokens: Sequence[Token]) -> list[Token] | None:
         if start is None and word == "WHERE":
             start = index + 1
         elif start is not None and word in _WHERE_END:
+            if word == "WINDOW" and not _window_clause(tokens, index):
+                continue  # a column named ``window`` (MariaDB does not reserve the word)
             return list(tokens[start:index])
     return None if start is None else list(tokens[start:])
+
+
+def _window_clause(tokens: Sequence[Token], at: int) -> bool:
+    """The WINDOW at ``at`` opens a WINDOW clause (``WINDOW w AS (``), not a name."""
+    return (
+        at + 3 < len(tokens)
+        and is_name_token(tokens[at + 1])
+        and token_keyword(tokens[at + 2]) == "AS"
+        and is_op_token(tokens[at + 3], "(")
+    )
 
 
 def _values_for(
@@ -1248,6 +1260,11 @@ def _values_for(
 def _or(tokens: list[Token], column: str, qualifiers: set[str]) -> list[tuple[Token, ...]] | None:
     # Not at "||": OR by default, but a concatenation under PIPES_AS_CONCAT (and ANSI), where
     # ``id = 1 || 2 = id`` is ``(id = '12') = id``; a part holding one does not fix the key.
+    # Nor is a condition holding one at its own level read as a conjunction: by default
+    # ``||`` is OR, which binds less tightly than AND (``id = 1 AND x = 0 || 1`` is
+    # ``(id = 1 AND x = 0) OR 1``, every row), and which it is depends on the sql_mode.
+    if len(_split_words(tokens, ("||",))) > 1:
+        return None
     parts = _split_words(tokens, ("OR",))
     if any(len(_split_words(part, ("XOR",))) > 1 for part in parts):
         return None  # XOR binds less tightly than AND: its operands are not conjunctions
@@ -1453,7 +1470,7 @@ def _merge_needed(tokens: Sequence[Token]) -> str | None:
                 return f"{word} BY"
             if word in ("LIMIT", "HAVING", "DISTINCT", "DISTINCTROW", "UNION", "EXCEPT"):
                 return word
-            if word in ("INTERSECT", "WINDOW"):
+            if word == "INTERSECT" or (word == "WINDOW" and _window_clause(tokens, index)):
                 return word
         if word == "OVER":
             return "window functions"

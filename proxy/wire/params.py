@@ -34,10 +34,16 @@ ParamValue = int | float | Decimal | str | bytes | None
 COM_STMT_EXECUTE = 0x17
 _UNSIGNED = 0x80
 _NULL_TYPE = 0x06
-_FIXED = {0x01: 1, 0x02: 2, 0x0D: 2, 0x03: 4, 0x09: 4, 0x04: 4, 0x08: 8, 0x05: 8, _NULL_TYPE: 0}
+_FIXED = {0x01: 1, 0x02: 2, 0x03: 4, 0x04: 4, 0x08: 8, 0x05: 8, _NULL_TYPE: 0}
 _TEMPORAL = frozenset({0x07, 0x0A, 0x0B, 0x0C})  # TIMESTAMP, DATE, TIME, DATETIME
-_INTEGERS = {0x01: (1, "b", "B"), 0x02: (2, "h", "H"), 0x0D: (2, "h", "H")}
-_INTEGERS |= {0x03: (4, "i", "I"), 0x09: (4, "i", "I"), 0x08: (8, "q", "Q")}
+_INTEGERS = {0x01: (1, "b", "B"), 0x02: (2, "h", "H")}
+_INTEGERS |= {0x03: (4, "i", "I"), 0x08: (8, "q", "Q")}
+# The types whose values MariaDB reads, each a fixed size (_FIXED) or, as MariaDB's
+# get_param_length reads it, a length-encoded size first: temporals (and NEWDATE), decimals,
+# strings, ENUM, SET and blobs. It reads any other type's value as NULL without taking its
+# bytes (INT24, YEAR, BIT, GEOMETRY: the next parameter is then read from them) or refuses
+# the execution (1210): an execution sending one is not read here (ProtocolError).
+_READ = frozenset(_FIXED) | _TEMPORAL | {0x0E, 0x00, 0xF6, 0x0F} | frozenset(range(0xF7, 0xFF))
 _DECIMALS = frozenset({0x00, 0xF6})
 # A DECIMAL parameter's text that MariaDB reads whole, as Python's Decimal reads it (Decimal
 # also takes "1_0", surrounding spaces, "Infinity"..., which MariaDB reads otherwise).
@@ -72,6 +78,8 @@ def parse_execute(payload: bytes, params: int, last_types: bytes | None) -> Exec
     at += (params + 7) // 8
     if len(payload) <= at:
         raise ProtocolError("COM_STMT_EXECUTE without its parameters")
+    if payload[at] > 1:
+        raise ProtocolError("new_params_bound_flag neither 0 nor 1")  # (MariaDB: 1835)
     sent = payload[at] == 1
     at += 1
     if sent:
@@ -90,13 +98,11 @@ def parse_execute(payload: bytes, params: int, last_types: bytes | None) -> Exec
             values.append(None)
             continue
         code = kind[0]
+        if code not in _READ:
+            raise ProtocolError(f"a parameter of type {code:#04x}")
         size = _FIXED.get(code)
         if size is not None:
             start = at
-        elif code in _TEMPORAL:
-            if at >= len(payload):
-                raise ProtocolError("COM_STMT_EXECUTE cut short")
-            start, size = at, 1 + payload[at]
         else:
             length, after = read_lenenc_int(payload, at)
             if length is None:
@@ -113,7 +119,7 @@ def parse_execute(payload: bytes, params: int, last_types: bytes | None) -> Exec
 def peek_integer(payload: bytes, last_types: bytes | None) -> tuple[int, bytes | None] | None:
     """The one parameter of a COM_STMT_EXECUTE when it is an integer (and the types the
     packet sent), as ``peek_params`` reads it; None otherwise."""
-    if len(payload) < 12 or payload[5] & 0x07 or payload[10] & 1:
+    if len(payload) < 12 or payload[5] & 0x07 or payload[10] & 1 or payload[11] > 1:
         return None
     if payload[11] == 1:
         kind: bytes | None = payload[12:14]
@@ -160,6 +166,8 @@ def peek_params(
     if len(payload) <= at:
         return None
     bitmap_at = 10
+    if payload[at] > 1:
+        return None
     if payload[at] == 1:
         sent: bytes | None = payload[at + 1 : at + 1 + 2 * params]
         types = sent
@@ -176,17 +184,17 @@ def peek_params(
             values.append(None)
             continue
         code = types[2 * index]
+        if code not in _READ:
+            return None
         size = _FIXED.get(code)
         if size is None:
-            if code in _TEMPORAL:
-                if at >= len(payload):
-                    return None
-                size = 1 + payload[at]
-            else:
+            try:
                 length, after = read_lenenc_int(payload, at)
-                if length is None:
-                    return None
-                size = after - at + length
+            except ProtocolError:
+                return None  # (parse_execute's 1210)
+            if length is None:
+                return None
+            size = after - at + length
         end = at + size
         if end > len(payload):
             return None
