@@ -9,6 +9,8 @@ decides token boundaries:
   ``ANSI_QUOTES``; backquoted identifiers with doubled backquotes;
 * comments ``# ...``, ``-- ...`` (only when the second dash is followed by a space, a control
   character or the end of the input: ``--x`` is two minus signs) and ``/* ... */`` (not nested);
+  the server drops whitespace and semicolons at the end of a query before it reads it
+  (``alloc_query``), so ``--`` followed by nothing else (``SELECT 1--;``) is a comment too;
 * executable comments, judged as the target server judges them (:class:`ServerFlavor`, see
   below): their content is either code or a comment, and the statement's tokens, shape key and
   executable text are what that server reads;
@@ -317,7 +319,7 @@ def _master(mode: LexMode) -> re.Pattern[str]:
         r"@@[0-9A-Za-z_$]++(?:\.[0-9A-Za-z_$]++)?+(?![" + _IDENT_CHARS + r".`'\"@])",  # 9
         r"@(?:[0-9A-Za-z_$.]++(?![\u0080-\U0010ffff])|" + sq + "|" + dq + "|" + _BQ + ")",  # 10
         r"\#[^\n]*",  # 11
-        r"--(?=[\x00-\x20\x7f]|\Z)[^\n]*",  # 12
+        r"--(?=[\x00-\x20\x7f]|[; \t\n\r\x0b\x0c]*+\Z)[^\n]*",  # 12
         r"/\*M?!",  # 13 (the version digits, if any, are read by _scan)
         r"/\*[\s\S]*?\*/",  # 14
         r"/\*",  # 15
