@@ -109,7 +109,7 @@ from proxy.plan.plan import (
     sharded_layout,
 )
 from proxy.session.definers import Definers, RowRenamer, may_show_definers, row_renamer
-from proxy.session.fast import UNLEARNT, FastRoute, execute_types
+from proxy.session.fast import UNLEARNT, FastPath, FastRoute, execute_types
 from proxy.session.grants import grant_column
 from proxy.session.link import (
     OWN_STATEMENT,
@@ -236,6 +236,8 @@ class Session(Protocol):
     def connection_id(self) -> int: ...
     @property
     def prepared(self) -> dict[int, Any]: ...
+    @property
+    def fast(self) -> FastPath: ...  # (its ``area``: the connection holding the diagnostics)
 
     # The notes SHOW WARNINGS shows of the proxy's own last statement (level, code, message).
     notes: list[tuple[str, int, str]]
@@ -771,6 +773,9 @@ class ShardedExecutor:
                 decision = routed
             if isinstance(decision, NeedsStatistics):
                 decision = await self._with_statistics(plan)
+            if not isinstance(decision, (Route, TransactionControl)):
+                # (DDL and the rest reach physical database 0 too, or answer locally)
+                self.session.fast.area = None
             if isinstance(decision, LocalRows) and decision.probe is not None:
                 await self._probed(plan.layout, decision, decision.probe)
             elif isinstance(decision, LocalRows):
@@ -1084,6 +1089,21 @@ class ShardedExecutor:
                 await self._write(conns, targets, decision)
         except (BackendError, ConnectionLost) as exc:
             self._lost(conns, exc, replied or self._sent)
+            return
+        self._answered_on(conns, targets)
+
+    def _answered_on(
+        self, conns: Mapping[int, BackendConnection], targets: Sequence[Target]
+    ) -> None:
+        """A statement of the client's ran on ``targets`` (it names their tables: each shard
+        started a new diagnostics area for it): the session's area is physical database 0's
+        connection's when that is one of them, else the last target's (``FastPath.area``:
+        SHOW WARNINGS answers from it). An error the executor answered itself is raised on
+        physical database 0's afterwards (``Session._settle_diagnostics``)."""
+        area = None
+        if targets and all(t.partition != 0 for t in targets):
+            area = conns.get(targets[-1].partition)
+        self.session.fast.area = area
 
     # -- LOCK TABLES --------------------------------------------------------------------------
 
@@ -1365,6 +1385,8 @@ class ShardedExecutor:
             for conn in readers:
                 conn.broken = True
             self._lost(conns, exc, self._sent)
+            return
+        self._answered_on(conns, targets)
 
     async def _scatter_read(
         self,
@@ -2701,6 +2723,7 @@ class ShardedExecutor:
         except (BackendError, ConnectionLost) as exc:
             self._lost(conns, exc, replied or self._sent)
             return
+        self._answered_on(conns, targets)
         if len(statement.physical) > _PHYSICAL_LIMIT:
             self._trim(statement, {t.sql for t in targets})
 
@@ -2822,6 +2845,8 @@ class ShardedExecutor:
             for conn in readers:
                 conn.broken = True
             self._lost(conns, exc, self._sent)
+            return
+        self._answered_on(conns, targets)
 
     def fast_general(
         self,
