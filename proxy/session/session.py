@@ -258,6 +258,7 @@ class Session:
         self._diagnosed = False
         self._refused: SqlError | None = None  # the error just answered (_settle_diagnostics)
         self._showing = False  # the command is SHOW WARNINGS / ERRORS (_settle_diagnostics)
+        self._held_notes: list[tuple[str, int, str]] = []  # the notes before it (_keep_notes)
         # MariaDB's column definitions of SHOW WARNINGS / COUNT(*) for the session
         # (_notes_columns), by (statement, session state version, handshake collation).
         self._notes_definitions: dict[tuple[str, int, int], tuple[object, list[bytes]]] = {}
@@ -527,10 +528,12 @@ class Session:
                 return None
             statements, digest, sql = analysed
             self.activity.info = sql
-            # Notes of the proxy's own statements (3162 / 3163) last until the next query.
+            # Notes of the proxy's own statements (3162 / 3163) last until the next query
+            # that starts a new diagnostics area (_keep_notes).
             notes, self.notes = self.notes, []
             if carried is not None and carried.warnings:
                 notes = list(carried.warnings)
+            self._held_notes = [] if prepare else notes
             if prepare:
                 self.ctx.metrics.statement("prepare")
                 return Prepare(tuple(statements), digest, sql)
@@ -691,8 +694,11 @@ class Session:
                 await self._relay_in_transaction(decided, command, payload)
             else:
                 await self._relay(decided, command, payload)
-            if self.fast.area is not None and _starts_area(command, self.relayed):
+            starts = _starts_area(command, self.relayed)
+            if self.fast.area is not None and starts:
                 self.fast.area = None
+            if self._held_notes and not starts and self._refused is None:
+                await self._keep_notes()
         elif isinstance(decided, Sharded):
             await self.sharded.execute(decided)
         elif isinstance(decided, ShardedPacket):
@@ -741,6 +747,25 @@ class Session:
             raise _Quit
         else:
             assert isinstance(decided, NoReply)
+
+    async def _keep_notes(self) -> None:
+        """The proxy's notes (or those carried from a connection handed off) were the area
+        before a statement relayed to the shard that names no table and did not fail: MariaDB
+        keeps the area through such a statement (``SELECT 1``, ``SET @a = 1``) unless it
+        raised a condition of its own -- which the shard's area, emptied when the proxy
+        answered with its notes (_settle_diagnostics), then holds (its @@warning_count, asked
+        without starting an area). Kept: SHOW WARNINGS goes on showing them."""
+        held, self._held_notes = self._held_notes, []
+        conn = self.link.live()
+        if conn is None or conn.relaying:
+            return
+        try:
+            counted = await conn.query(OWN_STATEMENT + "SELECT @@session.warning_count")
+        except (BackendError, BackendQueryError) as exc:
+            log.warning("connection %d: %s", self.connection_id, exc)
+            return
+        if counted.rows and counted.rows[0][0] in (b"0", None):
+            self.notes = held
 
     async def _show_notes(self, text: str) -> None:
         """SHOW WARNINGS / ERRORS [LIMIT] / COUNT(*) answered from the notes the proxy holds,
@@ -1211,9 +1236,10 @@ class Session:
         (:meth:`_undiagnose`). Relayed answers leave the area as the shard made it."""
         refused, self._refused = self._refused, None
         showing, self._showing = self._showing, False
+        held, self._held_notes = self._held_notes, []
         if refused is not None:
             await self._diagnose(refused)
-        elif self.notes and self._diagnosed and not showing:
+        elif self.notes and not showing and self.notes is not held:
             await self._undiagnose()
 
     async def _diagnose(self, error: SqlError) -> None:
@@ -1267,9 +1293,9 @@ class Session:
         a refusal on the shard: the shard's diagnostics area is emptied (by a statement that
         reads a table: one that does not keeps it) so that the refusal does not show again
         once the notes are gone (MariaDB replaces a statement's diagnostics with the next
-        one's)."""
-        if not self._diagnosed:
-            return
+        one's) -- or whatever an earlier statement left there: a statement after the notes
+        that keeps the area (``SELECT 1``) keeps the notes only when the shard's area is
+        still empty after it (:meth:`_keep_notes`)."""
         self._diagnosed = False
         await self._clear_area()
 

@@ -188,3 +188,36 @@ def test_warnings_the_proxy_answers_are_mariadbs_bytes(twins: Twins, names: str)
     finally:
         ours.close()
         theirs.close()
+
+
+def test_the_proxys_notes_stay_through_statements_that_name_no_table(
+    twins: Twins, ours: pymysql.connections.Connection[Any]
+) -> None:
+    """CREATE TABLE IF NOT EXISTS of a sharded table there is: the proxy's own note 1050, as
+    MariaDB's. MariaDB keeps that area through statements that name no table and raise
+    nothing (SELECT 1, SET) and replaces it after one that raises a warning or names a
+    table; so does the sharded database."""
+    theirs = twins.plain
+    exists = ["CREATE TABLE IF NOT EXISTS t (id INT NOT NULL PRIMARY KEY)"]
+    for conn, create in ((ours, exists[0] + SPLIT), (theirs, exists[0])):
+        with conn.cursor() as cur:
+            cur.execute(create)
+            assert cur.warning_count == 1
+    _alike(
+        ours,
+        theirs,
+        [
+            "SHOW WARNINGS",
+            "SELECT 1",
+            "SHOW WARNINGS",
+            "SET @a = 1",
+            "SHOW COUNT(*) WARNINGS",
+            "SHOW WARNINGS",
+            "SELECT CAST('1x' AS SIGNED)",  # (a warning of its own: a new area)
+            "SHOW WARNINGS",
+        ],
+    )
+    for conn, create in ((ours, exists[0] + SPLIT), (theirs, exists[0])):
+        with conn.cursor() as cur:
+            cur.execute(create)
+    _alike(ours, theirs, ["SELECT 1", "SELECT s FROM t WHERE id = 0", "SHOW WARNINGS"])
