@@ -213,6 +213,26 @@ class _ShuttingDown(Exception):
     """The server is draining and the session has nothing open (or was cut off): it ends."""
 
 
+class Diagnostics:
+    """What a session knows of the shard's diagnostics area (``Session._settle_diagnostics``),
+    held in one attribute of the session: a Session has 30 attributes, as many as CPython 3.11
+    keeps in a class's shared-key instance dict -- one more and every attribute read of the
+    session (the fast path's included) takes the slower, unspecialized way."""
+
+    __slots__ = ("columns", "diagnosed", "held_notes", "refused", "showing")
+
+    def __init__(self) -> None:
+        # A refusal of the proxy's raised in the shard's diagnostics area (_diagnose) may be
+        # there still (_undiagnose).
+        self.diagnosed = False
+        self.refused: SqlError | None = None  # the error just answered (_settle_diagnostics)
+        self.showing = False  # the command is SHOW WARNINGS / ERRORS (_settle_diagnostics)
+        self.held_notes: list[tuple[str, int, str]] = []  # the notes before it (_keep_notes)
+        # MariaDB's column definitions of SHOW WARNINGS / COUNT(*) for the session
+        # (_notes_columns), by (statement, session state version, handshake collation).
+        self.columns: dict[tuple[str, int, int], tuple[object, list[bytes]]] = {}
+
+
 class Session:
     def __init__(
         self, ctx: SessionHost[Session], client: ClientConnection, connection_id: int
@@ -253,15 +273,8 @@ class Session:
         )
         self.prepared: dict[int, Prepared] = {}
         self.notes: list[tuple[str, int, str]] = []  # (level, code, message)
-        # A refusal of the proxy's raised in the shard's diagnostics area (_diagnose) may be
-        # there still (_undiagnose).
-        self._diagnosed = False
-        self._refused: SqlError | None = None  # the error just answered (_settle_diagnostics)
-        self._showing = False  # the command is SHOW WARNINGS / ERRORS (_settle_diagnostics)
-        self._held_notes: list[tuple[str, int, str]] = []  # the notes before it (_keep_notes)
-        # MariaDB's column definitions of SHOW WARNINGS / COUNT(*) for the session
-        # (_notes_columns), by (statement, session state version, handshake collation).
-        self._notes_definitions: dict[tuple[str, int, int], tuple[object, list[bytes]]] = {}
+        # What the proxy knows of the shard's diagnostics area (one attribute: see Diagnostics).
+        self.diag = Diagnostics()
         self.activity = Activity(since=time.monotonic())
         self.killed = False
         self.started = time.time()
@@ -461,7 +474,7 @@ class Session:
                     "account dropped",
                 )
             self.account = current
-            if self._refused is not None:
+            if self.diag.refused is not None:
                 # An error the fast path answered (a partition's connection lost): raised in
                 # the diagnostics area before this command starts its own.
                 await self._settle_diagnostics()
@@ -533,7 +546,7 @@ class Session:
             notes, self.notes = self.notes, []
             if carried is not None and carried.warnings:
                 notes = list(carried.warnings)
-            self._held_notes = [] if prepare else notes
+            self.diag.held_notes = [] if prepare else notes
             if prepare:
                 self.ctx.metrics.statement("prepare")
                 return Prepare(tuple(statements), digest, sql)
@@ -544,7 +557,7 @@ class Session:
                 if (not counting or self.fast.area is not None) and self.sharded.database_sharded():
                     notes = await self._sharded_notes(notes)
                 self.notes = notes  # SHOW WARNINGS shows them
-                self._showing = True  # (shown, not the proxy's own notes: _settle_diagnostics)
+                self.diag.showing = True  # (shown, not the proxy's own notes: _settle_diagnostics)
             elif self.fast.area is not None and not notes and _reads_diagnostics(sql):
                 await self._area_moved()
             return Query(tuple(statements), digest, sql)
@@ -697,7 +710,7 @@ class Session:
             starts = _starts_area(command, self.relayed)
             if self.fast.area is not None and starts:
                 self.fast.area = None
-            if self._held_notes and not starts and self._refused is None:
+            if self.diag.held_notes and not starts and self.diag.refused is None:
                 await self._keep_notes()
         elif isinstance(decided, Sharded):
             await self.sharded.execute(decided)
@@ -755,7 +768,7 @@ class Session:
         raised a condition of its own -- which the shard's area, emptied when the proxy
         answered with its notes (_settle_diagnostics), then holds (its @@warning_count, asked
         without starting an area). Kept: SHOW WARNINGS goes on showing them."""
-        held, self._held_notes = self._held_notes, []
+        held, self.diag.held_notes = self.diag.held_notes, []
         conn = self.link.live()
         if conn is None or conn.relaying:
             return
@@ -797,7 +810,7 @@ class Session:
             statement = "SHOW WARNINGS LIMIT 0"
         state = self.link.state
         key = (statement, state.version, self.charset)
-        kept = self._notes_definitions.get(key)
+        kept = self.diag.columns.get(key)
         if kept is not None and kept[0] is state:
             return kept[1]
         conn = self.link.live()
@@ -815,9 +828,9 @@ class Session:
             return None
         count, _ = read_lenenc_int(payloads[0], 0)
         definitions = payloads[1 : 1 + (count or 0)]
-        if len(self._notes_definitions) >= 8:
-            self._notes_definitions.clear()
-        self._notes_definitions[key] = (state, definitions)
+        if len(self.diag.columns) >= 8:
+            self.diag.columns.clear()
+        self.diag.columns[key] = (state, definitions)
         return definitions
 
     async def _connection(self) -> BackendConnection | None:
@@ -1219,7 +1232,7 @@ class Session:
     def _reply_error(self, error: SqlError) -> None:
         self.ctx.metrics.denied(error.errno)
         self._write(self._err(error))
-        self._refused = error  # (the shard's diagnostics follow: _settle_diagnostics)
+        self.diag.refused = error  # (the shard's diagnostics follow: _settle_diagnostics)
 
     def _answered(self, packet: bytes) -> None:
         """An ERR packet the proxy writes itself that is not its own refusal (the sharded
@@ -1227,16 +1240,18 @@ class Session:
         :meth:`_reply_error` -- :meth:`_settle_diagnostics` raises it in the diagnostics area
         after the command, as MariaDB leaves a failed statement's."""
         err = parse_err(packet, self.capabilities or Capability.PROTOCOL_41)
-        self._refused = SqlError(err.errno, err.sqlstate, err.message)
+        self.diag.refused = SqlError(err.errno, err.sqlstate, err.message)
 
     async def _settle_diagnostics(self) -> None:
         """After a command the proxy answered with an error of its own (any: a refusal, a
-        shard's error renamed, ...): the shard's diagnostics area holds it (:meth:`_diagnose`);
-        after one it answered with notes of its own: a refusal raised there before is gone
-        (:meth:`_undiagnose`). Relayed answers leave the area as the shard made it."""
-        refused, self._refused = self._refused, None
-        showing, self._showing = self._showing, False
-        held, self._held_notes = self._held_notes, []
+        partition's error the sharded executor wrote, a shard's error renamed, ...): the
+        shard's diagnostics area holds it (:meth:`_diagnose`); after one it answered with
+        notes of its own (not SHOW WARNINGS showing them, nor notes kept through a statement
+        that keeps the area): the shard's area is emptied (:meth:`_undiagnose`). Relayed
+        answers leave the area as the shard made it."""
+        refused, self.diag.refused = self.diag.refused, None
+        showing, self.diag.showing = self.diag.showing, False
+        held, self.diag.held_notes = self.diag.held_notes, []
         if refused is not None:
             await self._diagnose(refused)
         elif self.notes and not showing and self.notes is not held:
@@ -1282,7 +1297,7 @@ class Session:
         except BackendQueryError as exc:
             # The error raised, as asked -- or another (a pending KILL QUERY, an XA state):
             # then the area holds that one, not the refusal.
-            self._diagnosed = exc.errno == error.errno
+            self.diag.diagnosed = exc.errno == error.errno
             self.fast.area = None  # (physical database 0's is the session's again)
         except BackendError as exc:
             # Closed: the next command finds it so (and ends the session if it held state).
@@ -1296,7 +1311,7 @@ class Session:
         one's) -- or whatever an earlier statement left there: a statement after the notes
         that keeps the area (``SELECT 1``) keeps the notes only when the shard's area is
         still empty after it (:meth:`_keep_notes`)."""
-        self._diagnosed = False
+        self.diag.diagnosed = False
         await self._clear_area()
 
     async def _clear_area(self) -> None:
