@@ -102,6 +102,7 @@ cdef class FastPath:
     cdef public dict shard_metrics
     cdef public BackendConnection fast_conn
     cdef public Py_ssize_t fast_partition
+    cdef public BackendConnection area
     cdef public object relay_done
     cdef public object relay_partition_done
     cdef public dict shapes

@@ -336,6 +336,13 @@ class FastPath:
         # ... on a sharded database, another partition's connection (and its index) it runs on.
         self.fast_conn: BackendConnection | None = None
         self.fast_partition = 0
+        # On a sharded database, the connection to another partition than the session's own
+        # whose diagnostics area is the session's (the last statement that started one ran
+        # there: SHOW WARNINGS answers from it, proxy/session/session.py); None: the session's
+        # own connection's. (A plain relay to the session's own connection waits for the
+        # command loop while it is set: whether that statement starts a new area is decided
+        # there.)
+        self.area: BackendConnection | None = None
         # ``done`` and ``partition_done``, bound once (the relay's completion of a fast
         # statement on the session's own connection, on another partition's).
         self.relay_done = self.done
@@ -367,6 +374,8 @@ class FastPath:
                 return found
         elif code == _COM_QUERY and sharded.database_sharded():
             return self.sharded_text(packet)
+        if self.area is not None:
+            return False  # (see ``area``)
         conn = self.link.reclaim()
         if conn is None or conn.broken:
             return False
@@ -730,6 +739,7 @@ class FastPath:
                 session.fast_failed(conn, error)
             # (else the session ended with the answer on its way: the connection was closed)
         elif conn is not None:
+            self.area = None  # (a routed statement, or a relay while it was None)
             self.record(conn, self.digest, now - self.started, scanner)
             link.release()
         if self.ctx.draining:
@@ -748,6 +758,7 @@ class FastPath:
         if error is not None:
             session.fast_partition_failed(conn, self.fast_partition, error)
         else:
+            self.area = conn  # (a statement of its tables: its area is the session's now)
             seconds = now - self.started
             ctx.digest.record(session.current_db, self.digest, seconds, scanner.rows)
             self._latency(conn.target.shard, seconds)

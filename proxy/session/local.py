@@ -24,7 +24,7 @@ Row = Sequence[str | None]
 
 def result_set(
     columns: Sequence[str],
-    rows: Iterable[Row],
+    rows: Iterable[Sequence[bytes | str | None]],
     capabilities: int,
     status: int,
     numeric: frozenset[str] = frozenset(),

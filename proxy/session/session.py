@@ -213,6 +213,26 @@ class _ShuttingDown(Exception):
     """The server is draining and the session has nothing open (or was cut off): it ends."""
 
 
+class Diagnostics:
+    """What a session knows of the shard's diagnostics area (``Session._settle_diagnostics``),
+    held in one attribute of the session: a Session has 30 attributes, as many as CPython 3.11
+    keeps in a class's shared-key instance dict -- one more and every attribute read of the
+    session (the fast path's included) takes the slower, unspecialized way."""
+
+    __slots__ = ("columns", "diagnosed", "held_notes", "refused", "showing")
+
+    def __init__(self) -> None:
+        # A refusal of the proxy's raised in the shard's diagnostics area (_diagnose) may be
+        # there still (_undiagnose).
+        self.diagnosed = False
+        self.refused: SqlError | None = None  # the error just answered (_settle_diagnostics)
+        self.showing = False  # the command is SHOW WARNINGS / ERRORS (_settle_diagnostics)
+        self.held_notes: list[tuple[str, int, str]] = []  # the notes before it (_keep_notes)
+        # MariaDB's column definitions of SHOW WARNINGS / COUNT(*) for the session
+        # (_notes_columns), by (statement, session state version, handshake collation).
+        self.columns: dict[tuple[str, int, int], tuple[object, list[bytes]]] = {}
+
+
 class Session:
     def __init__(
         self, ctx: SessionHost[Session], client: ClientConnection, connection_id: int
@@ -253,10 +273,8 @@ class Session:
         )
         self.prepared: dict[int, Prepared] = {}
         self.notes: list[tuple[str, int, str]] = []  # (level, code, message)
-        # A refusal of the proxy's raised in the shard's diagnostics area (_diagnose) may be
-        # there still (_undiagnose).
-        self._diagnosed = False
-        self._refused: SqlError | None = None  # the error just answered (_settle_diagnostics)
+        # What the proxy knows of the shard's diagnostics area (one attribute: see Diagnostics).
+        self.diag = Diagnostics()
         self.activity = Activity(since=time.monotonic())
         self.killed = False
         self.started = time.time()
@@ -406,12 +424,18 @@ class Session:
 
     def _write_shard(self, payload: bytes) -> None:
         """A packet of the sharded executor's answer: a shard's ERR packet named as the
-        client may see it (no row or column definition starts with 0xFF)."""
+        client may see it (no row or column definition starts with 0xFF), and left for
+        :meth:`_settle_diagnostics` as every error the proxy answers is (:meth:`_answered`)."""
         if payload and payload[0] == 0xFF:
             payload = self.sharded.client_err_packet(payload)
+            self._answered(payload)
         self._next_seq = self.client.write(self._next_seq, payload)
 
     def _write_many(self, payloads: list[bytes]) -> None:
+        """Packets of the sharded executor's answer at once (a merge's batch): one ending
+        with an ERR packet (a shard's error after rows) as :meth:`_write_shard` writes it."""
+        if payloads and _terminates(payloads[-1]) and payloads[-1][:1] == b"\xff":
+            self._answered(payloads[-1])
         self._next_seq = self.client.write_many(self._next_seq, payloads)
 
     def _caller(self) -> Caller:
@@ -450,6 +474,10 @@ class Session:
                     "account dropped",
                 )
             self.account = current
+            if self.diag.refused is not None:
+                # An error the fast path answered (a partition's connection lost): raised in
+                # the diagnostics area before this command starts its own.
+                await self._settle_diagnostics()
             # The backend connection the session gave back after its last command, if nobody
             # took it meanwhile; else what its next statement may ask about its last.
             carried = await self.link.settle()
@@ -513,10 +541,12 @@ class Session:
                 return None
             statements, digest, sql = analysed
             self.activity.info = sql
-            # Notes of the proxy's own statements (3162 / 3163) last until the next query.
+            # Notes of the proxy's own statements (3162 / 3163) last until the next query
+            # that starts a new diagnostics area (_keep_notes).
             notes, self.notes = self.notes, []
             if carried is not None and carried.warnings:
                 notes = list(carried.warnings)
+            self.diag.held_notes = [] if prepare else notes
             if prepare:
                 self.ctx.metrics.statement("prepare")
                 return Prepare(tuple(statements), digest, sql)
@@ -524,9 +554,12 @@ class Session:
                 self.ctx.metrics.statement(statement.kind.value)
             if len(statements) == 1 and statements[0].shows_warnings:
                 counting = "COUNT" in digest.upper().replace("(", " ").split()[1:2]
-                if not counting and self.sharded.database_sharded():
+                if (not counting or self.fast.area is not None) and self.sharded.database_sharded():
                     notes = await self._sharded_notes(notes)
                 self.notes = notes  # SHOW WARNINGS shows them
+                self.diag.showing = True  # (shown, not the proxy's own notes: _settle_diagnostics)
+            elif self.fast.area is not None and not notes and _reads_diagnostics(sql):
+                await self._area_moved()
             return Query(tuple(statements), digest, sql)
         if code in _STATEMENT_COMMANDS:
             statement_id = int.from_bytes(payload[1:5], "little")
@@ -587,22 +620,44 @@ class Session:
         statement's error was (``Unknown table 'sales_0000.t'``: ``sales.t``). Answered by
         the proxy from them (an empty list: relayed as before, nothing to rename)."""
         if not notes:
-            conn = self.link.reclaim()
-            if conn is None or conn.broken or conn.relaying:
-                return notes
-            try:
-                shown = await conn.query(OWN_STATEMENT + "SHOW WARNINGS")
-            except (BackendError, BackendQueryError):
-                return notes
-            notes = [
-                (
-                    (level or b"").decode("utf-8", "replace"),
-                    int(code or 0),
-                    (message or b"").decode("utf-8", "surrogateescape"),
-                )
-                for level, code, message in (row[:3] for row in shown.rows)
-            ]
+            area = self.fast.area
+            notes = await self._notes_on(area if area is not None else self.link.reclaim())
+            if area is not None and not notes:
+                await self._area_moved()  # (relayed: MariaDB's own empty answer)
         return [(level, code, self.sharded.client_message(text)) for level, code, text in notes]
+
+    @staticmethod
+    async def _notes_on(conn: BackendConnection | None) -> list[tuple[str, int, str]]:
+        """The conditions in ``conn``'s diagnostics area (none: it cannot be asked)."""
+        if conn is None or conn.broken or conn.relaying or conn.is_closing():
+            return []
+        try:
+            shown = await conn.query(OWN_STATEMENT + "SHOW WARNINGS")
+        except (BackendError, BackendQueryError):
+            return []
+        return [
+            (
+                (level or b"").decode("utf-8", "replace"),
+                int(code or 0),
+                (message or b"").decode("utf-8", "surrogateescape"),
+            )
+            for level, code, message in (row[:3] for row in shown.rows)
+        ]
+
+    async def _area_moved(self) -> None:
+        """The session's diagnostics area is another partition's connection's
+        (``FastPath.area``) and a statement relayed to physical database 0 is about to read
+        it (SHOW WARNINGS, @@warning_count, GET DIAGNOSTICS, ...): when that area is empty --
+        the last statement there succeeded without a condition, as most do -- physical
+        database 0's is emptied first, which then answers as MariaDB would (whatever an
+        earlier statement left there is not shown again), and is the session's again. (An
+        area with conditions is only ever shown by SHOW WARNINGS / ERRORS: the proxy answers
+        those from it.)"""
+        area = self.fast.area
+        if area is None or await self._notes_on(area):
+            return
+        self.fast.area = None
+        await self._clear_area()
 
     async def _analyze(
         self, payload: bytes, sql: str | None
@@ -650,8 +705,13 @@ class Session:
                 return
             if self.sharded.in_charge():
                 await self._relay_in_transaction(decided, command, payload)
-                return
-            await self._relay(decided, command, payload)
+            else:
+                await self._relay(decided, command, payload)
+            starts = _starts_area(command, self.relayed)
+            if self.fast.area is not None and starts:
+                self.fast.area = None
+            if self.diag.held_notes and not starts and self.diag.refused is None:
+                await self._keep_notes()
         elif isinstance(decided, Sharded):
             await self.sharded.execute(decided)
         elif isinstance(decided, ShardedPacket):
@@ -676,9 +736,7 @@ class Session:
             sources = [self.ctx.digest.entries, *self.ctx.peer_digests()]
             self._write_resultset(list(DIGEST_COLUMNS), digest_table(decided.database, sources))
         elif isinstance(decided, ShowNotes):
-            columns, rows = diagnostics_answer(decided.text, self.notes)
-            numeric = frozenset({"Code"} if columns == list(NOTE_COLUMNS) else columns)
-            self._write_resultset(columns, rows, numeric)
+            await self._show_notes(decided.text)
         elif isinstance(decided, ShowEvents):
             self._write_resultset(list(EVENTS_COLUMNS), [])
         elif isinstance(decided, ShowStatus):
@@ -702,6 +760,78 @@ class Session:
             raise _Quit
         else:
             assert isinstance(decided, NoReply)
+
+    async def _keep_notes(self) -> None:
+        """The proxy's notes (or those carried from a connection handed off) were the area
+        before a statement relayed to the shard that names no table and did not fail: MariaDB
+        keeps the area through such a statement (``SELECT 1``, ``SET @a = 1``) unless it
+        raised a condition of its own -- which the shard's area, emptied when the proxy
+        answered with its notes (_settle_diagnostics), then holds (its @@warning_count, asked
+        without starting an area). Kept: SHOW WARNINGS goes on showing them."""
+        held, self.diag.held_notes = self.diag.held_notes, []
+        conn = self.link.live()
+        if conn is None or conn.relaying:
+            return
+        try:
+            counted = await conn.query(OWN_STATEMENT + "SELECT @@session.warning_count")
+        except (BackendError, BackendQueryError) as exc:
+            log.warning("connection %d: %s", self.connection_id, exc)
+            return
+        if counted.rows and counted.rows[0][0] in (b"0", None):
+            self.notes = held
+
+    async def _show_notes(self, text: str) -> None:
+        """SHOW WARNINGS / ERRORS [LIMIT] / COUNT(*) answered from the notes the proxy holds,
+        with the column definitions MariaDB gives the session for them (:meth:`_notes_columns`:
+        Level and Message in the client's character set, of its lengths) and the texts in
+        that character set."""
+        columns, rows = diagnostics_answer(text, self.notes)
+        counting = columns != list(NOTE_COLUMNS)
+        numeric = frozenset(columns if counting else {"Code"})
+        codec = client_codec(self.link.state, self.charset)
+        encoded = [[_note_bytes(value, codec) for value in row] for row in rows]
+        payloads = result_set(columns, encoded, self.capabilities, self._status(), numeric)
+        definitions = await self._notes_columns(columns[0] if counting else "")
+        if definitions is not None and len(definitions) == len(columns):
+            payloads[1 : 1 + len(columns)] = definitions
+        self._next_seq = self.client.write_many(self._next_seq, payloads)
+
+    async def _notes_columns(self, counted: str) -> list[bytes] | None:
+        """The column definitions of the shard's own answer to SHOW WARNINGS (``counted``
+        empty) or SHOW COUNT(*) WARNINGS / ERRORS (``counted``: its column's name) on the
+        session's connection (the client's character set, capabilities and metadata) --
+        asked with no rows (a diagnostics statement: the area it reads stays) once per
+        session state; None: not known (the proxy's own are used)."""
+        if counted == "@@session.error_count":
+            statement = "SHOW COUNT(*) ERRORS"
+        elif counted:
+            statement = "SHOW COUNT(*) WARNINGS"
+        else:
+            statement = "SHOW WARNINGS LIMIT 0"
+        state = self.link.state
+        key = (statement, state.version, self.charset)
+        kept = self.diag.columns.get(key)
+        if kept is not None and kept[0] is state:
+            return kept[1]
+        conn = self.link.live()
+        if conn is None or conn.relaying:
+            # (none leased for it: what was carried from a connection handed off answers the
+            # statements after it, ``link.carried``)
+            return None
+        conn.send(b"\x03" + (OWN_STATEMENT + statement).encode())
+        try:
+            payloads = await conn.collect(ResponseKind.QUERY, HOLD_LIMIT)
+        except BackendError as exc:
+            log.warning("connection %d: %s", self.connection_id, exc)
+            return None
+        if payloads[0][:1] in (b"\x00", b"\xff", b"\xfe"):
+            return None
+        count, _ = read_lenenc_int(payloads[0], 0)
+        definitions = payloads[1 : 1 + (count or 0)]
+        if len(self.diag.columns) >= 8:
+            self.diag.columns.clear()
+        self.diag.columns[key] = (state, definitions)
+        return definitions
 
     async def _connection(self) -> BackendConnection | None:
         """The session's live backend connection (None: an error was sent). Raises
@@ -1102,17 +1232,29 @@ class Session:
     def _reply_error(self, error: SqlError) -> None:
         self.ctx.metrics.denied(error.errno)
         self._write(self._err(error))
-        self._refused = error  # (the shard's diagnostics follow: _settle_diagnostics)
+        self.diag.refused = error  # (the shard's diagnostics follow: _settle_diagnostics)
+
+    def _answered(self, packet: bytes) -> None:
+        """An ERR packet the proxy writes itself that is not its own refusal (the sharded
+        executor's: a partition's error, a failed XA step, ...): the one error boundary with
+        :meth:`_reply_error` -- :meth:`_settle_diagnostics` raises it in the diagnostics area
+        after the command, as MariaDB leaves a failed statement's."""
+        err = parse_err(packet, self.capabilities or Capability.PROTOCOL_41)
+        self.diag.refused = SqlError(err.errno, err.sqlstate, err.message)
 
     async def _settle_diagnostics(self) -> None:
         """After a command the proxy answered with an error of its own (any: a refusal, a
-        shard's error renamed, ...): the shard's diagnostics area holds it (:meth:`_diagnose`);
-        after one it answered with notes of its own: a refusal raised there before is gone
-        (:meth:`_undiagnose`). Relayed answers leave the area as the shard made it."""
-        refused, self._refused = self._refused, None
+        partition's error the sharded executor wrote, a shard's error renamed, ...): the
+        shard's diagnostics area holds it (:meth:`_diagnose`); after one it answered with
+        notes of its own (not SHOW WARNINGS showing them, nor notes kept through a statement
+        that keeps the area): the shard's area is emptied (:meth:`_undiagnose`). Relayed
+        answers leave the area as the shard made it."""
+        refused, self.diag.refused = self.diag.refused, None
+        showing, self.diag.showing = self.diag.showing, False
+        held, self.diag.held_notes = self.diag.held_notes, []
         if refused is not None:
             await self._diagnose(refused)
-        elif self.notes and self._diagnosed:
+        elif self.notes and not showing and self.notes is not held:
             await self._undiagnose()
 
     async def _diagnose(self, error: SqlError) -> None:
@@ -1155,7 +1297,8 @@ class Session:
         except BackendQueryError as exc:
             # The error raised, as asked -- or another (a pending KILL QUERY, an XA state):
             # then the area holds that one, not the refusal.
-            self._diagnosed = exc.errno == error.errno
+            self.diag.diagnosed = exc.errno == error.errno
+            self.fast.area = None  # (physical database 0's is the session's again)
         except BackendError as exc:
             # Closed: the next command finds it so (and ends the session if it held state).
             log.warning("connection %d: %s", self.connection_id, exc)
@@ -1165,10 +1308,15 @@ class Session:
         a refusal on the shard: the shard's diagnostics area is emptied (by a statement that
         reads a table: one that does not keeps it) so that the refusal does not show again
         once the notes are gone (MariaDB replaces a statement's diagnostics with the next
-        one's)."""
-        if not self._diagnosed:
-            return
-        self._diagnosed = False
+        one's) -- or whatever an earlier statement left there: a statement after the notes
+        that keeps the area (``SELECT 1``) keeps the notes only when the shard's area is
+        still empty after it (:meth:`_keep_notes`)."""
+        self.diag.diagnosed = False
+        await self._clear_area()
+
+    async def _clear_area(self) -> None:
+        """Empty the diagnostics area of the session's own backend connection (by a statement
+        that reads a table and finds nothing: one that reads none would keep it)."""
         conn = self.link.live()
         if conn is None or conn.relaying:
             return
@@ -1228,6 +1376,7 @@ class Session:
                 self.link.drop()
             await self.link.leave()
             self.current_db = name
+            self.fast.area = None
         # With CLIENT_SESSION_TRACK, MariaDB reports the new current database in the OK.
         self._reply_ok(session_state=session_track_schema(name))
 
@@ -1517,6 +1666,7 @@ class Session:
         self.prepared.clear()
         self._definer_columns.clear()
         self.notes = []
+        self.fast.area = None
         self.account = None
         self.current_db = None
         await change_user(self.ctx, self, payload, self._next_seq)
@@ -1548,6 +1698,39 @@ def _valid_utf8(text: str) -> bool:
 
 def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
+
+
+def _note_bytes(value: str | None, codec: str | None) -> bytes | None:
+    """A note's value as MariaDB sends it, in the client's character set (``codec``); a text
+    read from the shard's own SHOW WARNINGS keeps its bytes (held as surrogates when they
+    were not UTF-8)."""
+    if value is None:
+        return None
+    try:
+        return value.encode(codec or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return value.encode("utf-8", "surrogateescape")
+
+
+def _starts_area(command: Command, relayed: ResponseScanner | None) -> bool:
+    """Whether a statement relayed to the session's own connection may have started a new
+    diagnostics area there, as MariaDB starts one for a statement that names a table or
+    raises a condition (one that does neither -- ``SELECT 1``, ``SET @a = 1``, SHOW
+    WARNINGS itself -- keeps the last one's): one that failed, or names a table (its
+    privileges), or not a text statement. (The warning of a statement that names no table,
+    ``SELECT CAST('1x' AS SIGNED)``, is not seen here: the area stays the other
+    partition's.)"""
+    if not isinstance(command, Query) or relayed is None or relayed.error:
+        return True
+    return any(st.requirements or st.reads_information_schema for st in command.statements)
+
+
+# A statement that reads the diagnostics area without SHOW WARNINGS / ERRORS.
+_READS_DIAGNOSTICS = re.compile(r"warning_count|error_count|\bDIAGNOSTICS\b", re.IGNORECASE)
+
+
+def _reads_diagnostics(sql: str) -> bool:
+    return _READS_DIAGNOSTICS.search(sql) is not None
 
 
 def _several_results(command: Command) -> bool:

@@ -243,7 +243,7 @@ class Session(Protocol):
     @property
     def prepared(self) -> dict[int, Any]: ...
     @property
-    def fast(self) -> FastPath: ...
+    def fast(self) -> FastPath: ...  # (its ``area``: the connection holding the diagnostics)
 
     # The notes SHOW WARNINGS shows of the proxy's own last statement (level, code, message).
     notes: list[tuple[str, int, str]]
@@ -713,6 +713,9 @@ class ShardedExecutor:
                 decision = routed
             if isinstance(decision, NeedsStatistics):
                 decision = await self._with_statistics(plan)
+            if not isinstance(decision, (Route, TransactionControl)):
+                # (DDL and the rest reach physical database 0 too, or answer locally)
+                self.session.fast.area = None
             if isinstance(decision, LocalRows) and decision.probe is not None:
                 await self._probed(plan.layout, decision, decision.probe)
             elif isinstance(decision, LocalRows):
@@ -1028,6 +1031,21 @@ class ShardedExecutor:
                 await self._write(conns, targets, decision)
         except (BackendError, ConnectionLost) as exc:
             self._lost(conns, exc, replied or self._sent)
+            return
+        self._answered_on(conns, targets)
+
+    def _answered_on(
+        self, conns: Mapping[int, BackendConnection], targets: Sequence[Target]
+    ) -> None:
+        """A statement of the client's ran on ``targets`` (it names their tables: each shard
+        started a new diagnostics area for it): the session's area is physical database 0's
+        connection's when that is one of them, else the last target's (``FastPath.area``:
+        SHOW WARNINGS answers from it). An error the executor answered itself is raised on
+        physical database 0's afterwards (``Session._settle_diagnostics``)."""
+        area = None
+        if targets and all(t.partition != 0 for t in targets):
+            area = conns.get(targets[-1].partition)
+        self.session.fast.area = area
 
     # -- LOCK TABLES --------------------------------------------------------------------------
 
@@ -1326,6 +1344,8 @@ class ShardedExecutor:
             for conn in readers:
                 conn.broken = True
             self._lost(conns, exc, self._sent)
+            return
+        self._answered_on(conns, targets)
 
     async def _scatter_read(
         self,
@@ -2670,6 +2690,7 @@ class ShardedExecutor:
         except (BackendError, ConnectionLost) as exc:
             self._lost(conns, exc, replied or self._sent)
             return
+        self._answered_on(conns, targets)
         if len(statement.physical) > _PHYSICAL_LIMIT:
             self._trim(statement, {t.sql for t in targets})
 
@@ -2791,6 +2812,8 @@ class ShardedExecutor:
             for conn in readers:
                 conn.broken = True
             self._lost(conns, exc, self._sent)
+            return
+        self._answered_on(conns, targets)
 
     def fast_general(
         self,

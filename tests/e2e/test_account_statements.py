@@ -23,6 +23,7 @@ import pytest
 
 from auth.privileges import Priv
 from auth.urls import sqlite_path
+from tests.e2e.binclient import BinaryClient
 from tests.e2e.conftest import CONNECTOR_IMPLEMENTATIONS, PASSWORDS, ProxyEnv, run_isolated
 
 Conn: TypeAlias = pymysql.connections.Connection
@@ -792,8 +793,13 @@ def test_create_user_if_not_exists_note_3163(proxy: ProxyEnv, admin: Conn) -> No
             ("Note", 3163, "Authorization ID 'notec2'@'10.%' already exists."),
             ("Note", 3163, "Authorization ID 'notec1'@'%' already exists."),
         )
-        # Notes belong to the statement that made them.
+        # Notes belong to the diagnostics area of the statement that made them, which MariaDB
+        # keeps through a statement that names no table and raises nothing ...
         cur.execute("SELECT 1")
+        cur.execute("SHOW WARNINGS")
+        assert [row[1] for row in cur.fetchall()] == [3163, 3163]
+        # ... and replaces for one that names a table.
+        cur.execute("SELECT COUNT(*) FROM information_schema.ENGINES")
         cur.execute("SHOW WARNINGS")
         assert cur.fetchall() == ()
     assert exists(proxy, "notec2", "10.%")
@@ -1548,3 +1554,29 @@ def test_concurrent_account_statements_all_succeed(proxy: ProxyEnv) -> None:
                 account = snapshot.find_account(user, host)
                 assert account is not None, (user, host)
                 assert snapshot.privileges(account.id, "easydb") == Priv.SELECT
+
+
+def test_notes_of_an_account_statement_have_mariadbs_columns(proxy: ProxyEnv) -> None:
+    """SHOW WARNINGS / SHOW COUNT(*) WARNINGS answered from the proxy's own notes (3163):
+    MariaDB's column definitions byte for byte -- as MariaDB's own CREATE USER IF NOT EXISTS
+    note (1973) is shown by the shard -- in the client's character set."""
+    home = proxy.shards[0]
+    create = "CREATE USER IF NOT EXISTS notecols@'%' IDENTIFIED BY 'Cols#pass1'"
+    ours = BinaryClient(proxy.port, "easydb", PASSWORDS["easydb"], "easydb")
+    theirs = BinaryClient(home.port, home.user, home.password, "easydb")
+    try:
+        for names in ("utf8mb4", "latin1"):
+            answers = []
+            for client in (ours, theirs):
+                client.query_raw(f"SET NAMES {names}")
+                client.query_raw(create)
+                client.query_raw(create)
+                shown = client.query_raw("SHOW WARNINGS")
+                counted = client.query_raw("SHOW COUNT(*) WARNINGS")
+                answers.append((shown[:4], counted))
+            assert answers[0] == answers[1], names
+    finally:
+        ours.query_raw("DROP USER IF EXISTS notecols@'%'")
+        theirs.query_raw("DROP USER IF EXISTS notecols@'%'")
+        ours.close()
+        theirs.close()

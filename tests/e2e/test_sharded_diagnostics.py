@@ -1,0 +1,223 @@
+"""A sharded database's diagnostics area is one MariaDB's: after each statement, SHOW WARNINGS /
+SHOW ERRORS / SHOW COUNT(*) ... and @@warning_count / @@error_count answer what MariaDB answers
+after the same statements on one unsharded database -- whichever physical database ran the
+statement, and whoever wrote its error (a partition's error the proxy relays in the middle of a
+scatter read is the last statement's error, as MariaDB's own would be; a statement that
+succeeds on another partition than the session's own leaves an empty area, not the error of
+the statement before it).
+
+The reference: a plain database of the same name on the first shard with the same tables and
+rows; the same statements through the proxy (sharded) and there, compared row for row.
+
+The layout: ``shdiag`` over s0 and s1 with 4 physical databases, ``DBPARTITION BY HASH(id)``:
+physical database = |id| mod 4 (physical database 0 is the session's own connection's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pymysql
+import pytest
+
+from tests.conftest import connect_admin
+from tests.e2e.binclient import BinaryClient
+from tests.e2e.conftest import ProxyEnv
+from tests.e2e.sharded import sharded_database
+
+DB = "shdiag"
+PASSWORD = "Shdiag#pass1"
+TABLES = [
+    "CREATE TABLE t (id INT NOT NULL PRIMARY KEY, s VARCHAR(10))",
+    "CREATE TABLE big (id BIGINT NOT NULL PRIMARY KEY)",
+]
+ROWS = [
+    "INSERT INTO t VALUES (0, 'a'), (1, 'a'), (2, 'a'), (3, 'a'), (4, 'a')",
+    # (id * 9223372036854775807 is out of range from id 2 on: physical databases 2 and 3)
+    "INSERT INTO big VALUES (0), (1), (2), (3)",
+]
+SPLIT = " DBPARTITION BY HASH(id)"
+# What reads the area after each scenario (each answered alike, in order).
+READS = [
+    "SHOW WARNINGS",
+    "SHOW ERRORS",
+    "SHOW COUNT(*) WARNINGS",
+    "SHOW COUNT(*) ERRORS",
+    "SELECT @@warning_count, @@error_count",
+    "SELECT 1",  # (names no table: the area stays)
+    "SHOW WARNINGS",
+    "SELECT @@warning_count, @@error_count",
+]
+
+
+@dataclass
+class Twins:
+    env: ProxyEnv
+    plain: pymysql.connections.Connection[Any]
+
+
+@pytest.fixture(scope="module")
+def twins(proxy: ProxyEnv) -> Iterator[Twins]:
+    home = proxy.shards[0]
+    setup = [table + SPLIT for table in TABLES] + ROWS
+    with sharded_database(proxy, DB, PASSWORD, setup=setup) as env:
+        admin = connect_admin(home)
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {DB}")
+            cur.execute(f"CREATE DATABASE {DB}")
+        admin.close()
+        plain = connect_admin(home, database=DB)
+        with plain.cursor() as cur:
+            for statement in TABLES + ROWS:
+                cur.execute(statement)
+        try:
+            yield Twins(env, plain)
+        finally:
+            plain.close()
+            admin = connect_admin(home)
+            with admin.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS {DB}")
+            admin.close()
+
+
+def _answer(conn: pymysql.connections.Connection[Any], sql: str) -> Any:
+    """The rows ``sql`` answers, or its error (number, text)."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return tuple(cur.fetchall())
+    except pymysql.err.MySQLError as exc:
+        return exc.args
+
+
+def _alike(ours: Any, theirs: Any, statements: list[str]) -> None:
+    for statement in statements:
+        assert _answer(ours, statement) == _answer(theirs, statement), statement
+
+
+@pytest.fixture
+def ours(twins: Twins) -> Iterator[pymysql.connections.Connection[Any]]:
+    conn = twins.env.connect(DB, PASSWORD, database=DB)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def test_a_partitions_error_in_a_scatter_read_is_the_areas(
+    twins: Twins, ours: pymysql.connections.Connection[Any]
+) -> None:
+    """A scatter read whose rows physical database 2 ends with an error (1690, which the
+    proxy writes in the middle of the concatenated answer): SHOW WARNINGS and the counts show
+    that error, as MariaDB does -- not what physical database 0, whose part succeeded, or the
+    statement before left."""
+    _alike(
+        ours,
+        twins.plain,
+        [
+            "SELECT CAST('1x' AS SIGNED)",  # (a warning first: replaced after)
+            "SELECT id * 9223372036854775807 FROM big",
+            *READS,
+        ],
+    )
+
+
+@pytest.mark.parametrize("times", [1, 2], ids=["command-loop", "fast-path"])
+def test_a_statement_on_another_partition_starts_a_new_area(
+    twins: Twins, ours: pymysql.connections.Connection[Any], times: int
+) -> None:
+    """An error (physical database 0's), then a statement that succeeds on physical database
+    2 (through the command loop; the second time its shape is routed by the fast path):
+    MariaDB's area is empty after it, and so is the sharded database's."""
+    theirs = twins.plain
+    for _ in range(times):
+        _alike(ours, theirs, ["SELECT s FROM t WHERE id = 2"])
+    _alike(ours, theirs, ["SELECT * FROM nosuch", "SHOW WARNINGS"])
+    for _ in range(times):
+        _alike(ours, theirs, ["SELECT s FROM t WHERE id = 2"])
+    _alike(ours, theirs, READS)
+
+
+def test_warnings_of_a_statement_on_another_partition_are_the_areas(
+    twins: Twins, ours: pymysql.connections.Connection[Any]
+) -> None:
+    """A statement on physical database 2 with a warning of its own after an error: SHOW
+    WARNINGS lists that warning, through statements that name no table."""
+    _alike(
+        ours,
+        twins.plain,
+        [
+            "SELECT * FROM nosuch",
+            "SELECT id FROM t WHERE id = 2 AND s = 1",
+            "SHOW WARNINGS",
+            "SHOW COUNT(*) WARNINGS",
+            "SELECT 1",
+            "SHOW WARNINGS",
+            "SELECT s FROM t WHERE id = 3",
+            "SHOW WARNINGS",
+        ],
+    )
+
+
+@pytest.mark.parametrize("names", ["utf8mb4", "latin1", "utf8"])
+def test_warnings_the_proxy_answers_are_mariadbs_bytes(twins: Twins, names: str) -> None:
+    """SHOW WARNINGS / ERRORS / COUNT(*) the proxy answers itself (a shard's error named in
+    the logical database's terms): byte for byte MariaDB's answer -- its column definitions
+    (Level and Message in the client's character set, of its lengths; Code INT UNSIGNED; the
+    counts BIGINT UNSIGNED), rows and ends -- in each character set the client may use."""
+    home = twins.env.shards[0]
+    ours = BinaryClient(twins.env.port, DB, PASSWORD, DB)
+    theirs = BinaryClient(home.port, home.user, home.password, DB)
+    try:
+        for client in (ours, theirs):
+            client.query_raw(f"SET NAMES {names}")
+            (failed,) = client.query_raw("SELECT * FROM nosuch")
+            assert failed[:1] == b"\xff"
+        for statement in [
+            "SHOW WARNINGS",
+            "SHOW ERRORS",
+            "SHOW WARNINGS LIMIT 1",
+            "SHOW COUNT(*) WARNINGS",
+            "SHOW COUNT(*) ERRORS",
+            "SELECT id FROM t WHERE id = 2 AND s = 1",
+            "SHOW WARNINGS",
+        ]:
+            assert ours.query_raw(statement) == theirs.query_raw(statement), statement
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_the_proxys_notes_stay_through_statements_that_name_no_table(
+    twins: Twins, ours: pymysql.connections.Connection[Any]
+) -> None:
+    """CREATE TABLE IF NOT EXISTS of a sharded table there is: the proxy's own note 1050, as
+    MariaDB's. MariaDB keeps that area through statements that name no table and raise
+    nothing (SELECT 1, SET) and replaces it after one that raises a warning or names a
+    table; so does the sharded database."""
+    theirs = twins.plain
+    exists = ["CREATE TABLE IF NOT EXISTS t (id INT NOT NULL PRIMARY KEY)"]
+    for conn, create in ((ours, exists[0] + SPLIT), (theirs, exists[0])):
+        with conn.cursor() as cur:
+            cur.execute(create)
+            assert cur.warning_count == 1
+    _alike(
+        ours,
+        theirs,
+        [
+            "SHOW WARNINGS",
+            "SELECT 1",
+            "SHOW WARNINGS",
+            "SET @a = 1",
+            "SHOW COUNT(*) WARNINGS",
+            "SHOW WARNINGS",
+            "SELECT CAST('1x' AS SIGNED)",  # (a warning of its own: a new area)
+            "SHOW WARNINGS",
+        ],
+    )
+    for conn, create in ((ours, exists[0] + SPLIT), (theirs, exists[0])):
+        with conn.cursor() as cur:
+            cur.execute(create)
+    _alike(ours, theirs, ["SELECT 1", "SELECT s FROM t WHERE id = 0", "SHOW WARNINGS"])
