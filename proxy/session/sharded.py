@@ -81,7 +81,7 @@ from auth.catalog import (
     UnknownSequenceError,
 )
 from auth.errors import ErrorCode, SqlError, not_supported, sql_error
-from auth.model import LogicalTable, PhysicalDatabase
+from auth.model import LogicalTable, PhysicalDatabase, auto_sequence_name
 from proxy.backend.connection import (
     MAX_BACKEND_PACKET,
     BackendConnection,
@@ -164,6 +164,7 @@ from proxy.shard.statements import (
     altered_sequence_start,
     decide,
     shaped,
+    with_counter,
 )
 from proxy.shard.transaction import (
     TransactionControl,
@@ -749,6 +750,8 @@ class ShardedExecutor:
             if isinstance(decision, LocalRows) and decision.probe is not None:
                 await self._probed(plan.layout, decision, decision.probe)
             elif isinstance(decision, LocalRows):
+                if decision.sequence is not None:
+                    decision = await self._counted(plan.layout, decision, decision.sequence)
                 if decision.columns:
                     self.replies.result_set(
                         list(decision.columns), [list(r) for r in decision.rows], decision.numeric
@@ -924,6 +927,22 @@ class ShardedExecutor:
             codec=self._codec(),
             statistics=statistics,
         )
+
+    async def _counted(self, layout: Layout, shown: LocalRows, sequence: str) -> LocalRows:
+        """SHOW CREATE TABLE of a table whose AUTO_INCREMENT column takes its values from
+        GROUP sequence ``sequence``: its definition with the sequence's place in the catalog
+        as its counter (past every value any node handed out: a dump restored goes on after
+        its rows). The catalog unreadable: its error (no counter guessed)."""
+        catalog = self.session.ctx.accounts.catalog
+        try:
+            position = await asyncio.to_thread(catalog.sequence_position, layout.name, sequence)
+        except CatalogUnavailableError as error:
+            raise error.client_error() from None
+        if position is None:  # (dropped meanwhile: the definition as stored)
+            return shown
+        ((name, definition),) = shown.rows
+        assert definition is not None
+        return replace(shown, rows=((name, with_counter(definition, position)),))
 
     async def _sequence_ddl(self, layout: Layout, decision: SequenceDdl) -> None:
         session = self.session
@@ -3115,6 +3134,7 @@ class ShardedExecutor:
                 await asyncio.to_thread(
                     catalog.drop_table, layout.name, name, actor=actor, client=session.client_ip
                 )
+                SEQUENCES.forget(layout.name, auto_sequence_name(name))
             if decision.redefines is not None:
                 definition = await self._definition(layout, decision.redefines)
                 altered = layout.tables.get(decision.redefines.lower())
@@ -3135,6 +3155,16 @@ class ShardedExecutor:
                         actor=actor,
                         client=session.client_ip,
                     )
+                    if decision.auto_increment is not None and start is not None:
+                        # (AUTO_INCREMENT = n: as MariaDB moves the counter, the sequence)
+                        await asyncio.to_thread(
+                            catalog.move_sequence,
+                            layout.name,
+                            auto_sequence_name(altered.name),
+                            max(decision.auto_increment, 1),
+                            actor=actor,
+                            client=session.client_ip,
+                        )
         except CatalogUnavailableError as error:
             self.replies.error(error.client_error())
             return
