@@ -385,3 +385,14 @@ def test_dump_restores_into_a_fresh_sharded_database(views: ProxyEnv) -> None:
         finally:
             source.close()
             target.close()
+    # Restored over the source itself (DROP TABLE then CREATE TABLE ... AUTO_INCREMENT=n),
+    # through the node that holds a range of sp's old sequence: the new one starts at n.
+    again = run_tool(views, "mariadb", DB, PASSWORD, DB, stdin=dumped.stdout)
+    assert again.returncode == 0, again.stderr
+    source = views.connect(DB, PASSWORD, database=DB)
+    try:
+        assert _counter(source, "sp") == position
+        _rows(source, "INSERT INTO sp (v) VALUES ('after the restore')")
+        assert _rows(source, "SELECT id FROM sp WHERE v = 'after the restore'") == [(position,)]
+    finally:
+        source.close()
