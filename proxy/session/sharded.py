@@ -1655,7 +1655,8 @@ class ShardedExecutor:
         """SHOW TABLE STATUS: every physical database's, one row per logical table -- its
         physical tables' rows, data and index lengths and free space summed, the average row
         length computed again, the earliest creation and latest update and check times, the
-        highest AUTO_INCREMENT; everything else physical database 0's (TableStatus)."""
+        highest AUTO_INCREMENT (a table with a GROUP sequence: where it stands, read from the
+        catalog); everything else physical database 0's (TableStatus)."""
         targets = decision.targets
         conns = await self._acquire(layout, targets, branch=False)
         answers: dict[int, tuple[list[bytes], list[bytes], bytes]] = {}
@@ -1692,6 +1693,27 @@ class ShardedExecutor:
                 else:
                     _add_status(found, values)
         shown = shows_database(decision.like) if decision.like is not None else None
+        if width > _AUTO_INCREMENT_STATUS:
+            # A table whose AUTO_INCREMENT values come from its GROUP sequence: where that
+            # stands (as SHOW CREATE TABLE shows), not its physical tables' counters.
+            counted = {
+                name: auto_sequence_name(table.name)
+                for name in merged
+                if (table := layout.tables.get(name.lower())) is not None
+                and table.rule.kind != "single"
+                and auto_sequence_name(table.name).lower() in layout.sequences
+                and (shown is None or shown(name))
+            }
+            if counted:
+                try:
+                    positions = await asyncio.to_thread(
+                        _sequence_positions, self.session.ctx.accounts.catalog, layout, counted
+                    )
+                except CatalogUnavailableError as error:
+                    self.replies.error(error.client_error())
+                    return
+                for name, position in positions.items():
+                    merged[name][_AUTO_INCREMENT_STATUS] = str(position).encode()
         for payload in head:
             self._emit(payload)
         for name in sorted(merged):
@@ -3240,6 +3262,23 @@ class ShardedExecutor:
         text = text.replace(f"`{physical}`", f"`{table.name}`", 1)
         clause = table.rule.drds_clause()
         return f"{text} {clause}" if clause else text
+
+
+# SHOW TABLE STATUS's Auto_increment column.
+_AUTO_INCREMENT_STATUS = 10
+
+
+def _sequence_positions(
+    catalog: Catalog, layout: Layout, sequences: Mapping[str, str]
+) -> dict[str, int]:
+    """Where each table's sequence stands (``sequences``: table -> its sequence), those the
+    catalog still has. Blocking."""
+    found = {}
+    for name, sequence in sequences.items():
+        position = catalog.sequence_position(layout.name, sequence)
+        if position is not None:
+            found[name] = position
+    return found
 
 
 def _substituted(

@@ -287,6 +287,8 @@ def test_show_create_table_shows_the_sequence_as_mariadb_shows_a_counter(
         ids = [row[0] for row in _rows(conn, "SELECT id FROM ai ORDER BY id")]
         position = _counter(conn, "ai")
         assert position is not None and position > max(ids)
+        # SHOW TABLE STATUS's Auto_increment: the same, not a physical table's counter.
+        assert [row[10] for row in _rows(conn, "SHOW TABLE STATUS LIKE 'ai'")] == [position]
         ((_, shown),) = _rows(conn, "SHOW CREATE TABLE ai")
         # A plain MariaDB table with these rows and its counter at that value.
         physical(views, DB, 0, f"CREATE TABLE plain_ai {columns}")
