@@ -732,6 +732,14 @@ def _placement(
     return f"create sharded database `{name}` with {len(partitions)} physical databases ({where})"
 
 
+def _new_generation(store: CatalogStore) -> int:
+    """Inside a write: the generation of a sequence made, restarted or renamed now -- the
+    catalog version this write produces, so newer than any generation a sequence of the same
+    name had before (one dropped and made again, a database dropped and made again): a node
+    drops the ranges it holds of the older one once it sees it (``SequenceAllocator``)."""
+    return store.counter(CATALOG_VERSION) + 1
+
+
 def _check_start(start_with: int) -> None:
     if not 1 <= start_with < SEQUENCE_MAX:
         raise CatalogError(f"a sequence starts between 1 and {SEQUENCE_MAX - 1}")
@@ -1314,7 +1322,13 @@ class Catalog:
                 if store.sequence_row(key, sequence.lower()) is None:
                     _check_start(auto_sequence_start)
                     store.insert_sequence(
-                        (key, sequence.lower(), sequence, auto_sequence_start, 1),
+                        (
+                            key,
+                            sequence.lower(),
+                            sequence,
+                            auto_sequence_start,
+                            _new_generation(store),
+                        ),
                         auto_sequence_start,
                     )
                     details.append(f"create sequence `{sequence}` start with {auto_sequence_start}")
@@ -1394,8 +1408,11 @@ class Catalog:
             if sequence is not None and found is not None:
                 new_sequence = auto_sequence_name(new)
                 store.delete_sequence(key, old_sequence)
+                # (a new generation: a node may hold ranges of a sequence of the new name
+                # dropped before; none of this one's values were reserved under that name)
                 store.insert_sequence(
-                    (key, new_sequence.lower(), new_sequence, sequence[3], found[1]), found[0]
+                    (key, new_sequence.lower(), new_sequence, sequence[3], _new_generation(store)),
+                    found[0],
                 )
                 details.append(f"rename sequence `{sequence[2]}` to `{new_sequence}`")
             self._commit_version(
@@ -1435,8 +1452,9 @@ class Catalog:
                 sequence = auto_sequence_name(row.name)
                 if store.sequence_row(database.key, sequence.lower()) is None:
                     _check_start(auto_sequence_start)
+                    generation = _new_generation(store)
                     store.insert_sequence(
-                        (database.key, sequence.lower(), sequence, auto_sequence_start, 1),
+                        (database.key, sequence.lower(), sequence, auto_sequence_start, generation),
                         auto_sequence_start,
                     )
                     details.append(f"create sequence `{sequence}` start with {auto_sequence_start}")
@@ -1483,7 +1501,9 @@ class Catalog:
             database = self._sharded(db)
             if store.sequence_row(database.key, name.lower()) is not None:
                 raise SequenceExistsError(f"sequence {name!r} already exists")
-            store.insert_sequence((database.key, name.lower(), name, start_with, 1), start_with)
+            store.insert_sequence(
+                (database.key, name.lower(), name, start_with, _new_generation(store)), start_with
+            )
             self._commit_version(
                 (),
                 True,
@@ -1508,7 +1528,7 @@ class Catalog:
             row = store.sequence_row(database.key, name.lower())
             if row is None:
                 raise UnknownSequenceError(f"unknown sequence {name!r}")
-            store.restart_sequence(database.key, row[1], start_with, row[4] + 1)
+            store.restart_sequence(database.key, row[1], start_with, _new_generation(store))
             self._commit_version(
                 (),
                 True,
@@ -1520,6 +1540,45 @@ class Catalog:
         found = self._snapshot.sequence(db, name)
         assert found is not None
         return found
+
+    def sequence_position(self, db: str, name: str) -> int | None:
+        """Where sequence ``name`` of ``db`` stands: the first value no node has reserved
+        (every value any node handed out or holds is below it; None: no such sequence). What
+        SHOW CREATE TABLE shows as a table's ``AUTO_INCREMENT=n``, so that a dump restored
+        starts the sequence past every value given. A read of the store, not the snapshot."""
+        store = self._store
+        with self._request(), store.reading():
+            found = store.sequence_next(db.lower(), name.lower())
+        return None if found is None else found[0]
+
+    def move_sequence(
+        self, db: str, name: str, at_least: int, *, actor: str = OPERATOR, client: str = ""
+    ) -> int:
+        """``ALTER TABLE t AUTO_INCREMENT = n`` (and a CREATE TABLE's, of a sequence there
+        already): the sequence restarts at ``at_least`` in a new generation when that is past
+        every value reserved (nodes drop the older ranges they hold once they see it); else it
+        stays (as MariaDB keeps a counter past the values in use): never below a value any node
+        holds or handed out, so no value is given twice. Returns where it stands."""
+        _check_start(at_least)
+        store = self._store
+        with self._write():
+            database = self._sharded(db)
+            row = store.sequence_row(database.key, name.lower())
+            found = store.sequence_next(database.key, name.lower())
+            if row is None or found is None:
+                raise UnknownSequenceError(f"unknown sequence {name!r}")
+            if at_least <= found[0]:
+                return found[0]
+            store.restart_sequence(database.key, row[1], at_least, _new_generation(store))
+            self._commit_version(
+                (),
+                True,
+                actor,
+                client,
+                f"ALTER SEQUENCE {database.name}.{row[2]}",
+                [f"move sequence `{row[2]}` of `{database.name}` to {at_least}"],
+            )
+        return at_least
 
     def drop_sequence(self, db: str, name: str, *, actor: str = OPERATOR, client: str = "") -> None:
         store = self._store

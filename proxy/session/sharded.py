@@ -81,7 +81,7 @@ from auth.catalog import (
     UnknownSequenceError,
 )
 from auth.errors import ErrorCode, SqlError, not_supported, sql_error
-from auth.model import LogicalTable, PhysicalDatabase
+from auth.model import LogicalTable, PhysicalDatabase, auto_sequence_name
 from proxy.backend.connection import (
     MAX_BACKEND_PACKET,
     BackendConnection,
@@ -164,6 +164,7 @@ from proxy.shard.statements import (
     altered_sequence_start,
     decide,
     shaped,
+    with_counter,
 )
 from proxy.shard.transaction import (
     TransactionControl,
@@ -719,6 +720,8 @@ class ShardedExecutor:
             if isinstance(decision, LocalRows) and decision.probe is not None:
                 await self._probed(plan.layout, decision, decision.probe)
             elif isinstance(decision, LocalRows):
+                if decision.sequence is not None:
+                    decision = await self._counted(plan.layout, decision, decision.sequence)
                 if decision.columns:
                     self.replies.result_set(
                         list(decision.columns), [list(r) for r in decision.rows], decision.numeric
@@ -894,6 +897,22 @@ class ShardedExecutor:
             codec=self._codec(),
             statistics=statistics,
         )
+
+    async def _counted(self, layout: Layout, shown: LocalRows, sequence: str) -> LocalRows:
+        """SHOW CREATE TABLE of a table whose AUTO_INCREMENT column takes its values from
+        GROUP sequence ``sequence``: its definition with the sequence's place in the catalog
+        as its counter (past every value any node handed out: a dump restored goes on after
+        its rows). The catalog unreadable: its error (no counter guessed)."""
+        catalog = self.session.ctx.accounts.catalog
+        try:
+            position = await asyncio.to_thread(catalog.sequence_position, layout.name, sequence)
+        except CatalogUnavailableError as error:
+            raise error.client_error() from None
+        if position is None:  # (dropped meanwhile: the definition as stored)
+            return shown
+        ((name, definition),) = shown.rows
+        assert definition is not None
+        return replace(shown, rows=((name, with_counter(definition, position)),))
 
     async def _sequence_ddl(self, layout: Layout, decision: SequenceDdl) -> None:
         session = self.session
@@ -1623,7 +1642,8 @@ class ShardedExecutor:
         """SHOW TABLE STATUS: every physical database's, one row per logical table -- its
         physical tables' rows, data and index lengths and free space summed, the average row
         length computed again, the earliest creation and latest update and check times, the
-        highest AUTO_INCREMENT; everything else physical database 0's (TableStatus)."""
+        highest AUTO_INCREMENT (a table with a GROUP sequence: where it stands, read from the
+        catalog); everything else physical database 0's (TableStatus)."""
         targets = decision.targets
         conns = await self._acquire(layout, targets, branch=False)
         answers: dict[int, tuple[list[bytes], list[bytes], bytes]] = {}
@@ -1660,6 +1680,27 @@ class ShardedExecutor:
                 else:
                     _add_status(found, values)
         shown = shows_database(decision.like) if decision.like is not None else None
+        if width > _AUTO_INCREMENT_STATUS:
+            # A table whose AUTO_INCREMENT values come from its GROUP sequence: where that
+            # stands (as SHOW CREATE TABLE shows), not its physical tables' counters.
+            counted = {
+                name: auto_sequence_name(table.name)
+                for name in merged
+                if (table := layout.tables.get(name.lower())) is not None
+                and table.rule.kind != "single"
+                and auto_sequence_name(table.name).lower() in layout.sequences
+                and (shown is None or shown(name))
+            }
+            if counted:
+                try:
+                    positions = await asyncio.to_thread(
+                        _sequence_positions, self.session.ctx.accounts.catalog, layout, counted
+                    )
+                except CatalogUnavailableError as error:
+                    self.replies.error(error.client_error())
+                    return
+                for name, position in positions.items():
+                    merged[name][_AUTO_INCREMENT_STATUS] = str(position).encode()
         for payload in head:
             self._emit(payload)
         for name in sorted(merged):
@@ -3109,6 +3150,7 @@ class ShardedExecutor:
                 await asyncio.to_thread(
                     catalog.drop_table, layout.name, name, actor=actor, client=session.client_ip
                 )
+                SEQUENCES.forget(layout.name, auto_sequence_name(name))
             if decision.redefines is not None:
                 definition = await self._definition(layout, decision.redefines)
                 altered = layout.tables.get(decision.redefines.lower())
@@ -3129,6 +3171,16 @@ class ShardedExecutor:
                         actor=actor,
                         client=session.client_ip,
                     )
+                    if decision.auto_increment is not None and start is not None:
+                        # (AUTO_INCREMENT = n: as MariaDB moves the counter, the sequence)
+                        await asyncio.to_thread(
+                            catalog.move_sequence,
+                            layout.name,
+                            auto_sequence_name(altered.name),
+                            max(decision.auto_increment, 1),
+                            actor=actor,
+                            client=session.client_ip,
+                        )
         except CatalogUnavailableError as error:
             self.replies.error(error.client_error())
             return
@@ -3204,6 +3256,23 @@ class ShardedExecutor:
         text = text.replace(f"`{physical}`", f"`{table.name}`", 1)
         clause = table.rule.drds_clause()
         return f"{text} {clause}" if clause else text
+
+
+# SHOW TABLE STATUS's Auto_increment column.
+_AUTO_INCREMENT_STATUS = 10
+
+
+def _sequence_positions(
+    catalog: Catalog, layout: Layout, sequences: Mapping[str, str]
+) -> dict[str, int]:
+    """Where each table's sequence stands (``sequences``: table -> its sequence), those the
+    catalog still has. Blocking."""
+    found = {}
+    for name, sequence in sequences.items():
+        position = catalog.sequence_position(layout.name, sequence)
+        if position is not None:
+            found[name] = position
+    return found
 
 
 def _substituted(

@@ -23,12 +23,13 @@ Raises SqlError for what is refused (1235 naming why, 1050, 1051, 1146).
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
 from auth.errors import ErrorCode, SqlError, not_supported, sql_error
-from auth.model import DEFAULT_SEQUENCE_START, LogicalTable
+from auth.model import DEFAULT_SEQUENCE_START, LogicalTable, auto_sequence_name
 from proxy.shard.ddl import (
     CreateTable,
     SequenceStatement,
@@ -137,6 +138,10 @@ class LocalRows:
     # the shard shows them to the account's mirror) join the rows, those this accepts (name,
     # Table_type) -- VIEWS_PROBE reads them.
     views: Callable[[str, str], bool] | None = None
+    # SHOW CREATE TABLE of a sharded or broadcast table with an AUTO_INCREMENT column: its
+    # GROUP sequence, whose place (the catalog's) the definition's AUTO_INCREMENT option shows
+    # (``with_counter``), as MariaDB shows a table's counter.
+    sequence: str | None = None
 
 
 # Physical database 0's views: their names and Table_type, as the account's mirror sees them.
@@ -211,6 +216,9 @@ class FanOut:
     forgets: tuple[str, ...] = ()  # DROP TABLE: the catalog forgets them once dropped
     redefines: str | None = None  # ALTER TABLE: the definition is read back afterwards
     renames: tuple[tuple[str, str], ...] = ()  # RENAME TABLE: (old, new) once renamed
+    # ALTER TABLE t ... AUTO_INCREMENT [=] n of a sharded or broadcast table: its GROUP
+    # sequence (if it has one) is moved to n (``Catalog.move_sequence``) once altered.
+    auto_increment: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -743,7 +751,13 @@ def _show(
                     ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{name.value}' doesn't exist"
                 )
             return None
-        return LocalRows(("Table", "Create Table"), ((table.name, _definition(table)),))
+        sequence = auto_sequence_name(table.name)
+        counted = table.rule.kind != "single" and sequence.lower() in layout.sequences
+        return LocalRows(
+            ("Table", "Create Table"),
+            ((table.name, _definition(table)),),
+            sequence=sequence if counted else None,
+        )
     return None
 
 
@@ -981,6 +995,20 @@ def _definition(table: LogicalTable) -> str:
     if at >= 2 and is_op_token(tokens[at - 1], "."):
         start = tokens[at - 2].pos  # a qualifier: the table is in the database shown
     return f"{text[:start]}{quote_name(table.name)}{text[create.name_end :]}"
+
+
+# MariaDB's SHOW CREATE TABLE writes the AUTO_INCREMENT table option after the closing
+# parenthesis of the columns and the ENGINE option, before the others (never inside a
+# column's or the table's COMMENT: a newline in a string is written \n).
+_SHOWN_COUNTER: Final = re.compile(r"(\n\)(?: ENGINE=\w+)?)(?: AUTO_INCREMENT=\d+)?")
+
+
+def with_counter(definition: str, position: int) -> str:
+    """A stored definition (SHOW CREATE TABLE's) with ``AUTO_INCREMENT=position`` as its
+    counter, where and as MariaDB writes it: only when past 1 (a table whose next value is 1
+    shows none). A definition not in MariaDB's form is left as it is."""
+    option = f" AUTO_INCREMENT={position}" if position > 1 else ""
+    return _SHOWN_COUNTER.sub(lambda found: found.group(1) + option, definition, count=1)
 
 
 # --------------------------------------------------------------------------------- CREATE
@@ -1250,6 +1278,7 @@ def _fan_out(
     table = layout.tables.get(name.value.lower())
     if table is None:
         return None
+    auto_increment = None
     if verb == "ALTER TABLE":
         rule = table.rule
         keys = {k.column.lower() for k in (rule.db_key, rule.tb_key) if k is not None}
@@ -1262,6 +1291,8 @@ def _fan_out(
                 raise not_supported(f"ALTER TABLE ... PARTITION of table {table.name}")
         if rule.kind == "broadcast":
             check_broadcast_defaults(tokens[at + 1 :], table.name)
+        if rule.kind != "single":
+            auto_increment = _counter_option(tokens[at + 1 :])
     found = []
     for database, physical_name in table.physical_tables(layout.count):
         splices = [(name.pos, name.pos + len(name.raw), quote_name(physical_name))]
@@ -1275,4 +1306,30 @@ def _fan_out(
         (table.name,),
         _ordered(found, layout),
         redefines=table.name if verb != "TRUNCATE TABLE" else None,
+        auto_increment=auto_increment,
     )
+
+
+def _counter_option(tokens: Sequence[Token]) -> int | None:
+    """The table option ``AUTO_INCREMENT [=] n`` of an ALTER TABLE's alterations (at depth 0;
+    a column's AUTO_INCREMENT attribute has no number after it); the last one given wins, as
+    in MariaDB."""
+    found = None
+    depth = 0
+    for index, token in enumerate(tokens):
+        if is_op_token(token, "("):
+            depth += 1
+        elif is_op_token(token, ")"):
+            depth -= 1
+        elif depth == 0 and token_keyword(token) == "AUTO_INCREMENT":
+            after = index + 1
+            if after < len(tokens) and is_op_token(tokens[after], "="):
+                after += 1
+            if after < len(tokens) and tokens[after].kind == TokenKind.NUMBER:
+                try:
+                    found = int(tokens[after].value)
+                except ValueError:
+                    raise sql_error(
+                        ErrorCode.PARSE, "You have an error in your SQL syntax"
+                    ) from None
+    return found

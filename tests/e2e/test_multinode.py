@@ -7,8 +7,10 @@ consistent, and both nodes converge on the store's state.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -439,3 +441,87 @@ def test_concurrent_conflicting_changes_from_both_nodes(
         )
         assert cur.fetchone()[0] == 0
     conn.close()
+
+
+def test_a_sequence_moved_or_made_again_on_a_never_repeats_a_value_on_b(
+    cluster: Cluster, catalog_server: LocalMariaDB
+) -> None:
+    """A sharded table's GROUP sequence, each node holding a range of it: ALTER TABLE ...
+    AUTO_INCREMENT = n on node a moves it, and node b, once it sees the move, takes values from
+    n on; the table dropped and made again with AUTO_INCREMENT = m (a dump restored over it)
+    restarts it at m on both nodes -- no node hands out a value of a range it held before (b
+    went on with its old range before: the new sequence had generation 1 again)."""
+    config = cluster.base / "node_a.toml"
+    password = "SeqMulti#pass1"
+    _drop_physical(catalog_server)  # (a run before stopped halfway)
+    _run(
+        config,
+        *("database", "create", "seqmulti", "--shards", "s0", "--db-partitions", "2"),
+        *("--admin-password-stdin", "--ro-password-stdin"),
+        stdin=f"{password}\n{password}2\n",
+    )
+    create = (
+        "CREATE TABLE t (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, v int)"
+        " DBPARTITION BY HASH(id)"
+    )
+    try:
+        for node in (0, 1):
+            _until(functools.partial(_login, cluster, node, password), 3 * DEADLINE)
+        a = cluster.connect(0, "seqmulti", password, "seqmulti")
+        b = cluster.connect(1, "seqmulti", password, "seqmulti")
+        try:
+            _sql(a, create)
+            _until(lambda: _select(b, "SHOW RULE FROM t") is None)  # b knows t
+            taken = [_inserted(b), _inserted(a)]
+            assert taken == [100001, 101001]  # a range each
+            assert _counter(a) == _counter(b) == 102001
+            _sql(a, "ALTER TABLE t AUTO_INCREMENT = 500000")
+            time.sleep(3 * DEADLINE)  # b has seen it
+            taken += [_inserted(b), _inserted(a)]
+            assert taken[2:] == [500000, 501000]
+            _sql(a, "DROP TABLE t")
+            _sql(a, create.replace(" DBPARTITION", " AUTO_INCREMENT=600000 DBPARTITION"))
+            time.sleep(3 * DEADLINE)
+            taken += [_inserted(b), _inserted(a)]
+            assert taken[4:] == [600000, 601000]
+        finally:
+            a.close()
+            b.close()
+    finally:
+        with cluster.catalog() as catalog:
+            catalog.drop_database("seqmulti")
+        _drop_physical(catalog_server)
+
+
+def _drop_physical(shard: LocalMariaDB) -> None:
+    admin = connect_admin(shard.endpoint)
+    try:
+        with admin.cursor() as cur:
+            for index in range(2):
+                cur.execute(f"DROP DATABASE IF EXISTS seqmulti_{index:04d}")
+    finally:
+        admin.close()
+
+
+def _login(cluster: Cluster, node: int, password: str) -> bool:
+    try:
+        cluster.connect(node, "seqmulti", password, "seqmulti").close()
+    except pymysql.err.MySQLError:
+        return False
+    return True
+
+
+def _inserted(conn: Any) -> int:
+    """The id a row inserted without it took (the OK's insert id)."""
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO t (v) VALUES (1)")
+        return int(cur.lastrowid)
+
+
+def _counter(conn: Any) -> int:
+    with conn.cursor() as cur:
+        cur.execute("SHOW CREATE TABLE t")
+        ((_, shown),) = cur.fetchall()
+    found = re.search(r" AUTO_INCREMENT=(\d+)", shown)
+    assert found is not None, shown
+    return int(found.group(1))

@@ -110,31 +110,34 @@ def test_show_create_after_alter_shows_no_partitions_counter(sharded: ProxyEnv) 
     """The definition SHOW CREATE TABLE shows is read again from physical database 0 after an
     ALTER TABLE: it carried that physical table's AUTO_INCREMENT counter (its own rows'
     highest id + 1), which means nothing for the logical table, whose values come from the
-    GROUP sequence. After an ALTER it shows what it showed after the CREATE: no counter, or
-    the CREATE's ``AUTO_INCREMENT = n`` (where the sequence starts)."""
+    GROUP sequence. Before and after an ALTER its counter is where the sequence stands: the
+    CREATE's ``AUTO_INCREMENT = n`` (or DRDS's 100001) until values are taken, then past
+    them."""
     conn = _client(sharded)
     try:
         with conn.cursor() as cur:
-            for name, option in (("ai", ""), ("ai2", " AUTO_INCREMENT=500")):
+            for name, option, start in (("ai", "", 100001), ("ai2", " AUTO_INCREMENT=500", 500)):
                 cur.execute(
                     f"CREATE TABLE {name} (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, v int)"
                     f"{option} DBPARTITION BY HASH(id)"
                 )
                 cur.execute(f"SHOW CREATE TABLE {name}")
                 created = cur.fetchall()[0][1]
-                assert ("AUTO_INCREMENT=" in created) == bool(option), created
+                assert re.findall(r"AUTO_INCREMENT=\d+", created) == [f"AUTO_INCREMENT={start}"]
                 cur.execute(f"INSERT INTO {name} (v) VALUES (1), (2), (3), (4), (5), (6)")
                 cur.execute(f"ALTER TABLE {name} ADD COLUMN w int")
                 cur.execute(f"SHOW CREATE TABLE {name}")
                 altered = cur.fetchall()[0][1]
                 assert "`w` int(11) DEFAULT NULL" in altered
-                assert re.findall(r"AUTO_INCREMENT=\d+", altered) == re.findall(
-                    r"AUTO_INCREMENT=\d+", created
-                ), altered
-                assert altered.replace("  `w` int(11) DEFAULT NULL,\n", "") == created
-                # (the physical table's own counter is past its rows)
+                (counter,) = re.findall(r"AUTO_INCREMENT=(\d+)", altered)
+                cur.execute(f"SELECT MAX(id) FROM {name}")
+                assert int(counter) > cur.fetchall()[0][0]
+                assert altered.replace("  `w` int(11) DEFAULT NULL,\n", "") == created.replace(
+                    f"AUTO_INCREMENT={start}", f"AUTO_INCREMENT={counter}"
+                )
+                # (the physical table's own counter is past its rows, not the sequence's)
                 shown = physical(sharded, DB, 0, f"SHOW CREATE TABLE {name}")[0][1]
-                assert re.search(r"AUTO_INCREMENT=\d+", shown) is not None
+                assert re.findall(r"AUTO_INCREMENT=(\d+)", shown) not in ([], [counter])
                 cur.execute(f"INSERT INTO {name} (v) VALUES (7)")  # the sequence goes on
                 cur.execute(f"SELECT id FROM {name}")
                 assert len({row[0] for row in cur.fetchall()}) == 7

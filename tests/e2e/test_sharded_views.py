@@ -265,6 +265,56 @@ def test_a_view_named_as_a_split_table_exists_already(conn: Any) -> None:
     assert _refused(conn, "CREATE VIEW st AS SELECT 1") == (1050, "Table 'st' already exists")
 
 
+def _counter(conn: Any, table: str) -> int | None:
+    """The AUTO_INCREMENT=n SHOW CREATE TABLE shows of ``table``, if any."""
+    ((_, shown),) = _rows(conn, f"SHOW CREATE TABLE `{table}`")
+    found = re.search(r" AUTO_INCREMENT=(\d+)", shown)
+    return None if found is None else int(found.group(1))
+
+
+def test_show_create_table_shows_the_sequence_as_mariadb_shows_a_counter(
+    views: ProxyEnv, conn: Any
+) -> None:
+    """A sharded table's AUTO_INCREMENT=n is where its GROUP sequence stands, in the form and
+    place MariaDB shows a plain table's counter at that value; ALTER TABLE ... AUTO_INCREMENT
+    moves the sequence (never below a value reserved)."""
+    columns = "(id bigint NOT NULL AUTO_INCREMENT, v varchar(20), PRIMARY KEY (id))"
+    _rows(conn, f"CREATE TABLE ai {columns} DBPARTITION BY HASH(id)")
+    try:
+        # Before any value was taken: the CREATE's start (DRDS's default 100001).
+        assert _counter(conn, "ai") == 100001
+        _rows(conn, "INSERT INTO ai (v) VALUES ('x'), ('y')")
+        ids = [row[0] for row in _rows(conn, "SELECT id FROM ai ORDER BY id")]
+        position = _counter(conn, "ai")
+        assert position is not None and position > max(ids)
+        # SHOW TABLE STATUS's Auto_increment: the same, not a physical table's counter.
+        assert [row[10] for row in _rows(conn, "SHOW TABLE STATUS LIKE 'ai'")] == [position]
+        ((_, shown),) = _rows(conn, "SHOW CREATE TABLE ai")
+        # A plain MariaDB table with these rows and its counter at that value.
+        physical(views, DB, 0, f"CREATE TABLE plain_ai {columns}")
+        try:
+            physical(views, DB, 0, f"INSERT INTO plain_ai (id) VALUES ({ids[0]}), ({ids[1]})")
+            physical(views, DB, 0, f"ALTER TABLE plain_ai AUTO_INCREMENT = {position}")
+            ((_, plain),) = physical(views, DB, 0, "SHOW CREATE TABLE plain_ai")
+        finally:
+            physical(views, DB, 0, "DROP TABLE plain_ai")
+        assert f" AUTO_INCREMENT={position} " in plain
+        assert shown == plain.replace("`plain_ai`", "`ai`") + " dbpartition by hash(`id`)"
+        # ALTER TABLE ... AUTO_INCREMENT = n: the sequence moves there, as MariaDB's counter.
+        _rows(conn, "ALTER TABLE ai AUTO_INCREMENT = 500000")
+        assert _counter(conn, "ai") == 500000
+        _rows(conn, "INSERT INTO ai (v) VALUES ('z')")
+        assert _rows(conn, "SELECT id FROM ai WHERE v = 'z'") == [(500000,)]
+        # Below the values reserved: it stays (no value handed out twice).
+        moved = _counter(conn, "ai")
+        _rows(conn, "ALTER TABLE ai AUTO_INCREMENT = 5")
+        assert _counter(conn, "ai") == moved
+        # The physical tables' counters mean nothing for it: CHECK TABLE sees them alike.
+        assert _rows(conn, "CHECK TABLE ai") == [(f"{DB}.ai", "check", "status", "OK")]
+    finally:
+        _rows(conn, "DROP TABLE ai")
+
+
 def _physical_contents(env: ProxyEnv, name: str) -> list[list[tuple[Any, ...]]]:
     """Every physical database's tables and their rows, read directly on the shards."""
     found = []
@@ -321,10 +371,15 @@ def test_dump_restores_into_a_fresh_sharded_database(views: ProxyEnv) -> None:
                 assert _rows(target, f"SELECT * FROM {view} ORDER BY 1") == _rows(
                     source, f"SELECT * FROM {view} ORDER BY 1"
                 )
-            # As on DRDS, the restored table's GROUP sequence is moved past the rows given
-            # (the dump has the rows, not the sequence's place): then it goes on after them.
+            # The dump carries where sp's GROUP sequence stands (SHOW CREATE TABLE's
+            # AUTO_INCREMENT=n, past every value given), and its CREATE TABLE starts the
+            # restored table's sequence there: a row without its key goes on after the rows
+            # restored (it took 100001 again, a duplicate key, before).
             ((highest,),) = _rows(target, "SELECT MAX(id) FROM sp")
-            _rows(target, f"ALTER SEQUENCE AUTO_SEQ_sp START WITH {highest + 1}")
+            position = _counter(source, "sp")
+            assert position is not None and position > highest
+            assert b") ENGINE=InnoDB AUTO_INCREMENT=%d " % position in dumped.stdout
+            assert _counter(target, "sp") == position
             _rows(target, "INSERT INTO sp (v) VALUES ('after the restore')")
             assert _rows(target, f"SELECT v FROM sp WHERE id > {highest}") == [
                 ("after the restore",)
@@ -332,3 +387,14 @@ def test_dump_restores_into_a_fresh_sharded_database(views: ProxyEnv) -> None:
         finally:
             source.close()
             target.close()
+    # Restored over the source itself (DROP TABLE then CREATE TABLE ... AUTO_INCREMENT=n),
+    # through the node that holds a range of sp's old sequence: the new one starts at n.
+    again = run_tool(views, "mariadb", DB, PASSWORD, DB, stdin=dumped.stdout)
+    assert again.returncode == 0, again.stderr
+    source = views.connect(DB, PASSWORD, database=DB)
+    try:
+        assert _counter(source, "sp") == position
+        _rows(source, "INSERT INTO sp (v) VALUES ('after the restore')")
+        assert _rows(source, "SELECT id FROM sp WHERE v = 'after the restore'") == [(position,)]
+    finally:
+        source.close()

@@ -1480,7 +1480,8 @@ def test_group_sequences(backend: Backend) -> None:
     with backend.open() as catalog, backend.open() as other:
         _sharded(catalog)
         seq = catalog.create_sequence("sdb", "Seq1")
-        assert seq == GroupSequence("Seq1", 100001, 1)
+        # (a generation: the catalog version that made it, newer than any sequence's before)
+        assert seq == GroupSequence("Seq1", 100001, catalog.snapshot().version)
         assert catalog.create_sequence("sdb", "s2", 5).start_with == 5
         with pytest.raises(SequenceExistsError):
             catalog.create_sequence("sdb", "SEQ1")
@@ -1492,18 +1493,19 @@ def test_group_sequences(backend: Backend) -> None:
         version = catalog.snapshot().version
         first = catalog.reserve_sequence_range("sdb", "seq1", 1000)
         second = other.reserve_sequence_range("sdb", "SEQ1", 10)
-        assert (first.start, first.end, first.generation) == (100001, 101001, 1)
+        assert (first.start, first.end, first.generation) == (100001, 101001, seq.generation)
         assert (second.start, second.end, len(second)) == (101001, 101011, 10)
         assert catalog.snapshot().version == version and not other.refresh()
         # ALTER ... START WITH: the next range starts there, in a new generation.
-        assert catalog.alter_sequence("sdb", "seq1", 7).generation == 2
-        assert other.reserve_sequence_range("sdb", "seq1", 3) == SequenceRange(7, 10, 2)
+        generation = catalog.alter_sequence("sdb", "seq1", 7).generation
+        assert generation == catalog.snapshot().version > seq.generation
+        assert other.reserve_sequence_range("sdb", "seq1", 3) == SequenceRange(7, 10, generation)
         other.refresh()  # (its reservation already caught up with the catalog)
-        assert other.snapshot().sequence("sdb", "SEQ1") == GroupSequence("Seq1", 7, 2)
+        assert other.snapshot().sequence("sdb", "SEQ1") == GroupSequence("Seq1", 7, generation)
         # The end of the values.
-        catalog.alter_sequence("sdb", "s2", SEQUENCE_MAX - 2)
+        generation = catalog.alter_sequence("sdb", "s2", SEQUENCE_MAX - 2).generation
         assert catalog.reserve_sequence_range("sdb", "s2", 100) == SequenceRange(
-            SEQUENCE_MAX - 2, SEQUENCE_MAX, 2
+            SEQUENCE_MAX - 2, SEQUENCE_MAX, generation
         )
         with pytest.raises(CatalogError, match="no values left"):
             catalog.reserve_sequence_range("sdb", "s2", 1)
@@ -1521,7 +1523,7 @@ def test_an_auto_increment_column_gets_its_implicit_sequence(catalog: Catalog) -
     _sharded(catalog)
     catalog.create_table("sdb", _table("orders"), auto_sequence_start=100001)
     assert catalog.snapshot().sequence("sdb", "AUTO_SEQ_orders") == GroupSequence(
-        "AUTO_SEQ_orders", 100001, 1
+        "AUTO_SEQ_orders", 100001, catalog.snapshot().version
     )
     catalog.drop_table("sdb", "orders")
     assert catalog.snapshot().sequences("sdb") == {}

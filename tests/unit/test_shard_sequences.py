@@ -119,3 +119,48 @@ def test_alter_sequence_restarts_every_node(catalog_url: str, tmp_path: Path) ->
         assert next_values(a, one, "sdb", "ids") == [9223372036854775806]
         with pytest.raises(CatalogError, match="no values left"):
             next_values(a, one, "sdb", "ids")
+
+
+def test_a_sequence_made_again_does_not_hand_out_the_old_ones_ranges(
+    catalog_url: str, tmp_path: Path
+) -> None:
+    """DROP TABLE t then CREATE TABLE t ... AUTO_INCREMENT=n (a dump restored over the
+    table): the new AUTO_SEQ_t is newer than the ranges nodes hold of the old one."""
+    _setup(catalog_url, tmp_path)
+    with Catalog.open(catalog_url, tmp_path) as one, Catalog.open(catalog_url, tmp_path) as two:
+        a, b = SequenceAllocator(batch=100), SequenceAllocator(batch=100)
+        assert next_values(a, one, "sdb", "ids") == [1]
+        assert next_values(b, two, "sdb", "ids") == [101]
+        one.drop_sequence("sdb", "ids")
+        one.create_sequence("sdb", "ids", 5000)
+        assert next_values(a, one, "sdb", "ids") == [5000]
+        two.refresh()
+        assert next_values(b, two, "sdb", "ids") == [5100]
+
+
+def test_moving_a_sequence_never_gives_a_value_twice(catalog_url: str, tmp_path: Path) -> None:
+    """ALTER TABLE t AUTO_INCREMENT = n: the sequence restarts at n only past every value
+    reserved; a node that has not seen the move yet hands out what it holds (below the
+    values reserved before it, so unique), one that has takes values from n on."""
+    _setup(catalog_url, tmp_path)
+    with Catalog.open(catalog_url, tmp_path) as one, Catalog.open(catalog_url, tmp_path) as two:
+        a, b = SequenceAllocator(batch=100), SequenceAllocator(batch=100)
+        handed = next_values(a, one, "sdb", "ids", 2) + next_values(b, two, "sdb", "ids")
+        assert handed == [1, 2, 101]
+        assert one.sequence_position("sdb", "IDS") == 201
+        version = one.snapshot().version
+        # Not past the values reserved: it stays, the nodes keep their ranges.
+        assert one.move_sequence("sdb", "ids", 150) == 201
+        assert one.snapshot().version == version
+        handed += next_values(a, one, "sdb", "ids")
+        assert one.move_sequence("sdb", "ids", 1000) == 1000
+        assert one.sequence_position("sdb", "ids") == 1000
+        handed += next_values(a, one, "sdb", "ids")  # its snapshot knows at once
+        handed += next_values(b, two, "sdb", "ids")  # not yet: still its range
+        two.refresh()
+        handed += next_values(b, two, "sdb", "ids")
+        assert handed == [1, 2, 101, 3, 1000, 102, 1100]
+        assert one.sequence_position("sdb", "ids") == 1200
+        assert one.sequence_position("sdb", "nope") is None
+        with pytest.raises(UnknownSequenceError):
+            one.move_sequence("sdb", "nope", 5)

@@ -19,6 +19,7 @@ from proxy.shard.statements import (
     NeedsNextval,
     SequenceDdl,
     decide,
+    with_counter,
 )
 
 INT = KeyType("int")
@@ -278,3 +279,42 @@ def test_views_refused(sql: str, errno: int, text: str) -> None:
         decide(sql, LAYOUT)
     assert caught.value.errno == errno
     assert text in caught.value.message
+
+
+MARIADB_SHOWN = (
+    "CREATE TABLE `t` (\n  `id` bigint(20) NOT NULL AUTO_INCREMENT,\n  `v` varchar(9) DEFAULT"
+    " NULL COMMENT 'a\\n) ENGINE=x AUTO_INCREMENT=3',\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB"
+    "{} DEFAULT CHARSET=latin1 COLLATE=latin1_swedish_ci COMMENT='AUTO_INCREMENT=4'"
+    " dbpartition by hash(`id`)"
+)
+
+
+def test_show_create_table_shows_the_sequence_as_the_counter() -> None:
+    """The option where MariaDB writes it (after ENGINE), only past 1, whether the stored
+    definition had one or not; never in a COMMENT."""
+    bare, counted = MARIADB_SHOWN.format(""), MARIADB_SHOWN.format(" AUTO_INCREMENT=7")
+    assert with_counter(bare, 101001) == MARIADB_SHOWN.format(" AUTO_INCREMENT=101001")
+    assert with_counter(counted, 101001) == MARIADB_SHOWN.format(" AUTO_INCREMENT=101001")
+    assert with_counter(counted, 1) == bare
+    assert with_counter("CREATE TABLE t (id int)", 5) == "CREATE TABLE t (id int)"
+    layout = replace(LAYOUT, sequences=frozenset({"seq", "auto_seq_t", "auto_seq_b", "auto_seq_s"}))
+    for name, sequence in (("t", "AUTO_SEQ_t"), ("b", "AUTO_SEQ_b"), ("s", None), ("u", None)):
+        shown = decide(f"SHOW CREATE TABLE {name}", layout)
+        assert isinstance(shown, LocalRows) and shown.sequence == sequence
+
+
+@pytest.mark.parametrize(
+    ("sql", "moved"),
+    [
+        ("ALTER TABLE t AUTO_INCREMENT = 500", 500),
+        ("ALTER TABLE t AUTO_INCREMENT 500", 500),
+        ("ALTER TABLE t ADD COLUMN w int, AUTO_INCREMENT=9, COMMENT 'x'", 9),
+        ("ALTER TABLE b ENGINE=InnoDB AUTO_INCREMENT=12", 12),
+        ("ALTER TABLE t MODIFY v bigint NOT NULL AUTO_INCREMENT", None),
+        ("ALTER TABLE t ADD COLUMN w int DEFAULT 5", None),
+        ("ALTER TABLE s AUTO_INCREMENT = 500", None),  # a single table: MariaDB's counter
+    ],
+)
+def test_alter_table_auto_increment_moves_the_sequence(sql: str, moved: int | None) -> None:
+    found = decide(sql, LAYOUT)
+    assert isinstance(found, FanOut) and found.auto_increment == moved
