@@ -73,6 +73,7 @@ from proxy.shard.placement import (
 )
 from proxy.shard.rows import split_rows
 from proxy.shard.values import NotALiteral, NotPlaceable, SqlValue, literal_value, shard_key
+from proxy.sql.charsets import decode_text
 from proxy.sql.lexer import (
     DEFAULT_MODE,
     NOT_ALIAS,
@@ -2157,7 +2158,8 @@ def recode_strings(tokens: Sequence[Token], codec: str | None) -> tuple[Token, .
             value = _UNREADABLE
             if codec is not None and token.raw[:1] not in ("N", "n"):
                 try:
-                    value = token.value.encode("utf-8", "surrogateescape").decode(codec)
+                    raw = token.value.encode("utf-8", "surrogateescape")
+                    value = decode_text(raw, codec)
                 except (UnicodeEncodeError, UnicodeDecodeError):
                     value = _UNREADABLE
             token = Token(token.kind, token.raw, value, token.image, token.pos)
