@@ -477,6 +477,16 @@ def _route(
             f"a statement on sharded table {sharded[0].table.name} and single table "
             f"{singles[0].table.name}"
         )
+    if verb in ("UPDATE", "DELETE") and split is None:
+        # A table the layout does not hold (another database's, information_schema's, a
+        # name it does not know) read by a write: each partition would read its own (as
+        # a SELECT's join or subquery on it is refused: check_colocated).
+        other = _other_table(tokens, references)
+        if other is not None:
+            main = sharded[0] if sharded else placed[0]
+            raise _refused(
+                f"a statement on {main.table.rule.kind} table {main.table.name} and table {other}"
+            )
     found = _decided(
         sql, tokens, layout, references, verb, select, joined, sharded, singles, placed,
         sequence_values, params, sqlglot_blind, split,
@@ -856,6 +866,23 @@ def _several_tables(tokens: Sequence[Token], references: Mapping[str, _Reference
     if any(depths[i] > 0 and token_keyword(t) == "SELECT" for i, t in enumerate(tokens)):
         return True
     return len(_table_positions(tokens)) > 1
+
+
+def _other_table(tokens: Sequence[Token], references: Mapping[str, _Reference]) -> str | None:
+    """A table name of the statement that is none of ``references`` (qualified as written);
+    None: none."""
+    known = {i for r in references.values() for i in r.positions}
+    for index in _table_positions(tokens):
+        if index in known:
+            continue
+        name = tokens[index].value
+        qualified = index >= 2 and is_op_token(tokens[index - 1], ".")
+        if not qualified and tokens[index].kind is TokenKind.WORD and name.upper() == "DUAL":
+            continue  # FROM DUAL: no table
+        if qualified:
+            name = f"{tokens[index - 2].value}.{name}"
+        return name
+    return None
 
 
 def _columns(layout: Layout) -> dict[str, frozenset[str]]:

@@ -113,3 +113,48 @@ def test_utf8mb3_client_keys_beyond_the_bmp_are_not_placed_by_guess(sharded: Pro
     finally:
         binary.close()
     assert not [r for r in _everywhere(env, "SELECT k FROM t") if "?" in r[0]]
+
+
+# --------------------------------------------------------------------- other databases' tables
+
+
+def test_writes_naming_another_databases_table_are_refused_as_selects_are(
+    sharded: ProxyEnv,
+) -> None:
+    """A SELECT on a sharded table joining or reading in a subquery a table the logical
+    database does not hold (information_schema's) is 1235: each partition would read its own.
+    The same UPDATE or DELETE -- multi-table, or with a subquery -- was routed to the key's
+    partition (or every one) and ran there, reading that physical database's view of it."""
+    env = sharded
+    subquery = "EXISTS (SELECT 1 FROM information_schema.tables x WHERE x.table_name = 't')"
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            for select in (
+                f"SELECT v FROM t WHERE k = 'k3' AND {subquery}",
+                "SELECT t.v FROM t, information_schema.tables x WHERE t.k = 'k3'",
+            ):
+                assert error_of(cur, select)[0] == 1235, select
+            for sql in (
+                f"UPDATE t SET v = v + 100 WHERE k = 'k3' AND {subquery}",
+                f"DELETE FROM t WHERE k = 'k3' AND {subquery}",
+                f"UPDATE t SET v = v + 100 WHERE {subquery}",
+                "DELETE FROM t WHERE k IN (SELECT table_name FROM information_schema.tables)",
+                "UPDATE t, information_schema.tables x SET t.v = t.v + 100"
+                " WHERE t.k = 'k3' AND x.table_name = 't'",
+                "DELETE t FROM t JOIN information_schema.tables x ON x.table_name = 't'"
+                " WHERE t.k = 'k3'",
+                "DELETE FROM t USING t, information_schema.tables x"
+                " WHERE t.k = 'k3' AND x.table_name = 't'",
+            ):
+                for _ in range(2):
+                    errno, why = error_of(cur, sql)
+                    assert errno == 1235 and "sharded table t and table" in why, (sql, why)
+            # A subquery reading no table is within the key's partition: still served.
+            cur.execute("UPDATE t SET v = v + 0 WHERE k = 'k3' AND k IN (SELECT 'k3' FROM DUAL)")
+            assert cur.rowcount == 0
+    finally:
+        conn.close()
+    assert _everywhere(env, "SELECT k, v FROM t WHERE k LIKE 'k_'") == [
+        (f"k{n}", n) for n in range(8)
+    ]
