@@ -158,3 +158,58 @@ def test_writes_naming_another_databases_table_are_refused_as_selects_are(
     assert _everywhere(env, "SELECT k, v FROM t WHERE k LIKE 'k_'") == [
         (f"k{n}", n) for n in range(8)
     ]
+
+
+# --------------------------------------------------------------- the last statement's values
+
+
+def _answers(conn: Any, pairs: list[tuple[str, str]]) -> list[Any]:
+    """Each (statement, question) run in turn on ``conn``: the questions' answers."""
+    out = []
+    with conn.cursor() as cur:
+        for sql, question in pairs:
+            cur.execute(sql)
+            cur.fetchall()
+            cur.execute(question)
+            out.append(cur.fetchall())
+    return out
+
+
+def test_row_count_and_found_rows_answer_for_the_last_statement(sharded: ProxyEnv) -> None:
+    """ROW_COUNT() and FOUND_ROWS() are about the session's last statement. On a sharded
+    database a statement with no table runs on physical database 0's connection, which
+    answered about its own last statement, not the one just routed to another partition
+    (ROW_COUNT() -1 after an UPDATE of one row, FOUND_ROWS() 0 after a SELECT of one). Each
+    pair runs on both paths (the text fast path serves a key's statements from the second)."""
+    env = sharded
+    keys = [f"k{n}" for n in range(8)]
+    pairs = []
+    for key in keys:
+        pairs += [
+            (f"UPDATE t SET v = v + 1000 WHERE k = '{key}'", "SELECT ROW_COUNT()"),
+            (f"UPDATE t SET v = v - 1000 WHERE k = '{key}'", "SELECT ROW_COUNT() + 1 AS r"),
+            (f"SELECT v FROM t WHERE k = '{key}'", "SELECT FOUND_ROWS(), ROW_COUNT()"),
+            (f"DELETE FROM t WHERE k = '{key}' AND v < 0", "SELECT ROW_COUNT()"),
+        ]
+    pairs.append(("SELECT 1", "SELECT FOUND_ROWS(), ROW_COUNT()"))
+    admin = connect_admin(env.shards[0], database=DB)
+    try:
+        expected = _answers(admin, pairs)
+    finally:
+        admin.close()
+    conn = _client(env)
+    try:
+        assert _answers(conn, pairs) == expected
+        # After a statement on several partitions, each knows its own part only: 1235, not
+        # physical database 0's part.
+        with conn.cursor() as cur:
+            for sql in ("UPDATE t SET v = v + 0", "SELECT v FROM t", "SELECT v FROM t LIMIT 3"):
+                cur.execute(sql)
+                assert error_of(cur, "SELECT ROW_COUNT()")[0] == 1235, sql
+                cur.execute(sql)
+                assert error_of(cur, "SELECT FOUND_ROWS()")[0] == 1235, sql
+                cur.execute(sql)
+                cur.execute("SELECT 1 AS row_count")  # (a name: no call)
+                assert cur.fetchall() == ((1,),)
+    finally:
+        conn.close()
