@@ -69,6 +69,7 @@ from proxy.shard.statements import (
 )
 from proxy.shard.transaction import TransactionControl, transaction_control
 from proxy.sql.analyze import BIND_TABLE_LOCK, GRANT_VIEWS, DatabaseStatement, Kind, Statement
+from proxy.sql.charsets import UTF8MB3, beyond_bmp
 from proxy.sql.lexer import (
     DEFAULT_MODE,
     LexError,
@@ -466,7 +467,7 @@ def plan(command: Command, view: SessionView, snapshot: CatalogSnapshot) -> Plan
         isinstance(command, Query | Prepare)
         and view.codec != "utf-8"
         and command.sql
-        and not command.sql.isascii()
+        and _misread(command.sql, view)
     ):
         # Before anything the proxy read in the text: it may not be what the shard reads.
         foreign = _foreign_text(command.sql, view)
@@ -483,8 +484,8 @@ def plan(command: Command, view: SessionView, snapshot: CatalogSnapshot) -> Plan
     if isinstance(command, FieldList):
         if view.current_db is None:
             return Deny(no_database_selected())
-        if view.codec != "utf-8" and not command.table.isascii():
-            return _foreign_names()
+        if view.codec != "utf-8" and _misread(command.table, view):
+            return _foreign_names(view)
         # COM_FIELD_LIST is SHOW COLUMNS: it needs SELECT on the table.
         requirement = Requirement(Priv.SELECT, view.current_db, command.table)
         error = check_requirements((requirement,), snapshot, _caller(view))
@@ -579,7 +580,7 @@ def relayed_statement(
     if statement.kind is not Kind.QUERY and statement.kind is not Kind.SESSION:
         return Deny(_not_relayable())
     if view.codec != "utf-8" and _names_not_ascii(statement.text, view):
-        return _foreign_names()
+        return _foreign_names(view)
     error = check_requirements(statement.requirements, snapshot, _caller(view))
     if error is not None:
         return Deny(error)
@@ -633,19 +634,29 @@ def relayed_statement(
     return Relay(ResponseKind.QUERY, "", statement_effects(statement))
 
 
+def _misread(text: str, view: SessionView) -> bool:
+    """Whether ``text`` has a character the proxy, reading the client's bytes as UTF-8, may
+    read otherwise than the shard reading them in the client's character set (``view.codec``,
+    not UTF-8's): any that is not ASCII, or in utf8mb3 one beyond the Basic Multilingual Plane
+    (4 bytes: no character there)."""
+    if view.codec == UTF8MB3:
+        return beyond_bmp(text)
+    return not text.isascii()
+
+
 def _names_not_ascii(text: str, view: SessionView) -> bool:
     """Whether the executable ``text`` has a character that is not ASCII outside its string
-    literals. The proxy reads a statement's bytes as UTF-8; a client of another character set
-    (``SET NAMES latin1``) has the shard read them in that one: the bytes C3 A9 are the table
-    ``é`` for the proxy, ``Ã©`` for the shard."""
-    if text.isascii():
+    literals (``_misread``). The proxy reads a statement's bytes as UTF-8; a client of
+    another character set (``SET NAMES latin1``) has the shard read them in that one: the
+    bytes C3 A9 are the table ``é`` for the proxy, ``Ã©`` for the shard."""
+    if not _misread(text, view):
         return False
     try:
         statements = lex(text, view.lex_mode, view.flavor)
     except LexError:
         return True
     return any(
-        token.kind is not TokenKind.STRING and not token.raw.isascii()
+        token.kind is not TokenKind.STRING and _misread(token.raw, view)
         for lexed in statements
         for token in lexed.tokens
     )
@@ -678,10 +689,17 @@ def _foreign_text(text: str, view: SessionView) -> Deny | None:
                 " proxy: write an ASCII space)"
             )
         )
-    return _foreign_names()
+    return _foreign_names(view)
 
 
-def _foreign_names() -> Deny:
+def _foreign_names(view: SessionView) -> Deny:
+    if view.codec == UTF8MB3:
+        return Deny(
+            not_supported(
+                "names with a character beyond the Basic Multilingual Plane from a client whose"
+                " character set is utf8mb3 (4 bytes that are no character in it)"
+            )
+        )
     return Deny(
         not_supported(
             "names that are not ASCII from a client whose character set is not utf8 or "

@@ -41,6 +41,7 @@ cdef class HeldConnections:
     cdef public dict versions
     cdef public object snapshot
     cdef public bint locked
+    cdef public Py_ssize_t ran_on
 
     @cython.locals(conn=BackendConnection)
     cpdef BackendConnection ready(self, Py_ssize_t index, snapshot, Py_ssize_t version)

@@ -293,6 +293,10 @@ class HeldConnections:
         self.versions: dict[int, int] = {}  # ... as of this version of the session state
         self.snapshot: object = None
         self.locked = False
+        # Where the session's last statement ran besides its own connection: physical
+        # database k's connection (k), several statements (partitions, physical tables:
+        # -1), none (0). ROW_COUNT() and FOUND_ROWS() ask about it (ShardedExecutor).
+        self.ran_on = 0
 
     def ready(self, index: int, snapshot: object, version: int) -> BackendConnection | None:
         """Physical database ``index``'s connection when it can run a statement now without
@@ -742,6 +746,7 @@ class FastPath:
             self.area = None  # (a routed statement, or a relay while it was None)
             self.record(conn, self.digest, now - self.started, scanner)
             link.release()
+        self.held.ran_on = 0
         if self.ctx.draining:
             session.drained_after_fast()
         self.client.release()
@@ -755,6 +760,7 @@ class FastPath:
         session = self.session
         now = self._idle()
         ctx = self.ctx
+        self.held.ran_on = self.fast_partition
         if error is not None:
             session.fast_partition_failed(conn, self.fast_partition, error)
         else:

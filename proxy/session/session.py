@@ -135,7 +135,7 @@ from proxy.session.login import (
 )
 from proxy.session.sharded import Replies, ShardedExecutor, in_background
 from proxy.session.statements import with_id, with_types
-from proxy.sql.analyze import Kind, NeedsParse, Statement, analyze_with_digest
+from proxy.sql.analyze import Identity, Kind, NeedsParse, Statement, analyze_with_digest
 from proxy.sql.charsets import UTF8MB4_GENERAL_CI
 from proxy.sql.lexer import LexMode, ServerFlavor, server_name, utf8_offsets
 from proxy.wire.packets import (
@@ -173,6 +173,8 @@ _MAINTENANCE = re.compile(
     r"\s*(?:ANALYZE|CHECK|CHECKSUM|OPTIMIZE|REPAIR)\s+(?:(?:NO_WRITE_TO_BINLOG|LOCAL)\s+)?TABLES?\b",
     re.IGNORECASE,
 )
+# What a packet's first statement may ask about the session's last one (ShardedExecutor).
+_ASKS_LAST = frozenset({Identity.ROW_COUNT, Identity.FOUND_ROWS})
 _COM_INIT_DB = 0x02
 _COM_STMT_PREPARE = 0x16
 _COM_FIELD_LIST = 0x04
@@ -493,10 +495,29 @@ class Session:
                 # What was saved of the last statement answers this one only: never a PREPARE's
                 # text (kept and executed later) nor an execution.
                 view = self.view(carried if isinstance(command, Query) else None)
-                await self._execute(plan(command, view, snapshot), command, payload)
+                await self._execute(await self._plan(command, view, snapshot), command, payload)
                 await self._settle_diagnostics()
             self.link.release()
             await client.drain()
+
+    async def _plan(self, command: Command, view: SessionView, snapshot: CatalogSnapshot) -> Plan:
+        """``plan(command, view, snapshot)``; a text asking ROW_COUNT() or FOUND_ROWS() after
+        a statement that ran on another connection than the session's own (a sharded
+        database's partition: the session's own would answer about its own last statement)
+        gets them from that one (``ShardedExecutor.last_statement``)."""
+        ran = self.sharded.begin_command()
+        if (
+            ran != 0
+            and isinstance(command, Query)
+            and view.identity is not None
+            and command.statements
+            and any(call.identity in _ASKS_LAST for call in command.statements[0].identity)
+        ):
+            identity = await self.sharded.last_statement(ran, view.identity)
+            if isinstance(identity, SqlError):
+                return Deny(identity)
+            view = replace(view, identity=identity)
+        return plan(command, view, snapshot)
 
     def view(self, carried: Carried | None = None) -> SessionView:
         assert self.account is not None

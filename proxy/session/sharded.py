@@ -108,6 +108,7 @@ from proxy.plan.plan import (
     prepared_lexing,
     sharded_layout,
 )
+from proxy.plan.rewrite import IdentityValues
 from proxy.session.definers import Definers, RowRenamer, may_show_definers, row_renamer
 from proxy.session.fast import (
     UNLEARNT,
@@ -652,6 +653,9 @@ class ShardedExecutor:
         self._codec_for: tuple[object, int, int, str | None] = (None, -1, -1, None)
         # Prepared statements on sharded or broadcast tables, by the client's id.
         self.statements: dict[int, ShardedStatement] = {}
+        # Where the client's command now ran besides the session's own connection, so far
+        # (None: nowhere yet): HeldConnections.ran_on (begin_command, _acquire).
+        self._acquired: int | None = None
         # The physical database of each connection a physical statement is prepared on.
         self._partition_of: weakref.WeakKeyDictionary[BackendConnection, int] = (
             weakref.WeakKeyDictionary()
@@ -985,11 +989,40 @@ class ShardedExecutor:
         """The targets' connections; inside a transaction (``branch``), each one a branch of
         it (the client's statements; not the proxy's own reads, nor DDL)."""
         partitions = [layout.partitions[t.partition] for t in targets]
+        one = targets[0].partition if len(targets) == 1 else -1
+        held = self.source.held
+        held.ran_on = one if self._acquired is None or self._acquired == one else -1
+        self._acquired = held.ran_on
         conns = await self.source.acquire(partitions)
         if branch and self.in_charge():
             order = sorted(conns, key=lambda p: targets_order(targets, p))
             await self._branches({p: conns[p] for p in order})
         return conns
+
+    def begin_command(self) -> int:
+        """A client command starts: where the last one ran (``HeldConnections.ran_on``)."""
+        held = self.source.held
+        ran, held.ran_on = held.ran_on, 0
+        self._acquired = None
+        return ran
+
+    async def last_statement(self, ran: int, identity: IdentityValues) -> IdentityValues | SqlError:
+        """``identity`` answering ROW_COUNT() and FOUND_ROWS() about the session's last
+        statement, which ran (``ran``, from begin_command) on another connection than the
+        session's own, which would answer about its own last one: asked of the connection
+        that ran it. 1235 when several did (each knows its own part only) or it is gone."""
+        conn = self.source.held.conns.get(ran) if ran > 0 else None
+        if conn is None or conn.broken or conn.is_closing():
+            return not_supported(
+                "ROW_COUNT() or FOUND_ROWS() after a statement the proxy ran on several"
+                " physical databases or tables (each knows only its own part)"
+            )
+        try:
+            result = await conn.query(f"{OWN_STATEMENT}SELECT FOUND_ROWS(), ROW_COUNT()")
+        except BackendQueryError as exc:
+            return SqlError(exc.errno, exc.sqlstate, exc.message)
+        found, count = (int(v or 0) for v in result.rows[0])
+        return replace(identity, found_rows=found, row_count=count)
 
     def _lost(self, conns: Mapping[int, BackendConnection], exc: Exception, replied: bool) -> None:
         """A partition's connection failed under a statement: 2013 (the session ends when part

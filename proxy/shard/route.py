@@ -73,6 +73,7 @@ from proxy.shard.placement import (
 )
 from proxy.shard.rows import split_rows
 from proxy.shard.values import NotALiteral, NotPlaceable, SqlValue, literal_value, shard_key
+from proxy.sql.charsets import decode_text
 from proxy.sql.lexer import (
     DEFAULT_MODE,
     NOT_ALIAS,
@@ -476,6 +477,16 @@ def _route(
             f"a statement on sharded table {sharded[0].table.name} and single table "
             f"{singles[0].table.name}"
         )
+    if verb in ("UPDATE", "DELETE") and split is None:
+        # A table the layout does not hold (another database's, information_schema's, a
+        # name it does not know) read by a write: each partition would read its own (as
+        # a SELECT's join or subquery on it is refused: check_colocated).
+        other = _other_table(tokens, references)
+        if other is not None:
+            main = sharded[0] if sharded else placed[0]
+            raise _refused(
+                f"a statement on {main.table.rule.kind} table {main.table.name} and table {other}"
+            )
     found = _decided(
         sql, tokens, layout, references, verb, select, joined, sharded, singles, placed,
         sequence_values, params, sqlglot_blind, split,
@@ -855,6 +866,23 @@ def _several_tables(tokens: Sequence[Token], references: Mapping[str, _Reference
     if any(depths[i] > 0 and token_keyword(t) == "SELECT" for i, t in enumerate(tokens)):
         return True
     return len(_table_positions(tokens)) > 1
+
+
+def _other_table(tokens: Sequence[Token], references: Mapping[str, _Reference]) -> str | None:
+    """A table name of the statement that is none of ``references`` (qualified as written);
+    None: none."""
+    known = {i for r in references.values() for i in r.positions}
+    for index in _table_positions(tokens):
+        if index in known:
+            continue
+        name = tokens[index].value
+        qualified = index >= 2 and is_op_token(tokens[index - 1], ".")
+        if not qualified and tokens[index].kind is TokenKind.WORD and name.upper() == "DUAL":
+            continue  # FROM DUAL: no table
+        if qualified:
+            name = f"{tokens[index - 2].value}.{name}"
+        return name
+    return None
 
 
 def _columns(layout: Layout) -> dict[str, frozenset[str]]:
@@ -2157,7 +2185,8 @@ def recode_strings(tokens: Sequence[Token], codec: str | None) -> tuple[Token, .
             value = _UNREADABLE
             if codec is not None and token.raw[:1] not in ("N", "n"):
                 try:
-                    value = token.value.encode("utf-8", "surrogateescape").decode(codec)
+                    raw = token.value.encode("utf-8", "surrogateescape")
+                    value = decode_text(raw, codec)
                 except (UnicodeEncodeError, UnicodeDecodeError):
                     value = _UNREADABLE
             token = Token(token.kind, token.raw, value, token.image, token.pos)

@@ -61,6 +61,7 @@ from proxy.shard.route import (  # the token helpers routing reads statements wi
 )
 from proxy.shard.transaction import TransactionControl
 from proxy.shard.values import SqlValue
+from proxy.sql.charsets import UTF8MB3, beyond_bmp
 from proxy.sql.lexer import (
     DEFAULT_MODE,
     MAX_TOKENS,
@@ -410,7 +411,13 @@ def decide(
     codec of the client's character set (string keys are read in it: ``route``).
     ``statistics``: the sharded tables' statistics summed (information_schema.TABLES and
     STATISTICS); a text statement reading those without them is :class:`NeedsStatistics`."""
-    if params is None and nextvals is None and codec == "utf-8" and len(text) >= BULK_MIN_CHARS:
+    if (
+        params is None
+        and nextvals is None
+        and len(text) >= BULK_MIN_CHARS
+        # (its rows' strings read as UTF-8: in utf8mb3 the same while none is 4 bytes)
+        and (codec == "utf-8" or (codec == UTF8MB3 and not beyond_bmp(text)))
+    ):
         bulk = bulk_insert(text, layout, mode, flavor, sequence_values)
         if bulk is not None:
             return bulk

@@ -13,12 +13,16 @@ from __future__ import annotations
 from typing import Final
 
 from auth.errors import ErrorCode, SqlError, sql_error
+from proxy.wire.params import UTF8MB3, beyond_bmp, decode_text
 
 __all__ = [
     "COLLATIONS",
     "SAFE_CHARSETS",
+    "UTF8MB3",
     "UTF8MB4_GENERAL_CI",
+    "beyond_bmp",
     "client_collation",
+    "decode_text",
     "python_codec",
     "unsupported_charset",
 ]
@@ -287,14 +291,18 @@ def client_collation(collation: int) -> int | SqlError:
     return collation if collation < 256 else UTF8MB4_GENERAL_CI
 
 
-# The Python codecs that read a character set's bytes as MariaDB does (for the ones listed).
+# The Python codecs that read a character set's bytes as MariaDB does (for the ones listed);
+# utf8mb3's is UTF8MB3 (``proxy.wire.params.decode_text``): Python's utf-8 reads a 4-byte
+# sequence as one character, where MariaDB's utf8mb3 reads no character (it stores '?' for
+# each of its bytes).
 _CODECS: Final = {
-    "utf8mb4": "utf-8", "utf8mb3": "utf-8", "utf8": "utf-8", "latin1": "cp1252",
+    "utf8mb4": "utf-8", "utf8mb3": UTF8MB3, "utf8": UTF8MB3, "latin1": "cp1252",
     "ascii": "ascii", "cp1250": "cp1250", "cp1251": "cp1251", "cp1256": "cp1256",
     "cp1257": "cp1257", "latin2": "iso8859-2", "greek": "iso8859-7",
 }  # fmt: skip
 
 
 def python_codec(charset: str) -> str | None:
-    """The Python codec reading ``charset``'s bytes as MariaDB does (None: not known here)."""
+    """The Python codec reading ``charset``'s bytes as MariaDB does (None: not known here;
+    ``UTF8MB3`` for utf8mb3, read with ``decode_text``)."""
     return _CODECS.get(charset.lower())

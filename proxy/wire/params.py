@@ -20,16 +20,44 @@ from decimal import Decimal, InvalidOperation
 from proxy.wire.packets import ProtocolError, read_lenenc_int
 
 __all__ = [
+    "UTF8MB3",
     "ExecuteParams",
     "ParamValue",
+    "beyond_bmp",
     "build_execute",
     "decode_param",
+    "decode_text",
     "parse_execute",
     "peek_integer",
     "peek_params",
 ]
 
 ParamValue = int | float | Decimal | str | bytes | None
+
+# The codec name of MariaDB's utf8mb3 (and utf8), which no Python codec reads as MariaDB does:
+# UTF-8 of the Basic Multilingual Plane's characters only. A 4-byte sequence is no character
+# there (MariaDB stores each of its bytes as '?', or refuses it in strict mode: 1366), but
+# Python's utf-8 reads it as one character beyond the plane.
+UTF8MB3 = "utf8mb3"
+_BEYOND_BMP = re.compile("[\U00010000-\U0010ffff]")
+
+
+def beyond_bmp(text: str) -> bool:
+    """Whether ``text`` holds a character beyond the Basic Multilingual Plane (one utf8mb3
+    cannot hold: its UTF-8 bytes are 4)."""
+    return not text.isascii() and _BEYOND_BMP.search(text) is not None
+
+
+def decode_text(data: bytes, encoding: str) -> str:
+    """``data`` read in ``encoding``: a Python codec's name, or ``UTF8MB3``; raises
+    UnicodeDecodeError for bytes that are no text in it (in utf8mb3: a 4-byte sequence)."""
+    if encoding != UTF8MB3:
+        return data.decode(encoding)
+    text = data.decode("utf-8")
+    if beyond_bmp(text):
+        raise UnicodeDecodeError(UTF8MB3, data, 0, len(data), "a 4-byte sequence")
+    return text
+
 
 COM_STMT_EXECUTE = 0x17
 _UNSIGNED = 0x80
@@ -238,7 +266,7 @@ def decode_param(kind: bytes, raw: bytes | None, encoding: str | None) -> ParamV
             return raw
     if code in _STRINGS and encoding is not None:
         try:
-            return body.decode(encoding)
+            return decode_text(body, encoding)
         except UnicodeDecodeError:
             return raw
     return raw

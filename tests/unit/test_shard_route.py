@@ -199,6 +199,21 @@ CASES: list[tuple[str, str, list[tuple[int, str]]]] = [
 REFUSED: list[tuple[str, int, str]] = [
     ("SELECT * FROM t JOIN u ON t.id = u.id", 1235, "t and u with different partitioning"),
     ("DELETE FROM t WHERE id IN (SELECT id FROM t)", 1235, "named more than once"),
+    (
+        "DELETE FROM t WHERE id IN (SELECT 1 FROM information_schema.tables)",
+        1235,
+        "sharded table t and table information_schema.tables",
+    ),
+    (
+        "UPDATE t, other.x SET t.name = 'q' WHERE t.id = 1",
+        1235,
+        "sharded table t and table other.x",
+    ),
+    (
+        "UPDATE b SET name = (SELECT MAX(n) FROM nowhere)",
+        1235,
+        "broadcast table b and table nowhere",
+    ),
     ("SELECT * FROM t JOIN s USING (id)", 1235, "single table s"),
     ("UPDATE t SET id = 3 WHERE id = 1", 1235, "UPDATE of the shard key"),
     ("DELETE FROM t WHERE name = 'x' LIMIT 1", 1235, "DELETE with LIMIT"),
