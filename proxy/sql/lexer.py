@@ -563,11 +563,14 @@ _NESTING = re.compile(r"/\*|\*/")
 # skips between a function name and its "(".
 _SPACE_CHARS = " \t\n\r\x0b\x0c"
 _MYSQL_SPACE = frozenset(_SPACE_CHARS)
-_SPACED_CALL = re.compile(
+# A name of SPACED_FUNCTIONS and the whitespace character after it: where a spaced call may
+# start (the name ends at the whitespace, so at most one name matches at a place).
+_SPACED_NAME = re.compile(
     r"(?<![0-9A-Za-z_$\u0080-\U0010ffff])(?i:"
     + "|".join(sorted(SPACED_FUNCTIONS, key=len, reverse=True))
-    + rf")[{_SPACE_CHARS}]+\("
+    + rf")[{_SPACE_CHARS}]"
 )
+_SPACED_NAME_LONGEST = max(map(len, SPACED_FUNCTIONS)) + 1
 
 
 def _called(sql: str, end: int, ignore_space: bool) -> bool:
@@ -582,7 +585,20 @@ def spaced_call(sql: str) -> bool:
     """Whether ``sql`` may hold a word of ``SPACED_FUNCTIONS`` followed by whitespace and
     ``(`` (outside strings and comments or not): a text ``IGNORE_SPACE`` may read otherwise
     (``count (x)``: the built-in under it, a stored function without it)."""
-    return _SPACED_CALL.search(sql) is not None
+    n = len(sql)
+    width = max(_SLICE, 1)
+    start = 0
+    while start < n:
+        # one window at a time (a name starting in it is wholly in it), and the whitespace
+        # after a name in slices: no regular-expression call scans a huge text whole
+        window_end = min(n, start + width + _SPACED_NAME_LONGEST)
+        at = start
+        while (name := _SPACED_NAME.search(sql, at, window_end)) is not None:
+            if sql.startswith("(", _run(_SPACE_RUN, sql, name.end())):
+                return True
+            at = name.start() + 1
+        start += width
+    return False
 
 
 _DIGITS = frozenset("0123456789")

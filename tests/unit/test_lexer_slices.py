@@ -5,6 +5,7 @@ whole-text match per token does: with tiny slices, which cut every token anywher
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -13,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import proxy.sql.lexer as lexer_module
-from proxy.sql.lexer import LexError, LexMode, ServerFlavor, lex, shapes
+from proxy.sql.lexer import LexError, LexMode, ServerFlavor, lex, shapes, spaced_call
+from proxy.sql.mariadb_words import SPACED_FUNCTIONS
 
 _MODES = lexer_module._MODES
 _FLAVORS = [None, ServerFlavor(101119, True), ServerFlavor(80403, False)]
@@ -226,3 +228,35 @@ def test_long_tokens_in_tiny_slices(pieces: list[str], mode: LexMode, width: int
 def test_long_tokens(sql: str, mode: LexMode) -> None:
     for width in (1, 2, 3, 31, 64):
         assert _outcome(sql, mode, None, width) == _outcome(sql, mode, None, 1 << 30)
+
+
+# spaced_call() as one search of the whole text (what it was before it read in slices)
+_SPACED_CALL_WHOLE = re.compile(
+    r"(?<![0-9A-Za-z_$\u0080-\U0010ffff])(?i:"
+    + "|".join(sorted(SPACED_FUNCTIONS, key=len, reverse=True))
+    + r")[ \t\n\r\x0b\x0c]+\("
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    pieces=st.lists(
+        st.sampled_from(
+            ["count", "COUNT", "sum", "xcount", "counts", "trim", "cast", "a", "_", "é", "$",
+             " ", "  ", "\t", "\n", "\u2028", "(", ")", "/**/", ".", "'", "0"]
+        ),
+        max_size=12,
+    ),
+    width=st.integers(1, 9),
+)  # fmt: skip
+def test_spaced_call_in_tiny_slices(pieces: list[str], width: int) -> None:
+    sql = "".join(pieces)
+    with _sliced(width):
+        assert spaced_call(sql) == (_SPACED_CALL_WHOLE.search(sql) is not None)
+
+
+def test_spaced_call_long() -> None:
+    for sql in ("x" * 100 + " count" + " " * 100 + "(", "a count" + " " * 100 + "x ("):
+        for width in (1, 2, 3, 7, 64):
+            with _sliced(width):
+                assert spaced_call(sql) == (_SPACED_CALL_WHOLE.search(sql) is not None)
