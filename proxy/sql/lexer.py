@@ -394,8 +394,6 @@ _DQ_NOBS_BODY = re.compile(r'(?:[^"]++|"")*+')
 _BQ_BODY = re.compile(r"(?:[^`]++|``)*+")
 _SPACE_RUN = re.compile(_WS + "+")
 _IDENT_RUN = re.compile(rf"[{_IDENT_CHARS}]*+")
-_IDENT_CHAR = re.compile(rf"[{_IDENT_CHARS}]")
-_WORD_START = re.compile(r"[A-Za-z_$\u0080-\U0010ffff]")
 _DIGIT_RUN = re.compile(r"[0-9]*+")
 _HEX_RUN = re.compile(r"[0-9A-Fa-f]*+")
 _BIT_RUN = re.compile(r"[01]*+")
@@ -483,7 +481,7 @@ def _number(sql: str, ts: int) -> int:
         end = _exponent(sql, _run(_DIGIT_RUN, sql, ts + 1))
     else:
         return -1
-    return -1 if end < n and _IDENT_CHAR.match(sql, end) is not None else end
+    return -1 if end < n and (sql[end] in _ASCII_IDENT or sql[end] >= "\x80") else end
 
 
 def _resolve(sql: str, pos: int, mode: LexMode) -> tuple[int, int, int]:
@@ -507,7 +505,7 @@ def _resolve(sql: str, pos: int, mode: LexMode) -> tuple[int, int, int]:
         end = _quoted(sql, ts + 1, sq)
         if end >= 0:
             return _G_NSTR, ts, end
-    if _WORD_START.match(c) is not None:
+    if (c in _ASCII_IDENT and c not in _DIGITS) or c >= "\x80":
         return _G_WORD, ts, _run(_IDENT_RUN, sql, ts + 1)
     end = _number(sql, ts)
     if end >= 0:
@@ -521,7 +519,9 @@ def _resolve(sql: str, pos: int, mode: LexMode) -> tuple[int, int, int]:
         if end > ts + 2:
             if sql[end : end + 1] == "." and sql[end + 1 : end + 2] in _SYSVAR_CHARS:
                 end = _run(_SYSVAR_RUN, sql, end + 1)
-            if end == n or not (sql[end] in ".`'\"@" or _IDENT_CHAR.match(sql, end) is not None):
+            if end == n or not (
+                sql[end] in ".`'\"@" or sql[end] in _ASCII_IDENT or sql[end] >= "\x80"
+            ):
                 return _G_SYSVAR, ts, end
     if c == "@":
         end = _run(_USERVAR_RUN, sql, ts + 1)
@@ -763,6 +763,7 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
     backslash = not mode.no_backslash_escapes
     dollar_quotes = flavor is not None and not flavor.mariadb and flavor.version >= 90000
     n = len(sql)
+    whole_from = n - _SLICE  # from here on, one match call reads the rest of the text
     out: list[_Raw] = []
     pos = 0
     in_exec = False
@@ -787,7 +788,7 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
     rows_anchor = -1  # after an all-literal VALUES row: len(images) just after it, or -1
 
     while True:
-        if n - pos <= _SLICE:
+        if pos >= whole_from:
             m = match(sql, pos)
             assert m is not None  # the pattern always matches (EOF and BAD alternatives)
             g = m.lastindex
