@@ -293,6 +293,8 @@ _G_OP = 17
 _G_PARAM = 18
 _G_EOF = 19
 _G_BAD = 20
+# Alternatives a slice's end may have chosen (see _scan).
+_UNSURE = frozenset({_G_BAD, _G_UNTERMINATED_COMMENT, _G_EOF})
 
 _WS = "[ \t\n\r\x0b\x0c]*"
 
@@ -304,7 +306,7 @@ def _strings(mode: LexMode) -> tuple[str, str]:
     return sq, dq
 
 
-def _master(mode: LexMode) -> re.Pattern[str]:
+def _master(mode: LexMode, short: bool = False) -> re.Pattern[str]:
     sq, dq_string = _strings(mode)
     dq = _DQ_NOBS if mode.ansi_quotes else dq_string
     alternatives = [
@@ -329,6 +331,10 @@ def _master(mode: LexMode) -> re.Pattern[str]:
         r"\Z",  # 19
         r"[\s\S]",  # 20
     ]
+    if short:
+        kept = (_G_EXEC_CLOSE, _G_OP, _G_PARAM, _G_BAD)
+        alternatives = [a if g in kept else "(?!)" for g, a in enumerate(alternatives, 1)]
+        return re.compile("(?:" + "|".join(f"({a})" for a in alternatives) + ")")
     return re.compile(_WS + "(?:" + "|".join(f"({a})" for a in alternatives) + ")")
 
 
@@ -354,7 +360,6 @@ def _bulk(mode: LexMode) -> tuple[re.Pattern[str], re.Pattern[str]]:
     return in_rest, rows
 
 
-_LIST_END = re.compile(_WS + r"\)")
 # How much one call of a bulk pattern may scan (~3 ms of an IN list's numbers on a slow
 # machine): another thread, the event loop's, gets the interpreter lock between calls -- and
 # waits for it up to a call's time each time it needs it, several times per statement it serves
@@ -375,8 +380,182 @@ def _skip(pattern: re.Pattern[str], sql: str, pos: int) -> int:
     return end
 
 
+# How much one call of the master pattern may scan (see _SKIP_SLICE): a token longer than this
+# (a 16 MB string literal, number, name or comment, a run of whitespace) is read in slices of it
+# by _resolve. A module constant so that tests can make it tiny.
+_SLICE = 32 * 1024
+# The bodies of quoted strings and names, unit by unit (no unit is longer than 2 characters:
+# _run's windows are at least that long, so a unit cut by a window's end is read whole by the
+# next window), and the runs of one kind of character that the other long tokens consist of.
+_SQ_BS_BODY = re.compile(r"(?:[^'\\]++|\\[\s\S]|'')*+")
+_SQ_NOBS_BODY = re.compile(r"(?:[^']++|'')*+")
+_DQ_BS_BODY = re.compile(r'(?:[^"\\]++|\\[\s\S]|"")*+')
+_DQ_NOBS_BODY = re.compile(r'(?:[^"]++|"")*+')
+_BQ_BODY = re.compile(r"(?:[^`]++|``)*+")
+_SPACE_RUN = re.compile(_WS + "+")
+_IDENT_RUN = re.compile(rf"[{_IDENT_CHARS}]*+")
+_DIGIT_RUN = re.compile(r"[0-9]*+")
+_HEX_RUN = re.compile(r"[0-9A-Fa-f]*+")
+_BIT_RUN = re.compile(r"[01]*+")
+_SYSVAR_RUN = re.compile(r"[0-9A-Za-z_$]*+")
+_USERVAR_RUN = re.compile(r"[0-9A-Za-z_$.]*+")
+_DASH_TAIL_RUN = re.compile(r"[; \t\n\r\x0b\x0c]*+")
+_HEX_DIGITS = frozenset("0123456789ABCDEFabcdef")
+_SYSVAR_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_$")
+
+
+def _run(pattern: re.Pattern[str], sql: str, pos: int) -> int:
+    """Where ``pattern`` (a possessive repetition of units of at most 2 characters, matching
+    the empty string) stops from ``pos``, matched one window of the text at a time."""
+    n = len(sql)
+    end = pos
+    width = max(_SLICE, 2)
+    while end < n:
+        more = pattern.match(sql, end, min(n, end + width))
+        assert more is not None  # (it matches the empty string)
+        if more.end() == end:
+            break
+        end = more.end()
+    return end
+
+
+def _find(sql: str, sub: str, pos: int) -> int:
+    """``sql.find(sub, pos)``, one window of the text at a time (windows overlap so that an
+    occurrence across a window's end is found)."""
+    n = len(sql)
+    width = max(_SLICE, 1)
+    while pos < n:
+        found = sql.find(sub, pos, min(n, pos + width + len(sub) - 1))
+        if found >= 0:
+            return found
+        pos += width
+    return -1
+
+
+def _search(pattern: re.Pattern[str], sql: str, pos: int) -> re.Match[str] | None:
+    """``pattern.search(sql, pos)`` for a pattern whose matches are 2 characters long, one
+    window of the text at a time."""
+    n = len(sql)
+    width = max(_SLICE, 1)
+    while pos < n:
+        found = pattern.search(sql, pos, min(n, pos + width + 1))
+        if found is not None:
+            return found
+        pos += width
+    return None
+
+
+def _quoted(sql: str, pos: int, body: re.Pattern[str]) -> int:
+    """The end of the quoted string or name whose opening quote is at ``pos``, or -1."""
+    end = _run(body, sql, pos + 1)
+    return end + 1 if end < len(sql) and sql[end] == sql[pos] else -1
+
+
+def _exponent(sql: str, pos: int) -> int:
+    """``[eE][-+]?[0-9]+`` at ``pos``: its end, or ``pos``."""
+    n = len(sql)
+    if pos < n and sql[pos] in "eE":
+        at = pos + 1
+        if at < n and sql[at] in "-+":
+            at += 1
+        if at < n and sql[at] in _DIGITS:
+            return _run(_DIGIT_RUN, sql, at)
+    return pos
+
+
+def _number(sql: str, ts: int) -> int:
+    """The end of ``_NUM`` at ``ts`` (its atomic group, then no identifier character), or -1."""
+    n = len(sql)
+    c = sql[ts]
+    c2 = sql[ts + 2] if ts + 2 < n else ""
+    if sql.startswith("0x", ts) and c2 in _HEX_DIGITS:
+        end = _run(_HEX_RUN, sql, ts + 2)
+    elif sql.startswith("0b", ts) and c2 in ("0", "1"):
+        end = _run(_BIT_RUN, sql, ts + 2)
+    elif c in _DIGITS:
+        end = _run(_DIGIT_RUN, sql, ts)
+        if end < n and sql[end] == ".":
+            end = _run(_DIGIT_RUN, sql, end + 1)
+        end = _exponent(sql, end)
+    elif c == "." and sql[ts + 1 : ts + 2] in _DIGITS:
+        end = _exponent(sql, _run(_DIGIT_RUN, sql, ts + 1))
+    else:
+        return -1
+    return -1 if end < n and (sql[end] in _ASCII_IDENT or sql[end] >= "\x80") else end
+
+
+def _resolve(sql: str, pos: int, mode: LexMode) -> tuple[int, int, int]:
+    """The master pattern's match at ``pos`` (the alternative, the token's start and end), found
+    without any one regular-expression call scanning more than ``_SLICE`` characters: the
+    alternatives tried in the pattern's order, each read in slices (the short ones, of at most 4
+    characters, by the pattern itself on a window of 8)."""
+    n = len(sql)
+    ts = _run(_SPACE_RUN, sql, pos)
+    if ts == n:
+        return _G_EOF, ts, ts
+    c = sql[ts]
+    c1 = sql[ts + 1 : ts + 2]
+    sq = _SQ_NOBS_BODY if mode.no_backslash_escapes else _SQ_BS_BODY
+    dq = _DQ_NOBS_BODY if mode.no_backslash_escapes or mode.ansi_quotes else _DQ_BS_BODY
+    if c1 == "'" and c in "xXbB":
+        end = _find(sql, "'", ts + 2)
+        if end >= 0:
+            return (_G_HEXSTR if c in "xX" else _G_BITSTR), ts, end + 1
+    if c1 == "'" and c in "nN":
+        end = _quoted(sql, ts + 1, sq)
+        if end >= 0:
+            return _G_NSTR, ts, end
+    if (c in _ASCII_IDENT and c not in _DIGITS) or c >= "\x80":
+        return _G_WORD, ts, _run(_IDENT_RUN, sql, ts + 1)
+    end = _number(sql, ts)
+    if end >= 0:
+        return _G_NUM, ts, end
+    if c in "'\"`":
+        end = _quoted(sql, ts, sq if c == "'" else dq if c == '"' else _BQ_BODY)
+        if end >= 0:
+            return (_G_SQ if c == "'" else _G_DQ if c == '"' else _G_BQ), ts, end
+    if c == "@" and c1 == "@":
+        end = _run(_SYSVAR_RUN, sql, ts + 2)
+        if end > ts + 2:
+            if sql[end : end + 1] == "." and sql[end + 1 : end + 2] in _SYSVAR_CHARS:
+                end = _run(_SYSVAR_RUN, sql, end + 1)
+            if end == n or not (
+                sql[end] in ".`'\"@" or sql[end] in _ASCII_IDENT or sql[end] >= "\x80"
+            ):
+                return _G_SYSVAR, ts, end
+    if c == "@":
+        end = _run(_USERVAR_RUN, sql, ts + 1)
+        if end > ts + 1:
+            if end == n or sql[end] < "\x80":
+                return _G_USERVAR, ts, end
+        elif c1 and c1 in "'\"`":
+            end = _quoted(sql, ts + 1, sq if c1 == "'" else dq if c1 == '"' else _BQ_BODY)
+            if end >= 0:
+                return _G_USERVAR, ts, end
+    if c == "#":
+        end = _find(sql, "\n", ts + 1)
+        return _G_HASH, ts, n if end < 0 else end
+    if c == "-" and c1 == "-":
+        c2 = sql[ts + 2 : ts + 3]
+        if (c2 and (c2 <= "\x20" or c2 == "\x7f")) or _run(_DASH_TAIL_RUN, sql, ts + 2) == n:
+            end = _find(sql, "\n", ts + 2)
+            return _G_DASH, ts, n if end < 0 else end
+    if sql.startswith("/*", ts):
+        if sql.startswith("/*!", ts) or sql.startswith("/*M!", ts):
+            return _G_EXEC_OPEN, ts, ts + (3 if sql.startswith("/*!", ts) else 4)
+        end = _find(sql, "*/", ts + 2)
+        if end >= 0:
+            return _G_COMMENT, ts, end + 2
+        return _G_UNTERMINATED_COMMENT, ts, ts + 2
+    short = _SHORT[mode].match(sql, ts, min(n, ts + 8))
+    assert short is not None and short.lastindex is not None  # ([\s\S] matches at ts < n)
+    return short.lastindex, ts, short.end()
+
+
 _MODES = [LexMode(a, b, c) for a in (False, True) for b in (False, True) for c in (False, True)]
 _PATTERNS: dict[LexMode, re.Pattern[str]] = {m: _master(m) for m in _MODES}
+# The master pattern's short alternatives only (EXEC_CLOSE, OP, PARAM, BAD), same group numbers.
+_SHORT: dict[LexMode, re.Pattern[str]] = {m: _master(m, short=True) for m in _MODES}
 _BULK: dict[LexMode, tuple[re.Pattern[str], re.Pattern[str]]] = {m: _bulk(m) for m in _MODES}
 _NESTING = re.compile(r"/\*|\*/")
 # MariaDB's spaces (MY_LEX_SKIP: the client character set's spaces, all ASCII for the
@@ -384,21 +563,21 @@ _NESTING = re.compile(r"/\*|\*/")
 # skips between a function name and its "(".
 _SPACE_CHARS = " \t\n\r\x0b\x0c"
 _MYSQL_SPACE = frozenset(_SPACE_CHARS)
-_SKIPPED_SPACE = re.compile(f"[{_SPACE_CHARS}]*")
-_SPACED_CALL = re.compile(
+# A name of SPACED_FUNCTIONS and the whitespace character after it: where a spaced call may
+# start (the name ends at the whitespace, so at most one name matches at a place).
+_SPACED_NAME = re.compile(
     r"(?<![0-9A-Za-z_$\u0080-\U0010ffff])(?i:"
     + "|".join(sorted(SPACED_FUNCTIONS, key=len, reverse=True))
-    + rf")[{_SPACE_CHARS}]+\("
+    + rf")[{_SPACE_CHARS}]"
 )
+_SPACED_NAME_LONGEST = max(map(len, SPACED_FUNCTIONS)) + 1
 
 
 def _called(sql: str, end: int, ignore_space: bool) -> bool:
     """Whether the word ending at ``end`` is a function name for MariaDB's lexer: ``(`` right
     after it, or after whitespace only under ``IGNORE_SPACE``."""
     if ignore_space:
-        skipped = _SKIPPED_SPACE.match(sql, end)
-        assert skipped is not None  # (it matches the empty string)
-        end = skipped.end()
+        end = _run(_SPACE_RUN, sql, end)
     return sql.startswith("(", end)
 
 
@@ -406,7 +585,20 @@ def spaced_call(sql: str) -> bool:
     """Whether ``sql`` may hold a word of ``SPACED_FUNCTIONS`` followed by whitespace and
     ``(`` (outside strings and comments or not): a text ``IGNORE_SPACE`` may read otherwise
     (``count (x)``: the built-in under it, a stored function without it)."""
-    return _SPACED_CALL.search(sql) is not None
+    n = len(sql)
+    width = max(_SLICE, 1)
+    start = 0
+    while start < n:
+        # one window at a time (a name starting in it is wholly in it), and the whitespace
+        # after a name in slices: no regular-expression call scans a huge text whole
+        window_end = min(n, start + width + _SPACED_NAME_LONGEST)
+        at = start
+        while (name := _SPACED_NAME.search(sql, at, window_end)) is not None:
+            if sql.startswith("(", _run(_SPACE_RUN, sql, name.end())):
+                return True
+            at = name.start() + 1
+        start += width
+    return False
 
 
 _DIGITS = frozenset("0123456789")
@@ -501,12 +693,12 @@ def _end_of_skipped(sql: str, pos: int) -> int:
     """Where a skipped versioned comment whose body starts at ``pos`` ends (just after its
     ``*/``): the servers' ``consume_comment(1)``, which lets ``/* ... */`` nest once inside."""
     while True:
-        mark = _NESTING.search(sql, pos)
+        mark = _search(_NESTING, sql, pos)
         if mark is None:
             return -1
         if mark.group() == "*/":
             return mark.end()
-        inner = sql.find("*/", mark.end())
+        inner = _find(sql, "*/", mark.end())
         if inner < 0:
             return -1
         pos = inner + 2
@@ -571,6 +763,7 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
     backslash = not mode.no_backslash_escapes
     dollar_quotes = flavor is not None and not flavor.mariadb and flavor.version >= 90000
     n = len(sql)
+    whole_from = n - _SLICE  # from here on, one match call reads the rest of the text
     out: list[_Raw] = []
     pos = 0
     in_exec = False
@@ -595,11 +788,31 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
     rows_anchor = -1  # after an all-literal VALUES row: len(images) just after it, or -1
 
     while True:
-        m = match(sql, pos)
-        assert m is not None  # the pattern always matches (EOF and BAD alternatives)
-        g = m.lastindex
-        ts = m.start(g)  # type: ignore[arg-type]
-        te = m.end()
+        if pos >= whole_from:
+            m = match(sql, pos)
+            assert m is not None  # the pattern always matches (EOF and BAD alternatives)
+            g = m.lastindex
+            ts = m.start(g)  # type: ignore[arg-type]
+            te = m.end()
+        else:
+            # One slice only (_SLICE): the match stands if the slice's end cannot have changed
+            # it -- the token ends inside the slice and no alternative tried before it failed
+            # for want of the text beyond (a cut X'..' read as the word X, a cut '.5e7' read
+            # as '.', a '--;' whose lookahead saw the slice's end as the text's).
+            cut = pos + _SLICE
+            m = match(sql, pos, cut)
+            assert m is not None
+            g = m.lastindex
+            ts = m.start(g)  # type: ignore[arg-type]
+            te = m.end()
+            if (
+                te == cut
+                or g in _UNSURE
+                or (g == _G_WORD and sql[te] == "'")
+                or (g == _G_DASH and sql[ts + 2] == ";")
+                or (g == _G_OP and sql[ts] == "." and sql[te] in _DIGITS)
+            ):
+                g, ts, te = _resolve(sql, pos, mode)
         kind: TokenKind
         image: str
         value: str
@@ -724,11 +937,11 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
             raw = sql[ts:te]
             body = raw[2:-1]
             if g == _G_HEXSTR:
-                if len(body) % 2 or any(c not in "0123456789abcdefABCDEF" for c in body):
+                if len(body) % 2 or _run(_HEX_RUN, body, 0) != len(body):
                     raise _error(sql, ts, "invalid hexadecimal literal")
                 kind = TokenKind.HEX
             else:
-                if any(c not in "01" for c in body):
+                if _run(_BIT_RUN, body, 0) != len(body):
                     raise _error(sql, ts, "invalid bit literal")
                 kind = TokenKind.BIT
             image = "?"
@@ -829,7 +1042,7 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
                     if list_in and expect == _AFTER and keep_to < 0:
                         # only when the list's literals run to its closing parenthesis
                         skipped = _skip(bulk_in, sql, te)
-                        if skipped > te and _LIST_END.match(sql, skipped) is not None:
+                        if skipped > te and sql.startswith(")", _run(_SPACE_RUN, sql, skipped)):
                             keep_to = len(images)
                             te = skipped
                 elif rows_anchor == len(images):

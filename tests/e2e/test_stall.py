@@ -1,9 +1,10 @@
 """No tenant can stall another (issue #11, item 7).
 
 A real ``shardgate serve`` process; one tenant's client (a process of its own) sends 50 MB bulk
-INSERTs, a 40 MB IN list, statements whose analysis is slow (a 200 KB expression of a new shape
-every time) and pathological LIKE patterns, while another tenant's client measures ``SELECT 1``:
-its 99th-percentile latency stays under 50 ms. Bounded: a few seconds of load.
+INSERTs, a 40 MB IN list, single 16 MB tokens (a string literal, a hexadecimal number),
+statements whose analysis is slow (a 200 KB expression of a new shape every time) and
+pathological LIKE patterns, while another tenant's client measures ``SELECT 1``: its
+99th-percentile latency stays under 50 ms. Bounded: a few seconds of load.
 """
 
 from __future__ import annotations
@@ -34,16 +35,21 @@ HOSTILE = textwrap.dedent(
                            max_allowed_packet=64 * 1024 * 1024)
     with conn.cursor() as cur:
         cur.execute("CREATE TABLE IF NOT EXISTS bulk (id INT, v VARCHAR(16))")
+        cur.execute("CREATE TABLE IF NOT EXISTS big (id INT, v LONGBLOB)")
     rows = ",".join(f"({i},'abcdefgh')" for i in range(3_700_000))
     bulk = "INSERT INTO bulk VALUES " + rows  # ~50 MB
     in_list = "SELECT COUNT(*) FROM bulk WHERE id IN (" + ",".join(map(str, range(5_000_000))) + ")"
     like = "SHOW DATABASES LIKE '" + "%" * 500_000 + "!'"
+    # single tokens of 16 MB: a string literal and a hexadecimal number
+    big_string = "INSERT INTO big VALUES (1, '" + "a" * (16 << 20) + "')"
+    big_hex = "INSERT INTO big VALUES (2, 0x" + "ab" * (8 << 20) + ")"
     done = 0
     deadline = time.monotonic() + seconds
     n = 0
     while time.monotonic() < deadline:
         n += 1
-        for sql in (bulk, like, in_list, "SELECT " + "+".join(["%d" % n] * 40_000)):
+        for sql in (big_string, big_hex, bulk, like, in_list,
+                    "SELECT " + "+".join(["%d" % n] * 40_000)):
             try:
                 with conn.cursor() as cur:
                     cur.execute(sql)
