@@ -638,7 +638,7 @@ class FastPath:
     def serving(self, partition: int, snapshot: CatalogSnapshot | None) -> BackendConnection | None:
         """The connection a sharded database's fast statement for physical database
         ``partition`` is sent on: the session's own (partition 0) when it is sound and free,
-        another partition's when the session holds it ready (``SessionPartitions.ready``);
+        another partition's when the session holds it ready (``HeldConnections.ready``);
         None: the command loop sends it."""
         if partition == 0:
             conn = self.link.reclaim()
