@@ -63,6 +63,32 @@ def sharded_database(
         drop_physical(env.shards, name, partitions)
 
 
+@contextmanager
+def plain_twin(env: ProxyEnv, name: str, statements: Sequence[str]) -> Iterator[None]:
+    """A plain database ``name`` on the first shard holding what ``statements`` (tables and
+    rows, run in it in order as the shard's administrator) make: what one MariaDB answers,
+    for a sharded database of the same name to be compared with. Dropped afterwards."""
+    admin = connect_admin(env.shards[0])
+    try:
+        with admin.cursor() as plain:
+            plain.execute(f"DROP DATABASE IF EXISTS {name}")
+            plain.execute(f"CREATE DATABASE {name}")
+            plain.execute(f"USE {name}")
+            for statement in statements:
+                plain.execute(statement)
+    finally:
+        admin.close()
+    try:
+        yield
+    finally:
+        admin = connect_admin(env.shards[0])
+        try:
+            with admin.cursor() as plain:
+                plain.execute(f"DROP DATABASE IF EXISTS {name}")
+        finally:
+            admin.close()
+
+
 def physical(
     env: ProxyEnv, name: str, index: int, sql: str, partitions: int = 4
 ) -> list[tuple[Any, ...]]:

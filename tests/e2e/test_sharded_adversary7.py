@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import connect_admin
 from tests.e2e.binclient import BinaryClient, ServerError, lenenc_bytes
 from tests.e2e.conftest import ProxyEnv
-from tests.e2e.sharded import physical, sharded_database
+from tests.e2e.sharded import physical, plain_twin, sharded_database
 from tests.e2e.tools import error_of
 
 PASSWORD = "ShAdv7#pass1"
@@ -28,26 +28,9 @@ EMOJI = "\U0001f600"
 
 @pytest.fixture(scope="module")
 def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
-    with sharded_database(proxy, DB, PASSWORD, setup=[TABLE + " DBPARTITION BY HASH(k)", ROWS]):
-        admin = connect_admin(proxy.shards[0])
-        try:
-            with admin.cursor() as plain:
-                plain.execute(f"DROP DATABASE IF EXISTS {DB}")
-                plain.execute(f"CREATE DATABASE {DB}")
-                plain.execute(f"USE {DB}")
-                plain.execute(TABLE)
-                plain.execute(ROWS)
-        finally:
-            admin.close()
-        try:
-            yield proxy
-        finally:
-            admin = connect_admin(proxy.shards[0])
-            try:
-                with admin.cursor() as plain:
-                    plain.execute(f"DROP DATABASE IF EXISTS {DB}")
-            finally:
-                admin.close()
+    setup = [TABLE + " DBPARTITION BY HASH(k)", ROWS]
+    with sharded_database(proxy, DB, PASSWORD, setup=setup), plain_twin(proxy, DB, [TABLE, ROWS]):
+        yield proxy
 
 
 def _client(env: ProxyEnv, **kwargs: Any) -> pymysql.connections.Connection[Any]:

@@ -25,7 +25,7 @@ import pytest
 from tests.conftest import connect_admin
 from tests.e2e.binclient import BinaryClient
 from tests.e2e.conftest import ProxyEnv
-from tests.e2e.sharded import sharded_database
+from tests.e2e.sharded import plain_twin, sharded_database
 
 DB = "shdiag"
 PASSWORD = "Shdiag#pass1"
@@ -62,24 +62,15 @@ class Twins:
 def twins(proxy: ProxyEnv) -> Iterator[Twins]:
     home = proxy.shards[0]
     setup = [table + SPLIT for table in TABLES] + ROWS
-    with sharded_database(proxy, DB, PASSWORD, setup=setup) as env:
-        admin = connect_admin(home)
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {DB}")
-            cur.execute(f"CREATE DATABASE {DB}")
-        admin.close()
+    with (
+        sharded_database(proxy, DB, PASSWORD, setup=setup) as env,
+        plain_twin(proxy, DB, TABLES + ROWS),
+    ):
         plain = connect_admin(home, database=DB)
-        with plain.cursor() as cur:
-            for statement in TABLES + ROWS:
-                cur.execute(statement)
         try:
             yield Twins(env, plain)
         finally:
             plain.close()
-            admin = connect_admin(home)
-            with admin.cursor() as cur:
-                cur.execute(f"DROP DATABASE IF EXISTS {DB}")
-            admin.close()
 
 
 def _answer(conn: pymysql.connections.Connection[Any], sql: str) -> Any:

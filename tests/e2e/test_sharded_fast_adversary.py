@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import connect_admin
 from tests.e2e.binclient import BinaryClient, ServerError
 from tests.e2e.conftest import ProxyEnv
-from tests.e2e.sharded import physical, sharded_database
+from tests.e2e.sharded import physical, plain_twin, sharded_database
 
 PASSWORD = "ShFast#adv1"
 DB = "shfa"
@@ -31,26 +31,9 @@ ROWS = "INSERT INTO t VALUES " + ", ".join(f"({k}, 'v{k}', {k}, {k % 2})" for k 
 
 @pytest.fixture(scope="module")
 def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
-    with sharded_database(proxy, DB, PASSWORD, setup=[TABLE + " DBPARTITION BY HASH(id)", ROWS]):
-        admin = connect_admin(proxy.shards[0])
-        try:
-            with admin.cursor() as plain:
-                plain.execute(f"DROP DATABASE IF EXISTS {DB}")
-                plain.execute(f"CREATE DATABASE {DB}")
-                plain.execute(f"USE {DB}")
-                plain.execute(TABLE)
-                plain.execute(ROWS)
-        finally:
-            admin.close()
-        try:
-            yield proxy
-        finally:
-            admin = connect_admin(proxy.shards[0])
-            try:
-                with admin.cursor() as plain:
-                    plain.execute(f"DROP DATABASE IF EXISTS {DB}")
-            finally:
-                admin.close()
+    setup = [TABLE + " DBPARTITION BY HASH(id)", ROWS]
+    with sharded_database(proxy, DB, PASSWORD, setup=setup), plain_twin(proxy, DB, [TABLE, ROWS]):
+        yield proxy
 
 
 def _client(env: ProxyEnv) -> pymysql.connections.Connection[Any]:

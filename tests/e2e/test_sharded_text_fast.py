@@ -24,7 +24,7 @@ from proxy.session.session import Session
 from tests.conftest import connect_admin
 from tests.e2e.binclient import BinaryClient
 from tests.e2e.conftest import ProxyEnv
-from tests.e2e.sharded import sharded_database
+from tests.e2e.sharded import plain_twin, sharded_database
 from tests.e2e.test_enforcement import classifier_misses, counted_miss
 from tests.e2e.test_mirrors import mirror_of, on_loop
 
@@ -54,32 +54,15 @@ ROWS = [
 
 @pytest.fixture(scope="module")
 def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
-    with sharded_database(proxy, DB, PASSWORD):
-        conn = _client(proxy)
-        admin = connect_admin(proxy.shards[0])
-        try:
-            with conn.cursor() as cur, admin.cursor() as plain:
-                # The same tables and rows in a plain database on s0: what MariaDB answers.
-                plain.execute(f"DROP DATABASE IF EXISTS {DB}")
-                plain.execute(f"CREATE DATABASE {DB}")
-                plain.execute(f"USE {DB}")
-                for ddl, clause, rows in zip(TABLES, CLAUSES, ROWS, strict=True):
-                    cur.execute(ddl + clause)
-                    cur.execute(rows)
-                    plain.execute(ddl)
-                    plain.execute(rows)
-        finally:
-            conn.close()
-            admin.close()
-        try:
-            yield proxy
-        finally:
-            admin = connect_admin(proxy.shards[0])
-            try:
-                with admin.cursor() as plain:
-                    plain.execute(f"DROP DATABASE IF EXISTS {DB}")
-            finally:
-                admin.close()
+    setup = [
+        statement
+        for ddl, clause, rows in zip(TABLES, CLAUSES, ROWS, strict=True)
+        for statement in (ddl + clause, rows)
+    ]
+    # The same tables and rows in a plain database on s0: what MariaDB answers.
+    plain = [statement for pair in zip(TABLES, ROWS, strict=True) for statement in pair]
+    with sharded_database(proxy, DB, PASSWORD, setup=setup), plain_twin(proxy, DB, plain):
+        yield proxy
 
 
 def _watch_hooks(monkeypatch: pytest.MonkeyPatch, wrap: Callable[[Hook], Hook]) -> None:
