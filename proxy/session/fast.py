@@ -26,7 +26,6 @@ from auth.catalog import CatalogSnapshot
 from auth.errors import SqlError
 from auth.model import Account, PhysicalDatabase
 from proxy.backend.connection import BackendConnection, BackendError
-from proxy.backend.mirror import SHARD_REFUSALS
 from proxy.ops.metrics import ShardMetrics
 from proxy.plan.plan import (
     COM_STMT_EXECUTE,
@@ -635,7 +634,7 @@ class FastPath:
         found = executor.fast_general(statement, plan, packet, snapshot)
         return found
 
-    def serving(self, partition: int, snapshot: CatalogSnapshot | None) -> BackendConnection | None:
+    def serving(self, partition: int, snapshot: CatalogSnapshot) -> BackendConnection | None:
         """The connection a sharded database's fast statement for physical database
         ``partition`` is sent on: the session's own (partition 0) when it is sound and free,
         another partition's when the session holds it ready (``HeldConnections.ready``);
@@ -645,8 +644,6 @@ class FastPath:
             if conn is None or conn.broken or conn.relaying:
                 return None
             return conn
-        if snapshot is None:
-            snapshot = self.ctx.snapshot()
         return self.held.ready(partition, snapshot, self.link.state.version)
 
     def relay_routed(
@@ -789,10 +786,7 @@ class FastPath:
         session = self.session
         ctx = self.ctx
         ctx.digest.record(session.current_db, digest, seconds, scanner.rows)
-        target = conn.target
-        self._latency(target.shard, seconds)
-        if scanner.error and scanner.errno in SHARD_REFUSALS:
-            ctx.shard_refused(scanner.errno, session.current_db, digest, target)
-            # Its grants may be stale: not handed on (a new one is made after the mirror is
-            # verified again), unless something session-bound is on it.
-            self.link.retire()
+        self._latency(conn.target.shard, seconds)
+        if scanner.error:
+            # (a refusal of the shard's: its grants may be stale, the connection not handed on)
+            self.sharded.refused_by_shard(conn, 0, scanner, digest)

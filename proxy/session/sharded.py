@@ -2894,7 +2894,7 @@ class ShardedExecutor:
         statement: ShardedStatement,
         plan: Sharded,
         packet: bytes,
-        snapshot: CatalogSnapshot | None,
+        snapshot: CatalogSnapshot,
     ) -> tuple[BackendConnection, int, bytes, Callable[[bytes], bytes]] | None:
         """The fast path of an execution (no await: ``FastPath.routed_execute``, which has
         checked that no transaction of the proxy's is in charge and refreshed the statement's
