@@ -289,7 +289,12 @@ def main(argv: list[str] | None = None) -> int:
                     for path in out_dir.iterdir():
                         shutil.copy(path, keep / path.name)
                 return 0
+            # The shards' CPU too (what a second server costs; "others" is then the rest of
+            # the machine, outside the benchmark).
             pids = {"shardgate": proxy.pid}
+            for index, server in enumerate(servers):
+                if server.pid is not None:
+                    pids[f"mariadb{index}"] = server.pid
             results: dict[tuple[str, int, str], list[RunResult]] = {}
             for workload in workloads:  # warm-up
                 for role, endpoint in endpoints_of(workload).items():
@@ -399,8 +404,9 @@ def _table(
 ) -> str:
     lines = [
         "| workload | threads | unsharded | sharded | sharded/unsharded |"
-        " proxy µs per query (row) unsharded | sharded | others (cores) |",
-        "|---|---|---|---|---|---|---|---|",
+        " proxy µs per query (row) unsharded | sharded |"
+        " MariaDB µs per query (row) unsharded | sharded | others (cores) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for workload in workloads:
         key = workload.key
@@ -408,18 +414,20 @@ def _table(
             plain = [r for r in results.get((key, count, "unsharded"), []) if r.ok]
             split = [r for r in results.get((key, count, "sharded"), []) if r.ok]
             if not plain or not split:
-                lines.append(f"| {key} | {count} | failed | | | | | |")
+                lines.append(f"| {key} | {count} | failed | | | | | | | |")
                 continue
             q_plain = statistics.median(_rate(workload, r) for r in plain)
             q_split = statistics.median(_rate(workload, r) for r in split)
             us_plain = statistics.median(_us(workload, r) for r in plain)
             us_split = statistics.median(_us(workload, r) for r in split)
+            db_plain = statistics.median(_us(workload, r, "mariadb") for r in plain)
+            db_split = statistics.median(_us(workload, r, "mariadb") for r in split)
             others = statistics.median(r.cpu.get("others", 0.0) for r in plain + split)
             unit = _unit(workload)
             lines.append(
                 f"| {key} | {count} | {q_plain:,.0f} {unit} | {q_split:,.0f} {unit} | "
                 f"{q_split / q_plain:.2f} | {_micro(us_plain)} | {_micro(us_split)} | "
-                f"{others:.2f} |"
+                f"{_micro(db_plain)} | {_micro(db_split)} | {others:.2f} |"
             )
     return "\n".join(lines)
 
@@ -438,10 +446,12 @@ def _unit(workload: Workload) -> str:
     return "rows/s" if workload is BULK else "q/s"
 
 
-def _us(workload: Workload, run: RunResult) -> float:
-    """The proxy's CPU microseconds per query (per row for bulk_insert)."""
+def _us(workload: Workload, run: RunResult, process: str = "shardgate") -> float:
+    """The CPU microseconds per query (per row for bulk_insert) of the processes whose
+    names start with ``process``: the proxy's, or both MariaDB servers' ("mariadb")."""
     rate = _rate(workload, run)
-    return run.cpu.get("shardgate", 0.0) / rate * 1e6 if rate else 0.0
+    cpu = sum(cores for name, cores in run.cpu.items() if name.startswith(process))
+    return cpu / rate * 1e6 if rate else 0.0
 
 
 if __name__ == "__main__":
