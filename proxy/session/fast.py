@@ -192,9 +192,9 @@ class TextRoute:
 
     def table(self, sql: str, spans: tuple[int, ...]) -> int:
         """The global table of this statement's integer key (IntegerHash.table of the value
-        TextShape.physical reads: decimal digits, a minus sign before them when the shape
-        has one); -1: not an integer key, or one of more than 18 digits or out of the
-        column's range (TextShape.physical reads those)."""
+        TextShape.placement reads: decimal digits, a minus sign before them when the shape
+        has one), for TextShape.on_table; -1: not an integer key, or one of more than 18
+        digits or out of the column's range (TextShape.physical places those)."""
         at = self.key_at
         if at < 0:
             return -1
@@ -561,13 +561,16 @@ class FastPath:
             return None
         route: TextRoute = known
         g = route.table(sql, spans)
+        placed: tuple[PhysicalDatabase, str] | None
         if g >= 0:
             own = route.own_text.get(g)
             if own is not None:
                 return route, own[0], sql, own[1]
-        placed = route.shape.physical(sql, spans)
-        if placed is None:
-            return None
+            placed = route.shape.on_table(g, sql, spans)
+        else:
+            placed = route.shape.physical(sql, spans)
+            if placed is None:
+                return None
         database = placed[0]
         columns = None
         if route.reads_rows:

@@ -2463,29 +2463,26 @@ class TextShape:
 
     def physical(self, sql: str, spans: Sequence[int]) -> tuple[PhysicalDatabase, str] | None:
         """:meth:`target`'s physical database and text (``sql`` itself when the physical
-        text is the client's), without a Target (the fast path's: a key of decimal digits
-        of an ``integer`` shape is placed by arithmetic, its global table's physical database
-        and text remembered)."""
-        integer = self.integer
-        if integer is not None and not self.string:
-            at = 2 * self.key
-            digits = sql[spans[at] : spans[at + 1]]
-            if digits.isascii() and digits.isdigit():  # placement()'s int(), and no Decimal
-                value = -int(digits) if self.negative else int(digits)
-                if integer.low <= value <= integer.high:  # (integer.table(value), inline)
-                    g = abs(value) % integer.modulus
-                    known = self._by_table.get(g)
-                    if known is None:
-                        placement = Placement(g // integer.per_db, g)
-                        database = self._layout.partitions[placement.database]
-                        known = self._by_table[g] = (database, self._chunks_of(placement))
-                    database, chunks = known
-                    return database, sql if chunks is None else self._joined(chunks, sql, spans)
+        text is the client's), without a Target."""
         found = self.placement(sql, spans)
         if found is None:
             return None
         text = self.text(sql, spans, found)
         return self._layout.partitions[found.database], sql if text is None else text
+
+    def on_table(self, g: int, sql: str, spans: Sequence[int]) -> tuple[PhysicalDatabase, str]:
+        """:meth:`physical` for a statement of an ``integer`` shape whose key the fast path
+        has placed on global table ``g`` (``TextRoute.table``, which reads the digits as
+        :meth:`placement` does): its physical database and text, remembered per table."""
+        known = self._by_table.get(g)
+        if known is None:
+            integer = self.integer
+            assert integer is not None
+            placement = Placement(g // integer.per_db, g)
+            database = self._layout.partitions[placement.database]
+            known = self._by_table[g] = (database, self._chunks_of(placement))
+        database, chunks = known
+        return database, sql if chunks is None else self._joined(chunks, sql, spans)
 
     def _chunks_for(self, placement: Placement) -> tuple[str, ...] | None:
         sql, spans, tokens, layout = self.sql, self._spans, self._tokens, self._layout

@@ -321,7 +321,7 @@ def test_a_text_routes_integer_key_places_as_its_shape(
     table: str, value: int, zeros: str, template: str
 ) -> None:
     """The text fast path's reading of an integer key's digits (TextRoute.table, compiled)
-    places the statement where its shape (TextShape.physical, target) does; keys of more
+    places the statement where its shape (TextShape.placement, target) does; keys of more
     than 18 digits, out of the column's range or not placed by arithmetic are left to the
     shape (-1)."""
     number = ("-" if value < 0 else "") + zeros + str(abs(value))
@@ -341,6 +341,9 @@ def test_a_text_routes_integer_key_places_as_its_shape(
     assert shape.integer is not None and shape.integer.table(value) == g
     assert target is not None
     assert target.partition == g // shape.integer.per_db
+    # The fast path's placing by the table found (on_table) and the shape's own agree.
+    database, text = shape.on_table(g, sql, spans)
+    assert (database.index, text) == (target.partition, target.sql)
 
 
 def test_a_text_routes_key_of_other_digits_is_left_to_the_shape() -> None:
