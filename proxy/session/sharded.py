@@ -134,6 +134,7 @@ from proxy.shard.metadata import (
     Statistics,
     derived_column,
     logical_text,
+    sequenced_tables,
     statistic_column,
     text_column_length,
 )
@@ -885,12 +886,26 @@ class ShardedExecutor:
         except (BackendError, ConnectionLost) as exc:
             self._lost(conns, exc, False)
             return None
+        # The tables whose AUTO_INCREMENT is where their GROUP sequence stands, by the name
+        # of their row in physical database 0.
+        sequenced = {
+            t.physical_names_in(0, layout.count)[0]: auto_sequence_name(t.name)
+            for t in sequenced_tables(layout)
+        }
+        try:
+            positions = await asyncio.to_thread(
+                _sequence_positions, self.session.ctx.accounts.catalog, layout, sequenced
+            )
+        except CatalogUnavailableError as error:
+            self.replies.error(error.client_error())
+            return None
         statistics = Statistics(
             tuple(
                 (name, rows, data, index, free)
                 for name, (rows, data, index, free) in sorted(sizes.items())
             ),
             tuple((*key, n) for key, n in sorted(cardinalities.items())),
+            tuple(sorted(positions.items())),
         )
         state = self.session.link.state
         return decide(
@@ -1716,12 +1731,11 @@ class ShardedExecutor:
         if width > _AUTO_INCREMENT_STATUS:
             # A table whose AUTO_INCREMENT values come from its GROUP sequence: where that
             # stands (as SHOW CREATE TABLE shows), not its physical tables' counters.
+            sequenced = {table.key: table for table in sequenced_tables(layout)}
             counted = {
                 name: auto_sequence_name(table.name)
                 for name in merged
-                if (table := layout.tables.get(name.lower())) is not None
-                and table.rule.kind != "single"
-                and auto_sequence_name(table.name).lower() in layout.sequences
+                if (table := sequenced.get(name.lower())) is not None
                 and (shown is None or shown(name))
             }
             if counted:

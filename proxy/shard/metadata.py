@@ -22,8 +22,10 @@ answers with logical names:
 The statistics of a sharded table's row in TABLES (TABLE_ROWS, DATA_LENGTH, INDEX_LENGTH,
 DATA_FREE, AVG_ROW_LENGTH computed again) and STATISTICS (CARDINALITY) are sums over its
 physical tables when the caller gathered them (:class:`Statistics`: the session reads every
-partition's first, ``needs_statistics`` says when); the rest (AUTO_INCREMENT, times) and a
-broadcast table's (one copy) are physical database 0's.
+partition's first, ``needs_statistics`` says when); a table whose AUTO_INCREMENT values come
+from its GROUP sequence shows where that stands as its AUTO_INCREMENT (as SHOW TABLE STATUS and
+SHOW CREATE TABLE do); the rest (times) and a broadcast table's (one copy) are physical
+database 0's.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from auth.model import LogicalTable, auto_sequence_name
 from proxy.shard.route import Layout, is_name_token, is_op_token, token_keyword
 from proxy.sql.charsets import COLLATIONS
 from proxy.sql.lexer import LexedStatement, LexMode, ServerFlavor, Token, TokenKind, lex
@@ -45,6 +48,7 @@ __all__ = [
     "logical_text",
     "needs_statistics",
     "physical_qualifiers",
+    "sequenced_tables",
     "sql_literal",
     "statistic_column",
     "text_column_length",
@@ -56,10 +60,12 @@ class Statistics:
     """Sums over the physical tables of a database's sharded tables, keyed by the name of the
     row physical database 0's information_schema keeps for it (its first physical table):
     ``tables``: (name, TABLE_ROWS, DATA_LENGTH, INDEX_LENGTH, DATA_FREE); ``indexes``: (name,
-    INDEX_NAME, SEQ_IN_INDEX, CARDINALITY)."""
+    INDEX_NAME, SEQ_IN_INDEX, CARDINALITY); ``counters``: (name, where the GROUP sequence of
+    the table's AUTO_INCREMENT column stands)."""
 
     tables: tuple[tuple[str, int, int, int, int], ...] = ()
     indexes: tuple[tuple[str, str, int, int], ...] = ()
+    counters: tuple[tuple[str, int], ...] = ()
 
 
 # What each physical database answers for Statistics (its connection's default database).
@@ -74,13 +80,20 @@ STATISTICS_QUERIES: Final = (
 def needs_statistics(text: str, layout: Layout) -> bool:
     """Whether ``text`` may read a statistic of information_schema.TABLES or STATISTICS (a
     summed column named, or ``*``) while the database has sharded tables (whose statistics
-    are sums over the partitions)."""
+    are sums over the partitions), or TABLES' AUTO_INCREMENT while a table takes its values
+    from a GROUP sequence."""
     lowered = text.lower()
+    if "information_schema" not in lowered:
+        return False
+    statistic = ("tables" in lowered or "statistics" in lowered) and any(
+        word in lowered for word in _STATISTIC_WORDS
+    )
+    if statistic and any(t.rule.kind == "sharded" for t in layout.tables.values()):
+        return True
     return (
-        "information_schema" in lowered
-        and ("tables" in lowered or "statistics" in lowered)
-        and any(word in lowered for word in _STATISTIC_WORDS)
-        and any(t.rule.kind == "sharded" for t in layout.tables.values())
+        "tables" in lowered
+        and ("*" in lowered or "auto_increment" in lowered)
+        and bool(sequenced_tables(layout))
     )
 
 
@@ -88,6 +101,18 @@ _STATISTIC_WORDS: Final = (
     "*", "table_rows", "avg_row_length", "data_length", "index_length", "data_free",
     "cardinality",
 )  # fmt: skip
+
+
+def sequenced_tables(layout: Layout) -> tuple[LogicalTable, ...]:
+    """The tables whose AUTO_INCREMENT values come from their GROUP sequence (sharded and
+    broadcast tables with an AUTO_INCREMENT column; a single table keeps MariaDB's counter):
+    their physical tables' counters mean nothing."""
+    return tuple(
+        table
+        for table in layout.tables.values()
+        if table.rule.kind != "single"
+        and auto_sequence_name(table.name).lower() in layout.sequences
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,6 +523,14 @@ def _summed(table: str, statistics: Statistics, p0: str) -> dict[str, str]:
             f"CAST(IF({schema} = {p0}, CASE {name} {cases} ELSE `AVG_ROW_LENGTH` END,"
             " `AVG_ROW_LENGTH`) AS UNSIGNED)"
         )
+    if table == "TABLES" and statistics.counters:
+        cases = " ".join(
+            f"WHEN {sql_literal(name_)} THEN {position}" for name_, position in statistics.counters
+        )
+        out["AUTO_INCREMENT"] = (
+            f"CAST(IF({schema} = {p0}, CASE {name} {cases} ELSE `AUTO_INCREMENT` END,"
+            " `AUTO_INCREMENT`) AS UNSIGNED)"
+        )
     if table == "STATISTICS" and statistics.indexes:
         cases = " ".join(
             f"WHEN {name} = {sql_literal(t)} AND `INDEX_NAME` = {sql_literal(i)}"
@@ -551,7 +584,14 @@ _MAX_CHARACTER_BYTES: Final = {
 
 
 _STATISTIC_COLUMNS: Final = {
-    "TABLES": ("TABLE_ROWS", "AVG_ROW_LENGTH", "DATA_LENGTH", "INDEX_LENGTH", "DATA_FREE"),
+    "TABLES": (
+        "TABLE_ROWS",
+        "AVG_ROW_LENGTH",
+        "DATA_LENGTH",
+        "INDEX_LENGTH",
+        "DATA_FREE",
+        "AUTO_INCREMENT",
+    ),
     "STATISTICS": ("CARDINALITY",),
 }
 

@@ -265,6 +265,22 @@ def test_a_view_named_as_a_split_table_exists_already(conn: Any) -> None:
     assert _refused(conn, "CREATE VIEW st AS SELECT 1") == (1050, "Table 'st' already exists")
 
 
+def _column(conn: Any, sql: str) -> tuple[Any, ...]:
+    """The definition of the last column of ``sql``'s answer, as the client reads it."""
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        cur.fetchall()
+        field = cur._result.fields[-1]
+        return (
+            field.name,
+            field.type_code,
+            field.length,
+            field.flags,
+            field.scale,
+            field.charsetnr,
+        )
+
+
 def _counter(conn: Any, table: str) -> int | None:
     """The AUTO_INCREMENT=n SHOW CREATE TABLE shows of ``table``, if any."""
     ((_, shown),) = _rows(conn, f"SHOW CREATE TABLE `{table}`")
@@ -289,6 +305,20 @@ def test_show_create_table_shows_the_sequence_as_mariadb_shows_a_counter(
         assert position is not None and position > max(ids)
         # SHOW TABLE STATUS's Auto_increment: the same, not a physical table's counter.
         assert [row[10] for row in _rows(conn, "SHOW TABLE STATUS LIKE 'ai'")] == [position]
+        # information_schema.TABLES' AUTO_INCREMENT (where GUI tools read it): the same, in
+        # the column definition MariaDB's own has.
+        counter = (
+            "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('ai', 'ai_copy')"
+        )
+        assert _rows(conn, counter) == [("ai", position)]
+        every = "SELECT * FROM information_schema.TABLES WHERE TABLE_NAME = 'ai'"
+        assert [row[13] for row in _rows(conn, every)] == [position]
+        direct = connect_admin(views.shards[0])
+        try:
+            assert _column(conn, counter) == _column(direct, counter)
+        finally:
+            direct.close()
         ((_, shown),) = _rows(conn, "SHOW CREATE TABLE ai")
         # A plain MariaDB table with these rows and its counter at that value.
         physical(views, DB, 0, f"CREATE TABLE plain_ai {columns}")
