@@ -166,6 +166,7 @@ from proxy.shard.statements import (
     altered_sequence_start,
     decide,
     shaped,
+    shown_counter,
     with_counter,
 )
 from proxy.shard.transaction import (
@@ -727,6 +728,11 @@ class ShardedExecutor:
             elif isinstance(decision, LocalRows):
                 if decision.sequence is not None:
                     decision = await self._counted(plan.layout, decision, decision.sequence)
+                elif decision.counter_of is not None:
+                    found = await self._shard_counter(plan.layout, decision, decision.counter_of)
+                    if found is None:
+                        return
+                    decision = found
                 if decision.columns:
                     self.replies.result_set(
                         list(decision.columns), [list(r) for r in decision.rows], decision.numeric
@@ -932,6 +938,27 @@ class ShardedExecutor:
         ((name, definition),) = shown.rows
         assert definition is not None
         return replace(shown, rows=((name, with_counter(definition, position)),))
+
+    async def _shard_counter(
+        self, layout: Layout, shown: LocalRows, table: str
+    ) -> LocalRows | None:
+        """SHOW CREATE TABLE of single table ``table``, which has an AUTO_INCREMENT column:
+        its definition with the counter its table on physical database 0 has (MariaDB's own,
+        which a dump restored goes on from); None when that connection failed (answered)."""
+        first = layout.partitions[0]
+        sql = f"SHOW CREATE TABLE {quote_name(table)}"
+        conns = await self._acquire(
+            layout, (Target(0, first.shard, first.name, sql),), branch=False
+        )
+        try:
+            found = await conns[0].query(OWN_STATEMENT + sql)
+        except (BackendError, ConnectionLost) as exc:
+            self._lost(conns, exc, False)
+            return None
+        ((name, definition),) = shown.rows
+        assert definition is not None
+        counter = shown_counter(_text(found.rows[0][1])) if found.rows else 1
+        return replace(shown, rows=((name, with_counter(definition, counter)),))
 
     async def _sequence_ddl(self, layout: Layout, decision: SequenceDdl) -> None:
         session = self.session

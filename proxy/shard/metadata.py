@@ -48,6 +48,7 @@ __all__ = [
     "logical_text",
     "needs_statistics",
     "physical_qualifiers",
+    "sequenced",
     "sequenced_tables",
     "sql_literal",
     "statistic_column",
@@ -103,16 +104,18 @@ _STATISTIC_WORDS: Final = (
 )  # fmt: skip
 
 
-def sequenced_tables(layout: Layout) -> tuple[LogicalTable, ...]:
-    """The tables whose AUTO_INCREMENT values come from their GROUP sequence (sharded and
-    broadcast tables with an AUTO_INCREMENT column; a single table keeps MariaDB's counter):
-    their physical tables' counters mean nothing."""
-    return tuple(
-        table
-        for table in layout.tables.values()
-        if table.rule.kind != "single"
-        and auto_sequence_name(table.name).lower() in layout.sequences
+def sequenced(table: LogicalTable, layout: Layout) -> bool:
+    """Whether ``table``'s AUTO_INCREMENT values come from its GROUP sequence (a sharded or
+    broadcast table with an AUTO_INCREMENT column; a single table keeps MariaDB's counter):
+    its physical tables' counters then mean nothing."""
+    return (
+        table.rule.kind != "single" and auto_sequence_name(table.name).lower() in layout.sequences
     )
+
+
+def sequenced_tables(layout: Layout) -> tuple[LogicalTable, ...]:
+    """The tables that are :func:`sequenced`."""
+    return tuple(table for table in layout.tables.values() if sequenced(table, layout))
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,13 @@ from proxy.shard.ddl import (
     parse_create_table,
     parse_sequence_statement,
 )
-from proxy.shard.metadata import Statistics, logical_text, needs_statistics, physical_qualifiers
+from proxy.shard.metadata import (
+    Statistics,
+    logical_text,
+    needs_statistics,
+    physical_qualifiers,
+    sequenced,
+)
 from proxy.shard.route import (  # the token helpers routing reads statements with
     BulkDeclined,
     Layout,
@@ -143,6 +149,9 @@ class LocalRows:
     # GROUP sequence, whose place (the catalog's) the definition's AUTO_INCREMENT option shows
     # (``with_counter``), as MariaDB shows a table's counter.
     sequence: str | None = None
+    # SHOW CREATE TABLE of a single table with an AUTO_INCREMENT column: its name; its table
+    # on physical database 0 has the counter the definition shows (``shown_counter``).
+    counter_of: str | None = None
 
 
 # Physical database 0's views: their names and Table_type, as the account's mirror sees them.
@@ -758,12 +767,13 @@ def _show(
                     ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{name.value}' doesn't exist"
                 )
             return None
-        sequence = auto_sequence_name(table.name)
-        counted = table.rule.kind != "single" and sequence.lower() in layout.sequences
+        definition = _definition(table)
+        single = table.rule.kind == "single" and "AUTO_INCREMENT" in definition.upper()
         return LocalRows(
             ("Table", "Create Table"),
-            ((table.name, _definition(table)),),
-            sequence=sequence if counted else None,
+            ((table.name, definition),),
+            sequence=auto_sequence_name(table.name) if sequenced(table, layout) else None,
+            counter_of=table.name if single else None,
         )
     return None
 
@@ -1008,6 +1018,17 @@ def _definition(table: LogicalTable) -> str:
 # parenthesis of the columns and the ENGINE option, before the others (never inside a
 # column's or the table's COMMENT: a newline in a string is written \n).
 _SHOWN_COUNTER: Final = re.compile(r"(\n\)(?: ENGINE=\w+)?)(?: AUTO_INCREMENT=\d+)?")
+
+
+# The counter itself, where _SHOWN_COUNTER finds the option.
+_COUNTER_VALUE: Final = re.compile(r"\n\)(?: ENGINE=\w+)? AUTO_INCREMENT=(\d+)")
+
+
+def shown_counter(definition: str) -> int:
+    """The AUTO_INCREMENT counter MariaDB's SHOW CREATE TABLE ``definition`` shows (1: none,
+    as MariaDB shows none for a table whose next value is 1)."""
+    found = _COUNTER_VALUE.search(definition)
+    return 1 if found is None else int(found.group(1))
 
 
 def with_counter(definition: str, position: int) -> str:

@@ -345,6 +345,22 @@ def test_show_create_table_shows_the_sequence_as_mariadb_shows_a_counter(
         _rows(conn, "DROP TABLE ai")
 
 
+def test_show_create_table_of_a_single_table_shows_its_counter(views: ProxyEnv, conn: Any) -> None:
+    """A single table keeps MariaDB's own AUTO_INCREMENT counter: SHOW CREATE TABLE shows
+    it as its table on physical database 0 does (a dump restored goes on from it)."""
+    _rows(conn, "CREATE TABLE si (id int NOT NULL AUTO_INCREMENT, v int, PRIMARY KEY (id))")
+    try:
+        assert _counter(conn, "si") is None  # (next value 1: MariaDB shows none)
+        _rows(conn, "INSERT INTO si (v) VALUES (1), (2), (3)")
+        _rows(conn, "DELETE FROM si WHERE id = 3")
+        ((_, shown),) = _rows(conn, "SHOW CREATE TABLE si")
+        ((_, own),) = physical(views, DB, 0, "SHOW CREATE TABLE si")
+        assert _counter(conn, "si") == 4
+        assert shown == own
+    finally:
+        _rows(conn, "DROP TABLE si")
+
+
 def _physical_contents(env: ProxyEnv, name: str) -> list[list[tuple[Any, ...]]]:
     """Every physical database's tables and their rows, read directly on the shards."""
     found = []
