@@ -1,0 +1,122 @@
+"""Findings of an adversarial review of how sharded databases read values and statements, on
+two real MariaDB shards, each compared with what MariaDB answers holding the same tables in one
+database (a plain copy on s0).
+
+The layout: ``shav8`` over s0 and s1 with 4 physical databases; ``s`` by HASH(k), a utf8mb4
+string key; ``n`` by HASH(id), a BIGINT key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pymysql
+import pytest
+
+from tests.conftest import connect_admin
+from tests.e2e.conftest import ProxyEnv
+from tests.e2e.sharded import physical, plain_twin, sharded_database
+
+PASSWORD = "ShAdv8#pass1"
+DB = "shav8"
+STRINGS = "CREATE TABLE s (k varchar(20) NOT NULL, v int, PRIMARY KEY (k)) DEFAULT CHARSET utf8mb4"
+NUMBERS = "CREATE TABLE n (id bigint NOT NULL, v int, PRIMARY KEY (id))"
+EMOJI = "\U0001f600"
+
+
+@pytest.fixture(scope="module")
+def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
+    setup = [STRINGS + " DBPARTITION BY HASH(k)", NUMBERS + " DBPARTITION BY HASH(id)"]
+    with (
+        sharded_database(proxy, DB, PASSWORD, setup=setup),
+        plain_twin(proxy, DB, [STRINGS, NUMBERS]),
+    ):
+        yield proxy
+
+
+def _client(env: ProxyEnv, **kwargs: Any) -> pymysql.connections.Connection[Any]:
+    return env.connect(DB, PASSWORD, database=DB, **kwargs)
+
+
+def _twin(env: ProxyEnv, **kwargs: Any) -> pymysql.connections.Connection[Any]:
+    """The plain copy on s0, as its administrator."""
+    return connect_admin(env.shards[0], database=DB, **kwargs)
+
+
+def _outcome(conn: Any, sql: str | bytes) -> tuple[str, Any]:
+    """("rows", rows) or ("error", errno) of ``sql`` (bytes: sent as they are)."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return "rows", tuple(tuple(row) for row in cur.fetchall())
+    except pymysql.MySQLError as err:
+        return "error", err.args[0]
+
+
+def _everywhere(env: ProxyEnv, sql: str) -> list[tuple[Any, ...]]:
+    """``sql``'s rows on every physical database, together."""
+    return sorted(row for index in range(4) for row in physical(env, DB, index, sql))
+
+
+def _both(env: ProxyEnv, setup: list[str]) -> tuple[Any, Any]:
+    """A proxy client and a twin client, each having run ``setup``."""
+    pair = (_client(env), _twin(env))
+    for conn in pair:
+        for sql in setup:
+            assert _outcome(conn, sql)[0] == "rows", sql
+    return pair
+
+
+def _found_by_key(env: ProxyEnv, table: str, column: str) -> None:
+    """Every row of ``table`` the twin holds is on the physical databases (once) and found
+    through the proxy by a point select of its key as the twin stores it (its hex)."""
+    twin = _twin(env)
+    proxy = _client(env)
+    try:
+        stored = _outcome(twin, f"SELECT HEX({column}), v FROM {table} ORDER BY v")[1]
+        assert _everywhere(env, f"SELECT HEX({column}), v FROM {table}") == sorted(stored)
+        for hexed, v in stored:
+            point = f"SELECT v FROM {table} WHERE {column} = X'{hexed}'"
+            if table == "s":
+                point = f"SELECT v FROM s WHERE k = CONVERT(X'{hexed}' USING utf8mb4)"
+                literal = bytes.fromhex(hexed).decode()
+                assert _outcome(proxy, f"SELECT v FROM s WHERE k = '{literal}'") == (
+                    "rows",
+                    ((v,),),
+                ), (literal, v)
+            assert _outcome(twin, point) == ("rows", ((v,),)), point
+    finally:
+        twin.close()
+        proxy.close()
+
+
+# ------------------------------------------------------------------------ client bytes
+
+
+def test_a_latin1_clients_bytes_reach_the_partitions_as_sent(sharded: ProxyEnv) -> None:
+    """The proxy reads a statement's bytes as UTF-8, keeping a byte that is no part of a
+    UTF-8 character as a surrogate; a statement on a sharded table was sent to its partitions
+    encoded strictly, so a latin1 client's 'é' (E9) failed there: 1105 and the connection
+    dropped. Now the partitions get the client's bytes, as one MariaDB does: the row is
+    placed by 'é' (the latin1 reading), found by the key in either character set, and the
+    session goes on."""
+    env = sharded
+    statements: list[bytes] = [
+        b"INSERT INTO s VALUES ('\xe9l1', 11), ('l2', 12)",
+        b"SELECT v FROM s WHERE k = '\xe9l1'",
+        b"UPDATE s SET v = v + 100 WHERE k IN ('\xe9l1', 'l2')",
+        b"SELECT v, HEX('\xe9') AS h FROM s WHERE k LIKE '%l_' ORDER BY v",
+        b"SELECT COUNT(*) FROM s WHERE k <> '\xe9'",
+        b"DELETE FROM s WHERE k = 'l2'",
+        b"SELECT HEX(k), v FROM s WHERE k LIKE '%l_' ORDER BY v",
+    ]
+    proxy, twin = _both(env, ["SET NAMES latin1"])
+    try:
+        for sql in statements:
+            assert _outcome(proxy, sql) == _outcome(twin, sql), sql
+        assert _outcome(proxy, "SELECT 1") == ("rows", ((1,),))
+    finally:
+        proxy.close()
+        twin.close()
+    _found_by_key(env, "s", "k")
