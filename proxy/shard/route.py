@@ -72,8 +72,15 @@ from proxy.shard.placement import (
     tables_in,
 )
 from proxy.shard.rows import split_rows
-from proxy.shard.values import NotALiteral, NotPlaceable, SqlValue, literal_value, shard_key
-from proxy.sql.charsets import decode_text
+from proxy.shard.values import (
+    NotALiteral,
+    NotPlaceable,
+    SqlValue,
+    Substituted,
+    literal_value,
+    shard_key,
+)
+from proxy.sql.charsets import UTF8MB3, decode_text, utf8mb3_stored
 from proxy.sql.lexer import (
     DEFAULT_MODE,
     NOT_ALIAS,
@@ -443,7 +450,7 @@ def _route(
     tokens = lexed.tokens
     if not tokens:
         return None
-    if codec != "utf-8":
+    if codec != "utf-8" or _national(sql):
         tokens = recode_strings(tokens, codec)
     if params is not None:
         tokens = bind_params(tokens, params)
@@ -2050,6 +2057,8 @@ def _split_placement(
     rule = table.rule
     assert rule.db_key is not None
     text = sql[start:end]
+    if text[:1] in ("N", "n") and not text.isascii():
+        raise BulkDeclined  # (read in utf8mb3 whatever the client's: recode_strings)
     value: SqlValue
     if text.isascii() and text.isdigit():
         value = int(text)
@@ -2173,25 +2182,50 @@ def hinted(
 _UNREADABLE = "\udcff"
 
 
+def _national(sql: str) -> bool:
+    """Whether ``sql`` may hold an ``N'...'`` string (``recode_strings`` reads its value)."""
+    return "N'" in sql or "n'" in sql
+
+
 def recode_strings(tokens: Sequence[Token], codec: str | None) -> tuple[Token, ...]:
-    """``tokens`` with each string literal's value read in the client's character set: the
-    proxy reads a statement's bytes as UTF-8, MariaDB in ``character_set_client`` (a latin1
-    client's bytes C3 A9 are 'Ã©', not 'é'). A value that is not text in ``codec`` (None: a
-    character set the proxy cannot read), or an ``N'...'`` string (the national character set
-    reads its bytes), fixes no partition."""
+    """``tokens`` with each string literal's value read as MariaDB reads it: the proxy reads
+    a statement's bytes as UTF-8, MariaDB a string's in ``character_set_client`` (a latin1
+    client's bytes C3 A9 are 'Ã©', not 'é') -- and an ``N'...'`` string's in the national
+    character set, utf8mb3, whatever the client's (``make_string_literal_nchar``: a latin1
+    client's N'' bytes C3 A9 are 'é'). Bytes read as utf8mb3 that are no character of it
+    (a 4-byte character, a latin1 byte) are stored as a ``?`` each: an N'' string's value is
+    then that, a ``Substituted`` (placed as stored, not placed in a comparison). Another
+    value that is not text in ``codec`` (None: a character set the proxy cannot read) fixes
+    no partition."""
     out = []
     for token in tokens:
         if token.kind is TokenKind.STRING and not token.value.isascii():
-            value = _UNREADABLE
-            if codec is not None and token.raw[:1] not in ("N", "n"):
-                try:
-                    raw = token.value.encode("utf-8", "surrogateescape")
-                    value = decode_text(raw, codec)
-                except (UnicodeEncodeError, UnicodeDecodeError):
-                    value = _UNREADABLE
-            token = Token(token.kind, token.raw, value, token.image, token.pos)
+            national = token.raw[:1] in ("N", "n")
+            if national or codec != "utf-8":
+                value = _read_string(token.value, UTF8MB3 if national else codec, national)
+                token = Token(token.kind, token.raw, value, token.image, token.pos)
         out.append(token)
     return tuple(out)
+
+
+def _read_string(value: str, codec: str | None, substitute: bool) -> str:
+    """A string literal's value (read as UTF-8, ``surrogateescape``) read in ``codec``;
+    ``substitute``: bytes that are no utf8mb3 character read as MariaDB stores them (else
+    unreadable: a utf8mb3 client's '\U0001f600' is refused in an INSERT, as a parameter of
+    it is)."""
+    if codec is None:
+        return _UNREADABLE
+    try:
+        raw = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return _UNREADABLE
+    try:
+        return decode_text(raw, codec)
+    except UnicodeDecodeError:
+        if not substitute:
+            return _UNREADABLE
+    stored = utf8mb3_stored(raw)
+    return _UNREADABLE if stored is None else Substituted(stored)
 
 
 def bind_params(tokens: Sequence[Token], params: Sequence[SqlValue]) -> tuple[Token, ...]:
@@ -2301,7 +2335,7 @@ def _key_slots(
     if len(statements) != 1 or not statements[0].tokens:
         return None
     original = statements[0].tokens
-    if codec != "utf-8":
+    if codec != "utf-8" or _national(sql):
         original = recode_strings(original, codec)
     verb = token_keyword(original[0])
     if verb not in ("SELECT", "UPDATE", "DELETE"):

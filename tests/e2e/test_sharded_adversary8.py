@@ -120,3 +120,52 @@ def test_a_latin1_clients_bytes_reach_the_partitions_as_sent(sharded: ProxyEnv) 
         proxy.close()
         twin.close()
     _found_by_key(env, "s", "k")
+
+
+# ------------------------------------------------------------------------ N'' strings
+
+
+def test_national_strings_are_placed_as_mariadb_stores_them(sharded: ProxyEnv) -> None:
+    """N'...' is read in utf8mb3 (the national character set) whatever the client's character
+    set, and a byte that starts no utf8mb3 character is stored as '?' (a 4-byte character is
+    '????'; strict mode refuses the row, 1366). The proxy placed a utf8mb4 client's
+    N'<emoji>a' by the emoji -- stored as '????a', a point select for it went to another
+    partition and found nothing -- and refused (1235) any non-ASCII N'' of a utf8mb3 or
+    latin1 client. Now each is placed as MariaDB stores it, and found by its stored value."""
+    env = sharded
+    cases: list[tuple[str, bytes]] = [
+        ("utf8mb4", f"INSERT INTO s VALUES (N'{EMOJI}a', 1)".encode()),
+        ("utf8mb4", "INSERT INTO s VALUES (N'\u00e9b', 2)".encode()),
+        ("utf8mb4", f"INSERT INTO s VALUES (n'x{EMOJI}\u00e9', 3), ('plain', 4)".encode()),
+        ("utf8mb3", "INSERT INTO s VALUES (N'\u00fcc', 5)".encode()),
+        ("utf8mb3", f"INSERT INTO s VALUES (N'{EMOJI}d', 6)".encode()),
+        ("latin1", "INSERT INTO s VALUES (N'\u00e9e', 7)".encode()),  # C3 A9: 'é'
+        ("latin1", b"INSERT INTO s VALUES (N'\xe9f', 8)"),  # E9: no utf8mb3 character
+        ("latin1", b"INSERT INTO s VALUES (N'g\xe3\xa9', 9)"),
+    ]
+    for charset, sql in cases:
+        proxy, twin = _both(env, [f"SET NAMES {charset}", "SET SESSION sql_mode = ''"])
+        try:
+            outcomes = [_outcome(proxy, sql), _outcome(twin, sql)]
+        finally:
+            proxy.close()
+            twin.close()
+        assert outcomes[0] == outcomes[1] == ("rows", ()), (charset, sql, outcomes)
+    _found_by_key(env, "s", "k")
+    assert ("3F3F3F3F61", 1) in _everywhere(env, "SELECT HEX(k), v FROM s")
+    # Compared, such a string is read as it is: 1267 against the utf8mb4 column, as on the
+    # twin (every partition asked); strict mode refuses the row everywhere.
+    proxy, twin = _both(env, ["SET SESSION sql_mode = DEFAULT"])
+    try:
+        for compared in (
+            f"SELECT v FROM s WHERE k = N'{EMOJI}a'",
+            f"SELECT v FROM s WHERE k IN (N'{EMOJI}a', 'plain')",
+            f"DELETE FROM s WHERE k = N'{EMOJI}a'",
+            f"INSERT INTO s VALUES (N'{EMOJI}z', 10)",
+        ):
+            outcomes = [_outcome(proxy, compared), _outcome(twin, compared)]
+            assert outcomes[0] == outcomes[1] and outcomes[0][0] == "error", (compared, outcomes)
+    finally:
+        proxy.close()
+        twin.close()
+    _found_by_key(env, "s", "k")
