@@ -37,7 +37,9 @@ v1 limits (1235, naming the reason): joins and subqueries that are not co-locate
 table with a single table, multi-table UPDATE / DELETE and INSERT ... SELECT on sharded
 tables, UPDATE of the shard key, multi-partition UPDATE / DELETE with ORDER BY or LIMIT, INSERT
 ... SET into a sharded table, an INSERT whose shard key is not a literal, prepared-statement
-parameters on sharded tables without their values.
+parameters on sharded tables without their values, a write on a sharded or broadcast table
+reading a table the logical database does not hold (information_schema's, another
+database's: each partition would read its own).
 
 Prepared statements: ``route(..., params=values)`` routes an execution, each parameter marker
 standing for its value as the literal it would be (``bind_params``); the targets' texts keep
@@ -484,10 +486,12 @@ def _route(
             f"a statement on sharded table {sharded[0].table.name} and single table "
             f"{singles[0].table.name}"
         )
-    if verb in ("UPDATE", "DELETE") and split is None:
+    if verb in ("UPDATE", "DELETE", "INSERT", "REPLACE"):
         # A table the layout does not hold (another database's, information_schema's, a
-        # name it does not know) read by a write: each partition would read its own (as
-        # a SELECT's join or subquery on it is refused: check_colocated).
+        # name it does not know) read by a write -- in a join, a subquery of its WHERE, its
+        # VALUES or its ON DUPLICATE KEY UPDATE: each partition (each copy of a broadcast
+        # table) would read its own (as a SELECT's join or subquery on it is refused:
+        # check_colocated).
         other = _other_table(tokens, references)
         if other is not None:
             main = sharded[0] if sharded else placed[0]
@@ -879,6 +883,7 @@ def _other_table(tokens: Sequence[Token], references: Mapping[str, _Reference]) 
     """A table name of the statement that is none of ``references`` (qualified as written);
     None: none."""
     known = {i for r in references.values() for i in r.positions}
+    ctes: set[str] | None = None
     for index in _table_positions(tokens):
         if index in known:
             continue
@@ -886,10 +891,44 @@ def _other_table(tokens: Sequence[Token], references: Mapping[str, _Reference]) 
         qualified = index >= 2 and is_op_token(tokens[index - 1], ".")
         if not qualified and tokens[index].kind is TokenKind.WORD and name.upper() == "DUAL":
             continue  # FROM DUAL: no table
+        if not qualified:
+            if ctes is None:
+                ctes = _cte_names(tokens)
+            if name.lower() in ctes:
+                continue  # a common table expression of the statement's WITH
         if qualified:
             name = f"{tokens[index - 2].value}.{name}"
         return name
     return None
+
+
+def _cte_names(tokens: Sequence[Token]) -> set[str]:
+    """The lower-case names the statement's ``WITH [RECURSIVE] name [(columns)] AS (...), ...``
+    clauses define (a name of one is read as its table, not a stored one)."""
+    names: set[str] = set()
+    count = len(tokens)
+    for index, token in enumerate(tokens):
+        if token_keyword(token) != "WITH":
+            continue
+        at = index + 1
+        if at < count and token_keyword(tokens[at]) == "RECURSIVE":
+            at += 1
+        while at < count and is_name_token(tokens[at]):
+            name = tokens[at].value.lower()
+            at += 1
+            if at < count and is_op_token(tokens[at], "("):
+                at = _matching(tokens, at) + 1
+            if at + 1 >= count or token_keyword(tokens[at]) != "AS":
+                break
+            if not is_op_token(tokens[at + 1], "("):
+                break
+            names.add(name)
+            at = _matching(tokens, at + 1) + 1
+            if at < count and is_op_token(tokens[at], ","):
+                at += 1
+            else:
+                break
+    return names
 
 
 def _columns(layout: Layout) -> dict[str, frozenset[str]]:
@@ -967,12 +1006,19 @@ def _table_positions_made(tokens: Sequence[Token]) -> list[int]:
                 in_from.pop()
         elif kind is _WORD:
             word = token.value.upper()
-            if word in _LIST_START:
+            if word == "UPDATE" and index and token_keyword(tokens[index - 1]) == "KEY":
+                # ON DUPLICATE KEY UPDATE: columns follow, no table
+                word = ""
+                in_from[-1] = False
+            elif word in _LIST_START:
                 in_from[-1] = True
-            elif word == "USING" and not is_op_token(
-                tokens[index + 1] if index + 1 < count else None, "("
+            elif (
+                word == "USING"
+                and len(in_from) == 1
+                and not is_op_token(tokens[index + 1] if index + 1 < count else None, "(")
             ):
-                # DELETE FROM t USING a, b ... (a join's USING is followed by its columns)
+                # DELETE FROM t USING a, b ... (a join's USING is followed by its columns;
+                # CONVERT(x USING utf8mb4) and CHAR(65 USING latin1) are in parentheses)
                 in_from[-1] = True
                 after_word = True
                 after_comma = False

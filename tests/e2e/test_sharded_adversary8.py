@@ -3,7 +3,7 @@ two real MariaDB shards, each compared with what MariaDB answers holding the sam
 database (a plain copy on s0).
 
 The layout: ``shav8`` over s0 and s1 with 4 physical databases; ``s`` by HASH(k), a utf8mb4
-string key; ``n`` by HASH(id), a BIGINT key.
+string key; ``n`` by HASH(id), a BIGINT key; ``b`` broadcast.
 """
 
 from __future__ import annotations
@@ -22,15 +22,20 @@ PASSWORD = "ShAdv8#pass1"
 DB = "shav8"
 STRINGS = "CREATE TABLE s (k varchar(20) NOT NULL, v int, PRIMARY KEY (k)) DEFAULT CHARSET utf8mb4"
 NUMBERS = "CREATE TABLE n (id bigint NOT NULL, v int, PRIMARY KEY (id))"
+COPIES = "CREATE TABLE b (id int NOT NULL, v varchar(200), PRIMARY KEY (id))"
 EMOJI = "\U0001f600"
 
 
 @pytest.fixture(scope="module")
 def sharded(proxy: ProxyEnv) -> Iterator[ProxyEnv]:
-    setup = [STRINGS + " DBPARTITION BY HASH(k)", NUMBERS + " DBPARTITION BY HASH(id)"]
+    setup = [
+        STRINGS + " DBPARTITION BY HASH(k)",
+        NUMBERS + " DBPARTITION BY HASH(id)",
+        COPIES + " BROADCAST",
+    ]
     with (
         sharded_database(proxy, DB, PASSWORD, setup=setup),
-        plain_twin(proxy, DB, [STRINGS, NUMBERS]),
+        plain_twin(proxy, DB, [STRINGS, NUMBERS, COPIES]),
     ):
         yield proxy
 
@@ -169,3 +174,60 @@ def test_national_strings_are_placed_as_mariadb_stores_them(sharded: ProxyEnv) -
         proxy.close()
         twin.close()
     _found_by_key(env, "s", "k")
+
+
+# ----------------------------------------------------------------- INSERTs reading tables
+
+
+def test_inserts_reading_a_table_outside_the_database_are_refused(sharded: ProxyEnv) -> None:
+    """An INSERT or REPLACE into a sharded or broadcast table whose VALUES or ON DUPLICATE
+    KEY UPDATE reads a table the logical database does not hold (information_schema's) was
+    routed to the key's partition -- or run on every copy -- and each read its own physical
+    database's view: the row held 'shav8_0001' (a physical name), the copies of a broadcast
+    row could differ. Now 1235, as the same SELECT or UPDATE is (sharding.md: subqueries
+    only within one partition's data). Writes reading no table are still served: a subquery
+    FROM DUAL or of a common table expression, CONVERT ... USING, the columns of ON
+    DUPLICATE KEY UPDATE."""
+    env = sharded
+    schema = "(SELECT table_schema FROM information_schema.tables WHERE table_name = 'n')"
+    conn = _client(env)
+    try:
+        with conn.cursor() as cur:
+            for sql in (
+                f"INSERT INTO n VALUES (1, {schema})",
+                f"REPLACE INTO n VALUES (2, 1), (3, {schema})",
+                "INSERT INTO n VALUES (4, EXISTS (SELECT 1 FROM information_schema.schemata))",
+                f"INSERT INTO n VALUES (5, 1) ON DUPLICATE KEY UPDATE v = {schema}",
+                f"INSERT INTO b VALUES (1, {schema})",
+                "INSERT INTO b VALUES (2, (SELECT COUNT(*) FROM information_schema.tables))",
+                f"INSERT INTO s VALUES ('k', LENGTH({schema}))",
+            ):
+                for _ in range(2):
+                    with pytest.raises(pymysql.MySQLError) as refused:
+                        cur.execute(sql)
+                    errno, why = refused.value.args
+                    assert errno == 1235 and "table information_schema." in why, (sql, why)
+    finally:
+        conn.close()
+    assert _everywhere(env, "SELECT id FROM n") == []
+    assert _everywhere(env, "SELECT id FROM b") == []
+    served = [
+        "INSERT INTO n VALUES (11, (SELECT 7 FROM DUAL))",
+        "INSERT INTO n VALUES (12, (WITH c AS (SELECT 8 AS x) SELECT x FROM c))",
+        "INSERT INTO n VALUES (11, 1) ON DUPLICATE KEY UPDATE v = v + 10",
+        "INSERT INTO b VALUES (3, CONVERT('x' USING latin1))",
+        "UPDATE b SET v = CONCAT(v, CHAR(65 USING utf8mb4)) WHERE id = 3",
+        "UPDATE n SET v = v + LENGTH(CONVERT('ab' USING utf8mb4)) WHERE id = 12",
+        "SELECT id, v FROM n ORDER BY id",
+        "SELECT id, v FROM b ORDER BY id",
+    ]
+    proxy, twin = _both(env, [])
+    try:
+        for sql in served:
+            outcome = _outcome(proxy, sql)
+            assert outcome == _outcome(twin, sql) and outcome[0] == "rows", (sql, outcome)
+    finally:
+        proxy.close()
+        twin.close()
+    assert _everywhere(env, "SELECT id, v FROM n") == [(11, 17), (12, 10)]
+    assert _everywhere(env, "SELECT id, v FROM b") == [(3, "xA")] * 4

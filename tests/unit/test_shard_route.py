@@ -214,6 +214,27 @@ REFUSED: list[tuple[str, int, str]] = [
         1235,
         "broadcast table b and table nowhere",
     ),
+    # an INSERT reading a table the layout does not hold: each partition (copy) reads its own
+    (
+        "INSERT INTO t VALUES (1, (SELECT table_schema FROM information_schema.tables))",
+        1235,
+        "sharded table t and table information_schema.tables",
+    ),
+    (
+        "REPLACE INTO t VALUES (1, 'a') , (2, EXISTS (SELECT 1 FROM other.x))",
+        1235,
+        "sharded table t and table other.x",
+    ),
+    (
+        "INSERT INTO t VALUES (1, 'a') ON DUPLICATE KEY UPDATE name = (SELECT MAX(n) FROM q)",
+        1235,
+        "sharded table t and table q",
+    ),
+    (
+        "INSERT INTO b VALUES (1, (SELECT COUNT(*) FROM information_schema.schemata))",
+        1235,
+        "broadcast table b and table information_schema.schemata",
+    ),
     ("SELECT * FROM t JOIN s USING (id)", 1235, "single table s"),
     ("UPDATE t SET id = 3 WHERE id = 1", 1235, "UPDATE of the shard key"),
     ("DELETE FROM t WHERE name = 'x' LIMIT 1", 1235, "DELETE with LIMIT"),
@@ -640,3 +661,21 @@ def test_a_national_string_holding_an_encoded_surrogate_is_not_placed() -> None:
     with pytest.raises(SqlError) as refused:
         route("INSERT INTO w VALUES (N'\udced\udca0\udc80', 1)", LAYOUT)
     assert refused.value.errno == 1235
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        # no table read: served (a subquery reading no table, CONVERT's USING, and the
+        # columns of ON DUPLICATE KEY UPDATE -- one named like another table)
+        ("INSERT INTO t VALUES (1, (SELECT 'a' FROM DUAL))", "routed"),
+        ("INSERT INTO t VALUES (1, (SELECT 'a'))", "routed"),
+        ("INSERT INTO t VALUES (1, 'a') ON DUPLICATE KEY UPDATE name = 'b', w = 1", "routed"),
+        ("UPDATE t SET name = CONVERT(name USING latin1) WHERE id = 1", "routed"),
+        ("DELETE FROM t WHERE name = CONVERT('a' USING utf8mb4)", "scatter"),
+        ("INSERT INTO t VALUES (1, CHAR(65 USING latin1))", "routed"),
+    ],
+)
+def test_writes_reading_no_table_are_served(sql: str, kind: str) -> None:
+    found = route(sql, LAYOUT)
+    assert isinstance(found, Route) and found.kind == kind
