@@ -1112,7 +1112,7 @@ class ShardedExecutor:
         try:
             if len(targets) == 1 and not decision.sequence_values and self._relay_ok:
                 conn = conns[targets[0].partition]
-                conn.send(b"\x03" + targets[0].sql.encode())
+                conn.send(b"\x03" + _wire(targets[0].sql))
                 replied = True
                 # (a read's column definitions, any statement's error, in logical names)
                 scanner = await self._relay_logical(conn, targets[0], layout)
@@ -1168,7 +1168,7 @@ class ShardedExecutor:
         try:
             for target in decision.targets:
                 conn = conns[target.partition]
-                packet = _track(conn, await conn.command(b"\x03" + target.sql.encode()))
+                packet = _track(conn, await conn.command(b"\x03" + _wire(target.sql)))
                 if packet[:1] == b"\xff":
                     failed = self.logical_names(layout).error(packet, target.database.encode())
                     break
@@ -1423,7 +1423,7 @@ class ShardedExecutor:
         self._sent = False
         client = self.session.client
         try:
-            streams = merge_streams(readers, [b"\x03" + t.sql.encode() for t in targets])
+            streams = merge_streams(readers, [b"\x03" + _wire(t.sql) for t in targets])
             async for batch in merge_batches(
                 merge_plan,
                 streams,
@@ -1466,7 +1466,7 @@ class ShardedExecutor:
 
         def send(index: int, hold: bool) -> None:
             conn = conns[targets[index].partition]
-            conn.send(packets[index] if packets else b"\x03" + targets[index].sql.encode())
+            conn.send(packets[index] if packets else b"\x03" + _wire(targets[index].sql))
             in_flight.add(index)
             if hold:
                 conn.pause_reading()
@@ -1689,7 +1689,7 @@ class ShardedExecutor:
         the EOF after them --, its rows, its end); None when the shard answered otherwise
         (that answer was given, an error renamed)."""
         caps = conn.capabilities
-        conn.send(b"\x03" + target.sql.encode())
+        conn.send(b"\x03" + _wire(target.sql))
         _, first = await _read(conn)
         if first[:1] == b"\xff":
             first = self.logical_names(layout).error(first, target.database.encode())
@@ -1797,7 +1797,7 @@ class ShardedExecutor:
         physical = target.database.encode()
         answer: list[bytes] = []
         try:
-            conn.send(b"\x04" + target.sql.encode() + b"\x00")
+            conn.send(b"\x04" + _wire(target.sql) + b"\x00")
             while True:
                 _, packet = await _read(conn)
                 if packet[:1] == b"\xff":
@@ -1845,7 +1845,7 @@ class ShardedExecutor:
         session = self.session
 
         def command(index: int) -> bytes:
-            return packets[index] if packets else b"\x03" + targets[index].sql.encode()
+            return packets[index] if packets else b"\x03" + _wire(targets[index].sql)
 
         if len(targets) == 1:
             conn = conns[targets[0].partition]
@@ -2300,7 +2300,7 @@ class ShardedExecutor:
         if not answer:
             await _own(conn, text)
             return
-        packet = _track(conn, await conn.command(b"\x03" + text.encode()))
+        packet = _track(conn, await conn.command(b"\x03" + _wire(text)))
         if packet[:1] == b"\xff":
             self.replies.write(packet)
             return
@@ -2517,7 +2517,7 @@ class ShardedExecutor:
             return
         conn = conns[target.partition]
         try:
-            conn.send(b"\x16" + target.sql.encode())
+            conn.send(b"\x16" + _wire(target.sql))
             payloads = await conn.collect(ResponseKind.PREPARE, _PREPARE_LIMIT)
         except (BackendError, ConnectionLost) as exc:
             self._lost(conns, exc, False)
@@ -2833,7 +2833,7 @@ class ShardedExecutor:
         physical = statement.physical.setdefault(target.sql, PhysicalStatement())
         backend_id = physical.on.get(conn)
         if backend_id is None:
-            conn.send(b"\x16" + target.sql.encode())
+            conn.send(b"\x16" + _wire(target.sql))
             answer = await conn.collect(ResponseKind.PREPARE, _PREPARE_LIMIT)
             if answer[0][:1] != b"\x00":
                 self.replies.write(answer[0])
@@ -3904,6 +3904,13 @@ async def _forget_xa(catalog: Catalog, gtrid: str) -> None:
         await asyncio.to_thread(catalog.forget_xa, gtrid)
     except CatalogError:
         pass  # a stale outcome row is harmless
+
+
+def _wire(sql: str) -> bytes:
+    """A statement's text in the client's bytes: the proxy reads them as UTF-8, a byte that
+    is no part of a UTF-8 character kept as a surrogate (``surrogateescape``: a latin1
+    client's E9), which gives it back (strict UTF-8 would fail on it)."""
+    return sql.encode("utf-8", "surrogateescape")
 
 
 async def _own(conn: BackendConnection, sql: str) -> bytes:

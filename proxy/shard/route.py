@@ -37,7 +37,9 @@ v1 limits (1235, naming the reason): joins and subqueries that are not co-locate
 table with a single table, multi-table UPDATE / DELETE and INSERT ... SELECT on sharded
 tables, UPDATE of the shard key, multi-partition UPDATE / DELETE with ORDER BY or LIMIT, INSERT
 ... SET into a sharded table, an INSERT whose shard key is not a literal, prepared-statement
-parameters on sharded tables without their values.
+parameters on sharded tables without their values, a write on a sharded or broadcast table
+reading a table the logical database does not hold (information_schema's, another
+database's: each partition would read its own).
 
 Prepared statements: ``route(..., params=values)`` routes an execution, each parameter marker
 standing for its value as the literal it would be (``bind_params``); the targets' texts keep
@@ -72,8 +74,15 @@ from proxy.shard.placement import (
     tables_in,
 )
 from proxy.shard.rows import split_rows
-from proxy.shard.values import NotALiteral, NotPlaceable, SqlValue, literal_value, shard_key
-from proxy.sql.charsets import decode_text
+from proxy.shard.values import (
+    NotALiteral,
+    NotPlaceable,
+    SqlValue,
+    Substituted,
+    literal_value,
+    shard_key,
+)
+from proxy.sql.charsets import UTF8MB3, decode_text, utf8mb3_stored
 from proxy.sql.lexer import (
     DEFAULT_MODE,
     NOT_ALIAS,
@@ -443,7 +452,7 @@ def _route(
     tokens = lexed.tokens
     if not tokens:
         return None
-    if codec != "utf-8":
+    if codec != "utf-8" or _national(sql):
         tokens = recode_strings(tokens, codec)
     if params is not None:
         tokens = bind_params(tokens, params)
@@ -477,10 +486,12 @@ def _route(
             f"a statement on sharded table {sharded[0].table.name} and single table "
             f"{singles[0].table.name}"
         )
-    if verb in ("UPDATE", "DELETE") and split is None:
+    if verb in ("UPDATE", "DELETE", "INSERT", "REPLACE"):
         # A table the layout does not hold (another database's, information_schema's, a
-        # name it does not know) read by a write: each partition would read its own (as
-        # a SELECT's join or subquery on it is refused: check_colocated).
+        # name it does not know) read by a write -- in a join, a subquery of its WHERE, its
+        # VALUES or its ON DUPLICATE KEY UPDATE: each partition (each copy of a broadcast
+        # table) would read its own (as a SELECT's join or subquery on it is refused:
+        # check_colocated).
         other = _other_table(tokens, references)
         if other is not None:
             main = sharded[0] if sharded else placed[0]
@@ -872,6 +883,7 @@ def _other_table(tokens: Sequence[Token], references: Mapping[str, _Reference]) 
     """A table name of the statement that is none of ``references`` (qualified as written);
     None: none."""
     known = {i for r in references.values() for i in r.positions}
+    ctes: set[str] | None = None
     for index in _table_positions(tokens):
         if index in known:
             continue
@@ -879,10 +891,44 @@ def _other_table(tokens: Sequence[Token], references: Mapping[str, _Reference]) 
         qualified = index >= 2 and is_op_token(tokens[index - 1], ".")
         if not qualified and tokens[index].kind is TokenKind.WORD and name.upper() == "DUAL":
             continue  # FROM DUAL: no table
+        if not qualified:
+            if ctes is None:
+                ctes = _cte_names(tokens)
+            if name.lower() in ctes:
+                continue  # a common table expression of the statement's WITH
         if qualified:
             name = f"{tokens[index - 2].value}.{name}"
         return name
     return None
+
+
+def _cte_names(tokens: Sequence[Token]) -> set[str]:
+    """The lower-case names the statement's ``WITH [RECURSIVE] name [(columns)] AS (...), ...``
+    clauses define (a name of one is read as its table, not a stored one)."""
+    names: set[str] = set()
+    count = len(tokens)
+    for index, token in enumerate(tokens):
+        if token_keyword(token) != "WITH":
+            continue
+        at = index + 1
+        if at < count and token_keyword(tokens[at]) == "RECURSIVE":
+            at += 1
+        while at < count and is_name_token(tokens[at]):
+            name = tokens[at].value.lower()
+            at += 1
+            if at < count and is_op_token(tokens[at], "("):
+                at = _matching(tokens, at) + 1
+            if at + 1 >= count or token_keyword(tokens[at]) != "AS":
+                break
+            if not is_op_token(tokens[at + 1], "("):
+                break
+            names.add(name)
+            at = _matching(tokens, at + 1) + 1
+            if at < count and is_op_token(tokens[at], ","):
+                at += 1
+            else:
+                break
+    return names
 
 
 def _columns(layout: Layout) -> dict[str, frozenset[str]]:
@@ -960,12 +1006,19 @@ def _table_positions_made(tokens: Sequence[Token]) -> list[int]:
                 in_from.pop()
         elif kind is _WORD:
             word = token.value.upper()
-            if word in _LIST_START:
+            if word == "UPDATE" and index and token_keyword(tokens[index - 1]) == "KEY":
+                # ON DUPLICATE KEY UPDATE: columns follow, no table
+                word = ""
+                in_from[-1] = False
+            elif word in _LIST_START:
                 in_from[-1] = True
-            elif word == "USING" and not is_op_token(
-                tokens[index + 1] if index + 1 < count else None, "("
+            elif (
+                word == "USING"
+                and len(in_from) == 1
+                and not is_op_token(tokens[index + 1] if index + 1 < count else None, "(")
             ):
-                # DELETE FROM t USING a, b ... (a join's USING is followed by its columns)
+                # DELETE FROM t USING a, b ... (a join's USING is followed by its columns;
+                # CONVERT(x USING utf8mb4) and CHAR(65 USING latin1) are in parentheses)
                 in_from[-1] = True
                 after_word = True
                 after_comma = False
@@ -2050,6 +2103,8 @@ def _split_placement(
     rule = table.rule
     assert rule.db_key is not None
     text = sql[start:end]
+    if text[:1] in ("N", "n") and not text.isascii():
+        raise BulkDeclined  # (read in utf8mb3 whatever the client's: recode_strings)
     value: SqlValue
     if text.isascii() and text.isdigit():
         value = int(text)
@@ -2173,25 +2228,50 @@ def hinted(
 _UNREADABLE = "\udcff"
 
 
+def _national(sql: str) -> bool:
+    """Whether ``sql`` may hold an ``N'...'`` string (``recode_strings`` reads its value)."""
+    return "N'" in sql or "n'" in sql
+
+
 def recode_strings(tokens: Sequence[Token], codec: str | None) -> tuple[Token, ...]:
-    """``tokens`` with each string literal's value read in the client's character set: the
-    proxy reads a statement's bytes as UTF-8, MariaDB in ``character_set_client`` (a latin1
-    client's bytes C3 A9 are 'Ã©', not 'é'). A value that is not text in ``codec`` (None: a
-    character set the proxy cannot read), or an ``N'...'`` string (the national character set
-    reads its bytes), fixes no partition."""
+    """``tokens`` with each string literal's value read as MariaDB reads it: the proxy reads
+    a statement's bytes as UTF-8, MariaDB a string's in ``character_set_client`` (a latin1
+    client's bytes C3 A9 are 'Ã©', not 'é') -- and an ``N'...'`` string's in the national
+    character set, utf8mb3, whatever the client's (``make_string_literal_nchar``: a latin1
+    client's N'' bytes C3 A9 are 'é'). Bytes read as utf8mb3 that are no character of it
+    (a 4-byte character, a latin1 byte) are stored as a ``?`` each: an N'' string's value is
+    then that, a ``Substituted`` (placed as stored, not placed in a comparison). Another
+    value that is not text in ``codec`` (None: a character set the proxy cannot read) fixes
+    no partition."""
     out = []
     for token in tokens:
         if token.kind is TokenKind.STRING and not token.value.isascii():
-            value = _UNREADABLE
-            if codec is not None and token.raw[:1] not in ("N", "n"):
-                try:
-                    raw = token.value.encode("utf-8", "surrogateescape")
-                    value = decode_text(raw, codec)
-                except (UnicodeEncodeError, UnicodeDecodeError):
-                    value = _UNREADABLE
-            token = Token(token.kind, token.raw, value, token.image, token.pos)
+            national = token.raw[:1] in ("N", "n")
+            if national or codec != "utf-8":
+                value = _read_string(token.value, UTF8MB3 if national else codec, national)
+                token = Token(token.kind, token.raw, value, token.image, token.pos)
         out.append(token)
     return tuple(out)
+
+
+def _read_string(value: str, codec: str | None, substitute: bool) -> str:
+    """A string literal's value (read as UTF-8, ``surrogateescape``) read in ``codec``;
+    ``substitute``: bytes that are no utf8mb3 character read as MariaDB stores them (else
+    unreadable: a utf8mb3 client's '\U0001f600' is refused in an INSERT, as a parameter of
+    it is)."""
+    if codec is None:
+        return _UNREADABLE
+    try:
+        raw = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return _UNREADABLE
+    try:
+        return decode_text(raw, codec)
+    except UnicodeDecodeError:
+        if not substitute:
+            return _UNREADABLE
+    stored = utf8mb3_stored(raw)
+    return _UNREADABLE if stored is None else Substituted(stored)
 
 
 def bind_params(tokens: Sequence[Token], params: Sequence[SqlValue]) -> tuple[Token, ...]:
@@ -2301,7 +2381,7 @@ def _key_slots(
     if len(statements) != 1 or not statements[0].tokens:
         return None
     original = statements[0].tokens
-    if codec != "utf-8":
+    if codec != "utf-8" or _national(sql):
         original = recode_strings(original, codec)
     verb = token_keyword(original[0])
     if verb not in ("SELECT", "UPDATE", "DELETE"):

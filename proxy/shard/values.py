@@ -42,7 +42,15 @@ from auth.model import KeyType
 from proxy.shard.placement import KeyValue
 from proxy.sql.lexer import Token, TokenKind
 
-__all__ = ["NotALiteral", "NotPlaceable", "SqlValue", "Use", "literal_value", "shard_key"]
+__all__ = [
+    "NotALiteral",
+    "NotPlaceable",
+    "SqlValue",
+    "Substituted",
+    "Use",
+    "literal_value",
+    "shard_key",
+]
 
 SqlValue = int | float | Decimal | str | bytes | bool | None
 Use = Literal["store", "compare"]
@@ -61,6 +69,16 @@ class NotPlaceable(ValueError):
 
 class NotALiteral(ValueError):
     """The tokens are not one literal value."""
+
+
+class Substituted(str):
+    """A string literal whose bytes are not all characters of the character set MariaDB
+    reads it in (``N'\U0001f600'``: utf8mb3), as MariaDB stores it -- a ``?`` for each
+    such byte (``proxy.sql.charsets.utf8mb3_stored``), which is where a row is placed -- while
+    a comparison reads the bytes as they are (1267 against a column of another character
+    set, equal to no stored value in one of utf8mb3): not placeable there."""
+
+    __slots__ = ()
 
 
 def _integral(value: Decimal, what: object) -> int:
@@ -106,6 +124,8 @@ def _to_integer(key_type: KeyType, value: SqlValue, use: Use) -> int:
 
 def _to_string(value: SqlValue, use: Use) -> str:
     if isinstance(value, str):
+        if use == "compare" and isinstance(value, Substituted):
+            raise NotPlaceable("a string that is not valid in its character set")
         if any("\ud800" <= c <= "\udfff" for c in value):
             raise NotPlaceable("a string that is not valid in the column's character set")
         return value

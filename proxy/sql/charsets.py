@@ -10,6 +10,8 @@ with the test shard), and :func:`client_collation` says whether the proxy serves
 
 from __future__ import annotations
 
+import codecs
+import re
 from typing import Final
 
 from auth.errors import ErrorCode, SqlError, sql_error
@@ -25,6 +27,7 @@ __all__ = [
     "decode_text",
     "python_codec",
     "unsupported_charset",
+    "utf8mb3_stored",
 ]
 
 # Character sets whose multi-byte characters never contain a byte below 0x80, so that quotes,
@@ -306,3 +309,32 @@ def python_codec(charset: str) -> str | None:
     """The Python codec reading ``charset``'s bytes as MariaDB does (None: not known here;
     ``UTF8MB3`` for utf8mb3, read with ``decode_text``)."""
     return _CODECS.get(charset.lower())
+
+
+def _byte_question(exc: UnicodeError) -> tuple[str, int]:
+    """Each byte of an ill-formed sequence read as one '?', the next read from the byte
+    after it."""
+    assert isinstance(exc, UnicodeDecodeError)
+    return "?", exc.start + 1
+
+
+codecs.register_error("shardgate.byte_question", _byte_question)
+# A surrogate's UTF-8 form (ED A0..BF ..): a character for MariaDB's utf8mb3, none for Python.
+_ENCODED_SURROGATE = re.compile(rb"\xed[\xa0-\xbf]")
+
+
+def utf8mb3_stored(data: bytes) -> str | None:
+    """A string's bytes read as utf8mb3 -- an ``N'...'`` literal's (the national character
+    set, whatever the client's), any literal's of a utf8mb3 client -- as MariaDB converts
+    them into a character column (checked on 10.11, a column of utf8mb4, utf8mb3 or latin1,
+    without strict mode; strict mode refuses the row, 1366): every byte that starts no
+    well-formed character of at most 3 bytes becomes ``?`` and the next is read after it
+    (``N'\U0001f600'`` is ``'????'``, ``E3 A9 78`` is ``'??x'``). None when the bytes hold a
+    surrogate's UTF-8 form (MariaDB reads it as a character, which Python has no string
+    for)."""
+    if _ENCODED_SURROGATE.search(data) is not None:
+        return None
+    text = data.decode("utf-8", "shardgate.byte_question")
+    if beyond_bmp(text):
+        text = "".join("????" if ord(c) > 0xFFFF else c for c in text)
+    return text

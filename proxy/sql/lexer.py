@@ -44,9 +44,10 @@ What the lexer refuses
 ----------------------
 It is deliberately stricter than the server where the server's rules are subtle, and refuses
 (error 1064) rather than guess: a number running into identifier characters (``1abc``, ``0x1g``,
-``1e5x``), a number right after ``.``, a ``.`` right after a number, any comment inside the code
-of an executable comment (MariaDB would read one; a nested executable comment there even ends
-the outer one), a ``;`` inside the code of an executable comment (what MariaDB does depends on
+``1e5x``), a number right after ``.``, a ``.`` right after a number, an executable comment
+inside the code of an executable comment (on MariaDB its ``*/`` ends both), any other comment
+there unless the server is MariaDB (which skips it and reads on in the code: checked against
+MariaDB 10.11), a ``;`` inside the code of an executable comment (what MariaDB does depends on
 the client: with multi-statements it ends the statement there and fails on the rest, without
 them it reads on to the comment's end), ``\\N`` and other backslashes outside strings,
 ``{ } [ ] :``, control characters outside strings (NUL inside a string literal is data, as the
@@ -908,10 +909,22 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
             break
         elif g in (_G_HASH, _G_DASH, _G_COMMENT, _G_EXEC_OPEN):
             if in_exec:
-                raise _error(sql, ts, "comment inside an executable comment")
-            if g == _G_EXEC_OPEN:
+                # In the code of an executable comment MariaDB skips a comment and reads on
+                # in the code (its lexer's save/restore_in_comment_state): a "/* */" to its
+                # first "*/", "#" and "-- " to the end of the line, a skipped versioned
+                # comment as anywhere else (consume_comment(1)). An executable comment there
+                # is code whose "*/" ends both (the outer one's "*/" is then "*" and "/"):
+                # refused, as any comment in it for a server not known to be MariaDB.
+                if flavor is None or not flavor.mariadb:
+                    raise _error(sql, ts, "comment inside an executable comment")
+                if g == _G_EXEC_OPEN:
+                    code, te = _executable(sql, ts, te, flavor)
+                    if code:
+                        raise _error(sql, ts, "executable comment inside an executable comment")
+            elif g == _G_EXEC_OPEN:
                 in_exec, te = _executable(sql, ts, te, flavor)
-            if nul and not in_exec and "\x00" in sql[ts:te]:
+            # (code opened: sql[ts:te] is its marker, no NUL)
+            if nul and "\x00" in sql[ts:te]:
                 raise _error(sql, ts, "NUL character in a comment")
             if first >= 0:
                 parts.append(sql[seg_start:ts])

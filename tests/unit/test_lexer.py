@@ -287,6 +287,47 @@ EXEC_CASES: list[tuple[str, Flavor, list[str], list[str]]] = [
     # what follows a skipped comment's end is code: here '*' and '/'
     ("SELECT 5 /*!99999 */*/ 2", MARIADB, ["SELECT ? * / ?"], ["SELECT 5  */ 2"]),
     ("SELECT '/*!99999 x */'", None, ["SELECT '?'"], ["SELECT '/*!99999 x */'"]),
+    # MariaDB skips a comment in the code of an executable comment and reads on in the code
+    # (/* */ to its first */, # and -- to the end of the line, a skipped versioned comment
+    # with its one nested level)
+    (
+        "SELECT 5 /*!50000 + 1 /* c */ + 2 */",
+        MARIADB,
+        ["SELECT ? + ? + ?"],
+        ["SELECT 5   + 1   + 2"],
+    ),
+    (
+        "SELECT 5 /*M! + 1 /* c /* d */ + 2 */",
+        MARIADB,
+        ["SELECT ? + ? + ?"],
+        ["SELECT 5   + 1   + 2"],
+    ),
+    ("SELECT 5 /*! + 1 /*/ + 2 */ + 3 */", MARIADB, ["SELECT ? + ? + ?"], ["SELECT 5   + 1   + 3"]),
+    ("SELECT 5 /*! + 1 # c */\n + 2 */", MARIADB, ["SELECT ? + ? + ?"], ["SELECT 5   + 1  \n + 2"]),
+    (
+        "SELECT 5 /*! + 1 -- c */\n + 2 */",
+        MARIADB,
+        ["SELECT ? + ? + ?"],
+        ["SELECT 5   + 1  \n + 2"],
+    ),
+    (
+        "SELECT 5 /*!50000 + 1 /*!99999 + 2 /* x */ + 7 */ + 3 */",
+        MARIADB,
+        ["SELECT ? + ? + ?"],
+        ["SELECT 5   + 1   + 3"],
+    ),
+    (
+        "SELECT 5 /*! + 1 /*M!999999 + 2 */ */ + 4",
+        MARIADB,
+        ["SELECT ? + ? + ?"],
+        ["SELECT 5   + 1     + 4"],
+    ),
+    (
+        "SELECT 5 /*! + 1 /*!50700 + 2 */ + 3 */",
+        MARIADB,
+        ["SELECT ? + ? + ?"],
+        ["SELECT 5   + 1   + 3"],
+    ),
 ]
 
 
@@ -312,9 +353,21 @@ EXEC_ERRORS: list[tuple[str, Flavor]] = [
     ("SELECT 1 /*!; DROP TABLE t */", MARIADB),
     ("/*!50000 SELECT 6; */", MARIADB),
     ("SELECT 5 /*!50000 + 1 ;", MARIADB),
-    # comments in the code of an executable comment
-    ("SELECT 5 /*!50000 + 1 /* c */ + 2 */", MARIADB),
-    ("SELECT 5 /*!50000 + 1 /*!99999 + 2 */ + 3 */", MARIADB),
+    # an executable comment in the code of one (on MariaDB its "*/" ends both), and any
+    # comment there for a server not known to be MariaDB
+    ("SELECT 5 /*! + 1 /*! + 2 */ + 3 */", MARIADB),
+    ("SELECT 5 /*! + 1 /*!50000 + 2 */ */* c */ 4", MARIADB),
+    ("SELECT 5 /*! + 1 /*M! + 2 */ + 3 */", MARIADB),
+    ("SELECT 5 /*! + 1 /*!101119 + 2 */ + 3 */", MARIADB),
+    ("SELECT 5 /*!50000 + 1 /* c */ + 2 */", MYSQL84),
+    ("SELECT 5 /*! + 1 /* c */ + 2 */", None),
+    ("SELECT 5 /*! + 1 # c \n + 2 */", MYSQL80),
+    # a comment in the code running to the end: the executable comment is unterminated
+    ("SELECT 5 /*! + 1 # c */", MARIADB),
+    ("SELECT 5 /*! + 1 -- c */", MARIADB),
+    ("SELECT 5 /*! + 1 /* c */", MARIADB),
+    ("SELECT 5 /*! + 1 /*!99999 c */", MARIADB),
+    ("SELECT 5 /*! + 1 /* c \x00 */ */", MARIADB),
     # unterminated, also when skipped or nested
     ("SELECT 5 /*!99999 + 1 ", MARIADB),
     ("SELECT 5 /*!99999 /* x */", MARIADB),

@@ -214,6 +214,27 @@ REFUSED: list[tuple[str, int, str]] = [
         1235,
         "broadcast table b and table nowhere",
     ),
+    # an INSERT reading a table the layout does not hold: each partition (copy) reads its own
+    (
+        "INSERT INTO t VALUES (1, (SELECT table_schema FROM information_schema.tables))",
+        1235,
+        "sharded table t and table information_schema.tables",
+    ),
+    (
+        "REPLACE INTO t VALUES (1, 'a') , (2, EXISTS (SELECT 1 FROM other.x))",
+        1235,
+        "sharded table t and table other.x",
+    ),
+    (
+        "INSERT INTO t VALUES (1, 'a') ON DUPLICATE KEY UPDATE name = (SELECT MAX(n) FROM q)",
+        1235,
+        "sharded table t and table q",
+    ),
+    (
+        "INSERT INTO b VALUES (1, (SELECT COUNT(*) FROM information_schema.schemata))",
+        1235,
+        "broadcast table b and table information_schema.schemata",
+    ),
     ("SELECT * FROM t JOIN s USING (id)", 1235, "single table s"),
     ("UPDATE t SET id = 3 WHERE id = 1", 1235, "UPDATE of the shard key"),
     ("DELETE FROM t WHERE name = 'x' LIMIT 1", 1235, "DELETE with LIMIT"),
@@ -603,3 +624,58 @@ def test_broadcast_writes_calling_a_spaced_built_in_name_are_refused(sql: str) -
     assert "stored or loadable function" in info.value.message
     if "/**/" not in sql and "`" not in sql:
         assert isinstance(route(sql, LAYOUT, LexMode(ignore_space=True)), Route)
+
+
+# N'...' is read in utf8mb3 whatever the client's character set, each byte that starts no
+# utf8mb3 character stored as '?' (MariaDB 10.11; e2e test_sharded_adversary8). The statement
+# as the session reads it: the client's bytes as UTF-8, others kept as surrogates.
+@pytest.mark.parametrize(
+    ("name", "codec", "stored"),
+    [
+        ("N'\U0001f600a'", "utf-8", "????a"),
+        ("n'x\U0001f600'", "utf-8", "x????"),
+        ("N'\u00e9a'", "utf-8", "\u00e9a"),
+        ("N'\u00e9a'", "cp1252", "\u00e9a"),  # a latin1 client's C3 A9: 'é', not 'Ã©'
+        ("N'\udce9a'", "cp1252", "?a"),  # ... its E9
+        ("N'\udce3\udca9a'", "cp1252", "??a"),
+        ("N'\u00fca'", "utf8mb3", "\u00fca"),
+        ("N'\U0001f600b'", "utf8mb3", "????b"),
+        ("N'\u00fca'", None, "\u00fca"),
+    ],
+)
+def test_national_strings_are_placed_as_mariadb_stores_them(
+    name: str, codec: str | None, stored: str
+) -> None:
+    found = route(f"INSERT INTO w VALUES ({name}, 1)", LAYOUT, codec=codec)
+    expected = route(f"INSERT INTO w VALUES ('{stored}', 1)", LAYOUT)
+    assert isinstance(found, Route) and isinstance(expected, Route)
+    assert [t.partition for t in found.targets] == [t.partition for t in expected.targets]
+    # compared, the bytes are read as they are: placed only when they are all characters
+    read = route(f"SELECT * FROM w WHERE name = {name}", LAYOUT, codec=codec)
+    assert isinstance(read, Route)
+    assert read.kind == ("routed" if "?" not in stored else "scatter")
+
+
+def test_a_national_string_holding_an_encoded_surrogate_is_not_placed() -> None:
+    # (MariaDB's utf8mb3 reads ED A0 80 as a character, Python has no string for it)
+    with pytest.raises(SqlError) as refused:
+        route("INSERT INTO w VALUES (N'\udced\udca0\udc80', 1)", LAYOUT)
+    assert refused.value.errno == 1235
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        # no table read: served (a subquery reading no table, CONVERT's USING, and the
+        # columns of ON DUPLICATE KEY UPDATE -- one named like another table)
+        ("INSERT INTO t VALUES (1, (SELECT 'a' FROM DUAL))", "routed"),
+        ("INSERT INTO t VALUES (1, (SELECT 'a'))", "routed"),
+        ("INSERT INTO t VALUES (1, 'a') ON DUPLICATE KEY UPDATE name = 'b', w = 1", "routed"),
+        ("UPDATE t SET name = CONVERT(name USING latin1) WHERE id = 1", "routed"),
+        ("DELETE FROM t WHERE name = CONVERT('a' USING utf8mb4)", "scatter"),
+        ("INSERT INTO t VALUES (1, CHAR(65 USING latin1))", "routed"),
+    ],
+)
+def test_writes_reading_no_table_are_served(sql: str, kind: str) -> None:
+    found = route(sql, LAYOUT)
+    assert isinstance(found, Route) and found.kind == kind

@@ -404,6 +404,9 @@ def test_bulk_inserts_it_is_for_are_taken(sql: str) -> None:
         "INSERT INTO t VALUES (1,'a'),(2,'b') ON DUPLICATE KEY UPDATE id = 3",
         "INSERT INTO t VALUES (1,'a'),(2,/*!50000 'b'*/)",
         "INSERT INTO t (id, name) VALUES (1,'a'),(2,'b'),(3)",
+        # a non-ASCII N'' key: read in utf8mb3 (route.recode_strings), not as the text is
+        "INSERT INTO w VALUES ('a',1),(N'\U0001f600',2)",
+        "INSERT INTO w VALUES ('a',1),(n'\u00e9',2)",
     ],
 )
 def test_what_it_does_not_decide_goes_to_the_whole_lexing(sql: str) -> None:

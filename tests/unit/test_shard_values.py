@@ -21,6 +21,7 @@ from proxy.shard.values import (
     literal_value,
     shard_key,
 )
+from proxy.sql.charsets import utf8mb3_stored
 from proxy.sql.lexer import LexMode, lex
 
 INT = KeyType("int")
@@ -183,3 +184,37 @@ def test_mariadb_stores_and_compares_as_the_table_says(
         assert _rows(conn, "SELECT c FROM r") == [(16,), (16,)]
     finally:
         _rows(conn, "DROP DATABASE IF EXISTS sg_values_test")
+
+
+# Bytes read as utf8mb3 as MariaDB 10.11 stores them (INSERT of N'<bytes>' into utf8mb4 and
+# utf8mb3 columns without strict mode, read back with HEX: e2e test_sharded_adversary8).
+@pytest.mark.parametrize(
+    ("data", "stored"),
+    [
+        (b"\xe9", "3F"),
+        (b"\xe9x", "3F78"),
+        (b"a\xe9b", "613F62"),
+        (b"\xc3", "3F"),
+        (b"\xc3x", "3F78"),
+        (b"\xe3\xa9", "3F3F"),
+        (b"\xe3\xa9x", "3F3F78"),
+        (b"\xc0\xaf", "3F3F"),
+        (b"\xf0\x9f\x98\x80", "3F3F3F3F"),
+        (b"\xf0\x9f\x98", "3F3F3F"),
+        (b"\xf0\x9f\x98x", "3F3F3F78"),
+        (b"\xf4\x90\x80\x80", "3F3F3F3F"),
+        (b"\xc3\xa9\xe9", "C3A93F"),
+        (b"\xff", "3F"),
+        (b"\x80", "3F"),
+        (b"\xef\xbf\xbf", "EFBFBF"),
+        (b"\xe0\x80\x80", "3F3F3F"),
+        (b"\xf8\x88\x80\x80\x80", "3F3F3F3F3F"),
+    ],
+)
+def test_utf8mb3_bytes_are_stored_as_mariadb_stores_them(data: bytes, stored: str) -> None:
+    text = utf8mb3_stored(data)
+    assert text is not None and text.encode().hex().upper() == stored
+
+
+def test_an_encoded_surrogate_is_not_read() -> None:
+    assert utf8mb3_stored(b"\xed\xa0\x80") is None  # (MariaDB stores ED A0 80)
