@@ -15,6 +15,12 @@ points the suite at it the way its CI does (``MYSQL_HOST``, ``MYSQL_PORT``, ``MY
 themselves for an account without SUPER, as every proxy account is. Prints poku's summary
 and the failed files, each marked by design (``BY_DESIGN``, with the reason) or a difference
 from MariaDB. Exit status: 0 when every failure is by design.
+
+``--sharded``: ``mysql2test`` and ``mysql2other`` are sharded databases over both shards (the
+suite's tables, created without DBPARTITION, are single tables on physical database 0, served
+through the sharded executor), and ``BY_DESIGN_SHARDED`` adds what a sharded database refuses.
+Last runs (v3.23.4), plain and sharded alike: 209 files passed, 3 failed (2 by design; the
+third, test-select-ssl: ``SHOW STATUS LIKE 'Ssl_cipher'`` answers no row), 2 skipped.
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ from tests.drivers.stack import PASSWORD, running_stack
 # Test files that need what the proxy refuses by design, with the reason.
 BY_DESIGN: dict[str, str] = {
     "test-binary-multiple-results": "creates and CALLs a stored procedure (refused)",
+    "test-#433": (
+        "names that are not ASCII (Cyrillic table and column names) from a KOI8R client are "
+        "refused, 1235: the proxy reads statements as UTF-8 (README, 'Drivers')"
+    ),
 }
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -11,6 +11,13 @@ It starts two throwaway MariaDB shards and a proxy (``tests.drivers.stack``) wit
 checkout (its own ``pymysql`` package first on the path), prints pytest's summary and, per test
 that did not pass, whether it is one of the exclusions by design (``BY_DESIGN``, with the
 reason) or a real difference from MariaDB. Exit status: 0 when every failure is by design.
+
+``--sharded``: ``test1`` and ``test2`` are sharded databases over both shards (the suite's
+tables, created without DBPARTITION, are single tables on physical database 0, served through
+the sharded executor), and ``BY_DESIGN_SHARDED`` adds what a sharded database refuses. Last
+runs (v1.1.2): plain 152 passed, 12 failed (all by design), 13 skipped, 1 xfailed; sharded
+151 passed, 13 failed (all by design: the 12 and test_ok_and_next), 13 skipped, 1 xfailed.
+The full output is kept in ``$TMPDIR/pymysql-suite.log``.
 """
 
 from __future__ import annotations
