@@ -985,6 +985,19 @@ def _sharded_packet(
     for statement, decided in zip(command.statements, decisions, strict=True):
         original = command.sql[statement.start : statement.end] if command.sql else ""
         if isinstance(decided, Sharded):
+            if isinstance(decided.decision, TransactionControl):
+                return Deny(
+                    not_supported(
+                        "BEGIN, COMMIT, ROLLBACK and SET TRANSACTION in a multi-statement"
+                        " packet on a sharded database"
+                    )
+                )
+            if isinstance(decided.decision, TableLocks):
+                return Deny(
+                    not_supported(
+                        "LOCK and UNLOCK TABLES in a multi-statement packet on a sharded database"
+                    )
+                )
             if not isinstance(decided.decision, Route | NeedsSequence):
                 return _not_on_sharded("DDL and SHOW commands in a multi-statement packet")
             items.append(decided)

@@ -269,10 +269,19 @@ def proxy_status(
     )
 
 
-def status_rows(status: ProxyStatus, pattern: str | None) -> list[Row]:
+def tls_status(cipher: str | None, version: str | None) -> dict[str, str]:
+    """The session's own TLS variables, as MariaDB shows them: the cipher and protocol the
+    client connection negotiated with the proxy, empty without TLS."""
+    return {"Ssl_cipher": cipher or "", "Ssl_version": version or ""}
+
+
+def status_rows(
+    status: ProxyStatus, pattern: str | None, session: Mapping[str, str] | None = None
+) -> list[Row]:
     """SHOW STATUS: every variable (sorted by name, as MariaDB lists them) whose name matches
-    ``LIKE pattern`` (case-insensitively, ``%`` and ``_`` as in LIKE)."""
-    values = {
+    ``LIKE pattern`` (case-insensitively, ``%`` and ``_`` as in LIKE); ``session``: the
+    asking session's own (``tls_status``)."""
+    values: dict[str, int | str] = {
         "Uptime": status.uptime,
         "Uptime_since_flush_status": status.uptime,
         "Threads_connected": status.threads_connected,
@@ -280,6 +289,7 @@ def status_rows(status: ProxyStatus, pattern: str | None) -> list[Row]:
         "Questions": status.questions,
         "Queries": status.questions,
         **status.counters,
+        **(session or {}),
     }
     matches = None if pattern is None else LikePattern.compile(pattern).matches
     return [

@@ -125,6 +125,7 @@ from proxy.session.local import (
     result_set,
     statistics_text,
     status_rows,
+    tls_status,
     visible,
 )
 from proxy.session.login import (
@@ -762,7 +763,8 @@ class Session:
             self._write_resultset(list(EVENTS_COLUMNS), [])
         elif isinstance(decided, ShowStatus):
             self._write_resultset(
-                list(STATUS_COLUMNS), status_rows(self._proxy_status(), decided.pattern)
+                list(STATUS_COLUMNS),
+                status_rows(self._proxy_status(), decided.pattern, self._tls_status()),
             )
         elif isinstance(decided, Statistics):
             # COM_STATISTICS is answered with the bare text, in one packet.
@@ -1427,6 +1429,14 @@ class Session:
             if info is not None and visible(self.account, info):
                 shown[info.connection_id] = info
         return shown
+
+    def _tls_status(self) -> dict[str, str]:
+        """Ssl_cipher and Ssl_version of the client connection (empty without TLS)."""
+        layer = self.client.tls
+        if layer is None:
+            return tls_status(None, None)
+        cipher = layer.ssl_object.cipher()
+        return tls_status(cipher[0] if cipher else None, layer.ssl_object.version())
 
     def _proxy_status(self) -> ProxyStatus:
         """This process's status counters (SHOW STATUS, COM_STATISTICS)."""

@@ -2,9 +2,12 @@
 own test suites against the proxy (``run_pymysql_suite.py``, ``run_mysql2_suite.py``; not part
 of CI, which cannot reach the drivers' repositories).
 
-``python -m tests.drivers.stack DIR`` keeps a stack running until Ctrl-C and prints how to
-connect (for trying a driver by hand). Each database of ``DATABASES`` is created on its own
-shard with its administrator ``<db>`` (password ``PASSWORD``).
+``python -m tests.drivers.stack [--sharded] DIR`` keeps a stack running until Ctrl-C and
+prints how to connect (for trying a driver by hand). Each database is created on its own shard
+with its administrator ``<db>`` (password ``PASSWORD``); with ``sharded`` (``--sharded``), as a
+sharded database over both shards instead (``shardgate database create <db> --shards s0,s1``:
+8 physical databases, 4 per shard; a table created without DBPARTITION is a single table in
+physical database 0, and every statement goes through the sharded executor).
 """
 
 from __future__ import annotations
@@ -34,16 +37,21 @@ class Stack:
 
 @contextlib.contextmanager
 def running_stack(
-    base: Path, databases: tuple[str, ...] = ("test1", "test2"), extra: str = ""
+    base: Path,
+    databases: tuple[str, ...] = ("test1", "test2"),
+    extra: str = "",
+    sharded: bool = False,
 ) -> Iterator[Stack]:
-    """Shards (one per database) and a proxy (``extra``: lines for its [server] table)."""
+    """Shards (one per database, at least two) and a proxy (``extra``: lines for its [server]
+    table); ``sharded``: each database sharded over every shard."""
     base.mkdir(parents=True, exist_ok=True)
-    servers = [LocalMariaDB(base / f"shard{i}") for i in range(len(databases))]
+    servers = [LocalMariaDB(base / f"shard{i}") for i in range(max(2, len(databases)))]
     proxy = None
     try:
         with ThreadPoolExecutor(len(servers)) as pool:
             endpoints = list(pool.map(lambda s: s.start(), servers))
-        placement = [(name, f"s{i}") for i, name in enumerate(databases)]
+        every = ",".join(f"s{i}" for i in range(len(servers)))
+        placement = [(name, every if sharded else f"s{i}") for i, name in enumerate(databases)]
         (base / "proxy").mkdir(exist_ok=True)
         proxy = start_proxy(base / "proxy", endpoints, extra, placement, PASSWORD, RO_PASSWORD)
         assert proxy.server is not None
@@ -59,8 +67,9 @@ def running_stack(
 
 
 def main() -> None:
-    base = Path(sys.argv[1] if len(sys.argv) > 1 else ".shardgate/drivers")
-    with running_stack(base.resolve()) as stack:
+    args = [arg for arg in sys.argv[1:] if arg != "--sharded"]
+    base = Path(args[0] if args else ".shardgate/drivers")
+    with running_stack(base.resolve(), sharded="--sharded" in sys.argv[1:]) as stack:
         print(
             json.dumps(
                 {

@@ -22,7 +22,7 @@ import uvloop
 from auth.catalog import Catalog
 from proxy.dev.localshard import ShardEndpoint, free_port
 from proxy.manage.admin.listener import admin_listener
-from proxy.manage.provision import create_database
+from proxy.manage.provision import create_database, create_sharded_database
 from proxy.ops.config import Config, load_config
 from proxy.server import ProxyServer
 
@@ -256,13 +256,22 @@ def start_proxy(
     ro_password: str,
 ) -> ProxyThread:
     """A proxy of its own (``extra``: lines for [server]) with these databases on these
-    shards, their built-in accounts having these passwords. Stop it with ``.stop()``."""
+    shards (``"s0,s1"``: a sharded database over both, 4 physical databases per shard), their
+    built-in accounts having these passwords. Stop it with ``.stop()``."""
     config_path = base / "shardgate.toml"
     write_config(config_path, shards, free_port(), extra)
     config = load_config(config_path)
     catalog = Catalog.open(config.catalog.url, config.base_dir)
     for name, shard in databases:
-        if catalog.snapshot().database(name) is None:
+        if catalog.snapshot().database(name) is not None:
+            continue
+        if "," in shard:
+            asyncio.run(
+                create_sharded_database(
+                    config, catalog, name, shard.split(","), None, admin_password, ro_password
+                )
+            )
+        else:
             asyncio.run(create_database(config, catalog, name, shard, admin_password, ro_password))
     catalog.close()
     runner = ProxyThread(config)

@@ -5,13 +5,16 @@ SHOW ENGINE ... STATUS, the shard's internals, is refused."""
 from __future__ import annotations
 
 import shutil
+import ssl
 import subprocess
+from pathlib import Path
 
 import mysql.connector
 import pymysql
 import pytest
 
-from tests.e2e.conftest import PASSWORDS, ProxyEnv
+from proxy.dev.localshard import ShardEndpoint
+from tests.e2e.conftest import PASSWORDS, ProxyEnv, self_signed_cert, start_proxy
 
 
 def _status(conn: pymysql.connections.Connection, sql: str) -> dict[str, str]:
@@ -61,6 +64,34 @@ def test_show_status_is_the_proxys_own(proxy: ProxyEnv) -> None:
         with conn.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as info:
             cur.execute("SHOW GLOBAL STATUS WHERE Variable_name = 'Uptime'")
         assert info.value.args[0] == 1235
+
+
+def test_ssl_status_is_the_sessions_own(shards: list[ShardEndpoint], tmp_path: Path) -> None:
+    """Ssl_cipher and Ssl_version (mysql2's test-select-ssl reads Ssl_cipher): the client
+    connection's own TLS, empty without it, as MariaDB answers (they were not shown at all)."""
+    cert, key = self_signed_cert(tmp_path)
+    extra = f'tls_cert = "{cert}"\ntls_key = "{key}"\n'
+    runner = start_proxy(tmp_path, shards, extra, [("ssldb", "s0")], "Ssl#admin1", "SslRO#1")
+    try:
+        assert runner.server is not None
+        login = {"host": "127.0.0.1", "port": runner.server.port, "user": "ssldb"}
+        with pymysql.connect(**login, password="Ssl#admin1", database="ssldb") as conn:
+            assert _status(conn, "SHOW STATUS LIKE 'Ssl_cipher'") == {"Ssl_cipher": ""}
+            assert _status(conn, "SHOW GLOBAL STATUS LIKE 'ssl\\_%'") == {
+                "Ssl_cipher": "",
+                "Ssl_version": "",
+            }
+        verify = {"check_hostname": False, "verify_mode": ssl.CERT_NONE}
+        with pymysql.connect(**login, password="Ssl#admin1", database="ssldb", ssl=verify) as conn:
+            assert conn._sock is not None and isinstance(conn._sock, ssl.SSLSocket)
+            cipher = conn._sock.cipher()
+            assert cipher is not None
+            assert _status(conn, "SHOW SESSION STATUS LIKE 'Ssl%'") == {
+                "Ssl_cipher": cipher[0],
+                "Ssl_version": conn._sock.version(),
+            }
+    finally:
+        runner.stop()
 
 
 def test_the_shards_internals_are_refused(proxy: ProxyEnv) -> None:
