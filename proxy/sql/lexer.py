@@ -49,7 +49,10 @@ inside the code of an executable comment (on MariaDB its ``*/`` ends both), any 
 there unless the server is MariaDB (which skips it and reads on in the code: checked against
 MariaDB 10.11), a ``;`` inside the code of an executable comment (what MariaDB does depends on
 the client: with multi-statements it ends the statement there and fails on the rest, without
-them it reads on to the comment's end), ``\\N`` and other backslashes outside strings,
+them it reads on to the comment's end), two minus signs that are no comment (``--`` followed by
+neither a space nor a control character) right before a comment, an executable comment's marker
+or end, or the end of the statement (the executable text, where a space or its end follows them
+then, would read a comment there), ``\\N`` and other backslashes outside strings,
 ``{ } [ ] :``, control characters outside strings (NUL inside a string literal is data, as the
 server reads it; anywhere else -- comments, quoted names -- it is refused), a lone ``@`` or one
 followed by a non-ASCII character, and Unicode spaces or control characters in unquoted names.
@@ -742,6 +745,20 @@ def _executable(sql: str, ts: int, te: int, flavor: ServerFlavor | None) -> tupl
     return False, end
 
 
+# Two minus signs that are not a comment ("--" followed by neither a space nor a control
+# character) must not end up followed by one in the executable text: a comment or an
+# executable-comment marker cut from right after them becomes a space there, and the end of a
+# statement's text is the end of the input to the server -- either makes "--" a comment in the
+# text ("SELECT 0 --/**/ 1, 'x<LF> ...'": the text's comment ends at the string's line feed and
+# the rest of the string is code). Refused.
+_DASHES: Final = "a comment or the end of the statement right after '--' that is no comment"
+
+
+def _dashes(sql: str, end: int, prev_image: str) -> bool:
+    """Whether the statement's last token, ending at ``end``, is a ``-`` right after another."""
+    return prev_image == "-" and end >= 2 and sql[end - 2] == "-"
+
+
 _NUMERIC = (TokenKind.NUMBER, TokenKind.HEX, TokenKind.BIT)
 _LITERAL_IMAGES: Final = frozenset({"?", "'?'", "NULL", "TRUE", "FALSE"})
 
@@ -851,6 +868,8 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
             if raw == ";":
                 if in_exec:
                     raise _error(sql, ts, "a ';' inside an executable comment")
+                if _dashes(sql, last_end, prev_image):
+                    raise _error(sql, ts, _DASHES)
                 if first >= 0:
                     if parts_at_last:
                         text = "".join(parts[:parts_at_last]) + sql[seg_at_last:last_end]
@@ -926,6 +945,8 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
             # (code opened: sql[ts:te] is its marker, no NUL)
             if nul and "\x00" in sql[ts:te]:
                 raise _error(sql, ts, "NUL character in a comment")
+            if prev_end == ts and _dashes(sql, ts, prev_image):
+                raise _error(sql, ts, _DASHES)
             if first >= 0:
                 parts.append(sql[seg_start:ts])
                 parts.append(" ")
@@ -940,6 +961,8 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
                 image = value = raw = "*"
             else:
                 in_exec = False
+                if prev_end == ts and _dashes(sql, ts, prev_image):
+                    raise _error(sql, ts, _DASHES)
                 if first >= 0:
                     parts.append(sql[seg_start:ts])
                     parts.append(" ")
@@ -1075,6 +1098,8 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
 
     if in_exec:
         raise _error(sql, n, "unterminated executable comment")
+    if _dashes(sql, last_end, prev_image):
+        raise _error(sql, last_end, _DASHES)
     if first >= 0:
         if parts_at_last:
             text = "".join(parts[:parts_at_last]) + sql[seg_at_last:last_end]

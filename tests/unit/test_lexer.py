@@ -376,6 +376,22 @@ EXEC_ERRORS: list[tuple[str, Flavor]] = [
     ("SELECT 5 /*!50000 + 1 ", MARIADB),
     # dollar-quoted strings of MySQL 9
     ("SELECT $$x$$", ServerFlavor(90100, False)),
+    # "--" that is no comment, then a comment cut out of the executable text (a space there)
+    # or the statement's end (the end of the text): the text would read a comment there
+    (
+        "SELECT a FROM pub WHERE a = 0 --/*!*/ 1 OR 'x\n OR a IN (SELECT a FROM secret) -- '",
+        MARIADB,
+    ),
+    ("SELECT 0 --/**/ 1, 'x\n, (SELECT a FROM secret) -- '", None),
+    ("SELECT 0 --/*!*/ 1", MARIADB),
+    ("SELECT 0 /*! --/* c */ 1 */", MARIADB),
+    ("SELECT 0 /*! + 1 --# c\n 1 */", MARIADB),
+    ("SELECT 0 /*! + 1 --*/ 1", MARIADB),
+    ("SELECT 0 --/*!99999 x */ 1", MARIADB),
+    ("SELECT 0 --# c\n 1", None),
+    ("SELECT 0----\t", None),
+    ("SELECT 0--;SELECT 1", None),
+    ("SELECT 0--/* c */;SELECT 1", None),
 ]
 
 
@@ -395,6 +411,27 @@ def test_executable_text_relexes_to_the_same_key() -> None:
         for statement in lex(sql, flavor=flavor):
             again = lex(statement.text)
             assert [s.key for s in again] == [statement.key]
+
+
+def test_executable_text_relexes_to_the_same_key_around_dashes_and_cuts() -> None:
+    # every text of up to four of these pieces after "SELECT 0" that the lexer accepts: its
+    # executable text reads as its tokens (a cut comment is a space there, which after "--"
+    # would make it a comment; the end of a statement's text is the end of the input)
+    pieces = ["-", "--", "-- ", "/**/", "/*!", "*/", "/*!99999 x */", "#c\n", "1", " ", "'a\nb'"]
+    pieces += [";", "\n", "/*! 1 */"]
+    checked = 0
+    for count in range(1, 5):
+        for combo in itertools.product(pieces, repeat=count):
+            sql = "SELECT 0" + "".join(combo)
+            try:
+                statements = lex(sql, flavor=MARIADB)
+            except LexError:
+                continue
+            for statement in statements:
+                again = lex(statement.text, flavor=MARIADB)
+                assert [s.key for s in again] == [statement.key], (sql, statement.text)
+                checked += 1
+    assert checked > 5000
 
 
 FLAVORS = [
