@@ -111,3 +111,91 @@ def test_the_unsharded_relay_reads_no_table_the_account_lacks(proxy: ProxyEnv) -
             cur.execute(f"DROP USER IF EXISTS '{PLAIN_READER[0]}'@'%'")
             cur.execute("DROP TABLE IF EXISTS advlex_pub, advlex_secret")
         admin.close()
+
+
+# Comments nested in the code of executable comments (read as MariaDB reads them since
+# 3d9c88f) that hide ``secret`` or a DROP from a reader that gets the comment's end wrong.
+_NESTED = [
+    "SELECT a FROM pub /*! /* c */ , secret */",
+    "SELECT a FROM pub /*! /* c /* d */ , secret */",
+    "SELECT a FROM pub /*! /*/ , pub */ , secret */",
+    "SELECT a FROM pub /*! /**/ , secret */",
+    "SELECT a FROM pub /*! # c */\n , secret */",
+    "SELECT a FROM pub /*! # c */\r , secret */\n */",
+    "SELECT a FROM pub /*! # c */\r\n , secret */",
+    "SELECT a FROM pub /*! -- c */\n , secret */",
+    "SELECT a FROM pub /*! -- c */\r , secret */\n */",
+    "SELECT a FROM pub /*! --\t*/\n , secret */",
+    "SELECT a FROM pub /*! --x */ , secret",
+    "SELECT a FROM pub /*! /*!99999 c */ , secret */",
+    "SELECT a FROM pub /*! /*!99999 /* c */ */ , secret */",
+    "SELECT a FROM pub /*! /*!99999 /*! */ , secret */ */",
+    "SELECT a FROM pub /*! /*M!999999 c */ , secret */",
+    "SELECT a FROM pub /*! /*!50700 c */ , secret */",
+    "SELECT a FROM pub /*!99999 /*! , secret */ */",
+    "SELECT a FROM pub /*!99999 /* , secret */ , secret */",
+    "SELECT a FROM pub /*! /*! , secret */ */",
+    "SELECT a FROM pub /*! /*!1234 , secret */ */",
+    "SELECT a FROM pub /*! /*M! , secret */ */",
+    "SELECT a FROM pub /*M!100000 /* c */ , secret */",
+    "SELECT a FROM pub /*!50000 /* c */ , secret */",
+    "SELECT a FROM pub /*! '/*' , secret */",
+    "SELECT a FROM pub /*! /* ' */ , secret /* ' */ */",
+    'SELECT a FROM pub /*! /* " */ , secret /* " */ */',
+    "SELECT a FROM pub /*! /* ` */ , secret /* ` */ */",
+    "SELECT a FROM pub /*! , '*/' , secret */",
+    "SELECT a FROM pub /*! /* c */ ; SELECT v FROM secret */",
+    "SELECT a FROM pub /*! # c */\n ; DROP TABLE pub */",
+    "SELECT a FROM pub /*! /* c */ */ ; DROP TABLE pub",
+    "SELECT a FROM pub /*! /* c */ UNION SELECT v FROM secret */",
+    "SELECT a FROM pub WHERE 1 /*! /* c */ AND EXISTS (SELECT 1 FROM secret) */",
+    "/*! /* c */ DROP TABLE pub */",
+    "/*! # c\n DROP TABLE pub */",
+    "/*!99999 /* c */ SELECT 1 */ DROP TABLE pub",
+    "/*M! -- c\n DROP TABLE pub */",
+]
+
+
+def _reach_nothing(conn: pymysql.connections.Connection, pub: str, secret: str) -> None:
+    for form in _NESTED:
+        sql = form.replace("secret", secret).replace("pub", pub)
+        outcome = _outcome(conn, sql)
+        assert SECRET not in repr(outcome), (sql, outcome)
+        # refused, denied, or what reads pub alone (its rows)
+        assert outcome in (("error", 1064), ("error", 1142)) or outcome[0] == "rows", (sql, outcome)
+        assert _outcome(conn, f"SELECT COUNT(*) FROM {pub}")[0] == "rows", (sql, "dropped")
+
+
+def test_nested_comment_forms_reach_no_other_table_sharded(sharded: ProxyEnv) -> None:
+    conn = sharded.connect(READER[0], READER[1], database=DB)
+    try:
+        _reach_nothing(conn, "pub", "secret")
+    finally:
+        conn.close()
+
+
+def test_nested_comment_forms_reach_no_other_table_unsharded(proxy: ProxyEnv) -> None:
+    admin = proxy.connect()
+    try:
+        with admin.cursor() as cur:
+            for sql in (
+                "DROP TABLE IF EXISTS advlex_pub2, advlex_secret2",
+                "CREATE TABLE advlex_pub2 (a varchar(20))",
+                "CREATE TABLE advlex_secret2 (v varchar(20))",
+                "INSERT INTO advlex_pub2 VALUES ('p1')",
+                f"INSERT INTO advlex_secret2 VALUES ('{SECRET}')",
+                f"CREATE USER IF NOT EXISTS '{PLAIN_READER[0]}'@'%'"
+                f" IDENTIFIED BY '{PLAIN_READER[1]}'",
+                f"GRANT SELECT ON easydb.advlex_pub2 TO '{PLAIN_READER[0]}'@'%'",
+            ):
+                cur.execute(sql)
+        conn = proxy.connect(PLAIN_READER[0], PLAIN_READER[1], database="easydb")
+        try:
+            _reach_nothing(conn, "advlex_pub2", "advlex_secret2")
+        finally:
+            conn.close()
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP USER IF EXISTS '{PLAIN_READER[0]}'@'%'")
+            cur.execute("DROP TABLE IF EXISTS advlex_pub2, advlex_secret2")
+        admin.close()
