@@ -52,7 +52,9 @@ the client: with multi-statements it ends the statement there and fails on the r
 them it reads on to the comment's end), two minus signs that are no comment (``--`` followed by
 neither a space nor a control character) right before a comment, an executable comment's marker
 or end, or the end of the statement (the executable text, where a space or its end follows them
-then, would read a comment there), ``\\N`` and other backslashes outside strings,
+then, would read a comment there), under ``IGNORE_SPACE`` a comment right after a built-in's
+name of ``SPACED_FUNCTIONS`` (the text, a space there, could call the built-in), ``\\N`` and
+other backslashes outside strings,
 ``{ } [ ] :``, control characters outside strings (NUL inside a string literal is data, as the
 server reads it; anywhere else -- comments, quoted names -- it is refused), a lone ``@`` or one
 followed by a non-ASCII character, and Unicode spaces or control characters in unquoted names.
@@ -759,6 +761,25 @@ def _dashes(sql: str, end: int, prev_image: str) -> bool:
     return prev_image == "-" and end >= 2 and sql[end - 2] == "-"
 
 
+# Under IGNORE_SPACE a built-in's name of sql_functions[] followed by a comment (executable-
+# comment markers included) is a name for MariaDB even when "(" follows the comment, but the
+# executable text, where the comment is a space, would call the built-in ("SELECT system_user
+# /*!*/ ()": a stored function for MariaDB and the analysis, the shard's own SYSTEM_USER() in
+# the text a sharded database's partitions run). Refused.
+_SPACED: Final = "a comment after a built-in function's name under IGNORE_SPACE"
+
+
+def _spaced_name(sql: str, end: int, kind: TokenKind | None, image: str) -> bool:
+    """Whether the last token, ending at ``end``, is an unquoted built-in's name read as a
+    name (:data:`~proxy.sql.mariadb_words.SPACED_FUNCTIONS` not followed at once by ``(``)."""
+    return (
+        kind is TokenKind.IDENT
+        and image[:1] == "`"
+        and sql[end - 1] not in '`"'
+        and image[1:-1].upper() in SPACED_FUNCTIONS
+    )
+
+
 _NUMERIC = (TokenKind.NUMBER, TokenKind.HEX, TokenKind.BIT)
 _LITERAL_IMAGES: Final = frozenset({"?", "'?'", "NULL", "TRUE", "FALSE"})
 
@@ -947,6 +968,8 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
                 raise _error(sql, ts, "NUL character in a comment")
             if prev_end == ts and _dashes(sql, ts, prev_image):
                 raise _error(sql, ts, _DASHES)
+            if mode.ignore_space and _spaced_name(sql, prev_end, prev_kind, prev_image):
+                raise _error(sql, ts, _SPACED)
             if first >= 0:
                 parts.append(sql[seg_start:ts])
                 parts.append(" ")
@@ -963,6 +986,8 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
                 in_exec = False
                 if prev_end == ts and _dashes(sql, ts, prev_image):
                     raise _error(sql, ts, _DASHES)
+                if mode.ignore_space and _spaced_name(sql, prev_end, prev_kind, prev_image):
+                    raise _error(sql, ts, _SPACED)
                 if first >= 0:
                     parts.append(sql[seg_start:ts])
                     parts.append(" ")

@@ -199,3 +199,30 @@ def test_nested_comment_forms_reach_no_other_table_unsharded(proxy: ProxyEnv) ->
             cur.execute(f"DROP USER IF EXISTS '{PLAIN_READER[0]}'@'%'")
             cur.execute("DROP TABLE IF EXISTS advlex_pub2, advlex_secret2")
         admin.close()
+
+
+# Under IGNORE_SPACE, a built-in's name of sql_functions[] then a comment then "(": MariaDB
+# (and the analysis) call a stored function of that name, the executable text -- the comment a
+# space there -- the built-in: SYSTEM_USER() on a partition named the proxy's own account there.
+_SPACED = [
+    "SELECT a, system_user /*!*/ () FROM pub",
+    "SELECT a, system_user/*!*/() FROM pub WHERE id = 1",
+    "SELECT a, session_user /*! () */ FROM pub",
+    "SELECT a, /*! system_user */ () FROM pub",
+    "SELECT a, system_user /* c */ () FROM pub",
+    "SELECT a, system_user # c\n () FROM pub",
+]
+
+
+def test_a_builtins_name_then_a_comment_never_calls_the_shards_builtin(sharded: ProxyEnv) -> None:
+    conn = sharded.connect(READER[0], READER[1], database=DB)
+    try:
+        assert _outcome(conn, "SET SESSION sql_mode = CONCAT(@@sql_mode, ',IGNORE_SPACE')")[0] == (
+            "rows"
+        )
+        for sql in _SPACED:
+            outcome = _outcome(conn, sql)
+            assert "sgm_" not in repr(outcome), (sql, outcome)  # the proxy's shard account
+            assert outcome == ("error", 1064), (sql, outcome)
+    finally:
+        conn.close()
