@@ -46,18 +46,18 @@ It is deliberately stricter than the server where the server's rules are subtle,
 (error 1064) rather than guess: a number running into identifier characters (``1abc``, ``0x1g``,
 ``1e5x``), a number right after ``.``, a ``.`` right after a number, an executable comment
 inside the code of an executable comment (on MariaDB its ``*/`` ends both), any other comment
-there unless the server is MariaDB (which skips it and reads on in the code: checked against
-MariaDB 10.11), a ``;`` inside the code of an executable comment (what MariaDB does depends on
-the client: with multi-statements it ends the statement there and fails on the rest, without
-them it reads on to the comment's end), two minus signs that are no comment (``--`` followed by
-neither a space nor a control character) right before a comment, an executable comment's marker
-or end, or the end of the statement (the executable text, where a space or its end follows them
-then, would read a comment there), under ``IGNORE_SPACE`` a comment right after a built-in's
-name of ``SPACED_FUNCTIONS`` (the text, a space there, could call the built-in), ``\\N`` and
-other backslashes outside strings,
-``{ } [ ] :``, control characters outside strings (NUL inside a string literal is data, as the
-server reads it; anywhere else -- comments, quoted names -- it is refused), a lone ``@`` or one
-followed by a non-ASCII character, and Unicode spaces or control characters in unquoted names.
+there unless the server is MariaDB before 12.0 (which skips it and reads on in the code: checked
+against MariaDB 10.11), a ``;`` inside the code of an executable comment (what MariaDB does
+depends on the client: with multi-statements it ends the statement there and fails on the rest,
+without them it reads on to the comment's end), two minus signs that are no comment (``--``
+followed by neither a space nor a control character) right before a comment, an executable
+comment's marker or end, or the end of the statement (the executable text, where a space or its
+end follows them then, would read a comment there), under ``IGNORE_SPACE`` a comment right after
+a built-in's name of ``SPACED_FUNCTIONS`` (the text, a space there, could call the built-in),
+``\\N`` and other backslashes outside strings, ``{ } [ ] :``, control characters outside strings
+(NUL inside a string literal is data, as the server reads it; anywhere else -- comments, quoted
+names -- it is refused), a lone ``@`` or one followed by a non-ASCII character, and Unicode
+spaces or control characters in unquoted names.
 Unterminated strings, quoted identifiers and comments are errors too (the server reads an
 unterminated backquoted name to the end of the input; the proxy refuses it). On MySQL 9 and
 later a word starting with ``$`` is refused (it may open a dollar-quoted string there).
@@ -780,6 +780,10 @@ def _spaced_name(sql: str, end: int, kind: TokenKind | None, image: str) -> bool
     )
 
 
+# The first MariaDB version whose reading of a comment in executable code is not checked (the
+# reading was checked against 10.11; 12.0 added optimizer hints to the lexer's comments).
+_NESTED_UNCHECKED: Final = 120000
+
 _NUMERIC = (TokenKind.NUMBER, TokenKind.HEX, TokenKind.BIT)
 _LITERAL_IMAGES: Final = frozenset({"?", "'?'", "NULL", "TRUE", "FALSE"})
 
@@ -954,8 +958,10 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
                 # first "*/", "#" and "-- " to the end of the line, a skipped versioned
                 # comment as anywhere else (consume_comment(1)). An executable comment there
                 # is code whose "*/" ends both (the outer one's "*/" is then "*" and "/"):
-                # refused, as any comment in it for a server not known to be MariaDB.
-                if flavor is None or not flavor.mariadb:
+                # refused, as any comment in it for a server not known to be MariaDB, or one
+                # of a MariaDB series this reading was not checked against (12.0 and later
+                # changed the lexer's comment handling for optimizer hints).
+                if flavor is None or not flavor.mariadb or flavor.version >= _NESTED_UNCHECKED:
                     raise _error(sql, ts, "comment inside an executable comment")
                 if g == _G_EXEC_OPEN:
                     code, te = _executable(sql, ts, te, flavor)

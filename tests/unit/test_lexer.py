@@ -361,6 +361,7 @@ EXEC_ERRORS: list[tuple[str, Flavor]] = [
     ("SELECT 5 /*! + 1 /*!101119 + 2 */ + 3 */", MARIADB),
     ("SELECT 5 /*!50000 + 1 /* c */ + 2 */", MYSQL84),
     ("SELECT 5 /*! + 1 /* c */ + 2 */", None),
+    ("SELECT 5 /*! + 1 /* c */ + 2 */", ServerFlavor(120100, True)),  # (not checked there)
     ("SELECT 5 /*! + 1 # c \n + 2 */", MYSQL80),
     # a comment in the code running to the end: the executable comment is unterminated
     ("SELECT 5 /*! + 1 # c */", MARIADB),
@@ -393,6 +394,12 @@ EXEC_ERRORS: list[tuple[str, Flavor]] = [
     ("SELECT 0--;SELECT 1", None),
     ("SELECT 0--/* c */;SELECT 1", None),
 ]
+
+
+def test_a_comment_in_executable_code_is_read_on_the_checked_mariadb_series() -> None:
+    for flavor in (ServerFlavor(100600, True), MARIADB, ServerFlavor(110402, True)):
+        [statement] = lex("SELECT 5 /*! + 1 /* c */ + 2 */", flavor=flavor)
+        assert statement.key == "SELECT ? + ? + ?"
 
 
 @pytest.mark.parametrize(("sql", "flavor"), EXEC_ERRORS)
