@@ -46,13 +46,18 @@ It is deliberately stricter than the server where the server's rules are subtle,
 (error 1064) rather than guess: a number running into identifier characters (``1abc``, ``0x1g``,
 ``1e5x``), a number right after ``.``, a ``.`` right after a number, an executable comment
 inside the code of an executable comment (on MariaDB its ``*/`` ends both), any other comment
-there unless the server is MariaDB (which skips it and reads on in the code: checked against
-MariaDB 10.11), a ``;`` inside the code of an executable comment (what MariaDB does depends on
-the client: with multi-statements it ends the statement there and fails on the rest, without
-them it reads on to the comment's end), ``\\N`` and other backslashes outside strings,
-``{ } [ ] :``, control characters outside strings (NUL inside a string literal is data, as the
-server reads it; anywhere else -- comments, quoted names -- it is refused), a lone ``@`` or one
-followed by a non-ASCII character, and Unicode spaces or control characters in unquoted names.
+there unless the server is MariaDB before 12.0 (which skips it and reads on in the code: checked
+against MariaDB 10.11), a ``;`` inside the code of an executable comment (what MariaDB does
+depends on the client: with multi-statements it ends the statement there and fails on the rest,
+without them it reads on to the comment's end), two minus signs that are no comment (``--``
+followed by neither a space nor a control character) right before a comment, an executable
+comment's marker or end, or the end of the statement (the executable text, where a space or its
+end follows them then, would read a comment there), under ``IGNORE_SPACE`` a comment right after
+a built-in's name of ``SPACED_FUNCTIONS`` (the text, a space there, could call the built-in),
+``\\N`` and other backslashes outside strings, ``{ } [ ] :``, control characters outside strings
+(NUL inside a string literal is data, as the server reads it; anywhere else -- comments, quoted
+names -- it is refused), a lone ``@`` or one followed by a non-ASCII character, and Unicode
+spaces or control characters in unquoted names.
 Unterminated strings, quoted identifiers and comments are errors too (the server reads an
 unterminated backquoted name to the end of the input; the proxy refuses it). On MySQL 9 and
 later a word starting with ``$`` is refused (it may open a dollar-quoted string there).
@@ -742,6 +747,43 @@ def _executable(sql: str, ts: int, te: int, flavor: ServerFlavor | None) -> tupl
     return False, end
 
 
+# Two minus signs that are not a comment ("--" followed by neither a space nor a control
+# character) must not end up followed by one in the executable text: a comment or an
+# executable-comment marker cut from right after them becomes a space there, and the end of a
+# statement's text is the end of the input to the server -- either makes "--" a comment in the
+# text ("SELECT 0 --/**/ 1, 'x<LF> ...'": the text's comment ends at the string's line feed and
+# the rest of the string is code). Refused.
+_DASHES: Final = "a comment or the end of the statement right after '--' that is no comment"
+
+
+def _dashes(sql: str, end: int, prev_image: str) -> bool:
+    """Whether the statement's last token, ending at ``end``, is a ``-`` right after another."""
+    return prev_image == "-" and end >= 2 and sql[end - 2] == "-"
+
+
+# Under IGNORE_SPACE a built-in's name of sql_functions[] followed by a comment (executable-
+# comment markers included) is a name for MariaDB even when "(" follows the comment, but the
+# executable text, where the comment is a space, would call the built-in ("SELECT system_user
+# /*!*/ ()": a stored function for MariaDB and the analysis, the shard's own SYSTEM_USER() in
+# the text a sharded database's partitions run). Refused.
+_SPACED: Final = "a comment after a built-in function's name under IGNORE_SPACE"
+
+
+def _spaced_name(sql: str, end: int, kind: TokenKind | None, image: str) -> bool:
+    """Whether the last token, ending at ``end``, is an unquoted built-in's name read as a
+    name (:data:`~proxy.sql.mariadb_words.SPACED_FUNCTIONS` not followed at once by ``(``)."""
+    return (
+        kind is TokenKind.IDENT
+        and image[:1] == "`"
+        and sql[end - 1] not in '`"'
+        and image[1:-1].upper() in SPACED_FUNCTIONS
+    )
+
+
+# The first MariaDB version whose reading of a comment in executable code is not checked (the
+# reading was checked against 10.11; 12.0 added optimizer hints to the lexer's comments).
+_NESTED_UNCHECKED: Final = 120000
+
 _NUMERIC = (TokenKind.NUMBER, TokenKind.HEX, TokenKind.BIT)
 _LITERAL_IMAGES: Final = frozenset({"?", "'?'", "NULL", "TRUE", "FALSE"})
 
@@ -851,6 +893,8 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
             if raw == ";":
                 if in_exec:
                     raise _error(sql, ts, "a ';' inside an executable comment")
+                if _dashes(sql, last_end, prev_image):
+                    raise _error(sql, ts, _DASHES)
                 if first >= 0:
                     if parts_at_last:
                         text = "".join(parts[:parts_at_last]) + sql[seg_at_last:last_end]
@@ -914,8 +958,10 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
                 # first "*/", "#" and "-- " to the end of the line, a skipped versioned
                 # comment as anywhere else (consume_comment(1)). An executable comment there
                 # is code whose "*/" ends both (the outer one's "*/" is then "*" and "/"):
-                # refused, as any comment in it for a server not known to be MariaDB.
-                if flavor is None or not flavor.mariadb:
+                # refused, as any comment in it for a server not known to be MariaDB, or one
+                # of a MariaDB series this reading was not checked against (12.0 and later
+                # changed the lexer's comment handling for optimizer hints).
+                if flavor is None or not flavor.mariadb or flavor.version >= _NESTED_UNCHECKED:
                     raise _error(sql, ts, "comment inside an executable comment")
                 if g == _G_EXEC_OPEN:
                     code, te = _executable(sql, ts, te, flavor)
@@ -926,6 +972,10 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
             # (code opened: sql[ts:te] is its marker, no NUL)
             if nul and "\x00" in sql[ts:te]:
                 raise _error(sql, ts, "NUL character in a comment")
+            if prev_end == ts and _dashes(sql, ts, prev_image):
+                raise _error(sql, ts, _DASHES)
+            if mode.ignore_space and _spaced_name(sql, prev_end, prev_kind, prev_image):
+                raise _error(sql, ts, _SPACED)
             if first >= 0:
                 parts.append(sql[seg_start:ts])
                 parts.append(" ")
@@ -940,6 +990,10 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
                 image = value = raw = "*"
             else:
                 in_exec = False
+                if prev_end == ts and _dashes(sql, ts, prev_image):
+                    raise _error(sql, ts, _DASHES)
+                if mode.ignore_space and _spaced_name(sql, prev_end, prev_kind, prev_image):
+                    raise _error(sql, ts, _SPACED)
                 if first >= 0:
                     parts.append(sql[seg_start:ts])
                     parts.append(" ")
@@ -1075,6 +1129,8 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
 
     if in_exec:
         raise _error(sql, n, "unterminated executable comment")
+    if _dashes(sql, last_end, prev_image):
+        raise _error(sql, last_end, _DASHES)
     if first >= 0:
         if parts_at_last:
             text = "".join(parts[:parts_at_last]) + sql[seg_at_last:last_end]

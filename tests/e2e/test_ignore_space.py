@@ -329,7 +329,11 @@ def test_broadcast_write_with_a_spaced_name_is_a_stored_function_call(
                 assert answer[0] == "rows", answer
             else:
                 assert answer == ("error", 1235)
-            assert _answer(cur, "UPDATE bc SET v = trim/**/(v) WHERE id = 1") == ("error", 1235)
+            # (under IGNORE_SPACE the lexer refuses a comment after the name: 1064)
+            assert _answer(cur, "UPDATE bc SET v = trim/**/(v) WHERE id = 1") == (
+                "error",
+                1064 if ignore_space else 1235,
+            )
     finally:
         conn.close()
     copies = set()

@@ -361,6 +361,7 @@ EXEC_ERRORS: list[tuple[str, Flavor]] = [
     ("SELECT 5 /*! + 1 /*!101119 + 2 */ + 3 */", MARIADB),
     ("SELECT 5 /*!50000 + 1 /* c */ + 2 */", MYSQL84),
     ("SELECT 5 /*! + 1 /* c */ + 2 */", None),
+    ("SELECT 5 /*! + 1 /* c */ + 2 */", ServerFlavor(120100, True)),  # (not checked there)
     ("SELECT 5 /*! + 1 # c \n + 2 */", MYSQL80),
     # a comment in the code running to the end: the executable comment is unterminated
     ("SELECT 5 /*! + 1 # c */", MARIADB),
@@ -376,7 +377,29 @@ EXEC_ERRORS: list[tuple[str, Flavor]] = [
     ("SELECT 5 /*!50000 + 1 ", MARIADB),
     # dollar-quoted strings of MySQL 9
     ("SELECT $$x$$", ServerFlavor(90100, False)),
+    # "--" that is no comment, then a comment cut out of the executable text (a space there)
+    # or the statement's end (the end of the text): the text would read a comment there
+    (
+        "SELECT a FROM pub WHERE a = 0 --/*!*/ 1 OR 'x\n OR a IN (SELECT a FROM secret) -- '",
+        MARIADB,
+    ),
+    ("SELECT 0 --/**/ 1, 'x\n, (SELECT a FROM secret) -- '", None),
+    ("SELECT 0 --/*!*/ 1", MARIADB),
+    ("SELECT 0 /*! --/* c */ 1 */", MARIADB),
+    ("SELECT 0 /*! + 1 --# c\n 1 */", MARIADB),
+    ("SELECT 0 /*! + 1 --*/ 1", MARIADB),
+    ("SELECT 0 --/*!99999 x */ 1", MARIADB),
+    ("SELECT 0 --# c\n 1", None),
+    ("SELECT 0----\t", None),
+    ("SELECT 0--;SELECT 1", None),
+    ("SELECT 0--/* c */;SELECT 1", None),
 ]
+
+
+def test_a_comment_in_executable_code_is_read_on_the_checked_mariadb_series() -> None:
+    for flavor in (ServerFlavor(100600, True), MARIADB, ServerFlavor(110402, True)):
+        [statement] = lex("SELECT 5 /*! + 1 /* c */ + 2 */", flavor=flavor)
+        assert statement.key == "SELECT ? + ? + ?"
 
 
 @pytest.mark.parametrize(("sql", "flavor"), EXEC_ERRORS)
@@ -395,6 +418,69 @@ def test_executable_text_relexes_to_the_same_key() -> None:
         for statement in lex(sql, flavor=flavor):
             again = lex(statement.text)
             assert [s.key for s in again] == [statement.key]
+
+
+def test_executable_text_relexes_to_the_same_key_around_dashes_and_cuts() -> None:
+    # every text of up to four of these pieces after "SELECT 0" that the lexer accepts: its
+    # executable text reads as its tokens (a cut comment is a space there, which after "--"
+    # would make it a comment; the end of a statement's text is the end of the input)
+    pieces = ["-", "--", "-- ", "/**/", "/*!", "*/", "/*!99999 x */", "#c\n", "1", " ", "'a\nb'"]
+    pieces += [";", "\n", "/*! 1 */"]
+    checked = 0
+    for count in range(1, 5):
+        for combo in itertools.product(pieces, repeat=count):
+            sql = "SELECT 0" + "".join(combo)
+            try:
+                statements = lex(sql, flavor=MARIADB)
+            except LexError:
+                continue
+            for statement in statements:
+                again = lex(statement.text, flavor=MARIADB)
+                assert [s.key for s in again] == [statement.key], (sql, statement.text)
+                checked += 1
+    assert checked > 5000
+
+
+IGNORE_SPACE_CUTS = [
+    "SELECT system_user /*!*/ () FROM t",
+    "SELECT count/**/(a) FROM t",
+    "SELECT count /*! (a) */ FROM t",
+    "SELECT /*! count */(a) FROM t",
+    "SELECT session_user#c\n() FROM t",
+    "SELECT max -- c\n (a) FROM t",
+    "SELECT a.sum /**/ FROM a",
+]
+
+
+@pytest.mark.parametrize("sql", IGNORE_SPACE_CUTS)
+def test_a_comment_after_a_builtins_name_is_refused_under_ignore_space(sql: str) -> None:
+    # MariaDB reads the name (a comment separates it from "("), the executable text -- the
+    # comment a space there -- would call the built-in under IGNORE_SPACE
+    mode = LexMode(ignore_space=True)
+    with pytest.raises(LexError):
+        lex(sql, mode, flavor=MARIADB)
+    with pytest.raises(LexError):
+        shapes(sql, mode, flavor=MARIADB)
+    lex(sql, flavor=MARIADB)  # (without IGNORE_SPACE the text reads the name too)
+
+
+def test_executable_text_relexes_to_the_same_key_after_builtin_names() -> None:
+    mode = LexMode(ignore_space=True)
+    pieces = ["count", "`count`", " ", "/**/", "/*!", "*/", "#c\n", "(1)", "(", ")", "1"]
+    checked = 0
+    for count in range(1, 5):
+        for combo in itertools.product(pieces, repeat=count):
+            sql = "SELECT " + "".join(combo)
+            for flavor_mode in (mode, LexMode()):
+                try:
+                    statements = lex(sql, flavor_mode, flavor=MARIADB)
+                except LexError:
+                    continue
+                for statement in statements:
+                    again = lex(statement.text, flavor_mode, flavor=MARIADB)
+                    assert [s.key for s in again] == [statement.key], (sql, statement.text)
+                    checked += 1
+    assert checked > 3000
 
 
 FLAVORS = [
@@ -808,18 +894,24 @@ _IS = LexMode(ignore_space=True)
         ("SELECT count(v) FROM t", _IS, True),
         ("SELECT count (v) FROM t", _IS, True),
         ("SELECT count \t\r\n\x0b\x0c(v) FROM t", _IS, True),
-        ("SELECT count/**/(v) FROM t", _IS, False),
-        ("SELECT count/*!*/(v) FROM t", _IS, False),
-        ("SELECT /*!count */(v) FROM t", _IS, False),
+        ("SELECT count/**/(v) FROM t", _IS, None),
+        ("SELECT count/*!*/(v) FROM t", _IS, None),
+        ("SELECT /*!count */(v) FROM t", _IS, None),
         ("SELECT /*!count (v)*/ FROM t", _IS, True),
-        ("SELECT count -- c\n(v) FROM t", _IS, False),
+        ("SELECT count -- c\n(v) FROM t", _IS, None),
         ("SELECT count FROM t", _IS, False),
     ],
 )
-def test_a_spaced_function_name_is_a_name(sql: str, mode: LexMode, called: bool) -> None:
+def test_a_spaced_function_name_is_a_name(sql: str, mode: LexMode, called: bool | None) -> None:
     """MariaDB's ``scan_ident_middle``: COUNT, SUM, NOW, TRIM... are the built-in only with
     ``(`` right after them -- under IGNORE_SPACE after whitespace only, never after a comment;
-    else an identifier (a stored function ``count``, a column ``count``), quoted in the key."""
+    else an identifier (a stored function ``count``, a column ``count``), quoted in the key.
+    (None: under IGNORE_SPACE a comment after the name is refused -- the executable text, the
+    comment a space there, would call the built-in.)"""
+    if called is None:
+        with pytest.raises(LexError):
+            lex(sql, mode, ServerFlavor(101119, True))
+        return
     [statement] = lex(sql, mode, ServerFlavor(101119, True))
     token = statement.tokens[1]
     assert token.value.upper() == "COUNT"
