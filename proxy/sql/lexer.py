@@ -93,7 +93,6 @@ from __future__ import annotations
 import enum
 import functools
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, NamedTuple
@@ -247,6 +246,15 @@ RESERVED_WORDS: frozenset[str] = frozenset(
     VARCHARACTER VARYING WHEN WHERE WHILE WITH WRITE XOR YEAR_MONTH ZEROFILL
     """.split()  # noqa: SIM905
 )
+# The longest word of RESERVED_WORDS and SPACED_FUNCTIONS (_scan upper-cases no longer word).
+_LONGEST_KEYWORD: Final = max(map(len, RESERVED_WORDS | SPACED_FUNCTIONS))
+
+
+def _is_keyword(word: str, keyword: str) -> bool:
+    """``word.upper() == keyword`` for an ASCII ``word``, without upper-casing a long one."""
+    return len(word) == len(keyword) and word.upper() == keyword
+
+
 # Words after a table reference that are not its alias (the sharded routing's and the
 # analysis' reading of ``FROM t x``: proxy.shard.route, proxy.sql.analyze).
 NOT_ALIAS: Final = frozenset(
@@ -721,9 +729,22 @@ def _scan_as(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: 
         raise _error(sql, err.pos, err.reason, server_name(flavor)) from None
 
 
+# ASCII's non-printable characters, deleted (str.translate) before a text's non-ASCII ones are
+# judged by str.isprintable.
+_ASCII_CONTROLS: Final = dict.fromkeys([*range(0x20), 0x7F])
+
+
 def _bad_word(word: str) -> bool:
-    """A non-ASCII space, control, format or unassigned character in an unquoted name."""
-    return any(ord(c) >= 0x80 and unicodedata.category(c)[0] in "ZC" for c in word)
+    """A non-ASCII space, control, format or unassigned character in an unquoted name (Unicode
+    category Z* or C*: exactly the characters ``str.isprintable`` refuses, ASCII's aside --
+    tests/unit/test_lexer_words.py checks every code point), one slice at a time (not one
+    Python step a character: a 16 MB name took 1.6 s)."""
+    width = max(_SLICE, 1)
+    for at in range(0, len(word), width):
+        part = word[at : at + width]
+        if not part.isprintable() and not part.translate(_ASCII_CONTROLS).isprintable():
+            return True
+    return False
 
 
 def _end_of_skipped(sql: str, pos: int) -> int:
@@ -870,7 +891,9 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
                     image = _quote_ident(raw)
                 else:
                     kind = TokenKind.WORD
-                    upper = raw.upper()
+                    # (a word longer than every keyword is none: not upper-cased, which holds
+                    # the interpreter lock for milliseconds a megabyte)
+                    upper = raw.upper() if len(raw) <= _LONGEST_KEYWORD else ""
                     image = upper if upper in RESERVED_WORDS else raw
                     if upper in SPACED_FUNCTIONS and not _called(sql, te, mode.ignore_space):
                         # a built-in only when "(" follows (module doc): a name otherwise
@@ -1063,7 +1086,7 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
                         -1,
                     )
                     rows_anchor = -1
-                elif prev_kind is TokenKind.WORD and prev_image.upper() == "VALUE":
+                elif prev_kind is TokenKind.WORD and _is_keyword(prev_image, "VALUE"):
                     list_at, list_in, expect, keep_to = len(images), False, _ELEMENT, -1
                     rows_anchor = -1
                 elif rows_anchor >= 0 and len(images) == rows_anchor + 1:
