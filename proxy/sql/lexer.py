@@ -93,7 +93,7 @@ from __future__ import annotations
 import enum
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
@@ -118,6 +118,7 @@ __all__ = [
     "lex",
     "server_name",
     "shapes",
+    "sliced_upper",
     "spaced_call",
     "unescape_string",
     "utf8_offsets",
@@ -270,6 +271,8 @@ _IDENT_CHARS = r"0-9A-Za-z_$\u0080-\U0010ffff"
 _NOT_IDENT = rf"(?![{_IDENT_CHARS}])"
 _ASCII_IDENT = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_$")
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PLAIN_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_PLAIN_RUN = re.compile(r"[A-Za-z0-9_]*+")
 _SQ_BS = r"'(?:[^'\\]++|\\[\s\S]|'')*+'"
 _SQ_NOBS = r"'(?:[^']++|'')*+'"
 _DQ_BS = r'"(?:[^"\\]++|\\[\s\S]|"")*+"'
@@ -692,7 +695,63 @@ def utf8_offsets(sql: str, offsets: Iterable[int]) -> list[int]:
 
 
 def _quote_ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
+    if len(name) <= _SLICE:
+        return "`" + name.replace("`", "``") + "`"
+    return "".join(["`", *_slices(name, _backquotes_doubled), "`"])
+
+
+def _backquotes_doubled(text: str) -> str:
+    return text.replace("`", "``")
+
+
+def _slices(text: str, method: Callable[[str], str]) -> list[str]:
+    """``method`` applied to each slice of ``text`` (``_SLICE``): for a ``method`` that reads
+    each character on its own, the pieces of ``method(text)`` -- without one call, which
+    holds the interpreter lock, over a 16 MB name (tens of milliseconds)."""
+    width = max(_SLICE, 1)
+    return [method(text[at : at + width]) for at in range(0, len(text), width)]
+
+
+def sliced_upper(text: str) -> str:
+    """``text.upper()`` (which maps each character on its own), a slice at a time."""
+    if len(text) <= _SLICE:
+        return text.upper()
+    return "".join(_slices(text, str.upper))
+
+
+def _sliced_lower(text: str) -> str:
+    """``text.lower()`` of an ASCII ``text``, a slice at a time (beyond ASCII, lower-casing
+    reads a character's neighbours: a final sigma)."""
+    if len(text) <= _SLICE:
+        return text.lower()
+    return "".join(_slices(text, str.lower))
+
+
+def _undoubled(text: str, quote: str) -> str:
+    """``text.replace(quote + quote, quote)``, a slice at a time: a slice that would end
+    inside a doubled quote ends before it."""
+    n = len(text)
+    width = max(_SLICE, 2)
+    if n <= width:
+        return text.replace(quote + quote, quote)
+    out: list[str] = []
+    pos = 0
+    while pos < n:
+        end = min(n, pos + width)
+        part = text[pos:end]
+        if end < n and (len(part) - len(part.rstrip(quote))) % 2:
+            end -= 1  # (the slice starts at a pair's start: so does its last run's tail)
+            part = part[:-1]
+        out.append(part.replace(quote + quote, quote))
+        pos = end
+    return "".join(out)
+
+
+def _plain_name(name: str) -> bool:
+    """``[A-Za-z_][A-Za-z0-9_]*`` matches the whole name (read in slices)."""
+    if len(name) <= _SLICE:
+        return _PLAIN_NAME.fullmatch(name) is not None
+    return name[:1] in _PLAIN_FIRST and _run(_PLAIN_RUN, name, 1) == len(name)
 
 
 def _error(sql: str, pos: int, what: str = "syntax error", server: str = "MySQL") -> LexError:
@@ -961,7 +1020,7 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
             if nul and "\x00" in raw:
                 raise _error(sql, ts, "NUL character in a quoted name")
             q = raw[0]
-            value = raw[1:-1].replace(q + q, q)
+            value = _undoubled(raw[1:-1], q)
             kind = TokenKind.IDENT
             image = _quote_ident(value)
         elif g == _G_EOF:
@@ -1009,7 +1068,7 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
         elif g == _G_SYSVAR:
             raw = sql[ts:te]
             kind = TokenKind.SYS_VAR
-            value = raw[2:].lower()
+            value = _sliced_lower(raw[2:])  # (ASCII: each character on its own)
             image = "@@" + value
         elif g == _G_USERVAR:
             raw = sql[ts:te]
@@ -1020,10 +1079,10 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
             if q == "'" or (q == '"' and not mode.ansi_quotes):
                 value = unescape_string(raw[2:-1], q, backslash)
             elif q == '"' or q == "`":
-                value = raw[2:-1].replace(q + q, q)
+                value = _undoubled(raw[2:-1], q)
             else:
                 value = raw[1:]
-            image = "@" + value if _PLAIN_NAME.fullmatch(value) else "@" + _quote_ident(value)
+            image = "@" + value if _plain_name(value) else "@" + _quote_ident(value)
         elif g == _G_PARAM:
             raw = value = image = "?"
             kind = TokenKind.PARAM

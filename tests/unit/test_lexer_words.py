@@ -5,6 +5,7 @@ time (one Python step a character took 1.6 s for 16 MB) -- with the same answers
 
 from __future__ import annotations
 
+import re
 import sys
 import unicodedata
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import proxy.sql.lexer as lexer_module
-from proxy.sql.lexer import LexError, lex, shapes
+from proxy.sql.lexer import LexError, LexMode, lex, shapes
 from proxy.sql.mariadb_words import SPACED_FUNCTIONS
 
 
@@ -126,3 +127,53 @@ def test_non_ascii_word_judged_by_slices() -> None:
         assert err.reason == "unsupported character in a name"
     else:
         raise AssertionError("a line separator in a name was read")
+
+
+# str methods that read their whole string (the others the lexer calls -- find, startswith,
+# count -- are given a window of it; isascii reads a flag)
+_WHOLE_TEXT_METHODS = frozenset(
+    {"upper", "lower", "replace", "translate", "isprintable", "rstrip", "split"}
+)
+
+
+def test_long_names_read_in_slices() -> None:
+    """Quoted names, variables and long words: no str method reading a whole string runs over
+    more than a slice of one (a 16 MB name undoubled or quoted in one call held the
+    interpreter lock for 60-100 ms)."""
+    width = 64
+    long = 50 * width
+    for sql, mode in (
+        ("SELECT `" + "a``" * long + "`", LexMode()),
+        ('SELECT "' + 'a""' * long + '"', LexMode(ansi_quotes=True)),
+        ("SET @`" + "a``" * long + "` = 1", LexMode()),
+        ("SET @'" + "a''" * long + "' = 1", LexMode()),
+        ("SET @" + "a" * long + " = 1", LexMode()),
+        ("SELECT @@" + "A" * long, LexMode()),
+        ("SELECT " + "é" * long, LexMode()),
+        ("SELECT '" + "\\n''" * long + "'", LexMode()),
+    ):
+        for read in (lex, shapes):
+            with _sliced(width):
+                calls = _c_calls(lambda sql=sql, mode=mode, read=read: read(sql, mode))
+            whole = [c for c in calls if c[0] in _WHOLE_TEXT_METHODS and c[1] > width]
+            assert whole == [], (sql[:20], read)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    text=st.lists(
+        st.sampled_from(["`", "``", "'", "a", "é", "A", "\u03a3", "_", "0"]), max_size=30
+    ).map("".join),
+    width=st.integers(1, 6),
+)
+def test_sliced_text_methods_as_whole(text: str, width: int) -> None:
+    with _sliced(width):
+        assert lexer_module._undoubled(text, "`") == text.replace("``", "`")
+        assert lexer_module._undoubled(text, "'") == text.replace("''", "'")
+        assert lexer_module._quote_ident(text) == "`" + text.replace("`", "``") + "`"
+        assert lexer_module.sliced_upper(text) == text.upper()
+        assert lexer_module._plain_name(text) == (
+            re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text) is not None
+        )
+        if text.isascii():
+            assert lexer_module._sliced_lower(text) == text.lower()
