@@ -118,6 +118,8 @@ __all__ = [
     "lex",
     "server_name",
     "shapes",
+    "sliced_lower",
+    "sliced_undoubled",
     "sliced_upper",
     "spaced_call",
     "unescape_string",
@@ -719,15 +721,15 @@ def sliced_upper(text: str) -> str:
     return "".join(_slices(text, str.upper))
 
 
-def _sliced_lower(text: str) -> str:
-    """``text.lower()`` of an ASCII ``text``, a slice at a time (beyond ASCII, lower-casing
-    reads a character's neighbours: a final sigma)."""
-    if len(text) <= _SLICE:
+def sliced_lower(text: str) -> str:
+    """``text.lower()``, a slice at a time when that maps each character on its own: when
+    ``text`` holds no capital sigma (whose lower case depends on its neighbours)."""
+    if len(text) <= _SLICE or _find(text, "\u03a3", 0) >= 0:
         return text.lower()
     return "".join(_slices(text, str.lower))
 
 
-def _undoubled(text: str, quote: str) -> str:
+def sliced_undoubled(text: str, quote: str) -> str:
     """``text.replace(quote + quote, quote)``, a slice at a time: a slice that would end
     inside a doubled quote ends before it."""
     n = len(text)
@@ -1020,7 +1022,7 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
             if nul and "\x00" in raw:
                 raise _error(sql, ts, "NUL character in a quoted name")
             q = raw[0]
-            value = _undoubled(raw[1:-1], q)
+            value = sliced_undoubled(raw[1:-1], q)
             kind = TokenKind.IDENT
             image = _quote_ident(value)
         elif g == _G_EOF:
@@ -1068,7 +1070,7 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
         elif g == _G_SYSVAR:
             raw = sql[ts:te]
             kind = TokenKind.SYS_VAR
-            value = _sliced_lower(raw[2:])  # (ASCII: each character on its own)
+            value = sliced_lower(raw[2:])
             image = "@@" + value
         elif g == _G_USERVAR:
             raw = sql[ts:te]
@@ -1079,7 +1081,7 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
             if q == "'" or (q == '"' and not mode.ansi_quotes):
                 value = unescape_string(raw[2:-1], q, backslash)
             elif q == '"' or q == "`":
-                value = _undoubled(raw[2:-1], q)
+                value = sliced_undoubled(raw[2:-1], q)
             else:
                 value = raw[1:]
             image = "@" + value if _plain_name(value) else "@" + _quote_ident(value)

@@ -16,7 +16,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import proxy.sql.analyze as analyze_module
 import proxy.sql.lexer as lexer_module
+from proxy.sql.analyze import analyze_with_digest
 from proxy.sql.lexer import LexError, LexMode, lex, shapes
 from proxy.sql.mariadb_words import SPACED_FUNCTIONS
 
@@ -162,18 +164,75 @@ def test_long_names_read_in_slices() -> None:
 @settings(max_examples=2000, deadline=None)
 @given(
     text=st.lists(
-        st.sampled_from(["`", "``", "'", "a", "é", "A", "\u03a3", "_", "0"]), max_size=30
+        st.sampled_from(["`", "``", "'", "a", "é", "A", "\u03a3", "_", "0", "\u0130", " "]),
+        max_size=30,
     ).map("".join),
     width=st.integers(1, 6),
 )
 def test_sliced_text_methods_as_whole(text: str, width: int) -> None:
     with _sliced(width):
-        assert lexer_module._undoubled(text, "`") == text.replace("``", "`")
-        assert lexer_module._undoubled(text, "'") == text.replace("''", "'")
+        assert lexer_module.sliced_undoubled(text, "`") == text.replace("``", "`")
+        assert lexer_module.sliced_undoubled(text, "'") == text.replace("''", "'")
         assert lexer_module._quote_ident(text) == "`" + text.replace("`", "``") + "`"
         assert lexer_module.sliced_upper(text) == text.upper()
         assert lexer_module._plain_name(text) == (
             re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text) is not None
         )
-        if text.isascii():
-            assert lexer_module._sliced_lower(text) == text.lower()
+        assert lexer_module.sliced_lower(text) == text.lower()
+    saved = analyze_module._ITEMS_SLICE
+    analyze_module._ITEMS_SLICE = width
+    try:
+        assert list(analyze_module._comma_items(text)) == text.split(",")
+    finally:
+        analyze_module._ITEMS_SLICE = saved
+
+
+def test_analysis_reads_long_names_in_slices() -> None:
+    """The classifier too (its keyword images, names, function names, character sets, SET's
+    variables and values): no whole-text str method over more than a slice of a long name
+    (sqlglot's names aside: it reads texts of at most 256 KiB)."""
+    width = 64
+    long = 50 * width
+    files = {lexer_module.__file__, analyze_module.__file__}
+    for sql in (
+        "SELECT " + "v" * long,
+        "SELECT " + "v" * long + "(1)",
+        "SELECT `" + "a``" * long + "`(1) FROM `" + "b``" * long + "`",
+        "SELECT * FROM `" + "a``" * long + "`.`t`",
+        "SELECT " + "é" * long + " FROM t",
+        "SET NAMES '" + "a" * long + "'",
+        "SET NAMES " + "a" * long,
+        "USE `" + "a``" * long + "`",
+        "SHOW TABLES FROM `" + "a``" * long + "`",
+        "SELECT * FROM t AS `" + "a``" * long + "`",
+        "GRANT SELECT ON `" + "a``" * long + "`.* TO x",
+        "SET " + "a" * long + " = 1",
+        "SET sql_mode = " + "a" * long,
+        "SET NAMES utf8mb4 COLLATE " + "a" * long,
+        "SELECT information_schema.`" + "a``" * long + "`",
+    ):
+        calls: list[tuple[str, int]] = []
+
+        def profile(
+            frame: FrameType, event: str, arg: Any, calls: list[tuple[str, int]] = calls
+        ) -> None:
+            if (
+                event == "c_call"
+                and frame.f_code.co_filename in files
+                and frame.f_code.co_name != "_function_name"  # (sqlglot's)
+            ):
+                owner = getattr(arg, "__self__", None)
+                if isinstance(owner, str):
+                    calls.append((arg.__name__, len(owner)))
+
+        saved = analyze_module._ITEMS_SLICE
+        analyze_module._ITEMS_SLICE = width
+        with _sliced(width):
+            sys.setprofile(profile)
+            try:
+                analyze_with_digest(sql, "db", LexMode(), None)
+            finally:
+                sys.setprofile(None)
+                analyze_module._ITEMS_SLICE = saved
+        whole = [c for c in calls if c[0] in _WHOLE_TEXT_METHODS and c[1] > width]
+        assert whole == [], sql[:24]
