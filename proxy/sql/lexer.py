@@ -640,7 +640,10 @@ def unescape_string(body: str, quote: str, backslash_escapes: bool) -> str:
     literal of escapes took seconds of the interpreter lock character by character). A body
     the lexer never gives (a quote that is not doubled, a backslash at its end) is read as
     before: a quote takes the character after it, a final backslash is kept."""
-    if _find(body, "\\", 0) < 0 and _find(body, quote, 0) < 0:
+    if len(body) <= _SLICE:
+        if "\\" not in body and quote not in body:
+            return body
+    elif _find(body, "\\", 0) < 0 and _find(body, quote, 0) < 0:
         return body
     units = _string_units(quote, backslash_escapes)
     n = len(body)
