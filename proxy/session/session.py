@@ -97,6 +97,7 @@ from proxy.plan.plan import (
 from proxy.plan.rewrite import IdentityValues, Splice, apply_splices, sql_string
 from proxy.session.account_statements import ResultReply, execute_account_statement
 from proxy.session.definers import Definers, relay_definers
+from proxy.session.fair import INLINE_ANALYSIS_LIMIT
 from proxy.session.fast import Activity, FastPath, calls, execute_types, opens_cursor
 from proxy.session.grants import grant_columns
 from proxy.session.host import SessionHost
@@ -183,9 +184,6 @@ _COM_QUIT = 0x01
 _STATEMENT_COMMANDS = frozenset(
     {COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_RESET, COM_STMT_CLOSE, COM_STMT_SEND_LONG_DATA}
 )
-# Statements up to this many bytes are analysed on the event loop when their analysis is cached
-# (no sqlglot parse); longer ones, and every cache miss, are analysed in a worker thread.
-INLINE_ANALYSIS_LIMIT = 16 * 1024
 # A response held back until the session state it leaves is checked (a SET from an expression).
 HOLD_LIMIT = 1024 * 1024
 _DEFINER_STATEMENTS_KEPT = 1024  # prepared statements' column definitions kept (definers)
@@ -522,7 +520,7 @@ class Session:
             # with its values: a second for 16 MB of string escapes, tens of seconds for a
             # million-row INSERT): in the session's turn of the analysis threads, as its
             # analysis was -- ``plan`` is a pure function of its arguments.
-            return await self.ctx.analysis_pool.run(self._tenant(), plan, command, view, snapshot)
+            return await self.ctx.analysis_pool.run(self.tenant(), plan, command, view, snapshot)
         return plan(command, view, snapshot)
 
     def view(self, carried: Carried | None = None) -> SessionView:
@@ -703,10 +701,10 @@ class Session:
             except NeedsParse:
                 pass
         return await self.ctx.analysis_pool.run(
-            self._tenant(), _analyze_payload, payload, db, mode, flavor
+            self.tenant(), _analyze_payload, payload, db, mode, flavor
         )
 
-    def _tenant(self) -> str:
+    def tenant(self) -> str:
         """Whose turn in the analysis threads (FairPool) the session's work takes."""
         account = self.account
         if account is None:
@@ -718,7 +716,7 @@ class Session:
         ``sql`` is long (not on the event loop)."""
         if len(sql) <= INLINE_ANALYSIS_LIMIT:
             return reads_diagnostics(sql)
-        return await self.ctx.analysis_pool.run(self._tenant(), reads_diagnostics, sql)
+        return await self.ctx.analysis_pool.run(self.tenant(), reads_diagnostics, sql)
 
     # -- carrying a plan out --------------------------------------------------------------------
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from proxy.session.session import INLINE_ANALYSIS_LIMIT
+from proxy.session.fair import INLINE_ANALYSIS_LIMIT
+from tests.e2e.binclient import BinaryClient
 from tests.e2e.conftest import ProxyEnv
 from tests.e2e.sharded import sharded_database
 
@@ -35,7 +36,7 @@ def planned(env: ProxyEnv, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     run = pool.run
 
     async def recording(key: str, fn: Any, *args: object) -> Any:
-        ran.append(getattr(fn, "__name__", repr(fn)))
+        ran.append(getattr(fn, "__name__", None) or getattr(fn, "func", fn).__name__)
         return await run(key, fn, *args)
 
     monkeypatch.setattr(pool, "run", recording)
@@ -63,3 +64,36 @@ def test_long_statements_planned_off_the_event_loop(env: ProxyEnv, planned: list
             assert planned.count("plan") == 2
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO t VALUES (?, '{body}')",
+        "SELECT id FROM t WHERE id IN (?, 9) AND v = '{body}'",
+        "SELECT COUNT(*), MAX(LENGTH(v)) FROM t WHERE v = '{body}' AND id < ?",
+    ],
+)
+def test_long_prepared_statements_routed_off_the_event_loop(
+    env: ProxyEnv, planned: list[str], sql: str
+) -> None:
+    """A long prepared statement that its key slots do not route is routed at each execution
+    (decide, with its parameters) in the session's turn of the analysis threads."""
+    body = "\\n\\\\''\\%x" * (INLINE_ANALYSIS_LIMIT // 4)
+    client = BinaryClient(env.port, DB, PASSWORD, DB)
+    try:
+        client.query("DELETE FROM t")
+        if not sql.startswith("INSERT"):
+            client.query(f"INSERT INTO t VALUES (7, '{body}'), (8, '{body}')")
+        statement = client.prepare(sql.format(body=body))
+        planned.clear()
+        answers = [client.execute(statement, [key]) for key in (7, 8)]
+        if sql.startswith("INSERT"):
+            assert answers == [1, 1]
+        elif "IN" in sql:
+            assert [len(rows) for rows in answers if isinstance(rows, list)] == [1, 1]
+        else:
+            assert answers == [[(0, None)], [(1, 6 * (INLINE_ANALYSIS_LIMIT // 4))]]
+        assert planned.count("decide") >= 2, planned
+    finally:
+        client.close()
