@@ -1077,7 +1077,7 @@ class ShardedExecutor:
         targets = decision.targets
         if self.locked is not None:
             self._check_locked(layout, decision)
-            targets = _unaliased(layout, targets, *self._lexing())
+            targets = await self._unaliased(layout, targets)
             decision = replace(decision, targets=targets)
         conns = await self._acquire(layout, targets)
         self._ran(decision.kind, len(targets))
@@ -1391,7 +1391,7 @@ class ShardedExecutor:
         targets = rerouted.targets
         if self.locked is not None:
             self._check_locked(plan.layout, rerouted)
-            targets = _unaliased(plan.layout, targets, *self._lexing())
+            targets = await self._unaliased(plan.layout, targets)
         conns, readers = await self.merge_readers(plan.layout, targets, decision.merge)
         self._sent = False
         client = self.session.client
@@ -2596,6 +2596,18 @@ class ShardedExecutor:
             raise not_supported("cursors on a sharded database's sharded or broadcast tables")
         return found
 
+    async def _unaliased(self, layout: Layout, targets: Sequence[Target]) -> tuple[Target, ...]:
+        """:func:`_unaliased` (under LOCK TABLES), which lower-cases and lexes each target's
+        text: in the session's turn of the analysis threads when one is longer than
+        INLINE_ANALYSIS_LIMIT, not on the event loop."""
+        mode, flavor = self._lexing()
+        if all(len(target.sql) <= INLINE_ANALYSIS_LIMIT for target in targets):
+            return _unaliased(layout, targets, mode, flavor)
+        session = self.session
+        return await session.ctx.analysis_pool.run(
+            session.tenant(), _unaliased, layout, targets, mode, flavor
+        )
+
     def _lexing(self) -> tuple[LexMode, ServerFlavor | None]:
         """How the session's statements are lexed (its sql_mode's, its server's)."""
         state = self.session.link.state
@@ -2740,9 +2752,7 @@ class ShardedExecutor:
             raise not_supported("this prepared statement on a sharded database")
         if self.locked is not None:
             self._check_locked(layout, decision)
-            decision = replace(
-                decision, targets=_unaliased(layout, decision.targets, *self._lexing())
-            )
+            decision = replace(decision, targets=await self._unaliased(layout, decision.targets))
         if decision.merge is not None:
             await self._merged_prepared(statement, layout, decision, found, values, payload)
             return
@@ -2876,7 +2886,7 @@ class ShardedExecutor:
             raise not_supported(f"merging {decision.merge} across partitions of this statement")
         targets = rerouted.targets
         if self.locked is not None:
-            targets = _unaliased(layout, targets, *self._lexing())
+            targets = await self._unaliased(layout, targets)
         conns, readers = await self.merge_readers(layout, targets, decision.merge)
         self._sent = False
         client = self.session.client

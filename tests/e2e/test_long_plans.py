@@ -97,3 +97,28 @@ def test_long_prepared_statements_routed_off_the_event_loop(
         assert planned.count("decide") >= 2, planned
     finally:
         client.close()
+
+
+def test_long_statements_under_lock_tables(env: ProxyEnv, planned: list[str]) -> None:
+    """Under LOCK TABLES a routed statement's targets are read again (their aliases of
+    physical names): a long one's in the analysis threads."""
+    body = "\\n" * INLINE_ANALYSIS_LIMIT
+    conn = env.connect(DB, PASSWORD, database=DB)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("DELETE FROM t")
+            cur.execute(f"INSERT INTO t VALUES (7, '{body}')")
+            cur.execute("LOCK TABLES t WRITE")
+            try:
+                planned.clear()
+                cur.execute(f"SELECT id FROM t WHERE id = 7 AND v = '{body}'")
+                assert cur.fetchall() == ((7,),)
+                assert "_unaliased" in planned, planned
+                planned.clear()
+                cur.execute("SELECT id FROM t WHERE id = 7")
+                assert cur.fetchall() == ((7,),)
+                assert "_unaliased" not in planned
+            finally:
+                cur.execute("UNLOCK TABLES")
+    finally:
+        conn.close()
