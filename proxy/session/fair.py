@@ -18,6 +18,11 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+# Statements up to this many bytes are analysed on the event loop when their analysis is cached
+# (no sqlglot parse); longer ones, and every cache miss, are analysed in a worker thread -- and
+# longer ones are planned and routed there too (their routing reads them whole).
+INLINE_ANALYSIS_LIMIT = 16 * 1024
+
 
 class FairPool:
     """``await run(key, fn, *args)``: ``fn(*args)`` in a thread, one at a time per ``key``."""

@@ -97,6 +97,7 @@ from proxy.plan.plan import (
 from proxy.plan.rewrite import IdentityValues, Splice, apply_splices, sql_string
 from proxy.session.account_statements import ResultReply, execute_account_statement
 from proxy.session.definers import Definers, relay_definers
+from proxy.session.fair import INLINE_ANALYSIS_LIMIT
 from proxy.session.fast import Activity, FastPath, calls, execute_types, opens_cursor
 from proxy.session.grants import grant_columns
 from proxy.session.host import SessionHost
@@ -184,9 +185,6 @@ _COM_QUIT = 0x01
 _STATEMENT_COMMANDS = frozenset(
     {COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_RESET, COM_STMT_CLOSE, COM_STMT_SEND_LONG_DATA}
 )
-# Statements up to this many bytes are analysed on the event loop when their analysis is cached
-# (no sqlglot parse); longer ones, and every cache miss, are analysed in a worker thread.
-INLINE_ANALYSIS_LIMIT = 16 * 1024
 # A response held back until the session state it leaves is checked (a SET from an expression).
 HOLD_LIMIT = 1024 * 1024
 _DEFINER_STATEMENTS_KEPT = 1024  # prepared statements' column definitions kept (definers)
@@ -518,6 +516,12 @@ class Session:
             if isinstance(identity, SqlError):
                 return Deny(identity)
             view = replace(view, identity=identity)
+        if isinstance(command, Query | Prepare) and len(command.sql) > INLINE_ANALYSIS_LIMIT:
+            # A long text's decision reads it whole (a sharded database's routing lexes it
+            # with its values: a second for 16 MB of string escapes, tens of seconds for a
+            # million-row INSERT): in the session's turn of the analysis threads, as its
+            # analysis was -- ``plan`` is a pure function of its arguments.
+            return await self.ctx.analysis_pool.run(self.tenant(), plan, command, view, snapshot)
         return plan(command, view, snapshot)
 
     def view(self, carried: Carried | None = None) -> SessionView:
@@ -580,7 +584,7 @@ class Session:
                     notes = await self._sharded_notes(notes)
                 self.notes = notes  # SHOW WARNINGS shows them
                 self.diag.showing = True  # (shown, not the proxy's own notes: _settle_diagnostics)
-            elif self.fast.area is not None and not notes and _reads_diagnostics(sql):
+            elif self.fast.area is not None and not notes and await self._reads_diagnostics(sql):
                 await self._area_moved()
             return Query(tuple(statements), digest, sql)
         if code in _STATEMENT_COMMANDS:
@@ -697,13 +701,23 @@ class Session:
                 return statements, digest, sql
             except NeedsParse:
                 pass
-        account = self.account
-        tenant = (
-            f"connection {self.connection_id}"
-            if account is None
-            else (account.owner_db or f"account {account.id}")
+        return await self.ctx.analysis_pool.run(
+            self.tenant(), _analyze_payload, payload, db, mode, flavor
         )
-        return await self.ctx.analysis_pool.run(tenant, _analyze_payload, payload, db, mode, flavor)
+
+    def tenant(self) -> str:
+        """Whose turn in the analysis threads (FairPool) the session's work takes."""
+        account = self.account
+        if account is None:
+            return f"connection {self.connection_id}"
+        return account.owner_db or f"account {account.id}"
+
+    async def _reads_diagnostics(self, sql: str) -> bool:
+        """:func:`reads_diagnostics`: in the session's turn of the analysis threads when
+        ``sql`` is long (not on the event loop)."""
+        if len(sql) <= INLINE_ANALYSIS_LIMIT:
+            return reads_diagnostics(sql)
+        return await self.ctx.analysis_pool.run(self.tenant(), reads_diagnostics, sql)
 
     # -- carrying a plan out --------------------------------------------------------------------
 
@@ -1758,10 +1772,38 @@ def _starts_area(command: Command, relayed: ResponseScanner | None) -> bool:
 
 # A statement that reads the diagnostics area without SHOW WARNINGS / ERRORS.
 _READS_DIAGNOSTICS = re.compile(r"warning_count|error_count|\bDIAGNOSTICS\b", re.IGNORECASE)
+# Its last alternative in lower-cased ASCII text (a literal first: a fast search).
+_DIAGNOSTICS_WORD = re.compile(r"diagnostics(?!\w)(?<!\wdiagnostics)")
+# reads_diagnostics' slices, and how far each reads into the next (past the longest match and
+# the character after it).
+DIAGNOSTICS_SLICE = 32 * 1024
+_DIAGNOSTICS_OVERLAP = 16
 
 
-def _reads_diagnostics(sql: str) -> bool:
-    return _READS_DIAGNOSTICS.search(sql) is not None
+def reads_diagnostics(sql: str) -> bool:
+    """Whether ``_READS_DIAGNOSTICS`` matches in ``sql``, read one slice at a time (each with
+    the character before it and the 16 after it; a match at a slice's end, where the slice's
+    end may have stood for the text's, is the next slice's to find): an ASCII slice
+    lower-cased and searched for the words as literals, another by the pattern if it holds
+    an ``_`` or a ``g`` (no other character matches those, case blind), which reads every
+    character slowly (0.5-2 s for 16 MB, in one call)."""
+    n = len(sql)
+    for at in range(0, n, DIAGNOSTICS_SLICE):
+        end = min(n, at + DIAGNOSTICS_SLICE + _DIAGNOSTICS_OVERLAP)
+        start = max(0, at - 1)
+        part = sql[start:end]
+        if part.isascii():
+            low = part.lower()
+            if "warning_count" in low or "error_count" in low:
+                return True
+            found = _DIAGNOSTICS_WORD.search(low, at - start)
+        elif "_" in part or "g" in part or "G" in part:  # (what every match holds)
+            found = _READS_DIAGNOSTICS.search(part, at - start)
+        else:
+            continue
+        if found is not None and (end == n or found.end() < len(part)):
+            return True
+    return False
 
 
 def _several_results(command: Command) -> bool:

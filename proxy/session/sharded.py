@@ -110,6 +110,7 @@ from proxy.plan.plan import (
 )
 from proxy.plan.rewrite import IdentityValues
 from proxy.session.definers import Definers, RowRenamer, may_show_definers, row_renamer
+from proxy.session.fair import INLINE_ANALYSIS_LIMIT
 from proxy.session.fast import (
     UNLEARNT,
     FastPath,
@@ -248,6 +249,7 @@ class Session(Protocol):
     def prepared(self) -> dict[int, Any]: ...
     @property
     def fast(self) -> FastPath: ...  # (its ``area``: the connection holding the diagnostics)
+    def tenant(self) -> str: ...  # (whose turn in the analysis threads its work takes)
 
     # The notes SHOW WARNINGS shows of the proxy's own last statement (level, code, message).
     notes: list[tuple[str, int, str]]
@@ -829,6 +831,17 @@ class ShardedExecutor:
                 self.session.current_db, plan.digest, seconds, 0, self._scatter
             )
 
+    async def _decided(self, text: str, *args: Any, **kwargs: Any) -> Decision | None:
+        """``decide(text, ...)``; for a text longer than INLINE_ANALYSIS_LIMIT in the session's
+        turn of the analysis threads, not on the event loop: a sharded statement's routing
+        reads its text whole, values and all (a second of CPU for 16 MB of string escapes)."""
+        if len(text) <= INLINE_ANALYSIS_LIMIT:
+            return decide(text, *args, **kwargs)
+        session = self.session
+        return await session.ctx.analysis_pool.run(
+            session.tenant(), functools.partial(decide, text, *args, **kwargs)
+        )
+
     async def _with_nextvals(self, plan: Sharded, needs: NeedsNextval) -> Decision | None:
         """Take a value of each ``s.NEXTVAL``; decide again with them in place. A statement
         left with no sharded table (``SELECT s.NEXTVAL``) runs on physical database 0."""
@@ -847,7 +860,9 @@ class ShardedExecutor:
         except CatalogError as exc:
             raise sql_error(ErrorCode.UNKNOWN_ERROR, f"Sequence: {exc}") from None
         mode, flavor = self.session.link.state.lex_mode, self.session.link.state.flavor
-        decision = decide(plan.text, layout, mode, flavor, nextvals=values, codec=self._codec())
+        decision = await self._decided(
+            plan.text, layout, mode, flavor, nextvals=values, codec=self._codec()
+        )
         if isinstance(decision, NeedsSequence):
             raise not_supported("s.NEXTVAL in an INSERT that takes its shard key from a sequence")
         if decision is None:
@@ -914,7 +929,7 @@ class ShardedExecutor:
             tuple(sorted(positions.items())),
         )
         state = self.session.link.state
-        return decide(
+        return await self._decided(
             plan.text,
             layout,
             state.lex_mode,
@@ -1019,7 +1034,7 @@ class ShardedExecutor:
         except CatalogError as exc:
             raise sql_error(ErrorCode.UNKNOWN_ERROR, f"Sequence {needs.sequence}: {exc}") from None
         mode, flavor = self.session.link.state.lex_mode, self.session.link.state.flavor
-        decision = decide(plan.text, layout, mode, flavor, values, codec=self._codec())
+        decision = await self._decided(plan.text, layout, mode, flavor, values, codec=self._codec())
         assert isinstance(decision, Route)
         return decision
 
@@ -1104,7 +1119,7 @@ class ShardedExecutor:
         targets = decision.targets
         if self.locked is not None:
             self._check_locked(layout, decision)
-            targets = _unaliased(layout, targets, *self._lexing())
+            targets = await self._unaliased(layout, targets)
             decision = replace(decision, targets=targets)
         conns = await self._acquire(layout, targets)
         self._ran(decision.kind, len(targets))
@@ -1410,7 +1425,7 @@ class ShardedExecutor:
         if isinstance(merge_plan, Refusal):
             raise SqlError(merge_plan.errno, merge_plan.sqlstate, merge_plan.message)
         state = self.session.link.state
-        rerouted = decide(
+        rerouted = await self._decided(
             merge_plan.sql, plan.layout, state.lex_mode, state.flavor, codec=self._codec()
         )
         if not isinstance(rerouted, Route) or rerouted.merge is None:
@@ -1418,7 +1433,7 @@ class ShardedExecutor:
         targets = rerouted.targets
         if self.locked is not None:
             self._check_locked(plan.layout, rerouted)
-            targets = _unaliased(plan.layout, targets, *self._lexing())
+            targets = await self._unaliased(plan.layout, targets)
         conns, readers = await self.merge_readers(plan.layout, targets, decision.merge)
         self._sent = False
         client = self.session.client
@@ -2622,6 +2637,18 @@ class ShardedExecutor:
             raise not_supported("cursors on a sharded database's sharded or broadcast tables")
         return found
 
+    async def _unaliased(self, layout: Layout, targets: Sequence[Target]) -> tuple[Target, ...]:
+        """:func:`_unaliased` (under LOCK TABLES), which lower-cases and lexes each target's
+        text: in the session's turn of the analysis threads when one is longer than
+        INLINE_ANALYSIS_LIMIT, not on the event loop."""
+        mode, flavor = self._lexing()
+        if all(len(target.sql) <= INLINE_ANALYSIS_LIMIT for target in targets):
+            return _unaliased(layout, targets, mode, flavor)
+        session = self.session
+        return await session.ctx.analysis_pool.run(
+            session.tenant(), _unaliased, layout, targets, mode, flavor
+        )
+
     def _lexing(self) -> tuple[LexMode, ServerFlavor | None]:
         """How the session's statements are lexed (its sql_mode's, its server's)."""
         state = self.session.link.state
@@ -2739,7 +2766,7 @@ class ShardedExecutor:
         mode, flavor = state.lex_mode, state.flavor
         decision: Decision | None = self.keyed(statement, layout, values)
         if decision is None:
-            decision = decide(
+            decision = await self._decided(
                 statement.text, layout, mode, flavor, params=values, codec=self._codec()
             )
         if isinstance(decision, NeedsSequence):
@@ -2754,7 +2781,7 @@ class ShardedExecutor:
                 raise sql_error(
                     ErrorCode.UNKNOWN_ERROR, f"Sequence {decision.sequence}: {exc}"
                 ) from None
-            decision = decide(
+            decision = await self._decided(
                 statement.text, layout, mode, flavor, taken, params=values, codec=self._codec()
             )
         if decision is None:
@@ -2766,9 +2793,7 @@ class ShardedExecutor:
             raise not_supported("this prepared statement on a sharded database")
         if self.locked is not None:
             self._check_locked(layout, decision)
-            decision = replace(
-                decision, targets=_unaliased(layout, decision.targets, *self._lexing())
-            )
+            decision = replace(decision, targets=await self._unaliased(layout, decision.targets))
         if decision.merge is not None:
             await self._merged_prepared(statement, layout, decision, found, values, payload)
             return
@@ -2895,12 +2920,14 @@ class ShardedExecutor:
                 f"parameters outside SELECT, FROM and WHERE when merging {decision.merge}"
                 " across partitions"
             )
-        rerouted = decide(merge_plan.sql, layout, mode, flavor, params=values, codec=self._codec())
+        rerouted = await self._decided(
+            merge_plan.sql, layout, mode, flavor, params=values, codec=self._codec()
+        )
         if not isinstance(rerouted, Route) or rerouted.merge is None:
             raise not_supported(f"merging {decision.merge} across partitions of this statement")
         targets = rerouted.targets
         if self.locked is not None:
-            targets = _unaliased(layout, targets, *self._lexing())
+            targets = await self._unaliased(layout, targets)
         conns, readers = await self.merge_readers(layout, targets, decision.merge)
         self._sent = False
         client = self.session.client

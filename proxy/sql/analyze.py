@@ -214,6 +214,9 @@ from proxy.sql.lexer import (
     lex,
     server_name,
     shapes,
+    sliced_lower,
+    sliced_undoubled,
+    sliced_upper,
     spaced_call,
     utf8_offsets,
 )
@@ -471,6 +474,7 @@ _IS_OTHER_SESSIONS: Final = frozenset({"PROCESSLIST", "GLOBAL_STATUS", "SESSION_
 
 # Character sets whose multi-byte characters never contain a byte below 0x80 (proxy.sql.charsets).
 _SAFE_CHARSETS: Final = SAFE_CHARSETS
+_LONGEST_CHARSET: Final = max(map(len, SAFE_CHARSETS))
 
 # Session variables a client may set (literal values only).
 _SESSION_VARIABLES: Final = frozenset(
@@ -546,15 +550,31 @@ def _is_word(image: str) -> bool:
     return c.isalpha() or c == "_"
 
 
+# (Images and values of 16 MB names: upper-cased and undoubled a slice at a time -- one call
+# over the whole name holds the interpreter lock for 10-100 ms -- and compared with a shorter
+# word without changing its case: case mappings never shorten a text.)
+_LONGEST_RESERVED: Final = max(map(len, RESERVED_WORDS))
+
+
+def _lower_is(text: str, target: str) -> bool:
+    """``text.lower() == target`` (lower-case), a longer ``text`` not lower-cased."""
+    return len(text) <= len(target) and text.lower() == target
+
+
+def _upper_is(text: str, target: str) -> bool:
+    """``text.upper() == target`` (upper-case), a longer ``text`` not upper-cased."""
+    return len(text) <= len(target) and text.upper() == target
+
+
 def _kw(image: str) -> str:
-    return image.upper() if _is_word(image) else image
+    return sliced_upper(image) if _is_word(image) else image
 
 
 def _ident(image: str) -> str | None:
     """The name an image stands for, if it can be an identifier."""
     if image[0] == "`":
-        return image[1:-1].replace("``", "`")
-    if _is_word(image) and image.upper() not in RESERVED_WORDS:
+        return sliced_undoubled(image[1:-1], "`")
+    if _is_word(image) and (len(image) > _LONGEST_RESERVED or image.upper() not in RESERVED_WORDS):
         return image
     return None
 
@@ -562,9 +582,9 @@ def _ident(image: str) -> str | None:
 def _fn_name(image: str) -> str | None:
     """The upper-cased name if the image is a word or quoted name (a possible function name)."""
     if image[0] == "`":
-        return image[1:-1].replace("``", "`").upper()
+        return sliced_upper(sliced_undoubled(image[1:-1], "`"))
     if _is_word(image):
-        return image.upper()
+        return sliced_upper(image)
     return None
 
 
@@ -650,10 +670,10 @@ class _Reqs:
                 self.reads_is = True
                 return None
             return self.db
-        if db.lower() == _INFORMATION_SCHEMA:
+        if _lower_is(db, _INFORMATION_SCHEMA):
             self.reads_is = True
             return None
-        if self.db is None or db.lower() != self.db.lower():
+        if self.db is None or not _lower_is(db, self.db.lower()):
             raise _Refuse(cross_database(db))
         return db
 
@@ -2098,7 +2118,8 @@ def _value_name(tok: Token) -> str | None:
 
 
 def _charset_ok(name: str) -> str:
-    cs = name.lower()
+    # (lower-casing never shortens a text: a name longer than every safe one is none)
+    cs = name.lower() if len(name) <= _LONGEST_CHARSET else ""
     if cs not in _SAFE_CHARSETS:
         raise _Refuse(unsupported_charset(name))
     return cs
@@ -2120,8 +2141,37 @@ def _split_commas(tokens: Sequence[Token]) -> list[list[Token]]:
     return items
 
 
+# How much of a text one call of _comma_items splits.
+_ITEMS_SLICE = 32 * 1024
+
+
+def _comma_items(value: str) -> Iterator[str]:
+    """``value.split(",")``, one slice of ``value`` at a time (one split of a 16 MB value holds
+    the interpreter lock for tens of milliseconds)."""
+    held: list[str] = []
+    for at in range(0, len(value), _ITEMS_SLICE):
+        pieces = value[at : at + _ITEMS_SLICE].split(",")
+        if len(pieces) > 1:
+            held.append(pieces[0])
+            yield "".join(held)
+            yield from pieces[1:-1]
+            held = []
+        held.append(pieces[-1])
+    yield "".join(held)
+
+
+# The longest sql_mode name _sql_mode looks for.
+_LONGEST_SQL_MODE: Final = max(
+    map(len, {*_SQL_MODES_REFUSED, "ANSI_QUOTES", "ANSI", "NO_BACKSLASH_ESCAPES", "IGNORE_SPACE"})
+)
+
+
 def _sql_mode(value: str) -> LexMode:
-    modes = {m.strip().upper() for m in value.split(",") if m.strip()}
+    modes = {
+        word.upper()
+        for m in _comma_items(value)
+        if (word := m.strip()) and len(word) <= _LONGEST_SQL_MODE  # (see _upper_is)
+    }
     refused = modes & _SQL_MODES_REFUSED
     if refused:
         raise _unsupported(f"sql_mode {sorted(refused)[0]}")
@@ -2200,7 +2250,7 @@ def _set_item(item: list[Token], reqs: _Reqs, out: _SetResult) -> None:
     if not item:
         raise _parse_error()
     first = item[0]
-    up = first.value.upper() if first.kind is TokenKind.WORD else ""
+    up = sliced_upper(first.value) if first.kind is TokenKind.WORD else ""
     # scope keywords
     if up in ("GLOBAL", "PERSIST", "PERSIST_ONLY"):
         raise _need("SUPER")
@@ -2209,12 +2259,12 @@ def _set_item(item: list[Token], reqs: _Reqs, out: _SetResult) -> None:
         if not item:
             raise _parse_error()
         first = item[0]
-        up = first.value.upper() if first.kind is TokenKind.WORD else ""
+        up = sliced_upper(first.value) if first.kind is TokenKind.WORD else ""
     if up == "NAMES":
         if len(item) < 2:
             raise _parse_error()
         cs_tok = item[1]
-        if cs_tok.kind is TokenKind.WORD and cs_tok.value.upper() == "DEFAULT":
+        if cs_tok.kind is TokenKind.WORD and _upper_is(cs_tok.value, "DEFAULT"):
             cs = None
         else:
             name = _value_name(cs_tok)
@@ -2229,7 +2279,7 @@ def _set_item(item: list[Token], reqs: _Reqs, out: _SetResult) -> None:
             if coll is None and rest[1].value.upper() != "DEFAULT":
                 raise _parse_error()
             if coll is not None:
-                _charset_ok(coll.split("_", 1)[0])
+                _charset_ok(coll.partition("_")[0])
         out.charset = cs or "default"
         out.readback.update(dict.fromkeys(LEXING_VARIABLES[1:]))
         return
@@ -2268,7 +2318,7 @@ def _set_item(item: list[Token], reqs: _Reqs, out: _SetResult) -> None:
             var = rest_name
         value = item[1:]
     elif first.kind in (TokenKind.WORD, TokenKind.IDENT):
-        var = first.value.lower()
+        var = sliced_lower(first.value)
         value = item[1:]
     else:
         raise _parse_error()
@@ -2300,7 +2350,7 @@ def _set_item(item: list[Token], reqs: _Reqs, out: _SetResult) -> None:
     is_word = tok.kind in (TokenKind.WORD, TokenKind.IDENT)
     if var == "sql_mode":
         if tok.kind is TokenKind.STRING or (
-            is_word and tok.value.upper() not in ("NULL", "ON", "OFF", "DEFAULT")
+            is_word and sliced_upper(tok.value) not in ("NULL", "ON", "OFF", "DEFAULT")
         ):
             out.lex_mode = _sql_mode(tok.value)
         else:
@@ -2316,14 +2366,14 @@ def _set_item(item: list[Token], reqs: _Reqs, out: _SetResult) -> None:
         if tok.kind not in (TokenKind.STRING, TokenKind.WORD, TokenKind.IDENT):
             raise _parse_error()
         name = tok.value
-        cs = _charset_ok(name.split("_", 1)[0] if var == "collation_connection" else name)
+        cs = _charset_ok(name.partition("_")[0] if var == "collation_connection" else name)
         if var == "character_set_client":
             out.charset = cs
         return
 
 
 def _set(tokens: Sequence[Token], reqs: _Reqs) -> Statement:
-    kws = [t.value.upper() if t.kind is TokenKind.WORD else t.value for t in tokens]
+    kws = [sliced_upper(t.value) if t.kind is TokenKind.WORD else t.value for t in tokens]
     i = 1
     if kws[i : i + 1] == ["PASSWORD"]:
         return Statement(Kind.ACCOUNT, "")
@@ -2470,7 +2520,7 @@ def _transaction(kws: list[str]) -> Statement:
 
 
 def _kill(tokens: Sequence[Token]) -> Statement:
-    kws = [t.value.upper() if t.kind is TokenKind.WORD else t.value for t in tokens]
+    kws = [sliced_upper(t.value) if t.kind is TokenKind.WORD else t.value for t in tokens]
     i = 1
     if i < len(kws) and kws[i] in ("HARD", "SOFT"):
         i += 1
@@ -2493,7 +2543,7 @@ def _kill(tokens: Sequence[Token]) -> Statement:
 
 
 def _words(tokens: Sequence[Token]) -> list[str]:
-    return [t.value.upper() if t.kind is TokenKind.WORD else t.value for t in tokens]
+    return [sliced_upper(t.value) if t.kind is TokenKind.WORD else t.value for t in tokens]
 
 
 _NAME_TOKENS: Final = (TokenKind.WORD, TokenKind.IDENT, TokenKind.STRING)
@@ -2685,7 +2735,7 @@ def _like_only(tokens: Sequence[Token], kws: Sequence[str], what: str) -> str | 
 
 
 def _show_values(tokens: Sequence[Token], reqs: _Reqs) -> Statement:
-    kws = [t.value.upper() if t.kind is TokenKind.WORD else t.value for t in tokens]
+    kws = [sliced_upper(t.value) if t.kind is TokenKind.WORD else t.value for t in tokens]
     if kws[1] == "EVENTS":
         # SHOW EVENTS [FROM db] [LIKE | WHERE]: the proxy answers (tenants cannot make events,
         # and the shard would refuse the mirror, which holds no EVENT privilege).
@@ -2794,7 +2844,7 @@ _Span = tuple[int, int, Identity, bool, str]
 def _name_image(image: str) -> str | None:
     """The name a word or quoted-identifier image stands for (None: neither)."""
     if image[0] == "`":
-        return image[1:-1].replace("``", "`")
+        return sliced_undoubled(image[1:-1], "`")
     return image if _is_word(image) else None
 
 
@@ -2805,7 +2855,7 @@ def _grant_view(images: Sequence[str], i: int) -> _Span | None:
     TABLE, CHECK TABLE, ...: no rows)."""
     n = len(images)
     name = _name_image(images[i])
-    if name is None or name.lower() != "information_schema" or i + 2 >= n:
+    if name is None or not _lower_is(name, "information_schema") or i + 2 >= n:
         return None
     if images[i + 1] != "." or (i and images[i - 1] == "."):
         return None
@@ -2817,7 +2867,7 @@ def _grant_view(images: Sequence[str], i: int) -> _Span | None:
     view_name = _name_image(images[i + 2])
     if view_name is None:
         return None
-    view = _GRANT_VIEW_NAMES.get(view_name.upper())
+    view = _GRANT_VIEW_NAMES.get(sliced_upper(view_name))
     if view is None:
         return None
     after = images[i + 3] if i + 3 < n else ""
@@ -2860,9 +2910,9 @@ def _identity_spans(images: Sequence[str]) -> list[_Span]:
                 continue
             if img[0] == "`":
                 # A native function stays the built-in backquoted (`CONNECTION_ID`()).
-                identity = _QUOTED_IDENTITY.get(img[1:-1].replace("``", "`").upper())
+                identity = _QUOTED_IDENTITY.get(sliced_upper(sliced_undoubled(img[1:-1], "`")))
             else:
-                identity = _IDENTITY_FUNCTIONS.get(img.upper())
+                identity = _IDENTITY_FUNCTIONS.get(sliced_upper(img))
             if identity is not None:
                 call = i + 2 < n and images[i + 1] == "(" and images[i + 2] == ")"
                 if i and (images[i - 1] == "." or _kw(images[i - 1]) == "INTO"):
@@ -2967,8 +3017,8 @@ def _with_definers_fact(st: Statement, images: Sequence[str]) -> Statement:
         if (
             i + 2 < n
             and images[i + 1] == "."
-            and (_name_image(image) or "").lower() == "information_schema"
-            and (_name_image(images[i + 2]) or "").upper() == "VIEWS"
+            and _lower_is(_name_image(image) or "", "information_schema")
+            and _upper_is(_name_image(images[i + 2]) or "", "VIEWS")
         ):
             return dataclasses.replace(st, shows_definers=True)
     return st

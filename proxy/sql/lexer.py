@@ -97,9 +97,9 @@ and list elements that the key drops with one regular expression). Both raise
 from __future__ import annotations
 
 import enum
+import functools
 import re
-import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
@@ -124,6 +124,9 @@ __all__ = [
     "lex",
     "server_name",
     "shapes",
+    "sliced_lower",
+    "sliced_undoubled",
+    "sliced_upper",
     "spaced_call",
     "unescape_string",
     "utf8_offsets",
@@ -252,6 +255,15 @@ RESERVED_WORDS: frozenset[str] = frozenset(
     VARCHARACTER VARYING WHEN WHERE WHILE WITH WRITE XOR YEAR_MONTH ZEROFILL
     """.split()  # noqa: SIM905
 )
+# The longest word of RESERVED_WORDS and SPACED_FUNCTIONS (_scan upper-cases no longer word).
+_LONGEST_KEYWORD: Final = max(map(len, RESERVED_WORDS | SPACED_FUNCTIONS))
+
+
+def _is_keyword(word: str, keyword: str) -> bool:
+    """``word.upper() == keyword`` for an ASCII ``word``, without upper-casing a long one."""
+    return len(word) == len(keyword) and word.upper() == keyword
+
+
 # Words after a table reference that are not its alias (the sharded routing's and the
 # analysis' reading of ``FROM t x``: proxy.shard.route, proxy.sql.analyze).
 NOT_ALIAS: Final = frozenset(
@@ -267,6 +279,8 @@ _IDENT_CHARS = r"0-9A-Za-z_$\u0080-\U0010ffff"
 _NOT_IDENT = rf"(?![{_IDENT_CHARS}])"
 _ASCII_IDENT = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_$")
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PLAIN_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_PLAIN_RUN = re.compile(r"[A-Za-z0-9_]*+")
 _SQ_BS = r"'(?:[^'\\]++|\\[\s\S]|'')*+'"
 _SQ_NOBS = r"'(?:[^']++|'')*+'"
 _DQ_BS = r'"(?:[^"\\]++|\\[\s\S]|"")*+"'
@@ -612,29 +626,68 @@ _DIGITS = frozenset("0123456789")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "0": "\0", "Z": "\x1a"}
 
 
+@functools.cache
+def _string_units(quote: str, backslash_escapes: bool) -> re.Pattern[str]:
+    """A string body's units as the lexer reads them (a run of plain characters, ``\\x``, a
+    doubled quote), matched up to the first one that is none of these."""
+    q = re.escape(quote)
+    if backslash_escapes:
+        return re.compile(rf"(?:[^{q}\\]++|\\[\s\S]|{q}{q})*+")
+    return re.compile(rf"(?:[^{q}]++|{q}{q})*+")
+
+
 def unescape_string(body: str, quote: str, backslash_escapes: bool) -> str:
-    """The value of a string literal's body (between the quotes), as MariaDB's my_unescape."""
-    if "\\" not in body and quote not in body:
+    """The value of a string literal's body (between the quotes), as MariaDB's my_unescape:
+    ``\\0 \\b \\n \\r \\t \\Z`` the control characters, ``\\%`` and ``\\_`` kept with their
+    backslash, any other ``\\x`` the character ``x``, a doubled quote one quote (without
+    ``backslash_escapes`` only the doubled quote). In slices of the body: whole units of it
+    (``_string_units``), each unescaped by a few ``str.replace`` calls -- no regular-expression
+    or string call runs over more than ``_SLICE`` characters, and none per character (a 16 MB
+    literal of escapes took seconds of the interpreter lock character by character). A body
+    the lexer never gives (a quote that is not doubled, a backslash at its end) is read as
+    before: a quote takes the character after it, a final backslash is kept."""
+    if len(body) <= _SLICE:
+        if "\\" not in body and quote not in body:
+            return body
+    elif _find(body, "\\", 0) < 0 and _find(body, quote, 0) < 0:
         return body
-    out: list[str] = []
-    i = 0
+    units = _string_units(quote, backslash_escapes)
     n = len(body)
-    while i < n:
-        c = body[i]
-        if backslash_escapes and c == "\\" and i + 1 < n:
-            i += 1
-            c = body[i]
-            if c in ("%", "_"):
-                out.append("\\" + c)
-            else:
-                out.append(_ESCAPES.get(c, c))
-        elif c == quote:
-            out.append(c)
-            i += 1  # the doubled quote
-        else:
-            out.append(c)
-        i += 1
+    width = max(_SLICE, 2)
+    out: list[str] = []
+    pos = 0
+    while pos < n:
+        end = units.match(body, pos, min(n, pos + width)).end()  # type: ignore[union-attr]
+        if end > pos:
+            out.append(_unescape_units(body[pos:end], quote, backslash_escapes))
+            pos = end
+        else:  # not a unit: a lone quote (with the character after it) or a final backslash
+            out.append(body[pos])
+            pos += 2
     return "".join(out)
+
+
+def _unescape_units(units: str, quote: str, backslash_escapes: bool) -> str:
+    """:func:`unescape_string` of whole units: every doubled quote, and with
+    ``backslash_escapes`` every backslash that is not escaped itself, starts one."""
+    if not backslash_escapes or "\\" not in units:
+        return units.replace(quote + quote, quote)
+    # The escaped backslashes stand as a character the text does not hold while the other
+    # escapes are replaced (then every backslash left starts an escape: none is doubled).
+    held = _absent(units)
+    text = units.replace("\\\\", held).replace(quote + quote, quote)
+    text = text.replace("\\%", held + "%").replace("\\_", held + "_")
+    for escape, value in _ESCAPES.items():
+        text = text.replace("\\" + escape, value)
+    return text.replace("\\", "").replace(held, "\\")
+
+
+def _absent(text: str) -> str:
+    """A character (of the private use areas) that ``text`` does not hold."""
+    if "\ue000" not in text:
+        return "\ue000"
+    held = set(text)  # (a text of n characters lacks one of any n + 1)
+    return next(c for c in map(chr, range(0xE001, 0x110000)) if c not in held)
 
 
 def utf8_offsets(sql: str, offsets: Iterable[int]) -> list[int]:
@@ -653,7 +706,63 @@ def utf8_offsets(sql: str, offsets: Iterable[int]) -> list[int]:
 
 
 def _quote_ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
+    if len(name) <= _SLICE:
+        return "`" + name.replace("`", "``") + "`"
+    return "".join(["`", *_slices(name, _backquotes_doubled), "`"])
+
+
+def _backquotes_doubled(text: str) -> str:
+    return text.replace("`", "``")
+
+
+def _slices(text: str, method: Callable[[str], str]) -> list[str]:
+    """``method`` applied to each slice of ``text`` (``_SLICE``): for a ``method`` that reads
+    each character on its own, the pieces of ``method(text)`` -- without one call, which
+    holds the interpreter lock, over a 16 MB name (tens of milliseconds)."""
+    width = max(_SLICE, 1)
+    return [method(text[at : at + width]) for at in range(0, len(text), width)]
+
+
+def sliced_upper(text: str) -> str:
+    """``text.upper()`` (which maps each character on its own), a slice at a time."""
+    if len(text) <= _SLICE:
+        return text.upper()
+    return "".join(_slices(text, str.upper))
+
+
+def sliced_lower(text: str) -> str:
+    """``text.lower()``, a slice at a time when that maps each character on its own: when
+    ``text`` holds no capital sigma (whose lower case depends on its neighbours)."""
+    if len(text) <= _SLICE or _find(text, "\u03a3", 0) >= 0:
+        return text.lower()
+    return "".join(_slices(text, str.lower))
+
+
+def sliced_undoubled(text: str, quote: str) -> str:
+    """``text.replace(quote + quote, quote)``, a slice at a time: a slice that would end
+    inside a doubled quote ends before it."""
+    n = len(text)
+    width = max(_SLICE, 2)
+    if n <= width:
+        return text.replace(quote + quote, quote)
+    out: list[str] = []
+    pos = 0
+    while pos < n:
+        end = min(n, pos + width)
+        part = text[pos:end]
+        if end < n and (len(part) - len(part.rstrip(quote))) % 2:
+            end -= 1  # (the slice starts at a pair's start: so does its last run's tail)
+            part = part[:-1]
+        out.append(part.replace(quote + quote, quote))
+        pos = end
+    return "".join(out)
+
+
+def _plain_name(name: str) -> bool:
+    """``[A-Za-z_][A-Za-z0-9_]*`` matches the whole name (read in slices)."""
+    if len(name) <= _SLICE:
+        return _PLAIN_NAME.fullmatch(name) is not None
+    return name[:1] in _PLAIN_FIRST and _run(_PLAIN_RUN, name, 1) == len(name)
 
 
 def _error(sql: str, pos: int, what: str = "syntax error", server: str = "MySQL") -> LexError:
@@ -690,9 +799,22 @@ def _scan_as(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: 
         raise _error(sql, err.pos, err.reason, server_name(flavor)) from None
 
 
+# ASCII's non-printable characters, deleted (str.translate) before a text's non-ASCII ones are
+# judged by str.isprintable.
+_ASCII_CONTROLS: Final = dict.fromkeys([*range(0x20), 0x7F])
+
+
 def _bad_word(word: str) -> bool:
-    """A non-ASCII space, control, format or unassigned character in an unquoted name."""
-    return any(ord(c) >= 0x80 and unicodedata.category(c)[0] in "ZC" for c in word)
+    """A non-ASCII space, control, format or unassigned character in an unquoted name (Unicode
+    category Z* or C*: exactly the characters ``str.isprintable`` refuses, ASCII's aside --
+    tests/unit/test_lexer_words.py checks every code point), one slice at a time (not one
+    Python step a character: a 16 MB name took 1.6 s)."""
+    width = max(_SLICE, 1)
+    for at in range(0, len(word), width):
+        part = word[at : at + width]
+        if not part.isprintable() and not part.translate(_ASCII_CONTROLS).isprintable():
+            return True
+    return False
 
 
 def _end_of_skipped(sql: str, pos: int) -> int:
@@ -876,7 +998,9 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
                     image = _quote_ident(raw)
                 else:
                     kind = TokenKind.WORD
-                    upper = raw.upper()
+                    # (a word longer than every keyword is none: not upper-cased, which holds
+                    # the interpreter lock for milliseconds a megabyte)
+                    upper = raw.upper() if len(raw) <= _LONGEST_KEYWORD else ""
                     image = upper if upper in RESERVED_WORDS else raw
                     if upper in SPACED_FUNCTIONS and not _called(sql, te, mode.ignore_space):
                         # a built-in only when "(" follows (module doc): a name otherwise
@@ -946,7 +1070,7 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
             if nul and "\x00" in raw:
                 raise _error(sql, ts, "NUL character in a quoted name")
             q = raw[0]
-            value = raw[1:-1].replace(q + q, q)
+            value = sliced_undoubled(raw[1:-1], q)
             kind = TokenKind.IDENT
             image = _quote_ident(value)
         elif g == _G_EOF:
@@ -1016,7 +1140,7 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
         elif g == _G_SYSVAR:
             raw = sql[ts:te]
             kind = TokenKind.SYS_VAR
-            value = raw[2:].lower()
+            value = sliced_lower(raw[2:])
             image = "@@" + value
         elif g == _G_USERVAR:
             raw = sql[ts:te]
@@ -1027,10 +1151,10 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
             if q == "'" or (q == '"' and not mode.ansi_quotes):
                 value = unescape_string(raw[2:-1], q, backslash)
             elif q == '"' or q == "`":
-                value = raw[2:-1].replace(q + q, q)
+                value = sliced_undoubled(raw[2:-1], q)
             else:
                 value = raw[1:]
-            image = "@" + value if _PLAIN_NAME.fullmatch(value) else "@" + _quote_ident(value)
+            image = "@" + value if _plain_name(value) else "@" + _quote_ident(value)
         elif g == _G_PARAM:
             raw = value = image = "?"
             kind = TokenKind.PARAM
@@ -1093,7 +1217,7 @@ def _scan(sql: str, mode: LexMode, flavor: ServerFlavor | None, with_tokens: boo
                         -1,
                     )
                     rows_anchor = -1
-                elif prev_kind is TokenKind.WORD and prev_image.upper() == "VALUE":
+                elif prev_kind is TokenKind.WORD and _is_keyword(prev_image, "VALUE"):
                     list_at, list_in, expect, keep_to = len(images), False, _ELEMENT, -1
                     rows_anchor = -1
                 elif rows_anchor >= 0 and len(images) == rows_anchor + 1:

@@ -131,6 +131,29 @@ def test_a_statement_on_another_partition_starts_a_new_area(
     _alike(ours, theirs, READS)
 
 
+def test_long_statements_read_the_area(
+    twins: Twins, ours: pymysql.connections.Connection[Any]
+) -> None:
+    """Statements longer than the session analyses on its event loop, whose reading of the
+    area is found in a slice past the first (proxy.session.session.reads_diagnostics, in the
+    analysis threads): answered as MariaDB answers them, after a statement on physical
+    database 2 emptied the area."""
+    pad = "/* " + "x" * 100_000 + " */"
+    _alike(
+        ours,
+        twins.plain,
+        [
+            "SELECT * FROM nosuch",
+            "SELECT s FROM t WHERE id = 2",
+            f"SELECT {pad} @@warning_count, @@error_count",
+            "SELECT * FROM nosuch",
+            "SELECT s FROM t WHERE id = 2",
+            f"SELECT {pad} 1 {pad}",
+            "SHOW WARNINGS",
+        ],
+    )
+
+
 def test_warnings_of_a_statement_on_another_partition_are_the_areas(
     twins: Twins, ours: pymysql.connections.Connection[Any]
 ) -> None:
