@@ -110,6 +110,11 @@ _LAST_STATEMENT = frozenset(
 )
 
 
+# The calls answered with an expression of their own type (a bare literal is an INT of its
+# digits' length, which the column definitions of the answer would show).
+_TYPED = {Identity.FOUND_ROWS: b"FOUND_ROWS()", Identity.ROW_COUNT: b"ROW_COUNT()"}
+
+
 def identity_splices(
     statements: tuple[Statement, ...],
     values: IdentityValues | None,
@@ -145,6 +150,9 @@ def identity_splices(
             if value is None or (index and call.identity in _LAST_STATEMENT):
                 continue
             text = str(value).encode("ascii") if isinstance(value, int) else sql_string(value)
+            if call.identity in _TYPED:
+                # (of the function's type, BIGINT NOT NULL: the column MariaDB describes)
+                text = b"IF(0, " + _TYPED[call.identity] + b", " + text + b")"
             if call.select_item:
                 text += b" AS " + quote_identifier(call.text.encode("utf-8", "surrogateescape"))
             out.append(Splice(call.start, call.end, text))

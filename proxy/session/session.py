@@ -513,7 +513,10 @@ class Session:
             and command.statements
             and any(call.identity in _ASKS_LAST for call in command.statements[0].identity)
         ):
-            identity = await self.sharded.last_statement(ran, view.identity)
+            asked = {call.identity for call in command.statements[0].identity}
+            identity = await self.sharded.last_statement(
+                ran, view.identity, Identity.FOUND_ROWS in asked
+            )
             if isinstance(identity, SqlError):
                 return Deny(identity)
             view = replace(view, identity=identity)

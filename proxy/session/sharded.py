@@ -92,7 +92,14 @@ from proxy.backend.connection import (
 )
 from proxy.backend.mirror import SHARD_REFUSALS, client_account_named
 from proxy.backend.xa import XID_PREFIX
-from proxy.merge import MergeError, Refusal, merge_batches, plan_select, result_payloads
+from proxy.merge import (
+    MergeError,
+    MergePlan,
+    Refusal,
+    merge_batches,
+    plan_select,
+    result_payloads,
+)
 from proxy.merge.values import ColumnDefinition
 from proxy.plan.plan import (
     COM_STMT_CLOSE,
@@ -656,6 +663,13 @@ class ShardedExecutor:
         # Where the client's command now ran besides the session's own connection, so far
         # (None: nowhere yet): HeldConnections.ran_on (begin_command, _acquire).
         self._acquired: int | None = None
+        # What ROW_COUNT() and FOUND_ROWS() answer after the client's last statement on
+        # partitions (_acquire), which no one connection knows when it ran on several: its
+        # (ROW_COUNT(), FOUND_ROWS() -- None: not known); None: neither known (last_statement).
+        self._counts: tuple[int, int | None] | None = None
+        # The session's FOUND_ROWS() as the last scatter SELECT left it, kept while only
+        # statements on several partitions that leave it (writes) ran since; None: not known.
+        self._found: int | None = None
         # The physical database of each connection a physical statement is prepared on.
         self._partition_of: weakref.WeakKeyDictionary[BackendConnection, int] = (
             weakref.WeakKeyDictionary()
@@ -990,6 +1004,9 @@ class ShardedExecutor:
         it (the client's statements; not the proxy's own reads, nor DDL)."""
         partitions = [layout.partitions[t.partition] for t in targets]
         one = targets[0].partition if len(targets) == 1 else -1
+        self._counts = None  # (known once it ran: _concatenate, _merged_rows, _write)
+        if one >= 0:
+            self._found = None  # (a SELECT on one connection: that one knows it)
         held = self.source.held
         held.ran_on = one if self._acquired is None or self._acquired == one else -1
         self._acquired = held.ran_on
@@ -1004,18 +1021,32 @@ class ShardedExecutor:
         held = self.source.held
         ran, held.ran_on = held.ran_on, 0
         self._acquired = None
+        if ran >= 0:
+            # (it ran on one connection, which may have run a SELECT: that one knows)
+            self._found = None
         return ran
 
-    async def last_statement(self, ran: int, identity: IdentityValues) -> IdentityValues | SqlError:
-        """``identity`` answering ROW_COUNT() and FOUND_ROWS() about the session's last
-        statement, which ran (``ran``, from begin_command) on another connection than the
-        session's own, which would answer about its own last one: asked of the connection
-        that ran it. 1235 when several did (each knows its own part only) or it is gone."""
+    async def last_statement(
+        self, ran: int, identity: IdentityValues, asks_found: bool = True
+    ) -> IdentityValues | SqlError:
+        """``identity`` answering ROW_COUNT() and FOUND_ROWS() (``asks_found``: asked too) about
+        the session's last statement, which ran (``ran``, from begin_command) on another
+        connection than the session's own, which would answer about its own last one: asked
+        of the connection that ran it; when several did (each knows its own part only), what
+        the proxy answered the client for it (``_counts``). 1235 when that is not known."""
+        if ran < 0:
+            counts = self._counts
+            if counts is not None and (counts[1] is not None or not asks_found):
+                return replace(identity, row_count=counts[0], found_rows=counts[1])
+            return not_supported(
+                ("FOUND_ROWS()" if counts is not None else "ROW_COUNT() or FOUND_ROWS()")
+                + " after a statement the proxy ran on several physical databases or tables"
+                " (each knows only its own part)"
+            )
         conn = self.source.held.conns.get(ran) if ran > 0 else None
         if conn is None or conn.broken or conn.is_closing():
             return not_supported(
-                "ROW_COUNT() or FOUND_ROWS() after a statement the proxy ran on several"
-                " physical databases or tables (each knows only its own part)"
+                "ROW_COUNT() or FOUND_ROWS() after a statement whose connection is gone"
             )
         try:
             result = await conn.query(f"{OWN_STATEMENT}SELECT FOUND_ROWS(), ROW_COUNT()")
@@ -1379,25 +1410,58 @@ class ShardedExecutor:
             targets = _unaliased(plan.layout, targets, *self._lexing())
         conns, readers = await self.merge_readers(plan.layout, targets, decision.merge)
         self._sent = False
-        client = self.session.client
         try:
             streams = merge_streams(readers, [b"\x03" + t.sql.encode() for t in targets])
-            async for batch in merge_batches(
-                merge_plan,
-                streams,
-                capabilities=self.session.capabilities,
-                schema=plan.layout.name.encode(),
-                tables=physical_table_names(plan.layout),
-            ):
-                self._emit_many(batch)
-                if client.write_paused:
-                    await client.drain()
+            await self._merged_rows(merge_plan, streams, plan.layout, plan.text)
         except (BackendError, ConnectionLost) as exc:
             for conn in readers:
                 conn.broken = True
             self._lost(conns, exc, self._sent)
             return
         self._answered_on(conns, targets)
+
+    async def _merged_rows(
+        self,
+        merge_plan: MergePlan,
+        streams: Sequence[AsyncIterator[bytes]],
+        layout: Layout,
+        text: str,
+        binary: bool = False,
+    ) -> None:
+        """The merged result of ``streams`` written to the client as it comes; then, when it
+        ended without an error, what FOUND_ROWS() answers after it (``_counts``): as MariaDB
+        counts for ``text``, the rows sent -- and the rows LIMIT's offset skipped before
+        them, which are known only when some were sent (all, then: the offset's)."""
+        self._counts = (-1, None)
+        self._found = None
+        client = self.session.client
+        head = -1
+        total = 0
+        last = b""
+        async for batch in merge_batches(
+            merge_plan,
+            streams,
+            capabilities=self.session.capabilities,
+            binary=binary,
+            schema=layout.name.encode(),
+            tables=physical_table_names(layout),
+        ):
+            self._emit_many(batch)
+            if head < 0:
+                head = len(batch)
+            total += len(batch)
+            if batch:
+                last = batch[-1]
+            if client.write_paused:
+                await client.drain()
+        if head < 0 or last[:1] != b"\xfe" or len(last) >= 0xFFFFFF:
+            return  # (an error ended it)
+        sent = total - head - 1
+        offset = merge_plan.offset
+        if "SQL_CALC_FOUND_ROWS" in text.upper() or (offset and not sent):
+            return  # (each partition counted its own; the rows the offset skipped: unknown)
+        self._found = sent + offset if sent else 0
+        self._counts = (-1, self._found)
 
     async def _scatter_read(
         self,
@@ -1414,6 +1478,10 @@ class ShardedExecutor:
         flight per connection). An answer waiting its turn stays with the shard (the
         connection stops reading, TCP holds the rest); answers not read when the scatter ends
         early (an error) are read and dropped before the connections are used again."""
+        # (a failure: ROW_COUNT() -1, as MariaDB's; FOUND_ROWS() not known -- MariaDB's
+        # counts the rows sent before an error in its own order, or none for a table missing)
+        self._counts = (-1, None)
+        self._found = None
         following: dict[int, int] = {}  # target -> the next target on its connection
         last_on: dict[int, int] = {}
         for index, target in enumerate(targets):
@@ -1475,6 +1543,7 @@ class ShardedExecutor:
         renamer: RowRenamer | None = None
         definers = len(targets) == 1 and may_show_definers(targets[0].sql)
         ok_affected = 0
+        rows = 0  # (sent: FOUND_ROWS() after it)
         last_end: bytes | None = None
         for index, target in enumerate(targets):
             conn = conns[target.partition]
@@ -1541,6 +1610,7 @@ class ShardedExecutor:
                     self._emit(packet)
                     return
                 self._emit(packet if renamer is None else renamer.row(packet))
+                rows += 1
                 if client.write_paused:
                     # Backpressure: the shard waits (TCP) while the client catches up, so
                     # nothing piles up in the proxy.
@@ -1556,6 +1626,7 @@ class ShardedExecutor:
             self._emit(last_end)  # one statement's OK, as it is (insert id, warnings, info)
             return
         if columns is None:
+            self._counts = None  # (no rows: SELECT ... INTO, whose ROW_COUNT() is not -1)
             self._emit(
                 build_ok(
                     capabilities=session.capabilities,
@@ -1566,6 +1637,10 @@ class ShardedExecutor:
             return
         assert last_end is not None
         self._emit(last_end)
+        if len(targets) > 1:
+            # (no LIMIT: merged; SQL_CALC_FOUND_ROWS without one counts the rows sent too)
+            self._found = rows
+            self._counts = (-1, rows)
 
     async def _renamed_rows(self, layout: Layout, decision: RenamedRows) -> None:
         """A SHOW about tables on physical database 0, its rows made logical (RenamedRows):
@@ -1817,6 +1892,8 @@ class ShardedExecutor:
             await self._remember_insert_id(decision)
             self._answer_write([packet], conns[targets[0].partition], decision)
             return
+        # (a failure: ROW_COUNT() -1; FOUND_ROWS() as the statement before left it)
+        self._counts = (-1, self._found)
         if self.tx is not None:
             await self._write_in_transaction(conns, targets, decision, command)
             return
@@ -1958,6 +2035,8 @@ class ShardedExecutor:
             affected += ok.affected_rows
             warnings += ok.warnings
             insert_id = insert_id or ok.last_insert_id
+        # ROW_COUNT() after it is what the client was told (a write leaves FOUND_ROWS()).
+        self._counts = (affected, self._found)
         if decision.sequence_values:
             insert_id = decision.sequence_values[0]
         self.replies.write(
@@ -2862,7 +2941,6 @@ class ShardedExecutor:
             targets = _unaliased(layout, targets, *self._lexing())
         conns, readers = await self.merge_readers(layout, targets, decision.merge)
         self._sent = False
-        client = self.session.client
         try:
             packets = []
             for target, conn in zip(targets, readers, strict=True):
@@ -2871,17 +2949,7 @@ class ShardedExecutor:
                     return
                 packets.append(packet)
             streams = merge_streams(readers, packets)
-            async for batch in merge_batches(
-                merge_plan,
-                streams,
-                capabilities=self.session.capabilities,
-                binary=True,
-                schema=layout.name.encode(),
-                tables=physical_table_names(layout),
-            ):
-                self._emit_many(batch)
-                if client.write_paused:
-                    await client.drain()
+            await self._merged_rows(merge_plan, streams, layout, statement.text, binary=True)
         except (BackendError, ConnectionLost) as exc:
             for conn in readers:
                 conn.broken = True

@@ -212,3 +212,103 @@ def test_the_proxys_notes_stay_through_statements_that_name_no_table(
         with conn.cursor() as cur:
             cur.execute(create)
     _alike(ours, theirs, ["SELECT 1", "SELECT s FROM t WHERE id = 0", "SHOW WARNINGS"])
+
+
+# What ROW_COUNT() and FOUND_ROWS() answer after statements on several partitions: each
+# scenario's statements in turn, then the question (run on a fresh pair of sessions).
+LAST_STATEMENT = [
+    ["UPDATE t SET s = 'b'", "SELECT ROW_COUNT()"],
+    ["UPDATE t SET s = 'a' WHERE id > 1", "SELECT ROW_COUNT(), ROW_COUNT() + 1 AS r"],
+    ["UPDATE t SET s = 'a'", "SELECT ROW_COUNT()"],  # (nothing changed: 0)
+    ["INSERT INTO t VALUES (10, 'x'), (11, 'x'), (12, 'x')", "SELECT ROW_COUNT()"],
+    ["DELETE FROM t WHERE id >= 10", "SELECT ROW_COUNT()"],
+    ["SELECT s FROM t", "SELECT FOUND_ROWS(), ROW_COUNT()"],
+    ["SELECT s FROM t WHERE id > 1", "SELECT FOUND_ROWS()"],
+    ["SELECT s FROM t WHERE id > 100", "SELECT FOUND_ROWS(), ROW_COUNT()"],
+    ["SELECT id FROM t ORDER BY id LIMIT 2", "SELECT FOUND_ROWS()"],
+    ["SELECT id FROM t ORDER BY id LIMIT 1, 2", "SELECT FOUND_ROWS()"],
+    ["SELECT id FROM t ORDER BY id DESC LIMIT 3, 10", "SELECT FOUND_ROWS()"],
+    ["SELECT s, COUNT(*) FROM t GROUP BY s", "SELECT FOUND_ROWS()"],
+    ["SELECT COUNT(*) FROM t", "SELECT FOUND_ROWS(), ROW_COUNT()"],
+    ["SELECT DISTINCT s FROM t", "SELECT FOUND_ROWS()"],
+    ["SELECT SQL_CALC_FOUND_ROWS s FROM t", "SELECT FOUND_ROWS()"],
+    # (a write leaves FOUND_ROWS() as the SELECT before it left it)
+    ["SELECT s FROM t", "UPDATE t SET s = 'a'", "SELECT FOUND_ROWS(), ROW_COUNT()"],
+    ["SELECT s FROM t WHERE id > 2", "UPDATE t SET s = 'c'", "SELECT ROW_COUNT(), FOUND_ROWS()"],
+    ["UPDATE t SET s = 'a'", "SELECT ROW_COUNT()"],
+    # (a failed statement: -1)
+    ["UPDATE t SET s = 'b'", "UPDATE t SET s = s WHERE nosuch = 1", "SELECT ROW_COUNT()"],
+    ["SELECT id * 9223372036854775807 FROM big", "SELECT ROW_COUNT()"],
+]
+
+
+def _in_turn(conn: pymysql.connections.Connection[Any], statements: list[str]) -> list[Any]:
+    return [_answer(conn, sql) for sql in statements]
+
+
+@pytest.mark.parametrize("statements", LAST_STATEMENT, ids=lambda s: " / ".join(s)[:60])
+def test_row_count_and_found_rows_after_a_statement_on_several_partitions(
+    twins: Twins, statements: list[str]
+) -> None:
+    """ROW_COUNT() after a scatter UPDATE / DELETE or a multi-partition INSERT is the
+    affected rows the proxy answered (their sum), -1 after a SELECT or a failure; FOUND_ROWS()
+    after a scatter SELECT the rows it sent (those LIMIT's offset skipped counted, as MariaDB
+    counts them), after a write what the SELECT before left. They were 1235 (each partition
+    knows its own part only); now what MariaDB answers holding the table."""
+    ours = twins.env.connect(DB, PASSWORD, database=DB)
+    theirs = connect_admin(twins.env.shards[0], database=DB)
+    try:
+        assert _in_turn(ours, statements) == _in_turn(theirs, statements)
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_row_count_after_a_scatter_write_is_mariadbs_bytes(twins: Twins) -> None:
+    """The answer to SELECT ROW_COUNT() / FOUND_ROWS() the proxy computes: byte for byte
+    MariaDB's (BIGINT NOT NULL, of its length: not an INT literal's column), in text and after
+    the routed statements a partition answers too."""
+    home = twins.env.shards[0]
+    ours = BinaryClient(twins.env.port, DB, PASSWORD, DB)
+    theirs = BinaryClient(home.port, home.user, home.password, DB)
+    try:
+        for statement in [
+            "UPDATE t SET s = 'b'",
+            "SELECT ROW_COUNT()",
+            "UPDATE t SET s = 'a'",
+            "SELECT ROW_COUNT() AS n, ROW_COUNT() - 1 AS m",
+            "SELECT s FROM t",
+            "SELECT FOUND_ROWS(), ROW_COUNT()",
+            "UPDATE t SET s = 'a' WHERE id = 2",
+            "SELECT ROW_COUNT()",
+            "SELECT s FROM t WHERE id = 3",
+            "SELECT FOUND_ROWS()",
+        ]:
+            mine, its = ours.query_raw(statement), theirs.query_raw(statement)
+            if statement.startswith("SELECT"):  # (an OK's info text is not the question)
+                assert mine == its, statement
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_found_rows_the_proxy_cannot_count_is_refused(
+    ours: pymysql.connections.Connection[Any],
+) -> None:
+    """FOUND_ROWS() after a scatter SELECT whose LIMIT offset skipped every row (how many it
+    skipped is not known) or after a failed one (MariaDB counts the rows it sent before the
+    error in its own order, or keeps the last count for a statement that never ran): 1235
+    rather than a guess; ROW_COUNT() is still answered."""
+    with ours.cursor() as cur:
+        for sql in (
+            "SELECT id FROM t ORDER BY id LIMIT 10, 2",
+            "SELECT * FROM t WHERE nosuch = 1",
+        ):
+            _answer(ours, sql)
+            answer = _answer(ours, "SELECT FOUND_ROWS()")
+            assert len(answer) == 2, (sql, answer)
+            errno, message = answer
+            assert errno == 1235 and "FOUND_ROWS()" in message, (sql, message)
+            _answer(ours, sql)
+            cur.execute("SELECT ROW_COUNT()")
+            assert cur.fetchall() == ((-1,),), sql
