@@ -175,6 +175,8 @@ _MAINTENANCE = re.compile(
 )
 # What a packet's first statement may ask about the session's last one (ShardedExecutor).
 _ASKS_LAST = frozenset({Identity.ROW_COUNT, Identity.FOUND_ROWS})
+# What a packet's first statement may ask about the proxy's notes (Session._plan).
+_COUNTS_NOTES = frozenset({Identity.WARNING_COUNT, Identity.ERROR_COUNT})
 _COM_INIT_DB = 0x02
 _COM_STMT_PREPARE = 0x16
 _COM_FIELD_LIST = 0x04
@@ -520,6 +522,22 @@ class Session:
             if isinstance(identity, SqlError):
                 return Deny(identity)
             view = replace(view, identity=identity)
+        held = self.diag.held_notes
+        if (
+            held
+            and isinstance(command, Query)
+            and view.identity is not None
+            and view.identity.warning_count is None  # (carried from a hand-off: its own)
+            and command.statements
+            and any(call.identity in _COUNTS_NOTES for call in command.statements[0].identity)
+        ):
+            # The area is the proxy's notes (a scatter SELECT's partitions' conditions, a
+            # note of its own): the counts of what SHOW WARNINGS shows, not physical database
+            # 0's own area (emptied for them).
+            errors = sum(1 for level, _, _ in held if level == "Error")
+            view = replace(
+                view, identity=replace(view.identity, warning_count=len(held), error_count=errors)
+            )
         return plan(command, view, snapshot)
 
     def view(self, carried: Carried | None = None) -> SessionView:
@@ -674,14 +692,19 @@ class Session:
         it (SHOW WARNINGS, @@warning_count, GET DIAGNOSTICS, ...): when that area is empty --
         the last statement there succeeded without a condition, as most do -- physical
         database 0's is emptied first, which then answers as MariaDB would (whatever an
-        earlier statement left there is not shown again), and is the session's again. (An
-        area with conditions is only ever shown by SHOW WARNINGS / ERRORS: the proxy answers
-        those from it.)"""
+        earlier statement left there is not shown again), and is the session's again. An
+        area with conditions becomes the notes the proxy holds (physical database 0's emptied
+        all the same): @@warning_count / @@error_count are answered from them (``_plan``; not
+        physical database 0's own, an earlier statement's), and they stay through statements
+        that keep the area (``_keep_notes``), as SHOW WARNINGS shows them."""
         area = self.fast.area
-        if area is None or await self._notes_on(area):
+        if area is None:
             return
+        notes = await self._notes_on(area)
         self.fast.area = None
         await self._clear_area()
+        if notes:
+            self.diag.held_notes = notes
 
     async def _analyze(
         self, payload: bytes, sql: str | None

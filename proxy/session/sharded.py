@@ -195,6 +195,7 @@ from proxy.wire.packets import (
     frame,
     lenenc_int,
     lenenc_str,
+    parse_eof,
     parse_err,
     parse_ok,
     parse_stmt_prepare_ok,
@@ -1412,7 +1413,7 @@ class ShardedExecutor:
         self._sent = False
         try:
             streams = merge_streams(readers, [b"\x03" + t.sql.encode() for t in targets])
-            await self._merged_rows(merge_plan, streams, plan.layout, plan.text)
+            await self._merged_rows(merge_plan, streams, readers, plan.layout, plan.text)
         except (BackendError, ConnectionLost) as exc:
             for conn in readers:
                 conn.broken = True
@@ -1420,10 +1421,44 @@ class ShardedExecutor:
             return
         self._answered_on(conns, targets)
 
+    async def _union_notes(self, readers: Sequence[BackendConnection], warned: int) -> None:
+        """A SELECT on several partitions succeeded with ``warned`` conditions in all: the
+        diagnostics area MariaDB would show for it holds every partition's (in the targets'
+        order), not only the session's own connection's or the last one's. Read from each
+        connection (SHOW WARNINGS: its area stays) and kept as the notes the proxy answers
+        SHOW WARNINGS / COUNT(*) and @@warning_count / @@error_count from (physical database
+        0's area emptied, as after any notes of the proxy's). Not when a connection ran more
+        than one of the targets (its area holds its last statement's only) or there are more
+        than max_error_count (MariaDB counts them all but keeps the first): the areas stay as
+        they are, the last partition's showing."""
+        if len(set(readers)) != len(readers):
+            return
+        limit = _max_error_count(self.session.link.state.variables)
+        if limit is None or warned > limit:
+            return
+        notes: list[tuple[str, int, str]] = []
+        for conn in readers:
+            try:
+                shown = await conn.query(OWN_STATEMENT + "SHOW WARNINGS")
+            except BackendQueryError:
+                return
+            notes += [
+                (
+                    (level or b"").decode("utf-8", "replace"),
+                    int(code or 0),
+                    (message or b"").decode("utf-8", "surrogateescape"),
+                )
+                for level, code, message in (row[:3] for row in shown.rows)
+            ]
+        if len(notes) == warned:
+            self.session.notes = notes
+            self.session.fast.area = None
+
     async def _merged_rows(
         self,
         merge_plan: MergePlan,
         streams: Sequence[AsyncIterator[bytes]],
+        readers: Sequence[BackendConnection],
         layout: Layout,
         text: str,
         binary: bool = False,
@@ -1456,6 +1491,9 @@ class ShardedExecutor:
                 await client.drain()
         if head < 0 or last[:1] != b"\xfe" or len(last) >= 0xFFFFFF:
             return  # (an error ended it)
+        warned = _end_warnings(last, self.session.capabilities)
+        if warned:
+            await self._union_notes(readers, warned)
         sent = total - head - 1
         offset = merge_plan.offset
         if "SQL_CALC_FOUND_ROWS" in text.upper() or (offset and not sent):
@@ -1544,6 +1582,7 @@ class ShardedExecutor:
         definers = len(targets) == 1 and may_show_definers(targets[0].sql)
         ok_affected = 0
         rows = 0  # (sent: FOUND_ROWS() after it)
+        warned = 0  # (the conditions the targets' answers counted)
         last_end: bytes | None = None
         for index, target in enumerate(targets):
             conn = conns[target.partition]
@@ -1604,6 +1643,7 @@ class ShardedExecutor:
                 _, packet = await _read(conn)
                 if packet[:1] == b"\xfe" and len(packet) < 0xFFFFFF:
                     last_end = packet
+                    warned += _end_warnings(packet, caps)
                     break
                 if packet[:1] == b"\xff":
                     in_flight.discard(index)
@@ -1636,11 +1676,16 @@ class ShardedExecutor:
             )
             return
         assert last_end is not None
+        if len(targets) > 1 and warned:
+            # (the statement's conditions: every partition's, as the area after it holds)
+            last_end = _with_warnings(last_end, conns[targets[-1].partition].capabilities, warned)
         self._emit(last_end)
         if len(targets) > 1:
             # (no LIMIT: merged; SQL_CALC_FOUND_ROWS without one counts the rows sent too)
             self._found = rows
             self._counts = (-1, rows)
+            if warned:
+                await self._union_notes([conns[t.partition] for t in targets], warned)
 
     async def _renamed_rows(self, layout: Layout, decision: RenamedRows) -> None:
         """A SHOW about tables on physical database 0, its rows made logical (RenamedRows):
@@ -2949,7 +2994,9 @@ class ShardedExecutor:
                     return
                 packets.append(packet)
             streams = merge_streams(readers, packets)
-            await self._merged_rows(merge_plan, streams, layout, statement.text, binary=True)
+            await self._merged_rows(
+                merge_plan, streams, readers, layout, statement.text, binary=True
+            )
         except (BackendError, ConnectionLost) as exc:
             for conn in readers:
                 conn.broken = True
@@ -3562,6 +3609,31 @@ def _with_views(
         if listed(name, kind):
             rows.append((name, kind) if full else (name,))
     return tuple(sorted(rows, key=lambda row: (row[0] or "").lower()))
+
+
+def _end_warnings(packet: bytes, capabilities: int) -> int:
+    """The warnings an answer's end counts (an EOF packet, or an OK with header 0xFE)."""
+    if capabilities & _DEPRECATE_EOF:
+        return parse_ok(packet, capabilities).warnings
+    return parse_eof(packet)[0]
+
+
+def _with_warnings(packet: bytes, capabilities: int, warnings: int) -> bytes:
+    """An answer's end (EOF, or an OK with header 0xFE and one-byte affected rows and insert
+    id, as a result set's is) counting ``warnings`` (at most 65535); another as it is."""
+    count = min(warnings, 0xFFFF).to_bytes(2, "little")
+    if not capabilities & _DEPRECATE_EOF:
+        return packet[:1] + count + packet[3:] if len(packet) >= 5 else packet
+    if len(packet) >= 7 and packet[1] < 0xFB and packet[2] < 0xFB:
+        return packet[:5] + count + packet[7:]
+    return packet
+
+
+def _max_error_count(variables: Mapping[str, str]) -> int | None:
+    """The session's max_error_count (MariaDB's default 64 when not set; None: not a number
+    the proxy reads)."""
+    value = variables.get("max_error_count", "64").strip("'")
+    return int(value) if value.isdigit() else None
 
 
 def _value_at(packet: bytes, column: int) -> int:

@@ -312,3 +312,48 @@ def test_found_rows_the_proxy_cannot_count_is_refused(
             _answer(ours, sql)
             cur.execute("SELECT ROW_COUNT()")
             assert cur.fetchall() == ((-1,),), sql
+
+
+@pytest.mark.parametrize(
+    "statements",
+    [
+        # (every partition's rows warn: 1292 for each 'a' compared with a number)
+        ["SELECT id FROM t WHERE s = 1"],
+        ["SELECT COUNT(*) FROM t WHERE s = 1"],  # (merged)
+        ["SELECT id FROM t WHERE s = 1 ORDER BY id DESC LIMIT 3"],  # (merged, cut)
+        ["SELECT id FROM t WHERE id IN (1, 2, 3) AND s = 1"],  # (neither is partition 0)
+        ["SELECT * FROM nosuch", "SELECT id FROM t WHERE s = 1", "SELECT 1"],
+        # (partition 2's warning after partition 0's error: @@error_count was 0's, 1)
+        ["UPDATE t SET s = s WHERE s = 1", "SELECT id FROM t WHERE id = 2 AND s = 1"],
+        ["SELECT * FROM nosuch", "SELECT id FROM t WHERE id = 3 AND s = 1"],
+    ],
+    ids=lambda s: " / ".join(s)[:60],
+)
+def test_a_statements_conditions_on_other_partitions_are_the_areas(
+    twins: Twins, ours: pymysql.connections.Connection[Any], statements: list[str]
+) -> None:
+    """The area after a statement on several partitions holds every partition's conditions,
+    as MariaDB's for the one statement (it showed physical database 0's or the last
+    partition's only: 2 of 5), and @@warning_count / @@error_count after a statement whose
+    conditions are on another partition than physical database 0 count that statement's
+    (they were physical database 0's own, an earlier statement's error)."""
+    _alike(ours, twins.plain, [*statements, *READS])
+
+
+def test_the_counts_the_proxy_answers_are_mariadbs_bytes(twins: Twins) -> None:
+    """@@warning_count / @@error_count answered from the conditions the proxy holds: byte for
+    byte MariaDB's answer (BIGINT UNSIGNED, not an INT literal's column)."""
+    home = twins.env.shards[0]
+    ours = BinaryClient(twins.env.port, DB, PASSWORD, DB)
+    theirs = BinaryClient(home.port, home.user, home.password, DB)
+    try:
+        for statement in [
+            "SELECT id FROM t WHERE s = 1",
+            "SELECT @@warning_count, @@session.error_count",
+            "SELECT id FROM t WHERE id = 2 AND s = 1",
+            "SELECT @@warning_count AS w, @@error_count",
+        ]:
+            assert ours.query_raw(statement) == theirs.query_raw(statement), statement
+    finally:
+        ours.close()
+        theirs.close()
