@@ -135,6 +135,7 @@ from proxy.session.login import (
 )
 from proxy.session.sharded import Replies, ShardedExecutor, in_background
 from proxy.session.statements import with_id, with_types
+from proxy.shard.transaction import TransactionControl
 from proxy.sql.analyze import Identity, Kind, NeedsParse, Statement, analyze_with_digest
 from proxy.sql.charsets import UTF8MB4_GENERAL_CI
 from proxy.sql.lexer import LexMode, ServerFlavor, server_name, utf8_offsets
@@ -761,6 +762,14 @@ class Session:
                 await self._keep_notes()
         elif isinstance(decided, Sharded):
             await self.sharded.execute(decided)
+            if (
+                self.diag.held_notes
+                and isinstance(decided.decision, TransactionControl)
+                and self.diag.refused is None
+                and not self.notes
+            ):
+                # (COMMIT, ROLLBACK, BEGIN name no table: MariaDB keeps the area through them)
+                self.notes = self.diag.held_notes
         elif isinstance(decided, ShardedPacket):
             await self.sharded.execute_packet(decided)
         elif isinstance(decided, Deny):

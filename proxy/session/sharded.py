@@ -1422,26 +1422,35 @@ class ShardedExecutor:
         self._answered_on(conns, targets)
 
     async def _union_notes(self, readers: Sequence[BackendConnection], warned: int) -> None:
-        """A SELECT on several partitions succeeded with ``warned`` conditions in all: the
+        """:meth:`_notes_of` kept as the session's notes (physical database 0's area emptied
+        for them, as after any notes of the proxy's)."""
+        notes = await self._notes_of(readers, warned)
+        if notes is not None:
+            self.session.notes = notes
+            self.session.fast.area = None
+
+    async def _notes_of(
+        self, readers: Sequence[BackendConnection], warned: int
+    ) -> list[tuple[str, int, str]] | None:
+        """A statement on several partitions succeeded with ``warned`` conditions in all: the
         diagnostics area MariaDB would show for it holds every partition's (in the targets'
         order), not only the session's own connection's or the last one's. Read from each
-        connection (SHOW WARNINGS: its area stays) and kept as the notes the proxy answers
-        SHOW WARNINGS / COUNT(*) and @@warning_count / @@error_count from (physical database
-        0's area emptied, as after any notes of the proxy's). Not when a connection ran more
+        connection (SHOW WARNINGS: its area stays), for the proxy to answer SHOW WARNINGS /
+        COUNT(*) and @@warning_count / @@error_count from. None when a connection ran more
         than one of the targets (its area holds its last statement's only) or there are more
         than max_error_count (MariaDB counts them all but keeps the first): the areas stay as
         they are, the last partition's showing."""
         if len(set(readers)) != len(readers):
-            return
+            return None
         limit = _max_error_count(self.session.link.state.variables)
         if limit is None or warned > limit:
-            return
+            return None
         notes: list[tuple[str, int, str]] = []
         for conn in readers:
             try:
                 shown = await conn.query(OWN_STATEMENT + "SHOW WARNINGS")
             except BackendQueryError:
-                return
+                return None
             notes += [
                 (
                     (level or b"").decode("utf-8", "replace"),
@@ -1450,9 +1459,7 @@ class ShardedExecutor:
                 )
                 for level, code, message in (row[:3] for row in shown.rows)
             ]
-        if len(notes) == warned:
-            self.session.notes = notes
-            self.session.fast.area = None
+        return notes if len(notes) == warned else None
 
     async def _merged_rows(
         self,
@@ -1954,6 +1961,7 @@ class ShardedExecutor:
         started: list[int] = []
         answers: list[bytes] = []
         failure: SqlError | None = None
+        notes: list[tuple[str, int, str]] | None = None
 
         def step(verb: str) -> Callable[[int], str]:
             return lambda partition: f"{OWN_STATEMENT}XA {verb} {xid}, '{partition}'"
@@ -1974,6 +1982,8 @@ class ShardedExecutor:
                     conns[target.partition].broken = True
                     raise BackendError("a result set where a write's OK was expected")
                 answers.append(packet)
+            if failure is None:
+                notes = await self._write_notes(conns, targets, answers)
             _, failed = await _on_each(conns, started, step("END"))
             _raise_first(failed, started)
             if failure is None and len(started) == 1:
@@ -1983,7 +1993,7 @@ class ShardedExecutor:
                 _, failed = await _on_each(conns, started, lambda p: one_phase(p) + " ONE PHASE")
                 _raise_first(failed, started)
                 await self._remember_insert_id(decision)
-                self._answer_write(answers, conns[targets[0].partition], decision)
+                self._answer_write(answers, conns[targets[0].partition], decision, notes)
                 return
             if failure is None:
                 _, failed = await _on_each(conns, started, step("PREPARE"))
@@ -2026,7 +2036,7 @@ class ShardedExecutor:
         # background (a stale outcome row is harmless), not on the client's time.
         in_background(_forget_xa(session.ctx.accounts.catalog, gtrid))
         await self._remember_insert_id(decision)
-        self._answer_write(answers, conns[targets[0].partition], decision)
+        self._answer_write(answers, conns[targets[0].partition], decision, notes)
 
     async def _decide(self, gtrid: str) -> str | None:
         """Record "commit" for ``gtrid`` before any branch commits; returns the outcome that
@@ -2062,10 +2072,34 @@ class ShardedExecutor:
         except BackendQueryError:
             pass
 
+    async def _write_notes(
+        self,
+        conns: Mapping[int, BackendConnection],
+        targets: Sequence[Target],
+        answers: Sequence[bytes],
+    ) -> list[tuple[str, int, str]] | None:
+        """The conditions of a write's statements on several partitions (:meth:`_notes_of`),
+        read before anything else runs on their connections; None: none, or not known."""
+        warned = 0
+        for target, packet in zip(targets, answers, strict=False):
+            warned += parse_ok(packet, conns[target.partition].capabilities).warnings
+        if not warned or len(answers) != len(targets):
+            return None
+        return await self._notes_of([conns[t.partition] for t in targets], warned)
+
     def _answer_write(
-        self, packets: Sequence[bytes], conn: BackendConnection, decision: Route
+        self,
+        packets: Sequence[bytes],
+        conn: BackendConnection,
+        decision: Route,
+        notes: list[tuple[str, int, str]] | None = None,
     ) -> None:
+        """The write's OK (``notes``: the conditions of its statements on several
+        partitions, the session's notes from now: the diagnostics area MariaDB's would be)."""
         session = self.session
+        if notes is not None and decision.kind != "broadcast":
+            session.notes = notes
+            session.fast.area = None
         if packets and packets[0][:1] == b"\xff":
             self.replies.write(packets[0])
             return
@@ -2573,8 +2607,9 @@ class ShardedExecutor:
                         pass
             self.replies.error(sql_error_from(err.errno, err.sqlstate, err.message))
             return
+        notes = await self._write_notes(conns, targets, answers)
         await self._remember_insert_id(decision)
-        self._answer_write(answers, conns[targets[0].partition], decision)
+        self._answer_write(answers, conns[targets[0].partition], decision, notes)
 
     # -- prepared statements ------------------------------------------------------------------
 

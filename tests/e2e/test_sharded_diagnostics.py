@@ -326,6 +326,11 @@ def test_found_rows_the_proxy_cannot_count_is_refused(
         # (partition 2's warning after partition 0's error: @@error_count was 0's, 1)
         ["UPDATE t SET s = s WHERE s = 1", "SELECT id FROM t WHERE id = 2 AND s = 1"],
         ["SELECT * FROM nosuch", "SELECT id FROM t WHERE id = 3 AND s = 1"],
+        # (writes: every partition's statement warns; in one XA transaction, or the client's)
+        ["UPDATE IGNORE t SET s = s WHERE s = 1"],
+        ["BEGIN", "UPDATE IGNORE t SET s = s WHERE s = 1", *READS, "ROLLBACK"],
+        # (COMMIT and ROLLBACK name no table: the area stays through them)
+        ["BEGIN", "SELECT id FROM t WHERE s = 1", "COMMIT"],
     ],
     ids=lambda s: " / ".join(s)[:60],
 )
@@ -336,7 +341,7 @@ def test_a_statements_conditions_on_other_partitions_are_the_areas(
     as MariaDB's for the one statement (it showed physical database 0's or the last
     partition's only: 2 of 5), and @@warning_count / @@error_count after a statement whose
     conditions are on another partition than physical database 0 count that statement's
-    (they were physical database 0's own, an earlier statement's error)."""
+    (they were physical database 0's own, an earlier statement's error). Writes alike."""
     _alike(ours, twins.plain, [*statements, *READS])
 
 
