@@ -510,7 +510,7 @@ class Session:
         gets them from that one (``ShardedExecutor.last_statement``)."""
         ran = self.sharded.begin_command()
         if (
-            ran != 0
+            (ran != 0 or self.sharded.found_elsewhere())
             and isinstance(command, Query)
             and view.identity is not None
             and command.statements
@@ -755,6 +755,8 @@ class Session:
                 await self._relay_in_transaction(decided, command, payload)
             else:
                 await self._relay(decided, command, payload)
+            if isinstance(command, Query) and _leaves_found_rows(command.sql):
+                self.sharded.left_found_rows()
             starts = _starts_area(command, self.relayed)
             if self.fast.area is not None and starts:
                 self.fast.area = None
@@ -774,6 +776,7 @@ class Session:
             await self.sharded.execute_packet(decided)
         elif isinstance(decided, Deny):
             self._reply_error(decided.error)
+            self.sharded.left_found_rows()  # (a statement refused: it ran nowhere)
         elif isinstance(decided, Forward):
             if decided.closes is not None:
                 self.prepared.pop(decided.closes, None)
@@ -1783,6 +1786,24 @@ def _starts_area(command: Command, relayed: ResponseScanner | None) -> bool:
 
 # A statement that reads the diagnostics area without SHOW WARNINGS / ERRORS.
 _READS_DIAGNOSTICS = re.compile(r"warning_count|error_count|\bDIAGNOSTICS\b", re.IGNORECASE)
+
+
+# A statement that leaves FOUND_ROWS() as it was: one of these, reading no rows (no SELECT,
+# no CALL, ... anywhere in it: INSERT ... SELECT and SELECT ... INTO count theirs).
+_LEAVES_FOUND_ROWS = re.compile(
+    r"\s*(?:SET|UPDATE|DELETE|INSERT|REPLACE|BEGIN|START|COMMIT|ROLLBACK|SAVEPOINT|RELEASE"
+    r"|CREATE|DROP|ALTER|TRUNCATE|RENAME|USE|LOCK|UNLOCK)\b",
+    re.IGNORECASE,
+)
+_READS_ROWS = re.compile(r"\b(?:SELECT|CALL|EXECUTE|TABLE|HANDLER|WITH)\b", re.IGNORECASE)
+
+
+def _leaves_found_rows(sql: str | None) -> bool:
+    return (
+        sql is not None
+        and _LEAVES_FOUND_ROWS.match(sql) is not None
+        and _READS_ROWS.search(sql) is None
+    )
 
 
 def _reads_diagnostics(sql: str) -> bool:

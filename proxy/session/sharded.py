@@ -671,6 +671,9 @@ class ShardedExecutor:
         # The session's FOUND_ROWS() as the last scatter SELECT left it, kept while only
         # statements on several partitions that leave it (writes) ran since; None: not known.
         self._found: int | None = None
+        # The command just run on physical database 0 alone left FOUND_ROWS() as it was (a
+        # relayed SET, UPDATE, ... ; a refusal): ``_found`` holds through it (begin_command).
+        self._left = False
         # The physical database of each connection a physical statement is prepared on.
         self._partition_of: weakref.WeakKeyDictionary[BackendConnection, int] = (
             weakref.WeakKeyDictionary()
@@ -1022,10 +1025,21 @@ class ShardedExecutor:
         held = self.source.held
         ran, held.ran_on = held.ran_on, 0
         self._acquired = None
-        if ran >= 0:
+        if ran > 0 or (ran == 0 and not self._left):
             # (it ran on one connection, which may have run a SELECT: that one knows)
             self._found = None
+        self._left = False
         return ran
+
+    def left_found_rows(self) -> None:
+        """The command ran on physical database 0 alone, or nowhere, and left FOUND_ROWS() as
+        it was (a statement that reads no rows, a refusal)."""
+        self._left = True
+
+    def found_elsewhere(self) -> bool:
+        """Whether FOUND_ROWS() is known to be what the proxy counted, not physical database
+        0's (a scatter SELECT's, through statements that leave it)."""
+        return self._found is not None
 
     async def last_statement(
         self, ran: int, identity: IdentityValues, asks_found: bool = True
@@ -1035,6 +1049,8 @@ class ShardedExecutor:
         connection than the session's own, which would answer about its own last one: asked
         of the connection that ran it; when several did (each knows its own part only), what
         the proxy answered the client for it (``_counts``). 1235 when that is not known."""
+        if ran == 0:
+            return replace(identity, found_rows=self._found)
         if ran < 0:
             counts = self._counts
             if counts is not None and (counts[1] is not None or not asks_found):

@@ -236,6 +236,10 @@ LAST_STATEMENT = [
     ["SELECT s FROM t", "UPDATE t SET s = 'a'", "SELECT FOUND_ROWS(), ROW_COUNT()"],
     ["SELECT s FROM t WHERE id > 2", "UPDATE t SET s = 'c'", "SELECT ROW_COUNT(), FOUND_ROWS()"],
     ["UPDATE t SET s = 'a'", "SELECT ROW_COUNT()"],
+    # (statements on physical database 0 that read no rows leave it too: not 0's own count)
+    ["SELECT s FROM t", "SET @a = 1", "SELECT FOUND_ROWS(), ROW_COUNT()"],
+    ["SELECT s FROM t WHERE id > 1", "SET @a = 1", "SET @b = 2", "SELECT FOUND_ROWS()"],
+    ["SELECT s FROM t", "SELECT 1", "SELECT FOUND_ROWS(), ROW_COUNT()"],  # (0's: 1)
     # (a failed statement: -1)
     ["UPDATE t SET s = 'b'", "UPDATE t SET s = s WHERE nosuch = 1", "SELECT ROW_COUNT()"],
     ["SELECT id * 9223372036854775807 FROM big", "SELECT ROW_COUNT()"],
@@ -362,3 +366,17 @@ def test_the_counts_the_proxy_answers_are_mariadbs_bytes(twins: Twins) -> None:
     finally:
         ours.close()
         theirs.close()
+
+
+def test_a_statement_the_proxy_refuses_leaves_found_rows(
+    ours: pymysql.connections.Connection[Any],
+) -> None:
+    """A statement the proxy refuses (1235) ran nowhere: FOUND_ROWS() after it is still the
+    scatter SELECT's before it, as after any failed statement on MariaDB -- not physical
+    database 0's part of it (2 of 5)."""
+    with ours.cursor() as cur:
+        cur.execute("SELECT s FROM t")
+        assert len(cur.fetchall()) == 5
+        assert _answer(ours, "DO 1")[0] == 1235
+        cur.execute("SELECT FOUND_ROWS()")
+        assert cur.fetchall() == ((5,),)
