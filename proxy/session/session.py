@@ -776,7 +776,7 @@ class Session:
             await self.sharded.execute_packet(decided)
         elif isinstance(decided, Deny):
             self._reply_error(decided.error)
-            self.sharded.left_found_rows()  # (a statement refused: it ran nowhere)
+            self.sharded.refused_here()  # (it ran nowhere)
         elif isinstance(decided, Forward):
             if decided.closes is not None:
                 self.prepared.pop(decided.closes, None)

@@ -674,6 +674,10 @@ class ShardedExecutor:
         # The command just run on physical database 0 alone left FOUND_ROWS() as it was (a
         # relayed SET, UPDATE, ... ; a refusal): ``_found`` holds through it (begin_command).
         self._left = False
+        # The command was refused before it ran anywhere (so the one before it, ``_failed``:
+        # ROW_COUNT() -1 after it, as after any failed statement on MariaDB).
+        self._refused = False
+        self._failed = False
         # The physical database of each connection a physical statement is prepared on.
         self._partition_of: weakref.WeakKeyDictionary[BackendConnection, int] = (
             weakref.WeakKeyDictionary()
@@ -799,6 +803,8 @@ class ShardedExecutor:
             log.warning("connection %d: %s", session.connection_id, exc)
             self.replies.error(exc.error)
         except SqlError as error:
+            if self._acquired is None:
+                self.refused_here()  # (decided before any partition ran it)
             self.replies.error(error)
         except BackendQueryError as exc:
             self.replies.error(sql_error_from(exc.errno, exc.sqlstate, exc.message))
@@ -1029,7 +1035,14 @@ class ShardedExecutor:
             # (it ran on one connection, which may have run a SELECT: that one knows)
             self._found = None
         self._left = False
+        self._failed, self._refused = self._refused and ran == 0, False
         return ran
+
+    def refused_here(self) -> None:
+        """The command was refused before it ran on any partition: it leaves FOUND_ROWS()
+        as it was, and ROW_COUNT() is -1 after it."""
+        self._left = True
+        self._refused = True
 
     def left_found_rows(self) -> None:
         """The command ran on physical database 0 alone, or nowhere, and left FOUND_ROWS() as
@@ -1038,8 +1051,9 @@ class ShardedExecutor:
 
     def found_elsewhere(self) -> bool:
         """Whether FOUND_ROWS() is known to be what the proxy counted, not physical database
-        0's (a scatter SELECT's, through statements that leave it)."""
-        return self._found is not None
+        0's (a scatter SELECT's, through statements that leave it), or ROW_COUNT() is the
+        proxy's (-1 after its refusal)."""
+        return self._found is not None or self._failed
 
     async def last_statement(
         self, ran: int, identity: IdentityValues, asks_found: bool = True
@@ -1050,7 +1064,7 @@ class ShardedExecutor:
         of the connection that ran it; when several did (each knows its own part only), what
         the proxy answered the client for it (``_counts``). 1235 when that is not known."""
         if ran == 0:
-            return replace(identity, found_rows=self._found)
+            return replace(identity, found_rows=self._found, row_count=-1 if self._failed else None)
         if ran < 0:
             counts = self._counts
             if counts is not None and (counts[1] is not None or not asks_found):

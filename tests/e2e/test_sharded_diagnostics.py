@@ -371,12 +371,18 @@ def test_the_counts_the_proxy_answers_are_mariadbs_bytes(twins: Twins) -> None:
 def test_a_statement_the_proxy_refuses_leaves_found_rows(
     ours: pymysql.connections.Connection[Any],
 ) -> None:
-    """A statement the proxy refuses (1235) ran nowhere: FOUND_ROWS() after it is still the
-    scatter SELECT's before it, as after any failed statement on MariaDB -- not physical
-    database 0's part of it (2 of 5)."""
+    """A statement the proxy refuses (1235: in the plan, or the sharded executor's before any
+    partition ran it) ran nowhere: FOUND_ROWS() after it is still the scatter SELECT's before
+    it, as after any failed statement on MariaDB -- not physical database 0's part of it (2
+    of 5) -- and ROW_COUNT() is -1, not the count of what physical database 0 ran last."""
     with ours.cursor() as cur:
-        cur.execute("SELECT s FROM t")
-        assert len(cur.fetchall()) == 5
-        assert _answer(ours, "DO 1")[0] == 1235
-        cur.execute("SELECT FOUND_ROWS()")
-        assert cur.fetchall() == ((5,),)
+        for refused in ("DO 1", "SELECT SQL_CALC_FOUND_ROWS id FROM t ORDER BY id LIMIT 2"):
+            cur.execute("SELECT s FROM t")
+            assert len(cur.fetchall()) == 5
+            assert _answer(ours, refused)[0] == 1235
+            cur.execute("SELECT FOUND_ROWS()")
+            assert cur.fetchall() == ((5,),), refused
+            cur.execute("UPDATE t SET s = 'a' WHERE id = 0")  # (physical database 0's)
+            assert _answer(ours, refused)[0] == 1235
+            cur.execute("SELECT ROW_COUNT()")
+            assert cur.fetchall() == ((-1,),), refused
