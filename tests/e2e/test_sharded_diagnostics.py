@@ -386,3 +386,29 @@ def test_a_statement_the_proxy_refuses_leaves_found_rows(
             assert _answer(ours, refused)[0] == 1235
             cur.execute("SELECT ROW_COUNT()")
             assert cur.fetchall() == ((-1,),), refused
+
+
+def test_prepared_statements_on_several_partitions_answer_as_text_ones(twins: Twins) -> None:
+    """The same after executions of prepared statements (binary protocol) on several
+    partitions: ROW_COUNT(), FOUND_ROWS(), the counts and SHOW WARNINGS byte for byte
+    MariaDB's answers after the same executions."""
+    home = twins.env.shards[0]
+    ours = BinaryClient(twins.env.port, DB, PASSWORD, DB)
+    theirs = BinaryClient(home.port, home.user, home.password, DB)
+    try:
+        cases: list[tuple[str, list[int | str | bytes | None], str]] = [
+            ("UPDATE t SET s = ? WHERE id > ?", ["b", 0], "SELECT ROW_COUNT()"),
+            ("UPDATE t SET s = ? WHERE id >= ?", ["a", 0], "SELECT ROW_COUNT()"),
+            ("SELECT s FROM t WHERE id > ?", [1], "SELECT FOUND_ROWS(), ROW_COUNT()"),
+            ("SELECT id FROM t WHERE id > ? ORDER BY id LIMIT 1, 2", [0], "SELECT FOUND_ROWS()"),
+            ("SELECT id FROM t WHERE s = ?", [1], "SELECT @@warning_count, @@error_count"),
+            ("SELECT id FROM t WHERE s = ?", [1], "SHOW WARNINGS"),
+        ]
+        for sql, params, question in cases:
+            mine = ours.execute(ours.prepare(sql), params)
+            its = theirs.execute(theirs.prepare(sql), params)
+            assert mine == its, sql
+            assert ours.query_raw(question) == theirs.query_raw(question), (sql, question)
+    finally:
+        ours.close()
+        theirs.close()
