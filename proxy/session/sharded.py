@@ -674,6 +674,10 @@ class ShardedExecutor:
         # The command just run on physical database 0 alone left FOUND_ROWS() as it was (a
         # relayed SET, UPDATE, ... ; a refusal): ``_found`` holds through it (begin_command).
         self._left = False
+        # Where the session's FOUND_ROWS() is: 0, physical database 0's connection's own; k,
+        # partition k's connection's (its SELECT, then statements that leave it); -1, the
+        # proxy's count (``_found``; None: not known).
+        self._found_on = 0
         # The command was refused before it ran anywhere (so the one before it, ``_failed``:
         # ROW_COUNT() -1 after it, as after any failed statement on MariaDB).
         self._refused = False
@@ -1034,6 +1038,9 @@ class ShardedExecutor:
         if ran > 0 or (ran == 0 and not self._left):
             # (it ran on one connection, which may have run a SELECT: that one knows)
             self._found = None
+            self._found_on = ran
+        elif ran < 0:
+            self._found_on = -1
         self._left = False
         self._failed, self._refused = self._refused and ran == 0, False
         return ran
@@ -1053,7 +1060,7 @@ class ShardedExecutor:
         """Whether FOUND_ROWS() is known to be what the proxy counted, not physical database
         0's (a scatter SELECT's, through statements that leave it), or ROW_COUNT() is the
         proxy's (-1 after its refusal)."""
-        return self._found is not None or self._failed
+        return self._found_on != 0 or self._failed
 
     async def last_statement(
         self, ran: int, identity: IdentityValues, asks_found: bool = True
@@ -1064,7 +1071,18 @@ class ShardedExecutor:
         of the connection that ran it; when several did (each knows its own part only), what
         the proxy answered the client for it (``_counts``). 1235 when that is not known."""
         if ran == 0:
-            return replace(identity, found_rows=self._found, row_count=-1 if self._failed else None)
+            found = self._found
+            if asks_found and self._found_on > 0:
+                on = await self._found_rows_on(self._found_on)
+                if isinstance(on, SqlError):
+                    return on
+                found = on
+            elif asks_found and self._found_on < 0 and found is None:
+                return not_supported(
+                    "FOUND_ROWS() after a SELECT the proxy ran on several physical databases or"
+                    " tables (each knows only its own part)"
+                )
+            return replace(identity, found_rows=found, row_count=-1 if self._failed else None)
         if ran < 0:
             counts = self._counts
             if counts is not None and (counts[1] is not None or not asks_found):
@@ -1085,6 +1103,18 @@ class ShardedExecutor:
             return SqlError(exc.errno, exc.sqlstate, exc.message)
         found, count = (int(v or 0) for v in result.rows[0])
         return replace(identity, found_rows=found, row_count=count)
+
+    async def _found_rows_on(self, partition: int) -> int | SqlError:
+        """FOUND_ROWS() of partition ``partition``'s connection (its SELECT was the session's
+        last); 1235 when it is gone."""
+        conn = self.source.held.conns.get(partition)
+        if conn is None or conn.broken or conn.is_closing():
+            return not_supported("FOUND_ROWS() after a SELECT whose connection is gone")
+        try:
+            result = await conn.query(f"{OWN_STATEMENT}SELECT FOUND_ROWS()")
+        except BackendQueryError as exc:
+            return SqlError(exc.errno, exc.sqlstate, exc.message)
+        return int(result.rows[0][0] or 0)
 
     def _lost(self, conns: Mapping[int, BackendConnection], exc: Exception, replied: bool) -> None:
         """A partition's connection failed under a statement: 2013 (the session ends when part

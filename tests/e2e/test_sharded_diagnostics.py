@@ -240,6 +240,13 @@ LAST_STATEMENT = [
     ["SELECT s FROM t", "SET @a = 1", "SELECT FOUND_ROWS(), ROW_COUNT()"],
     ["SELECT s FROM t WHERE id > 1", "SET @a = 1", "SET @b = 2", "SELECT FOUND_ROWS()"],
     ["SELECT s FROM t", "SELECT 1", "SELECT FOUND_ROWS(), ROW_COUNT()"],  # (0's: 1)
+    # (a SELECT on partition 2 alone, after 0's of 2 rows: 2's count, not 0's)
+    [
+        "SELECT id FROM t WHERE id IN (0, 4)",
+        "SELECT s FROM t WHERE id = 2",
+        "SET @a = 1",
+        "SELECT FOUND_ROWS()",
+    ],
     # (a failed statement: -1)
     ["UPDATE t SET s = 'b'", "UPDATE t SET s = s WHERE nosuch = 1", "SELECT ROW_COUNT()"],
     ["SELECT id * 9223372036854775807 FROM big", "SELECT ROW_COUNT()"],
