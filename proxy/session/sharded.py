@@ -1509,7 +1509,8 @@ class ShardedExecutor:
         for conn in readers:
             try:
                 shown = await conn.query(OWN_STATEMENT + "SHOW WARNINGS")
-            except BackendQueryError:
+            except (BackendQueryError, BackendError, ConnectionLost):
+                # (the answer was sent: a connection lost now is found by the next statement)
                 return None
             notes += [
                 (
