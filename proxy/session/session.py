@@ -755,7 +755,11 @@ class Session:
                 await self._relay_in_transaction(decided, command, payload)
             else:
                 await self._relay(decided, command, payload)
-            if isinstance(command, Query) and _leaves_found_rows(command.sql):
+            if (
+                self.sharded.found_elsewhere()  # (else physical database 0's: nothing to keep)
+                and isinstance(command, Query)
+                and _leaves_found_rows(command.sql)
+            ):
                 self.sharded.left_found_rows()
             starts = _starts_area(command, self.relayed)
             if self.fast.area is not None and starts:
