@@ -510,11 +510,11 @@ class Session:
         gets them from that one (``ShardedExecutor.last_statement``)."""
         ran = self.sharded.begin_command()
         if (
-            (ran != 0 or self.sharded.found_elsewhere())
-            and isinstance(command, Query)
+            isinstance(command, Query)
             and view.identity is not None
             and command.statements
             and any(call.identity in _ASKS_LAST for call in command.statements[0].identity)
+            and (ran != 0 or self.sharded.found_elsewhere())
         ):
             asked = {call.identity for call in command.statements[0].identity}
             identity = await self.sharded.last_statement(
