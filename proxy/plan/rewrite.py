@@ -110,6 +110,17 @@ _LAST_STATEMENT = frozenset(
 )
 
 
+# The calls answered with an expression of their own type (a bare literal is an INT of its
+# digits' length, which the column definitions of the answer would show): BIGINT NOT NULL
+# for the functions, BIGINT UNSIGNED (nullable) for the variables. (before, after the value)
+_TYPED = {
+    Identity.FOUND_ROWS: (b"IF(0, FOUND_ROWS(), ", b")"),
+    Identity.ROW_COUNT: (b"IF(0, ROW_COUNT(), ", b")"),
+    Identity.WARNING_COUNT: (b"IF(0, @@session.warning_count, CAST(", b" AS UNSIGNED))"),
+    Identity.ERROR_COUNT: (b"IF(0, @@session.error_count, CAST(", b" AS UNSIGNED))"),
+}
+
+
 def identity_splices(
     statements: tuple[Statement, ...],
     values: IdentityValues | None,
@@ -145,6 +156,10 @@ def identity_splices(
             if value is None or (index and call.identity in _LAST_STATEMENT):
                 continue
             text = str(value).encode("ascii") if isinstance(value, int) else sql_string(value)
+            typed = _TYPED.get(call.identity)
+            if typed is not None:
+                # (of the call's own type: the column MariaDB describes for it)
+                text = typed[0] + text + typed[1]
             if call.select_item:
                 text += b" AS " + quote_identifier(call.text.encode("utf-8", "surrogateescape"))
             out.append(Splice(call.start, call.end, text))

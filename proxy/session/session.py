@@ -137,6 +137,7 @@ from proxy.session.login import (
 )
 from proxy.session.sharded import Replies, ShardedExecutor, in_background
 from proxy.session.statements import with_id, with_types
+from proxy.shard.transaction import TransactionControl
 from proxy.sql.analyze import Identity, Kind, NeedsParse, Statement, analyze_with_digest
 from proxy.sql.charsets import UTF8MB4_GENERAL_CI
 from proxy.sql.lexer import LexMode, ServerFlavor, server_name, utf8_offsets
@@ -177,6 +178,8 @@ _MAINTENANCE = re.compile(
 )
 # What a packet's first statement may ask about the session's last one (ShardedExecutor).
 _ASKS_LAST = frozenset({Identity.ROW_COUNT, Identity.FOUND_ROWS})
+# What a packet's first statement may ask about the proxy's notes (Session._plan).
+_COUNTS_NOTES = frozenset({Identity.WARNING_COUNT, Identity.ERROR_COUNT})
 _COM_INIT_DB = 0x02
 _COM_STMT_PREPARE = 0x16
 _COM_FIELD_LIST = 0x04
@@ -506,16 +509,35 @@ class Session:
         gets them from that one (``ShardedExecutor.last_statement``)."""
         ran = self.sharded.begin_command()
         if (
-            ran != 0
-            and isinstance(command, Query)
+            isinstance(command, Query)
             and view.identity is not None
             and command.statements
             and any(call.identity in _ASKS_LAST for call in command.statements[0].identity)
+            and (ran != 0 or self.sharded.found_elsewhere())
         ):
-            identity = await self.sharded.last_statement(ran, view.identity)
+            asked = {call.identity for call in command.statements[0].identity}
+            identity = await self.sharded.last_statement(
+                ran, view.identity, Identity.FOUND_ROWS in asked
+            )
             if isinstance(identity, SqlError):
                 return Deny(identity)
             view = replace(view, identity=identity)
+        held = self.diag.held_notes
+        if (
+            held
+            and isinstance(command, Query)
+            and view.identity is not None
+            and view.identity.warning_count is None  # (carried from a hand-off: its own)
+            and command.statements
+            and any(call.identity in _COUNTS_NOTES for call in command.statements[0].identity)
+        ):
+            # The area is the proxy's notes (a scatter SELECT's partitions' conditions, a
+            # note of its own): the counts of what SHOW WARNINGS shows, not physical database
+            # 0's own area (emptied for them).
+            errors = sum(1 for level, _, _ in held if level == "Error")
+            view = replace(
+                view, identity=replace(view.identity, warning_count=len(held), error_count=errors)
+            )
         if isinstance(command, Query | Prepare) and len(command.sql) > INLINE_ANALYSIS_LIMIT:
             # A long text's decision reads it whole (a sharded database's routing lexes it
             # with its values: a second for 16 MB of string escapes, tens of seconds for a
@@ -676,14 +698,19 @@ class Session:
         it (SHOW WARNINGS, @@warning_count, GET DIAGNOSTICS, ...): when that area is empty --
         the last statement there succeeded without a condition, as most do -- physical
         database 0's is emptied first, which then answers as MariaDB would (whatever an
-        earlier statement left there is not shown again), and is the session's again. (An
-        area with conditions is only ever shown by SHOW WARNINGS / ERRORS: the proxy answers
-        those from it.)"""
+        earlier statement left there is not shown again), and is the session's again. An
+        area with conditions becomes the notes the proxy holds (physical database 0's emptied
+        all the same): @@warning_count / @@error_count are answered from them (``_plan``; not
+        physical database 0's own, an earlier statement's), and they stay through statements
+        that keep the area (``_keep_notes``), as SHOW WARNINGS shows them."""
         area = self.fast.area
-        if area is None or await self._notes_on(area):
+        if area is None:
             return
+        notes = await self._notes_on(area)
         self.fast.area = None
         await self._clear_area()
+        if notes:
+            self.diag.held_notes = notes
 
     async def _analyze(
         self, payload: bytes, sql: str | None
@@ -743,6 +770,12 @@ class Session:
                 await self._relay_in_transaction(decided, command, payload)
             else:
                 await self._relay(decided, command, payload)
+            if (
+                self.sharded.found_elsewhere()  # (else physical database 0's: nothing to keep)
+                and isinstance(command, Query)
+                and _leaves_found_rows(command.sql)
+            ):
+                self.sharded.left_found_rows()
             starts = _starts_area(command, self.relayed)
             if self.fast.area is not None and starts:
                 self.fast.area = None
@@ -750,10 +783,19 @@ class Session:
                 await self._keep_notes()
         elif isinstance(decided, Sharded):
             await self.sharded.execute(decided)
+            if (
+                self.diag.held_notes
+                and isinstance(decided.decision, TransactionControl)
+                and self.diag.refused is None
+                and not self.notes
+            ):
+                # (COMMIT, ROLLBACK, BEGIN name no table: MariaDB keeps the area through them)
+                self.notes = self.diag.held_notes
         elif isinstance(decided, ShardedPacket):
             await self.sharded.execute_packet(decided)
         elif isinstance(decided, Deny):
             self._reply_error(decided.error)
+            self.sharded.refused_here()  # (it ran nowhere)
         elif isinstance(decided, Forward):
             if decided.closes is not None:
                 self.prepared.pop(decided.closes, None)
@@ -1804,6 +1846,27 @@ def reads_diagnostics(sql: str) -> bool:
         if found is not None and (end == n or found.end() < len(part)):
             return True
     return False
+
+
+# A statement that leaves FOUND_ROWS() as it was: one of these, reading no rows (no SELECT,
+# no CALL, ... anywhere in it: INSERT ... SELECT and SELECT ... INTO count theirs).
+_LEAVES_FOUND_ROWS = re.compile(
+    r"\s*(?:SET|UPDATE|DELETE|INSERT|REPLACE|BEGIN|START|COMMIT|ROLLBACK|SAVEPOINT|RELEASE"
+    r"|CREATE|DROP|ALTER|TRUNCATE|RENAME|USE|LOCK|UNLOCK)\b",
+    re.IGNORECASE,
+)
+_READS_ROWS = re.compile(r"\b(?:SELECT|CALL|EXECUTE|TABLE|HANDLER|WITH)\b", re.IGNORECASE)
+
+
+def _leaves_found_rows(sql: str | None) -> bool:
+    """Whether ``sql`` leaves FOUND_ROWS() as it was (a long text is not read: on the event
+    loop, it is taken to count rows, and FOUND_ROWS() is then the session's own)."""
+    return (
+        sql is not None
+        and len(sql) <= INLINE_ANALYSIS_LIMIT
+        and _LEAVES_FOUND_ROWS.match(sql) is not None
+        and _READS_ROWS.search(sql) is None
+    )
 
 
 def _several_results(command: Command) -> bool:

@@ -92,7 +92,14 @@ from proxy.backend.connection import (
 )
 from proxy.backend.mirror import SHARD_REFUSALS, client_account_named
 from proxy.backend.xa import XID_PREFIX
-from proxy.merge import MergeError, Refusal, merge_batches, plan_select, result_payloads
+from proxy.merge import (
+    MergeError,
+    MergePlan,
+    Refusal,
+    merge_batches,
+    plan_select,
+    result_payloads,
+)
 from proxy.merge.values import ColumnDefinition
 from proxy.plan.plan import (
     COM_STMT_CLOSE,
@@ -191,6 +198,7 @@ from proxy.wire.packets import (
     frame,
     lenenc_int,
     lenenc_str,
+    parse_eof,
     parse_err,
     parse_ok,
     parse_stmt_prepare_ok,
@@ -660,6 +668,24 @@ class ShardedExecutor:
         # Where the client's command now ran besides the session's own connection, so far
         # (None: nowhere yet): HeldConnections.ran_on (begin_command, _acquire).
         self._acquired: int | None = None
+        # What ROW_COUNT() and FOUND_ROWS() answer after the client's last statement on
+        # partitions (_acquire), which no one connection knows when it ran on several: its
+        # (ROW_COUNT(), FOUND_ROWS() -- None: not known); None: neither known (last_statement).
+        self._counts: tuple[int, int | None] | None = None
+        # The session's FOUND_ROWS() as the last scatter SELECT left it, kept while only
+        # statements on several partitions that leave it (writes) ran since; None: not known.
+        self._found: int | None = None
+        # The command just run on physical database 0 alone left FOUND_ROWS() as it was (a
+        # relayed SET, UPDATE, ... ; a refusal): ``_found`` holds through it (begin_command).
+        self._left = False
+        # Where the session's FOUND_ROWS() is: 0, physical database 0's connection's own; k,
+        # partition k's connection's (its SELECT, then statements that leave it); -1, the
+        # proxy's count (``_found``; None: not known).
+        self._found_on = 0
+        # The command was refused before it ran anywhere (so the one before it, ``_failed``:
+        # ROW_COUNT() -1 after it, as after any failed statement on MariaDB).
+        self._refused = False
+        self._failed = False
         # The physical database of each connection a physical statement is prepared on.
         self._partition_of: weakref.WeakKeyDictionary[BackendConnection, int] = (
             weakref.WeakKeyDictionary()
@@ -790,6 +816,8 @@ class ShardedExecutor:
             log.warning("connection %d: %s", session.connection_id, exc)
             self.replies.error(exc.error)
         except SqlError as error:
+            if self._acquired is None:
+                self.refused_here()  # (decided before any partition ran it)
             self.replies.error(error)
         except BackendQueryError as exc:
             self.replies.error(sql_error_from(exc.errno, exc.sqlstate, exc.message))
@@ -1047,6 +1075,9 @@ class ShardedExecutor:
         it (the client's statements; not the proxy's own reads, nor DDL)."""
         partitions = [layout.partitions[t.partition] for t in targets]
         one = targets[0].partition if len(targets) == 1 else -1
+        self._counts = None  # (known once it ran: _concatenate, _merged_rows, _write)
+        if one >= 0:
+            self._found = None  # (a SELECT on one connection: that one knows it)
         held = self.source.held
         held.ran_on = one if self._acquired is None or self._acquired == one else -1
         self._acquired = held.ran_on
@@ -1061,18 +1092,67 @@ class ShardedExecutor:
         held = self.source.held
         ran, held.ran_on = held.ran_on, 0
         self._acquired = None
+        if ran > 0 or (ran == 0 and not self._left):
+            # (it ran on one connection, which may have run a SELECT: that one knows)
+            self._found = None
+            self._found_on = ran
+        elif ran < 0:
+            self._found_on = -1
+        self._left = False
+        self._failed, self._refused = self._refused and ran == 0, False
         return ran
 
-    async def last_statement(self, ran: int, identity: IdentityValues) -> IdentityValues | SqlError:
-        """``identity`` answering ROW_COUNT() and FOUND_ROWS() about the session's last
-        statement, which ran (``ran``, from begin_command) on another connection than the
-        session's own, which would answer about its own last one: asked of the connection
-        that ran it. 1235 when several did (each knows its own part only) or it is gone."""
+    def refused_here(self) -> None:
+        """The command was refused before it ran on any partition: it leaves FOUND_ROWS()
+        as it was, and ROW_COUNT() is -1 after it."""
+        self._left = True
+        self._refused = True
+
+    def left_found_rows(self) -> None:
+        """The command ran on physical database 0 alone, or nowhere, and left FOUND_ROWS() as
+        it was (a statement that reads no rows, a refusal)."""
+        self._left = True
+
+    def found_elsewhere(self) -> bool:
+        """Whether FOUND_ROWS() is known to be what the proxy counted, not physical database
+        0's (a scatter SELECT's, through statements that leave it), or ROW_COUNT() is the
+        proxy's (-1 after its refusal)."""
+        return self._found_on != 0 or self._failed
+
+    async def last_statement(
+        self, ran: int, identity: IdentityValues, asks_found: bool = True
+    ) -> IdentityValues | SqlError:
+        """``identity`` answering ROW_COUNT() and FOUND_ROWS() (``asks_found``: asked too) about
+        the session's last statement, which ran (``ran``, from begin_command) on another
+        connection than the session's own, which would answer about its own last one: asked
+        of the connection that ran it; when several did (each knows its own part only), what
+        the proxy answered the client for it (``_counts``). 1235 when that is not known."""
+        if ran == 0:
+            found = self._found
+            if asks_found and self._found_on > 0:
+                on = await self._found_rows_on(self._found_on)
+                if isinstance(on, SqlError):
+                    return on
+                found = on
+            elif asks_found and self._found_on < 0 and found is None:
+                return not_supported(
+                    "FOUND_ROWS() after a SELECT the proxy ran on several physical databases or"
+                    " tables (each knows only its own part)"
+                )
+            return replace(identity, found_rows=found, row_count=-1 if self._failed else None)
+        if ran < 0:
+            counts = self._counts
+            if counts is not None and (counts[1] is not None or not asks_found):
+                return replace(identity, row_count=counts[0], found_rows=counts[1])
+            return not_supported(
+                ("FOUND_ROWS()" if counts is not None else "ROW_COUNT() or FOUND_ROWS()")
+                + " after a statement the proxy ran on several physical databases or tables"
+                " (each knows only its own part)"
+            )
         conn = self.source.held.conns.get(ran) if ran > 0 else None
         if conn is None or conn.broken or conn.is_closing():
             return not_supported(
-                "ROW_COUNT() or FOUND_ROWS() after a statement the proxy ran on several"
-                " physical databases or tables (each knows only its own part)"
+                "ROW_COUNT() or FOUND_ROWS() after a statement whose connection is gone"
             )
         try:
             result = await conn.query(f"{OWN_STATEMENT}SELECT FOUND_ROWS(), ROW_COUNT()")
@@ -1080,6 +1160,18 @@ class ShardedExecutor:
             return SqlError(exc.errno, exc.sqlstate, exc.message)
         found, count = (int(v or 0) for v in result.rows[0])
         return replace(identity, found_rows=found, row_count=count)
+
+    async def _found_rows_on(self, partition: int) -> int | SqlError:
+        """FOUND_ROWS() of partition ``partition``'s connection (its SELECT was the session's
+        last); 1235 when it is gone."""
+        conn = self.source.held.conns.get(partition)
+        if conn is None or conn.broken or conn.is_closing():
+            return not_supported("FOUND_ROWS() after a SELECT whose connection is gone")
+        try:
+            result = await conn.query(f"{OWN_STATEMENT}SELECT FOUND_ROWS()")
+        except BackendQueryError as exc:
+            return SqlError(exc.errno, exc.sqlstate, exc.message)
+        return int(result.rows[0][0] or 0)
 
     def _lost(self, conns: Mapping[int, BackendConnection], exc: Exception, replied: bool) -> None:
         """A partition's connection failed under a statement: 2013 (the session ends when part
@@ -1436,25 +1528,103 @@ class ShardedExecutor:
             targets = await self._unaliased(plan.layout, targets)
         conns, readers = await self.merge_readers(plan.layout, targets, decision.merge)
         self._sent = False
-        client = self.session.client
         try:
             streams = merge_streams(readers, [b"\x03" + _wire(t.sql) for t in targets])
-            async for batch in merge_batches(
-                merge_plan,
-                streams,
-                capabilities=self.session.capabilities,
-                schema=plan.layout.name.encode(),
-                tables=physical_table_names(plan.layout),
-            ):
-                self._emit_many(batch)
-                if client.write_paused:
-                    await client.drain()
+            await self._merged_rows(merge_plan, streams, readers, plan.layout, plan.text)
         except (BackendError, ConnectionLost) as exc:
             for conn in readers:
                 conn.broken = True
             self._lost(conns, exc, self._sent)
             return
         self._answered_on(conns, targets)
+
+    async def _union_notes(self, readers: Sequence[BackendConnection], warned: int) -> None:
+        """:meth:`_notes_of` kept as the session's notes (physical database 0's area emptied
+        for them, as after any notes of the proxy's)."""
+        notes = await self._notes_of(readers, warned)
+        if notes is not None:
+            self.session.notes = notes
+            self.session.fast.area = None
+
+    async def _notes_of(
+        self, readers: Sequence[BackendConnection], warned: int
+    ) -> list[tuple[str, int, str]] | None:
+        """A statement on several partitions succeeded with ``warned`` conditions in all: the
+        diagnostics area MariaDB would show for it holds every partition's (in the targets'
+        order), not only the session's own connection's or the last one's. Read from each
+        connection (SHOW WARNINGS: its area stays), for the proxy to answer SHOW WARNINGS /
+        COUNT(*) and @@warning_count / @@error_count from. None when a connection ran more
+        than one of the targets (its area holds its last statement's only) or there are more
+        than max_error_count (MariaDB counts them all but keeps the first): the areas stay as
+        they are, the last partition's showing."""
+        if len(set(readers)) != len(readers):
+            return None
+        limit = _max_error_count(self.session.link.state.variables)
+        if limit is None or warned > limit:
+            return None
+        notes: list[tuple[str, int, str]] = []
+        for conn in readers:
+            try:
+                shown = await conn.query(OWN_STATEMENT + "SHOW WARNINGS")
+            except (BackendQueryError, BackendError, ConnectionLost):
+                # (the answer was sent: a connection lost now is found by the next statement)
+                return None
+            notes += [
+                (
+                    (level or b"").decode("utf-8", "replace"),
+                    int(code or 0),
+                    (message or b"").decode("utf-8", "surrogateescape"),
+                )
+                for level, code, message in (row[:3] for row in shown.rows)
+            ]
+        return notes if len(notes) == warned else None
+
+    async def _merged_rows(
+        self,
+        merge_plan: MergePlan,
+        streams: Sequence[AsyncIterator[bytes]],
+        readers: Sequence[BackendConnection],
+        layout: Layout,
+        text: str,
+        binary: bool = False,
+    ) -> None:
+        """The merged result of ``streams`` written to the client as it comes; then, when it
+        ended without an error, what FOUND_ROWS() answers after it (``_counts``): as MariaDB
+        counts for ``text``, the rows sent -- and the rows LIMIT's offset skipped before
+        them, which are known only when some were sent (all, then: the offset's)."""
+        self._counts = (-1, None)
+        self._found = None
+        client = self.session.client
+        head = -1
+        total = 0
+        last = b""
+        async for batch in merge_batches(
+            merge_plan,
+            streams,
+            capabilities=self.session.capabilities,
+            binary=binary,
+            schema=layout.name.encode(),
+            tables=physical_table_names(layout),
+        ):
+            self._emit_many(batch)
+            if head < 0:
+                head = len(batch)
+            total += len(batch)
+            if batch:
+                last = batch[-1]
+            if client.write_paused:
+                await client.drain()
+        if head < 0 or last[:1] != b"\xfe" or len(last) >= 0xFFFFFF:
+            return  # (an error ended it)
+        warned = _end_warnings(last, self.session.capabilities)
+        if warned:
+            await self._union_notes(readers, warned)
+        sent = total - head - 1
+        offset = merge_plan.offset
+        if "SQL_CALC_FOUND_ROWS" in text.upper() or (offset and not sent):
+            return  # (each partition counted its own; the rows the offset skipped: unknown)
+        self._found = sent + offset if sent else 0
+        self._counts = (-1, self._found)
 
     async def _scatter_read(
         self,
@@ -1471,6 +1641,10 @@ class ShardedExecutor:
         flight per connection). An answer waiting its turn stays with the shard (the
         connection stops reading, TCP holds the rest); answers not read when the scatter ends
         early (an error) are read and dropped before the connections are used again."""
+        # (a failure: ROW_COUNT() -1, as MariaDB's; FOUND_ROWS() not known -- MariaDB's
+        # counts the rows sent before an error in its own order, or none for a table missing)
+        self._counts = (-1, None)
+        self._found = None
         following: dict[int, int] = {}  # target -> the next target on its connection
         last_on: dict[int, int] = {}
         for index, target in enumerate(targets):
@@ -1532,6 +1706,8 @@ class ShardedExecutor:
         renamer: RowRenamer | None = None
         definers = len(targets) == 1 and may_show_definers(targets[0].sql)
         ok_affected = 0
+        rows = 0  # (sent: FOUND_ROWS() after it)
+        warned = 0  # (the conditions the targets' answers counted)
         last_end: bytes | None = None
         for index, target in enumerate(targets):
             conn = conns[target.partition]
@@ -1592,12 +1768,14 @@ class ShardedExecutor:
                 _, packet = await _read(conn)
                 if packet[:1] == b"\xfe" and len(packet) < 0xFFFFFF:
                     last_end = packet
+                    warned += _end_warnings(packet, caps)
                     break
                 if packet[:1] == b"\xff":
                     in_flight.discard(index)
                     self._emit(packet)
                     return
                 self._emit(packet if renamer is None else renamer.row(packet))
+                rows += 1
                 if client.write_paused:
                     # Backpressure: the shard waits (TCP) while the client catches up, so
                     # nothing piles up in the proxy.
@@ -1613,6 +1791,7 @@ class ShardedExecutor:
             self._emit(last_end)  # one statement's OK, as it is (insert id, warnings, info)
             return
         if columns is None:
+            self._counts = None  # (no rows: SELECT ... INTO, whose ROW_COUNT() is not -1)
             self._emit(
                 build_ok(
                     capabilities=session.capabilities,
@@ -1622,7 +1801,16 @@ class ShardedExecutor:
             )
             return
         assert last_end is not None
+        if len(targets) > 1 and warned:
+            # (the statement's conditions: every partition's, as the area after it holds)
+            last_end = _with_warnings(last_end, conns[targets[-1].partition].capabilities, warned)
         self._emit(last_end)
+        if len(targets) > 1:
+            # (no LIMIT: merged; SQL_CALC_FOUND_ROWS without one counts the rows sent too)
+            self._found = rows
+            self._counts = (-1, rows)
+            if warned:
+                await self._union_notes([conns[t.partition] for t in targets], warned)
 
     async def _renamed_rows(self, layout: Layout, decision: RenamedRows) -> None:
         """A SHOW about tables on physical database 0, its rows made logical (RenamedRows):
@@ -1873,6 +2061,8 @@ class ShardedExecutor:
             await self._remember_insert_id(decision)
             self._answer_write([packet], conns[targets[0].partition], decision)
             return
+        # (a failure: ROW_COUNT() -1; FOUND_ROWS() as the statement before left it)
+        self._counts = (-1, self._found)
         if self.tx is not None:
             await self._write_in_transaction(conns, targets, decision, command)
             return
@@ -1888,6 +2078,7 @@ class ShardedExecutor:
         started: list[int] = []
         answers: list[bytes] = []
         failure: SqlError | None = None
+        notes: list[tuple[str, int, str]] | None = None
 
         def step(verb: str) -> Callable[[int], str]:
             return lambda partition: f"{OWN_STATEMENT}XA {verb} {xid}, '{partition}'"
@@ -1908,6 +2099,8 @@ class ShardedExecutor:
                     conns[target.partition].broken = True
                     raise BackendError("a result set where a write's OK was expected")
                 answers.append(packet)
+            if failure is None:
+                notes = await self._write_notes(conns, targets, answers)
             _, failed = await _on_each(conns, started, step("END"))
             _raise_first(failed, started)
             if failure is None and len(started) == 1:
@@ -1917,7 +2110,7 @@ class ShardedExecutor:
                 _, failed = await _on_each(conns, started, lambda p: one_phase(p) + " ONE PHASE")
                 _raise_first(failed, started)
                 await self._remember_insert_id(decision)
-                self._answer_write(answers, conns[targets[0].partition], decision)
+                self._answer_write(answers, conns[targets[0].partition], decision, notes)
                 return
             if failure is None:
                 _, failed = await _on_each(conns, started, step("PREPARE"))
@@ -1960,7 +2153,7 @@ class ShardedExecutor:
         # background (a stale outcome row is harmless), not on the client's time.
         in_background(_forget_xa(session.ctx.accounts.catalog, gtrid))
         await self._remember_insert_id(decision)
-        self._answer_write(answers, conns[targets[0].partition], decision)
+        self._answer_write(answers, conns[targets[0].partition], decision, notes)
 
     async def _decide(self, gtrid: str) -> str | None:
         """Record "commit" for ``gtrid`` before any branch commits; returns the outcome that
@@ -1996,10 +2189,34 @@ class ShardedExecutor:
         except BackendQueryError:
             pass
 
+    async def _write_notes(
+        self,
+        conns: Mapping[int, BackendConnection],
+        targets: Sequence[Target],
+        answers: Sequence[bytes],
+    ) -> list[tuple[str, int, str]] | None:
+        """The conditions of a write's statements on several partitions (:meth:`_notes_of`),
+        read before anything else runs on their connections; None: none, or not known."""
+        warned = 0
+        for target, packet in zip(targets, answers, strict=False):
+            warned += parse_ok(packet, conns[target.partition].capabilities).warnings
+        if not warned or len(answers) != len(targets):
+            return None
+        return await self._notes_of([conns[t.partition] for t in targets], warned)
+
     def _answer_write(
-        self, packets: Sequence[bytes], conn: BackendConnection, decision: Route
+        self,
+        packets: Sequence[bytes],
+        conn: BackendConnection,
+        decision: Route,
+        notes: list[tuple[str, int, str]] | None = None,
     ) -> None:
+        """The write's OK (``notes``: the conditions of its statements on several
+        partitions, the session's notes from now: the diagnostics area MariaDB's would be)."""
         session = self.session
+        if notes is not None and decision.kind != "broadcast":
+            session.notes = notes
+            session.fast.area = None
         if packets and packets[0][:1] == b"\xff":
             self.replies.write(packets[0])
             return
@@ -2014,6 +2231,8 @@ class ShardedExecutor:
             affected += ok.affected_rows
             warnings += ok.warnings
             insert_id = insert_id or ok.last_insert_id
+        # ROW_COUNT() after it is what the client was told (a write leaves FOUND_ROWS()).
+        self._counts = (affected, self._found)
         if decision.sequence_values:
             insert_id = decision.sequence_values[0]
         self.replies.write(
@@ -2505,8 +2724,9 @@ class ShardedExecutor:
                         pass
             self.replies.error(sql_error_from(err.errno, err.sqlstate, err.message))
             return
+        notes = await self._write_notes(conns, targets, answers)
         await self._remember_insert_id(decision)
-        self._answer_write(answers, conns[targets[0].partition], decision)
+        self._answer_write(answers, conns[targets[0].partition], decision, notes)
 
     # -- prepared statements ------------------------------------------------------------------
 
@@ -2930,7 +3150,6 @@ class ShardedExecutor:
             targets = await self._unaliased(layout, targets)
         conns, readers = await self.merge_readers(layout, targets, decision.merge)
         self._sent = False
-        client = self.session.client
         try:
             packets = []
             for target, conn in zip(targets, readers, strict=True):
@@ -2939,17 +3158,9 @@ class ShardedExecutor:
                     return
                 packets.append(packet)
             streams = merge_streams(readers, packets)
-            async for batch in merge_batches(
-                merge_plan,
-                streams,
-                capabilities=self.session.capabilities,
-                binary=True,
-                schema=layout.name.encode(),
-                tables=physical_table_names(layout),
-            ):
-                self._emit_many(batch)
-                if client.write_paused:
-                    await client.drain()
+            await self._merged_rows(
+                merge_plan, streams, readers, layout, statement.text, binary=True
+            )
         except (BackendError, ConnectionLost) as exc:
             for conn in readers:
                 conn.broken = True
@@ -3562,6 +3773,31 @@ def _with_views(
         if listed(name, kind):
             rows.append((name, kind) if full else (name,))
     return tuple(sorted(rows, key=lambda row: (row[0] or "").lower()))
+
+
+def _end_warnings(packet: bytes, capabilities: int) -> int:
+    """The warnings an answer's end counts (an EOF packet, or an OK with header 0xFE)."""
+    if capabilities & _DEPRECATE_EOF:
+        return parse_ok(packet, capabilities).warnings
+    return parse_eof(packet)[0]
+
+
+def _with_warnings(packet: bytes, capabilities: int, warnings: int) -> bytes:
+    """An answer's end (EOF, or an OK with header 0xFE and one-byte affected rows and insert
+    id, as a result set's is) counting ``warnings`` (at most 65535); another as it is."""
+    count = min(warnings, 0xFFFF).to_bytes(2, "little")
+    if not capabilities & _DEPRECATE_EOF:
+        return packet[:1] + count + packet[3:] if len(packet) >= 5 else packet
+    if len(packet) >= 7 and packet[1] < 0xFB and packet[2] < 0xFB:
+        return packet[:5] + count + packet[7:]
+    return packet
+
+
+def _max_error_count(variables: Mapping[str, str]) -> int | None:
+    """The session's max_error_count (MariaDB's default 64 when not set; None: not a number
+    the proxy reads)."""
+    value = variables.get("max_error_count", "64").strip("'")
+    return int(value) if value.isdigit() else None
 
 
 def _value_at(packet: bytes, column: int) -> int:

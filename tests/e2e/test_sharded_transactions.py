@@ -74,7 +74,11 @@ def _everywhere(env: ProxyEnv) -> list[tuple[Any, ...]]:
 
 
 def _writing_transactions(endpoint: ShardEndpoint) -> int:
-    """How many transactions on the shard hold changes (committed ones are gone)."""
+    """How many transactions on the shard hold changes (committed ones are gone). InnoDB
+    fills information_schema.innodb_trx from a cache it refreshes only when the last read
+    (anyone's: a wait for a lock wait reads it too) is more than 0.1 s old: read after that,
+    it is the table now."""
+    time.sleep(0.15)
     admin = connect_admin(endpoint)
     try:
         with admin.cursor() as cur:
@@ -84,6 +88,32 @@ def _writing_transactions(endpoint: ShardEndpoint) -> int:
             row = cur.fetchone()
             assert row is not None
             return int(row[0])
+    finally:
+        admin.close()
+
+
+def _wait_for_lock_wait(endpoint: ShardEndpoint, query: str, waiting: threading.Thread) -> None:
+    """Until a transaction on the shard runs ``query`` and waits for a row lock (InnoDB's
+    ``LOCK WAIT``), with a generous bound; fails if ``waiting``, the thread that sends it,
+    ended first (its statement did not wait). InnoDB refreshes information_schema.innodb_trx
+    only when its last read is more than 0.1 s old: asked more often, it would show the
+    same old table for ever."""
+    admin = connect_admin(endpoint)
+    try:
+        deadline = time.monotonic() + 60
+        with admin.cursor() as cur:
+            while True:
+                cur.execute(
+                    "SELECT count(*) FROM information_schema.innodb_trx"
+                    " WHERE trx_state = 'LOCK WAIT' AND trx_query = %s",
+                    (query,),
+                )
+                row = cur.fetchone()
+                if row is not None and int(row[0]) > 0:
+                    return
+                assert waiting.is_alive(), f"{query!r} ended without waiting for a lock"
+                assert time.monotonic() < deadline, f"{query!r} never waited for a lock"
+                time.sleep(0.2)  # (> 0.1 s between reads: see the docstring)
     finally:
         admin.close()
 
@@ -403,7 +433,9 @@ def test_a_deadlock_in_a_scatter_read_rolls_back_every_branch(clean: ProxyEnv) -
 
             waiting = threading.Thread(target=blocked)
             waiting.start()
-            time.sleep(0.5)  # (ordering only)
+            # The second's UPDATE waits for the first's lock on the shard before the first
+            # reads: the cycle closes under the first's read, whatever the machine's load.
+            _wait_for_lock_wait(env.shards[0], "UPDATE acct SET v = 2 WHERE id = 1", waiting)
             try:
                 a.execute("SELECT * FROM acct FOR UPDATE")
             except pymysql.err.MySQLError as exc:
