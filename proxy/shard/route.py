@@ -61,7 +61,14 @@ from decimal import Decimal
 from typing import Final, Literal, TypeVar
 
 from auth.errors import ErrorCode, SqlError, not_supported, sql_error
-from auth.model import LogicalTable, PhysicalDatabase, ShardKey, TableRule, auto_sequence_name
+from auth.model import (
+    KeyType,
+    LogicalTable,
+    PhysicalDatabase,
+    ShardKey,
+    TableRule,
+    auto_sequence_name,
+)
 from proxy.shard.ddl import parse_create_table
 from proxy.shard.joins import check_colocated
 from proxy.shard.placement import (
@@ -206,10 +213,28 @@ class Route:
     # The lower-case names of the logical tables routing found in the statement (None: not
     # known): a table the analysis found and routing did not is refused by the plan.
     tables: frozenset[str] | None = None
+    # An INSERT ... RETURNING the proxy answers itself (the targets' texts are without it).
+    returning: Returning | None = None
 
     @property
     def single(self) -> bool:
         return len(self.targets) == 1
+
+
+@dataclass(frozen=True, slots=True)
+class Returning:
+    """An INSERT ... RETURNING of a sharded or broadcast table's AUTO_INCREMENT column (what
+    ORMs send to learn the ids: Django on MariaDB 10.5+): the partitions run the INSERT without
+    the clause and the proxy answers the rows itself, one per row of the statement in its
+    order, from the values it knows (the sequence's, or those the rows gave). Each
+    partition's own RETURNING would answer its rows only, in partition order."""
+
+    table: str  # the logical table
+    column: str  # the AUTO_INCREMENT column, as defined
+    labels: tuple[str, ...]  # each item's column name (the column as written, or its alias)
+    key_type: KeyType
+    values: tuple[int, ...]  # per row of the statement, in its order
+    flags: int = 0  # the column definition's flags (NOT_NULL, keys, AUTO_INCREMENT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1175,7 +1200,7 @@ def _splices(
     aliased: bool = False,
 ) -> list[tuple[int, int, str]]:
     """:func:`_text_for`'s replacements (start, end, text), in order."""
-    splices: list[tuple[int, int, str]] = list(extra)
+    splices: list[tuple[int, int, str]] = []
     for key, ref in references.items():
         name = names.get(key)
         if name is None:
@@ -1201,6 +1226,10 @@ def _splices(
             if index > 0 and is_op_token(tokens[index - 1], "."):
                 continue
             splices.append((token.pos, token.pos + len(token.raw), quote_name(physical.name)))
+    # (a name inside a span an extra replacement rewrites is rewritten with it: an INSERT's
+    # RETURNING clause, left out, may qualify its columns with the table's name)
+    splices = [s for s in splices if not any(e[0] <= s[0] < e[1] for e in extra)]
+    splices.extend(extra)
     splices.sort()
     return splices
 
@@ -1674,9 +1703,23 @@ def _insert(
     if split is not None and rule.kind != "sharded":
         raise BulkDeclined
     auto = _auto_increment_column(table.definition)
+    depths = _groups(tokens)
+    returning_at = next(
+        (
+            i
+            for i in range(main.references[0] + 1, len(tokens))
+            if depths[i] == 0 and token_keyword(tokens[i]) == "RETURNING"
+        ),
+        None,
+    )
     if rule.kind == "broadcast" and (
         auto is None or auto_sequence_name(table.name).lower() not in layout.sequences
     ):
+        if returning_at is not None:
+            raise _refused(
+                f"INSERT ... RETURNING into broadcast table {table.name} without an"
+                " AUTO_INCREMENT column"
+            )
         # The same statement on every copy (a broadcast table made before they took their
         # AUTO_INCREMENT values from a sequence keeps its copies' own counters).
         placements = _all_placements(table, layout.count)
@@ -1712,7 +1755,19 @@ def _insert(
     if not rows:
         raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
     suffix_at = at
-    if suffix_at < len(tokens) and token_keyword(tokens[suffix_at]) != "ON":
+    returned: _ReturningClause | None = None
+    if returning_at is not None:
+        if returning_at != suffix_at:
+            raise _refused(
+                f"INSERT ... ON DUPLICATE KEY UPDATE ... RETURNING into {kind} table {table.name}"
+            )
+        if split is not None:
+            raise BulkDeclined
+        if any(token_keyword(t) == "IGNORE" for t in tokens[: main.references[0]]):
+            # (a row ignored returns nothing: only the shard knows which)
+            raise _refused(f"INSERT IGNORE ... RETURNING into {kind} table {table.name}")
+        returned = _returning_clause(tokens, returning_at, table, layout, auto, kind)
+    elif suffix_at < len(tokens) and token_keyword(tokens[suffix_at]) != "ON":
         raise _refused(f"this INSERT into {kind} table {table.name}")
     if split is not None:
         return _insert_split(
@@ -1727,7 +1782,7 @@ def _insert(
         )
     lowered = [c.lower() for c in columns]
     keys = [k for k in (rule.db_key, rule.tb_key) if k is not None]
-    if suffix_at < len(tokens):
+    if suffix_at < len(tokens) and returned is None:
         for token in tokens[suffix_at:]:
             if is_name_token(token) and token.value.lower() in {k.column.lower() for k in keys}:
                 raise _refused(f"ON DUPLICATE KEY UPDATE of the shard key of table {table.name}")
@@ -1767,6 +1822,23 @@ def _insert(
     head_end = tokens[rows[0][0]].pos
     tail_start = tokens[rows[-1][1]].pos + 1
     named: list[tuple[int, int, str]] = []
+    returning: Returning | None = None
+    if returned is not None:
+        values_returned: list[int] = []
+        for number, (_, _, items) in enumerate(rows):
+            taken = generated.get(number)
+            if taken is None:
+                assert auto_at is not None  # (a row takes no value only when it gives one)
+                given = literal_value(items[auto_at])
+                if isinstance(given, bool) or not isinstance(given, int):
+                    raise _refused(
+                        f"INSERT ... RETURNING into {kind} table {table.name} of a row whose"
+                        f" {auto} is not an integer literal"
+                    )
+                taken = given
+            values_returned.append(taken)
+        returning = replace(returned.returning, values=tuple(values_returned))
+        named.append(returned.cut)
     if generated and auto_at is None:
         # (no column list names every column: the AUTO_INCREMENT one is given then, but for
         # rows of defaults)
@@ -1783,7 +1855,15 @@ def _insert(
         extra = [*named, (head_end, tail_start, ", ".join(texts))]
         placements = _all_placements(table, layout.count)
         copies = _targets(sql, tokens, layout, references, placements, extra=extra)
-        return Route("broadcast", table.name, True, False, copies, tuple(generated.values()))
+        return Route(
+            "broadcast",
+            table.name,
+            True,
+            False,
+            copies,
+            tuple(generated.values()),
+            returning=returning,
+        )
     assert rule.db_key is not None
     # Per row: its placement.
     by_place: dict[Placement, list[str]] = {}
@@ -1849,7 +1929,111 @@ def _insert(
         _ordered(found),
         tuple(generated.values()),
         params=tuple(used[i] for i in order) if marks else (),
+        returning=returning,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _ReturningClause:
+    returning: Returning  # (its values not yet known)
+    cut: tuple[int, int, str]  # the replacement leaving the clause out of the text
+
+
+def _returning_clause(
+    tokens: Sequence[Token],
+    at: int,
+    table: LogicalTable,
+    layout: Layout,
+    auto: str | None,
+    kind: str,
+) -> _ReturningClause:
+    """An INSERT's ``RETURNING`` clause (at token ``at``) the proxy can answer: items naming
+    the table's AUTO_INCREMENT column (``id``, ``t.id``, ``db.t.id``, each with an optional
+    alias); anything else is 1235 (a partition's own RETURNING answers only its rows)."""
+
+    def refused() -> SqlError:
+        return _refused(
+            f"INSERT ... RETURNING into {kind} table {table.name} of anything but its"
+            f" AUTO_INCREMENT column{' ' + auto if auto else ''} (the proxy answers the ids"
+            " itself)"
+        )
+
+    if auto is None:
+        raise refused()
+    key_type = _auto_type(table.definition, auto)
+    if key_type is None:
+        raise refused()
+    labels: list[str] = []
+    for item in _split(tokens[at + 1 :]):
+        names: list[Token] = []
+        rest = list(item)
+        while rest and is_name_token(rest[0]) and token_keyword(rest[0]) != "AS":
+            names.append(rest.pop(0))
+            if rest and is_op_token(rest[0], "."):
+                rest.pop(0)
+                continue
+            break
+        if not names or names[-1].value.lower() != auto.lower():
+            raise refused()
+        qualifiers = [n.value.lower() for n in names[:-1]]
+        if qualifiers not in ([], [table.name.lower()], [layout.name.lower(), table.name.lower()]):
+            raise refused()
+        label = names[-1].value
+        if rest and token_keyword(rest[0]) == "AS":
+            rest.pop(0)
+            if not rest:
+                raise refused()
+        if rest:
+            if len(rest) != 1 or not is_name_token(rest[0]):
+                raise refused()
+            label = rest[0].value
+        labels.append(label)
+    before = tokens[at - 1]
+    last = tokens[-1]
+    cut = (before.pos + len(before.raw), last.pos + len(last.raw), "")
+    flags = _column_flags(table.definition, auto)
+    return _ReturningClause(Returning(table.name, auto, tuple(labels), key_type, (), flags), cut)
+
+
+def _column_flags(definition: str, column: str) -> int:
+    """The flags MariaDB's column definition gives the AUTO_INCREMENT ``column`` of a
+    table's definition (as SHOW CREATE TABLE writes it): NOT_NULL, PRI_KEY, UNIQUE_KEY,
+    MULTIPLE_KEY, AUTO_INCREMENT, PART_KEY (and UNSIGNED, added by the caller)."""
+    quoted = "`" + column.lower().replace("`", "``") + "`"
+    flags = 0x0200  # AUTO_INCREMENT
+    for line in definition.splitlines():
+        text = line.strip().lower()
+        if text.startswith(quoted + " ") and " not null" in text:
+            flags |= 0x0001
+        keyed = re.match(r"(primary key|unique key [^(]*|key [^(]*)\s*\((.*)\)", text)
+        if keyed is None:
+            continue
+        parts = [p.strip().split("(")[0] for p in keyed.group(2).split(",")]
+        if quoted not in parts:
+            continue
+        flags |= 0x4000  # PART_KEY
+        if keyed.group(1).strip() == "primary key":
+            flags |= 0x0002 | 0x0001
+        elif keyed.group(1).startswith("unique") and parts == [quoted]:
+            flags |= 0x0004
+        elif parts[0] == quoted:
+            flags |= 0x0008
+    return flags
+
+
+def _auto_type(definition: str, column: str) -> KeyType | None:
+    """The integer type of ``column`` in a logical table's definition."""
+    statements = lex(definition)
+    try:
+        created = parse_create_table(statements[0].text, lex(statements[0].text)[0])
+    except (SqlError, IndexError):
+        return None
+    for found in created.columns:
+        if found.name.lower() == column.lower():
+            key_type = found.key_type
+            if key_type is not None and key_type.family == "integer":
+                return key_type
+    return None
 
 
 def _takes_next_value(item: Sequence[Token], column: str, table: str, kind: str) -> bool:
