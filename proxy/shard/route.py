@@ -503,6 +503,17 @@ def _route(
             raise _refused(_BLIND_WHY.format("a join or subquery on sharded tables"))
         check_colocated(sql, layout.tables, layout.name, _columns(layout))
         joined = True
+    elif verb in ("UPDATE", "DELETE") and len(sharded) == 1 and len(sharded[0].references) > 1:
+        # A write whose WHERE reads the same sharded table in a subquery (Django on MariaDB
+        # 10.3.2+ writes a filter through a relation as `UPDATE t ... WHERE t.id IN (SELECT
+        # U0.id FROM t U0 JOIN ...)`): each partition runs it on its own rows when the reading
+        # is co-located, judged as the SELECT of the same tables and WHERE.
+        probe = _write_as_select(sql, tokens, verb)
+        if probe is not None:
+            if sqlglot_blind:
+                raise _refused(_BLIND_WHY.format("a subquery on sharded tables"))
+            check_colocated(probe, layout.tables, layout.name, _columns(layout))
+            joined = True
     if len(sharded) > 1 and not joined:
         names = " and ".join(sorted(r.table.name for r in sharded))
         raise _refused(f"a statement on several sharded tables ({names})")
@@ -577,7 +588,7 @@ def _decided(
     if verb in ("INSERT", "REPLACE"):
         return _insert(sql, tokens, layout, references, main, sequence_values, split)
     if verb in ("UPDATE", "DELETE"):
-        return _update_delete(sql, tokens, layout, references, main, verb)
+        return _update_delete(sql, tokens, layout, references, main, verb, joined)
     if select:
         found = _select(sql, tokens, layout, references, main)
         if found.merge is not None and sqlglot_blind:
@@ -902,6 +913,41 @@ def _several_tables(tokens: Sequence[Token], references: Mapping[str, _Reference
     if any(depths[i] > 0 and token_keyword(t) == "SELECT" for i, t in enumerate(tokens)):
         return True
     return len(_table_positions(tokens)) > 1
+
+
+_WRITE_CLAUSES: Final = frozenset({"SET", "FROM", "WHERE", "ORDER", "LIMIT", "USING"})
+
+
+def _write_as_select(sql: str, tokens: Sequence[Token], verb: str) -> str | None:
+    """A single-table ``UPDATE t SET c = e, ... WHERE w`` or ``DELETE FROM t WHERE w`` as
+    ``SELECT e, ... FROM t WHERE w`` (``SELECT 1`` for a DELETE): the SELECT whose
+    co-location (check_colocated) is the write's. None: another form (a multi-table write,
+    ORDER BY or LIMIT, no WHERE)."""
+    depths = _groups(tokens)
+    at = {
+        token_keyword(t): i
+        for i, t in enumerate(tokens)
+        if depths[i] == 0
+        and token_keyword(t) in ("SET", "FROM", "WHERE", "ORDER", "LIMIT", "USING")
+    }
+    if "WHERE" not in at or "ORDER" in at or "LIMIT" in at or "USING" in at:
+        return None
+    where = sql[tokens[at["WHERE"]].pos :]
+    if verb == "DELETE":
+        if "FROM" not in at or at["FROM"] > at["WHERE"]:
+            return None
+        tables = sql[tokens[at["FROM"] + 1].pos : tokens[at["WHERE"]].pos]
+        return f"SELECT 1 FROM {tables} {where}"
+    if "SET" not in at or at["SET"] > at["WHERE"]:
+        return None
+    tables = sql[tokens[1].pos : tokens[at["SET"]].pos]
+    values = []
+    for item in _split(list(tokens[at["SET"] + 1 : at["WHERE"]])):
+        equals = next((i for i, t in enumerate(item) if is_op_token(t, "=")), None)
+        if equals is None or equals + 1 >= len(item):
+            return None
+        values.append(sql[item[equals + 1].pos : item[-1].pos + len(item[-1].raw)])
+    return f"SELECT {', '.join(values)} FROM {tables} {where}"
 
 
 def _other_table(tokens: Sequence[Token], references: Mapping[str, _Reference]) -> str | None:
@@ -1640,11 +1686,22 @@ def _update_delete(
     references: Mapping[str, _Reference],
     main: _Reference,
     verb: str,
+    subqueries: bool = False,
 ) -> Route:
     rule = main.table.rule
-    if len(references) > 1:
-        raise _refused(f"multi-table {verb} on sharded or broadcast table {main.table.name}")
     depths = _groups(tokens)
+    if len(references) > 1 and not (
+        # (co-located subqueries of the WHERE reading broadcast tables, the written table the
+        # one table named outside them)
+        subqueries
+        and all(
+            depths[i] > 0
+            for ref in references.values()
+            for i in ref.references
+            if i != main.references[0]
+        )
+    ):
+        raise _refused(f"multi-table {verb} on sharded or broadcast table {main.table.name}")
     if verb == "UPDATE" and rule.kind == "sharded":
         keys = {rule.db_key.column.lower()} if rule.db_key else set()
         if rule.tb_key is not None:
@@ -1756,10 +1813,16 @@ def _insert(
         raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
     suffix_at = at
     returned: _ReturningClause | None = None
+    upsert = returning_at is not None and returning_at != suffix_at
     if returning_at is not None:
-        if returning_at != suffix_at:
+        if upsert and token_keyword(tokens[suffix_at]) != "ON":
+            raise _refused(f"this INSERT into {kind} table {table.name}")
+        if upsert and not _keyed_by_alone(table.definition, auto):
+            # (a row updated through another unique key returns that row's id)
             raise _refused(
-                f"INSERT ... ON DUPLICATE KEY UPDATE ... RETURNING into {kind} table {table.name}"
+                f"INSERT ... ON DUPLICATE KEY UPDATE ... RETURNING into {kind} table"
+                f" {table.name}, which has a unique key other than its primary key"
+                f" {auto or ''}".rstrip()
             )
         if split is not None:
             raise BulkDeclined
@@ -1782,8 +1845,8 @@ def _insert(
         )
     lowered = [c.lower() for c in columns]
     keys = [k for k in (rule.db_key, rule.tb_key) if k is not None]
-    if suffix_at < len(tokens) and returned is None:
-        for token in tokens[suffix_at:]:
+    if suffix_at < len(tokens) and (returned is None or upsert):
+        for token in tokens[suffix_at : returning_at if upsert else len(tokens)]:
             if is_name_token(token) and token.value.lower() in {k.column.lower() for k in keys}:
                 raise _refused(f"ON DUPLICATE KEY UPDATE of the shard key of table {table.name}")
     missing = [k for k in keys if k.column.lower() not in lowered]
@@ -1827,6 +1890,12 @@ def _insert(
         values_returned: list[int] = []
         for number, (_, _, items) in enumerate(rows):
             taken = generated.get(number)
+            if taken is not None and upsert:
+                # (only a row giving its id is known to answer that id: updated or not)
+                raise _refused(
+                    f"INSERT ... ON DUPLICATE KEY UPDATE ... RETURNING into {kind} table"
+                    f" {table.name} of a row without its {auto} (give every row's or none)"
+                )
             if taken is None:
                 assert auto_at is not None  # (a row takes no value only when it gives one)
                 given = literal_value(items[auto_at])
@@ -1993,6 +2062,22 @@ def _returning_clause(
     cut = (before.pos + len(before.raw), last.pos + len(last.raw), "")
     flags = _column_flags(table.definition, auto)
     return _ReturningClause(Returning(table.name, auto, tuple(labels), key_type, (), flags), cut)
+
+
+def _keyed_by_alone(definition: str, column: str | None) -> bool:
+    """Whether ``column`` is the table's primary key and the table has no other unique key
+    (as SHOW CREATE TABLE writes its definition): a row can only conflict on that column."""
+    if column is None:
+        return False
+    quoted = "`" + column.lower().replace("`", "``") + "`"
+    primary = False
+    for line in definition.splitlines():
+        text = line.strip().lower().rstrip(",")
+        if text.startswith("unique key"):
+            return False
+        if text.startswith("primary key"):
+            primary = text.replace(" ", "") == f"primarykey({quoted})"
+    return primary
 
 
 def _column_flags(definition: str, column: str) -> int:
