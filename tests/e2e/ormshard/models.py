@@ -61,3 +61,17 @@ class Setting(models.Model):
         app_label = "ormshard"
         db_table = "setting"
         managed = False
+
+
+class Line(models.Model):
+    """DBPARTITION BY HASH(order_id): co-located with its order."""
+
+    id = models.BigAutoField(primary_key=True)
+    order = models.ForeignKey(Order, models.CASCADE, db_constraint=False, related_name="lines")
+    note = models.CharField(max_length=20)
+    qty = models.IntegerField()
+
+    class Meta:
+        app_label = "ormshard"
+        db_table = "line"
+        managed = False
