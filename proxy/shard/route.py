@@ -940,7 +940,10 @@ def _write_as_select(sql: str, tokens: Sequence[Token], verb: str) -> str | None
         return f"SELECT 1 FROM {tables} {where}"
     if "SET" not in at or at["SET"] > at["WHERE"]:
         return None
-    tables = sql[tokens[1].pos : tokens[at["SET"]].pos]
+    first = 1
+    while first < at["SET"] and token_keyword(tokens[first]) in ("LOW_PRIORITY", "IGNORE"):
+        first += 1  # (UPDATE LOW_PRIORITY IGNORE t ...)
+    tables = sql[tokens[first].pos : tokens[at["SET"]].pos]
     values = []
     for item in _split(list(tokens[at["SET"] + 1 : at["WHERE"]])):
         equals = next((i for i, t in enumerate(item) if is_op_token(t, "=")), None)
@@ -1101,6 +1104,8 @@ def _table_positions_made(tokens: Sequence[Token]) -> list[int]:
             (after_word or (after_comma and in_from[-1]))
             and (kind is _WORD or kind is _IDENT)
             and word not in NOT_ALIAS
+            and word not in _RESERVED_BEFORE_TABLE
+            and not (word == "QUICK" and index and _modifies_delete(tokens, index))
         ):
             if index + 2 < count and is_op_token(tokens[index + 1], "."):
                 found.append(index + 2)  # db.t
@@ -1116,6 +1121,23 @@ def _table_positions_made(tokens: Sequence[Token]) -> list[int]:
 
 
 _OP, _WORD, _IDENT = TokenKind.OP, TokenKind.WORD, TokenKind.IDENT
+# Reserved words of _TABLE_AFTER, never a table's name unquoted: a statement modifier
+# (UPDATE LOW_PRIORITY t, DELETE IGNORE FROM t) or the word the table follows.
+_RESERVED_BEFORE_TABLE: Final = frozenset(
+    {"LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "IGNORE", "FROM", "JOIN", "STRAIGHT_JOIN",
+     "INTO", "UPDATE", "TABLE", "IN"}
+)  # fmt: skip
+
+
+def _modifies_delete(tokens: Sequence[Token], index: int) -> bool:
+    """Whether the QUICK at ``index`` is a modifier of DELETE (``DELETE [LOW_PRIORITY]
+    [QUICK] [IGNORE] FROM``), not a table named quick."""
+    at = index - 1
+    while at >= 0 and token_keyword(tokens[at]) in ("LOW_PRIORITY", "IGNORE", "QUICK"):
+        at -= 1
+    return at >= 0 and token_keyword(tokens[at]) == "DELETE"
+
+
 _SYS_VAR = TokenKind.SYS_VAR
 
 

@@ -328,10 +328,31 @@ def test_a_write_reading_its_own_table_in_a_co_located_subquery_runs_per_partiti
     )
     kind, targets = _shown(found)
     assert kind == "scatter" and len(targets) == 8
+    modified = route(
+        "UPDATE LOW_PRIORITY IGNORE u SET v = 1 WHERE u.id IN (SELECT U0.id FROM u U0)", LAYOUT
+    )
+    assert isinstance(modified, Route) and len(modified.targets) == 8
     assert targets[1] == (
         0,
         "UPDATE `u_01` SET v = 1 WHERE `u_01`.id IN (SELECT U0.id FROM `u_01` U0 WHERE U0.v = 2)",
     )
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE LOW_PRIORITY u SET v = 1 WHERE id = 1",
+        "UPDATE LOW_PRIORITY IGNORE u SET v = 1 WHERE id = 1",
+        "DELETE QUICK FROM u WHERE id = 1",
+        "DELETE LOW_PRIORITY QUICK IGNORE FROM u WHERE id = 1",
+        "DELETE IGNORE FROM u WHERE id = 1",
+    ],
+)
+def test_write_modifiers_are_no_table_names(sql: str) -> None:
+    # They were read as tables: 1235 'a statement on sharded table u and table LOW_PRIORITY'
+    # (and '... table FROM' after QUICK).
+    kind, targets = _shown(route(sql, LAYOUT))
+    assert kind == "routed" and targets == [(0, sql.replace(" u ", " `u_01` "))]
 
 
 def test_an_auto_increment_column_that_is_not_the_key_takes_the_sequence() -> None:
