@@ -1744,7 +1744,13 @@ def _update_delete(
                 equals = next((i for i, t in enumerate(item) if is_op_token(t, "=")), len(item))
                 target = item[:equals]
                 if target and is_name_token(target[-1]) and target[-1].value.lower() in keys:
-                    raise _refused(f"UPDATE of the shard key of table {main.table.name}")
+                    # (a row cannot move to another partition; Django's save() sets every
+                    # column, the key too, to the value it holds: leave it out of SET)
+                    raise _refused(
+                        f"UPDATE of the shard key of table {main.table.name}"
+                        f" ({target[-1].value}, even to the value a row holds: leave it out of"
+                        " SET)"
+                    )
     if rule.kind == "broadcast":
         placements = _all_placements(main.table, layout.count)
         targets = _targets(sql, tokens, layout, references, placements)
