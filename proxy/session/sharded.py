@@ -150,6 +150,7 @@ from proxy.shard.placement import Placement, PlacementError, integer_hash, place
 from proxy.shard.route import (
     Layout,
     NeedsSequence,
+    Returning,
     Route,
     Target,
     copy_target,
@@ -191,8 +192,10 @@ from proxy.wire.packets import (
     Capability,
     ProtocolError,
     ServerStatus,
+    build_column_definition,
     build_err,
     build_ok,
+    build_text_resultset,
     build_text_row,
     err_message_at,
     frame,
@@ -587,6 +590,17 @@ def _more_results(packet: bytes) -> bytes:
 
 
 _MORE_RESULTS = int(ServerStatus.MORE_RESULTS_EXISTS)
+
+# An integer column's type code and display width (signed), as MariaDB describes it.
+_INTEGER_COLUMNS = {
+    "tinyint": (1, 4),
+    "smallint": (2, 6),
+    "mediumint": (9, 9),
+    "int": (3, 11),
+    "bigint": (8, 20),
+}
+_UNSIGNED_FLAG = 0x0020
+_BINARY_CHARSET = 63
 
 
 @dataclass
@@ -1217,7 +1231,12 @@ class ShardedExecutor:
         self._ran(decision.kind, len(targets))
         replied = False
         try:
-            if len(targets) == 1 and not decision.sequence_values and self._relay_ok:
+            if (
+                len(targets) == 1
+                and not decision.sequence_values
+                and decision.returning is None
+                and self._relay_ok
+            ):
                 conn = conns[targets[0].partition]
                 conn.send(b"\x03" + _wire(targets[0].sql))
                 replied = True
@@ -2220,6 +2239,9 @@ class ShardedExecutor:
         if packets and packets[0][:1] == b"\xff":
             self.replies.write(packets[0])
             return
+        if decision.returning is not None:
+            self._answer_returning(decision.returning)
+            return
         if decision.kind == "broadcast":
             # Every physical database's copy answered the same write: the table's count is
             # one copy's, as one MariaDB holding the table answers (not the sum of the copies).
@@ -2244,6 +2266,41 @@ class ShardedExecutor:
                 warnings=warnings,
             )
         )
+
+    def _answer_returning(self, returning: Returning) -> None:
+        """INSERT ... RETURNING of the AUTO_INCREMENT column: its rows, one per row of the
+        statement in its order, with the column definitions MariaDB gives the column."""
+        session = self.session
+        key_type = returning.key_type
+        type_code, width = _INTEGER_COLUMNS[key_type.name]
+        flags = returning.flags | (_UNSIGNED_FLAG if key_type.unsigned else 0)
+        if key_type.unsigned and key_type.name != "bigint":
+            width -= 1  # (no sign)
+        schema = session.current_db or ""
+        definitions = [
+            build_column_definition(
+                name=label,
+                type_code=type_code,
+                charset=_BINARY_CHARSET,
+                length=width,
+                flags=flags,
+                schema=schema,
+                table=returning.table,
+                org_table=returning.table,
+                org_name=returning.column,
+                capabilities=session.capabilities,
+            )
+            for label in returning.labels
+        ]
+        rows = [[str(value)] * len(returning.labels) for value in returning.values]
+        for payload in build_text_resultset(
+            columns=[(label, type_code) for label in returning.labels],
+            rows=rows,
+            capabilities=session.capabilities,
+            status=self.replies.status(),
+            definitions=definitions,
+        ):
+            self.replies.write(payload)
 
     # -- the client's transactions ------------------------------------------------------------
 
@@ -3011,6 +3068,11 @@ class ShardedExecutor:
             )
         if not isinstance(decision, Route):
             raise not_supported("this prepared statement on a sharded database")
+        if decision.returning is not None:
+            raise not_supported(
+                f"INSERT ... RETURNING into table {decision.returning.table} as a prepared"
+                " statement on a sharded database (send it as text)"
+            )
         if self.locked is not None:
             self._check_locked(layout, decision)
             decision = replace(decision, targets=await self._unaliased(layout, decision.targets))

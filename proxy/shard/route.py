@@ -61,7 +61,14 @@ from decimal import Decimal
 from typing import Final, Literal, TypeVar
 
 from auth.errors import ErrorCode, SqlError, not_supported, sql_error
-from auth.model import LogicalTable, PhysicalDatabase, ShardKey, TableRule, auto_sequence_name
+from auth.model import (
+    KeyType,
+    LogicalTable,
+    PhysicalDatabase,
+    ShardKey,
+    TableRule,
+    auto_sequence_name,
+)
 from proxy.shard.ddl import parse_create_table
 from proxy.shard.joins import check_colocated
 from proxy.shard.placement import (
@@ -206,10 +213,28 @@ class Route:
     # The lower-case names of the logical tables routing found in the statement (None: not
     # known): a table the analysis found and routing did not is refused by the plan.
     tables: frozenset[str] | None = None
+    # An INSERT ... RETURNING the proxy answers itself (the targets' texts are without it).
+    returning: Returning | None = None
 
     @property
     def single(self) -> bool:
         return len(self.targets) == 1
+
+
+@dataclass(frozen=True, slots=True)
+class Returning:
+    """An INSERT ... RETURNING of a sharded or broadcast table's AUTO_INCREMENT column (what
+    ORMs send to learn the ids: Django on MariaDB 10.5+): the partitions run the INSERT without
+    the clause and the proxy answers the rows itself, one per row of the statement in its
+    order, from the values it knows (the sequence's, or those the rows gave). Each
+    partition's own RETURNING would answer its rows only, in partition order."""
+
+    table: str  # the logical table
+    column: str  # the AUTO_INCREMENT column, as defined
+    labels: tuple[str, ...]  # each item's column name (the column as written, or its alias)
+    key_type: KeyType
+    values: tuple[int, ...]  # per row of the statement, in its order
+    flags: int = 0  # the column definition's flags (NOT_NULL, keys, AUTO_INCREMENT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,6 +503,17 @@ def _route(
             raise _refused(_BLIND_WHY.format("a join or subquery on sharded tables"))
         check_colocated(sql, layout.tables, layout.name, _columns(layout))
         joined = True
+    elif verb in ("UPDATE", "DELETE") and len(sharded) == 1 and len(sharded[0].references) > 1:
+        # A write whose WHERE reads the same sharded table in a subquery (Django on MariaDB
+        # 10.3.2+ writes a filter through a relation as `UPDATE t ... WHERE t.id IN (SELECT
+        # U0.id FROM t U0 JOIN ...)`): each partition runs it on its own rows when the reading
+        # is co-located, judged as the SELECT of the same tables and WHERE.
+        probe = _write_as_select(sql, tokens, verb)
+        if probe is not None:
+            if sqlglot_blind:
+                raise _refused(_BLIND_WHY.format("a subquery on sharded tables"))
+            check_colocated(probe, layout.tables, layout.name, _columns(layout))
+            joined = True
     if len(sharded) > 1 and not joined:
         names = " and ".join(sorted(r.table.name for r in sharded))
         raise _refused(f"a statement on several sharded tables ({names})")
@@ -552,7 +588,7 @@ def _decided(
     if verb in ("INSERT", "REPLACE"):
         return _insert(sql, tokens, layout, references, main, sequence_values, split)
     if verb in ("UPDATE", "DELETE"):
-        return _update_delete(sql, tokens, layout, references, main, verb)
+        return _update_delete(sql, tokens, layout, references, main, verb, joined)
     if select:
         found = _select(sql, tokens, layout, references, main)
         if found.merge is not None and sqlglot_blind:
@@ -879,6 +915,44 @@ def _several_tables(tokens: Sequence[Token], references: Mapping[str, _Reference
     return len(_table_positions(tokens)) > 1
 
 
+_WRITE_CLAUSES: Final = frozenset({"SET", "FROM", "WHERE", "ORDER", "LIMIT", "USING"})
+
+
+def _write_as_select(sql: str, tokens: Sequence[Token], verb: str) -> str | None:
+    """A single-table ``UPDATE t SET c = e, ... WHERE w`` or ``DELETE FROM t WHERE w`` as
+    ``SELECT e, ... FROM t WHERE w`` (``SELECT 1`` for a DELETE): the SELECT whose
+    co-location (check_colocated) is the write's. None: another form (a multi-table write,
+    ORDER BY or LIMIT, no WHERE)."""
+    depths = _groups(tokens)
+    at = {
+        token_keyword(t): i
+        for i, t in enumerate(tokens)
+        if depths[i] == 0
+        and token_keyword(t) in ("SET", "FROM", "WHERE", "ORDER", "LIMIT", "USING")
+    }
+    if "WHERE" not in at or "ORDER" in at or "LIMIT" in at or "USING" in at:
+        return None
+    where = sql[tokens[at["WHERE"]].pos :]
+    if verb == "DELETE":
+        if "FROM" not in at or at["FROM"] > at["WHERE"]:
+            return None
+        tables = sql[tokens[at["FROM"] + 1].pos : tokens[at["WHERE"]].pos]
+        return f"SELECT 1 FROM {tables} {where}"
+    if "SET" not in at or at["SET"] > at["WHERE"]:
+        return None
+    first = 1
+    while first < at["SET"] and token_keyword(tokens[first]) in ("LOW_PRIORITY", "IGNORE"):
+        first += 1  # (UPDATE LOW_PRIORITY IGNORE t ...)
+    tables = sql[tokens[first].pos : tokens[at["SET"]].pos]
+    values = []
+    for item in _split(list(tokens[at["SET"] + 1 : at["WHERE"]])):
+        equals = next((i for i, t in enumerate(item) if is_op_token(t, "=")), None)
+        if equals is None or equals + 1 >= len(item):
+            return None
+        values.append(sql[item[equals + 1].pos : item[-1].pos + len(item[-1].raw)])
+    return f"SELECT {', '.join(values)} FROM {tables} {where}"
+
+
 def _other_table(tokens: Sequence[Token], references: Mapping[str, _Reference]) -> str | None:
     """A table name of the statement that is none of ``references`` (qualified as written);
     None: none."""
@@ -1030,6 +1104,8 @@ def _table_positions_made(tokens: Sequence[Token]) -> list[int]:
             (after_word or (after_comma and in_from[-1]))
             and (kind is _WORD or kind is _IDENT)
             and word not in NOT_ALIAS
+            and word not in _RESERVED_BEFORE_TABLE
+            and not (word == "QUICK" and index and _modifies_delete(tokens, index))
         ):
             if index + 2 < count and is_op_token(tokens[index + 1], "."):
                 found.append(index + 2)  # db.t
@@ -1045,6 +1121,23 @@ def _table_positions_made(tokens: Sequence[Token]) -> list[int]:
 
 
 _OP, _WORD, _IDENT = TokenKind.OP, TokenKind.WORD, TokenKind.IDENT
+# Reserved words of _TABLE_AFTER, never a table's name unquoted: a statement modifier
+# (UPDATE LOW_PRIORITY t, DELETE IGNORE FROM t) or the word the table follows.
+_RESERVED_BEFORE_TABLE: Final = frozenset(
+    {"LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "IGNORE", "FROM", "JOIN", "STRAIGHT_JOIN",
+     "INTO", "UPDATE", "TABLE", "IN"}
+)  # fmt: skip
+
+
+def _modifies_delete(tokens: Sequence[Token], index: int) -> bool:
+    """Whether the QUICK at ``index`` is a modifier of DELETE (``DELETE [LOW_PRIORITY]
+    [QUICK] [IGNORE] FROM``), not a table named quick."""
+    at = index - 1
+    while at >= 0 and token_keyword(tokens[at]) in ("LOW_PRIORITY", "IGNORE", "QUICK"):
+        at -= 1
+    return at >= 0 and token_keyword(tokens[at]) == "DELETE"
+
+
 _SYS_VAR = TokenKind.SYS_VAR
 
 
@@ -1175,7 +1268,7 @@ def _splices(
     aliased: bool = False,
 ) -> list[tuple[int, int, str]]:
     """:func:`_text_for`'s replacements (start, end, text), in order."""
-    splices: list[tuple[int, int, str]] = list(extra)
+    splices: list[tuple[int, int, str]] = []
     for key, ref in references.items():
         name = names.get(key)
         if name is None:
@@ -1201,6 +1294,10 @@ def _splices(
             if index > 0 and is_op_token(tokens[index - 1], "."):
                 continue
             splices.append((token.pos, token.pos + len(token.raw), quote_name(physical.name)))
+    # (a name inside a span an extra replacement rewrites is rewritten with it: an INSERT's
+    # RETURNING clause, left out, may qualify its columns with the table's name)
+    splices = [s for s in splices if not any(e[0] <= s[0] < e[1] for e in extra)]
+    splices.extend(extra)
     splices.sort()
     return splices
 
@@ -1611,11 +1708,22 @@ def _update_delete(
     references: Mapping[str, _Reference],
     main: _Reference,
     verb: str,
+    subqueries: bool = False,
 ) -> Route:
     rule = main.table.rule
-    if len(references) > 1:
-        raise _refused(f"multi-table {verb} on sharded or broadcast table {main.table.name}")
     depths = _groups(tokens)
+    if len(references) > 1 and not (
+        # (co-located subqueries of the WHERE reading broadcast tables, the written table the
+        # one table named outside them)
+        subqueries
+        and all(
+            depths[i] > 0
+            for ref in references.values()
+            for i in ref.references
+            if i != main.references[0]
+        )
+    ):
+        raise _refused(f"multi-table {verb} on sharded or broadcast table {main.table.name}")
     if verb == "UPDATE" and rule.kind == "sharded":
         keys = {rule.db_key.column.lower()} if rule.db_key else set()
         if rule.tb_key is not None:
@@ -1636,7 +1744,13 @@ def _update_delete(
                 equals = next((i for i, t in enumerate(item) if is_op_token(t, "=")), len(item))
                 target = item[:equals]
                 if target and is_name_token(target[-1]) and target[-1].value.lower() in keys:
-                    raise _refused(f"UPDATE of the shard key of table {main.table.name}")
+                    # (a row cannot move to another partition; Django's save() sets every
+                    # column, the key too, to the value it holds: leave it out of SET)
+                    raise _refused(
+                        f"UPDATE of the shard key of table {main.table.name}"
+                        f" ({target[-1].value}, even to the value a row holds: leave it out of"
+                        " SET)"
+                    )
     if rule.kind == "broadcast":
         placements = _all_placements(main.table, layout.count)
         targets = _targets(sql, tokens, layout, references, placements)
@@ -1674,9 +1788,23 @@ def _insert(
     if split is not None and rule.kind != "sharded":
         raise BulkDeclined
     auto = _auto_increment_column(table.definition)
+    depths = _groups(tokens)
+    returning_at = next(
+        (
+            i
+            for i in range(main.references[0] + 1, len(tokens))
+            if depths[i] == 0 and token_keyword(tokens[i]) == "RETURNING"
+        ),
+        None,
+    )
     if rule.kind == "broadcast" and (
         auto is None or auto_sequence_name(table.name).lower() not in layout.sequences
     ):
+        if returning_at is not None:
+            raise _refused(
+                f"INSERT ... RETURNING into broadcast table {table.name} without an"
+                " AUTO_INCREMENT column"
+            )
         # The same statement on every copy (a broadcast table made before they took their
         # AUTO_INCREMENT values from a sequence keeps its copies' own counters).
         placements = _all_placements(table, layout.count)
@@ -1712,7 +1840,25 @@ def _insert(
     if not rows:
         raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
     suffix_at = at
-    if suffix_at < len(tokens) and token_keyword(tokens[suffix_at]) != "ON":
+    returned: _ReturningClause | None = None
+    upsert = returning_at is not None and returning_at != suffix_at
+    if returning_at is not None:
+        if upsert and token_keyword(tokens[suffix_at]) != "ON":
+            raise _refused(f"this INSERT into {kind} table {table.name}")
+        if upsert and not _keyed_by_alone(table.definition, auto):
+            # (a row updated through another unique key returns that row's id)
+            raise _refused(
+                f"INSERT ... ON DUPLICATE KEY UPDATE ... RETURNING into {kind} table"
+                f" {table.name}, which has a unique key other than its primary key"
+                f" {auto or ''}".rstrip()
+            )
+        if split is not None:
+            raise BulkDeclined
+        if any(token_keyword(t) == "IGNORE" for t in tokens[: main.references[0]]):
+            # (a row ignored returns nothing: only the shard knows which)
+            raise _refused(f"INSERT IGNORE ... RETURNING into {kind} table {table.name}")
+        returned = _returning_clause(tokens, returning_at, table, layout, auto, kind)
+    elif suffix_at < len(tokens) and token_keyword(tokens[suffix_at]) != "ON":
         raise _refused(f"this INSERT into {kind} table {table.name}")
     if split is not None:
         return _insert_split(
@@ -1727,8 +1873,8 @@ def _insert(
         )
     lowered = [c.lower() for c in columns]
     keys = [k for k in (rule.db_key, rule.tb_key) if k is not None]
-    if suffix_at < len(tokens):
-        for token in tokens[suffix_at:]:
+    if suffix_at < len(tokens) and (returned is None or upsert):
+        for token in tokens[suffix_at : returning_at if upsert else len(tokens)]:
             if is_name_token(token) and token.value.lower() in {k.column.lower() for k in keys}:
                 raise _refused(f"ON DUPLICATE KEY UPDATE of the shard key of table {table.name}")
     missing = [k for k in keys if k.column.lower() not in lowered]
@@ -1767,6 +1913,29 @@ def _insert(
     head_end = tokens[rows[0][0]].pos
     tail_start = tokens[rows[-1][1]].pos + 1
     named: list[tuple[int, int, str]] = []
+    returning: Returning | None = None
+    if returned is not None:
+        values_returned: list[int] = []
+        for number, (_, _, items) in enumerate(rows):
+            taken = generated.get(number)
+            if taken is not None and upsert:
+                # (only a row giving its id is known to answer that id: updated or not)
+                raise _refused(
+                    f"INSERT ... ON DUPLICATE KEY UPDATE ... RETURNING into {kind} table"
+                    f" {table.name} of a row without its {auto} (give every row's or none)"
+                )
+            if taken is None:
+                assert auto_at is not None  # (a row takes no value only when it gives one)
+                given = literal_value(items[auto_at])
+                if isinstance(given, bool) or not isinstance(given, int):
+                    raise _refused(
+                        f"INSERT ... RETURNING into {kind} table {table.name} of a row whose"
+                        f" {auto} is not an integer literal"
+                    )
+                taken = given
+            values_returned.append(taken)
+        returning = replace(returned.returning, values=tuple(values_returned))
+        named.append(returned.cut)
     if generated and auto_at is None:
         # (no column list names every column: the AUTO_INCREMENT one is given then, but for
         # rows of defaults)
@@ -1783,7 +1952,15 @@ def _insert(
         extra = [*named, (head_end, tail_start, ", ".join(texts))]
         placements = _all_placements(table, layout.count)
         copies = _targets(sql, tokens, layout, references, placements, extra=extra)
-        return Route("broadcast", table.name, True, False, copies, tuple(generated.values()))
+        return Route(
+            "broadcast",
+            table.name,
+            True,
+            False,
+            copies,
+            tuple(generated.values()),
+            returning=returning,
+        )
     assert rule.db_key is not None
     # Per row: its placement.
     by_place: dict[Placement, list[str]] = {}
@@ -1849,7 +2026,127 @@ def _insert(
         _ordered(found),
         tuple(generated.values()),
         params=tuple(used[i] for i in order) if marks else (),
+        returning=returning,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _ReturningClause:
+    returning: Returning  # (its values not yet known)
+    cut: tuple[int, int, str]  # the replacement leaving the clause out of the text
+
+
+def _returning_clause(
+    tokens: Sequence[Token],
+    at: int,
+    table: LogicalTable,
+    layout: Layout,
+    auto: str | None,
+    kind: str,
+) -> _ReturningClause:
+    """An INSERT's ``RETURNING`` clause (at token ``at``) the proxy can answer: items naming
+    the table's AUTO_INCREMENT column (``id``, ``t.id``, ``db.t.id``, each with an optional
+    alias); anything else is 1235 (a partition's own RETURNING answers only its rows)."""
+
+    def refused() -> SqlError:
+        return _refused(
+            f"INSERT ... RETURNING into {kind} table {table.name} of anything but its"
+            f" AUTO_INCREMENT column{' ' + auto if auto else ''} (the proxy answers the ids"
+            " itself)"
+        )
+
+    if auto is None:
+        raise refused()
+    key_type = _auto_type(table.definition, auto)
+    if key_type is None:
+        raise refused()
+    labels: list[str] = []
+    for item in _split(tokens[at + 1 :]):
+        names: list[Token] = []
+        rest = list(item)
+        while rest and is_name_token(rest[0]) and token_keyword(rest[0]) != "AS":
+            names.append(rest.pop(0))
+            if rest and is_op_token(rest[0], "."):
+                rest.pop(0)
+                continue
+            break
+        if not names or names[-1].value.lower() != auto.lower():
+            raise refused()
+        qualifiers = [n.value.lower() for n in names[:-1]]
+        if qualifiers not in ([], [table.name.lower()], [layout.name.lower(), table.name.lower()]):
+            raise refused()
+        label = names[-1].value
+        if rest and token_keyword(rest[0]) == "AS":
+            rest.pop(0)
+            if not rest:
+                raise refused()
+        if rest:
+            if len(rest) != 1 or not is_name_token(rest[0]):
+                raise refused()
+            label = rest[0].value
+        labels.append(label)
+    before = tokens[at - 1]
+    last = tokens[-1]
+    cut = (before.pos + len(before.raw), last.pos + len(last.raw), "")
+    flags = _column_flags(table.definition, auto)
+    return _ReturningClause(Returning(table.name, auto, tuple(labels), key_type, (), flags), cut)
+
+
+def _keyed_by_alone(definition: str, column: str | None) -> bool:
+    """Whether ``column`` is the table's primary key and the table has no other unique key
+    (as SHOW CREATE TABLE writes its definition): a row can only conflict on that column."""
+    if column is None:
+        return False
+    quoted = "`" + column.lower().replace("`", "``") + "`"
+    primary = False
+    for line in definition.splitlines():
+        text = line.strip().lower().rstrip(",")
+        if text.startswith("unique key"):
+            return False
+        if text.startswith("primary key"):
+            primary = text.replace(" ", "") == f"primarykey({quoted})"
+    return primary
+
+
+def _column_flags(definition: str, column: str) -> int:
+    """The flags MariaDB's column definition gives the AUTO_INCREMENT ``column`` of a
+    table's definition (as SHOW CREATE TABLE writes it): NOT_NULL, PRI_KEY, UNIQUE_KEY,
+    MULTIPLE_KEY, AUTO_INCREMENT, PART_KEY (and UNSIGNED, added by the caller)."""
+    quoted = "`" + column.lower().replace("`", "``") + "`"
+    flags = 0x0200  # AUTO_INCREMENT
+    for line in definition.splitlines():
+        text = line.strip().lower()
+        if text.startswith(quoted + " ") and " not null" in text:
+            flags |= 0x0001
+        keyed = re.match(r"(primary key|unique key [^(]*|key [^(]*)\s*\((.*)\)", text)
+        if keyed is None:
+            continue
+        parts = [p.strip().split("(")[0] for p in keyed.group(2).split(",")]
+        if quoted not in parts:
+            continue
+        flags |= 0x4000  # PART_KEY
+        if keyed.group(1).strip() == "primary key":
+            flags |= 0x0002 | 0x0001
+        elif keyed.group(1).startswith("unique") and parts == [quoted]:
+            flags |= 0x0004
+        elif parts[0] == quoted:
+            flags |= 0x0008
+    return flags
+
+
+def _auto_type(definition: str, column: str) -> KeyType | None:
+    """The integer type of ``column`` in a logical table's definition."""
+    statements = lex(definition)
+    try:
+        created = parse_create_table(statements[0].text, lex(statements[0].text)[0])
+    except (SqlError, IndexError):
+        return None
+    for found in created.columns:
+        if found.name.lower() == column.lower():
+            key_type = found.key_type
+            if key_type is not None and key_type.family == "integer":
+                return key_type
+    return None
 
 
 def _takes_next_value(item: Sequence[Token], column: str, table: str, kind: str) -> bool:

@@ -595,8 +595,10 @@ def build_text_resultset(
     rows: Iterable[Sequence[bytes | str | None]],
     capabilities: int,
     status: int = 2,
+    definitions: Sequence[bytes] = (),
 ) -> list[bytes]:
-    """Payloads of a complete text result set (no frame headers).
+    """Payloads of a complete text result set (no frame headers); ``definitions``: the
+    columns' definitions as given (else made as below).
 
     Numeric columns are described as binary-charset (63) with BINARY_FLAG;
     everything else as utf8 (33) with column length = longest value in bytes.
@@ -614,8 +616,8 @@ def build_text_resultset(
     count = lenenc_int(ncols)
     if capabilities & _CAP_CACHE_METADATA:
         count += b"\x01"  # the column definitions follow
-    out: list[bytes] = [count]
-    for i, (name, type_code) in enumerate(columns):
+    out: list[bytes] = [count, *definitions]
+    for i, (name, type_code) in enumerate(() if definitions else columns):
         numeric_len = _NUMERIC_TYPES.get(type_code)
         if numeric_len is not None:
             out.append(

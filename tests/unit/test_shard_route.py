@@ -198,7 +198,9 @@ CASES: list[tuple[str, str, list[tuple[int, str]]]] = [
 
 REFUSED: list[tuple[str, int, str]] = [
     ("SELECT * FROM t JOIN u ON t.id = u.id", 1235, "t and u with different partitioning"),
-    ("DELETE FROM t WHERE id IN (SELECT id FROM t)", 1235, "named more than once"),
+    ("DELETE FROM t WHERE id IN (SELECT id FROM t) LIMIT 1", 1235, "named more than once"),
+    ("UPDATE t SET name = 'x' WHERE name IN (SELECT name FROM t)", 1235, "not tied to the shard"),
+    ("INSERT INTO u (v) VALUES (1) RETURNING v", 1235, "anything but its AUTO_INCREMENT column"),
     (
         "DELETE FROM t WHERE id IN (SELECT 1 FROM information_schema.tables)",
         1235,
@@ -298,6 +300,59 @@ def test_insert_takes_the_sequence() -> None:
         ],
     )
     assert found.sequence_values == (100001, 100002)
+
+
+def test_insert_returning_is_answered_by_the_proxy_row_by_row() -> None:
+    # Django on MariaDB 10.5+: the partitions run the rows without the clause; the proxy
+    # answers the ids in the statement's order (the given one for a row giving it).
+    sql = "INSERT INTO u (id, v) VALUES (NULL, 1), (7, 3), (NULL, 2) RETURNING `u`.`id`, id AS x"
+    assert route(sql, LAYOUT) == NeedsSequence("AUTO_SEQ_u", 2)
+    found = route(sql, LAYOUT, sequence_values=[100001, 100002])
+    assert isinstance(found, Route) and found.returning is not None
+    assert found.returning.values == (100001, 7, 100002)
+    assert found.returning.labels == ("id", "x")
+    assert _shown(found) == (
+        "routed",
+        [
+            (0, "INSERT INTO `u_01` (id, v) VALUES (100001, 1)"),
+            (1, "INSERT INTO `u_02` (id, v) VALUES (100002, 2)"),
+            (3, "INSERT INTO `u_07` (id, v) VALUES (7, 3)"),
+        ],
+    )
+
+
+def test_a_write_reading_its_own_table_in_a_co_located_subquery_runs_per_partition() -> None:
+    # Django on MariaDB 10.3.2+ writes a filter through a relation so.
+    found = route(
+        "UPDATE u SET v = 1 WHERE u.id IN (SELECT U0.id FROM u U0 WHERE U0.v = 2)", LAYOUT
+    )
+    kind, targets = _shown(found)
+    assert kind == "scatter" and len(targets) == 8
+    modified = route(
+        "UPDATE LOW_PRIORITY IGNORE u SET v = 1 WHERE u.id IN (SELECT U0.id FROM u U0)", LAYOUT
+    )
+    assert isinstance(modified, Route) and len(modified.targets) == 8
+    assert targets[1] == (
+        0,
+        "UPDATE `u_01` SET v = 1 WHERE `u_01`.id IN (SELECT U0.id FROM `u_01` U0 WHERE U0.v = 2)",
+    )
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE LOW_PRIORITY u SET v = 1 WHERE id = 1",
+        "UPDATE LOW_PRIORITY IGNORE u SET v = 1 WHERE id = 1",
+        "DELETE QUICK FROM u WHERE id = 1",
+        "DELETE LOW_PRIORITY QUICK IGNORE FROM u WHERE id = 1",
+        "DELETE IGNORE FROM u WHERE id = 1",
+    ],
+)
+def test_write_modifiers_are_no_table_names(sql: str) -> None:
+    # They were read as tables: 1235 'a statement on sharded table u and table LOW_PRIORITY'
+    # (and '... table FROM' after QUICK).
+    kind, targets = _shown(route(sql, LAYOUT))
+    assert kind == "routed" and targets == [(0, sql.replace(" u ", " `u_01` "))]
 
 
 def test_an_auto_increment_column_that_is_not_the_key_takes_the_sequence() -> None:
