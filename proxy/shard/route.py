@@ -34,8 +34,8 @@ BY, aggregates, LIMIT, DISTINCT, HAVING, ...) says why in ``Route.merge``: every
 table is one merge input.
 
 v1 limits (1235, naming the reason): joins and subqueries that are not co-located, a sharded
-table with a single table, multi-table UPDATE / DELETE and INSERT ... SELECT on sharded
-tables, UPDATE of the shard key, multi-partition UPDATE / DELETE with ORDER BY or LIMIT, INSERT
+table with a single table, multi-table UPDATE / DELETE (a WHERE's co-located subquery on the
+written table is served) and INSERT ... SELECT on sharded tables, UPDATE of the shard key, multi-partition UPDATE / DELETE with ORDER BY or LIMIT, INSERT
 ... SET into a sharded table, an INSERT whose shard key is not a literal, prepared-statement
 parameters on sharded tables without their values, a write on a sharded or broadcast table
 reading a table the logical database does not hold (information_schema's, another
