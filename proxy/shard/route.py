@@ -35,11 +35,11 @@ table is one merge input.
 
 v1 limits (1235, naming the reason): joins and subqueries that are not co-located, a sharded
 table with a single table, multi-table UPDATE / DELETE (a WHERE's co-located subquery on the
-written table is served) and INSERT ... SELECT on sharded tables, UPDATE of the shard key, multi-partition UPDATE / DELETE with ORDER BY or LIMIT, INSERT
-... SET into a sharded table, an INSERT whose shard key is not a literal, prepared-statement
-parameters on sharded tables without their values, a write on a sharded or broadcast table
-reading a table the logical database does not hold (information_schema's, another
-database's: each partition would read its own).
+written table is served) and INSERT ... SELECT on sharded tables, UPDATE of the shard key,
+multi-partition UPDATE / DELETE with ORDER BY or LIMIT, INSERT ... SET into a sharded table, an
+INSERT whose shard key is not a literal, prepared-statement parameters on sharded tables without
+their values, a write on a sharded or broadcast table reading a table the logical database does
+not hold (information_schema's, another database's: each partition would read its own).
 
 Prepared statements: ``route(..., params=values)`` routes an execution, each parameter marker
 standing for its value as the literal it would be (``bind_params``); the targets' texts keep
