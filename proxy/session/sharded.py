@@ -2271,6 +2271,11 @@ class ShardedExecutor:
         """INSERT ... RETURNING of the AUTO_INCREMENT column: its rows, one per row of the
         statement in its order, with the column definitions MariaDB gives the column."""
         session = self.session
+        # ROW_COUNT() after it is -1, as after any statement answering rows, whatever the
+        # partitions' connections (which ran it without the clause) would answer; FOUND_ROWS()
+        # left as the statement before left it.
+        self._counts = (-1, self._found)
+        self.source.held.ran_on = -1
         key_type = returning.key_type
         type_code, width = _INTEGER_COLUMNS[key_type.name]
         flags = returning.flags | (_UNSIGNED_FLAG if key_type.unsigned else 0)

@@ -1852,6 +1852,13 @@ def _insert(
                 f" {table.name}, which has a unique key other than its primary key"
                 f" {auto or ''}".rstrip()
             )
+        if upsert and _assigns(tokens[suffix_at:returning_at], auto):
+            # (MariaDB's RETURNING answers the row as updated: the new value, which the
+            # proxy cannot tell from the statement, e.g. id = id + 100)
+            raise _refused(
+                f"INSERT ... ON DUPLICATE KEY UPDATE ... RETURNING into {kind} table"
+                f" {table.name} assigning its {auto}"
+            )
         if split is not None:
             raise BulkDeclined
         if any(token_keyword(t) == "IGNORE" for t in tokens[: main.references[0]]):
@@ -2090,6 +2097,24 @@ def _returning_clause(
     cut = (before.pos + len(before.raw), last.pos + len(last.raw), "")
     flags = _column_flags(table.definition, auto)
     return _ReturningClause(Returning(table.name, auto, tuple(labels), key_type, (), flags), cut)
+
+
+def _assigns(clause: Sequence[Token], column: str | None) -> bool:
+    """Whether ``ON DUPLICATE KEY UPDATE a = e, ...`` (``clause``, from ON) assigns
+    ``column`` (plain, or qualified by a table name)."""
+    if column is None:
+        return False
+    words = [token_keyword(t) for t in clause[:4]]
+    if words != ["ON", "DUPLICATE", "KEY", "UPDATE"]:
+        return True  # (not read: taken as assigning it)
+    for item in _split(clause[4:]):
+        equals = next((i for i, t in enumerate(item) if is_op_token(t, "=")), None)
+        if equals is None or equals == 0:
+            return True
+        target = item[equals - 1]
+        if not is_name_token(target) or target.value.lower() == column.lower():
+            return True
+    return False
 
 
 def _keyed_by_alone(definition: str, column: str | None) -> bool:
