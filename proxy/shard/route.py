@@ -1751,12 +1751,24 @@ def _update_delete(
                         f" ({target[-1].value}, even to the value a row holds: leave it out of"
                         " SET)"
                     )
+    # DELETE ... RETURNING answers rows: relayed from one physical table; from several (the
+    # copies of a broadcast table, a DELETE's partitions) they were read as OKs.
+    returning = any(
+        depths[i] == 0 and token_keyword(t) == "RETURNING" for i, t in enumerate(tokens)
+    )
     if rule.kind == "broadcast":
+        if returning:
+            raise _refused(f"{verb} ... RETURNING on broadcast table {main.table.name}")
         placements = _all_placements(main.table, layout.count)
         targets = _targets(sql, tokens, layout, references, placements)
         return Route("broadcast", main.table.name, True, False, targets)
     placements = _placements_for(tokens, layout, main)
     targets = _targets(sql, tokens, layout, references, placements)
+    if len(targets) > 1 and returning:
+        raise _refused(
+            f"{verb} ... RETURNING across the partitions of table {main.table.name} (give its"
+            " shard key's value)"
+        )
     if len(targets) > 1:
         for index, token in enumerate(tokens):
             if depths[index] == 0 and token_keyword(token) in ("LIMIT", "ORDER"):

@@ -139,3 +139,91 @@ def test_row_count_after_insert_returning_is_minus_one(both: tuple[Any, Any], sq
     assert got == want
     assert _run(plain, "SELECT ROW_COUNT()") == [(-1,)]
     assert _run(proxy, "SELECT ROW_COUNT()") == [(-1,)], sql
+
+
+LIMITED = ("retlim", "Ret#lim12")
+WRITES_READING = [
+    "UPDATE ord SET note = 'p' WHERE ord.id IN (SELECT U0.id FROM ord U0"
+    " INNER JOIN reg U1 ON U1.id = U0.id WHERE U1.name = 'a')",
+    "DELETE FROM ord WHERE ord.id IN (SELECT U0.id FROM ord U0"
+    " INNER JOIN reg U1 ON U1.id = U0.id WHERE U1.name = 'zz')",
+    "UPDATE ord SET note = 'p' WHERE ord.id IN (SELECT U0.id FROM ord U0 WHERE U0.note = 'zz')",
+    "DELETE FROM ord WHERE ord.id IN (SELECT U0.id FROM ord U0 WHERE U0.note = 'zz')",
+]
+
+
+@pytest.mark.parametrize("grants", ["UPDATE, DELETE", "SELECT, UPDATE, DELETE"])
+def test_a_write_reading_tables_in_a_subquery_needs_select_on_them(
+    databases: ProxyEnv, grants: str
+) -> None:
+    """An account that may write ord but not read reg (or not ord itself) gets MariaDB's
+    error for the subquery, through the proxy as from one MariaDB holding the same grants."""
+    owner = databases.connect(DB, PASSWORD, database=DB)
+    admin = connect_admin(databases.shards[0])
+    user, password = LIMITED
+    try:
+        for conn, db in ((owner, DB), (admin, PLAIN)):
+            with conn.cursor() as cur:
+                cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+                cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
+                cur.execute(f"GRANT {grants} ON {db}.ord TO '{user}'@'%'")
+        limited = databases.connect(user, password, database=DB)
+        shard = databases.shards[0]
+        plain = pymysql.connect(
+            host=shard.host,
+            port=shard.port,
+            user=user,
+            password=password,
+            database=PLAIN,
+            autocommit=True,
+        )
+        try:
+            for sql in WRITES_READING:
+                want, got = _run(plain, sql), _run(limited, sql)
+                if "reg" in sql or "SELECT" not in grants:
+                    assert want[:2] in (("error", 1142), ("error", 1143)), (sql, want)
+                assert got[:2] == want[:2], (sql, want, got)
+                if want[0] == "error":
+                    assert want[2].rsplit("`", 2)[-2] in got[2], (want, got)
+        finally:
+            limited.close()
+            plain.close()
+    finally:
+        for conn in (owner, admin):
+            with conn.cursor() as cur:
+                cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+        owner.close()
+        admin.close()
+
+
+def test_delete_returning_from_several_physical_tables_is_refused(
+    both: tuple[Any, Any],
+) -> None:
+    """DELETE ... RETURNING on several partitions (or a broadcast table's copies): the proxy
+    read their result sets as OKs, answered 2013 and left the session's XA branches active
+    (every later write 1399 XAER_RMFAIL). Refused before it runs now; on one partition it is
+    relayed as before, and the session goes on."""
+    plain, proxy = both
+    for conn in (plain, proxy):
+        _run(conn, "INSERT INTO ord (id, note) VALUES (200, 'd'), (201, 'd'), (202, 'd')")
+        _run(conn, "INSERT INTO line (id, order_id, note) VALUES (200, 200, 'd')")
+        _run(conn, "INSERT INTO reg (id, name) VALUES (200, 'd')")
+    refused = [
+        ("DELETE FROM ord WHERE id IN (200, 201) RETURNING id, note", "across the partitions"),
+        ("DELETE FROM ord WHERE note = 'none' RETURNING id", "across the partitions"),
+        ("DELETE FROM line WHERE id = 200 RETURNING id", "across the partitions"),
+        ("DELETE FROM reg WHERE id = 200 RETURNING id, name", "on broadcast table reg"),
+    ]
+    for sql, why in refused:
+        got = _run(proxy, sql)
+        assert got[:2] == ("error", 1235), (sql, got)
+        assert why in got[2], (sql, got)
+        # (the session goes on: a write after it)
+        assert _run(proxy, "UPDATE ord SET note = 'e' WHERE id = 202") == ("ok", 1)
+        assert _run(proxy, "UPDATE ord SET note = 'd' WHERE id = 202") == ("ok", 1)
+    for sql in [
+        "DELETE FROM ord WHERE id = 200 RETURNING id, note",
+        "DELETE FROM line WHERE order_id = 200 RETURNING id",
+        "SELECT id, note FROM ord WHERE id >= 200 ORDER BY id",
+    ]:
+        assert _run(proxy, sql) == _run(plain, sql), sql
