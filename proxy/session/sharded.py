@@ -600,6 +600,7 @@ _INTEGER_COLUMNS = {
     "bigint": (8, 20),
 }
 _UNSIGNED_FLAG = 0x0020
+_ZEROFILL_FLAG = 0x0040
 _BINARY_CHARSET = 63
 
 
@@ -2281,6 +2282,10 @@ class ShardedExecutor:
         flags = returning.flags | (_UNSIGNED_FLAG if key_type.unsigned else 0)
         if key_type.unsigned and key_type.name != "bigint":
             width -= 1  # (no sign)
+        if returning.width is not None:
+            width = returning.width
+        if returning.zerofill:
+            flags |= _ZEROFILL_FLAG | _UNSIGNED_FLAG
         schema = session.current_db or ""
         definitions = [
             build_column_definition(
@@ -2297,7 +2302,10 @@ class ShardedExecutor:
             )
             for label in returning.labels
         ]
-        rows = [[str(value)] * len(returning.labels) for value in returning.values]
+        rows = [
+            [str(value).zfill(width) if returning.zerofill else str(value)] * len(returning.labels)
+            for value in returning.values
+        ]
         for payload in build_text_resultset(
             columns=[(label, type_code) for label in returning.labels],
             rows=rows,

@@ -235,6 +235,8 @@ class Returning:
     key_type: KeyType
     values: tuple[int, ...]  # per row of the statement, in its order
     flags: int = 0  # the column definition's flags (NOT_NULL, keys, AUTO_INCREMENT)
+    width: int | None = None  # its display width (int(5)), None: the type's
+    zerofill: bool = False  # ZEROFILL: each value padded with zeros to the width
 
 
 @dataclass(frozen=True, slots=True)
@@ -2108,7 +2110,21 @@ def _returning_clause(
     last = tokens[-1]
     cut = (before.pos + len(before.raw), last.pos + len(last.raw), "")
     flags = _column_flags(table.definition, auto)
-    return _ReturningClause(Returning(table.name, auto, tuple(labels), key_type, (), flags), cut)
+    width, zerofill = _display_width(table.definition, auto)
+    returning = Returning(table.name, auto, tuple(labels), key_type, (), flags, width, zerofill)
+    return _ReturningClause(returning, cut)
+
+
+def _display_width(definition: str, column: str) -> tuple[int | None, bool]:
+    """The display width of integer ``column`` in a table's definition (as SHOW CREATE TABLE
+    writes it: ``int(5) unsigned zerofill``), None when not written; and whether ZEROFILL."""
+    quoted = "`" + column.lower().replace("`", "``") + "`"
+    for line in definition.splitlines():
+        text = line.strip().lower()
+        if text.startswith(quoted + " "):
+            found = re.match(r"[a-z]+\s*\((\d+)\)", text[len(quoted) :].strip())
+            return (int(found.group(1)) if found else None), " zerofill" in text
+    return None, False
 
 
 def _assigns(clause: Sequence[Token], column: str | None) -> bool:
@@ -2151,8 +2167,12 @@ def _column_flags(definition: str, column: str) -> int:
     MULTIPLE_KEY, AUTO_INCREMENT, PART_KEY (and UNSIGNED, added by the caller)."""
     quoted = "`" + column.lower().replace("`", "``") + "`"
     flags = 0x0200  # AUTO_INCREMENT
-    for line in definition.splitlines():
-        text = line.strip().lower()
+    lines = [line.strip().lower() for line in definition.splitlines()]
+    # (without a PRIMARY KEY, MariaDB takes the first UNIQUE key of NOT NULL columns for it:
+    # the SERIAL column of a table that has none, for one)
+    primary = any(text.startswith("primary key") for text in lines)
+    first_unique = next((text for text in lines if text.startswith("unique key")), None)
+    for text in lines:
         if text.startswith(quoted + " ") and " not null" in text:
             flags |= 0x0001
         keyed = re.match(r"(primary key|unique key [^(]*|key [^(]*)\s*\((.*)\)", text)
@@ -2165,7 +2185,10 @@ def _column_flags(definition: str, column: str) -> int:
         if keyed.group(1).strip() == "primary key":
             flags |= 0x0002 | 0x0001
         elif keyed.group(1).startswith("unique") and parts == [quoted]:
-            flags |= 0x0004
+            if not primary and text == first_unique and flags & 0x0001:
+                flags |= 0x0002  # (the column's line comes before its keys')
+            else:
+                flags |= 0x0004
         elif parts[0] == quoted:
             flags |= 0x0008
     return flags

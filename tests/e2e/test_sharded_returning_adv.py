@@ -30,7 +30,15 @@ SHARDED_DDL = [
     LINE + " DBPARTITION BY HASH(order_id)",
     ORD + " DBPARTITION BY HASH(id)",
 ]
-PLAIN_DDL = [REG, LINE, ORD]
+WIDTHS = {
+    "zf": "INT(5) ZEROFILL AUTO_INCREMENT PRIMARY KEY",
+    "zu": "INT UNSIGNED ZEROFILL AUTO_INCREMENT PRIMARY KEY",
+    "bw": "BIGINT(3) AUTO_INCREMENT PRIMARY KEY",
+    "se": "SERIAL",
+}
+TYPED = [f"CREATE TABLE {t} (id {c}, note VARCHAR(20))" for t, c in WIDTHS.items()]
+SHARDED_DDL += [ddl + " DBPARTITION BY HASH(id)" for ddl in TYPED]
+PLAIN_DDL = [REG, LINE, ORD, *TYPED]
 ROWS = [
     "INSERT INTO reg (id, name) VALUES (1, 'a'), (2, 'b'), (3, 'c')",
     "INSERT INTO line (id, order_id, note) VALUES (1, 1, 'a'), (2, 2, 'b')",
@@ -227,3 +235,33 @@ def test_delete_returning_from_several_physical_tables_is_refused(
         "SELECT id, note FROM ord WHERE id >= 200 ORDER BY id",
     ]:
         assert _run(proxy, sql) == _run(plain, sql), sql
+
+
+@pytest.mark.parametrize("table", list(WIDTHS))
+def test_returning_answers_the_columns_display_width_zerofill_and_key_as_mariadb(
+    databases: ProxyEnv, table: str
+) -> None:
+    """The proxy's answer to INSERT ... RETURNING id: the text of each value (ZEROFILL pads it
+    to the display width: '00007') and the column definition (length: the display width;
+    flags: ZEROFILL, PRI for a SERIAL's UNIQUE NOT NULL key on a table without a primary key)
+    as one MariaDB's. It sent '7', length 11 or 20, and no ZEROFILL / UNIQUE for PRI."""
+    proxy = databases.connect(DB, PASSWORD, database=DB, conv={})
+    plain = connect_admin(databases.shards[0], database=PLAIN, conv={})
+    try:
+        for sql in [
+            f"INSERT INTO {table} (id, note) VALUES (7, 'a'), (12, 'b') RETURNING id",
+            f"INSERT INTO {table} (id, note) VALUES (13, 'a') RETURNING id AS x, {table}.id",
+        ]:
+            answers = []
+            for conn in (plain, proxy):
+                with conn.cursor() as cur:
+                    cur.execute(sql)
+                    fields = [
+                        (f.name, f.org_name, f.type_code, f.flags, f.length, f.charsetnr)
+                        for f in cur._result.fields
+                    ]
+                    answers.append((cur.fetchall(), fields))
+            assert answers[1] == answers[0], sql
+    finally:
+        proxy.close()
+        plain.close()
