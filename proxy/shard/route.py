@@ -62,6 +62,7 @@ from typing import Final, Literal, TypeVar
 
 from auth.errors import ErrorCode, SqlError, not_supported, sql_error
 from auth.model import (
+    INTEGER_BITS,
     KeyType,
     LogicalTable,
     PhysicalDatabase,
@@ -1953,7 +1954,12 @@ def _insert(
                         f"INSERT ... RETURNING into {kind} table {table.name} of a row whose"
                         f" {auto} is not an integer literal"
                     )
-                taken = given
+                taken = _stored_integer(given, returned.returning.key_type)
+                if taken is None:
+                    raise _refused(
+                        f"INSERT ... RETURNING into {kind} table {table.name} of a row whose"
+                        f" {auto} is negative for an UNSIGNED column"
+                    )
             values_returned.append(taken)
         returning = replace(returned.returning, values=tuple(values_returned))
         named.append(returned.cut)
@@ -2113,6 +2119,16 @@ def _returning_clause(
     width, zerofill = _display_width(table.definition, auto)
     returning = Returning(table.name, auto, tuple(labels), key_type, (), flags, width, zerofill)
     return _ReturningClause(returning, cut)
+
+
+def _stored_integer(value: int, key_type: KeyType) -> int | None:
+    """``value`` as an integer column of ``key_type`` stores it outside strict mode (the
+    nearest end of its range; in strict mode the shard refuses it, and the proxy answers that
+    error); None: a negative value for an UNSIGNED column (not answered)."""
+    bits: int = INTEGER_BITS.get(key_type.name, 64)
+    if key_type.unsigned:
+        return None if value < 0 else min(value, (1 << bits) - 1)
+    return max(-(1 << (bits - 1)), min(value, (1 << (bits - 1)) - 1))
 
 
 def _display_width(definition: str, column: str) -> tuple[int | None, bool]:

@@ -265,3 +265,24 @@ def test_returning_answers_the_columns_display_width_zerofill_and_key_as_mariadb
     finally:
         proxy.close()
         plain.close()
+
+
+def test_a_given_id_out_of_the_columns_range_is_answered_as_stored(
+    both: tuple[Any, Any],
+) -> None:
+    """Outside strict mode MariaDB stores an out-of-range id as the end of the column's range
+    and RETURNING answers that (2147483647 for an INT); the proxy answered the value as
+    written (3000000000). In strict mode both refuse the row (1264)."""
+    plain, proxy = both
+    sql = "INSERT INTO reg (id, name) VALUES (3000000000, 'big') RETURNING id"
+    for mode in ("STRICT_ALL_TABLES", ""):
+        for conn in (plain, proxy):
+            _run(conn, "DELETE FROM reg WHERE name = 'big'")
+            _run(conn, f"SET SESSION sql_mode = '{mode}'")
+        want, got = _run(plain, sql), _run(proxy, sql)
+        assert got[:2] == want[:2], (mode, want, got)
+        assert want == ([(2147483647,)] if not mode else want)
+    for conn in (plain, proxy):
+        _run(conn, "SET SESSION sql_mode = DEFAULT")
+    got = _run(proxy, "INSERT INTO se (id, note) VALUES (-5, 'neg') RETURNING id")
+    assert got[:2] == ("error", 1235), got
