@@ -1228,6 +1228,13 @@ class ShardedExecutor:
             self._check_locked(layout, decision)
             targets = await self._unaliased(layout, targets)
             decision = replace(decision, targets=targets)
+        if decision.rows_back and not self._relay_ok:
+            # (its rows are relayed from its one partition; in a packet of several statements
+            # the proxy answers each itself, reading a write's answer as an OK)
+            raise not_supported(
+                f"a write answering rows (RETURNING) on table {decision.table} in a packet of"
+                " several statements on a sharded database"
+            )
         conns = await self._acquire(layout, targets)
         self._ran(decision.kind, len(targets))
         replied = False

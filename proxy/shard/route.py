@@ -216,6 +216,8 @@ class Route:
     tables: frozenset[str] | None = None
     # An INSERT ... RETURNING the proxy answers itself (the targets' texts are without it).
     returning: Returning | None = None
+    # A write answering rows, relayed from its one target (DELETE ... RETURNING).
+    rows_back: bool = False
 
     @property
     def single(self) -> bool:
@@ -1780,7 +1782,12 @@ def _update_delete(
                     f"{main.table.name}"
                 )
     return Route(
-        "routed" if len(targets) == 1 else "scatter", main.table.name, True, False, targets
+        "routed" if len(targets) == 1 else "scatter",
+        main.table.name,
+        True,
+        False,
+        targets,
+        rows_back=returning,
     )
 
 

@@ -286,3 +286,39 @@ def test_a_given_id_out_of_the_columns_range_is_answered_as_stored(
         _run(conn, "SET SESSION sql_mode = DEFAULT")
     got = _run(proxy, "INSERT INTO se (id, note) VALUES (-5, 'neg') RETURNING id")
     assert got[:2] == ("error", 1235), got
+
+
+def test_delete_returning_in_a_multi_statement_packet(databases: ProxyEnv) -> None:
+    """DELETE ... RETURNING on one partition in a packet of several statements: the proxy
+    runs such statements itself (no relay) and read its result set as an OK: 2013 and the
+    session's XA branch left active (every later write 1399). Refused (1235) now, and the
+    session goes on."""
+    proxy = databases.connect(
+        DB, PASSWORD, database=DB, client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS
+    )
+    try:
+        _run(proxy, "INSERT INTO ord (id, note) VALUES (400, 'm'), (401, 'm')")
+        for number, sql in enumerate(
+            (
+                "SELECT 1; DELETE FROM ord WHERE id = 400 RETURNING id",
+                "DELETE FROM ord WHERE id = 401 RETURNING id; SELECT 2",
+            ),
+        ):
+            with proxy.cursor() as cur:
+                try:
+                    cur.execute(sql)
+                    while cur.nextset():
+                        pass
+                except pymysql.err.MySQLError as exc:
+                    got = exc.args[0]
+                else:
+                    got = 0
+            assert got == 1235, sql
+            update = f"UPDATE ord SET note = 'n{number}' WHERE id = 400"
+            assert _run(proxy, update) == ("ok", 1)
+        assert _run(proxy, "SELECT id FROM ord WHERE id IN (400, 401) ORDER BY id") == [
+            (400,),
+            (401,),
+        ]
+    finally:
+        proxy.close()
