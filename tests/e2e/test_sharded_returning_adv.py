@@ -322,3 +322,61 @@ def test_delete_returning_in_a_multi_statement_packet(databases: ProxyEnv) -> No
         ]
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize("grants", ["INSERT", "INSERT, DELETE"])
+def test_insert_returning_needs_select_on_the_column(databases: ProxyEnv, grants: str) -> None:
+    """MariaDB checks SELECT on the columns RETURNING reads: an account holding INSERT alone
+    gets 1142/1143 and nothing is inserted; through the proxy as from one MariaDB."""
+    owner = databases.connect(DB, PASSWORD, database=DB)
+    admin = connect_admin(databases.shards[0])
+    user, password = LIMITED
+    try:
+        for conn, db in ((owner, DB), (admin, PLAIN)):
+            with conn.cursor() as cur:
+                cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+                cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
+                cur.execute(f"GRANT {grants} ON {db}.ord TO '{user}'@'%'")
+                cur.execute(f"GRANT {grants} ON {db}.reg TO '{user}'@'%'")
+        limited = databases.connect(user, password, database=DB)
+        shard = databases.shards[0]
+        plain = pymysql.connect(
+            host=shard.host,
+            port=shard.port,
+            user=user,
+            password=password,
+            database=PLAIN,
+            autocommit=True,
+        )
+        try:
+            for sql in [
+                "INSERT INTO ord (id, note) VALUES (500, 'p') RETURNING id",
+                "INSERT INTO ord (note) VALUES ('p'), ('q') RETURNING id",
+                "INSERT INTO reg (id, name) VALUES (500, 'p') RETURNING id",
+                "INSERT INTO ord (id, note) VALUES (501, 'p') ON DUPLICATE KEY UPDATE"
+                " note = 'u' RETURNING id",
+            ]:
+                want, got = _run(plain, sql), _run(limited, sql)
+                assert want[:2] in (("error", 1142), ("error", 1143)), (sql, want)
+                # (MariaDB names the column, 1143; the proxy's check the table, 1142)
+                assert got[:2] in (("error", 1142), ("error", 1143)), (sql, want, got)
+        finally:
+            limited.close()
+            plain.close()
+        for table in ("ord", "reg"):
+            assert _run(owner, f"SELECT id FROM {table} WHERE id IN (500, 501)") == []
+            assert (
+                _run(
+                    owner,
+                    f"SELECT id FROM {table} WHERE note = 'p'".replace(
+                        "note", "note" if table == "ord" else "name"
+                    ),
+                )
+                == []
+            )
+    finally:
+        for conn in (owner, admin):
+            with conn.cursor() as cur:
+                cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+        owner.close()
+        admin.close()
