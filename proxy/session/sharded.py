@@ -687,6 +687,7 @@ class ShardedExecutor:
         # partitions (_acquire), which no one connection knows when it ran on several: its
         # (ROW_COUNT(), FOUND_ROWS() -- None: not known); None: neither known (last_statement).
         self._counts: tuple[int, int | None] | None = None
+        self._found_before: int | None = None  # (_route: FOUND_ROWS() before the statement)
         # The session's FOUND_ROWS() as the last scatter SELECT left it, kept while only
         # statements on several partitions that leave it (writes) ran since; None: not known.
         self._found: int | None = None
@@ -1228,6 +1229,8 @@ class ShardedExecutor:
             self._check_locked(layout, decision)
             targets = await self._unaliased(layout, targets)
             decision = replace(decision, targets=targets)
+        # (FOUND_ROWS() as the statement before left it, for an answer of the proxy's own)
+        self._found_before = self._found
         if decision.rows_back and not self._relay_ok:
             # (its rows are relayed from its one partition; in a packet of several statements
             # the proxy answers each itself, reading a write's answer as an OK)
@@ -2282,7 +2285,7 @@ class ShardedExecutor:
         # ROW_COUNT() after it is -1, as after any statement answering rows, whatever the
         # partitions' connections (which ran it without the clause) would answer; FOUND_ROWS()
         # left as the statement before left it.
-        self._counts = (-1, self._found)
+        self._counts = (-1, self._found_before)
         self.source.held.ran_on = -1
         key_type = returning.key_type
         type_code, width = _INTEGER_COLUMNS[key_type.name]

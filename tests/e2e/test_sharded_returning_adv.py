@@ -380,3 +380,21 @@ def test_insert_returning_needs_select_on_the_column(databases: ProxyEnv, grants
                 cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
         owner.close()
         admin.close()
+
+
+def test_found_rows_after_insert_returning_is_the_statement_befores(
+    both: tuple[Any, Any],
+) -> None:
+    """INSERT ... RETURNING leaves FOUND_ROWS() as the SELECT before it left it (the rows read
+    on every partition, then the INSERT on one or two): as one MariaDB; it was 1235 since
+    ROW_COUNT() after it is the proxy's."""
+    plain, proxy = both
+    for sql in (
+        "INSERT INTO ord (id, note) VALUES (600, 'f') RETURNING id",
+        "INSERT INTO ord (id, note) VALUES (601, 'f'), (602, 'g') RETURNING id",
+    ):
+        for conn in (plain, proxy):
+            _run(conn, "SELECT id FROM ord WHERE id < 100")
+        assert _run(proxy, sql) == _run(plain, sql)
+        check = "SELECT FOUND_ROWS(), ROW_COUNT()"
+        assert _run(proxy, check) == _run(plain, check), sql
