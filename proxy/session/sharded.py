@@ -600,6 +600,7 @@ _INTEGER_COLUMNS = {
     "bigint": (8, 20),
 }
 _UNSIGNED_FLAG = 0x0020
+_ZEROFILL_FLAG = 0x0040
 _BINARY_CHARSET = 63
 
 
@@ -686,6 +687,7 @@ class ShardedExecutor:
         # partitions (_acquire), which no one connection knows when it ran on several: its
         # (ROW_COUNT(), FOUND_ROWS() -- None: not known); None: neither known (last_statement).
         self._counts: tuple[int, int | None] | None = None
+        self._found_before: int | None = None  # (_route: FOUND_ROWS() before the statement)
         # The session's FOUND_ROWS() as the last scatter SELECT left it, kept while only
         # statements on several partitions that leave it (writes) ran since; None: not known.
         self._found: int | None = None
@@ -1227,6 +1229,15 @@ class ShardedExecutor:
             self._check_locked(layout, decision)
             targets = await self._unaliased(layout, targets)
             decision = replace(decision, targets=targets)
+        # (FOUND_ROWS() as the statement before left it, for an answer of the proxy's own)
+        self._found_before = self._found
+        if decision.rows_back and not self._relay_ok:
+            # (its rows are relayed from its one partition; in a packet of several statements
+            # the proxy answers each itself, reading a write's answer as an OK)
+            raise not_supported(
+                f"a write answering rows (RETURNING) on table {decision.table} in a packet of"
+                " several statements on a sharded database"
+            )
         conns = await self._acquire(layout, targets)
         self._ran(decision.kind, len(targets))
         replied = False
@@ -2271,11 +2282,20 @@ class ShardedExecutor:
         """INSERT ... RETURNING of the AUTO_INCREMENT column: its rows, one per row of the
         statement in its order, with the column definitions MariaDB gives the column."""
         session = self.session
+        # ROW_COUNT() after it is -1, as after any statement answering rows, whatever the
+        # partitions' connections (which ran it without the clause) would answer; FOUND_ROWS()
+        # left as the statement before left it.
+        self._counts = (-1, self._found_before)
+        self.source.held.ran_on = -1
         key_type = returning.key_type
         type_code, width = _INTEGER_COLUMNS[key_type.name]
         flags = returning.flags | (_UNSIGNED_FLAG if key_type.unsigned else 0)
         if key_type.unsigned and key_type.name != "bigint":
             width -= 1  # (no sign)
+        if returning.width is not None:
+            width = returning.width
+        if returning.zerofill:
+            flags |= _ZEROFILL_FLAG | _UNSIGNED_FLAG
         schema = session.current_db or ""
         definitions = [
             build_column_definition(
@@ -2292,7 +2312,10 @@ class ShardedExecutor:
             )
             for label in returning.labels
         ]
-        rows = [[str(value)] * len(returning.labels) for value in returning.values]
+        rows = [
+            [str(value).zfill(width) if returning.zerofill else str(value)] * len(returning.labels)
+            for value in returning.values
+        ]
         for payload in build_text_resultset(
             columns=[(label, type_code) for label in returning.labels],
             rows=rows,

@@ -62,6 +62,7 @@ from typing import Final, Literal, TypeVar
 
 from auth.errors import ErrorCode, SqlError, not_supported, sql_error
 from auth.model import (
+    INTEGER_BITS,
     KeyType,
     LogicalTable,
     PhysicalDatabase,
@@ -215,6 +216,8 @@ class Route:
     tables: frozenset[str] | None = None
     # An INSERT ... RETURNING the proxy answers itself (the targets' texts are without it).
     returning: Returning | None = None
+    # A write answering rows, relayed from its one target (DELETE ... RETURNING).
+    rows_back: bool = False
 
     @property
     def single(self) -> bool:
@@ -235,6 +238,8 @@ class Returning:
     key_type: KeyType
     values: tuple[int, ...]  # per row of the statement, in its order
     flags: int = 0  # the column definition's flags (NOT_NULL, keys, AUTO_INCREMENT)
+    width: int | None = None  # its display width (int(5)), None: the type's
+    zerofill: bool = False  # ZEROFILL: each value padded with zeros to the width
 
 
 @dataclass(frozen=True, slots=True)
@@ -1751,12 +1756,24 @@ def _update_delete(
                         f" ({target[-1].value}, even to the value a row holds: leave it out of"
                         " SET)"
                     )
+    # DELETE ... RETURNING answers rows: relayed from one physical table; from several (the
+    # copies of a broadcast table, a DELETE's partitions) they were read as OKs.
+    returning = any(
+        depths[i] == 0 and token_keyword(t) == "RETURNING" for i, t in enumerate(tokens)
+    )
     if rule.kind == "broadcast":
+        if returning:
+            raise _refused(f"{verb} ... RETURNING on broadcast table {main.table.name}")
         placements = _all_placements(main.table, layout.count)
         targets = _targets(sql, tokens, layout, references, placements)
         return Route("broadcast", main.table.name, True, False, targets)
     placements = _placements_for(tokens, layout, main)
     targets = _targets(sql, tokens, layout, references, placements)
+    if len(targets) > 1 and returning:
+        raise _refused(
+            f"{verb} ... RETURNING across the partitions of table {main.table.name} (give its"
+            " shard key's value)"
+        )
     if len(targets) > 1:
         for index, token in enumerate(tokens):
             if depths[index] == 0 and token_keyword(token) in ("LIMIT", "ORDER"):
@@ -1765,7 +1782,12 @@ def _update_delete(
                     f"{main.table.name}"
                 )
     return Route(
-        "routed" if len(targets) == 1 else "scatter", main.table.name, True, False, targets
+        "routed" if len(targets) == 1 else "scatter",
+        main.table.name,
+        True,
+        False,
+        targets,
+        rows_back=returning,
     )
 
 
@@ -1852,6 +1874,13 @@ def _insert(
                 f" {table.name}, which has a unique key other than its primary key"
                 f" {auto or ''}".rstrip()
             )
+        if upsert and _assigns(tokens[suffix_at:returning_at], auto):
+            # (MariaDB's RETURNING answers the row as updated: the new value, which the
+            # proxy cannot tell from the statement, e.g. id = id + 100)
+            raise _refused(
+                f"INSERT ... ON DUPLICATE KEY UPDATE ... RETURNING into {kind} table"
+                f" {table.name} assigning its {auto}"
+            )
         if split is not None:
             raise BulkDeclined
         if any(token_keyword(t) == "IGNORE" for t in tokens[: main.references[0]]):
@@ -1932,7 +1961,12 @@ def _insert(
                         f"INSERT ... RETURNING into {kind} table {table.name} of a row whose"
                         f" {auto} is not an integer literal"
                     )
-                taken = given
+                taken = _stored_integer(given, returned.returning.key_type)
+                if taken is None:
+                    raise _refused(
+                        f"INSERT ... RETURNING into {kind} table {table.name} of a row whose"
+                        f" {auto} is negative for an UNSIGNED column"
+                    )
             values_returned.append(taken)
         returning = replace(returned.returning, values=tuple(values_returned))
         named.append(returned.cut)
@@ -2089,7 +2123,49 @@ def _returning_clause(
     last = tokens[-1]
     cut = (before.pos + len(before.raw), last.pos + len(last.raw), "")
     flags = _column_flags(table.definition, auto)
-    return _ReturningClause(Returning(table.name, auto, tuple(labels), key_type, (), flags), cut)
+    width, zerofill = _display_width(table.definition, auto)
+    returning = Returning(table.name, auto, tuple(labels), key_type, (), flags, width, zerofill)
+    return _ReturningClause(returning, cut)
+
+
+def _stored_integer(value: int, key_type: KeyType) -> int | None:
+    """``value`` as an integer column of ``key_type`` stores it outside strict mode (the
+    nearest end of its range; in strict mode the shard refuses it, and the proxy answers that
+    error); None: a negative value for an UNSIGNED column (not answered)."""
+    bits: int = INTEGER_BITS.get(key_type.name, 64)
+    if key_type.unsigned:
+        return None if value < 0 else min(value, (1 << bits) - 1)
+    return max(-(1 << (bits - 1)), min(value, (1 << (bits - 1)) - 1))
+
+
+def _display_width(definition: str, column: str) -> tuple[int | None, bool]:
+    """The display width of integer ``column`` in a table's definition (as SHOW CREATE TABLE
+    writes it: ``int(5) unsigned zerofill``), None when not written; and whether ZEROFILL."""
+    quoted = "`" + column.lower().replace("`", "``") + "`"
+    for line in definition.splitlines():
+        text = line.strip().lower()
+        if text.startswith(quoted + " "):
+            found = re.match(r"[a-z]+\s*\((\d+)\)", text[len(quoted) :].strip())
+            return (int(found.group(1)) if found else None), " zerofill" in text
+    return None, False
+
+
+def _assigns(clause: Sequence[Token], column: str | None) -> bool:
+    """Whether ``ON DUPLICATE KEY UPDATE a = e, ...`` (``clause``, from ON) assigns
+    ``column`` (plain, or qualified by a table name)."""
+    if column is None:
+        return False
+    words = [token_keyword(t) for t in clause[:4]]
+    if words != ["ON", "DUPLICATE", "KEY", "UPDATE"]:
+        return True  # (not read: taken as assigning it)
+    for item in _split(clause[4:]):
+        equals = next((i for i, t in enumerate(item) if is_op_token(t, "=")), None)
+        if equals is None or equals == 0:
+            return True
+        target = item[equals - 1]
+        if not is_name_token(target) or target.value.lower() == column.lower():
+            return True
+    return False
 
 
 def _keyed_by_alone(definition: str, column: str | None) -> bool:
@@ -2114,8 +2190,12 @@ def _column_flags(definition: str, column: str) -> int:
     MULTIPLE_KEY, AUTO_INCREMENT, PART_KEY (and UNSIGNED, added by the caller)."""
     quoted = "`" + column.lower().replace("`", "``") + "`"
     flags = 0x0200  # AUTO_INCREMENT
-    for line in definition.splitlines():
-        text = line.strip().lower()
+    lines = [line.strip().lower() for line in definition.splitlines()]
+    # (without a PRIMARY KEY, MariaDB takes the first UNIQUE key of NOT NULL columns for it:
+    # the SERIAL column of a table that has none, for one)
+    primary = any(text.startswith("primary key") for text in lines)
+    first_unique = next((text for text in lines if text.startswith("unique key")), None)
+    for text in lines:
         if text.startswith(quoted + " ") and " not null" in text:
             flags |= 0x0001
         keyed = re.match(r"(primary key|unique key [^(]*|key [^(]*)\s*\((.*)\)", text)
@@ -2128,7 +2208,10 @@ def _column_flags(definition: str, column: str) -> int:
         if keyed.group(1).strip() == "primary key":
             flags |= 0x0002 | 0x0001
         elif keyed.group(1).startswith("unique") and parts == [quoted]:
-            flags |= 0x0004
+            if not primary and text == first_unique and flags & 0x0001:
+                flags |= 0x0002  # (the column's line comes before its keys')
+            else:
+                flags |= 0x0004
         elif parts[0] == quoted:
             flags |= 0x0008
     return flags
