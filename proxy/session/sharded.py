@@ -957,13 +957,7 @@ class ShardedExecutor:
             t.physical_names_in(0, layout.count)[0]: auto_sequence_name(t.name)
             for t in sequenced_tables(layout)
         }
-        try:
-            positions = await asyncio.to_thread(
-                _sequence_positions, self.session.ctx.accounts.catalog, layout, sequenced
-            )
-        except CatalogUnavailableError as error:
-            self.replies.error(error.client_error())
-            return None
+        positions = await self._sequence_positions(layout, sequenced)
         statistics = Statistics(
             tuple(
                 (name, rows, data, index, free)
@@ -982,16 +976,23 @@ class ShardedExecutor:
             statistics=statistics,
         )
 
+    async def _sequence_positions(
+        self, layout: Layout, sequences: Mapping[str, str]
+    ) -> dict[str, int]:
+        """Where each sequence stands in the catalog (``sequences``: a name -> its sequence),
+        those the catalog still has; the catalog unreadable: its error (no counter guessed)."""
+        catalog = self.session.ctx.accounts.catalog
+        try:
+            return await asyncio.to_thread(_sequence_positions, catalog, layout, sequences)
+        except CatalogUnavailableError as error:
+            raise error.client_error() from None
+
     async def _counted(self, layout: Layout, shown: LocalRows, sequence: str) -> LocalRows:
         """SHOW CREATE TABLE of a table whose AUTO_INCREMENT column takes its values from
         GROUP sequence ``sequence``: its definition with the sequence's place in the catalog
         as its counter (past every value any node handed out: a dump restored goes on after
         its rows). The catalog unreadable: its error (no counter guessed)."""
-        catalog = self.session.ctx.accounts.catalog
-        try:
-            position = await asyncio.to_thread(catalog.sequence_position, layout.name, sequence)
-        except CatalogUnavailableError as error:
-            raise error.client_error() from None
+        position = (await self._sequence_positions(layout, {"": sequence})).get("")
         if position is None:  # (dropped meanwhile: the definition as stored)
             return shown
         ((name, definition),) = shown.rows
@@ -1999,13 +2000,7 @@ class ShardedExecutor:
                 and (shown is None or shown(name))
             }
             if counted:
-                try:
-                    positions = await asyncio.to_thread(
-                        _sequence_positions, self.session.ctx.accounts.catalog, layout, counted
-                    )
-                except CatalogUnavailableError as error:
-                    self.replies.error(error.client_error())
-                    return
+                positions = await self._sequence_positions(layout, counted)
                 for name, position in positions.items():
                     merged[name][_AUTO_INCREMENT_STATUS] = str(position).encode()
         for payload in head:
@@ -3690,18 +3685,15 @@ def _substituted(
 # A definition's AUTO_INCREMENT table option, as MariaDB's SHOW CREATE TABLE writes it: after
 # the closing parenthesis of the columns, at the start of the table options (never inside a
 # column's or the table's COMMENT, which come later or earlier).
-_COUNTER = re.compile(r"(\n\)(?: ENGINE=\w+)?) AUTO_INCREMENT=\d+")
-
-
 def _logical_counter(shown: str, before: str) -> str:
     """A sharded or broadcast table's definition read from its first physical table after an
     ALTER TABLE (``shown``), with the AUTO_INCREMENT option of its definition ``before`` (what
     SHOW CREATE TABLE showed: the CREATE TABLE's ``AUTO_INCREMENT = n``, where its sequence
     starts) in place of the physical table's counter, which is one partition's rows' and
-    means nothing for the logical table."""
-    kept = _COUNTER.search(before)
-    option = kept.group(0)[len(kept.group(1)) :] if kept is not None else ""
-    return _COUNTER.sub(lambda found: found.group(1) + option, shown, count=1)
+    means nothing for the logical table (a definition showing none stays as it is)."""
+    if shown_counter(shown) == 1:  # (none shown)
+        return shown
+    return with_counter(shown, shown_counter(before))
 
 
 def _normal_definition(text: str) -> str:
