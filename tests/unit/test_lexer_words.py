@@ -21,6 +21,7 @@ import proxy.sql.lexer as lexer_module
 from proxy.sql.analyze import analyze_with_digest
 from proxy.sql.lexer import LexError, LexMode, lex, shapes
 from proxy.sql.mariadb_words import SPACED_FUNCTIONS
+from tests.conftest import python_lines
 
 
 @contextmanager
@@ -97,22 +98,7 @@ def test_long_words_not_upper_cased() -> None:
 
 
 def _python_lines(run: Any) -> int:
-    count = 0
-
-    def trace(frame: FrameType, event: str, _arg: Any) -> Any:
-        nonlocal count
-        if frame.f_code.co_filename != lexer_module.__file__:
-            return None
-        if event == "line":
-            count += 1
-        return trace
-
-    sys.settrace(trace)
-    try:
-        run()
-    finally:
-        sys.settrace(None)
-    return count
+    return python_lines(lexer_module, run)
 
 
 def test_non_ascii_word_judged_by_slices() -> None:

@@ -8,17 +8,15 @@ random longer bodies, with slices of every small width."""
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import FrameType
-from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import proxy.sql.lexer as lexer_module
 from proxy.sql.lexer import unescape_string
+from tests.conftest import python_lines
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "0": "\0", "Z": "\x1a"}
 
@@ -111,22 +109,7 @@ def test_every_private_character_taken() -> None:
 
 def _python_lines(body: str, quote: str) -> int:
     """How many Python lines of the lexer module unescape_string(body) runs."""
-    count = 0
-
-    def trace(frame: FrameType, event: str, _arg: Any) -> Any:
-        nonlocal count
-        if frame.f_code.co_filename != lexer_module.__file__:
-            return None
-        if event == "line":
-            count += 1
-        return trace
-
-    sys.settrace(trace)
-    try:
-        unescape_string(body, quote, True)
-    finally:
-        sys.settrace(None)
-    return count
+    return python_lines(lexer_module, lambda: unescape_string(body, quote, True))
 
 
 def test_python_steps_per_slice_not_per_character() -> None:
