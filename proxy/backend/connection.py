@@ -184,6 +184,8 @@ class QueryResult:
     rows: list[list[bytes | None]]
     affected_rows: int = 0
     types: list[int] = field(default_factory=list)  # each column's MYSQL_TYPE_* code
+    # The column definition packets as the shard sent them (payloads, no frame header).
+    definitions: list[bytes] = field(default_factory=list)
 
 
 RelayDone = Callable[[ResponseScanner, "BackendError | None"], None]
@@ -917,8 +919,10 @@ class BackendConnection(PacketConnection):
         count, _ = read_lenenc_int(first, 0)
         columns: list[str] = []
         types: list[int] = []
+        definitions: list[bytes] = []
         for _ in range(count or 0):
             _, coldef = await self.read(MAX_BACKEND_PACKET)
+            definitions.append(coldef)
             pos = 0
             fields: list[bytes] = []
             for _ in range(6):  # catalog, schema, table, org_table, name, org_name
@@ -934,7 +938,7 @@ class BackendConnection(PacketConnection):
         while True:
             _, packet = await self.read(MAX_BACKEND_PACKET)
             if packet[:1] == b"\xfe" and len(packet) < 9:
-                return QueryResult(columns, rows, types=types)
+                return QueryResult(columns, rows, types=types, definitions=definitions)
             if packet[:1] == b"\xff":
                 err = parse_err(packet, self.capabilities)
                 raise BackendQueryError(err.errno, err.sqlstate, err.message)

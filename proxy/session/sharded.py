@@ -160,12 +160,12 @@ from proxy.shard.route import (
 from proxy.shard.sequences import SequenceAllocator, next_values
 from proxy.shard.statements import (
     VIEWS_PROBE,
-    CheckTables,
     CreateShardedTable,
     Decision,
     FanOut,
     FieldListing,
     LocalRows,
+    Maintenance,
     NeedsNextval,
     NeedsStatistics,
     RenamedRows,
@@ -174,6 +174,7 @@ from proxy.shard.statements import (
     TableStatus,
     altered_sequence_start,
     decide,
+    maintenance_rows,
     shaped,
     shown_counter,
     with_counter,
@@ -803,8 +804,8 @@ class ShardedExecutor:
                 await self._create(plan.layout, decision)
             elif isinstance(decision, FanOut):
                 await self._fan_out(plan.layout, decision)
-            elif isinstance(decision, CheckTables):
-                await self._check(plan.layout, decision)
+            elif isinstance(decision, Maintenance):
+                await self._maintenance(plan.layout, decision)
             elif isinstance(decision, RenamedRows):
                 await self._renamed_rows(plan.layout, decision)
             elif isinstance(decision, TableStatus):
@@ -3583,15 +3584,36 @@ class ShardedExecutor:
             await session.ctx.mirrors.catalog_changed(before)
         self.replies.ok()
 
-    async def _check(self, layout: Layout, decision: CheckTables) -> None:
-        """CHECK TABLE: each physical table's definition against the first one's (names and
-        the AUTO_INCREMENT counter aside); a row per table, and one per partition that
-        differs or is missing."""
-        targets = [target for _, target in decision.targets]
-        conns = await self._acquire(layout, targets, branch=False)
+    async def _maintenance(self, layout: Layout, decision: Maintenance) -> None:
+        """ANALYZE / CHECK / CHECKSUM / OPTIMIZE / REPAIR TABLE: the statement on each physical
+        table, their rows combined per logical table (``maintenance_rows``) with the column
+        definitions MariaDB gave them; CHECK also compares the physical definitions (names
+        and the AUTO_INCREMENT counter aside), naming each partition that differs or is
+        missing. All but CHECKSUM commit the open transaction first, as MariaDB does."""
+        if decision.verb != "CHECKSUM" and not await self.commit_implicitly():
+            return
+        everything = [t for _, t in decision.targets] + [t for _, t in decision.definitions]
+        conns = await self._acquire(layout, everything, branch=False)
+        answers: list[list[list[str | None]]] = []
+        columns: list[bytes] = []
         definitions: dict[str, list[tuple[Target, str | None, str]]] = {}
         try:
-            for name, target in decision.targets:
+            for _, target in decision.targets:
+                try:
+                    result = await conns[target.partition].query(target.sql)
+                except BackendQueryError as exc:
+                    self.replies.error(
+                        self.client_error(SqlError(exc.errno, exc.sqlstate, exc.message))
+                    )
+                    return
+                columns = columns or result.definitions
+                answers.append(
+                    [
+                        [None if v is None else self.client_message(v.decode()) for v in row]
+                        for row in result.rows
+                    ]
+                )
+            for name, target in decision.definitions:
                 physical = target.sql.removeprefix("SHOW CREATE TABLE ")
                 try:
                     result = await conns[target.partition].query(OWN_STATEMENT + target.sql)
@@ -3603,26 +3625,29 @@ class ShardedExecutor:
         except (BackendError, ConnectionLost) as exc:
             self._lost(conns, exc, False)
             return
-        rows: list[list[str | None]] = []
-        for name in decision.tables:
-            found = definitions.get(name, [])
-            shown = f"{layout.name}.{name}"
+        problems: dict[str, list[str]] = {}
+        for name, found in definitions.items():
             reference: str | None = None
-            problems = []
             for target, text, physical in found:
                 if text is None:
-                    problems.append(f"{target.database}.{physical}")
+                    problems.setdefault(name, []).append(f"{target.database}.{physical}")
                     continue
                 normal = _normal_definition(text)
                 if reference is None:
                     reference = normal
                 elif normal != reference:
-                    problems.append(f"{target.database}.{physical.strip('`')} differs")
-            if not problems:
-                rows.append([shown, "check", "status", "OK"])
-            for problem in problems:
-                rows.append([shown, "check", "error", f"Partition {problem}"])
-        self.replies.result_set(["Table", "Op", "Msg_type", "Msg_text"], rows, frozenset())
+                    problems.setdefault(name, []).append(
+                        f"{target.database}.{physical.strip('`')} differs"
+                    )
+        rows = maintenance_rows(decision, layout.name, answers, problems)
+        for payload in build_text_resultset(
+            columns=[(f"column {i}", 0) for i in range(len(columns))],
+            rows=rows,
+            capabilities=self.session.capabilities,
+            status=self.replies.status(),
+            definitions=columns,
+        ):
+            self.replies.write(payload)
 
     async def _definition(self, layout: Layout, name: str) -> str | None:
         """After ALTER TABLE: :meth:`_shard_definition` of the table named ``name``."""

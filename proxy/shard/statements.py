@@ -232,13 +232,19 @@ class FanOut:
 
 
 @dataclass(frozen=True, slots=True)
-class CheckTables:
-    """``CHECK TABLE t, ...``: each table's physical definitions compared (``targets``: a
-    ``SHOW CREATE TABLE`` of each physical table, in the order of ``tables``' physical
-    tables)."""
+class Maintenance:
+    """``ANALYZE | CHECK | CHECKSUM | OPTIMIZE | REPAIR TABLE t, ...`` naming a sharded or
+    broadcast table: ``targets``, the client's statement on each physical table (every copy
+    of a broadcast table; CHECKSUM reads one), in the order of ``tables``, their rows combined
+    per logical table by :func:`maintenance_rows`. CHECK also compares each table's physical
+    definitions (``definitions``: a ``SHOW CREATE TABLE`` of each physical table). A name the
+    catalog does not know is physical database 0's (a view, or no table: the shard says)."""
 
-    tables: tuple[str, ...]
-    targets: tuple[tuple[str, Target], ...]  # (logical table, SHOW CREATE TABLE of one)
+    verb: str
+    tables: tuple[str, ...]  # as the rows name them: the catalog's name, or as written
+    targets: tuple[tuple[str, Target], ...]  # (an entry of tables, the statement on one)
+    known: frozenset[str] = frozenset()  # the entries of tables that are logical tables
+    definitions: tuple[tuple[str, Target], ...] = ()  # CHECK: (logical table, SHOW CREATE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +288,7 @@ Decision = (
     | FieldListing
     | CreateShardedTable
     | FanOut
-    | CheckTables
+    | Maintenance
     | SequenceDdl
     | NeedsNextval
     | TransactionControl
@@ -552,8 +558,10 @@ def _decide_one(
         return _fan_out(text, tokens, layout, words)
     if words[0] == "RENAME":
         return _rename(tokens, layout)
-    if words[0] == "CHECK" and words[1:2] == ["TABLE"]:
-        return _check(tokens, layout)
+    if words[0] in _MAINTENANCE_VERBS:
+        found = _maintenance(text, tokens, layout)
+        if found is not None:
+            return found
     return route(text, layout, mode, flavor, sequence_values, params, lexed=lexed, codec=codec)
 
 
@@ -1236,32 +1244,121 @@ def _renames_views(items: Sequence[Sequence[Token]], layout: Layout) -> bool:
     return unknown > 0
 
 
-def _check(tokens: Sequence[Token], layout: Layout) -> Decision | None:
-    """CHECK TABLE of logical tables: their physical definitions compared (options after the
-    names, such as QUICK or EXTENDED, change nothing here)."""
-    names: list[LogicalTable] = []
-    for item in _split_commas(tokens[2:]):
-        if not item or not is_name_token(item[0]):
+_MAINTENANCE_VERBS: Final = frozenset({"ANALYZE", "CHECK", "CHECKSUM", "OPTIMIZE", "REPAIR"})
+
+
+def _maintenance(text: str, tokens: Sequence[Token], layout: Layout) -> Maintenance | None:
+    """ANALYZE / CHECK / CHECKSUM / OPTIMIZE / REPAIR [NO_WRITE_TO_BINLOG | LOCAL] TABLE[S]
+    naming a sharded or broadcast table: :class:`Maintenance`, the statement as written (its
+    options after the names: QUICK, EXTENDED, PERSISTENT FOR ...) on each physical table.
+    None: no table of that kind is named (physical database 0 answers: the session names its
+    rows logically), another database's table is (the analysis decides), or it is another
+    statement (``ANALYZE SELECT``, ``CHECK VIEW``)."""
+    verb = token_keyword(tokens[0])
+    at = 1
+    if at < len(tokens) and token_keyword(tokens[at]) in ("NO_WRITE_TO_BINLOG", "LOCAL"):
+        at += 1
+    if at >= len(tokens) or token_keyword(tokens[at]) not in ("TABLE", "TABLES"):
+        return None
+    at += 1
+    prefix = text[tokens[0].pos : tokens[at].pos] if at < len(tokens) else ""
+    named: list[Token] = []  # each table's name token
+    while True:
+        if at >= len(tokens) or not is_name_token(tokens[at]):
             raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
-        qualified = len(item) >= 3 and is_op_token(item[1], ".")
-        if qualified and item[0].value.lower() != layout.name.lower():
-            return None  # another database's table: the analysis decides (1235 / 1044)
-        name = item[2] if qualified else item[0]
-        table = layout.tables.get(name.value.lower())
-        if table is None and name.value.lower() in split_physical_names(layout):
+        if at + 2 < len(tokens) and is_op_token(tokens[at + 1], "."):
+            if tokens[at].value.lower() != layout.name.lower():
+                return None  # another database's table: the analysis decides (1235 / 1044)
+            at += 2
+            if not is_name_token(tokens[at]):
+                raise sql_error(ErrorCode.PARSE, "You have an error in your SQL syntax")
+        named.append(tokens[at])
+        at += 1
+        if at < len(tokens) and is_op_token(tokens[at], ","):
+            at += 1
+            continue
+        break
+    suffix = text[tokens[at - 1].pos + len(tokens[at - 1].raw) :]
+    hidden = split_physical_names(layout)
+    tables: list[tuple[str, LogicalTable | None]] = []
+    for token in named:
+        table = layout.tables.get(token.value.lower())
+        if table is None and token.value.lower() in hidden:
             raise sql_error(
-                ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{name.value}' doesn't exist"
+                ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{token.value}' doesn't exist"
             )
-        if table is None:
-            return None  # the shard answers for a table the catalog does not know
-        names.append(table)
-    targets = []
-    for table in names:
-        for database, physical in table.physical_tables(layout.count):
+        tables.append((token.value if table is None else table.name, table))
+    if not any(t is not None and t.rule.kind != "single" for _, t in tables):
+        return None
+    targets: list[tuple[str, Target]] = []
+    definitions: list[tuple[str, Target]] = []
+    for name, table in tables:
+        physical = ((0, name),) if table is None else table.physical_tables(layout.count)
+        if verb == "CHECKSUM" and table is not None and table.rule.kind == "broadcast":
+            physical = physical[:1]  # (every copy holds the same rows)
+        for database, physical_name in physical:
             where = layout.partitions[database]
-            sql = f"SHOW CREATE TABLE {quote_name(physical)}"
-            targets.append((table.name, Target(database, where.shard, where.name, sql)))
-    return CheckTables(tuple(t.name for t in names), tuple(targets))
+            sql = f"{prefix}{quote_name(physical_name)}{suffix}"
+            targets.append((name, Target(database, where.shard, where.name, sql)))
+            if verb == "CHECK" and table is not None:
+                show = f"SHOW CREATE TABLE {quote_name(physical_name)}"
+                definitions.append((name, Target(database, where.shard, where.name, show)))
+    return Maintenance(
+        verb,
+        tuple(dict.fromkeys(name for name, _ in tables)),
+        tuple(targets),
+        frozenset(name for name, table in tables if table is not None),
+        tuple(definitions),
+    )
+
+
+_CHECKSUM_MODULUS: Final = 1 << 32  # MariaDB sums its rows' checksums in 32 bits
+_FAILED: Final = ("status", "Operation failed")
+
+
+def maintenance_rows(
+    decision: Maintenance,
+    database: str,
+    answers: Sequence[Sequence[Sequence[str | None]]],
+    problems: Mapping[str, Sequence[str]],
+) -> list[list[str | None]]:
+    """The rows of a :class:`Maintenance` statement: ``answers``, each target's rows (texts
+    already in logical names); ``problems``, CHECK's partitions whose definition differs or
+    could not be read, per table. Per table, in the order named: CHECKSUM's sum of its
+    physical tables' checksums as MariaDB sums rows' (modulo 2**32; NULL if one is NULL); the
+    others' rows as every physical table answered them when all answered alike, else each row
+    once in the order met, without ``status OK`` beside a failure -- and instead of the status
+    rows, an ``error`` row for each partition CHECK found differing."""
+    found: dict[str, list[list[tuple[str | None, ...]]]] = {name: [] for name in decision.tables}
+    for (name, _), rows in zip(decision.targets, answers, strict=True):
+        found[name].append([tuple(row[1:]) for row in rows])
+    out: list[list[str | None]] = []
+    for name in decision.tables:
+        answered = found[name]
+        shown: str | None = f"{database}.{name}"
+        first = answers[_first_target(decision, name)]
+        if name not in decision.known and first:
+            shown = first[0][0]  # (as the shard named it, in the logical database)
+        if decision.verb == "CHECKSUM":
+            sums = [rows[0][0] for rows in answered]
+            total = None if None in sums else sum(int(v or 0) for v in sums) % _CHECKSUM_MODULUS
+            out.append([shown, None if total is None else str(total)])
+            continue
+        rows = answered[0] if answered else []
+        if any(each != rows for each in answered):
+            rows = list(dict.fromkeys(row for each in answered for row in each))
+            if any(row[1] in ("error", "Error") or row[1:] == _FAILED for row in rows):
+                rows = [row for row in rows if row[1:] != ("status", "OK")]
+        differing = problems.get(name, ())
+        if differing:
+            rows = [row for row in rows if row[1] != "status"]
+            rows += [("check", "error", f"Partition {problem}") for problem in differing]
+        out.extend([shown, *row] for row in rows)
+    return out
+
+
+def _first_target(decision: Maintenance, name: str) -> int:
+    return next(i for i, (each, _) in enumerate(decision.targets) if each == name)
 
 
 def _split_commas(tokens: Sequence[Token]) -> list[list[Token]]:

@@ -56,6 +56,7 @@ _IMPLICIT_COMMIT = frozenset(
         "TRUNCATE",
         "LOCK",
         "ANALYZE",
+        "CHECK",
         "OPTIMIZE",
         "REPAIR",
         "FLUSH",

@@ -208,9 +208,10 @@ def test_parenthesized_and_using_table_references_are_routed(sharded: ProxyEnv) 
 
 
 def test_session_statements_naming_sharded_tables_are_refused(sharded: ProxyEnv) -> None:
-    """A SET with a subquery is a session statement (and CHECKSUM TABLE a copy's answer):
-    the proxy relayed it to physical database 0, so ``SET @n = (SELECT COUNT(*) FROM ja)``
-    counted one partition's rows (1 of 4). (LOCK TABLES, once refused alike, now locks every
+    """A SET with a subquery is a session statement: the proxy relayed it to physical
+    database 0, so ``SET @n = (SELECT COUNT(*) FROM ja)`` counted one partition's rows (1 of
+    4); CHECKSUM TABLE ja, relayed alike, summed one partition's (now every partition's:
+    test_sharded_maintenance). (LOCK TABLES, once refused alike, now locks every
     partition: test_sharded_metadata.)"""
     conn = _client(sharded)
     try:
@@ -223,10 +224,6 @@ def test_session_statements_naming_sharded_tables_are_refused(sharded: ProxyEnv)
                 errno, message = error_of(cur, sql)
                 assert errno == 1235, sql
                 assert "naming sharded or broadcast table" in message, sql
-            # CHECKSUM TABLE answered by physical database 0: one partition's rows.
-            errno, message = error_of(cur, "CHECKSUM TABLE ja")
-            assert errno == 1235
-            assert "CHECKSUM TABLE across the partitions of table ja" in message
             cur.execute("SELECT @n")
             assert cur.fetchall() == ((None,),)
             cur.execute("SET @n = 5")
@@ -420,19 +417,20 @@ def test_ddl_under_a_node_hint_is_refused(sharded: ProxyEnv) -> None:
         conn.close()
 
 
-def test_a_table_routing_does_not_see_is_refused(sharded: ProxyEnv) -> None:
+def test_a_table_routing_does_not_see_is_answered(sharded: ProxyEnv) -> None:
     """Routing finds table names by position; the analysis reads the statement's grammar. A
     table only the analysis found was sent as written: ``CHECKSUM TABLE open_t, ja`` answered
-    with physical database 0's checksum of ja (one partition's rows)."""
+    with physical database 0's checksum of ja (one partition's rows); then refused (1235).
+    Table maintenance now reads its list itself: every table named is summed over all its
+    partitions (test_sharded_maintenance)."""
     conn = _client(sharded)
     try:
         with conn.cursor() as cur:
-            for sql in ("CHECKSUM TABLE open_t, ja", "CHECKSUM TABLE open_t, secret"):
-                errno, message = error_of(cur, sql)
-                assert errno == 1235, sql
-                assert "where the proxy does not route it" in message, sql
-            cur.execute("CHECKSUM TABLE open_t")
-            assert len(cur.fetchall()) == 1
+            cur.execute("CHECKSUM TABLE open_t, ja")
+            rows = cur.fetchall()
+        sums = [physical(sharded, DB, index, "CHECKSUM TABLE ja")[0][1] for index in range(4)]
+        assert [row[0] for row in rows] == [f"{DB}.open_t", f"{DB}.ja"]
+        assert rows[1][1] == sum(sums) % (1 << 32)
     finally:
         conn.close()
 

@@ -12,13 +12,14 @@ from auth.model import KeyType, LogicalTable, ShardKey, TableRule, partition_lay
 from proxy.shard.ddl import AlterSequence, CreateSequence, DropSequence
 from proxy.shard.route import Layout, Route
 from proxy.shard.statements import (
-    CheckTables,
     CreateShardedTable,
     FanOut,
     LocalRows,
+    Maintenance,
     NeedsNextval,
     SequenceDdl,
     decide,
+    maintenance_rows,
     with_counter,
 )
 
@@ -184,9 +185,12 @@ def test_show_commands() -> None:
 
 def test_check_table_and_sequences() -> None:
     check = decide("CHECK TABLE u", LAYOUT)
-    assert isinstance(check, CheckTables)
-    assert [(name, t.partition, t.sql) for name, t in check.targets] == [
+    assert isinstance(check, Maintenance)
+    assert [(name, t.partition, t.sql) for name, t in check.definitions] == [
         ("u", g // 2, f"SHOW CREATE TABLE `u_0{g}`") for g in range(4)
+    ]
+    assert [(name, t.partition, t.sql) for name, t in check.targets] == [
+        ("u", g // 2, f"CHECK TABLE `u_0{g}`") for g in range(4)
     ]
     assert decide("CREATE SEQUENCE x START WITH 7", LAYOUT) == SequenceDdl(CreateSequence("x", 7))
     assert decide("ALTER SEQUENCE x START WITH 9", LAYOUT) == SequenceDdl(AlterSequence("x", 9))
@@ -195,6 +199,128 @@ def test_check_table_and_sequences() -> None:
     assert decide(sql, LAYOUT) == NeedsNextval(("seq",))
     # 7 mod 2 = 1
     assert _targets(decide(sql, LAYOUT, nextvals=[7])) == [(1, "INSERT INTO t (id) VALUES (7)")]
+
+
+_PERSISTENT = "PERSISTENT FOR COLUMNS (id, v) INDEXES ()"
+
+
+@pytest.mark.parametrize(
+    ("sql", "targets"),
+    [
+        (
+            "ANALYZE NO_WRITE_TO_BINLOG TABLE t, s PERSISTENT FOR COLUMNS (id, v) INDEXES ()",
+            [
+                (name, n, f"ANALYZE NO_WRITE_TO_BINLOG TABLE `{name}` {_PERSISTENT}")
+                for name, n in (("t", 0), ("t", 1), ("s", 0))
+            ],
+        ),
+        (
+            "optimize local tables db.u",
+            [("u", g // 2, f"optimize local tables `u_0{g}`") for g in range(4)],
+        ),
+        (
+            "CHECKSUM TABLE b, `nothere` EXTENDED",
+            [
+                ("b", 0, "CHECKSUM TABLE `b` EXTENDED"),
+                ("nothere", 0, "CHECKSUM TABLE `nothere` EXTENDED"),
+            ],
+        ),
+        (
+            "REPAIR TABLE b QUICK",
+            [("b", 0, "REPAIR TABLE `b` QUICK"), ("b", 1, "REPAIR TABLE `b` QUICK")],
+        ),
+        ("ANALYZE TABLE s", None),  # (no sharded or broadcast table: physical database 0's)
+        ("CHECK TABLE s, nothere", None),
+        ("CHECKSUM TABLE other.x, t", None),  # (another database's: the analysis decides)
+        ("ANALYZE SELECT * FROM s", None),
+    ],
+)
+def test_table_maintenance_runs_on_each_physical_table(
+    sql: str, targets: list[tuple[str, int, str]] | None
+) -> None:
+    found = decide(sql, LAYOUT)
+    if targets is None:
+        assert not isinstance(found, Maintenance)
+        return
+    assert isinstance(found, Maintenance)
+    assert [(name, t.partition, t.sql) for name, t in found.targets] == targets
+
+
+def test_table_maintenance_refuses_a_physical_name() -> None:
+    with pytest.raises(SqlError) as refused:
+        decide("ANALYZE TABLE t, u_01", LAYOUT)
+    assert (refused.value.errno, refused.value.message) == (1146, "Table 'db.u_01' doesn't exist")
+
+
+_OK = ("status", "OK")
+_RECREATE = ("note", "Table does not support optimize, doing recreate + analyze instead")
+_MISSING = ("Error", "Table 'db.nothere' doesn't exist")
+
+
+@pytest.mark.parametrize(
+    ("sql", "answers", "problems", "rows"),
+    [
+        # every partition alike: their rows, once
+        ("OPTIMIZE TABLE t", [[_RECREATE, _OK], [_RECREATE, _OK]], {}, [_RECREATE, _OK]),
+        # a partition that answered otherwise: each row once, no OK beside a failure
+        (
+            "ANALYZE TABLE t",
+            [[_OK], [("error", "Lock wait"), ("status", "Operation failed")]],
+            {},
+            [("error", "Lock wait"), ("status", "Operation failed")],
+        ),
+        (
+            "ANALYZE TABLE t",
+            [[_OK], [("status", "Table is already up to date")]],
+            {},
+            [_OK, ("status", "Table is already up to date")],
+        ),
+        # CHECK's differing definitions replace the status rows
+        (
+            "CHECK TABLE t",
+            [[_OK], [_OK]],
+            {"t": ["db_0001.t differs"]},
+            [("error", "Partition db_0001.t differs")],
+        ),
+        # a name the catalog does not know: as physical database 0 named it
+        (
+            "CHECK TABLE nothere, t",
+            [[_MISSING, ("status", "Operation failed")], [_OK], [_OK]],
+            {},
+            [_MISSING, ("status", "Operation failed"), _OK],
+        ),
+    ],
+)
+def test_maintenance_rows_combine_the_partitions(
+    sql: str,
+    answers: list[list[tuple[str, str]]],
+    problems: dict[str, list[str]],
+    rows: list[tuple[str, str]],
+) -> None:
+    decision = decide(sql, LAYOUT)
+    assert isinstance(decision, Maintenance)
+    verb = sql.split()[0].lower()
+    shown = [name for name, _ in decision.targets]
+    full = [
+        [(f"db.{name}", verb, *row) for row in answer]
+        for name, answer in zip(shown, answers, strict=True)
+    ]
+    found = maintenance_rows(decision, "db", full, problems)
+    assert [tuple(row[2:]) for row in found] == rows
+    assert {row[1] for row in found} == {verb}
+
+
+def test_checksums_sum_modulo_two_to_the_32() -> None:
+    decision = decide("CHECKSUM TABLE t, b", LAYOUT)
+    assert isinstance(decision, Maintenance)
+    answers: list[list[tuple[str, str | None]]] = [
+        [("db_0000.t", "4294967295")],
+        [("db_0001.t", "2")],
+        [("db_0000.b", "7")],
+    ]
+    assert maintenance_rows(decision, "db", answers, {}) == [["db.t", "1"], ["db.b", "7"]]
+    answers[1] = [("db_0001.t", None)]  # (QUICK on a table without a live checksum)
+    assert maintenance_rows(decision, "db", answers, {})[0] == ["db.t", None]
 
 
 def test_explain_shows_the_physical_statements() -> None:

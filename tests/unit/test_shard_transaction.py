@@ -106,6 +106,8 @@ def test_autocommit_assignments(sql: str, value: bool | None) -> None:
         ("RENAME TABLE t TO u", True),
         ("LOCK TABLES t READ", True),
         ("ANALYZE TABLE t", True),
+        ("CHECK TABLE t", True),  # (as MariaDB: test_sharded_maintenance)
+        ("CHECKSUM TABLE t", False),
         ("CREATE TEMPORARY TABLE t (a int)", False),
         ("DROP TEMPORARY TABLE t", False),
         ("LOAD DATA INFILE 'f' INTO TABLE t", False),
