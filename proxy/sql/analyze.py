@@ -510,7 +510,6 @@ _UNSUPPORTED_OPENERS: Final = {
     "DEALLOCATE": "DEALLOCATE PREPARE",
     "XA": "XA transactions",
     "CACHE": "CACHE INDEX",
-    "HELP": "HELP",
     "SIGNAL": "SIGNAL",
     "RESIGNAL": "RESIGNAL",
     "GET": "GET DIAGNOSTICS",
@@ -2088,6 +2087,10 @@ def _analyze_shape(imgs: Sequence[str], current_db: str | None) -> Statement:
                 _load(cur)
             elif k == "LOCK":
                 _lock_tables(cur, reqs)
+            elif k == "HELP":
+                # HELP 'topic': the server's help tables, which every account may read.
+                if cur.imgs[cur.i : cur.i + 1] != ["'?'"] or cur.i + 1 != len(cur.imgs):
+                    raise _parse_error()
             elif k in _UNSUPPORTED_OPENERS:
                 raise _unsupported(_UNSUPPORTED_OPENERS[k])
             elif k in _GLOBAL_PRIVILEGE_OPENERS:

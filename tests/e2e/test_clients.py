@@ -201,6 +201,28 @@ def test_metadata_identical_to_direct(proxy: ProxyEnv) -> None:
         direct.close()
 
 
+def test_help_as_direct(proxy: ProxyEnv) -> None:
+    """``HELP 'topic'`` is relayed (it was refused, 1235): the rows a direct connection gets."""
+    via = proxy.connect()
+    direct = pymysql.connect(
+        host=proxy.shards[0].host,
+        port=proxy.shards[0].port,
+        user=proxy.shards[0].user,
+        password=proxy.shards[0].password,
+        autocommit=True,
+    )
+    try:
+        for sql in ("HELP 'select'", "HELP 'contents'"):
+            with via.cursor() as a, direct.cursor() as b:
+                a.execute(sql)
+                b.execute(sql)
+                assert a.fetchall() == b.fetchall()
+                assert [vars(f) for f in a._result.fields] == [vars(f) for f in b._result.fields]
+    finally:
+        via.close()
+        direct.close()
+
+
 def test_warnings_and_status_relayed(proxy: ProxyEnv) -> None:
     conn = proxy.connect()
     try:

@@ -273,3 +273,19 @@ def test_mixed_list_with_another_database_is_still_decided_by_the_analysis(
             assert message.endswith("to database 'easydb'"), message
     finally:
         conn.close()
+
+
+def test_help_is_the_servers(sharded: ProxyEnv) -> None:
+    """``HELP 'topic'`` (the mariadb shell's ``help select``) reads the server's help tables,
+    as on MariaDB; it was refused (1235). Other forms are MariaDB's syntax error."""
+    env = sharded
+    conn = env.connect(DB, PASSWORD, database=DB)
+    twin = connect_admin(env.shards[0], database=DB)
+    try:
+        for sql in ("HELP 'select'", "help 'contents'", "HELP 'no such topic'"):
+            assert _answer(conn, sql) == _answer(twin, sql), sql
+        with conn.cursor() as cur:
+            assert error_of(cur, "HELP select")[0] == 1064
+    finally:
+        conn.close()
+        twin.close()
