@@ -17,6 +17,7 @@ import asyncmy
 import pymysql
 import pytest
 
+from tests.conftest import connect_admin
 from tests.e2e.conftest import CONNECTOR_IMPLEMENTATIONS, PASSWORDS, ProxyEnv, run_isolated
 
 BLOB = bytes(range(256)) * 4
@@ -204,13 +205,7 @@ def test_metadata_identical_to_direct(proxy: ProxyEnv) -> None:
 def test_help_as_direct(proxy: ProxyEnv) -> None:
     """``HELP 'topic'`` is relayed (it was refused, 1235): the rows a direct connection gets."""
     via = proxy.connect()
-    direct = pymysql.connect(
-        host=proxy.shards[0].host,
-        port=proxy.shards[0].port,
-        user=proxy.shards[0].user,
-        password=proxy.shards[0].password,
-        autocommit=True,
-    )
+    direct = connect_admin(proxy.shards[0])
     try:
         for sql in ("HELP 'select'", "HELP 'contents'"):
             with via.cursor() as a, direct.cursor() as b:
