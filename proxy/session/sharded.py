@@ -3596,7 +3596,7 @@ class ShardedExecutor:
         conns = await self._acquire(layout, everything, branch=False)
         answers: list[list[list[str | None]]] = []
         columns: list[bytes] = []
-        definitions: dict[str, list[tuple[Target, str | None, str]]] = {}
+        definitions: dict[int, list[tuple[Target, str | None, str]]] = {}
         try:
             for _, target in decision.targets:
                 try:
@@ -3613,7 +3613,7 @@ class ShardedExecutor:
                         for row in result.rows
                     ]
                 )
-            for name, target in decision.definitions:
+            for index, target in decision.definitions:
                 physical = target.sql.removeprefix("SHOW CREATE TABLE ")
                 try:
                     result = await conns[target.partition].query(OWN_STATEMENT + target.sql)
@@ -3621,22 +3621,22 @@ class ShardedExecutor:
                 except BackendQueryError as exc:
                     text = None
                     physical = f"{physical}: {exc.message}"
-                definitions.setdefault(name, []).append((target, text, physical))
+                definitions.setdefault(index, []).append((target, text, physical))
         except (BackendError, ConnectionLost) as exc:
             self._lost(conns, exc, False)
             return
-        problems: dict[str, list[str]] = {}
-        for name, found in definitions.items():
+        problems: dict[int, list[str]] = {}
+        for index, found in definitions.items():
             reference: str | None = None
             for target, text, physical in found:
                 if text is None:
-                    problems.setdefault(name, []).append(f"{target.database}.{physical}")
+                    problems.setdefault(index, []).append(f"{target.database}.{physical}")
                     continue
                 normal = _normal_definition(text)
                 if reference is None:
                     reference = normal
                 elif normal != reference:
-                    problems.setdefault(name, []).append(
+                    problems.setdefault(index, []).append(
                         f"{target.database}.{physical.strip('`')} differs"
                     )
         rows = maintenance_rows(decision, layout.name, answers, problems)

@@ -241,10 +241,12 @@ class Maintenance:
     catalog does not know is physical database 0's (a view, or no table: the shard says)."""
 
     verb: str
-    tables: tuple[str, ...]  # as the rows name them: the catalog's name, or as written
-    targets: tuple[tuple[str, Target], ...]  # (an entry of tables, the statement on one)
-    known: frozenset[str] = frozenset()  # the entries of tables that are logical tables
-    definitions: tuple[tuple[str, Target], ...] = ()  # CHECK: (logical table, SHOW CREATE)
+    # Each table named, in order: as the rows name it (the catalog's name, or as written),
+    # and whether the catalog knows it.
+    tables: tuple[str, ...]
+    known: tuple[bool, ...]
+    targets: tuple[tuple[int, Target], ...]  # (its index in tables, the statement on one)
+    definitions: tuple[tuple[int, Target], ...] = ()  # CHECK: (index, SHOW CREATE TABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1281,7 +1283,11 @@ def _maintenance(text: str, tokens: Sequence[Token], layout: Layout) -> Maintena
     suffix = text[tokens[at - 1].pos + len(tokens[at - 1].raw) :]
     hidden = split_physical_names(layout)
     tables: list[tuple[str, LogicalTable | None]] = []
+    seen: set[str] = set()
     for token in named:
+        if token.value.lower() in seen:
+            raise sql_error(ErrorCode.NONUNIQ_TABLE, f"Not unique table/alias: '{token.value}'")
+        seen.add(token.value.lower())
         table = layout.tables.get(token.value.lower())
         if table is None and token.value.lower() in hidden:
             raise sql_error(
@@ -1290,24 +1296,24 @@ def _maintenance(text: str, tokens: Sequence[Token], layout: Layout) -> Maintena
         tables.append((token.value if table is None else table.name, table))
     if not any(t is not None and t.rule.kind != "single" for _, t in tables):
         return None
-    targets: list[tuple[str, Target]] = []
-    definitions: list[tuple[str, Target]] = []
-    for name, table in tables:
+    targets: list[tuple[int, Target]] = []
+    definitions: list[tuple[int, Target]] = []
+    for index, (name, table) in enumerate(tables):
         physical = ((0, name),) if table is None else table.physical_tables(layout.count)
         if verb == "CHECKSUM" and table is not None and table.rule.kind == "broadcast":
             physical = physical[:1]  # (every copy holds the same rows)
         for database, physical_name in physical:
             where = layout.partitions[database]
             sql = f"{prefix}{quote_name(physical_name)}{suffix}"
-            targets.append((name, Target(database, where.shard, where.name, sql)))
+            targets.append((index, Target(database, where.shard, where.name, sql)))
             if verb == "CHECK" and table is not None:
                 show = f"SHOW CREATE TABLE {quote_name(physical_name)}"
-                definitions.append((name, Target(database, where.shard, where.name, show)))
+                definitions.append((index, Target(database, where.shard, where.name, show)))
     return Maintenance(
         verb,
-        tuple(dict.fromkeys(name for name, _ in tables)),
+        tuple(name for name, _ in tables),
+        tuple(table is not None for _, table in tables),
         tuple(targets),
-        frozenset(name for name, table in tables if table is not None),
         tuple(definitions),
     )
 
@@ -1320,25 +1326,27 @@ def maintenance_rows(
     decision: Maintenance,
     database: str,
     answers: Sequence[Sequence[Sequence[str | None]]],
-    problems: Mapping[str, Sequence[str]],
+    problems: Mapping[int, Sequence[str]],
 ) -> list[list[str | None]]:
     """The rows of a :class:`Maintenance` statement: ``answers``, each target's rows (texts
     already in logical names); ``problems``, CHECK's partitions whose definition differs or
-    could not be read, per table. Per table, in the order named: CHECKSUM's sum of its
-    physical tables' checksums as MariaDB sums rows' (modulo 2**32; NULL if one is NULL); the
-    others' rows as every physical table answered them when all answered alike, else each row
-    once in the order met, without ``status OK`` beside a failure -- and instead of the status
-    rows, an ``error`` row for each partition CHECK found differing."""
-    found: dict[str, list[list[tuple[str | None, ...]]]] = {name: [] for name in decision.tables}
-    for (name, _), rows in zip(decision.targets, answers, strict=True):
-        found[name].append([tuple(row[1:]) for row in rows])
+    could not be read, by the table's index. Per table, in the order named: CHECKSUM's sum of
+    its physical tables' checksums as MariaDB sums rows' (modulo 2**32; NULL if one is NULL);
+    the others' rows as every physical table answered them when all answered alike, else each
+    row once in the order met, without ``status OK`` beside a failure -- and instead of the
+    status rows, an ``error`` row for each partition CHECK found differing."""
+    found: list[list[list[tuple[str | None, ...]]]] = [[] for _ in decision.tables]
+    first: list[Sequence[Sequence[str | None]]] = [() for _ in decision.tables]
+    for (index, _), rows in zip(decision.targets, answers, strict=True):
+        if not found[index]:
+            first[index] = rows
+        found[index].append([tuple(row[1:]) for row in rows])
     out: list[list[str | None]] = []
-    for name in decision.tables:
-        answered = found[name]
+    for index, name in enumerate(decision.tables):
+        answered = found[index]
         shown: str | None = f"{database}.{name}"
-        first = answers[_first_target(decision, name)]
-        if name not in decision.known and first:
-            shown = first[0][0]  # (as the shard named it, in the logical database)
+        if not decision.known[index] and first[index]:
+            shown = first[index][0][0]  # (as the shard named it, in the logical database)
         if decision.verb == "CHECKSUM":
             sums = [rows[0][0] for rows in answered]
             total = None if None in sums else sum(int(v or 0) for v in sums) % _CHECKSUM_MODULUS
@@ -1349,16 +1357,12 @@ def maintenance_rows(
             rows = list(dict.fromkeys(row for each in answered for row in each))
             if any(row[1] in ("error", "Error") or row[1:] == _FAILED for row in rows):
                 rows = [row for row in rows if row[1:] != ("status", "OK")]
-        differing = problems.get(name, ())
+        differing = problems.get(index, ())
         if differing:
             rows = [row for row in rows if row[1] != "status"]
             rows += [("check", "error", f"Partition {problem}") for problem in differing]
         out.extend([shown, *row] for row in rows)
     return out
-
-
-def _first_target(decision: Maintenance, name: str) -> int:
-    return next(i for i, (each, _) in enumerate(decision.targets) if each == name)
 
 
 def _split_commas(tokens: Sequence[Token]) -> list[list[Token]]:

@@ -90,6 +90,9 @@ def test_checksums_are_one_tables(sharded: ProxyEnv) -> None:
                 found = _answer(conn, sql)
                 assert found == _answer(twin, sql), sql
                 assert found[0][0][1] is not None or "QUICK" in sql, sql
+            with conn.cursor() as cur, twin.cursor() as other:
+                for sql in ("CHECKSUM TABLE t, b, T", "ANALYZE TABLE b, t, B"):
+                    assert error_of(cur, sql) == error_of(other, sql), sql
             for each in (conn, twin):
                 with each.cursor() as cur:
                     cur.execute("UPDATE t SET amount = amount + 1 WHERE id % 3 = 0")

@@ -186,10 +186,10 @@ def test_show_commands() -> None:
 def test_check_table_and_sequences() -> None:
     check = decide("CHECK TABLE u", LAYOUT)
     assert isinstance(check, Maintenance)
-    assert [(name, t.partition, t.sql) for name, t in check.definitions] == [
+    assert [(check.tables[i], t.partition, t.sql) for i, t in check.definitions] == [
         ("u", g // 2, f"SHOW CREATE TABLE `u_0{g}`") for g in range(4)
     ]
-    assert [(name, t.partition, t.sql) for name, t in check.targets] == [
+    assert [(check.tables[i], t.partition, t.sql) for i, t in check.targets] == [
         ("u", g // 2, f"CHECK TABLE `u_0{g}`") for g in range(4)
     ]
     assert decide("CREATE SEQUENCE x START WITH 7", LAYOUT) == SequenceDdl(CreateSequence("x", 7))
@@ -243,13 +243,16 @@ def test_table_maintenance_runs_on_each_physical_table(
         assert not isinstance(found, Maintenance)
         return
     assert isinstance(found, Maintenance)
-    assert [(name, t.partition, t.sql) for name, t in found.targets] == targets
+    assert [(found.tables[i], t.partition, t.sql) for i, t in found.targets] == targets
 
 
-def test_table_maintenance_refuses_a_physical_name() -> None:
+def test_table_maintenance_refuses_a_physical_name_or_a_table_named_twice() -> None:
     with pytest.raises(SqlError) as refused:
         decide("ANALYZE TABLE t, u_01", LAYOUT)
     assert (refused.value.errno, refused.value.message) == (1146, "Table 'db.u_01' doesn't exist")
+    with pytest.raises(SqlError) as refused:
+        decide("CHECKSUM TABLE t, db.T", LAYOUT)  # (MariaDB's error, the second as written)
+    assert (refused.value.errno, refused.value.message) == (1066, "Not unique table/alias: 'T'")
 
 
 _OK = ("status", "OK")
@@ -279,7 +282,7 @@ _MISSING = ("Error", "Table 'db.nothere' doesn't exist")
         (
             "CHECK TABLE t",
             [[_OK], [_OK]],
-            {"t": ["db_0001.t differs"]},
+            {0: ["db_0001.t differs"]},
             [("error", "Partition db_0001.t differs")],
         ),
         # a name the catalog does not know: as physical database 0 named it
@@ -294,13 +297,13 @@ _MISSING = ("Error", "Table 'db.nothere' doesn't exist")
 def test_maintenance_rows_combine_the_partitions(
     sql: str,
     answers: list[list[tuple[str, str]]],
-    problems: dict[str, list[str]],
+    problems: dict[int, list[str]],
     rows: list[tuple[str, str]],
 ) -> None:
     decision = decide(sql, LAYOUT)
     assert isinstance(decision, Maintenance)
     verb = sql.split()[0].lower()
-    shown = [name for name, _ in decision.targets]
+    shown = [decision.tables[index] for index, _ in decision.targets]
     full = [
         [(f"db.{name}", verb, *row) for row in answer]
         for name, answer in zip(shown, answers, strict=True)
