@@ -898,12 +898,16 @@ class BackendConnection(PacketConnection):
         return packet
 
     async def query(self, sql: str) -> QueryResult:
-        """Run a statement for the proxy itself and decode its (small, text) result.
+        """Run a statement and decode its (small, text) result: the proxy's own, or one of a
+        client's whose answer the proxy reads (DDL fanned out, table maintenance).
 
         Raises BackendQueryError for the shard's error answer, BackendError (and the connection
         is closed) if it went away or answered something malformed."""
         try:
-            self.send(b"\x03" + sql.encode())
+            # (a client's statement run here -- DDL fanned out, table maintenance -- may hold
+            # a byte the proxy read as no UTF-8 character, kept as a surrogate: sent back as
+            # the client's byte)
+            self.send(b"\x03" + sql.encode("utf-8", "surrogateescape"))
             return await self._read_text_result()
         except (ConnectionLost, PacketTooLarge, ProtocolError, ValueError, IndexError) as exc:
             raise self._given_up(exc) from None

@@ -699,9 +699,22 @@ def client_codec(state: SessionState, collation: int) -> str | None:
     """The Python codec of the session's ``character_set_client`` (as last read back from the
     shard; before that, the character set of the handshake's ``collation``); None for one the
     proxy cannot read."""
-    value = state.variables.get("character_set_client")
+    return _codec_of(state, "character_set_client", collation)
+
+
+def results_codec(state: SessionState, collation: int) -> str | None:
+    """The Python codec of the session's ``character_set_results``, which the shard's answers
+    are in (as ``client_codec`` reads ``character_set_client``; NULL -- no conversion -- is
+    UTF-8: what the proxy reads of such answers, names and definitions, is utf8mb3/utf8mb4)."""
+    return _codec_of(state, "character_set_results", collation)
+
+
+def _codec_of(state: SessionState, name: str, collation: int) -> str | None:
+    value = state.variables.get(name)
     if value is None:
         return python_codec(COLLATIONS.get(collation, ""))
+    if value.upper() == "NULL":
+        return "utf-8"
     if len(value) < 2 or value[0] != "'" or value[-1] != "'":
         return None
     return python_codec(_literal_text(value))

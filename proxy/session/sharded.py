@@ -134,6 +134,7 @@ from proxy.session.link import (
     SessionLost,
     client_codec,
     lost_error,
+    results_codec,
 )
 from proxy.session.statements import with_id, with_types
 from proxy.shard.ddl import AlterSequence, CreateSequence, nextval_references
@@ -214,6 +215,7 @@ from proxy.wire.params import (
     ParamValue,
     build_execute,
     decode_param,
+    decode_text,
     integer_layout,
     parse_execute,
     peek_integer,
@@ -3609,7 +3611,7 @@ class ShardedExecutor:
                 columns = columns or result.definitions
                 answers.append(
                     [
-                        [None if v is None else self.client_message(v.decode()) for v in row]
+                        [None if v is None else self.client_message(_text(v)) for v in row]
                         for row in result.rows
                     ]
                 )
@@ -3617,7 +3619,7 @@ class ShardedExecutor:
                 physical = target.sql.removeprefix("SHOW CREATE TABLE ")
                 try:
                     result = await conns[target.partition].query(OWN_STATEMENT + target.sql)
-                    text: str | None = (result.rows[0][1] or b"").decode()
+                    text: str | None = _text(result.rows[0][1])
                 except BackendQueryError as exc:
                     text = None
                     physical = f"{physical}: {exc.message}"
@@ -3642,7 +3644,7 @@ class ShardedExecutor:
         rows = maintenance_rows(decision, layout.name, answers, problems)
         for payload in build_text_resultset(
             columns=[(f"column {i}", 0) for i in range(len(columns))],
-            rows=rows,
+            rows=[[None if v is None else _wire(v) for v in row] for row in rows],
             capabilities=self.session.capabilities,
             status=self.replies.status(),
             definitions=columns,
@@ -3669,7 +3671,12 @@ class ShardedExecutor:
             )
         except (BackendError, BackendQueryError, BackendUnavailable, ConnectionLost):
             return None
-        text = (result.rows[0][1] or b"").decode()
+        # (in the session's character_set_results: a latin1 client's COMMENT 'caf\xe9')
+        codec = results_codec(self.session.link.state, self.session.charset) or "utf-8"
+        try:
+            text = decode_text(result.rows[0][1] or b"", codec)
+        except UnicodeDecodeError:
+            return None
         text = text.replace(f"`{physical}`", f"`{table.name}`", 1)
         clause = table.rule.drds_clause()
         return f"{text} {clause}" if clause else text
@@ -4312,6 +4319,7 @@ def _track(conn: BackendConnection, packet: bytes) -> bytes:
 
 
 def _text(value: bytes | None) -> str:
+    """A shard's answer read as the proxy reads client text (``_wire`` gives its bytes back)."""
     return (value or b"").decode("utf-8", "surrogateescape")
 
 

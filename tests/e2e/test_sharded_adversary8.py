@@ -127,6 +127,46 @@ def test_a_latin1_clients_bytes_reach_the_partitions_as_sent(sharded: ProxyEnv) 
     _found_by_key(env, "s", "k")
 
 
+def test_a_latin1_clients_ddl_reaches_every_physical_table(sharded: ProxyEnv) -> None:
+    """DDL fanned out to every physical table (and table maintenance) went out through the
+    proxy's own-statement path, which encoded the text strictly: a latin1 client's 'é' (E9)
+    in a comment was 2013 "Lost connection to backend ... surrogates not allowed", nothing
+    altered. Now the partitions get the client's bytes: the comment stored is the twin's."""
+    env = sharded
+    statements: list[bytes] = [
+        b"ALTER TABLE b COMMENT 'caf\xe9'",
+        b"ALTER TABLE n COMMENT '\xe9t\xe9'",
+        b"CREATE INDEX n_v ON n (v) COMMENT 'index \xe9'",
+        b"ANALYZE TABLE n PERSISTENT FOR COLUMNS (v) INDEXES (n_v)",
+    ]
+    proxy, twin = _both(env, ["SET NAMES latin1"])
+    try:
+        for sql in statements:
+            assert _outcome(proxy, sql) == _outcome(twin, sql), sql
+        for table in ("b", "n"):
+            shown = (
+                "SELECT HEX(TABLE_COMMENT) FROM information_schema.TABLES"
+                f" WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{table}'"
+            )
+            assert _outcome(proxy, shown) == _outcome(twin, shown), table
+        indexes = (
+            "SELECT HEX(INDEX_COMMENT) FROM information_schema.STATISTICS"
+            " WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME = 'n_v'"
+        )
+        assert _outcome(proxy, indexes) == _outcome(twin, indexes)
+        assert (
+            _everywhere(
+                env,
+                "SELECT HEX(TABLE_COMMENT) FROM information_schema.TABLES"
+                " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'n'",
+            )
+            == [("C3A974C3A9",)] * 4
+        )
+    finally:
+        proxy.close()
+        twin.close()
+
+
 # ------------------------------------------------------------------------ N'' strings
 
 
