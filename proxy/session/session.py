@@ -171,11 +171,6 @@ _SESSION_STATUS = int(
     | ServerStatus.IN_TRANS_READONLY
 )
 _COM_QUERY = 0x03
-# ANALYZE / CHECK / CHECKSUM / OPTIMIZE / REPAIR TABLE (their rows name each table db.t).
-_MAINTENANCE = re.compile(
-    r"\s*(?:ANALYZE|CHECK|CHECKSUM|OPTIMIZE|REPAIR)\s+(?:(?:NO_WRITE_TO_BINLOG|LOCAL)\s+)?TABLES?\b",
-    re.IGNORECASE,
-)
 # What a packet's first statement may ask about the session's last one (ShardedExecutor).
 _ASKS_LAST = frozenset({Identity.ROW_COUNT, Identity.FOUND_ROWS})
 # What a packet's first statement may ask about the proxy's notes (Session._plan).
@@ -623,44 +618,6 @@ class Session:
             return ProcessKill(int.from_bytes(payload[1:5], "little"))
         return Simple(code)
 
-    async def _maintenance_in_logical_names(self, payload: bytes) -> bool:
-        """ANALYZE / CHECK / CHECKSUM / OPTIMIZE / REPAIR TABLE of a sharded database's single
-        tables (or names it does not know), which physical database 0 answers: its rows name
-        each table ``sales_0000.t`` and its texts the physical database; answered with the
-        logical database's name, as every answer of a sharded database names it. False: not
-        answered (a statement not in UTF-8: relayed as it is)."""
-        try:
-            sql = payload[1:].decode()
-        except UnicodeDecodeError:
-            return False
-        conn = await self._connection()
-        if conn is None:
-            return True
-        try:
-            result = await conn.query(sql)
-        except BackendQueryError as exc:
-            self._reply_error(
-                self.sharded.client_error(SqlError(exc.errno, exc.sqlstate, exc.message))
-            )
-            return True
-        except BackendError as exc:
-            self._backend_lost(conn, exc)
-            return True
-        rows = [
-            [
-                None
-                if value is None
-                else self.sharded.client_message(value.decode("utf-8", "replace"))
-                for value in row
-            ]
-            for row in result.rows
-        ]
-        numeric = frozenset(
-            name for name, kind in zip(result.columns, result.types, strict=False) if kind in (3, 8)
-        )
-        self._write_resultset(result.columns, rows, numeric)
-        return True
-
     async def _sharded_notes(self, notes: list[tuple[str, int, str]]) -> list[tuple[str, int, str]]:
         """SHOW WARNINGS / ERRORS in a sharded database: the notes of the last statement on
         physical database 0 (its connection's, or saved from it) with their texts named as
@@ -757,15 +714,6 @@ class Session:
             await self.sharded.prepare(decided, command.statements[0], payload)
             return
         if isinstance(decided, Relay):
-            if (
-                isinstance(command, Query)
-                and len(command.statements) == 1
-                and _MAINTENANCE.match(command.statements[0].text)
-                and self.sharded.database_sharded()
-                and not self.sharded.in_charge()
-                and await self._maintenance_in_logical_names(payload)
-            ):
-                return
             if self.sharded.in_charge():
                 await self._relay_in_transaction(decided, command, payload)
             else:

@@ -233,8 +233,8 @@ class FanOut:
 
 @dataclass(frozen=True, slots=True)
 class Maintenance:
-    """``ANALYZE | CHECK | CHECKSUM | OPTIMIZE | REPAIR TABLE t, ...`` naming a sharded or
-    broadcast table: ``targets``, the client's statement on each physical table (every copy
+    """``ANALYZE | CHECK | CHECKSUM | OPTIMIZE | REPAIR TABLE t, ...`` of a sharded
+    database's tables: ``targets``, the client's statement on each physical table (every copy
     of a broadcast table; CHECKSUM reads one), in the order of ``tables``, their rows combined
     per logical table by :func:`maintenance_rows`. CHECK also compares each table's physical
     definitions (``definitions``: a ``SHOW CREATE TABLE`` of each physical table). A name the
@@ -1251,11 +1251,10 @@ _MAINTENANCE_VERBS: Final = frozenset({"ANALYZE", "CHECK", "CHECKSUM", "OPTIMIZE
 
 def _maintenance(text: str, tokens: Sequence[Token], layout: Layout) -> Maintenance | None:
     """ANALYZE / CHECK / CHECKSUM / OPTIMIZE / REPAIR [NO_WRITE_TO_BINLOG | LOCAL] TABLE[S]
-    naming a sharded or broadcast table: :class:`Maintenance`, the statement as written (its
-    options after the names: QUICK, EXTENDED, PERSISTENT FOR ...) on each physical table.
-    None: no table of that kind is named (physical database 0 answers: the session names its
-    rows logically), another database's table is (the analysis decides), or it is another
-    statement (``ANALYZE SELECT``, ``CHECK VIEW``)."""
+    of the database's tables: :class:`Maintenance`, the statement as written (its options
+    after the names: QUICK, EXTENDED, PERSISTENT FOR ...) on each physical table. None:
+    another database's table is named (the analysis decides), or it is another statement
+    (``ANALYZE SELECT``, ``CHECK VIEW``)."""
     verb = token_keyword(tokens[0])
     at = 1
     if at < len(tokens) and token_keyword(tokens[at]) in ("NO_WRITE_TO_BINLOG", "LOCAL"):
@@ -1294,8 +1293,6 @@ def _maintenance(text: str, tokens: Sequence[Token], layout: Layout) -> Maintena
                 ErrorCode.NO_SUCH_TABLE, f"Table '{layout.name}.{token.value}' doesn't exist"
             )
         tables.append((token.value if table is None else table.name, table))
-    if not any(t is not None and t.rule.kind != "single" for _, t in tables):
-        return None
     targets: list[tuple[int, Target]] = []
     definitions: list[tuple[int, Target]] = []
     for index, (name, table) in enumerate(tables):

@@ -229,8 +229,11 @@ _PERSISTENT = "PERSISTENT FOR COLUMNS (id, v) INDEXES ()"
             "REPAIR TABLE b QUICK",
             [("b", 0, "REPAIR TABLE `b` QUICK"), ("b", 1, "REPAIR TABLE `b` QUICK")],
         ),
-        ("ANALYZE TABLE s", None),  # (no sharded or broadcast table: physical database 0's)
-        ("CHECK TABLE s, nothere", None),
+        ("ANALYZE TABLE s", [("s", 0, "ANALYZE TABLE `s`")]),  # (physical database 0's)
+        (
+            "CHECK TABLE s, nothere",
+            [("s", 0, "CHECK TABLE `s`"), ("nothere", 0, "CHECK TABLE `nothere`")],
+        ),
         ("CHECKSUM TABLE other.x, t", None),  # (another database's: the analysis decides)
         ("ANALYZE SELECT * FROM s", None),
     ],
