@@ -2089,7 +2089,7 @@ def _analyze_shape(imgs: Sequence[str], current_db: str | None) -> Statement:
                 _lock_tables(cur, reqs)
             elif k == "HELP":
                 # HELP 'topic': the server's help tables, which every account may read.
-                if cur.imgs[cur.i : cur.i + 1] != ["'?'"] or cur.i + 1 != len(cur.imgs):
+                if cur.i + 1 != len(cur.imgs) or cur.imgs[cur.i] != "'?'":
                     raise _parse_error()
             elif k in _UNSUPPORTED_OPENERS:
                 raise _unsupported(_UNSUPPORTED_OPENERS[k])
