@@ -699,25 +699,35 @@ def client_codec(state: SessionState, collation: int) -> str | None:
     """The Python codec of the session's ``character_set_client`` (as last read back from the
     shard; before that, the character set of the handshake's ``collation``); None for one the
     proxy cannot read."""
-    return _codec_of(state, "character_set_client", collation)
+    value = state.variables.get("character_set_client")
+    if value is None:
+        return python_codec(COLLATIONS.get(collation, ""))
+    if len(value) < 2 or value[0] != "'" or value[-1] != "'":
+        return None
+    return python_codec(_literal_text(value))
+
+
+def results_charset(state: SessionState, collation: int) -> str | None:
+    """The session's ``character_set_results`` (as last read back from the shard; before
+    that, the character set of the handshake's ``collation``), lower case; None for NULL (no
+    conversion: each value in its own character set) or a value the proxy cannot read."""
+    value = state.variables.get("character_set_results")
+    if value is None:
+        return COLLATIONS.get(collation)
+    if len(value) < 2 or value[0] != "'" or value[-1] != "'":
+        return None
+    return _literal_text(value).lower()
 
 
 def results_codec(state: SessionState, collation: int) -> str | None:
     """The Python codec of the session's ``character_set_results``, which the shard's answers
-    are in (as ``client_codec`` reads ``character_set_client``; NULL -- no conversion -- is
-    UTF-8: what the proxy reads of such answers, names and definitions, is utf8mb3/utf8mb4)."""
-    return _codec_of(state, "character_set_results", collation)
-
-
-def _codec_of(state: SessionState, name: str, collation: int) -> str | None:
-    value = state.variables.get(name)
-    if value is None:
-        return python_codec(COLLATIONS.get(collation, ""))
-    if value.upper() == "NULL":
-        return "utf-8"
-    if len(value) < 2 or value[0] != "'" or value[-1] != "'":
-        return None
-    return python_codec(_literal_text(value))
+    are in (None: one the proxy cannot read; NULL -- no conversion -- is UTF-8: what the proxy
+    reads of such answers, names and definitions, is utf8mb3/utf8mb4)."""
+    charset = results_charset(state, collation)
+    if charset is None:
+        value = state.variables.get("character_set_results", "")
+        return "utf-8" if value.upper() == "NULL" else None
+    return python_codec(charset)
 
 
 def _select_variables(names: tuple[str, ...]) -> str:

@@ -28,14 +28,17 @@ def result_set(
     capabilities: int,
     status: int,
     numeric: frozenset[str] = frozenset(),
+    text_charset: int = 33,
 ) -> list[bytes]:
-    """A text result set; ``numeric`` columns are BIGINT, the others VARCHAR."""
+    """A text result set; ``numeric`` columns are BIGINT, the others VARCHAR of collation
+    ``text_charset``."""
     typed = [(c, FIELD_TYPE_LONGLONG if c in numeric else FIELD_TYPE_VAR_STRING) for c in columns]
     return build_text_resultset(
         columns=typed,
         rows=[list(row) for row in rows],
         capabilities=capabilities,
         status=status,
+        text_charset=text_charset,
     )
 
 

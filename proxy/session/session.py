@@ -28,7 +28,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 
 from auth.accounts import Actor
@@ -109,6 +109,7 @@ from proxy.session.link import (
     SessionLost,
     client_codec,
     lost_error,
+    results_charset,
 )
 from proxy.session.local import (
     EVENTS_COLUMNS,
@@ -139,7 +140,7 @@ from proxy.session.sharded import Replies, ShardedExecutor, in_background
 from proxy.session.statements import with_id, with_types
 from proxy.shard.transaction import TransactionControl
 from proxy.sql.analyze import Identity, Kind, NeedsParse, Statement, analyze_with_digest
-from proxy.sql.charsets import UTF8MB4_GENERAL_CI
+from proxy.sql.charsets import DEFAULT_COLLATIONS, UTF8MB4_GENERAL_CI, in_charset, python_codec
 from proxy.sql.lexer import LexMode, ServerFlavor, server_name, utf8_offsets
 from proxy.wire.packets import (
     Capability,
@@ -1375,8 +1376,24 @@ class Session:
     def _write_resultset(
         self, columns: list[str], rows: Iterable[Row], numeric: frozenset[str] = frozenset()
     ) -> None:
+        """One of the proxy's own result sets, its texts in the session's
+        character_set_results and its text columns of that set's collation, as MariaDB sends
+        a result (utf8mb3_general_ci, as UTF-8, when it is NULL or one the proxy cannot
+        write)."""
+        charset = results_charset(self.link.state, self.charset)
+        codec = None if charset is None else python_codec(charset)
+        collation = 33
+        written: Iterable[Sequence[bytes | str | None]] = rows
+        if codec is not None and charset is not None:
+            collation = DEFAULT_COLLATIONS.get(charset, 33)
+            if codec != "utf-8":
+                written = [
+                    [in_charset(value, codec) if isinstance(value, str) else value for value in row]
+                    for row in rows
+                ]
         self._next_seq = self.client.write_many(
-            self._next_seq, result_set(columns, rows, self.capabilities, self._status(), numeric)
+            self._next_seq,
+            result_set(columns, written, self.capabilities, self._status(), numeric, collation),
         )
 
     # -- local answers --------------------------------------------------------------------------

@@ -305,6 +305,40 @@ _CODECS: Final = {
 }  # fmt: skip
 
 
+# Each character set's default collation in MariaDB 10.11 (information_schema.COLLATIONS,
+# IS_DEFAULT): the collation number a result's text column carries for a session whose
+# character_set_results is that character set.
+DEFAULT_COLLATIONS: Final[dict[str, int]] = {
+    "armscii8": 32, "ascii": 11, "big5": 1, "binary": 63, "cp1250": 26, "cp1251": 51,
+    "cp1256": 57, "cp1257": 59, "cp850": 4, "cp852": 40, "cp866": 36, "cp932": 95, "dec8": 3,
+    "eucjpms": 97, "euckr": 19, "gb2312": 24, "gbk": 28, "geostd8": 92, "greek": 25,
+    "hebrew": 16, "hp8": 6, "keybcs2": 37, "koi8r": 7, "koi8u": 22, "latin1": 8, "latin2": 9,
+    "latin5": 30, "latin7": 41, "macce": 38, "macroman": 39, "sjis": 13, "swe7": 10,
+    "tis620": 18, "ucs2": 35, "ujis": 12, "utf16": 54, "utf16le": 56, "utf32": 60,
+    "utf8mb3": 33, "utf8": 33, "utf8mb4": 45,
+}  # fmt: skip
+
+
+def in_charset(text: str, codec: str) -> bytes:
+    """``text`` as MariaDB converts a result's text into a session's character set
+    (``codec``, from :func:`python_codec`): a character the set cannot hold is '?'; a byte
+    the proxy kept as a surrogate (a client's text that was no UTF-8) is that byte again."""
+    if codec == UTF8MB3:
+        text = "".join(c if c <= "\uffff" else "?" for c in text)
+        codec = "utf-8"
+    try:
+        return text.encode(codec, "surrogateescape")
+    except UnicodeEncodeError:
+        return b"".join(_char_in(c, codec) for c in text)
+
+
+def _char_in(char: str, codec: str) -> bytes:
+    try:
+        return char.encode(codec, "surrogateescape")
+    except UnicodeEncodeError:
+        return b"?"
+
+
 def python_codec(charset: str) -> str | None:
     """The Python codec reading ``charset``'s bytes as MariaDB does (None: not known here;
     ``UTF8MB3`` for utf8mb3, read with ``decode_text``)."""

@@ -596,12 +596,14 @@ def build_text_resultset(
     capabilities: int,
     status: int = 2,
     definitions: Sequence[bytes] = (),
+    text_charset: int = 33,
 ) -> list[bytes]:
     """Payloads of a complete text result set (no frame headers); ``definitions``: the
     columns' definitions as given (else made as below).
 
     Numeric columns are described as binary-charset (63) with BINARY_FLAG;
-    everything else as utf8 (33) with column length = longest value in bytes.
+    everything else as ``text_charset`` (a collation number: utf8mb3_general_ci unless told)
+    with column length = longest value in bytes.
     The column count and definitions follow the negotiated capabilities (MariaDB's
     metadata-follows byte with MARIADB_CLIENT_CACHE_METADATA, extended type info),
     and ``status`` never claims session-state data (see :func:`build_ok`).
@@ -634,7 +636,11 @@ def build_text_resultset(
             longest = max((len(v) for r in raw_rows if (v := r[i]) is not None), default=0)
             out.append(
                 build_column_definition(
-                    name=name, type_code=type_code, length=longest, capabilities=capabilities
+                    name=name,
+                    type_code=type_code,
+                    charset=text_charset,
+                    length=longest,
+                    capabilities=capabilities,
                 )
             )
     deprecate_eof = bool(capabilities & _CAP_DEPRECATE_EOF)

@@ -218,6 +218,31 @@ def test_help_as_direct(proxy: ProxyEnv) -> None:
         direct.close()
 
 
+@pytest.mark.parametrize(
+    ("charset", "collation"), [("utf8mb4", 45), ("utf8mb3", 33), ("latin1", 8)]
+)
+def test_proxy_answers_in_the_results_character_set(
+    proxy: ProxyEnv, charset: str, collation: int
+) -> None:
+    """The result sets the proxy answers itself (SHOW DATABASES, SHOW GRANTS, SHOW
+    PROCESSLIST) carry the collation of the session's character_set_results in their text
+    columns, as MariaDB's do (they said utf8mb3_general_ci to every client)."""
+    via = proxy.connect(charset=charset)
+    direct = connect_admin(proxy.shards[0], charset=charset)
+    try:
+        for sql in ("SHOW DATABASES", "SHOW GRANTS", "SHOW PROCESSLIST"):
+            found = []
+            for conn in (via, direct):
+                with conn.cursor() as cur:
+                    cur.execute(sql)
+                    cur.fetchall()
+                    found.append({f.charsetnr for f in cur._result.fields if f.charsetnr != 63})
+            assert found[0] == found[1] == {collation}, sql
+    finally:
+        via.close()
+        direct.close()
+
+
 def test_warnings_and_status_relayed(proxy: ProxyEnv) -> None:
     conn = proxy.connect()
     try:

@@ -162,6 +162,20 @@ def test_a_latin1_clients_ddl_reaches_every_physical_table(sharded: ProxyEnv) ->
             )
             == [("C3A974C3A9",)] * 4
         )
+        # SHOW CREATE TABLE, which the proxy answers from the catalog, is in latin1 too (it
+        # was sent as UTF-8, 'cafÃ©', with text columns of utf8mb3_general_ci).
+        readers = (_client(env, charset="latin1"), _twin(env, charset="latin1"))
+        try:
+            charsets = []
+            for reader in readers:
+                with reader.cursor() as cur:
+                    cur.execute("SHOW CREATE TABLE b")
+                    assert "COMMENT='caf\xe9'" in cur.fetchall()[0][1]
+                    charsets.append([f.charsetnr for f in cur._result.fields])
+            assert charsets[0] == charsets[1] == [8, 8]
+        finally:
+            for reader in readers:
+                reader.close()
     finally:
         proxy.close()
         twin.close()
