@@ -1246,6 +1246,11 @@ def _prepare(command: Prepare, view: SessionView, snapshot: CatalogSnapshot) -> 
         assert statement.error is not None
         if _DYNAMIC_SQL.match(statement.text):
             return Deny(_unsupported_ps())  # (MariaDB's answer to preparing these)
+        decided = _one_statement(statement, command.digest, view, snapshot)
+        if isinstance(decided, Sharded) and _answered_decision(decided.decision):
+            # DRDS's SHOW TOPOLOGY / RULE / NODE, CREATE GROUP SEQUENCE: the proxy's own.
+            prepared = Prepared(statement, command.digest, answered=True)
+            return PrepareAnswered(prepared, *_known_columns(decided.decision))
         return Deny(refusal_for(statement.error, snapshot, _caller(view)))
     if statement.kind not in (Kind.QUERY, Kind.SESSION):
         return _prepare_answered(statement, command, view)
@@ -1378,6 +1383,8 @@ def _answered_execution(prepared: Prepared, view: SessionView, snapshot: Catalog
     decided = _one_statement(statement, prepared.digest, view, snapshot)
     if isinstance(decided, Deny):
         return decided
+    if isinstance(decided, Sharded) and _answered_decision(decided.decision):
+        return AnsweredExecution(decided)
     if isinstance(decided, Relay | Sharded | ShardedPacket):
         return Deny(_unsupported_ps())
     return AnsweredExecution(decided)
