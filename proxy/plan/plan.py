@@ -1397,6 +1397,8 @@ def _statement_command(
     prepared = command.prepared
     if prepared is not None and prepared.answered:
         if code == COM_STMT_EXECUTE:
+            if prepared.lexing is not None and prepared.lexing != view_lexing(view):
+                return _read_otherwise()  # (its text, a password's literal, read otherwise)
             return _answered_execution(prepared, view, snapshot)
         if code == COM_STMT_CLOSE:
             return Forward(command.statement_id)  # (forgotten; nothing was on a shard)

@@ -774,7 +774,7 @@ class Session:
             await self.sharded.prepare(decided, command.statements[0], payload)
             return
         if isinstance(decided, PrepareAnswered):
-            self._prepare_answered(decided)
+            self._prepare_answered(decided, payload)
             return
         if isinstance(decided, AnsweredExecution):
             await self._execute_answered(decided, command)
@@ -1457,13 +1457,18 @@ class Session:
 
     # -- statements the proxy answers itself, prepared ------------------------------------------
 
-    def _prepare_answered(self, decided: PrepareAnswered) -> None:
+    def _prepare_answered(self, decided: PrepareAnswered, payload: bytes) -> None:
         """COM_STMT_PREPARE answered by the proxy (``PrepareAnswered``): an id no statement of
         the session has (the shard's next ones are renumbered around it, as on several
-        connections), no parameters, the columns known now."""
+        connections), no parameters, the columns known now. Executed only under the lexing
+        it was read in (``Prepared.lexing``), as every prepared statement."""
         taken = set(self.prepared) | set(self.sharded.statements)
         statement_id = self.link.statements.client_id_for(1, taken)
-        self.prepared[statement_id] = decided.prepared
+        prepared = decided.prepared
+        lexing = prepared_lexing(payload[1:], self.lexing())
+        if lexing is not None:
+            prepared = replace(prepared, lexing=lexing)
+        self.prepared[statement_id] = prepared
         columns = list(decided.columns)
         answer = result_set(columns, [], self.capabilities, self._status(), decided.numeric)
         definitions = answer[1 : 1 + len(columns)]

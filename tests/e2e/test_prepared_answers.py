@@ -144,6 +144,14 @@ def test_show_statements_prepared_as_mariadb_prepares_them(proxy: ProxyEnv) -> N
         assert relayed.statement_id != local.statement_id
         assert ours.execute(relayed, [41]) == [(42,)]
         assert ours.execute(local, []) == [("easydb",)]
+        # A text another sql_mode reads otherwise runs only under the one it was read in.
+        quoted = ours.prepare('SHOW DATABASES LIKE "easy%"')
+        assert ours.execute(quoted, []) == [("easydb",)]
+        ours.query("SET sql_mode = 'ANSI_QUOTES'")
+        with pytest.raises(ServerError) as info:
+            ours.execute(quoted, [])
+        assert info.value.errno == 1235
+        assert ours.execute(local, []) == [("easydb",)]
     finally:
         ours.close()
         theirs.close()
