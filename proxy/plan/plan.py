@@ -21,6 +21,9 @@ Plans:
   DDL and SHOW commands: its decision (``proxy.shard.statements``) carries the targets (physical
   database and physical statement each) or the local answer; ``proxy.session.sharded`` carries
   it out. Statements naming only single tables are relayed to physical database 0 as today.
+* :class:`PrepareAnswered` / :class:`AnsweredExecution` -- a statement the proxy answers itself
+  (a local answer below, a sharded database's SHOW or DDL) prepared with COM_STMT_PREPARE: the
+  proxy answers the PREPARE; each EXECUTE is the text's plan made again, answered in binary rows.
 * Local answers: :class:`UseDatabase`, :class:`ShowDatabases`, :class:`ShowProcesslist`,
   :class:`ShowDigest`, :class:`ShowNotes`, :class:`ShowEvents`, :class:`ShowStatus`,
   :class:`Statistics`, :class:`Kill`, :class:`RunAccountStatement`, :class:`Ok` (with notes:
