@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import connect_admin
 from tests.e2e.binclient import BinaryClient, Prepared, ServerError, _lenenc
 from tests.e2e.conftest import PASSWORDS, ProxyEnv
+from tests.e2e.test_driver_fidelity import mysql2, needs_node
 
 
 def _proxy(env: ProxyEnv, user: str = "easydb", password: str | None = None) -> BinaryClient:
@@ -295,5 +296,62 @@ def test_pymysql_text_answer_names_the_like_column(proxy: ProxyEnv) -> None:
             cur.execute("SHOW DATABASES LIKE 'easy%'")
             assert cur.description is not None
             assert cur.description[0][0] == "Database (easy%)"
+    finally:
+        conn.close()
+
+
+@needs_node
+def test_mysql2_execute(proxy: ProxyEnv) -> None:
+    """node's mysql2 ``execute()`` (what its test-select-ssl does): the proxy's own answers,
+    prepared, as ``query()`` gets them (mysql2 asks for MariaDB's extended type information)."""
+    statements = [
+        "SHOW STATUS LIKE 'Ssl_cipher'",
+        "SHOW DATABASES LIKE 'easy%'",
+        "SHOW GRANTS",
+        "SHOW EVENTS",
+        "USE easydb",
+    ]
+    steps = [
+        {"sql": sql, "execute": execute} for sql in statements for execute in (False, True, True)
+    ]
+    results = mysql2(proxy, steps)
+    for index, sql in enumerate(statements):
+        text, first, again = results[3 * index : 3 * index + 3]
+        assert text["error"] is None and first["error"] is None, (sql, first)
+        assert first["rows"] == again["rows"] == text["rows"], sql
+        assert first["fields"] == again["fields"] == text["fields"], sql
+    assert results[0]["rows"] == [{"Variable_name": "Ssl_cipher", "Value": ""}]
+    processlist = mysql2(proxy, [{"sql": "SHOW FULL PROCESSLIST", "execute": True}])[0]
+    assert [row["User"] for row in processlist["rows"]] == ["easydb"]
+    assert processlist["rows"][0]["Info"] == "SHOW FULL PROCESSLIST"
+
+
+def test_mariadb_connector_cached_metadata(proxy: ProxyEnv) -> None:
+    """MariaDB Connector/Python negotiates metadata caching: re-executions of the proxy's own
+    prepared answers carry their column definitions each time (the metadata-follows byte
+    set), and parse."""
+    mariadb = pytest.importorskip("mariadb")
+    conn = mariadb.connect(
+        host=proxy.host,
+        port=proxy.port,
+        user="easydb",
+        password=PASSWORDS["easydb"],
+        database="easydb",
+    )
+    try:
+        assert conn.extended_server_capabilities & 0x10  # cache metadata
+        # (one cursor per statement: a prepared cursor of this connector keeps answering its
+        # first statement, against MariaDB too)
+        status, listing, processes, relayed = (conn.cursor(prepared=True) for _ in range(4))
+        for _ in range(3):
+            status.execute("SHOW STATUS LIKE 'Ssl_cipher'")
+            assert status.fetchall() == [("Ssl_cipher", "")]
+            listing.execute("SHOW DATABASES LIKE 'easy%'")
+            assert listing.fetchall() == [("easydb",)]
+            processes.execute("SHOW PROCESSLIST")
+            rows = processes.fetchall()
+            assert [row[0] for row in rows] == [conn.connection_id]
+            relayed.execute("SELECT ? + 1", (1,))  # (prepared on the shard, between)
+            assert relayed.fetchall() == [(2,)]
     finally:
         conn.close()
