@@ -74,7 +74,7 @@ from proxy.shard.statements import (
     table_locks,
 )
 from proxy.shard.transaction import TransactionControl, transaction_control
-from proxy.sql.account_grammar import parse_account_statement
+from proxy.sql.account_grammar import ShowGrants, UserRef, parse_account_statement
 from proxy.sql.analyze import BIND_TABLE_LOCK, GRANT_VIEWS, DatabaseStatement, Kind, Statement
 from proxy.sql.charsets import UTF8MB3, beyond_bmp
 from proxy.sql.lexer import (
@@ -1345,14 +1345,21 @@ def _prepare_answered(statement: Statement, command: Prepare, view: SessionView)
         if statement.database.verb == "ALTER":
             # (relayed to the shard for the database's administrator: by the text protocol)
             return Deny(_unsupported_ps())
+    grants: str | None = None
     if statement.kind is Kind.ACCOUNT:
         try:
-            parse_account_statement(statement.text, view.lex_mode, view.flavor)
+            parsed = parse_account_statement(statement.text, view.lex_mode, view.flavor)
         except SqlError as error:
             return Deny(worded_for(error, server_name(view.flavor)))
+        if isinstance(parsed, ShowGrants):
+            # (its one column, as MariaDB names it at PREPARE: the account as written)
+            named = view.account if not isinstance(parsed.user, UserRef) else parsed.user
+            grants = f"Grants for {named.user}@{named.host}"
     if _has_parameters(statement, view):
         return Deny(not_supported("parameters in statements the proxy answers itself"))
     prepared = Prepared(statement, command.digest, answered=True)
+    if grants is not None:
+        return PrepareAnswered(prepared, (grants,))
     kind = statement.kind
     if kind is Kind.SHOW_DATABASES:
         return PrepareAnswered(prepared, (_databases_column(statement),))

@@ -173,7 +173,12 @@ def test_prepared_answers_are_decided_at_each_execution(proxy: ProxyEnv) -> None
         owner = _proxy(proxy)
         try:
             listing = client.prepare("SHOW DATABASES")
-            grants = owner.prepare(f"SHOW GRANTS FOR {user}")
+            grants, named = _prepared(owner, f"SHOW GRANTS FOR {user}")
+            # (named at PREPARE, as MariaDB names it, and the same at execution)
+            assert named == [(f"Grants for {user}@%", 253)]
+            assert _executed(owner, grants)[0] == named
+            own, mine = _prepared(client, "SHOW GRANTS FOR CURRENT_USER()")
+            assert mine == [(f"Grants for {user}@%", 253)] == _executed(client, own)[0]
             assert client.execute(listing, []) == [("easydb",), ("information_schema",)]
             assert owner.execute(grants, []) == _text(proxy, f"SHOW GRANTS FOR {user}")
             with admin.cursor() as cur:
