@@ -42,7 +42,7 @@ from proxy.merge.values import (
     row_prefix_end,
     sort_key,
 )
-from proxy.wire.packets import build_text_row, lenenc_int, read_lenenc_int
+from proxy.wire.packets import Capability, build_text_row, lenenc_int, read_lenenc_int
 from proxy.wire.scanner import (
     KEY_BIN,
     KEY_BYTES,
@@ -62,6 +62,8 @@ from proxy.wire.scanner import (
 from proxy.wire.stream import binary_row_key, text_row_key, text_row_values
 
 Value = bytes | None
+_DEPRECATE_EOF = int(Capability.DEPRECATE_EOF)
+_CACHE_METADATA = int(Capability.MARIADB_CLIENT_CACHE_METADATA)
 
 
 def format_number(value: Decimal | float | int, column: ColumnDefinition) -> str:
@@ -352,6 +354,107 @@ class BinaryRows:
                 text += f" {h:02}:{mi:02}:{s:02}" + (f".{us:06}" if us else "")
             return text.encode()
         return raw
+
+    def value(self, index: int, text: bytes) -> bytes:
+        """The binary protocol's field bytes of a text-protocol value of column ``index``
+        (:meth:`text`'s inverse): integers and floats in their fixed width, temporals packed
+        (a zero date or time in no bytes, as the server packs them), the rest as it is."""
+        column = self.columns[index]
+        t = column.type_code
+        if t in _INTS:
+            size = _FIXED[t]
+            signed = not column.flags & UNSIGNED_FLAG
+            return int(text).to_bytes(size, "little", signed=signed)
+        if t == T_FLOAT:
+            return _FLOAT.pack(float(text))
+        if t == T_DOUBLE:
+            return _DOUBLE.pack(float(text))
+        if t in _TIMES:
+            return _packed_time(text.decode("ascii"))
+        if t in _TEMPORAL:
+            return _packed_datetime(text.decode("ascii"))
+        return text
+
+
+def _micro(fraction: str) -> int:
+    return int((fraction + "000000")[:6]) if fraction else 0
+
+
+def _packed_datetime(text: str) -> bytes:
+    """``YYYY-MM-DD[ HH:MM:SS[.ffffff]]`` packed: 0, 4, 7 or 11 bytes, the shortest that
+    holds it."""
+    date, _, clock = text.partition(" ")
+    year, month, day = (int(part) for part in date.split("-"))
+    hour = minute = second = micro = 0
+    if clock:
+        whole, _, fraction = clock.partition(".")
+        hour, minute, second = (int(part) for part in whole.split(":"))
+        micro = _micro(fraction)
+    if micro:
+        return struct.pack("<HBBBBBI", year, month, day, hour, minute, second, micro)
+    if hour or minute or second:
+        return struct.pack("<HBBBBB", year, month, day, hour, minute, second)
+    if year or month or day:
+        return struct.pack("<HBB", year, month, day)
+    return b""
+
+
+def _packed_time(text: str) -> bytes:
+    """``[-]H...H:MM:SS[.ffffff]`` packed: 0, 8 or 12 bytes (days apart from the hours)."""
+    negative = text.startswith("-")
+    whole, _, fraction = text.lstrip("-").partition(".")
+    hours, minute, second = (int(part) for part in whole.split(":"))
+    micro = _micro(fraction)
+    days, hour = divmod(hours, 24)
+    if micro:
+        return struct.pack("<BIBBBI", negative, days, hour, minute, second, micro)
+    if days or hour or minute or second:
+        return struct.pack("<BIBBB", negative, days, hour, minute, second)
+    return b""
+
+
+class BinaryResults:
+    """The packets of text-protocol answers (result sets, OKs, ERRs), one after the other, as
+    the binary protocol's: the column definitions as they are, each text row as the binary
+    row of the same values (:meth:`BinaryRows.value`, :meth:`BinaryRows.build`) -- what a
+    COM_STMT_EXECUTE of a statement the proxy answers itself sends, from the answer its text
+    gets. ``convert`` takes each packet in order."""
+
+    def __init__(self, capabilities: int) -> None:
+        self._deprecate_eof = bool(capabilities & _DEPRECATE_EOF)
+        self._metadata_flag = bool(capabilities & _CACHE_METADATA)
+        self._columns = -1  # the result's column count (-1: between results)
+        self._definitions: list[ColumnDefinition] = []
+        self._rows: BinaryRows | None = None  # set once the definitions are read (and the EOF)
+
+    def convert(self, payload: bytes) -> bytes:
+        rows = self._rows
+        if rows is not None:
+            if payload[:1] == b"\xff" or (payload[:1] == b"\xfe" and len(payload) < 0xFFFFFF):
+                self._columns = -1
+                self._rows = None  # (its end: another result may follow)
+                return payload
+            values = text_row_values(payload, rows.total)
+            return rows.build(
+                [None if value is None else rows.value(i, value) for i, value in enumerate(values)]
+            )
+        if self._columns < 0:
+            if payload[:1] in (b"\x00", b"\xff", b"\xfe"):
+                return payload  # an OK or an error: the same in both protocols
+            count, _ = read_lenenc_int(payload, 0)
+            self._columns = count or 0
+            self._definitions = []
+            if self._metadata_flag:
+                # (definitions always follow: a text answer's always do)
+                return lenenc_int(self._columns) + b"\x01"
+            return payload
+        if len(self._definitions) < self._columns:
+            self._definitions.append(ColumnDefinition.parse(payload))
+            if len(self._definitions) == self._columns and self._deprecate_eof:
+                self._rows = BinaryRows(self._definitions)
+            return payload
+        self._rows = BinaryRows(self._definitions)  # (the EOF after the definitions)
+        return payload
 
 
 RowCodec = TextRows | BinaryRows

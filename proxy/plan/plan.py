@@ -21,6 +21,9 @@ Plans:
   DDL and SHOW commands: its decision (``proxy.shard.statements``) carries the targets (physical
   database and physical statement each) or the local answer; ``proxy.session.sharded`` carries
   it out. Statements naming only single tables are relayed to physical database 0 as today.
+* :class:`PrepareAnswered` / :class:`AnsweredExecution` -- a statement the proxy answers itself
+  (a local answer below, a sharded database's SHOW or DDL) prepared with COM_STMT_PREPARE: the
+  proxy answers the PREPARE; each EXECUTE is the text's plan made again, answered in binary rows.
 * Local answers: :class:`UseDatabase`, :class:`ShowDatabases`, :class:`ShowProcesslist`,
   :class:`ShowDigest`, :class:`ShowNotes`, :class:`ShowEvents`, :class:`ShowStatus`,
   :class:`Statistics`, :class:`Kill`, :class:`RunAccountStatement`, :class:`Ok` (with notes:
@@ -31,6 +34,7 @@ Plans:
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -43,6 +47,7 @@ from auth.errors import (
     no_database_selected,
     not_supported,
     sql_error,
+    worded_for,
 )
 from auth.model import Account
 from auth.privileges import Priv, Requirement
@@ -60,6 +65,7 @@ from proxy.shard.route import (
 )
 from proxy.shard.statements import (
     Decision,
+    LocalRows,
     NeedsNextval,
     TableLocks,
     decide,
@@ -68,6 +74,7 @@ from proxy.shard.statements import (
     table_locks,
 )
 from proxy.shard.transaction import TransactionControl, transaction_control
+from proxy.sql.account_grammar import ShowGrants, UserRef, parse_account_statement
 from proxy.sql.analyze import BIND_TABLE_LOCK, GRANT_VIEWS, DatabaseStatement, Kind, Statement
 from proxy.sql.charsets import UTF8MB3, beyond_bmp
 from proxy.sql.lexer import (
@@ -77,6 +84,7 @@ from proxy.sql.lexer import (
     ServerFlavor,
     TokenKind,
     lex,
+    server_name,
     spaced_call,
 )
 from proxy.sql.like import shows_database
@@ -124,6 +132,10 @@ class Prepared:
     # connection, on a sharded database's other partitions the first time an execution goes
     # there, and after a table it names changed -- and the proxy's analysis is of this reading.
     lexing: Lexing | None = None
+    # A statement the proxy answers itself (``PrepareAnswered``): nothing is prepared on a
+    # shard; each execution is decided again as its text would be, and answered in the binary
+    # protocol (``AnsweredExecution``).
+    answered: bool = False
 
 
 def view_lexing(view: SessionView) -> Lexing:
@@ -322,6 +334,29 @@ class Deny:
 
 
 @dataclass(frozen=True, slots=True)
+class PrepareAnswered:
+    """COM_STMT_PREPARE of a statement the proxy answers itself (SHOW DATABASES, SHOW STATUS,
+    account statements, KILL, a sharded database's SHOW and DDL, ...), as MariaDB prepares
+    them: the proxy answers the PREPARE with an id of the session's own, no parameters and the
+    ``columns`` the answer will have where they are known before it runs (``numeric``: BIGINT
+    ones; none where only the execution tells, as MariaDB sends none for SHOW PROCESSLIST).
+    Nothing reaches a shard."""
+
+    prepared: Prepared
+    columns: tuple[str, ...] = ()
+    numeric: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class AnsweredExecution:
+    """COM_STMT_EXECUTE of a statement the proxy answers itself: ``plan``, its text's decision
+    made again now (grants, the catalog, the layout of the moment), carried out as for the text
+    protocol, its result set in the binary protocol's rows."""
+
+    plan: Plan
+
+
+@dataclass(frozen=True, slots=True)
 class UseDatabase:
     name: str  # the catalog's spelling
 
@@ -329,6 +364,7 @@ class UseDatabase:
 @dataclass(frozen=True, slots=True)
 class ShowDatabases:
     names: tuple[str, ...]  # already filtered by the LIKE pattern
+    column: str = "Database"  # ``Database (pattern)`` with LIKE, as MariaDB names it
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +391,27 @@ class ShowNotes:
 @dataclass(frozen=True, slots=True)
 class ShowEvents:
     """SHOW EVENTS: none (tenants cannot make events; the mirror may not list them)."""
+
+
+STATUS_COLUMNS = ("Variable_name", "Value")
+# SHOW EVENTS, as MariaDB names its columns (the proxy's answer has no rows).
+EVENTS_COLUMNS = (
+    "Db",
+    "Name",
+    "Definer",
+    "Time zone",
+    "Type",
+    "Execute at",
+    "Interval value",
+    "Interval field",
+    "Starts",
+    "Ends",
+    "Status",
+    "Originator",
+    "character_set_client",
+    "collation_connection",
+    "Database Collation",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,6 +466,8 @@ Plan = (
     | ShardedPacket
     | Forward
     | Deny
+    | PrepareAnswered
+    | AnsweredExecution
     | UseDatabase
     | ShowDatabases
     | ShowProcesslist
@@ -442,6 +501,10 @@ def _not_combinable(statement: Statement) -> SqlError:
 
 def _not_relayable() -> SqlError:
     return sql_error(ErrorCode.NOT_SUPPORTED_YET, "Statement not supported by the proxy")
+
+
+def _no_cursor(statement_id: int) -> SqlError:
+    return SqlError(1421, "HY000", f"The statement ({statement_id}) has no open cursor.")
 
 
 def _unknown_statement(statement_id: int, name: str) -> SqlError:
@@ -850,14 +913,9 @@ def _sharded(
         missing = check_requirements(needed, snapshot, caller)
         if missing is not None:
             return Deny(missing)
-    if prepared and not isinstance(decision, Route | NeedsSequence):
-        # DDL, SHOW and sequence statements of a sharded database: text protocol only.
-        return Deny(
-            sql_error(
-                ErrorCode.NOT_SUPPORTED_YET,
-                "This command is not supported in the prepared statement protocol yet",
-            )
-        )
+    if prepared and isinstance(decision, NeedsNextval):
+        # s.NEXTVAL: text protocol only (a value taken at each execution).
+        return Deny(_unsupported_ps())
     if statement.identity and not answered:
         # The proxy answers these (the shard would name its mirror account and thread):
         # not yet put in place in routed statements.
@@ -1073,7 +1131,7 @@ def _one_statement(
         if statement.like_pattern is not None:
             shown = shows_database(statement.like_pattern)
             names = [n for n in names if shown(n)]
-        return ShowDatabases(tuple(names))
+        return ShowDatabases(tuple(names), _databases_column(statement))
     if kind is Kind.SHOW_PROCESSLIST:
         return ShowProcesslist(statement.full)
     if kind is Kind.SHOW_DIGEST:
@@ -1189,15 +1247,16 @@ def _prepare(command: Prepare, view: SessionView, snapshot: CatalogSnapshot) -> 
     statement = command.statements[0]
     if statement.kind is Kind.REFUSED:
         assert statement.error is not None
+        if _DYNAMIC_SQL.match(statement.text):
+            return Deny(_unsupported_ps())  # (MariaDB's answer to preparing these)
+        decided = _one_statement(statement, command.digest, view, snapshot)
+        if isinstance(decided, Sharded) and _answered_decision(decided.decision):
+            # DRDS's SHOW TOPOLOGY / RULE / NODE, CREATE GROUP SEQUENCE: the proxy's own.
+            prepared = Prepared(statement, command.digest, answered=True)
+            return PrepareAnswered(prepared, *_known_columns(decided.decision))
         return Deny(refusal_for(statement.error, snapshot, _caller(view)))
     if statement.kind not in (Kind.QUERY, Kind.SESSION):
-        # Statements the proxy answers itself cannot be prepared on a shard.
-        return Deny(
-            sql_error(
-                ErrorCode.NOT_SUPPORTED_YET,
-                "This command is not supported in the prepared statement protocol yet",
-            )
-        )
+        return _prepare_answered(statement, command, view)
     if statement.definer is not None:
         # The DEFINER account is replaced in a COM_QUERY's text only.
         return Deny(not_supported("CREATE VIEW ... DEFINER = account as a prepared statement"))
@@ -1212,6 +1271,13 @@ def _prepare(command: Prepare, view: SessionView, snapshot: CatalogSnapshot) -> 
             return Deny(
                 not_supported("transaction statements as prepared statements on a sharded database")
             )
+        if _answered_decision(decided.decision):
+            # A sharded database's SHOW and DDL: answered as their text is, at each execution.
+            if _has_parameters(statement, view):
+                return _not_on_sharded("parameters in SHOW and DDL statements")
+            prepared = Prepared(statement, command.digest, answered=True)
+            columns = _known_columns(decided.decision)
+            return PrepareAnswered(prepared, *columns)
         # Prepared on one partition for its metadata, on others as executions need it.
         return Sharded(decided.decision, decided.text, decided.layout, command.digest)
     return Relay(
@@ -1222,11 +1288,135 @@ def _prepare(command: Prepare, view: SessionView, snapshot: CatalogSnapshot) -> 
     )
 
 
+# Dynamic SQL, which MariaDB does not prepare (ER_UNSUPPORTED_PS).
+_DYNAMIC_SQL = re.compile(r"\s*(PREPARE|EXECUTE|DEALLOCATE|DROP\s+PREPARE)\b", re.IGNORECASE)
+
+
+def _unsupported_ps() -> SqlError:
+    return sql_error(
+        ErrorCode.UNSUPPORTED_PS,
+        "This command is not supported in the prepared statement protocol yet",
+    )
+
+
+def _need_reprepare() -> SqlError:
+    return sql_error(ErrorCode.NEED_REPREPARE, "Prepared statement needs to be re-prepared")
+
+
+def _has_parameters(statement: Statement, view: SessionView) -> bool:
+    """Whether the statement has a ``?`` parameter marker."""
+    if "?" not in statement.text:
+        return False
+    try:
+        lexed = lex(statement.text, view.lex_mode, view.flavor)
+    except LexError:
+        return True
+    return any(token.kind is TokenKind.PARAM for one in lexed for token in one.tokens)
+
+
+def _answered_decision(decision: Decision) -> bool:
+    """Whether a sharded database's decision is one the proxy carries out itself, writing
+    every packet of its answer (a SHOW it answers or rewrites, DDL fanned out): what a
+    prepared statement's execution can answer in the binary protocol. Routed statements are
+    prepared on the partitions; transactions, LOCK TABLES and ``s.NEXTVAL`` stay refused."""
+    return not isinstance(
+        decision, Route | NeedsSequence | TransactionControl | TableLocks | NeedsNextval
+    )
+
+
+def _known_columns(decision: Decision) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The columns of a sharded database's answer known before it runs: the proxy's own rows
+    (SHOW TOPOLOGY, RULE, NODE, CREATE TABLE) but those whose column definitions physical
+    database 0 gives (SHOW TABLES); none for the rest."""
+    if isinstance(decision, LocalRows) and decision.probe is None:
+        return decision.columns, decision.numeric
+    return (), frozenset()
+
+
+def _prepare_answered(statement: Statement, command: Prepare, view: SessionView) -> Plan:
+    """COM_STMT_PREPARE of a statement the proxy answers itself (USE, SHOW DATABASES, SHOW
+    STATUS, SHOW PROCESSLIST, SHOW EVENTS, KILL, CREATE / DROP DATABASE, account statements):
+    prepared as MariaDB prepares them, decided at each execution (its grants then). Their
+    grammar has no place for a parameter but KILL's and a WHERE clause's, which the proxy
+    does not read (1235); an account statement's syntax is checked now, as MariaDB's is (a
+    password as a parameter is MariaDB's 1064 too)."""
+    if statement.kind is Kind.DATABASE:
+        assert statement.database is not None
+        if statement.database.verb == "ALTER":
+            # (relayed to the shard for the database's administrator: by the text protocol)
+            return Deny(_unsupported_ps())
+    grants: str | None = None
+    if statement.kind is Kind.ACCOUNT:
+        try:
+            parsed = parse_account_statement(statement.text, view.lex_mode, view.flavor)
+        except SqlError as error:
+            return Deny(worded_for(error, server_name(view.flavor)))
+        if isinstance(parsed, ShowGrants):
+            # (its one column, as MariaDB names it at PREPARE: the account as written)
+            named = view.account if not isinstance(parsed.user, UserRef) else parsed.user
+            grants = f"Grants for {named.user}@{named.host}"
+    if _has_parameters(statement, view):
+        return Deny(not_supported("parameters in statements the proxy answers itself"))
+    prepared = Prepared(statement, command.digest, answered=True)
+    if grants is not None:
+        return PrepareAnswered(prepared, (grants,))
+    kind = statement.kind
+    if kind is Kind.SHOW_DATABASES:
+        return PrepareAnswered(prepared, (_databases_column(statement),))
+    if kind is Kind.SHOW_STATUS:
+        return PrepareAnswered(prepared, STATUS_COLUMNS)
+    if kind is Kind.SHOW_EVENTS:
+        return PrepareAnswered(prepared, EVENTS_COLUMNS)
+    return PrepareAnswered(prepared)
+
+
+def _databases_column(statement: Statement) -> str:
+    """SHOW DATABASES's column, as MariaDB names it: ``Database (pattern)`` with LIKE."""
+    if statement.like_pattern is None:
+        return "Database"
+    return f"Database ({statement.like_pattern})"
+
+
+def _answered_execution(prepared: Prepared, view: SessionView, snapshot: CatalogSnapshot) -> Plan:
+    """An execution of a statement the proxy answers itself: decided again as its text (the
+    grants, the catalog and the database's layout of now). A statement whose text would now
+    be relayed to a shard (its table is no longer the proxy's to answer for) is MariaDB's
+    1615: prepare it again."""
+    statement = prepared.statement
+    if statement.kind is Kind.QUERY or statement.kind is Kind.SESSION:
+        decided = relayed_statement(statement, view, snapshot)
+        if isinstance(decided, Sharded) and _answered_decision(decided.decision):
+            return AnsweredExecution(
+                Sharded(decided.decision, decided.text, decided.layout, prepared.digest)
+            )
+        return decided if isinstance(decided, Deny) else Deny(_need_reprepare())
+    decided = _one_statement(statement, prepared.digest, view, snapshot)
+    if isinstance(decided, Deny):
+        return decided
+    if isinstance(decided, Sharded) and _answered_decision(decided.decision):
+        return AnsweredExecution(decided)
+    if isinstance(decided, Relay | Sharded | ShardedPacket):
+        return Deny(_unsupported_ps())
+    return AnsweredExecution(decided)
+
+
 def _statement_command(
     command: StatementCommand, view: SessionView, snapshot: CatalogSnapshot
 ) -> Plan:
     code = command.code
     prepared = command.prepared
+    if prepared is not None and prepared.answered:
+        if code == COM_STMT_EXECUTE:
+            if prepared.lexing is not None and prepared.lexing != view_lexing(view):
+                return _read_otherwise()  # (its text, a password's literal, read otherwise)
+            return _answered_execution(prepared, view, snapshot)
+        if code == COM_STMT_CLOSE:
+            return Forward(command.statement_id)  # (forgotten; nothing was on a shard)
+        if code == COM_STMT_RESET:
+            return Ok()
+        if code == COM_STMT_FETCH:
+            return Deny(_no_cursor(command.statement_id))
+        return NoReply()  # (SEND_LONG_DATA: it has no parameter)
     if code in (COM_STMT_CLOSE, COM_STMT_SEND_LONG_DATA):
         if prepared is None:
             return NoReply()

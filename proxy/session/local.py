@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from auth.model import Account
 from proxy.ops.digest import QueryDigest
 from proxy.ops.metrics import Metrics
+from proxy.plan.plan import EVENTS_COLUMNS as EVENTS_COLUMNS
+from proxy.plan.plan import STATUS_COLUMNS as STATUS_COLUMNS
 from proxy.sql.lexer import LexError, LexMode, ServerFlavor, TokenKind, lex
 from proxy.sql.like import LikePattern
 from proxy.wire.packets import FIELD_TYPE_LONGLONG, FIELD_TYPE_VAR_STRING, build_text_resultset
@@ -148,24 +150,6 @@ def processlist_rows(sessions: Iterable[SessionInfo], self_id: int, full: bool) 
 
 
 NOTE_COLUMNS = ("Level", "Code", "Message")
-# SHOW EVENTS, as MariaDB names its columns (the proxy's answer has no rows).
-EVENTS_COLUMNS = (
-    "Db",
-    "Name",
-    "Definer",
-    "Time zone",
-    "Type",
-    "Execute at",
-    "Interval value",
-    "Interval field",
-    "Starts",
-    "Ends",
-    "Status",
-    "Originator",
-    "character_set_client",
-    "collation_connection",
-    "Database Collation",
-)
 
 
 def notes_rows(notes: Iterable[tuple[str, int, str]]) -> list[Row]:
@@ -213,8 +197,6 @@ class ProxyStatus:
     questions: int
     counters: Mapping[str, int]
 
-
-STATUS_COLUMNS = ("Variable_name", "Value")
 
 # MySQL's Com_* counters for the statements the proxy answers itself, by statement kind.
 _KIND_COMMANDS = {

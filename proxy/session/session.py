@@ -50,6 +50,7 @@ from proxy.backend.connection import (
     quote_string,
 )
 from proxy.backend.pool import ShardPool
+from proxy.merge.rows import BinaryResults
 from proxy.merge.values import ColumnDefinition
 from proxy.ops.digest import DIGEST_COLUMNS, digest_table
 from proxy.plan.authorize import Caller
@@ -60,6 +61,7 @@ from proxy.plan.plan import (
     COM_STMT_RESET,
     COM_STMT_SEND_LONG_DATA,
     NO_EFFECTS,
+    AnsweredExecution,
     Command,
     Deny,
     FieldList,
@@ -71,6 +73,7 @@ from proxy.plan.plan import (
     Ok,
     Plan,
     Prepare,
+    PrepareAnswered,
     Prepared,
     ProcessKill,
     Query,
@@ -148,6 +151,7 @@ from proxy.wire.packets import (
     ServerStatus,
     build_err,
     build_ok,
+    build_stmt_prepare_ok,
     parse_err,
     parse_stmt_prepare_ok,
     read_lenenc_int,
@@ -272,6 +276,9 @@ class Session:
             ),
         )
         self.prepared: dict[int, Prepared] = {}
+        # While an execution of a statement the proxy answers itself is answered: its packets
+        # as the binary protocol's (_execute_answered).
+        self._binary: BinaryResults | None = None
         self.notes: list[tuple[str, int, str]] = []  # (level, code, message)
         # What the proxy knows of the shard's diagnostics area (one attribute: see Diagnostics).
         self.diag = Diagnostics()
@@ -420,6 +427,8 @@ class Session:
         )
 
     def _write(self, payload: bytes) -> None:
+        if self._binary is not None:
+            payload = self._binary.convert(payload)
         self._next_seq = self.client.write(self._next_seq, payload)
 
     def _write_shard(self, payload: bytes) -> None:
@@ -429,6 +438,8 @@ class Session:
         if payload and payload[0] == 0xFF:
             payload = self.sharded.client_err_packet(payload)
             self._answered(payload)
+        if self._binary is not None:
+            payload = self._binary.convert(payload)
         self._next_seq = self.client.write(self._next_seq, payload)
 
     def _write_many(self, payloads: list[bytes]) -> None:
@@ -436,6 +447,8 @@ class Session:
         with an ERR packet (a shard's error after rows) as :meth:`_write_shard` writes it."""
         if payloads and _terminates(payloads[-1]) and payloads[-1][:1] == b"\xff":
             self._answered(payloads[-1])
+        if self._binary is not None:
+            payloads = [self._binary.convert(payload) for payload in payloads]
         self._next_seq = self.client.write_many(self._next_seq, payloads)
 
     def _caller(self) -> Caller:
@@ -559,12 +572,16 @@ class Session:
             self.current_db,
             has_notes=bool(self.notes),
             # (prepared statements name the current database's tables: they hold it too)
-            bound=self.link.bound() or bool(self.prepared),
+            bound=self.link.bound() or self._holds_statements(),
             identity=identity,
             lex_mode=self.link.state.lex_mode,
             flavor=self.link.state.flavor,
             codec=client_codec(self.link.state, self.charset),
         )
+
+    def _holds_statements(self) -> bool:
+        """Whether a prepared statement is on the shard (those the proxy answers are not)."""
+        return any(not prepared.answered for prepared in self.prepared.values())
 
     def lexing(self) -> Lexing:
         """How the shard reads the session's texts now (``SessionView``'s lexing)."""
@@ -714,6 +731,12 @@ class Session:
         if isinstance(command, Prepare) and isinstance(decided, Sharded):
             await self.sharded.prepare(decided, command.statements[0], payload)
             return
+        if isinstance(decided, PrepareAnswered):
+            self._prepare_answered(decided, payload)
+            return
+        if isinstance(decided, AnsweredExecution):
+            await self._execute_answered(decided, command)
+            return
         if isinstance(decided, Relay):
             if self.sharded.in_charge():
                 await self._relay_in_transaction(decided, command, payload)
@@ -756,7 +779,7 @@ class Session:
         elif isinstance(decided, UseDatabase):
             await self._use(decided.name)
         elif isinstance(decided, ShowDatabases):
-            self._write_resultset(["Database"], [[n] for n in decided.names])
+            self._write_resultset([decided.column], [[n] for n in decided.names])
         elif isinstance(decided, ShowProcesslist):
             self._show_processlist(decided.full)
         elif isinstance(decided, ShowDigest):
@@ -1376,7 +1399,17 @@ class Session:
     def _write_resultset(
         self, columns: list[str], rows: Iterable[Row], numeric: frozenset[str] = frozenset()
     ) -> None:
-        """One of the proxy's own result sets, its texts in the session's
+        """One of the proxy's own result sets (:meth:`_answer`), in the binary protocol when
+        it answers an execution of a statement the proxy prepared itself."""
+        payloads = self._answer(columns, rows, numeric)
+        if self._binary is not None:
+            payloads = [self._binary.convert(payload) for payload in payloads]
+        self._next_seq = self.client.write_many(self._next_seq, payloads)
+
+    def _answer(
+        self, columns: list[str], rows: Iterable[Row], numeric: frozenset[str]
+    ) -> list[bytes]:
+        """A text result set of the proxy's own, its texts in the session's
         character_set_results and its text columns of that set's collation, as MariaDB sends
         a result (utf8mb3_general_ci, as UTF-8, when it is NULL or one the proxy cannot
         write)."""
@@ -1391,10 +1424,38 @@ class Session:
                     [in_charset(value, codec) if isinstance(value, str) else value for value in row]
                     for row in rows
                 ]
+        return result_set(columns, written, self.capabilities, self._status(), numeric, collation)
+
+    # -- statements the proxy answers itself, prepared ------------------------------------------
+
+    def _prepare_answered(self, decided: PrepareAnswered, payload: bytes) -> None:
+        """COM_STMT_PREPARE answered by the proxy (``PrepareAnswered``): an id no statement of
+        the session has (the shard's next ones are renumbered around it, as on several
+        connections), no parameters, the columns known now. Executed only under the lexing
+        it was read in (``Prepared.lexing``), as every prepared statement."""
+        taken = set(self.prepared) | set(self.sharded.statements)
+        statement_id = self.link.statements.client_id_for(1, taken)
+        prepared = decided.prepared
+        lexing = prepared_lexing(payload[1:], self.lexing())
+        if lexing is not None:
+            prepared = replace(prepared, lexing=lexing)
+        self.prepared[statement_id] = prepared
+        columns = list(decided.columns)
+        answer = self._answer(columns, [], decided.numeric)
+        definitions = answer[1 : 1 + len(columns)]
         self._next_seq = self.client.write_many(
             self._next_seq,
-            result_set(columns, written, self.capabilities, self._status(), numeric, collation),
+            build_stmt_prepare_ok(statement_id, definitions, 0, capabilities=self.capabilities),
         )
+
+    async def _execute_answered(self, decided: AnsweredExecution, command: Command) -> None:
+        """An execution of a statement the proxy answers itself: its text's plan carried out
+        as for COM_QUERY, every packet of the answer written as the binary protocol's."""
+        self._binary = BinaryResults(self.capabilities)
+        try:
+            await self._execute(decided.plan, command, b"")
+        finally:
+            self._binary = None
 
     # -- local answers --------------------------------------------------------------------------
 

@@ -551,6 +551,33 @@ def build_column_definition(
     )
 
 
+def build_stmt_prepare_ok(
+    statement_id: int,
+    columns: Sequence[bytes],
+    params: int,
+    *,
+    capabilities: int,
+    warnings: int = 0,
+) -> list[bytes]:
+    """The payloads of a COM_STMT_PREPARE's answer: its OK, then ``params`` parameter
+    definitions (``?``, of no type, as MariaDB sends them) and the ``columns``' definitions,
+    each list followed by an EOF unless CLIENT_DEPRECATE_EOF."""
+    out = [_PREPARE_OK.pack(statement_id, len(columns), params, warnings)]
+    parameter = build_column_definition(
+        name="?",
+        type_code=FIELD_TYPE_NULL,
+        charset=CHARSET_BINARY,
+        flags=_BINARY_FLAG,
+        capabilities=capabilities,
+    )
+    for definitions in ([parameter] * params, list(columns)):
+        if definitions:
+            out += definitions
+            if not capabilities & _CAP_DEPRECATE_EOF:
+                out.append(build_eof())
+    return out
+
+
 def _text_bytes(v: bytes | str | None) -> bytes | None:
     """A text value's UTF-8. Text that came from a client (a statement in the processlist or
     the digest) may hold bytes that are not UTF-8, kept as surrogates: each becomes U+FFFD (as

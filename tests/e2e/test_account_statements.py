@@ -1424,24 +1424,26 @@ def _errno_sqlstate_scenario(proxy: ProxyEnv, use_pure: bool) -> None:
             (usage(f"'{u}'@'%'"),),
             (f"GRANT SELECT ON `easydb`.`sqst_t` TO '{u}'@'%'",),
         ]
-        # The binary protocol is no way around the proxy's own handling: refused, not relayed.
+        # The binary protocol is no way around the proxy's own handling: prepared, these are
+        # answered by it with the same rules (never relayed), decided at each execution.
         pcur = admin.cursor(prepared=True)
-        for sql in (
-            f"CREATE USER sqst{tag}prep IDENTIFIED BY 'Sqst#pass1'",
-            f"GRANT SELECT ON easydb.* TO sqst{tag}prep IDENTIFIED BY 'Sqst#pass1'",
-            f"SET PASSWORD FOR {u} = 'Sqst#pass2'",
-            "SHOW GRANTS",
-        ):
-            with pytest.raises(mysql.connector.Error) as info:
-                pcur.execute(sql)
-            assert (info.value.errno, info.value.sqlstate, info.value.msg) == (
-                1235,
-                "42000",
-                "This command is not supported in the prepared statement protocol yet",
-            ), sql
-        assert not exists(proxy, f"sqst{tag}prep")
-        with connect(u, password="Sqst#pass1"):  # the password did not change
+        pcur.execute(f"CREATE USER sqst{tag}prep IDENTIFIED BY 'Sqst#pass1'")
+        acur.execute(f"SHOW GRANTS FOR sqst{tag}prep")
+        assert acur.fetchall() == [(usage(f"'sqst{tag}prep'@'%'"),)]
+        with pytest.raises(mysql.connector.Error) as info:
+            pcur.execute(f"CREATE USER sqst{tag}prep IDENTIFIED BY 'Sqst#pass1'")
+        assert info.value.errno == 1396
+        acur.execute("SHOW GRANTS")
+        text = [tuple(row) for row in acur.fetchall()]
+        pcur.execute("SHOW GRANTS")
+        assert [tuple(row) for row in pcur.fetchall()] == text
+        pcur.execute(f"SET PASSWORD FOR {u} = 'Sqst#pass2'")
+        with connect(u, password="Sqst#pass2"):  # the password changed
             pass
+        pcur.execute(f"DROP USER sqst{tag}prep")
+        with pytest.raises(mysql.connector.Error) as info:
+            acur.execute(f"SHOW GRANTS FOR sqst{tag}prep")
+        assert info.value.errno == 1141
     finally:
         admin.close()
         ro.close()

@@ -27,6 +27,7 @@ from proxy.plan.plan import (
     COM_STMT_RESET,
     COM_STMT_SEND_LONG_DATA,
     NO_EFFECTS,
+    AnsweredExecution,
     Command,
     Deny,
     FieldList,
@@ -37,6 +38,7 @@ from proxy.plan.plan import (
     Ok,
     Plan,
     Prepare,
+    PrepareAnswered,
     Prepared,
     ProcessKill,
     Query,
@@ -59,7 +61,7 @@ from proxy.plan.plan import (
     relayed_statement,
 )
 from proxy.plan.rewrite import IdentityValues
-from proxy.sql.analyze import analyze, analyze_uncached, cache_clear, cached_shape
+from proxy.sql.analyze import Kind, analyze, analyze_uncached, cache_clear, cached_shape
 
 CASES_FILE = Path(__file__).with_name("plan_cases.txt")
 IDENTITY = IdentityValues("u@%", "u@127.0.0.1", 5, "proxyhost", 3306, "/srv/", "")
@@ -150,7 +152,9 @@ def _prepared(sql: str, db: str | None) -> Prepared | None:
     if sql == "-":
         return None
     [statement] = analyze_uncached(sql, db)
-    return Prepared(statement, sql)
+    # (the statements the proxy answers itself are prepared as such: PrepareAnswered)
+    answered = statement.kind not in (Kind.QUERY, Kind.SESSION)
+    return Prepared(statement, sql, answered=answered)
 
 
 def _command(text: str, db: str | None) -> Command:
@@ -202,6 +206,11 @@ def _describe(decided: Plan) -> str:
         return " ".join(words)
     if isinstance(decided, Deny):
         return f"Deny {decided.error.errno}"
+    if isinstance(decided, PrepareAnswered):
+        columns = f" columns={len(decided.columns)}" if decided.columns else ""
+        return "PrepareAnswered" + columns
+    if isinstance(decided, AnsweredExecution):
+        return "Answered " + _describe(decided.plan)
     if isinstance(decided, Forward):
         return "Forward closes" if decided.closes is not None else "Forward"
     if isinstance(decided, UseDatabase):
@@ -260,6 +269,8 @@ def test_the_table_covers_every_plan() -> None:
     assert kinds == {
         "Relay",
         "Deny",
+        "PrepareAnswered",
+        "Answered",
         "Forward",
         "UseDatabase",
         "ShowDatabases",
