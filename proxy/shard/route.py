@@ -2433,7 +2433,7 @@ def _insert_split(
         given = split.read(sql, lowered.index(auto.lower()), None)
         for r in range(0, len(given), 5):
             text = sql[given[r + 2] : given[r + 3]]
-            if not (text.isascii() and text.isdigit()) or int(text) == 0:
+            if not (text.isascii() and text.isdigit()) or len(text) > 40 or int(text) == 0:
                 raise BulkDeclined
     hashed = integer_hash(rule, layout.count)
     per_db = hashed.per_db if hashed is not None else 1
@@ -2486,7 +2486,7 @@ def _split_placement(
     if text[:1] in ("N", "n") and not text.isascii():
         raise BulkDeclined  # (read in utf8mb3 whatever the client's: recode_strings)
     value: SqlValue
-    if text.isascii() and text.isdigit():
+    if text.isascii() and text.isdigit() and len(text) <= 40:  # (else read as a Decimal)
         value = int(text)
     elif (
         len(text) >= 2 and text[0] == text[-1] == "'" and "'" not in text[1:-1] and "\\" not in text
@@ -2879,7 +2879,8 @@ class TextShape:
             value = sql[start + 1 : end - 1]
         else:
             text = sql[start:end]
-            number: int | Decimal = Decimal(text) if "." in text else int(text)
+            long = "." in text or len(text) > 40  # (values._MOST_DIGITS: no int of them)
+            number: int | Decimal = Decimal(text) if long else int(text)
             value = -number if self.negative else number
         integer = self.integer
         if integer is not None and type(value) is int:

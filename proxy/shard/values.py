@@ -81,9 +81,17 @@ class Substituted(str):
     __slots__ = ()
 
 
+# Digits beyond any integer key's range (20 are BIGINT UNSIGNED's): a value with more is out
+# of range without being written out ('1e9999999' would take Python minutes to turn into an
+# int, blocking the proxy's event loop while it did).
+_MOST_DIGITS = 40
+
+
 def _integral(value: Decimal, what: object) -> int:
     if not value.is_finite() or value != value.to_integral_value():
         raise NotPlaceable(f"{what!r} is not an integer")
+    if value and value.adjusted() >= _MOST_DIGITS:
+        raise NotPlaceable(f"{what!r} is out of range")
     return int(value)
 
 
@@ -169,8 +177,8 @@ def literal_value(tokens: Sequence[Token]) -> SqlValue:
         text = token.value
         if "e" in text or "E" in text:
             number: int | float | Decimal = float(text)
-        elif "." in text:
-            number = Decimal(text)
+        elif "." in text or len(text) > _MOST_DIGITS:
+            number = Decimal(text)  # (Python reads no int of over 4300 digits: ValueError)
         else:
             number = int(text)
         return -number if negative else number
