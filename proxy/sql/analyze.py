@@ -677,7 +677,7 @@ class _Reqs:
             raise _Refuse(cross_database(db))
         return db
 
-    def table(self, db: str | None, name: str, *privs: Priv) -> None:
+    def table(self, db: str | None, name: str, *privs: Priv, column: str | None = None) -> None:
         resolved = self.resolve(db, name)
         if resolved is None:
             if not name.isascii():
@@ -691,7 +691,7 @@ class _Reqs:
                 raise _Refuse(not_supported("writing to information_schema"))
             return
         for p in privs:
-            self.items[Requirement(p, resolved, name)] = None
+            self.items[Requirement(p, resolved, name, column=column)] = None
 
     def database(self, db: str | None, priv: Priv) -> None:
         """A database-level requirement (sequences) on ``db`` or the current database."""
@@ -1142,11 +1142,58 @@ def _matching(entries: list[exp.Table], qualifier: str, qdb: str | None) -> list
     return found
 
 
-def _write(reqs: _Reqs, table: exp.Table, *privs: Priv) -> None:
+def _write(reqs: _Reqs, table: exp.Table, *privs: Priv, column: str | None = None) -> None:
     parts = _table_parts(table)
     if parts is None:
         raise _parse_error()
-    reqs.table(parts[0], parts[1], *privs)
+    reqs.table(parts[0], parts[1], *privs, column=column)
+
+
+def _first_column(node: exp.Expression | None) -> str | None:
+    """The first column ``node`` reads, in the statement's order and not inside a subquery:
+    its name as written (MariaDB's 1143 names it so), ``*`` for a star."""
+    stack: list[exp.Expression] = [] if node is None else [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, exp.Select | exp.Subquery) and item is not node:
+            continue
+        if isinstance(item, exp.Star):
+            return "*"
+        if isinstance(item, exp.Column):
+            ident = item.this
+            if isinstance(ident, exp.Star):
+                return "*"
+            if isinstance(ident, exp.Identifier) and not (
+                item.args.get("table") is None
+                and not ident.quoted
+                and str(ident.this).upper() in RESERVED_WORDS
+            ):
+                return str(ident.this)
+            continue
+        stack.extend(reversed(list(_children(item))))
+    return None
+
+
+def _returning_column(tree: exp.Insert) -> str | None:
+    """The column MariaDB names (1143) when an INSERT ... RETURNING's account lacks SELECT on
+    its table: the first RETURNING reads (``*``: the table's first), else the first its VALUES
+    read, else the first of its column list (SET's too), else the first ON DUPLICATE KEY
+    UPDATE assigns. None: it reads none, and MariaDB needs no SELECT (``INSERT INTO t VALUES
+    (...) RETURNING 1`` runs)."""
+    found = _first_column(tree.args.get("returning"))
+    source = tree.args.get("expression")
+    if found is None and isinstance(source, exp.Values):
+        found = _first_column(source)
+    if found is None and isinstance(tree.this, exp.Schema) and tree.this.expressions:
+        first = tree.this.expressions[0]
+        ident = first.this if isinstance(first, exp.Column) else first
+        if isinstance(ident, exp.Identifier):
+            found = str(ident.this)
+    conflict = tree.args.get("conflict")
+    if found is None and isinstance(conflict, exp.OnConflict) and conflict.expressions:
+        assigned = conflict.expressions[0]
+        found = _first_column(assigned.this if isinstance(assigned, exp.EQ) else assigned)
+    return found
 
 
 def _read_columns(tree: exp.Expression, targets: set[int]) -> Iterator[exp.Column]:
@@ -1223,10 +1270,17 @@ def _dml_requirements(tree: exp.Expression, reqs: _Reqs, replace: bool) -> None:
         if conflict is not None:
             if not isinstance(conflict, exp.OnConflict) or not conflict.args.get("duplicate"):
                 raise _parse_error()
-            privs += (Priv.UPDATE, Priv.SELECT)
-        if tree.args.get("returning") is not None:
-            privs.append(Priv.SELECT)
+            privs.append(Priv.UPDATE)
         _write(reqs, target, *privs)
+        if tree.args.get("returning") is not None:
+            # (MariaDB checks SELECT per column there: 1143 naming the first it reads)
+            column = _returning_column(tree)
+            if column is not None:
+                _write(reqs, target, Priv.SELECT, column=column)
+            elif conflict is not None:
+                _write(reqs, target, Priv.SELECT)
+        elif conflict is not None:
+            _write(reqs, target, Priv.SELECT)
         skip.add(id(target))
     elif isinstance(tree, exp.Update):
         if tree.args.get("from_") is not None:

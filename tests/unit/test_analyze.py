@@ -110,6 +110,7 @@ def _parse_expectation(text: str, db: str | None) -> Expected:
         else:
             # WRITELOCK:t is what LOCK TABLES t WRITE needs besides SELECT
             name, _, target = item.partition(":")
+            target, _, column = target.partition("::")  # (t::c: on column c of t)
             one_of: str | None = None
             if name == "WRITELOCK":
                 priv, one_of = Priv.INSERT | Priv.UPDATE | Priv.DELETE, "LOCK TABLES"
@@ -117,10 +118,10 @@ def _parse_expectation(text: str, db: str | None) -> Expected:
                 priv = Priv[name]
             if "/" in target:
                 tdb, _, table = target.partition("/")
-                requirements.add(Requirement(priv, tdb, table or None, one_of))
+                requirements.add(Requirement(priv, tdb, table or None, one_of, column or None))
             else:
                 assert db is not None
-                requirements.add(Requirement(priv, db, target, one_of))
+                requirements.add(Requirement(priv, db, target, one_of, column or None))
     return Expected(
         kind,
         frozenset(requirements),
