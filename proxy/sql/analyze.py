@@ -319,6 +319,11 @@ class IdentityCall:
     # A privilege table (GRANT_VIEWS): the name the statement knows it by (its alias, or its
     # name as written); ``select_item`` then says it has no alias (the derived table gets one).
     alias: str = ""
+    # The select items without an alias the call is inside (itself, or an expression around
+    # it; in a subquery's list and the lists around it): (byte offset of the item's end, its
+    # text as written), innermost first. MariaDB names such an item's column by its text,
+    # which the proxy's answer in the call's place would change: it gets that text as alias.
+    items: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -3007,6 +3012,70 @@ def _identity_spans(images: Sequence[str]) -> list[_Span]:
     return out
 
 
+# The calls the proxy answers by a value (not the privilege tables' names).
+_ANSWERED: Final = frozenset(Identity) - GRANT_VIEWS - {Identity.GRANTS_QUALIFIER}
+# What a name ending a select item follows when it is an operand, not the item's alias.
+_OPERATORS: Final = frozenset(
+    """
+    + - * / % = < > <= >= <> != <=> & | ^ ~ ! << >> || && := . AND OR XOR NOT IS LIKE DIV MOD
+    REGEXP RLIKE BINARY COLLATE ESCAPE SOUNDS CASE WHEN THEN ELSE INTERVAL
+    """.split()  # noqa: SIM905
+)
+
+
+def _unaliased(images: Sequence[str], first: int, end: int) -> bool:
+    """Whether the select item ``images[first:end]`` certainly has no alias: it ends with
+    ``)``, a number, a parameter or a variable, a reserved word, a CASE's END, or a name or
+    string after an operator. Anything else (``expr name``, ``expr 'name'``, ``AS name``, or
+    ``INTERVAL 1 DAY``) is taken for an alias: never given a second one."""
+    if end - first < 1 or (end - first >= 2 and _kw(images[end - 2]) == "AS"):
+        return False
+    last = images[end - 1]
+    if last in (")", "?") or last[0] == "@":
+        return True
+    if _is_word(last) and last.upper() in RESERVED_WORDS:
+        return True
+    if _kw(last) == "END":  # (a CASE's, when each CASE has its END)
+        words = [_kw(image) for image in images[first:end]]
+        return words.count("CASE") == words.count("END")
+    return end - first >= 2 and _kw(images[end - 2]) in _OPERATORS
+
+
+def _unaliased_items(images: Sequence[str]) -> list[tuple[int, int]]:
+    """``(first, end)`` of each select item without an alias (``images[first:end]``), in
+    every select list of the statement (subqueries' too)."""
+    out: list[tuple[int, int]] = []
+    frames: list[list[Any]] = [[False, -1]]  # per parenthesis depth: [in a list, item's first]
+
+    def close(frame: list[Any], end: int) -> None:
+        if frame[0] and frame[1] >= 0 and _unaliased(images, frame[1], end):
+            out.append((frame[1], end))
+        frame[1] = -1
+
+    for i, img in enumerate(images):
+        frame = frames[-1]
+        kw = _kw(img)
+        if img == ")" and len(frames) > 1:
+            close(frame, i)
+            frames.pop()
+            continue
+        if kw == "SELECT":
+            close(frame, i)
+            frame[0] = True
+            continue
+        if frame[0] and (img == "," or kw in _SELECT_LIST_ENDS):
+            close(frame, i)
+            frame[0] = img == ","
+            continue
+        if frame[0] and frame[1] < 0 and kw not in _SELECT_MODIFIERS:
+            frame[1] = i
+        if img == "(":
+            frames.append([False, -1])
+    for frame in frames:
+        close(frame, len(images))
+    return out
+
+
 def _with_identity_fact(st: Statement, images: Sequence[str]) -> Statement:
     """``st`` with the identity calls its images hold (positions not resolved), for a statement
     the shard runs; the cached fact of its shape. A DDL statement (whose calls stay calls)
@@ -3137,13 +3206,26 @@ def _resolve_identity(st: Statement, lexed: LexedStatement, sql: str) -> Stateme
                 ),
             )
     offsets = utf8_offsets(sql, chars)
-    calls = tuple(
-        IdentityCall(identity, item, offsets[2 * k], offsets[2 * k + 1], sql[a:b], alias)
-        for k, ((_, _, identity, item, alias), a, b) in enumerate(
-            zip(spans, chars[::2], chars[1::2], strict=True)
+    items = _unaliased_items([t.image for t in tokens])
+    bounds = sorted({tokens[e - 1].pos + len(tokens[e - 1].raw) for _, e in items})
+    item_ends = dict(zip(bounds, utf8_offsets(sql, bounds), strict=True))
+    calls = []
+    for k, ((first, end, identity, item, alias), a, b) in enumerate(
+        zip(spans, chars[::2], chars[1::2], strict=True)
+    ):
+        around = []
+        for f, e in reversed(items):  # (innermost first: an item ends before its list's)
+            if f <= first and end <= e and identity in _ANSWERED:
+                start, stop = tokens[f].pos, tokens[e - 1].pos + len(tokens[e - 1].raw)
+                if not _comment_cut(sql[start:stop]):  # (else left as it is)
+                    around.append((item_ends[stop], sql[start:stop]))
+        around.sort(key=lambda pair: pair[0])
+        calls.append(
+            IdentityCall(
+                identity, item, offsets[2 * k], offsets[2 * k + 1], sql[a:b], alias, tuple(around)
+            )
         )
-    )
-    return dataclasses.replace(st, identity=calls)
+    return dataclasses.replace(st, identity=tuple(calls))
 
 
 # --------------------------------------------------------------------------------------------
