@@ -505,6 +505,12 @@ class FastPath:
         if conn is None:
             return False
         self.ctx.metrics.routed(known.kind)
+        # (a command of its own, as the command loop's: FOUND_ROWS() after it is its
+        # partition's when it sets it, else what it was -- an UPDATE or DELETE leaves it)
+        sharded = session.sharded
+        sharded.begin_command()
+        if not known.statement.counts_found_rows and sharded.found_elsewhere():
+            sharded.left_found_rows()
         activity = session.activity
         activity.command = "Query"
         now = _monotonic()

@@ -688,6 +688,9 @@ class ShardedExecutor:
         # (ROW_COUNT(), FOUND_ROWS() -- None: not known); None: neither known (last_statement).
         self._counts: tuple[int, int | None] | None = None
         self._found_before: int | None = None  # (_route: FOUND_ROWS() before the statement)
+        # The last command ran on one partition (not physical database 0) and left
+        # FOUND_ROWS(): that partition's connection knows its ROW_COUNT(), not FOUND_ROWS().
+        self._kept = False
         # The session's FOUND_ROWS() as the last scatter SELECT left it, kept while only
         # statements on several partitions that leave it (writes) ran since; None: not known.
         self._found: int | None = None
@@ -1093,8 +1096,6 @@ class ShardedExecutor:
         partitions = [layout.partitions[t.partition] for t in targets]
         one = targets[0].partition if len(targets) == 1 else -1
         self._counts = None  # (known once it ran: _concatenate, _merged_rows, _write)
-        if one >= 0:
-            self._found = None  # (a SELECT on one connection: that one knows it)
         held = self.source.held
         held.ran_on = one if self._acquired is None or self._acquired == one else -1
         self._acquired = held.ran_on
@@ -1109,12 +1110,17 @@ class ShardedExecutor:
         held = self.source.held
         ran, held.ran_on = held.ran_on, 0
         self._acquired = None
-        if ran > 0 or (ran == 0 and not self._left):
+        if self._left:
+            # (it left FOUND_ROWS() as it was: whoever knew it still does)
+            self._kept = ran > 0
+        elif ran >= 0:
             # (it ran on one connection, which may have run a SELECT: that one knows)
             self._found = None
             self._found_on = ran
-        elif ran < 0:
+            self._kept = False
+        else:
             self._found_on = -1
+            self._kept = False
         self._left = False
         self._failed, self._refused = self._refused and ran == 0, False
         return ran
@@ -1126,8 +1132,8 @@ class ShardedExecutor:
         self._refused = True
 
     def left_found_rows(self) -> None:
-        """The command ran on physical database 0 alone, or nowhere, and left FOUND_ROWS() as
-        it was (a statement that reads no rows, a refusal)."""
+        """The command left FOUND_ROWS() as it was (a statement that reads no rows, a
+        refusal), wherever it ran."""
         self._left = True
 
     def found_elsewhere(self) -> bool:
@@ -1144,7 +1150,7 @@ class ShardedExecutor:
         connection than the session's own, which would answer about its own last one: asked
         of the connection that ran it; when several did (each knows its own part only), what
         the proxy answered the client for it (``_counts``). 1235 when that is not known."""
-        if ran == 0:
+        if ran == 0 or (ran > 0 and self._kept and asks_found):
             found = self._found
             if asks_found and self._found_on > 0:
                 on = await self._found_rows_on(self._found_on)
@@ -1156,6 +1162,12 @@ class ShardedExecutor:
                     "FOUND_ROWS() after a SELECT the proxy ran on several physical databases or"
                     " tables (each knows only its own part)"
                 )
+            if ran > 0:
+                # (a statement on another partition that left FOUND_ROWS(): its ROW_COUNT())
+                count = await self._row_count_on(ran)
+                if isinstance(count, SqlError):
+                    return count
+                return replace(identity, found_rows=found, row_count=count)
             return replace(identity, found_rows=found, row_count=-1 if self._failed else None)
         if ran < 0:
             counts = self._counts
@@ -1177,6 +1189,18 @@ class ShardedExecutor:
             return SqlError(exc.errno, exc.sqlstate, exc.message)
         found, count = (int(v or 0) for v in result.rows[0])
         return replace(identity, found_rows=found, row_count=count)
+
+    async def _row_count_on(self, partition: int) -> int | SqlError:
+        """ROW_COUNT() of partition ``partition``'s connection (its statement was the
+        session's last); 1235 when it is gone."""
+        conn = self.source.held.conns.get(partition)
+        if conn is None or conn.broken or conn.is_closing():
+            return not_supported("ROW_COUNT() after a statement whose connection is gone")
+        try:
+            result = await conn.query(f"{OWN_STATEMENT}SELECT ROW_COUNT()")
+        except BackendQueryError as exc:
+            return SqlError(exc.errno, exc.sqlstate, exc.message)
+        return int(result.rows[0][0] or 0)
 
     async def _found_rows_on(self, partition: int) -> int | SqlError:
         """FOUND_ROWS() of partition ``partition``'s connection (its SELECT was the session's
@@ -3581,6 +3605,7 @@ class ShardedExecutor:
             return
         if decision.forgets or decision.renames:
             await session.ctx.mirrors.catalog_changed(before)
+        self._counts = (0, self._found)  # (DDL: ROW_COUNT() 0, FOUND_ROWS() left)
         self.replies.ok()
 
     async def _check(self, layout: Layout, decision: CheckTables) -> None:

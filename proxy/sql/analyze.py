@@ -381,6 +381,9 @@ class Statement:
     # VIEWS named): the relay names the client's accounts there, not their mirrors
     # (proxy.session.definers).
     shows_definers: bool = False
+    # QUERY / SESSION: running it sets FOUND_ROWS() (MariaDB's rules, ``_counts_found_rows``);
+    # else the value stays the statement before's.
+    counts_found_rows: bool = False
 
 
 CACHE_SIZE: Final = 10_000
@@ -3126,6 +3129,114 @@ def _stored_identity(st: Statement, images: Sequence[str]) -> Statement:
     return st
 
 
+# SHOW commands MariaDB answers without running a query (FOUND_ROWS() stays): the others
+# (TABLES, DATABASES, COLUMNS, INDEX, STATUS, VARIABLES, COUNT(*) WARNINGS, ...) read
+# information_schema, and set it.
+_SHOW_LEAVING: Final = frozenset(
+    """
+    WARNINGS ERRORS CREATE GRANTS PROCESSLIST MASTER SLAVE BINLOG RELAYLOG REPLICA PROFILE
+    PROFILES EXPLAIN ANALYZE
+    """.split()  # noqa: SIM905
+)
+
+
+def _reads_a_table(images: Sequence[str]) -> bool:
+    """Whether ``images`` hold a SELECT with a FROM clause reading something (not DUAL): a
+    query that runs, and sets FOUND_ROWS(), wherever it is (a subquery, INSERT ... SELECT)."""
+    depth = 0
+    selects: list[int] = []  # the depths of the SELECTs open
+    for i, img in enumerate(images):
+        if img == "(":
+            depth += 1
+            continue
+        if img == ")":
+            depth -= 1
+            while selects and selects[-1] > depth:
+                selects.pop()
+            continue
+        kw = _kw(img)
+        if kw == "SELECT":
+            selects.append(depth)
+        elif (
+            kw == "FROM"
+            and selects
+            and selects[-1] == depth
+            and i + 1 < len(images)
+            and _kw(images[i + 1]) != "DUAL"
+        ):
+            return True
+    return False
+
+
+def _several_tables(words: Sequence[str]) -> bool:
+    """A multi-table UPDATE or DELETE (its tables joined: a query that sets FOUND_ROWS())."""
+    depth = 0
+    verb = words[0]
+    seen_from = False
+    for i, word in enumerate(words[1:], 1):
+        if word == "(":
+            depth += 1
+        elif word == ")":
+            depth -= 1
+        elif depth:
+            continue
+        elif word in ("JOIN", "STRAIGHT_JOIN", "USING"):
+            return True
+        elif word == ",":
+            # (UPDATE a, b SET ...; DELETE a, b FROM ...; DELETE FROM a, b USING ...)
+            return verb == "DELETE" or not seen_from
+        elif verb == "UPDATE" and word == "SET":
+            return False
+        elif verb == "DELETE" and word == "FROM":
+            if i > 1 and words[i - 1] not in ("LOW_PRIORITY", "QUICK", "IGNORE", "DELETE"):
+                return True  # (DELETE t FROM t JOIN ...)
+            seen_from = True
+        elif verb == "DELETE" and word in ("WHERE", "ORDER", "LIMIT", "RETURNING"):
+            return False
+    return False
+
+
+def _counts_found_rows(images: Sequence[str]) -> bool:
+    """Whether running the statement sets FOUND_ROWS(), as MariaDB does (10.11, measured): a
+    query (SELECT, WITH, ``(SELECT``, SELECT ... INTO, SET STATEMENT ... FOR one), a SHOW
+    that reads information_schema (not SHOW WARNINGS, ERRORS, CREATE, GRANTS, PROCESSLIST,
+    ...), DESCRIBE of a table, CALL (its body may), a multi-table UPDATE or DELETE, and any
+    statement running a SELECT that reads a table (INSERT ... SELECT, ``SET @a = (SELECT
+    ... FROM t)``, a subquery of DO, UPDATE or DELETE: MariaDB sets it when the subquery runs,
+    which a write with no rows to look at never does). Not: SET, DO, INSERT ... VALUES
+    without such a subquery, single-table UPDATE and DELETE, DDL, transactions, TABLE,
+    VALUES, EXPLAIN, HELP, CHECK and ANALYZE TABLE, HANDLER."""
+    words = [_kw(image) for image in images[:8]]
+    first = next((w for w in words if w != "("), "")
+    if first in ("SELECT", "WITH", "CALL"):
+        return True
+    if first == "SHOW":
+        second = words[1] if len(words) > 1 else ""
+        if second == "FULL":
+            second = words[2] if len(words) > 2 else ""
+        return second not in _SHOW_LEAVING
+    if first in ("DESCRIBE", "DESC", "EXPLAIN"):
+        second = words[1] if len(words) > 1 else ""
+        return first != "EXPLAIN" and second not in ("SELECT", "WITH", "(", "EXTENDED")
+    if first == "SET" and len(words) > 1 and words[1] == "STATEMENT":
+        at = next((i for i, image in enumerate(images) if _kw(image) == "FOR"), None)
+        return at is not None and _counts_found_rows(images[at + 1 :])
+    if first in ("UPDATE", "DELETE") and _several_tables([_kw(image) for image in images]):
+        return True
+    if first in ("TABLE", "VALUES", "HELP", "CHECK", "ANALYZE", "HANDLER", "EXPLAIN"):
+        return False
+    return _reads_a_table(images)
+
+
+def _with_found_rows_fact(st: Statement, images: Sequence[str]) -> Statement:
+    """``st`` with ``counts_found_rows`` (a fact of the shape, cached with it)."""
+    if st.kind not in (Kind.QUERY, Kind.SESSION) or not images:
+        return st
+    if not _counts_found_rows(images):
+        return st
+    return dataclasses.replace(st, counts_found_rows=True)
+
+
 def _with_definers_fact(st: Statement, images: Sequence[str]) -> Statement:
     """``st`` with ``shows_definers`` set when its answer may show a view's definer: ``SHOW
     CREATE TABLE|VIEW``, or a query naming ``information_schema.VIEWS`` anywhere (a fact of
@@ -3342,6 +3453,7 @@ def _placed(st: Statement, text: str, start: int, end: int, server: str = "MySQL
         _object_setattr(clone, "end", end)
         _object_setattr(clone, "identity", st.identity)
         _object_setattr(clone, "shows_definers", st.shows_definers)
+        _object_setattr(clone, "counts_found_rows", st.counts_found_rows)
         return clone
     if error is _PARSE or error.errno == ErrorCode.PARSE.errno:
         error = parse_error(text, 1, server)
@@ -3370,6 +3482,7 @@ def _placed(st: Statement, text: str, start: int, end: int, server: str = "MySQL
         end,
         st.identity,
         st.shows_definers,
+        st.counts_found_rows,
     )
 
 
@@ -3387,12 +3500,18 @@ def _analyze_one(
     opener = _opener(images)
     try:
         if opener == "shape":
-            st = _with_definers_fact(
-                _with_identity_fact(_analyze_shape(images, current_db), images), images
+            st = _with_found_rows_fact(
+                _with_definers_fact(
+                    _with_identity_fact(_analyze_shape(images, current_db), images), images
+                ),
+                images,
             )
             return _placed(st, text, start, end, server), True
-        st = _with_definers_fact(
-            _with_identity_fact(_analyze_values(lexed(), opener, current_db), images), images
+        st = _with_found_rows_fact(
+            _with_definers_fact(
+                _with_identity_fact(_analyze_values(lexed(), opener, current_db), images), images
+            ),
+            images,
         )
         return _placed(st, text, start, end, server), False
     except NeedsParse:
@@ -3601,6 +3720,7 @@ def _remember(cache: OrderedDict[Any, Statement], key: Any, st: Statement) -> No
         shows_warnings=st.shows_warnings,
         identity=st.identity,
         shows_definers=st.shows_definers,
+        counts_found_rows=st.counts_found_rows,
     )
     if len(cache) > CACHE_SIZE:
         cache.popitem(last=False)
