@@ -509,7 +509,7 @@ class FastPath:
         # partition's when it sets it, else what it was -- an UPDATE or DELETE leaves it)
         sharded = session.sharded
         sharded.begin_command()
-        if not known.statement.counts_found_rows and sharded.found_elsewhere():
+        if not known.statement.counts_found_rows:
             sharded.left_found_rows()
         activity = session.activity
         activity.command = "Query"

@@ -928,14 +928,10 @@ class Session:
         )
 
     def _keep_found_rows(self, command: Command, relayed: ResponseScanner | None) -> None:
-        """After a text statement: FOUND_ROWS() stays what the proxy counted (a scatter
-        SELECT's) when the statement, run on physical database 0 alone or nowhere, left it
-        (``_leaves_found_rows``); else physical database 0's answers."""
-        if (
-            self.sharded.found_elsewhere()  # (else physical database 0's: nothing to keep)
-            and isinstance(command, Query)
-            and _leaves_found_rows(command, relayed)
-        ):
+        """After a text statement that left FOUND_ROWS() (``_leaves_found_rows``), wherever
+        it ran: it stays what it was (the proxy's count of a scatter SELECT, or the connection
+        that ran the SELECT before); else the connection that ran it answers."""
+        if isinstance(command, Query) and _leaves_found_rows(command, relayed):
             self.sharded.left_found_rows()
 
     async def _relay_in_transaction(self, relay: Relay, command: Command, payload: bytes) -> None:

@@ -688,8 +688,8 @@ class ShardedExecutor:
         # (ROW_COUNT(), FOUND_ROWS() -- None: not known); None: neither known (last_statement).
         self._counts: tuple[int, int | None] | None = None
         self._found_before: int | None = None  # (_route: FOUND_ROWS() before the statement)
-        # The last command ran on one partition (not physical database 0) and left
-        # FOUND_ROWS(): that partition's connection knows its ROW_COUNT(), not FOUND_ROWS().
+        # The last command left FOUND_ROWS(): where it ran knows its ROW_COUNT() (a partition's
+        # connection, or the proxy's ``_counts``), ``_found`` / ``_found_on`` FOUND_ROWS().
         self._kept = False
         # The session's FOUND_ROWS() as the last scatter SELECT left it, kept while only
         # statements on several partitions that leave it (writes) ran since; None: not known.
@@ -1112,7 +1112,7 @@ class ShardedExecutor:
         self._acquired = None
         if self._left:
             # (it left FOUND_ROWS() as it was: whoever knew it still does)
-            self._kept = ran > 0
+            self._kept = True
         elif ran >= 0:
             # (it ran on one connection, which may have run a SELECT: that one knows)
             self._found = None
@@ -1173,6 +1173,13 @@ class ShardedExecutor:
             counts = self._counts
             if counts is not None and (counts[1] is not None or not asks_found):
                 return replace(identity, row_count=counts[0], found_rows=counts[1])
+            if counts is not None and self._kept and self._found_on >= 0:
+                # (it left FOUND_ROWS(): a SELECT's on one connection before it, which
+                # knows it -- physical database 0's answers for itself)
+                kept = await self._found_rows_on(self._found_on) if self._found_on else None
+                if isinstance(kept, SqlError):
+                    return kept
+                return replace(identity, row_count=counts[0], found_rows=kept)
             return not_supported(
                 ("FOUND_ROWS()" if counts is not None else "ROW_COUNT() or FOUND_ROWS()")
                 + " after a statement the proxy ran on several physical databases or tables"

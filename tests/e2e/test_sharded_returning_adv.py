@@ -485,3 +485,34 @@ def test_insert_returning_without_select_names_the_column_as_mariadb(
                 cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
         owner.close()
         admin.close()
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        "SELECT id FROM ord WHERE id = 10",  # (one partition: physical database 2)
+        "SELECT id FROM ord WHERE id = 11",  # (physical database 3)
+        "SELECT id FROM ord WHERE id = 12",  # (physical database 0, the session's own)
+        "SELECT id FROM ord WHERE id IN (10, 11)",  # (two: the proxy counts them)
+        "SELECT 1 FROM DUAL WHERE 0",  # (physical database 0, no row)
+    ],
+)
+def test_found_rows_after_insert_returning_after_a_one_partition_select(
+    both: tuple[Any, Any], before: str
+) -> None:
+    """INSERT ... RETURNING (answered by the proxy) after a SELECT on one partition: that
+    partition's connection still knows FOUND_ROWS() (an INSERT leaves it); it was 1235."""
+    plain, proxy = both
+    for conn in (plain, proxy):
+        _run(conn, "DELETE FROM ord WHERE id IN (12, 700, 701)")
+        _run(conn, "INSERT INTO ord (id, note) VALUES (12, 'c')")
+    for sql in (
+        "INSERT INTO ord (id, note) VALUES (700, 'f') RETURNING id",
+        "INSERT INTO ord (id, note) VALUES (701, 'f'), (702, 'g') RETURNING id",
+    ):
+        for conn in (plain, proxy):
+            _run(conn, "DELETE FROM ord WHERE id IN (700, 701, 702)")
+            _run(conn, before)
+        assert _run(proxy, sql) == _run(plain, sql)
+        check = "SELECT FOUND_ROWS(), ROW_COUNT()"
+        assert _run(proxy, check) == _run(plain, check), (before, sql)
