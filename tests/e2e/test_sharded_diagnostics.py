@@ -340,6 +340,9 @@ NAMED = [
     "SELECT (SELECT ROW_COUNT() - 1) + 1",
     "SELECT ROW_COUNT() - 1 = 0, CASE WHEN ROW_COUNT() > 0 THEN 1 ELSE 0 END",
     "SELECT ROW_COUNT() + " + " + ".join(["1"] * 150),
+    "SELECT ROW_COUNT() - 1 FROM t",  # (every partition's rows, concatenated)
+    "SELECT ROW_COUNT() - 1, COUNT(*) FROM t",  # (merged)
+    "SELECT FOUND_ROWS()\n+ 0, MAX(id) FROM t WHERE id IN (1, 2)",
 ]
 
 
