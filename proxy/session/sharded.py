@@ -691,6 +691,11 @@ class ShardedExecutor:
         # The last command left FOUND_ROWS(): where it ran knows its ROW_COUNT() (a partition's
         # connection, or the proxy's ``_counts``), ``_found`` / ``_found_on`` FOUND_ROWS().
         self._kept = False
+        # ROW_COUNT() of a statement the proxy answered without a partition's (COMMIT with
+        # nothing to commit, BEGIN) or after statements of its own there (DDL): _answered
+        # while it runs, _own_count for the next command (begin_command).
+        self._answered: int | None = None
+        self._own_count: int | None = None
         # The session's FOUND_ROWS() as the last scatter SELECT left it, kept while only
         # statements on several partitions that leave it (writes) ran since; None: not known.
         self._found: int | None = None
@@ -1110,6 +1115,7 @@ class ShardedExecutor:
         held = self.source.held
         ran, held.ran_on = held.ran_on, 0
         self._acquired = None
+        self._own_count, self._answered = self._answered, None
         if self._left:
             # (it left FOUND_ROWS() as it was: whoever knew it still does)
             self._kept = True
@@ -1168,7 +1174,9 @@ class ShardedExecutor:
                 if isinstance(count, SqlError):
                     return count
                 return replace(identity, found_rows=found, row_count=count)
-            return replace(identity, found_rows=found, row_count=-1 if self._failed else None)
+            return replace(
+                identity, found_rows=found, row_count=-1 if self._failed else self._own_count
+            )
         if ran < 0:
             counts = self._counts
             if counts is not None and (counts[1] is not None or not asks_found):
@@ -2559,6 +2567,7 @@ class ShardedExecutor:
                 await self._unlock_partitions()
                 await self._unlock_link()
             self._open(explicit=True, read_only=control.read_only)
+            self._answered = 0
             self.replies.ok()  # the branches start where the transaction first goes
             return
         commit = verb == "commit"
@@ -2572,6 +2581,7 @@ class ShardedExecutor:
             if control.chain:
                 chained = self._open(explicit=True, read_only=tx.read_only if tx else None)
                 chained.isolation = tx.isolation if tx else None
+            self._answered = 0
             self.replies.ok()  # nothing to commit or roll back anywhere
             return
         answer = await self._finish(tx, commit=commit)
@@ -3526,6 +3536,8 @@ class ShardedExecutor:
             return
         # Table grants on the logical table now cover its physical tables on the mirrors.
         await session.ctx.mirrors.catalog_changed(before)
+        self._counts = (0, self._found)  # (DDL: ROW_COUNT() 0, FOUND_ROWS() left)
+        self._answered = 0
         self.replies.ok()
 
     async def _undo_create(self, layout: Layout, name: str, done: Sequence[Target]) -> None:
@@ -3613,6 +3625,7 @@ class ShardedExecutor:
         if decision.forgets or decision.renames:
             await session.ctx.mirrors.catalog_changed(before)
         self._counts = (0, self._found)  # (DDL: ROW_COUNT() 0, FOUND_ROWS() left)
+        self._answered = 0
         self.replies.ok()
 
     async def _check(self, layout: Layout, decision: CheckTables) -> None:
