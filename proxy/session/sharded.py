@@ -692,16 +692,17 @@ class ShardedExecutor:
         # connection, or the proxy's ``_counts``), ``_found`` / ``_found_on`` FOUND_ROWS().
         self._kept = False
         # ROW_COUNT() of a statement the proxy answered without a partition's (COMMIT with
-        # nothing to commit, BEGIN) or after statements of its own there (DDL): _answered
+        # nothing to commit, BEGIN) or after statements of its own there (DDL): answered
         # while it runs, _own_count for the next command (begin_command).
-        self._answered: int | None = None
+        self.answered: int | None = None
         self._own_count: int | None = None
         # The session's FOUND_ROWS() as the last scatter SELECT left it, kept while only
         # statements on several partitions that leave it (writes) ran since; None: not known.
         self._found: int | None = None
-        # The command just run on physical database 0 alone left FOUND_ROWS() as it was (a
-        # relayed SET, UPDATE, ... ; a refusal): ``_found`` holds through it (begin_command).
-        self._left = False
+        # The command just run left FOUND_ROWS() as it was (a relayed SET, UPDATE, ... ; a
+        # refusal; a statement the proxy answers): ``_found`` holds through it (begin_command;
+        # the fast path reads it too).
+        self.found_left = False
         # Where the session's FOUND_ROWS() is: 0, physical database 0's connection's own; k,
         # partition k's connection's (its SELECT, then statements that leave it); -1, the
         # proxy's count (``_found``; None: not known).
@@ -1115,8 +1116,8 @@ class ShardedExecutor:
         held = self.source.held
         ran, held.ran_on = held.ran_on, 0
         self._acquired = None
-        self._own_count, self._answered = self._answered, None
-        if self._left:
+        self._own_count, self.answered = self.answered, None
+        if self.found_left:
             # (it left FOUND_ROWS() as it was: whoever knew it still does)
             self._kept = True
         elif ran >= 0:
@@ -1127,20 +1128,20 @@ class ShardedExecutor:
         else:
             self._found_on = -1
             self._kept = False
-        self._left = False
+        self.found_left = False
         self._failed, self._refused = self._refused and ran == 0, False
         return ran
 
     def refused_here(self) -> None:
         """The command was refused before it ran on any partition: it leaves FOUND_ROWS()
         as it was, and ROW_COUNT() is -1 after it."""
-        self._left = True
+        self.found_left = True
         self._refused = True
 
     def left_found_rows(self) -> None:
         """The command left FOUND_ROWS() as it was (a statement that reads no rows, a
         refusal), wherever it ran."""
-        self._left = True
+        self.found_left = True
 
     def found_elsewhere(self) -> bool:
         """Whether FOUND_ROWS() is known to be what the proxy counted, not physical database
@@ -2567,7 +2568,7 @@ class ShardedExecutor:
                 await self._unlock_partitions()
                 await self._unlock_link()
             self._open(explicit=True, read_only=control.read_only)
-            self._answered = 0
+            self.answered = 0
             self.replies.ok()  # the branches start where the transaction first goes
             return
         commit = verb == "commit"
@@ -2581,7 +2582,7 @@ class ShardedExecutor:
             if control.chain:
                 chained = self._open(explicit=True, read_only=tx.read_only if tx else None)
                 chained.isolation = tx.isolation if tx else None
-            self._answered = 0
+            self.answered = 0
             self.replies.ok()  # nothing to commit or roll back anywhere
             return
         answer = await self._finish(tx, commit=commit)
@@ -3537,7 +3538,7 @@ class ShardedExecutor:
         # Table grants on the logical table now cover its physical tables on the mirrors.
         await session.ctx.mirrors.catalog_changed(before)
         self._counts = (0, self._found)  # (DDL: ROW_COUNT() 0, FOUND_ROWS() left)
-        self._answered = 0
+        self.answered = 0
         self.replies.ok()
 
     async def _undo_create(self, layout: Layout, name: str, done: Sequence[Target]) -> None:
@@ -3625,7 +3626,7 @@ class ShardedExecutor:
         if decision.forgets or decision.renames:
             await session.ctx.mirrors.catalog_changed(before)
         self._counts = (0, self._found)  # (DDL: ROW_COUNT() 0, FOUND_ROWS() left)
-        self._answered = 0
+        self.answered = 0
         self.replies.ok()
 
     async def _check(self, layout: Layout, decision: CheckTables) -> None:

@@ -143,6 +143,15 @@ def test_found_rows_after_statements_on_the_fast_path_is_mariadbs(twins: ProxyEn
         "SELECT id FROM t WHERE id = 5",
         "SELECT id FROM t WHERE id = 6",
         "SELECT FOUND_ROWS()",
+        "COMMIT",
+        "SELECT id FROM t WHERE id = 4",  # (physical database 0's)
+        "SELECT ROW_COUNT()",
+        "UPDATE t SET v = v WHERE id = 1",
+        "SELECT v FROM t WHERE id = 3",
+        "SELECT FOUND_ROWS(), ROW_COUNT()",
+        "UPDATE t SET v = v WHERE id = 1",
+        "UPDATE t SET v = v WHERE id = 4",
+        "SELECT FOUND_ROWS(), ROW_COUNT()",
     ]
     try:
         assert [_run(ours, sql) for sql in sequence] == [_run(theirs, sql) for sql in sequence]
