@@ -42,6 +42,7 @@ class ErrorCode(Enum):
     PASSWORD_NO_MATCH = (1133, "42000")
     NONEXISTING_GRANT = (1141, "42000")
     TABLEACCESS_DENIED = (1142, "42000")
+    COLUMNACCESS_DENIED = (1143, "42000")
     NONEXISTING_TABLE_GRANT = (1147, "42000")
     NO_SUCH_TABLE = (1146, "42S02")
     NET_PACKET_TOO_LARGE = (1153, "08S01")
@@ -157,6 +158,16 @@ def table_access_denied(priv: str, user: str, client_ip: str, table: str) -> Sql
     return sql_error(
         ErrorCode.TABLEACCESS_DENIED,
         f"{priv} command denied to user '{user}'@'{client_ip}' for table '{table}'",
+    )
+
+
+def column_access_denied(priv: str, user: str, client_ip: str, column: str, table: str) -> SqlError:
+    """MariaDB's 1143: a column the statement reads without the privilege (the column and the
+    table as the statement names them)."""
+    return sql_error(
+        ErrorCode.COLUMNACCESS_DENIED,
+        f"{priv} command denied to user '{user}'@'{client_ip}' for column '{column}'"
+        f" in table '{table}'",
     )
 
 

@@ -76,9 +76,14 @@ class Requirement:
     the catalog compares them case-insensitively. Every privilege in ``priv`` is needed, unless
     ``one_of`` names a command: then any one of them suffices, and holding none is a 1142 for
     that command (``LOCK TABLES t WRITE`` needs INSERT, UPDATE or DELETE on ``t``).
+    ``column``: the column MariaDB names when it is missing (1143, checked per column: the
+    catalog's privileges are table-level, so holding ``priv`` on the table suffices); ``*``
+    is the table's first column (``RETURNING *``), named where the proxy knows the table's
+    definition.
     """
 
     priv: Priv
     db: str
     table: str | None = None
     one_of: str | None = None
+    column: str | None = None

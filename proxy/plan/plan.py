@@ -36,7 +36,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from auth.catalog import CatalogSnapshot
 from auth.errors import (
@@ -62,6 +62,7 @@ from proxy.shard.route import (
     hint_comment,
     quote_name,
     split_physical_names,
+    table_columns,
 )
 from proxy.shard.statements import (
     Decision,
@@ -644,7 +645,8 @@ def relayed_statement(
         return Deny(_not_relayable())
     if view.codec != "utf-8" and _names_not_ascii(statement.text, view):
         return _foreign_names(view)
-    error = check_requirements(statement.requirements, snapshot, _caller(view))
+    requirements = _first_columns(statement.requirements, snapshot)
+    error = check_requirements(requirements, snapshot, _caller(view))
     if error is not None:
         return Deny(error)
     if BIND_TABLE_LOCK in statement.binds or BIND_TABLE_LOCK in statement.releases:
@@ -822,6 +824,23 @@ def _placed_table(statement: Statement, layout: Layout) -> str | None:
         if table is not None and table.rule.kind != "single":
             return table.name
     return None
+
+
+def _first_columns(
+    requirements: tuple[Requirement, ...], snapshot: CatalogSnapshot
+) -> tuple[Requirement, ...]:
+    """``requirements`` with a column ``*`` (``RETURNING *``: MariaDB's 1143 names the table's
+    first column) named where the catalog holds the table's definition (a sharded database's
+    tables); elsewhere it stays ``*``, the table's 1142."""
+    if all(req.column != "*" for req in requirements):
+        return requirements
+    out = []
+    for req in requirements:
+        found = snapshot.database(req.db) if req.column == "*" and req.table else None
+        table = snapshot.tables(found.key).get(req.table.lower()) if found and req.table else None
+        columns = table_columns(table.definition) if table is not None else ()
+        out.append(replace(req, column=columns[0]) if columns else req)
+    return tuple(out)
 
 
 def sharded_layout(snapshot: CatalogSnapshot, database: str | None) -> Layout | None:

@@ -127,12 +127,14 @@ def identity_splices(
     grant_view: Callable[[str], str] | None = None,
 ) -> tuple[Splice, ...]:
     """The splices that answer the statements' identity calls with ``values``: each call becomes
-    a literal, and a call that is a whole select item without an alias also gets ``AS `<the
-    call as written>```, the column name MySQL shows for it. A privilege table of
+    a literal, and each select item without an alias around it (the call itself, or an
+    expression of it) gets ``AS `<the item as written>```, the column name MariaDB shows for
+    it. A privilege table of
     information_schema becomes ``grant_view(its name)``, the derived table of the account's
     grants (``proxy.plan.grants``), under its alias or its name; ``information_schema.`` of
     a column of one goes (the column names the derived table)."""
     out: list[Splice] = []
+    named: dict[int, bytes] = {}  # an alias to put at a select item's end, by its offset
     for index, statement in enumerate(statements):
         for call in statement.identity:
             if call.start < 0:
@@ -160,7 +162,17 @@ def identity_splices(
             if typed is not None:
                 # (of the call's own type: the column MariaDB describes for it)
                 text = typed[0] + text + typed[1]
-            if call.select_item:
-                text += b" AS " + quote_identifier(call.text.encode("utf-8", "surrogateescape"))
             out.append(Splice(call.start, call.end, text))
+            for end, item in call.items:
+                # (the select item around it without an alias: MariaDB's column name is the
+                # item's text as written, which the value in the call's place would change)
+                named[end] = b"AS " + quote_identifier(item.encode("utf-8", "surrogateescape"))
+    if named:
+        # (an item ending with a call: its alias follows the call's value in one splice)
+        out = [
+            Splice(s.start, s.end, s.text + b" " + named.pop(s.end)) if s.end in named else s
+            for s in out
+        ]
+        out += (Splice(end, end, alias) for end, alias in named.items())
+        out.sort(key=lambda splice: (splice.start, splice.end))
     return tuple(out)

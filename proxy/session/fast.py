@@ -505,6 +505,16 @@ class FastPath:
         if conn is None:
             return False
         self.ctx.metrics.routed(known.kind)
+        # (a command of its own, as the command loop's: FOUND_ROWS() after it is its
+        # partition's when it sets it, else what it was -- an UPDATE or DELETE leaves it.
+        # A SELECT after statements that set it needs no bookkeeping: where it runs is
+        # where the next command finds it.)
+        sharded = session.sharded
+        if not known.statement.counts_found_rows:
+            sharded.begin_command()
+            sharded.left_found_rows()
+        elif sharded.found_left or sharded.answered is not None:
+            sharded.begin_command()
         activity = session.activity
         activity.command = "Query"
         now = _monotonic()

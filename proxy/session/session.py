@@ -742,12 +742,7 @@ class Session:
                 await self._relay_in_transaction(decided, command, payload)
             else:
                 await self._relay(decided, command, payload)
-            if (
-                self.sharded.found_elsewhere()  # (else physical database 0's: nothing to keep)
-                and isinstance(command, Query)
-                and _leaves_found_rows(command.sql)
-            ):
-                self.sharded.left_found_rows()
+            self._keep_found_rows(command, self.relayed)
             starts = _starts_area(command, self.relayed)
             if self.fast.area is not None and starts:
                 self.fast.area = None
@@ -755,6 +750,7 @@ class Session:
                 await self._keep_notes()
         elif isinstance(decided, Sharded):
             await self.sharded.execute(decided)
+            self._keep_found_rows(command, None)
             if (
                 self.diag.held_notes
                 and isinstance(decided.decision, TransactionControl)
@@ -901,6 +897,13 @@ class Session:
         return self.ctx.backend_lease(
             link, self.account, self.current_db, self.capabilities, self.charset
         )
+
+    def _keep_found_rows(self, command: Command, relayed: ResponseScanner | None) -> None:
+        """After a text statement that left FOUND_ROWS() (``_leaves_found_rows``), wherever
+        it ran: it stays what it was (the proxy's count of a scatter SELECT, or the connection
+        that ran the SELECT before); else the connection that ran it answers."""
+        if isinstance(command, Query) and _leaves_found_rows(command, relayed):
+            self.sharded.left_found_rows()
 
     async def _relay_in_transaction(self, relay: Relay, command: Command, payload: bytes) -> None:
         """A relayed statement while the proxy runs the session's transaction on a sharded
@@ -1874,25 +1877,13 @@ def reads_diagnostics(sql: str) -> bool:
     return False
 
 
-# A statement that leaves FOUND_ROWS() as it was: one of these, reading no rows (no SELECT,
-# no CALL, ... anywhere in it: INSERT ... SELECT and SELECT ... INTO count theirs).
-_LEAVES_FOUND_ROWS = re.compile(
-    r"\s*(?:SET|UPDATE|DELETE|INSERT|REPLACE|BEGIN|START|COMMIT|ROLLBACK|SAVEPOINT|RELEASE"
-    r"|CREATE|DROP|ALTER|TRUNCATE|RENAME|USE|LOCK|UNLOCK)\b",
-    re.IGNORECASE,
-)
-_READS_ROWS = re.compile(r"\b(?:SELECT|CALL|EXECUTE|TABLE|HANDLER|WITH)\b", re.IGNORECASE)
-
-
-def _leaves_found_rows(sql: str | None) -> bool:
-    """Whether ``sql`` leaves FOUND_ROWS() as it was (a long text is not read: on the event
-    loop, it is taken to count rows, and FOUND_ROWS() is then the session's own)."""
-    return (
-        sql is not None
-        and len(sql) <= INLINE_ANALYSIS_LIMIT
-        and _LEAVES_FOUND_ROWS.match(sql) is not None
-        and _READS_ROWS.search(sql) is None
-    )
+def _leaves_found_rows(command: Query, relayed: ResponseScanner | None) -> bool:
+    """Whether ``command``, relayed to the session's own connection, left FOUND_ROWS() as it
+    was: none of its statements sets it (``Statement.counts_found_rows``, the analysis's
+    reading of MariaDB's rules), or its one statement failed (MariaDB then leaves it)."""
+    if len(command.statements) == 1 and relayed is not None and relayed.error:
+        return True
+    return not any(statement.counts_found_rows for statement in command.statements)
 
 
 def _several_results(command: Command) -> bool:

@@ -691,12 +691,21 @@ class ShardedExecutor:
         # (ROW_COUNT(), FOUND_ROWS() -- None: not known); None: neither known (last_statement).
         self._counts: tuple[int, int | None] | None = None
         self._found_before: int | None = None  # (_route: FOUND_ROWS() before the statement)
+        # The last command left FOUND_ROWS(): where it ran knows its ROW_COUNT() (a partition's
+        # connection, or the proxy's ``_counts``), ``_found`` / ``_found_on`` FOUND_ROWS().
+        self._kept = False
+        # ROW_COUNT() of a statement the proxy answered without a partition's (COMMIT with
+        # nothing to commit, BEGIN) or after statements of its own there (DDL): answered
+        # while it runs, _own_count for the next command (begin_command).
+        self.answered: int | None = None
+        self._own_count: int | None = None
         # The session's FOUND_ROWS() as the last scatter SELECT left it, kept while only
         # statements on several partitions that leave it (writes) ran since; None: not known.
         self._found: int | None = None
-        # The command just run on physical database 0 alone left FOUND_ROWS() as it was (a
-        # relayed SET, UPDATE, ... ; a refusal): ``_found`` holds through it (begin_command).
-        self._left = False
+        # The command just run left FOUND_ROWS() as it was (a relayed SET, UPDATE, ... ; a
+        # refusal; a statement the proxy answers): ``_found`` holds through it (begin_command;
+        # the fast path reads it too).
+        self.found_left = False
         # Where the session's FOUND_ROWS() is: 0, physical database 0's connection's own; k,
         # partition k's connection's (its SELECT, then statements that leave it); -1, the
         # proxy's count (``_found``; None: not known).
@@ -1096,8 +1105,6 @@ class ShardedExecutor:
         partitions = [layout.partitions[t.partition] for t in targets]
         one = targets[0].partition if len(targets) == 1 else -1
         self._counts = None  # (known once it ran: _concatenate, _merged_rows, _write)
-        if one >= 0:
-            self._found = None  # (a SELECT on one connection: that one knows it)
         held = self.source.held
         held.ran_on = one if self._acquired is None or self._acquired == one else -1
         self._acquired = held.ran_on
@@ -1112,26 +1119,32 @@ class ShardedExecutor:
         held = self.source.held
         ran, held.ran_on = held.ran_on, 0
         self._acquired = None
-        if ran > 0 or (ran == 0 and not self._left):
+        self._own_count, self.answered = self.answered, None
+        if self.found_left:
+            # (it left FOUND_ROWS() as it was: whoever knew it still does)
+            self._kept = True
+        elif ran >= 0:
             # (it ran on one connection, which may have run a SELECT: that one knows)
             self._found = None
             self._found_on = ran
-        elif ran < 0:
+            self._kept = False
+        else:
             self._found_on = -1
-        self._left = False
+            self._kept = False
+        self.found_left = False
         self._failed, self._refused = self._refused and ran == 0, False
         return ran
 
     def refused_here(self) -> None:
         """The command was refused before it ran on any partition: it leaves FOUND_ROWS()
         as it was, and ROW_COUNT() is -1 after it."""
-        self._left = True
+        self.found_left = True
         self._refused = True
 
     def left_found_rows(self) -> None:
-        """The command ran on physical database 0 alone, or nowhere, and left FOUND_ROWS() as
-        it was (a statement that reads no rows, a refusal)."""
-        self._left = True
+        """The command left FOUND_ROWS() as it was (a statement that reads no rows, a
+        refusal), wherever it ran."""
+        self.found_left = True
 
     def found_elsewhere(self) -> bool:
         """Whether FOUND_ROWS() is known to be what the proxy counted, not physical database
@@ -1147,7 +1160,7 @@ class ShardedExecutor:
         connection than the session's own, which would answer about its own last one: asked
         of the connection that ran it; when several did (each knows its own part only), what
         the proxy answered the client for it (``_counts``). 1235 when that is not known."""
-        if ran == 0:
+        if ran == 0 or (ran > 0 and self._kept and asks_found):
             found = self._found
             if asks_found and self._found_on > 0:
                 on = await self._found_rows_on(self._found_on)
@@ -1159,11 +1172,26 @@ class ShardedExecutor:
                     "FOUND_ROWS() after a SELECT the proxy ran on several physical databases or"
                     " tables (each knows only its own part)"
                 )
-            return replace(identity, found_rows=found, row_count=-1 if self._failed else None)
+            if ran > 0:
+                # (a statement on another partition that left FOUND_ROWS(): its ROW_COUNT())
+                count = await self._row_count_on(ran)
+                if isinstance(count, SqlError):
+                    return count
+                return replace(identity, found_rows=found, row_count=count)
+            return replace(
+                identity, found_rows=found, row_count=-1 if self._failed else self._own_count
+            )
         if ran < 0:
             counts = self._counts
             if counts is not None and (counts[1] is not None or not asks_found):
                 return replace(identity, row_count=counts[0], found_rows=counts[1])
+            if counts is not None and self._kept and self._found_on >= 0:
+                # (it left FOUND_ROWS(): a SELECT's on one connection before it, which
+                # knows it -- physical database 0's answers for itself)
+                kept = await self._found_rows_on(self._found_on) if self._found_on else None
+                if isinstance(kept, SqlError):
+                    return kept
+                return replace(identity, row_count=counts[0], found_rows=kept)
             return not_supported(
                 ("FOUND_ROWS()" if counts is not None else "ROW_COUNT() or FOUND_ROWS()")
                 + " after a statement the proxy ran on several physical databases or tables"
@@ -1180,6 +1208,18 @@ class ShardedExecutor:
             return SqlError(exc.errno, exc.sqlstate, exc.message)
         found, count = (int(v or 0) for v in result.rows[0])
         return replace(identity, found_rows=found, row_count=count)
+
+    async def _row_count_on(self, partition: int) -> int | SqlError:
+        """ROW_COUNT() of partition ``partition``'s connection (its statement was the
+        session's last); 1235 when it is gone."""
+        conn = self.source.held.conns.get(partition)
+        if conn is None or conn.broken or conn.is_closing():
+            return not_supported("ROW_COUNT() after a statement whose connection is gone")
+        try:
+            result = await conn.query(f"{OWN_STATEMENT}SELECT ROW_COUNT()")
+        except BackendQueryError as exc:
+            return SqlError(exc.errno, exc.sqlstate, exc.message)
+        return int(result.rows[0][0] or 0)
 
     async def _found_rows_on(self, partition: int) -> int | SqlError:
         """FOUND_ROWS() of partition ``partition``'s connection (its SELECT was the session's
@@ -2531,6 +2571,7 @@ class ShardedExecutor:
                 await self._unlock_partitions()
                 await self._unlock_link()
             self._open(explicit=True, read_only=control.read_only)
+            self.answered = 0
             self.replies.ok()  # the branches start where the transaction first goes
             return
         commit = verb == "commit"
@@ -2544,6 +2585,7 @@ class ShardedExecutor:
             if control.chain:
                 chained = self._open(explicit=True, read_only=tx.read_only if tx else None)
                 chained.isolation = tx.isolation if tx else None
+            self.answered = 0
             self.replies.ok()  # nothing to commit or roll back anywhere
             return
         answer = await self._finish(tx, commit=commit)
@@ -3498,6 +3540,8 @@ class ShardedExecutor:
             return
         # Table grants on the logical table now cover its physical tables on the mirrors.
         await session.ctx.mirrors.catalog_changed(before)
+        self._counts = (0, self._found)  # (DDL: ROW_COUNT() 0, FOUND_ROWS() left)
+        self.answered = 0
         self.replies.ok()
 
     async def _undo_create(self, layout: Layout, name: str, done: Sequence[Target]) -> None:
@@ -3584,6 +3628,8 @@ class ShardedExecutor:
             return
         if decision.forgets or decision.renames:
             await session.ctx.mirrors.catalog_changed(before)
+        self._counts = (0, self._found)  # (DDL: ROW_COUNT() 0, FOUND_ROWS() left)
+        self.answered = 0
         self.replies.ok()
 
     async def _maintenance(self, layout: Layout, decision: Maintenance) -> None:

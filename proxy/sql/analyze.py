@@ -319,6 +319,11 @@ class IdentityCall:
     # A privilege table (GRANT_VIEWS): the name the statement knows it by (its alias, or its
     # name as written); ``select_item`` then says it has no alias (the derived table gets one).
     alias: str = ""
+    # The select items without an alias the call is inside (itself, or an expression around
+    # it; in a subquery's list and the lists around it): (byte offset of the item's end, its
+    # text as written), innermost first. MariaDB names such an item's column by its text,
+    # which the proxy's answer in the call's place would change: it gets that text as alias.
+    items: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +381,9 @@ class Statement:
     # VIEWS named): the relay names the client's accounts there, not their mirrors
     # (proxy.session.definers).
     shows_definers: bool = False
+    # QUERY / SESSION: running it sets FOUND_ROWS() (MariaDB's rules, ``_counts_found_rows``);
+    # else the value stays the statement before's.
+    counts_found_rows: bool = False
 
 
 CACHE_SIZE: Final = 10_000
@@ -676,7 +684,7 @@ class _Reqs:
             raise _Refuse(cross_database(db))
         return db
 
-    def table(self, db: str | None, name: str, *privs: Priv) -> None:
+    def table(self, db: str | None, name: str, *privs: Priv, column: str | None = None) -> None:
         resolved = self.resolve(db, name)
         if resolved is None:
             if not name.isascii():
@@ -690,7 +698,7 @@ class _Reqs:
                 raise _Refuse(not_supported("writing to information_schema"))
             return
         for p in privs:
-            self.items[Requirement(p, resolved, name)] = None
+            self.items[Requirement(p, resolved, name, column=column)] = None
 
     def database(self, db: str | None, priv: Priv) -> None:
         """A database-level requirement (sequences) on ``db`` or the current database."""
@@ -1141,11 +1149,58 @@ def _matching(entries: list[exp.Table], qualifier: str, qdb: str | None) -> list
     return found
 
 
-def _write(reqs: _Reqs, table: exp.Table, *privs: Priv) -> None:
+def _write(reqs: _Reqs, table: exp.Table, *privs: Priv, column: str | None = None) -> None:
     parts = _table_parts(table)
     if parts is None:
         raise _parse_error()
-    reqs.table(parts[0], parts[1], *privs)
+    reqs.table(parts[0], parts[1], *privs, column=column)
+
+
+def _first_column(node: exp.Expression | None) -> str | None:
+    """The first column ``node`` reads, in the statement's order and not inside a subquery:
+    its name as written (MariaDB's 1143 names it so), ``*`` for a star."""
+    stack: list[exp.Expression] = [] if node is None else [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, exp.Select | exp.Subquery) and item is not node:
+            continue
+        if isinstance(item, exp.Star):
+            return "*"
+        if isinstance(item, exp.Column):
+            ident = item.this
+            if isinstance(ident, exp.Star):
+                return "*"
+            if isinstance(ident, exp.Identifier) and not (
+                item.args.get("table") is None
+                and not ident.quoted
+                and str(ident.this).upper() in RESERVED_WORDS
+            ):
+                return str(ident.this)
+            continue
+        stack.extend(reversed(list(_children(item))))
+    return None
+
+
+def _returning_column(tree: exp.Insert) -> str | None:
+    """The column MariaDB names (1143) when an INSERT ... RETURNING's account lacks SELECT on
+    its table: the first RETURNING reads (``*``: the table's first), else the first its VALUES
+    read, else the first of its column list (SET's too), else the first ON DUPLICATE KEY
+    UPDATE assigns. None: it reads none, and MariaDB needs no SELECT (``INSERT INTO t VALUES
+    (...) RETURNING 1`` runs)."""
+    found = _first_column(tree.args.get("returning"))
+    source = tree.args.get("expression")
+    if found is None and isinstance(source, exp.Values):
+        found = _first_column(source)
+    if found is None and isinstance(tree.this, exp.Schema) and tree.this.expressions:
+        first = tree.this.expressions[0]
+        ident = first.this if isinstance(first, exp.Column) else first
+        if isinstance(ident, exp.Identifier):
+            found = str(ident.this)
+    conflict = tree.args.get("conflict")
+    if found is None and isinstance(conflict, exp.OnConflict) and conflict.expressions:
+        assigned = conflict.expressions[0]
+        found = _first_column(assigned.this if isinstance(assigned, exp.EQ) else assigned)
+    return found
 
 
 def _read_columns(tree: exp.Expression, targets: set[int]) -> Iterator[exp.Column]:
@@ -1222,10 +1277,17 @@ def _dml_requirements(tree: exp.Expression, reqs: _Reqs, replace: bool) -> None:
         if conflict is not None:
             if not isinstance(conflict, exp.OnConflict) or not conflict.args.get("duplicate"):
                 raise _parse_error()
-            privs += (Priv.UPDATE, Priv.SELECT)
-        if tree.args.get("returning") is not None:
-            privs.append(Priv.SELECT)
+            privs.append(Priv.UPDATE)
         _write(reqs, target, *privs)
+        if tree.args.get("returning") is not None:
+            # (MariaDB checks SELECT per column there: 1143 naming the first it reads)
+            column = _returning_column(tree)
+            if column is not None:
+                _write(reqs, target, Priv.SELECT, column=column)
+            elif conflict is not None:
+                _write(reqs, target, Priv.SELECT)
+        elif conflict is not None:
+            _write(reqs, target, Priv.SELECT)
         skip.add(id(target))
     elif isinstance(tree, exp.Update):
         if tree.args.get("from_") is not None:
@@ -2956,6 +3018,70 @@ def _identity_spans(images: Sequence[str]) -> list[_Span]:
     return out
 
 
+# The calls the proxy answers by a value (not the privilege tables' names).
+_ANSWERED: Final = frozenset(Identity) - GRANT_VIEWS - {Identity.GRANTS_QUALIFIER}
+# What a name ending a select item follows when it is an operand, not the item's alias.
+_OPERATORS: Final = frozenset(
+    """
+    + - * / % = < > <= >= <> != <=> & | ^ ~ ! << >> || && := . AND OR XOR NOT IS LIKE DIV MOD
+    REGEXP RLIKE BINARY COLLATE ESCAPE SOUNDS CASE WHEN THEN ELSE INTERVAL
+    """.split()  # noqa: SIM905
+)
+
+
+def _unaliased(images: Sequence[str], first: int, end: int) -> bool:
+    """Whether the select item ``images[first:end]`` certainly has no alias: it ends with
+    ``)``, a number, a parameter or a variable, a reserved word, a CASE's END, or a name or
+    string after an operator. Anything else (``expr name``, ``expr 'name'``, ``AS name``, or
+    ``INTERVAL 1 DAY``) is taken for an alias: never given a second one."""
+    if end - first < 1 or (end - first >= 2 and _kw(images[end - 2]) == "AS"):
+        return False
+    last = images[end - 1]
+    if last in (")", "?") or last[0] == "@":
+        return True
+    if _is_word(last) and last.upper() in RESERVED_WORDS:
+        return True
+    if _kw(last) == "END":  # (a CASE's, when each CASE has its END)
+        words = [_kw(image) for image in images[first:end]]
+        return words.count("CASE") == words.count("END")
+    return end - first >= 2 and _kw(images[end - 2]) in _OPERATORS
+
+
+def _unaliased_items(images: Sequence[str]) -> list[tuple[int, int]]:
+    """``(first, end)`` of each select item without an alias (``images[first:end]``), in
+    every select list of the statement (subqueries' too)."""
+    out: list[tuple[int, int]] = []
+    frames: list[list[Any]] = [[False, -1]]  # per parenthesis depth: [in a list, item's first]
+
+    def close(frame: list[Any], end: int) -> None:
+        if frame[0] and frame[1] >= 0 and _unaliased(images, frame[1], end):
+            out.append((frame[1], end))
+        frame[1] = -1
+
+    for i, img in enumerate(images):
+        frame = frames[-1]
+        kw = _kw(img)
+        if img == ")" and len(frames) > 1:
+            close(frame, i)
+            frames.pop()
+            continue
+        if kw == "SELECT":
+            close(frame, i)
+            frame[0] = True
+            continue
+        if frame[0] and (img == "," or kw in _SELECT_LIST_ENDS):
+            close(frame, i)
+            frame[0] = img == ","
+            continue
+        if frame[0] and frame[1] < 0 and kw not in _SELECT_MODIFIERS:
+            frame[1] = i
+        if img == "(":
+            frames.append([False, -1])
+    for frame in frames:
+        close(frame, len(images))
+    return out
+
+
 def _with_identity_fact(st: Statement, images: Sequence[str]) -> Statement:
     """``st`` with the identity calls its images hold (positions not resolved), for a statement
     the shard runs; the cached fact of its shape. A DDL statement (whose calls stay calls)
@@ -3004,6 +3130,114 @@ def _stored_identity(st: Statement, images: Sequence[str]) -> Statement:
             ),
         )
     return st
+
+
+# SHOW commands MariaDB answers without running a query (FOUND_ROWS() stays): the others
+# (TABLES, DATABASES, COLUMNS, INDEX, STATUS, VARIABLES, COUNT(*) WARNINGS, ...) read
+# information_schema, and set it.
+_SHOW_LEAVING: Final = frozenset(
+    """
+    WARNINGS ERRORS CREATE GRANTS PROCESSLIST MASTER SLAVE BINLOG RELAYLOG REPLICA PROFILE
+    PROFILES EXPLAIN ANALYZE
+    """.split()  # noqa: SIM905
+)
+
+
+def _reads_a_table(images: Sequence[str]) -> bool:
+    """Whether ``images`` hold a SELECT with a FROM clause reading something (not DUAL): a
+    query that runs, and sets FOUND_ROWS(), wherever it is (a subquery, INSERT ... SELECT)."""
+    depth = 0
+    selects: list[int] = []  # the depths of the SELECTs open
+    for i, img in enumerate(images):
+        if img == "(":
+            depth += 1
+            continue
+        if img == ")":
+            depth -= 1
+            while selects and selects[-1] > depth:
+                selects.pop()
+            continue
+        kw = _kw(img)
+        if kw == "SELECT":
+            selects.append(depth)
+        elif (
+            kw == "FROM"
+            and selects
+            and selects[-1] == depth
+            and i + 1 < len(images)
+            and _kw(images[i + 1]) != "DUAL"
+        ):
+            return True
+    return False
+
+
+def _several_tables(words: Sequence[str]) -> bool:
+    """A multi-table UPDATE or DELETE (its tables joined: a query that sets FOUND_ROWS())."""
+    depth = 0
+    verb = words[0]
+    seen_from = False
+    for i, word in enumerate(words[1:], 1):
+        if word == "(":
+            depth += 1
+        elif word == ")":
+            depth -= 1
+        elif depth:
+            continue
+        elif word in ("JOIN", "STRAIGHT_JOIN", "USING"):
+            return True
+        elif word == ",":
+            # (UPDATE a, b SET ...; DELETE a, b FROM ...; DELETE FROM a, b USING ...)
+            return verb == "DELETE" or not seen_from
+        elif verb == "UPDATE" and word == "SET":
+            return False
+        elif verb == "DELETE" and word == "FROM":
+            if i > 1 and words[i - 1] not in ("LOW_PRIORITY", "QUICK", "IGNORE", "DELETE"):
+                return True  # (DELETE t FROM t JOIN ...)
+            seen_from = True
+        elif verb == "DELETE" and word in ("WHERE", "ORDER", "LIMIT", "RETURNING"):
+            return False
+    return False
+
+
+def _counts_found_rows(images: Sequence[str]) -> bool:
+    """Whether running the statement sets FOUND_ROWS(), as MariaDB does (10.11, measured): a
+    query (SELECT, WITH, ``(SELECT``, SELECT ... INTO, SET STATEMENT ... FOR one), a SHOW
+    that reads information_schema (not SHOW WARNINGS, ERRORS, CREATE, GRANTS, PROCESSLIST,
+    ...), DESCRIBE of a table, CALL (its body may), a multi-table UPDATE or DELETE, and any
+    statement running a SELECT that reads a table (INSERT ... SELECT, ``SET @a = (SELECT
+    ... FROM t)``, a subquery of DO, UPDATE or DELETE: MariaDB sets it when the subquery runs,
+    which a write with no rows to look at never does). Not: SET, DO, INSERT ... VALUES
+    without such a subquery, single-table UPDATE and DELETE, DDL, transactions, TABLE,
+    VALUES, EXPLAIN, HELP, CHECK and ANALYZE TABLE, HANDLER."""
+    words = [_kw(image) for image in images[:8]]
+    first = next((w for w in words if w != "("), "")
+    if first in ("SELECT", "WITH", "CALL"):
+        return True
+    if first == "SHOW":
+        second = words[1] if len(words) > 1 else ""
+        if second == "FULL":
+            second = words[2] if len(words) > 2 else ""
+        return second not in _SHOW_LEAVING
+    if first in ("DESCRIBE", "DESC", "EXPLAIN"):
+        second = words[1] if len(words) > 1 else ""
+        return first != "EXPLAIN" and second not in ("SELECT", "WITH", "(", "EXTENDED")
+    if first == "SET" and len(words) > 1 and words[1] == "STATEMENT":
+        at = next((i for i, image in enumerate(images) if _kw(image) == "FOR"), None)
+        return at is not None and _counts_found_rows(images[at + 1 :])
+    if first in ("UPDATE", "DELETE") and _several_tables([_kw(image) for image in images]):
+        return True
+    if first in ("TABLE", "VALUES", "HELP", "CHECK", "ANALYZE", "HANDLER", "EXPLAIN"):
+        return False
+    return _reads_a_table(images)
+
+
+def _with_found_rows_fact(st: Statement, images: Sequence[str]) -> Statement:
+    """``st`` with ``counts_found_rows`` (a fact of the shape, cached with it)."""
+    if st.kind not in (Kind.QUERY, Kind.SESSION) or not images:
+        return st
+    if not _counts_found_rows(images):
+        return st
+    return dataclasses.replace(st, counts_found_rows=True)
 
 
 def _with_definers_fact(st: Statement, images: Sequence[str]) -> Statement:
@@ -3086,13 +3320,26 @@ def _resolve_identity(st: Statement, lexed: LexedStatement, sql: str) -> Stateme
                 ),
             )
     offsets = utf8_offsets(sql, chars)
-    calls = tuple(
-        IdentityCall(identity, item, offsets[2 * k], offsets[2 * k + 1], sql[a:b], alias)
-        for k, ((_, _, identity, item, alias), a, b) in enumerate(
-            zip(spans, chars[::2], chars[1::2], strict=True)
+    items = _unaliased_items([t.image for t in tokens])
+    bounds = sorted({tokens[e - 1].pos + len(tokens[e - 1].raw) for _, e in items})
+    item_ends = dict(zip(bounds, utf8_offsets(sql, bounds), strict=True))
+    calls = []
+    for k, ((first, end, identity, item, alias), a, b) in enumerate(
+        zip(spans, chars[::2], chars[1::2], strict=True)
+    ):
+        around = []
+        for f, e in reversed(items):  # (innermost first: an item ends before its list's)
+            if f <= first and end <= e and identity in _ANSWERED:
+                start, stop = tokens[f].pos, tokens[e - 1].pos + len(tokens[e - 1].raw)
+                if not _comment_cut(sql[start:stop]):  # (else left as it is)
+                    around.append((item_ends[stop], sql[start:stop]))
+        around.sort(key=lambda pair: pair[0])
+        calls.append(
+            IdentityCall(
+                identity, item, offsets[2 * k], offsets[2 * k + 1], sql[a:b], alias, tuple(around)
+            )
         )
-    )
-    return dataclasses.replace(st, identity=calls)
+    return dataclasses.replace(st, identity=tuple(calls))
 
 
 # --------------------------------------------------------------------------------------------
@@ -3209,6 +3456,7 @@ def _placed(st: Statement, text: str, start: int, end: int, server: str = "MySQL
         _object_setattr(clone, "end", end)
         _object_setattr(clone, "identity", st.identity)
         _object_setattr(clone, "shows_definers", st.shows_definers)
+        _object_setattr(clone, "counts_found_rows", st.counts_found_rows)
         return clone
     if error is _PARSE or error.errno == ErrorCode.PARSE.errno:
         error = parse_error(text, 1, server)
@@ -3237,6 +3485,7 @@ def _placed(st: Statement, text: str, start: int, end: int, server: str = "MySQL
         end,
         st.identity,
         st.shows_definers,
+        st.counts_found_rows,
     )
 
 
@@ -3254,12 +3503,18 @@ def _analyze_one(
     opener = _opener(images)
     try:
         if opener == "shape":
-            st = _with_definers_fact(
-                _with_identity_fact(_analyze_shape(images, current_db), images), images
+            st = _with_found_rows_fact(
+                _with_definers_fact(
+                    _with_identity_fact(_analyze_shape(images, current_db), images), images
+                ),
+                images,
             )
             return _placed(st, text, start, end, server), True
-        st = _with_definers_fact(
-            _with_identity_fact(_analyze_values(lexed(), opener, current_db), images), images
+        st = _with_found_rows_fact(
+            _with_definers_fact(
+                _with_identity_fact(_analyze_values(lexed(), opener, current_db), images), images
+            ),
+            images,
         )
         return _placed(st, text, start, end, server), False
     except NeedsParse:
@@ -3468,6 +3723,7 @@ def _remember(cache: OrderedDict[Any, Statement], key: Any, st: Statement) -> No
         shows_warnings=st.shows_warnings,
         identity=st.identity,
         shows_definers=st.shows_definers,
+        counts_found_rows=st.counts_found_rows,
     )
     if len(cache) > CACHE_SIZE:
         cache.popitem(last=False)

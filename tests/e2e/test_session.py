@@ -13,6 +13,7 @@ import mysql.connector
 import pymysql
 import pytest
 
+from tests.conftest import connect_admin
 from tests.e2e.conftest import PASSWORDS, ProxyEnv
 
 
@@ -366,3 +367,29 @@ def test_a_command_over_the_shards_max_allowed_packet_gets_1153(proxy: ProxyEnv)
         assert info.value.args == (1153, "Got a packet bigger than 'max_allowed_packet' bytes")
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT CURRENT_USER(), CURRENT_USER, USER(), SESSION_USER()",
+        "SELECT CONCAT(CURRENT_USER(), ''), LENGTH(USER()) + 0, CURRENT_USER() = 'x'",
+        "SELECT CONNECTION_ID() + 0, CONNECTION_ID() AS c, CONNECTION_ID() - 1 d",
+        "SELECT @@hostname, UPPER(@@hostname), @@port * 1, @@global.port",
+        "SELECT (SELECT CONNECTION_ID()) + 1, CASE WHEN @@port > 0 THEN 1 END",
+        "SELECT n FROM (SELECT CONNECTION_ID() > 0 AS n) d",
+        "SELECT * FROM (SELECT CONNECTION_ID() > 0) d",
+    ],
+)
+def test_identity_answers_are_named_as_mariadb_names_them(proxy: ProxyEnv, sql: str) -> None:
+    """The values the proxy answers for the identity functions and its host's variables
+    inside a select item without an alias: the column is named by the item's text as the
+    client wrote it, as MariaDB names it (it showed the text the proxy put in, ``CONCAT(
+    'easydb@%', '')``); an alias stays."""
+    with proxy.connect() as ours, connect_admin(proxy.shards[0]) as theirs:
+        names = []
+        for conn in (ours, theirs):
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                names.append([d[0] for d in cur.description])
+        assert names[0] == names[1], sql

@@ -326,6 +326,47 @@ def test_row_count_after_a_scatter_write_is_mariadbs_bytes(twins: Twins) -> None
         theirs.close()
 
 
+NAMED = [
+    "SELECT ROW_COUNT() - 1",
+    "SELECT ROW_COUNT()  -  1, 2",
+    "SELECT (ROW_COUNT()), ROW_COUNT( )",
+    "SELECT ROW_COUNT()/* c */+ 0 FROM t WHERE id = 0",
+    "SELECT IFNULL(ROW_COUNT(), 0) * 2 AS kept, 1 + ROW_COUNT() kept_too",
+    "SELECT `ROW_COUNT`() + 0, -ROW_COUNT()",
+    "SELECT FOUND_ROWS() - 1, 1 + @@warning_count, @@error_count + @@warning_count",
+    "SELECT ROW_COUNT() - 1 UNION SELECT 5",
+    "SELECT x FROM (SELECT ROW_COUNT() + 1 AS x) d",
+    "SELECT * FROM (SELECT ROW_COUNT() + 1) d",
+    "SELECT (SELECT ROW_COUNT() - 1) + 1",
+    "SELECT ROW_COUNT() - 1 = 0, CASE WHEN ROW_COUNT() > 0 THEN 1 ELSE 0 END",
+    "SELECT ROW_COUNT() + " + " + ".join(["1"] * 150),
+    "SELECT ROW_COUNT() - 1 FROM t",  # (every partition's rows, concatenated)
+    "SELECT ROW_COUNT() - 1, COUNT(*) FROM t",  # (merged)
+    "SELECT FOUND_ROWS()\n+ 0, MAX(id) FROM t WHERE id IN (1, 2)",
+]
+
+
+@pytest.mark.parametrize("question", NAMED)
+def test_the_counts_in_expressions_are_named_as_mariadb_names_them(
+    twins: Twins, question: str
+) -> None:
+    """ROW_COUNT(), FOUND_ROWS() and the counts the proxy answers inside an expression of a
+    select item without an alias: the column is named by the client's text of the item, as
+    MariaDB names it (it showed the text the proxy put in, ``IF(0, ROW_COUNT(), 5) - 1``);
+    an alias stays. Byte for byte MariaDB's answer after a scatter write."""
+    home = twins.env.shards[0]
+    ours = BinaryClient(twins.env.port, DB, PASSWORD, DB)
+    theirs = BinaryClient(home.port, home.user, home.password, DB)
+    try:
+        for conn in (ours, theirs):
+            conn.query_raw("UPDATE t SET s = 'a'")
+            conn.query_raw("SELECT id FROM t WHERE s = 1")  # (5 rows, 5 warnings)
+        assert ours.query_raw(question) == theirs.query_raw(question), question
+    finally:
+        ours.close()
+        theirs.close()
+
+
 def test_found_rows_the_proxy_cannot_count_is_refused(
     ours: pymysql.connections.Connection[Any],
 ) -> None:

@@ -88,7 +88,7 @@ def test_identity_calls_replaced_with_the_sessions_values() -> None:
         "SELECT 'u@10.0.0.7' AS `USER()` , 'u@10.0.%' AS `current_user` , 'u@10.0.%' cu FROM t"
     )
     assert rewritten("select connection_id()+1, @@GLOBAL.hostname") == (
-        "select 42 +1, 'proxyhost' AS `@@GLOBAL.hostname`"
+        "select 42 +1 AS `connection_id()+1` , 'proxyhost' AS `@@GLOBAL.hostname`"
     )
     assert rewritten("SELECT DISTINCT SESSION_USER() AS s, SYSTEM_USER( ) FROM t") == (
         "SELECT DISTINCT 'u@10.0.0.7' AS s, 'u@10.0.0.7' AS `SYSTEM_USER( )` FROM t"
@@ -128,7 +128,7 @@ def test_identity_positions_are_resolved_on_every_path() -> None:
     the fast path leaves such statements to the command loop."""
     cache_clear()
     sql = "SELECT 'ü' AS a, USER() FROM t WHERE id = 5"
-    expected = (IdentityCall(Identity.USER, True, 18, 24, "USER()"),)
+    expected = (IdentityCall(Identity.USER, True, 18, 24, "USER()", items=((24, "USER()"),)),)
     for _ in range(3):  # miss, shape hit, fast-key hit
         [statement] = analyze(sql, "db", LexMode(), MARIADB)
         assert statement.identity == expected
@@ -330,3 +330,41 @@ def test_privilege_tables_in_stored_definitions_are_refused(sql: str) -> None:
     assert statement.kind is Kind.REFUSED and statement.error is not None
     assert statement.error.errno == 1235 and "stored definition" in statement.error.message
     assert all(call.identity not in GRANT_VIEWS for call in statement.identity)
+
+
+@pytest.mark.parametrize(
+    ("sql", "spliced"),
+    [
+        ("SELECT USER() + 'é' FROM t", "SELECT 'u@10.0.0.7' + 'é' AS `USER() + 'é'` FROM t"),
+        (
+            "SELECT CONCAT(USER(), `x`)",
+            "SELECT CONCAT( 'u@10.0.0.7' , `x`) AS `CONCAT(USER(), ``x``)`",
+        ),
+        ("SELECT USER() - a.b, 1", "SELECT 'u@10.0.0.7' - a.b AS `USER() - a.b` , 1"),
+        ("SELECT USER() x, USER() AS y", "SELECT 'u@10.0.0.7' x, 'u@10.0.0.7' AS y"),
+        ("SELECT USER() 'x'", "SELECT 'u@10.0.0.7' 'x'"),  # (a string alias: left)
+        (
+            "SELECT CASE WHEN USER() THEN 1 END",
+            "SELECT CASE WHEN 'u@10.0.0.7' THEN 1 END AS `CASE WHEN USER() THEN 1 END`",
+        ),
+        (
+            "SELECT (SELECT USER()) + 1",
+            "SELECT (SELECT 'u@10.0.0.7' AS `USER()` ) + 1 AS `(SELECT USER()) + 1`",
+        ),
+        ("SELECT USER() + USER()", "SELECT 'u@10.0.0.7' + 'u@10.0.0.7' AS `USER() + USER()`"),
+        (
+            "SELECT DISTINCT USER() = 1 FROM t",
+            "SELECT DISTINCT 'u@10.0.0.7' = 1 AS `USER() = 1` FROM t",
+        ),
+        ("SELECT USER() /*! + 1 */", "SELECT 'u@10.0.0.7' /*! + 1 */"),  # (cut by a comment)
+        ("SET @a = USER()", "SET @a = 'u@10.0.0.7'"),
+        ("SELECT 1 FROM t WHERE a = USER()", "SELECT 1 FROM t WHERE a = 'u@10.0.0.7'"),
+    ],
+)
+def test_a_select_item_around_an_answered_call_keeps_its_name(sql: str, spliced: str) -> None:
+    """MariaDB names a select item without an alias by its text as written: each such item
+    around a call the proxy answers gets that text as its alias (backquotes doubled), once;
+    an item with an alias, or one whose end is not certain to be no alias, is left."""
+    statements = tuple(analyze(sql, "db", LexMode(), MARIADB))
+    data = sql.encode()
+    assert apply_splices(data, identity_splices(statements, VALUES)).decode() == spliced
