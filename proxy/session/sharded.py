@@ -3688,6 +3688,7 @@ class ShardedExecutor:
                         f"{target.database}.{physical.strip('`')} differs"
                     )
         rows = maintenance_rows(decision, layout.name, answers, problems)
+        self._counts = (-1, self._found)  # (rows answered: ROW_COUNT() -1, FOUND_ROWS() left)
         for payload in build_text_resultset(
             columns=[(f"column {i}", 0) for i in range(len(columns))],
             rows=[[None if v is None else _wire(v) for v in row] for row in rows],

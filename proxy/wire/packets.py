@@ -529,15 +529,17 @@ def build_column_definition(
     capabilities: int = 0,
 ) -> bytes:
     """ColumnDefinition41 (catalog "def"); with MARIADB_CLIENT_EXTENDED_TYPE_INFO
-    negotiated, an (empty) extended type information block follows the names."""
+    negotiated, an (empty) extended type information block follows the names. A name made
+    of a client's text (``SHOW DATABASES LIKE '...'``'s column) may hold its bytes that were
+    no UTF-8, kept as surrogates: they are sent back as those bytes."""
     return b"".join(
         (
             b"\x03def",
             lenenc_str(schema.encode("utf-8")),
             lenenc_str(table.encode("utf-8")),
             lenenc_str(org_table.encode("utf-8")),
-            lenenc_str(name.encode("utf-8")),
-            lenenc_str(org_name.encode("utf-8")),
+            lenenc_str(name.encode("utf-8", "surrogateescape")),
+            lenenc_str(org_name.encode("utf-8", "surrogateescape")),
             b"\x00" if capabilities & _CAP_EXTENDED_TYPE_INFO else b"",
             _COLDEF_TAIL.pack(
                 0x0C,

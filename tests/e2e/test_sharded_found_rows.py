@@ -67,6 +67,8 @@ STATEMENTS = [
     "DESCRIBE s",
     "EXPLAIN SELECT * FROM s",
     "CHECK TABLE s",
+    "ANALYZE TABLE t, s",
+    "CHECKSUM TABLE t",
     # (on a sharded table: one partition, several, every physical table's definition)
     "UPDATE t SET v = v WHERE id = 2",
     "UPDATE t SET v = v + 0",
