@@ -94,7 +94,8 @@ def _run(conn: Any, sql: str, flags: bool = True) -> tuple[Any, ...]:
             cur.execute(sql)
             rows = tuple(cur.fetchall())
             affected = cur.rowcount
-            insert_id = cur.lastrowid
+            # (with the OK's warning count)
+            insert_id = cur.lastrowid, cur._result.warning_count
     except pymysql.err.MySQLError as exc:
         rows, affected, insert_id = ("error", *exc.args), None, None
     status = conn.server_status & IN_TRANS
@@ -137,6 +138,13 @@ SCENARIOS = {
         "UPDATE t SET v = IF(id IN (2, 3), NULL, v + 1)",
         "INSERT INTO t (id, v, s) VALUES (9, 1, 'abcd'), (13, 1, 'abcde'), (11, 1, 'x')",
         "UPDATE b SET s = 'abcdef' WHERE id IN (1, 2)",
+        "SET SESSION sql_mode = DEFAULT",
+    ],
+    "a column without a default, lax": [
+        "SET SESSION sql_mode = ''",
+        "INSERT INTO t (id) VALUES (5), (6), (7)",
+        "INSERT INTO t (id, s) VALUES (9, 'abcdef'), (10, NULL), (14, 'x'), (12, 'y')",
+        "INSERT INTO b (id) VALUES (5)",
         "SET SESSION sql_mode = DEFAULT",
     ],
     "strict truncation": [
@@ -449,3 +457,50 @@ GAPS = {
 @pytest.mark.parametrize("name", sorted(GAPS))
 def test_known_gaps(twins: Twins, pair: tuple[Any, Any], name: str) -> None:
     _alike(pair, GAPS[name])
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE t SET v = v + 1 WHERE id IN (1, 2, 6, 3)",
+        "INSERT INTO t (id, v) VALUES (5, 1), (2, 1), (6, 1) ON DUPLICATE KEY UPDATE v = v + 1",
+    ],
+)
+def test_a_deadlock_on_one_branch_of_an_autocommit_write(
+    twins: Twins, pair: tuple[Any, Any], sql: str
+) -> None:
+    """A deadlock between the write's branch on partition 2 and a transaction there: whoever
+    InnoDB chose, the write is all or nothing and the session goes on outside a transaction."""
+    env = twins.env
+    ours, theirs = pair
+    physical(env, DB, 2, "INSERT INTO t (id, v) VALUES (6, 60)")
+    with theirs.cursor() as cur:
+        cur.execute("INSERT INTO t (id, v) VALUES (6, 60)")
+    before = _contents(theirs)
+    holder = connect_admin(env.shards[1], database=f"{DB}_0002", autocommit=False)
+    try:
+        with holder.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("SELECT * FROM t WHERE id = 6 FOR UPDATE")
+        thread, out = _in_thread(ours, sql)
+        _waiting(env, 2)
+        other = _attempt(holder, "UPDATE t SET v = 0 WHERE id = 2")
+        holder.rollback()
+        thread.join(30)
+        assert not thread.is_alive()
+    finally:
+        holder.close()
+    result = out[0]
+    if result[0] == "error":
+        assert result[1:] == (
+            1213,
+            "Deadlock found when trying to get lock; try restarting transaction",
+        )
+        assert _contents(ours) == before
+    else:  # (the holder was the victim, or its update did not wait for the write's lock)
+        assert other[0] == "ok" or other[1] == 1213, other
+        _run(theirs, sql)
+        assert _contents(ours) == _contents(theirs)
+    _run(ours, "SELECT 1")
+    assert not ours.server_status & IN_TRANS
+    assert not xa_prepared(env.shards)
