@@ -2222,12 +2222,22 @@ class ShardedExecutor:
     ) -> list[tuple[str, int, str]] | None:
         """The conditions of a write's statements on several partitions (:meth:`_notes_of`),
         read before anything else runs on their connections; None: none, or not known."""
-        warned = 0
-        for target, packet in zip(targets, answers, strict=False):
-            warned += parse_ok(packet, conns[target.partition].capabilities).warnings
+        counts = [
+            parse_ok(packet, conns[target.partition].capabilities).warnings
+            for target, packet in zip(targets, answers, strict=False)
+        ]
+        warned = sum(counts)
         if not warned or len(answers) != len(targets):
             return None
-        return await self._notes_of([conns[t.partition] for t in targets], warned)
+        notes = await self._notes_of([conns[t.partition] for t in targets], warned)
+        if notes is None:
+            return None
+        groups = []
+        at = 0
+        for many in counts:
+            groups.append(notes[at : at + many])
+            at += many
+        return statement_notes_once(groups)
 
     def _answer_write(
         self,
@@ -2259,6 +2269,8 @@ class ShardedExecutor:
             affected += ok.affected_rows
             warnings += ok.warnings
             insert_id = insert_id or ok.last_insert_id
+        if notes is not None and decision.kind != "broadcast":
+            warnings = len(notes)  # (the statement's own conditions counted once)
         # ROW_COUNT() after it is what the client was told (a write leaves FOUND_ROWS()).
         self._counts = (affected, self._found)
         if decision.sequence_values:
@@ -3850,6 +3862,34 @@ def _with_views(
         if listed(name, kind):
             rows.append((name, kind) if full else (name,))
     return tuple(sorted(rows, key=lambda row: (row[0] or "").lower()))
+
+
+# Conditions MariaDB raises once per statement, before its rows: an INSERT leaving out a
+# column without a default (without strict mode: 1364 "Field 'c' doesn't have a default value").
+_STATEMENT_CONDITIONS = frozenset({1364})
+
+
+def statement_notes_once(
+    groups: Sequence[list[tuple[str, int, str]]],
+) -> list[tuple[str, int, str]]:
+    """The conditions of one statement run as several (a multi-row INSERT split per
+    partition; ``groups``: each part's, in order) as MariaDB raises them for the one
+    statement: those it raises once per statement (:data:`_STATEMENT_CONDITIONS`, at the
+    head of each part's area, the same for every part since each names the same columns)
+    kept from the first part only; the rows' own conditions from every part."""
+    if len(groups) < 2:
+        return [note for group in groups for note in group]
+    first = groups[0]
+    head = 0
+    while head < len(first) and first[head][1] in _STATEMENT_CONDITIONS:
+        head += 1
+    once = first[:head]
+    notes = list(first)
+    for group in groups[1:]:
+        if group[:head] == once:
+            group = group[head:]
+        notes += group
+    return notes
 
 
 def _end_warnings(packet: bytes, capabilities: int) -> int:
