@@ -24,7 +24,13 @@ import pytest
 from proxy.wire.packets import ServerStatus
 from tests.conftest import connect_admin
 from tests.e2e.conftest import ProxyEnv
-from tests.e2e.sharded import physical, plain_twin, sharded_database, xa_prepared
+from tests.e2e.sharded import (
+    kill_connections,
+    physical,
+    plain_twin,
+    sharded_database,
+    xa_prepared,
+)
 
 DB = "atx"
 PASSWORD = "Atx#pass1"
@@ -237,8 +243,9 @@ def _holder(env: ProxyEnv, plain: bool, row: int, table: str = "t") -> Any:
     if plain:
         conn = connect_admin(env.shards[0], database=DB, autocommit=False)
     else:
-        shard = env.shards[(row % 4) * 2 // 4]
-        conn = connect_admin(shard, database=f"{DB}_{row % 4:04d}", autocommit=False)
+        # (in no database: kill_connections of the partition leaves it)
+        conn = connect_admin(env.shards[(row % 4) * 2 // 4], autocommit=False)
+        table = f"{DB}_{row % 4:04d}.{table}"
     with conn.cursor() as cur:
         cur.execute("BEGIN")
         cur.execute(f"SELECT * FROM {table} WHERE id = {row} FOR UPDATE")
@@ -353,12 +360,15 @@ def _attempt(conn: Any, sql: str) -> Any:
 
 
 def _waiting(env: ProxyEnv, index: int) -> None:
-    shard = env.shards[index * 2 // 4]
-    admin = connect_admin(shard)
+    """Until a transaction on partition ``index``'s shard waits for a row lock. InnoDB
+    refreshes information_schema.innodb_trx only when its last read is more than 0.1 s old:
+    each read comes after a longer pause, else it could show an earlier test's wait."""
+    admin = connect_admin(env.shards[index * 2 // 4])
     try:
         deadline = time.monotonic() + 10
         with admin.cursor() as cur:
             while True:
+                time.sleep(0.2)
                 cur.execute(
                     "SELECT count(*) FROM information_schema.innodb_trx"
                     " WHERE trx_state = 'LOCK WAIT'"
@@ -367,7 +377,6 @@ def _waiting(env: ProxyEnv, index: int) -> None:
                 if row and row[0]:
                     return
                 assert time.monotonic() < deadline
-                time.sleep(0.2)
     finally:
         admin.close()
 
@@ -504,3 +513,52 @@ def test_a_deadlock_on_one_branch_of_an_autocommit_write(
     _run(ours, "SELECT 1")
     assert not ours.server_status & IN_TRANS
     assert not xa_prepared(env.shards)
+
+
+@pytest.mark.parametrize("sql", WRITES)
+@pytest.mark.parametrize("in_transaction", [False, True])
+def test_a_partitions_connection_killed_while_it_waits(
+    twins: Twins, pair: tuple[Any, Any], sql: str, in_transaction: bool
+) -> None:
+    """The shard ends the write's connection to partition 2 (as a shard restarted would)
+    while the statement waits there for a row lock: the client gets an error, nothing of the
+    statement (or of its transaction) is left on the other partitions, no branch prepared."""
+    env = twins.env
+    ours, theirs = pair
+    before = _contents(theirs)
+    holder = _holder(env, False, 2, "b" if " b " in sql else "t")
+    try:
+        if in_transaction:
+            with ours.cursor() as cur:
+                cur.execute("BEGIN")
+                cur.execute("UPDATE t SET v = 7 WHERE id = 1")
+        thread, out = _in_thread(ours, sql)
+        _waiting(env, 2)
+        kill_connections(env.shards, DB, 2)
+        thread.join(30)
+        assert not thread.is_alive()
+    finally:
+        holder.close()
+    assert out[0][0] == "error", out
+    check = env.connect(DB, PASSWORD, database=DB)
+    try:
+        assert _contents(check) == before
+    finally:
+        check.close()
+    assert not xa_prepared(env.shards)
+    # Nothing of it holds a lock any more (the session still open, outside a transaction,
+    # or ended): every row can be locked by another transaction.
+    for index in range(4):
+        admin = connect_admin(env.shards[index // 2], database=f"{DB}_{index:04d}")
+        try:
+            with admin.cursor() as cur:
+                cur.execute("SET SESSION innodb_lock_wait_timeout = 3")
+                cur.execute("BEGIN")
+                cur.execute("SELECT count(*) FROM t FOR UPDATE")
+                cur.execute("SELECT count(*) FROM b FOR UPDATE")
+                cur.execute("ROLLBACK")
+        finally:
+            admin.close()
+    if not in_transaction and out[0][2].startswith("Lost connection to backend"):
+        with ours.cursor() as cur:  # (the session went on)
+            cur.execute("UPDATE t SET v = v")
