@@ -2142,6 +2142,12 @@ class ShardedExecutor:
                 _raise_first(failed, started)
         except BackendQueryError as exc:
             failure = sql_error_from(exc.errno, exc.sqlstate, exc.message)
+        except (BackendError, ConnectionLost):
+            # A branch's connection lost (its branch rolled back by the shard): the others,
+            # not yet prepared, rolled back too -- left ACTIVE, they held their row locks
+            # on the connections the session kept, for as long as it lived.
+            await _roll_back_alive(conns, branches, step)
+            raise
         if failure is None:
             _crash_point("after-prepare")
             outcome = await self._decide(gtrid)
@@ -2154,8 +2160,7 @@ class ShardedExecutor:
                 )
         if failure is not None:
             # (failures here: the branch is gone or was never prepared -- rolled back anyway)
-            await _on_each(conns, started, step("END"))
-            await _on_each(conns, started, step("ROLLBACK"))
+            await _roll_back_alive(conns, started, step)
             self.replies.error(failure)
             return
         _crash_point("after-decision")
@@ -4197,6 +4202,31 @@ async def _own_each(
         return_exceptions=True,
     )
     return dict(zip(partitions, results, strict=True))
+
+
+async def _roll_back_alive(
+    conns: Mapping[int, BackendConnection],
+    partitions: Sequence[int],
+    step: Callable[[str], Callable[[int], str]],
+) -> None:
+    """XA END and XA ROLLBACK of a write's branches on ``partitions`` whose connections are
+    still there, each whatever the others answer (an error: the branch was never started or
+    is gone -- rolled back anyway); a connection lost now is marked broken (its branch goes
+    with it)."""
+    alive = [p for p in partitions if not conns[p].broken and not conns[p].is_closing()]
+    for verb in ("END", "ROLLBACK"):
+        sql = step(verb)
+        results = await asyncio.gather(
+            *(_run(conns[p], sql(p)) for p in alive), return_exceptions=True
+        )
+        lost = {
+            p
+            for p, result in zip(alive, results, strict=True)
+            if isinstance(result, BaseException) and not isinstance(result, BackendQueryError)
+        }
+        for partition in lost:
+            conns[partition].broken = True
+        alive = [p for p in alive if p not in lost]
 
 
 def _steps_ok(
