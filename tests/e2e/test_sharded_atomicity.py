@@ -562,3 +562,43 @@ def test_a_partitions_connection_killed_while_it_waits(
     if not in_transaction and out[0][2].startswith("Lost connection to backend"):
         with ours.cursor() as cur:  # (the session went on)
             cur.execute("UPDATE t SET v = v")
+
+
+INFO_WRITES = [
+    "UPDATE t SET v = v",
+    "UPDATE t SET v = 20 WHERE id IN (1, 2, 3)",
+    "INSERT INTO t (id, v) VALUES (11, 1), (12, 1), (13, 1), (15, 1)",
+    "DELETE FROM t WHERE id > 10",
+    "UPDATE b SET v = 20 WHERE id IN (1, 2, 3)",
+    # (parts of one row: their OKs carry no info, and how many were duplicates is not known)
+    pytest.param(
+        "INSERT INTO t (id, v) VALUES (1, 1), (2, 20), (7, 7) ON DUPLICATE KEY UPDATE v = 1",
+        marks=pytest.mark.xfail(strict=True),
+    ),
+    pytest.param(
+        "REPLACE INTO t (id, v) VALUES (1, 5), (2, 5), (8, 8)",
+        marks=pytest.mark.xfail(strict=True),
+    ),
+]
+
+
+@pytest.mark.parametrize("sql", INFO_WRITES)
+@pytest.mark.parametrize("found_rows", [False, True])
+def test_counts_and_info_of_writes_over_several_partitions(
+    twins: Twins, found_rows: bool, sql: str
+) -> None:
+    """Affected rows (matched rows with CLIENT_FOUND_ROWS) and the OK's info text."""
+    _reset(twins.env)
+    flag = pymysql.constants.CLIENT.FOUND_ROWS if found_rows else 0
+    ours = twins.env.connect(DB, PASSWORD, database=DB, client_flag=flag)
+    theirs = connect_admin(twins.env.shards[0], database=DB, autocommit=True, client_flag=flag)
+    try:
+        answers = []
+        for conn in (ours, theirs):
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                answers.append((cur.rowcount, cur._result.message))
+        assert answers[0] == answers[1], sql
+    finally:
+        ours.close()
+        theirs.close()
