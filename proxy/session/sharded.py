@@ -190,6 +190,7 @@ from proxy.sql.lexer import LexMode, ServerFlavor, TokenKind, lex
 from proxy.sql.like import shows_database
 from proxy.wire.packets import (
     Capability,
+    OkPacket,
     ProtocolError,
     ServerStatus,
     build_column_definition,
@@ -2269,8 +2270,8 @@ class ShardedExecutor:
             packets = packets[:1]
         affected = warnings = 0
         insert_id = 0
-        for packet in packets:
-            ok = parse_ok(packet, conn.capabilities)
+        oks = [parse_ok(packet, conn.capabilities) for packet in packets]
+        for ok in oks:
             affected += ok.affected_rows
             warnings += ok.warnings
             insert_id = insert_id or ok.last_insert_id
@@ -2287,6 +2288,7 @@ class ShardedExecutor:
                 last_insert_id=insert_id,
                 status=self.replies.status(),
                 warnings=warnings,
+                info=_merged_info(oks, warnings),
             )
         )
 
@@ -3867,6 +3869,33 @@ def _with_views(
         if listed(name, kind):
             rows.append((name, kind) if full else (name,))
     return tuple(sorted(rows, key=lambda row: (row[0] or "").lower()))
+
+
+_INFO = re.compile(rb"(Rows matched|Records): (\d+)  (Changed|Duplicates): (\d+)  Warnings: \d+")
+
+
+def _merged_info(oks: Sequence[OkPacket], warnings: int) -> bytes:
+    """The info text of the OK of one statement run as several (one per partition), as
+    MariaDB words it for the statement: an UPDATE's "Rows matched: m  Changed: c  Warnings:
+    w", a multi-row INSERT's or REPLACE's "Records: r  Duplicates: d  Warnings: w", the
+    parts' counts added up (a part of one row of an INSERT, which has no info, counts one
+    record). Empty (no info) when a part's is neither or is not known."""
+    found = [_INFO.fullmatch(ok.info) if ok.info else None for ok in oks]
+    kinds = {match.group(1) for match in found if match is not None}
+    if len(kinds) != 1:
+        return b""
+    kind = kinds.pop()
+    first = second = 0
+    for ok, match in zip(oks, found, strict=True):
+        if match is not None:
+            first += int(match.group(2))
+            second += int(match.group(4))
+        elif kind == b"Records" and not ok.info and ok.affected_rows == 1:
+            first += 1  # (one row inserted: no duplicate)
+        else:
+            return b""
+    words = (b"Changed", b"Duplicates")[kind == b"Records"]
+    return b"%s: %d  %s: %d  Warnings: %d" % (kind, first, words, second, warnings)
 
 
 # Conditions MariaDB raises once per statement, before its rows: an INSERT leaving out a
