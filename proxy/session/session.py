@@ -1558,10 +1558,11 @@ class Session:
             await target.cancel_query()
             self._reply_ok()
             return
-        self._reply_ok()
         if target is self:
+            self._reply_ok()
             raise _self_killed()
-        target.kill()
+        await target.halt()
+        self._reply_ok()
 
     async def _packet_kills(self, payload: bytes, relay: Relay) -> tuple[bytes, bool]:
         """Carry out the KILL statements of a multi-statement packet, in order, and put a
@@ -1589,7 +1590,7 @@ class Session:
             elif target is not None and kill.query_only:
                 await target.cancel_query()
             elif target is not None:
-                target.kill()
+                await target.halt()
             text = standin if kill.last else standin + b";"
             splices.append(Splice(offsets[2 * index], offsets[2 * index + 1], text))
         splices.sort(key=lambda splice: splice.start)
@@ -1712,11 +1713,25 @@ class Session:
         in_background(self.cancel_query())
 
     def kill(self) -> None:
-        """KILL CONNECTION from another session: close both sides now."""
+        """KILL CONNECTION from another session: close both sides now (:meth:`halt` first
+        for a session that may be running a sharded statement)."""
         self.killed = True
         self.link.interrupt()
         self.link.drop()
         self.client.close()
+
+    async def halt(self) -> None:
+        """KILL CONNECTION: a sharded statement running on partitions other than the
+        session's own connection is interrupted there (KILL QUERY, awaited: once the KILL is
+        answered the statement cannot commit any more, as on MariaDB), then :meth:`kill`.
+        Left running, a write to several partitions waiting for a row lock went on to
+        commit once the lock was released, after its connection was killed."""
+        if self.activity.command != "Sleep":
+            self.killed = True
+            self.client.close()  # (first: the interrupted statement's error is not its answer)
+            running = self.sharded.source.running()
+            await asyncio.gather(*(self._kill_query(conn) for conn in running))
+        self.kill()
 
     async def _account_statement(self, text: str) -> None:
         assert self.account is not None

@@ -192,6 +192,7 @@ from proxy.sql.lexer import LexMode, ServerFlavor, TokenKind, lex
 from proxy.sql.like import shows_database
 from proxy.wire.packets import (
     Capability,
+    OkPacket,
     ProtocolError,
     ServerStatus,
     build_column_definition,
@@ -2185,6 +2186,12 @@ class ShardedExecutor:
                 _raise_first(failed, started)
         except BackendQueryError as exc:
             failure = sql_error_from(exc.errno, exc.sqlstate, exc.message)
+        except (BackendError, ConnectionLost):
+            # A branch's connection lost (its branch rolled back by the shard): the others,
+            # not yet prepared, rolled back too -- left ACTIVE, they held their row locks
+            # on the connections the session kept, for as long as it lived.
+            await _roll_back_alive(conns, branches, step)
+            raise
         if failure is None:
             _crash_point("after-prepare")
             outcome = await self._decide(gtrid)
@@ -2197,8 +2204,7 @@ class ShardedExecutor:
                 )
         if failure is not None:
             # (failures here: the branch is gone or was never prepared -- rolled back anyway)
-            await _on_each(conns, started, step("END"))
-            await _on_each(conns, started, step("ROLLBACK"))
+            await _roll_back_alive(conns, started, step)
             self.replies.error(failure)
             return
         _crash_point("after-decision")
@@ -2265,12 +2271,22 @@ class ShardedExecutor:
     ) -> list[tuple[str, int, str]] | None:
         """The conditions of a write's statements on several partitions (:meth:`_notes_of`),
         read before anything else runs on their connections; None: none, or not known."""
-        warned = 0
-        for target, packet in zip(targets, answers, strict=False):
-            warned += parse_ok(packet, conns[target.partition].capabilities).warnings
+        counts = [
+            parse_ok(packet, conns[target.partition].capabilities).warnings
+            for target, packet in zip(targets, answers, strict=False)
+        ]
+        warned = sum(counts)
         if not warned or len(answers) != len(targets):
             return None
-        return await self._notes_of([conns[t.partition] for t in targets], warned)
+        notes = await self._notes_of([conns[t.partition] for t in targets], warned)
+        if notes is None:
+            return None
+        groups = []
+        at = 0
+        for many in counts:
+            groups.append(notes[at : at + many])
+            at += many
+        return statement_notes_once(groups)
 
     def _answer_write(
         self,
@@ -2297,11 +2313,13 @@ class ShardedExecutor:
             packets = packets[:1]
         affected = warnings = 0
         insert_id = 0
-        for packet in packets:
-            ok = parse_ok(packet, conn.capabilities)
+        oks = [parse_ok(packet, conn.capabilities) for packet in packets]
+        for ok in oks:
             affected += ok.affected_rows
             warnings += ok.warnings
             insert_id = insert_id or ok.last_insert_id
+        if notes is not None and decision.kind != "broadcast":
+            warnings = len(notes)  # (the statement's own conditions counted once)
         # ROW_COUNT() after it is what the client was told (a write leaves FOUND_ROWS()).
         self._counts = (affected, self._found)
         if decision.sequence_values:
@@ -2313,6 +2331,7 @@ class ShardedExecutor:
                 last_insert_id=insert_id,
                 status=self.replies.status(),
                 warnings=warnings,
+                info=_merged_info(oks, warnings),
             )
         )
 
@@ -3931,6 +3950,61 @@ def _with_views(
     return tuple(sorted(rows, key=lambda row: (row[0] or "").lower()))
 
 
+_INFO = re.compile(rb"(Rows matched|Records): (\d+)  (Changed|Duplicates): (\d+)  Warnings: \d+")
+
+
+def _merged_info(oks: Sequence[OkPacket], warnings: int) -> bytes:
+    """The info text of the OK of one statement run as several (one per partition), as
+    MariaDB words it for the statement: an UPDATE's "Rows matched: m  Changed: c  Warnings:
+    w", a multi-row INSERT's or REPLACE's "Records: r  Duplicates: d  Warnings: w", the
+    parts' counts added up (a part of one row of an INSERT, which has no info, counts one
+    record). Empty (no info) when a part's is neither or is not known."""
+    found = [_INFO.fullmatch(ok.info) if ok.info else None for ok in oks]
+    kinds = {match.group(1) for match in found if match is not None}
+    if len(kinds) != 1:
+        return b""
+    kind = kinds.pop()
+    first = second = 0
+    for ok, match in zip(oks, found, strict=True):
+        if match is not None:
+            first += int(match.group(2))
+            second += int(match.group(4))
+        elif kind == b"Records" and not ok.info and ok.affected_rows == 1:
+            first += 1  # (one row inserted: no duplicate)
+        else:
+            return b""
+    words = (b"Changed", b"Duplicates")[kind == b"Records"]
+    return b"%s: %d  %s: %d  Warnings: %d" % (kind, first, words, second, warnings)
+
+
+# Conditions MariaDB raises once per statement, before its rows: an INSERT leaving out a
+# column without a default (without strict mode: 1364 "Field 'c' doesn't have a default value").
+_STATEMENT_CONDITIONS = frozenset({1364})
+
+
+def statement_notes_once(
+    groups: Sequence[list[tuple[str, int, str]]],
+) -> list[tuple[str, int, str]]:
+    """The conditions of one statement run as several (a multi-row INSERT split per
+    partition; ``groups``: each part's, in order) as MariaDB raises them for the one
+    statement: those it raises once per statement (:data:`_STATEMENT_CONDITIONS`, at the
+    head of each part's area, the same for every part since each names the same columns)
+    kept from the first part only; the rows' own conditions from every part."""
+    if len(groups) < 2:
+        return [note for group in groups for note in group]
+    first = groups[0]
+    head = 0
+    while head < len(first) and first[head][1] in _STATEMENT_CONDITIONS:
+        head += 1
+    once = first[:head]
+    notes = list(first)
+    for group in groups[1:]:
+        if group[:head] == once:
+            group = group[head:]
+        notes += group
+    return notes
+
+
 def _end_warnings(packet: bytes, capabilities: int) -> int:
     """The warnings an answer's end counts (an EOF packet, or an OK with header 0xFE)."""
     if capabilities & _DEPRECATE_EOF:
@@ -4236,6 +4310,31 @@ async def _own_each(
         return_exceptions=True,
     )
     return dict(zip(partitions, results, strict=True))
+
+
+async def _roll_back_alive(
+    conns: Mapping[int, BackendConnection],
+    partitions: Sequence[int],
+    step: Callable[[str], Callable[[int], str]],
+) -> None:
+    """XA END and XA ROLLBACK of a write's branches on ``partitions`` whose connections are
+    still there, each whatever the others answer (an error: the branch was never started or
+    is gone -- rolled back anyway); a connection lost now is marked broken (its branch goes
+    with it)."""
+    alive = [p for p in partitions if not conns[p].broken and not conns[p].is_closing()]
+    for verb in ("END", "ROLLBACK"):
+        sql = step(verb)
+        results = await asyncio.gather(
+            *(_run(conns[p], sql(p)) for p in alive), return_exceptions=True
+        )
+        lost = {
+            p
+            for p, result in zip(alive, results, strict=True)
+            if isinstance(result, BaseException) and not isinstance(result, BackendQueryError)
+        }
+        for partition in lost:
+            conns[partition].broken = True
+        alive = [p for p in alive if p not in lost]
 
 
 def _steps_ok(
