@@ -1,0 +1,387 @@
+// What a JDBC application (DBeaver, Spring/Hibernate, Flyway) does through MariaDB Connector/J,
+// run against one or more targets in one JVM; compiled and run by tests/e2e/test_jdbc.py.
+//
+// Arguments: one per target, "name|jdbc-url|user|password|database|table-prefix". Output: one
+// line per observation, "name<TAB>section<TAB>value", the database's name replaced by "DB" so
+// that a target is comparable with its twin; generated ids go to sections starting with "id:"
+// (a sharded table's GROUP sequence gives other ids than a plain table), compared apart.
+// An exception is an observation too ("error: SQLState code message"), not the end of the run.
+
+import java.math.BigDecimal;
+import java.sql.Connection;
+import java.sql.DatabaseMetaData;
+import java.sql.Date;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.ResultSetMetaData;
+import java.sql.SQLException;
+import java.sql.Savepoint;
+import java.sql.Statement;
+import java.sql.Timestamp;
+import java.sql.Types;
+import java.util.ArrayList;
+import java.util.List;
+
+public class JdbcProbe {
+    static String target;
+    static String db;
+
+    static void out(String section, String value) {
+        String shown = value == null ? "<null>" : value;
+        if (db != null) {
+            shown = shown.replace(db, "DB");
+        }
+        System.out.println(target + "\t" + section + "\t" + shown.replace("\n", "\\n").replace("\t", "\\t"));
+    }
+
+    static void error(String section, SQLException e) {
+        out(section, "error: " + e.getSQLState() + " " + e.getErrorCode() + " " + e.getMessage());
+    }
+
+    static String row(ResultSet rs) throws SQLException {
+        ResultSetMetaData md = rs.getMetaData();
+        StringBuilder b = new StringBuilder();
+        for (int i = 1; i <= md.getColumnCount(); i++) {
+            if (i > 1) {
+                b.append(" | ");
+            }
+            b.append(md.getColumnLabel(i)).append('=').append(rs.getString(i));
+        }
+        return b.toString();
+    }
+
+    static List<String> rows(ResultSet rs) throws SQLException {
+        List<String> all = new ArrayList<>();
+        while (rs.next()) {
+            all.add(row(rs));
+        }
+        rs.close();
+        return all;
+    }
+
+    static void rows(String section, ResultSet rs) throws SQLException {
+        for (String r : rows(rs)) {
+            out(section, r);
+        }
+    }
+
+    static void query(Connection c, String section, String sql) {
+        try (Statement s = c.createStatement()) {
+            rows(section, s.executeQuery(sql));
+        } catch (SQLException e) {
+            error(section, e);
+        }
+    }
+
+    static void update(Connection c, String section, String sql) {
+        try (Statement s = c.createStatement()) {
+            out(section, "count=" + s.executeUpdate(sql));
+        } catch (SQLException e) {
+            error(section, e);
+        }
+    }
+
+    static void columns(String section, ResultSetMetaData md) throws SQLException {
+        for (int i = 1; i <= md.getColumnCount(); i++) {
+            out(section, md.getColumnName(i) + " label=" + md.getColumnLabel(i)
+                    + " type=" + md.getColumnType(i) + " typeName=" + md.getColumnTypeName(i)
+                    + " precision=" + md.getPrecision(i) + " scale=" + md.getScale(i)
+                    + " nullable=" + md.isNullable(i) + " auto=" + md.isAutoIncrement(i)
+                    + " signed=" + md.isSigned(i) + " display=" + md.getColumnDisplaySize(i)
+                    + " class=" + md.getColumnClassName(i) + " table=" + md.getTableName(i)
+                    + " catalog=" + md.getCatalogName(i));
+        }
+    }
+
+    // The rows the generated ids ``keys`` (getGeneratedKeys' rows) name, read back by key: the
+    // ids' values differ on a sharded table, the rows they name must not.
+    static void readBack(Connection c, String section, String table, List<Long> keys) {
+        try (PreparedStatement ps = c.prepareStatement("SELECT name, qty FROM " + table + " WHERE id = ?")) {
+            for (long key : keys) {
+                ps.setLong(1, key);
+                rows(section, ps.executeQuery());
+            }
+        } catch (SQLException e) {
+            error(section, e);
+        }
+    }
+
+    static List<Long> keys(String section, ResultSet rs) throws SQLException {
+        List<Long> all = new ArrayList<>();
+        while (rs.next()) {
+            all.add(rs.getLong(1));
+            out("id:" + section, row(rs));
+        }
+        rs.close();
+        out(section, "n=" + all.size());
+        return all;
+    }
+
+    static Connection open(String url, String options, String user, String password)
+            throws SQLException {
+        String sep = url.contains("?") ? "&" : "?";
+        return DriverManager.getConnection(url + (options.isEmpty() ? "" : sep + options), user, password);
+    }
+
+    public static void main(String[] args) throws Exception {
+        Class.forName("org.mariadb.jdbc.Driver");
+        for (String spec : args) {
+            String[] p = spec.split("\\|", -1);
+            target = p[0];
+            db = null;
+            String url = p[1];
+            String user = p[2];
+            String password = p[3];
+            String database = p[4];
+            String t = p[5];
+            db = database;
+            try {
+                run(url, user, password, database, t);
+            } catch (SQLException e) {
+                error("fatal", e);
+            }
+        }
+    }
+
+    static void run(String url, String user, String password, String database, String t)
+            throws SQLException {
+        // Connecting: Connector/J's own session set-up, with each option set an application uses.
+        String[] optionSets = {
+            "", "useServerPrepStmts=true", "useServerPrepStmts=false",
+            "rewriteBatchedStatements=true", "useBulkStmts=true", "useBulkStmts=false",
+        };
+        for (String options : optionSets) {
+            try (Connection c = open(url, options, user, password)) {
+                out("connect " + options, "valid=" + c.isValid(5) + " catalog=" + c.getCatalog()
+                        + " autocommit=" + c.getAutoCommit()
+                        + " isolation=" + c.getTransactionIsolation());
+            } catch (SQLException e) {
+                error("connect " + options, e);
+            }
+        }
+
+        try (Connection c = open(url, "", user, password)) {
+            DatabaseMetaData md = c.getMetaData();
+            out("product", md.getDatabaseProductName() + " " + md.getDatabaseProductVersion()
+                    + " major=" + md.getDatabaseMajorVersion() + " minor=" + md.getDatabaseMinorVersion());
+            out("driver", md.getDriverName() + " " + md.getDriverVersion());
+            out("identifiers", "quote=" + md.getIdentifierQuoteString()
+                    + " catalogTerm=" + md.getCatalogTerm());
+            query(c, "session", "SELECT @@autocommit, @@sql_mode LIKE '%STRICT_TRANS_TABLES%', DATABASE()");
+
+            // Statement: insert, select, generated keys.
+            try (Statement s = c.createStatement()) {
+                int n = s.executeUpdate("INSERT INTO " + t + "kinds (name, qty, price, born, seen, flag, big, note)"
+                        + " VALUES ('stmt', 1, 1.50, '2024-01-02', '2024-01-02 03:04:05.678', 1, 18446744073709551615, 'x')",
+                        Statement.RETURN_GENERATED_KEYS);
+                out("stmt insert", "count=" + n);
+                readBack(c, "stmt key row", t + "kinds", keys("stmt keys", s.getGeneratedKeys()));
+            } catch (SQLException e) {
+                error("stmt insert", e);
+            }
+            query(c, "stmt select", "SELECT name, qty, price, born, seen, flag, big, note FROM " + t
+                    + "kinds WHERE name = 'stmt'");
+            try (Statement s = c.createStatement();
+                 ResultSet rs = s.executeQuery("SELECT * FROM " + t + "kinds")) {
+                columns("rsmd text", rs.getMetaData());
+            } catch (SQLException e) {
+                error("rsmd text", e);
+            }
+            try (Statement s = c.createStatement();
+                 ResultSet rs = s.executeQuery("SELECT id AS ident, name, price * 2 AS twice, COUNT(*) AS n"
+                         + " FROM " + t + "kinds GROUP BY id, name, price")) {
+                columns("rsmd expr", rs.getMetaData());
+            } catch (SQLException e) {
+                error("rsmd expr", e);
+            }
+
+            // DatabaseMetaData, as DBeaver and Hibernate read it.
+            try {
+                rows("getTables", md.getTables(c.getCatalog(), null, "%", null));
+                rows("getTables TABLE", md.getTables(c.getCatalog(), null, "%", new String[] {"TABLE"}));
+                rows("getTables null catalog", md.getTables(null, null, t + "kinds", null));
+            } catch (SQLException e) {
+                error("getTables", e);
+            }
+            try {
+                rows("getColumns", md.getColumns(c.getCatalog(), null, "%", "%"));
+            } catch (SQLException e) {
+                error("getColumns", e);
+            }
+            for (String table : new String[] {"kinds", "parent", "child"}) {
+                try {
+                    rows("getPrimaryKeys " + table, md.getPrimaryKeys(c.getCatalog(), null, t + table));
+                } catch (SQLException e) {
+                    error("getPrimaryKeys " + table, e);
+                }
+                try {
+                    rows("getIndexInfo " + table, md.getIndexInfo(c.getCatalog(), null, t + table, false, false));
+                } catch (SQLException e) {
+                    error("getIndexInfo " + table, e);
+                }
+                try {
+                    rows("getImportedKeys " + table, md.getImportedKeys(c.getCatalog(), null, t + table));
+                } catch (SQLException e) {
+                    error("getImportedKeys " + table, e);
+                }
+                try {
+                    rows("getImportedKeys null catalog " + table, md.getImportedKeys(null, null, t + table));
+                } catch (SQLException e) {
+                    error("getImportedKeys null catalog " + table, e);
+                }
+                try {
+                    rows("getExportedKeys " + table, md.getExportedKeys(c.getCatalog(), null, t + table));
+                } catch (SQLException e) {
+                    error("getExportedKeys " + table, e);
+                }
+            }
+            try {
+                for (String cat : rows(md.getCatalogs())) {
+                    out("getCatalogs", cat);
+                }
+            } catch (SQLException e) {
+                error("getCatalogs", e);
+            }
+            try {
+                rows("getSchemas", md.getSchemas());
+            } catch (SQLException e) {
+                error("getSchemas", e);
+            }
+            try {
+                rows("getTypeInfo", md.getTypeInfo());
+            } catch (SQLException e) {
+                error("getTypeInfo", e);
+            }
+
+            // Transactions: rollback, commit, savepoints.
+            try {
+                c.setAutoCommit(false);
+                update(c, "tx insert", "INSERT INTO " + t + "kinds (name, qty) VALUES ('tx-rolled', 1)");
+                c.rollback();
+                update(c, "tx insert", "INSERT INTO " + t + "kinds (name, qty) VALUES ('tx-kept', 2)");
+                c.commit();
+                update(c, "tx insert", "INSERT INTO " + t + "kinds (name, qty) VALUES ('sp-before', 3)");
+                Savepoint sp = c.setSavepoint("sp1");
+                update(c, "tx insert", "INSERT INTO " + t + "kinds (name, qty) VALUES ('sp-after', 4)");
+                c.rollback(sp);
+                Savepoint sp2 = c.setSavepoint();
+                update(c, "tx insert", "INSERT INTO " + t + "kinds (name, qty) VALUES ('sp2-after', 5)");
+                c.releaseSavepoint(sp2);
+                c.commit();
+                c.setAutoCommit(true);
+            } catch (SQLException e) {
+                error("tx", e);
+                try {
+                    c.rollback();
+                    c.setAutoCommit(true);
+                } catch (SQLException again) {
+                    error("tx end", again);
+                }
+            }
+            query(c, "tx rows", "SELECT name, qty FROM " + t + "kinds WHERE name LIKE 'tx-%' OR name LIKE 'sp%' ORDER BY name");
+        }
+
+        // PreparedStatement, client-side and server-side; batches.
+        for (String options : new String[] {"useServerPrepStmts=true", "useServerPrepStmts=false"}) {
+            String tag = options.endsWith("true") ? "server" : "client";
+            try (Connection c = open(url, options, user, password)) {
+                try (PreparedStatement ps = c.prepareStatement("INSERT INTO " + t + "kinds (name, qty, price, born, seen, flag, note)"
+                        + " VALUES (?, ?, ?, ?, ?, ?, ?)", Statement.RETURN_GENERATED_KEYS)) {
+                    ps.setString(1, "ps-" + tag);
+                    ps.setInt(2, 7);
+                    ps.setBigDecimal(3, new BigDecimal("12.34"));
+                    ps.setDate(4, Date.valueOf("2023-05-06"));
+                    ps.setTimestamp(5, Timestamp.valueOf("2023-05-06 07:08:09.123"));
+                    ps.setBoolean(6, true);
+                    ps.setNull(7, Types.VARCHAR);
+                    out("ps insert " + tag, "count=" + ps.executeUpdate());
+                    readBack(c, "ps key row " + tag, t + "kinds", keys("ps keys " + tag, ps.getGeneratedKeys()));
+                } catch (SQLException e) {
+                    error("ps insert " + tag, e);
+                }
+                try (PreparedStatement ps = c.prepareStatement("SELECT name, qty, price, born, seen, flag, note FROM "
+                        + t + "kinds WHERE name = ? AND qty > ?")) {
+                    ps.setString(1, "ps-" + tag);
+                    ps.setLong(2, 0);
+                    try (ResultSet rs = ps.executeQuery()) {
+                        columns("ps rsmd " + tag, rs.getMetaData());
+                        rows("ps select " + tag, rs);
+                    }
+                    ResultSetMetaData before = ps.getMetaData();
+                    out("ps metadata before " + tag, before == null ? "null" : "columns=" + before.getColumnCount());
+                    out("ps parameters " + tag, "count=" + ps.getParameterMetaData().getParameterCount());
+                } catch (SQLException e) {
+                    error("ps select " + tag, e);
+                }
+                try (PreparedStatement ps = c.prepareStatement("SELECT id FROM " + t + "kinds WHERE id = ?")) {
+                    // Each generated id is read back by key (the sharded table's route by id).
+                    try (Statement s = c.createStatement();
+                         ResultSet rs = s.executeQuery("SELECT id, name FROM " + t + "kinds ORDER BY id")) {
+                        int found = 0;
+                        int all = 0;
+                        while (rs.next()) {
+                            ps.setLong(1, rs.getLong(1));
+                            all++;
+                            try (ResultSet one = ps.executeQuery()) {
+                                if (one.next() && one.getLong(1) == rs.getLong(1)) {
+                                    found++;
+                                }
+                            }
+                        }
+                        out("ps by key " + tag, "found=" + found + " of " + all);
+                    }
+                } catch (SQLException e) {
+                    error("ps by key " + tag, e);
+                }
+            } catch (SQLException e) {
+                error("ps " + tag, e);
+            }
+        }
+
+        String[] batchOptions = {
+            "rewriteBatchedStatements=true", "rewriteBatchedStatements=false",
+            "useBulkStmts=true", "useBulkStmts=true&useServerPrepStmts=true",
+            "useBulkStmts=false&useServerPrepStmts=true",
+        };
+        for (String options : batchOptions) {
+            String tag = "batch " + options;
+            try (Connection c = open(url, options, user, password)) {
+                try (PreparedStatement ps = c.prepareStatement("INSERT INTO " + t + "kinds (name, qty, price) VALUES (?, ?, ?)",
+                        Statement.RETURN_GENERATED_KEYS)) {
+                    for (int i = 0; i < 5; i++) {
+                        ps.setString(1, tag);
+                        ps.setInt(2, i);
+                        ps.setBigDecimal(3, new BigDecimal(i + ".25"));
+                        ps.addBatch();
+                    }
+                    int[] counts = ps.executeBatch();
+                    StringBuilder b = new StringBuilder();
+                    for (int n : counts) {
+                        b.append(n).append(' ');
+                    }
+                    out(tag, "counts=" + b.toString().trim());
+                    readBack(c, tag + " key rows", t + "kinds", keys(tag + " keys", ps.getGeneratedKeys()));
+                } catch (SQLException e) {
+                    error(tag, e);
+                }
+                try (Statement s = c.createStatement()) {
+                    s.addBatch("INSERT INTO " + t + "kinds (name, qty) VALUES ('" + tag + " stmt', 1)");
+                    s.addBatch("INSERT INTO " + t + "kinds (name, qty) VALUES ('" + tag + " stmt', 2)");
+                    s.addBatch("UPDATE " + t + "kinds SET qty = qty + 10 WHERE name = '" + tag + " stmt'");
+                    int[] counts = s.executeBatch();
+                    StringBuilder b = new StringBuilder();
+                    for (int n : counts) {
+                        b.append(n).append(' ');
+                    }
+                    out(tag + " statement batch", "counts=" + b.toString().trim());
+                } catch (SQLException e) {
+                    error(tag + " statement batch", e);
+                }
+                query(c, tag + " rows", "SELECT name, qty, price FROM " + t + "kinds WHERE name LIKE '" + tag + "%' ORDER BY qty");
+            } catch (SQLException e) {
+                error(tag, e);
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+"""JDBC through the proxy: MariaDB Connector/J (Debian's libmariadb-java, 2.7.6) driven by a
+small Java program (tests/drivers/jdbc/JdbcProbe.java, compiled with javac at test time, run in
+one JVM for every target) as JDBC applications use it -- DBeaver, Spring/Hibernate, Flyway:
+connecting (Connector/J's own session set-up, with each option set), Statement and
+PreparedStatement (useServerPrepStmts=true and false), getGeneratedKeys after an INSERT, batches
+(rewriteBatchedStatements, useBulkStmts), transactions with savepoints, ResultSetMetaData of
+SELECTs and DatabaseMetaData (getTables, getColumns, getPrimaryKeys, getIndexInfo,
+getImportedKeys/getExportedKeys, getCatalogs, getSchemas, getTypeInfo, the product version).
+
+Each answer through the proxy is compared with the same program's answer from MariaDB itself
+(a plain twin database with the same tables on shard s0, reached directly): (a) the unsharded
+database easydb, (b) a sharded database (a ``DBPARTITION BY HASH(id)`` table with a GROUP
+sequence, single tables with a foreign key, a broadcast and a split table). Generated ids are
+compared apart: a sharded table's sequence gives other values than a plain table's 1, 2, 3.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from proxy.dev.localshard import ShardEndpoint
+from tests.e2e.conftest import PASSWORDS, ProxyEnv
+from tests.e2e.sharded import plain_twin, sharded_database
+
+JAR = Path("/usr/share/java/mariadb-java-client.jar")
+SOURCE = Path(__file__).resolve().parents[1] / "drivers" / "jdbc" / "JdbcProbe.java"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("java") is None or shutil.which("javac") is None or not JAR.is_file(),
+    reason="needs java, javac and MariaDB Connector/J (.ci/setup installs Debian's"
+    " default-jdk-headless and libmariadb-java)",
+)
+
+SHARDED = "jdbcshard"
+SHARDED_PASSWORD = "Jdbc#shard1"
+PLAIN_A = "jdbc_plain_a"
+PLAIN_B = "jdbc_plain_b"
+
+KINDS = (
+    "CREATE TABLE kinds (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(60) NOT NULL,"
+    " qty INT NULL, price DECIMAL(10,2) NULL, born DATE NULL, seen DATETIME(3) NULL,"
+    " flag TINYINT(1) NULL, big BIGINT UNSIGNED NULL, note TEXT NULL, KEY k_name (name))"
+)
+PARENT = "CREATE TABLE parent (id INT PRIMARY KEY, label VARCHAR(20) NOT NULL, UNIQUE KEY (label))"
+CHILD = (
+    "CREATE TABLE child (id INT AUTO_INCREMENT PRIMARY KEY, parent_id INT NOT NULL,"
+    " CONSTRAINT fk_parent FOREIGN KEY (parent_id) REFERENCES parent (id))"
+)
+PARENT_ROWS = "INSERT INTO parent VALUES (1, 'one'), (2, 'two')"
+REGION = "CREATE TABLE region (id INT PRIMARY KEY, name VARCHAR(20))"
+SPLIT = "CREATE TABLE split (id BIGINT PRIMARY KEY, v INT)"
+PLAIN_DDL = [KINDS, PARENT, CHILD, PARENT_ROWS]
+SHARDED_DDL = [
+    KINDS + " DBPARTITION BY HASH(id)",
+    PARENT,
+    CHILD,
+    PARENT_ROWS,
+    REGION + " BROADCAST",
+    SPLIT + " DBPARTITION BY HASH(id) TBPARTITION BY HASH(id) TBPARTITIONS 2",
+]
+SHARDED_TWIN_DDL = [*PLAIN_DDL, REGION, SPLIT]
+
+Observations = dict[str, dict[str, list[str]]]
+
+
+def _url(host: str, port: int, database: str) -> str:
+    return f"jdbc:mariadb://{host}:{port}/{database}"
+
+
+def _target(name: str, host: str, port: int, user: str, password: str, database: str) -> str:
+    return "|".join([name, _url(host, port, database), user, password, database, ""])
+
+
+def run_probe(tmp: Path, targets: list[str]) -> Observations:
+    """JdbcProbe compiled in ``tmp`` and run once over ``targets``: per target, per section,
+    its lines in order."""
+    shutil.copy(SOURCE, tmp / SOURCE.name)
+    subprocess.run(
+        ["javac", "-cp", str(JAR), "-d", str(tmp), str(tmp / SOURCE.name)],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    out, err = tmp / "probe.out", tmp / "probe.err"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        try:
+            done = subprocess.run(
+                ["java", "-XX:TieredStopAtLevel=1", "-cp", f"{JAR}:{tmp}", "JdbcProbe", *targets],
+                timeout=120,
+                stdout=stdout,
+                stderr=stderr,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the probe hung after:\n{out.read_text()[-3000:]}{err.read_text()}")
+    assert done.returncode == 0, err.read_text()[-4000:]
+    seen: Observations = defaultdict(lambda: defaultdict(list))
+    for line in out.read_text().splitlines():
+        target, section, value = line.split("\t", 2)
+        seen[target][section].append(value)
+    return seen
+
+
+def _reset_unsharded(proxy: ProxyEnv) -> None:
+    conn = proxy.connect()
+    try:
+        with conn.cursor() as cur:
+            for table in ("child", "parent", "kinds"):
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
+            for statement in PLAIN_DDL:
+                cur.execute(statement)
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def observed(proxy: ProxyEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observations]:
+    """The probe's observations of the four targets: ``unsharded`` (easydb through the proxy,
+    as its administrator), ``plain_a`` (its twin on s0), ``sharded`` and ``plain_b``."""
+    shard: ShardEndpoint = proxy.shards[0]
+    _reset_unsharded(proxy)
+    with (
+        sharded_database(proxy, SHARDED, SHARDED_PASSWORD, setup=SHARDED_DDL),
+        plain_twin(proxy, PLAIN_A, PLAIN_DDL),
+        plain_twin(proxy, PLAIN_B, SHARDED_TWIN_DDL),
+    ):
+        targets = [
+            _target("unsharded", proxy.host, proxy.port, "easydb", PASSWORDS["easydb"], "easydb"),
+            _target("plain_a", shard.host, shard.port, shard.user, shard.password, PLAIN_A),
+            _target("sharded", proxy.host, proxy.port, SHARDED, SHARDED_PASSWORD, SHARDED),
+            _target("plain_b", shard.host, shard.port, shard.user, shard.password, PLAIN_B),
+        ]
+        yield run_probe(tmp_path_factory.mktemp("jdbc"), targets)
+    conn = proxy.connect()
+    try:
+        with conn.cursor() as cur:
+            for table in ("child", "parent", "kinds"):
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
+    finally:
+        conn.close()
+
+
+def _as_twin(got: dict[str, list[str]], want: dict[str, list[str]]) -> list[str]:
+    """Where the proxy's answers differ from the twin's, beyond what it answers otherwise on
+    purpose (README, Drivers): the server version names the proxy (``-shardgate`` after the
+    shard's own: the major and minor versions are the shard's), and getCatalogs lists the
+    databases the account may see -- its own and information_schema (a sharded database's
+    physical databases are not among them) -- where the twin's administrator sees every one."""
+    product = [re.sub(r"^(MariaDB \S+)", r"\1-shardgate", line) for line in want["product"]]
+    assert got["product"] == product, (got["product"], product)
+    assert got["getCatalogs"] == ["TABLE_CAT=DB", "TABLE_CAT=information_schema"] or got[
+        "getCatalogs"
+    ] == ["TABLE_CAT=information_schema", "TABLE_CAT=DB"], got["getCatalogs"]
+    found = []
+    for section in sorted(set(got) | set(want)):
+        if section.startswith("id:") or section in ("product", "getCatalogs"):
+            continue
+        if got.get(section) != want.get(section):
+            found.append(f"{section}:\n  proxy: {got.get(section)}\n  twin:  {want.get(section)}")
+    return found
+
+
+def _ids(seen: dict[str, list[str]]) -> list[int]:
+    return [
+        int(line.partition("=")[2])
+        for section, lines in seen.items()
+        if section.startswith("id:")
+        for line in lines
+    ]
+
+
+def test_unsharded_as_mariadb(observed: Observations) -> None:
+    """Every observation of easydb through the proxy is its twin's; so are the generated ids
+    (one plain table each, the same inserts)."""
+    diffs = _as_twin(observed["unsharded"], observed["plain_a"])
+    assert not diffs, "\n".join(diffs)
+    assert _ids(observed["unsharded"]) == _ids(observed["plain_a"])
+
+
+def test_sharded_as_mariadb(observed: Observations) -> None:
+    """Every observation of the sharded database through the proxy is its twin's: its logical
+    tables only, with the twin's columns, keys and indexes; the rows each generated id names
+    (read back by key) are the twin's. The ids themselves are the GROUP sequence's: distinct
+    and increasing, not the plain table's."""
+    diffs = _as_twin(observed["sharded"], observed["plain_b"])
+    assert not diffs, "\n".join(diffs)
+    ids, twin = _ids(observed["sharded"]), _ids(observed["plain_b"])
+    assert len(ids) == len(twin) > 20
+    assert ids == sorted(set(ids)) and ids != twin, ids
+
+
+def test_session_tracking_setting(proxy: ProxyEnv) -> None:
+    """Connector/J's set-up statement with rewriteBatchedStatements (2.7; 3.x sends it on every
+    connection, tracking transaction_isolation) -- ``SET session_track_system_variables =
+    CONCAT(@@global.session_track_system_variables, ',auto_increment_increment')`` -- was
+    refused (1235: the connection failed): it is the session's, read back, and applied to
+    every backend connection the session uses later."""
+    conn = proxy.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SET autocommit = 1, session_track_system_variables ="
+                " CONCAT(@@global.session_track_system_variables, ',auto_increment_increment')"
+            )
+            cur.execute("SELECT @@session.session_track_system_variables")
+            (tracked,) = cur.fetchone()
+            cur.execute("SELECT @@global.session_track_system_variables")
+            (default,) = cur.fetchone()
+            assert set(tracked.split(",")) == {*default.split(","), "auto_increment_increment"}
+    finally:
+        conn.close()
