@@ -36,7 +36,9 @@ public class JdbcProbe {
     }
 
     static void error(String section, SQLException e) {
-        out(section, "error: " + e.getSQLState() + " " + e.getErrorCode() + " " + e.getMessage());
+        // (Connector/J names the server's connection id: the proxy's is another than the twin's)
+        String message = String.valueOf(e.getMessage()).replaceAll("\\(conn=\\d+\\) ", "");
+        out(section, "error: " + e.getSQLState() + " " + e.getErrorCode() + " " + message);
     }
 
     static String row(ResultSet rs) throws SQLException {
@@ -237,6 +239,21 @@ public class JdbcProbe {
                 }
             }
             try {
+                rows("getTables views", md.getTables(c.getCatalog(), null, "%", new String[] {"VIEW"}));
+                rows("getColumns view", md.getColumns(c.getCatalog(), null, t + "v_parent", "%"));
+                rows("getBestRowIdentifier", md.getBestRowIdentifier(c.getCatalog(), null, t + "kinds",
+                        DatabaseMetaData.bestRowSession, true));
+                rows("getCrossReference", md.getCrossReference(c.getCatalog(), null, t + "parent",
+                        c.getCatalog(), null, t + "child"));
+                rows("getVersionColumns", md.getVersionColumns(c.getCatalog(), null, t + "kinds"));
+                rows("getProcedures", md.getProcedures(c.getCatalog(), null, "%"));
+                rows("getFunctions", md.getFunctions(c.getCatalog(), null, "%"));
+                rows("getTableTypes", md.getTableTypes());
+                rows("getClientInfoProperties", md.getClientInfoProperties());
+            } catch (SQLException e) {
+                error("more metadata", e);
+            }
+            try {
                 for (String cat : rows(md.getCatalogs())) {
                     out("getCatalogs", cat);
                 }
@@ -280,6 +297,114 @@ public class JdbcProbe {
                 }
             }
             query(c, "tx rows", "SELECT name, qty FROM " + t + "kinds WHERE name LIKE 'tx-%' OR name LIKE 'sp%' ORDER BY name");
+        }
+
+        // The queries DBeaver's MySQL/MariaDB plugin and Hibernate's schema tools send themselves,
+        // as text and as server-side prepared statements (the schema a parameter).
+        String[] catalogQueries = {
+            "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, ENGINE, ROW_FORMAT, TABLE_COLLATION, TABLE_COMMENT"
+                + " FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME",
+            "SELECT * FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'kinds'"
+                + " ORDER BY ORDINAL_POSITION",
+            "SELECT CONSTRAINT_NAME, TABLE_NAME, COLUMN_NAME, REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME,"
+                + " REFERENCED_COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = ?"
+                + " ORDER BY TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION",
+            "SELECT CONSTRAINT_NAME, TABLE_NAME, CONSTRAINT_TYPE FROM information_schema.TABLE_CONSTRAINTS"
+                + " WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, CONSTRAINT_NAME",
+            "SELECT CONSTRAINT_NAME, UNIQUE_CONSTRAINT_NAME, UPDATE_RULE, DELETE_RULE, TABLE_NAME,"
+                + " REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ?",
+            "SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, SEQ_IN_INDEX, COLUMN_NAME, NULLABLE, INDEX_TYPE"
+                + " FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ?"
+                + " ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX",
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'SEQUENCE'",
+            "SELECT TABLE_NAME, VIEW_DEFINITION, CHECK_OPTION, IS_UPDATABLE FROM information_schema.VIEWS"
+                + " WHERE TABLE_SCHEMA = ?",
+            "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            "SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?",
+            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?",
+        };
+        for (String options : new String[] {"useServerPrepStmts=false", "useServerPrepStmts=true"}) {
+            String tag = options.endsWith("true") ? "server" : "client";
+            try (Connection c = open(url, options, user, password)) {
+                for (int i = 0; i < catalogQueries.length; i++) {
+                    try (PreparedStatement ps = c.prepareStatement(catalogQueries[i])) {
+                        ps.setString(1, database);
+                        try (ResultSet rs = ps.executeQuery()) {
+                            if (i == 1) {
+                                columns("catalog rsmd " + tag, rs.getMetaData());
+                            }
+                            rows("catalog " + i + " " + tag, rs);
+                        }
+                    } catch (SQLException e) {
+                        error("catalog " + i + " " + tag, e);
+                    }
+                }
+                query(c, "show full tables " + tag, "SHOW FULL TABLES FROM `" + database + "`");
+                query(c, "show variables " + tag, "SHOW VARIABLES LIKE 'lower_case_table_names'");
+                query(c, "show collation " + tag, "SHOW COLLATION LIKE 'utf8mb4_general_ci'");
+                query(c, "show index " + tag, "SHOW INDEX FROM child");
+                query(c, "show columns " + tag, "SHOW FULL COLUMNS FROM kinds");
+            } catch (SQLException e) {
+                error("catalog " + tag, e);
+            }
+        }
+
+        // What connection pools (HikariCP), Spring and Flyway do with a connection.
+        for (String options : new String[] {"assureReadOnly=true",
+                "assureReadOnly=true&useServerPrepStmts=true&allowMultiQueries=true", "useCompression=true"}) {
+            String tag = "pool " + options;
+            try (Connection c = open(url, options, user, password)) {
+                c.setTransactionIsolation(Connection.TRANSACTION_READ_COMMITTED);
+                out(tag + " isolation", "level=" + c.getTransactionIsolation());
+                query(c, tag + " isolation read", "SELECT @@tx_isolation, @@tx_read_only");
+                c.setReadOnly(true);
+                query(c, tag + " read only", "SELECT COUNT(*), @@tx_read_only FROM " + t + "parent");
+                update(c, tag + " read only write", "INSERT INTO " + t + "parent VALUES (9, 'nine')");
+                c.setReadOnly(false);
+                update(c, tag + " read write", "DELETE FROM " + t + "parent WHERE id = 9");
+                c.setTransactionIsolation(Connection.TRANSACTION_REPEATABLE_READ);
+                query(c, tag + " isolation back", "SELECT @@tx_isolation, @@tx_read_only");
+                c.setCatalog(c.getCatalog());
+                out(tag + " catalog", c.getCatalog() + " schema=" + c.getSchema());
+                try (Statement s = c.createStatement()) {
+                    s.setQueryTimeout(5);
+                    rows(tag + " query timeout", s.executeQuery("SELECT label FROM " + t + "parent ORDER BY id"));
+                    s.setQueryTimeout(0);
+                    s.setMaxRows(1);
+                    rows(tag + " max rows", s.executeQuery("SELECT label FROM " + t + "parent ORDER BY id"));
+                    s.setMaxRows(0);
+                    rows(tag + " after max rows", s.executeQuery("SELECT COUNT(*) FROM " + t + "parent"));
+                    s.setFetchSize(Integer.MIN_VALUE);
+                    rows(tag + " streamed", s.executeQuery("SELECT name FROM " + t + "kinds ORDER BY name"));
+                    s.setFetchSize(0);
+                    rows(tag + " warnings query", s.executeQuery("SELECT 1/0"));
+                    for (java.sql.SQLWarning w = s.getWarnings(); w != null; w = w.getNextWarning()) {
+                        out(tag + " warnings", w.getSQLState() + " " + w.getErrorCode() + " " + w.getMessage());
+                    }
+                    rows(tag + " lock", s.executeQuery("SELECT GET_LOCK('flyway-" + t + "1', 10), RELEASE_LOCK('flyway-" + t + "1')"));
+                    rows(tag + " session read", s.executeQuery("SELECT @@foreign_key_checks, VERSION() LIKE '10.%', DATABASE(), USER() IS NOT NULL"));
+                    if (options.contains("allowMultiQueries")) {
+                        boolean isResult = s.execute("SELECT 1 AS a; SELECT label FROM " + t + "parent WHERE id = 2; UPDATE " + t + "parent SET label = label WHERE id = 1");
+                        int guard = 0;
+                        while (guard++ < 10) {
+                            if (isResult) {
+                                rows(tag + " multi", s.getResultSet());
+                            } else {
+                                int n = s.getUpdateCount();
+                                if (n == -1) {
+                                    break;
+                                }
+                                out(tag + " multi", "count=" + n);
+                            }
+                            isResult = s.getMoreResults();
+                        }
+                    }
+                } catch (SQLException e) {
+                    error(tag + " statements", e);
+                }
+            } catch (SQLException e) {
+                error(tag, e);
+            }
         }
 
         // PreparedStatement, client-side and server-side; batches.
