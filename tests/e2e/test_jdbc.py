@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from proxy.dev.localshard import ShardEndpoint
+from tests.e2e.binclient import BinaryClient, Prepared, ServerError
 from tests.e2e.conftest import PASSWORDS, ProxyEnv
 from tests.e2e.sharded import plain_twin, sharded_database
 
@@ -225,3 +226,56 @@ def test_session_tracking_setting(proxy: ProxyEnv) -> None:
             assert set(tracked.split(",")) == {*default.split(","), "auto_increment_increment"}
     finally:
         conn.close()
+
+
+def _last_statement(client: BinaryClient) -> list[object]:
+    """Statement -1 (the last prepared) as Connector/J 3 uses it, pipelined after its PREPARE,
+    and after a failed PREPARE or a close (unknown then, 1243): what each answered."""
+
+    def shown(answer: object) -> object:
+        if isinstance(answer, ServerError):
+            return ("error", answer.errno, str(answer) if answer.errno == 1243 else "")
+        if isinstance(answer, Prepared):
+            return ("prepared", answer.params, answer.columns)
+        return answer
+
+    seen: list[object] = []
+    for sql, param in (
+        ("SELECT ? + 1", 41),
+        ("SELECT COUNT(*) FROM kinds WHERE qty > ?", 3),
+        ("SELECT label FROM parent WHERE id = ?", 2),
+        ("SELECT nope FROM kinds WHERE id = ?", 1),
+    ):
+        seen.append([shown(answer) for answer in client.prepare_execute(sql, [param])])
+    last = Prepared(0xFFFFFFFF, 1, 1)
+    for run in range(2):
+        try:
+            seen.append(client.execute(last, [run]))
+        except ServerError as exc:
+            seen.append(shown(exc))
+        prepared = client.prepare("SELECT ? * 2")
+        seen.append(client.execute(last, [21]))
+        client.close_statement(prepared)
+    return seen
+
+
+@pytest.mark.parametrize("sharded", [False, True], ids=["unsharded", "sharded"])
+def test_last_prepared_statement_id(proxy: ProxyEnv, observed: Observations, sharded: bool) -> None:
+    """MariaDB's statement id -1 names the connection's last prepared statement (unknown after
+    a failed PREPARE or once closed): Connector/J 3 sends COM_STMT_PREPARE and COM_STMT_EXECUTE
+    of -1 together (useServerPrepStmts). The proxy, whose statement ids are its own, answered
+    1243 Unknown prepared statement handler (4294967295); now as MariaDB (the twin)."""
+    shard = proxy.shards[0]
+    if sharded:
+        via, twin = (proxy.port, SHARDED, SHARDED_PASSWORD, SHARDED), PLAIN_B
+    else:
+        via, twin = (proxy.port, "easydb", PASSWORDS["easydb"], "easydb"), PLAIN_A
+    answers = []
+    for port, user, password, database in (via, (shard.port, shard.user, shard.password, twin)):
+        client = BinaryClient(port, user, password, database)
+        try:
+            answers.append(_last_statement(client))
+        finally:
+            client.close()
+    assert answers[0] == answers[1]
+    assert answers[1][0] == [("prepared", 1, 1), [(42,)]], answers[1]
