@@ -299,6 +299,30 @@ public class JdbcProbe {
             query(c, "tx rows", "SELECT name, qty FROM " + t + "kinds WHERE name LIKE 'tx-%' OR name LIKE 'sp%' ORDER BY name");
         }
 
+        // Update counts: matched rows (Connector/J's default, CLIENT_FOUND_ROWS) or changed rows
+        // (useAffectedRows=true), on one partition and on several; session options that
+        // change what the session reads (time zone, sql_mode through sessionVariables).
+        String[] countOptions = {"", "useAffectedRows=true",
+            "serverTimezone=UTC&sessionVariables=sql_mode='ANSI_QUOTES,STRICT_TRANS_TABLES'"};
+        for (String options : countOptions) {
+            String tag = "counts " + options;
+            try (Connection c = open(url, options, user, password)) {
+                update(c, tag + " unchanged one", "UPDATE " + t + "kinds SET qty = qty WHERE name = 'stmt'");
+                update(c, tag + " unchanged many", "UPDATE " + t + "kinds SET qty = qty WHERE qty IS NOT NULL");
+                update(c, tag + " changed many", "UPDATE " + t + "kinds SET note = CONCAT('n', qty) WHERE qty < 3");
+                update(c, tag + " upsert same", "INSERT INTO " + t + "parent VALUES (1, 'one') ON DUPLICATE KEY UPDATE label = 'one'");
+                update(c, tag + " upsert changed", "INSERT INTO " + t + "parent VALUES (1, 'uno') ON DUPLICATE KEY UPDATE label = VALUES(label)");
+                update(c, tag + " upsert back", "INSERT INTO " + t + "parent VALUES (1, 'one') ON DUPLICATE KEY UPDATE label = VALUES(label)");
+                update(c, tag + " delete none", "DELETE FROM " + t + "kinds WHERE qty > 1000");
+                query(c, tag + " session", "SELECT @@time_zone, @@sql_mode LIKE '%ANSI_QUOTES%'");
+                if (options.contains("ANSI_QUOTES")) {
+                    query(c, tag + " ansi", "SELECT \"label\" FROM \"" + t + "parent\" WHERE \"id\" = 2");
+                }
+            } catch (SQLException e) {
+                error(tag, e);
+            }
+        }
+
         // The queries DBeaver's MySQL/MariaDB plugin and Hibernate's schema tools send themselves,
         // as text and as server-side prepared statements (the schema a parameter).
         String[] catalogQueries = {
