@@ -299,6 +299,46 @@ public class JdbcProbe {
             query(c, "tx rows", "SELECT name, qty FROM " + t + "kinds WHERE name LIKE 'tx-%' OR name LIKE 'sp%' ORDER BY name");
         }
 
+        // Results the proxy merges on a sharded database (aggregates, GROUP BY, ORDER BY with
+        // LIMIT, DISTINCT, a join with a broadcast table): their values and column metadata.
+        String[] merged = {
+            "SELECT COUNT(*), COUNT(price), SUM(price), AVG(price), AVG(qty), SUM(qty), MAX(seen), MIN(name),"
+                + " MAX(big), MIN(born) FROM " + t + "kinds",
+            "SELECT flag, COUNT(*) AS n, SUM(qty) AS total, AVG(price) AS mean"
+                + " FROM " + t + "kinds GROUP BY flag ORDER BY flag",
+            "SELECT name, qty, price FROM " + t + "kinds ORDER BY qty DESC, name LIMIT 3",
+            "SELECT DISTINCT qty FROM " + t + "kinds ORDER BY qty",
+            "SELECT name, qty * 2 AS dbl, CAST(price AS CHAR) AS txt, price / 3 AS third FROM " + t + "kinds WHERE price IS NOT NULL ORDER BY name, qty",
+        };
+        for (String options : new String[] {"useServerPrepStmts=false", "useServerPrepStmts=true"}) {
+            String tag = options.endsWith("true") ? "server" : "client";
+            try (Connection c = open(url, options, user, password)) {
+                for (int i = 0; i < merged.length; i++) {
+                    try (PreparedStatement ps = c.prepareStatement(merged[i]); ResultSet rs = ps.executeQuery()) {
+                        columns("merged rsmd " + i + " " + tag, rs.getMetaData());
+                        rows("merged " + i + " " + tag, rs);
+                    } catch (SQLException e) {
+                        error("merged " + i + " " + tag, e);
+                    }
+                }
+                // Hibernate's pagination: LIMIT with parameters (a server-side prepared
+                // statement keeps them parameters; Connector/J's client-side one writes them in).
+                try (PreparedStatement ps = c.prepareStatement("SELECT name FROM " + t + "kinds ORDER BY name LIMIT ?, ?")) {
+                    ps.setInt(1, 1);
+                    ps.setInt(2, 2);
+                    rows("merged limit ? " + tag, ps.executeQuery());
+                } catch (SQLException e) {
+                    error("merged limit ? " + tag, e);
+                }
+                // Aggregates a sharded database does not merge (README: refused with 1235).
+                query(c, "merged refused bit_or std " + tag, "SELECT BIT_OR(qty), STD(qty) FROM " + t + "kinds");
+                query(c, "merged refused group_concat " + tag,
+                        "SELECT GROUP_CONCAT(name ORDER BY name) FROM " + t + "kinds GROUP BY flag ORDER BY flag");
+            } catch (SQLException e) {
+                error("merged " + tag, e);
+            }
+        }
+
         // Update counts: matched rows (Connector/J's default, CLIENT_FOUND_ROWS) or changed rows
         // (useAffectedRows=true), on one partition and on several; session options that
         // change what the session reads (time zone, sql_mode through sessionVariables).
