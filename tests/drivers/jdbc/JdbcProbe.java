@@ -381,6 +381,8 @@ public class JdbcProbe {
                 + " FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ?"
                 + " ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX",
             "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'SEQUENCE'",
+            "SELECT TABLE_NAME, TABLE_SCHEMA = ? FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+                + " AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
             "SELECT TABLE_NAME, VIEW_DEFINITION, CHECK_OPTION, IS_UPDATABLE FROM information_schema.VIEWS"
                 + " WHERE TABLE_SCHEMA = ?",
             "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
@@ -571,6 +573,46 @@ public class JdbcProbe {
             } catch (SQLException e) {
                 error(tag, e);
             }
+        }
+
+        // Flyway's migration run: its history table made, a migration applied and recorded with
+        // prepared statements, the history read back; then dropped (a single table when sharded).
+        try (Connection c = open(url, "", user, password)) {
+            update(c, "flyway create", "CREATE TABLE `flyway_schema_history` (`installed_rank` INT NOT NULL,"
+                    + " `version` VARCHAR(50), `description` VARCHAR(200) NOT NULL, `type` VARCHAR(20) NOT NULL,"
+                    + " `script` VARCHAR(1000) NOT NULL, `checksum` INT, `installed_by` VARCHAR(100) NOT NULL,"
+                    + " `installed_on` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, `execution_time` INT NOT NULL,"
+                    + " `success` BOOL NOT NULL, CONSTRAINT `flyway_schema_history_pk` PRIMARY KEY (`installed_rank`))"
+                    + " ENGINE=InnoDB");
+            update(c, "flyway index", "CREATE INDEX `flyway_schema_history_s_idx` ON `flyway_schema_history` (`success`)");
+            c.setAutoCommit(false);
+            update(c, "flyway migrate", "ALTER TABLE " + t + "parent ADD COLUMN extra INT NULL");
+            try (PreparedStatement ps = c.prepareStatement("INSERT INTO `flyway_schema_history` (`installed_rank`, `version`,"
+                    + " `description`, `type`, `script`, `checksum`, `installed_by`, `execution_time`, `success`)"
+                    + " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")) {
+                ps.setInt(1, 1);
+                ps.setString(2, "1");
+                ps.setString(3, "add extra");
+                ps.setString(4, "SQL");
+                ps.setString(5, "V1__add_extra.sql");
+                ps.setInt(6, 12345);
+                ps.setString(7, "flyway");
+                ps.setInt(8, 3);
+                ps.setBoolean(9, true);
+                out("flyway record", "count=" + ps.executeUpdate());
+            } catch (SQLException e) {
+                error("flyway record", e);
+            }
+            c.commit();
+            c.setAutoCommit(true);
+            query(c, "flyway history", "SELECT `installed_rank`, `version`, `description`, `type`, `script`, `checksum`,"
+                    + " `installed_by`, `execution_time`, `success` FROM `flyway_schema_history`"
+                    + " WHERE `installed_rank` > 0 ORDER BY `installed_rank`");
+            rows("flyway columns", c.getMetaData().getColumns(c.getCatalog(), null, t + "parent", "%"));
+            update(c, "flyway undo", "ALTER TABLE " + t + "parent DROP COLUMN extra");
+            update(c, "flyway drop", "DROP TABLE `flyway_schema_history`");
+        } catch (SQLException e) {
+            error("flyway", e);
         }
     }
 }
