@@ -8,26 +8,31 @@ SELECTs and DatabaseMetaData (getTables, getColumns, getPrimaryKeys, getIndexInf
 getImportedKeys/getExportedKeys, getCatalogs, getSchemas, getTypeInfo, the product version).
 
 Each answer through the proxy is compared with the same program's answer from MariaDB itself
-(a plain twin database with the same tables on shard s0, reached directly): (a) the unsharded
-database easydb, (b) a sharded database (a ``DBPARTITION BY HASH(id)`` table with a GROUP
+(a plain twin database with the same tables on shard s0, reached directly): (a) an unsharded
+database (on s0), (b) a sharded database (a ``DBPARTITION BY HASH(id)`` table with a GROUP
 sequence, single tables with a foreign key, a broadcast and a split table). Generated ids are
 compared apart: a sharded table's sequence gives other values than a plain table's 1, 2, 3.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import subprocess
+import time
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from proxy.dev.localshard import ShardEndpoint
+from proxy.manage.provision import create_database
+from tests.conftest import connect_admin
 from tests.e2e.binclient import BinaryClient, Prepared, ServerError
-from tests.e2e.conftest import PASSWORDS, ProxyEnv
+from tests.e2e.conftest import ProxyEnv
 from tests.e2e.sharded import plain_twin, sharded_database
 
 JAR = Path("/usr/share/java/mariadb-java-client.jar")
@@ -39,6 +44,8 @@ pytestmark = pytest.mark.skipif(
     " default-jdk-headless and libmariadb-java)",
 )
 
+UNSHARDED = "jdbcplain"
+UNSHARDED_PASSWORD = "Jdbc#plain1"
 NOT_YET = "This version of shardgate doesn't yet support"
 SHARDED = "jdbcshard"
 SHARDED_PASSWORD = "Jdbc#shard1"
@@ -111,17 +118,39 @@ def run_probe(tmp: Path, targets: list[str]) -> Observations:
     return seen
 
 
-def _reset_unsharded(proxy: ProxyEnv) -> None:
-    conn = proxy.connect()
+@contextmanager
+def unsharded_database(proxy: ProxyEnv, setup: list[str]) -> Iterator[None]:
+    """Database UNSHARDED on s0 of its own (easydb holds what other modules leave: its
+    metadata would not be the twin's), its tables made through the proxy by its administrator;
+    dropped afterwards."""
+    with proxy.catalog() as catalog:
+        asyncio.run(
+            create_database(
+                proxy.config, catalog, UNSHARDED, "s0", UNSHARDED_PASSWORD, UNSHARDED_PASSWORD + "r"
+            )
+        )
+    deadline = time.monotonic() + 10
+    while proxy.server.ctx.catalog.snapshot().database(UNSHARDED) is None:
+        assert time.monotonic() < deadline, "the proxy never saw the new database"
+        time.sleep(0.1)
     try:
-        with conn.cursor() as cur:
-            cur.execute("DROP VIEW IF EXISTS v_parent")
-            for table in ("child", "parent", "kinds"):
-                cur.execute(f"DROP TABLE IF EXISTS {table}")
-            for statement in PLAIN_DDL:
-                cur.execute(statement)
+        conn = proxy.connect(UNSHARDED, UNSHARDED_PASSWORD, database=UNSHARDED)
+        try:
+            with conn.cursor() as cur:
+                for statement in setup:
+                    cur.execute(statement)
+        finally:
+            conn.close()
+        yield
     finally:
-        conn.close()
+        with proxy.catalog() as catalog:
+            catalog.drop_database(UNSHARDED)
+        admin = connect_admin(proxy.shards[0])
+        try:
+            with admin.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS {UNSHARDED}")
+        finally:
+            admin.close()
 
 
 @pytest.fixture(scope="module")
@@ -129,27 +158,19 @@ def observed(proxy: ProxyEnv, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """The probe's observations of the four targets: ``unsharded`` (easydb through the proxy,
     as its administrator), ``plain_a`` (its twin on s0), ``sharded`` and ``plain_b``."""
     shard: ShardEndpoint = proxy.shards[0]
-    _reset_unsharded(proxy)
     with (
+        unsharded_database(proxy, PLAIN_DDL),
         sharded_database(proxy, SHARDED, SHARDED_PASSWORD, setup=SHARDED_DDL),
         plain_twin(proxy, PLAIN_A, PLAIN_DDL),
         plain_twin(proxy, PLAIN_B, SHARDED_TWIN_DDL),
     ):
         targets = [
-            _target("unsharded", proxy.host, proxy.port, "easydb", PASSWORDS["easydb"], "easydb"),
+            _target("unsharded", proxy.host, proxy.port, UNSHARDED, UNSHARDED_PASSWORD, UNSHARDED),
             _target("plain_a", shard.host, shard.port, shard.user, shard.password, PLAIN_A),
             _target("sharded", proxy.host, proxy.port, SHARDED, SHARDED_PASSWORD, SHARDED),
             _target("plain_b", shard.host, shard.port, shard.user, shard.password, PLAIN_B),
         ]
         yield run_probe(tmp_path_factory.mktemp("jdbc"), targets)
-    conn = proxy.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute("DROP VIEW IF EXISTS v_parent")
-            for table in ("child", "parent", "kinds"):
-                cur.execute(f"DROP TABLE IF EXISTS {table}")
-    finally:
-        conn.close()
 
 
 # What a sharded database refuses on purpose (README, Sharded databases, the merge engine's
@@ -292,7 +313,7 @@ def test_last_prepared_statement_id(proxy: ProxyEnv, observed: Observations, sha
     if sharded:
         via, twin = (proxy.port, SHARDED, SHARDED_PASSWORD, SHARDED), PLAIN_B
     else:
-        via, twin = (proxy.port, "easydb", PASSWORDS["easydb"], "easydb"), PLAIN_A
+        via, twin = (proxy.port, UNSHARDED, UNSHARDED_PASSWORD, UNSHARDED), PLAIN_A
     answers = []
     for port, user, password, database in (via, (shard.port, shard.user, shard.password, twin)):
         client = BinaryClient(port, user, password, database)
