@@ -82,7 +82,8 @@ Observations = dict[str, dict[str, list[str]]]
 
 
 def _url(host: str, port: int, database: str) -> str:
-    return f"jdbc:mariadb://{host}:{port}/{database}"
+    # (a command left unanswered fails its observation after 20 s instead of hanging the run)
+    return f"jdbc:mariadb://{host}:{port}/{database}?socketTimeout=20000&connectTimeout=20000"
 
 
 def _target(name: str, host: str, port: int, user: str, password: str, database: str) -> str:
@@ -104,7 +105,7 @@ def run_probe(tmp: Path, targets: list[str]) -> Observations:
         try:
             done = subprocess.run(
                 ["java", "-XX:TieredStopAtLevel=1", "-cp", f"{JAR}:{tmp}", "JdbcProbe", *targets],
-                timeout=120,
+                timeout=240,
                 stdout=stdout,
                 stderr=stderr,
             )
