@@ -182,6 +182,7 @@ _ASKS_LAST = frozenset({Identity.ROW_COUNT, Identity.FOUND_ROWS})
 _COUNTS_NOTES = frozenset({Identity.WARNING_COUNT, Identity.ERROR_COUNT})
 _COM_INIT_DB = 0x02
 _COM_STMT_PREPARE = 0x16
+_LAST_STMT_ID = b"\xff\xff\xff\xff"
 _COM_FIELD_LIST = 0x04
 _COM_PROCESS_KILL = 0x0C
 _COM_QUIT = 0x01
@@ -279,6 +280,11 @@ class Session:
         # While an execution of a statement the proxy answers itself is answered: its packets
         # as the binary protocol's (_execute_answered).
         self._binary: BinaryResults | None = None
+        # The statement the last COM_STMT_PREPARE made (None if it failed): MariaDB's
+        # statement id -1 (0xFFFFFFFF, ``LAST_STMT_ID``) names it in the statement commands,
+        # which lets a client send PREPARE and EXECUTE together (Connector/J 3, Connector/C's
+        # mariadb_stmt_execute_direct, node's mariadb).
+        self.last_prepared: int | None = None
         self.notes: list[tuple[str, int, str]] = []  # (level, code, message)
         # What the proxy knows of the shard's diagnostics area (one attribute: see Diagnostics).
         self.diag = Diagnostics()
@@ -501,6 +507,10 @@ class Session:
                     # the database: the connection follows the new grants first.
                     await self.ctx.follow_grants(conn, current, self.current_db)
             self.checked_snapshot = snapshot
+            code = payload[0]
+            if code in _STATEMENT_COMMANDS and payload[1:5] == _LAST_STMT_ID:
+                payload = self._last_statement(payload)
+            before = set(self.prepared) if code == _COM_STMT_PREPARE else None
             command = await self._read_command(payload, carried)
             if command is not None:
                 # What was saved of the last statement answers this one only: never a PREPARE's
@@ -508,8 +518,20 @@ class Session:
                 view = self.view(carried if isinstance(command, Query) else None)
                 await self._execute(await self._plan(command, view, snapshot), command, payload)
                 await self._settle_diagnostics()
+            if before is not None:
+                made = [client_id for client_id in self.prepared if client_id not in before]
+                self.last_prepared = made[-1] if made else None
             self.link.release()
             await client.drain()
+
+    def _last_statement(self, payload: bytes) -> bytes:
+        """A statement command naming statement -1 as naming the session's last prepared
+        statement, as MariaDB reads it; unchanged (unknown, answered 1243 as MariaDB does) when
+        the last PREPARE failed or its statement was closed."""
+        last = self.last_prepared
+        if last is None or last not in self.prepared:
+            return payload
+        return payload[:1] + last.to_bytes(4, "little") + payload[5:]
 
     async def _plan(self, command: Command, view: SessionView, snapshot: CatalogSnapshot) -> Plan:
         """``plan(command, view, snapshot)``; a text asking ROW_COUNT() or FOUND_ROWS() after

@@ -35,9 +35,6 @@ class _Held:
     generation: int = 0
     ranges: list[SequenceRange] = field(default_factory=list)
 
-    def available(self) -> int:
-        return sum(len(r) for r in self.ranges)
-
 
 class SequenceAllocator:
     """One node's reserved ranges, per (database, sequence); thread-safe, no I/O."""
@@ -62,15 +59,21 @@ class SequenceAllocator:
         return held
 
     def take(self, db: str, name: str, count: int, generation: int) -> list[int] | None:
-        """``count`` values of the sequence from the ranges held, in order; None (taking
-        nothing) when they hold fewer. ``generation``: the sequence's, as the caller's
-        snapshot shows it."""
+        """``count`` consecutive values of the sequence from the ranges held, in order; None
+        (taking nothing) when they hold no such run. ``generation``: the sequence's, as the
+        caller's snapshot shows it. One statement's values are consecutive, as InnoDB gives a
+        multi-row INSERT's: drivers compute the ids of its later rows from the first
+        (Connector/J's getGeneratedKeys after a rewritten batch: LAST_INSERT_ID() + i); the
+        rest of a range that cannot continue the run (the next range held is not adjacent:
+        another node reserved the values between) is left unused."""
         if count < 1:
             raise ValueError("take at least one value")
         with self._lock:
             held = self._state(db, name, generation)
-            if held.available() < count:
+            start = _run_start(held.ranges, count)
+            if start is None:
                 return None
+            del held.ranges[:start]
             values: list[int] = []
             while len(values) < count:
                 first = held.ranges[0]
@@ -83,11 +86,9 @@ class SequenceAllocator:
             return values
 
     def wanted(self, db: str, name: str, count: int) -> int:
-        """How many values to reserve so that ``take(count)`` can succeed."""
-        with self._lock:
-            held = self._held.get(self._key(db, name))
-            missing = count - (held.available() if held is not None else 0)
-        return max(self.batch, missing)
+        """How many values to reserve so that ``take(count)`` can succeed (a new range holds
+        them all, whether or not it continues the ones held)."""
+        return max(self.batch, count)
 
     def add(self, db: str, name: str, reserved: SequenceRange) -> None:
         """A range reserved for this node (``Catalog.reserve_sequence_range``); one of an
@@ -101,6 +102,20 @@ class SequenceAllocator:
         """Drop what is held of a sequence (dropped, or its database dropped)."""
         with self._lock:
             self._held.pop(self._key(db, name), None)
+
+
+def _run_start(ranges: list[SequenceRange], count: int) -> int | None:
+    """The index of the first range from which ``count`` consecutive values run (through
+    adjacent ranges), or None."""
+    for first in range(len(ranges)):
+        total = 0
+        for index in range(first, len(ranges)):
+            if index > first and ranges[index].start != ranges[index - 1].end:
+                break
+            total += len(ranges[index])
+            if total >= count:
+                return first
+    return None
 
 
 def next_values(

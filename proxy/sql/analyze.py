@@ -500,7 +500,7 @@ _SESSION_VARIABLES: Final = frozenset(
     max_error_count explicit_defaults_for_timestamp default_week_format
     updatable_views_with_limit query_cache_type max_recursive_iterations
     in_predicate_conversion_threshold check_constraint_checks sql_if_exists
-    cte_max_recursion_depth
+    cte_max_recursion_depth session_track_system_variables
     """.split()  # noqa: SIM905
 )
 _CHARSET_VARIABLES: Final = frozenset(

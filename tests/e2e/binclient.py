@@ -180,6 +180,9 @@ class BinaryClient:
 
     def prepare(self, sql: str) -> Prepared:
         self._send(b"\x16" + sql.encode())
+        return self._prepare_answer()
+
+    def _prepare_answer(self) -> Prepared:
         ok = parse_stmt_prepare_ok(self._check(self._read()[1]))
         if ok.num_params:
             self._column_types(ok.num_params)
@@ -197,6 +200,13 @@ class BinaryClient:
     ) -> list[tuple[int | str | None, ...]] | int:
         """Rows (ints and strings), or the affected rows of an OK; with ``cursor`` the rows
         wait for ``fetch``."""
+        self._send(self._execute_body(statement, params, send_types, cursor))
+        return self._execute_answer(cursor)
+
+    @staticmethod
+    def _execute_body(
+        statement: Prepared, params: list[Value], send_types: bool = True, cursor: bool = False
+    ) -> bytes:
         body = bytearray(b"\x17" + statement.statement_id.to_bytes(4, "little"))
         body += bytes([1 if cursor else 0]) + (1).to_bytes(4, "little")
         if statement.params:
@@ -216,7 +226,9 @@ class BinaryClient:
                     body += struct.pack("<q", value)
                 elif isinstance(value, str):
                     body += _lenenc_bytes(value.encode())
-        self._send(bytes(body))
+        return bytes(body)
+
+    def _execute_answer(self, cursor: bool = False) -> list[tuple[int | str | None, ...]] | int:
         first = self._check(self._read()[1])
         if first[:1] == b"\x00":
             return _lenenc(first, 1)[0]
@@ -225,6 +237,33 @@ class BinaryClient:
         if cursor:
             return []
         return self._rows(self.types)
+
+    def prepare_execute(
+        self, sql: str, params: list[Value]
+    ) -> tuple[Prepared | ServerError, list[tuple[int | str | None, ...]] | int | ServerError]:
+        """COM_STMT_PREPARE and COM_STMT_EXECUTE of statement -1 (MariaDB's last prepared
+        statement) sent together before either answer is read, as Connector/J 3 pipelines
+        them: (the prepared statement or its error, the execution's answer or its error)."""
+        pipelined = Prepared(0xFFFFFFFF, len(params), 0)
+        prepare = b"\x16" + sql.encode()
+        execute = self._execute_body(pipelined, params)
+        self.sock.sendall(
+            len(prepare).to_bytes(3, "little")
+            + b"\x00"
+            + prepare
+            + len(execute).to_bytes(3, "little")
+            + b"\x00"
+            + execute
+        )
+        prepared: Prepared | ServerError
+        try:
+            prepared = self._prepare_answer()
+        except ServerError as exc:
+            prepared = exc
+        try:
+            return prepared, self._execute_answer()
+        except ServerError as exc:
+            return prepared, exc
 
     def execute_typed(
         self,

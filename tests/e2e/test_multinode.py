@@ -493,6 +493,53 @@ def test_a_sequence_moved_or_made_again_on_a_never_repeats_a_value_on_b(
         _drop_physical(catalog_server)
 
 
+def test_a_multi_row_insert_takes_consecutive_ids_on_each_node(
+    cluster: Cluster, catalog_server: LocalMariaDB
+) -> None:
+    """A multi-row INSERT into a sharded table with a GROUP sequence takes consecutive ids, as
+    InnoDB gives one statement's: drivers compute the later rows' ids from the OK's insert id
+    (MariaDB Connector/J's getGeneratedKeys after a batch rewritten as one INSERT:
+    LAST_INSERT_ID() + i). Node b, short of values, took the last of its range and the start
+    of its next one, node a's range between them: the driver's ids named a's rows."""
+    config = cluster.base / "node_a.toml"
+    password = "SeqMulti#pass1"
+    _drop_physical(catalog_server)
+    _run(
+        config,
+        *("database", "create", "seqmulti", "--shards", "s0", "--db-partitions", "2"),
+        *("--admin-password-stdin", "--ro-password-stdin"),
+        stdin=f"{password}\n{password}2\n",
+    )
+    try:
+        for node in (0, 1):
+            _until(functools.partial(_login, cluster, node, password), 3 * DEADLINE)
+        a = cluster.connect(0, "seqmulti", password, "seqmulti")
+        b = cluster.connect(1, "seqmulti", password, "seqmulti")
+        try:
+            _sql(
+                a,
+                "CREATE TABLE t (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, v int)"
+                " DBPARTITION BY HASH(id)",
+            )
+            _until(lambda: _select(b, "SHOW RULE FROM t") is None)  # b knows t
+            assert [_inserted(b), _inserted(a)] == [100001, 101001]  # a range each
+            rows = ", ".join(["(1)"] * 998)
+            _sql(b, f"INSERT INTO t (v) VALUES {rows}")  # b's range: one value left
+            with b.cursor() as cur:
+                cur.execute("INSERT INTO t (v) VALUES (5), (6), (7), (8), (9)")
+                first = int(cur.lastrowid)
+                cur.execute("SELECT id, v FROM t WHERE v > 1 ORDER BY v")
+                got = [tuple(row) for row in cur.fetchall()]
+            assert got == [(first + i, 5 + i) for i in range(5)], (first, got)
+        finally:
+            a.close()
+            b.close()
+    finally:
+        with cluster.catalog() as catalog:
+            catalog.drop_database("seqmulti")
+        _drop_physical(catalog_server)
+
+
 def _drop_physical(shard: LocalMariaDB) -> None:
     admin = connect_admin(shard.endpoint)
     try:
