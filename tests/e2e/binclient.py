@@ -28,6 +28,8 @@ CAPABILITIES = (
     | Capability.PLUGIN_AUTH
 )
 _LONGLONG, _BLOB, _VAR_STRING = 8, 252, 253
+# The integer types' binary row values (signed): TINY, SHORT, YEAR, LONG, INT24.
+_INTEGERS = {1: "<b", 2: "<h", 13: "<h", 3: "<i", 9: "<i"}
 Value = int | str | bytes | None  # bytes: sent before with send_long_data (no value here)
 
 
@@ -339,6 +341,10 @@ class BinaryClient:
                 elif kind == _LONGLONG:
                     row.append(struct.unpack_from("<q", payload, pos)[0])
                     pos += 8
+                elif kind in _INTEGERS:  # (SHOW PROCESSLIST's Time on MariaDB: a LONG)
+                    form = _INTEGERS[kind]
+                    row.append(struct.unpack_from(form, payload, pos)[0])
+                    pos += struct.calcsize(form)
                 else:
                     length, pos = _lenenc(payload, pos)
                     row.append(payload[pos : pos + length].decode())

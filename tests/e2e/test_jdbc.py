@@ -198,13 +198,8 @@ def _as_twin(
     purpose (README, Drivers): the server version names the proxy (``-shardgate`` after the
     shard's own: the major and minor versions are the shard's), and getCatalogs lists the
     databases the account may see -- its own and information_schema (a sharded database's
-    physical databases are not among them) -- where the twin's administrator sees every one;
-    an expression holding ``USER()`` is named with the proxy's answer in place of the call
-    (README, Statement authorization: "Identity is the proxy's"; Flyway reads it by position)."""
-    want = dict(want)
-    for section, lines in want.items():
-        if section.endswith(" session read"):
-            want[section] = [line.replace("USER() IS", "'DB@127.0.0.1' IS") for line in lines]
+    physical databases are not among them) -- where the twin's administrator sees every one.
+    (An expression holding ``USER()``, answered by the proxy, keeps MariaDB's column name.)"""
     product = [re.sub(r"^(MariaDB \S+)", r"\1-shardgate", line) for line in want["product"]]
     assert got["product"] == product, (got["product"], product)
     assert got["getCatalogs"] == ["TABLE_CAT=DB", "TABLE_CAT=information_schema"] or got[
