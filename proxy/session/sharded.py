@@ -1213,23 +1213,19 @@ class ShardedExecutor:
     async def _row_count_on(self, partition: int) -> int | SqlError:
         """ROW_COUNT() of partition ``partition``'s connection (its statement was the
         session's last); 1235 when it is gone."""
-        conn = self.source.held.conns.get(partition)
-        if conn is None or conn.broken or conn.is_closing():
-            return not_supported("ROW_COUNT() after a statement whose connection is gone")
-        try:
-            result = await conn.query(f"{OWN_STATEMENT}SELECT ROW_COUNT()")
-        except BackendQueryError as exc:
-            return SqlError(exc.errno, exc.sqlstate, exc.message)
-        return int(result.rows[0][0] or 0)
+        return await self._count_on(partition, "ROW_COUNT()", "a statement")
 
     async def _found_rows_on(self, partition: int) -> int | SqlError:
         """FOUND_ROWS() of partition ``partition``'s connection (its SELECT was the session's
         last); 1235 when it is gone."""
+        return await self._count_on(partition, "FOUND_ROWS()", "a SELECT")
+
+    async def _count_on(self, partition: int, call: str, what: str) -> int | SqlError:
         conn = self.source.held.conns.get(partition)
         if conn is None or conn.broken or conn.is_closing():
-            return not_supported("FOUND_ROWS() after a SELECT whose connection is gone")
+            return not_supported(f"{call} after {what} whose connection is gone")
         try:
-            result = await conn.query(f"{OWN_STATEMENT}SELECT FOUND_ROWS()")
+            result = await conn.query(f"{OWN_STATEMENT}SELECT {call}")
         except BackendQueryError as exc:
             return SqlError(exc.errno, exc.sqlstate, exc.message)
         return int(result.rows[0][0] or 0)
