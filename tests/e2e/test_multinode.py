@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -451,46 +452,19 @@ def test_a_sequence_moved_or_made_again_on_a_never_repeats_a_value_on_b(
     n on; the table dropped and made again with AUTO_INCREMENT = m (a dump restored over it)
     restarts it at m on both nodes -- no node hands out a value of a range it held before (b
     went on with its old range before: the new sequence had generation 1 again)."""
-    config = cluster.base / "node_a.toml"
-    password = "SeqMulti#pass1"
-    _drop_physical(catalog_server)  # (a run before stopped halfway)
-    _run(
-        config,
-        *("database", "create", "seqmulti", "--shards", "s0", "--db-partitions", "2"),
-        *("--admin-password-stdin", "--ro-password-stdin"),
-        stdin=f"{password}\n{password}2\n",
-    )
-    create = (
-        "CREATE TABLE t (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, v int)"
-        " DBPARTITION BY HASH(id)"
-    )
-    try:
-        for node in (0, 1):
-            _until(functools.partial(_login, cluster, node, password), 3 * DEADLINE)
-        a = cluster.connect(0, "seqmulti", password, "seqmulti")
-        b = cluster.connect(1, "seqmulti", password, "seqmulti")
-        try:
-            _sql(a, create)
-            _until(lambda: _select(b, "SHOW RULE FROM t") is None)  # b knows t
-            taken = [_inserted(b), _inserted(a)]
-            assert taken == [100001, 101001]  # a range each
-            assert _counter(a) == _counter(b) == 102001
-            _sql(a, "ALTER TABLE t AUTO_INCREMENT = 500000")
-            time.sleep(3 * DEADLINE)  # b has seen it
-            taken += [_inserted(b), _inserted(a)]
-            assert taken[2:] == [500000, 501000]
-            _sql(a, "DROP TABLE t")
-            _sql(a, create.replace(" DBPARTITION", " AUTO_INCREMENT=600000 DBPARTITION"))
-            time.sleep(3 * DEADLINE)
-            taken += [_inserted(b), _inserted(a)]
-            assert taken[4:] == [600000, 601000]
-        finally:
-            a.close()
-            b.close()
-    finally:
-        with cluster.catalog() as catalog:
-            catalog.drop_database("seqmulti")
-        _drop_physical(catalog_server)
+    with _sequenced_table(cluster, catalog_server) as (a, b):
+        taken = [_inserted(b), _inserted(a)]
+        assert taken == [100001, 101001]  # a range each
+        assert _counter(a) == _counter(b) == 102001
+        _sql(a, "ALTER TABLE t AUTO_INCREMENT = 500000")
+        time.sleep(3 * DEADLINE)  # b has seen it
+        taken += [_inserted(b), _inserted(a)]
+        assert taken[2:] == [500000, 501000]
+        _sql(a, "DROP TABLE t")
+        _sql(a, _SEQUENCED.replace(" DBPARTITION", " AUTO_INCREMENT=600000 DBPARTITION"))
+        time.sleep(3 * DEADLINE)
+        taken += [_inserted(b), _inserted(a)]
+        assert taken[4:] == [600000, 601000]
 
 
 def test_a_multi_row_insert_takes_consecutive_ids_on_each_node(
@@ -501,11 +475,32 @@ def test_a_multi_row_insert_takes_consecutive_ids_on_each_node(
     (MariaDB Connector/J's getGeneratedKeys after a batch rewritten as one INSERT:
     LAST_INSERT_ID() + i). Node b, short of values, took the last of its range and the start
     of its next one, node a's range between them: the driver's ids named a's rows."""
-    config = cluster.base / "node_a.toml"
+    with _sequenced_table(cluster, catalog_server) as (a, b):
+        assert [_inserted(b), _inserted(a)] == [100001, 101001]  # a range each
+        rows = ", ".join(["(1)"] * 998)
+        _sql(b, f"INSERT INTO t (v) VALUES {rows}")  # b's range: one value left
+        with b.cursor() as cur:
+            cur.execute("INSERT INTO t (v) VALUES (5), (6), (7), (8), (9)")
+            first = int(cur.lastrowid)
+            cur.execute("SELECT id, v FROM t WHERE v > 1 ORDER BY v")
+            got = [tuple(row) for row in cur.fetchall()]
+        assert got == [(first + i, 5 + i) for i in range(5)], (first, got)
+
+
+_SEQUENCED = (
+    "CREATE TABLE t (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, v int) DBPARTITION BY HASH(id)"
+)
+
+
+@contextmanager
+def _sequenced_table(cluster: Cluster, catalog_server: LocalMariaDB) -> Iterator[tuple[Any, Any]]:
+    """Sharded database ``seqmulti`` (made with node a's CLI) and its table ``t`` of a GROUP
+    sequence (made on node a, seen by node b): a connection to each node, (a, b). Dropped
+    afterwards."""
     password = "SeqMulti#pass1"
-    _drop_physical(catalog_server)
+    _drop_physical(catalog_server)  # (a run before stopped halfway)
     _run(
-        config,
+        cluster.base / "node_a.toml",
         *("database", "create", "seqmulti", "--shards", "s0", "--db-partitions", "2"),
         *("--admin-password-stdin", "--ro-password-stdin"),
         stdin=f"{password}\n{password}2\n",
@@ -516,21 +511,9 @@ def test_a_multi_row_insert_takes_consecutive_ids_on_each_node(
         a = cluster.connect(0, "seqmulti", password, "seqmulti")
         b = cluster.connect(1, "seqmulti", password, "seqmulti")
         try:
-            _sql(
-                a,
-                "CREATE TABLE t (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, v int)"
-                " DBPARTITION BY HASH(id)",
-            )
+            _sql(a, _SEQUENCED)
             _until(lambda: _select(b, "SHOW RULE FROM t") is None)  # b knows t
-            assert [_inserted(b), _inserted(a)] == [100001, 101001]  # a range each
-            rows = ", ".join(["(1)"] * 998)
-            _sql(b, f"INSERT INTO t (v) VALUES {rows}")  # b's range: one value left
-            with b.cursor() as cur:
-                cur.execute("INSERT INTO t (v) VALUES (5), (6), (7), (8), (9)")
-                first = int(cur.lastrowid)
-                cur.execute("SELECT id, v FROM t WHERE v > 1 ORDER BY v")
-                got = [tuple(row) for row in cur.fetchall()]
-            assert got == [(first + i, 5 + i) for i in range(5)], (first, got)
+            yield a, b
         finally:
             a.close()
             b.close()
