@@ -18,7 +18,7 @@ import pytest
 
 from auth.catalog import Catalog
 from proxy.dev.localshard import ShardEndpoint, free_port
-from proxy.manage.provision import create_sharded_database
+from proxy.manage.provision import create_database, create_sharded_database
 from proxy.ops.config import load_config
 from tests.conftest import connect_admin
 from tests.e2e.conftest import ProxyEnv, write_config
@@ -43,24 +43,52 @@ def sharded_database(
                 env.config, catalog, name, ["s0", "s1"], partitions, password, password
             )
         )
-    deadline = time.monotonic() + 10
-    while env.server.ctx.catalog.snapshot().database(name) is None:
-        assert time.monotonic() < deadline, "the proxy never saw the new database"
-        time.sleep(0.1)
     try:
-        if setup:
-            conn = env.connect(name, password, database=name)
-            try:
-                with conn.cursor() as cur:
-                    for statement in setup:
-                        cur.execute(statement)
-            finally:
-                conn.close()
+        _served(env, name, password, setup)
         yield env
     finally:
         with env.catalog() as catalog:
             catalog.drop_database(name)
         drop_physical(env.shards, name, partitions)
+
+
+@contextmanager
+def plain_database(
+    env: ProxyEnv, name: str, password: str, setup: Sequence[str] = ()
+) -> Iterator[ProxyEnv]:
+    """Database ``name`` on ``s0`` (not sharded; its administrator: the account ``name``,
+    ``password``), as ``sharded_database`` makes its sharded one. Dropped afterwards."""
+    with env.catalog() as catalog:
+        asyncio.run(create_database(env.config, catalog, name, "s0", password, password + "r"))
+    try:
+        _served(env, name, password, setup)
+        yield env
+    finally:
+        with env.catalog() as catalog:
+            catalog.drop_database(name)
+        admin = connect_admin(env.shards[0])
+        try:
+            with admin.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS {name}")
+        finally:
+            admin.close()
+
+
+def _served(env: ProxyEnv, name: str, password: str, setup: Sequence[str]) -> None:
+    """Once the running proxy sees database ``name``: ``setup`` run through it as the
+    database's administrator, in order."""
+    deadline = time.monotonic() + 10
+    while env.server.ctx.catalog.snapshot().database(name) is None:
+        assert time.monotonic() < deadline, "the proxy never saw the new database"
+        time.sleep(0.1)
+    if setup:
+        conn = env.connect(name, password, database=name)
+        try:
+            with conn.cursor() as cur:
+                for statement in setup:
+                    cur.execute(statement)
+        finally:
+            conn.close()
 
 
 @contextmanager

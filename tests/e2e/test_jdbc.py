@@ -16,24 +16,19 @@ compared apart: a sharded table's sequence gives other values than a plain table
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 import subprocess
-import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from proxy.dev.localshard import ShardEndpoint
-from proxy.manage.provision import create_database
-from tests.conftest import connect_admin
 from tests.e2e.binclient import BinaryClient, Prepared, ServerError
 from tests.e2e.conftest import ProxyEnv
-from tests.e2e.sharded import plain_twin, sharded_database
+from tests.e2e.sharded import plain_database, plain_twin, sharded_database
 
 JAR = Path("/usr/share/java/mariadb-java-client.jar")
 SOURCE = Path(__file__).resolve().parents[1] / "drivers" / "jdbc" / "JdbcProbe.java"
@@ -119,48 +114,13 @@ def run_probe(tmp: Path, targets: list[str]) -> Observations:
     return seen
 
 
-@contextmanager
-def unsharded_database(proxy: ProxyEnv, setup: list[str]) -> Iterator[None]:
-    """Database UNSHARDED on s0 of its own (easydb holds what other modules leave: its
-    metadata would not be the twin's), its tables made through the proxy by its administrator;
-    dropped afterwards."""
-    with proxy.catalog() as catalog:
-        asyncio.run(
-            create_database(
-                proxy.config, catalog, UNSHARDED, "s0", UNSHARDED_PASSWORD, UNSHARDED_PASSWORD + "r"
-            )
-        )
-    deadline = time.monotonic() + 10
-    while proxy.server.ctx.catalog.snapshot().database(UNSHARDED) is None:
-        assert time.monotonic() < deadline, "the proxy never saw the new database"
-        time.sleep(0.1)
-    try:
-        conn = proxy.connect(UNSHARDED, UNSHARDED_PASSWORD, database=UNSHARDED)
-        try:
-            with conn.cursor() as cur:
-                for statement in setup:
-                    cur.execute(statement)
-        finally:
-            conn.close()
-        yield
-    finally:
-        with proxy.catalog() as catalog:
-            catalog.drop_database(UNSHARDED)
-        admin = connect_admin(proxy.shards[0])
-        try:
-            with admin.cursor() as cur:
-                cur.execute(f"DROP DATABASE IF EXISTS {UNSHARDED}")
-        finally:
-            admin.close()
-
-
 @pytest.fixture(scope="module")
 def observed(proxy: ProxyEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observations]:
     """The probe's observations of the four targets: ``unsharded`` (easydb through the proxy,
     as its administrator), ``plain_a`` (its twin on s0), ``sharded`` and ``plain_b``."""
     shard: ShardEndpoint = proxy.shards[0]
     with (
-        unsharded_database(proxy, PLAIN_DDL),
+        plain_database(proxy, UNSHARDED, UNSHARDED_PASSWORD, setup=PLAIN_DDL),
         sharded_database(proxy, SHARDED, SHARDED_PASSWORD, setup=SHARDED_DDL),
         plain_twin(proxy, PLAIN_A, PLAIN_DDL),
         plain_twin(proxy, PLAIN_B, SHARDED_TWIN_DDL),
