@@ -303,3 +303,49 @@ def test_help_is_the_servers(sharded: ProxyEnv) -> None:
     finally:
         conn.close()
         twin.close()
+
+
+def test_an_ungranted_table_is_never_reached_whatever_the_spelling(sharded: ProxyEnv) -> None:
+    """The maintenance statement is rebuilt per physical table from the names the proxy reads
+    in it: an account granted only t may not have b checked, summed or analyzed through any
+    spelling of the list (comments, executable comments, qualifiers, letter case, TABLES, a
+    TDDL hint), nor t analyzed without INSERT -- each refused (1142 naming the table), never
+    answered with b's rows; a comment hiding b is no table."""
+    env = sharded
+    conn = env.connect(DB, PASSWORD, database=DB)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE USER 'maintsp'@'%' IDENTIFIED BY 'Maint#sp1'")
+            cur.execute(f"GRANT SELECT ON {DB}.t TO 'maintsp'@'%'")
+        reader = env.connect("maintsp", "Maint#sp1", database=DB)
+        try:
+            with reader.cursor() as cur:
+                for sql in (
+                    "CHECKSUM TABLE t, b",
+                    "CHECKSUM TABLE t /* x */ , b",
+                    "CHECKSUM TABLE t /*!, b */",
+                    "CHECKSUM TABLE t /*!100000 , b */",
+                    "CHECKSUM TABLE t -- x\n, b",
+                    "CHECKSUM TABLE t, `B`",
+                    f"CHECKSUM TABLE t, {DB}.b",
+                    f"CHECKSUM TABLES `{DB}`.`t`, `{DB}` . `b` EXTENDED",
+                    "CHECK TABLE b",
+                    "/*+TDDL:node(0)*/ CHECKSUM TABLE b",
+                    "/*!50000 CHECKSUM TABLE b */",
+                    "ANALYZE TABLE t",
+                    "OPTIMIZE TABLE t, b",
+                ):
+                    needs, table = ("INSERT", "t") if sql[:2] in ("AN", "OP") else ("SELECT", "b")
+                    table = "B" if "`B`" in sql else table
+                    assert error_of(cur, sql) == (
+                        1142,
+                        f"{needs} command denied to user 'maintsp'@'127.0.0.1' for table '{table}'",
+                    ), sql
+                cur.execute("CHECKSUM TABLE t /* , b */")
+                assert [row[0] for row in cur.fetchall()] == [f"{DB}.t"]
+        finally:
+            reader.close()
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("DROP USER IF EXISTS 'maintsp'@'%'")
+        conn.close()
